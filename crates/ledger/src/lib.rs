@@ -1,0 +1,1 @@
+//! kakehashi-ledger (placeholder during bootstrap)

@@ -1,0 +1,1 @@
+//! The development PKI generator behind `kakehashi pki init`.

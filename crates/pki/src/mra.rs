@@ -1,0 +1,1 @@
+//! The mutual-recognition agreement: schema, canonical bytes, signatures and recognition.

@@ -1,0 +1,1 @@
+//! rustls client- and server-certificate verifiers backed by mutual recognition.
