@@ -1,0 +1,41 @@
+# Everyday recipes. `just` is a convenience: every recipe is one plain cargo command.
+
+# List the recipes.
+default:
+    @just --list
+
+# Run the tests (the README's test command).
+test:
+    cargo test --workspace
+
+# Everything CI runs: fmt, clippy, tests, docs, conformance.
+ci:
+    bash .ci/run
+
+# Format the workspace.
+fmt:
+    cargo fmt --all
+
+# Lints as CI runs them.
+clippy:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Run both conformance sets from ../shared/conformance.
+conformance:
+    cargo build --release -p kakehashi && for s in limbo-dev pkits-dev; do ./target/release/kakehashi conformance ../shared/conformance/$s.json --out target/$s.results.json; done
+
+# Regenerate the committed development PKI (changes every key: do it on purpose only).
+certs:
+    cargo run -p kakehashi -- pki init --out certs --force
+
+# Verify a committed chain under the MRA, as an auditor would.
+verify chain="certs/sg/banks/KKHSSGSG.pem":
+    cargo run -p kakehashi -- cert verify {{chain}} --mra certs/mra.toml --relying JP --purpose payment-signing
+
+# Criterion benches.
+bench:
+    cargo bench --workspace
+
+# Audit a node's ledger offline.
+audit dir:
+    cargo run -p kakehashi -- ledger audit --data-dir {{dir}}
