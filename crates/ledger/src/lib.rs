@@ -1,1 +1,68 @@
-//! kakehashi-ledger (placeholder during bootstrap)
+//! kakehashi-ledger: the persistent double-entry ledger of a kakehashi node, on sled, with a
+//! hash-chained journal and signed checkpoints that an auditor can check offline.
+//!
+//! It owns the money: accounts and transfers modelled on TigerBeetle's (u128 ids, one currency
+//! per `ledger` as an ISO 4217 numeric code, debits and credits pending and posted, two-phase
+//! transfers with expiry, linked chains applied all-or-nothing, one named result per event),
+//! durability (nothing is acknowledged before it is on disk; concurrent callers share flushes
+//! through group commit) and the audit trail ([`audit`], [`export`]).
+//!
+//! It must not depend on tonic, tokio, prost or certificate handling: the relay (`node`)
+//! builds on it, converts wire types at its edge and owns the network. Time is always an
+//! argument ([`Timestamp`]); nothing here reads the system clock.
+//!
+//! ```no_run
+//! use kakehashi_ledger::*;
+//! # fn main() -> Result<(), Error> {
+//! let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+//! let ledger = Ledger::open(std::path::Path::new("data/jp"), key, Options::default())?;
+//! let now = Timestamp::from_unix_nanos(1_764_000_000_000_000_000);
+//! let jpy = 392;
+//! let accounts = [1, 2].map(|id| NewAccount {
+//!     id: AccountId(id), ledger: jpy, code: 1, ..NewAccount::default()
+//! });
+//! assert!(ledger.create_accounts(&accounts, now)?.iter().all(|r| r.is_recorded()));
+//! let transfer = NewTransfer {
+//!     id: TransferId(10), debit_account_id: AccountId(1), credit_account_id: AccountId(2),
+//!     amount: 5_000, ledger: jpy, code: 1, ..NewTransfer::default()
+//! };
+//! assert_eq!(ledger.create_transfers(&[transfer], now)?, [CreateTransferResult::Ok]);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod audit;
+mod codec;
+mod error;
+mod journal;
+mod ledger;
+mod model;
+mod result;
+mod state_machine;
+mod wide;
+
+pub use audit::{
+    AuditOptions, AuditReport, DISCREPANCIES_LISTED_MAX, Discrepancy, ExportSummary, LedgerTotals,
+    Location, audit, export,
+};
+pub use codec::DecodeError;
+pub use error::Error;
+pub use ledger::{
+    CACHE_CAPACITY_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT, EXPIRE_BATCH_LEN_MAX, Expired,
+    GROUP_EVENTS_MAX, Ledger, Options, QUEUE_LEN_DEFAULT,
+};
+pub use model::{
+    Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,
+    Timestamp, Transfer, TransferFlags, TransferId,
+};
+pub use result::{CreateAccountResult, CreateTransferResult};
+pub use wide::Sum256;
+
+/// Most events in one `create_accounts` or `create_transfers` call. TigerBeetle's batch size:
+/// its 1 MiB message minus the header, divided by 128-byte events. Larger batches are refused
+/// whole with [`Error::BatchTooLong`].
+pub const BATCH_LEN_MAX: usize = 8190;
+
+// A batch's results and journal record count must fit the u32 the record format stores.
+const _: () = assert!(BATCH_LEN_MAX <= u16::MAX as usize);

@@ -1,0 +1,328 @@
+//! Fixed-width little-endian encodings of stored values.
+//!
+//! Hand-written rather than serde-derived so that the bytes the journal hashes are specified
+//! here, field by field, and cannot change with a serializer upgrade. Decoding never panics:
+//! short or trailing bytes are a [`DecodeError`].
+
+use crate::model::{
+    Account, AccountBalance, AccountFlags, AccountId, PendingStatus, Timestamp, Transfer,
+    TransferFlags, TransferId,
+};
+
+/// Encoded length of an [`Account`]: 6 × u128, u64, u32, u32, u16, u16, u64.
+pub(crate) const ACCOUNT_LEN: usize = 6 * 16 + 8 + 4 + 4 + 2 + 2 + 8;
+/// Encoded length of a [`Transfer`]: 6 × u128, u64, u32, u32, u32, u16, u16, u64.
+pub(crate) const TRANSFER_LEN: usize = 6 * 16 + 8 + 4 + 4 + 4 + 2 + 2 + 8;
+/// Encoded length of an [`AccountBalance`]: u64 and 4 × u128.
+pub(crate) const BALANCE_LEN: usize = 8 + 4 * 16;
+
+/// Bytes that do not decode as the value they should hold.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {detail}")]
+pub struct DecodeError {
+    /// What was being decoded.
+    pub what: &'static str,
+    /// What was wrong with it.
+    pub detail: String,
+}
+
+/// Reads fixed-width fields off a byte slice, failing (not panicking) on short input.
+pub(crate) struct Cursor<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Self { bytes, what }
+    }
+
+    pub(crate) fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let Some((head, rest)) = self.bytes.split_first_chunk::<N>() else {
+            return Err(DecodeError {
+                what: self.what,
+                detail: format!("needs {N} more bytes, {} left", self.bytes.len()),
+            });
+        };
+        self.bytes = rest;
+        Ok(*head)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.take()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+
+    pub(crate) fn u128(&mut self) -> Result<u128, DecodeError> {
+        Ok(u128::from_le_bytes(self.take()?))
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError {
+                what: self.what,
+                detail: format!("{} trailing bytes", self.bytes.len()),
+            })
+        }
+    }
+}
+
+pub(crate) fn encode_account(account: &Account, out: &mut Vec<u8>) {
+    out.extend_from_slice(&account.id.0.to_le_bytes());
+    out.extend_from_slice(&account.debits_pending.to_le_bytes());
+    out.extend_from_slice(&account.debits_posted.to_le_bytes());
+    out.extend_from_slice(&account.credits_pending.to_le_bytes());
+    out.extend_from_slice(&account.credits_posted.to_le_bytes());
+    out.extend_from_slice(&account.user_data_128.to_le_bytes());
+    out.extend_from_slice(&account.user_data_64.to_le_bytes());
+    out.extend_from_slice(&account.user_data_32.to_le_bytes());
+    out.extend_from_slice(&account.ledger.to_le_bytes());
+    out.extend_from_slice(&account.code.to_le_bytes());
+    out.extend_from_slice(&account.flags.0.to_le_bytes());
+    out.extend_from_slice(&account.timestamp.0.to_le_bytes());
+}
+
+pub(crate) fn read_account(cursor: &mut Cursor<'_>) -> Result<Account, DecodeError> {
+    Ok(Account {
+        id: AccountId(cursor.u128()?),
+        debits_pending: cursor.u128()?,
+        debits_posted: cursor.u128()?,
+        credits_pending: cursor.u128()?,
+        credits_posted: cursor.u128()?,
+        user_data_128: cursor.u128()?,
+        user_data_64: cursor.u64()?,
+        user_data_32: cursor.u32()?,
+        ledger: cursor.u32()?,
+        code: cursor.u16()?,
+        flags: AccountFlags(cursor.u16()?),
+        timestamp: Timestamp(cursor.u64()?),
+    })
+}
+
+pub(crate) fn account_bytes(account: &Account) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ACCOUNT_LEN);
+    encode_account(account, &mut out);
+    out
+}
+
+pub(crate) fn decode_account(bytes: &[u8]) -> Result<Account, DecodeError> {
+    let mut cursor = Cursor::new(bytes, "account");
+    let account = read_account(&mut cursor)?;
+    cursor.finish()?;
+    Ok(account)
+}
+
+pub(crate) fn encode_transfer(transfer: &Transfer, out: &mut Vec<u8>) {
+    out.extend_from_slice(&transfer.id.0.to_le_bytes());
+    out.extend_from_slice(&transfer.debit_account_id.0.to_le_bytes());
+    out.extend_from_slice(&transfer.credit_account_id.0.to_le_bytes());
+    out.extend_from_slice(&transfer.amount.to_le_bytes());
+    out.extend_from_slice(&transfer.pending_id.0.to_le_bytes());
+    out.extend_from_slice(&transfer.user_data_128.to_le_bytes());
+    out.extend_from_slice(&transfer.user_data_64.to_le_bytes());
+    out.extend_from_slice(&transfer.user_data_32.to_le_bytes());
+    out.extend_from_slice(&transfer.timeout.to_le_bytes());
+    out.extend_from_slice(&transfer.ledger.to_le_bytes());
+    out.extend_from_slice(&transfer.code.to_le_bytes());
+    out.extend_from_slice(&transfer.flags.0.to_le_bytes());
+    out.extend_from_slice(&transfer.timestamp.0.to_le_bytes());
+}
+
+pub(crate) fn read_transfer(cursor: &mut Cursor<'_>) -> Result<Transfer, DecodeError> {
+    Ok(Transfer {
+        id: TransferId(cursor.u128()?),
+        debit_account_id: AccountId(cursor.u128()?),
+        credit_account_id: AccountId(cursor.u128()?),
+        amount: cursor.u128()?,
+        pending_id: TransferId(cursor.u128()?),
+        user_data_128: cursor.u128()?,
+        user_data_64: cursor.u64()?,
+        user_data_32: cursor.u32()?,
+        timeout: cursor.u32()?,
+        ledger: cursor.u32()?,
+        code: cursor.u16()?,
+        flags: TransferFlags(cursor.u16()?),
+        timestamp: Timestamp(cursor.u64()?),
+    })
+}
+
+pub(crate) fn transfer_bytes(transfer: &Transfer) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TRANSFER_LEN);
+    encode_transfer(transfer, &mut out);
+    out
+}
+
+pub(crate) fn decode_transfer(bytes: &[u8]) -> Result<Transfer, DecodeError> {
+    let mut cursor = Cursor::new(bytes, "transfer");
+    let transfer = read_transfer(&mut cursor)?;
+    cursor.finish()?;
+    Ok(transfer)
+}
+
+pub(crate) fn balance_bytes(balance: &AccountBalance) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BALANCE_LEN);
+    out.extend_from_slice(&balance.timestamp.0.to_le_bytes());
+    out.extend_from_slice(&balance.debits_pending.to_le_bytes());
+    out.extend_from_slice(&balance.debits_posted.to_le_bytes());
+    out.extend_from_slice(&balance.credits_pending.to_le_bytes());
+    out.extend_from_slice(&balance.credits_posted.to_le_bytes());
+    out
+}
+
+pub(crate) fn decode_balance(bytes: &[u8]) -> Result<AccountBalance, DecodeError> {
+    let mut cursor = Cursor::new(bytes, "account balance");
+    let balance = AccountBalance {
+        timestamp: Timestamp(cursor.u64()?),
+        debits_pending: cursor.u128()?,
+        debits_posted: cursor.u128()?,
+        credits_pending: cursor.u128()?,
+        credits_posted: cursor.u128()?,
+    };
+    cursor.finish()?;
+    Ok(balance)
+}
+
+pub(crate) fn decode_pending_status(bytes: &[u8]) -> Result<PendingStatus, DecodeError> {
+    match bytes {
+        [byte] => PendingStatus::from_byte(*byte).ok_or_else(|| DecodeError {
+            what: "pending status",
+            detail: format!("unknown status byte {byte}"),
+        }),
+        _ => Err(DecodeError {
+            what: "pending status",
+            detail: format!("expected 1 byte, found {}", bytes.len()),
+        }),
+    }
+}
+
+/// Sled keys are compared bytewise, so ids and sequence numbers are stored big-endian to make
+/// key order equal numeric order.
+pub(crate) fn id_key(id: u128) -> [u8; 16] {
+    id.to_be_bytes()
+}
+
+pub(crate) fn key_u128(bytes: &[u8], what: &'static str) -> Result<u128, DecodeError> {
+    let array: [u8; 16] = bytes.try_into().map_err(|_| DecodeError {
+        what,
+        detail: format!("key of {} bytes, expected 16", bytes.len()),
+    })?;
+    Ok(u128::from_be_bytes(array))
+}
+
+/// Expiry index key: expiry time then id, so a range scan up to `now` finds what is due.
+pub(crate) fn expiry_key(expires_at: Timestamp, id: TransferId) -> [u8; 24] {
+    let mut key = [0; 24];
+    key[..8].copy_from_slice(&expires_at.0.to_be_bytes());
+    key[8..].copy_from_slice(&id.0.to_be_bytes());
+    key
+}
+
+pub(crate) fn decode_expiry_key(bytes: &[u8]) -> Result<(Timestamp, TransferId), DecodeError> {
+    let array: [u8; 24] = bytes.try_into().map_err(|_| DecodeError {
+        what: "expiry key",
+        detail: format!("key of {} bytes, expected 24", bytes.len()),
+    })?;
+    let mut cursor = Cursor::new(&array, "expiry key");
+    let at = u64::from_be_bytes(cursor.take()?);
+    let id = u128::from_be_bytes(cursor.take()?);
+    Ok((Timestamp(at), TransferId(id)))
+}
+
+/// History key: account then timestamp, so one account's history is one ordered range.
+pub(crate) fn history_key(account: AccountId, timestamp: Timestamp) -> [u8; 24] {
+    let mut key = [0; 24];
+    key[..16].copy_from_slice(&account.0.to_be_bytes());
+    key[16..].copy_from_slice(&timestamp.0.to_be_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_round_trips_and_has_its_declared_length() {
+        let account = Account {
+            id: AccountId(u128::MAX - 3),
+            debits_pending: 1,
+            debits_posted: 2,
+            credits_pending: 3,
+            credits_posted: u128::MAX,
+            user_data_128: 5,
+            user_data_64: 6,
+            user_data_32: 7,
+            ledger: 392,
+            code: 9,
+            flags: AccountFlags::HISTORY,
+            timestamp: Timestamp(11),
+        };
+        let bytes = account_bytes(&account);
+        assert_eq!(bytes.len(), ACCOUNT_LEN);
+        assert_eq!(decode_account(&bytes), Ok(account));
+    }
+
+    #[test]
+    fn transfer_round_trips_and_has_its_declared_length() {
+        let transfer = Transfer {
+            id: TransferId(1),
+            debit_account_id: AccountId(2),
+            credit_account_id: AccountId(3),
+            amount: 4,
+            pending_id: TransferId(5),
+            user_data_128: 6,
+            user_data_64: 7,
+            user_data_32: 8,
+            timeout: 9,
+            ledger: 702,
+            code: 11,
+            flags: TransferFlags::PENDING,
+            timestamp: Timestamp(13),
+        };
+        let bytes = transfer_bytes(&transfer);
+        assert_eq!(bytes.len(), TRANSFER_LEN);
+        assert_eq!(decode_transfer(&bytes), Ok(transfer));
+    }
+
+    #[test]
+    fn short_or_long_input_is_an_error_not_a_panic() {
+        let bytes = account_bytes(&Account::default());
+        assert!(decode_account(&bytes[..ACCOUNT_LEN - 1]).is_err());
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode_account(&long).is_err());
+        assert!(decode_transfer(&[]).is_err());
+        assert!(decode_balance(&[1, 2, 3]).is_err());
+        assert!(decode_pending_status(&[]).is_err());
+        assert!(decode_pending_status(&[9]).is_err());
+        assert!(decode_expiry_key(&[0; 23]).is_err());
+        assert!(key_u128(&[0; 15], "id").is_err());
+    }
+
+    #[test]
+    fn big_endian_keys_sort_numerically() {
+        assert!(id_key(255) < id_key(256));
+        assert!(
+            expiry_key(Timestamp(1), TransferId(u128::MAX))
+                < expiry_key(Timestamp(2), TransferId(0))
+        );
+        let key = expiry_key(Timestamp(7), TransferId(9));
+        assert_eq!(decode_expiry_key(&key), Ok((Timestamp(7), TransferId(9))));
+    }
+}

@@ -1,0 +1,414 @@
+//! The hash-chained journal and its signed checkpoints.
+//!
+//! Every committed batch becomes one record: its sequence number, the SHA-256 hash of the
+//! record before it, the `now` the caller passed, and what the batch changed (accounts
+//! created, transfers applied, pending transfers expired). The record ends with its own hash,
+//! over a domain tag and every byte before it, so an edit anywhere breaks both that hash and
+//! the next record's `prev_hash`. Records are stored in chunks of at most
+//! [`JOURNAL_CHUNK_LEN`] bytes because sled writes values larger than a quarter of a segment
+//! (128 KiB by default) to separate blob files that it does not fsync; small chunks keep the
+//! whole journal in sled's log, under the same flush and fdatasync as the balances.
+//!
+//! A checkpoint, taken every `checkpoint_interval` records (at the next group-commit
+//! boundary), binds the chain head to a digest of every account and is signed with the node's
+//! Ed25519 key, so an auditor holding the node's public key can tell that the state at that
+//! point is the one the node vouched for.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::codec::{
+    Cursor, DecodeError, encode_account, encode_transfer, read_account, read_transfer,
+};
+use crate::model::{Account, Timestamp, Transfer, TransferId};
+
+/// Journal record format version, the first byte of every record.
+pub(crate) const JOURNAL_FORMAT_VERSION: u8 = 1;
+/// Largest chunk of a record stored under one sled key. 4 KiB keeps a full sled leaf (16
+/// entries before a split) at 64 KiB, half of sled's 128 KiB blob threshold.
+pub(crate) const JOURNAL_CHUNK_LEN: usize = 4096;
+/// The hash before the first record.
+pub(crate) const GENESIS_HASH: [u8; 32] = [0; 32];
+
+const RECORD_HASH_DOMAIN: &[u8] = b"kakehashi-ledger journal record v1\0";
+const CHECKPOINT_DOMAIN: &[u8] = b"kakehashi-ledger checkpoint v1\0";
+const BALANCES_DOMAIN: &[u8] = b"kakehashi-ledger balances v1\0";
+
+const KIND_ACCOUNTS: u8 = 1;
+const KIND_TRANSFERS: u8 = 2;
+const KIND_EXPIRIES: u8 = 3;
+
+/// What one committed batch changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Entries {
+    /// Accounts created, as stored (zero balances).
+    Accounts(Vec<Account>),
+    /// Transfers applied, as stored (post/void with their gaps filled in).
+    Transfers(Vec<Transfer>),
+    /// Pending transfers released because their timeout passed, each with the timestamp of
+    /// its expiry event.
+    Expiries(Vec<(TransferId, Timestamp)>),
+}
+
+impl Entries {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Accounts(accounts) => accounts.len(),
+            Self::Transfers(transfers) => transfers.len(),
+            Self::Expiries(expiries) => expiries.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One journal record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) seq: u64,
+    pub(crate) prev_hash: [u8; 32],
+    pub(crate) now: Timestamp,
+    pub(crate) entries: Entries,
+}
+
+/// A decoded record with its stored hash and the hash recomputed from its bytes.
+pub(crate) struct DecodedRecord {
+    pub(crate) record: Record,
+    pub(crate) stored_hash: [u8; 32],
+    pub(crate) computed_hash: [u8; 32],
+}
+
+impl Record {
+    /// The record's bytes (ending with its hash) and that hash.
+    pub(crate) fn encode(&self) -> (Vec<u8>, [u8; 32]) {
+        let entry_len = match &self.entries {
+            Entries::Accounts(_) => crate::codec::ACCOUNT_LEN,
+            Entries::Transfers(_) => crate::codec::TRANSFER_LEN,
+            Entries::Expiries(_) => 24,
+        };
+        let mut out =
+            Vec::with_capacity(1 + 1 + 8 + 32 + 8 + 4 + entry_len * self.entries.len() + 32);
+        out.push(JOURNAL_FORMAT_VERSION);
+        out.push(match self.entries {
+            Entries::Accounts(_) => KIND_ACCOUNTS,
+            Entries::Transfers(_) => KIND_TRANSFERS,
+            Entries::Expiries(_) => KIND_EXPIRIES,
+        });
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.prev_hash);
+        out.extend_from_slice(&self.now.0.to_le_bytes());
+        // Batches hold at most `BATCH_LEN_MAX` (8,190) events, far below u32::MAX.
+        let count = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&count.to_le_bytes());
+        match &self.entries {
+            Entries::Accounts(accounts) => {
+                accounts.iter().for_each(|a| encode_account(a, &mut out))
+            }
+            Entries::Transfers(transfers) => {
+                transfers.iter().for_each(|t| encode_transfer(t, &mut out));
+            }
+            Entries::Expiries(expiries) => {
+                for (id, at) in expiries {
+                    out.extend_from_slice(&id.0.to_le_bytes());
+                    out.extend_from_slice(&at.0.to_le_bytes());
+                }
+            }
+        }
+        let hash = record_hash(&out);
+        out.extend_from_slice(&hash);
+        (out, hash)
+    }
+
+    /// Decodes a record's bytes (as produced by [`Record::encode`]).
+    pub(crate) fn decode(bytes: &[u8]) -> Result<DecodedRecord, DecodeError> {
+        let body_len = bytes.len().checked_sub(32).ok_or_else(|| DecodeError {
+            what: "journal record",
+            detail: format!("{} bytes is shorter than its hash", bytes.len()),
+        })?;
+        let (body, hash) = bytes.split_at(body_len);
+        let mut stored_hash = [0; 32];
+        stored_hash.copy_from_slice(hash);
+        let computed_hash = record_hash(body);
+        let mut cursor = Cursor::new(body, "journal record");
+        let version = cursor.u8()?;
+        if version != JOURNAL_FORMAT_VERSION {
+            return Err(DecodeError {
+                what: "journal record",
+                detail: format!("unknown format version {version}"),
+            });
+        }
+        let kind = cursor.u8()?;
+        let seq = cursor.u64()?;
+        let prev_hash = cursor.take::<32>()?;
+        let now = Timestamp(cursor.u64()?);
+        let count = cursor.u32()? as usize;
+        let entry_len = match kind {
+            KIND_ACCOUNTS => crate::codec::ACCOUNT_LEN,
+            KIND_TRANSFERS => crate::codec::TRANSFER_LEN,
+            KIND_EXPIRIES => 24,
+            _ => {
+                return Err(DecodeError {
+                    what: "journal record",
+                    detail: format!("unknown record kind {kind}"),
+                });
+            }
+        };
+        // Check the count against the bytes present before allocating for it, so a corrupt
+        // count cannot make us reserve gigabytes.
+        if count.checked_mul(entry_len) != Some(cursor.remaining()) {
+            return Err(DecodeError {
+                what: "journal record",
+                detail: format!(
+                    "{count} entries of {entry_len} bytes do not fill the {} bytes present",
+                    cursor.remaining()
+                ),
+            });
+        }
+        let entries = match kind {
+            KIND_ACCOUNTS => Entries::Accounts(
+                (0..count)
+                    .map(|_| read_account(&mut cursor))
+                    .collect::<Result<_, _>>()?,
+            ),
+            KIND_TRANSFERS => Entries::Transfers(
+                (0..count)
+                    .map(|_| read_transfer(&mut cursor))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => Entries::Expiries(
+                (0..count)
+                    .map(|_| Ok((TransferId(cursor.u128()?), Timestamp(cursor.u64()?))))
+                    .collect::<Result<_, DecodeError>>()?,
+            ),
+        };
+        cursor.finish()?;
+        Ok(DecodedRecord {
+            record: Self {
+                seq,
+                prev_hash,
+                now,
+                entries,
+            },
+            stored_hash,
+            computed_hash,
+        })
+    }
+}
+
+fn record_hash(body: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(RECORD_HASH_DOMAIN);
+    hasher.update(body);
+    hasher.finalize().into()
+}
+
+/// Key of chunk `index` of record `seq`: both big-endian so sled's order is journal order.
+pub(crate) fn chunk_key(seq: u64, index: u32) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..8].copy_from_slice(&seq.to_be_bytes());
+    key[8..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+pub(crate) fn decode_chunk_key(key: &[u8]) -> Result<(u64, u32), DecodeError> {
+    let array: [u8; 12] = key.try_into().map_err(|_| DecodeError {
+        what: "journal key",
+        detail: format!("key of {} bytes, expected 12", key.len()),
+    })?;
+    let mut cursor = Cursor::new(&array, "journal key");
+    Ok((
+        u64::from_be_bytes(cursor.take()?),
+        u32::from_be_bytes(cursor.take()?),
+    ))
+}
+
+/// SHA-256 over every account in id order (full stored encoding, balances included).
+pub(crate) struct BalancesDigest {
+    hasher: Sha256,
+    accounts: u64,
+    buffer: Vec<u8>,
+}
+
+impl BalancesDigest {
+    pub(crate) fn new() -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(BALANCES_DOMAIN);
+        Self {
+            hasher,
+            accounts: 0,
+            buffer: Vec::with_capacity(crate::codec::ACCOUNT_LEN),
+        }
+    }
+
+    /// Adds the next account; callers feed accounts in ascending id order.
+    pub(crate) fn add(&mut self, account: &Account) {
+        self.buffer.clear();
+        encode_account(account, &mut self.buffer);
+        self.hasher.update(&self.buffer);
+        self.accounts = self.accounts.saturating_add(1);
+    }
+
+    pub(crate) fn finish(self) -> ([u8; 32], u64) {
+        (self.hasher.finalize().into(), self.accounts)
+    }
+}
+
+/// A signed statement: after record `seq`, whose hash is `head`, the accounts hash to
+/// `balances_digest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub(crate) seq: u64,
+    pub(crate) head: [u8; 32],
+    pub(crate) balances_digest: [u8; 32],
+    pub(crate) accounts: u64,
+    pub(crate) signature: [u8; 64],
+}
+
+/// Encoded length of a checkpoint.
+const CHECKPOINT_LEN: usize = 8 + 32 + 32 + 8 + 64;
+
+impl Checkpoint {
+    pub(crate) fn sign(
+        key: &SigningKey,
+        seq: u64,
+        head: [u8; 32],
+        balances_digest: [u8; 32],
+        accounts: u64,
+    ) -> Self {
+        let message = checkpoint_message(seq, &head, &balances_digest, accounts);
+        let signature = key.sign(&message).to_bytes();
+        Self {
+            seq,
+            head,
+            balances_digest,
+            accounts,
+            signature,
+        }
+    }
+
+    /// Whether the signature is a valid (strict) Ed25519 signature by `key`.
+    pub(crate) fn verify(&self, key: &VerifyingKey) -> bool {
+        let message =
+            checkpoint_message(self.seq, &self.head, &self.balances_digest, self.accounts);
+        key.verify_strict(&message, &Signature::from_bytes(&self.signature))
+            .is_ok()
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CHECKPOINT_LEN);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(&self.balances_digest);
+        out.extend_from_slice(&self.accounts.to_le_bytes());
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut cursor = Cursor::new(bytes, "checkpoint");
+        let checkpoint = Self {
+            seq: cursor.u64()?,
+            head: cursor.take()?,
+            balances_digest: cursor.take()?,
+            accounts: cursor.u64()?,
+            signature: cursor.take()?,
+        };
+        cursor.finish()?;
+        Ok(checkpoint)
+    }
+}
+
+fn checkpoint_message(seq: u64, head: &[u8; 32], digest: &[u8; 32], accounts: u64) -> Vec<u8> {
+    let mut message = Vec::with_capacity(CHECKPOINT_DOMAIN.len() + 8 + 32 + 32 + 8);
+    message.extend_from_slice(CHECKPOINT_DOMAIN);
+    message.extend_from_slice(&seq.to_le_bytes());
+    message.extend_from_slice(head);
+    message.extend_from_slice(digest);
+    message.extend_from_slice(&accounts.to_le_bytes());
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccountId, TransferFlags};
+
+    fn sample_record() -> Record {
+        Record {
+            seq: 3,
+            prev_hash: [7; 32],
+            now: Timestamp(99),
+            entries: Entries::Transfers(vec![Transfer {
+                id: TransferId(1),
+                debit_account_id: AccountId(2),
+                credit_account_id: AccountId(3),
+                amount: 500,
+                ledger: 392,
+                code: 1,
+                flags: TransferFlags::NONE,
+                timestamp: Timestamp(100),
+                ..Transfer::default()
+            }]),
+        }
+    }
+
+    #[test]
+    fn record_round_trips_with_matching_hashes() {
+        let record = sample_record();
+        let (bytes, hash) = record.encode();
+        let decoded = Record::decode(&bytes).expect("decodes");
+        assert_eq!(decoded.record, record);
+        assert_eq!(decoded.stored_hash, hash);
+        assert_eq!(decoded.computed_hash, hash);
+    }
+
+    #[test]
+    fn flipping_any_byte_changes_the_computed_hash_or_fails_decoding() {
+        let (bytes, hash) = sample_record().encode();
+        for index in 0..bytes.len() {
+            let mut tampered = bytes.clone();
+            tampered[index] ^= 0x01;
+            match Record::decode(&tampered) {
+                Ok(decoded) => assert!(
+                    decoded.computed_hash != decoded.stored_hash || decoded.stored_hash != hash,
+                    "byte {index} flipped unnoticed"
+                ),
+                Err(_) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn decode_rejects_a_count_larger_than_the_bytes() {
+        let (mut bytes, _) = sample_record().encode();
+        // The count sits after version, kind, seq, prev_hash and now.
+        let count_at = 1 + 1 + 8 + 32 + 8;
+        bytes[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Record::decode(&bytes).is_err());
+        assert!(Record::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn checkpoint_signature_verifies_only_under_its_key_and_content() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let other = SigningKey::from_bytes(&[2; 32]);
+        let checkpoint = Checkpoint::sign(&key, 5, [3; 32], [4; 32], 10);
+        assert!(checkpoint.verify(&key.verifying_key()));
+        assert!(!checkpoint.verify(&other.verifying_key()));
+        let altered = Checkpoint {
+            accounts: 11,
+            ..checkpoint.clone()
+        };
+        assert!(!altered.verify(&key.verifying_key()));
+        assert_eq!(Checkpoint::decode(&checkpoint.encode()), Ok(checkpoint));
+    }
+
+    #[test]
+    fn chunk_keys_sort_by_record_then_chunk() {
+        assert!(chunk_key(1, u32::MAX) < chunk_key(2, 0));
+        assert_eq!(decode_chunk_key(&chunk_key(9, 4)), Ok((9, 4)));
+        assert!(decode_chunk_key(&[0; 11]).is_err());
+    }
+}

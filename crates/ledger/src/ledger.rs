@@ -1,0 +1,990 @@
+//! The durable ledger: sled storage, the single writer thread and group commit.
+//!
+//! Callers hand batches to one writer thread through a bounded queue. The writer takes every
+//! batch waiting (up to [`GROUP_EVENTS_MAX`] events), runs them through the state machine
+//! over one in-memory overlay, checks that the group's debits equal its credits per ledger,
+//! writes all trees and the journal records in ONE sled transaction (atomic on crash: sled
+//! pins its log for the transaction and recovers it whole or not at all), then makes it
+//! durable with `Db::flush` followed by `fdatasync` of sled's log file, and only then answers
+//! every caller of the group. One flush is shared by all the group's callers.
+//!
+//! Why the extra `fdatasync`: sled 0.34's flush ends in `sync_file_range`, which pushes the
+//! pages to the device but neither flushes the device's volatile write cache nor commits file
+//! metadata, so it survives a killed process but not necessarily a power loss (sled issues
+//! 1351 and 1452). `fdatasync` on the same file closes that gap. The journal is kept inside
+//! sled in chunks small enough never to become a sled blob file (see [`crate::journal`]), so
+//! that one file holds everything acknowledged.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::codec::{
+    self, account_bytes, balance_bytes, decode_account, decode_balance, decode_expiry_key,
+    decode_pending_status, decode_transfer, expiry_key, history_key, id_key, transfer_bytes,
+};
+use crate::journal::{
+    BalancesDigest, Checkpoint, GENESIS_HASH, JOURNAL_CHUNK_LEN, Record, chunk_key,
+    decode_chunk_key,
+};
+use crate::model::{
+    Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,
+    Timestamp, Transfer, TransferId,
+};
+use crate::result::{CreateAccountResult, CreateTransferResult};
+use crate::state_machine::{Changes, Store};
+use crate::wide::Sum256;
+use crate::{BATCH_LEN_MAX, Error};
+
+/// Most events the writer applies in one group commit: eight full batches. It bounds the
+/// overlay's memory and the latency a group adds to its first caller, while letting a burst
+/// of small batches share one flush.
+pub const GROUP_EVENTS_MAX: usize = 8 * BATCH_LEN_MAX;
+
+/// Default bound of the writer's request queue. 1,024 waiting batches cover 64 busy callers
+/// many times over; a full queue blocks callers (back-pressure) rather than growing memory.
+pub const QUEUE_LEN_DEFAULT: usize = 1024;
+
+/// Default journal records between signed checkpoints. Each checkpoint hashes every account
+/// (100,000 accounts take tens of milliseconds), so it is amortized over many batches.
+pub const CHECKPOINT_INTERVAL_DEFAULT: u64 = 256;
+
+/// Default sled page-cache budget: 256 MiB keeps the working set of 100,000 accounts and the
+/// recent transfers in memory while bounding RSS (sled's own default is 1 GiB).
+pub const CACHE_CAPACITY_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// Most pending transfers one `expire_pending` call releases (one journal record); callers
+/// repeat while [`Expired::more`] is set.
+pub const EXPIRE_BATCH_LEN_MAX: usize = BATCH_LEN_MAX;
+
+/// Ledger format version stored in the meta tree.
+const FORMAT_VERSION: u8 = 1;
+
+pub(crate) const TREE_ACCOUNTS: &str = "accounts";
+pub(crate) const TREE_TRANSFERS: &str = "transfers";
+pub(crate) const TREE_PENDING: &str = "pending_status";
+pub(crate) const TREE_EXPIRY: &str = "expiry";
+pub(crate) const TREE_HISTORY: &str = "history";
+pub(crate) const TREE_JOURNAL: &str = "journal";
+pub(crate) const TREE_CHECKPOINTS: &str = "checkpoints";
+pub(crate) const TREE_META: &str = "meta";
+
+pub(crate) const META_FORMAT: &[u8] = b"format";
+pub(crate) const META_VERIFYING_KEY: &[u8] = b"verifying_key";
+pub(crate) const META_HEAD: &[u8] = b"head";
+pub(crate) const META_LAST_TIMESTAMP: &[u8] = b"last_timestamp";
+
+/// Tunables for [`Ledger::open`]; `Options::default()` suits a node.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Journal records between signed checkpoints (at least 1).
+    pub checkpoint_interval: u64,
+    /// Bound of the writer's request queue (at least 1).
+    pub queue_len: usize,
+    /// sled page-cache budget in bytes.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
+            queue_len: QUEUE_LEN_DEFAULT,
+            cache_capacity_bytes: CACHE_CAPACITY_DEFAULT,
+        }
+    }
+}
+
+/// The outcome of [`Ledger::expire_pending`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expired {
+    /// Pending transfers released by this call.
+    pub count: usize,
+    /// Whether more were due than one call releases ([`EXPIRE_BATCH_LEN_MAX`]).
+    pub more: bool,
+}
+
+/// All trees of one ledger database.
+#[derive(Clone)]
+pub(crate) struct Trees {
+    pub(crate) db: sled::Db,
+    pub(crate) accounts: sled::Tree,
+    pub(crate) transfers: sled::Tree,
+    pub(crate) pending: sled::Tree,
+    pub(crate) expiry: sled::Tree,
+    pub(crate) history: sled::Tree,
+    pub(crate) journal: sled::Tree,
+    pub(crate) checkpoints: sled::Tree,
+    pub(crate) meta: sled::Tree,
+}
+
+impl Trees {
+    pub(crate) fn open(db: sled::Db) -> Result<Self, Error> {
+        let tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(Error::storage(format!("opening tree {name}")))
+        };
+        Ok(Self {
+            accounts: tree(TREE_ACCOUNTS)?,
+            transfers: tree(TREE_TRANSFERS)?,
+            pending: tree(TREE_PENDING)?,
+            expiry: tree(TREE_EXPIRY)?,
+            history: tree(TREE_HISTORY)?,
+            journal: tree(TREE_JOURNAL)?,
+            checkpoints: tree(TREE_CHECKPOINTS)?,
+            meta: tree(TREE_META)?,
+            db,
+        })
+    }
+
+    pub(crate) fn account(&self, id: AccountId) -> Result<Option<Account>, Error> {
+        let bytes = self
+            .accounts
+            .get(id_key(id.0))
+            .map_err(Error::storage("reading an account"))?;
+        bytes
+            .map(|bytes| decode_account(&bytes).map_err(Error::corrupt(id.to_string())))
+            .transpose()
+    }
+
+    pub(crate) fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
+        let bytes = self
+            .transfers
+            .get(id_key(id.0))
+            .map_err(Error::storage("reading a transfer"))?;
+        bytes
+            .map(|bytes| decode_transfer(&bytes).map_err(Error::corrupt(id.to_string())))
+            .transpose()
+    }
+
+    pub(crate) fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error> {
+        let bytes = self
+            .pending
+            .get(id_key(id.0))
+            .map_err(Error::storage("reading a pending status"))?;
+        bytes
+            .map(|bytes| {
+                decode_pending_status(&bytes)
+                    .map_err(Error::corrupt(format!("pending status of {id}")))
+            })
+            .transpose()
+    }
+
+    pub(crate) fn head(&self) -> Result<Option<(u64, [u8; 32])>, Error> {
+        let Some(bytes) = self
+            .meta
+            .get(META_HEAD)
+            .map_err(Error::storage("reading the head"))?
+        else {
+            return Ok(None);
+        };
+        let mut cursor = codec::Cursor::new(&bytes, "journal head");
+        let seq = cursor.u64().map_err(Error::corrupt("journal head"))?;
+        let hash = cursor
+            .take::<32>()
+            .map_err(Error::corrupt("journal head"))?;
+        cursor.finish().map_err(Error::corrupt("journal head"))?;
+        Ok(Some((seq, hash)))
+    }
+
+    pub(crate) fn verifying_key(&self) -> Result<Option<[u8; 32]>, Error> {
+        let bytes = self
+            .meta
+            .get(META_VERIFYING_KEY)
+            .map_err(Error::storage("reading the verifying key"))?;
+        bytes
+            .map(|bytes| {
+                <[u8; 32]>::try_from(bytes.as_ref()).map_err(|_| Error::Corrupt {
+                    what: "verifying key".into(),
+                    source: codec::DecodeError {
+                        what: "verifying key",
+                        detail: format!("{} bytes, expected 32", bytes.len()),
+                    },
+                })
+            })
+            .transpose()
+    }
+
+    fn last_timestamp(&self) -> Result<Timestamp, Error> {
+        let Some(bytes) = self
+            .meta
+            .get(META_LAST_TIMESTAMP)
+            .map_err(Error::storage("reading the last timestamp"))?
+        else {
+            return Ok(Timestamp(0));
+        };
+        let mut cursor = codec::Cursor::new(&bytes, "last timestamp");
+        let nanos = cursor.u64().map_err(Error::corrupt("last timestamp"))?;
+        cursor.finish().map_err(Error::corrupt("last timestamp"))?;
+        Ok(Timestamp(nanos))
+    }
+
+    fn last_checkpoint_seq(&self) -> Result<u64, Error> {
+        let last = self
+            .checkpoints
+            .last()
+            .map_err(Error::storage("reading checkpoints"))?;
+        match last {
+            None => Ok(0),
+            Some((key, _)) => {
+                let array: [u8; 8] = key.as_ref().try_into().map_err(|_| Error::Corrupt {
+                    what: "checkpoint key".into(),
+                    source: codec::DecodeError {
+                        what: "checkpoint key",
+                        detail: format!("{} bytes, expected 8", key.len()),
+                    },
+                })?;
+                Ok(u64::from_be_bytes(array))
+            }
+        }
+    }
+
+    /// Digest of every account in id order (sled iterates big-endian keys numerically).
+    pub(crate) fn balances_digest(&self) -> Result<([u8; 32], u64), Error> {
+        let mut digest = BalancesDigest::new();
+        for item in &self.accounts {
+            let (_, bytes) = item.map_err(Error::storage("scanning accounts"))?;
+            let account = decode_account(&bytes).map_err(Error::corrupt("account"))?;
+            digest.add(&account);
+        }
+        Ok(digest.finish())
+    }
+
+    fn account_history(&self, id: AccountId) -> Result<Vec<AccountBalance>, Error> {
+        self.history
+            .scan_prefix(id_key(id.0))
+            .values()
+            .map(|bytes| {
+                let bytes = bytes.map_err(Error::storage("reading history"))?;
+                decode_balance(&bytes).map_err(Error::corrupt(format!("history of {id}")))
+            })
+            .collect()
+    }
+}
+
+impl Store for Trees {
+    fn account(&self, id: AccountId) -> Result<Option<Account>, Error> {
+        Self::account(self, id)
+    }
+
+    fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
+        Self::transfer(self, id)
+    }
+
+    fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error> {
+        Self::pending_status(self, id)
+    }
+
+    fn expiring(
+        &self,
+        up_to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, TransferId)>, Error> {
+        let end = expiry_key(up_to, TransferId(u128::MAX));
+        self.expiry
+            .range(..=end)
+            .keys()
+            .take(limit)
+            .map(|key| {
+                let key = key.map_err(Error::storage("scanning the expiry index"))?;
+                decode_expiry_key(&key).map_err(Error::corrupt("expiry index key"))
+            })
+            .collect()
+    }
+}
+
+/// Opens sled at `path` with the ledger's settings. sled's periodic background flush is
+/// turned off: durability comes only from the commit path, so it is one thing to reason about.
+pub(crate) fn open_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Error> {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity_bytes)
+        .flush_every_ms(None)
+        .open()
+        .map_err(Error::storage(format!(
+            "opening {} (is another process, e.g. a running node, holding it?)",
+            path.display()
+        )))
+}
+
+/// sled keeps its whole log in this one file under the data directory.
+pub(crate) fn sled_log_path(path: &Path) -> PathBuf {
+    path.join("db")
+}
+
+enum Operation {
+    Accounts(Vec<NewAccount>),
+    Transfers(Vec<NewTransfer>),
+    Expire,
+}
+
+enum Reply {
+    Accounts(Vec<CreateAccountResult>),
+    Transfers(Vec<CreateTransferResult>),
+    Expired(Expired),
+}
+
+struct Request {
+    operation: Operation,
+    now: Timestamp,
+    reply: SyncSender<Result<Reply, Error>>,
+}
+
+impl Request {
+    fn events(&self) -> usize {
+        match &self.operation {
+            Operation::Accounts(accounts) => accounts.len(),
+            Operation::Transfers(transfers) => transfers.len(),
+            Operation::Expire => EXPIRE_BATCH_LEN_MAX,
+        }
+    }
+}
+
+/// A durable double-entry ledger. Cheap to share across threads (`&Ledger` is enough): every
+/// call queues to the single writer and blocks until its batch is durable.
+pub struct Ledger {
+    sender: Option<SyncSender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    trees: Trees,
+    /// Held for writing from the sled commit until the fdatasync returns, so lookups never see
+    /// state that is not yet durable.
+    visibility: Arc<RwLock<()>>,
+    stopped: Arc<Mutex<Option<String>>>,
+    verifying_key: VerifyingKey,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in directory `path`, signing checkpoints with `node_key`.
+    ///
+    /// A new ledger records `node_key`'s verifying key; reopening with another key fails with
+    /// [`Error::NodeKeyMismatch`], so one database is vouched for by one key.
+    pub fn open(path: &Path, node_key: SigningKey, options: Options) -> Result<Self, Error> {
+        if options.checkpoint_interval == 0 {
+            return Err(Error::InvalidOption {
+                name: "checkpoint_interval",
+                detail: "must be at least 1".into(),
+            });
+        }
+        if options.queue_len == 0 {
+            return Err(Error::InvalidOption {
+                name: "queue_len",
+                detail: "must be at least 1".into(),
+            });
+        }
+        let db = open_db(path, options.cache_capacity_bytes)?;
+        let trees = Trees::open(db)?;
+        let log_file = File::open(sled_log_path(path)).map_err(Error::io(format!(
+            "opening {}",
+            sled_log_path(path).display()
+        )))?;
+        let verifying_key = node_key.verifying_key();
+        match trees.verifying_key()? {
+            Some(stored) if stored != verifying_key.to_bytes() => {
+                return Err(Error::NodeKeyMismatch {
+                    stored: hex::encode(stored),
+                    given: hex::encode(verifying_key.to_bytes()),
+                });
+            }
+            Some(_) => {}
+            None => initialize(&trees, &verifying_key, &log_file)?,
+        }
+        let (head_seq, head_hash) = trees.head()?.ok_or_else(|| Error::Corrupt {
+            what: "meta tree".into(),
+            source: codec::DecodeError {
+                what: "journal head",
+                detail: "missing".into(),
+            },
+        })?;
+        check_journal_tail(&trees, head_seq)?;
+        let mut writer = Writer {
+            last_timestamp: trees.last_timestamp()?,
+            last_checkpoint_seq: trees.last_checkpoint_seq()?,
+            trees: trees.clone(),
+            node_key,
+            head_seq,
+            head_hash,
+            checkpoint_interval: options.checkpoint_interval,
+            log_file,
+            visibility: Arc::new(RwLock::new(())),
+        };
+        // A crash between a group commit and its checkpoint leaves the checkpoint missing;
+        // take it now so the interval holds across restarts.
+        if writer.checkpoint_due() {
+            writer.checkpoint()?;
+            writer.make_durable()?;
+        }
+        let visibility = Arc::clone(&writer.visibility);
+        let stopped = Arc::new(Mutex::new(None));
+        let (sender, receiver) = sync_channel(options.queue_len);
+        let writer_stopped = Arc::clone(&stopped);
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(&receiver, &writer_stopped))
+            .map_err(Error::io("starting the ledger writer thread"))?;
+        Ok(Self {
+            sender: Some(sender),
+            writer: Some(handle),
+            trees,
+            visibility,
+            stopped,
+            verifying_key,
+        })
+    }
+
+    /// The public half of the node key that signs this ledger's checkpoints.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.verifying_key
+    }
+
+    /// Creates accounts, returning one result per event once the batch is durable.
+    ///
+    /// `now` is the caller's clock; each event gets a unique timestamp `>= now`.
+    pub fn create_accounts(
+        &self,
+        accounts: &[NewAccount],
+        now: Timestamp,
+    ) -> Result<Vec<CreateAccountResult>, Error> {
+        check_batch_len(accounts.len())?;
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.submit(Operation::Accounts(accounts.to_vec()), now)? {
+            Reply::Accounts(results) => Ok(results),
+            _ => Err(self.mismatched_reply()),
+        }
+    }
+
+    /// Applies transfers, returning one result per event once the batch is durable.
+    ///
+    /// Events carrying the `linked` flag form a chain with the event after them; a chain is
+    /// applied whole or not at all (the failing event gets its own result, the others
+    /// `linked_event_failed`). `now` is the caller's clock: each event gets a unique timestamp
+    /// `>= now`, pending timeouts count from it, and a post or void at or after a pending
+    /// transfer's expiry gets `pending_transfer_expired`.
+    pub fn create_transfers(
+        &self,
+        transfers: &[NewTransfer],
+        now: Timestamp,
+    ) -> Result<Vec<CreateTransferResult>, Error> {
+        check_batch_len(transfers.len())?;
+        if transfers.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.submit(Operation::Transfers(transfers.to_vec()), now)? {
+            Reply::Transfers(results) => Ok(results),
+            _ => Err(self.mismatched_reply()),
+        }
+    }
+
+    /// Releases the reservations of pending transfers whose timeout passed by `now` (at most
+    /// [`EXPIRE_BATCH_LEN_MAX`] per call), durably and journaled like any other change.
+    pub fn expire_pending(&self, now: Timestamp) -> Result<Expired, Error> {
+        match self.submit(Operation::Expire, now)? {
+            Reply::Expired(expired) => Ok(expired),
+            _ => Err(self.mismatched_reply()),
+        }
+    }
+
+    /// Looks up accounts by id (`None` where there is no such account).
+    pub fn lookup_accounts(&self, ids: &[AccountId]) -> Result<Vec<Option<Account>>, Error> {
+        check_batch_len(ids.len())?;
+        let _visible = self
+            .visibility
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        ids.iter().map(|id| self.trees.account(*id)).collect()
+    }
+
+    /// Looks up transfers by id (`None` where there is no such transfer).
+    pub fn lookup_transfers(&self, ids: &[TransferId]) -> Result<Vec<Option<Transfer>>, Error> {
+        check_batch_len(ids.len())?;
+        let _visible = self
+            .visibility
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        ids.iter().map(|id| self.trees.transfer(*id)).collect()
+    }
+
+    /// Where a pending transfer stands (`None` if `id` is not a pending transfer).
+    pub fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error> {
+        let _visible = self
+            .visibility
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.trees.pending_status(id)
+    }
+
+    /// The balances after every transfer that touched a `HISTORY` account, oldest first.
+    pub fn account_history(&self, id: AccountId) -> Result<Vec<AccountBalance>, Error> {
+        let _visible = self
+            .visibility
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.trees.account_history(id)
+    }
+
+    /// Stops the writer after the batches already queued and waits for it; everything
+    /// acknowledged is already durable.
+    pub fn close(mut self) -> Result<(), Error> {
+        self.shutdown();
+        match self
+            .stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(reason) => Err(Error::Stopped { reason }),
+            None => Ok(()),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        // Dropping the only sender ends the writer's receive loop once the queue drains.
+        self.sender = None;
+        if let Some(handle) = self.writer.take() {
+            if handle.join().is_err() {
+                let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+                stopped.get_or_insert_with(|| "the writer thread panicked".into());
+            }
+        }
+    }
+
+    fn submit(&self, operation: Operation, now: Timestamp) -> Result<Reply, Error> {
+        let stopped = || Error::Stopped {
+            reason: self
+                .stopped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .unwrap_or_else(|| "the ledger is closing".into()),
+        };
+        let sender = self.sender.as_ref().ok_or_else(stopped)?;
+        let (reply, answer) = sync_channel(1);
+        sender
+            .send(Request {
+                operation,
+                now,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    fn mismatched_reply(&self) -> Error {
+        Error::InvariantViolated {
+            detail: "the writer answered a different operation".into(),
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn check_batch_len(len: usize) -> Result<(), Error> {
+    if len > BATCH_LEN_MAX {
+        return Err(Error::BatchTooLong {
+            len,
+            max: BATCH_LEN_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// Writes the meta of a new ledger and makes it durable.
+fn initialize(trees: &Trees, key: &VerifyingKey, log_file: &File) -> Result<(), Error> {
+    let journal_empty = trees.journal.is_empty() && trees.accounts.is_empty();
+    if !journal_empty {
+        return Err(Error::Corrupt {
+            what: "meta tree".into(),
+            source: codec::DecodeError {
+                what: "verifying key",
+                detail: "missing although the ledger holds data".into(),
+            },
+        });
+    }
+    let mut head = Vec::with_capacity(40);
+    head.extend_from_slice(&0u64.to_le_bytes());
+    head.extend_from_slice(&GENESIS_HASH);
+    let mut batch = sled::Batch::default();
+    batch.insert(META_FORMAT, &[FORMAT_VERSION]);
+    batch.insert(META_VERIFYING_KEY, &key.to_bytes());
+    batch.insert(META_HEAD, head);
+    batch.insert(META_LAST_TIMESTAMP, &0u64.to_le_bytes());
+    trees
+        .meta
+        .apply_batch(batch)
+        .map_err(Error::storage("initializing the ledger"))?;
+    trees
+        .db
+        .flush()
+        .map_err(Error::storage("flushing the new ledger"))?;
+    log_file
+        .sync_data()
+        .map_err(Error::io("syncing the new ledger"))
+}
+
+/// The last journal record must be the head the meta tree names: both are written in the
+/// same transaction, so a mismatch means the files were altered.
+fn check_journal_tail(trees: &Trees, head_seq: u64) -> Result<(), Error> {
+    let last = trees
+        .journal
+        .last()
+        .map_err(Error::storage("reading the journal tail"))?;
+    let last_seq = match last {
+        None => 0,
+        Some((key, _)) => {
+            decode_chunk_key(&key)
+                .map_err(Error::corrupt("journal key"))?
+                .0
+        }
+    };
+    if last_seq != head_seq {
+        return Err(Error::Corrupt {
+            what: "journal".into(),
+            source: codec::DecodeError {
+                what: "journal tail",
+                detail: format!("last record is {last_seq} but the head names {head_seq}"),
+            },
+        });
+    }
+    Ok(())
+}
+
+/// The writer thread's state.
+struct Writer {
+    trees: Trees,
+    node_key: SigningKey,
+    head_seq: u64,
+    head_hash: [u8; 32],
+    last_timestamp: Timestamp,
+    last_checkpoint_seq: u64,
+    checkpoint_interval: u64,
+    log_file: File,
+    visibility: Arc<RwLock<()>>,
+}
+
+/// What a group commit writes, prepared outside the sled transaction so its closure is pure.
+#[derive(Default)]
+struct GroupWrites {
+    accounts: sled::Batch,
+    transfers: sled::Batch,
+    pending: sled::Batch,
+    expiry: sled::Batch,
+    history: sled::Batch,
+    journal: sled::Batch,
+    meta: sled::Batch,
+}
+
+impl Writer {
+    fn run(mut self, receiver: &Receiver<Request>, stopped: &Mutex<Option<String>>) {
+        while let Ok(first) = receiver.recv() {
+            let mut events = first.events();
+            let mut group = vec![first];
+            while events < GROUP_EVENTS_MAX {
+                match receiver.try_recv() {
+                    Ok(request) => {
+                        events = events.saturating_add(request.events());
+                        group.push(request);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            match self.commit_group(&group) {
+                Ok(replies) => {
+                    for (request, reply) in group.into_iter().zip(replies) {
+                        // A caller that gave up waiting is not an error of the ledger.
+                        let _ = request.reply.send(Ok(reply));
+                    }
+                }
+                Err(error) => {
+                    // Fail-stop: nothing of this group is acknowledged, and no later batch
+                    // runs on top of state whose durability is unknown.
+                    let reason = error.to_string();
+                    *stopped.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.clone());
+                    let mut error = Some(error);
+                    for request in group {
+                        let answer = error.take().unwrap_or_else(|| Error::Stopped {
+                            reason: reason.clone(),
+                        });
+                        let _ = request.reply.send(Err(answer));
+                    }
+                    for request in receiver.try_iter() {
+                        let _ = request.reply.send(Err(Error::Stopped {
+                            reason: reason.clone(),
+                        }));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: &[Request]) -> Result<Vec<Reply>, Error> {
+        let mut changes = Changes::new(self.last_timestamp);
+        let mut replies = Vec::with_capacity(group.len());
+        let mut records = Vec::new();
+        let mut seq = self.head_seq;
+        let mut prev_hash = self.head_hash;
+        for request in group {
+            let (reply, entries) = match &request.operation {
+                Operation::Accounts(events) => {
+                    let (results, entries) =
+                        changes.create_accounts(&self.trees, events, request.now)?;
+                    (Reply::Accounts(results), entries)
+                }
+                Operation::Transfers(events) => {
+                    let (results, entries) =
+                        changes.create_transfers(&self.trees, events, request.now)?;
+                    (Reply::Transfers(results), entries)
+                }
+                Operation::Expire => {
+                    let (entries, more) =
+                        changes.expire_pending(&self.trees, request.now, EXPIRE_BATCH_LEN_MAX)?;
+                    (
+                        Reply::Expired(Expired {
+                            count: entries.len(),
+                            more,
+                        }),
+                        entries,
+                    )
+                }
+            };
+            replies.push(reply);
+            if !entries.is_empty() {
+                seq = seq.checked_add(1).ok_or_else(|| Error::InvariantViolated {
+                    detail: "journal sequence numbers exhausted".into(),
+                })?;
+                let record = Record {
+                    seq,
+                    prev_hash,
+                    now: request.now,
+                    entries,
+                };
+                let (bytes, hash) = record.encode();
+                prev_hash = hash;
+                records.push((seq, bytes));
+            }
+        }
+        if records.is_empty() {
+            // Every event failed: nothing to write. Earlier groups were already durable when
+            // they were answered, so these results rest only on durable state.
+            return Ok(replies);
+        }
+        check_group_balanced(&changes)?;
+        let writes = self.prepare(&changes, &records, seq, prev_hash);
+        let visibility = Arc::clone(&self.visibility);
+        let _hidden = visibility.write().unwrap_or_else(PoisonError::into_inner);
+        self.apply(&writes)?;
+        self.head_seq = seq;
+        self.head_hash = prev_hash;
+        self.last_timestamp = changes.last_timestamp;
+        if self.checkpoint_due() {
+            self.checkpoint()?;
+        }
+        self.make_durable()?;
+        Ok(replies)
+    }
+
+    fn prepare(
+        &self,
+        changes: &Changes,
+        records: &[(u64, Vec<u8>)],
+        head_seq: u64,
+        head_hash: [u8; 32],
+    ) -> GroupWrites {
+        let mut writes = GroupWrites::default();
+        for account in changes.accounts.values() {
+            writes
+                .accounts
+                .insert(&id_key(account.id.0), account_bytes(account));
+        }
+        for transfer in changes.transfers.values() {
+            writes
+                .transfers
+                .insert(&id_key(transfer.id.0), transfer_bytes(transfer));
+        }
+        for (id, status) in &changes.pending {
+            writes.pending.insert(&id_key(id.0), &[status.to_byte()]);
+        }
+        for ((at, id), present) in &changes.expiry {
+            let key = expiry_key(*at, *id);
+            if *present {
+                writes.expiry.insert(&key, &[]);
+            } else {
+                writes.expiry.remove(&key);
+            }
+        }
+        for (id, balance) in &changes.history {
+            writes
+                .history
+                .insert(&history_key(*id, balance.timestamp), balance_bytes(balance));
+        }
+        for (seq, bytes) in records {
+            for (index, chunk) in bytes.chunks(JOURNAL_CHUNK_LEN).enumerate() {
+                // A record is at most a few megabytes (8,190 entries of 128 bytes), so the
+                // chunk index never nears u32::MAX.
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                writes.journal.insert(&chunk_key(*seq, index), chunk);
+            }
+        }
+        let mut head = Vec::with_capacity(40);
+        head.extend_from_slice(&head_seq.to_le_bytes());
+        head.extend_from_slice(&head_hash);
+        writes.meta.insert(META_HEAD, head);
+        writes
+            .meta
+            .insert(META_LAST_TIMESTAMP, &changes.last_timestamp.0.to_le_bytes());
+        writes
+    }
+
+    /// One sled transaction over every tree. The closure only replays prepared batches, so
+    /// sled may rerun it on conflict without side effects.
+    fn apply(&self, writes: &GroupWrites) -> Result<(), Error> {
+        let trees = &self.trees;
+        let outcome = (
+            &trees.accounts,
+            &trees.transfers,
+            &trees.pending,
+            &trees.expiry,
+            &trees.history,
+            &trees.journal,
+            &trees.meta,
+        )
+            .transaction(
+                |(accounts, transfers, pending, expiry, history, journal, meta)| {
+                    accounts.apply_batch(&writes.accounts)?;
+                    transfers.apply_batch(&writes.transfers)?;
+                    pending.apply_batch(&writes.pending)?;
+                    expiry.apply_batch(&writes.expiry)?;
+                    history.apply_batch(&writes.history)?;
+                    journal.apply_batch(&writes.journal)?;
+                    meta.apply_batch(&writes.meta)?;
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(source)) => Err(Error::Storage {
+                context: "committing a batch group".into(),
+                source,
+            }),
+            Err(TransactionError::Abort(())) => Err(Error::InvariantViolated {
+                detail: "the commit transaction aborted without a reason".into(),
+            }),
+        }
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.head_seq.saturating_sub(self.last_checkpoint_seq) >= self.checkpoint_interval
+    }
+
+    /// Signs the current head and balances. Only the writer changes accounts, so the scan sees
+    /// exactly the state after record `head_seq`.
+    fn checkpoint(&mut self) -> Result<(), Error> {
+        let (digest, accounts) = self.trees.balances_digest()?;
+        let checkpoint = Checkpoint::sign(
+            &self.node_key,
+            self.head_seq,
+            self.head_hash,
+            digest,
+            accounts,
+        );
+        self.trees
+            .checkpoints
+            .insert(self.head_seq.to_be_bytes(), checkpoint.encode())
+            .map_err(Error::storage("writing a checkpoint"))?;
+        self.last_checkpoint_seq = self.head_seq;
+        Ok(())
+    }
+
+    fn make_durable(&self) -> Result<(), Error> {
+        self.trees
+            .db
+            .flush()
+            .map_err(Error::storage("flushing the group commit"))?;
+        self.log_file
+            .sync_data()
+            .map_err(Error::io("fdatasync of the sled log after flush"))
+    }
+}
+
+/// Asserts, before anything is written, that in every currency the group's debits moved as
+/// much as its credits (pending and posted separately), and that no flagged account is over
+/// its limit. The state machine guarantees both; a failure here is a bug, and fail-stop is the
+/// only safe answer for money.
+fn check_group_balanced(changes: &Changes) -> Result<(), Error> {
+    use std::collections::BTreeMap;
+    // Per ledger: (new debits + old credits, new credits + old debits), pending and posted.
+    let mut sums: BTreeMap<u32, [Sum256; 4]> = BTreeMap::new();
+    for (id, after) in &changes.accounts {
+        let before = changes
+            .accounts_before
+            .get(id)
+            .copied()
+            .flatten()
+            .unwrap_or(Account {
+                id: *id,
+                ledger: after.ledger,
+                ..Account::default()
+            });
+        if before.ledger != after.ledger {
+            return Err(Error::InvariantViolated {
+                detail: format!(
+                    "{id} changed ledger from {} to {}",
+                    before.ledger, after.ledger
+                ),
+            });
+        }
+        let entry = sums.entry(after.ledger).or_default();
+        entry[0].add(after.debits_posted);
+        entry[0].add(before.credits_posted);
+        entry[1].add(after.credits_posted);
+        entry[1].add(before.debits_posted);
+        entry[2].add(after.debits_pending);
+        entry[2].add(before.credits_pending);
+        entry[3].add(after.credits_pending);
+        entry[3].add(before.debits_pending);
+        check_limits(after)?;
+    }
+    for (ledger, [posted_a, posted_b, pending_a, pending_b]) in sums {
+        if posted_a != posted_b || pending_a != pending_b {
+            return Err(Error::InvariantViolated {
+                detail: format!("ledger {ledger}: this group's debits differ from its credits"),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_limits(account: &Account) -> Result<(), Error> {
+    let debits = Sum256::of(&[account.debits_pending, account.debits_posted]);
+    let credits = Sum256::of(&[account.credits_pending, account.credits_posted]);
+    if account
+        .flags
+        .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        && debits > Sum256::of(&[account.credits_posted])
+    {
+        return Err(Error::InvariantViolated {
+            detail: format!("{} would have debits exceeding its credits", account.id),
+        });
+    }
+    if account
+        .flags
+        .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        && credits > Sum256::of(&[account.debits_posted])
+    {
+        return Err(Error::InvariantViolated {
+            detail: format!("{} would have credits exceeding its debits", account.id),
+        });
+    }
+    Ok(())
+}
