@@ -389,12 +389,12 @@ pub const FIXTURES: &[Fixture] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum DevPkiError {
     /// rcgen refused a certificate or CRL.
-    #[error("cannot generate {what}: {source}")]
+    #[error("cannot generate {what}: {cause}")]
     Generate {
         /// What was being generated.
         what: String,
         /// rcgen's error.
-        source: rcgen::Error,
+        cause: rcgen::Error,
     },
     /// A key could not be encoded.
     #[error("cannot encode the key {what}: {reason}")]
@@ -417,12 +417,12 @@ pub enum DevPkiError {
     #[error("{} is not empty; pass --force to overwrite the generated files", .0.display())]
     NotEmpty(PathBuf),
     /// Writing a file failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Write {
         /// The file or directory.
         path: PathBuf,
         /// The operating-system error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -502,14 +502,14 @@ impl DevPki {
         for (relative, bytes) in &self.files {
             let path = out.join(relative);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| DevPkiError::Write {
+                std::fs::create_dir_all(parent).map_err(|cause| DevPkiError::Write {
                     path: parent.to_owned(),
-                    source,
+                    cause,
                 })?;
             }
-            std::fs::write(&path, bytes).map_err(|source| DevPkiError::Write {
+            std::fs::write(&path, bytes).map_err(|cause| DevPkiError::Write {
                 path: path.clone(),
-                source,
+                cause,
             })?;
         }
         Ok(self.files.len())
@@ -562,12 +562,13 @@ impl Generator<'_> {
                 reason: e.to_string(),
             })?
             .to_string();
-        let pair = KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_ED25519).map_err(
-            |source| DevPkiError::Generate {
-                what: format!("key {name}"),
-                source,
-            },
-        )?;
+        let pair =
+            KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_ED25519).map_err(|cause| {
+                DevPkiError::Generate {
+                    what: format!("key {name}"),
+                    cause,
+                }
+            })?;
         Ok((pair, pem))
     }
 
@@ -596,9 +597,9 @@ impl Generator<'_> {
         let root_cert =
             root_params
                 .self_signed(&root_key)
-                .map_err(|source| DevPkiError::Generate {
+                .map_err(|cause| DevPkiError::Generate {
                     what: format!("{dir} root"),
-                    source,
+                    cause,
                 })?;
         let root = Ca {
             pem: root_cert.pem(),
@@ -625,9 +626,9 @@ impl Generator<'_> {
             .push(policies_extension(&all_levels)?);
         let issuing_cert = issuing_params
             .signed_by(&issuing_key, &Issuer::from_params(&root.params, &root.key))
-            .map_err(|source| DevPkiError::Generate {
+            .map_err(|cause| DevPkiError::Generate {
                 what: format!("{dir} issuing CA"),
-                source,
+                cause,
             })?;
         let issuing = Ca {
             pem: issuing_cert.pem(),
@@ -730,9 +731,9 @@ impl Generator<'_> {
         let params = leaf_params(leaf)?;
         let cert = params
             .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
-            .map_err(|source| DevPkiError::Generate {
+            .map_err(|cause| DevPkiError::Generate {
                 what: leaf.label.clone(),
-                source,
+                cause,
             })?;
         let mut chain = cert.pem();
         chain.push_str(&ca.pem);
@@ -827,9 +828,9 @@ impl Generator<'_> {
                 &sub_key,
                 &Issuer::from_params(&jp.issuing.params, &jp.issuing.key),
             )
-            .map_err(|source| DevPkiError::Generate {
+            .map_err(|cause| DevPkiError::Generate {
                 what: "path-length sub-CA".into(),
-                source,
+                cause,
             })?;
         let sub = Ca {
             pem: sub_cert.pem(),
@@ -974,7 +975,7 @@ impl Generator<'_> {
                 .cloned()
                 .ok_or_else(|| MraError::Read {
                     path: PathBuf::from(reference),
-                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    cause: std::io::Error::from(std::io::ErrorKind::NotFound),
                 })
         };
         let mut mra = Mra::parse_with(&text, Path::new("mra.toml"), &mut read)?;
@@ -1066,10 +1067,10 @@ fn leaf_params(leaf: &LeafSpec<'_>) -> Result<CertificateParams, DevPkiError> {
 }
 
 fn dns(name: &str) -> Result<SanType, DevPkiError> {
-    let ia5 = rcgen::string::Ia5String::try_from(name.to_owned()).map_err(|source| {
+    let ia5 = rcgen::string::Ia5String::try_from(name.to_owned()).map_err(|cause| {
         DevPkiError::Generate {
             what: format!("DNS name {name}"),
-            source,
+            cause,
         }
     })?;
     Ok(SanType::DnsName(ia5))
@@ -1173,13 +1174,13 @@ fn crl_for(ca: &Ca, revoked: &[u64], what: &str) -> Result<String, DevPkiError> 
     };
     let crl = params
         .signed_by(&Issuer::from_params(&ca.params, &ca.key))
-        .map_err(|source| DevPkiError::Generate {
+        .map_err(|cause| DevPkiError::Generate {
             what: what.to_owned(),
-            source,
+            cause,
         })?;
-    crl.pem().map_err(|source| DevPkiError::Generate {
+    crl.pem().map_err(|cause| DevPkiError::Generate {
         what: what.to_owned(),
-        source,
+        cause,
     })
 }
 

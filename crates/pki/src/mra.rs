@@ -158,12 +158,12 @@ impl std::fmt::Display for AssuranceLevel {
 #[derive(Debug, thiserror::Error)]
 pub enum MraError {
     /// The file (the agreement or one it references) could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Read {
         /// The file that failed.
         path: PathBuf,
         /// The operating-system error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file is larger than the bound for its kind.
     #[error("{} is {size} bytes, more than the {max}-byte limit", path.display())]
@@ -229,12 +229,12 @@ pub enum MraError {
         reason: String,
     },
     /// Writing the agreement failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Write {
         /// The file that failed.
         path: PathBuf,
         /// The operating-system error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -1090,9 +1090,9 @@ fn find_signature_section(text: &str) -> Option<usize> {
 }
 
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, MraError> {
-    let metadata = std::fs::metadata(path).map_err(|source| MraError::Read {
+    let metadata = std::fs::metadata(path).map_err(|cause| MraError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     if metadata.len() > max {
         return Err(MraError::TooLarge {
@@ -1101,9 +1101,9 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, MraError> {
             max,
         });
     }
-    std::fs::read(path).map_err(|source| MraError::Read {
+    std::fs::read(path).map_err(|cause| MraError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 
@@ -1111,12 +1111,386 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MraError> {
     let mut temp = path.as_os_str().to_owned();
     temp.push(".tmp");
     let temp = PathBuf::from(temp);
-    std::fs::write(&temp, bytes).map_err(|source| MraError::Write {
+    std::fs::write(&temp, bytes).map_err(|cause| MraError::Write {
         path: temp.clone(),
-        source,
+        cause,
     })?;
-    std::fs::rename(&temp, path).map_err(|source| MraError::Write {
+    std::fs::rename(&temp, path).map_err(|cause| MraError::Write {
         path: path.to_owned(),
-        source,
+        cause,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::devpki::{self, DevPki};
+
+    fn pki() -> &'static DevPki {
+        static PKI: OnceLock<DevPki> = OnceLock::new();
+        PKI.get_or_init(|| devpki::generate("mra-unit-tests").unwrap())
+    }
+
+    fn generated_text() -> String {
+        String::from_utf8(pki().files[Path::new("mra.toml")].clone()).unwrap()
+    }
+
+    fn parse(text: &str) -> Result<Mra, MraError> {
+        let mut read = |r: &str| -> Result<Vec<u8>, MraError> {
+            pki()
+                .files
+                .get(Path::new(r))
+                .cloned()
+                .ok_or_else(|| MraError::Read {
+                    path: PathBuf::from(r),
+                    cause: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })
+        };
+        Mra::parse_with(text, Path::new("test-mra.toml"), &mut read)
+    }
+
+    fn unsigned_text() -> String {
+        let text = generated_text();
+        let start = find_signature_section(&text).unwrap();
+        text[..start].to_owned()
+    }
+
+    fn field_error(text: &str) -> (String, String) {
+        match parse(text) {
+            Err(MraError::Field { field, reason, .. }) => (field, reason),
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn generated_agreement_verifies_and_lists_three_parties() {
+        let mra = parse(&generated_text()).unwrap();
+        mra.verify_signatures().unwrap();
+        let codes: Vec<&str> = mra.jurisdictions.iter().map(|j| j.code.as_str()).collect();
+        assert_eq!(codes, ["JP", "SG", "TH"]);
+        assert_eq!(mra.rows.len(), 4);
+        assert!(mra.canonical_bytes().starts_with(CANONICAL_PREFIX));
+    }
+
+    #[test]
+    fn refuses_agreement_without_signatures_and_names_every_missing_party() {
+        let mra = parse(&unsigned_text()).unwrap();
+        match mra.verify_signatures() {
+            Err(MraError::Unsigned { missing }) => assert_eq!(missing, ["JP", "SG", "TH"]),
+            other => panic!("expected Unsigned, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_agreement_signed_by_only_some_parties() {
+        let mut mra = parse(&unsigned_text()).unwrap();
+        mra.sign(
+            "JP",
+            &devpki::derive_key("mra-unit-tests", "mra-authority/jp"),
+        )
+        .unwrap();
+        match mra.verify_signatures() {
+            Err(MraError::Unsigned { missing }) => assert_eq!(missing, ["SG", "TH"]),
+            other => panic!("expected Unsigned, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_a_tampered_row_as_a_bad_signature() {
+        let text = generated_text().replacen(
+            "minimum_level = \"substantial\"",
+            "minimum_level = \"low\"",
+            1,
+        );
+        let mra = parse(&text).unwrap();
+        assert!(matches!(
+            mra.verify_signatures(),
+            Err(MraError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_a_tampered_signature_byte() {
+        let text = generated_text();
+        let at = text.find("ed25519 = \"").unwrap() + "ed25519 = \"".len();
+        let mut bytes = text.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let mra = parse(std::str::from_utf8(&bytes).unwrap()).unwrap();
+        match mra.verify_signatures() {
+            Err(MraError::BadSignature { jurisdiction }) => assert_eq!(jurisdiction, "JP"),
+            other => panic!("expected BadSignature, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replacing_an_anchor_breaks_that_partys_signatures() {
+        let text =
+            generated_text().replace("anchors = [\"jp/root.pem\"]", "anchors = [\"th/root.pem\"]");
+        let mra = parse(&text).unwrap();
+        assert!(matches!(
+            mra.verify_signatures(),
+            Err(MraError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn reformatting_and_reordering_keep_signatures_valid() {
+        let text = generated_text();
+        // Swap the first two recognition rows and write one time with a +09:00 offset.
+        let first = text.find("[[recognition]]").unwrap();
+        let second = first + 1 + text[first + 1..].find("[[recognition]]").unwrap();
+        let third = second + 1 + text[second + 1..].find("[[recognition]]").unwrap();
+        let mut reordered = String::new();
+        reordered.push_str(&text[..first]);
+        reordered.push_str(&text[second..third]);
+        reordered.push_str(&text[first..second]);
+        reordered.push_str(&text[third..]);
+        let reordered = reordered
+            .replacen(
+                "not_before = \"2026-01-01T00:00:00Z\"",
+                "not_before   =   \"2026-01-01T09:00:00+09:00\"",
+                1,
+            )
+            .replace("# ", "#  ");
+        assert_ne!(reordered, text);
+        let mra = parse(&reordered).unwrap();
+        mra.verify_signatures().unwrap();
+        assert_eq!(
+            mra.canonical_bytes(),
+            parse(&text).unwrap().canonical_bytes()
+        );
+    }
+
+    #[test]
+    fn canonical_json_has_sorted_keys() {
+        let mra = parse(&generated_text()).unwrap();
+        let json = &mra.canonical_bytes()[CANONICAL_PREFIX.len()..];
+        let value: serde_json::Value = serde_json::from_slice(json).unwrap();
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        let text = std::str::from_utf8(json).unwrap();
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        let mut sorted = positions.clone();
+        sorted.sort_unstable();
+        assert_eq!(positions, sorted, "keys appear in ascending order");
+        assert!(!text.contains('\n'), "compact JSON has no newlines");
+    }
+
+    #[test]
+    fn signing_needs_the_listed_authority_key() {
+        let mut mra = parse(&unsigned_text()).unwrap();
+        let sg_key = devpki::derive_key("mra-unit-tests", "mra-authority/sg");
+        assert!(matches!(
+            mra.sign("JP", &sg_key),
+            Err(MraError::WrongKey { .. })
+        ));
+        assert!(matches!(
+            mra.sign("FR", &sg_key),
+            Err(MraError::UnknownJurisdiction { .. })
+        ));
+    }
+
+    #[test]
+    fn writing_signatures_keeps_comments_and_round_trips() {
+        let text = unsigned_text();
+        let mut mra = parse(&text).unwrap();
+        for code in ["jp", "sg", "th"] {
+            let key = devpki::derive_key("mra-unit-tests", &format!("mra-authority/{code}"));
+            mra.sign(&code.to_ascii_uppercase(), &key).unwrap();
+        }
+        let written = mra.with_signatures(&text).unwrap();
+        assert!(written.starts_with(text.trim_end()));
+        assert_eq!(written, generated_text());
+        parse(&written).unwrap().verify_signatures().unwrap();
+        // Re-signing replaces rather than appends.
+        let again = parse(&written).unwrap().with_signatures(&written).unwrap();
+        assert_eq!(again.matches("[[signature]]").count(), 3);
+    }
+
+    #[test]
+    fn rejects_bad_toml_with_the_file_name() {
+        let err = parse("version = [").unwrap_err();
+        assert!(matches!(err, MraError::Syntax { .. }));
+        assert!(err.to_string().contains("test-mra.toml"));
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let text = unsigned_text().replace("version = 1", "version = 1\nsurprise = true");
+        assert!(matches!(parse(&text), Err(MraError::Syntax { .. })));
+    }
+
+    #[test]
+    fn rejects_unsupported_version() {
+        let (field, _) = field_error(&unsigned_text().replace("version = 1", "version = 2"));
+        assert_eq!(field, "version");
+    }
+
+    #[test]
+    fn rejects_row_naming_an_unknown_jurisdiction() {
+        let text = unsigned_text().replacen("relying = \"SG\"", "relying = \"FR\"", 1);
+        let (field, reason) = field_error(&text);
+        assert_eq!(field, "recognition[0].relying");
+        assert!(reason.contains("FR"));
+    }
+
+    #[test]
+    fn rejects_lowercase_or_long_jurisdiction_code() {
+        let (field, _) =
+            field_error(&unsigned_text().replacen("code = \"JP\"", "code = \"jp\"", 1));
+        assert_eq!(field, "jurisdiction[0].code");
+        let (field, _) =
+            field_error(&unsigned_text().replacen("code = \"JP\"", "code = \"JPN\"", 1));
+        assert_eq!(field, "jurisdiction[0].code");
+    }
+
+    #[test]
+    fn rejects_a_malformed_policy_oid() {
+        let text = unsigned_text().replacen(
+            "[jurisdiction.policies]\n",
+            "[jurisdiction.policies]\n\"1.02.x\" = \"low\"\n",
+            1,
+        );
+        let (field, reason) = field_error(&text);
+        assert!(field.starts_with("jurisdiction[0].policies"), "{field}");
+        assert!(reason.contains("1.02.x"));
+    }
+
+    #[test]
+    fn rejects_an_unknown_level() {
+        let text = unsigned_text().replacen("= \"low\"", "= \"medium\"", 1);
+        let (field, reason) = field_error(&text);
+        assert!(field.starts_with("jurisdiction[0].policies"));
+        assert!(reason.contains("medium"));
+    }
+
+    #[test]
+    fn rejects_a_missing_anchor_file_naming_it() {
+        let text = unsigned_text().replace("jp/root.pem", "jp/nowhere.pem");
+        let (field, reason) = field_error(&text);
+        assert_eq!(field, "jurisdiction[0].anchors[0]");
+        assert!(reason.contains("nowhere.pem"));
+    }
+
+    #[test]
+    fn rejects_an_anchor_that_is_not_a_certificate() {
+        let text =
+            unsigned_text().replace("anchors = [\"jp/root.pem\"]", "anchors = [\"jp/crl.pem\"]");
+        let (field, reason) = field_error(&text);
+        assert_eq!(field, "jurisdiction[0].anchors[0]");
+        assert!(reason.contains("CERTIFICATE"));
+    }
+
+    #[test]
+    fn accepts_an_inline_pem_anchor() {
+        let pem = String::from_utf8(pki().files[Path::new("jp/root.pem")].clone()).unwrap();
+        let text = unsigned_text().replace(
+            "anchors = [\"jp/root.pem\"]",
+            &format!("anchors = [\"\"\"\n{pem}\"\"\"]"),
+        );
+        let inline = parse(&text).unwrap();
+        assert_eq!(
+            inline.canonical_bytes(),
+            parse(&unsigned_text()).unwrap().canonical_bytes()
+        );
+    }
+
+    #[test]
+    fn rejects_a_bad_date() {
+        let text = unsigned_text().replacen(
+            "not_before = \"2026-01-01T00:00:00Z\"",
+            "not_before = \"2026-13-01\"",
+            1,
+        );
+        let (field, reason) = field_error(&text);
+        assert_eq!(field, "not_before");
+        assert!(reason.contains("2026-13-01"));
+    }
+
+    #[test]
+    fn rejects_a_window_that_ends_before_it_starts() {
+        let text = unsigned_text().replacen(
+            "not_after = \"2036-01-01T00:00:00Z\"",
+            "not_after = \"2025-01-01T00:00:00Z\"",
+            1,
+        );
+        let (field, _) = field_error(&text);
+        assert_eq!(field, "recognition[0].not_after");
+    }
+
+    #[test]
+    fn rejects_a_self_recognition_row_and_duplicate_ids() {
+        let text = unsigned_text().replacen("issuing = \"JP\"", "issuing = \"SG\"", 1);
+        let (field, reason) = field_error(&text);
+        assert_eq!(field, "recognition[0].issuing");
+        assert!(reason.contains("self-recognition"));
+        let text =
+            unsigned_text().replacen("id = \"JP-recognizes-SG\"", "id = \"SG-recognizes-JP\"", 1);
+        let (field, _) = field_error(&text);
+        assert_eq!(field, "recognition[1].id");
+    }
+
+    #[test]
+    fn rejects_an_unknown_purpose() {
+        let text = unsigned_text().replacen("\"node-tls\", ", "\"server-auth\", ", 1);
+        let (field, reason) = field_error(&text);
+        assert_eq!(field, "recognition[0].purposes");
+        assert!(reason.contains("server-auth"));
+    }
+
+    #[test]
+    fn rejects_a_signature_by_a_stranger_or_of_wrong_length() {
+        let text = format!(
+            "{}[[signature]]\njurisdiction = \"FR\"\ned25519 = \"AAAA\"\n",
+            unsigned_text()
+        );
+        let (field, _) = field_error(&text);
+        assert_eq!(field, "signature[0].jurisdiction");
+        let text = format!(
+            "{}[[signature]]\njurisdiction = \"JP\"\ned25519 = \"AAAA\"\n",
+            unsigned_text()
+        );
+        let (field, reason) = field_error(&text);
+        assert_eq!(field, "signature[0].ed25519");
+        assert!(reason.contains("64 bytes"));
+    }
+
+    #[test]
+    fn load_reads_anchors_relative_to_the_file_and_reports_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        pki().write_to(dir.path(), false).unwrap();
+        let mra = Mra::load(&dir.path().join("mra.toml")).unwrap();
+        mra.verify_signatures().unwrap();
+        let err = Mra::load(&dir.path().join("absent.toml")).unwrap_err();
+        assert!(matches!(err, MraError::Read { .. }));
+    }
+
+    #[test]
+    fn dotted_oid_syntax() {
+        assert!(is_dotted_oid("2.25.1"));
+        assert!(is_dotted_oid("1.3.6.1.5.5.7.3.1"));
+        assert!(!is_dotted_oid("3.1"));
+        assert!(!is_dotted_oid("1"));
+        assert!(!is_dotted_oid("1..2"));
+        assert!(!is_dotted_oid("1.02"));
+        assert!(!is_dotted_oid("1.2.a"));
+    }
+
+    #[test]
+    fn highest_level_picks_the_best_mapped_policy() {
+        let mra = parse(&unsigned_text()).unwrap();
+        let jp = mra.jurisdiction("JP").unwrap();
+        let low = devpki::policy_oid(392, AssuranceLevel::Low);
+        let high = devpki::policy_oid(392, AssuranceLevel::High);
+        let sg_high = devpki::policy_oid(702, AssuranceLevel::High);
+        assert_eq!(
+            jp.highest_level([low.as_str(), high.as_str()]).map(|l| l.0),
+            Some(AssuranceLevel::High)
+        );
+        assert_eq!(jp.highest_level([sg_high.as_str()]), None);
+    }
 }

@@ -1,0 +1,143 @@
+//! The committed development PKI (`certs/`) and its mutual-recognition agreement, checked as an
+//! auditor would: the files are exactly what the generator makes from the recorded seed, the
+//! agreement is signed by every party, every fixture gets its documented verdict at the pinned
+//! time, and `openssl verify` agrees on the chains it can judge.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kakehashi_pki::devpki::{self, Expected, FIXTURES, VALIDATION_TIME};
+use kakehashi_pki::mra::Mra;
+
+fn certs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
+}
+
+fn committed_seed() -> String {
+    std::fs::read_to_string(certs_dir().join("dev-seed.txt"))
+        .expect("certs/dev-seed.txt")
+        .trim_end()
+        .to_owned()
+}
+
+// --- The committed files are the generator's output ---------------------------------------
+
+#[test]
+fn committed_certs_are_exactly_what_the_generator_makes_from_the_recorded_seed() {
+    let pki = devpki::generate(&committed_seed()).unwrap();
+    for (relative, bytes) in &pki.files {
+        let committed = std::fs::read(certs_dir().join(relative))
+            .unwrap_or_else(|e| panic!("certs/{} is missing: {e}", relative.display()));
+        assert!(
+            committed == *bytes,
+            "certs/{} differs from the generator's output; regenerate with \
+             `cargo run -p kakehashi -- pki init --out certs --force --seed \"$(cat certs/dev-seed.txt)\"`",
+            relative.display()
+        );
+    }
+}
+
+// --- The agreement ------------------------------------------------------------------------
+
+#[test]
+fn committed_agreement_is_signed_by_every_party() {
+    let mra = Mra::load(&certs_dir().join("mra.toml")).unwrap();
+    mra.verify_signatures().unwrap();
+    assert_eq!(mra.signed_parties(), ["JP", "SG", "TH"]);
+}
+
+// --- openssl agreement --------------------------------------------------------------------
+
+/// Splits a PEM bundle into (leaf, rest) PEM texts.
+fn split_chain(pem: &str) -> (String, String) {
+    let end = "-----END CERTIFICATE-----";
+    let cut = pem.find(end).map(|i| i + end.len()).unwrap_or(pem.len());
+    (
+        pem[..cut].trim().to_owned() + "\n",
+        pem[cut..].trim().to_owned() + "\n",
+    )
+}
+
+/// The directory of the jurisdiction whose root anchors the fixture's chain, by the issuer of
+/// the last certificate in the file.
+fn anchor_dir(chain: &str) -> Option<&'static str> {
+    if chain.contains("unknown-root") {
+        return None;
+    }
+    if chain.starts_with("sg/") {
+        return Some("sg");
+    }
+    if chain.contains("unrecognized-jurisdiction") {
+        return Some("th");
+    }
+    Some("jp")
+}
+
+fn openssl_available() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Runs `openssl verify` on a fixture at the pinned time with the anchor's CRLs; true if OK.
+fn openssl_verifies(fixture_chain: &str, anchor: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = std::fs::read_to_string(certs_dir().join(fixture_chain)).unwrap();
+    let (leaf, rest) = split_chain(&pem);
+    let leaf_path = dir.path().join("leaf.pem");
+    let untrusted_path = dir.path().join("untrusted.pem");
+    std::fs::write(&leaf_path, leaf).unwrap();
+    std::fs::write(&untrusted_path, rest).unwrap();
+    let at = kakehashi_pki::UnixTime::parse_rfc3339(VALIDATION_TIME)
+        .unwrap()
+        .0;
+    let anchor_dir = certs_dir().join(anchor);
+    let output = Command::new("openssl")
+        .arg("verify")
+        .arg("-attime")
+        .arg(at.to_string())
+        .arg("-CAfile")
+        .arg(anchor_dir.join("root.pem"))
+        .arg("-untrusted")
+        .arg(&untrusted_path)
+        .arg("-crl_check_all")
+        .arg("-CRLfile")
+        .arg(anchor_dir.join("crl.pem"))
+        .arg("-CRLfile")
+        .arg(anchor_dir.join("root-crl.pem"))
+        .arg(&leaf_path)
+        .output()
+        .expect("run openssl");
+    output.status.success()
+}
+
+#[test]
+fn openssl_agrees_on_every_chain_it_can_judge() {
+    if !openssl_available() {
+        eprintln!("note: openssl is not installed; skipping the openssl agreement check");
+        return;
+    }
+    for fixture in FIXTURES {
+        let Some(anchor) = anchor_dir(fixture.chain) else {
+            continue;
+        };
+        // openssl knows RFC 5280 but not the MRA's purposes, levels or rows, so it should accept
+        // exactly the chains whose only fault (if any) is an MRA rule or a private EKU.
+        let path_valid = matches!(
+            fixture.expected,
+            Expected::Recognized
+                | Expected::UnrecognizedJurisdiction
+                | Expected::LevelBelowMinimum
+                | Expected::WrongPurpose
+        );
+        assert_eq!(
+            openssl_verifies(fixture.chain, anchor),
+            path_valid,
+            "openssl disagrees on fixture {} ({})",
+            fixture.name,
+            fixture.chain
+        );
+    }
+}
