@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sled::Transactional;
@@ -299,18 +300,43 @@ impl Store for Trees {
     }
 }
 
+/// How long opening waits for sled's file lock. sled releases the lock of a closed database
+/// from its background threads, a few milliseconds after the last handle is dropped, so a
+/// close followed at once by an open (a restart, an audit right after shutdown) must wait a
+/// little; a lock held longer means another process really owns the database.
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(2);
+/// Pause between attempts to take the lock.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
 /// Opens sled at `path` with the ledger's settings. sled's periodic background flush is
 /// turned off: durability comes only from the commit path, so it is one thing to reason about.
 pub(crate) fn open_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Error> {
-    sled::Config::new()
+    let config = sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity_bytes)
-        .flush_every_ms(None)
-        .open()
-        .map_err(Error::storage(format!(
-            "opening {} (is another process, e.g. a running node, holding it?)",
-            path.display()
-        )))
+        .flush_every_ms(None);
+    let mut waited = Duration::ZERO;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && waited < LOCK_WAIT_MAX =>
+            {
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+                waited += LOCK_RETRY_PAUSE;
+            }
+            Err(source) => {
+                return Err(Error::Storage {
+                    context: format!(
+                        "opening {} (is another process, e.g. a running node, holding it?)",
+                        path.display()
+                    ),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// sled keeps its whole log in this one file under the data directory.

@@ -1,0 +1,792 @@
+//! Integration tests of the durable ledger, through its public API only.
+//!
+//! - `lifecycle`: open, create, close, reopen; node key handling; lookups.
+//! - `audit`: a clean audit, and tampering with stored bytes named precisely.
+//! - `properties`: proptest over random operation sequences.
+//! - `crash`: a writer in a child process killed with SIGKILL at random moments.
+
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use kakehashi_ledger::{
+    AccountFlags, AccountId, AuditOptions, AuditReport, CreateAccountResult, CreateTransferResult,
+    Ledger, NewAccount, NewTransfer, Options, Timestamp, TransferFlags, TransferId,
+};
+
+const JPY: u32 = 392;
+const SGD: u32 = 702;
+const NOW: Timestamp = Timestamp(1_764_000_000_000_000_000);
+
+fn node_key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+fn open(path: &Path) -> Ledger {
+    let options = Options {
+        checkpoint_interval: 2,
+        ..Options::default()
+    };
+    Ledger::open(path, node_key(), options).expect("ledger opens")
+}
+
+fn account(id: u128, ledger: u32, flags: AccountFlags) -> NewAccount {
+    NewAccount {
+        id: AccountId(id),
+        ledger,
+        code: 1,
+        flags,
+        ..NewAccount::default()
+    }
+}
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u128, ledger: u32) -> NewTransfer {
+    NewTransfer {
+        id: TransferId(id),
+        debit_account_id: AccountId(debit),
+        credit_account_id: AccountId(credit),
+        amount,
+        ledger,
+        code: 1,
+        ..NewTransfer::default()
+    }
+}
+
+/// Audits `path` and asserts the report is clean, printing every finding otherwise.
+#[track_caller]
+fn check_clean(path: &Path) -> AuditReport {
+    let report = kakehashi_ledger::audit(path, &AuditOptions::default()).expect("audit runs");
+    assert!(
+        report.is_clean(),
+        "audit found: {:#?}",
+        report.discrepancies
+    );
+    report
+}
+
+/// A small ledger with two currencies, pending, posted, voided and expired transfers.
+fn populate(ledger: &Ledger) {
+    let accounts = [
+        account(1, JPY, AccountFlags::NONE),
+        account(
+            2,
+            JPY,
+            AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS.union(AccountFlags::HISTORY),
+        ),
+        account(3, SGD, AccountFlags::NONE),
+        account(4, SGD, AccountFlags::NONE),
+    ];
+    let results = ledger.create_accounts(&accounts, NOW).expect("accounts");
+    assert!(
+        results.iter().all(|r| *r == CreateAccountResult::Ok),
+        "{results:?}"
+    );
+    let pending = |id, debit, credit, amount, ledger, timeout| NewTransfer {
+        flags: TransferFlags::PENDING,
+        timeout,
+        ..transfer(id, debit, credit, amount, ledger)
+    };
+    let batches = [
+        vec![transfer(10, 1, 2, 1_000, JPY), transfer(11, 3, 4, 250, SGD)],
+        vec![
+            pending(20, 2, 1, 300, JPY, 0),
+            pending(21, 4, 3, 50, SGD, 1),
+        ],
+        vec![NewTransfer {
+            id: TransferId(30),
+            pending_id: TransferId(20),
+            amount: 200,
+            flags: TransferFlags::POST_PENDING_TRANSFER,
+            ..NewTransfer::default()
+        }],
+        vec![
+            pending(40, 1, 2, 5, JPY, 0),
+            NewTransfer {
+                id: TransferId(41),
+                pending_id: TransferId(40),
+                flags: TransferFlags::VOID_PENDING_TRANSFER,
+                ..NewTransfer::default()
+            },
+        ],
+    ];
+    for batch in batches {
+        let results = ledger.create_transfers(&batch, NOW).expect("transfers");
+        assert!(
+            results.iter().all(|r| *r == CreateTransferResult::Ok),
+            "{results:?}"
+        );
+    }
+    let later = Timestamp(NOW.0 + 5_000_000_000);
+    let expired = ledger.expire_pending(later).expect("expiry");
+    assert_eq!((expired.count, expired.more), (1, false));
+}
+
+mod lifecycle {
+    use super::*;
+
+    #[test]
+    fn balances_survive_close_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        populate(&ledger);
+        let ids: Vec<AccountId> = (1..=4).map(AccountId).collect();
+        let before = ledger.lookup_accounts(&ids).expect("lookup");
+        ledger.close().expect("close");
+        let ledger = open(dir.path());
+        assert_eq!(ledger.lookup_accounts(&ids).expect("lookup"), before);
+        let one = before[0].expect("account 1");
+        // 1,000 posted to 2, then 200 of 300 reserved posted back, 5 reserved then voided.
+        assert_eq!(
+            (one.debits_posted, one.credits_posted, one.debits_pending),
+            (1_000, 200, 0)
+        );
+        let three = before[2].expect("account 3");
+        assert_eq!(three.credits_pending, 0, "expired reservation released");
+        assert_eq!(
+            ledger.pending_status(TransferId(21)).expect("status"),
+            Some(kakehashi_ledger::PendingStatus::Expired)
+        );
+        // Account 2 was touched by transfers 10, 20, 30, 40 and 41.
+        let history = ledger.account_history(AccountId(2)).expect("history");
+        assert_eq!(history.len(), 5);
+        ledger.close().expect("close");
+        check_clean(dir.path());
+    }
+
+    #[test]
+    fn retrying_a_batch_after_reopen_returns_exists_and_moves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        populate(&ledger);
+        ledger.close().expect("close");
+        let ledger = open(dir.path());
+        let retry = [transfer(10, 1, 2, 1_000, JPY)];
+        assert_eq!(
+            ledger.create_transfers(&retry, NOW).expect("retry"),
+            [CreateTransferResult::Exists]
+        );
+        let changed = [transfer(10, 1, 2, 999, JPY)];
+        assert_eq!(
+            ledger.create_transfers(&changed, NOW).expect("retry"),
+            [CreateTransferResult::ExistsWithDifferentAmount]
+        );
+        let one = ledger.lookup_accounts(&[AccountId(1)]).expect("lookup")[0].expect("exists");
+        assert_eq!(one.debits_posted, 1_000);
+        ledger.close().expect("close");
+        check_clean(dir.path());
+    }
+
+    #[test]
+    fn reopening_with_another_node_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        open(dir.path()).close().expect("close");
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let error = Ledger::open(dir.path(), other, Options::default())
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(error, kakehashi_ledger::Error::NodeKeyMismatch { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn oversized_batch_is_refused_whole_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        let too_many: Vec<NewAccount> = (1..=kakehashi_ledger::BATCH_LEN_MAX as u128 + 1)
+            .map(|id| account(id, JPY, AccountFlags::NONE))
+            .collect();
+        let error = ledger
+            .create_accounts(&too_many, NOW)
+            .err()
+            .expect("refused");
+        assert!(matches!(
+            error,
+            kakehashi_ledger::Error::BatchTooLong {
+                len: 8191,
+                max: 8190
+            }
+        ));
+        assert_eq!(
+            ledger.lookup_accounts(&[AccountId(1)]).expect("lookup"),
+            [None]
+        );
+        let full = &too_many[..kakehashi_ledger::BATCH_LEN_MAX];
+        let results = ledger
+            .create_accounts(full, NOW)
+            .expect("a full batch is fine");
+        assert!(results.iter().all(|r| *r == CreateAccountResult::Ok));
+        ledger.close().expect("close");
+        let report = check_clean(dir.path());
+        assert_eq!(report.accounts, 8190);
+    }
+
+    #[test]
+    fn rejected_events_write_no_journal_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        populate(&ledger);
+        let bad = [transfer(99, 1, 1, 5, JPY), transfer(0, 1, 2, 5, JPY)];
+        let results = ledger.create_transfers(&bad, NOW).expect("answered");
+        assert_eq!(
+            results,
+            [
+                CreateTransferResult::AccountsMustBeDifferent,
+                CreateTransferResult::IdMustNotBeZero
+            ]
+        );
+        ledger.close().expect("close");
+        let report = check_clean(dir.path());
+        // populate: 1 account batch, 4 transfer batches, 1 expiry; the rejected batch adds none.
+        assert_eq!(report.records, 6);
+    }
+
+    #[test]
+    fn concurrent_callers_are_all_answered_and_balanced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        let accounts: Vec<NewAccount> = (1..=8)
+            .map(|id| account(id, JPY, AccountFlags::NONE))
+            .collect();
+        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        std::thread::scope(|scope| {
+            for caller in 0..16u128 {
+                let ledger = &ledger;
+                scope.spawn(move || {
+                    for n in 0..20u128 {
+                        let id = 1_000 + caller * 100 + n;
+                        let event = transfer(id, 1 + caller % 8, 1 + (caller + 1) % 8, 1 + n, JPY);
+                        let results = ledger.create_transfers(&[event], NOW).expect("answered");
+                        assert_eq!(results, [CreateTransferResult::Ok]);
+                    }
+                });
+            }
+        });
+        ledger.close().expect("close");
+        let report = check_clean(dir.path());
+        assert_eq!(report.transfers, 320);
+    }
+}
+
+mod audit {
+    use super::*;
+    use kakehashi_ledger::Location;
+
+    fn populated() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        populate(&ledger);
+        ledger.close().expect("close");
+        dir
+    }
+
+    /// Rewrites one stored value directly in sled, as an attacker with file access could.
+    fn tamper(path: &Path, tree: &str, key: &[u8], edit: impl FnOnce(&mut Vec<u8>)) {
+        let db = sled::open(path).expect("sled opens");
+        let tree = db.open_tree(tree).expect("tree");
+        let mut value = tree.get(key).expect("read").expect("present").to_vec();
+        edit(&mut value);
+        tree.insert(key, value).expect("write");
+        db.flush().expect("flush");
+    }
+
+    fn journal_key(seq: u64, chunk: u32) -> Vec<u8> {
+        let mut key = seq.to_be_bytes().to_vec();
+        key.extend_from_slice(&chunk.to_be_bytes());
+        key
+    }
+
+    #[test]
+    fn clean_ledger_reports_totals_and_verified_checkpoints() {
+        let dir = populated();
+        let report = check_clean(dir.path());
+        assert_eq!(report.records, 6);
+        assert_eq!(report.transfers, 7);
+        assert_eq!(report.expiries, 1);
+        assert!(report.checkpoints_verified >= 2, "{report:?}");
+        let jpy = report
+            .ledgers
+            .iter()
+            .find(|l| l.ledger == JPY)
+            .expect("jpy totals");
+        assert_eq!(jpy.debits_posted, jpy.credits_posted);
+        assert_eq!(jpy.debits_posted, "1200");
+    }
+
+    #[test]
+    fn one_flipped_byte_in_a_journal_record_is_named() {
+        let dir = populated();
+        // Record 2 is the first transfer batch; byte 70 lies inside its first transfer's id.
+        tamper(dir.path(), "journal", &journal_key(2, 0), |value| {
+            value[70] ^= 0x01
+        });
+        let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+        assert!(!report.is_clean());
+        let altered = report
+            .discrepancies
+            .iter()
+            .find(|d| d.location == Location::JournalRecord { seq: 2 })
+            .expect("record 2 named");
+        assert!(altered.detail.contains("content altered"), "{altered}");
+    }
+
+    #[test]
+    fn altered_balance_is_named_with_expected_and_found() {
+        let dir = populated();
+        let key = 1u128.to_be_bytes();
+        // Bytes 32..48 hold debits_posted (after id and debits_pending).
+        tamper(dir.path(), "accounts", &key, |value| value[32] ^= 0x04);
+        let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+        let finding = report
+            .discrepancies
+            .iter()
+            .find(|d| d.location == Location::Account { id: "1".into() })
+            .expect("account 1 named");
+        assert!(
+            finding
+                .detail
+                .contains("expected debits pending/posted 0/1000"),
+            "{finding}"
+        );
+        assert!(
+            report
+                .discrepancies
+                .iter()
+                .any(|d| d.location == Location::Ledger { ledger: JPY })
+        );
+    }
+
+    #[test]
+    fn forged_checkpoint_signature_is_named() {
+        let dir = populated();
+        tamper(dir.path(), "checkpoints", &2u64.to_be_bytes(), |value| {
+            let last = value.len() - 1;
+            value[last] ^= 0x80;
+        });
+        let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+        let finding = report
+            .discrepancies
+            .iter()
+            .find(|d| d.location == Location::Checkpoint { seq: 2 })
+            .expect("checkpoint named");
+        assert!(
+            finding.detail.contains("signature does not verify"),
+            "{finding}"
+        );
+    }
+
+    #[test]
+    fn pinned_key_that_differs_is_a_discrepancy() {
+        let dir = populated();
+        let pinned = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        let options = AuditOptions {
+            expected_key: Some(pinned),
+        };
+        let report = kakehashi_ledger::audit(dir.path(), &options).expect("runs");
+        assert!(
+            report
+                .discrepancies
+                .iter()
+                .any(|d| d.location == Location::Meta)
+        );
+        assert_eq!(report.checkpoints_verified, 0);
+        let right = AuditOptions {
+            expected_key: Some(node_key().verifying_key()),
+        };
+        assert!(
+            kakehashi_ledger::audit(dir.path(), &right)
+                .expect("runs")
+                .is_clean()
+        );
+    }
+
+    #[test]
+    fn deleted_journal_record_is_named_as_a_gap() {
+        let dir = populated();
+        {
+            let db = sled::open(dir.path()).expect("sled opens");
+            let journal = db.open_tree("journal").expect("tree");
+            journal.remove(journal_key(3, 0)).expect("remove");
+            db.flush().expect("flush");
+        }
+        let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+        assert!(
+            report
+                .discrepancies
+                .iter()
+                .any(|d| d.location == Location::JournalRecord { seq: 4 }
+                    && d.detail.contains("expected record 3")),
+            "{:#?}",
+            report.discrepancies
+        );
+    }
+
+    #[test]
+    fn audit_of_a_missing_directory_is_an_error_not_a_report() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nothing-here");
+        let error = kakehashi_ledger::audit(&missing, &AuditOptions::default())
+            .err()
+            .expect("error");
+        assert!(matches!(error, kakehashi_ledger::Error::NotFound { .. }));
+        assert!(!missing.exists(), "the audit must not create a database");
+    }
+
+    #[test]
+    fn audit_refuses_a_ledger_held_by_a_running_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        let error = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).err();
+        assert!(
+            matches!(error, Some(kakehashi_ledger::Error::Storage { .. })),
+            "{error:?}"
+        );
+        ledger.close().expect("close");
+    }
+
+    #[test]
+    fn export_writes_every_account_and_transfer_as_json_lines() {
+        let dir = populated();
+        let mut out = Vec::new();
+        let summary = kakehashi_ledger::export(dir.path(), &mut out).expect("exports");
+        assert_eq!((summary.accounts, summary.transfers), (4, 7));
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("json"))
+            .collect();
+        assert_eq!(lines.len(), 11);
+        let first_transfer = lines
+            .iter()
+            .find(|l| l["type"] == "transfer")
+            .expect("a transfer");
+        assert_eq!(first_transfer["id"], "10");
+        assert_eq!(first_transfer["amount"], "1000");
+        let expired = lines
+            .iter()
+            .find(|l| l["id"] == "21" && l["type"] == "transfer")
+            .expect("21");
+        assert_eq!(expired["pending_status"], "expired");
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ACCOUNTS: u128 = 6;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A transfer between two accounts (indices into the fixture), pending or posted.
+        Transfer {
+            debit: u128,
+            credit: u128,
+            amount: u128,
+            pending: bool,
+            timeout: u32,
+        },
+        /// Post a fraction (in 1/4) of an earlier pending transfer, or void it.
+        Resolve {
+            which: usize,
+            quarters: u128,
+            void: bool,
+        },
+        /// Let time pass and expire what is due.
+        Expire { seconds: u64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1..=ACCOUNTS, 1..=ACCOUNTS, 1..2_000u128, any::<bool>(), 0..3u32).prop_map(
+                |(debit, credit, amount, pending, timeout)| Op::Transfer {
+                    debit, credit, amount, pending, timeout
+                }
+            ),
+            2 => (0..16usize, 0..=4u128, any::<bool>())
+                .prop_map(|(which, quarters, void)| Op::Resolve { which, quarters, void }),
+            1 => (0..4u64).prop_map(|seconds| Op::Expire { seconds }),
+        ]
+    }
+
+    /// Accounts 1–2 limited (debits ≤ credits, credits ≤ debits), 3–6 free; 6 is SGD.
+    fn fixture_accounts() -> Vec<NewAccount> {
+        (1..=ACCOUNTS)
+            .map(|id| {
+                let flags = match id {
+                    1 => AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+                    2 => AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS.union(AccountFlags::HISTORY),
+                    _ => AccountFlags::NONE,
+                };
+                account(id, if id == 6 { SGD } else { JPY }, flags)
+            })
+            .collect()
+    }
+
+    fn check_invariants(ledger: &Ledger) {
+        let ids: Vec<AccountId> = (1..=ACCOUNTS).map(AccountId).collect();
+        let accounts: Vec<_> = ledger
+            .lookup_accounts(&ids)
+            .expect("lookup")
+            .into_iter()
+            .flatten()
+            .collect();
+        for currency in [JPY, SGD] {
+            let of = |f: fn(&kakehashi_ledger::Account) -> u128| -> u128 {
+                accounts
+                    .iter()
+                    .filter(|a| a.ledger == currency)
+                    .map(f)
+                    .sum()
+            };
+            assert_eq!(
+                of(|a| a.debits_posted),
+                of(|a| a.credits_posted),
+                "ledger {currency}"
+            );
+            assert_eq!(
+                of(|a| a.debits_pending),
+                of(|a| a.credits_pending),
+                "ledger {currency}"
+            );
+        }
+        for account in &accounts {
+            if account
+                .flags
+                .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            {
+                assert!(account.debits_pending + account.debits_posted <= account.credits_posted);
+            }
+            if account
+                .flags
+                .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+            {
+                assert!(account.credits_pending + account.credits_posted <= account.debits_posted);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_operations_keep_the_books_balanced(
+            batches in proptest::collection::vec(proptest::collection::vec(op(), 1..8), 1..6)
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ledger = open(dir.path());
+            ledger.create_accounts(&fixture_accounts(), NOW).expect("accounts");
+            let mut now = NOW.0;
+            let mut next_id = 100u128;
+            let mut pendings: Vec<(u128, u128)> = Vec::new();
+            for batch in batches {
+                let mut events = Vec::new();
+                for op in batch {
+                    next_id += 1;
+                    match op {
+                        Op::Transfer { debit, credit, amount, pending, timeout } => {
+                            let ledger_id = if debit == 6 || credit == 6 { SGD } else { JPY };
+                            let mut event = transfer(next_id, debit, credit, amount, ledger_id);
+                            if pending {
+                                event.flags = TransferFlags::PENDING;
+                                event.timeout = timeout;
+                                pendings.push((next_id, amount));
+                            }
+                            events.push(event);
+                        }
+                        Op::Resolve { which, quarters, void } => {
+                            let Some(&(pending_id, amount)) = pendings.get(which % pendings.len().max(1)) else {
+                                continue;
+                            };
+                            events.push(NewTransfer {
+                                id: TransferId(next_id),
+                                pending_id: TransferId(pending_id),
+                                amount: if void { 0 } else { amount * quarters / 4 },
+                                flags: if void {
+                                    TransferFlags::VOID_PENDING_TRANSFER
+                                } else {
+                                    TransferFlags::POST_PENDING_TRANSFER
+                                },
+                                ..NewTransfer::default()
+                            });
+                        }
+                        Op::Expire { seconds } => {
+                            now += seconds * 1_000_000_000;
+                            ledger.expire_pending(Timestamp(now)).expect("expiry");
+                        }
+                    }
+                }
+                let results = ledger.create_transfers(&events, Timestamp(now)).expect("answered");
+                prop_assert_eq!(results.len(), events.len());
+                check_invariants(&ledger);
+            }
+            let ids: Vec<AccountId> = (1..=ACCOUNTS).map(AccountId).collect();
+            let before = ledger.lookup_accounts(&ids).expect("lookup");
+            ledger.close().expect("close");
+            let reopened = open(dir.path());
+            prop_assert_eq!(reopened.lookup_accounts(&ids).expect("lookup"), before);
+            reopened.close().expect("close");
+            check_clean(dir.path());
+        }
+    }
+}
+
+mod crash {
+    //! The parent runs this same test binary as a child writer (selected by an environment
+    //! variable), kills it with SIGKILL after a random delay, reopens the ledger and checks
+    //! that every transfer the child saw acknowledged is there, that every batch is there
+    //! whole or not at all, and that the audit is clean. Repeated on the same database.
+
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use super::*;
+
+    const CHILD_DIR_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_DIR";
+    const CHILD_FIRST_ID_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_FIRST_ID";
+    /// Kill rounds: enough to hit every phase of the commit path many times, few enough to
+    /// finish in seconds.
+    const ROUNDS: u64 = 12;
+    /// Transfer ids each round may use, so rounds never collide.
+    const IDS_PER_ROUND: u128 = 1_000_000;
+    const CHILD_THREADS: u128 = 4;
+    const CHILD_ACCOUNTS: u128 = 10;
+
+    /// xorshift64*: the delays only need to vary, not to be unpredictable.
+    fn next_random(state: &mut u64) -> u64 {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn run_child(dir: &str, first_id: u128) {
+        let ledger = open(Path::new(dir));
+        let accounts: Vec<NewAccount> = (1..=CHILD_ACCOUNTS)
+            .map(|id| account(id, JPY, AccountFlags::NONE))
+            .collect();
+        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let stdout = std::sync::Mutex::new(std::io::stdout());
+        std::thread::scope(|scope| {
+            for thread in 0..CHILD_THREADS {
+                let (ledger, stdout) = (&ledger, &stdout);
+                scope.spawn(move || {
+                    let mut id = first_id + thread * (IDS_PER_ROUND / CHILD_THREADS);
+                    for round in 0u128.. {
+                        // Batch sizes from 1 to 200 so commits range from tiny to large.
+                        let len = 1 + (round * 37 + thread * 11) % 200;
+                        let batch: Vec<NewTransfer> = (0..len)
+                            .map(|n| {
+                                let debit = 1 + (id + n) % CHILD_ACCOUNTS;
+                                let credit = 1 + (id + n + 1) % CHILD_ACCOUNTS;
+                                transfer(id + n, debit, credit, 1 + n, JPY)
+                            })
+                            .collect();
+                        {
+                            let mut out = stdout.lock().expect("stdout");
+                            writeln!(out, "submit {} {}", id, id + len - 1).expect("write");
+                            out.flush().expect("flush");
+                        }
+                        let results = ledger.create_transfers(&batch, NOW).expect("answered");
+                        assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
+                        let mut out = stdout.lock().expect("stdout");
+                        writeln!(out, "ack {} {}", id, id + len - 1).expect("write");
+                        out.flush().expect("flush");
+                        id += len;
+                    }
+                });
+            }
+        });
+    }
+
+    fn parse_ranges(output: &str, tag: &str) -> Vec<(u128, u128)> {
+        output
+            .lines()
+            .filter_map(|line| line.strip_prefix(tag))
+            .filter_map(|rest| {
+                let mut parts = rest.split_whitespace().map(str::parse::<u128>);
+                Some((parts.next()?.ok()?, parts.next()?.ok()?))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sigkill_at_random_moments_loses_no_acknowledged_transfer() {
+        if let (Ok(dir), Ok(first_id)) = (
+            std::env::var(CHILD_DIR_ENV),
+            std::env::var(CHILD_FIRST_ID_ENV),
+        ) {
+            run_child(&dir, first_id.parse().expect("first id"));
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut random = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(std::process::id());
+        let mut acknowledged_total = 0usize;
+        for round in 0..ROUNDS {
+            let first_id = 1_000 + u128::from(round) * IDS_PER_ROUND;
+            let mut child = Command::new(&exe)
+                .args([
+                    "crash::sigkill_at_random_moments_loses_no_acknowledged_transfer",
+                    "--exact",
+                    "--nocapture",
+                ])
+                .env(CHILD_DIR_ENV, dir.path())
+                .env(CHILD_FIRST_ID_ENV, first_id.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("child starts");
+            let stdout = child.stdout.take().expect("piped");
+            let reader = std::thread::spawn(move || {
+                let mut text = String::new();
+                for line in std::io::BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                text
+            });
+            // 20–400 ms: from "still opening sled" to "hundreds of commits in".
+            let delay = 20 + next_random(&mut random) % 380;
+            std::thread::sleep(Duration::from_millis(delay));
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+            let output = reader.join().expect("reader");
+            let acknowledged = parse_ranges(&output, "ack ");
+            let submitted = parse_ranges(&output, "submit ");
+            acknowledged_total += acknowledged.len();
+
+            let ledger = open(dir.path());
+            for (first, last) in &acknowledged {
+                let ids: Vec<TransferId> = (*first..=*last).map(TransferId).collect();
+                let found = ledger.lookup_transfers(&ids).expect("lookup");
+                assert!(
+                    found.iter().all(Option::is_some),
+                    "round {round}: acknowledged {first}..={last} lost"
+                );
+            }
+            for (first, last) in &submitted {
+                let ids: Vec<TransferId> = (*first..=*last).map(TransferId).collect();
+                let present = ledger
+                    .lookup_transfers(&ids)
+                    .expect("lookup")
+                    .iter()
+                    .filter(|t| t.is_some())
+                    .count();
+                assert!(
+                    present == 0 || present == ids.len(),
+                    "round {round}: batch {first}..={last} is partly present ({present} of {})",
+                    ids.len()
+                );
+            }
+            ledger.close().expect("close");
+            check_clean(dir.path());
+        }
+        assert!(
+            acknowledged_total > 0,
+            "no child ever got a batch acknowledged"
+        );
+    }
+}
