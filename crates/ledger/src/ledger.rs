@@ -573,11 +573,11 @@ impl Ledger {
     fn shutdown(&mut self) {
         // Dropping the only sender ends the writer's receive loop once the queue drains.
         self.sender = None;
-        if let Some(handle) = self.writer.take() {
-            if handle.join().is_err() {
-                let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
-                stopped.get_or_insert_with(|| "the writer thread panicked".into());
-            }
+        if let Some(handle) = self.writer.take()
+            && handle.join().is_err()
+        {
+            let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            stopped.get_or_insert_with(|| "the writer thread panicked".into());
         }
     }
 
@@ -957,7 +957,7 @@ fn check_group_balanced(changes: &Changes) -> Result<(), Error> {
             .get(id)
             .copied()
             .flatten()
-            .unwrap_or(Account {
+            .unwrap_or_else(|| Account {
                 id: *id,
                 ledger: after.ledger,
                 ..Account::default()

@@ -119,9 +119,10 @@ impl Changes {
     }
 
     fn put_account(&mut self, store: &dyn Store, account: Account) -> Result<(), Error> {
-        if !self.accounts_before.contains_key(&account.id) {
-            let before = store.account(account.id)?;
-            self.accounts_before.insert(account.id, before);
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            self.accounts_before.entry(account.id)
+        {
+            slot.insert(store.account(account.id)?);
         }
         let previous = self.accounts.insert(account.id, account);
         self.undo.push(Undo::Account(account.id, previous));
@@ -206,13 +207,14 @@ impl Changes {
                 self.create_account(store, event, timestamp, &mut created)?
             };
             results[index] = result;
-            if result != CreateAccountResult::Ok && !chain.broken {
-                if let (Some(start), Some(savepoint)) = (chain.start, chain.savepoint.take()) {
-                    chain.broken = true;
-                    let keep = self.rollback(savepoint);
-                    created.truncate(keep);
-                    results[start..index].fill(CreateAccountResult::LinkedEventFailed);
-                }
+            if result != CreateAccountResult::Ok
+                && !chain.broken
+                && let (Some(start), Some(savepoint)) = (chain.start, chain.savepoint.take())
+            {
+                chain.broken = true;
+                let keep = self.rollback(savepoint);
+                created.truncate(keep);
+                results[start..index].fill(CreateAccountResult::LinkedEventFailed);
             }
             if !linked {
                 chain = Chain {
@@ -296,13 +298,14 @@ impl Changes {
                 self.create_transfer(store, event, timestamp, &mut applied)?
             };
             results[index] = result;
-            if result != CreateTransferResult::Ok && !chain.broken {
-                if let (Some(start), Some(savepoint)) = (chain.start, chain.savepoint.take()) {
-                    chain.broken = true;
-                    let keep = self.rollback(savepoint);
-                    applied.truncate(keep);
-                    results[start..index].fill(CreateTransferResult::LinkedEventFailed);
-                }
+            if result != CreateTransferResult::Ok
+                && !chain.broken
+                && let (Some(start), Some(savepoint)) = (chain.start, chain.savepoint.take())
+            {
+                chain.broken = true;
+                let keep = self.rollback(savepoint);
+                applied.truncate(keep);
+                results[start..index].fill(CreateTransferResult::LinkedEventFailed);
             }
             if !linked {
                 chain = Chain {

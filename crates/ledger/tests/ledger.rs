@@ -196,10 +196,7 @@ mod lifecycle {
         let too_many: Vec<NewAccount> = (1..=kakehashi_ledger::BATCH_LEN_MAX as u128 + 1)
             .map(|id| account(id, JPY, AccountFlags::NONE))
             .collect();
-        let error = ledger
-            .create_accounts(&too_many, NOW)
-            .err()
-            .expect("refused");
+        let error = ledger.create_accounts(&too_many, NOW).expect_err("refused");
         assert!(matches!(
             error,
             kakehashi_ledger::Error::BatchTooLong {
@@ -425,9 +422,7 @@ mod audit {
     fn audit_of_a_missing_directory_is_an_error_not_a_report() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("nothing-here");
-        let error = kakehashi_ledger::audit(&missing, &AuditOptions::default())
-            .err()
-            .expect("error");
+        let error = kakehashi_ledger::audit(&missing, &AuditOptions::default()).expect_err("error");
         assert!(matches!(error, kakehashi_ledger::Error::NotFound { .. }));
         assert!(!missing.exists(), "the audit must not create a database");
     }

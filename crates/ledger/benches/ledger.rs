@@ -1,0 +1,159 @@
+//! Ledger benchmarks. Run with `cargo bench -p kakehashi-ledger`.
+//!
+//! - `fsync/append_4k`: the machine's raw durability cost (append 4 KiB, `fdatasync`), the
+//!   yardstick for the next one.
+//! - `durable/single_transfer`: one caller, one transfer per call; costs one group commit.
+//! - `durable/batch_8190`: throughput of full batches, one durable commit per batch.
+//! - `group_commit/{1,64}_callers`: single-transfer calls from 1 vs 64 threads; the ratio
+//!   of their throughputs is what group commit buys.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::SigningKey;
+use kakehashi_ledger::{
+    AccountId, BATCH_LEN_MAX, CreateTransferResult, Ledger, NewAccount, NewTransfer, Options,
+    Timestamp, TransferId,
+};
+
+const JPY: u32 = 392;
+/// Accounts the transfers spread over: enough that a full batch touches thousands of them.
+const ACCOUNTS: u64 = 10_000;
+const NOW: Timestamp = Timestamp(1_764_000_000_000_000_000);
+/// A 4 KiB block, the unit of the raw fsync comparison.
+const BLOCK_LEN: usize = 4096;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ledger: Ledger,
+    next_id: AtomicU64,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(
+        dir.path(),
+        SigningKey::from_bytes(&[1; 32]),
+        Options::default(),
+    )
+    .expect("ledger opens");
+    let ids: Vec<u64> = (1..=ACCOUNTS).collect();
+    for chunk in ids.chunks(BATCH_LEN_MAX) {
+        let accounts: Vec<NewAccount> = chunk
+            .iter()
+            .map(|id| NewAccount {
+                id: AccountId(u128::from(*id)),
+                ledger: JPY,
+                code: 1,
+                ..NewAccount::default()
+            })
+            .collect();
+        ledger.create_accounts(&accounts, NOW).expect("accounts");
+    }
+    Fixture {
+        _dir: dir,
+        ledger,
+        next_id: AtomicU64::new(1),
+    }
+}
+
+fn transfer(id: u64) -> NewTransfer {
+    let debit = 1 + id % ACCOUNTS;
+    let credit = 1 + (id.wrapping_mul(7_919) + 1) % ACCOUNTS;
+    let credit = if credit == debit {
+        1 + debit % ACCOUNTS
+    } else {
+        credit
+    };
+    NewTransfer {
+        id: TransferId(u128::from(id)),
+        debit_account_id: AccountId(u128::from(debit)),
+        credit_account_id: AccountId(u128::from(credit)),
+        amount: u128::from(1 + id % 1_000),
+        ledger: JPY,
+        code: 1,
+        ..NewTransfer::default()
+    }
+}
+
+fn submit(fixture: &Fixture, len: u64) {
+    let first = fixture.next_id.fetch_add(len, Ordering::Relaxed);
+    let batch: Vec<NewTransfer> = (first..first + len).map(transfer).collect();
+    let results = fixture
+        .ledger
+        .create_transfers(&batch, NOW)
+        .expect("answered");
+    assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
+}
+
+fn raw_fsync(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("append.log"))
+        .expect("file");
+    let block = [0x5a_u8; BLOCK_LEN];
+    let mut group = c.benchmark_group("fsync");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4));
+    group.bench_function("append_4k", |b| {
+        b.iter(|| {
+            file.write_all(&block).expect("write");
+            file.sync_data().expect("fdatasync");
+        });
+    });
+    group.finish();
+}
+
+fn durable(c: &mut Criterion) {
+    let fixture = fixture();
+    let mut group = c.benchmark_group("durable");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("single_transfer", |b| b.iter(|| submit(&fixture, 1)));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(BATCH_LEN_MAX as u64));
+    group.bench_function("batch_8190", |b| {
+        b.iter(|| submit(&fixture, BATCH_LEN_MAX as u64))
+    });
+    group.finish();
+}
+
+fn group_commit(c: &mut Criterion) {
+    let fixture = fixture();
+    let mut group = c.benchmark_group("group_commit");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(6));
+    group.throughput(Throughput::Elements(1));
+    for callers in [1u64, 64] {
+        group.bench_function(format!("{callers}_callers"), |b| {
+            b.iter_custom(|iters| {
+                let per_caller = iters.div_ceil(callers);
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for _ in 0..callers {
+                        scope.spawn(|| (0..per_caller).for_each(|_| submit(&fixture, 1)));
+                    }
+                });
+                // Report time per transfer actually submitted.
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_caller * callers) as f64)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, raw_fsync, durable, group_commit);
+criterion_main!(benches);
