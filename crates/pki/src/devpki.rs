@@ -233,10 +233,10 @@ impl Expected {
         match self {
             Self::Recognized => "MRA §recognition / §self-recognition",
             Self::Expired | Self::NotYetValid => "RFC 5280 §6.1.3(a)(2)",
-            Self::Revoked => "RFC 5280 §6.1.3(a)(3)",
+            Self::Revoked => "RFC 5280 §6.3",
             Self::WrongPurpose => "RFC 5280 §4.2.1.12",
             Self::UnrecognizedJurisdiction => "MRA §recognition",
-            Self::UnknownIssuer => "RFC 5280 §6.1 (no path to an MRA anchor)",
+            Self::UnknownIssuer => "RFC 5280 §6.1 (path to a trust anchor)",
             Self::LevelBelowMinimum => "MRA §level",
             Self::BadSignature => "RFC 5280 §6.1.3(a)(1)",
             Self::PathLength => "RFC 5280 §6.1.4(l)",
