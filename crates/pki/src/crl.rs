@@ -301,7 +301,7 @@ struct Context<'a> {
     now: UnixTime,
     mode: RevocationMode,
     /// Signature results by (CRL index, signer SHA-256).
-    verified: HashMap<(usize, [u8; 32]), bool>,
+    verified: HashMap<(usize, [u8; 32]), Result<(), String>>,
     /// Signature verifications left.
     budget: usize,
 }
@@ -514,13 +514,10 @@ impl<'a> Context<'a> {
                 ));
                 continue;
             }
-            if self.verify(crl, candidate) {
-                return Ok(candidate.clone());
+            match self.verify(crl, candidate) {
+                Ok(()) => return Ok(candidate.clone()),
+                Err(why) => tried.push(why),
             }
-            tried.push(format!(
-                "signature does not verify with {}",
-                candidate.subject()
-            ));
         }
         let set = self.set;
         for candidate in &set.issuers {
@@ -539,7 +536,7 @@ impl<'a> Context<'a> {
             }
             // Cheap test first: the candidate's key must verify the CRL before its own
             // certificate is worth validating.
-            if !self.verify(crl, candidate) {
+            if self.verify(crl, candidate).is_err() {
                 continue;
             }
             match self.validate_issuer(candidate, ancestors, visiting) {
@@ -629,31 +626,43 @@ impl<'a> Context<'a> {
                         .as_deref()
                         .is_none_or(|n| compare_numbers(number, n).is_gt())
                 });
-            if usable && self.verify(delta, signer) {
+            if usable && self.verify(delta, signer).is_ok() {
                 best = Some(delta);
             }
         }
         best
     }
 
-    /// Verifies `crl`'s signature with `signer`'s key, with caching and a budget.
-    fn verify(&mut self, crl: &ParsedCrl, signer: &Cert) -> bool {
+    /// Verifies `crl`'s signature with `signer`'s key, with caching and a budget. The error
+    /// says why, for the explanation.
+    fn verify(&mut self, crl: &ParsedCrl, signer: &Cert) -> Result<(), String> {
         let key = (crl.index, signer.sha256());
         if let Some(result) = self.verified.get(&key) {
-            return *result;
+            return result.clone();
         }
         let Some(left) = self.budget.checked_sub(1) else {
-            return false;
+            return Err(format!(
+                "signature budget of {SIGNATURE_VERIFICATIONS_MAX} verifications exhausted"
+            ));
         };
         self.budget = left;
-        let result = match &crl.signature_algorithm {
-            Ok(algorithm) => {
+        let result = crl
+            .signature_algorithm
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|algorithm| {
                 signature::verify_signed_by(algorithm, &crl.tbs, &crl.signature, signer.spki())
-                    .is_ok()
-            }
-            Err(_) => false,
-        };
-        self.verified.insert(key, result);
+            })
+            .map_err(|e| match e {
+                SignatureError::BadSignature { .. } => {
+                    format!("signature does not verify with {}", signer.subject())
+                }
+                other => format!(
+                    "signature cannot be checked with {}: {other}",
+                    signer.subject()
+                ),
+            });
+        self.verified.insert(key, result.clone());
         result
     }
 }
