@@ -2272,6 +2272,36 @@ mod tests {
             .unwrap();
     }
 
+    #[test]
+    fn mutated_crls_never_panic_and_never_vouch() {
+        // Single-bit flips of a CRL that revokes the leaf: parsing may fail, the CRL may
+        // become unusable or still revoke, but a mutation can never make the leaf pass,
+        // because any change to the signed bytes breaks the signature.
+        let pki = Pki::new();
+        let original = crl_from(
+            &pki.inter,
+            &[entry(0x11, vec![reason(1)])],
+            &[crl_number(1)],
+        );
+        let short = [&pki.leaf.cert, &pki.inter.cert];
+        // One bit per byte, rotating through the bit positions, keeps the test fast while
+        // touching every field.
+        for byte in 0..original.len() {
+            let bit = byte % 8;
+            let mut mutated = original.clone();
+            mutated[byte] ^= 1 << bit;
+            let mut set = CrlSet::new();
+            if set.add_der(&mutated).is_err() {
+                continue;
+            }
+            let result = check(&short, &set, RevocationMode::Required).0;
+            assert!(
+                result.is_err(),
+                "flip of bit {bit} in byte {byte} passed the leaf"
+            );
+        }
+    }
+
     // --- DER readers ---
 
     #[test]

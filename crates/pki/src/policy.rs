@@ -195,9 +195,8 @@ pub fn process(
 
     // §6.1.5(a), (b): the leaf counts down once more, and its own requireExplicitPolicy of 0
     // takes effect immediately.
-    let leaf = &path[n - 1];
     explicit_policy = explicit_policy.saturating_sub(1);
-    if leaf.require_explicit_policy == Some(0) {
+    if path.last().and_then(|leaf| leaf.require_explicit_policy) == Some(0) {
         explicit_policy = 0;
     }
 
@@ -256,8 +255,9 @@ impl Graph {
         }
     }
 
+    /// The depth of the deepest level (the root level always exists).
     fn depth(&self) -> usize {
-        self.levels.len() - 1
+        self.levels.len().saturating_sub(1)
     }
 
     /// Pruning keeps every node on a path to the deepest level, so the tree is NULL exactly
