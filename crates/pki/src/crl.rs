@@ -804,6 +804,11 @@ impl ParsedCrl {
             defect: None,
         };
         let mut defects = Vec::new();
+        // RFC 5280 §5.1.2.1: a CRL with extensions is version 2, and this module requires
+        // the cRLNumber extension, so every usable CRL is version 2.
+        if tbs.version.map(|v| v.0) != Some(1) {
+            defects.push("not a version 2 CRL (RFC 5280 §5.1.2.1)".to_owned());
+        }
         // RFC 5280 §5.1.1.2: the outer algorithm must equal the TBSCertList signature field.
         if crl.signature_algorithm.algorithm != tbs.signature.algorithm
             || crl.signature_algorithm.parameters.as_ref().map(|p| p.data)
@@ -1425,7 +1430,7 @@ mod tests {
         Entry { serial, extensions }
     }
 
-    /// A CRL signed with Ed25519 by `key`, issued under `issuer_der`.
+    /// A version 2 CRL signed with Ed25519 by `key`, issued under `issuer_der`.
     fn raw_crl(
         issuer_der: &[u8],
         key: &KeyPair,
@@ -1434,14 +1439,27 @@ mod tests {
         entries: &[Entry],
         extensions: &[Vec<u8>],
     ) -> Vec<u8> {
+        let times = (this_update, next_update);
+        raw_crl_with_version(Some(1), issuer_der, key, times, entries, extensions)
+    }
+
+    /// As [`raw_crl`], with the version field given (`None` omits it: version 1).
+    fn raw_crl_with_version(
+        version: Option<u8>,
+        issuer_der: &[u8],
+        key: &KeyPair,
+        (this_update, next_update): (i64, i64),
+        entries: &[Entry],
+        extensions: &[Vec<u8>],
+    ) -> Vec<u8> {
         let algorithm = seq(&[oid("1.3.101.112")]);
-        let mut tbs = vec![
-            tlv(0x02, &[1]),
+        let mut tbs: Vec<Vec<u8>> = version.map(|v| tlv(0x02, &[v])).into_iter().collect();
+        tbs.extend([
             algorithm.clone(),
             issuer_der.to_vec(),
             utc_time(this_update),
             utc_time(next_update),
-        ];
+        ]);
         if !entries.is_empty() {
             let list: Vec<Vec<u8>> = entries
                 .iter()
@@ -1791,6 +1809,37 @@ mod tests {
         set.add_der(&crl_from(&pki.inter, &[], &[])).unwrap();
         let detail = assert_unknown(check(&pki.path(), &set, RevocationMode::Required).0, 0);
         assert!(detail.contains("cRLNumber"), "{detail}");
+    }
+
+    #[test]
+    fn version_1_crl_is_not_usable() {
+        let pki = Pki::new();
+        let short = [&pki.leaf.cert, &pki.inter.cert];
+        let times = (NOW - DAY, NOW + DAY);
+        let name = pki.inter.name_der();
+        let mut v1 = CrlSet::new();
+        v1.add_der(&raw_crl_with_version(
+            None,
+            &name,
+            &pki.inter.key,
+            times,
+            &[],
+            &[crl_number(1)],
+        ))
+        .unwrap();
+        let detail = assert_unknown(check(&short, &v1, RevocationMode::Required).0, 0);
+        assert!(detail.contains("version 2"), "{detail}");
+        let mut v2 = CrlSet::new();
+        v2.add_der(&raw_crl_with_version(
+            Some(1),
+            &name,
+            &pki.inter.key,
+            times,
+            &[],
+            &[crl_number(1)],
+        ))
+        .unwrap();
+        check(&short, &v2, RevocationMode::Required).0.unwrap();
     }
 
     #[test]
