@@ -47,6 +47,13 @@ pub(crate) enum MraCommand {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Print the agreement's canonical bytes (what each party signs) to standard output, so
+    /// that signatures can be checked with other tools.
+    Canonical {
+        /// The agreement, e.g. `certs/mra.toml`.
+        #[arg(long)]
+        mra: PathBuf,
+    },
     /// Check that every party signed the agreement and every signature verifies.
     ///
     /// Exit 0 when all parties signed and all signatures verify, 1 otherwise, 2 on bad input.
@@ -94,6 +101,14 @@ pub(crate) fn run_mra(cmd: MraCommand) -> anyhow::Result<ExitCode> {
             allow_unsigned,
             json,
         } => verify(&mra, allow_unsigned, json),
+        MraCommand::Canonical { mra } => {
+            use std::io::Write as _;
+            let mra = Mra::load(&mra)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(mra.canonical_bytes())?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

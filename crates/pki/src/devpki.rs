@@ -19,8 +19,6 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use ed25519_dalek::SigningKey as DalekSigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
     DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
@@ -231,7 +229,7 @@ impl Expected {
     /// The rule that decides, as cited in the fixture table.
     pub fn rule(self) -> &'static str {
         match self {
-            Self::Recognized => "MRA §recognition / §self-recognition",
+            Self::Recognized => "MRA §recognition.<row> or MRA §self-recognition",
             Self::Expired | Self::NotYetValid => "RFC 5280 §6.1.3(a)(2)",
             Self::Revoked => "RFC 5280 §6.3",
             Self::WrongPurpose => "RFC 5280 §4.2.1.12",
@@ -251,6 +249,8 @@ pub struct Fixture {
     pub name: &'static str,
     /// The chain file (leaf first, then intermediates), relative to the PKI directory.
     pub chain: &'static str,
+    /// The jurisdiction whose anchor the chain leads to; empty when none of the agreement's.
+    pub anchor: &'static str,
     /// The relying jurisdiction.
     pub relying: &'static str,
     /// The purpose verified for.
@@ -261,11 +261,30 @@ pub struct Fixture {
     pub why: &'static str,
 }
 
+impl Fixture {
+    /// The clause (when recognized) or rule (when not) that decides the verdict.
+    pub fn rule(&self) -> String {
+        match self.expected {
+            Expected::Recognized if self.anchor == self.relying => {
+                "MRA §self-recognition".to_owned()
+            }
+            Expected::Recognized => {
+                format!(
+                    "MRA §recognition.{}-recognizes-{}",
+                    self.relying, self.anchor
+                )
+            }
+            other => other.rule().to_owned(),
+        }
+    }
+}
+
 /// The fixture table documented in the generated README, verified at [`VALIDATION_TIME`].
 pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "jp-bank-high",
         chain: "jp/banks/KKHAJPJ0.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::Recognized,
@@ -274,6 +293,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "jp-bank-substantial",
         chain: "jp/banks/KKHBJPJ0.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::Recognized,
@@ -282,6 +302,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "sg-bank-own",
         chain: "sg/banks/KKHASGS0.pem",
+        anchor: "SG",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::Recognized,
@@ -290,6 +311,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "jp-node-tls",
         chain: "jp/node/tls.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::NodeTls,
         expected: Expected::Recognized,
@@ -298,6 +320,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "jp-receipt",
         chain: "jp/node/receipt.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::ReceiptSigning,
         expected: Expected::Recognized,
@@ -306,6 +329,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "sg-bank-to-jp",
         chain: "sg/banks/KKHBSGS0.pem",
+        anchor: "SG",
         relying: "JP",
         purpose: Purpose::PaymentSigning,
         expected: Expected::Recognized,
@@ -314,6 +338,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "expired",
         chain: "fixtures/expired/chain.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::Expired,
@@ -322,6 +347,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "not-yet-valid",
         chain: "fixtures/not-yet-valid/chain.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::NotYetValid,
@@ -330,6 +356,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "revoked",
         chain: "fixtures/revoked/chain.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::Revoked,
@@ -338,6 +365,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "wrong-purpose",
         chain: "fixtures/wrong-purpose/chain.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::WrongPurpose,
@@ -346,6 +374,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "unrecognized-jurisdiction",
         chain: "fixtures/unrecognized-jurisdiction/chain.pem",
+        anchor: "TH",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::UnrecognizedJurisdiction,
@@ -354,6 +383,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "unknown-root",
         chain: "fixtures/unknown-root/chain.pem",
+        anchor: "",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::UnknownIssuer,
@@ -362,6 +392,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "policy-below-level",
         chain: "fixtures/policy-below-level/chain.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::LevelBelowMinimum,
@@ -370,6 +401,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "broken-signature",
         chain: "fixtures/broken-signature/chain.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::BadSignature,
@@ -378,6 +410,7 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "path-length",
         chain: "fixtures/path-length/chain.pem",
+        anchor: "JP",
         relying: "SG",
         purpose: Purpose::PaymentSigning,
         expected: Expected::PathLength,
@@ -554,14 +587,7 @@ impl Generator<'_> {
     }
 
     fn key(&self, name: &str) -> Result<(KeyPair, String), DevPkiError> {
-        let dalek = derive_key(self.seed, name);
-        let pem = dalek
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| DevPkiError::Key {
-                what: name.into(),
-                reason: e.to_string(),
-            })?
-            .to_string();
+        let pem = pkcs8_v1_pem(&derive_key(self.seed, name));
         let pair =
             KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_ED25519).map_err(|cause| {
                 DevPkiError::Generate {
@@ -708,13 +734,7 @@ impl Generator<'_> {
 
         let authority = derive_key(self.seed, &format!("mra-authority/{dir}"));
         if spec.in_mra {
-            let pem = authority
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(|e| DevPkiError::Key {
-                    what: format!("{dir} authority"),
-                    reason: e.to_string(),
-                })?
-                .to_string();
+            let pem = pkcs8_v1_pem(&authority);
             self.put(&format!("mra-keys/{dir}.key.pem"), pem.into_bytes());
         }
         Ok(Generated {
@@ -898,7 +918,7 @@ impl Generator<'_> {
                     fixture.relying,
                     fixture.purpose,
                     fixture.expected.verdict(),
-                    fixture.expected.rule(),
+                    fixture.rule(),
                     fixture.why
                 );
                 self.put(&format!("{dir}/README.md"), line.into_bytes());
@@ -1184,6 +1204,18 @@ fn crl_for(ca: &Ca, revoked: &[u64], what: &str) -> Result<String, DevPkiError> 
     })
 }
 
+/// The Ed25519 private key as PKCS#8 version 1 (RFC 8410 §7: PrivateKeyInfo with the 32-byte
+/// seed as CurvePrivateKey, no public key). Version 2 with the public key attached is also
+/// valid (RFC 5958), but OpenSSL 3.0 refuses it, and auditors reach for openssl first.
+fn pkcs8_v1_pem(key: &DalekSigningKey) -> String {
+    // id-Ed25519 (RFC 8410 §3): 1.3.101.112.
+    const ID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+    let mut body = der_tlv(0x02, &[0x00]);
+    body.extend(der_tlv(0x30, ID_ED25519));
+    body.extend(der_tlv(0x04, &der_tlv(0x04, key.as_bytes())));
+    pem_encode("PRIVATE KEY", &der_tlv(0x30, &body))
+}
+
 /// PEM with 64-character lines (RFC 7468 §2).
 fn pem_encode(label: &str, der: &[u8]) -> String {
     let body = base64::engine::general_purpose::STANDARD.encode(der);
@@ -1209,7 +1241,7 @@ fn readme(seed: &str) -> String {
             f.relying,
             f.purpose,
             f.expected.verdict(),
-            f.expected.rule(),
+            f.rule(),
             f.why
         );
     }
@@ -1304,8 +1336,11 @@ kakehashi cert verify certs/<chain> --mra certs/mra.toml --relying <relying> --p
 Exit code 0 for recognized, 1 for not recognized.
 
 {TABLE}
-`crates/pki/tests/mra.rs` checks every row against the verifier, and `openssl verify` against
-the valid chains when `openssl` is installed.
+`crates/pki/tests/mra.rs` checks every row against the verifier. When `openssl` is installed
+it also checks that `openssl verify -attime … -crl_check_all` accepts exactly the chains whose
+only fault (if any) is an MRA rule or the private payment-signing EKU, which openssl does not
+know: the recognized ones, `wrong-purpose`, `unrecognized-jurisdiction` (against the TH root)
+and `policy-below-level`; it rejects the rest for the same reason as the verifier.
 
 ## The agreement (`mra.toml`)
 
@@ -1317,10 +1352,14 @@ for which purposes, from when to when and at which minimum level. Rules:
   every purpose and at any time, if the leaf's policy is in its own map (any level).
 - **MRA §validity**: cross-border recognition needs the agreement in force.
 - **MRA §recognition.<id>**: Y recognizes a chain that validates (RFC 5280 §6, with the
-  purpose's EKU and revocation against the MRA's CRLs) to an anchor of X when row `<id>` says
-  Y recognizes X for the purpose at that time, and
-- **MRA §level**: the highest level X's map assigns to the user-constrained policy set reaches
-  the row's `minimum_level`.
+  purpose's EKU, and revocation checked against X's CRLs in the agreement plus any supplied,
+  required on every certificate when X lists CRLs) to an anchor of X when row `<id>` says
+  Y recognizes X for the purpose at that time (window bounds inclusive), and
+- **MRA §level**: the highest level X's map assigns to the user-constrained policy set
+  (RFC 5280 §6.1.6; anyPolicy carries no level) reaches the row's `minimum_level`.
+- **MRA §anchors**: the chain is tried against every party's anchors, the relying party's own
+  first; when none recognizes it, the verdict reports the most specific failure (a validated
+  path refused by an MRA rule outranks any path-validation error).
 - **MRA §signatures**: every party signs; a verifier refuses an agreement with a missing or bad
   signature unless told to allow it (`--allow-unsigned`, for experiments).
 
@@ -1343,6 +1382,15 @@ for which purposes, from when to when and at which minimum level. Rules:
 Each party signs these bytes with pure Ed25519 (RFC 8032); signatures are base64 in
 `[[signature]]` tables at the end of the file. Reformatting the TOML or moving anchor files
 keeps the signatures valid; changing any covered value, or an anchor's content, breaks them.
+`kakehashi mra canonical --mra certs/mra.toml` prints the canonical bytes, so a signature can be
+checked with any Ed25519 implementation, for example OpenSSL 3:
+
+```sh
+kakehashi mra canonical --mra certs/mra.toml > canonical.bin
+grep -A1 'jurisdiction = "JP"' certs/mra.toml | sed -n 's/^ed25519 = "\(.*\)"/\1/p' | base64 -d > jp.sig
+openssl pkey -in certs/mra-keys/jp.key.pem -pubout -out jp.pub
+openssl pkeyutl -verify -pubin -inkey jp.pub -rawin -in canonical.bin -sigfile jp.sig
+```
 
 ```sh
 kakehashi mra verify --mra certs/mra.toml            # exit 0 all parties signed and valid, 1 otherwise, 2 bad input
@@ -1410,6 +1458,29 @@ mod tests {
         assert_eq!(a.files, b.files);
         let c = generate("another-seed").unwrap();
         assert_ne!(file(&a, "jp/root.pem"), file(&c, "jp/root.pem"));
+    }
+
+    #[test]
+    fn private_keys_are_pkcs8_v1_that_dalek_reads_back() {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        let pki = pki();
+        let pem = std::str::from_utf8(file(&pki, "mra-keys/jp.key.pem")).unwrap();
+        let key = DalekSigningKey::from_pkcs8_pem(pem).unwrap();
+        assert_eq!(
+            key.to_bytes(),
+            derive_key(TEST_SEED, "mra-authority/jp").to_bytes()
+        );
+        let der = certs_labelled(file(&pki, "jp/root.key.pem"), "PRIVATE KEY");
+        assert_eq!(der[0].len(), 48, "RFC 8410 §10.3 example length");
+        assert_eq!(der[0][4], 0x00, "version 1 is encoded as INTEGER 0");
+    }
+
+    fn certs_labelled(bytes: &[u8], label: &str) -> Vec<Vec<u8>> {
+        x509_parser::pem::Pem::iter_from_buffer(bytes)
+            .map(|p| p.unwrap())
+            .filter(|p| p.label == label)
+            .map(|p| p.contents)
+            .collect()
     }
 
     #[test]
