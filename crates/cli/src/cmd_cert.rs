@@ -1,13 +1,665 @@
-//! `kakehashi cert`: bootstrap placeholder, replaced by the module's owner.
+//! `kakehashi cert inspect` (print what a certificate file holds) and `kakehashi cert verify`
+//! (decide whether a chain is recognized under the mutual-recognition agreement, and explain
+//! every check). The decisions are made by `kakehashi_pki`; this module reads files, reads the
+//! clock (the one place that does), formats output and picks exit codes.
 
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use kakehashi_pki::UnixTime;
+use kakehashi_pki::cert::{Cert, DistributionPointName, GeneralName, KeyUsage};
+use kakehashi_pki::purpose::{
+    EKU_CLIENT_AUTH, EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING, EKU_SERVER_AUTH, KAKEHASHI_ARC,
+};
+use kakehashi_pki::signature::KeyAlgorithm;
+use serde::Serialize;
+
+/// Largest certificate, bundle or CRL file read: a long chain of RSA-8192 certificates is
+/// well under 1 MiB, and a large CRL under a few; anything bigger is not what the user meant.
+const INPUT_FILE_SIZE_MAX: u64 = 16 << 20;
+
+/// What every PEM block starts with (RFC 7468 §2).
+const PEM_BEGIN: &[u8] = b"-----BEGIN ";
 
 #[derive(clap::Subcommand)]
 pub(crate) enum CertCommand {
-    /// Not built yet.
-    Pending,
+    /// Print every certificate in a file (PEM, DER, or a PEM bundle): names, serial, validity,
+    /// key, signature algorithm, fingerprint and extensions with their critical flags.
+    Inspect {
+        /// The certificate file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide whether a chain is recognized by a jurisdiction for a purpose under the
+    /// mutual-recognition agreement, and explain every check.
+    ///
+    /// Exit 0 recognized, 1 not recognized, 2 usage or input error.
+    Verify(VerifyArgs),
 }
 
-pub(crate) fn run(_cmd: CertCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("kakehashi cert is not built yet")
+/// Arguments of `kakehashi cert verify`.
+#[derive(clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// The chain: the first certificate is the leaf, the rest are untrusted intermediates.
+    chain: PathBuf,
+    /// More untrusted intermediates (repeatable).
+    #[arg(long = "untrusted", value_name = "FILE")]
+    untrusted: Vec<PathBuf>,
+    /// CRLs to check besides those the agreement lists (repeatable; PEM or DER).
+    #[arg(long = "crl", value_name = "FILE")]
+    crls: Vec<PathBuf>,
+    /// The mutual-recognition agreement, e.g. `certs/mra.toml`.
+    #[arg(long)]
+    mra: PathBuf,
+    /// The relying jurisdiction's code, e.g. `SG`.
+    #[arg(long)]
+    relying: String,
+    /// What the certificate is relied on for: payment-signing, node-tls or receipt-signing.
+    #[arg(long)]
+    purpose: String,
+    /// Validation time (RFC 3339, e.g. `2027-01-01T00:00:00Z`); default: now.
+    #[arg(long, value_name = "RFC3339")]
+    at: Option<String>,
+    /// Print the verdict as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Accept an agreement that a party has not signed (for experiments only).
+    #[arg(long)]
+    allow_unsigned_mra: bool,
+}
+
+pub(crate) fn run(cmd: CertCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CertCommand::Inspect { file, json } => inspect(&file, json),
+        CertCommand::Verify(args) => verify(&args),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cert inspect
+
+fn inspect(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let certs = read_certs(file)?;
+    let infos: Vec<CertInfo> = certs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CertInfo::new(i, c))
+        .collect();
+    let mut out = String::new();
+    if json {
+        let doc = serde_json::json!({
+            "file": file.display().to_string(),
+            "certificates": infos,
+        });
+        out.push_str(&serde_json::to_string_pretty(&doc)?);
+        out.push('\n');
+    } else {
+        for (i, info) in infos.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            info.write_text(&mut out, infos.len(), file);
+        }
+    }
+    write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a file with a size bound and a message that names it.
+fn read_bounded(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if meta.len() > INPUT_FILE_SIZE_MAX {
+        bail!(
+            "{what} {} is {} bytes, more than the {INPUT_FILE_SIZE_MAX}-byte limit; \
+             is it the right file?",
+            path.display(),
+            meta.len()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// Reads a certificate file (one DER certificate or PEM `CERTIFICATE` blocks); errors name the
+/// file, the certificate and what failed to parse.
+fn read_certs(path: &Path) -> anyhow::Result<Vec<Cert>> {
+    let bytes = read_bounded(path, "certificate file")?;
+    let is_pem = bytes.windows(PEM_BEGIN.len()).any(|w| w == PEM_BEGIN);
+    // A DER certificate is an ASN.1 SEQUENCE (tag 0x30, RFC 5280 §4.1).
+    if !is_pem && bytes.first() != Some(&0x30) {
+        bail!(
+            "{}: neither PEM (no -----BEGIN line) nor DER (does not start with an ASN.1 \
+             SEQUENCE); give a certificate file in PEM or DER form",
+            path.display()
+        );
+    }
+    Cert::parse_pem_or_der_bundle(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e} (expected PEM CERTIFICATE blocks or one DER certificate)",
+            path.display()
+        )
+    })
+}
+
+/// Everything `inspect` shows about one certificate, in a form both the text and the JSON
+/// output use.
+#[derive(Serialize)]
+struct CertInfo {
+    index: usize,
+    subject: String,
+    issuer: String,
+    serial: String,
+    version: u32,
+    not_before: String,
+    not_after: String,
+    key_algorithm: String,
+    key_bits: Option<usize>,
+    signature_algorithm: String,
+    sha256: String,
+    self_issued: bool,
+    extensions: Vec<ExtensionInfo>,
+    basic_constraints: Option<BasicConstraintsInfo>,
+    key_usage: Option<Vec<&'static str>>,
+    extended_key_usage: Option<Vec<OidInfo>>,
+    subject_alt_names: Option<Vec<String>>,
+    policies: Option<Vec<OidInfo>>,
+    policy_mappings: Vec<(String, String)>,
+    require_explicit_policy: Option<u64>,
+    inhibit_policy_mapping: Option<u64>,
+    inhibit_any_policy: Option<u64>,
+    name_constraints: Option<NameConstraintsInfo>,
+    authority_key_id: Option<AuthorityKeyIdInfo>,
+    subject_key_id: Option<String>,
+    crl_distribution_points: Vec<String>,
+    unrecognized_critical_extensions: Vec<String>,
+    defects: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ExtensionInfo {
+    oid: String,
+    name: Option<&'static str>,
+    critical: bool,
+}
+
+#[derive(Serialize)]
+struct BasicConstraintsInfo {
+    ca: bool,
+    path_len: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct OidInfo {
+    oid: String,
+    name: Option<String>,
+}
+
+impl OidInfo {
+    fn new(oid: &str, name: Option<String>) -> Self {
+        Self {
+            oid: oid.to_owned(),
+            name,
+        }
+    }
+
+    fn text(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({})", self.oid),
+            None => self.oid.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NameConstraintsInfo {
+    permitted: Option<Vec<String>>,
+    excluded: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct AuthorityKeyIdInfo {
+    key_id: Option<String>,
+    issuer: Option<Vec<String>>,
+    serial: Option<String>,
+}
+
+/// Extensions named in the output (RFC 5280 §4.2 and the ones common in the web PKI).
+const EXTENSION_NAMES: &[(&str, &str)] = &[
+    ("2.5.29.14", "subjectKeyIdentifier"),
+    ("2.5.29.15", "keyUsage"),
+    ("2.5.29.17", "subjectAltName"),
+    ("2.5.29.18", "issuerAltName"),
+    ("2.5.29.19", "basicConstraints"),
+    ("2.5.29.30", "nameConstraints"),
+    ("2.5.29.31", "cRLDistributionPoints"),
+    ("2.5.29.32", "certificatePolicies"),
+    ("2.5.29.33", "policyMappings"),
+    ("2.5.29.35", "authorityKeyIdentifier"),
+    ("2.5.29.36", "policyConstraints"),
+    ("2.5.29.37", "extKeyUsage"),
+    ("2.5.29.46", "freshestCRL"),
+    ("2.5.29.54", "inhibitAnyPolicy"),
+    ("1.3.6.1.5.5.7.1.1", "authorityInfoAccess"),
+    ("1.3.6.1.5.5.7.1.11", "subjectInfoAccess"),
+    ("1.3.6.1.4.1.11129.2.4.2", "signedCertificateTimestampList"),
+];
+
+/// Extended key usages named in the output (RFC 5280 §4.2.1.12 and kakehashi's own).
+const EKU_NAMES: &[(&str, &str)] = &[
+    (EKU_SERVER_AUTH, "serverAuth"),
+    (EKU_CLIENT_AUTH, "clientAuth"),
+    ("1.3.6.1.5.5.7.3.3", "codeSigning"),
+    ("1.3.6.1.5.5.7.3.4", "emailProtection"),
+    ("1.3.6.1.5.5.7.3.8", "timeStamping"),
+    ("1.3.6.1.5.5.7.3.9", "OCSPSigning"),
+    ("2.5.29.37.0", "anyExtendedKeyUsage"),
+    (EKU_PAYMENT_SIGNING, "kakehashi payment-signing"),
+    (EKU_RECEIPT_SIGNING, "kakehashi receipt-signing"),
+];
+
+/// keyUsage bit names, indexed by bit number (RFC 5280 §4.2.1.3).
+const KEY_USAGE_NAMES: [&str; 9] = [
+    "digitalSignature",
+    "contentCommitment",
+    "keyEncipherment",
+    "dataEncipherment",
+    "keyAgreement",
+    "keyCertSign",
+    "cRLSign",
+    "encipherOnly",
+    "decipherOnly",
+];
+
+fn extension_name(oid: &str) -> Option<&'static str> {
+    EXTENSION_NAMES
+        .iter()
+        .find(|(o, _)| *o == oid)
+        .map(|(_, n)| *n)
+}
+
+fn eku_name(oid: &str) -> Option<String> {
+    EKU_NAMES
+        .iter()
+        .find(|(o, _)| *o == oid)
+        .map(|(_, n)| (*n).to_owned())
+}
+
+/// Names anyPolicy and kakehashi's assurance-level policies, `KAKEHASHI_ARC.2.<ISO 3166
+/// numeric>.<level number>` (the levels are numbered low 1, substantial 2, high 3).
+fn policy_name(oid: &str) -> Option<String> {
+    if oid == kakehashi_pki::policy::ANY_POLICY {
+        return Some("anyPolicy".into());
+    }
+    let rest = oid.strip_prefix(KAKEHASHI_ARC)?.strip_prefix(".2.")?;
+    let (country, level) = rest.split_once('.')?;
+    let level = match level {
+        "1" => "low",
+        "2" => "substantial",
+        "3" => "high",
+        _ => return None,
+    };
+    let country = match country {
+        "392" => "JP",
+        "702" => "SG",
+        "764" => "TH",
+        other => other,
+    };
+    Some(format!("kakehashi {country} assurance {level}"))
+}
+
+fn key_bits(alg: &KeyAlgorithm) -> Option<usize> {
+    match alg {
+        KeyAlgorithm::EcP256 | KeyAlgorithm::Ed25519 => Some(256),
+        KeyAlgorithm::EcP384 => Some(384),
+        KeyAlgorithm::Rsa { bits } => Some(*bits),
+        KeyAlgorithm::Unsupported { .. } => None,
+    }
+}
+
+fn fingerprint(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn names(list: &[GeneralName]) -> Vec<String> {
+    list.iter().map(ToString::to_string).collect()
+}
+
+impl CertInfo {
+    fn new(index: usize, cert: &Cert) -> Self {
+        let policy = cert.policy_info();
+        let key = cert.spki().algorithm();
+        Self {
+            index,
+            subject: cert.subject_display().to_owned(),
+            issuer: cert.issuer_display().to_owned(),
+            serial: cert.serial_hex(),
+            version: cert.version() + 1,
+            not_before: cert.not_before().to_rfc3339(),
+            not_after: cert.not_after().to_rfc3339(),
+            key_algorithm: key.name(),
+            key_bits: key_bits(key),
+            signature_algorithm: cert
+                .signature_algorithm()
+                .map_or_else(|e| format!("unreadable ({e})"), |a| a.name()),
+            sha256: fingerprint(&cert.sha256()),
+            self_issued: cert.is_self_issued(),
+            extensions: cert
+                .extensions()
+                .iter()
+                .map(|(oid, critical)| ExtensionInfo {
+                    oid: oid.clone(),
+                    name: extension_name(oid),
+                    critical: *critical,
+                })
+                .collect(),
+            basic_constraints: cert.basic_constraints().map(|bc| BasicConstraintsInfo {
+                ca: bc.ca,
+                path_len: bc.path_len,
+            }),
+            key_usage: cert.key_usage().map(|ku| {
+                KEY_USAGE_NAMES
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| ku.has(1 << bit))
+                    .map(|(_, n)| *n)
+                    .collect()
+            }),
+            extended_key_usage: cert
+                .extended_key_usage()
+                .map(|ekus| ekus.iter().map(|o| OidInfo::new(o, eku_name(o))).collect()),
+            subject_alt_names: cert.subject_alt_names().map(names),
+            policies: policy
+                .policies
+                .as_ref()
+                .map(|ps| ps.iter().map(|o| OidInfo::new(o, policy_name(o))).collect()),
+            policy_mappings: policy.mappings.clone(),
+            require_explicit_policy: policy.require_explicit_policy,
+            inhibit_policy_mapping: policy.inhibit_policy_mapping,
+            inhibit_any_policy: policy.inhibit_any_policy,
+            name_constraints: cert.name_constraints().map(|nc| NameConstraintsInfo {
+                permitted: nc.permitted.as_deref().map(names),
+                excluded: nc.excluded.as_deref().map(names),
+            }),
+            authority_key_id: cert.authority_key_id().map(|aki| AuthorityKeyIdInfo {
+                key_id: aki.key_id.as_deref().map(hex::encode),
+                issuer: aki.issuer.as_deref().map(names),
+                serial: aki.serial.as_deref().map(hex::encode),
+            }),
+            subject_key_id: cert.subject_key_id().map(hex::encode),
+            crl_distribution_points: cert
+                .crl_distribution_points()
+                .iter()
+                .map(|dp| {
+                    let mut parts = Vec::new();
+                    match &dp.name {
+                        Some(DistributionPointName::FullName(full)) => {
+                            parts.push(names(full).join(", "));
+                        }
+                        Some(DistributionPointName::RelativeToIssuer(rdn)) => {
+                            let attrs: Vec<String> = rdn
+                                .iter()
+                                .map(|a| {
+                                    format!("{}={}", a.oid, a.text().unwrap_or_else(|| "?".into()))
+                                })
+                                .collect();
+                            parts.push(format!("relative to issuer: {}", attrs.join("+")));
+                        }
+                        None => {}
+                    }
+                    if let Some(issuer) = &dp.crl_issuer {
+                        parts.push(format!("cRLIssuer {}", names(issuer).join(", ")));
+                    }
+                    if let Some(reasons) = dp.reasons {
+                        parts.push(format!("reasons 0x{reasons:04x}"));
+                    }
+                    if parts.is_empty() {
+                        "(empty distribution point)".to_owned()
+                    } else {
+                        parts.join("; ")
+                    }
+                })
+                .collect(),
+            unrecognized_critical_extensions: cert.unrecognized_critical_extensions().to_vec(),
+            defects: cert.defects().to_vec(),
+        }
+    }
+
+    /// " (critical)" when the extension with this OID is marked critical.
+    fn critical(&self, oid: &str) -> &'static str {
+        if self.extensions.iter().any(|e| e.oid == oid && e.critical) {
+            " (critical)"
+        } else {
+            ""
+        }
+    }
+
+    fn write_text(&self, out: &mut String, total: usize, file: &Path) {
+        // Writing to a String cannot fail; the results are ignored for that reason.
+        let _ = writeln!(
+            out,
+            "certificate {} of {total} in {}",
+            self.index,
+            file.display()
+        );
+        let field = |out: &mut String, label: &str, value: &str| {
+            let _ = writeln!(out, "  {label:<20} {value}");
+        };
+        field(out, "subject", &self.subject);
+        field(out, "issuer", &self.issuer);
+        field(out, "serial", &self.serial);
+        field(out, "version", &format!("v{}", self.version));
+        field(
+            out,
+            "validity",
+            &format!("{} to {}", self.not_before, self.not_after),
+        );
+        let key = match self.key_bits {
+            Some(bits) => format!("{} ({bits} bits)", self.key_algorithm),
+            None => self.key_algorithm.clone(),
+        };
+        field(out, "public key", &key);
+        field(out, "signature", &self.signature_algorithm);
+        field(out, "sha256", &self.sha256);
+        if self.self_issued {
+            field(out, "self-issued", "yes");
+        }
+        if let Some(bc) = &self.basic_constraints {
+            let mut v = if bc.ca {
+                "CA".to_owned()
+            } else {
+                "not a CA".to_owned()
+            };
+            if let Some(p) = bc.path_len {
+                let _ = write!(v, ", pathLen {p}");
+            }
+            v.push_str(self.critical("2.5.29.19"));
+            field(out, "basicConstraints", &v);
+        }
+        if let Some(ku) = &self.key_usage {
+            field(
+                out,
+                "keyUsage",
+                &format!("{}{}", ku.join(", "), self.critical("2.5.29.15")),
+            );
+        }
+        if let Some(eku) = &self.extended_key_usage {
+            let list: Vec<String> = eku.iter().map(OidInfo::text).collect();
+            field(
+                out,
+                "extKeyUsage",
+                &format!("{}{}", list.join(", "), self.critical("2.5.29.37")),
+            );
+        }
+        if let Some(sans) = &self.subject_alt_names {
+            field(
+                out,
+                "subjectAltName",
+                &format!("{}{}", sans.join(", "), self.critical("2.5.29.17")),
+            );
+        }
+        if let Some(policies) = &self.policies {
+            let list: Vec<String> = policies.iter().map(OidInfo::text).collect();
+            field(
+                out,
+                "certificatePolicies",
+                &format!("{}{}", list.join(", "), self.critical("2.5.29.32")),
+            );
+        }
+        if !self.policy_mappings.is_empty() {
+            let list: Vec<String> = self
+                .policy_mappings
+                .iter()
+                .map(|(i, s)| format!("{i} -> {s}"))
+                .collect();
+            field(
+                out,
+                "policyMappings",
+                &format!("{}{}", list.join(", "), self.critical("2.5.29.33")),
+            );
+        }
+        if self.require_explicit_policy.is_some() || self.inhibit_policy_mapping.is_some() {
+            let mut parts = Vec::new();
+            if let Some(n) = self.require_explicit_policy {
+                parts.push(format!("requireExplicitPolicy {n}"));
+            }
+            if let Some(n) = self.inhibit_policy_mapping {
+                parts.push(format!("inhibitPolicyMapping {n}"));
+            }
+            field(
+                out,
+                "policyConstraints",
+                &format!("{}{}", parts.join(", "), self.critical("2.5.29.36")),
+            );
+        }
+        if let Some(n) = self.inhibit_any_policy {
+            field(
+                out,
+                "inhibitAnyPolicy",
+                &format!("{n}{}", self.critical("2.5.29.54")),
+            );
+        }
+        if let Some(nc) = &self.name_constraints {
+            let show = |list: &Option<Vec<String>>| match list {
+                Some(l) if l.is_empty() => "(empty)".to_owned(),
+                Some(l) => l.join(", "),
+                None => "(none)".to_owned(),
+            };
+            field(
+                out,
+                "nameConstraints",
+                &format!(
+                    "permitted: {}; excluded: {}{}",
+                    show(&nc.permitted),
+                    show(&nc.excluded),
+                    self.critical("2.5.29.30")
+                ),
+            );
+        }
+        if let Some(aki) = &self.authority_key_id {
+            let mut parts = Vec::new();
+            if let Some(id) = &aki.key_id {
+                parts.push(id.clone());
+            }
+            if let Some(issuer) = &aki.issuer {
+                parts.push(format!("issuer {}", issuer.join(", ")));
+            }
+            if let Some(serial) = &aki.serial {
+                parts.push(format!("serial {serial}"));
+            }
+            field(
+                out,
+                "authorityKeyId",
+                &format!("{}{}", parts.join(", "), self.critical("2.5.29.35")),
+            );
+        }
+        if let Some(ski) = &self.subject_key_id {
+            field(
+                out,
+                "subjectKeyId",
+                &format!("{ski}{}", self.critical("2.5.29.14")),
+            );
+        }
+        for (i, dp) in self.crl_distribution_points.iter().enumerate() {
+            let label = if i == 0 { "cRLDistributionPoints" } else { "" };
+            field(out, label, &format!("{dp}{}", self.critical("2.5.29.31")));
+        }
+        let shown = [
+            "2.5.29.14",
+            "2.5.29.15",
+            "2.5.29.17",
+            "2.5.29.19",
+            "2.5.29.30",
+            "2.5.29.31",
+            "2.5.29.32",
+            "2.5.29.33",
+            "2.5.29.35",
+            "2.5.29.36",
+            "2.5.29.37",
+            "2.5.29.54",
+        ];
+        for ext in self
+            .extensions
+            .iter()
+            .filter(|e| !shown.contains(&e.oid.as_str()))
+        {
+            let name = ext
+                .name
+                .map_or_else(|| ext.oid.clone(), |n| format!("{n} ({})", ext.oid));
+            let crit = if ext.critical {
+                "critical"
+            } else {
+                "not critical"
+            };
+            field(out, "other extension", &format!("{name}, {crit}"));
+        }
+        for oid in &self.unrecognized_critical_extensions {
+            field(
+                out,
+                "WARNING",
+                &format!(
+                    "critical extension {oid} is not processed: paths through this certificate are rejected"
+                ),
+            );
+        }
+        for defect in &self.defects {
+            field(
+                out,
+                "WARNING",
+                &format!("{defect} (paths through this certificate are rejected)"),
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cert verify
+
+fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let _ = (
+        &args.untrusted,
+        &args.crls,
+        &args.mra,
+        &args.relying,
+        &args.purpose,
+    );
+    let _ = (&args.at, args.json, args.allow_unsigned_mra, &args.chain);
+    let _ = UnixTime(0);
+    let _ = KeyUsage(0);
+    bail!("kakehashi cert verify is not built yet")
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
 }
