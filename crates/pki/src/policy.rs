@@ -19,7 +19,7 @@ pub const ANY_POLICY: &str = "2.5.29.32.0";
 
 /// Largest policy graph (nodes + parent edges + expected-policy entries, summed over every
 /// depth) that processing will build. Real chains need a few dozen: PKITS 4.8.6, four
-/// policies narrowing to one over four certificates, needs 32. Ten thousand leaves room for
+/// policies narrowing to one over four certificates, peaks at 20. Ten thousand leaves room for
 /// chains with many policies per CA while keeping a hostile chain's work to milliseconds; past
 /// it the path is rejected, never accepted.
 pub const POLICY_GRAPH_SIZE_MAX: usize = 10_000;
