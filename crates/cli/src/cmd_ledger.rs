@@ -1,13 +1,272 @@
-//! `kakehashi ledger`: bootstrap placeholder, replaced by the module's owner.
+//! `kakehashi ledger audit` (replay a node's journal offline and report every discrepancy) and
+//! `kakehashi ledger export` (accounts and transfers as JSON Lines, for reconciliation). The
+//! checks are `kakehashi_ledger::audit`'s; this module parses arguments, formats the report and
+//! picks the exit code.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::pkcs8::DecodePublicKey as _;
+use kakehashi_ledger::{AuditOptions, AuditReport};
+
+/// Largest public-key file read: a PEM SubjectPublicKeyInfo is about 113 bytes.
+const KEY_FILE_SIZE_MAX: u64 = 64 << 10;
 
 #[derive(clap::Subcommand)]
 pub(crate) enum LedgerCommand {
-    /// Not built yet.
-    Pending,
+    /// Replay a ledger's journal offline: recompute every balance, check the hash chain, the
+    /// checkpoint signatures and that debits equal credits per currency.
+    ///
+    /// Read-only; refuses a database a running node holds. Exit 0 clean, 1 discrepancies
+    /// found (each one listed), 2 usage or input error.
+    Audit {
+        /// The node's ledger directory (the sled database).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The node key the checkpoints must be signed with: 64 hex digits, or a PEM public
+        /// key file. Without it, the key stored in the database is used, which proves
+        /// consistency but not whose key it is.
+        #[arg(long, value_name = "HEX|FILE")]
+        expected_key: Option<String>,
+    },
+    /// Write every account and transfer as JSON Lines (u128 values as decimal strings).
+    Export {
+        /// The node's ledger directory (the sled database).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
-pub(crate) fn run(_cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("kakehashi ledger is not built yet")
+pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LedgerCommand::Audit {
+            data_dir,
+            json,
+            expected_key,
+        } => audit(&data_dir, json, expected_key.as_deref()),
+        LedgerCommand::Export { data_dir, output } => export(&data_dir, output.as_deref()),
+    }
+}
+
+fn audit(data_dir: &Path, json: bool, expected_key: Option<&str>) -> anyhow::Result<ExitCode> {
+    let expected_key = expected_key.map(parse_key).transpose()?;
+    let report = kakehashi_ledger::audit(data_dir, &AuditOptions { expected_key })
+        .with_context(|| format!("cannot audit the ledger in {}", data_dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut value = serde_json::to_value(&report).context("encoding the report")?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("clean".into(), report.is_clean().into());
+        }
+        serde_json::to_writer_pretty(&mut out, &value).context("writing the report")?;
+        writeln!(out).context("writing the report")?;
+    } else {
+        out.write_all(human_report(data_dir, &report).as_bytes())
+            .context("writing the report")?;
+    }
+    out.flush().context("writing the report")?;
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Accepts 64 hex digits or a PEM SubjectPublicKeyInfo file holding an Ed25519 key.
+fn parse_key(given: &str) -> anyhow::Result<VerifyingKey> {
+    if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(given, &mut bytes).context("--expected-key is not hex")?;
+        return VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| anyhow::anyhow!("--expected-key is not a valid Ed25519 public key"));
+    }
+    let path = Path::new(given);
+    let size = std::fs::metadata(path)
+        .with_context(|| {
+            format!("--expected-key {given}: neither 64 hex digits nor a readable key file")
+        })?
+        .len();
+    if size > KEY_FILE_SIZE_MAX {
+        bail!("--expected-key {given}: {size} bytes is too large for a public key file");
+    }
+    let pem = std::fs::read_to_string(path).with_context(|| format!("reading {given}"))?;
+    VerifyingKey::from_public_key_pem(&pem).map_err(|error| {
+        anyhow::anyhow!("--expected-key {given}: not a PEM Ed25519 public key ({error})")
+    })
+}
+
+fn currency(ledger: u32) -> String {
+    // ISO 4217 numeric codes of the jurisdictions configured today; others print as numbers.
+    match ledger {
+        392 => "JPY".into(),
+        702 => "SGD".into(),
+        other => format!("#{other}"),
+    }
+}
+
+fn human_report(data_dir: &Path, report: &AuditReport) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(text, "ledger audit of {}", data_dir.display());
+    let _ = writeln!(text, "  node key     {}", or_none(&report.verifying_key));
+    let _ = writeln!(
+        text,
+        "  journal      {} records, head {}",
+        report.records, report.head
+    );
+    let _ = writeln!(
+        text,
+        "  checkpoints  {} verified",
+        report.checkpoints_verified
+    );
+    let _ = writeln!(
+        text,
+        "  contents     {} accounts, {} transfers, {} expiries",
+        report.accounts, report.transfers, report.expiries
+    );
+    for totals in &report.ledgers {
+        let _ = writeln!(
+            text,
+            "  ledger {} ({}): {} accounts; posted debits {} / credits {}; pending debits {} / \
+             credits {}",
+            totals.ledger,
+            currency(totals.ledger),
+            totals.accounts,
+            totals.debits_posted,
+            totals.credits_posted,
+            totals.debits_pending,
+            totals.credits_pending
+        );
+    }
+    if report.is_clean() {
+        let _ = writeln!(text, "result: clean");
+    } else {
+        let total = report.discrepancies.len() as u64 + report.discrepancies_not_listed;
+        let _ = writeln!(text, "result: {total} discrepancies");
+        for discrepancy in &report.discrepancies {
+            let _ = writeln!(text, "  - {discrepancy}");
+        }
+        if report.discrepancies_not_listed > 0 {
+            let _ = writeln!(
+                text,
+                "  … and {} more not listed",
+                report.discrepancies_not_listed
+            );
+        }
+    }
+    text
+}
+
+fn or_none(value: &str) -> &str {
+    if value.is_empty() {
+        "(none stored)"
+    } else {
+        value
+    }
+}
+
+fn export(data_dir: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let summary = match output {
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut out = BufWriter::new(file);
+            kakehashi_ledger::export(data_dir, &mut out)
+        }
+        None => {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            kakehashi_ledger::export(data_dir, &mut out)
+        }
+    }
+    .with_context(|| format!("cannot export the ledger in {}", data_dir.display()))?;
+    eprintln!(
+        "exported {} accounts and {} transfers",
+        summary.accounts, summary.transfers
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_key_accepts_hex_and_rejects_garbage() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]).verifying_key();
+        let parsed = parse_key(&hex::encode(key.to_bytes())).expect("hex key");
+        assert_eq!(parsed, key);
+        assert!(parse_key("not-a-key-or-file").is_err());
+        assert!(parse_key(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn human_report_lists_each_discrepancy() {
+        let report = AuditReport {
+            discrepancies: vec![kakehashi_ledger::Discrepancy {
+                location: kakehashi_ledger::Location::JournalRecord { seq: 2 },
+                detail: "content altered".into(),
+            }],
+            ..AuditReport::default()
+        };
+        let text = human_report(Path::new("data"), &report);
+        assert!(text.contains("result: 1 discrepancies"), "{text}");
+        assert!(
+            text.contains("  - journal record 2: content altered"),
+            "{text}"
+        );
+        assert!(human_report(Path::new("data"), &AuditReport::default()).contains("result: clean"));
+    }
+
+    fn small_ledger() -> tempfile::TempDir {
+        use kakehashi_ledger::{AccountId, Ledger, NewAccount, Options, Timestamp};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let ledger = Ledger::open(dir.path(), key, Options::default()).expect("opens");
+        let account = NewAccount {
+            id: AccountId(1),
+            ledger: 392,
+            code: 1,
+            ..NewAccount::default()
+        };
+        ledger
+            .create_accounts(&[account], Timestamp(1))
+            .expect("created");
+        ledger.close().expect("closed");
+        dir
+    }
+
+    #[test]
+    fn audit_exits_0_when_clean_and_1_when_the_pinned_key_differs() {
+        let dir = small_ledger();
+        let right = hex::encode(
+            ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let code = audit(dir.path(), true, Some(&right)).expect("runs");
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS));
+        let wrong = hex::encode(
+            ed25519_dalek::SigningKey::from_bytes(&[6; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let code = audit(dir.path(), false, Some(&wrong)).expect("runs");
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(1)));
+    }
+
+    #[test]
+    fn audit_of_a_missing_directory_is_an_input_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(audit(&dir.path().join("absent"), false, None).is_err());
+    }
 }
