@@ -1,13 +1,162 @@
-//! `kakehashi conformance`: bootstrap placeholder, replaced by the module's owner.
+//! `kakehashi conformance`: runs an x509-limbo file through the verifier, writes limbo's
+//! results format and prints a closing summary.
+//!
+//! Exit codes: 0 when there is no wrong accept and the pass count reaches `--floor`; 1 on any
+//! wrong accept or a pass count below the floor; 2 on unreadable input (from `main`).
 
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use kakehashi_pki::UnixTime;
+use kakehashi_pki::limbo::{self, CaseResult, ResultsFile};
+
+/// Worker threads for the run: the cases are independent and CPU-bound.
+const WORKERS_MAX: usize = 8;
 
 #[derive(clap::Args)]
 pub(crate) struct ConformanceArgs {
     /// A limbo-format JSON file.
-    file: std::path::PathBuf,
+    file: PathBuf,
+    /// Where to write limbo's results JSON.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Fail (exit 1) when fewer cases than this pass.
+    #[arg(long)]
+    floor: Option<usize>,
+    /// List every case whose result differs from the expectation.
+    #[arg(long)]
+    show_failures: bool,
+    /// Validation time for testcases that have none (RFC 3339); defaults to now.
+    #[arg(long)]
+    at: Option<String>,
 }
 
 pub(crate) fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("conformance on {} is not built yet", args.file.display())
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let file = limbo::parse_file(&bytes)
+        .with_context(|| format!("{} is not a limbo-format file", args.file.display()))?;
+    let default_time = match &args.at {
+        Some(text) => UnixTime::parse_rfc3339(text)
+            .with_context(|| format!("--at {text:?} is not an RFC 3339 time"))?,
+        None => now(),
+    };
+
+    let results = run_all(&file, default_time);
+    if let Some(out) = &args.out {
+        let doc = ResultsFile {
+            version: 1,
+            harness: "kakehashi",
+            results: results.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&doc).context("cannot encode results")?;
+        std::fs::write(out, json).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+
+    let summary = limbo::summarize(&file, &results);
+    let mut stdout = std::io::stdout().lock();
+    if args.show_failures {
+        for (id, expected, actual, context) in &summary.mismatches {
+            writeln!(
+                stdout,
+                "{id}: expected {expected:?}, got {actual:?}: {context}"
+            )?;
+        }
+    }
+    let name = args.file.file_name().map_or_else(
+        || args.file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    writeln!(
+        stdout,
+        "{name}: {} passed, {} wrong accepts, {} wrong rejects, {} skipped ({} cases)",
+        summary.passed,
+        summary.wrong_accepts,
+        summary.wrong_rejects,
+        summary.skipped,
+        summary.total
+    )?;
+    let mut ok = true;
+    if summary.wrong_accepts > 0 {
+        writeln!(
+            stdout,
+            "{name}: FAIL: {} wrong accepts",
+            summary.wrong_accepts
+        )?;
+        ok = false;
+    }
+    if let Some(floor) = args.floor
+        && summary.passed < floor
+    {
+        writeln!(
+            stdout,
+            "{name}: FAIL: {} passed is below the floor of {floor}",
+            summary.passed
+        )?;
+        ok = false;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Runs every case on a few threads, keeping file order.
+fn run_all(file: &limbo::LimboFile, default_time: UnixTime) -> Vec<CaseResult> {
+    let total = file.testcases.len();
+    let progress = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(total as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, WORKERS_MAX);
+    let chunk = total.div_ceil(workers).max(1);
+    let mut results = Vec::with_capacity(total);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = file
+            .testcases
+            .chunks(chunk)
+            .map(|cases| {
+                let progress = progress.clone();
+                scope.spawn(move || {
+                    cases
+                        .iter()
+                        .map(|case| {
+                            let r = limbo::run_case(case, default_time);
+                            progress.inc(1);
+                            r
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for (handle, cases) in handles.into_iter().zip(file.testcases.chunks(chunk)) {
+            // A worker that panicked is a verifier bug; its cases are reported as failures
+            // so the run still finishes and the defect shows in the summary.
+            match handle.join() {
+                Ok(r) => results.extend(r),
+                Err(_) => results.extend(cases.iter().map(|c| CaseResult {
+                    id: c.id.clone(),
+                    actual_result: limbo::Outcome::Failure,
+                    context: "verifier panicked".to_owned(),
+                })),
+            }
+        }
+    });
+    progress.finish_and_clear();
+    results
+}
+
+/// The current time, for testcases without a validation time (limbo's convention). Only the
+/// CLI edge reads the clock; the verifier takes time as an argument.
+fn now() -> UnixTime {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
 }

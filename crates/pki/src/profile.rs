@@ -1,1 +1,458 @@
-//! The web-PKI server profile: serverAuth EKU and peer-name matching with wildcards.
+//! The web-PKI server profile: serverAuth EKU, peer-name matching with wildcards, and the
+//! certificate-profile rules of RFC 5280 and the CA/Browser Forum Baseline Requirements
+//! (CABF BR §7.1) that web-PKI verifiers enforce.
+
+use std::net::IpAddr;
+
+use crate::cert::{Cert, EKU_ANY, GeneralName, KeyUsage, OID_COMMON_NAME};
+use crate::error::Error;
+use crate::name_constraints::is_dns_name;
+use crate::signature::KeyAlgorithm;
+
+/// Which rule set validation applies on top of RFC 5280 §6.1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// RFC 5280 path validation only (PKITS, the mutual-recognition PKIs).
+    #[default]
+    Rfc5280,
+    /// RFC 5280 plus the web-PKI certificate profile (CABF BR, x509-limbo's SERVER/CLIENT).
+    WebPki,
+}
+
+/// The identity a relying party expects the end-entity certificate to carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerName {
+    /// A DNS host name (A-labels for internationalized names), matched against dNSName.
+    Dns(String),
+    /// An email address, matched against rfc822Name.
+    Email(String),
+    /// An IP address, matched against iPAddress.
+    Ip(IpAddr),
+}
+
+impl std::fmt::Display for PeerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(d) => write!(f, "DNS name {d}"),
+            Self::Email(e) => write!(f, "email {e}"),
+            Self::Ip(ip) => write!(f, "IP address {ip}"),
+        }
+    }
+}
+
+/// The rule CABF BR key checks cite.
+const RULE_KEYS: &str = "CABF BR §6.1.5, §7.1.3.1";
+
+/// Checks the peer name against the leaf's subjectAltName (RFC 6125 §6.4, RFC 9525 §6.3).
+/// There is no fallback to the subject commonName: RFC 9525 §6.3 removed it and the BRs put
+/// every identity in subjectAltName.
+pub fn check_peer_name(leaf: &Cert, peer: &PeerName) -> Result<(), Error> {
+    let alt = leaf.subject_alt_names().unwrap_or(&[]);
+    let found = alt.iter().any(|name| match (peer, name) {
+        (PeerName::Dns(reference), GeneralName::Dns(presented)) => {
+            dns_name_matches(presented, reference)
+        }
+        (PeerName::Ip(ip), GeneralName::Ip(bytes)) => match ip {
+            IpAddr::V4(v4) => bytes.as_slice() == v4.octets(),
+            IpAddr::V6(v6) => bytes.as_slice() == v6.octets(),
+        },
+        (PeerName::Email(reference), GeneralName::Email(presented)) => {
+            email_matches(presented, reference)
+        }
+        _ => false,
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(Error::PeerNameMismatch {
+            expected: peer.to_string(),
+            presented: alt.iter().map(ToString::to_string).collect(),
+        })
+    }
+}
+
+/// True when the presented dNSName (possibly a wildcard) matches the reference host name.
+///
+/// RFC 6125 §6.4.3 and CABF BR §1.6.1 ("Wildcard Domain Name"): the wildcard is a whole
+/// left-most label `*`, it matches exactly one non-empty label, and it may not stand for a
+/// label directly under a public suffix (CABF BR §3.2.2.6), so `*.com`, `*.co.uk` and a bare
+/// `*` match nothing. Partial wildcards (`f*o`, `xn--*`) match nothing. Comparison is
+/// case-insensitive over ASCII; internationalized names must be A-labels.
+pub fn dns_name_matches(presented: &str, reference: &str) -> bool {
+    let reference = reference.strip_suffix('.').unwrap_or(reference);
+    let presented = presented.strip_suffix('.').unwrap_or(presented);
+    if !reference.is_ascii() || !presented.is_ascii() || reference.contains('*') {
+        return false;
+    }
+    match presented.strip_prefix("*.") {
+        None => !presented.contains('*') && presented.eq_ignore_ascii_case(reference),
+        Some(parent) => {
+            if parent.contains('*') || !is_dns_name(parent, false) || is_public_suffix(parent) {
+                return false;
+            }
+            match reference.split_once('.') {
+                Some((first, rest)) => !first.is_empty() && rest.eq_ignore_ascii_case(parent),
+                None => false,
+            }
+        }
+    }
+}
+
+/// True when `domain` is itself a public suffix (a TLD such as `com`, or a registry suffix
+/// such as `co.uk`), or a single label, which the public suffix list's default rule makes one.
+fn is_public_suffix(domain: &str) -> bool {
+    let lower = domain.to_ascii_lowercase();
+    if !lower.contains('.') {
+        return true;
+    }
+    psl::suffix(lower.as_bytes()).is_some_and(|s| s.as_bytes() == lower.as_bytes())
+}
+
+fn email_matches(presented: &str, reference: &str) -> bool {
+    match (presented.rsplit_once('@'), reference.rsplit_once('@')) {
+        (Some((pl, ph)), Some((rl, rh))) => pl == rl && ph.eq_ignore_ascii_case(rh),
+        _ => false,
+    }
+}
+
+/// Checks the extended key usage of the end-entity certificate (RFC 5280 §4.2.1.12): absent
+/// means unrestricted; present, it must list one of `required` (anyExtendedKeyUsage counts only
+/// under the RFC 5280 profile: the BRs forbid it in subscriber certificates).
+pub fn check_leaf_eku(leaf: &Cert, required: &[String], profile: Profile) -> Result<(), Error> {
+    let Some(present) = leaf.extended_key_usage() else {
+        return Ok(());
+    };
+    if required.is_empty() {
+        return Ok(());
+    }
+    let any_ok = profile == Profile::Rfc5280 && present.iter().any(|o| o == EKU_ANY);
+    if any_ok || present.iter().any(|o| required.contains(o)) {
+        Ok(())
+    } else {
+        Err(Error::EkuMismatch {
+            required: required.to_vec(),
+            present: present.to_vec(),
+        })
+    }
+}
+
+/// The position of a certificate on the path, for the profile rules that differ by role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The end-entity certificate.
+    Leaf,
+    /// A CA certificate between the leaf and the trust anchor.
+    Intermediate,
+    /// The trust anchor certificate.
+    Anchor,
+}
+
+fn profile_error(rule: &'static str, detail: impl Into<String>) -> Error {
+    Error::Profile {
+        rule,
+        detail: detail.into(),
+    }
+}
+
+/// The web-PKI certificate-profile rules for one certificate on the path.
+pub fn check_webpki_cert(cert: &Cert, role: Role, required_ekus: &[String]) -> Result<(), Error> {
+    let subject = cert.subject_display();
+    if cert.version() != 2 {
+        return Err(profile_error(
+            "CABF BR §7.1.1",
+            format!(
+                "{subject} is a version {} certificate; v3 is required",
+                cert.version() + 1
+            ),
+        ));
+    }
+    check_key(cert)?;
+    for (oid, critical) in cert.extensions() {
+        let must_not_be_critical = matches!(oid.as_str(), "2.5.29.14" | "2.5.29.35");
+        if *critical && must_not_be_critical {
+            return Err(profile_error(
+                "RFC 5280 §4.2.1.1, §4.2.1.2",
+                format!("{subject}: key identifier extension {oid} is marked critical"),
+            ));
+        }
+        let must_be_critical = matches!(oid.as_str(), "2.5.29.36" | "2.5.29.30");
+        if !*critical && must_be_critical {
+            return Err(profile_error(
+                "RFC 5280 §4.2.1.10, §4.2.1.11",
+                format!("{subject}: extension {oid} must be marked critical"),
+            ));
+        }
+    }
+    let self_signed_anchor = role == Role::Anchor && cert.is_self_issued();
+    let aki = cert.authority_key_id();
+    match role {
+        Role::Anchor => {
+            if cert.extended_key_usage().is_some() {
+                return Err(profile_error(
+                    "CABF BR §7.1.2.1.2",
+                    format!("root {subject} carries extKeyUsage"),
+                ));
+            }
+            if let Some(aki) = aki {
+                if aki.issuer.is_some() || aki.serial.is_some() {
+                    return Err(profile_error(
+                        "CABF BR §7.1.2.1.3",
+                        format!("root {subject}: authorityCertIssuer/SerialNumber present"),
+                    ));
+                }
+                let Some(key_id) = &aki.key_id else {
+                    return Err(profile_error(
+                        "CABF BR §7.1.2.1.3",
+                        format!("root {subject}: authorityKeyIdentifier without keyIdentifier"),
+                    ));
+                };
+                if self_signed_anchor && cert.subject_key_id() != Some(key_id.as_slice()) {
+                    return Err(profile_error(
+                        "CABF BR §7.1.2.1.3",
+                        format!("root {subject}: authority key id differs from its subject key id"),
+                    ));
+                }
+            }
+        }
+        Role::Intermediate => {
+            if cert.subject_key_id().is_none() {
+                return Err(profile_error(
+                    "RFC 5280 §4.2.1.2",
+                    format!("CA {subject} has no subjectKeyIdentifier"),
+                ));
+            }
+            if let Some(ekus) = cert.extended_key_usage()
+                && !required_ekus.is_empty()
+                && !ekus.iter().any(|o| required_ekus.contains(o))
+            {
+                return Err(Error::EkuMismatch {
+                    required: required_ekus.to_vec(),
+                    present: ekus.to_vec(),
+                });
+            }
+        }
+        Role::Leaf => check_webpki_leaf(cert)?,
+    }
+    if role != Role::Anchor && aki.and_then(|a| a.key_id.as_ref()).is_none() {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.1",
+            format!("{subject} has no authorityKeyIdentifier keyIdentifier"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_webpki_leaf(leaf: &Cert) -> Result<(), Error> {
+    let subject = leaf.subject_display();
+    if leaf.is_ca()
+        || leaf
+            .key_usage()
+            .is_some_and(|ku| ku.has(KeyUsage::KEY_CERT_SIGN))
+    {
+        return Err(profile_error(
+            "CABF BR §7.1.2.7.8, §7.1.2.7.11",
+            format!("end-entity {subject} is a CA certificate"),
+        ));
+    }
+    if leaf.name_constraints().is_some() {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.10",
+            format!("end-entity {subject} carries nameConstraints"),
+        ));
+    }
+    if leaf
+        .extensions()
+        .iter()
+        .any(|(oid, critical)| oid == "2.5.29.37" && *critical)
+    {
+        return Err(profile_error(
+            "CABF BR §7.1.2.7.6",
+            format!("end-entity {subject}: extKeyUsage is marked critical"),
+        ));
+    }
+    if leaf.subject_alt_names().is_some()
+        && !leaf.subject().is_empty()
+        && leaf.subject_alt_names_critical()
+    {
+        return Err(profile_error(
+            "CABF BR §7.1.2.7.12",
+            format!("end-entity {subject}: subjectAltName is critical with a non-empty subject"),
+        ));
+    }
+    let alt = leaf.subject_alt_names().unwrap_or(&[]);
+    for name in alt {
+        if let GeneralName::Dns(d) = name
+            && !is_ldh_dns_name(d)
+        {
+            return Err(profile_error(
+                "RFC 5280 §4.2.1.6, CABF BR §7.1.2.7.12",
+                format!("dNSName {d:?} is not in preferred name syntax"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// CABF BR §7.1.4.3: a commonName, if present, repeats one subjectAltName value character
+/// for character (a dNSName, or the RFC 3986 / RFC 5952 text of an iPAddress). Legacy clients
+/// match host names against the commonName, so a host-like commonName that is not a SAN value
+/// is a second identity nothing validated. When name constraints are in force on the path,
+/// the commonName is instead checked as a host name against them (see
+/// [`crate::name_constraints::subject_names`]), which keeps it inside the constraining CA's
+/// namespace; the character-for-character rule then applies only to commonNames that
+/// spell a SAN value differently (another case, another IP notation, a U-label).
+pub fn check_common_name(leaf: &Cert, constrained: bool) -> Result<(), Error> {
+    let alt = leaf.subject_alt_names().unwrap_or(&[]);
+    for attr in leaf.subject().attributes(OID_COMMON_NAME) {
+        let text = attr.text().unwrap_or_default();
+        let listed = alt.iter().any(|name| match name {
+            GeneralName::Dns(d) => *d == text,
+            GeneralName::Ip(bytes) => canonical_ip(bytes).is_some_and(|ip| ip == text),
+            _ => false,
+        });
+        if listed {
+            continue;
+        }
+        let respelled = alt.iter().any(|name| match name {
+            GeneralName::Dns(d) => d.eq_ignore_ascii_case(&text),
+            GeneralName::Ip(bytes) => lenient_ip(&text).is_some_and(|ip| match ip {
+                IpAddr::V4(v4) => bytes.as_slice() == v4.octets(),
+                IpAddr::V6(v6) => bytes.as_slice() == v6.octets(),
+            }),
+            _ => false,
+        });
+        let host_like = lenient_ip(&text).is_some() || is_host_like(&text);
+        if respelled || (host_like && !constrained) || (!text.is_ascii() && host_like) {
+            return Err(profile_error(
+                "CABF BR §7.1.4.3",
+                format!("commonName {text:?} is not a copy of a subjectAltName value"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A dotted name whose labels are letters (any script), digits, hyphens or underscores.
+fn is_host_like(text: &str) -> bool {
+    text.contains('.')
+        && text.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// Parses an IP address in canonical text or in the lenient notations some resolvers accept
+/// (inet_aton's hexadecimal and single-number IPv4, upper-case IPv6).
+fn lenient_ip(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(ip) = text.to_ascii_lowercase().parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let lower = text.to_ascii_lowercase();
+    let value = match lower.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+        None if !lower.is_empty() && lower.bytes().all(|b| b.is_ascii_digit()) => {
+            lower.parse::<u32>().ok()?
+        }
+        None => return None,
+    };
+    Some(IpAddr::V4(std::net::Ipv4Addr::from(value)))
+}
+
+/// Preferred name syntax (RFC 1034 §3.5 as relaxed by RFC 1123 §2.1): letters, digits and
+/// hyphens, with an optional wildcard left-most label.
+fn is_ldh_dns_name(name: &str) -> bool {
+    is_dns_name(name, true) && !name.contains('_')
+}
+
+/// RFC 5952 text for IPv6 (lowercase, compressed) and dotted decimal for IPv4, which is how
+/// the standard library formats them.
+fn canonical_ip(bytes: &[u8]) -> Option<String> {
+    match bytes.len() {
+        4 => Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string()),
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(bytes);
+            Some(std::net::Ipv6Addr::from(a).to_string())
+        }
+        _ => None,
+    }
+}
+
+/// CABF BR §6.1.5 and §7.1.3.1: RSA keys of at least 2048 bits whose size is a multiple of 8,
+/// ECDSA on P-256 or P-384 with a named curve; Ed25519 is accepted as well (RFC 8410), as
+/// rustls-webpki does.
+fn check_key(cert: &Cert) -> Result<(), Error> {
+    match cert.spki().algorithm() {
+        KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 | KeyAlgorithm::Ed25519 => Ok(()),
+        KeyAlgorithm::Rsa { bits } if *bits >= 2048 && *bits <= 8192 && bits % 8 == 0 => Ok(()),
+        other => Err(profile_error(
+            RULE_KEYS,
+            format!(
+                "{}: {} keys are not permitted",
+                cert.subject_display(),
+                other.name()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_names_match_case_insensitively() {
+        assert!(dns_name_matches("example.com", "EXAMPLE.com"));
+        assert!(!dns_name_matches("example.com", "example2.com"));
+        assert!(!dns_name_matches("abc.example.com", "def.example.com"));
+        assert!(!dns_name_matches("example.com", "abc.example.com"));
+    }
+
+    #[test]
+    fn wildcard_matches_exactly_one_leftmost_label() {
+        assert!(dns_name_matches("*.example.com", "foo.example.com"));
+        assert!(!dns_name_matches("*.example.com", "example.com"));
+        assert!(!dns_name_matches("*.example.com", "foo.bar.example.com"));
+    }
+
+    #[test]
+    fn partial_and_public_suffix_wildcards_match_nothing() {
+        assert!(!dns_name_matches("ba*.example.com", "baz.example.com"));
+        assert!(!dns_name_matches(
+            "xn--*-1b3c148a.example.com",
+            "xn--bliss-1b3c148a.example.com"
+        ));
+        assert!(!dns_name_matches("*", "com"));
+        assert!(!dns_name_matches("*.com", "example.com"));
+        assert!(!dns_name_matches("*.co.uk", "example.co.uk"));
+        assert!(dns_name_matches("*.example.co.uk", "www.example.co.uk"));
+    }
+
+    #[test]
+    fn non_ascii_presented_names_never_match() {
+        assert!(!dns_name_matches("😜.example.com", "xn--628h.example.com"));
+    }
+
+    #[test]
+    fn ldh_syntax_rejects_underscores_but_allows_a_wildcard() {
+        assert!(is_ldh_dns_name("*.example.com"));
+        assert!(!is_ldh_dns_name("foo_bar.example.com"));
+        assert!(!is_ldh_dns_name("-a.example.com"));
+    }
+
+    #[test]
+    fn canonical_ip_text_is_rfc5952_lowercase() {
+        let mut v6 = [0u8; 16];
+        v6[0] = 0x20;
+        v6[1] = 0x01;
+        v6[2] = 0x0d;
+        v6[3] = 0xb8;
+        v6[15] = 0xab;
+        assert_eq!(canonical_ip(&v6).unwrap(), "2001:db8::ab");
+        assert_eq!(canonical_ip(&[192, 168, 1, 1]).unwrap(), "192.168.1.1");
+    }
+}

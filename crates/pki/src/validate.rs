@@ -1,1 +1,634 @@
-//! RFC 5280 §6.1 basic path validation over one candidate path.
+//! RFC 5280 §6.1 basic path validation over one candidate path, and [`verify_chain`], which
+//! builds candidate paths ([`crate::path`]) and returns the first that validates.
+//!
+//! The trust anchor is a certificate. Its own validity, critical extensions, basic
+//! constraints, key usage and name constraints are enforced as those of a CA on the path (RFC
+//! 5937 trust-anchor constraints), which is what x509-limbo and the web PKI expect.
+
+use crate::cert::{Cert, KeyUsage};
+use crate::crl::{CrlSet, RevocationMode};
+use crate::error::Error;
+use crate::name_constraints::{ConstraintState, subject_names};
+use crate::path::{self, Budget, CHAIN_DEPTH_MAX, Candidate};
+use crate::policy::{PolicyOutcome, PolicySettings};
+pub use crate::profile::{PeerName, Profile};
+use crate::profile::{Role, check_common_name, check_leaf_eku, check_peer_name, check_webpki_cert};
+use crate::time::UnixTime;
+use crate::verdict::{CertRef, Check};
+
+/// Longest serial number, in octets (RFC 5280 §4.1.2.2: "Conforming CAs MUST NOT use
+/// serialNumber values longer than 20 octets").
+pub const SERIAL_LEN_MAX: usize = 20;
+
+/// What the relying party asks of a chain.
+#[derive(Clone, Debug)]
+pub struct ValidationOptions {
+    /// The validation time (RFC 5280 §6.1.1(b)).
+    pub time: UnixTime,
+    /// Extended key usages the leaf must permit; any one suffices; empty means none required.
+    pub required_ekus: Vec<String>,
+    /// keyUsage bits ([`KeyUsage`] constants) the leaf must assert when it has keyUsage.
+    pub required_key_usage: u16,
+    /// The identity the leaf must carry.
+    pub peer_name: Option<PeerName>,
+    /// Policy inputs (RFC 5280 §6.1.1(c), (e)-(g)).
+    pub policy: PolicySettings,
+    /// How revocation is checked.
+    pub revocation: RevocationMode,
+    /// Most certificates on a path, leaf and anchor included (capped at
+    /// [`path::CHAIN_DEPTH_MAX`]).
+    pub chain_depth_max: usize,
+    /// Most intermediates that are not self-issued (x509-limbo's `max_chain_depth`); `None`
+    /// leaves only `chain_depth_max`.
+    pub intermediates_max: Option<usize>,
+    /// Rule set on top of RFC 5280.
+    pub profile: Profile,
+    /// Bounds on the path search.
+    pub budget: Budget,
+}
+
+impl ValidationOptions {
+    /// RFC 5280 validation at `time` with no EKU, key usage or name requirement, default
+    /// policy settings, CRLs checked when supplied, and the default bounds.
+    pub fn new(time: UnixTime) -> Self {
+        Self {
+            time,
+            required_ekus: Vec::new(),
+            required_key_usage: 0,
+            peer_name: None,
+            policy: PolicySettings::default(),
+            revocation: RevocationMode::IfAvailable,
+            chain_depth_max: CHAIN_DEPTH_MAX,
+            intermediates_max: None,
+            profile: Profile::Rfc5280,
+            budget: Budget::default(),
+        }
+    }
+}
+
+/// A path that validated. Built only inside this crate.
+#[derive(Clone, Debug)]
+pub struct ValidatedPath {
+    path: Vec<CertRef>,
+    anchor_index: usize,
+    policy: PolicyOutcome,
+    checks: Vec<Check>,
+}
+
+impl ValidatedPath {
+    pub(crate) fn new(
+        path: Vec<CertRef>,
+        anchor_index: usize,
+        policy: PolicyOutcome,
+        checks: Vec<Check>,
+    ) -> Self {
+        Self {
+            path,
+            anchor_index,
+            policy,
+            checks,
+        }
+    }
+
+    /// The chosen path, leaf first, trust anchor last.
+    pub fn path(&self) -> &[CertRef] {
+        &self.path
+    }
+
+    /// The index of the trust anchor in the `anchors` slice given to [`verify_chain`].
+    pub fn anchor_index(&self) -> usize {
+        self.anchor_index
+    }
+
+    /// The policy sets that came out of RFC 5280 §6.1.6.
+    pub fn policy(&self) -> &PolicyOutcome {
+        &self.policy
+    }
+
+    /// Every check that ran, in order.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+}
+
+/// Why no path validated: the most specific error among the candidates tried. Boxed, so a
+/// `Result` carrying it stays small.
+#[derive(Clone, Debug)]
+pub struct PathError(Box<PathErrorInner>);
+
+#[derive(Clone, Debug)]
+struct PathErrorInner {
+    error: Error,
+    cert: Option<CertRef>,
+    path: Vec<CertRef>,
+    checks: Vec<Check>,
+}
+
+impl PathError {
+    pub(crate) fn new(
+        error: Error,
+        cert: Option<CertRef>,
+        path: Vec<CertRef>,
+        checks: Vec<Check>,
+    ) -> Self {
+        Self(Box::new(PathErrorInner {
+            error,
+            cert,
+            path,
+            checks,
+        }))
+    }
+
+    /// The rule that was broken.
+    pub fn error(&self) -> &Error {
+        &self.0.error
+    }
+
+    /// The certificate the error is about, if it concerns one.
+    pub fn cert(&self) -> Option<&CertRef> {
+        self.0.cert.as_ref()
+    }
+
+    /// The candidate path that came closest, leaf first.
+    pub fn path(&self) -> &[CertRef] {
+        &self.0.path
+    }
+
+    /// The checks that ran on that path, up to and including the failure.
+    pub fn checks(&self) -> &[Check] {
+        &self.0.checks
+    }
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.cert {
+            Some(c) => write!(
+                f,
+                "{} [{}] at certificate {} ({}, serial {})",
+                self.0.error,
+                self.0.error.rule(),
+                c.position,
+                c.subject,
+                c.serial
+            ),
+            None => write!(f, "{} [{}]", self.0.error, self.0.error.rule()),
+        }
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0.error)
+    }
+}
+
+/// Validates `leaf` to one of `anchors`, using `intermediates` as the untrusted pool.
+pub fn verify_chain(
+    leaf: &Cert,
+    intermediates: &[Cert],
+    anchors: &[Cert],
+    crls: &CrlSet,
+    opts: &ValidationOptions,
+) -> Result<ValidatedPath, PathError> {
+    path::build(
+        leaf,
+        intermediates,
+        anchors,
+        opts.chain_depth_max,
+        opts.budget,
+        |candidate| validate_candidate(candidate, crls, opts),
+    )
+}
+
+/// Records checks for one candidate and stops at the first failure.
+struct Run {
+    checks: Vec<Check>,
+    refs: Vec<CertRef>,
+}
+
+impl Run {
+    fn pass(&mut self, rule: &str, name: &str, position: Option<usize>, detail: impl Into<String>) {
+        let cert = position.map(|p| self.refs[p].clone());
+        self.checks.push(Check::pass(rule, name, cert, detail));
+    }
+
+    fn fail(&mut self, name: &str, position: Option<usize>, error: Error) -> PathError {
+        let cert = position.map(|p| self.refs[p].clone());
+        self.checks.push(Check::fail(
+            error.rule(),
+            name,
+            cert.clone(),
+            error.to_string(),
+        ));
+        PathError::new(
+            error,
+            cert,
+            self.refs.clone(),
+            std::mem::take(&mut self.checks),
+        )
+    }
+
+    /// Turns a rule result into a recorded check.
+    fn require(
+        &mut self,
+        name: &str,
+        position: Option<usize>,
+        result: Result<String, Error>,
+        rule: &str,
+    ) -> Result<(), PathError> {
+        match result {
+            Ok(detail) => {
+                self.pass(rule, name, position, detail);
+                Ok(())
+            }
+            Err(error) => Err(self.fail(name, position, error)),
+        }
+    }
+}
+
+/// RFC 5280 §6.1 over one complete candidate (leaf first, anchor last).
+fn validate_candidate(
+    candidate: &Candidate<'_>,
+    crls: &CrlSet,
+    opts: &ValidationOptions,
+) -> Result<ValidatedPath, PathError> {
+    let certs = &candidate.certs;
+    let n = certs.len();
+    let anchor_pos = n - 1;
+    let mut run = Run {
+        checks: Vec::new(),
+        refs: certs
+            .iter()
+            .enumerate()
+            .map(|(p, c)| c.cert_ref(p))
+            .collect(),
+    };
+    let mut constraints = ConstraintState::new();
+    // §6.1.2(k): max_path_length, here seeded by the anchor's own pathLenConstraint.
+    let mut max_path_len: Option<u32> = None;
+    let mut intermediates = 0usize;
+    let webpki = opts.profile == Profile::WebPki;
+
+    // Certificates from the anchor down to the leaf, in RFC 5280 order.
+    for pos in (0..n).rev() {
+        let cert = certs[pos];
+        let role = if pos == anchor_pos {
+            Role::Anchor
+        } else if pos == 0 {
+            Role::Leaf
+        } else {
+            Role::Intermediate
+        };
+        let at = Some(pos);
+        run.require(
+            "well-formed",
+            at,
+            well_formed(cert, role),
+            "RFC 5280 §4.1, §4.2",
+        )?;
+        if pos != anchor_pos {
+            let detail = match &candidate.refused[pos] {
+                None => Ok(format!(
+                    "signed by {} ({})",
+                    certs[pos + 1].subject_display(),
+                    cert.signature_algorithm()
+                        .map(|a| a.name())
+                        .unwrap_or_default()
+                )),
+                Some(refused) => Err(refused.clone()),
+            };
+            // A refused algorithm does not end the walk: other rules may still decide the
+            // path; it is reported only if nothing else fails (the path is never accepted).
+            if let Ok(detail) = detail {
+                run.pass("RFC 5280 §6.1.3(a)(1)", "signature", at, detail);
+            }
+            run.pass(
+                "RFC 5280 §6.1.3(a)(4)",
+                "name-chaining",
+                at,
+                format!(
+                    "issuer {} matches the issuer's subject",
+                    cert.issuer_display()
+                ),
+            );
+        }
+        run.require(
+            "validity",
+            at,
+            validity(cert, opts.time),
+            "RFC 5280 §6.1.3(a)(2)",
+        )?;
+        run.require(
+            "critical-extensions",
+            at,
+            critical_extensions(cert),
+            "RFC 5280 §4.2, §6.1.4(o)",
+        )?;
+        if webpki {
+            run.require(
+                "web-pki-profile",
+                at,
+                check_webpki_cert(cert, role, &opts.required_ekus).map(|()| "conforms".into()),
+                "CABF BR §7.1",
+            )?;
+        }
+        // §6.1.3(b)-(c): names of the leaf and of every non-self-issued intermediate.
+        if role == Role::Leaf || (role == Role::Intermediate && !cert.is_self_issued()) {
+            let result = if constraints.is_unconstrained() {
+                Ok("no name constraints in force".to_owned())
+            } else {
+                // Web-PKI clients read a host name from the commonName only when there is no
+                // subjectAltName (RFC 6125 §6.4.4), so only then is it constrained as one.
+                let cn_as_host = webpki && role == Role::Leaf && cert.subject_alt_names().is_none();
+                subject_names(cert, cn_as_host)
+                    .iter()
+                    .try_for_each(|name| constraints.check(name))
+                    .map(|()| {
+                        "every name is within the permitted and outside the excluded subtrees"
+                            .into()
+                    })
+            };
+            run.require("name-constraints", at, result, "RFC 5280 §6.1.3(b)-(c)")?;
+        }
+        if role == Role::Leaf {
+            if webpki {
+                run.require(
+                    "common-name",
+                    at,
+                    check_common_name(cert, !constraints.is_unconstrained()).map(|()| {
+                        "commonName repeats a subjectAltName value or is not a host".into()
+                    }),
+                    "CABF BR §7.1.4.3",
+                )?;
+            }
+            break;
+        }
+        // §6.1.4: preparation for the next certificate.
+        run.require(
+            "basic-constraints",
+            at,
+            is_ca(cert, role, opts.profile),
+            "RFC 5280 §6.1.4(k)",
+        )?;
+        if role == Role::Intermediate && !cert.is_self_issued() {
+            intermediates += 1;
+            let result = match max_path_len {
+                Some(0) => Err(Error::PathLenExceeded {
+                    path_len: 0,
+                    cert: cert.subject_display().to_owned(),
+                }),
+                Some(left) => {
+                    max_path_len = Some(left - 1);
+                    Ok(format!("{left} more CA certificate(s) allowed"))
+                }
+                None => Ok("no path length constraint in force".into()),
+            };
+            run.require("path-length", at, result, "RFC 5280 §6.1.4(l)")?;
+        }
+        if let Some(len) = cert.basic_constraints().and_then(|bc| bc.path_len) {
+            max_path_len = Some(max_path_len.map_or(len, |m| m.min(len)));
+        }
+        let key_usage = match cert.key_usage() {
+            Some(ku) if !ku.has(KeyUsage::KEY_CERT_SIGN) => Err(Error::KeyUsage {
+                detail: format!("CA {} lacks keyCertSign", cert.subject_display()),
+            }),
+            Some(_) => Ok("keyCertSign asserted".to_owned()),
+            None => Ok("no keyUsage extension".to_owned()),
+        };
+        run.require("key-usage", at, key_usage, "RFC 5280 §6.1.4(n)")?;
+        if let Some(nc) = cert.name_constraints() {
+            run.require(
+                "name-constraints",
+                at,
+                constraints
+                    .add(nc)
+                    .map(|()| "constraints added for the certificates below".into()),
+                "RFC 5280 §6.1.4(g)",
+            )?;
+        }
+    }
+
+    let leaf = certs[0];
+    if let Some(max) = opts.intermediates_max {
+        let result = if intermediates > max {
+            Err(Error::ChainTooDeep { depth_max: max })
+        } else {
+            Ok(format!("{intermediates} intermediate(s), at most {max}"))
+        };
+        run.require(
+            "chain-depth",
+            Some(0),
+            result,
+            "RFC 5280 §6.1 (maximum path length)",
+        )?;
+    }
+    run.require(
+        "extended-key-usage",
+        Some(0),
+        check_leaf_eku(leaf, &opts.required_ekus, opts.profile)
+            .map(|()| format!("permits {:?}", opts.required_ekus)),
+        "RFC 5280 §4.2.1.12",
+    )?;
+    if opts.required_key_usage != 0 {
+        let result = match leaf.key_usage() {
+            Some(ku) if ku.0 & opts.required_key_usage != opts.required_key_usage => {
+                Err(Error::KeyUsage {
+                    detail: format!(
+                        "leaf keyUsage {:#06x} lacks required bits {:#06x}",
+                        ku.0, opts.required_key_usage
+                    ),
+                })
+            }
+            _ => Ok("required key usage present".to_owned()),
+        };
+        run.require("key-usage", Some(0), result, "RFC 5280 §4.2.1.3")?;
+    }
+    if let Some(peer) = &opts.peer_name {
+        run.require(
+            "peer-name",
+            Some(0),
+            check_peer_name(leaf, peer).map(|()| format!("valid for {peer}")),
+            "RFC 6125 §6.4",
+        )?;
+    }
+
+    let policy = policy_outcome(certs, opts, &mut run)?;
+
+    if (!crls.is_empty() || opts.revocation == RevocationMode::Required)
+        && let Err(err) =
+            crate::crl::check_path(certs, crls, opts.time, opts.revocation, &mut run.checks)
+    {
+        let index = match &err {
+            crate::crl::CrlError::Revoked { index } => Some((*index).min(anchor_pos)),
+            _ => None,
+        };
+        return Err(run.fail("revocation", index, Error::Revocation(err)));
+    }
+
+    // A path with a refused signature algorithm is never accepted. Under the web-PKI profile
+    // the algorithms refused for weakness are also forbidden outright (CABF BR §7.1.3.2), so
+    // the path is decided: rejected.
+    if let Some((pos, Some(refused))) = candidate
+        .refused
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.is_some())
+    {
+        let error = match refused {
+            Error::UnsupportedAlgorithm { algorithm }
+                if webpki && forbidden_in_web_pki(algorithm) =>
+            {
+                Error::Profile {
+                    rule: "CABF BR §6.1.5, §7.1.3.2",
+                    detail: format!("signature algorithm {algorithm} is not permitted"),
+                }
+            }
+            other => other.clone(),
+        };
+        return Err(run.fail("signature", Some(pos), error));
+    }
+    Ok(ValidatedPath::new(
+        run.refs,
+        candidate.anchor_index,
+        policy,
+        run.checks,
+    ))
+}
+
+/// The refused algorithms the Baseline Requirements forbid as well: SHA-1 and MD5 signatures,
+/// DSA, RSA keys outside 2048–8192 bits. P-521 and Ed448 are refused here but are not weak, so
+/// they stay undecided.
+fn forbidden_in_web_pki(algorithm: &str) -> bool {
+    let lower = algorithm.to_ascii_lowercase();
+    ["sha1", "md5", "md2", "rsa-"]
+        .iter()
+        .any(|weak| lower.contains(weak))
+        || lower.starts_with("dsa")
+}
+
+/// Runs certificate policy processing (RFC 5280 §6.1.2-§6.1.5). When no certificate carries
+/// a policy extension and the settings are the defaults, the RFC algorithm ends with a NULL
+/// tree and no error, so the call is skipped.
+fn policy_outcome(
+    certs: &[&Cert],
+    opts: &ValidationOptions,
+    run: &mut Run,
+) -> Result<PolicyOutcome, PathError> {
+    let below_anchor = &certs[..certs.len() - 1];
+    let any_extension = below_anchor.iter().any(|c| c.has_policy_extensions());
+    if !any_extension && opts.policy == PolicySettings::default() {
+        run.pass(
+            "RFC 5280 §6.1.5",
+            "certificate-policies",
+            None,
+            "no policy extensions and default settings: nothing to process",
+        );
+        return Ok(PolicyOutcome::default());
+    }
+    // Certificate 1 (issued by the anchor) first, the leaf last.
+    let infos: Vec<_> = below_anchor.iter().rev().map(|c| c.policy_info()).collect();
+    match crate::policy::process(&infos, &opts.policy) {
+        Ok(outcome) => {
+            run.pass(
+                "RFC 5280 §6.1.5",
+                "certificate-policies",
+                None,
+                format!(
+                    "authorities-constrained {:?}, user-constrained {:?}",
+                    outcome.authorities_constrained, outcome.user_constrained
+                ),
+            );
+            Ok(outcome)
+        }
+        Err(err) => Err(run.fail("certificate-policies", None, Error::Policy(err))),
+    }
+}
+
+/// The RFC 5280 MUSTs about a certificate's own encoding that make it unusable on any path.
+fn well_formed(cert: &Cert, role: Role) -> Result<String, Error> {
+    let malformed = |detail: String| Error::Malformed {
+        what: format!("certificate {}", cert.subject_display()),
+        detail,
+    };
+    if let Some(defect) = cert.defects().first() {
+        return Err(malformed(defect.clone()));
+    }
+    let serial = cert.serial();
+    // §4.1.2.2: a positive integer of at most 20 octets. Trust anchors are exempt: they are
+    // trusted out of band, and long-lived roots predate the rule (some have serial 0).
+    if role == Role::Anchor {
+        // Exempt, see above.
+    } else if serial.len() > SERIAL_LEN_MAX {
+        return Err(malformed(format!(
+            "serial number of {} octets (at most {SERIAL_LEN_MAX}, RFC 5280 §4.1.2.2)",
+            serial.len()
+        )));
+    } else if serial.first().is_some_and(|b| b & 0x80 != 0) || serial.iter().all(|b| *b == 0) {
+        return Err(malformed(
+            "serial number is not a positive integer (RFC 5280 §4.1.2.2)".into(),
+        ));
+    }
+    // §4.1.2.4: the issuer field MUST contain a non-empty distinguished name.
+    if cert.issuer().is_empty() {
+        return Err(malformed("empty issuer name (RFC 5280 §4.1.2.4)".into()));
+    }
+    // §4.1.2.6: a CA's subject MUST be non-empty; an empty subject needs a critical SAN.
+    if cert.subject().is_empty() {
+        if role != Role::Leaf || cert.is_ca() {
+            return Err(malformed(
+                "CA certificate with an empty subject (RFC 5280 §4.1.2.6)".into(),
+            ));
+        }
+        if !cert.subject_alt_names_critical() {
+            return Err(malformed(
+                "empty subject without a critical subjectAltName (RFC 5280 §4.2.1.6)".into(),
+            ));
+        }
+    }
+    Ok("no structural defects".into())
+}
+
+fn validity(cert: &Cert, now: UnixTime) -> Result<String, Error> {
+    // §4.1.2.5: both bounds are inclusive.
+    if now < cert.not_before() {
+        return Err(Error::NotYetValid {
+            now,
+            not_before: cert.not_before(),
+            cert: cert.subject_display().to_owned(),
+        });
+    }
+    if now > cert.not_after() {
+        return Err(Error::Expired {
+            now,
+            not_after: cert.not_after(),
+            cert: cert.subject_display().to_owned(),
+        });
+    }
+    Ok(format!(
+        "valid from {} to {}",
+        cert.not_before(),
+        cert.not_after()
+    ))
+}
+
+fn critical_extensions(cert: &Cert) -> Result<String, Error> {
+    match cert.unrecognized_critical_extensions().first() {
+        Some(oid) => Err(Error::UnknownCriticalExtension { oid: oid.clone() }),
+        None => Ok("every critical extension is processed".into()),
+    }
+}
+
+/// §6.1.4(k): an issuer must be a v3 CA certificate (basicConstraints cA). A v1 trust anchor
+/// is accepted under the RFC 5280 profile, where anchors are trusted out of band.
+fn is_ca(cert: &Cert, role: Role, profile: Profile) -> Result<String, Error> {
+    if cert.is_ca() {
+        return Ok("basicConstraints cA is true".into());
+    }
+    if role == Role::Anchor && profile == Profile::Rfc5280 && cert.version() == 0 {
+        return Ok("version 1 trust anchor".into());
+    }
+    Err(Error::NotCa {
+        cert: cert.subject_display().to_owned(),
+    })
+}
