@@ -1125,6 +1125,379 @@ mod tests {
         rejects(&path, &defaults());
     }
 
+    // --- The graph against a literal RFC 5280 tree ---
+
+    /// A literal valid_policy_tree (RFC 5280 §6.1.2-§6.1.5), exponential and all: the
+    /// reference the graph is compared with.
+    mod literal {
+        use std::collections::BTreeSet;
+
+        use super::super::{ANY_POLICY, PolicyCertInfo, PolicySettings};
+
+        #[derive(Clone, Debug)]
+        struct Node {
+            depth: usize,
+            policy: String,
+            expected: BTreeSet<String>,
+            parent: Option<usize>,
+            alive: bool,
+        }
+
+        struct Tree {
+            nodes: Vec<Node>,
+        }
+
+        impl Tree {
+            fn at(&self, depth: usize) -> Vec<usize> {
+                (0..self.nodes.len())
+                    .filter(|i| self.nodes[*i].alive && self.nodes[*i].depth == depth)
+                    .collect()
+            }
+
+            fn add(&mut self, parent: usize, policy: &str, expected: BTreeSet<String>) {
+                let depth = self.nodes[parent].depth + 1;
+                self.nodes.push(Node {
+                    depth,
+                    policy: policy.to_owned(),
+                    expected,
+                    parent: Some(parent),
+                    alive: true,
+                });
+            }
+
+            fn has_child(&self, parent: usize) -> bool {
+                self.nodes
+                    .iter()
+                    .any(|n| n.alive && n.parent == Some(parent))
+            }
+
+            fn child_policies(&self, parent: usize) -> Vec<String> {
+                self.nodes
+                    .iter()
+                    .filter(|n| n.alive && n.parent == Some(parent))
+                    .map(|n| n.policy.clone())
+                    .collect()
+            }
+
+            fn prune(&mut self, below: usize) {
+                for depth in (0..below).rev() {
+                    for i in self.at(depth) {
+                        if !self.has_child(i) {
+                            self.nodes[i].alive = false;
+                        }
+                    }
+                }
+            }
+
+            fn delete_subtree(&mut self, i: usize) {
+                self.nodes[i].alive = false;
+                for child in 0..self.nodes.len() {
+                    if self.nodes[child].alive && self.nodes[child].parent == Some(i) {
+                        self.delete_subtree(child);
+                    }
+                }
+            }
+
+            fn is_null(&self, depth: usize) -> bool {
+                self.at(depth).is_empty()
+            }
+        }
+
+        fn set(p: &str) -> BTreeSet<String> {
+            BTreeSet::from([p.to_owned()])
+        }
+
+        /// Ok(user-constrained set) or Err(()) for a rejection.
+        pub(super) fn process(
+            path: &[PolicyCertInfo],
+            settings: &PolicySettings,
+        ) -> Result<Vec<String>, ()> {
+            let n = path.len();
+            let start = |inhibit: bool| if inhibit { 0 } else { n as u64 + 1 };
+            let mut explicit = start(settings.initial_explicit_policy);
+            let mut mapping = start(settings.initial_policy_mapping_inhibit);
+            let mut any = start(settings.initial_any_policy_inhibit);
+            let mut tree = Tree {
+                nodes: vec![Node {
+                    depth: 0,
+                    policy: ANY_POLICY.to_owned(),
+                    expected: set(ANY_POLICY),
+                    parent: None,
+                    alive: true,
+                }],
+            };
+            let mut null = false;
+            for (k, cert) in path.iter().enumerate() {
+                let i = k + 1;
+                match &cert.policies {
+                    Some(policies) if !null => {
+                        let previous = tree.at(i - 1);
+                        for p in policies.iter().filter(|p| *p != ANY_POLICY) {
+                            let matches: Vec<usize> = previous
+                                .iter()
+                                .copied()
+                                .filter(|j| tree.nodes[*j].expected.contains(p))
+                                .collect();
+                            if matches.is_empty() {
+                                for j in &previous {
+                                    if tree.nodes[*j].policy == ANY_POLICY {
+                                        tree.add(*j, p, set(p));
+                                    }
+                                }
+                            } else {
+                                for j in matches {
+                                    tree.add(j, p, set(p));
+                                }
+                            }
+                        }
+                        if policies.iter().any(|p| p == ANY_POLICY)
+                            && (any > 0 || (i < n && cert.self_issued))
+                        {
+                            for j in &previous {
+                                let existing = tree.child_policies(*j);
+                                let expected = tree.nodes[*j].expected.clone();
+                                for e in expected {
+                                    if !existing.contains(&e) {
+                                        tree.add(*j, &e, set(&e));
+                                    }
+                                }
+                            }
+                        }
+                        tree.prune(i);
+                        null = tree.is_null(i);
+                    }
+                    _ => null = true,
+                }
+                if explicit == 0 && null {
+                    return Err(());
+                }
+                if i == n {
+                    break;
+                }
+                if cert
+                    .mappings
+                    .iter()
+                    .any(|(a, b)| a == ANY_POLICY || b == ANY_POLICY)
+                {
+                    return Err(());
+                }
+                if !null {
+                    let issuers: BTreeSet<&String> = cert.mappings.iter().map(|(a, _)| a).collect();
+                    for id_p in issuers {
+                        let subjects: BTreeSet<String> = cert
+                            .mappings
+                            .iter()
+                            .filter(|(a, _)| a == id_p)
+                            .map(|(_, b)| b.clone())
+                            .collect();
+                        let holders: Vec<usize> = tree
+                            .at(i)
+                            .into_iter()
+                            .filter(|j| tree.nodes[*j].policy == *id_p)
+                            .collect();
+                        if mapping > 0 {
+                            if holders.is_empty() {
+                                let any_here = tree
+                                    .at(i)
+                                    .into_iter()
+                                    .find(|j| tree.nodes[*j].policy == ANY_POLICY);
+                                if let Some(a) = any_here {
+                                    let parent = tree.nodes[a].parent.unwrap();
+                                    tree.add(parent, id_p, subjects.clone());
+                                }
+                            }
+                            for j in holders {
+                                tree.nodes[j].expected = subjects.clone();
+                            }
+                        } else {
+                            for j in holders {
+                                tree.nodes[j].alive = false;
+                            }
+                            tree.prune(i);
+                            null = tree.is_null(i);
+                        }
+                    }
+                }
+                if !cert.self_issued {
+                    explicit = explicit.saturating_sub(1);
+                    mapping = mapping.saturating_sub(1);
+                    any = any.saturating_sub(1);
+                }
+                if let Some(r) = cert.require_explicit_policy {
+                    explicit = explicit.min(r);
+                }
+                if let Some(m) = cert.inhibit_policy_mapping {
+                    mapping = mapping.min(m);
+                }
+                if let Some(a) = cert.inhibit_any_policy {
+                    any = any.min(a);
+                }
+            }
+            explicit = explicit.saturating_sub(1);
+            if path.last().and_then(|c| c.require_explicit_policy) == Some(0) {
+                explicit = 0;
+            }
+            let user: BTreeSet<&String> = settings.initial_policy_set.iter().collect();
+            let any_user = user.iter().any(|p| *p == ANY_POLICY);
+            if !null && !any_user {
+                let top: Vec<usize> = (0..tree.nodes.len())
+                    .filter(|i| {
+                        let node = &tree.nodes[*i];
+                        node.alive
+                            && node
+                                .parent
+                                .is_some_and(|p| tree.nodes[p].policy == ANY_POLICY)
+                    })
+                    .collect();
+                let top_policies: BTreeSet<String> =
+                    top.iter().map(|i| tree.nodes[*i].policy.clone()).collect();
+                for i in &top {
+                    let policy = tree.nodes[*i].policy.clone();
+                    if policy != ANY_POLICY && !user.contains(&policy) {
+                        tree.delete_subtree(*i);
+                    }
+                }
+                let any_leaf = tree
+                    .at(n)
+                    .into_iter()
+                    .find(|i| tree.nodes[*i].policy == ANY_POLICY);
+                if let Some(a) = any_leaf {
+                    let parent = tree.nodes[a].parent.unwrap();
+                    for p in &user {
+                        if !top_policies.contains(*p) {
+                            tree.add(parent, p, set(p));
+                        }
+                    }
+                    tree.nodes[a].alive = false;
+                }
+                tree.prune(n);
+                null = tree.is_null(n);
+            }
+            if explicit == 0 && null {
+                return Err(());
+            }
+            if null {
+                return Ok(Vec::new());
+            }
+            if tree
+                .at(n)
+                .iter()
+                .any(|i| tree.nodes[*i].policy == ANY_POLICY)
+            {
+                return Ok(vec![ANY_POLICY.to_owned()]);
+            }
+            let result: BTreeSet<String> = (0..tree.nodes.len())
+                .filter(|i| {
+                    let node = &tree.nodes[*i];
+                    node.alive
+                        && node.policy != ANY_POLICY
+                        && node
+                            .parent
+                            .is_some_and(|p| tree.nodes[p].policy == ANY_POLICY)
+                })
+                .map(|i| tree.nodes[i].policy.clone())
+                .collect();
+            Ok(result.into_iter().collect())
+        }
+    }
+
+    /// A small deterministic generator (64-bit LCG): enough to explore many shapes of path
+    /// without a dependency.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+
+        fn policy(&mut self) -> String {
+            match self.below(4) {
+                0 => any(),
+                k => p(k as u32),
+            }
+        }
+
+        fn skip(&mut self) -> Option<u64> {
+            match self.below(4) {
+                0 => Some(self.below(3)),
+                _ => None,
+            }
+        }
+
+        fn cert(&mut self) -> PolicyCertInfo {
+            let policies = match self.below(6) {
+                0 => None,
+                _ => Some(
+                    (0..1 + self.below(3))
+                        .map(|_| self.policy())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
+                ),
+            };
+            let mappings = (0..self.below(3))
+                .map(|_| (p(1 + self.below(3) as u32), p(1 + self.below(3) as u32)))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            PolicyCertInfo {
+                policies,
+                mappings,
+                require_explicit_policy: self.skip(),
+                inhibit_policy_mapping: self.skip(),
+                inhibit_any_policy: self.skip(),
+                self_issued: self.below(5) == 0,
+            }
+        }
+    }
+
+    #[test]
+    fn graph_agrees_with_a_literal_policy_tree() {
+        let mut rng = Lcg(0x6b61_6b65_6861_7368);
+        let mut accepted = 0;
+        let mut rejected = 0;
+        for _ in 0..4000 {
+            let len = 1 + rng.below(5) as usize;
+            let path: Vec<PolicyCertInfo> = (0..len).map(|_| rng.cert()).collect();
+            let initial: Vec<String> = match rng.below(3) {
+                0 => vec![any()],
+                _ => (0..1 + rng.below(2))
+                    .map(|_| p(1 + rng.below(3) as u32))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            };
+            let settings = settings(
+                &initial,
+                rng.below(3) == 0,
+                rng.below(4) == 0,
+                rng.below(4) == 0,
+            );
+            let expected = literal::process(&path, &settings);
+            let got = process(&path, &settings).map(|o| o.user_constrained);
+            assert_eq!(
+                got.is_ok(),
+                expected.is_ok(),
+                "{path:#?} {settings:?} {got:?}"
+            );
+            if let (Ok(got), Ok(expected)) = (&got, &expected) {
+                assert_eq!(got, expected, "{path:#?} {settings:?}");
+                accepted += 1;
+            } else {
+                rejected += 1;
+            }
+        }
+        // The generator must exercise both outcomes for the comparison to mean something.
+        assert!(
+            accepted > 500 && rejected > 500,
+            "{accepted} accepted, {rejected} rejected"
+        );
+    }
+
     // --- Bounds and degenerate inputs ---
 
     #[test]
