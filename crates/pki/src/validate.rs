@@ -463,6 +463,19 @@ fn validate_candidate(
             crate::crl::CrlError::Revoked { index } => Some((*index).min(anchor_pos)),
             _ => None,
         };
+        // On a path whose own signatures use a refused algorithm, the CRLs are usually signed
+        // with the same keys: an unknown status then says nothing new, and the refusal is the
+        // reason reported. A certificate found revoked is a decision in itself.
+        let refused = candidate.refused.iter().flatten().next();
+        if let (None, Some(refused)) = (index, refused) {
+            run.checks.push(Check::fail(
+                "RFC 5280 §6.3",
+                "revocation",
+                None,
+                err.to_string(),
+            ));
+            return Err(run.fail("signature", None, refused.clone()));
+        }
         return Err(run.fail("revocation", index, Error::Revocation(err)));
     }
 
