@@ -1498,6 +1498,99 @@ mod tests {
         );
     }
 
+    // --- PKITS through the whole verifier ---
+
+    /// Every PKITS case expected to validate must report PKITS's user-constrained policy set
+    /// (the harness checks only accept/reject). Skipped, with a note, in a clone without the
+    /// shared conformance folder.
+    #[test]
+    fn pkits_valid_paths_report_the_expected_user_constrained_set() {
+        use base64::Engine as _;
+
+        use crate::cert::Cert;
+        use crate::crl::{CrlSet, RevocationMode};
+        use crate::profile::Profile;
+        use crate::time::UnixTime;
+        use crate::validate::{ValidationOptions, verify_chain};
+
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/conformance/pkits-dev.json"
+        );
+        let Ok(text) = std::fs::read_to_string(file) else {
+            eprintln!("skipped: the PKITS conformance file is not present");
+            return;
+        };
+        let der = |pem: &serde_json::Value| {
+            let body: String = pem
+                .as_str()
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap()
+        };
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            let mut list: Vec<String> = v
+                .as_array()
+                .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            list.sort();
+            list
+        };
+        let data: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut compared = 0;
+        for case in data["testcases"].as_array().unwrap() {
+            if case["expected_result"] != "SUCCESS" {
+                continue;
+            }
+            let certs = |key: &str| -> Vec<Cert> {
+                case[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|p| Cert::from_der(&der(p)).ok())
+                    .collect()
+            };
+            let (anchors, pool) = (certs("trusted_certs"), certs("untrusted_intermediates"));
+            let leaf = Cert::from_der(&der(&case["peer_certificate"])).unwrap();
+            let mut crls = CrlSet::new();
+            for crl in case["crls"].as_array().unwrap() {
+                crls.add_der(&der(crl)).unwrap();
+            }
+            for cert in pool.iter().chain(&anchors) {
+                crls.add_issuer(cert.clone()).unwrap();
+            }
+            let time = UnixTime::parse_rfc3339(case["validation_time"].as_str().unwrap()).unwrap();
+            let mut opts = ValidationOptions::new(time);
+            opts.profile = Profile::Rfc5280;
+            opts.revocation = RevocationMode::Required;
+            let pkits = &case["pkits_settings"];
+            opts.policy = PolicySettings {
+                initial_policy_set: strings(&pkits["initial_policy_set"]),
+                initial_explicit_policy: pkits["initial_explicit_policy"] == true,
+                initial_policy_mapping_inhibit: pkits["initial_policy_mapping_inhibit"] == true,
+                initial_any_policy_inhibit: pkits["initial_inhibit_any_policy"] == true,
+            };
+            // DSA cases are refused on purpose; they say nothing about policies.
+            let Ok(path) = verify_chain(&leaf, &pool, &anchors, &crls, &opts) else {
+                continue;
+            };
+            let mut got = path.policy().user_constrained.clone();
+            got.sort();
+            let id = case["id"].as_str().unwrap();
+            assert_eq!(
+                got,
+                strings(&case["expected_user_constrained_policy_set"]),
+                "{id}"
+            );
+            compared += 1;
+        }
+        assert!(compared >= 70, "only {compared} PKITS paths validated");
+    }
+
     // --- Bounds and degenerate inputs ---
 
     #[test]
