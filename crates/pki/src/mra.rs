@@ -53,11 +53,17 @@
 //!   own anchors, for every purpose and at any time, provided the leaf carries a policy that its
 //!   own policy map assigns a level (any level).
 //! - **MRA §validity**: cross-border recognition needs the agreement in force at the time.
-//! - **MRA §recognition.<id>**: relying jurisdiction Y recognizes a chain that validates to an
+//! - **`MRA §recognition.<id>`**: relying jurisdiction Y recognizes a chain that validates to an
 //!   anchor of jurisdiction X when row `<id>` says Y recognizes X for the purpose, the time
 //!   falls inside the row's window, and **MRA §level**: the highest assurance level that X's
-//!   policy map assigns to the user-constrained policy set (RFC 5280 §6.1.6) reaches the row's
-//!   `minimum_level`.
+//!   policy map assigns to the user-constrained policy set (RFC 5280 §6.1.6; anyPolicy carries
+//!   no level) reaches the row's `minimum_level`. Window bounds are inclusive.
+//! - **MRA §anchors**: "validates" means RFC 5280 §6 path validation to one of X's anchors
+//!   with the purpose's extended key usages, and revocation checked against X's CRLs in the
+//!   agreement plus any the caller supplies — required for every certificate below the anchor
+//!   when CRLs are available. Every party's anchors are tried, the relying party's own first;
+//!   when none recognizes the chain, the verdict reports the most specific failure.
+//! - **MRA §parties**: only a party to the agreement can rely on it.
 //! - **MRA §signatures**: recognition fails closed while a party's signature is missing or
 //!   invalid, unless the caller explicitly allowed an unsigned agreement for experiments.
 
@@ -69,8 +75,14 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+use crate::cert::Cert;
+use crate::crl::{CrlSet, RevocationMode};
+use crate::error::Error as PathFailure;
+use crate::policy::ANY_POLICY;
 use crate::purpose::Purpose;
 use crate::time::UnixTime;
+use crate::validate::{PathError, ValidatedPath, ValidationOptions, verify_chain};
+use crate::verdict::{CertRef, Check, Outcome};
 
 /// The domain-separation prefix of the canonical bytes; `v1` changes if their definition does.
 pub const CANONICAL_PREFIX: &[u8] = b"kakehashi-mra-v1\n";
@@ -274,6 +286,8 @@ pub struct Jurisdiction {
     pub authority_key: VerifyingKey,
     /// Trust anchors, DER.
     pub anchors: Vec<Vec<u8>>,
+    /// The same anchors, parsed.
+    anchor_certs: Vec<Cert>,
     /// CRLs of the jurisdiction's CAs, DER.
     pub crls: Vec<Vec<u8>>,
     /// Certificate policy OID (dotted) → assurance level.
@@ -281,6 +295,11 @@ pub struct Jurisdiction {
 }
 
 impl Jurisdiction {
+    /// The trust anchors, parsed.
+    pub fn anchor_certs(&self) -> &[Cert] {
+        &self.anchor_certs
+    }
+
     /// The highest level this jurisdiction's map assigns to any of `policies`, with the OID
     /// that reached it; `None` when none is mapped.
     pub fn highest_level<'a>(
@@ -341,6 +360,10 @@ pub struct Mra {
     signatures: BTreeMap<String, [u8; 64]>,
     canonical: Vec<u8>,
     allow_unsigned: bool,
+    /// Every party signed and every signature verified when last computed (load, sign).
+    signatures_valid: bool,
+    /// Each jurisdiction's CRLs, parsed once, in jurisdiction order.
+    crl_sets: Vec<CrlSet>,
 }
 
 impl Mra {
@@ -371,7 +394,21 @@ impl Mra {
             reason: e.to_string().trim_end().to_owned(),
         })?;
         let mut mra = Checker { path, read }.check(raw)?;
-        mra.canonical = mra.compute_canonical_bytes();
+        mra.canonical = mra.compute_canonical_bytes()?;
+        mra.signatures_valid = mra.verify_signatures().is_ok();
+        let mut crl_sets = Vec::with_capacity(mra.jurisdictions.len());
+        for (i, j) in mra.jurisdictions.iter().enumerate() {
+            let mut set = CrlSet::new();
+            for (k, der) in j.crls.iter().enumerate() {
+                set.add_der(der).map_err(|e| MraError::Field {
+                    path: path.to_owned(),
+                    field: format!("jurisdiction[{i}].crls[{k}]"),
+                    reason: format!("not a usable X.509 CRL: {e}"),
+                })?;
+            }
+            crl_sets.push(set);
+        }
+        mra.crl_sets = crl_sets;
         Ok(mra)
     }
 
@@ -476,6 +513,7 @@ impl Mra {
         let signature = key.sign(&self.canonical);
         self.signatures
             .insert(jurisdiction.to_owned(), signature.to_bytes());
+        self.signatures_valid = self.verify_signatures().is_ok();
         Ok(())
     }
 
@@ -554,7 +592,395 @@ impl Mra {
         write_atomically(&self.path, updated.as_bytes())
     }
 
-    fn compute_canonical_bytes(&self) -> Vec<u8> {
+    /// Decides whether `relying` recognizes the chain — `leaf` plus the untrusted pool
+    /// `intermediates` — for `purpose` at `time` (see the module documentation for the rules).
+    /// The chain is validated (RFC 5280 §6) against each party's anchors in turn, the relying
+    /// party's own first, with the purpose's extended key usages and the party's CRLs plus
+    /// `extra_crls` (DER); revocation is required on every certificate when the party lists
+    /// CRLs. When no party recognizes it, the verdict carries the most specific failure:
+    /// an MRA refusal of a validated path outranks every path-validation error, and path errors
+    /// rank as [`crate::error::Error::rank`] says.
+    pub fn recognize(
+        &self,
+        relying: &str,
+        purpose: Purpose,
+        leaf: &Cert,
+        intermediates: &[Cert],
+        extra_crls: &[Vec<u8>],
+        time: UnixTime,
+    ) -> RecognitionVerdict {
+        let mut verdict = RecognitionVerdict {
+            recognized: false,
+            agreement_id: self.agreement_id.clone(),
+            relying: relying.to_owned(),
+            purpose,
+            time: time.to_rfc3339(),
+            anchor_jurisdiction: None,
+            clause: None,
+            level_reached: None,
+            level_required: None,
+            policies: Vec::new(),
+            path: Vec::new(),
+            checks: Vec::new(),
+            reason: None,
+        };
+        let Some(relying_index) = self.jurisdictions.iter().position(|j| j.code == relying) else {
+            verdict.refuse(Check::fail(
+                "MRA §parties",
+                "relying-party",
+                None,
+                format!(
+                    "{relying} is not a party to agreement {}",
+                    self.agreement_id
+                ),
+            ));
+            return verdict;
+        };
+        let signature_check = if self.signatures_valid {
+            Check::pass(
+                "MRA §signatures",
+                "agreement-signatures",
+                None,
+                format!(
+                    "every party of {} signed and every signature verifies",
+                    self.agreement_id
+                ),
+            )
+        } else if self.allow_unsigned {
+            Check {
+                rule: "MRA §signatures".into(),
+                name: "agreement-signatures".into(),
+                cert: None,
+                outcome: Outcome::NotApplicable,
+                detail: format!(
+                    "WARNING: {} is not signed by every party (or a signature is invalid); \
+                     continuing only because unsigned agreements were explicitly allowed",
+                    self.agreement_id
+                ),
+            }
+        } else {
+            verdict.refuse(Check::fail(
+                "MRA §signatures",
+                "agreement-signatures",
+                None,
+                format!(
+                    "{} is not signed by every party or a signature is invalid; \
+                     refusing to rely on it",
+                    self.agreement_id
+                ),
+            ));
+            return verdict;
+        };
+
+        let order = std::iter::once(relying_index)
+            .chain((0..self.jurisdictions.len()).filter(|i| *i != relying_index));
+        let mut best: Option<(u32, RecognitionVerdict)> = None;
+        let mut tried = Vec::new();
+        for index in order {
+            let issuer = &self.jurisdictions[index];
+            let crls = match self.crls_with(index, extra_crls, intermediates) {
+                Ok(crls) => crls,
+                Err(check) => {
+                    verdict.checks.push(signature_check);
+                    verdict.refuse(*check);
+                    return verdict;
+                }
+            };
+            let mut opts = ValidationOptions::new(time);
+            opts.required_ekus = purpose
+                .required_ekus()
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            opts.revocation = if issuer.crls.is_empty() && extra_crls.is_empty() {
+                RevocationMode::IfAvailable
+            } else {
+                RevocationMode::Required
+            };
+            let mut attempt = verdict.clone();
+            attempt.checks.push(signature_check.clone());
+            let rank = match verify_chain(leaf, intermediates, &issuer.anchor_certs, &crls, &opts) {
+                Ok(validated) => {
+                    tried.push(format!("{}: path validates", issuer.code));
+                    self.judge(
+                        &mut attempt,
+                        &self.jurisdictions[relying_index],
+                        issuer,
+                        &validated,
+                        time,
+                    );
+                    if attempt.recognized {
+                        return attempt;
+                    }
+                    MRA_REFUSAL_RANK
+                }
+                Err(error) => {
+                    tried.push(format!("{}: {}", issuer.code, error.error()));
+                    path_failure(&mut attempt, &error);
+                    error.error().rank()
+                }
+            };
+            if best.as_ref().is_none_or(|(r, _)| rank > *r) {
+                best = Some((rank, attempt));
+            }
+        }
+        let Some((_, mut verdict)) = best else {
+            // Unreachable in practice: the relying party itself is always tried.
+            verdict.refuse(Check::fail(
+                "MRA §anchors",
+                "anchors-tried",
+                None,
+                "no party tried",
+            ));
+            return verdict;
+        };
+        verdict.checks.push(Check::fail(
+            "MRA §anchors",
+            "anchors-tried",
+            None,
+            format!(
+                "not recognized under any party's anchors: {}",
+                tried.join("; ")
+            ),
+        ));
+        verdict
+    }
+
+    /// Party `index`'s CRLs plus `extra` (DER), with the intermediates as candidate CRL
+    /// signers; a malformed extra CRL becomes a failing check.
+    fn crls_with(
+        &self,
+        index: usize,
+        extra: &[Vec<u8>],
+        intermediates: &[Cert],
+    ) -> Result<CrlSet, Box<Check>> {
+        let mut set = self.crl_sets.get(index).cloned().unwrap_or_default();
+        for (k, der) in extra.iter().enumerate() {
+            set.add_der(der).map_err(|e| {
+                Box::new(Check::fail(
+                    "RFC 5280 §5.1",
+                    "crl-input",
+                    None,
+                    format!("supplied CRL {k} is unusable: {e}"),
+                ))
+            })?;
+        }
+        for cert in intermediates {
+            set.add_issuer(cert.clone()).map_err(|e| {
+                Box::new(Check::fail(
+                    "RFC 5280 §6.3.3(f)",
+                    "crl-issuers",
+                    None,
+                    e.to_string(),
+                ))
+            })?;
+        }
+        Ok(set)
+    }
+
+    /// Applies the MRA rules to a path that validated to one of `issuer`'s anchors.
+    fn judge(
+        &self,
+        verdict: &mut RecognitionVerdict,
+        relying: &Jurisdiction,
+        issuer: &Jurisdiction,
+        validated: &ValidatedPath,
+        time: UnixTime,
+    ) {
+        verdict.checks.extend(validated.checks().iter().cloned());
+        verdict.path = validated.path().to_vec();
+        verdict.anchor_jurisdiction = Some(issuer.code.clone());
+        let anchor = verdict.path.last().cloned();
+        verdict.checks.push(Check::pass(
+            "MRA §anchors",
+            "anchor-jurisdiction",
+            anchor.clone(),
+            format!(
+                "the path ends at trust anchor {} of {} ({})",
+                anchor.as_ref().map_or("?", |a| a.subject.as_str()),
+                issuer.code,
+                issuer.name
+            ),
+        ));
+        // anyPolicy (RFC 5280 §4.2.1.4) says nothing about assurance, so it maps to no level.
+        verdict.policies = validated
+            .policy()
+            .user_constrained
+            .iter()
+            .filter(|p| p.as_str() != ANY_POLICY)
+            .cloned()
+            .collect();
+        let reached = issuer.highest_level(verdict.policies.iter().map(String::as_str));
+        verdict.level_reached = reached.as_ref().map(|(level, _)| *level);
+        let leaf = verdict.path.first().cloned();
+
+        if relying.code == issuer.code {
+            verdict.clause = Some("MRA §self-recognition".into());
+            verdict.level_required = Some(AssuranceLevel::Low);
+            verdict.checks.push(Check::pass(
+                "MRA §self-recognition",
+                "recognition",
+                None,
+                format!("{} always recognizes its own PKI", relying.code),
+            ));
+            self.level_check(verdict, issuer, reached, AssuranceLevel::Low, leaf);
+            return;
+        }
+
+        if time < self.not_before || time > self.not_after {
+            verdict.refuse(Check::fail(
+                "MRA §validity",
+                "agreement-window",
+                None,
+                format!(
+                    "agreement {} is in force from {} to {}; the validation time {} is outside",
+                    self.agreement_id, self.not_before, self.not_after, verdict.time
+                ),
+            ));
+            return;
+        }
+        verdict.checks.push(Check::pass(
+            "MRA §validity",
+            "agreement-window",
+            None,
+            format!(
+                "agreement {} is in force from {} to {}",
+                self.agreement_id, self.not_before, self.not_after
+            ),
+        ));
+
+        let pair: Vec<&RecognitionRow> = self
+            .rows
+            .iter()
+            .filter(|r| r.relying == relying.code && r.issuing == issuer.code)
+            .collect();
+        let Some(first) = pair.first() else {
+            verdict.refuse(Check::fail(
+                "MRA §recognition",
+                "recognition",
+                None,
+                format!(
+                    "no row says {} recognizes {} ({})",
+                    relying.code, issuer.code, issuer.name
+                ),
+            ));
+            return;
+        };
+        let for_purpose: Vec<&RecognitionRow> = pair
+            .iter()
+            .copied()
+            .filter(|r| r.purposes.contains(&verdict.purpose))
+            .collect();
+        let Some(first_for_purpose) = for_purpose.first() else {
+            let covered: Vec<&str> = first.purposes.iter().map(|p| p.as_str()).collect();
+            verdict.refuse(Check::fail(
+                &first.clause(),
+                "recognition-purpose",
+                None,
+                format!(
+                    "{} recognizes {} for {}, not for {}",
+                    relying.code,
+                    issuer.code,
+                    covered.join(", "),
+                    verdict.purpose
+                ),
+            ));
+            return;
+        };
+        let in_window: Vec<&RecognitionRow> = for_purpose
+            .iter()
+            .copied()
+            .filter(|r| r.not_before <= time && time <= r.not_after)
+            .collect();
+        if in_window.is_empty() {
+            let row = first_for_purpose;
+            verdict.clause = Some(row.clause());
+            verdict.refuse(Check::fail(
+                &row.clause(),
+                "recognition-window",
+                None,
+                format!(
+                    "row {} applies from {} to {}; the validation time {} is outside",
+                    row.id, row.not_before, row.not_after, verdict.time
+                ),
+            ));
+            return;
+        }
+        // Prefer a row whose minimum the chain reaches; otherwise judge against the most
+        // lenient row, whose failure is the nearest miss.
+        let level = verdict.level_reached;
+        let row = in_window
+            .iter()
+            .copied()
+            .find(|r| level.is_some_and(|l| l >= r.minimum_level))
+            .or_else(|| in_window.iter().copied().min_by_key(|r| r.minimum_level))
+            .unwrap_or(first_for_purpose);
+        verdict.clause = Some(row.clause());
+        verdict.level_required = Some(row.minimum_level);
+        verdict.checks.push(Check::pass(
+            &row.clause(),
+            "recognition",
+            None,
+            format!(
+                "{} recognizes {} for {} from {} to {}",
+                relying.code, issuer.code, verdict.purpose, row.not_before, row.not_after
+            ),
+        ));
+        self.level_check(verdict, issuer, reached, row.minimum_level, leaf);
+    }
+
+    fn level_check(
+        &self,
+        verdict: &mut RecognitionVerdict,
+        issuer: &Jurisdiction,
+        reached: Option<(AssuranceLevel, String)>,
+        required: AssuranceLevel,
+        leaf: Option<CertRef>,
+    ) {
+        match reached {
+            Some((level, oid)) if level >= required => {
+                verdict.checks.push(Check::pass(
+                    "MRA §level",
+                    "assurance-level",
+                    leaf,
+                    format!(
+                        "policy {oid} maps to {level} in {}'s map; {required} is required",
+                        issuer.code
+                    ),
+                ));
+                verdict.recognized = true;
+                verdict.reason = None;
+            }
+            Some((level, oid)) => verdict.refuse(Check::fail(
+                "MRA §level",
+                "assurance-level",
+                leaf,
+                format!(
+                    "policy {oid} maps to {level} in {}'s map; {required} is required",
+                    issuer.code
+                ),
+            )),
+            None => {
+                let shown = if verdict.policies.is_empty() {
+                    "no certificate policy".to_owned()
+                } else {
+                    format!("policies {}", verdict.policies.join(", "))
+                };
+                verdict.refuse(Check::fail(
+                    "MRA §level",
+                    "assurance-level",
+                    leaf,
+                    format!(
+                        "the path carries {shown}, none of which {}'s map assigns a level; \
+                         {required} is required",
+                        issuer.code
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn compute_canonical_bytes(&self) -> Result<Vec<u8>, MraError> {
         let mut jurisdictions: Vec<CanonicalJurisdiction> = self
             .jurisdictions
             .iter()
@@ -601,11 +1027,101 @@ impl Mra {
             version: self.version,
         };
         let mut out = CANONICAL_PREFIX.to_vec();
-        // Serializing plain structs, strings and a BTreeMap to a Vec cannot fail: there are no
-        // maps with non-string keys and no I/O.
-        let json = serde_json::to_vec(&canonical).unwrap_or_default();
+        // Serializing plain structs, strings and a string-keyed BTreeMap to a Vec does not
+        // fail in practice; if it ever did, refuse rather than sign a truncated form.
+        let json = serde_json::to_vec(&canonical).map_err(|e| MraError::Syntax {
+            path: self.path.clone(),
+            reason: format!("cannot form the canonical bytes: {e}"),
+        })?;
         out.extend_from_slice(&json);
-        out
+        Ok(out)
+    }
+}
+
+/// Rank given to an MRA refusal of a path that validated: above every path-validation error
+/// (`crate::error::Error::rank` tops out at 1,000), since the chain itself was sound.
+const MRA_REFUSAL_RANK: u32 = 10_000;
+
+/// The deciding failure of a verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    /// The rule broken: an RFC 5280 section or an MRA clause.
+    pub rule: String,
+    /// What was found.
+    pub message: String,
+    /// The certificate concerned, if any.
+    pub cert: Option<CertRef>,
+}
+
+/// The answer to "does `relying` recognize this chain for `purpose` at `time`?", with the
+/// evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecognitionVerdict {
+    /// The decision.
+    pub recognized: bool,
+    /// The agreement consulted.
+    pub agreement_id: String,
+    /// The relying jurisdiction.
+    pub relying: String,
+    /// The purpose asked about.
+    pub purpose: Purpose,
+    /// The validation time, RFC 3339.
+    pub time: String,
+    /// The jurisdiction whose anchor the path validated to, if one did.
+    pub anchor_jurisdiction: Option<String>,
+    /// The clause that decided: `MRA §recognition.<id>` or `MRA §self-recognition`.
+    pub clause: Option<String>,
+    /// The highest assurance level the leaf's policies reach.
+    pub level_reached: Option<AssuranceLevel>,
+    /// The level the clause requires.
+    pub level_required: Option<AssuranceLevel>,
+    /// The user-constrained policy set (RFC 5280 §6.1.6), anyPolicy removed.
+    pub policies: Vec<String>,
+    /// The path, leaf first and trust anchor last (the closest candidate on failure).
+    pub path: Vec<CertRef>,
+    /// Every check, path validation first, then the MRA's.
+    pub checks: Vec<Check>,
+    /// Why it is not recognized; `None` when recognized.
+    pub reason: Option<Reason>,
+}
+
+impl RecognitionVerdict {
+    /// Records a failing check as the deciding reason.
+    fn refuse(&mut self, check: Check) {
+        self.recognized = false;
+        self.reason = Some(Reason {
+            rule: check.rule.clone(),
+            message: check.detail.clone(),
+            cert: check.cert.clone(),
+        });
+        self.checks.push(check);
+    }
+}
+
+/// Fills a verdict from a path-validation failure.
+fn path_failure(verdict: &mut RecognitionVerdict, error: &PathError) {
+    verdict.checks.extend(error.checks().iter().cloned());
+    verdict.path = error.path().to_vec();
+    let failure: &PathFailure = error.error();
+    let recorded = error
+        .checks()
+        .iter()
+        .any(|c| c.outcome == Outcome::Fail && c.rule == failure.rule());
+    let check = Check::fail(
+        failure.rule(),
+        "path-validation",
+        error.cert().cloned(),
+        error.to_string(),
+    );
+    if recorded {
+        verdict.recognized = false;
+        verdict.reason = Some(Reason {
+            rule: check.rule,
+            message: check.detail,
+            cert: check.cert,
+        });
+    } else {
+        verdict.refuse(check);
     }
 }
 
@@ -812,6 +1328,8 @@ impl Checker<'_> {
             signatures,
             canonical: Vec::new(),
             allow_unsigned: false,
+            signatures_valid: false,
+            crl_sets: Vec::new(),
         })
     }
 
@@ -875,16 +1393,21 @@ impl Checker<'_> {
             ));
         }
         let mut anchors = Vec::new();
+        let mut anchor_certs = Vec::new();
         for (k, reference) in j.anchors.iter().enumerate() {
             let field = format!("{}[{k}]", at("anchors"));
             for der in self.load_blocks(&field, reference, "CERTIFICATE")? {
-                x509_parser::parse_x509_certificate(&der).map_err(|e| {
+                let cert = Cert::from_der(&der).map_err(|e| {
                     self.field(
                         &field,
-                        format!("{}: not an X.509 certificate: {e}", describe(reference)),
+                        format!(
+                            "{}: not a usable X.509 certificate: {e}",
+                            describe(reference)
+                        ),
                     )
                 })?;
                 anchors.push(der);
+                anchor_certs.push(cert);
             }
         }
         if j.crls.len() > CRLS_PER_JURISDICTION_MAX {
@@ -897,10 +1420,10 @@ impl Checker<'_> {
         for (k, reference) in j.crls.iter().enumerate() {
             let field = format!("{}[{k}]", at("crls"));
             for der in self.load_blocks(&field, reference, "X509 CRL")? {
-                x509_parser::parse_x509_crl(&der).map_err(|e| {
+                CrlSet::new().add_der(&der).map_err(|e| {
                     self.field(
                         &field,
-                        format!("{}: not an X.509 CRL: {e}", describe(reference)),
+                        format!("{}: not a usable X.509 CRL: {e}", describe(reference)),
                     )
                 })?;
                 crls.push(der);
@@ -932,6 +1455,7 @@ impl Checker<'_> {
             currency: j.currency,
             authority_key,
             anchors,
+            anchor_certs,
             crls,
             policies,
         })
@@ -1492,5 +2016,344 @@ mod tests {
             Some(AssuranceLevel::High)
         );
         assert_eq!(jp.highest_level([sg_high.as_str()]), None);
+    }
+
+    // --- Recognition ------------------------------------------------------------------
+
+    const PINNED: &str = "2027-01-01T00:00:00Z";
+
+    fn at(text: &str) -> UnixTime {
+        UnixTime::parse_rfc3339(text).unwrap()
+    }
+
+    /// Parses `text` (an unsigned agreement) and signs it as every party.
+    fn signed(text: &str) -> Mra {
+        let mut mra = parse(text).unwrap();
+        for code in ["jp", "sg", "th"] {
+            let key = devpki::derive_key("mra-unit-tests", &format!("mra-authority/{code}"));
+            mra.sign(&code.to_ascii_uppercase(), &key).unwrap();
+        }
+        mra.verify_signatures().unwrap();
+        mra
+    }
+
+    fn chain(path: &str) -> Vec<Cert> {
+        Cert::parse_pem_or_der_bundle(&pki().files[Path::new(path)]).unwrap()
+    }
+
+    fn recognize(
+        mra: &Mra,
+        relying: &str,
+        purpose: Purpose,
+        path: &str,
+        time: &str,
+    ) -> RecognitionVerdict {
+        let certs = chain(path);
+        mra.recognize(relying, purpose, &certs[0], &certs[1..], &[], at(time))
+    }
+
+    #[track_caller]
+    fn assert_refused(verdict: &RecognitionVerdict, rule: &str) {
+        let json = serde_json::to_string_pretty(verdict).unwrap();
+        assert!(!verdict.recognized, "{json}");
+        assert_eq!(
+            verdict.reason.as_ref().map(|r| r.rule.as_str()),
+            Some(rule),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn sg_recognizes_a_jp_bank_under_its_row() {
+        let mra = signed(&unsigned_text());
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        assert!(v.recognized, "{v:?}");
+        assert_eq!(v.anchor_jurisdiction.as_deref(), Some("JP"));
+        assert_eq!(
+            v.clause.as_deref(),
+            Some("MRA §recognition.SG-recognizes-JP")
+        );
+        assert_eq!(v.level_reached, Some(AssuranceLevel::High));
+        assert_eq!(v.level_required, Some(AssuranceLevel::Substantial));
+        assert_eq!(v.policies, [devpki::policy_oid(392, AssuranceLevel::High)]);
+        assert_eq!(v.path.len(), 3);
+        assert!(
+            v.checks
+                .iter()
+                .any(|c| c.rule == "MRA §level" && c.outcome == Outcome::Pass)
+        );
+    }
+
+    #[test]
+    fn a_jurisdiction_recognizes_its_own_bank_without_a_row() {
+        let mra = signed(&unsigned_text());
+        let v = recognize(
+            &mra,
+            "JP",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHBJPJ0.pem",
+            PINNED,
+        );
+        assert!(v.recognized, "{v:?}");
+        assert_eq!(v.clause.as_deref(), Some("MRA §self-recognition"));
+    }
+
+    #[test]
+    fn self_recognition_holds_outside_the_agreement_window_but_cross_border_does_not() {
+        let mra = signed(&unsigned_text());
+        let before = "2025-07-01T00:00:00Z";
+        let own = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "sg/banks/KKHASGS0.pem",
+            before,
+        );
+        assert!(own.recognized, "{own:?}");
+        let foreign = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            before,
+        );
+        assert_refused(&foreign, "MRA §validity");
+    }
+
+    #[test]
+    fn refuses_a_jurisdiction_without_a_row() {
+        let mra = signed(&unsigned_text());
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "th/banks/KKHATHB0.pem",
+            PINNED,
+        );
+        assert_refused(&v, "MRA §recognition");
+        assert_eq!(v.anchor_jurisdiction.as_deref(), Some("TH"));
+    }
+
+    #[test]
+    fn refuses_a_purpose_the_row_does_not_cover() {
+        let mra = signed(&unsigned_text());
+        let v = recognize(&mra, "TH", Purpose::NodeTls, "jp/node/tls.pem", PINNED);
+        assert_refused(&v, "MRA §recognition.TH-recognizes-JP");
+        assert!(v.checks.iter().any(|c| c.name == "recognition-purpose"));
+        let ok = recognize(
+            &mra,
+            "TH",
+            Purpose::ReceiptSigning,
+            "jp/node/receipt.pem",
+            PINNED,
+        );
+        assert!(ok.recognized, "{ok:?}");
+    }
+
+    #[test]
+    fn refuses_a_time_outside_the_rows_window() {
+        let text = unsigned_text().replacen(
+            "not_before = \"2026-01-01T00:00:00Z\"\nnot_after = \"2036-01-01T00:00:00Z\"",
+            "not_before = \"2027-06-01T00:00:00Z\"\nnot_after = \"2036-01-01T00:00:00Z\"",
+            1,
+        );
+        let mra = signed(&text);
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        assert_refused(&v, "MRA §recognition.SG-recognizes-JP");
+        assert!(v.checks.iter().any(|c| c.name == "recognition-window"));
+        let later = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            "2027-06-01T00:00:00Z",
+        );
+        assert!(
+            later.recognized,
+            "the window's first second is inside: {later:?}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_level_below_the_rows_minimum() {
+        let text = unsigned_text().replacen(
+            "minimum_level = \"substantial\"",
+            "minimum_level = \"high\"",
+            1,
+        );
+        let mra = signed(&text);
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHBJPJ0.pem",
+            PINNED,
+        );
+        assert_refused(&v, "MRA §level");
+        assert_eq!(v.level_reached, Some(AssuranceLevel::Substantial));
+        assert_eq!(v.level_required, Some(AssuranceLevel::High));
+        let high = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        assert!(high.recognized, "{high:?}");
+    }
+
+    #[test]
+    fn refuses_a_policy_no_map_assigns() {
+        // Drop JP's map entry for "high": KKHAJPJ0's only policy then maps to nothing.
+        let high = devpki::policy_oid(392, AssuranceLevel::High);
+        let text = unsigned_text().replacen(&format!("\"{high}\" = \"high\"\n"), "", 1);
+        let mra = signed(&text);
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        assert_refused(&v, "MRA §level");
+        assert_eq!(v.level_reached, None);
+    }
+
+    #[test]
+    fn recognition_refuses_an_unsigned_agreement_unless_allowed() {
+        let mut mra = parse(&unsigned_text()).unwrap();
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        assert_refused(&v, "MRA §signatures");
+        mra.allow_unsigned(true);
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        assert!(v.recognized, "{v:?}");
+        let warning = v
+            .checks
+            .iter()
+            .find(|c| c.rule == "MRA §signatures")
+            .unwrap();
+        assert_eq!(warning.outcome, Outcome::NotApplicable);
+        assert!(warning.detail.contains("WARNING"));
+    }
+
+    #[test]
+    fn recognition_refuses_a_tampered_agreement() {
+        let text = generated_text().replacen(
+            "minimum_level = \"substantial\"",
+            "minimum_level = \"low\"",
+            1,
+        );
+        let mra = parse(&text).unwrap();
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        assert_refused(&v, "MRA §signatures");
+    }
+
+    #[test]
+    fn refuses_a_relying_party_outside_the_agreement() {
+        let mra = signed(&unsigned_text());
+        let v = recognize(
+            &mra,
+            "FR",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        assert_refused(&v, "MRA §parties");
+    }
+
+    #[test]
+    fn a_malformed_extra_crl_fails_closed() {
+        let mra = signed(&unsigned_text());
+        let certs = chain("jp/banks/KKHAJPJ0.pem");
+        let v = mra.recognize(
+            "SG",
+            Purpose::PaymentSigning,
+            &certs[0],
+            &certs[1..],
+            &[vec![0x30, 0x00]],
+            at(PINNED),
+        );
+        assert_refused(&v, "RFC 5280 §5.1");
+    }
+
+    #[test]
+    fn reports_the_most_specific_failure_across_parties() {
+        let mra = signed(&unsigned_text());
+        // JP's anchors give a bad signature; SG's and TH's give "unknown issuer".
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "fixtures/broken-signature/chain.pem",
+            PINNED,
+        );
+        assert_refused(&v, "RFC 5280 §6.1.3(a)(1)");
+        let tried = v.checks.iter().find(|c| c.name == "anchors-tried").unwrap();
+        assert!(
+            tried.detail.contains("JP:") && tried.detail.contains("SG:"),
+            "{}",
+            tried.detail
+        );
+    }
+
+    #[test]
+    fn a_revoked_bank_is_refused_with_the_mras_crls() {
+        let mra = signed(&unsigned_text());
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHCJPJ0.pem",
+            PINNED,
+        );
+        assert_refused(&v, "RFC 5280 §6.3");
+    }
+
+    #[test]
+    fn verdict_serializes_with_its_decision_and_checks() {
+        let mra = signed(&unsigned_text());
+        let v = recognize(
+            &mra,
+            "SG",
+            Purpose::PaymentSigning,
+            "jp/banks/KKHAJPJ0.pem",
+            PINNED,
+        );
+        let json: serde_json::Value = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["recognized"], true);
+        assert_eq!(json["purpose"], "payment-signing");
+        assert_eq!(json["level_reached"], "high");
+        assert_eq!(json["time"], PINNED);
+        assert!(json["checks"].as_array().unwrap().len() > 5);
     }
 }
