@@ -311,6 +311,14 @@ impl<'a> Context<'a> {
     /// `visiting` lists the CRL-issuer certificates being validated around this call.
     fn status(&mut self, cert: &Cert, ancestors: &[&Cert], visiting: &mut Vec<Cert>) -> Status {
         let set = self.set;
+        // Without CRLs there is nothing to read: skip re-parsing the certificate, which keeps
+        // revocation checking free on the common path where no CRL is supplied.
+        if set.crls.is_empty() {
+            return Status::Unknown {
+                claimed: false,
+                detail: "no CRL was supplied".to_owned(),
+            };
+        }
         let mut distribution_points = match cert_distribution_points(cert) {
             Ok(points) => points,
             Err(why) => {
@@ -1611,6 +1619,17 @@ mod tests {
         );
         set.add_der(&stale).unwrap();
         assert_unknown(check(&pki.path(), &set, RevocationMode::IfAvailable).0, 0);
+    }
+
+    #[test]
+    fn empty_set_fails_required_mode_and_passes_if_available_mode() {
+        let pki = Pki::new();
+        let empty = CrlSet::new();
+        let detail = assert_unknown(check(&pki.path(), &empty, RevocationMode::Required).0, 0);
+        assert!(detail.contains("no CRL"), "{detail}");
+        let (result, checks) = check(&pki.path(), &empty, RevocationMode::IfAvailable);
+        result.unwrap();
+        assert!(checks.iter().all(|c| c.outcome == Outcome::NotApplicable));
     }
 
     #[test]
