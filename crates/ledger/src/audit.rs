@@ -379,7 +379,7 @@ fn replay_journal(
         }
         Ok(())
     };
-    for item in &trees.journal {
+    for item in trees.journal.iter() {
         let (key_bytes, chunk) = item.map_err(Error::storage("scanning the journal"))?;
         let (seq, index) = match decode_chunk_key(&key_bytes) {
             Ok(parsed) => parsed,
@@ -827,7 +827,7 @@ fn settle(
 fn compare_accounts(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> Result<(), Error> {
     let mut totals: BTreeMap<u32, (u64, [Sum256; 4])> = BTreeMap::new();
     let mut stored_ids = 0u64;
-    for item in &trees.accounts {
+    for item in trees.accounts.iter() {
         let (key, value) = item.map_err(Error::storage("scanning accounts"))?;
         stored_ids = stored_ids.saturating_add(1);
         let stored = match decode_account(&value) {
@@ -926,7 +926,7 @@ fn compare_accounts(trees: &Trees, replay: &Replay, report: &mut AuditReport) ->
 
 fn compare_pending(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> Result<(), Error> {
     let mut stored_count = 0usize;
-    for item in &trees.pending {
+    for item in trees.pending.iter() {
         let (key, value) = item.map_err(Error::storage("scanning pending statuses"))?;
         stored_count = stored_count.saturating_add(1);
         let id = key_u128(&key, "pending key").unwrap_or_default();
@@ -957,8 +957,8 @@ fn compare_pending(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> 
         );
     }
     let mut indexed = 0usize;
-    for key in trees.expiry.iter().keys() {
-        let key = key.map_err(Error::storage("scanning the expiry index"))?;
+    for item in trees.expiry.iter() {
+        let (key, _) = item.map_err(Error::storage("scanning the expiry index"))?;
         indexed = indexed.saturating_add(1);
         match decode_expiry_key(&key) {
             Ok((at, id)) => {
@@ -997,7 +997,7 @@ fn compare_pending(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> 
 }
 
 fn compare_counts(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> Result<(), Error> {
-    let stored = trees.transfers.len() as u64;
+    let stored = trees.transfers.count()?;
     if stored != report.transfers {
         report.flag(
             Location::Meta,
@@ -1007,7 +1007,7 @@ fn compare_counts(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> R
             ),
         );
     }
-    let history = trees.history.len() as u64;
+    let history = trees.history.count()?;
     if history != replay.history_expected {
         report.flag(
             Location::Meta,
@@ -1043,13 +1043,13 @@ pub fn export(path: &Path, out: &mut dyn Write) -> Result<ExportSummary, Error> 
         out.write_all(b"\n")
             .map_err(Error::io("writing the export"))
     };
-    for item in &trees.accounts {
+    for item in trees.accounts.iter() {
         let (_, value) = item.map_err(Error::storage("scanning accounts"))?;
         let account = decode_account(&value).map_err(Error::corrupt("account"))?;
         write_line(out, account_json(&account))?;
         summary.accounts = summary.accounts.saturating_add(1);
     }
-    for item in &trees.transfers {
+    for item in trees.transfers.iter() {
         let (_, value) = item.map_err(Error::storage("scanning transfers"))?;
         let transfer = decode_transfer(&value).map_err(Error::corrupt("transfer"))?;
         let status = if transfer.flags.contains(TransferFlags::PENDING) {

@@ -49,8 +49,8 @@ pub use audit::{
 pub use codec::DecodeError;
 pub use error::Error;
 pub use ledger::{
-    CACHE_CAPACITY_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT, EXPIRE_BATCH_LEN_MAX, Expired,
-    GROUP_EVENTS_MAX, Ledger, Options, QUEUE_LEN_DEFAULT,
+    ACCOUNT_CACHE_LEN_MAX, CACHE_CAPACITY_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT,
+    EXPIRE_BATCH_LEN_MAX, Expired, GROUP_EVENTS_MAX, Ledger, Options, QUEUE_LEN_DEFAULT,
 };
 pub use model::{
     Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,

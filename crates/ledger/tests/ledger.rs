@@ -287,8 +287,10 @@ mod audit {
         db.flush().expect("flush");
     }
 
+    /// Journal chunks live in the state tree under prefix `j`, then seq and chunk index.
     fn journal_key(seq: u64, chunk: u32) -> Vec<u8> {
-        let mut key = seq.to_be_bytes().to_vec();
+        let mut key = vec![b'j'];
+        key.extend_from_slice(&seq.to_be_bytes());
         key.extend_from_slice(&chunk.to_be_bytes());
         key
     }
@@ -314,7 +316,7 @@ mod audit {
     fn one_flipped_byte_in_a_journal_record_is_named() {
         let dir = populated();
         // Record 2 is the first transfer batch; byte 70 lies inside its first transfer's id.
-        tamper(dir.path(), "journal", &journal_key(2, 0), |value| {
+        tamper(dir.path(), "ledger", &journal_key(2, 0), |value| {
             value[70] ^= 0x01
         });
         let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
@@ -330,9 +332,11 @@ mod audit {
     #[test]
     fn altered_balance_is_named_with_expected_and_found() {
         let dir = populated();
-        let key = 1u128.to_be_bytes();
+        // Accounts live in the state tree under prefix `a`, then the big-endian id.
+        let mut key = vec![b'a'];
+        key.extend_from_slice(&1u128.to_be_bytes());
         // Bytes 32..48 hold debits_posted (after id and debits_pending).
-        tamper(dir.path(), "accounts", &key, |value| value[32] ^= 0x04);
+        tamper(dir.path(), "ledger", &key, |value| value[32] ^= 0x04);
         let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
         let finding = report
             .discrepancies
@@ -402,7 +406,7 @@ mod audit {
         let dir = populated();
         {
             let db = sled::open(dir.path()).expect("sled opens");
-            let journal = db.open_tree("journal").expect("tree");
+            let journal = db.open_tree("ledger").expect("tree");
             journal.remove(journal_key(3, 0)).expect("remove");
             db.flush().expect("flush");
         }
