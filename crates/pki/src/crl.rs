@@ -690,12 +690,27 @@ fn crl_names_cert_authority(crl: &ParsedCrl, cert: &Cert, dps: &[DistributionPoi
 /// issuer unless a certificateIssuer entry extension says otherwise, RFC 5280 §5.3.3).
 fn find_entry<'c>(crl: &'c ParsedCrl, cert: &Cert) -> Option<&'c Entry> {
     crl.entries.iter().find(|entry| {
-        entry.serial == cert.serial()
+        entry.serial == canonical_integer(cert.serial())
             && match &entry.issuer {
                 None => crl.issuer == *cert.issuer(),
                 Some(names) => names.contains(&GeneralName::Directory(cert.issuer().clone())),
             }
     })
+}
+
+/// The minimal two's-complement form of INTEGER content octets: redundant leading 0x00 or
+/// 0xFF octets removed. DER already requires it; comparing canonical forms means a CA that
+/// encodes a serial with extra octets in its CRL still revokes the certificate.
+fn canonical_integer(mut bytes: &[u8]) -> &[u8] {
+    while let [first, second, ..] = bytes {
+        let redundant =
+            (*first == 0x00 && second & 0x80 == 0) || (*first == 0xff && second & 0x80 != 0);
+        if !redundant {
+            break;
+        }
+        bytes = &bytes[1..];
+    }
+    bytes
 }
 
 /// A distribution point name as GeneralNames: a relative name is appended to `base`.
@@ -861,7 +876,7 @@ impl ParsedCrl {
                 }
             }
             parsed.entries.push(Entry {
-                serial: revoked.raw_serial().to_vec(),
+                serial: canonical_integer(revoked.raw_serial()).to_vec(),
                 reason,
                 issuer: current_issuer.clone(),
             });
@@ -1430,12 +1445,23 @@ mod tests {
     }
 
     struct Entry {
-        serial: u8,
+        serial: Vec<u8>,
         extensions: Vec<Vec<u8>>,
     }
 
     fn entry(serial: u8, extensions: Vec<Vec<u8>>) -> Entry {
-        Entry { serial, extensions }
+        Entry {
+            serial: vec![serial],
+            extensions,
+        }
+    }
+
+    /// An entry whose serial is given as raw INTEGER content octets.
+    fn entry_with_serial(serial: &[u8]) -> Entry {
+        Entry {
+            serial: serial.to_vec(),
+            extensions: Vec::new(),
+        }
     }
 
     /// A version 2 CRL signed with Ed25519 by `key`, issued under `issuer_der`.
@@ -1472,7 +1498,7 @@ mod tests {
             let list: Vec<Vec<u8>> = entries
                 .iter()
                 .map(|e| {
-                    let mut parts = vec![tlv(0x02, &[e.serial]), utc_time(NOW - 2 * DAY)];
+                    let mut parts = vec![tlv(0x02, &e.serial), utc_time(NOW - 2 * DAY)];
                     if !e.extensions.is_empty() {
                         parts.push(seq(&e.extensions));
                     }
@@ -2401,6 +2427,32 @@ mod tests {
     fn rejects_idp_with_two_scope_flags() {
         let value = seq(&[vec![0x81, 0x01, 0xff], vec![0x82, 0x01, 0xff]]);
         assert!(issuing_distribution_point(&value).is_err());
+    }
+
+    #[test]
+    fn canonical_integers_drop_redundant_leading_octets() {
+        assert_eq!(canonical_integer(&[0x00, 0x00, 0x11]), &[0x11]);
+        assert_eq!(canonical_integer(&[0x00, 0x80]), &[0x00, 0x80]);
+        assert_eq!(canonical_integer(&[0xff, 0xff, 0x80]), &[0x80]);
+        assert_eq!(canonical_integer(&[0xff, 0x7f]), &[0xff, 0x7f]);
+        assert_eq!(canonical_integer(&[0x00]), &[0x00]);
+    }
+
+    #[test]
+    fn non_minimal_serial_on_the_crl_still_revokes() {
+        let pki = Pki::new();
+        let short = [&pki.leaf.cert, &pki.inter.cert];
+        let mut set = CrlSet::new();
+        let crl = crl_from(
+            &pki.inter,
+            &[entry_with_serial(&[0x00, 0x11])],
+            &[crl_number(1)],
+        );
+        set.add_der(&crl).unwrap();
+        assert_eq!(
+            check(&short, &set, RevocationMode::Required).0,
+            Err(CrlError::Revoked { index: 0 })
+        );
     }
 
     #[test]
