@@ -2356,4 +2356,25 @@ mod tests {
         assert_eq!(json["time"], PINNED);
         assert!(json["checks"].as_array().unwrap().len() > 5);
     }
+
+    #[test]
+    fn mutated_and_truncated_agreements_never_panic() {
+        // Every error is a Result: flip, delete or truncate at many positions of a real file.
+        let text = generated_text();
+        let bytes = text.as_bytes();
+        let mut outcomes = [0usize; 2];
+        for at in (0..bytes.len()).step_by(47) {
+            let mut flipped = bytes.to_vec();
+            flipped[at] ^= 0x20;
+            let mut deleted = bytes.to_vec();
+            deleted.remove(at);
+            for candidate in [flipped, deleted, bytes[..at].to_vec()] {
+                if let Ok(text) = std::str::from_utf8(&candidate) {
+                    let ok = parse(text).is_ok_and(|m| m.verify_signatures().is_ok());
+                    outcomes[usize::from(ok)] += 1;
+                }
+            }
+        }
+        assert!(outcomes[0] > 0, "some mutations must be refused");
+    }
 }
