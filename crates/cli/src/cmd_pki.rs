@@ -213,3 +213,114 @@ fn verify(path: &Path, allow_unsigned: bool, json: bool) -> anyhow::Result<ExitC
         ExitCode::from(1)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A freshly generated PKI in a temporary directory; returns the directory and the path of
+    /// its agreement.
+    fn generated() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        run_pki(PkiCommand::Init {
+            out: dir.path().to_owned(),
+            force: false,
+            seed: Some("cli-unit-tests".into()),
+        })
+        .unwrap();
+        let mra = dir.path().join("mra.toml");
+        (dir, mra)
+    }
+
+    fn verify_code(mra: &Path, allow_unsigned: bool) -> anyhow::Result<ExitCode> {
+        run_mra(MraCommand::Verify {
+            mra: mra.to_owned(),
+            allow_unsigned,
+            json: true,
+        })
+    }
+
+    fn strip_signatures(mra: &Path) {
+        let text = std::fs::read_to_string(mra).unwrap();
+        let start = text.find("[[signature]]").unwrap();
+        std::fs::write(mra, &text[..start]).unwrap();
+    }
+
+    #[test]
+    fn init_writes_a_signed_agreement_that_verifies() {
+        let (_dir, mra) = generated();
+        assert_eq!(verify_code(&mra, false).unwrap(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn init_refuses_a_non_empty_directory_without_force() {
+        let (dir, _) = generated();
+        let again = run_pki(PkiCommand::Init {
+            out: dir.path().to_owned(),
+            force: false,
+            seed: None,
+        });
+        assert!(again.is_err());
+    }
+
+    #[test]
+    fn verify_exits_1_when_unsigned_and_0_when_explicitly_allowed() {
+        let (_dir, mra) = generated();
+        strip_signatures(&mra);
+        assert_eq!(verify_code(&mra, false).unwrap(), ExitCode::from(1));
+        assert_eq!(verify_code(&mra, true).unwrap(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn verify_exits_1_on_a_tampered_agreement_even_when_unsigned_is_allowed() {
+        let (_dir, mra) = generated();
+        let text = std::fs::read_to_string(&mra).unwrap();
+        std::fs::write(&mra, text.replacen("\"substantial\"\n", "\"low\"\n", 1)).unwrap();
+        assert_eq!(verify_code(&mra, true).unwrap(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn verify_reports_bad_input_as_an_error() {
+        let (dir, mra) = generated();
+        assert!(verify_code(&dir.path().join("absent.toml"), false).is_err());
+        std::fs::write(&mra, "version = [").unwrap();
+        assert!(verify_code(&mra, false).is_err());
+    }
+
+    #[test]
+    fn signing_as_every_party_restores_a_verifiable_agreement() {
+        let (dir, mra) = generated();
+        let original = std::fs::read_to_string(&mra).unwrap();
+        strip_signatures(&mra);
+        for code in ["jp", "sg", "th"] {
+            run_mra(MraCommand::Sign {
+                mra: mra.clone(),
+                jurisdiction: code.to_ascii_uppercase(),
+                key: dir.path().join(format!("mra-keys/{code}.key.pem")),
+            })
+            .unwrap();
+        }
+        assert_eq!(verify_code(&mra, false).unwrap(), ExitCode::SUCCESS);
+        assert_eq!(std::fs::read_to_string(&mra).unwrap(), original);
+    }
+
+    #[test]
+    fn signing_with_another_partys_key_is_refused_and_changes_nothing() {
+        let (dir, mra) = generated();
+        strip_signatures(&mra);
+        let before = std::fs::read(&mra).unwrap();
+        let result = run_mra(MraCommand::Sign {
+            mra: mra.clone(),
+            jurisdiction: "JP".into(),
+            key: dir.path().join("mra-keys/sg.key.pem"),
+        });
+        assert!(result.is_err());
+        assert_eq!(std::fs::read(&mra).unwrap(), before);
+        let not_a_key = run_mra(MraCommand::Sign {
+            mra: mra.clone(),
+            jurisdiction: "JP".into(),
+            key: dir.path().join("jp/root.pem"),
+        });
+        assert!(not_a_key.is_err());
+    }
+}
