@@ -597,6 +597,7 @@ pub struct Cert {
     crl_distribution_points: Vec<DistributionPoint>,
     unrecognized_critical: Vec<String>,
     defects: Vec<String>,
+    validity_encoding_defect: Option<String>,
     sha256: [u8; 32],
 }
 
@@ -663,6 +664,7 @@ impl Cert {
             crl_distribution_points: Vec::new(),
             unrecognized_critical: Vec::new(),
             defects,
+            validity_encoding_defect: validity_encoding_defect(&tbs.validity),
             der,
         };
         cert.read_extensions(x);
@@ -1087,10 +1089,44 @@ impl Cert {
         &self.defects
     }
 
+    /// A validity date encoded with the wrong time type for its year (RFC 5280 §4.1.2.5), a
+    /// profile violation that the web-PKI profile rejects; the RFC 5280 profile reads such
+    /// dates, as PKITS expects.
+    pub fn validity_encoding_defect(&self) -> Option<&str> {
+        self.validity_encoding_defect.as_deref()
+    }
+
     /// SHA-256 of the DER.
     pub fn sha256(&self) -> [u8; 32] {
         self.sha256
     }
+}
+
+/// Year from which RFC 5280 §4.1.2.5 requires GeneralizedTime instead of UTCTime.
+const GENERALIZED_TIME_FROM_YEAR: i32 = 2050;
+
+/// RFC 5280 §4.1.2.5: validity dates through 2049 MUST be UTCTime, from 2050 GeneralizedTime.
+fn validity_encoding_defect(validity: &x509_parser::certificate::Validity) -> Option<String> {
+    [
+        ("notBefore", &validity.not_before),
+        ("notAfter", &validity.not_after),
+    ]
+    .into_iter()
+    .find_map(|(field, t)| {
+        let year = time::OffsetDateTime::from_unix_timestamp(t.timestamp())
+            .map_or(GENERALIZED_TIME_FROM_YEAR, |d| d.year());
+        let want_utc = year < GENERALIZED_TIME_FROM_YEAR;
+        (want_utc != t.is_utctime()).then(|| {
+            format!(
+                "{field} in {year} is encoded as {} (RFC 5280 §4.1.2.5)",
+                if t.is_utctime() {
+                    "UTCTime"
+                } else {
+                    "GeneralizedTime"
+                }
+            )
+        })
+    })
 }
 
 fn same_algorithm(

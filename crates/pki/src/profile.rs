@@ -167,6 +167,28 @@ pub fn check_webpki_cert(cert: &Cert, role: Role, required_ekus: &[String]) -> R
         ));
     }
     check_key(cert)?;
+    if let Some(defect) = cert.validity_encoding_defect() {
+        return Err(profile_error(
+            "RFC 5280 §4.1.2.5",
+            format!("{subject}: {defect}"),
+        ));
+    }
+    if role != Role::Leaf {
+        // RFC 5280 §4.2.1.9: CAs MUST include basicConstraints and mark it critical;
+        // §4.2.1.2: subjectKeyIdentifier MUST appear in all conforming CA certificates.
+        if !cert.basic_constraints().is_some_and(|bc| bc.critical) {
+            return Err(profile_error(
+                "RFC 5280 §4.2.1.9",
+                format!("CA {subject}: basicConstraints is absent or not critical"),
+            ));
+        }
+        if cert.subject_key_id().is_none() {
+            return Err(profile_error(
+                "RFC 5280 §4.2.1.2",
+                format!("CA {subject} has no subjectKeyIdentifier"),
+            ));
+        }
+    }
     for (oid, critical) in cert.extensions() {
         let must_not_be_critical = matches!(oid.as_str(), "2.5.29.14" | "2.5.29.35");
         if *critical && must_not_be_critical {
@@ -215,10 +237,11 @@ pub fn check_webpki_cert(cert: &Cert, role: Role, required_ekus: &[String]) -> R
             }
         }
         Role::Intermediate => {
-            if cert.subject_key_id().is_none() {
+            // RFC 5280 §4.2.1.3 and CABF BR §7.1.2.10.7: a subordinate CA carries keyUsage.
+            if cert.key_usage().is_none() {
                 return Err(profile_error(
-                    "RFC 5280 §4.2.1.2",
-                    format!("CA {subject} has no subjectKeyIdentifier"),
+                    "RFC 5280 §4.2.1.3, CABF BR §7.1.2.10.7",
+                    format!("CA {subject} has no keyUsage"),
                 ));
             }
             if let Some(ekus) = cert.extended_key_usage()
@@ -252,6 +275,12 @@ fn check_webpki_leaf(leaf: &Cert) -> Result<(), Error> {
         return Err(profile_error(
             "CABF BR §7.1.2.7.8, §7.1.2.7.11",
             format!("end-entity {subject} is a CA certificate"),
+        ));
+    }
+    if leaf.extended_key_usage().is_none() {
+        return Err(profile_error(
+            "CABF BR §7.1.2.7.10",
+            format!("end-entity {subject} has no extKeyUsage"),
         ));
     }
     if leaf.name_constraints().is_some() {
