@@ -645,3 +645,56 @@ fn is_ca(cert: &Cert, role: Role, profile: Profile) -> Result<String, Error> {
         cert: cert.subject_display().to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf_with_serial(serial: &[u8]) -> Cert {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+        Cert::from_der(params.self_signed(&key).unwrap().der()).unwrap()
+    }
+
+    #[test]
+    fn serial_numbers_must_be_positive_and_at_most_20_octets() {
+        assert!(well_formed(&leaf_with_serial(&[0x01]), Role::Leaf).is_ok());
+        assert!(well_formed(&leaf_with_serial(&[0x7f; 20]), Role::Leaf).is_ok());
+        assert!(well_formed(&leaf_with_serial(&[0x00]), Role::Leaf).is_err());
+        assert!(well_formed(&leaf_with_serial(&[0x7f; 21]), Role::Leaf).is_err());
+        assert!(well_formed(&leaf_with_serial(&[0x00]), Role::Anchor).is_ok());
+    }
+
+    #[test]
+    fn validity_bounds_are_inclusive() {
+        let cert = leaf_with_serial(&[1]);
+        assert!(validity(&cert, cert.not_before()).is_ok());
+        assert!(validity(&cert, cert.not_after()).is_ok());
+        assert!(matches!(
+            validity(&cert, UnixTime(cert.not_after().0 + 1)),
+            Err(Error::Expired { .. })
+        ));
+        assert!(matches!(
+            validity(&cert, UnixTime(cert.not_before().0 - 1)),
+            Err(Error::NotYetValid { .. })
+        ));
+    }
+
+    #[test]
+    fn weak_refused_algorithms_are_forbidden_in_the_web_pki_but_strong_ones_undecided() {
+        assert!(forbidden_in_web_pki("sha1WithRSAEncryption"));
+        assert!(forbidden_in_web_pki("ecdsa-with-SHA1"));
+        assert!(forbidden_in_web_pki("dsa-with-sha256"));
+        assert!(forbidden_in_web_pki("RSA-1024"));
+        assert!(!forbidden_in_web_pki("P-521"));
+        assert!(!forbidden_in_web_pki("ecdsa-with-SHA512 on P-256"));
+    }
+
+    #[test]
+    fn a_v3_certificate_without_the_ca_bit_cannot_issue() {
+        let cert = leaf_with_serial(&[1]);
+        assert!(is_ca(&cert, Role::Intermediate, Profile::Rfc5280).is_err());
+        assert!(is_ca(&cert, Role::Anchor, Profile::WebPki).is_err());
+    }
+}
