@@ -24,7 +24,7 @@
 //! [`RevocationMode::IfAvailable`] a certificate for which a CRL was supplied but none was
 //! usable fails as well.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use x509_parser::der_parser::asn1_rs::{Any, Class, FromDer, Tag};
 use x509_parser::extensions::{GeneralName as X509GeneralName, ParsedExtension};
@@ -115,6 +115,8 @@ pub enum RevocationMode {
 pub struct CrlSet {
     crls: Vec<ParsedCrl>,
     issuers: Vec<Cert>,
+    /// Whether the CA/Browser Forum rules for distribution points apply.
+    cabf: bool,
 }
 
 impl CrlSet {
@@ -161,6 +163,16 @@ impl CrlSet {
             detail: format!("CRL issuer certificate: {e}"),
         })?;
         self.add_issuer(cert)
+    }
+
+    /// Applies, on top of RFC 5280, the CA/Browser Forum Baseline Requirements' rules for
+    /// CRL distribution points, for web-PKI validation: a certificate's distribution point
+    /// and a partitioned CRL's issuing distribution point name URIs only (BR §7.1.2.11.2,
+    /// §7.2.2.1), and a partitioned CRL is never indirect (BR §7.2.2.1). A CRL or certificate
+    /// that breaks them gives no revocation status. Off by default: PKITS and private PKIs
+    /// use directory names.
+    pub fn set_cabf_rules(&mut self, on: bool) {
+        self.cabf = on;
     }
 
     /// True when no CRL was supplied.
@@ -328,6 +340,24 @@ impl<'a> Context<'a> {
                 };
             }
         };
+        let claimed = set
+            .crls
+            .iter()
+            .any(|crl| crl_names_cert_authority(crl, cert, &distribution_points));
+        if set.cabf
+            && let Some(name) = distribution_points
+                .iter()
+                .find_map(|dp| dp.name.as_ref().filter(|n| !uris_only(n)))
+        {
+            return Status::Unknown {
+                claimed,
+                detail: format!(
+                    "its cRLDistributionPoints names {} where only URIs are allowed (CABF BR \
+                     §7.1.2.11.2)",
+                    describe_name(name)
+                ),
+            };
+        }
         // §6.3.3: CRLs not named by a distribution point but issued by the certificate issuer
         // are tried as if from a distribution point named by the issuer, with every reason.
         distribution_points.push(DistributionPoint {
@@ -338,10 +368,6 @@ impl<'a> Context<'a> {
             crl_issuer: None,
         });
 
-        let claimed = set
-            .crls
-            .iter()
-            .any(|crl| crl_names_cert_authority(crl, cert, &distribution_points));
         let mut reasons_mask: u16 = 0;
         let mut used = Vec::new();
         let mut problems: Vec<String> = Vec::new();
@@ -445,6 +471,17 @@ impl<'a> Context<'a> {
         }
         if let Some(defect) = &crl.defect {
             problems.push(format!("{} is not usable: {defect}", crl.describe()));
+            return None;
+        }
+        if self.set.cabf
+            && let Some(idp) = &crl.idp
+            && (idp.indirect || idp.name.as_ref().is_some_and(|n| !uris_only(n)))
+        {
+            problems.push(format!(
+                "{} is a partitioned CRL that is indirect or names more than URIs (CABF BR \
+                 §7.2.2.1)",
+                crl.describe()
+            ));
             return None;
         }
         let mut interim = dp.reasons.unwrap_or(ALL_REASONS) & ALL_REASONS;
@@ -730,6 +767,27 @@ fn first_directory_name(names: &[GeneralName]) -> Option<Name> {
     })
 }
 
+/// True for a fullName made of URIs only.
+fn uris_only(name: &DistributionPointName) -> bool {
+    match name {
+        DistributionPointName::FullName(names) => {
+            names.iter().all(|n| matches!(n, GeneralName::Uri(_)))
+        }
+        DistributionPointName::RelativeToIssuer(_) => false,
+    }
+}
+
+fn describe_name(name: &DistributionPointName) -> String {
+    match name {
+        DistributionPointName::FullName(names) => names
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        DistributionPointName::RelativeToIssuer(_) => "a nameRelativeToCRLIssuer".to_owned(),
+    }
+}
+
 /// Compares two unsigned big-endian integers given as content octets.
 fn compare_numbers(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     let strip = |x: &[u8]| -> Vec<u8> {
@@ -845,6 +903,11 @@ impl ParsedCrl {
         }
         let indirect = parsed.idp.as_ref().is_some_and(|idp| idp.indirect);
         let mut current_issuer: Option<Vec<GeneralName>> = None;
+        // Serials seen per run of entries that share a certificate issuer: a serial listed
+        // twice for one issuer makes the CRL ambiguous (CABF servercert issue 589), so the
+        // CRL is not used.
+        let mut issuer_run = 0usize;
+        let mut seen_serials: HashSet<(usize, Vec<u8>)> = HashSet::new();
         for revoked in &tbs.revoked_certificates {
             let mut reason = None;
             let mut seen = Vec::new();
@@ -868,19 +931,29 @@ impl ParsedCrl {
                             .push("certificateIssuer entry in a CRL that is not indirect".into());
                     }
                     match general_names(ext.value) {
-                        Some(names) => current_issuer = Some(names),
+                        Some(names) => {
+                            current_issuer = Some(names);
+                            issuer_run += 1;
+                        }
                         None => defects.push("malformed certificateIssuer entry extension".into()),
                     }
                 } else if ext.critical && !ENTRY_EXTENSIONS_UNDERSTOOD.contains(&oid.as_str()) {
                     defects.push(format!("unrecognized critical CRL entry extension {oid}"));
                 }
             }
+            let serial = canonical_integer(revoked.raw_serial()).to_vec();
+            if !seen_serials.insert((issuer_run, serial.clone())) {
+                defects.push(format!("serial {} is listed twice", hex::encode(&serial)));
+            }
             parsed.entries.push(Entry {
-                serial: canonical_integer(revoked.raw_serial()).to_vec(),
+                serial,
                 reason,
                 issuer: current_issuer.clone(),
             });
         }
+        // One message per kind of defect, however many entries share it.
+        defects.sort();
+        defects.dedup();
         parsed.defect = (!defects.is_empty()).then(|| defects.join("; "));
         Ok(parsed)
     }
@@ -898,10 +971,15 @@ impl ParsedCrl {
                 continue;
             }
             match oid.as_str() {
-                OID_CRL_NUMBER => match unsigned_integer(ext.value) {
-                    Some(n) => self.crl_number = Some(n),
-                    None => defects.push("malformed cRLNumber".to_owned()),
-                },
+                OID_CRL_NUMBER => {
+                    if ext.critical {
+                        defects.push("cRLNumber is marked critical (RFC 5280 §5.2.3)".to_owned());
+                    }
+                    match unsigned_integer(ext.value) {
+                        Some(n) => self.crl_number = Some(n),
+                        None => defects.push("malformed cRLNumber".to_owned()),
+                    }
+                }
                 OID_DELTA_CRL_INDICATOR => match unsigned_integer(ext.value) {
                     Some(n) => self.delta_base = Some(n),
                     None => defects.push("malformed deltaCRLIndicator".to_owned()),
@@ -2394,6 +2472,121 @@ mod tests {
                 "flip of bit {bit} in byte {byte} passed the leaf"
             );
         }
+    }
+
+    #[test]
+    fn critical_crl_number_makes_the_crl_unusable() {
+        let pki = Pki::new();
+        let short = [&pki.leaf.cert, &pki.inter.cert];
+        let critical = extension(OID_CRL_NUMBER, true, tlv(0x02, &[1]));
+        let mut set = CrlSet::new();
+        set.add_der(&crl_from(&pki.inter, &[], &[critical]))
+            .unwrap();
+        let detail = assert_unknown(check(&short, &set, RevocationMode::Required).0, 0);
+        assert!(detail.contains("cRLNumber is marked critical"), "{detail}");
+    }
+
+    #[test]
+    fn serial_listed_twice_makes_the_crl_unusable() {
+        let pki = Pki::new();
+        let short = [&pki.leaf.cert, &pki.inter.cert];
+        let mut twice = CrlSet::new();
+        let entries = [entry(0x12, vec![]), entry(0x12, vec![])];
+        twice
+            .add_der(&crl_from(&pki.inter, &entries, &[crl_number(1)]))
+            .unwrap();
+        let detail = assert_unknown(check(&short, &twice, RevocationMode::Required).0, 0);
+        assert!(detail.contains("listed twice"), "{detail}");
+        let mut once = CrlSet::new();
+        let entries = [entry(0x12, vec![]), entry(0x13, vec![])];
+        once.add_der(&crl_from(&pki.inter, &entries, &[crl_number(1)]))
+            .unwrap();
+        check(&short, &once, RevocationMode::Required).0.unwrap();
+    }
+
+    #[test]
+    fn same_serial_for_two_issuers_of_an_indirect_crl_is_not_a_duplicate() {
+        let ind = indirect();
+        let mut set = ind.base_set();
+        let entries = [
+            entry(0x12, vec![]),
+            entry(0x12, vec![certificate_issuer(&ind.pki.inter.name_der())]),
+        ];
+        set.add_der(&crl_from(
+            &ind.crl_issuer,
+            &entries,
+            &[crl_number(1), indirect_idp()],
+        ))
+        .unwrap();
+        check(&ind.path(), &set, RevocationMode::Required)
+            .0
+            .unwrap();
+    }
+
+    // --- CA/Browser Forum rules (off by default) ---
+
+    const PARTITION_URI: &str = "http://crl.example/partition.crl";
+
+    /// GeneralNames content: the partition URI, then optionally a dNSName.
+    fn partition_names(with_dns: bool) -> Vec<u8> {
+        let mut names = tlv(0x86, PARTITION_URI.as_bytes());
+        if with_dns {
+            names.extend(tlv(0x82, b"crl.example"));
+        }
+        names
+    }
+
+    fn partition_idp(with_dns: bool, indirect: bool) -> Vec<u8> {
+        let mut fields = vec![tlv(0xa0, &tlv(0xa0, &partition_names(with_dns)))];
+        if indirect {
+            fields.push(vec![0x84, 0x01, 0xff]);
+        }
+        extension(OID_ISSUING_DISTRIBUTION_POINT, true, seq(&fields))
+    }
+
+    fn partition_leaf(pki: &Pki, with_dns: bool) -> Authority {
+        let dp = seq(&[seq(&[tlv(0xa0, &tlv(0xa0, &partition_names(with_dns)))])]);
+        let mut p = params("Partitioned Leaf", 0x11, false);
+        p.custom_extensions = vec![CustomExtension::from_oid_content(&[2, 5, 29, 31], dp)];
+        issue(p, Some(&pki.inter))
+    }
+
+    /// The result without and with the CABF rules.
+    fn with_and_without_cabf(leaf_dns: bool, idp_dns: bool, indirect: bool) -> [bool; 2] {
+        let pki = Pki::new();
+        let leaf = partition_leaf(&pki, leaf_dns);
+        let short = [&leaf.cert, &pki.inter.cert];
+        let crl = crl_from(
+            &pki.inter,
+            &[],
+            &[crl_number(1), partition_idp(idp_dns, indirect)],
+        );
+        [false, true].map(|cabf| {
+            let mut set = CrlSet::new();
+            set.set_cabf_rules(cabf);
+            set.add_der(&crl).unwrap();
+            check(&short, &set, RevocationMode::Required).0.is_ok()
+        })
+    }
+
+    #[test]
+    fn cabf_rules_accept_a_uri_partition() {
+        assert_eq!(with_and_without_cabf(false, false, false), [true, true]);
+    }
+
+    #[test]
+    fn cabf_rules_refuse_an_idp_naming_more_than_uris() {
+        assert_eq!(with_and_without_cabf(false, true, false), [true, false]);
+    }
+
+    #[test]
+    fn cabf_rules_refuse_an_indirect_partition() {
+        assert_eq!(with_and_without_cabf(false, false, true), [true, false]);
+    }
+
+    #[test]
+    fn cabf_rules_refuse_a_distribution_point_naming_more_than_uris() {
+        assert_eq!(with_and_without_cabf(true, false, false), [true, false]);
     }
 
     // --- DER readers ---
