@@ -473,6 +473,89 @@ mod tests {
         assert!(!is_ldh_dns_name("-a.example.com"));
     }
 
+    fn leaf(
+        cn: Option<&str>,
+        sans: &[&str],
+        edit: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> Cert {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(cn) = cn {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+        }
+        edit(&mut params);
+        Cert::from_der(params.self_signed(&key).unwrap().der()).unwrap()
+    }
+
+    #[test]
+    fn common_name_must_repeat_a_san_exactly_on_unconstrained_chains() {
+        let ok = leaf(Some("a.example.com"), &["a.example.com"], |_| {});
+        assert!(check_common_name(&ok, false).is_ok());
+        let other = leaf(Some("b.example.com"), &["a.example.com"], |_| {});
+        assert!(check_common_name(&other, false).is_err());
+        assert!(check_common_name(&other, true).is_ok());
+        let respelled = leaf(Some("A.Example.com"), &["a.example.com"], |_| {});
+        assert!(check_common_name(&respelled, true).is_err());
+        let not_a_host = leaf(Some("Bank Signing Key"), &["a.example.com"], |_| {});
+        assert!(check_common_name(&not_a_host, false).is_ok());
+    }
+
+    #[test]
+    fn common_name_ip_must_be_canonical_text_of_an_ip_san() {
+        let ok = leaf(Some("192.168.1.1"), &["192.168.1.1"], |_| {});
+        assert!(check_common_name(&ok, false).is_ok());
+        let hex = leaf(Some("0xC0A80101"), &["192.168.1.1"], |_| {});
+        assert!(check_common_name(&hex, true).is_err());
+        let upper = leaf(Some("2001:DB8::1"), &["2001:db8::1"], |_| {});
+        assert!(check_common_name(&upper, true).is_err());
+        assert_eq!(
+            lenient_ip("0xC0A80101"),
+            Some("192.168.1.1".parse().unwrap())
+        );
+        assert_eq!(lenient_ip("example"), None);
+    }
+
+    #[test]
+    fn web_pki_leaf_rules_reject_ca_leaves_critical_eku_and_missing_eku() {
+        let eku = |p: &mut rcgen::CertificateParams| {
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        };
+        assert!(check_webpki_leaf(&leaf(None, &["a.example.com"], eku)).is_ok());
+        let no_eku = leaf(None, &["a.example.com"], |_| {});
+        assert!(check_webpki_leaf(&no_eku).is_err());
+        let ca = leaf(None, &["a.example.com"], |p| {
+            eku(p);
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        });
+        assert!(check_webpki_leaf(&ca).is_err());
+        let underscore = leaf(None, &["a_b.example.com"], eku);
+        assert!(check_webpki_leaf(&underscore).is_err());
+    }
+
+    #[test]
+    fn eku_absent_is_unrestricted_and_any_eku_counts_only_under_rfc5280() {
+        let required = vec![crate::purpose::EKU_SERVER_AUTH.to_owned()];
+        let none = leaf(None, &["a.example.com"], |_| {});
+        assert!(check_leaf_eku(&none, &required, Profile::WebPki).is_ok());
+        let any = leaf(None, &["a.example.com"], |p| {
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Any];
+        });
+        assert!(check_leaf_eku(&any, &required, Profile::Rfc5280).is_ok());
+        assert!(check_leaf_eku(&any, &required, Profile::WebPki).is_err());
+    }
+
+    #[test]
+    fn peer_ip_matches_only_an_ip_san() {
+        let cert = leaf(None, &["127.0.0.1", "8.8.8.8.example"], |_| {});
+        assert!(check_peer_name(&cert, &PeerName::Ip("127.0.0.1".parse().unwrap())).is_ok());
+        assert!(check_peer_name(&cert, &PeerName::Ip("8.8.8.8".parse().unwrap())).is_err());
+    }
+
     #[test]
     fn canonical_ip_text_is_rfc5952_lowercase() {
         let mut v6 = [0u8; 16];
