@@ -29,7 +29,7 @@ certs:
     cargo run -p kakehashi -- pki init --out certs --force
 
 # Verify a committed chain under the MRA, as an auditor would.
-verify chain="certs/sg/banks/KKHSSGSG.pem":
+verify chain="certs/sg/banks/KKHASGS0.pem":
     cargo run -p kakehashi -- cert verify {{chain}} --mra certs/mra.toml --relying JP --purpose payment-signing
 
 # Criterion benches.
