@@ -102,7 +102,10 @@ const ALL_REASONS: u16 = 0x1fe;
 pub enum RevocationMode {
     /// No revocation checking.
     Off,
-    /// Check each certificate that a supplied CRL covers; uncovered certificates pass.
+    /// Check each certificate for which a CRL was supplied (one issued by its issuer or by
+    /// the cRLIssuer of one of its distribution points): usable CRLs must then give its
+    /// status, so a stale, forged or out-of-scope CRL fails the certificate rather than being
+    /// ignored. Certificates no supplied CRL speaks for pass.
     #[default]
     IfAvailable,
     /// Every certificate on the path (not the anchor) must be covered by a valid CRL (PKITS).
