@@ -195,8 +195,31 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> 
         history_expected: 0,
         last_timestamp: Timestamp(0),
     };
-    let (last_seq, last_hash) =
-        replay_journal(&trees, key.as_ref(), &checkpoints, &mut replay, &mut report)?;
+    let snapshot_seq = match crate::recovery::accounts_seq(&trees) {
+        Ok(seq) => Some(seq),
+        Err(Error::Corrupt { source, .. }) => {
+            report.flag(Location::Meta, format!("snapshot position: {source}"));
+            None
+        }
+        Err(other) => return Err(other),
+    };
+    if snapshot_seq == Some(0) {
+        compare_snapshot(&trees, &replay, &mut report)?;
+    }
+    let (last_seq, last_hash) = replay_journal(
+        &trees,
+        key.as_ref(),
+        &checkpoints,
+        snapshot_seq.filter(|seq| *seq > 0),
+        &mut replay,
+        &mut report,
+    )?;
+    if let Some(seq) = snapshot_seq.filter(|seq| *seq > last_seq) {
+        report.flag(
+            Location::Meta,
+            format!("account snapshot claims record {seq}, beyond the journal's last {last_seq}"),
+        );
+    }
     report.head = hex::encode(last_hash);
     match trees.head()? {
         Some((seq, hash)) if seq == last_seq && hash == last_hash => {}
@@ -211,7 +234,7 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> 
         ),
         None => report.flag(Location::Meta, "no journal head stored"),
     }
-    compare_accounts(&trees, &replay, &mut report)?;
+    final_totals(&replay, &mut report);
     compare_pending(&trees, &replay, &mut report)?;
     compare_counts(&trees, &replay, &mut report)?;
     Ok(report)
@@ -310,6 +333,7 @@ fn replay_journal(
     trees: &Trees,
     key: Option<&VerifyingKey>,
     checkpoints: &BTreeMap<u64, Checkpoint>,
+    snapshot_seq: Option<u64>,
     replay: &mut Replay,
     report: &mut AuditReport,
 ) -> Result<(u64, [u8; 32]), Error> {
@@ -371,6 +395,9 @@ fn replay_journal(
                 }
                 apply_record(trees, &decoded.record, replay, report)?;
             }
+        }
+        if snapshot_seq == Some(seq) {
+            compare_snapshot(trees, replay, report)?;
         }
         *prev_hash = stored_hash;
         if let Some(checkpoint) = checkpoints.get(&seq) {
@@ -824,8 +851,10 @@ fn settle(
     Ok(())
 }
 
-fn compare_accounts(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> Result<(), Error> {
-    let mut totals: BTreeMap<u32, (u64, [Sum256; 4])> = BTreeMap::new();
+/// Compares the stored account snapshot with the replayed accounts at the snapshot's record,
+/// and checks that its debits equal its credits per currency.
+fn compare_snapshot(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> Result<(), Error> {
+    let mut totals: BTreeMap<u32, [Sum256; 4]> = BTreeMap::new();
     let mut stored_ids = 0u64;
     for item in trees.accounts.iter() {
         let (key, value) = item.map_err(Error::storage("scanning accounts"))?;
@@ -843,7 +872,7 @@ fn compare_accounts(trees: &Trees, replay: &Replay, report: &mut AuditReport) ->
         let at = Location::Account {
             id: stored.id.0.to_string(),
         };
-        if key.as_ref() != id_key(stored.id.0) {
+        if key.as_slice() != id_key(stored.id.0) {
             report.flag(at.clone(), "stored under another id's key");
         }
         match replay.accounts.get(&stored.id) {
@@ -851,8 +880,8 @@ fn compare_accounts(trees: &Trees, replay: &Replay, report: &mut AuditReport) ->
             Some(expected) if expected != &stored => report.flag(
                 at,
                 format!(
-                    "balances differ from the journal replay: expected debits pending/posted \
-                     {}/{} credits pending/posted {}/{}, found {}/{} and {}/{}",
+                    "stored snapshot differs from the journal replay: expected debits \
+                     pending/posted {}/{} credits pending/posted {}/{}, found {}/{} and {}/{}",
                     expected.debits_pending,
                     expected.debits_posted,
                     expected.credits_pending,
@@ -865,28 +894,66 @@ fn compare_accounts(trees: &Trees, replay: &Replay, report: &mut AuditReport) ->
             ),
             Some(_) => {}
         }
-        let (count, sums) = totals.entry(stored.ledger).or_default();
-        *count = count.saturating_add(1);
+        let sums = totals.entry(stored.ledger).or_default();
         sums[0].add(stored.debits_posted);
         sums[1].add(stored.credits_posted);
         sums[2].add(stored.debits_pending);
         sums[3].add(stored.credits_pending);
     }
-    report.accounts = stored_ids;
-    for id in replay.accounts.keys() {
-        if !trees
-            .accounts
-            .contains_key(id_key(id.0))
-            .map_err(Error::storage("reading accounts"))?
-        {
+    if stored_ids != replay.accounts.len() as u64 {
+        report.flag(
+            Location::Meta,
+            format!(
+                "snapshot holds {stored_ids} accounts but the journal created {} by then",
+                replay.accounts.len()
+            ),
+        );
+    }
+    for (
+        ledger,
+        [
+            debits_posted,
+            credits_posted,
+            debits_pending,
+            credits_pending,
+        ],
+    ) in totals
+    {
+        if debits_posted != credits_posted {
             report.flag(
-                Location::Account {
-                    id: id.0.to_string(),
-                },
-                "created in the journal but not stored",
+                Location::Ledger { ledger },
+                format!(
+                    "stored snapshot: Σ debits_posted {debits_posted} != Σ credits_posted \
+                     {credits_posted}"
+                ),
+            );
+        }
+        if debits_pending != credits_pending {
+            report.flag(
+                Location::Ledger { ledger },
+                format!(
+                    "stored snapshot: Σ debits_pending {debits_pending} != Σ credits_pending \
+                     {credits_pending}"
+                ),
             );
         }
     }
+    Ok(())
+}
+
+/// Per-currency totals of the replayed accounts at the journal head; debits must equal
+/// credits.
+fn final_totals(replay: &Replay, report: &mut AuditReport) {
+    let mut totals: BTreeMap<u32, (u64, [Sum256; 4])> = BTreeMap::new();
+    for account in replay.accounts.values() {
+        let (count, sums) = totals.entry(account.ledger).or_default();
+        *count = count.saturating_add(1);
+        sums[0].add(account.debits_posted);
+        sums[1].add(account.credits_posted);
+        sums[2].add(account.debits_pending);
+        sums[3].add(account.credits_pending);
+    }
+    report.accounts = replay.accounts.len() as u64;
     for (
         ledger,
         (
@@ -921,7 +988,6 @@ fn compare_accounts(trees: &Trees, replay: &Replay, report: &mut AuditReport) ->
             credits_pending: credits_pending.to_string(),
         });
     }
-    Ok(())
 }
 
 fn compare_pending(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> Result<(), Error> {
@@ -1043,10 +1109,11 @@ pub fn export(path: &Path, out: &mut dyn Write) -> Result<ExportSummary, Error> 
         out.write_all(b"\n")
             .map_err(Error::io("writing the export"))
     };
-    for item in trees.accounts.iter() {
-        let (_, value) = item.map_err(Error::storage("scanning accounts"))?;
-        let account = decode_account(&value).map_err(Error::corrupt("account"))?;
-        write_line(out, account_json(&account))?;
+    // Stored accounts are a snapshot; the current balances are that plus the journal since.
+    let loaded = crate::recovery::load_accounts(&trees)?;
+    let accounts: BTreeMap<AccountId, Account> = loaded.accounts.into_iter().collect();
+    for account in accounts.values() {
+        write_line(out, account_json(account))?;
         summary.accounts = summary.accounts.saturating_add(1);
     }
     for item in trees.transfers.iter() {

@@ -7,6 +7,16 @@
 //! durability (nothing is acknowledged before it is on disk; concurrent callers share flushes
 //! through group commit) and the audit trail ([`audit`], [`export`]).
 //!
+//! Durability: a call returns only after its batch is on disk. The writer commits a group of
+//! queued batches with one crash-atomic sled batch, calls `Db::flush` and then `fdatasync`s
+//! sled's log file, because sled's own flush uses `sync_file_range`, which survives a killed
+//! process but not necessarily a power loss. After a crash, reopening shows exactly the
+//! acknowledged batches plus possibly whole unacknowledged ones, never part of one.
+//!
+//! Invariants, asserted before every write (fail-stop, nothing written) and re-checked by
+//! [`audit`]: per currency, Σ debits = Σ credits (pending and posted separately); flagged
+//! accounts stay within their limits; every committed change is in the hash-chained journal.
+//!
 //! It must not depend on tonic, tokio, prost or certificate handling: the relay (`node`)
 //! builds on it, converts wire types at its edge and owns the network. Time is always an
 //! argument ([`Timestamp`]); nothing here reads the system clock.
@@ -38,6 +48,7 @@ mod error;
 mod journal;
 mod ledger;
 mod model;
+mod recovery;
 mod result;
 mod state_machine;
 mod wide;
@@ -49,8 +60,8 @@ pub use audit::{
 pub use codec::DecodeError;
 pub use error::Error;
 pub use ledger::{
-    ACCOUNT_CACHE_LEN_MAX, CACHE_CAPACITY_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT,
-    EXPIRE_BATCH_LEN_MAX, Expired, GROUP_EVENTS_MAX, Ledger, Options, QUEUE_LEN_DEFAULT,
+    CACHE_CAPACITY_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT, EXPIRE_BATCH_LEN_MAX, Expired,
+    GROUP_EVENTS_MAX, Ledger, Options, QUEUE_LEN_DEFAULT,
 };
 pub use model::{
     Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,

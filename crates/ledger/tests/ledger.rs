@@ -153,6 +153,31 @@ mod lifecycle {
     }
 
     #[test]
+    fn reopening_replays_the_journal_written_after_the_account_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // No snapshot or checkpoint is due within six records: every balance on reopen comes
+        // from replaying the journal onto the empty snapshot.
+        let rare = Options {
+            checkpoint_interval: 1_000,
+            ..Options::default()
+        };
+        let ledger = Ledger::open(dir.path(), node_key(), rare.clone()).expect("opens");
+        populate(&ledger);
+        let ids: Vec<AccountId> = (1..=4).map(AccountId).collect();
+        let before = ledger.lookup_accounts(&ids).expect("lookup");
+        ledger.close().expect("close");
+        let report = check_clean(dir.path());
+        assert_eq!(report.checkpoints_verified, 0);
+        let ledger = Ledger::open(dir.path(), node_key(), rare).expect("reopens");
+        assert_eq!(ledger.lookup_accounts(&ids).expect("lookup"), before);
+        ledger.close().expect("close");
+        // Reopening with a short interval takes the overdue snapshot and checkpoint at once.
+        open(dir.path()).close().expect("close");
+        let report = check_clean(dir.path());
+        assert_eq!(report.checkpoints_verified, 1);
+    }
+
+    #[test]
     fn retrying_a_batch_after_reopen_returns_exists_and_moves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ledger = open(dir.path());
