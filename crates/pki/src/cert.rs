@@ -700,13 +700,26 @@ impl Cert {
                         .push(format!("extension {oid} is malformed: {error}"));
                 }
                 ParsedExtension::BasicConstraints(bc) => {
+                    if bc.path_len_constraint.is_some() && !bc.ca {
+                        // RFC 5280 §4.2.1.9: "CAs MUST NOT include the pathLenConstraint field
+                        // unless the cA boolean is asserted".
+                        self.defects
+                            .push("pathLenConstraint without cA (RFC 5280 §4.2.1.9)".to_owned());
+                    }
                     self.basic_constraints = Some(BasicConstraints {
                         ca: bc.ca,
                         path_len: bc.path_len_constraint,
                         critical: ext.critical,
                     });
                 }
-                ParsedExtension::KeyUsage(ku) => self.key_usage = Some(KeyUsage(ku.flags)),
+                ParsedExtension::KeyUsage(ku) => {
+                    if ku.flags == 0 {
+                        // RFC 5280 §4.2.1.3: "at least one of the bits MUST be set to 1".
+                        self.defects
+                            .push("keyUsage with no bit set (RFC 5280 §4.2.1.3)".into());
+                    }
+                    self.key_usage = Some(KeyUsage(ku.flags));
+                }
                 ParsedExtension::ExtendedKeyUsage(eku) => {
                     let mut oids = Vec::new();
                     let known = [
@@ -1201,6 +1214,50 @@ mod tests {
         assert_eq!(
             leaf.cert_ref(0).sha256,
             hex::encode(Sha256::digest(leaf.der()))
+        );
+    }
+
+    fn with_raw_extension(oid: &[u64], content: Vec<u8>) -> Cert {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(oid, content)];
+        Cert::from_der(params.self_signed(&key).unwrap().der()).unwrap()
+    }
+
+    #[test]
+    fn records_profile_defects_that_reject_the_certificate() {
+        // basicConstraints { pathLenConstraint 0 } without cA.
+        let bc = with_raw_extension(&[2, 5, 29, 19], vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        assert!(
+            bc.defects().iter().any(|d| d.contains("pathLenConstraint")),
+            "{:?}",
+            bc.defects()
+        );
+        // keyUsage with an empty BIT STRING.
+        let ku = with_raw_extension(&[2, 5, 29, 15], vec![0x03, 0x01, 0x00]);
+        assert!(
+            ku.defects().iter().any(|d| d.contains("keyUsage")),
+            "{:?}",
+            ku.defects()
+        );
+        // A well-formed keyUsage (digitalSignature) is no defect.
+        let fine = with_raw_extension(&[2, 5, 29, 15], vec![0x03, 0x02, 0x07, 0x80]);
+        assert!(fine.defects().is_empty(), "{:?}", fine.defects());
+        assert!(fine.key_usage().unwrap().has(KeyUsage::DIGITAL_SIGNATURE));
+    }
+
+    #[test]
+    fn records_unrecognized_critical_extensions_only() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        let mut critical = rcgen::CustomExtension::from_oid_content(&[1, 2, 3, 4], vec![5, 0]);
+        critical.set_criticality(true);
+        let plain = rcgen::CustomExtension::from_oid_content(&[1, 2, 3, 5], vec![5, 0]);
+        params.custom_extensions = vec![critical, plain];
+        let cert = Cert::from_der(params.self_signed(&key).unwrap().der()).unwrap();
+        assert_eq!(
+            cert.unrecognized_critical_extensions(),
+            ["1.2.3.4".to_owned()]
         );
     }
 
