@@ -233,6 +233,18 @@ pub fn check_path(
     mode: RevocationMode,
     checks: &mut Vec<Check>,
 ) -> Result<(), CrlError> {
+    check_path_within(path, crls, now, mode, checks, SIGNATURE_VERIFICATIONS_MAX)
+}
+
+/// [`check_path`] with an explicit signature budget (tests use a small one).
+fn check_path_within(
+    path: &[&Cert],
+    crls: &CrlSet,
+    now: UnixTime,
+    mode: RevocationMode,
+    checks: &mut Vec<Check>,
+    budget: usize,
+) -> Result<(), CrlError> {
     let checked = path.len().saturating_sub(1);
     if mode == RevocationMode::Off {
         for (index, cert) in path.iter().take(checked).enumerate() {
@@ -245,7 +257,7 @@ pub fn check_path(
         now,
         mode,
         verified: HashMap::new(),
-        budget: SIGNATURE_VERIFICATIONS_MAX,
+        budget,
     };
     for (index, cert) in path.iter().take(checked).enumerate() {
         let ancestors = path.get(index + 1..).unwrap_or_default();
@@ -627,10 +639,23 @@ impl<'a> Context<'a> {
         if candidate.not_before() > self.now || candidate.not_after() < self.now {
             return Err(format!("CRL issuer {name} is outside its validity period"));
         }
-        let Some(position) = ancestors.iter().position(|a| {
-            a.subject() == candidate.issuer()
-                && signature::verify_cert_signed_by(candidate, a).is_ok()
-        }) else {
+        let mut position = None;
+        for (index, ancestor) in ancestors.iter().enumerate() {
+            if ancestor.subject() != candidate.issuer() {
+                continue;
+            }
+            // Certificate signatures share the budget with CRL signatures, so a pool of
+            // look-alike issuers cannot multiply the work.
+            self.budget = self
+                .budget
+                .checked_sub(1)
+                .ok_or_else(|| "signature verification budget exhausted".to_owned())?;
+            if signature::verify_cert_signed_by(candidate, ancestor).is_ok() {
+                position = Some(index);
+                break;
+            }
+        }
+        let Some(position) = position else {
             return Err(format!(
                 "CRL issuer {name} is not signed by a certificate of the path"
             ));
@@ -689,9 +714,7 @@ impl<'a> Context<'a> {
             return result.clone();
         }
         let Some(left) = self.budget.checked_sub(1) else {
-            return Err(format!(
-                "signature budget of {SIGNATURE_VERIFICATIONS_MAX} verifications exhausted"
-            ));
+            return Err("signature verification budget exhausted".to_owned());
         };
         self.budget = left;
         let result = crl
@@ -2590,6 +2613,42 @@ mod tests {
     #[test]
     fn cabf_rules_refuse_a_distribution_point_naming_more_than_uris() {
         assert_eq!(with_and_without_cabf(true, false, false), [true, false]);
+    }
+
+    #[test]
+    fn signature_budget_bounds_the_work_of_many_forged_crls() {
+        let pki = Pki::new();
+        let short = [&pki.leaf.cert, &pki.inter.cert];
+        let impostor = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let budget = 4;
+        let mut set = CrlSet::new();
+        for _ in 0..budget {
+            let forged = raw_crl(
+                &pki.inter.name_der(),
+                &impostor,
+                NOW - DAY,
+                NOW + DAY,
+                &[],
+                &[crl_number(1)],
+            );
+            set.add_der(&forged).unwrap();
+        }
+        // The genuine CRL comes last, after the budget is spent: fail closed.
+        set.add_der(&crl_from(&pki.inter, &[], &[crl_number(1)]))
+            .unwrap();
+        let mut checks = Vec::new();
+        let result = check_path_within(
+            &short,
+            &set,
+            UnixTime(NOW),
+            RevocationMode::Required,
+            &mut checks,
+            budget,
+        );
+        let detail = assert_unknown(result, 0);
+        assert!(detail.contains("budget exhausted"), "{detail}");
+        // With the full budget the genuine CRL is reached.
+        check(&short, &set, RevocationMode::Required).0.unwrap();
     }
 
     // --- DER readers ---
