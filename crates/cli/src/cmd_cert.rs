@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use kakehashi_pki::UnixTime;
-use kakehashi_pki::cert::{Cert, DistributionPointName, GeneralName, KeyUsage};
+use kakehashi_pki::cert::{Cert, DistributionPointName, GeneralName};
+use kakehashi_pki::mra::{Mra, RecognitionVerdict};
 use kakehashi_pki::purpose::{
     EKU_CLIENT_AUTH, EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING, EKU_SERVER_AUTH, KAKEHASHI_ARC,
 };
 use kakehashi_pki::signature::KeyAlgorithm;
+use kakehashi_pki::{CertRef, Outcome, Purpose, UnixTime};
 use serde::Serialize;
 
 /// Largest certificate, bundle or CRL file read: a long chain of RSA-8192 certificates is
@@ -643,17 +644,337 @@ impl CertInfo {
 // cert verify
 
 fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let _ = (
-        &args.untrusted,
-        &args.crls,
-        &args.mra,
-        &args.relying,
-        &args.purpose,
+    let purpose = Purpose::parse(&args.purpose).with_context(|| {
+        let known: Vec<&str> = Purpose::ALL.iter().map(|p| p.as_str()).collect();
+        format!(
+            "unknown purpose `{}`; use one of: {}",
+            args.purpose,
+            known.join(", ")
+        )
+    })?;
+    let (time, time_source) = match &args.at {
+        Some(text) => {
+            let time = UnixTime::parse_rfc3339(text).map_err(|e| {
+                anyhow::anyhow!(
+                    "bad --at `{text}`: {e}; give an RFC 3339 time with an offset, \
+                     e.g. 2027-01-01T00:00:00Z"
+                )
+            })?;
+            (time, "--at")
+        }
+        None => (now()?, "the system clock"),
+    };
+
+    let mut chain = read_certs(&args.chain)?.into_iter();
+    // `read_certs` never returns an empty list: a bundle without certificates is an error.
+    let leaf = chain
+        .next()
+        .with_context(|| format!("{}: no certificate", args.chain.display()))?;
+    let mut pool: Vec<Cert> = chain.collect();
+    for file in &args.untrusted {
+        pool.extend(read_certs(file)?);
+    }
+    let mut crls = Vec::new();
+    for file in &args.crls {
+        crls.extend(read_crls(file)?);
+    }
+
+    let mut mra = Mra::load(&args.mra).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot use the agreement {}: {e} (check the path and the file; \
+             `kakehashi mra verify --mra FILE` explains its signatures)",
+            args.mra.display()
+        )
+    })?;
+    if args.allow_unsigned_mra {
+        if let Err(e) = mra.verify_signatures() {
+            eprintln!(
+                "WARNING: {e}; continuing because --allow-unsigned-mra was given \
+                 (for experiments only)"
+            );
+        }
+        mra.allow_unsigned(true);
+    } else {
+        mra.verify_signatures().map_err(|e| {
+            anyhow::anyhow!(
+                "refusing the agreement {}: {e}. Have every party sign it \
+                 (`kakehashi mra sign`), or pass --allow-unsigned-mra for experiments",
+                args.mra.display()
+            )
+        })?;
+    }
+    if mra.jurisdiction(&args.relying).is_none() {
+        let parties: Vec<&str> = mra.jurisdictions.iter().map(|j| j.code.as_str()).collect();
+        bail!(
+            "--relying {}: not a party to agreement {}; use one of: {}",
+            args.relying,
+            mra.agreement_id,
+            parties.join(", ")
+        );
+    }
+
+    let verdict = mra.recognize(&args.relying, purpose, &leaf, &pool, &crls, time);
+    let mut out = String::new();
+    if args.json {
+        let mut doc = serde_json::to_value(&verdict)?;
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("chain_file".into(), args.chain.display().to_string().into());
+            obj.insert("time_source".into(), time_source.into());
+        }
+        out.push_str(&serde_json::to_string_pretty(&doc)?);
+        out.push('\n');
+    } else {
+        write_verdict(&mut out, &verdict, &mra, args, time_source);
+    }
+    write_stdout(&out)?;
+    Ok(if verdict.recognized {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The current time: the CLI is the one place that reads the clock (the library takes time as
+/// an argument, RFC 5280 §6.1.1(b)).
+fn now() -> anyhow::Result<UnixTime> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970; pass --at")?;
+    let seconds = i64::try_from(since.as_secs()).context("the system clock is out of range")?;
+    Ok(UnixTime(seconds))
+}
+
+/// Reads CRLs from a file: one DER CRL, or PEM `X509 CRL` blocks (RFC 7468 §6; other blocks
+/// are skipped).
+fn read_crls(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let bytes = read_bounded(path, "CRL file")?;
+    if !bytes.windows(PEM_BEGIN.len()).any(|w| w == PEM_BEGIN) {
+        if bytes.first() != Some(&0x30) {
+            bail!(
+                "{}: neither PEM (no -----BEGIN line) nor DER (does not start with an ASN.1 \
+                 SEQUENCE); give a CRL in PEM or DER form",
+                path.display()
+            );
+        }
+        return Ok(vec![bytes]);
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow::anyhow!("{}: PEM file is not UTF-8 text", path.display()))?;
+    let crls =
+        pem_blocks(text, "X509 CRL").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if crls.is_empty() {
+        bail!(
+            "{}: no `-----BEGIN X509 CRL-----` block; give a CRL in PEM or DER form",
+            path.display()
+        );
+    }
+    Ok(crls)
+}
+
+/// Most PEM blocks read from one CRL file: far above any real use, and it bounds the work.
+const PEM_BLOCKS_MAX: usize = 1024;
+
+/// The decoded contents of every PEM block labelled `label` in `text` (RFC 7468 §2-§3: a
+/// `-----BEGIN label-----` line, base64 lines, a matching END line).
+fn pem_blocks(text: &str, label: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    let mut index = 0;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        if index >= PEM_BLOCKS_MAX {
+            return Err(format!("more than {PEM_BLOCKS_MAX} PEM blocks"));
+        }
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let label_end = after
+            .find("-----")
+            .ok_or_else(|| format!("PEM block {index}: unterminated BEGIN line"))?;
+        let found = &after[..label_end];
+        let body = &after[label_end + "-----".len()..];
+        let end_marker = format!("-----END {found}-----");
+        let body_end = body
+            .find(&end_marker)
+            .ok_or_else(|| format!("PEM block {index}: no `{end_marker}` line"))?;
+        if found == label {
+            let der = base64_decode(&body[..body_end])
+                .map_err(|e| format!("PEM block {index} ({found}): {e}"))?;
+            out.push(der);
+        }
+        rest = &body[body_end + end_marker.len()..];
+        index += 1;
+    }
+    Ok(out)
+}
+
+/// Decodes standard base64 (RFC 4648 §4) with `=` padding, ignoring ASCII whitespace (PEM
+/// wraps lines, RFC 7468 §2).
+fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
+    let symbols: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if !symbols.len().is_multiple_of(4) {
+        return Err("bad base64: length is not a multiple of 4".into());
+    }
+    let value = |c: u8| -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    };
+    let mut out = Vec::with_capacity(symbols.len() / 4 * 3);
+    let quads = symbols.len() / 4;
+    for (i, quad) in symbols.chunks_exact(4).enumerate() {
+        let padding = quad.iter().rev().take_while(|c| **c == b'=').count();
+        if padding > 2 || (padding > 0 && i + 1 != quads) {
+            return Err("bad base64: misplaced padding".into());
+        }
+        let mut n = 0u32;
+        for &c in &quad[..4 - padding] {
+            let v = value(c).ok_or_else(|| format!("bad base64: character {:?}", c as char))?;
+            n = (n << 6) | v;
+        }
+        n <<= 6 * padding as u32;
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - padding]);
+    }
+    Ok(out)
+}
+
+/// Check marks: pass, fail, not applicable.
+fn mark(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "✓",
+        Outcome::Fail => "✗",
+        Outcome::NotApplicable => "·",
+    }
+}
+
+fn cert_line(c: &CertRef) -> String {
+    format!("{} (serial {})", c.subject, c.serial)
+}
+
+fn write_verdict(
+    out: &mut String,
+    verdict: &RecognitionVerdict,
+    mra: &Mra,
+    args: &VerifyArgs,
+    time_source: &str,
+) {
+    // Writing to a String cannot fail; the results are ignored for that reason.
+    let _ = writeln!(out, "chain      {}", args.chain.display());
+    let _ = writeln!(
+        out,
+        "agreement  {} ({})",
+        verdict.agreement_id,
+        mra.path().display()
     );
-    let _ = (&args.at, args.json, args.allow_unsigned_mra, &args.chain);
-    let _ = UnixTime(0);
-    let _ = KeyUsage(0);
-    bail!("kakehashi cert verify is not built yet")
+    let _ = writeln!(out, "relying    {}", verdict.relying);
+    let _ = writeln!(out, "purpose    {}", verdict.purpose);
+    let _ = writeln!(out, "time       {} (from {time_source})", verdict.time);
+
+    let _ = writeln!(out);
+    if verdict.path.is_empty() {
+        let _ = writeln!(out, "path       (none built)");
+    } else {
+        let heading = if verdict.anchor_jurisdiction.is_some() {
+            "path"
+        } else {
+            "path (closest candidate; it did not validate)"
+        };
+        let _ = writeln!(out, "{heading}");
+        let last = verdict.path.len() - 1;
+        for (i, c) in verdict.path.iter().enumerate() {
+            let indent = "   ".repeat(i);
+            let branch = if i == 0 { "" } else { "└─ " };
+            let role = if i == 0 {
+                "leaf".to_owned()
+            } else if i == last && verdict.anchor_jurisdiction.is_some() {
+                format!(
+                    "trust anchor of {}",
+                    verdict.anchor_jurisdiction.as_deref().unwrap_or("?")
+                )
+            } else {
+                "intermediate".to_owned()
+            };
+            let _ = writeln!(
+                out,
+                "  {indent}{branch}[{}] {}  <{role}>",
+                c.position,
+                cert_line(c)
+            );
+        }
+    }
+
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "checks (✓ pass, ✗ fail, · not applicable; [n] is the position on the path)"
+    );
+    for check in &verdict.checks {
+        let on = check
+            .cert
+            .as_ref()
+            .map_or_else(|| "   ".to_owned(), |c| format!("[{}]", c.position));
+        let _ = writeln!(
+            out,
+            "  {} {on} {}: {}  ({})",
+            mark(check.outcome),
+            check.name,
+            check.detail,
+            check.rule
+        );
+    }
+
+    let _ = writeln!(out);
+    if verdict.recognized {
+        let clause = verdict.clause.as_deref().unwrap_or("?");
+        let level = match (verdict.level_reached, verdict.level_required) {
+            (Some(reached), Some(required)) => {
+                format!("; assurance level {reached} reached, {required} required")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "RECOGNIZED by {} for {}: chain to the {} anchor, under {clause}{level}",
+            verdict.relying,
+            verdict.purpose,
+            verdict.anchor_jurisdiction.as_deref().unwrap_or("?")
+        );
+        if let Some(row) = verdict
+            .clause
+            .as_deref()
+            .and_then(|c| c.strip_prefix("MRA §recognition."))
+            .and_then(|id| mra.rows.iter().find(|r| r.id == id))
+        {
+            let purposes: Vec<&str> = row.purposes.iter().map(|p| p.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "  row {}: {} recognizes {} for {} at level {} or above, {} to {}",
+                row.id,
+                row.relying,
+                row.issuing,
+                purposes.join(", "),
+                row.minimum_level,
+                row.not_before,
+                row.not_after
+            );
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "NOT RECOGNIZED by {} for {}",
+            verdict.relying, verdict.purpose
+        );
+        if let Some(reason) = &verdict.reason {
+            let _ = writeln!(out, "  rule         {}", reason.rule);
+            if let Some(c) = &reason.cert {
+                let _ = writeln!(out, "  certificate  [{}] {}", c.position, cert_line(c));
+            }
+            let _ = writeln!(out, "  why          {}", reason.message);
+        }
+    }
 }
 
 fn write_stdout(text: &str) -> anyhow::Result<()> {
@@ -662,4 +983,68 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes_padded_and_wrapped_input() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGVs\nbG8h").unwrap(), b"hello!");
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(base64_decode("aA==").unwrap(), b"h");
+        assert_eq!(base64_decode("").unwrap(), b"");
+    }
+
+    #[test]
+    fn base64_rejects_bad_length_characters_and_padding() {
+        assert!(base64_decode("aGVsbG8").is_err());
+        assert!(base64_decode("aGV*bG8=").is_err());
+        assert!(base64_decode("aA==aGk=").is_err());
+        assert!(base64_decode("a===").is_err());
+    }
+
+    #[test]
+    fn pem_blocks_keeps_only_the_label_asked_for() {
+        let text = "-----BEGIN X509 CRL-----\naGk=\n-----END X509 CRL-----\n\
+                    -----BEGIN CERTIFICATE-----\naA==\n-----END CERTIFICATE-----\n\
+                    -----BEGIN X509 CRL-----\naGVsbG8=\n-----END X509 CRL-----\n";
+        let blocks = pem_blocks(text, "X509 CRL").unwrap();
+        assert_eq!(blocks, vec![b"hi".to_vec(), b"hello".to_vec()]);
+    }
+
+    #[test]
+    fn pem_blocks_reports_a_missing_end_line() {
+        let err = pem_blocks("-----BEGIN X509 CRL-----\naGk=\n", "X509 CRL").unwrap_err();
+        assert!(err.contains("END X509 CRL"), "{err}");
+    }
+
+    #[test]
+    fn names_kakehashi_assurance_policies_and_any_policy() {
+        let high = format!("{KAKEHASHI_ARC}.2.392.3");
+        assert_eq!(
+            policy_name(&high).as_deref(),
+            Some("kakehashi JP assurance high")
+        );
+        let sg_low = format!("{KAKEHASHI_ARC}.2.702.1");
+        assert_eq!(
+            policy_name(&sg_low).as_deref(),
+            Some("kakehashi SG assurance low")
+        );
+        assert_eq!(policy_name("2.5.29.32.0").as_deref(), Some("anyPolicy"));
+        assert_eq!(policy_name(&format!("{KAKEHASHI_ARC}.2.392.9")), None);
+        assert_eq!(policy_name("1.2.3"), None);
+    }
+
+    #[test]
+    fn names_tls_and_kakehashi_extended_key_usages() {
+        assert_eq!(eku_name(EKU_SERVER_AUTH).as_deref(), Some("serverAuth"));
+        assert_eq!(
+            eku_name(EKU_PAYMENT_SIGNING).as_deref(),
+            Some("kakehashi payment-signing")
+        );
+        assert_eq!(eku_name("1.2.3.4"), None);
+    }
 }
