@@ -539,6 +539,11 @@ fn inspect_of_a_missing_or_garbage_file_is_an_input_error() {
     assert_input_error(&out, &["certs/nothing-here.pem"]);
     let out = kakehashi(&["cert", "inspect", "certs/mra.toml"]);
     assert_input_error(&out, &["certs/mra.toml", "PEM or DER"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, b"").expect("write");
+    let out = kakehashi(&["cert", "inspect", empty.to_str().expect("utf-8")]);
+    assert_input_error(&out, &["empty.pem", "is empty"]);
 }
 
 /// Standard base64 (RFC 4648 §4), enough for a test fixture.

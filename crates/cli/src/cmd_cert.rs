@@ -129,6 +129,12 @@ fn read_bounded(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
 /// file, the certificate and what failed to parse.
 fn read_certs(path: &Path) -> anyhow::Result<Vec<Cert>> {
     let bytes = read_bounded(path, "certificate file")?;
+    if bytes.is_empty() {
+        bail!(
+            "{} is empty; give a certificate file in PEM or DER form",
+            path.display()
+        );
+    }
     let is_pem = bytes.windows(PEM_BEGIN.len()).any(|w| w == PEM_BEGIN);
     // A DER certificate is an ASN.1 SEQUENCE (tag 0x30, RFC 5280 §4.1).
     if !is_pem && bytes.first() != Some(&0x30) {
