@@ -131,7 +131,7 @@ pub struct ResultsFile {
 #[derive(Debug, thiserror::Error)]
 pub enum LimboError {
     /// The JSON does not parse as a limbo file.
-    #[error("not a limbo file: {0}")]
+    #[error("invalid JSON for a limbo file")]
     Json(#[from] serde_json::Error),
     /// An unsupported format version.
     #[error("unsupported limbo format version {0} (expected 1)")]
