@@ -1,1 +1,720 @@
-//! A repeat-verification cache: validated intermediates keyed by certificate hash and time window.
+//! A repeat-verification cache: verdicts keyed by certificate hashes, the anchor set, the CRL
+//! set and the options, each reused only inside the time window in which it cannot change.
+//!
+//! Path validation depends on the validation time only through comparisons with the times
+//! written in its inputs: each certificate's notBefore and notAfter (RFC 5280 §6.1.3(a)(2)) and
+//! each CRL's thisUpdate and nextUpdate (RFC 5280 §6.3.3(a)). Between two consecutive such
+//! instants every comparison has the same outcome, so the verdict computed at one time inside
+//! that interval is the verdict at every other time inside it. [`TimeWindow::around`] computes
+//! the interval; [`VerdictCache`] stores verdicts with their windows under a digest of every
+//! other input ([`CacheKey`]), bounded by [`CACHE_ENTRIES_MAX`].
+//!
+//! The cache is a layer around the verifier: it never changes what `verify_chain` decides, it
+//! only skips recomputing a decision whose inputs it has seen, byte for byte.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use sha2::{Digest, Sha256};
+use x509_parser::prelude::FromDer as _;
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::cert::Cert;
+use crate::crl::CrlSet;
+use crate::error::Error;
+use crate::time::UnixTime;
+use crate::validate::{PathError, ValidatedPath, ValidationOptions, verify_chain};
+
+/// Most verdicts held at once. A node verifies the chains of its peer nodes and of a few hundred
+/// participant banks, which repeat; a thousand entries holds all of them with room to spare,
+/// while a verdict (its path and the list of checks, a few kilobytes) times a thousand keeps the
+/// cache to a few megabytes even when a hostile peer floods it with distinct chains.
+pub const CACHE_ENTRIES_MAX: usize = 1024;
+
+/// Longest span of validation time, in seconds, on either side of the first verification, over
+/// which a verdict is reused: one hour. The window computed from the inputs' own dates is exact
+/// for today's rules; this cap bounds the damage if a future time-dependent rule is added to the
+/// verifier without teaching the cache about it, at the price of one re-verification an hour.
+pub const CACHE_WINDOW_SECONDS_MAX: i64 = 3600;
+
+/// A half-open interval `[from, until)` of validation times over which a verdict holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// First validation time inside the window.
+    pub from: UnixTime,
+    /// First validation time after the window.
+    pub until: UnixTime,
+}
+
+impl TimeWindow {
+    /// The largest window containing `now` in which no instant of `boundaries` is crossed,
+    /// capped to [`CACHE_WINDOW_SECONDS_MAX`] on each side of `now`.
+    ///
+    /// Each boundary `b` is treated as two change points, `b` and `b + 1`, so that a window
+    /// either lies wholly before `b`, is exactly `{b}`, or lies wholly after it. That makes the
+    /// window correct whether the verifier compares with `<` or `<=` (RFC 5280 §4.1.2.5 makes
+    /// validity inclusive of both ends; a CRL is stale only after nextUpdate).
+    pub fn around(now: UnixTime, boundaries: impl IntoIterator<Item = UnixTime>) -> Self {
+        let mut from = now.0.saturating_sub(CACHE_WINDOW_SECONDS_MAX);
+        let mut until = now.0.saturating_add(CACHE_WINDOW_SECONDS_MAX);
+        for b in boundaries {
+            for change in [b.0, b.0.saturating_add(1)] {
+                if change <= now.0 {
+                    from = from.max(change);
+                } else {
+                    until = until.min(change);
+                }
+            }
+        }
+        Self {
+            from: UnixTime(from),
+            until: UnixTime(until),
+        }
+    }
+
+    /// True when `time` lies inside the window.
+    pub fn contains(&self, time: UnixTime) -> bool {
+        self.from <= time && time < self.until
+    }
+}
+
+/// A SHA-256 digest of every input of a verification except the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    /// Starts a key for inputs of kind `domain` (a fixed string per caller, so keys of different
+    /// verification layers can never collide).
+    pub fn builder(domain: &str) -> CacheKeyBuilder {
+        let mut builder = CacheKeyBuilder(Sha256::new());
+        builder.bytes(domain.as_bytes());
+        builder
+    }
+
+    /// The digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Feeds inputs into a [`CacheKey`]. Every item is length-prefixed, so two different input
+/// sequences never produce the same byte stream.
+#[derive(Clone, Debug)]
+pub struct CacheKeyBuilder(Sha256);
+
+impl CacheKeyBuilder {
+    /// Adds one length-prefixed byte string.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.update((bytes.len() as u64).to_be_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    /// Adds a count, for example the number of intermediates that follow, so that the split
+    /// between lists is part of the key.
+    pub fn count(&mut self, count: usize) -> &mut Self {
+        self.0.update((count as u64).to_be_bytes());
+        self
+    }
+
+    /// The finished key.
+    pub fn finish(&self) -> CacheKey {
+        CacheKey(self.0.clone().finalize().into())
+    }
+}
+
+struct Entry<V> {
+    window: TimeWindow,
+    verdict: Arc<V>,
+}
+
+struct Entries<V> {
+    map: HashMap<CacheKey, Entry<V>>,
+    /// Keys in insertion order, oldest first: eviction is first in, first out, which needs no
+    /// write on the read path and so lets hits share a read lock.
+    order: VecDeque<CacheKey>,
+}
+
+/// A bounded, thread-safe map from [`CacheKey`] to a verdict and the window it holds in.
+pub struct VerdictCache<V> {
+    entries: RwLock<Entries<V>>,
+    capacity: usize,
+}
+
+impl<V> Default for VerdictCache<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> std::fmt::Debug for VerdictCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerdictCache")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl<V> VerdictCache<V> {
+    /// An empty cache holding at most [`CACHE_ENTRIES_MAX`] verdicts.
+    pub fn new() -> Self {
+        Self::with_capacity(CACHE_ENTRIES_MAX)
+    }
+
+    /// An empty cache holding at most `capacity` verdicts (at least one, at most
+    /// [`CACHE_ENTRIES_MAX`]).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: RwLock::new(Entries {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+            capacity: capacity.clamp(1, CACHE_ENTRIES_MAX),
+        }
+    }
+
+    /// The verdict stored under `key`, if `now` lies inside its window.
+    pub fn get(&self, key: &CacheKey, now: UnixTime) -> Option<Arc<V>> {
+        // A panic while the lock was held cannot leave an entry half-written (each map
+        // operation is one call), so a poisoned lock's contents are still usable.
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .map
+            .get(key)
+            .filter(|entry| entry.window.contains(now))
+            .map(|entry| Arc::clone(&entry.verdict))
+    }
+
+    /// Stores `verdict` under `key` for the validation times in `window`, replacing any verdict
+    /// already there and evicting the oldest entries beyond the capacity. Returns the stored
+    /// verdict.
+    pub fn insert(&self, key: CacheKey, window: TimeWindow, verdict: V) -> Arc<V> {
+        let verdict = Arc::new(verdict);
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = Entry {
+            window,
+            verdict: Arc::clone(&verdict),
+        };
+        if entries.map.insert(key, entry).is_none() {
+            entries.order.push_back(key);
+        }
+        while entries.map.len() > self.capacity {
+            let Some(oldest) = entries.order.pop_front() else {
+                break;
+            };
+            entries.map.remove(&oldest);
+        }
+        verdict
+    }
+
+    /// Number of verdicts held.
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map
+            .len()
+    }
+
+    /// True when no verdict is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most verdicts this cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets every verdict (after the anchors or the CRLs change, for instance).
+    pub fn clear(&self) {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        entries.map.clear();
+        entries.order.clear();
+    }
+}
+
+/// What [`verify_chain`] decided about one chain.
+pub type Verdict = Result<ValidatedPath, PathError>;
+
+/// Key domain of [`CachingVerifier`] entries.
+const CHAIN_KEY_DOMAIN: &str = "kakehashi-pki verify_chain v1";
+
+/// Why a [`CachingVerifier`] could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// A CRL did not parse, or its dates could not be read.
+    #[error("CRL {index} is unusable: {detail}")]
+    Crl {
+        /// Position of the CRL in the list given.
+        index: usize,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// [`verify_chain`] with a fixed set of trust anchors and CRLs and a [`VerdictCache`] in front
+/// of it: a chain seen before, with the same options, at a time inside the window of its
+/// earlier verdict, gets that verdict back without parsing or checking a signature.
+///
+/// A cached verdict is the very value the first verification returned, so its explanation
+/// (the checks' details) cites that verification's time, not the current one; the decision,
+/// the path and the rules are the same at every time inside the window.
+#[derive(Debug)]
+pub struct CachingVerifier {
+    anchors: Vec<Cert>,
+    crls: CrlSet,
+    /// SHA-256 over the anchors' and the CRLs' DER, in order.
+    trust_digest: [u8; 32],
+    /// The anchors' notBefore and notAfter and the CRLs' thisUpdate and nextUpdate: the
+    /// instants at which a verdict may change, besides those of the chain itself.
+    trust_boundaries: Vec<UnixTime>,
+    cache: VerdictCache<Verdict>,
+}
+
+impl CachingVerifier {
+    /// A verifier for `anchors` and the DER CRLs `crls`, with a cache of
+    /// [`CACHE_ENTRIES_MAX`] verdicts.
+    pub fn new(anchors: Vec<Cert>, crls: &[&[u8]]) -> Result<Self, CacheError> {
+        Self::with_capacity(anchors, crls, CACHE_ENTRIES_MAX)
+    }
+
+    /// As [`CachingVerifier::new`], holding at most `capacity` verdicts.
+    pub fn with_capacity(
+        anchors: Vec<Cert>,
+        crls: &[&[u8]],
+        capacity: usize,
+    ) -> Result<Self, CacheError> {
+        let mut digest = CacheKey::builder("kakehashi-pki trust inputs v1");
+        let mut trust_boundaries = Vec::with_capacity(2 * (anchors.len() + crls.len()));
+        digest.count(anchors.len());
+        for anchor in &anchors {
+            digest.bytes(&anchor.sha256());
+            trust_boundaries.extend([anchor.not_before(), anchor.not_after()]);
+        }
+        let mut set = CrlSet::new();
+        digest.count(crls.len());
+        for (index, der) in crls.iter().enumerate() {
+            set.add_der(der).map_err(|e| CacheError::Crl {
+                index,
+                detail: e.to_string(),
+            })?;
+            trust_boundaries.extend(crl_dates(index, der)?);
+            digest.bytes(der);
+        }
+        Ok(Self {
+            anchors,
+            crls: set,
+            trust_digest: *digest.finish().as_bytes(),
+            trust_boundaries,
+            cache: VerdictCache::with_capacity(capacity),
+        })
+    }
+
+    /// The trust anchors, in the order [`ValidatedPath::anchor_index`] refers to.
+    pub fn anchors(&self) -> &[Cert] {
+        &self.anchors
+    }
+
+    /// The cache, for its size and for clearing it.
+    pub fn cache(&self) -> &VerdictCache<Verdict> {
+        &self.cache
+    }
+
+    /// Verifies a DER leaf with DER intermediates under `opts`. A repeat is answered from the
+    /// cache before anything is parsed; a certificate that does not parse is an `Err` (and is
+    /// not cached).
+    pub fn verify_der(
+        &self,
+        leaf: &[u8],
+        intermediates: &[&[u8]],
+        opts: &ValidationOptions,
+    ) -> Result<Arc<Verdict>, Error> {
+        let leaf_hash: [u8; 32] = Sha256::digest(leaf).into();
+        let hashes: Vec<[u8; 32]> = intermediates
+            .iter()
+            .map(|der| Sha256::digest(der).into())
+            .collect();
+        let key = self.key(&leaf_hash, &hashes, opts);
+        if let Some(verdict) = self.cache.get(&key, opts.time) {
+            return Ok(verdict);
+        }
+        let leaf = Cert::from_der(leaf)?;
+        let intermediates = intermediates
+            .iter()
+            .map(|der| Cert::from_der(der))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.verify_and_store(key, &leaf, &intermediates, opts))
+    }
+
+    /// Verifies parsed certificates under `opts`, answering repeats from the cache.
+    pub fn verify(
+        &self,
+        leaf: &Cert,
+        intermediates: &[Cert],
+        opts: &ValidationOptions,
+    ) -> Arc<Verdict> {
+        let hashes: Vec<[u8; 32]> = intermediates.iter().map(Cert::sha256).collect();
+        let key = self.key(&leaf.sha256(), &hashes, opts);
+        if let Some(verdict) = self.cache.get(&key, opts.time) {
+            return verdict;
+        }
+        self.verify_and_store(key, leaf, intermediates, opts)
+    }
+
+    fn verify_and_store(
+        &self,
+        key: CacheKey,
+        leaf: &Cert,
+        intermediates: &[Cert],
+        opts: &ValidationOptions,
+    ) -> Arc<Verdict> {
+        let verdict = if self.crls.is_empty() {
+            verify_chain(leaf, intermediates, &self.anchors, &self.crls, opts)
+        } else {
+            // The intermediates may have signed some CRLs (crl::CrlSet::add_issuer); they are
+            // added to a copy so that the shared set never holds one caller's pool.
+            let mut crls = self.crls.clone();
+            for cert in intermediates {
+                // Past the set's bound a CRL issuer is missing, which can only make a status
+                // unknown and so reject: failing closed needs no handling here.
+                let _ = crls.add_issuer(cert.clone());
+            }
+            verify_chain(leaf, intermediates, &self.anchors, &crls, opts)
+        };
+        let chain_boundaries = std::iter::once(leaf)
+            .chain(intermediates)
+            .flat_map(|c| [c.not_before(), c.not_after()]);
+        let window = TimeWindow::around(
+            opts.time,
+            chain_boundaries.chain(self.trust_boundaries.iter().copied()),
+        );
+        self.cache.insert(key, window, verdict)
+    }
+
+    /// Digest of the chain, the trust inputs and every option except the time.
+    fn key(
+        &self,
+        leaf: &[u8; 32],
+        intermediates: &[[u8; 32]],
+        opts: &ValidationOptions,
+    ) -> CacheKey {
+        // Destructured field by field so that a new option fails to compile here until it is
+        // added to the key: an option missing from the key would let one setting's verdict
+        // answer another's.
+        let ValidationOptions {
+            time: _,
+            required_ekus,
+            required_key_usage,
+            peer_name,
+            policy,
+            revocation,
+            chain_depth_max,
+            intermediates_max,
+            profile,
+            budget,
+        } = opts;
+        let mut builder = CacheKey::builder(CHAIN_KEY_DOMAIN);
+        builder.bytes(&self.trust_digest).bytes(leaf);
+        builder.count(intermediates.len());
+        for hash in intermediates {
+            builder.bytes(hash);
+        }
+        let options = format!(
+            "{required_ekus:?}|{required_key_usage}|{peer_name:?}|{policy:?}|{revocation:?}|\
+             {chain_depth_max}|{intermediates_max:?}|{profile:?}|{budget:?}"
+        );
+        builder.bytes(options.as_bytes());
+        builder.finish()
+    }
+}
+
+/// thisUpdate and nextUpdate (when present) of a DER CRL (RFC 5280 §5.1.2.4, §5.1.2.5).
+fn crl_dates(index: usize, der: &[u8]) -> Result<Vec<UnixTime>, CacheError> {
+    let (_, crl) = CertificateRevocationList::from_der(der).map_err(|e| CacheError::Crl {
+        index,
+        detail: e.to_string(),
+    })?;
+    let tbs = &crl.tbs_cert_list;
+    let mut dates = vec![UnixTime(tbs.this_update.timestamp())];
+    dates.extend(tbs.next_update.map(|t| UnixTime(t.timestamp())));
+    Ok(dates)
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
+        DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, SerialNumber,
+        date_time_ymd,
+    };
+
+    use super::*;
+    use crate::purpose::EKU_SERVER_AUTH;
+    use crate::validate::PeerName;
+
+    /// 2030-06-01T00:00:00Z, inside every test certificate's validity.
+    const NOW: UnixTime = UnixTime(1_906_502_400);
+    /// 2031-01-01T00:00:00Z, the test leaves' notAfter.
+    const LEAF_NOT_AFTER: UnixTime = UnixTime(1_924_992_000);
+
+    struct Pki {
+        root: CertifiedIssuer<'static, KeyPair>,
+        intermediate: CertifiedIssuer<'static, KeyPair>,
+    }
+
+    fn ca_params(cn: &str) -> CertificateParams {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = date_time_ymd(2025, 1, 1);
+        params.not_after = date_time_ymd(2040, 1, 1);
+        params
+    }
+
+    fn pki() -> Pki {
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let root = CertifiedIssuer::self_signed(ca_params("Test Root"), root_key).unwrap();
+        Pki {
+            intermediate: intermediate(&root),
+            root,
+        }
+    }
+
+    /// A fresh intermediate under `root` (a new key each call, same name).
+    fn intermediate(root: &CertifiedIssuer<'static, KeyPair>) -> CertifiedIssuer<'static, KeyPair> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        CertifiedIssuer::signed_by(ca_params("Test Issuing CA"), key, root).unwrap()
+    }
+
+    fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, dns: &str) -> Vec<u8> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let mut params = CertificateParams::new(vec![dns.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, dns);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.not_before = date_time_ymd(2026, 1, 1);
+        params.not_after = date_time_ymd(2031, 1, 1);
+        params.signed_by(&key, issuer).unwrap().der().to_vec()
+    }
+
+    fn verifier(pki: &Pki, crls: &[&[u8]], capacity: usize) -> CachingVerifier {
+        let root = Cert::from_der(pki.root.der()).unwrap();
+        CachingVerifier::with_capacity(vec![root], crls, capacity).unwrap()
+    }
+
+    fn opts(now: UnixTime) -> ValidationOptions {
+        let mut opts = ValidationOptions::new(now);
+        opts.required_ekus = vec![EKU_SERVER_AUTH.to_owned()];
+        opts.peer_name = Some(PeerName::Dns("node.example.jp".into()));
+        opts
+    }
+
+    #[test]
+    fn repeat_inside_the_window_returns_the_same_verdict() {
+        let pki = pki();
+        let v = verifier(&pki, &[], CACHE_ENTRIES_MAX);
+        let leaf = leaf(&pki.intermediate, "node.example.jp");
+        let chain: [&[u8]; 1] = [pki.intermediate.der()];
+        let first = v.verify_der(&leaf, &chain, &opts(NOW)).unwrap();
+        let path_len = first.as_ref().as_ref().map(|p| p.path().len());
+        assert_eq!(
+            path_len.ok(),
+            Some(3),
+            "{:?}",
+            first.as_ref().as_ref().err()
+        );
+        let again = v
+            .verify_der(&leaf, &chain, &opts(UnixTime(NOW.0 + 60)))
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "a repeat must be answered from the cache"
+        );
+        assert_eq!(v.cache().len(), 1);
+    }
+
+    #[test]
+    fn a_failing_verdict_is_cached_too() {
+        let pki = pki();
+        let v = verifier(&pki, &[], CACHE_ENTRIES_MAX);
+        let leaf = leaf(&pki.intermediate, "other.example.sg");
+        let chain: [&[u8]; 1] = [pki.intermediate.der()];
+        let first = v.verify_der(&leaf, &chain, &opts(NOW)).unwrap();
+        assert!(first.is_err(), "the peer name does not match");
+        let again = v.verify_der(&leaf, &chain, &opts(NOW)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+
+    #[test]
+    fn a_time_past_the_leaf_not_after_misses() {
+        let pki = pki();
+        let v = verifier(&pki, &[], CACHE_ENTRIES_MAX);
+        let leaf = leaf(&pki.intermediate, "node.example.jp");
+        let chain: [&[u8]; 1] = [pki.intermediate.der()];
+        let before = UnixTime(LEAF_NOT_AFTER.0 - 10);
+        assert!(v.verify_der(&leaf, &chain, &opts(before)).unwrap().is_ok());
+        let after = UnixTime(LEAF_NOT_AFTER.0 + 10);
+        let expired = v.verify_der(&leaf, &chain, &opts(after)).unwrap();
+        let err = expired.as_ref().as_ref().unwrap_err();
+        assert!(
+            matches!(err.error(), Error::Expired { .. }),
+            "expected expiry, got {err}"
+        );
+        // Re-entering the first window after the expired verdict replaced it misses again and
+        // recomputes the valid verdict.
+        assert!(v.verify_der(&leaf, &chain, &opts(before)).unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_time_beyond_the_window_cap_misses() {
+        let pki = pki();
+        let v = verifier(&pki, &[], CACHE_ENTRIES_MAX);
+        let leaf = leaf(&pki.intermediate, "node.example.jp");
+        let chain: [&[u8]; 1] = [pki.intermediate.der()];
+        let first = v.verify_der(&leaf, &chain, &opts(NOW)).unwrap();
+        let later = UnixTime(NOW.0 + CACHE_WINDOW_SECONDS_MAX + 1);
+        let second = v.verify_der(&leaf, &chain, &opts(later)).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(second.is_ok());
+    }
+
+    #[test]
+    fn a_changed_intermediate_misses() {
+        let pki = pki();
+        let v = verifier(&pki, &[], CACHE_ENTRIES_MAX);
+        let leaf = leaf(&pki.intermediate, "node.example.jp");
+        let good: [&[u8]; 1] = [pki.intermediate.der()];
+        assert!(v.verify_der(&leaf, &good, &opts(NOW)).unwrap().is_ok());
+        // Same name, another key: the leaf's signature no longer verifies, and the cache must
+        // not answer with the verdict of the first intermediate.
+        let impostor = intermediate(&pki.root);
+        let bad: [&[u8]; 1] = [impostor.der()];
+        assert!(v.verify_der(&leaf, &bad, &opts(NOW)).unwrap().is_err());
+        assert_eq!(v.cache().len(), 2);
+    }
+
+    #[test]
+    fn changed_options_miss() {
+        let pki = pki();
+        let v = verifier(&pki, &[], CACHE_ENTRIES_MAX);
+        let leaf = leaf(&pki.intermediate, "node.example.jp");
+        let chain: [&[u8]; 1] = [pki.intermediate.der()];
+        assert!(v.verify_der(&leaf, &chain, &opts(NOW)).unwrap().is_ok());
+        let mut other = opts(NOW);
+        other.peer_name = Some(PeerName::Dns("elsewhere.example.jp".into()));
+        assert!(v.verify_der(&leaf, &chain, &other).unwrap().is_err());
+    }
+
+    #[test]
+    fn parsed_and_der_entry_points_share_entries() {
+        let pki = pki();
+        let v = verifier(&pki, &[], CACHE_ENTRIES_MAX);
+        let leaf_der = leaf(&pki.intermediate, "node.example.jp");
+        let chain: [&[u8]; 1] = [pki.intermediate.der()];
+        let first = v.verify_der(&leaf_der, &chain, &opts(NOW)).unwrap();
+        let leaf = Cert::from_der(&leaf_der).unwrap();
+        let intermediate = Cert::from_der(pki.intermediate.der()).unwrap();
+        let again = v.verify(&leaf, &[intermediate], &opts(NOW));
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+
+    #[test]
+    fn eviction_keeps_the_cache_at_its_bound() {
+        let pki = pki();
+        let v = verifier(&pki, &[], 2);
+        let chain: [&[u8]; 1] = [pki.intermediate.der()];
+        let leaves: Vec<Vec<u8>> = (0..3)
+            .map(|_| leaf(&pki.intermediate, "node.example.jp"))
+            .collect();
+        let verdicts: Vec<_> = leaves
+            .iter()
+            .map(|l| v.verify_der(l, &chain, &opts(NOW)).unwrap())
+            .collect();
+        assert_eq!(v.cache().len(), 2);
+        // The newest is still cached; the oldest was evicted and is recomputed.
+        let newest = v.verify_der(&leaves[2], &chain, &opts(NOW)).unwrap();
+        assert!(Arc::ptr_eq(&verdicts[2], &newest));
+        let oldest = v.verify_der(&leaves[0], &chain, &opts(NOW)).unwrap();
+        assert!(!Arc::ptr_eq(&verdicts[0], &oldest));
+        assert!(oldest.is_ok());
+        assert_eq!(v.cache().len(), 2);
+    }
+
+    #[test]
+    fn crl_update_times_bound_the_window() {
+        let pki = pki();
+        let half_hour = time::Duration::minutes(30);
+        let now = date_time_ymd(2030, 6, 1);
+        let params = CertificateRevocationListParams {
+            this_update: now - half_hour,
+            next_update: now + half_hour,
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&pki.intermediate).unwrap().der().to_vec();
+        let v = verifier(&pki, &[&crl], CACHE_ENTRIES_MAX);
+        let leaf_der = leaf(&pki.intermediate, "node.example.jp");
+        let chain: [&[u8]; 1] = [pki.intermediate.der()];
+        let verdict = v.verify_der(&leaf_der, &chain, &opts(NOW)).unwrap();
+        assert!(verdict.is_ok(), "{:?}", verdict.as_ref().as_ref().err());
+        let key = v.key(
+            &Sha256::digest(&leaf_der).into(),
+            &[Sha256::digest(pki.intermediate.der()).into()],
+            &opts(NOW),
+        );
+        let at = |offset: i64| v.cache().get(&key, UnixTime(NOW.0 + offset)).is_some();
+        assert!(at(1799), "still inside thisUpdate..nextUpdate");
+        assert!(!at(1801), "past nextUpdate the CRL is stale");
+        assert!(at(-1799), "still inside thisUpdate..nextUpdate");
+        assert!(!at(-1801), "before thisUpdate the CRL is not yet issued");
+    }
+
+    #[test]
+    fn window_stops_at_the_nearest_boundary_on_each_side() {
+        let w = TimeWindow::around(
+            UnixTime(1000),
+            [UnixTime(900), UnixTime(1500), UnixTime(100), UnixTime(5000)],
+        );
+        assert_eq!(w.from, UnixTime(901));
+        assert_eq!(w.until, UnixTime(1500));
+        assert!(w.contains(UnixTime(901)));
+        assert!(!w.contains(UnixTime(900)));
+        assert!(w.contains(UnixTime(1499)));
+        assert!(!w.contains(UnixTime(1500)));
+    }
+
+    #[test]
+    fn window_at_a_boundary_is_that_one_second() {
+        let w = TimeWindow::around(UnixTime(1000), [UnixTime(1000)]);
+        assert_eq!((w.from, w.until), (UnixTime(1000), UnixTime(1001)));
+    }
+
+    #[test]
+    fn window_without_boundaries_is_capped() {
+        let w = TimeWindow::around(UnixTime(0), []);
+        assert_eq!(w.from, UnixTime(-CACHE_WINDOW_SECONDS_MAX));
+        assert_eq!(w.until, UnixTime(CACHE_WINDOW_SECONDS_MAX));
+        // At the end of representable time the window is empty (nothing is cached) rather
+        // than overflowing.
+        let edge = TimeWindow::around(UnixTime(i64::MAX), [UnixTime(i64::MAX)]);
+        assert_eq!(edge.from, edge.until);
+        assert!(!edge.contains(UnixTime(i64::MAX)));
+    }
+
+    #[test]
+    fn keys_separate_the_split_between_items() {
+        let mut a = CacheKey::builder("t");
+        a.bytes(b"ab").bytes(b"c");
+        let mut b = CacheKey::builder("t");
+        b.bytes(b"a").bytes(b"bc");
+        assert_ne!(a.finish(), b.finish());
+        let mut c = CacheKey::builder("u");
+        c.bytes(b"ab").bytes(b"c");
+        assert_ne!(a.finish(), c.finish());
+    }
+}
