@@ -102,7 +102,8 @@ pub(crate) const META_ACCOUNTS_SEQ: &[u8] = b"accounts_seq";
 /// Tunables for [`Ledger::open`]; `Options::default()` suits a node.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Journal records between signed checkpoints (at least 1).
+    /// Journal records between signed checkpoints and account snapshots (at least 1); also
+    /// the most records an open replays.
     pub checkpoint_interval: u64,
     /// Bound of the writer's request queue (at least 1).
     pub queue_len: usize,
