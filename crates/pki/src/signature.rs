@@ -466,10 +466,9 @@ pub fn verify_signature(
 ) -> Result<(), SignatureError> {
     use ring::signature as rs;
 
-    let key_name = spki.algorithm.name();
     let mismatch = || SignatureError::KeyMismatch {
         algorithm: algorithm.name(),
-        key: key_name.clone(),
+        key: spki.algorithm.name(),
     };
     if let SignatureAlgorithm::Unsupported { name, .. } = algorithm {
         return Err(SignatureError::Unsupported {
@@ -529,7 +528,9 @@ pub fn verify_signature(
     };
     rs::UnparsedPublicKey::new(ring_alg, &spki.key)
         .verify(message, signature)
-        .map_err(|_| SignatureError::BadSignature { key: key_name })
+        .map_err(|_| SignatureError::BadSignature {
+            key: spki.algorithm.name(),
+        })
 }
 
 /// Ed25519 with ed25519-dalek's strict verification, which rejects small-order keys and
