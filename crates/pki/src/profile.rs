@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::cert::{Cert, EKU_ANY, GeneralName, KeyUsage, OID_COMMON_NAME};
 use crate::error::Error;
 use crate::name_constraints::is_dns_name;
-use crate::signature::KeyAlgorithm;
+use crate::signature::{HashAlgorithm, KeyAlgorithm, SignatureAlgorithm};
 
 /// Which rule set validation applies on top of RFC 5280 §6.1.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -411,6 +411,31 @@ fn canonical_ip(bytes: &[u8]) -> Option<String> {
     }
 }
 
+/// CABF BR §7.1.3.2.2: an ECDSA signature uses the hash that matches the issuer's curve
+/// (SHA-256 with P-256, SHA-384 with P-384).
+pub fn check_signature_pairing(cert: &Cert, issuer: &Cert) -> Result<(), Error> {
+    let Ok(SignatureAlgorithm::Ecdsa(hash)) = cert.signature_algorithm() else {
+        return Ok(());
+    };
+    let fits = matches!(
+        (issuer.spki().algorithm(), hash),
+        (KeyAlgorithm::EcP256, HashAlgorithm::Sha256)
+            | (KeyAlgorithm::EcP384, HashAlgorithm::Sha384)
+    );
+    if fits {
+        Ok(())
+    } else {
+        Err(profile_error(
+            "CABF BR §7.1.3.2.2",
+            format!(
+                "{}: ECDSA with {hash:?} under a {} key",
+                cert.subject_display(),
+                issuer.spki().algorithm().name()
+            ),
+        ))
+    }
+}
+
 /// CABF BR §6.1.5 and §7.1.3.1: RSA keys of at least 2048 bits whose size is a multiple of 8,
 /// ECDSA on P-256 or P-384 with a named curve; Ed25519 is accepted as well (RFC 8410), as
 /// rustls-webpki does.
@@ -418,6 +443,9 @@ fn check_key(cert: &Cert) -> Result<(), Error> {
     match cert.spki().algorithm() {
         KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 | KeyAlgorithm::Ed25519 => Ok(()),
         KeyAlgorithm::Rsa { bits } if *bits >= 2048 && *bits <= 8192 && bits % 8 == 0 => Ok(()),
+        // The BRs permit P-521; signatures by it are refused elsewhere (undecided), but a
+        // P-521 end-entity key is no reason to reject.
+        KeyAlgorithm::Unsupported { name } if name == "P-521" => Ok(()),
         other => Err(profile_error(
             RULE_KEYS,
             format!(
@@ -554,6 +582,25 @@ mod tests {
         let cert = leaf(None, &["127.0.0.1", "8.8.8.8.example"], |_| {});
         assert!(check_peer_name(&cert, &PeerName::Ip("127.0.0.1".parse().unwrap())).is_ok());
         assert!(check_peer_name(&cert, &PeerName::Ip("8.8.8.8".parse().unwrap())).is_err());
+    }
+
+    #[test]
+    fn ecdsa_hash_must_match_the_issuer_curve() {
+        let p256 = leaf(None, &["a.example.com"], |_| {});
+        let p384_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let p384 = Cert::from_der(
+            rcgen::CertificateParams::new(vec!["b.example.com".to_owned()])
+                .unwrap()
+                .self_signed(&p384_key)
+                .unwrap()
+                .der(),
+        )
+        .unwrap();
+        // Self-signed with ecdsa-with-SHA256 under P-256, and with SHA-384 under P-384.
+        assert!(check_signature_pairing(&p256, &p256).is_ok());
+        assert!(check_signature_pairing(&p384, &p384).is_ok());
+        assert!(check_signature_pairing(&p256, &p384).is_err());
+        assert!(check_signature_pairing(&p384, &p256).is_err());
     }
 
     #[test]

@@ -12,7 +12,10 @@ use crate::name_constraints::{ConstraintState, subject_names};
 use crate::path::{self, Budget, CHAIN_DEPTH_MAX, Candidate};
 use crate::policy::{PolicyOutcome, PolicySettings};
 pub use crate::profile::{PeerName, Profile};
-use crate::profile::{Role, check_common_name, check_leaf_eku, check_peer_name, check_webpki_cert};
+use crate::profile::{
+    Role, check_common_name, check_leaf_eku, check_peer_name, check_signature_pairing,
+    check_webpki_cert,
+};
 use crate::time::UnixTime;
 use crate::verdict::{CertRef, Check};
 
@@ -326,10 +329,16 @@ fn validate_candidate(
             "RFC 5280 §4.2, §6.1.4(o)",
         )?;
         if webpki {
+            let result = check_webpki_cert(cert, role, &opts.required_ekus).and_then(|()| {
+                match certs.get(pos + 1) {
+                    Some(issuer) => check_signature_pairing(cert, issuer),
+                    None => Ok(()),
+                }
+            });
             run.require(
                 "web-pki-profile",
                 at,
-                check_webpki_cert(cert, role, &opts.required_ekus).map(|()| "conforms".into()),
+                result.map(|()| "conforms".into()),
                 "CABF BR §7.1",
             )?;
         }
