@@ -25,6 +25,10 @@ pub(crate) struct ConformanceArgs {
     /// Fail (exit 1) when fewer cases than this pass.
     #[arg(long)]
     floor: Option<usize>,
+    /// Read the floor for this file from a floors file (`conformance/floors.toml`), keyed by
+    /// the file's name; `--floor` wins when both are given.
+    #[arg(long, conflicts_with = "floor")]
+    floors: Option<PathBuf>,
     /// List every case whose result differs from the expectation.
     #[arg(long)]
     show_failures: bool,
@@ -42,6 +46,23 @@ pub(crate) fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         Some(text) => UnixTime::parse_rfc3339(text)
             .with_context(|| format!("--at {text:?} is not an RFC 3339 time"))?,
         None => now(),
+    };
+
+    let name = args.file.file_name().map_or_else(
+        || args.file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let floor = match (&args.floor, &args.floors) {
+        (Some(floor), _) => Some(*floor),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let floor = floor_for(&text, &name)
+                .with_context(|| format!("in {}", path.display()))?
+                .with_context(|| format!("{} has no floor for {name}", path.display()))?;
+            Some(floor)
+        }
+        (None, None) => None,
     };
 
     let results = run_all(&file, default_time);
@@ -87,7 +108,7 @@ pub(crate) fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         )?;
         ok = false;
     }
-    if let Some(floor) = args.floor
+    if let Some(floor) = floor
         && summary.passed < floor
     {
         writeln!(
@@ -102,6 +123,35 @@ pub(crate) fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The floor for `name` in a floors file: `"name" = N` lines in its `[floors]` table (the
+/// format `conformance/floors.toml` uses; comments and other tables are ignored).
+fn floor_for(text: &str, name: &str) -> anyhow::Result<Option<usize>> {
+    let mut in_floors = false;
+    for (number, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            in_floors = line == "[floors]";
+            continue;
+        }
+        if !in_floors {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .with_context(|| format!("line {}: expected \"file\" = count", number + 1))?;
+        if key.trim().trim_matches('"') == name {
+            let floor = value.trim().parse().with_context(|| {
+                format!("line {}: {:?} is not a count", number + 1, value.trim())
+            })?;
+            return Ok(Some(floor));
+        }
+    }
+    Ok(None)
 }
 
 /// Runs every case on a few threads, keeping file order.
@@ -159,4 +209,23 @@ fn now() -> UnixTime {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_floor_of_the_named_file_from_the_floors_table() {
+        let text =
+            "# ratchet\n[floors]\n\"limbo-dev.json\" = 6841 # measured\n\"pkits-dev.json\" = 176\n";
+        assert_eq!(floor_for(text, "pkits-dev.json").unwrap(), Some(176));
+        assert_eq!(floor_for(text, "limbo-dev.json").unwrap(), Some(6841));
+        assert_eq!(floor_for(text, "other.json").unwrap(), None);
+        assert!(floor_for("[floors]\n\"a.json\" = many\n", "a.json").is_err());
+        assert_eq!(
+            floor_for("[other]\n\"a.json\" = 1\n", "a.json").unwrap(),
+            None
+        );
+    }
 }
