@@ -442,6 +442,120 @@ fn crl_dates(index: usize, der: &[u8]) -> Result<Vec<UnixTime>, CacheError> {
     Ok(dates)
 }
 
+/// Most verified signatures a [`SignatureCache`] remembers. An entry is a 32-byte digest (about
+/// a hundred bytes with the map's overhead), so four thousand cost well under a megabyte while
+/// covering every CA-to-CA edge of dozens of jurisdictions with room for the leaves in use.
+pub const SIGNATURE_CACHE_ENTRIES_MAX: usize = 4096;
+
+/// Signatures already verified, across verifications: the "validated intermediates" half of the
+/// cache. A signature's validity depends only on the signed bytes, the signature, its algorithm
+/// and the issuer's key, never on the time, so an edge verified once (an issuing CA signed by
+/// its root, typically) needs no second check however many leaves chain through it. Only
+/// successes are remembered; a failure is recomputed, so nothing here can turn a bad signature
+/// into a good one.
+///
+/// Path building does not consult it yet: `path.rs` checks each edge with
+/// `signature::verify_cert_signed_by`. Routing that one call through a shared `SignatureCache`
+/// (passed in with the validation options) lets a new leaf under known CAs pay for one
+/// signature instead of one per certificate.
+pub struct SignatureCache {
+    verified: RwLock<DigestSet>,
+    capacity: usize,
+}
+
+struct DigestSet {
+    set: std::collections::HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl Default for SignatureCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for SignatureCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureCache")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl SignatureCache {
+    /// An empty cache of at most [`SIGNATURE_CACHE_ENTRIES_MAX`] signatures.
+    pub fn new() -> Self {
+        Self::with_capacity(SIGNATURE_CACHE_ENTRIES_MAX)
+    }
+
+    /// An empty cache of at most `capacity` signatures (at least one, at most
+    /// [`SIGNATURE_CACHE_ENTRIES_MAX`]).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            verified: RwLock::new(DigestSet {
+                set: std::collections::HashSet::new(),
+                order: VecDeque::new(),
+            }),
+            capacity: capacity.clamp(1, SIGNATURE_CACHE_ENTRIES_MAX),
+        }
+    }
+
+    /// [`crate::signature::verify_cert_signed_by`], answered from the cache when this exact
+    /// certificate was verified before under this exact issuer key.
+    pub fn verify_cert_signed_by(
+        &self,
+        cert: &Cert,
+        issuer: &Cert,
+    ) -> Result<(), crate::signature::SignatureError> {
+        // The certificate's digest covers the TBS bytes, the signature algorithm and the
+        // signature value (RFC 5280 §4.1.1); the SPKI DER covers the key and its parameters.
+        let key = *CacheKey::builder("kakehashi-pki verified signature v1")
+            .bytes(&cert.sha256())
+            .bytes(issuer.spki().der())
+            .finish()
+            .as_bytes();
+        let known = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set
+            .contains(&key);
+        if known {
+            return Ok(());
+        }
+        crate::signature::verify_cert_signed_by(cert, issuer)?;
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if verified.set.insert(key) {
+            verified.order.push_back(key);
+        }
+        while verified.set.len() > self.capacity {
+            let Some(oldest) = verified.order.pop_front() else {
+                break;
+            };
+            verified.set.remove(&oldest);
+        }
+        Ok(())
+    }
+
+    /// Number of signatures remembered.
+    pub fn len(&self) -> usize {
+        self.verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set
+            .len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rcgen::{
@@ -716,5 +830,25 @@ mod tests {
         let mut c = CacheKey::builder("u");
         c.bytes(b"ab").bytes(b"c");
         assert_ne!(a.finish(), c.finish());
+    }
+
+    #[test]
+    fn signature_cache_remembers_good_signatures_only() {
+        let pki = pki();
+        let root = Cert::from_der(pki.root.der()).unwrap();
+        let impostor = Cert::from_der(intermediate(&pki.root).der()).unwrap();
+        let issuer = Cert::from_der(pki.intermediate.der()).unwrap();
+        let leaf = Cert::from_der(&leaf(&pki.intermediate, "node.example.jp")).unwrap();
+        let cache = SignatureCache::with_capacity(2);
+        cache.verify_cert_signed_by(&issuer, &root).unwrap();
+        cache.verify_cert_signed_by(&issuer, &root).unwrap();
+        assert_eq!(cache.len(), 1);
+        // Same issuer name, other key: not answered from the entry of the real issuer.
+        assert!(cache.verify_cert_signed_by(&leaf, &impostor).is_err());
+        assert!(cache.verify_cert_signed_by(&leaf, &impostor).is_err());
+        assert_eq!(cache.len(), 1);
+        cache.verify_cert_signed_by(&leaf, &issuer).unwrap();
+        cache.verify_cert_signed_by(&impostor, &root).unwrap();
+        assert_eq!(cache.len(), 2, "the oldest entry is evicted at the bound");
     }
 }
