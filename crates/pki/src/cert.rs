@@ -868,9 +868,7 @@ impl Cert {
     pub fn parse_pem_or_der_bundle(bytes: &[u8]) -> Result<Vec<Self>, Error> {
         const BEGIN: &[u8] = b"-----BEGIN ";
         if !contains(bytes, BEGIN) {
-            return Self::from_der(bytes)
-                .map(|c| vec![c])
-                .map_err(|e| bundle_error(0, &e));
+            return Self::parse_der_sequence(bytes);
         }
         let text = std::str::from_utf8(bytes).map_err(|_| Error::Malformed {
             what: "PEM bundle".into(),
@@ -919,6 +917,38 @@ impl Cert {
             return Err(Error::Malformed {
                 what: "PEM bundle".into(),
                 detail: "no CERTIFICATE block".into(),
+            });
+        }
+        Ok(certs)
+    }
+
+    /// One or more DER certificates, back to back.
+    fn parse_der_sequence(mut bytes: &[u8]) -> Result<Vec<Self>, Error> {
+        let mut certs = Vec::new();
+        while !bytes.is_empty() {
+            let index = certs.len();
+            if index >= BUNDLE_LEN_MAX {
+                return Err(Error::Malformed {
+                    what: "DER bundle".into(),
+                    detail: format!("more than {BUNDLE_LEN_MAX} certificates"),
+                });
+            }
+            let (rest, x) = x509_parser::parse_x509_certificate(bytes).map_err(|e| {
+                bundle_error(
+                    index,
+                    &Error::Malformed {
+                        what: "certificate".into(),
+                        detail: e.to_string(),
+                    },
+                )
+            })?;
+            certs.push(Self::from_x509(&x).map_err(|e| bundle_error(index, &e))?);
+            bytes = rest;
+        }
+        if certs.is_empty() {
+            return Err(Error::Malformed {
+                what: "bundle".into(),
+                detail: "empty input".into(),
             });
         }
         Ok(certs)
