@@ -474,3 +474,83 @@ mod path_building {
         );
     }
 }
+
+mod web_pki_profile {
+    use super::*;
+
+    #[test]
+    fn root_with_extended_key_usage_is_refused_only_under_the_web_pki_profile() {
+        let root = Ca::root_with("Root", &rcgen::PKCS_ED25519, |p| {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        });
+        let leaf = root.leaf(&["a.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new()
+        });
+        check(&leaf, &[], &[&root.cert], &opts(), Ok(2));
+        check(
+            &leaf,
+            &[],
+            &[&root.cert],
+            &server_opts("a.example.jp"),
+            Err("Profile"),
+        );
+    }
+
+    #[test]
+    fn leaf_without_authority_key_identifier_is_refused_only_under_the_web_pki_profile() {
+        let root = Ca::root("Root");
+        let leaf = root.leaf(&["a.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.use_authority_key_identifier_extension = false;
+        });
+        check(&leaf, &[], &[&root.cert], &opts(), Ok(2));
+        check(
+            &leaf,
+            &[],
+            &[&root.cert],
+            &server_opts("a.example.jp"),
+            Err("Profile"),
+        );
+    }
+
+    #[test]
+    fn expired_trust_anchor_rejects_the_chain() {
+        let root = Ca::root_with("Root", &rcgen::PKCS_ED25519, |p| {
+            p.not_after = rcgen::date_time_ymd(2026, 1, 1);
+        });
+        let leaf = root.leaf(&["a.example.jp"], |_| {});
+        check(&leaf, &[], &[&root.cert], &opts(), Err("Expired"));
+    }
+
+    #[test]
+    fn wildcard_san_under_a_narrower_permitted_subtree_is_refused() {
+        use rcgen::{GeneralSubtree, NameConstraints};
+        let root = Ca::root("Root");
+        let ica = root.ca("ICA", |p| {
+            p.name_constraints = Some(NameConstraints {
+                permitted_subtrees: vec![GeneralSubtree::DnsName("node.example.jp".into())],
+                excluded_subtrees: vec![],
+            });
+        });
+        let leaf = ica.leaf(&["*.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new()
+        });
+        check(
+            &leaf,
+            &[&ica.cert],
+            &[&root.cert],
+            &server_opts("node.example.jp"),
+            Err("NameConstraintViolation"),
+        );
+        let exact = ica.leaf(&["node.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new()
+        });
+        check(
+            &exact,
+            &[&ica.cert],
+            &[&root.cert],
+            &server_opts("node.example.jp"),
+            Ok(3),
+        );
+    }
+}
