@@ -68,7 +68,6 @@ pub use model::{
     Timestamp, Transfer, TransferFlags, TransferId,
 };
 pub use result::{CreateAccountResult, CreateTransferResult};
-pub use wide::Sum256;
 
 /// Most events in one `create_accounts` or `create_transfers` call. TigerBeetle's batch size:
 /// its 1 MiB message minus the header, divided by 128-byte events. Larger batches are refused

@@ -5,14 +5,14 @@ use std::fmt;
 
 /// `hi * 2^128 + lo`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Sum256 {
+pub(crate) struct Sum256 {
     hi: u128,
     lo: u128,
 }
 
 impl Sum256 {
     /// Adds `value`, carrying into the high half.
-    pub fn add(&mut self, value: u128) {
+    pub(crate) fn add(&mut self, value: u128) {
         let (lo, carry) = self.lo.overflowing_add(value);
         self.lo = lo;
         // The high half counts carries, one per addition at most; it cannot reach u128::MAX
@@ -21,15 +21,10 @@ impl Sum256 {
     }
 
     /// The sum of `values`.
-    pub fn of(values: &[u128]) -> Self {
+    pub(crate) fn of(values: &[u128]) -> Self {
         let mut sum = Self::default();
         values.iter().for_each(|value| sum.add(*value));
         sum
-    }
-
-    /// The value as a `u128`, if it fits.
-    pub fn to_u128(self) -> Option<u128> {
-        (self.hi == 0).then_some(self.lo)
     }
 }
 
@@ -68,9 +63,8 @@ mod tests {
     fn carries_into_the_high_half_instead_of_wrapping() {
         let sum = Sum256::of(&[u128::MAX, 1]);
         assert_eq!(sum, Sum256 { hi: 1, lo: 0 });
-        assert_eq!(sum.to_u128(), None);
         assert!(sum > Sum256::of(&[u128::MAX]));
-        assert_eq!(Sum256::of(&[2, 3]).to_u128(), Some(5));
+        assert_eq!(Sum256::of(&[2, 3]), Sum256 { hi: 0, lo: 5 });
     }
 
     #[test]
