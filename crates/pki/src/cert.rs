@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
-use x509_parser::der_parser::asn1_rs::{Any, Class, Tag};
+use x509_parser::der_parser::asn1_rs::{Any, Class, Oid, Tag};
 use x509_parser::extensions::{GeneralName as X509GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 use x509_parser::x509::{AttributeTypeAndValue, RelativeDistinguishedName, X509Name};
@@ -110,7 +110,7 @@ impl Attribute {
     fn from_x509(atv: &AttributeTypeAndValue<'_>) -> Self {
         let any = atv.attr_value();
         Self {
-            oid: atv.attr_type().to_id_string(),
+            oid: oid_string(atv.attr_type()),
             tag: any.tag().0,
             universal: any.class() == Class::Universal,
             value: any.data.to_vec(),
@@ -458,7 +458,7 @@ impl GeneralName {
     fn from_x509(name: &X509GeneralName<'_>) -> Self {
         match name {
             X509GeneralName::OtherName(oid, _) => Self::Other {
-                oid: oid.to_id_string(),
+                oid: oid_string(oid),
             },
             X509GeneralName::RFC822Name(s) => Self::Email((*s).to_owned()),
             X509GeneralName::DNSName(s) => Self::Dns((*s).to_owned()),
@@ -467,7 +467,7 @@ impl GeneralName {
             X509GeneralName::EDIPartyName(_) => Self::EdiParty,
             X509GeneralName::URI(s) => Self::Uri((*s).to_owned()),
             X509GeneralName::IPAddress(b) => Self::Ip(b.to_vec()),
-            X509GeneralName::RegisteredID(oid) => Self::RegisteredId(oid.to_id_string()),
+            X509GeneralName::RegisteredID(oid) => Self::RegisteredId(oid_string(oid)),
             X509GeneralName::Invalid(tag, _) => Self::Invalid { tag: tag.0 },
         }
     }
@@ -683,7 +683,7 @@ impl Cert {
             ));
         }
         for ext in tbs.extensions() {
-            let oid = ext.oid.to_id_string();
+            let oid = oid_string(&ext.oid);
             if !seen.insert(oid.clone()) {
                 // RFC 5280 §4.2: a certificate MUST NOT include more than one instance of a
                 // particular extension.
@@ -736,7 +736,7 @@ impl Cert {
                             oids.push(o.to_owned());
                         }
                     }
-                    oids.extend(eku.other.iter().map(|o| o.to_id_string()));
+                    oids.extend(eku.other.iter().map(oid_string));
                     if oids.is_empty() {
                         self.defects
                             .push("empty extendedKeyUsage (RFC 5280 §4.2.1.12)".into());
@@ -784,10 +784,8 @@ impl Cert {
                     self.name_constraints = Some(constraints);
                 }
                 ParsedExtension::CertificatePolicies(policies) => {
-                    let oids: Vec<String> = policies
-                        .iter()
-                        .map(|p| p.policy_id.to_id_string())
-                        .collect();
+                    let oids: Vec<String> =
+                        policies.iter().map(|p| oid_string(&p.policy_id)).collect();
                     let unique: HashSet<_> = oids.iter().collect();
                     if unique.len() != oids.len() {
                         // RFC 5280 §4.2.1.4: a policy OID MUST NOT appear more than once.
@@ -802,8 +800,8 @@ impl Cert {
                         .iter()
                         .map(|m| {
                             (
-                                m.issuer_domain_policy.to_id_string(),
-                                m.subject_domain_policy.to_id_string(),
+                                oid_string(&m.issuer_domain_policy),
+                                oid_string(&m.subject_domain_policy),
                             )
                         })
                         .collect();
@@ -1180,6 +1178,24 @@ fn same_algorithm(
     a.algorithm == b.algorithm && params(a.parameters.as_ref()) == params(b.parameters.as_ref())
 }
 
+/// Dotted-decimal text of an OID. Arcs that fit in 64 bits (all but UUID arcs) are formatted
+/// directly, which is far cheaper than the big-integer path `to_id_string` takes for every arc.
+pub fn oid_string(oid: &Oid<'_>) -> String {
+    match oid.iter() {
+        Some(arcs) => {
+            let mut out = String::with_capacity(oid.as_bytes().len() * 3);
+            for (i, arc) in arcs.enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                let _ = write!(out, "{arc}");
+            }
+            out
+        }
+        None => oid.to_id_string(),
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -1289,6 +1305,19 @@ mod tests {
             cert.unrecognized_critical_extensions(),
             ["1.2.3.4".to_owned()]
         );
+    }
+
+    #[test]
+    fn oid_text_is_dotted_decimal_even_for_uuid_arcs() {
+        for text in [
+            "1.2.840.113549.1.1.11",
+            "2.5.29.37.0",
+            crate::purpose::EKU_PAYMENT_SIGNING,
+        ] {
+            // encode_oid gives a short-form TLV: the content starts after two octets.
+            let tlv = encode_oid(text);
+            assert_eq!(oid_string(&Oid::new(tlv[2..].to_vec().into())), text);
+        }
     }
 
     #[test]

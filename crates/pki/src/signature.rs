@@ -167,7 +167,7 @@ impl SignatureAlgorithm {
     /// Malformed parameters are an error; a well-formed but refused algorithm is
     /// [`SignatureAlgorithm::Unsupported`].
     pub fn from_x509(alg: &AlgorithmIdentifier<'_>) -> Result<Self, SignatureError> {
-        let oid = alg.algorithm.to_id_string();
+        let oid = crate::cert::oid_string(&alg.algorithm);
         let params = alg.parameters.as_ref();
         let hash = match oid.as_str() {
             OID_SHA256_WITH_RSA | OID_ECDSA_SHA256 => Some(HashAlgorithm::Sha256),
@@ -251,7 +251,7 @@ fn params_absent_or_null(params: Option<&Any<'_>>) -> bool {
 fn parse_pss_params(params: &Any<'_>) -> Result<SignatureAlgorithm, SignatureError> {
     let parsed = x509_parser::signature_algorithm::RsaSsaPssParams::try_from(params)
         .map_err(|e| SignatureError::malformed("RSASSA-PSS parameters", e.to_string()))?;
-    let hash_oid = parsed.hash_algorithm_oid().to_id_string();
+    let hash_oid = crate::cert::oid_string(parsed.hash_algorithm_oid());
     let unsupported = |why: String| {
         Ok(SignatureAlgorithm::Unsupported {
             oid: OID_RSA_PSS.to_owned(),
@@ -272,8 +272,8 @@ fn parse_pss_params(params: &Any<'_>) -> Result<SignatureAlgorithm, SignatureErr
     let mgf = parsed
         .mask_gen_algorithm()
         .map_err(|e| SignatureError::malformed("RSASSA-PSS parameters", e.to_string()))?;
-    let mgf_oid = mgf.mgf.to_id_string();
-    let mgf_hash = mgf.hash.to_id_string();
+    let mgf_oid = crate::cert::oid_string(&mgf.mgf);
+    let mgf_hash = crate::cert::oid_string(&mgf.hash);
     if mgf_oid != OID_MGF1 {
         return unsupported(format!("mask generation {mgf_oid}"));
     }
@@ -356,7 +356,7 @@ impl Spki {
             ));
         }
         let key = spki.subject_public_key.data.to_vec();
-        let oid = spki.algorithm.algorithm.to_id_string();
+        let oid = crate::cert::oid_string(&spki.algorithm.algorithm);
         let params = spki.algorithm.parameters.as_ref();
         let algorithm = match oid.as_str() {
             OID_ED25519 => {
@@ -377,7 +377,7 @@ impl Spki {
             OID_EC_PUBLIC_KEY => {
                 let curve = params
                     .filter(|p| p.tag() == Tag::Oid)
-                    .map(|p| Oid::new(p.data.into()).to_id_string())
+                    .map(|p| crate::cert::oid_string(&Oid::new(p.data.into())))
                     .ok_or_else(|| {
                         // RFC 5480 §2.1.1: only namedCurve is allowed in certificates.
                         SignatureError::malformed("public key", "EC key without a named curve")
