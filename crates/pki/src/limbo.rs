@@ -270,6 +270,9 @@ fn decide(case: &Testcase, default_time: UnixTime) -> Result<String, Decision> {
         opts.intermediates_max = case.max_chain_depth;
     }
     opts.required_ekus = ekus;
+    // Web-PKI cases also follow the CA/Browser Forum's CRL rules (URI-only distribution
+    // points, no indirect partitioned CRLs); PKITS and private PKIs use directory names.
+    crls.set_cabf_rules(opts.profile == Profile::WebPki);
     if !crls.is_empty() {
         for cert in intermediates.iter().chain(&anchors) {
             crls.add_issuer(cert.clone())
