@@ -125,33 +125,17 @@ pub(crate) fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The floor for `name` in a floors file: `"name" = N` lines in its `[floors]` table (the
-/// format `conformance/floors.toml` uses; comments and other tables are ignored).
+/// The floors file: a `[floors]` table of `"file name" = pass count`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FloorsFile {
+    floors: std::collections::BTreeMap<String, usize>,
+}
+
+/// The floor for `name` in a floors file (the format of `conformance/floors.toml`).
 fn floor_for(text: &str, name: &str) -> anyhow::Result<Option<usize>> {
-    let mut in_floors = false;
-    for (number, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or_default().trim();
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with('[') {
-            in_floors = line == "[floors]";
-            continue;
-        }
-        if !in_floors {
-            continue;
-        }
-        let (key, value) = line
-            .split_once('=')
-            .with_context(|| format!("line {}: expected \"file\" = count", number + 1))?;
-        if key.trim().trim_matches('"') == name {
-            let floor = value.trim().parse().with_context(|| {
-                format!("line {}: {:?} is not a count", number + 1, value.trim())
-            })?;
-            return Ok(Some(floor));
-        }
-    }
-    Ok(None)
+    let file: FloorsFile = toml::from_str(text).context("not a valid floors file")?;
+    Ok(file.floors.get(name).copied())
 }
 
 /// Runs every case on a few threads, keeping file order.
@@ -223,9 +207,8 @@ mod tests {
         assert_eq!(floor_for(text, "limbo-dev.json").unwrap(), Some(6841));
         assert_eq!(floor_for(text, "other.json").unwrap(), None);
         assert!(floor_for("[floors]\n\"a.json\" = many\n", "a.json").is_err());
-        assert_eq!(
-            floor_for("[other]\n\"a.json\" = 1\n", "a.json").unwrap(),
-            None
-        );
+        // A file without the `[floors]` table, or with stray tables, is refused rather than
+        // read as "no floor", so a typo cannot silently disable the ratchet.
+        assert!(floor_for("[other]\n\"a.json\" = 1\n", "a.json").is_err());
     }
 }
