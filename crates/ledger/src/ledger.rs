@@ -26,6 +26,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -37,6 +38,7 @@ use crate::codec::{
     self, account_bytes, balance_bytes, decode_account, decode_balance, decode_expiry_key,
     decode_pending_status, decode_transfer, expiry_key, history_key, id_key, transfer_bytes,
 };
+use crate::filter::{self, IdFilter};
 use crate::journal::{
     Checkpoint, GENESIS_HASH, JOURNAL_CHUNK_LEN, Record, chunk_key, decode_chunk_key,
 };
@@ -429,6 +431,8 @@ impl Store for Trees {
 struct MemoryStore<'a> {
     trees: &'a Trees,
     accounts: &'a HashMap<AccountId, Account>,
+    /// Every stored transfer id is in it (see [`crate::filter`]); `None` until that holds.
+    filter: Option<&'a IdFilter>,
 }
 
 impl Store for MemoryStore<'_> {
@@ -437,6 +441,9 @@ impl Store for MemoryStore<'_> {
     }
 
     fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
+        if self.filter.is_some_and(|filter| !filter.may_contain(id.0)) {
+            return Ok(None);
+        }
         self.trees.transfer(id)
     }
 
@@ -544,6 +551,9 @@ pub struct Ledger {
     /// Every account as of the last durable group; only the writer changes it, under the
     /// visibility lock.
     accounts: Arc<RwLock<HashMap<AccountId, Account>>>,
+    /// Asks the id-filter scan to stop early (on close).
+    filter_stop: Arc<AtomicBool>,
+    filter_thread: Option<JoinHandle<()>>,
 }
 
 impl Ledger {
@@ -604,6 +614,9 @@ impl Ledger {
             accounts: Arc::clone(&accounts),
             dirty: loaded.dirty,
             accounts_seq: loaded.accounts_seq,
+            filter: IdFilter::new(),
+            filter_ready: false,
+            filter_build: None,
         };
         // A crash between a group commit and its checkpoint leaves the checkpoint missing,
         // and repeated crashes could keep the snapshot from advancing; catch up now so the
@@ -622,6 +635,19 @@ impl Ledger {
         if snapshot_due || checkpoint_due {
             writer.make_durable()?;
         }
+        // Every id stored so far is in sled now, and the writer adds each later one itself.
+        let filter_stop = Arc::new(AtomicBool::new(false));
+        let (filter_sender, filter_receiver) = sync_channel(1);
+        writer.filter_build = Some(filter_receiver);
+        let filter_trees = trees.clone();
+        let stop = Arc::clone(&filter_stop);
+        let filter_thread = std::thread::Builder::new()
+            .name("ledger-id-filter".into())
+            .spawn(move || {
+                // The writer may be gone already; then nobody needs the filter.
+                let _ = filter_sender.send(filter::build(&filter_trees, &stop));
+            })
+            .map_err(Error::io("starting the id filter thread"))?;
         let visibility = Arc::clone(&writer.visibility);
         let stopped = Arc::new(Mutex::new(None));
         let (sender, receiver) = sync_channel(options.queue_len);
@@ -638,6 +664,8 @@ impl Ledger {
             stopped,
             verifying_key,
             accounts,
+            filter_stop,
+            filter_thread: Some(filter_thread),
         })
     }
 
@@ -750,6 +778,12 @@ impl Ledger {
     }
 
     fn shutdown(&mut self) {
+        // The scan holds a handle on the database; it must end before the database closes.
+        self.filter_stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.filter_thread.take() {
+            // A panicked scan only means the filter was never used.
+            let _ = handle.join();
+        }
         // Dropping the only sender ends the writer's receive loop once the queue drains.
         self.sender = None;
         if let Some(handle) = self.writer.take()
@@ -879,9 +913,32 @@ struct Writer {
     dirty: HashSet<AccountId>,
     /// The journal record the stored snapshot is exact for.
     accounts_seq: u64,
+    /// Holds every transfer id this writer stored, plus, once `filter_ready`, every id stored
+    /// before it started (see [`crate::filter`]).
+    filter: IdFilter,
+    filter_ready: bool,
+    /// The background scan of the ids stored before the writer started.
+    filter_build: Option<Receiver<Option<IdFilter>>>,
 }
 
 impl Writer {
+    /// Merges the background scan once it is done; until then the filter is not consulted.
+    fn poll_filter_build(&mut self) {
+        let Some(build) = &self.filter_build else {
+            return;
+        };
+        match build.try_recv() {
+            Err(TryRecvError::Empty) => {}
+            Ok(Some(stored)) => {
+                self.filter.merge(&stored);
+                self.filter_ready = true;
+                self.filter_build = None;
+            }
+            // A failed or stopped scan leaves the filter unused: sled answers every check.
+            Ok(None) | Err(TryRecvError::Disconnected) => self.filter_build = None,
+        }
+    }
+
     fn run(mut self, receiver: &Receiver<Request>, stopped: &Mutex<Option<String>>) {
         while let Ok(first) = receiver.recv() {
             let mut events = first.events();
@@ -926,12 +983,14 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: &[Request]) -> Result<Vec<Reply>, Error> {
+        self.poll_filter_build();
         let mut changes = Changes::new(self.last_timestamp);
         let shared = Arc::clone(&self.accounts);
         let accounts = shared.read().unwrap_or_else(PoisonError::into_inner);
         let store = MemoryStore {
             trees: &self.trees,
             accounts: &accounts,
+            filter: self.filter_ready.then_some(&self.filter),
         };
         let mut replies = Vec::with_capacity(group.len());
         let mut records = Vec::new();
@@ -985,6 +1044,10 @@ impl Writer {
         }
         check_group_balanced(&changes)?;
         let mut writes = self.prepare(&changes, &records, seq, prev_hash);
+        // Into the filter before sled holds them (see `crate::filter`).
+        for id in changes.transfers.keys() {
+            self.filter.insert(id.0);
+        }
         let snapshot_due = self.snapshot_due(seq);
         if snapshot_due {
             self.snapshot_into(&mut writes, &changes.accounts, seq);

@@ -45,6 +45,7 @@
 mod audit;
 mod codec;
 mod error;
+mod filter;
 mod journal;
 mod ledger;
 mod model;
