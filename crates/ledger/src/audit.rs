@@ -19,8 +19,8 @@ use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 
 use crate::codec::{
-    decode_account, decode_balance, decode_expiry_key, decode_pending_status, decode_transfer,
-    history_key, id_key, key_u128,
+    decode_account, decode_balance, decode_expiry_key, decode_pending_status, history_key, id_key,
+    key_u128,
 };
 use crate::error::Error;
 use crate::journal::{Checkpoint, Entries, GENESIS_HASH, Record, decode_chunk_key};
@@ -1117,8 +1117,16 @@ pub fn export(path: &Path, out: &mut dyn Write) -> Result<ExportSummary, Error> 
         summary.accounts = summary.accounts.saturating_add(1);
     }
     for item in trees.transfers.iter() {
-        let (_, value) = item.map_err(Error::storage("scanning transfers"))?;
-        let transfer = decode_transfer(&value).map_err(Error::corrupt("transfer"))?;
+        let (key, _) = item.map_err(Error::storage("scanning transfers"))?;
+        let id = TransferId(key_u128(&key, "transfer key").map_err(Error::corrupt("transfer"))?);
+        // The index names where the transfer is in the journal; read it from there.
+        let transfer = trees.transfer(id)?.ok_or_else(|| Error::Corrupt {
+            what: id.to_string(),
+            source: crate::codec::DecodeError {
+                what: "transfer",
+                detail: "indexed but gone while exporting".into(),
+            },
+        })?;
         let status = if transfer.flags.contains(TransferFlags::PENDING) {
             trees.pending_status(transfer.id)?
         } else {

@@ -163,6 +163,27 @@ pub(crate) fn read_transfer(cursor: &mut Cursor<'_>) -> Result<Transfer, DecodeE
     })
 }
 
+/// Bytes of a transfer's journal location: record seq (u64) then entry index (u32).
+pub(crate) const TRANSFER_LOCATION_LEN: usize = 12;
+
+/// The stored value of a transfer id: where in the journal the transfer is. Twelve bytes fit
+/// sled's inline value (22 bytes), so storing and copying it allocates nothing.
+pub(crate) fn transfer_location_bytes(seq: u64, index: u32) -> [u8; TRANSFER_LOCATION_LEN] {
+    let mut out = [0; TRANSFER_LOCATION_LEN];
+    out[..8].copy_from_slice(&seq.to_le_bytes());
+    out[8..].copy_from_slice(&index.to_le_bytes());
+    out
+}
+
+pub(crate) fn decode_transfer_location(bytes: &[u8]) -> Result<(u64, u32), DecodeError> {
+    let mut cursor = Cursor::new(bytes, "transfer location");
+    let seq = cursor.u64()?;
+    let index = cursor.u32()?;
+    cursor.finish()?;
+    Ok((seq, index))
+}
+
+#[cfg(test)]
 pub(crate) fn transfer_bytes(transfer: &Transfer) -> Vec<u8> {
     let mut out = Vec::with_capacity(TRANSFER_LEN);
     encode_transfer(transfer, &mut out);

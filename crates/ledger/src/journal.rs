@@ -27,6 +27,8 @@ pub(crate) const JOURNAL_FORMAT_VERSION: u8 = 1;
 /// Largest chunk of a record stored under one sled key. 4 KiB keeps a full sled leaf (16
 /// entries before a split) at 64 KiB, half of sled's 128 KiB blob threshold.
 pub(crate) const JOURNAL_CHUNK_LEN: usize = 4096;
+/// Bytes before a record's first entry: version, kind, seq, prev_hash, now, count.
+pub(crate) const RECORD_HEADER_LEN: usize = 1 + 1 + 8 + 32 + 8 + 4;
 /// The hash before the first record.
 pub(crate) const GENESIS_HASH: [u8; 32] = [0; 32];
 
@@ -88,8 +90,7 @@ impl Record {
             Entries::Transfers(_) => crate::codec::TRANSFER_LEN,
             Entries::Expiries(_) => 24,
         };
-        let mut out =
-            Vec::with_capacity(1 + 1 + 8 + 32 + 8 + 4 + entry_len * self.entries.len() + 32);
+        let mut out = Vec::with_capacity(RECORD_HEADER_LEN + entry_len * self.entries.len() + 32);
         out.push(JOURNAL_FORMAT_VERSION);
         out.push(match self.entries {
             Entries::Accounts(_) => KIND_ACCOUNTS,

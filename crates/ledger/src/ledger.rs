@@ -36,11 +36,13 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::codec::{
     self, account_bytes, balance_bytes, decode_account, decode_balance, decode_expiry_key,
-    decode_pending_status, decode_transfer, expiry_key, history_key, id_key, transfer_bytes,
+    decode_pending_status, decode_transfer, decode_transfer_location, expiry_key, history_key,
+    id_key, transfer_location_bytes,
 };
 use crate::filter::{self, IdFilter};
 use crate::journal::{
-    Checkpoint, GENESIS_HASH, JOURNAL_CHUNK_LEN, Record, chunk_key, decode_chunk_key,
+    Checkpoint, Entries, GENESIS_HASH, JOURNAL_CHUNK_LEN, RECORD_HEADER_LEN, Record, chunk_key,
+    decode_chunk_key,
 };
 use crate::model::{
     Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,
@@ -75,8 +77,9 @@ pub const CACHE_CAPACITY_DEFAULT: u64 = 256 * 1024 * 1024;
 /// repeat while [`Expired::more`] is set.
 pub const EXPIRE_BATCH_LEN_MAX: usize = BATCH_LEN_MAX;
 
-/// Ledger format version stored in the meta tree.
-const FORMAT_VERSION: u8 = 1;
+/// Ledger format version stored in the meta tree. Version 2 stores, per transfer id, only
+/// the transfer's location in the journal instead of a copy of the transfer.
+const FORMAT_VERSION: u8 = 2;
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
@@ -92,6 +95,10 @@ pub(crate) const PREFIX_HISTORY: u8 = b'h';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
+/// Transfer id → its location in the journal (record seq, entry index; see
+/// [`codec::transfer_location_bytes`]). The journal already holds every transfer in full, so
+/// the index stores twelve bytes per transfer instead of a second copy of 128; the rare reads
+/// (duplicate ids, post/void, expiry, lookups) fetch the journal chunk that holds the entry.
 pub(crate) const PREFIX_TRANSFER: u8 = b't';
 
 pub(crate) const META_FORMAT: &[u8] = b"format";
@@ -295,13 +302,61 @@ impl Trees {
     }
 
     pub(crate) fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
-        let bytes = self
+        let Some(bytes) = self
             .transfers
             .get(id_key(id.0))
-            .map_err(Error::storage("reading a transfer"))?;
-        bytes
-            .map(|bytes| decode_transfer(&bytes).map_err(Error::corrupt(id.to_string())))
-            .transpose()
+            .map_err(Error::storage("reading a transfer"))?
+        else {
+            return Ok(None);
+        };
+        let (seq, index) =
+            decode_transfer_location(&bytes).map_err(Error::corrupt(id.to_string()))?;
+        let transfer = self.journal_transfer(seq, index, id)?;
+        if transfer.id != id {
+            return Err(Error::Corrupt {
+                what: id.to_string(),
+                source: codec::DecodeError {
+                    what: "transfer location",
+                    detail: format!(
+                        "entry {index} of journal record {seq} is {}, not this transfer",
+                        transfer.id
+                    ),
+                },
+            });
+        }
+        Ok(Some(transfer))
+    }
+
+    /// Reads entry `index` of transfer record `seq` from the journal chunks that hold it.
+    fn journal_transfer(&self, seq: u64, index: u32, id: TransferId) -> Result<Transfer, Error> {
+        let located = |detail: String| Error::Corrupt {
+            what: id.to_string(),
+            source: codec::DecodeError {
+                what: "transfer location",
+                detail,
+            },
+        };
+        let start = usize::try_from(index)
+            .ok()
+            .and_then(|index| index.checked_mul(codec::TRANSFER_LEN))
+            .and_then(|offset| offset.checked_add(RECORD_HEADER_LEN))
+            .ok_or_else(|| located(format!("entry index {index} is out of range")))?;
+        let end = start + codec::TRANSFER_LEN;
+        let mut bytes = Vec::with_capacity(codec::TRANSFER_LEN);
+        for chunk in start / JOURNAL_CHUNK_LEN..=(end - 1) / JOURNAL_CHUNK_LEN {
+            let chunk_index = u32::try_from(chunk)
+                .map_err(|_| located(format!("entry index {index} is out of range")))?;
+            let value = self
+                .journal
+                .get(chunk_key(seq, chunk_index))
+                .map_err(Error::storage("reading a transfer from the journal"))?
+                .ok_or_else(|| located(format!("journal record {seq} has no chunk {chunk}")))?;
+            let chunk_start = chunk * JOURNAL_CHUNK_LEN;
+            let from = start.saturating_sub(chunk_start).min(value.len());
+            let to = (end - chunk_start).min(value.len());
+            bytes.extend_from_slice(value.get(from..to).unwrap_or_default());
+        }
+        decode_transfer(&bytes).map_err(Error::corrupt(format!("{id} in journal record {seq}")))
     }
 
     pub(crate) fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error> {
@@ -591,6 +646,7 @@ impl Ledger {
             Some(_) => {}
             None => initialize(&trees, &verifying_key, &log_file)?,
         }
+        check_format(&trees)?;
         let (head_seq, head_hash) = trees.head()?.ok_or_else(|| Error::Corrupt {
             what: "meta tree".into(),
             source: codec::DecodeError {
@@ -838,6 +894,25 @@ fn check_batch_len(len: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses a database written in another layout (see [`FORMAT_VERSION`]) rather than
+/// misreading it.
+fn check_format(trees: &Trees) -> Result<(), Error> {
+    let stored = trees
+        .meta
+        .get(META_FORMAT)
+        .map_err(Error::storage("reading the format version"))?;
+    match stored.as_deref() {
+        Some([FORMAT_VERSION]) => Ok(()),
+        other => Err(Error::Corrupt {
+            what: "meta tree".into(),
+            source: codec::DecodeError {
+                what: "format version",
+                detail: format!("found {other:?}, this build reads [{FORMAT_VERSION}]"),
+            },
+        }),
+    }
+}
+
 /// Writes the meta of a new ledger and makes it durable.
 fn initialize(trees: &Trees, key: &VerifyingKey, log_file: &File) -> Result<(), Error> {
     let journal_empty = trees.journal.is_empty() && trees.accounts.is_empty();
@@ -994,6 +1069,7 @@ impl Writer {
         };
         let mut replies = Vec::with_capacity(group.len());
         let mut records = Vec::new();
+        let mut locations = Vec::new();
         let mut seq = self.head_seq;
         let mut prev_hash = self.head_hash;
         for request in group {
@@ -1025,6 +1101,13 @@ impl Writer {
                 seq = seq.checked_add(1).ok_or_else(|| Error::InvariantViolated {
                     detail: "journal sequence numbers exhausted".into(),
                 })?;
+                if let Entries::Transfers(transfers) = &entries {
+                    for (index, transfer) in transfers.iter().enumerate() {
+                        // At most BATCH_LEN_MAX entries per record, far below u32::MAX.
+                        let index = u32::try_from(index).unwrap_or(u32::MAX);
+                        locations.push((transfer.id, seq, index));
+                    }
+                }
                 let record = Record {
                     seq,
                     prev_hash,
@@ -1043,9 +1126,9 @@ impl Writer {
             return Ok(replies);
         }
         check_group_balanced(&changes)?;
-        let mut writes = self.prepare(&changes, &records, seq, prev_hash);
+        let mut writes = self.prepare(&changes, &records, &locations, seq, prev_hash);
         // Into the filter before sled holds them (see `crate::filter`).
-        for id in changes.transfers.keys() {
+        for (id, _, _) in &locations {
             self.filter.insert(id.0);
         }
         let snapshot_due = self.snapshot_due(seq);
@@ -1078,15 +1161,18 @@ impl Writer {
         &self,
         changes: &Changes,
         records: &[(u64, Vec<u8>)],
+        locations: &[(TransferId, u64, u32)],
         head_seq: u64,
         head_hash: [u8; 32],
     ) -> Writes {
         let mut writes = Writes::default();
-        for transfer in changes.transfers.values() {
+        // The records hold exactly the transfers of `changes.transfers` (a failed linked
+        // chain is rolled back from both), so indexing the records indexes every one.
+        for (id, seq, index) in locations {
             writes.insert(
                 PREFIX_TRANSFER,
-                &id_key(transfer.id.0),
-                transfer_bytes(transfer),
+                &id_key(id.0),
+                &transfer_location_bytes(*seq, *index),
             );
         }
         for (id, status) in &changes.pending {

@@ -124,6 +124,51 @@ mod lifecycle {
     use super::*;
 
     #[test]
+    fn every_transfer_of_a_large_batch_reads_back_whole_and_repeats_are_exists() {
+        // 100 transfers of 128 bytes span four 4 KiB journal chunks, so some entries straddle
+        // a chunk boundary when read back through the transfer index.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        let accounts = [
+            account(1, JPY, AccountFlags::NONE),
+            account(2, JPY, AccountFlags::NONE),
+        ];
+        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let batch: Vec<NewTransfer> = (1..=100u128)
+            .map(|id| NewTransfer {
+                user_data_128: id * 1_000,
+                ..transfer(500 + id, 1, 2, id, JPY)
+            })
+            .collect();
+        let results = ledger.create_transfers(&batch, NOW).expect("transfers");
+        assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
+        ledger.close().expect("close");
+        let ledger = open(dir.path());
+        let ids: Vec<TransferId> = batch.iter().map(|t| t.id).collect();
+        let found = ledger.lookup_transfers(&ids).expect("lookup");
+        for (event, stored) in batch.iter().zip(&found) {
+            let stored = stored.expect("stored");
+            assert_eq!(
+                (stored.id, stored.amount, stored.user_data_128),
+                (event.id, event.amount, event.user_data_128)
+            );
+        }
+        let mut repeat = batch.clone();
+        repeat[37].amount += 1;
+        let results = ledger.create_transfers(&repeat, NOW).expect("repeat");
+        assert_eq!(results[36], CreateTransferResult::Exists);
+        assert_eq!(results[37], CreateTransferResult::ExistsWithDifferentAmount);
+        assert!(
+            results
+                .iter()
+                .enumerate()
+                .all(|(index, r)| index == 37 || *r == CreateTransferResult::Exists)
+        );
+        ledger.close().expect("close");
+        check_clean(dir.path());
+    }
+
+    #[test]
     fn balances_survive_close_and_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ledger = open(dir.path());
@@ -304,7 +349,20 @@ mod audit {
 
     /// Rewrites one stored value directly in sled, as an attacker with file access could.
     fn tamper(path: &Path, tree: &str, key: &[u8], edit: impl FnOnce(&mut Vec<u8>)) {
-        let db = sled::open(path).expect("sled opens");
+        // sled releases a closed database's file lock from its background threads a few
+        // milliseconds after the last handle is dropped; retry for a while, as the ledger does.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::open(path) {
+                Ok(db) => break db,
+                Err(error) if attempts < 200 => {
+                    attempts += 1;
+                    let _ = error;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(error) => panic!("sled opens: {error}"),
+            }
+        };
         let tree = db.open_tree(tree).expect("tree");
         let mut value = tree.get(key).expect("read").expect("present").to_vec();
         edit(&mut value);
