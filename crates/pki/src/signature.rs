@@ -7,6 +7,8 @@
 //! conformance harness can report such cases as skipped; in normal use a refused algorithm
 //! still rejects the chain (fail closed).
 
+use std::sync::OnceLock;
+
 use x509_parser::der_parser::asn1_rs::{Any, FromDer, Oid, Tag};
 use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 
@@ -328,11 +330,34 @@ impl KeyAlgorithm {
 
 /// An owned SubjectPublicKeyInfo (RFC 5280 §4.1.2.7): the DER, the key algorithm and the key
 /// bytes (the BIT STRING contents).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct Spki {
     der: Vec<u8>,
     algorithm: KeyAlgorithm,
     key: Vec<u8>,
+    /// An Ed25519 key decoded to a curve point on first use, `None` if it is not a point.
+    /// Decoding costs a field square root; a trust anchor or a cached intermediate verifies many
+    /// signatures, and a leaf (whose key signs nothing on the path) never pays for it. The
+    /// strict checks on the point (small order) still run on every verification.
+    ed25519: OnceLock<Option<ed25519_dalek::VerifyingKey>>,
+}
+
+// Equality and hashing follow the encoded key alone: the decoded point is a cache derived
+// from `key`.
+impl PartialEq for Spki {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der && self.algorithm == other.algorithm && self.key == other.key
+    }
+}
+
+impl Eq for Spki {}
+
+impl std::hash::Hash for Spki {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.der.hash(state);
+        self.algorithm.hash(state);
+        self.key.hash(state);
+    }
 }
 
 impl Spki {
@@ -415,6 +440,7 @@ impl Spki {
             der: spki.raw.to_vec(),
             algorithm,
             key,
+            ed25519: OnceLock::new(),
         })
     }
 
@@ -489,7 +515,7 @@ pub fn verify_signature(
     }
     let ring_alg: &dyn rs::VerificationAlgorithm = match (algorithm, &spki.algorithm) {
         (SignatureAlgorithm::Ed25519, KeyAlgorithm::Ed25519) => {
-            return verify_ed25519(&spki.key, message, signature);
+            return verify_ed25519(spki, message, signature);
         }
         (SignatureAlgorithm::Ed25519, _) => return Err(mismatch()),
         (SignatureAlgorithm::Ecdsa(h), KeyAlgorithm::EcP256) => match h {
@@ -534,9 +560,12 @@ pub fn verify_signature(
 }
 
 /// Ed25519 with ed25519-dalek's strict verification, which rejects small-order keys and
-/// non-canonical signatures (the malleability RFC 8032 §5.1.7 leaves open).
-fn verify_ed25519(key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-    let key: &[u8; ed25519_dalek::PUBLIC_KEY_LENGTH] = key
+/// non-canonical signatures (the malleability RFC 8032 §5.1.7 leaves open). The key's point is
+/// decoded once per [`Spki`] and reused.
+fn verify_ed25519(spki: &Spki, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    let key: &[u8; ed25519_dalek::PUBLIC_KEY_LENGTH] = spki
+        .key
+        .as_slice()
         .try_into()
         .map_err(|_| SignatureError::malformed("public key", "Ed25519 key is not 32 bytes"))?;
     let signature: &[u8; ed25519_dalek::SIGNATURE_LENGTH] = signature
@@ -545,7 +574,11 @@ fn verify_ed25519(key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), Si
     let bad = || SignatureError::BadSignature {
         key: "Ed25519".to_owned(),
     };
-    let key = ed25519_dalek::VerifyingKey::from_bytes(key).map_err(|_| bad())?;
+    let key = spki
+        .ed25519
+        .get_or_init(|| ed25519_dalek::VerifyingKey::from_bytes(key).ok())
+        .as_ref()
+        .ok_or_else(bad)?;
     key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
         .map_err(|_| bad())
 }
