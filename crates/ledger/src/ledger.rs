@@ -290,12 +290,9 @@ impl Trees {
 
     /// Applies one group's writes atomically (see [`TREE_STATE`]).
     pub(crate) fn apply(&self, writes: Writes, context: &str) -> Result<(), Error> {
-        let len = writes.len;
         self.state
             .apply_batch(writes.batch)
-            .map_err(Error::storage(context))?;
-        collect_garbage(len);
-        Ok(())
+            .map_err(Error::storage(context))
     }
 
     pub(crate) fn account(&self, id: AccountId) -> Result<Option<Account>, Error> {
@@ -537,6 +534,10 @@ const GARBAGE_STEPS_EXTRA: usize = 16;
 /// garbage arrived faster than pins collected it: measured, peak RSS grew by about 2 KiB per
 /// transfer (3 GB after a million transfers). Flushing a pinned guard after each commit runs
 /// a collection step each time, enough steps to free at least what the commit retired.
+///
+/// Freeing is a large part of a commit's CPU, so a helper thread does it (any thread's
+/// collection step frees the global backlog), using the second core while the writer goes
+/// on. Its queue is bounded: a writer that outpaces it waits rather than letting garbage grow.
 fn collect_garbage(writes: usize) {
     // Each write retires a few node versions (the leaf and, on a split, its parents).
     let steps = writes
@@ -545,6 +546,51 @@ fn collect_garbage(writes: usize) {
         .saturating_add(GARBAGE_STEPS_EXTRA);
     for _ in 0..steps {
         sled::pin().flush();
+    }
+}
+
+/// Commits the reclaimer may lag behind the writer before the writer waits for it.
+const RECLAIM_QUEUE_LEN: usize = 2;
+
+/// The helper thread that runs [`collect_garbage`] for the writer's commits.
+struct Reclaimer {
+    sender: Option<SyncSender<usize>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reclaimer {
+    fn start() -> Result<Self, Error> {
+        let (sender, receiver) = sync_channel::<usize>(RECLAIM_QUEUE_LEN);
+        let thread = std::thread::Builder::new()
+            .name("ledger-reclaim".into())
+            .spawn(move || receiver.iter().for_each(collect_garbage))
+            .map_err(Error::io("starting the ledger reclaim thread"))?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for the garbage of a commit of `writes` writes to be freed.
+    fn after_commit(&self, writes: usize) {
+        let sent = self
+            .sender
+            .as_ref()
+            .is_some_and(|sender| sender.send(writes).is_ok());
+        if !sent {
+            // The helper is gone (it cannot fail, but if it did): free here instead.
+            collect_garbage(writes);
+        }
+    }
+}
+
+impl Drop for Reclaimer {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            // A panicked helper only means less memory was freed.
+            let _ = thread.join();
+        }
     }
 }
 
@@ -706,6 +752,7 @@ impl Ledger {
             filter: IdFilter::new(),
             filter_ready: false,
             filter_build: None,
+            reclaimer: Reclaimer::start()?,
         };
         // A crash between a group commit and its checkpoint leaves the checkpoint missing,
         // and repeated crashes could keep the snapshot from advancing; catch up now so the
@@ -1027,6 +1074,7 @@ struct Writer {
     filter_ready: bool,
     /// The background scan of the ids stored before the writer started.
     filter_build: Option<Receiver<Option<IdFilter>>>,
+    reclaimer: Reclaimer,
 }
 
 impl Writer {
@@ -1170,7 +1218,9 @@ impl Writer {
         }
         let visibility = Arc::clone(&self.visibility);
         let _hidden = visibility.write().unwrap_or_else(PoisonError::into_inner);
+        let writes_len = writes.len;
         self.trees.apply(writes, "committing a batch group")?;
+        self.reclaimer.after_commit(writes_len);
         shared
             .write()
             .unwrap_or_else(PoisonError::into_inner)
