@@ -17,7 +17,9 @@ use crate::profile::{
     check_webpki_cert,
 };
 use crate::time::UnixTime;
-use crate::verdict::{CertRef, Check};
+use std::sync::OnceLock;
+
+use crate::verdict::{CertRef, Check, Outcome};
 
 /// Longest serial number, in octets (RFC 5280 §4.1.2.2: "Conforming CAs MUST NOT use
 /// serialNumber values longer than 20 octets").
@@ -75,21 +77,26 @@ pub struct ValidatedPath {
     path: Vec<CertRef>,
     anchor_index: usize,
     policy: PolicyOutcome,
-    checks: Vec<Check>,
+    recorded: Vec<Recorded>,
+    /// `recorded` with each certificate position resolved to its [`CertRef`], built on first
+    /// read: a caller that only needs the outcome (a TLS handshake, a cache fill) does not pay
+    /// for copying every certificate's reference into every check.
+    checks: OnceLock<Vec<Check>>,
 }
 
 impl ValidatedPath {
-    pub(crate) fn new(
+    fn new(
         path: Vec<CertRef>,
         anchor_index: usize,
         policy: PolicyOutcome,
-        checks: Vec<Check>,
+        recorded: Vec<Recorded>,
     ) -> Self {
         Self {
             path,
             anchor_index,
             policy,
-            checks,
+            recorded,
+            checks: OnceLock::new(),
         }
     }
 
@@ -110,7 +117,12 @@ impl ValidatedPath {
 
     /// Every check that ran, in order.
     pub fn checks(&self) -> &[Check] {
-        &self.checks
+        self.checks.get_or_init(|| {
+            self.recorded
+                .iter()
+                .map(|r| r.to_check(&self.path))
+                .collect()
+        })
     }
 }
 
@@ -204,41 +216,88 @@ pub fn verify_chain(
     )
 }
 
+/// One check as recorded during validation. Rule and name are static text and the certificate
+/// is its position on the path; [`Recorded::to_check`] turns it into a [`Check`] with the same
+/// content when the checks are read.
+#[derive(Clone, Debug)]
+enum Recorded {
+    /// A check recorded by this module.
+    Compact {
+        rule: &'static str,
+        name: &'static str,
+        position: Option<usize>,
+        outcome: Outcome,
+        detail: String,
+    },
+    /// A check recorded elsewhere (revocation), kept as given.
+    Full(Check),
+}
+
+impl Recorded {
+    fn to_check(&self, refs: &[CertRef]) -> Check {
+        match self {
+            Self::Compact {
+                rule,
+                name,
+                position,
+                outcome,
+                detail,
+            } => Check {
+                rule: (*rule).to_owned(),
+                name: (*name).to_owned(),
+                cert: position.and_then(|p| refs.get(p).cloned()),
+                outcome: *outcome,
+                detail: detail.clone(),
+            },
+            Self::Full(check) => check.clone(),
+        }
+    }
+}
+
 /// Records checks for one candidate and stops at the first failure.
 struct Run {
-    checks: Vec<Check>,
+    checks: Vec<Recorded>,
     refs: Vec<CertRef>,
 }
 
 impl Run {
-    fn pass(&mut self, rule: &str, name: &str, position: Option<usize>, detail: impl Into<String>) {
-        let cert = position.map(|p| self.refs[p].clone());
-        self.checks.push(Check::pass(rule, name, cert, detail));
+    fn pass(
+        &mut self,
+        rule: &'static str,
+        name: &'static str,
+        position: Option<usize>,
+        detail: impl Into<String>,
+    ) {
+        self.checks.push(Recorded::Compact {
+            rule,
+            name,
+            position,
+            outcome: Outcome::Pass,
+            detail: detail.into(),
+        });
     }
 
-    fn fail(&mut self, name: &str, position: Option<usize>, error: Error) -> PathError {
-        let cert = position.map(|p| self.refs[p].clone());
-        self.checks.push(Check::fail(
-            error.rule(),
+    fn fail(&mut self, name: &'static str, position: Option<usize>, error: Error) -> PathError {
+        let cert = position.and_then(|p| self.refs.get(p).cloned());
+        self.checks.push(Recorded::Compact {
+            rule: error.rule(),
             name,
-            cert.clone(),
-            error.to_string(),
-        ));
-        PathError::new(
-            error,
-            cert,
-            self.refs.clone(),
-            std::mem::take(&mut self.checks),
-        )
+            position,
+            outcome: Outcome::Fail,
+            detail: error.to_string(),
+        });
+        let checks = self.checks.iter().map(|r| r.to_check(&self.refs)).collect();
+        self.checks.clear();
+        PathError::new(error, cert, self.refs.clone(), checks)
     }
 
     /// Turns a rule result into a recorded check.
     fn require(
         &mut self,
-        name: &str,
+        name: &'static str,
         position: Option<usize>,
         result: Result<String, Error>,
-        rule: &str,
+        rule: &'static str,
     ) -> Result<(), PathError> {
         match result {
             Ok(detail) => {
@@ -464,10 +523,17 @@ fn validate_candidate(
 
     let policy = policy_outcome(certs, opts, &mut run)?;
 
-    if (!crls.is_empty() || opts.revocation == RevocationMode::Required)
-        && let Err(err) =
-            crate::crl::check_path(certs, crls, opts.time, opts.revocation, &mut run.checks)
-    {
+    let revocation = if !crls.is_empty() || opts.revocation == RevocationMode::Required {
+        let mut crl_checks = Vec::new();
+        let result =
+            crate::crl::check_path(certs, crls, opts.time, opts.revocation, &mut crl_checks);
+        run.checks
+            .extend(crl_checks.into_iter().map(Recorded::Full));
+        result
+    } else {
+        Ok(())
+    };
+    if let Err(err) = revocation {
         let index = match &err {
             crate::crl::CrlError::Revoked { index } => Some((*index).min(anchor_pos)),
             _ => None,
@@ -477,12 +543,13 @@ fn validate_candidate(
         // reason reported. A certificate found revoked is a decision in itself.
         let refused = candidate.refused.iter().flatten().next();
         if let (None, Some(refused)) = (index, refused) {
-            run.checks.push(Check::fail(
-                "RFC 5280 §6.3",
-                "revocation",
-                None,
-                err.to_string(),
-            ));
+            run.checks.push(Recorded::Compact {
+                rule: "RFC 5280 §6.3",
+                name: "revocation",
+                position: None,
+                outcome: Outcome::Fail,
+                detail: err.to_string(),
+            });
             return Err(run.fail("signature", None, refused.clone()));
         }
         return Err(run.fail("revocation", index, Error::Revocation(err)));
