@@ -61,8 +61,9 @@ pub use audit::{
 pub use codec::DecodeError;
 pub use error::Error;
 pub use ledger::{
-    CACHE_CAPACITY_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT, EXPIRE_BATCH_LEN_MAX, Expired,
-    GROUP_EVENTS_MAX, Ledger, Options, QUEUE_LEN_DEFAULT,
+    CACHE_CAPACITY_DEFAULT, CHECKPOINT_EVENTS_MIN_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT,
+    CHECKPOINT_SMALL_RECORDS_FACTOR, EXPIRE_BATCH_LEN_MAX, Expired, GROUP_EVENTS_MAX, Ledger,
+    Options, QUEUE_LEN_DEFAULT,
 };
 pub use model::{
     Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,

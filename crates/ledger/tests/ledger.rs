@@ -24,6 +24,7 @@ fn node_key() -> SigningKey {
 fn open(path: &Path) -> Ledger {
     let options = Options {
         checkpoint_interval: 2,
+        checkpoint_events_min: 0,
         ..Options::default()
     };
     Ledger::open(path, node_key(), options).expect("ledger opens")
