@@ -13,6 +13,15 @@
 //! process but not necessarily a power loss. After a crash, reopening shows exactly the
 //! acknowledged batches plus possibly whole unacknowledged ones, never part of one.
 //!
+//! Storage (format version 2): one sled tree holds, by key prefix, the journal chunks, an
+//! account snapshot (refreshed every checkpoint), pending statuses, the expiry index, balance
+//! history and, per transfer id, only the transfer's location in the journal (record seq,
+//! entry index): the journal is the one full copy of every transfer, and the rare reads
+//! (duplicate ids, post/void, expiry, lookups, export) fetch the chunk that holds it. A Bloom
+//! filter of transfer ids lets the writer skip the sled lookup for ids that are surely new;
+//! it never decides a result (a "maybe" always asks sled). sled's replaced tree nodes are
+//! freed by a helper thread after every commit, which keeps memory bounded.
+//!
 //! Invariants, asserted before every write (fail-stop, nothing written) and re-checked by
 //! [`audit`]: per currency, Σ debits = Σ credits (pending and posted separately); flagged
 //! accounts stay within their limits; every committed change is in the hash-chained journal.
