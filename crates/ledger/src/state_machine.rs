@@ -72,6 +72,13 @@ struct Chain {
     savepoint: Option<Savepoint>,
 }
 
+/// The three results the linked-chain loop names, for one kind of event.
+struct LinkedResults<R> {
+    ok: R,
+    chain_open: R,
+    failed: R,
+}
+
 impl Changes {
     pub(crate) fn new(last_timestamp: Timestamp) -> Self {
         Self {
@@ -176,45 +183,49 @@ impl Changes {
         savepoint.entries
     }
 
-    /// Applies a batch of account creations, returning one result per event and the accounts
-    /// created (for the journal).
-    pub(crate) fn create_accounts(
+    /// The linked-chain loop shared by accounts and transfers (TigerBeetle's semantics): each
+    /// event gets a timestamp and is applied in order; the first failure inside a linked chain
+    /// rolls the whole chain back and marks every other event of the chain `failed`; a
+    /// batch whose last event is still linked leaves the chain open, which fails the chain. Returns one result per event and the entries that remain applied.
+    fn apply_linked<E, R: Copy + PartialEq, T>(
         &mut self,
-        store: &dyn Store,
-        events: &[NewAccount],
+        events: &[E],
         now: Timestamp,
-    ) -> Result<(Vec<CreateAccountResult>, Entries), Error> {
-        let mut results = vec![CreateAccountResult::Ok; events.len()];
-        let mut created: Vec<Account> = Vec::new();
+        names: LinkedResults<R>,
+        is_linked: impl Fn(&E) -> bool,
+        mut apply: impl FnMut(&mut Self, &E, Timestamp, &mut Vec<T>) -> Result<R, Error>,
+    ) -> Result<(Vec<R>, Vec<T>), Error> {
+        let mut results = vec![names.ok; events.len()];
+        let mut applied: Vec<T> = Vec::new();
         let mut chain = Chain {
             start: None,
             broken: false,
             savepoint: None,
         };
         for (index, event) in events.iter().enumerate() {
-            let linked = event.flags.contains(AccountFlags::LINKED);
+            let linked = is_linked(event);
             if linked && chain.start.is_none() {
                 chain.start = Some(index);
                 chain.broken = false;
-                chain.savepoint = Some(self.savepoint(created.len()));
+                chain.savepoint = Some(self.savepoint(applied.len()));
             }
             let result = if linked && index + 1 == events.len() {
-                CreateAccountResult::LinkedEventChainOpen
+                names.chain_open
             } else if chain.broken {
-                CreateAccountResult::LinkedEventFailed
+                names.failed
             } else {
                 let timestamp = self.next_timestamp(now)?;
-                self.create_account(store, event, timestamp, &mut created)?
+                apply(self, event, timestamp, &mut applied)?
             };
             results[index] = result;
-            if result != CreateAccountResult::Ok
+            if result != names.ok
                 && !chain.broken
                 && let (Some(start), Some(savepoint)) = (chain.start, chain.savepoint.take())
             {
                 chain.broken = true;
                 let keep = self.rollback(savepoint);
-                created.truncate(keep);
-                results[start..index].fill(CreateAccountResult::LinkedEventFailed);
+                applied.truncate(keep);
+                results[start..index].fill(names.failed);
             }
             if !linked {
                 chain = Chain {
@@ -224,6 +235,31 @@ impl Changes {
                 };
             }
         }
+        Ok((results, applied))
+    }
+
+    /// Applies a batch of account creations, returning one result per event and the accounts
+    /// created (for the journal).
+    pub(crate) fn create_accounts(
+        &mut self,
+        store: &dyn Store,
+        events: &[NewAccount],
+        now: Timestamp,
+    ) -> Result<(Vec<CreateAccountResult>, Entries), Error> {
+        let names = LinkedResults {
+            ok: CreateAccountResult::Ok,
+            chain_open: CreateAccountResult::LinkedEventChainOpen,
+            failed: CreateAccountResult::LinkedEventFailed,
+        };
+        let (results, created) = self.apply_linked(
+            events,
+            now,
+            names,
+            |event| event.flags.contains(AccountFlags::LINKED),
+            |machine, event, timestamp, created| {
+                machine.create_account(store, event, timestamp, created)
+            },
+        )?;
         Ok((results, Entries::Accounts(created)))
     }
 
@@ -275,46 +311,20 @@ impl Changes {
         events: &[NewTransfer],
         now: Timestamp,
     ) -> Result<(Vec<CreateTransferResult>, Entries), Error> {
-        let mut results = vec![CreateTransferResult::Ok; events.len()];
-        let mut applied: Vec<Transfer> = Vec::new();
-        let mut chain = Chain {
-            start: None,
-            broken: false,
-            savepoint: None,
+        let names = LinkedResults {
+            ok: CreateTransferResult::Ok,
+            chain_open: CreateTransferResult::LinkedEventChainOpen,
+            failed: CreateTransferResult::LinkedEventFailed,
         };
-        for (index, event) in events.iter().enumerate() {
-            let linked = event.flags.contains(TransferFlags::LINKED);
-            if linked && chain.start.is_none() {
-                chain.start = Some(index);
-                chain.broken = false;
-                chain.savepoint = Some(self.savepoint(applied.len()));
-            }
-            let result = if linked && index + 1 == events.len() {
-                CreateTransferResult::LinkedEventChainOpen
-            } else if chain.broken {
-                CreateTransferResult::LinkedEventFailed
-            } else {
-                let timestamp = self.next_timestamp(now)?;
-                self.create_transfer(store, event, timestamp, &mut applied)?
-            };
-            results[index] = result;
-            if result != CreateTransferResult::Ok
-                && !chain.broken
-                && let (Some(start), Some(savepoint)) = (chain.start, chain.savepoint.take())
-            {
-                chain.broken = true;
-                let keep = self.rollback(savepoint);
-                applied.truncate(keep);
-                results[start..index].fill(CreateTransferResult::LinkedEventFailed);
-            }
-            if !linked {
-                chain = Chain {
-                    start: None,
-                    broken: false,
-                    savepoint: None,
-                };
-            }
-        }
+        let (results, applied) = self.apply_linked(
+            events,
+            now,
+            names,
+            |event| event.flags.contains(TransferFlags::LINKED),
+            |machine, event, timestamp, applied| {
+                machine.create_transfer(store, event, timestamp, applied)
+            },
+        )?;
         Ok((results, Entries::Transfers(applied)))
     }
 
