@@ -93,12 +93,14 @@ pub enum Error {
         cert: String,
     },
     /// More non-self-issued intermediates follow a CA than its pathLenConstraint allows.
-    #[error("pathLenConstraint {path_len} of {cert} exceeded")]
+    #[error("pathLenConstraint {path_len} of {cert} exceeded by {exceeded_by}")]
     PathLenExceeded {
         /// The constraint that was exceeded.
         path_len: u32,
         /// The subject of the CA that set it.
         cert: String,
+        /// The subject of the CA certificate that came one too many.
+        exceeded_by: String,
     },
     /// The end-entity certificate is not valid for the expected peer name.
     #[error("certificate is not valid for {expected} (it names {presented:?})")]

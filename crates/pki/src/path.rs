@@ -423,6 +423,7 @@ mod tests {
                     Error::PathLenExceeded {
                         path_len: 0,
                         cert: "CN=Root".into(),
+                        exceeded_by: "CN=Sub".into(),
                     },
                     None,
                     Vec::new(),

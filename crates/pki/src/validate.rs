@@ -329,6 +329,10 @@ fn validate_candidate(
     let mut constraints = ConstraintState::new();
     // §6.1.2(k): max_path_length, here seeded by the anchor's own pathLenConstraint.
     let mut max_path_len: Option<u32> = None;
+    // Which CA's pathLenConstraint binds now, and its value, so a violation names the CA whose
+    // constraint was exceeded rather than the certificate that exceeded it. On a tie the later
+    // (nearer) CA is named: its constraint is the one the next CA certificate runs into first.
+    let mut path_len_set_by: Option<(u32, String)> = None;
     let mut intermediates = 0usize;
     let webpki = opts.profile == Profile::WebPki;
 
@@ -442,10 +446,14 @@ fn validate_candidate(
         if role == Role::Intermediate && !cert.is_self_issued() {
             intermediates += 1;
             let result = match max_path_len {
-                Some(0) => Err(Error::PathLenExceeded {
-                    path_len: 0,
-                    cert: cert.subject_display().to_owned(),
-                }),
+                Some(0) => {
+                    let (path_len, set_by) = path_len_set_by.clone().unwrap_or_default();
+                    Err(Error::PathLenExceeded {
+                        path_len,
+                        cert: set_by,
+                        exceeded_by: cert.subject_display().to_owned(),
+                    })
+                }
                 Some(left) => {
                     max_path_len = Some(left - 1);
                     Ok(format!("{left} more CA certificate(s) allowed"))
@@ -454,8 +462,11 @@ fn validate_candidate(
             };
             run.require("path-length", at, result, "RFC 5280 §6.1.4(l)")?;
         }
-        if let Some(len) = cert.basic_constraints().and_then(|bc| bc.path_len) {
-            max_path_len = Some(max_path_len.map_or(len, |m| m.min(len)));
+        if let Some(len) = cert.basic_constraints().and_then(|bc| bc.path_len)
+            && max_path_len.is_none_or(|left| len <= left)
+        {
+            max_path_len = Some(len);
+            path_len_set_by = Some((len, cert.subject_display().to_owned()));
         }
         let key_usage = match cert.key_usage() {
             Some(ku) if !ku.has(KeyUsage::KEY_CERT_SIGN) => Err(Error::KeyUsage {

@@ -253,6 +253,31 @@ mod basic_constraints_and_key_usage {
     }
 
     #[test]
+    fn path_len_violation_names_the_ca_whose_constraint_was_exceeded() {
+        let root = Ca::root("Root");
+        let ica = root.ca("ICA", |p| {
+            p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0))
+        });
+        let sub = ica.ca("Sub", |_| {});
+        let leaf = sub.leaf(&["a.example.jp"], |_| {});
+        let pool = [ica.cert.clone(), sub.cert.clone()];
+        let err = verify_chain(&leaf, &pool, &[root.cert.clone()], &CrlSet::new(), &opts())
+            .expect_err("a CA under pathLenConstraint 0 must not validate");
+        match err.error() {
+            kakehashi_pki::error::Error::PathLenExceeded {
+                path_len,
+                cert,
+                exceeded_by,
+            } => {
+                assert_eq!(*path_len, 0);
+                assert!(cert.contains("CN=ICA"), "constraint set by {cert}");
+                assert!(exceeded_by.contains("CN=Sub"), "exceeded by {exceeded_by}");
+            }
+            other => panic!("expected PathLenExceeded, got {other}"),
+        }
+    }
+
+    #[test]
     fn rejects_ca_whose_key_usage_lacks_key_cert_sign() {
         let root = Ca::root("Root");
         let ica = root.ca("ICA", |p| p.key_usages = vec![KeyUsagePurpose::CrlSign]);
