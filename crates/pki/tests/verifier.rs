@@ -261,7 +261,8 @@ mod basic_constraints_and_key_usage {
         let sub = ica.ca("Sub", |_| {});
         let leaf = sub.leaf(&["a.example.jp"], |_| {});
         let pool = [ica.cert.clone(), sub.cert.clone()];
-        let err = verify_chain(&leaf, &pool, &[root.cert.clone()], &CrlSet::new(), &opts())
+        let anchors = std::slice::from_ref(&root.cert);
+        let err = verify_chain(&leaf, &pool, anchors, &CrlSet::new(), &opts())
             .expect_err("a CA under pathLenConstraint 0 must not validate");
         match err.error() {
             kakehashi_pki::error::Error::PathLenExceeded {
