@@ -754,20 +754,15 @@ fn now() -> anyhow::Result<UnixTime> {
 /// are skipped).
 fn read_crls(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let bytes = read_bounded(path, "CRL file")?;
-    if !bytes.windows(PEM_BEGIN.len()).any(|w| w == PEM_BEGIN) {
-        if bytes.first() != Some(&0x30) {
-            bail!(
-                "{}: neither PEM (no -----BEGIN line) nor DER (does not start with an ASN.1 \
-                 SEQUENCE); give a CRL in PEM or DER form",
-                path.display()
-            );
-        }
-        return Ok(vec![bytes]);
+    if !bytes.windows(PEM_BEGIN.len()).any(|w| w == PEM_BEGIN) && bytes.first() != Some(&0x30) {
+        bail!(
+            "{}: neither PEM (no -----BEGIN line) nor DER (does not start with an ASN.1 \
+             SEQUENCE); give a CRL in PEM or DER form",
+            path.display()
+        );
     }
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| anyhow::anyhow!("{}: PEM file is not UTF-8 text", path.display()))?;
-    let crls =
-        pem_blocks(text, "X509 CRL").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let crls = kakehashi_pki::pem::blocks_or_der(&bytes, "X509 CRL")
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if crls.is_empty() {
         bail!(
             "{}: no `-----BEGIN X509 CRL-----` block; give a CRL in PEM or DER form",
@@ -775,76 +770,6 @@ fn read_crls(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
         );
     }
     Ok(crls)
-}
-
-/// Most PEM blocks read from one CRL file: far above any real use, and it bounds the work.
-const PEM_BLOCKS_MAX: usize = 1024;
-
-/// The decoded contents of every PEM block labelled `label` in `text` (RFC 7468 §2-§3: a
-/// `-----BEGIN label-----` line, base64 lines, a matching END line).
-fn pem_blocks(text: &str, label: &str) -> Result<Vec<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    let mut index = 0;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        if index >= PEM_BLOCKS_MAX {
-            return Err(format!("more than {PEM_BLOCKS_MAX} PEM blocks"));
-        }
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after
-            .find("-----")
-            .ok_or_else(|| format!("PEM block {index}: unterminated BEGIN line"))?;
-        let found = &after[..label_end];
-        let body = &after[label_end + "-----".len()..];
-        let end_marker = format!("-----END {found}-----");
-        let body_end = body
-            .find(&end_marker)
-            .ok_or_else(|| format!("PEM block {index}: no `{end_marker}` line"))?;
-        if found == label {
-            let der = base64_decode(&body[..body_end])
-                .map_err(|e| format!("PEM block {index} ({found}): {e}"))?;
-            out.push(der);
-        }
-        rest = &body[body_end + end_marker.len()..];
-        index += 1;
-    }
-    Ok(out)
-}
-
-/// Decodes standard base64 (RFC 4648 §4) with `=` padding, ignoring ASCII whitespace (PEM
-/// wraps lines, RFC 7468 §2).
-fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
-    let symbols: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !symbols.len().is_multiple_of(4) {
-        return Err("bad base64: length is not a multiple of 4".into());
-    }
-    let value = |c: u8| -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some(u32::from(c - b'A')),
-            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
-    };
-    let mut out = Vec::with_capacity(symbols.len() / 4 * 3);
-    let quads = symbols.len() / 4;
-    for (i, quad) in symbols.chunks_exact(4).enumerate() {
-        let padding = quad.iter().rev().take_while(|c| **c == b'=').count();
-        if padding > 2 || (padding > 0 && i + 1 != quads) {
-            return Err("bad base64: misplaced padding".into());
-        }
-        let mut n = 0u32;
-        for &c in &quad[..4 - padding] {
-            let v = value(c).ok_or_else(|| format!("bad base64: character {:?}", c as char))?;
-            n = (n << 6) | v;
-        }
-        n <<= 6 * padding as u32;
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..4 - padding]);
-    }
-    Ok(out)
 }
 
 /// Check marks: pass, fail, not applicable.
@@ -994,38 +919,6 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_decodes_padded_and_wrapped_input() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVs\nbG8h").unwrap(), b"hello!");
-        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
-        assert_eq!(base64_decode("aA==").unwrap(), b"h");
-        assert_eq!(base64_decode("").unwrap(), b"");
-    }
-
-    #[test]
-    fn base64_rejects_bad_length_characters_and_padding() {
-        assert!(base64_decode("aGVsbG8").is_err());
-        assert!(base64_decode("aGV*bG8=").is_err());
-        assert!(base64_decode("aA==aGk=").is_err());
-        assert!(base64_decode("a===").is_err());
-    }
-
-    #[test]
-    fn pem_blocks_keeps_only_the_label_asked_for() {
-        let text = "-----BEGIN X509 CRL-----\naGk=\n-----END X509 CRL-----\n\
-                    -----BEGIN CERTIFICATE-----\naA==\n-----END CERTIFICATE-----\n\
-                    -----BEGIN X509 CRL-----\naGVsbG8=\n-----END X509 CRL-----\n";
-        let blocks = pem_blocks(text, "X509 CRL").unwrap();
-        assert_eq!(blocks, vec![b"hi".to_vec(), b"hello".to_vec()]);
-    }
-
-    #[test]
-    fn pem_blocks_reports_a_missing_end_line() {
-        let err = pem_blocks("-----BEGIN X509 CRL-----\naGk=\n", "X509 CRL").unwrap_err();
-        assert!(err.contains("END X509 CRL"), "{err}");
-    }
 
     #[test]
     fn names_kakehashi_assurance_policies_and_any_policy() {

@@ -20,6 +20,7 @@ pub mod limbo;
 pub mod mra;
 pub mod name_constraints;
 pub mod path;
+pub mod pem;
 pub mod policy;
 pub mod profile;
 pub mod purpose;

@@ -1476,18 +1476,8 @@ impl Checker<'_> {
             }
             (self.read)(reference).map_err(|e| self.field(field, e.to_string()))?
         };
-        if !bytes.starts_with(b"-----BEGIN") && !looks_like_text_pem(&bytes) {
-            // Not PEM: treat the file as a single DER object.
-            return Ok(vec![bytes]);
-        }
-        let mut blocks = Vec::new();
-        for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
-            let pem = pem
-                .map_err(|e| self.field(field, format!("{}: bad PEM: {e}", describe(reference))))?;
-            if pem.label == label {
-                blocks.push(pem.contents);
-            }
-        }
+        let blocks = crate::pem::blocks_or_der(&bytes, label)
+            .map_err(|e| self.field(field, format!("{}: bad PEM: {e}", describe(reference))))?;
         if blocks.is_empty() {
             return Err(self.field(
                 field,
@@ -1571,13 +1561,6 @@ fn describe(reference: &str) -> String {
     } else {
         reference.to_owned()
     }
-}
-
-fn looks_like_text_pem(bytes: &[u8]) -> bool {
-    bytes
-        .windows(b"-----BEGIN".len())
-        .any(|w| w == b"-----BEGIN")
-        && bytes.iter().all(|b| b.is_ascii())
 }
 
 fn is_upper_alpha(text: &str, len: usize) -> bool {
