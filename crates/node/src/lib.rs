@@ -1,0 +1,2 @@
+//! A kakehashi node (work in progress).
+#![forbid(unsafe_code)]

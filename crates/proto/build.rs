@@ -1,0 +1,32 @@
+//! Compiles proto/kakehashi/v1 with protox (a protobuf compiler in Rust), so a fresh machine
+//! needs no system `protoc`, then generates prost messages and tonic clients and servers. The
+//! encoded descriptor set is kept in OUT_DIR for gRPC server reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTO_FILES: [&str; 3] = [
+    "kakehashi/v1/types.proto",
+    "kakehashi/v1/payments.proto",
+    "kakehashi/v1/relay.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest_dir.join("../../proto");
+    for file in PROTO_FILES {
+        println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
+    }
+    let descriptors = protox::compile(PROTO_FILES, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("kakehashi_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
