@@ -1,2 +1,13 @@
-//! A kakehashi node (work in progress).
+//! A kakehashi node (being written; see issue 4).
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod instruction;
+pub mod metrics;
+pub mod money;
+pub mod quote;
+pub mod reason;
+pub mod receipt;
+pub mod server;
+pub mod signed;
+pub mod tls;
