@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod instruction;
+pub mod locks;
 pub mod metrics;
 pub mod money;
 pub mod quote;
@@ -10,4 +11,5 @@ pub mod reason;
 pub mod receipt;
 pub mod server;
 pub mod signed;
+pub mod store;
 pub mod tls;

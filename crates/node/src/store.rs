@@ -1,0 +1,566 @@
+//! The node's durable payment state, beside (not inside) its ledger: what it sent and how each
+//! payment ended, what it decided for each payment it received, which UETRs it fenced, and the
+//! metadata of its accounts (owner bank, name, kind, closed).
+//!
+//! One sled database (`<data_dir>/node`), one tree, keys prefixed by record kind. Every write
+//! goes through one writer thread that applies whatever is queued as one crash-atomic sled
+//! batch, then `Db::flush` and an `fdatasync` of sled's log, and only then answers its callers
+//! (group commit, as in the ledger: sled's own flush ends in `sync_file_range`, which survives a
+//! killed process but not necessarily a power loss). A caller that got `Ok` from [`Store::put`]
+//! therefore holds a durable record; the settlement protocol relies on that before it answers
+//! anyone or moves money on the other side.
+//!
+//! Records are JSON (serde): small, few per payment, and readable with any sled tool when an
+//! operator has to look.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::instruction::Uetr;
+
+/// Most writes one group commit applies; bounds the batch and the latency of its first caller.
+const GROUP_WRITES_MAX: usize = 4096;
+
+/// Bound of the writer's queue: callers wait (backpressure) rather than grow memory.
+const QUEUE_LEN: usize = 8192;
+
+const PREFIX_OUTBOUND: u8 = b'o';
+const PREFIX_INBOUND: u8 = b'i';
+const PREFIX_ACCOUNT: u8 = b'a';
+const PREFIX_META: u8 = b'm';
+
+/// Why the store failed. Every variant is an operational fault (disk, corruption), never a
+/// property of a payment: callers turn it into `Unavailable`/`Internal`, not a rejection.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled refused an operation.
+    #[error("payment store: {what}: {source}")]
+    Sled {
+        /// What was being done.
+        what: &'static str,
+        /// The sled error.
+        #[source]
+        source: sled::Error,
+    },
+    /// A file operation failed.
+    #[error("payment store: {what} ({path}): {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored record does not decode: the database was altered or written by another version.
+    #[error("payment store: record {key} does not decode: {source}")]
+    Corrupt {
+        /// The record's key, hex.
+        key: String,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The group commit that carried this write failed (the writer logged the cause).
+    #[error("payment store: group commit failed: {0}")]
+    Commit(String),
+    /// The writer thread is gone (the node is shutting down).
+    #[error("payment store: the writer has stopped")]
+    WriterStopped,
+}
+
+/// Where a payment this node sent stands. The order of the variants is the order of the
+/// protocol; a record only moves forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundState {
+    /// Accepted locally and recorded; the reservation may or may not exist yet and nothing
+    /// has been sent. Recovery asks the receiver anyway (which fences), then voids.
+    Reserving,
+    /// The reservation is durable and Prepare may have reached the receiver: only the
+    /// receiver's decision (answer or status query) may end it.
+    Forwarded,
+    /// The receiver settled; the reservation is posted.
+    Settled,
+    /// Rejected (locally before anything was reserved, or by the receiver, or fenced); any
+    /// reservation is voided.
+    Rejected,
+}
+
+impl OutboundState {
+    /// Whether the payment has its final outcome.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Settled | Self::Rejected)
+    }
+}
+
+/// A payment this node sent (or refused to send), keyed by UETR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRecord {
+    /// Where it stands.
+    pub state: OutboundState,
+    /// The encoded `v1::Signed` instruction exactly as the participant submitted it.
+    pub signed_instruction: Vec<u8>,
+    /// SHA-256 of the instruction payload, hex.
+    pub instruction_sha256: String,
+    /// The receiving jurisdiction.
+    pub peer: String,
+    /// The participant's end-to-end reference.
+    pub end_to_end_id: String,
+    /// The debited account and amount (minor units of this node's currency).
+    pub debtor_account: u128,
+    /// Minor units.
+    pub amount_minor: u128,
+    /// The pending ledger transfer that reserves the amount (0 when nothing was reserved).
+    pub reservation_id: u128,
+    /// Reason code when rejected.
+    pub reason_code: Option<String>,
+    /// Reason detail when rejected, or a note on the outcome.
+    pub reason_detail: Option<String>,
+    /// Who decided: this node's or the receiver's jurisdiction.
+    pub decided_by: Option<String>,
+    /// The receiver's encoded `v1::Signed` receipt (settled only).
+    pub receipt: Option<Vec<u8>>,
+    /// The amount credited on the other side, minor units of its currency (settled only).
+    pub credited_minor: Option<u128>,
+    /// Unix seconds when the record was created and last changed.
+    pub created_at: u64,
+    /// Unix seconds of the last change.
+    pub updated_at: u64,
+}
+
+/// What this node decided for a payment it received, keyed by UETR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundState {
+    /// Checks passed and the credit is being applied; whether it was is in the ledger (the
+    /// credit transfer's id derives from the UETR).
+    Accepting,
+    /// Credited; the receipt is stored.
+    Settled,
+    /// Refused; nothing credited.
+    Rejected,
+    /// A status query found no decision: the UETR can never settle here.
+    Fenced,
+}
+
+/// A payment this node received (or fenced), keyed by UETR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundRecord {
+    /// The decision.
+    pub state: InboundState,
+    /// SHA-256 of the instruction payload decided on, hex (empty for a fence set before any
+    /// instruction arrived).
+    pub instruction_sha256: String,
+    /// The sending jurisdiction (the TLS peer).
+    pub sender: String,
+    /// Reason code and detail when rejected or fenced.
+    pub reason_code: Option<String>,
+    /// Reason detail.
+    pub reason_detail: Option<String>,
+    /// The encoded signed receipt (settled only).
+    pub receipt: Option<Vec<u8>>,
+    /// The creditor account and the amount credited (minor units).
+    pub creditor_account: u128,
+    /// Minor units credited.
+    pub credited_minor: u128,
+    /// The ledger transfer that credits the creditor.
+    pub credit_transfer_id: u128,
+    /// The encoded signed instruction (kept so a receipt can be rebuilt after a crash between
+    /// the credit and the record of the decision).
+    pub signed_instruction: Vec<u8>,
+    /// Unix seconds.
+    pub updated_at: u64,
+}
+
+/// The role of an account in the node's ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// A bank's customer account; may not go below zero.
+    Customer,
+    /// Where outbound payments to one peer are reserved and posted (owed to the peer).
+    Corridor,
+    /// Pre-funded money that inbound payments from one peer are credited from; may not go
+    /// below zero (a payment beyond it is AM04).
+    Liquidity,
+    /// The operator's source of genesis and cash-in funds; its balance is negative by the
+    /// amount issued.
+    Funding,
+}
+
+impl AccountKind {
+    /// The ledger `code` of accounts of this kind.
+    pub fn ledger_code(self) -> u16 {
+        match self {
+            Self::Customer => 1,
+            Self::Corridor => 2,
+            Self::Liquidity => 3,
+            Self::Funding => 4,
+        }
+    }
+
+    /// The lowercase name used in the configuration and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Corridor => "corridor",
+            Self::Liquidity => "liquidity",
+            Self::Funding => "funding",
+        }
+    }
+}
+
+/// The node's own facts about an account, beside its balances in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountMeta {
+    /// Its role.
+    pub kind: AccountKind,
+    /// The bank that holds it (customer accounts).
+    pub owner_bic: Option<String>,
+    /// A display name.
+    pub name: String,
+    /// Closed accounts neither send nor receive (AC04).
+    pub closed: bool,
+}
+
+/// One write of a group.
+#[derive(Debug)]
+pub enum Write {
+    /// Insert or replace the outbound record of a UETR.
+    Outbound(Uetr, OutboundRecord),
+    /// Insert or replace the inbound record of a UETR.
+    Inbound(Uetr, InboundRecord),
+    /// Insert or replace an account's metadata.
+    Account(u128, AccountMeta),
+    /// A free-form meta value.
+    Meta(String, Vec<u8>),
+}
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// The payment store. Cheap to clone; reads go straight to sled, writes through the writer.
+#[derive(Clone, Debug)]
+pub struct Store {
+    tree: sled::Tree,
+    writes: std_mpsc::SyncSender<(Vec<Write>, Reply)>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` and starts its writer thread.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            // Durability comes from the writer's explicit flush and fdatasync; sled's periodic
+            // background flush would only add writes.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| StoreError::Sled {
+                what: "opening the database",
+                source,
+            })?;
+        let tree = db
+            .open_tree("payments")
+            .map_err(|source| StoreError::Sled {
+                what: "opening the payments tree",
+                source,
+            })?;
+        let log_path = dir.join("db");
+        let log = File::open(&log_path).map_err(|source| StoreError::Io {
+            what: "opening sled's log for fdatasync",
+            path: log_path.clone(),
+            source,
+        })?;
+        let (writes, queue) = std_mpsc::sync_channel(QUEUE_LEN);
+        let writer_tree = tree.clone();
+        thread::Builder::new()
+            .name("kakehashi-store-writer".into())
+            .spawn(move || writer(db, writer_tree, log, queue))
+            .map_err(|source| StoreError::Io {
+                what: "starting the store writer thread",
+                path: dir.to_owned(),
+                source,
+            })?;
+        Ok(Self { tree, writes })
+    }
+
+    /// Applies `writes` atomically and durably, returning once they are on disk.
+    pub async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.writes.clone();
+        // The queue is bounded; waiting for room must not block a runtime worker.
+        tokio::task::spawn_blocking(move || sender.send((writes, reply)))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?
+            .map_err(|_| StoreError::WriterStopped)?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Commit(message)),
+            Err(_) => Err(StoreError::WriterStopped),
+        }
+    }
+
+    /// The outbound record of `uetr`.
+    pub fn outbound(&self, uetr: &Uetr) -> Result<Option<OutboundRecord>, StoreError> {
+        self.get(&key(PREFIX_OUTBOUND, &uetr.0))
+    }
+
+    /// The inbound record of `uetr`.
+    pub fn inbound(&self, uetr: &Uetr) -> Result<Option<InboundRecord>, StoreError> {
+        self.get(&key(PREFIX_INBOUND, &uetr.0))
+    }
+
+    /// The metadata of `account`.
+    pub fn account(&self, account: u128) -> Result<Option<AccountMeta>, StoreError> {
+        self.get(&key(PREFIX_ACCOUNT, &account.to_be_bytes()))
+    }
+
+    /// Every account the node knows, in id order.
+    pub fn accounts(&self) -> Result<Vec<(u128, AccountMeta)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([PREFIX_ACCOUNT]) {
+            let (k, v) = item.map_err(|source| StoreError::Sled {
+                what: "scanning accounts",
+                source,
+            })?;
+            let id_bytes: [u8; 16] = k
+                .get(1..)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt_key(&k))?;
+            out.push((u128::from_be_bytes(id_bytes), decode(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Every outbound payment that has no final outcome yet (for recovery).
+    pub fn unresolved_outbound(&self) -> Result<Vec<(Uetr, OutboundRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([PREFIX_OUTBOUND]) {
+            let (k, v) = item.map_err(|source| StoreError::Sled {
+                what: "scanning outbound payments",
+                source,
+            })?;
+            let record: OutboundRecord = decode(&k, &v)?;
+            if !record.state.is_final() {
+                let id: [u8; 16] = k
+                    .get(1..)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| corrupt_key(&k))?;
+                out.push((Uetr(id), record));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A meta value.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tree
+            .get(key(PREFIX_META, name.as_bytes()))
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|source| StoreError::Sled {
+                what: "reading meta",
+                source,
+            })
+    }
+
+    fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
+        let value = self.tree.get(k).map_err(|source| StoreError::Sled {
+            what: "reading a record",
+            source,
+        })?;
+        value.map(|v| decode(k, &v)).transpose()
+    }
+}
+
+fn key(prefix: u8, id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(prefix);
+    k.extend_from_slice(id);
+    k
+}
+
+fn decode<T: DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|source| StoreError::Corrupt {
+        key: hex::encode(k),
+        source,
+    })
+}
+
+fn corrupt_key(k: &[u8]) -> StoreError {
+    StoreError::Corrupt {
+        key: hex::encode(k),
+        source: serde_json::Error::io(std::io::Error::other("malformed key")),
+    }
+}
+
+fn encode_write(write: &Write) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
+    Ok(match write {
+        Write::Outbound(uetr, record) => {
+            (key(PREFIX_OUTBOUND, &uetr.0), serde_json::to_vec(record)?)
+        }
+        Write::Inbound(uetr, record) => (key(PREFIX_INBOUND, &uetr.0), serde_json::to_vec(record)?),
+        Write::Account(id, meta) => (
+            key(PREFIX_ACCOUNT, &id.to_be_bytes()),
+            serde_json::to_vec(meta)?,
+        ),
+        Write::Meta(name, value) => (key(PREFIX_META, name.as_bytes()), value.clone()),
+    })
+}
+
+/// The writer loop: take one request, gather whatever else is queued, apply all as one batch,
+/// make it durable, answer everyone. Ends when every `Store` handle is dropped.
+fn writer(
+    db: sled::Db,
+    tree: sled::Tree,
+    log: File,
+    queue: std_mpsc::Receiver<(Vec<Write>, Reply)>,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        let mut count = group[0].0.len();
+        while count < GROUP_WRITES_MAX {
+            match queue.try_recv() {
+                Ok(next) => {
+                    count += next.0.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut batch = sled::Batch::default();
+        let mut outcome = Ok(());
+        'encode: for (writes, _) in &group {
+            for write in writes {
+                match encode_write(write) {
+                    Ok((k, v)) => batch.insert(k, v),
+                    Err(e) => {
+                        outcome = Err(format!("encoding a record: {e}"));
+                        break 'encode;
+                    }
+                }
+            }
+        }
+        if outcome.is_ok() {
+            outcome = tree
+                .apply_batch(batch)
+                .map_err(|e| format!("applying the batch: {e}"))
+                .and_then(|()| db.flush().map(drop).map_err(|e| format!("flush: {e}")))
+                .and_then(|()| log.sync_data().map_err(|e| format!("fdatasync: {e}")));
+        }
+        if let Err(message) = &outcome {
+            tracing::error!(%message, "payment store group commit failed");
+        }
+        for (_, reply) in group {
+            // A caller that gave up (dropped its receiver) needs no answer.
+            let _ = reply.send(outcome.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: OutboundState) -> OutboundRecord {
+        OutboundRecord {
+            state,
+            signed_instruction: vec![1, 2, 3],
+            instruction_sha256: "ab".into(),
+            peer: "SG".into(),
+            end_to_end_id: "E2E".into(),
+            debtor_account: 1001,
+            amount_minor: 5000,
+            reservation_id: 77,
+            reason_code: None,
+            reason_detail: None,
+            decided_by: None,
+            receipt: None,
+            credited_minor: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_put_is_readable_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let uetr = Uetr([7; 16]);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .put(vec![
+                    Write::Outbound(uetr, record(OutboundState::Forwarded)),
+                    Write::Account(
+                        1001,
+                        AccountMeta {
+                            kind: AccountKind::Customer,
+                            owner_bic: Some("KKHAJPJ0".into()),
+                            name: "Alpha".into(),
+                            closed: false,
+                        },
+                    ),
+                ])
+                .await
+                .unwrap();
+        }
+        // The writer thread holds the database until its queue closes; give it a moment.
+        let store = loop {
+            match Store::open(dir.path()) {
+                Ok(store) => break store,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        assert_eq!(
+            store.outbound(&uetr).unwrap(),
+            Some(record(OutboundState::Forwarded))
+        );
+        assert_eq!(store.accounts().unwrap().len(), 1);
+        assert_eq!(store.unresolved_outbound().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn final_records_are_not_unresolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .put(vec![
+                Write::Outbound(Uetr([1; 16]), record(OutboundState::Settled)),
+                Write::Outbound(Uetr([2; 16]), record(OutboundState::Rejected)),
+                Write::Outbound(Uetr([3; 16]), record(OutboundState::Reserving)),
+            ])
+            .await
+            .unwrap();
+        let unresolved = store.unresolved_outbound().unwrap();
+        assert_eq!(unresolved.len(), 1);
+        assert_eq!(unresolved[0].0, Uetr([3; 16]));
+    }
+
+    #[tokio::test]
+    async fn concurrent_puts_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64u8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .put(vec![Write::Outbound(
+                        Uetr([i; 16]),
+                        record(OutboundState::Forwarded),
+                    )])
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(store.unresolved_outbound().unwrap().len(), 64);
+    }
+}
