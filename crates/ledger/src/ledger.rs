@@ -26,8 +26,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -67,6 +67,13 @@ pub const GROUP_EVENTS_MAX: usize = 8 * BATCH_LEN_MAX;
 /// 20x). A lone caller never waits: the writer only waits for as many as its last group had.
 /// This clock read paces I/O; it never reaches ledger state (timestamps come from callers).
 const GATHER_WAIT_MAX: Duration = Duration::from_micros(500);
+
+/// While the committer is busy, the sequencer keeps adding newly queued batches to the group it
+/// is gathering, and looks this often whether the committer has become free. Sealing a small
+/// group early would only make it wait in the queue, and callers who arrive meanwhile would
+/// need a flush of their own: measured with 64 callers, groups averaged 21 batches instead of
+/// the 30-odd that fit in one commit's time. 50 µs is a tenth of the cheapest commit.
+const BUSY_POLL: Duration = Duration::from_micros(50);
 
 /// Default bound of the writer's request queue. 1,024 waiting batches cover 64 busy callers
 /// many times over; a full queue blocks callers (back-pressure) rather than growing memory.
@@ -860,6 +867,7 @@ impl Ledger {
         let accounts = Arc::new(RwLock::new(loaded.accounts));
         let published_seq = Arc::new(AtomicU64::new(head_seq));
         let halted = Arc::new(AtomicBool::new(false));
+        let commits_pending = Arc::new(AtomicUsize::new(0));
         let mut committer = Committer {
             last_checkpoint_seq: trees.last_checkpoint_seq()?,
             trees: trees.clone(),
@@ -874,6 +882,7 @@ impl Ledger {
             accounts_seq: loaded.accounts_seq,
             published_seq: Arc::clone(&published_seq),
             halted: Arc::clone(&halted),
+            commits_pending: Arc::clone(&commits_pending),
             reclaimer: Reclaimer::start()?,
             checkpoint_events_min: options.checkpoint_events_min,
             events_since_snapshot: 0,
@@ -910,6 +919,7 @@ impl Ledger {
             in_flight: VecDeque::new(),
             published_seq,
             halted,
+            commits_pending,
             filter: IdFilter::new(),
             filter_ready: false,
             filter_build: Some(filter_receiver),
@@ -1243,6 +1253,8 @@ struct Sequencer {
     published_seq: Arc<AtomicU64>,
     /// Set by the committer when it stops (fail-stop).
     halted: Arc<AtomicBool>,
+    /// Groups handed to the committer and not yet durable (see [`BUSY_POLL`]).
+    commits_pending: Arc<AtomicUsize>,
     /// Holds every transfer id this writer stored, plus, once `filter_ready`, every id stored
     /// before it started (see [`crate::filter`]).
     filter: IdFilter,
@@ -1274,6 +1286,7 @@ struct Committer {
     accounts_seq: u64,
     published_seq: Arc<AtomicU64>,
     halted: Arc<AtomicBool>,
+    commits_pending: Arc<AtomicUsize>,
     reclaimer: Reclaimer,
     /// See [`Options::checkpoint_events_min`].
     checkpoint_events_min: u64,
@@ -1366,6 +1379,15 @@ impl Sequencer {
                 let next = match receiver.try_recv() {
                     Ok(request) => Some(request),
                     Err(TryRecvError::Disconnected) => None,
+                    Err(TryRecvError::Empty)
+                        if self.commits_pending.load(Ordering::Acquire) > 0 =>
+                    {
+                        match receiver.recv_timeout(BUSY_POLL) {
+                            Ok(request) => Some(request),
+                            Err(RecvTimeoutError::Timeout) => continue,
+                            Err(RecvTimeoutError::Disconnected) => None,
+                        }
+                    }
                     Err(TryRecvError::Empty) if group.len() < last_group_len => {
                         let left = deadline.saturating_duration_since(Instant::now());
                         receiver.recv_timeout(left).ok()
@@ -1394,6 +1416,7 @@ impl Sequencer {
                         replies,
                         write,
                     };
+                    self.commits_pending.fetch_add(1, Ordering::AcqRel);
                     if let Err(unsent) = commits.send(commit) {
                         // The committer is gone (it cannot end while we hold the sender unless
                         // it panicked): nothing of this group was written.
@@ -1607,6 +1630,9 @@ impl Committer {
                 Some(write) => self.commit(write),
                 None => Ok(()),
             };
+            // Free for the next group from here on (answering takes a little while, and the
+            // next group can be gathered meanwhile).
+            self.commits_pending.fetch_sub(1, Ordering::AcqRel);
             match written {
                 Ok(()) => {
                     for (request, reply) in commit.group.into_iter().zip(commit.replies) {
@@ -1622,6 +1648,7 @@ impl Committer {
                     self.halted.store(true, Ordering::Release);
                     refuse(commit.group, Some(error), &reason);
                     for commit in receiver.iter() {
+                        self.commits_pending.fetch_sub(1, Ordering::AcqRel);
                         refuse(commit.group, None, &reason);
                     }
                     return;
