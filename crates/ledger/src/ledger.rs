@@ -23,10 +23,10 @@
 //! Checkpoints are written after their group's batch and before the same flush; a crash in
 //! between loses only the checkpoint (never acknowledged), and the next open takes it again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -35,11 +35,12 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::codec::{
-    self, account_bytes, balance_bytes, decode_account, decode_balance, decode_expiry_key,
-    decode_pending_status, decode_transfer, decode_transfer_location, expiry_key, history_key,
-    id_key, transfer_location_bytes,
+    self, TransferRun, account_bytes, balance_bytes, decode_account, decode_balance,
+    decode_expiry_key, decode_pending_status, decode_transfer, decode_transfer_run, expiry_key,
+    history_key, id_key, transfer_run_bytes,
 };
 use crate::filter::{self, IdFilter};
+use crate::idhash::{IdMap, IdSet};
 use crate::journal::{
     Checkpoint, Entries, GENESIS_HASH, JOURNAL_CHUNK_LEN, RECORD_HEADER_LEN, Record, chunk_key,
     decode_chunk_key,
@@ -94,9 +95,10 @@ pub const CACHE_CAPACITY_DEFAULT: u64 = 256 * 1024 * 1024;
 /// repeat while [`Expired::more`] is set.
 pub const EXPIRE_BATCH_LEN_MAX: usize = BATCH_LEN_MAX;
 
-/// Ledger format version stored in the meta tree. Version 2 stores, per transfer id, only
-/// the transfer's location in the journal instead of a copy of the transfer.
-const FORMAT_VERSION: u8 = 2;
+/// Ledger format version stored in the meta tree. Version 2 stored, per transfer id, only
+/// the transfer's location in the journal instead of a copy of the transfer; version 3 stores
+/// one location per run of consecutive ids (see [`PREFIX_TRANSFER`]).
+pub(crate) const FORMAT_VERSION: u8 = 3;
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
@@ -112,10 +114,17 @@ pub(crate) const PREFIX_HISTORY: u8 = b'h';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
-/// Transfer id → its location in the journal (record seq, entry index; see
-/// [`codec::transfer_location_bytes`]). The journal already holds every transfer in full, so
-/// the index stores twelve bytes per transfer instead of a second copy of 128; the rare reads
+/// First id of a run of consecutive transfer ids → where the run sits in the journal (record
+/// seq, entry index of the first id, run length; see [`codec::TransferRun`]). The journal
+/// already holds every transfer in full, so the index only locates entries; the rare reads
 /// (duplicate ids, post/void, expiry, lookups) fetch the journal chunk that holds the entry.
+///
+/// Why runs: sled pays for every key it inserts (a tree descent, a copy of the leaf, a split
+/// every eight appends), and one key per transfer was most of a full batch's commit time.
+/// Callers that allocate ids in order (TigerBeetle's advice, and what a counter or a
+/// time-based id gives) store a whole batch as one key; random ids make runs of one and cost
+/// what one key per transfer did. Runs never overlap, because every id is stored only once,
+/// so the run holding an id is the one with the greatest first id at or below it.
 pub(crate) const PREFIX_TRANSFER: u8 = b't';
 
 pub(crate) const META_FORMAT: &[u8] = b"format";
@@ -228,6 +237,17 @@ impl Space {
             .map(Self::strip)
     }
 
+    /// The entry with the greatest key at or before `key`.
+    pub(crate) fn at_or_before(&self, key: &[u8]) -> sled::Result<Option<Entry>> {
+        self.tree
+            .range(vec![self.prefix]..=self.key(key))
+            .next_back()
+            .transpose()
+            .map(|entry| {
+                entry.map(|(key, value)| (key.get(1..).unwrap_or_default().to_vec(), value))
+            })
+    }
+
     pub(crate) fn last(&self) -> sled::Result<Option<Entry>> {
         self.iter().next_back().transpose()
     }
@@ -330,16 +350,34 @@ impl Trees {
             .transpose()
     }
 
-    pub(crate) fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
-        let Some(bytes) = self
+    /// The stored run that would hold `id`, if `id` is stored (see [`PREFIX_TRANSFER`]).
+    pub(crate) fn transfer_location(&self, id: TransferId) -> Result<Option<(u64, u32)>, Error> {
+        let Some((key, bytes)) = self
             .transfers
-            .get(id_key(id.0))
+            .at_or_before(&id_key(id.0))
             .map_err(Error::storage("reading a transfer"))?
         else {
             return Ok(None);
         };
-        let (seq, index) =
-            decode_transfer_location(&bytes).map_err(Error::corrupt(id.to_string()))?;
+        let first =
+            codec::key_u128(&key, "transfer run key").map_err(Error::corrupt(id.to_string()))?;
+        let run = decode_transfer_run(&bytes).map_err(Error::corrupt(id.to_string()))?;
+        // Runs never overlap (each id is stored once), so only this run can hold `id`.
+        let Some(offset) =
+            id.0.checked_sub(first)
+                .filter(|offset| *offset < u128::from(run.len))
+        else {
+            return Ok(None);
+        };
+        // Below `run.len`, a u32.
+        let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+        Ok(Some((run.seq, run.index.saturating_add(offset))))
+    }
+
+    pub(crate) fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
+        let Some((seq, index)) = self.transfer_location(id)? else {
+            return Ok(None);
+        };
         let transfer = self.journal_transfer(seq, index, id)?;
         if transfer.id != id {
             return Err(Error::Corrupt {
@@ -511,27 +549,58 @@ impl Store for Trees {
     }
 }
 
-/// The writer's view of committed state: accounts from memory, the rest from sled.
-struct MemoryStore<'a> {
+/// The sequencer's view of the state: the overlays of the groups in flight (newest first),
+/// then the committed state (accounts from memory, the rest from sled).
+///
+/// sled may hold part or all of an in-flight group while the committer writes it; that never
+/// matters, because a group's overlay holds every value the group changed and is consulted
+/// before sled, and sled's other values are the ones the group left alone.
+struct WriterStore<'a> {
     trees: &'a Trees,
-    accounts: &'a HashMap<AccountId, Account>,
+    accounts: &'a RwLock<IdMap<AccountId, Account>>,
+    in_flight: &'a VecDeque<InFlight>,
     /// Every stored transfer id is in it (see [`crate::filter`]); `None` until that holds.
     filter: Option<&'a IdFilter>,
 }
 
-impl Store for MemoryStore<'_> {
+impl WriterStore<'_> {
+    fn overlays(&self) -> impl Iterator<Item = &Changes> {
+        self.in_flight.iter().rev().map(|group| &*group.changes)
+    }
+}
+
+impl Store for WriterStore<'_> {
     fn account(&self, id: AccountId) -> Result<Option<Account>, Error> {
-        Ok(self.accounts.get(&id).copied())
+        if let Some(account) = self
+            .overlays()
+            .find_map(|changes| changes.accounts.get(&id))
+        {
+            return Ok(Some(*account));
+        }
+        // Locked per lookup, not per group: the committer publishes a group's accounts while
+        // the next group runs, and that group's overlay is still in front of the map then.
+        let accounts = self.accounts.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(accounts.get(&id).copied())
     }
 
     fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
+        // The filter holds the in-flight groups' ids too (they enter it when sequenced).
         if self.filter.is_some_and(|filter| !filter.may_contain(id.0)) {
             return Ok(None);
+        }
+        if let Some(transfer) = self
+            .overlays()
+            .find_map(|changes| changes.transfers.get(&id))
+        {
+            return Ok(Some(*transfer));
         }
         self.trees.transfer(id)
     }
 
     fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error> {
+        if let Some(status) = self.overlays().find_map(|changes| changes.pending.get(&id)) {
+            return Ok(Some(*status));
+        }
         self.trees.pending_status(id)
     }
 
@@ -540,7 +609,35 @@ impl Store for MemoryStore<'_> {
         up_to: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, TransferId)>, Error> {
-        self.trees.expiring(up_to, limit)
+        // sled's entries, with the in-flight groups' insertions and removals applied oldest
+        // first; ask sled for enough that removals cannot leave fewer than `limit`.
+        let removals = self
+            .in_flight
+            .iter()
+            .flat_map(|group| group.changes.expiry.values())
+            .filter(|present| !**present)
+            .count();
+        let mut due: BTreeMap<(Timestamp, TransferId), bool> = self
+            .trees
+            .expiring(up_to, limit.saturating_add(removals))?
+            .into_iter()
+            .map(|key| (key, true))
+            .collect();
+        for group in self.in_flight {
+            for (key, present) in group
+                .changes
+                .expiry
+                .range(..=(up_to, TransferId(u128::MAX)))
+            {
+                due.insert(*key, *present);
+            }
+        }
+        Ok(due
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(key, _)| key)
+            .take(limit)
+            .collect())
     }
 }
 
@@ -709,7 +806,7 @@ pub struct Ledger {
     verifying_key: VerifyingKey,
     /// Every account as of the last durable group; only the writer changes it, under the
     /// visibility lock.
-    accounts: Arc<RwLock<HashMap<AccountId, Account>>>,
+    accounts: Arc<RwLock<IdMap<AccountId, Account>>>,
     /// Asks the id-filter scan to stop early (on close).
     filter_stop: Arc<AtomicBool>,
     filter_thread: Option<JoinHandle<()>>,
@@ -761,8 +858,9 @@ impl Ledger {
         check_journal_tail(&trees, head_seq)?;
         let loaded = recovery::load_accounts(&trees)?;
         let accounts = Arc::new(RwLock::new(loaded.accounts));
-        let mut writer = Writer {
-            last_timestamp: trees.last_timestamp()?,
+        let published_seq = Arc::new(AtomicU64::new(head_seq));
+        let halted = Arc::new(AtomicBool::new(false));
+        let mut committer = Committer {
             last_checkpoint_seq: trees.last_checkpoint_seq()?,
             trees: trees.clone(),
             node_key,
@@ -774,9 +872,8 @@ impl Ledger {
             accounts: Arc::clone(&accounts),
             dirty: loaded.dirty,
             accounts_seq: loaded.accounts_seq,
-            filter: IdFilter::new(),
-            filter_ready: false,
-            filter_build: None,
+            published_seq: Arc::clone(&published_seq),
+            halted: Arc::clone(&halted),
             reclaimer: Reclaimer::start()?,
             checkpoint_events_min: options.checkpoint_events_min,
             events_since_snapshot: 0,
@@ -785,24 +882,38 @@ impl Ledger {
         // A crash between a group commit and its checkpoint leaves the checkpoint missing,
         // and repeated crashes could keep the snapshot from advancing; catch up now so the
         // interval (and the replay length at the next open) holds across restarts.
-        let snapshot_due = writer.snapshot_due(head_seq);
+        let snapshot_due = committer.snapshot_due(head_seq);
         if snapshot_due {
             let mut writes = Writes::default();
-            writer.snapshot_into(&mut writes, &HashMap::new(), head_seq);
-            writer.trees.apply(writes, "writing the account snapshot")?;
-            writer.snapshot_done(head_seq);
+            committer.snapshot_into(&mut writes, &IdMap::default(), head_seq);
+            committer
+                .trees
+                .apply(writes, "writing the account snapshot")?;
+            committer.snapshot_done(head_seq);
         }
-        let checkpoint_due = writer.checkpoint_due();
+        let checkpoint_due = committer.checkpoint_due();
         if checkpoint_due {
-            writer.checkpoint()?;
+            committer.checkpoint()?;
         }
         if snapshot_due || checkpoint_due {
-            writer.make_durable()?;
+            committer.make_durable()?;
         }
         // Every id stored so far is in sled now, and the writer adds each later one itself.
         let filter_stop = Arc::new(AtomicBool::new(false));
         let (filter_sender, filter_receiver) = sync_channel(1);
-        writer.filter_build = Some(filter_receiver);
+        let sequencer = Sequencer {
+            trees: trees.clone(),
+            head_seq,
+            head_hash,
+            last_timestamp: trees.last_timestamp()?,
+            accounts: Arc::clone(&accounts),
+            in_flight: VecDeque::new(),
+            published_seq,
+            halted,
+            filter: IdFilter::new(),
+            filter_ready: false,
+            filter_build: Some(filter_receiver),
+        };
         let filter_trees = trees.clone();
         let stop = Arc::clone(&filter_stop);
         let filter_thread = std::thread::Builder::new()
@@ -812,13 +923,13 @@ impl Ledger {
                 let _ = filter_sender.send(filter::build(&filter_trees, &stop));
             })
             .map_err(Error::io("starting the id filter thread"))?;
-        let visibility = Arc::clone(&writer.visibility);
+        let visibility = Arc::clone(&committer.visibility);
         let stopped = Arc::new(Mutex::new(None));
         let (sender, receiver) = sync_channel(options.queue_len);
         let writer_stopped = Arc::clone(&stopped);
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer.run(&receiver, &writer_stopped))
+            .spawn(move || sequencer.run(&receiver, committer, &writer_stopped))
             .map_err(Error::io("starting the ledger writer thread"))?;
         Ok(Self {
             sender: Some(sender),
@@ -992,12 +1103,6 @@ impl Drop for Ledger {
     }
 }
 
-fn records_events(lens: &[usize]) -> u64 {
-    lens.iter()
-        .map(|len| u64::try_from(*len).unwrap_or(u64::MAX))
-        .fold(0, u64::saturating_add)
-}
-
 fn check_batch_len(len: usize) -> Result<(), Error> {
     if len > BATCH_LEN_MAX {
         return Err(Error::BatchTooLong {
@@ -1085,29 +1190,90 @@ fn check_journal_tail(trees: &Trees, head_seq: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// The writer thread's state.
-struct Writer {
+/// Groups the sequencer may have handed to the committer beyond the one being committed. One
+/// is enough to keep both threads busy (the sequencer works on group n+1 while group n is
+/// written and flushed); more would only let unacknowledged work and the overlays it keeps in
+/// memory pile up.
+const COMMIT_QUEUE_LEN: usize = 1;
+
+/// A group on its way from the sequencer to the committer.
+struct Commit {
+    group: Vec<Request>,
+    replies: Vec<Reply>,
+    /// What the group writes; `None` when every event failed. Such a group still goes
+    /// through the committer, because its results may rest on earlier groups that are not yet
+    /// durable, and nothing may be answered before the state it rests on is.
+    write: Option<GroupWrite>,
+}
+
+/// The writes of one group and what the committer needs to finish them.
+struct GroupWrite {
+    changes: Arc<Changes>,
+    writes: Writes,
+    head_seq: u64,
+    head_hash: [u8; 32],
+    /// Events journaled by the group's records.
+    events: u64,
+}
+
+/// A group the sequencer has applied to its view but the committer has not yet written to
+/// sled and published: its overlay stands in front of sled and the accounts map.
+struct InFlight {
+    head_seq: u64,
+    changes: Arc<Changes>,
+}
+
+/// The writer's first thread: gathers queued batches into groups, runs them through the
+/// state machine and encodes their journal records and writes, then hands each group to the
+/// [`Committer`]. It runs group n+1 while the committer writes and flushes group n, which puts
+/// the second core to work; group n+1 sees group n through the overlays of [`InFlight`]
+/// groups, so the two threads never disagree about the state.
+struct Sequencer {
     trees: Trees,
-    node_key: SigningKey,
+    /// The head after the last group sequenced (ahead of what is durable).
     head_seq: u64,
     head_hash: [u8; 32],
     last_timestamp: Timestamp,
-    last_checkpoint_seq: u64,
-    checkpoint_interval: u64,
-    log_file: File,
-    visibility: Arc<RwLock<()>>,
-    /// Shared with [`Ledger`] for lookups; only the writer changes it.
-    accounts: Arc<RwLock<HashMap<AccountId, Account>>>,
-    /// Accounts changed since the stored snapshot.
-    dirty: HashSet<AccountId>,
-    /// The journal record the stored snapshot is exact for.
-    accounts_seq: u64,
+    /// Shared with [`Ledger`] and the committer, which alone changes it.
+    accounts: Arc<RwLock<IdMap<AccountId, Account>>>,
+    /// Sequenced groups not yet published by the committer, oldest first (at most three:
+    /// one being committed, [`COMMIT_QUEUE_LEN`] queued, one being built).
+    in_flight: VecDeque<InFlight>,
+    /// The head of the last group the committer wrote to sled and published.
+    published_seq: Arc<AtomicU64>,
+    /// Set by the committer when it stops (fail-stop).
+    halted: Arc<AtomicBool>,
     /// Holds every transfer id this writer stored, plus, once `filter_ready`, every id stored
     /// before it started (see [`crate::filter`]).
     filter: IdFilter,
     filter_ready: bool,
     /// The background scan of the ids stored before the writer started.
     filter_build: Option<Receiver<Option<IdFilter>>>,
+}
+
+/// The writer's second thread: writes each group to sled in one crash-atomic batch, publishes
+/// its accounts, takes snapshots and checkpoints, makes the group durable and only then
+/// answers its callers. Groups are committed one at a time in sequence order, so a group is
+/// answered only once it and every group before it are durable.
+struct Committer {
+    trees: Trees,
+    node_key: SigningKey,
+    /// The head of the last group written to sled.
+    head_seq: u64,
+    head_hash: [u8; 32],
+    last_checkpoint_seq: u64,
+    checkpoint_interval: u64,
+    log_file: File,
+    visibility: Arc<RwLock<()>>,
+    /// Shared with [`Ledger`] for lookups and with the sequencer; only the committer changes
+    /// it, and only with what it writes to sled in the same step.
+    accounts: Arc<RwLock<IdMap<AccountId, Account>>>,
+    /// Accounts changed since the stored snapshot.
+    dirty: IdSet<AccountId>,
+    /// The journal record the stored snapshot is exact for.
+    accounts_seq: u64,
+    published_seq: Arc<AtomicU64>,
+    halted: Arc<AtomicBool>,
     reclaimer: Reclaimer,
     /// See [`Options::checkpoint_events_min`].
     checkpoint_events_min: u64,
@@ -1117,7 +1283,26 @@ struct Writer {
     events_since_checkpoint: u64,
 }
 
-impl Writer {
+/// Answers every request of `group` with `error` (the first) or "stopped" (the rest).
+fn refuse(group: Vec<Request>, error: Option<Error>, reason: &str) {
+    let mut error = error;
+    for request in group {
+        let answer = error.take().unwrap_or_else(|| Error::Stopped {
+            reason: reason.to_string(),
+        });
+        let _ = request.reply.send(Err(answer));
+    }
+}
+
+/// Records why the writer stopped (the first reason wins).
+fn record_stop(stopped: &Mutex<Option<String>>, reason: &str) {
+    stopped
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(|| reason.to_string());
+}
+
+impl Sequencer {
     /// Merges the background scan once it is done; until then the filter is not consulted.
     fn poll_filter_build(&mut self) {
         let Some(build) = &self.filter_build else {
@@ -1135,7 +1320,42 @@ impl Writer {
         }
     }
 
-    fn run(mut self, receiver: &Receiver<Request>, stopped: &Mutex<Option<String>>) {
+    fn run(
+        mut self,
+        receiver: &Receiver<Request>,
+        committer: Committer,
+        stopped: &Arc<Mutex<Option<String>>>,
+    ) {
+        let (commits, commit_receiver) = sync_channel::<Commit>(COMMIT_QUEUE_LEN);
+        let committer_stopped = Arc::clone(stopped);
+        let spawned = std::thread::Builder::new()
+            .name("ledger-commit".into())
+            .spawn(move || committer.run(&commit_receiver, &committer_stopped));
+        let committer_thread = match spawned {
+            Ok(handle) => handle,
+            Err(error) => {
+                let reason = format!("starting the ledger commit thread: {error}");
+                record_stop(stopped, &reason);
+                receiver
+                    .try_iter()
+                    .for_each(|request| refuse(vec![request], None, &reason));
+                return;
+            }
+        };
+        self.sequence(receiver, &commits, stopped);
+        // The committer finishes the groups already handed over, then sees the channel close.
+        drop(commits);
+        if committer_thread.join().is_err() {
+            record_stop(stopped, "the ledger commit thread panicked");
+        }
+    }
+
+    fn sequence(
+        &mut self,
+        receiver: &Receiver<Request>,
+        commits: &SyncSender<Commit>,
+        stopped: &Mutex<Option<String>>,
+    ) {
         // Callers answered by the last group: that many are likely to come straight back.
         let mut last_group_len = 1;
         while let Ok(first) = receiver.recv() {
@@ -1157,50 +1377,75 @@ impl Writer {
                 group.push(request);
             }
             last_group_len = group.len();
-            match self.commit_group(&group) {
-                Ok(replies) => {
-                    for (request, reply) in group.into_iter().zip(replies) {
-                        // A caller that gave up waiting is not an error of the ledger.
-                        let _ = request.reply.send(Ok(reply));
+            if self.halted.load(Ordering::Acquire) {
+                // The committer stopped: nothing more may be applied on top of state whose
+                // durability is unknown.
+                let reason = stop_reason(stopped);
+                refuse(group, None, &reason);
+                receiver
+                    .try_iter()
+                    .for_each(|request| refuse(vec![request], None, &reason));
+                return;
+            }
+            match self.sequence_group(&group) {
+                Ok((replies, write)) => {
+                    let commit = Commit {
+                        group,
+                        replies,
+                        write,
+                    };
+                    if let Err(unsent) = commits.send(commit) {
+                        // The committer is gone (it cannot end while we hold the sender unless
+                        // it panicked): nothing of this group was written.
+                        let reason = "the ledger commit thread ended".to_string();
+                        record_stop(stopped, &reason);
+                        refuse(unsent.0.group, None, &reason);
+                        return;
                     }
                 }
                 Err(error) => {
-                    // Fail-stop: nothing of this group is acknowledged, and no later batch
-                    // runs on top of state whose durability is unknown.
+                    // Fail-stop: nothing of this group is written, and no later batch runs on
+                    // top of a state machine that failed. Groups already handed over are
+                    // complete and correct; the committer still finishes them.
                     let reason = error.to_string();
-                    *stopped.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.clone());
-                    let mut error = Some(error);
-                    for request in group {
-                        let answer = error.take().unwrap_or_else(|| Error::Stopped {
-                            reason: reason.clone(),
-                        });
-                        let _ = request.reply.send(Err(answer));
-                    }
-                    for request in receiver.try_iter() {
-                        let _ = request.reply.send(Err(Error::Stopped {
-                            reason: reason.clone(),
-                        }));
-                    }
+                    record_stop(stopped, &reason);
+                    refuse(group, Some(error), &reason);
+                    receiver
+                        .try_iter()
+                        .for_each(|request| refuse(vec![request], None, &reason));
                     return;
                 }
             }
         }
     }
 
-    fn commit_group(&mut self, group: &[Request]) -> Result<Vec<Reply>, Error> {
+    /// Runs one group through the state machine on top of the in-flight groups and prepares
+    /// its writes; changes nothing stored.
+    fn sequence_group(
+        &mut self,
+        group: &[Request],
+    ) -> Result<(Vec<Reply>, Option<GroupWrite>), Error> {
         self.poll_filter_build();
-        let mut changes = Changes::new(self.last_timestamp);
-        let shared = Arc::clone(&self.accounts);
-        let accounts = shared.read().unwrap_or_else(PoisonError::into_inner);
-        let store = MemoryStore {
+        let published = self.published_seq.load(Ordering::Acquire);
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|group| group.head_seq <= published)
+        {
+            self.in_flight.pop_front();
+        }
+        let events = group.iter().map(Request::events).sum();
+        let mut changes = Changes::with_capacity(self.last_timestamp, events);
+        let store = WriterStore {
             trees: &self.trees,
-            accounts: &accounts,
+            accounts: &self.accounts,
+            in_flight: &self.in_flight,
             filter: self.filter_ready.then_some(&self.filter),
         };
         let mut replies = Vec::with_capacity(group.len());
         let mut records = Vec::new();
         let mut locations = Vec::new();
-        let mut records_entries_len = Vec::new();
+        let mut group_events = 0u64;
         let mut seq = self.head_seq;
         let mut prev_hash = self.head_hash;
         for request in group {
@@ -1239,7 +1484,8 @@ impl Writer {
                         locations.push((transfer.id, seq, index));
                     }
                 }
-                let entries_len = entries.len();
+                group_events =
+                    group_events.saturating_add(u64::try_from(entries.len()).unwrap_or(u64::MAX));
                 let record = Record {
                     seq,
                     prev_hash,
@@ -1249,105 +1495,182 @@ impl Writer {
                 let (bytes, hash) = record.encode();
                 prev_hash = hash;
                 records.push((seq, bytes));
-                records_entries_len.push(entries_len);
             }
         }
-        drop(accounts);
         if records.is_empty() {
-            // Every event failed: nothing to write. Earlier groups were already durable when
-            // they were answered, so these results rest only on durable state.
-            return Ok(replies);
+            // Every event failed: nothing to write, and the overlay is empty.
+            return Ok((replies, None));
         }
         check_group_balanced(&changes)?;
-        let mut writes = self.prepare(&changes, &records, &locations, seq, prev_hash);
+        let writes = prepare(&changes, &records, &locations, seq, prev_hash);
         // Into the filter before sled holds them (see `crate::filter`).
         for (id, _, _) in &locations {
             self.filter.insert(id.0);
         }
-        let group_events = records_events(&records_entries_len);
-        self.events_since_snapshot = self.events_since_snapshot.saturating_add(group_events);
-        self.events_since_checkpoint = self.events_since_checkpoint.saturating_add(group_events);
-        let snapshot_due = self.snapshot_due(seq)
+        self.head_seq = seq;
+        self.head_hash = prev_hash;
+        self.last_timestamp = changes.last_timestamp;
+        let changes = Arc::new(changes);
+        self.in_flight.push_back(InFlight {
+            head_seq: seq,
+            changes: Arc::clone(&changes),
+        });
+        Ok((
+            replies,
+            Some(GroupWrite {
+                changes,
+                writes,
+                head_seq: seq,
+                head_hash: prev_hash,
+                events: group_events,
+            }),
+        ))
+    }
+}
+
+fn stop_reason(stopped: &Mutex<Option<String>>) -> String {
+    stopped
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .unwrap_or_else(|| "the ledger writer stopped".into())
+}
+
+/// Splits located transfers (in record order) into runs of consecutive ids at consecutive
+/// entries of one record (see [`PREFIX_TRANSFER`]).
+fn transfer_runs(locations: &[(TransferId, u64, u32)]) -> Vec<(TransferId, TransferRun)> {
+    let mut runs: Vec<(TransferId, TransferRun)> = Vec::new();
+    for &(id, seq, index) in locations {
+        if let Some((first, run)) = runs.last_mut() {
+            let next_id = first.0.checked_add(u128::from(run.len));
+            let next_index = run.index.checked_add(run.len);
+            if run.seq == seq && next_id == Some(id.0) && next_index == Some(index) {
+                run.len += 1;
+                continue;
+            }
+        }
+        runs.push((id, TransferRun { seq, index, len: 1 }));
+    }
+    runs
+}
+
+/// The writes of one group, apart from the account snapshot (the committer adds it).
+fn prepare(
+    changes: &Changes,
+    records: &[(u64, Vec<u8>)],
+    locations: &[(TransferId, u64, u32)],
+    head_seq: u64,
+    head_hash: [u8; 32],
+) -> Writes {
+    let mut writes = Writes::default();
+    // The records hold exactly the transfers of `changes.transfers` (a failed linked chain
+    // is rolled back from both), so indexing the records indexes every one.
+    for (first, run) in transfer_runs(locations) {
+        writes.insert(PREFIX_TRANSFER, &id_key(first.0), &transfer_run_bytes(&run));
+    }
+    for (id, status) in &changes.pending {
+        writes.insert(PREFIX_PENDING, &id_key(id.0), &[status.to_byte()]);
+    }
+    for ((at, id), present) in &changes.expiry {
+        let key = expiry_key(*at, *id);
+        if *present {
+            writes.insert(PREFIX_EXPIRY, &key, &[]);
+        } else {
+            writes.remove(PREFIX_EXPIRY, &key);
+        }
+    }
+    for (id, balance) in &changes.history {
+        let key = history_key(*id, balance.timestamp);
+        writes.insert(PREFIX_HISTORY, &key, balance_bytes(balance));
+    }
+    for (seq, bytes) in records {
+        for (index, chunk) in bytes.chunks(JOURNAL_CHUNK_LEN).enumerate() {
+            // A record is at most a few megabytes (8,190 entries of 128 bytes), so the chunk
+            // index never nears u32::MAX.
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            writes.insert(PREFIX_JOURNAL, &chunk_key(*seq, index), chunk);
+        }
+    }
+    let mut head = Vec::with_capacity(40);
+    head.extend_from_slice(&head_seq.to_le_bytes());
+    head.extend_from_slice(&head_hash);
+    writes.insert(PREFIX_META, META_HEAD, head);
+    let last_timestamp = changes.last_timestamp.0.to_le_bytes();
+    writes.insert(PREFIX_META, META_LAST_TIMESTAMP, &last_timestamp);
+    writes
+}
+
+impl Committer {
+    fn run(mut self, receiver: &Receiver<Commit>, stopped: &Mutex<Option<String>>) {
+        while let Ok(commit) = receiver.recv() {
+            let written = match commit.write {
+                Some(write) => self.commit(write),
+                None => Ok(()),
+            };
+            match written {
+                Ok(()) => {
+                    for (request, reply) in commit.group.into_iter().zip(commit.replies) {
+                        // A caller that gave up waiting is not an error of the ledger.
+                        let _ = request.reply.send(Ok(reply));
+                    }
+                }
+                Err(error) => {
+                    // Fail-stop: nothing of this group is acknowledged, and no later group
+                    // (already sequenced on top of it) is written.
+                    let reason = error.to_string();
+                    record_stop(stopped, &reason);
+                    self.halted.store(true, Ordering::Release);
+                    refuse(commit.group, Some(error), &reason);
+                    for commit in receiver.iter() {
+                        refuse(commit.group, None, &reason);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes one group, publishes it and makes it durable.
+    fn commit(&mut self, write: GroupWrite) -> Result<(), Error> {
+        let GroupWrite {
+            changes,
+            mut writes,
+            head_seq,
+            head_hash,
+            events,
+        } = write;
+        self.events_since_snapshot = self.events_since_snapshot.saturating_add(events);
+        self.events_since_checkpoint = self.events_since_checkpoint.saturating_add(events);
+        let snapshot_due = self.snapshot_due(head_seq)
             && (self.events_since_snapshot >= self.checkpoint_events_min
-                || self.records_cap_reached(seq, self.accounts_seq));
+                || self.records_cap_reached(head_seq, self.accounts_seq));
         if snapshot_due {
-            self.snapshot_into(&mut writes, &changes.accounts, seq);
+            self.snapshot_into(&mut writes, &changes.accounts, head_seq);
         }
         let visibility = Arc::clone(&self.visibility);
         let _hidden = visibility.write().unwrap_or_else(PoisonError::into_inner);
         let writes_len = writes.len;
         self.trees.apply(writes, "committing a batch group")?;
         self.reclaimer.after_commit(writes_len);
-        shared
+        self.accounts
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(changes.accounts.iter().map(|(id, account)| (*id, *account)));
+        self.published_seq.store(head_seq, Ordering::Release);
         if snapshot_due {
-            self.snapshot_done(seq);
+            self.snapshot_done(head_seq);
         } else {
             self.dirty.extend(changes.accounts.keys().copied());
         }
-        self.head_seq = seq;
-        self.head_hash = prev_hash;
-        self.last_timestamp = changes.last_timestamp;
+        self.head_seq = head_seq;
+        self.head_hash = head_hash;
         if self.checkpoint_due()
             && (self.events_since_checkpoint >= self.checkpoint_events_min
                 || self.records_cap_reached(self.head_seq, self.last_checkpoint_seq))
         {
             self.checkpoint()?;
         }
-        self.make_durable()?;
-        Ok(replies)
-    }
-
-    fn prepare(
-        &self,
-        changes: &Changes,
-        records: &[(u64, Vec<u8>)],
-        locations: &[(TransferId, u64, u32)],
-        head_seq: u64,
-        head_hash: [u8; 32],
-    ) -> Writes {
-        let mut writes = Writes::default();
-        // The records hold exactly the transfers of `changes.transfers` (a failed linked
-        // chain is rolled back from both), so indexing the records indexes every one.
-        for (id, seq, index) in locations {
-            writes.insert(
-                PREFIX_TRANSFER,
-                &id_key(id.0),
-                &transfer_location_bytes(*seq, *index),
-            );
-        }
-        for (id, status) in &changes.pending {
-            writes.insert(PREFIX_PENDING, &id_key(id.0), &[status.to_byte()]);
-        }
-        for ((at, id), present) in &changes.expiry {
-            let key = expiry_key(*at, *id);
-            if *present {
-                writes.insert(PREFIX_EXPIRY, &key, &[]);
-            } else {
-                writes.remove(PREFIX_EXPIRY, &key);
-            }
-        }
-        for (id, balance) in &changes.history {
-            let key = history_key(*id, balance.timestamp);
-            writes.insert(PREFIX_HISTORY, &key, balance_bytes(balance));
-        }
-        for (seq, bytes) in records {
-            for (index, chunk) in bytes.chunks(JOURNAL_CHUNK_LEN).enumerate() {
-                // A record is at most a few megabytes (8,190 entries of 128 bytes), so the
-                // chunk index never nears u32::MAX.
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                writes.insert(PREFIX_JOURNAL, &chunk_key(*seq, index), chunk);
-            }
-        }
-        let mut head = Vec::with_capacity(40);
-        head.extend_from_slice(&head_seq.to_le_bytes());
-        head.extend_from_slice(&head_hash);
-        writes.insert(PREFIX_META, META_HEAD, head);
-        let last_timestamp = changes.last_timestamp.0.to_le_bytes();
-        writes.insert(PREFIX_META, META_LAST_TIMESTAMP, &last_timestamp);
-        writes
+        self.make_durable()
     }
 
     fn snapshot_due(&self, head_seq: u64) -> bool {
@@ -1356,7 +1679,7 @@ impl Writer {
 
     /// Adds to `writes` every account changed since the last snapshot (their values after
     /// this group: `changed` first, then memory) and moves the snapshot position to `seq`.
-    fn snapshot_into(&self, writes: &mut Writes, changed: &HashMap<AccountId, Account>, seq: u64) {
+    fn snapshot_into(&self, writes: &mut Writes, changed: &IdMap<AccountId, Account>, seq: u64) {
         let accounts = self.accounts.read().unwrap_or_else(PoisonError::into_inner);
         let ids = self
             .dirty
@@ -1491,4 +1814,93 @@ pub(crate) fn check_limits(account: &Account) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn located(ids: &[u128], seq: u64, first_index: u32) -> Vec<(TransferId, u64, u32)> {
+        ids.iter()
+            .zip(first_index..)
+            .map(|(id, index)| (TransferId(*id), seq, index))
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_ids_at_consecutive_entries_form_one_run() {
+        let runs = transfer_runs(&located(&[10, 11, 12, 13], 4, 0));
+        assert_eq!(
+            runs,
+            [(
+                TransferId(10),
+                TransferRun {
+                    seq: 4,
+                    index: 0,
+                    len: 4
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn runs_break_at_id_gaps_descending_ids_and_record_boundaries() {
+        let mut locations = located(&[10, 11, 13, 12], 4, 0);
+        locations.extend(located(&[14, 15], 5, 0));
+        let runs: Vec<(u128, u64, u32, u32)> = transfer_runs(&locations)
+            .into_iter()
+            .map(|(first, run)| (first.0, run.seq, run.index, run.len))
+            .collect();
+        assert_eq!(
+            runs,
+            [(10, 4, 0, 2), (13, 4, 2, 1), (12, 4, 3, 1), (14, 5, 0, 2)]
+        );
+    }
+
+    #[test]
+    fn a_skipped_entry_breaks_a_run_even_when_ids_are_consecutive() {
+        // A rolled-back linked chain leaves ids 20 and 21 at entries 0 and 2.
+        let runs = transfer_runs(&[(TransferId(20), 1, 0), (TransferId(21), 1, 2)]);
+        assert_eq!(runs.len(), 2);
+    }
+
+    #[test]
+    fn a_run_at_the_top_of_the_id_space_does_not_overflow() {
+        let top = u128::MAX - 1;
+        let runs = transfer_runs(&located(&[top, 1], 1, 0));
+        assert_eq!(runs.len(), 2);
+    }
+
+    #[test]
+    fn the_run_index_finds_every_stored_id_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trees = Trees::open(open_db(dir.path(), 1 << 20).expect("db")).expect("trees");
+        let mut writes = Writes::default();
+        let mut locations = located(&[100, 101, 102], 1, 0);
+        locations.extend(located(&[200], 1, 3));
+        locations.extend(located(&[103], 2, 0));
+        for (first, run) in transfer_runs(&locations) {
+            writes.insert(PREFIX_TRANSFER, &id_key(first.0), &transfer_run_bytes(&run));
+        }
+        trees.apply(writes, "test").expect("applied");
+        let expected = [
+            (99, None),
+            (100, Some((1, 0))),
+            (101, Some((1, 1))),
+            (102, Some((1, 2))),
+            (103, Some((2, 0))),
+            (104, None),
+            (199, None),
+            (200, Some((1, 3))),
+            (201, None),
+            (u128::MAX, None),
+        ];
+        for (id, location) in expected {
+            assert_eq!(
+                trees.transfer_location(TransferId(id)).expect("read"),
+                location,
+                "id {id}"
+            );
+        }
+    }
 }

@@ -55,6 +55,7 @@ mod audit;
 mod codec;
 mod error;
 mod filter;
+mod idhash;
 mod journal;
 mod ledger;
 mod model;

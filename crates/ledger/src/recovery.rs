@@ -7,19 +7,20 @@
 //! journal, which is written and made durable with every group, is the source of truth.
 //! Opening replays the records after the snapshot onto it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::codec::{self, decode_account};
 use crate::error::Error;
+use crate::idhash::{IdMap, IdSet};
 use crate::journal::{BalancesDigest, Entries, Record, chunk_key, decode_chunk_key};
 use crate::ledger::{META_ACCOUNTS_SEQ, Trees};
 use crate::model::{Account, AccountId, TransferFlags};
 
 /// Accounts as of the journal head.
 pub(crate) struct Loaded {
-    pub(crate) accounts: HashMap<AccountId, Account>,
+    pub(crate) accounts: IdMap<AccountId, Account>,
     /// Accounts changed after the snapshot: the next snapshot must write them.
-    pub(crate) dirty: HashSet<AccountId>,
+    pub(crate) dirty: IdSet<AccountId>,
     /// The journal record the stored snapshot is exact for.
     pub(crate) accounts_seq: u64,
 }
@@ -47,13 +48,13 @@ pub(crate) fn accounts_seq(trees: &Trees) -> Result<u64, Error> {
 /// wrong).
 pub(crate) fn load_accounts(trees: &Trees) -> Result<Loaded, Error> {
     let accounts_seq = accounts_seq(trees)?;
-    let mut accounts = HashMap::new();
+    let mut accounts = IdMap::default();
     for item in trees.accounts.iter() {
         let (_, bytes) = item.map_err(Error::storage("loading accounts"))?;
         let account = decode_account(&bytes).map_err(Error::corrupt("account"))?;
         accounts.insert(account.id, account);
     }
-    let mut dirty = HashSet::new();
+    let mut dirty = IdSet::default();
     let Some(start) = accounts_seq.checked_add(1) else {
         return Ok(Loaded {
             accounts,
@@ -89,8 +90,8 @@ fn replay(
     trees: &Trees,
     seq: u64,
     bytes: &[u8],
-    accounts: &mut HashMap<AccountId, Account>,
-    dirty: &mut HashSet<AccountId>,
+    accounts: &mut IdMap<AccountId, Account>,
+    dirty: &mut IdSet<AccountId>,
 ) -> Result<(), Error> {
     let what = format!("journal record {seq}");
     let decoded = Record::decode(bytes).map_err(Error::corrupt(what.clone()))?;
@@ -182,7 +183,7 @@ fn replay(
 }
 
 fn account_mut<'a>(
-    accounts: &'a mut HashMap<AccountId, Account>,
+    accounts: &'a mut IdMap<AccountId, Account>,
     id: AccountId,
     broken: &dyn Fn(String) -> Error,
 ) -> Result<&'a mut Account, Error> {
@@ -192,7 +193,7 @@ fn account_mut<'a>(
 }
 
 /// The balances digest (see [`BalancesDigest`]) of accounts held in memory, in id order.
-pub(crate) fn digest(accounts: &HashMap<AccountId, Account>) -> ([u8; 32], u64) {
+pub(crate) fn digest(accounts: &IdMap<AccountId, Account>) -> ([u8; 32], u64) {
     let sorted: BTreeMap<AccountId, &Account> = accounts.iter().map(|(id, a)| (*id, a)).collect();
     let mut digest = BalancesDigest::new();
     sorted.values().for_each(|account| digest.add(account));

@@ -7,8 +7,10 @@
 //! Nothing here writes to sled: the writer turns the overlay into sled batches afterwards.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 use crate::Error;
+use crate::idhash::IdMap;
 use crate::journal::Entries;
 use crate::model::{
     Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,
@@ -48,14 +50,14 @@ struct Savepoint {
 #[derive(Default)]
 pub(crate) struct Changes {
     /// Latest value of every account created or changed in this group.
-    pub(crate) accounts: HashMap<AccountId, Account>,
+    pub(crate) accounts: IdMap<AccountId, Account>,
     /// Committed value (or absence) of each account before this group first touched it; used
     /// to check that the group's debits equal its credits before writing.
-    pub(crate) accounts_before: HashMap<AccountId, Option<Account>>,
+    pub(crate) accounts_before: IdMap<AccountId, Option<Account>>,
     /// Transfers created in this group.
-    pub(crate) transfers: HashMap<TransferId, Transfer>,
+    pub(crate) transfers: IdMap<TransferId, Transfer>,
     /// Pending-status changes.
-    pub(crate) pending: HashMap<TransferId, PendingStatus>,
+    pub(crate) pending: IdMap<TransferId, PendingStatus>,
     /// Expiry-index changes: `true` inserted, `false` removed.
     pub(crate) expiry: BTreeMap<(Timestamp, TransferId), bool>,
     /// Balance snapshots for `HISTORY` accounts.
@@ -84,6 +86,21 @@ impl Changes {
         Self {
             last_timestamp,
             ..Self::default()
+        }
+    }
+
+    /// An empty overlay sized for `events` events, so that a full group never rehashes
+    /// (measured: growing the maps was a tenth of the state machine's time for full batches).
+    pub(crate) fn with_capacity(last_timestamp: Timestamp, events: usize) -> Self {
+        // A transfer changes two accounts; its undo log holds the two accounts, the transfer
+        // and, when pending, its status and expiry.
+        let accounts = events.saturating_mul(2);
+        Self {
+            accounts: IdMap::with_capacity_and_hasher(accounts, Default::default()),
+            accounts_before: IdMap::with_capacity_and_hasher(accounts, Default::default()),
+            transfers: IdMap::with_capacity_and_hasher(events, Default::default()),
+            undo: Vec::with_capacity(events.saturating_mul(3)),
+            ..Self::new(last_timestamp)
         }
     }
 
@@ -725,7 +742,7 @@ trait OverlayMap<K, V> {
     fn delete(&mut self, key: &K);
 }
 
-impl<K: std::hash::Hash + Eq, V> OverlayMap<K, V> for HashMap<K, V> {
+impl<K: std::hash::Hash + Eq, V, S: BuildHasher> OverlayMap<K, V> for HashMap<K, V, S> {
     fn put(&mut self, key: K, value: V) {
         self.insert(key, value);
     }

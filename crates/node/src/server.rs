@@ -1,1 +1,425 @@
-//! (being written)
+//! The node's three listeners, with every limit applied in one place.
+//!
+//! - **public** (`listen.public`): `kakehashi.v1.Payments`, `grpc.health.v1.Health` and server
+//!   reflection in both protocol versions (`grpc.reflection.v1` and `v1alpha`: grpcurl speaks
+//!   both, Python's grpcio-reflection only v1alpha). TLS; a client certificate is optional but
+//!   must be recognized when presented.
+//! - **relay** (`listen.relay`): `kakehashi.v1.Relay` and health, mutual TLS: a peer whose
+//!   certificate the node's jurisdiction does not recognize for node TLS under the agreement is
+//!   refused at the handshake.
+//! - **metrics** (`listen.metrics`): plain HTTP, `GET /metrics` ([`crate::metrics`]).
+//!
+//! Use is two-step so callers learn the real addresses when configured with port 0:
+//! [`bind`] opens the sockets, [`Bound::run`] serves until the shutdown future completes.
+//!
+//! TLS is terminated here, not by tonic (tonic's `ServerTlsConfig` has no hook for a custom
+//! client-certificate verifier): each accepted TCP connection gets its own task that runs the
+//! handshake under a timeout and hands the TLS stream to tonic through a bounded channel. A
+//! failed or slow handshake is logged and counted (`kakehashi_tls_refusals_total`); it never
+//! stops the accept loop. At most [`HANDSHAKES_IN_FLIGHT_MAX`] handshakes run at once per
+//! listener.
+//!
+//! Limits from `[limits]`: message size (decoding and encoding, on each service), requests in
+//! flight per connection and per listener, request deadline, HTTP/2 streams per connection,
+//! HTTP/2 keepalive, TLS handshake deadline; TCP_NODELAY on every accepted socket.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kakehashi_pki::mra::Mra;
+use kakehashi_proto::v1::payments_server::{Payments, PaymentsServer};
+use kakehashi_proto::v1::relay_server::{Relay, RelayServer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
+
+use crate::config::{Config, Limits, Listen};
+use crate::metrics::{Listener, Metrics, serve_metrics};
+use crate::tls::{TlsError, TlsIdentity, public_server_config, relay_server_config};
+
+/// TLS handshakes in progress at once on one listener. A handshake costs one Ed25519
+/// signature and a chain recognition (well under a millisecond each); 256 concurrent ones
+/// bound the memory a flood of half-open connections can take while letting bursts through.
+pub const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
+
+/// Completed TLS connections waiting for tonic to pick them up. tonic takes them as fast as
+/// it can spawn a task, so the queue stays nearly empty; the bound only applies back-pressure
+/// to the handshake tasks if it ever does not.
+pub const ACCEPTED_QUEUE_LEN: usize = 64;
+
+/// Pause after a failed `accept` (for example EMFILE, out of file descriptors) before trying
+/// again, so the loop does not spin while the condition lasts.
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Why the node could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listening socket could not be opened.
+    #[error("cannot listen on {addr} ({listener}): {source}; is another node using the port?")]
+    Bind {
+        /// `public`, `relay` or `metrics`.
+        listener: &'static str,
+        /// The configured address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TLS could not be set up (identity, agreement, verifier).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The reflection service could not be built from the descriptor set.
+    #[error("cannot build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A gRPC listener stopped with an error.
+    #[error("{listener} listener failed: {source}")]
+    Transport {
+        /// `public` or `relay`.
+        listener: &'static str,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
+    /// The metrics listener stopped with an error.
+    #[error("metrics listener failed: {0}")]
+    Metrics(std::io::Error),
+    /// A listener task panicked or was cancelled.
+    #[error("{listener} listener task ended abnormally: {source}")]
+    Task {
+        /// Which listener.
+        listener: &'static str,
+        /// The join error.
+        source: tokio::task::JoinError,
+    },
+}
+
+/// The bound addresses of the three listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addresses {
+    /// Payments + health + reflection.
+    pub public: SocketAddr,
+    /// Relay + health.
+    pub relay: SocketAddr,
+    /// GET /metrics.
+    pub metrics: SocketAddr,
+}
+
+/// What TLS peers are recognized under: the signed agreement, plus CRLs (DER) fresher than
+/// the agreement's snapshot (RFC 5280 §6.3), checked on both listeners.
+#[derive(Clone, Debug)]
+pub struct PeerTrust {
+    /// The loaded agreement.
+    pub mra: Arc<Mra>,
+    /// Extra CRLs, DER.
+    pub crls: Vec<Vec<u8>>,
+}
+
+impl From<Arc<Mra>> for PeerTrust {
+    fn from(mra: Arc<Mra>) -> Self {
+        Self {
+            mra,
+            crls: Vec::new(),
+        }
+    }
+}
+
+/// Open listening sockets, not yet serving.
+#[derive(Debug)]
+pub struct Bound {
+    public: TcpListener,
+    relay: TcpListener,
+    metrics: TcpListener,
+    addresses: Addresses,
+}
+
+/// Opens the three listening sockets of `listen` (port 0 picks a free port).
+pub async fn bind(listen: &Listen) -> Result<Bound, ServeError> {
+    let open = |listener: &'static str, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                listener,
+                addr,
+                source,
+            })
+    };
+    let public = open("public", listen.public).await?;
+    let relay = open("relay", listen.relay).await?;
+    let metrics = open("metrics", listen.metrics).await?;
+    let local = |listener: &'static str, socket: &TcpListener, addr: SocketAddr| {
+        socket.local_addr().map_err(|source| ServeError::Bind {
+            listener,
+            addr,
+            source,
+        })
+    };
+    let addresses = Addresses {
+        public: local("public", &public, listen.public)?,
+        relay: local("relay", &relay, listen.relay)?,
+        metrics: local("metrics", &metrics, listen.metrics)?,
+    };
+    Ok(Bound {
+        public,
+        relay,
+        metrics,
+        addresses,
+    })
+}
+
+impl Bound {
+    /// The addresses actually bound.
+    pub fn addresses(&self) -> Addresses {
+        self.addresses
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, drains open connections and
+    /// returns. `trust` is the loaded agreement (the node's jurisdiction must be a party),
+    /// optionally with fresher CRLs; an `Arc<Mra>` converts into it. The TLS identity is read
+    /// from `config.tls`. Returns the first listener error, if any.
+    pub async fn run<P, R>(
+        self,
+        config: &Config,
+        trust: impl Into<PeerTrust>,
+        payments: P,
+        relay: R,
+        metrics: Arc<Metrics>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError>
+    where
+        P: Payments,
+        R: Relay,
+    {
+        let PeerTrust { mra, crls } = trust.into();
+        let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
+        let relay_tls = relay_server_config(
+            &identity,
+            Arc::clone(&mra),
+            &config.jurisdiction,
+            crls.clone(),
+        )?;
+        let public_tls = public_server_config(&identity, mra, &config.jurisdiction, crls)?;
+        let limits = &config.limits;
+
+        let payments = PaymentsServer::new(payments)
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        let relay = RelayServer::new(relay)
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<PaymentsServer<P>>().await;
+        health_reporter.set_serving::<RelayServer<R>>().await;
+        let reflection_v1 = reflection()
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .build_v1()?;
+        let reflection_v1alpha = reflection()
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+            .build_v1alpha()?;
+
+        // One shutdown signal fanned out to every listener.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                // An error means the sender is gone, which also means stop.
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+
+        let handshake = Duration::from_millis(limits.tls_handshake_timeout_ms);
+        let public_incoming = tls_incoming(
+            self.public,
+            TlsAcceptor::from(public_tls),
+            Listener::Public,
+            handshake,
+            Arc::clone(&metrics),
+        );
+        let relay_incoming = tls_incoming(
+            self.relay,
+            TlsAcceptor::from(relay_tls),
+            Listener::Relay,
+            handshake,
+            Arc::clone(&metrics),
+        );
+
+        let public_router = server(limits)
+            .add_service(payments)
+            .add_service(health.clone())
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+        let relay_router = server(limits).add_service(relay).add_service(health);
+
+        let public_task =
+            tokio::spawn(public_router.serve_with_incoming_shutdown(public_incoming, stopped()));
+        let relay_task =
+            tokio::spawn(relay_router.serve_with_incoming_shutdown(relay_incoming, stopped()));
+        let metrics_task = tokio::spawn(serve_metrics(self.metrics, metrics, stopped()));
+        tracing::info!(
+            jurisdiction = %config.jurisdiction,
+            public = %self.addresses.public,
+            relay = %self.addresses.relay,
+            metrics = %self.addresses.metrics,
+            "node listening"
+        );
+
+        let (public, relay, metrics) = tokio::join!(public_task, relay_task, metrics_task);
+        signal.abort();
+        public
+            .map_err(|source| ServeError::Task {
+                listener: "public",
+                source,
+            })?
+            .map_err(|source| ServeError::Transport {
+                listener: "public",
+                source,
+            })?;
+        relay
+            .map_err(|source| ServeError::Task {
+                listener: "relay",
+                source,
+            })?
+            .map_err(|source| ServeError::Transport {
+                listener: "relay",
+                source,
+            })?;
+        metrics
+            .map_err(|source| ServeError::Task {
+                listener: "metrics",
+                source,
+            })?
+            .map_err(ServeError::Metrics)?;
+        Ok(())
+    }
+}
+
+/// Binds and serves in one call (see [`bind`] and [`Bound::run`]).
+pub async fn serve<P, R>(
+    config: &Config,
+    mra: Arc<Mra>,
+    payments: P,
+    relay: R,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError>
+where
+    P: Payments,
+    R: Relay,
+{
+    bind(&config.listen)
+        .await?
+        .run(config, mra, payments, relay, metrics, shutdown)
+        .await
+}
+
+/// The reflection builder for the public listener: the kakehashi descriptors (Payments only
+/// is advertised; Relay is not served there) and health's.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kakehashi_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(kakehashi_proto::v1::payments_server::SERVICE_NAME)
+        .with_service_name("grpc.health.v1.Health")
+}
+
+/// A tonic server builder with the configured limits.
+fn server(
+    limits: &Limits,
+) -> Server<
+    tower::layer::util::Stack<
+        tower::limit::GlobalConcurrencyLimitLayer,
+        tower::layer::util::Identity,
+    >,
+> {
+    Server::builder()
+        .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
+        .timeout(Duration::from_millis(limits.request_timeout_ms))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(
+            limits.http2_keepalive_interval_secs,
+        )))
+        .http2_keepalive_timeout(Some(Duration::from_secs(
+            limits.http2_keepalive_timeout_secs,
+        )))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
+}
+
+/// Accepts TCP connections on `listener`, runs each TLS handshake in its own task under
+/// `handshake_timeout`, and yields the established streams. Failures are logged and counted,
+/// and the loop goes on. The loop ends when tonic drops the stream (shutdown).
+fn tls_incoming(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    name: Listener,
+    handshake_timeout: Duration,
+    metrics: Arc<Metrics>,
+) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(ACCEPTED_QUEUE_LEN);
+    let permits = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
+    tokio::spawn(async move {
+        loop {
+            let permit = tokio::select! {
+                () = tx.closed() => break,
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    // The semaphore is never closed.
+                    Err(_) => break,
+                },
+            };
+            let (tcp, peer) = tokio::select! {
+                () = tx.closed() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(listener = name.as_str(), error = %e, "accept failed");
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(listener = name.as_str(), %peer, error = %e, "TCP_NODELAY not set");
+            }
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            let metrics = Arc::clone(&metrics);
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        // A send error means the server is shutting down; the connection is
+                        // dropped, which closes it.
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => {
+                        metrics.tls_refused(name);
+                        tracing::warn!(
+                            listener = name.as_str(),
+                            %peer,
+                            error = %e,
+                            "TLS handshake failed; connection refused"
+                        );
+                    }
+                    Err(_) => {
+                        metrics.tls_refused(name);
+                        tracing::warn!(
+                            listener = name.as_str(),
+                            %peer,
+                            timeout_ms = handshake_timeout.as_millis() as u64,
+                            "TLS handshake timed out; connection dropped"
+                        );
+                    }
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}

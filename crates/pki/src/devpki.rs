@@ -1,8 +1,10 @@
 //! The development PKI generator behind `kakehashi pki init`: for Japan (JP) and Singapore
 //! (SG) each a root CA, an issuing CA, three fictitious banks with payment-signing
 //! certificates, a node TLS certificate, a receipt-signing certificate and CRLs; a third
-//! jurisdiction (TH) that the agreement does not recognize; negative fixtures for auditors; and
-//! the mutual-recognition agreement (`mra.toml`), signed by every party.
+//! jurisdiction (TH) with one bank and a node, which recognizes JP and SG but is not recognized
+//! by them; negative fixtures for auditors, among them node TLS certificates with exactly one
+//! defect each for the relay's handshake tests; and the mutual-recognition agreement
+//! (`mra.toml`), signed by every party.
 //!
 //! Every private key derives from a seed (SHA-256 of a domain-separation label, the seed and
 //! the key's name), and every date and serial number is fixed, so the same seed regenerates the
@@ -58,6 +60,11 @@ const LEAF_NOT_AFTER: OffsetDateTime = datetime!(2035-06-01 00:00:00 UTC);
 /// The expired fixture ends in 2025, before any pinned validation time.
 const EXPIRED_NOT_BEFORE: OffsetDateTime = datetime!(2025-01-01 00:00:00 UTC);
 const EXPIRED_NOT_AFTER: OffsetDateTime = datetime!(2025-12-31 23:59:59 UTC);
+/// The expired node TLS fixture: a one-year certificate that ended on 2026-02-01. Nodes check
+/// their peers at the real clock, so it must already be expired on the day it was added
+/// (2026-11-28) as well as at the pinned validation time.
+const NODE_EXPIRED_NOT_BEFORE: OffsetDateTime = datetime!(2025-02-01 00:00:00 UTC);
+const NODE_EXPIRED_NOT_AFTER: OffsetDateTime = datetime!(2026-02-01 00:00:00 UTC);
 /// The not-yet-valid fixture starts in 2040.
 const FUTURE_NOT_BEFORE: OffsetDateTime = datetime!(2040-01-01 00:00:00 UTC);
 const FUTURE_NOT_AFTER: OffsetDateTime = datetime!(2042-01-01 00:00:00 UTC);
@@ -70,6 +77,11 @@ const MRA_NOT_BEFORE: &str = "2026-01-01T00:00:00Z";
 const MRA_NOT_AFTER: &str = "2046-01-01T00:00:00Z";
 const ROW_NOT_BEFORE: &str = "2026-01-01T00:00:00Z";
 const ROW_NOT_AFTER: &str = "2036-01-01T00:00:00Z";
+
+/// Serial indices of the node fixtures under JP's issuing CA (kind 0x40, after the six bank
+/// fixtures), so the CRL entry and the README name the same serial.
+const NODE_EXPIRED_INDEX: u8 = 7;
+const NODE_REVOKED_INDEX: u8 = 8;
 
 /// id-ce-certificatePolicies (RFC 5280 §4.2.1.4).
 const OID_CERTIFICATE_POLICIES: &[u64] = &[2, 5, 29, 32];
@@ -158,7 +170,8 @@ const SG: JurisdictionSpec = JurisdictionSpec {
 };
 
 /// Thailand is a party that has acceded one way: it recognizes JP and SG, but they do not yet
-/// recognize it.
+/// recognize it. It runs a node, so a third-jurisdiction relay test can extend the agreement
+/// at test time and use TH's committed identities.
 const TH: JurisdictionSpec = JurisdictionSpec {
     code: "TH",
     name: "Thailand",
@@ -171,7 +184,7 @@ const TH: JurisdictionSpec = JurisdictionSpec {
         revoked: false,
     }],
     in_mra: true,
-    has_node: false,
+    has_node: true,
 };
 
 /// A PKI the agreement does not mention at all. ISO 3166 reserves numeric codes 900–999 and
@@ -336,6 +349,15 @@ pub const FIXTURES: &[Fixture] = &[
         why: "SG anchor; row JP-recognizes-SG",
     },
     Fixture {
+        name: "th-node-tls-own",
+        chain: "th/node/tls.pem",
+        anchor: "TH",
+        relying: "TH",
+        purpose: Purpose::NodeTls,
+        expected: Expected::Recognized,
+        why: "TH anchor; TH always recognizes itself",
+    },
+    Fixture {
         name: "expired",
         chain: "fixtures/expired/chain.pem",
         anchor: "JP",
@@ -415,6 +437,46 @@ pub const FIXTURES: &[Fixture] = &[
         purpose: Purpose::PaymentSigning,
         expected: Expected::PathLength,
         why: "JP issuing CA (pathLenConstraint 0) issued a sub-CA that issued the leaf",
+    },
+    // Node TLS certificates for the relay's handshake tests: each is like `jp/node/tls.pem`
+    // (both TLS usages, the same names, the substantial policy) except for one defect.
+    Fixture {
+        name: "node-expired",
+        chain: "fixtures/node-expired/chain.pem",
+        anchor: "JP",
+        relying: "SG",
+        purpose: Purpose::NodeTls,
+        expected: Expected::Expired,
+        why: "JP node TLS leaf valid 2025-02-01 → 2026-02-01, expired at the validation time \
+              and at any clock after 2026-02-01",
+    },
+    Fixture {
+        name: "node-revoked",
+        chain: "fixtures/node-revoked/chain.pem",
+        anchor: "JP",
+        relying: "SG",
+        purpose: Purpose::NodeTls,
+        expected: Expected::Revoked,
+        why: "JP node TLS leaf whose serial jp/crl.pem lists (keyCompromise, 2025-09-01)",
+    },
+    Fixture {
+        name: "node-unknown-pki",
+        chain: "fixtures/node-unknown-pki/chain.pem",
+        anchor: "",
+        relying: "SG",
+        purpose: Purpose::NodeTls,
+        expected: Expected::UnknownIssuer,
+        why: "node TLS leaf issued by the XX issuing CA (fixtures/unknown-root/pki), which \
+              leads to no anchor of any party",
+    },
+    Fixture {
+        name: "th-node-tls",
+        chain: "th/node/tls.pem",
+        anchor: "TH",
+        relying: "SG",
+        purpose: Purpose::NodeTls,
+        expected: Expected::UnrecognizedJurisdiction,
+        why: "validates to the TH anchor, but no row says SG recognizes TH for node-tls",
     },
 ];
 
@@ -507,11 +569,17 @@ pub fn generate(seed: &str) -> Result<DevPki, DevPkiError> {
         seed,
         files: BTreeMap::new(),
     };
-    let jp = generator.jurisdiction(&JP)?;
+    let mut jp = generator.jurisdiction(&JP)?;
     let sg = generator.jurisdiction(&SG)?;
     let th = generator.jurisdiction(&TH)?;
     // XX's files are generated, then moved under the unknown-root fixture.
-    generator.jurisdiction(&XX)?;
+    let xx = generator.jurisdiction(&XX)?;
+    // JP's CRL lists the revoked node fixture, so the node fixtures are issued before the CRLs
+    // are signed, and the CRLs before the agreement that references them.
+    generator.node_fixtures(&mut jp, &xx)?;
+    for party in [&jp, &sg, &th, &xx] {
+        generator.crls(party)?;
+    }
     generator.fixtures(&jp)?;
     generator.mra(&[&jp, &sg, &th])?;
     generator.put("dev-seed.txt", format!("{seed}\n").into_bytes());
@@ -559,8 +627,11 @@ struct Ca {
 /// The generated hierarchy of one jurisdiction.
 struct Generated {
     spec: &'static JurisdictionSpec,
+    root: Ca,
     issuing: Ca,
     authority: DalekSigningKey,
+    /// Serials of leaves the issuing CA has revoked; its CRL is signed once all are known.
+    revoked: Vec<u64>,
 }
 
 /// What a leaf certificate asserts.
@@ -694,22 +765,12 @@ impl Generator<'_> {
         }
 
         if spec.has_node {
-            let node_name = format!("{dir}-node.kakehashi.test");
-            let tls = LeafSpec {
-                label: format!("{dir}/node/tls"),
-                common_name: node_name.clone(),
-                organization: format!("Kakehashi {} Node (development)", spec.code),
-                serial: serial(spec.number, 0x20, 1),
-                ekus: &[EKU_SERVER_AUTH, EKU_CLIENT_AUTH],
-                policy: Some(policy_oid(spec.number, AssuranceLevel::Substantial)),
-                not_before: LEAF_NOT_BEFORE,
-                not_after: LEAF_NOT_AFTER,
-                alt_names: vec![
-                    dns("localhost")?,
-                    dns(&node_name)?,
-                    SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                ],
-            };
+            let tls = node_tls(
+                spec,
+                spec,
+                format!("{dir}/node/tls"),
+                serial(spec.number, 0x20, 1),
+            )?;
             self.leaf(&issuing, &tls, &format!("{dir}/node/tls"))?;
             let receipt = LeafSpec {
                 label: format!("{dir}/node/receipt"),
@@ -725,13 +786,6 @@ impl Generator<'_> {
             self.leaf(&issuing, &receipt, &format!("{dir}/node/receipt"))?;
         }
 
-        // The issuing CA's CRL revokes the jurisdiction's third bank; the root's CRL covers the
-        // issuing CA and revokes nothing, so revocation can be required on every certificate.
-        let crl = crl_for(&issuing, &revoked, &format!("{dir} issuing CRL"))?;
-        self.put(&format!("{dir}/crl.pem"), crl.into_bytes());
-        let root_crl = crl_for(&root, &[], &format!("{dir} root CRL"))?;
-        self.put(&format!("{dir}/root-crl.pem"), root_crl.into_bytes());
-
         let authority = derive_key(self.seed, &format!("mra-authority/{dir}"));
         if spec.in_mra {
             let pem = pkcs8_v1_pem(&authority);
@@ -739,9 +793,72 @@ impl Generator<'_> {
         }
         Ok(Generated {
             spec,
+            root,
             issuing,
             authority,
+            revoked,
         })
+    }
+
+    /// Writes a jurisdiction's CRLs. The issuing CA's CRL lists every leaf it revoked (the
+    /// third bank, and for JP the revoked node fixture); the root's CRL covers the issuing CA
+    /// and revokes nothing, so revocation can be required on every certificate.
+    fn crls(&mut self, party: &Generated) -> Result<(), DevPkiError> {
+        let dir = party.spec.code.to_ascii_lowercase();
+        let crl = crl_for(
+            &party.issuing,
+            &party.revoked,
+            &format!("{dir} issuing CRL"),
+        )?;
+        self.put(&format!("{dir}/crl.pem"), crl.into_bytes());
+        let root_crl = crl_for(&party.root, &[], &format!("{dir} root CRL"))?;
+        self.put(&format!("{dir}/root-crl.pem"), root_crl.into_bytes());
+        Ok(())
+    }
+
+    /// Node TLS fixtures for the relay's handshake tests. Each has exactly one defect and is
+    /// otherwise what `jp/node/tls.pem` is: serverAuth and clientAuth, SAN DNS `localhost` and
+    /// `jp-node.kakehashi.test` and IP `127.0.0.1`, the issuer's substantial policy, and the
+    /// same subject apart from a common name that says which fixture it is.
+    fn node_fixtures(&mut self, jp: &mut Generated, xx: &Generated) -> Result<(), DevPkiError> {
+        let n = jp.spec.number;
+
+        // Expired before the day it was made, so a node on the real clock refuses it too.
+        let mut expired = node_tls(
+            jp.spec,
+            jp.spec,
+            "fixtures/node-expired".into(),
+            serial(n, 0x40, NODE_EXPIRED_INDEX),
+        )?;
+        expired.common_name = "jp-node.kakehashi.test (expired fixture)".into();
+        expired.not_before = NODE_EXPIRED_NOT_BEFORE;
+        expired.not_after = NODE_EXPIRED_NOT_AFTER;
+        self.leaf(&jp.issuing, &expired, "fixtures/node-expired/chain")?;
+
+        // Revoked: JP's issuing CA lists this serial in jp/crl.pem (RFC 5280 §5.3.1
+        // keyCompromise), the same entry shape as the revoked bank's.
+        let mut revoked = node_tls(
+            jp.spec,
+            jp.spec,
+            "fixtures/node-revoked".into(),
+            serial(n, 0x40, NODE_REVOKED_INDEX),
+        )?;
+        revoked.common_name = "jp-node.kakehashi.test (revoked fixture)".into();
+        self.leaf(&jp.issuing, &revoked, "fixtures/node-revoked/chain")?;
+        jp.revoked.push(revoked.serial);
+
+        // An impostor: it names itself a JP node, but the unlisted XX PKI issued it under XX's
+        // substantial policy. The chain ends at XX's issuing CA, whose root is no party's
+        // anchor (it is in fixtures/unknown-root/pki for inspection).
+        let mut unknown = node_tls(
+            jp.spec,
+            xx.spec,
+            "fixtures/node-unknown-pki".into(),
+            serial(xx.spec.number, 0x20, 1),
+        )?;
+        unknown.common_name = "jp-node.kakehashi.test (unknown PKI fixture)".into();
+        self.leaf(&xx.issuing, &unknown, "fixtures/node-unknown-pki/chain")?;
+        Ok(())
     }
 
     /// Issues a leaf, writes `<file>.pem` (leaf then issuing CA) and `<file>.key.pem`, and
@@ -1086,6 +1203,34 @@ fn leaf_params(leaf: &LeafSpec<'_>) -> Result<CertificateParams, DevPkiError> {
     Ok(params)
 }
 
+/// A node TLS leaf: serverAuth and clientAuth (either end of mutual TLS), SAN DNS `localhost`
+/// and `<code>-node.kakehashi.test` and IP `127.0.0.1` (nodes listen on loopback in
+/// development), valid 2025-06-01 → 2035-06-01. `named` gives the names, `issuer` the
+/// substantial policy OID; they differ only for the unknown-PKI impostor fixture.
+fn node_tls(
+    named: &JurisdictionSpec,
+    issuer: &JurisdictionSpec,
+    label: String,
+    serial: u64,
+) -> Result<LeafSpec<'static>, DevPkiError> {
+    let node_name = format!("{}-node.kakehashi.test", named.code.to_ascii_lowercase());
+    Ok(LeafSpec {
+        label,
+        common_name: node_name.clone(),
+        organization: format!("Kakehashi {} Node (development)", named.code),
+        serial,
+        ekus: &[EKU_SERVER_AUTH, EKU_CLIENT_AUTH],
+        policy: Some(policy_oid(issuer.number, AssuranceLevel::Substantial)),
+        not_before: LEAF_NOT_BEFORE,
+        not_after: LEAF_NOT_AFTER,
+        alt_names: vec![
+            dns("localhost")?,
+            dns(&node_name)?,
+            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        ],
+    })
+}
+
 fn dns(name: &str) -> Result<SanType, DevPkiError> {
     let ia5 = rcgen::string::Ia5String::try_from(name.to_owned()).map_err(|cause| {
         DevPkiError::Generate {
@@ -1228,6 +1373,11 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// `YYYY-MM-DD` of a fixed date, for the README.
+fn rfc3339_date(t: OffsetDateTime) -> String {
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
 fn readme(seed: &str) -> String {
     let mut table = String::new();
     table.push_str("| fixture | chain | relying | purpose | verdict | rule | why |\n");
@@ -1263,6 +1413,18 @@ fn readme(seed: &str) -> String {
         .replace("{TABLE}", &table)
         .replace("{LEVELS}", &levels)
         .replace("{ARC}", KAKEHASHI_ARC)
+        .replace(
+            "{NODE_EXPIRED}",
+            &format!(
+                "{} → {}",
+                rfc3339_date(NODE_EXPIRED_NOT_BEFORE),
+                rfc3339_date(NODE_EXPIRED_NOT_AFTER)
+            ),
+        )
+        .replace(
+            "{NODE_REVOKED}",
+            &format!("{:#x}", serial(JP.number, 0x40, NODE_REVOKED_INDEX)),
+        )
 }
 
 const README_TEMPLATE: &str = r#"# Development PKI and mutual-recognition agreement
@@ -1289,11 +1451,12 @@ committed seed and compares.
 
 | path | what |
 |---|---|
-| `jp/`, `sg/` | root CA (`root.pem`, pathLen 1, 2025-01-01 → 2045-01-01), issuing CA (`issuing.pem`, pathLen 0, → 2044-01-01), their keys, `crl.pem` (issuing CA's CRL, revokes the third bank) and `root-crl.pem` (root's CRL, revokes nothing) |
-| `jp/banks/`, `sg/banks/` | three banks each: `<BIC>.pem` = payment-signing leaf + issuing CA, `<BIC>.key.pem` = its key. Leaves valid 2025-06-01 → 2035-06-01 |
-| `jp/node/`, `sg/node/` | `tls.pem` (serverAuth + clientAuth; SAN DNS `localhost`, `<jp|sg>-node.kakehashi.test`, IP `127.0.0.1`) and `receipt.pem` (receipt signing), chains with keys |
-| `th/` | Thailand: a party that recognizes JP and SG but is not (yet) recognized by them |
-| `fixtures/<name>/` | negative fixtures: `chain.pem` (leaf first), its key, and a one-line README |
+| `jp/`, `sg/`, `th/` | root CA (`root.pem`, pathLen 1, 2025-01-01 → 2045-01-01), issuing CA (`issuing.pem`, pathLen 0, → 2044-01-01), their keys, `crl.pem` (issuing CA's CRL: JP's and SG's revoke their third bank, JP's also the `node-revoked` fixture, TH's revokes nothing) and `root-crl.pem` (root's CRL, revokes nothing) |
+| `jp/banks/`, `sg/banks/`, `th/banks/` | three banks each in JP and SG, one in TH: `<BIC>.pem` = payment-signing leaf + issuing CA, `<BIC>.key.pem` = its key. Leaves valid 2025-06-01 → 2035-06-01 |
+| `jp/node/`, `sg/node/`, `th/node/` | `tls.pem` (serverAuth + clientAuth; SAN DNS `localhost`, `<jp|sg|th>-node.kakehashi.test`, IP `127.0.0.1`; substantial policy) and `receipt.pem` (receipt signing; high policy), chains (leaf + issuing CA) with keys `tls.key.pem`, `receipt.key.pem` |
+| `th/` | Thailand: a party that recognizes JP and SG for payment and receipt signing but is not (yet) recognized by them; `th/node/tls.pem` is the node of a jurisdiction JP and SG do not recognize |
+| `fixtures/<name>/` | negative fixtures: `chain.pem` (leaf first, then its issuing CA), `chain.key.pem` (the leaf's key) and a one-line README |
+| `fixtures/unknown-root/pki/` | the XX PKI that no party lists: root, issuing CA, CRLs, one bank; it also issued `fixtures/node-unknown-pki` |
 | `mra.toml` | the agreement, signed by JP, SG and TH |
 | `mra-keys/` | the MRA authorities' Ed25519 signing keys (PKCS#8) |
 | `dev-seed.txt` | the seed the keys derive from |
@@ -1341,6 +1504,27 @@ it also checks that `openssl verify -attime … -crl_check_all` accepts exactly 
 only fault (if any) is an MRA rule or the private payment-signing EKU, which openssl does not
 know: the recognized ones, `wrong-purpose`, `unrecognized-jurisdiction` (against the TH root)
 and `policy-below-level`; it rejects the rest for the same reason as the verifier.
+
+## Node TLS fixtures
+
+For the relay's mutual-TLS tests (`node-tls` purpose, `pki::tls::{NodeServerCertVerifier,
+NodeClientCertVerifier}`). Each `fixtures/node-*/` certificate is exactly like `jp/node/tls.pem`
+(serverAuth + clientAuth, SAN DNS `localhost` and `jp-node.kakehashi.test`, IP `127.0.0.1`, JP's
+substantial policy, subject `C=JP, O=Kakehashi JP Node (development)`) except for one defect,
+and its common name says which. Present `chain.pem` with `chain.key.pem`. Nodes validate at the
+real clock; every defect holds at any time from 2026-02-01 until the leaves end (2035-06-01).
+
+| peer certificate | the one defect | a JP or SG node refuses it with (rustls `CertificateError`) |
+|---|---|---|
+| `fixtures/node-expired/chain.pem` | valid {NODE_EXPIRED} only | `ExpiredContext` (RFC 5280 §6.1.3(a)(2)) |
+| `fixtures/node-revoked/chain.pem` | serial `{NODE_REVOKED}` is in `jp/crl.pem` (keyCompromise) | `Revoked` (RFC 5280 §6.3) |
+| `fixtures/node-unknown-pki/chain.pem` | issued by the XX issuing CA, whose root is no party's anchor | `UnknownIssuer` (RFC 5280 §6.1) |
+| `th/node/tls.pem` | a valid TH node, but no row says JP or SG recognizes TH | `Other`, explained as an MRA §recognition refusal |
+
+The committed agreement has no row in which TH relies on anyone for `node-tls`, nor one in which
+anyone recognizes TH: a test that runs a TH node extends its own copy of the agreement with those
+rows (signed by the keys in `mra-keys/`) at test time. `crates/pki/tests/tls.rs` runs each row in
+a real handshake on 127.0.0.1, in both directions.
 
 ## The agreement (`mra.toml`)
 
@@ -1543,7 +1727,7 @@ mod tests {
     }
 
     #[test]
-    fn issuing_ca_has_path_len_zero_and_crl_revokes_third_bank() {
+    fn issuing_ca_has_path_len_zero_and_crl_revokes_third_bank_and_node_fixture() {
         let pki = pki();
         let issuing = certs(file(&pki, "jp/issuing.pem"));
         let (_, ca) = x509_parser::parse_x509_certificate(&issuing[0]).unwrap();
@@ -1556,10 +1740,167 @@ mod tests {
             .iter_revoked_certificates()
             .map(|r| u64::try_from(r.serial().clone()).unwrap())
             .collect();
-        assert_eq!(revoked, vec![serial(392, 0x10, 3)]);
-        let gamma = certs(file(&pki, "jp/banks/KKHCJPJ0.pem"));
-        let (_, leaf) = x509_parser::parse_x509_certificate(&gamma[0]).unwrap();
-        assert_eq!(u64::try_from(leaf.serial.clone()).unwrap(), revoked[0]);
+        assert_eq!(
+            revoked,
+            vec![serial(392, 0x10, 3), serial(392, 0x40, NODE_REVOKED_INDEX)]
+        );
+        for (chain, listed) in [
+            ("jp/banks/KKHCJPJ0.pem", revoked[0]),
+            ("fixtures/node-revoked/chain.pem", revoked[1]),
+        ] {
+            let der = certs(file(&pki, chain));
+            let (_, leaf) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+            assert_eq!(
+                u64::try_from(leaf.serial.clone()).unwrap(),
+                listed,
+                "{chain}"
+            );
+        }
+        let sg_crl = certs(file(&pki, "sg/crl.pem"));
+        let (_, crl) = x509_parser::parse_x509_crl(&sg_crl[0]).unwrap();
+        assert_eq!(
+            crl.iter_revoked_certificates().count(),
+            1,
+            "SG: third bank only"
+        );
+    }
+
+    /// The parts of a node TLS leaf a relying node looks at, besides validity and issuer.
+    #[derive(Debug, PartialEq)]
+    struct NodeShape {
+        subject_organization: String,
+        server_auth: bool,
+        client_auth: bool,
+        other_ekus: usize,
+        digital_signature: bool,
+        is_ca: bool,
+        names: String,
+        policies: Vec<String>,
+    }
+
+    fn leaf_of(pki: &DevPki, chain: &str) -> Vec<Vec<u8>> {
+        let chain = certs(file(pki, chain));
+        assert_eq!(chain.len(), 2, "leaf then issuing CA");
+        chain
+    }
+
+    fn node_shape(der: &[u8]) -> NodeShape {
+        let (_, leaf) = x509_parser::parse_x509_certificate(der).unwrap();
+        let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+        let san = leaf.subject_alternative_name().unwrap().unwrap().value;
+        NodeShape {
+            subject_organization: leaf
+                .subject()
+                .iter_organization()
+                .map(|o| o.as_str().unwrap().to_owned())
+                .collect(),
+            server_auth: eku.server_auth,
+            client_auth: eku.client_auth,
+            other_ekus: eku.other.len(),
+            digital_signature: leaf.key_usage().unwrap().unwrap().value.digital_signature(),
+            is_ca: leaf.is_ca(),
+            names: format!("{:?}", san.general_names),
+            policies: policy_ids(&leaf),
+        }
+    }
+
+    fn policy_ids(leaf: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+        leaf.iter_extensions()
+            .filter_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::CertificatePolicies(p) => Some(p),
+                _ => None,
+            })
+            .flat_map(|p| p.iter().map(|i| dotted(i.policy_id.as_bytes())))
+            .collect()
+    }
+
+    #[test]
+    fn node_fixtures_differ_from_the_jp_node_in_exactly_one_respect() {
+        let pki = pki();
+        let good = leaf_of(&pki, "jp/node/tls.pem");
+        let (_, good_leaf) = x509_parser::parse_x509_certificate(&good[0]).unwrap();
+        let good_shape = node_shape(&good[0]);
+        assert!(good_shape.server_auth && good_shape.client_auth);
+        assert!(good_shape.names.contains("jp-node.kakehashi.test"));
+
+        for fixture in ["node-expired", "node-revoked"] {
+            let chain = leaf_of(&pki, &format!("fixtures/{fixture}/chain.pem"));
+            assert_eq!(node_shape(&chain[0]), good_shape, "{fixture}");
+            assert_eq!(chain[1], good[1], "{fixture}: issued by the JP issuing CA");
+        }
+        let expired = leaf_of(&pki, "fixtures/node-expired/chain.pem");
+        let (_, leaf) = x509_parser::parse_x509_certificate(&expired[0]).unwrap();
+        assert_eq!(
+            leaf.validity().not_after.timestamp(),
+            NODE_EXPIRED_NOT_AFTER.unix_timestamp()
+        );
+        let added = datetime!(2026-11-28 00:00:00 UTC).unix_timestamp();
+        assert!(
+            leaf.validity().not_after.timestamp() < added,
+            "expired on the day it was added"
+        );
+        let revoked = leaf_of(&pki, "fixtures/node-revoked/chain.pem");
+        let (_, leaf) = x509_parser::parse_x509_certificate(&revoked[0]).unwrap();
+        assert_eq!(leaf.validity(), good_leaf.validity());
+
+        // The impostor keeps the names and usages; its issuer and policy are XX's.
+        let unknown = leaf_of(&pki, "fixtures/node-unknown-pki/chain.pem");
+        let (_, leaf) = x509_parser::parse_x509_certificate(&unknown[0]).unwrap();
+        assert_eq!(leaf.validity(), good_leaf.validity());
+        assert!(leaf.subject().to_string().contains("C=JP"));
+        assert_eq!(
+            unknown[1],
+            certs(file(&pki, "fixtures/unknown-root/pki/issuing.pem"))[0]
+        );
+        let shape = node_shape(&unknown[0]);
+        assert_eq!(
+            shape.policies,
+            vec![policy_oid(999, AssuranceLevel::Substantial)]
+        );
+        assert_eq!(
+            NodeShape {
+                policies: good_shape.policies.clone(),
+                ..shape
+            },
+            good_shape
+        );
+    }
+
+    #[test]
+    fn th_node_has_tls_and_receipt_identities_like_jp_and_sg() {
+        let pki = pki();
+        let tls = leaf_of(&pki, "th/node/tls.pem");
+        let shape = node_shape(&tls[0]);
+        assert!(shape.server_auth && shape.client_auth);
+        assert!(
+            shape.names.contains("th-node.kakehashi.test"),
+            "{}",
+            shape.names
+        );
+        assert!(shape.names.contains("localhost"), "{}", shape.names);
+        assert_eq!(
+            shape.policies,
+            vec![policy_oid(764, AssuranceLevel::Substantial)]
+        );
+        assert_eq!(tls[1], certs(file(&pki, "th/issuing.pem"))[0]);
+
+        let receipt = leaf_of(&pki, "th/node/receipt.pem");
+        let (_, leaf) = x509_parser::parse_x509_certificate(&receipt[0]).unwrap();
+        let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+        let other: Vec<String> = eku.other.iter().map(|o| dotted(o.as_bytes())).collect();
+        assert_eq!(other, vec![EKU_RECEIPT_SIGNING.to_owned()]);
+        assert!(!eku.server_auth && !eku.client_auth);
+        assert_eq!(
+            policy_ids(&leaf),
+            vec![policy_oid(764, AssuranceLevel::High)]
+        );
+        for key in ["th/node/tls.key.pem", "th/node/receipt.key.pem"] {
+            assert_eq!(
+                certs_labelled(file(&pki, key), "PRIVATE KEY").len(),
+                1,
+                "{key}"
+            );
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! a TCP socket on 127.0.0.1, each side verifying the other with the mutual-recognition
 //! agreement in `certs/`. Time is pinned through rustls's `TimeProvider`, so nothing rots.
 //!
-//! Peers come from the committed development PKI (`certs/jp`, `certs/sg`, `certs/fixtures`)
-//! or are issued here with rcgen by a committed CA key, for cases the fixtures lack (an
-//! expired node certificate, a node of a party nobody recognizes).
+//! Peers come from the committed development PKI (`certs/jp`, `certs/sg`, `certs/th`,
+//! `certs/fixtures`, among them the node TLS fixtures the relay's tests use) or are issued here
+//! with rcgen by a committed CA key, for cases the fixtures lack (a leaf revoked only by a CRL
+//! supplied at run time, a client-only node of TH).
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -23,6 +24,13 @@ use x509_parser::der_parser::asn1_rs::Tag;
 
 /// The validation time the fixture table is documented for (certs/README.md).
 const PINNED_TIME: u64 = 1_798_761_600; // 2027-01-01T00:00:00Z
+
+/// The day the node TLS fixtures were added: nodes check peers at the real clock, so the
+/// expired fixture must already be expired then, not only at the pinned time.
+const NODE_FIXTURES_ADDED: u64 = 1_795_824_000; // 2026-11-28T00:00:00Z
+
+/// notAfter of `certs/fixtures/node-expired` (certs/README.md, node TLS fixtures).
+const NODE_EXPIRED_NOT_AFTER: u64 = 1_769_904_000; // 2026-02-01T00:00:00Z
 
 /// How long either side waits for the other before the test fails instead of hanging.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,6 +202,8 @@ struct Setup {
     versions: &'static [&'static rustls::SupportedProtocolVersion],
     /// CRLs (DER) the server checks besides the agreement's.
     server_crls: Vec<Vec<u8>>,
+    /// What both ends' clocks read, in seconds since the Unix epoch.
+    now: u64,
 }
 
 impl Setup {
@@ -206,6 +216,7 @@ impl Setup {
             server_name: "localhost",
             versions: rustls::ALL_VERSIONS,
             server_crls: Vec::new(),
+            now: PINNED_TIME,
         }
     }
 }
@@ -223,7 +234,7 @@ fn io_to_tls(err: std::io::Error) -> rustls::Error {
 /// Runs one handshake plus a ping/pong exchange over 127.0.0.1.
 fn handshake(setup: Setup) -> Outcome {
     let mra = mra();
-    let time: Arc<dyn rustls::time_provider::TimeProvider> = Arc::new(FixedTime(PINNED_TIME));
+    let time: Arc<dyn rustls::time_provider::TimeProvider> = Arc::new(FixedTime(setup.now));
 
     let server_refusals = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&server_refusals);
@@ -543,6 +554,120 @@ fn refuses_server_whose_names_do_not_cover_the_dialled_name() {
         outcome.client_refusals[0],
         TlsVerifyError::NameMismatch { .. }
     ));
+}
+
+// --- the committed node TLS fixtures (certs/README.md, "Node TLS fixtures") ------------------
+
+/// A node of `relying`, with its committed identity, meets `peer` twice at `now`: first `peer`
+/// dials it (its server verifier judges `peer`), then it dials `peer` (its client-side
+/// verifier judges `peer`). The other end always accepts the node, so any refusal is the
+/// node's. Returns (incoming, outgoing).
+fn meet(relying: &'static str, peer: &str, now: u64) -> (Outcome, Outcome) {
+    let local = committed(&format!("{}/node/tls", relying.to_ascii_lowercase()));
+    let mut incoming = Setup::new(local.clone(), Some(committed(peer)));
+    incoming.server_jurisdiction = relying;
+    incoming.now = now;
+    let mut outgoing = Setup::new(committed(peer), Some(local));
+    outgoing.client_jurisdiction = relying;
+    outgoing.now = now;
+    (handshake(incoming), handshake(outgoing))
+}
+
+/// Asserts that both meetings failed at `relying`'s verifier with `expected`, and that the
+/// refusal it reported is of the kind `kind` accepts.
+#[track_caller]
+fn assert_refused_both_ways(
+    relying: &str,
+    (incoming, outgoing): &(Outcome, Outcome),
+    expected: fn(&CertificateError) -> bool,
+    kind: fn(&RefusalKind) -> bool,
+) {
+    assert_refused_by_server(incoming, expected);
+    assert_refused_by_client(outgoing, expected);
+    for refusal in [&incoming.server_refusals[0], &outgoing.client_refusals[0]] {
+        match refusal {
+            TlsVerifyError::NotRecognized { verdict, kind: k } => {
+                assert!(kind(k), "{relying}: wrong refusal kind {k:?}: {refusal}");
+                assert!(!verdict.recognized, "{relying}: {refusal}");
+                assert_eq!(verdict.relying, relying, "{refusal}");
+            }
+            other => panic!("{relying}: expected a recognition refusal, got {other}"),
+        }
+    }
+}
+
+#[test]
+fn jp_and_sg_nodes_refuse_the_expired_node_fixture_at_the_pinned_time_and_the_day_it_was_added() {
+    for now in [PINNED_TIME, NODE_FIXTURES_ADDED] {
+        for relying in ["JP", "SG"] {
+            let meetings = meet(relying, "fixtures/node-expired/chain", now);
+            assert_refused_both_ways(
+                relying,
+                &meetings,
+                |e| {
+                    matches!(e, CertificateError::ExpiredContext { time, not_after }
+                        if not_after.as_secs() == NODE_EXPIRED_NOT_AFTER
+                            && time.as_secs() > NODE_EXPIRED_NOT_AFTER)
+                },
+                |k| matches!(k, RefusalKind::Expired { .. }),
+            );
+            let why = meetings.0.server_refusals[0].to_string();
+            assert!(why.contains("§6.1.3(a)(2)"), "{why}");
+        }
+    }
+}
+
+#[test]
+fn jp_and_sg_nodes_refuse_the_revoked_node_fixture_by_the_committed_crl() {
+    // No CRL is supplied here: jp/crl.pem, named by the agreement, lists the fixture.
+    for relying in ["JP", "SG"] {
+        let meetings = meet(relying, "fixtures/node-revoked/chain", PINNED_TIME);
+        assert_refused_both_ways(
+            relying,
+            &meetings,
+            |e| matches!(e, CertificateError::Revoked),
+            |k| matches!(k, RefusalKind::Revoked),
+        );
+        let why = meetings.1.client_refusals[0].to_string();
+        assert!(why.contains("revoked"), "{why}");
+        assert!(why.contains("§6.3"), "{why}");
+    }
+}
+
+#[test]
+fn jp_and_sg_nodes_refuse_the_node_fixture_from_an_unknown_pki() {
+    for relying in ["JP", "SG"] {
+        let meetings = meet(relying, "fixtures/node-unknown-pki/chain", PINNED_TIME);
+        assert_refused_both_ways(
+            relying,
+            &meetings,
+            |e| matches!(e, CertificateError::UnknownIssuer),
+            |k| matches!(k, RefusalKind::UnknownIssuer),
+        );
+    }
+}
+
+#[test]
+fn jp_and_sg_nodes_refuse_the_th_node_whose_jurisdiction_they_do_not_recognize() {
+    // TH is a party to the agreement and its node certificate is valid, but no row says JP or
+    // SG recognizes TH: the refusal is the agreement's, explained, not a path error.
+    for relying in ["JP", "SG"] {
+        let meetings = meet(relying, "th/node/tls", PINNED_TIME);
+        assert_refused_both_ways(
+            relying,
+            &meetings,
+            |e| matches!(e, CertificateError::Other(_)),
+            |k| matches!(k, RefusalKind::Other),
+        );
+        for refusal in [
+            &meetings.0.server_refusals[0],
+            &meetings.1.client_refusals[0],
+        ] {
+            let why = refusal.to_string();
+            assert!(why.contains("MRA §recognition"), "{why}");
+            assert!(why.contains("TH"), "{why}");
+        }
+    }
 }
 
 #[test]

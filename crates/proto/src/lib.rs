@@ -9,6 +9,8 @@
 //! encoded bytes that were signed; the `SIGNING_DOMAIN_*` constants are the prefixes each kind
 //! of signature covers.
 
+pub mod codec;
+
 /// Generated code for package `kakehashi.v1`.
 #[allow(
     missing_docs,

@@ -1,0 +1,483 @@
+//! The node's listeners over real sockets on 127.0.0.1 with real TLS: a JP node built from the
+//! devnet configuration (ports 0) serving trivial Payments and Relay implementations, reached
+//! by clients holding the committed SG node identity, no certificate, or a certificate that is
+//! not a node's.
+//!
+//! Refused TLS clients see vague errors ("transport error"), so the tests assert that the call
+//! fails and that the server counted the refusal, not the text (STACK.md).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kakehashi_node::config::{Config, Limits, Peer};
+use kakehashi_node::metrics::{Direction, Metrics};
+use kakehashi_node::server::{Addresses, ServeError, bind};
+use kakehashi_node::tls::{TlsIdentity, install_crypto_provider, peer_leaf_der, relay_endpoint};
+use kakehashi_pki::mra::Mra;
+use kakehashi_pki::tls::NodeServerCertVerifier;
+use kakehashi_proto::v1::payments_server::Payments;
+use kakehashi_proto::v1::relay_client::RelayClient;
+use kakehashi_proto::v1::relay_server::Relay;
+use kakehashi_proto::v1::{self as pb, Decision};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Response, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// How long a test waits for the server to record something before it fails instead of hanging.
+const WAIT: Duration = Duration::from_secs(10);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn mra() -> Arc<Mra> {
+    Arc::new(Mra::load(&repo().join("certs/mra.toml")).expect("certs/mra.toml"))
+}
+
+/// A committed chain and key, e.g. `sg/node/tls` or `jp/banks/KKHAJPJ0`.
+fn identity(stem: &str) -> TlsIdentity {
+    let certs = repo().join("certs");
+    TlsIdentity::load(
+        &certs.join(format!("{stem}.pem")),
+        &certs.join(format!("{stem}.key.pem")),
+    )
+    .unwrap_or_else(|e| panic!("{stem}: {e}"))
+}
+
+// ---- trivial services ----------------------------------------------------------------------
+
+struct TestPayments;
+
+#[tonic::async_trait]
+impl Payments for TestPayments {
+    async fn get_quote(
+        &self,
+        _: Request<pb::QuoteRequest>,
+    ) -> Result<Response<pb::Signed>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+    async fn submit_payment(
+        &self,
+        _: Request<pb::SubmitPaymentRequest>,
+    ) -> Result<Response<pb::PaymentStatusReport>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+    type SubmitPaymentsStream = tokio_stream::Empty<Result<pb::PaymentStatusReport, Status>>;
+    async fn submit_payments(
+        &self,
+        _: Request<tonic::Streaming<pb::SubmitPaymentRequest>>,
+    ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+    async fn get_payment_status(
+        &self,
+        _: Request<pb::PaymentStatusRequest>,
+    ) -> Result<Response<pb::PaymentStatusReport>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+    async fn get_balances(
+        &self,
+        _: Request<pb::BalancesRequest>,
+    ) -> Result<Response<pb::BalancesResponse>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+    async fn open_account(
+        &self,
+        _: Request<pb::OpenAccountRequest>,
+    ) -> Result<Response<pb::AccountBalance>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+    async fn fund_account(
+        &self,
+        _: Request<pb::FundAccountRequest>,
+    ) -> Result<Response<pb::AccountBalance>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+    async fn close_account(
+        &self,
+        _: Request<pb::CloseAccountRequest>,
+    ) -> Result<Response<pb::AccountBalance>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+}
+
+/// Answers every Prepare with UNKNOWN_FENCED and the hex of the client's leaf certificate in
+/// the detail, so the test sees what `peer_leaf_der` returned.
+struct TestRelay;
+
+#[tonic::async_trait]
+impl Relay for TestRelay {
+    async fn prepare(
+        &self,
+        request: Request<pb::PrepareRequest>,
+    ) -> Result<Response<pb::RelayDecision>, Status> {
+        let leaf = peer_leaf_der(&request).ok_or_else(|| Status::unauthenticated("no leaf"))?;
+        Ok(Response::new(pb::RelayDecision {
+            uetr: String::new(),
+            decision: Decision::UnknownFenced as i32,
+            status_reason_code: String::new(),
+            status_reason_detail: hex::encode(leaf),
+            receipt: None,
+            receiving_jurisdiction: "JP".to_owned(),
+        }))
+    }
+    async fn get_status(
+        &self,
+        _: Request<pb::RelayStatusRequest>,
+    ) -> Result<Response<pb::RelayDecision>, Status> {
+        Err(Status::unimplemented("test"))
+    }
+}
+
+// ---- a running node ------------------------------------------------------------------------
+
+struct Node {
+    addresses: Addresses,
+    metrics: Arc<Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+    _data: tempfile::TempDir,
+}
+
+impl Node {
+    /// Starts the devnet node `name` (jp or sg) on ports chosen by the OS.
+    async fn start(name: &str) -> Self {
+        install_crypto_provider();
+        let data = tempfile::tempdir().expect("tempdir");
+        let config = Config::load(&repo().join(format!("crates/node/devnet/{name}.toml")))
+            .expect("devnet config")
+            .with_ports(0, 0, 0)
+            .with_data_dir(data.path());
+        let mra = Arc::new(Mra::load(&config.mra).expect("mra"));
+        let bound = bind(&config.listen).await.expect("bind");
+        let addresses = bound.addresses();
+        assert_ne!(addresses.relay.port(), 0);
+        let metrics = Arc::new(Metrics::new());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = Arc::clone(&metrics);
+        let task = tokio::spawn(async move {
+            bound
+                .run(&config, mra, TestPayments, TestRelay, served, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self {
+            addresses,
+            metrics,
+            stop: Some(stop),
+            task,
+            _data: data,
+        }
+    }
+
+    /// Stops the node and asserts it shut down cleanly.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("shutdown within the wait")
+            .expect("join");
+        result.expect("clean shutdown");
+    }
+
+    /// Waits until the exposition contains `line`.
+    async fn wait_for_metric(&self, line: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let text = self.metrics.encode();
+            if text.contains(line) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{line:?} never appeared in\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A peer entry for dialling the node's relay listener.
+fn peer_at(jurisdiction: &str, addr: std::net::SocketAddr) -> Peer {
+    Peer {
+        jurisdiction: jurisdiction.to_owned(),
+        relay: format!("https://{addr}").parse().expect("uri"),
+        server_name: "localhost".to_owned(),
+        corridor_account: 1,
+        liquidity_account: 2,
+    }
+}
+
+/// A channel to `addr` that verifies the server as `relying` would and presents no client
+/// certificate.
+async fn channel(
+    addr: std::net::SocketAddr,
+    relying: &str,
+) -> Result<Channel, tonic::transport::Error> {
+    let verifier = NodeServerCertVerifier::new(mra(), relying).expect("verifier");
+    let tls = ClientTlsConfig::new()
+        .domain_name("localhost")
+        .timeout(WAIT);
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("uri")
+        .timeout(WAIT)
+        .tls_config_with_verifier(tls, Arc::new(verifier))?
+        .connect()
+        .await
+}
+
+/// A Prepare over `endpoint`; an error when the connection or the call fails.
+async fn prepare(endpoint: Endpoint) -> Result<pb::RelayDecision, String> {
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    RelayClient::new(channel)
+        .prepare(pb::PrepareRequest { instruction: None })
+        .await
+        .map(Response::into_inner)
+        .map_err(|e| format!("call: {e}"))
+}
+
+fn relay_endpoint_as(stem: &str, relying: &str, addr: std::net::SocketAddr) -> Endpoint {
+    relay_endpoint(
+        &peer_at("JP", addr),
+        &identity(stem),
+        mra(),
+        relying,
+        &Limits::default(),
+    )
+    .expect("endpoint")
+}
+
+async fn health(channel: Channel, service: &str) -> Result<i32, Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+// ---- tests ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sg_node_completes_a_relay_call_over_mutual_tls() {
+    let node = Node::start("jp").await;
+    let decision = prepare(relay_endpoint_as("sg/node/tls", "SG", node.addresses.relay))
+        .await
+        .expect("SG node is recognized by JP");
+    assert_eq!(decision.decision, Decision::UnknownFenced as i32);
+    assert_eq!(decision.receiving_jurisdiction, "JP");
+    // The service saw the SG node's leaf through peer_leaf_der.
+    assert_eq!(
+        decision.status_reason_detail,
+        hex::encode(identity("sg/node/tls").leaf_der())
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn relay_refuses_a_client_without_certificate_and_keeps_accepting() {
+    let node = Node::start("jp").await;
+    let refused = match channel(node.addresses.relay, "SG").await {
+        Ok(ch) => RelayClient::new(ch)
+            .prepare(pb::PrepareRequest { instruction: None })
+            .await
+            .is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "a client without certificate must not reach Relay");
+    node.wait_for_metric("kakehashi_tls_refusals_total{listener=\"relay\"} 1")
+        .await;
+    // The failed handshake did not stop the accept loop.
+    prepare(relay_endpoint_as("sg/node/tls", "SG", node.addresses.relay))
+        .await
+        .expect("a recognized peer still gets through");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn relay_refuses_a_bank_signing_certificate() {
+    let node = Node::start("jp").await;
+    let result = prepare(relay_endpoint_as(
+        "sg/banks/KKHASGS0",
+        "SG",
+        node.addresses.relay,
+    ))
+    .await;
+    assert!(
+        result.is_err(),
+        "a payment-signing leaf is not a node certificate: {result:?}"
+    );
+    node.wait_for_metric("kakehashi_tls_refusals_total{listener=\"relay\"} 1")
+        .await;
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn public_listener_serves_health_to_a_client_without_certificate() {
+    let node = Node::start("jp").await;
+    let ch = channel(node.addresses.public, "JP")
+        .await
+        .expect("TLS without client cert");
+    assert_eq!(
+        health(ch.clone(), "kakehashi.v1.Payments")
+            .await
+            .expect("health"),
+        ServingStatus::Serving as i32
+    );
+    assert_eq!(
+        health(ch, "").await.expect("overall health"),
+        ServingStatus::Serving as i32
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn relay_listener_serves_health_to_a_recognized_peer() {
+    let node = Node::start("jp").await;
+    let ch = relay_endpoint_as("sg/node/tls", "SG", node.addresses.relay)
+        .connect()
+        .await
+        .expect("connect");
+    assert_eq!(
+        health(ch, "kakehashi.v1.Relay").await.expect("health"),
+        ServingStatus::Serving as i32
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn public_listener_refuses_a_presented_certificate_it_does_not_recognize() {
+    let node = Node::start("jp").await;
+    // A bank's payment-signing certificate presented as TLS client certificate.
+    let endpoint = relay_endpoint(
+        &peer_at("JP", node.addresses.public),
+        &identity("jp/banks/KKHAJPJ0"),
+        mra(),
+        "JP",
+        &Limits::default(),
+    )
+    .expect("endpoint");
+    let result = match endpoint.connect().await {
+        Ok(ch) => health(ch, "").await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    assert!(result.is_err(), "{result:?}");
+    node.wait_for_metric("kakehashi_tls_refusals_total{listener=\"public\"} 1")
+        .await;
+    node.stop().await;
+}
+
+/// The service names listed by reflection, over v1 or v1alpha.
+async fn reflected_services(channel: Channel, v1: bool) -> Vec<String> {
+    if v1 {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("reflection v1")
+            .into_inner();
+        match stream
+            .message()
+            .await
+            .expect("answer")
+            .and_then(|r| r.message_response)
+        {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect()
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    } else {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("reflection v1alpha")
+            .into_inner();
+        match stream
+            .message()
+            .await
+            .expect("answer")
+            .and_then(|r| r.message_response)
+        {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect()
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_payments_over_v1_and_v1alpha() {
+    let node = Node::start("jp").await;
+    for v1 in [true, false] {
+        let ch = channel(node.addresses.public, "JP").await.expect("connect");
+        let services = reflected_services(ch, v1).await;
+        assert!(
+            services.iter().any(|s| s == "kakehashi.v1.Payments"),
+            "v1={v1}: {services:?}"
+        );
+        assert!(
+            services.iter().any(|s| s == "grpc.health.v1.Health"),
+            "v1={v1}: {services:?}"
+        );
+        assert!(
+            !services.iter().any(|s| s == "kakehashi.v1.Relay"),
+            "Relay is not served on the public listener: {services:?}"
+        );
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_endpoint_answers_with_every_family() {
+    let node = Node::start("jp").await;
+    node.metrics.set_in_doubt(2);
+    node.metrics
+        .record_payment(Direction::Outbound, "ACSC", "", 0.25);
+    node.metrics.relay_request("Prepare", "SETTLED");
+    let mut sock = tokio::net::TcpStream::connect(node.addresses.metrics)
+        .await
+        .expect("connect");
+    sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut response = String::new();
+    sock.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    for name in [
+        "kakehashi_payments_total{direction=\"outbound\",status=\"ACSC\",reason=\"\"} 1",
+        "kakehashi_payment_latency_seconds_count{direction=\"outbound\"} 1",
+        "kakehashi_payments_in_doubt 2",
+        "kakehashi_tls_refusals_total{listener=\"relay\"} 0",
+        "kakehashi_relay_requests_total{method=\"Prepare\",outcome=\"SETTLED\"} 1",
+    ] {
+        assert!(response.contains(name), "{name} missing from\n{response}");
+    }
+    node.stop().await;
+}
