@@ -283,14 +283,15 @@ impl Rate {
                  and {RATE_FRACTION_DIGITS_MAX} fraction digits at most)"
             )));
         }
-        let integer_len = s.split('.').next().map_or(0, str::len);
-        if integer_len > RATE_INTEGER_DIGITS_MAX {
+        let scaled = parse_decimal(s, RATE_FRACTION_DIGITS_MAX, RATE_FRACTION_DIGITS_MAX)
+            .map_err(|problem| refuse(&problem))?;
+        // Leading zeros are refused, so more than 12 integer digits means a value of 10^12 or
+        // more, i.e. a scaled value above RATE_SCALED_MAX.
+        if scaled > RATE_SCALED_MAX {
             return Err(refuse(&format!(
                 "has more than {RATE_INTEGER_DIGITS_MAX} integer digits"
             )));
         }
-        let scaled = parse_decimal(s, RATE_FRACTION_DIGITS_MAX, RATE_FRACTION_DIGITS_MAX)
-            .map_err(|problem| refuse(&problem))?;
         Self::from_scaled(scaled).ok_or_else(|| refuse("is zero; a rate must be positive"))
     }
 
@@ -585,6 +586,7 @@ mod tests {
             ("01.5", "leading zero"),
             ("1.", "no digit after"),
             ("1.5 ", "' '"),
+            ("-100000000000000", "'-'"),
         ] {
             let r = Rate::parse(text).expect_err(text);
             assert_eq!(r.code, ReasonCode::Ff01);
