@@ -302,7 +302,7 @@ impl Bound {
 /// Binds and serves in one call (see [`bind`] and [`Bound::run`]).
 pub async fn serve<P, R>(
     config: &Config,
-    mra: Arc<Mra>,
+    trust: impl Into<PeerTrust>,
     payments: P,
     relay: R,
     metrics: Arc<Metrics>,
@@ -314,7 +314,7 @@ where
 {
     bind(&config.listen)
         .await?
-        .run(config, mra, payments, relay, metrics, shutdown)
+        .run(config, trust, payments, relay, metrics, shutdown)
         .await
 }
 
@@ -350,6 +350,19 @@ fn server(
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             limits.max_concurrent_requests,
         ))
+}
+
+/// A one-line description of a failed handshake. rustls prints a `CertificateError::Other`
+/// with its Debug form (for a recognition refusal, the whole verdict); the error inside has a
+/// Display that says the same in one sentence.
+fn handshake_error(e: &std::io::Error) -> String {
+    let certificate_other = e.get_ref().and_then(|inner| match inner.downcast_ref() {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+            Some(format!("invalid peer certificate: {}", other.0))
+        }
+        _ => None,
+    });
+    certificate_other.unwrap_or_else(|| e.to_string())
 }
 
 /// Accepts TCP connections on `listener`, runs each TLS handshake in its own task under
@@ -404,7 +417,7 @@ fn tls_incoming(
                         tracing::warn!(
                             listener = name.as_str(),
                             %peer,
-                            error = %e,
+                            error = %handshake_error(&e),
                             "TLS handshake failed; connection refused"
                         );
                     }

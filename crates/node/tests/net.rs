@@ -27,6 +27,49 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+/// Everything the node logged, from every test of this binary (tests run in parallel, so
+/// each looks only for text its own case produces).
+static LOG: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+/// Installs (once) a subscriber that captures log output into [`LOG`].
+fn capture_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    Arc::clone(LOG.get_or_init(|| {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buffer);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Capture(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        buffer
+    }))
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How many bytes have been logged so far.
+fn log_len() -> usize {
+    capture_logs().lock().expect("log lock").len()
+}
+
+/// What was logged after the first `from` bytes.
+fn logged_since(from: usize) -> String {
+    let log = capture_logs();
+    let log = log.lock().expect("log lock");
+    String::from_utf8_lossy(log.get(from..).unwrap_or_default()).into_owned()
+}
+
 /// How long a test waits for the server to record something before it fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -147,6 +190,7 @@ impl Node {
     /// Starts the devnet node `name` (jp or sg) on ports chosen by the OS.
     async fn start(name: &str) -> Self {
         install_crypto_provider();
+        capture_logs();
         let data = tempfile::tempdir().expect("tempdir");
         let config = Config::load(&repo().join(format!("crates/node/devnet/{name}.toml")))
             .expect("devnet config")
@@ -479,5 +523,53 @@ async fn metrics_endpoint_answers_with_every_family() {
     ] {
         assert!(response.contains(name), "{name} missing from\n{response}");
     }
+    node.stop().await;
+}
+
+/// Node TLS certificates with one defect each (certs/fixtures/node-*, all JP leaves) and the TH
+/// node, which SG does not recognize: each is refused at the SG relay handshake, the refusal is
+/// counted and its reason logged, and the listener keeps serving.
+#[tokio::test]
+async fn sg_relay_refuses_expired_revoked_unknown_and_unrecognized_node_certificates() {
+    let node = Node::start("sg").await;
+    let cases = [
+        (
+            "fixtures/node-expired/chain",
+            "expired at 2026-02-01T00:00:00Z",
+        ),
+        ("fixtures/node-revoked/chain", "is revoked [RFC 5280 §6.3]"),
+        (
+            "fixtures/node-unknown-pki/chain",
+            "[RFC 5280 §6.1 (path to a trust anchor)]",
+        ),
+        ("th/node/tls", "no row says SG recognizes TH"),
+    ];
+    for (n, (stem, rule)) in cases.iter().enumerate() {
+        let before = log_len();
+        let result = prepare(relay_endpoint_as(stem, "JP", node.addresses.relay)).await;
+        assert!(result.is_err(), "{stem} must be refused: {result:?}");
+        node.wait_for_metric(&format!(
+            "kakehashi_tls_refusals_total{{listener=\"relay\"}} {}",
+            n + 1
+        ))
+        .await;
+        let ours = logged_since(before);
+        assert!(
+            ours.lines()
+                .any(|l| l.contains("refused TLS peer certificate") && l.contains(rule)),
+            "{stem}: no refusal citing {rule} in\n{ours}"
+        );
+        // The accept loop's line says it in one sentence too, not with the verdict's Debug dump.
+        assert!(
+            ours.lines()
+                .any(|l| l.contains("TLS handshake failed") && l.contains("invalid peer")),
+            "{stem}: no handshake failure logged in\n{ours}"
+        );
+        assert!(!ours.contains("RecognitionVerdict {"), "{ours}");
+    }
+    // Still serving recognized peers.
+    prepare(relay_endpoint_as("jp/node/tls", "JP", node.addresses.relay))
+        .await
+        .expect("the JP node is recognized by SG");
     node.stop().await;
 }
