@@ -212,12 +212,19 @@ impl Bound {
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<PaymentsServer<P>>().await;
         health_reporter.set_serving::<RelayServer<R>>().await;
+        let health = health
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        // Reflection answers carry whole file descriptors, so only requests are bounded by
+        // the configured size; answers keep tonic's 4 MiB default.
         let reflection_v1 = reflection()
             .with_service_name("grpc.reflection.v1.ServerReflection")
-            .build_v1()?;
+            .build_v1()?
+            .max_decoding_message_size(limits.max_message_bytes);
         let reflection_v1alpha = reflection()
             .with_service_name("grpc.reflection.v1alpha.ServerReflection")
-            .build_v1alpha()?;
+            .build_v1alpha()?
+            .max_decoding_message_size(limits.max_message_bytes);
 
         // One shutdown signal fanned out to every listener.
         let (stop_tx, stop_rx) = watch::channel(false);
