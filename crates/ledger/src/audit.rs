@@ -19,8 +19,8 @@ use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 
 use crate::codec::{
-    decode_account, decode_balance, decode_expiry_key, decode_pending_status, history_key, id_key,
-    key_u128,
+    decode_account, decode_balance, decode_expiry_key, decode_pending_status, decode_transfer_run,
+    history_key, id_key, key_u128,
 };
 use crate::error::Error;
 use crate::journal::{Checkpoint, Entries, GENESIS_HASH, Record, decode_chunk_key};
@@ -1063,7 +1063,17 @@ fn compare_pending(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> 
 }
 
 fn compare_counts(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> Result<(), Error> {
-    let stored = trees.transfers.count()?;
+    let mut stored = 0u64;
+    for item in trees.transfers.iter() {
+        let (key, value) = item.map_err(Error::storage("counting transfers"))?;
+        match decode_transfer_run(&value) {
+            Ok(run) => stored = stored.saturating_add(u64::from(run.len)),
+            Err(error) => report.flag(
+                Location::Meta,
+                format!("transfer index entry {}: {error}", hex::encode(&key)),
+            ),
+        }
+    }
     if stored != report.transfers {
         report.flag(
             Location::Meta,
@@ -1117,23 +1127,27 @@ pub fn export(path: &Path, out: &mut dyn Write) -> Result<ExportSummary, Error> 
         summary.accounts = summary.accounts.saturating_add(1);
     }
     for item in trees.transfers.iter() {
-        let (key, _) = item.map_err(Error::storage("scanning transfers"))?;
-        let id = TransferId(key_u128(&key, "transfer key").map_err(Error::corrupt("transfer"))?);
-        // The index names where the transfer is in the journal; read it from there.
-        let transfer = trees.transfer(id)?.ok_or_else(|| Error::Corrupt {
-            what: id.to_string(),
-            source: crate::codec::DecodeError {
-                what: "transfer",
-                detail: "indexed but gone while exporting".into(),
-            },
-        })?;
-        let status = if transfer.flags.contains(TransferFlags::PENDING) {
-            trees.pending_status(transfer.id)?
-        } else {
-            None
-        };
-        write_line(out, transfer_json(&transfer, status))?;
-        summary.transfers = summary.transfers.saturating_add(1);
+        let (key, value) = item.map_err(Error::storage("scanning transfers"))?;
+        let first = key_u128(&key, "transfer run key").map_err(Error::corrupt("transfer"))?;
+        let run = decode_transfer_run(&value).map_err(Error::corrupt("transfer run"))?;
+        for offset in 0..u128::from(run.len) {
+            let id = TransferId(first.wrapping_add(offset));
+            // The index names where the transfer is in the journal; read it from there.
+            let transfer = trees.transfer(id)?.ok_or_else(|| Error::Corrupt {
+                what: id.to_string(),
+                source: crate::codec::DecodeError {
+                    what: "transfer",
+                    detail: "indexed but gone while exporting".into(),
+                },
+            })?;
+            let status = if transfer.flags.contains(TransferFlags::PENDING) {
+                trees.pending_status(transfer.id)?
+            } else {
+                None
+            };
+            write_line(out, transfer_json(&transfer, status))?;
+            summary.transfers = summary.transfers.saturating_add(1);
+        }
     }
     out.flush().map_err(Error::io("writing the export"))?;
     Ok(summary)

@@ -163,24 +163,55 @@ pub(crate) fn read_transfer(cursor: &mut Cursor<'_>) -> Result<Transfer, DecodeE
     })
 }
 
-/// Bytes of a transfer's journal location: record seq (u64) then entry index (u32).
-pub(crate) const TRANSFER_LOCATION_LEN: usize = 12;
+/// Bytes of a stored run of transfer ids: record seq (u64), entry index of the run's first id
+/// (u32), ids in the run (u32).
+pub(crate) const TRANSFER_RUN_LEN: usize = 16;
 
-/// The stored value of a transfer id: where in the journal the transfer is. Twelve bytes fit
-/// sled's inline value (22 bytes), so storing and copying it allocates nothing.
-pub(crate) fn transfer_location_bytes(seq: u64, index: u32) -> [u8; TRANSFER_LOCATION_LEN] {
-    let mut out = [0; TRANSFER_LOCATION_LEN];
-    out[..8].copy_from_slice(&seq.to_le_bytes());
-    out[8..].copy_from_slice(&index.to_le_bytes());
+/// Where a run of consecutive transfer ids sits in the journal: ids `first ..first + len`
+/// are entries `index ..index + len` of record `seq`. Sixteen bytes fit sled's inline value
+/// (22 bytes), so storing and copying it allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TransferRun {
+    pub(crate) seq: u64,
+    pub(crate) index: u32,
+    pub(crate) len: u32,
+}
+
+pub(crate) fn transfer_run_bytes(run: &TransferRun) -> [u8; TRANSFER_RUN_LEN] {
+    let mut out = [0; TRANSFER_RUN_LEN];
+    out[..8].copy_from_slice(&run.seq.to_le_bytes());
+    out[8..12].copy_from_slice(&run.index.to_le_bytes());
+    out[12..].copy_from_slice(&run.len.to_le_bytes());
     out
 }
 
-pub(crate) fn decode_transfer_location(bytes: &[u8]) -> Result<(u64, u32), DecodeError> {
-    let mut cursor = Cursor::new(bytes, "transfer location");
-    let seq = cursor.u64()?;
-    let index = cursor.u32()?;
+/// Decodes a run; a run is never empty and never longer than a record can be.
+pub(crate) fn decode_transfer_run(bytes: &[u8]) -> Result<TransferRun, DecodeError> {
+    let mut cursor = Cursor::new(bytes, "transfer run");
+    let run = TransferRun {
+        seq: cursor.u64()?,
+        index: cursor.u32()?,
+        len: cursor.u32()?,
+    };
     cursor.finish()?;
-    Ok((seq, index))
+    let fits = run.len >= 1
+        && usize::try_from(run.index)
+            .ok()
+            .zip(usize::try_from(run.len).ok())
+            .and_then(|(index, len)| index.checked_add(len))
+            .is_some_and(|end| end <= crate::BATCH_LEN_MAX);
+    if !fits {
+        return Err(DecodeError {
+            what: "transfer run",
+            detail: format!(
+                "entries {} + {} do not fit a record of at most {} entries",
+                run.index,
+                run.len,
+                crate::BATCH_LEN_MAX
+            ),
+        });
+    }
+    Ok(run)
 }
 
 #[cfg(test)]
@@ -277,6 +308,27 @@ pub(crate) fn history_key(account: AccountId, timestamp: Timestamp) -> [u8; 24] 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transfer_run_round_trips_and_rejects_empty_or_oversized_runs() {
+        let run = TransferRun {
+            seq: 9,
+            index: 8000,
+            len: 190,
+        };
+        assert_eq!(decode_transfer_run(&transfer_run_bytes(&run)), Ok(run));
+        let empty = TransferRun { len: 0, ..run };
+        assert!(decode_transfer_run(&transfer_run_bytes(&empty)).is_err());
+        let past_a_record = TransferRun { len: 191, ..run };
+        assert!(decode_transfer_run(&transfer_run_bytes(&past_a_record)).is_err());
+        let huge = TransferRun {
+            index: u32::MAX,
+            len: u32::MAX,
+            ..run
+        };
+        assert!(decode_transfer_run(&transfer_run_bytes(&huge)).is_err());
+        assert!(decode_transfer_run(&[0; TRANSFER_RUN_LEN - 1]).is_err());
+    }
 
     #[test]
     fn account_round_trips_and_has_its_declared_length() {

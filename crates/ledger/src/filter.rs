@@ -92,9 +92,10 @@ pub(crate) fn build(trees: &Trees, stop: &Arc<AtomicBool>) -> Option<IdFilter> {
         if stop.load(Ordering::Relaxed) {
             return None;
         }
-        let (key, _) = item.ok()?;
-        let id = crate::codec::key_u128(&key, "transfer key").ok()?;
-        filter.insert(id);
+        let (key, value) = item.ok()?;
+        let first = crate::codec::key_u128(&key, "transfer run key").ok()?;
+        let run = crate::codec::decode_transfer_run(&value).ok()?;
+        (0..u128::from(run.len)).for_each(|offset| filter.insert(first.wrapping_add(offset)));
     }
     Some(filter)
 }

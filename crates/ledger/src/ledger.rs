@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::codec::{
-    self, account_bytes, balance_bytes, decode_account, decode_balance, decode_expiry_key,
-    decode_pending_status, decode_transfer, decode_transfer_location, expiry_key, history_key,
-    id_key, transfer_location_bytes,
+    self, TransferRun, account_bytes, balance_bytes, decode_account, decode_balance,
+    decode_expiry_key, decode_pending_status, decode_transfer, decode_transfer_run, expiry_key,
+    history_key, id_key, transfer_run_bytes,
 };
 use crate::filter::{self, IdFilter};
 use crate::idhash::{IdMap, IdSet};
@@ -95,9 +95,10 @@ pub const CACHE_CAPACITY_DEFAULT: u64 = 256 * 1024 * 1024;
 /// repeat while [`Expired::more`] is set.
 pub const EXPIRE_BATCH_LEN_MAX: usize = BATCH_LEN_MAX;
 
-/// Ledger format version stored in the meta tree. Version 2 stores, per transfer id, only
-/// the transfer's location in the journal instead of a copy of the transfer.
-const FORMAT_VERSION: u8 = 2;
+/// Ledger format version stored in the meta tree. Version 2 stored, per transfer id, only
+/// the transfer's location in the journal instead of a copy of the transfer; version 3 stores
+/// one location per run of consecutive ids (see [`PREFIX_TRANSFER`]).
+pub(crate) const FORMAT_VERSION: u8 = 3;
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
@@ -113,10 +114,17 @@ pub(crate) const PREFIX_HISTORY: u8 = b'h';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
-/// Transfer id → its location in the journal (record seq, entry index; see
-/// [`codec::transfer_location_bytes`]). The journal already holds every transfer in full, so
-/// the index stores twelve bytes per transfer instead of a second copy of 128; the rare reads
+/// First id of a run of consecutive transfer ids → where the run sits in the journal (record
+/// seq, entry index of the first id, run length; see [`codec::TransferRun`]). The journal
+/// already holds every transfer in full, so the index only locates entries; the rare reads
 /// (duplicate ids, post/void, expiry, lookups) fetch the journal chunk that holds the entry.
+///
+/// Why runs: sled pays for every key it inserts (a tree descent, a copy of the leaf, a split
+/// every eight appends), and one key per transfer was most of a full batch's commit time.
+/// Callers that allocate ids in order (TigerBeetle's advice, and what a counter or a
+/// time-based id gives) store a whole batch as one key; random ids make runs of one and cost
+/// what one key per transfer did. Runs never overlap, because every id is stored only once,
+/// so the run holding an id is the one with the greatest first id at or below it.
 pub(crate) const PREFIX_TRANSFER: u8 = b't';
 
 pub(crate) const META_FORMAT: &[u8] = b"format";
@@ -229,6 +237,17 @@ impl Space {
             .map(Self::strip)
     }
 
+    /// The entry with the greatest key at or before `key`.
+    pub(crate) fn at_or_before(&self, key: &[u8]) -> sled::Result<Option<Entry>> {
+        self.tree
+            .range(vec![self.prefix]..=self.key(key))
+            .next_back()
+            .transpose()
+            .map(|entry| {
+                entry.map(|(key, value)| (key.get(1..).unwrap_or_default().to_vec(), value))
+            })
+    }
+
     pub(crate) fn last(&self) -> sled::Result<Option<Entry>> {
         self.iter().next_back().transpose()
     }
@@ -331,16 +350,34 @@ impl Trees {
             .transpose()
     }
 
-    pub(crate) fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
-        let Some(bytes) = self
+    /// The stored run that would hold `id`, if `id` is stored (see [`PREFIX_TRANSFER`]).
+    pub(crate) fn transfer_location(&self, id: TransferId) -> Result<Option<(u64, u32)>, Error> {
+        let Some((key, bytes)) = self
             .transfers
-            .get(id_key(id.0))
+            .at_or_before(&id_key(id.0))
             .map_err(Error::storage("reading a transfer"))?
         else {
             return Ok(None);
         };
-        let (seq, index) =
-            decode_transfer_location(&bytes).map_err(Error::corrupt(id.to_string()))?;
+        let first =
+            codec::key_u128(&key, "transfer run key").map_err(Error::corrupt(id.to_string()))?;
+        let run = decode_transfer_run(&bytes).map_err(Error::corrupt(id.to_string()))?;
+        // Runs never overlap (each id is stored once), so only this run can hold `id`.
+        let Some(offset) =
+            id.0.checked_sub(first)
+                .filter(|offset| *offset < u128::from(run.len))
+        else {
+            return Ok(None);
+        };
+        // Below `run.len`, a u32.
+        let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+        Ok(Some((run.seq, run.index.saturating_add(offset))))
+    }
+
+    pub(crate) fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
+        let Some((seq, index)) = self.transfer_location(id)? else {
+            return Ok(None);
+        };
         let transfer = self.journal_transfer(seq, index, id)?;
         if transfer.id != id {
             return Err(Error::Corrupt {
@@ -1499,6 +1536,24 @@ fn stop_reason(stopped: &Mutex<Option<String>>) -> String {
         .unwrap_or_else(|| "the ledger writer stopped".into())
 }
 
+/// Splits located transfers (in record order) into runs of consecutive ids at consecutive
+/// entries of one record (see [`PREFIX_TRANSFER`]).
+fn transfer_runs(locations: &[(TransferId, u64, u32)]) -> Vec<(TransferId, TransferRun)> {
+    let mut runs: Vec<(TransferId, TransferRun)> = Vec::new();
+    for &(id, seq, index) in locations {
+        if let Some((first, run)) = runs.last_mut() {
+            let next_id = first.0.checked_add(u128::from(run.len));
+            let next_index = run.index.checked_add(run.len);
+            if run.seq == seq && next_id == Some(id.0) && next_index == Some(index) {
+                run.len += 1;
+                continue;
+            }
+        }
+        runs.push((id, TransferRun { seq, index, len: 1 }));
+    }
+    runs
+}
+
 /// The writes of one group, apart from the account snapshot (the committer adds it).
 fn prepare(
     changes: &Changes,
@@ -1510,12 +1565,8 @@ fn prepare(
     let mut writes = Writes::default();
     // The records hold exactly the transfers of `changes.transfers` (a failed linked chain
     // is rolled back from both), so indexing the records indexes every one.
-    for (id, seq, index) in locations {
-        writes.insert(
-            PREFIX_TRANSFER,
-            &id_key(id.0),
-            &transfer_location_bytes(*seq, *index),
-        );
+    for (first, run) in transfer_runs(locations) {
+        writes.insert(PREFIX_TRANSFER, &id_key(first.0), &transfer_run_bytes(&run));
     }
     for (id, status) in &changes.pending {
         writes.insert(PREFIX_PENDING, &id_key(id.0), &[status.to_byte()]);
@@ -1763,4 +1814,93 @@ pub(crate) fn check_limits(account: &Account) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn located(ids: &[u128], seq: u64, first_index: u32) -> Vec<(TransferId, u64, u32)> {
+        ids.iter()
+            .zip(first_index..)
+            .map(|(id, index)| (TransferId(*id), seq, index))
+            .collect()
+    }
+
+    #[test]
+    fn consecutive_ids_at_consecutive_entries_form_one_run() {
+        let runs = transfer_runs(&located(&[10, 11, 12, 13], 4, 0));
+        assert_eq!(
+            runs,
+            [(
+                TransferId(10),
+                TransferRun {
+                    seq: 4,
+                    index: 0,
+                    len: 4
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn runs_break_at_id_gaps_descending_ids_and_record_boundaries() {
+        let mut locations = located(&[10, 11, 13, 12], 4, 0);
+        locations.extend(located(&[14, 15], 5, 0));
+        let runs: Vec<(u128, u64, u32, u32)> = transfer_runs(&locations)
+            .into_iter()
+            .map(|(first, run)| (first.0, run.seq, run.index, run.len))
+            .collect();
+        assert_eq!(
+            runs,
+            [(10, 4, 0, 2), (13, 4, 2, 1), (12, 4, 3, 1), (14, 5, 0, 2)]
+        );
+    }
+
+    #[test]
+    fn a_skipped_entry_breaks_a_run_even_when_ids_are_consecutive() {
+        // A rolled-back linked chain leaves ids 20 and 21 at entries 0 and 2.
+        let runs = transfer_runs(&[(TransferId(20), 1, 0), (TransferId(21), 1, 2)]);
+        assert_eq!(runs.len(), 2);
+    }
+
+    #[test]
+    fn a_run_at_the_top_of_the_id_space_does_not_overflow() {
+        let top = u128::MAX - 1;
+        let runs = transfer_runs(&located(&[top, 1], 1, 0));
+        assert_eq!(runs.len(), 2);
+    }
+
+    #[test]
+    fn the_run_index_finds_every_stored_id_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trees = Trees::open(open_db(dir.path(), 1 << 20).expect("db")).expect("trees");
+        let mut writes = Writes::default();
+        let mut locations = located(&[100, 101, 102], 1, 0);
+        locations.extend(located(&[200], 1, 3));
+        locations.extend(located(&[103], 2, 0));
+        for (first, run) in transfer_runs(&locations) {
+            writes.insert(PREFIX_TRANSFER, &id_key(first.0), &transfer_run_bytes(&run));
+        }
+        trees.apply(writes, "test").expect("applied");
+        let expected = [
+            (99, None),
+            (100, Some((1, 0))),
+            (101, Some((1, 1))),
+            (102, Some((1, 2))),
+            (103, Some((2, 0))),
+            (104, None),
+            (199, None),
+            (200, Some((1, 3))),
+            (201, None),
+            (u128::MAX, None),
+        ];
+        for (id, location) in expected {
+            assert_eq!(
+                trees.transfer_location(TransferId(id)).expect("read"),
+                location,
+                "id {id}"
+            );
+        }
+    }
 }

@@ -1,1 +1,542 @@
-//! (being written)
+//! Signing and verifying a [`v1::Signed`]: an encoded message, an Ed25519 signature over
+//! `domain || payload`, and the signer's certificate chain, recognized under the
+//! mutual-recognition agreement.
+//!
+//! The domain prefix (`kakehashi_proto::SIGNING_DOMAIN_*`) names the kind of object, so a
+//! signature over a quote can never pass as one over an instruction or a receipt. Verification
+//! runs cheapest and most certain first, and stops at the first failure:
+//!
+//! 1. sizes: payload, chain length, each certificate, signature length (FF01);
+//! 2. every chain certificate parses as DER X.509 (FF01);
+//! 3. the leaf's key is Ed25519 (DS0B);
+//! 4. the signature verifies with `verify_strict` (RFC 8032 §5.1.7 with the small-order and
+//!    non-canonical checks) over `domain || payload` (DS0B);
+//! 5. the relying jurisdiction recognizes the chain for the purpose at the time under the MRA
+//!    (DS0B, with the verdict's rule and message);
+//! 6. the leaf has a common name, the signer's identity (a bank's BIC, a node's name) (DS0B).
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use kakehashi_pki::cert::{Cert, OID_COMMON_NAME};
+use kakehashi_pki::mra::{Mra, RecognitionVerdict};
+use kakehashi_pki::signature::KeyAlgorithm;
+use kakehashi_pki::{Purpose, UnixTime};
+use kakehashi_proto::{
+    SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT, v1,
+};
+
+use crate::reason::Rejection;
+
+/// Largest signed payload: an instruction with every text field at its ISO 20022 maximum and a
+/// quote with its chain inside is about 6 KiB; 64 KiB is the node's message limit.
+pub const PAYLOAD_LEN_MAX: usize = 64 * 1024;
+
+/// Most certificates in a signer chain: leaf, a few intermediates and perhaps the root. The
+/// verifier's path depth is far below this; it bounds the parsing work on hostile input.
+pub const CHAIN_LEN_MAX: usize = 8;
+
+/// Largest certificate in a signer chain: Ed25519 certificates are under 1 KiB; 16 KiB leaves
+/// room for RSA-4096 intermediates with long policy and name-constraint extensions.
+pub const CERT_LEN_MAX: usize = 16 * 1024;
+
+/// An Ed25519 signature is exactly 64 bytes (RFC 8032 §5.1.6).
+pub const SIGNATURE_LEN: usize = 64;
+
+/// Signs `domain || payload` with `key` and packs the payload, the signature and `chain` (DER,
+/// leaf first, the certificate of `key` first).
+pub fn sign(domain: &[u8], payload: Vec<u8>, key: &SigningKey, chain: &[Vec<u8>]) -> v1::Signed {
+    let signature = key.sign(&signed_bytes(domain, &payload));
+    v1::Signed {
+        payload,
+        signature: signature.to_bytes().to_vec(),
+        signer_chain: chain.to_vec(),
+    }
+}
+
+/// Who signed, as established by [`verify`].
+#[derive(Clone, Debug)]
+pub struct Signer {
+    /// The leaf certificate's subject common name (a bank's BIC, or a node's name).
+    pub subject_cn: String,
+    /// The jurisdiction whose anchor the chain validated to.
+    pub jurisdiction: String,
+    /// SHA-256 of the leaf certificate's DER.
+    pub leaf_sha256: [u8; 32],
+    /// The verifier's full verdict (recognized), for logs and explanations.
+    pub verdict: RecognitionVerdict,
+}
+
+/// Verifies `signed` as a `domain` object whose signer `relying` recognizes for `purpose` at
+/// `time` under `mra`, with `extra_crls` (DER) besides the agreement's. See the module
+/// documentation for the order of the checks. Nothing here looks inside the payload.
+pub fn verify(
+    signed: &v1::Signed,
+    domain: &[u8],
+    mra: &Mra,
+    relying: &str,
+    purpose: Purpose,
+    time: UnixTime,
+    extra_crls: &[Vec<u8>],
+) -> Result<Signer, Rejection> {
+    let kind = domain_name(domain);
+    check_sizes(signed, &kind)?;
+    let mut certs = Vec::with_capacity(signed.signer_chain.len());
+    for (index, der) in signed.signer_chain.iter().enumerate() {
+        let cert = Cert::from_der(der).map_err(|e| {
+            Rejection::format(format!(
+                "{kind}: signer_chain[{index}] is not a DER X.509 certificate: {e}"
+            ))
+        })?;
+        certs.push(cert);
+    }
+    let Some((leaf, intermediates)) = certs.split_first() else {
+        // check_sizes refused an empty chain; failing closed keeps this branch harmless.
+        return Err(Rejection::format(format!("{kind}: signer_chain is empty")));
+    };
+
+    let algorithm = leaf.spki().algorithm();
+    if *algorithm != KeyAlgorithm::Ed25519 {
+        return Err(Rejection::signature(format!(
+            "{kind}: the signer certificate {} has a {} key; kakehashi signatures are Ed25519",
+            leaf.subject_display(),
+            algorithm.name()
+        )));
+    }
+    let key = <[u8; 32]>::try_from(leaf.spki().key())
+        .ok()
+        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+        .ok_or_else(|| {
+            Rejection::signature(format!(
+                "{kind}: the signer certificate {} holds an invalid Ed25519 public key",
+                leaf.subject_display()
+            ))
+        })?;
+    let signature = <[u8; SIGNATURE_LEN]>::try_from(signed.signature.as_slice())
+        .map(|bytes| Signature::from_bytes(&bytes))
+        .map_err(|_| {
+            Rejection::format(format!(
+                "{kind}: signature must be exactly {SIGNATURE_LEN} bytes"
+            ))
+        })?;
+    key.verify_strict(&signed_bytes(domain, &signed.payload), &signature)
+        .map_err(|_| {
+            Rejection::signature(format!(
+                "{kind}: signature does not verify with the key of the signer certificate {} \
+                 (the payload was altered, or signed by another key or for another kind of object)",
+                leaf.subject_display()
+            ))
+        })?;
+
+    let verdict = mra.recognize(relying, purpose, leaf, intermediates, extra_crls, time);
+    let jurisdiction = match (&verdict.recognized, &verdict.anchor_jurisdiction) {
+        (true, Some(jurisdiction)) => jurisdiction.clone(),
+        _ => {
+            let (rule, message) = verdict
+                .reason
+                .as_ref()
+                .map_or(("MRA", "not recognized (no reason given)"), |r| {
+                    (r.rule.as_str(), r.message.as_str())
+                });
+            return Err(Rejection::signature(format!(
+                "{kind}: the signer certificate {} is not recognized by {relying} for {purpose} \
+                 at {time}: {rule}: {message}",
+                leaf.subject_display()
+            )));
+        }
+    };
+
+    let subject_cn = leaf
+        .subject()
+        .attributes(OID_COMMON_NAME)
+        .next()
+        .and_then(|attribute| attribute.text())
+        .filter(|cn| !cn.is_empty())
+        .ok_or_else(|| {
+            Rejection::signature(format!(
+                "{kind}: the signer certificate {} has no common name to identify the signer",
+                leaf.subject_display()
+            ))
+        })?;
+    Ok(Signer {
+        subject_cn,
+        jurisdiction,
+        leaf_sha256: leaf.sha256(),
+        verdict,
+    })
+}
+
+/// The bounds of step 1, before any parsing.
+fn check_sizes(signed: &v1::Signed, kind: &str) -> Result<(), Rejection> {
+    if signed.payload.len() > PAYLOAD_LEN_MAX {
+        return Err(Rejection::format(format!(
+            "{kind}: payload is {} bytes; at most {PAYLOAD_LEN_MAX} are allowed",
+            signed.payload.len()
+        )));
+    }
+    if signed.signature.len() != SIGNATURE_LEN {
+        return Err(Rejection::format(format!(
+            "{kind}: signature is {} bytes; an Ed25519 signature is exactly {SIGNATURE_LEN}",
+            signed.signature.len()
+        )));
+    }
+    if signed.signer_chain.is_empty() {
+        return Err(Rejection::format(format!(
+            "{kind}: signer_chain is empty; send the signer's certificate chain, leaf first"
+        )));
+    }
+    if signed.signer_chain.len() > CHAIN_LEN_MAX {
+        return Err(Rejection::format(format!(
+            "{kind}: signer_chain has {} certificates; at most {CHAIN_LEN_MAX} are allowed",
+            signed.signer_chain.len()
+        )));
+    }
+    if let Some((index, der)) = signed
+        .signer_chain
+        .iter()
+        .enumerate()
+        .find(|(_, der)| der.len() > CERT_LEN_MAX)
+    {
+        return Err(Rejection::format(format!(
+            "{kind}: signer_chain[{index}] is {} bytes; at most {CERT_LEN_MAX} are allowed",
+            der.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `domain || payload`, the bytes an Ed25519 signature covers.
+fn signed_bytes(domain: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(domain.len().saturating_add(payload.len()));
+    bytes.extend_from_slice(domain);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// A readable name for a signing domain, to open details: `instruction`, `quote`, `receipt`.
+fn domain_name(domain: &[u8]) -> String {
+    match domain {
+        d if d == SIGNING_DOMAIN_INSTRUCTION => "signed instruction".to_owned(),
+        d if d == SIGNING_DOMAIN_QUOTE => "signed quote".to_owned(),
+        d if d == SIGNING_DOMAIN_RECEIPT => "signed receipt".to_owned(),
+        other => String::from_utf8_lossy(other).trim_end().to_owned(),
+    }
+}
+
+/// Shared fixtures for the node's domain tests: the committed development PKI and agreement.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::PathBuf;
+
+    use ed25519_dalek::SigningKey;
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+    use kakehashi_pki::UnixTime;
+    use kakehashi_pki::mra::Mra;
+
+    /// The repository root, two levels above this crate.
+    pub(crate) fn repo_root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// `certs/<relative>`.
+    pub(crate) fn certs(relative: &str) -> PathBuf {
+        repo_root().join("certs").join(relative)
+    }
+
+    /// The committed agreement, signed by JP, SG and TH.
+    pub(crate) fn mra() -> Mra {
+        Mra::load(&certs("mra.toml")).expect("certs/mra.toml loads")
+    }
+
+    /// The DER certificates of a PEM chain file under certs/, leaf first.
+    pub(crate) fn chain(relative: &str) -> Vec<Vec<u8>> {
+        let bytes = std::fs::read(certs(relative)).expect("chain file");
+        let ders = kakehashi_pki::pem::blocks_or_der(&bytes, "CERTIFICATE").expect("PEM chain");
+        assert!(!ders.is_empty(), "{relative} holds no certificate");
+        ders
+    }
+
+    /// A PKCS#8 PEM Ed25519 key under certs/.
+    pub(crate) fn key(relative: &str) -> SigningKey {
+        let text = std::fs::read_to_string(certs(relative)).expect("key file");
+        SigningKey::from_pkcs8_pem(&text).expect("PKCS#8 Ed25519 key")
+    }
+
+    /// Inside every dev certificate's validity and the agreement's window.
+    pub(crate) fn at_2027() -> UnixTime {
+        UnixTime::parse_rfc3339("2027-01-01T00:00:00Z").expect("time")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{at_2027, chain, key, mra};
+    use super::*;
+    use crate::reason::ReasonCode;
+
+    fn bank_signed(bank: &str, jurisdiction: &str, payload: &[u8]) -> v1::Signed {
+        let dir = jurisdiction.to_lowercase();
+        sign(
+            SIGNING_DOMAIN_INSTRUCTION,
+            payload.to_vec(),
+            &key(&format!("{dir}/banks/{bank}.key.pem")),
+            &chain(&format!("{dir}/banks/{bank}.pem")),
+        )
+    }
+
+    fn verify_payment(signed: &v1::Signed, relying: &str) -> Result<Signer, Rejection> {
+        verify(
+            signed,
+            SIGNING_DOMAIN_INSTRUCTION,
+            &mra(),
+            relying,
+            Purpose::PaymentSigning,
+            at_2027(),
+            &[],
+        )
+    }
+
+    #[track_caller]
+    fn rejected(result: Result<Signer, Rejection>, code: ReasonCode, needle: &str) -> Rejection {
+        let r = result.expect_err("must be rejected");
+        assert_eq!(r.code, code, "{}", r.detail);
+        assert!(r.detail.contains(needle), "{:?} lacks {needle:?}", r.detail);
+        r
+    }
+
+    #[test]
+    fn sg_recognizes_a_jp_bank_signature() {
+        let signed = bank_signed("KKHAJPJ0", "JP", b"hello");
+        let signer = verify_payment(&signed, "SG").expect("recognized");
+        assert_eq!(signer.subject_cn, "KKHAJPJ0");
+        assert_eq!(signer.jurisdiction, "JP");
+        assert!(signer.verdict.recognized);
+        let leaf = Cert::from_der(&signed.signer_chain[0]).expect("leaf");
+        assert_eq!(signer.leaf_sha256, leaf.sha256());
+    }
+
+    #[test]
+    fn a_jurisdiction_recognizes_its_own_bank() {
+        let signed = bank_signed("KKHAJPJ0", "JP", b"hello");
+        assert_eq!(
+            verify_payment(&signed, "JP").expect("own").jurisdiction,
+            "JP"
+        );
+    }
+
+    #[test]
+    fn tampered_payload_is_ds0b() {
+        let mut signed = bank_signed("KKHAJPJ0", "JP", b"pay 100");
+        signed.payload = b"pay 900".to_vec();
+        rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ds0b,
+            "signature does not verify",
+        );
+    }
+
+    #[test]
+    fn tampered_signature_is_ds0b() {
+        let mut signed = bank_signed("KKHAJPJ0", "JP", b"pay 100");
+        signed.signature[10] ^= 1;
+        rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ds0b,
+            "signature does not verify",
+        );
+    }
+
+    #[test]
+    fn a_signature_for_another_domain_is_ds0b() {
+        let signed = bank_signed("KKHAJPJ0", "JP", b"pay 100");
+        let r = verify(
+            &signed,
+            SIGNING_DOMAIN_RECEIPT,
+            &mra(),
+            "SG",
+            Purpose::PaymentSigning,
+            at_2027(),
+            &[],
+        );
+        rejected(r, ReasonCode::Ds0b, "signature does not verify");
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_the_leaf_is_ds0b() {
+        let signed = sign(
+            SIGNING_DOMAIN_INSTRUCTION,
+            b"pay".to_vec(),
+            &key("jp/banks/KKHBJPJ0.key.pem"),
+            &chain("jp/banks/KKHAJPJ0.pem"),
+        );
+        rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ds0b,
+            "signature does not verify",
+        );
+    }
+
+    #[test]
+    fn a_th_bank_relied_on_by_sg_is_ds0b_with_the_mra_reason() {
+        let signed = bank_signed("KKHATHB0", "TH", b"pay");
+        let r = rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ds0b,
+            "not recognized by SG",
+        );
+        assert!(r.detail.contains("MRA §recognition"), "{}", r.detail);
+        // TH itself recognizes its own bank: the refusal above is the agreement's, not the chain's.
+        assert_eq!(
+            verify_payment(&signed, "TH").expect("own").jurisdiction,
+            "TH"
+        );
+    }
+
+    #[test]
+    fn a_revoked_bank_is_ds0b_naming_revocation() {
+        let signed = bank_signed("KKHCJPJ0", "JP", b"pay");
+        let r = rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ds0b,
+            "RFC 5280 §6.3",
+        );
+        assert!(r.detail.to_lowercase().contains("revoked"), "{}", r.detail);
+    }
+
+    #[test]
+    fn a_receipt_key_cannot_sign_payments() {
+        let signed = sign(
+            SIGNING_DOMAIN_INSTRUCTION,
+            b"pay".to_vec(),
+            &key("jp/node/receipt.key.pem"),
+            &chain("jp/node/receipt.pem"),
+        );
+        let r = rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ds0b,
+            "payment-signing",
+        );
+        assert!(r.detail.contains("RFC 5280 §4.2.1.12"), "{}", r.detail);
+        // The same chain is fine for its own purpose.
+        let ok = verify(
+            &signed,
+            SIGNING_DOMAIN_INSTRUCTION,
+            &mra(),
+            "SG",
+            Purpose::ReceiptSigning,
+            at_2027(),
+            &[],
+        );
+        assert_eq!(
+            ok.expect("receipt-signing").subject_cn,
+            "Kakehashi JP Node receipt signing"
+        );
+    }
+
+    #[test]
+    fn an_expired_time_is_ds0b() {
+        let signed = bank_signed("KKHAJPJ0", "JP", b"pay");
+        let late = UnixTime::parse_rfc3339("2040-01-01T00:00:00Z").expect("time");
+        let r = verify(
+            &signed,
+            SIGNING_DOMAIN_INSTRUCTION,
+            &mra(),
+            "SG",
+            Purpose::PaymentSigning,
+            late,
+            &[],
+        );
+        rejected(r, ReasonCode::Ds0b, "not recognized");
+    }
+
+    #[test]
+    fn size_bounds_are_ff01() {
+        let good = bank_signed("KKHAJPJ0", "JP", b"pay");
+
+        let mut big = bank_signed("KKHAJPJ0", "JP", &vec![0; PAYLOAD_LEN_MAX + 1]);
+        rejected(
+            verify_payment(&big, "SG"),
+            ReasonCode::Ff01,
+            "at most 65536",
+        );
+        big = bank_signed("KKHAJPJ0", "JP", &vec![0; PAYLOAD_LEN_MAX]);
+        assert!(verify_payment(&big, "SG").is_ok());
+
+        let mut short = good.clone();
+        short.signature.pop();
+        rejected(verify_payment(&short, "SG"), ReasonCode::Ff01, "exactly 64");
+        let mut long = good.clone();
+        long.signature.push(0);
+        rejected(verify_payment(&long, "SG"), ReasonCode::Ff01, "exactly 64");
+
+        let mut empty = good.clone();
+        empty.signer_chain.clear();
+        rejected(
+            verify_payment(&empty, "SG"),
+            ReasonCode::Ff01,
+            "signer_chain is empty",
+        );
+
+        let mut many = good.clone();
+        many.signer_chain = vec![good.signer_chain[0].clone(); CHAIN_LEN_MAX + 1];
+        rejected(verify_payment(&many, "SG"), ReasonCode::Ff01, "at most 8");
+
+        let mut huge = good.clone();
+        huge.signer_chain.push(vec![0; CERT_LEN_MAX + 1]);
+        rejected(
+            verify_payment(&huge, "SG"),
+            ReasonCode::Ff01,
+            "signer_chain[2]",
+        );
+    }
+
+    #[test]
+    fn a_non_ed25519_signer_key_is_ds0b() {
+        let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let params = rcgen::CertificateParams::new(vec!["bank.test".to_owned()]).expect("params");
+        let cert = params.self_signed(&key_pair).expect("certificate");
+        let mut signed = bank_signed("KKHAJPJ0", "JP", b"pay");
+        signed.signer_chain = vec![cert.der().to_vec()];
+        rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ds0b,
+            "has a P-256 key",
+        );
+    }
+
+    #[test]
+    fn garbage_certificates_are_ff01() {
+        let mut signed = bank_signed("KKHAJPJ0", "JP", b"pay");
+        signed.signer_chain[1] = b"not a certificate".to_vec();
+        rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ff01,
+            "signer_chain[1] is not a DER",
+        );
+        signed.signer_chain[0].truncate(100);
+        rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ff01,
+            "signer_chain[0]",
+        );
+    }
+
+    #[test]
+    fn a_chain_missing_its_issuing_ca_is_ds0b() {
+        let mut signed = bank_signed("KKHAJPJ0", "JP", b"pay");
+        signed.signer_chain.truncate(1);
+        rejected(
+            verify_payment(&signed, "SG"),
+            ReasonCode::Ds0b,
+            "not recognized",
+        );
+    }
+
+    #[test]
+    fn relying_party_outside_the_agreement_is_ds0b() {
+        let signed = bank_signed("KKHAJPJ0", "JP", b"pay");
+        rejected(
+            verify_payment(&signed, "XX"),
+            ReasonCode::Ds0b,
+            "MRA §parties",
+        );
+    }
+}
