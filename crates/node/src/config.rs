@@ -257,7 +257,7 @@ impl Default for Limits {
 /// `[sanctions]`: parties a payment may not involve (regulatory reason RR04).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sanctions {
-    /// Debtor or creditor names, compared case-insensitively after trimming.
+    /// Party names (debtor or creditor) a payment may not carry.
     pub names: Vec<String>,
     /// Agent BICs (8 or 11 characters).
     pub bics: Vec<String>,

@@ -212,12 +212,19 @@ impl Bound {
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<PaymentsServer<P>>().await;
         health_reporter.set_serving::<RelayServer<R>>().await;
+        let health = health
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        // Reflection answers carry whole file descriptors, so only requests are bounded by
+        // the configured size; answers keep tonic's 4 MiB default.
         let reflection_v1 = reflection()
             .with_service_name("grpc.reflection.v1.ServerReflection")
-            .build_v1()?;
+            .build_v1()?
+            .max_decoding_message_size(limits.max_message_bytes);
         let reflection_v1alpha = reflection()
             .with_service_name("grpc.reflection.v1alpha.ServerReflection")
-            .build_v1alpha()?;
+            .build_v1alpha()?
+            .max_decoding_message_size(limits.max_message_bytes);
 
         // One shutdown signal fanned out to every listener.
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -302,7 +309,7 @@ impl Bound {
 /// Binds and serves in one call (see [`bind`] and [`Bound::run`]).
 pub async fn serve<P, R>(
     config: &Config,
-    mra: Arc<Mra>,
+    trust: impl Into<PeerTrust>,
     payments: P,
     relay: R,
     metrics: Arc<Metrics>,
@@ -314,7 +321,7 @@ where
 {
     bind(&config.listen)
         .await?
-        .run(config, mra, payments, relay, metrics, shutdown)
+        .run(config, trust, payments, relay, metrics, shutdown)
         .await
 }
 
@@ -350,6 +357,19 @@ fn server(
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             limits.max_concurrent_requests,
         ))
+}
+
+/// A one-line description of a failed handshake. rustls prints a `CertificateError::Other`
+/// with its Debug form (for a recognition refusal, the whole verdict); the error inside has a
+/// Display that says the same in one sentence.
+fn handshake_error(e: &std::io::Error) -> String {
+    let certificate_other = e.get_ref().and_then(|inner| match inner.downcast_ref() {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+            Some(format!("invalid peer certificate: {}", other.0))
+        }
+        _ => None,
+    });
+    certificate_other.unwrap_or_else(|| e.to_string())
 }
 
 /// Accepts TCP connections on `listener`, runs each TLS handshake in its own task under
@@ -404,7 +424,7 @@ fn tls_incoming(
                         tracing::warn!(
                             listener = name.as_str(),
                             %peer,
-                            error = %e,
+                            error = %handshake_error(&e),
                             "TLS handshake failed; connection refused"
                         );
                     }

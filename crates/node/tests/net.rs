@@ -16,6 +16,7 @@ use kakehashi_node::server::{Addresses, ServeError, bind};
 use kakehashi_node::tls::{TlsIdentity, install_crypto_provider, peer_leaf_der, relay_endpoint};
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::tls::NodeServerCertVerifier;
+use kakehashi_proto::v1::payments_client::PaymentsClient;
 use kakehashi_proto::v1::payments_server::Payments;
 use kakehashi_proto::v1::relay_client::RelayClient;
 use kakehashi_proto::v1::relay_server::Relay;
@@ -26,6 +27,49 @@ use tonic::{Request, Response, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+/// Everything the node logged, from every test of this binary (tests run in parallel, so
+/// each looks only for text its own case produces).
+static LOG: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+/// Installs (once) a subscriber that captures log output into [`LOG`].
+fn capture_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    Arc::clone(LOG.get_or_init(|| {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buffer);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Capture(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        buffer
+    }))
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How many bytes have been logged so far.
+fn log_len() -> usize {
+    capture_logs().lock().expect("log lock").len()
+}
+
+/// What was logged after the first `from` bytes.
+fn logged_since(from: usize) -> String {
+    let log = capture_logs();
+    let log = log.lock().expect("log lock");
+    String::from_utf8_lossy(log.get(from..).unwrap_or_default()).into_owned()
+}
 
 /// How long a test waits for the server to record something before it fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(10);
@@ -73,17 +117,27 @@ impl Payments for TestPayments {
     ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
         Err(Status::unimplemented("test"))
     }
+    /// Never answers within a test, so only the server's request timeout ends the call.
     async fn get_payment_status(
         &self,
         _: Request<pb::PaymentStatusRequest>,
     ) -> Result<Response<pb::PaymentStatusReport>, Status> {
+        tokio::time::sleep(WAIT * 6).await;
         Err(Status::unimplemented("test"))
     }
+    /// Answers with one balance whose name is the hex of the client's leaf certificate (empty
+    /// without one), so the test sees what `peer_leaf_der` returned on the public listener.
     async fn get_balances(
         &self,
-        _: Request<pb::BalancesRequest>,
+        request: Request<pb::BalancesRequest>,
     ) -> Result<Response<pb::BalancesResponse>, Status> {
-        Err(Status::unimplemented("test"))
+        let leaf = peer_leaf_der(&request).map(hex::encode).unwrap_or_default();
+        Ok(Response::new(pb::BalancesResponse {
+            balances: vec![pb::AccountBalance {
+                name: leaf,
+                ..Default::default()
+            }],
+        }))
     }
     async fn open_account(
         &self,
@@ -146,12 +200,20 @@ struct Node {
 impl Node {
     /// Starts the devnet node `name` (jp or sg) on ports chosen by the OS.
     async fn start(name: &str) -> Self {
+        Self::start_with(name, |_| {}).await
+    }
+
+    /// Starts the devnet node `name` after `adjust` changed its configuration.
+    async fn start_with(name: &str, adjust: impl FnOnce(&mut Limits)) -> Self {
         install_crypto_provider();
+        capture_logs();
         let data = tempfile::tempdir().expect("tempdir");
-        let config = Config::load(&repo().join(format!("crates/node/devnet/{name}.toml")))
+        let mut config = Config::load(&repo().join(format!("crates/node/devnet/{name}.toml")))
             .expect("devnet config")
             .with_ports(0, 0, 0)
             .with_data_dir(data.path());
+        adjust(&mut config.limits);
+        config.validate().expect("adjusted config is valid");
         let mra = Arc::new(Mra::load(&config.mra).expect("mra"));
         let bound = bind(&config.listen).await.expect("bind");
         let addresses = bound.addresses();
@@ -479,5 +541,142 @@ async fn metrics_endpoint_answers_with_every_family() {
     ] {
         assert!(response.contains(name), "{name} missing from\n{response}");
     }
+    node.stop().await;
+}
+
+/// Node TLS certificates with one defect each (certs/fixtures/node-*, all JP leaves) and the TH
+/// node, which SG does not recognize: each is refused at the SG relay handshake, the refusal is
+/// counted and its reason logged, and the listener keeps serving.
+#[tokio::test]
+async fn sg_relay_refuses_expired_revoked_unknown_and_unrecognized_node_certificates() {
+    let node = Node::start("sg").await;
+    let cases = [
+        (
+            "fixtures/node-expired/chain",
+            "expired at 2026-02-01T00:00:00Z",
+        ),
+        ("fixtures/node-revoked/chain", "is revoked [RFC 5280 §6.3]"),
+        (
+            "fixtures/node-unknown-pki/chain",
+            "[RFC 5280 §6.1 (path to a trust anchor)]",
+        ),
+        ("th/node/tls", "no row says SG recognizes TH"),
+    ];
+    for (n, (stem, rule)) in cases.iter().enumerate() {
+        let before = log_len();
+        let result = prepare(relay_endpoint_as(stem, "JP", node.addresses.relay)).await;
+        assert!(result.is_err(), "{stem} must be refused: {result:?}");
+        node.wait_for_metric(&format!(
+            "kakehashi_tls_refusals_total{{listener=\"relay\"}} {}",
+            n + 1
+        ))
+        .await;
+        let ours = logged_since(before);
+        assert!(
+            ours.lines()
+                .any(|l| l.contains("refused TLS peer certificate") && l.contains(rule)),
+            "{stem}: no refusal citing {rule} in\n{ours}"
+        );
+        // The accept loop's line says it in one sentence too, not with the verdict's Debug dump.
+        assert!(
+            ours.lines()
+                .any(|l| l.contains("TLS handshake failed") && l.contains("invalid peer")),
+            "{stem}: no handshake failure logged in\n{ours}"
+        );
+        assert!(!ours.contains("RecognitionVerdict {"), "{ours}");
+    }
+    // Still serving recognized peers.
+    prepare(relay_endpoint_as("jp/node/tls", "JP", node.addresses.relay))
+        .await
+        .expect("the JP node is recognized by SG");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn public_listener_hands_the_client_leaf_to_the_service_when_one_is_presented() {
+    let node = Node::start("jp").await;
+    let leaf_seen = |ch: Channel| async move {
+        PaymentsClient::new(ch)
+            .get_balances(pb::BalancesRequest::default())
+            .await
+            .expect("balances")
+            .into_inner()
+            .balances[0]
+            .name
+            .clone()
+    };
+    let anonymous = channel(node.addresses.public, "JP").await.expect("connect");
+    assert_eq!(leaf_seen(anonymous).await, "", "no certificate, no leaf");
+    // The operator presents the node's own TLS certificate (devnet admin.operator_certs).
+    let operator = relay_endpoint(
+        &peer_at("JP", node.addresses.public),
+        &identity("jp/node/tls"),
+        mra(),
+        "JP",
+        &Limits::default(),
+    )
+    .expect("endpoint")
+    .connect()
+    .await
+    .expect("connect with the operator certificate");
+    assert_eq!(
+        leaf_seen(operator).await,
+        hex::encode(identity("jp/node/tls").leaf_der())
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn public_listener_refuses_a_message_larger_than_the_limit() {
+    let node = Node::start_with("jp", |l| l.max_message_bytes = 4096).await;
+    let ch = channel(node.addresses.public, "JP").await.expect("connect");
+    let mut client = PaymentsClient::new(ch);
+    let small = pb::BalancesRequest {
+        accounts: vec!["1001".to_owned(); 10],
+    };
+    client.get_balances(small).await.expect("under the limit");
+    let large = pb::BalancesRequest {
+        accounts: vec!["1".repeat(100); 100],
+    };
+    let status = client
+        .get_balances(large)
+        .await
+        .expect_err("over the limit");
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_the_request_timeout_is_cancelled() {
+    let node = Node::start_with("jp", |l| {
+        l.request_timeout_ms = 300;
+        l.relay_timeout_ms = 200;
+    })
+    .await;
+    let ch = channel(node.addresses.public, "JP").await.expect("connect");
+    let mut client = PaymentsClient::new(ch);
+    let call = client.get_payment_status(pb::PaymentStatusRequest::default());
+    let status = tokio::time::timeout(WAIT, call)
+        .await
+        .expect("the server ends the call, not the test's wait")
+        .expect_err("the handler never answers");
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_handshake_times_out_without_blocking_other_clients() {
+    let node = Node::start_with("jp", |l| l.tls_handshake_timeout_ms = 300).await;
+    // A TCP connection that never starts TLS.
+    let stalled = tokio::net::TcpStream::connect(node.addresses.relay)
+        .await
+        .expect("connect");
+    // Meanwhile a recognized peer is served.
+    prepare(relay_endpoint_as("sg/node/tls", "SG", node.addresses.relay))
+        .await
+        .expect("served while another handshake is pending");
+    node.wait_for_metric("kakehashi_tls_refusals_total{listener=\"relay\"} 1")
+        .await;
+    drop(stalled);
     node.stop().await;
 }
