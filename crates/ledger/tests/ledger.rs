@@ -334,6 +334,118 @@ mod lifecycle {
         let report = check_clean(dir.path());
         assert_eq!(report.transfers, 320);
     }
+
+    /// Pending transfers created, posted, voided, expired and repeated by concurrent callers,
+    /// so that later groups decide on transfers of earlier groups that are still being
+    /// committed: each pending transfer is resolved at most once, what the callers were told
+    /// matches the stored statuses, and the audit is clean.
+    #[test]
+    fn concurrent_two_phase_callers_resolve_each_pending_transfer_once() {
+        use kakehashi_ledger::PendingStatus;
+        use std::sync::Mutex;
+
+        const CREATORS: u128 = 4;
+        const PER_CREATOR: u128 = 60;
+        const RESOLVERS: u128 = 4;
+        const SECOND: u64 = 1_000_000_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        let accounts: Vec<NewAccount> = (1..=6)
+            .map(|id| account(id, JPY, AccountFlags::NONE))
+            .collect();
+        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let pending_id = |creator: u128, n: u128| 10_000 + creator * 1_000 + n;
+        // (pending id, "posted" or "voided") for every resolution answered `ok`.
+        let resolved = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for creator in 0..CREATORS {
+                let ledger = &ledger;
+                scope.spawn(move || {
+                    for n in (0..PER_CREATOR).step_by(3) {
+                        let batch: Vec<NewTransfer> = (n..n + 3)
+                            .map(|n| NewTransfer {
+                                flags: TransferFlags::PENDING,
+                                timeout: 1,
+                                ..transfer(
+                                    pending_id(creator, n),
+                                    1 + n % 3,
+                                    4 + creator % 3,
+                                    5,
+                                    JPY,
+                                )
+                            })
+                            .collect();
+                        let results = ledger.create_transfers(&batch, NOW).expect("answered");
+                        assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
+                        // The same batch again, at once: every event already exists.
+                        let again = ledger.create_transfers(&batch, NOW).expect("answered");
+                        assert!(again.iter().all(|r| *r == CreateTransferResult::Exists));
+                    }
+                });
+            }
+            for resolver in 0..RESOLVERS {
+                let (ledger, resolved) = (&ledger, &resolved);
+                scope.spawn(move || {
+                    for round in 0..3 * PER_CREATOR {
+                        let creator = (round + resolver) % CREATORS;
+                        let n = (round / CREATORS + resolver * 7) % PER_CREATOR;
+                        let target = pending_id(creator, n);
+                        let id = 100_000 + resolver * 10_000 + round;
+                        let post = (round + resolver) % 2 == 0;
+                        let event = NewTransfer {
+                            id: TransferId(id),
+                            pending_id: TransferId(target),
+                            amount: if post { 5 } else { 0 },
+                            flags: if post {
+                                TransferFlags::POST_PENDING_TRANSFER
+                            } else {
+                                TransferFlags::VOID_PENDING_TRANSFER
+                            },
+                            ..NewTransfer::default()
+                        };
+                        let result = ledger.create_transfers(&[event], NOW).expect("answered");
+                        if result == [CreateTransferResult::Ok] {
+                            let what = if post { "posted" } else { "voided" };
+                            resolved.lock().expect("lock").push((target, what));
+                        }
+                    }
+                });
+            }
+            let ledger = &ledger;
+            scope.spawn(move || {
+                for round in 0..40u64 {
+                    // Later and later clocks: the first rounds find little due, the last all.
+                    let now = Timestamp(NOW.0 + round * SECOND / 10);
+                    ledger.expire_pending(now).expect("answered");
+                }
+            });
+        });
+        let resolved = resolved.into_inner().expect("lock");
+        let mut targets: Vec<u128> = resolved.iter().map(|(target, _)| *target).collect();
+        targets.sort_unstable();
+        let before = targets.len();
+        targets.dedup();
+        assert_eq!(
+            targets.len(),
+            before,
+            "a pending transfer was resolved twice"
+        );
+        for (target, what) in &resolved {
+            let status = ledger.pending_status(TransferId(*target)).expect("status");
+            let expected = if *what == "posted" {
+                PendingStatus::Posted
+            } else {
+                PendingStatus::Voided
+            };
+            assert_eq!(status, Some(expected), "pending {target}");
+        }
+        ledger.close().expect("close");
+        let report = check_clean(dir.path());
+        assert_eq!(
+            report.transfers,
+            u64::try_from(CREATORS * PER_CREATOR + before as u128).expect("small")
+        );
+    }
 }
 
 mod audit {
