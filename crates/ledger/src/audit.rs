@@ -24,7 +24,7 @@ use crate::codec::{
 };
 use crate::error::Error;
 use crate::journal::{Checkpoint, Entries, GENESIS_HASH, Record, decode_chunk_key};
-use crate::ledger::{Trees, open_db, sled_log_path};
+use crate::ledger::{Trees, check_format, open_db, sled_log_path};
 use crate::model::{
     Account, AccountBalance, AccountFlags, AccountId, PendingStatus, Timestamp, Transfer,
     TransferFlags, TransferId,
@@ -246,7 +246,9 @@ fn open_offline(path: &Path) -> Result<Trees, Error> {
             path: path.to_path_buf(),
         });
     }
-    Trees::open(open_db(path, OFFLINE_CACHE_CAPACITY)?)
+    let trees = Trees::open(open_db(path, OFFLINE_CACHE_CAPACITY)?)?;
+    check_format(&trees)?;
+    Ok(trees)
 }
 
 fn check_key(

@@ -61,6 +61,18 @@ pub enum Error {
         /// The data directory given.
         path: PathBuf,
     },
+    /// The database was written in a storage format this build does not read (by another
+    /// version of kakehashi); nothing was read from it.
+    #[error(
+        "ledger storage format {found} is not format {supported}, the one this build reads: \
+         use the kakehashi version that wrote it"
+    )]
+    UnsupportedFormat {
+        /// The stored format version ("none" when the database records none).
+        found: String,
+        /// The format version this build reads and writes.
+        supported: u8,
+    },
     /// sled reported an error.
     #[error("storage error while {context}: {source}")]
     Storage {

@@ -1124,20 +1124,21 @@ fn check_batch_len(len: usize) -> Result<(), Error> {
 }
 
 /// Refuses a database written in another layout (see [`FORMAT_VERSION`]) rather than
-/// misreading it.
-fn check_format(trees: &Trees) -> Result<(), Error> {
+/// misreading it: the node at open, the offline audit and export before reading anything.
+pub(crate) fn check_format(trees: &Trees) -> Result<(), Error> {
     let stored = trees
         .meta
         .get(META_FORMAT)
         .map_err(Error::storage("reading the format version"))?;
     match stored.as_deref() {
         Some([FORMAT_VERSION]) => Ok(()),
-        other => Err(Error::Corrupt {
-            what: "meta tree".into(),
-            source: codec::DecodeError {
-                what: "format version",
-                detail: format!("found {other:?}, this build reads [{FORMAT_VERSION}]"),
+        other => Err(Error::UnsupportedFormat {
+            found: match other {
+                None => "none".into(),
+                Some([version]) => version.to_string(),
+                Some(bytes) => format!("of {} bytes {}", bytes.len(), hex::encode(bytes)),
             },
+            supported: FORMAT_VERSION,
         }),
     }
 }

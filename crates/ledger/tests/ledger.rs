@@ -619,6 +619,35 @@ mod audit {
     }
 
     #[test]
+    fn audit_and_export_refuse_another_storage_format_before_reading_it() {
+        let dir = populated();
+        tamper(dir.path(), "ledger", b"mformat", |value| value[0] = 2);
+        let error =
+            kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect_err("refused");
+        assert!(
+            matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 3 } if found == "2"),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("storage format 2 is not format 3")
+        );
+        let mut out = Vec::new();
+        let error = kakehashi_ledger::export(dir.path(), &mut out).expect_err("refused");
+        assert!(matches!(
+            error,
+            kakehashi_ledger::Error::UnsupportedFormat { .. }
+        ));
+        assert!(out.is_empty(), "nothing exported");
+        let opened = Ledger::open(dir.path(), node_key(), Options::default());
+        assert!(matches!(
+            opened.err(),
+            Some(kakehashi_ledger::Error::UnsupportedFormat { .. })
+        ));
+    }
+
+    #[test]
     fn audit_of_a_missing_directory_is_an_error_not_a_report() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("nothing-here");
