@@ -1,12 +1,20 @@
-//! The durable ledger: sled storage, the single writer thread and group commit.
+//! The durable ledger: sled storage, the writer's two threads and group commit.
 //!
-//! Callers hand batches to one writer thread through a bounded queue. The writer takes every
-//! batch waiting (up to [`GROUP_EVENTS_MAX`] events), runs them through the state machine
-//! over one in-memory overlay, checks that the group's debits equal its credits per ledger,
-//! writes the new state and the journal records with ONE `Tree::apply_batch` on the state
-//! tree (atomic on crash: sled pins its log for the batch and recovers it whole or not at
-//! all), then makes it durable with `Db::flush` followed by `fdatasync` of sled's log file,
-//! and only then answers every caller of the group. One flush is shared by all of them.
+//! Callers hand batches to the writer through a bounded queue. Its first thread, the
+//! sequencer, takes every batch waiting (up to [`GROUP_EVENTS_MAX`] events), runs them through
+//! the state machine over one in-memory overlay, checks that the group's debits equal its
+//! credits per ledger, encodes the journal records and prepares the group's writes. Its second
+//! thread, the committer, writes them with ONE `Tree::apply_batch` on the state tree (atomic
+//! on crash: sled pins its log for the batch and recovers it whole or not at all), then makes
+//! them durable with `Db::flush` followed by `fdatasync` of sled's log file, and only then
+//! answers every caller of the group. One flush is shared by all of them.
+//!
+//! The two threads form a pipeline: while the committer writes and flushes group n, the
+//! sequencer gathers group n+1 and, once the group is full, runs it too, on top of group n's
+//! overlay (see [`WriterStore`]). Groups are committed and answered strictly in order, one at
+//! a time, each only after its own flush: no caller hears of a result before the state it
+//! rests on is durable. A group whose events all failed writes nothing but still passes
+//! through the committer, because its results may rest on a group not yet durable.
 //!
 //! Why one tree rather than a multi-tree transaction: both rely on the same log pinning for
 //! atomicity, but the transaction stages every write in its own map first; with thousands of
@@ -112,7 +120,7 @@ pub(crate) const FORMAT_VERSION: u8 = 3;
 /// batch and recovers it whole or not at all, the same mechanism its multi-tree transactions
 /// use, without their staging copy of every write (measured: about half the commit time).
 pub(crate) const TREE_STATE: &str = "ledger";
-/// Signed checkpoints, written after the group they cover (see `Writer::checkpoint`).
+/// Signed checkpoints, written after the group they cover (see `Committer::checkpoint`).
 pub(crate) const TREE_CHECKPOINTS: &str = "checkpoints";
 
 pub(crate) const PREFIX_ACCOUNT: u8 = b'a';
@@ -811,8 +819,9 @@ pub struct Ledger {
     visibility: Arc<RwLock<()>>,
     stopped: Arc<Mutex<Option<String>>>,
     verifying_key: VerifyingKey,
-    /// Every account as of the last durable group; only the writer changes it, under the
-    /// visibility lock.
+    /// Every account as of the last group written to sled (durable once the visibility lock
+    /// is free); only the committer changes it, under the visibility lock. The sequencer reads
+    /// it behind the overlays of the groups in flight.
     accounts: Arc<RwLock<IdMap<AccountId, Account>>>,
     /// Asks the id-filter scan to stop early (on close).
     filter_stop: Arc<AtomicBool>,

@@ -7,20 +7,26 @@
 //! durability (nothing is acknowledged before it is on disk; concurrent callers share flushes
 //! through group commit) and the audit trail ([`audit`], [`export`]).
 //!
-//! Durability: a call returns only after its batch is on disk. The writer commits a group of
-//! queued batches with one crash-atomic sled batch, calls `Db::flush` and then `fdatasync`s
-//! sled's log file, because sled's own flush uses `sync_file_range`, which survives a killed
-//! process but not necessarily a power loss. After a crash, reopening shows exactly the
-//! acknowledged batches plus possibly whole unacknowledged ones, never part of one.
+//! Durability: a call returns only after its batch is on disk. The writer's sequencer thread
+//! runs queued batches through the state machine in groups; its committer thread writes each
+//! group with one crash-atomic sled batch, calls `Db::flush` and then `fdatasync`s sled's log
+//! file (sled's own flush uses `sync_file_range`, which survives a killed process but not
+//! necessarily a power loss), and only then answers the group's callers. The sequencer may
+//! run the next group while the committer flushes one, on top of that group's overlay, but
+//! groups are written and answered strictly in order, each after its own flush. After a crash,
+//! reopening shows exactly the acknowledged batches plus possibly whole unacknowledged ones,
+//! never part of one.
 //!
-//! Storage (format version 2): one sled tree holds, by key prefix, the journal chunks, an
-//! account snapshot (refreshed every checkpoint), pending statuses, the expiry index, balance
-//! history and, per transfer id, only the transfer's location in the journal (record seq,
-//! entry index): the journal is the one full copy of every transfer, and the rare reads
-//! (duplicate ids, post/void, expiry, lookups, export) fetch the chunk that holds it. A Bloom
-//! filter of transfer ids lets the writer skip the sled lookup for ids that are surely new;
-//! it never decides a result (a "maybe" always asks sled). sled's replaced tree nodes are
-//! freed by a helper thread after every commit, which keeps memory bounded.
+//! Storage (format version 3, checked at open and by the offline tools): one sled tree holds,
+//! by key prefix, the journal chunks, an account snapshot (refreshed every checkpoint),
+//! pending statuses, the expiry index, balance history and a transfer index that maps each
+//! run of consecutive transfer ids to where the run sits in the journal (record seq, first
+//! entry, length): the journal is the one full copy of every transfer, and the rare reads
+//! (duplicate ids, post/void, expiry, lookups, export) fetch the chunk that holds it. Ids
+//! allocated in order store a whole batch as one index key; random ids make runs of one. A
+//! Bloom filter of transfer ids lets the writer skip the sled lookup for ids that are surely
+//! new; it never decides a result (a "maybe" always asks sled). sled's replaced tree nodes
+//! are freed by a helper thread after every commit, which keeps memory bounded.
 //!
 //! Invariants, asserted before every write (fail-stop, nothing written) and re-checked by
 //! [`audit`]: per currency, Σ debits = Σ credits (pending and posted separately); flagged
