@@ -2,14 +2,17 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod engine;
 pub mod instruction;
 pub mod locks;
 pub mod metrics;
 pub mod money;
+pub mod node;
 pub mod quote;
 pub mod reason;
 pub mod receipt;
 pub mod server;
+pub mod service;
 pub mod signed;
 pub mod store;
 pub mod tls;

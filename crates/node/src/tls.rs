@@ -255,7 +255,9 @@ impl TlsIdentity {
         }
     }
 
-    fn tonic_identity(&self) -> tonic::transport::Identity {
+    /// The identity in tonic's form, for a client that presents it (a relay client, or an
+    /// operator calling the admin RPCs).
+    pub fn tonic_identity(&self) -> tonic::transport::Identity {
         tonic::transport::Identity::from_pem(&self.chain_pem, &self.key_pem)
     }
 }

@@ -1,0 +1,455 @@
+//! Assembling and running a node: configuration in, three listeners, a ledger, a payment store,
+//! a settlement engine and its recovery loop out.
+//!
+//! Start-up order matters for recovery: the ledger and the store are opened and the genesis
+//! accounts made sure of before anything listens, and the recovery loop starts with the
+//! servers, so payments left in doubt by a crash are resolved as soon as the peer answers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use kakehashi_ledger::{Ledger, Options};
+use kakehashi_pki::mra::Mra;
+use kakehashi_pki::{Purpose, pem};
+use kakehashi_proto::v1::relay_client::RelayClient;
+use kakehashi_proto::{SIGNING_DOMAIN_RECEIPT, v1};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{self, Config};
+use crate::engine::{Engine, EngineError, EngineLimits, EngineParts, PeerLink, Sanctions};
+use crate::metrics::Metrics;
+use crate::money::{self, Rate};
+use crate::server::{self, ServeError};
+use crate::service::{PaymentsService, RelayService};
+use crate::store::{AccountKind, AccountMeta, Store, StoreError};
+use crate::tls::{self, TlsIdentity};
+use crate::{engine, signed};
+
+/// How often the recovery loop looks for payments in doubt. Short, because a payment in doubt
+/// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt.
+pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why a node could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The agreement does not load or verify.
+    #[error("mutual-recognition agreement {path}: {message}")]
+    Mra {
+        /// The agreement file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key or certificate file is unusable.
+    #[error("{what} {path}: {message}")]
+    Key {
+        /// Which file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The data directory is unusable.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The ledger failed to open or close.
+    #[error("ledger: {0}")]
+    Ledger(#[from] kakehashi_ledger::Error),
+    /// The payment store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine failed (genesis).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// TLS set-up failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A listener failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// A task was lost.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// Its jurisdiction.
+    pub jurisdiction: String,
+    /// Where Payments (and health, reflection) listen.
+    pub public_addr: SocketAddr,
+    /// Where Relay listens.
+    pub relay_addr: SocketAddr,
+    /// Where GET /metrics answers.
+    pub metrics_addr: Option<SocketAddr>,
+    engine: Arc<Engine>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<Result<(), ServeError>>,
+    recovery: JoinHandle<()>,
+}
+
+/// Starts nodes.
+#[derive(Debug)]
+pub struct Node;
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, NodeError> {
+    std::fs::read(path).map_err(|e| NodeError::Key {
+        what,
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn chain_der(what: &'static str, path: &Path) -> Result<Vec<Vec<u8>>, NodeError> {
+    let bytes = read(what, path)?;
+    let chain = pem::blocks_or_der(&bytes, "CERTIFICATE").map_err(|message| NodeError::Key {
+        what,
+        path: path.to_owned(),
+        message,
+    })?;
+    if chain.is_empty() {
+        return Err(NodeError::Key {
+            what,
+            path: path.to_owned(),
+            message: "no CERTIFICATE block".into(),
+        });
+    }
+    Ok(chain)
+}
+
+fn signing_key(path: &Path) -> Result<SigningKey, NodeError> {
+    let bytes = read("signing key", path)?;
+    let text = String::from_utf8(bytes).map_err(|_| NodeError::Key {
+        what: "signing key",
+        path: path.to_owned(),
+        message: "not PEM text".into(),
+    })?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| NodeError::Key {
+        what: "signing key",
+        path: path.to_owned(),
+        message: format!("not an Ed25519 PKCS#8 key: {e}"),
+    })
+}
+
+impl Node {
+    /// Opens the node's storage, makes sure of its genesis accounts, binds its listeners and
+    /// starts serving and recovering. Returns once every listener is bound.
+    pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
+        tls::install_crypto_provider();
+        let mra_error = |message: String| NodeError::Mra {
+            path: config.mra.clone(),
+            message,
+        };
+        let mra = Mra::load(&config.mra).map_err(|e| mra_error(e.to_string()))?;
+        mra.verify_signatures()
+            .map_err(|e| mra_error(e.to_string()))?;
+        let own = mra.jurisdiction(&config.jurisdiction).ok_or_else(|| {
+            mra_error(format!(
+                "{} is not a party to the agreement",
+                config.jurisdiction
+            ))
+        })?;
+        let currency = money::currency(&own.currency).ok_or_else(|| {
+            mra_error(format!(
+                "{}'s currency {} is not an ISO 4217 code kakehashi knows",
+                own.code, own.currency
+            ))
+        })?;
+        let mra = Arc::new(mra);
+
+        // The signing key must match its certificate, and the node's own jurisdiction must
+        // recognize that certificate for receipts, or every peer would refuse them.
+        let key = signing_key(&config.signing.key)?;
+        let chain = chain_der("signing certificate", &config.signing.cert)?;
+        let probe = signed::sign(SIGNING_DOMAIN_RECEIPT, b"probe".to_vec(), &key, &chain);
+        signed::verify(
+            &probe,
+            SIGNING_DOMAIN_RECEIPT,
+            &mra,
+            &config.jurisdiction,
+            Purpose::ReceiptSigning,
+            engine::now().1,
+            &[],
+        )
+        .map_err(|rejection| NodeError::Key {
+            what: "signing certificate",
+            path: config.signing.cert.clone(),
+            message: format!(
+                "unusable for receipts with key {}: {rejection}",
+                config.signing.key.display()
+            ),
+        })?;
+
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let ledger_dir = config.data_dir.join("ledger");
+        let ledger_key = key.clone();
+        let ledger = tokio::task::spawn_blocking(move || {
+            Ledger::open(&ledger_dir, ledger_key, Options::default())
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))??;
+        let ledger = Arc::new(ledger);
+        let store = Store::open(&config.data_dir.join("node"))?;
+
+        let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
+        let mut peers = BTreeMap::new();
+        for peer in &config.peers {
+            let party = mra.jurisdiction(&peer.jurisdiction).ok_or_else(|| {
+                mra_error(format!(
+                    "peer {} is not a party to the agreement",
+                    peer.jurisdiction
+                ))
+            })?;
+            let peer_currency = money::currency(&party.currency).ok_or_else(|| {
+                mra_error(format!(
+                    "{}'s currency {} is unknown",
+                    party.code, party.currency
+                ))
+            })?;
+            let mid_text = config.fx.mid.get(peer_currency.alpha).ok_or_else(|| {
+                NodeError::Config(config::ConfigError::Invalid {
+                    key: format!("fx.mid.{}", peer_currency.alpha),
+                    message: format!(
+                        "no mid rate for {} (the currency of peer {})",
+                        peer_currency.alpha, peer.jurisdiction
+                    ),
+                })
+            })?;
+            let mid = Rate::parse(mid_text.as_str()).map_err(|r| {
+                NodeError::Config(config::ConfigError::Invalid {
+                    key: format!("fx.mid.{}", peer_currency.alpha),
+                    message: r.detail,
+                })
+            })?;
+            let endpoint = tls::relay_endpoint(
+                peer,
+                &identity,
+                Arc::clone(&mra),
+                &config.jurisdiction,
+                &config.limits,
+            )?;
+            let client = RelayClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(config.limits.max_message_bytes)
+                .max_encoding_message_size(config.limits.max_message_bytes);
+            peers.insert(
+                peer.jurisdiction.clone(),
+                PeerLink {
+                    jurisdiction: peer.jurisdiction.clone(),
+                    currency: peer_currency,
+                    mid,
+                    corridor_account: peer.corridor_account,
+                    liquidity_account: peer.liquidity_account,
+                    client,
+                },
+            );
+        }
+
+        let amount = |value: &str| {
+            money::parse_amount(&v1::ActiveCurrencyAndAmount {
+                currency: currency.alpha.to_owned(),
+                value: value.to_owned(),
+            })
+            .map(|(_, minor)| minor)
+        };
+        let max_payment_minor = amount(config.limits.max_payment.as_str()).map_err(|r| {
+            NodeError::Config(config::ConfigError::Invalid {
+                key: "limits.max_payment".into(),
+                message: r.detail,
+            })
+        })?;
+        let mut genesis = Vec::new();
+        let mut funding_account = None;
+        for account in &config.accounts {
+            let kind = match account.kind {
+                config::AccountKind::Customer => AccountKind::Customer,
+                config::AccountKind::Corridor => AccountKind::Corridor,
+                config::AccountKind::Liquidity => AccountKind::Liquidity,
+                config::AccountKind::Funding => AccountKind::Funding,
+            };
+            if kind == AccountKind::Funding {
+                funding_account = Some(account.id);
+            }
+            let opening = amount(account.opening_balance.as_str()).map_err(|r| {
+                NodeError::Config(config::ConfigError::Invalid {
+                    key: format!("account {}: opening_balance", account.id),
+                    message: r.detail,
+                })
+            })?;
+            genesis.push((
+                account.id,
+                AccountMeta {
+                    kind,
+                    owner_bic: (!account.owner_bic.is_empty()).then(|| account.owner_bic.clone()),
+                    name: account.name.clone(),
+                    closed: false,
+                },
+                opening,
+            ));
+        }
+        let funding_account = funding_account.ok_or_else(|| {
+            NodeError::Config(config::ConfigError::Invalid {
+                key: "account".into(),
+                message: "no account of kind \"funding\"".into(),
+            })
+        })?;
+        let metrics = Arc::new(Metrics::new());
+        let engine = Arc::new(Engine::new(EngineParts {
+            jurisdiction: config.jurisdiction.clone(),
+            currency,
+            mra: Arc::clone(&mra),
+            ledger,
+            store,
+            signing_key: key,
+            signing_chain: chain,
+            peers,
+            spread_bps: config.fx.spread_bps,
+            quote_ttl_secs: config.fx.quote_ttl_secs,
+            limits: EngineLimits {
+                max_payment_minor,
+                clock_skew_secs: config.limits.clock_skew_secs,
+                instruction_max_lifetime_secs: config.limits.instruction_max_lifetime_secs,
+                relay_timeout: Duration::from_millis(config.limits.relay_timeout_ms),
+            },
+            sanctions: Sanctions {
+                names: config
+                    .sanctions
+                    .names
+                    .iter()
+                    .map(|n| Sanctions::normalize(n))
+                    .collect(),
+                bics: config.sanctions.bics.clone(),
+                accounts: config.sanctions.accounts.clone(),
+            },
+            funding_account,
+            metrics: Arc::clone(&metrics),
+        }));
+        engine.genesis(genesis).await?;
+
+        let mut operators = Vec::new();
+        for path in &config.admin.operator_certs {
+            let chain = chain_der("operator certificate", path)?;
+            operators.extend(chain.into_iter().next());
+        }
+
+        let bound = server::bind(&config.listen).await?;
+        let addresses = bound.addresses();
+        let (stop, stopped) = watch::channel(false);
+        let payments = PaymentsService::new(Arc::clone(&engine), operators);
+        let relay = RelayService::new(Arc::clone(&engine));
+        let mut server_stop = stopped.clone();
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = server_stop.wait_for(|stop| *stop).await;
+            };
+            bound
+                .run(&config, mra, payments, relay, metrics, shutdown)
+                .await
+        });
+        let recovery = tokio::spawn(recovery_loop(Arc::clone(&engine), stopped));
+        tracing::info!(
+            jurisdiction = %engine.jurisdiction(),
+            public = %addresses.public,
+            relay = %addresses.relay,
+            metrics = %addresses.metrics,
+            "node started"
+        );
+        Ok(RunningNode {
+            jurisdiction: engine.jurisdiction().to_owned(),
+            public_addr: addresses.public,
+            relay_addr: addresses.relay,
+            metrics_addr: Some(addresses.metrics),
+            engine,
+            stop,
+            server,
+            recovery,
+        })
+    }
+}
+
+async fn recovery_loop(engine: Arc<Engine>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match engine.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(in_doubt = n, "payments still in doubt; retrying"),
+            Err(error) => tracing::error!(%error, "recovery pass failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RECOVERY_INTERVAL) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+impl RunningNode {
+    /// The engine (for tests and embedding).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Stops accepting, lets requests in flight finish, stops recovery and closes the ledger.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        let _ = self.stop.send(true);
+        let served = self
+            .server
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?;
+        self.recovery
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?;
+        // The services held the last other references to the engine; with them gone the
+        // ledger can be closed cleanly (its writer thread joined).
+        if let Ok(engine) = Arc::try_unwrap(self.engine) {
+            engine.close().await?;
+        }
+        served.map_err(NodeError::from)
+    }
+
+    /// Runs until Ctrl-C, SIGTERM or a listener failure, then shuts down.
+    pub async fn wait(self) -> Result<(), NodeError> {
+        let terminate = async {
+            #[cfg(unix)]
+            {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+            () = terminate => tracing::info!("terminated; shutting down"),
+            () = wait_finished(&self.server) => tracing::error!("a listener stopped; shutting down"),
+        }
+        self.shutdown().await
+    }
+}
+
+async fn wait_finished<T>(handle: &JoinHandle<T>) {
+    while !handle.is_finished() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,392 @@
+//! The gRPC services: thin adapters from tonic requests to the [`Engine`].
+//!
+//! Error mapping, the same on every RPC:
+//! - a malformed request (FF01: garbage bytes, missing fields, bad amounts, unknown currency,
+//!   bad UTF-8 — prost refuses that at decode) → `InvalidArgument`, message `"FF01: <detail>"`;
+//! - a business refusal of a quote or an operator call (RR04, AC01, AC04, DUPL) →
+//!   `FailedPrecondition` (`NotFound` for AC01), same message form;
+//! - a payment refused after authentication → a `PaymentStatusReport` with RJCT (the RPC
+//!   succeeds: the refusal *is* the answer, and it is recorded under its UETR);
+//! - an operational fault (disk, ledger) → `Unavailable`, and nothing was acknowledged.
+//!
+//! Every error also carries the reason code in the `kakehashi-reason-code` metadata entry, so
+//! clients need not parse messages.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use kakehashi_pki::Purpose;
+use kakehashi_pki::cert::Cert;
+use kakehashi_proto::v1::{self, payments_server::Payments, relay_server::Relay};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::engine::{self, Engine, EngineError, Submitted};
+use crate::instruction::Uetr;
+use crate::reason::{ReasonCode, Rejection};
+
+pub use kakehashi_proto::codec::REASON_METADATA;
+
+/// Instructions of one `SubmitPayments` stream processed at once; more wait in the stream
+/// (HTTP/2 flow control pushes back on the client).
+const STREAM_CONCURRENCY: usize = 64;
+
+fn status_for(rejection: &Rejection) -> Status {
+    let message = rejection.to_string();
+    let mut status = match rejection.code {
+        ReasonCode::Ff01 => Status::invalid_argument(message),
+        ReasonCode::Ac01 => Status::not_found(message),
+        _ => Status::failed_precondition(message),
+    };
+    if let Ok(value) = rejection.code.as_str().parse() {
+        status.metadata_mut().insert(REASON_METADATA, value);
+    }
+    status
+}
+
+fn unavailable(error: &EngineError) -> Status {
+    tracing::error!(%error, "request failed for an operational reason");
+    Status::unavailable(format!(
+        "the node could not complete the request durably ({error}); nothing was acknowledged, \
+         retry with the same UETR"
+    ))
+}
+
+fn missing(field: &str) -> Status {
+    status_for(&Rejection::new(
+        ReasonCode::Ff01,
+        format!("{field}: missing"),
+    ))
+}
+
+fn parse_account(field: &str, text: &str) -> Result<u128, Status> {
+    crate::instruction::account(field, text).map_err(|r| status_for(&r))
+}
+
+/// The participant API.
+#[derive(Clone, Debug)]
+pub struct PaymentsService {
+    engine: Arc<Engine>,
+    /// DER of the leaf certificates allowed to call the operator RPCs.
+    operators: Arc<Vec<Vec<u8>>>,
+}
+
+impl PaymentsService {
+    /// A service over `engine`; `operators` are the leaf certificates (DER) of operators.
+    pub fn new(engine: Arc<Engine>, operators: Vec<Vec<u8>>) -> Self {
+        Self {
+            engine,
+            operators: Arc::new(operators),
+        }
+    }
+
+    fn require_operator<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        match crate::tls::peer_leaf_der(request) {
+            Some(leaf) if self.operators.contains(&leaf) => Ok(()),
+            Some(_) => Err(Status::permission_denied(
+                "this client certificate is not one of the node's operator certificates \
+                 ([admin] operator_certs)",
+            )),
+            None => Err(Status::unauthenticated(
+                "operator calls need a TLS client certificate listed in [admin] operator_certs",
+            )),
+        }
+    }
+
+    async fn submit_one(
+        &self,
+        request: v1::SubmitPaymentRequest,
+    ) -> Result<v1::PaymentStatusReport, Status> {
+        let Some(signed) = request.instruction else {
+            return Err(missing("instruction"));
+        };
+        match self.engine.submit(signed).await {
+            Ok(Submitted::Report(report)) => Ok(*report),
+            Ok(Submitted::Invalid(rejection)) => Err(status_for(&rejection)),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+}
+
+type ReportStream = Pin<Box<dyn Stream<Item = Result<v1::PaymentStatusReport, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Payments for PaymentsService {
+    async fn get_quote(
+        &self,
+        request: Request<v1::QuoteRequest>,
+    ) -> Result<Response<v1::Signed>, Status> {
+        let request = request.into_inner();
+        let Some(source) = request.source_amount else {
+            return Err(missing("source_amount"));
+        };
+        self.engine
+            .quote(&request.counterparty_jurisdiction, &source)
+            .map(Response::new)
+            .map_err(|r| status_for(&r))
+    }
+
+    async fn submit_payment(
+        &self,
+        request: Request<v1::SubmitPaymentRequest>,
+    ) -> Result<Response<v1::PaymentStatusReport>, Status> {
+        self.submit_one(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type SubmitPaymentsStream = ReportStream;
+
+    async fn submit_payments(
+        &self,
+        request: Request<Streaming<v1::SubmitPaymentRequest>>,
+    ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
+        let mut incoming = request.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_CONCURRENCY);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let permits = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
+            while let Some(item) = incoming.next().await {
+                let request = match item {
+                    Ok(request) => request,
+                    Err(status) => {
+                        // A broken stream (garbage frame, reset) ends the input; what was
+                        // accepted so far still finishes and is reported.
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    break;
+                };
+                let service = service.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let report = match service.submit_one(request).await {
+                        Ok(report) => report,
+                        // One bad instruction must not end the stream: report it in band.
+                        Err(status) => v1::PaymentStatusReport {
+                            transaction_status: v1::TransactionStatus::Rjct.into(),
+                            status_reason_code: status
+                                .metadata()
+                                .get(REASON_METADATA)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("FF01")
+                                .to_owned(),
+                            status_reason_detail: status.message().to_owned(),
+                            ..v1::PaymentStatusReport::default()
+                        },
+                    };
+                    let _ = tx.send(Ok(report)).await;
+                    drop(permit);
+                });
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_payment_status(
+        &self,
+        request: Request<v1::PaymentStatusRequest>,
+    ) -> Result<Response<v1::PaymentStatusReport>, Status> {
+        let text = request.into_inner().uetr;
+        let uetr = Uetr::parse(&text).map_err(|r| status_for(&r))?;
+        match self.engine.status(&uetr) {
+            Ok(Some(report)) => Ok(Response::new(report)),
+            Ok(None) => Err(Status::not_found(format!(
+                "no payment with UETR {uetr} was submitted to {}",
+                self.engine.jurisdiction()
+            ))),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn get_balances(
+        &self,
+        request: Request<v1::BalancesRequest>,
+    ) -> Result<Response<v1::BalancesResponse>, Status> {
+        let ids = request
+            .into_inner()
+            .accounts
+            .iter()
+            .map(|a| parse_account("accounts", a))
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.engine.balances(ids).await {
+            Ok(balances) => Ok(Response::new(v1::BalancesResponse { balances })),
+            Err(Submitted::Invalid(r)) => Err(status_for(&r)),
+            Err(Submitted::Report(_)) => Err(Status::internal("unexpected report")),
+        }
+    }
+
+    async fn open_account(
+        &self,
+        request: Request<v1::OpenAccountRequest>,
+    ) -> Result<Response<v1::AccountBalance>, Status> {
+        self.require_operator(&request)?;
+        let request = request.into_inner();
+        let id = parse_account("account", &request.account)?;
+        admin_answer(
+            self.engine
+                .open_account(id, request.owner_bic, request.name)
+                .await,
+        )
+    }
+
+    async fn fund_account(
+        &self,
+        request: Request<v1::FundAccountRequest>,
+    ) -> Result<Response<v1::AccountBalance>, Status> {
+        self.require_operator(&request)?;
+        let request = request.into_inner();
+        let id = parse_account("account", &request.account)?;
+        let Some(amount) = request.amount else {
+            return Err(missing("amount"));
+        };
+        admin_answer(self.engine.fund_account(id, &amount).await)
+    }
+
+    async fn close_account(
+        &self,
+        request: Request<v1::CloseAccountRequest>,
+    ) -> Result<Response<v1::AccountBalance>, Status> {
+        self.require_operator(&request)?;
+        let id = parse_account("account", &request.into_inner().account)?;
+        admin_answer(self.engine.close_account(id).await)
+    }
+}
+
+fn admin_answer(
+    outcome: Result<v1::AccountBalance, Submitted>,
+) -> Result<Response<v1::AccountBalance>, Status> {
+    match outcome {
+        Ok(balance) => Ok(Response::new(balance)),
+        Err(Submitted::Invalid(r)) => Err(status_for(&r)),
+        Err(Submitted::Report(_)) => Err(Status::internal("unexpected report")),
+    }
+}
+
+/// The node-to-node API. The peer's jurisdiction is the one its TLS client certificate was
+/// recognized for (the handshake already refused everything else).
+#[derive(Clone, Debug)]
+pub struct RelayService {
+    engine: Arc<Engine>,
+    /// Jurisdiction by SHA-256 of the peer's leaf, so recognition runs once per certificate.
+    peers: Arc<Mutex<HashMap<[u8; 32], String>>>,
+}
+
+/// Most distinct peer certificates remembered; a real deployment has a handful.
+const PEER_CACHE_MAX: usize = 64;
+
+impl RelayService {
+    /// A service over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            peers: Arc::default(),
+        }
+    }
+
+    fn peer_jurisdiction<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let Some(certs) = request.peer_certs() else {
+            return Err(Status::unauthenticated(
+                "the relay needs a TLS client certificate",
+            ));
+        };
+        let Some(leaf) = certs.first() else {
+            return Err(Status::unauthenticated(
+                "the relay needs a TLS client certificate",
+            ));
+        };
+        let digest: [u8; 32] = Sha256::digest(leaf.as_ref()).into();
+        if let Some(found) = self
+            .peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&digest)
+        {
+            return Ok(found.clone());
+        }
+        let parse =
+            |der: &[u8]| Cert::from_der(der).map_err(|e| Status::unauthenticated(e.to_string()));
+        let leaf_cert = parse(leaf.as_ref())?;
+        let intermediates = certs[1..]
+            .iter()
+            .map(|c| parse(c.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let verdict = self.engine_mra().recognize(
+            self.engine.jurisdiction(),
+            Purpose::NodeTls,
+            &leaf_cert,
+            &intermediates,
+            &[],
+            engine::now().1,
+        );
+        let Some(jurisdiction) = verdict.anchor_jurisdiction.filter(|_| verdict.recognized) else {
+            return Err(Status::permission_denied(
+                "the peer certificate is not recognized",
+            ));
+        };
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if peers.len() >= PEER_CACHE_MAX {
+            peers.clear();
+        }
+        peers.insert(digest, jurisdiction.clone());
+        Ok(jurisdiction)
+    }
+
+    fn engine_mra(&self) -> &kakehashi_pki::mra::Mra {
+        self.engine.mra()
+    }
+}
+
+#[tonic::async_trait]
+impl Relay for RelayService {
+    async fn prepare(
+        &self,
+        request: Request<v1::PrepareRequest>,
+    ) -> Result<Response<v1::RelayDecision>, Status> {
+        let peer = self.peer_jurisdiction(&request)?;
+        let Some(signed) = request.into_inner().instruction else {
+            return Err(missing("instruction"));
+        };
+        match self.engine.prepare(&peer, signed).await {
+            Ok(Ok(decision)) => {
+                tracing::info!(uetr = %decision.uetr, %peer, decision = ?decision.decision(),
+                    reason = %decision.status_reason_code, "decided inbound payment");
+                Ok(Response::new(decision))
+            }
+            Ok(Err(rejection)) => Err(status_for(&rejection)),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<v1::RelayStatusRequest>,
+    ) -> Result<Response<v1::RelayDecision>, Status> {
+        let peer = self.peer_jurisdiction(&request)?;
+        let request = request.into_inner();
+        let uetr = Uetr::parse(&request.uetr).map_err(|r| status_for(&r))?;
+        if !(request.instruction_sha256.is_empty() || request.instruction_sha256.len() == 32) {
+            return Err(status_for(&Rejection::new(
+                ReasonCode::Ff01,
+                "instruction_sha256: must be empty or 32 bytes",
+            )));
+        }
+        match self
+            .engine
+            .relay_status(&peer, uetr, &request.instruction_sha256)
+            .await
+        {
+            Ok(decision) => {
+                tracing::info!(%uetr, %peer, decision = ?decision.decision(), "answered status query");
+                Ok(Response::new(decision))
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+}

@@ -1,0 +1,674 @@
+//! The settlement protocol end to end inside one test process: a JP and an SG node started
+//! from the devnet configurations on real sockets on 127.0.0.1, real mutual TLS, real sled
+//! ledgers in temporary directories, and participants who sign with the committed bank keys.
+//!
+//! Every rejection is checked for "nothing moved": the balances of every account on both
+//! ledgers are compared before and after.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use kakehashi_node::config::Config;
+use kakehashi_node::instruction::{Uetr, to_timestamp};
+use kakehashi_node::money::{self, Rate};
+use kakehashi_node::node::{Node, RunningNode};
+use kakehashi_node::quote::QuoteIssuer;
+use kakehashi_node::signed;
+use kakehashi_node::tls::{TlsIdentity, install_crypto_provider};
+use kakehashi_pki::mra::Mra;
+use kakehashi_pki::tls::NodeServerCertVerifier;
+use kakehashi_pki::{UnixTime, pem};
+use kakehashi_proto::v1::payments_client::PaymentsClient;
+use kakehashi_proto::v1::{self as pb, TransactionStatus};
+use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, codec::REASON_METADATA};
+use prost::Message;
+use tonic::Code;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> u16 {
+    // Bind then release: another process could take the port in between, which on a test
+    // machine's loopback is rare enough; the node fails loudly if it happens.
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Ports {
+    jp: [u16; 3],
+    sg: [u16; 3],
+}
+
+impl Ports {
+    fn new() -> Self {
+        Self {
+            jp: [free_port(), free_port(), free_port()],
+            sg: [free_port(), free_port(), free_port()],
+        }
+    }
+}
+
+fn config(jurisdiction: &str, dir: &Path, ports: &Ports) -> Config {
+    let (own, peer, peer_code) = match jurisdiction {
+        "JP" => (ports.jp, ports.sg, "SG"),
+        _ => (ports.sg, ports.jp, "JP"),
+    };
+    let file = repo().join(format!(
+        "crates/node/devnet/{}.toml",
+        jurisdiction.to_lowercase()
+    ));
+    Config::load(&file)
+        .expect("devnet config")
+        .with_data_dir(dir.join(jurisdiction.to_lowercase()))
+        .with_ports(own[0], own[1], own[2])
+        .with_peer_relay(peer_code, &format!("https://127.0.0.1:{}", peer[1]))
+        .expect("peer relay address")
+}
+
+async fn start(jurisdiction: &str, dir: &Path, ports: &Ports) -> RunningNode {
+    Node::start(config(jurisdiction, dir, ports))
+        .await
+        .unwrap_or_else(|e| panic!("{jurisdiction} node: {e}"))
+}
+
+fn mra() -> Arc<Mra> {
+    Arc::new(Mra::load(&repo().join("certs/mra.toml")).expect("certs/mra.toml"))
+}
+
+/// A participant's connection to a node's public listener: server verified as a node of a
+/// jurisdiction `relying` recognizes; optionally a client identity (the operator's).
+async fn client(
+    addr: SocketAddr,
+    relying: &str,
+    identity: Option<&str>,
+) -> PaymentsClient<Channel> {
+    install_crypto_provider();
+    let verifier = NodeServerCertVerifier::new(mra(), relying).expect("verifier");
+    let mut tls = ClientTlsConfig::new().domain_name("localhost");
+    if let Some(stem) = identity {
+        let certs = repo().join("certs");
+        let id = TlsIdentity::load(
+            &certs.join(format!("{stem}.pem")),
+            &certs.join(format!("{stem}.key.pem")),
+        )
+        .expect("identity");
+        tls = tls.identity(id.tonic_identity());
+    }
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .expect("uri")
+        .tls_config_with_verifier(tls, Arc::new(verifier))
+        .expect("tls")
+        .connect()
+        .await
+        .expect("connect");
+    PaymentsClient::new(channel)
+}
+
+/// A bank as a participant: its signing key and chain (DER, leaf first).
+struct Bank {
+    bic: &'static str,
+    key: SigningKey,
+    chain: Vec<Vec<u8>>,
+}
+
+fn bank(jurisdiction: &str, bic: &'static str) -> Bank {
+    let dir = repo().join("certs").join(jurisdiction).join("banks");
+    let key_pem = std::fs::read_to_string(dir.join(format!("{bic}.key.pem"))).expect("key");
+    let chain_pem = std::fs::read(dir.join(format!("{bic}.pem"))).expect("chain");
+    Bank {
+        bic,
+        key: SigningKey::from_pkcs8_pem(&key_pem).expect("pkcs8"),
+        chain: pem::blocks_or_der(&chain_pem, "CERTIFICATE").expect("pem"),
+    }
+}
+
+fn now() -> UnixTime {
+    kakehashi_node::engine::now().1
+}
+
+struct Payment<'a> {
+    bank: &'a Bank,
+    debtor_account: u128,
+    debtor_name: &'a str,
+    creditor_bic: &'a str,
+    creditor_account: u128,
+    creditor_name: &'a str,
+    quote: pb::Signed,
+    amount: pb::ActiveCurrencyAndAmount,
+}
+
+fn instruction(p: &Payment<'_>, uetr: Uetr) -> pb::Signed {
+    let t = now();
+    let body = pb::CreditTransferInstruction {
+        uetr: uetr.to_string(),
+        end_to_end_id: format!("E2E-{}", &uetr.to_string()[..8]),
+        instruction_id: format!("I-{}", &uetr.to_string()[..8]),
+        creation_date_time: Some(to_timestamp(t)),
+        expiry_date_time: Some(to_timestamp(UnixTime(t.0 + 300))),
+        interbank_settlement_amount: Some(p.amount.clone()),
+        charge_bearer: "SHAR".into(),
+        debtor_agent_bic: p.bank.bic.into(),
+        debtor_account: p.debtor_account.to_string(),
+        debtor_name: p.debtor_name.into(),
+        creditor_agent_bic: p.creditor_bic.into(),
+        creditor_account: p.creditor_account.to_string(),
+        creditor_name: p.creditor_name.into(),
+        remittance_information: "invoice 42".into(),
+        quote: Some(p.quote.clone()),
+    };
+    signed::sign(
+        SIGNING_DOMAIN_INSTRUCTION,
+        body.encode_to_vec(),
+        &p.bank.key,
+        &p.bank.chain,
+    )
+}
+
+fn new_uetr() -> Uetr {
+    Uetr::new_v4(&ring::rand::SystemRandom::new()).expect("randomness")
+}
+
+fn amount(currency: &str, value: &str) -> pb::ActiveCurrencyAndAmount {
+    pb::ActiveCurrencyAndAmount {
+        currency: currency.into(),
+        value: value.into(),
+    }
+}
+
+async fn quote(
+    client: &mut PaymentsClient<Channel>,
+    to: &str,
+    source: &pb::ActiveCurrencyAndAmount,
+) -> pb::Signed {
+    client
+        .get_quote(pb::QuoteRequest {
+            counterparty_jurisdiction: to.into(),
+            source_amount: Some(source.clone()),
+        })
+        .await
+        .expect("quote")
+        .into_inner()
+}
+
+async fn submit(
+    client: &mut PaymentsClient<Channel>,
+    signed: pb::Signed,
+) -> pb::PaymentStatusReport {
+    client
+        .submit_payment(pb::SubmitPaymentRequest {
+            instruction: Some(signed),
+        })
+        .await
+        .expect("submit")
+        .into_inner()
+}
+
+/// Posted balance of every account of a node, by account id.
+async fn balances(client: &mut PaymentsClient<Channel>) -> BTreeMap<String, (String, String)> {
+    client
+        .get_balances(pb::BalancesRequest::default())
+        .await
+        .expect("balances")
+        .into_inner()
+        .balances
+        .into_iter()
+        .map(|b| {
+            (
+                b.account,
+                (
+                    b.posted_balance.map(|a| a.value).unwrap_or_default(),
+                    b.pending_debits.map(|a| a.value).unwrap_or_default(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn posted(map: &BTreeMap<String, (String, String)>, account: &str) -> String {
+    map.get(account).map(|b| b.0.clone()).unwrap_or_default()
+}
+
+struct Pair {
+    _dir: tempfile::TempDir,
+    jp: RunningNode,
+    sg: RunningNode,
+    jp_client: PaymentsClient<Channel>,
+    sg_client: PaymentsClient<Channel>,
+}
+
+async fn pair() -> Pair {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let jp = start("JP", dir.path(), &ports).await;
+    let sg = start("SG", dir.path(), &ports).await;
+    let jp_client = client(jp.public_addr, "JP", None).await;
+    let sg_client = client(sg.public_addr, "SG", None).await;
+    Pair {
+        _dir: dir,
+        jp,
+        sg,
+        jp_client,
+        sg_client,
+    }
+}
+
+impl Pair {
+    async fn snapshot(
+        &mut self,
+    ) -> (
+        BTreeMap<String, (String, String)>,
+        BTreeMap<String, (String, String)>,
+    ) {
+        (
+            balances(&mut self.jp_client).await,
+            balances(&mut self.sg_client).await,
+        )
+    }
+
+    async fn shutdown(self) {
+        self.jp.shutdown().await.expect("JP shutdown");
+        self.sg.shutdown().await.expect("SG shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_settle_both_ways_and_balance_on_both_ledgers() {
+    let mut p = pair().await;
+    let (jp_before, sg_before) = p.snapshot().await;
+
+    // JP -> SG: 10,000 JPY from Aoki Kenji (1001 at KKHAJPJ0) to Tan Wei Ming (2001 at KKHASGS0).
+    let alpha_jp = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let terms = pb::Quote::decode(q.payload.as_slice()).expect("quote payload");
+    assert_eq!(
+        terms.target_amount.as_ref().map(|a| a.currency.as_str()),
+        Some("SGD")
+    );
+    // 10,000 × 0.0087 × (1 − 0.0025) = 86.7825 SGD, floored to the cent.
+    assert_eq!(
+        terms.target_amount.as_ref().map(|a| a.value.as_str()),
+        Some("86.78")
+    );
+    let uetr = new_uetr();
+    let report = submit(
+        &mut p.jp_client,
+        instruction(
+            &Payment {
+                bank: &alpha_jp,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2001,
+                creditor_name: "Tan Wei Ming",
+                quote: q,
+                amount: source,
+            },
+            uetr,
+        ),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert_eq!(report.uetr, uetr.to_string());
+    assert_eq!(
+        report.credited_amount.as_ref().map(|a| a.value.as_str()),
+        Some("86.78")
+    );
+    let receipt = report.receipt.clone().expect("a receipt");
+    let (receipt_body, signer) =
+        kakehashi_node::receipt::verify_receipt(&receipt, &mra(), "JP", now())
+            .expect("receipt verifies under the MRA");
+    assert_eq!(receipt_body.uetr, uetr.to_string());
+    assert_eq!(signer.jurisdiction, "SG");
+
+    // SG -> JP: 100.00 SGD from Nur Aisyah (2101 at KKHBSGS0) to Suzuki Yui (1101 at KKHBJPJ0).
+    let beta_sg = bank("sg", "KKHBSGS0");
+    let source = amount("SGD", "100.00");
+    let q = quote(&mut p.sg_client, "JP", &source).await;
+    let terms = pb::Quote::decode(q.payload.as_slice()).expect("quote payload");
+    // 10,000 cents × 114.9 × 0.9975 / 100 = 11,461.275 JPY, floored to the yen.
+    assert_eq!(
+        terms.target_amount.as_ref().map(|a| a.value.as_str()),
+        Some("11461")
+    );
+    let report = submit(
+        &mut p.sg_client,
+        instruction(
+            &Payment {
+                bank: &beta_sg,
+                debtor_account: 2101,
+                debtor_name: "Nur Aisyah",
+                creditor_bic: "KKHBJPJ0",
+                creditor_account: 1101,
+                creditor_name: "Suzuki Yui",
+                quote: q,
+                amount: source,
+            },
+            new_uetr(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+
+    let (jp_after, sg_after) = p.snapshot().await;
+    assert_eq!(posted(&jp_before, "1001"), "10000000");
+    assert_eq!(posted(&jp_after, "1001"), "9990000");
+    assert_eq!(
+        posted(&jp_after, "9002"),
+        "10000",
+        "JP's corridor holds what JP owes SG"
+    );
+    assert_eq!(posted(&sg_after, "2001"), "100086.78");
+    assert_eq!(posted(&sg_after, "9103"), "9999913.22");
+    assert_eq!(posted(&sg_after, "2101"), "19900.00");
+    assert_eq!(posted(&sg_after, "9102"), "100.00");
+    assert_eq!(posted(&jp_after, "1101"), "2011461");
+    assert_eq!(posted(&jp_after, "9003"), "999988539");
+    for (_, (_, pending)) in jp_after.iter().chain(sg_after.iter()) {
+        assert!(
+            pending == "0" || pending == "0.00",
+            "no reservation left: {pending}"
+        );
+    }
+    assert_ne!(sg_before, sg_after);
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejection_moves_nothing() {
+    let mut p = pair().await;
+    let alpha_jp = bank("jp", "KKHAJPJ0");
+    let beta_jp = bank("jp", "KKHBJPJ0");
+    let revoked_jp = bank("jp", "KKHCJPJ0");
+    let (jp_before, sg_before) = p.snapshot().await;
+
+    let mut cases: Vec<(&str, &str, pb::Signed)> = Vec::new();
+    let small = amount("JPY", "1000");
+    // AC01: unknown creditor account on SG.
+    let q = quote(&mut p.jp_client, "SG", &small).await;
+    cases.push((
+        "AC01",
+        "unknown creditor account",
+        instruction(
+            &Payment {
+                bank: &alpha_jp,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2999,
+                creditor_name: "Nobody",
+                quote: q,
+                amount: small.clone(),
+            },
+            new_uetr(),
+        ),
+    ));
+    // AM04: Tanaka Hiroshi (1102) holds 500,000 JPY and sends 600,000.
+    let big = amount("JPY", "600000");
+    let q = quote(&mut p.jp_client, "SG", &big).await;
+    cases.push((
+        "AM04",
+        "insufficient funds",
+        instruction(
+            &Payment {
+                bank: &beta_jp,
+                debtor_account: 1102,
+                debtor_name: "Tanaka Hiroshi",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2001,
+                creditor_name: "Tan Wei Ming",
+                quote: q,
+                amount: big,
+            },
+            new_uetr(),
+        ),
+    ));
+    // RR04: a sanctioned creditor name.
+    let q = quote(&mut p.jp_client, "SG", &small).await;
+    cases.push((
+        "RR04",
+        "sanctioned party",
+        instruction(
+            &Payment {
+                bank: &alpha_jp,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2001,
+                creditor_name: "Sanctioned  Trading CO",
+                quote: q,
+                amount: small.clone(),
+            },
+            new_uetr(),
+        ),
+    ));
+    // DS0B: the revoked bank signs.
+    let q = quote(&mut p.jp_client, "SG", &small).await;
+    cases.push((
+        "DS0B",
+        "revoked signer",
+        instruction(
+            &Payment {
+                bank: &revoked_jp,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2001,
+                creditor_name: "Tan Wei Ming",
+                quote: q,
+                amount: small.clone(),
+            },
+            new_uetr(),
+        ),
+    ));
+    // AB05: a quote that expired an hour ago, signed with JP's real receipt key.
+    let jp_receipt_key = SigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(repo().join("certs/jp/node/receipt.key.pem")).expect("key"),
+    )
+    .expect("pkcs8");
+    let jp_receipt_chain = pem::blocks_or_der(
+        &std::fs::read(repo().join("certs/jp/node/receipt.pem")).expect("chain"),
+        "CERTIFICATE",
+    )
+    .expect("pem");
+    let issuer = QuoteIssuer {
+        jurisdiction: "JP".into(),
+        key: jp_receipt_key,
+        chain: jp_receipt_chain,
+        ttl_secs: 60,
+    };
+    let stale = issuer
+        .issue(
+            "SG",
+            (money::currency("JPY").expect("JPY"), 1000),
+            money::currency("SGD").expect("SGD"),
+            Rate::parse("0.0087").expect("rate"),
+            25,
+            UnixTime(now().0 - 3600),
+            "Q-test-stale".into(),
+        )
+        .expect("stale quote");
+    cases.push((
+        "AB05",
+        "expired quote",
+        instruction(
+            &Payment {
+                bank: &alpha_jp,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2001,
+                creditor_name: "Tan Wei Ming",
+                quote: stale,
+                amount: small.clone(),
+            },
+            new_uetr(),
+        ),
+    ));
+
+    for (code, what, signed) in cases {
+        let report = submit(&mut p.jp_client, signed).await;
+        assert_eq!(
+            report.transaction_status(),
+            TransactionStatus::Rjct,
+            "{what}: {report:?}"
+        );
+        assert_eq!(report.status_reason_code, code, "{what}: {report:?}");
+        assert!(!report.status_reason_detail.is_empty(), "{what}: a detail");
+    }
+    // FF01: an amount with more decimals than JPY has never reaches a report.
+    let err = p
+        .jp_client
+        .get_quote(pb::QuoteRequest {
+            counterparty_jurisdiction: "SG".into(),
+            source_amount: Some(amount("JPY", "12.5")),
+        })
+        .await
+        .expect_err("JPY has no minor unit");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        err.metadata()
+            .get(REASON_METADATA)
+            .and_then(|v| v.to_str().ok()),
+        Some("FF01")
+    );
+
+    let (jp_after, sg_after) = p.snapshot().await;
+    assert_eq!(jp_before, jp_after, "JP ledger unchanged");
+    assert_eq!(sg_before, sg_after, "SG ledger unchanged");
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_submission_credits_once_and_is_dupl() {
+    let mut p = pair().await;
+    let alpha_jp = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "5000");
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let signed = instruction(
+        &Payment {
+            bank: &alpha_jp,
+            debtor_account: 1002,
+            debtor_name: "Sato Trading KK",
+            creditor_bic: "KKHASGS0",
+            creditor_account: 2002,
+            creditor_name: "Lim Logistics Pte Ltd",
+            quote: q,
+            amount: source,
+        },
+        new_uetr(),
+    );
+    let first = submit(&mut p.jp_client, signed.clone()).await;
+    assert_eq!(
+        first.transaction_status(),
+        TransactionStatus::Acsc,
+        "{first:?}"
+    );
+    let (jp_mid, sg_mid) = p.snapshot().await;
+    let second = submit(&mut p.jp_client, signed).await;
+    assert_eq!(second.transaction_status(), TransactionStatus::Rjct);
+    assert_eq!(second.status_reason_code, "DUPL");
+    let (jp_after, sg_after) = p.snapshot().await;
+    assert_eq!((jp_mid, sg_mid), (jp_after, sg_after));
+    // The status by UETR is still the first outcome.
+    let status = p
+        .jp_client
+        .get_payment_status(pb::PaymentStatusRequest {
+            uetr: first.uetr.clone(),
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.transaction_status(), TransactionStatus::Acsc);
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_in_doubt_while_the_receiver_is_down_is_fenced_and_voided() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let jp = start("JP", dir.path(), &ports).await;
+    let mut jp_client = client(jp.public_addr, "JP", None).await;
+    let jp_before = balances(&mut jp_client).await;
+    let alpha_jp = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "7000");
+    let q = quote(&mut jp_client, "SG", &source).await;
+    let uetr = new_uetr();
+    let report = submit(
+        &mut jp_client,
+        instruction(
+            &Payment {
+                bank: &alpha_jp,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2001,
+                creditor_name: "Tan Wei Ming",
+                quote: q,
+                amount: source,
+            },
+            uetr,
+        ),
+    )
+    .await;
+    // SG is not running: the outcome is unknown, the funds stay reserved.
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Pdng,
+        "{report:?}"
+    );
+    let reserved = balances(&mut jp_client).await;
+    assert_eq!(reserved.get("1001").map(|b| b.1.as_str()), Some("7000"));
+
+    // SG comes up; JP's recovery asks, SG fences, JP voids.
+    let sg = start("SG", dir.path(), &ports).await;
+    let mut final_report = None;
+    for _ in 0..100 {
+        let status = jp_client
+            .get_payment_status(pb::PaymentStatusRequest {
+                uetr: uetr.to_string(),
+            })
+            .await
+            .expect("status")
+            .into_inner();
+        if status.transaction_status() != TransactionStatus::Pdng {
+            final_report = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let final_report = final_report.expect("resolved within 10 s");
+    assert_eq!(final_report.transaction_status(), TransactionStatus::Rjct);
+    assert_eq!(final_report.status_reason_code, "AB05");
+    assert_eq!(
+        balances(&mut jp_client).await,
+        jp_before,
+        "the reservation is released"
+    );
+    let mut sg_client = client(sg.public_addr, "SG", None).await;
+    let sg_balances = balances(&mut sg_client).await;
+    assert_eq!(
+        posted(&sg_balances, "2001"),
+        "100000.00",
+        "nothing credited"
+    );
+    jp.shutdown().await.expect("JP");
+    sg.shutdown().await.expect("SG");
+}
