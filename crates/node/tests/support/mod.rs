@@ -1,0 +1,275 @@
+//! Shared by the node's integration tests: start JP/SG nodes from the devnet configurations on
+//! free loopback ports and temporary data directories, connect as a participant over TLS, and
+//! build signed instructions with the committed bank keys.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use kakehashi_node::config::Config;
+use kakehashi_node::instruction::{Uetr, to_timestamp};
+use kakehashi_node::node::{Node, RunningNode};
+use kakehashi_node::signed;
+use kakehashi_node::tls::{TlsIdentity, install_crypto_provider};
+use kakehashi_pki::mra::Mra;
+use kakehashi_pki::tls::NodeServerCertVerifier;
+use kakehashi_pki::{UnixTime, pem};
+use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
+use kakehashi_proto::v1 as pb;
+use kakehashi_proto::v1::payments_client::PaymentsClient;
+use prost::Message;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn free_port() -> u16 {
+    // Bind then release: another process could take the port in between, which on a test
+    // machine's loopback is rare enough; the node fails loudly if it happens.
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct Ports {
+    pub jp: [u16; 3],
+    pub sg: [u16; 3],
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Self {
+            jp: [free_port(), free_port(), free_port()],
+            sg: [free_port(), free_port(), free_port()],
+        }
+    }
+}
+
+pub fn config(jurisdiction: &str, dir: &Path, ports: &Ports) -> Config {
+    let (own, peer, peer_code) = match jurisdiction {
+        "JP" => (ports.jp, ports.sg, "SG"),
+        _ => (ports.sg, ports.jp, "JP"),
+    };
+    let file = repo().join(format!(
+        "crates/node/devnet/{}.toml",
+        jurisdiction.to_lowercase()
+    ));
+    Config::load(&file)
+        .expect("devnet config")
+        .with_data_dir(dir.join(jurisdiction.to_lowercase()))
+        .with_ports(own[0], own[1], own[2])
+        .with_peer_relay(peer_code, &format!("https://127.0.0.1:{}", peer[1]))
+        .expect("peer relay address")
+}
+
+pub async fn start(jurisdiction: &str, dir: &Path, ports: &Ports) -> RunningNode {
+    Node::start(config(jurisdiction, dir, ports))
+        .await
+        .unwrap_or_else(|e| panic!("{jurisdiction} node: {e}"))
+}
+
+pub fn mra() -> Arc<Mra> {
+    Arc::new(Mra::load(&repo().join("certs/mra.toml")).expect("certs/mra.toml"))
+}
+
+/// A participant's connection to a node's public listener: server verified as a node of a
+/// jurisdiction `relying` recognizes; optionally a client identity (the operator's).
+pub async fn client(
+    addr: SocketAddr,
+    relying: &str,
+    identity: Option<&str>,
+) -> PaymentsClient<Channel> {
+    install_crypto_provider();
+    let verifier = NodeServerCertVerifier::new(mra(), relying).expect("verifier");
+    let mut tls = ClientTlsConfig::new().domain_name("localhost");
+    if let Some(stem) = identity {
+        let certs = repo().join("certs");
+        let id = TlsIdentity::load(
+            &certs.join(format!("{stem}.pem")),
+            &certs.join(format!("{stem}.key.pem")),
+        )
+        .expect("identity");
+        tls = tls.identity(id.tonic_identity());
+    }
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .expect("uri")
+        .tls_config_with_verifier(tls, Arc::new(verifier))
+        .expect("tls")
+        .connect()
+        .await
+        .expect("connect");
+    PaymentsClient::new(channel)
+}
+
+/// A bank as a participant: its signing key and chain (DER, leaf first).
+pub struct Bank {
+    pub bic: &'static str,
+    pub key: SigningKey,
+    pub chain: Vec<Vec<u8>>,
+}
+
+pub fn bank(jurisdiction: &str, bic: &'static str) -> Bank {
+    let dir = repo().join("certs").join(jurisdiction).join("banks");
+    let key_pem = std::fs::read_to_string(dir.join(format!("{bic}.key.pem"))).expect("key");
+    let chain_pem = std::fs::read(dir.join(format!("{bic}.pem"))).expect("chain");
+    Bank {
+        bic,
+        key: SigningKey::from_pkcs8_pem(&key_pem).expect("pkcs8"),
+        chain: pem::blocks_or_der(&chain_pem, "CERTIFICATE").expect("pem"),
+    }
+}
+
+pub fn now() -> UnixTime {
+    kakehashi_node::engine::now().1
+}
+
+pub struct Payment<'a> {
+    pub bank: &'a Bank,
+    pub debtor_account: u128,
+    pub debtor_name: &'a str,
+    pub creditor_bic: &'a str,
+    pub creditor_account: u128,
+    pub creditor_name: &'a str,
+    pub quote: pb::Signed,
+    pub amount: pb::ActiveCurrencyAndAmount,
+}
+
+pub fn instruction(p: &Payment<'_>, uetr: Uetr) -> pb::Signed {
+    let t = now();
+    let body = pb::CreditTransferInstruction {
+        uetr: uetr.to_string(),
+        end_to_end_id: format!("E2E-{}", &uetr.to_string()[..8]),
+        instruction_id: format!("I-{}", &uetr.to_string()[..8]),
+        creation_date_time: Some(to_timestamp(t)),
+        expiry_date_time: Some(to_timestamp(UnixTime(t.0 + 300))),
+        interbank_settlement_amount: Some(p.amount.clone()),
+        charge_bearer: "SHAR".into(),
+        debtor_agent_bic: p.bank.bic.into(),
+        debtor_account: p.debtor_account.to_string(),
+        debtor_name: p.debtor_name.into(),
+        creditor_agent_bic: p.creditor_bic.into(),
+        creditor_account: p.creditor_account.to_string(),
+        creditor_name: p.creditor_name.into(),
+        remittance_information: "invoice 42".into(),
+        quote: Some(p.quote.clone()),
+    };
+    signed::sign(
+        SIGNING_DOMAIN_INSTRUCTION,
+        body.encode_to_vec(),
+        &p.bank.key,
+        &p.bank.chain,
+    )
+}
+
+pub fn new_uetr() -> Uetr {
+    Uetr::new_v4(&ring::rand::SystemRandom::new()).expect("randomness")
+}
+
+pub fn amount(currency: &str, value: &str) -> pb::ActiveCurrencyAndAmount {
+    pb::ActiveCurrencyAndAmount {
+        currency: currency.into(),
+        value: value.into(),
+    }
+}
+
+pub async fn quote(
+    client: &mut PaymentsClient<Channel>,
+    to: &str,
+    source: &pb::ActiveCurrencyAndAmount,
+) -> pb::Signed {
+    client
+        .get_quote(pb::QuoteRequest {
+            counterparty_jurisdiction: to.into(),
+            source_amount: Some(source.clone()),
+        })
+        .await
+        .expect("quote")
+        .into_inner()
+}
+
+pub async fn submit(
+    client: &mut PaymentsClient<Channel>,
+    signed: pb::Signed,
+) -> pb::PaymentStatusReport {
+    client
+        .submit_payment(pb::SubmitPaymentRequest {
+            instruction: Some(signed),
+        })
+        .await
+        .expect("submit")
+        .into_inner()
+}
+
+/// Posted balance of every account of a node, by account id.
+pub async fn balances(client: &mut PaymentsClient<Channel>) -> BTreeMap<String, (String, String)> {
+    client
+        .get_balances(pb::BalancesRequest::default())
+        .await
+        .expect("balances")
+        .into_inner()
+        .balances
+        .into_iter()
+        .map(|b| {
+            (
+                b.account,
+                (
+                    b.posted_balance.map(|a| a.value).unwrap_or_default(),
+                    b.pending_debits.map(|a| a.value).unwrap_or_default(),
+                ),
+            )
+        })
+        .collect()
+}
+
+pub fn posted(map: &BTreeMap<String, (String, String)>, account: &str) -> String {
+    map.get(account).map(|b| b.0.clone()).unwrap_or_default()
+}
+
+pub struct Pair {
+    pub dir: tempfile::TempDir,
+    pub jp: RunningNode,
+    pub sg: RunningNode,
+    pub jp_client: PaymentsClient<Channel>,
+    pub sg_client: PaymentsClient<Channel>,
+}
+
+pub async fn pair() -> Pair {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let jp = start("JP", dir.path(), &ports).await;
+    let sg = start("SG", dir.path(), &ports).await;
+    let jp_client = client(jp.public_addr, "JP", None).await;
+    let sg_client = client(sg.public_addr, "SG", None).await;
+    Pair {
+        dir,
+        jp,
+        sg,
+        jp_client,
+        sg_client,
+    }
+}
+
+impl Pair {
+    pub async fn snapshot(
+        &mut self,
+    ) -> (
+        BTreeMap<String, (String, String)>,
+        BTreeMap<String, (String, String)>,
+    ) {
+        (
+            balances(&mut self.jp_client).await,
+            balances(&mut self.sg_client).await,
+        )
+    }
+
+    pub async fn shutdown(self) {
+        self.jp.shutdown().await.expect("JP shutdown");
+        self.sg.shutdown().await.expect("SG shutdown");
+    }
+}
