@@ -923,6 +923,7 @@ impl Engine {
                 )));
             }
         };
+        crate::fault::crash_point(crate::fault::SENDER_BEFORE_RESOLVE);
         let record = self.finish(instr.uetr, record, &peer, decision).await?;
         Ok(Submitted::Report(Box::new(
             self.report_from(&instr.uetr, &record),
@@ -1401,6 +1402,7 @@ impl Engine {
             ..NewTransfer::default()
         };
         let result = self.apply_one(credit).await?;
+        crate::fault::crash_point(crate::fault::RECEIVER_AFTER_CREDIT);
         if !result.is_recorded() {
             record.state = InboundState::Rejected;
             let rejection = ledger_rejection(Some(result), "credit");
