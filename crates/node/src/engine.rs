@@ -1246,12 +1246,9 @@ impl Engine {
     }
 
     fn pending_report(&self, record: &OutboundRecord, uetr: &Uetr) -> PaymentStatusReport {
-        self.parts.metrics.set_in_doubt(
-            self.parts
-                .store
-                .unresolved_outbound()
-                .map_or(0, |u| u.len() as u64),
-        );
+        self.parts
+            .metrics
+            .set_in_doubt(self.parts.store.unresolved_count() as u64);
         self.report_from(uetr, record)
     }
 
