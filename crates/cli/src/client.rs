@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::tls::NodeServerCertVerifier;
+use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::v1::payments_client::PaymentsClient;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -32,10 +33,6 @@ const MESSAGE_BYTES_MAX: usize = 8 << 20;
 
 /// Largest certificate, key or agreement file read (the same bound `cert verify` uses).
 const INPUT_FILE_SIZE_MAX: u64 = 16 << 20;
-
-/// Metadata entry in which a node puts the ISO 20022 reason code of a refused call
-/// (`kakehashi_node::service`), so clients need not parse messages.
-pub(crate) const REASON_METADATA: &str = "kakehashi-reason-code";
 
 /// Arguments every participant command takes to reach a node.
 #[derive(clap::Args, Clone, Debug)]
@@ -183,7 +180,8 @@ pub(crate) fn read_bounded(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-/// The reason code a node attached to a refused call, if any.
+/// The reason code a node attached to a refused call, if any (nodes put the ISO 20022 code in
+/// the `kakehashi-reason-code` metadata entry so clients need not parse messages).
 pub(crate) fn reason_code(status: &tonic::Status) -> Option<String> {
     status
         .metadata()

@@ -178,10 +178,15 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     let mra_path = jp.mra.clone();
 
     let start_hint = |e: &dyn std::fmt::Display, which: &str| {
-        anyhow::anyhow!(
-            "the {which} node did not start: {e}. If a port is taken (another devnet?), stop \
-             it or pass --base-port N"
-        )
+        let text = e.to_string();
+        let hint = if text.contains("already in use") {
+            " (stop the other devnet or node, or pass --base-port N to use other ports)"
+        } else if text.contains("lock") {
+            " (another devnet is using this --data-dir: stop it, or pass another --data-dir)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("the {which} node did not start: {text}{hint}")
     };
     let jp_node = Node::start(jp).await.map_err(|e| start_hint(&e, "JP"))?;
     let sg_node = match Node::start(sg).await {

@@ -108,7 +108,8 @@ pub(crate) struct PayArgs {
     /// The sending node's currency (default: the debtor account's).
     #[arg(long, value_name = "ISO4217")]
     currency: Option<String>,
-    /// The payment's UETR (default: a new random one). Resubmitting a UETR is idempotent.
+    /// The payment's UETR (default: a new random one). A UETR already used is rejected with
+    /// DUPL and moves nothing; `kakehashi status UETR` shows the earlier payment's outcome.
     #[arg(long)]
     uetr: Option<String>,
     /// The debtor's own reference, at most 35 characters (default: derived from the UETR).
@@ -1558,7 +1559,7 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 owner_bic: owner_bic.clone(),
                 name: name.clone(),
             };
-            ("opened", node.payments.open_account(request).await)
+            ("open", node.payments.open_account(request).await)
         }
         AccountCommand::Fund {
             account,
@@ -1580,30 +1581,46 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 account: account.to_string(),
                 amount: Some(parse_user_amount(&currency, amount)?),
             };
-            ("funded", node.payments.fund_account(request).await)
+            ("fund", node.payments.fund_account(request).await)
         }
         AccountCommand::Close { account, .. } => {
             let request = v1::CloseAccountRequest {
                 account: account.to_string(),
             };
-            ("closed", node.payments.close_account(request).await)
+            ("close", node.payments.close_account(request).await)
         }
     };
     let balance = match answer {
         Ok(balance) => balance.into_inner(),
         Err(status) => {
-            if let Some(code) = client::reason_code(&status) {
-                eprintln!(
-                    "refused: {code} ({}): {}",
-                    reason_meaning(&code),
-                    status.message()
-                );
+            if client::reason_code(&status).is_some() {
+                // The message starts with the reason code, e.g. "DUPL: account 1201: exists".
+                eprintln!("refused by the node: {}", status.message());
                 return Ok(ExitCode::from(1));
             }
-            return Err(client::call_error(&node.url, what, &status));
+            if status.message().contains("transport error") {
+                bail!(
+                    "the node at {} closed the connection: it probably refused the client \
+                     certificate {} (operators present a TLS certificate with clientAuth that \
+                     the node lists in [admin] operator_certs, e.g. certs/jp/node/tls.pem for \
+                     the JP devnet node)",
+                    node.url,
+                    operator.operator_cert.display()
+                );
+            }
+            return Err(client::call_error(
+                &node.url,
+                &format!("{what} account"),
+                &status,
+            ));
         }
     };
-    let mut out = format!("{what} account {}\n", balance.account);
+    let done = match what {
+        "open" => "opened",
+        "fund" => "funded",
+        _ => "closed",
+    };
+    let mut out = format!("{done} account {}\n", balance.account);
     write_balance_table(&mut out, std::slice::from_ref(&balance));
     write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
