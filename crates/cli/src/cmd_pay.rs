@@ -385,6 +385,7 @@ pub(crate) async fn send_payment(
                 node.url
             )
         })?;
+    check_terms(&terms, &spec.amount, &spec.counterparty, &node.url)?;
     let instruction = build_instruction(bank, spec, &terms, quote, now)?;
     let request = v1::SubmitPaymentRequest {
         instruction: Some(instruction),
@@ -397,6 +398,34 @@ pub(crate) async fn send_payment(
         }),
         Err(status) => refused(node, spec, "submit", &status, Some(terms)),
     }
+}
+
+/// A signed quote proves who quoted, not that it is what was asked for: the bank signs an
+/// instruction for the quoted source amount, so that amount and the counterparty must be the
+/// ones requested.
+fn check_terms(
+    terms: &QuoteTerms,
+    amount: &v1::ActiveCurrencyAndAmount,
+    counterparty: &str,
+    url: &str,
+) -> anyhow::Result<()> {
+    let asked = money::parse_amount(amount)
+        .map_err(|r| anyhow::anyhow!("the amount to pay is not valid: {r}"))?;
+    if terms.source.0.alpha != asked.0.alpha || terms.source.1 != asked.1 {
+        bail!(
+            "the node at {url} quoted {} for a request of {}; nothing was signed or sent",
+            minor_text(terms.source.0, terms.source.1),
+            amount_text(Some(amount))
+        );
+    }
+    if terms.counterparty != counterparty {
+        bail!(
+            "the node at {url} quoted for a payment to {}, not {counterparty}; nothing was \
+             signed or sent",
+            terms.counterparty
+        );
+    }
+    Ok(())
 }
 
 /// A call the node refused with a reason code, as a rejection report; any other failure is an
@@ -624,7 +653,7 @@ async fn quote(args: QuoteArgs) -> anyhow::Result<ExitCode> {
     let amount = parse_user_amount(&currency, &args.amount)?;
     let request = v1::QuoteRequest {
         counterparty_jurisdiction: args.counterparty.clone(),
-        source_amount: Some(amount),
+        source_amount: Some(amount.clone()),
     };
     let signed = node
         .payments
@@ -640,6 +669,7 @@ async fn quote(args: QuoteArgs) -> anyhow::Result<ExitCode> {
                 node.url
             )
         })?;
+    check_terms(&terms, &amount, &args.counterparty, &node.url)?;
     let mut out = String::new();
     if args.json {
         let doc = serde_json::json!({
@@ -1655,6 +1685,48 @@ mod tests {
         assert!(default_end_to_end_id(&uetr).len() <= ID_CHARS_MAX);
         assert!(instruction_id(&uetr).len() <= ID_CHARS_MAX);
         assert!(default_end_to_end_id(&uetr).starts_with("E2E-"));
+    }
+
+    fn terms(source_minor: u128, counterparty: &str) -> QuoteTerms {
+        let jpy = money::currency("JPY").unwrap();
+        let sgd = money::currency("SGD").unwrap();
+        QuoteTerms {
+            quote_id: "Q-1".into(),
+            issuing: "JP".into(),
+            counterparty: counterparty.into(),
+            source: (jpy, source_minor),
+            target: (sgd, 8678),
+            rate: money::Rate::parse("0.00867825").unwrap(),
+            mid: money::Rate::parse("0.0087").unwrap(),
+            spread_bps: 25,
+            issued_at: UnixTime(0),
+            expires_at: UnixTime(60),
+        }
+    }
+
+    fn jpy(value: &str) -> v1::ActiveCurrencyAndAmount {
+        v1::ActiveCurrencyAndAmount {
+            currency: "JPY".into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn quote_terms_must_be_what_was_asked_for() {
+        let url = "https://127.0.0.1:7100";
+        check_terms(&terms(10_000, "SG"), &jpy("10000"), "SG", url).unwrap();
+        let more = check_terms(&terms(10_001, "SG"), &jpy("10000"), "SG", url).unwrap_err();
+        assert!(more.to_string().contains("quoted 10001 JPY"), "{more}");
+        let elsewhere = check_terms(&terms(10_000, "TH"), &jpy("10000"), "SG", url).unwrap_err();
+        assert!(
+            elsewhere.to_string().contains("to TH, not SG"),
+            "{elsewhere}"
+        );
+        let sgd = v1::ActiveCurrencyAndAmount {
+            currency: "SGD".into(),
+            value: "10000.00".into(),
+        };
+        assert!(check_terms(&terms(10_000, "SG"), &sgd, "SG", url).is_err());
     }
 
     #[test]
