@@ -923,6 +923,7 @@ impl Engine {
                 )));
             }
         };
+        crate::fault::crash_point(crate::fault::SENDER_BEFORE_RESOLVE);
         let record = self.finish(instr.uetr, record, &peer, decision).await?;
         Ok(Submitted::Report(Box::new(
             self.report_from(&instr.uetr, &record),
@@ -1245,12 +1246,9 @@ impl Engine {
     }
 
     fn pending_report(&self, record: &OutboundRecord, uetr: &Uetr) -> PaymentStatusReport {
-        self.parts.metrics.set_in_doubt(
-            self.parts
-                .store
-                .unresolved_outbound()
-                .map_or(0, |u| u.len() as u64),
-        );
+        self.parts
+            .metrics
+            .set_in_doubt(self.parts.store.unresolved_count() as u64);
         self.report_from(uetr, record)
     }
 
@@ -1401,6 +1399,7 @@ impl Engine {
             ..NewTransfer::default()
         };
         let result = self.apply_one(credit).await?;
+        crate::fault::crash_point(crate::fault::RECEIVER_AFTER_CREDIT);
         if !result.is_recorded() {
             record.state = InboundState::Rejected;
             let rejection = ledger_rejection(Some(result), "credit");

@@ -3,11 +3,13 @@
 
 pub mod config;
 pub mod engine;
+pub mod fault;
 pub mod instruction;
 pub mod locks;
 pub mod metrics;
 pub mod money;
 pub mod node;
+pub mod participant;
 pub mod quote;
 pub mod reason;
 pub mod receipt;

@@ -354,7 +354,11 @@ impl Node {
         let bound = server::bind(&config.listen).await?;
         let addresses = bound.addresses();
         let (stop, stopped) = watch::channel(false);
-        let payments = PaymentsService::new(Arc::clone(&engine), operators);
+        let payments = PaymentsService::new(
+            Arc::clone(&engine),
+            operators,
+            config.limits.stream_queue_len,
+        );
         let relay = RelayService::new(Arc::clone(&engine));
         let mut server_stop = stopped.clone();
         let server = tokio::spawn(async move {

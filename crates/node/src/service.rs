@@ -32,7 +32,8 @@ use crate::reason::{ReasonCode, Rejection};
 pub use kakehashi_proto::codec::REASON_METADATA;
 
 /// Instructions of one `SubmitPayments` stream processed at once; more wait in the stream
-/// (HTTP/2 flow control pushes back on the client).
+/// (HTTP/2 flow control pushes back on the client). The reports waiting to be sent are bounded
+/// separately, by `[limits] stream_queue_len`.
 const STREAM_CONCURRENCY: usize = 64;
 
 fn status_for(rejection: &Rejection) -> Status {
@@ -73,14 +74,18 @@ pub struct PaymentsService {
     engine: Arc<Engine>,
     /// DER of the leaf certificates allowed to call the operator RPCs.
     operators: Arc<Vec<Vec<u8>>>,
+    /// Reports buffered per `SubmitPayments` stream.
+    stream_queue_len: usize,
 }
 
 impl PaymentsService {
-    /// A service over `engine`; `operators` are the leaf certificates (DER) of operators.
-    pub fn new(engine: Arc<Engine>, operators: Vec<Vec<u8>>) -> Self {
+    /// A service over `engine`; `operators` are the leaf certificates (DER) of operators;
+    /// `stream_queue_len` bounds the reports buffered per `SubmitPayments` stream.
+    pub fn new(engine: Arc<Engine>, operators: Vec<Vec<u8>>, stream_queue_len: usize) -> Self {
         Self {
             engine,
             operators: Arc::new(operators),
+            stream_queue_len: stream_queue_len.max(1),
         }
     }
 
@@ -146,7 +151,7 @@ impl Payments for PaymentsService {
         request: Request<Streaming<v1::SubmitPaymentRequest>>,
     ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
         let mut incoming = request.into_inner();
-        let (tx, rx) = mpsc::channel(STREAM_CONCURRENCY);
+        let (tx, rx) = mpsc::channel(self.stream_queue_len);
         let service = self.clone();
         tokio::spawn(async move {
             let permits = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));

@@ -34,6 +34,9 @@ const PREFIX_OUTBOUND: u8 = b'o';
 const PREFIX_INBOUND: u8 = b'i';
 const PREFIX_ACCOUNT: u8 = b'a';
 const PREFIX_META: u8 = b'm';
+/// UETRs of outbound payments without a final outcome: the recovery loop's work list, kept in
+/// the same batch as the record so it never disagrees with it, and small whatever the history.
+const PREFIX_UNRESOLVED: u8 = b'u';
 
 /// Why the store failed. Every variant is an operational fault (disk, corruption), never a
 /// property of a payment: callers turn it into `Unavailable`/`Internal`, not a rejection.
@@ -339,24 +342,32 @@ impl Store {
         Ok(out)
     }
 
-    /// Every outbound payment that has no final outcome yet (for recovery).
+    /// Every outbound payment that has no final outcome yet (for recovery). Reads the
+    /// unresolved index, so its cost follows the payments in doubt, not the history.
     pub fn unresolved_outbound(&self) -> Result<Vec<(Uetr, OutboundRecord)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix([PREFIX_OUTBOUND]) {
-            let (k, v) = item.map_err(|source| StoreError::Sled {
-                what: "scanning outbound payments",
+        for item in self.tree.scan_prefix([PREFIX_UNRESOLVED]) {
+            let (k, _) = item.map_err(|source| StoreError::Sled {
+                what: "scanning unresolved payments",
                 source,
             })?;
-            let record: OutboundRecord = decode(&k, &v)?;
-            if !record.state.is_final() {
-                let id: [u8; 16] = k
-                    .get(1..)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| corrupt_key(&k))?;
-                out.push((Uetr(id), record));
+            let id: [u8; 16] = k
+                .get(1..)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt_key(&k))?;
+            let uetr = Uetr(id);
+            if let Some(record) = self.outbound(&uetr)?
+                && !record.state.is_final()
+            {
+                out.push((uetr, record));
             }
         }
         Ok(out)
+    }
+
+    /// How many outbound payments have no final outcome.
+    pub fn unresolved_count(&self) -> usize {
+        self.tree.scan_prefix([PREFIX_UNRESOLVED]).count()
     }
 
     /// A meta value.
@@ -400,18 +411,29 @@ fn corrupt_key(k: &[u8]) -> StoreError {
     }
 }
 
-fn encode_write(write: &Write) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
-    Ok(match write {
+/// The sled operations of one write: the record, and for outbound records the matching change
+/// to the unresolved index.
+fn encode_write(write: &Write, batch: &mut sled::Batch) -> Result<(), serde_json::Error> {
+    match write {
         Write::Outbound(uetr, record) => {
-            (key(PREFIX_OUTBOUND, &uetr.0), serde_json::to_vec(record)?)
+            batch.insert(key(PREFIX_OUTBOUND, &uetr.0), serde_json::to_vec(record)?);
+            let index = key(PREFIX_UNRESOLVED, &uetr.0);
+            if record.state.is_final() {
+                batch.remove(index);
+            } else {
+                batch.insert(index, Vec::new());
+            }
         }
-        Write::Inbound(uetr, record) => (key(PREFIX_INBOUND, &uetr.0), serde_json::to_vec(record)?),
-        Write::Account(id, meta) => (
+        Write::Inbound(uetr, record) => {
+            batch.insert(key(PREFIX_INBOUND, &uetr.0), serde_json::to_vec(record)?);
+        }
+        Write::Account(id, meta) => batch.insert(
             key(PREFIX_ACCOUNT, &id.to_be_bytes()),
             serde_json::to_vec(meta)?,
         ),
-        Write::Meta(name, value) => (key(PREFIX_META, name.as_bytes()), value.clone()),
-    })
+        Write::Meta(name, value) => batch.insert(key(PREFIX_META, name.as_bytes()), value.clone()),
+    }
+    Ok(())
 }
 
 /// The writer loop: take one request, gather whatever else is queued, apply all as one batch,
@@ -438,8 +460,8 @@ fn writer(
         let mut outcome = Ok(());
         'encode: for (writes, _) in &group {
             for write in writes {
-                match encode_write(write) {
-                    Ok((k, v)) => batch.insert(k, v),
+                match encode_write(write, &mut batch) {
+                    Ok(()) => {}
                     Err(e) => {
                         outcome = Err(format!("encoding a record: {e}"));
                         break 'encode;
@@ -540,6 +562,16 @@ mod tests {
         let unresolved = store.unresolved_outbound().unwrap();
         assert_eq!(unresolved.len(), 1);
         assert_eq!(unresolved[0].0, Uetr([3; 16]));
+        // Resolving it removes it from the index in the same batch.
+        store
+            .put(vec![Write::Outbound(
+                Uetr([3; 16]),
+                record(OutboundState::Settled),
+            )])
+            .await
+            .unwrap();
+        assert_eq!(store.unresolved_count(), 0);
+        assert!(store.unresolved_outbound().unwrap().is_empty());
     }
 
     #[tokio::test]
