@@ -556,7 +556,6 @@ impl Demo {
         let uetr = cmd_pay::new_uetr()?;
         let spec = PaymentSpec {
             uetr,
-            end_to_end_id: cmd_pay::default_end_to_end_id(&uetr),
             debtor_account: scenario.debtor,
             debtor_name: debtor.name.clone(),
             creditor_bic: scenario.creditor_bic.to_owned(),

@@ -3,10 +3,11 @@
 //!
 //! A participant is a bank: it holds a payment-signing certificate and key. `pay` asks the
 //! debtor's node for a signed FX quote, checks the quote under the mutual-recognition
-//! agreement, builds a pacs.008-style `CreditTransferInstruction`, signs it with the bank's
-//! Ed25519 key (domain `SIGNING_DOMAIN_INSTRUCTION`) and submits it; the node answers with a
-//! pacs.002-style status report. The same code sends the devnet demo's payments
-//! ([`send_payment`]).
+//! agreement and that it is for the amount and counterparty asked for, has the node library
+//! build the pacs.008-style `CreditTransferInstruction` and sign it with the bank's Ed25519 key
+//! (`kakehashi_node::participant::instruction`, domain `SIGNING_DOMAIN_INSTRUCTION`), and
+//! submits it; the node answers with a pacs.002-style status report. The same code sends the
+//! devnet demo's payments ([`send_payment`]).
 //!
 //! Exit codes of `pay` and `status`: 0 ACSC (settled), 1 RJCT (rejected, nothing moved),
 //! 3 PDNG (reserved and forwarded, outcome in doubt; ask again with `status`), 2 usage or
@@ -18,20 +19,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use kakehashi_node::instruction::{ID_CHARS_MAX, Uetr, to_timestamp};
+use kakehashi_node::instruction::Uetr;
 use kakehashi_node::money::{self, Currency};
+use kakehashi_node::participant::{self, Order};
 use kakehashi_node::quote::{QuoteTerms, verify_quote};
 use kakehashi_node::reason::ReasonCode;
 use kakehashi_node::receipt::{ReceiptFile, verify_receipt};
-use kakehashi_node::signed::{self, Signer};
-use kakehashi_pki::cert::{Cert, Name};
+use kakehashi_node::signed::Signer;
+use kakehashi_pki::cert::Cert;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Outcome, UnixTime};
-use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
 use kakehashi_proto::v1;
-use prost::Message as _;
 use serde::Serialize;
 
 use crate::client::{self, ConnectArgs, NodeClient};
@@ -40,18 +38,13 @@ use crate::client::{self, ConnectArgs, NodeClient};
 /// not an error (2); scripts retry `kakehashi status UETR` until it is 0 or 1.
 pub(crate) const EXIT_PENDING: u8 = 3;
 
-/// Seconds an instruction stays valid after creation. The devnet nodes accept up to 600 s
-/// (`instruction_max_lifetime_secs`); five minutes covers a slow relay with room to spare.
-const INSTRUCTION_LIFETIME_SECS: i64 = 300;
-
 /// Clock skew allowed when checking a quote's expiry, the same as the devnet nodes allow.
 const QUOTE_CLOCK_SKEW_SECS: u64 = 30;
 
 /// Largest receipt file read: a receipt with an 8-certificate chain is a few tens of KiB.
 const RECEIPT_FILE_SIZE_MAX: u64 = 1 << 20;
 
-/// X.520 attribute types read from a bank certificate's subject (RFC 5280 §4.1.2.4).
-const OID_COMMON_NAME: &str = "2.5.4.3";
+/// X.520 countryName, read from a bank certificate's subject (RFC 5280 §4.1.2.4).
 const OID_COUNTRY: &str = "2.5.4.6";
 
 // ---------------------------------------------------------------------------------------------
@@ -112,9 +105,6 @@ pub(crate) struct PayArgs {
     /// DUPL and moves nothing; `kakehashi status UETR` shows the earlier payment's outcome.
     #[arg(long)]
     uetr: Option<String>,
-    /// The debtor's own reference, at most 35 characters (default: derived from the UETR).
-    #[arg(long, value_name = "ID")]
-    end_to_end_id: Option<String>,
     /// Unstructured remittance information (at most 140 characters).
     #[arg(long, default_value = "")]
     remittance: String,
@@ -236,37 +226,38 @@ pub(crate) struct OperatorArgs {
 // ---------------------------------------------------------------------------------------------
 // The participant: a bank with its signing key
 
-/// A bank that signs instructions: its BIC (the certificate's CN), its country, its key and
-/// its certificate chain (DER, leaf first).
+/// A bank that signs instructions: the node library's participant identity (BIC, key, chain)
+/// and the country its certificate names.
 pub(crate) struct Bank {
-    pub(crate) bic: String,
+    pub(crate) identity: participant::Bank,
     pub(crate) country: Option<String>,
-    key: SigningKey,
-    chain: Vec<Vec<u8>>,
 }
 
 impl Bank {
     /// Reads a payment-signing chain and its key, and checks that the key is the leaf's.
     pub(crate) fn load(cert: &Path, key: &Path) -> anyhow::Result<Self> {
-        let bytes = client::read_bounded(cert, "bank certificate")?;
-        let certs = Cert::parse_pem_or_der_bundle(&bytes).map_err(|e| {
+        // Bound the reads first: the library reads whole files.
+        client::read_bounded(cert, "bank certificate")?;
+        let key_size = std::fs::metadata(key)
+            .with_context(|| format!("cannot read the key {}", key.display()))?
+            .len();
+        anyhow::ensure!(
+            key_size <= KEY_FILE_SIZE_MAX,
+            "{} is {key_size} bytes; an Ed25519 PKCS#8 key is far smaller",
+            key.display()
+        );
+        let identity = participant::Bank::load(cert, key).map_err(|e| {
             anyhow::anyhow!(
-                "{}: {e} (expected the bank's certificate chain in PEM, leaf first)",
-                cert.display()
+                "{e} (give the bank's payment-signing chain in PEM, leaf first, with --bank and \
+                 its Ed25519 PKCS#8 key with --key)"
             )
         })?;
-        let leaf = certs
+        let leaf = identity
+            .chain
             .first()
-            .with_context(|| format!("{}: no certificate", cert.display()))?;
-        let bic = name_text(leaf.subject(), OID_COMMON_NAME).with_context(|| {
-            format!(
-                "{}: the leaf has no common name; a bank certificate's CN is its BIC",
-                cert.display()
-            )
-        })?;
-        let country = name_text(leaf.subject(), OID_COUNTRY);
-        let signing_key = read_signing_key(key)?;
-        if leaf.spki().key() != signing_key.verifying_key().as_bytes() {
+            .and_then(|der| Cert::from_der(der).ok())
+            .with_context(|| format!("{}: no readable certificate", cert.display()))?;
+        if leaf.spki().key() != identity.key.verifying_key().as_bytes() {
             bail!(
                 "{} is not the key of {} (subject {}); give the matching .key.pem",
                 key.display(),
@@ -274,40 +265,20 @@ impl Bank {
                 leaf.subject_display()
             );
         }
-        Ok(Self {
-            bic,
-            country,
-            key: signing_key,
-            chain: certs.iter().map(|c| c.der().to_vec()).collect(),
-        })
+        let country = leaf
+            .subject()
+            .attributes(OID_COUNTRY)
+            .find_map(|a| a.text());
+        Ok(Self { identity, country })
     }
-}
 
-fn name_text(name: &Name, oid: &str) -> Option<String> {
-    name.attributes(oid).next().and_then(|a| a.text())
+    pub(crate) fn bic(&self) -> &str {
+        &self.identity.bic
+    }
 }
 
 /// Largest private-key file read: an Ed25519 PKCS#8 PEM key is about 120 bytes.
 const KEY_FILE_SIZE_MAX: u64 = 64 << 10;
-
-fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the key {}", path.display()))?
-        .len();
-    anyhow::ensure!(
-        size <= KEY_FILE_SIZE_MAX,
-        "{} is {size} bytes; an Ed25519 PKCS#8 key is far smaller",
-        path.display()
-    );
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the key {}", path.display()))?;
-    SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not an Ed25519 private key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----): {e}",
-            path.display()
-        )
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Sending a payment (shared by `pay` and the devnet demo)
@@ -315,7 +286,6 @@ fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
 /// What a participant wants paid.
 pub(crate) struct PaymentSpec {
     pub(crate) uetr: Uetr,
-    pub(crate) end_to_end_id: String,
     pub(crate) debtor_account: u128,
     pub(crate) debtor_name: String,
     pub(crate) creditor_bic: String,
@@ -342,18 +312,6 @@ pub(crate) struct Sent {
 pub(crate) fn new_uetr() -> anyhow::Result<Uetr> {
     Uetr::new_v4(&ring::rand::SystemRandom::new())
         .map_err(|_| anyhow::anyhow!("the system random number generator failed"))
-}
-
-/// An end-to-end id derived from a UETR: `E2E-` and its first 12 hex digits, unique enough
-/// for the debtor's reference and within ISO 20022's 35 characters.
-pub(crate) fn default_end_to_end_id(uetr: &Uetr) -> String {
-    let hex: String = uetr
-        .to_string()
-        .chars()
-        .filter(|c| *c != '-')
-        .take(12)
-        .collect();
-    format!("E2E-{hex}")
 }
 
 /// Quotes, signs and submits one payment. A refusal by the node (with a reason code) is an
@@ -386,7 +344,18 @@ pub(crate) async fn send_payment(
             )
         })?;
     check_terms(&terms, &spec.amount, &spec.counterparty, &node.url)?;
-    let instruction = build_instruction(bank, spec, &terms, quote, now)?;
+    let order = Order {
+        debtor_account: spec.debtor_account,
+        debtor_name: spec.debtor_name.clone(),
+        creditor_agent_bic: spec.creditor_bic.clone(),
+        creditor_account: spec.creditor_account,
+        creditor_name: spec.creditor_name.clone(),
+        remittance_information: spec.remittance.clone(),
+    };
+    // The instruction debits the quote's source amount, which `check_terms` just compared with
+    // the amount asked for.
+    let instruction = participant::instruction(&bank.identity, &order, &quote, spec.uetr, now)
+        .map_err(|r| anyhow::anyhow!("cannot build the instruction: {r}; nothing was sent"))?;
     let request = v1::SubmitPaymentRequest {
         instruction: Some(instruction),
     };
@@ -442,7 +411,6 @@ fn refused(
     };
     let report = v1::PaymentStatusReport {
         uetr: spec.uetr.to_string(),
-        end_to_end_id: spec.end_to_end_id.clone(),
         transaction_status: v1::TransactionStatus::Rjct.into(),
         status_reason_code: code,
         status_reason_detail: status.message().to_owned(),
@@ -454,57 +422,6 @@ fn refused(
         report,
         stage,
     })
-}
-
-/// The pacs.008-style instruction for `spec` at the quoted terms, signed by `bank`.
-fn build_instruction(
-    bank: &Bank,
-    spec: &PaymentSpec,
-    terms: &QuoteTerms,
-    quote: v1::Signed,
-    now: UnixTime,
-) -> anyhow::Result<v1::Signed> {
-    let expiry = now
-        .0
-        .checked_add(INSTRUCTION_LIFETIME_SECS)
-        .context("the system clock is out of range")?;
-    let instruction = v1::CreditTransferInstruction {
-        uetr: spec.uetr.to_string(),
-        end_to_end_id: spec.end_to_end_id.clone(),
-        instruction_id: instruction_id(&spec.uetr),
-        creation_date_time: Some(to_timestamp(now)),
-        expiry_date_time: Some(to_timestamp(UnixTime(expiry))),
-        interbank_settlement_amount: Some(money::format_amount(terms.source.0, terms.source.1)),
-        // kakehashi charges nothing beyond the quoted spread; SLEV ("following service
-        // level") says so.
-        charge_bearer: "SLEV".to_owned(),
-        debtor_agent_bic: bank.bic.clone(),
-        debtor_account: spec.debtor_account.to_string(),
-        debtor_name: spec.debtor_name.clone(),
-        creditor_agent_bic: spec.creditor_bic.clone(),
-        creditor_account: spec.creditor_account.to_string(),
-        creditor_name: spec.creditor_name.clone(),
-        remittance_information: spec.remittance.clone(),
-        quote: Some(quote),
-    };
-    Ok(signed::sign(
-        SIGNING_DOMAIN_INSTRUCTION,
-        instruction.encode_to_vec(),
-        &bank.key,
-        &bank.chain,
-    ))
-}
-
-/// The debtor agent's instruction id: `KKH-` and the UETR's first 16 hex digits (20
-/// characters, within Max35Text).
-fn instruction_id(uetr: &Uetr) -> String {
-    let hex: String = uetr
-        .to_string()
-        .chars()
-        .filter(|c| *c != '-')
-        .take(16)
-        .collect();
-    format!("KKH-{hex}")
 }
 
 fn time_text(t: Option<&prost_types::Timestamp>) -> String {
@@ -798,13 +715,6 @@ async fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
         })?,
         None => new_uetr()?,
     };
-    let end_to_end_id = args
-        .end_to_end_id
-        .clone()
-        .unwrap_or_else(|| default_end_to_end_id(&uetr));
-    if end_to_end_id.chars().count() > ID_CHARS_MAX {
-        bail!("--end-to-end-id: at most {ID_CHARS_MAX} characters (ISO 20022 Max35Text)");
-    }
     let mut node = connect(&args.connect, &mra, &relying).await?;
     let debtor = account_balance(&mut node, args.from).await?;
     let currency = match &args.currency {
@@ -817,7 +727,6 @@ async fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
     };
     let spec = PaymentSpec {
         uetr,
-        end_to_end_id,
         debtor_account: args.from,
         debtor_name: debtor.name.clone(),
         creditor_bic: args.to_bic.clone(),
@@ -855,7 +764,9 @@ async fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(
             out,
             "  debtor       {} account {} ({})",
-            bank.bic, spec.debtor_account, spec.debtor_name
+            bank.bic(),
+            spec.debtor_account,
+            spec.debtor_name
         );
         let _ = writeln!(
             out,
@@ -1677,14 +1588,6 @@ mod tests {
         assert_eq!(a.0[8] >> 6, 0b10);
         let text = a.to_string();
         assert_eq!(Uetr::parse(&text).unwrap(), a);
-    }
-
-    #[test]
-    fn derived_ids_fit_iso_20022_max35text() {
-        let uetr = new_uetr().unwrap();
-        assert!(default_end_to_end_id(&uetr).len() <= ID_CHARS_MAX);
-        assert!(instruction_id(&uetr).len() <= ID_CHARS_MAX);
-        assert!(default_end_to_end_id(&uetr).starts_with("E2E-"));
     }
 
     fn terms(source_minor: u128, counterparty: &str) -> QuoteTerms {
