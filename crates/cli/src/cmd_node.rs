@@ -467,7 +467,7 @@ struct Row<'a> {
     scenario: &'a Scenario,
     debtor_name: String,
     sent: Sent,
-    /// The receipt, checked: (signer CN, signer jurisdiction, clause, file) or why not.
+    /// The receipt of a settled payment, verified and written to a file, or why not.
     receipt: Option<Result<ReceiptRow, String>>,
 }
 
@@ -908,6 +908,90 @@ fn write_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn amount(currency: &str, value: &str) -> v1::ActiveCurrencyAndAmount {
+        v1::ActiveCurrencyAndAmount {
+            currency: currency.into(),
+            value: value.into(),
+        }
+    }
+
+    fn row<'a>(
+        scenario: &'a Scenario,
+        status: v1::TransactionStatus,
+        code: &str,
+        receipt: bool,
+    ) -> Row<'a> {
+        let report = v1::PaymentStatusReport {
+            uetr: "0b6c1c52-6a0e-4c39-9a3e-2f7e1c0d9b11".into(),
+            transaction_status: status.into(),
+            status_reason_code: code.into(),
+            interbank_settlement_amount: Some(amount("JPY", "25000")),
+            credited_amount: (status == v1::TransactionStatus::Acsc)
+                .then(|| amount("SGD", "216.95")),
+            ..v1::PaymentStatusReport::default()
+        };
+        Row {
+            scenario,
+            debtor_name: "Aoki Kenji".into(),
+            sent: Sent {
+                quote: None,
+                report,
+                stage: "submit",
+            },
+            receipt: receipt.then(|| {
+                Ok(ReceiptRow {
+                    signer: "SG receipts".into(),
+                    jurisdiction: "SG".into(),
+                    clause: "MRA §recognition.JP-recognizes-SG".into(),
+                    file: PathBuf::from("r.json"),
+                })
+            }),
+        }
+    }
+
+    #[test]
+    fn an_outcome_is_as_expected_only_with_the_expected_status_code_and_receipt() {
+        let settles = &SCENARIOS[0];
+        let am04 = SCENARIOS.iter().find(|s| s.expect == Some("AM04")).unwrap();
+        use v1::TransactionStatus::{Acsc, Pdng, Rjct};
+        assert!(as_expected(&row(settles, Acsc, "", true)));
+        assert!(!as_expected(&row(settles, Acsc, "", false)), "no receipt");
+        assert!(!as_expected(&row(settles, Pdng, "", false)));
+        assert!(!as_expected(&row(settles, Rjct, "AM04", false)));
+        assert!(as_expected(&row(am04, Rjct, "AM04", false)));
+        assert!(!as_expected(&row(am04, Rjct, "AC01", false)), "wrong code");
+        assert!(!as_expected(&row(am04, Acsc, "", true)), "settled");
+    }
+
+    #[test]
+    fn balances_reconcile_only_when_they_moved_by_the_settled_amounts() {
+        let scenario = &SCENARIOS[0];
+        assert_eq!((scenario.from, scenario.debtor), ("JP", 1001));
+        let rows = [row(scenario, v1::TransactionStatus::Acsc, "", true)];
+        let balance = |account: &str, value: &str| v1::AccountBalance {
+            account: account.into(),
+            kind: "customer".into(),
+            posted_balance: Some(amount("JPY", value)),
+            ..v1::AccountBalance::default()
+        };
+        let before = [balance("1001", "100000"), balance("1002", "5000")];
+        let mut out = String::new();
+        let good = [balance("1001", "75000"), balance("1002", "5000")];
+        assert_eq!(
+            write_balances(&mut out, &rows, &before, &good, "JP"),
+            0,
+            "{out}"
+        );
+        let debited_twice = [balance("1001", "50000"), balance("1002", "5000")];
+        assert_eq!(
+            write_balances(&mut out, &rows, &before, &debited_twice, "JP"),
+            1
+        );
+        let stray = [balance("1001", "75000"), balance("1002", "4999")];
+        assert_eq!(write_balances(&mut out, &rows, &before, &stray, "JP"), 1);
+        assert!(out.contains("✗ expected -25000 JPY"), "{out}");
+    }
 
     #[test]
     fn scenarios_cover_both_directions_and_four_rejection_reasons() {
