@@ -1,18 +1,23 @@
 //! `kakehashi`: the one binary. It parses arguments, formats output and maps outcomes to exit
-//! codes; the domain logic lives in the library crates (`kakehashi-pki`, `kakehashi-ledger`).
+//! codes; the domain logic lives in the library crates (`kakehashi-pki`, `kakehashi-ledger`,
+//! `kakehashi-node`).
 //!
 //! Exit codes, as ripgrep's: 0 success (recognized, audit clean), 1 a negative verdict (not
 //! recognized, audit found discrepancies, conformance regressions), 2 usage or input error. A
-//! broken pipe (for example `| head`) exits 0.
+//! broken pipe (for example `| head`) exits 0. `pay` and `status` exit 3 for a payment still
+//! pending (PDNG).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
 mod cmd_cert;
 mod cmd_conformance;
 mod cmd_ledger;
+mod cmd_node;
+mod cmd_pay;
 mod cmd_pki;
 
 #[derive(Parser)]
@@ -24,38 +29,73 @@ mod cmd_pki;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log filter for diagnostics on stderr (tracing `EnvFilter` syntax), e.g. `info`.
-    #[arg(long, global = true, env = "KAKEHASHI_LOG", default_value = "warn")]
-    log: String,
+    /// Log filter for diagnostics on stderr (tracing `EnvFilter` syntax), e.g. `info`
+    /// (default: `info` for `node run` and `devnet` without `--demo`, else `warn`).
+    #[arg(long, global = true, env = "KAKEHASHI_LOG")]
+    log: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Operator: open, fund or close accounts on a node (needs an operator certificate).
+    #[command(subcommand)]
+    Account(cmd_pay::AccountCommand),
+    /// Show account balances on a node.
+    Balance(cmd_pay::BalanceArgs),
     /// Inspect and verify certificate chains under the mutual-recognition agreement.
     #[command(subcommand)]
     Cert(cmd_cert::CertCommand),
     /// Run an x509-limbo conformance file through the verifier.
     Conformance(cmd_conformance::ConformanceArgs),
+    /// Start the JP and SG development nodes in one process; `--demo` sends sample payments.
+    Devnet(cmd_node::DevnetArgs),
     /// Audit and export a node's ledger offline.
     #[command(subcommand)]
     Ledger(cmd_ledger::LedgerCommand),
     /// Sign and verify the mutual-recognition agreement.
     #[command(subcommand)]
     Mra(cmd_pki::MraCommand),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(cmd_node::NodeCommand),
+    /// Send a payment as a bank: quote, sign, submit, and print the pacs.002 outcome
+    /// (exit 0 ACSC, 1 RJCT, 3 PDNG, 2 error).
+    Pay(cmd_pay::PayArgs),
     /// Generate the development PKI.
     #[command(subcommand)]
     Pki(cmd_pki::PkiCommand),
+    /// Ask a node for a signed FX quote and check it under the agreement.
+    Quote(cmd_pay::QuoteArgs),
+    /// Verify signed payment receipts offline.
+    #[command(subcommand)]
+    Receipt(cmd_pay::ReceiptCommand),
+    /// The status of a payment by UETR (exit 0 ACSC, 1 RJCT, 3 PDNG, 2 error).
+    Status(cmd_pay::StatusArgs),
 }
 
 fn main() -> ExitCode {
+    kakehashi_node::tls::install_crypto_provider();
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    let default_log = match &cli.command {
+        Command::Node(_) => "info",
+        Command::Devnet(args) => args.default_log(),
+        _ => "warn",
+    };
+    init_tracing(cli.log.as_deref().unwrap_or(default_log));
     let result = match cli.command {
+        Command::Account(cmd) => cmd_pay::run_account(cmd),
+        Command::Balance(args) => cmd_pay::run_balance(args),
         Command::Cert(cmd) => cmd_cert::run(cmd),
         Command::Conformance(args) => cmd_conformance::run(args),
+        Command::Devnet(args) => cmd_node::run_devnet(args),
         Command::Ledger(cmd) => cmd_ledger::run(cmd),
         Command::Mra(cmd) => cmd_pki::run_mra(cmd),
+        Command::Node(cmd) => cmd_node::run_node(cmd),
+        Command::Pay(args) => cmd_pay::run_pay(args),
         Command::Pki(cmd) => cmd_pki::run_pki(cmd),
+        Command::Quote(args) => cmd_pay::run_quote(args),
+        Command::Receipt(cmd) => cmd_pay::run_receipt(cmd),
+        Command::Status(args) => cmd_pay::run_status(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,242 @@
+//! Connecting to a node's `Payments` API as a participant: TLS with the node's certificate
+//! checked under the mutual-recognition agreement (`node-tls` purpose, the participant's
+//! jurisdiction relying), explicit timeouts and message-size limits, and the translation of
+//! a refused call into a reason code.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use kakehashi_pki::UnixTime;
+use kakehashi_pki::mra::Mra;
+use kakehashi_pki::tls::NodeServerCertVerifier;
+use kakehashi_proto::codec::REASON_METADATA;
+use kakehashi_proto::v1::payments_client::PaymentsClient;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// The JP node's public address in the devnet configuration, the default `--node`.
+pub(crate) const DEFAULT_NODE: &str = "https://127.0.0.1:7100";
+
+/// How long to wait for TCP and TLS: a node on this machine or a LAN answers in
+/// milliseconds, so five seconds only expires when it is down or unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Deadline of one call. A payment waits for the receiving node (the devnet relay timeout is
+/// 3 s, the node's own request deadline 5 s), so 30 s is generous; a payment still in doubt
+/// after it is reported PDNG by the node rather than lost.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest answer decoded: a balances listing of the node's maximum of 10,000 accounts is
+/// about 2 MiB; anything beyond 8 MiB is not an answer this client asked for.
+const MESSAGE_BYTES_MAX: usize = 8 << 20;
+
+/// Largest certificate, key or agreement file read (the same bound `cert verify` uses).
+const INPUT_FILE_SIZE_MAX: u64 = 16 << 20;
+
+/// Arguments every participant command takes to reach a node.
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct ConnectArgs {
+    /// The node's public (Payments) address.
+    #[arg(long, default_value = DEFAULT_NODE, value_name = "URL")]
+    pub(crate) node: String,
+    /// The mutual-recognition agreement that decides whether the node's TLS certificate is
+    /// recognized.
+    #[arg(long, default_value = "certs/mra.toml", value_name = "FILE")]
+    pub(crate) mra: PathBuf,
+    /// The participant's jurisdiction, which relies on the agreement to recognize the node
+    /// (default: the country of the bank certificate, or JP when no bank is given).
+    #[arg(long, value_name = "CODE")]
+    pub(crate) jurisdiction: Option<String>,
+    /// The name to check the node's certificate against (default: the URL's host).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) tls_server_name: Option<String>,
+}
+
+/// A connected `Payments` client and the address it reached, for messages.
+pub(crate) struct NodeClient {
+    pub(crate) payments: PaymentsClient<Channel>,
+    pub(crate) url: String,
+}
+
+/// Loads the agreement and insists that every party signed it: a participant that trusts an
+/// unsigned agreement would recognize whatever anchors the file lists.
+pub(crate) fn load_mra(path: &Path) -> anyhow::Result<Mra> {
+    let mra = Mra::load(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot use the agreement {}: {e} (give the path with --mra, e.g. certs/mra.toml)",
+            path.display()
+        )
+    })?;
+    mra.verify_signatures().map_err(|e| {
+        anyhow::anyhow!(
+            "refusing the agreement {}: {e}; `kakehashi mra verify --mra {}` explains its \
+             signatures",
+            path.display(),
+            path.display()
+        )
+    })?;
+    Ok(mra)
+}
+
+/// Checks that `code` is a party to `mra` and names the parties when it is not.
+pub(crate) fn check_party(mra: &Mra, code: &str, option: &str) -> anyhow::Result<()> {
+    if mra.jurisdiction(code).is_none() {
+        let parties: Vec<&str> = mra.jurisdictions.iter().map(|j| j.code.as_str()).collect();
+        bail!(
+            "{option} {code}: not a party to agreement {}; use one of: {}",
+            mra.agreement_id,
+            parties.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Connects to `url` over TLS. The node's certificate must be recognized by `relying` for
+/// node TLS under `mra` and name the host (or `server_name`); `identity` is the operator's
+/// client certificate for the admin calls.
+pub(crate) async fn connect(
+    url: &str,
+    mra: Arc<Mra>,
+    relying: &str,
+    server_name: Option<&str>,
+    identity: Option<Identity>,
+) -> anyhow::Result<NodeClient> {
+    if !url.starts_with("https://") {
+        bail!(
+            "--node {url}: give an https:// URL (nodes serve the Payments API over TLS only), \
+             e.g. {DEFAULT_NODE}"
+        );
+    }
+    // The verifier reports why it refused a certificate through this hook; rustls's own error
+    // is often too terse to act on.
+    let refusal: Arc<Mutex<Option<String>>> = Arc::default();
+    let seen = Arc::clone(&refusal);
+    let verifier = NodeServerCertVerifier::new(mra, relying)
+        .map_err(|e| anyhow::anyhow!("cannot check node certificates as {relying}: {e}"))?
+        .with_refusal_hook(Arc::new(move |error| {
+            if let Ok(mut slot) = seen.lock() {
+                *slot = Some(error.to_string());
+            }
+        }));
+    let mut tls = ClientTlsConfig::new();
+    if let Some(name) = server_name {
+        tls = tls.domain_name(name);
+    }
+    if let Some(identity) = identity {
+        tls = tls.identity(identity);
+    }
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("--node {url} is not a valid URL"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .tls_config_with_verifier(tls, Arc::new(verifier))
+        .with_context(|| format!("cannot set up TLS for {url}"))?;
+    let channel = match endpoint.connect().await {
+        Ok(channel) => channel,
+        Err(error) => {
+            let why = refusal.lock().ok().and_then(|slot| slot.clone());
+            return Err(match why {
+                Some(why) => anyhow::anyhow!(
+                    "refused the node at {url}: its TLS certificate is not recognized by \
+                     {relying}: {why}"
+                ),
+                None => anyhow::anyhow!(
+                    "cannot reach the node at {url}: {}; is it running? \
+                     (`kakehashi devnet` starts a JP and an SG node)",
+                    error_chain(&error)
+                ),
+            });
+        }
+    };
+    let payments = PaymentsClient::new(channel)
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    Ok(NodeClient {
+        payments,
+        url: url.to_owned(),
+    })
+}
+
+/// Reads an operator's client certificate chain and key (PEM) for the admin calls.
+pub(crate) fn read_identity(cert: &Path, key: &Path) -> anyhow::Result<Identity> {
+    let cert_pem = read_bounded(cert, "operator certificate")?;
+    let key_pem = read_bounded(key, "operator key")?;
+    Ok(Identity::from_pem(cert_pem, key_pem))
+}
+
+/// Reads a file with a size bound and a message that names it.
+pub(crate) fn read_bounded(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if meta.len() > INPUT_FILE_SIZE_MAX {
+        bail!(
+            "{what} {} is {} bytes, more than the {INPUT_FILE_SIZE_MAX}-byte limit; \
+             is it the right file?",
+            path.display(),
+            meta.len()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// The reason code a node attached to a refused call, if any (nodes put the ISO 20022 code in
+/// the `kakehashi-reason-code` metadata entry so clients need not parse messages).
+pub(crate) fn reason_code(status: &tonic::Status) -> Option<String> {
+    status
+        .metadata()
+        .get(REASON_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A refused call as an error that says what happened and, where it can, what to do.
+pub(crate) fn call_error(url: &str, what: &str, status: &tonic::Status) -> anyhow::Error {
+    let hint = match status.code() {
+        tonic::Code::Unavailable => "; is the node running and reachable?",
+        tonic::Code::DeadlineExceeded => "; the node did not answer in time, retry later",
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            "; operator calls need --operator-cert and --operator-key naming a certificate the \
+             node lists in [admin] operator_certs"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!(
+        "{what} failed at {url}: {} ({:?}){hint}",
+        status.message(),
+        status.code()
+    )
+}
+
+/// An error and its sources on one line (tonic's transport errors nest the useful part).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The current time: the CLI is the one place that reads the clock (the libraries take time
+/// as an argument).
+pub(crate) fn now() -> anyhow::Result<UnixTime> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?;
+    let seconds = i64::try_from(since.as_secs()).context("the system clock is out of range")?;
+    Ok(UnixTime(seconds))
+}
+
+/// A multi-threaded tokio runtime for one command.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
