@@ -124,6 +124,70 @@ async fn an_operator_opens_funds_and_closes_accounts_and_payments_follow() {
         .await
         .expect_err("already open");
     assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    // Malformed operator requests are FF01 InvalidArgument; unknown accounts are AC01.
+    let snapshot = p.snapshot().await;
+    for (what, result) in [
+        (
+            "open id 0",
+            open(&mut jp_operator, "0", "KKHAJPJ0").await.map(drop),
+        ),
+        (
+            "open id text",
+            open(&mut jp_operator, "abc", "KKHAJPJ0").await.map(drop),
+        ),
+        (
+            "open bad BIC",
+            open(&mut jp_operator, "1004", "kkhajpj0").await.map(drop),
+        ),
+        (
+            "fund zero",
+            fund(&mut jp_operator, "1003", "0").await.map(drop),
+        ),
+        (
+            "fund negative",
+            fund(&mut jp_operator, "1003", "-5").await.map(drop),
+        ),
+        (
+            "fund decimals",
+            fund(&mut jp_operator, "1003", "1.5").await.map(drop),
+        ),
+        (
+            "fund 40 digits",
+            fund(&mut jp_operator, "1003", &"9".repeat(40))
+                .await
+                .map(drop),
+        ),
+    ] {
+        let err = result.expect_err(what);
+        assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
+        assert!(err.message().starts_with("FF01"), "{what}: {err:?}");
+    }
+    let sgd = jp_operator
+        .fund_account(pb::FundAccountRequest {
+            account: "1003".into(),
+            amount: Some(amount("SGD", "10.00")),
+        })
+        .await
+        .expect_err("JP's ledger is in JPY");
+    assert_eq!(sgd.code(), Code::InvalidArgument, "{sgd:?}");
+    let unknown = fund(&mut jp_operator, "1999", "1000")
+        .await
+        .expect_err("no such account");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    let corridor = close(&mut jp_operator, "9002")
+        .await
+        .expect_err("only customer accounts close");
+    assert_eq!(corridor.code(), Code::InvalidArgument, "{corridor:?}");
+    let funding = open(&mut jp_operator, "9001", "KKHAJPJ0")
+        .await
+        .expect_err("the funding account exists");
+    assert_eq!(funding.code(), Code::FailedPrecondition, "{funding:?}");
+    assert_eq!(
+        p.snapshot().await,
+        snapshot,
+        "refused operator calls change nothing"
+    );
+
     let jp_funding_before = posted(&balances(&mut p.jp_client).await, "9001");
     let funded = fund(&mut jp_operator, "1003", "250000")
         .await
