@@ -251,7 +251,7 @@ async fn malformed_instructions_and_quotes_are_ff01_and_change_nothing() {
             b.creation_date_time = None
         }),
         ("expiry before creation", "expiry_date_time", |b| {
-            b.expiry_date_time = b.creation_date_time.clone().map(|mut t| {
+            b.expiry_date_time = b.creation_date_time.map(|mut t| {
                 t.seconds -= 1;
                 t
             })
