@@ -1481,7 +1481,16 @@ impl Sequencer {
         {
             self.in_flight.pop_front();
         }
-        let events = group.iter().map(Request::events).sum();
+        // Sized for the events the group carries; an expiry call reserves room for the most it
+        // may release in the gathering bound, but usually releases few, so it is left to grow.
+        let events = group
+            .iter()
+            .map(|request| match &request.operation {
+                Operation::Accounts(accounts) => accounts.len(),
+                Operation::Transfers(transfers) => transfers.len(),
+                Operation::Expire => 0,
+            })
+            .sum();
         let mut changes = Changes::with_capacity(self.last_timestamp, events);
         let store = WriterStore {
             trees: &self.trees,
