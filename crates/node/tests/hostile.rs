@@ -793,3 +793,77 @@ async fn a_malformed_signature_envelope_is_ff01_and_changes_nothing() {
     assert_eq!(p.snapshot().await, before, "both ledgers unchanged");
     p.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_instruction_twice_in_one_stream_credits_once() {
+    let mut p = pair().await;
+    let (_, sg_before) = p.snapshot().await;
+    let alpha = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let uetr = new_uetr();
+    let signed = instruction(&jp_to_sg(&alpha, q, source), uetr);
+    // Both copies are read before either finishes, so they race for the UETR's lock.
+    let requests = vec![
+        pb::SubmitPaymentRequest {
+            instruction: Some(signed.clone()),
+        },
+        pb::SubmitPaymentRequest {
+            instruction: Some(signed),
+        },
+    ];
+    let mut stream = p
+        .jp_client
+        .submit_payments(tokio_stream::iter(requests))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut codes = Vec::new();
+    while let Some(report) = stream.message().await.expect("no stream error") {
+        assert_eq!(report.uetr, uetr.to_string());
+        codes.push(match report.transaction_status() {
+            TransactionStatus::Acsc => "ACSC".to_owned(),
+            _ => report.status_reason_code.clone(),
+        });
+    }
+    codes.sort();
+    assert_eq!(codes, ["ACSC", "DUPL"]);
+    let (jp_after, sg_after) = p.snapshot().await;
+    assert_eq!(posted(&jp_after, "1001"), "9990000", "debited once");
+    assert_eq!(posted(&sg_before, "2001"), "100000.00");
+    assert_eq!(posted(&sg_after, "2001"), "100086.78", "credited once");
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_item_ends_a_payment_stream_and_changes_nothing() {
+    let mut p = pair().await;
+    let before = p.snapshot().await;
+    let alpha = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "1000");
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let uetr = new_uetr();
+    let mut body = instruction_body(&jp_to_sg(&alpha, q, source), uetr);
+    body.remittance_information = "x".repeat(100 * 1024);
+    let requests = vec![pb::SubmitPaymentRequest {
+        instruction: Some(sign_payload(&alpha, body.encode_to_vec())),
+    }];
+    let outcome = p
+        .jp_client
+        .submit_payments(tokio_stream::iter(requests))
+        .await;
+    let end = match outcome {
+        Ok(response) => match response.into_inner().message().await {
+            Ok(Some(report)) => panic!("an oversized item was processed: {report:?}"),
+            Ok(None) => None,
+            Err(status) => Some(status),
+        },
+        Err(status) => Some(status),
+    };
+    // As on the unary call, tonic refuses the frame with OutOfRange.
+    let end = end.expect("the stream ends with an error");
+    assert_eq!(end.code(), Code::OutOfRange, "{end:?}");
+    assert_unknown(&mut p.jp_client, &uetr.to_string()).await;
+    assert_eq!(p.snapshot().await, before, "both ledgers unchanged");
+    p.shutdown().await;
+}
