@@ -88,6 +88,39 @@ async fn operator_calls_need_the_operators_certificate() {
     // The non-operator connection is still a participant: it may read balances.
     assert_eq!(balances(&mut stranger).await, before.0);
 
+    // TH's node certificate, which JP does not recognize under the committed agreement: the
+    // public listener refuses a presented certificate it does not recognize at the handshake
+    // (TLS 1.3 reports that on the first call, when the server's alert arrives).
+    let identity = kakehashi_node::tls::TlsIdentity::load(
+        &repo().join("certs/th/node/tls.pem"),
+        &repo().join("certs/th/node/tls.key.pem"),
+    )
+    .expect("TH identity");
+    let verifier = kakehashi_pki::tls::NodeServerCertVerifier::new(mra(), "JP").expect("verifier");
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .domain_name("localhost")
+        .identity(identity.tonic_identity());
+    let connected =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", p.jp.public_addr))
+            .expect("uri")
+            .tls_config_with_verifier(tls, std::sync::Arc::new(verifier))
+            .expect("tls")
+            .connect()
+            .await;
+    let refusal = match connected {
+        Ok(channel) => open(&mut PaymentsClient::new(channel), "1003", "KKHAJPJ0")
+            .await
+            .map(drop)
+            .expect_err("an unrecognized client certificate is never served")
+            .to_string(),
+        Err(e) => format!("{e:?}"),
+    };
+    // The server's TLS alert, surfaced by hyper as a transport error.
+    assert!(
+        refusal.contains("received fatal alert") || refusal.contains("transport error"),
+        "a handshake refusal: {refusal}"
+    );
+
     assert_eq!(p.snapshot().await, before, "nothing changed");
     let err = p
         .jp_client
