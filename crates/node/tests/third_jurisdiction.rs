@@ -364,6 +364,61 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
         .into_inner();
     assert_eq!(status.transaction_status(), TransactionStatus::Pdng);
     assert_eq!(balances(&mut th_client).await, th_before);
+
+    // The other way, TH refuses JP's certificate (TH relies on JP for signing only): JP's
+    // relay listener counts the refused handshake and TH's payment stays in doubt.
+    let jp_refusals_before = counter(
+        &metrics(&jp).await,
+        "kakehashi_tls_refusals_total{listener=\"relay\"}",
+    );
+    let jp_before = balances(&mut jp_client).await;
+    let thai = bank("th", "KKHATHB0");
+    let source = amount("THB", "1000.00");
+    let q = quote(&mut th_client, "JP", &source).await;
+    let report = submit(
+        &mut th_client,
+        instruction(
+            &Payment {
+                bank: &thai,
+                debtor_account: 3001,
+                debtor_name: "Somchai Jaidee",
+                creditor_bic: "KKHBJPJ0",
+                creditor_account: 1101,
+                creditor_name: "Suzuki Yui",
+                quote: q,
+                amount: source,
+            },
+            new_uetr(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Pdng,
+        "{report:?}"
+    );
+    let th_now = balances(&mut th_client).await;
+    assert_eq!(th_now.get("3001").map(|b| b.1.as_str()), Some("1000.00"));
+    let mut refusals = jp_refusals_before;
+    for _ in 0..50 {
+        refusals = counter(
+            &metrics(&jp).await,
+            "kakehashi_tls_refusals_total{listener=\"relay\"}",
+        );
+        if refusals > jp_refusals_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refusals > jp_refusals_before,
+        "JP counted a refused relay handshake"
+    );
+    assert_eq!(
+        balances(&mut jp_client).await,
+        jp_before,
+        "nothing reached JP"
+    );
     jp.shutdown().await.expect("JP");
     th.shutdown().await.expect("TH");
 }
