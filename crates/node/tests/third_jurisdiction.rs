@@ -1,8 +1,9 @@
 //! "Jurisdictions are data": a Thai node (THB, ISO 4217 764, two decimals) relays with a JP
 //! node given only a PKI (certs/th/, committed), rows in the mutual-recognition agreement and a
 //! configuration file (crates/node/devnet/th.toml). No Rust code of the node names TH or THB:
-//! `grep -rnw 'TH\|THB' crates/node/src` finds them only in money.rs's ISO 4217 table and in
-//! unit tests (config.rs, signed.rs), never in the settlement, service or TLS code.
+//! `grep -rnw 'TH\|THB' crates/node/src` finds them only in money.rs (its ISO 4217 table and an
+//! example in an error message) and in test code (config.rs's tests, signed.rs's test
+//! fixtures), never in the settlement, service, configuration or TLS code.
 //!
 //! The committed agreement (certs/mra.toml) has TH recognizing JP and SG for payment and
 //! receipt signing only, and nobody recognizing TH. The test writes an extended agreement in a
