@@ -1,0 +1,341 @@
+//! A node killed in the middle of a payment, then restarted: both ledgers end consistent.
+//!
+//! Real processes (`kakehashi node run`), real sockets on 127.0.0.1, real mutual TLS, real
+//! sled on disk. The crash is `std::process::abort` at a named point (`KAKEHASHI_CRASH_AT`, see
+//! `kakehashi_node::fault`), as abrupt as `kill -9`. After the restart the sender's recovery
+//! loop asks the receiver for its decision and applies it; the test then stops both nodes and
+//! audits both ledgers offline.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kakehashi_e2e::{kakehashi_bin, repo_root};
+use kakehashi_node::fault;
+use kakehashi_node::instruction::Uetr;
+use kakehashi_node::participant::{self, Bank, Order};
+use kakehashi_pki::mra::Mra;
+use kakehashi_proto::v1::{self as pb, TransactionStatus, payments_client::PaymentsClient};
+use tonic::transport::Channel;
+
+/// Longest a node may take to start listening, or a payment in doubt to resolve.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    // Bind and release; another process could take the port in between, which is rare on a
+    // test machine's loopback, and the node would then fail loudly.
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct NodeFiles {
+    config: PathBuf,
+    data_dir: PathBuf,
+    public: u16,
+}
+
+/// Writes a config for `code` ("jp"/"sg") from the devnet one: certificates by absolute path,
+/// data under `dir`, the given ports, the peer's relay port.
+fn write_config(dir: &Path, code: &str, ports: [u16; 3], peer_relay: u16) -> NodeFiles {
+    let repo = repo_root();
+    let text = std::fs::read_to_string(repo.join(format!("crates/node/devnet/{code}.toml")))
+        .expect("devnet config");
+    let (own_base, peer_base) = if code == "jp" {
+        (7100, 7200)
+    } else {
+        (7200, 7100)
+    };
+    let data_dir = dir.join(code);
+    let certs = repo.join("certs");
+    let text = text
+        .replace("../../../certs", &certs.display().to_string())
+        .replace(
+            &format!("data_dir = \"data/{code}\""),
+            &format!("data_dir = \"{}\"", data_dir.display()),
+        )
+        .replace(
+            &format!("127.0.0.1:{}", peer_base + 1),
+            &format!("127.0.0.1:{peer_relay}"),
+        )
+        .replace(
+            &format!("127.0.0.1:{own_base}"),
+            &format!("127.0.0.1:{}", ports[0]),
+        )
+        .replace(
+            &format!("127.0.0.1:{}", own_base + 1),
+            &format!("127.0.0.1:{}", ports[1]),
+        )
+        .replace(
+            &format!("127.0.0.1:{}", own_base + 2),
+            &format!("127.0.0.1:{}", ports[2]),
+        );
+    let config = dir.join(format!("{code}.toml"));
+    std::fs::write(&config, text).expect("write config");
+    NodeFiles {
+        config,
+        data_dir,
+        public: ports[0],
+    }
+}
+
+/// A node process, killed if the test ends (or fails) while it runs.
+struct NodeProcess(Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `kakehashi node run`; its log goes to `<config>.log` beside the config.
+fn spawn(files: &NodeFiles, crash_at: Option<&str>) -> NodeProcess {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(files.config.with_extension("log"))
+        .expect("node log file");
+    let mut command = Command::new(kakehashi_bin());
+    command
+        .args(["node", "run", "--config"])
+        .arg(&files.config)
+        .env("KAKEHASHI_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log);
+    match crash_at {
+        Some(point) => command.env(fault::ENV, point),
+        None => command.env_remove(fault::ENV),
+    };
+    NodeProcess(command.spawn().expect("start kakehashi node run"))
+}
+
+fn mra() -> Arc<Mra> {
+    Arc::new(Mra::load(&repo_root().join("certs/mra.toml")).expect("certs/mra.toml"))
+}
+
+async fn connect(port: u16, relying: &str) -> PaymentsClient<Channel> {
+    let started = Instant::now();
+    loop {
+        match participant::connect(
+            &format!("https://127.0.0.1:{port}"),
+            "localhost",
+            mra(),
+            relying,
+            None,
+        )
+        .await
+        {
+            Ok(client) => return client,
+            Err(e) if started.elapsed() < PATIENCE => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("node on port {port} never came up: {e}"),
+        }
+    }
+}
+
+async fn posted(client: &mut PaymentsClient<Channel>, account: &str) -> (String, String) {
+    let balance = client
+        .get_balances(pb::BalancesRequest {
+            accounts: vec![account.to_owned()],
+        })
+        .await
+        .expect("balances")
+        .into_inner()
+        .balances
+        .remove(0);
+    (
+        balance.posted_balance.map(|a| a.value).unwrap_or_default(),
+        balance.pending_debits.map(|a| a.value).unwrap_or_default(),
+    )
+}
+
+/// Submits a JP→SG payment of `jpy` from 1001 to 2001; returns its UETR and the first answer
+/// (an error when the node died on the way).
+async fn pay(
+    client: &mut PaymentsClient<Channel>,
+    jpy: &str,
+) -> (Uetr, Result<pb::PaymentStatusReport, tonic::Status>) {
+    let certs = repo_root().join("certs/jp/banks");
+    let bank =
+        Bank::load(&certs.join("KKHAJPJ0.pem"), &certs.join("KKHAJPJ0.key.pem")).expect("bank");
+    let quote = client
+        .get_quote(pb::QuoteRequest {
+            counterparty_jurisdiction: "SG".into(),
+            source_amount: Some(pb::ActiveCurrencyAndAmount {
+                currency: "JPY".into(),
+                value: jpy.into(),
+            }),
+        })
+        .await
+        .expect("quote")
+        .into_inner();
+    let uetr = Uetr::new_v4(&ring::rand::SystemRandom::new()).expect("randomness");
+    let order = Order {
+        debtor_account: 1001,
+        debtor_name: "Aoki Kenji".into(),
+        creditor_agent_bic: "KKHASGS0".into(),
+        creditor_account: 2001,
+        creditor_name: "Tan Wei Ming".into(),
+        remittance_information: "crash test".into(),
+    };
+    let now = kakehashi_node::engine::now().1;
+    let signed = participant::instruction(&bank, &order, &quote, uetr, now).expect("instruction");
+    let answer = client
+        .submit_payment(pb::SubmitPaymentRequest {
+            instruction: Some(signed),
+        })
+        .await
+        .map(tonic::Response::into_inner);
+    (uetr, answer)
+}
+
+async fn settled(client: &mut PaymentsClient<Channel>, uetr: Uetr) -> pb::PaymentStatusReport {
+    let started = Instant::now();
+    loop {
+        let report = client
+            .get_payment_status(pb::PaymentStatusRequest {
+                uetr: uetr.to_string(),
+            })
+            .await
+            .expect("status")
+            .into_inner();
+        if report.transaction_status() != TransactionStatus::Pdng {
+            return report;
+        }
+        assert!(started.elapsed() < PATIENCE, "still in doubt: {report:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn stop(mut process: NodeProcess) {
+    let child = &mut process.0;
+    // SIGTERM lets the node shut down cleanly (the audit refuses a database still held).
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    while started.elapsed() < PATIENCE {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("node did not stop on SIGTERM");
+}
+
+fn audit(data_dir: &Path) {
+    let output = Command::new(kakehashi_bin())
+        .args(["ledger", "audit", "--data-dir"])
+        .arg(data_dir.join("ledger"))
+        .output()
+        .expect("run audit");
+    assert!(
+        output.status.success(),
+        "audit of {} failed:\n{}{}",
+        data_dir.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn wait_exit(process: &mut NodeProcess) {
+    let started = Instant::now();
+    while started.elapsed() < PATIENCE {
+        if let Ok(Some(status)) = process.0.try_wait() {
+            assert!(!status.success(), "the node was meant to abort");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the node did not reach its crash point");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_and_sender_crashes_mid_payment_end_consistent_on_both_ledgers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jp_ports = [free_port(), free_port(), free_port()];
+    let sg_ports = [free_port(), free_port(), free_port()];
+    let jp = write_config(dir.path(), "jp", jp_ports, sg_ports[1]);
+    let sg = write_config(dir.path(), "sg", sg_ports, jp_ports[1]);
+
+    // 1. The receiver dies right after crediting, before recording or answering.
+    let mut sg_child = spawn(&sg, Some(fault::RECEIVER_AFTER_CREDIT));
+    let mut jp_child = spawn(&jp, None);
+    let mut jp_client = connect(jp.public, "JP").await;
+    let _ = connect(sg.public, "SG").await;
+    let (uetr, first) = pay(&mut jp_client, "10000").await;
+    let first = first.expect("JP answers even when SG dies");
+    assert_eq!(
+        first.transaction_status(),
+        TransactionStatus::Pdng,
+        "{first:?}"
+    );
+    wait_exit(&mut sg_child);
+    // Reserved, not yet posted: the pending debit holds the funds.
+    assert_eq!(
+        posted(&mut jp_client, "1001").await,
+        ("10000000".into(), "10000".into())
+    );
+
+    sg_child = spawn(&sg, None);
+    let report = settled(&mut jp_client, uetr).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert!(
+        report.receipt.is_some(),
+        "the rebuilt receipt reaches the sender"
+    );
+    assert_eq!(
+        posted(&mut jp_client, "1001").await,
+        ("9990000".into(), "0".into())
+    );
+    let mut sg_client = connect(sg.public, "SG").await;
+    assert_eq!(posted(&mut sg_client, "2001").await.0, "100086.78");
+
+    // 2. The sender dies after SG settled, before posting its reservation.
+    stop(jp_child);
+    jp_child = spawn(&jp, Some(fault::SENDER_BEFORE_RESOLVE));
+    let mut jp_client = connect(jp.public, "JP").await;
+    let (uetr, answer) = pay(&mut jp_client, "20000").await;
+    assert!(
+        answer.is_err(),
+        "the sender died before answering: {answer:?}"
+    );
+    wait_exit(&mut jp_child);
+    assert_eq!(
+        posted(&mut sg_client, "2001").await.0,
+        "100260.34",
+        "SG credited 173.56"
+    );
+
+    jp_child = spawn(&jp, None);
+    let mut jp_client = connect(jp.public, "JP").await;
+    let report = settled(&mut jp_client, uetr).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert_eq!(
+        posted(&mut jp_client, "1001").await,
+        ("9970000".into(), "0".into())
+    );
+    assert_eq!(posted(&mut jp_client, "9002").await.0, "30000");
+
+    stop(jp_child);
+    stop(sg_child);
+    audit(&jp.data_dir);
+    audit(&sg.data_dir);
+}
