@@ -174,6 +174,27 @@ fn group_commit(c: &mut Criterion) {
             });
         });
     }
+    // Full batches from several callers: groups fill up, so the sequencer runs one group
+    // while the committer writes and flushes the one before (each batch still gets its own
+    // journal record; groups share flushes).
+    group.throughput(Throughput::Elements(BATCH_LEN_MAX as u64));
+    group.bench_function("4_callers_full_batches", |b| {
+        b.iter_custom(|iters| {
+            let per_caller = iters.div_ceil(4);
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..4 {
+                    scope.spawn(|| {
+                        (0..per_caller).for_each(|_| submit(&fixture, BATCH_LEN_MAX as u64))
+                    });
+                }
+            });
+            // Report time per batch actually submitted.
+            start
+                .elapsed()
+                .mul_f64(iters as f64 / (per_caller * 4) as f64)
+        });
+    });
     group.finish();
 }
 

@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Options: `--transfers N`, `--accounts N`, `--dir PATH` (default: a temporary directory,
-//! removed at the end). Batches are full (8,190 transfers), each committed durably. Peak RSS
+//! removed at the end), `--cache-mb N` (sled's page-cache budget; default the ledger's). Batches are full (8,190 transfers), each committed durably. Peak RSS
 //! is the kernel's `VmHWM` from `/proc/self/status`.
 
 use std::path::PathBuf;
@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut transfers: u64 = 1_000_000;
     let mut accounts: u64 = 100_000;
     let mut dir: Option<PathBuf> = None;
+    let mut options = Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -32,6 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--transfers" => transfers = value()?.parse()?,
             "--accounts" => accounts = value()?.parse()?,
             "--dir" => dir = Some(PathBuf::from(value()?)),
+            "--cache-mb" => {
+                let megabytes: u64 = value()?.parse()?;
+                options.cache_capacity_bytes = megabytes.saturating_mul(1024 * 1024);
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -40,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let temp = tempfile::tempdir()?;
     let path = dir.unwrap_or_else(|| temp.path().to_path_buf());
-    let ledger = Ledger::open(&path, SigningKey::from_bytes(&[3; 32]), Options::default())?;
+    let ledger = Ledger::open(&path, SigningKey::from_bytes(&[3; 32]), options)?;
     // The example is the caller, so it may read the clock; the ledger never does.
     #[allow(
         clippy::disallowed_methods,

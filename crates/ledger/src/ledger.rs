@@ -1379,30 +1379,44 @@ impl Sequencer {
         commits: &SyncSender<Commit>,
         stopped: &Mutex<Option<String>>,
     ) {
-        // Callers answered by the last group: that many are likely to come straight back.
+        // Callers of the last group sent to the committer: once it is durable and they are
+        // answered, that many are likely to come straight back.
         let mut last_group_len = 1;
         while let Ok(first) = receiver.recv() {
             let mut events = first.events();
             let mut group = vec![first];
-            let deadline = Instant::now() + GATHER_WAIT_MAX;
+            // While the committer is busy, gather everything that arrives (see `BUSY_POLL`).
+            // Once it is free, wait up to `GATHER_WAIT_MAX` for the callers it is answering
+            // to come back, so that callers who arrived while it was busy and those it just
+            // answered share one flush rather than alternating between two (the first batch
+            // is counted as one of those callers: a lone caller never waits).
+            let mut target = (self.commits_pending.load(Ordering::Acquire) == 0)
+                .then(|| (last_group_len, Instant::now() + GATHER_WAIT_MAX));
             while events < GROUP_EVENTS_MAX {
                 let next = match receiver.try_recv() {
                     Ok(request) => Some(request),
                     Err(TryRecvError::Disconnected) => None,
-                    Err(TryRecvError::Empty)
-                        if self.commits_pending.load(Ordering::Acquire) > 0 =>
-                    {
-                        match receiver.recv_timeout(BUSY_POLL) {
-                            Ok(request) => Some(request),
-                            Err(RecvTimeoutError::Timeout) => continue,
-                            Err(RecvTimeoutError::Disconnected) => None,
+                    Err(TryRecvError::Empty) => match target {
+                        None if self.commits_pending.load(Ordering::Acquire) > 0 => {
+                            match receiver.recv_timeout(BUSY_POLL) {
+                                Ok(request) => Some(request),
+                                Err(RecvTimeoutError::Timeout) => continue,
+                                Err(RecvTimeoutError::Disconnected) => None,
+                            }
                         }
-                    }
-                    Err(TryRecvError::Empty) if group.len() < last_group_len => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        receiver.recv_timeout(left).ok()
-                    }
-                    Err(TryRecvError::Empty) => None,
+                        None => {
+                            target = Some((
+                                group.len().saturating_add(last_group_len),
+                                Instant::now() + GATHER_WAIT_MAX,
+                            ));
+                            continue;
+                        }
+                        Some((len, deadline)) if group.len() < len => {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            receiver.recv_timeout(left).ok()
+                        }
+                        Some(_) => None,
+                    },
                 };
                 let Some(request) = next else { break };
                 events = events.saturating_add(request.events());

@@ -273,3 +273,73 @@ impl Pair {
         self.sg.shutdown().await.expect("SG shutdown");
     }
 }
+
+/// A TLS channel to a node's public listener (as [`client`] builds it), for tests that speak
+/// gRPC below the generated client (raw request bytes) or need several clients on one channel.
+pub async fn channel(addr: SocketAddr, relying: &str, identity: Option<&str>) -> Channel {
+    install_crypto_provider();
+    let verifier = NodeServerCertVerifier::new(mra(), relying).expect("verifier");
+    let mut tls = ClientTlsConfig::new().domain_name("localhost");
+    if let Some(stem) = identity {
+        let certs = repo().join("certs");
+        let id = TlsIdentity::load(
+            &certs.join(format!("{stem}.pem")),
+            &certs.join(format!("{stem}.key.pem")),
+        )
+        .expect("identity");
+        tls = tls.identity(id.tonic_identity());
+    }
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("uri")
+        .tls_config_with_verifier(tls, Arc::new(verifier))
+        .expect("tls")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// The unsigned body [`instruction`] would sign, for tests that alter a field first.
+pub fn instruction_body(p: &Payment<'_>, uetr: Uetr) -> pb::CreditTransferInstruction {
+    let t = now();
+    pb::CreditTransferInstruction {
+        uetr: uetr.to_string(),
+        end_to_end_id: format!("E2E-{}", &uetr.to_string()[..8]),
+        instruction_id: format!("I-{}", &uetr.to_string()[..8]),
+        creation_date_time: Some(to_timestamp(t)),
+        expiry_date_time: Some(to_timestamp(UnixTime(t.0 + 300))),
+        interbank_settlement_amount: Some(p.amount.clone()),
+        charge_bearer: "SHAR".into(),
+        debtor_agent_bic: p.bank.bic.into(),
+        debtor_account: p.debtor_account.to_string(),
+        debtor_name: p.debtor_name.into(),
+        creditor_agent_bic: p.creditor_bic.into(),
+        creditor_account: p.creditor_account.to_string(),
+        creditor_name: p.creditor_name.into(),
+        remittance_information: "invoice 42".into(),
+        quote: Some(p.quote.clone()),
+    }
+}
+
+/// `payload` signed by `bank` in the instruction domain, whatever it holds.
+pub fn sign_payload(bank: &Bank, payload: Vec<u8>) -> pb::Signed {
+    signed::sign(SIGNING_DOMAIN_INSTRUCTION, payload, &bank.key, &bank.chain)
+}
+
+/// Polls `GetPaymentStatus` until the payment leaves PDNG (bounded: 10 s).
+pub async fn settled_status(
+    client: &mut PaymentsClient<Channel>,
+    uetr: &str,
+) -> pb::PaymentStatusReport {
+    for _ in 0..100 {
+        let status = client
+            .get_payment_status(pb::PaymentStatusRequest { uetr: uetr.into() })
+            .await
+            .expect("status")
+            .into_inner();
+        if status.transaction_status() != pb::TransactionStatus::Pdng {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("payment {uetr} still PDNG after 10 s");
+}

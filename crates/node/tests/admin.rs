@@ -1,0 +1,380 @@
+//! The operator RPCs (OpenAccount, FundAccount, CloseAccount) on real nodes over real TLS:
+//! refused without a client certificate (Unauthenticated) and with a recognized certificate
+//! that is not an operator's (PermissionDenied); with the operator's certificate an account is
+//! opened, funded and paid from, a closed account is AC04 on both sides, and a corridor whose
+//! liquidity is too small is AM04 decided by the receiver, the sender's reservation voided.
+
+mod support;
+
+use kakehashi_node::config::Config;
+use kakehashi_node::node::Node;
+use kakehashi_proto::v1::payments_client::PaymentsClient;
+use kakehashi_proto::v1::{self as pb, TransactionStatus};
+use tonic::Code;
+use tonic::transport::Channel;
+
+use support::*;
+
+async fn open(
+    client: &mut PaymentsClient<Channel>,
+    account: &str,
+    bic: &str,
+) -> Result<pb::AccountBalance, tonic::Status> {
+    client
+        .open_account(pb::OpenAccountRequest {
+            account: account.into(),
+            owner_bic: bic.into(),
+            name: "Kobayashi Mei".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn fund(
+    client: &mut PaymentsClient<Channel>,
+    account: &str,
+    value: &str,
+) -> Result<pb::AccountBalance, tonic::Status> {
+    client
+        .fund_account(pb::FundAccountRequest {
+            account: account.into(),
+            amount: Some(amount("JPY", value)),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn close(
+    client: &mut PaymentsClient<Channel>,
+    account: &str,
+) -> Result<pb::AccountBalance, tonic::Status> {
+    client
+        .close_account(pb::CloseAccountRequest {
+            account: account.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_calls_need_the_operators_certificate() {
+    let mut p = pair().await;
+    let before = p.snapshot().await;
+
+    // No client certificate at all.
+    let anonymous = &mut p.jp_client;
+    for (what, result) in [
+        ("open", open(anonymous, "1003", "KKHAJPJ0").await.map(drop)),
+        ("fund", fund(anonymous, "1001", "1000").await.map(drop)),
+        ("close", close(anonymous, "1001").await.map(drop)),
+    ] {
+        let err = result.expect_err(what);
+        assert_eq!(err.code(), Code::Unauthenticated, "{what}: {err:?}");
+    }
+
+    // SG's node certificate: JP recognizes it (node-tls), but it is not JP's operator.
+    let mut stranger = client(p.jp.public_addr, "JP", Some("sg/node/tls")).await;
+    for (what, result) in [
+        (
+            "open",
+            open(&mut stranger, "1003", "KKHAJPJ0").await.map(drop),
+        ),
+        ("fund", fund(&mut stranger, "1001", "1000").await.map(drop)),
+        ("close", close(&mut stranger, "1001").await.map(drop)),
+    ] {
+        let err = result.expect_err(what);
+        assert_eq!(err.code(), Code::PermissionDenied, "{what}: {err:?}");
+    }
+    // The non-operator connection is still a participant: it may read balances.
+    assert_eq!(balances(&mut stranger).await, before.0);
+
+    assert_eq!(p.snapshot().await, before, "nothing changed");
+    let err = p
+        .jp_client
+        .get_balances(pb::BalancesRequest {
+            accounts: vec!["1003".into()],
+        })
+        .await;
+    // The account was never opened.
+    match err {
+        Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+        Ok(found) => panic!("account 1003 exists: {found:?}"),
+    }
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_opens_funds_and_closes_accounts_and_payments_follow() {
+    let mut p = pair().await;
+    let mut jp_operator = client(p.jp.public_addr, "JP", Some("jp/node/tls")).await;
+    let mut sg_operator = client(p.sg.public_addr, "SG", Some("sg/node/tls")).await;
+
+    // Open 1003 for KKHAJPJ0 and fund it with 250,000 JPY from JP's funding account 9001.
+    let opened = open(&mut jp_operator, "1003", "KKHAJPJ0")
+        .await
+        .expect("open");
+    assert_eq!(
+        (opened.account.as_str(), opened.owner_bic.as_str()),
+        ("1003", "KKHAJPJ0")
+    );
+    assert_eq!(opened.kind, "customer");
+    assert_eq!(opened.posted_balance.map(|a| a.value), Some("0".to_owned()));
+    // Opening it again is refused and changes nothing.
+    let again = open(&mut jp_operator, "1003", "KKHAJPJ0")
+        .await
+        .expect_err("already open");
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    // Malformed operator requests are FF01 InvalidArgument; unknown accounts are AC01.
+    let snapshot = p.snapshot().await;
+    for (what, result) in [
+        (
+            "open id 0",
+            open(&mut jp_operator, "0", "KKHAJPJ0").await.map(drop),
+        ),
+        (
+            "open id text",
+            open(&mut jp_operator, "abc", "KKHAJPJ0").await.map(drop),
+        ),
+        (
+            "open bad BIC",
+            open(&mut jp_operator, "1004", "kkhajpj0").await.map(drop),
+        ),
+        (
+            "fund zero",
+            fund(&mut jp_operator, "1003", "0").await.map(drop),
+        ),
+        (
+            "fund negative",
+            fund(&mut jp_operator, "1003", "-5").await.map(drop),
+        ),
+        (
+            "fund decimals",
+            fund(&mut jp_operator, "1003", "1.5").await.map(drop),
+        ),
+        (
+            "fund 40 digits",
+            fund(&mut jp_operator, "1003", &"9".repeat(40))
+                .await
+                .map(drop),
+        ),
+    ] {
+        let err = result.expect_err(what);
+        assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
+        assert!(err.message().starts_with("FF01"), "{what}: {err:?}");
+    }
+    let sgd = jp_operator
+        .fund_account(pb::FundAccountRequest {
+            account: "1003".into(),
+            amount: Some(amount("SGD", "10.00")),
+        })
+        .await
+        .expect_err("JP's ledger is in JPY");
+    assert_eq!(sgd.code(), Code::InvalidArgument, "{sgd:?}");
+    let unknown = fund(&mut jp_operator, "1999", "1000")
+        .await
+        .expect_err("no such account");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    let corridor = close(&mut jp_operator, "9002")
+        .await
+        .expect_err("only customer accounts close");
+    assert_eq!(corridor.code(), Code::InvalidArgument, "{corridor:?}");
+    let funding = open(&mut jp_operator, "9001", "KKHAJPJ0")
+        .await
+        .expect_err("the funding account exists");
+    assert_eq!(funding.code(), Code::FailedPrecondition, "{funding:?}");
+    assert_eq!(
+        p.snapshot().await,
+        snapshot,
+        "refused operator calls change nothing"
+    );
+
+    let jp_funding_before = posted(&balances(&mut p.jp_client).await, "9001");
+    let funded = fund(&mut jp_operator, "1003", "250000")
+        .await
+        .expect("fund");
+    assert_eq!(
+        funded.posted_balance.map(|a| a.value),
+        Some("250000".to_owned())
+    );
+    let funding_after = posted(&balances(&mut p.jp_client).await, "9001");
+    assert_eq!(
+        funding_after.parse::<i128>().expect("decimal")
+            - jp_funding_before.parse::<i128>().expect("decimal"),
+        -250_000,
+        "funding comes out of the funding account"
+    );
+
+    // Pay 100,000 JPY from the new account to Tan Wei Ming: 100,000 × 0.0087 × 0.9975 =
+    // 867.825 SGD, floored to 867.82.
+    let alpha = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "100000");
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let payment = Payment {
+        bank: &alpha,
+        debtor_account: 1003,
+        debtor_name: "Kobayashi Mei",
+        creditor_bic: "KKHASGS0",
+        creditor_account: 2001,
+        creditor_name: "Tan Wei Ming",
+        quote: q,
+        amount: source.clone(),
+    };
+    let report = submit(&mut p.jp_client, instruction(&payment, new_uetr())).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.credited_amount.map(|a| a.value),
+        Some("867.82".to_owned())
+    );
+    let (jp, sg) = p.snapshot().await;
+    assert_eq!(posted(&jp, "1003"), "150000");
+    assert_eq!(posted(&sg, "2001"), "100867.82");
+
+    // SG's operator closes Lim Logistics (2002); a payment to it is AC04, decided by SG, and
+    // JP's reservation is voided.
+    let closed = close(&mut sg_operator, "2002").await.expect("close");
+    assert!(closed.closed);
+    let before = p.snapshot().await;
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let to_closed = Payment {
+        creditor_account: 2002,
+        creditor_name: "Lim Logistics Pte Ltd",
+        quote: q,
+        ..payment
+    };
+    let uetr = new_uetr();
+    let report = submit(&mut p.jp_client, instruction(&to_closed, uetr)).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Rjct,
+        "{report:?}"
+    );
+    assert_eq!(report.status_reason_code, "AC04", "{report:?}");
+    assert_eq!(report.decided_by, "SG");
+    assert_eq!(p.snapshot().await, before, "nothing moved on either side");
+    // The rejection is recorded under its UETR.
+    let status = settled_status(&mut p.jp_client, &uetr.to_string()).await;
+    assert_eq!(status.status_reason_code, "AC04");
+
+    // JP's operator closes the debtor's own account: the sender refuses with AC04 itself.
+    close(&mut jp_operator, "1003").await.expect("close 1003");
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let from_closed = Payment {
+        creditor_account: 2001,
+        creditor_name: "Tan Wei Ming",
+        quote: q,
+        ..to_closed
+    };
+    let report = submit(&mut p.jp_client, instruction(&from_closed, new_uetr())).await;
+    assert_eq!(report.status_reason_code, "AC04", "{report:?}");
+    assert_eq!(report.decided_by, "JP");
+    // A closed account cannot be funded either.
+    let err = fund(&mut jp_operator, "1003", "1")
+        .await
+        .expect_err("closed");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(p.snapshot().await, before, "nothing moved on either side");
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_beyond_the_receivers_liquidity_is_am04_and_the_reservation_is_voided() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let jp = start("JP", dir.path(), &ports).await;
+    // SG with only 50.00 SGD in its JP -> SG liquidity account (9103), instead of 10 M.
+    let sg_file = repo().join("crates/node/devnet/sg.toml");
+    let text = std::fs::read_to_string(&sg_file).expect("sg.toml");
+    let liquidity = "opening_balance = \"10000000.00\"";
+    assert_eq!(
+        text.matches(liquidity).count(),
+        1,
+        "sg.toml's liquidity line"
+    );
+    let text = text.replace(liquidity, "opening_balance = \"50.00\"");
+    let sg_config = Config::parse(&text, sg_file.parent().expect("devnet dir"))
+        .expect("the variant parses")
+        .with_data_dir(dir.path().join("sg"))
+        .with_ports(ports.sg[0], ports.sg[1], ports.sg[2])
+        .with_peer_relay("JP", &format!("https://127.0.0.1:{}", ports.jp[1]))
+        .expect("peer");
+    let sg = Node::start(sg_config).await.expect("SG node");
+    let mut jp_client = client(jp.public_addr, "JP", None).await;
+    let mut sg_client = client(sg.public_addr, "SG", None).await;
+    let jp_before = balances(&mut jp_client).await;
+    let sg_before = balances(&mut sg_client).await;
+    assert_eq!(posted(&sg_before, "9103"), "50.00");
+
+    // 10,000 JPY → 86.78 SGD: within SG's max_payment (50,000 SGD), beyond its liquidity.
+    let alpha = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+    let q = quote(&mut jp_client, "SG", &source).await;
+    let uetr = new_uetr();
+    let report = submit(
+        &mut jp_client,
+        instruction(
+            &Payment {
+                bank: &alpha,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2001,
+                creditor_name: "Tan Wei Ming",
+                quote: q,
+                amount: source,
+            },
+            uetr,
+        ),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Rjct,
+        "{report:?}"
+    );
+    assert_eq!(report.status_reason_code, "AM04", "{report:?}");
+    assert_eq!(report.decided_by, "SG", "the receiver decides liquidity");
+    assert_eq!(
+        balances(&mut jp_client).await,
+        jp_before,
+        "JP's reservation is voided (no pending debit left) and nothing posted"
+    );
+    assert_eq!(
+        balances(&mut sg_client).await,
+        sg_before,
+        "nothing credited"
+    );
+
+    // A payment that fits the liquidity still settles: 5,000 JPY → 43.39 SGD
+    // (5,000 × 0.0087 × 0.9975 = 43.39125).
+    let source = amount("JPY", "5000");
+    let q = quote(&mut jp_client, "SG", &source).await;
+    let report = submit(
+        &mut jp_client,
+        instruction(
+            &Payment {
+                bank: &alpha,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHASGS0",
+                creditor_account: 2001,
+                creditor_name: "Tan Wei Ming",
+                quote: q,
+                amount: source,
+            },
+            new_uetr(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert_eq!(posted(&balances(&mut sg_client).await, "9103"), "6.61");
+    jp.shutdown().await.expect("JP");
+    sg.shutdown().await.expect("SG");
+}

@@ -1,0 +1,369 @@
+//! "Jurisdictions are data": a Thai node (THB, ISO 4217 764, two decimals) relays with a JP
+//! node given only a PKI (certs/th/, committed), rows in the mutual-recognition agreement and a
+//! configuration file (crates/node/devnet/th.toml). No Rust code of the node names TH or THB:
+//! `grep -rnw 'TH\|THB' crates/node/src` finds them only in money.rs's ISO 4217 table and in
+//! unit tests (config.rs, signed.rs), never in the settlement, service or TLS code.
+//!
+//! The committed agreement (certs/mra.toml) has TH recognizing JP and SG for payment and
+//! receipt signing only, and nobody recognizing TH. The test writes an extended agreement in a
+//! temporary directory — the committed text plus "JP recognizes TH" (node-tls, payment-signing,
+//! receipt-signing) and node-tls in "TH recognizes JP" — signed again by all three authorities
+//! with the committed dev keys (certs/mra-keys/), and runs both nodes under it. Under the
+//! committed agreement the same relay is refused at the TLS handshake.
+//!
+//! FX mids used: JP quotes 1 JPY = 0.2315 THB; TH quotes 1 THB = 4.32 JPY; 25 bps spread.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use kakehashi_node::config::Config;
+use kakehashi_node::node::{Node, RunningNode};
+use kakehashi_node::receipt::verify_receipt;
+use kakehashi_pki::mra::Mra;
+use kakehashi_proto::v1::{self as pb, TransactionStatus};
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use support::*;
+
+const NOT_BEFORE: &str = "2026-01-01T00:00:00Z";
+const NOT_AFTER: &str = "2036-01-01T00:00:00Z";
+
+/// Writes `dir/mra.toml`: the committed agreement with JP and TH recognizing each other for
+/// every purpose, anchors and CRLs pointing at the committed files, signed by JP, SG and TH.
+fn extended_mra(dir: &Path) -> PathBuf {
+    let certs = repo().join("certs").canonicalize().expect("certs dir");
+    let text = std::fs::read_to_string(certs.join("mra.toml")).expect("certs/mra.toml");
+    let unsigned = &text[..text.find("[[signature]]").expect("signed agreement")];
+    let mut text = unsigned.to_owned();
+    // Anchor and CRL paths are relative to the agreement's file; this copy lives elsewhere.
+    for code in ["jp", "sg", "th"] {
+        text = text.replace(
+            &format!("\"{code}/"),
+            &format!("\"{}/{code}/", certs.display()),
+        );
+    }
+    let th_relies_on_jp = "relying = \"TH\"\nissuing = \"JP\"\n\
+                           purposes = [\"payment-signing\", \"receipt-signing\"]";
+    assert_eq!(
+        text.matches(th_relies_on_jp).count(),
+        1,
+        "the TH-recognizes-JP row"
+    );
+    text = text.replace(
+        th_relies_on_jp,
+        "relying = \"TH\"\nissuing = \"JP\"\n\
+         purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]",
+    );
+    text.push_str(&format!(
+        "[[recognition]]\nid = \"JP-recognizes-TH\"\nrelying = \"JP\"\nissuing = \"TH\"\n\
+         purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]\n\
+         minimum_level = \"substantial\"\nnot_before = \"{NOT_BEFORE}\"\n\
+         not_after = \"{NOT_AFTER}\"\n"
+    ));
+    let path = dir.join("mra.toml");
+    std::fs::write(&path, text).expect("write agreement");
+    let mut mra = Mra::load(&path).expect("the extended agreement parses");
+    assert!(
+        mra.verify_signatures().is_err(),
+        "unsigned until every party signs"
+    );
+    for code in ["JP", "SG", "TH"] {
+        let pem = std::fs::read_to_string(
+            certs.join(format!("mra-keys/{}.key.pem", code.to_lowercase())),
+        )
+        .expect("authority key");
+        let key = SigningKey::from_pkcs8_pem(&pem).expect("pkcs8");
+        mra.sign(code, &key).expect("sign");
+    }
+    mra.save_signatures().expect("save signatures");
+    Mra::load(&path)
+        .expect("reload")
+        .verify_signatures()
+        .expect("signed by every party");
+    path
+}
+
+/// JP's devnet configuration plus a TH corridor: a peer, its corridor (9004) and liquidity
+/// (9005) accounts and a THB mid rate.
+fn jp_config(dir: &Path, mra: &Path, ports: [u16; 3], th_relay: u16) -> Config {
+    let file = repo().join("crates/node/devnet/jp.toml");
+    let text = std::fs::read_to_string(&file).expect("jp.toml");
+    let (mra_line, sgd_line) = ("mra = \"../../../certs/mra.toml\"", "SGD = \"0.0087\"");
+    assert_eq!(text.matches(mra_line).count(), 1);
+    assert_eq!(text.matches(sgd_line).count(), 1);
+    let mut text = text
+        .replace(mra_line, &format!("mra = \"{}\"", mra.display()))
+        .replace(sgd_line, &format!("{sgd_line}\nTHB = \"0.2315\""));
+    text.push_str(&format!(
+        r#"
+[[peer]]
+jurisdiction = "TH"
+relay = "https://127.0.0.1:{th_relay}"
+server_name = "localhost"
+corridor_account = 9004
+liquidity_account = 9005
+
+[[account]]
+id = 9004
+kind = "corridor"
+name = "JP -> TH corridor"
+
+[[account]]
+id = 9005
+kind = "liquidity"
+name = "TH -> JP liquidity"
+opening_balance = "500000000"
+"#
+    ));
+    Config::parse(&text, file.parent().expect("devnet dir"))
+        .expect("JP with a TH corridor")
+        .with_data_dir(dir.join("jp"))
+        .with_ports(ports[0], ports[1], ports[2])
+        // No SG node runs in these tests.
+        .with_peer_relay("SG", &format!("https://127.0.0.1:{}", free_port()))
+        .expect("SG peer")
+}
+
+/// The committed th.toml with another agreement, data directory and ports.
+fn th_config(dir: &Path, mra: &Path, ports: [u16; 3], jp_relay: u16) -> Config {
+    let mut config = Config::load(&repo().join("crates/node/devnet/th.toml"))
+        .expect("th.toml")
+        .with_data_dir(dir.join("th"))
+        .with_ports(ports[0], ports[1], ports[2])
+        .with_peer_relay("JP", &format!("https://127.0.0.1:{jp_relay}"))
+        .expect("JP peer");
+    config.mra = mra.to_owned();
+    config.validate().expect("valid");
+    config
+}
+
+fn ports() -> [u16; 3] {
+    [free_port(), free_port(), free_port()]
+}
+
+async fn start_both(dir: &Path, mra: &Path) -> (RunningNode, RunningNode) {
+    let (jp_ports, th_ports) = (ports(), ports());
+    let jp = Node::start(jp_config(dir, mra, jp_ports, th_ports[1]))
+        .await
+        .expect("JP node");
+    let th = Node::start(th_config(dir, mra, th_ports, jp_ports[1]))
+        .await
+        .expect("TH node");
+    (jp, th)
+}
+
+/// `GET /metrics` over plain HTTP/1.1.
+async fn metrics(node: &RunningNode) -> String {
+    let addr = node.metrics_addr.expect("metrics listener");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    response
+}
+
+fn counter(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mra_path = extended_mra(dir.path());
+    let extended = Mra::load(&mra_path).expect("extended agreement");
+    let (jp, th) = start_both(dir.path(), &mra_path).await;
+    // The participants verify each node's server certificate as its own jurisdiction does.
+    let mut jp_client = client(jp.public_addr, "JP", None).await;
+    let mut th_client = client(th.public_addr, "TH", None).await;
+    assert_eq!(
+        posted(&balances(&mut th_client).await, "3002"),
+        "5000000.00"
+    );
+
+    // JP -> TH: 10,000 JPY from Aoki Kenji (1001 at KKHAJPJ0) to Siam Rice Export Co (3002 at
+    // KKHATHB0). 10,000 × 0.2315 × 0.9975 = 2,309.2125 THB, floored to the satang: 2,309.21.
+    let alpha_jp = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+    let q = quote(&mut jp_client, "TH", &source).await;
+    let terms = pb::Quote::decode(q.payload.as_slice()).expect("quote");
+    assert_eq!(terms.target_amount, Some(amount("THB", "2309.21")));
+    let uetr = new_uetr();
+    let report = submit(
+        &mut jp_client,
+        instruction(
+            &Payment {
+                bank: &alpha_jp,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHATHB0",
+                creditor_account: 3002,
+                creditor_name: "Siam Rice Export Co",
+                quote: q,
+                amount: source,
+            },
+            uetr,
+        ),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert_eq!(report.decided_by, "TH");
+    assert_eq!(report.credited_amount, Some(amount("THB", "2309.21")));
+    let receipt = report.receipt.expect("receipt");
+    let (body, signer) =
+        verify_receipt(&receipt, &extended, "JP", now()).expect("TH's receipt verifies for JP");
+    assert_eq!(body.uetr, uetr.to_string());
+    assert_eq!(signer.jurisdiction, "TH");
+    assert_eq!(body.credited_amount, Some(amount("THB", "2309.21")));
+    // Under the committed agreement JP does not recognize TH's receipt key.
+    let refused = verify_receipt(&receipt, &mra(), "JP", now()).expect_err("not recognized");
+    assert_eq!(refused.code.as_str(), "DS0B", "{refused}");
+
+    // TH -> JP: 1,000.00 THB from Somchai Jaidee (3001 at KKHATHB0) to Suzuki Yui (1101 at
+    // KKHBJPJ0). 1,000 × 4.32 × 0.9975 = 4,309.2 JPY, floored to the yen: 4,309.
+    let thai = bank("th", "KKHATHB0");
+    let source = amount("THB", "1000.00");
+    let q = quote(&mut th_client, "JP", &source).await;
+    let uetr = new_uetr();
+    let report = submit(
+        &mut th_client,
+        instruction(
+            &Payment {
+                bank: &thai,
+                debtor_account: 3001,
+                debtor_name: "Somchai Jaidee",
+                creditor_bic: "KKHBJPJ0",
+                creditor_account: 1101,
+                creditor_name: "Suzuki Yui",
+                quote: q,
+                amount: source,
+            },
+            uetr,
+        ),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert_eq!(report.decided_by, "JP");
+    assert_eq!(report.credited_amount, Some(amount("JPY", "4309")));
+    let (body, signer) = verify_receipt(&report.receipt.expect("receipt"), &extended, "TH", now())
+        .expect("JP's receipt verifies for TH");
+    assert_eq!(
+        (body.uetr, signer.jurisdiction),
+        (uetr.to_string(), "JP".into())
+    );
+
+    // Both ledgers balance: each side moved exactly the quoted amounts.
+    let jp_after = balances(&mut jp_client).await;
+    let th_after = balances(&mut th_client).await;
+    assert_eq!(posted(&jp_after, "1001"), "9990000");
+    assert_eq!(posted(&jp_after, "9004"), "10000", "what JP owes TH");
+    assert_eq!(posted(&jp_after, "1101"), "2004309");
+    assert_eq!(posted(&jp_after, "9005"), "499995691");
+    assert_eq!(posted(&th_after, "3002"), "5002309.21");
+    assert_eq!(posted(&th_after, "9303"), "99997690.79");
+    assert_eq!(posted(&th_after, "3001"), "999000.00");
+    assert_eq!(posted(&th_after, "9302"), "1000.00", "what TH owes JP");
+    for (account, (_, pending)) in jp_after.iter().chain(th_after.iter()) {
+        assert!(
+            pending == "0" || pending == "0.00",
+            "{account}: no reservation left: {pending}"
+        );
+    }
+    jp.shutdown().await.expect("JP");
+    th.shutdown().await.expect("TH");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let committed = repo().join("certs/mra.toml");
+    let (jp, th) = start_both(dir.path(), &committed).await;
+    let mut jp_client = client(jp.public_addr, "JP", None).await;
+    let mut th_client = client(th.public_addr, "TH", None).await;
+    let th_before = balances(&mut th_client).await;
+    let refusals_before = counter(
+        &metrics(&th).await,
+        "kakehashi_tls_refusals_total{listener=\"relay\"}",
+    );
+
+    let alpha_jp = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+    let q = quote(&mut jp_client, "TH", &source).await;
+    let uetr = new_uetr();
+    let report = submit(
+        &mut jp_client,
+        instruction(
+            &Payment {
+                bank: &alpha_jp,
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji",
+                creditor_bic: "KKHATHB0",
+                creditor_account: 3002,
+                creditor_name: "Siam Rice Export Co",
+                quote: q,
+                amount: source,
+            },
+            uetr,
+        ),
+    )
+    .await;
+    // JP cannot reach a TH node it does not recognize: the outcome is in doubt, the funds stay
+    // reserved (never released by a timeout), and nothing reached TH's ledger.
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Pdng,
+        "{report:?}"
+    );
+    let jp_now = balances(&mut jp_client).await;
+    assert_eq!(jp_now.get("1001").map(|b| b.1.as_str()), Some("10000"));
+    assert_eq!(posted(&jp_now, "1001"), "10000000");
+    // TH's relay listener saw the handshake fail (JP aborted on TH's certificate).
+    let mut refusals = refusals_before;
+    for _ in 0..50 {
+        refusals = counter(
+            &metrics(&th).await,
+            "kakehashi_tls_refusals_total{listener=\"relay\"}",
+        );
+        if refusals > refusals_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refusals > refusals_before,
+        "TH counted a refused relay handshake"
+    );
+    // The recovery loop keeps asking and keeps being refused: still PDNG, TH untouched.
+    let status = jp_client
+        .get_payment_status(pb::PaymentStatusRequest {
+            uetr: uetr.to_string(),
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.transaction_status(), TransactionStatus::Pdng);
+    assert_eq!(balances(&mut th_client).await, th_before);
+    jp.shutdown().await.expect("JP");
+    th.shutdown().await.expect("TH");
+}
