@@ -380,6 +380,34 @@ fn participant_commands_quote_pay_and_follow_a_payment_on_a_running_devnet() {
     assert_eq!(units(&posted("1001")), units(&before_1001) - 10_000);
     assert_eq!(posted("1102"), "500000 JPY");
 
+    // The operator (the node's own TLS certificate, listed in [admin] operator_certs) opens and
+    // funds an account; a bank's certificate is not an operator's.
+    let operator = [
+        "--operator-cert",
+        "certs/jp/node/tls.pem",
+        "--operator-key",
+        "certs/jp/node/tls.key.pem",
+    ];
+    let mut open = vec!["account", "open", "1301", "--owner-bic", "KKHAJPJ0"];
+    open.extend(["--name", "Yamada Taro", "--node", &jp]);
+    let (code, opened, err) = run(&[open.as_slice(), &operator].concat());
+    assert_eq!(code, Some(0), "{opened}\n{err}");
+    assert!(opened.contains("opened account 1301"), "{opened}");
+    let fund = [
+        "account", "fund", "1301", "--amount", "70000", "--node", &jp,
+    ];
+    let (code, funded, err) = run(&[fund.as_slice(), &operator].concat());
+    assert_eq!(code, Some(0), "{funded}\n{err}");
+    assert!(funded.contains("70000 JPY"), "{funded}");
+    let not_operator = [
+        "--operator-cert",
+        "certs/jp/banks/KKHAJPJ0.pem",
+        "--operator-key",
+        "certs/jp/banks/KKHAJPJ0.key.pem",
+    ];
+    let (code, _, err) = run(&[fund.as_slice(), &not_operator].concat());
+    assert_eq!(code, Some(2), "{err}");
+
     // Ctrl-C stops both nodes gracefully and exits 0.
     let pid = devnet.id().to_string();
     let sent = Command::new("kill")
