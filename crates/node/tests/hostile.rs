@@ -867,3 +867,93 @@ async fn an_oversized_item_ends_a_payment_stream_and_changes_nothing() {
     assert_eq!(p.snapshot().await, before, "both ledgers unchanged");
     p.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_that_gives_up_mid_payment_leaves_both_ledgers_consistent() {
+    let mut p = pair().await;
+    let (jp_before, sg_before) = p.snapshot().await;
+    let alpha = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+    // Deadlines from "before anything is read" to "after the relay answered", so the server's
+    // handler is cancelled (grpc-timeout, then the stream reset when the client drops the
+    // call) at different points of the settlement. On this 2-core machine the short ones end
+    // RJCT AB05 through recovery ("JP stopped before forwarding the payment": reserved, then
+    // voided), a middle one RJCT AB05 fenced by SG's answer to the status query (forwarded,
+    // the Prepare reset), the long ones ACSC.
+    let deadlines_ms = [1u64, 3, 10, 20, 40, 80, 150, 300, 600, 1200];
+    let mut uetrs = Vec::new();
+    for ms in deadlines_ms {
+        let q = quote(&mut p.jp_client, "SG", &source).await;
+        let uetr = new_uetr();
+        let mut request = Request::new(pb::SubmitPaymentRequest {
+            instruction: Some(instruction(&jp_to_sg(&alpha, q, source.clone()), uetr)),
+        });
+        let deadline = std::time::Duration::from_millis(ms);
+        request.set_timeout(deadline);
+        let mut client = p.jp_client.clone();
+        // Whatever the call answers (or not) is not the test: the ledgers are.
+        let _ = tokio::time::timeout(deadline, client.submit_payment(request)).await;
+        uetrs.push(uetr.to_string());
+    }
+    // Each payment ends settled, rejected, or never recorded; none stays in doubt.
+    let mut settled = 0u32;
+    for uetr in &uetrs {
+        let mut outcome = None;
+        for _ in 0..150 {
+            let answer = p
+                .jp_client
+                .get_payment_status(pb::PaymentStatusRequest { uetr: uetr.clone() })
+                .await;
+            match answer {
+                Ok(report) if report.get_ref().transaction_status() != TransactionStatus::Pdng => {
+                    outcome = Some(report.into_inner().transaction_status());
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.code() == Code::NotFound => {
+                    outcome = Some(TransactionStatus::Unspecified);
+                    break;
+                }
+                Err(e) => panic!("{uetr}: {e:?}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        match outcome.unwrap_or_else(|| panic!("{uetr} still PDNG after 15 s")) {
+            TransactionStatus::Acsc => settled += 1,
+            TransactionStatus::Rjct | TransactionStatus::Unspecified => {}
+            TransactionStatus::Pdng => unreachable!("loop exits on non-PDNG only"),
+        }
+    }
+    // Debited on JP exactly when credited on SG, and no reservation left behind.
+    let (jp_after, sg_after) = p.snapshot().await;
+    let minor = |map: &std::collections::BTreeMap<String, (String, String)>, id: &str| {
+        posted(map, id)
+            .replace('.', "")
+            .parse::<i128>()
+            .expect("decimal")
+    };
+    let settled = i128::from(settled);
+    assert_eq!(
+        minor(&jp_before, "1001") - minor(&jp_after, "1001"),
+        settled * 10_000
+    );
+    assert_eq!(
+        minor(&jp_after, "9002") - minor(&jp_before, "9002"),
+        settled * 10_000
+    );
+    assert_eq!(
+        minor(&sg_after, "2001") - minor(&sg_before, "2001"),
+        settled * 8_678
+    );
+    assert_eq!(
+        minor(&sg_before, "9103") - minor(&sg_after, "9103"),
+        settled * 8_678
+    );
+    for (account, (_, pending)) in jp_after.iter().chain(sg_after.iter()) {
+        assert!(
+            pending == "0" || pending == "0.00",
+            "{account}: a reservation left behind: {pending}"
+        );
+    }
+    p.shutdown().await;
+}
