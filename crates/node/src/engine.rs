@@ -500,6 +500,16 @@ impl Engine {
             return Err(ff01("account: must be a non-zero decimal account id"));
         }
         let owner_bic = instruction::bic("owner_bic", owner_bic).map_err(Submitted::Invalid)?;
+        // Characters 5-6 of a BIC are its ISO 3166 country; a node holds accounts only for
+        // banks of its own jurisdiction.
+        if owner_bic.get(4..6) != Some(self.jurisdiction()) {
+            return Err(ff01(format!(
+                "owner_bic: {owner_bic} is a bank of {}, not of {}; open its accounts on that \
+                 jurisdiction's node",
+                owner_bic.get(4..6).unwrap_or("?"),
+                self.jurisdiction()
+            )));
+        }
         if name.chars().count() > instruction::NAME_CHARS_MAX {
             return Err(ff01(format!(
                 "name: longer than {} characters",
@@ -758,6 +768,10 @@ impl Engine {
             &[],
         ) {
             Ok(signer) => signer,
+            // A malformed envelope (sizes, DER) is a format error like any other.
+            Err(rejection) if rejection.code == ReasonCode::Ff01 => {
+                return Ok(Submitted::Invalid(rejection));
+            }
             Err(rejection) => return Ok(report(rejection)),
         };
         if signer.subject_cn != instr.debtor_agent_bic {

@@ -25,6 +25,9 @@ use crate::tls::{TlsIdentity, install_crypto_provider};
 /// `instruction_max_lifetime_secs`, 600 in the devnet configurations).
 pub const INSTRUCTION_LIFETIME_SECS: i64 = 300;
 
+/// How long connecting (TCP and TLS) may take before [`connect`] gives up.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why a participant could not connect or load its identity.
 #[derive(Debug, thiserror::Error)]
 pub enum ParticipantError {
@@ -70,6 +73,7 @@ pub async fn connect(
     }
     let channel = Endpoint::from_shared(url.to_owned())
         .map_err(|e| fail(e.to_string()))?
+        .connect_timeout(CONNECT_TIMEOUT)
         .tls_config_with_verifier(tls, Arc::new(verifier))
         .map_err(|e| fail(e.to_string()))?
         .connect()

@@ -35,6 +35,7 @@ pub use kakehashi_proto::codec::REASON_METADATA;
 /// (HTTP/2 flow control pushes back on the client). The reports waiting to be sent are bounded
 /// separately, by `[limits] stream_queue_len`.
 const STREAM_CONCURRENCY: usize = 64;
+const STREAM_CONCURRENCY_PERMITS: u32 = STREAM_CONCURRENCY as u32;
 
 fn status_for(rejection: &Rejection) -> Status {
     let message = rejection.to_string();
@@ -109,7 +110,13 @@ impl PaymentsService {
         let Some(signed) = request.instruction else {
             return Err(missing("instruction"));
         };
-        match self.engine.submit(signed).await {
+        // The engine runs in its own task: a client that cancels (deadline, reset) drops this
+        // future, and the protocol's locked sections must still run to their durable end.
+        let engine = Arc::clone(&self.engine);
+        let outcome = tokio::spawn(async move { engine.submit(signed).await })
+            .await
+            .map_err(|e| Status::internal(format!("payment task failed: {e}")))?;
+        match outcome {
             Ok(Submitted::Report(report)) => Ok(*report),
             Ok(Submitted::Invalid(rejection)) => Err(status_for(&rejection)),
             Err(e) => Err(unavailable(&e)),
@@ -160,7 +167,11 @@ impl Payments for PaymentsService {
                     Ok(request) => request,
                     Err(status) => {
                         // A broken stream (garbage frame, reset) ends the input; what was
-                        // accepted so far still finishes and is reported.
+                        // accepted so far still finishes and is reported before the error
+                        // ends the response stream.
+                        let _ = Arc::clone(&permits)
+                            .acquire_many_owned(STREAM_CONCURRENCY_PERMITS)
+                            .await;
                         let _ = tx.send(Err(status)).await;
                         break;
                     }
@@ -358,7 +369,14 @@ impl Relay for RelayService {
         let Some(signed) = request.into_inner().instruction else {
             return Err(missing("instruction"));
         };
-        match self.engine.prepare(&peer, signed).await {
+        // As in submit: the decision must complete even if the sender gives up waiting, or a
+        // status query could fence a UETR whose credit is still being applied.
+        let engine = Arc::clone(&self.engine);
+        let task_peer = peer.clone();
+        let outcome = tokio::spawn(async move { engine.prepare(&task_peer, signed).await })
+            .await
+            .map_err(|e| Status::internal(format!("decision task failed: {e}")))?;
+        match outcome {
             Ok(Ok(decision)) => {
                 tracing::info!(uetr = %decision.uetr, %peer, decision = ?decision.decision(),
                     reason = %decision.status_reason_code, "decided inbound payment");
@@ -382,11 +400,14 @@ impl Relay for RelayService {
                 "instruction_sha256: must be empty or 32 bytes",
             )));
         }
-        match self
-            .engine
-            .relay_status(&peer, uetr, &request.instruction_sha256)
-            .await
-        {
+        let engine = Arc::clone(&self.engine);
+        let task_peer = peer.clone();
+        let sha = request.instruction_sha256;
+        let outcome =
+            tokio::spawn(async move { engine.relay_status(&task_peer, uetr, &sha).await })
+                .await
+                .map_err(|e| Status::internal(format!("status task failed: {e}")))?;
+        match outcome {
             Ok(decision) => {
                 tracing::info!(%uetr, %peer, decision = ?decision.decision(), "answered status query");
                 Ok(Response::new(decision))

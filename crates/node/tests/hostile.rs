@@ -634,14 +634,13 @@ async fn a_garbage_frame_ends_a_payment_stream_with_ff01_and_what_follows_never_
         reports.iter().all(|r| r.uetr == first.to_string()),
         "{reports:?}"
     );
-    // BUG: service.rs (submit_payments, the `Err(status)` arm of the read loop) sends the
-    // decode error into the response as soon as the garbage frame is read, which ends the
-    // response stream at once; the payments read before it are still being processed by their
-    // spawned tasks, so their reports are dropped (`let _ = tx.send(..)`) although the code's
-    // comment says "what was accepted so far still finishes and is reported". It should wait
-    // for the in-flight items (e.g. acquire all STREAM_CONCURRENCY permits) before sending the
-    // error. Enable when fixed:
-    // assert_eq!(reports.len(), 1, "the accepted payment is reported before the error");
+    // The payment accepted before the garbage frame is reported before the error ends the
+    // response stream.
+    assert_eq!(
+        reports.len(),
+        1,
+        "the accepted payment is reported before the error"
+    );
     assert_unknown(&mut p.jp_client, &after.to_string()).await;
     let (jp_after, _) = p.snapshot().await;
     assert_eq!(posted(&jp_before, "1001"), "10000000");
@@ -761,30 +760,7 @@ async fn a_malformed_signature_envelope_is_ff01_and_changes_nothing() {
         let mut signed = instruction(&jp_to_sg(&alpha, q.clone(), source.clone()), uetr);
         alter(&mut signed);
         let answer = submit_result(&mut p.jp_client, Some(signed)).await;
-        // BUG: engine.rs, Engine::submit_decoded, the `Err(rejection)` arm after
-        // `signed::verify` answers every verification failure with a RJCT report, so the FF01
-        // refusals of a malformed envelope (signature length, chain length, certificate size,
-        // undecodable DER) come back as a successful RPC carrying RJCT FF01 instead of
-        // InvalidArgument like every other malformed input (it should return
-        // `Submitted::Invalid` when `rejection.code == ReasonCode::Ff01`, as the quote and time
-        // checks below it already do). Until fixed, accept either form of FF01; when fixed,
-        // replace the match below with `assert_ff01(what, mentions, answer);`.
-        match answer {
-            Err(status) => assert_ff01(what, mentions, Err::<(), _>(status)),
-            Ok(report) => {
-                assert_eq!(
-                    report.transaction_status(),
-                    TransactionStatus::Rjct,
-                    "{what}"
-                );
-                assert_eq!(report.status_reason_code, "FF01", "{what}: {report:?}");
-                assert!(
-                    report.status_reason_detail.contains(mentions),
-                    "{what}: {}",
-                    report.status_reason_detail
-                );
-            }
-        }
+        assert_ff01(what, mentions, answer);
         uetrs.push(uetr.to_string());
     }
     for uetr in &uetrs {
