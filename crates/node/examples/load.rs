@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use clap::Parser;
 use kakehashi_node::money;
+use kakehashi_node::node::RunningNode;
 use kakehashi_proto::v1 as pb;
 use kakehashi_proto::v1::payments_client::PaymentsClient;
 use prost::Message as _;
@@ -63,6 +64,10 @@ struct Args {
     /// the node's per-stream window of 64).
     #[arg(long)]
     streams: Option<usize>,
+    /// After the run, time the signature and certificate checks a payment needs (one call
+    /// each, repeated) to show what the nodes' CPU goes to.
+    #[arg(long)]
+    crypto_costs: bool,
     /// Do not fund the debtor accounts first (the devnet balances cover 2,000 payments of
     /// 1,000 JPY per debtor).
     #[arg(long)]
@@ -223,6 +228,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (&jp_before, &jp_after),
             (&sg_before, &sg_after),
         );
+    if args.crypto_costs {
+        crypto_costs(&mut jp_view, &routes[0], (&jp, &sg)).await?;
+    }
     jp.shutdown().await.context("JP shutdown")?;
     sg.shutdown().await.context("SG shutdown")?;
     if ok {
@@ -289,7 +297,7 @@ fn outcome(
 /// payments one after the other (GetQuote, then SubmitPayment).
 async fn run_unary(
     args: &Args,
-    jp: &kakehashi_node::node::RunningNode,
+    jp: &RunningNode,
     routes: &Arc<Vec<Route>>,
 ) -> anyhow::Result<(Results, Duration)> {
     let mut clients = Vec::with_capacity(args.concurrency);
@@ -338,7 +346,7 @@ type InFlight = HashMap<String, (Instant, Instant, usize, OwnedSemaphorePermit)>
 /// come over one unary connection per stream.
 async fn run_stream(
     args: &Args,
-    jp: &kakehashi_node::node::RunningNode,
+    jp: &RunningNode,
     routes: &Arc<Vec<Route>>,
 ) -> anyhow::Result<(Results, Duration)> {
     let streams = args
@@ -583,6 +591,108 @@ fn check_balances(
         total_credited % 100
     );
     ok
+}
+
+/// Repetitions of each timed check in `--crypto-costs`.
+const CRYPTO_REPEAT: u32 = 300;
+
+/// Times, per call, the checks the sender (relying party JP) and the receiver (SG) run on one
+/// payment: the instruction's signature and chain, the quote's, and the receipt's.
+async fn crypto_costs(
+    jp: &mut PaymentsClient<Channel>,
+    route: &Route,
+    nodes: (&RunningNode, &RunningNode),
+) -> anyhow::Result<()> {
+    use kakehashi_node::{quote, receipt, signed};
+    use kakehashi_pki::Purpose;
+    use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
+
+    let instruction = quoted_instruction(jp, route).await?;
+    let body = pb::CreditTransferInstruction::decode(instruction.payload.as_slice())
+        .context("our own instruction")?;
+    let quote = body.quote.clone().context("a quote in the instruction")?;
+    let report = jp
+        .submit_payment(pb::SubmitPaymentRequest {
+            instruction: Some(instruction.clone()),
+        })
+        .await
+        .context("SubmitPayment")?
+        .into_inner();
+    let receipt = report.receipt.clone().context("a receipt")?;
+    // Every store write of a payment rewrites its whole record (JSON, bytes as number arrays).
+    let uetr =
+        kakehashi_node::instruction::Uetr::parse(&report.uetr).map_err(|r| anyhow!("UETR: {r}"))?;
+    let outbound = nodes
+        .0
+        .engine()
+        .store()
+        .outbound(&uetr)?
+        .context("JP's record")?;
+    let inbound = nodes
+        .1
+        .engine()
+        .store()
+        .inbound(&uetr)?
+        .context("SG's record")?;
+    println!(
+        "store records: JP outbound {} bytes, SG inbound {} bytes (signed instruction {} bytes)",
+        serde_json::to_vec(&outbound)?.len(),
+        serde_json::to_vec(&inbound)?.len(),
+        instruction.encoded_len()
+    );
+    // The recovery loop scans every outbound record every 2 s (node.rs RECOVERY_INTERVAL).
+    let started = Instant::now();
+    let unresolved = nodes.0.engine().store().unresolved_outbound()?;
+    println!(
+        "JP recovery scan: {:.1} ms for the store as it is now ({} unresolved)",
+        started.elapsed().as_secs_f64() * 1e3,
+        unresolved.len()
+    );
+    let mra = support::mra();
+    let t = support::now();
+    let time = |name: &str, f: &dyn Fn() -> bool| -> anyhow::Result<()> {
+        let started = Instant::now();
+        for _ in 0..CRYPTO_REPEAT {
+            if !f() {
+                bail!("{name}: the check failed");
+            }
+        }
+        let per = started.elapsed() / CRYPTO_REPEAT;
+        println!("{name:>40}: {:.0} µs", per.as_secs_f64() * 1e6);
+        Ok(())
+    };
+    let key = route.bank.key.verifying_key();
+    let message = [SIGNING_DOMAIN_INSTRUCTION, instruction.payload.as_slice()].concat();
+    let signature =
+        ed25519_dalek::Signature::from_slice(&instruction.signature).context("signature length")?;
+    println!("CPU per check ({CRYPTO_REPEAT} calls each, this process, loaded machine):");
+    time("Ed25519 verify_strict alone", &|| {
+        key.verify_strict(&message, &signature).is_ok()
+    })?;
+    for relying in ["JP", "SG"] {
+        time(
+            &format!("instruction signature + chain ({relying})"),
+            &|| {
+                signed::verify(
+                    &instruction,
+                    SIGNING_DOMAIN_INSTRUCTION,
+                    &mra,
+                    relying,
+                    Purpose::PaymentSigning,
+                    t,
+                    &[],
+                )
+                .is_ok()
+            },
+        )?;
+        time(&format!("quote signature + chain ({relying})"), &|| {
+            quote::verify_quote(&quote, &mra, relying, t, 30, &[]).is_ok()
+        })?;
+    }
+    time("receipt signature + chain (JP)", &|| {
+        receipt::verify_receipt(&receipt, &mra, "JP", t).is_ok()
+    })?;
+    Ok(())
 }
 
 /// The pacs.002 code of a status (ACSC, RJCT, PDNG).
