@@ -68,3 +68,35 @@ pub fn kakehashi(args: &[&str]) -> Output {
         .output()
         .expect("run kakehashi")
 }
+
+/// Lowest port handed to test listeners. `[PORT_FLOOR, PORT_FLOOR + PORT_SPAN)` lies below the
+/// kernel's ephemeral range (32768–60999 on Linux by default), so no outgoing connection can be
+/// given one of these ports between the check here and the node's own bind.
+const PORT_FLOOR: u32 = 20_000;
+/// How many ports the test range spans.
+const PORT_SPAN: u32 = 12_000;
+
+/// A block of `len` consecutive loopback ports that are free right now, never handed out twice
+/// in one test process (concurrent tests of one binary cannot collide), and starting at an
+/// offset derived from the process id (concurrent test processes rarely do).
+pub fn free_ports(len: u16) -> u16 {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let len = u32::from(len.max(1));
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..PORT_SPAN {
+        let offset = NEXT.fetch_add(len, Ordering::Relaxed);
+        let base = PORT_FLOOR + seed.wrapping_add(offset) % (PORT_SPAN - len);
+        let all_free = (base..base + len).all(|port| {
+            u16::try_from(port).is_ok_and(|port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        });
+        if all_free {
+            return u16::try_from(base).expect("below 32768");
+        }
+    }
+    panic!(
+        "no {len} free consecutive ports on 127.0.0.1 between {PORT_FLOOR} and {}",
+        PORT_FLOOR + PORT_SPAN
+    );
+}

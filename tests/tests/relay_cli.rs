@@ -9,7 +9,6 @@
 //! binds them again. Another process could take one in between (a tiny race); the devnet then
 //! fails to start, says which port, and the test fails with that message rather than hanging.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -23,28 +22,10 @@ const DEMO_DEADLINE: Duration = Duration::from_secs(90);
 /// The SG node listens this far above `--base-port` (`kakehashi devnet --help`).
 const SG_PORT_OFFSET: u16 = 100;
 
-/// Attempts at finding six free ports before giving up.
-const PORT_ATTEMPTS: usize = 50;
-
-/// A base port N such that N, N+1, N+2 (JP) and N+100, N+101, N+102 (SG) are free right now.
+/// A base port N such that N, N+1, N+2 (JP) and N+100, N+101, N+102 (SG) are free right now:
+/// one block of 103 ports from the shared allocator, which never hands a port out twice.
 fn free_base_port() -> u16 {
-    for _ in 0..PORT_ATTEMPTS {
-        let probe = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let base = probe.local_addr().expect("local address").port();
-        if base.checked_add(SG_PORT_OFFSET + 2).is_none() {
-            continue;
-        }
-        let offsets = [1, 2, SG_PORT_OFFSET, SG_PORT_OFFSET + 1, SG_PORT_OFFSET + 2];
-        let others: Vec<_> = offsets
-            .iter()
-            .map_while(|off| TcpListener::bind(("127.0.0.1", base + off)).ok())
-            .collect();
-        if others.len() == offsets.len() {
-            // All six bound: release them (dropping the listeners) for the devnet to take.
-            return base;
-        }
-    }
-    panic!("no six free ports found on 127.0.0.1 in {PORT_ATTEMPTS} attempts");
+    kakehashi_e2e::free_ports(SG_PORT_OFFSET + 3)
 }
 
 /// What one devnet run printed and how it ended.

@@ -6,7 +6,6 @@
 //! loop asks the receiver for its decision and applies it; the test then stops both nodes and
 //! audits both ledgers offline.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -24,12 +23,7 @@ use tonic::transport::Channel;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn free_port() -> u16 {
-    // Bind and release; another process could take the port in between, which is rare on a
-    // test machine's loopback, and the node would then fail loudly.
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    kakehashi_e2e::free_ports(1)
 }
 
 struct NodeFiles {

@@ -25,6 +25,7 @@ use kakehashi_ledger::{
     AccountFlags, AccountId, CreateAccountResult, CreateTransferResult, Ledger, NewAccount,
     NewTransfer, Timestamp, TransferFlags, TransferId,
 };
+use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::v1::{
@@ -43,7 +44,7 @@ use crate::money::{self, Currency, Rate};
 use crate::quote::{self, QuoteIssuer};
 use crate::reason::{ReasonCode, Rejection};
 use crate::receipt;
-use crate::signed;
+use crate::signed::{self, Trust};
 use crate::store::{
     AccountKind, AccountMeta, InboundRecord, InboundState, OutboundRecord, OutboundState, Store,
     StoreError, Write,
@@ -219,6 +220,9 @@ pub struct EngineParts {
 /// The node's settlement engine. Shared by the gRPC services and the recovery loop.
 pub struct Engine {
     parts: EngineParts,
+    /// Recognition verdicts of the chains this node sees again and again (its banks', its
+    /// peers' receipt keys); `None` only if the agreement's CRL dates were unreadable.
+    recognition: Option<RecognitionCache>,
     quotes: QuoteIssuer,
     locks: UetrLocks,
     quote_seq: AtomicU64,
@@ -283,8 +287,12 @@ impl Engine {
             chain: parts.signing_chain.clone(),
             ttl_secs: parts.quote_ttl_secs,
         };
+        let recognition = RecognitionCache::new(&parts.mra)
+            .inspect_err(|e| tracing::warn!(error = %e, "recognition verdicts will not be cached"))
+            .ok();
         Self {
             parts,
+            recognition,
             quotes,
             locks: UetrLocks::default(),
             quote_seq: AtomicU64::new(0),
@@ -304,6 +312,14 @@ impl Engine {
     /// The agreement.
     pub fn mra(&self) -> &Mra {
         &self.parts.mra
+    }
+
+    /// The agreement with this node's recognition cache, for signature checks.
+    pub fn trust(&self) -> Trust<'_> {
+        match &self.recognition {
+            Some(cache) => Trust::cached(&self.parts.mra, cache),
+            None => Trust::from(&*self.parts.mra),
+        }
     }
 
     /// The payment store.
@@ -761,7 +777,7 @@ impl Engine {
         let signer = match signed::verify(
             &signed,
             SIGNING_DOMAIN_INSTRUCTION,
-            &self.parts.mra,
+            self.trust(),
             self.jurisdiction(),
             Purpose::PaymentSigning,
             t,
@@ -796,7 +812,7 @@ impl Engine {
         }
         let (terms, _) = match quote::verify_quote(
             &instr.quote,
-            &self.parts.mra,
+            self.trust(),
             self.jurisdiction(),
             t,
             self.parts.limits.clock_skew_secs,
@@ -917,11 +933,14 @@ impl Engine {
             tokio::time::timeout(self.parts.limits.relay_timeout, client.prepare(request)).await;
         let decision = match answer {
             Ok(Ok(response)) => {
-                self.parts.metrics.relay_request("prepare", "answered");
-                response.into_inner()
+                let decision = response.into_inner();
+                self.parts
+                    .metrics
+                    .relay_request("Prepare", decision_name(decision.decision()));
+                decision
             }
             Ok(Err(status)) => {
-                self.parts.metrics.relay_request("prepare", "error");
+                self.parts.metrics.relay_request("Prepare", "ERROR");
                 tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction, %status,
                     "Prepare failed; the payment is in doubt until a status query resolves it");
                 return Ok(Submitted::Report(Box::new(
@@ -929,7 +948,7 @@ impl Engine {
                 )));
             }
             Err(_) => {
-                self.parts.metrics.relay_request("prepare", "timeout");
+                self.parts.metrics.relay_request("Prepare", "TIMEOUT");
                 tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction,
                     "Prepare timed out; the payment is in doubt until a status query resolves it");
                 return Ok(Submitted::Report(Box::new(
@@ -1075,7 +1094,7 @@ impl Engine {
             match decision
                 .receipt
                 .as_ref()
-                .map(|r| receipt::verify_receipt(r, &self.parts.mra, self.jurisdiction(), now().1))
+                .map(|r| receipt::verify_receipt(r, self.trust(), self.jurisdiction(), now().1))
             {
                 Some(Ok((receipt, signer))) => {
                     if receipt.uetr != uetr.to_string()
@@ -1208,22 +1227,23 @@ impl Engine {
                 .await
             {
                 Ok(Ok(answer)) => {
-                    self.parts.metrics.relay_request("get_status", "answered");
-                    let record = self
-                        .finish(uetr, record, &peer, answer.into_inner())
-                        .await?;
+                    let answer = answer.into_inner();
+                    self.parts
+                        .metrics
+                        .relay_request("GetStatus", decision_name(answer.decision()));
+                    let record = self.finish(uetr, record, &peer, answer).await?;
                     tracing::info!(%uetr, state = ?record.state, "in-doubt payment resolved");
                     if !record.state.is_final() {
                         remaining += 1;
                     }
                 }
                 Ok(Err(status)) => {
-                    self.parts.metrics.relay_request("get_status", "error");
+                    self.parts.metrics.relay_request("GetStatus", "ERROR");
                     tracing::warn!(%uetr, %status, "status query failed; still in doubt");
                     remaining += 1;
                 }
                 Err(_) => {
-                    self.parts.metrics.relay_request("get_status", "timeout");
+                    self.parts.metrics.relay_request("GetStatus", "TIMEOUT");
                     tracing::warn!(%uetr, "status query timed out; still in doubt");
                     remaining += 1;
                 }
@@ -1445,7 +1465,7 @@ impl Engine {
         let signer = signed::verify(
             signed,
             SIGNING_DOMAIN_INSTRUCTION,
-            &self.parts.mra,
+            self.trust(),
             self.jurisdiction(),
             Purpose::PaymentSigning,
             t,
@@ -1471,7 +1491,7 @@ impl Engine {
         }
         let (terms, _) = quote::verify_quote(
             &instr.quote,
-            &self.parts.mra,
+            self.trust(),
             self.jurisdiction(),
             t,
             self.parts.limits.clock_skew_secs,
@@ -1787,6 +1807,16 @@ fn invalid_internal(e: &dyn std::fmt::Display) -> Submitted {
         ReasonCode::Ff01,
         format!("internal error: {e}"),
     ))
+}
+
+/// The metric label of a relay decision.
+fn decision_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Settled => "SETTLED",
+        Decision::Rejected => "REJECTED",
+        Decision::UnknownFenced => "UNKNOWN_FENCED",
+        Decision::Unspecified => "UNSPECIFIED",
+    }
 }
 
 fn status_name(status: TransactionStatus) -> &'static str {

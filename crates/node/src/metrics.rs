@@ -159,7 +159,7 @@ impl Metrics {
         let relay_requests = Family::<RelayLabels, Counter>::default();
         registry.register(
             "relay_requests",
-            "Relay RPCs served, by method and outcome",
+            "Relay calls this node made to its peers, by method and outcome",
             relay_requests.clone(),
         );
         // Series with a fixed, small label space exist from the start, at zero, so a scraper sees
@@ -215,9 +215,9 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a served relay RPC. `method` is the RPC name (`Prepare`, `GetStatus`);
-    /// `outcome` a short code such as `SETTLED`, `REJECTED`, `UNKNOWN_FENCED` or an error
-    /// class, kept to [A-Z0-9_] of at most 16 characters (else `other`).
+    /// Counts a relay call this node made to a peer (the sending side). `method` is the RPC
+    /// name (`Prepare`, `GetStatus`); `outcome` the peer's decision (`SETTLED`, `REJECTED`,
+    /// `UNKNOWN_FENCED`) or `ERROR` / `TIMEOUT`, kept to [A-Z0-9_] of at most 16 characters (else `other`).
     pub fn relay_request(&self, method: &'static str, outcome: &str) {
         let outcome = if outcome.len() <= 16
             && outcome

@@ -182,7 +182,7 @@ impl Node {
         signed::verify(
             &probe,
             SIGNING_DOMAIN_RECEIPT,
-            &mra,
+            &*mra,
             &config.jurisdiction,
             Purpose::ReceiptSigning,
             engine::now().1,

@@ -7,7 +7,6 @@
 //! the issuer did not sign, even by one minor unit.
 
 use ed25519_dalek::SigningKey;
-use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::{SIGNING_DOMAIN_QUOTE, v1};
 use prost::Message as _;
@@ -17,7 +16,7 @@ use crate::money::{
     Currency, Rate, SPREAD_BPS_FULL, convert, excerpt, format_amount, parse_amount,
 };
 use crate::reason::{ReasonCode, Rejection};
-use crate::signed::{self, Signer};
+use crate::signed::{self, Signer, Trust};
 
 /// Largest spread, in basis points: anything at or above 10,000 would leave no rate at all.
 pub const SPREAD_BPS_MAX: u32 = SPREAD_BPS_FULL - 1;
@@ -136,9 +135,9 @@ impl QuoteIssuer {
 /// signer's jurisdiction equal to `issuing_jurisdiction` → DS0B; every field well-formed, the
 /// rate equal to `mid.with_spread(spread_bps)`, the target equal to `convert(source, rate)`, the
 /// lifetime at most a day → FF01; `now > expires_at + skew` → AB05.
-pub fn verify_quote(
+pub fn verify_quote<'a>(
     signed: &v1::Signed,
-    mra: &Mra,
+    mra: impl Into<Trust<'a>>,
     relying: &str,
     now: UnixTime,
     skew_secs: u64,

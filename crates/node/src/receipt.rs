@@ -40,7 +40,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::SigningKey;
-use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::{SIGNING_DOMAIN_RECEIPT, v1};
 use prost::Message as _;
@@ -50,7 +49,7 @@ use crate::instruction::{ID_CHARS_MAX, Instruction, Uetr, account, bic, to_times
 use crate::money::{Currency, excerpt, format_amount, parse_amount};
 use crate::quote::jurisdiction_code;
 use crate::reason::Rejection;
-use crate::signed::{self, Signer};
+use crate::signed::{self, Signer, Trust};
 
 /// The `transaction_status` of every receipt: AcceptedSettlementCompleted (pacs.002).
 pub const TRANSACTION_STATUS_ACSC: &str = "ACSC";
@@ -99,9 +98,9 @@ pub fn sign_receipt(receipt: &v1::Receipt, key: &SigningKey, chain: &[Vec<u8>]) 
 /// Verifies a signed receipt for `relying` at `time`: the signature and chain (receipt-signing
 /// purpose) and the signer's jurisdiction equal to `receiving_jurisdiction` → DS0B; every field
 /// well-formed and the status ACSC → FF01.
-pub fn verify_receipt(
+pub fn verify_receipt<'a>(
     signed: &v1::Signed,
-    mra: &Mra,
+    mra: impl Into<Trust<'a>>,
     relying: &str,
     time: UnixTime,
 ) -> Result<(v1::Receipt, Signer), Rejection> {

@@ -16,6 +16,7 @@
 //! 6. the leaf has a common name, the signer's identity (a bank's BIC, a node's name) (DS0B).
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::cert::{Cert, OID_COMMON_NAME};
 use kakehashi_pki::mra::{Mra, RecognitionVerdict};
 use kakehashi_pki::signature::KeyAlgorithm;
@@ -65,13 +66,75 @@ pub struct Signer {
     pub verdict: RecognitionVerdict,
 }
 
+/// The agreement a signature is checked under, with an optional cache of its recognition
+/// verdicts (a node checks the same few chains for every payment). `&Mra` converts into an
+/// uncached `Trust`.
+#[derive(Clone, Copy, Debug)]
+pub struct Trust<'a> {
+    mra: &'a Mra,
+    cache: Option<&'a RecognitionCache>,
+}
+
+impl<'a> Trust<'a> {
+    /// `mra` with `cache`, which must have been built for `mra`.
+    pub fn cached(mra: &'a Mra, cache: &'a RecognitionCache) -> Self {
+        Self {
+            mra,
+            cache: Some(cache),
+        }
+    }
+
+    /// The agreement.
+    pub fn mra(&self) -> &'a Mra {
+        self.mra
+    }
+
+    fn recognize(
+        &self,
+        relying: &str,
+        purpose: Purpose,
+        leaf: &Cert,
+        intermediates: &[Cert],
+        extra_crls: &[Vec<u8>],
+        time: UnixTime,
+    ) -> RecognitionVerdict {
+        match self.cache {
+            Some(cache) => (*cache.recognize(
+                self.mra,
+                relying,
+                purpose,
+                leaf,
+                intermediates,
+                extra_crls,
+                time,
+            ))
+            .clone(),
+            None => self
+                .mra
+                .recognize(relying, purpose, leaf, intermediates, extra_crls, time),
+        }
+    }
+}
+
+impl<'a> From<&'a Mra> for Trust<'a> {
+    fn from(mra: &'a Mra) -> Self {
+        Self { mra, cache: None }
+    }
+}
+
+impl<'a> From<&'a std::sync::Arc<Mra>> for Trust<'a> {
+    fn from(mra: &'a std::sync::Arc<Mra>) -> Self {
+        Self::from(&**mra)
+    }
+}
+
 /// Verifies `signed` as a `domain` object whose signer `relying` recognizes for `purpose` at
 /// `time` under `mra`, with `extra_crls` (DER) besides the agreement's. See the module
 /// documentation for the order of the checks. Nothing here looks inside the payload.
-pub fn verify(
+pub fn verify<'a>(
     signed: &v1::Signed,
     domain: &[u8],
-    mra: &Mra,
+    mra: impl Into<Trust<'a>>,
     relying: &str,
     purpose: Purpose,
     time: UnixTime,
@@ -126,7 +189,8 @@ pub fn verify(
             ))
         })?;
 
-    let verdict = mra.recognize(relying, purpose, leaf, intermediates, extra_crls, time);
+    let trust: Trust<'a> = mra.into();
+    let verdict = trust.recognize(relying, purpose, leaf, intermediates, extra_crls, time);
     let jurisdiction = match (&verdict.recognized, &verdict.anchor_jurisdiction) {
         (true, Some(jurisdiction)) => jurisdiction.clone(),
         _ => {

@@ -22,6 +22,8 @@ use x509_parser::revocation_list::CertificateRevocationList;
 use crate::cert::Cert;
 use crate::crl::CrlSet;
 use crate::error::Error;
+use crate::mra::{Mra, RecognitionVerdict};
+use crate::purpose::Purpose;
 use crate::time::UnixTime;
 use crate::validate::{PathError, ValidatedPath, ValidationOptions, verify_chain};
 
@@ -442,6 +444,111 @@ fn crl_dates(index: usize, der: &[u8]) -> Result<Vec<UnixTime>, CacheError> {
     Ok(dates)
 }
 
+/// Key domain of [`RecognitionCache`] entries.
+const RECOGNITION_KEY_DOMAIN: &str = "kakehashi-pki recognize v1";
+
+/// [`Mra::recognize`] for one agreement with a [`VerdictCache`] in front of it: a node checks
+/// the same few chains (its peers' receipt keys, its banks' signing keys) for every payment, so
+/// a repeat inside its time window is answered without parsing a path or checking a signature.
+///
+/// Besides the chain's own dates, a recognition verdict changes at the agreement's and its
+/// clauses' `not_before`/`not_after` and at the thisUpdate/nextUpdate of every party's CRLs;
+/// all of them bound the window. The key binds the agreement's canonical bytes, whether its
+/// signatures verified, and every party's anchors and CRLs, so a cache built for one agreement
+/// never answers for another.
+#[derive(Debug)]
+pub struct RecognitionCache {
+    trust_digest: [u8; 32],
+    trust_boundaries: Vec<UnixTime>,
+    cache: VerdictCache<RecognitionVerdict>,
+}
+
+impl RecognitionCache {
+    /// A cache for `mra`, holding at most [`CACHE_ENTRIES_MAX`] verdicts. Fails when one of the
+    /// agreement's CRLs has unreadable dates (loading the agreement already parsed them).
+    pub fn new(mra: &Mra) -> Result<Self, CacheError> {
+        let mut digest = CacheKey::builder("kakehashi-pki agreement inputs v1");
+        digest.bytes(mra.canonical_bytes());
+        digest.count(usize::from(mra.signatures_verified()));
+        digest.count(usize::from(mra.unsigned_allowed()));
+        let mut boundaries = vec![mra.not_before, mra.not_after];
+        for row in &mra.rows {
+            boundaries.extend([row.not_before, row.not_after]);
+        }
+        digest.count(mra.jurisdictions.len());
+        let mut index = 0;
+        for party in &mra.jurisdictions {
+            digest.count(party.anchors.len());
+            for anchor in party.anchor_certs() {
+                digest.bytes(&anchor.sha256());
+                boundaries.extend([anchor.not_before(), anchor.not_after()]);
+            }
+            digest.count(party.crls.len());
+            for der in &party.crls {
+                digest.bytes(der);
+                boundaries.extend(crl_dates(index, der)?);
+                index += 1;
+            }
+        }
+        Ok(Self {
+            trust_digest: *digest.finish().as_bytes(),
+            trust_boundaries: boundaries,
+            cache: VerdictCache::new(),
+        })
+    }
+
+    /// The cache, for its size and for clearing it.
+    pub fn cache(&self) -> &VerdictCache<RecognitionVerdict> {
+        &self.cache
+    }
+
+    /// [`Mra::recognize`], answering repeats from the cache. `mra` must be the agreement the
+    /// cache was built for; `extra_crls` whose dates cannot be read are not cached around.
+    #[allow(clippy::too_many_arguments)]
+    pub fn recognize(
+        &self,
+        mra: &Mra,
+        relying: &str,
+        purpose: Purpose,
+        leaf: &Cert,
+        intermediates: &[Cert],
+        extra_crls: &[Vec<u8>],
+        time: UnixTime,
+    ) -> Arc<RecognitionVerdict> {
+        let mut key = CacheKey::builder(RECOGNITION_KEY_DOMAIN);
+        key.bytes(&self.trust_digest)
+            .bytes(relying.as_bytes())
+            .bytes(purpose.as_str().as_bytes())
+            .bytes(&leaf.sha256())
+            .count(intermediates.len());
+        for cert in intermediates {
+            key.bytes(&cert.sha256());
+        }
+        key.count(extra_crls.len());
+        for crl in extra_crls {
+            key.bytes(crl);
+        }
+        let key = key.finish();
+        if let Some(verdict) = self.cache.get(&key, time) {
+            return verdict;
+        }
+        let verdict = mra.recognize(relying, purpose, leaf, intermediates, extra_crls, time);
+        let mut boundaries = self.trust_boundaries.clone();
+        for cert in std::iter::once(leaf).chain(intermediates) {
+            boundaries.extend([cert.not_before(), cert.not_after()]);
+        }
+        for (index, der) in extra_crls.iter().enumerate() {
+            match crl_dates(index, der) {
+                Ok(dates) => boundaries.extend(dates),
+                // A CRL whose dates are unreadable cannot bound a window: do not cache.
+                Err(_) => return Arc::new(verdict),
+            }
+        }
+        self.cache
+            .insert(key, TimeWindow::around(time, boundaries), verdict)
+    }
+}
+
 /// Most verified signatures a [`SignatureCache`] remembers. An entry is a 32-byte digest (about
 /// a hundred bytes with the map's overhead), so four thousand cost well under a megabyte while
 /// covering every CA-to-CA edge of dozens of jurisdictions with room for the leaves in use.
@@ -850,5 +957,85 @@ mod tests {
         cache.verify_cert_signed_by(&leaf, &issuer).unwrap();
         cache.verify_cert_signed_by(&impostor, &root).unwrap();
         assert_eq!(cache.len(), 2, "the oldest entry is evicted at the bound");
+    }
+
+    fn committed_mra() -> Mra {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs");
+        Mra::load(&root.join("mra.toml")).unwrap()
+    }
+
+    fn committed_chain(path: &str) -> Vec<Cert> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs");
+        Cert::parse_pem_or_der_bundle(&std::fs::read(root.join(path)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn recognition_cache_answers_repeats_with_the_first_verdict_and_keys_on_every_input() {
+        let mra = committed_mra();
+        let cache = RecognitionCache::new(&mra).unwrap();
+        let chain = committed_chain("sg/banks/KKHASGS0.pem");
+        let (leaf, rest) = chain.split_first().unwrap();
+        let first = cache.recognize(&mra, "JP", Purpose::PaymentSigning, leaf, rest, &[], NOW);
+        assert!(first.recognized);
+        assert_eq!(
+            *first,
+            mra.recognize("JP", Purpose::PaymentSigning, leaf, rest, &[], NOW),
+            "the cache returns what the agreement decides"
+        );
+        let again = cache.recognize(&mra, "JP", Purpose::PaymentSigning, leaf, rest, &[], NOW);
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "a repeat is served from the cache"
+        );
+        // Another purpose or relying party is another question.
+        let tls = cache.recognize(&mra, "JP", Purpose::NodeTls, leaf, rest, &[], NOW);
+        assert!(!tls.recognized);
+        let th = cache.recognize(&mra, "TH", Purpose::PaymentSigning, leaf, rest, &[], NOW);
+        assert!(!Arc::ptr_eq(&first, &th));
+        // After the leaf expires (2035-06-01) the cached verdict is not reused.
+        let later = UnixTime(2_100_000_000);
+        let expired = cache.recognize(&mra, "JP", Purpose::PaymentSigning, leaf, rest, &[], later);
+        assert!(!expired.recognized);
+    }
+
+    #[test]
+    fn recognition_cache_window_stops_at_the_clause_dates() {
+        let mra = committed_mra();
+        let cache = RecognitionCache::new(&mra).unwrap();
+        let chain = committed_chain("sg/banks/KKHASGS0.pem");
+        let (leaf, rest) = chain.split_first().unwrap();
+        // JP-recognizes-SG ends 2036-01-01: a verdict from one second before must not be
+        // reused one second after.
+        let end = UnixTime(2_082_758_400);
+        let before = cache.recognize(
+            &mra,
+            "JP",
+            Purpose::PaymentSigning,
+            leaf,
+            rest,
+            &[],
+            UnixTime(end.0 - 1),
+        );
+        let after = cache.recognize(
+            &mra,
+            "JP",
+            Purpose::PaymentSigning,
+            leaf,
+            rest,
+            &[],
+            UnixTime(end.0 + 1),
+        );
+        assert!(!Arc::ptr_eq(&before, &after));
+        assert_eq!(
+            *after,
+            mra.recognize(
+                "JP",
+                Purpose::PaymentSigning,
+                leaf,
+                rest,
+                &[],
+                UnixTime(end.0 + 1)
+            )
+        );
     }
 }

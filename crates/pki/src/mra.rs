@@ -422,6 +422,12 @@ impl Mra {
         self.jurisdictions.iter().find(|j| j.code == code)
     }
 
+    /// Whether every party's signature verified when last checked (load, sign); what
+    /// [`Mra::recognize`] reports as its signature check.
+    pub fn signatures_verified(&self) -> bool {
+        self.signatures_valid
+    }
+
     /// The bytes every party signs (see the module documentation).
     pub fn canonical_bytes(&self) -> &[u8] {
         &self.canonical

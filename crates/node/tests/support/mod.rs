@@ -28,13 +28,27 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A loopback port free right now, below the kernel's ephemeral range (32768–60999 on Linux)
+/// so no outgoing connection can take it before the node binds it, and never handed out twice
+/// in one test process; the start is offset by the process id so concurrent test processes
+/// rarely meet. (The e2e crate has the same allocator for its process-level tests.)
 pub fn free_port() -> u16 {
-    // Bind then release: another process could take the port in between, which on a test
-    // machine's loopback is rare enough; the node fails loudly if it happens.
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FLOOR: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..SPAN {
+        let port = FLOOR + seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(port).expect("below 32768");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port on 127.0.0.1 between {FLOOR} and {}",
+        FLOOR + SPAN
+    );
 }
 
 pub struct Ports {
