@@ -79,6 +79,49 @@ pub enum StoreError {
     WriterStopped,
 }
 
+/// Byte fields as base64 strings: serde_json would otherwise write a `Vec<u8>` as an array of
+/// numbers, about four times the size, and every record is rewritten at each step of a payment.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Option<Vec<u8>>` as an optional base64 string (see [`base64_bytes`]).
+mod base64_opt {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)] // serde's `with` passes `&Option<T>`
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Option<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => s.serialize_some(&STANDARD.encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| STANDARD.decode(text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 /// Where a payment this node sent stands. The order of the variants is the order of the
 /// protocol; a record only moves forward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +153,7 @@ pub struct OutboundRecord {
     /// Where it stands.
     pub state: OutboundState,
     /// The encoded `v1::Signed` instruction exactly as the participant submitted it.
+    #[serde(with = "base64_bytes")]
     pub signed_instruction: Vec<u8>,
     /// SHA-256 of the instruction payload, hex.
     pub instruction_sha256: String,
@@ -130,6 +174,7 @@ pub struct OutboundRecord {
     /// Who decided: this node's or the receiver's jurisdiction.
     pub decided_by: Option<String>,
     /// The receiver's encoded `v1::Signed` receipt (settled only).
+    #[serde(with = "base64_opt")]
     pub receipt: Option<Vec<u8>>,
     /// The amount credited on the other side, minor units of its currency (settled only).
     pub credited_minor: Option<u128>,
@@ -169,6 +214,7 @@ pub struct InboundRecord {
     /// Reason detail.
     pub reason_detail: Option<String>,
     /// The encoded signed receipt (settled only).
+    #[serde(with = "base64_opt")]
     pub receipt: Option<Vec<u8>>,
     /// The creditor account and the amount credited (minor units).
     pub creditor_account: u128,
@@ -178,6 +224,7 @@ pub struct InboundRecord {
     pub credit_transfer_id: u128,
     /// The encoded signed instruction (kept so a receipt can be rebuilt after a crash between
     /// the credit and the record of the decision).
+    #[serde(with = "base64_bytes")]
     pub signed_instruction: Vec<u8>,
     /// Unix seconds.
     pub updated_at: u64,
@@ -545,6 +592,16 @@ mod tests {
         );
         assert_eq!(store.accounts().unwrap().len(), 1);
         assert_eq!(store.unresolved_outbound().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn byte_fields_are_stored_as_base64_text() {
+        let mut r = record(OutboundState::Settled);
+        r.receipt = Some(vec![0xff; 30]);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"signed_instruction\":\"AQID\""), "{json}");
+        assert!(json.contains("\"receipt\":\"////"), "{json}");
+        assert_eq!(serde_json::from_str::<OutboundRecord>(&json).unwrap(), r);
     }
 
     #[tokio::test]
