@@ -1001,38 +1001,44 @@ impl Engine {
 
     fn check_debtor(&self, instr: &Instruction) -> Result<(), Rejection> {
         self.parts.sanctions.screen(instr, instr.debtor_account)?;
-        if instr.amount_minor > self.parts.limits.max_payment_minor {
-            return Err(Rejection::new(
-                ReasonCode::Rr04,
-                format!(
-                    "amount above this node's per-payment limit of {} {}",
-                    money::format_amount(self.parts.currency, self.parts.limits.max_payment_minor)
-                        .value,
-                    self.parts.currency.alpha
-                ),
-            ));
+        self.check_limit(instr.amount_minor, "amount")?;
+        self.check_customer_account(instr.debtor_account, &instr.debtor_agent_bic, "debtor")
+    }
+
+    /// RR04 when `minor` (this node's currency) is above the per-payment limit.
+    fn check_limit(&self, minor: u128, what: &str) -> Result<(), Rejection> {
+        if minor <= self.parts.limits.max_payment_minor {
+            return Ok(());
         }
+        Err(Rejection::new(
+            ReasonCode::Rr04,
+            format!(
+                "{what} above this node's per-payment limit of {} {}",
+                money::format_amount(self.parts.currency, self.parts.limits.max_payment_minor)
+                    .value,
+                self.parts.currency.alpha
+            ),
+        ))
+    }
+
+    /// The `role` ("debtor"/"creditor") account must exist here, be an open customer account
+    /// and be held at `bic` (AC01, AC04).
+    fn check_customer_account(&self, id: u128, bic: &str, role: &str) -> Result<(), Rejection> {
         let meta = self
             .parts
             .store
-            .account(instr.debtor_account)
-            .map_err(|e| Rejection::new(ReasonCode::Ac01, format!("account lookup failed: {e}")))?;
-        let Some(meta) = meta else {
-            return Err(Rejection::new(
-                ReasonCode::Ac01,
-                format!(
-                    "debtor_account {} does not exist on the {} ledger",
-                    instr.debtor_account,
-                    self.jurisdiction()
-                ),
-            ));
-        };
-        check_customer(
-            &meta,
-            instr.debtor_account,
-            &instr.debtor_agent_bic,
-            "debtor",
-        )
+            .account(id)
+            .map_err(|e| Rejection::new(ReasonCode::Ac01, format!("account lookup failed: {e}")))?
+            .ok_or_else(|| {
+                Rejection::new(
+                    ReasonCode::Ac01,
+                    format!(
+                        "{role}_account {id} does not exist on the {} ledger",
+                        self.jurisdiction()
+                    ),
+                )
+            })?;
+        check_customer(&meta, id, bic, role)
     }
 
     async fn reject_outbound(
@@ -1520,34 +1526,8 @@ impl Engine {
         }
         self.check_times(instr, t)?;
         self.parts.sanctions.screen(instr, instr.creditor_account)?;
-        if terms.target.1 > self.parts.limits.max_payment_minor {
-            return Err(Rejection::new(
-                ReasonCode::Rr04,
-                format!(
-                    "credit above this node's per-payment limit of {} {}",
-                    money::format_amount(self.parts.currency, self.parts.limits.max_payment_minor)
-                        .value,
-                    self.parts.currency.alpha
-                ),
-            ));
-        }
-        let meta = self
-            .parts
-            .store
-            .account(instr.creditor_account)
-            .map_err(|e| Rejection::new(ReasonCode::Ac01, format!("account lookup failed: {e}")))?
-            .ok_or_else(|| {
-                Rejection::new(
-                    ReasonCode::Ac01,
-                    format!(
-                        "creditor_account {} does not exist on the {} ledger",
-                        instr.creditor_account,
-                        self.jurisdiction()
-                    ),
-                )
-            })?;
-        check_customer(
-            &meta,
+        self.check_limit(terms.target.1, "credit")?;
+        self.check_customer_account(
             instr.creditor_account,
             &instr.creditor_agent_bic,
             "creditor",
