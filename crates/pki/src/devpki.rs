@@ -8,8 +8,15 @@
 //!
 //! Every private key derives from a seed (SHA-256 of a domain-separation label, the seed and
 //! the key's name), and every date and serial number is fixed, so the same seed regenerates the
-//! same bytes: Ed25519 signatures are deterministic (RFC 8032 §5.1.6). The keys are for
-//! development only; they are committed next to the certificates.
+//! same bytes: every certificate and CRL is signed by an Ed25519 CA, and Ed25519 signatures are
+//! deterministic (RFC 8032 §5.1.6). The keys are for development only; they are committed next
+//! to the certificates.
+//!
+//! All keys are Ed25519 except the node TLS keys, which are ECDSA P-256: gRPC clients built on
+//! BoringSSL (gRPC core, behind Python, Ruby, PHP, C# and C++) do not offer Ed25519 among their
+//! TLS signature algorithms (RFC 8446 §4.2.3), so they could not complete a handshake with a
+//! node holding an Ed25519 key. A P-256 leaf under an Ed25519 issuing CA is still generated
+//! deterministically: its key derives from the seed, and only its CA signs anything here.
 //!
 //! Validity dates are far from today so that committed fixtures do not rot: tests pin the
 //! validation time to [`VALIDATION_TIME`].
@@ -645,6 +652,19 @@ struct LeafSpec<'a> {
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     alt_names: Vec<SanType>,
+    key: LeafKey,
+}
+
+/// The key algorithm of a leaf's subject key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LeafKey {
+    /// Ed25519 (RFC 8410): every key except node TLS keys.
+    Ed25519,
+    /// ECDSA on P-256 (RFC 5480): node TLS keys, because gRPC clients built on BoringSSL
+    /// (gRPC core: Python, Ruby, PHP, C#, C++) do not offer Ed25519 in the TLS
+    /// signature_algorithms extension (RFC 8446 §4.2.3), so a handshake with an Ed25519 node
+    /// certificate fails for them with no scheme in common.
+    EcdsaP256,
 }
 
 struct Generator<'s> {
@@ -658,14 +678,26 @@ impl Generator<'_> {
     }
 
     fn key(&self, name: &str) -> Result<(KeyPair, String), DevPkiError> {
-        let pem = pkcs8_v1_pem(&derive_key(self.seed, name));
-        let pair =
-            KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_ED25519).map_err(|cause| {
-                DevPkiError::Generate {
-                    what: format!("key {name}"),
-                    cause,
-                }
-            })?;
+        self.key_of(name, LeafKey::Ed25519)
+    }
+
+    fn key_of(&self, name: &str, kind: LeafKey) -> Result<(KeyPair, String), DevPkiError> {
+        let (pem, algorithm) = match kind {
+            LeafKey::Ed25519 => (
+                pkcs8_v1_pem(&derive_key(self.seed, name)),
+                &rcgen::PKCS_ED25519,
+            ),
+            LeafKey::EcdsaP256 => (
+                p256_pkcs8_pem(&derive_p256_scalar(self.seed, name)?, name)?,
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+            ),
+        };
+        let pair = KeyPair::from_pkcs8_pem_and_sign_algo(&pem, algorithm).map_err(|cause| {
+            DevPkiError::Generate {
+                what: format!("key {name}"),
+                cause,
+            }
+        })?;
         Ok((pair, pem))
     }
 
@@ -757,6 +789,7 @@ impl Generator<'_> {
                 not_before: LEAF_NOT_BEFORE,
                 not_after: LEAF_NOT_AFTER,
                 alt_names: Vec::new(),
+                key: LeafKey::Ed25519,
             };
             self.leaf(&issuing, &leaf, &format!("{dir}/banks/{}", bank.bic))?;
             if bank.revoked {
@@ -782,6 +815,7 @@ impl Generator<'_> {
                 not_before: LEAF_NOT_BEFORE,
                 not_after: LEAF_NOT_AFTER,
                 alt_names: Vec::new(),
+                key: LeafKey::Ed25519,
             };
             self.leaf(&issuing, &receipt, &format!("{dir}/node/receipt"))?;
         }
@@ -864,7 +898,7 @@ impl Generator<'_> {
     /// Issues a leaf, writes `<file>.pem` (leaf then issuing CA) and `<file>.key.pem`, and
     /// returns the leaf's DER.
     fn leaf(&mut self, ca: &Ca, leaf: &LeafSpec<'_>, file: &str) -> Result<Vec<u8>, DevPkiError> {
-        let (key, key_pem) = self.key(&leaf.label)?;
+        let (key, key_pem) = self.key_of(&leaf.label, leaf.key)?;
         let params = leaf_params(leaf)?;
         let cert = params
             .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
@@ -891,6 +925,7 @@ impl Generator<'_> {
             not_before: LEAF_NOT_BEFORE,
             not_after: LEAF_NOT_AFTER,
             alt_names: Vec::new(),
+            key: LeafKey::Ed25519,
         };
 
         let mut expired = bank("expired", "KKHEJPJ0 expired", 1);
@@ -1205,8 +1240,9 @@ fn leaf_params(leaf: &LeafSpec<'_>) -> Result<CertificateParams, DevPkiError> {
 
 /// A node TLS leaf: serverAuth and clientAuth (either end of mutual TLS), SAN DNS `localhost`
 /// and `<code>-node.kakehashi.test` and IP `127.0.0.1` (nodes listen on loopback in
-/// development), valid 2025-06-01 → 2035-06-01. `named` gives the names, `issuer` the
-/// substantial policy OID; they differ only for the unknown-PKI impostor fixture.
+/// development), valid 2025-06-01 → 2035-06-01, with an ECDSA P-256 key ([`LeafKey`] says
+/// why). `named` gives the names, `issuer` the substantial policy OID; they differ only for
+/// the unknown-PKI impostor fixture.
 fn node_tls(
     named: &JurisdictionSpec,
     issuer: &JurisdictionSpec,
@@ -1228,6 +1264,7 @@ fn node_tls(
             dns(&node_name)?,
             SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         ],
+        key: LeafKey::EcdsaP256,
     })
 }
 
@@ -1361,6 +1398,379 @@ fn pkcs8_v1_pem(key: &DalekSigningKey) -> String {
     pem_encode("PRIVATE KEY", &der_tlv(0x30, &body))
 }
 
+/// Domain separation for P-256 key derivation, distinct from the Ed25519 label so that a node
+/// TLS scalar never equals an Ed25519 seed derived for the same name.
+const P256_KEY_DERIVATION_LABEL: &[u8] = b"kakehashi-devpki-v1-p256";
+
+/// Candidates tried before giving up on a P-256 scalar. A SHA-256 output is outside [1, n)
+/// with probability about 2^-32 (n is just under 2^256), so the second candidate is already
+/// astronomically unlikely to be needed; the bound only keeps the loop finite.
+const P256_SCALAR_CANDIDATES: u8 = 16;
+
+/// Length of a P-256 private scalar and of each affine coordinate (SEC 1 §2.3.5, §2.3.3).
+const P256_LEN: usize = 32;
+
+/// Derives the P-256 private scalar called `name` from `seed`: the first SHA-256 of
+/// `label || 0 || seed || 0 || name || 0 || i` (i = 0, 1, …) that lies in [1, n), the
+/// "testing candidates" method of FIPS 186-5 §A.2.2, so the scalar is uniform and never reduced.
+fn derive_p256_scalar(seed: &str, name: &str) -> Result<[u8; P256_LEN], DevPkiError> {
+    for counter in 0..P256_SCALAR_CANDIDATES {
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(P256_KEY_DERIVATION_LABEL);
+        hasher.update([0]);
+        hasher.update(seed.as_bytes());
+        hasher.update([0]);
+        hasher.update(name.as_bytes());
+        hasher.update([0, counter]);
+        let digest = hasher.finalize();
+        let mut scalar = [0u8; P256_LEN];
+        scalar.copy_from_slice(&digest);
+        let value = p256::from_be(&scalar);
+        if value != [0; 4] && p256::less_than(&value, &p256::N) {
+            return Ok(scalar);
+        }
+    }
+    Err(DevPkiError::Key {
+        what: name.to_owned(),
+        reason: format!("no valid P-256 scalar in {P256_SCALAR_CANDIDATES} candidates"),
+    })
+}
+
+/// The P-256 private key as PKCS#8 version 1 (RFC 5208 §5) holding an ECPrivateKey
+/// (RFC 5915 §3) with its public key: ring, and so rustls and rcgen, require the public key
+/// to be present and check that it belongs to the scalar, which catches any arithmetic slip
+/// below before a certificate is issued.
+fn p256_pkcs8_pem(scalar: &[u8; P256_LEN], name: &str) -> Result<String, DevPkiError> {
+    // id-ecPublicKey 1.2.840.10045.2.1 and prime256v1 1.2.840.10045.3.1.7 (RFC 5480 §2.1.1).
+    const ID_EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const PRIME256V1: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let public = p256::public_key(scalar).ok_or_else(|| DevPkiError::Key {
+        what: name.to_owned(),
+        reason: "the P-256 scalar is zero or not below the group order".into(),
+    })?;
+    // BIT STRING with no unused bits holding the uncompressed point (SEC 1 §2.3.3).
+    let mut bits = vec![0x00];
+    bits.extend_from_slice(&public);
+    let mut ec_private_key = der_tlv(0x02, &[0x01]);
+    ec_private_key.extend(der_tlv(0x04, scalar));
+    ec_private_key.extend(der_tlv(0xa1, &der_tlv(0x03, &bits)));
+
+    let mut algorithm = ID_EC_PUBLIC_KEY.to_vec();
+    algorithm.extend_from_slice(PRIME256V1);
+    let mut body = der_tlv(0x02, &[0x00]);
+    body.extend(der_tlv(0x30, &algorithm));
+    body.extend(der_tlv(0x04, &der_tlv(0x30, &ec_private_key)));
+    Ok(pem_encode("PRIVATE KEY", &der_tlv(0x30, &body)))
+}
+
+/// Just enough P-256 arithmetic (SEC 2 §2.4.2) to compute a public key from a private scalar,
+/// which ring does not expose: Montgomery multiplication modulo p, Jacobian points and
+/// left-to-right double-and-add. Not constant time; it only ever sees the public development
+/// keys of this module. Correctness is checked twice: ring recomputes the public key when it
+/// loads the PKCS#8, and a unit test checks the RFC 6979 §A.2.5 key pair.
+mod p256 {
+    /// A 256-bit integer, least significant 64-bit limb first.
+    pub(super) type U256 = [u64; 4];
+
+    /// The field prime p = 2^256 − 2^224 + 2^192 + 2^96 − 1.
+    const P: U256 = [
+        0xffff_ffff_ffff_ffff,
+        0x0000_0000_ffff_ffff,
+        0x0000_0000_0000_0000,
+        0xffff_ffff_0000_0001,
+    ];
+    /// The group order n.
+    pub(super) const N: U256 = [
+        0xf3b9_cac2_fc63_2551,
+        0xbce6_faad_a717_9e84,
+        0xffff_ffff_ffff_ffff,
+        0xffff_ffff_0000_0000,
+    ];
+    /// The base point G (SEC 2 §2.4.2), affine.
+    const GX: U256 = [
+        0xf4a1_3945_d898_c296,
+        0x7703_7d81_2deb_33a0,
+        0xf8bc_e6e5_63a4_40f2,
+        0x6b17_d1f2_e12c_4247,
+    ];
+    const GY: U256 = [
+        0xcbb6_4068_37bf_51f5,
+        0x2bce_3357_6b31_5ece,
+        0x8ee7_eb4a_7c0f_9e16,
+        0x4fe3_42e2_fe1a_7f9b,
+    ];
+
+    /// Big-endian bytes to limbs.
+    pub(super) fn from_be(bytes: &[u8; 32]) -> U256 {
+        let mut out = [0u64; 4];
+        for (i, chunk) in bytes.rchunks(8).enumerate() {
+            let mut limb = [0u8; 8];
+            limb.copy_from_slice(chunk);
+            out[i] = u64::from_be_bytes(limb);
+        }
+        out
+    }
+
+    fn to_be(value: &U256) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, chunk) in out.rchunks_mut(8).enumerate() {
+            chunk.copy_from_slice(&value[i].to_be_bytes());
+        }
+        out
+    }
+
+    pub(super) fn less_than(a: &U256, b: &U256) -> bool {
+        for i in (0..4).rev() {
+            if a[i] != b[i] {
+                return a[i] < b[i];
+            }
+        }
+        false
+    }
+
+    /// a − b with the borrow out.
+    fn sub_raw(a: &U256, b: &U256) -> (U256, bool) {
+        let mut out = [0u64; 4];
+        let mut borrow = false;
+        for i in 0..4 {
+            let (d, b1) = a[i].overflowing_sub(b[i]);
+            let (d, b2) = d.overflowing_sub(u64::from(borrow));
+            out[i] = d;
+            borrow = b1 || b2;
+        }
+        (out, borrow)
+    }
+
+    /// a + b with the carry out.
+    fn add_raw(a: &U256, b: &U256) -> (U256, bool) {
+        let mut out = [0u64; 4];
+        let mut carry = false;
+        for i in 0..4 {
+            let (s, c1) = a[i].overflowing_add(b[i]);
+            let (s, c2) = s.overflowing_add(u64::from(carry));
+            out[i] = s;
+            carry = c1 || c2;
+        }
+        (out, carry)
+    }
+
+    /// (a + b) mod p for a, b < p.
+    fn add(a: &U256, b: &U256) -> U256 {
+        let (sum, carry) = add_raw(a, b);
+        if carry || !less_than(&sum, &P) {
+            sub_raw(&sum, &P).0
+        } else {
+            sum
+        }
+    }
+
+    /// (a − b) mod p for a, b < p.
+    fn sub(a: &U256, b: &U256) -> U256 {
+        let (diff, borrow) = sub_raw(a, b);
+        if borrow { add_raw(&diff, &P).0 } else { diff }
+    }
+
+    /// −p⁻¹ mod 2^64, by Newton's iteration (each step doubles the correct low bits).
+    fn n0() -> u64 {
+        let mut inverse: u64 = 1;
+        for _ in 0..6 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(P[0].wrapping_mul(inverse)));
+        }
+        inverse.wrapping_neg()
+    }
+
+    /// Montgomery product a·b·2^−256 mod p (coarsely integrated operand scanning).
+    fn mont_mul(a: &U256, b: &U256) -> U256 {
+        let n0 = n0();
+        let mut t = [0u64; 6];
+        for bi in b {
+            let mut carry: u64 = 0;
+            for j in 0..4 {
+                let s = u128::from(t[j]) + u128::from(a[j]) * u128::from(*bi) + u128::from(carry);
+                t[j] = s as u64;
+                carry = (s >> 64) as u64;
+            }
+            let s = u128::from(t[4]) + u128::from(carry);
+            t[4] = s as u64;
+            t[5] = (s >> 64) as u64;
+
+            let m = t[0].wrapping_mul(n0);
+            let s = u128::from(t[0]) + u128::from(m) * u128::from(P[0]);
+            let mut carry = (s >> 64) as u64;
+            for j in 1..4 {
+                let s = u128::from(t[j]) + u128::from(m) * u128::from(P[j]) + u128::from(carry);
+                t[j - 1] = s as u64;
+                carry = (s >> 64) as u64;
+            }
+            let s = u128::from(t[4]) + u128::from(carry);
+            t[3] = s as u64;
+            t[4] = t[5] + (s >> 64) as u64;
+            t[5] = 0;
+        }
+        let out = [t[0], t[1], t[2], t[3]];
+        if t[4] != 0 || !less_than(&out, &P) {
+            sub_raw(&out, &P).0
+        } else {
+            out
+        }
+    }
+
+    /// 2^256 mod p, which is 1 in Montgomery form.
+    fn r_mod_p() -> U256 {
+        sub_raw(&[0; 4], &P).0
+    }
+
+    /// Converts into Montgomery form: a·2^256 mod p, multiplying by R² = R·2^256 mod p.
+    fn to_mont(a: &U256) -> U256 {
+        let mut r2 = r_mod_p();
+        for _ in 0..256 {
+            r2 = add(&r2, &r2);
+        }
+        mont_mul(a, &r2)
+    }
+
+    fn from_mont(a: &U256) -> U256 {
+        mont_mul(a, &[1, 0, 0, 0])
+    }
+
+    /// a^(p−2) = a⁻¹ (Fermat), in Montgomery form.
+    fn invert(a: &U256) -> U256 {
+        let exponent = sub_raw(&P, &[2, 0, 0, 0]).0;
+        let mut result = r_mod_p();
+        for i in (0..256).rev() {
+            result = mont_mul(&result, &result);
+            if (exponent[i / 64] >> (i % 64)) & 1 == 1 {
+                result = mont_mul(&result, a);
+            }
+        }
+        result
+    }
+
+    /// A point in Jacobian coordinates (X/Z², Y/Z³), Montgomery form; Z = 0 is infinity.
+    #[derive(Clone, Copy)]
+    struct Point {
+        x: U256,
+        y: U256,
+        z: U256,
+    }
+
+    impl Point {
+        fn is_infinity(&self) -> bool {
+            self.z == [0; 4]
+        }
+    }
+
+    /// 2P with a = −3 (the dbl-2001-b formulas of the Explicit-Formulas Database).
+    fn double(p: &Point) -> Point {
+        if p.is_infinity() || p.y == [0; 4] {
+            return Point {
+                x: [0; 4],
+                y: [0; 4],
+                z: [0; 4],
+            };
+        }
+        let delta = mont_mul(&p.z, &p.z);
+        let gamma = mont_mul(&p.y, &p.y);
+        let beta = mont_mul(&p.x, &gamma);
+        let t = mont_mul(&sub(&p.x, &delta), &add(&p.x, &delta));
+        let alpha = add(&add(&t, &t), &t);
+        let beta4 = add(&add(&beta, &beta), &add(&beta, &beta));
+        let x3 = sub(&mont_mul(&alpha, &alpha), &add(&beta4, &beta4));
+        let yz = add(&p.y, &p.z);
+        let z3 = sub(&sub(&mont_mul(&yz, &yz), &gamma), &delta);
+        let gamma2 = mont_mul(&gamma, &gamma);
+        let gamma2_8 = {
+            let g2 = add(&gamma2, &gamma2);
+            let g4 = add(&g2, &g2);
+            add(&g4, &g4)
+        };
+        let y3 = sub(&mont_mul(&alpha, &sub(&beta4, &x3)), &gamma2_8);
+        Point {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
+    }
+
+    /// P + Q, falling back to doubling when P = Q.
+    fn add_points(p: &Point, q: &Point) -> Point {
+        if p.is_infinity() {
+            return *q;
+        }
+        if q.is_infinity() {
+            return *p;
+        }
+        let z1z1 = mont_mul(&p.z, &p.z);
+        let z2z2 = mont_mul(&q.z, &q.z);
+        let u1 = mont_mul(&p.x, &z2z2);
+        let u2 = mont_mul(&q.x, &z1z1);
+        let s1 = mont_mul(&mont_mul(&p.y, &q.z), &z2z2);
+        let s2 = mont_mul(&mont_mul(&q.y, &p.z), &z1z1);
+        let h = sub(&u2, &u1);
+        let r = sub(&s2, &s1);
+        if h == [0; 4] {
+            return if r == [0; 4] {
+                double(p)
+            } else {
+                Point {
+                    x: [0; 4],
+                    y: [0; 4],
+                    z: [0; 4],
+                }
+            };
+        }
+        let hh = mont_mul(&h, &h);
+        let hhh = mont_mul(&hh, &h);
+        let u1hh = mont_mul(&u1, &hh);
+        let x3 = sub(&sub(&mont_mul(&r, &r), &hhh), &add(&u1hh, &u1hh));
+        let y3 = sub(&mont_mul(&r, &sub(&u1hh, &x3)), &mont_mul(&s1, &hhh));
+        let z3 = mont_mul(&mont_mul(&h, &p.z), &q.z);
+        Point {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
+    }
+
+    /// The uncompressed public point 04 || X || Y (SEC 1 §2.3.3) of `scalar`·G, or `None`
+    /// when the scalar is not in [1, n).
+    pub(super) fn public_key(scalar: &[u8; 32]) -> Option<[u8; 65]> {
+        let k = from_be(scalar);
+        if k == [0; 4] || !less_than(&k, &N) {
+            return None;
+        }
+        let g = Point {
+            x: to_mont(&GX),
+            y: to_mont(&GY),
+            z: r_mod_p(),
+        };
+        let mut acc = Point {
+            x: [0; 4],
+            y: [0; 4],
+            z: [0; 4],
+        };
+        for i in (0..256).rev() {
+            acc = double(&acc);
+            if (k[i / 64] >> (i % 64)) & 1 == 1 {
+                acc = add_points(&acc, &g);
+            }
+        }
+        // k < n, so k·G is not the point at infinity.
+        if acc.is_infinity() {
+            return None;
+        }
+        let z_inv = invert(&acc.z);
+        let z_inv2 = mont_mul(&z_inv, &z_inv);
+        let x = from_mont(&mont_mul(&acc.x, &z_inv2));
+        let y = from_mont(&mont_mul(&acc.y, &mont_mul(&z_inv2, &z_inv)));
+        let mut out = [0u8; 65];
+        out[0] = 0x04;
+        out[1..33].copy_from_slice(&to_be(&x));
+        out[33..].copy_from_slice(&to_be(&y));
+        Some(out)
+    }
+}
+
 /// PEM with 64-character lines (RFC 7468 §2).
 fn pem_encode(label: &str, der: &[u8]) -> String {
     let body = base64::engine::general_purpose::STANDARD.encode(der);
@@ -1444,8 +1854,8 @@ cargo run -p kakehashi -- pki init --out certs --force --seed "$(cat certs/dev-s
 
 Every key derives from the seed in `dev-seed.txt` (SHA-256 of `kakehashi-devpki-v1`, the seed
 and the key's name), and all dates and serial numbers are fixed, so the same seed gives the same
-files byte for byte (Ed25519 signatures are deterministic). A test regenerates from the
-committed seed and compares.
+files byte for byte (every certificate and CRL is signed by an Ed25519 CA, and Ed25519
+signatures are deterministic). A test regenerates from the committed seed and compares.
 
 ## What is here
 
@@ -1461,7 +1871,18 @@ committed seed and compares.
 | `mra-keys/` | the MRA authorities' Ed25519 signing keys (PKCS#8) |
 | `dev-seed.txt` | the seed the keys derive from |
 
-All keys are Ed25519 (PKCS#8 PEM). Leaves carry keyUsage digitalSignature, basicConstraints
+All keys are Ed25519 (PKCS#8 PEM) except the node TLS keys (`jp/node/tls.key.pem`,
+`sg/node/tls.key.pem`, `th/node/tls.key.pem` and the `fixtures/node-*` keys), which are ECDSA
+P-256 (PKCS#8 PEM holding an RFC 5915 ECPrivateKey with its public key), still issued by the
+Ed25519 issuing CAs. The reason is interoperability: gRPC clients built on gRPC core and
+BoringSSL (Python grpcio, Ruby, PHP, C#, C++) do not offer Ed25519 among their TLS signature
+algorithms, so a handshake with an Ed25519 node certificate fails with no signature scheme in
+common. P-256 with SHA-256 is offered by every TLS 1.2 and 1.3 stack. The P-256 scalar is the
+first SHA-256 of `kakehashi-devpki-v1-p256`, the seed, the key's name and a counter that lies in
+[1, n), so these keys are as reproducible as the Ed25519 ones; ECDSA signatures made with them
+(in handshakes) are randomized, but none is stored here.
+
+Leaves carry keyUsage digitalSignature, basicConstraints
 CA:FALSE, an authority key identifier, an extendedKeyUsage for their purpose and one
 certificatePolicies OID standing for their assurance level.
 
@@ -1711,6 +2132,226 @@ mod tests {
         assert!(leaf.key_usage().unwrap().unwrap().value.digital_signature());
         let (_, issuing) = x509_parser::parse_x509_certificate(&chain[1]).unwrap();
         assert_eq!(leaf.issuer(), issuing.subject());
+    }
+
+    #[test]
+    fn p256_public_key_matches_the_rfc_6979_a25_key_pair() {
+        let scalar: [u8; 32] =
+            hex::decode("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let public = p256::public_key(&scalar).unwrap();
+        assert_eq!(
+            hex::encode_upper(&public[1..33]),
+            "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6"
+        );
+        assert_eq!(
+            hex::encode_upper(&public[33..]),
+            "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299"
+        );
+    }
+
+    #[test]
+    fn p256_public_key_of_one_is_the_base_point_and_out_of_range_scalars_are_refused() {
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let g = p256::public_key(&one).unwrap();
+        assert_eq!(
+            hex::encode(&g[1..33]),
+            "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
+        );
+        assert!(p256::public_key(&[0u8; 32]).is_none());
+        let n: [u8; 32] =
+            hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        assert!(p256::public_key(&n).is_none());
+        let mut n_minus_one = n;
+        n_minus_one[31] -= 1;
+        // (n − 1)·G = −G: same x, y negated.
+        let minus_g = p256::public_key(&n_minus_one).unwrap();
+        assert_eq!(minus_g[1..33], g[1..33]);
+        assert_ne!(minus_g[33..], g[33..]);
+    }
+
+    /// The SubjectPublicKeyInfo algorithm OID and key bytes of a certificate.
+    fn spki(der: &[u8]) -> (String, Vec<u8>) {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+        let info = cert.public_key();
+        (
+            info.algorithm.algorithm.to_id_string(),
+            info.subject_public_key.data.to_vec(),
+        )
+    }
+
+    const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const OID_ED25519: &str = "1.3.101.112";
+
+    #[test]
+    fn node_tls_keys_are_p256_pkcs8_matching_their_certificates_and_sign() {
+        use ring::signature::KeyPair as _;
+        let pki = pki();
+        let rng = ring::rand::SystemRandom::new();
+        for stem in [
+            "jp/node/tls",
+            "sg/node/tls",
+            "th/node/tls",
+            "fixtures/node-expired/chain",
+            "fixtures/node-revoked/chain",
+            "fixtures/node-unknown-pki/chain",
+        ] {
+            let chain = certs(file(&pki, &format!("{stem}.pem")));
+            let (algorithm, public) = spki(&chain[0]);
+            assert_eq!(algorithm, OID_EC_PUBLIC_KEY, "{stem}");
+            let (issuer_algorithm, _) = spki(&chain[1]);
+            assert_eq!(
+                issuer_algorithm, OID_ED25519,
+                "{stem}: issued by an Ed25519 CA"
+            );
+            let der = certs_labelled(file(&pki, &format!("{stem}.key.pem")), "PRIVATE KEY");
+            // ring re-derives the public key from the scalar and refuses a mismatch.
+            let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+                &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                &der[0],
+                &rng,
+            )
+            .unwrap_or_else(|e| panic!("{stem}: {e}"));
+            assert_eq!(key.public_key().as_ref(), public.as_slice(), "{stem}");
+            let signature = key.sign(&rng, b"handshake transcript").unwrap();
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_ASN1,
+                &public,
+            )
+            .verify(b"handshake transcript", signature.as_ref())
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn every_key_but_node_tls_stays_ed25519() {
+        let pki = pki();
+        let mut checked = 0;
+        for (path, bytes) in &pki.files {
+            let text = path.to_string_lossy();
+            if !text.ends_with(".pem") || text.ends_with(".key.pem") || text.contains("crl") {
+                continue;
+            }
+            let node_tls = text.ends_with("node/tls.pem") || text.contains("fixtures/node-");
+            let chain = certs(bytes);
+            let (algorithm, _) = spki(&chain[0]);
+            let expected = if node_tls {
+                OID_EC_PUBLIC_KEY
+            } else {
+                OID_ED25519
+            };
+            assert_eq!(algorithm, expected, "{text}");
+            for ca in &chain[1..] {
+                assert_eq!(spki(ca).0, OID_ED25519, "{text}: CA");
+            }
+            checked += 1;
+        }
+        assert!(checked > 20, "only {checked} certificate files");
+    }
+
+    #[test]
+    fn p256_scalars_differ_by_name_and_seed_and_from_the_ed25519_seed() {
+        let a = derive_p256_scalar(TEST_SEED, "jp/node/tls").unwrap();
+        assert_eq!(a, derive_p256_scalar(TEST_SEED, "jp/node/tls").unwrap());
+        assert_ne!(a, derive_p256_scalar(TEST_SEED, "sg/node/tls").unwrap());
+        assert_ne!(
+            a,
+            derive_p256_scalar("another-seed", "jp/node/tls").unwrap()
+        );
+        assert_ne!(a, derive_key(TEST_SEED, "jp/node/tls").to_bytes());
+    }
+
+    /// A rustls client that, like BoringSSL in gRPC core, offers no Ed25519 signature scheme
+    /// in the handshake (RFC 8446 §4.2.3), but still verifies Ed25519 certificate signatures.
+    fn client_without_ed25519(root_pem: &[u8]) -> rustls::ClientConfig {
+        let mut provider = rustls::crypto::ring::default_provider();
+        let mapping: Vec<_> = provider
+            .signature_verification_algorithms
+            .mapping
+            .iter()
+            .filter(|(scheme, _)| *scheme != rustls::SignatureScheme::ED25519)
+            .copied()
+            .collect();
+        provider.signature_verification_algorithms.mapping = Box::leak(mapping.into_boxed_slice());
+        let mut roots = rustls::RootCertStore::empty();
+        for der in certs(root_pem) {
+            roots.add(der.into()).unwrap();
+        }
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    }
+
+    /// Runs a TLS handshake in memory between `client` and a server holding `stem`'s chain and
+    /// key; the first error either side raises, if any.
+    fn handshake(pki: &DevPki, client: rustls::ClientConfig, stem: &str) -> Result<(), String> {
+        use rustls::pki_types::pem::PemObject as _;
+        let chain = certs(file(pki, &format!("{stem}.pem")))
+            .into_iter()
+            .map(rustls::pki_types::CertificateDer::from)
+            .collect();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(file(pki, &format!("{stem}.key.pem")))
+                .unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = rustls::ClientConnection::new(std::sync::Arc::new(client), name).unwrap();
+        let mut server = rustls::ServerConnection::new(std::sync::Arc::new(server)).unwrap();
+        fn pass(
+            from: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+            to: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+        ) -> Result<(), String> {
+            let mut bytes = Vec::new();
+            while from.wants_write() {
+                from.write_tls(&mut bytes).unwrap();
+            }
+            let mut rest = bytes.as_slice();
+            while !rest.is_empty() {
+                to.read_tls(&mut rest).unwrap();
+                to.process_new_packets().map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        for _ in 0..8 {
+            pass(&mut client, &mut server).map_err(|e| format!("server: {e}"))?;
+            pass(&mut server, &mut client).map_err(|e| format!("client: {e}"))?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        Err("the handshake did not finish".into())
+    }
+
+    #[test]
+    fn node_tls_identity_handshakes_with_a_client_that_offers_no_ed25519_scheme() {
+        let pki = pki();
+        for code in ["jp", "sg", "th"] {
+            let client = client_without_ed25519(file(&pki, &format!("{code}/root.pem")));
+            handshake(&pki, client, &format!("{code}/node/tls")).unwrap();
+        }
+        // The control: an Ed25519 leaf (a bank's) cannot sign for that client, as the nodes'
+        // Ed25519 TLS keys could not before.
+        let client = client_without_ed25519(file(&pki, "jp/root.pem"));
+        let err = handshake(&pki, client, "jp/banks/KKHAJPJ0").unwrap_err();
+        assert!(
+            err.contains("server:") && err.contains("NoSignatureSchemesInCommon"),
+            "{err}"
+        );
     }
 
     #[test]
