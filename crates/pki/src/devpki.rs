@@ -1425,8 +1425,8 @@ fn derive_p256_scalar(seed: &str, name: &str) -> Result<[u8; P256_LEN], DevPkiEr
         let digest = hasher.finalize();
         let mut scalar = [0u8; P256_LEN];
         scalar.copy_from_slice(&digest);
-        let value = p256::from_be(&scalar);
-        if value != [0; 4] && p256::less_than(&value, &p256::N) {
+        // `from_slice` refuses zero and values at or above the group order n.
+        if ::p256::SecretKey::from_slice(&scalar).is_ok() {
             return Ok(scalar);
         }
     }
@@ -1436,339 +1436,20 @@ fn derive_p256_scalar(seed: &str, name: &str) -> Result<[u8; P256_LEN], DevPkiEr
     })
 }
 
-/// The P-256 private key as PKCS#8 version 1 (RFC 5208 §5) holding an ECPrivateKey
-/// (RFC 5915 §3) with its public key: ring, and so rustls and rcgen, require the public key
-/// to be present and check that it belongs to the scalar, which catches any arithmetic slip
-/// below before a certificate is issued.
+/// The P-256 private key as PKCS#8 (RFC 5208 §5) holding an ECPrivateKey (RFC 5915 §3) with
+/// its public key, which ring (and so rustls and rcgen) requires and checks against the scalar.
+/// The RustCrypto `p256` crate computes the public key; ring exposes no way to.
 fn p256_pkcs8_pem(scalar: &[u8; P256_LEN], name: &str) -> Result<String, DevPkiError> {
-    // id-ecPublicKey 1.2.840.10045.2.1 and prime256v1 1.2.840.10045.3.1.7 (RFC 5480 §2.1.1).
-    const ID_EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-    const PRIME256V1: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-    let public = p256::public_key(scalar).ok_or_else(|| DevPkiError::Key {
+    use ::p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+    let refuse = |reason: String| DevPkiError::Key {
         what: name.to_owned(),
-        reason: "the P-256 scalar is zero or not below the group order".into(),
-    })?;
-    // BIT STRING with no unused bits holding the uncompressed point (SEC 1 §2.3.3).
-    let mut bits = vec![0x00];
-    bits.extend_from_slice(&public);
-    let mut ec_private_key = der_tlv(0x02, &[0x01]);
-    ec_private_key.extend(der_tlv(0x04, scalar));
-    ec_private_key.extend(der_tlv(0xa1, &der_tlv(0x03, &bits)));
-
-    let mut algorithm = ID_EC_PUBLIC_KEY.to_vec();
-    algorithm.extend_from_slice(PRIME256V1);
-    let mut body = der_tlv(0x02, &[0x00]);
-    body.extend(der_tlv(0x30, &algorithm));
-    body.extend(der_tlv(0x04, &der_tlv(0x30, &ec_private_key)));
-    Ok(pem_encode("PRIVATE KEY", &der_tlv(0x30, &body)))
-}
-
-/// Just enough P-256 arithmetic (SEC 2 §2.4.2) to compute a public key from a private scalar,
-/// which ring does not expose: Montgomery multiplication modulo p, Jacobian points and
-/// left-to-right double-and-add. Not constant time; it only ever sees the public development
-/// keys of this module. Correctness is checked twice: ring recomputes the public key when it
-/// loads the PKCS#8, and a unit test checks the RFC 6979 §A.2.5 key pair.
-mod p256 {
-    /// A 256-bit integer, least significant 64-bit limb first.
-    pub(super) type U256 = [u64; 4];
-
-    /// The field prime p = 2^256 − 2^224 + 2^192 + 2^96 − 1.
-    const P: U256 = [
-        0xffff_ffff_ffff_ffff,
-        0x0000_0000_ffff_ffff,
-        0x0000_0000_0000_0000,
-        0xffff_ffff_0000_0001,
-    ];
-    /// The group order n.
-    pub(super) const N: U256 = [
-        0xf3b9_cac2_fc63_2551,
-        0xbce6_faad_a717_9e84,
-        0xffff_ffff_ffff_ffff,
-        0xffff_ffff_0000_0000,
-    ];
-    /// The base point G (SEC 2 §2.4.2), affine.
-    const GX: U256 = [
-        0xf4a1_3945_d898_c296,
-        0x7703_7d81_2deb_33a0,
-        0xf8bc_e6e5_63a4_40f2,
-        0x6b17_d1f2_e12c_4247,
-    ];
-    const GY: U256 = [
-        0xcbb6_4068_37bf_51f5,
-        0x2bce_3357_6b31_5ece,
-        0x8ee7_eb4a_7c0f_9e16,
-        0x4fe3_42e2_fe1a_7f9b,
-    ];
-
-    /// Big-endian bytes to limbs.
-    pub(super) fn from_be(bytes: &[u8; 32]) -> U256 {
-        let mut out = [0u64; 4];
-        for (i, chunk) in bytes.rchunks(8).enumerate() {
-            let mut limb = [0u8; 8];
-            limb.copy_from_slice(chunk);
-            out[i] = u64::from_be_bytes(limb);
-        }
-        out
-    }
-
-    fn to_be(value: &U256) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (i, chunk) in out.rchunks_mut(8).enumerate() {
-            chunk.copy_from_slice(&value[i].to_be_bytes());
-        }
-        out
-    }
-
-    pub(super) fn less_than(a: &U256, b: &U256) -> bool {
-        for i in (0..4).rev() {
-            if a[i] != b[i] {
-                return a[i] < b[i];
-            }
-        }
-        false
-    }
-
-    /// a − b with the borrow out.
-    fn sub_raw(a: &U256, b: &U256) -> (U256, bool) {
-        let mut out = [0u64; 4];
-        let mut borrow = false;
-        for i in 0..4 {
-            let (d, b1) = a[i].overflowing_sub(b[i]);
-            let (d, b2) = d.overflowing_sub(u64::from(borrow));
-            out[i] = d;
-            borrow = b1 || b2;
-        }
-        (out, borrow)
-    }
-
-    /// a + b with the carry out.
-    fn add_raw(a: &U256, b: &U256) -> (U256, bool) {
-        let mut out = [0u64; 4];
-        let mut carry = false;
-        for i in 0..4 {
-            let (s, c1) = a[i].overflowing_add(b[i]);
-            let (s, c2) = s.overflowing_add(u64::from(carry));
-            out[i] = s;
-            carry = c1 || c2;
-        }
-        (out, carry)
-    }
-
-    /// (a + b) mod p for a, b < p.
-    fn add(a: &U256, b: &U256) -> U256 {
-        let (sum, carry) = add_raw(a, b);
-        if carry || !less_than(&sum, &P) {
-            sub_raw(&sum, &P).0
-        } else {
-            sum
-        }
-    }
-
-    /// (a − b) mod p for a, b < p.
-    fn sub(a: &U256, b: &U256) -> U256 {
-        let (diff, borrow) = sub_raw(a, b);
-        if borrow { add_raw(&diff, &P).0 } else { diff }
-    }
-
-    /// −p⁻¹ mod 2^64, by Newton's iteration (each step doubles the correct low bits).
-    fn n0() -> u64 {
-        let mut inverse: u64 = 1;
-        for _ in 0..6 {
-            inverse = inverse.wrapping_mul(2u64.wrapping_sub(P[0].wrapping_mul(inverse)));
-        }
-        inverse.wrapping_neg()
-    }
-
-    /// Montgomery product a·b·2^−256 mod p (coarsely integrated operand scanning).
-    fn mont_mul(a: &U256, b: &U256) -> U256 {
-        let n0 = n0();
-        let mut t = [0u64; 6];
-        for bi in b {
-            let mut carry: u64 = 0;
-            for j in 0..4 {
-                let s = u128::from(t[j]) + u128::from(a[j]) * u128::from(*bi) + u128::from(carry);
-                t[j] = s as u64;
-                carry = (s >> 64) as u64;
-            }
-            let s = u128::from(t[4]) + u128::from(carry);
-            t[4] = s as u64;
-            t[5] = (s >> 64) as u64;
-
-            let m = t[0].wrapping_mul(n0);
-            let s = u128::from(t[0]) + u128::from(m) * u128::from(P[0]);
-            let mut carry = (s >> 64) as u64;
-            for j in 1..4 {
-                let s = u128::from(t[j]) + u128::from(m) * u128::from(P[j]) + u128::from(carry);
-                t[j - 1] = s as u64;
-                carry = (s >> 64) as u64;
-            }
-            let s = u128::from(t[4]) + u128::from(carry);
-            t[3] = s as u64;
-            t[4] = t[5] + (s >> 64) as u64;
-            t[5] = 0;
-        }
-        let out = [t[0], t[1], t[2], t[3]];
-        if t[4] != 0 || !less_than(&out, &P) {
-            sub_raw(&out, &P).0
-        } else {
-            out
-        }
-    }
-
-    /// 2^256 mod p, which is 1 in Montgomery form.
-    fn r_mod_p() -> U256 {
-        sub_raw(&[0; 4], &P).0
-    }
-
-    /// Converts into Montgomery form: a·2^256 mod p, multiplying by R² = R·2^256 mod p.
-    fn to_mont(a: &U256) -> U256 {
-        let mut r2 = r_mod_p();
-        for _ in 0..256 {
-            r2 = add(&r2, &r2);
-        }
-        mont_mul(a, &r2)
-    }
-
-    fn from_mont(a: &U256) -> U256 {
-        mont_mul(a, &[1, 0, 0, 0])
-    }
-
-    /// a^(p−2) = a⁻¹ (Fermat), in Montgomery form.
-    fn invert(a: &U256) -> U256 {
-        let exponent = sub_raw(&P, &[2, 0, 0, 0]).0;
-        let mut result = r_mod_p();
-        for i in (0..256).rev() {
-            result = mont_mul(&result, &result);
-            if (exponent[i / 64] >> (i % 64)) & 1 == 1 {
-                result = mont_mul(&result, a);
-            }
-        }
-        result
-    }
-
-    /// A point in Jacobian coordinates (X/Z², Y/Z³), Montgomery form; Z = 0 is infinity.
-    #[derive(Clone, Copy)]
-    struct Point {
-        x: U256,
-        y: U256,
-        z: U256,
-    }
-
-    impl Point {
-        fn is_infinity(&self) -> bool {
-            self.z == [0; 4]
-        }
-    }
-
-    /// 2P with a = −3 (the dbl-2001-b formulas of the Explicit-Formulas Database).
-    fn double(p: &Point) -> Point {
-        if p.is_infinity() || p.y == [0; 4] {
-            return Point {
-                x: [0; 4],
-                y: [0; 4],
-                z: [0; 4],
-            };
-        }
-        let delta = mont_mul(&p.z, &p.z);
-        let gamma = mont_mul(&p.y, &p.y);
-        let beta = mont_mul(&p.x, &gamma);
-        let t = mont_mul(&sub(&p.x, &delta), &add(&p.x, &delta));
-        let alpha = add(&add(&t, &t), &t);
-        let beta4 = add(&add(&beta, &beta), &add(&beta, &beta));
-        let x3 = sub(&mont_mul(&alpha, &alpha), &add(&beta4, &beta4));
-        let yz = add(&p.y, &p.z);
-        let z3 = sub(&sub(&mont_mul(&yz, &yz), &gamma), &delta);
-        let gamma2 = mont_mul(&gamma, &gamma);
-        let gamma2_8 = {
-            let g2 = add(&gamma2, &gamma2);
-            let g4 = add(&g2, &g2);
-            add(&g4, &g4)
-        };
-        let y3 = sub(&mont_mul(&alpha, &sub(&beta4, &x3)), &gamma2_8);
-        Point {
-            x: x3,
-            y: y3,
-            z: z3,
-        }
-    }
-
-    /// P + Q, falling back to doubling when P = Q.
-    fn add_points(p: &Point, q: &Point) -> Point {
-        if p.is_infinity() {
-            return *q;
-        }
-        if q.is_infinity() {
-            return *p;
-        }
-        let z1z1 = mont_mul(&p.z, &p.z);
-        let z2z2 = mont_mul(&q.z, &q.z);
-        let u1 = mont_mul(&p.x, &z2z2);
-        let u2 = mont_mul(&q.x, &z1z1);
-        let s1 = mont_mul(&mont_mul(&p.y, &q.z), &z2z2);
-        let s2 = mont_mul(&mont_mul(&q.y, &p.z), &z1z1);
-        let h = sub(&u2, &u1);
-        let r = sub(&s2, &s1);
-        if h == [0; 4] {
-            return if r == [0; 4] {
-                double(p)
-            } else {
-                Point {
-                    x: [0; 4],
-                    y: [0; 4],
-                    z: [0; 4],
-                }
-            };
-        }
-        let hh = mont_mul(&h, &h);
-        let hhh = mont_mul(&hh, &h);
-        let u1hh = mont_mul(&u1, &hh);
-        let x3 = sub(&sub(&mont_mul(&r, &r), &hhh), &add(&u1hh, &u1hh));
-        let y3 = sub(&mont_mul(&r, &sub(&u1hh, &x3)), &mont_mul(&s1, &hhh));
-        let z3 = mont_mul(&mont_mul(&h, &p.z), &q.z);
-        Point {
-            x: x3,
-            y: y3,
-            z: z3,
-        }
-    }
-
-    /// The uncompressed public point 04 || X || Y (SEC 1 §2.3.3) of `scalar`·G, or `None`
-    /// when the scalar is not in [1, n).
-    pub(super) fn public_key(scalar: &[u8; 32]) -> Option<[u8; 65]> {
-        let k = from_be(scalar);
-        if k == [0; 4] || !less_than(&k, &N) {
-            return None;
-        }
-        let g = Point {
-            x: to_mont(&GX),
-            y: to_mont(&GY),
-            z: r_mod_p(),
-        };
-        let mut acc = Point {
-            x: [0; 4],
-            y: [0; 4],
-            z: [0; 4],
-        };
-        for i in (0..256).rev() {
-            acc = double(&acc);
-            if (k[i / 64] >> (i % 64)) & 1 == 1 {
-                acc = add_points(&acc, &g);
-            }
-        }
-        // k < n, so k·G is not the point at infinity.
-        if acc.is_infinity() {
-            return None;
-        }
-        let z_inv = invert(&acc.z);
-        let z_inv2 = mont_mul(&z_inv, &z_inv);
-        let x = from_mont(&mont_mul(&acc.x, &z_inv2));
-        let y = from_mont(&mont_mul(&acc.y, &mont_mul(&z_inv2, &z_inv)));
-        let mut out = [0u8; 65];
-        out[0] = 0x04;
-        out[1..33].copy_from_slice(&to_be(&x));
-        out[33..].copy_from_slice(&to_be(&y));
-        Some(out)
-    }
+        reason,
+    };
+    let key = ::p256::SecretKey::from_slice(scalar)
+        .map_err(|_| refuse("the P-256 scalar is zero or not below the group order".into()))?;
+    key.to_pkcs8_pem(LineEnding::LF)
+        .map(|pem| pem.to_string())
+        .map_err(|e| refuse(format!("encoding the P-256 key as PKCS#8: {e}")))
 }
 
 /// PEM with 64-character lines (RFC 7468 §2).
@@ -2135,13 +1816,26 @@ mod tests {
     }
 
     #[test]
-    fn p256_public_key_matches_the_rfc_6979_a25_key_pair() {
+    fn p256_pkcs8_holds_the_rfc_6979_a25_key_pair_and_refuses_out_of_range_scalars() {
         let scalar: [u8; 32] =
             hex::decode("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
                 .unwrap()
                 .try_into()
                 .unwrap();
-        let public = p256::public_key(&scalar).unwrap();
+        let pem = p256_pkcs8_pem(&scalar, "rfc6979").unwrap();
+        let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents;
+        let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &der,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let public = ring::signature::KeyPair::public_key(&pair)
+            .as_ref()
+            .to_vec();
         assert_eq!(
             hex::encode_upper(&public[1..33]),
             "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6"
@@ -2150,30 +1844,13 @@ mod tests {
             hex::encode_upper(&public[33..]),
             "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299"
         );
-    }
-
-    #[test]
-    fn p256_public_key_of_one_is_the_base_point_and_out_of_range_scalars_are_refused() {
-        let mut one = [0u8; 32];
-        one[31] = 1;
-        let g = p256::public_key(&one).unwrap();
-        assert_eq!(
-            hex::encode(&g[1..33]),
-            "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
-        );
-        assert!(p256::public_key(&[0u8; 32]).is_none());
+        assert!(p256_pkcs8_pem(&[0u8; 32], "zero").is_err());
         let n: [u8; 32] =
             hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551")
                 .unwrap()
                 .try_into()
                 .unwrap();
-        assert!(p256::public_key(&n).is_none());
-        let mut n_minus_one = n;
-        n_minus_one[31] -= 1;
-        // (n − 1)·G = −G: same x, y negated.
-        let minus_g = p256::public_key(&n_minus_one).unwrap();
-        assert_eq!(minus_g[1..33], g[1..33]);
-        assert_ne!(minus_g[33..], g[33..]);
+        assert!(p256_pkcs8_pem(&n, "order").is_err());
     }
 
     /// The SubjectPublicKeyInfo algorithm OID and key bytes of a certificate.
