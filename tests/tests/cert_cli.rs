@@ -473,7 +473,16 @@ fn inspect_prints_every_certificate_of_a_bundle() {
         "{text}"
     );
     assert!(text.contains("CA, pathLen 0 (critical)"), "{text}");
-    assert!(text.contains("Ed25519 (256 bits)"), "{text}");
+    // The node's TLS leaf is ECDSA P-256 (what BoringSSL-based gRPC clients can verify in a
+    // handshake); its issuing CA is Ed25519.
+    assert!(
+        text.contains("public key           P-256 (256 bits)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("public key           Ed25519 (256 bits)"),
+        "{text}"
+    );
 }
 
 #[test]
