@@ -4,11 +4,15 @@
 default:
     @just --list
 
+# The main job: a JP and an SG node relaying sample payments (the README's main command).
+demo:
+    cargo run --release -p kakehashi -- devnet --demo
+
 # Run the tests (the README's test command).
 test:
     cargo test --workspace
 
-# Everything CI runs: fmt, clippy, tests, docs, conformance.
+# Everything CI runs: fmt, clippy, tests, docs, interop, conformance.
 ci:
     bash .ci/run
 
@@ -39,3 +43,11 @@ bench:
 # Audit a node's ledger offline.
 audit dir:
     cargo run -p kakehashi -- ledger audit --data-dir {{dir}}
+
+# A Python grpcio client against a devnet node (reflection, health, a call, garbage refused).
+interop:
+    cargo build --release -p kakehashi && bash tests/interop/run.sh
+
+# A first load loop: JP→SG payments through two in-process nodes.
+load payments="2000" concurrency="16":
+    cargo run --release -p kakehashi-node --example load -- --payments {{payments}} --concurrency {{concurrency}}
