@@ -33,7 +33,6 @@ const QUEUE_LEN: usize = 8192;
 const PREFIX_OUTBOUND: u8 = b'o';
 const PREFIX_INBOUND: u8 = b'i';
 const PREFIX_ACCOUNT: u8 = b'a';
-const PREFIX_META: u8 = b'm';
 /// UETRs of outbound payments without a final outcome: the recovery loop's work list, kept in
 /// the same batch as the record so it never disagrees with it, and small whatever the history.
 const PREFIX_UNRESOLVED: u8 = b'u';
@@ -290,8 +289,6 @@ pub enum Write {
     Inbound(Uetr, InboundRecord),
     /// Insert or replace an account's metadata.
     Account(u128, AccountMeta),
-    /// A free-form meta value.
-    Meta(String, Vec<u8>),
 }
 
 type Reply = oneshot::Sender<Result<(), String>>;
@@ -417,17 +414,6 @@ impl Store {
         self.tree.scan_prefix([PREFIX_UNRESOLVED]).count()
     }
 
-    /// A meta value.
-    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.tree
-            .get(key(PREFIX_META, name.as_bytes()))
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|source| StoreError::Sled {
-                what: "reading meta",
-                source,
-            })
-    }
-
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
         let value = self.tree.get(k).map_err(|source| StoreError::Sled {
             what: "reading a record",
@@ -478,7 +464,6 @@ fn encode_write(write: &Write, batch: &mut sled::Batch) -> Result<(), serde_json
             key(PREFIX_ACCOUNT, &id.to_be_bytes()),
             serde_json::to_vec(meta)?,
         ),
-        Write::Meta(name, value) => batch.insert(key(PREFIX_META, name.as_bytes()), value.clone()),
     }
     Ok(())
 }
