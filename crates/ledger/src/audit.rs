@@ -23,7 +23,7 @@ use crate::codec::{
     history_key, id_key, key_u128,
 };
 use crate::error::Error;
-use crate::journal::{Checkpoint, Entries, GENESIS_HASH, Record, decode_chunk_key};
+use crate::journal::{Checkpoint, Entries, GENESIS_HASH, Record, decode_chunk_key, frame_records};
 use crate::ledger::{Trees, check_format, open_db, sled_log_path};
 use crate::model::{
     Account, AccountBalance, AccountFlags, AccountId, PendingStatus, Timestamp, Transfer,
@@ -408,6 +408,27 @@ fn replay_journal(
         }
         Ok(())
     };
+    // A frame holds one record or several whole ones (see `crate::journal`); bytes that do
+    // not split into records are audited as one more record, which reports why.
+    let mut finish_frame = |first: u64,
+                            bytes: Vec<u8>,
+                            replay: &mut Replay,
+                            report: &mut AuditReport,
+                            prev_hash: &mut [u8; 32],
+                            expected_seq: &mut u64|
+     -> Result<u64, Error> {
+        let (records, rest) = frame_records(&bytes);
+        let mut seq = first;
+        let mut parts: Vec<&[u8]> = records;
+        if !rest.is_empty() {
+            parts.push(rest);
+        }
+        for (index, part) in parts.into_iter().enumerate() {
+            seq = first.saturating_add(u64::try_from(index).unwrap_or(u64::MAX));
+            finish(seq, part.to_vec(), replay, report, prev_hash, expected_seq)?;
+        }
+        Ok(seq)
+    };
     for item in trees.journal.iter() {
         let (key_bytes, chunk) = item.map_err(Error::storage("scanning the journal"))?;
         let (seq, index) = match decode_chunk_key(&key_bytes) {
@@ -430,7 +451,7 @@ fn replay_journal(
             }
             _ => {
                 if let Some((done_seq, bytes, _)) = current.take() {
-                    finish(
+                    last_seq = finish_frame(
                         done_seq,
                         bytes,
                         replay,
@@ -446,12 +467,11 @@ fn replay_journal(
                     );
                 }
                 current = Some((seq, chunk.to_vec(), index.saturating_add(1)));
-                last_seq = seq;
             }
         }
     }
     if let Some((done_seq, bytes, _)) = current.take() {
-        finish(
+        last_seq = finish_frame(
             done_seq,
             bytes,
             replay,

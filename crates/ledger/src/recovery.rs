@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::codec::{self, decode_account};
 use crate::error::Error;
 use crate::idhash::{IdMap, IdSet};
-use crate::journal::{BalancesDigest, Entries, Record, chunk_key, decode_chunk_key};
+use crate::journal::{self, BalancesDigest, Entries, Record, chunk_key, decode_chunk_key};
 use crate::ledger::{META_ACCOUNTS_SEQ, Trees};
 use crate::model::{Account, AccountId, TransferFlags};
 
@@ -62,22 +62,56 @@ pub(crate) fn load_accounts(trees: &Trees) -> Result<Loaded, Error> {
             accounts_seq,
         });
     };
+    // Record `start` may share a frame with earlier records (see `crate::journal`): read from
+    // that frame's key and skip what the snapshot already holds.
+    let before = trees
+        .journal
+        .at_or_before(&chunk_key(start, u32::MAX))
+        .map_err(Error::storage("reading the journal"))?;
+    let from = match before {
+        Some((key, _)) => match decode_chunk_key(&key).map_err(Error::corrupt("journal key"))? {
+            (first, 0) if first < start => first,
+            _ => start,
+        },
+        None => start,
+    };
     let mut current: Option<(u64, Vec<u8>)> = None;
-    for item in trees.journal.iter_from(&chunk_key(start, 0)) {
+    let mut finish = |first: u64, frame: &[u8]| -> Result<(), Error> {
+        let (records, rest) = journal::frame_records(frame);
+        if !rest.is_empty() {
+            return Err(Error::Corrupt {
+                what: format!("journal frame {first}"),
+                source: codec::DecodeError {
+                    what: "journal frame",
+                    detail: format!(
+                        "{} bytes do not split into records; run `kakehashi ledger audit`",
+                        rest.len()
+                    ),
+                },
+            });
+        }
+        for (seq, record) in (first..).zip(records) {
+            if seq >= start {
+                replay(trees, seq, record, &mut accounts, &mut dirty)?;
+            }
+        }
+        Ok(())
+    };
+    for item in trees.journal.iter_from(&chunk_key(from, 0)) {
         let (key, chunk) = item.map_err(Error::storage("reading the journal"))?;
         let (seq, _) = decode_chunk_key(&key).map_err(Error::corrupt("journal key"))?;
         match current.as_mut() {
             Some((current_seq, bytes)) if *current_seq == seq => bytes.extend_from_slice(&chunk),
             _ => {
                 if let Some((done, bytes)) = current.take() {
-                    replay(trees, done, &bytes, &mut accounts, &mut dirty)?;
+                    finish(done, &bytes)?;
                 }
                 current = Some((seq, chunk.to_vec()));
             }
         }
     }
     if let Some((done, bytes)) = current.take() {
-        replay(trees, done, &bytes, &mut accounts, &mut dirty)?;
+        finish(done, &bytes)?;
     }
     Ok(Loaded {
         accounts,

@@ -52,6 +52,20 @@ fn transfer(id: u128, debit: u128, credit: u128, amount: u128, ledger: u32) -> N
     }
 }
 
+/// How many journal chunks the closed ledger at `path` stores (prefix `j` of the state tree).
+fn journal_chunks(path: &Path) -> u64 {
+    // sled releases a closed database's lock from its background threads a few milliseconds
+    // after the last handle is dropped; retry for a while, as the ledger does.
+    for _ in 0..200 {
+        if let Ok(db) = sled::open(path) {
+            let tree = db.open_tree("ledger").expect("tree");
+            return tree.scan_prefix(b"j").count() as u64;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("sled did not open {}", path.display());
+}
+
 /// Audits `path` and asserts the report is clean, printing every finding otherwise.
 #[track_caller]
 fn check_clean(path: &Path) -> AuditReport {
@@ -333,6 +347,66 @@ mod lifecycle {
         ledger.close().expect("close");
         let report = check_clean(dir.path());
         assert_eq!(report.transfers, 320);
+    }
+
+    /// 64 callers of single transfers: groups hold many one-transfer records, which share
+    /// journal chunks. Every transfer reads back from those shared chunks, before and after a
+    /// reopen (which replays them), and the audit splits them back into the same records.
+    #[test]
+    fn single_transfers_from_many_callers_share_journal_chunks_and_read_back() {
+        const CALLERS: u128 = 64;
+        const EACH: u128 = 8;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        let accounts: Vec<NewAccount> = (1..=4)
+            .map(|id| account(id, JPY, AccountFlags::NONE))
+            .collect();
+        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let id = |caller: u128, n: u128| 10_000 + caller * 100 + n;
+        std::thread::scope(|scope| {
+            for caller in 0..CALLERS {
+                let ledger = &ledger;
+                scope.spawn(move || {
+                    for n in 0..EACH {
+                        let event = transfer(
+                            id(caller, n),
+                            1 + caller % 4,
+                            1 + (caller + 1) % 4,
+                            1 + n,
+                            JPY,
+                        );
+                        assert_eq!(
+                            ledger.create_transfers(&[event], NOW).expect("answered"),
+                            [CreateTransferResult::Ok]
+                        );
+                    }
+                });
+            }
+        });
+        let ids: Vec<TransferId> = (0..CALLERS)
+            .flat_map(|caller| (0..EACH).map(move |n| TransferId(id(caller, n))))
+            .collect();
+        let check = |ledger: &Ledger| {
+            let found = ledger.lookup_transfers(&ids).expect("lookup");
+            for (id, transfer) in ids.iter().zip(found) {
+                let transfer = transfer.unwrap_or_else(|| panic!("{id:?} missing"));
+                assert_eq!(transfer.amount, 1 + (id.0 - 10_000) % 100);
+            }
+        };
+        check(&ledger);
+        ledger.close().expect("close");
+        let report = check_clean(dir.path());
+        assert_eq!(report.transfers, (CALLERS * EACH) as u64);
+        // One record per batch, but fewer journal keys: records of one group shared chunks.
+        let chunks = journal_chunks(dir.path());
+        assert!(
+            chunks < report.records,
+            "{chunks} journal chunks for {} records",
+            report.records
+        );
+        let reopened = open(dir.path());
+        check(&reopened);
+        reopened.close().expect("close");
     }
 
     /// Pending transfers created, posted, voided, expired and repeated by concurrent callers,
@@ -625,13 +699,13 @@ mod audit {
         let error =
             kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect_err("refused");
         assert!(
-            matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 3 } if found == "2"),
+            matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 4 } if found == "2"),
             "{error:?}"
         );
         assert!(
             error
                 .to_string()
-                .contains("storage format 2 is not format 3")
+                .contains("storage format 2 is not format 4")
         );
         let mut out = Vec::new();
         let error = kakehashi_ledger::export(dir.path(), &mut out).expect_err("refused");
@@ -645,6 +719,28 @@ mod audit {
             opened.err(),
             Some(kakehashi_ledger::Error::UnsupportedFormat { .. })
         ));
+    }
+
+    /// A format 3 database is a format 4 one whose chunks each hold one record: the audit
+    /// reads it as it is, and the writer upgrades the stored version at open.
+    #[test]
+    fn format_3_is_read_and_upgraded_by_the_writer() {
+        let dir = populated();
+        tamper(dir.path(), "ledger", b"mformat", |value| value[0] = 3);
+        check_clean(dir.path());
+        let ledger = open(dir.path());
+        let results = ledger
+            .create_transfers(&[transfer(50, 1, 2, 7, JPY)], NOW)
+            .expect("transfers");
+        assert_eq!(results, [CreateTransferResult::Ok]);
+        ledger.close().expect("close");
+        let report = check_clean(dir.path());
+        assert_eq!(report.transfers, 8);
+        let mut format = Vec::new();
+        tamper(dir.path(), "ledger", b"mformat", |value| {
+            format = value.clone()
+        });
+        assert_eq!(format, [4]);
     }
 
     #[test]
