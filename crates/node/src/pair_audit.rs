@@ -1,0 +1,2090 @@
+//! The pair audit: do two nodes' books agree on every payment between them?
+//!
+//! Each node keeps its own ledger and payment store, and the settlement protocol
+//! (ARCHITECTURE.md, "Settlement protocol") promises that no payment is credited on one side
+//! and voided on the other. This module checks that promise offline, from what each node
+//! stored, for one corridor (a *sender* S and a *receiver* R, in both directions):
+//!
+//! - every payment R credited (a transfer liquidity\[S\] → creditor carrying the UETR in
+//!   `user_data_128`, with a settled record and a signed receipt) has on S a reservation
+//!   debtor → corridor\[R\] with the same UETR, posted, and every posted reservation has R's
+//!   credit;
+//! - the amounts agree: S reserved and posted the instruction's amount (the quote's source),
+//!   R credited the quote's target, and the receipt names that credit; the receipt verifies
+//!   under the agreement for S, the quote and the instruction verify too, and every transfer
+//!   sits in the right currency ledger with the right code, accounts and UETR-derived id;
+//! - a voided reservation has no credit, and R's record of it (if any) is a rejection or a
+//!   fence;
+//! - a reservation still pending is *in doubt* (listed, not a discrepancy), unless R already
+//!   settled it: then the sender is not yet resolved, which is what recovery repairs;
+//! - the positions reconcile: Σ posted into corridor\[R\] on S equals Σ source amounts of the
+//!   payments R settled, Σ pending there equals the payments in doubt, and R's liquidity\[S\]
+//!   debits equal Σ target amounts of those payments.
+//!
+//! Every piece of evidence is verified at the time the receiver settled (the credit's ledger
+//! timestamp), the time the receiver relied on it: certificates that expire or are revoked
+//! later do not make an old payment wrong.
+//!
+//! Reading is offline and read-only: [`NodeBooks::load`] runs the ledger's own audit
+//! ([`kakehashi_ledger::audit`], its checkpoints pinned to the node's certified signing key),
+//! reads the ledger through its JSON Lines export and the payment store without a writer.
+//! Each database is opened with sled's exclusive lock, so loading fails cleanly while a node
+//! holds it. [`audit_pair`] is pure: it takes the two books and returns a [`PairReport`].
+//!
+//! Jurisdictions are data: which node is which comes from the configurations, never from
+//! code.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::pkcs8::DecodePublicKey as _;
+use kakehashi_ledger::{
+    AccountId, AuditOptions, AuditReport, PendingStatus, Timestamp, Transfer, TransferFlags,
+    TransferId,
+};
+use kakehashi_pki::cache::RecognitionCache;
+use kakehashi_pki::cert::Cert;
+use kakehashi_pki::mra::Mra;
+use kakehashi_pki::{Purpose, UnixTime, pem};
+use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, v1};
+use prost::Message as _;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::engine::{codes, transfer_id};
+use crate::instruction::{self, Instruction, Uetr};
+use crate::money::{self, Currency};
+use crate::quote;
+use crate::receipt;
+use crate::signed::{self, Trust};
+use crate::store::{
+    AccountKind, InboundRecord, InboundState, OutboundRecord, OutboundState, Store, StoreError,
+};
+
+/// Most discrepancies listed in one report; the count beyond is still reported. Two corrupted
+/// databases could otherwise produce several findings per payment and exhaust memory.
+pub const DISCREPANCIES_LISTED_MAX: usize = 10_000;
+
+/// Most payments in doubt listed in one report; the count beyond is still reported.
+pub const IN_DOUBT_LISTED_MAX: usize = 10_000;
+
+/// Longest line accepted from the ledger export: an account or transfer line is under 1 KiB
+/// (about twenty members, u128 values as at most 39 digits), so 64 KiB only stops a runaway.
+const EXPORT_LINE_LEN_MAX: usize = 64 * 1024;
+
+/// Why the audit could not run (as opposed to what it found, which is in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum PairAuditError {
+    /// The two configurations are not the two ends of one corridor.
+    #[error("the two configurations are not a pair: {0}")]
+    NotAPair(String),
+    /// The agreement does not name a jurisdiction or its currency.
+    #[error("agreement: {0}")]
+    Agreement(String),
+    /// A file the audit needs is unusable (the node's signing certificate).
+    #[error("{jurisdiction}: {what} {path}: {message}")]
+    File {
+        /// The node.
+        jurisdiction: String,
+        /// Which file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The ledger could not be audited or exported.
+    #[error("{jurisdiction}'s ledger {path}: {source}")]
+    Ledger {
+        /// The node.
+        jurisdiction: String,
+        /// The ledger directory.
+        path: PathBuf,
+        /// The ledger's error.
+        #[source]
+        source: kakehashi_ledger::Error,
+    },
+    /// The ledger export has a line this audit cannot read.
+    #[error("{jurisdiction}'s ledger export, line {line}: {detail}")]
+    Export {
+        /// The node.
+        jurisdiction: String,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The payment store could not be read.
+    #[error("{jurisdiction}'s payment store {path}: {source}{hint}")]
+    Store {
+        /// The node.
+        jurisdiction: String,
+        /// The store directory.
+        path: PathBuf,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+        /// What to do, when known.
+        hint: &'static str,
+    },
+}
+
+/// A ledger account's balances as the export shows them (after replaying the journal).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountView {
+    /// Currency ledger (ISO 4217 numeric).
+    pub ledger: u32,
+    /// Account code (the node's [`AccountKind::ledger_code`]).
+    pub code: u16,
+    /// Minor units.
+    pub debits_pending: u128,
+    /// Minor units.
+    pub debits_posted: u128,
+    /// Minor units.
+    pub credits_pending: u128,
+    /// Minor units.
+    pub credits_posted: u128,
+}
+
+/// A ledger transfer and, for a pending one, how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Booked {
+    /// The transfer as stored.
+    pub transfer: Transfer,
+    /// For a pending transfer, its status.
+    pub status: Option<PendingStatus>,
+}
+
+/// One node's books for one corridor, as read offline.
+#[derive(Clone, Debug)]
+pub struct NodeBooks {
+    /// The node's jurisdiction.
+    pub jurisdiction: String,
+    /// Its ledger currency.
+    pub currency: &'static Currency,
+    /// Its data directory (for the report).
+    pub data_dir: PathBuf,
+    /// The other end of the corridor.
+    pub peer: String,
+    /// Where payments to `peer` are reserved and posted.
+    pub corridor_account: u128,
+    /// Where payments from `peer` are credited from.
+    pub liquidity_account: u128,
+    /// The receiver's allowance for clock differences when it checked quotes and instructions.
+    pub clock_skew_secs: u64,
+    /// The corridor and liquidity accounts, when they exist.
+    pub accounts: BTreeMap<u128, AccountView>,
+    /// Every transfer that moves the corridor or the liquidity account.
+    pub transfers: Vec<Booked>,
+    /// Payments this node sent to `peer`.
+    pub outbound: BTreeMap<Uetr, OutboundRecord>,
+    /// Payments this node received (or fenced) from `peer`.
+    pub inbound: BTreeMap<Uetr, InboundRecord>,
+    /// The ledger's own audit, when it was run.
+    pub ledger_audit: Option<AuditReport>,
+}
+
+impl NodeBooks {
+    /// Reads the books of the node configured by `config` for its corridor with `peer`:
+    /// runs the ledger audit (checkpoints pinned to the key of the node's signing
+    /// certificate), reads the ledger export and the payment store. Read-only; fails while a
+    /// node holds either database.
+    pub fn load(config: &Config, peer: &str, mra: &Mra) -> Result<Self, PairAuditError> {
+        let jurisdiction = config.jurisdiction.clone();
+        let link = config.peer(peer).ok_or_else(|| {
+            PairAuditError::NotAPair(format!(
+                "{jurisdiction}'s configuration has no [[peer]] {peer}"
+            ))
+        })?;
+        let currency = currency_of(mra, &jurisdiction)?;
+        let store_dir = config.data_dir.join("node");
+        let ledger_dir = config.data_dir.join("ledger");
+        let store_error = |source: StoreError| {
+            let hint = if source.to_string().contains("lock") {
+                " (a running node holds it: stop the node, then audit)"
+            } else {
+                ""
+            };
+            PairAuditError::Store {
+                jurisdiction: jurisdiction.clone(),
+                path: store_dir.clone(),
+                source,
+                hint,
+            }
+        };
+        // The store first: sled refuses it at once while a node runs, where the ledger's
+        // offline open waits a little for the lock.
+        let store = Store::open_read_only(&store_dir).map_err(store_error)?;
+        let mut outbound = BTreeMap::new();
+        for item in store.outbound_records() {
+            let (uetr, record) = item.map_err(store_error)?;
+            if record.peer == peer {
+                outbound.insert(uetr, record);
+            }
+        }
+        let mut inbound = BTreeMap::new();
+        for item in store.inbound_records() {
+            let (uetr, record) = item.map_err(store_error)?;
+            if record.sender == peer {
+                inbound.insert(uetr, record);
+            }
+        }
+        drop(store);
+
+        let ledger_error = |source| PairAuditError::Ledger {
+            jurisdiction: jurisdiction.clone(),
+            path: ledger_dir.clone(),
+            source,
+        };
+        let expected_key = ledger_key(config)?;
+        let ledger_audit = kakehashi_ledger::audit(
+            &ledger_dir,
+            &AuditOptions {
+                expected_key: Some(expected_key),
+            },
+        )
+        .map_err(ledger_error)?;
+        let mut reader = ExportReader::new([link.corridor_account, link.liquidity_account]);
+        let exported = kakehashi_ledger::export(&ledger_dir, &mut reader);
+        if let Some((line, detail)) = reader.error.take() {
+            return Err(PairAuditError::Export {
+                jurisdiction,
+                line,
+                detail,
+            });
+        }
+        exported.map_err(ledger_error)?;
+        Ok(Self {
+            jurisdiction: jurisdiction.clone(),
+            currency,
+            data_dir: config.data_dir.clone(),
+            peer: peer.to_owned(),
+            corridor_account: link.corridor_account,
+            liquidity_account: link.liquidity_account,
+            clock_skew_secs: config.limits.clock_skew_secs,
+            accounts: reader.accounts,
+            transfers: reader.transfers,
+            outbound,
+            inbound,
+            ledger_audit: Some(ledger_audit),
+        })
+    }
+}
+
+/// Loads both ends of the corridor between `a` and `b` (see [`NodeBooks::load`]) after
+/// checking that they are one: two jurisdictions, each the other's peer, two data
+/// directories.
+pub fn load_pair(
+    a: &Config,
+    b: &Config,
+    mra: &Mra,
+) -> Result<(NodeBooks, NodeBooks), PairAuditError> {
+    if a.jurisdiction == b.jurisdiction {
+        return Err(PairAuditError::NotAPair(format!(
+            "both are {} nodes; give the configurations of the two ends of a corridor",
+            a.jurisdiction
+        )));
+    }
+    if a.data_dir == b.data_dir {
+        return Err(PairAuditError::NotAPair(format!(
+            "both use the data directory {}",
+            a.data_dir.display()
+        )));
+    }
+    for (from, to) in [(a, b), (b, a)] {
+        if from.peer(&to.jurisdiction).is_none() {
+            return Err(PairAuditError::NotAPair(format!(
+                "{}'s configuration has no [[peer]] {}",
+                from.jurisdiction, to.jurisdiction
+            )));
+        }
+    }
+    Ok((
+        NodeBooks::load(a, &b.jurisdiction, mra)?,
+        NodeBooks::load(b, &a.jurisdiction, mra)?,
+    ))
+}
+
+/// The ledger currency of `jurisdiction`, from the agreement and the ISO 4217 table.
+fn currency_of(mra: &Mra, jurisdiction: &str) -> Result<&'static Currency, PairAuditError> {
+    let party = mra.jurisdiction(jurisdiction).ok_or_else(|| {
+        PairAuditError::Agreement(format!("{jurisdiction} is not a party to the agreement"))
+    })?;
+    money::currency(&party.currency).ok_or_else(|| {
+        PairAuditError::Agreement(format!(
+            "{jurisdiction}'s currency {} is not an ISO 4217 code kakehashi knows",
+            party.currency
+        ))
+    })
+}
+
+/// The key the node's ledger checkpoints must be signed with: the node signs them with its
+/// receipt-signing key (`node.rs`), whose certificate the configuration names.
+fn ledger_key(config: &Config) -> Result<VerifyingKey, PairAuditError> {
+    let path = &config.signing.cert;
+    let error = |message: String| PairAuditError::File {
+        jurisdiction: config.jurisdiction.clone(),
+        what: "signing certificate",
+        path: path.clone(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let chain = pem::blocks_or_der(&bytes, "CERTIFICATE").map_err(error)?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| error("no CERTIFICATE block".into()))?;
+    let cert = Cert::from_der(leaf).map_err(|e| error(e.to_string()))?;
+    VerifyingKey::from_public_key_der(cert.spki().der())
+        .map_err(|e| error(format!("not an Ed25519 key: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the ledger export
+
+/// Receives `kakehashi_ledger::export`'s JSON Lines and keeps the accounts and transfers of
+/// the corridor. The export is the ledger's public reconciliation format; reading it keeps
+/// this audit on the ledger's public interface.
+struct ExportReader {
+    wanted: [u128; 2],
+    partial: Vec<u8>,
+    line: u64,
+    accounts: BTreeMap<u128, AccountView>,
+    transfers: Vec<Booked>,
+    error: Option<(u64, String)>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ExportLine {
+    Account(AccountLine),
+    Transfer(TransferLine),
+}
+
+#[derive(Deserialize)]
+struct AccountLine {
+    id: String,
+    ledger: u32,
+    code: u16,
+    debits_pending: String,
+    debits_posted: String,
+    credits_pending: String,
+    credits_posted: String,
+}
+
+#[derive(Deserialize)]
+struct TransferLine {
+    id: String,
+    debit_account_id: String,
+    credit_account_id: String,
+    amount: String,
+    pending_id: String,
+    ledger: u32,
+    code: u16,
+    flags: Vec<String>,
+    timeout: u32,
+    user_data_128: String,
+    user_data_64: u64,
+    user_data_32: u32,
+    timestamp: u64,
+    pending_status: Option<String>,
+}
+
+impl ExportReader {
+    fn new(wanted: [u128; 2]) -> Self {
+        Self {
+            wanted,
+            partial: Vec::new(),
+            line: 0,
+            accounts: BTreeMap::new(),
+            transfers: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn take_line(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let line: ExportLine = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        match line {
+            ExportLine::Account(a) => {
+                let id = number("id", &a.id)?;
+                if self.wanted.contains(&id) {
+                    self.accounts.insert(
+                        id,
+                        AccountView {
+                            ledger: a.ledger,
+                            code: a.code,
+                            debits_pending: number("debits_pending", &a.debits_pending)?,
+                            debits_posted: number("debits_posted", &a.debits_posted)?,
+                            credits_pending: number("credits_pending", &a.credits_pending)?,
+                            credits_posted: number("credits_posted", &a.credits_posted)?,
+                        },
+                    );
+                }
+            }
+            ExportLine::Transfer(t) => {
+                let debit = number("debit_account_id", &t.debit_account_id)?;
+                let credit = number("credit_account_id", &t.credit_account_id)?;
+                if !self.wanted.contains(&debit) && !self.wanted.contains(&credit) {
+                    return Ok(());
+                }
+                let mut flags = TransferFlags::NONE;
+                for name in &t.flags {
+                    flags = flags.union(match name.as_str() {
+                        "linked" => TransferFlags::LINKED,
+                        "pending" => TransferFlags::PENDING,
+                        "post_pending_transfer" => TransferFlags::POST_PENDING_TRANSFER,
+                        "void_pending_transfer" => TransferFlags::VOID_PENDING_TRANSFER,
+                        other => return Err(format!("unknown transfer flag {other:?}")),
+                    });
+                }
+                let status = match t.pending_status.as_deref() {
+                    None => None,
+                    Some("pending") => Some(PendingStatus::Pending),
+                    Some("posted") => Some(PendingStatus::Posted),
+                    Some("voided") => Some(PendingStatus::Voided),
+                    Some("expired") => Some(PendingStatus::Expired),
+                    Some(other) => return Err(format!("unknown pending status {other:?}")),
+                };
+                self.transfers.push(Booked {
+                    transfer: Transfer {
+                        id: TransferId(number("id", &t.id)?),
+                        debit_account_id: AccountId(debit),
+                        credit_account_id: AccountId(credit),
+                        amount: number("amount", &t.amount)?,
+                        pending_id: TransferId(number("pending_id", &t.pending_id)?),
+                        user_data_128: number("user_data_128", &t.user_data_128)?,
+                        user_data_64: t.user_data_64,
+                        user_data_32: t.user_data_32,
+                        timeout: t.timeout,
+                        ledger: t.ledger,
+                        code: t.code,
+                        flags,
+                        timestamp: Timestamp(t.timestamp),
+                    },
+                    status,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn number(field: &str, text: &str) -> Result<u128, String> {
+    text.parse()
+        .map_err(|_| format!("{field} {text:?} is not a decimal u128"))
+}
+
+impl io::Write for ExportReader {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (head, tail) = rest.split_at(end);
+            self.partial.extend_from_slice(head);
+            let line = std::mem::take(&mut self.partial);
+            self.line = self.line.saturating_add(1);
+            if let Err(detail) = self.take_line(&line) {
+                self.error = Some((self.line, detail.clone()));
+                return Err(io::Error::other(detail));
+            }
+            rest = tail.get(1..).unwrap_or_default();
+        }
+        if self.partial.len().saturating_add(rest.len()) > EXPORT_LINE_LEN_MAX {
+            let detail = format!("a line longer than {EXPORT_LINE_LEN_MAX} bytes");
+            self.error = Some((self.line.saturating_add(1), detail.clone()));
+            return Err(io::Error::other(detail));
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+/// What kind of disagreement a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscrepancyKind {
+    /// Two records of one payment name different amounts (reservation, posting, instruction,
+    /// quote, credit, receipt, store record).
+    AmountDiffers,
+    /// A payment transfer or account is booked wrongly: currency ledger, code, accounts, a
+    /// timeout, or an id that does not derive from the UETR.
+    BookingWrong,
+    /// The receiver credited a payment the sender has no reservation for.
+    CreditWithoutReservation,
+    /// The receiver credited a payment whose reservation the sender voided (or let expire):
+    /// money created on one side.
+    CreditedButVoided,
+    /// The stored instruction does not decode, verify or match between the two sides.
+    InstructionInvalid,
+    /// One node's own ledger audit found something.
+    LedgerAudit,
+    /// The sender posted a reservation the receiver never credited.
+    MissingCredit,
+    /// The corridor or liquidity balances do not equal the sums of the payments.
+    PositionDiffers,
+    /// A settled payment's receipt is missing, does not verify under the agreement, or does
+    /// not describe the credit.
+    ReceiptInvalid,
+    /// The receiver credited but its record is still `Accepting`; the next Prepare or status
+    /// query of the UETR repairs it.
+    ReceiverNotYetRecorded,
+    /// A payment store record contradicts its own ledger.
+    RecordMismatch,
+    /// The receiver settled but the sender's reservation or record is not yet resolved; the
+    /// sender's recovery repairs it.
+    SenderNotYetResolved,
+    /// A transfer moves a corridor or liquidity account without being a payment step or
+    /// funding.
+    UnexplainedMovement,
+}
+
+impl DiscrepancyKind {
+    /// The snake_case name, as in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AmountDiffers => "amount_differs",
+            Self::BookingWrong => "booking_wrong",
+            Self::CreditWithoutReservation => "credit_without_reservation",
+            Self::CreditedButVoided => "credited_but_voided",
+            Self::InstructionInvalid => "instruction_invalid",
+            Self::LedgerAudit => "ledger_audit",
+            Self::MissingCredit => "missing_credit",
+            Self::PositionDiffers => "position_differs",
+            Self::ReceiptInvalid => "receipt_invalid",
+            Self::ReceiverNotYetRecorded => "receiver_not_yet_recorded",
+            Self::RecordMismatch => "record_mismatch",
+            Self::SenderNotYetResolved => "sender_not_yet_resolved",
+            Self::UnexplainedMovement => "unexplained_movement",
+        }
+    }
+
+    /// Whether the nodes' own recovery repairs this once they run again.
+    pub fn is_repaired_by_recovery(self) -> bool {
+        matches!(
+            self,
+            Self::ReceiverNotYetRecorded | Self::SenderNotYetResolved
+        )
+    }
+}
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PairDiscrepancy {
+    /// What kind.
+    pub kind: DiscrepancyKind,
+    /// The node whose books show it.
+    pub node: String,
+    /// The payment, when the finding is about one.
+    pub uetr: Option<String>,
+    /// What differs, with both values.
+    pub detail: String,
+    /// Whether recovery repairs it (see [`DiscrepancyKind::is_repaired_by_recovery`]).
+    pub repaired_by_recovery: bool,
+}
+
+impl fmt::Display for PairDiscrepancy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on {}", self.kind.as_str(), self.node)?;
+        if let Some(uetr) = &self.uetr {
+            write!(f, ", UETR {uetr}")?;
+        }
+        write!(f, ": {}", self.detail)?;
+        if self.repaired_by_recovery {
+            f.write_str(" (the nodes' recovery repairs this once they run)")?;
+        }
+        Ok(())
+    }
+}
+
+/// An amount as ISO 20022 writes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Amount {
+    /// ISO 4217 alphabetic code.
+    pub currency: String,
+    /// Decimal in major units.
+    pub value: String,
+}
+
+impl Amount {
+    fn of(currency: &Currency, minor: u128) -> Self {
+        let formatted = money::format_amount(currency, minor);
+        Self {
+            currency: formatted.currency,
+            value: formatted.value,
+        }
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.value, self.currency)
+    }
+}
+
+/// A payment whose reservation is still pending and that the receiver has not settled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InDoubt {
+    /// The payment.
+    pub uetr: String,
+    /// Sending jurisdiction.
+    pub sender: String,
+    /// Receiving jurisdiction.
+    pub receiver: String,
+    /// What is reserved on the sender (zero when the record has no reservation yet).
+    pub reserved: Amount,
+    /// The sender's record state, if any.
+    pub sender_record: Option<String>,
+    /// The receiver's record state, if any.
+    pub receiver_record: Option<String>,
+}
+
+/// The balances of one direction (sender → receiver) and the sums they must equal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Position {
+    /// The sender's corridor account for the receiver.
+    pub corridor_account: String,
+    /// Its posted credits: what the sender owes the receiver.
+    pub corridor_posted: Amount,
+    /// Σ source amounts of the payments the receiver settled; must equal `corridor_posted`.
+    pub settled_source: Amount,
+    /// Its pending credits.
+    pub corridor_pending: Amount,
+    /// Σ reservations still pending; must equal `corridor_pending`.
+    pub reserved_in_doubt: Amount,
+    /// The receiver's liquidity account for the sender.
+    pub liquidity_account: String,
+    /// Its posted debits: what the receiver paid out.
+    pub liquidity_debited: Amount,
+    /// Σ credited (target) amounts of the payments the receiver settled; must equal
+    /// `liquidity_debited`.
+    pub settled_target: Amount,
+    /// Its posted credits (genesis and operator funding), for the reader.
+    pub liquidity_funded: Amount,
+    /// Whether all three pairs are equal.
+    pub reconciled: bool,
+}
+
+/// One direction of the corridor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DirectionReport {
+    /// Sending jurisdiction.
+    pub sender: String,
+    /// Receiving jurisdiction.
+    pub receiver: String,
+    /// Distinct payments (UETRs) seen in either node's books for this direction.
+    pub payments: u64,
+    /// Reserved and posted by the sender, credited by the receiver.
+    pub settled: u64,
+    /// Refused or voided, credited nowhere.
+    pub rejected: u64,
+    /// Reserved and pending, not credited: waiting for the receiver's answer.
+    pub in_doubt: u64,
+    /// In none of those states: each one has a discrepancy.
+    pub inconsistent: u64,
+    /// The balances and the sums they must equal.
+    pub position: Position,
+}
+
+/// Summary of one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeSummary {
+    /// Its jurisdiction.
+    pub jurisdiction: String,
+    /// Its ledger currency.
+    pub currency: String,
+    /// Its data directory.
+    pub data_dir: String,
+    /// Whether its own ledger audit ran and found nothing.
+    pub ledger_audit_clean: Option<bool>,
+    /// Journal records the ledger audit replayed.
+    pub ledger_records: u64,
+    /// Checkpoint signatures the ledger audit verified.
+    pub ledger_checkpoints_verified: u64,
+    /// Transfers moving the corridor or liquidity account.
+    pub corridor_transfers: u64,
+    /// Outbound records towards the peer.
+    pub outbound_records: u64,
+    /// Inbound records from the peer.
+    pub inbound_records: u64,
+}
+
+/// The verdict for a pair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PairReport {
+    /// Both nodes.
+    pub nodes: Vec<NodeSummary>,
+    /// Both directions.
+    pub directions: Vec<DirectionReport>,
+    /// Payments in doubt (at most [`IN_DOUBT_LISTED_MAX`]).
+    pub in_doubt: Vec<InDoubt>,
+    /// Payments in doubt beyond those listed.
+    pub in_doubt_not_listed: u64,
+    /// Every finding (at most [`DISCREPANCIES_LISTED_MAX`]).
+    pub discrepancies: Vec<PairDiscrepancy>,
+    /// Findings beyond those listed.
+    pub discrepancies_not_listed: u64,
+}
+
+impl PairReport {
+    /// Whether the two nodes agree: no finding at all (payments in doubt are not findings).
+    pub fn agrees(&self) -> bool {
+        self.discrepancies.is_empty() && self.discrepancies_not_listed == 0
+    }
+
+    /// How many findings there are, listed or not.
+    pub fn discrepancy_count(&self) -> u64 {
+        (self.discrepancies.len() as u64).saturating_add(self.discrepancies_not_listed)
+    }
+
+    fn flag(&mut self, kind: DiscrepancyKind, node: &str, uetr: Option<&Uetr>, detail: String) {
+        if self.discrepancies.len() < DISCREPANCIES_LISTED_MAX {
+            self.discrepancies.push(PairDiscrepancy {
+                kind,
+                node: node.to_owned(),
+                uetr: uetr.map(ToString::to_string),
+                detail,
+                repaired_by_recovery: kind.is_repaired_by_recovery(),
+            });
+        } else {
+            self.discrepancies_not_listed = self.discrepancies_not_listed.saturating_add(1);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks
+
+/// Compares the books of the two ends of a corridor, in both directions, and includes each
+/// ledger's own audit. Evidence is verified under `mra`.
+pub fn audit_pair(a: &NodeBooks, b: &NodeBooks, mra: &Mra) -> PairReport {
+    let cache = RecognitionCache::new(mra).ok();
+    let trust = match &cache {
+        Some(cache) => Trust::cached(mra, cache),
+        None => Trust::from(mra),
+    };
+    let mut report = PairReport {
+        nodes: Vec::new(),
+        directions: Vec::new(),
+        in_doubt: Vec::new(),
+        in_doubt_not_listed: 0,
+        discrepancies: Vec::new(),
+        discrepancies_not_listed: 0,
+    };
+    for node in [a, b] {
+        report.nodes.push(summary(node));
+        if let Some(audit) = &node.ledger_audit {
+            for finding in &audit.discrepancies {
+                report.flag(
+                    DiscrepancyKind::LedgerAudit,
+                    &node.jurisdiction,
+                    None,
+                    finding.to_string(),
+                );
+            }
+            if audit.discrepancies_not_listed > 0 {
+                report.flag(
+                    DiscrepancyKind::LedgerAudit,
+                    &node.jurisdiction,
+                    None,
+                    format!(
+                        "and {} more ledger audit findings not listed",
+                        audit.discrepancies_not_listed
+                    ),
+                );
+            }
+        }
+    }
+    if a.peer != b.jurisdiction || b.peer != a.jurisdiction {
+        report.flag(
+            DiscrepancyKind::BookingWrong,
+            &a.jurisdiction,
+            None,
+            format!(
+                "the books are of corridors {}→{} and {}→{}, not one corridor",
+                a.jurisdiction, a.peer, b.jurisdiction, b.peer
+            ),
+        );
+        return report;
+    }
+    for (sender, receiver) in [(a, b), (b, a)] {
+        let direction = Direction {
+            s: sender,
+            r: receiver,
+            trust,
+        }
+        .check(&mut report);
+        report.directions.push(direction);
+    }
+    report
+}
+
+fn summary(node: &NodeBooks) -> NodeSummary {
+    NodeSummary {
+        jurisdiction: node.jurisdiction.clone(),
+        currency: node.currency.alpha.to_owned(),
+        data_dir: node.data_dir.display().to_string(),
+        ledger_audit_clean: node.ledger_audit.as_ref().map(AuditReport::is_clean),
+        ledger_records: node.ledger_audit.as_ref().map_or(0, |a| a.records),
+        ledger_checkpoints_verified: node
+            .ledger_audit
+            .as_ref()
+            .map_or(0, |a| a.checkpoints_verified),
+        corridor_transfers: node.transfers.len() as u64,
+        outbound_records: node.outbound.len() as u64,
+        inbound_records: node.inbound.len() as u64,
+    }
+}
+
+/// How the sender's reservation of a payment stands in its ledger.
+#[derive(Clone, Copy)]
+enum Reserved<'t> {
+    Pending(&'t Transfer),
+    Posted(&'t Transfer, &'t Transfer),
+    Voided(&'t Transfer),
+    Expired(&'t Transfer),
+}
+
+impl<'t> Reserved<'t> {
+    fn transfer(self) -> &'t Transfer {
+        match self {
+            Self::Pending(t) | Self::Posted(t, _) | Self::Voided(t) | Self::Expired(t) => t,
+        }
+    }
+}
+
+/// A running sum of minor units; `None` once it overflowed (reported, never wrapped).
+#[derive(Clone, Copy)]
+struct Total(Option<u128>);
+
+impl Total {
+    fn add(&mut self, minor: u128) {
+        self.0 = self.0.and_then(|sum| sum.checked_add(minor));
+    }
+}
+
+/// One direction: `s` sends, `r` receives.
+struct Direction<'a> {
+    s: &'a NodeBooks,
+    r: &'a NodeBooks,
+    trust: Trust<'a>,
+}
+
+/// Sums gathered over one direction's payments.
+struct Sums {
+    settled_source: Total,
+    settled_target: Total,
+    reserved_in_doubt: Total,
+}
+
+impl<'a> Direction<'a> {
+    fn check(&self, report: &mut PairReport) -> DirectionReport {
+        let (s, r) = (self.s, self.r);
+        self.check_accounts(report);
+        let reservations = self.reservations(report);
+        let credits = self.credits(report);
+        let uetrs: BTreeSet<Uetr> = reservations
+            .keys()
+            .chain(credits.keys())
+            .chain(s.outbound.keys())
+            .chain(r.inbound.keys())
+            .copied()
+            .collect();
+        let mut direction = DirectionReport {
+            sender: s.jurisdiction.clone(),
+            receiver: r.jurisdiction.clone(),
+            payments: uetrs.len() as u64,
+            settled: 0,
+            rejected: 0,
+            in_doubt: 0,
+            inconsistent: 0,
+            position: self.empty_position(),
+        };
+        let mut sums = Sums {
+            settled_source: Total(Some(0)),
+            settled_target: Total(Some(0)),
+            reserved_in_doubt: Total(Some(0)),
+        };
+        for uetr in &uetrs {
+            let outcome = self.check_payment(
+                report,
+                uetr,
+                reservations.get(uetr).copied(),
+                credits.get(uetr).copied(),
+                &mut sums,
+            );
+            match outcome {
+                Outcome::Settled => direction.settled += 1,
+                Outcome::Rejected => direction.rejected += 1,
+                Outcome::InDoubt => direction.in_doubt += 1,
+                Outcome::Inconsistent => direction.inconsistent += 1,
+            }
+        }
+        direction.position = self.position(report, &sums);
+        direction
+    }
+
+    fn empty_position(&self) -> Position {
+        let zero_s = Amount::of(self.s.currency, 0);
+        let zero_r = Amount::of(self.r.currency, 0);
+        Position {
+            corridor_account: self.s.corridor_account.to_string(),
+            corridor_posted: zero_s.clone(),
+            settled_source: zero_s.clone(),
+            corridor_pending: zero_s.clone(),
+            reserved_in_doubt: zero_s,
+            liquidity_account: self.r.liquidity_account.to_string(),
+            liquidity_debited: zero_r.clone(),
+            settled_target: zero_r.clone(),
+            liquidity_funded: zero_r,
+            reconciled: false,
+        }
+    }
+
+    /// The corridor account on the sender and the liquidity account on the receiver exist,
+    /// in the node's currency, with the code of their kind.
+    fn check_accounts(&self, report: &mut PairReport) {
+        for (node, id, kind) in [
+            (self.s, self.s.corridor_account, AccountKind::Corridor),
+            (self.r, self.r.liquidity_account, AccountKind::Liquidity),
+        ] {
+            match node.accounts.get(&id) {
+                None => report.flag(
+                    DiscrepancyKind::BookingWrong,
+                    &node.jurisdiction,
+                    None,
+                    format!(
+                        "the {} account {id} for {} is not in the ledger",
+                        kind.as_str(),
+                        node.peer
+                    ),
+                ),
+                Some(account) => {
+                    let numeric = u32::from(node.currency.numeric);
+                    if account.ledger != numeric || account.code != kind.ledger_code() {
+                        report.flag(
+                            DiscrepancyKind::BookingWrong,
+                            &node.jurisdiction,
+                            None,
+                            format!(
+                                "the {} account {id} is in ledger {} with code {}; expected \
+                                 ledger {numeric} ({}) and code {}",
+                                kind.as_str(),
+                                account.ledger,
+                                account.code,
+                                node.currency.alpha,
+                                kind.ledger_code()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sender's reservations into the corridor, by UETR; flags every other movement of
+    /// the corridor account.
+    fn reservations(&self, report: &mut PairReport) -> BTreeMap<Uetr, Reserved<'a>> {
+        let s = self.s;
+        let corridor = s.corridor_account;
+        let mut resolutions: BTreeMap<u128, &'a Transfer> = BTreeMap::new();
+        let mut pending: Vec<&'a Booked> = Vec::new();
+        for booked in &s.transfers {
+            let t = &booked.transfer;
+            if t.debit_account_id.0 != corridor && t.credit_account_id.0 != corridor {
+                continue;
+            }
+            if t.flags.resolves_pending() {
+                resolutions.insert(t.pending_id.0, t);
+            } else if t.flags.contains(TransferFlags::PENDING) && t.credit_account_id.0 == corridor
+            {
+                pending.push(booked);
+            } else {
+                report.flag(
+                    DiscrepancyKind::UnexplainedMovement,
+                    &s.jurisdiction,
+                    None,
+                    format!(
+                        "transfer {} (code {}) moves {} between accounts {} and {} on the \
+                         corridor to {}, but is not a payment reservation",
+                        t.id,
+                        t.code,
+                        Amount::of(s.currency, t.amount),
+                        t.debit_account_id,
+                        t.credit_account_id,
+                        s.peer
+                    ),
+                );
+            }
+        }
+        let mut reservations = BTreeMap::new();
+        for booked in pending {
+            let t = &booked.transfer;
+            let uetr = Uetr(t.user_data_128.to_be_bytes());
+            let state = match resolutions.remove(&t.id.0) {
+                Some(r) if r.flags.contains(TransferFlags::POST_PENDING_TRANSFER) => {
+                    Reserved::Posted(t, r)
+                }
+                Some(_) => Reserved::Voided(t),
+                None if booked.status == Some(PendingStatus::Expired) => Reserved::Expired(t),
+                None => Reserved::Pending(t),
+            };
+            if reservations.insert(uetr, state).is_some() {
+                report.flag(
+                    DiscrepancyKind::BookingWrong,
+                    &s.jurisdiction,
+                    Some(&uetr),
+                    format!(
+                        "more than one reservation carries this UETR (one is transfer {})",
+                        t.id
+                    ),
+                );
+            }
+        }
+        for resolution in resolutions.values() {
+            report.flag(
+                DiscrepancyKind::UnexplainedMovement,
+                &s.jurisdiction,
+                None,
+                format!(
+                    "transfer {} resolves transfer {}, which is not a reservation into the \
+                     corridor account {corridor}",
+                    resolution.id, resolution.pending_id
+                ),
+            );
+        }
+        reservations
+    }
+
+    /// The receiver's credits from the liquidity account, by UETR; flags every other
+    /// movement of the liquidity account except funding.
+    fn credits(&self, report: &mut PairReport) -> BTreeMap<Uetr, &'a Transfer> {
+        let r = self.r;
+        let liquidity = r.liquidity_account;
+        let mut credits = BTreeMap::new();
+        for booked in &r.transfers {
+            let t = &booked.transfer;
+            let two_phase = t.flags.contains(TransferFlags::PENDING) || t.flags.resolves_pending();
+            let is_credit = t.debit_account_id.0 == liquidity && t.code == codes::INBOUND;
+            let is_funding = t.credit_account_id.0 == liquidity
+                && (t.code == codes::GENESIS || t.code == codes::FUNDING);
+            if t.debit_account_id.0 != liquidity && t.credit_account_id.0 != liquidity {
+                continue;
+            }
+            if is_credit && !two_phase {
+                let uetr = Uetr(t.user_data_128.to_be_bytes());
+                if credits.insert(uetr, t).is_some() {
+                    report.flag(
+                        DiscrepancyKind::BookingWrong,
+                        &r.jurisdiction,
+                        Some(&uetr),
+                        format!(
+                            "more than one credit carries this UETR (one is transfer {})",
+                            t.id
+                        ),
+                    );
+                }
+            } else if !is_funding || two_phase {
+                report.flag(
+                    DiscrepancyKind::UnexplainedMovement,
+                    &r.jurisdiction,
+                    None,
+                    format!(
+                        "transfer {} (code {}) moves {} between accounts {} and {} on the \
+                         liquidity for {}, but is neither a payment credit nor funding",
+                        t.id,
+                        t.code,
+                        Amount::of(r.currency, t.amount),
+                        t.debit_account_id,
+                        t.credit_account_id,
+                        r.peer
+                    ),
+                );
+            }
+        }
+        credits
+    }
+
+    /// Classifies one payment and checks everything both nodes hold about it.
+    fn check_payment(
+        &self,
+        report: &mut PairReport,
+        uetr: &Uetr,
+        reserved: Option<Reserved<'a>>,
+        credit: Option<&'a Transfer>,
+        sums: &mut Sums,
+    ) -> Outcome {
+        let (s, r) = (self.s, self.r);
+        let out = s.outbound.get(uetr);
+        let inb = r.inbound.get(uetr);
+        if let Some(reserved) = reserved {
+            self.check_reservation(report, uetr, reserved);
+        }
+        self.check_sender_record(report, uetr, reserved, out);
+        self.check_receiver_record(report, uetr, reserved, credit, inb);
+        if let Some(credit) = credit {
+            let source = self.check_evidence(report, uetr, reserved, credit, out, inb);
+            sums.settled_source.add(source);
+            sums.settled_target.add(credit.amount);
+        }
+        if let Some(Reserved::Pending(t)) = reserved {
+            sums.reserved_in_doubt.add(t.amount);
+        }
+        let amount = |t: &Transfer| Amount::of(s.currency, t.amount);
+        match (reserved, credit) {
+            (Some(Reserved::Posted(..)), Some(_)) => Outcome::Settled,
+            (Some(Reserved::Posted(t, _)), None) => {
+                report.flag(
+                    DiscrepancyKind::MissingCredit,
+                    &r.jurisdiction,
+                    Some(uetr),
+                    format!(
+                        "{} posted its reservation of {} (transfer {}) but {} holds no credit \
+                         from its liquidity account {} for this UETR",
+                        s.jurisdiction,
+                        amount(t),
+                        t.id,
+                        r.jurisdiction,
+                        r.liquidity_account
+                    ),
+                );
+                Outcome::Inconsistent
+            }
+            (Some(Reserved::Pending(t)), Some(c)) => {
+                report.flag(
+                    DiscrepancyKind::SenderNotYetResolved,
+                    &s.jurisdiction,
+                    Some(uetr),
+                    format!(
+                        "{} settled it (credit transfer {} of {}) but {}'s reservation of {} \
+                         (transfer {}) is still pending",
+                        r.jurisdiction,
+                        c.id,
+                        Amount::of(r.currency, c.amount),
+                        s.jurisdiction,
+                        amount(t),
+                        t.id
+                    ),
+                );
+                Outcome::Inconsistent
+            }
+            (Some(v @ (Reserved::Voided(_) | Reserved::Expired(_))), Some(c)) => {
+                let how = if matches!(v, Reserved::Voided(_)) {
+                    "voided"
+                } else {
+                    "let expire"
+                };
+                report.flag(
+                    DiscrepancyKind::CreditedButVoided,
+                    &r.jurisdiction,
+                    Some(uetr),
+                    format!(
+                        "{} credited {} (transfer {}) but {} {how} its reservation of {} \
+                         (transfer {})",
+                        r.jurisdiction,
+                        Amount::of(r.currency, c.amount),
+                        c.id,
+                        s.jurisdiction,
+                        amount(v.transfer()),
+                        v.transfer().id
+                    ),
+                );
+                Outcome::Inconsistent
+            }
+            (None, Some(c)) => {
+                report.flag(
+                    DiscrepancyKind::CreditWithoutReservation,
+                    &r.jurisdiction,
+                    Some(uetr),
+                    format!(
+                        "{} credited {} to account {} (transfer {}) but {} holds no reservation \
+                         into its corridor account {} for this UETR",
+                        r.jurisdiction,
+                        Amount::of(r.currency, c.amount),
+                        c.credit_account_id,
+                        c.id,
+                        s.jurisdiction,
+                        s.corridor_account
+                    ),
+                );
+                Outcome::Inconsistent
+            }
+            (Some(Reserved::Voided(_) | Reserved::Expired(_)), None) => Outcome::Rejected,
+            (Some(Reserved::Pending(t)), None) => {
+                self.list_in_doubt(report, uetr, t.amount, out, inb);
+                Outcome::InDoubt
+            }
+            (None, None) => match out.map(|o| o.state) {
+                Some(OutboundState::Rejected) => Outcome::Rejected,
+                Some(OutboundState::Reserving) => {
+                    self.list_in_doubt(report, uetr, 0, out, inb);
+                    Outcome::InDoubt
+                }
+                // A record that claims more than its ledger shows, or a receiver's record
+                // without any trace on the sender: flagged by the record checks.
+                _ => Outcome::Inconsistent,
+            },
+        }
+    }
+
+    fn list_in_doubt(
+        &self,
+        report: &mut PairReport,
+        uetr: &Uetr,
+        reserved: u128,
+        out: Option<&OutboundRecord>,
+        inb: Option<&InboundRecord>,
+    ) {
+        if report.in_doubt.len() < IN_DOUBT_LISTED_MAX {
+            report.in_doubt.push(InDoubt {
+                uetr: uetr.to_string(),
+                sender: self.s.jurisdiction.clone(),
+                receiver: self.r.jurisdiction.clone(),
+                reserved: Amount::of(self.s.currency, reserved),
+                sender_record: out.map(|o| outbound_state_name(o.state).to_owned()),
+                receiver_record: inb.map(|i| inbound_state_name(i.state).to_owned()),
+            });
+        } else {
+            report.in_doubt_not_listed = report.in_doubt_not_listed.saturating_add(1);
+        }
+    }
+
+    /// The reservation and its resolution are booked as the protocol books them.
+    fn check_reservation(&self, report: &mut PairReport, uetr: &Uetr, reserved: Reserved<'_>) {
+        let s = self.s;
+        let t = reserved.transfer();
+        let mut wrong = Vec::new();
+        if t.id.0 != transfer_id(b"reserve", &uetr.0) {
+            wrong.push("its id does not derive from the UETR".to_owned());
+        }
+        if t.ledger != u32::from(s.currency.numeric) {
+            wrong.push(format!(
+                "it is in ledger {}, not {} ({})",
+                t.ledger, s.currency.numeric, s.currency.alpha
+            ));
+        }
+        if t.code != codes::OUTBOUND {
+            wrong.push(format!("its code is {}, not {}", t.code, codes::OUTBOUND));
+        }
+        if t.timeout != 0 {
+            wrong.push(format!(
+                "it has a ledger timeout of {} s (a forwarded reservation may only end by the \
+                 receiver's decision)",
+                t.timeout
+            ));
+        }
+        match reserved {
+            Reserved::Posted(_, post) => {
+                if post.id.0 != transfer_id(b"post", &uetr.0) {
+                    wrong.push(format!(
+                        "its posting transfer {} has an id that does not derive from the UETR",
+                        post.id
+                    ));
+                }
+                if post.amount != t.amount {
+                    report.flag(
+                        DiscrepancyKind::AmountDiffers,
+                        &s.jurisdiction,
+                        Some(uetr),
+                        format!(
+                            "reserved {} but posted {}",
+                            Amount::of(s.currency, t.amount),
+                            Amount::of(s.currency, post.amount)
+                        ),
+                    );
+                }
+            }
+            Reserved::Voided(_) => {}
+            Reserved::Expired(_) => wrong.push("it expired in the ledger".to_owned()),
+            Reserved::Pending(_) => {}
+        }
+        if !wrong.is_empty() {
+            report.flag(
+                DiscrepancyKind::BookingWrong,
+                &s.jurisdiction,
+                Some(uetr),
+                format!("reservation {}: {}", t.id, wrong.join("; ")),
+            );
+        }
+    }
+
+    /// The sender's record agrees with its ledger.
+    fn check_sender_record(
+        &self,
+        report: &mut PairReport,
+        uetr: &Uetr,
+        reserved: Option<Reserved<'_>>,
+        out: Option<&OutboundRecord>,
+    ) {
+        let s = self.s;
+        let mut mismatch =
+            |kind, detail: String| report.flag(kind, &s.jurisdiction, Some(uetr), detail);
+        let Some(out) = out else {
+            if let Some(reserved) = reserved {
+                mismatch(
+                    DiscrepancyKind::RecordMismatch,
+                    format!(
+                        "the ledger holds reservation {} but the payment store has no record of \
+                         the payment",
+                        reserved.transfer().id
+                    ),
+                );
+            }
+            return;
+        };
+        let state = outbound_state_name(out.state);
+        let Some(reserved) = reserved else {
+            match out.state {
+                OutboundState::Rejected if out.reservation_id == 0 => {}
+                OutboundState::Reserving => {}
+                _ => mismatch(
+                    DiscrepancyKind::RecordMismatch,
+                    format!(
+                        "the record is {state} with reservation {} but the ledger holds no \
+                         reservation for this UETR",
+                        out.reservation_id
+                    ),
+                ),
+            }
+            return;
+        };
+        let t = reserved.transfer();
+        if out.reservation_id != t.id.0 {
+            mismatch(
+                DiscrepancyKind::RecordMismatch,
+                format!(
+                    "the record names reservation {} but the ledger's is {}",
+                    out.reservation_id, t.id
+                ),
+            );
+        }
+        if out.amount_minor != t.amount {
+            mismatch(
+                DiscrepancyKind::AmountDiffers,
+                format!(
+                    "the record says {} but the ledger reserved {}",
+                    Amount::of(s.currency, out.amount_minor),
+                    Amount::of(s.currency, t.amount)
+                ),
+            );
+        }
+        if out.debtor_account != t.debit_account_id.0 {
+            mismatch(
+                DiscrepancyKind::RecordMismatch,
+                format!(
+                    "the record's debtor account is {} but the reservation debits {}",
+                    out.debtor_account, t.debit_account_id
+                ),
+            );
+        }
+        let (ledger_state, agrees, lagging) = match reserved {
+            Reserved::Posted(..) => (
+                "posted",
+                out.state == OutboundState::Settled,
+                !out.state.is_final(),
+            ),
+            Reserved::Voided(_) | Reserved::Expired(_) => (
+                "released",
+                out.state == OutboundState::Rejected,
+                !out.state.is_final(),
+            ),
+            Reserved::Pending(_) => ("pending", !out.state.is_final(), false),
+        };
+        if !agrees {
+            let kind = if lagging {
+                DiscrepancyKind::SenderNotYetResolved
+            } else {
+                DiscrepancyKind::RecordMismatch
+            };
+            mismatch(
+                kind,
+                format!(
+                    "the record is {state} but the ledger's reservation {} is {ledger_state}",
+                    t.id
+                ),
+            );
+        }
+    }
+
+    /// The receiver's record agrees with its ledger; a released reservation has no live
+    /// decision on the receiver.
+    fn check_receiver_record(
+        &self,
+        report: &mut PairReport,
+        uetr: &Uetr,
+        reserved: Option<Reserved<'_>>,
+        credit: Option<&Transfer>,
+        inb: Option<&InboundRecord>,
+    ) {
+        let r = self.r;
+        let mut flag =
+            |kind, detail: String| report.flag(kind, &r.jurisdiction, Some(uetr), detail);
+        match (credit, inb.map(|i| i.state)) {
+            (Some(c), None) => flag(
+                DiscrepancyKind::RecordMismatch,
+                format!(
+                    "the ledger holds credit {} but the payment store has no record (the record \
+                     is written before the credit)",
+                    c.id
+                ),
+            ),
+            (Some(c), Some(InboundState::Accepting)) => flag(
+                DiscrepancyKind::ReceiverNotYetRecorded,
+                format!(
+                    "the ledger holds credit {} but the record is still accepting",
+                    c.id
+                ),
+            ),
+            (Some(c), Some(state @ (InboundState::Rejected | InboundState::Fenced))) => flag(
+                DiscrepancyKind::RecordMismatch,
+                format!(
+                    "the record is {} but the ledger holds credit {} of {}",
+                    inbound_state_name(state),
+                    c.id,
+                    Amount::of(r.currency, c.amount)
+                ),
+            ),
+            (Some(c), Some(InboundState::Settled)) => {
+                let Some(inb) = inb else { return };
+                if inb.credited_minor != c.amount {
+                    flag(
+                        DiscrepancyKind::AmountDiffers,
+                        format!(
+                            "the record says {} credited but the ledger credited {}",
+                            Amount::of(r.currency, inb.credited_minor),
+                            Amount::of(r.currency, c.amount)
+                        ),
+                    );
+                }
+                if inb.credit_transfer_id != c.id.0 {
+                    flag(
+                        DiscrepancyKind::RecordMismatch,
+                        format!(
+                            "the record names credit transfer {} but the ledger's is {}",
+                            inb.credit_transfer_id, c.id
+                        ),
+                    );
+                }
+            }
+            (None, Some(InboundState::Settled)) => flag(
+                DiscrepancyKind::RecordMismatch,
+                "the record is settled but the ledger holds no credit for this UETR".to_owned(),
+            ),
+            (None, Some(InboundState::Accepting))
+                if matches!(
+                    reserved,
+                    Some(Reserved::Voided(_) | Reserved::Expired(_)) | None
+                ) =>
+            {
+                flag(
+                    DiscrepancyKind::RecordMismatch,
+                    format!(
+                        "the record is still accepting although {} released the reservation; \
+                         it should be rejected or fenced",
+                        self.s.jurisdiction
+                    ),
+                );
+            }
+            (None, Some(state)) if reserved.is_none() && !self.s.outbound.contains_key(uetr) => {
+                flag(
+                    DiscrepancyKind::RecordMismatch,
+                    format!(
+                        "the record is {} but {} has no trace of this payment",
+                        inbound_state_name(state),
+                        self.s.jurisdiction
+                    ),
+                );
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// Everything that proves a credited payment: the instruction, its quote, the receipt
+    /// (both copies), and that they describe the two transfers. Returns the source amount
+    /// (what the sender should have posted) for the position.
+    fn check_evidence(
+        &self,
+        report: &mut PairReport,
+        uetr: &Uetr,
+        reserved: Option<Reserved<'_>>,
+        credit: &Transfer,
+        out: Option<&OutboundRecord>,
+        inb: Option<&InboundRecord>,
+    ) -> u128 {
+        let (s, r) = (self.s, self.r);
+        let reserved_amount = reserved.map(|t| t.transfer().amount);
+        let fallback = reserved_amount.unwrap_or(0);
+        let settled_at = UnixTime(
+            i64::try_from(credit.timestamp.unix_nanos() / 1_000_000_000).unwrap_or(i64::MAX),
+        );
+
+        // The credit itself.
+        let mut wrong = Vec::new();
+        if credit.id.0 != transfer_id(b"credit", &uetr.0) {
+            wrong.push("its id does not derive from the UETR".to_owned());
+        }
+        if credit.ledger != u32::from(r.currency.numeric) {
+            wrong.push(format!(
+                "it is in ledger {}, not {} ({})",
+                credit.ledger, r.currency.numeric, r.currency.alpha
+            ));
+        }
+        if !wrong.is_empty() {
+            report.flag(
+                DiscrepancyKind::BookingWrong,
+                &r.jurisdiction,
+                Some(uetr),
+                format!("credit {}: {}", credit.id, wrong.join("; ")),
+            );
+        }
+
+        // The instruction, as the receiver kept it (else as the sender did).
+        let bytes = inb
+            .map(|i| i.signed_instruction.as_slice())
+            .filter(|b| !b.is_empty())
+            .or_else(|| out.map(|o| o.signed_instruction.as_slice()));
+        let Some(bytes) = bytes else {
+            report.flag(
+                DiscrepancyKind::InstructionInvalid,
+                &r.jurisdiction,
+                Some(uetr),
+                "neither node kept the signed instruction".to_owned(),
+            );
+            return fallback;
+        };
+        let instr = match v1::Signed::decode(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|signed| {
+                instruction::decode(&signed)
+                    .map(|instr| (signed, instr))
+                    .map_err(|r| r.to_string())
+            }) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                report.flag(
+                    DiscrepancyKind::InstructionInvalid,
+                    &r.jurisdiction,
+                    Some(uetr),
+                    format!("the stored instruction does not decode: {error}"),
+                );
+                return fallback;
+            }
+        };
+        let (signed_instr, instr) = instr;
+        let sha = hex::encode(instr.payload_sha256);
+        self.check_instruction(
+            report,
+            uetr,
+            &signed_instr,
+            &instr,
+            &sha,
+            out,
+            inb,
+            settled_at,
+        );
+        if let Some(amount) = reserved_amount
+            && amount != instr.amount_minor
+        {
+            report.flag(
+                DiscrepancyKind::AmountDiffers,
+                &s.jurisdiction,
+                Some(uetr),
+                format!(
+                    "reserved {} but the instruction's amount is {}",
+                    Amount::of(s.currency, amount),
+                    Amount::of(instr.currency, instr.amount_minor)
+                ),
+            );
+        }
+        if let Some(t) = reserved.map(Reserved::transfer)
+            && t.debit_account_id.0 != instr.debtor_account
+        {
+            report.flag(
+                DiscrepancyKind::BookingWrong,
+                &s.jurisdiction,
+                Some(uetr),
+                format!(
+                    "the reservation debits account {} but the instruction's debtor account is {}",
+                    t.debit_account_id, instr.debtor_account
+                ),
+            );
+        }
+        if credit.credit_account_id.0 != instr.creditor_account {
+            report.flag(
+                DiscrepancyKind::BookingWrong,
+                &r.jurisdiction,
+                Some(uetr),
+                format!(
+                    "the credit goes to account {} but the instruction's creditor account is {}",
+                    credit.credit_account_id, instr.creditor_account
+                ),
+            );
+        }
+        self.check_quote(report, uetr, &instr, credit, settled_at);
+        self.check_receipts(report, uetr, &instr, credit, out, inb, settled_at);
+        instr.amount_minor
+    }
+
+    /// The instruction is the one both nodes recorded, for this corridor, signed by the
+    /// debtor agent under the sender's PKI.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the pieces of one payment's evidence"
+    )]
+    fn check_instruction(
+        &self,
+        report: &mut PairReport,
+        uetr: &Uetr,
+        signed_instr: &v1::Signed,
+        instr: &Instruction,
+        sha: &str,
+        out: Option<&OutboundRecord>,
+        inb: Option<&InboundRecord>,
+        settled_at: UnixTime,
+    ) {
+        let (s, r) = (self.s, self.r);
+        let mut invalid = |node: &str, detail: String| {
+            report.flag(
+                DiscrepancyKind::InstructionInvalid,
+                node,
+                Some(uetr),
+                detail,
+            );
+        };
+        if instr.uetr != *uetr {
+            invalid(
+                &r.jurisdiction,
+                format!("the stored instruction carries UETR {}", instr.uetr),
+            );
+        }
+        if instr.currency.alpha != s.currency.alpha {
+            invalid(
+                &r.jurisdiction,
+                format!(
+                    "the instruction is in {}, not {}'s currency {}",
+                    instr.currency.alpha, s.jurisdiction, s.currency.alpha
+                ),
+            );
+        }
+        if let Some(inb) = inb
+            && inb.instruction_sha256 != sha
+        {
+            invalid(
+                &r.jurisdiction,
+                format!(
+                    "the record's instruction SHA-256 is {} but its stored instruction hashes to \
+                     {sha}",
+                    inb.instruction_sha256
+                ),
+            );
+        }
+        if let Some(out) = out
+            && out.instruction_sha256 != sha
+        {
+            invalid(
+                &s.jurisdiction,
+                format!(
+                    "{} recorded instruction SHA-256 {} but {} settled instruction {sha}",
+                    s.jurisdiction, out.instruction_sha256, r.jurisdiction
+                ),
+            );
+        }
+        match signed::verify(
+            signed_instr,
+            SIGNING_DOMAIN_INSTRUCTION,
+            self.trust,
+            &r.jurisdiction,
+            Purpose::PaymentSigning,
+            settled_at,
+            &[],
+        ) {
+            Ok(signer) => {
+                if signer.jurisdiction != s.jurisdiction
+                    || signer.subject_cn != instr.debtor_agent_bic
+                {
+                    invalid(
+                        &r.jurisdiction,
+                        format!(
+                            "the instruction is signed by {} of {}, not by debtor agent {} of {}",
+                            signer.subject_cn,
+                            signer.jurisdiction,
+                            instr.debtor_agent_bic,
+                            s.jurisdiction
+                        ),
+                    );
+                }
+            }
+            Err(rejection) => invalid(
+                &r.jurisdiction,
+                format!(
+                    "the instruction's signature does not verify for {} at {}: {rejection}",
+                    r.jurisdiction,
+                    settled_at.to_rfc3339()
+                ),
+            ),
+        }
+    }
+
+    /// The credit is what the sender's signed quote gives for the instruction's amount.
+    fn check_quote(
+        &self,
+        report: &mut PairReport,
+        uetr: &Uetr,
+        instr: &Instruction,
+        credit: &Transfer,
+        settled_at: UnixTime,
+    ) {
+        let (s, r) = (self.s, self.r);
+        let terms = match quote::verify_quote(
+            &instr.quote,
+            self.trust,
+            &r.jurisdiction,
+            settled_at,
+            r.clock_skew_secs,
+            &[],
+        ) {
+            Ok((terms, _)) => terms,
+            Err(rejection) => {
+                report.flag(
+                    DiscrepancyKind::InstructionInvalid,
+                    &r.jurisdiction,
+                    Some(uetr),
+                    format!(
+                        "the instruction's quote does not verify for {} at {}: {rejection}",
+                        r.jurisdiction,
+                        settled_at.to_rfc3339()
+                    ),
+                );
+                return;
+            }
+        };
+        if terms.issuing != s.jurisdiction
+            || terms.counterparty != r.jurisdiction
+            || terms.source.0 != s.currency
+            || terms.target.0 != r.currency
+        {
+            report.flag(
+                DiscrepancyKind::InstructionInvalid,
+                &r.jurisdiction,
+                Some(uetr),
+                format!(
+                    "the quote is {} {} → {} {}, not {} {} → {} {}",
+                    terms.issuing,
+                    terms.source.0.alpha,
+                    terms.counterparty,
+                    terms.target.0.alpha,
+                    s.jurisdiction,
+                    s.currency.alpha,
+                    r.jurisdiction,
+                    r.currency.alpha
+                ),
+            );
+            return;
+        }
+        if terms.source.1 != instr.amount_minor {
+            report.flag(
+                DiscrepancyKind::AmountDiffers,
+                &r.jurisdiction,
+                Some(uetr),
+                format!(
+                    "the instruction's amount is {} but its quote's source is {}",
+                    Amount::of(s.currency, instr.amount_minor),
+                    Amount::of(s.currency, terms.source.1)
+                ),
+            );
+        }
+        if terms.target.1 != credit.amount {
+            report.flag(
+                DiscrepancyKind::AmountDiffers,
+                &r.jurisdiction,
+                Some(uetr),
+                format!(
+                    "credited {} but the quote gives {} for {} at rate {}",
+                    Amount::of(r.currency, credit.amount),
+                    Amount::of(r.currency, terms.target.1),
+                    Amount::of(s.currency, terms.source.1),
+                    terms.rate
+                ),
+            );
+        }
+    }
+
+    /// The receiver's receipt verifies for the sender and describes the credit; the sender
+    /// holds the same receipt and the amount it names.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the pieces of one payment's evidence"
+    )]
+    fn check_receipts(
+        &self,
+        report: &mut PairReport,
+        uetr: &Uetr,
+        instr: &Instruction,
+        credit: &Transfer,
+        out: Option<&OutboundRecord>,
+        inb: Option<&InboundRecord>,
+        settled_at: UnixTime,
+    ) {
+        let (s, r) = (self.s, self.r);
+        let receiver_copy = inb.and_then(|i| i.receipt.as_deref());
+        let sender_copy = out
+            .filter(|o| o.state == OutboundState::Settled)
+            .map(|o| o.receipt.as_deref());
+        if let (Some(Some(theirs)), Some(ours)) = (sender_copy, receiver_copy)
+            && payload(theirs) != payload(ours)
+        {
+            report.flag(
+                DiscrepancyKind::ReceiptInvalid,
+                &s.jurisdiction,
+                Some(uetr),
+                format!(
+                    "the receipt {} holds is not the one {} signed",
+                    s.jurisdiction, r.jurisdiction
+                ),
+            );
+        }
+        if let Some(None) = sender_copy {
+            report.flag(
+                DiscrepancyKind::ReceiptInvalid,
+                &s.jurisdiction,
+                Some(uetr),
+                "the record is settled but holds no receipt".to_owned(),
+            );
+        }
+        if let Some(out) = out
+            && out.state == OutboundState::Settled
+            && out.credited_minor != Some(credit.amount)
+        {
+            report.flag(
+                DiscrepancyKind::AmountDiffers,
+                &s.jurisdiction,
+                Some(uetr),
+                format!(
+                    "the record says {} credited but {} credited {}",
+                    out.credited_minor.map_or_else(
+                        || "nothing".to_owned(),
+                        |m| Amount::of(r.currency, m).to_string()
+                    ),
+                    r.jurisdiction,
+                    Amount::of(r.currency, credit.amount)
+                ),
+            );
+        }
+        // Verify the receiver's copy, or the sender's when the receiver kept none.
+        let (node, bytes) = match (receiver_copy, sender_copy.flatten()) {
+            (Some(bytes), _) => (r, bytes),
+            (None, Some(bytes)) => (s, bytes),
+            (None, None) => {
+                if inb.is_some_and(|i| i.state == InboundState::Settled) {
+                    report.flag(
+                        DiscrepancyKind::ReceiptInvalid,
+                        &r.jurisdiction,
+                        Some(uetr),
+                        "the record is settled but holds no receipt".to_owned(),
+                    );
+                }
+                return;
+            }
+        };
+        let mut invalid = |detail: String| {
+            report.flag(
+                DiscrepancyKind::ReceiptInvalid,
+                &node.jurisdiction,
+                Some(uetr),
+                detail,
+            );
+        };
+        let signed = match v1::Signed::decode(bytes) {
+            Ok(signed) => signed,
+            Err(e) => return invalid(format!("the stored receipt does not decode: {e}")),
+        };
+        let receipt =
+            match receipt::verify_receipt(&signed, self.trust, &s.jurisdiction, settled_at) {
+                Ok((receipt, _)) => receipt,
+                Err(rejection) => {
+                    return invalid(format!(
+                        "the receipt does not verify for {} at {}: {rejection}",
+                        s.jurisdiction,
+                        settled_at.to_rfc3339()
+                    ));
+                }
+            };
+        let mut differs = Vec::new();
+        if receipt.uetr != uetr.to_string() {
+            differs.push(format!("UETR {}", receipt.uetr));
+        }
+        if receipt.instruction_sha256 != instr.payload_sha256 {
+            differs.push(format!(
+                "instruction SHA-256 {}",
+                hex::encode(&receipt.instruction_sha256)
+            ));
+        }
+        if receipt.receiving_jurisdiction != r.jurisdiction
+            || receipt.sending_jurisdiction != s.jurisdiction
+        {
+            differs.push(format!(
+                "corridor {} → {}",
+                receipt.sending_jurisdiction, receipt.receiving_jurisdiction
+            ));
+        }
+        if receipt.ledger_transfer_id != credit.id.0.to_string() {
+            differs.push(format!("ledger transfer {}", receipt.ledger_transfer_id));
+        }
+        if receipt.creditor_account != credit.credit_account_id.0.to_string() {
+            differs.push(format!("creditor account {}", receipt.creditor_account));
+        }
+        let settled_text = receipt
+            .settled_at
+            .as_ref()
+            .and_then(|t| instruction::unix_time("settled_at", Some(t)).ok());
+        if settled_text != Some(settled_at) {
+            differs.push("settlement time (not the credit's ledger time)".to_owned());
+        }
+        if !differs.is_empty() {
+            invalid(format!(
+                "the receipt names {} instead of this payment's",
+                differs.join(", ")
+            ));
+        }
+        let credited = receipt
+            .credited_amount
+            .as_ref()
+            .and_then(|a| money::parse_amount(a).ok());
+        if credited != Some((r.currency, credit.amount)) {
+            report.flag(
+                DiscrepancyKind::AmountDiffers,
+                &node.jurisdiction,
+                Some(uetr),
+                format!(
+                    "the receipt says {} credited but the ledger credited {}",
+                    credited.map_or_else(
+                        || "nothing".to_owned(),
+                        |(c, m)| Amount::of(c, m).to_string()
+                    ),
+                    Amount::of(r.currency, credit.amount)
+                ),
+            );
+        }
+    }
+
+    /// The balances of the corridor and liquidity accounts against the payments' sums.
+    fn position(&self, report: &mut PairReport, sums: &Sums) -> Position {
+        let (s, r) = (self.s, self.r);
+        let corridor = s
+            .accounts
+            .get(&s.corridor_account)
+            .cloned()
+            .unwrap_or_default();
+        let liquidity = r
+            .accounts
+            .get(&r.liquidity_account)
+            .cloned()
+            .unwrap_or_default();
+        let mut reconciled = true;
+        let checks = [
+            (
+                s,
+                Some(corridor.credits_posted),
+                sums.settled_source.0,
+                format!("corridor account {} posted credits", s.corridor_account),
+                format!(
+                    "the source amounts of the payments {} settled",
+                    r.jurisdiction
+                ),
+            ),
+            (
+                s,
+                Some(corridor.credits_pending),
+                sums.reserved_in_doubt.0,
+                format!("corridor account {} pending credits", s.corridor_account),
+                "the reservations still pending".to_owned(),
+            ),
+            (
+                r,
+                Some(liquidity.debits_posted),
+                sums.settled_target.0,
+                format!("liquidity account {} posted debits", r.liquidity_account),
+                format!(
+                    "the amounts {} credited for {}",
+                    r.jurisdiction, s.jurisdiction
+                ),
+            ),
+        ];
+        for (node, balance, sum, what, against) in checks {
+            if balance != sum || sum.is_none() {
+                reconciled = false;
+                let show = |v: Option<u128>| {
+                    v.map_or_else(
+                        || "more than 2^128 minor units".to_owned(),
+                        |m| Amount::of(node.currency, m).to_string(),
+                    )
+                };
+                report.flag(
+                    DiscrepancyKind::PositionDiffers,
+                    &node.jurisdiction,
+                    None,
+                    format!(
+                        "{} → {}: {what} are {} but {against} sum to {}",
+                        s.jurisdiction,
+                        r.jurisdiction,
+                        show(balance),
+                        show(sum)
+                    ),
+                );
+            }
+        }
+        let amount_s = |m: Option<u128>| Amount::of(s.currency, m.unwrap_or(u128::MAX));
+        let amount_r = |m: Option<u128>| Amount::of(r.currency, m.unwrap_or(u128::MAX));
+        Position {
+            corridor_account: s.corridor_account.to_string(),
+            corridor_posted: amount_s(Some(corridor.credits_posted)),
+            settled_source: amount_s(sums.settled_source.0),
+            corridor_pending: amount_s(Some(corridor.credits_pending)),
+            reserved_in_doubt: amount_s(sums.reserved_in_doubt.0),
+            liquidity_account: r.liquidity_account.to_string(),
+            liquidity_debited: amount_r(Some(liquidity.debits_posted)),
+            settled_target: amount_r(sums.settled_target.0),
+            liquidity_funded: amount_r(Some(liquidity.credits_posted)),
+            reconciled,
+        }
+    }
+}
+
+/// How one payment stands across the pair.
+enum Outcome {
+    Settled,
+    Rejected,
+    InDoubt,
+    Inconsistent,
+}
+
+/// The payload of an encoded `Signed`, or the bytes themselves when they do not decode (so
+/// two undecodable copies still compare).
+fn payload(bytes: &[u8]) -> Vec<u8> {
+    v1::Signed::decode(bytes).map_or_else(|_| bytes.to_vec(), |signed| signed.payload)
+}
+
+fn outbound_state_name(state: OutboundState) -> &'static str {
+    match state {
+        OutboundState::Reserving => "reserving",
+        OutboundState::Forwarded => "forwarded",
+        OutboundState::Settled => "settled",
+        OutboundState::Rejected => "rejected",
+    }
+}
+
+fn inbound_state_name(state: InboundState) -> &'static str {
+    match state {
+        InboundState::Accepting => "accepting",
+        InboundState::Settled => "settled",
+        InboundState::Rejected => "rejected",
+        InboundState::Fenced => "fenced",
+    }
+}
