@@ -97,15 +97,15 @@ pub enum PairAuditError {
         message: String,
     },
     /// The ledger could not be audited or exported.
-    #[error("{jurisdiction}'s ledger {path}: {source}")]
+    #[error("{jurisdiction}'s ledger {path}: {error}")]
     Ledger {
         /// The node.
         jurisdiction: String,
         /// The ledger directory.
         path: PathBuf,
-        /// The ledger's error.
-        #[source]
-        source: kakehashi_ledger::Error,
+        /// The ledger's error (in the message, so it is not a `source` too: a chain printer
+        /// would show it twice).
+        error: kakehashi_ledger::Error,
     },
     /// The ledger export has a line this audit cannot read.
     #[error("{jurisdiction}'s ledger export, line {line}: {detail}")]
@@ -118,15 +118,14 @@ pub enum PairAuditError {
         detail: String,
     },
     /// The payment store could not be read.
-    #[error("{jurisdiction}'s payment store {path}: {source}{hint}")]
+    #[error("{jurisdiction}'s payment store {path}: {error}{hint}")]
     Store {
         /// The node.
         jurisdiction: String,
         /// The store directory.
         path: PathBuf,
-        /// The store's error.
-        #[source]
-        source: StoreError,
+        /// The store's error (in the message only, as for `Ledger`).
+        error: StoreError,
         /// What to do, when known.
         hint: &'static str,
     },
@@ -202,8 +201,8 @@ impl NodeBooks {
         let currency = currency_of(mra, &jurisdiction)?;
         let store_dir = config.data_dir.join("node");
         let ledger_dir = config.data_dir.join("ledger");
-        let store_error = |source: StoreError| {
-            let hint = if source.to_string().contains("lock") {
+        let store_error = |error: StoreError| {
+            let hint = if error.to_string().contains("lock") {
                 " (a running node holds it: stop the node, then audit)"
             } else {
                 ""
@@ -211,7 +210,7 @@ impl NodeBooks {
             PairAuditError::Store {
                 jurisdiction: jurisdiction.clone(),
                 path: store_dir.clone(),
-                source,
+                error,
                 hint,
             }
         };
@@ -234,10 +233,10 @@ impl NodeBooks {
         }
         drop(store);
 
-        let ledger_error = |source| PairAuditError::Ledger {
+        let ledger_error = |error| PairAuditError::Ledger {
             jurisdiction: jurisdiction.clone(),
             path: ledger_dir.clone(),
-            source,
+            error,
         };
         let expected_key = ledger_key(config)?;
         let ledger_audit = kakehashi_ledger::audit(

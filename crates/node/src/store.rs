@@ -439,7 +439,7 @@ impl Store {
             .flush_every_ms(None)
             .open()
             .map_err(|source| StoreError::Sled {
-                what: "opening the database (is a running node holding it?)",
+                what: "opening the database",
                 source,
             })?;
         let tree = db
