@@ -1881,21 +1881,19 @@ impl<'a> Direction<'a> {
                 ),
             );
         }
+        if receiver_copy.is_none() && inb.is_some_and(|i| i.state == InboundState::Settled) {
+            report.flag(
+                DiscrepancyKind::ReceiptInvalid,
+                &r.jurisdiction,
+                Some(uetr),
+                "the record is settled but holds no receipt".to_owned(),
+            );
+        }
         // Verify the receiver's copy, or the sender's when the receiver kept none.
         let (node, bytes) = match (receiver_copy, sender_copy.flatten()) {
             (Some(bytes), _) => (r, bytes),
             (None, Some(bytes)) => (s, bytes),
-            (None, None) => {
-                if inb.is_some_and(|i| i.state == InboundState::Settled) {
-                    report.flag(
-                        DiscrepancyKind::ReceiptInvalid,
-                        &r.jurisdiction,
-                        Some(uetr),
-                        "the record is settled but holds no receipt".to_owned(),
-                    );
-                }
-                return;
-            }
+            (None, None) => return,
         };
         let mut invalid = |detail: String| {
             report.flag(
@@ -2573,6 +2571,16 @@ mod tests {
         assert!(report.discrepancies[0].detail.contains("does not verify"));
         // The payment still settled on both ledgers.
         assert_eq!(report.directions[0].settled, 1);
+    }
+
+    #[test]
+    fn a_settled_record_without_its_receipt_is_found_even_when_the_sender_holds_one() {
+        let mut f = Fixture::new();
+        let (id, _) = f.settle(&JP, &SG, 1, 100_000);
+        f.sg.inbound.get_mut(&id).unwrap().receipt = None;
+        let report = f.audit();
+        assert_eq!(kinds(&report, &id), [DiscrepancyKind::ReceiptInvalid]);
+        assert_eq!(report.discrepancies[0].node, "SG");
     }
 
     #[test]
