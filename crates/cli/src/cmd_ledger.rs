@@ -150,12 +150,11 @@ fn parse_key(given: &str) -> anyhow::Result<VerifyingKey> {
 }
 
 fn currency(ledger: u32) -> String {
-    // ISO 4217 numeric codes of the jurisdictions configured today; others print as numbers.
-    match ledger {
-        392 => "JPY".into(),
-        702 => "SGD".into(),
-        other => format!("#{other}"),
-    }
+    // A ledger is an ISO 4217 numeric code; one the table does not know prints as a number.
+    u16::try_from(ledger)
+        .ok()
+        .and_then(kakehashi_node::money::currency_by_numeric)
+        .map_or_else(|| format!("#{ledger}"), |c| c.alpha.to_owned())
 }
 
 fn human_report(data_dir: &Path, report: &AuditReport) -> String {
@@ -471,6 +470,56 @@ mod tests {
         );
         let code = audit(dir.path(), false, Some(&wrong)).expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(1)));
+    }
+
+    #[test]
+    fn currencies_are_named_from_the_iso_4217_table() {
+        assert_eq!(currency(392), "JPY");
+        assert_eq!(currency(764), "THB");
+        assert_eq!(currency(1), "#1");
+        assert_eq!(currency(70_000), "#70000");
+    }
+
+    #[test]
+    fn pair_report_text_names_each_discrepancy_and_payment_in_doubt() {
+        use kakehashi_node::pair_audit::{Amount, DiscrepancyKind, InDoubt, PairDiscrepancy};
+        let mut report = PairReport {
+            nodes: Vec::new(),
+            directions: Vec::new(),
+            in_doubt: vec![InDoubt {
+                uetr: "in-doubt-uetr".into(),
+                sender: "AA".into(),
+                receiver: "BB".into(),
+                reserved: Amount {
+                    currency: "JPY".into(),
+                    value: "500".into(),
+                },
+                sender_record: Some("forwarded".into()),
+                receiver_record: None,
+            }],
+            in_doubt_not_listed: 0,
+            discrepancies: Vec::new(),
+            discrepancies_not_listed: 0,
+        };
+        let text = human_pair_report("agreement-x", &report);
+        assert!(text.contains("result: the pair agrees"), "{text}");
+        assert!(
+            text.contains("in-doubt-uetr AA → BB: reserved 500 JPY; sender record forwarded"),
+            "{text}"
+        );
+        report.discrepancies.push(PairDiscrepancy {
+            kind: DiscrepancyKind::MissingCredit,
+            node: "BB".into(),
+            uetr: Some("some-uetr".into()),
+            detail: "no credit".into(),
+            repaired_by_recovery: false,
+        });
+        let text = human_pair_report("agreement-x", &report);
+        assert!(text.contains("result: 1 discrepancies"), "{text}");
+        assert!(
+            text.contains("  - missing_credit on BB, UETR some-uetr: no credit"),
+            "{text}"
+        );
     }
 
     #[test]
