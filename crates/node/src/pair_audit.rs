@@ -744,13 +744,24 @@ impl PairReport {
     }
 
     fn flag(&mut self, kind: DiscrepancyKind, node: &str, uetr: Option<&Uetr>, detail: String) {
+        self.flag_as(kind, node, uetr, detail, kind.is_repaired_by_recovery());
+    }
+
+    fn flag_as(
+        &mut self,
+        kind: DiscrepancyKind,
+        node: &str,
+        uetr: Option<&Uetr>,
+        detail: String,
+        repaired_by_recovery: bool,
+    ) {
         if self.discrepancies.len() < DISCREPANCIES_LISTED_MAX {
             self.discrepancies.push(PairDiscrepancy {
                 kind,
                 node: node.to_owned(),
                 uetr: uetr.map(ToString::to_string),
                 detail,
-                repaired_by_recovery: kind.is_repaired_by_recovery(),
+                repaired_by_recovery,
             });
         } else {
             self.discrepancies_not_listed = self.discrepancies_not_listed.saturating_add(1);
@@ -881,6 +892,9 @@ struct Sums {
     settled_source: Total,
     settled_target: Total,
     reserved_in_doubt: Total,
+    /// Σ source amounts of payments the receiver settled whose reservation is still pending:
+    /// the part of a corridor difference that the sender's recovery will post.
+    unresolved_source: Total,
 }
 
 impl<'a> Direction<'a> {
@@ -910,6 +924,7 @@ impl<'a> Direction<'a> {
             settled_source: Total(Some(0)),
             settled_target: Total(Some(0)),
             reserved_in_doubt: Total(Some(0)),
+            unresolved_source: Total(Some(0)),
         };
         for uetr in &uetrs {
             let outcome = self.check_payment(
@@ -1136,6 +1151,9 @@ impl<'a> Direction<'a> {
         if let Some(credit) = credit {
             let source = self.check_evidence(report, uetr, reserved, credit, out, inb);
             sums.settled_source.add(source);
+            if let Some(Reserved::Pending(_)) = reserved {
+                sums.unresolved_source.add(source);
+            }
             sums.settled_target.add(credit.amount);
         }
         if let Some(Reserved::Pending(t)) = reserved {
@@ -1990,11 +2008,13 @@ impl<'a> Direction<'a> {
             .cloned()
             .unwrap_or_default();
         let mut reconciled = true;
+        let unresolved = sums.unresolved_source.0.filter(|gap| *gap > 0);
         let checks = [
             (
                 s,
                 Some(corridor.credits_posted),
                 sums.settled_source.0,
+                unresolved,
                 format!("corridor account {} posted credits", s.corridor_account),
                 format!(
                     "the source amounts of the payments {} settled",
@@ -2005,6 +2025,7 @@ impl<'a> Direction<'a> {
                 s,
                 Some(corridor.credits_pending),
                 sums.reserved_in_doubt.0,
+                None,
                 format!("corridor account {} pending credits", s.corridor_account),
                 "the reservations still pending".to_owned(),
             ),
@@ -2012,6 +2033,7 @@ impl<'a> Direction<'a> {
                 r,
                 Some(liquidity.debits_posted),
                 sums.settled_target.0,
+                None,
                 format!("liquidity account {} posted debits", r.liquidity_account),
                 format!(
                     "the amounts {} credited for {}",
@@ -2019,7 +2041,7 @@ impl<'a> Direction<'a> {
                 ),
             ),
         ];
-        for (node, balance, sum, what, against) in checks {
+        for (node, balance, sum, repairable_gap, what, against) in checks {
             if balance != sum || sum.is_none() {
                 reconciled = false;
                 let show = |v: Option<u128>| {
@@ -2028,17 +2050,31 @@ impl<'a> Direction<'a> {
                         |m| Amount::of(node.currency, m).to_string(),
                     )
                 };
-                report.flag(
+                // A gap made only of payments the sender has not yet posted closes when its
+                // recovery posts them.
+                let repairable = matches!(
+                    (balance, repairable_gap, sum),
+                    (Some(b), Some(gap), Some(total)) if b.checked_add(gap) == Some(total)
+                );
+                let mut detail = format!(
+                    "{} → {}: {what} are {} but {against} sum to {}",
+                    s.jurisdiction,
+                    r.jurisdiction,
+                    show(balance),
+                    show(sum)
+                );
+                if repairable {
+                    detail.push_str(&format!(
+                        "; the difference is what {} has not yet posted for payments {} settled",
+                        s.jurisdiction, r.jurisdiction
+                    ));
+                }
+                report.flag_as(
                     DiscrepancyKind::PositionDiffers,
                     &node.jurisdiction,
                     None,
-                    format!(
-                        "{} → {}: {what} are {} but {against} sum to {}",
-                        s.jurisdiction,
-                        r.jurisdiction,
-                        show(balance),
-                        show(sum)
-                    ),
+                    detail,
+                    repairable,
                 );
             }
         }
@@ -2648,6 +2684,66 @@ mod tests {
         assert_eq!(
             report.in_doubt[0].sender_record.as_deref(),
             Some("forwarded")
+        );
+    }
+
+    #[test]
+    fn a_crash_between_credit_and_record_on_both_sides_is_reported_as_repairable() {
+        // The receiver credited and crashed before recording the decision; the sender's
+        // reservation is still pending: exactly what the next status query and recovery fix.
+        let mut f = Fixture::new();
+        let (id, _) = f.settle(&JP, &SG, 1, 100_000);
+        remove_transfer(&mut f.jp, transfer_id(b"post", &id.0));
+        let record = f.jp.outbound.get_mut(&id).unwrap();
+        record.state = OutboundState::Forwarded;
+        record.receipt = None;
+        record.credited_minor = None;
+        let corridor = f.jp.accounts.get_mut(&JP.corridor).unwrap();
+        corridor.credits_posted = 0;
+        corridor.credits_pending = 100_000;
+        let inbound = f.sg.inbound.get_mut(&id).unwrap();
+        inbound.state = InboundState::Accepting;
+        inbound.receipt = None;
+        let report = f.audit();
+        let mut found = kinds(&report, &id);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                DiscrepancyKind::ReceiverNotYetRecorded,
+                DiscrepancyKind::SenderNotYetResolved
+            ],
+            "{report:#?}"
+        );
+        // Including the corridor position, short by exactly the unposted payment.
+        assert!(has(&report, DiscrepancyKind::PositionDiffers));
+        assert!(
+            report.discrepancies.iter().all(|d| d.repaired_by_recovery),
+            "{report:#?}"
+        );
+    }
+
+    #[test]
+    fn a_sender_that_stopped_before_reserving_is_in_doubt() {
+        let mut f = Fixture::new();
+        let (id, target) = f.settle(&JP, &SG, 1, 100_000);
+        remove_transfer(&mut f.jp, transfer_id(b"reserve", &id.0));
+        remove_transfer(&mut f.jp, transfer_id(b"post", &id.0));
+        remove_transfer(&mut f.sg, transfer_id(b"credit", &id.0));
+        f.sg.inbound.remove(&id);
+        f.jp.accounts.get_mut(&JP.corridor).unwrap().credits_posted = 0;
+        f.sg.accounts.get_mut(&SG.liquidity).unwrap().debits_posted -= target;
+        let record = f.jp.outbound.get_mut(&id).unwrap();
+        record.state = OutboundState::Reserving;
+        record.receipt = None;
+        record.credited_minor = None;
+        let report = f.audit();
+        assert!(report.agrees(), "{:#?}", report.discrepancies);
+        assert_eq!(report.in_doubt.len(), 1);
+        assert_eq!(report.in_doubt[0].reserved.to_string(), "0 JPY");
+        assert_eq!(
+            report.in_doubt[0].sender_record.as_deref(),
+            Some("reserving")
         );
     }
 

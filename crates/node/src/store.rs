@@ -424,7 +424,8 @@ impl Store {
 
     /// Opens an existing store for reading only, for offline tools (the pair audit): refuses a
     /// directory without a store, starts no writer (every [`Store::put`] fails with
-    /// [`StoreError::WriterStopped`]) and, like any sled open, fails while a node holds it.
+    /// [`StoreError::WriterStopped`]) and, like any sled open, fails while a node holds it. As on
+    /// a node restart, sled may discard a torn, never-acknowledged tail of its log on open.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
         let log_path = dir.join("db");
         if !log_path.is_file() {
