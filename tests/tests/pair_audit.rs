@@ -2,13 +2,15 @@
 //! agree on both nodes (exit 0, both directions counted), and books altered offline through
 //! the libraries (an extra credit carrying a settled payment's UETR, a receipt dropped from
 //! the payment store) make it exit 1 naming each UETR. A store held by a process is refused
-//! with exit 2 and what to do.
+//! with exit 2 and what to do. A devnet killed right after a receiver's credit leaves books
+//! that differ only in ways recovery repairs (and the audit says so); after a restart lets
+//! recovery run, they agree.
 //!
 //! Ports come from the shared allocator (`kakehashi_e2e::free_ports`); see `relay_cli.rs` for
 //! why a port taken in between fails the test with a message rather than hanging it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
@@ -16,6 +18,7 @@ use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use kakehashi_e2e::{kakehashi, kakehashi_bin, repo_root};
 use kakehashi_ledger::{AccountId, Ledger, NewTransfer, Options, TransferId};
 use kakehashi_node::engine::{codes, now};
+use kakehashi_node::fault;
 use kakehashi_node::instruction::Uetr;
 use kakehashi_node::store::{Store, Write};
 
@@ -30,37 +33,82 @@ const SG_PORT_OFFSET: u16 = 100;
 const SG_LIQUIDITY_FOR_JP: u128 = 9103;
 const SG_CUSTOMER: u128 = 2001;
 
+/// A devnet process: `kakehashi devnet --data-dir DIR --base-port N [extra...]`, output in
+/// files under `scratch`, `crash_at` set as the fault point when given.
+struct Devnet {
+    child: Child,
+    base: u16,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Devnet {
+    fn start(data_dir: &Path, scratch: &Path, extra: &[&str], crash_at: Option<&str>) -> Self {
+        let base = kakehashi_e2e::free_ports(SG_PORT_OFFSET + 3);
+        let stdout = scratch.join("devnet.stdout");
+        let stderr = scratch.join("devnet.stderr");
+        let mut command = Command::new(kakehashi_bin());
+        command
+            .current_dir(repo_root())
+            .args(["devnet", "--base-port", &base.to_string(), "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("KAKEHASHI_LOG")
+            .env_remove(fault::ENV)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        if let Some(point) = crash_at {
+            command.env(fault::ENV, point);
+        }
+        let child = command.spawn().expect("start kakehashi devnet");
+        Self {
+            child,
+            base,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "devnet stdout:\n{}\ndevnet stderr:\n{}",
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// Waits for the process to end by itself (killing it after [`DEMO_DEADLINE`]).
+    fn wait(mut self) -> (ExitStatus, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for kakehashi devnet") {
+                break status;
+            }
+            if started.elapsed() > DEMO_DEADLINE {
+                let _ = self.child.kill();
+                break self.child.wait().expect("reap devnet");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (status, self.logs())
+    }
+
+    /// Stops it with SIGTERM (a clean shutdown releases the databases) and waits.
+    fn stop(self) -> (ExitStatus, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.wait()
+    }
+}
+
 /// Runs the demo on `data_dir` and returns once it exited 0.
 fn devnet_demo(data_dir: &Path, scratch: &Path) {
-    let base = kakehashi_e2e::free_ports(SG_PORT_OFFSET + 3).to_string();
-    let stdout_path = scratch.join("devnet.stdout");
-    let stderr_path = scratch.join("devnet.stderr");
-    let mut child = Command::new(kakehashi_bin())
-        .current_dir(repo_root())
-        .args(["devnet", "--demo", "--base-port", &base, "--data-dir"])
-        .arg(data_dir)
-        .env_remove("KAKEHASHI_LOG")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-        .spawn()
-        .expect("start kakehashi devnet");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for kakehashi devnet") {
-            break status;
-        }
-        if started.elapsed() > DEMO_DEADLINE {
-            let _ = child.kill();
-            break child.wait().expect("reap devnet");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, logs) = Devnet::start(data_dir, scratch, &["--demo"], None).wait();
     assert!(
         status.success(),
-        "devnet --demo ended with {status}\nstdout:\n{}\nstderr:\n{}",
-        std::fs::read_to_string(&stdout_path).unwrap_or_default(),
-        std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        "devnet --demo ended with {status}\n{logs}"
     );
 }
 
@@ -236,4 +284,72 @@ fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
         line_of(&Uetr::parse(&to_sg[2]).expect("UETR")).is_empty(),
         "{report}"
     );
+}
+
+#[test]
+fn a_crash_after_the_receivers_credit_is_repairable_and_the_books_agree_after_recovery() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let data = scratch.path().join("devnet-data");
+
+    // Both nodes run in the devnet process, so the receiver's abort right after its first
+    // credit stops the sender too: its reservation pending, the receiver's record accepting.
+    let (status, logs) = Devnet::start(
+        &data,
+        scratch.path(),
+        &["--demo"],
+        Some(fault::RECEIVER_AFTER_CREDIT),
+    )
+    .wait();
+    assert!(!status.success(), "the devnet was meant to abort\n{logs}");
+
+    let crashed = pair_audit(&data, true);
+    assert_eq!(crashed.status.code(), Some(1), "{}", text(&crashed));
+    let value: serde_json::Value = serde_json::from_slice(&crashed.stdout).expect("JSON");
+    let findings = value["discrepancies"].as_array().expect("discrepancies");
+    let kinds: Vec<&str> = findings
+        .iter()
+        .map(|d| d["kind"].as_str().expect("kind"))
+        .collect();
+    assert!(kinds.contains(&"sender_not_yet_resolved"), "{kinds:?}");
+    assert!(kinds.contains(&"receiver_not_yet_recorded"), "{kinds:?}");
+    assert!(
+        findings.iter().all(|d| d["repaired_by_recovery"] == true),
+        "only states recovery repairs: {}",
+        text(&crashed)
+    );
+    let uetr = findings
+        .iter()
+        .find_map(|d| d["uetr"].as_str())
+        .expect("the payment is named")
+        .to_owned();
+
+    // A restart resolves the payment (the sender asks, the receiver records its credit).
+    let devnet = Devnet::start(&data, scratch.path(), &[], None);
+    let node = format!("https://127.0.0.1:{}", devnet.base);
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < DEMO_DEADLINE {
+        // Either node may have been the sender; JP answers for JP → SG, SG for SG → JP.
+        let sg_node = format!("https://127.0.0.1:{}", devnet.base + SG_PORT_OFFSET);
+        let settled = [node.as_str(), sg_node.as_str()].iter().any(|url| {
+            let output = kakehashi(&["status", &uetr, "--node", url]);
+            let settled = output.status.code() == Some(0);
+            last = Some(text(&output));
+            settled
+        });
+        if settled {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, logs) = devnet.stop();
+    assert!(
+        started.elapsed() < DEMO_DEADLINE,
+        "the payment did not settle after the restart: {last:?}\n{logs}"
+    );
+
+    let recovered = pair_audit(&data, false);
+    assert_eq!(recovered.status.code(), Some(0), "{}", text(&recovered));
+    let report = String::from_utf8_lossy(&recovered.stdout);
+    assert!(report.contains("1 settled"), "{report}");
 }
