@@ -1,7 +1,8 @@
-//! `kakehashi ledger audit` (replay a node's journal offline and report every discrepancy) and
-//! `kakehashi ledger export` (accounts and transfers as JSON Lines, for reconciliation). The
-//! checks are `kakehashi_ledger::audit`'s; this module parses arguments, formats the report and
-//! picks the exit code.
+//! `kakehashi ledger audit` (replay a node's journal offline and report every discrepancy),
+//! `kakehashi ledger export` (accounts and transfers as JSON Lines, for reconciliation) and
+//! `kakehashi ledger pair-audit` (do two nodes' books agree on every payment between them). The
+//! checks are `kakehashi_ledger::audit`'s and `kakehashi_node::pair_audit`'s; this module parses
+//! arguments, formats the reports and picks the exit code.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -12,6 +13,10 @@ use anyhow::{Context as _, bail};
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use kakehashi_ledger::{AuditOptions, AuditReport};
+use kakehashi_node::config::Config;
+use kakehashi_node::pair_audit::{self, PairReport};
+
+use crate::client;
 
 /// Largest public-key file read: a PEM SubjectPublicKeyInfo is about 113 bytes.
 const KEY_FILE_SIZE_MAX: u64 = 64 << 10;
@@ -45,6 +50,44 @@ pub(crate) enum LedgerCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Check that two nodes' books agree on every payment between them, in both directions:
+    /// each credit on the receiver has the sender's posted reservation with the same UETR and
+    /// amounts, receipts verify under the agreement, voided payments are credited nowhere,
+    /// and the corridor and liquidity balances equal the sums of the settled payments. Runs
+    /// each node's own ledger audit too.
+    ///
+    /// Read-only; refuses databases a running node holds (stop both nodes first). Payments
+    /// still in doubt are listed but are not discrepancies. Exit 0 the pair agrees, 1
+    /// discrepancies found (each listed with its UETR), 2 usage or input error.
+    PairAudit(PairAuditArgs),
+}
+
+/// Arguments of `kakehashi ledger pair-audit`.
+#[derive(clap::Args)]
+pub(crate) struct PairAuditArgs {
+    /// A node's TOML configuration; give it twice, once per node (e.g.
+    /// `--config crates/node/devnet/jp.toml --config crates/node/devnet/sg.toml`).
+    #[arg(long = "config", value_name = "FILE", required = true)]
+    configs: Vec<PathBuf>,
+    /// A node's data directory instead of its configuration's `data_dir`; give it twice, in
+    /// the order of `--config`.
+    #[arg(
+        long = "data-dir",
+        value_name = "DIR",
+        conflicts_with = "devnet_data_dir"
+    )]
+    data_dirs: Vec<PathBuf>,
+    /// The `--data-dir` of a `kakehashi devnet`: each node's data is in DIR/<its jurisdiction
+    /// in lower case> (DIR/jp, DIR/sg), as devnet lays it out.
+    #[arg(long, value_name = "DIR")]
+    devnet_data_dir: Option<PathBuf>,
+    /// The agreement the evidence is verified under (default: the first configuration's
+    /// `mra`).
+    #[arg(long, value_name = "FILE")]
+    mra: Option<PathBuf>,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
@@ -55,6 +98,7 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             expected_key,
         } => audit(&data_dir, json, expected_key.as_deref()),
         LedgerCommand::Export { data_dir, output } => export(&data_dir, output.as_deref()),
+        LedgerCommand::PairAudit(args) => pair_audit(&args),
     }
 }
 
@@ -106,12 +150,11 @@ fn parse_key(given: &str) -> anyhow::Result<VerifyingKey> {
 }
 
 fn currency(ledger: u32) -> String {
-    // ISO 4217 numeric codes of the jurisdictions configured today; others print as numbers.
-    match ledger {
-        392 => "JPY".into(),
-        702 => "SGD".into(),
-        other => format!("#{other}"),
-    }
+    // A ledger is an ISO 4217 numeric code; one the table does not know prints as a number.
+    u16::try_from(ledger)
+        .ok()
+        .and_then(kakehashi_node::money::currency_by_numeric)
+        .map_or_else(|| format!("#{ledger}"), |c| c.alpha.to_owned())
 }
 
 fn human_report(data_dir: &Path, report: &AuditReport) -> String {
@@ -196,6 +239,171 @@ fn export(data_dir: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn pair_audit(args: &PairAuditArgs) -> anyhow::Result<ExitCode> {
+    let [first, second] = args.configs.as_slice() else {
+        bail!(
+            "give --config twice, once for each node of the pair (got {})",
+            args.configs.len()
+        );
+    };
+    let mut configs = [load_config(first)?, load_config(second)?];
+    match (args.data_dirs.as_slice(), &args.devnet_data_dir) {
+        ([], None) => {}
+        ([a, b], None) => {
+            for (config, dir) in configs.iter_mut().zip([a, b]) {
+                *config = config.clone().with_data_dir(dir);
+            }
+        }
+        ([], Some(devnet)) => {
+            for config in &mut configs {
+                let dir = devnet.join(config.jurisdiction.to_ascii_lowercase());
+                *config = config.clone().with_data_dir(dir);
+            }
+        }
+        (dirs, _) => bail!(
+            "give --data-dir twice (once per --config, in the same order) or not at all; got {}",
+            dirs.len()
+        ),
+    }
+    let [a, b] = &configs;
+    let mra_path = args.mra.clone().unwrap_or_else(|| a.mra.clone());
+    let mra = client::load_mra(&mra_path)?;
+    let mra_path = std::fs::canonicalize(&mra_path).unwrap_or(mra_path);
+    let (a_books, b_books) = pair_audit::load_pair(a, b, &mra)
+        .context("cannot audit the pair (the books are unchanged)")?;
+    let report = pair_audit::audit_pair(&a_books, &b_books, &mra);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut value = serde_json::to_value(&report).context("encoding the report")?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("agrees".into(), report.agrees().into());
+            object.insert(
+                "agreement".into(),
+                serde_json::json!({ "id": mra.agreement_id, "path": mra_path.display().to_string() }),
+            );
+        }
+        serde_json::to_writer_pretty(&mut out, &value).context("writing the report")?;
+        writeln!(out).context("writing the report")?;
+    } else {
+        let agreement = format!("{} ({})", mra.agreement_id, mra_path.display());
+        out.write_all(human_pair_report(&agreement, &report).as_bytes())
+            .context("writing the report")?;
+    }
+    out.flush().context("writing the report")?;
+    Ok(if report.agrees() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot use the node configuration {}: {e} (crates/node/devnet/jp.toml is a \
+             complete example)",
+            path.display()
+        )
+    })
+}
+
+fn human_pair_report(agreement: &str, report: &PairReport) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let names: Vec<String> = report
+        .nodes
+        .iter()
+        .map(|n| format!("{} ({}, {})", n.jurisdiction, n.currency, n.data_dir))
+        .collect();
+    let _ = writeln!(text, "pair audit of {}", names.join(" and "));
+    let _ = writeln!(text, "  agreement     {agreement}");
+    for node in &report.nodes {
+        let verdict = match node.ledger_audit_clean {
+            Some(true) => "clean",
+            Some(false) => "DISCREPANCIES (listed below)",
+            None => "not run",
+        };
+        let _ = writeln!(
+            text,
+            "  ledger audit  {}: {verdict}; {} journal records, {} checkpoints verified",
+            node.jurisdiction, node.ledger_records, node.ledger_checkpoints_verified
+        );
+    }
+    for d in &report.directions {
+        let p = &d.position;
+        let mark = |equal: bool| if equal { "=" } else { "≠" };
+        let _ = writeln!(
+            text,
+            "  {} → {}       {} payments: {} settled, {} rejected, {} in doubt, {} inconsistent",
+            d.sender, d.receiver, d.payments, d.settled, d.rejected, d.in_doubt, d.inconsistent
+        );
+        let _ = writeln!(
+            text,
+            "    {} corridor {}: posted {} {} settled source {}; pending {} {} in doubt {}",
+            d.sender,
+            p.corridor_account,
+            p.corridor_posted,
+            mark(p.corridor_posted == p.settled_source),
+            p.settled_source,
+            p.corridor_pending,
+            mark(p.corridor_pending == p.reserved_in_doubt),
+            p.reserved_in_doubt
+        );
+        let _ = writeln!(
+            text,
+            "    {} liquidity {}: debited {} {} settled target {} (funded {})",
+            d.receiver,
+            p.liquidity_account,
+            p.liquidity_debited,
+            mark(p.liquidity_debited == p.settled_target),
+            p.settled_target,
+            p.liquidity_funded
+        );
+    }
+    if !report.in_doubt.is_empty() {
+        let total = report.in_doubt.len() as u64 + report.in_doubt_not_listed;
+        let _ = writeln!(
+            text,
+            "in doubt: {total} (waiting for the receiver's answer; not discrepancies)"
+        );
+        for p in &report.in_doubt {
+            let _ = writeln!(
+                text,
+                "  - {} {} → {}: reserved {}; sender record {}, receiver record {}",
+                p.uetr,
+                p.sender,
+                p.receiver,
+                p.reserved,
+                p.sender_record.as_deref().unwrap_or("none"),
+                p.receiver_record.as_deref().unwrap_or("none")
+            );
+        }
+        if report.in_doubt_not_listed > 0 {
+            let _ = writeln!(
+                text,
+                "  … and {} more not listed",
+                report.in_doubt_not_listed
+            );
+        }
+    }
+    if report.agrees() {
+        let _ = writeln!(text, "result: the pair agrees");
+    } else {
+        let _ = writeln!(text, "result: {} discrepancies", report.discrepancy_count());
+        for discrepancy in &report.discrepancies {
+            let _ = writeln!(text, "  - {discrepancy}");
+        }
+        if report.discrepancies_not_listed > 0 {
+            let _ = writeln!(
+                text,
+                "  … and {} more not listed",
+                report.discrepancies_not_listed
+            );
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +470,56 @@ mod tests {
         );
         let code = audit(dir.path(), false, Some(&wrong)).expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(1)));
+    }
+
+    #[test]
+    fn currencies_are_named_from_the_iso_4217_table() {
+        assert_eq!(currency(392), "JPY");
+        assert_eq!(currency(764), "THB");
+        assert_eq!(currency(1), "#1");
+        assert_eq!(currency(70_000), "#70000");
+    }
+
+    #[test]
+    fn pair_report_text_names_each_discrepancy_and_payment_in_doubt() {
+        use kakehashi_node::pair_audit::{Amount, DiscrepancyKind, InDoubt, PairDiscrepancy};
+        let mut report = PairReport {
+            nodes: Vec::new(),
+            directions: Vec::new(),
+            in_doubt: vec![InDoubt {
+                uetr: "in-doubt-uetr".into(),
+                sender: "AA".into(),
+                receiver: "BB".into(),
+                reserved: Amount {
+                    currency: "JPY".into(),
+                    value: "500".into(),
+                },
+                sender_record: Some("forwarded".into()),
+                receiver_record: None,
+            }],
+            in_doubt_not_listed: 0,
+            discrepancies: Vec::new(),
+            discrepancies_not_listed: 0,
+        };
+        let text = human_pair_report("agreement-x", &report);
+        assert!(text.contains("result: the pair agrees"), "{text}");
+        assert!(
+            text.contains("in-doubt-uetr AA → BB: reserved 500 JPY; sender record forwarded"),
+            "{text}"
+        );
+        report.discrepancies.push(PairDiscrepancy {
+            kind: DiscrepancyKind::MissingCredit,
+            node: "BB".into(),
+            uetr: Some("some-uetr".into()),
+            detail: "no credit".into(),
+            repaired_by_recovery: false,
+        });
+        let text = human_pair_report("agreement-x", &report);
+        assert!(text.contains("result: 1 discrepancies"), "{text}");
+        assert!(
+            text.contains("  - missing_credit on BB, UETR some-uetr: no credit"),
+            "{text}"
+        );
     }
 
     #[test]

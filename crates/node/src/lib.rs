@@ -9,6 +9,7 @@ pub mod locks;
 pub mod metrics;
 pub mod money;
 pub mod node;
+pub mod pair_audit;
 pub mod participant;
 pub mod quote;
 pub mod reason;

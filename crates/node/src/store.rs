@@ -421,6 +421,67 @@ impl Store {
         })?;
         value.map(|v| decode(k, &v)).transpose()
     }
+
+    /// Opens an existing store for reading only, for offline tools (the pair audit): refuses a
+    /// directory without a store, starts no writer (every [`Store::put`] fails with
+    /// [`StoreError::WriterStopped`]) and, like any sled open, fails while a node holds it. As on
+    /// a node restart, sled may discard a torn, never-acknowledged tail of its log on open.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        let log_path = dir.join("db");
+        if !log_path.is_file() {
+            return Err(StoreError::Io {
+                what: "no payment store here (expected a sled directory with a `db` file)",
+                path: dir.to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| StoreError::Sled {
+                what: "opening the database",
+                source,
+            })?;
+        let tree = db
+            .open_tree("payments")
+            .map_err(|source| StoreError::Sled {
+                what: "opening the payments tree",
+                source,
+            })?;
+        // No writer: the receiving end is dropped at once, so a `put` finds the queue closed.
+        let (writes, _) = std_mpsc::sync_channel(1);
+        Ok(Self { tree, writes })
+    }
+
+    /// Every outbound record, in UETR order.
+    pub fn outbound_records(
+        &self,
+    ) -> impl Iterator<Item = Result<(Uetr, OutboundRecord), StoreError>> + '_ {
+        self.records(PREFIX_OUTBOUND, "scanning outbound payments")
+    }
+
+    /// Every inbound record (decisions and fences), in UETR order.
+    pub fn inbound_records(
+        &self,
+    ) -> impl Iterator<Item = Result<(Uetr, InboundRecord), StoreError>> + '_ {
+        self.records(PREFIX_INBOUND, "scanning inbound payments")
+    }
+
+    fn records<T: DeserializeOwned>(
+        &self,
+        prefix: u8,
+        what: &'static str,
+    ) -> impl Iterator<Item = Result<(Uetr, T), StoreError>> + '_ {
+        self.tree.scan_prefix([prefix]).map(move |item| {
+            let (k, v) = item.map_err(|source| StoreError::Sled { what, source })?;
+            let id: [u8; 16] = k
+                .get(1..)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt_key(&k))?;
+            Ok((Uetr(id), decode(&k, &v)?))
+        })
+    }
 }
 
 fn key(prefix: u8, id: &[u8]) -> Vec<u8> {
