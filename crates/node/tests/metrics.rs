@@ -7,7 +7,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use kakehashi_proto::v1::{self as pb, TransactionStatus};
+use kakehashi_proto::v1::TransactionStatus;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use support::*;
@@ -80,21 +80,12 @@ async fn both_nodes_expose_settled_and_rejected_payments_latency_and_nothing_in_
     let mut p = pair().await;
     let alpha_jp = bank("jp", "KKHAJPJ0");
 
-    let payment =
-        |creditor_account: u128, creditor_name: &'static str, quote: pb::Signed| Payment {
-            bank: &alpha_jp,
-            debtor_account: 1001,
-            debtor_name: "Aoki Kenji",
-            creditor_bic: "KKHASGS0",
-            creditor_account,
-            creditor_name,
-            quote,
-            amount: amount("JPY", "10000"),
-        };
-    let q = quote(&mut p.jp_client, "SG", &amount("JPY", "10000")).await;
-    let settled = submit(
+    let settled = quote_and_submit(
         &mut p.jp_client,
-        instruction(&payment(2001, "Tan Wei Ming", q), new_uetr()),
+        "SG",
+        amount("JPY", "10000"),
+        |q, a| jp_to_sg(&alpha_jp, q, a),
+        new_uetr(),
     )
     .await;
     assert_eq!(
@@ -102,10 +93,16 @@ async fn both_nodes_expose_settled_and_rejected_payments_latency_and_nothing_in_
         TransactionStatus::Acsc,
         "{settled:?}"
     );
-    let q = quote(&mut p.jp_client, "SG", &amount("JPY", "10000")).await;
-    let refused = submit(
+    let refused = quote_and_submit(
         &mut p.jp_client,
-        instruction(&payment(2999, "Nobody", q), new_uetr()),
+        "SG",
+        amount("JPY", "10000"),
+        |q, a| Payment {
+            creditor_account: 2999,
+            creditor_name: "Nobody",
+            ..jp_to_sg(&alpha_jp, q, a)
+        },
+        new_uetr(),
     )
     .await;
     assert_eq!(

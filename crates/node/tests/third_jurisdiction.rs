@@ -181,6 +181,28 @@ fn counter(text: &str, series: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The relay listener's TLS refusal count of `node`.
+async fn relay_refusals(node: &RunningNode) -> u64 {
+    counter(
+        &metrics(node).await,
+        "kakehashi_tls_refusals_total{listener=\"relay\"}",
+    )
+}
+
+/// Polls `node`'s relay refusal count until it exceeds `before` (bounded: 5 s); returns the
+/// last count seen, which the caller asserts on.
+async fn relay_refusals_above(node: &RunningNode, before: u64) -> u64 {
+    let mut refusals = before;
+    for _ in 0..50 {
+        refusals = relay_refusals(node).await;
+        if refusals > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    refusals
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -205,19 +227,7 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     let uetr = new_uetr();
     let report = submit(
         &mut jp_client,
-        instruction(
-            &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHATHB0",
-                creditor_account: 3002,
-                creditor_name: "Siam Rice Export Co",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        instruction(&jp_to_th(&alpha_jp, q, source), uetr),
     )
     .await;
     assert_eq!(
@@ -241,23 +251,13 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     // KKHBJPJ0). 1,000 × 4.32 × 0.9975 = 4,309.2 JPY, floored to the yen: 4,309.
     let thai = bank("th", "KKHATHB0");
     let source = amount("THB", "1000.00");
-    let q = quote(&mut th_client, "JP", &source).await;
     let uetr = new_uetr();
-    let report = submit(
+    let report = quote_and_submit(
         &mut th_client,
-        instruction(
-            &Payment {
-                bank: &thai,
-                debtor_account: 3001,
-                debtor_name: "Somchai Jaidee",
-                creditor_bic: "KKHBJPJ0",
-                creditor_account: 1101,
-                creditor_name: "Suzuki Yui",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        "JP",
+        source,
+        |q, a| th_to_jp(&thai, q, a),
+        uetr,
     )
     .await;
     assert_eq!(
@@ -303,30 +303,17 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
     let mut jp_client = client(jp.public_addr, "JP", None).await;
     let mut th_client = client(th.public_addr, "TH", None).await;
     let th_before = balances(&mut th_client).await;
-    let refusals_before = counter(
-        &metrics(&th).await,
-        "kakehashi_tls_refusals_total{listener=\"relay\"}",
-    );
+    let refusals_before = relay_refusals(&th).await;
 
     let alpha_jp = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "10000");
-    let q = quote(&mut jp_client, "TH", &source).await;
     let uetr = new_uetr();
-    let report = submit(
+    let report = quote_and_submit(
         &mut jp_client,
-        instruction(
-            &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHATHB0",
-                creditor_account: 3002,
-                creditor_name: "Siam Rice Export Co",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        "TH",
+        source,
+        |q, a| jp_to_th(&alpha_jp, q, a),
+        uetr,
     )
     .await;
     // JP cannot reach a TH node it does not recognize: the outcome is in doubt, the funds stay
@@ -340,17 +327,7 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
     assert_eq!(jp_now.get("1001").map(|b| b.1.as_str()), Some("10000"));
     assert_eq!(posted(&jp_now, "1001"), "10000000");
     // TH's relay listener saw the handshake fail (JP aborted on TH's certificate).
-    let mut refusals = refusals_before;
-    for _ in 0..50 {
-        refusals = counter(
-            &metrics(&th).await,
-            "kakehashi_tls_refusals_total{listener=\"relay\"}",
-        );
-        if refusals > refusals_before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let refusals = relay_refusals_above(&th, refusals_before).await;
     assert!(
         refusals > refusals_before,
         "TH counted a refused relay handshake"
@@ -368,29 +345,16 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
 
     // The other way, TH refuses JP's certificate (TH relies on JP for signing only): JP's
     // relay listener counts the refused handshake and TH's payment stays in doubt.
-    let jp_refusals_before = counter(
-        &metrics(&jp).await,
-        "kakehashi_tls_refusals_total{listener=\"relay\"}",
-    );
+    let jp_refusals_before = relay_refusals(&jp).await;
     let jp_before = balances(&mut jp_client).await;
     let thai = bank("th", "KKHATHB0");
     let source = amount("THB", "1000.00");
-    let q = quote(&mut th_client, "JP", &source).await;
-    let report = submit(
+    let report = quote_and_submit(
         &mut th_client,
-        instruction(
-            &Payment {
-                bank: &thai,
-                debtor_account: 3001,
-                debtor_name: "Somchai Jaidee",
-                creditor_bic: "KKHBJPJ0",
-                creditor_account: 1101,
-                creditor_name: "Suzuki Yui",
-                quote: q,
-                amount: source,
-            },
-            new_uetr(),
-        ),
+        "JP",
+        source,
+        |q, a| th_to_jp(&thai, q, a),
+        new_uetr(),
     )
     .await;
     assert_eq!(
@@ -400,17 +364,7 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
     );
     let th_now = balances(&mut th_client).await;
     assert_eq!(th_now.get("3001").map(|b| b.1.as_str()), Some("1000.00"));
-    let mut refusals = jp_refusals_before;
-    for _ in 0..50 {
-        refusals = counter(
-            &metrics(&jp).await,
-            "kakehashi_tls_refusals_total{listener=\"relay\"}",
-        );
-        if refusals > jp_refusals_before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let refusals = relay_refusals_above(&jp, jp_refusals_before).await;
     assert!(
         refusals > jp_refusals_before,
         "JP counted a refused relay handshake"
