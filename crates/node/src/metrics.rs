@@ -9,6 +9,14 @@
 //! | `kakehashi_payments_in_doubt` | gauge | — |
 //! | `kakehashi_tls_refusals_total` | counter | `listener` (public, relay) |
 //! | `kakehashi_relay_requests_total` | counter | `method`, `outcome` |
+//! | `kakehashi_receipt_anomalies_total` | counter | `peer`, `kind` (missing, invalid, mismatch) |
+//!
+//! `kakehashi_receipt_anomalies_total` counts outbound payments a peer answered SETTLED without
+//! a receipt that verifies under the agreement and matches the payment. The reservation is
+//! posted anyway (the receiver says it credited; voiding would create money on its side), so
+//! nothing else shows the anomaly: alert on any increase (`increase(...[15m]) > 0`) and compare
+//! the payment with the peer's operator. The series of every configured peer exist from start-up
+//! at zero, so the first anomaly is an increase.
 //!
 //! [`serve_metrics`] answers `GET /metrics` and 404 for every other path. It is plain HTTP:
 //! bind it to a loopback or management address. The format follows the request's `Accept`
@@ -107,6 +115,39 @@ struct ListenerLabels {
     listener: &'static str,
 }
 
+/// What was wrong with the receipt of a payment a peer settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReceiptAnomaly {
+    /// It did not verify: bad signature, or a signer the agreement does not recognize for
+    /// receipts.
+    Invalid,
+    /// It verified but names another payment, another instruction or another signer
+    /// jurisdiction than the peer's.
+    Mismatch,
+    /// The SETTLED answer carried no receipt.
+    Missing,
+}
+
+impl ReceiptAnomaly {
+    /// Every kind, for the zero series.
+    pub const ALL: [Self; 3] = [Self::Invalid, Self::Mismatch, Self::Missing];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Mismatch => "mismatch",
+            Self::Missing => "missing",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiptAnomalyLabels {
+    peer: String,
+    kind: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RelayLabels {
     method: &'static str,
@@ -126,6 +167,7 @@ pub struct Metrics {
     in_doubt: Gauge,
     tls_refusals: Family<ListenerLabels, Counter>,
     relay_requests: Family<RelayLabels, Counter>,
+    receipt_anomalies: Family<ReceiptAnomalyLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -170,6 +212,13 @@ impl Metrics {
             "Relay calls this node made to its peers, by method and outcome",
             relay_requests.clone(),
         );
+        let receipt_anomalies = Family::<ReceiptAnomalyLabels, Counter>::default();
+        registry.register(
+            "receipt_anomalies",
+            "Outbound payments a peer settled without a valid, matching receipt (the reservation \
+             was posted anyway), by peer and kind",
+            receipt_anomalies.clone(),
+        );
         // Series with a fixed, small label space exist from the start, at zero, so a scraper sees
         // them (and can compute rates) before the first event.
         for listener in [Listener::Public, Listener::Relay] {
@@ -189,7 +238,29 @@ impl Metrics {
             in_doubt,
             tls_refusals,
             relay_requests,
+            receipt_anomalies,
         }
+    }
+
+    /// Creates the zero series of `peer` (a configured peer jurisdiction) for the metrics that
+    /// have a `peer` label, so that its first event is an increase a rate or alert can see.
+    pub fn add_peer(&self, peer: &str) {
+        for kind in ReceiptAnomaly::ALL {
+            drop(self.receipt_anomalies.get_or_create(&ReceiptAnomalyLabels {
+                peer: code_label(peer),
+                kind: kind.as_str(),
+            }));
+        }
+    }
+
+    /// Counts a payment `peer` settled without a valid, matching receipt.
+    pub fn receipt_anomaly(&self, peer: &str, kind: ReceiptAnomaly) {
+        self.receipt_anomalies
+            .get_or_create(&ReceiptAnomalyLabels {
+                peer: code_label(peer),
+                kind: kind.as_str(),
+            })
+            .inc();
     }
 
     /// Counts a finished payment and observes its latency. `status` is ACSC, RJCT or PDNG;
@@ -619,6 +690,35 @@ queue_gcount 2
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn receipt_anomalies_start_at_zero_per_peer_and_count_by_kind() {
+        let metrics = Metrics::new();
+        metrics.add_peer("SG");
+        let text = metrics.encode();
+        for kind in ["invalid", "mismatch", "missing"] {
+            let series =
+                format!("kakehashi_receipt_anomalies_total{{peer=\"SG\",kind=\"{kind}\"}} 0");
+            assert!(text.contains(&series), "{series} missing from\n{text}");
+        }
+        metrics.receipt_anomaly("SG", ReceiptAnomaly::Invalid);
+        metrics.receipt_anomaly("SG", ReceiptAnomaly::Invalid);
+        metrics.receipt_anomaly("SG", ReceiptAnomaly::Missing);
+        let text = metrics.encode();
+        for line in [
+            "kakehashi_receipt_anomalies_total{peer=\"SG\",kind=\"invalid\"} 2",
+            "kakehashi_receipt_anomalies_total{peer=\"SG\",kind=\"missing\"} 1",
+            "kakehashi_receipt_anomalies_total{peer=\"SG\",kind=\"mismatch\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(
+            metrics
+                .encode_as(Format::PrometheusText)
+                .contains("# TYPE kakehashi_receipt_anomalies_total counter"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod support;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_node::money::{self, Rate};
+use kakehashi_node::node::Node;
 use kakehashi_node::quote::QuoteIssuer;
 use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::codec::REASON_METADATA;
@@ -319,6 +320,79 @@ async fn a_payment_in_doubt_while_the_receiver_is_down_is_fenced_and_voided() {
         "100000.00",
         "nothing credited"
     );
+    jp.shutdown().await.expect("JP");
+    sg.shutdown().await.expect("SG");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_payment_whose_receipt_does_not_verify_is_posted_and_counted_as_an_anomaly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    // JP's copy of the agreement no longer recognizes SG's keys for receipt signing (node TLS
+    // and payment signing stay), so every receipt SG signs fails to verify at JP.
+    let jp_agreement = agreement_variant(dir.path(), |text| {
+        let row = "relying = \"JP\"\nissuing = \"SG\"\n\
+                   purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]";
+        assert_eq!(text.matches(row).count(), 1, "the JP-recognizes-SG row");
+        text.replace(
+            row,
+            "relying = \"JP\"\nissuing = \"SG\"\npurposes = [\"node-tls\", \"payment-signing\"]",
+        )
+    });
+    let mut jp_config = config("JP", dir.path(), &ports);
+    jp_config.mra = jp_agreement;
+    let jp = Node::start(jp_config).await.expect("JP node");
+    let sg = start("SG", dir.path(), &ports).await;
+    let mut jp_client = client(jp.public_addr, "JP", None).await;
+    let mut sg_client = client(sg.public_addr, "SG", None).await;
+    let anomalies =
+        |kind: &str| format!("kakehashi_receipt_anomalies_total{{peer=\"SG\",kind=\"{kind}\"}}");
+    let jp_metrics = jp.metrics_addr.expect("JP serves metrics");
+    let before = scrape_metrics(jp_metrics).await;
+    assert!(
+        before.contains(&format!("{} 0", anomalies("invalid"))),
+        "{before}"
+    );
+
+    let alpha = bank("jp", "KKHAJPJ0");
+    let report = quote_and_submit(
+        &mut jp_client,
+        "SG",
+        amount("JPY", "10000"),
+        |q, a| jp_to_sg(&alpha, q, a),
+        new_uetr(),
+    )
+    .await;
+    // SG credited, so JP posts its reservation: the payment settled, with the anomaly noted.
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert!(
+        report
+            .status_reason_detail
+            .contains("the receipt did not verify"),
+        "{report:?}"
+    );
+    let jp_after = balances(&mut jp_client).await;
+    assert_eq!(posted(&jp_after, "1001"), "9990000", "debited");
+    assert_eq!(
+        jp_after.get("1001").map(|b| b.1.as_str()),
+        Some("0"),
+        "no reservation left"
+    );
+    assert_eq!(posted(&jp_after, "9002"), "10000", "owed to SG");
+    let sg_after = balances(&mut sg_client).await;
+    assert_eq!(posted(&sg_after, "2001"), "100086.78", "credited");
+
+    let after = scrape_metrics(jp_metrics).await;
+    for (kind, count) in [("invalid", 1), ("missing", 0), ("mismatch", 0)] {
+        assert!(
+            after.contains(&format!("{} {count}\n", anomalies(kind))),
+            "{kind} should be {count} in\n{after}"
+        );
+    }
     jp.shutdown().await.expect("JP");
     sg.shutdown().await.expect("SG");
 }

@@ -19,15 +19,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_node::config::Config;
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::receipt::verify_receipt;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::v1::{self as pb, TransactionStatus};
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::*;
 
@@ -37,56 +34,27 @@ const NOT_AFTER: &str = "2036-01-01T00:00:00Z";
 /// Writes `dir/mra.toml`: the committed agreement with JP and TH recognizing each other for
 /// every purpose, anchors and CRLs pointing at the committed files, signed by JP, SG and TH.
 fn extended_mra(dir: &Path) -> PathBuf {
-    let certs = repo().join("certs").canonicalize().expect("certs dir");
-    let text = std::fs::read_to_string(certs.join("mra.toml")).expect("certs/mra.toml");
-    let unsigned = &text[..text.find("[[signature]]").expect("signed agreement")];
-    let mut text = unsigned.to_owned();
-    // Anchor and CRL paths are relative to the agreement's file; this copy lives elsewhere.
-    for code in ["jp", "sg", "th"] {
-        text = text.replace(
-            &format!("\"{code}/"),
-            &format!("\"{}/{code}/", certs.display()),
+    agreement_variant(dir, |text| {
+        let th_relies_on_jp = "relying = \"TH\"\nissuing = \"JP\"\n\
+                               purposes = [\"payment-signing\", \"receipt-signing\"]";
+        assert_eq!(
+            text.matches(th_relies_on_jp).count(),
+            1,
+            "the TH-recognizes-JP row"
         );
-    }
-    let th_relies_on_jp = "relying = \"TH\"\nissuing = \"JP\"\n\
-                           purposes = [\"payment-signing\", \"receipt-signing\"]";
-    assert_eq!(
-        text.matches(th_relies_on_jp).count(),
-        1,
-        "the TH-recognizes-JP row"
-    );
-    text = text.replace(
-        th_relies_on_jp,
-        "relying = \"TH\"\nissuing = \"JP\"\n\
-         purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]",
-    );
-    text.push_str(&format!(
-        "[[recognition]]\nid = \"JP-recognizes-TH\"\nrelying = \"JP\"\nissuing = \"TH\"\n\
-         purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]\n\
-         minimum_level = \"substantial\"\nnot_before = \"{NOT_BEFORE}\"\n\
-         not_after = \"{NOT_AFTER}\"\n"
-    ));
-    let path = dir.join("mra.toml");
-    std::fs::write(&path, text).expect("write agreement");
-    let mut mra = Mra::load(&path).expect("the extended agreement parses");
-    assert!(
-        mra.verify_signatures().is_err(),
-        "unsigned until every party signs"
-    );
-    for code in ["JP", "SG", "TH"] {
-        let pem = std::fs::read_to_string(
-            certs.join(format!("mra-keys/{}.key.pem", code.to_lowercase())),
-        )
-        .expect("authority key");
-        let key = SigningKey::from_pkcs8_pem(&pem).expect("pkcs8");
-        mra.sign(code, &key).expect("sign");
-    }
-    mra.save_signatures().expect("save signatures");
-    Mra::load(&path)
-        .expect("reload")
-        .verify_signatures()
-        .expect("signed by every party");
-    path
+        let mut text = text.replace(
+            th_relies_on_jp,
+            "relying = \"TH\"\nissuing = \"JP\"\n\
+             purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]",
+        );
+        text.push_str(&format!(
+            "[[recognition]]\nid = \"JP-recognizes-TH\"\nrelying = \"JP\"\nissuing = \"TH\"\n\
+             purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]\n\
+             minimum_level = \"substantial\"\nnot_before = \"{NOT_BEFORE}\"\n\
+             not_after = \"{NOT_AFTER}\"\n"
+        ));
+        text
+    })
 }
 
 /// JP's devnet configuration plus a TH corridor: a peer, its corridor (9004) and liquidity
@@ -158,20 +126,9 @@ async fn start_both(dir: &Path, mra: &Path) -> (RunningNode, RunningNode) {
     (jp, th)
 }
 
-/// `GET /metrics` over plain HTTP/1.1.
+/// The node's metrics exposition.
 async fn metrics(node: &RunningNode) -> String {
-    let addr = node.metrics_addr.expect("metrics listener");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
-    response
+    scrape_metrics(node.metrics_addr.expect("metrics listener")).await
 }
 
 fn counter(text: &str, series: &str) -> u64 {

@@ -396,3 +396,61 @@ pub async fn settled_status(
     }
     panic!("payment {uetr} still PDNG after 10 s");
 }
+
+/// Writes `dir/mra.toml`: the committed agreement, unsigned, with anchor and CRL paths made
+/// absolute and `edit` applied to its text, then signed again by every party with the
+/// committed dev keys (certs/mra-keys/). Panics unless the result verifies.
+pub fn agreement_variant(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let certs = repo().join("certs").canonicalize().expect("certs dir");
+    let text = std::fs::read_to_string(certs.join("mra.toml")).expect("certs/mra.toml");
+    let unsigned = &text[..text.find("[[signature]]").expect("signed agreement")];
+    let mut text = unsigned.to_owned();
+    // Anchor and CRL paths are relative to the agreement's file; this copy lives elsewhere.
+    for code in ["jp", "sg", "th"] {
+        text = text.replace(
+            &format!("\"{code}/"),
+            &format!("\"{}/{code}/", certs.display()),
+        );
+    }
+    let text = edit(text);
+    let path = dir.join("mra.toml");
+    std::fs::write(&path, text).expect("write agreement");
+    let mut mra = Mra::load(&path).expect("the edited agreement parses");
+    assert!(
+        mra.verify_signatures().is_err(),
+        "unsigned until every party signs"
+    );
+    let parties: Vec<String> = mra.jurisdictions.iter().map(|j| j.code.clone()).collect();
+    for code in parties {
+        let pem = std::fs::read_to_string(
+            certs.join(format!("mra-keys/{}.key.pem", code.to_lowercase())),
+        )
+        .expect("authority key");
+        let key = SigningKey::from_pkcs8_pem(&pem).expect("pkcs8");
+        mra.sign(&code, &key).expect("sign");
+    }
+    mra.save_signatures().expect("save signatures");
+    Mra::load(&path)
+        .expect("reload")
+        .verify_signatures()
+        .expect("signed by every party");
+    path
+}
+
+/// The body of `GET /metrics` on `addr` over plain HTTP/1.1, without an Accept header (the
+/// Prometheus text format; the samples are the same in both formats).
+pub async fn scrape_metrics(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    response
+}
