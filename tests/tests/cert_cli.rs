@@ -456,32 +456,50 @@ fn inspect_prints_every_certificate_of_a_bundle() {
     let out = kakehashi(&["cert", "inspect", "certs/jp/node/tls.pem"]);
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains("certificate 0 of 2"), "{text}");
-    assert!(text.contains("certificate 1 of 2"), "{text}");
+    // One section per certificate, in bundle order: the leaf, then its issuing CA. Each
+    // assertion looks only at the section of the certificate it is about.
+    let (leaf, issuer) = text
+        .split_once("certificate 1 of 2")
+        .unwrap_or_else(|| panic!("two sections expected:\n{text}"));
+    assert!(leaf.starts_with("certificate 0 of 2"), "{text}");
     assert!(
-        text.contains("serverAuth (1.3.6.1.5.5.7.3.1), clientAuth (1.3.6.1.5.5.7.3.2)"),
-        "{text}"
-    );
-    assert!(text.contains("dNSName localhost"), "{text}");
-    assert!(text.contains("iPAddress 127.0.0.1"), "{text}");
-    assert!(
-        text.contains("kakehashi JP assurance substantial"),
-        "{text}"
+        leaf.contains("subject              CN=jp-node.kakehashi.test,"),
+        "{leaf}"
     );
     assert!(
-        text.contains("keyUsage             digitalSignature (critical)"),
-        "{text}"
+        leaf.contains("serverAuth (1.3.6.1.5.5.7.3.1), clientAuth (1.3.6.1.5.5.7.3.2)"),
+        "{leaf}"
     );
-    assert!(text.contains("CA, pathLen 0 (critical)"), "{text}");
+    assert!(leaf.contains("dNSName localhost"), "{leaf}");
+    assert!(leaf.contains("iPAddress 127.0.0.1"), "{leaf}");
+    assert!(
+        leaf.contains("kakehashi JP assurance substantial"),
+        "{leaf}"
+    );
+    assert!(
+        leaf.contains("keyUsage             digitalSignature (critical)"),
+        "{leaf}"
+    );
+    assert!(
+        leaf.contains("basicConstraints     not a CA (critical)"),
+        "{leaf}"
+    );
     // The node's TLS leaf is ECDSA P-256 (what BoringSSL-based gRPC clients can verify in a
-    // handshake); its issuing CA is Ed25519.
+    // handshake), signed by its Ed25519 issuing CA.
     assert!(
-        text.contains("public key           P-256 (256 bits)"),
-        "{text}"
+        leaf.contains("public key           P-256 (256 bits)"),
+        "{leaf}"
     );
+    assert!(!leaf.contains("public key           Ed25519"), "{leaf}");
+    assert!(leaf.contains("signature            Ed25519"), "{leaf}");
     assert!(
-        text.contains("public key           Ed25519 (256 bits)"),
-        "{text}"
+        issuer.contains("subject              CN=Kakehashi JP Issuing CA 1,"),
+        "{issuer}"
+    );
+    assert!(issuer.contains("CA, pathLen 0 (critical)"), "{issuer}");
+    assert!(
+        issuer.contains("public key           Ed25519 (256 bits)"),
+        "{issuer}"
     );
 }
 

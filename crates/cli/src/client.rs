@@ -4,23 +4,19 @@
 //! a refused call into a reason code.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use kakehashi_node::participant::{self, ConnectOptions, ParticipantError};
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::Mra;
-use kakehashi_pki::tls::NodeServerCertVerifier;
 use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::v1::payments_client::PaymentsClient;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Identity};
 
 /// The JP node's public address in the devnet configuration, the default `--node`.
 pub(crate) const DEFAULT_NODE: &str = "https://127.0.0.1:7100";
-
-/// How long to wait for TCP and TLS: a node on this machine or a LAN answers in
-/// milliseconds, so five seconds only expires when it is down or unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Deadline of one call. A payment waits for the receiving node (the devnet relay timeout is
 /// 3 s, the node's own request deadline 5 s), so 30 s is generous; a payment still in doubt
@@ -92,9 +88,9 @@ pub(crate) fn check_party(mra: &Mra, code: &str, option: &str) -> anyhow::Result
     Ok(())
 }
 
-/// Connects to `url` over TLS. The node's certificate must be recognized by `relying` for
-/// node TLS under `mra` and name the host (or `server_name`); `identity` is the operator's
-/// client certificate for the admin calls.
+/// Connects to `url` over TLS through [`participant::connect_with`]. The node's certificate
+/// must be recognized by `relying` for node TLS under `mra` and name the host (or
+/// `server_name`); `identity` is the operator's client certificate for the admin calls.
 pub(crate) async fn connect(
     url: &str,
     mra: Arc<Mra>,
@@ -108,50 +104,28 @@ pub(crate) async fn connect(
              e.g. {DEFAULT_NODE}"
         );
     }
-    // The verifier reports why it refused a certificate through this hook; rustls's own error
-    // is often too terse to act on.
-    let refusal: Arc<Mutex<Option<String>>> = Arc::default();
-    let seen = Arc::clone(&refusal);
-    let verifier = NodeServerCertVerifier::new(mra, relying)
-        .map_err(|e| anyhow::anyhow!("cannot check node certificates as {relying}: {e}"))?
-        .with_refusal_hook(Arc::new(move |error| {
-            if let Ok(mut slot) = seen.lock() {
-                *slot = Some(error.to_string());
-            }
-        }));
-    let mut tls = ClientTlsConfig::new();
-    if let Some(name) = server_name {
-        tls = tls.domain_name(name);
-    }
-    if let Some(identity) = identity {
-        tls = tls.identity(identity);
-    }
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("--node {url} is not a valid URL"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .tls_config_with_verifier(tls, Arc::new(verifier))
-        .with_context(|| format!("cannot set up TLS for {url}"))?;
-    let channel = match endpoint.connect().await {
-        Ok(channel) => channel,
-        Err(error) => {
-            let why = refusal.lock().ok().and_then(|slot| slot.clone());
-            return Err(match why {
-                Some(why) => anyhow::anyhow!(
-                    "refused the node at {url}: its TLS certificate is not recognized by \
-                     {relying}: {why}"
-                ),
-                None => anyhow::anyhow!(
-                    "cannot reach the node at {url}: {}; is it running? \
-                     (`kakehashi devnet` starts a JP and an SG node)",
-                    error_chain(&error)
-                ),
-            });
-        }
+    let options = ConnectOptions {
+        server_name: server_name.map(str::to_owned),
+        identity,
+        connect_timeout: participant::CONNECT_TIMEOUT,
+        request_timeout: Some(REQUEST_TIMEOUT),
+        message_bytes_max: MESSAGE_BYTES_MAX,
     };
-    let payments = PaymentsClient::new(channel)
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    let payments = participant::connect_with(url, mra, relying, &options)
+        .await
+        .map_err(|error| match error {
+            ParticipantError::InvalidUrl { url, message } => {
+                anyhow::anyhow!("--node {url} is not a valid URL: {message}")
+            }
+            ParticipantError::Connect { url, message } => {
+                anyhow::anyhow!("cannot set up TLS for {url}: {message}")
+            }
+            unreachable @ ParticipantError::Unreachable { .. } => anyhow::anyhow!(
+                "{unreachable}; is it running? (`kakehashi devnet` starts a JP and an SG node)"
+            ),
+            // Refused and Verifier already say what happened in the CLI's words.
+            other => anyhow::Error::new(other),
+        })?;
     Ok(NodeClient {
         payments,
         url: url.to_owned(),
@@ -206,21 +180,6 @@ pub(crate) fn call_error(url: &str, what: &str, status: &tonic::Status) -> anyho
         status.message(),
         status.code()
     )
-}
-
-/// An error and its sources on one line (tonic's transport errors nest the useful part).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The current time: the CLI is the one place that reads the clock (the libraries take time

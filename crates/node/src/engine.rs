@@ -39,7 +39,7 @@ use tracing::Instrument;
 
 use crate::instruction::{self, Instruction, Uetr};
 use crate::locks::UetrLocks;
-use crate::metrics::{Direction, Metrics};
+use crate::metrics::{Direction, Metrics, ReceiptAnomaly};
 use crate::money::{self, Currency, Rate};
 use crate::quote::{self, QuoteIssuer};
 use crate::reason::{ReasonCode, Rejection};
@@ -287,6 +287,9 @@ impl Engine {
             chain: parts.signing_chain.clone(),
             ttl_secs: parts.quote_ttl_secs,
         };
+        for peer in parts.peers.keys() {
+            parts.metrics.add_peer(peer);
+        }
         let recognition = RecognitionCache::new(&parts.mra)
             .inspect_err(|e| tracing::warn!(error = %e, "recognition verdicts will not be cached"))
             .ok();
@@ -1095,6 +1098,7 @@ impl Engine {
         };
         let post = resolution == TransferFlags::POST_PENDING_TRANSFER;
         let mut note = None;
+        let mut anomaly = None;
         let mut credited = None;
         if post {
             match decision
@@ -1109,6 +1113,7 @@ impl Engine {
                         || signer.jurisdiction != peer.jurisdiction
                     {
                         note = Some("the receipt does not match this payment".to_owned());
+                        anomaly = Some(ReceiptAnomaly::Mismatch);
                     }
                     credited = receipt
                         .credited_amount
@@ -1117,14 +1122,20 @@ impl Engine {
                         .map(|(_, minor)| minor);
                 }
                 Some(Err(rejection)) => {
-                    note = Some(format!("the receipt did not verify: {rejection}"))
+                    note = Some(format!("the receipt did not verify: {rejection}"));
+                    anomaly = Some(ReceiptAnomaly::Invalid);
                 }
-                None => note = Some("the receiver sent no receipt".to_owned()),
+                None => {
+                    note = Some("the receiver sent no receipt".to_owned());
+                    anomaly = Some(ReceiptAnomaly::Missing);
+                }
             }
-            if let Some(note) = &note {
+            if let (Some(note), Some(kind)) = (&note, anomaly) {
                 // The receiver says it credited: voiding would create money on the other side,
-                // so the reservation is posted and the anomaly raised for the operator.
+                // so the reservation is posted and the anomaly raised for the operator (logged
+                // and counted in `kakehashi_receipt_anomalies_total`, which alerts can watch).
                 tracing::error!(%uetr, %note, "settled without a valid receipt");
+                self.parts.metrics.receipt_anomaly(&peer.jurisdiction, kind);
             }
         }
         let resolve = NewTransfer {

@@ -12,14 +12,13 @@
 //! Every error also carries the reason code in the `kakehashi-reason-code` metadata entry, so
 //! clients need not parse messages.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use kakehashi_pki::Purpose;
 use kakehashi_pki::cert::Cert;
+use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::v1::{self, payments_server::Payments, relay_server::Relay};
-use sha2::{Digest, Sha256};
+use rustls::pki_types::CertificateDer;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -28,6 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::engine::{self, Engine, EngineError, Submitted};
 use crate::instruction::Uetr;
 use crate::reason::{ReasonCode, Rejection};
+use crate::signed::Trust;
 
 pub use kakehashi_proto::codec::REASON_METADATA;
 
@@ -290,72 +290,54 @@ fn admin_answer(
 #[derive(Clone, Debug)]
 pub struct RelayService {
     engine: Arc<Engine>,
-    /// Jurisdiction by SHA-256 of the peer's leaf, so recognition runs once per certificate.
-    peers: Arc<Mutex<HashMap<[u8; 32], String>>>,
 }
-
-/// Most distinct peer certificates remembered; a real deployment has a handful.
-const PEER_CACHE_MAX: usize = 64;
 
 impl RelayService {
     /// A service over `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self {
-            engine,
-            peers: Arc::default(),
-        }
+        Self { engine }
     }
 
     fn peer_jurisdiction<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        let Some(certs) = request.peer_certs() else {
-            return Err(Status::unauthenticated(
-                "the relay needs a TLS client certificate",
-            ));
-        };
-        let Some(leaf) = certs.first() else {
-            return Err(Status::unauthenticated(
-                "the relay needs a TLS client certificate",
-            ));
-        };
-        let digest: [u8; 32] = Sha256::digest(leaf.as_ref()).into();
-        if let Some(found) = self
-            .peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&digest)
-        {
-            return Ok(found.clone());
-        }
-        let parse =
-            |der: &[u8]| Cert::from_der(der).map_err(|e| Status::unauthenticated(e.to_string()));
-        let leaf_cert = parse(leaf.as_ref())?;
-        let intermediates = certs[1..]
-            .iter()
-            .map(|c| parse(c.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let verdict = self.engine_mra().recognize(
+        let certs = request.peer_certs().unwrap_or_default();
+        recognized_peer(
+            self.engine.trust(),
             self.engine.jurisdiction(),
-            Purpose::NodeTls,
-            &leaf_cert,
-            &intermediates,
-            &[],
+            &certs,
             engine::now().1,
-        );
-        let Some(jurisdiction) = verdict.anchor_jurisdiction.filter(|_| verdict.recognized) else {
-            return Err(Status::permission_denied(
-                "the peer certificate is not recognized",
-            ));
-        };
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if peers.len() >= PEER_CACHE_MAX {
-            peers.clear();
-        }
-        peers.insert(digest, jurisdiction.clone());
-        Ok(jurisdiction)
+        )
     }
+}
 
-    fn engine_mra(&self) -> &kakehashi_pki::mra::Mra {
-        self.engine.mra()
+/// The jurisdiction whose anchor `relying` recognizes the peer's TLS chain `certs` (leaf
+/// first) under for node TLS at `time`. Recognition goes through the engine's cache
+/// ([`Engine::trust`]), whose verdicts hold only inside the window the chain's, the agreement's
+/// and the CRLs' dates allow, so a peer whose certificate expires or is revoked mid-connection
+/// is refused from then on.
+fn recognized_peer(
+    trust: Trust<'_>,
+    relying: &str,
+    certs: &[CertificateDer<'_>],
+    time: UnixTime,
+) -> Result<String, Status> {
+    let Some((leaf, intermediates)) = certs.split_first() else {
+        return Err(Status::unauthenticated(
+            "the relay needs a TLS client certificate",
+        ));
+    };
+    let parse =
+        |der: &[u8]| Cert::from_der(der).map_err(|e| Status::unauthenticated(e.to_string()));
+    let leaf = parse(leaf.as_ref())?;
+    let intermediates = intermediates
+        .iter()
+        .map(|c| parse(c.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verdict = trust.recognize(relying, Purpose::NodeTls, &leaf, &intermediates, &[], time);
+    match verdict.anchor_jurisdiction {
+        Some(jurisdiction) if verdict.recognized => Ok(jurisdiction),
+        _ => Err(Status::permission_denied(
+            "the peer certificate is not recognized",
+        )),
     }
 }
 
@@ -414,5 +396,92 @@ impl Relay for RelayService {
             }
             Err(e) => Err(unavailable(&e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use kakehashi_pki::cache::RecognitionCache;
+    use kakehashi_pki::mra::Mra;
+    use kakehashi_pki::pem;
+
+    use super::*;
+
+    fn certs() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
+    }
+
+    fn chain(name: &str) -> Vec<CertificateDer<'static>> {
+        let bytes = std::fs::read(certs().join(name)).expect("certificate file");
+        pem::blocks_or_der(&bytes, "CERTIFICATE")
+            .expect("PEM")
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect()
+    }
+
+    fn agreement() -> (Mra, RecognitionCache) {
+        let mra = Mra::load(&certs().join("mra.toml")).expect("certs/mra.toml");
+        let cache = RecognitionCache::new(&mra).expect("cache");
+        (mra, cache)
+    }
+
+    /// 2027-01-01T00:00:00Z: inside the committed certificates' validity (2025-06 to 2035-06
+    /// for the node leaves), the agreement's rows (2026 to 2036) and the CRLs' (2025 to 2044).
+    const INSIDE: UnixTime = UnixTime(1_798_761_600);
+
+    fn leaf_not_after(chain: &[CertificateDer<'_>]) -> UnixTime {
+        Cert::from_der(chain[0].as_ref()).expect("leaf").not_after()
+    }
+
+    #[test]
+    fn a_recognized_peer_is_named_by_its_anchor_and_its_verdict_is_cached() {
+        let (mra, cache) = agreement();
+        let sg = chain("sg/node/tls.pem");
+        let time = INSIDE;
+        let trust = Trust::cached(&mra, &cache);
+        assert_eq!(recognized_peer(trust, "JP", &sg, time).expect("SG"), "SG");
+        assert_eq!(cache.cache().len(), 1);
+        assert_eq!(recognized_peer(trust, "JP", &sg, time).expect("SG"), "SG");
+        assert_eq!(cache.cache().len(), 1, "the second call is a cache hit");
+    }
+
+    #[test]
+    fn a_peer_recognized_once_is_refused_after_its_certificate_expires() {
+        let (mra, cache) = agreement();
+        let trust = Trust::cached(&mra, &cache);
+        let sg = chain("sg/node/tls.pem");
+        assert_eq!(recognized_peer(trust, "JP", &sg, INSIDE).expect("SG"), "SG");
+        // Still inside the agreement's rows, which end in 2036.
+        let after = UnixTime(leaf_not_after(&sg).0 + 1);
+        let refused = recognized_peer(trust, "JP", &sg, after).expect_err("expired");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert_eq!(refused.message(), "the peer certificate is not recognized");
+    }
+
+    #[test]
+    fn a_bank_signing_certificate_is_not_a_relay_peer() {
+        let (mra, cache) = agreement();
+        let bank = chain("jp/banks/KKHAJPJ0.pem");
+        let refused = recognized_peer(Trust::cached(&mra, &cache), "SG", &bank, INSIDE)
+            .expect_err("wrong purpose");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn no_certificate_or_an_undecodable_one_is_unauthenticated() {
+        let (mra, cache) = agreement();
+        let trust = Trust::cached(&mra, &cache);
+        let none = recognized_peer(trust, "JP", &[], UnixTime(0)).expect_err("none");
+        assert_eq!(none.code(), tonic::Code::Unauthenticated);
+        let garbage = [CertificateDer::from(vec![0x30, 0x03, 0x01, 0x01, 0xff])];
+        let bad = recognized_peer(trust, "JP", &garbage, UnixTime(0)).expect_err("garbage");
+        assert_eq!(bad.code(), tonic::Code::Unauthenticated);
+        assert!(
+            cache.cache().is_empty(),
+            "nothing recognized, nothing cached"
+        );
     }
 }

@@ -89,7 +89,9 @@ impl<'a> Trust<'a> {
         self.mra
     }
 
-    fn recognize(
+    /// [`Mra::recognize`] under this agreement, answered from the cache when there is one
+    /// (the same verdict, bounded by the same time window, as the uncached call).
+    pub fn recognize(
         &self,
         relying: &str,
         purpose: Purpose,

@@ -15,12 +15,11 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
 use std::thread;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::instruction::Uetr;
 
@@ -297,12 +296,20 @@ type Reply = oneshot::Sender<Result<(), String>>;
 #[derive(Clone, Debug)]
 pub struct Store {
     tree: sled::Tree,
-    writes: std_mpsc::SyncSender<(Vec<Write>, Reply)>,
+    /// The writer's queue. An async-aware bounded channel: a caller waits for room without
+    /// holding a runtime worker, so a write costs no hop to the blocking pool (the writer, a
+    /// plain thread, takes from it with `blocking_recv`).
+    writes: mpsc::Sender<(Vec<Write>, Reply)>,
 }
 
 impl Store {
     /// Opens (creating if needed) the store in `dir` and starts its writer thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_queue(dir, QUEUE_LEN)
+    }
+
+    /// [`Store::open`] with a writer queue of `queue_len` requests (at least one).
+    fn open_with_queue(dir: &Path, queue_len: usize) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             // Durability comes from the writer's explicit flush and fdatasync; sled's periodic
@@ -325,7 +332,7 @@ impl Store {
             path: log_path.clone(),
             source,
         })?;
-        let (writes, queue) = std_mpsc::sync_channel(QUEUE_LEN);
+        let (writes, queue) = mpsc::channel(queue_len.max(1));
         let writer_tree = tree.clone();
         thread::Builder::new()
             .name("kakehashi-store-writer".into())
@@ -341,11 +348,10 @@ impl Store {
     /// Applies `writes` atomically and durably, returning once they are on disk.
     pub async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        let sender = self.writes.clone();
-        // The queue is bounded; waiting for room must not block a runtime worker.
-        tokio::task::spawn_blocking(move || sender.send((writes, reply)))
+        // When the queue is full this waits (backpressure) without blocking the runtime.
+        self.writes
+            .send((writes, reply))
             .await
-            .map_err(|_| StoreError::WriterStopped)?
             .map_err(|_| StoreError::WriterStopped)?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
@@ -535,9 +541,9 @@ fn writer(
     db: sled::Db,
     tree: sled::Tree,
     log: File,
-    queue: std_mpsc::Receiver<(Vec<Write>, Reply)>,
+    mut queue: mpsc::Receiver<(Vec<Write>, Reply)>,
 ) {
-    while let Ok(first) = queue.recv() {
+    while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         let mut count = group[0].0.len();
         while count < GROUP_WRITES_MAX {
@@ -697,5 +703,62 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         assert_eq!(store.unresolved_outbound().unwrap().len(), 64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn puts_beyond_a_full_queue_wait_for_room_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        // One slot: nearly every put finds the queue full and must wait for the writer.
+        let store = Store::open_with_queue(dir.path(), 1).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..200u8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .put(vec![Write::Outbound(
+                        Uetr([i; 16]),
+                        record(OutboundState::Forwarded),
+                    )])
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(store.unresolved_outbound().unwrap().len(), 200);
+    }
+
+    /// A write needs no thread of the blocking pool: with its only thread held, a put still
+    /// completes (and is durable: its answer comes after the writer's flush and fdatasync).
+    #[test]
+    fn a_put_does_not_wait_for_the_blocking_pool() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let blocker = runtime.spawn_blocking(move || held.recv());
+        let uetr = Uetr([9; 16]);
+        let put = runtime.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                store.put(vec![Write::Outbound(
+                    uetr,
+                    record(OutboundState::Forwarded),
+                )]),
+            )
+            .await
+        });
+        release.send(()).unwrap();
+        runtime.block_on(blocker).unwrap().unwrap();
+        put.expect("the put finished while the blocking pool was busy")
+            .unwrap();
+        assert_eq!(
+            store.outbound(&uetr).unwrap().unwrap().state,
+            OutboundState::Forwarded
+        );
     }
 }

@@ -243,14 +243,9 @@ async fn an_operator_opens_funds_and_closes_accounts_and_payments_follow() {
     let source = amount("JPY", "100000");
     let q = quote(&mut p.jp_client, "SG", &source).await;
     let payment = Payment {
-        bank: &alpha,
         debtor_account: 1003,
         debtor_name: "Kobayashi Mei",
-        creditor_bic: "KKHASGS0",
-        creditor_account: 2001,
-        creditor_name: "Tan Wei Ming",
-        quote: q,
-        amount: source.clone(),
+        ..jp_to_sg(&alpha, q, source.clone())
     };
     let report = submit(&mut p.jp_client, instruction(&payment, new_uetr())).await;
     assert_eq!(
@@ -344,23 +339,13 @@ async fn a_payment_beyond_the_receivers_liquidity_is_am04_and_the_reservation_is
     // 10,000 JPY → 86.78 SGD: within SG's max_payment (50,000 SGD), beyond its liquidity.
     let alpha = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "10000");
-    let q = quote(&mut jp_client, "SG", &source).await;
     let uetr = new_uetr();
-    let report = submit(
+    let report = quote_and_submit(
         &mut jp_client,
-        instruction(
-            &Payment {
-                bank: &alpha,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHASGS0",
-                creditor_account: 2001,
-                creditor_name: "Tan Wei Ming",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        "SG",
+        source,
+        |q, a| jp_to_sg(&alpha, q, a),
+        uetr,
     )
     .await;
     assert_eq!(
@@ -384,22 +369,12 @@ async fn a_payment_beyond_the_receivers_liquidity_is_am04_and_the_reservation_is
     // A payment that fits the liquidity still settles: 5,000 JPY → 43.39 SGD
     // (5,000 × 0.0087 × 0.9975 = 43.39125).
     let source = amount("JPY", "5000");
-    let q = quote(&mut jp_client, "SG", &source).await;
-    let report = submit(
+    let report = quote_and_submit(
         &mut jp_client,
-        instruction(
-            &Payment {
-                bank: &alpha,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHASGS0",
-                creditor_account: 2001,
-                creditor_name: "Tan Wei Ming",
-                quote: q,
-                amount: source,
-            },
-            new_uetr(),
-        ),
+        "SG",
+        source,
+        |q, a| jp_to_sg(&alpha, q, a),
+        new_uetr(),
     )
     .await;
     assert_eq!(

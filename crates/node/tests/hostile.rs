@@ -142,22 +142,18 @@ async fn submit_result(
         .map(tonic::Response::into_inner)
 }
 
-/// Aoki Kenji (1001 at KKHAJPJ0) pays Tan Wei Ming (2001 at KKHASGS0).
-fn jp_to_sg<'a>(
-    bank: &'a Bank,
-    quote: pb::Signed,
-    amount: pb::ActiveCurrencyAndAmount,
-) -> Payment<'a> {
-    Payment {
-        bank,
-        debtor_account: 1001,
-        debtor_name: "Aoki Kenji",
-        creditor_bic: "KKHASGS0",
-        creditor_account: 2001,
-        creditor_name: "Tan Wei Ming",
-        quote,
-        amount,
-    }
+/// A correctly quoted and signed JP→SG instruction under `uetr` with 100 KiB of remittance
+/// text: far over the node's `limits.max_message_bytes` (64 KiB).
+async fn oversized_instruction(
+    p: &mut Pair,
+    uetr: kakehashi_node::instruction::Uetr,
+) -> pb::Signed {
+    let alpha = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "1000");
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let mut body = instruction_body(&jp_to_sg(&alpha, q, source), uetr);
+    body.remittance_information = "x".repeat(100 * 1024);
+    sign_payload(&alpha, body.encode_to_vec())
 }
 
 // ------------------------------------------------------------------ tests
@@ -475,14 +471,8 @@ async fn undecodable_request_bytes_are_ff01_and_change_nothing() {
 async fn an_oversized_request_is_refused_and_changes_nothing() {
     let mut p = pair().await;
     let before = p.snapshot().await;
-    let alpha = bank("jp", "KKHAJPJ0");
-    let source = amount("JPY", "1000");
-    let q = quote(&mut p.jp_client, "SG", &source).await;
     let uetr = new_uetr();
-    let mut body = instruction_body(&jp_to_sg(&alpha, q, source), uetr);
-    // 100 KiB of remittance text: far over limits.max_message_bytes (64 KiB).
-    body.remittance_information = "x".repeat(100 * 1024);
-    let signed = sign_payload(&alpha, body.encode_to_vec());
+    let signed = oversized_instruction(&mut p, uetr).await;
     let err = submit_result(&mut p.jp_client, Some(signed))
         .await
         .expect_err("over the message limit");
@@ -815,14 +805,9 @@ async fn the_same_instruction_twice_in_one_stream_credits_once() {
 async fn an_oversized_item_ends_a_payment_stream_and_changes_nothing() {
     let mut p = pair().await;
     let before = p.snapshot().await;
-    let alpha = bank("jp", "KKHAJPJ0");
-    let source = amount("JPY", "1000");
-    let q = quote(&mut p.jp_client, "SG", &source).await;
     let uetr = new_uetr();
-    let mut body = instruction_body(&jp_to_sg(&alpha, q, source), uetr);
-    body.remittance_information = "x".repeat(100 * 1024);
     let requests = vec![pb::SubmitPaymentRequest {
-        instruction: Some(sign_payload(&alpha, body.encode_to_vec())),
+        instruction: Some(oversized_instruction(&mut p, uetr).await),
     }];
     let outcome = p
         .jp_client

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use kakehashi_node::config::{Config, Limits, Peer};
 use kakehashi_node::metrics::{Direction, Metrics};
+use kakehashi_node::participant::{self, ConnectOptions, ParticipantError};
 use kakehashi_node::server::{Addresses, ServeError, bind};
 use kakehashi_node::tls::{TlsIdentity, install_crypto_provider, peer_leaf_der, relay_endpoint};
 use kakehashi_pki::mra::Mra;
@@ -437,6 +438,80 @@ async fn public_listener_refuses_a_presented_certificate_it_does_not_recognize()
     node.wait_for_metric("kakehashi_tls_refusals_total{listener=\"public\"} 1")
         .await;
     node.stop().await;
+}
+
+/// `participant::connect_with`, the one connect the CLI and the tests use: a recognized node
+/// connects with the options applied, and each failure says what went wrong in its own variant.
+#[tokio::test]
+async fn participant_connect_applies_its_options_and_explains_each_failure() {
+    let node = Node::start("jp").await;
+    let url = format!("https://{}", node.addresses.public);
+    let operator = identity("sg/node/tls");
+    let options = ConnectOptions {
+        server_name: Some("localhost".to_owned()),
+        identity: Some(operator.tonic_identity()),
+        request_timeout: Some(WAIT),
+        message_bytes_max: 64 * 1024,
+        ..ConnectOptions::default()
+    };
+    let mut client = participant::connect_with(&url, mra(), "SG", &options)
+        .await
+        .expect("SG recognizes the JP node");
+    // The test service answers with the hex of the client certificate it saw.
+    let answer = client
+        .get_balances(pb::BalancesRequest::default())
+        .await
+        .expect("balances")
+        .into_inner();
+    assert_eq!(answer.balances[0].name, hex::encode(operator.leaf_der()));
+    // The message limit applies to answers: the same answer (two hex characters per byte of a
+    // certificate of several hundred bytes) is refused under a 256-byte limit.
+    let small = ConnectOptions {
+        message_bytes_max: 256,
+        ..options.clone()
+    };
+    let mut client = participant::connect_with(&url, mra(), "SG", &small)
+        .await
+        .expect("connects");
+    let refused = client
+        .get_balances(pb::BalancesRequest::default())
+        .await
+        .expect_err("over the limit");
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+
+    // A certificate that does not name the host asked for: refused with the verifier's reason.
+    let wrong_name = ConnectOptions {
+        server_name: Some("bank.example".to_owned()),
+        ..ConnectOptions::default()
+    };
+    match participant::connect_with(&url, mra(), "SG", &wrong_name).await {
+        Err(error @ ParticipantError::Refused { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("not recognized by SG: "), "{text}");
+            assert!(text.contains("bank.example"), "{text}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A jurisdiction the agreement does not know cannot check anything.
+    let unknown = participant::connect_with(&url, mra(), "XX", &options).await;
+    assert!(
+        matches!(&unknown, Err(ParticipantError::Verifier { relying, .. }) if relying == "XX"),
+        "{unknown:?}"
+    );
+    let address = node.addresses.public;
+    node.stop().await;
+    // Nothing listens any more: unreachable, with the transport's reason.
+    let gone =
+        participant::connect_with(&format!("https://{address}"), mra(), "SG", &options).await;
+    assert!(
+        matches!(&gone, Err(ParticipantError::Unreachable { message, .. }) if !message.is_empty()),
+        "{gone:?}"
+    );
+    let invalid = participant::connect_with("https://bad host", mra(), "SG", &options).await;
+    assert!(
+        matches!(&invalid, Err(ParticipantError::InvalidUrl { .. })),
+        "{invalid:?}"
+    );
 }
 
 /// The service names listed by reflection, over v1 or v1alpha.

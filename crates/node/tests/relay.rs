@@ -7,11 +7,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_node::money::{self, Rate};
+use kakehashi_node::node::Node;
 use kakehashi_node::quote::QuoteIssuer;
 use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::codec::REASON_METADATA;
@@ -43,19 +42,7 @@ async fn payments_settle_both_ways_and_balance_on_both_ledgers() {
     let uetr = new_uetr();
     let report = submit(
         &mut p.jp_client,
-        instruction(
-            &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHASGS0",
-                creditor_account: 2001,
-                creditor_name: "Tan Wei Ming",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        instruction(&jp_to_sg(&alpha_jp, q, source), uetr),
     )
     .await;
     assert_eq!(
@@ -87,19 +74,7 @@ async fn payments_settle_both_ways_and_balance_on_both_ledgers() {
     );
     let report = submit(
         &mut p.sg_client,
-        instruction(
-            &Payment {
-                bank: &beta_sg,
-                debtor_account: 2101,
-                debtor_name: "Nur Aisyah",
-                creditor_bic: "KKHBJPJ0",
-                creditor_account: 1101,
-                creditor_name: "Suzuki Yui",
-                quote: q,
-                amount: source,
-            },
-            new_uetr(),
-        ),
+        instruction(&sg_to_jp(&beta_sg, q, source), new_uetr()),
     )
     .await;
     assert_eq!(
@@ -149,14 +124,9 @@ async fn every_rejection_moves_nothing() {
         "unknown creditor account",
         instruction(
             &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHASGS0",
                 creditor_account: 2999,
                 creditor_name: "Nobody",
-                quote: q,
-                amount: small.clone(),
+                ..jp_to_sg(&alpha_jp, q, small.clone())
             },
             new_uetr(),
         ),
@@ -169,14 +139,9 @@ async fn every_rejection_moves_nothing() {
         "insufficient funds",
         instruction(
             &Payment {
-                bank: &beta_jp,
                 debtor_account: 1102,
                 debtor_name: "Tanaka Hiroshi",
-                creditor_bic: "KKHASGS0",
-                creditor_account: 2001,
-                creditor_name: "Tan Wei Ming",
-                quote: q,
-                amount: big,
+                ..jp_to_sg(&beta_jp, q, big)
             },
             new_uetr(),
         ),
@@ -188,14 +153,8 @@ async fn every_rejection_moves_nothing() {
         "sanctioned party",
         instruction(
             &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHASGS0",
-                creditor_account: 2001,
                 creditor_name: "Sanctioned  Trading CO",
-                quote: q,
-                amount: small.clone(),
+                ..jp_to_sg(&alpha_jp, q, small.clone())
             },
             new_uetr(),
         ),
@@ -205,19 +164,7 @@ async fn every_rejection_moves_nothing() {
     cases.push((
         "DS0B",
         "revoked signer",
-        instruction(
-            &Payment {
-                bank: &revoked_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHASGS0",
-                creditor_account: 2001,
-                creditor_name: "Tan Wei Ming",
-                quote: q,
-                amount: small.clone(),
-            },
-            new_uetr(),
-        ),
+        instruction(&jp_to_sg(&revoked_jp, q, small.clone()), new_uetr()),
     ));
     // AB05: a quote that expired an hour ago, signed with JP's real receipt key.
     let jp_receipt_key = SigningKey::from_pkcs8_pem(
@@ -249,19 +196,7 @@ async fn every_rejection_moves_nothing() {
     cases.push((
         "AB05",
         "expired quote",
-        instruction(
-            &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHASGS0",
-                creditor_account: 2001,
-                creditor_name: "Tan Wei Ming",
-                quote: stale,
-                amount: small.clone(),
-            },
-            new_uetr(),
-        ),
+        instruction(&jp_to_sg(&alpha_jp, stale, small.clone()), new_uetr()),
     ));
 
     for (code, what, signed) in cases {
@@ -350,23 +285,13 @@ async fn a_payment_in_doubt_while_the_receiver_is_down_is_fenced_and_voided() {
     let jp_before = balances(&mut jp_client).await;
     let alpha_jp = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "7000");
-    let q = quote(&mut jp_client, "SG", &source).await;
     let uetr = new_uetr();
-    let report = submit(
+    let report = quote_and_submit(
         &mut jp_client,
-        instruction(
-            &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHASGS0",
-                creditor_account: 2001,
-                creditor_name: "Tan Wei Ming",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        "SG",
+        source,
+        |q, a| jp_to_sg(&alpha_jp, q, a),
+        uetr,
     )
     .await;
     // SG is not running: the outcome is unknown, the funds stay reserved.
@@ -380,22 +305,7 @@ async fn a_payment_in_doubt_while_the_receiver_is_down_is_fenced_and_voided() {
 
     // SG comes up; JP's recovery asks, SG fences, JP voids.
     let sg = start("SG", dir.path(), &ports).await;
-    let mut final_report = None;
-    for _ in 0..100 {
-        let status = jp_client
-            .get_payment_status(pb::PaymentStatusRequest {
-                uetr: uetr.to_string(),
-            })
-            .await
-            .expect("status")
-            .into_inner();
-        if status.transaction_status() != TransactionStatus::Pdng {
-            final_report = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let final_report = final_report.expect("resolved within 10 s");
+    let final_report = settled_status(&mut jp_client, &uetr.to_string()).await;
     assert_eq!(final_report.transaction_status(), TransactionStatus::Rjct);
     assert_eq!(final_report.status_reason_code, "AB05");
     assert_eq!(
@@ -410,6 +320,79 @@ async fn a_payment_in_doubt_while_the_receiver_is_down_is_fenced_and_voided() {
         "100000.00",
         "nothing credited"
     );
+    jp.shutdown().await.expect("JP");
+    sg.shutdown().await.expect("SG");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_payment_whose_receipt_does_not_verify_is_posted_and_counted_as_an_anomaly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    // JP's copy of the agreement no longer recognizes SG's keys for receipt signing (node TLS
+    // and payment signing stay), so every receipt SG signs fails to verify at JP.
+    let jp_agreement = agreement_variant(dir.path(), |text| {
+        let row = "relying = \"JP\"\nissuing = \"SG\"\n\
+                   purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]";
+        assert_eq!(text.matches(row).count(), 1, "the JP-recognizes-SG row");
+        text.replace(
+            row,
+            "relying = \"JP\"\nissuing = \"SG\"\npurposes = [\"node-tls\", \"payment-signing\"]",
+        )
+    });
+    let mut jp_config = config("JP", dir.path(), &ports);
+    jp_config.mra = jp_agreement;
+    let jp = Node::start(jp_config).await.expect("JP node");
+    let sg = start("SG", dir.path(), &ports).await;
+    let mut jp_client = client(jp.public_addr, "JP", None).await;
+    let mut sg_client = client(sg.public_addr, "SG", None).await;
+    let anomalies =
+        |kind: &str| format!("kakehashi_receipt_anomalies_total{{peer=\"SG\",kind=\"{kind}\"}}");
+    let jp_metrics = jp.metrics_addr.expect("JP serves metrics");
+    let before = scrape_metrics(jp_metrics).await;
+    assert!(
+        before.contains(&format!("{} 0", anomalies("invalid"))),
+        "{before}"
+    );
+
+    let alpha = bank("jp", "KKHAJPJ0");
+    let report = quote_and_submit(
+        &mut jp_client,
+        "SG",
+        amount("JPY", "10000"),
+        |q, a| jp_to_sg(&alpha, q, a),
+        new_uetr(),
+    )
+    .await;
+    // SG credited, so JP posts its reservation: the payment settled, with the anomaly noted.
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert!(
+        report
+            .status_reason_detail
+            .contains("the receipt did not verify"),
+        "{report:?}"
+    );
+    let jp_after = balances(&mut jp_client).await;
+    assert_eq!(posted(&jp_after, "1001"), "9990000", "debited");
+    assert_eq!(
+        jp_after.get("1001").map(|b| b.1.as_str()),
+        Some("0"),
+        "no reservation left"
+    );
+    assert_eq!(posted(&jp_after, "9002"), "10000", "owed to SG");
+    let sg_after = balances(&mut sg_client).await;
+    assert_eq!(posted(&sg_after, "2001"), "100086.78", "credited");
+
+    let after = scrape_metrics(jp_metrics).await;
+    for (kind, count) in [("invalid", 1), ("missing", 0), ("mismatch", 0)] {
+        assert!(
+            after.contains(&format!("{} {count}\n", anomalies(kind))),
+            "{kind} should be {count} in\n{after}"
+        );
+    }
     jp.shutdown().await.expect("JP");
     sg.shutdown().await.expect("SG");
 }

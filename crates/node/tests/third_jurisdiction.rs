@@ -19,15 +19,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_node::config::Config;
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::receipt::verify_receipt;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::v1::{self as pb, TransactionStatus};
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::*;
 
@@ -37,56 +34,27 @@ const NOT_AFTER: &str = "2036-01-01T00:00:00Z";
 /// Writes `dir/mra.toml`: the committed agreement with JP and TH recognizing each other for
 /// every purpose, anchors and CRLs pointing at the committed files, signed by JP, SG and TH.
 fn extended_mra(dir: &Path) -> PathBuf {
-    let certs = repo().join("certs").canonicalize().expect("certs dir");
-    let text = std::fs::read_to_string(certs.join("mra.toml")).expect("certs/mra.toml");
-    let unsigned = &text[..text.find("[[signature]]").expect("signed agreement")];
-    let mut text = unsigned.to_owned();
-    // Anchor and CRL paths are relative to the agreement's file; this copy lives elsewhere.
-    for code in ["jp", "sg", "th"] {
-        text = text.replace(
-            &format!("\"{code}/"),
-            &format!("\"{}/{code}/", certs.display()),
+    agreement_variant(dir, |text| {
+        let th_relies_on_jp = "relying = \"TH\"\nissuing = \"JP\"\n\
+                               purposes = [\"payment-signing\", \"receipt-signing\"]";
+        assert_eq!(
+            text.matches(th_relies_on_jp).count(),
+            1,
+            "the TH-recognizes-JP row"
         );
-    }
-    let th_relies_on_jp = "relying = \"TH\"\nissuing = \"JP\"\n\
-                           purposes = [\"payment-signing\", \"receipt-signing\"]";
-    assert_eq!(
-        text.matches(th_relies_on_jp).count(),
-        1,
-        "the TH-recognizes-JP row"
-    );
-    text = text.replace(
-        th_relies_on_jp,
-        "relying = \"TH\"\nissuing = \"JP\"\n\
-         purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]",
-    );
-    text.push_str(&format!(
-        "[[recognition]]\nid = \"JP-recognizes-TH\"\nrelying = \"JP\"\nissuing = \"TH\"\n\
-         purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]\n\
-         minimum_level = \"substantial\"\nnot_before = \"{NOT_BEFORE}\"\n\
-         not_after = \"{NOT_AFTER}\"\n"
-    ));
-    let path = dir.join("mra.toml");
-    std::fs::write(&path, text).expect("write agreement");
-    let mut mra = Mra::load(&path).expect("the extended agreement parses");
-    assert!(
-        mra.verify_signatures().is_err(),
-        "unsigned until every party signs"
-    );
-    for code in ["JP", "SG", "TH"] {
-        let pem = std::fs::read_to_string(
-            certs.join(format!("mra-keys/{}.key.pem", code.to_lowercase())),
-        )
-        .expect("authority key");
-        let key = SigningKey::from_pkcs8_pem(&pem).expect("pkcs8");
-        mra.sign(code, &key).expect("sign");
-    }
-    mra.save_signatures().expect("save signatures");
-    Mra::load(&path)
-        .expect("reload")
-        .verify_signatures()
-        .expect("signed by every party");
-    path
+        let mut text = text.replace(
+            th_relies_on_jp,
+            "relying = \"TH\"\nissuing = \"JP\"\n\
+             purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]",
+        );
+        text.push_str(&format!(
+            "[[recognition]]\nid = \"JP-recognizes-TH\"\nrelying = \"JP\"\nissuing = \"TH\"\n\
+             purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]\n\
+             minimum_level = \"substantial\"\nnot_before = \"{NOT_BEFORE}\"\n\
+             not_after = \"{NOT_AFTER}\"\n"
+        ));
+        text
+    })
 }
 
 /// JP's devnet configuration plus a TH corridor: a peer, its corridor (9004) and liquidity
@@ -158,20 +126,9 @@ async fn start_both(dir: &Path, mra: &Path) -> (RunningNode, RunningNode) {
     (jp, th)
 }
 
-/// `GET /metrics` over plain HTTP/1.1.
+/// The node's metrics exposition.
 async fn metrics(node: &RunningNode) -> String {
-    let addr = node.metrics_addr.expect("metrics listener");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
-    response
+    scrape_metrics(node.metrics_addr.expect("metrics listener")).await
 }
 
 fn counter(text: &str, series: &str) -> u64 {
@@ -179,6 +136,28 @@ fn counter(text: &str, series: &str) -> u64 {
         .find_map(|line| line.strip_prefix(series))
         .and_then(|rest| rest.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The relay listener's TLS refusal count of `node`.
+async fn relay_refusals(node: &RunningNode) -> u64 {
+    counter(
+        &metrics(node).await,
+        "kakehashi_tls_refusals_total{listener=\"relay\"}",
+    )
+}
+
+/// Polls `node`'s relay refusal count until it exceeds `before` (bounded: 5 s); returns the
+/// last count seen, which the caller asserts on.
+async fn relay_refusals_above(node: &RunningNode, before: u64) -> u64 {
+    let mut refusals = before;
+    for _ in 0..50 {
+        refusals = relay_refusals(node).await;
+        if refusals > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    refusals
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,19 +184,7 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     let uetr = new_uetr();
     let report = submit(
         &mut jp_client,
-        instruction(
-            &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHATHB0",
-                creditor_account: 3002,
-                creditor_name: "Siam Rice Export Co",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        instruction(&jp_to_th(&alpha_jp, q, source), uetr),
     )
     .await;
     assert_eq!(
@@ -241,23 +208,13 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     // KKHBJPJ0). 1,000 × 4.32 × 0.9975 = 4,309.2 JPY, floored to the yen: 4,309.
     let thai = bank("th", "KKHATHB0");
     let source = amount("THB", "1000.00");
-    let q = quote(&mut th_client, "JP", &source).await;
     let uetr = new_uetr();
-    let report = submit(
+    let report = quote_and_submit(
         &mut th_client,
-        instruction(
-            &Payment {
-                bank: &thai,
-                debtor_account: 3001,
-                debtor_name: "Somchai Jaidee",
-                creditor_bic: "KKHBJPJ0",
-                creditor_account: 1101,
-                creditor_name: "Suzuki Yui",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        "JP",
+        source,
+        |q, a| th_to_jp(&thai, q, a),
+        uetr,
     )
     .await;
     assert_eq!(
@@ -303,30 +260,17 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
     let mut jp_client = client(jp.public_addr, "JP", None).await;
     let mut th_client = client(th.public_addr, "TH", None).await;
     let th_before = balances(&mut th_client).await;
-    let refusals_before = counter(
-        &metrics(&th).await,
-        "kakehashi_tls_refusals_total{listener=\"relay\"}",
-    );
+    let refusals_before = relay_refusals(&th).await;
 
     let alpha_jp = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "10000");
-    let q = quote(&mut jp_client, "TH", &source).await;
     let uetr = new_uetr();
-    let report = submit(
+    let report = quote_and_submit(
         &mut jp_client,
-        instruction(
-            &Payment {
-                bank: &alpha_jp,
-                debtor_account: 1001,
-                debtor_name: "Aoki Kenji",
-                creditor_bic: "KKHATHB0",
-                creditor_account: 3002,
-                creditor_name: "Siam Rice Export Co",
-                quote: q,
-                amount: source,
-            },
-            uetr,
-        ),
+        "TH",
+        source,
+        |q, a| jp_to_th(&alpha_jp, q, a),
+        uetr,
     )
     .await;
     // JP cannot reach a TH node it does not recognize: the outcome is in doubt, the funds stay
@@ -340,17 +284,7 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
     assert_eq!(jp_now.get("1001").map(|b| b.1.as_str()), Some("10000"));
     assert_eq!(posted(&jp_now, "1001"), "10000000");
     // TH's relay listener saw the handshake fail (JP aborted on TH's certificate).
-    let mut refusals = refusals_before;
-    for _ in 0..50 {
-        refusals = counter(
-            &metrics(&th).await,
-            "kakehashi_tls_refusals_total{listener=\"relay\"}",
-        );
-        if refusals > refusals_before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let refusals = relay_refusals_above(&th, refusals_before).await;
     assert!(
         refusals > refusals_before,
         "TH counted a refused relay handshake"
@@ -368,29 +302,16 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
 
     // The other way, TH refuses JP's certificate (TH relies on JP for signing only): JP's
     // relay listener counts the refused handshake and TH's payment stays in doubt.
-    let jp_refusals_before = counter(
-        &metrics(&jp).await,
-        "kakehashi_tls_refusals_total{listener=\"relay\"}",
-    );
+    let jp_refusals_before = relay_refusals(&jp).await;
     let jp_before = balances(&mut jp_client).await;
     let thai = bank("th", "KKHATHB0");
     let source = amount("THB", "1000.00");
-    let q = quote(&mut th_client, "JP", &source).await;
-    let report = submit(
+    let report = quote_and_submit(
         &mut th_client,
-        instruction(
-            &Payment {
-                bank: &thai,
-                debtor_account: 3001,
-                debtor_name: "Somchai Jaidee",
-                creditor_bic: "KKHBJPJ0",
-                creditor_account: 1101,
-                creditor_name: "Suzuki Yui",
-                quote: q,
-                amount: source,
-            },
-            new_uetr(),
-        ),
+        "JP",
+        source,
+        |q, a| th_to_jp(&thai, q, a),
+        new_uetr(),
     )
     .await;
     assert_eq!(
@@ -400,17 +321,7 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
     );
     let th_now = balances(&mut th_client).await;
     assert_eq!(th_now.get("3001").map(|b| b.1.as_str()), Some("1000.00"));
-    let mut refusals = jp_refusals_before;
-    for _ in 0..50 {
-        refusals = counter(
-            &metrics(&jp).await,
-            "kakehashi_tls_refusals_total{listener=\"relay\"}",
-        );
-        if refusals > jp_refusals_before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let refusals = relay_refusals_above(&jp, jp_refusals_before).await;
     assert!(
         refusals > jp_refusals_before,
         "JP counted a refused relay handshake"

@@ -99,26 +99,7 @@ pub async fn client(
     relying: &str,
     identity: Option<&str>,
 ) -> PaymentsClient<Channel> {
-    install_crypto_provider();
-    let verifier = NodeServerCertVerifier::new(mra(), relying).expect("verifier");
-    let mut tls = ClientTlsConfig::new().domain_name("localhost");
-    if let Some(stem) = identity {
-        let certs = repo().join("certs");
-        let id = TlsIdentity::load(
-            &certs.join(format!("{stem}.pem")),
-            &certs.join(format!("{stem}.key.pem")),
-        )
-        .expect("identity");
-        tls = tls.identity(id.tonic_identity());
-    }
-    let channel = Endpoint::from_shared(format!("https://{addr}"))
-        .expect("uri")
-        .tls_config_with_verifier(tls, Arc::new(verifier))
-        .expect("tls")
-        .connect()
-        .await
-        .expect("connect");
-    PaymentsClient::new(channel)
+    PaymentsClient::new(channel(addr, relying, identity).await)
 }
 
 /// A bank as a participant: its signing key and chain (DER, leaf first).
@@ -154,31 +135,89 @@ pub struct Payment<'a> {
     pub amount: pb::ActiveCurrencyAndAmount,
 }
 
+/// The devnet's usual JP→SG payment: Aoki Kenji (1001, a customer of `bank`, normally
+/// KKHAJPJ0) to Tan Wei Ming (2001 at KKHASGS0). Tests change single fields with struct update
+/// syntax (`Payment { creditor_account: 2999, ..jp_to_sg(..) }`).
+pub fn jp_to_sg<'a>(
+    bank: &'a Bank,
+    quote: pb::Signed,
+    amount: pb::ActiveCurrencyAndAmount,
+) -> Payment<'a> {
+    Payment {
+        bank,
+        debtor_account: 1001,
+        debtor_name: "Aoki Kenji",
+        creditor_bic: "KKHASGS0",
+        creditor_account: 2001,
+        creditor_name: "Tan Wei Ming",
+        quote,
+        amount,
+    }
+}
+
+/// The devnet's usual SG→JP payment: Nur Aisyah (2101 at KKHBSGS0) to Suzuki Yui (1101 at
+/// KKHBJPJ0).
+pub fn sg_to_jp<'a>(
+    bank: &'a Bank,
+    quote: pb::Signed,
+    amount: pb::ActiveCurrencyAndAmount,
+) -> Payment<'a> {
+    Payment {
+        bank,
+        debtor_account: 2101,
+        debtor_name: "Nur Aisyah",
+        creditor_bic: "KKHBJPJ0",
+        creditor_account: 1101,
+        creditor_name: "Suzuki Yui",
+        quote,
+        amount,
+    }
+}
+
+/// JP→TH (the third jurisdiction's tests): Aoki Kenji (1001 at KKHAJPJ0) to Siam Rice Export
+/// Co (3002 at KKHATHB0).
+pub fn jp_to_th<'a>(
+    bank: &'a Bank,
+    quote: pb::Signed,
+    amount: pb::ActiveCurrencyAndAmount,
+) -> Payment<'a> {
+    Payment {
+        creditor_bic: "KKHATHB0",
+        creditor_account: 3002,
+        creditor_name: "Siam Rice Export Co",
+        ..jp_to_sg(bank, quote, amount)
+    }
+}
+
+/// TH→JP: Somchai Jaidee (3001 at KKHATHB0) to Suzuki Yui (1101 at KKHBJPJ0).
+pub fn th_to_jp<'a>(
+    bank: &'a Bank,
+    quote: pb::Signed,
+    amount: pb::ActiveCurrencyAndAmount,
+) -> Payment<'a> {
+    Payment {
+        debtor_account: 3001,
+        debtor_name: "Somchai Jaidee",
+        ..sg_to_jp(bank, quote, amount)
+    }
+}
+
+/// Asks `client` for a quote of `source` towards `to`, signs the payment `order` makes of that
+/// quote and amount, and submits it under `uetr`.
+pub async fn quote_and_submit<'a>(
+    client: &mut PaymentsClient<Channel>,
+    to: &str,
+    source: pb::ActiveCurrencyAndAmount,
+    order: impl FnOnce(pb::Signed, pb::ActiveCurrencyAndAmount) -> Payment<'a>,
+    uetr: Uetr,
+) -> pb::PaymentStatusReport {
+    let q = quote(client, to, &source).await;
+    submit(client, instruction(&order(q, source), uetr)).await
+}
+
+/// `p` as a signed instruction under `uetr`, created now and expiring in five minutes.
 pub fn instruction(p: &Payment<'_>, uetr: Uetr) -> pb::Signed {
-    let t = now();
-    let body = pb::CreditTransferInstruction {
-        uetr: uetr.to_string(),
-        end_to_end_id: format!("E2E-{}", &uetr.to_string()[..8]),
-        instruction_id: format!("I-{}", &uetr.to_string()[..8]),
-        creation_date_time: Some(to_timestamp(t)),
-        expiry_date_time: Some(to_timestamp(UnixTime(t.0 + 300))),
-        interbank_settlement_amount: Some(p.amount.clone()),
-        charge_bearer: "SHAR".into(),
-        debtor_agent_bic: p.bank.bic.into(),
-        debtor_account: p.debtor_account.to_string(),
-        debtor_name: p.debtor_name.into(),
-        creditor_agent_bic: p.creditor_bic.into(),
-        creditor_account: p.creditor_account.to_string(),
-        creditor_name: p.creditor_name.into(),
-        remittance_information: "invoice 42".into(),
-        quote: Some(p.quote.clone()),
-    };
-    signed::sign(
-        SIGNING_DOMAIN_INSTRUCTION,
-        body.encode_to_vec(),
-        &p.bank.key,
-        &p.bank.chain,
-    )
+    sign_payload(p.bank, instruction_body(p, uetr).encode_to_vec())
 }
 
 pub fn new_uetr() -> Uetr {
@@ -356,4 +395,62 @@ pub async fn settled_status(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("payment {uetr} still PDNG after 10 s");
+}
+
+/// Writes `dir/mra.toml`: the committed agreement, unsigned, with anchor and CRL paths made
+/// absolute and `edit` applied to its text, then signed again by every party with the
+/// committed dev keys (certs/mra-keys/). Panics unless the result verifies.
+pub fn agreement_variant(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let certs = repo().join("certs").canonicalize().expect("certs dir");
+    let text = std::fs::read_to_string(certs.join("mra.toml")).expect("certs/mra.toml");
+    let unsigned = &text[..text.find("[[signature]]").expect("signed agreement")];
+    let mut text = unsigned.to_owned();
+    // Anchor and CRL paths are relative to the agreement's file; this copy lives elsewhere.
+    for code in ["jp", "sg", "th"] {
+        text = text.replace(
+            &format!("\"{code}/"),
+            &format!("\"{}/{code}/", certs.display()),
+        );
+    }
+    let text = edit(text);
+    let path = dir.join("mra.toml");
+    std::fs::write(&path, text).expect("write agreement");
+    let mut mra = Mra::load(&path).expect("the edited agreement parses");
+    assert!(
+        mra.verify_signatures().is_err(),
+        "unsigned until every party signs"
+    );
+    let parties: Vec<String> = mra.jurisdictions.iter().map(|j| j.code.clone()).collect();
+    for code in parties {
+        let pem = std::fs::read_to_string(
+            certs.join(format!("mra-keys/{}.key.pem", code.to_lowercase())),
+        )
+        .expect("authority key");
+        let key = SigningKey::from_pkcs8_pem(&pem).expect("pkcs8");
+        mra.sign(&code, &key).expect("sign");
+    }
+    mra.save_signatures().expect("save signatures");
+    Mra::load(&path)
+        .expect("reload")
+        .verify_signatures()
+        .expect("signed by every party");
+    path
+}
+
+/// The body of `GET /metrics` on `addr` over plain HTTP/1.1, without an Accept header (the
+/// Prometheus text format; the samples are the same in both formats).
+pub async fn scrape_metrics(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    response
 }
