@@ -456,7 +456,7 @@ impl Store {
                 source,
             })?;
         // No writer: the receiving end is dropped at once, so a `put` finds the queue closed.
-        let (writes, _) = std_mpsc::sync_channel(1);
+        let (writes, _) = mpsc::channel(1);
         Ok(Self { tree, writes })
     }
 
