@@ -100,7 +100,7 @@ pub(crate) struct ReplayArgs {
     /// receipts are checked under it).
     #[arg(long, default_value = "certs/mra.toml", value_name = "FILE")]
     mra: PathBuf,
-    /// Where the banks named by `debtor_agent` are: DIR/<jurisdiction>/banks/<BIC>.pem and
+    /// Where the banks named by `debtor_agent` are: `DIR/<jurisdiction>/banks/<BIC>.pem` and
     /// .key.pem (default: the agreement's directory).
     #[arg(long, value_name = "DIR")]
     certs: Option<PathBuf>,

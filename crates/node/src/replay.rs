@@ -95,7 +95,7 @@ const UETR_SHORT_LEN: usize = 8;
 
 /// A bad line: where, which member, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}{}: {code}: {detail}", field.as_ref().map(|f| format!(", member {f}")).unwrap_or_default())]
+#[error("{}: {code}: {detail}", self.place())]
 pub struct LineError {
     /// 1-based line number (0 for the file as a whole).
     pub line: usize,
@@ -105,6 +105,22 @@ pub struct LineError {
     pub code: ReasonCode,
     /// What is wrong and what would be right.
     pub detail: String,
+}
+
+impl LineError {
+    /// `line 7, member uetr`, `line 7`, or `file` for line 0 (the file as a whole).
+    fn place(&self) -> String {
+        let mut text = if self.line == 0 {
+            "file".to_owned()
+        } else {
+            format!("line {}", self.line)
+        };
+        if let Some(field) = &self.field {
+            text.push_str(", member ");
+            text.push_str(field);
+        }
+        text
+    }
 }
 
 /// The agreement's parties and their currencies: what a line's BICs and amounts are checked
@@ -1055,6 +1071,11 @@ mod tests {
             let errors = parse(file.as_bytes(), &parties(), "").unwrap_err();
             assert_eq!(errors.len(), 1);
             assert!(errors[0].detail.contains("no payment lines"), "{file:?}");
+            assert!(
+                errors[0].to_string().starts_with("file: FF01: "),
+                "{}",
+                errors[0]
+            );
         }
     }
 
