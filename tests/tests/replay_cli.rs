@@ -412,23 +412,23 @@ fn bench_settles_every_payment_and_reports_consistent_figures() {
     let (code, stdout, stderr) = run(&[
         "bench",
         "--payments",
-        "20",
-        "--concurrency",
         "8",
+        "--concurrency",
+        "4",
         "--stream",
         "--json",
     ]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("bench JSON");
-    assert_eq!(report["payments"], 20, "{report}");
-    assert_eq!(report["settled"], 20, "{report}");
+    assert_eq!(report["payments"], 8, "{report}");
+    assert_eq!(report["settled"], 8, "{report}");
     assert_eq!(
         report["answers"],
-        serde_json::json!({"ACSC": 20}),
+        serde_json::json!({"ACSC": 8}),
         "{report}"
     );
     assert_eq!(report["balances_exact"], true, "{report}");
-    assert_eq!(report["debited"], "20000 JPY", "{report}");
+    assert_eq!(report["debited"], "8000 JPY", "{report}");
     assert!(
         report["payments_per_sec"].as_f64().is_some_and(|r| r > 0.0),
         "{report}"
