@@ -48,6 +48,10 @@ audit dir:
 interop:
     cargo build --release -p kakehashi && bash tests/interop/run.sh
 
-# A first load loop: JP→SG payments through two in-process nodes.
+# The relay benchmark: JP→SG payments through two in-process nodes (payments/s, latency, balances).
 load payments="2000" concurrency="16":
-    cargo run --release -p kakehashi-node --example load -- --payments {{payments}} --concurrency {{concurrency}}
+    cargo run --release -p kakehashi -- bench --payments {{payments}} --concurrency {{concurrency}}
+
+# Replay the sample transaction file against a running devnet (`just demo` or `kakehashi devnet`).
+replay file="tests/data/devnet-payments.jsonl":
+    cargo run --release -p kakehashi -- replay {{file}}

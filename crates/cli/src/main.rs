@@ -4,8 +4,8 @@
 //!
 //! Exit codes, as ripgrep's: 0 success (recognized, audit clean), 1 a negative verdict (not
 //! recognized, audit found discrepancies, conformance regressions), 2 usage or input error. A
-//! broken pipe (for example `| head`) exits 0. `pay` and `status` exit 3 for a payment still
-//! pending (PDNG).
+//! broken pipe (for example `| head`) exits 0. `pay`, `status` and `replay` exit 3 for a
+//! payment still pending (PDNG).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -13,12 +13,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod client;
+mod cmd_bench;
 mod cmd_cert;
 mod cmd_conformance;
 mod cmd_ledger;
 mod cmd_node;
 mod cmd_pay;
 mod cmd_pki;
+mod cmd_replay;
+mod progress;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +45,9 @@ enum Command {
     Account(cmd_pay::AccountCommand),
     /// Show account balances on a node.
     Balance(cmd_pay::BalanceArgs),
+    /// Benchmark the relay: JP→SG payments through two in-process nodes; payments/s,
+    /// latency percentiles and an exact balance check (exit 1 if not exact).
+    Bench(cmd_bench::BenchArgs),
     /// Inspect and verify certificate chains under the mutual-recognition agreement.
     #[command(subcommand)]
     Cert(cmd_cert::CertCommand),
@@ -69,6 +75,9 @@ enum Command {
     /// Verify signed payment receipts offline.
     #[command(subcommand)]
     Receipt(cmd_pay::ReceiptCommand),
+    /// Replay a JSON Lines file of payments against running nodes and check each outcome
+    /// against its expectation (exit 0 as expected, 1 not, 2 bad input, 3 still pending).
+    Replay(cmd_replay::ReplayArgs),
     /// The status of a payment by UETR (exit 0 ACSC, 1 RJCT, 3 PDNG, 2 error).
     Status(cmd_pay::StatusArgs),
 }
@@ -85,6 +94,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Account(cmd) => cmd_pay::run_account(cmd),
         Command::Balance(args) => cmd_pay::run_balance(args),
+        Command::Bench(args) => cmd_bench::run(args),
         Command::Cert(cmd) => cmd_cert::run(cmd),
         Command::Conformance(args) => cmd_conformance::run(args),
         Command::Devnet(args) => cmd_node::run_devnet(args),
@@ -95,6 +105,7 @@ fn main() -> ExitCode {
         Command::Pki(cmd) => cmd_pki::run_pki(cmd),
         Command::Quote(args) => cmd_pay::run_quote(args),
         Command::Receipt(cmd) => cmd_pay::run_receipt(cmd),
+        Command::Replay(args) => cmd_replay::run(args),
         Command::Status(args) => cmd_pay::run_status(args),
     };
     match result {

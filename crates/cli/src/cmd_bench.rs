@@ -1,0 +1,235 @@
+//! `kakehashi bench`: the relay benchmark. Starts the devnet's JP and SG nodes in this process
+//! on free loopback ports (real mutual TLS, real sled ledgers in a fresh temporary directory or
+//! `--data-dir`), sends JP→SG payments through the public API (`kakehashi_node::load`), and
+//! prints settled payments per second, SubmitPayment latency percentiles, the answers by
+//! status and reason, and whether every balance moved by exactly the settled sums.
+//!
+//! Exit 0 when every payment settled and the books are exact, 1 otherwise, 2 when the nodes
+//! could not start or the options are wrong. The figures measure this machine end to end (the
+//! client and both nodes share it); they are not asserted anywhere.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kakehashi_node::load::{self, LoadOptions, LoadReport, percentile};
+use kakehashi_node::money;
+
+use crate::client;
+use crate::cmd_pay::write_stdout;
+use crate::cmd_replay::devnet_configs;
+use crate::progress::Progress;
+
+/// Arguments of `kakehashi bench`.
+#[derive(clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Payments to send.
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
+    payments: usize,
+    /// Payments in flight at once (participants with unary calls, the window with --stream).
+    #[arg(long, default_value_t = 16, value_name = "C")]
+    concurrency: usize,
+    /// Use the bidirectional SubmitPayments stream instead of one SubmitPayment per payment.
+    #[arg(long)]
+    stream: bool,
+    /// Streams to spread the window over with --stream (default: one per 64 in flight).
+    #[arg(long, value_name = "S", requires = "stream")]
+    streams: Option<usize>,
+    /// Keep the nodes' ledgers here (DIR/jp, DIR/sg) instead of a fresh temporary directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The devnet configurations (jp.toml, sg.toml; default: crates/node/devnet).
+    #[arg(long, value_name = "DIR")]
+    configs: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    client::runtime()?.block_on(bench(args))
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let options = LoadOptions {
+        payments: args.payments,
+        concurrency: args.concurrency,
+        stream: args.stream,
+        streams: args.streams,
+        ..LoadOptions::default()
+    };
+    let dir = devnet_configs(args.configs.as_deref())?;
+    let load_config = |name: &str| {
+        kakehashi_node::config::Config::load(&dir.join(name))
+            .map_err(|e| anyhow::anyhow!("cannot use {}: {e}", dir.join(name).display()))
+    };
+    let sender = load_config("jp.toml")?;
+    let receiver = load_config("sg.toml")?;
+    let mra = Arc::new(client::load_mra(&sender.mra)?);
+    let currency = mra
+        .jurisdiction(&sender.jurisdiction)
+        .map(|j| j.currency.clone())
+        .unwrap_or_default();
+    let certs = sender
+        .mra
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .context("the agreement path has no directory")?;
+    let routes = Arc::new(load::routes(&sender, &receiver, &certs)?);
+    let temporary;
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temporary = tempfile::Builder::new()
+                .prefix("kakehashi-bench-")
+                .tempdir()
+                .context("cannot create a temporary data directory")?;
+            temporary.path().to_owned()
+        }
+    };
+    let pair = load::start_pair(sender, receiver, &data_dir).await?;
+    let mode = if options.stream {
+        format!(
+            "SubmitPayments stream ({} stream(s))",
+            options.stream_count()
+        )
+    } else {
+        "unary SubmitPayment".to_owned()
+    };
+    if !args.json {
+        write_stdout(&format!(
+            "kakehashi bench: {} {}→{} payment(s) of {} through two in-process nodes (mutual \
+             TLS, sled under {}), concurrency {}, {mode}\n",
+            options.payments,
+            pair.sender_config.jurisdiction,
+            pair.receiver_config.jurisdiction,
+            format_args!("{} {currency}", options.amount),
+            data_dir.display(),
+            options.concurrency
+        ))?;
+    }
+    let progress = Progress::start(
+        u64::try_from(options.payments).unwrap_or(u64::MAX),
+        "payments",
+        "bench",
+    );
+    let tick = progress.clone();
+    let report = load::run(&pair, routes, mra, &options, Arc::new(move || tick.inc())).await;
+    progress.finish();
+    let shutdown = pair.shutdown().await;
+    let report = report?;
+    shutdown?;
+    let text = if args.json {
+        let mut text = serde_json::to_string_pretty(&json(&report, &options, &mode))?;
+        text.push('\n');
+        text
+    } else {
+        human(&report)
+    };
+    write_stdout(&text)?;
+    Ok(if report.is_exact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn percentiles(sorted: &[Duration]) -> [(&'static str, f64); 4] {
+    [
+        ("p50", ms(percentile(sorted, 50.0))),
+        ("p90", ms(percentile(sorted, 90.0))),
+        ("p99", ms(percentile(sorted, 99.0))),
+        ("max", ms(percentile(sorted, 100.0))),
+    ]
+}
+
+fn moved_text(report: &LoadReport) -> (String, String) {
+    let debited = money::format_amount(report.amount.0, report.moved.0);
+    let credited = money::format_amount(report.credited_currency, report.moved.1);
+    (
+        format!("{} {}", debited.value, debited.currency),
+        format!("{} {}", credited.value, credited.currency),
+    )
+}
+
+fn human(report: &LoadReport) -> String {
+    let mut out = String::new();
+    let answers: Vec<String> = report
+        .by_status()
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let _ = writeln!(out, "answers        {}", answers.join(", "));
+    let _ = writeln!(
+        out,
+        "settled        {} of {}",
+        report.settled(),
+        report.outcomes.len()
+    );
+    let _ = writeln!(
+        out,
+        "throughput     {:.1} payments/s ({} settled in {:.2} s)",
+        report.payments_per_sec(),
+        report.settled(),
+        report.wall.as_secs_f64()
+    );
+    for (name, sorted) in [
+        ("SubmitPayment", report.sorted(|o| o.submit)),
+        ("quote+submit", report.sorted(|o| o.total)),
+    ] {
+        let figures: Vec<String> = percentiles(&sorted)
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1} ms"))
+            .collect();
+        let _ = writeln!(out, "{name:<14} {}", figures.join("  "));
+    }
+    let (debited, credited) = moved_text(report);
+    if report.balance_problems.is_empty() {
+        let _ = writeln!(
+            out,
+            "balances       exact: every balance moved by exactly the settled sums ({debited} \
+             debited, {credited} credited); nothing left reserved"
+        );
+    } else {
+        let _ = writeln!(out, "balances       NOT exact:");
+        for problem in &report.balance_problems {
+            let _ = writeln!(out, "  {problem}");
+        }
+    }
+    out
+}
+
+fn json(report: &LoadReport, options: &LoadOptions, mode: &str) -> serde_json::Value {
+    let figures = |sorted: &[Duration]| {
+        serde_json::Value::Object(
+            percentiles(sorted)
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+                .collect(),
+        )
+    };
+    let (debited, credited) = moved_text(report);
+    serde_json::json!({
+        "payments": options.payments,
+        "concurrency": options.concurrency,
+        "mode": mode,
+        "amount": format!("{} {}", options.amount, report.amount.0.alpha),
+        "answers": report.by_status(),
+        "settled": report.settled(),
+        "wall_secs": report.wall.as_secs_f64(),
+        "payments_per_sec": report.payments_per_sec(),
+        "submit_ms": figures(&report.sorted(|o| o.submit)),
+        "quote_submit_ms": figures(&report.sorted(|o| o.total)),
+        "balances_exact": report.balance_problems.is_empty(),
+        "balance_problems": report.balance_problems,
+        "debited": debited,
+        "credited": credited,
+    })
+}

@@ -1,0 +1,1044 @@
+//! `kakehashi replay FILE`: sends the payments of a JSON Lines transaction file (the format is
+//! documented in `kakehashi_node::replay`) to running nodes as their banks would — quote, check
+//! the quote under the agreement, sign, submit — and reports each outcome against the line's
+//! expectation, with counts by status and reason, throughput and latency.
+//!
+//! The whole file is validated first (and the banks' keys loaded); a bad line aborts with exit
+//! 2 before anything is sent. Lines that share a UETR run one after the other in file order;
+//! the others run `--concurrency` at a time. Re-running a file is safe: every line has a fixed
+//! UETR (its own or one derived from its content), the sending node answers a known UETR with
+//! DUPL and moves nothing, and replay then asks the node for the earlier payment's status and
+//! reports that outcome as "decided by an earlier run" when it is the same payment (same
+//! end-to-end id and amount).
+//!
+//! Exit codes: 0 every line met its expectation (a line without one: was answered, ACSC or
+//! RJCT); 1 some line did not (or got no answer, or a receipt did not verify); 2 usage or input
+//! error, nothing sent; 3 all decided lines as expected but some payment still PDNG (in doubt;
+//! run the file again later to learn the outcome).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use kakehashi_node::config::Config;
+use kakehashi_node::load::percentile;
+use kakehashi_node::quote::verify_quote;
+use kakehashi_node::receipt::{ReceiptFile, verify_receipt};
+use kakehashi_node::replay::{self, Expect, Parties, Payment};
+use kakehashi_node::{load, money};
+use kakehashi_pki::mra::Mra;
+use kakehashi_proto::v1;
+use kakehashi_proto::v1::payments_client::PaymentsClient;
+use tonic::transport::Channel;
+
+use crate::client;
+use crate::cmd_pay::{self, Bank, amount_text, reason_meaning, status_name, write_stdout};
+use crate::progress::Progress;
+
+/// Default payments in flight: a few, so a file replays quickly without crowding a laptop's
+/// devnet.
+const CONCURRENCY_DEFAULT: usize = 4;
+
+/// Most payments in flight: all of them share one HTTP/2 connection per node, and the nodes
+/// serve at most 64 concurrent requests per connection (`max_concurrent_requests_per_connection`
+/// default); more would only queue.
+const CONCURRENCY_MAX: usize = 64;
+
+/// Clock skew allowed when checking a quote's expiry, as the devnet nodes allow.
+const QUOTE_CLOCK_SKEW_SECS: u64 = 30;
+
+/// Default `--pending-wait`: the nodes' recovery loop asks the receiver every 2 s, so 10 s
+/// covers several rounds.
+const PENDING_WAIT_SECS_DEFAULT: u64 = 10;
+
+/// Longest `--pending-wait` accepted: an hour; beyond that, run the file again later.
+const PENDING_WAIT_SECS_MAX: u64 = 3_600;
+
+/// How often a PDNG payment's status is asked for while waiting.
+const PENDING_POLL: Duration = Duration::from_millis(200);
+
+/// Files with at most this many lines get a table row per line; longer ones list only the
+/// lines that were not as expected.
+const TABLE_ROWS_MAX: usize = 200;
+
+/// At most this many problem lines are listed in the summary (all are in `--out`).
+const PROBLEMS_SHOWN_MAX: usize = 50;
+
+/// The devnet configurations, relative to the repository root.
+const DEVNET_CONFIGS: &str = "crates/node/devnet";
+
+/// With `--base-port N` the SG node listens this far above the JP node (as `devnet` does).
+const SG_PORT_OFFSET: u16 = 100;
+
+/// Arguments of `kakehashi replay`.
+#[derive(clap::Args)]
+pub(crate) struct ReplayArgs {
+    /// The JSON Lines file: one payment per line (see the README's "Replaying a transaction
+    /// file" for the members).
+    file: PathBuf,
+    /// A node for a jurisdiction, e.g. `JP=https://127.0.0.1:7100` (repeatable; wins over
+    /// configurations).
+    #[arg(long = "node", value_name = "CODE=URL")]
+    nodes: Vec<String>,
+    /// A node configuration whose `listen.public` address serves its jurisdiction
+    /// (repeatable), e.g. for `kakehashi node run` pairs.
+    #[arg(long = "config", value_name = "FILE")]
+    configs: Vec<PathBuf>,
+    /// The devnet configurations (jp.toml, sg.toml) for jurisdictions not given otherwise
+    /// (default: crates/node/devnet of the checkout).
+    #[arg(long, value_name = "DIR")]
+    devnet_configs: Option<PathBuf>,
+    /// The devnet's `--base-port`: JP at N, SG at N+100.
+    #[arg(long, value_name = "N")]
+    base_port: Option<u16>,
+    /// The mutual-recognition agreement (the nodes' TLS certificates and the quotes and
+    /// receipts are checked under it).
+    #[arg(long, default_value = "certs/mra.toml", value_name = "FILE")]
+    mra: PathBuf,
+    /// Where the banks named by `debtor_agent` are: `DIR/<jurisdiction>/banks/<BIC>.pem` and
+    /// .key.pem (default: the agreement's directory).
+    #[arg(long, value_name = "DIR")]
+    certs: Option<PathBuf>,
+    /// The name to check the nodes' certificates against (default: each URL's host).
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// Payments in flight at once (1 to 64).
+    #[arg(long, default_value_t = CONCURRENCY_DEFAULT, value_name = "N")]
+    concurrency: usize,
+    /// Write one JSON result per payment line to this file (JSON Lines, in file order).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Text mixed into derived UETRs: the same file with another seed is a new set of
+    /// payments.
+    #[arg(long, default_value = "", value_name = "TEXT")]
+    seed: String,
+    /// How long to keep asking about a payment still PDNG before reporting it as such.
+    #[arg(long, default_value_t = PENDING_WAIT_SECS_DEFAULT, value_name = "SECS")]
+    pending_wait: u64,
+    /// Validate the file (and load the banks' keys) and print what would be sent; send
+    /// nothing.
+    #[arg(long)]
+    check: bool,
+}
+
+pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    client::runtime()?.block_on(replay(args))
+}
+
+/// A line's outcome.
+#[derive(Clone, Debug, Default)]
+struct LineResult {
+    line: usize,
+    uetr: String,
+    end_to_end_id: String,
+    route: String,
+    /// ACSC, RJCT, PDNG, or ERROR when no answer came.
+    status: String,
+    reason: String,
+    detail: String,
+    decided_by: String,
+    /// Which call decided: quote, submit, status (a PDNG resolved by asking).
+    stage: &'static str,
+    /// The node answered DUPL and the UETR's payment is this line's: the outcome is that
+    /// payment's, decided by an earlier run (or an earlier identical line).
+    earlier: bool,
+    /// What the node answered to this submission when `earlier` (RJCT DUPL).
+    resubmission_answer: Option<String>,
+    debited: Option<String>,
+    credited: Option<String>,
+    receipt: Option<serde_json::Value>,
+    receipt_problem: Option<String>,
+    expect: Option<Expect>,
+    /// None while undecided (PDNG) or without expectation.
+    met: Option<bool>,
+    latency: Duration,
+}
+
+impl LineResult {
+    fn outcome(&self) -> String {
+        if self.reason.is_empty() {
+            self.status.clone()
+        } else {
+            format!("{} {}", self.status, self.reason)
+        }
+    }
+
+    /// Fine: as expected, or answered when nothing was expected.
+    fn is_fine(&self) -> bool {
+        match self.met {
+            Some(met) => met,
+            None => {
+                self.expect.is_none()
+                    && matches!(self.status.as_str(), "ACSC" | "RJCT")
+                    && self.receipt_problem.is_none()
+            }
+        }
+    }
+
+    fn json(&self) -> ResultJson<'_> {
+        let some = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+        ResultJson {
+            line: self.line,
+            uetr: &self.uetr,
+            end_to_end_id: &self.end_to_end_id,
+            route: &self.route,
+            status: &self.status,
+            reason: some(&self.reason),
+            detail: &self.detail,
+            decided_by: some(&self.decided_by),
+            stage: self.stage,
+            decided_earlier: self.earlier,
+            resubmission_answer: self.resubmission_answer.as_deref(),
+            debited: self.debited.as_deref(),
+            credited: self.credited.as_deref(),
+            expected: self.expect.map(|e| e.to_string()),
+            met: self.met,
+            latency_ms: (self.latency.as_secs_f64() * 1e6).round() / 1e3,
+            receipt: self.receipt.as_ref(),
+            receipt_problem: self.receipt_problem.as_deref(),
+        }
+    }
+}
+
+/// One line of `--out`, members in this order.
+#[derive(serde::Serialize)]
+struct ResultJson<'a> {
+    line: usize,
+    uetr: &'a str,
+    end_to_end_id: &'a str,
+    route: &'a str,
+    status: &'a str,
+    reason: Option<String>,
+    detail: &'a str,
+    decided_by: Option<String>,
+    stage: &'a str,
+    decided_earlier: bool,
+    resubmission_answer: Option<&'a str>,
+    debited: Option<&'a str>,
+    credited: Option<&'a str>,
+    expected: Option<String>,
+    met: Option<bool>,
+    latency_ms: f64,
+    receipt: Option<&'a serde_json::Value>,
+    receipt_problem: Option<&'a str>,
+}
+
+/// What every line task shares.
+struct Shared {
+    mra: Arc<Mra>,
+    nodes: BTreeMap<String, PaymentsClient<Channel>>,
+    banks: Vec<Bank>,
+    pending_wait: Duration,
+    progress: Progress,
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if !(1..=CONCURRENCY_MAX).contains(&args.concurrency) {
+        bail!(
+            "--concurrency {}: give 1 to {CONCURRENCY_MAX}",
+            args.concurrency
+        );
+    }
+    if args.pending_wait > PENDING_WAIT_SECS_MAX {
+        bail!(
+            "--pending-wait {}: at most {PENDING_WAIT_SECS_MAX} s",
+            args.pending_wait
+        );
+    }
+    let mra = Arc::new(client::load_mra(&args.mra)?);
+    let parties: Parties = mra
+        .jurisdictions
+        .iter()
+        .filter_map(|j| Some((j.code.clone(), money::currency(&j.currency)?)))
+        .collect();
+
+    // 1. The whole file, before anything is sent.
+    let bytes = read_file(&args.file)?;
+    let payments = match replay::parse(&bytes, &parties, &args.seed) {
+        Ok(payments) => payments,
+        Err(errors) => return Ok(input_errors(&args.file, &errors)),
+    };
+    let certs = match &args.certs {
+        Some(dir) => dir.clone(),
+        None => args
+            .mra
+            .parent()
+            .map(Path::to_path_buf)
+            .context("the agreement path has no directory; pass --certs")?,
+    };
+    let base = args
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let (banks, bank_of) = match load_banks(&payments, &certs, &base) {
+        Ok(loaded) => loaded,
+        Err(errors) => return Ok(input_errors(&args.file, &errors)),
+    };
+    let urls = node_urls(&args, &payments)?;
+
+    let mut header = String::new();
+    let mut routes: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &payments {
+        *routes.entry(route(p)).or_default() += 1;
+    }
+    let _ = writeln!(
+        header,
+        "kakehashi replay {}: {} payment(s) ({}), concurrency {}",
+        args.file.display(),
+        payments.len(),
+        routes
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.concurrency
+    );
+    for (code, url) in &urls {
+        let _ = writeln!(header, "  {code}  {url}");
+    }
+    if args.check {
+        let _ = writeln!(header, "\nThe file is valid; --check sent nothing. UETRs:");
+        for p in &payments {
+            let derived = if p.uetr_derived { " (derived)" } else { "" };
+            let _ = writeln!(header, "  line {:>5}  {}{derived}", p.line, p.uetr);
+        }
+        write_stdout(&header)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    write_stdout(&header)?;
+
+    // 2. One connection per sending node, shared by every payment it sends.
+    let mut nodes = BTreeMap::new();
+    for (code, url) in &urls {
+        let node = client::connect(
+            url,
+            Arc::clone(&mra),
+            code,
+            args.tls_server_name.as_deref(),
+            None,
+        )
+        .await?;
+        nodes.insert(code.clone(), node.payments);
+    }
+    let progress = Progress::start(
+        u64::try_from(payments.len()).unwrap_or(u64::MAX),
+        "payments",
+        "replay",
+    );
+    let shared = Arc::new(Shared {
+        mra,
+        nodes,
+        banks,
+        pending_wait: Duration::from_secs(args.pending_wait),
+        progress: progress.clone(),
+    });
+
+    // 3. Lines sharing a UETR form a chain run in file order; chains run concurrently.
+    let mut chains: Vec<Vec<usize>> = Vec::new();
+    let mut chain_of: BTreeMap<kakehashi_node::instruction::Uetr, usize> = BTreeMap::new();
+    for (index, p) in payments.iter().enumerate() {
+        let chain = *chain_of.entry(p.uetr).or_insert_with(|| {
+            chains.push(Vec::new());
+            chains.len() - 1
+        });
+        chains[chain].push(index);
+    }
+    let payments = Arc::new(payments);
+    let bank_of = Arc::new(bank_of);
+    let window = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(chains.len());
+    for chain in chains {
+        let permit = Arc::clone(&window)
+            .acquire_owned()
+            .await
+            .context("the concurrency window closed")?;
+        let (shared, payments, bank_of) = (
+            Arc::clone(&shared),
+            Arc::clone(&payments),
+            Arc::clone(&bank_of),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(chain.len());
+            for index in chain {
+                let payment = &payments[index];
+                let bank = &shared.banks[bank_of[index]];
+                out.push((index, send_line(&shared, payment, bank).await));
+                shared.progress.inc();
+            }
+            drop(permit);
+            out
+        }));
+    }
+    let mut results: Vec<Option<LineResult>> = vec![None; payments.len()];
+    for task in tasks {
+        for (index, result) in task.await.context("a replay task failed")? {
+            results[index] = Some(result);
+        }
+    }
+    let wall = started.elapsed();
+    progress.finish();
+    let results: Vec<LineResult> = results.into_iter().flatten().collect();
+
+    if let Some(path) = &args.out {
+        write_results(path, &results)?;
+    }
+    let mut out = String::new();
+    let code = summary(&mut out, &results, wall);
+    if let Some(path) = &args.out {
+        let _ = writeln!(out, "Results per line: {}", path.display());
+    }
+    write_stdout(&out)?;
+    Ok(code)
+}
+
+/// Reads the replay file whole, refusing one beyond [`replay::FILE_BYTES_MAX`] before reading.
+fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the replay file {}", path.display()))?
+        .len();
+    if len > replay::FILE_BYTES_MAX {
+        bail!(
+            "the replay file {} is {len} bytes, more than the {}-byte limit; split it",
+            path.display(),
+            replay::FILE_BYTES_MAX
+        );
+    }
+    std::fs::read(path).with_context(|| format!("cannot read the replay file {}", path.display()))
+}
+
+/// Prints the input errors and returns exit 2.
+fn input_errors(file: &Path, errors: &[replay::LineError]) -> ExitCode {
+    let mut text = format!(
+        "error: {}: {} bad line(s); nothing was sent\n",
+        file.display(),
+        errors.len()
+    );
+    for e in errors {
+        let _ = writeln!(text, "  {e}");
+    }
+    if errors.len() >= replay::ERRORS_MAX {
+        let _ = writeln!(
+            text,
+            "  (stopped after {} errors; fix these and run again)",
+            replay::ERRORS_MAX
+        );
+    }
+    eprint!("{text}");
+    ExitCode::from(2)
+}
+
+fn route(p: &Payment) -> String {
+    format!("{}→{}", p.sending, p.receiving)
+}
+
+/// Loads every distinct signing identity the lines use; the index of each line's bank.
+fn load_banks(
+    payments: &[Payment],
+    certs: &Path,
+    base: &Path,
+) -> Result<(Vec<Bank>, Vec<usize>), Vec<replay::LineError>> {
+    let mut banks: Vec<Bank> = Vec::new();
+    let mut known: BTreeMap<(PathBuf, PathBuf), usize> = BTreeMap::new();
+    let mut bank_of = Vec::with_capacity(payments.len());
+    let mut errors = Vec::new();
+    for p in payments {
+        let (files, member) = match &p.signer {
+            Some(s) => ((base.join(&s.cert), base.join(&s.key)), "signer"),
+            None => {
+                let dir = load::banks_dir(certs, &p.sending);
+                (
+                    (
+                        dir.join(format!("{}.pem", p.debtor_agent)),
+                        dir.join(format!("{}.key.pem", p.debtor_agent)),
+                    ),
+                    "debtor_agent",
+                )
+            }
+        };
+        let fail = |detail: String| replay::LineError {
+            line: p.line,
+            field: Some(member.to_owned()),
+            code: kakehashi_node::reason::ReasonCode::Ff01,
+            detail,
+        };
+        let index = match known.get(&files) {
+            Some(index) => *index,
+            None => match Bank::load(&files.0, &files.1) {
+                Ok(bank) => {
+                    banks.push(bank);
+                    known.insert(files.clone(), banks.len() - 1);
+                    banks.len() - 1
+                }
+                Err(e) => {
+                    errors.push(fail(format!(
+                        "cannot load the bank's signing identity: {e:#}"
+                    )));
+                    if errors.len() >= replay::ERRORS_MAX {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        if banks[index].bic() != p.debtor_agent {
+            errors.push(fail(format!(
+                "the signing certificate {} is for {}, not the debtor agent {}",
+                files.0.display(),
+                banks[index].bic(),
+                p.debtor_agent
+            )));
+            continue;
+        }
+        bank_of.push(index);
+    }
+    if errors.is_empty() {
+        Ok((banks, bank_of))
+    } else {
+        Err(errors)
+    }
+}
+
+/// The node URL of every sending jurisdiction the file uses: `--node`, else `--config`, else
+/// the devnet configurations (with `--base-port`).
+fn node_urls(args: &ReplayArgs, payments: &[Payment]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut known: BTreeMap<String, String> = BTreeMap::new();
+    for text in &args.nodes {
+        let (code, url) = text.split_once('=').with_context(|| {
+            format!("--node {text}: give CODE=URL, e.g. JP=https://127.0.0.1:7100")
+        })?;
+        known.insert(code.to_owned(), url.to_owned());
+    }
+    for path in &args.configs {
+        let config = load_config(path)?;
+        known
+            .entry(config.jurisdiction.clone())
+            .or_insert_with(|| public_url(config.listen.public));
+    }
+    let wanted: Vec<&str> = {
+        let mut w: Vec<&str> = payments.iter().map(|p| p.sending.as_str()).collect();
+        w.sort_unstable();
+        w.dedup();
+        w
+    };
+    if wanted.iter().any(|code| !known.contains_key(*code)) {
+        let dir = devnet_configs(args.devnet_configs.as_deref())?;
+        for (file, offset) in [("jp.toml", 0), ("sg.toml", SG_PORT_OFFSET)] {
+            let config = load_config(&dir.join(file))?;
+            let mut addr = config.listen.public;
+            if let Some(base) = args.base_port {
+                addr.set_port(base.checked_add(offset).with_context(|| {
+                    format!("--base-port {base}: the SG port would pass 65535")
+                })?);
+            }
+            known
+                .entry(config.jurisdiction.clone())
+                .or_insert_with(|| public_url(addr));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for code in wanted {
+        let url = known.get(code).with_context(|| {
+            format!("no node for {code}: pass --node {code}=https://HOST:PORT or --config FILE")
+        })?;
+        out.insert(code.to_owned(), url.clone());
+    }
+    Ok(out)
+}
+
+/// `https://` and the address, with an unspecified listen address (0.0.0.0, ::) replaced by
+/// loopback: the node listens on every interface, this machine reaches it there.
+fn public_url(mut addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    format!("https://{addr}")
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot use the node configuration {}: {e} (crates/node/devnet/jp.toml is a \
+             complete example)",
+            path.display()
+        )
+    })
+}
+
+/// The directory of the devnet's jp.toml and sg.toml: `given`, else `crates/node/devnet` in
+/// the current directory or one above it, else in the checkout this binary was built from.
+pub(crate) fn devnet_configs(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let has_both = |dir: &Path| dir.join("jp.toml").is_file() && dir.join("sg.toml").is_file();
+    if let Some(dir) = given {
+        if !has_both(dir) {
+            bail!("{}: needs jp.toml and sg.toml", dir.display());
+        }
+        return Ok(dir.to_owned());
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/devnet");
+    cwd.ancestors()
+        .map(|dir| dir.join(DEVNET_CONFIGS))
+        .chain(std::iter::once(built))
+        .find(|dir| has_both(dir))
+        .with_context(|| {
+            format!(
+                "cannot find the devnet configurations ({DEVNET_CONFIGS}/jp.toml and sg.toml); \
+                 run from the kakehashi checkout or pass the nodes with --node CODE=URL"
+            )
+        })
+}
+
+/// Sends one line's payment and follows it to an outcome. Never fails: a call that gets no
+/// answer is an ERROR outcome.
+async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResult {
+    let started = Instant::now();
+    let mut result = LineResult {
+        line: payment.line,
+        uetr: payment.uetr.to_string(),
+        end_to_end_id: payment.end_to_end_id.clone(),
+        route: route(payment),
+        expect: payment.expect,
+        stage: "quote",
+        ..LineResult::default()
+    };
+    let Some(node) = shared.nodes.get(&payment.sending) else {
+        return errored(result, started, format!("no node for {}", payment.sending));
+    };
+    let mut node = node.clone();
+    let report = match quote_and_submit(shared, &mut node, payment, bank, &mut result).await {
+        Ok(report) => report,
+        Err(detail) => return errored(result, started, detail),
+    };
+    let mut report = report;
+    // A known UETR: DUPL. If it is this very payment, report its outcome (decided earlier).
+    let direct = (
+        status_name(&report).to_owned(),
+        report.status_reason_code.clone(),
+    );
+    if direct.0 == "RJCT"
+        && direct.1 == "DUPL"
+        && let Ok(earlier) = status(&mut node, payment).await
+        && payment.is_same_as(&earlier)
+    {
+        report = earlier;
+        result.earlier = true;
+        result.resubmission_answer = Some(format!("{} {}", direct.0, direct.1));
+    }
+    if status_name(&report) == "PDNG" {
+        let deadline = Instant::now() + shared.pending_wait;
+        while Instant::now() < deadline {
+            tokio::time::sleep(PENDING_POLL).await;
+            if let Ok(now) = status(&mut node, payment).await {
+                report = now;
+                result.stage = "status";
+                if status_name(&report) != "PDNG" {
+                    break;
+                }
+            }
+        }
+    }
+    result.latency = started.elapsed();
+    result.status = status_name(&report).to_owned();
+    result.reason = report.status_reason_code.clone();
+    result.detail = report.status_reason_detail.clone();
+    result.decided_by = report.decided_by.clone();
+    result.debited = report
+        .interbank_settlement_amount
+        .as_ref()
+        .map(|a| amount_text(Some(a)));
+    result.credited = report
+        .credited_amount
+        .as_ref()
+        .map(|a| amount_text(Some(a)));
+    if result.status == "ACSC" {
+        check_receipt(shared, payment, &report, &mut result);
+    }
+    result.met = match (payment.expect, result.status.as_str()) {
+        (_, "PDNG") | (None, _) => None,
+        (Some(expect), status) => Some(
+            result.receipt_problem.is_none()
+                && (expect.is_met_by(status, &result.reason)
+                    || (result.earlier && expect.is_met_by(&direct.0, &direct.1))),
+        ),
+    };
+    result
+}
+
+fn errored(mut result: LineResult, started: Instant, detail: String) -> LineResult {
+    result.latency = started.elapsed();
+    result.status = "ERROR".to_owned();
+    result.detail = detail;
+    result.met = result.expect.map(|_| false);
+    result
+}
+
+/// Quotes, checks the quote, signs and submits. A refusal with a reason code is a report (RJCT);
+/// `Err` is a call that got no answer or a quote that cannot be trusted (nothing signed).
+async fn quote_and_submit(
+    shared: &Shared,
+    node: &mut PaymentsClient<Channel>,
+    payment: &Payment,
+    bank: &Bank,
+    result: &mut LineResult,
+) -> Result<v1::PaymentStatusReport, String> {
+    let request = v1::QuoteRequest {
+        counterparty_jurisdiction: payment.receiving.clone(),
+        source_amount: Some(payment.amount.clone()),
+    };
+    let quote = match node.get_quote(request).await {
+        Ok(answer) => answer.into_inner(),
+        Err(status) => return refused(payment, &status, "GetQuote"),
+    };
+    let now = client::now().map_err(|e| format!("{e:#}"))?;
+    let (terms, _) = verify_quote(
+        &quote,
+        shared.mra.as_ref(),
+        &payment.sending,
+        now,
+        QUOTE_CLOCK_SKEW_SECS,
+        &[],
+    )
+    .map_err(|r| format!("the quote does not verify under the agreement: {r}; nothing was sent"))?;
+    if terms.source.0.alpha != payment.amount.currency
+        || terms.source.1 != payment.amount_minor
+        || terms.counterparty != payment.receiving
+        || terms.target.0.alpha != payment.target_currency.alpha
+    {
+        return Err(format!(
+            "the node quoted {} {} to {} in {} for a request of {} {} to {} in {}; nothing was \
+             signed or sent",
+            terms.source.1,
+            terms.source.0.alpha,
+            terms.counterparty,
+            terms.target.0.alpha,
+            payment.amount.value,
+            payment.amount.currency,
+            payment.receiving,
+            payment.target_currency.alpha
+        ));
+    }
+    let signed = replay::instruction(&bank.identity, payment, &quote, now);
+    result.stage = "submit";
+    let request = v1::SubmitPaymentRequest {
+        instruction: Some(signed),
+    };
+    match node.submit_payment(request).await {
+        Ok(answer) => Ok(answer.into_inner()),
+        Err(status) if client::reason_code(&status).is_some() => {
+            refused(payment, &status, "SubmitPayment")
+        }
+        Err(call_status) => {
+            // No answer: the node may still have taken it. Ask before calling it lost.
+            match status(node, payment).await {
+                Ok(report) => {
+                    result.stage = "status";
+                    Ok(report)
+                }
+                Err(_) => Err(format!(
+                    "SubmitPayment got no answer: {} ({:?}); the node does not know the UETR \
+                     either, so nothing was sent",
+                    call_status.message(),
+                    call_status.code()
+                )),
+            }
+        }
+    }
+}
+
+/// A call refused with a reason code as a rejection report; any other failure is an error.
+fn refused(
+    payment: &Payment,
+    status: &tonic::Status,
+    call: &str,
+) -> Result<v1::PaymentStatusReport, String> {
+    let Some(code) = client::reason_code(status) else {
+        return Err(format!(
+            "{call} failed: {} ({:?})",
+            status.message(),
+            status.code()
+        ));
+    };
+    // The message repeats the code ("RR04: source_amount: ..."); the report carries it apart.
+    let message = status.message();
+    let detail = message
+        .strip_prefix(code.as_str())
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(message);
+    Ok(v1::PaymentStatusReport {
+        uetr: payment.uetr.to_string(),
+        end_to_end_id: payment.end_to_end_id.clone(),
+        transaction_status: v1::TransactionStatus::Rjct.into(),
+        status_reason_code: code.clone(),
+        status_reason_detail: detail.to_owned(),
+        interbank_settlement_amount: Some(payment.amount.clone()),
+        decided_by: payment.sending.clone(),
+        ..v1::PaymentStatusReport::default()
+    })
+}
+
+async fn status(
+    node: &mut PaymentsClient<Channel>,
+    payment: &Payment,
+) -> Result<v1::PaymentStatusReport, tonic::Status> {
+    node.get_payment_status(v1::PaymentStatusRequest {
+        uetr: payment.uetr.to_string(),
+    })
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+/// Verifies a settled payment's receipt as the debtor's jurisdiction and keeps it.
+fn check_receipt(
+    shared: &Shared,
+    payment: &Payment,
+    report: &v1::PaymentStatusReport,
+    result: &mut LineResult,
+) {
+    let Some(signed) = &report.receipt else {
+        result.receipt_problem = Some("reported settled without a receipt".to_owned());
+        return;
+    };
+    let now = match client::now() {
+        Ok(now) => now,
+        Err(e) => {
+            result.receipt_problem = Some(format!("{e:#}"));
+            return;
+        }
+    };
+    if let Err(r) = verify_receipt(signed, shared.mra.as_ref(), &payment.sending, now) {
+        result.receipt_problem = Some(format!("the receipt does not verify: {r}"));
+    }
+    result.receipt = ReceiptFile::new(signed.clone())
+        .ok()
+        .and_then(|file| serde_json::from_str(&file.to_json()).ok());
+}
+
+fn write_results(path: &Path, results: &[LineResult]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in results {
+        text.push_str(&serde_json::to_string(&r.json())?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes the table and summary; returns the exit code.
+fn summary(out: &mut String, results: &[LineResult], wall: Duration) -> ExitCode {
+    let _ = writeln!(out);
+    let rows: Vec<&LineResult> = if results.len() <= TABLE_ROWS_MAX {
+        results.iter().collect()
+    } else {
+        results.iter().filter(|r| !r.is_fine()).collect()
+    };
+    if !rows.is_empty() {
+        let cells: Vec<[String; 7]> = rows
+            .iter()
+            .map(|r| {
+                let outcome = if r.earlier {
+                    format!("{} (earlier run)", r.outcome())
+                } else {
+                    r.outcome()
+                };
+                let expected = match (r.expect, r.met) {
+                    (Some(e), Some(true)) => format!("{e} ✓"),
+                    (Some(e), Some(false)) => format!("{e} ✗"),
+                    (Some(e), None) => format!("{e} ?"),
+                    (None, _) if r.is_fine() => "-".to_owned(),
+                    (None, _) => "- ✗".to_owned(),
+                };
+                [
+                    r.line.to_string(),
+                    r.uetr.chars().take(8).collect(),
+                    r.route.clone(),
+                    r.debited.clone().unwrap_or_else(|| "-".to_owned()),
+                    r.credited.clone().unwrap_or_else(|| "-".to_owned()),
+                    outcome,
+                    expected,
+                ]
+            })
+            .collect();
+        cmd_pay::write_table(
+            out,
+            &[
+                "line", "uetr", "route", "debited", "credited", "outcome", "expected",
+            ],
+            &cells,
+            &[true, false, false, true, true, false, false],
+        );
+        let _ = writeln!(out);
+    }
+    let problems: Vec<&LineResult> = results
+        .iter()
+        .filter(|r| !r.is_fine() || r.status == "RJCT")
+        .collect();
+    if !problems.is_empty() {
+        let _ = writeln!(out, "Rejected, failed or unexpected:");
+        for r in problems.iter().take(PROBLEMS_SHOWN_MAX) {
+            let meaning = if r.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reason_meaning(&r.reason))
+            };
+            let mark = if r.is_fine() { "" } else { "✗ " };
+            let _ = writeln!(
+                out,
+                "  {mark}line {} {}{meaning}: {}",
+                r.line,
+                r.outcome(),
+                r.detail
+            );
+            if let Some(problem) = &r.receipt_problem {
+                let _ = writeln!(out, "       receipt: {problem}");
+            }
+            if let (Some(e), Some(false)) = (r.expect, r.met) {
+                let _ = writeln!(out, "       expected {e}");
+            }
+        }
+        if problems.len() > PROBLEMS_SHOWN_MAX {
+            let _ = writeln!(
+                out,
+                "  ... and {} more (see --out)",
+                problems.len() - PROBLEMS_SHOWN_MAX
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    let mut by_outcome: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in results {
+        let entry = by_outcome.entry(r.outcome()).or_default();
+        entry.0 += 1;
+        if r.earlier {
+            entry.1 += 1;
+        }
+    }
+    let _ = writeln!(out, "Outcomes");
+    for (outcome, (count, earlier)) in &by_outcome {
+        let note = if *earlier > 0 {
+            format!(
+                "  ({earlier} decided by an earlier run: the node answered DUPL and moved nothing)"
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  {outcome:<12} {count:>7}{note}");
+    }
+    let met = results.iter().filter(|r| r.met == Some(true)).count();
+    let unmet = results.iter().filter(|r| r.met == Some(false)).count();
+    let undecided = results
+        .iter()
+        .filter(|r| r.expect.is_some() && r.met.is_none())
+        .count();
+    let without = results.iter().filter(|r| r.expect.is_none()).count();
+    let _ = writeln!(
+        out,
+        "Expectations  {met} met, {unmet} not met, {undecided} undecided (PDNG), {without} \
+         line(s) without one"
+    );
+    let answered = results
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "ACSC" | "RJCT"))
+        .count();
+    let secs = wall.as_secs_f64();
+    let rate = if secs > 0.0 {
+        answered as f64 / secs
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        out,
+        "Throughput    {answered} payment(s) decided in {secs:.2} s: {rate:.1} payments/s"
+    );
+    let mut latencies: Vec<Duration> = results.iter().map(|r| r.latency).collect();
+    latencies.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let _ = writeln!(
+        out,
+        "Latency       p50 {:.1} ms, p99 {:.1} ms (per line: quote, sign, submit, answer)",
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 99.0))
+    );
+    let pending = results.iter().filter(|r| r.status == "PDNG").count();
+    let bad = results
+        .iter()
+        .filter(|r| !r.is_fine() && r.status != "PDNG")
+        .count();
+    if bad > 0 {
+        let _ = writeln!(
+            out,
+            "NOT as expected: {bad} line(s) (marked ✗){}",
+            if pending > 0 {
+                format!(", and {pending} still PDNG")
+            } else {
+                String::new()
+            }
+        );
+        ExitCode::from(1)
+    } else if pending > 0 {
+        let _ = writeln!(
+            out,
+            "In doubt: {pending} payment(s) still PDNG; the nodes resolve them — run the file \
+             again later to learn the outcome (nothing is paid twice)"
+        );
+        ExitCode::from(cmd_pay::EXIT_PENDING)
+    } else {
+        let _ = writeln!(out, "All {} line(s) as expected.", results.len());
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: &str, reason: &str, expect: Option<Expect>, met: Option<bool>) -> LineResult {
+        LineResult {
+            status: status.into(),
+            reason: reason.into(),
+            expect,
+            met,
+            ..LineResult::default()
+        }
+    }
+
+    #[test]
+    fn a_line_without_expectation_is_fine_when_answered() {
+        assert!(result("ACSC", "", None, None).is_fine());
+        assert!(result("RJCT", "AM04", None, None).is_fine());
+        assert!(!result("ERROR", "", None, None).is_fine());
+        assert!(!result("PDNG", "", None, None).is_fine());
+        let mut no_receipt = result("ACSC", "", None, None);
+        no_receipt.receipt_problem = Some("x".into());
+        assert!(!no_receipt.is_fine());
+    }
+
+    #[test]
+    fn exit_codes_rank_failures_over_pending_over_success() {
+        let ok = result("ACSC", "", Some(Expect::Settled), Some(true));
+        let unmet = result("ACSC", "", Some(Expect::Rejected(None)), Some(false));
+        let pending = result("PDNG", "", Some(Expect::Settled), None);
+        let code = |rs: &[LineResult]| summary(&mut String::new(), rs, Duration::from_secs(1));
+        assert_eq!(code(std::slice::from_ref(&ok)), ExitCode::SUCCESS);
+        assert_eq!(code(&[ok.clone(), pending.clone()]), ExitCode::from(3));
+        assert_eq!(code(&[ok, pending, unmet]), ExitCode::from(1));
+    }
+
+    #[test]
+    fn unspecified_listen_addresses_are_reached_on_loopback() {
+        assert_eq!(
+            public_url("0.0.0.0:7100".parse().unwrap()),
+            "https://127.0.0.1:7100"
+        );
+        assert_eq!(
+            public_url("127.0.0.1:7200".parse().unwrap()),
+            "https://127.0.0.1:7200"
+        );
+    }
+}

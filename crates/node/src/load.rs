@@ -1,0 +1,981 @@
+//! A load generator for the relay, behind `kakehashi bench`: two nodes started in this process
+//! from their configurations (a sender and its peer) on free loopback ports and a data
+//! directory of the caller's choice, payments from the sender's customers to the receiver's
+//! over the public API with real mutual TLS and real sled ledgers, and the figures a fintech
+//! engineer asks for: settled payments per second, SubmitPayment latency percentiles, answers
+//! by status and reason, and a check that every balance moved by exactly the settled sums.
+//!
+//! Every payment is a GetQuote and a SubmitPayment (or one item of the bidirectional
+//! SubmitPayments stream): an ACSC answer means the payment is durable on both ledgers. The
+//! client, both nodes and their disks share the machine, so the figures measure one box end to
+//! end, not a node alone.
+//!
+//! Routes come from the configurations, not from code: route `i` pays from the sender's `i`-th
+//! customer account to the receiver's `i`-th (modulo their number), signed by the bank that
+//! holds the debtor account, whose certificate and key are read from
+//! `<certs>/<jurisdiction in lower case>/banks/<BIC>.pem` and `.key.pem` (the layout
+//! `kakehashi pki init` writes).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kakehashi_pki::mra::Mra;
+use kakehashi_proto::v1 as pb;
+use kakehashi_proto::v1::payments_client::PaymentsClient;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::config::{AccountKind, Config};
+use crate::instruction::Uetr;
+use crate::money::{self, Currency};
+use crate::node::{Node, RunningNode};
+use crate::participant::{self, Bank, Order, ParticipantError};
+use crate::tls::TlsIdentity;
+
+/// Largest number of instructions one SubmitPayments stream has in flight on the node
+/// (service.rs `STREAM_CONCURRENCY`); more only queue in the stream.
+pub const STREAM_WINDOW_MAX: usize = 64;
+
+/// Most payments in flight at once: the nodes' default request concurrency
+/// (`MAX_CONCURRENT_REQUESTS_DEFAULT`) is 256; more would only queue at the node.
+pub const CONCURRENCY_MAX: usize = 256;
+
+/// Most payments one run sends: ten million keeps the outcome list (about 64 bytes each)
+/// under a gigabyte.
+pub const PAYMENTS_MAX: usize = 10_000_000;
+
+/// How many times [`start_pair`] picks fresh ports when a node cannot bind the ones chosen
+/// (another process may take a released port before the node binds it).
+const START_ATTEMPTS: usize = 3;
+
+/// What went wrong with a load run (not a payment's outcome: those are [`Outcome`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The options are out of range.
+    #[error("{0}")]
+    Options(String),
+    /// The configurations do not give usable routes.
+    #[error("routes: {0}")]
+    Routes(String),
+    /// A node did not start.
+    #[error("the {jurisdiction} node did not start: {message}")]
+    Start {
+        /// Which node.
+        jurisdiction: String,
+        /// Why.
+        message: String,
+    },
+    /// Connecting or loading an identity failed.
+    #[error(transparent)]
+    Participant(#[from] ParticipantError),
+    /// A call failed without a payment outcome.
+    #[error("{what}: {status}")]
+    Call {
+        /// Which call.
+        what: String,
+        /// What the node or transport said.
+        status: Box<tonic::Status>,
+    },
+    /// Something in the run itself failed (a task, a stream, an answer out of place).
+    #[error("{0}")]
+    Run(String),
+}
+
+fn call(what: impl Into<String>) -> impl FnOnce(tonic::Status) -> LoadError {
+    let what = what.into();
+    move |status| LoadError::Call {
+        what,
+        status: Box::new(status),
+    }
+}
+
+/// How to load the pair.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Payments to send (1 to [`PAYMENTS_MAX`]).
+    pub payments: usize,
+    /// Payments in flight at once (1 to [`CONCURRENCY_MAX`]): participants for unary calls,
+    /// the window for the stream.
+    pub concurrency: usize,
+    /// Use the bidirectional SubmitPayments stream instead of one SubmitPayment per payment.
+    pub stream: bool,
+    /// Streams to spread the window over with `stream` (default: enough that none exceeds
+    /// [`STREAM_WINDOW_MAX`]).
+    pub streams: Option<usize>,
+    /// Credit every debtor account with enough for every payment first (operator call with
+    /// the sender's TLS identity, which the devnet lists as an operator).
+    pub fund: bool,
+    /// Each payment, in major units of the sender's currency.
+    pub amount: String,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            payments: 2_000,
+            concurrency: 16,
+            stream: false,
+            streams: None,
+            fund: true,
+            amount: "1000".to_owned(),
+        }
+    }
+}
+
+impl LoadOptions {
+    fn check(&self) -> Result<(), LoadError> {
+        if !(1..=PAYMENTS_MAX).contains(&self.payments) {
+            return Err(LoadError::Options(format!(
+                "payments must be 1 to {PAYMENTS_MAX}, not {}",
+                self.payments
+            )));
+        }
+        if !(1..=CONCURRENCY_MAX).contains(&self.concurrency) {
+            return Err(LoadError::Options(format!(
+                "concurrency must be 1 to {CONCURRENCY_MAX}, not {}",
+                self.concurrency
+            )));
+        }
+        if self.streams.is_some_and(|s| s == 0 || s > self.concurrency) {
+            return Err(LoadError::Options(
+                "streams must be 1 to the concurrency".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How many streams a stream run uses.
+    pub fn stream_count(&self) -> usize {
+        self.streams
+            .unwrap_or_else(|| self.concurrency.div_ceil(STREAM_WINDOW_MAX))
+            .max(1)
+    }
+}
+
+/// Two running nodes: the sender and its peer.
+#[derive(Debug)]
+pub struct Pair {
+    /// The sending node.
+    pub sender: RunningNode,
+    /// The receiving node.
+    pub receiver: RunningNode,
+    /// The sender's configuration, as started (ports and data directory filled in).
+    pub sender_config: Config,
+    /// The receiver's configuration, as started.
+    pub receiver_config: Config,
+}
+
+impl Pair {
+    /// Stops both nodes.
+    pub async fn shutdown(self) -> Result<(), LoadError> {
+        let sender = self.sender.shutdown().await;
+        let receiver = self.receiver.shutdown().await;
+        for (config, result) in [
+            (&self.sender_config, sender),
+            (&self.receiver_config, receiver),
+        ] {
+            result.map_err(|e| {
+                LoadError::Run(format!(
+                    "the {} node did not shut down cleanly: {e}",
+                    config.jurisdiction
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Six loopback ports free right now, all different (each held until all are chosen).
+fn free_ports() -> Result<[u16; 6], LoadError> {
+    let mut held = Vec::with_capacity(6);
+    let mut ports = [0u16; 6];
+    for port in &mut ports {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .map_err(|e| LoadError::Run(format!("no free loopback port: {e}")))?;
+        *port = listener
+            .local_addr()
+            .map_err(|e| LoadError::Run(format!("no free loopback port: {e}")))?
+            .port();
+        held.push(listener);
+    }
+    Ok(ports)
+}
+
+/// Starts `sender` and `receiver` (each the other's peer) on free loopback ports, with their
+/// ledgers under `data_dir/<jurisdiction in lower case>`.
+pub async fn start_pair(
+    sender: Config,
+    receiver: Config,
+    data_dir: &Path,
+) -> Result<Pair, LoadError> {
+    let mut last = None;
+    for _ in 0..START_ATTEMPTS {
+        let p = free_ports()?;
+        let relay = |port: u16| format!("https://127.0.0.1:{port}");
+        let configure = |config: &Config, own: &[u16], peer: &Config, peer_relay: u16| {
+            config
+                .clone()
+                .with_data_dir(data_dir.join(config.jurisdiction.to_lowercase()))
+                .with_ports(own[0], own[1], own[2])
+                .with_peer_relay(&peer.jurisdiction, &relay(peer_relay))
+                .map_err(|e| LoadError::Start {
+                    jurisdiction: config.jurisdiction.clone(),
+                    message: e.to_string(),
+                })
+        };
+        let sender_config = configure(&sender, &p[0..3], &receiver, p[4])?;
+        let receiver_config = configure(&receiver, &p[3..6], &sender, p[1])?;
+        let started = match Node::start(sender_config.clone()).await {
+            Ok(node) => node,
+            Err(e) => {
+                last = Some(LoadError::Start {
+                    jurisdiction: sender.jurisdiction.clone(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        match Node::start(receiver_config.clone()).await {
+            Ok(node) => {
+                return Ok(Pair {
+                    sender: started,
+                    receiver: node,
+                    sender_config,
+                    receiver_config,
+                });
+            }
+            Err(e) => {
+                let _ = started.shutdown().await;
+                last = Some(LoadError::Start {
+                    jurisdiction: receiver.jurisdiction.clone(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| LoadError::Run("no start attempt was made".to_owned())))
+}
+
+/// A debtor at the sender and the creditor at the receiver it pays.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The debtor's bank (signs the instructions).
+    pub bank: Bank,
+    /// The debtor's account and name.
+    pub debtor_account: u128,
+    /// The debtor's name.
+    pub debtor_name: String,
+    /// The creditor's bank.
+    pub creditor_bic: String,
+    /// The creditor's account.
+    pub creditor_account: u128,
+    /// The creditor's name.
+    pub creditor_name: String,
+}
+
+/// The routes between `sender`'s and `receiver`'s customer accounts (see the module
+/// documentation), with bank identities from `certs`.
+pub fn routes(sender: &Config, receiver: &Config, certs: &Path) -> Result<Vec<Route>, LoadError> {
+    let customers = |config: &Config| -> Vec<(u128, String, String)> {
+        config
+            .accounts
+            .iter()
+            .filter(|a| a.kind == AccountKind::Customer && !a.owner_bic.is_empty())
+            .map(|a| (a.id, a.owner_bic.clone(), a.name.clone()))
+            .collect()
+    };
+    let debtors = customers(sender);
+    let creditors = customers(receiver);
+    if debtors.is_empty() || creditors.is_empty() {
+        return Err(LoadError::Routes(format!(
+            "{} and {} both need customer accounts with an owner_bic",
+            sender.jurisdiction, receiver.jurisdiction
+        )));
+    }
+    let banks_dir = banks_dir(certs, &sender.jurisdiction);
+    let mut banks: BTreeMap<String, Bank> = BTreeMap::new();
+    let mut out = Vec::with_capacity(debtors.len());
+    for (i, (debtor_account, bic, debtor_name)) in debtors.into_iter().enumerate() {
+        let bank = match banks.get(&bic) {
+            Some(bank) => bank.clone(),
+            None => {
+                let bank = Bank::load(
+                    &banks_dir.join(format!("{bic}.pem")),
+                    &banks_dir.join(format!("{bic}.key.pem")),
+                )?;
+                banks.insert(bic.clone(), bank.clone());
+                bank
+            }
+        };
+        let (creditor_account, creditor_bic, creditor_name) =
+            creditors[i % creditors.len()].clone();
+        out.push(Route {
+            bank,
+            debtor_account,
+            debtor_name,
+            creditor_bic,
+            creditor_account,
+            creditor_name,
+        });
+    }
+    Ok(out)
+}
+
+/// What one payment came back with.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Index into the routes.
+    pub route: usize,
+    /// The pacs.002 status.
+    pub status: pb::TransactionStatus,
+    /// The reason code when rejected.
+    pub reason: String,
+    /// Minor units credited at the receiver (ACSC only).
+    pub credited_minor: u128,
+    /// SubmitPayment alone (or the stream item from send to answer).
+    pub submit: Duration,
+    /// GetQuote, signing and SubmitPayment.
+    pub total: Duration,
+}
+
+/// Posted balance and pending debits (minor units) by account; accounts with a negative posted
+/// balance (the funding account) report 0.
+pub type Balances = BTreeMap<u128, (u128, u128)>;
+
+/// The result of a run.
+#[derive(Clone, Debug)]
+pub struct LoadReport {
+    /// One per payment, in no particular order.
+    pub outcomes: Vec<Outcome>,
+    /// From the first submission to the last answer.
+    pub wall: Duration,
+    /// The sender's currency and each payment's amount in its minor units.
+    pub amount: (&'static Currency, u128),
+    /// The receiver's currency.
+    pub credited_currency: &'static Currency,
+    /// Every balance that did not move by exactly the settled sums, and every reservation left
+    /// pending; empty when the books are exact.
+    pub balance_problems: Vec<String>,
+    /// Minor units debited from the sender's customers and credited to the receiver's.
+    pub moved: (u128, u128),
+}
+
+impl LoadReport {
+    /// How many payments settled (ACSC).
+    pub fn settled(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.status == pb::TransactionStatus::Acsc)
+            .count()
+    }
+
+    /// Settled payments per second of wall time.
+    pub fn payments_per_sec(&self) -> f64 {
+        let secs = self.wall.as_secs_f64();
+        if secs > 0.0 {
+            self.settled() as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Answers by status and reason, e.g. `{"ACSC": 1998, "RJCT AM04": 2}`.
+    pub fn by_status(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for o in &self.outcomes {
+            *out.entry(status_key(o.status, &o.reason)).or_default() += 1;
+        }
+        out
+    }
+
+    /// The latencies `pick` selects, sorted.
+    pub fn sorted(&self, pick: impl Fn(&Outcome) -> Duration) -> Vec<Duration> {
+        let mut v: Vec<Duration> = self.outcomes.iter().map(pick).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Whether every payment settled and every balance moved by exactly the settled sums.
+    pub fn is_exact(&self) -> bool {
+        self.settled() == self.outcomes.len() && self.balance_problems.is_empty()
+    }
+}
+
+/// `ACSC`, `RJCT AM04`, `PDNG`: a status and its reason code, as tables show them.
+pub fn status_key(status: pb::TransactionStatus, reason: &str) -> String {
+    let name = status.as_str_name();
+    let name = name.strip_prefix("TRANSACTION_STATUS_").unwrap_or(name);
+    if reason.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name} {reason}")
+    }
+}
+
+/// The nearest-rank percentile `p` (0 to 100) of `sorted` samples: the smallest value with at
+/// least `p` percent of the samples at or below it; zero for no samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted
+        .get(rank.clamp(1, sorted.len()) - 1)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Everything a run needs to reach the sender as a participant.
+struct Target {
+    url: String,
+    server_name: String,
+    mra: Arc<Mra>,
+    relying: String,
+    counterparty: String,
+    amount: pb::ActiveCurrencyAndAmount,
+}
+
+impl Target {
+    async fn connect(&self) -> Result<PaymentsClient<Channel>, LoadError> {
+        Ok(participant::connect(
+            &self.url,
+            &self.server_name,
+            Arc::clone(&self.mra),
+            &self.relying,
+            None,
+        )
+        .await?)
+    }
+}
+
+/// Runs the load on a started pair and checks the balances after. `progress` is called once
+/// per answered payment (from several tasks).
+pub async fn run(
+    pair: &Pair,
+    routes: Arc<Vec<Route>>,
+    mra: Arc<Mra>,
+    options: &LoadOptions,
+    progress: Arc<dyn Fn() + Send + Sync>,
+) -> Result<LoadReport, LoadError> {
+    options.check()?;
+    if routes.is_empty() {
+        return Err(LoadError::Routes("no routes".to_owned()));
+    }
+    let sender = &pair.sender_config;
+    let receiver = &pair.receiver_config;
+    let currency = own_currency(&mra, sender)?;
+    let credited_currency = own_currency(&mra, receiver)?;
+    let wire = pb::ActiveCurrencyAndAmount {
+        currency: currency.alpha.to_owned(),
+        value: options.amount.clone(),
+    };
+    let (_, amount_minor) = money::parse_amount(&wire)
+        .map_err(|r| LoadError::Options(format!("amount {}: {r}", options.amount)))?;
+    if amount_minor == 0 {
+        return Err(LoadError::Options("amount must be positive".to_owned()));
+    }
+    // The name the sender's TLS certificate carries, as its peer knows it.
+    let server_name = |of: &Config, peer: &Config| {
+        peer.peer(&of.jurisdiction)
+            .map_or_else(|| "localhost".to_owned(), |p| p.server_name.clone())
+    };
+    let target = Arc::new(Target {
+        url: format!("https://{}", pair.sender.public_addr),
+        server_name: server_name(sender, receiver),
+        mra: Arc::clone(&mra),
+        relying: sender.jurisdiction.clone(),
+        counterparty: receiver.jurisdiction.clone(),
+        amount: wire,
+    });
+
+    if options.fund {
+        let identity = TlsIdentity::load(&sender.tls.cert, &sender.tls.key).map_err(|e| {
+            LoadError::Run(format!("the operator identity (the node's TLS pair): {e}"))
+        })?;
+        let mut operator = participant::connect(
+            &target.url,
+            &target.server_name,
+            Arc::clone(&mra),
+            &sender.jurisdiction,
+            Some(&identity),
+        )
+        .await?;
+        let payments = u128::try_from(options.payments).unwrap_or(u128::MAX);
+        let need = amount_minor.checked_mul(payments).ok_or_else(|| {
+            LoadError::Options("payments × amount overflows the currency".to_owned())
+        })?;
+        let mut funded = Vec::new();
+        for route in routes.iter() {
+            if funded.contains(&route.debtor_account) {
+                continue;
+            }
+            funded.push(route.debtor_account);
+            operator
+                .fund_account(pb::FundAccountRequest {
+                    account: route.debtor_account.to_string(),
+                    amount: Some(money::format_amount(currency, need)),
+                })
+                .await
+                .map_err(call(format!("funding account {}", route.debtor_account)))?;
+        }
+    }
+
+    let mut sender_view = target.connect().await?;
+    let receiver_url = format!("https://{}", pair.receiver.public_addr);
+    let mut receiver_view = participant::connect(
+        &receiver_url,
+        &server_name(receiver, sender),
+        Arc::clone(&mra),
+        &receiver.jurisdiction,
+        None,
+    )
+    .await?;
+    let sender_before = balances(&mut sender_view).await?;
+    let receiver_before = balances(&mut receiver_view).await?;
+
+    let (outcomes, wall) = if options.stream {
+        run_stream(options, &target, &routes, &progress).await?
+    } else {
+        run_unary(options, &target, &routes, &progress).await?
+    };
+
+    let sender_after = balances(&mut sender_view).await?;
+    let receiver_after = balances(&mut receiver_view).await?;
+    let corridor = sender
+        .peer(&receiver.jurisdiction)
+        .map(|p| p.corridor_account)
+        .ok_or_else(|| LoadError::Routes(format!("no peer {}", receiver.jurisdiction)))?;
+    let liquidity = receiver
+        .peer(&sender.jurisdiction)
+        .map(|p| p.liquidity_account)
+        .ok_or_else(|| LoadError::Routes(format!("no peer {}", sender.jurisdiction)))?;
+    let mut report = LoadReport {
+        outcomes,
+        wall,
+        amount: (currency, amount_minor),
+        credited_currency,
+        balance_problems: Vec::new(),
+        moved: (0, 0),
+    };
+    check_balances(
+        &mut report,
+        &routes,
+        (
+            &sender.jurisdiction,
+            &sender_before,
+            &sender_after,
+            corridor,
+        ),
+        (
+            &receiver.jurisdiction,
+            &receiver_before,
+            &receiver_after,
+            liquidity,
+        ),
+    );
+    Ok(report)
+}
+
+fn own_currency(mra: &Mra, config: &Config) -> Result<&'static Currency, LoadError> {
+    mra.jurisdiction(&config.jurisdiction)
+        .and_then(|j| money::currency(&j.currency))
+        .ok_or_else(|| {
+            LoadError::Routes(format!(
+                "{} has no known currency in the agreement",
+                config.jurisdiction
+            ))
+        })
+}
+
+/// Quotes payment on `route` and builds its signed instruction under a fresh UETR.
+pub async fn quoted_instruction(
+    client: &mut PaymentsClient<Channel>,
+    route: &Route,
+    counterparty: &str,
+    amount: &pb::ActiveCurrencyAndAmount,
+) -> Result<(pb::Signed, Uetr), LoadError> {
+    let quote = client
+        .get_quote(pb::QuoteRequest {
+            counterparty_jurisdiction: counterparty.to_owned(),
+            source_amount: Some(amount.clone()),
+        })
+        .await
+        .map_err(call("GetQuote"))?
+        .into_inner();
+    let uetr = Uetr::new_v4(&ring::rand::SystemRandom::new())
+        .map_err(|_| LoadError::Run("the system random source failed".to_owned()))?;
+    let order = Order {
+        debtor_account: route.debtor_account,
+        debtor_name: route.debtor_name.clone(),
+        creditor_agent_bic: route.creditor_bic.clone(),
+        creditor_account: route.creditor_account,
+        creditor_name: route.creditor_name.clone(),
+        remittance_information: "kakehashi bench".to_owned(),
+    };
+    let (_, now) = crate::engine::now();
+    let signed = participant::instruction(&route.bank, &order, &quote, uetr, now)
+        .map_err(|r| LoadError::Run(format!("building the instruction: {r}")))?;
+    Ok((signed, uetr))
+}
+
+fn outcome(
+    route: usize,
+    report: &pb::PaymentStatusReport,
+    submit: Duration,
+    total: Duration,
+) -> Outcome {
+    let credited_minor = report
+        .credited_amount
+        .as_ref()
+        .and_then(|a| money::parse_amount(a).ok())
+        .map_or(0, |(_, minor)| minor);
+    Outcome {
+        route,
+        status: report.transaction_status(),
+        reason: report.status_reason_code.clone(),
+        credited_minor,
+        submit,
+        total,
+    }
+}
+
+/// `concurrency` participants, each on its own TLS connection, each sending its share of the
+/// payments one after the other (GetQuote, then SubmitPayment).
+async fn run_unary(
+    options: &LoadOptions,
+    target: &Arc<Target>,
+    routes: &Arc<Vec<Route>>,
+    progress: &Arc<dyn Fn() + Send + Sync>,
+) -> Result<(Vec<Outcome>, Duration), LoadError> {
+    let mut clients = Vec::with_capacity(options.concurrency);
+    for _ in 0..options.concurrency {
+        clients.push(target.connect().await?);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (participant, mut client) in clients.into_iter().enumerate() {
+        // Participant p sends payments p, p + C, p + 2C, ...: the shares differ by at most one.
+        let share =
+            (options.payments + options.concurrency - 1 - participant) / options.concurrency;
+        let routes = Arc::clone(routes);
+        let target = Arc::clone(target);
+        let progress = Arc::clone(progress);
+        tasks.push(tokio::spawn(async move {
+            let route = participant % routes.len();
+            let mut out = Vec::with_capacity(share);
+            for _ in 0..share {
+                let t0 = Instant::now();
+                let (signed, _) = quoted_instruction(
+                    &mut client,
+                    &routes[route],
+                    &target.counterparty,
+                    &target.amount,
+                )
+                .await?;
+                let t1 = Instant::now();
+                let report = client
+                    .submit_payment(pb::SubmitPaymentRequest {
+                        instruction: Some(signed),
+                    })
+                    .await
+                    .map_err(call("SubmitPayment"))?
+                    .into_inner();
+                let t2 = Instant::now();
+                out.push(outcome(route, &report, t2 - t1, t2 - t0));
+                progress();
+            }
+            Ok::<_, LoadError>(out)
+        }));
+    }
+    let mut outcomes = Vec::with_capacity(options.payments);
+    for task in tasks {
+        outcomes.extend(
+            task.await
+                .map_err(|e| LoadError::Run(format!("participant task: {e}")))??,
+        );
+    }
+    Ok((outcomes, started.elapsed()))
+}
+
+/// In flight on one stream: when the quote was asked for, when the instruction was sent, which
+/// route, and the window slot it holds.
+type InFlight = HashMap<Uetr, (Instant, Instant, usize, OwnedSemaphorePermit)>;
+
+/// `concurrency` payments in flight over several bidirectional streams (round robin); quotes
+/// come over one unary connection per stream.
+async fn run_stream(
+    options: &LoadOptions,
+    target: &Arc<Target>,
+    routes: &Arc<Vec<Route>>,
+    progress: &Arc<dyn Fn() + Send + Sync>,
+) -> Result<(Vec<Outcome>, Duration), LoadError> {
+    let streams = options.stream_count();
+    let window = Arc::new(Semaphore::new(options.concurrency));
+    let mut senders = Vec::new();
+    let mut quoters = Vec::new();
+    let mut readers = Vec::new();
+    let started = Instant::now();
+    for _ in 0..streams {
+        let mut submitter = target.connect().await?;
+        quoters.push(target.connect().await?);
+        let (tx, rx) = mpsc::channel::<pb::SubmitPaymentRequest>(options.concurrency);
+        let mut answers = submitter
+            .submit_payments(ReceiverStream::new(rx))
+            .await
+            .map_err(call("SubmitPayments"))?
+            .into_inner();
+        let in_flight: Arc<Mutex<InFlight>> = Arc::default();
+        senders.push((tx, Arc::clone(&in_flight)));
+        let progress = Arc::clone(progress);
+        readers.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            while let Some(answer) = answers.next().await {
+                let report = answer.map_err(call("SubmitPayments answer"))?;
+                let t2 = Instant::now();
+                let entry = Uetr::parse(&report.uetr).ok().and_then(|uetr| {
+                    in_flight
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&uetr)
+                });
+                let Some((t0, t1, route, permit)) = entry else {
+                    return Err(LoadError::Run(format!(
+                        "an answer for a UETR not in flight: {}",
+                        report.uetr
+                    )));
+                };
+                out.push(outcome(route, &report, t2 - t1, t2 - t0));
+                progress();
+                drop(permit);
+            }
+            Ok::<_, LoadError>(out)
+        }));
+    }
+    let mut producers = Vec::new();
+    for i in 0..options.payments {
+        let permit = Arc::clone(&window)
+            .acquire_owned()
+            .await
+            .map_err(|_| LoadError::Run("the window closed".to_owned()))?;
+        let (tx, in_flight) = senders[i % streams].clone();
+        let mut quoter = quoters[i % streams].clone();
+        let routes = Arc::clone(routes);
+        let target = Arc::clone(target);
+        producers.push(tokio::spawn(async move {
+            let route = i % routes.len();
+            let t0 = Instant::now();
+            let (signed, uetr) = quoted_instruction(
+                &mut quoter,
+                &routes[route],
+                &target.counterparty,
+                &target.amount,
+            )
+            .await?;
+            let t1 = Instant::now();
+            in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(uetr, (t0, t1, route, permit));
+            tx.send(pb::SubmitPaymentRequest {
+                instruction: Some(signed),
+            })
+            .await
+            .map_err(|_| LoadError::Run("the stream closed early".to_owned()))?;
+            Ok::<_, LoadError>(())
+        }));
+    }
+    for producer in producers {
+        producer
+            .await
+            .map_err(|e| LoadError::Run(format!("producer task: {e}")))??;
+    }
+    // Closing every sender ends the request streams; the node then finishes what it accepted
+    // and ends each answer stream.
+    drop(senders);
+    let mut outcomes = Vec::with_capacity(options.payments);
+    for reader in readers {
+        outcomes.extend(
+            reader
+                .await
+                .map_err(|e| LoadError::Run(format!("stream reader: {e}")))??,
+        );
+    }
+    Ok((outcomes, started.elapsed()))
+}
+
+/// Posted balance and pending debits (minor units) of every account of a node.
+pub async fn balances(client: &mut PaymentsClient<Channel>) -> Result<Balances, LoadError> {
+    let listed = client
+        .get_balances(pb::BalancesRequest::default())
+        .await
+        .map_err(call("GetBalances"))?
+        .into_inner()
+        .balances;
+    let minor = |a: Option<&pb::ActiveCurrencyAndAmount>| -> Result<u128, LoadError> {
+        let a = a.ok_or_else(|| LoadError::Run("a balance without an amount".to_owned()))?;
+        // The funding account is the only one that goes negative; it is not checked.
+        if a.value.starts_with('-') {
+            return Ok(0);
+        }
+        money::parse_amount(a)
+            .map(|(_, m)| m)
+            .map_err(|r| LoadError::Run(format!("balance {a:?}: {r}")))
+    };
+    let mut out = BTreeMap::new();
+    for b in listed {
+        let id: u128 = b
+            .account
+            .parse()
+            .map_err(|_| LoadError::Run(format!("account id {:?}", b.account)))?;
+        out.insert(
+            id,
+            (
+                minor(b.posted_balance.as_ref())?,
+                minor(b.pending_debits.as_ref())?,
+            ),
+        );
+    }
+    Ok(out)
+}
+
+/// One node's view for the balance check: its jurisdiction, balances before and after, and the
+/// account on the other side of its customers' movements (corridor or liquidity).
+type Side<'a> = (&'a str, &'a Balances, &'a Balances, u128);
+
+/// Compares every touched account with what the settled payments must have moved, and looks
+/// for reservations left pending.
+fn check_balances(report: &mut LoadReport, routes: &[Route], sender: Side<'_>, receiver: Side<'_>) {
+    let mut debited: BTreeMap<u128, u128> = BTreeMap::new();
+    let mut credited: BTreeMap<u128, u128> = BTreeMap::new();
+    let mut total = (0u128, 0u128);
+    for o in report
+        .outcomes
+        .iter()
+        .filter(|o| o.status == pb::TransactionStatus::Acsc)
+    {
+        let Some(route) = routes.get(o.route) else {
+            continue;
+        };
+        let d = debited.entry(route.debtor_account).or_default();
+        *d = d.saturating_add(report.amount.1);
+        let c = credited.entry(route.creditor_account).or_default();
+        *c = c.saturating_add(o.credited_minor);
+        total.0 = total.0.saturating_add(report.amount.1);
+        total.1 = total.1.saturating_add(o.credited_minor);
+    }
+    let mut problems = Vec::new();
+    let mut expect = |(node, before, after, _): &Side<'_>, account: u128, delta: i128| {
+        let b = before.get(&account).map_or(0, |x| x.0);
+        let a = after.get(&account).map_or(0, |x| x.0);
+        let moved = i128::try_from(a)
+            .unwrap_or(i128::MAX)
+            .saturating_sub(i128::try_from(b).unwrap_or(i128::MAX));
+        if moved != delta {
+            problems.push(format!(
+                "{node} account {account}: moved {moved} minor units, expected {delta}"
+            ));
+        }
+    };
+    let signed = |v: u128| i128::try_from(v).unwrap_or(i128::MAX);
+    for (account, sum) in &debited {
+        expect(&sender, *account, -signed(*sum));
+    }
+    for (account, sum) in &credited {
+        expect(&receiver, *account, signed(*sum));
+    }
+    // Accounts of the routes that settled nothing must not have moved either.
+    for route in routes {
+        if !debited.contains_key(&route.debtor_account) {
+            expect(&sender, route.debtor_account, 0);
+        }
+        if !credited.contains_key(&route.creditor_account) {
+            expect(&receiver, route.creditor_account, 0);
+        }
+    }
+    expect(&sender, sender.3, signed(total.0));
+    expect(&receiver, receiver.3, -signed(total.1));
+    for (node, _, after, _) in [&sender, &receiver] {
+        for (account, (_, pending)) in after.iter() {
+            if *pending != 0 {
+                problems.push(format!(
+                    "{node} account {account}: {pending} minor units still reserved"
+                ));
+            }
+        }
+    }
+    report.balance_problems = problems;
+    report.moved = total;
+}
+
+/// Where `kakehashi pki init` puts a jurisdiction's banks under `certs`.
+pub fn banks_dir(certs: &Path, jurisdiction: &str) -> PathBuf {
+    certs.join(jurisdiction.to_lowercase()).join("banks")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn percentile_is_the_nearest_rank() {
+        let sorted = ms(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(percentile(&sorted, 50.0), Duration::from_millis(5));
+        assert_eq!(percentile(&sorted, 90.0), Duration::from_millis(9));
+        assert_eq!(percentile(&sorted, 99.0), Duration::from_millis(10));
+        assert_eq!(percentile(&sorted, 100.0), Duration::from_millis(10));
+        assert_eq!(percentile(&sorted, 0.0), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn options_out_of_range_are_refused() {
+        let bad = [
+            LoadOptions {
+                payments: 0,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                concurrency: 0,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                concurrency: CONCURRENCY_MAX + 1,
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                streams: Some(0),
+                ..LoadOptions::default()
+            },
+        ];
+        for options in bad {
+            assert!(options.check().is_err(), "{options:?}");
+        }
+        LoadOptions::default().check().unwrap();
+    }
+
+    #[test]
+    fn streams_cover_the_window_in_blocks_of_the_node_limit() {
+        let options = |concurrency| LoadOptions {
+            concurrency,
+            ..LoadOptions::default()
+        };
+        assert_eq!(options(1).stream_count(), 1);
+        assert_eq!(options(STREAM_WINDOW_MAX).stream_count(), 1);
+        assert_eq!(options(STREAM_WINDOW_MAX + 1).stream_count(), 2);
+    }
+
+    #[test]
+    fn status_keys_name_status_and_reason() {
+        assert_eq!(status_key(pb::TransactionStatus::Acsc, ""), "ACSC");
+        assert_eq!(status_key(pb::TransactionStatus::Rjct, "AM04"), "RJCT AM04");
+    }
+}

@@ -1,0 +1,1352 @@
+//! The transaction file `kakehashi replay` sends: JSON Lines, one payment per line, in the
+//! vocabulary of ISO 20022 pacs.008 (debtor and creditor agents by BIC, accounts, the
+//! interbank settlement amount as an `ActiveCurrencyAndAmount`, UETR, end-to-end id) plus what
+//! an integration test expects to happen to it (pacs.002 status and reason code).
+//!
+//! ```text
+//! {"debtor_agent":"KKHAJPJ0","debtor_account":"1001","creditor_agent":"KKHASGS0","creditor_account":"2001","creditor_name":"Tan Wei Ming","amount":{"currency":"JPY","value":"25000"},"target_currency":"SGD","end_to_end_id":"INV-2026-0001","expect":{"status":"ACSC"}}
+//! {"debtor_agent":"KKHBJPJ0","debtor_account":"1102","creditor_agent":"KKHBSGS0","creditor_account":"2102","amount":{"currency":"JPY","value":"4999999"},"expect":{"status":"RJCT","reason":"AM04"}}
+//! ```
+//!
+//! Members (unknown members are refused; `null` is the same as absent):
+//!
+//! | member | ISO 20022 | required | meaning |
+//! |---|---|---|---|
+//! | `debtor_agent` | `DbtrAgt/FinInstnId/BICFI` | yes | the sending bank; its country (BIC characters 5–6) picks the sending node |
+//! | `signer` | | no | `{"cert": PEM chain, "key": PKCS#8 PEM}`, paths relative to the file; default: the bank's pair in the dev PKI |
+//! | `debtor_account` | `DbtrAcct` | yes | account id on the sending ledger (string or integer) |
+//! | `debtor_name` | `Dbtr/Nm` | no | default `account <id> at <BIC>` |
+//! | `creditor_agent` | `CdtrAgt/FinInstnId/BICFI` | yes | the receiving bank; its country is the counterparty jurisdiction |
+//! | `creditor_account` | `CdtrAcct` | yes | account id on the receiving ledger |
+//! | `creditor_name` | `Cdtr/Nm` | no | default `account <id> at <BIC>` |
+//! | `amount` | `IntrBkSttlmAmt` | yes | `{"currency": "JPY", "value": "25000"}`: a decimal string in major units, in the sending jurisdiction's currency |
+//! | `target_currency` | `XchgRateInf/UnitCcy` | no | the creditor's currency, checked against the agreement and the quote |
+//! | `charge_bearer` | `ChrgBr` | no | DEBT, CRED, SHAR (default) or SLEV |
+//! | `remittance_information` | `RmtInf/Ustrd` | no | at most 140 characters |
+//! | `uetr` | `PmtId/UETR` | no | default: derived from the line (below) |
+//! | `end_to_end_id` | `PmtId/EndToEndId` | no | at most 35 characters; default `E2E-` and the UETR's first 8 digits |
+//! | `instruction_id` | `PmtId/InstrId` | no | at most 35 characters; default the BIC, `-` and the UETR's first 8 digits |
+//! | `expect` | pacs.002 `TxSts`, `StsRsnInf/Rsn/Cd` | no | `{"status": "ACSC"}` or `{"status": "RJCT", "reason": "AM04"}` (`reason` alone implies RJCT) |
+//! | `fault` | | no | for tests: `bad_signature` (one signature bit flipped: DS0B) or `expired_instruction` (expired four minutes ago: AB05) |
+//! | `comment` | | no | ignored |
+//!
+//! Blank lines are skipped; a UTF-8 byte-order mark at the start and CR before LF are allowed.
+//! [`parse`] validates the whole file before anything is sent and reports every bad line (up
+//! to [`ERRORS_MAX`]) with its number, the member and an FF01 reason.
+//!
+//! **Derived UETRs.** A line without `uetr` gets one derived from its content, so that running
+//! the same file again after an interruption submits the same UETRs and the sending node's
+//! idempotence (a known UETR is DUPL and moves nothing) keeps anything from being paid twice.
+//! The UETR is the first 16 bytes of SHA-256 over a domain tag, the `--seed` text, a canonical
+//! text of the payment's members (every member except `expect` and `comment`, after defaults,
+//! in a fixed order, JSON-escaped) and the occurrence number of that content in the file (the
+//! second identical line is a second payment), with the version and variant bits of a version 4
+//! UUID (RFC 9562 §5.4) because SWIFT gpi expects UETRs of that shape. Editing a line's payment
+//! members, or changing the seed, makes it a new payment; reordering lines, inserting other
+//! lines or editing `expect` does not.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use kakehashi_pki::UnixTime;
+use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
+use kakehashi_proto::v1 as pb;
+use prost::Message as _;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::instruction::{self, ChargeBearer, Uetr, to_timestamp};
+use crate::money::{self, Currency};
+use crate::participant::{Bank, INSTRUCTION_LIFETIME_SECS};
+use crate::reason::{ReasonCode, Rejection};
+use crate::signed;
+
+/// Largest replay file read: 256 MiB is about a million payment lines, more than one run
+/// should hold in memory (every line and its result are kept until the summary).
+pub const FILE_BYTES_MAX: u64 = 256 << 20;
+
+/// Longest line: a payment with every member at its longest (names and remittance of 140
+/// characters, up to 4 bytes each in UTF-8, and two file paths) stays under 4 KiB; 16 KiB
+/// leaves room for comments while refusing a runaway line before it is parsed.
+pub const LINE_BYTES_MAX: usize = 16 << 10;
+
+/// Most payment lines in one file (the bound [`FILE_BYTES_MAX`] implies for short lines).
+pub const PAYMENTS_MAX: usize = 1_000_000;
+
+/// Most line errors reported before [`parse`] stops looking: enough to fix a file in one go,
+/// few enough to read.
+pub const ERRORS_MAX: usize = 50;
+
+/// How long before now an `expired_instruction` fault dates the instruction's creation; it
+/// expires a minute after that, so it is past expiry even under the 3 minutes of clock skew a
+/// node might allow (the devnet allows 30 s).
+pub const EXPIRED_CREATED_AGO_SECS: i64 = 300;
+
+/// Lifetime of an `expired_instruction` fault's instruction.
+const EXPIRED_LIFETIME_SECS: i64 = 60;
+
+/// Domain tag of derived UETRs, versioned so that a change of the derivation never collides
+/// with UETRs derived before.
+const UETR_DOMAIN: &[u8] = b"kakehashi-replay-uetr-v1\n";
+
+/// How many leading UETR hex digits default references quote.
+const UETR_SHORT_LEN: usize = 8;
+
+/// A bad line: where, which member, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {code}: {detail}", self.place())]
+pub struct LineError {
+    /// 1-based line number (0 for the file as a whole).
+    pub line: usize,
+    /// The member at fault, when one is.
+    pub field: Option<String>,
+    /// The ISO 20022 reason code (FF01 for every format problem).
+    pub code: ReasonCode,
+    /// What is wrong and what would be right.
+    pub detail: String,
+}
+
+impl LineError {
+    /// `line 7, member uetr`, `line 7`, or `file` for line 0 (the file as a whole).
+    fn place(&self) -> String {
+        let mut text = if self.line == 0 {
+            "file".to_owned()
+        } else {
+            format!("line {}", self.line)
+        };
+        if let Some(field) = &self.field {
+            text.push_str(", member ");
+            text.push_str(field);
+        }
+        text
+    }
+}
+
+/// The agreement's parties and their currencies: what a line's BICs and amounts are checked
+/// against.
+pub type Parties = BTreeMap<String, &'static Currency>;
+
+/// A signing identity given by file paths, as written in the line (relative paths are the
+/// caller's to resolve against the file's directory).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SignerFiles {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PKCS#8 PEM key.
+    pub key: PathBuf,
+}
+
+/// What a line expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// ACSC: settled.
+    Settled,
+    /// RJCT, with this reason code or any.
+    Rejected(Option<ReasonCode>),
+}
+
+impl Expect {
+    /// Whether an outcome with pacs.002 `status` (ACSC, RJCT, PDNG) and `reason` meets it.
+    pub fn is_met_by(self, status: &str, reason: &str) -> bool {
+        match self {
+            Self::Settled => status == "ACSC",
+            Self::Rejected(None) => status == "RJCT",
+            Self::Rejected(Some(code)) => status == "RJCT" && reason == code.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Settled => f.write_str("ACSC"),
+            Self::Rejected(None) => f.write_str("RJCT"),
+            Self::Rejected(Some(code)) => write!(f, "RJCT {code}"),
+        }
+    }
+}
+
+/// A deliberate defect, for integration tests of the nodes' refusals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// One bit of the Ed25519 signature flipped: the node refuses it (DS0B).
+    BadSignature,
+    /// Created [`EXPIRED_CREATED_AGO_SECS`] ago and already expired (AB05).
+    ExpiredInstruction,
+}
+
+impl Fault {
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadSignature => "bad_signature",
+            Self::ExpiredInstruction => "expired_instruction",
+        }
+    }
+}
+
+/// One validated payment line.
+#[derive(Clone, Debug)]
+pub struct Payment {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The sending bank's BIC.
+    pub debtor_agent: String,
+    /// Where its signing identity is, if not the default.
+    pub signer: Option<SignerFiles>,
+    /// The sending jurisdiction (the debtor agent's country).
+    pub sending: String,
+    /// The receiving jurisdiction (the creditor agent's country).
+    pub receiving: String,
+    /// The debtor's account on the sending ledger.
+    pub debtor_account: u128,
+    /// The debtor's name.
+    pub debtor_name: String,
+    /// The creditor's bank.
+    pub creditor_agent: String,
+    /// The creditor's account on the receiving ledger.
+    pub creditor_account: u128,
+    /// The creditor's name.
+    pub creditor_name: String,
+    /// The amount debited, canonical wire form.
+    pub amount: pb::ActiveCurrencyAndAmount,
+    /// The amount in minor units.
+    pub amount_minor: u128,
+    /// The creditor's currency.
+    pub target_currency: &'static Currency,
+    /// Who bears charges.
+    pub charge_bearer: ChargeBearer,
+    /// Unstructured remittance information.
+    pub remittance_information: String,
+    /// The UETR.
+    pub uetr: Uetr,
+    /// Whether the UETR was derived (the line had none).
+    pub uetr_derived: bool,
+    /// The end-to-end id.
+    pub end_to_end_id: String,
+    /// The instruction id.
+    pub instruction_id: String,
+    /// What should happen.
+    pub expect: Option<Expect>,
+    /// A deliberate defect.
+    pub fault: Option<Fault>,
+}
+
+impl Payment {
+    /// Whether a status report of the sending node for this UETR describes this payment (the
+    /// same end-to-end id and amount): a resubmission of the same line, not another payment
+    /// that reused the UETR.
+    pub fn is_same_as(&self, report: &pb::PaymentStatusReport) -> bool {
+        let amount = report
+            .interbank_settlement_amount
+            .as_ref()
+            .and_then(|a| money::parse_amount(a).ok());
+        report.end_to_end_id == self.end_to_end_id
+            && amount.is_some_and(|(c, minor)| {
+                c.alpha == self.amount.currency && minor == self.amount_minor
+            })
+    }
+}
+
+/// The members a line may have, each kept as raw JSON so that a wrong type is reported by
+/// member name; `deny_unknown_fields` also refuses a member given twice.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLine {
+    debtor_agent: Option<Value>,
+    signer: Option<Value>,
+    debtor_account: Option<Value>,
+    debtor_name: Option<Value>,
+    creditor_agent: Option<Value>,
+    creditor_account: Option<Value>,
+    creditor_name: Option<Value>,
+    amount: Option<Value>,
+    target_currency: Option<Value>,
+    charge_bearer: Option<Value>,
+    remittance_information: Option<Value>,
+    uetr: Option<Value>,
+    end_to_end_id: Option<Value>,
+    instruction_id: Option<Value>,
+    expect: Option<Value>,
+    fault: Option<Value>,
+    #[allow(dead_code)] // accepted and ignored
+    comment: Option<Value>,
+}
+
+/// Parses and validates a whole replay file. Every payment line must be well formed, name
+/// banks of two different parties of the agreement and debit in the sending party's currency;
+/// otherwise the errors of up to [`ERRORS_MAX`] lines are returned and nothing should be sent.
+/// `seed` is mixed into derived UETRs.
+pub fn parse(bytes: &[u8], parties: &Parties, seed: &str) -> Result<Vec<Payment>, Vec<LineError>> {
+    let mut errors = Vec::new();
+    let mut payments = Vec::new();
+    let mut occurrences: HashMap<String, u64> = HashMap::new();
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        if errors.len() >= ERRORS_MAX {
+            break;
+        }
+        let number = index + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.len() > LINE_BYTES_MAX {
+            errors.push(line_error(
+                number,
+                None,
+                format!(
+                    "the line is {} bytes; at most {LINE_BYTES_MAX} are allowed",
+                    raw.len()
+                ),
+            ));
+            continue;
+        }
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let text = match std::str::from_utf8(raw) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(line_error(
+                    number,
+                    None,
+                    format!(
+                        "not UTF-8 (invalid byte at column {}); save the file as UTF-8",
+                        e.valid_up_to() + 1
+                    ),
+                ));
+                continue;
+            }
+        };
+        if payments.len() >= PAYMENTS_MAX {
+            errors.push(line_error(
+                number,
+                None,
+                format!("more than {PAYMENTS_MAX} payments; split the file"),
+            ));
+            break;
+        }
+        match parse_line(number, text, parties, seed, &mut occurrences) {
+            Ok(payment) => payments.push(payment),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() && payments.is_empty() {
+        errors.push(line_error(
+            0,
+            None,
+            "the file holds no payment lines (one JSON object per line)".to_owned(),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(payments)
+    } else {
+        Err(errors)
+    }
+}
+
+fn line_error(line: usize, field: Option<&str>, detail: String) -> LineError {
+    LineError {
+        line,
+        field: field.map(str::to_owned),
+        code: ReasonCode::Ff01,
+        detail,
+    }
+}
+
+/// The member named in a serde error message such as "unknown field `x`, expected ...".
+fn quoted_member(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let len = message.get(start..)?.find('`')?;
+    message.get(start..start + len)
+}
+
+fn parse_line(
+    number: usize,
+    text: &str,
+    parties: &Parties,
+    seed: &str,
+    occurrences: &mut HashMap<String, u64>,
+) -> Result<Payment, LineError> {
+    let raw: RawLine = serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        if message.starts_with("unknown field") {
+            let member = quoted_member(&message).unwrap_or("?");
+            line_error(
+                number,
+                Some(member),
+                "unknown member; a line has debtor_agent, debtor_account, creditor_agent, \
+                 creditor_account, amount and optionally signer, debtor_name, creditor_name, \
+                 target_currency, charge_bearer, remittance_information, uetr, end_to_end_id, \
+                 instruction_id, expect, fault, comment"
+                    .to_owned(),
+            )
+        } else if message.starts_with("duplicate field") {
+            let member = quoted_member(&message).unwrap_or("?");
+            line_error(number, Some(member), "given twice".to_owned())
+        } else if e.is_data() {
+            line_error(
+                number,
+                None,
+                "a line must be one JSON object (one payment)".to_owned(),
+            )
+        } else {
+            line_error(
+                number,
+                None,
+                format!("not valid JSON at column {}: {e}", e.column()),
+            )
+        }
+    })?;
+    let fail = |field: &str, detail: String| line_error(number, Some(field), detail);
+    let from_rejection = |field: &str, r: Rejection| fail(field, r.detail);
+
+    let debtor_agent = required_text(&raw.debtor_agent, "debtor_agent", number)?;
+    let debtor_agent = instruction::bic("debtor_agent", debtor_agent)
+        .map_err(|r| from_rejection("debtor_agent", r))?;
+    let creditor_agent = required_text(&raw.creditor_agent, "creditor_agent", number)?;
+    let creditor_agent = instruction::bic("creditor_agent", creditor_agent)
+        .map_err(|r| from_rejection("creditor_agent", r))?;
+    // ISO 9362: characters 5 and 6 of a BIC are the bank's ISO 3166 country; `bic` checked
+    // that they are letters.
+    let sending = debtor_agent.get(4..6).unwrap_or_default().to_owned();
+    let receiving = creditor_agent.get(4..6).unwrap_or_default().to_owned();
+    let party_list = || parties.keys().cloned().collect::<Vec<_>>().join(", ");
+    let Some(sending_currency) = parties.get(&sending).copied() else {
+        return Err(fail(
+            "debtor_agent",
+            format!(
+                "{debtor_agent} is a bank of {sending}, which is not a party to the agreement \
+                 (parties: {})",
+                party_list()
+            ),
+        ));
+    };
+    let Some(receiving_currency) = parties.get(&receiving).copied() else {
+        return Err(fail(
+            "creditor_agent",
+            format!(
+                "{creditor_agent} is a bank of {receiving}, which is not a party to the \
+                 agreement (parties: {})",
+                party_list()
+            ),
+        ));
+    };
+    if sending == receiving {
+        return Err(fail(
+            "creditor_agent",
+            format!(
+                "{creditor_agent} is a bank of {receiving}, like the debtor agent; the relay \
+                 carries cross-border payments only"
+            ),
+        ));
+    }
+    let signer = signer_files(raw.signer.as_ref(), number)?;
+    let debtor_account = account(&raw.debtor_account, "debtor_account", number)?;
+    let creditor_account = account(&raw.creditor_account, "creditor_account", number)?;
+    let debtor_name = optional_text(
+        &raw.debtor_name,
+        "debtor_name",
+        number,
+        1,
+        instruction::NAME_CHARS_MAX,
+    )?
+    .unwrap_or_else(|| format!("account {debtor_account} at {debtor_agent}"));
+    let creditor_name = optional_text(
+        &raw.creditor_name,
+        "creditor_name",
+        number,
+        1,
+        instruction::NAME_CHARS_MAX,
+    )?
+    .unwrap_or_else(|| format!("account {creditor_account} at {creditor_agent}"));
+    let (amount, amount_minor) = amount(raw.amount.as_ref(), number)?;
+    if amount.currency != sending_currency.alpha {
+        return Err(fail(
+            "amount.currency",
+            format!(
+                "{} debits in {}, not {}; the amount is what the debtor pays",
+                sending, sending_currency.alpha, amount.currency
+            ),
+        ));
+    }
+    let target_currency =
+        match optional_text(&raw.target_currency, "target_currency", number, 1, 3)? {
+            None => receiving_currency,
+            Some(code) => {
+                let currency = money::currency(&code).ok_or_else(|| {
+                    fail(
+                        "target_currency",
+                        format!("{code} is not an ISO 4217 code kakehashi knows"),
+                    )
+                })?;
+                if currency.alpha != receiving_currency.alpha {
+                    return Err(fail(
+                        "target_currency",
+                        format!(
+                            "{receiving} credits in {}, not {code}",
+                            receiving_currency.alpha
+                        ),
+                    ));
+                }
+                currency
+            }
+        };
+    let charge_bearer = match optional_text(&raw.charge_bearer, "charge_bearer", number, 1, 4)? {
+        None => ChargeBearer::Shar,
+        Some(code) => ChargeBearer::parse(&code).map_err(|r| from_rejection("charge_bearer", r))?,
+    };
+    let remittance_information = optional_text(
+        &raw.remittance_information,
+        "remittance_information",
+        number,
+        0,
+        instruction::REMITTANCE_CHARS_MAX,
+    )?
+    .unwrap_or_default();
+    let explicit_e2e = optional_text(
+        &raw.end_to_end_id,
+        "end_to_end_id",
+        number,
+        1,
+        instruction::ID_CHARS_MAX,
+    )?;
+    let explicit_instruction_id = optional_text(
+        &raw.instruction_id,
+        "instruction_id",
+        number,
+        1,
+        instruction::ID_CHARS_MAX,
+    )?;
+    let fault = match optional_text(&raw.fault, "fault", number, 1, 32)? {
+        None => None,
+        Some(name) => Some(
+            [Fault::BadSignature, Fault::ExpiredInstruction]
+                .into_iter()
+                .find(|f| f.as_str() == name)
+                .ok_or_else(|| {
+                    fail(
+                        "fault",
+                        format!("{name:?} is not bad_signature or expired_instruction"),
+                    )
+                })?,
+        ),
+    };
+    let expect = expect(raw.expect.as_ref(), number)?;
+    let explicit_uetr = optional_text(&raw.uetr, "uetr", number, 1, 64)?;
+
+    let (uetr, uetr_derived) = match explicit_uetr {
+        Some(text) => (
+            Uetr::parse(&text).map_err(|r| from_rejection("uetr", r))?,
+            false,
+        ),
+        None => {
+            let canonical = canonical_text(&[
+                ("debtor_agent", debtor_agent.clone()),
+                (
+                    "signer_cert",
+                    signer
+                        .as_ref()
+                        .map(|s| s.cert.display().to_string())
+                        .unwrap_or_default(),
+                ),
+                (
+                    "signer_key",
+                    signer
+                        .as_ref()
+                        .map(|s| s.key.display().to_string())
+                        .unwrap_or_default(),
+                ),
+                ("debtor_account", debtor_account.to_string()),
+                ("debtor_name", debtor_name.clone()),
+                ("creditor_agent", creditor_agent.clone()),
+                ("creditor_account", creditor_account.to_string()),
+                ("creditor_name", creditor_name.clone()),
+                ("amount_currency", amount.currency.clone()),
+                ("amount_minor", amount_minor.to_string()),
+                ("target_currency", target_currency.alpha.to_owned()),
+                ("charge_bearer", charge_bearer.as_str().to_owned()),
+                ("remittance_information", remittance_information.clone()),
+                ("end_to_end_id", explicit_e2e.clone().unwrap_or_default()),
+                (
+                    "instruction_id",
+                    explicit_instruction_id.clone().unwrap_or_default(),
+                ),
+                (
+                    "fault",
+                    fault.map(|f| f.as_str().to_owned()).unwrap_or_default(),
+                ),
+            ]);
+            let seen = occurrences.entry(canonical.clone()).or_default();
+            *seen = seen.saturating_add(1);
+            (derive_uetr(seed, &canonical, *seen), true)
+        }
+    };
+    let short: String = uetr.to_string().chars().take(UETR_SHORT_LEN).collect();
+    Ok(Payment {
+        line: number,
+        end_to_end_id: explicit_e2e.unwrap_or_else(|| format!("E2E-{short}")),
+        instruction_id: explicit_instruction_id
+            .unwrap_or_else(|| format!("{debtor_agent}-{short}")),
+        debtor_agent,
+        signer,
+        sending,
+        receiving,
+        debtor_account,
+        debtor_name,
+        creditor_agent,
+        creditor_account,
+        creditor_name,
+        amount,
+        amount_minor,
+        target_currency,
+        charge_bearer,
+        remittance_information,
+        uetr,
+        uetr_derived,
+        expect,
+        fault,
+    })
+}
+
+/// One `name=value` line per member, the value JSON-escaped so no value can forge another
+/// member.
+fn canonical_text(members: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (name, value) in members {
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&Value::String(value.clone()).to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// The derived UETR of the `occurrence`-th line (1-based) with payment content `canonical`.
+pub fn derive_uetr(seed: &str, canonical: &str, occurrence: u64) -> Uetr {
+    let mut hash = Sha256::new();
+    hash.update(UETR_DOMAIN);
+    hash.update(Value::String(seed.to_owned()).to_string().as_bytes());
+    hash.update(b"\n");
+    hash.update(canonical.as_bytes());
+    hash.update(occurrence.to_string().as_bytes());
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    // RFC 9562 §5.4: version 4 in the high nibble of byte 6, variant 10 in byte 8.
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Uetr(bytes)
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn required_text(value: &Option<Value>, field: &str, line: usize) -> Result<String, LineError> {
+    match value {
+        None => Err(line_error(line, Some(field), "missing".to_owned())),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(line_error(
+            line,
+            Some(field),
+            format!("must be a string, not {}", type_name(other)),
+        )),
+    }
+}
+
+/// An optional string of `min` to `max` characters.
+fn optional_text(
+    value: &Option<Value>,
+    field: &str,
+    line: usize,
+    min: usize,
+    max: usize,
+) -> Result<Option<String>, LineError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let Value::String(s) = value else {
+        return Err(line_error(
+            line,
+            Some(field),
+            format!("must be a string, not {}", type_name(value)),
+        ));
+    };
+    let chars = s.chars().count();
+    if chars < min || chars > max {
+        return Err(line_error(
+            line,
+            Some(field),
+            format!("is {chars} characters; {min} to {max} are allowed"),
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(line_error(
+            line,
+            Some(field),
+            "holds a control character".to_owned(),
+        ));
+    }
+    Ok(Some(s.clone()))
+}
+
+/// An account id given as a decimal string or a JSON integer.
+fn account(value: &Option<Value>, field: &str, line: usize) -> Result<u128, LineError> {
+    let text = match value {
+        None => return Err(line_error(line, Some(field), "missing".to_owned())),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(other) => {
+            return Err(line_error(
+                line,
+                Some(field),
+                format!(
+                    "must be a decimal string or a non-negative integer, not {}",
+                    if other.is_number() {
+                        "this number"
+                    } else {
+                        type_name(other)
+                    }
+                ),
+            ));
+        }
+    };
+    instruction::account(field, &text).map_err(|r| line_error(line, Some(field), r.detail))
+}
+
+fn amount(
+    value: Option<&Value>,
+    line: usize,
+) -> Result<(pb::ActiveCurrencyAndAmount, u128), LineError> {
+    let fail = |field: &str, detail: String| line_error(line, Some(field), detail);
+    let Some(value) = value else {
+        return Err(fail(
+            "amount",
+            "missing; give {\"currency\": \"JPY\", \"value\": \"25000\"}".to_owned(),
+        ));
+    };
+    let Value::Object(members) = value else {
+        return Err(fail(
+            "amount",
+            format!(
+                "must be an object {{\"currency\": ..., \"value\": ...}}, not {}",
+                type_name(value)
+            ),
+        ));
+    };
+    if let Some(extra) = members.keys().find(|k| *k != "currency" && *k != "value") {
+        return Err(fail(
+            &format!("amount.{extra}"),
+            "unknown member; an amount has currency and value".to_owned(),
+        ));
+    }
+    let currency = match members.get("currency") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(fail(
+                "amount.currency",
+                format!("must be a string, not {}", type_name(other)),
+            ));
+        }
+        None => return Err(fail("amount.currency", "missing".to_owned())),
+    };
+    let value = match members.get("value") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => {
+            return Err(fail(
+                "amount.value",
+                format!(
+                    "must be a decimal string such as \"{n}\", not a JSON number (numbers lose \
+                     precision)"
+                ),
+            ));
+        }
+        Some(other) => {
+            return Err(fail(
+                "amount.value",
+                format!("must be a string, not {}", type_name(other)),
+            ));
+        }
+        None => return Err(fail("amount.value", "missing".to_owned())),
+    };
+    let wire = pb::ActiveCurrencyAndAmount {
+        currency: currency.clone(),
+        value,
+    };
+    let (ccy, minor) = money::parse_amount(&wire).map_err(|r| {
+        let field = if money::currency(&currency).is_none() {
+            "amount.currency"
+        } else {
+            "amount.value"
+        };
+        fail(field, r.detail)
+    })?;
+    if minor == 0 {
+        return Err(fail(
+            "amount.value",
+            "is zero; a payment must be positive".to_owned(),
+        ));
+    }
+    Ok((money::format_amount(ccy, minor), minor))
+}
+
+fn signer_files(value: Option<&Value>, line: usize) -> Result<Option<SignerFiles>, LineError> {
+    let fail = |field: &str, detail: String| line_error(line, Some(field), detail);
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let Value::Object(members) = value else {
+        return Err(fail(
+            "signer",
+            format!(
+                "must be an object {{\"cert\": PATH, \"key\": PATH}}, not {}",
+                type_name(value)
+            ),
+        ));
+    };
+    if let Some(extra) = members.keys().find(|k| *k != "cert" && *k != "key") {
+        return Err(fail(
+            &format!("signer.{extra}"),
+            "unknown member; a signer has cert and key".to_owned(),
+        ));
+    }
+    let path = |name: &str| -> Result<PathBuf, LineError> {
+        match members.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(PathBuf::from(s)),
+            Some(other) => Err(fail(
+                &format!("signer.{name}"),
+                format!("must be a non-empty path string, not {}", type_name(other)),
+            )),
+            None => Err(fail(&format!("signer.{name}"), "missing".to_owned())),
+        }
+    };
+    Ok(Some(SignerFiles {
+        cert: path("cert")?,
+        key: path("key")?,
+    }))
+}
+
+fn expect(value: Option<&Value>, line: usize) -> Result<Option<Expect>, LineError> {
+    let fail = |field: &str, detail: String| line_error(line, Some(field), detail);
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let Value::Object(members) = value else {
+        return Err(fail(
+            "expect",
+            format!(
+                "must be an object such as {{\"status\": \"RJCT\", \"reason\": \"AM04\"}}, not {}",
+                type_name(value)
+            ),
+        ));
+    };
+    if let Some(extra) = members.keys().find(|k| *k != "status" && *k != "reason") {
+        return Err(fail(
+            &format!("expect.{extra}"),
+            "unknown member; an expectation has status and reason".to_owned(),
+        ));
+    }
+    let text = |name: &str| -> Result<Option<&str>, LineError> {
+        match members.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(other) => Err(fail(
+                &format!("expect.{name}"),
+                format!("must be a string, not {}", type_name(other)),
+            )),
+        }
+    };
+    let reason = match text("reason")? {
+        None => None,
+        Some(code) => Some(ReasonCode::parse(code).ok_or_else(|| {
+            fail(
+                "expect.reason",
+                format!(
+                    "{code:?} is not a reason code the nodes answer ({})",
+                    ReasonCode::ALL.map(ReasonCode::as_str).join(", ")
+                ),
+            )
+        })?),
+    };
+    match (text("status")?, reason) {
+        (Some("ACSC"), None) => Ok(Some(Expect::Settled)),
+        (Some("ACSC"), Some(_)) => Err(fail(
+            "expect.reason",
+            "an ACSC payment has no reason code".to_owned(),
+        )),
+        (Some("RJCT") | None, reason @ Some(_)) | (Some("RJCT"), reason @ None) => {
+            Ok(Some(Expect::Rejected(reason)))
+        }
+        (None, None) => Err(fail(
+            "expect",
+            "give a status (ACSC or RJCT) or a reason".to_owned(),
+        )),
+        (Some(other), _) => Err(fail(
+            "expect.status",
+            format!("{other:?} is not ACSC or RJCT (PDNG is not an outcome)"),
+        )),
+    }
+}
+
+/// Builds the instruction for `payment` at `quote` (whose source amount the caller checked is
+/// `payment.amount`) and signs it with `bank`'s key; applies the line's fault, if any. `now` is
+/// the creation time.
+pub fn instruction(
+    bank: &Bank,
+    payment: &Payment,
+    quote: &pb::Signed,
+    now: UnixTime,
+) -> pb::Signed {
+    let (created, expiry) = match payment.fault {
+        Some(Fault::ExpiredInstruction) => {
+            let created = now.0.saturating_sub(EXPIRED_CREATED_AGO_SECS);
+            (created, created.saturating_add(EXPIRED_LIFETIME_SECS))
+        }
+        _ => (now.0, now.0.saturating_add(INSTRUCTION_LIFETIME_SECS)),
+    };
+    let body = pb::CreditTransferInstruction {
+        uetr: payment.uetr.to_string(),
+        end_to_end_id: payment.end_to_end_id.clone(),
+        instruction_id: payment.instruction_id.clone(),
+        creation_date_time: Some(to_timestamp(UnixTime(created))),
+        expiry_date_time: Some(to_timestamp(UnixTime(expiry))),
+        interbank_settlement_amount: Some(payment.amount.clone()),
+        charge_bearer: payment.charge_bearer.as_str().to_owned(),
+        debtor_agent_bic: payment.debtor_agent.clone(),
+        debtor_account: payment.debtor_account.to_string(),
+        debtor_name: payment.debtor_name.clone(),
+        creditor_agent_bic: payment.creditor_agent.clone(),
+        creditor_account: payment.creditor_account.to_string(),
+        creditor_name: payment.creditor_name.clone(),
+        remittance_information: payment.remittance_information.clone(),
+        quote: Some(quote.clone()),
+    };
+    let mut signed = signed::sign(
+        SIGNING_DOMAIN_INSTRUCTION,
+        body.encode_to_vec(),
+        &bank.key,
+        &bank.chain,
+    );
+    if payment.fault == Some(Fault::BadSignature)
+        && let Some(first) = signed.signature.first_mut()
+    {
+        *first ^= 1;
+    }
+    signed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parties() -> Parties {
+        let mut p = Parties::new();
+        p.insert("JP".into(), money::currency("JPY").unwrap());
+        p.insert("SG".into(), money::currency("SGD").unwrap());
+        p
+    }
+
+    const GOOD: &str = r#"{"debtor_agent":"KKHAJPJ0","debtor_account":"1001","creditor_agent":"KKHASGS0","creditor_account":2001,"amount":{"currency":"JPY","value":"25000"}}"#;
+
+    fn parse_one(line: &str) -> Result<Payment, LineError> {
+        parse(line.as_bytes(), &parties(), "")
+            .map(|mut v| v.remove(0))
+            .map_err(|mut e| e.remove(0))
+    }
+
+    /// `GOOD` with `member` set to `json` (raw JSON text), or removed when `json` is empty.
+    fn with(member: &str, json: &str) -> String {
+        let mut value: serde_json::Map<String, Value> = serde_json::from_str(GOOD).unwrap();
+        if json.is_empty() {
+            value.remove(member);
+        } else {
+            value.insert(member.into(), serde_json::from_str(json).unwrap());
+        }
+        Value::Object(value).to_string()
+    }
+
+    #[track_caller]
+    fn check_refused(line: &str, field: Option<&str>, words: &str) {
+        let err = parse_one(line).unwrap_err();
+        assert_eq!(err.line, 1, "{err}");
+        assert_eq!(err.code, ReasonCode::Ff01, "{err}");
+        assert_eq!(err.field.as_deref(), field, "{err}");
+        assert!(err.detail.contains(words), "{err}");
+    }
+
+    #[test]
+    fn a_minimal_line_gets_defaults_and_a_derived_v4_uetr() {
+        let p = parse_one(GOOD).unwrap();
+        assert_eq!((p.sending.as_str(), p.receiving.as_str()), ("JP", "SG"));
+        assert_eq!(p.amount.value, "25000");
+        assert_eq!(p.amount_minor, 25_000);
+        assert_eq!(p.target_currency.alpha, "SGD");
+        assert_eq!(p.creditor_account, 2001);
+        assert_eq!(p.debtor_name, "account 1001 at KKHAJPJ0");
+        assert_eq!(p.charge_bearer, ChargeBearer::Shar);
+        assert!(p.uetr_derived);
+        assert_eq!(p.uetr.version(), 4);
+        assert_eq!(p.uetr.0[8] & 0xc0, 0x80);
+        assert!(p.end_to_end_id.starts_with("E2E-"));
+        assert_eq!(p.expect, None);
+    }
+
+    #[test]
+    fn derived_uetrs_are_stable_and_depend_on_content_occurrence_and_seed() {
+        let a = parse(GOOD.as_bytes(), &parties(), "").unwrap();
+        let b = parse(GOOD.as_bytes(), &parties(), "").unwrap();
+        assert_eq!(a[0].uetr, b[0].uetr, "same file, same UETR");
+        let twice = parse(format!("{GOOD}\n{GOOD}\n").as_bytes(), &parties(), "").unwrap();
+        assert_eq!(twice[0].uetr, a[0].uetr);
+        assert_ne!(
+            twice[1].uetr, twice[0].uetr,
+            "an identical line is another payment"
+        );
+        let other = with("amount", r#"{"currency":"JPY","value":"25001"}"#);
+        let moved = parse(format!("{other}\n{GOOD}\n").as_bytes(), &parties(), "").unwrap();
+        assert_eq!(
+            moved[1].uetr, a[0].uetr,
+            "inserting another line changes nothing"
+        );
+        assert_ne!(moved[0].uetr, a[0].uetr);
+        let expect = with("expect", r#"{"status":"ACSC"}"#);
+        assert_eq!(
+            parse_one(&expect).unwrap().uetr,
+            a[0].uetr,
+            "expect is not content"
+        );
+        let seeded = parse(GOOD.as_bytes(), &parties(), "run 2").unwrap();
+        assert_ne!(seeded[0].uetr, a[0].uetr);
+        let spaced = GOOD.replace(',', ", ");
+        assert_eq!(
+            parse_one(&spaced).unwrap().uetr,
+            a[0].uetr,
+            "whitespace is not content"
+        );
+    }
+
+    #[test]
+    fn an_explicit_uetr_and_references_are_kept() {
+        let line = with("uetr", r#""EB6305C9-1F7F-49DE-AED0-16487C27B42D""#);
+        let p = parse_one(&line).unwrap();
+        assert!(!p.uetr_derived);
+        assert_eq!(p.uetr.to_string(), "eb6305c9-1f7f-49de-aed0-16487c27b42d");
+        let line = with("end_to_end_id", r#""INV-42""#);
+        assert_eq!(parse_one(&line).unwrap().end_to_end_id, "INV-42");
+    }
+
+    #[test]
+    fn expectations_parse_and_match_outcomes() {
+        let settled = parse_one(&with("expect", r#"{"status":"ACSC"}"#)).unwrap();
+        assert_eq!(settled.expect, Some(Expect::Settled));
+        let am04 = parse_one(&with("expect", r#"{"reason":"AM04"}"#)).unwrap();
+        let am04 = am04.expect.unwrap();
+        assert_eq!(am04, Expect::Rejected(Some(ReasonCode::Am04)));
+        assert!(am04.is_met_by("RJCT", "AM04"));
+        assert!(!am04.is_met_by("RJCT", "AC01"));
+        assert!(!am04.is_met_by("ACSC", ""));
+        assert!(!Expect::Settled.is_met_by("PDNG", ""));
+        assert!(Expect::Rejected(None).is_met_by("RJCT", "DUPL"));
+        assert_eq!(am04.to_string(), "RJCT AM04");
+    }
+
+    #[test]
+    fn blank_lines_crlf_and_a_byte_order_mark_are_accepted() {
+        let file = format!("\u{feff}{GOOD}\r\n\r\n   \n{GOOD}\r\n");
+        let payments = parse(file.as_bytes(), &parties(), "").unwrap();
+        assert_eq!(payments.len(), 2);
+        assert_eq!(payments[1].line, 4);
+    }
+
+    #[test]
+    fn an_empty_file_is_an_error() {
+        for file in ["", "\n\n", "\u{feff}", " \r\n"] {
+            let errors = parse(file.as_bytes(), &parties(), "").unwrap_err();
+            assert_eq!(errors.len(), 1);
+            assert!(errors[0].detail.contains("no payment lines"), "{file:?}");
+            assert!(
+                errors[0].to_string().starts_with("file: FF01: "),
+                "{}",
+                errors[0]
+            );
+        }
+    }
+
+    #[test]
+    fn bad_json_and_non_objects_are_refused() {
+        check_refused("{\"debtor_agent\": ", None, "not valid JSON");
+        check_refused("[1, 2]", None, "one JSON object");
+        check_refused("42", None, "one JSON object");
+        check_refused("nonsense", None, "not valid JSON");
+    }
+
+    #[test]
+    fn unknown_and_repeated_members_are_named() {
+        check_refused(&with("amout", "1"), Some("amout"), "unknown member");
+        let twice = GOOD.replacen('{', r#"{"uetr":null,"uetr":null,"#, 1);
+        check_refused(&twice, Some("uetr"), "given twice");
+        check_refused(
+            &with("amount", r#"{"currency":"JPY","value":"1","ccy":"x"}"#),
+            Some("amount.ccy"),
+            "unknown member",
+        );
+        check_refused(
+            &with("expect", r#"{"status":"ACSC","code":"x"}"#),
+            Some("expect.code"),
+            "unknown member",
+        );
+    }
+
+    #[test]
+    fn missing_and_mistyped_members_are_named() {
+        check_refused(&with("debtor_agent", ""), Some("debtor_agent"), "missing");
+        check_refused(
+            &with("creditor_account", ""),
+            Some("creditor_account"),
+            "missing",
+        );
+        check_refused(&with("amount", ""), Some("amount"), "missing");
+        check_refused(
+            &with("debtor_agent", "7"),
+            Some("debtor_agent"),
+            "must be a string",
+        );
+        check_refused(
+            &with("amount", r#""25000 JPY""#),
+            Some("amount"),
+            "must be an object",
+        );
+        check_refused(
+            &with("debtor_account", "-1"),
+            Some("debtor_account"),
+            "non-negative",
+        );
+        check_refused(
+            &with("debtor_account", "1.5"),
+            Some("debtor_account"),
+            "non-negative",
+        );
+        check_refused(
+            &with("debtor_account", r#""01""#),
+            Some("debtor_account"),
+            "leading zero",
+        );
+        check_refused(
+            &with("debtor_account", r#""0""#),
+            Some("debtor_account"),
+            "non-zero",
+        );
+    }
+
+    #[test]
+    fn bad_amounts_and_currencies_are_refused() {
+        let amount = |json: &str| with("amount", json);
+        check_refused(
+            &amount(r#"{"currency":"JPY","value":25000}"#),
+            Some("amount.value"),
+            "JSON number",
+        );
+        check_refused(
+            &amount(r#"{"currency":"JPY","value":"0"}"#),
+            Some("amount.value"),
+            "zero",
+        );
+        check_refused(
+            &amount(r#"{"currency":"JPY","value":"-5"}"#),
+            Some("amount.value"),
+            "JPY amount",
+        );
+        check_refused(
+            &amount(r#"{"currency":"JPY","value":"1.5"}"#),
+            Some("amount.value"),
+            "JPY amount",
+        );
+        check_refused(
+            &amount(r#"{"currency":"JPY","value":"1e3"}"#),
+            Some("amount.value"),
+            "JPY amount",
+        );
+        let huge = format!(r#"{{"currency":"JPY","value":"{}"}}"#, "9".repeat(60));
+        check_refused(&amount(&huge), Some("amount.value"), "longer than");
+        check_refused(
+            &amount(r#"{"currency":"XXX","value":"5"}"#),
+            Some("amount.currency"),
+            "unknown currency",
+        );
+        check_refused(
+            &amount(r#"{"currency":"jpy","value":"5"}"#),
+            Some("amount.currency"),
+            "unknown currency",
+        );
+        check_refused(
+            &amount(r#"{"currency":"SGD","value":"5.00"}"#),
+            Some("amount.currency"),
+            "debits in JPY",
+        );
+        check_refused(
+            &with("target_currency", r#""THB""#),
+            Some("target_currency"),
+            "credits in SGD",
+        );
+        check_refused(
+            &with("target_currency", r#""ZZZ""#),
+            Some("target_currency"),
+            "ISO 4217",
+        );
+    }
+
+    #[test]
+    fn bad_uetrs_bics_and_references_are_refused() {
+        check_refused(&with("uetr", r#""not-a-uuid""#), Some("uetr"), "not a UETR");
+        check_refused(
+            &with("uetr", r#""00000000-0000-0000-0000-000000000000""#),
+            Some("uetr"),
+            "nil UUID",
+        );
+        check_refused(
+            &with("debtor_agent", r#""kkhajpj0""#),
+            Some("debtor_agent"),
+            "invalid character",
+        );
+        check_refused(
+            &with("creditor_agent", r#""KKHATHT0""#),
+            Some("creditor_agent"),
+            "not a party",
+        );
+        check_refused(
+            &with("creditor_agent", r#""KKHBJPJ0""#),
+            Some("creditor_agent"),
+            "cross-border",
+        );
+        let long = format!("\"{}\"", "x".repeat(36));
+        check_refused(
+            &with("end_to_end_id", &long),
+            Some("end_to_end_id"),
+            "1 to 35",
+        );
+        check_refused(
+            &with("end_to_end_id", r#""""#),
+            Some("end_to_end_id"),
+            "1 to 35",
+        );
+        check_refused(
+            &with("creditor_name", r#""a\u0007b""#),
+            Some("creditor_name"),
+            "control",
+        );
+        check_refused(
+            &with("charge_bearer", r#""OUR""#),
+            Some("charge_bearer"),
+            "not one of",
+        );
+        check_refused(&with("fault", r#""flaky""#), Some("fault"), "bad_signature");
+    }
+
+    #[test]
+    fn bad_expectations_are_refused() {
+        check_refused(
+            &with("expect", r#""ACSC""#),
+            Some("expect"),
+            "must be an object",
+        );
+        check_refused(
+            &with("expect", r#"{"status":"PDNG"}"#),
+            Some("expect.status"),
+            "not ACSC or RJCT",
+        );
+        check_refused(
+            &with("expect", r#"{"reason":"XX99"}"#),
+            Some("expect.reason"),
+            "not a reason code",
+        );
+        check_refused(
+            &with("expect", r#"{"status":"ACSC","reason":"AM04"}"#),
+            Some("expect.reason"),
+            "no reason code",
+        );
+        check_refused(&with("expect", "{}"), Some("expect"), "give a status");
+    }
+
+    #[test]
+    fn overlong_and_non_utf8_lines_are_refused_without_parsing() {
+        let long = format!("{GOOD}{}", " ".repeat(LINE_BYTES_MAX));
+        check_refused(&long, None, "bytes; at most");
+        let mut bytes = GOOD.as_bytes().to_vec();
+        bytes.insert(10, 0xff);
+        let err = parse(&bytes, &parties(), "").unwrap_err();
+        assert!(err[0].detail.contains("not UTF-8"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number_up_to_the_bound() {
+        let file = format!("{GOOD}\nnot json\n{GOOD}\n{}\n", with("uetr", "1"));
+        let errors = parse(file.as_bytes(), &parties(), "").unwrap_err();
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 4]);
+        assert!(
+            errors[0].to_string().starts_with("line 2: FF01: "),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1]
+                .to_string()
+                .starts_with("line 4, member uetr: FF01: "),
+            "{}",
+            errors[1]
+        );
+        let many = "x\n".repeat(ERRORS_MAX * 2);
+        assert_eq!(
+            parse(many.as_bytes(), &parties(), "").unwrap_err().len(),
+            ERRORS_MAX
+        );
+    }
+
+    #[test]
+    fn a_report_is_the_same_payment_only_with_the_same_reference_and_amount() {
+        let p = parse_one(GOOD).unwrap();
+        let report = |e2e: &str, value: &str| pb::PaymentStatusReport {
+            end_to_end_id: e2e.into(),
+            interbank_settlement_amount: Some(pb::ActiveCurrencyAndAmount {
+                currency: "JPY".into(),
+                value: value.into(),
+            }),
+            ..pb::PaymentStatusReport::default()
+        };
+        assert!(p.is_same_as(&report(&p.end_to_end_id, "25000")));
+        assert!(!p.is_same_as(&report(&p.end_to_end_id, "25001")));
+        assert!(!p.is_same_as(&report("E2E-other", "25000")));
+        assert!(!p.is_same_as(&pb::PaymentStatusReport::default()));
+    }
+
+    #[test]
+    fn faults_change_the_signature_or_the_times() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs/jp/banks");
+        let bank = Bank::load(&dir.join("KKHAJPJ0.pem"), &dir.join("KKHAJPJ0.key.pem")).unwrap();
+        let quote = pb::Signed::default();
+        let now = UnixTime(1_800_000_000);
+        let plain = parse_one(GOOD).unwrap();
+        let good = instruction(&bank, &plain, &quote, now);
+        let mut bad = plain.clone();
+        bad.fault = Some(Fault::BadSignature);
+        let flipped = instruction(&bank, &bad, &quote, now);
+        assert_eq!(flipped.payload, good.payload);
+        assert_ne!(flipped.signature, good.signature);
+        let mut old = plain;
+        old.fault = Some(Fault::ExpiredInstruction);
+        let expired = instruction(&bank, &old, &quote, now);
+        let body = pb::CreditTransferInstruction::decode(expired.payload.as_slice()).unwrap();
+        let expiry = body.expiry_date_time.unwrap().seconds;
+        assert!(
+            expiry < now.0 - 180,
+            "expired well beyond a few minutes of skew"
+        );
+    }
+}

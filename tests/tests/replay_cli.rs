@@ -1,0 +1,442 @@
+//! `kakehashi replay` and `kakehashi bench` driven through the real binary. Replay runs against
+//! a `kakehashi devnet` process (real TLS on 127.0.0.1, real sled on disk) as an integration
+//! test suite would: the committed sample file meets every expectation and moves the balances
+//! by exactly the settled sums; running it again pays nothing twice; a malformed file is
+//! refused whole with exit 2 and sends nothing; an unmet expectation exits 1. Bench starts its
+//! own in-process pair; only the structure and consistency of its figures are asserted, never
+//! timings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kakehashi_e2e::{kakehashi, kakehashi_bin, repo_root};
+use kakehashi_node::money;
+use kakehashi_proto::v1::ActiveCurrencyAndAmount;
+
+/// The committed sample file, relative to the repository root.
+const SAMPLE: &str = "tests/data/devnet-payments.jsonl";
+
+/// How many payment lines the sample holds.
+const SAMPLE_LINES: usize = 14;
+
+/// The SG node listens this far above `--base-port` (`kakehashi devnet --help`).
+const SG_PORT_OFFSET: u16 = 100;
+
+/// How long a devnet may take to start both nodes before the test gives up.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A `kakehashi devnet` process on free ports; stopped (SIGINT, then killed) when dropped.
+struct Devnet {
+    child: Child,
+    base: u16,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Devnet {
+    fn start(scratch: &Path) -> Self {
+        let base = kakehashi_e2e::free_ports(SG_PORT_OFFSET + 3);
+        let stdout = scratch.join("devnet.stdout");
+        let stderr = scratch.join("devnet.stderr");
+        let child = Command::new(kakehashi_bin())
+            .current_dir(repo_root())
+            .args(["devnet", "--base-port", &base.to_string(), "--data-dir"])
+            .arg(scratch.join("data"))
+            .env_remove("KAKEHASHI_LOG")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start kakehashi devnet");
+        let mut devnet = Self {
+            child,
+            base,
+            stdout,
+            stderr,
+        };
+        // Ready when it prints the Ctrl-C hint, which comes after both nodes are listening.
+        let started = Instant::now();
+        while !std::fs::read_to_string(&devnet.stdout)
+            .unwrap_or_default()
+            .contains("Press Ctrl-C")
+        {
+            if let Some(status) = devnet.child.try_wait().expect("poll devnet") {
+                panic!("devnet exited early with {status}\n{}", devnet.logs());
+            }
+            assert!(
+                started.elapsed() < START_DEADLINE,
+                "devnet not ready after {START_DEADLINE:?}\n{}",
+                devnet.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        devnet
+    }
+
+    fn url(&self, jurisdiction: &str) -> String {
+        let port = if jurisdiction == "JP" {
+            self.base
+        } else {
+            self.base + SG_PORT_OFFSET
+        };
+        format!("https://127.0.0.1:{port}")
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "devnet stdout:\n{}\ndevnet stderr:\n{}",
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// Posted balances in minor units by account, on the node of `jurisdiction` (the funding
+    /// account, the only negative one, is left out).
+    fn balances(&self, jurisdiction: &str) -> BTreeMap<String, i128> {
+        let out = kakehashi(&["balance", "--node", &self.url(jurisdiction), "--json"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: serde_json::Value = serde_json::from_str(&text).expect("balance JSON");
+        rows.as_array()
+            .expect("a list of balances")
+            .iter()
+            .filter_map(|row| {
+                let posted = row["posted"].as_str()?;
+                Some((row["account"].as_str()?.to_owned(), minor(posted)?))
+            })
+            .collect()
+    }
+
+    /// Balances of both nodes, keyed `JP 1001`, `SG 2001`, ...
+    fn books(&self) -> BTreeMap<String, i128> {
+        let mut all = BTreeMap::new();
+        for node in ["JP", "SG"] {
+            for (account, value) in self.balances(node) {
+                all.insert(format!("{node} {account}"), value);
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let stopping = Instant::now();
+        while stopping.elapsed() < START_DEADLINE {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minor units of `"25000 JPY"` or `"216.95 SGD"`; None for a negative or unreadable amount.
+fn minor(text: &str) -> Option<i128> {
+    let (value, currency) = text.split_once(' ')?;
+    let amount = ActiveCurrencyAndAmount {
+        currency: currency.to_owned(),
+        value: value.to_owned(),
+    };
+    money::parse_amount(&amount)
+        .ok()
+        .and_then(|(_, m)| i128::try_from(m).ok())
+}
+
+/// Runs `kakehashi` with `args`: exit code, stdout, stderr.
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = kakehashi(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn replay(devnet: &Devnet, file: &str, out: Option<&Path>) -> (Option<i32>, String, String) {
+    let base = devnet.base.to_string();
+    let mut args = vec!["replay", file, "--base-port", &base];
+    let out_text;
+    if let Some(path) = out {
+        out_text = path.to_str().expect("UTF-8 temp path").to_owned();
+        args.extend(["--out", &out_text]);
+    }
+    run(&args)
+}
+
+fn results(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("results file")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON result line"))
+        .collect()
+}
+
+/// What the settled results must have moved, keyed like [`Devnet::books`]: each debtor down by
+/// its debit, each creditor up by its credit, as the results file reports them.
+fn settled_moves(
+    results: &[serde_json::Value],
+    sample: &[serde_json::Value],
+) -> BTreeMap<String, i128> {
+    let mut moves = BTreeMap::new();
+    for (result, line) in results.iter().zip(sample) {
+        if result["status"] != "ACSC" || result["decided_earlier"] == true {
+            continue;
+        }
+        let (from, to) = result["route"]
+            .as_str()
+            .and_then(|r| r.split_once('→'))
+            .expect("a route");
+        let account = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let debited = minor(result["debited"].as_str().expect("debited")).expect("amount");
+        let credited = minor(result["credited"].as_str().expect("credited")).expect("amount");
+        *moves
+            .entry(format!("{from} {}", account(&line["debtor_account"])))
+            .or_default() -= debited;
+        *moves
+            .entry(format!("{to} {}", account(&line["creditor_account"])))
+            .or_default() += credited;
+    }
+    moves
+}
+
+#[test]
+fn the_sample_file_meets_every_expectation_moves_exact_sums_and_a_rerun_pays_nothing_twice() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let devnet = Devnet::start(scratch.path());
+    let sample: Vec<serde_json::Value> = std::fs::read_to_string(repo_root().join(SAMPLE))
+        .expect("sample file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("sample line"))
+        .collect();
+    assert_eq!(sample.len(), SAMPLE_LINES);
+
+    let before = devnet.books();
+    let first = scratch.path().join("first.jsonl");
+    let (code, stdout, stderr) = replay(&devnet, SAMPLE, Some(&first));
+    let context = format!("{stdout}\n{stderr}\n{}", devnet.logs());
+    assert_eq!(code, Some(0), "{context}");
+    assert!(
+        stdout.contains(&format!("All {SAMPLE_LINES} line(s) as expected")),
+        "{context}"
+    );
+    assert!(!stdout.contains('✗'), "{context}");
+
+    // One result per line, in file order, each as its line expected.
+    let first_results = results(&first);
+    assert_eq!(first_results.len(), SAMPLE_LINES, "{context}");
+    for (i, (result, line)) in first_results.iter().zip(&sample).enumerate() {
+        assert_eq!(result["line"], i + 1, "{result}");
+        assert_eq!(result["met"], true, "{result}");
+        assert_eq!(result["decided_earlier"], false, "{result}");
+        let expect = &line["expect"];
+        let status = expect["status"].as_str().unwrap_or("RJCT");
+        assert_eq!(result["status"], status, "{result}");
+        if let Some(reason) = expect["reason"].as_str() {
+            assert_eq!(result["reason"], reason, "{result}");
+        }
+        if status == "ACSC" {
+            // The receipt is kept, verified and about this very payment.
+            assert_eq!(
+                result["receipt"]["receipt"]["uetr"], result["uetr"],
+                "{result}"
+            );
+            assert!(result["receipt_problem"].is_null(), "{result}");
+            assert!(result["credited"].as_str().is_some(), "{result}");
+        } else {
+            assert!(result["receipt"].is_null(), "{result}");
+        }
+        if let Some(uetr) = line["uetr"].as_str() {
+            assert_eq!(result["uetr"], uetr, "{result}");
+        }
+        if let Some(e2e) = line["end_to_end_id"].as_str() {
+            assert_eq!(result["end_to_end_id"], e2e, "{result}");
+        }
+    }
+    let counts = |status: &str| {
+        first_results
+            .iter()
+            .filter(|r| r["status"] == status)
+            .count()
+    };
+    assert_eq!((counts("ACSC"), counts("RJCT")), (6, 8), "{context}");
+
+    // Every balance moved by exactly the settled sums, and no other balance moved (the
+    // corridor and liquidity accounts excepted: they carry the other side of each payment).
+    let after = devnet.books();
+    let moves = settled_moves(&first_results, &sample);
+    assert!(!moves.is_empty());
+    for (account, was) in &before {
+        let now = after.get(account).copied().unwrap_or_default();
+        let internal = account.ends_with(" 9002")
+            || account.ends_with(" 9003")
+            || account.ends_with(" 9102")
+            || account.ends_with(" 9103");
+        if internal {
+            continue;
+        }
+        let want = moves.get(account).copied().unwrap_or_default();
+        assert_eq!(
+            now - was,
+            want,
+            "{account} moved {} instead of {want}",
+            now - was
+        );
+    }
+
+    // The same file again: every payment the nodes recorded is reported with its earlier
+    // outcome (DUPL, nothing moved); the unauthenticated and quote-stage refusals repeat.
+    let second = scratch.path().join("second.jsonl");
+    let (code, stdout, stderr) = replay(&devnet, SAMPLE, Some(&second));
+    let context = format!("{stdout}\n{stderr}\n{}", devnet.logs());
+    assert_eq!(code, Some(0), "{context}");
+    assert!(stdout.contains("decided by an earlier run"), "{context}");
+    let second_results = results(&second);
+    assert_eq!(second_results.len(), SAMPLE_LINES);
+    for (one, two) in first_results.iter().zip(&second_results) {
+        assert_eq!(one["uetr"], two["uetr"], "the same UETRs: {two}");
+        assert_eq!(one["status"], two["status"], "{two}");
+        assert_eq!(one["reason"], two["reason"], "{two}");
+        assert_eq!(two["met"], true, "{two}");
+        if one["status"] == "ACSC" {
+            assert_eq!(two["decided_earlier"], true, "{two}");
+            assert_eq!(two["resubmission_answer"], "RJCT DUPL", "{two}");
+            assert_eq!(one["credited"], two["credited"], "{two}");
+        }
+    }
+    assert_eq!(devnet.books(), after, "the second run moved money");
+}
+
+#[test]
+fn a_malformed_file_is_refused_whole_and_an_unmet_expectation_exits_1() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let devnet = Devnet::start(scratch.path());
+    let good = |uetr: &str, account: &str| {
+        format!(
+            r#"{{"uetr":"{uetr}","debtor_agent":"KKHAJPJ0","debtor_account":"1001","creditor_agent":"KKHASGS0","creditor_account":"{account}","amount":{{"currency":"JPY","value":"1000"}},"expect":{{"status":"ACSC"}}}}"#
+        )
+    };
+    let good_uetr = "0f6a3c2e-51d4-4b8a-9c3e-7d2f1a0b9c11";
+    let mut file = Vec::new();
+    file.extend_from_slice(good(good_uetr, "2001").as_bytes());
+    file.extend_from_slice(b"\n{\"debtor_agent\": \"KKHAJPJ0\",\n");
+    let with = |from: &str, to: &str| good(good_uetr, "2001").replace(from, to) + "\n";
+    file.extend_from_slice(with("\"expect\"", "\"expectation\"").as_bytes());
+    file.extend_from_slice(with("\"1000\"", "\"10.5\"").as_bytes());
+    file.extend_from_slice(with("\"JPY\"", "\"YEN\"").as_bytes());
+    file.extend_from_slice(with(good_uetr, "0f6a3c2e-51d4-4b8a-9c3e").as_bytes());
+    file.extend_from_slice(b"{\"debtor_agent\": \"KKH\xffJPJ0\"}\n");
+    file.extend_from_slice(
+        format!("{}\n", " ".repeat(20_000))
+            .replace(' ', "x")
+            .as_bytes(),
+    );
+    let bad = scratch.path().join("bad.jsonl");
+    std::fs::write(&bad, &file).expect("write bad file");
+
+    let before = devnet.books();
+    let (code, stdout, stderr) = replay(&devnet, bad.to_str().expect("UTF-8 path"), None);
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("7 bad line(s); nothing was sent"),
+        "{stderr}"
+    );
+    for expected in [
+        "line 2: FF01: not valid JSON",
+        "line 3, member expectation: FF01: unknown member",
+        "line 4, member amount.value: FF01",
+        "line 5, member amount.currency: FF01: unknown currency",
+        "line 6, member uetr: FF01",
+        "line 7: FF01: not UTF-8",
+        "line 8: FF01: the line is 20000 bytes",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    // Nothing was sent: the good first line's UETR is unknown to the node, nothing moved.
+    let (code, _, stderr) = run(&["status", good_uetr, "--node", &devnet.url("JP")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no payment with UETR"), "{stderr}");
+    assert_eq!(devnet.books(), before);
+
+    // A valid file whose payment is refused (AC01) though it expects ACSC: exit 1, marked.
+    let unmet = scratch.path().join("unmet.jsonl");
+    std::fs::write(
+        &unmet,
+        good("4c1d2e3f-a5b6-4c7d-8e9f-0a1b2c3d4e5f", "2999") + "\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = replay(&devnet, unmet.to_str().expect("UTF-8 path"), None);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("RJCT AC01"), "{stdout}");
+    assert!(stdout.contains("ACSC ✗"), "{stdout}");
+    assert!(stdout.contains("NOT as expected: 1 line(s)"), "{stdout}");
+}
+
+#[test]
+fn bench_settles_every_payment_and_reports_consistent_figures() {
+    let (code, stdout, stderr) = run(&["bench", "--payments", "50", "--concurrency", "4"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    for expected in [
+        "answers        ACSC 50",
+        "settled        50 of 50",
+        "payments/s (50 settled in",
+        "balances       exact: every balance moved by exactly the settled sums (50000 JPY debited",
+    ] {
+        assert!(stdout.contains(expected), "{expected}\n{stdout}");
+    }
+    let figures: Vec<f64> = stdout
+        .lines()
+        .find(|l| l.starts_with("SubmitPayment"))
+        .expect("a SubmitPayment line")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(figures.len(), 4, "p50 p90 p99 max: {stdout}");
+    assert!(figures.windows(2).all(|w| w[0] <= w[1]), "{figures:?}");
+
+    let (code, stdout, stderr) = run(&[
+        "bench",
+        "--payments",
+        "8",
+        "--concurrency",
+        "4",
+        "--stream",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("bench JSON");
+    assert_eq!(report["payments"], 8, "{report}");
+    assert_eq!(report["settled"], 8, "{report}");
+    assert_eq!(
+        report["answers"],
+        serde_json::json!({"ACSC": 8}),
+        "{report}"
+    );
+    assert_eq!(report["balances_exact"], true, "{report}");
+    assert_eq!(report["debited"], "8000 JPY", "{report}");
+    assert!(
+        report["payments_per_sec"].as_f64().is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    let submit = &report["submit_ms"];
+    let p = |k: &str| submit[k].as_f64().expect("a figure");
+    assert!(
+        p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("max"),
+        "{report}"
+    );
+}
