@@ -55,7 +55,7 @@ enum Command {
     Conformance(cmd_conformance::ConformanceArgs),
     /// Start the JP and SG development nodes in one process; `--demo` sends sample payments.
     Devnet(cmd_node::DevnetArgs),
-    /// Audit and export a node's ledger offline.
+    /// Audit and export a node's ledger, and check that two nodes' books agree, offline.
     #[command(subcommand)]
     Ledger(cmd_ledger::LedgerCommand),
     /// Sign and verify the mutual-recognition agreement.
