@@ -77,8 +77,8 @@ pub(crate) struct PairAuditArgs {
         conflicts_with = "devnet_data_dir"
     )]
     data_dirs: Vec<PathBuf>,
-    /// The `--data-dir` of a `kakehashi devnet`: each node's data is in DIR/<its jurisdiction
-    /// in lower case> (DIR/jp, DIR/sg), as devnet lays it out.
+    /// The `--data-dir` of a `kakehashi devnet`: each node's data is in a subdirectory named
+    /// by its jurisdiction in lower case (`DIR/jp`, `DIR/sg`), as devnet lays it out.
     #[arg(long, value_name = "DIR")]
     devnet_data_dir: Option<PathBuf>,
     /// The agreement the evidence is verified under (default: the first configuration's
