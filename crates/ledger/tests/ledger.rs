@@ -721,6 +721,67 @@ mod audit {
         ));
     }
 
+    /// A flipped byte in the second record of a shared journal chunk is named as that record,
+    /// not as the chunk's first one.
+    #[test]
+    fn one_flipped_byte_in_a_shared_journal_chunk_names_its_record() {
+        // A one-transfer record: header, one 128-byte transfer, hash.
+        const RECORD_LEN: usize = 54 + 128 + 32;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        let accounts: Vec<NewAccount> = (1..=2)
+            .map(|id| account(id, JPY, AccountFlags::NONE))
+            .collect();
+        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        std::thread::scope(|scope| {
+            for caller in 0..64u128 {
+                let ledger = &ledger;
+                scope.spawn(move || {
+                    for n in 0..4u128 {
+                        let event = transfer(1_000 + caller * 10 + n, 1, 2, 1, JPY);
+                        ledger.create_transfers(&[event], NOW).expect("answered");
+                    }
+                });
+            }
+        });
+        ledger.close().expect("close");
+        // Find a chunk holding several one-transfer records.
+        let mut shared = None;
+        for _ in 0..200 {
+            if let Ok(db) = sled::open(dir.path()) {
+                let tree = db.open_tree("ledger").expect("tree");
+                shared = tree
+                    .scan_prefix(b"j")
+                    .map(|item| item.expect("read"))
+                    .find(|(_, value)| value.len() >= 2 * RECORD_LEN)
+                    .map(|(key, _)| key.to_vec());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let key = shared.expect("64 callers share at least one journal chunk");
+        let first = u64::from_be_bytes(key[1..9].try_into().expect("seq"));
+        // Byte 70 of the second record lies inside its transfer's id.
+        tamper(dir.path(), "ledger", &key, |value| {
+            value[RECORD_LEN + 70] ^= 0x01
+        });
+        let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+        let altered = report
+            .discrepancies
+            .iter()
+            .find(|d| d.location == Location::JournalRecord { seq: first + 1 })
+            .unwrap_or_else(|| panic!("record {} named: {:#?}", first + 1, report.discrepancies));
+        assert!(altered.detail.contains("content altered"), "{altered}");
+        assert!(
+            !report
+                .discrepancies
+                .iter()
+                .any(|d| d.location == Location::JournalRecord { seq: first }),
+            "{:#?}",
+            report.discrepancies
+        );
+    }
+
     /// A format 3 database is a format 4 one whose chunks each hold one record: the audit
     /// reads it as it is, and the writer upgrades the stored version at open.
     #[test]
