@@ -19,8 +19,8 @@ use kakehashi_node::load::{self, LoadOptions, LoadReport, percentile};
 use kakehashi_node::money;
 
 use crate::client;
+use crate::cmd_node::find_configs;
 use crate::cmd_pay::write_stdout;
-use crate::cmd_replay::devnet_configs;
 use crate::progress::Progress;
 
 /// Arguments of `kakehashi bench`.
@@ -61,7 +61,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         streams: args.streams,
         ..LoadOptions::default()
     };
-    let dir = devnet_configs(args.configs.as_deref())?;
+    let dir = find_configs(args.configs.as_deref(), "--configs DIR")?;
     let load_config = |name: &str| {
         kakehashi_node::config::Config::load(&dir.join(name))
             .map_err(|e| anyhow::anyhow!("cannot use {}: {e}", dir.join(name).display()))

@@ -196,18 +196,24 @@ fn human_report(data_dir: &Path, report: &AuditReport) -> String {
     } else {
         let total = report.discrepancies.len() as u64 + report.discrepancies_not_listed;
         let _ = writeln!(text, "result: {total} discrepancies");
-        for discrepancy in &report.discrepancies {
-            let _ = writeln!(text, "  - {discrepancy}");
-        }
-        if report.discrepancies_not_listed > 0 {
-            let _ = writeln!(
-                text,
-                "  … and {} more not listed",
-                report.discrepancies_not_listed
-            );
-        }
+        list_discrepancies(
+            &mut text,
+            &report.discrepancies,
+            report.discrepancies_not_listed,
+        );
     }
     text
+}
+
+/// Appends each discrepancy as a list item, and how many more were found but not listed.
+fn list_discrepancies(text: &mut String, listed: &[impl std::fmt::Display], not_listed: u64) {
+    use std::fmt::Write as _;
+    for discrepancy in listed {
+        let _ = writeln!(text, "  - {discrepancy}");
+    }
+    if not_listed > 0 {
+        let _ = writeln!(text, "  … and {not_listed} more not listed");
+    }
 }
 
 fn or_none(value: &str) -> &str {
@@ -390,16 +396,11 @@ fn human_pair_report(agreement: &str, report: &PairReport) -> String {
         let _ = writeln!(text, "result: the pair agrees");
     } else {
         let _ = writeln!(text, "result: {} discrepancies", report.discrepancy_count());
-        for discrepancy in &report.discrepancies {
-            let _ = writeln!(text, "  - {discrepancy}");
-        }
-        if report.discrepancies_not_listed > 0 {
-            let _ = writeln!(
-                text,
-                "  … and {} more not listed",
-                report.discrepancies_not_listed
-            );
-        }
+        list_discrepancies(
+            &mut text,
+            &report.discrepancies,
+            report.discrepancies_not_listed,
+        );
     }
     text
 }

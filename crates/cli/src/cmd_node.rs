@@ -139,7 +139,7 @@ fn write_addresses(out: &mut String, node: &RunningNode) {
 // kakehashi devnet
 
 async fn devnet(args: DevnetArgs) -> anyhow::Result<ExitCode> {
-    let configs = find_configs(args.configs.as_deref())?;
+    let configs = find_configs(args.configs.as_deref(), "--configs DIR")?;
     let data_dir = std::path::absolute(
         args.data_dir
             .clone()
@@ -282,10 +282,14 @@ fn try_these(jp: &RunningNode, sg: &RunningNode) -> String {
 
 /// The directory of jp.toml and sg.toml: `--configs`, else `crates/node/devnet` in the current
 /// directory or one above it, else the checkout this binary was built from.
-fn find_configs(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// The directory of the devnet's jp.toml and sg.toml: `given`, else `crates/node/devnet` in
+/// the current directory or one above it, else in the checkout this binary was built from.
+/// `instead` says what the user can pass when none is found (e.g. "--configs DIR").
+pub(crate) fn find_configs(given: Option<&Path>, instead: &str) -> anyhow::Result<PathBuf> {
+    let has_both = |dir: &Path| dir.join("jp.toml").is_file() && dir.join("sg.toml").is_file();
     if let Some(dir) = given {
-        if !dir.join("jp.toml").is_file() || !dir.join("sg.toml").is_file() {
-            bail!("--configs {}: needs jp.toml and sg.toml", dir.display());
+        if !has_both(dir) {
+            bail!("{}: needs jp.toml and sg.toml", dir.display());
         }
         return Ok(dir.to_owned());
     }
@@ -294,11 +298,11 @@ fn find_configs(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     cwd.ancestors()
         .map(|dir| dir.join(DEVNET_CONFIGS))
         .chain(std::iter::once(built))
-        .find(|dir| dir.join("jp.toml").is_file() && dir.join("sg.toml").is_file())
+        .find(|dir| has_both(dir))
         .with_context(|| {
             format!(
                 "cannot find the devnet configurations ({DEVNET_CONFIGS}/jp.toml and sg.toml); \
-                 run from the kakehashi checkout or pass --configs DIR"
+                 run from the kakehashi checkout or pass {instead}"
             )
         })
 }

@@ -37,6 +37,7 @@ use kakehashi_proto::v1::payments_client::PaymentsClient;
 use tonic::transport::Channel;
 
 use crate::client;
+use crate::cmd_node::find_configs;
 use crate::cmd_pay::{self, Bank, amount_text, reason_meaning, status_name, write_stdout};
 use crate::progress::Progress;
 
@@ -68,9 +69,6 @@ const TABLE_ROWS_MAX: usize = 200;
 
 /// At most this many problem lines are listed in the summary (all are in `--out`).
 const PROBLEMS_SHOWN_MAX: usize = 50;
-
-/// The devnet configurations, relative to the repository root.
-const DEVNET_CONFIGS: &str = "crates/node/devnet";
 
 /// With `--base-port N` the SG node listens this far above the JP node (as `devnet` does).
 const SG_PORT_OFFSET: u16 = 100;
@@ -528,7 +526,10 @@ fn node_urls(args: &ReplayArgs, payments: &[Payment]) -> anyhow::Result<BTreeMap
         w
     };
     if wanted.iter().any(|code| !known.contains_key(*code)) {
-        let dir = devnet_configs(args.devnet_configs.as_deref())?;
+        let dir = find_configs(
+            args.devnet_configs.as_deref(),
+            "the nodes with --node CODE=URL",
+        )?;
         for (file, offset) in [("jp.toml", 0), ("sg.toml", SG_PORT_OFFSET)] {
             let config = load_config(&dir.join(file))?;
             let mut addr = config.listen.public;
@@ -569,30 +570,6 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
             path.display()
         )
     })
-}
-
-/// The directory of the devnet's jp.toml and sg.toml: `given`, else `crates/node/devnet` in
-/// the current directory or one above it, else in the checkout this binary was built from.
-pub(crate) fn devnet_configs(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let has_both = |dir: &Path| dir.join("jp.toml").is_file() && dir.join("sg.toml").is_file();
-    if let Some(dir) = given {
-        if !has_both(dir) {
-            bail!("{}: needs jp.toml and sg.toml", dir.display());
-        }
-        return Ok(dir.to_owned());
-    }
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/devnet");
-    cwd.ancestors()
-        .map(|dir| dir.join(DEVNET_CONFIGS))
-        .chain(std::iter::once(built))
-        .find(|dir| has_both(dir))
-        .with_context(|| {
-            format!(
-                "cannot find the devnet configurations ({DEVNET_CONFIGS}/jp.toml and sg.toml); \
-                 run from the kakehashi checkout or pass the nodes with --node CODE=URL"
-            )
-        })
 }
 
 /// Sends one line's payment and follows it to an outcome. Never fails: a call that gets no

@@ -45,6 +45,8 @@ const BALANCES_DOMAIN: &[u8] = b"kakehashi-ledger balances v1\0";
 const KIND_ACCOUNTS: u8 = 1;
 const KIND_TRANSFERS: u8 = 2;
 const KIND_EXPIRIES: u8 = 3;
+/// An expiry entry: the transfer id (16 bytes) and the expiry's timestamp (8).
+const EXPIRY_LEN: usize = 16 + 8;
 
 /// What one committed batch changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +96,7 @@ impl Record {
         let entry_len = match &self.entries {
             Entries::Accounts(_) => crate::codec::ACCOUNT_LEN,
             Entries::Transfers(_) => crate::codec::TRANSFER_LEN,
-            Entries::Expiries(_) => 24,
+            Entries::Expiries(_) => EXPIRY_LEN,
         };
         let mut out = Vec::with_capacity(RECORD_HEADER_LEN + entry_len * self.entries.len() + 32);
         out.push(JOURNAL_FORMAT_VERSION);
@@ -151,17 +153,7 @@ impl Record {
         let prev_hash = cursor.take::<32>()?;
         let now = Timestamp(cursor.u64()?);
         let count = cursor.u32()? as usize;
-        let entry_len = match kind {
-            KIND_ACCOUNTS => crate::codec::ACCOUNT_LEN,
-            KIND_TRANSFERS => crate::codec::TRANSFER_LEN,
-            KIND_EXPIRIES => 24,
-            _ => {
-                return Err(DecodeError {
-                    what: "journal record",
-                    detail: format!("unknown record kind {kind}"),
-                });
-            }
-        };
+        let entry_len = entry_len(kind, "journal record")?;
         // Check the count against the bytes present before allocating for it, so a corrupt
         // count cannot make us reserve gigabytes.
         if count.checked_mul(entry_len) != Some(cursor.remaining()) {
@@ -211,6 +203,19 @@ fn record_hash(body: &[u8]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// The encoded length of one entry of a record of `kind`.
+fn entry_len(kind: u8, what: &'static str) -> Result<usize, DecodeError> {
+    match kind {
+        KIND_ACCOUNTS => Ok(crate::codec::ACCOUNT_LEN),
+        KIND_TRANSFERS => Ok(crate::codec::TRANSFER_LEN),
+        KIND_EXPIRIES => Ok(EXPIRY_LEN),
+        _ => Err(DecodeError {
+            what,
+            detail: format!("unknown record kind {kind}"),
+        }),
+    }
+}
+
 /// The length of the record whose encoding starts with `header` (at least
 /// [`RECORD_HEADER_LEN`] bytes), from its kind and entry count.
 pub(crate) fn record_len(header: &[u8]) -> Result<usize, DecodeError> {
@@ -221,17 +226,7 @@ pub(crate) fn record_len(header: &[u8]) -> Result<usize, DecodeError> {
     let _prev_hash = cursor.take::<32>()?;
     let _now = cursor.u64()?;
     let count = cursor.u32()? as usize;
-    let entry_len = match kind {
-        KIND_ACCOUNTS => crate::codec::ACCOUNT_LEN,
-        KIND_TRANSFERS => crate::codec::TRANSFER_LEN,
-        KIND_EXPIRIES => 24,
-        _ => {
-            return Err(DecodeError {
-                what: "journal record header",
-                detail: format!("unknown record kind {kind}"),
-            });
-        }
-    };
+    let entry_len = entry_len(kind, "journal record header")?;
     count
         .checked_mul(entry_len)
         .and_then(|entries| entries.checked_add(RECORD_HEADER_LEN + 32))

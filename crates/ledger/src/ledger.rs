@@ -436,29 +436,48 @@ impl Trees {
             .and_then(|offset| offset.checked_add(RECORD_HEADER_LEN))
             .ok_or_else(|| located(format!("entry index {index} is out of range")))?;
         let end = start + codec::TRANSFER_LEN;
-        if let Some(record) = self.framed_record(seq)? {
-            // A record that shares its chunk is short: the entry is within it.
+        let decode = |bytes: &[u8]| {
+            decode_transfer(bytes).map_err(Error::corrupt(format!("{id} in journal record {seq}")))
+        };
+        let entry = |record: &[u8]| -> Result<Transfer, Error> {
             let bytes = record
                 .get(start..end)
                 .ok_or_else(|| located(format!("journal record {seq} has no entry {index}")))?;
-            return decode_transfer(bytes)
-                .map_err(Error::corrupt(format!("{id} in journal record {seq}")));
+            decode(bytes)
+        };
+        let read = |chunk: u32| {
+            self.journal
+                .get(chunk_key(seq, chunk))
+                .map_err(Error::storage("reading a transfer from the journal"))
+        };
+        // Most records start a key of their own; one that shares a frame with earlier
+        // records (see `crate::journal`) is found through the frame.
+        let Some(first) = read(0)? else {
+            let record = self
+                .framed_record(seq)?
+                .ok_or_else(|| located(format!("journal record {seq} is not stored")))?;
+            return entry(&record);
+        };
+        let (records, _) = journal::frame_records(&first);
+        if let Some(record) = records.first() {
+            // The record is whole within its first chunk.
+            return entry(record);
         }
         let mut bytes = Vec::with_capacity(codec::TRANSFER_LEN);
         for chunk in start / JOURNAL_CHUNK_LEN..=(end - 1) / JOURNAL_CHUNK_LEN {
             let chunk_index = u32::try_from(chunk)
                 .map_err(|_| located(format!("entry index {index} is out of range")))?;
-            let value = self
-                .journal
-                .get(chunk_key(seq, chunk_index))
-                .map_err(Error::storage("reading a transfer from the journal"))?
-                .ok_or_else(|| located(format!("journal record {seq} has no chunk {chunk}")))?;
+            let value = match chunk_index {
+                0 => first.clone(),
+                _ => read(chunk_index)?
+                    .ok_or_else(|| located(format!("journal record {seq} has no chunk {chunk}")))?,
+            };
             let chunk_start = chunk * JOURNAL_CHUNK_LEN;
             let from = start.saturating_sub(chunk_start).min(value.len());
             let to = (end - chunk_start).min(value.len());
             bytes.extend_from_slice(value.get(from..to).unwrap_or_default());
         }
-        decode_transfer(&bytes).map_err(Error::corrupt(format!("{id} in journal record {seq}")))
+        decode(&bytes)
     }
 
     /// Record `seq` if it is stored whole within one chunk (alone or in a frame with others,
