@@ -8,8 +8,12 @@
 //!   batch as one run.
 //! - `durable/batch_8190_scattered_ids`: the same with ids scattered over the id space, so
 //!   that every transfer is a run of its own: the index's worst case.
-//! - `group_commit/{1,64}_callers`: single-transfer calls from 1 vs 64 threads; the ratio
-//!   of their throughputs is what group commit buys.
+//! - `group_commit/{1,64}_callers`: single-transfer calls from 1 vs 64 threads that live
+//!   across samples; the ratio of their throughputs is what group commit buys.
+
+// The same allocator as the `kakehashi` binary (see ARCHITECTURE.md, "Allocation").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -150,6 +154,53 @@ fn durable(c: &mut Criterion) {
     group.finish();
 }
 
+/// Caller threads that live across samples, so that a sample times transfers, not thread
+/// start-up and tear-down: each round, every caller submits `per_caller` single transfers.
+struct Callers {
+    rounds: Vec<std::sync::mpsc::Sender<u64>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Callers {
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        fixture: &'scope Fixture,
+        callers: u64,
+    ) -> Self {
+        let (done_sender, done) = std::sync::mpsc::channel();
+        let rounds = (0..callers)
+            .map(|_| {
+                let (round, work) = std::sync::mpsc::channel::<u64>();
+                let done_sender = done_sender.clone();
+                scope.spawn(move || {
+                    for per_caller in work {
+                        (0..per_caller).for_each(|_| submit(fixture, 1));
+                        done_sender.send(()).expect("bench waits");
+                    }
+                });
+                round
+            })
+            .collect();
+        Self { rounds, done }
+    }
+
+    /// Runs one round; returns the time per transfer submitted.
+    fn round(&self, iters: u64) -> Duration {
+        let callers = self.rounds.len() as u64;
+        let per_caller = iters.div_ceil(callers).max(1);
+        let start = Instant::now();
+        for round in &self.rounds {
+            round.send(per_caller).expect("caller runs");
+        }
+        for _ in &self.rounds {
+            self.done.recv().expect("caller answers");
+        }
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_caller * callers) as f64)
+    }
+}
+
 fn group_commit(c: &mut Criterion) {
     let fixture = fixture();
     let mut group = c.benchmark_group("group_commit");
@@ -158,20 +209,13 @@ fn group_commit(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(6));
     group.throughput(Throughput::Elements(1));
     for callers in [1u64, 64] {
-        group.bench_function(format!("{callers}_callers"), |b| {
-            b.iter_custom(|iters| {
-                let per_caller = iters.div_ceil(callers);
-                let start = Instant::now();
-                std::thread::scope(|scope| {
-                    for _ in 0..callers {
-                        scope.spawn(|| (0..per_caller).for_each(|_| submit(&fixture, 1)));
-                    }
-                });
-                // Report time per transfer actually submitted.
-                start
-                    .elapsed()
-                    .mul_f64(iters as f64 / (per_caller * callers) as f64)
+        std::thread::scope(|scope| {
+            let pool = Callers::start(scope, &fixture, callers);
+            group.bench_function(format!("{callers}_callers"), |b| {
+                b.iter_custom(|iters| pool.round(iters));
             });
+            // Dropping the pool's senders ends its threads before the scope joins them.
+            drop(pool);
         });
     }
     // Full batches from several callers: groups fill up, so the sequencer runs one group

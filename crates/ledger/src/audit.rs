@@ -1089,7 +1089,7 @@ fn compare_counts(trees: &Trees, replay: &Replay, report: &mut AuditReport) -> R
     for item in trees.transfers.iter() {
         let (key, value) = item.map_err(Error::storage("counting transfers"))?;
         match decode_transfer_run(&value) {
-            Ok(run) => stored = stored.saturating_add(u64::from(run.len)),
+            Ok(run) => stored = stored.saturating_add(u64::from(run.len())),
             Err(error) => report.flag(
                 Location::Meta,
                 format!("transfer index entry {}: {error}", hex::encode(&key)),
@@ -1152,7 +1152,7 @@ pub fn export(path: &Path, out: &mut dyn Write) -> Result<ExportSummary, Error> 
         let (key, value) = item.map_err(Error::storage("scanning transfers"))?;
         let first = key_u128(&key, "transfer run key").map_err(Error::corrupt("transfer"))?;
         let run = decode_transfer_run(&value).map_err(Error::corrupt("transfer run"))?;
-        for offset in 0..u128::from(run.len) {
+        for offset in 0..u128::from(run.len()) {
             let id = TransferId(first.wrapping_add(offset));
             // The index names where the transfer is in the journal; read it from there.
             let transfer = trees.transfer(id)?.ok_or_else(|| Error::Corrupt {

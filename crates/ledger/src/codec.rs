@@ -185,8 +185,8 @@ pub(crate) fn transfer_run_bytes(run: &TransferRun) -> [u8; TRANSFER_RUN_LEN] {
     out
 }
 
-/// Decodes a run; a run is never empty and never longer than a record can be.
-pub(crate) fn decode_transfer_run(bytes: &[u8]) -> Result<TransferRun, DecodeError> {
+/// Decodes a packed run; a run is never empty and never longer than a record can be.
+fn decode_packed_run(bytes: &[u8]) -> Result<TransferRun, DecodeError> {
     let mut cursor = Cursor::new(bytes, "transfer run");
     let run = TransferRun {
         seq: cursor.u64()?,
@@ -212,6 +212,126 @@ pub(crate) fn decode_transfer_run(bytes: &[u8]) -> Result<TransferRun, DecodeErr
         });
     }
     Ok(run)
+}
+
+/// First byte of a spread run's value. A packed run is exactly [`TRANSFER_RUN_LEN`] bytes and a
+/// spread run `9 + 4 × n` bytes (never 16), so the length alone tells them apart; the tag makes
+/// a spread run's bytes say what they are.
+const SPREAD_RUN_TAG: u8 = 0x53;
+/// Ids in one spread run at most: its value stays near a kilobyte.
+pub(crate) const SPREAD_RUN_MAX: usize = 256;
+
+/// Consecutive ids journaled one or a few at a time by the records of one group commit (many
+/// callers, each with its own batch): id `first + i` is entry `entries[i].1` of record
+/// `base_seq + entries[i].0`. One key for the lot instead of one per transfer; offsets fit
+/// u16 because a group's records are counted in tens of thousands at most, and the writer
+/// leaves any that do not fit in packed runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SpreadRun {
+    pub(crate) base_seq: u64,
+    pub(crate) entries: Vec<(u16, u16)>,
+}
+
+/// A stored value of the transfer index (see `PREFIX_TRANSFER` in `ledger`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StoredRun {
+    Packed(TransferRun),
+    Spread(SpreadRun),
+}
+
+impl StoredRun {
+    /// Ids in the run (at least one).
+    pub(crate) fn len(&self) -> u32 {
+        match self {
+            Self::Packed(run) => run.len,
+            // At most SPREAD_RUN_MAX.
+            Self::Spread(run) => u32::try_from(run.entries.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Record seq and entry index of the id `offset` places after the run's first.
+    pub(crate) fn location(&self, offset: u32) -> Option<(u64, u32)> {
+        match self {
+            Self::Packed(run) => {
+                (offset < run.len).then(|| (run.seq, run.index.saturating_add(offset)))
+            }
+            Self::Spread(run) => {
+                let (seq_offset, index) = run.entries.get(usize::try_from(offset).ok()?)?;
+                let seq = run.base_seq.checked_add(u64::from(*seq_offset))?;
+                Some((seq, u32::from(*index)))
+            }
+        }
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Packed(run) => transfer_run_bytes(run).to_vec(),
+            Self::Spread(run) => {
+                let mut out = Vec::with_capacity(9 + 4 * run.entries.len());
+                out.push(SPREAD_RUN_TAG);
+                out.extend_from_slice(&run.base_seq.to_le_bytes());
+                for (seq_offset, index) in &run.entries {
+                    out.extend_from_slice(&seq_offset.to_le_bytes());
+                    out.extend_from_slice(&index.to_le_bytes());
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Decodes a stored run of either kind. A spread run has two ids or more (one id is a packed
+/// run), at most [`SPREAD_RUN_MAX`], each at an entry a record can have, in records whose
+/// numbers do not overflow.
+pub(crate) fn decode_transfer_run(bytes: &[u8]) -> Result<StoredRun, DecodeError> {
+    if bytes.len() == TRANSFER_RUN_LEN {
+        return decode_packed_run(bytes).map(StoredRun::Packed);
+    }
+    let invalid = |detail: String| DecodeError {
+        what: "transfer run",
+        detail,
+    };
+    let mut cursor = Cursor::new(bytes, "transfer run");
+    let tag = cursor.u8()?;
+    if tag != SPREAD_RUN_TAG {
+        return Err(invalid(format!(
+            "{} bytes starting with {tag:#04x} are neither a packed nor a spread run",
+            bytes.len()
+        )));
+    }
+    let base_seq = cursor.u64()?;
+    if !cursor.remaining().is_multiple_of(4) {
+        return Err(invalid(format!(
+            "{} bytes of entries are not whole (record, entry) pairs",
+            cursor.remaining()
+        )));
+    }
+    let len = cursor.remaining() / 4;
+    if !(2..=SPREAD_RUN_MAX).contains(&len) {
+        return Err(invalid(format!(
+            "a spread run of {len} ids (2 to {SPREAD_RUN_MAX})"
+        )));
+    }
+    let mut entries = Vec::with_capacity(len);
+    let mut last_seq_offset = 0;
+    for _ in 0..len {
+        let (seq_offset, index) = (cursor.u16()?, cursor.u16()?);
+        if usize::from(index) >= crate::BATCH_LEN_MAX {
+            return Err(invalid(format!(
+                "entry {index} is past a record of at most {} entries",
+                crate::BATCH_LEN_MAX
+            )));
+        }
+        last_seq_offset = last_seq_offset.max(seq_offset);
+        entries.push((seq_offset, index));
+    }
+    cursor.finish()?;
+    if base_seq.checked_add(u64::from(last_seq_offset)).is_none() {
+        return Err(invalid(format!(
+            "record {base_seq} + {last_seq_offset} overflows"
+        )));
+    }
+    Ok(StoredRun::Spread(SpreadRun { base_seq, entries }))
 }
 
 #[cfg(test)]
@@ -316,7 +436,10 @@ mod tests {
             index: 8000,
             len: 190,
         };
-        assert_eq!(decode_transfer_run(&transfer_run_bytes(&run)), Ok(run));
+        assert_eq!(
+            decode_transfer_run(&transfer_run_bytes(&run)),
+            Ok(StoredRun::Packed(run))
+        );
         let empty = TransferRun { len: 0, ..run };
         assert!(decode_transfer_run(&transfer_run_bytes(&empty)).is_err());
         let past_a_record = TransferRun { len: 191, ..run };
@@ -328,6 +451,40 @@ mod tests {
         };
         assert!(decode_transfer_run(&transfer_run_bytes(&huge)).is_err());
         assert!(decode_transfer_run(&[0; TRANSFER_RUN_LEN - 1]).is_err());
+    }
+
+    #[test]
+    fn spread_run_round_trips_and_rejects_malformed_values() {
+        let run = StoredRun::Spread(SpreadRun {
+            base_seq: 40,
+            entries: vec![(0, 0), (3, 1), (1, 8189)],
+        });
+        let bytes = run.to_bytes();
+        assert_eq!(bytes.len(), 9 + 3 * 4);
+        assert_eq!(decode_transfer_run(&bytes), Ok(run.clone()));
+        assert_eq!(run.len(), 3);
+        assert_eq!(run.location(1), Some((43, 1)));
+        assert_eq!(run.location(2), Some((41, 8189)));
+        assert_eq!(run.location(3), None);
+
+        let spread = |base_seq, entries: &[(u16, u16)]| {
+            StoredRun::Spread(SpreadRun {
+                base_seq,
+                entries: entries.to_vec(),
+            })
+            .to_bytes()
+        };
+        // One id is a packed run's job; more than the cap, or an entry past a record, is not
+        // something the writer makes.
+        assert!(decode_transfer_run(&spread(1, &[(0, 0)])).is_err());
+        assert!(decode_transfer_run(&spread(1, &vec![(0, 0); SPREAD_RUN_MAX + 1])).is_err());
+        assert!(decode_transfer_run(&spread(1, &[(0, 0), (0, 8190)])).is_err());
+        assert!(decode_transfer_run(&spread(u64::MAX, &[(0, 0), (1, 0)])).is_err());
+        let mut wrong_tag = bytes.clone();
+        wrong_tag[0] ^= 1;
+        assert!(decode_transfer_run(&wrong_tag).is_err());
+        assert!(decode_transfer_run(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_transfer_run(&[]).is_err());
     }
 
     #[test]

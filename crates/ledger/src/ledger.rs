@@ -43,9 +43,9 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::codec::{
-    self, TransferRun, account_bytes, balance_bytes, decode_account, decode_balance,
-    decode_expiry_key, decode_pending_status, decode_transfer, decode_transfer_run, expiry_key,
-    history_key, id_key, transfer_run_bytes,
+    self, SPREAD_RUN_MAX, SpreadRun, StoredRun, TransferRun, account_bytes, balance_bytes,
+    decode_account, decode_balance, decode_expiry_key, decode_pending_status, decode_transfer,
+    decode_transfer_run, expiry_key, history_key, id_key,
 };
 use crate::filter::{self, IdFilter};
 use crate::idhash::{IdMap, IdSet};
@@ -119,13 +119,15 @@ pub const EXPIRE_BATCH_LEN_MAX: usize = BATCH_LEN_MAX;
 /// Ledger format version stored in the meta tree. Version 2 stored, per transfer id, only
 /// the transfer's location in the journal instead of a copy of the transfer; version 3 stores
 /// one location per run of consecutive ids (see [`PREFIX_TRANSFER`]); version 4 packs short
-/// journal records of one group commit into shared chunks (see [`crate::journal`]).
-pub(crate) const FORMAT_VERSION: u8 = 4;
+/// journal records of one group commit into shared chunks (see [`crate::journal`]); version 5
+/// adds spread runs to the transfer index (see [`PREFIX_TRANSFER`]).
+pub(crate) const FORMAT_VERSION: u8 = 5;
 
-/// The one older format this build still reads: a version 3 journal is a version 4 journal
-/// whose frames each hold one record. The writer upgrades the stored version when it opens
-/// one (before it packs any record), so older builds refuse the database from then on.
-pub(crate) const FORMAT_VERSION_UPGRADABLE: u8 = 3;
+/// Older formats this build still reads: a version 4 database is a version 5 one without
+/// spread runs, and a version 3 journal is a version 4 journal whose frames each hold one
+/// record. The writer upgrades the stored version when it opens one (before it writes
+/// anything newer), so older builds refuse the database from then on.
+pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 2] = [3, 4];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
@@ -141,17 +143,23 @@ pub(crate) const PREFIX_HISTORY: u8 = b'h';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
-/// First id of a run of consecutive transfer ids → where the run sits in the journal (record
-/// seq, entry index of the first id, run length; see [`codec::TransferRun`]). The journal
-/// already holds every transfer in full, so the index only locates entries; the rare reads
-/// (duplicate ids, post/void, expiry, lookups) fetch the journal chunk that holds the entry.
+/// First id of a run of consecutive transfer ids → where the run's transfers sit in the
+/// journal. The journal already holds every transfer in full, so the index only locates
+/// entries; the rare reads (duplicate ids, post/void, expiry, lookups) fetch the journal chunk
+/// that holds the entry. A run is stored one of two ways ([`codec::StoredRun`]):
+///
+/// - packed: consecutive entries of one record (record seq, entry index of the first id,
+///   length; [`codec::TransferRun`]), what one caller's batch of ordered ids gives;
+/// - spread: each id's own record and entry, for records of one group commit
+///   ([`codec::SpreadRun`]), what many callers drawing ids from one counter give.
 ///
 /// Why runs: sled pays for every key it inserts (a tree descent, a copy of the leaf, a split
-/// every eight appends), and one key per transfer was most of a full batch's commit time.
-/// Callers that allocate ids in order (TigerBeetle's advice, and what a counter or a
-/// time-based id gives) store a whole batch as one key; random ids make runs of one and cost
-/// what one key per transfer did. Runs never overlap, because every id is stored only once,
-/// so the run holding an id is the one with the greatest first id at or below it.
+/// every eight appends, and the log bytes of all that), and one key per transfer was most of a
+/// commit's time, for full batches and for many single-transfer callers alike. Callers that
+/// allocate ids in order (TigerBeetle's advice, and what a counter or a time-based id gives)
+/// store a whole batch, or a whole group of callers, as one key; random ids make runs of one
+/// and cost what one key per transfer did. Runs never overlap, because every id is stored only
+/// once, so the run holding an id is the one with the greatest first id at or below it.
 pub(crate) const PREFIX_TRANSFER: u8 = b't';
 
 pub(crate) const META_FORMAT: &[u8] = b"format";
@@ -392,13 +400,13 @@ impl Trees {
         // Runs never overlap (each id is stored once), so only this run can hold `id`.
         let Some(offset) =
             id.0.checked_sub(first)
-                .filter(|offset| *offset < u128::from(run.len))
+                .filter(|offset| *offset < u128::from(run.len()))
         else {
             return Ok(None);
         };
-        // Below `run.len`, a u32.
+        // Below `run.len()`, a u32.
         let offset = u32::try_from(offset).unwrap_or(u32::MAX);
-        Ok(Some((run.seq, run.index.saturating_add(offset))))
+        Ok(run.location(offset))
     }
 
     pub(crate) fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error> {
@@ -1229,7 +1237,11 @@ pub(crate) fn check_format(trees: &Trees) -> Result<u8, Error> {
         .get(META_FORMAT)
         .map_err(Error::storage("reading the format version"))?;
     match stored.as_deref() {
-        Some([version @ (FORMAT_VERSION | FORMAT_VERSION_UPGRADABLE)]) => Ok(*version),
+        Some([version])
+            if *version == FORMAT_VERSION || FORMAT_VERSIONS_UPGRADABLE.contains(version) =>
+        {
+            Ok(*version)
+        }
         other => Err(Error::UnsupportedFormat {
             found: match other {
                 None => "none".into(),
@@ -1689,7 +1701,7 @@ fn stop_reason(stopped: &Mutex<Option<String>>) -> String {
 
 /// Splits located transfers (in record order) into runs of consecutive ids at consecutive
 /// entries of one record (see [`PREFIX_TRANSFER`]).
-fn transfer_runs(locations: &[(TransferId, u64, u32)]) -> Vec<(TransferId, TransferRun)> {
+fn packed_runs(locations: &[(TransferId, u64, u32)]) -> Vec<(TransferId, TransferRun)> {
     let mut runs: Vec<(TransferId, TransferRun)> = Vec::new();
     for &(id, seq, index) in locations {
         if let Some((first, run)) = runs.last_mut() {
@@ -1705,6 +1717,69 @@ fn transfer_runs(locations: &[(TransferId, u64, u32)]) -> Vec<(TransferId, Trans
     runs
 }
 
+/// Packed runs this short or shorter may join a spread run: below that a spread run's four
+/// bytes per id cost less than a key per packed run; above it one packed key is cheaper.
+const SPREAD_PIECE_MAX: u32 = 8;
+
+/// The runs that index one group's transfers (see [`PREFIX_TRANSFER`]): packed runs, with
+/// short ones whose ids follow one another (in id order, whatever their records) merged into
+/// spread runs of up to [`SPREAD_RUN_MAX`] ids.
+fn transfer_runs(locations: &[(TransferId, u64, u32)]) -> Vec<(TransferId, StoredRun)> {
+    let mut packed = packed_runs(locations);
+    packed.sort_unstable_by_key(|(first, _)| *first);
+    let Some(base_seq) = locations.iter().map(|(_, seq, _)| *seq).min() else {
+        return Vec::new();
+    };
+    let mut runs = Vec::with_capacity(packed.len());
+    // Short packed runs in id order, waiting to become one spread run.
+    let mut pending: Vec<(TransferId, TransferRun)> = Vec::new();
+    let mut pending_ids = 0usize;
+    let flush = |pending: &mut Vec<(TransferId, TransferRun)>,
+                 runs: &mut Vec<(TransferId, StoredRun)>| {
+        match pending.as_slice() {
+            [] => {}
+            [(first, run)] => runs.push((*first, StoredRun::Packed(*run))),
+            [(first, _), ..] => {
+                let entries = pending
+                    .iter()
+                    .flat_map(|(_, run)| {
+                        // Checked to fit u16 before the run joined `pending`.
+                        let seq_offset = u16::try_from(run.seq - base_seq).unwrap_or(u16::MAX);
+                        (run.index..run.index + run.len)
+                            .map(move |index| (seq_offset, u16::try_from(index).unwrap_or(0)))
+                    })
+                    .collect();
+                runs.push((*first, StoredRun::Spread(SpreadRun { base_seq, entries })));
+            }
+        }
+        pending.clear();
+    };
+    for (first, run) in packed {
+        let fits = run.len <= SPREAD_PIECE_MAX
+            && u16::try_from(run.seq - base_seq).is_ok()
+            && u16::try_from(run.index.saturating_add(run.len)).is_ok();
+        if !fits {
+            flush(&mut pending, &mut runs);
+            pending_ids = 0;
+            runs.push((first, StoredRun::Packed(run)));
+            continue;
+        }
+        // At most SPREAD_PIECE_MAX, a usize.
+        let len = usize::try_from(run.len).unwrap_or(usize::MAX);
+        let follows = pending.last().is_some_and(|(last, last_run)| {
+            last.0.checked_add(u128::from(last_run.len)) == Some(first.0)
+        });
+        if !follows || pending_ids.saturating_add(len) > SPREAD_RUN_MAX {
+            flush(&mut pending, &mut runs);
+            pending_ids = 0;
+        }
+        pending.push((first, run));
+        pending_ids += len;
+    }
+    flush(&mut pending, &mut runs);
+    runs
+}
+
 /// The writes of one group, apart from the account snapshot (the committer adds it).
 fn prepare(
     changes: &Changes,
@@ -1717,7 +1792,7 @@ fn prepare(
     // The records hold exactly the transfers of `changes.transfers` (a failed linked chain
     // is rolled back from both), so indexing the records indexes every one.
     for (first, run) in transfer_runs(locations) {
-        writes.insert(PREFIX_TRANSFER, &id_key(first.0), &transfer_run_bytes(&run));
+        writes.insert(PREFIX_TRANSFER, &id_key(first.0), run.to_bytes());
     }
     for (id, status) in &changes.pending {
         writes.insert(PREFIX_PENDING, &id_key(id.0), &[status.to_byte()]);
@@ -2196,20 +2271,20 @@ mod tests {
             runs,
             [(
                 TransferId(10),
-                TransferRun {
+                StoredRun::Packed(TransferRun {
                     seq: 4,
                     index: 0,
                     len: 4
-                }
+                })
             )]
         );
     }
 
     #[test]
-    fn runs_break_at_id_gaps_descending_ids_and_record_boundaries() {
+    fn packed_runs_break_at_id_gaps_descending_ids_and_record_boundaries() {
         let mut locations = located(&[10, 11, 13, 12], 4, 0);
         locations.extend(located(&[14, 15], 5, 0));
-        let runs: Vec<(u128, u64, u32, u32)> = transfer_runs(&locations)
+        let runs: Vec<(u128, u64, u32, u32)> = packed_runs(&locations)
             .into_iter()
             .map(|(first, run)| (first.0, run.seq, run.index, run.len))
             .collect();
@@ -2220,16 +2295,101 @@ mod tests {
     }
 
     #[test]
-    fn a_skipped_entry_breaks_a_run_even_when_ids_are_consecutive() {
+    fn a_skipped_entry_breaks_a_packed_run_even_when_ids_are_consecutive() {
         // A rolled-back linked chain leaves ids 20 and 21 at entries 0 and 2.
-        let runs = transfer_runs(&[(TransferId(20), 1, 0), (TransferId(21), 1, 2)]);
-        assert_eq!(runs.len(), 2);
+        let locations = [(TransferId(20), 1, 0), (TransferId(21), 1, 2)];
+        assert_eq!(packed_runs(&locations).len(), 2);
+        // The index still stores them as one key, each id with its own entry.
+        assert_eq!(
+            transfer_runs(&locations),
+            [(
+                TransferId(20),
+                StoredRun::Spread(SpreadRun {
+                    base_seq: 1,
+                    entries: vec![(0, 0), (0, 2)]
+                })
+            )]
+        );
     }
 
     #[test]
     fn a_run_at_the_top_of_the_id_space_does_not_overflow() {
         let top = u128::MAX - 1;
-        let runs = transfer_runs(&located(&[top, 1], 1, 0));
+        assert_eq!(packed_runs(&located(&[top, 1], 1, 0)).len(), 2);
+        let locations = [(TransferId(top), 1, 0), (TransferId(u128::MAX), 2, 0)];
+        let runs = transfer_runs(&locations);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].1.location(1), Some((2, 0)));
+    }
+
+    /// Single-transfer records of one group (many callers), ids from one counter but records
+    /// in arrival order.
+    fn singles(ids: &[u128], first_seq: u64) -> Vec<(TransferId, u64, u32)> {
+        ids.iter()
+            .zip(first_seq..)
+            .map(|(id, seq)| (TransferId(*id), seq, 0))
+            .collect()
+    }
+
+    #[test]
+    fn single_transfers_of_consecutive_ids_form_one_spread_run_in_id_order() {
+        let runs = transfer_runs(&singles(&[12, 10, 13, 11], 7));
+        assert_eq!(
+            runs,
+            [(
+                TransferId(10),
+                StoredRun::Spread(SpreadRun {
+                    base_seq: 7,
+                    entries: vec![(1, 0), (3, 0), (0, 0), (2, 0)]
+                })
+            )]
+        );
+    }
+
+    #[test]
+    fn spread_runs_break_at_gaps_and_at_their_cap() {
+        let ids: Vec<u128> = (1000..1000 + SPREAD_RUN_MAX as u128 + 10)
+            .chain([5000, 5002])
+            .collect();
+        let runs = transfer_runs(&singles(&ids, 1));
+        let shape: Vec<(u128, u32, bool)> = runs
+            .iter()
+            .map(|(first, run)| (first.0, run.len(), matches!(run, StoredRun::Spread(_))))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (1000, SPREAD_RUN_MAX as u32, true),
+                (1000 + SPREAD_RUN_MAX as u128, 10, true),
+                (5000, 1, false),
+                (5002, 1, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_packed_runs_stay_packed_and_their_short_neighbours_join_up() {
+        // One caller's batch of 20 ordered ids, then single transfers around it.
+        let mut locations = located(&(100..120).collect::<Vec<_>>(), 3, 0);
+        locations.extend(singles(&[121, 120, 99], 4));
+        let runs = transfer_runs(&locations);
+        let shape: Vec<(u128, u32, bool)> = runs
+            .iter()
+            .map(|(first, run)| (first.0, run.len(), matches!(run, StoredRun::Spread(_))))
+            .collect();
+        assert_eq!(shape, [(99, 1, false), (100, 20, false), (120, 2, true)]);
+    }
+
+    #[test]
+    fn records_too_far_from_the_group_start_for_a_spread_run_stay_packed() {
+        let far = u64::from(u16::MAX) + 1;
+        let locations = [(TransferId(1), 10, 0), (TransferId(2), 10 + far, 0)];
+        let runs = transfer_runs(&locations);
+        assert!(
+            runs.iter()
+                .all(|(_, run)| matches!(run, StoredRun::Packed(_))),
+            "{runs:?}"
+        );
         assert_eq!(runs.len(), 2);
     }
 
@@ -2241,8 +2401,13 @@ mod tests {
         let mut locations = located(&[100, 101, 102], 1, 0);
         locations.extend(located(&[200], 1, 3));
         locations.extend(located(&[103], 2, 0));
-        for (first, run) in transfer_runs(&locations) {
-            writes.insert(PREFIX_TRANSFER, &id_key(first.0), &transfer_run_bytes(&run));
+        // A later group of single transfers: one spread run.
+        let spread = singles(&[302, 300, 301], 3);
+        for (first, run) in transfer_runs(&locations)
+            .into_iter()
+            .chain(transfer_runs(&spread))
+        {
+            writes.insert(PREFIX_TRANSFER, &id_key(first.0), run.to_bytes());
         }
         trees.apply(writes, "test").expect("applied");
         let expected = [
@@ -2255,6 +2420,11 @@ mod tests {
             (199, None),
             (200, Some((1, 3))),
             (201, None),
+            (299, None),
+            (300, Some((4, 0))),
+            (301, Some((5, 0))),
+            (302, Some((3, 0))),
+            (303, None),
             (u128::MAX, None),
         ];
         for (id, location) in expected {

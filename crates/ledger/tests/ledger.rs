@@ -54,12 +54,21 @@ fn transfer(id: u128, debit: u128, credit: u128, amount: u128, ledger: u32) -> N
 
 /// How many journal chunks the closed ledger at `path` stores (prefix `j` of the state tree).
 fn journal_chunks(path: &Path) -> u64 {
+    stored_keys(path, b"j")
+}
+
+/// Keys of the transfer index: one per run of ids.
+fn transfer_index_keys(path: &Path) -> u64 {
+    stored_keys(path, b"t")
+}
+
+fn stored_keys(path: &Path, prefix: &[u8]) -> u64 {
     // sled releases a closed database's lock from its background threads a few milliseconds
     // after the last handle is dropped; retry for a while, as the ledger does.
     for _ in 0..200 {
         if let Ok(db) = sled::open(path) {
             let tree = db.open_tree("ledger").expect("tree");
-            return tree.scan_prefix(b"j").count() as u64;
+            return tree.scan_prefix(prefix).count() as u64;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -409,6 +418,84 @@ mod lifecycle {
         reopened.close().expect("close");
     }
 
+    /// 64 callers of single transfers drawing ids from one counter: the records of a group
+    /// hold consecutive ids, which the index stores as spread runs (far fewer keys than
+    /// transfers). Every transfer reads back through them, before and after a reopen, a
+    /// repeat of any id is `exists`, and the audit counts every transfer once.
+    #[test]
+    fn single_transfers_with_ids_from_one_counter_are_indexed_as_spread_runs() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        const CALLERS: u64 = 64;
+        const EACH: u64 = 8;
+        const FIRST_ID: u64 = 70_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open(dir.path());
+        let accounts: Vec<NewAccount> = (1..=4)
+            .map(|id| account(id, JPY, AccountFlags::NONE))
+            .collect();
+        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let next = AtomicU64::new(FIRST_ID);
+        let event = |id: u64| {
+            let id = u128::from(id);
+            transfer(id, 1 + id % 4, 1 + (id + 1) % 4, 1 + id % 100, JPY)
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..CALLERS {
+                let (ledger, next) = (&ledger, &next);
+                scope.spawn(move || {
+                    for _ in 0..EACH {
+                        let id = next.fetch_add(1, Ordering::Relaxed);
+                        assert_eq!(
+                            ledger
+                                .create_transfers(&[event(id)], NOW)
+                                .expect("answered"),
+                            [CreateTransferResult::Ok]
+                        );
+                    }
+                });
+            }
+        });
+        let ids: Vec<TransferId> = (FIRST_ID..FIRST_ID + CALLERS * EACH)
+            .map(|id| TransferId(u128::from(id)))
+            .collect();
+        let check = |ledger: &Ledger| {
+            let found = ledger.lookup_transfers(&ids).expect("lookup");
+            for (id, transfer) in ids.iter().zip(found) {
+                let transfer = transfer.unwrap_or_else(|| panic!("{id:?} missing"));
+                assert_eq!(transfer.id, *id);
+                assert_eq!(transfer.amount, 1 + id.0 % 100);
+            }
+            let around =
+                [FIRST_ID - 1, FIRST_ID + CALLERS * EACH].map(|id| TransferId(u128::from(id)));
+            assert_eq!(
+                ledger.lookup_transfers(&around).expect("lookup"),
+                [None, None]
+            );
+        };
+        check(&ledger);
+        ledger.close().expect("close");
+        let report = check_clean(dir.path());
+        assert_eq!(report.transfers, CALLERS * EACH);
+        let keys = transfer_index_keys(dir.path());
+        assert!(
+            keys * 4 < report.transfers,
+            "{keys} index keys for {} transfers",
+            report.transfers
+        );
+        let reopened = open(dir.path());
+        check(&reopened);
+        let repeats: Vec<NewTransfer> = [FIRST_ID, FIRST_ID + 100, FIRST_ID + CALLERS * EACH - 1]
+            .into_iter()
+            .map(event)
+            .collect();
+        assert_eq!(
+            reopened.create_transfers(&repeats, NOW).expect("answered"),
+            [CreateTransferResult::Exists; 3]
+        );
+        reopened.close().expect("close");
+        check_clean(dir.path());
+    }
+
     /// Pending transfers created, posted, voided, expired and repeated by concurrent callers,
     /// so that later groups decide on transfers of earlier groups that are still being
     /// committed: each pending transfer is resolved at most once, what the callers were told
@@ -699,13 +786,13 @@ mod audit {
         let error =
             kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect_err("refused");
         assert!(
-            matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 4 } if found == "2"),
+            matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 5 } if found == "2"),
             "{error:?}"
         );
         assert!(
             error
                 .to_string()
-                .contains("storage format 2 is not format 4")
+                .contains("storage format 2 is not format 5")
         );
         let mut out = Vec::new();
         let error = kakehashi_ledger::export(dir.path(), &mut out).expect_err("refused");
@@ -782,26 +869,29 @@ mod audit {
         );
     }
 
-    /// A format 3 database is a format 4 one whose chunks each hold one record: the audit
-    /// reads it as it is, and the writer upgrades the stored version at open.
+    /// A format 4 database is a format 5 one without spread runs in its transfer index, and a
+    /// format 3 one is a format 4 one whose chunks each hold one record: the audit reads both
+    /// as they are, and the writer upgrades the stored version at open.
     #[test]
-    fn format_3_is_read_and_upgraded_by_the_writer() {
-        let dir = populated();
-        tamper(dir.path(), "ledger", b"mformat", |value| value[0] = 3);
-        check_clean(dir.path());
-        let ledger = open(dir.path());
-        let results = ledger
-            .create_transfers(&[transfer(50, 1, 2, 7, JPY)], NOW)
-            .expect("transfers");
-        assert_eq!(results, [CreateTransferResult::Ok]);
-        ledger.close().expect("close");
-        let report = check_clean(dir.path());
-        assert_eq!(report.transfers, 8);
-        let mut format = Vec::new();
-        tamper(dir.path(), "ledger", b"mformat", |value| {
-            format = value.clone()
-        });
-        assert_eq!(format, [4]);
+    fn formats_3_and_4_are_read_and_upgraded_by_the_writer() {
+        for version in [3, 4] {
+            let dir = populated();
+            tamper(dir.path(), "ledger", b"mformat", |value| value[0] = version);
+            check_clean(dir.path());
+            let ledger = open(dir.path());
+            let results = ledger
+                .create_transfers(&[transfer(50, 1, 2, 7, JPY)], NOW)
+                .expect("transfers");
+            assert_eq!(results, [CreateTransferResult::Ok]);
+            ledger.close().expect("close");
+            let report = check_clean(dir.path());
+            assert_eq!(report.transfers, 8);
+            let mut format = Vec::new();
+            tamper(dir.path(), "ledger", b"mformat", |value| {
+                format = value.clone()
+            });
+            assert_eq!(format, [5], "from format {version}");
+        }
     }
 
     #[test]
