@@ -12,6 +12,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's malloc: the ledger's writer allocates a group's state on one
+/// thread and frees it on another, and callers allocate requests on many, a pattern glibc
+/// serves slowly (see ARCHITECTURE.md, "Allocation").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod client;
 mod cmd_bench;
 mod cmd_cert;

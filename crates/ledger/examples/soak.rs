@@ -5,8 +5,9 @@
 //! ```
 //!
 //! Options: `--transfers N`, `--accounts N`, `--dir PATH` (default: a temporary directory,
-//! removed at the end), `--cache-mb N` (sled's page-cache budget; default the ledger's). Batches are full (8,190 transfers), each committed durably. Peak RSS
-//! is the kernel's `VmHWM` from `/proc/self/status`.
+//! removed at the end), `--cache-mb N` (sled's page-cache budget; default the ledger's).
+//! Batches are full (8,190 transfers), each committed durably. Peak RSS is the kernel's
+//! `VmHWM` from `/proc/self/status`. The allocator is the `kakehashi` binary's (mimalloc).
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +17,9 @@ use kakehashi_ledger::{
     AccountId, BATCH_LEN_MAX, CreateTransferResult, Ledger, NewAccount, NewTransfer, Options,
     Timestamp, TransferId,
 };
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const JPY: u32 = 392;
 /// Progress lines every this many transfers.
