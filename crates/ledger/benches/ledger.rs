@@ -193,7 +193,10 @@ impl Callers {
             round.send(per_caller).expect("caller runs");
         }
         for _ in &self.rounds {
-            self.done.recv().expect("caller answers");
+            // A caller that panicked never answers: fail rather than wait forever.
+            self.done
+                .recv_timeout(Duration::from_secs(120))
+                .expect("caller answers");
         }
         start
             .elapsed()

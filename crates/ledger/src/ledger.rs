@@ -1725,56 +1725,74 @@ const SPREAD_PIECE_MAX: u32 = 8;
 /// short ones whose ids follow one another (in id order, whatever their records) merged into
 /// spread runs of up to [`SPREAD_RUN_MAX`] ids.
 fn transfer_runs(locations: &[(TransferId, u64, u32)]) -> Vec<(TransferId, StoredRun)> {
+    /// A short packed run waiting to join a spread run: its record as an offset from the
+    /// group's first, and its entries `start..end`, all known to fit u16.
+    struct Piece {
+        first: TransferId,
+        run: TransferRun,
+        seq_offset: u16,
+        start: u16,
+        end: u16,
+    }
     let mut packed = packed_runs(locations);
     packed.sort_unstable_by_key(|(first, _)| *first);
     let Some(base_seq) = locations.iter().map(|(_, seq, _)| *seq).min() else {
         return Vec::new();
     };
     let mut runs = Vec::with_capacity(packed.len());
-    // Short packed runs in id order, waiting to become one spread run.
-    let mut pending: Vec<(TransferId, TransferRun)> = Vec::new();
+    // Short packed runs whose ids follow one another, waiting to become one spread run.
+    let mut pending: Vec<Piece> = Vec::new();
     let mut pending_ids = 0usize;
-    let flush = |pending: &mut Vec<(TransferId, TransferRun)>,
-                 runs: &mut Vec<(TransferId, StoredRun)>| {
+    let flush = |pending: &mut Vec<Piece>, runs: &mut Vec<(TransferId, StoredRun)>| {
         match pending.as_slice() {
             [] => {}
-            [(first, run)] => runs.push((*first, StoredRun::Packed(*run))),
-            [(first, _), ..] => {
+            [piece] => runs.push((piece.first, StoredRun::Packed(piece.run))),
+            [first, ..] => {
                 let entries = pending
                     .iter()
-                    .flat_map(|(_, run)| {
-                        // Checked to fit u16 before the run joined `pending`.
-                        let seq_offset = u16::try_from(run.seq - base_seq).unwrap_or(u16::MAX);
-                        (run.index..run.index + run.len)
-                            .map(move |index| (seq_offset, u16::try_from(index).unwrap_or(0)))
+                    .flat_map(|piece| {
+                        (piece.start..piece.end).map(|index| (piece.seq_offset, index))
                     })
                     .collect();
-                runs.push((*first, StoredRun::Spread(SpreadRun { base_seq, entries })));
+                runs.push((
+                    first.first,
+                    StoredRun::Spread(SpreadRun { base_seq, entries }),
+                ));
             }
         }
         pending.clear();
     };
     for (first, run) in packed {
-        let fits = run.len <= SPREAD_PIECE_MAX
-            && u16::try_from(run.seq - base_seq).is_ok()
-            && u16::try_from(run.index.saturating_add(run.len)).is_ok();
-        if !fits {
+        let piece = (run.len <= SPREAD_PIECE_MAX)
+            .then(|| {
+                let seq_offset = u16::try_from(run.seq.checked_sub(base_seq)?).ok()?;
+                let start = u16::try_from(run.index).ok()?;
+                let end = start.checked_add(u16::try_from(run.len).ok()?)?;
+                Some(Piece {
+                    first,
+                    run,
+                    seq_offset,
+                    start,
+                    end,
+                })
+            })
+            .flatten();
+        let Some(piece) = piece else {
             flush(&mut pending, &mut runs);
             pending_ids = 0;
             runs.push((first, StoredRun::Packed(run)));
             continue;
-        }
-        // At most SPREAD_PIECE_MAX, a usize.
-        let len = usize::try_from(run.len).unwrap_or(usize::MAX);
-        let follows = pending.last().is_some_and(|(last, last_run)| {
-            last.0.checked_add(u128::from(last_run.len)) == Some(first.0)
+        };
+        let len = usize::from(piece.end - piece.start);
+        let follows = pending.last().is_some_and(|last| {
+            last.first.0.checked_add(u128::from(last.run.len)) == Some(first.0)
         });
         if !follows || pending_ids.saturating_add(len) > SPREAD_RUN_MAX {
             flush(&mut pending, &mut runs);
             pending_ids = 0;
         }
-        pending.push((first, run));
-        pending_ids += len;
+        pending.push(piece);
+        pending_ids = pending_ids.saturating_add(len);
     }
     flush(&mut pending, &mut runs);
     runs
@@ -2433,6 +2451,83 @@ mod tests {
                 location,
                 "id {id}"
             );
+        }
+        // The filter built at open from this index holds every stored id, spread or packed.
+        let filter = filter::build(&trees, &Arc::new(AtomicBool::new(false))).expect("built");
+        for (id, location) in expected {
+            if location.is_some() {
+                assert!(filter.may_contain(id), "id {id}");
+            }
+        }
+    }
+
+    /// Located transfers of one group as the sequencer makes them: records in order from
+    /// `first_seq`, each holding some of `ids` (in the given order) at consecutive entries,
+    /// with some entries skipped (rolled-back linked events).
+    fn group_of(
+        ids: &[u128],
+        sizes: &[usize],
+        skips: &[bool],
+        first_seq: u64,
+    ) -> Vec<(TransferId, u64, u32)> {
+        let mut locations = Vec::new();
+        let (mut seq, mut index, mut in_record) = (first_seq, 0u32, 0usize);
+        let mut size = sizes.iter().cycle();
+        let mut limit = *size.next().unwrap_or(&1);
+        for (n, id) in ids.iter().enumerate() {
+            if in_record == limit {
+                seq += 1;
+                (index, in_record) = (0, 0);
+                limit = *size.next().unwrap_or(&1);
+            }
+            if skips.get(n).copied().unwrap_or(false) {
+                index += 1;
+            }
+            locations.push((TransferId(*id), seq, index));
+            index += 1;
+            in_record += 1;
+        }
+        locations
+    }
+
+    proptest::proptest! {
+        /// Whatever the ids (gaps, shuffles, the top of the id space), record sizes and
+        /// skipped entries: every run decodes to itself, runs never overlap, and the run
+        /// holding each id (the greatest first id at or below it) gives its exact location.
+        #[test]
+        fn transfer_runs_locate_every_id_exactly_and_never_overlap(
+            start in proptest::prop_oneof![0u128..1_000, (u128::MAX - 600)..=u128::MAX - 300],
+            gaps in proptest::collection::vec(proptest::prop_oneof![3 => proptest::strategy::Just(1u128), 1 => 2u128..5], 1..300),
+            shuffle in proptest::collection::vec(0usize..300, 0..40),
+            sizes in proptest::collection::vec(1usize..20, 1..8),
+            skips in proptest::collection::vec(proptest::bool::weighted(0.05), 0..300),
+            first_seq in proptest::prop_oneof![1u64..100, (u64::MAX - 100_000)..u64::MAX - 70_000],
+        ) {
+            let mut ids: Vec<u128> = gaps
+                .iter()
+                .scan(start, |id, gap| {
+                    *id = id.checked_add(*gap)?;
+                    Some(*id)
+                })
+                .collect();
+            for (n, swap) in shuffle.iter().enumerate() {
+                let len = ids.len();
+                ids.swap(n % len, swap % len);
+            }
+            let locations = group_of(&ids, &sizes, &skips, first_seq);
+            let runs = transfer_runs(&locations);
+            let mut by_first = BTreeMap::new();
+            for (first, run) in &runs {
+                proptest::prop_assert_eq!(&decode_transfer_run(&run.to_bytes()).expect("decodes"), run);
+                proptest::prop_assert!(by_first.insert(first.0, run.clone()).is_none());
+            }
+            let covered: u128 = runs.iter().map(|(_, run)| u128::from(run.len())).sum();
+            proptest::prop_assert_eq!(covered, locations.len() as u128);
+            for (id, seq, index) in &locations {
+                let (first, run) = by_first.range(..=id.0).next_back().expect("a run at or below");
+                let offset = u32::try_from(id.0 - first).expect("within a run");
+                proptest::prop_assert_eq!(run.location(offset), Some((*seq, *index)), "id {}", id.0);
+            }
         }
     }
 }
