@@ -75,6 +75,17 @@ fn stored_keys(path: &Path, prefix: &[u8]) -> u64 {
     panic!("sled did not open {}", path.display());
 }
 
+/// A new ledger in a temporary directory with JPY accounts `1..=count`, no flags.
+fn with_accounts(count: u128) -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = open(dir.path());
+    let accounts: Vec<NewAccount> = (1..=count)
+        .map(|id| account(id, JPY, AccountFlags::NONE))
+        .collect();
+    ledger.create_accounts(&accounts, NOW).expect("accounts");
+    (dir, ledger)
+}
+
 /// Audits `path` and asserts the report is clean, printing every finding otherwise.
 #[track_caller]
 fn check_clean(path: &Path) -> AuditReport {
@@ -334,12 +345,7 @@ mod lifecycle {
 
     #[test]
     fn concurrent_callers_are_all_answered_and_balanced() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = open(dir.path());
-        let accounts: Vec<NewAccount> = (1..=8)
-            .map(|id| account(id, JPY, AccountFlags::NONE))
-            .collect();
-        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let (dir, ledger) = with_accounts(8);
         std::thread::scope(|scope| {
             for caller in 0..16u128 {
                 let ledger = &ledger;
@@ -365,12 +371,7 @@ mod lifecycle {
     fn single_transfers_from_many_callers_share_journal_chunks_and_read_back() {
         const CALLERS: u128 = 64;
         const EACH: u128 = 8;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = open(dir.path());
-        let accounts: Vec<NewAccount> = (1..=4)
-            .map(|id| account(id, JPY, AccountFlags::NONE))
-            .collect();
-        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let (dir, ledger) = with_accounts(4);
         let id = |caller: u128, n: u128| 10_000 + caller * 100 + n;
         std::thread::scope(|scope| {
             for caller in 0..CALLERS {
@@ -428,12 +429,7 @@ mod lifecycle {
         const CALLERS: u64 = 64;
         const EACH: u64 = 8;
         const FIRST_ID: u64 = 70_000;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = open(dir.path());
-        let accounts: Vec<NewAccount> = (1..=4)
-            .map(|id| account(id, JPY, AccountFlags::NONE))
-            .collect();
-        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let (dir, ledger) = with_accounts(4);
         let next = AtomicU64::new(FIRST_ID);
         let event = |id: u64| {
             let id = u128::from(id);
@@ -522,12 +518,7 @@ mod lifecycle {
         const PER_CREATOR: u128 = 60;
         const RESOLVERS: u128 = 4;
         const SECOND: u64 = 1_000_000_000;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = open(dir.path());
-        let accounts: Vec<NewAccount> = (1..=6)
-            .map(|id| account(id, JPY, AccountFlags::NONE))
-            .collect();
-        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let (dir, ledger) = with_accounts(6);
         let pending_id = |creator: u128, n: u128| 10_000 + creator * 1_000 + n;
         // (pending id, "posted" or "voided") for every resolution answered `ok`.
         let resolved = Mutex::new(Vec::new());
@@ -827,12 +818,7 @@ mod audit {
     fn one_flipped_byte_in_a_shared_journal_chunk_names_its_record() {
         // A one-transfer record: header, one 128-byte transfer, hash.
         const RECORD_LEN: usize = 54 + 128 + 32;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = open(dir.path());
-        let accounts: Vec<NewAccount> = (1..=2)
-            .map(|id| account(id, JPY, AccountFlags::NONE))
-            .collect();
-        ledger.create_accounts(&accounts, NOW).expect("accounts");
+        let (dir, ledger) = with_accounts(2);
         std::thread::scope(|scope| {
             for caller in 0..64u128 {
                 let ledger = &ledger;
