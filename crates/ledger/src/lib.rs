@@ -17,16 +17,20 @@
 //! reopening shows exactly the acknowledged batches plus possibly whole unacknowledged ones,
 //! never part of one.
 //!
-//! Storage (format version 3, checked at open and by the offline tools): one sled tree holds,
-//! by key prefix, the journal chunks, an account snapshot (refreshed every checkpoint),
-//! pending statuses, the expiry index, balance history and a transfer index that maps each
-//! run of consecutive transfer ids to where the run sits in the journal (record seq, first
-//! entry, length): the journal is the one full copy of every transfer, and the rare reads
-//! (duplicate ids, post/void, expiry, lookups, export) fetch the chunk that holds it. Ids
-//! allocated in order store a whole batch as one index key; random ids make runs of one. A
-//! Bloom filter of transfer ids lets the writer skip the sled lookup for ids that are surely
-//! new; it never decides a result (a "maybe" always asks sled). sled's replaced tree nodes
-//! are freed by a helper thread after every commit, which keeps memory bounded.
+//! Storage (format version 5, checked at open and by the offline tools; 3 and 4 are read and
+//! upgraded): one sled tree holds, by key prefix, the journal chunks (a chunk holds a piece of
+//! one long record or a frame of short records of one group), an account snapshot (refreshed
+//! every checkpoint), pending statuses, the expiry index, balance history and a transfer index
+//! that maps each run of consecutive transfer ids to where its transfers sit in the journal:
+//! the journal is the one full copy of every transfer, and the rare reads (duplicate ids,
+//! post/void, expiry, lookups, export) fetch the chunk that holds it. A run is packed
+//! (consecutive entries of one record, as one caller's batch of ordered ids gives) or spread
+//! (each id's own record and entry within one group, as many callers drawing ids from one
+//! counter give), so ids allocated in order cost one index key per batch or per group; random
+//! ids make runs of one. A blocked Bloom filter of transfer ids lets the writer skip the sled
+//! lookup for ids that are surely new; it never decides a result (a "maybe" always asks sled).
+//! sled's replaced tree nodes are freed by a helper thread after every commit, which keeps
+//! memory bounded.
 //!
 //! Invariants, asserted before every write (fail-stop, nothing written) and re-checked by
 //! [`audit`]: per currency, Σ debits = Σ credits (pending and posted separately); flagged
