@@ -1152,16 +1152,17 @@ pub fn export(path: &Path, out: &mut dyn Write) -> Result<ExportSummary, Error> 
         let (key, value) = item.map_err(Error::storage("scanning transfers"))?;
         let first = key_u128(&key, "transfer run key").map_err(Error::corrupt("transfer"))?;
         let run = decode_transfer_run(&value).map_err(Error::corrupt("transfer run"))?;
-        for offset in 0..u128::from(run.len()) {
-            let id = TransferId(first.wrapping_add(offset));
+        for offset in 0..run.len() {
+            let id = TransferId(first.wrapping_add(u128::from(offset)));
             // The index names where the transfer is in the journal; read it from there.
-            let transfer = trees.transfer(id)?.ok_or_else(|| Error::Corrupt {
+            let (seq, index) = run.location(offset).ok_or_else(|| Error::Corrupt {
                 what: id.to_string(),
                 source: crate::codec::DecodeError {
-                    what: "transfer",
-                    detail: "indexed but gone while exporting".into(),
+                    what: "transfer run",
+                    detail: format!("no location for offset {offset} of a run of {}", run.len()),
                 },
             })?;
+            let transfer = trees.transfer_at(id, seq, index)?;
             let status = if transfer.flags.contains(TransferFlags::PENDING) {
                 trees.pending_status(transfer.id)?
             } else {

@@ -413,6 +413,16 @@ impl Trees {
         let Some((seq, index)) = self.transfer_location(id)? else {
             return Ok(None);
         };
+        self.transfer_at(id, seq, index).map(Some)
+    }
+
+    /// Transfer `id`, which the index places at entry `index` of record `seq`.
+    pub(crate) fn transfer_at(
+        &self,
+        id: TransferId,
+        seq: u64,
+        index: u32,
+    ) -> Result<Transfer, Error> {
         let transfer = self.journal_transfer(seq, index, id)?;
         if transfer.id != id {
             return Err(Error::Corrupt {
@@ -426,7 +436,7 @@ impl Trees {
                 },
             });
         }
-        Ok(Some(transfer))
+        Ok(transfer)
     }
 
     /// Reads entry `index` of transfer record `seq` from the journal chunks that hold it.
