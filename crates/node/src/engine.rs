@@ -44,7 +44,7 @@ use crate::money::{self, Currency, Rate};
 use crate::quote::{self, QuoteIssuer};
 use crate::reason::{ReasonCode, Rejection};
 use crate::receipt;
-use crate::signed::{self, Trust};
+use crate::signed::{self, ParsedCerts, Trust};
 use crate::store::{
     AccountKind, AccountMeta, InboundRecord, InboundState, OutboundRecord, OutboundState, Store,
     StoreError, Write,
@@ -223,6 +223,8 @@ pub struct Engine {
     /// Recognition verdicts of the chains this node sees again and again (its banks', its
     /// peers' receipt keys); `None` only if the agreement's CRL dates were unreadable.
     recognition: Option<RecognitionCache>,
+    /// The certificates of those chains, parsed once.
+    certs: ParsedCerts,
     quotes: QuoteIssuer,
     locks: UetrLocks,
     quote_seq: AtomicU64,
@@ -296,6 +298,7 @@ impl Engine {
         Self {
             parts,
             recognition,
+            certs: ParsedCerts::new(),
             quotes,
             locks: UetrLocks::default(),
             quote_seq: AtomicU64::new(0),
@@ -317,12 +320,14 @@ impl Engine {
         &self.parts.mra
     }
 
-    /// The agreement with this node's recognition cache, for signature checks.
+    /// The agreement with this node's recognition and certificate caches, for signature
+    /// checks.
     pub fn trust(&self) -> Trust<'_> {
-        match &self.recognition {
+        let trust = match &self.recognition {
             Some(cache) => Trust::cached(&self.parts.mra, cache),
             None => Trust::from(&*self.parts.mra),
-        }
+        };
+        trust.with_parsed_certs(&self.certs)
     }
 
     /// The payment store.

@@ -15,6 +15,9 @@
 //!    (DS0B, with the verdict's rule and message);
 //! 6. the leaf has a common name, the signer's identity (a bank's BIC, a node's name) (DS0B).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::cert::{Cert, OID_COMMON_NAME};
@@ -24,6 +27,7 @@ use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::{
     SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT, v1,
 };
+use sha2::{Digest, Sha256};
 
 use crate::reason::Rejection;
 
@@ -66,13 +70,74 @@ pub struct Signer {
     pub verdict: RecognitionVerdict,
 }
 
-/// The agreement a signature is checked under, with an optional cache of its recognition
-/// verdicts (a node checks the same few chains for every payment). `&Mra` converts into an
-/// uncached `Trust`.
+/// Certificates parsed from signer chains, by the SHA-256 of their DER.
+///
+/// A node sees the same few chains in every payment (each bank's signing chain, each peer's
+/// quote and receipt chains), and parsing them was about a seventh of a relaying node's CPU.
+/// Parsing is a pure function of the bytes, so a certificate parsed once serves every later
+/// copy of the same bytes. Only certificates that parse are kept; the map is cleared when full,
+/// so hostile chains cost memory only up to the bound.
+#[derive(Debug, Default)]
+pub struct ParsedCerts {
+    by_digest: Mutex<HashMap<[u8; 32], Arc<Cert>>>,
+}
+
+/// Distinct certificates [`ParsedCerts`] keeps: far more than the chains of a jurisdiction's
+/// banks and nodes, and a few megabytes at most.
+pub const PARSED_CERTS_MAX: usize = 1024;
+
+impl ParsedCerts {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`Cert::from_der`], answered from the cache when these bytes were parsed before.
+    pub fn parse(&self, der: &[u8]) -> Result<Cert, kakehashi_pki::error::Error> {
+        let digest: [u8; 32] = Sha256::digest(der).into();
+        let cached = self
+            .by_digest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+            .cloned();
+        if let Some(cert) = cached {
+            return Ok((*cert).clone());
+        }
+        let cert = Cert::from_der(der)?;
+        let mut by_digest = self
+            .by_digest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if by_digest.len() >= PARSED_CERTS_MAX {
+            by_digest.clear();
+        }
+        by_digest.insert(digest, Arc::new(cert.clone()));
+        Ok(cert)
+    }
+
+    /// Certificates held.
+    pub fn len(&self) -> usize {
+        self.by_digest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The agreement a signature is checked under, with optional caches of its recognition
+/// verdicts and of parsed certificates (a node checks the same few chains for every payment).
+/// `&Mra` converts into an uncached `Trust`.
 #[derive(Clone, Copy, Debug)]
 pub struct Trust<'a> {
     mra: &'a Mra,
     cache: Option<&'a RecognitionCache>,
+    certs: Option<&'a ParsedCerts>,
 }
 
 impl<'a> Trust<'a> {
@@ -81,6 +146,23 @@ impl<'a> Trust<'a> {
         Self {
             mra,
             cache: Some(cache),
+            certs: None,
+        }
+    }
+
+    /// The same, parsing signer certificates through `certs`.
+    pub fn with_parsed_certs(self, certs: &'a ParsedCerts) -> Self {
+        Self {
+            certs: Some(certs),
+            ..self
+        }
+    }
+
+    /// Parses one certificate of a signer chain (through the cache, if any).
+    fn parse(&self, der: &[u8]) -> Result<Cert, kakehashi_pki::error::Error> {
+        match self.certs {
+            Some(certs) => certs.parse(der),
+            None => Cert::from_der(der),
         }
     }
 
@@ -120,12 +202,16 @@ impl<'a> Trust<'a> {
 
 impl<'a> From<&'a Mra> for Trust<'a> {
     fn from(mra: &'a Mra) -> Self {
-        Self { mra, cache: None }
+        Self {
+            mra,
+            cache: None,
+            certs: None,
+        }
     }
 }
 
-impl<'a> From<&'a std::sync::Arc<Mra>> for Trust<'a> {
-    fn from(mra: &'a std::sync::Arc<Mra>) -> Self {
+impl<'a> From<&'a Arc<Mra>> for Trust<'a> {
+    fn from(mra: &'a Arc<Mra>) -> Self {
         Self::from(&**mra)
     }
 }
@@ -144,9 +230,10 @@ pub fn verify<'a>(
 ) -> Result<Signer, Rejection> {
     let kind = domain_name(domain);
     check_sizes(signed, &kind)?;
+    let trust: Trust<'a> = mra.into();
     let mut certs = Vec::with_capacity(signed.signer_chain.len());
     for (index, der) in signed.signer_chain.iter().enumerate() {
-        let cert = Cert::from_der(der).map_err(|e| {
+        let cert = trust.parse(der).map_err(|e| {
             Rejection::format(format!(
                 "{kind}: signer_chain[{index}] is not a DER X.509 certificate: {e}"
             ))
@@ -191,7 +278,6 @@ pub fn verify<'a>(
             ))
         })?;
 
-    let trust: Trust<'a> = mra.into();
     let verdict = trust.recognize(relying, purpose, leaf, intermediates, extra_crls, time);
     let jurisdiction = match (&verdict.recognized, &verdict.anchor_jurisdiction) {
         (true, Some(jurisdiction)) => jurisdiction.clone(),
@@ -604,5 +690,78 @@ mod tests {
             ReasonCode::Ds0b,
             "MRA §parties",
         );
+    }
+
+    #[test]
+    fn parsed_certificates_are_reused_and_give_the_same_verdicts() {
+        let mra = mra();
+        let certs = ParsedCerts::new();
+        let trust = Trust::from(&mra).with_parsed_certs(&certs);
+        let signed = bank_signed("KKHAJPJ0", "JP", b"pay");
+        let check = |signed: &v1::Signed| {
+            verify(
+                signed,
+                SIGNING_DOMAIN_INSTRUCTION,
+                trust,
+                "SG",
+                Purpose::PaymentSigning,
+                at_2027(),
+                &[],
+            )
+        };
+        let first = check(&signed).expect("recognized");
+        assert_eq!(certs.len(), signed.signer_chain.len());
+        let again = check(&signed).expect("recognized from parsed certificates");
+        assert_eq!(
+            certs.len(),
+            signed.signer_chain.len(),
+            "nothing parsed twice"
+        );
+        assert_eq!(again.leaf_sha256, first.leaf_sha256);
+        assert_eq!(again.subject_cn, "KKHAJPJ0");
+        assert_eq!(again.jurisdiction, first.jurisdiction);
+        // The cache never turns bad bytes or a bad signature into a good answer.
+        let mut forged = signed.clone();
+        forged.payload = b"pay twice".to_vec();
+        rejected(
+            check(&forged),
+            ReasonCode::Ds0b,
+            "signature does not verify",
+        );
+        let mut truncated = signed.clone();
+        truncated.signer_chain[0].truncate(100);
+        rejected(check(&truncated), ReasonCode::Ff01, "signer_chain[0]");
+        assert_eq!(
+            certs.len(),
+            signed.signer_chain.len(),
+            "bad bytes are not kept"
+        );
+    }
+
+    #[test]
+    fn the_parsed_certificate_cache_is_bounded() {
+        let certs = ParsedCerts::new();
+        let ders = chain("jp/banks/KKHAJPJ0.pem");
+        let der = &ders[0];
+        assert!(certs.parse(der).is_ok());
+        // Fill the cache with distinct keys by hand: parsing 1,024 distinct certificates
+        // would need as many certificates.
+        {
+            let mut by_digest = certs.by_digest.lock().expect("lock");
+            let cert = Arc::new(Cert::from_der(der).expect("parses"));
+            for n in 0..PARSED_CERTS_MAX - 1 {
+                let mut digest = [0xee; 32];
+                digest[..8].copy_from_slice(&(n as u64).to_le_bytes());
+                by_digest.insert(digest, Arc::clone(&cert));
+            }
+        }
+        assert_eq!(certs.len(), PARSED_CERTS_MAX);
+        let other = &ders[1];
+        let parsed = certs.parse(other).expect("parses");
+        assert_eq!(
+            parsed.sha256(),
+            Cert::from_der(other).expect("parses").sha256()
+        );
+        assert_eq!(certs.len(), 1, "cleared when full, then the new one kept");
     }
 }
