@@ -387,9 +387,21 @@ impl Trees {
 
     /// The stored run that would hold `id`, if `id` is stored (see [`PREFIX_TRANSFER`]).
     pub(crate) fn transfer_location(&self, id: TransferId) -> Result<Option<(u64, u32)>, Error> {
+        let key = id_key(id.0);
+        // A run that starts at `id` holds it: a point read finds it, cheaper than sled's
+        // reverse range scan. Random ids (UETR-derived ones, for instance) are runs of one, so
+        // every stored one is found here.
+        if let Some(bytes) = self
+            .transfers
+            .get(key)
+            .map_err(Error::storage("reading a transfer"))?
+        {
+            let run = decode_transfer_run(&bytes).map_err(Error::corrupt(id.to_string()))?;
+            return Ok(run.location(0));
+        }
         let Some((key, bytes)) = self
             .transfers
-            .at_or_before(&id_key(id.0))
+            .at_or_before(&key)
             .map_err(Error::storage("reading a transfer"))?
         else {
             return Ok(None);
