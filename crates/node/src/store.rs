@@ -302,6 +302,28 @@ pub struct Store {
     writes: mpsc::Sender<(Vec<Write>, Reply)>,
 }
 
+/// Opens (creating if needed) the sled database in `dir` and its payments tree, with the same
+/// settings for the node and the offline tools.
+fn open_payments(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
+    let db = sled::Config::new()
+        .path(dir)
+        // Durability comes from the writer's explicit flush and fdatasync; sled's periodic
+        // background flush would only add writes.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|source| StoreError::Sled {
+            what: "opening the database",
+            source,
+        })?;
+    let tree = db
+        .open_tree("payments")
+        .map_err(|source| StoreError::Sled {
+            what: "opening the payments tree",
+            source,
+        })?;
+    Ok((db, tree))
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir` and starts its writer thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -310,22 +332,7 @@ impl Store {
 
     /// [`Store::open`] with a writer queue of `queue_len` requests (at least one).
     fn open_with_queue(dir: &Path, queue_len: usize) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            // Durability comes from the writer's explicit flush and fdatasync; sled's periodic
-            // background flush would only add writes.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| StoreError::Sled {
-                what: "opening the database",
-                source,
-            })?;
-        let tree = db
-            .open_tree("payments")
-            .map_err(|source| StoreError::Sled {
-                what: "opening the payments tree",
-                source,
-            })?;
+        let (db, tree) = open_payments(dir)?;
         let log_path = dir.join("db");
         let log = File::open(&log_path).map_err(|source| StoreError::Io {
             what: "opening sled's log for fdatasync",
@@ -441,20 +448,7 @@ impl Store {
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
-        let db = sled::Config::new()
-            .path(dir)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| StoreError::Sled {
-                what: "opening the database",
-                source,
-            })?;
-        let tree = db
-            .open_tree("payments")
-            .map_err(|source| StoreError::Sled {
-                what: "opening the payments tree",
-                source,
-            })?;
+        let (_db, tree) = open_payments(dir)?;
         // No writer: the receiving end is dropped at once, so a `put` finds the queue closed.
         let (writes, _) = mpsc::channel(1);
         Ok(Self { tree, writes })
