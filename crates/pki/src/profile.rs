@@ -325,11 +325,16 @@ fn check_webpki_leaf(leaf: &Cert) -> Result<(), Error> {
 /// CABF BR §7.1.4.3: a commonName, if present, repeats one subjectAltName value character
 /// for character (a dNSName, or the RFC 3986 / RFC 5952 text of an iPAddress). Legacy clients
 /// match host names against the commonName, so a host-like commonName that is not a SAN value
-/// is a second identity nothing validated. When name constraints are in force on the path,
-/// the commonName is instead checked as a host name against them (see
-/// [`crate::name_constraints::subject_names`]), which keeps it inside the constraining CA's
-/// namespace; the character-for-character rule then applies only to commonNames that
-/// spell a SAN value differently (another case, another IP notation, a U-label).
+/// is a second identity nothing validated.
+///
+/// When name constraints are in force on the path the rule is relaxed, as a compatibility
+/// concession rather than a BR rule: name-constraint suites (BetterTLS) issue leaves whose
+/// commonName lies outside the constrained namespace next to a subjectAltName inside it and
+/// expect them to validate, since RFC 6125 §6.4.4 clients ignore the commonName once a DNS-ID
+/// is present. A leaf with no subjectAltName has its host-like commonName checked against the
+/// constraints instead (see [`crate::name_constraints::subject_names`]); one with a
+/// subjectAltName is then held only to the respelling rule below (a commonName that names a
+/// SAN value in another case, another IP notation or as a U-label is always refused).
 pub fn check_common_name(leaf: &Cert, constrained: bool) -> Result<(), Error> {
     let alt = leaf.subject_alt_names().unwrap_or(&[]);
     for attr in leaf.subject().attributes(OID_COMMON_NAME) {
@@ -531,6 +536,21 @@ mod tests {
         assert!(check_common_name(&respelled, true).is_err());
         let not_a_host = leaf(Some("Bank Signing Key"), &["a.example.com"], |_| {});
         assert!(check_common_name(&not_a_host, false).is_ok());
+    }
+
+    #[test]
+    fn host_common_name_outside_the_san_is_refused_even_when_the_san_names_the_peer() {
+        // BR §7.1.4.3 holds whatever the SAN matches: a wildcard does not cover its parent
+        // domain (RFC 6125 §6.4.3), and with only an iPAddress SAN an RFC 6125 §6.4.4 client
+        // would fall back to the commonName, so both would carry an unvalidated identity.
+        let wildcard_parent = leaf(Some("example.com"), &["*.example.com"], |_| {});
+        assert!(check_common_name(&wildcard_parent, false).is_err());
+        let ip_only = leaf(Some("example.com"), &["127.0.0.1"], |_| {});
+        assert!(check_common_name(&ip_only, false).is_err());
+        let ip_cn = leaf(Some("1.1.1.1"), &["test.localhost"], |_| {});
+        assert!(check_common_name(&ip_cn, false).is_err());
+        let copied = leaf(Some("*.example.com"), &["*.example.com"], |_| {});
+        assert!(check_common_name(&copied, false).is_ok());
     }
 
     #[test]
