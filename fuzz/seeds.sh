@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Builds the seed inputs of the `verify` fuzz target from the committed dev PKI (certs/), so the
-# fuzzer starts from real chains, CRLs and the real MRA instead of from nothing. Needs openssl
-# (PEM to DER for CRLs). Output: fuzz/seeds/verify/*, committed; rerun after `pki init`.
+# Builds the seed inputs of the fuzz targets from committed examples, so the fuzzer starts from
+# real inputs instead of from nothing: `verify` from the dev PKI (certs/: real chains, CRLs and
+# the real MRA; needs openssl for PEM to DER), `relay_input` from a real payment signed with the
+# dev PKI (examples/relay_seeds.rs, built with plain cargo), `replay_line` from
+# tests/data/devnet-payments.jsonl (whole and line by line) and `node_config` from the devnet
+# node configurations. Output: fuzz/seeds/<target>/*, committed; rerun after `pki init` or a
+# change of the wire format.
 set -euo pipefail
 cd "$(dirname "$0")"
 certs=../certs
@@ -56,3 +60,23 @@ for dir in "$certs"/fixtures/*/; do
     seed "fixture-$name" "$dir/chain.pem" 8 "|SG"
 done
 ls -l "$out"
+
+# replay_line: the devnet transaction file, and each of its lines alone (short inputs mutate
+# faster).
+out=seeds/replay_line
+rm -rf "$out" && mkdir -p "$out"
+cp ../tests/data/devnet-payments.jsonl "$out/devnet-payments.jsonl"
+n=0
+while IFS= read -r line; do
+    n=$((n + 1))
+    printf '%s\n' "$line" > "$out/line-$n.jsonl"
+done < ../tests/data/devnet-payments.jsonl
+
+# node_config: the devnet nodes' configurations.
+out=seeds/node_config
+rm -rf "$out" && mkdir -p "$out"
+cp ../crates/node/devnet/*.toml "$out/"
+
+# relay_input: signed by the node's own code (a few minutes to build the first time).
+cargo run --quiet --example relay_seeds
+ls -l seeds/replay_line seeds/node_config seeds/relay_input
