@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The repository root (the workspace that holds `certs/`).
@@ -99,4 +99,77 @@ pub fn free_ports(len: u16) -> u16 {
         "no {len} free consecutive ports on 127.0.0.1 between {PORT_FLOOR} and {}",
         PORT_FLOOR + PORT_SPAN
     );
+}
+
+/// How far above `--base-port` the SG node of `kakehashi devnet` listens (`kakehashi devnet
+/// --help`).
+pub const SG_PORT_OFFSET: u16 = 100;
+
+/// A `kakehashi devnet` process on free ports, its output in files under a scratch directory.
+/// The tests that use it decide how it ends (wait, signal, kill).
+pub struct DevnetProcess {
+    /// The process.
+    pub child: Child,
+    /// Its `--base-port`: JP's public port; SG's is [`SG_PORT_OFFSET`] above.
+    pub base: u16,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl DevnetProcess {
+    /// Starts `kakehashi devnet --base-port N --data-dir DATA_DIR [extra...]` from the
+    /// repository root, without the caller's `KAKEHASHI_LOG`, after `configure` had its say
+    /// (environment for fault injection, for instance).
+    pub fn spawn(
+        data_dir: &Path,
+        scratch: &Path,
+        extra: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Self {
+        let base = free_ports(SG_PORT_OFFSET + 3);
+        let stdout = scratch.join("devnet.stdout");
+        let stderr = scratch.join("devnet.stderr");
+        let mut command = Command::new(kakehashi_bin());
+        command
+            .current_dir(repo_root())
+            .args(["devnet", "--base-port", &base.to_string(), "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("KAKEHASHI_LOG")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        configure(&mut command);
+        let child = command.spawn().expect("start kakehashi devnet");
+        Self {
+            child,
+            base,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The public address of the node of `jurisdiction` (`JP` or `SG`).
+    pub fn url(&self, jurisdiction: &str) -> String {
+        let port = if jurisdiction == "JP" {
+            self.base
+        } else {
+            self.base + SG_PORT_OFFSET
+        };
+        format!("https://127.0.0.1:{port}")
+    }
+
+    /// What it printed so far, for assertion messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "devnet stdout:\n{}\ndevnet stderr:\n{}",
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// Its standard output so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
 }

@@ -10,12 +10,12 @@
 //! why a port taken in between fails the test with a message rather than hanging it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use kakehashi_e2e::{kakehashi, kakehashi_bin, repo_root};
+use kakehashi_e2e::{DevnetProcess, kakehashi, repo_root};
 use kakehashi_ledger::{AccountId, Ledger, NewTransfer, Options, TransferId};
 use kakehashi_node::engine::{codes, now};
 use kakehashi_node::fault;
@@ -26,9 +26,6 @@ use kakehashi_node::store::{Store, Write};
 /// few seconds; this long is a hang.
 const DEMO_DEADLINE: Duration = Duration::from_secs(90);
 
-/// The SG node listens this far above `--base-port` (`kakehashi devnet --help`).
-const SG_PORT_OFFSET: u16 = 100;
-
 /// SG's liquidity account for JP and a creditor account, from `crates/node/devnet/sg.toml`.
 const SG_LIQUIDITY_FOR_JP: u128 = 9103;
 const SG_CUSTOMER: u128 = 2001;
@@ -36,68 +33,45 @@ const SG_CUSTOMER: u128 = 2001;
 /// A devnet process: `kakehashi devnet --data-dir DIR --base-port N [extra...]`, output in
 /// files under `scratch`, `crash_at` set as the fault point when given.
 struct Devnet {
-    child: Child,
-    base: u16,
-    stdout: PathBuf,
-    stderr: PathBuf,
+    process: DevnetProcess,
 }
 
 impl Devnet {
     fn start(data_dir: &Path, scratch: &Path, extra: &[&str], crash_at: Option<&str>) -> Self {
-        let base = kakehashi_e2e::free_ports(SG_PORT_OFFSET + 3);
-        let stdout = scratch.join("devnet.stdout");
-        let stderr = scratch.join("devnet.stderr");
-        let mut command = Command::new(kakehashi_bin());
-        command
-            .current_dir(repo_root())
-            .args(["devnet", "--base-port", &base.to_string(), "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env_remove("KAKEHASHI_LOG")
-            .env_remove(fault::ENV)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
-        if let Some(point) = crash_at {
-            command.env(fault::ENV, point);
-        }
-        let child = command.spawn().expect("start kakehashi devnet");
-        Self {
-            child,
-            base,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "devnet stdout:\n{}\ndevnet stderr:\n{}",
-            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
-            std::fs::read_to_string(&self.stderr).unwrap_or_default()
-        )
+        let process = DevnetProcess::spawn(data_dir, scratch, extra, |command| {
+            command.env_remove(fault::ENV);
+            if let Some(point) = crash_at {
+                command.env(fault::ENV, point);
+            }
+        });
+        Self { process }
     }
 
     /// Waits for the process to end by itself (killing it after [`DEMO_DEADLINE`]).
     fn wait(mut self) -> (ExitStatus, String) {
         let started = Instant::now();
         let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for kakehashi devnet") {
+            if let Some(status) = self
+                .process
+                .child
+                .try_wait()
+                .expect("wait for kakehashi devnet")
+            {
                 break status;
             }
             if started.elapsed() > DEMO_DEADLINE {
-                let _ = self.child.kill();
-                break self.child.wait().expect("reap devnet");
+                let _ = self.process.child.kill();
+                break self.process.child.wait().expect("reap devnet");
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        (status, self.logs())
+        (status, self.process.logs())
     }
 
     /// Stops it with SIGTERM (a clean shutdown releases the databases) and waits.
     fn stop(self) -> (ExitStatus, String) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.process.child.id().to_string()])
             .status();
         self.wait()
     }
@@ -325,12 +299,12 @@ fn a_crash_after_the_receivers_credit_is_repairable_and_the_books_agree_after_re
 
     // A restart resolves the payment (the sender asks, the receiver records its credit).
     let devnet = Devnet::start(&data, scratch.path(), &[], None);
-    let node = format!("https://127.0.0.1:{}", devnet.base);
+    let node = devnet.process.url("JP");
     let started = Instant::now();
     let mut last = None;
     while started.elapsed() < DEMO_DEADLINE {
         // Either node may have been the sender; JP answers for JP → SG, SG for SG → JP.
-        let sg_node = format!("https://127.0.0.1:{}", devnet.base + SG_PORT_OFFSET);
+        let sg_node = devnet.process.url("SG");
         let settled = [node.as_str(), sg_node.as_str()].iter().any(|url| {
             let output = kakehashi(&["status", &uetr, "--node", url]);
             let settled = output.status.code() == Some(0);

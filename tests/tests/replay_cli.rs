@@ -7,11 +7,11 @@
 //! timings.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kakehashi_e2e::{kakehashi, kakehashi_bin, repo_root};
+use kakehashi_e2e::{DevnetProcess, kakehashi, repo_root};
 use kakehashi_node::money;
 use kakehashi_proto::v1::ActiveCurrencyAndAmount;
 
@@ -21,54 +21,31 @@ const SAMPLE: &str = "tests/data/devnet-payments.jsonl";
 /// How many payment lines the sample holds.
 const SAMPLE_LINES: usize = 14;
 
-/// The SG node listens this far above `--base-port` (`kakehashi devnet --help`).
-const SG_PORT_OFFSET: u16 = 100;
-
 /// How long a devnet may take to start both nodes before the test gives up.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A `kakehashi devnet` process on free ports; stopped (SIGINT, then killed) when dropped.
 struct Devnet {
-    child: Child,
-    base: u16,
-    stdout: PathBuf,
-    stderr: PathBuf,
+    process: DevnetProcess,
 }
 
 impl Devnet {
     fn start(scratch: &Path) -> Self {
-        let base = kakehashi_e2e::free_ports(SG_PORT_OFFSET + 3);
-        let stdout = scratch.join("devnet.stdout");
-        let stderr = scratch.join("devnet.stderr");
-        let child = Command::new(kakehashi_bin())
-            .current_dir(repo_root())
-            .args(["devnet", "--base-port", &base.to_string(), "--data-dir"])
-            .arg(scratch.join("data"))
-            .env_remove("KAKEHASHI_LOG")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start kakehashi devnet");
-        let mut devnet = Self {
-            child,
-            base,
-            stdout,
-            stderr,
-        };
+        let process = DevnetProcess::spawn(&scratch.join("data"), scratch, &[], |_| {});
+        let mut devnet = Self { process };
         // Ready when it prints the Ctrl-C hint, which comes after both nodes are listening.
         let started = Instant::now();
-        while !std::fs::read_to_string(&devnet.stdout)
-            .unwrap_or_default()
-            .contains("Press Ctrl-C")
-        {
-            if let Some(status) = devnet.child.try_wait().expect("poll devnet") {
-                panic!("devnet exited early with {status}\n{}", devnet.logs());
+        while !devnet.process.stdout().contains("Press Ctrl-C") {
+            if let Some(status) = devnet.process.child.try_wait().expect("poll devnet") {
+                panic!(
+                    "devnet exited early with {status}\n{}",
+                    devnet.process.logs()
+                );
             }
             assert!(
                 started.elapsed() < START_DEADLINE,
                 "devnet not ready after {START_DEADLINE:?}\n{}",
-                devnet.logs()
+                devnet.process.logs()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -76,20 +53,11 @@ impl Devnet {
     }
 
     fn url(&self, jurisdiction: &str) -> String {
-        let port = if jurisdiction == "JP" {
-            self.base
-        } else {
-            self.base + SG_PORT_OFFSET
-        };
-        format!("https://127.0.0.1:{port}")
+        self.process.url(jurisdiction)
     }
 
     fn logs(&self) -> String {
-        format!(
-            "devnet stdout:\n{}\ndevnet stderr:\n{}",
-            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
-            std::fs::read_to_string(&self.stderr).unwrap_or_default()
-        )
+        self.process.logs()
     }
 
     /// Posted balances in minor units by account, on the node of `jurisdiction` (the funding
@@ -129,17 +97,17 @@ impl Devnet {
 impl Drop for Devnet {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args(["-INT", &self.process.child.id().to_string()])
             .status();
         let stopping = Instant::now();
         while stopping.elapsed() < START_DEADLINE {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = self.process.child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
     }
 }
 
@@ -166,7 +134,7 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 fn replay(devnet: &Devnet, file: &str, out: Option<&Path>) -> (Option<i32>, String, String) {
-    let base = devnet.base.to_string();
+    let base = devnet.process.base.to_string();
     let mut args = vec!["replay", file, "--base-port", &base];
     let out_text;
     if let Some(path) = out {

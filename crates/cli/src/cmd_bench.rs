@@ -19,7 +19,7 @@ use kakehashi_node::load::{self, LoadOptions, LoadReport, percentile};
 use kakehashi_node::money;
 
 use crate::client;
-use crate::cmd_node::find_configs;
+use crate::cmd_node::{find_configs, load_config};
 use crate::cmd_pay::write_stdout;
 use crate::progress::Progress;
 
@@ -62,12 +62,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ..LoadOptions::default()
     };
     let dir = find_configs(args.configs.as_deref(), "--configs DIR")?;
-    let load_config = |name: &str| {
-        kakehashi_node::config::Config::load(&dir.join(name))
-            .map_err(|e| anyhow::anyhow!("cannot use {}: {e}", dir.join(name).display()))
-    };
-    let sender = load_config("jp.toml")?;
-    let receiver = load_config("sg.toml")?;
+    let sender = load_config(&dir.join("jp.toml"))?;
+    let receiver = load_config(&dir.join("sg.toml"))?;
     let mra = Arc::new(client::load_mra(&sender.mra)?);
     let currency = mra
         .jurisdiction(&sender.jurisdiction)

@@ -13,10 +13,10 @@ use anyhow::{Context as _, bail};
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use kakehashi_ledger::{AuditOptions, AuditReport};
-use kakehashi_node::config::Config;
 use kakehashi_node::pair_audit::{self, PairReport};
 
 use crate::client;
+use crate::cmd_node::load_config;
 
 /// Largest public-key file read: a PEM SubjectPublicKeyInfo is about 113 bytes.
 const KEY_FILE_SIZE_MAX: u64 = 64 << 10;
@@ -300,16 +300,6 @@ fn pair_audit(args: &PairAuditArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
-}
-
-fn load_config(path: &Path) -> anyhow::Result<Config> {
-    Config::load(path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot use the node configuration {}: {e} (crates/node/devnet/jp.toml is a \
-             complete example)",
-            path.display()
-        )
     })
 }
 

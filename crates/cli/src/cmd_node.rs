@@ -108,7 +108,8 @@ async fn node_run(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_config(path: &Path) -> anyhow::Result<Config> {
+/// Loads a node configuration, with an error that points at the complete example.
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|e| {
         anyhow::anyhow!(
             "cannot use the node configuration {}: {e} (crates/node/devnet/jp.toml is a \

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use kakehashi_node::config::Config;
 use kakehashi_node::load::percentile;
 use kakehashi_node::quote::verify_quote;
 use kakehashi_node::receipt::{ReceiptFile, verify_receipt};
@@ -37,7 +36,7 @@ use kakehashi_proto::v1::payments_client::PaymentsClient;
 use tonic::transport::Channel;
 
 use crate::client;
-use crate::cmd_node::find_configs;
+use crate::cmd_node::{find_configs, load_config};
 use crate::cmd_pay::{self, Bank, amount_text, reason_meaning, status_name, write_stdout};
 use crate::progress::Progress;
 
@@ -560,16 +559,6 @@ fn public_url(mut addr: SocketAddr) -> String {
         addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     format!("https://{addr}")
-}
-
-fn load_config(path: &Path) -> anyhow::Result<Config> {
-    Config::load(path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot use the node configuration {}: {e} (crates/node/devnet/jp.toml is a \
-             complete example)",
-            path.display()
-        )
-    })
 }
 
 /// Sends one line's payment and follows it to an outcome. Never fails: a call that gets no

@@ -677,25 +677,31 @@ mod tests {
         assert!(store.unresolved_outbound().unwrap().is_empty());
     }
 
+    /// `count` puts of a forwarded outbound record, each from its own task, all awaited.
+    async fn put_forwarded_concurrently(store: &Store, count: u8) {
+        let tasks: Vec<_> = (0..count)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .put(vec![Write::Outbound(
+                            Uetr([i; 16]),
+                            record(OutboundState::Forwarded),
+                        )])
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_puts_all_land() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..64u8 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                store
-                    .put(vec![Write::Outbound(
-                        Uetr([i; 16]),
-                        record(OutboundState::Forwarded),
-                    )])
-                    .await
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
+        put_forwarded_concurrently(&store, 64).await;
         assert_eq!(store.unresolved_outbound().unwrap().len(), 64);
     }
 
@@ -704,21 +710,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // One slot: nearly every put finds the queue full and must wait for the writer.
         let store = Store::open_with_queue(dir.path(), 1).unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..200u8 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                store
-                    .put(vec![Write::Outbound(
-                        Uetr([i; 16]),
-                        record(OutboundState::Forwarded),
-                    )])
-                    .await
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
+        put_forwarded_concurrently(&store, 200).await;
         assert_eq!(store.unresolved_outbound().unwrap().len(), 200);
     }
 
