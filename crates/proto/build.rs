@@ -1,6 +1,7 @@
 //! Compiles proto/kakehashi/v1 with protox (a protobuf compiler in Rust), so a fresh machine
-//! needs no system `protoc`, then generates prost messages and tonic clients and servers. The
-//! encoded descriptor set is kept in OUT_DIR for gRPC server reflection.
+//! needs no system `protoc`, then generates prost messages (and, with the `services` feature,
+//! tonic clients and servers). The encoded descriptor set is kept in OUT_DIR for gRPC server
+//! reflection.
 
 use std::path::PathBuf;
 
@@ -24,9 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("kakehashi_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    // The gRPC clients and servers only with the "services" feature: the protocol crate uses the
+    // messages alone and must not pull in tonic's transport (or tokio).
+    let services = std::env::var_os("CARGO_FEATURE_SERVICES").is_some();
     tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
+        .build_client(services)
+        .build_server(services)
         // InvalidArgument (FF01) rather than Internal for requests that do not decode.
         .codec_path("crate::codec::StrictCodec")
         .compile_fds(descriptors)?;

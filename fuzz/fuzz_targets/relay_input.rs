@@ -32,7 +32,7 @@ use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::{
-    SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT, v1,
+    SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT, pb,
 };
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
@@ -101,7 +101,7 @@ fn run(data: &[u8]) {
     match mode & 0x07 {
         // The envelope as received: nothing re-signed.
         0 | 5 => {
-            if let Ok(signed) = v1::Signed::decode(body) {
+            if let Ok(signed) = pb::Signed::decode(body) {
                 envelope(world, &signed, relying);
             }
         }
@@ -136,7 +136,7 @@ fn run(data: &[u8]) {
 /// When `body` decodes as an instruction carrying a quote, re-signs that quote's payload with
 /// JP's receipt key so the quote checks run; otherwise returns `body` unchanged.
 fn resign_quote_inside(world: &World, body: &[u8]) -> Vec<u8> {
-    let Ok(mut raw) = v1::CreditTransferInstruction::decode(body) else {
+    let Ok(mut raw) = pb::CreditTransferInstruction::decode(body) else {
         return body.to_vec();
     };
     let Some(quote) = raw.quote.take() else {
@@ -155,7 +155,7 @@ fn resign_quote_inside(world: &World, body: &[u8]) -> Vec<u8> {
 /// What the engine does with an instruction envelope (submit and prepare): decode, verify the
 /// signature for payment signing, match the signer to the debtor agent, verify the quote. Also
 /// every other reading of an envelope, since a peer may send any object in any field.
-fn envelope(world: &World, signed: &v1::Signed, relying: &str) {
+fn envelope(world: &World, signed: &pb::Signed, relying: &str) {
     match instruction::decode(signed) {
         Ok(instr) => {
             check_instruction(&instr);
@@ -206,7 +206,7 @@ fn check_instruction(instr: &instruction::Instruction) {
 }
 
 /// `verify_quote`; a verified quote must be reproducible by the issuer from its terms.
-fn quote(world: &World, signed: &v1::Signed, relying: &str) {
+fn quote(world: &World, signed: &pb::Signed, relying: &str) {
     let Ok((terms, signer)) = verify_quote(signed, world.trust(), relying, NOW, SKEW_SECS, &[])
     else {
         return;
@@ -243,7 +243,7 @@ fn quote(world: &World, signed: &v1::Signed, relying: &str) {
 }
 
 /// `verify_receipt`, and the receipt file of the same envelope written and read back.
-fn receipt_signed(world: &World, signed: &v1::Signed, relying: &str) {
+fn receipt_signed(world: &World, signed: &pb::Signed, relying: &str) {
     if let Ok((receipt, signer)) = verify_receipt(signed, world.trust(), relying, NOW) {
         assert_eq!(receipt.transaction_status, TRANSACTION_STATUS_ACSC);
         assert_eq!(receipt.receiving_jurisdiction, signer.jurisdiction);

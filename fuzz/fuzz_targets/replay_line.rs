@@ -18,7 +18,7 @@ use kakehashi_node::participant::Bank;
 use kakehashi_node::replay::{self, Parties, Payment};
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::v1;
+use kakehashi_proto::pb;
 use libfuzzer_sys::fuzz_target;
 
 /// The `--seed` of derived UETRs.
@@ -88,7 +88,7 @@ fn check(world: &World, payment: &Payment) {
     assert!(payment.amount_minor > 0);
 
     // What replay would send: the node must accept its format.
-    let quote = v1::Signed::default();
+    let quote = pb::Signed::default();
     let signed = replay::instruction(&world.bank, payment, &quote, NOW);
     let instr = instruction::decode(&signed).unwrap_or_else(|r| {
         panic!(

@@ -16,7 +16,7 @@ use kakehashi_node::fault;
 use kakehashi_node::instruction::Uetr;
 use kakehashi_node::participant::{self, Bank, Order};
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::v1::{self as pb, TransactionStatus, payments_client::PaymentsClient};
+use kakehashi_proto::pb::{self as pb, TransactionStatus, payments_client::PaymentsClient};
 use tonic::transport::Channel;
 
 /// Longest a node may take to start listening, or a payment in doubt to resolve.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use kakehashi_e2e::{DevnetProcess, kakehashi, repo_root};
 use kakehashi_node::money;
-use kakehashi_proto::v1::ActiveCurrencyAndAmount;
+use kakehashi_proto::pb::ActiveCurrencyAndAmount;
 
 /// The committed sample file, relative to the repository root.
 const SAMPLE: &str = "tests/data/devnet-payments.jsonl";

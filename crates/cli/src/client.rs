@@ -12,7 +12,7 @@ use kakehashi_node::participant::{self, ConnectOptions, ParticipantError};
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::codec::REASON_METADATA;
-use kakehashi_proto::v1::payments_client::PaymentsClient;
+use kakehashi_proto::pb::payments_client::PaymentsClient;
 use tonic::transport::{Channel, Identity};
 
 /// The JP node's public address in the devnet configuration, the default `--node`.

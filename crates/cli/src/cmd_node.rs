@@ -19,7 +19,7 @@ use kakehashi_node::money;
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::receipt::verify_receipt;
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::v1;
+use kakehashi_proto::pb;
 
 use crate::client::{self, NodeClient};
 use crate::cmd_pay::{
@@ -548,7 +548,7 @@ impl Demo {
                 )
             })?;
         let amount = match scenario.amount {
-            Amount::Fixed(value) => v1::ActiveCurrencyAndAmount {
+            Amount::Fixed(value) => pb::ActiveCurrencyAndAmount {
                 currency: debtor
                     .posted_balance
                     .as_ref()
@@ -599,8 +599,8 @@ fn other(jurisdiction: &str) -> &'static str {
 
 /// One minor unit more than `available`.
 fn above(
-    available: Option<&v1::ActiveCurrencyAndAmount>,
-) -> anyhow::Result<v1::ActiveCurrencyAndAmount> {
+    available: Option<&pb::ActiveCurrencyAndAmount>,
+) -> anyhow::Result<pb::ActiveCurrencyAndAmount> {
     let available = available.context("the node reported no available balance")?;
     let (currency, minor) = money::parse_amount(available)
         .map_err(|r| anyhow::anyhow!("the node reported a bad balance: {r}"))?;
@@ -722,8 +722,8 @@ fn write_outcomes(out: &mut String, rows: &[Row<'_>]) -> usize {
 fn write_balances(
     out: &mut String,
     rows: &[Row<'_>],
-    before: &[v1::AccountBalance],
-    after: &[v1::AccountBalance],
+    before: &[pb::AccountBalance],
+    after: &[pb::AccountBalance],
     jurisdiction: &str,
 ) -> usize {
     // The change each settled payment should have made, in minor units, by account.
@@ -799,7 +799,7 @@ fn write_balances(
 
 /// Minor units of an amount the node reported (0 when absent or unreadable; the reconciliation
 /// then flags the account).
-fn minor(amount: Option<&v1::ActiveCurrencyAndAmount>) -> i128 {
+fn minor(amount: Option<&pb::ActiveCurrencyAndAmount>) -> i128 {
     amount
         .and_then(|a| money::parse_amount(a).ok())
         .and_then(|(_, m)| i128::try_from(m).ok())
@@ -807,7 +807,7 @@ fn minor(amount: Option<&v1::ActiveCurrencyAndAmount>) -> i128 {
 }
 
 /// A signed change in the currency of `like`, e.g. `+217.02 SGD`, `-25000 JPY`, `0`.
-fn signed_text(like: Option<&v1::ActiveCurrencyAndAmount>, change: i128) -> String {
+fn signed_text(like: Option<&pb::ActiveCurrencyAndAmount>, change: i128) -> String {
     if change == 0 {
         return "0".to_owned();
     }
@@ -914,8 +914,8 @@ fn write_summary(
 mod tests {
     use super::*;
 
-    fn amount(currency: &str, value: &str) -> v1::ActiveCurrencyAndAmount {
-        v1::ActiveCurrencyAndAmount {
+    fn amount(currency: &str, value: &str) -> pb::ActiveCurrencyAndAmount {
+        pb::ActiveCurrencyAndAmount {
             currency: currency.into(),
             value: value.into(),
         }
@@ -923,18 +923,18 @@ mod tests {
 
     fn row<'a>(
         scenario: &'a Scenario,
-        status: v1::TransactionStatus,
+        status: pb::TransactionStatus,
         code: &str,
         receipt: bool,
     ) -> Row<'a> {
-        let report = v1::PaymentStatusReport {
+        let report = pb::PaymentStatusReport {
             uetr: "0b6c1c52-6a0e-4c39-9a3e-2f7e1c0d9b11".into(),
             transaction_status: status.into(),
             status_reason_code: code.into(),
             interbank_settlement_amount: Some(amount("JPY", "25000")),
-            credited_amount: (status == v1::TransactionStatus::Acsc)
+            credited_amount: (status == pb::TransactionStatus::Acsc)
                 .then(|| amount("SGD", "216.95")),
-            ..v1::PaymentStatusReport::default()
+            ..pb::PaymentStatusReport::default()
         };
         Row {
             scenario,
@@ -959,7 +959,7 @@ mod tests {
     fn an_outcome_is_as_expected_only_with_the_expected_status_code_and_receipt() {
         let settles = &SCENARIOS[0];
         let am04 = SCENARIOS.iter().find(|s| s.expect == Some("AM04")).unwrap();
-        use v1::TransactionStatus::{Acsc, Pdng, Rjct};
+        use pb::TransactionStatus::{Acsc, Pdng, Rjct};
         assert!(as_expected(&row(settles, Acsc, "", true)));
         assert!(!as_expected(&row(settles, Acsc, "", false)), "no receipt");
         assert!(!as_expected(&row(settles, Pdng, "", false)));
@@ -973,12 +973,12 @@ mod tests {
     fn balances_reconcile_only_when_they_moved_by_the_settled_amounts() {
         let scenario = &SCENARIOS[0];
         assert_eq!((scenario.from, scenario.debtor), ("JP", 1001));
-        let rows = [row(scenario, v1::TransactionStatus::Acsc, "", true)];
-        let balance = |account: &str, value: &str| v1::AccountBalance {
+        let rows = [row(scenario, pb::TransactionStatus::Acsc, "", true)];
+        let balance = |account: &str, value: &str| pb::AccountBalance {
             account: account.into(),
             kind: "customer".into(),
             posted_balance: Some(amount("JPY", value)),
-            ..v1::AccountBalance::default()
+            ..pb::AccountBalance::default()
         };
         let before = [balance("1001", "100000"), balance("1002", "5000")];
         let mut out = String::new();
@@ -1016,7 +1016,7 @@ mod tests {
 
     #[test]
     fn signed_change_uses_the_currency_minor_unit() {
-        let sgd = v1::ActiveCurrencyAndAmount {
+        let sgd = pb::ActiveCurrencyAndAmount {
             currency: "SGD".into(),
             value: "1.00".into(),
         };
@@ -1027,12 +1027,12 @@ mod tests {
 
     #[test]
     fn above_available_is_one_minor_unit_more() {
-        let jpy = v1::ActiveCurrencyAndAmount {
+        let jpy = pb::ActiveCurrencyAndAmount {
             currency: "JPY".into(),
             value: "500000".into(),
         };
         assert_eq!(above(Some(&jpy)).unwrap().value, "500001");
-        let sgd = v1::ActiveCurrencyAndAmount {
+        let sgd = pb::ActiveCurrencyAndAmount {
             currency: "SGD".into(),
             value: "12.30".into(),
         };

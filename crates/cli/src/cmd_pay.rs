@@ -29,7 +29,7 @@ use kakehashi_node::signed::Signer;
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Outcome, UnixTime};
-use kakehashi_proto::v1;
+use kakehashi_proto::pb;
 use serde::Serialize;
 
 use crate::client::{self, ConnectArgs, NodeClient};
@@ -294,7 +294,7 @@ pub(crate) struct PaymentSpec {
     /// The creditor's jurisdiction.
     pub(crate) counterparty: String,
     /// What the debtor pays, in the sending node's currency.
-    pub(crate) amount: v1::ActiveCurrencyAndAmount,
+    pub(crate) amount: pb::ActiveCurrencyAndAmount,
     pub(crate) remittance: String,
 }
 
@@ -303,7 +303,7 @@ pub(crate) struct PaymentSpec {
 pub(crate) struct Sent {
     /// The quote the instruction settles at, when the node issued one.
     pub(crate) quote: Option<QuoteTerms>,
-    pub(crate) report: v1::PaymentStatusReport,
+    pub(crate) report: pb::PaymentStatusReport,
     /// Which call decided: `quote`, `submit`.
     pub(crate) stage: &'static str,
 }
@@ -325,7 +325,7 @@ pub(crate) async fn send_payment(
     spec: &PaymentSpec,
     now: UnixTime,
 ) -> anyhow::Result<Sent> {
-    let request = v1::QuoteRequest {
+    let request = pb::QuoteRequest {
         counterparty_jurisdiction: spec.counterparty.clone(),
         source_amount: Some(spec.amount.clone()),
     };
@@ -356,7 +356,7 @@ pub(crate) async fn send_payment(
     // the amount asked for.
     let instruction = participant::instruction(&bank.identity, &order, &quote, spec.uetr, now)
         .map_err(|r| anyhow::anyhow!("cannot build the instruction: {r}; nothing was sent"))?;
-    let request = v1::SubmitPaymentRequest {
+    let request = pb::SubmitPaymentRequest {
         instruction: Some(instruction),
     };
     match node.payments.submit_payment(request).await {
@@ -374,7 +374,7 @@ pub(crate) async fn send_payment(
 /// ones requested.
 fn check_terms(
     terms: &QuoteTerms,
-    amount: &v1::ActiveCurrencyAndAmount,
+    amount: &pb::ActiveCurrencyAndAmount,
     counterparty: &str,
     url: &str,
 ) -> anyhow::Result<()> {
@@ -409,13 +409,13 @@ fn refused(
     let Some(code) = client::reason_code(status) else {
         return Err(client::call_error(&node.url, stage, status));
     };
-    let report = v1::PaymentStatusReport {
+    let report = pb::PaymentStatusReport {
         uetr: spec.uetr.to_string(),
-        transaction_status: v1::TransactionStatus::Rjct.into(),
+        transaction_status: pb::TransactionStatus::Rjct.into(),
         status_reason_code: code,
         status_reason_detail: status.message().to_owned(),
         interbank_settlement_amount: Some(spec.amount.clone()),
-        ..v1::PaymentStatusReport::default()
+        ..pb::PaymentStatusReport::default()
     };
     Ok(Sent {
         quote,
@@ -429,7 +429,7 @@ fn time_text(t: Option<&prost_types::Timestamp>) -> String {
 }
 
 /// `"12.30 SGD"`, or `-` when absent.
-pub(crate) fn amount_text(a: Option<&v1::ActiveCurrencyAndAmount>) -> String {
+pub(crate) fn amount_text(a: Option<&pb::ActiveCurrencyAndAmount>) -> String {
     a.map_or_else(|| "-".to_owned(), |a| format!("{} {}", a.value, a.currency))
 }
 
@@ -438,11 +438,11 @@ fn minor_text(currency: &Currency, minor: u128) -> String {
 }
 
 /// The status name of a report: ACSC, RJCT, PDNG or `?`.
-pub(crate) fn status_name(report: &v1::PaymentStatusReport) -> &'static str {
-    match v1::TransactionStatus::try_from(report.transaction_status) {
-        Ok(v1::TransactionStatus::Acsc) => "ACSC",
-        Ok(v1::TransactionStatus::Rjct) => "RJCT",
-        Ok(v1::TransactionStatus::Pdng) => "PDNG",
+pub(crate) fn status_name(report: &pb::PaymentStatusReport) -> &'static str {
+    match pb::TransactionStatus::try_from(report.transaction_status) {
+        Ok(pb::TransactionStatus::Acsc) => "ACSC",
+        Ok(pb::TransactionStatus::Rjct) => "RJCT",
+        Ok(pb::TransactionStatus::Pdng) => "PDNG",
         _ => "?",
     }
 }
@@ -452,7 +452,7 @@ pub(crate) fn reason_meaning(code: &str) -> &'static str {
     ReasonCode::parse(code).map_or("unknown reason code", ReasonCode::meaning)
 }
 
-fn exit_for(report: &v1::PaymentStatusReport) -> ExitCode {
+fn exit_for(report: &pb::PaymentStatusReport) -> ExitCode {
     match status_name(report) {
         "ACSC" => ExitCode::SUCCESS,
         "RJCT" => ExitCode::from(1),
@@ -496,8 +496,8 @@ async fn connect(
 async fn account_balance(
     node: &mut NodeClient,
     account: u128,
-) -> anyhow::Result<v1::AccountBalance> {
-    let request = v1::BalancesRequest {
+) -> anyhow::Result<pb::AccountBalance> {
+    let request = pb::BalancesRequest {
         accounts: vec![account.to_string()],
     };
     let answer = node
@@ -517,7 +517,7 @@ async fn account_balance(
 async fn node_currency(node: &mut NodeClient) -> anyhow::Result<String> {
     let answer = node
         .payments
-        .get_balances(v1::BalancesRequest::default())
+        .get_balances(pb::BalancesRequest::default())
         .await
         .map_err(|s| client::call_error(&node.url, "balances", &s))?
         .into_inner();
@@ -534,8 +534,8 @@ async fn node_currency(node: &mut NodeClient) -> anyhow::Result<String> {
 }
 
 /// Checks a user-given amount and returns it as the wire type.
-fn parse_user_amount(currency: &str, value: &str) -> anyhow::Result<v1::ActiveCurrencyAndAmount> {
-    let amount = v1::ActiveCurrencyAndAmount {
+fn parse_user_amount(currency: &str, value: &str) -> anyhow::Result<pb::ActiveCurrencyAndAmount> {
+    let amount = pb::ActiveCurrencyAndAmount {
         currency: currency.to_owned(),
         value: value.to_owned(),
     };
@@ -568,7 +568,7 @@ async fn quote(args: QuoteArgs) -> anyhow::Result<ExitCode> {
         None => node_currency(&mut node).await?,
     };
     let amount = parse_user_amount(&currency, &args.amount)?;
-    let request = v1::QuoteRequest {
+    let request = pb::QuoteRequest {
         counterparty_jurisdiction: args.counterparty.clone(),
         source_amount: Some(amount.clone()),
     };
@@ -785,7 +785,7 @@ async fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
 
 /// A receipt that was checked and possibly written to a file.
 pub(crate) struct ReceiptCheck {
-    pub(crate) receipt: v1::Receipt,
+    pub(crate) receipt: pb::Receipt,
     pub(crate) signer: Signer,
     pub(crate) file: Option<PathBuf>,
 }
@@ -794,7 +794,7 @@ pub(crate) struct ReceiptCheck {
 /// asked. A settled payment without a valid receipt is an error: the node's claim is
 /// unproven.
 fn check_receipt(
-    report: &v1::PaymentStatusReport,
+    report: &pb::PaymentStatusReport,
     mra: &Mra,
     relying: &str,
     now: UnixTime,
@@ -830,7 +830,7 @@ fn check_receipt(
 }
 
 /// Writes a signed receipt as a receipt file (JSON), replacing the file whole.
-pub(crate) fn write_receipt_file(path: &Path, signed: &v1::Signed) -> anyhow::Result<()> {
+pub(crate) fn write_receipt_file(path: &Path, signed: &pb::Signed) -> anyhow::Result<()> {
     let file = ReceiptFile::new(signed.clone())
         .map_err(|r| anyhow::anyhow!("cannot encode the receipt for {}: {r}", path.display()))?;
     let json = file.to_json();
@@ -840,7 +840,7 @@ pub(crate) fn write_receipt_file(path: &Path, signed: &v1::Signed) -> anyhow::Re
 
 fn write_report(
     out: &mut String,
-    report: &v1::PaymentStatusReport,
+    report: &pb::PaymentStatusReport,
     receipt: Option<&ReceiptCheck>,
 ) {
     let status = status_name(report);
@@ -919,7 +919,7 @@ struct ReportJson {
 }
 
 impl ReportJson {
-    fn new(report: &v1::PaymentStatusReport) -> Self {
+    fn new(report: &pb::PaymentStatusReport) -> Self {
         let code =
             (!report.status_reason_code.is_empty()).then(|| report.status_reason_code.clone());
         Self {
@@ -980,7 +980,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let mra = Arc::new(client::load_mra(&args.connect.mra)?);
     let relying = relying_jurisdiction(&args.connect, &mra, None)?;
     let mut node = connect(&args.connect, &mra, &relying).await?;
-    let request = v1::PaymentStatusRequest {
+    let request = pb::PaymentStatusRequest {
         uetr: uetr.to_string(),
     };
     let report = match node.payments.get_payment_status(request).await {
@@ -1045,8 +1045,8 @@ async fn balance(args: BalanceArgs) -> anyhow::Result<ExitCode> {
 pub(crate) async fn balances(
     node: &mut NodeClient,
     accounts: &[u128],
-) -> anyhow::Result<Vec<v1::AccountBalance>> {
-    let request = v1::BalancesRequest {
+) -> anyhow::Result<Vec<pb::AccountBalance>> {
+    let request = pb::BalancesRequest {
         accounts: accounts.iter().map(u128::to_string).collect(),
     };
     Ok(node
@@ -1058,7 +1058,7 @@ pub(crate) async fn balances(
         .balances)
 }
 
-fn write_balance_table(out: &mut String, balances: &[v1::AccountBalance]) {
+fn write_balance_table(out: &mut String, balances: &[pb::AccountBalance]) {
     let header = [
         "account",
         "kind",
@@ -1151,7 +1151,7 @@ struct BalanceJson {
 }
 
 impl BalanceJson {
-    fn new(b: &v1::AccountBalance) -> Self {
+    fn new(b: &pb::AccountBalance) -> Self {
         Self {
             account: b.account.clone(),
             kind: b.kind.clone(),
@@ -1245,7 +1245,7 @@ fn receipt_verify(args: &ReceiptVerifyArgs) -> anyhow::Result<ExitCode> {
 
 enum ReceiptVerdict {
     Valid {
-        receipt: v1::Receipt,
+        receipt: pb::Receipt,
         // Boxed: a verdict with its checks is much larger than the invalid variant.
         signer: Box<Signer>,
     },
@@ -1253,7 +1253,7 @@ enum ReceiptVerdict {
         code: &'static str,
         detail: String,
         /// The payload decoded without trusting it, to show what was claimed.
-        receipt: Option<v1::Receipt>,
+        receipt: Option<pb::Receipt>,
     },
 }
 
@@ -1400,7 +1400,7 @@ impl ReceiptVerdict {
         time: UnixTime,
         time_source: &str,
     ) -> serde_json::Value {
-        let receipt_json = |r: &v1::Receipt| {
+        let receipt_json = |r: &pb::Receipt| {
             serde_json::json!({
                 "uetr": r.uetr,
                 "end_to_end_id": r.end_to_end_id,
@@ -1495,7 +1495,7 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
             name,
             ..
         } => {
-            let request = v1::OpenAccountRequest {
+            let request = pb::OpenAccountRequest {
                 account: account.to_string(),
                 owner_bic: owner_bic.clone(),
                 name: name.clone(),
@@ -1518,14 +1518,14 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                         format!("account {account} has no currency; pass --currency")
                     })?,
             };
-            let request = v1::FundAccountRequest {
+            let request = pb::FundAccountRequest {
                 account: account.to_string(),
                 amount: Some(parse_user_amount(&currency, amount)?),
             };
             ("fund", node.payments.fund_account(request).await)
         }
         AccountCommand::Close { account, .. } => {
-            let request = v1::CloseAccountRequest {
+            let request = pb::CloseAccountRequest {
                 account: account.to_string(),
             };
             ("close", node.payments.close_account(request).await)
@@ -1607,8 +1607,8 @@ mod tests {
         }
     }
 
-    fn jpy(value: &str) -> v1::ActiveCurrencyAndAmount {
-        v1::ActiveCurrencyAndAmount {
+    fn jpy(value: &str) -> pb::ActiveCurrencyAndAmount {
+        pb::ActiveCurrencyAndAmount {
             currency: "JPY".into(),
             value: value.into(),
         }
@@ -1625,7 +1625,7 @@ mod tests {
             elsewhere.to_string().contains("to TH, not SG"),
             "{elsewhere}"
         );
-        let sgd = v1::ActiveCurrencyAndAmount {
+        let sgd = pb::ActiveCurrencyAndAmount {
             currency: "SGD".into(),
             value: "10000.00".into(),
         };

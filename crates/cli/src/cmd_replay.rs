@@ -31,8 +31,8 @@ use kakehashi_node::receipt::{ReceiptFile, verify_receipt};
 use kakehashi_node::replay::{self, Expect, Parties, Payment};
 use kakehashi_node::{load, money};
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::v1;
-use kakehashi_proto::v1::payments_client::PaymentsClient;
+use kakehashi_proto::pb;
+use kakehashi_proto::pb::payments_client::PaymentsClient;
 use tonic::transport::Channel;
 
 use crate::client;
@@ -653,8 +653,8 @@ async fn quote_and_submit(
     payment: &Payment,
     bank: &Bank,
     result: &mut LineResult,
-) -> Result<v1::PaymentStatusReport, String> {
-    let request = v1::QuoteRequest {
+) -> Result<pb::PaymentStatusReport, String> {
+    let request = pb::QuoteRequest {
         counterparty_jurisdiction: payment.receiving.clone(),
         source_amount: Some(payment.amount.clone()),
     };
@@ -692,7 +692,7 @@ async fn quote_and_submit(
     }
     let signed = replay::instruction(&bank.identity, payment, &quote, now);
     result.stage = "submit";
-    let request = v1::SubmitPaymentRequest {
+    let request = pb::SubmitPaymentRequest {
         instruction: Some(signed),
     };
     match node.submit_payment(request).await {
@@ -723,7 +723,7 @@ fn refused(
     payment: &Payment,
     status: &tonic::Status,
     call: &str,
-) -> Result<v1::PaymentStatusReport, String> {
+) -> Result<pb::PaymentStatusReport, String> {
     let Some(code) = client::reason_code(status) else {
         return Err(format!(
             "{call} failed: {} ({:?})",
@@ -737,23 +737,23 @@ fn refused(
         .strip_prefix(code.as_str())
         .and_then(|rest| rest.strip_prefix(": "))
         .unwrap_or(message);
-    Ok(v1::PaymentStatusReport {
+    Ok(pb::PaymentStatusReport {
         uetr: payment.uetr.to_string(),
         end_to_end_id: payment.end_to_end_id.clone(),
-        transaction_status: v1::TransactionStatus::Rjct.into(),
+        transaction_status: pb::TransactionStatus::Rjct.into(),
         status_reason_code: code.clone(),
         status_reason_detail: detail.to_owned(),
         interbank_settlement_amount: Some(payment.amount.clone()),
         decided_by: payment.sending.clone(),
-        ..v1::PaymentStatusReport::default()
+        ..pb::PaymentStatusReport::default()
     })
 }
 
 async fn status(
     node: &mut PaymentsClient<Channel>,
     payment: &Payment,
-) -> Result<v1::PaymentStatusReport, tonic::Status> {
-    node.get_payment_status(v1::PaymentStatusRequest {
+) -> Result<pb::PaymentStatusReport, tonic::Status> {
+    node.get_payment_status(pb::PaymentStatusRequest {
         uetr: payment.uetr.to_string(),
     })
     .await
@@ -764,7 +764,7 @@ async fn status(
 fn check_receipt(
     shared: &Shared,
     payment: &Payment,
-    report: &v1::PaymentStatusReport,
+    report: &pb::PaymentStatusReport,
     result: &mut LineResult,
 ) {
     let Some(signed) = &report.receipt else {

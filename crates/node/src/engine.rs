@@ -28,7 +28,7 @@ use kakehashi_ledger::{
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, UnixTime};
-use kakehashi_proto::v1::{
+use kakehashi_proto::pb::{
     self, Decision, PaymentStatusReport, RelayDecision, RelayStatusRequest, TransactionStatus,
 };
 use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_RECEIPT};
@@ -111,7 +111,7 @@ pub struct PeerLink {
     /// Local account inbound payments from this peer are credited from.
     pub liquidity_account: u128,
     /// The Relay client (mutual TLS), connected lazily.
-    pub client: v1::relay_client::RelayClient<Channel>,
+    pub client: pb::relay_client::RelayClient<Channel>,
 }
 
 /// Limits the engine enforces (from the configuration).
@@ -429,7 +429,7 @@ impl Engine {
     }
 
     /// Balances of `ids` (every known account when empty).
-    pub async fn balances(&self, ids: Vec<u128>) -> Result<Vec<v1::AccountBalance>, Submitted> {
+    pub async fn balances(&self, ids: Vec<u128>) -> Result<Vec<pb::AccountBalance>, Submitted> {
         let metas = match self.parts.store.accounts() {
             Ok(metas) => metas,
             Err(e) => return Err(invalid_internal(&e)),
@@ -476,7 +476,7 @@ impl Engine {
         meta: &AccountMeta,
         account: &kakehashi_ledger::Account,
         t: UnixTime,
-    ) -> v1::AccountBalance {
+    ) -> pb::AccountBalance {
         let c = self.parts.currency;
         let (posted, negative) = if account.credits_posted >= account.debits_posted {
             (account.credits_posted - account.debits_posted, false)
@@ -497,7 +497,7 @@ impl Engine {
         } else {
             (account.debits_pending - posted, true)
         };
-        v1::AccountBalance {
+        pb::AccountBalance {
             account: id.to_string(),
             owner_bic: meta.owner_bic.clone().unwrap_or_default(),
             name: meta.name.clone(),
@@ -519,7 +519,7 @@ impl Engine {
         id: u128,
         owner_bic: String,
         name: String,
-    ) -> Result<v1::AccountBalance, Submitted> {
+    ) -> Result<pb::AccountBalance, Submitted> {
         if id == 0 || id == u128::MAX {
             return Err(ff01("account: must be a non-zero decimal account id"));
         }
@@ -581,8 +581,8 @@ impl Engine {
     pub async fn fund_account(
         &self,
         id: u128,
-        amount: &v1::ActiveCurrencyAndAmount,
-    ) -> Result<v1::AccountBalance, Submitted> {
+        amount: &pb::ActiveCurrencyAndAmount,
+    ) -> Result<pb::AccountBalance, Submitted> {
         let (currency, minor) = money::parse_amount(amount).map_err(Submitted::Invalid)?;
         if currency.alpha != self.parts.currency.alpha {
             return Err(ff01(format!(
@@ -642,7 +642,7 @@ impl Engine {
     }
 
     /// Operator: closes an account (payments to or from it are AC04 from now on).
-    pub async fn close_account(&self, id: u128) -> Result<v1::AccountBalance, Submitted> {
+    pub async fn close_account(&self, id: u128) -> Result<pb::AccountBalance, Submitted> {
         let mut meta = match self.parts.store.account(id) {
             Ok(Some(meta)) => meta,
             Ok(None) => {
@@ -672,8 +672,8 @@ impl Engine {
     pub fn quote(
         &self,
         counterparty: &str,
-        source: &v1::ActiveCurrencyAndAmount,
-    ) -> Result<v1::Signed, Rejection> {
+        source: &pb::ActiveCurrencyAndAmount,
+    ) -> Result<pb::Signed, Rejection> {
         let Some(peer) = self.parts.peers.get(counterparty) else {
             return Err(Rejection::new(
                 ReasonCode::Ff01,
@@ -737,7 +737,7 @@ impl Engine {
     // ------------------------------------------------------------------ sender
 
     /// Handles one participant submission end to end (see the module documentation).
-    pub async fn submit(&self, signed: v1::Signed) -> Result<Submitted, EngineError> {
+    pub async fn submit(&self, signed: pb::Signed) -> Result<Submitted, EngineError> {
         let started = Instant::now();
         let outcome = self.submit_inner(signed).await;
         if let Ok(Submitted::Report(report)) = &outcome {
@@ -760,7 +760,7 @@ impl Engine {
         outcome
     }
 
-    async fn submit_inner(&self, signed: v1::Signed) -> Result<Submitted, EngineError> {
+    async fn submit_inner(&self, signed: pb::Signed) -> Result<Submitted, EngineError> {
         let instr = match instruction::decode(&signed) {
             Ok(instr) => instr,
             Err(rejection) => return Ok(Submitted::Invalid(rejection)),
@@ -774,7 +774,7 @@ impl Engine {
 
     async fn submit_decoded(
         &self,
-        signed: v1::Signed,
+        signed: pb::Signed,
         instr: Instruction,
     ) -> Result<Submitted, EngineError> {
         let (_, t) = now();
@@ -933,7 +933,7 @@ impl Engine {
 
         // Forward the exact bytes the participant signed.
         let mut client = peer.client.clone();
-        let mut request = tonic::Request::new(v1::PrepareRequest {
+        let mut request = tonic::Request::new(pb::PrepareRequest {
             instruction: Some(signed),
         });
         request.set_timeout(self.parts.limits.relay_timeout);
@@ -1317,7 +1317,7 @@ impl Engine {
         let receipt = record
             .receipt
             .as_deref()
-            .and_then(|bytes| v1::Signed::decode(bytes).ok());
+            .and_then(|bytes| pb::Signed::decode(bytes).ok());
         let credited = match (&receipt, record.credited_minor) {
             (Some(_), Some(minor)) => self
                 .parts
@@ -1355,7 +1355,7 @@ impl Engine {
     pub async fn prepare(
         &self,
         peer: &str,
-        signed: v1::Signed,
+        signed: pb::Signed,
     ) -> Result<Result<RelayDecision, Rejection>, EngineError> {
         let started = Instant::now();
         let instr = match instruction::decode(&signed) {
@@ -1386,7 +1386,7 @@ impl Engine {
     async fn prepare_locked(
         &self,
         peer: &str,
-        signed: &v1::Signed,
+        signed: &pb::Signed,
         instr: &Instruction,
     ) -> Result<RelayDecision, EngineError> {
         let sha = hex::encode(instr.payload_sha256);
@@ -1474,7 +1474,7 @@ impl Engine {
     fn check_inbound(
         &self,
         peer: &str,
-        signed: &v1::Signed,
+        signed: &pb::Signed,
         instr: &Instruction,
         t: UnixTime,
     ) -> Result<(u128, u128), Rejection> {
@@ -1554,7 +1554,7 @@ impl Engine {
     fn inbound_record(
         &self,
         instr: &Instruction,
-        signed: &v1::Signed,
+        signed: &pb::Signed,
         peer: &str,
         state: InboundState,
         credited_minor: u128,
@@ -1605,7 +1605,7 @@ impl Engine {
         let Some(Some(transfer)) = found.into_iter().next() else {
             return Ok(None);
         };
-        let signed = v1::Signed::decode(record.signed_instruction.as_slice()).map_err(|_| {
+        let signed = pb::Signed::decode(record.signed_instruction.as_slice()).map_err(|_| {
             EngineError::Unexpected {
                 what: "decoding a stored instruction",
                 result: "corrupt",
@@ -1727,7 +1727,7 @@ impl Engine {
             receipt: record
                 .receipt
                 .as_deref()
-                .and_then(|bytes| v1::Signed::decode(bytes).ok()),
+                .and_then(|bytes| pb::Signed::decode(bytes).ok()),
             receiving_jurisdiction: self.jurisdiction().to_owned(),
         }
     }

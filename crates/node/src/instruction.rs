@@ -7,7 +7,7 @@
 //! for references, `Max140Text` for names and remittance information, counted in characters.
 
 use kakehashi_pki::UnixTime;
-use kakehashi_proto::v1;
+use kakehashi_proto::pb;
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
@@ -71,20 +71,20 @@ pub struct Instruction {
     /// Unstructured remittance information (0 to 140 characters).
     pub remittance_information: String,
     /// The signed quote, unverified here.
-    pub quote: v1::Signed,
+    pub quote: pb::Signed,
     /// SHA-256 of the signed payload: what the relay and receipts refer to.
     pub payload_sha256: [u8; 32],
 }
 
 /// Decodes and validates the instruction in `signed.payload`. Does not check the signature.
-pub fn decode(signed: &v1::Signed) -> Result<Instruction, Rejection> {
+pub fn decode(signed: &pb::Signed) -> Result<Instruction, Rejection> {
     if signed.payload.len() > PAYLOAD_LEN_MAX {
         return Err(Rejection::format(format!(
             "instruction payload is {} bytes; at most {PAYLOAD_LEN_MAX} are allowed",
             signed.payload.len()
         )));
     }
-    let raw = v1::CreditTransferInstruction::decode(signed.payload.as_slice()).map_err(|e| {
+    let raw = pb::CreditTransferInstruction::decode(signed.payload.as_slice()).map_err(|e| {
         Rejection::format(format!("payload is not a CreditTransferInstruction: {e}"))
     })?;
     let uetr = Uetr::parse(&raw.uetr).map_err(|r| prefixed("uetr", r))?;
@@ -472,14 +472,14 @@ mod tests {
 
     const UETR: &str = "eb6305c9-1f7f-49de-aed0-16487c27b42d";
 
-    fn valid() -> v1::CreditTransferInstruction {
-        v1::CreditTransferInstruction {
+    fn valid() -> pb::CreditTransferInstruction {
+        pb::CreditTransferInstruction {
             uetr: UETR.to_owned(),
             end_to_end_id: "E2E-0001".to_owned(),
             instruction_id: "INSTR-0001".to_owned(),
             creation_date_time: Some(to_timestamp(UnixTime(1_798_761_600))),
             expiry_date_time: Some(to_timestamp(UnixTime(1_798_761_900))),
-            interbank_settlement_amount: Some(v1::ActiveCurrencyAndAmount {
+            interbank_settlement_amount: Some(pb::ActiveCurrencyAndAmount {
                 currency: "JPY".to_owned(),
                 value: "10000".to_owned(),
             }),
@@ -491,11 +491,11 @@ mod tests {
             creditor_account: "2001".to_owned(),
             creditor_name: "Tan Wei Ling".to_owned(),
             remittance_information: "invoice 42".to_owned(),
-            quote: Some(v1::Signed::default()),
+            quote: Some(pb::Signed::default()),
         }
     }
 
-    fn signed(raw: &v1::CreditTransferInstruction) -> v1::Signed {
+    fn signed(raw: &pb::CreditTransferInstruction) -> pb::Signed {
         sign(
             SIGNING_DOMAIN_INSTRUCTION,
             raw.encode_to_vec(),
@@ -505,7 +505,7 @@ mod tests {
     }
 
     #[track_caller]
-    fn refused(edit: impl FnOnce(&mut v1::CreditTransferInstruction), needle: &str) {
+    fn refused(edit: impl FnOnce(&mut pb::CreditTransferInstruction), needle: &str) {
         let mut raw = valid();
         edit(&mut raw);
         let r = decode(&signed(&raw)).expect_err("must be refused");
@@ -535,7 +535,7 @@ mod tests {
         assert_eq!(i.debtor_name, "Yamada Taro");
         assert_eq!(i.creditor_name, "Tan Wei Ling");
         assert_eq!(i.remittance_information, "invoice 42");
-        assert_eq!(i.quote, v1::Signed::default());
+        assert_eq!(i.quote, pb::Signed::default());
         let digest: [u8; 32] = Sha256::digest(&s.payload).into();
         assert_eq!(i.payload_sha256, digest);
     }
@@ -575,7 +575,7 @@ mod tests {
         // Field 2 (end_to_end_id), wire type 2 (length-delimited), 2 bytes that are not UTF-8.
         let mut payload = valid().encode_to_vec();
         payload.extend_from_slice(&[0x12, 0x02, 0xff, 0xfe]);
-        let s = v1::Signed {
+        let s = pb::Signed {
             payload,
             ..signed(&valid())
         };
@@ -592,9 +592,9 @@ mod tests {
 
     #[test]
     fn oversized_payload_is_ff01() {
-        let s = v1::Signed {
+        let s = pb::Signed {
             payload: vec![0; PAYLOAD_LEN_MAX + 1],
-            ..v1::Signed::default()
+            ..pb::Signed::default()
         };
         let r = decode(&s).expect_err("too big");
         assert!(r.detail.contains("at most 65536"), "{}", r.detail);
@@ -822,7 +822,7 @@ mod tests {
 
         #[test]
         fn decode_never_panics_on_arbitrary_payloads(payload in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode(&v1::Signed { payload, ..v1::Signed::default() });
+            let _ = decode(&pb::Signed { payload, ..pb::Signed::default() });
         }
 
         #[test]

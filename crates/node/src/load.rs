@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::v1 as pb;
-use kakehashi_proto::v1::payments_client::PaymentsClient;
+use kakehashi_proto::pb;
+use kakehashi_proto::pb::payments_client::PaymentsClient;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;

@@ -10,7 +10,7 @@
 //! the node never pays out value it did not receive. A spread is applied to the mid rate the same
 //! way (`floor(mid × (10,000 − bps) / 10,000)` at the rate's 12-digit precision).
 
-use kakehashi_proto::v1;
+use kakehashi_proto::pb;
 
 use crate::reason::Rejection;
 
@@ -196,7 +196,7 @@ const EXCERPT_CHARS_MAX: usize = 48;
 /// is fine, `"00.5"` is not). At most [`AMOUNT_DIGITS_MAX`] digits. Zero is allowed here; the
 /// caller decides whether it may be.
 pub fn parse_amount(
-    a: &v1::ActiveCurrencyAndAmount,
+    a: &pb::ActiveCurrencyAndAmount,
 ) -> Result<(&'static Currency, u128), Rejection> {
     let Some(ccy) = currency(&a.currency) else {
         return Err(Rejection::format(format!(
@@ -225,7 +225,7 @@ pub fn parse_amount(
 
 /// Formats minor units as a wire amount with exactly `exponent` fraction digits: SGD 1230 →
 /// `"12.30"`, JPY 1500 → `"1500"`.
-pub fn format_amount(c: &Currency, minor: u128) -> v1::ActiveCurrencyAndAmount {
+pub fn format_amount(c: &Currency, minor: u128) -> pb::ActiveCurrencyAndAmount {
     let digits = usize::from(c.exponent);
     let value = if digits == 0 {
         minor.to_string()
@@ -233,7 +233,7 @@ pub fn format_amount(c: &Currency, minor: u128) -> v1::ActiveCurrencyAndAmount {
         let per_major = c.minor_per_major();
         format!("{}.{:0digits$}", minor / per_major, minor % per_major)
     };
-    v1::ActiveCurrencyAndAmount {
+    pb::ActiveCurrencyAndAmount {
         currency: c.alpha.to_owned(),
         value,
     }
@@ -438,8 +438,8 @@ mod tests {
     use super::*;
     use crate::reason::ReasonCode;
 
-    fn amount(currency: &str, value: &str) -> v1::ActiveCurrencyAndAmount {
-        v1::ActiveCurrencyAndAmount {
+    fn amount(currency: &str, value: &str) -> pb::ActiveCurrencyAndAmount {
+        pb::ActiveCurrencyAndAmount {
             currency: currency.to_owned(),
             value: value.to_owned(),
         }

@@ -16,8 +16,8 @@ use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_ledger::{Ledger, Options};
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, pem};
-use kakehashi_proto::v1::relay_client::RelayClient;
-use kakehashi_proto::{SIGNING_DOMAIN_RECEIPT, v1};
+use kakehashi_proto::pb::relay_client::RelayClient;
+use kakehashi_proto::{SIGNING_DOMAIN_RECEIPT, pb};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -265,7 +265,7 @@ impl Node {
         }
 
         let amount = |value: &str| {
-            money::parse_amount(&v1::ActiveCurrencyAndAmount {
+            money::parse_amount(&pb::ActiveCurrencyAndAmount {
                 currency: currency.alpha.to_owned(),
                 value: value.to_owned(),
             })

@@ -49,7 +49,7 @@ use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, UnixTime, pem};
-use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, v1};
+use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, pb};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
@@ -1581,7 +1581,7 @@ impl<'a> Direction<'a> {
             );
             return fallback;
         };
-        let instr = match v1::Signed::decode(bytes)
+        let instr = match pb::Signed::decode(bytes)
             .map_err(|e| e.to_string())
             .and_then(|signed| {
                 instruction::decode(&signed)
@@ -1664,7 +1664,7 @@ impl<'a> Direction<'a> {
         &self,
         report: &mut PairReport,
         uetr: &Uetr,
-        signed_instr: &v1::Signed,
+        signed_instr: &pb::Signed,
         instr: &Instruction,
         sha: &str,
         out: Option<&OutboundRecord>,
@@ -1921,7 +1921,7 @@ impl<'a> Direction<'a> {
                 detail,
             );
         };
-        let signed = match v1::Signed::decode(bytes) {
+        let signed = match pb::Signed::decode(bytes) {
             Ok(signed) => signed,
             Err(e) => return invalid(format!("the stored receipt does not decode: {e}")),
         };
@@ -2127,7 +2127,7 @@ enum Outcome {
 /// The payload of an encoded `Signed`, or the bytes themselves when they do not decode (so
 /// two undecodable copies still compare).
 fn payload(bytes: &[u8]) -> Vec<u8> {
-    v1::Signed::decode(bytes).map_or_else(|_| bytes.to_vec(), |signed| signed.payload)
+    pb::Signed::decode(bytes).map_or_else(|_| bytes.to_vec(), |signed| signed.payload)
 }
 
 fn outbound_state_name(state: OutboundState) -> &'static str {
@@ -2589,7 +2589,7 @@ mod tests {
         let mut f = Fixture::new();
         let (id, _) = f.settle(&JP, &SG, 1, 100_000);
         let tamper = |bytes: &mut Vec<u8>| {
-            let mut signed = v1::Signed::decode(bytes.as_slice()).expect("decodes");
+            let mut signed = pb::Signed::decode(bytes.as_slice()).expect("decodes");
             signed.signature[0] ^= 1;
             *bytes = signed.encode_to_vec();
         };

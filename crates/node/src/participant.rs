@@ -14,7 +14,7 @@ use kakehashi_pki::mra::Mra;
 use kakehashi_pki::tls::NodeServerCertVerifier;
 use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
-use kakehashi_proto::v1::{self, payments_client::PaymentsClient};
+use kakehashi_proto::pb::{self, payments_client::PaymentsClient};
 use prost::Message;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -296,15 +296,15 @@ pub struct Order {
 pub fn instruction(
     bank: &Bank,
     order: &Order,
-    quote: &v1::Signed,
+    quote: &pb::Signed,
     uetr: Uetr,
     now: UnixTime,
-) -> Result<v1::Signed, crate::reason::Rejection> {
-    let terms = v1::Quote::decode(quote.payload.as_slice())
+) -> Result<pb::Signed, crate::reason::Rejection> {
+    let terms = pb::Quote::decode(quote.payload.as_slice())
         .map_err(|e| crate::reason::Rejection::format(format!("the quote does not decode: {e}")))?;
     let short = uetr.to_string();
     let short = short.get(..8).unwrap_or_default();
-    let body = v1::CreditTransferInstruction {
+    let body = pb::CreditTransferInstruction {
         uetr: uetr.to_string(),
         end_to_end_id: format!("E2E-{short}"),
         instruction_id: format!("{}-{short}", bank.bic),

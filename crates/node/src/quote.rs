@@ -8,7 +8,7 @@
 
 use ed25519_dalek::SigningKey;
 use kakehashi_pki::{Purpose, UnixTime};
-use kakehashi_proto::{SIGNING_DOMAIN_QUOTE, v1};
+use kakehashi_proto::{SIGNING_DOMAIN_QUOTE, pb};
 use prost::Message as _;
 
 use crate::instruction::{ID_CHARS_MAX, to_timestamp, unix_time};
@@ -86,7 +86,7 @@ impl QuoteIssuer {
         spread_bps: u32,
         now: UnixTime,
         quote_id: String,
-    ) -> Result<v1::Signed, Rejection> {
+    ) -> Result<pb::Signed, Rejection> {
         check_quote_id(&quote_id)?;
         jurisdiction_code("issuing_jurisdiction", &self.jurisdiction)?;
         jurisdiction_code("counterparty_jurisdiction", counterparty)?;
@@ -108,7 +108,7 @@ impl QuoteIssuer {
             .and_then(|ttl| now.0.checked_add(ttl))
             .map(UnixTime)
             .ok_or_else(|| Rejection::format("quote expiry overflows the time range"))?;
-        let quote = v1::Quote {
+        let quote = pb::Quote {
             quote_id,
             issuing_jurisdiction: self.jurisdiction.clone(),
             counterparty_jurisdiction: counterparty.to_owned(),
@@ -136,7 +136,7 @@ impl QuoteIssuer {
 /// rate equal to `mid.with_spread(spread_bps)`, the target equal to `convert(source, rate)`, the
 /// lifetime at most a day → FF01; `now > expires_at + skew` → AB05.
 pub fn verify_quote<'a>(
-    signed: &v1::Signed,
+    signed: &pb::Signed,
     mra: impl Into<Trust<'a>>,
     relying: &str,
     now: UnixTime,
@@ -152,7 +152,7 @@ pub fn verify_quote<'a>(
         now,
         extra_crls,
     )?;
-    let raw = v1::Quote::decode(signed.payload.as_slice())
+    let raw = pb::Quote::decode(signed.payload.as_slice())
         .map_err(|e| Rejection::format(format!("payload is not a Quote: {e}")))?;
     jurisdiction_code("quote issuing_jurisdiction", &raw.issuing_jurisdiction)?;
     if signer.jurisdiction != raw.issuing_jurisdiction {
@@ -282,7 +282,7 @@ fn terms(
 /// A required, positive amount.
 fn amount(
     field: &str,
-    value: Option<&v1::ActiveCurrencyAndAmount>,
+    value: Option<&pb::ActiveCurrencyAndAmount>,
 ) -> Result<(&'static Currency, u128), Rejection> {
     let value = value.ok_or_else(|| Rejection::format(format!("{field} is missing")))?;
     let (currency, minor) = parse_amount(value).map_err(|r| prefixed(field, r))?;
@@ -351,7 +351,7 @@ mod tests {
         Rate::parse("0.0087").expect("rate")
     }
 
-    fn jp_quote() -> v1::Signed {
+    fn jp_quote() -> pb::Signed {
         jp_issuer()
             .issue(
                 "SG",
@@ -366,8 +366,8 @@ mod tests {
     }
 
     /// Re-signs an edited quote with the JP node's receipt key, so only the edit is wrong.
-    fn resigned(edit: impl FnOnce(&mut v1::Quote)) -> v1::Signed {
-        let mut raw = v1::Quote::decode(jp_quote().payload.as_slice()).expect("quote");
+    fn resigned(edit: impl FnOnce(&mut pb::Quote)) -> pb::Signed {
+        let mut raw = pb::Quote::decode(jp_quote().payload.as_slice()).expect("quote");
         edit(&mut raw);
         signed::sign(
             SIGNING_DOMAIN_QUOTE,
@@ -378,7 +378,7 @@ mod tests {
     }
 
     fn verify_at(
-        signed: &v1::Signed,
+        signed: &pb::Signed,
         relying: &str,
         now: UnixTime,
     ) -> Result<QuoteTerms, Rejection> {
@@ -441,8 +441,8 @@ mod tests {
     #[test]
     fn tampered_quote_is_ds0b() {
         let mut signed = jp_quote();
-        let raw = v1::Quote::decode(signed.payload.as_slice()).expect("quote");
-        let edited = v1::Quote {
+        let raw = pb::Quote::decode(signed.payload.as_slice()).expect("quote");
+        let edited = pb::Quote {
             target_amount: Some(format_amount(sgd(), 8679)),
             ..raw
         };
@@ -487,7 +487,7 @@ mod tests {
     }
 
     /// One edit of a quote's fields.
-    type Edit = Box<dyn FnOnce(&mut v1::Quote)>;
+    type Edit = Box<dyn FnOnce(&mut pb::Quote)>;
 
     #[test]
     fn malformed_fields_are_ff01_and_named() {
@@ -567,7 +567,7 @@ mod tests {
 
     #[test]
     fn a_bank_key_cannot_sign_quotes() {
-        let raw = v1::Quote::decode(jp_quote().payload.as_slice()).expect("quote");
+        let raw = pb::Quote::decode(jp_quote().payload.as_slice()).expect("quote");
         let s = signed::sign(
             SIGNING_DOMAIN_QUOTE,
             raw.encode_to_vec(),
@@ -583,7 +583,7 @@ mod tests {
 
     #[test]
     fn a_quote_claiming_another_issuer_is_ds0b() {
-        let raw = v1::Quote::decode(jp_quote().payload.as_slice()).expect("quote");
+        let raw = pb::Quote::decode(jp_quote().payload.as_slice()).expect("quote");
         // The SG node signs a quote that says JP issued it.
         let s = signed::sign(
             SIGNING_DOMAIN_QUOTE,

@@ -41,7 +41,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::SigningKey;
 use kakehashi_pki::{Purpose, UnixTime};
-use kakehashi_proto::{SIGNING_DOMAIN_RECEIPT, v1};
+use kakehashi_proto::{SIGNING_DOMAIN_RECEIPT, pb};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
@@ -73,8 +73,8 @@ pub fn build_receipt(
     credited: (&'static Currency, u128),
     ledger_transfer_id: u128,
     settled_at: UnixTime,
-) -> v1::Receipt {
-    v1::Receipt {
+) -> pb::Receipt {
+    pb::Receipt {
         uetr: instr.uetr.to_string(),
         end_to_end_id: instr.end_to_end_id.clone(),
         instruction_sha256: instr.payload_sha256.to_vec(),
@@ -91,7 +91,7 @@ pub fn build_receipt(
 }
 
 /// Signs `receipt` with the node's receipt-signing `key` and its `chain` (DER, leaf first).
-pub fn sign_receipt(receipt: &v1::Receipt, key: &SigningKey, chain: &[Vec<u8>]) -> v1::Signed {
+pub fn sign_receipt(receipt: &pb::Receipt, key: &SigningKey, chain: &[Vec<u8>]) -> pb::Signed {
     signed::sign(SIGNING_DOMAIN_RECEIPT, receipt.encode_to_vec(), key, chain)
 }
 
@@ -99,11 +99,11 @@ pub fn sign_receipt(receipt: &v1::Receipt, key: &SigningKey, chain: &[Vec<u8>]) 
 /// purpose) and the signer's jurisdiction equal to `receiving_jurisdiction` → DS0B; every field
 /// well-formed and the status ACSC → FF01.
 pub fn verify_receipt<'a>(
-    signed: &v1::Signed,
+    signed: &pb::Signed,
     mra: impl Into<Trust<'a>>,
     relying: &str,
     time: UnixTime,
-) -> Result<(v1::Receipt, Signer), Rejection> {
+) -> Result<(pb::Receipt, Signer), Rejection> {
     let signer = signed::verify(
         signed,
         SIGNING_DOMAIN_RECEIPT,
@@ -128,7 +128,7 @@ pub fn verify_receipt<'a>(
 }
 
 /// Every field of a decoded receipt, FF01 naming the first bad one.
-fn check_receipt(receipt: &v1::Receipt) -> Result<(), Rejection> {
+fn check_receipt(receipt: &pb::Receipt) -> Result<(), Rejection> {
     Uetr::parse(&receipt.uetr)
         .map_err(|r| Rejection::format(format!("receipt uetr: {}", r.detail)))?;
     let e2e = receipt.end_to_end_id.chars().count();
@@ -178,8 +178,8 @@ fn check_receipt(receipt: &v1::Receipt) -> Result<(), Rejection> {
 }
 
 /// Decodes a receipt payload (no checks beyond protobuf's).
-fn decode_receipt(payload: &[u8]) -> Result<v1::Receipt, Rejection> {
-    v1::Receipt::decode(payload)
+fn decode_receipt(payload: &[u8]) -> Result<pb::Receipt, Rejection> {
+    pb::Receipt::decode(payload)
         .map_err(|e| Rejection::format(format!("payload is not a Receipt: {e}")))
 }
 
@@ -188,14 +188,14 @@ fn decode_receipt(payload: &[u8]) -> Result<v1::Receipt, Rejection> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReceiptFile {
     /// The signed receipt, byte for byte.
-    pub signed: v1::Signed,
+    pub signed: pb::Signed,
     /// The fields decoded from `signed.payload` (not verified until [`verify_receipt`]).
-    pub receipt: v1::Receipt,
+    pub receipt: pb::Receipt,
 }
 
 impl ReceiptFile {
     /// Wraps a signed receipt, decoding its payload; FF01 when it is not a Receipt.
-    pub fn new(signed: v1::Signed) -> Result<Self, Rejection> {
+    pub fn new(signed: pb::Signed) -> Result<Self, Rejection> {
         let receipt = decode_receipt(&signed.payload)?;
         Ok(Self { signed, receipt })
     }
@@ -267,7 +267,7 @@ impl ReceiptFile {
         for (index, der) in file.signed.signer_chain.iter().enumerate() {
             signer_chain.push(decode(&format!("signed.signer_chain[{index}]"), der)?);
         }
-        let signed = v1::Signed {
+        let signed = pb::Signed {
             payload: decode("signed.payload", &file.signed.payload)?,
             signature: decode("signed.signature", &file.signed.signature)?,
             signer_chain,
@@ -329,8 +329,8 @@ struct AmountJson {
     value: String,
 }
 
-impl From<&v1::Receipt> for ReceiptJson {
-    fn from(r: &v1::Receipt) -> Self {
+impl From<&pb::Receipt> for ReceiptJson {
+    fn from(r: &pb::Receipt) -> Self {
         Self {
             uetr: r.uetr.clone(),
             end_to_end_id: r.end_to_end_id.clone(),
@@ -382,12 +382,12 @@ mod tests {
             creditor_account: 2001,
             creditor_name: "Tan Wei Ling".to_owned(),
             remittance_information: String::new(),
-            quote: v1::Signed::default(),
+            quote: pb::Signed::default(),
             payload_sha256: [7; 32],
         }
     }
 
-    fn receipt() -> v1::Receipt {
+    fn receipt() -> pb::Receipt {
         let sgd = currency("SGD").expect("SGD");
         build_receipt(
             &instruction(),
@@ -399,7 +399,7 @@ mod tests {
         )
     }
 
-    fn sg_signed(receipt: &v1::Receipt) -> v1::Signed {
+    fn sg_signed(receipt: &pb::Receipt) -> pb::Signed {
         sign_receipt(
             receipt,
             &key("sg/node/receipt.key.pem"),
@@ -495,7 +495,7 @@ mod tests {
     }
 
     /// One edit of a receipt's fields.
-    type Edit = fn(&mut v1::Receipt);
+    type Edit = fn(&mut pb::Receipt);
 
     #[test]
     fn malformed_receipt_fields_are_ff01() {

@@ -50,7 +50,7 @@ use std::path::PathBuf;
 
 use kakehashi_pki::UnixTime;
 use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
-use kakehashi_proto::v1 as pb;
+use kakehashi_proto::pb;
 use prost::Message as _;
 use serde::Deserialize;
 use serde_json::Value;

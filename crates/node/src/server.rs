@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::v1::payments_server::{Payments, PaymentsServer};
-use kakehashi_proto::v1::relay_server::{Relay, RelayServer};
+use kakehashi_proto::pb::payments_server::{Payments, PaymentsServer};
+use kakehashi_proto::pb::relay_server::{Relay, RelayServer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -331,7 +331,7 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(kakehashi_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name(kakehashi_proto::v1::payments_server::SERVICE_NAME)
+        .with_service_name(kakehashi_proto::pb::payments_server::SERVICE_NAME)
         .with_service_name("grpc.health.v1.Health")
 }
 

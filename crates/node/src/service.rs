@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::{Purpose, UnixTime};
-use kakehashi_proto::v1::{self, payments_server::Payments, relay_server::Relay};
+use kakehashi_proto::pb::{self, payments_server::Payments, relay_server::Relay};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -105,8 +105,8 @@ impl PaymentsService {
 
     async fn submit_one(
         &self,
-        request: v1::SubmitPaymentRequest,
-    ) -> Result<v1::PaymentStatusReport, Status> {
+        request: pb::SubmitPaymentRequest,
+    ) -> Result<pb::PaymentStatusReport, Status> {
         let Some(signed) = request.instruction else {
             return Err(missing("instruction"));
         };
@@ -124,14 +124,14 @@ impl PaymentsService {
     }
 }
 
-type ReportStream = Pin<Box<dyn Stream<Item = Result<v1::PaymentStatusReport, Status>> + Send>>;
+type ReportStream = Pin<Box<dyn Stream<Item = Result<pb::PaymentStatusReport, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Payments for PaymentsService {
     async fn get_quote(
         &self,
-        request: Request<v1::QuoteRequest>,
-    ) -> Result<Response<v1::Signed>, Status> {
+        request: Request<pb::QuoteRequest>,
+    ) -> Result<Response<pb::Signed>, Status> {
         let request = request.into_inner();
         let Some(source) = request.source_amount else {
             return Err(missing("source_amount"));
@@ -144,8 +144,8 @@ impl Payments for PaymentsService {
 
     async fn submit_payment(
         &self,
-        request: Request<v1::SubmitPaymentRequest>,
-    ) -> Result<Response<v1::PaymentStatusReport>, Status> {
+        request: Request<pb::SubmitPaymentRequest>,
+    ) -> Result<Response<pb::PaymentStatusReport>, Status> {
         self.submit_one(request.into_inner())
             .await
             .map(Response::new)
@@ -155,7 +155,7 @@ impl Payments for PaymentsService {
 
     async fn submit_payments(
         &self,
-        request: Request<Streaming<v1::SubmitPaymentRequest>>,
+        request: Request<Streaming<pb::SubmitPaymentRequest>>,
     ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(self.stream_queue_len);
@@ -185,8 +185,8 @@ impl Payments for PaymentsService {
                     let report = match service.submit_one(request).await {
                         Ok(report) => report,
                         // One bad instruction must not end the stream: report it in band.
-                        Err(status) => v1::PaymentStatusReport {
-                            transaction_status: v1::TransactionStatus::Rjct.into(),
+                        Err(status) => pb::PaymentStatusReport {
+                            transaction_status: pb::TransactionStatus::Rjct.into(),
                             status_reason_code: status
                                 .metadata()
                                 .get(REASON_METADATA)
@@ -194,7 +194,7 @@ impl Payments for PaymentsService {
                                 .unwrap_or("FF01")
                                 .to_owned(),
                             status_reason_detail: status.message().to_owned(),
-                            ..v1::PaymentStatusReport::default()
+                            ..pb::PaymentStatusReport::default()
                         },
                     };
                     let _ = tx.send(Ok(report)).await;
@@ -207,8 +207,8 @@ impl Payments for PaymentsService {
 
     async fn get_payment_status(
         &self,
-        request: Request<v1::PaymentStatusRequest>,
-    ) -> Result<Response<v1::PaymentStatusReport>, Status> {
+        request: Request<pb::PaymentStatusRequest>,
+    ) -> Result<Response<pb::PaymentStatusReport>, Status> {
         let text = request.into_inner().uetr;
         let uetr = Uetr::parse(&text).map_err(|r| status_for(&r))?;
         match self.engine.status(&uetr) {
@@ -223,8 +223,8 @@ impl Payments for PaymentsService {
 
     async fn get_balances(
         &self,
-        request: Request<v1::BalancesRequest>,
-    ) -> Result<Response<v1::BalancesResponse>, Status> {
+        request: Request<pb::BalancesRequest>,
+    ) -> Result<Response<pb::BalancesResponse>, Status> {
         let ids = request
             .into_inner()
             .accounts
@@ -232,7 +232,7 @@ impl Payments for PaymentsService {
             .map(|a| parse_account("accounts", a))
             .collect::<Result<Vec<_>, _>>()?;
         match self.engine.balances(ids).await {
-            Ok(balances) => Ok(Response::new(v1::BalancesResponse { balances })),
+            Ok(balances) => Ok(Response::new(pb::BalancesResponse { balances })),
             Err(Submitted::Invalid(r)) => Err(status_for(&r)),
             Err(Submitted::Report(_)) => Err(Status::internal("unexpected report")),
         }
@@ -240,8 +240,8 @@ impl Payments for PaymentsService {
 
     async fn open_account(
         &self,
-        request: Request<v1::OpenAccountRequest>,
-    ) -> Result<Response<v1::AccountBalance>, Status> {
+        request: Request<pb::OpenAccountRequest>,
+    ) -> Result<Response<pb::AccountBalance>, Status> {
         self.require_operator(&request)?;
         let request = request.into_inner();
         let id = parse_account("account", &request.account)?;
@@ -254,8 +254,8 @@ impl Payments for PaymentsService {
 
     async fn fund_account(
         &self,
-        request: Request<v1::FundAccountRequest>,
-    ) -> Result<Response<v1::AccountBalance>, Status> {
+        request: Request<pb::FundAccountRequest>,
+    ) -> Result<Response<pb::AccountBalance>, Status> {
         self.require_operator(&request)?;
         let request = request.into_inner();
         let id = parse_account("account", &request.account)?;
@@ -267,8 +267,8 @@ impl Payments for PaymentsService {
 
     async fn close_account(
         &self,
-        request: Request<v1::CloseAccountRequest>,
-    ) -> Result<Response<v1::AccountBalance>, Status> {
+        request: Request<pb::CloseAccountRequest>,
+    ) -> Result<Response<pb::AccountBalance>, Status> {
         self.require_operator(&request)?;
         let id = parse_account("account", &request.into_inner().account)?;
         admin_answer(self.engine.close_account(id).await)
@@ -276,8 +276,8 @@ impl Payments for PaymentsService {
 }
 
 fn admin_answer(
-    outcome: Result<v1::AccountBalance, Submitted>,
-) -> Result<Response<v1::AccountBalance>, Status> {
+    outcome: Result<pb::AccountBalance, Submitted>,
+) -> Result<Response<pb::AccountBalance>, Status> {
     match outcome {
         Ok(balance) => Ok(Response::new(balance)),
         Err(Submitted::Invalid(r)) => Err(status_for(&r)),
@@ -345,8 +345,8 @@ fn recognized_peer(
 impl Relay for RelayService {
     async fn prepare(
         &self,
-        request: Request<v1::PrepareRequest>,
-    ) -> Result<Response<v1::RelayDecision>, Status> {
+        request: Request<pb::PrepareRequest>,
+    ) -> Result<Response<pb::RelayDecision>, Status> {
         let peer = self.peer_jurisdiction(&request)?;
         let Some(signed) = request.into_inner().instruction else {
             return Err(missing("instruction"));
@@ -371,8 +371,8 @@ impl Relay for RelayService {
 
     async fn get_status(
         &self,
-        request: Request<v1::RelayStatusRequest>,
-    ) -> Result<Response<v1::RelayDecision>, Status> {
+        request: Request<pb::RelayStatusRequest>,
+    ) -> Result<Response<pb::RelayDecision>, Status> {
         let peer = self.peer_jurisdiction(&request)?;
         let request = request.into_inner();
         let uetr = Uetr::parse(&request.uetr).map_err(|r| status_for(&r))?;

@@ -1,4 +1,4 @@
-//! Signing and verifying a [`v1::Signed`]: an encoded message, an Ed25519 signature over
+//! Signing and verifying a [`pb::Signed`]: an encoded message, an Ed25519 signature over
 //! `domain || payload`, and the signer's certificate chain, recognized under the
 //! mutual-recognition agreement.
 //!
@@ -25,7 +25,7 @@ use kakehashi_pki::mra::{Mra, RecognitionVerdict};
 use kakehashi_pki::signature::KeyAlgorithm;
 use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::{
-    SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT, v1,
+    SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT, pb,
 };
 use sha2::{Digest, Sha256};
 
@@ -48,9 +48,9 @@ pub const SIGNATURE_LEN: usize = 64;
 
 /// Signs `domain || payload` with `key` and packs the payload, the signature and `chain` (DER,
 /// leaf first, the certificate of `key` first).
-pub fn sign(domain: &[u8], payload: Vec<u8>, key: &SigningKey, chain: &[Vec<u8>]) -> v1::Signed {
+pub fn sign(domain: &[u8], payload: Vec<u8>, key: &SigningKey, chain: &[Vec<u8>]) -> pb::Signed {
     let signature = key.sign(&signed_bytes(domain, &payload));
-    v1::Signed {
+    pb::Signed {
         payload,
         signature: signature.to_bytes().to_vec(),
         signer_chain: chain.to_vec(),
@@ -220,7 +220,7 @@ impl<'a> From<&'a Arc<Mra>> for Trust<'a> {
 /// `time` under `mra`, with `extra_crls` (DER) besides the agreement's. See the module
 /// documentation for the order of the checks. Nothing here looks inside the payload.
 pub fn verify<'a>(
-    signed: &v1::Signed,
+    signed: &pb::Signed,
     domain: &[u8],
     mra: impl Into<Trust<'a>>,
     relying: &str,
@@ -317,7 +317,7 @@ pub fn verify<'a>(
 }
 
 /// The bounds of step 1, before any parsing.
-fn check_sizes(signed: &v1::Signed, kind: &str) -> Result<(), Rejection> {
+fn check_sizes(signed: &pb::Signed, kind: &str) -> Result<(), Rejection> {
     if signed.payload.len() > PAYLOAD_LEN_MAX {
         return Err(Rejection::format(format!(
             "{kind}: payload is {} bytes; at most {PAYLOAD_LEN_MAX} are allowed",
@@ -424,7 +424,7 @@ mod tests {
     use super::*;
     use crate::reason::ReasonCode;
 
-    fn bank_signed(bank: &str, jurisdiction: &str, payload: &[u8]) -> v1::Signed {
+    fn bank_signed(bank: &str, jurisdiction: &str, payload: &[u8]) -> pb::Signed {
         let dir = jurisdiction.to_lowercase();
         sign(
             SIGNING_DOMAIN_INSTRUCTION,
@@ -434,7 +434,7 @@ mod tests {
         )
     }
 
-    fn verify_payment(signed: &v1::Signed, relying: &str) -> Result<Signer, Rejection> {
+    fn verify_payment(signed: &pb::Signed, relying: &str) -> Result<Signer, Rejection> {
         verify(
             signed,
             SIGNING_DOMAIN_INSTRUCTION,
@@ -698,7 +698,7 @@ mod tests {
         let certs = ParsedCerts::new();
         let trust = Trust::from(&mra).with_parsed_certs(&certs);
         let signed = bank_signed("KKHAJPJ0", "JP", b"pay");
-        let check = |signed: &v1::Signed| {
+        let check = |signed: &pb::Signed| {
             verify(
                 signed,
                 SIGNING_DOMAIN_INSTRUCTION,

@@ -150,7 +150,7 @@ impl OutboundState {
 pub struct OutboundRecord {
     /// Where it stands.
     pub state: OutboundState,
-    /// The encoded `v1::Signed` instruction exactly as the participant submitted it.
+    /// The encoded `pb::Signed` instruction exactly as the participant submitted it.
     #[serde(with = "base64_bytes")]
     pub signed_instruction: Vec<u8>,
     /// SHA-256 of the instruction payload, hex.
@@ -171,7 +171,7 @@ pub struct OutboundRecord {
     pub reason_detail: Option<String>,
     /// Who decided: this node's or the receiver's jurisdiction.
     pub decided_by: Option<String>,
-    /// The receiver's encoded `v1::Signed` receipt (settled only).
+    /// The receiver's encoded `pb::Signed` receipt (settled only).
     #[serde(with = "base64_opt")]
     pub receipt: Option<Vec<u8>>,
     /// The amount credited on the other side, minor units of its currency (settled only).

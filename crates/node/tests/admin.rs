@@ -8,8 +8,8 @@ mod support;
 
 use kakehashi_node::config::Config;
 use kakehashi_node::node::Node;
-use kakehashi_proto::v1::payments_client::PaymentsClient;
-use kakehashi_proto::v1::{self as pb, TransactionStatus};
+use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_proto::pb::{self as pb, TransactionStatus};
 use tonic::Code;
 use tonic::transport::Channel;
 

@@ -17,8 +17,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use kakehashi_proto::codec::REASON_METADATA;
-use kakehashi_proto::v1::payments_client::PaymentsClient;
-use kakehashi_proto::v1::{self as pb, TransactionStatus};
+use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_proto::pb::{self as pb, TransactionStatus};
 
 use support::*;
 

@@ -7,7 +7,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use kakehashi_proto::v1::TransactionStatus;
+use kakehashi_proto::pb::TransactionStatus;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use support::*;

@@ -14,7 +14,7 @@ use kakehashi_node::node::Node;
 use kakehashi_node::quote::QuoteIssuer;
 use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::codec::REASON_METADATA;
-use kakehashi_proto::v1::{self as pb, TransactionStatus};
+use kakehashi_proto::pb::{self as pb, TransactionStatus};
 use prost::Message;
 use tonic::Code;
 

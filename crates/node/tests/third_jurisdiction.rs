@@ -23,7 +23,7 @@ use kakehashi_node::config::Config;
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::receipt::verify_receipt;
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::v1::{self as pb, TransactionStatus};
+use kakehashi_proto::pb::{self as pb, TransactionStatus};
 use prost::Message;
 
 use support::*;

@@ -1,14 +1,16 @@
 //! The kakehashi wire contract, generated at build time from `proto/kakehashi/v1`.
 //!
-//! - [`v1::payments_server::Payments`] / [`v1::payments_client::PaymentsClient`]: the
+//! With the `services` feature:
+//! - [`pb::payments_server::Payments`] / [`pb::payments_client::PaymentsClient`]: the
 //!   participant API of a node.
-//! - [`v1::relay_server::Relay`] / [`v1::relay_client::RelayClient`]: the node-to-node API.
+//! - [`pb::relay_server::Relay`] / [`pb::relay_client::RelayClient`]: the node-to-node API.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server reflection.
 //!
-//! Signed objects (quotes, instructions, receipts) travel as [`v1::Signed`] holding the exact
+//! Signed objects (quotes, instructions, receipts) travel as [`pb::Signed`] holding the exact
 //! encoded bytes that were signed; the `SIGNING_DOMAIN_*` constants are the prefixes each kind
 //! of signature covers.
 
+#[cfg(feature = "services")]
 pub mod codec;
 
 /// Generated code for package `kakehashi.v1`.
@@ -20,8 +22,8 @@ pub mod codec;
     clippy::all,
     clippy::pedantic
 )]
-pub mod v1 {
-    tonic::include_proto!("kakehashi.v1");
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/kakehashi.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of every kakehashi proto file (and the well-known types
@@ -29,12 +31,12 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/kakehashi_descriptor.bin"));
 
-/// Prefix of the bytes a quote signature covers (then the encoded [`v1::Quote`]).
+/// Prefix of the bytes a quote signature covers (then the encoded [`pb::Quote`]).
 pub const SIGNING_DOMAIN_QUOTE: &[u8] = b"kakehashi-quote-v1\n";
 /// Prefix of the bytes an instruction signature covers (then the encoded
-/// [`v1::CreditTransferInstruction`]).
+/// [`pb::CreditTransferInstruction`]).
 pub const SIGNING_DOMAIN_INSTRUCTION: &[u8] = b"kakehashi-pacs008-v1\n";
-/// Prefix of the bytes a receipt signature covers (then the encoded [`v1::Receipt`]).
+/// Prefix of the bytes a receipt signature covers (then the encoded [`pb::Receipt`]).
 pub const SIGNING_DOMAIN_RECEIPT: &[u8] = b"kakehashi-receipt-v1\n";
 
 #[cfg(test)]

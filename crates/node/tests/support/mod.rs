@@ -19,8 +19,8 @@ use kakehashi_pki::mra::Mra;
 use kakehashi_pki::tls::NodeServerCertVerifier;
 use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
-use kakehashi_proto::v1 as pb;
-use kakehashi_proto::v1::payments_client::PaymentsClient;
+use kakehashi_proto::pb;
+use kakehashi_proto::pb::payments_client::PaymentsClient;
 use prost::Message;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
