@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use kakehashi_node::instruction::{self, Uetr};
-use kakehashi_node::money::{Rate, currency};
-use kakehashi_node::participant::{self, Bank, Order};
-use kakehashi_node::quote::QuoteIssuer;
-use kakehashi_node::receipt::{ReceiptFile, build_receipt, sign_receipt};
+use kakehashi_protocol::instruction::{self, Uetr};
+use kakehashi_protocol::money::{Rate, currency};
+use kakehashi_protocol::bank::{self, Bank, Order};
+use kakehashi_protocol::quote::QuoteIssuer;
+use kakehashi_protocol::receipt::{ReceiptFile, build_receipt, sign_receipt};
 use kakehashi_pki::UnixTime;
 use prost::Message as _;
 
@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let uetr = Uetr::parse("eb6305c9-1f7f-49de-aed0-16487c27b42d").map_err(|r| r.detail)?;
     let signed_instruction =
-        participant::instruction(&bank, &order, &quote, uetr, NOW).map_err(|r| r.detail)?;
+        bank::instruction(&bank, &order, &quote, uetr, NOW).map_err(|r| r.detail)?;
     let instr = instruction::decode(&signed_instruction).map_err(|r| r.detail)?;
     let receipt = build_receipt(&instr, "SG", "JP", (sgd, 21_695), 12_345, NOW);
     let signed_receipt = sign_receipt(

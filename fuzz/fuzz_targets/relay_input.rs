@@ -22,12 +22,12 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use kakehashi_node::instruction::{self, ID_CHARS_MAX, NAME_CHARS_MAX, REMITTANCE_CHARS_MAX};
-use kakehashi_node::quote::{QuoteIssuer, verify_quote};
-use kakehashi_node::receipt::{
+use kakehashi_protocol::instruction::{self, ID_CHARS_MAX, NAME_CHARS_MAX, REMITTANCE_CHARS_MAX};
+use kakehashi_protocol::quote::{QuoteIssuer, verify_quote};
+use kakehashi_protocol::receipt::{
     RECEIPT_FILE_LEN_MAX, ReceiptFile, TRANSACTION_STATUS_ACSC, verify_receipt,
 };
-use kakehashi_node::signed::{self, ParsedCerts, Trust};
+use kakehashi_protocol::signed::{self, ParsedCerts, Trust};
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, UnixTime};

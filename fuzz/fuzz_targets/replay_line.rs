@@ -12,10 +12,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use kakehashi_node::instruction;
-use kakehashi_node::money;
-use kakehashi_node::participant::Bank;
-use kakehashi_node::replay::{self, Parties, Payment};
+use kakehashi_protocol::instruction;
+use kakehashi_protocol::money;
+use kakehashi_protocol::bank::Bank;
+use kakehashi_ops::replay::{self, Parties, Payment};
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;

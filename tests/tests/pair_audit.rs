@@ -17,10 +17,11 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use kakehashi_e2e::{DevnetProcess, kakehashi, repo_root};
 use kakehashi_ledger::{AccountId, Ledger, NewTransfer, Options, TransferId};
-use kakehashi_node::engine::{codes, now};
+use kakehashi_node::engine::now;
 use kakehashi_node::fault;
-use kakehashi_node::instruction::Uetr;
 use kakehashi_node::store::{Store, Write};
+use kakehashi_protocol::instruction::Uetr;
+use kakehashi_protocol::transfer::codes;
 
 /// How long the demo may take before the test kills it: two nodes and nine payments take a
 /// few seconds; this long is a hang.

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use kakehashi_e2e::{kakehashi_bin, repo_root};
 use kakehashi_node::fault;
-use kakehashi_node::instruction::Uetr;
-use kakehashi_node::participant::{self, Bank, Order};
+use kakehashi_node::participant;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::{self as pb, TransactionStatus, payments_client::PaymentsClient};
+use kakehashi_protocol::bank::{self, Bank, Order};
+use kakehashi_protocol::instruction::Uetr;
 use tonic::transport::Channel;
 
 /// Longest a node may take to start listening, or a payment in doubt to resolve.
@@ -182,7 +183,7 @@ async fn pay(
         remittance_information: "crash test".into(),
     };
     let now = kakehashi_node::engine::now().1;
-    let signed = participant::instruction(&bank, &order, &quote, uetr, now).expect("instruction");
+    let signed = bank::instruction(&bank, &order, &quote, uetr, now).expect("instruction");
     let answer = client
         .submit_payment(pb::SubmitPaymentRequest {
             instruction: Some(signed),

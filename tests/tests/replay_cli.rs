@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kakehashi_e2e::{DevnetProcess, kakehashi, repo_root};
-use kakehashi_node::money;
 use kakehashi_proto::pb::ActiveCurrencyAndAmount;
+use kakehashi_protocol::money;
 
 /// The committed sample file, relative to the repository root.
 const SAMPLE: &str = "tests/data/devnet-payments.jsonl";

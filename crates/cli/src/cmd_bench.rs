@@ -1,6 +1,6 @@
 //! `kakehashi bench`: the relay benchmark. Starts the devnet's JP and SG nodes in this process
 //! on free loopback ports (real mutual TLS, real sled ledgers in a fresh temporary directory or
-//! `--data-dir`), sends JP→SG payments through the public API (`kakehashi_node::load`), and
+//! `--data-dir`), sends JP→SG payments through the public API (`kakehashi_ops::load`), and
 //! prints settled payments per second, SubmitPayment latency percentiles, the answers by
 //! status and reason, and whether every balance moved by exactly the settled sums.
 //!
@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kakehashi_node::load::{self, LoadOptions, LoadReport, percentile};
-use kakehashi_node::money;
+use kakehashi_ops::load::{self, LoadOptions, LoadReport, percentile};
+use kakehashi_protocol::money;
 
 use crate::client;
 use crate::cmd_node::{find_configs, load_config};

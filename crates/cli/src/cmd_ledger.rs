@@ -1,7 +1,7 @@
 //! `kakehashi ledger audit` (replay a node's journal offline and report every discrepancy),
 //! `kakehashi ledger export` (accounts and transfers as JSON Lines, for reconciliation) and
 //! `kakehashi ledger pair-audit` (do two nodes' books agree on every payment between them). The
-//! checks are `kakehashi_ledger::audit`'s and `kakehashi_node::pair_audit`'s; this module parses
+//! checks are `kakehashi_ledger::audit`'s and `kakehashi_ops::pair_audit`'s; this module parses
 //! arguments, formats the reports and picks the exit code.
 
 use std::fs::File;
@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use kakehashi_ledger::{AuditOptions, AuditReport};
-use kakehashi_node::pair_audit::{self, PairReport};
+use kakehashi_ops::pair_audit::{self, PairReport};
 
 use crate::client;
 use crate::cmd_node::load_config;
@@ -153,7 +153,7 @@ fn currency(ledger: u32) -> String {
     // A ledger is an ISO 4217 numeric code; one the table does not know prints as a number.
     u16::try_from(ledger)
         .ok()
-        .and_then(kakehashi_node::money::currency_by_numeric)
+        .and_then(kakehashi_protocol::money::currency_by_numeric)
         .map_or_else(|| format!("#{ledger}"), |c| c.alpha.to_owned())
 }
 
@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn pair_report_text_names_each_discrepancy_and_payment_in_doubt() {
-        use kakehashi_node::pair_audit::{Amount, DiscrepancyKind, InDoubt, PairDiscrepancy};
+        use kakehashi_ops::pair_audit::{Amount, DiscrepancyKind, InDoubt, PairDiscrepancy};
         let mut report = PairReport {
             nodes: Vec::new(),
             directions: Vec::new(),

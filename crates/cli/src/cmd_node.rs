@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use kakehashi_node::config::Config;
-use kakehashi_node::money;
 use kakehashi_node::node::{Node, RunningNode};
-use kakehashi_node::receipt::verify_receipt;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
+use kakehashi_protocol::money;
+use kakehashi_protocol::receipt::verify_receipt;
 
 use crate::client::{self, NodeClient};
 use crate::cmd_pay::{

@@ -5,7 +5,7 @@
 //! debtor's node for a signed FX quote, checks the quote under the mutual-recognition
 //! agreement and that it is for the amount and counterparty asked for, has the node library
 //! build the pacs.008-style `CreditTransferInstruction` and sign it with the bank's Ed25519 key
-//! (`kakehashi_node::participant::instruction`, domain `SIGNING_DOMAIN_INSTRUCTION`), and
+//! (`kakehashi_protocol::bank::instruction`, domain `SIGNING_DOMAIN_INSTRUCTION`), and
 //! submits it; the node answers with a pacs.002-style status report. The same code sends the
 //! devnet demo's payments ([`send_payment`]).
 //!
@@ -19,17 +19,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use kakehashi_node::instruction::Uetr;
-use kakehashi_node::money::{self, Currency};
-use kakehashi_node::participant::{self, Order};
-use kakehashi_node::quote::{QuoteTerms, verify_quote};
-use kakehashi_node::reason::ReasonCode;
-use kakehashi_node::receipt::{ReceiptFile, verify_receipt};
-use kakehashi_node::signed::Signer;
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Outcome, UnixTime};
 use kakehashi_proto::pb;
+use kakehashi_protocol::bank::{self, Order};
+use kakehashi_protocol::instruction::Uetr;
+use kakehashi_protocol::money::{self, Currency};
+use kakehashi_protocol::quote::{QuoteTerms, verify_quote};
+use kakehashi_protocol::reason::ReasonCode;
+use kakehashi_protocol::receipt::{ReceiptFile, verify_receipt};
+use kakehashi_protocol::signed::Signer;
 use serde::Serialize;
 
 use crate::client::{self, ConnectArgs, NodeClient};
@@ -229,7 +229,7 @@ pub(crate) struct OperatorArgs {
 /// A bank that signs instructions: the node library's participant identity (BIC, key, chain)
 /// and the country its certificate names.
 pub(crate) struct Bank {
-    pub(crate) identity: participant::Bank,
+    pub(crate) identity: bank::Bank,
     pub(crate) country: Option<String>,
 }
 
@@ -246,7 +246,7 @@ impl Bank {
             "{} is {key_size} bytes; an Ed25519 PKCS#8 key is far smaller",
             key.display()
         );
-        let identity = participant::Bank::load(cert, key).map_err(|e| {
+        let identity = bank::Bank::load(cert, key).map_err(|e| {
             anyhow::anyhow!(
                 "{e} (give the bank's payment-signing chain in PEM, leaf first, with --bank and \
                  its Ed25519 PKCS#8 key with --key)"
@@ -354,7 +354,7 @@ pub(crate) async fn send_payment(
     };
     // The instruction debits the quote's source amount, which `check_terms` just compared with
     // the amount asked for.
-    let instruction = participant::instruction(&bank.identity, &order, &quote, spec.uetr, now)
+    let instruction = bank::instruction(&bank.identity, &order, &quote, spec.uetr, now)
         .map_err(|r| anyhow::anyhow!("cannot build the instruction: {r}; nothing was sent"))?;
     let request = pb::SubmitPaymentRequest {
         instruction: Some(instruction),

@@ -1,5 +1,5 @@
 //! `kakehashi replay FILE`: sends the payments of a JSON Lines transaction file (the format is
-//! documented in `kakehashi_node::replay`) to running nodes as their banks would — quote, check
+//! documented in `kakehashi_ops::replay`) to running nodes as their banks would — quote, check
 //! the quote under the agreement, sign, submit — and reports each outcome against the line's
 //! expectation, with counts by status and reason, throughput and latency.
 //!
@@ -25,14 +25,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use kakehashi_node::load::percentile;
-use kakehashi_node::quote::verify_quote;
-use kakehashi_node::receipt::{ReceiptFile, verify_receipt};
-use kakehashi_node::replay::{self, Expect, Parties, Payment};
-use kakehashi_node::{load, money};
+use kakehashi_ops::load;
+use kakehashi_ops::load::percentile;
+use kakehashi_ops::replay::{self, Expect, Parties, Payment};
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_protocol::money;
+use kakehashi_protocol::quote::verify_quote;
+use kakehashi_protocol::receipt::{ReceiptFile, verify_receipt};
 use tonic::transport::Channel;
 
 use crate::client;
@@ -338,7 +339,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
     // 3. Lines sharing a UETR form a chain run in file order; chains run concurrently.
     let mut chains: Vec<Vec<usize>> = Vec::new();
-    let mut chain_of: BTreeMap<kakehashi_node::instruction::Uetr, usize> = BTreeMap::new();
+    let mut chain_of: BTreeMap<kakehashi_protocol::instruction::Uetr, usize> = BTreeMap::new();
     for (index, p) in payments.iter().enumerate() {
         let chain = *chain_of.entry(p.uetr).or_insert_with(|| {
             chains.push(Vec::new());
@@ -462,7 +463,7 @@ fn load_banks(
         let fail = |detail: String| replay::LineError {
             line: p.line,
             field: Some(member.to_owned()),
-            code: kakehashi_node::reason::ReasonCode::Ff01,
+            code: kakehashi_protocol::reason::ReasonCode::Ff01,
             detail,
         };
         let index = match known.get(&files) {

@@ -33,34 +33,22 @@ use kakehashi_proto::pb::{
 };
 use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_RECEIPT};
 use prost::Message;
-use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-use crate::instruction::{self, Instruction, Uetr};
 use crate::locks::UetrLocks;
 use crate::metrics::{Direction, Metrics, ReceiptAnomaly};
-use crate::money::{self, Currency, Rate};
-use crate::quote::{self, QuoteIssuer};
-use crate::reason::{ReasonCode, Rejection};
-use crate::receipt;
-use crate::signed::{self, ParsedCerts, Trust};
 use crate::store::{
     AccountKind, AccountMeta, InboundRecord, InboundState, OutboundRecord, OutboundState, Store,
     StoreError, Write,
 };
-
-/// Ledger transfer codes: what a transfer was for, as the audit and export show it.
-pub mod codes {
-    /// Genesis funding from the configuration.
-    pub const GENESIS: u16 = 100;
-    /// Operator cash-in (FundAccount).
-    pub const FUNDING: u16 = 101;
-    /// Outbound reservation (pending), posted or voided by the receiver's decision.
-    pub const OUTBOUND: u16 = 201;
-    /// Inbound credit from a corridor's liquidity account.
-    pub const INBOUND: u16 = 301;
-}
+use kakehashi_protocol::instruction::{self, Instruction, Uetr};
+use kakehashi_protocol::money::{self, Currency, Rate};
+use kakehashi_protocol::quote::{self, QuoteIssuer};
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::receipt;
+use kakehashi_protocol::signed::{self, ParsedCerts, Trust};
+use kakehashi_protocol::transfer::{codes, transfer_id};
 
 /// Why the engine could not do its job for an operational reason (not a rejection of the
 /// payment): the caller answers `Unavailable`/`Internal` and nothing is acknowledged.
@@ -253,23 +241,6 @@ fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// A ledger transfer id derived from the payment: SHA-256 of a domain, the step and the UETR,
-/// first 16 bytes. Zero and `u128::MAX` are reserved by the ledger and are 2^-127 likely.
-pub fn transfer_id(step: &[u8], subject: &[u8]) -> u128 {
-    let mut hash = Sha256::new();
-    hash.update(b"kakehashi-transfer-v1\n");
-    hash.update(step);
-    hash.update(b"\n");
-    hash.update(subject);
-    let digest = hash.finalize();
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    match u128::from_be_bytes(first) {
-        0 | u128::MAX => 1,
-        id => id,
-    }
 }
 
 async fn blocking<T: Send + 'static>(

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use crate::instruction::Uetr;
+use kakehashi_protocol::instruction::Uetr;
 
 /// Lazily created locks, one per UETR in use, dropped when their last user is done.
 #[derive(Debug, Default)]

@@ -24,12 +24,14 @@ use tokio::task::JoinHandle;
 use crate::config::{self, Config};
 use crate::engine::{Engine, EngineError, EngineLimits, EngineParts, PeerLink, Sanctions};
 use crate::metrics::Metrics;
-use crate::money::{self, Rate};
 use crate::server::{self, ServeError};
 use crate::service::{PaymentsService, RelayService};
 use crate::store::{AccountKind, AccountMeta, Store, StoreError};
 use crate::tls::{self, TlsIdentity};
-use crate::{engine, signed};
+use kakehashi_protocol::money::{self, Rate};
+use kakehashi_protocol::signed;
+
+use crate::engine;
 
 /// How often the recovery loop looks for payments in doubt. Short, because a payment in doubt
 /// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt.

@@ -25,9 +25,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{self, Engine, EngineError, Submitted};
-use crate::instruction::Uetr;
-use crate::reason::{ReasonCode, Rejection};
-use crate::signed::Trust;
+use kakehashi_protocol::instruction::Uetr;
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::signed::Trust;
 
 pub use kakehashi_proto::codec::REASON_METADATA;
 
@@ -66,7 +66,7 @@ fn missing(field: &str) -> Status {
 }
 
 fn parse_account(field: &str, text: &str) -> Result<u128, Status> {
-    crate::instruction::account(field, text).map_err(|r| status_for(&r))
+    kakehashi_protocol::instruction::account(field, text).map_err(|r| status_for(&r))
 }
 
 /// The participant API.

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::instruction::Uetr;
+use kakehashi_protocol::instruction::Uetr;
 
 /// Most writes one group commit applies; bounds the batch and the latency of its first caller.
 const GROUP_WRITES_MAX: usize = 4096;

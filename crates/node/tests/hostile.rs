@@ -146,7 +146,7 @@ async fn submit_result(
 /// text: far over the node's `limits.max_message_bytes` (64 KiB).
 async fn oversized_instruction(
     p: &mut Pair,
-    uetr: kakehashi_node::instruction::Uetr,
+    uetr: kakehashi_protocol::instruction::Uetr,
 ) -> pb::Signed {
     let alpha = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "1000");

@@ -9,12 +9,12 @@ mod support;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
-use kakehashi_node::money::{self, Rate};
 use kakehashi_node::node::Node;
-use kakehashi_node::quote::QuoteIssuer;
 use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::pb::{self as pb, TransactionStatus};
+use kakehashi_protocol::money::{self, Rate};
+use kakehashi_protocol::quote::QuoteIssuer;
 use prost::Message;
 use tonic::Code;
 
@@ -57,7 +57,7 @@ async fn payments_settle_both_ways_and_balance_on_both_ledgers() {
     );
     let receipt = report.receipt.clone().expect("a receipt");
     let (receipt_body, signer) =
-        kakehashi_node::receipt::verify_receipt(&receipt, &mra(), "JP", now())
+        kakehashi_protocol::receipt::verify_receipt(&receipt, &mra(), "JP", now())
             .expect("receipt verifies under the MRA");
     assert_eq!(receipt_body.uetr, uetr.to_string());
     assert_eq!(signer.jurisdiction, "SG");

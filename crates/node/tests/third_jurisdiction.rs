@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use kakehashi_node::config::Config;
 use kakehashi_node::node::{Node, RunningNode};
-use kakehashi_node::receipt::verify_receipt;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::{self as pb, TransactionStatus};
+use kakehashi_protocol::receipt::verify_receipt;
 use prost::Message;
 
 use support::*;

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_node::config::Config;
-use kakehashi_node::instruction::{Uetr, to_timestamp};
 use kakehashi_node::node::{Node, RunningNode};
-use kakehashi_node::signed;
 use kakehashi_node::tls::{TlsIdentity, install_crypto_provider};
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::tls::NodeServerCertVerifier;
@@ -21,6 +19,8 @@ use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_protocol::instruction::{Uetr, to_timestamp};
+use kakehashi_protocol::signed;
 use prost::Message;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 

@@ -30,12 +30,13 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use crate::config::{AccountKind, Config};
-use crate::instruction::Uetr;
-use crate::money::{self, Currency};
-use crate::node::{Node, RunningNode};
-use crate::participant::{self, Bank, Order, ParticipantError};
-use crate::tls::TlsIdentity;
+use kakehashi_node::config::{AccountKind, Config};
+use kakehashi_node::node::{Node, RunningNode};
+use kakehashi_node::participant::{self, ParticipantError};
+use kakehashi_node::tls::TlsIdentity;
+use kakehashi_protocol::bank::{self, Bank, Order};
+use kakehashi_protocol::instruction::Uetr;
+use kakehashi_protocol::money::{self, Currency};
 
 /// Largest number of instructions one SubmitPayments stream has in flight on the node
 /// (service.rs `STREAM_CONCURRENCY`); more only queue in the stream.
@@ -307,7 +308,8 @@ pub fn routes(sender: &Config, receiver: &Config, certs: &Path) -> Result<Vec<Ro
                 let bank = Bank::load(
                     &banks_dir.join(format!("{bic}.pem")),
                     &banks_dir.join(format!("{bic}.key.pem")),
-                )?;
+                )
+                .map_err(ParticipantError::from)?;
                 banks.insert(bic.clone(), bank.clone());
                 bank
             }
@@ -617,8 +619,8 @@ pub async fn quoted_instruction(
         creditor_name: route.creditor_name.clone(),
         remittance_information: "kakehashi bench".to_owned(),
     };
-    let (_, now) = crate::engine::now();
-    let signed = participant::instruction(&route.bank, &order, &quote, uetr, now)
+    let (_, now) = kakehashi_node::engine::now();
+    let signed = bank::instruction(&route.bank, &order, &quote, uetr, now)
         .map_err(|r| LoadError::Run(format!("building the instruction: {r}")))?;
     Ok((signed, uetr))
 }

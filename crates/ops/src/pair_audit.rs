@@ -53,16 +53,16 @@ use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, pb};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
-use crate::engine::{codes, transfer_id};
-use crate::instruction::{self, Instruction, Uetr};
-use crate::money::{self, Currency};
-use crate::quote;
-use crate::receipt;
-use crate::signed::{self, Trust};
-use crate::store::{
+use kakehashi_node::config::Config;
+use kakehashi_node::store::{
     AccountKind, InboundRecord, InboundState, OutboundRecord, OutboundState, Store, StoreError,
 };
+use kakehashi_protocol::instruction::{self, Instruction, Uetr};
+use kakehashi_protocol::money::{self, Currency};
+use kakehashi_protocol::quote;
+use kakehashi_protocol::receipt;
+use kakehashi_protocol::signed::{self, Trust};
+use kakehashi_protocol::transfer::{codes, transfer_id};
 
 /// Most discrepancies listed in one report; the count beyond is still reported. Two corrupted
 /// databases could otherwise produce several findings per payment and exhaust memory.
@@ -2155,11 +2155,11 @@ mod tests {
     use kakehashi_ledger::{Ledger, NewAccount, NewTransfer, Options};
 
     use super::*;
-    use crate::money::Rate;
-    use crate::participant::{self, Bank, Order};
-    use crate::quote::QuoteIssuer;
-    use crate::signed::test_support::{at_2027, certs, chain, key, mra};
-    use crate::store::Write;
+    use crate::test_support::{at_2027, certs, chain, key, mra};
+    use kakehashi_node::store::Write;
+    use kakehashi_protocol::bank::{self, Bank, Order};
+    use kakehashi_protocol::money::Rate;
+    use kakehashi_protocol::quote::QuoteIssuer;
 
     /// One end of the test corridor, as the committed dev PKI and devnet configs have it.
     struct Side {
@@ -2338,8 +2338,7 @@ mod tests {
                 creditor_name: "Creditor".into(),
                 remittance_information: String::new(),
             };
-            let signed_instr =
-                participant::instruction(&bank, &order, &quote, id, t).expect("signs");
+            let signed_instr = bank::instruction(&bank, &order, &quote, id, t).expect("signs");
             let instr = instruction::decode(&signed_instr).expect("decodes");
             let stamp = Timestamp::from_unix_nanos(
                 u64::try_from(t.0).expect("positive") * 1_000_000_000 + u64::from(n),

@@ -56,11 +56,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::instruction::{self, ChargeBearer, Uetr, to_timestamp};
-use crate::money::{self, Currency};
-use crate::participant::{Bank, INSTRUCTION_LIFETIME_SECS};
-use crate::reason::{ReasonCode, Rejection};
-use crate::signed;
+use kakehashi_protocol::bank::{Bank, INSTRUCTION_LIFETIME_SECS};
+use kakehashi_protocol::instruction::{self, ChargeBearer, Uetr, to_timestamp};
+use kakehashi_protocol::money::{self, Currency};
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::signed;
 
 /// Largest replay file read: 256 MiB is about a million payment lines, more than one run
 /// should hold in memory (every line and its result are kept until the summary).

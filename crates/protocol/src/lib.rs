@@ -1,0 +1,22 @@
+//! kakehashi-protocol: the objects and rules both sides of a payment share.
+//!
+//! Money and FX rates ([`money`]), ISO 20022 reason codes ([`reason`]), signed envelopes and
+//! the trust that verifies them under the mutual-recognition agreement ([`signed`]),
+//! pacs.008-style instructions and UETRs ([`instruction`]), FX quotes ([`quote`]), settlement
+//! receipts and receipt files ([`receipt`]), what a node's ledger transfers are for and their
+//! ids ([`transfer`]), and a bank's identity with the instruction builder ([`bank`]).
+//!
+//! The sending node, the receiving node, participants and auditors all apply these same
+//! functions, so a rule cannot differ between them. The crate has no runtime: it must not
+//! depend on tokio, sled or tonic (it takes the wire messages from `kakehashi-proto` without
+//! that crate's gRPC services).
+#![forbid(unsafe_code)]
+
+pub mod bank;
+pub mod instruction;
+pub mod money;
+pub mod quote;
+pub mod reason;
+pub mod receipt;
+pub mod signed;
+pub mod transfer;
