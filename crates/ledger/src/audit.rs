@@ -24,7 +24,7 @@ use crate::codec::{
 };
 use crate::error::Error;
 use crate::journal::{Checkpoint, Entries, GENESIS_HASH, Record, decode_chunk_key, frame_records};
-use crate::ledger::{Trees, check_format, open_db, sled_log_path};
+use crate::ledger::trees::{Trees, check_format, open_db, sled_log_path};
 use crate::model::{
     Account, AccountBalance, AccountFlags, AccountId, PendingStatus, Timestamp, Transfer,
     TransferFlags, TransferId,
@@ -840,7 +840,7 @@ fn settle(
     report: &mut AuditReport,
 ) -> Result<(), Error> {
     for account in accounts {
-        if crate::ledger::check_limits(account).is_err() {
+        if crate::ledger::invariants::check_limits(account).is_err() {
             report.flag(
                 Location::Account {
                     id: account.id.0.to_string(),
