@@ -50,7 +50,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
@@ -202,41 +202,9 @@ impl Ledger {
     /// A new ledger records `node_key`'s verifying key; reopening with another key fails with
     /// [`Error::NodeKeyMismatch`], so one database is vouched for by one key.
     pub fn open(path: &Path, node_key: SigningKey, options: Options) -> Result<Self, Error> {
-        if options.checkpoint_interval == 0 {
-            return Err(Error::InvalidOption {
-                name: "checkpoint_interval",
-                detail: "must be at least 1".into(),
-            });
-        }
-        if options.queue_len == 0 {
-            return Err(Error::InvalidOption {
-                name: "queue_len",
-                detail: "must be at least 1".into(),
-            });
-        }
-        let db = open_db(path, options.cache_capacity_bytes)?;
-        let trees = Trees::open(db)?;
-        let log_file = File::open(sled_log_path(path)).map_err(Error::io(format!(
-            "opening {}",
-            sled_log_path(path).display()
-        )))?;
+        check_options(&options)?;
         let verifying_key = node_key.verifying_key();
-        match trees.verifying_key()? {
-            Some(stored) if stored != verifying_key.to_bytes() => {
-                return Err(Error::NodeKeyMismatch {
-                    stored: hex::encode(stored),
-                    given: hex::encode(verifying_key.to_bytes()),
-                });
-            }
-            Some(_) => {}
-            None => initialize(&trees, &verifying_key, &log_file)?,
-        }
-        if check_format(&trees)? != FORMAT_VERSION {
-            let mut writes = Writes::default();
-            writes.insert(PREFIX_META, META_FORMAT, &[FORMAT_VERSION]);
-            trees.apply(writes, "upgrading the format version")?;
-            make_durable(&trees, &log_file)?;
-        }
+        let (trees, log_file) = open_storage(path, options.cache_capacity_bytes, &verifying_key)?;
         let (head_seq, head_hash) = trees.head()?.ok_or_else(|| Error::Corrupt {
             what: "meta tree".into(),
             source: codec::DecodeError {
@@ -272,14 +240,14 @@ impl Ledger {
             events_since_checkpoint: 0,
         };
         committer.catch_up()?;
+        let last_timestamp = trees.last_timestamp()?;
         // Every id stored so far is in sled now, and the writer adds each later one itself.
-        let filter_stop = Arc::new(AtomicBool::new(false));
-        let (filter_sender, filter_receiver) = sync_channel(1);
+        let filter_build = start_filter_build(&trees)?;
         let sequencer = Sequencer {
             trees: trees.clone(),
             head_seq,
             head_hash,
-            last_timestamp: trees.last_timestamp()?,
+            last_timestamp,
             accounts: Arc::clone(&accounts),
             in_flight: VecDeque::new(),
             published_seq,
@@ -287,17 +255,8 @@ impl Ledger {
             commits_pending,
             filter: IdFilter::new(),
             filter_ready: false,
-            filter_build: Some(filter_receiver),
+            filter_build: Some(filter_build.result),
         };
-        let filter_trees = trees.clone();
-        let stop = Arc::clone(&filter_stop);
-        let filter_thread = std::thread::Builder::new()
-            .name("ledger-id-filter".into())
-            .spawn(move || {
-                // The writer may be gone already; then nobody needs the filter.
-                let _ = filter_sender.send(filter::build(&filter_trees, &stop));
-            })
-            .map_err(Error::io("starting the id filter thread"))?;
         let visibility = Arc::clone(&committer.visibility);
         let stopped = Arc::new(Mutex::new(None));
         let (sender, receiver) = sync_channel(options.queue_len);
@@ -314,8 +273,8 @@ impl Ledger {
             stopped,
             verifying_key,
             accounts,
-            filter_stop,
-            filter_thread: Some(filter_thread),
+            filter_stop: filter_build.stop,
+            filter_thread: Some(filter_build.thread),
         })
     }
 
@@ -476,6 +435,84 @@ impl Drop for Ledger {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+fn check_options(options: &Options) -> Result<(), Error> {
+    if options.checkpoint_interval == 0 {
+        return Err(Error::InvalidOption {
+            name: "checkpoint_interval",
+            detail: "must be at least 1".into(),
+        });
+    }
+    if options.queue_len == 0 {
+        return Err(Error::InvalidOption {
+            name: "queue_len",
+            detail: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Opens the database in `path` for the writer: creates a new ledger vouched for by
+/// `verifying_key`, or checks that an existing one is, and upgrades an older format version.
+/// Returns the trees and sled's log file, which every commit syncs.
+fn open_storage(
+    path: &Path,
+    cache_capacity_bytes: u64,
+    verifying_key: &VerifyingKey,
+) -> Result<(Trees, File), Error> {
+    let db = open_db(path, cache_capacity_bytes)?;
+    let trees = Trees::open(db)?;
+    let log_file = File::open(sled_log_path(path)).map_err(Error::io(format!(
+        "opening {}",
+        sled_log_path(path).display()
+    )))?;
+    match trees.verifying_key()? {
+        Some(stored) if stored != verifying_key.to_bytes() => {
+            return Err(Error::NodeKeyMismatch {
+                stored: hex::encode(stored),
+                given: hex::encode(verifying_key.to_bytes()),
+            });
+        }
+        Some(_) => {}
+        None => initialize(&trees, verifying_key, &log_file)?,
+    }
+    if check_format(&trees)? != FORMAT_VERSION {
+        let mut writes = Writes::default();
+        writes.insert(PREFIX_META, META_FORMAT, &[FORMAT_VERSION]);
+        trees.apply(writes, "upgrading the format version")?;
+        make_durable(&trees, &log_file)?;
+    }
+    Ok((trees, log_file))
+}
+
+/// The background scan of the transfer ids stored before the writer started (see
+/// [`crate::filter`]).
+struct FilterBuild {
+    /// Where the scan's filter arrives (`None` if it failed or was stopped).
+    result: Receiver<Option<IdFilter>>,
+    /// Asks the scan to stop early.
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+fn start_filter_build(trees: &Trees) -> Result<FilterBuild, Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sender, result) = sync_channel(1);
+    let scan_trees = trees.clone();
+    let scan_stop = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("ledger-id-filter".into())
+        .spawn(move || {
+            // The writer may be gone already; then nobody needs the filter.
+            let _ = sender.send(filter::build(&scan_trees, &scan_stop));
+        })
+        .map_err(Error::io("starting the id filter thread"))?;
+    Ok(FilterBuild {
+        result,
+        stop,
+        thread,
+    })
 }
 
 fn check_batch_len(len: usize) -> Result<(), Error> {

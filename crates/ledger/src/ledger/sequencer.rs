@@ -155,9 +155,7 @@ impl Sequencer {
             Err(error) => {
                 let reason = format!("starting the ledger commit thread: {error}");
                 record_stop(stopped, &reason);
-                receiver
-                    .try_iter()
-                    .for_each(|request| refuse(vec![request], None, &reason));
+                refuse_queued(receiver, &reason);
                 return;
             }
         };
@@ -179,54 +177,14 @@ impl Sequencer {
         // answered, that many are likely to come straight back.
         let mut last_group_len = 1;
         while let Ok(first) = receiver.recv() {
-            let mut events = first.events();
-            let mut group = vec![first];
-            // While the committer is busy, gather everything that arrives (see `BUSY_POLL`).
-            // Once it is free, wait up to `GATHER_WAIT_MAX` for the callers it is answering
-            // to come back, so that callers who arrived while it was busy and those it just
-            // answered share one flush rather than alternating between two (the first batch
-            // is counted as one of those callers: a lone caller never waits).
-            let mut target = (self.commits_pending.load(Ordering::Acquire) == 0)
-                .then(|| (last_group_len, Instant::now() + GATHER_WAIT_MAX));
-            while events < GROUP_EVENTS_MAX {
-                let next = match receiver.try_recv() {
-                    Ok(request) => Some(request),
-                    Err(TryRecvError::Disconnected) => None,
-                    Err(TryRecvError::Empty) => match target {
-                        None if self.commits_pending.load(Ordering::Acquire) > 0 => {
-                            // Park rather than wait on the queue: a waiting receiver makes
-                            // every caller's send wake it, one context switch per batch. The
-                            // committer unparks this thread as soon as it is free.
-                            std::thread::park_timeout(BUSY_POLL);
-                            continue;
-                        }
-                        None => {
-                            target = Some((
-                                group.len().saturating_add(last_group_len),
-                                Instant::now() + GATHER_WAIT_MAX,
-                            ));
-                            continue;
-                        }
-                        Some((len, deadline)) if group.len() < len => {
-                            let left = deadline.saturating_duration_since(Instant::now());
-                            receiver.recv_timeout(left).ok()
-                        }
-                        Some(_) => None,
-                    },
-                };
-                let Some(request) = next else { break };
-                events = events.saturating_add(request.events());
-                group.push(request);
-            }
+            let group = self.gather(receiver, first, last_group_len);
             last_group_len = group.len();
             if self.halted.load(Ordering::Acquire) {
                 // The committer stopped: nothing more may be applied on top of state whose
                 // durability is unknown.
                 let reason = stop_reason(stopped);
                 refuse(group, None, &reason);
-                receiver
-                    .try_iter()
-                    .for_each(|request| refuse(vec![request], None, &reason));
+                refuse_queued(receiver, &reason);
                 return;
             }
             match self.sequence_group(&group) {
@@ -253,13 +211,61 @@ impl Sequencer {
                     let reason = error.to_string();
                     record_stop(stopped, &reason);
                     refuse(group, Some(error), &reason);
-                    receiver
-                        .try_iter()
-                        .for_each(|request| refuse(vec![request], None, &reason));
+                    refuse_queued(receiver, &reason);
                     return;
                 }
             }
         }
+    }
+
+    /// Gathers the group that starts with `first`: the batches queued behind it, up to
+    /// [`GROUP_EVENTS_MAX`] events.
+    fn gather(
+        &self,
+        receiver: &Receiver<Request>,
+        first: Request,
+        last_group_len: usize,
+    ) -> Vec<Request> {
+        let mut events = first.events();
+        let mut group = vec![first];
+        // While the committer is busy, gather everything that arrives (see `BUSY_POLL`).
+        // Once it is free, wait up to `GATHER_WAIT_MAX` for the callers it is answering
+        // to come back, so that callers who arrived while it was busy and those it just
+        // answered share one flush rather than alternating between two (the first batch
+        // is counted as one of those callers: a lone caller never waits).
+        let mut target = (self.commits_pending.load(Ordering::Acquire) == 0)
+            .then(|| (last_group_len, Instant::now() + GATHER_WAIT_MAX));
+        while events < GROUP_EVENTS_MAX {
+            let next = match receiver.try_recv() {
+                Ok(request) => Some(request),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => match target {
+                    None if self.commits_pending.load(Ordering::Acquire) > 0 => {
+                        // Park rather than wait on the queue: a waiting receiver makes
+                        // every caller's send wake it, one context switch per batch. The
+                        // committer unparks this thread as soon as it is free.
+                        std::thread::park_timeout(BUSY_POLL);
+                        continue;
+                    }
+                    None => {
+                        target = Some((
+                            group.len().saturating_add(last_group_len),
+                            Instant::now() + GATHER_WAIT_MAX,
+                        ));
+                        continue;
+                    }
+                    Some((len, deadline)) if group.len() < len => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        receiver.recv_timeout(left).ok()
+                    }
+                    Some(_) => None,
+                },
+            };
+            let Some(request) = next else { break };
+            events = events.saturating_add(request.events());
+            group.push(request);
+        }
+        group
     }
 
     /// Runs one group through the state machine on top of the in-flight groups and prepares
@@ -295,65 +301,24 @@ impl Sequencer {
             filter: self.filter_ready.then_some(&self.filter),
         };
         let mut replies = Vec::with_capacity(group.len());
-        let mut records = Vec::new();
-        let mut locations = Vec::new();
-        let mut group_events = 0u64;
-        let mut seq = self.head_seq;
-        let mut prev_hash = self.head_hash;
+        let mut journal = GroupJournal::new(self.head_seq, self.head_hash);
         for request in group {
-            let (reply, entries) = match &request.operation {
-                Operation::Accounts(events) => {
-                    let (results, entries) =
-                        changes.create_accounts(&store, events, request.now)?;
-                    (Reply::Accounts(results), entries)
-                }
-                Operation::Transfers(events) => {
-                    let (results, entries) =
-                        changes.create_transfers(&store, events, request.now)?;
-                    (Reply::Transfers(results), entries)
-                }
-                Operation::Expire => {
-                    let (entries, more) =
-                        changes.expire_pending(&store, request.now, EXPIRE_BATCH_LEN_MAX)?;
-                    (
-                        Reply::Expired(Expired {
-                            count: entries.len(),
-                            more,
-                        }),
-                        entries,
-                    )
-                }
-            };
+            let (reply, entries) = apply(&mut changes, &store, request)?;
             replies.push(reply);
-            if !entries.is_empty() {
-                seq = seq.checked_add(1).ok_or_else(|| Error::InvariantViolated {
-                    detail: "journal sequence numbers exhausted".into(),
-                })?;
-                if let Entries::Transfers(transfers) = &entries {
-                    for (index, transfer) in transfers.iter().enumerate() {
-                        // At most BATCH_LEN_MAX entries per record, far below u32::MAX.
-                        let index = u32::try_from(index).unwrap_or(u32::MAX);
-                        locations.push((transfer.id, seq, index));
-                    }
-                }
-                group_events =
-                    group_events.saturating_add(u64::try_from(entries.len()).unwrap_or(u64::MAX));
-                let record = Record {
-                    seq,
-                    prev_hash,
-                    now: request.now,
-                    entries,
-                };
-                let (bytes, hash) = record.encode();
-                prev_hash = hash;
-                records.push((seq, bytes));
-            }
+            journal.append(request.now, entries)?;
         }
-        if records.is_empty() {
+        if journal.records.is_empty() {
             // Every event failed: nothing to write, and the overlay is empty.
             return Ok((replies, None));
         }
         check_group_balanced(&changes)?;
+        let GroupJournal {
+            seq,
+            prev_hash,
+            records,
+            locations,
+            events,
+        } = journal;
         let writes = prepare(&changes, records, &locations, seq, prev_hash);
         // Into the filter before sled holds them (see `crate::filter`).
         for (id, _, _) in &locations {
@@ -374,10 +339,105 @@ impl Sequencer {
                 writes,
                 head_seq: seq,
                 head_hash: prev_hash,
-                events: group_events,
+                events,
             }),
         ))
     }
+}
+
+/// Runs one request through the state machine; returns its reply and the entries to journal.
+fn apply(
+    changes: &mut Changes,
+    store: &WriterStore<'_>,
+    request: &Request,
+) -> Result<(Reply, Entries), Error> {
+    Ok(match &request.operation {
+        Operation::Accounts(events) => {
+            let (results, entries) = changes.create_accounts(store, events, request.now)?;
+            (Reply::Accounts(results), entries)
+        }
+        Operation::Transfers(events) => {
+            let (results, entries) = changes.create_transfers(store, events, request.now)?;
+            (Reply::Transfers(results), entries)
+        }
+        Operation::Expire => {
+            let (entries, more) =
+                changes.expire_pending(store, request.now, EXPIRE_BATCH_LEN_MAX)?;
+            let expired = Expired {
+                count: entries.len(),
+                more,
+            };
+            (Reply::Expired(expired), entries)
+        }
+    })
+}
+
+/// The journal records of one group, as the sequencer encodes them, and where each of their
+/// transfers is.
+struct GroupJournal {
+    /// The last record's sequence number (the head before the group while it has none).
+    seq: u64,
+    /// The last record's hash.
+    prev_hash: [u8; 32],
+    records: Vec<(u64, Vec<u8>)>,
+    /// Each transfer's id, record and entry, in record order.
+    locations: Vec<(TransferId, u64, u32)>,
+    /// Events journaled by the records.
+    events: u64,
+}
+
+impl GroupJournal {
+    fn new(head_seq: u64, head_hash: [u8; 32]) -> Self {
+        Self {
+            seq: head_seq,
+            prev_hash: head_hash,
+            records: Vec::new(),
+            locations: Vec::new(),
+            events: 0,
+        }
+    }
+
+    /// Chains one request's entries on as the next record; a request that changed nothing
+    /// makes no record.
+    fn append(&mut self, now: Timestamp, entries: Entries) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let seq = self
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| Error::InvariantViolated {
+                detail: "journal sequence numbers exhausted".into(),
+            })?;
+        if let Entries::Transfers(transfers) = &entries {
+            for (index, transfer) in transfers.iter().enumerate() {
+                // At most BATCH_LEN_MAX entries per record, far below u32::MAX.
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                self.locations.push((transfer.id, seq, index));
+            }
+        }
+        self.events = self
+            .events
+            .saturating_add(u64::try_from(entries.len()).unwrap_or(u64::MAX));
+        let record = Record {
+            seq,
+            prev_hash: self.prev_hash,
+            now,
+            entries,
+        };
+        let (bytes, hash) = record.encode();
+        self.seq = seq;
+        self.prev_hash = hash;
+        self.records.push((seq, bytes));
+        Ok(())
+    }
+}
+
+/// Refuses every request waiting in the queue, with `reason`.
+fn refuse_queued(receiver: &Receiver<Request>, reason: &str) {
+    receiver
+        .try_iter()
+        .for_each(|request| refuse(vec![request], None, reason));
 }
 
 fn stop_reason(stopped: &Mutex<Option<String>>) -> String {
