@@ -203,7 +203,8 @@ impl Changes {
     /// The linked-chain loop shared by accounts and transfers (TigerBeetle's semantics): each
     /// event gets a timestamp and is applied in order; the first failure inside a linked chain
     /// rolls the whole chain back and marks every other event of the chain `failed`; a
-    /// batch whose last event is still linked leaves the chain open, which fails the chain. Returns one result per event and the entries that remain applied.
+    /// batch whose last event is still linked leaves the chain open, which fails the chain.
+    /// Returns one result per event and the entries that remain applied.
     fn apply_linked<E, R: Copy + PartialEq, T>(
         &mut self,
         events: &[E],
@@ -353,60 +354,14 @@ impl Changes {
         applied: &mut Vec<Transfer>,
     ) -> Result<CreateTransferResult, Error> {
         use CreateTransferResult as R;
-        let flags = event.flags;
-        if flags.0 & !TransferFlags::KNOWN.0 != 0 {
-            return Ok(R::ReservedFlag);
+        if let Some(invalid) = invalid_id_or_flags(event) {
+            return Ok(invalid);
         }
-        if event.id.0 == 0 {
-            return Ok(R::IdMustNotBeZero);
-        }
-        if event.id.0 == u128::MAX {
-            return Ok(R::IdMustNotBeIntMax);
-        }
-        let kinds = [
-            TransferFlags::PENDING,
-            TransferFlags::POST_PENDING_TRANSFER,
-            TransferFlags::VOID_PENDING_TRANSFER,
-        ]
-        .into_iter()
-        .filter(|kind| flags.contains(*kind))
-        .count();
-        if kinds > 1 {
-            return Ok(R::FlagsAreMutuallyExclusive);
-        }
-        if flags.resolves_pending() {
+        if event.flags.resolves_pending() {
             return self.post_or_void(store, event, timestamp, applied);
         }
-        if event.debit_account_id.0 == 0 {
-            return Ok(R::DebitAccountIdMustNotBeZero);
-        }
-        if event.debit_account_id.0 == u128::MAX {
-            return Ok(R::DebitAccountIdMustNotBeIntMax);
-        }
-        if event.credit_account_id.0 == 0 {
-            return Ok(R::CreditAccountIdMustNotBeZero);
-        }
-        if event.credit_account_id.0 == u128::MAX {
-            return Ok(R::CreditAccountIdMustNotBeIntMax);
-        }
-        if event.debit_account_id == event.credit_account_id {
-            return Ok(R::AccountsMustBeDifferent);
-        }
-        if event.pending_id.0 != 0 {
-            return Ok(R::PendingIdMustBeZero);
-        }
-        let pending = flags.contains(TransferFlags::PENDING);
-        if !pending && event.timeout != 0 {
-            return Ok(R::TimeoutReservedForPendingTransfer);
-        }
-        if event.ledger == 0 {
-            return Ok(R::LedgerMustNotBeZero);
-        }
-        if event.code == 0 {
-            return Ok(R::CodeMustNotBeZero);
-        }
-        if event.amount == 0 {
-            return Ok(R::AmountMustNotBeZero);
+        if let Some(invalid) = invalid_new_transfer(event) {
+            return Ok(invalid);
         }
         if let Some(existing) = self.transfer(store, event.id)? {
             return Ok(transfer_exists(event, &existing));
@@ -423,37 +378,16 @@ impl Changes {
         if event.ledger != debit.ledger {
             return Ok(R::TransferMustHaveTheSameLedgerAsAccounts);
         }
-        let amount = event.amount;
-        if pending {
-            let Some(debits_pending) = debit.debits_pending.checked_add(amount) else {
-                return Ok(R::OverflowsDebitsPending);
-            };
-            let Some(credits_pending) = credit.credits_pending.checked_add(amount) else {
-                return Ok(R::OverflowsCreditsPending);
-            };
-            debit.debits_pending = debits_pending;
-            credit.credits_pending = credits_pending;
-        } else {
-            let Some(debits_posted) = debit.debits_posted.checked_add(amount) else {
-                return Ok(R::OverflowsDebitsPosted);
-            };
-            let Some(credits_posted) = credit.credits_posted.checked_add(amount) else {
-                return Ok(R::OverflowsCreditsPosted);
-            };
-            debit.debits_posted = debits_posted;
-            credit.credits_posted = credits_posted;
-        }
-        let Some(debits) = debit.debits_pending.checked_add(debit.debits_posted) else {
-            return Ok(R::OverflowsDebits);
-        };
-        let Some(credits) = credit.credits_pending.checked_add(credit.credits_posted) else {
-            return Ok(R::OverflowsCredits);
+        let pending = event.flags.contains(TransferFlags::PENDING);
+        let (debits, credits) = match add_amount(&mut debit, &mut credit, event.amount, pending) {
+            Ok(totals) => totals,
+            Err(overflow) => return Ok(overflow),
         };
         let transfer = Transfer {
             id: event.id,
             debit_account_id: event.debit_account_id,
             credit_account_id: event.credit_account_id,
-            amount,
+            amount: event.amount,
             pending_id: TransferId(0),
             user_data_128: event.user_data_128,
             user_data_64: event.user_data_64,
@@ -461,7 +395,7 @@ impl Changes {
             timeout: event.timeout,
             ledger: event.ledger,
             code: event.code,
-            flags,
+            flags: event.flags,
             timestamp,
         };
         let expires_at = if pending && event.timeout != 0 {
@@ -472,25 +406,10 @@ impl Changes {
         } else {
             None
         };
-        if debit
-            .flags
-            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
-            && debits > debit.credits_posted
-        {
-            return Ok(R::ExceedsCredits);
+        if let Some(exceeded) = exceeded_limit(&debit, &credit, debits, credits) {
+            return Ok(exceeded);
         }
-        if credit
-            .flags
-            .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
-            && credits > credit.debits_posted
-        {
-            return Ok(R::ExceedsDebits);
-        }
-        self.put_account(store, debit)?;
-        self.put_account(store, credit)?;
-        self.record_history(&debit, timestamp);
-        self.record_history(&credit, timestamp);
-        self.put_transfer(transfer);
+        self.book(store, debit, credit, transfer)?;
         if pending {
             self.put_pending(transfer.id, PendingStatus::Pending);
             if let Some(at) = expires_at {
@@ -510,29 +429,8 @@ impl Changes {
     ) -> Result<CreateTransferResult, Error> {
         use CreateTransferResult as R;
         let post = event.flags.contains(TransferFlags::POST_PENDING_TRANSFER);
-        if event.debit_account_id.0 == u128::MAX {
-            return Ok(R::DebitAccountIdMustNotBeIntMax);
-        }
-        if event.credit_account_id.0 == u128::MAX {
-            return Ok(R::CreditAccountIdMustNotBeIntMax);
-        }
-        if event.debit_account_id.0 != 0 && event.debit_account_id == event.credit_account_id {
-            return Ok(R::AccountsMustBeDifferent);
-        }
-        if event.pending_id.0 == 0 {
-            return Ok(R::PendingIdMustNotBeZero);
-        }
-        if event.pending_id.0 == u128::MAX {
-            return Ok(R::PendingIdMustNotBeIntMax);
-        }
-        if event.pending_id == event.id {
-            return Ok(R::PendingIdMustBeDifferent);
-        }
-        if event.timeout != 0 {
-            return Ok(R::TimeoutReservedForPendingTransfer);
-        }
-        if post && event.amount == 0 {
-            return Ok(R::AmountMustNotBeZero);
+        if let Some(invalid) = invalid_resolution(event, post) {
+            return Ok(invalid);
         }
         if let Some(existing) = self.transfer(store, event.id)? {
             return Ok(transfer_exists(event, &existing));
@@ -540,26 +438,8 @@ impl Changes {
         let Some(pending) = self.transfer(store, event.pending_id)? else {
             return Ok(R::PendingTransferNotFound);
         };
-        if !pending.flags.contains(TransferFlags::PENDING) {
-            return Ok(R::PendingTransferNotPending);
-        }
-        if event.debit_account_id.0 != 0 && event.debit_account_id != pending.debit_account_id {
-            return Ok(R::PendingTransferHasDifferentDebitAccountId);
-        }
-        if event.credit_account_id.0 != 0 && event.credit_account_id != pending.credit_account_id {
-            return Ok(R::PendingTransferHasDifferentCreditAccountId);
-        }
-        if event.ledger != 0 && event.ledger != pending.ledger {
-            return Ok(R::PendingTransferHasDifferentLedger);
-        }
-        if event.code != 0 && event.code != pending.code {
-            return Ok(R::PendingTransferHasDifferentCode);
-        }
-        if post && event.amount > pending.amount {
-            return Ok(R::ExceedsPendingTransferAmount);
-        }
-        if !post && event.amount != 0 && event.amount != pending.amount {
-            return Ok(R::PendingTransferHasDifferentAmount);
+        if let Some(mismatch) = resolution_mismatch(event, &pending, post) {
+            return Ok(mismatch);
         }
         match self.pending_status(store, pending.id)? {
             Some(PendingStatus::Pending) => {}
@@ -579,61 +459,13 @@ impl Changes {
         let (mut debit, mut credit) = self.pending_accounts(store, &pending)?;
         let amount = if post { event.amount } else { pending.amount };
         release_reservation(&mut debit, &mut credit, &pending)?;
-        if post {
-            let Some(debits_posted) = debit.debits_posted.checked_add(amount) else {
-                return Ok(R::OverflowsDebitsPosted);
-            };
-            let Some(credits_posted) = credit.credits_posted.checked_add(amount) else {
-                return Ok(R::OverflowsCreditsPosted);
-            };
-            debit.debits_posted = debits_posted;
-            credit.credits_posted = credits_posted;
-            // Posting moves at most the reserved amount from pending to posted, so the totals
-            // cannot grow; checked anyway so that a broken invariant is named, not wrapped.
-            if debit
-                .debits_pending
-                .checked_add(debit.debits_posted)
-                .is_none()
-            {
-                return Ok(R::OverflowsDebits);
-            }
-            if credit
-                .credits_pending
-                .checked_add(credit.credits_posted)
-                .is_none()
-            {
-                return Ok(R::OverflowsCredits);
-            }
+        // Posting moves at most the reserved amount from pending to posted, so the totals
+        // cannot grow; checked anyway so that a broken invariant is named, not wrapped.
+        if post && let Err(overflow) = add_amount(&mut debit, &mut credit, amount, false) {
+            return Ok(overflow);
         }
-        let inherit = |given: u128, from: u128| if given == 0 { from } else { given };
-        let transfer = Transfer {
-            id: event.id,
-            debit_account_id: pending.debit_account_id,
-            credit_account_id: pending.credit_account_id,
-            amount,
-            pending_id: pending.id,
-            user_data_128: inherit(event.user_data_128, pending.user_data_128),
-            user_data_64: if event.user_data_64 == 0 {
-                pending.user_data_64
-            } else {
-                event.user_data_64
-            },
-            user_data_32: if event.user_data_32 == 0 {
-                pending.user_data_32
-            } else {
-                event.user_data_32
-            },
-            timeout: 0,
-            ledger: pending.ledger,
-            code: pending.code,
-            flags: event.flags,
-            timestamp,
-        };
-        self.put_account(store, debit)?;
-        self.put_account(store, credit)?;
-        self.record_history(&debit, timestamp);
-        self.record_history(&credit, timestamp);
-        self.put_transfer(transfer);
+        let transfer = resolution(event, &pending, amount, timestamp);
+        self.book(store, debit, credit, transfer)?;
         let status = if post {
             PendingStatus::Posted
         } else {
@@ -645,6 +477,22 @@ impl Changes {
         }
         applied.push(transfer);
         Ok(R::Ok)
+    }
+
+    /// Stores a transfer and the two accounts it changed, with their history.
+    fn book(
+        &mut self,
+        store: &dyn Store,
+        debit: Account,
+        credit: Account,
+        transfer: Transfer,
+    ) -> Result<(), Error> {
+        self.put_account(store, debit)?;
+        self.put_account(store, credit)?;
+        self.record_history(&debit, transfer.timestamp);
+        self.record_history(&credit, transfer.timestamp);
+        self.put_transfer(transfer);
+        Ok(())
     }
 
     fn pending_accounts(
@@ -761,6 +609,234 @@ impl<K: Ord, V> OverlayMap<K, V> for BTreeMap<K, V> {
 }
 
 /// Takes a pending transfer's amount back out of both accounts' pending balances.
+/// The first of the checks every transfer goes through (flags, id) that `event` fails.
+fn invalid_id_or_flags(event: &NewTransfer) -> Option<CreateTransferResult> {
+    use CreateTransferResult as R;
+    let flags = event.flags;
+    if flags.0 & !TransferFlags::KNOWN.0 != 0 {
+        return Some(R::ReservedFlag);
+    }
+    if event.id.0 == 0 {
+        return Some(R::IdMustNotBeZero);
+    }
+    if event.id.0 == u128::MAX {
+        return Some(R::IdMustNotBeIntMax);
+    }
+    let kinds = [
+        TransferFlags::PENDING,
+        TransferFlags::POST_PENDING_TRANSFER,
+        TransferFlags::VOID_PENDING_TRANSFER,
+    ]
+    .into_iter()
+    .filter(|kind| flags.contains(*kind))
+    .count();
+    if kinds > 1 {
+        return Some(R::FlagsAreMutuallyExclusive);
+    }
+    None
+}
+
+/// The first check of its own fields that a posted or pending transfer fails, before any
+/// state is read.
+fn invalid_new_transfer(event: &NewTransfer) -> Option<CreateTransferResult> {
+    use CreateTransferResult as R;
+    if event.debit_account_id.0 == 0 {
+        return Some(R::DebitAccountIdMustNotBeZero);
+    }
+    if event.debit_account_id.0 == u128::MAX {
+        return Some(R::DebitAccountIdMustNotBeIntMax);
+    }
+    if event.credit_account_id.0 == 0 {
+        return Some(R::CreditAccountIdMustNotBeZero);
+    }
+    if event.credit_account_id.0 == u128::MAX {
+        return Some(R::CreditAccountIdMustNotBeIntMax);
+    }
+    if event.debit_account_id == event.credit_account_id {
+        return Some(R::AccountsMustBeDifferent);
+    }
+    if event.pending_id.0 != 0 {
+        return Some(R::PendingIdMustBeZero);
+    }
+    if !event.flags.contains(TransferFlags::PENDING) && event.timeout != 0 {
+        return Some(R::TimeoutReservedForPendingTransfer);
+    }
+    if event.ledger == 0 {
+        return Some(R::LedgerMustNotBeZero);
+    }
+    if event.code == 0 {
+        return Some(R::CodeMustNotBeZero);
+    }
+    if event.amount == 0 {
+        return Some(R::AmountMustNotBeZero);
+    }
+    None
+}
+
+/// Adds `amount` to the debit's and the credit's pending or posted balance; returns their
+/// totals (debits of the debit account, credits of the credit account), or the overflow.
+fn add_amount(
+    debit: &mut Account,
+    credit: &mut Account,
+    amount: u128,
+    pending: bool,
+) -> Result<(u128, u128), CreateTransferResult> {
+    use CreateTransferResult as R;
+    if pending {
+        let debits_pending = debit
+            .debits_pending
+            .checked_add(amount)
+            .ok_or(R::OverflowsDebitsPending)?;
+        let credits_pending = credit
+            .credits_pending
+            .checked_add(amount)
+            .ok_or(R::OverflowsCreditsPending)?;
+        debit.debits_pending = debits_pending;
+        credit.credits_pending = credits_pending;
+    } else {
+        let debits_posted = debit
+            .debits_posted
+            .checked_add(amount)
+            .ok_or(R::OverflowsDebitsPosted)?;
+        let credits_posted = credit
+            .credits_posted
+            .checked_add(amount)
+            .ok_or(R::OverflowsCreditsPosted)?;
+        debit.debits_posted = debits_posted;
+        credit.credits_posted = credits_posted;
+    }
+    let debits = debit
+        .debits_pending
+        .checked_add(debit.debits_posted)
+        .ok_or(R::OverflowsDebits)?;
+    let credits = credit
+        .credits_pending
+        .checked_add(credit.credits_posted)
+        .ok_or(R::OverflowsCredits)?;
+    Ok((debits, credits))
+}
+
+/// The limit a transfer would break, given the debit account's total debits and the credit
+/// account's total credits after it.
+fn exceeded_limit(
+    debit: &Account,
+    credit: &Account,
+    debits: u128,
+    credits: u128,
+) -> Option<CreateTransferResult> {
+    if debit
+        .flags
+        .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        && debits > debit.credits_posted
+    {
+        return Some(CreateTransferResult::ExceedsCredits);
+    }
+    if credit
+        .flags
+        .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        && credits > credit.debits_posted
+    {
+        return Some(CreateTransferResult::ExceedsDebits);
+    }
+    None
+}
+
+/// The first check of its own fields that a post or void fails, before any state is read.
+fn invalid_resolution(event: &NewTransfer, post: bool) -> Option<CreateTransferResult> {
+    use CreateTransferResult as R;
+    if event.debit_account_id.0 == u128::MAX {
+        return Some(R::DebitAccountIdMustNotBeIntMax);
+    }
+    if event.credit_account_id.0 == u128::MAX {
+        return Some(R::CreditAccountIdMustNotBeIntMax);
+    }
+    if event.debit_account_id.0 != 0 && event.debit_account_id == event.credit_account_id {
+        return Some(R::AccountsMustBeDifferent);
+    }
+    if event.pending_id.0 == 0 {
+        return Some(R::PendingIdMustNotBeZero);
+    }
+    if event.pending_id.0 == u128::MAX {
+        return Some(R::PendingIdMustNotBeIntMax);
+    }
+    if event.pending_id == event.id {
+        return Some(R::PendingIdMustBeDifferent);
+    }
+    if event.timeout != 0 {
+        return Some(R::TimeoutReservedForPendingTransfer);
+    }
+    if post && event.amount == 0 {
+        return Some(R::AmountMustNotBeZero);
+    }
+    None
+}
+
+/// The first field in which a post or void disagrees with the transfer it resolves (fields
+/// left zero take the pending transfer's value).
+fn resolution_mismatch(
+    event: &NewTransfer,
+    pending: &Transfer,
+    post: bool,
+) -> Option<CreateTransferResult> {
+    use CreateTransferResult as R;
+    if !pending.flags.contains(TransferFlags::PENDING) {
+        return Some(R::PendingTransferNotPending);
+    }
+    if event.debit_account_id.0 != 0 && event.debit_account_id != pending.debit_account_id {
+        return Some(R::PendingTransferHasDifferentDebitAccountId);
+    }
+    if event.credit_account_id.0 != 0 && event.credit_account_id != pending.credit_account_id {
+        return Some(R::PendingTransferHasDifferentCreditAccountId);
+    }
+    if event.ledger != 0 && event.ledger != pending.ledger {
+        return Some(R::PendingTransferHasDifferentLedger);
+    }
+    if event.code != 0 && event.code != pending.code {
+        return Some(R::PendingTransferHasDifferentCode);
+    }
+    if post && event.amount > pending.amount {
+        return Some(R::ExceedsPendingTransferAmount);
+    }
+    if !post && event.amount != 0 && event.amount != pending.amount {
+        return Some(R::PendingTransferHasDifferentAmount);
+    }
+    None
+}
+
+/// The transfer a post or void of `pending` records: the pending transfer's accounts, ledger
+/// and code, `amount`, and the event's user data where it gives any.
+fn resolution(
+    event: &NewTransfer,
+    pending: &Transfer,
+    amount: u128,
+    timestamp: Timestamp,
+) -> Transfer {
+    let inherit = |given: u128, from: u128| if given == 0 { from } else { given };
+    Transfer {
+        id: event.id,
+        debit_account_id: pending.debit_account_id,
+        credit_account_id: pending.credit_account_id,
+        amount,
+        pending_id: pending.id,
+        user_data_128: inherit(event.user_data_128, pending.user_data_128),
+        user_data_64: if event.user_data_64 == 0 {
+            pending.user_data_64
+        } else {
+            event.user_data_64
+        },
+        user_data_32: if event.user_data_32 == 0 {
+            pending.user_data_32
+        } else {
+            event.user_data_32
+        },
+        timeout: 0,
+        ledger: pending.ledger,
+        code: pending.code,
+        flags: event.flags,
+        timestamp,
+    }
+}
+
 fn release_reservation(
     debit: &mut Account,
     credit: &mut Account,
