@@ -583,6 +583,25 @@ pub(crate) fn open_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db
     }
 }
 
+/// Page cache for offline tools: they stream once through the data, so a small cache does.
+const OFFLINE_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+/// Opens the database in `path` for an offline tool (the audit, the export): refuses a
+/// missing database rather than creating one, takes sled's exclusive file lock (so it fails
+/// cleanly while a node holds it) and checks the format version before anything is read. It
+/// writes nothing; sled itself may discard a torn, never-acknowledged tail of its log on open,
+/// exactly as a node restart would.
+pub(crate) fn open_offline(path: &Path) -> Result<Trees, Error> {
+    if !sled_log_path(path).is_file() {
+        return Err(Error::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let trees = Trees::open(open_db(path, OFFLINE_CACHE_CAPACITY)?)?;
+    check_format(&trees)?;
+    Ok(trees)
+}
+
 /// sled keeps its whole log in this one file under the data directory.
 pub(crate) fn sled_log_path(path: &Path) -> PathBuf {
     path.join("db")
