@@ -50,31 +50,113 @@ pub(super) fn replay_journal(
     replay: &mut Replay,
     report: &mut AuditReport,
 ) -> Result<(u64, [u8; 32]), Error> {
-    let mut prev_hash = GENESIS_HASH;
-    let mut expected_seq: u64 = 1;
+    let mut journal = JournalReplay {
+        trees,
+        key,
+        checkpoints,
+        snapshot_seq,
+        replay,
+        report,
+        prev_hash: GENESIS_HASH,
+        expected_seq: 1,
+        seen_checkpoints: 0,
+    };
     let mut last_seq = 0;
+    // The key being gathered: its first record, its bytes so far, the chunk expected next.
     let mut current: Option<(u64, Vec<u8>, u32)> = None;
-    let mut seen_checkpoints = 0usize;
-    let mut finish = |seq: u64,
-                      bytes: Vec<u8>,
-                      replay: &mut Replay,
-                      report: &mut AuditReport,
-                      prev_hash: &mut [u8; 32],
-                      expected_seq: &mut u64|
-     -> Result<(), Error> {
-        if seq != *expected_seq {
+    for item in trees.journal.iter() {
+        let (key_bytes, chunk) = item.map_err(Error::storage("scanning the journal"))?;
+        let (seq, index) = match decode_chunk_key(&key_bytes) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                journal
+                    .report
+                    .flag(Location::Meta, format!("journal key: {error}"));
+                continue;
+            }
+        };
+        match current.as_mut() {
+            Some((current_seq, bytes, next_index)) if *current_seq == seq => {
+                if index != *next_index {
+                    journal.report.flag(
+                        Location::JournalRecord { seq },
+                        format!("chunk {} missing (found chunk {index})", *next_index),
+                    );
+                }
+                *next_index = index.saturating_add(1);
+                bytes.extend_from_slice(&chunk);
+            }
+            _ => {
+                if let Some((done_seq, bytes, _)) = current.take() {
+                    last_seq = journal.frame(done_seq, &bytes)?;
+                }
+                if index != 0 {
+                    journal.report.flag(
+                        Location::JournalRecord { seq },
+                        format!("chunk 0 missing (first chunk found is {index})"),
+                    );
+                }
+                current = Some((seq, chunk.to_vec(), index.saturating_add(1)));
+            }
+        }
+    }
+    if let Some((done_seq, bytes, _)) = current.take() {
+        last_seq = journal.frame(done_seq, &bytes)?;
+    }
+    journal.flag_checkpoints_beyond(last_seq);
+    Ok((last_seq, journal.prev_hash))
+}
+
+/// The replay's walk along the journal's hash chain.
+struct JournalReplay<'a> {
+    trees: &'a Trees,
+    key: Option<&'a VerifyingKey>,
+    checkpoints: &'a BTreeMap<u64, Checkpoint>,
+    snapshot_seq: Option<u64>,
+    replay: &'a mut Replay,
+    report: &'a mut AuditReport,
+    /// The hash stored at the end of the last record replayed.
+    prev_hash: [u8; 32],
+    expected_seq: u64,
+    /// Checkpoints found at a replayed record.
+    seen_checkpoints: usize,
+}
+
+impl JournalReplay<'_> {
+    /// Replays the records of one frame, which holds one record or several whole ones (see
+    /// `crate::journal`); bytes that do not split into records are audited as one more
+    /// record, which reports why. Returns the last record's sequence number.
+    fn frame(&mut self, first: u64, bytes: &[u8]) -> Result<u64, Error> {
+        let (records, rest) = frame_records(bytes);
+        let mut seq = first;
+        let mut parts: Vec<&[u8]> = records;
+        if !rest.is_empty() {
+            parts.push(rest);
+        }
+        for (index, part) in parts.into_iter().enumerate() {
+            seq = first.saturating_add(u64::try_from(index).unwrap_or(u64::MAX));
+            self.record(seq, part)?;
+        }
+        Ok(seq)
+    }
+
+    /// Checks record `seq`'s place in the chain and its hash, replays its effects, and
+    /// checks the snapshot and the checkpoint taken at it.
+    fn record(&mut self, seq: u64, bytes: &[u8]) -> Result<(), Error> {
+        let report = &mut *self.report;
+        if seq != self.expected_seq {
             report.flag(
                 Location::JournalRecord { seq },
                 format!(
                     "expected record {} next: records are missing",
-                    *expected_seq
+                    self.expected_seq
                 ),
             );
         }
-        *expected_seq = seq.saturating_add(1);
+        self.expected_seq = seq.saturating_add(1);
         report.records = report.records.saturating_add(1);
-        let stored_hash = tail_hash(&bytes);
-        match Record::decode(&bytes) {
+        let stored_hash = tail_hash(bytes);
+        match Record::decode(bytes) {
             Err(error) => report.flag(
                 Location::JournalRecord { seq },
                 format!("does not decode ({error}); its effects cannot be replayed"),
@@ -90,13 +172,13 @@ pub(super) fn replay_journal(
                         ),
                     );
                 }
-                if decoded.record.prev_hash != *prev_hash {
+                if decoded.record.prev_hash != self.prev_hash {
                     report.flag(
                         Location::JournalRecord { seq },
                         format!(
                             "chain broken: prev_hash {} but the previous record hashes to {}",
                             hex::encode(decoded.record.prev_hash),
-                            hex::encode(*prev_hash)
+                            hex::encode(self.prev_hash)
                         ),
                     );
                 }
@@ -106,103 +188,37 @@ pub(super) fn replay_journal(
                         format!("stored under {seq} but numbered {}", decoded.record.seq),
                     );
                 }
-                apply_record(trees, &decoded.record, replay, report)?;
+                apply_record(self.trees, &decoded.record, self.replay, report)?;
             }
         }
-        if snapshot_seq == Some(seq) {
-            compare_snapshot(trees, replay, report)?;
+        if self.snapshot_seq == Some(seq) {
+            compare_snapshot(self.trees, self.replay, report)?;
         }
-        *prev_hash = stored_hash;
-        if let Some(checkpoint) = checkpoints.get(&seq) {
-            seen_checkpoints = seen_checkpoints.saturating_add(1);
-            check_checkpoint(checkpoint, key, &stored_hash, replay, report);
+        self.prev_hash = stored_hash;
+        if let Some(checkpoint) = self.checkpoints.get(&seq) {
+            self.seen_checkpoints = self.seen_checkpoints.saturating_add(1);
+            check_checkpoint(checkpoint, self.key, &stored_hash, self.replay, report);
         }
         Ok(())
-    };
-    // A frame holds one record or several whole ones (see `crate::journal`); bytes that do
-    // not split into records are audited as one more record, which reports why.
-    let mut finish_frame = |first: u64,
-                            bytes: Vec<u8>,
-                            replay: &mut Replay,
-                            report: &mut AuditReport,
-                            prev_hash: &mut [u8; 32],
-                            expected_seq: &mut u64|
-     -> Result<u64, Error> {
-        let (records, rest) = frame_records(&bytes);
-        let mut seq = first;
-        let mut parts: Vec<&[u8]> = records;
-        if !rest.is_empty() {
-            parts.push(rest);
-        }
-        for (index, part) in parts.into_iter().enumerate() {
-            seq = first.saturating_add(u64::try_from(index).unwrap_or(u64::MAX));
-            finish(seq, part.to_vec(), replay, report, prev_hash, expected_seq)?;
-        }
-        Ok(seq)
-    };
-    for item in trees.journal.iter() {
-        let (key_bytes, chunk) = item.map_err(Error::storage("scanning the journal"))?;
-        let (seq, index) = match decode_chunk_key(&key_bytes) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                report.flag(Location::Meta, format!("journal key: {error}"));
-                continue;
-            }
-        };
-        match current.as_mut() {
-            Some((current_seq, bytes, next_index)) if *current_seq == seq => {
-                if index != *next_index {
-                    report.flag(
-                        Location::JournalRecord { seq },
-                        format!("chunk {} missing (found chunk {index})", *next_index),
-                    );
-                }
-                *next_index = index.saturating_add(1);
-                bytes.extend_from_slice(&chunk);
-            }
-            _ => {
-                if let Some((done_seq, bytes, _)) = current.take() {
-                    last_seq = finish_frame(
-                        done_seq,
-                        bytes,
-                        replay,
-                        report,
-                        &mut prev_hash,
-                        &mut expected_seq,
-                    )?;
-                }
-                if index != 0 {
-                    report.flag(
-                        Location::JournalRecord { seq },
-                        format!("chunk 0 missing (first chunk found is {index})"),
-                    );
-                }
-                current = Some((seq, chunk.to_vec(), index.saturating_add(1)));
+    }
+
+    /// Flags the checkpoints that cover a record the journal does not hold.
+    fn flag_checkpoints_beyond(&mut self, last_seq: u64) {
+        if self.seen_checkpoints < self.checkpoints.len() {
+            for seq in self
+                .checkpoints
+                .keys()
+                .filter(|seq| **seq > last_seq || **seq == 0)
+            {
+                self.report.flag(
+                    Location::Checkpoint { seq: *seq },
+                    format!(
+                        "covers record {seq}, which is not in the journal (last is {last_seq})"
+                    ),
+                );
             }
         }
     }
-    if let Some((done_seq, bytes, _)) = current.take() {
-        last_seq = finish_frame(
-            done_seq,
-            bytes,
-            replay,
-            report,
-            &mut prev_hash,
-            &mut expected_seq,
-        )?;
-    }
-    if seen_checkpoints < checkpoints.len() {
-        for seq in checkpoints
-            .keys()
-            .filter(|seq| **seq > last_seq || **seq == 0)
-        {
-            report.flag(
-                Location::Checkpoint { seq: *seq },
-                format!("covers record {seq}, which is not in the journal (last is {last_seq})"),
-            );
-        }
-    }
-    Ok((last_seq, prev_hash))
 }
 
 fn tail_hash(bytes: &[u8]) -> [u8; 32] {
@@ -400,55 +416,13 @@ fn apply_transfer(
     let (mut debit, mut credit) = (debit, credit);
     let flags = transfer.flags;
     let arithmetic = if flags.resolves_pending() {
-        let Some(reservation) = replay.reservations.get_mut(&transfer.pending_id) else {
-            report.flag(
-                at,
-                format!("{id} resolves unknown pending {}", transfer.pending_id),
-            );
+        let Some(pending) = resolve_reservation(replay, transfer, &at, report) else {
             return Ok(());
         };
-        let pending = reservation.transfer;
-        let post = flags.contains(TransferFlags::POST_PENDING_TRANSFER);
-        let amount_ok = if post {
-            transfer.amount <= pending.amount
-        } else {
-            transfer.amount == pending.amount
-        };
-        if reservation.status != PendingStatus::Pending
-            || !amount_ok
-            || pending.debit_account_id != transfer.debit_account_id
-            || pending.credit_account_id != transfer.credit_account_id
-        {
-            report.flag(
-                at,
-                format!(
-                    "{id} resolves pending {} which is {} for {} (resolution amount {})",
-                    pending.id,
-                    reservation.status.as_str(),
-                    pending.amount,
-                    transfer.amount
-                ),
-            );
-            return Ok(());
-        }
-        reservation.status = if post {
-            PendingStatus::Posted
-        } else {
-            PendingStatus::Voided
-        };
-        let released = debit
-            .debits_pending
-            .checked_sub(pending.amount)
-            .zip(credit.credits_pending.checked_sub(pending.amount));
-        released.and_then(|(debits_pending, credits_pending)| {
-            debit.debits_pending = debits_pending;
-            credit.credits_pending = credits_pending;
-            if post {
-                debit.debits_posted = debit.debits_posted.checked_add(transfer.amount)?;
-                credit.credits_posted = credit.credits_posted.checked_add(transfer.amount)?;
-            }
-            Some(())
-        })
+        let posted = flags
+            .contains(TransferFlags::POST_PENDING_TRANSFER)
+            .then_some(transfer.amount);
+        release_reservation(&mut debit, &mut credit, pending.amount, posted)
     } else if flags.contains(TransferFlags::PENDING) {
         replay.reservations.insert(
             id,
@@ -490,6 +464,80 @@ fn apply_transfer(
         replay,
         report,
     )
+}
+
+/// Marks the reservation a post or void resolves as posted or voided and returns the pending
+/// transfer; flags the resolution instead when the reservation is unknown or no longer
+/// pending, or when its amount or accounts differ.
+fn resolve_reservation(
+    replay: &mut Replay,
+    transfer: &Transfer,
+    at: &Location,
+    report: &mut AuditReport,
+) -> Option<Transfer> {
+    let id = transfer.id;
+    let Some(reservation) = replay.reservations.get_mut(&transfer.pending_id) else {
+        report.flag(
+            at.clone(),
+            format!("{id} resolves unknown pending {}", transfer.pending_id),
+        );
+        return None;
+    };
+    let pending = reservation.transfer;
+    let post = transfer
+        .flags
+        .contains(TransferFlags::POST_PENDING_TRANSFER);
+    let amount_ok = if post {
+        transfer.amount <= pending.amount
+    } else {
+        transfer.amount == pending.amount
+    };
+    if reservation.status != PendingStatus::Pending
+        || !amount_ok
+        || pending.debit_account_id != transfer.debit_account_id
+        || pending.credit_account_id != transfer.credit_account_id
+    {
+        report.flag(
+            at.clone(),
+            format!(
+                "{id} resolves pending {} which is {} for {} (resolution amount {})",
+                pending.id,
+                reservation.status.as_str(),
+                pending.amount,
+                transfer.amount
+            ),
+        );
+        return None;
+    }
+    reservation.status = if post {
+        PendingStatus::Posted
+    } else {
+        PendingStatus::Voided
+    };
+    Some(pending)
+}
+
+/// Releases a reservation of `reserved` from the replayed balances and posts `posted`, if
+/// any; `None` when a balance would underflow or overflow.
+fn release_reservation(
+    debit: &mut Account,
+    credit: &mut Account,
+    reserved: u128,
+    posted: Option<u128>,
+) -> Option<()> {
+    let released = debit
+        .debits_pending
+        .checked_sub(reserved)
+        .zip(credit.credits_pending.checked_sub(reserved));
+    released.and_then(|(debits_pending, credits_pending)| {
+        debit.debits_pending = debits_pending;
+        credit.credits_pending = credits_pending;
+        if let Some(amount) = posted {
+            debit.debits_posted = debit.debits_posted.checked_add(amount)?;
+            credit.credits_posted = credit.credits_posted.checked_add(amount)?;
+        }
+        Some(())
+    })
 }
 
 fn expire(
