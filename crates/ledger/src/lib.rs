@@ -80,7 +80,9 @@ pub use audit::{
 };
 pub use codec::DecodeError;
 pub use error::Error;
-pub use export::{ExportSummary, export};
+pub use export::{
+    ExportAccounts, ExportSummary, ExportTransfers, ExportedTransfer, LedgerExport, export,
+};
 pub use ledger::{
     CACHE_CAPACITY_DEFAULT, CHECKPOINT_EVENTS_MIN_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT,
     CHECKPOINT_SMALL_RECORDS_FACTOR, EXPIRE_BATCH_LEN_MAX, Expired, GROUP_EVENTS_MAX, Ledger,
