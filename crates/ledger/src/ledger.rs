@@ -519,7 +519,7 @@ fn check_batch_len(len: usize) -> Result<(), Error> {
     if len > BATCH_LEN_MAX {
         return Err(Error::BatchTooLong {
             len,
-            max: BATCH_LEN_MAX,
+            len_max: BATCH_LEN_MAX,
         });
     }
     Ok(())

@@ -306,7 +306,7 @@ mod lifecycle {
             error,
             kakehashi_ledger::Error::BatchTooLong {
                 len: 8191,
-                max: 8190
+                len_max: 8190
             }
         ));
         assert_eq!(

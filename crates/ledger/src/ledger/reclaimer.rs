@@ -36,7 +36,7 @@ fn collect_garbage(writes: usize) {
 }
 
 /// Commits the reclaimer may lag behind the writer before the writer waits for it.
-const RECLAIM_QUEUE_LEN: usize = 2;
+const RECLAIM_QUEUE_LEN_MAX: usize = 2;
 
 /// The helper thread that runs [`collect_garbage`] for the writer's commits.
 pub(super) struct Reclaimer {
@@ -46,7 +46,7 @@ pub(super) struct Reclaimer {
 
 impl Reclaimer {
     pub(super) fn start() -> Result<Self, Error> {
-        let (sender, receiver) = sync_channel::<usize>(RECLAIM_QUEUE_LEN);
+        let (sender, receiver) = sync_channel::<usize>(RECLAIM_QUEUE_LEN_MAX);
         let thread = std::thread::Builder::new()
             .name("ledger-reclaim".into())
             .spawn(move || receiver.iter().for_each(collect_garbage))

@@ -48,7 +48,7 @@ pub(super) const BUSY_POLL: Duration = Duration::from_micros(50);
 /// is enough to keep both threads busy (the sequencer works on group n+1 while group n is
 /// written and flushed); more would only let unacknowledged work and the overlays it keeps in
 /// memory pile up.
-const COMMIT_QUEUE_LEN: usize = 1;
+const COMMIT_QUEUE_LEN_MAX: usize = 1;
 
 /// A group on its way from the sequencer to the committer.
 pub(super) struct Commit {
@@ -84,7 +84,7 @@ pub(super) struct Sequencer {
     /// Shared with [`Ledger`](super::Ledger) and the committer, which alone changes it.
     pub(super) accounts: Arc<RwLock<IdMap<AccountId, Account>>>,
     /// Sequenced groups not yet published by the committer, oldest first (at most three:
-    /// one being committed, [`COMMIT_QUEUE_LEN`] queued, one being built).
+    /// one being committed, [`COMMIT_QUEUE_LEN_MAX`] queued, one being built).
     pub(super) in_flight: VecDeque<InFlight>,
     /// The head of the last group the committer wrote to sled and published.
     pub(super) published_seq: Arc<AtomicU64>,
@@ -143,7 +143,7 @@ impl Sequencer {
         mut committer: Committer,
         stopped: &Arc<Mutex<Option<String>>>,
     ) {
-        let (commits, commit_receiver) = sync_channel::<Commit>(COMMIT_QUEUE_LEN);
+        let (commits, commit_receiver) = sync_channel::<Commit>(COMMIT_QUEUE_LEN_MAX);
         let committer_stopped = Arc::clone(stopped);
         // The committer wakes this thread when it becomes free (see `BUSY_POLL`).
         committer.sequencer = Some(std::thread::current());
