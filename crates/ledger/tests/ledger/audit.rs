@@ -323,3 +323,37 @@ fn export_writes_every_account_and_transfer_as_json_lines() {
         .expect("21");
     assert_eq!(expired["pending_status"], "expired");
 }
+
+/// The JSON Lines format is a contract with reconciliation tools: an account line, a pending
+/// transfer's line and a posting's line, byte for byte (members in key order, u128 values as
+/// decimal strings).
+#[test]
+fn export_lines_keep_their_exact_bytes() {
+    let dir = populated();
+    let mut out = Vec::new();
+    kakehashi_ledger::export(dir.path(), &mut out).expect("exports");
+    let text = String::from_utf8(out).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    let account_2 = concat!(
+        r#"{"code":1,"credits_pending":"0","credits_posted":"1000","debits_pending":"0","#,
+        r#""debits_posted":"200","flags":["debits_must_not_exceed_credits","history"],"#,
+        r#""id":"2","ledger":392,"timestamp":1764000000000000001,"type":"account","#,
+        r#""user_data_128":"0","user_data_32":0,"user_data_64":0}"#
+    );
+    let transfer_21 = concat!(
+        r#"{"amount":"50","code":1,"credit_account_id":"3","debit_account_id":"4","#,
+        r#""flags":["pending"],"id":"21","ledger":702,"pending_id":"0","#,
+        r#""pending_status":"expired","timeout":1,"timestamp":1764000000000000007,"#,
+        r#""type":"transfer","user_data_128":"0","user_data_32":0,"user_data_64":0}"#
+    );
+    let transfer_30 = concat!(
+        r#"{"amount":"200","code":1,"credit_account_id":"1","debit_account_id":"2","#,
+        r#""flags":["post_pending_transfer"],"id":"30","ledger":392,"pending_id":"20","#,
+        r#""pending_status":null,"timeout":0,"timestamp":1764000000000000008,"#,
+        r#""type":"transfer","user_data_128":"0","user_data_32":0,"user_data_64":0}"#
+    );
+    assert_eq!(lines[1], account_2);
+    assert_eq!(lines[7], transfer_21);
+    assert_eq!(lines[8], transfer_30);
+    assert!(text.ends_with("}\n"));
+}
