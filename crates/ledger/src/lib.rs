@@ -5,7 +5,9 @@
 //! per `ledger` as an ISO 4217 numeric code, debits and credits pending and posted, two-phase
 //! transfers with expiry, linked chains applied all-or-nothing, one named result per event),
 //! durability (nothing is acknowledged before it is on disk; concurrent callers share flushes
-//! through group commit) and the audit trail ([`audit()`], [`export()`]).
+//! through group commit) and the audit trail: [`audit()`] checks a stored ledger offline,
+//! [`LedgerExport`] reads every account and transfer of one as typed values, and [`export()`]
+//! writes them as JSON Lines.
 //!
 //! Durability: a call returns only after its batch is on disk. The writer's sequencer thread
 //! runs queued batches through the state machine in groups; its committer thread writes each
