@@ -1,0 +1,171 @@
+//! Loading books: the ledger export reader and `NodeBooks::load` on real databases.
+
+use std::io::Write as _;
+
+use kakehashi_ledger::{
+    AccountId, Ledger, NewAccount, NewTransfer, Options, PendingStatus, Timestamp, TransferFlags,
+    TransferId,
+};
+use kakehashi_node::config::Config;
+use kakehashi_node::store::{OutboundRecord, OutboundState, Store, Write};
+
+use kakehashi_protocol::transfer::{codes, transfer_id};
+
+use super::{EXPORT_LINE_LEN_MAX, ExportReader, NodeBooks, PairAuditError};
+use crate::pair_audit::tests::uetr;
+use crate::test_support::{certs, key, mra};
+
+#[test]
+fn the_export_reader_joins_lines_split_across_writes_and_keeps_the_corridor() {
+    let mut reader = ExportReader::new([9002, 9003]);
+    let account = r#"{"type":"account","id":"9002","ledger":392,"code":2,"flags":[],"debits_pending":"0","debits_posted":"0","credits_pending":"5","credits_posted":"7","user_data_128":"0","user_data_64":0,"user_data_32":0,"timestamp":1}"#;
+    let other = account.replace("\"9002\"", "\"1001\"");
+    let transfer = r#"{"type":"transfer","id":"11","debit_account_id":"1001","credit_account_id":"9002","amount":"5","pending_id":"0","ledger":392,"code":201,"flags":["pending"],"timeout":0,"user_data_128":"42","user_data_64":0,"user_data_32":0,"timestamp":3,"pending_status":"pending"}"#;
+    let text = format!("{account}\n{other}\n{transfer}\n");
+    let (head, tail) = text.as_bytes().split_at(100);
+    reader.write_all(head).unwrap();
+    reader.write_all(tail).unwrap();
+    assert_eq!(reader.accounts.len(), 1);
+    assert_eq!(reader.accounts[&9002].credits_posted, 7);
+    assert_eq!(reader.transfers.len(), 1);
+    let booked = &reader.transfers[0];
+    assert_eq!(booked.transfer.user_data_128, 42);
+    assert!(booked.transfer.flags.contains(TransferFlags::PENDING));
+    assert_eq!(booked.status, Some(PendingStatus::Pending));
+}
+
+#[test]
+fn the_export_reader_refuses_unknown_flags_and_runaway_lines() {
+    let mut reader = ExportReader::new([1, 2]);
+    let bad = r#"{"type":"transfer","id":"11","debit_account_id":"1","credit_account_id":"2","amount":"5","pending_id":"0","ledger":392,"code":201,"flags":["sideways"],"timeout":0,"user_data_128":"0","user_data_64":0,"user_data_32":0,"timestamp":3,"pending_status":null}"#;
+    assert!(reader.write_all(format!("{bad}\n").as_bytes()).is_err());
+    assert_eq!(reader.error.as_ref().map(|e| e.0), Some(1));
+    let mut reader = ExportReader::new([1, 2]);
+    assert!(
+        reader
+            .write_all(&vec![b' '; EXPORT_LINE_LEN_MAX + 1])
+            .is_err()
+    );
+}
+
+/// A JP node's data directory with a ledger and a store, written through the real APIs.
+fn jp_data_dir() -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(&certs("../crates/node/devnet/jp.toml"))
+        .expect("devnet config")
+        .with_data_dir(dir.path());
+    let ledger = Ledger::open(
+        &dir.path().join("ledger"),
+        key("jp/node/receipt.key.pem"),
+        Options::default(),
+    )
+    .unwrap();
+    let now = Timestamp::from_unix_nanos(1_800_000_000_000_000_000);
+    let accounts = [(1001, 1), (9001, 4), (9002, 2), (9003, 3)].map(|(id, code)| NewAccount {
+        id: AccountId(id),
+        ledger: 392,
+        code,
+        ..NewAccount::default()
+    });
+    assert!(
+        ledger
+            .create_accounts(&accounts, now)
+            .unwrap()
+            .iter()
+            .all(|r| r.is_recorded())
+    );
+    let id = uetr(9);
+    let transfers = [
+        NewTransfer {
+            id: TransferId(1),
+            debit_account_id: AccountId(9001),
+            credit_account_id: AccountId(1001),
+            amount: 500,
+            ledger: 392,
+            code: codes::GENESIS,
+            ..NewTransfer::default()
+        },
+        NewTransfer {
+            id: TransferId(transfer_id(b"reserve", &id.0)),
+            debit_account_id: AccountId(1001),
+            credit_account_id: AccountId(9002),
+            amount: 200,
+            user_data_128: u128::from_be_bytes(id.0),
+            ledger: 392,
+            code: codes::OUTBOUND,
+            flags: TransferFlags::PENDING,
+            ..NewTransfer::default()
+        },
+    ];
+    assert!(
+        ledger
+            .create_transfers(&transfers, now)
+            .unwrap()
+            .iter()
+            .all(|r| r.is_recorded())
+    );
+    ledger.close().unwrap();
+    (dir, config)
+}
+
+#[tokio::test]
+async fn load_reads_the_corridor_from_the_ledger_and_store_and_runs_the_ledger_audit() {
+    let (dir, config) = jp_data_dir();
+    let id = uetr(9);
+    {
+        let store = Store::open(&dir.path().join("node")).unwrap();
+        let record = OutboundRecord {
+            state: OutboundState::Forwarded,
+            signed_instruction: vec![1],
+            instruction_sha256: "ab".into(),
+            peer: "SG".into(),
+            end_to_end_id: "E2E".into(),
+            debtor_account: 1001,
+            amount_minor: 200,
+            reservation_id: transfer_id(b"reserve", &id.0),
+            reason_code: None,
+            reason_detail: None,
+            decided_by: None,
+            receipt: None,
+            credited_minor: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.put(vec![Write::Outbound(id, record)]).await.unwrap();
+        // While a node holds the store, loading refuses with what to do.
+        let held = NodeBooks::load(&config, "SG", &mra()).unwrap_err();
+        assert!(held.to_string().contains("stop the node"), "{held}");
+    }
+    // The writer thread releases the database once its queue closes.
+    let books = loop {
+        match NodeBooks::load(&config, "SG", &mra()) {
+            Ok(books) => break books,
+            Err(PairAuditError::Store { .. }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert_eq!(books.currency.alpha, "JPY");
+    assert_eq!(books.outbound.len(), 1);
+    assert_eq!(books.accounts[&9002].credits_pending, 200);
+    // The genesis transfer touches neither the corridor nor the liquidity account.
+    assert_eq!(books.transfers.len(), 1);
+    assert_eq!(books.transfers[0].status, Some(PendingStatus::Pending));
+    let audit = books.ledger_audit.as_ref().expect("ran");
+    assert!(audit.is_clean(), "{:?}", audit.discrepancies);
+    assert!(matches!(
+        NodeBooks::load(&config, "TH", &mra()),
+        Err(PairAuditError::NotAPair(_))
+    ));
+}
+
+#[test]
+fn load_of_a_directory_without_a_store_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(&certs("../crates/node/devnet/jp.toml"))
+        .unwrap()
+        .with_data_dir(dir.path());
+    let error = NodeBooks::load(&config, "SG", &mra()).unwrap_err();
+    assert!(error.to_string().contains("no payment store"), "{error}");
+}
