@@ -9,12 +9,12 @@ use crate::codec::DecodeError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The batch holds more events than one call may carry; nothing was applied.
-    #[error("batch of {len} events exceeds the limit of {max}")]
+    #[error("batch of {len} events exceeds the limit of {len_max}")]
     BatchTooLong {
         /// Events in the batch.
         len: usize,
         /// [`crate::BATCH_LEN_MAX`].
-        max: usize,
+        len_max: usize,
     },
     /// Stored bytes do not decode or do not agree with each other.
     #[error("stored {what} is corrupt: {source}")]
@@ -136,7 +136,7 @@ mod tests {
         assert!(
             !Error::BatchTooLong {
                 len: 9000,
-                max: 8190
+                len_max: 8190
             }
             .is_transient()
         );
@@ -152,7 +152,7 @@ mod tests {
     fn messages_are_lowercase_without_trailing_period() {
         let message = Error::BatchTooLong {
             len: 9000,
-            max: 8190,
+            len_max: 8190,
         }
         .to_string();
         assert_eq!(message, "batch of 9000 events exceeds the limit of 8190");

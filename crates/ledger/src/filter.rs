@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::ledger::Trees;
+use crate::ledger::trees::Trees;
 
 /// Bits in the filter: 2^27 bits (16 MiB). With [`HASHES`] probes in one cache line, ten
 /// million ids give a false-positive rate of about 0.5 %; beyond that the rate grows smoothly

@@ -5,7 +5,9 @@
 //! per `ledger` as an ISO 4217 numeric code, debits and credits pending and posted, two-phase
 //! transfers with expiry, linked chains applied all-or-nothing, one named result per event),
 //! durability (nothing is acknowledged before it is on disk; concurrent callers share flushes
-//! through group commit) and the audit trail ([`audit`], [`export`]).
+//! through group commit) and the audit trail: [`audit()`] checks a stored ledger offline,
+//! [`LedgerExport`] reads every account and transfer of one as typed values, and [`export()`]
+//! writes them as JSON Lines.
 //!
 //! Durability: a call returns only after its batch is on disk. The writer's sequencer thread
 //! runs queued batches through the state machine in groups; its committer thread writes each
@@ -33,7 +35,7 @@
 //! memory bounded.
 //!
 //! Invariants, asserted before every write (fail-stop, nothing written) and re-checked by
-//! [`audit`]: per currency, Σ debits = Σ credits (pending and posted separately); flagged
+//! [`audit()`]: per currency, Σ debits = Σ credits (pending and posted separately); flagged
 //! accounts stay within their limits; every committed change is in the hash-chained journal.
 //!
 //! It must not depend on tonic, tokio, prost or certificate handling: the relay (`node`)
@@ -64,6 +66,7 @@
 mod audit;
 mod codec;
 mod error;
+mod export;
 mod filter;
 mod idhash;
 mod journal;
@@ -75,11 +78,13 @@ mod state_machine;
 mod wide;
 
 pub use audit::{
-    AuditOptions, AuditReport, DISCREPANCIES_LISTED_MAX, Discrepancy, ExportSummary, LedgerTotals,
-    Location, audit, export,
+    AuditOptions, AuditReport, DISCREPANCIES_LISTED_MAX, Discrepancy, LedgerTotals, Location, audit,
 };
 pub use codec::DecodeError;
 pub use error::Error;
+pub use export::{
+    ExportAccounts, ExportSummary, ExportTransfers, ExportedTransfer, LedgerExport, export,
+};
 pub use ledger::{
     CACHE_CAPACITY_DEFAULT, CHECKPOINT_EVENTS_MIN_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT,
     CHECKPOINT_SMALL_RECORDS_FACTOR, EXPIRE_BATCH_LEN_MAX, Expired, GROUP_EVENTS_MAX, Ledger,

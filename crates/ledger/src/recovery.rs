@@ -13,7 +13,7 @@ use crate::codec::{self, decode_account};
 use crate::error::Error;
 use crate::idhash::{IdMap, IdSet};
 use crate::journal::{self, BalancesDigest, Entries, Record, chunk_key, decode_chunk_key};
-use crate::ledger::{META_ACCOUNTS_SEQ, Trees};
+use crate::ledger::trees::{META_ACCOUNTS_SEQ, Trees};
 use crate::model::{Account, AccountId, TransferFlags};
 
 /// Accounts as of the journal head.

@@ -1,0 +1,223 @@
+//! The writer's second thread (see [`Committer`]).
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use ed25519_dalek::SigningKey;
+
+use super::CHECKPOINT_SMALL_RECORDS_FACTOR;
+use super::reclaimer::Reclaimer;
+use super::sequencer::{Commit, GroupWrite, record_stop, refuse};
+use super::trees::{META_ACCOUNTS_SEQ, PREFIX_ACCOUNT, PREFIX_META, Trees, Writes, make_durable};
+use crate::Error;
+use crate::codec::{account_bytes, id_key};
+use crate::idhash::{IdMap, IdSet};
+use crate::journal::Checkpoint;
+use crate::model::{Account, AccountId};
+use crate::recovery;
+
+/// The writer's second thread: writes each group to sled in one crash-atomic batch, publishes
+/// its accounts, takes snapshots and checkpoints, makes the group durable and only then
+/// answers its callers. Groups are committed one at a time in sequence order, so a group is
+/// answered only once it and every group before it are durable.
+pub(super) struct Committer {
+    /// The sequencer's thread, unparked whenever a group is committed (see
+    /// [`BUSY_POLL`](super::sequencer::BUSY_POLL)).
+    pub(super) sequencer: Option<std::thread::Thread>,
+    pub(super) trees: Trees,
+    pub(super) node_key: SigningKey,
+    /// The head of the last group written to sled.
+    pub(super) head_seq: u64,
+    pub(super) head_hash: [u8; 32],
+    pub(super) last_checkpoint_seq: u64,
+    pub(super) checkpoint_interval: u64,
+    pub(super) log_file: File,
+    pub(super) visibility: Arc<RwLock<()>>,
+    /// Shared with [`Ledger`](super::Ledger) for lookups and with the sequencer; only the
+    /// committer changes it, and only with what it writes to sled in the same step.
+    pub(super) accounts: Arc<RwLock<IdMap<AccountId, Account>>>,
+    /// Accounts changed since the stored snapshot.
+    pub(super) dirty: IdSet<AccountId>,
+    /// The journal record the stored snapshot is exact for.
+    pub(super) accounts_seq: u64,
+    pub(super) published_seq: Arc<AtomicU64>,
+    pub(super) halted: Arc<AtomicBool>,
+    pub(super) commits_pending: Arc<AtomicUsize>,
+    pub(super) reclaimer: Reclaimer,
+    /// See [`Options::checkpoint_events_min`](super::Options::checkpoint_events_min).
+    pub(super) checkpoint_events_min: u64,
+    /// Events journaled since the last snapshot and since the last checkpoint (counted from
+    /// this open; the records cap bounds both across restarts).
+    pub(super) events_since_snapshot: u64,
+    pub(super) events_since_checkpoint: u64,
+}
+
+impl Committer {
+    pub(super) fn run(mut self, receiver: &Receiver<Commit>, stopped: &Mutex<Option<String>>) {
+        while let Ok(commit) = receiver.recv() {
+            let written = match commit.write {
+                Some(write) => self.commit(write),
+                None => Ok(()),
+            };
+            // Free for the next group from here on (answering takes a little while, and the
+            // next group can be gathered meanwhile): wake the sequencer if it is gathering.
+            self.commits_pending.fetch_sub(1, Ordering::AcqRel);
+            if let Some(sequencer) = &self.sequencer {
+                sequencer.unpark();
+            }
+            match written {
+                Ok(()) => {
+                    for (request, reply) in commit.group.into_iter().zip(commit.replies) {
+                        // A caller that gave up waiting is not an error of the ledger.
+                        let _ = request.reply.send(Ok(reply));
+                    }
+                }
+                Err(error) => {
+                    // Fail-stop: nothing of this group is acknowledged, and no later group
+                    // (already sequenced on top of it) is written.
+                    let reason = error.to_string();
+                    record_stop(stopped, &reason);
+                    self.halted.store(true, Ordering::Release);
+                    refuse(commit.group, Some(error), &reason);
+                    for commit in receiver.iter() {
+                        self.commits_pending.fetch_sub(1, Ordering::AcqRel);
+                        refuse(commit.group, None, &reason);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes the snapshot and the checkpoint that are due at open. A crash between a group
+    /// commit and its checkpoint leaves the checkpoint missing, and repeated crashes could
+    /// keep the snapshot from advancing; catching up at open keeps the interval (and the
+    /// replay length at the next open) across restarts.
+    pub(super) fn catch_up(&mut self) -> Result<(), Error> {
+        let head_seq = self.head_seq;
+        let snapshot_due = self.snapshot_due(head_seq);
+        if snapshot_due {
+            let mut writes = Writes::default();
+            self.snapshot_into(&mut writes, &IdMap::default(), head_seq);
+            self.trees.apply(writes, "writing the account snapshot")?;
+            self.snapshot_done(head_seq);
+        }
+        let checkpoint_due = self.checkpoint_due();
+        if checkpoint_due {
+            self.checkpoint()?;
+        }
+        if snapshot_due || checkpoint_due {
+            self.make_durable()?;
+        }
+        Ok(())
+    }
+
+    /// Writes one group, publishes it and makes it durable.
+    fn commit(&mut self, write: GroupWrite) -> Result<(), Error> {
+        let GroupWrite {
+            changes,
+            mut writes,
+            head_seq,
+            head_hash,
+            events,
+        } = write;
+        self.events_since_snapshot = self.events_since_snapshot.saturating_add(events);
+        self.events_since_checkpoint = self.events_since_checkpoint.saturating_add(events);
+        let snapshot_due = self.snapshot_due(head_seq)
+            && (self.events_since_snapshot >= self.checkpoint_events_min
+                || self.records_cap_reached(head_seq, self.accounts_seq));
+        if snapshot_due {
+            self.snapshot_into(&mut writes, &changes.accounts, head_seq);
+        }
+        let visibility = Arc::clone(&self.visibility);
+        let _hidden = visibility.write().unwrap_or_else(PoisonError::into_inner);
+        let writes_len = writes.len;
+        self.trees.apply(writes, "committing a batch group")?;
+        self.reclaimer.after_commit(writes_len);
+        self.accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(changes.accounts.iter().map(|(id, account)| (*id, *account)));
+        self.published_seq.store(head_seq, Ordering::Release);
+        if snapshot_due {
+            self.snapshot_done(head_seq);
+        } else {
+            self.dirty.extend(changes.accounts.keys().copied());
+        }
+        self.head_seq = head_seq;
+        self.head_hash = head_hash;
+        if self.checkpoint_due()
+            && (self.events_since_checkpoint >= self.checkpoint_events_min
+                || self.records_cap_reached(self.head_seq, self.last_checkpoint_seq))
+        {
+            self.checkpoint()?;
+        }
+        self.make_durable()
+    }
+
+    fn snapshot_due(&self, head_seq: u64) -> bool {
+        head_seq.saturating_sub(self.accounts_seq) >= self.checkpoint_interval
+    }
+
+    /// Adds to `writes` every account changed since the last snapshot (their values after
+    /// this group: `changed` first, then memory) and moves the snapshot position to `seq`.
+    fn snapshot_into(&self, writes: &mut Writes, changed: &IdMap<AccountId, Account>, seq: u64) {
+        let accounts = self.accounts.read().unwrap_or_else(PoisonError::into_inner);
+        let ids = self
+            .dirty
+            .iter()
+            .chain(changed.keys().filter(|id| !self.dirty.contains(id)));
+        for id in ids {
+            if let Some(account) = changed.get(id).or_else(|| accounts.get(id)) {
+                writes.insert(PREFIX_ACCOUNT, &id_key(id.0), account_bytes(account));
+            }
+        }
+        writes.insert(PREFIX_META, META_ACCOUNTS_SEQ, &seq.to_le_bytes());
+    }
+
+    fn snapshot_done(&mut self, seq: u64) {
+        self.dirty.clear();
+        self.accounts_seq = seq;
+        self.events_since_snapshot = 0;
+    }
+
+    /// Whether `seq` is so far past `since` that a snapshot or checkpoint is taken however
+    /// few events the records hold.
+    fn records_cap_reached(&self, seq: u64, since: u64) -> bool {
+        seq.saturating_sub(since)
+            >= self
+                .checkpoint_interval
+                .saturating_mul(CHECKPOINT_SMALL_RECORDS_FACTOR)
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        self.head_seq.saturating_sub(self.last_checkpoint_seq) >= self.checkpoint_interval
+    }
+
+    /// Signs the current head and balances. Only the writer changes accounts, so the scan sees
+    /// exactly the state after record `head_seq`.
+    fn checkpoint(&mut self) -> Result<(), Error> {
+        let (digest, accounts) =
+            recovery::digest(&self.accounts.read().unwrap_or_else(PoisonError::into_inner));
+        let checkpoint = Checkpoint::sign(
+            &self.node_key,
+            self.head_seq,
+            self.head_hash,
+            digest,
+            accounts,
+        );
+        self.trees
+            .checkpoints
+            .insert(self.head_seq.to_be_bytes(), checkpoint.encode())
+            .map_err(Error::storage("writing a checkpoint"))?;
+        self.last_checkpoint_seq = self.head_seq;
+        self.events_since_checkpoint = 0;
+        Ok(())
+    }
+
+    fn make_durable(&self) -> Result<(), Error> {
+        make_durable(&self.trees, &self.log_file)
+    }
+}

@@ -1,0 +1,157 @@
+//! The parent runs this same test binary as a child writer (selected by an environment
+//! variable), kills it with SIGKILL after a random delay, reopens the ledger and checks
+//! that every transfer the child saw acknowledged is there, that every batch is there
+//! whole or not at all, and that the audit is clean. Repeated on the same database.
+
+use std::io::{BufRead, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::*;
+
+const CHILD_DIR_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_DIR";
+const CHILD_FIRST_ID_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_FIRST_ID";
+/// Kill rounds: enough to hit every phase of the commit path many times, few enough to
+/// finish in seconds.
+const ROUNDS: u64 = 12;
+/// Transfer ids each round may use, so rounds never collide.
+const IDS_PER_ROUND: u128 = 1_000_000;
+const CHILD_THREADS: u128 = 4;
+const CHILD_ACCOUNTS: u128 = 10;
+
+/// xorshift64*: the delays only need to vary, not to be unpredictable.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+fn run_child(dir: &str, first_id: u128) {
+    let ledger = open(Path::new(dir));
+    let accounts: Vec<NewAccount> = (1..=CHILD_ACCOUNTS)
+        .map(|id| account(id, JPY, AccountFlags::NONE))
+        .collect();
+    ledger.create_accounts(&accounts, NOW).expect("accounts");
+    let stdout = std::sync::Mutex::new(std::io::stdout());
+    std::thread::scope(|scope| {
+        for thread in 0..CHILD_THREADS {
+            let (ledger, stdout) = (&ledger, &stdout);
+            scope.spawn(move || {
+                let mut id = first_id + thread * (IDS_PER_ROUND / CHILD_THREADS);
+                for round in 0u128.. {
+                    // Batch sizes from 1 to 200 so commits range from tiny to large.
+                    let len = 1 + (round * 37 + thread * 11) % 200;
+                    let batch: Vec<NewTransfer> = (0..len)
+                        .map(|n| {
+                            let debit = 1 + (id + n) % CHILD_ACCOUNTS;
+                            let credit = 1 + (id + n + 1) % CHILD_ACCOUNTS;
+                            transfer(id + n, debit, credit, 1 + n, JPY)
+                        })
+                        .collect();
+                    {
+                        let mut out = stdout.lock().expect("stdout");
+                        writeln!(out, "submit {} {}", id, id + len - 1).expect("write");
+                        out.flush().expect("flush");
+                    }
+                    let results = ledger.create_transfers(&batch, NOW).expect("answered");
+                    assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
+                    let mut out = stdout.lock().expect("stdout");
+                    writeln!(out, "ack {} {}", id, id + len - 1).expect("write");
+                    out.flush().expect("flush");
+                    id += len;
+                }
+            });
+        }
+    });
+}
+
+fn parse_ranges(output: &str, tag: &str) -> Vec<(u128, u128)> {
+    output
+        .lines()
+        .filter_map(|line| line.strip_prefix(tag))
+        .filter_map(|rest| {
+            let mut parts = rest.split_whitespace().map(str::parse::<u128>);
+            Some((parts.next()?.ok()?, parts.next()?.ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_acknowledged_transfer() {
+    if let (Ok(dir), Ok(first_id)) = (
+        std::env::var(CHILD_DIR_ENV),
+        std::env::var(CHILD_FIRST_ID_ENV),
+    ) {
+        run_child(&dir, first_id.parse().expect("first id"));
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut random = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(std::process::id());
+    let mut acknowledged_total = 0usize;
+    for round in 0..ROUNDS {
+        let first_id = 1_000 + u128::from(round) * IDS_PER_ROUND;
+        let mut child = Command::new(&exe)
+            .args([
+                "crash::sigkill_at_random_moments_loses_no_acknowledged_transfer",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(CHILD_DIR_ENV, dir.path())
+            .env(CHILD_FIRST_ID_ENV, first_id.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("child starts");
+        let stdout = child.stdout.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        });
+        // 20–400 ms: from "still opening sled" to "hundreds of commits in".
+        let delay = 20 + next_random(&mut random) % 380;
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        let output = reader.join().expect("reader");
+        let acknowledged = parse_ranges(&output, "ack ");
+        let submitted = parse_ranges(&output, "submit ");
+        acknowledged_total += acknowledged.len();
+
+        let ledger = open(dir.path());
+        for (first, last) in &acknowledged {
+            let ids: Vec<TransferId> = (*first..=*last).map(TransferId).collect();
+            let found = ledger.lookup_transfers(&ids).expect("lookup");
+            assert!(
+                found.iter().all(Option::is_some),
+                "round {round}: acknowledged {first}..={last} lost"
+            );
+        }
+        for (first, last) in &submitted {
+            let ids: Vec<TransferId> = (*first..=*last).map(TransferId).collect();
+            let present = ledger
+                .lookup_transfers(&ids)
+                .expect("lookup")
+                .iter()
+                .filter(|t| t.is_some())
+                .count();
+            assert!(
+                present == 0 || present == ids.len(),
+                "round {round}: batch {first}..={last} is partly present ({present} of {})",
+                ids.len()
+            );
+        }
+        ledger.close().expect("close");
+        check_clean(dir.path());
+    }
+    assert!(
+        acknowledged_total > 0,
+        "no child ever got a batch acknowledged"
+    );
+}
