@@ -27,7 +27,8 @@
 //!
 //! Reading is offline and read-only: [`NodeBooks::load`] runs the ledger's own audit
 //! ([`kakehashi_ledger::audit`], its checkpoints pinned to the node's certified signing key),
-//! reads the ledger through its JSON Lines export and the payment store without a writer.
+//! reads the ledger's accounts and transfers through its typed export
+//! ([`kakehashi_ledger::LedgerExport`]) and the payment store without a writer.
 //! Each database is opened with sled's exclusive lock, so loading fails cleanly while a node
 //! holds it. [`audit_pair`] is pure: it takes the two books and returns a [`PairReport`].
 //!

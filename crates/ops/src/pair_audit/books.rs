@@ -1,22 +1,19 @@
 //! Loading one node's books offline: its ledger's own audit, the corridor's accounts and
-//! transfers from the ledger's export, and the payment store's records of the corridor.
+//! transfers from the ledger's typed export, and the payment store's records of the corridor.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use kakehashi_ledger::{
-    AccountId, AuditOptions, AuditReport, PendingStatus, Timestamp, Transfer, TransferFlags,
-    TransferId,
+    Account, AuditOptions, AuditReport, ExportedTransfer, LedgerExport, PendingStatus, Transfer,
 };
 use kakehashi_node::config::{Config, Peer};
 use kakehashi_node::store::{InboundRecord, OutboundRecord, Store, StoreError};
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::pem;
-use serde::Deserialize;
 
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money::{self, Currency};
@@ -53,16 +50,6 @@ pub enum PairAuditError {
         /// would show it twice).
         error: kakehashi_ledger::Error,
     },
-    /// The ledger export has a line this audit cannot read.
-    #[error("{jurisdiction}'s ledger export, line {line}: {detail}")]
-    Export {
-        /// The node.
-        jurisdiction: String,
-        /// 1-based line number.
-        line: u64,
-        /// What is wrong.
-        detail: String,
-    },
     /// The payment store could not be read.
     #[error("{jurisdiction}'s payment store {path}: {error}{hint}")]
     Store {
@@ -77,7 +64,7 @@ pub enum PairAuditError {
     },
 }
 
-/// A ledger account's balances as the export shows them (after replaying the journal).
+/// A ledger account's balances as the export gives them (as of the last journal record).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountView {
     /// Currency ledger (ISO 4217 numeric).
@@ -234,23 +221,50 @@ fn audit_ledger(config: &Config) -> Result<AuditReport, PairAuditError> {
 }
 
 /// The corridor's accounts and every transfer that moves one of them, from the ledger's
-/// export.
+/// typed export.
 fn read_corridor(
     config: &Config,
     link: &Peer,
 ) -> Result<(BTreeMap<u128, AccountView>, Vec<Booked>), PairAuditError> {
     let dir = ledger_dir(config);
-    let mut reader = ExportReader::new([link.corridor_account, link.liquidity_account]);
-    let exported = kakehashi_ledger::export(&dir, &mut reader);
-    if let Some((line, detail)) = reader.error.take() {
-        return Err(PairAuditError::Export {
-            jurisdiction: config.jurisdiction.clone(),
-            line,
-            detail,
-        });
+    let ledger_error = |error| ledger_error(config, &dir, error);
+    let wanted = [link.corridor_account, link.liquidity_account];
+    let export = LedgerExport::open(&dir).map_err(ledger_error)?;
+    let accounts = export
+        .accounts()
+        .filter(|account| wanted.contains(&account.id.0))
+        .map(|account| (account.id.0, AccountView::from(&account)))
+        .collect();
+    let mut transfers = Vec::new();
+    for item in export.transfers() {
+        let ExportedTransfer {
+            transfer,
+            pending_status,
+            ..
+        } = item.map_err(ledger_error)?;
+        if wanted.contains(&transfer.debit_account_id.0)
+            || wanted.contains(&transfer.credit_account_id.0)
+        {
+            transfers.push(Booked {
+                transfer,
+                status: pending_status,
+            });
+        }
     }
-    exported.map_err(|error| ledger_error(config, &dir, error))?;
-    Ok((reader.accounts, reader.transfers))
+    Ok((accounts, transfers))
+}
+
+impl From<&Account> for AccountView {
+    fn from(account: &Account) -> Self {
+        Self {
+            ledger: account.ledger,
+            code: account.code,
+            debits_pending: account.debits_pending,
+            debits_posted: account.debits_posted,
+            credits_pending: account.credits_pending,
+            credits_posted: account.credits_posted,
+        }
+    }
 }
 
 /// Loads both ends of the corridor between `a` and `b` (see [`NodeBooks::load`]) after
@@ -318,170 +332,6 @@ fn ledger_key(config: &Config) -> Result<VerifyingKey, PairAuditError> {
     let cert = Cert::from_der(leaf).map_err(|e| error(e.to_string()))?;
     VerifyingKey::from_public_key_der(cert.spki().der())
         .map_err(|e| error(format!("not an Ed25519 key: {e}")))
-}
-
-/// Longest line accepted from the ledger export: an account or transfer line is under 1 KiB
-/// (about twenty members, u128 values as at most 39 digits), so 64 KiB only stops a runaway.
-const EXPORT_LINE_LEN_MAX: usize = 64 * 1024;
-
-/// Receives `kakehashi_ledger::export`'s JSON Lines and keeps the accounts and transfers of
-/// the corridor. The export is the ledger's public reconciliation format; reading it keeps
-/// this audit on the ledger's public interface.
-struct ExportReader {
-    wanted: [u128; 2],
-    partial: Vec<u8>,
-    line: u64,
-    accounts: BTreeMap<u128, AccountView>,
-    transfers: Vec<Booked>,
-    error: Option<(u64, String)>,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ExportLine {
-    Account(AccountLine),
-    Transfer(TransferLine),
-}
-
-#[derive(Deserialize)]
-struct AccountLine {
-    id: String,
-    ledger: u32,
-    code: u16,
-    debits_pending: String,
-    debits_posted: String,
-    credits_pending: String,
-    credits_posted: String,
-}
-
-#[derive(Deserialize)]
-struct TransferLine {
-    id: String,
-    debit_account_id: String,
-    credit_account_id: String,
-    amount: String,
-    pending_id: String,
-    ledger: u32,
-    code: u16,
-    flags: Vec<String>,
-    timeout: u32,
-    user_data_128: String,
-    user_data_64: u64,
-    user_data_32: u32,
-    timestamp: u64,
-    pending_status: Option<String>,
-}
-
-impl ExportReader {
-    fn new(wanted: [u128; 2]) -> Self {
-        Self {
-            wanted,
-            partial: Vec::new(),
-            line: 0,
-            accounts: BTreeMap::new(),
-            transfers: Vec::new(),
-            error: None,
-        }
-    }
-
-    fn take_line(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let line: ExportLine = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        match line {
-            ExportLine::Account(a) => {
-                let id = number("id", &a.id)?;
-                if self.wanted.contains(&id) {
-                    self.accounts.insert(
-                        id,
-                        AccountView {
-                            ledger: a.ledger,
-                            code: a.code,
-                            debits_pending: number("debits_pending", &a.debits_pending)?,
-                            debits_posted: number("debits_posted", &a.debits_posted)?,
-                            credits_pending: number("credits_pending", &a.credits_pending)?,
-                            credits_posted: number("credits_posted", &a.credits_posted)?,
-                        },
-                    );
-                }
-            }
-            ExportLine::Transfer(t) => {
-                let debit = number("debit_account_id", &t.debit_account_id)?;
-                let credit = number("credit_account_id", &t.credit_account_id)?;
-                if !self.wanted.contains(&debit) && !self.wanted.contains(&credit) {
-                    return Ok(());
-                }
-                let mut flags = TransferFlags::NONE;
-                for name in &t.flags {
-                    flags = flags.union(match name.as_str() {
-                        "linked" => TransferFlags::LINKED,
-                        "pending" => TransferFlags::PENDING,
-                        "post_pending_transfer" => TransferFlags::POST_PENDING_TRANSFER,
-                        "void_pending_transfer" => TransferFlags::VOID_PENDING_TRANSFER,
-                        other => return Err(format!("unknown transfer flag {other:?}")),
-                    });
-                }
-                let status = match t.pending_status.as_deref() {
-                    None => None,
-                    Some("pending") => Some(PendingStatus::Pending),
-                    Some("posted") => Some(PendingStatus::Posted),
-                    Some("voided") => Some(PendingStatus::Voided),
-                    Some("expired") => Some(PendingStatus::Expired),
-                    Some(other) => return Err(format!("unknown pending status {other:?}")),
-                };
-                self.transfers.push(Booked {
-                    transfer: Transfer {
-                        id: TransferId(number("id", &t.id)?),
-                        debit_account_id: AccountId(debit),
-                        credit_account_id: AccountId(credit),
-                        amount: number("amount", &t.amount)?,
-                        pending_id: TransferId(number("pending_id", &t.pending_id)?),
-                        user_data_128: number("user_data_128", &t.user_data_128)?,
-                        user_data_64: t.user_data_64,
-                        user_data_32: t.user_data_32,
-                        timeout: t.timeout,
-                        ledger: t.ledger,
-                        code: t.code,
-                        flags,
-                        timestamp: Timestamp(t.timestamp),
-                    },
-                    status,
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-fn number(field: &str, text: &str) -> Result<u128, String> {
-    text.parse()
-        .map_err(|_| format!("{field} {text:?} is not a decimal u128"))
-}
-
-impl io::Write for ExportReader {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let mut rest = data;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            let (head, tail) = rest.split_at(end);
-            self.partial.extend_from_slice(head);
-            let line = std::mem::take(&mut self.partial);
-            self.line = self.line.saturating_add(1);
-            if let Err(detail) = self.take_line(&line) {
-                self.error = Some((self.line, detail.clone()));
-                return Err(io::Error::other(detail));
-            }
-            rest = tail.get(1..).unwrap_or_default();
-        }
-        if self.partial.len().saturating_add(rest.len()) > EXPORT_LINE_LEN_MAX {
-            let detail = format!("a line longer than {EXPORT_LINE_LEN_MAX} bytes");
-            self.error = Some((self.line.saturating_add(1), detail.clone()));
-            return Err(io::Error::other(detail));
-        }
-        self.partial.extend_from_slice(rest);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

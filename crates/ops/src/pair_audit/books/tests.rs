@@ -1,6 +1,4 @@
-//! Loading books: the ledger export reader and `NodeBooks::load` on real databases.
-
-use std::io::Write as _;
+//! Loading books: `NodeBooks::load` on real databases.
 
 use kakehashi_ledger::{
     AccountId, Ledger, NewAccount, NewTransfer, Options, PendingStatus, Timestamp, TransferFlags,
@@ -11,42 +9,9 @@ use kakehashi_node::store::{OutboundRecord, OutboundState, Store, Write};
 
 use kakehashi_protocol::transfer::{codes, transfer_id};
 
-use super::{EXPORT_LINE_LEN_MAX, ExportReader, NodeBooks, PairAuditError};
+use super::{NodeBooks, PairAuditError};
 use crate::pair_audit::tests::uetr;
 use crate::test_support::{certs, key, mra};
-
-#[test]
-fn the_export_reader_joins_lines_split_across_writes_and_keeps_the_corridor() {
-    let mut reader = ExportReader::new([9002, 9003]);
-    let account = r#"{"type":"account","id":"9002","ledger":392,"code":2,"flags":[],"debits_pending":"0","debits_posted":"0","credits_pending":"5","credits_posted":"7","user_data_128":"0","user_data_64":0,"user_data_32":0,"timestamp":1}"#;
-    let other = account.replace("\"9002\"", "\"1001\"");
-    let transfer = r#"{"type":"transfer","id":"11","debit_account_id":"1001","credit_account_id":"9002","amount":"5","pending_id":"0","ledger":392,"code":201,"flags":["pending"],"timeout":0,"user_data_128":"42","user_data_64":0,"user_data_32":0,"timestamp":3,"pending_status":"pending"}"#;
-    let text = format!("{account}\n{other}\n{transfer}\n");
-    let (head, tail) = text.as_bytes().split_at(100);
-    reader.write_all(head).unwrap();
-    reader.write_all(tail).unwrap();
-    assert_eq!(reader.accounts.len(), 1);
-    assert_eq!(reader.accounts[&9002].credits_posted, 7);
-    assert_eq!(reader.transfers.len(), 1);
-    let booked = &reader.transfers[0];
-    assert_eq!(booked.transfer.user_data_128, 42);
-    assert!(booked.transfer.flags.contains(TransferFlags::PENDING));
-    assert_eq!(booked.status, Some(PendingStatus::Pending));
-}
-
-#[test]
-fn the_export_reader_refuses_unknown_flags_and_runaway_lines() {
-    let mut reader = ExportReader::new([1, 2]);
-    let bad = r#"{"type":"transfer","id":"11","debit_account_id":"1","credit_account_id":"2","amount":"5","pending_id":"0","ledger":392,"code":201,"flags":["sideways"],"timeout":0,"user_data_128":"0","user_data_64":0,"user_data_32":0,"timestamp":3,"pending_status":null}"#;
-    assert!(reader.write_all(format!("{bad}\n").as_bytes()).is_err());
-    assert_eq!(reader.error.as_ref().map(|e| e.0), Some(1));
-    let mut reader = ExportReader::new([1, 2]);
-    assert!(
-        reader
-            .write_all(&vec![b' '; EXPORT_LINE_LEN_MAX + 1])
-            .is_err()
-    );
-}
 
 /// A JP node's data directory with a ledger and a store, written through the real APIs.
 fn jp_data_dir() -> (tempfile::TempDir, Config) {
@@ -149,6 +114,8 @@ async fn load_reads_the_corridor_from_the_ledger_and_store_and_runs_the_ledger_a
     assert_eq!(books.currency.alpha, "JPY");
     assert_eq!(books.outbound.len(), 1);
     assert_eq!(books.accounts[&9002].credits_pending, 200);
+    // Only the corridor's accounts are kept: not the customer's, not the genesis source.
+    assert_eq!(books.accounts.keys().collect::<Vec<_>>(), [&9002, &9003]);
     // The genesis transfer touches neither the corridor nor the liquidity account.
     assert_eq!(books.transfers.len(), 1);
     assert_eq!(books.transfers[0].status, Some(PendingStatus::Pending));
