@@ -69,7 +69,8 @@ pub enum PairAuditError {
 pub struct AccountView {
     /// Currency ledger (ISO 4217 numeric).
     pub ledger: u32,
-    /// Account code (the node's [`AccountKind::ledger_code`]).
+    /// Account code (the node's
+    /// [`AccountKind::ledger_code`](kakehashi_node::store::AccountKind::ledger_code)).
     pub code: u16,
     /// Minor units.
     pub debits_pending: u128,
