@@ -1,5 +1,5 @@
 //! The end-to-end tests, one binary (as ripgrep's `tests/tests.rs`): each module drives the real
-//! `kakehashi` binary or real node processes.
+//! `kakehashi` binary or real node processes; `tidy` checks the sources themselves.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -18,6 +18,8 @@ mod relay_cli;
 mod relay_crash;
 /// `kakehashi replay` with the sample transaction file, and `kakehashi bench`.
 mod replay_cli;
+/// Rules on the source tree: jurisdictions are data, not code.
+mod tidy;
 
 /// The one `kakehashi devnet --demo` run of this binary, made by the first test that asks (the
 /// others wait for it). Its books live under cargo's temporary directory for tests.
