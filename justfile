@@ -12,9 +12,17 @@ demo:
 test:
     cargo test --workspace
 
-# Everything CI runs: fmt, clippy, tests, docs, interop, conformance.
+# Everything CI runs: toolchain, fmt, deny, clippy, fuzz check, tests, docs, interop, conformance.
 ci:
     bash .ci/run
+
+# The dependency policy in deny.toml (needs `cargo install cargo-deny --locked`).
+deny:
+    cargo deny check bans licenses sources
+
+# Type-check the fuzz targets and examples, as CI does (no cargo-fuzz needed).
+fuzz-check:
+    cargo check --manifest-path fuzz/Cargo.toml --bins --examples --locked
 
 # Format the workspace.
 fmt:

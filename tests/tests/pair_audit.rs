@@ -78,13 +78,17 @@ impl Devnet {
     }
 }
 
-/// Runs the demo on `data_dir` and returns once it exited 0.
-fn devnet_demo(data_dir: &Path, scratch: &Path) {
-    let (status, logs) = Devnet::start(data_dir, scratch, &["--demo"], None).wait();
+/// Copies the books of the binary's one demo run (`crate::shared_demo`) to `data_dir`, once
+/// that run exited 0.
+fn devnet_demo(data_dir: &Path) {
+    let demo = crate::shared_demo();
+    let status = demo.run.status;
+    let logs = format!("stdout:\n{}\nstderr:\n{}", demo.run.stdout, demo.run.stderr);
     assert!(
         status.success(),
         "devnet --demo ended with {status}\n{logs}"
     );
+    demo.copy_data_to(data_dir);
 }
 
 fn pair_audit(data_dir: &Path, json: bool) -> Output {
@@ -141,7 +145,7 @@ fn sg_node_key() -> SigningKey {
 fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let data = scratch.path().join("devnet-data");
-    devnet_demo(&data, scratch.path());
+    devnet_demo(&data);
 
     // The demo's books agree: 3 payments settled JP → SG and 2 SG → JP.
     let clean = pair_audit(&data, false);

@@ -10,14 +10,10 @@
 //! fails to start, says which port, and the test fails with that message rather than hanging.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kakehashi_e2e::{kakehashi, kakehashi_bin, repo_root};
-
-/// How long one demo run may take before the test kills it: starting two nodes and sending
-/// nine payments takes a few seconds; a run this long is a hang, not slowness.
-const DEMO_DEADLINE: Duration = Duration::from_secs(90);
+use kakehashi_e2e::{DemoRun, devnet_demo, kakehashi, kakehashi_bin, repo_root};
 
 /// The SG node listens this far above `--base-port` (`kakehashi devnet --help`).
 const SG_PORT_OFFSET: u16 = 100;
@@ -26,51 +22,6 @@ const SG_PORT_OFFSET: u16 = 100;
 /// one block of 103 ports from the shared allocator, which never hands a port out twice.
 fn free_base_port() -> u16 {
     kakehashi_e2e::free_ports(SG_PORT_OFFSET + 3)
-}
-
-/// What one devnet run printed and how it ended.
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `kakehashi devnet --demo` on `data_dir`, killing it after [`DEMO_DEADLINE`].
-fn devnet_demo(data_dir: &Path, scratch: &Path) -> Run {
-    let base = free_base_port().to_string();
-    let stdout_path = scratch.join("devnet.stdout");
-    let stderr_path = scratch.join("devnet.stderr");
-    let mut child = Command::new(kakehashi_bin())
-        .current_dir(repo_root())
-        .args(["devnet", "--demo", "--base-port", &base, "--data-dir"])
-        .arg(data_dir)
-        .env_remove("KAKEHASHI_LOG")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-        .spawn()
-        .expect("start kakehashi devnet");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for kakehashi devnet") {
-            break status;
-        }
-        if started.elapsed() > DEMO_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "kakehashi devnet --demo still running after {DEMO_DEADLINE:?}\nstdout:\n{}\nstderr:\n{}",
-                std::fs::read_to_string(&stdout_path).unwrap_or_default(),
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Run {
-        status,
-        stdout: std::fs::read_to_string(&stdout_path).expect("read stdout"),
-        stderr: std::fs::read_to_string(&stderr_path).expect("read stderr"),
-    }
 }
 
 /// The lines of the payments table for one route that ended with `outcome`.
@@ -82,7 +33,7 @@ fn table_lines<'a>(stdout: &'a str, route: &str, outcome: &str) -> Vec<&'a str> 
 }
 
 #[track_caller]
-fn check_demo(run: &Run) {
+fn check_demo(run: &DemoRun) {
     let context = format!("stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert_eq!(run.status.code(), Some(0), "{context}");
     // Payments settled both ways, each marked as expected.
@@ -160,9 +111,10 @@ fn devnet_demo_settles_both_ways_rejects_with_reasons_and_receipts_verify_offlin
     let scratch = tempfile::tempdir().expect("temp dir");
     let data = scratch.path().join("devnet-data");
 
-    let first = devnet_demo(&data, scratch.path());
-    check_demo(&first);
-    let receipts = receipt_files(&data.join("receipts"));
+    // The binary's one demo run on fresh books (`crate::shared_demo`), read only here.
+    let first = crate::shared_demo();
+    check_demo(&first.run);
+    let receipts = receipt_files(&first.data_dir().join("receipts"));
     assert_eq!(receipts.len(), 5, "{receipts:?}");
 
     // Every receipt verifies offline under the agreement (JP recognizes SG's receipt-signing
@@ -202,7 +154,9 @@ fn devnet_demo_settles_both_ways_rejects_with_reasons_and_receipts_verify_offlin
         assert!(stdout.contains("INVALID"), "tampered {what}\n{stdout}");
     }
 
-    // Running the demo again on the same ledgers works: new UETRs, balances carry on.
+    // Running the demo again on the same ledgers (a copy of them) works: new UETRs, balances
+    // carry on.
+    first.copy_data_to(&data);
     let second = devnet_demo(&data, scratch.path());
     check_demo(&second);
     assert_eq!(receipt_files(&data.join("receipts")).len(), 10);

@@ -1,0 +1,29 @@
+//! The end-to-end tests, one binary (as ripgrep's `tests/tests.rs`): each module drives the real
+//! `kakehashi` binary or real node processes; `tidy` checks the sources themselves.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use kakehashi_e2e::SharedDemo;
+
+/// Certificate verdicts and inspection through `kakehashi cert`, fixture by fixture.
+mod cert_cli;
+/// `kakehashi ledger audit|export` on a ledger written through the library.
+mod ledger_cli;
+/// `kakehashi ledger pair-audit` on the demo's books, tampered books and books after a crash.
+mod pair_audit;
+/// The devnet demo, its receipts verified offline, and the participant commands.
+mod relay_cli;
+/// Node processes killed at crash points and restarted: both ledgers end consistent.
+mod relay_crash;
+/// `kakehashi replay` with the sample transaction file, and `kakehashi bench`.
+mod replay_cli;
+/// Rules on the source tree: jurisdictions are data, not code.
+mod tidy;
+
+/// The one `kakehashi devnet --demo` run of this binary, made by the first test that asks (the
+/// others wait for it). Its books live under cargo's temporary directory for tests.
+fn shared_demo() -> &'static SharedDemo {
+    static DEMO: OnceLock<SharedDemo> = OnceLock::new();
+    DEMO.get_or_init(|| SharedDemo::run_in(Path::new(env!("CARGO_TARGET_TMPDIR"))))
+}
