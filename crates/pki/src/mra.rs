@@ -1636,32 +1636,44 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MraError> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::OnceLock;
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 
     use super::*;
-    use crate::devpki::{self, DevPki};
+    use crate::purpose::KAKEHASHI_ARC;
 
-    fn pki() -> &'static DevPki {
-        static PKI: OnceLock<DevPki> = OnceLock::new();
-        PKI.get_or_init(|| devpki::generate("mra-unit-tests").unwrap())
+    // The committed development PKI (`certs/` at the repository root), which `kakehashi pki
+    // init` generated: the generator lives in a crate that depends on this one, and the devpki
+    // tests check that `certs/` is exactly its output for the recorded seed.
+    fn certs_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
     }
 
+    fn committed(relative: &str) -> Result<Vec<u8>, MraError> {
+        std::fs::read(certs_dir().join(relative)).map_err(|cause| MraError::Read {
+            path: PathBuf::from(relative),
+            cause,
+        })
+    }
+
+    /// The committed agreement as `kakehashi pki init` wrote it, signed by every party.
     fn generated_text() -> String {
-        String::from_utf8(pki().files[Path::new("mra.toml")].clone()).unwrap()
+        String::from_utf8(committed("mra.toml").unwrap()).unwrap()
+    }
+
+    /// The authority key of `code` (lower case), as committed in `certs/mra-keys/`.
+    fn authority_key(code: &str) -> SigningKey {
+        let pem = std::fs::read_to_string(certs_dir().join(format!("mra-keys/{code}.key.pem")));
+        SigningKey::from_pkcs8_pem(&pem.unwrap()).unwrap()
+    }
+
+    /// The development PKI's policy OID for `level` in the jurisdiction with ISO 3166 numeric
+    /// code `number` (`certs/README.md`, "Assurance levels").
+    fn policy_oid(number: u32, level: AssuranceLevel) -> String {
+        format!("{KAKEHASHI_ARC}.2.{number}.{}", level.number())
     }
 
     fn parse(text: &str) -> Result<Mra, MraError> {
-        let mut read = |r: &str| -> Result<Vec<u8>, MraError> {
-            pki()
-                .files
-                .get(Path::new(r))
-                .cloned()
-                .ok_or_else(|| MraError::Read {
-                    path: PathBuf::from(r),
-                    cause: std::io::Error::from(std::io::ErrorKind::NotFound),
-                })
-        };
-        Mra::parse_with(text, Path::new("test-mra.toml"), &mut read)
+        Mra::parse_with(text, Path::new("test-mra.toml"), &mut committed)
     }
 
     fn unsigned_text() -> String {
@@ -1699,11 +1711,7 @@ mod tests {
     #[test]
     fn refuses_agreement_signed_by_only_some_parties() {
         let mut mra = parse(&unsigned_text()).unwrap();
-        mra.sign(
-            "JP",
-            &devpki::derive_key("mra-unit-tests", "mra-authority/jp"),
-        )
-        .unwrap();
+        mra.sign("JP", &authority_key("jp")).unwrap();
         match mra.verify_signatures() {
             Err(MraError::Unsigned { missing }) => assert_eq!(missing, ["SG", "TH"]),
             other => panic!("expected Unsigned, got {other:?}"),
@@ -1796,7 +1804,7 @@ mod tests {
     #[test]
     fn signing_needs_the_listed_authority_key() {
         let mut mra = parse(&unsigned_text()).unwrap();
-        let sg_key = devpki::derive_key("mra-unit-tests", "mra-authority/sg");
+        let sg_key = authority_key("sg");
         assert!(matches!(
             mra.sign("JP", &sg_key),
             Err(MraError::WrongKey { .. })
@@ -1812,7 +1820,7 @@ mod tests {
         let text = unsigned_text();
         let mut mra = parse(&text).unwrap();
         for code in ["jp", "sg", "th"] {
-            let key = devpki::derive_key("mra-unit-tests", &format!("mra-authority/{code}"));
+            let key = authority_key(code);
             mra.sign(&code.to_ascii_uppercase(), &key).unwrap();
         }
         let written = mra.with_signatures(&text).unwrap();
@@ -1900,7 +1908,7 @@ mod tests {
 
     #[test]
     fn accepts_an_inline_pem_anchor() {
-        let pem = String::from_utf8(pki().files[Path::new("jp/root.pem")].clone()).unwrap();
+        let pem = String::from_utf8(committed("jp/root.pem").unwrap()).unwrap();
         let text = unsigned_text().replace(
             "anchors = [\"jp/root.pem\"]",
             &format!("anchors = [\"\"\"\n{pem}\"\"\"]"),
@@ -1974,11 +1982,9 @@ mod tests {
 
     #[test]
     fn load_reads_anchors_relative_to_the_file_and_reports_missing_files() {
-        let dir = tempfile::tempdir().unwrap();
-        pki().write_to(dir.path(), false).unwrap();
-        let mra = Mra::load(&dir.path().join("mra.toml")).unwrap();
+        let mra = Mra::load(&certs_dir().join("mra.toml")).unwrap();
         mra.verify_signatures().unwrap();
-        let err = Mra::load(&dir.path().join("absent.toml")).unwrap_err();
+        let err = Mra::load(&certs_dir().join("absent.toml")).unwrap_err();
         assert!(matches!(err, MraError::Read { .. }));
     }
 
@@ -1997,9 +2003,9 @@ mod tests {
     fn highest_level_picks_the_best_mapped_policy() {
         let mra = parse(&unsigned_text()).unwrap();
         let jp = mra.jurisdiction("JP").unwrap();
-        let low = devpki::policy_oid(392, AssuranceLevel::Low);
-        let high = devpki::policy_oid(392, AssuranceLevel::High);
-        let sg_high = devpki::policy_oid(702, AssuranceLevel::High);
+        let low = policy_oid(392, AssuranceLevel::Low);
+        let high = policy_oid(392, AssuranceLevel::High);
+        let sg_high = policy_oid(702, AssuranceLevel::High);
         assert_eq!(
             jp.highest_level([low.as_str(), high.as_str()]).map(|l| l.0),
             Some(AssuranceLevel::High)
@@ -2019,7 +2025,7 @@ mod tests {
     fn signed(text: &str) -> Mra {
         let mut mra = parse(text).unwrap();
         for code in ["jp", "sg", "th"] {
-            let key = devpki::derive_key("mra-unit-tests", &format!("mra-authority/{code}"));
+            let key = authority_key(code);
             mra.sign(&code.to_ascii_uppercase(), &key).unwrap();
         }
         mra.verify_signatures().unwrap();
@@ -2027,7 +2033,7 @@ mod tests {
     }
 
     fn chain(path: &str) -> Vec<Cert> {
-        Cert::parse_pem_or_der_bundle(&pki().files[Path::new(path)]).unwrap()
+        Cert::parse_pem_or_der_bundle(&committed(path).unwrap()).unwrap()
     }
 
     fn recognize(
@@ -2070,7 +2076,7 @@ mod tests {
         );
         assert_eq!(v.level_reached, Some(AssuranceLevel::High));
         assert_eq!(v.level_required, Some(AssuranceLevel::Substantial));
-        assert_eq!(v.policies, [devpki::policy_oid(392, AssuranceLevel::High)]);
+        assert_eq!(v.policies, [policy_oid(392, AssuranceLevel::High)]);
         assert_eq!(v.path.len(), 3);
         assert!(
             v.checks
@@ -2206,7 +2212,7 @@ mod tests {
     #[test]
     fn refuses_a_policy_no_map_assigns() {
         // Drop JP's map entry for "high": KKHAJPJ0's only policy then maps to nothing.
-        let high = devpki::policy_oid(392, AssuranceLevel::High);
+        let high = policy_oid(392, AssuranceLevel::High);
         let text = unsigned_text().replacen(&format!("\"{high}\" = \"high\"\n"), "", 1);
         let mra = signed(&text);
         let v = recognize(
