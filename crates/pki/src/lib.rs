@@ -3,20 +3,20 @@
 //! It owns X.509 path validation to RFC 5280 §6 (path building, signatures, validity, name
 //! chaining, basic constraints, key usage, extended key usage, name constraints, certificate
 //! policies, CRLs), the mutual-recognition agreement (MRA) that says which foreign anchors are
-//! recognized for which purposes, the explanation of every verdict, the x509-limbo conformance
-//! harness, the development PKI generator, and rustls verifier adapters.
+//! recognized for which purposes, the explanation of every verdict, and rustls verifier
+//! adapters. The development PKI generator and the x509-limbo conformance harness live in
+//! `kakehashi-devpki`, which depends on this crate.
 //!
 //! It takes DER bytes, trust anchors and the validation time as arguments. It must not depend
-//! on tokio, tonic, sled or the wire types: `cargo tree -p kakehashi-pki` shows none of them.
+//! on tokio, tonic, sled, tracing, the ledger or the wire types, nor on a certificate generator
+//! (rcgen, p256): `cargo tree -e normal -p kakehashi-pki` shows none of them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cache;
 pub mod cert;
 pub mod crl;
-pub mod devpki;
 pub mod error;
-pub mod limbo;
 pub mod mra;
 pub mod name_constraints;
 pub mod path;

@@ -1,10 +1,24 @@
-//! The development PKI generator behind `kakehashi pki init`: for Japan (JP) and Singapore
-//! (SG) each a root CA, an issuing CA, three fictitious banks with payment-signing
-//! certificates, a node TLS certificate, a receipt-signing certificate and CRLs; a third
-//! jurisdiction (TH) with one bank and a node, which recognizes JP and SG but is not recognized
-//! by them; negative fixtures for auditors, among them node TLS certificates with exactly one
-//! defect each for the relay's handshake tests; and the mutual-recognition agreement
-//! (`mra.toml`), signed by every party.
+//! kakehashi-devpki: the development PKI generator and the x509-limbo conformance harness,
+//! tooling around the verifier that no node runs.
+//!
+//! It owns the generator behind `kakehashi pki init` (the committed `certs/` is exactly its
+//! output for the seed in `certs/dev-seed.txt`) and [`limbo`], the x509-limbo and NIST PKITS
+//! harness behind `kakehashi conformance`. It depends on `kakehashi-pki` (the verifier the
+//! harness drives, the agreement the generator signs) and on rcgen and p256, which the verifier
+//! itself must not carry.
+//!
+//! Production code must not depend on it: neither `kakehashi-pki` nor `kakehashi-node` nor
+//! `kakehashi-ledger` does. The `kakehashi` binary uses it for the developer commands
+//! `pki init` and `conformance` only, and tests use its fixture table.
+//!
+//! # The development PKI
+//!
+//! [`generate`] makes, for Japan (JP) and Singapore (SG), each a root CA, an issuing CA, three
+//! fictitious banks with payment-signing certificates, a node TLS certificate, a
+//! receipt-signing certificate and CRLs; a third jurisdiction (TH) with one bank and a node,
+//! which recognizes JP and SG but is not recognized by them; negative fixtures for auditors,
+//! among them node TLS certificates with exactly one defect each for the relay's handshake
+//! tests; and the mutual-recognition agreement (`mra.toml`), signed by every party.
 //!
 //! Every private key derives from a seed (SHA-256 of a domain-separation label, the seed and
 //! the key's name), and every date and serial number is fixed, so the same seed regenerates the
@@ -20,6 +34,10 @@
 //!
 //! Validity dates are far from today so that committed fixtures do not rot: tests pin the
 //! validation time to [`VALIDATION_TIME`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod limbo;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,8 +55,8 @@ use sha2::Digest as _;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use crate::mra::{AssuranceLevel, Mra, MraError};
-use crate::purpose::{
+use kakehashi_pki::mra::{AssuranceLevel, Mra, MraError};
+use kakehashi_pki::purpose::{
     EKU_CLIENT_AUTH, EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING, EKU_SERVER_AUTH, KAKEHASHI_ARC,
     Purpose,
 };

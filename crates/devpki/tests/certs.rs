@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kakehashi_devpki::{Expected, FIXTURES, Fixture, VALIDATION_TIME};
 use kakehashi_pki::cert::Cert;
-use kakehashi_pki::devpki::{self, Expected, FIXTURES, VALIDATION_TIME};
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Outcome, UnixTime};
 
@@ -26,7 +26,7 @@ fn committed_seed() -> String {
 
 #[test]
 fn committed_certs_are_exactly_what_the_generator_makes_from_the_recorded_seed() {
-    let pki = devpki::generate(&committed_seed()).unwrap();
+    let pki = kakehashi_devpki::generate(&committed_seed()).unwrap();
     for (relative, bytes) in &pki.files {
         let committed = std::fs::read(certs_dir().join(relative))
             .unwrap_or_else(|e| panic!("certs/{} is missing: {e}", relative.display()));
@@ -131,7 +131,7 @@ fn openssl_agrees_on_every_chain_it_can_judge() {
 // --- Recognition of every fixture ---------------------------------------------------------
 
 #[track_caller]
-fn check(fixture: &devpki::Fixture, mra: &Mra) {
+fn check(fixture: &Fixture, mra: &Mra) {
     let bytes = std::fs::read(certs_dir().join(fixture.chain)).unwrap();
     let chain = Cert::parse_pem_or_der_bundle(&bytes).unwrap();
     let (leaf, intermediates) = chain.split_first().unwrap();

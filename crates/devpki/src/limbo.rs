@@ -10,13 +10,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{Cert, KeyUsage};
-use crate::crl::{CrlSet, RevocationMode};
-use crate::policy::PolicySettings;
-use crate::profile::{PeerName, Profile};
-use crate::purpose::{EKU_CLIENT_AUTH, EKU_SERVER_AUTH};
-use crate::time::UnixTime;
-use crate::validate::{ValidationOptions, verify_chain};
+use kakehashi_pki::UnixTime;
+use kakehashi_pki::cert::{Cert, EKU_ANY, KeyUsage};
+use kakehashi_pki::crl::{CrlSet, RevocationMode};
+use kakehashi_pki::policy::PolicySettings;
+use kakehashi_pki::purpose::{EKU_CLIENT_AUTH, EKU_SERVER_AUTH};
+use kakehashi_pki::validate::{PeerName, Profile, ValidationOptions, verify_chain};
 
 /// Most testcases one file may hold: limbo's full suite has about ten thousand; the bound
 /// keeps a hostile file from holding the harness forever.
@@ -320,7 +319,7 @@ fn eku_oids(names: &[String]) -> Result<Vec<String>, String> {
                 "emailProtection" => "1.3.6.1.5.5.7.3.4",
                 "timeStamping" => "1.3.6.1.5.5.7.3.8",
                 "OCSPSigning" => "1.3.6.1.5.5.7.3.9",
-                "anyExtendedKeyUsage" => crate::cert::EKU_ANY,
+                "anyExtendedKeyUsage" => EKU_ANY,
                 other => return Err(format!("unknown extended key usage {other:?}")),
             }
             .to_owned())
