@@ -18,11 +18,11 @@ use crate::error::Error;
 /// Most name-versus-subtree comparisons one path validation may make: a certificate with
 /// thousands of names under a CA with thousands of constraints is quadratic work (the
 /// pathological `nc-dos` shape), and no real chain comes near this bound.
-pub const NAME_CONSTRAINT_CHECKS_MAX: usize = 250_000;
+pub(crate) const NAME_CONSTRAINT_CHECKS_MAX: usize = 250_000;
 
 /// A name to check, taken from a certificate's subject or subjectAltName.
 #[derive(Clone, Debug)]
-pub enum SubjectName<'a> {
+pub(crate) enum SubjectName<'a> {
     /// A name from subjectAltName.
     Alt(&'a GeneralName),
     /// The subject distinguished name.
@@ -49,7 +49,7 @@ impl std::fmt::Display for SubjectName<'_> {
 
 /// The names of `cert` that name constraints apply to. `common_name_as_dns` adds commonName
 /// values that read as host names or IP addresses (web-PKI clients treat them as such).
-pub fn subject_names(cert: &Cert, common_name_as_dns: bool) -> Vec<SubjectName<'_>> {
+pub(crate) fn subject_names(cert: &Cert, common_name_as_dns: bool) -> Vec<SubjectName<'_>> {
     let mut names = Vec::new();
     if !cert.subject().is_empty() {
         names.push(SubjectName::Directory(cert.subject()));
@@ -89,7 +89,7 @@ fn looks_like_host_name(text: &str) -> bool {
 
 /// The name constraints accumulated along a path (RFC 5280 §6.1.2(b)-(c) state).
 #[derive(Clone, Debug, Default)]
-pub struct ConstraintState {
+pub(crate) struct ConstraintState {
     permitted: Vec<Vec<GeneralName>>,
     excluded: Vec<GeneralName>,
     checks: usize,
@@ -97,18 +97,18 @@ pub struct ConstraintState {
 
 impl ConstraintState {
     /// No constraints.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// True when no constraint has been added.
-    pub fn is_unconstrained(&self) -> bool {
+    pub(crate) fn is_unconstrained(&self) -> bool {
         self.permitted.is_empty() && self.excluded.is_empty()
     }
 
     /// Adds a CA's nameConstraints (§6.1.4(g)). Malformed subtree bases reject the path: a
     /// constraint we cannot read cannot be honoured.
-    pub fn add(&mut self, nc: &NameConstraints) -> Result<(), Error> {
+    pub(crate) fn add(&mut self, nc: &NameConstraints) -> Result<(), Error> {
         for base in nc
             .permitted
             .iter()
@@ -127,7 +127,7 @@ impl ConstraintState {
     }
 
     /// Checks one name against the accumulated constraints (§6.1.3(b)-(c)).
-    pub fn check(&mut self, name: &SubjectName<'_>) -> Result<(), Error> {
+    pub(crate) fn check(&mut self, name: &SubjectName<'_>) -> Result<(), Error> {
         for base in &self.excluded {
             self.checks += 1;
             if self.checks > NAME_CONSTRAINT_CHECKS_MAX {
@@ -309,7 +309,7 @@ fn validate_base(base: &GeneralName) -> Result<(), Error> {
 
 /// A DNS name of LDH labels (underscores tolerated, as real names carry them), optionally
 /// with a leading `*.` wildcard label when `wildcard` is allowed.
-pub fn is_dns_name(name: &str, wildcard: bool) -> bool {
+pub(crate) fn is_dns_name(name: &str, wildcard: bool) -> bool {
     let body = match name.strip_prefix("*.") {
         Some(rest) if wildcard => rest,
         _ => name,

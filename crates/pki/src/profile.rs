@@ -46,7 +46,7 @@ const RULE_KEYS: &str = "CABF BR §6.1.5, §7.1.3.1";
 /// Checks the peer name against the leaf's subjectAltName (RFC 6125 §6.4, RFC 9525 §6.3).
 /// There is no fallback to the subject commonName: RFC 9525 §6.3 removed it and the BRs put
 /// every identity in subjectAltName.
-pub fn check_peer_name(leaf: &Cert, peer: &PeerName) -> Result<(), Error> {
+pub(crate) fn check_peer_name(leaf: &Cert, peer: &PeerName) -> Result<(), Error> {
     let alt = leaf.subject_alt_names().unwrap_or(&[]);
     let found = alt.iter().any(|name| match (peer, name) {
         (PeerName::Dns(reference), GeneralName::Dns(presented)) => {
@@ -78,7 +78,7 @@ pub fn check_peer_name(leaf: &Cert, peer: &PeerName) -> Result<(), Error> {
 /// label directly under a public suffix (CABF BR §3.2.2.6), so `*.com`, `*.co.uk` and a bare
 /// `*` match nothing. Partial wildcards (`f*o`, `xn--*`) match nothing. Comparison is
 /// case-insensitive over ASCII; internationalized names must be A-labels.
-pub fn dns_name_matches(presented: &str, reference: &str) -> bool {
+pub(crate) fn dns_name_matches(presented: &str, reference: &str) -> bool {
     let reference = reference.strip_suffix('.').unwrap_or(reference);
     let presented = presented.strip_suffix('.').unwrap_or(presented);
     if !reference.is_ascii() || !presented.is_ascii() || reference.contains('*') {
@@ -118,7 +118,11 @@ fn email_matches(presented: &str, reference: &str) -> bool {
 /// Checks the extended key usage of the end-entity certificate (RFC 5280 §4.2.1.12): absent
 /// means unrestricted; present, it must list one of `required` (anyExtendedKeyUsage counts only
 /// under the RFC 5280 profile: the BRs forbid it in subscriber certificates).
-pub fn check_leaf_eku(leaf: &Cert, required: &[String], profile: Profile) -> Result<(), Error> {
+pub(crate) fn check_leaf_eku(
+    leaf: &Cert,
+    required: &[String],
+    profile: Profile,
+) -> Result<(), Error> {
     let Some(present) = leaf.extended_key_usage() else {
         return Ok(());
     };
@@ -138,7 +142,7 @@ pub fn check_leaf_eku(leaf: &Cert, required: &[String], profile: Profile) -> Res
 
 /// The position of a certificate on the path, for the profile rules that differ by role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// The end-entity certificate.
     Leaf,
     /// A CA certificate between the leaf and the trust anchor.
@@ -155,7 +159,11 @@ fn profile_error(rule: &'static str, detail: impl Into<String>) -> Error {
 }
 
 /// The web-PKI certificate-profile rules for one certificate on the path.
-pub fn check_webpki_cert(cert: &Cert, role: Role, required_ekus: &[String]) -> Result<(), Error> {
+pub(crate) fn check_webpki_cert(
+    cert: &Cert,
+    role: Role,
+    required_ekus: &[String],
+) -> Result<(), Error> {
     let subject = cert.subject_display();
     if cert.version() != 2 {
         return Err(profile_error(
@@ -335,7 +343,7 @@ fn check_webpki_leaf(leaf: &Cert) -> Result<(), Error> {
 /// constraints instead (see [`crate::name_constraints::subject_names`]); one with a
 /// subjectAltName is then held only to the respelling rule below (a commonName that names a
 /// SAN value in another case, another IP notation or as a U-label is always refused).
-pub fn check_common_name(leaf: &Cert, constrained: bool) -> Result<(), Error> {
+pub(crate) fn check_common_name(leaf: &Cert, constrained: bool) -> Result<(), Error> {
     let alt = leaf.subject_alt_names().unwrap_or(&[]);
     for attr in leaf.subject().attributes(OID_COMMON_NAME) {
         let text = attr.text().unwrap_or_default();
@@ -418,7 +426,7 @@ fn canonical_ip(bytes: &[u8]) -> Option<String> {
 
 /// CABF BR §7.1.3.2.2: an ECDSA signature uses the hash that matches the issuer's curve
 /// (SHA-256 with P-256, SHA-384 with P-384).
-pub fn check_signature_pairing(cert: &Cert, issuer: &Cert) -> Result<(), Error> {
+pub(crate) fn check_signature_pairing(cert: &Cert, issuer: &Cert) -> Result<(), Error> {
     let Ok(SignatureAlgorithm::Ecdsa(hash)) = cert.signature_algorithm() else {
         return Ok(());
     };

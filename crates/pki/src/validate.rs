@@ -1,5 +1,6 @@
 //! RFC 5280 §6.1 basic path validation over one candidate path, and [`verify_chain`], which
-//! builds candidate paths ([`crate::path`]) and returns the first that validates.
+//! builds candidate paths (backtracking over the intermediate pool, within [`Budget`]) and
+//! returns the first that validates.
 //!
 //! The trust anchor is a certificate. Its own validity, critical extensions, basic
 //! constraints, key usage and name constraints are enforced as those of a CA on the path (RFC
@@ -9,7 +10,8 @@ use crate::cert::{Cert, KeyUsage};
 use crate::crl::{CrlSet, RevocationMode};
 use crate::error::Error;
 use crate::name_constraints::{ConstraintState, subject_names};
-use crate::path::{self, Budget, CHAIN_DEPTH_MAX, Candidate};
+use crate::path::{self, Candidate};
+pub use crate::path::{Budget, CHAIN_DEPTH_MAX, PATH_ATTEMPTS_MAX, SIGNATURE_CHECKS_MAX};
 use crate::policy::{PolicyOutcome, PolicySettings};
 pub use crate::profile::{PeerName, Profile};
 use crate::profile::{
@@ -41,7 +43,7 @@ pub struct ValidationOptions {
     /// How revocation is checked.
     pub revocation: RevocationMode,
     /// Most certificates on a path, leaf and anchor included (capped at
-    /// [`path::CHAIN_DEPTH_MAX`]).
+    /// [`CHAIN_DEPTH_MAX`]).
     pub chain_depth_max: usize,
     /// Most intermediates that are not self-issued (x509-limbo's `max_chain_depth`); `None`
     /// leaves only `chain_depth_max`.
