@@ -1,7 +1,12 @@
+use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 
+use super::canonical::find_signature_section;
+use super::schema::is_dotted_oid;
 use super::*;
-use crate::purpose::KAKEHASHI_ARC;
+use crate::cert::Cert;
+use crate::purpose::{KAKEHASHI_ARC, Purpose};
+use crate::verdict::Outcome;
 
 // The committed development PKI (`certs/` at the repository root), which `kakehashi pki
 // init` generated: the generator lives in a crate that depends on this one, and the devpki
