@@ -1,3 +1,6 @@
+use x509_parser::der_parser::asn1_rs::Tag;
+
+use super::name::encode_oid;
 use super::*;
 
 fn ca_params(cn: &str) -> rcgen::CertificateParams {
