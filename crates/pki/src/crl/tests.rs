@@ -6,6 +6,11 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
+use super::parse::{
+    OID_CERTIFICATE_ISSUER, OID_CRL_NUMBER, OID_DELTA_CRL_INDICATOR,
+    OID_ISSUING_DISTRIBUTION_POINT, OID_REASON_CODE, distribution_point_name,
+    issuing_distribution_point, reason_flags,
+};
 use super::*;
 
 /// The validation time of every test: 2027-01-15T08:00:00Z.
