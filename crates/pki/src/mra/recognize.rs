@@ -31,21 +31,7 @@ impl Mra {
         extra_crls: &[Vec<u8>],
         time: UnixTime,
     ) -> RecognitionVerdict {
-        let mut verdict = RecognitionVerdict {
-            recognized: false,
-            agreement_id: self.agreement_id.clone(),
-            relying: relying.to_owned(),
-            purpose,
-            time: time.to_rfc3339(),
-            anchor_jurisdiction: None,
-            clause: None,
-            level_reached: None,
-            level_required: None,
-            policies: Vec::new(),
-            path: Vec::new(),
-            checks: Vec::new(),
-            reason: None,
-        };
+        let mut verdict = RecognitionVerdict::new(&self.agreement_id, relying, purpose, time);
         let Some(relying_index) = self.jurisdictions.iter().position(|j| j.code == relying) else {
             verdict.refuse(Check::fail(
                 "MRA §parties",
@@ -58,40 +44,12 @@ impl Mra {
             ));
             return verdict;
         };
-        let signature_check = if self.signatures_valid {
-            Check::pass(
-                "MRA §signatures",
-                "agreement-signatures",
-                None,
-                format!(
-                    "every party of {} signed and every signature verifies",
-                    self.agreement_id
-                ),
-            )
-        } else if self.allow_unsigned {
-            Check {
-                rule: "MRA §signatures".into(),
-                name: "agreement-signatures".into(),
-                cert: None,
-                outcome: Outcome::NotApplicable,
-                detail: format!(
-                    "WARNING: {} is not signed by every party (or a signature is invalid); \
-                     continuing only because unsigned agreements were explicitly allowed",
-                    self.agreement_id
-                ),
+        let signature_check = match self.signature_check() {
+            Ok(check) => check,
+            Err(refusal) => {
+                verdict.refuse(*refusal);
+                return verdict;
             }
-        } else {
-            verdict.refuse(Check::fail(
-                "MRA §signatures",
-                "agreement-signatures",
-                None,
-                format!(
-                    "{} is not signed by every party or a signature is invalid; \
-                     refusing to rely on it",
-                    self.agreement_id
-                ),
-            ));
-            return verdict;
         };
 
         let order = std::iter::once(relying_index)
@@ -108,17 +66,7 @@ impl Mra {
                     return verdict;
                 }
             };
-            let mut opts = ValidationOptions::new(time);
-            opts.required_ekus = purpose
-                .required_ekus()
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-            opts.revocation = if issuer.crls.is_empty() && extra_crls.is_empty() {
-                RevocationMode::IfAvailable
-            } else {
-                RevocationMode::Required
-            };
+            let opts = validation_options(issuer, purpose, extra_crls, time);
             let mut attempt = verdict.clone();
             attempt.checks.push(signature_check.clone());
             let rank = match verify_chain(leaf, intermediates, &issuer.anchor_certs, &crls, &opts) {
@@ -166,6 +114,45 @@ impl Mra {
             ),
         ));
         verdict
+    }
+
+    /// MRA §signatures: the passing (or, when unsigned agreements are allowed, warning) check
+    /// that recognition records, or the refusal when it may not rely on the agreement.
+    fn signature_check(&self) -> Result<Check, Box<Check>> {
+        if self.signatures_valid {
+            Ok(Check::pass(
+                "MRA §signatures",
+                "agreement-signatures",
+                None,
+                format!(
+                    "every party of {} signed and every signature verifies",
+                    self.agreement_id
+                ),
+            ))
+        } else if self.allow_unsigned {
+            Ok(Check {
+                rule: "MRA §signatures".into(),
+                name: "agreement-signatures".into(),
+                cert: None,
+                outcome: Outcome::NotApplicable,
+                detail: format!(
+                    "WARNING: {} is not signed by every party (or a signature is invalid); \
+                     continuing only because unsigned agreements were explicitly allowed",
+                    self.agreement_id
+                ),
+            })
+        } else {
+            Err(Box::new(Check::fail(
+                "MRA §signatures",
+                "agreement-signatures",
+                None,
+                format!(
+                    "{} is not signed by every party or a signature is invalid; \
+                     refusing to rely on it",
+                    self.agreement_id
+                ),
+            )))
+        }
     }
 
     /// Party `index`'s CRLs plus `extra` (DER), with the intermediates as candidate CRL
@@ -248,7 +235,28 @@ impl Mra {
             self.level_check(verdict, issuer, reached, AssuranceLevel::Low, leaf);
             return;
         }
+        if !self.in_force(verdict, time) {
+            return;
+        }
+        let Some(row) = self.row(verdict, relying, issuer, time) else {
+            return;
+        };
+        verdict.clause = Some(row.clause());
+        verdict.level_required = Some(row.minimum_level);
+        verdict.checks.push(Check::pass(
+            &row.clause(),
+            "recognition",
+            None,
+            format!(
+                "{} recognizes {} for {} from {} to {}",
+                relying.code, issuer.code, verdict.purpose, row.not_before, row.not_after
+            ),
+        ));
+        self.level_check(verdict, issuer, reached, row.minimum_level, leaf);
+    }
 
+    /// MRA §validity: whether the agreement is in force at `time`, recorded in the verdict.
+    fn in_force(&self, verdict: &mut RecognitionVerdict, time: UnixTime) -> bool {
         if time < self.not_before || time > self.not_after {
             verdict.refuse(Check::fail(
                 "MRA §validity",
@@ -259,7 +267,7 @@ impl Mra {
                     self.agreement_id, self.not_before, self.not_after, verdict.time
                 ),
             ));
-            return;
+            return false;
         }
         verdict.checks.push(Check::pass(
             "MRA §validity",
@@ -270,7 +278,20 @@ impl Mra {
                 self.agreement_id, self.not_before, self.not_after
             ),
         ));
+        true
+    }
 
+    /// MRA §recognition: the row that decides whether `relying` recognizes `issuer` for the
+    /// verdict's purpose at `time`, or `None` with the refusal recorded when no row applies.
+    /// Among the rows that apply, one whose minimum the chain reaches is preferred; otherwise
+    /// the most lenient, whose failure is the nearest miss.
+    fn row(
+        &self,
+        verdict: &mut RecognitionVerdict,
+        relying: &Jurisdiction,
+        issuer: &Jurisdiction,
+        time: UnixTime,
+    ) -> Option<&RecognitionRow> {
         let pair: Vec<&RecognitionRow> = self
             .rows
             .iter()
@@ -286,7 +307,7 @@ impl Mra {
                     relying.code, issuer.code, issuer.name
                 ),
             ));
-            return;
+            return None;
         };
         let for_purpose: Vec<&RecognitionRow> = pair
             .iter()
@@ -307,7 +328,7 @@ impl Mra {
                     verdict.purpose
                 ),
             ));
-            return;
+            return None;
         };
         let in_window: Vec<&RecognitionRow> = for_purpose
             .iter()
@@ -326,10 +347,8 @@ impl Mra {
                     row.id, row.not_before, row.not_after, verdict.time
                 ),
             ));
-            return;
+            return None;
         }
-        // Prefer a row whose minimum the chain reaches; otherwise judge against the most
-        // lenient row, whose failure is the nearest miss.
         let level = verdict.level_reached;
         let row = in_window
             .iter()
@@ -337,18 +356,7 @@ impl Mra {
             .find(|r| level.is_some_and(|l| l >= r.minimum_level))
             .or_else(|| in_window.iter().copied().min_by_key(|r| r.minimum_level))
             .unwrap_or(first_for_purpose);
-        verdict.clause = Some(row.clause());
-        verdict.level_required = Some(row.minimum_level);
-        verdict.checks.push(Check::pass(
-            &row.clause(),
-            "recognition",
-            None,
-            format!(
-                "{} recognizes {} for {} from {} to {}",
-                relying.code, issuer.code, verdict.purpose, row.not_before, row.not_after
-            ),
-        ));
-        self.level_check(verdict, issuer, reached, row.minimum_level, leaf);
+        Some(row)
     }
 
     fn level_check(
@@ -451,6 +459,25 @@ pub struct RecognitionVerdict {
 }
 
 impl RecognitionVerdict {
+    /// A verdict not (yet) recognized, with no evidence.
+    fn new(agreement_id: &str, relying: &str, purpose: Purpose, time: UnixTime) -> Self {
+        Self {
+            recognized: false,
+            agreement_id: agreement_id.to_owned(),
+            relying: relying.to_owned(),
+            purpose,
+            time: time.to_rfc3339(),
+            anchor_jurisdiction: None,
+            clause: None,
+            level_reached: None,
+            level_required: None,
+            policies: Vec::new(),
+            path: Vec::new(),
+            checks: Vec::new(),
+            reason: None,
+        }
+    }
+
     /// Records a failing check as the deciding reason.
     fn refuse(&mut self, check: Check) {
         self.recognized = false;
@@ -461,6 +488,28 @@ impl RecognitionVerdict {
         });
         self.checks.push(check);
     }
+}
+
+/// MRA §anchors: path validation to `issuer`'s anchors at `time` with the purpose's extended
+/// key usages; revocation is required on every certificate when there are CRLs to check with.
+fn validation_options(
+    issuer: &Jurisdiction,
+    purpose: Purpose,
+    extra_crls: &[Vec<u8>],
+    time: UnixTime,
+) -> ValidationOptions {
+    let mut opts = ValidationOptions::new(time);
+    opts.required_ekus = purpose
+        .required_ekus()
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    opts.revocation = if issuer.crls.is_empty() && extra_crls.is_empty() {
+        RevocationMode::IfAvailable
+    } else {
+        RevocationMode::Required
+    };
+    opts
 }
 
 /// Fills a verdict from a path-validation failure.

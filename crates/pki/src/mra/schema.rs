@@ -236,8 +236,30 @@ impl Checker<'_> {
                 format!("more than {JURISDICTIONS_MAX} jurisdictions"),
             ));
         }
-        let mut jurisdictions = Vec::with_capacity(raw.jurisdiction.len());
-        for (i, j) in raw.jurisdiction.into_iter().enumerate() {
+        let jurisdictions = self.jurisdictions(raw.jurisdiction)?;
+        let rows = self.rows(raw.recognition, &jurisdictions)?;
+        let signatures = self.signatures(raw.signature, &jurisdictions)?;
+        Ok(Mra {
+            path: self.path.to_owned(),
+            version: raw.version,
+            agreement_id: raw.agreement_id,
+            title: raw.title,
+            not_before,
+            not_after,
+            jurisdictions,
+            rows,
+            signatures,
+            canonical: Vec::new(),
+            allow_unsigned: false,
+            signatures_valid: false,
+            crl_sets: Vec::new(),
+        })
+    }
+
+    /// The `[[jurisdiction]]` tables, each checked, no code twice.
+    fn jurisdictions(&mut self, raw: Vec<RawJurisdiction>) -> Result<Vec<Jurisdiction>, MraError> {
+        let mut jurisdictions = Vec::with_capacity(raw.len());
+        for (i, j) in raw.into_iter().enumerate() {
             let checked = self.jurisdiction(i, j)?;
             if jurisdictions
                 .iter()
@@ -250,15 +272,24 @@ impl Checker<'_> {
             }
             jurisdictions.push(checked);
         }
-        if raw.recognition.len() > RECOGNITION_ROWS_MAX {
+        Ok(jurisdictions)
+    }
+
+    /// The `[[recognition]]` rows, at most [`RECOGNITION_ROWS_MAX`], each checked, no id twice.
+    fn rows(
+        &self,
+        raw: Vec<RawRow>,
+        jurisdictions: &[Jurisdiction],
+    ) -> Result<Vec<RecognitionRow>, MraError> {
+        if raw.len() > RECOGNITION_ROWS_MAX {
             return Err(self.field(
                 "recognition",
                 format!("more than {RECOGNITION_ROWS_MAX} rows"),
             ));
         }
-        let mut rows: Vec<RecognitionRow> = Vec::with_capacity(raw.recognition.len());
-        for (i, r) in raw.recognition.into_iter().enumerate() {
-            let row = self.row(i, r, &jurisdictions)?;
+        let mut rows: Vec<RecognitionRow> = Vec::with_capacity(raw.len());
+        for (i, r) in raw.into_iter().enumerate() {
+            let row = self.row(i, r, jurisdictions)?;
             if rows.iter().any(|other| other.id == row.id) {
                 return Err(self.field(
                     format!("recognition[{i}].id"),
@@ -267,8 +298,18 @@ impl Checker<'_> {
             }
             rows.push(row);
         }
+        Ok(rows)
+    }
+
+    /// The `[[signature]]` tables: one per party at most, each a 64-byte Ed25519 signature by
+    /// a jurisdiction of the agreement. Whether they verify is checked later.
+    fn signatures(
+        &self,
+        raw: Vec<RawSignature>,
+        jurisdictions: &[Jurisdiction],
+    ) -> Result<BTreeMap<String, [u8; 64]>, MraError> {
         let mut signatures = BTreeMap::new();
-        for (i, s) in raw.signature.into_iter().enumerate() {
+        for (i, s) in raw.into_iter().enumerate() {
             let field = format!("signature[{i}]");
             if !jurisdictions.iter().any(|j| j.code == s.jurisdiction) {
                 return Err(self.field(
@@ -295,21 +336,7 @@ impl Checker<'_> {
                 ));
             }
         }
-        Ok(Mra {
-            path: self.path.to_owned(),
-            version: raw.version,
-            agreement_id: raw.agreement_id,
-            title: raw.title,
-            not_before,
-            not_after,
-            jurisdictions,
-            rows,
-            signatures,
-            canonical: Vec::new(),
-            allow_unsigned: false,
-            signatures_valid: false,
-            crl_sets: Vec::new(),
-        })
+        Ok(signatures)
     }
 
     fn text(&self, field: &str, value: &str) -> Result<(), MraError> {
@@ -349,32 +376,59 @@ impl Checker<'_> {
                 format!("`{}` is not an ISO 4217 code such as JPY", j.currency),
             ));
         }
-        let key_bytes = hex::decode(j.authority_key.trim())
-            .map_err(|e| self.field(at("authority_key"), format!("not hex: {e}")))?;
+        let authority_key = self.authority_key(&at("authority_key"), &j.authority_key)?;
+        let (anchors, anchor_certs) = self.anchors(&at("anchors"), &j.anchors)?;
+        let crls = self.crls(&at("crls"), &j.crls)?;
+        let policies = self.policies(&at("policies"), &j.policies)?;
+        Ok(Jurisdiction {
+            code: j.code,
+            name: j.name,
+            currency: j.currency,
+            authority_key,
+            anchors,
+            anchor_certs,
+            crls,
+            policies,
+        })
+    }
+
+    /// The authority's Ed25519 public key: 32 bytes of hex, a valid point, not of small order.
+    fn authority_key(&self, field: &str, hex_key: &str) -> Result<VerifyingKey, MraError> {
+        let key_bytes =
+            hex::decode(hex_key.trim()).map_err(|e| self.field(field, format!("not hex: {e}")))?;
         let key_bytes: [u8; 32] = key_bytes.try_into().map_err(|b: Vec<u8>| {
             self.field(
-                at("authority_key"),
+                field,
                 format!("an Ed25519 public key is 32 bytes, this one is {}", b.len()),
             )
         })?;
         let authority_key = VerifyingKey::from_bytes(&key_bytes)
-            .map_err(|_| self.field(at("authority_key"), "not a valid Ed25519 public key"))?;
+            .map_err(|_| self.field(field, "not a valid Ed25519 public key"))?;
         if authority_key.is_weak() {
-            return Err(self.field(at("authority_key"), "a weak (small-order) Ed25519 key"));
+            return Err(self.field(field, "a weak (small-order) Ed25519 key"));
         }
-        if j.anchors.is_empty() {
-            return Err(self.field(at("anchors"), "at least one trust anchor is required"));
+        Ok(authority_key)
+    }
+
+    /// The trust anchors, 1 to [`ANCHORS_PER_JURISDICTION_MAX`] references, as DER and parsed.
+    fn anchors(
+        &mut self,
+        field: &str,
+        references: &[String],
+    ) -> Result<(Vec<Vec<u8>>, Vec<Cert>), MraError> {
+        if references.is_empty() {
+            return Err(self.field(field, "at least one trust anchor is required"));
         }
-        if j.anchors.len() > ANCHORS_PER_JURISDICTION_MAX {
+        if references.len() > ANCHORS_PER_JURISDICTION_MAX {
             return Err(self.field(
-                at("anchors"),
+                field,
                 format!("more than {ANCHORS_PER_JURISDICTION_MAX} anchors"),
             ));
         }
         let mut anchors = Vec::new();
         let mut anchor_certs = Vec::new();
-        for (k, reference) in j.anchors.iter().enumerate() {
-            let field = format!("{}[{k}]", at("anchors"));
+        for (k, reference) in references.iter().enumerate() {
+            let field = format!("{field}[{k}]");
             for der in self.load_blocks(&field, reference, "CERTIFICATE")? {
                 let cert = Cert::from_der(&der).map_err(|e| {
                     self.field(
@@ -389,15 +443,17 @@ impl Checker<'_> {
                 anchor_certs.push(cert);
             }
         }
-        if j.crls.len() > CRLS_PER_JURISDICTION_MAX {
-            return Err(self.field(
-                at("crls"),
-                format!("more than {CRLS_PER_JURISDICTION_MAX} CRLs"),
-            ));
+        Ok((anchors, anchor_certs))
+    }
+
+    /// The CRLs, at most [`CRLS_PER_JURISDICTION_MAX`] references, each a usable CRL, as DER.
+    fn crls(&mut self, field: &str, references: &[String]) -> Result<Vec<Vec<u8>>, MraError> {
+        if references.len() > CRLS_PER_JURISDICTION_MAX {
+            return Err(self.field(field, format!("more than {CRLS_PER_JURISDICTION_MAX} CRLs")));
         }
         let mut crls = Vec::new();
-        for (k, reference) in j.crls.iter().enumerate() {
-            let field = format!("{}[{k}]", at("crls"));
+        for (k, reference) in references.iter().enumerate() {
+            let field = format!("{field}[{k}]");
             for der in self.load_blocks(&field, reference, "X509 CRL")? {
                 CrlSet::new().add_der(&der).map_err(|e| {
                     self.field(
@@ -408,15 +464,24 @@ impl Checker<'_> {
                 crls.push(der);
             }
         }
-        if j.policies.len() > POLICIES_PER_JURISDICTION_MAX {
+        Ok(crls)
+    }
+
+    /// The policy map, at most [`POLICIES_PER_JURISDICTION_MAX`] dotted OIDs, each to a level.
+    fn policies(
+        &self,
+        field: &str,
+        map: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, AssuranceLevel>, MraError> {
+        if map.len() > POLICIES_PER_JURISDICTION_MAX {
             return Err(self.field(
-                at("policies"),
+                field,
                 format!("more than {POLICIES_PER_JURISDICTION_MAX} policy OIDs"),
             ));
         }
         let mut policies = BTreeMap::new();
-        for (oid, level) in &j.policies {
-            let field = format!("{}.\"{oid}\"", at("policies"));
+        for (oid, level) in map {
+            let field = format!("{field}.\"{oid}\"");
             if !is_dotted_oid(oid) {
                 return Err(self.field(field, format!("`{oid}` is not a dotted object identifier")));
             }
@@ -428,16 +493,7 @@ impl Checker<'_> {
             })?;
             policies.insert(oid.clone(), level);
         }
-        Ok(Jurisdiction {
-            code: j.code,
-            name: j.name,
-            currency: j.currency,
-            authority_key,
-            anchors,
-            anchor_certs,
-            crls,
-            policies,
-        })
+        Ok(policies)
     }
 
     /// Reads PEM blocks with `label` (or one DER object) from a file reference or inline PEM.
