@@ -123,14 +123,7 @@ pub fn process(
     if n == 0 {
         return Err(PolicyError::EmptyPath);
     }
-    // §6.1.2(d)-(f): each counter starts at n+1 unless the matching initial input is set.
-    // `n` is a path length, far below u64::MAX, so the conversion and the +1 cannot overflow;
-    // saturate anyway rather than assert.
-    let n_plus_one = u64::try_from(n).unwrap_or(u64::MAX).saturating_add(1);
-    let start = |inhibited: bool| if inhibited { 0 } else { n_plus_one };
-    let mut explicit_policy = start(settings.initial_explicit_policy);
-    let mut policy_mapping = start(settings.initial_policy_mapping_inhibit);
-    let mut inhibit_any_policy = start(settings.initial_any_policy_inhibit);
+    let mut counters = Counters::new(n, settings);
 
     // §6.1.2(a): the tree starts as a single anyPolicy node of depth 0.
     let mut graph = Graph::new();
@@ -142,7 +135,7 @@ pub fn process(
         // §6.1.3(d)-(e): grow depth i from the certificate's policies, or empty the tree.
         match &cert.policies {
             Some(policies) if !graph.is_null() => {
-                let any_allowed = inhibit_any_policy > 0 || (!is_leaf && cert.self_issued);
+                let any_allowed = counters.inhibit_any_policy > 0 || (!is_leaf && cert.self_issued);
                 graph.add_level(policies, any_allowed);
             }
             _ => graph.set_null(),
@@ -150,50 +143,95 @@ pub fn process(
         graph.check_size(index)?;
 
         // §6.1.3(f): with explicit_policy at 0 the tree may not be NULL.
-        if explicit_policy == 0 && graph.is_null() {
+        if counters.explicit_policy == 0 && graph.is_null() {
             return Err(PolicyError::ExplicitPolicyRequired { index });
         }
 
         if is_leaf {
             break;
         }
+        map_policies(&mut graph, cert, index, counters.policy_mapping)?;
+        counters.prepare_for_next(cert);
+    }
+    wrap_up(graph, path, settings, counters.explicit_policy)
+}
 
-        // §6.1.4(a): anyPolicy may not be mapped either way.
-        if cert
-            .mappings
-            .iter()
-            .any(|(issuer, subject)| issuer == ANY_POLICY || subject == ANY_POLICY)
-        {
-            return Err(PolicyError::AnyPolicyMapped { index });
-        }
-        // §6.1.4(b): apply the mappings, or delete mapped policies when mapping is inhibited.
-        if !cert.mappings.is_empty() && !graph.is_null() {
-            if policy_mapping > 0 {
-                graph.apply_mappings(&cert.mappings);
-            } else {
-                graph.delete_mapped(&cert.mappings);
-            }
-            graph.check_size(index)?;
-        }
+/// The counters of RFC 5280 §6.1.2(d)-(f).
+struct Counters {
+    explicit_policy: u64,
+    policy_mapping: u64,
+    inhibit_any_policy: u64,
+}
 
-        // §6.1.4(h): counters count down on every certificate that is not self-issued.
-        if !cert.self_issued {
-            explicit_policy = explicit_policy.saturating_sub(1);
-            policy_mapping = policy_mapping.saturating_sub(1);
-            inhibit_any_policy = inhibit_any_policy.saturating_sub(1);
-        }
-        // §6.1.4(i), (j): constraints can only tighten the counters.
-        if let Some(skip) = cert.require_explicit_policy {
-            explicit_policy = explicit_policy.min(skip);
-        }
-        if let Some(skip) = cert.inhibit_policy_mapping {
-            policy_mapping = policy_mapping.min(skip);
-        }
-        if let Some(skip) = cert.inhibit_any_policy {
-            inhibit_any_policy = inhibit_any_policy.min(skip);
+impl Counters {
+    /// §6.1.2(d)-(f): each counter starts at n+1 unless the matching initial input is set.
+    fn new(n: usize, settings: &PolicySettings) -> Self {
+        // `n` is a path length, far below u64::MAX, so the conversion and the +1 cannot
+        // overflow; saturate anyway rather than assert.
+        let n_plus_one = u64::try_from(n).unwrap_or(u64::MAX).saturating_add(1);
+        let start = |inhibited: bool| if inhibited { 0 } else { n_plus_one };
+        Self {
+            explicit_policy: start(settings.initial_explicit_policy),
+            policy_mapping: start(settings.initial_policy_mapping_inhibit),
+            inhibit_any_policy: start(settings.initial_any_policy_inhibit),
         }
     }
 
+    /// §6.1.4(h)-(j) for a CA certificate.
+    fn prepare_for_next(&mut self, cert: &PolicyCertInfo) {
+        // §6.1.4(h): counters count down on every certificate that is not self-issued.
+        if !cert.self_issued {
+            self.explicit_policy = self.explicit_policy.saturating_sub(1);
+            self.policy_mapping = self.policy_mapping.saturating_sub(1);
+            self.inhibit_any_policy = self.inhibit_any_policy.saturating_sub(1);
+        }
+        // §6.1.4(i), (j): constraints can only tighten the counters.
+        if let Some(skip) = cert.require_explicit_policy {
+            self.explicit_policy = self.explicit_policy.min(skip);
+        }
+        if let Some(skip) = cert.inhibit_policy_mapping {
+            self.policy_mapping = self.policy_mapping.min(skip);
+        }
+        if let Some(skip) = cert.inhibit_any_policy {
+            self.inhibit_any_policy = self.inhibit_any_policy.min(skip);
+        }
+    }
+}
+
+/// §6.1.4(a)-(b) for certificate `index` (a CA): its policy mappings.
+fn map_policies(
+    graph: &mut Graph,
+    cert: &PolicyCertInfo,
+    index: usize,
+    policy_mapping: u64,
+) -> Result<(), PolicyError> {
+    // §6.1.4(a): anyPolicy may not be mapped either way.
+    if cert
+        .mappings
+        .iter()
+        .any(|(issuer, subject)| issuer == ANY_POLICY || subject == ANY_POLICY)
+    {
+        return Err(PolicyError::AnyPolicyMapped { index });
+    }
+    // §6.1.4(b): apply the mappings, or delete mapped policies when mapping is inhibited.
+    if !cert.mappings.is_empty() && !graph.is_null() {
+        if policy_mapping > 0 {
+            graph.apply_mappings(&cert.mappings);
+        } else {
+            graph.delete_mapped(&cert.mappings);
+        }
+        graph.check_size(index)?;
+    }
+    Ok(())
+}
+
+/// §6.1.5: the wrap-up after the leaf, and the outcome.
+fn wrap_up(
+    mut graph: Graph,
+    path: &[PolicyCertInfo],
+    settings: &PolicySettings,
+    mut explicit_policy: u64,
+) -> Result<PolicyOutcome, PolicyError> {
     // §6.1.5(a), (b): the leaf counts down once more, and its own requireExplicitPolicy of 0
     // takes effect immediately.
     explicit_policy = explicit_policy.saturating_sub(1);
@@ -213,7 +251,7 @@ pub fn process(
         graph.intersect(&user_set);
     }
     if explicit_policy == 0 && graph.is_null() {
-        return Err(PolicyError::ExplicitPolicyRequired { index: n });
+        return Err(PolicyError::ExplicitPolicyRequired { index: path.len() });
     }
     Ok(PolicyOutcome {
         authorities_constrained,

@@ -182,21 +182,51 @@ pub(crate) fn check_webpki_cert(
         ));
     }
     if role != Role::Leaf {
-        // RFC 5280 §4.2.1.9: CAs MUST include basicConstraints and mark it critical;
-        // §4.2.1.2: subjectKeyIdentifier MUST appear in all conforming CA certificates.
-        if !cert.basic_constraints().is_some_and(|bc| bc.critical) {
-            return Err(profile_error(
-                "RFC 5280 §4.2.1.9",
-                format!("CA {subject}: basicConstraints is absent or not critical"),
-            ));
-        }
-        if cert.subject_key_id().is_none() {
-            return Err(profile_error(
-                "RFC 5280 §4.2.1.2",
-                format!("CA {subject} has no subjectKeyIdentifier"),
-            ));
-        }
+        check_ca_extensions(cert)?;
     }
+    check_extension_criticality(cert)?;
+    match role {
+        Role::Anchor => check_webpki_anchor(cert)?,
+        Role::Intermediate => check_webpki_intermediate(cert, required_ekus)?,
+        Role::Leaf => check_webpki_leaf(cert)?,
+    }
+    if role != Role::Anchor
+        && cert
+            .authority_key_id()
+            .and_then(|a| a.key_id.as_ref())
+            .is_none()
+    {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.1",
+            format!("{subject} has no authorityKeyIdentifier keyIdentifier"),
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 5280 §4.2.1.9: CAs MUST include basicConstraints and mark it critical; §4.2.1.2:
+/// subjectKeyIdentifier MUST appear in all conforming CA certificates.
+fn check_ca_extensions(ca: &Cert) -> Result<(), Error> {
+    let subject = ca.subject_display();
+    if !ca.basic_constraints().is_some_and(|bc| bc.critical) {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.9",
+            format!("CA {subject}: basicConstraints is absent or not critical"),
+        ));
+    }
+    if ca.subject_key_id().is_none() {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.2",
+            format!("CA {subject} has no subjectKeyIdentifier"),
+        ));
+    }
+    Ok(())
+}
+
+/// Key identifiers MUST NOT be critical (RFC 5280 §4.2.1.1, §4.2.1.2); policyConstraints and
+/// nameConstraints MUST be (§4.2.1.10, §4.2.1.11).
+fn check_extension_criticality(cert: &Cert) -> Result<(), Error> {
+    let subject = cert.subject_display();
     for (oid, critical) in cert.extensions() {
         let must_not_be_critical = matches!(oid.as_str(), "2.5.29.14" | "2.5.29.35");
         if *critical && must_not_be_critical {
@@ -213,62 +243,60 @@ pub(crate) fn check_webpki_cert(
             ));
         }
     }
-    let self_signed_anchor = role == Role::Anchor && cert.is_self_issued();
-    let aki = cert.authority_key_id();
-    match role {
-        Role::Anchor => {
-            if cert.extended_key_usage().is_some() {
-                return Err(profile_error(
-                    "CABF BR §7.1.2.1.2",
-                    format!("root {subject} carries extKeyUsage"),
-                ));
-            }
-            if let Some(aki) = aki {
-                if aki.issuer.is_some() || aki.serial.is_some() {
-                    return Err(profile_error(
-                        "CABF BR §7.1.2.1.3",
-                        format!("root {subject}: authorityCertIssuer/SerialNumber present"),
-                    ));
-                }
-                let Some(key_id) = &aki.key_id else {
-                    return Err(profile_error(
-                        "CABF BR §7.1.2.1.3",
-                        format!("root {subject}: authorityKeyIdentifier without keyIdentifier"),
-                    ));
-                };
-                if self_signed_anchor && cert.subject_key_id() != Some(key_id.as_slice()) {
-                    return Err(profile_error(
-                        "CABF BR §7.1.2.1.3",
-                        format!("root {subject}: authority key id differs from its subject key id"),
-                    ));
-                }
-            }
-        }
-        Role::Intermediate => {
-            // RFC 5280 §4.2.1.3 and CABF BR §7.1.2.10.7: a subordinate CA carries keyUsage.
-            if cert.key_usage().is_none() {
-                return Err(profile_error(
-                    "RFC 5280 §4.2.1.3, CABF BR §7.1.2.10.7",
-                    format!("CA {subject} has no keyUsage"),
-                ));
-            }
-            if let Some(ekus) = cert.extended_key_usage()
-                && !required_ekus.is_empty()
-                && !ekus.iter().any(|o| required_ekus.contains(o))
-            {
-                return Err(Error::EkuMismatch {
-                    required: required_ekus.to_vec(),
-                    present: ekus.to_vec(),
-                });
-            }
-        }
-        Role::Leaf => check_webpki_leaf(cert)?,
-    }
-    if role != Role::Anchor && aki.and_then(|a| a.key_id.as_ref()).is_none() {
+    Ok(())
+}
+
+/// CABF BR §7.1.2.1: a root carries no extKeyUsage, and its authorityKeyIdentifier, if any,
+/// is only a keyIdentifier, its own subject key id when it is self-signed.
+fn check_webpki_anchor(anchor: &Cert) -> Result<(), Error> {
+    let subject = anchor.subject_display();
+    if anchor.extended_key_usage().is_some() {
         return Err(profile_error(
-            "RFC 5280 §4.2.1.1",
-            format!("{subject} has no authorityKeyIdentifier keyIdentifier"),
+            "CABF BR §7.1.2.1.2",
+            format!("root {subject} carries extKeyUsage"),
         ));
+    }
+    let Some(aki) = anchor.authority_key_id() else {
+        return Ok(());
+    };
+    if aki.issuer.is_some() || aki.serial.is_some() {
+        return Err(profile_error(
+            "CABF BR §7.1.2.1.3",
+            format!("root {subject}: authorityCertIssuer/SerialNumber present"),
+        ));
+    }
+    let Some(key_id) = &aki.key_id else {
+        return Err(profile_error(
+            "CABF BR §7.1.2.1.3",
+            format!("root {subject}: authorityKeyIdentifier without keyIdentifier"),
+        ));
+    };
+    if anchor.is_self_issued() && anchor.subject_key_id() != Some(key_id.as_slice()) {
+        return Err(profile_error(
+            "CABF BR §7.1.2.1.3",
+            format!("root {subject}: authority key id differs from its subject key id"),
+        ));
+    }
+    Ok(())
+}
+
+/// A subordinate CA carries keyUsage (RFC 5280 §4.2.1.3, CABF BR §7.1.2.10.7), and an
+/// extKeyUsage, if it has one, that allows one of the required purposes.
+fn check_webpki_intermediate(ca: &Cert, required_ekus: &[String]) -> Result<(), Error> {
+    if ca.key_usage().is_none() {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.3, CABF BR §7.1.2.10.7",
+            format!("CA {} has no keyUsage", ca.subject_display()),
+        ));
+    }
+    if let Some(ekus) = ca.extended_key_usage()
+        && !required_ekus.is_empty()
+        && !ekus.iter().any(|o| required_ekus.contains(o))
+    {
+        return Err(Error::EkuMismatch {
+            required: required_ekus.to_vec(),
+            present: ekus.to_vec(),
+        });
     }
     Ok(())
 }
