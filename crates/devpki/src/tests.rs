@@ -1,4 +1,12 @@
+use ed25519_dalek::SigningKey as DalekSigningKey;
+use kakehashi_pki::mra::Mra;
+use kakehashi_pki::purpose::{EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING};
+use time::macros::datetime;
+
 use super::*;
+use crate::encode::{oid_content, serial};
+use crate::jurisdictions::{LEAF_NOT_AFTER, NODE_EXPIRED_NOT_AFTER, NODE_REVOKED_INDEX};
+use crate::keys::{derive_p256_scalar, p256_pkcs8_pem};
 
 const TEST_SEED: &str = "unit-test-seed";
 
