@@ -93,9 +93,9 @@ pub struct Testcase {
     /// The name the leaf must be valid for.
     #[serde(default)]
     pub expected_peer_name: Option<LimboPeerName>,
-    /// Most intermediates (self-issued ones not counted).
-    #[serde(default)]
-    pub max_chain_depth: Option<usize>,
+    /// Most intermediates (self-issued ones not counted); limbo's `max_chain_depth`.
+    #[serde(default, rename = "max_chain_depth")]
+    pub chain_depth_max: Option<usize>,
     /// CRLs, PEM.
     #[serde(default)]
     pub crls: Vec<String>,
@@ -266,7 +266,7 @@ fn decide(case: &Testcase, default_time: UnixTime) -> Result<String, Decision> {
                 .to_owned(),
             );
         }
-        opts.intermediates_max = case.max_chain_depth;
+        opts.intermediates_max = case.chain_depth_max;
     }
     opts.required_ekus = ekus;
     // Web-PKI cases also follow the CA/Browser Forum's CRL rules (URI-only distribution

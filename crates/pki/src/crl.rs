@@ -97,7 +97,7 @@ impl CrlSet {
         if index >= CRL_SET_LEN_MAX {
             return Err(CrlError::TooMany {
                 what: "CRLs",
-                max: CRL_SET_LEN_MAX,
+                len_max: CRL_SET_LEN_MAX,
             });
         }
         self.crls.push(ParsedCrl::from_der(index, der)?);
@@ -112,7 +112,7 @@ impl CrlSet {
         if self.issuers.len() >= CRL_ISSUERS_LEN_MAX {
             return Err(CrlError::TooMany {
                 what: "CRL issuer certificates",
-                max: CRL_ISSUERS_LEN_MAX,
+                len_max: CRL_ISSUERS_LEN_MAX,
             });
         }
         if !self.issuers.iter().any(|c| c.sha256() == cert.sha256()) {
@@ -177,12 +177,12 @@ pub enum CrlError {
         detail: String,
     },
     /// A set bound was reached.
-    #[error("too many {what}: at most {max}")]
+    #[error("too many {what}: at most {len_max}")]
     TooMany {
         /// What overflowed.
         what: &'static str,
         /// The bound.
-        max: usize,
+        len_max: usize,
     },
 }
 

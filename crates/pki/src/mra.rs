@@ -135,14 +135,14 @@ pub enum MraError {
         cause: std::io::Error,
     },
     /// A file is larger than the bound for its kind.
-    #[error("{} is {size} bytes, more than the {max}-byte limit", path.display())]
+    #[error("{} is {size} bytes, more than the {size_max}-byte limit", path.display())]
     TooLarge {
         /// The file that is too large.
         path: PathBuf,
         /// Its size.
         size: u64,
         /// The bound.
-        max: u64,
+        size_max: u64,
     },
     /// The agreement is not valid TOML or does not match the schema.
     #[error("{}: {reason}", path.display())]
@@ -332,16 +332,16 @@ impl Mra {
     }
 }
 
-fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, MraError> {
+fn read_bounded(path: &Path, size_max: u64) -> Result<Vec<u8>, MraError> {
     let metadata = std::fs::metadata(path).map_err(|cause| MraError::Read {
         path: path.to_owned(),
         cause,
     })?;
-    if metadata.len() > max {
+    if metadata.len() > size_max {
         return Err(MraError::TooLarge {
             path: path.to_owned(),
             size: metadata.len(),
-            max,
+            size_max,
         });
     }
     std::fs::read(path).map_err(|cause| MraError::Read {

@@ -102,14 +102,14 @@ pub enum PolicyError {
         index: usize,
     },
     /// The policy graph outgrew [`POLICY_GRAPH_SIZE_MAX`]; the path is rejected.
-    #[error("policy graph at certificate {index} has size {size}, over the bound {max}")]
+    #[error("policy graph at certificate {index} has size {size}, over the bound {size_max}")]
     GraphTooLarge {
         /// RFC numbering: 1 is the certificate issued by the anchor, n the leaf.
         index: usize,
         /// The size reached.
         size: usize,
         /// The bound.
-        max: usize,
+        size_max: usize,
     },
 }
 
@@ -325,7 +325,7 @@ impl Graph {
             return Err(PolicyError::GraphTooLarge {
                 index,
                 size,
-                max: POLICY_GRAPH_SIZE_MAX,
+                size_max: POLICY_GRAPH_SIZE_MAX,
             });
         }
         Ok(())

@@ -95,12 +95,12 @@ pub enum TlsVerifyError {
         source: Error,
     },
     /// The peer sent more intermediates than [`PEER_INTERMEDIATES_MAX`].
-    #[error("peer sent {count} intermediate certificates, more than the {max} accepted")]
+    #[error("peer sent {count} intermediate certificates, more than the {count_max} accepted")]
     TooManyIntermediates {
         /// How many were sent.
         count: usize,
         /// The bound.
-        max: usize,
+        count_max: usize,
     },
     /// The time rustls passed does not fit the verifier's time type.
     #[error("validation time {seconds} s after the epoch is out of range")]
@@ -259,7 +259,7 @@ impl NodeTls {
         if intermediates.len() > PEER_INTERMEDIATES_MAX {
             return Err(TlsVerifyError::TooManyIntermediates {
                 count: intermediates.len(),
-                max: PEER_INTERMEDIATES_MAX,
+                count_max: PEER_INTERMEDIATES_MAX,
             });
         }
         let seconds = now.as_secs();

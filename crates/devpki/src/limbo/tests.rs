@@ -26,7 +26,7 @@ fn summary_counts_wrong_accepts_separately() {
         extended_key_usage: vec![],
         expected_result: expected,
         expected_peer_name: None,
-        max_chain_depth: None,
+        chain_depth_max: None,
         crls: vec![],
         pkits_settings: None,
     };
@@ -94,7 +94,7 @@ fn server_case(root: &str, leaf: &str, peer: &str, time: &str) -> Testcase {
             kind: "DNS".into(),
             value: peer.into(),
         }),
-        max_chain_depth: None,
+        chain_depth_max: None,
         crls: vec![],
         pkits_settings: None,
     }
@@ -165,7 +165,7 @@ fn an_unparseable_leaf_is_a_failure_with_context() {
         extended_key_usage: vec![],
         expected_result: Outcome::Failure,
         expected_peer_name: None,
-        max_chain_depth: None,
+        chain_depth_max: None,
         crls: vec![],
         pkits_settings: None,
     };
