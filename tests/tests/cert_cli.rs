@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Output;
 
+use kakehashi_devpki::{Expected, FIXTURES, Fixture, VALIDATION_TIME};
 use kakehashi_e2e::{kakehashi, repo_root};
-use kakehashi_pki::devpki::{Expected, FIXTURES, Fixture, VALIDATION_TIME};
 use serde_json::Value;
 
 const MRA: &str = "certs/mra.toml";

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use kakehashi_devpki::limbo::{self, CaseResult, ResultsFile};
 use kakehashi_pki::UnixTime;
-use kakehashi_pki::limbo::{self, CaseResult, ResultsFile};
 
 /// Worker threads for the run: the cases are independent and CPU-bound.
 const WORKERS_MAX: usize = 8;

@@ -1,6 +1,6 @@
 //! `kakehashi pki` (generate the development PKI) and `kakehashi mra` (sign and verify the
-//! mutual-recognition agreement). The work is done by `kakehashi_pki::{devpki, mra}`; this
-//! module parses arguments, prints and picks exit codes.
+//! mutual-recognition agreement). The work is done by `kakehashi_devpki` and
+//! `kakehashi_pki::mra`; this module parses arguments, prints and picks exit codes.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use kakehashi_pki::devpki;
 use kakehashi_pki::mra::{Mra, MraError, SignatureStatus};
 
 /// Largest key file read: a PKCS#8 Ed25519 key is under 200 bytes of PEM.
@@ -75,9 +74,10 @@ pub(crate) fn run_pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
         PkiCommand::Init { out, force, seed } => {
             let seed = match seed {
                 Some(seed) => seed,
-                None => devpki::random_seed()?,
+                None => kakehashi_devpki::random_seed()?,
             };
-            let pki = devpki::generate(&seed).context("generating the development PKI")?;
+            let pki =
+                kakehashi_devpki::generate(&seed).context("generating the development PKI")?;
             let written = pki.write_to(&out, force)?;
             println!(
                 "wrote {written} files to {} (seed in dev-seed.txt)",

@@ -3,33 +3,54 @@
 //! It owns X.509 path validation to RFC 5280 §6 (path building, signatures, validity, name
 //! chaining, basic constraints, key usage, extended key usage, name constraints, certificate
 //! policies, CRLs), the mutual-recognition agreement (MRA) that says which foreign anchors are
-//! recognized for which purposes, the explanation of every verdict, the x509-limbo conformance
-//! harness, the development PKI generator, and rustls verifier adapters.
+//! recognized for which purposes, the explanation of every verdict, and rustls verifier
+//! adapters. The development PKI generator and the x509-limbo conformance harness live in
+//! `kakehashi-devpki`, which depends on this crate.
 //!
 //! It takes DER bytes, trust anchors and the validation time as arguments. It must not depend
-//! on tokio, tonic, sled or the wire types: `cargo tree -p kakehashi-pki` shows none of them.
+//! on tokio, tonic, sled, tracing, the ledger or the wire types, nor on a certificate generator
+//! (rcgen, p256): `cargo tree -e normal -p kakehashi-pki` shows none of them.
+//!
+//! # Public API
+//!
+//! The entry points are re-exported here: [`verify_chain`] with [`ValidationOptions`] for one
+//! chain, [`Mra`] and [`Mra::recognize`] for recognition under the agreement, [`Cert`] for
+//! parsing. The modules group the rest:
+//!
+//! - [`cert`], [`pem`]: parsing certificates, bundles and PEM-or-DER files;
+//! - [`validate`]: RFC 5280 §6.1 path validation, its options, bounds and results;
+//! - [`crl`], [`policy`], [`signature`], [`purpose`]: revocation, certificate policies,
+//!   signature algorithms and the purposes with their extended key usages;
+//! - [`mra`]: the agreement and recognition verdicts; [`cache`]: repeat-verification caches;
+//! - [`tls`]: the rustls verifiers for node mutual TLS; [`error`]: the path-validation error.
+//!
+//! Path building, name constraints and the web-PKI profile rules are internal; the search
+//! bounds ([`validate::Budget`]) and the profile choice ([`validate::Profile`],
+//! [`validate::PeerName`]) are options in [`validate`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cache;
 pub mod cert;
 pub mod crl;
-pub mod devpki;
 pub mod error;
-pub mod limbo;
 pub mod mra;
-pub mod name_constraints;
-pub mod path;
 pub mod pem;
 pub mod policy;
-pub mod profile;
 pub mod purpose;
 pub mod signature;
-pub mod time;
 pub mod tls;
 pub mod validate;
-pub mod verdict;
 
+mod name_constraints;
+mod path;
+mod profile;
+mod time;
+mod verdict;
+
+pub use crate::cert::Cert;
+pub use crate::mra::{Mra, RecognitionVerdict};
 pub use crate::purpose::Purpose;
 pub use crate::time::UnixTime;
+pub use crate::validate::{ValidatedPath, ValidationOptions, verify_chain};
 pub use crate::verdict::{CertRef, Check, Outcome};

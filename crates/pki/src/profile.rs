@@ -46,7 +46,7 @@ const RULE_KEYS: &str = "CABF BR §6.1.5, §7.1.3.1";
 /// Checks the peer name against the leaf's subjectAltName (RFC 6125 §6.4, RFC 9525 §6.3).
 /// There is no fallback to the subject commonName: RFC 9525 §6.3 removed it and the BRs put
 /// every identity in subjectAltName.
-pub fn check_peer_name(leaf: &Cert, peer: &PeerName) -> Result<(), Error> {
+pub(crate) fn check_peer_name(leaf: &Cert, peer: &PeerName) -> Result<(), Error> {
     let alt = leaf.subject_alt_names().unwrap_or(&[]);
     let found = alt.iter().any(|name| match (peer, name) {
         (PeerName::Dns(reference), GeneralName::Dns(presented)) => {
@@ -78,7 +78,7 @@ pub fn check_peer_name(leaf: &Cert, peer: &PeerName) -> Result<(), Error> {
 /// label directly under a public suffix (CABF BR §3.2.2.6), so `*.com`, `*.co.uk` and a bare
 /// `*` match nothing. Partial wildcards (`f*o`, `xn--*`) match nothing. Comparison is
 /// case-insensitive over ASCII; internationalized names must be A-labels.
-pub fn dns_name_matches(presented: &str, reference: &str) -> bool {
+pub(crate) fn dns_name_matches(presented: &str, reference: &str) -> bool {
     let reference = reference.strip_suffix('.').unwrap_or(reference);
     let presented = presented.strip_suffix('.').unwrap_or(presented);
     if !reference.is_ascii() || !presented.is_ascii() || reference.contains('*') {
@@ -118,7 +118,11 @@ fn email_matches(presented: &str, reference: &str) -> bool {
 /// Checks the extended key usage of the end-entity certificate (RFC 5280 §4.2.1.12): absent
 /// means unrestricted; present, it must list one of `required` (anyExtendedKeyUsage counts only
 /// under the RFC 5280 profile: the BRs forbid it in subscriber certificates).
-pub fn check_leaf_eku(leaf: &Cert, required: &[String], profile: Profile) -> Result<(), Error> {
+pub(crate) fn check_leaf_eku(
+    leaf: &Cert,
+    required: &[String],
+    profile: Profile,
+) -> Result<(), Error> {
     let Some(present) = leaf.extended_key_usage() else {
         return Ok(());
     };
@@ -138,7 +142,7 @@ pub fn check_leaf_eku(leaf: &Cert, required: &[String], profile: Profile) -> Res
 
 /// The position of a certificate on the path, for the profile rules that differ by role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// The end-entity certificate.
     Leaf,
     /// A CA certificate between the leaf and the trust anchor.
@@ -155,7 +159,11 @@ fn profile_error(rule: &'static str, detail: impl Into<String>) -> Error {
 }
 
 /// The web-PKI certificate-profile rules for one certificate on the path.
-pub fn check_webpki_cert(cert: &Cert, role: Role, required_ekus: &[String]) -> Result<(), Error> {
+pub(crate) fn check_webpki_cert(
+    cert: &Cert,
+    role: Role,
+    required_ekus: &[String],
+) -> Result<(), Error> {
     let subject = cert.subject_display();
     if cert.version() != 2 {
         return Err(profile_error(
@@ -174,21 +182,51 @@ pub fn check_webpki_cert(cert: &Cert, role: Role, required_ekus: &[String]) -> R
         ));
     }
     if role != Role::Leaf {
-        // RFC 5280 §4.2.1.9: CAs MUST include basicConstraints and mark it critical;
-        // §4.2.1.2: subjectKeyIdentifier MUST appear in all conforming CA certificates.
-        if !cert.basic_constraints().is_some_and(|bc| bc.critical) {
-            return Err(profile_error(
-                "RFC 5280 §4.2.1.9",
-                format!("CA {subject}: basicConstraints is absent or not critical"),
-            ));
-        }
-        if cert.subject_key_id().is_none() {
-            return Err(profile_error(
-                "RFC 5280 §4.2.1.2",
-                format!("CA {subject} has no subjectKeyIdentifier"),
-            ));
-        }
+        check_ca_extensions(cert)?;
     }
+    check_extension_criticality(cert)?;
+    match role {
+        Role::Anchor => check_webpki_anchor(cert)?,
+        Role::Intermediate => check_webpki_intermediate(cert, required_ekus)?,
+        Role::Leaf => check_webpki_leaf(cert)?,
+    }
+    if role != Role::Anchor
+        && cert
+            .authority_key_id()
+            .and_then(|a| a.key_id.as_ref())
+            .is_none()
+    {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.1",
+            format!("{subject} has no authorityKeyIdentifier keyIdentifier"),
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 5280 §4.2.1.9: CAs MUST include basicConstraints and mark it critical; §4.2.1.2:
+/// subjectKeyIdentifier MUST appear in all conforming CA certificates.
+fn check_ca_extensions(ca: &Cert) -> Result<(), Error> {
+    let subject = ca.subject_display();
+    if !ca.basic_constraints().is_some_and(|bc| bc.critical) {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.9",
+            format!("CA {subject}: basicConstraints is absent or not critical"),
+        ));
+    }
+    if ca.subject_key_id().is_none() {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.2",
+            format!("CA {subject} has no subjectKeyIdentifier"),
+        ));
+    }
+    Ok(())
+}
+
+/// Key identifiers MUST NOT be critical (RFC 5280 §4.2.1.1, §4.2.1.2); policyConstraints and
+/// nameConstraints MUST be (§4.2.1.10, §4.2.1.11).
+fn check_extension_criticality(cert: &Cert) -> Result<(), Error> {
+    let subject = cert.subject_display();
     for (oid, critical) in cert.extensions() {
         let must_not_be_critical = matches!(oid.as_str(), "2.5.29.14" | "2.5.29.35");
         if *critical && must_not_be_critical {
@@ -205,62 +243,60 @@ pub fn check_webpki_cert(cert: &Cert, role: Role, required_ekus: &[String]) -> R
             ));
         }
     }
-    let self_signed_anchor = role == Role::Anchor && cert.is_self_issued();
-    let aki = cert.authority_key_id();
-    match role {
-        Role::Anchor => {
-            if cert.extended_key_usage().is_some() {
-                return Err(profile_error(
-                    "CABF BR §7.1.2.1.2",
-                    format!("root {subject} carries extKeyUsage"),
-                ));
-            }
-            if let Some(aki) = aki {
-                if aki.issuer.is_some() || aki.serial.is_some() {
-                    return Err(profile_error(
-                        "CABF BR §7.1.2.1.3",
-                        format!("root {subject}: authorityCertIssuer/SerialNumber present"),
-                    ));
-                }
-                let Some(key_id) = &aki.key_id else {
-                    return Err(profile_error(
-                        "CABF BR §7.1.2.1.3",
-                        format!("root {subject}: authorityKeyIdentifier without keyIdentifier"),
-                    ));
-                };
-                if self_signed_anchor && cert.subject_key_id() != Some(key_id.as_slice()) {
-                    return Err(profile_error(
-                        "CABF BR §7.1.2.1.3",
-                        format!("root {subject}: authority key id differs from its subject key id"),
-                    ));
-                }
-            }
-        }
-        Role::Intermediate => {
-            // RFC 5280 §4.2.1.3 and CABF BR §7.1.2.10.7: a subordinate CA carries keyUsage.
-            if cert.key_usage().is_none() {
-                return Err(profile_error(
-                    "RFC 5280 §4.2.1.3, CABF BR §7.1.2.10.7",
-                    format!("CA {subject} has no keyUsage"),
-                ));
-            }
-            if let Some(ekus) = cert.extended_key_usage()
-                && !required_ekus.is_empty()
-                && !ekus.iter().any(|o| required_ekus.contains(o))
-            {
-                return Err(Error::EkuMismatch {
-                    required: required_ekus.to_vec(),
-                    present: ekus.to_vec(),
-                });
-            }
-        }
-        Role::Leaf => check_webpki_leaf(cert)?,
-    }
-    if role != Role::Anchor && aki.and_then(|a| a.key_id.as_ref()).is_none() {
+    Ok(())
+}
+
+/// CABF BR §7.1.2.1: a root carries no extKeyUsage, and its authorityKeyIdentifier, if any,
+/// is only a keyIdentifier, its own subject key id when it is self-signed.
+fn check_webpki_anchor(anchor: &Cert) -> Result<(), Error> {
+    let subject = anchor.subject_display();
+    if anchor.extended_key_usage().is_some() {
         return Err(profile_error(
-            "RFC 5280 §4.2.1.1",
-            format!("{subject} has no authorityKeyIdentifier keyIdentifier"),
+            "CABF BR §7.1.2.1.2",
+            format!("root {subject} carries extKeyUsage"),
         ));
+    }
+    let Some(aki) = anchor.authority_key_id() else {
+        return Ok(());
+    };
+    if aki.issuer.is_some() || aki.serial.is_some() {
+        return Err(profile_error(
+            "CABF BR §7.1.2.1.3",
+            format!("root {subject}: authorityCertIssuer/SerialNumber present"),
+        ));
+    }
+    let Some(key_id) = &aki.key_id else {
+        return Err(profile_error(
+            "CABF BR §7.1.2.1.3",
+            format!("root {subject}: authorityKeyIdentifier without keyIdentifier"),
+        ));
+    };
+    if anchor.is_self_issued() && anchor.subject_key_id() != Some(key_id.as_slice()) {
+        return Err(profile_error(
+            "CABF BR §7.1.2.1.3",
+            format!("root {subject}: authority key id differs from its subject key id"),
+        ));
+    }
+    Ok(())
+}
+
+/// A subordinate CA carries keyUsage (RFC 5280 §4.2.1.3, CABF BR §7.1.2.10.7), and an
+/// extKeyUsage, if it has one, that allows one of the required purposes.
+fn check_webpki_intermediate(ca: &Cert, required_ekus: &[String]) -> Result<(), Error> {
+    if ca.key_usage().is_none() {
+        return Err(profile_error(
+            "RFC 5280 §4.2.1.3, CABF BR §7.1.2.10.7",
+            format!("CA {} has no keyUsage", ca.subject_display()),
+        ));
+    }
+    if let Some(ekus) = ca.extended_key_usage()
+        && !required_ekus.is_empty()
+        && !ekus.iter().any(|o| required_ekus.contains(o))
+    {
+        return Err(Error::EkuMismatch {
+            required: required_ekus.to_vec(),
+            present: ekus.to_vec(),
+        });
     }
     Ok(())
 }
@@ -335,7 +371,7 @@ fn check_webpki_leaf(leaf: &Cert) -> Result<(), Error> {
 /// constraints instead (see [`crate::name_constraints::subject_names`]); one with a
 /// subjectAltName is then held only to the respelling rule below (a commonName that names a
 /// SAN value in another case, another IP notation or as a U-label is always refused).
-pub fn check_common_name(leaf: &Cert, constrained: bool) -> Result<(), Error> {
+pub(crate) fn check_common_name(leaf: &Cert, constrained: bool) -> Result<(), Error> {
     let alt = leaf.subject_alt_names().unwrap_or(&[]);
     for attr in leaf.subject().attributes(OID_COMMON_NAME) {
         let text = attr.text().unwrap_or_default();
@@ -418,7 +454,7 @@ fn canonical_ip(bytes: &[u8]) -> Option<String> {
 
 /// CABF BR §7.1.3.2.2: an ECDSA signature uses the hash that matches the issuer's curve
 /// (SHA-256 with P-256, SHA-384 with P-384).
-pub fn check_signature_pairing(cert: &Cert, issuer: &Cert) -> Result<(), Error> {
+pub(crate) fn check_signature_pairing(cert: &Cert, issuer: &Cert) -> Result<(), Error> {
     let Ok(SignatureAlgorithm::Ecdsa(hash)) = cert.signature_algorithm() else {
         return Ok(());
     };
@@ -463,175 +499,4 @@ fn check_key(cert: &Cert) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exact_names_match_case_insensitively() {
-        assert!(dns_name_matches("example.com", "EXAMPLE.com"));
-        assert!(!dns_name_matches("example.com", "example2.com"));
-        assert!(!dns_name_matches("abc.example.com", "def.example.com"));
-        assert!(!dns_name_matches("example.com", "abc.example.com"));
-    }
-
-    #[test]
-    fn wildcard_matches_exactly_one_leftmost_label() {
-        assert!(dns_name_matches("*.example.com", "foo.example.com"));
-        assert!(!dns_name_matches("*.example.com", "example.com"));
-        assert!(!dns_name_matches("*.example.com", "foo.bar.example.com"));
-    }
-
-    #[test]
-    fn partial_and_public_suffix_wildcards_match_nothing() {
-        assert!(!dns_name_matches("ba*.example.com", "baz.example.com"));
-        assert!(!dns_name_matches(
-            "xn--*-1b3c148a.example.com",
-            "xn--bliss-1b3c148a.example.com"
-        ));
-        assert!(!dns_name_matches("*", "com"));
-        assert!(!dns_name_matches("*.com", "example.com"));
-        assert!(!dns_name_matches("*.co.uk", "example.co.uk"));
-        assert!(dns_name_matches("*.example.co.uk", "www.example.co.uk"));
-    }
-
-    #[test]
-    fn non_ascii_presented_names_never_match() {
-        assert!(!dns_name_matches("😜.example.com", "xn--628h.example.com"));
-    }
-
-    #[test]
-    fn ldh_syntax_rejects_underscores_but_allows_a_wildcard() {
-        assert!(is_ldh_dns_name("*.example.com"));
-        assert!(!is_ldh_dns_name("foo_bar.example.com"));
-        assert!(!is_ldh_dns_name("-a.example.com"));
-    }
-
-    fn leaf(
-        cn: Option<&str>,
-        sans: &[&str],
-        edit: impl FnOnce(&mut rcgen::CertificateParams),
-    ) -> Cert {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params =
-            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        if let Some(cn) = cn {
-            params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, cn);
-        }
-        edit(&mut params);
-        Cert::from_der(params.self_signed(&key).unwrap().der()).unwrap()
-    }
-
-    #[test]
-    fn common_name_must_repeat_a_san_exactly_on_unconstrained_chains() {
-        let ok = leaf(Some("a.example.com"), &["a.example.com"], |_| {});
-        assert!(check_common_name(&ok, false).is_ok());
-        let other = leaf(Some("b.example.com"), &["a.example.com"], |_| {});
-        assert!(check_common_name(&other, false).is_err());
-        assert!(check_common_name(&other, true).is_ok());
-        let respelled = leaf(Some("A.Example.com"), &["a.example.com"], |_| {});
-        assert!(check_common_name(&respelled, true).is_err());
-        let not_a_host = leaf(Some("Bank Signing Key"), &["a.example.com"], |_| {});
-        assert!(check_common_name(&not_a_host, false).is_ok());
-    }
-
-    #[test]
-    fn host_common_name_outside_the_san_is_refused_even_when_the_san_names_the_peer() {
-        // BR §7.1.4.3 holds whatever the SAN matches: a wildcard does not cover its parent
-        // domain (RFC 6125 §6.4.3), and with only an iPAddress SAN an RFC 6125 §6.4.4 client
-        // would fall back to the commonName, so both would carry an unvalidated identity.
-        let wildcard_parent = leaf(Some("example.com"), &["*.example.com"], |_| {});
-        assert!(check_common_name(&wildcard_parent, false).is_err());
-        let ip_only = leaf(Some("example.com"), &["127.0.0.1"], |_| {});
-        assert!(check_common_name(&ip_only, false).is_err());
-        let ip_cn = leaf(Some("1.1.1.1"), &["test.localhost"], |_| {});
-        assert!(check_common_name(&ip_cn, false).is_err());
-        let copied = leaf(Some("*.example.com"), &["*.example.com"], |_| {});
-        assert!(check_common_name(&copied, false).is_ok());
-    }
-
-    #[test]
-    fn common_name_ip_must_be_canonical_text_of_an_ip_san() {
-        let ok = leaf(Some("192.168.1.1"), &["192.168.1.1"], |_| {});
-        assert!(check_common_name(&ok, false).is_ok());
-        let hex = leaf(Some("0xC0A80101"), &["192.168.1.1"], |_| {});
-        assert!(check_common_name(&hex, true).is_err());
-        let upper = leaf(Some("2001:DB8::1"), &["2001:db8::1"], |_| {});
-        assert!(check_common_name(&upper, true).is_err());
-        assert_eq!(
-            lenient_ip("0xC0A80101"),
-            Some("192.168.1.1".parse().unwrap())
-        );
-        assert_eq!(lenient_ip("example"), None);
-    }
-
-    #[test]
-    fn web_pki_leaf_rules_reject_ca_leaves_critical_eku_and_missing_eku() {
-        let eku = |p: &mut rcgen::CertificateParams| {
-            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        };
-        assert!(check_webpki_leaf(&leaf(None, &["a.example.com"], eku)).is_ok());
-        let no_eku = leaf(None, &["a.example.com"], |_| {});
-        assert!(check_webpki_leaf(&no_eku).is_err());
-        let ca = leaf(None, &["a.example.com"], |p| {
-            eku(p);
-            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        });
-        assert!(check_webpki_leaf(&ca).is_err());
-        let underscore = leaf(None, &["a_b.example.com"], eku);
-        assert!(check_webpki_leaf(&underscore).is_err());
-    }
-
-    #[test]
-    fn eku_absent_is_unrestricted_and_any_eku_counts_only_under_rfc5280() {
-        let required = vec![crate::purpose::EKU_SERVER_AUTH.to_owned()];
-        let none = leaf(None, &["a.example.com"], |_| {});
-        assert!(check_leaf_eku(&none, &required, Profile::WebPki).is_ok());
-        let any = leaf(None, &["a.example.com"], |p| {
-            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Any];
-        });
-        assert!(check_leaf_eku(&any, &required, Profile::Rfc5280).is_ok());
-        assert!(check_leaf_eku(&any, &required, Profile::WebPki).is_err());
-    }
-
-    #[test]
-    fn peer_ip_matches_only_an_ip_san() {
-        let cert = leaf(None, &["127.0.0.1", "8.8.8.8.example"], |_| {});
-        assert!(check_peer_name(&cert, &PeerName::Ip("127.0.0.1".parse().unwrap())).is_ok());
-        assert!(check_peer_name(&cert, &PeerName::Ip("8.8.8.8".parse().unwrap())).is_err());
-    }
-
-    #[test]
-    fn ecdsa_hash_must_match_the_issuer_curve() {
-        let p256 = leaf(None, &["a.example.com"], |_| {});
-        let p384_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        let p384 = Cert::from_der(
-            rcgen::CertificateParams::new(vec!["b.example.com".to_owned()])
-                .unwrap()
-                .self_signed(&p384_key)
-                .unwrap()
-                .der(),
-        )
-        .unwrap();
-        // Self-signed with ecdsa-with-SHA256 under P-256, and with SHA-384 under P-384.
-        assert!(check_signature_pairing(&p256, &p256).is_ok());
-        assert!(check_signature_pairing(&p384, &p384).is_ok());
-        assert!(check_signature_pairing(&p256, &p384).is_err());
-        assert!(check_signature_pairing(&p384, &p256).is_err());
-    }
-
-    #[test]
-    fn canonical_ip_text_is_rfc5952_lowercase() {
-        let mut v6 = [0u8; 16];
-        v6[0] = 0x20;
-        v6[1] = 0x01;
-        v6[2] = 0x0d;
-        v6[3] = 0xb8;
-        v6[15] = 0xab;
-        assert_eq!(canonical_ip(&v6).unwrap(), "2001:db8::ab");
-        assert_eq!(canonical_ip(&[192, 168, 1, 1]).unwrap(), "192.168.1.1");
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
 //! RFC 5280 §6.1 basic path validation over one candidate path, and [`verify_chain`], which
-//! builds candidate paths ([`crate::path`]) and returns the first that validates.
+//! builds candidate paths (backtracking over the intermediate pool, within [`Budget`]) and
+//! returns the first that validates.
 //!
 //! The trust anchor is a certificate. Its own validity, critical extensions, basic
 //! constraints, key usage and name constraints are enforced as those of a CA on the path (RFC
@@ -9,7 +10,8 @@ use crate::cert::{Cert, KeyUsage};
 use crate::crl::{CrlSet, RevocationMode};
 use crate::error::Error;
 use crate::name_constraints::{ConstraintState, subject_names};
-use crate::path::{self, Budget, CHAIN_DEPTH_MAX, Candidate};
+use crate::path::{self, Candidate};
+pub use crate::path::{Budget, CHAIN_DEPTH_MAX, PATH_ATTEMPTS_MAX, SIGNATURE_CHECKS_MAX};
 use crate::policy::{PolicyOutcome, PolicySettings};
 pub use crate::profile::{PeerName, Profile};
 use crate::profile::{
@@ -41,7 +43,7 @@ pub struct ValidationOptions {
     /// How revocation is checked.
     pub revocation: RevocationMode,
     /// Most certificates on a path, leaf and anchor included (capped at
-    /// [`path::CHAIN_DEPTH_MAX`]).
+    /// [`CHAIN_DEPTH_MAX`]).
     pub chain_depth_max: usize,
     /// Most intermediates that are not self-issued (x509-limbo's `max_chain_depth`); `None`
     /// leaves only `chain_depth_max`.
@@ -317,7 +319,6 @@ fn validate_candidate(
 ) -> Result<ValidatedPath, PathError> {
     let certs = &candidate.certs;
     let n = certs.len();
-    let anchor_pos = n - 1;
     let mut run = Run {
         checks: Vec::new(),
         refs: certs
@@ -326,174 +327,259 @@ fn validate_candidate(
             .map(|(p, c)| c.cert_ref(p))
             .collect(),
     };
-    let mut constraints = ConstraintState::new();
-    // §6.1.2(k): max_path_length, here seeded by the anchor's own pathLenConstraint.
-    let mut max_path_len: Option<u32> = None;
-    // Which CA's pathLenConstraint binds now, and its value, so a violation names the CA whose
-    // constraint was exceeded rather than the certificate that exceeded it. On a tie the later
-    // (nearer) CA is named: its constraint is the one the next CA certificate runs into first.
-    let mut path_len_set_by: Option<(u32, String)> = None;
-    let mut intermediates = 0usize;
-    let webpki = opts.profile == Profile::WebPki;
-
+    let mut state = WorkingState::new();
     // Certificates from the anchor down to the leaf, in RFC 5280 order.
     for pos in (0..n).rev() {
-        let cert = certs[pos];
-        let role = if pos == anchor_pos {
+        let role = if pos == n - 1 {
             Role::Anchor
         } else if pos == 0 {
             Role::Leaf
         } else {
             Role::Intermediate
         };
-        let at = Some(pos);
-        run.require(
-            "well-formed",
-            at,
-            well_formed(cert, role),
-            "RFC 5280 §4.1, §4.2",
-        )?;
-        if pos != anchor_pos {
-            let detail = match &candidate.refused[pos] {
-                None => Ok(format!(
-                    "signed by {} ({})",
-                    certs[pos + 1].subject_display(),
-                    cert.signature_algorithm()
-                        .map(|a| a.name())
-                        .unwrap_or_default()
-                )),
-                Some(refused) => Err(refused.clone()),
-            };
-            // A refused algorithm does not end the walk: other rules may still decide the
-            // path; it is reported only if nothing else fails (the path is never accepted).
-            if let Ok(detail) = detail {
-                run.pass("RFC 5280 §6.1.3(a)(1)", "signature", at, detail);
-            }
-            run.pass(
-                "RFC 5280 §6.1.3(a)(4)",
-                "name-chaining",
-                at,
-                format!(
-                    "issuer {} matches the issuer's subject",
-                    cert.issuer_display()
-                ),
-            );
-        }
-        run.require(
-            "validity",
-            at,
-            validity(cert, opts.time),
-            "RFC 5280 §6.1.3(a)(2)",
-        )?;
-        run.require(
-            "critical-extensions",
-            at,
-            critical_extensions(cert),
-            "RFC 5280 §4.2, §6.1.4(o)",
-        )?;
-        if webpki {
-            let result = check_webpki_cert(cert, role, &opts.required_ekus).and_then(|()| {
-                match certs.get(pos + 1) {
-                    Some(issuer) => check_signature_pairing(cert, issuer),
-                    None => Ok(()),
-                }
-            });
-            run.require(
-                "web-pki-profile",
-                at,
-                result.map(|()| "conforms".into()),
-                "CABF BR §7.1",
-            )?;
-        }
-        // §6.1.3(b)-(c): names of the leaf and of every non-self-issued intermediate.
-        if role == Role::Leaf || (role == Role::Intermediate && !cert.is_self_issued()) {
-            let result = if constraints.is_unconstrained() {
-                Ok("no name constraints in force".to_owned())
-            } else {
-                // Web-PKI clients read a host name from the commonName only when there is no
-                // subjectAltName (RFC 6125 §6.4.4), so only then is it constrained as one.
-                let cn_as_host = webpki && role == Role::Leaf && cert.subject_alt_names().is_none();
-                subject_names(cert, cn_as_host)
-                    .iter()
-                    .try_for_each(|name| constraints.check(name))
-                    .map(|()| {
-                        "every name is within the permitted and outside the excluded subtrees"
-                            .into()
-                    })
-            };
-            run.require("name-constraints", at, result, "RFC 5280 §6.1.3(b)-(c)")?;
-        }
+        process_certificate(candidate, pos, role, opts, &mut state, &mut run)?;
         if role == Role::Leaf {
-            if webpki {
-                run.require(
-                    "common-name",
-                    at,
-                    check_common_name(cert, !constraints.is_unconstrained()).map(|()| {
-                        "commonName repeats a subjectAltName value or is not a host".into()
-                    }),
-                    "CABF BR §7.1.4.3",
-                )?;
-            }
             break;
         }
-        // §6.1.4: preparation for the next certificate.
-        run.require(
-            "basic-constraints",
-            at,
-            is_ca(cert, role, opts.profile),
-            "RFC 5280 §6.1.4(k)",
-        )?;
-        if role == Role::Intermediate && !cert.is_self_issued() {
-            intermediates += 1;
-            let result = match max_path_len {
-                Some(0) => {
-                    let (path_len, set_by) = path_len_set_by.clone().unwrap_or_default();
-                    Err(Error::PathLenExceeded {
-                        path_len,
-                        cert: set_by,
-                        exceeded_by: cert.subject_display().to_owned(),
-                    })
-                }
-                Some(left) => {
-                    max_path_len = Some(left - 1);
-                    Ok(format!("{left} more CA certificate(s) allowed"))
-                }
-                None => Ok("no path length constraint in force".into()),
-            };
-            run.require("path-length", at, result, "RFC 5280 §6.1.4(l)")?;
-        }
-        if let Some(len) = cert.basic_constraints().and_then(|bc| bc.path_len)
-            && max_path_len.is_none_or(|left| len <= left)
-        {
-            max_path_len = Some(len);
-            path_len_set_by = Some((len, cert.subject_display().to_owned()));
-        }
-        let key_usage = match cert.key_usage() {
-            Some(ku) if !ku.has(KeyUsage::KEY_CERT_SIGN) => Err(Error::KeyUsage {
-                detail: format!("CA {} lacks keyCertSign", cert.subject_display()),
-            }),
-            Some(_) => Ok("keyCertSign asserted".to_owned()),
-            None => Ok("no keyUsage extension".to_owned()),
-        };
-        run.require("key-usage", at, key_usage, "RFC 5280 §6.1.4(n)")?;
-        if let Some(nc) = cert.name_constraints() {
-            run.require(
-                "name-constraints",
-                at,
-                constraints
-                    .add(nc)
-                    .map(|()| "constraints added for the certificates below".into()),
-                "RFC 5280 §6.1.4(g)",
-            )?;
+        prepare_for_next(certs[pos], pos, role, opts.profile, &mut state, &mut run)?;
+    }
+    check_leaf(certs[0], state.intermediates, opts, &mut run)?;
+    let policy = policy_outcome(certs, opts, &mut run)?;
+    check_revocation(candidate, crls, opts, &mut run)?;
+    refuse_unchecked_signatures(candidate, opts.profile, &mut run)?;
+    Ok(ValidatedPath::new(
+        run.refs,
+        candidate.anchor_index,
+        policy,
+        run.checks,
+    ))
+}
+
+/// The state RFC 5280 §6.1.2 carries from one certificate to the next (the policy variables
+/// aside: [`policy_outcome`] runs them over the whole path).
+struct WorkingState {
+    /// §6.1.2(b)-(c): permitted_subtrees and excluded_subtrees.
+    constraints: ConstraintState,
+    /// §6.1.2(k) max_path_length: how many more non-self-issued CA certificates may follow,
+    /// seeded by the anchor's own pathLenConstraint; `None` while no constraint is in force.
+    path_len_max: Option<u32>,
+    /// Which CA's pathLenConstraint binds now, and its value, so a violation names the CA
+    /// whose constraint was exceeded rather than the certificate that exceeded it. On a tie
+    /// the later (nearer) CA is named: its constraint is the one the next CA certificate runs
+    /// into first.
+    path_len_set_by: Option<(u32, String)>,
+    /// Intermediates seen that are not self-issued.
+    intermediates: usize,
+}
+
+impl WorkingState {
+    fn new() -> Self {
+        Self {
+            constraints: ConstraintState::new(),
+            path_len_max: None,
+            path_len_set_by: None,
+            intermediates: 0,
         }
     }
+}
 
-    let leaf = certs[0];
-    if let Some(max) = opts.intermediates_max {
-        let result = if intermediates > max {
-            Err(Error::ChainTooDeep { depth_max: max })
+/// §6.1.3, basic certificate processing of the certificate at `pos`, with the web-PKI
+/// profile's rules for it; for the leaf, also the profile's commonName rule.
+fn process_certificate(
+    candidate: &Candidate<'_>,
+    pos: usize,
+    role: Role,
+    opts: &ValidationOptions,
+    state: &mut WorkingState,
+    run: &mut Run,
+) -> Result<(), PathError> {
+    let certs = &candidate.certs;
+    let cert = certs[pos];
+    let webpki = opts.profile == Profile::WebPki;
+    let at = Some(pos);
+    run.require(
+        "well-formed",
+        at,
+        well_formed(cert, role),
+        "RFC 5280 §4.1, §4.2",
+    )?;
+    if role != Role::Anchor {
+        record_signature_and_name_chaining(candidate, pos, run);
+    }
+    run.require(
+        "validity",
+        at,
+        validity(cert, opts.time),
+        "RFC 5280 §6.1.3(a)(2)",
+    )?;
+    run.require(
+        "critical-extensions",
+        at,
+        critical_extensions(cert),
+        "RFC 5280 §4.2, §6.1.4(o)",
+    )?;
+    if webpki {
+        let result = check_webpki_cert(cert, role, &opts.required_ekus).and_then(|()| match certs
+            .get(pos + 1)
+        {
+            Some(issuer) => check_signature_pairing(cert, issuer),
+            None => Ok(()),
+        });
+        run.require(
+            "web-pki-profile",
+            at,
+            result.map(|()| "conforms".into()),
+            "CABF BR §7.1",
+        )?;
+    }
+    // §6.1.3(b)-(c): names of the leaf and of every non-self-issued intermediate.
+    if role == Role::Leaf || (role == Role::Intermediate && !cert.is_self_issued()) {
+        let result = names_within_constraints(cert, role, webpki, &mut state.constraints);
+        run.require("name-constraints", at, result, "RFC 5280 §6.1.3(b)-(c)")?;
+    }
+    if role == Role::Leaf && webpki {
+        run.require(
+            "common-name",
+            at,
+            check_common_name(cert, !state.constraints.is_unconstrained())
+                .map(|()| "commonName repeats a subjectAltName value or is not a host".into()),
+            "CABF BR §7.1.4.3",
+        )?;
+    }
+    Ok(())
+}
+
+/// §6.1.3(a)(1) and (a)(4) for the certificate at `pos`: its signature by the next one up,
+/// which path building verified, and the name chaining that building followed. A refused
+/// algorithm does not end the walk: other rules may still decide the path; it is reported only
+/// if nothing else fails (the path is never accepted).
+fn record_signature_and_name_chaining(candidate: &Candidate<'_>, pos: usize, run: &mut Run) {
+    let certs = &candidate.certs;
+    let cert = certs[pos];
+    let at = Some(pos);
+    if candidate.refused[pos].is_none() {
+        let detail = format!(
+            "signed by {} ({})",
+            certs[pos + 1].subject_display(),
+            cert.signature_algorithm()
+                .map(|a| a.name())
+                .unwrap_or_default()
+        );
+        run.pass("RFC 5280 §6.1.3(a)(1)", "signature", at, detail);
+    }
+    run.pass(
+        "RFC 5280 §6.1.3(a)(4)",
+        "name-chaining",
+        at,
+        format!(
+            "issuer {} matches the issuer's subject",
+            cert.issuer_display()
+        ),
+    );
+}
+
+/// §6.1.3(b)-(c): every name of `cert` lies within the permitted and outside the excluded
+/// subtrees in force.
+fn names_within_constraints(
+    cert: &Cert,
+    role: Role,
+    webpki: bool,
+    constraints: &mut ConstraintState,
+) -> Result<String, Error> {
+    if constraints.is_unconstrained() {
+        return Ok("no name constraints in force".to_owned());
+    }
+    // Web-PKI clients read a host name from the commonName only when there is no
+    // subjectAltName (RFC 6125 §6.4.4), so only then is it constrained as one.
+    let cn_as_host = webpki && role == Role::Leaf && cert.subject_alt_names().is_none();
+    subject_names(cert, cn_as_host)
+        .iter()
+        .try_for_each(|name| constraints.check(name))
+        .map(|()| "every name is within the permitted and outside the excluded subtrees".into())
+}
+
+/// §6.1.4, preparation for the certificate below `cert` (a CA): basic constraints, the path
+/// length, keyCertSign and the name constraints it adds.
+fn prepare_for_next(
+    cert: &Cert,
+    pos: usize,
+    role: Role,
+    profile: Profile,
+    state: &mut WorkingState,
+    run: &mut Run,
+) -> Result<(), PathError> {
+    let at = Some(pos);
+    run.require(
+        "basic-constraints",
+        at,
+        is_ca(cert, role, profile),
+        "RFC 5280 §6.1.4(k)",
+    )?;
+    if role == Role::Intermediate && !cert.is_self_issued() {
+        state.intermediates += 1;
+        let result = match state.path_len_max {
+            Some(0) => {
+                let (path_len, set_by) = state.path_len_set_by.clone().unwrap_or_default();
+                Err(Error::PathLenExceeded {
+                    path_len,
+                    cert: set_by,
+                    exceeded_by: cert.subject_display().to_owned(),
+                })
+            }
+            Some(left) => {
+                state.path_len_max = Some(left - 1);
+                Ok(format!("{left} more CA certificate(s) allowed"))
+            }
+            None => Ok("no path length constraint in force".into()),
+        };
+        run.require("path-length", at, result, "RFC 5280 §6.1.4(l)")?;
+    }
+    if let Some(len) = cert.basic_constraints().and_then(|bc| bc.path_len)
+        && state.path_len_max.is_none_or(|left| len <= left)
+    {
+        state.path_len_max = Some(len);
+        state.path_len_set_by = Some((len, cert.subject_display().to_owned()));
+    }
+    let key_usage = match cert.key_usage() {
+        Some(ku) if !ku.has(KeyUsage::KEY_CERT_SIGN) => Err(Error::KeyUsage {
+            detail: format!("CA {} lacks keyCertSign", cert.subject_display()),
+        }),
+        Some(_) => Ok("keyCertSign asserted".to_owned()),
+        None => Ok("no keyUsage extension".to_owned()),
+    };
+    run.require("key-usage", at, key_usage, "RFC 5280 §6.1.4(n)")?;
+    if let Some(nc) = cert.name_constraints() {
+        run.require(
+            "name-constraints",
+            at,
+            state
+                .constraints
+                .add(nc)
+                .map(|()| "constraints added for the certificates below".into()),
+            "RFC 5280 §6.1.4(g)",
+        )?;
+    }
+    Ok(())
+}
+
+/// What the relying party asks of the leaf once the path is walked: at most
+/// `intermediates_max` intermediates, an extended key usage it requires, the key usage bits it
+/// requires, and the peer name.
+fn check_leaf(
+    leaf: &Cert,
+    intermediates: usize,
+    opts: &ValidationOptions,
+    run: &mut Run,
+) -> Result<(), PathError> {
+    if let Some(intermediates_max) = opts.intermediates_max {
+        let result = if intermediates > intermediates_max {
+            Err(Error::ChainTooDeep {
+                depth_max: intermediates_max,
+            })
         } else {
-            Ok(format!("{intermediates} intermediate(s), at most {max}"))
+            Ok(format!(
+                "{intermediates} intermediate(s), at most {intermediates_max}"
+            ))
         };
         run.require(
             "chain-depth",
@@ -531,69 +617,78 @@ fn validate_candidate(
             "RFC 6125 §6.4",
         )?;
     }
+    Ok(())
+}
 
-    let policy = policy_outcome(certs, opts, &mut run)?;
-
-    let revocation = if !crls.is_empty() || opts.revocation == RevocationMode::Required {
-        let mut crl_checks = Vec::new();
-        let result =
-            crate::crl::check_path(certs, crls, opts.time, opts.revocation, &mut crl_checks);
-        run.checks
-            .extend(crl_checks.into_iter().map(Recorded::Full));
-        result
-    } else {
-        Ok(())
-    };
-    if let Err(err) = revocation {
-        let index = match &err {
-            crate::crl::CrlError::Revoked { index } => Some((*index).min(anchor_pos)),
-            _ => None,
-        };
-        // On a path whose own signatures use a refused algorithm, the CRLs are usually signed
-        // with the same keys: an unknown status then says nothing new, and the refusal is the
-        // reason reported. A certificate found revoked is a decision in itself.
-        let refused = candidate.refused.iter().flatten().next();
-        if let (None, Some(refused)) = (index, refused) {
-            run.checks.push(Recorded::Compact {
-                rule: "RFC 5280 §6.3",
-                name: "revocation",
-                position: None,
-                outcome: Outcome::Fail,
-                detail: err.to_string(),
-            });
-            return Err(run.fail("signature", None, refused.clone()));
-        }
-        return Err(run.fail("revocation", index, Error::Revocation(err)));
+/// RFC 5280 §6.3 for every certificate below the anchor, when CRLs were supplied or
+/// revocation is required.
+fn check_revocation(
+    candidate: &Candidate<'_>,
+    crls: &CrlSet,
+    opts: &ValidationOptions,
+    run: &mut Run,
+) -> Result<(), PathError> {
+    if crls.is_empty() && opts.revocation != RevocationMode::Required {
+        return Ok(());
     }
+    let certs = &candidate.certs;
+    let mut crl_checks = Vec::new();
+    let result = crate::crl::check_path(certs, crls, opts.time, opts.revocation, &mut crl_checks);
+    run.checks
+        .extend(crl_checks.into_iter().map(Recorded::Full));
+    let Err(err) = result else {
+        return Ok(());
+    };
+    let anchor_pos = certs.len() - 1;
+    let index = match &err {
+        crate::crl::CrlError::Revoked { index } => Some((*index).min(anchor_pos)),
+        _ => None,
+    };
+    // On a path whose own signatures use a refused algorithm, the CRLs are usually signed
+    // with the same keys: an unknown status then says nothing new, and the refusal is the
+    // reason reported. A certificate found revoked is a decision in itself.
+    let refused = candidate.refused.iter().flatten().next();
+    if let (None, Some(refused)) = (index, refused) {
+        run.checks.push(Recorded::Compact {
+            rule: "RFC 5280 §6.3",
+            name: "revocation",
+            position: None,
+            outcome: Outcome::Fail,
+            detail: err.to_string(),
+        });
+        return Err(run.fail("signature", None, refused.clone()));
+    }
+    Err(run.fail("revocation", index, Error::Revocation(err)))
+}
 
-    // A path with a refused signature algorithm is never accepted. Under the web-PKI profile
-    // the algorithms refused for weakness are also forbidden outright (CABF BR §7.1.3.2), so
-    // the path is decided: rejected.
-    if let Some((pos, Some(refused))) = candidate
+/// A path with a refused signature algorithm is never accepted. Under the web-PKI profile
+/// the algorithms refused for weakness are also forbidden outright (CABF BR §7.1.3.2), so
+/// the path is decided: rejected.
+fn refuse_unchecked_signatures(
+    candidate: &Candidate<'_>,
+    profile: Profile,
+    run: &mut Run,
+) -> Result<(), PathError> {
+    let Some((pos, Some(refused))) = candidate
         .refused
         .iter()
         .enumerate()
         .find(|(_, r)| r.is_some())
-    {
-        let error = match refused {
-            Error::UnsupportedAlgorithm { algorithm }
-                if webpki && forbidden_in_web_pki(algorithm) =>
-            {
-                Error::Profile {
-                    rule: "CABF BR §6.1.5, §7.1.3.2",
-                    detail: format!("signature algorithm {algorithm} is not permitted"),
-                }
+    else {
+        return Ok(());
+    };
+    let error = match refused {
+        Error::UnsupportedAlgorithm { algorithm }
+            if profile == Profile::WebPki && forbidden_in_web_pki(algorithm) =>
+        {
+            Error::Profile {
+                rule: "CABF BR §6.1.5, §7.1.3.2",
+                detail: format!("signature algorithm {algorithm} is not permitted"),
             }
-            other => other.clone(),
-        };
-        return Err(run.fail("signature", Some(pos), error));
-    }
-    Ok(ValidatedPath::new(
-        run.refs,
-        candidate.anchor_index,
-        policy,
-        run.checks,
-    ))
+        }
+        other => other.clone(),
+    };
+    Err(run.fail("signature", Some(pos), error))
 }
 
 /// The refused algorithms the Baseline Requirements forbid as well: SHA-1 and MD5 signatures,

@@ -9,7 +9,6 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +20,8 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ServerConfig};
 use x509_parser::der_parser::asn1_rs::Tag;
+
+use crate::util::certs_dir;
 
 /// The validation time the fixture table is documented for (certs/README.md).
 const PINNED_TIME: u64 = 1_798_761_600; // 2027-01-01T00:00:00Z
@@ -39,10 +40,6 @@ const PING: &[u8] = b"ping";
 
 static TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 const PONG: &[u8] = b"pong";
-
-fn certs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
-}
 
 fn mra() -> Arc<Mra> {
     Arc::new(Mra::load(&certs_dir().join("mra.toml")).expect("load certs/mra.toml"))

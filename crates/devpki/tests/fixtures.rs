@@ -1,52 +1,15 @@
-//! The committed development PKI (`certs/`) and its mutual-recognition agreement, checked as an
-//! auditor would: the files are exactly what the generator makes from the recorded seed, the
-//! agreement is signed by every party, every fixture gets its documented verdict at the pinned
-//! time, and `openssl verify` agrees on the chains it can judge.
+//! Every fixture of the table (`kakehashi_devpki::FIXTURES`) against the committed files: the
+//! verifier gives each its documented verdict at the pinned time, and `openssl verify` agrees on
+//! the chains it can judge.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kakehashi_devpki::{Expected, FIXTURES, Fixture, VALIDATION_TIME};
 use kakehashi_pki::cert::Cert;
-use kakehashi_pki::devpki::{self, Expected, FIXTURES, VALIDATION_TIME};
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Outcome, UnixTime};
 
-fn certs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
-}
-
-fn committed_seed() -> String {
-    std::fs::read_to_string(certs_dir().join("dev-seed.txt"))
-        .expect("certs/dev-seed.txt")
-        .trim_end()
-        .to_owned()
-}
-
-// --- The committed files are the generator's output ---------------------------------------
-
-#[test]
-fn committed_certs_are_exactly_what_the_generator_makes_from_the_recorded_seed() {
-    let pki = devpki::generate(&committed_seed()).unwrap();
-    for (relative, bytes) in &pki.files {
-        let committed = std::fs::read(certs_dir().join(relative))
-            .unwrap_or_else(|e| panic!("certs/{} is missing: {e}", relative.display()));
-        assert!(
-            committed == *bytes,
-            "certs/{} differs from the generator's output; regenerate with \
-             `cargo run -p kakehashi -- pki init --out certs --force --seed \"$(cat certs/dev-seed.txt)\"`",
-            relative.display()
-        );
-    }
-}
-
-// --- The agreement ------------------------------------------------------------------------
-
-#[test]
-fn committed_agreement_is_signed_by_every_party() {
-    let mra = Mra::load(&certs_dir().join("mra.toml")).unwrap();
-    mra.verify_signatures().unwrap();
-    assert_eq!(mra.signed_parties(), ["JP", "SG", "TH"]);
-}
+use crate::util::certs_dir;
 
 // --- openssl agreement --------------------------------------------------------------------
 
@@ -131,7 +94,7 @@ fn openssl_agrees_on_every_chain_it_can_judge() {
 // --- Recognition of every fixture ---------------------------------------------------------
 
 #[track_caller]
-fn check(fixture: &devpki::Fixture, mra: &Mra) {
+fn check(fixture: &Fixture, mra: &Mra) {
     let bytes = std::fs::read(certs_dir().join(fixture.chain)).unwrap();
     let chain = Cert::parse_pem_or_der_bundle(&bytes).unwrap();
     let (leaf, intermediates) = chain.split_first().unwrap();

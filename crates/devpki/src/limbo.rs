@@ -10,13 +10,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{Cert, KeyUsage};
-use crate::crl::{CrlSet, RevocationMode};
-use crate::policy::PolicySettings;
-use crate::profile::{PeerName, Profile};
-use crate::purpose::{EKU_CLIENT_AUTH, EKU_SERVER_AUTH};
-use crate::time::UnixTime;
-use crate::validate::{ValidationOptions, verify_chain};
+use kakehashi_pki::UnixTime;
+use kakehashi_pki::cert::{Cert, EKU_ANY, KeyUsage};
+use kakehashi_pki::crl::{CrlSet, RevocationMode};
+use kakehashi_pki::policy::PolicySettings;
+use kakehashi_pki::purpose::{EKU_CLIENT_AUTH, EKU_SERVER_AUTH};
+use kakehashi_pki::validate::{PeerName, Profile, ValidationOptions, verify_chain};
 
 /// Most testcases one file may hold: limbo's full suite has about ten thousand; the bound
 /// keeps a hostile file from holding the harness forever.
@@ -94,9 +93,9 @@ pub struct Testcase {
     /// The name the leaf must be valid for.
     #[serde(default)]
     pub expected_peer_name: Option<LimboPeerName>,
-    /// Most intermediates (self-issued ones not counted).
-    #[serde(default)]
-    pub max_chain_depth: Option<usize>,
+    /// Most intermediates (self-issued ones not counted); limbo's `max_chain_depth`.
+    #[serde(default, rename = "max_chain_depth")]
+    pub chain_depth_max: Option<usize>,
     /// CRLs, PEM.
     #[serde(default)]
     pub crls: Vec<String>,
@@ -267,7 +266,7 @@ fn decide(case: &Testcase, default_time: UnixTime) -> Result<String, Decision> {
                 .to_owned(),
             );
         }
-        opts.intermediates_max = case.max_chain_depth;
+        opts.intermediates_max = case.chain_depth_max;
     }
     opts.required_ekus = ekus;
     // Web-PKI cases also follow the CA/Browser Forum's CRL rules (URI-only distribution
@@ -320,7 +319,7 @@ fn eku_oids(names: &[String]) -> Result<Vec<String>, String> {
                 "emailProtection" => "1.3.6.1.5.5.7.3.4",
                 "timeStamping" => "1.3.6.1.5.5.7.3.8",
                 "OCSPSigning" => "1.3.6.1.5.5.7.3.9",
-                "anyExtendedKeyUsage" => crate::cert::EKU_ANY,
+                "anyExtendedKeyUsage" => EKU_ANY,
                 other => return Err(format!("unknown extended key usage {other:?}")),
             }
             .to_owned())
@@ -370,180 +369,4 @@ fn pem_blocks(text: &str, label: &str) -> Vec<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_limbo_usage_names() {
-        assert_eq!(
-            eku_oids(&["serverAuth".into()]).unwrap(),
-            vec![EKU_SERVER_AUTH.to_owned()]
-        );
-        assert!(eku_oids(&["bogus".into()]).is_err());
-        assert_eq!(
-            key_usage_bits(&["digitalSignature".into(), "keyCertSign".into()]).unwrap(),
-            KeyUsage::DIGITAL_SIGNATURE | KeyUsage::KEY_CERT_SIGN
-        );
-    }
-
-    #[test]
-    fn summary_counts_wrong_accepts_separately() {
-        let case = |id: &str, expected| Testcase {
-            id: id.into(),
-            validation_kind: "SERVER".into(),
-            trusted_certs: vec![],
-            untrusted_intermediates: vec![],
-            peer_certificate: String::new(),
-            validation_time: None,
-            key_usage: vec![],
-            extended_key_usage: vec![],
-            expected_result: expected,
-            expected_peer_name: None,
-            max_chain_depth: None,
-            crls: vec![],
-            pkits_settings: None,
-        };
-        let file = LimboFile {
-            version: 1,
-            testcases: vec![
-                case("a", Outcome::Failure),
-                case("b", Outcome::Success),
-                case("c", Outcome::Failure),
-                case("d", Outcome::Success),
-            ],
-        };
-        let result = |id: &str, actual| CaseResult {
-            id: id.into(),
-            actual_result: actual,
-            context: String::new(),
-        };
-        let results = [
-            result("a", Outcome::Success),
-            result("b", Outcome::Failure),
-            result("c", Outcome::Failure),
-            result("d", Outcome::Skipped),
-        ];
-        let s = summarize(&file, &results);
-        assert_eq!(
-            (s.passed, s.wrong_accepts, s.wrong_rejects, s.skipped),
-            (1, 1, 1, 1)
-        );
-    }
-
-    /// A root and a server leaf for `name`, as limbo PEM strings.
-    fn server_chain(name: &str) -> (String, String) {
-        let root_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut root = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        root.distinguished_name
-            .push(rcgen::DnType::OrganizationName, "Limbo Test Root");
-        root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        root.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-        root.not_before = rcgen::date_time_ymd(2025, 1, 1);
-        root.not_after = rcgen::date_time_ymd(2030, 1, 1);
-        let root_pem = root.self_signed(&root_key).unwrap().pem();
-        let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        let mut leaf = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
-        leaf.distinguished_name = rcgen::DistinguishedName::new();
-        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        leaf.use_authority_key_identifier_extension = true;
-        leaf.not_before = rcgen::date_time_ymd(2025, 1, 1);
-        leaf.not_after = rcgen::date_time_ymd(2030, 1, 1);
-        let issuer = rcgen::Issuer::new(root, root_key);
-        (root_pem, leaf.signed_by(&leaf_key, &issuer).unwrap().pem())
-    }
-
-    fn server_case(root: &str, leaf: &str, peer: &str, time: &str) -> Testcase {
-        Testcase {
-            id: "generated".into(),
-            validation_kind: "SERVER".into(),
-            trusted_certs: vec![root.to_owned()],
-            untrusted_intermediates: vec![],
-            peer_certificate: leaf.to_owned(),
-            validation_time: Some(time.into()),
-            key_usage: vec![],
-            extended_key_usage: vec![],
-            expected_result: Outcome::Success,
-            expected_peer_name: Some(LimboPeerName {
-                kind: "DNS".into(),
-                value: peer.into(),
-            }),
-            max_chain_depth: None,
-            crls: vec![],
-            pkits_settings: None,
-        }
-    }
-
-    #[test]
-    fn server_case_succeeds_for_its_name_and_fails_for_another_or_when_expired() {
-        let (root, leaf) = server_chain("node.example.jp");
-        let ok = run_case(
-            &server_case(&root, &leaf, "node.example.jp", "2026-01-01T00:00:00Z"),
-            UnixTime(0),
-        );
-        assert_eq!(ok.actual_result, Outcome::Success, "{}", ok.context);
-        let other = run_case(
-            &server_case(&root, &leaf, "node.example.sg", "2026-01-01T00:00:00Z"),
-            UnixTime(0),
-        );
-        assert_eq!(other.actual_result, Outcome::Failure);
-        assert!(
-            other.context.contains("node.example.sg"),
-            "{}",
-            other.context
-        );
-        let late = run_case(
-            &server_case(&root, &leaf, "node.example.jp", "2031-01-01T00:00:00Z"),
-            UnixTime(0),
-        );
-        assert_eq!(late.actual_result, Outcome::Failure);
-        assert!(late.context.contains("expired"), "{}", late.context);
-    }
-
-    #[test]
-    fn missing_validation_time_uses_the_callers_time() {
-        let (root, leaf) = server_chain("node.example.jp");
-        let mut case = server_case(&root, &leaf, "node.example.jp", "");
-        case.validation_time = None;
-        let in_window = UnixTime::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
-        assert_eq!(run_case(&case, in_window).actual_result, Outcome::Success);
-        assert_eq!(run_case(&case, UnixTime(0)).actual_result, Outcome::Failure);
-    }
-
-    #[test]
-    fn parse_file_rejects_other_versions() {
-        assert!(matches!(
-            parse_file(br#"{"version": 2, "testcases": []}"#),
-            Err(LimboError::Version(2))
-        ));
-        assert_eq!(
-            parse_file(br#"{"version": 1, "testcases": []}"#)
-                .unwrap()
-                .testcases
-                .len(),
-            0
-        );
-        assert!(parse_file(b"[]").is_err());
-    }
-
-    #[test]
-    fn an_unparseable_leaf_is_a_failure_with_context() {
-        let case = Testcase {
-            id: "x".into(),
-            validation_kind: "SERVER".into(),
-            trusted_certs: vec![],
-            untrusted_intermediates: vec![],
-            peer_certificate: "not pem".into(),
-            validation_time: Some("2024-01-01T00:00:00Z".into()),
-            key_usage: vec![],
-            extended_key_usage: vec![],
-            expected_result: Outcome::Failure,
-            expected_peer_name: None,
-            max_chain_depth: None,
-            crls: vec![],
-            pkits_settings: None,
-        };
-        let r = run_case(&case, UnixTime(0));
-        assert_eq!(r.actual_result, Outcome::Failure);
-        assert!(r.context.contains("peer certificate"), "{}", r.context);
-    }
-}
+mod tests;
