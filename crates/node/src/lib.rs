@@ -12,3 +12,5 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod tls;
+
+pub use engine::{Clock, SystemClock};

@@ -22,7 +22,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config};
-use crate::engine::{Engine, EngineError, EngineLimits, EngineParts, PeerLink, Sanctions};
+use crate::engine::{
+    Clock, Engine, EngineError, EngineLimits, EngineParts, PeerLink, Sanctions, SystemClock,
+};
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
 use crate::service::{PaymentsService, RelayService};
@@ -30,8 +32,6 @@ use crate::store::{AccountKind, AccountMeta, Store, StoreError};
 use crate::tls::{self, TlsIdentity};
 use kakehashi_protocol::money::{self, Rate};
 use kakehashi_protocol::signed;
-
-use crate::engine;
 
 /// How often the recovery loop looks for payments in doubt. Short, because a payment in doubt
 /// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt.
@@ -155,6 +155,7 @@ impl Node {
     /// starts serving and recovering. Returns once every listener is bound.
     pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         tls::install_crypto_provider();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mra_error = |message: String| NodeError::Mra {
             path: config.mra.clone(),
             message,
@@ -187,7 +188,7 @@ impl Node {
             &*mra,
             &config.jurisdiction,
             Purpose::ReceiptSigning,
-            engine::now().1,
+            clock.now().1,
             &[],
         )
         .map_err(|rejection| NodeError::Key {
@@ -344,6 +345,7 @@ impl Node {
             },
             funding_account,
             metrics: Arc::clone(&metrics),
+            clock,
         }));
         engine.genesis(genesis).await?;
 

@@ -24,7 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{self, Engine, EngineError, Submitted};
+use crate::engine::{Engine, EngineError, Submitted};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::signed::Trust;
@@ -304,7 +304,7 @@ impl RelayService {
             self.engine.trust(),
             self.engine.jurisdiction(),
             &certs,
-            engine::now().1,
+            self.engine.clock().now().1,
         )
     }
 }

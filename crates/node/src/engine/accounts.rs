@@ -14,7 +14,7 @@ use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::transfer::{codes, transfer_id};
 
 use super::checks::ledger_rejection;
-use super::{Engine, EngineError, Submitted, blocking, now};
+use super::{Engine, EngineError, Submitted, blocking};
 use crate::store::{AccountKind, AccountMeta, Write};
 
 impl Engine {
@@ -36,7 +36,7 @@ impl Engine {
                 ..NewAccount::default()
             })
             .collect();
-        let (ts, _) = now();
+        let (ts, _) = self.clock().now();
         let ledger = Arc::clone(&self.parts.ledger);
         let results = blocking(move || ledger.create_accounts(&new_accounts, ts)).await??;
         for ((id, meta, _), result) in accounts.iter().zip(&results) {
@@ -111,7 +111,7 @@ impl Engine {
             Ok(Err(e)) => return Err(invalid_internal(&e)),
             Err(e) => return Err(invalid_internal(&e)),
         };
-        let (_, t) = now();
+        let (_, t) = self.clock().now();
         let mut out = Vec::new();
         for ((id, meta), account) in wanted.into_iter().zip(found) {
             let (Some(meta), Some(account)) = (meta, account) else {
@@ -206,7 +206,7 @@ impl Engine {
             flags: account_flags(AccountKind::Customer),
             ..NewAccount::default()
         };
-        let (ts, _) = now();
+        let (ts, _) = self.clock().now();
         let ledger = Arc::clone(&self.parts.ledger);
         let result = match blocking(move || ledger.create_accounts(&[new], ts)).await {
             Ok(Ok(r)) => r.into_iter().next(),
@@ -283,7 +283,7 @@ impl Engine {
             code: codes::FUNDING,
             ..NewTransfer::default()
         };
-        let (ts, _) = now();
+        let (ts, _) = self.clock().now();
         let ledger = Arc::clone(&self.parts.ledger);
         match blocking(move || ledger.create_transfers(&[transfer], ts)).await {
             Ok(Ok(results)) if results.first().is_some_and(|r| r.is_recorded()) => {}

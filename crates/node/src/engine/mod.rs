@@ -17,6 +17,7 @@
 
 mod accounts;
 mod checks;
+mod clock;
 mod quoting;
 mod receiver;
 mod sender;
@@ -24,11 +25,10 @@ mod sender;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use kakehashi_ledger::{CreateTransferResult, Ledger, NewTransfer, Timestamp};
-use kakehashi_pki::UnixTime;
+use kakehashi_ledger::{CreateTransferResult, Ledger, NewTransfer};
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::{self, PaymentStatusReport};
@@ -43,6 +43,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub use checks::Sanctions;
+pub use clock::{Clock, SystemClock};
 
 /// Why the engine could not do its job for an operational reason (not a rejection of the
 /// payment): the caller answers `Unavailable`/`Internal` and nothing is acknowledged.
@@ -139,6 +140,8 @@ pub struct EngineParts {
     pub funding_account: u128,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Where the engine reads the time ([`SystemClock`] in production).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The node's settlement engine. Shared by the gRPC services and the recovery loop.
@@ -162,21 +165,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// The wall clock as a ledger timestamp and a validation time. The node is the one place that
-/// reads the clock; pki and ledger take time as an argument.
-pub fn now() -> (Timestamp, UnixTime) {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
-    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-    (Timestamp::from_unix_nanos(nanos), UnixTime(secs))
-}
-pub(super) fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, EngineError> {
@@ -255,6 +243,11 @@ impl Engine {
         &self.parts.metrics
     }
 
+    /// The clock the engine reads.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.parts.clock
+    }
+
     /// Closes the ledger cleanly (joins its writer) when this engine holds its last reference.
     pub async fn close(self) -> Result<(), EngineError> {
         if let Ok(ledger) = Arc::try_unwrap(self.parts.ledger) {
@@ -267,7 +260,7 @@ impl Engine {
         &self,
         transfer: NewTransfer,
     ) -> Result<CreateTransferResult, EngineError> {
-        let (ts, _) = now();
+        let (ts, _) = self.clock().now();
         let ledger = Arc::clone(&self.parts.ledger);
         let results = blocking(move || ledger.create_transfers(&[transfer], ts)).await??;
         results.into_iter().next().ok_or(EngineError::Unexpected {

@@ -6,7 +6,7 @@ use kakehashi_proto::pb;
 use kakehashi_protocol::money;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 
-use super::{Engine, now};
+use super::Engine;
 
 impl Engine {
     /// Issues a signed quote for paying `source` (this node's currency) to `counterparty`.
@@ -58,7 +58,7 @@ impl Engine {
                 ),
             ));
         }
-        let (_, t) = now();
+        let (_, t) = self.clock().now();
         let seq = self.quote_seq.fetch_add(1, Ordering::Relaxed);
         let mut nonce = [0u8; 6];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)

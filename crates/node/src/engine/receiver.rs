@@ -18,7 +18,7 @@ use prost::Message;
 use tracing::Instrument;
 
 use super::checks::ledger_rejection;
-use super::{Engine, EngineError, blocking, now, unix_secs};
+use super::{Engine, EngineError, blocking};
 use crate::metrics::Direction;
 use crate::store::{InboundRecord, InboundState, Write};
 
@@ -95,7 +95,7 @@ impl Engine {
                 }
             }
         }
-        let (_, t) = now();
+        let (_, t) = self.clock().now();
         let checked = self.check_inbound(peer, signed, instr, t);
         let (credited_minor, liquidity) = match checked {
             Ok(ok) => ok,
@@ -244,7 +244,7 @@ impl Engine {
             credited_minor,
             credit_transfer_id,
             signed_instruction: signed.encode_to_vec(),
-            updated_at: unix_secs(),
+            updated_at: self.clock().unix_secs(),
         }
     }
 
@@ -257,7 +257,7 @@ impl Engine {
         record.state = InboundState::Rejected;
         record.reason_code = Some(rejection.code.as_str().to_owned());
         record.reason_detail = Some(rejection.detail.clone());
-        record.updated_at = unix_secs();
+        record.updated_at = self.clock().unix_secs();
         self.parts
             .store
             .put(vec![Write::Inbound(*uetr, record)])
@@ -308,7 +308,7 @@ impl Engine {
         record.state = InboundState::Settled;
         record.receipt = Some(signed_receipt.encode_to_vec());
         record.credited_minor = transfer.amount;
-        record.updated_at = unix_secs();
+        record.updated_at = self.clock().unix_secs();
         self.parts
             .store
             .put(vec![Write::Inbound(*uetr, record.clone())])
@@ -334,7 +334,7 @@ impl Engine {
                         fenced.state = InboundState::Fenced;
                         fenced.reason_code = Some(ReasonCode::Ab05.as_str().to_owned());
                         fenced.reason_detail = Some("fenced by a status query".to_owned());
-                        fenced.updated_at = unix_secs();
+                        fenced.updated_at = self.clock().unix_secs();
                         self.parts
                             .store
                             .put(vec![Write::Inbound(uetr, fenced.clone())])
@@ -356,7 +356,7 @@ impl Engine {
                     credited_minor: 0,
                     credit_transfer_id: 0,
                     signed_instruction: Vec::new(),
-                    updated_at: unix_secs(),
+                    updated_at: self.clock().unix_secs(),
                 };
                 self.parts
                     .store

@@ -21,7 +21,7 @@ use prost::Message;
 use tracing::Instrument;
 
 use super::checks::ledger_rejection;
-use super::{Engine, EngineError, PeerLink, Submitted, now, unix_secs};
+use super::{Engine, EngineError, PeerLink, Submitted};
 use crate::metrics::{Direction, ReceiptAnomaly};
 use crate::store::{OutboundRecord, OutboundState, Write};
 
@@ -67,7 +67,7 @@ impl Engine {
         signed: pb::Signed,
         instr: Instruction,
     ) -> Result<Submitted, EngineError> {
-        let (_, t) = now();
+        let (_, t) = self.clock().now();
         let report = |rejection: Rejection| {
             Submitted::Report(Box::new(self.rejected_report(&instr, &rejection)))
         };
@@ -183,8 +183,8 @@ impl Engine {
             decided_by: Some(self.jurisdiction().to_owned()),
             receipt: None,
             credited_minor: None,
-            created_at: unix_secs(),
-            updated_at: unix_secs(),
+            created_at: self.clock().unix_secs(),
+            updated_at: self.clock().unix_secs(),
         };
         if let Err(rejection) = self.check_debtor(&instr) {
             return self.reject_outbound(&instr, record, rejection).await;
@@ -218,7 +218,7 @@ impl Engine {
             return self.reject_outbound(&instr, record, rejection).await;
         }
         record.state = OutboundState::Forwarded;
-        record.updated_at = unix_secs();
+        record.updated_at = self.clock().unix_secs();
         self.put_outbound(instr.uetr, &record).await?;
 
         // Forward the exact bytes the participant signed.
@@ -271,7 +271,7 @@ impl Engine {
         record.reason_code = Some(rejection.code.as_str().to_owned());
         record.reason_detail = Some(rejection.detail.clone());
         record.decided_by = Some(self.jurisdiction().to_owned());
-        record.updated_at = unix_secs();
+        record.updated_at = self.clock().unix_secs();
         self.put_outbound(instr.uetr, &record).await?;
         Ok(Submitted::Report(Box::new(
             self.report_from(&instr.uetr, &record),
@@ -308,11 +308,9 @@ impl Engine {
         let mut anomaly = None;
         let mut credited = None;
         if post {
-            match decision
-                .receipt
-                .as_ref()
-                .map(|r| receipt::verify_receipt(r, self.trust(), self.jurisdiction(), now().1))
-            {
+            match decision.receipt.as_ref().map(|r| {
+                receipt::verify_receipt(r, self.trust(), self.jurisdiction(), self.clock().now().1)
+            }) {
                 Some(Ok((receipt, signer))) => {
                     if receipt.uetr != uetr.to_string()
                         || receipt.instruction_sha256
@@ -371,7 +369,7 @@ impl Engine {
                 result: result.as_str(),
             });
         }
-        record.updated_at = unix_secs();
+        record.updated_at = self.clock().unix_secs();
         record.decided_by = Some(if decision.receiving_jurisdiction.is_empty() {
             peer.jurisdiction.clone()
         } else {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_node::config::Config;
+use kakehashi_node::engine::{Clock as _, SystemClock};
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::tls::{TlsIdentity, install_crypto_provider};
 use kakehashi_pki::mra::Mra;
@@ -121,7 +122,7 @@ pub fn bank(jurisdiction: &str, bic: &'static str) -> Bank {
 }
 
 pub fn now() -> UnixTime {
-    kakehashi_node::engine::now().1
+    SystemClock.now().1
 }
 
 pub struct Payment<'a> {
