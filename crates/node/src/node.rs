@@ -23,7 +23,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{self, Config};
 use crate::engine::{
-    Clock, Engine, EngineError, EngineLimits, EngineParts, PeerLink, Sanctions, SystemClock,
+    Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink, Sanctions,
+    SystemClock,
 };
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
@@ -262,7 +263,10 @@ impl Node {
                     mid,
                     corridor_account: peer.corridor_account,
                     liquidity_account: peer.liquidity_account,
-                    client,
+                    transport: Arc::new(GrpcPeer::new(
+                        client,
+                        Duration::from_millis(config.limits.relay_timeout_ms),
+                    )),
                 },
             );
         }
@@ -331,7 +335,6 @@ impl Node {
                 max_payment_minor,
                 clock_skew_secs: config.limits.clock_skew_secs,
                 instruction_max_lifetime_secs: config.limits.instruction_max_lifetime_secs,
-                relay_timeout: Duration::from_millis(config.limits.relay_timeout_ms),
             },
             sanctions: Sanctions {
                 names: config

@@ -21,22 +21,21 @@ mod clock;
 mod quoting;
 mod receiver;
 mod sender;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use kakehashi_ledger::{CreateTransferResult, Ledger, NewTransfer};
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::pb::{self, PaymentStatusReport};
+use kakehashi_proto::pb::PaymentStatusReport;
 use kakehashi_protocol::money::{Currency, Rate};
 use kakehashi_protocol::quote::QuoteIssuer;
 use kakehashi_protocol::reason::Rejection;
 use kakehashi_protocol::signed::{ParsedCerts, Trust};
-use tonic::transport::Channel;
 
 use crate::locks::UetrLocks;
 use crate::metrics::Metrics;
@@ -44,6 +43,7 @@ use crate::store::{Store, StoreError};
 
 pub use checks::Sanctions;
 pub use clock::{Clock, SystemClock};
+pub use transport::{GrpcPeer, PeerCall, PeerError, PeerTransport};
 
 /// Why the engine could not do its job for an operational reason (not a rejection of the
 /// payment): the caller answers `Unavailable`/`Internal` and nothing is acknowledged.
@@ -93,8 +93,8 @@ pub struct PeerLink {
     pub corridor_account: u128,
     /// Local account inbound payments from this peer are credited from.
     pub liquidity_account: u128,
-    /// The Relay client (mutual TLS), connected lazily.
-    pub client: pb::relay_client::RelayClient<Channel>,
+    /// How the sender calls the peer ([`GrpcPeer`] in production).
+    pub transport: Arc<dyn PeerTransport>,
 }
 
 /// Limits the engine enforces (from the configuration).
@@ -106,8 +106,6 @@ pub struct EngineLimits {
     pub clock_skew_secs: u64,
     /// Longest allowed time between an instruction's creation and its expiry.
     pub instruction_max_lifetime_secs: u64,
-    /// How long the sender waits for a Prepare or status answer.
-    pub relay_timeout: Duration,
 }
 
 /// Everything the engine needs; built by [`crate::node`] from the configuration.

@@ -21,7 +21,7 @@ use prost::Message;
 use tracing::Instrument;
 
 use super::checks::ledger_rejection;
-use super::{Engine, EngineError, PeerLink, Submitted};
+use super::{Engine, EngineError, PeerError, PeerLink, Submitted};
 use crate::metrics::{Direction, ReceiptAnomaly};
 use crate::store::{OutboundRecord, OutboundState, Write};
 
@@ -222,22 +222,20 @@ impl Engine {
         self.put_outbound(instr.uetr, &record).await?;
 
         // Forward the exact bytes the participant signed.
-        let mut client = peer.client.clone();
-        let mut request = tonic::Request::new(pb::PrepareRequest {
-            instruction: Some(signed),
-        });
-        request.set_timeout(self.parts.limits.relay_timeout);
-        let answer =
-            tokio::time::timeout(self.parts.limits.relay_timeout, client.prepare(request)).await;
+        let answer = peer
+            .transport
+            .prepare(pb::PrepareRequest {
+                instruction: Some(signed),
+            })
+            .await;
         let decision = match answer {
-            Ok(Ok(response)) => {
-                let decision = response.into_inner();
+            Ok(decision) => {
                 self.parts
                     .metrics
                     .relay_request("Prepare", decision_name(decision.decision()));
                 decision
             }
-            Ok(Err(status)) => {
+            Err(PeerError::Failed(status)) => {
                 self.parts.metrics.relay_request("Prepare", "ERROR");
                 tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction, %status,
                     "Prepare failed; the payment is in doubt until a status query resolves it");
@@ -245,7 +243,7 @@ impl Engine {
                     self.pending_report(&record, &instr.uetr),
                 )));
             }
-            Err(_) => {
+            Err(PeerError::Timeout(_)) => {
                 self.parts.metrics.relay_request("Prepare", "TIMEOUT");
                 tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction,
                     "Prepare timed out; the payment is in doubt until a status query resolves it");
@@ -439,17 +437,12 @@ impl Engine {
                 self.finish(uetr, record, &peer, decision).await?;
                 continue;
             }
-            let mut client = peer.client.clone();
-            let mut request = tonic::Request::new(RelayStatusRequest {
+            let request = RelayStatusRequest {
                 uetr: uetr.to_string(),
                 instruction_sha256: hex::decode(&record.instruction_sha256).unwrap_or_default(),
-            });
-            request.set_timeout(self.parts.limits.relay_timeout);
-            match tokio::time::timeout(self.parts.limits.relay_timeout, client.get_status(request))
-                .await
-            {
-                Ok(Ok(answer)) => {
-                    let answer = answer.into_inner();
+            };
+            match peer.transport.status(request).await {
+                Ok(answer) => {
                     self.parts
                         .metrics
                         .relay_request("GetStatus", decision_name(answer.decision()));
@@ -459,12 +452,12 @@ impl Engine {
                         remaining += 1;
                     }
                 }
-                Ok(Err(status)) => {
+                Err(PeerError::Failed(status)) => {
                     self.parts.metrics.relay_request("GetStatus", "ERROR");
                     tracing::warn!(%uetr, %status, "status query failed; still in doubt");
                     remaining += 1;
                 }
-                Err(_) => {
+                Err(PeerError::Timeout(_)) => {
                     self.parts.metrics.relay_request("GetStatus", "TIMEOUT");
                     tracing::warn!(%uetr, "status query timed out; still in doubt");
                     remaining += 1;
