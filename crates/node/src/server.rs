@@ -31,6 +31,7 @@ use std::time::Duration;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::payments_server::{Payments, PaymentsServer};
 use kakehashi_proto::pb::relay_server::{Relay, RelayServer};
+use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -192,15 +193,7 @@ impl Bound {
         P: Payments,
         R: Relay,
     {
-        let PeerTrust { mra, crls } = trust.into();
-        let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
-        let relay_tls = relay_server_config(
-            &identity,
-            Arc::clone(&mra),
-            &config.jurisdiction,
-            crls.clone(),
-        )?;
-        let public_tls = public_server_config(&identity, mra, &config.jurisdiction, crls)?;
+        let (public_tls, relay_tls) = tls_configs(config, trust.into())?;
         let limits = &config.limits;
 
         let payments = PaymentsServer::new(payments)
@@ -228,13 +221,7 @@ impl Bound {
 
         // One shutdown signal fanned out to every listener.
         let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                // An error means the sender is gone, which also means stop.
-                let _ = rx.wait_for(|stop| *stop).await;
-            }
-        };
+        let stopped = move || stopped(stop_rx.clone());
         let signal = tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -278,24 +265,8 @@ impl Bound {
 
         let (public, relay, metrics) = tokio::join!(public_task, relay_task, metrics_task);
         signal.abort();
-        public
-            .map_err(|source| ServeError::Task {
-                listener: "public",
-                source,
-            })?
-            .map_err(|source| ServeError::Transport {
-                listener: "public",
-                source,
-            })?;
-        relay
-            .map_err(|source| ServeError::Task {
-                listener: "relay",
-                source,
-            })?
-            .map_err(|source| ServeError::Transport {
-                listener: "relay",
-                source,
-            })?;
+        grpc_outcome("public", public)?;
+        grpc_outcome("relay", relay)?;
         metrics
             .map_err(|source| ServeError::Task {
                 listener: "metrics",
@@ -304,6 +275,39 @@ impl Bound {
             .map_err(ServeError::Metrics)?;
         Ok(())
     }
+}
+
+/// The TLS configurations of the public and the relay listener: the identity of `config.tls`,
+/// clients recognized under `trust`.
+fn tls_configs(
+    config: &Config,
+    trust: PeerTrust,
+) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), ServeError> {
+    let PeerTrust { mra, crls } = trust;
+    let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
+    let relay_tls = relay_server_config(
+        &identity,
+        Arc::clone(&mra),
+        &config.jurisdiction,
+        crls.clone(),
+    )?;
+    let public_tls = public_server_config(&identity, mra, &config.jurisdiction, crls)?;
+    Ok((public_tls, relay_tls))
+}
+
+/// Completes when `stop` turns true (or its sender is gone, which also means stop).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// How a gRPC listener's task ended, as the listener's error if it failed.
+fn grpc_outcome(
+    listener: &'static str,
+    ended: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
+    ended
+        .map_err(|source| ServeError::Task { listener, source })?
+        .map_err(|source| ServeError::Transport { listener, source })
 }
 
 /// Binds and serves in one call (see [`bind`] and [`Bound::run`]).

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use kakehashi_ledger::{AccountId, CreateTransferResult, NewTransfer, TransferFlags, TransferId};
-use kakehashi_pki::Purpose;
+use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
 use kakehashi_proto::pb::{
     self, Decision, PaymentStatusReport, RelayDecision, RelayStatusRequest, TransactionStatus,
@@ -62,43 +62,88 @@ impl Engine {
         self.submit_decoded(signed, instr).instrument(span).await
     }
 
+    /// Steps 1 to 8 of the protocol for one decoded instruction: the checks, then, under the
+    /// UETR's lock, the record, the reservation, Prepare and the receiver's decision.
     async fn submit_decoded(
         &self,
         signed: pb::Signed,
         instr: Instruction,
     ) -> Result<Submitted, EngineError> {
-        let (_, t) = self.clock().now();
-        let report = |rejection: Rejection| {
-            Submitted::Report(Box::new(self.rejected_report(&instr, &rejection)))
+        let peer = match self.check_submission(&signed, &instr) {
+            Ok(peer) => peer,
+            Err(rejection) => return Ok(self.refuse(&instr, rejection)),
         };
-        // Authentication first: nothing unauthenticated is ever written.
-        let signer = match signed::verify(
-            &signed,
+        let _guard = self.locks.lock(instr.uetr).await;
+        if let Some(existing) = self.parts.store.outbound(&instr.uetr)? {
+            let rejection = Rejection::new(
+                ReasonCode::Dupl,
+                format!(
+                    "UETR {} was already submitted (its status: {})",
+                    instr.uetr,
+                    outbound_status_text(&existing)
+                ),
+            );
+            return Ok(self.refuse(&instr, rejection));
+        }
+        let record = self.outbound_record(&signed, &instr, &peer);
+        if let Err(rejection) = self.check_debtor(&instr) {
+            return self.reject_outbound(&instr, record, rejection).await;
+        }
+        let record = match self.reserve(&instr, &peer, record).await? {
+            Ok(record) => record,
+            Err(refused) => return Ok(refused),
+        };
+        self.forward(signed, &instr, &peer, record).await
+    }
+
+    /// A refusal before anything was written: a malformed request (FF01) is `Invalid`, any
+    /// other reason a rejected report.
+    fn refuse(&self, instr: &Instruction, rejection: Rejection) -> Submitted {
+        if rejection.code == ReasonCode::Ff01 {
+            Submitted::Invalid(rejection)
+        } else {
+            Submitted::Report(Box::new(self.rejected_report(instr, &rejection)))
+        }
+    }
+
+    /// The checks made before anything is written, authentication first (nothing
+    /// unauthenticated is ever written): the signer, this node's quote, and the instruction's
+    /// times. Returns the peer the payment goes to.
+    fn check_submission(
+        &self,
+        signed: &pb::Signed,
+        instr: &Instruction,
+    ) -> Result<PeerLink, Rejection> {
+        let (_, t) = self.clock().now();
+        // A malformed envelope (sizes, DER) is FF01, a format error like any other.
+        let signer = signed::verify(
+            signed,
             SIGNING_DOMAIN_INSTRUCTION,
             self.trust(),
             self.jurisdiction(),
             Purpose::PaymentSigning,
             t,
             &[],
-        ) {
-            Ok(signer) => signer,
-            // A malformed envelope (sizes, DER) is a format error like any other.
-            Err(rejection) if rejection.code == ReasonCode::Ff01 => {
-                return Ok(Submitted::Invalid(rejection));
-            }
-            Err(rejection) => return Ok(report(rejection)),
-        };
+        )?;
         if signer.subject_cn != instr.debtor_agent_bic {
-            return Ok(report(Rejection::new(
+            return Err(Rejection::new(
                 ReasonCode::Ds0b,
                 format!(
                     "the instruction is signed by {} but names debtor agent {}",
                     signer.subject_cn, instr.debtor_agent_bic
                 ),
-            )));
+            ));
         }
+        let peer = self.check_own_quote(instr, t)?;
+        self.check_times(instr, t)?;
+        Ok(peer)
+    }
+
+    /// The instruction debits this node's currency under a quote this node issued, for the
+    /// instruction's amount, to a peer it has a corridor with; returns that peer.
+    fn check_own_quote(&self, instr: &Instruction, t: UnixTime) -> Result<PeerLink, Rejection> {
         if instr.currency.alpha != self.parts.currency.alpha {
-            return Ok(Submitted::Invalid(Rejection::new(
+            return Err(Rejection::new(
                 ReasonCode::Ff01,
                 format!(
                     "interbank_settlement_amount: {} debits in {}, not {}",
@@ -106,40 +151,34 @@ impl Engine {
                     self.parts.currency.alpha,
                     instr.currency.alpha
                 ),
-            )));
+            ));
         }
-        let (terms, _) = match quote::verify_quote(
+        let (terms, _) = quote::verify_quote(
             &instr.quote,
             self.trust(),
             self.jurisdiction(),
             t,
             self.parts.limits.clock_skew_secs,
             &[],
-        ) {
-            Ok(q) => q,
-            Err(rejection) if rejection.code == ReasonCode::Ff01 => {
-                return Ok(Submitted::Invalid(rejection));
-            }
-            Err(rejection) => return Ok(report(rejection)),
-        };
+        )?;
         if terms.issuing != self.jurisdiction() {
-            return Ok(report(Rejection::new(
+            return Err(Rejection::new(
                 ReasonCode::Ds0b,
                 format!(
                     "the quote was issued by {}, not by this node ({})",
                     terms.issuing,
                     self.jurisdiction()
                 ),
-            )));
+            ));
         }
         let Some(peer) = self.parts.peers.get(&terms.counterparty).cloned() else {
-            return Ok(Submitted::Invalid(Rejection::new(
+            return Err(Rejection::new(
                 ReasonCode::Ff01,
                 format!("quote: no corridor to {}", terms.counterparty),
-            )));
+            ));
         };
         if terms.source.1 != instr.amount_minor || terms.source.0.alpha != instr.currency.alpha {
-            return Ok(Submitted::Invalid(Rejection::new(
+            return Err(Rejection::new(
                 ReasonCode::Ff01,
                 format!(
                     "interbank_settlement_amount {} {} differs from the quote's source amount {} {}",
@@ -148,28 +187,20 @@ impl Engine {
                     money::format_amount(terms.source.0, terms.source.1).value,
                     terms.source.0.alpha
                 ),
-            )));
+            ));
         }
-        if let Err(rejection) = self.check_times(&instr, t) {
-            return Ok(if rejection.code == ReasonCode::Ff01 {
-                Submitted::Invalid(rejection)
-            } else {
-                report(rejection)
-            });
-        }
+        Ok(peer)
+    }
 
-        let _guard = self.locks.lock(instr.uetr).await;
-        if let Some(existing) = self.parts.store.outbound(&instr.uetr)? {
-            return Ok(report(Rejection::new(
-                ReasonCode::Dupl,
-                format!(
-                    "UETR {} was already submitted (its status: {})",
-                    instr.uetr,
-                    outbound_status_text(&existing)
-                ),
-            )));
-        }
-        let mut record = OutboundRecord {
+    /// The record of a payment that passed the checks made before the lock: decided here
+    /// (`Rejected`) until it is reserved.
+    fn outbound_record(
+        &self,
+        signed: &pb::Signed,
+        instr: &Instruction,
+        peer: &PeerLink,
+    ) -> OutboundRecord {
+        OutboundRecord {
             state: OutboundState::Rejected,
             signed_instruction: signed.encode_to_vec(),
             instruction_sha256: hex::encode(instr.payload_sha256),
@@ -185,12 +216,18 @@ impl Engine {
             credited_minor: None,
             created_at: self.clock().unix_secs(),
             updated_at: self.clock().unix_secs(),
-        };
-        if let Err(rejection) = self.check_debtor(&instr) {
-            return self.reject_outbound(&instr, record, rejection).await;
         }
+    }
 
-        // Reserve: record the intent, then the pending transfer.
+    /// Steps 2 to 4: records the intent (`Reserving`), reserves the amount with a pending
+    /// transfer into the peer's corridor account, and records `Forwarded`. `Ok(Err(..))` is
+    /// the answer to a payment the ledger refused to reserve (recorded as rejected).
+    async fn reserve(
+        &self,
+        instr: &Instruction,
+        peer: &PeerLink,
+        mut record: OutboundRecord,
+    ) -> Result<Result<OutboundRecord, Submitted>, EngineError> {
         let reservation = transfer_id(b"reserve", &instr.uetr.0);
         record.state = OutboundState::Reserving;
         record.reservation_id = reservation;
@@ -215,13 +252,24 @@ impl Engine {
             record.reservation_id = 0;
             record.decided_by = Some(self.jurisdiction().to_owned());
             let rejection = ledger_rejection(Some(result), "reservation");
-            return self.reject_outbound(&instr, record, rejection).await;
+            return Ok(Err(self.reject_outbound(instr, record, rejection).await?));
         }
         record.state = OutboundState::Forwarded;
         record.updated_at = self.clock().unix_secs();
         self.put_outbound(instr.uetr, &record).await?;
+        Ok(Ok(record))
+    }
 
-        // Forward the exact bytes the participant signed.
+    /// Steps 5 to 8: sends Prepare with the exact bytes the participant signed and applies the
+    /// receiver's decision. Without an answer the payment is in doubt (PDNG) until recovery
+    /// resolves it.
+    async fn forward(
+        &self,
+        signed: pb::Signed,
+        instr: &Instruction,
+        peer: &PeerLink,
+        record: OutboundRecord,
+    ) -> Result<Submitted, EngineError> {
         let answer = peer
             .transport
             .prepare(pb::PrepareRequest {
@@ -253,7 +301,7 @@ impl Engine {
             }
         };
         crate::fault::crash_point(crate::fault::SENDER_BEFORE_RESOLVE);
-        let record = self.finish(instr.uetr, record, &peer, decision).await?;
+        let record = self.finish(instr.uetr, record, peer, decision).await?;
         Ok(Submitted::Report(Box::new(
             self.report_from(&instr.uetr, &record),
         )))
@@ -293,80 +341,28 @@ impl Engine {
         peer: &PeerLink,
         decision: RelayDecision,
     ) -> Result<OutboundRecord, EngineError> {
-        let resolution = match decision.decision() {
-            Decision::Settled => TransferFlags::POST_PENDING_TRANSFER,
-            Decision::Rejected | Decision::UnknownFenced => TransferFlags::VOID_PENDING_TRANSFER,
+        let post = match decision.decision() {
+            Decision::Settled => true,
+            Decision::Rejected | Decision::UnknownFenced => false,
             Decision::Unspecified => {
                 tracing::warn!(%uetr, "the receiver answered without a decision; still in doubt");
                 return Ok(record);
             }
         };
-        let post = resolution == TransferFlags::POST_PENDING_TRANSFER;
-        let mut note = None;
-        let mut anomaly = None;
-        let mut credited = None;
+        let mut receipt = ReceiptCheck::default();
         if post {
-            match decision.receipt.as_ref().map(|r| {
-                receipt::verify_receipt(r, self.trust(), self.jurisdiction(), self.clock().now().1)
-            }) {
-                Some(Ok((receipt, signer))) => {
-                    if receipt.uetr != uetr.to_string()
-                        || receipt.instruction_sha256
-                            != hex::decode(&record.instruction_sha256).unwrap_or_default()
-                        || signer.jurisdiction != peer.jurisdiction
-                    {
-                        note = Some("the receipt does not match this payment".to_owned());
-                        anomaly = Some(ReceiptAnomaly::Mismatch);
-                    }
-                    credited = receipt
-                        .credited_amount
-                        .as_ref()
-                        .and_then(|a| money::parse_amount(a).ok())
-                        .map(|(_, minor)| minor);
-                }
-                Some(Err(rejection)) => {
-                    note = Some(format!("the receipt did not verify: {rejection}"));
-                    anomaly = Some(ReceiptAnomaly::Invalid);
-                }
-                None => {
-                    note = Some("the receiver sent no receipt".to_owned());
-                    anomaly = Some(ReceiptAnomaly::Missing);
-                }
-            }
-            if let (Some(note), Some(kind)) = (&note, anomaly) {
+            receipt = self.check_receipt(uetr, &record, peer, decision.receipt.as_ref());
+            if let Some((kind, note)) = &receipt.anomaly {
                 // The receiver says it credited: voiding would create money on the other side,
                 // so the reservation is posted and the anomaly raised for the operator (logged
                 // and counted in `kakehashi_receipt_anomalies_total`, which alerts can watch).
                 tracing::error!(%uetr, %note, "settled without a valid receipt");
-                self.parts.metrics.receipt_anomaly(&peer.jurisdiction, kind);
+                self.parts
+                    .metrics
+                    .receipt_anomaly(&peer.jurisdiction, *kind);
             }
         }
-        let resolve = NewTransfer {
-            id: TransferId(transfer_id(if post { b"post" } else { b"void" }, &uetr.0)),
-            pending_id: TransferId(record.reservation_id),
-            amount: if post { record.amount_minor } else { 0 },
-            user_data_128: u128::from_be_bytes(uetr.0),
-            flags: resolution,
-            ..NewTransfer::default()
-        };
-        let result = self.apply_one(resolve).await?;
-        let resolved = result.is_recorded()
-            || matches!(
-                (post, result),
-                (true, CreateTransferResult::PendingTransferAlreadyPosted)
-                    | (false, CreateTransferResult::PendingTransferAlreadyVoided)
-                    | (false, CreateTransferResult::PendingTransferNotFound)
-            );
-        if !resolved {
-            return Err(EngineError::Unexpected {
-                what: if post {
-                    "posting a reservation"
-                } else {
-                    "voiding a reservation"
-                },
-                result: result.as_str(),
-            });
-        }
+        self.resolve_reservation(uetr, &record, post).await?;
         record.updated_at = self.clock().unix_secs();
         record.decided_by = Some(if decision.receiving_jurisdiction.is_empty() {
             peer.jurisdiction.clone()
@@ -376,8 +372,8 @@ impl Engine {
         if post {
             record.state = OutboundState::Settled;
             record.receipt = decision.receipt.as_ref().map(Message::encode_to_vec);
-            record.credited_minor = credited;
-            record.reason_detail = note;
+            record.credited_minor = receipt.credited;
+            record.reason_detail = receipt.anomaly.map(|(_, note)| note);
         } else {
             record.state = OutboundState::Rejected;
             let (code, detail) = if decision.decision() == Decision::UnknownFenced {
@@ -399,6 +395,89 @@ impl Engine {
         }
         self.put_outbound(uetr, &record).await?;
         Ok(record)
+    }
+
+    /// Verifies the receipt of a payment the receiver settled: it must verify under the
+    /// agreement, come from the peer and name this payment (UETR and instruction digest).
+    fn check_receipt(
+        &self,
+        uetr: Uetr,
+        record: &OutboundRecord,
+        peer: &PeerLink,
+        receipt: Option<&pb::Signed>,
+    ) -> ReceiptCheck {
+        let Some(receipt) = receipt else {
+            return ReceiptCheck::anomaly(ReceiptAnomaly::Missing, "the receiver sent no receipt");
+        };
+        let t = self.clock().now().1;
+        let (receipt, signer) =
+            match receipt::verify_receipt(receipt, self.trust(), self.jurisdiction(), t) {
+                Ok(verified) => verified,
+                Err(rejection) => {
+                    return ReceiptCheck::anomaly(
+                        ReceiptAnomaly::Invalid,
+                        format!("the receipt did not verify: {rejection}"),
+                    );
+                }
+            };
+        let mut check = ReceiptCheck::default();
+        if receipt.uetr != uetr.to_string()
+            || receipt.instruction_sha256
+                != hex::decode(&record.instruction_sha256).unwrap_or_default()
+            || signer.jurisdiction != peer.jurisdiction
+        {
+            check = ReceiptCheck::anomaly(
+                ReceiptAnomaly::Mismatch,
+                "the receipt does not match this payment",
+            );
+        }
+        check.credited = receipt
+            .credited_amount
+            .as_ref()
+            .and_then(|a| money::parse_amount(a).ok())
+            .map(|(_, minor)| minor);
+        check
+    }
+
+    /// Posts (`post`) or voids the reservation of `record`. Already posted, already voided and,
+    /// for a void, never reserved are what a retry after a crash finds: done.
+    async fn resolve_reservation(
+        &self,
+        uetr: Uetr,
+        record: &OutboundRecord,
+        post: bool,
+    ) -> Result<(), EngineError> {
+        let resolve = NewTransfer {
+            id: TransferId(transfer_id(if post { b"post" } else { b"void" }, &uetr.0)),
+            pending_id: TransferId(record.reservation_id),
+            amount: if post { record.amount_minor } else { 0 },
+            user_data_128: u128::from_be_bytes(uetr.0),
+            flags: if post {
+                TransferFlags::POST_PENDING_TRANSFER
+            } else {
+                TransferFlags::VOID_PENDING_TRANSFER
+            },
+            ..NewTransfer::default()
+        };
+        let result = self.apply_one(resolve).await?;
+        let resolved = result.is_recorded()
+            || matches!(
+                (post, result),
+                (true, CreateTransferResult::PendingTransferAlreadyPosted)
+                    | (false, CreateTransferResult::PendingTransferAlreadyVoided)
+                    | (false, CreateTransferResult::PendingTransferNotFound)
+            );
+        if !resolved {
+            return Err(EngineError::Unexpected {
+                what: if post {
+                    "posting a reservation"
+                } else {
+                    "voiding a reservation"
+                },
+                result: result.as_str(),
+            });
+        }
+        Ok(())
     }
 
     /// Resolves every forwarded payment still in doubt by asking its receiver (which fences
@@ -568,5 +647,23 @@ fn outbound_status_text(record: &OutboundRecord) -> String {
             format!("RJCT {}", record.reason_code.as_deref().unwrap_or_default())
         }
         OutboundState::Reserving | OutboundState::Forwarded => "PDNG".to_owned(),
+    }
+}
+
+/// What the sender made of the receipt of a payment the receiver settled.
+#[derive(Debug, Default)]
+struct ReceiptCheck {
+    /// The amount the receipt says was credited, minor units of the peer's currency.
+    credited: Option<u128>,
+    /// What is wrong with the receipt, and the note recorded with the payment.
+    anomaly: Option<(ReceiptAnomaly, String)>,
+}
+
+impl ReceiptCheck {
+    fn anomaly(kind: ReceiptAnomaly, note: impl Into<String>) -> Self {
+        Self {
+            credited: None,
+            anomaly: Some((kind, note.into())),
+        }
     }
 }
