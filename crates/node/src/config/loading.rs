@@ -218,101 +218,22 @@ impl<'de> Deserialize<'de> for AccountIdRepr {
 }
 
 impl RawConfig {
+    /// The configuration this text describes, defaults filled in and paths resolved against
+    /// `base`; the rules are checked afterwards ([`Config::validate`]).
     fn resolve(self, base: &Path) -> Result<Config, ConfigError> {
-        let addr = |key: &str, text: &str| -> Result<SocketAddr, ConfigError> {
-            text.parse().map_err(|_| {
-                invalid(
-                    key,
-                    format!(
-                        "`{text}` is not a socket address; write ip:port, e.g. \"127.0.0.1:7100\""
-                    ),
-                )
-            })
-        };
-        let listen = Listen {
-            public: addr("listen.public", &self.listen.public)?,
-            relay: addr("listen.relay", &self.listen.relay)?,
-            metrics: addr("listen.metrics", &self.listen.metrics)?,
-        };
-        let mut peers = Vec::with_capacity(self.peers.len());
-        for p in self.peers {
-            let key = format!("peer {}", p.jurisdiction);
-            let relay = parse_relay_uri(&key, &p.relay)?;
-            let server_name = match p.server_name {
-                Some(name) => name,
-                // The URI was checked to have a host; strip IPv6 brackets for ServerName.
-                None => relay
-                    .host()
-                    .unwrap_or_default()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-            };
-            peers.push(Peer {
-                jurisdiction: p.jurisdiction,
-                relay,
-                server_name,
-                corridor_account: p.corridor_account.0,
-                liquidity_account: p.liquidity_account.0,
-            });
-        }
-        let mut mid = BTreeMap::new();
-        for (code, text) in self.fx.mid {
-            let rate = Decimal::parse(&text, RATE_FRACTION_DIGITS_MAX)
-                .map_err(|m| invalid(format!("fx.mid.{code}"), m))?;
-            mid.insert(code, rate);
-        }
-        let defaults = Limits::default();
-        let l = self.limits;
-        let limits = Limits {
-            max_payment: match l.max_payment {
-                Some(text) => Decimal::parse(&text, AMOUNT_FRACTION_DIGITS_MAX)
-                    .map_err(|m| invalid("limits.max_payment", m))?,
-                None => defaults.max_payment,
-            },
-            max_message_bytes: l.max_message_bytes.unwrap_or(defaults.max_message_bytes),
-            max_concurrent_requests: l
-                .max_concurrent_requests
-                .unwrap_or(defaults.max_concurrent_requests),
-            max_concurrent_requests_per_connection: l
-                .max_concurrent_requests_per_connection
-                .unwrap_or(defaults.max_concurrent_requests_per_connection),
-            max_concurrent_streams: l
-                .max_concurrent_streams
-                .unwrap_or(defaults.max_concurrent_streams),
-            request_timeout_ms: l.request_timeout_ms.unwrap_or(defaults.request_timeout_ms),
-            relay_timeout_ms: l.relay_timeout_ms.unwrap_or(defaults.relay_timeout_ms),
-            connect_timeout_ms: l.connect_timeout_ms.unwrap_or(defaults.connect_timeout_ms),
-            tls_handshake_timeout_ms: l
-                .tls_handshake_timeout_ms
-                .unwrap_or(defaults.tls_handshake_timeout_ms),
-            http2_keepalive_interval_secs: l
-                .http2_keepalive_interval_secs
-                .unwrap_or(defaults.http2_keepalive_interval_secs),
-            http2_keepalive_timeout_secs: l
-                .http2_keepalive_timeout_secs
-                .unwrap_or(defaults.http2_keepalive_timeout_secs),
-            clock_skew_secs: l.clock_skew_secs.unwrap_or(defaults.clock_skew_secs),
-            instruction_max_lifetime_secs: l
-                .instruction_max_lifetime_secs
-                .unwrap_or(defaults.instruction_max_lifetime_secs),
-            stream_queue_len: l.stream_queue_len.unwrap_or(defaults.stream_queue_len),
-        };
-        let mut accounts = Vec::with_capacity(self.accounts.len());
-        for a in self.accounts {
-            let opening_balance = match a.opening_balance {
-                Some(text) => Decimal::parse(&text, AMOUNT_FRACTION_DIGITS_MAX)
-                    .map_err(|m| invalid(format!("account {}.opening_balance", a.id.0), m))?,
-                None => Decimal("0".to_owned()),
-            };
-            accounts.push(Account {
-                id: a.id.0,
-                kind: a.kind,
-                owner_bic: a.owner_bic,
-                name: a.name,
-                opening_balance,
-            });
-        }
+        let listen = self.listen.resolve()?;
+        let peers = self
+            .peers
+            .into_iter()
+            .map(RawPeer::resolve)
+            .collect::<Result<Vec<_>, _>>()?;
+        let fx = self.fx.resolve()?;
+        let limits = self.limits.resolve()?;
+        let accounts = self
+            .accounts
+            .into_iter()
+            .map(RawAccount::resolve)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             jurisdiction: self.jurisdiction,
             data_dir: resolve(base, "data_dir", &self.data_dir)?,
@@ -335,11 +256,7 @@ impl RawConfig {
                     .collect::<Result<_, _>>()?,
             },
             peers,
-            fx: Fx {
-                spread_bps: self.fx.spread_bps,
-                quote_ttl_secs: self.fx.quote_ttl_secs,
-                mid,
-            },
+            fx,
             limits,
             sanctions: Sanctions {
                 names: self.sanctions.names,
@@ -347,6 +264,128 @@ impl RawConfig {
                 accounts: self.sanctions.accounts.into_iter().map(|a| a.0).collect(),
             },
             accounts,
+        })
+    }
+}
+
+impl RawListen {
+    fn resolve(self) -> Result<Listen, ConfigError> {
+        let addr = |key: &str, text: &str| -> Result<SocketAddr, ConfigError> {
+            text.parse().map_err(|_| {
+                invalid(
+                    key,
+                    format!(
+                        "`{text}` is not a socket address; write ip:port, e.g. \"127.0.0.1:7100\""
+                    ),
+                )
+            })
+        };
+        Ok(Listen {
+            public: addr("listen.public", &self.public)?,
+            relay: addr("listen.relay", &self.relay)?,
+            metrics: addr("listen.metrics", &self.metrics)?,
+        })
+    }
+}
+
+impl RawPeer {
+    fn resolve(self) -> Result<Peer, ConfigError> {
+        let key = format!("peer {}", self.jurisdiction);
+        let relay = parse_relay_uri(&key, &self.relay)?;
+        let server_name = match self.server_name {
+            Some(name) => name,
+            // The URI was checked to have a host; strip IPv6 brackets for ServerName.
+            None => relay
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        };
+        Ok(Peer {
+            jurisdiction: self.jurisdiction,
+            relay,
+            server_name,
+            corridor_account: self.corridor_account.0,
+            liquidity_account: self.liquidity_account.0,
+        })
+    }
+}
+
+impl RawFx {
+    fn resolve(self) -> Result<Fx, ConfigError> {
+        let mut mid = BTreeMap::new();
+        for (code, text) in self.mid {
+            let rate = Decimal::parse(&text, RATE_FRACTION_DIGITS_MAX)
+                .map_err(|m| invalid(format!("fx.mid.{code}"), m))?;
+            mid.insert(code, rate);
+        }
+        Ok(Fx {
+            spread_bps: self.spread_bps,
+            quote_ttl_secs: self.quote_ttl_secs,
+            mid,
+        })
+    }
+}
+
+impl RawLimits {
+    /// The limits, each one not configured at its default.
+    fn resolve(self) -> Result<Limits, ConfigError> {
+        let defaults = Limits::default();
+        Ok(Limits {
+            max_payment: match self.max_payment {
+                Some(text) => Decimal::parse(&text, AMOUNT_FRACTION_DIGITS_MAX)
+                    .map_err(|m| invalid("limits.max_payment", m))?,
+                None => defaults.max_payment,
+            },
+            max_message_bytes: self.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+            max_concurrent_requests: self
+                .max_concurrent_requests
+                .unwrap_or(defaults.max_concurrent_requests),
+            max_concurrent_requests_per_connection: self
+                .max_concurrent_requests_per_connection
+                .unwrap_or(defaults.max_concurrent_requests_per_connection),
+            max_concurrent_streams: self
+                .max_concurrent_streams
+                .unwrap_or(defaults.max_concurrent_streams),
+            request_timeout_ms: self
+                .request_timeout_ms
+                .unwrap_or(defaults.request_timeout_ms),
+            relay_timeout_ms: self.relay_timeout_ms.unwrap_or(defaults.relay_timeout_ms),
+            connect_timeout_ms: self
+                .connect_timeout_ms
+                .unwrap_or(defaults.connect_timeout_ms),
+            tls_handshake_timeout_ms: self
+                .tls_handshake_timeout_ms
+                .unwrap_or(defaults.tls_handshake_timeout_ms),
+            http2_keepalive_interval_secs: self
+                .http2_keepalive_interval_secs
+                .unwrap_or(defaults.http2_keepalive_interval_secs),
+            http2_keepalive_timeout_secs: self
+                .http2_keepalive_timeout_secs
+                .unwrap_or(defaults.http2_keepalive_timeout_secs),
+            clock_skew_secs: self.clock_skew_secs.unwrap_or(defaults.clock_skew_secs),
+            instruction_max_lifetime_secs: self
+                .instruction_max_lifetime_secs
+                .unwrap_or(defaults.instruction_max_lifetime_secs),
+            stream_queue_len: self.stream_queue_len.unwrap_or(defaults.stream_queue_len),
+        })
+    }
+}
+
+impl RawAccount {
+    fn resolve(self) -> Result<Account, ConfigError> {
+        let opening_balance = match self.opening_balance {
+            Some(text) => Decimal::parse(&text, AMOUNT_FRACTION_DIGITS_MAX)
+                .map_err(|m| invalid(format!("account {}.opening_balance", self.id.0), m))?,
+            None => Decimal("0".to_owned()),
+        };
+        Ok(Account {
+            id: self.id.0,
+            kind: self.kind,
+            owner_bic: self.owner_bic,
+            name: self.name,
+            opening_balance,
         })
     }
 }
