@@ -1,6 +1,7 @@
 //! A kakehashi node (being written; see issue 4).
 #![forbid(unsafe_code)]
 
+mod account;
 pub mod config;
 pub mod engine;
 pub mod fault;
@@ -13,4 +14,5 @@ pub mod service;
 pub mod store;
 pub mod tls;
 
+pub use account::AccountKind;
 pub use engine::{Clock, SystemClock};

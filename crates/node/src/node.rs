@@ -24,6 +24,7 @@ use kakehashi_protocol::signed;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::AccountKind;
 use crate::config::{self, Config};
 use crate::engine::{
     Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink, Sanctions,
@@ -32,7 +33,7 @@ use crate::engine::{
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
 use crate::service::{PaymentsService, RelayService};
-use crate::store::{AccountKind, AccountMeta, Store, StoreError};
+use crate::store::{AccountMeta, Store, StoreError};
 use crate::tls::{self, TlsIdentity};
 
 /// How often the recovery loop looks for payments in doubt. Short, because a payment in doubt
@@ -349,12 +350,7 @@ fn genesis_accounts(config: &Config, currency: &'static Currency) -> Result<Gene
     let mut accounts = Vec::new();
     let mut funding_account = None;
     for account in &config.accounts {
-        let kind = match account.kind {
-            config::AccountKind::Customer => AccountKind::Customer,
-            config::AccountKind::Corridor => AccountKind::Corridor,
-            config::AccountKind::Liquidity => AccountKind::Liquidity,
-            config::AccountKind::Funding => AccountKind::Funding,
-        };
+        let kind = account.kind;
         if kind == AccountKind::Funding {
             funding_account = Some(account.id);
         }

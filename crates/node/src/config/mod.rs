@@ -24,10 +24,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use tonic::transport::Uri;
 
 use rules::parse_relay_uri;
+
+/// The kind of an `[[account]]` ([`Account::kind`]).
+pub use crate::account::AccountKind;
 
 /// Largest configuration file read: a node with thousands of genesis accounts and a long
 /// sanctions list stays far below this, and the bound keeps a wrong path (a disk image, a log)
@@ -271,38 +273,6 @@ pub struct Sanctions {
     pub bics: Vec<String>,
     /// Account ids, on either ledger.
     pub accounts: Vec<u128>,
-}
-
-/// What a ledger account is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccountKind {
-    /// Holds reservations of outgoing payments to one peer.
-    Corridor,
-    /// A bank's customer account; payments debit and credit these.
-    Customer,
-    /// The node's cash-in account (FundAccount and opening balances come from it).
-    Funding,
-    /// Funds credits of incoming payments from one peer.
-    Liquidity,
-}
-
-impl AccountKind {
-    /// The name used in the configuration and on the wire (`AccountBalance.kind`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Corridor => "corridor",
-            Self::Customer => "customer",
-            Self::Funding => "funding",
-            Self::Liquidity => "liquidity",
-        }
-    }
-}
-
-impl fmt::Display for AccountKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// `[[account]]`: a genesis account of the local ledger.

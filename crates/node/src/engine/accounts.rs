@@ -15,7 +15,8 @@ use kakehashi_protocol::transfer::{codes, transfer_id};
 
 use super::checks::ledger_rejection;
 use super::{Engine, EngineError, Submitted, blocking};
-use crate::store::{AccountKind, AccountMeta, Write};
+use crate::AccountKind;
+use crate::store::{AccountMeta, Write};
 
 impl Engine {
     /// Creates the configured accounts and their opening balances (idempotent: a restart finds

@@ -8,7 +8,8 @@ use kakehashi_protocol::money;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 
 use super::Engine;
-use crate::store::{AccountKind, AccountMeta};
+use crate::AccountKind;
+use crate::store::AccountMeta;
 
 /// Names, BICs and accounts refused with RR04.
 #[derive(Clone, Debug, Default)]
