@@ -310,8 +310,8 @@ fn peer_links(
             &config.limits,
         )?;
         let client = RelayClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(config.limits.max_message_bytes)
-            .max_encoding_message_size(config.limits.max_message_bytes);
+            .max_decoding_message_size(config.limits.message_bytes_max)
+            .max_encoding_message_size(config.limits.message_bytes_max);
         let relay_timeout = Duration::from_millis(config.limits.relay_timeout_ms);
         peers.insert(
             peer.jurisdiction.clone(),
@@ -377,12 +377,12 @@ fn genesis_accounts(config: &Config, currency: &'static Currency) -> Result<Gene
 
 /// The limits the engine enforces, from `[limits]`.
 fn engine_limits(config: &Config, currency: &'static Currency) -> Result<EngineLimits, NodeError> {
-    let max_payment_minor = minor_units(currency, config.limits.max_payment.as_str())
+    let payment_minor_max = minor_units(currency, config.limits.payment_max.as_str())
         .map_err(|r| invalid("limits.max_payment", r.detail))?;
     Ok(EngineLimits {
-        max_payment_minor,
+        payment_minor_max,
         clock_skew_secs: config.limits.clock_skew_secs,
-        instruction_max_lifetime_secs: config.limits.instruction_max_lifetime_secs,
+        instruction_lifetime_secs_max: config.limits.instruction_lifetime_secs_max,
     })
 }
 

@@ -197,27 +197,27 @@ impl Bound {
         let limits = &config.limits;
 
         let payments = PaymentsServer::new(payments)
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max)
+            .max_encoding_message_size(limits.message_bytes_max);
         let relay = RelayServer::new(relay)
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max)
+            .max_encoding_message_size(limits.message_bytes_max);
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<PaymentsServer<P>>().await;
         health_reporter.set_serving::<RelayServer<R>>().await;
         let health = health
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max)
+            .max_encoding_message_size(limits.message_bytes_max);
         // Reflection answers carry whole file descriptors, so only requests are bounded by
         // the configured size; answers keep tonic's 4 MiB default.
         let reflection_v1 = reflection()
             .with_service_name("grpc.reflection.v1.ServerReflection")
             .build_v1()?
-            .max_decoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max);
         let reflection_v1alpha = reflection()
             .with_service_name("grpc.reflection.v1alpha.ServerReflection")
             .build_v1alpha()?
-            .max_decoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max);
 
         // One shutdown signal fanned out to every listener.
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -349,9 +349,9 @@ fn server(
     >,
 > {
     Server::builder()
-        .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
+        .concurrency_limit_per_connection(limits.concurrent_requests_per_connection_max)
         .timeout(Duration::from_millis(limits.request_timeout_ms))
-        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_concurrent_streams(limits.concurrent_streams_max)
         .http2_keepalive_interval(Some(Duration::from_secs(
             limits.http2_keepalive_interval_secs,
         )))
@@ -359,7 +359,7 @@ fn server(
             limits.http2_keepalive_timeout_secs,
         )))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            limits.max_concurrent_requests,
+            limits.concurrent_requests_max,
         ))
 }
 

@@ -703,7 +703,7 @@ async fn public_listener_hands_the_client_leaf_to_the_service_when_one_is_presen
 
 #[tokio::test]
 async fn public_listener_refuses_a_message_larger_than_the_limit() {
-    let node = Node::start_with("jp", |l| l.max_message_bytes = 4096).await;
+    let node = Node::start_with("jp", |l| l.message_bytes_max = 4096).await;
     let ch = channel(node.addresses.public, "JP").await.expect("connect");
     let mut client = PaymentsClient::new(ch);
     let small = pb::BalancesRequest {

@@ -130,14 +130,21 @@ fn quote_ttl_default() -> u64 {
     QUOTE_TTL_SECS_DEFAULT
 }
 
+/// `[limits]`. Users write the keys as they always have (`max_payment`); the fields follow
+/// the crate's `*_max` naming.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
-    max_payment: Option<String>,
-    max_message_bytes: Option<usize>,
-    max_concurrent_requests: Option<usize>,
-    max_concurrent_requests_per_connection: Option<usize>,
-    max_concurrent_streams: Option<u32>,
+    #[serde(rename = "max_payment")]
+    payment_max: Option<String>,
+    #[serde(rename = "max_message_bytes")]
+    message_bytes_max: Option<usize>,
+    #[serde(rename = "max_concurrent_requests")]
+    concurrent_requests_max: Option<usize>,
+    #[serde(rename = "max_concurrent_requests_per_connection")]
+    concurrent_requests_per_connection_max: Option<usize>,
+    #[serde(rename = "max_concurrent_streams")]
+    concurrent_streams_max: Option<u32>,
     request_timeout_ms: Option<u64>,
     relay_timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
@@ -145,7 +152,8 @@ struct RawLimits {
     http2_keepalive_interval_secs: Option<u64>,
     http2_keepalive_timeout_secs: Option<u64>,
     clock_skew_secs: Option<u64>,
-    instruction_max_lifetime_secs: Option<u64>,
+    #[serde(rename = "instruction_max_lifetime_secs")]
+    instruction_lifetime_secs_max: Option<u64>,
     stream_queue_len: Option<usize>,
 }
 
@@ -333,21 +341,21 @@ impl RawLimits {
     fn resolve(self) -> Result<Limits, ConfigError> {
         let defaults = Limits::default();
         Ok(Limits {
-            max_payment: match self.max_payment {
+            payment_max: match self.payment_max {
                 Some(text) => Decimal::parse(&text, AMOUNT_FRACTION_DIGITS_MAX)
                     .map_err(|m| invalid("limits.max_payment", m))?,
-                None => defaults.max_payment,
+                None => defaults.payment_max,
             },
-            max_message_bytes: self.max_message_bytes.unwrap_or(defaults.max_message_bytes),
-            max_concurrent_requests: self
-                .max_concurrent_requests
-                .unwrap_or(defaults.max_concurrent_requests),
-            max_concurrent_requests_per_connection: self
-                .max_concurrent_requests_per_connection
-                .unwrap_or(defaults.max_concurrent_requests_per_connection),
-            max_concurrent_streams: self
-                .max_concurrent_streams
-                .unwrap_or(defaults.max_concurrent_streams),
+            message_bytes_max: self.message_bytes_max.unwrap_or(defaults.message_bytes_max),
+            concurrent_requests_max: self
+                .concurrent_requests_max
+                .unwrap_or(defaults.concurrent_requests_max),
+            concurrent_requests_per_connection_max: self
+                .concurrent_requests_per_connection_max
+                .unwrap_or(defaults.concurrent_requests_per_connection_max),
+            concurrent_streams_max: self
+                .concurrent_streams_max
+                .unwrap_or(defaults.concurrent_streams_max),
             request_timeout_ms: self
                 .request_timeout_ms
                 .unwrap_or(defaults.request_timeout_ms),
@@ -365,9 +373,9 @@ impl RawLimits {
                 .http2_keepalive_timeout_secs
                 .unwrap_or(defaults.http2_keepalive_timeout_secs),
             clock_skew_secs: self.clock_skew_secs.unwrap_or(defaults.clock_skew_secs),
-            instruction_max_lifetime_secs: self
-                .instruction_max_lifetime_secs
-                .unwrap_or(defaults.instruction_max_lifetime_secs),
+            instruction_lifetime_secs_max: self
+                .instruction_lifetime_secs_max
+                .unwrap_or(defaults.instruction_lifetime_secs_max),
             stream_queue_len: self.stream_queue_len.unwrap_or(defaults.stream_queue_len),
         })
     }

@@ -70,25 +70,25 @@ pub const QUOTE_TTL_SECS_MAX: u64 = 3_600;
 
 /// Default `[limits] max_payment` in major units of the local currency: a high-value ceiling
 /// that still bounds a mistyped amount.
-pub const MAX_PAYMENT_DEFAULT: &str = "100000000";
+pub const PAYMENT_MAX_DEFAULT: &str = "100000000";
 /// Default `[limits] max_message_bytes`: a signed instruction with a two-certificate chain is
 /// about 3 KiB; 64 KiB leaves room for long chains and names while bounding decode work.
-pub const MAX_MESSAGE_BYTES_DEFAULT: usize = 64 * 1024;
-/// Smallest `max_message_bytes` accepted: below 4 KiB a normal signed instruction would not fit.
-pub const MAX_MESSAGE_BYTES_MIN: usize = 4 * 1024;
-/// Largest `max_message_bytes` accepted: tonic's own default ceiling is 4 MiB; 16 MiB is the
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+/// Smallest `[limits] max_message_bytes` accepted: below 4 KiB a normal signed instruction would not fit.
+pub const MESSAGE_BYTES_MAX_MIN: usize = 4 * 1024;
+/// Largest `[limits] max_message_bytes` accepted: tonic's own default ceiling is 4 MiB; 16 MiB is the
 /// most any kakehashi message could need (a balance listing of every genesis account).
-pub const MAX_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+pub const MESSAGE_BYTES_MAX_MAX: usize = 16 * 1024 * 1024;
 /// Default `[limits] max_concurrent_requests`, across all connections of one listener: two
 /// cores verify about ten thousand Ed25519 signatures a second, so 256 in flight keeps the
 /// queue under a few tens of milliseconds.
-pub const MAX_CONCURRENT_REQUESTS_DEFAULT: usize = 256;
+pub const CONCURRENT_REQUESTS_MAX_DEFAULT: usize = 256;
 /// Default `[limits] max_concurrent_requests_per_connection`: one client cannot take the
 /// whole node.
-pub const MAX_CONCURRENT_REQUESTS_PER_CONNECTION_DEFAULT: usize = 64;
+pub const CONCURRENT_REQUESTS_PER_CONNECTION_MAX_DEFAULT: usize = 64;
 /// Default `[limits] max_concurrent_streams`: HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS
 /// (RFC 9113 §6.5.2) advertised per connection.
-pub const MAX_CONCURRENT_STREAMS_DEFAULT: u32 = 128;
+pub const CONCURRENT_STREAMS_MAX_DEFAULT: u32 = 128;
 /// Upper bound for every concurrency limit.
 pub const CONCURRENCY_MAX: usize = 65_536;
 /// Default `[limits] request_timeout_ms`: a participant's call, including the relay round trip.
@@ -118,9 +118,9 @@ pub const CLOCK_SKEW_SECS_DEFAULT: u64 = 30;
 pub const CLOCK_SKEW_SECS_MAX: u64 = 3_600;
 /// Default `[limits] instruction_max_lifetime_secs`: how far after `created` an instruction's
 /// `expiry` may lie.
-pub const INSTRUCTION_MAX_LIFETIME_SECS_DEFAULT: u64 = 600;
+pub const INSTRUCTION_LIFETIME_SECS_MAX_DEFAULT: u64 = 600;
 /// Longest instruction lifetime accepted: a day.
-pub const INSTRUCTION_MAX_LIFETIME_SECS_MAX: u64 = 86_400;
+pub const INSTRUCTION_LIFETIME_SECS_MAX_MAX: u64 = 86_400;
 /// Default `[limits] stream_queue_len`: reports buffered per SubmitPayments stream.
 pub const STREAM_QUEUE_LEN_DEFAULT: usize = 1_024;
 
@@ -210,19 +210,23 @@ pub struct Fx {
     pub mid: BTreeMap<String, Decimal>,
 }
 
-/// `[limits]`. Every field has a default (the `*_DEFAULT` constants of this module).
+/// `[limits]`. Every field has a default (the `*_DEFAULT` constants of this module). The TOML
+/// keys of the bounds read `max_*` (`max_payment`, `max_message_bytes`,
+/// `instruction_max_lifetime_secs`, ...), as node configurations have always written them; the
+/// fields put the qualifier last (`payment_max`, `message_bytes_max`,
+/// `instruction_lifetime_secs_max`), and errors name the TOML key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest single payment, in major units of the local currency.
-    pub max_payment: Decimal,
+    pub payment_max: Decimal,
     /// Largest encoded gRPC message, either direction, on every service.
-    pub max_message_bytes: usize,
+    pub message_bytes_max: usize,
     /// Requests in flight across all connections of one listener.
-    pub max_concurrent_requests: usize,
+    pub concurrent_requests_max: usize,
     /// Requests in flight on one connection.
-    pub max_concurrent_requests_per_connection: usize,
+    pub concurrent_requests_per_connection_max: usize,
     /// HTTP/2 streams a client may open on one connection.
-    pub max_concurrent_streams: u32,
+    pub concurrent_streams_max: u32,
     /// Deadline of one participant call on the public listener (and of relay calls served).
     pub request_timeout_ms: u64,
     /// Deadline of one outgoing relay call (Prepare, GetStatus); less than `request_timeout_ms`.
@@ -238,7 +242,7 @@ pub struct Limits {
     /// Clock difference tolerated between nodes and participants.
     pub clock_skew_secs: u64,
     /// Longest `expiry − created` of an instruction.
-    pub instruction_max_lifetime_secs: u64,
+    pub instruction_lifetime_secs_max: u64,
     /// Reports buffered per SubmitPayments stream.
     pub stream_queue_len: usize,
 }
@@ -246,11 +250,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_payment: Decimal(MAX_PAYMENT_DEFAULT.to_owned()),
-            max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
-            max_concurrent_requests: MAX_CONCURRENT_REQUESTS_DEFAULT,
-            max_concurrent_requests_per_connection: MAX_CONCURRENT_REQUESTS_PER_CONNECTION_DEFAULT,
-            max_concurrent_streams: MAX_CONCURRENT_STREAMS_DEFAULT,
+            payment_max: Decimal(PAYMENT_MAX_DEFAULT.to_owned()),
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
+            concurrent_requests_max: CONCURRENT_REQUESTS_MAX_DEFAULT,
+            concurrent_requests_per_connection_max: CONCURRENT_REQUESTS_PER_CONNECTION_MAX_DEFAULT,
+            concurrent_streams_max: CONCURRENT_STREAMS_MAX_DEFAULT,
             request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
             relay_timeout_ms: RELAY_TIMEOUT_MS_DEFAULT,
             connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
@@ -258,7 +262,7 @@ impl Default for Limits {
             http2_keepalive_interval_secs: HTTP2_KEEPALIVE_INTERVAL_SECS_DEFAULT,
             http2_keepalive_timeout_secs: HTTP2_KEEPALIVE_TIMEOUT_SECS_DEFAULT,
             clock_skew_secs: CLOCK_SKEW_SECS_DEFAULT,
-            instruction_max_lifetime_secs: INSTRUCTION_MAX_LIFETIME_SECS_DEFAULT,
+            instruction_lifetime_secs_max: INSTRUCTION_LIFETIME_SECS_MAX_DEFAULT,
             stream_queue_len: STREAM_QUEUE_LEN_DEFAULT,
         }
     }

@@ -7,7 +7,7 @@ use tonic::transport::Uri;
 
 use super::{
     ACCOUNTS_MAX, AccountKind, CLOCK_SKEW_SECS_MAX, CONCURRENCY_MAX, Config, ConfigError,
-    INSTRUCTION_MAX_LIFETIME_SECS_MAX, Listen, MAX_MESSAGE_BYTES_MAX, MAX_MESSAGE_BYTES_MIN,
+    INSTRUCTION_LIFETIME_SECS_MAX_MAX, Listen, MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN,
     NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX, SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX,
     TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
 };
@@ -241,7 +241,7 @@ impl Config {
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        if l.max_payment.is_zero() {
+        if l.payment_max.is_zero() {
             return Err(invalid(
                 "limits.max_payment",
                 "zero would refuse every payment",
@@ -249,19 +249,19 @@ impl Config {
         }
         check_range(
             "limits.max_message_bytes",
-            l.max_message_bytes as u64,
-            MAX_MESSAGE_BYTES_MIN as u64,
-            MAX_MESSAGE_BYTES_MAX as u64,
+            l.message_bytes_max as u64,
+            MESSAGE_BYTES_MAX_MIN as u64,
+            MESSAGE_BYTES_MAX_MAX as u64,
         )?;
         for (key, value) in [
-            ("limits.max_concurrent_requests", l.max_concurrent_requests),
+            ("limits.max_concurrent_requests", l.concurrent_requests_max),
             (
                 "limits.max_concurrent_requests_per_connection",
-                l.max_concurrent_requests_per_connection,
+                l.concurrent_requests_per_connection_max,
             ),
             (
                 "limits.max_concurrent_streams",
-                l.max_concurrent_streams as usize,
+                l.concurrent_streams_max as usize,
             ),
             ("limits.stream_queue_len", l.stream_queue_len),
         ] {
@@ -308,9 +308,9 @@ impl Config {
         )?;
         check_range(
             "limits.instruction_max_lifetime_secs",
-            l.instruction_max_lifetime_secs,
+            l.instruction_lifetime_secs_max,
             1,
-            INSTRUCTION_MAX_LIFETIME_SECS_MAX,
+            INSTRUCTION_LIFETIME_SECS_MAX_MAX,
         )?;
         Ok(())
     }

@@ -110,7 +110,7 @@ fn example_parses_with_paths_resolved_against_the_config_directory() {
     assert_eq!(peer.relay.port_u16(), Some(7201));
     assert_eq!(peer.corridor_account, 9002);
     assert_eq!(config.fx.mid["SGD"].as_str(), "0.0087");
-    assert_eq!(config.limits.max_payment.as_str(), "5000000");
+    assert_eq!(config.limits.payment_max.as_str(), "5000000");
     assert_eq!(config.funding_account().map(|a| a.id), Some(9001));
     assert_eq!(
         config.account(9002).map(|a| a.kind),
@@ -139,8 +139,51 @@ fn omitted_limits_take_the_documented_defaults() {
     let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
     let config = parse(&text).expect("valid");
     assert_eq!(config.limits, Limits::default());
-    assert_eq!(config.limits.max_message_bytes, MAX_MESSAGE_BYTES_DEFAULT);
+    assert_eq!(config.limits.message_bytes_max, MESSAGE_BYTES_MAX_DEFAULT);
     assert_eq!(config.limits.request_timeout_ms, REQUEST_TIMEOUT_MS_DEFAULT);
+}
+
+#[test]
+fn limit_keys_keep_the_spelling_configurations_use() {
+    let start = EXAMPLE.find("[limits]").expect("limits");
+    let end = EXAMPLE.find("[sanctions]").expect("sanctions");
+    let limits = r#"[limits]
+max_payment = "1234"
+max_message_bytes = 8192
+max_concurrent_requests = 11
+max_concurrent_requests_per_connection = 12
+max_concurrent_streams = 13
+request_timeout_ms = 4000
+relay_timeout_ms = 2000
+connect_timeout_ms = 1000
+tls_handshake_timeout_ms = 1500
+http2_keepalive_interval_secs = 14
+http2_keepalive_timeout_secs = 15
+clock_skew_secs = 16
+instruction_max_lifetime_secs = 17
+stream_queue_len = 18
+"#;
+    let text = format!("{}{limits}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+    let l = parse(&text).expect("valid").limits;
+    assert_eq!(l.payment_max.as_str(), "1234");
+    assert_eq!(l.message_bytes_max, 8192);
+    assert_eq!(l.concurrent_requests_max, 11);
+    assert_eq!(l.concurrent_requests_per_connection_max, 12);
+    assert_eq!(l.concurrent_streams_max, 13);
+    assert_eq!(l.request_timeout_ms, 4000);
+    assert_eq!(l.relay_timeout_ms, 2000);
+    assert_eq!(l.connect_timeout_ms, 1000);
+    assert_eq!(l.tls_handshake_timeout_ms, 1500);
+    assert_eq!(l.http2_keepalive_interval_secs, 14);
+    assert_eq!(l.http2_keepalive_timeout_secs, 15);
+    assert_eq!(l.clock_skew_secs, 16);
+    assert_eq!(l.instruction_lifetime_secs_max, 17);
+    assert_eq!(l.stream_queue_len, 18);
+    // The Rust spelling is not a key of the file.
+    refused(
+        &edited("max_message_bytes = 65536", "message_bytes_max = 65536"),
+        &["message_bytes_max"],
+    );
 }
 
 #[test]

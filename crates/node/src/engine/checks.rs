@@ -74,7 +74,7 @@ impl Engine {
         let skew = i64::try_from(self.parts.limits.clock_skew_secs).unwrap_or(i64::MAX);
         let lifetime = instr.expiry.0.saturating_sub(instr.created.0);
         let max =
-            i64::try_from(self.parts.limits.instruction_max_lifetime_secs).unwrap_or(i64::MAX);
+            i64::try_from(self.parts.limits.instruction_lifetime_secs_max).unwrap_or(i64::MAX);
         if lifetime > max {
             return Err(Rejection::new(
                 ReasonCode::Ff01,
@@ -114,14 +114,14 @@ impl Engine {
 
     /// RR04 when `minor` (this node's currency) is above the per-payment limit.
     pub(super) fn check_limit(&self, minor: u128, what: &str) -> Result<(), Rejection> {
-        if minor <= self.parts.limits.max_payment_minor {
+        if minor <= self.parts.limits.payment_minor_max {
             return Ok(());
         }
         Err(Rejection::new(
             ReasonCode::Rr04,
             format!(
                 "{what} above this node's per-payment limit of {} {}",
-                money::format_amount(self.parts.currency, self.parts.limits.max_payment_minor)
+                money::format_amount(self.parts.currency, self.parts.limits.payment_minor_max)
                     .value,
                 self.parts.currency.alpha
             ),

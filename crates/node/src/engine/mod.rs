@@ -101,11 +101,11 @@ pub struct PeerLink {
 #[derive(Clone, Debug)]
 pub struct EngineLimits {
     /// Largest payment, minor units of this node's currency (also applied to credits).
-    pub max_payment_minor: u128,
+    pub payment_minor_max: u128,
     /// Allowed difference between clocks when checking expiry.
     pub clock_skew_secs: u64,
     /// Longest allowed time between an instruction's creation and its expiry.
-    pub instruction_max_lifetime_secs: u64,
+    pub instruction_lifetime_secs_max: u64,
 }
 
 /// Everything the engine needs; built by [`crate::node`] from the configuration.

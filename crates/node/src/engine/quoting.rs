@@ -48,12 +48,12 @@ impl Engine {
                 "source_amount: must be greater than zero",
             ));
         }
-        if minor > self.parts.limits.max_payment_minor {
+        if minor > self.parts.limits.payment_minor_max {
             return Err(Rejection::new(
                 ReasonCode::Rr04,
                 format!(
                     "source_amount: above this node's limit of {} {}",
-                    money::format_amount(currency, self.parts.limits.max_payment_minor).value,
+                    money::format_amount(currency, self.parts.limits.payment_minor_max).value,
                     currency.alpha
                 ),
             ));
