@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use super::checks::ledger_rejection;
 use super::{Engine, EngineError, blocking};
-use crate::metrics::Direction;
+use crate::metrics::Flow;
 use crate::store::{InboundRecord, InboundState, Write};
 
 impl Engine {
@@ -48,7 +48,7 @@ impl Engine {
             _ => "RJCT",
         };
         self.parts.metrics.record_payment(
-            Direction::Inbound,
+            Flow::Inbound,
             status,
             &decision.status_reason_code,
             started.elapsed().as_secs_f64(),

@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use super::checks::ledger_rejection;
 use super::{Engine, EngineError, PeerError, PeerLink, Submitted};
-use crate::metrics::{Direction, ReceiptAnomaly};
+use crate::metrics::{Flow, ReceiptAnomaly};
 use crate::store::{OutboundRecord, OutboundState, Write};
 
 impl Engine {
@@ -33,7 +33,7 @@ impl Engine {
         if let Ok(Submitted::Report(report)) = &outcome {
             let status = report.transaction_status();
             self.parts.metrics.record_payment(
-                Direction::Outbound,
+                Flow::Outbound,
                 status_name(status),
                 &report.status_reason_code,
                 started.elapsed().as_secs_f64(),
@@ -41,7 +41,7 @@ impl Engine {
         }
         if let Ok(Submitted::Invalid(rejection)) = &outcome {
             self.parts.metrics.record_payment(
-                Direction::Outbound,
+                Flow::Outbound,
                 "RJCT",
                 rejection.code.as_str(),
                 started.elapsed().as_secs_f64(),
