@@ -17,11 +17,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::thread;
 
+use kakehashi_protocol::instruction::Uetr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-
-use kakehashi_protocol::instruction::Uetr;
 
 /// The kind of an account ([`AccountMeta::kind`]).
 pub use crate::account::AccountKind;
