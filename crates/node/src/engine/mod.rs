@@ -14,6 +14,18 @@
 //!    every later Prepare. So when the sender voids after UNKNOWN_FENCED, no credit can follow.
 //! 4. Every ledger transfer id derives from the UETR (SHA-256), so retrying any step after a
 //!    crash is idempotent (`exists`).
+//!
+//! [`Engine`] is one type whose methods are cut along its jobs: `accounts` (genesis, balances,
+//! the operator's open, fund and close), `quoting`, `sender` (submit, reserve, forward, post or
+//! void, recovery of payments in doubt), `receiver` (Prepare, the status query, credit and
+//! receipt) and `checks` (the validations both sides share).
+//!
+//! The engine reads the time only through a [`Clock`] and reaches its peers only through a
+//! [`PeerTransport`], both handed to it at construction ([`EngineParts`]), so that a
+//! deterministic simulator can drive the engine that production runs; production passes
+//! [`SystemClock`] and [`GrpcPeer`]. Its ledger and payment store are still the concrete sled
+//! ones, and quote ids and funding transfer ids take a few bytes from the operating system's
+//! random source.
 
 mod accounts;
 mod checks;
@@ -163,7 +175,8 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-pub(super) async fn blocking<T: Send + 'static>(
+/// Runs blocking ledger work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, EngineError> {
     tokio::task::spawn_blocking(work)
@@ -254,10 +267,8 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) async fn apply_one(
-        &self,
-        transfer: NewTransfer,
-    ) -> Result<CreateTransferResult, EngineError> {
+    /// Applies one ledger transfer at the clock's time and returns the ledger's result.
+    async fn apply_one(&self, transfer: NewTransfer) -> Result<CreateTransferResult, EngineError> {
         let (ts, _) = self.clock().now();
         let ledger = Arc::clone(&self.parts.ledger);
         let results = blocking(move || ledger.create_transfers(&[transfer], ts)).await??;
