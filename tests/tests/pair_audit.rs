@@ -17,9 +17,9 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use kakehashi_e2e::{DevnetProcess, kakehashi, repo_root};
 use kakehashi_ledger::{AccountId, Ledger, NewTransfer, Options, TransferId};
-use kakehashi_node::engine::now;
 use kakehashi_node::fault;
 use kakehashi_node::store::{Store, Write};
+use kakehashi_node::{Clock as _, SystemClock};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::transfer::codes;
 
@@ -184,7 +184,9 @@ fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
             code: codes::INBOUND,
             ..NewTransfer::default()
         };
-        let results = ledger.create_transfers(&[extra], now().0).expect("write");
+        let results = ledger
+            .create_transfers(&[extra], SystemClock.now().0)
+            .expect("write");
         assert!(results[0].is_recorded(), "{results:?}");
         ledger.close().expect("close");
     }

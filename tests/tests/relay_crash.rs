@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use kakehashi_e2e::{kakehashi_bin, repo_root};
 use kakehashi_node::fault;
 use kakehashi_node::participant;
+use kakehashi_node::{Clock as _, SystemClock};
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::{self as pb, TransactionStatus, payments_client::PaymentsClient};
 use kakehashi_protocol::bank::{self, Bank, Order};
@@ -182,7 +183,7 @@ async fn pay(
         creditor_name: "Tan Wei Ming".into(),
         remittance_information: "crash test".into(),
     };
-    let now = kakehashi_node::engine::now().1;
+    let now = SystemClock.now().1;
     let signed = bank::instruction(&bank, &order, &quote, uetr, now).expect("instruction");
     let answer = client
         .submit_payment(pb::SubmitPaymentRequest {

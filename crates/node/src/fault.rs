@@ -15,7 +15,7 @@ pub const RECEIVER_AFTER_CREDIT: &str = "receiver-after-credit";
 pub const ENV: &str = "KAKEHASHI_CRASH_AT";
 
 /// Aborts the process if `KAKEHASHI_CRASH_AT` is `point`.
-pub fn crash_point(point: &str) {
+pub(crate) fn crash_point(point: &str) {
     if std::env::var(ENV).is_ok_and(|wanted| wanted == point) {
         eprintln!("kakehashi: {ENV}={point}: aborting on purpose (crash test)");
         std::process::abort();

@@ -6,19 +6,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
-
 use kakehashi_protocol::instruction::Uetr;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 /// Lazily created locks, one per UETR in use, dropped when their last user is done.
 #[derive(Debug, Default)]
-pub struct UetrLocks {
+pub(crate) struct UetrLocks {
     map: Mutex<HashMap<Uetr, Arc<AsyncMutex<()>>>>,
 }
 
 /// Holds a UETR's lock; releases it (and forgets the lock if nobody else waits) on drop.
 #[derive(Debug)]
-pub struct UetrGuard<'a> {
+pub(crate) struct UetrGuard<'a> {
     locks: &'a UetrLocks,
     uetr: Uetr,
     guard: Option<OwnedMutexGuard<()>>,
@@ -26,7 +25,7 @@ pub struct UetrGuard<'a> {
 
 impl UetrLocks {
     /// Waits for and takes the lock of `uetr`.
-    pub async fn lock(&self, uetr: Uetr) -> UetrGuard<'_> {
+    pub(crate) async fn lock(&self, uetr: Uetr) -> UetrGuard<'_> {
         let mutex = {
             let mut map = self
                 .map
@@ -43,15 +42,17 @@ impl UetrLocks {
     }
 
     /// How many UETRs currently have a lock object (held or awaited).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.map
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
     }
 
-    /// Whether no UETR is locked.
-    pub fn is_empty(&self) -> bool {
+    /// Whether no UETR is locked (the tests check that locks are forgotten).
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

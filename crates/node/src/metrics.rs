@@ -60,16 +60,17 @@ pub const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0,
 ];
 
-/// Which way a payment went, seen from this node.
+/// Which way a payment went, seen from this node: the value of the `direction` label. (Named
+/// apart from the pair audit's `Flow`, which is a sender–receiver pair of nodes.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
+pub enum Flow {
     /// Received from a peer node (this node credits).
     Inbound,
     /// Submitted by a participant and relayed to a peer (this node debits).
     Outbound,
 }
 
-impl Direction {
+impl Flow {
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -106,7 +107,7 @@ struct PaymentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DirectionLabels {
+struct FlowLabels {
     direction: &'static str,
 }
 
@@ -163,7 +164,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     payments: Family<PaymentLabels, Counter>,
-    latency: Family<DirectionLabels, Histogram, fn() -> Histogram>,
+    latency: Family<FlowLabels, Histogram, fn() -> Histogram>,
     in_doubt: Gauge,
     tls_refusals: Family<ListenerLabels, Counter>,
     relay_requests: Family<RelayLabels, Counter>,
@@ -186,7 +187,7 @@ impl Metrics {
             "Payments finished, by direction, pacs.002 status and reason code",
             payments.clone(),
         );
-        let latency: Family<DirectionLabels, Histogram, fn() -> Histogram> =
+        let latency: Family<FlowLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
             "payment_latency",
@@ -226,9 +227,9 @@ impl Metrics {
                 listener: listener.as_str(),
             }));
         }
-        for direction in [Direction::Inbound, Direction::Outbound] {
-            drop(latency.get_or_create(&DirectionLabels {
-                direction: direction.as_str(),
+        for flow in [Flow::Inbound, Flow::Outbound] {
+            drop(latency.get_or_create(&FlowLabels {
+                direction: flow.as_str(),
             }));
         }
         Self {
@@ -265,17 +266,17 @@ impl Metrics {
 
     /// Counts a finished payment and observes its latency. `status` is ACSC, RJCT or PDNG;
     /// `reason` the ISO reason code, or empty.
-    pub fn record_payment(&self, direction: Direction, status: &str, reason: &str, seconds: f64) {
+    pub fn record_payment(&self, flow: Flow, status: &str, reason: &str, seconds: f64) {
         self.payments
             .get_or_create(&PaymentLabels {
-                direction: direction.as_str(),
+                direction: flow.as_str(),
                 status: code_label(status),
                 reason: code_label(reason),
             })
             .inc();
         self.latency
-            .get_or_create(&DirectionLabels {
-                direction: direction.as_str(),
+            .get_or_create(&FlowLabels {
+                direction: flow.as_str(),
             })
             .observe(seconds);
     }
@@ -610,7 +611,7 @@ mod tests {
     #[test]
     fn prometheus_text_names_counters_by_their_samples_and_has_no_unit_or_eof() {
         let metrics = Metrics::new();
-        metrics.record_payment(Direction::Outbound, "RJCT", "AM04", 0.004);
+        metrics.record_payment(Flow::Outbound, "RJCT", "AM04", 0.004);
         metrics.set_in_doubt(3);
         metrics.relay_request("Prepare", "SETTLED");
         let text = metrics.encode_as(Format::PrometheusText);
@@ -672,7 +673,7 @@ queue_gcount 2
     #[test]
     fn exposition_names_every_family() {
         let metrics = Metrics::new();
-        metrics.record_payment(Direction::Outbound, "RJCT", "AM04", 0.004);
+        metrics.record_payment(Flow::Outbound, "RJCT", "AM04", 0.004);
         metrics.set_in_doubt(3);
         metrics.tls_refused(Listener::Relay);
         metrics.relay_request("Prepare", "SETTLED");
@@ -724,9 +725,9 @@ queue_gcount 2
     #[test]
     fn counters_accumulate_per_label_set() {
         let metrics = Metrics::new();
-        metrics.record_payment(Direction::Inbound, "ACSC", "", 0.01);
-        metrics.record_payment(Direction::Inbound, "ACSC", "", 0.02);
-        metrics.record_payment(Direction::Outbound, "ACSC", "", 0.02);
+        metrics.record_payment(Flow::Inbound, "ACSC", "", 0.01);
+        metrics.record_payment(Flow::Inbound, "ACSC", "", 0.02);
+        metrics.record_payment(Flow::Outbound, "ACSC", "", 0.02);
         let text = metrics.encode();
         assert!(
             text.contains(
@@ -745,7 +746,7 @@ queue_gcount 2
     #[test]
     fn unexpected_label_values_collapse_to_other() {
         let metrics = Metrics::new();
-        metrics.record_payment(Direction::Inbound, "RJCT", "a reason a peer made up", 0.1);
+        metrics.record_payment(Flow::Inbound, "RJCT", "a reason a peer made up", 0.1);
         metrics.relay_request("GetStatus", "weird\noutcome");
         let text = metrics.encode();
         assert!(text.contains("reason=\"other\""), "{text}");

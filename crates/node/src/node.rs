@@ -15,23 +15,26 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_ledger::{Ledger, Options};
 use kakehashi_pki::mra::Mra;
-use kakehashi_pki::{Purpose, pem};
+use kakehashi_pki::{Purpose, UnixTime, pem};
 use kakehashi_proto::pb::relay_client::RelayClient;
 use kakehashi_proto::{SIGNING_DOMAIN_RECEIPT, pb};
+use kakehashi_protocol::money::{self, Currency, Rate};
+use kakehashi_protocol::reason::Rejection;
+use kakehashi_protocol::signed;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::AccountKind;
 use crate::config::{self, Config};
-use crate::engine::{Engine, EngineError, EngineLimits, EngineParts, PeerLink, Sanctions};
+use crate::engine::{
+    Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink, Sanctions,
+    SystemClock,
+};
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
 use crate::service::{PaymentsService, RelayService};
-use crate::store::{AccountKind, AccountMeta, Store, StoreError};
+use crate::store::{AccountMeta, Store, StoreError};
 use crate::tls::{self, TlsIdentity};
-use kakehashi_protocol::money::{self, Rate};
-use kakehashi_protocol::signed;
-
-use crate::engine;
 
 /// How often the recovery loop looks for payments in doubt. Short, because a payment in doubt
 /// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt.
@@ -155,165 +158,14 @@ impl Node {
     /// starts serving and recovering. Returns once every listener is bound.
     pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         tls::install_crypto_provider();
-        let mra_error = |message: String| NodeError::Mra {
-            path: config.mra.clone(),
-            message,
-        };
-        let mra = Mra::load(&config.mra).map_err(|e| mra_error(e.to_string()))?;
-        mra.verify_signatures()
-            .map_err(|e| mra_error(e.to_string()))?;
-        let own = mra.jurisdiction(&config.jurisdiction).ok_or_else(|| {
-            mra_error(format!(
-                "{} is not a party to the agreement",
-                config.jurisdiction
-            ))
-        })?;
-        let currency = money::currency(&own.currency).ok_or_else(|| {
-            mra_error(format!(
-                "{}'s currency {} is not an ISO 4217 code kakehashi knows",
-                own.code, own.currency
-            ))
-        })?;
-        let mra = Arc::new(mra);
-
-        // The signing key must match its certificate, and the node's own jurisdiction must
-        // recognize that certificate for receipts, or every peer would refuse them.
-        let key = signing_key(&config.signing.key)?;
-        let chain = chain_der("signing certificate", &config.signing.cert)?;
-        let probe = signed::sign(SIGNING_DOMAIN_RECEIPT, b"probe".to_vec(), &key, &chain);
-        signed::verify(
-            &probe,
-            SIGNING_DOMAIN_RECEIPT,
-            &*mra,
-            &config.jurisdiction,
-            Purpose::ReceiptSigning,
-            engine::now().1,
-            &[],
-        )
-        .map_err(|rejection| NodeError::Key {
-            what: "signing certificate",
-            path: config.signing.cert.clone(),
-            message: format!(
-                "unusable for receipts with key {}: {rejection}",
-                config.signing.key.display()
-            ),
-        })?;
-
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let ledger_dir = config.data_dir.join("ledger");
-        let ledger_key = key.clone();
-        let ledger = tokio::task::spawn_blocking(move || {
-            Ledger::open(&ledger_dir, ledger_key, Options::default())
-        })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))??;
-        let ledger = Arc::new(ledger);
-        let store = Store::open(&config.data_dir.join("node"))?;
-
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (mra, currency) = agreement(&config)?;
+        let (key, chain) = receipt_signer(&config, &mra, clock.now().1)?;
+        let (ledger, store) = open_storage(&config, &key).await?;
         let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
-        let mut peers = BTreeMap::new();
-        for peer in &config.peers {
-            let party = mra.jurisdiction(&peer.jurisdiction).ok_or_else(|| {
-                mra_error(format!(
-                    "peer {} is not a party to the agreement",
-                    peer.jurisdiction
-                ))
-            })?;
-            let peer_currency = money::currency(&party.currency).ok_or_else(|| {
-                mra_error(format!(
-                    "{}'s currency {} is unknown",
-                    party.code, party.currency
-                ))
-            })?;
-            let mid_text = config.fx.mid.get(peer_currency.alpha).ok_or_else(|| {
-                NodeError::Config(config::ConfigError::Invalid {
-                    key: format!("fx.mid.{}", peer_currency.alpha),
-                    message: format!(
-                        "no mid rate for {} (the currency of peer {})",
-                        peer_currency.alpha, peer.jurisdiction
-                    ),
-                })
-            })?;
-            let mid = Rate::parse(mid_text.as_str()).map_err(|r| {
-                NodeError::Config(config::ConfigError::Invalid {
-                    key: format!("fx.mid.{}", peer_currency.alpha),
-                    message: r.detail,
-                })
-            })?;
-            let endpoint = tls::relay_endpoint(
-                peer,
-                &identity,
-                Arc::clone(&mra),
-                &config.jurisdiction,
-                &config.limits,
-            )?;
-            let client = RelayClient::new(endpoint.connect_lazy())
-                .max_decoding_message_size(config.limits.max_message_bytes)
-                .max_encoding_message_size(config.limits.max_message_bytes);
-            peers.insert(
-                peer.jurisdiction.clone(),
-                PeerLink {
-                    jurisdiction: peer.jurisdiction.clone(),
-                    currency: peer_currency,
-                    mid,
-                    corridor_account: peer.corridor_account,
-                    liquidity_account: peer.liquidity_account,
-                    client,
-                },
-            );
-        }
-
-        let amount = |value: &str| {
-            money::parse_amount(&pb::ActiveCurrencyAndAmount {
-                currency: currency.alpha.to_owned(),
-                value: value.to_owned(),
-            })
-            .map(|(_, minor)| minor)
-        };
-        let max_payment_minor = amount(config.limits.max_payment.as_str()).map_err(|r| {
-            NodeError::Config(config::ConfigError::Invalid {
-                key: "limits.max_payment".into(),
-                message: r.detail,
-            })
-        })?;
-        let mut genesis = Vec::new();
-        let mut funding_account = None;
-        for account in &config.accounts {
-            let kind = match account.kind {
-                config::AccountKind::Customer => AccountKind::Customer,
-                config::AccountKind::Corridor => AccountKind::Corridor,
-                config::AccountKind::Liquidity => AccountKind::Liquidity,
-                config::AccountKind::Funding => AccountKind::Funding,
-            };
-            if kind == AccountKind::Funding {
-                funding_account = Some(account.id);
-            }
-            let opening = amount(account.opening_balance.as_str()).map_err(|r| {
-                NodeError::Config(config::ConfigError::Invalid {
-                    key: format!("account {}: opening_balance", account.id),
-                    message: r.detail,
-                })
-            })?;
-            genesis.push((
-                account.id,
-                AccountMeta {
-                    kind,
-                    owner_bic: (!account.owner_bic.is_empty()).then(|| account.owner_bic.clone()),
-                    name: account.name.clone(),
-                    closed: false,
-                },
-                opening,
-            ));
-        }
-        let funding_account = funding_account.ok_or_else(|| {
-            NodeError::Config(config::ConfigError::Invalid {
-                key: "account".into(),
-                message: "no account of kind \"funding\"".into(),
-            })
-        })?;
+        let peers = peer_links(&config, &mra, &identity)?;
+        let limits = engine_limits(&config, currency)?;
+        let genesis = genesis_accounts(&config, currency)?;
         let metrics = Arc::new(Metrics::new());
         let engine = Arc::new(Engine::new(EngineParts {
             jurisdiction: config.jurisdiction.clone(),
@@ -326,70 +178,285 @@ impl Node {
             peers,
             spread_bps: config.fx.spread_bps,
             quote_ttl_secs: config.fx.quote_ttl_secs,
-            limits: EngineLimits {
-                max_payment_minor,
-                clock_skew_secs: config.limits.clock_skew_secs,
-                instruction_max_lifetime_secs: config.limits.instruction_max_lifetime_secs,
-                relay_timeout: Duration::from_millis(config.limits.relay_timeout_ms),
-            },
-            sanctions: Sanctions {
-                names: config
-                    .sanctions
-                    .names
-                    .iter()
-                    .map(|n| Sanctions::normalize(n))
-                    .collect(),
-                bics: config.sanctions.bics.clone(),
-                accounts: config.sanctions.accounts.clone(),
-            },
-            funding_account,
+            limits,
+            sanctions: sanctions(&config),
+            funding_account: genesis.funding_account,
             metrics: Arc::clone(&metrics),
+            clock,
         }));
-        engine.genesis(genesis).await?;
-
-        let mut operators = Vec::new();
-        for path in &config.admin.operator_certs {
-            let chain = chain_der("operator certificate", path)?;
-            operators.extend(chain.into_iter().next());
-        }
-
-        let bound = server::bind(&config.listen).await?;
-        let addresses = bound.addresses();
-        let (stop, stopped) = watch::channel(false);
-        let payments = PaymentsService::new(
-            Arc::clone(&engine),
-            operators,
-            config.limits.stream_queue_len,
-        );
-        let relay = RelayService::new(Arc::clone(&engine));
-        let mut server_stop = stopped.clone();
-        let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = server_stop.wait_for(|stop| *stop).await;
-            };
-            bound
-                .run(&config, mra, payments, relay, metrics, shutdown)
-                .await
-        });
-        let recovery = tokio::spawn(recovery_loop(Arc::clone(&engine), stopped));
-        tracing::info!(
-            jurisdiction = %engine.jurisdiction(),
-            public = %addresses.public,
-            relay = %addresses.relay,
-            metrics = %addresses.metrics,
-            "node started"
-        );
-        Ok(RunningNode {
-            jurisdiction: engine.jurisdiction().to_owned(),
-            public_addr: addresses.public,
-            relay_addr: addresses.relay,
-            metrics_addr: Some(addresses.metrics),
-            engine,
-            stop,
-            server,
-            recovery,
-        })
+        engine.genesis(genesis.accounts).await?;
+        serve(config, mra, engine, metrics).await
     }
+}
+
+/// The signed agreement at `config.mra`, verified, and the currency of this node's
+/// jurisdiction, which must be a party to it.
+fn agreement(config: &Config) -> Result<(Arc<Mra>, &'static Currency), NodeError> {
+    let mra_error = |message: String| NodeError::Mra {
+        path: config.mra.clone(),
+        message,
+    };
+    let mra = Mra::load(&config.mra).map_err(|e| mra_error(e.to_string()))?;
+    mra.verify_signatures()
+        .map_err(|e| mra_error(e.to_string()))?;
+    let own = mra.jurisdiction(&config.jurisdiction).ok_or_else(|| {
+        mra_error(format!(
+            "{} is not a party to the agreement",
+            config.jurisdiction
+        ))
+    })?;
+    let currency = money::currency(&own.currency).ok_or_else(|| {
+        mra_error(format!(
+            "{}'s currency {} is not an ISO 4217 code kakehashi knows",
+            own.code, own.currency
+        ))
+    })?;
+    Ok((Arc::new(mra), currency))
+}
+
+/// The receipt- and quote-signing key and its chain. The key must match its certificate, and
+/// the node's own jurisdiction must recognize that certificate for receipts at `now`, or every
+/// peer would refuse them.
+fn receipt_signer(
+    config: &Config,
+    mra: &Mra,
+    now: UnixTime,
+) -> Result<(SigningKey, Vec<Vec<u8>>), NodeError> {
+    let key = signing_key(&config.signing.key)?;
+    let chain = chain_der("signing certificate", &config.signing.cert)?;
+    let probe = signed::sign(SIGNING_DOMAIN_RECEIPT, b"probe".to_vec(), &key, &chain);
+    signed::verify(
+        &probe,
+        SIGNING_DOMAIN_RECEIPT,
+        mra,
+        &config.jurisdiction,
+        Purpose::ReceiptSigning,
+        now,
+        &[],
+    )
+    .map_err(|rejection| NodeError::Key {
+        what: "signing certificate",
+        path: config.signing.cert.clone(),
+        message: format!(
+            "unusable for receipts with key {}: {rejection}",
+            config.signing.key.display()
+        ),
+    })?;
+    Ok((key, chain))
+}
+
+/// Opens (creating if needed) the ledger (`<data_dir>/ledger`, its checkpoints signed with
+/// `key`) and the payment store (`<data_dir>/node`).
+async fn open_storage(
+    config: &Config,
+    key: &SigningKey,
+) -> Result<(Arc<Ledger>, Store), NodeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let ledger_dir = config.data_dir.join("ledger");
+    let ledger_key = key.clone();
+    let ledger = tokio::task::spawn_blocking(move || {
+        Ledger::open(&ledger_dir, ledger_key, Options::default())
+    })
+    .await
+    .map_err(|e| NodeError::Task(e.to_string()))??;
+    let store = Store::open(&config.data_dir.join("node"))?;
+    Ok((Arc::new(ledger), store))
+}
+
+/// One link per configured peer: its currency (from the agreement), the mid rate towards it,
+/// its corridor and liquidity accounts, and a Relay client over mutual TLS (connected lazily).
+fn peer_links(
+    config: &Config,
+    mra: &Arc<Mra>,
+    identity: &TlsIdentity,
+) -> Result<BTreeMap<String, PeerLink>, NodeError> {
+    let mra_error = |message: String| NodeError::Mra {
+        path: config.mra.clone(),
+        message,
+    };
+    let mut peers = BTreeMap::new();
+    for peer in &config.peers {
+        let party = mra.jurisdiction(&peer.jurisdiction).ok_or_else(|| {
+            mra_error(format!(
+                "peer {} is not a party to the agreement",
+                peer.jurisdiction
+            ))
+        })?;
+        let peer_currency = money::currency(&party.currency).ok_or_else(|| {
+            mra_error(format!(
+                "{}'s currency {} is unknown",
+                party.code, party.currency
+            ))
+        })?;
+        let mid_key = || format!("fx.mid.{}", peer_currency.alpha);
+        let mid_text = config.fx.mid.get(peer_currency.alpha).ok_or_else(|| {
+            invalid(
+                mid_key(),
+                format!(
+                    "no mid rate for {} (the currency of peer {})",
+                    peer_currency.alpha, peer.jurisdiction
+                ),
+            )
+        })?;
+        let mid = Rate::parse(mid_text.as_str()).map_err(|r| invalid(mid_key(), r.detail))?;
+        let endpoint = tls::relay_endpoint(
+            peer,
+            identity,
+            Arc::clone(mra),
+            &config.jurisdiction,
+            &config.limits,
+        )?;
+        let client = RelayClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(config.limits.message_bytes_max)
+            .max_encoding_message_size(config.limits.message_bytes_max);
+        let relay_timeout = Duration::from_millis(config.limits.relay_timeout_ms);
+        peers.insert(
+            peer.jurisdiction.clone(),
+            PeerLink {
+                jurisdiction: peer.jurisdiction.clone(),
+                currency: peer_currency,
+                mid,
+                corridor_account: peer.corridor_account,
+                liquidity_account: peer.liquidity_account,
+                transport: Arc::new(GrpcPeer::new(client, relay_timeout)),
+            },
+        );
+    }
+    Ok(peers)
+}
+
+/// An amount of the configuration (major units, decimal text) in minor units of `currency`.
+fn minor_units(currency: &'static Currency, value: &str) -> Result<u128, Rejection> {
+    money::parse_amount(&pb::ActiveCurrencyAndAmount {
+        currency: currency.alpha.to_owned(),
+        value: value.to_owned(),
+    })
+    .map(|(_, minor)| minor)
+}
+
+/// The configured accounts, as the engine's genesis takes them.
+struct Genesis {
+    /// Each account's id, metadata and opening balance (minor units).
+    accounts: Vec<(u128, AccountMeta, u128)>,
+    /// The funding account's id.
+    funding_account: u128,
+}
+
+/// The configured accounts with their opening balances, and the funding account.
+fn genesis_accounts(config: &Config, currency: &'static Currency) -> Result<Genesis, NodeError> {
+    let mut accounts = Vec::new();
+    let mut funding_account = None;
+    for account in &config.accounts {
+        let kind = account.kind;
+        if kind == AccountKind::Funding {
+            funding_account = Some(account.id);
+        }
+        let opening = minor_units(currency, account.opening_balance.as_str())
+            .map_err(|r| invalid(format!("account {}: opening_balance", account.id), r.detail))?;
+        accounts.push((
+            account.id,
+            AccountMeta {
+                kind,
+                owner_bic: (!account.owner_bic.is_empty()).then(|| account.owner_bic.clone()),
+                name: account.name.clone(),
+                closed: false,
+            },
+            opening,
+        ));
+    }
+    let funding_account =
+        funding_account.ok_or_else(|| invalid("account", "no account of kind \"funding\""))?;
+    Ok(Genesis {
+        accounts,
+        funding_account,
+    })
+}
+
+/// The limits the engine enforces, from `[limits]`.
+fn engine_limits(config: &Config, currency: &'static Currency) -> Result<EngineLimits, NodeError> {
+    let payment_minor_max = minor_units(currency, config.limits.payment_max.as_str())
+        .map_err(|r| invalid("limits.max_payment", r.detail))?;
+    Ok(EngineLimits {
+        payment_minor_max,
+        clock_skew_secs: config.limits.clock_skew_secs,
+        instruction_lifetime_secs_max: config.limits.instruction_lifetime_secs_max,
+    })
+}
+
+/// The screening lists of `[sanctions]`, names normalized for matching.
+fn sanctions(config: &Config) -> Sanctions {
+    Sanctions {
+        names: config
+            .sanctions
+            .names
+            .iter()
+            .map(|n| Sanctions::normalize(n))
+            .collect(),
+        bics: config.sanctions.bics.clone(),
+        accounts: config.sanctions.accounts.clone(),
+    }
+}
+
+/// A configuration error found while assembling the node.
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> NodeError {
+    NodeError::Config(config::ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    })
+}
+
+/// Binds the listeners and starts serving `engine` and its recovery loop.
+async fn serve(
+    config: Config,
+    mra: Arc<Mra>,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+) -> Result<RunningNode, NodeError> {
+    let mut operators = Vec::new();
+    for path in &config.admin.operator_certs {
+        let chain = chain_der("operator certificate", path)?;
+        operators.extend(chain.into_iter().next());
+    }
+
+    let bound = server::bind(&config.listen).await?;
+    let addresses = bound.addresses();
+    let (stop, stopped) = watch::channel(false);
+    let payments = PaymentsService::new(
+        Arc::clone(&engine),
+        operators,
+        config.limits.stream_queue_len,
+    );
+    let relay = RelayService::new(Arc::clone(&engine));
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        };
+        bound
+            .run(&config, mra, payments, relay, metrics, shutdown)
+            .await
+    });
+    let recovery = tokio::spawn(recovery_loop(Arc::clone(&engine), stopped));
+    tracing::info!(
+        jurisdiction = %engine.jurisdiction(),
+        public = %addresses.public,
+        relay = %addresses.relay,
+        metrics = %addresses.metrics,
+        "node started"
+    );
+    Ok(RunningNode {
+        jurisdiction: engine.jurisdiction().to_owned(),
+        public_addr: addresses.public,
+        relay_addr: addresses.relay,
+        metrics_addr: Some(addresses.metrics),
+        engine,
+        stop,
+        server,
+        recovery,
+    })
 }
 
 async fn recovery_loop(engine: Arc<Engine>, mut stopped: watch::Receiver<bool>) {

@@ -31,6 +31,7 @@ use std::time::Duration;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::payments_server::{Payments, PaymentsServer};
 use kakehashi_proto::pb::relay_server::{Relay, RelayServer};
+use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -192,49 +193,35 @@ impl Bound {
         P: Payments,
         R: Relay,
     {
-        let PeerTrust { mra, crls } = trust.into();
-        let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
-        let relay_tls = relay_server_config(
-            &identity,
-            Arc::clone(&mra),
-            &config.jurisdiction,
-            crls.clone(),
-        )?;
-        let public_tls = public_server_config(&identity, mra, &config.jurisdiction, crls)?;
+        let (public_tls, relay_tls) = tls_configs(config, trust.into())?;
         let limits = &config.limits;
 
         let payments = PaymentsServer::new(payments)
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max)
+            .max_encoding_message_size(limits.message_bytes_max);
         let relay = RelayServer::new(relay)
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max)
+            .max_encoding_message_size(limits.message_bytes_max);
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<PaymentsServer<P>>().await;
         health_reporter.set_serving::<RelayServer<R>>().await;
         let health = health
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max)
+            .max_encoding_message_size(limits.message_bytes_max);
         // Reflection answers carry whole file descriptors, so only requests are bounded by
         // the configured size; answers keep tonic's 4 MiB default.
         let reflection_v1 = reflection()
             .with_service_name("grpc.reflection.v1.ServerReflection")
             .build_v1()?
-            .max_decoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max);
         let reflection_v1alpha = reflection()
             .with_service_name("grpc.reflection.v1alpha.ServerReflection")
             .build_v1alpha()?
-            .max_decoding_message_size(limits.max_message_bytes);
+            .max_decoding_message_size(limits.message_bytes_max);
 
         // One shutdown signal fanned out to every listener.
         let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                // An error means the sender is gone, which also means stop.
-                let _ = rx.wait_for(|stop| *stop).await;
-            }
-        };
+        let stopped = move || stopped(stop_rx.clone());
         let signal = tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -278,24 +265,8 @@ impl Bound {
 
         let (public, relay, metrics) = tokio::join!(public_task, relay_task, metrics_task);
         signal.abort();
-        public
-            .map_err(|source| ServeError::Task {
-                listener: "public",
-                source,
-            })?
-            .map_err(|source| ServeError::Transport {
-                listener: "public",
-                source,
-            })?;
-        relay
-            .map_err(|source| ServeError::Task {
-                listener: "relay",
-                source,
-            })?
-            .map_err(|source| ServeError::Transport {
-                listener: "relay",
-                source,
-            })?;
+        grpc_outcome("public", public)?;
+        grpc_outcome("relay", relay)?;
         metrics
             .map_err(|source| ServeError::Task {
                 listener: "metrics",
@@ -304,6 +275,39 @@ impl Bound {
             .map_err(ServeError::Metrics)?;
         Ok(())
     }
+}
+
+/// The TLS configurations of the public and the relay listener: the identity of `config.tls`,
+/// clients recognized under `trust`.
+fn tls_configs(
+    config: &Config,
+    trust: PeerTrust,
+) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), ServeError> {
+    let PeerTrust { mra, crls } = trust;
+    let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
+    let relay_tls = relay_server_config(
+        &identity,
+        Arc::clone(&mra),
+        &config.jurisdiction,
+        crls.clone(),
+    )?;
+    let public_tls = public_server_config(&identity, mra, &config.jurisdiction, crls)?;
+    Ok((public_tls, relay_tls))
+}
+
+/// Completes when `stop` turns true (or its sender is gone, which also means stop).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// How a gRPC listener's task ended, as the listener's error if it failed.
+fn grpc_outcome(
+    listener: &'static str,
+    ended: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
+    ended
+        .map_err(|source| ServeError::Task { listener, source })?
+        .map_err(|source| ServeError::Transport { listener, source })
 }
 
 /// Binds and serves in one call (see [`bind`] and [`Bound::run`]).
@@ -345,9 +349,9 @@ fn server(
     >,
 > {
     Server::builder()
-        .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
+        .concurrency_limit_per_connection(limits.concurrent_requests_per_connection_max)
         .timeout(Duration::from_millis(limits.request_timeout_ms))
-        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_concurrent_streams(limits.concurrent_streams_max)
         .http2_keepalive_interval(Some(Duration::from_secs(
             limits.http2_keepalive_interval_secs,
         )))
@@ -355,7 +359,7 @@ fn server(
             limits.http2_keepalive_timeout_secs,
         )))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            limits.max_concurrent_requests,
+            limits.concurrent_requests_max,
         ))
 }
 

@@ -17,19 +17,18 @@ use std::sync::Arc;
 
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::{Purpose, UnixTime};
+use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::pb::{self, payments_server::Payments, relay_server::Relay};
+use kakehashi_protocol::instruction::Uetr;
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::signed::Trust;
 use rustls::pki_types::CertificateDer;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{self, Engine, EngineError, Submitted};
-use kakehashi_protocol::instruction::Uetr;
-use kakehashi_protocol::reason::{ReasonCode, Rejection};
-use kakehashi_protocol::signed::Trust;
-
-pub use kakehashi_proto::codec::REASON_METADATA;
+use crate::engine::{Engine, EngineError, Submitted};
 
 /// Instructions of one `SubmitPayments` stream processed at once; more wait in the stream
 /// (HTTP/2 flow control pushes back on the client). The reports waiting to be sent are bounded
@@ -71,7 +70,7 @@ fn parse_account(field: &str, text: &str) -> Result<u128, Status> {
 
 /// The participant API.
 #[derive(Clone, Debug)]
-pub struct PaymentsService {
+pub(crate) struct PaymentsService {
     engine: Arc<Engine>,
     /// DER of the leaf certificates allowed to call the operator RPCs.
     operators: Arc<Vec<Vec<u8>>>,
@@ -82,7 +81,11 @@ pub struct PaymentsService {
 impl PaymentsService {
     /// A service over `engine`; `operators` are the leaf certificates (DER) of operators;
     /// `stream_queue_len` bounds the reports buffered per `SubmitPayments` stream.
-    pub fn new(engine: Arc<Engine>, operators: Vec<Vec<u8>>, stream_queue_len: usize) -> Self {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        operators: Vec<Vec<u8>>,
+        stream_queue_len: usize,
+    ) -> Self {
         Self {
             engine,
             operators: Arc::new(operators),
@@ -288,13 +291,13 @@ fn admin_answer(
 /// The node-to-node API. The peer's jurisdiction is the one its TLS client certificate was
 /// recognized for (the handshake already refused everything else).
 #[derive(Clone, Debug)]
-pub struct RelayService {
+pub(crate) struct RelayService {
     engine: Arc<Engine>,
 }
 
 impl RelayService {
     /// A service over `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>) -> Self {
         Self { engine }
     }
 
@@ -304,7 +307,7 @@ impl RelayService {
             self.engine.trust(),
             self.engine.jurisdiction(),
             &certs,
-            engine::now().1,
+            self.engine.clock().now().1,
         )
     }
 }

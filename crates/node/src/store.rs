@@ -17,11 +17,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::thread;
 
+use kakehashi_protocol::instruction::Uetr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use kakehashi_protocol::instruction::Uetr;
+/// The kind of an account ([`AccountMeta::kind`]).
+pub use crate::account::AccountKind;
 
 /// Most writes one group commit applies; bounds the batch and the latency of its first caller.
 const GROUP_WRITES_MAX: usize = 4096;
@@ -226,44 +228,6 @@ pub struct InboundRecord {
     pub signed_instruction: Vec<u8>,
     /// Unix seconds.
     pub updated_at: u64,
-}
-
-/// The role of an account in the node's ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountKind {
-    /// A bank's customer account; may not go below zero.
-    Customer,
-    /// Where outbound payments to one peer are reserved and posted (owed to the peer).
-    Corridor,
-    /// Pre-funded money that inbound payments from one peer are credited from; may not go
-    /// below zero (a payment beyond it is AM04).
-    Liquidity,
-    /// The operator's source of genesis and cash-in funds; its balance is negative by the
-    /// amount issued.
-    Funding,
-}
-
-impl AccountKind {
-    /// The ledger `code` of accounts of this kind.
-    pub fn ledger_code(self) -> u16 {
-        match self {
-            Self::Customer => 1,
-            Self::Corridor => 2,
-            Self::Liquidity => 3,
-            Self::Funding => 4,
-        }
-    }
-
-    /// The lowercase name used in the configuration and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Customer => "customer",
-            Self::Corridor => "corridor",
-            Self::Liquidity => "liquidity",
-            Self::Funding => "funding",
-        }
-    }
 }
 
 /// The node's own facts about an account, beside its balances in the ledger.

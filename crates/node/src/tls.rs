@@ -405,6 +405,7 @@ pub fn peer_leaf_der<T>(request: &tonic::Request<T>) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Clock as _, SystemClock};
 
     fn certs() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
@@ -466,7 +467,9 @@ mod tests {
             .expect("open")
             .collect::<Result<Vec<_>, _>>()
             .expect("parse");
-        let now = rustls::pki_types::UnixTime::now();
+        let now = rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(
+            SystemClock.unix_secs(),
+        ));
         assert!(
             optional
                 .verify_client_cert(&bank[0], &bank[1..], now)

@@ -4,8 +4,6 @@
 //! opened, funded and paid from, a closed account is AC04 on both sides, and a corridor whose
 //! liquidity is too small is AM04 decided by the receiver, the sender's reservation voided.
 
-mod support;
-
 use kakehashi_node::config::Config;
 use kakehashi_node::node::Node;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
@@ -13,7 +11,7 @@ use kakehashi_proto::pb::{self as pb, TransactionStatus};
 use tonic::Code;
 use tonic::transport::Channel;
 
-use support::*;
+use crate::support::*;
 
 async fn open(
     client: &mut PaymentsClient<Channel>,

@@ -7,8 +7,6 @@
 //! every account on both ledgers are compared before and after, and a UETR the request carried
 //! is unknown to `GetPaymentStatus` afterwards (a malformed request leaves no record).
 
-mod support;
-
 use prost::Message;
 use prost::bytes::{Buf, BufMut};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -20,7 +18,7 @@ use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
 use kakehashi_proto::pb::{self as pb, TransactionStatus};
 
-use support::*;
+use crate::support::*;
 
 // ------------------------------------------------------------------ raw gRPC
 

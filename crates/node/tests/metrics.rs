@@ -3,14 +3,12 @@
 //! plain HTTP/1.1 GET /metrics on each node's metrics listener, once with the Accept header
 //! Prometheus sends (OpenMetrics) and once without one (the Prometheus text format 0.0.4).
 
-mod support;
-
 use std::net::SocketAddr;
 
 use kakehashi_proto::pb::TransactionStatus;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use support::*;
+use crate::support::*;
 
 /// What Prometheus sends by default: OpenMetrics first, then the older text formats.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,\

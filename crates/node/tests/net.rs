@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kakehashi_node::config::{Config, Limits, Peer};
-use kakehashi_node::metrics::{Direction, Metrics};
+use kakehashi_node::metrics::{Flow, Metrics};
 use kakehashi_node::participant::{self, ConnectOptions, ParticipantError};
 use kakehashi_node::server::{Addresses, ServeError, bind};
 use kakehashi_node::tls::{TlsIdentity, install_crypto_provider, peer_leaf_der, relay_endpoint};
@@ -596,7 +596,7 @@ async fn metrics_endpoint_answers_with_every_family() {
     let node = Node::start("jp").await;
     node.metrics.set_in_doubt(2);
     node.metrics
-        .record_payment(Direction::Outbound, "ACSC", "", 0.25);
+        .record_payment(Flow::Outbound, "ACSC", "", 0.25);
     node.metrics.relay_request("Prepare", "SETTLED");
     let mut sock = tokio::net::TcpStream::connect(node.addresses.metrics)
         .await
@@ -703,7 +703,7 @@ async fn public_listener_hands_the_client_leaf_to_the_service_when_one_is_presen
 
 #[tokio::test]
 async fn public_listener_refuses_a_message_larger_than_the_limit() {
-    let node = Node::start_with("jp", |l| l.max_message_bytes = 4096).await;
+    let node = Node::start_with("jp", |l| l.message_bytes_max = 4096).await;
     let ch = channel(node.addresses.public, "JP").await.expect("connect");
     let mut client = PaymentsClient::new(ch);
     let small = pb::BalancesRequest {

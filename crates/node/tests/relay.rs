@@ -5,8 +5,6 @@
 //! Every rejection is checked for "nothing moved": the balances of every account on both
 //! ledgers are compared before and after.
 
-mod support;
-
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_node::node::Node;
@@ -18,7 +16,7 @@ use kakehashi_protocol::quote::QuoteIssuer;
 use prost::Message;
 use tonic::Code;
 
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_settle_both_ways_and_balance_on_both_ledgers() {

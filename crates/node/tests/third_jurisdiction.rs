@@ -1,9 +1,9 @@
 //! "Jurisdictions are data": a Thai node (THB, ISO 4217 764, two decimals) relays with a JP
 //! node given only a PKI (certs/th/, committed), rows in the mutual-recognition agreement and a
 //! configuration file (crates/node/devnet/th.toml). No Rust code of the node names TH or THB:
-//! `grep -rnw 'TH\|THB' crates/node/src` finds them only in money.rs (its ISO 4217 table and an
-//! example in an error message) and in test code (config.rs's tests, signed.rs's test
-//! fixtures), never in the settlement, service, configuration or TLS code.
+//! `grep -rnw 'TH\|THB' crates/node/src` finds them only in test code (config/tests.rs), never
+//! in the settlement, service, configuration or TLS code. (kakehashi-protocol names them in its
+//! ISO 4217 table, an example in an error message and its signed.rs test fixtures.)
 //!
 //! The committed agreement (certs/mra.toml) has TH recognizing JP and SG for payment and
 //! receipt signing only, and nobody recognizing TH. The test writes an extended agreement in a
@@ -13,8 +13,6 @@
 //! committed agreement the same relay is refused at the TLS handshake.
 //!
 //! FX mids used: JP quotes 1 JPY = 0.2315 THB; TH quotes 1 THB = 4.32 JPY; 25 bps spread.
-
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +24,7 @@ use kakehashi_proto::pb::{self as pb, TransactionStatus};
 use kakehashi_protocol::receipt::verify_receipt;
 use prost::Message;
 
-use support::*;
+use crate::support::*;
 
 const NOT_BEFORE: &str = "2026-01-01T00:00:00Z";
 const NOT_AFTER: &str = "2036-01-01T00:00:00Z";

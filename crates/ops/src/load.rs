@@ -34,6 +34,7 @@ use kakehashi_node::config::{AccountKind, Config};
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::participant::{self, ParticipantError};
 use kakehashi_node::tls::TlsIdentity;
+use kakehashi_node::{Clock as _, SystemClock};
 use kakehashi_protocol::bank::{self, Bank, Order};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money::{self, Currency};
@@ -619,7 +620,7 @@ pub async fn quoted_instruction(
         creditor_name: route.creditor_name.clone(),
         remittance_information: "kakehashi bench".to_owned(),
     };
-    let (_, now) = kakehashi_node::engine::now();
+    let (_, now) = SystemClock.now();
     let signed = bank::instruction(&route.bank, &order, &quote, uetr, now)
         .map_err(|r| LoadError::Run(format!("building the instruction: {r}")))?;
     Ok((signed, uetr))

@@ -1,7 +1,6 @@
 //! Shared by the node's integration tests: start JP/SG nodes from the devnet configurations on
 //! free loopback ports and temporary data directories, connect as a participant over TLS, and
 //! build signed instructions with the committed bank keys.
-#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -11,6 +10,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
 use kakehashi_node::config::Config;
+use kakehashi_node::engine::{Clock as _, SystemClock};
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::tls::{TlsIdentity, install_crypto_provider};
 use kakehashi_pki::mra::Mra;
@@ -24,7 +24,7 @@ use kakehashi_protocol::signed;
 use prost::Message;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -32,7 +32,7 @@ pub fn repo() -> PathBuf {
 /// so no outgoing connection can take it before the node binds it, and never handed out twice
 /// in one test process; the start is offset by the process id so concurrent test processes
 /// rarely meet. (The e2e crate has the same allocator for its process-level tests.)
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     const FLOOR: u32 = 20_000;
@@ -51,13 +51,13 @@ pub fn free_port() -> u16 {
     );
 }
 
-pub struct Ports {
-    pub jp: [u16; 3],
-    pub sg: [u16; 3],
+pub(crate) struct Ports {
+    pub(crate) jp: [u16; 3],
+    pub(crate) sg: [u16; 3],
 }
 
 impl Ports {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             jp: [free_port(), free_port(), free_port()],
             sg: [free_port(), free_port(), free_port()],
@@ -65,7 +65,7 @@ impl Ports {
     }
 }
 
-pub fn config(jurisdiction: &str, dir: &Path, ports: &Ports) -> Config {
+pub(crate) fn config(jurisdiction: &str, dir: &Path, ports: &Ports) -> Config {
     let (own, peer, peer_code) = match jurisdiction {
         "JP" => (ports.jp, ports.sg, "SG"),
         _ => (ports.sg, ports.jp, "JP"),
@@ -82,19 +82,19 @@ pub fn config(jurisdiction: &str, dir: &Path, ports: &Ports) -> Config {
         .expect("peer relay address")
 }
 
-pub async fn start(jurisdiction: &str, dir: &Path, ports: &Ports) -> RunningNode {
+pub(crate) async fn start(jurisdiction: &str, dir: &Path, ports: &Ports) -> RunningNode {
     Node::start(config(jurisdiction, dir, ports))
         .await
         .unwrap_or_else(|e| panic!("{jurisdiction} node: {e}"))
 }
 
-pub fn mra() -> Arc<Mra> {
+pub(crate) fn mra() -> Arc<Mra> {
     Arc::new(Mra::load(&repo().join("certs/mra.toml")).expect("certs/mra.toml"))
 }
 
 /// A participant's connection to a node's public listener: server verified as a node of a
 /// jurisdiction `relying` recognizes; optionally a client identity (the operator's).
-pub async fn client(
+pub(crate) async fn client(
     addr: SocketAddr,
     relying: &str,
     identity: Option<&str>,
@@ -103,13 +103,13 @@ pub async fn client(
 }
 
 /// A bank as a participant: its signing key and chain (DER, leaf first).
-pub struct Bank {
-    pub bic: &'static str,
-    pub key: SigningKey,
-    pub chain: Vec<Vec<u8>>,
+pub(crate) struct Bank {
+    pub(crate) bic: &'static str,
+    pub(crate) key: SigningKey,
+    pub(crate) chain: Vec<Vec<u8>>,
 }
 
-pub fn bank(jurisdiction: &str, bic: &'static str) -> Bank {
+pub(crate) fn bank(jurisdiction: &str, bic: &'static str) -> Bank {
     let dir = repo().join("certs").join(jurisdiction).join("banks");
     let key_pem = std::fs::read_to_string(dir.join(format!("{bic}.key.pem"))).expect("key");
     let chain_pem = std::fs::read(dir.join(format!("{bic}.pem"))).expect("chain");
@@ -120,25 +120,25 @@ pub fn bank(jurisdiction: &str, bic: &'static str) -> Bank {
     }
 }
 
-pub fn now() -> UnixTime {
-    kakehashi_node::engine::now().1
+pub(crate) fn now() -> UnixTime {
+    SystemClock.now().1
 }
 
-pub struct Payment<'a> {
-    pub bank: &'a Bank,
-    pub debtor_account: u128,
-    pub debtor_name: &'a str,
-    pub creditor_bic: &'a str,
-    pub creditor_account: u128,
-    pub creditor_name: &'a str,
-    pub quote: pb::Signed,
-    pub amount: pb::ActiveCurrencyAndAmount,
+pub(crate) struct Payment<'a> {
+    pub(crate) bank: &'a Bank,
+    pub(crate) debtor_account: u128,
+    pub(crate) debtor_name: &'a str,
+    pub(crate) creditor_bic: &'a str,
+    pub(crate) creditor_account: u128,
+    pub(crate) creditor_name: &'a str,
+    pub(crate) quote: pb::Signed,
+    pub(crate) amount: pb::ActiveCurrencyAndAmount,
 }
 
 /// The devnet's usual JP→SG payment: Aoki Kenji (1001, a customer of `bank`, normally
 /// KKHAJPJ0) to Tan Wei Ming (2001 at KKHASGS0). Tests change single fields with struct update
 /// syntax (`Payment { creditor_account: 2999, ..jp_to_sg(..) }`).
-pub fn jp_to_sg<'a>(
+pub(crate) fn jp_to_sg<'a>(
     bank: &'a Bank,
     quote: pb::Signed,
     amount: pb::ActiveCurrencyAndAmount,
@@ -157,7 +157,7 @@ pub fn jp_to_sg<'a>(
 
 /// The devnet's usual SG→JP payment: Nur Aisyah (2101 at KKHBSGS0) to Suzuki Yui (1101 at
 /// KKHBJPJ0).
-pub fn sg_to_jp<'a>(
+pub(crate) fn sg_to_jp<'a>(
     bank: &'a Bank,
     quote: pb::Signed,
     amount: pb::ActiveCurrencyAndAmount,
@@ -176,7 +176,7 @@ pub fn sg_to_jp<'a>(
 
 /// JP→TH (the third jurisdiction's tests): Aoki Kenji (1001 at KKHAJPJ0) to Siam Rice Export
 /// Co (3002 at KKHATHB0).
-pub fn jp_to_th<'a>(
+pub(crate) fn jp_to_th<'a>(
     bank: &'a Bank,
     quote: pb::Signed,
     amount: pb::ActiveCurrencyAndAmount,
@@ -190,7 +190,7 @@ pub fn jp_to_th<'a>(
 }
 
 /// TH→JP: Somchai Jaidee (3001 at KKHATHB0) to Suzuki Yui (1101 at KKHBJPJ0).
-pub fn th_to_jp<'a>(
+pub(crate) fn th_to_jp<'a>(
     bank: &'a Bank,
     quote: pb::Signed,
     amount: pb::ActiveCurrencyAndAmount,
@@ -204,7 +204,7 @@ pub fn th_to_jp<'a>(
 
 /// Asks `client` for a quote of `source` towards `to`, signs the payment `order` makes of that
 /// quote and amount, and submits it under `uetr`.
-pub async fn quote_and_submit<'a>(
+pub(crate) async fn quote_and_submit<'a>(
     client: &mut PaymentsClient<Channel>,
     to: &str,
     source: pb::ActiveCurrencyAndAmount,
@@ -216,22 +216,22 @@ pub async fn quote_and_submit<'a>(
 }
 
 /// `p` as a signed instruction under `uetr`, created now and expiring in five minutes.
-pub fn instruction(p: &Payment<'_>, uetr: Uetr) -> pb::Signed {
+pub(crate) fn instruction(p: &Payment<'_>, uetr: Uetr) -> pb::Signed {
     sign_payload(p.bank, instruction_body(p, uetr).encode_to_vec())
 }
 
-pub fn new_uetr() -> Uetr {
+pub(crate) fn new_uetr() -> Uetr {
     Uetr::new_v4(&ring::rand::SystemRandom::new()).expect("randomness")
 }
 
-pub fn amount(currency: &str, value: &str) -> pb::ActiveCurrencyAndAmount {
+pub(crate) fn amount(currency: &str, value: &str) -> pb::ActiveCurrencyAndAmount {
     pb::ActiveCurrencyAndAmount {
         currency: currency.into(),
         value: value.into(),
     }
 }
 
-pub async fn quote(
+pub(crate) async fn quote(
     client: &mut PaymentsClient<Channel>,
     to: &str,
     source: &pb::ActiveCurrencyAndAmount,
@@ -246,7 +246,7 @@ pub async fn quote(
         .into_inner()
 }
 
-pub async fn submit(
+pub(crate) async fn submit(
     client: &mut PaymentsClient<Channel>,
     signed: pb::Signed,
 ) -> pb::PaymentStatusReport {
@@ -260,7 +260,9 @@ pub async fn submit(
 }
 
 /// Posted balance of every account of a node, by account id.
-pub async fn balances(client: &mut PaymentsClient<Channel>) -> BTreeMap<String, (String, String)> {
+pub(crate) async fn balances(
+    client: &mut PaymentsClient<Channel>,
+) -> BTreeMap<String, (String, String)> {
     client
         .get_balances(pb::BalancesRequest::default())
         .await
@@ -280,19 +282,20 @@ pub async fn balances(client: &mut PaymentsClient<Channel>) -> BTreeMap<String, 
         .collect()
 }
 
-pub fn posted(map: &BTreeMap<String, (String, String)>, account: &str) -> String {
+pub(crate) fn posted(map: &BTreeMap<String, (String, String)>, account: &str) -> String {
     map.get(account).map(|b| b.0.clone()).unwrap_or_default()
 }
 
-pub struct Pair {
-    pub dir: tempfile::TempDir,
-    pub jp: RunningNode,
-    pub sg: RunningNode,
-    pub jp_client: PaymentsClient<Channel>,
-    pub sg_client: PaymentsClient<Channel>,
+pub(crate) struct Pair {
+    /// The nodes' data directories, removed when the pair is dropped.
+    _dir: tempfile::TempDir,
+    pub(crate) jp: RunningNode,
+    pub(crate) sg: RunningNode,
+    pub(crate) jp_client: PaymentsClient<Channel>,
+    pub(crate) sg_client: PaymentsClient<Channel>,
 }
 
-pub async fn pair() -> Pair {
+pub(crate) async fn pair() -> Pair {
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::new();
     let jp = start("JP", dir.path(), &ports).await;
@@ -300,7 +303,7 @@ pub async fn pair() -> Pair {
     let jp_client = client(jp.public_addr, "JP", None).await;
     let sg_client = client(sg.public_addr, "SG", None).await;
     Pair {
-        dir,
+        _dir: dir,
         jp,
         sg,
         jp_client,
@@ -309,7 +312,7 @@ pub async fn pair() -> Pair {
 }
 
 impl Pair {
-    pub async fn snapshot(
+    pub(crate) async fn snapshot(
         &mut self,
     ) -> (
         BTreeMap<String, (String, String)>,
@@ -321,7 +324,7 @@ impl Pair {
         )
     }
 
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.jp.shutdown().await.expect("JP shutdown");
         self.sg.shutdown().await.expect("SG shutdown");
     }
@@ -329,7 +332,7 @@ impl Pair {
 
 /// A TLS channel to a node's public listener (as [`client`] builds it), for tests that speak
 /// gRPC below the generated client (raw request bytes) or need several clients on one channel.
-pub async fn channel(addr: SocketAddr, relying: &str, identity: Option<&str>) -> Channel {
+pub(crate) async fn channel(addr: SocketAddr, relying: &str, identity: Option<&str>) -> Channel {
     install_crypto_provider();
     let verifier = NodeServerCertVerifier::new(mra(), relying).expect("verifier");
     let mut tls = ClientTlsConfig::new().domain_name("localhost");
@@ -352,7 +355,7 @@ pub async fn channel(addr: SocketAddr, relying: &str, identity: Option<&str>) ->
 }
 
 /// The unsigned body [`instruction`] would sign, for tests that alter a field first.
-pub fn instruction_body(p: &Payment<'_>, uetr: Uetr) -> pb::CreditTransferInstruction {
+pub(crate) fn instruction_body(p: &Payment<'_>, uetr: Uetr) -> pb::CreditTransferInstruction {
     let t = now();
     pb::CreditTransferInstruction {
         uetr: uetr.to_string(),
@@ -374,12 +377,12 @@ pub fn instruction_body(p: &Payment<'_>, uetr: Uetr) -> pb::CreditTransferInstru
 }
 
 /// `payload` signed by `bank` in the instruction domain, whatever it holds.
-pub fn sign_payload(bank: &Bank, payload: Vec<u8>) -> pb::Signed {
+pub(crate) fn sign_payload(bank: &Bank, payload: Vec<u8>) -> pb::Signed {
     signed::sign(SIGNING_DOMAIN_INSTRUCTION, payload, &bank.key, &bank.chain)
 }
 
 /// Polls `GetPaymentStatus` until the payment leaves PDNG (bounded: 10 s).
-pub async fn settled_status(
+pub(crate) async fn settled_status(
     client: &mut PaymentsClient<Channel>,
     uetr: &str,
 ) -> pb::PaymentStatusReport {
@@ -400,7 +403,7 @@ pub async fn settled_status(
 /// Writes `dir/mra.toml`: the committed agreement, unsigned, with anchor and CRL paths made
 /// absolute and `edit` applied to its text, then signed again by every party with the
 /// committed dev keys (certs/mra-keys/). Panics unless the result verifies.
-pub fn agreement_variant(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+pub(crate) fn agreement_variant(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
     let certs = repo().join("certs").canonicalize().expect("certs dir");
     let text = std::fs::read_to_string(certs.join("mra.toml")).expect("certs/mra.toml");
     let unsigned = &text[..text.find("[[signature]]").expect("signed agreement")];
@@ -439,7 +442,7 @@ pub fn agreement_variant(dir: &Path, edit: impl FnOnce(String) -> String) -> Pat
 
 /// The body of `GET /metrics` on `addr` over plain HTTP/1.1, without an Accept header (the
 /// Prometheus text format; the samples are the same in both formats).
-pub async fn scrape_metrics(addr: SocketAddr) -> String {
+pub(crate) async fn scrape_metrics(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");

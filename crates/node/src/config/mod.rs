@@ -1,0 +1,453 @@
+//! The node's TOML configuration: jurisdiction, listeners, identities, the agreement, peers,
+//! FX, limits, sanctions and genesis accounts.
+//!
+//! [`Config::parse`] is pure (text and the directory relative paths resolve against);
+//! [`Config::load`] reads a file and resolves paths against the file's directory. Unknown keys
+//! are refused (a misspelt limit must not silently fall back to its default). Every check that
+//! can be made without the agreement or the key files is made here, and each error names the
+//! key and says what to change. The agreement, certificates and keys are read later by the
+//! code that uses them ([`crate::tls`], the service), whose errors name the file.
+//!
+//! Amounts and FX rates stay decimal strings ([`Decimal`]) whose syntax is checked here; the
+//! currency-specific checks (fraction digits of the node's currency, u128 minor units) belong
+//! to `kakehashi_protocol::money`, which knows the currency table.
+//!
+//! This module holds the schema (the validated types, their bounds and defaults); `loading`
+//! reads the file and resolves its TOML shape into a [`Config`]; `rules` holds
+//! [`Config::validate`] and the checks it makes.
+
+mod loading;
+mod rules;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tonic::transport::Uri;
+
+use rules::parse_relay_uri;
+
+/// The kind of an `[[account]]` ([`Account::kind`]).
+pub use crate::account::AccountKind;
+
+/// Largest configuration file read: a node with thousands of genesis accounts and a long
+/// sanctions list stays far below this, and the bound keeps a wrong path (a disk image, a log)
+/// from being read into memory.
+pub const CONFIG_BYTES_MAX: u64 = 4 * 1024 * 1024;
+
+/// Most `[[account]]` entries: genesis accounts for a development or test node. Production
+/// accounts are opened through the operator API, not the configuration.
+pub const ACCOUNTS_MAX: usize = 10_000;
+
+/// Most `[[peer]]` entries: one per counterparty jurisdiction; ASEAN has ten members.
+pub const PEERS_MAX: usize = 64;
+
+/// Most entries in each sanctions list (`names`, `bics`, `accounts`).
+pub const SANCTIONS_ENTRIES_MAX: usize = 100_000;
+
+/// Most digits in a configured decimal: u128 holds every 38-digit number.
+pub const DECIMAL_DIGITS_MAX: usize = 38;
+
+/// Most fraction digits in a configured amount: ISO 4217's largest minor-unit exponent is 4
+/// (CLF, UYW). Whether the node's own currency allows that many is checked by `money.rs`.
+pub const AMOUNT_FRACTION_DIGITS_MAX: usize = 4;
+
+/// Most fraction digits in an FX mid rate: `money::Rate` is scaled by 10^12.
+pub const RATE_FRACTION_DIGITS_MAX: usize = 12;
+
+/// Most characters in an account or party name: ISO 20022 `Max140Text`.
+pub const NAME_CHARS_MAX: usize = 140;
+
+/// Largest spread: 10,000 basis points is 100 %, which would quote a rate of zero.
+pub const SPREAD_BPS_MAX: u32 = 9_999;
+
+/// Default `[fx] quote_ttl_secs`: a minute is long enough for a participant to sign and
+/// submit, short enough that the node does not carry FX risk on stale rates.
+pub const QUOTE_TTL_SECS_DEFAULT: u64 = 60;
+/// Longest quote lifetime accepted: an hour.
+pub const QUOTE_TTL_SECS_MAX: u64 = 3_600;
+
+/// Default `[limits] max_payment` in major units of the local currency: a high-value ceiling
+/// that still bounds a mistyped amount.
+pub const PAYMENT_MAX_DEFAULT: &str = "100000000";
+/// Default `[limits] max_message_bytes`: a signed instruction with a two-certificate chain is
+/// about 3 KiB; 64 KiB leaves room for long chains and names while bounding decode work.
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+/// Smallest `[limits] max_message_bytes` accepted: below 4 KiB a normal signed instruction would not fit.
+pub const MESSAGE_BYTES_MAX_MIN: usize = 4 * 1024;
+/// Largest `[limits] max_message_bytes` accepted: tonic's own default ceiling is 4 MiB; 16 MiB is the
+/// most any kakehashi message could need (a balance listing of every genesis account).
+pub const MESSAGE_BYTES_MAX_MAX: usize = 16 * 1024 * 1024;
+/// Default `[limits] max_concurrent_requests`, across all connections of one listener: two
+/// cores verify about ten thousand Ed25519 signatures a second, so 256 in flight keeps the
+/// queue under a few tens of milliseconds.
+pub const CONCURRENT_REQUESTS_MAX_DEFAULT: usize = 256;
+/// Default `[limits] max_concurrent_requests_per_connection`: one client cannot take the
+/// whole node.
+pub const CONCURRENT_REQUESTS_PER_CONNECTION_MAX_DEFAULT: usize = 64;
+/// Default `[limits] max_concurrent_streams`: HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS
+/// (RFC 9113 §6.5.2) advertised per connection.
+pub const CONCURRENT_STREAMS_MAX_DEFAULT: u32 = 128;
+/// Upper bound for every concurrency limit.
+pub const CONCURRENCY_MAX: usize = 65_536;
+/// Default `[limits] request_timeout_ms`: a participant's call, including the relay round trip.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// Default `[limits] relay_timeout_ms`: the node-to-node Prepare; shorter than the request
+/// timeout so the sender can still answer PDNG before its caller gives up.
+pub const RELAY_TIMEOUT_MS_DEFAULT: u64 = 3_000;
+/// Default `[limits] connect_timeout_ms`: TCP connect to a peer node.
+pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 2_000;
+/// Default `[limits] tls_handshake_timeout_ms`: a peer that opens TCP and stalls the TLS
+/// handshake holds a slot no longer than this.
+pub const TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// Default `[limits] http2_keepalive_interval_secs`: HTTP/2 PING interval (RFC 9113 §6.7), so a
+/// dead peer connection is noticed within a minute.
+pub const HTTP2_KEEPALIVE_INTERVAL_SECS_DEFAULT: u64 = 30;
+/// Default `[limits] http2_keepalive_timeout_secs`: how long a PING may go unanswered.
+pub const HTTP2_KEEPALIVE_TIMEOUT_SECS_DEFAULT: u64 = 10;
+/// Shortest timeout accepted (milliseconds): below this a loaded 2-core node times out healthy
+/// calls.
+pub const TIMEOUT_MS_MIN: u64 = 100;
+/// Longest timeout accepted (milliseconds): ten minutes.
+pub const TIMEOUT_MS_MAX: u64 = 600_000;
+/// Default `[limits] clock_skew_secs`: NTP-synchronised hosts stay within a second; 30 s
+/// tolerates a badly synchronised one.
+pub const CLOCK_SKEW_SECS_DEFAULT: u64 = 30;
+/// Largest clock skew accepted: an hour.
+pub const CLOCK_SKEW_SECS_MAX: u64 = 3_600;
+/// Default `[limits] instruction_max_lifetime_secs`: how far after `created` an instruction's
+/// `expiry` may lie.
+pub const INSTRUCTION_LIFETIME_SECS_MAX_DEFAULT: u64 = 600;
+/// Longest instruction lifetime accepted: a day.
+pub const INSTRUCTION_LIFETIME_SECS_MAX_MAX: u64 = 86_400;
+/// Default `[limits] stream_queue_len`: reports buffered per SubmitPayments stream.
+pub const STREAM_QUEUE_LEN_DEFAULT: usize = 1_024;
+
+/// A validated node configuration. Paths are absolute or relative to the process's working
+/// directory (already resolved against the configuration file's directory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's jurisdiction, an agreement party code such as `JP` (two upper-case letters).
+    pub jurisdiction: String,
+    /// Where the node keeps its sled ledger and payment store.
+    pub data_dir: PathBuf,
+    /// The signed mutual-recognition agreement (`mra.toml`).
+    pub mra: PathBuf,
+    /// Listening addresses.
+    pub listen: Listen,
+    /// The node's TLS identity, presented on both listeners and to peers.
+    pub tls: KeyPairPaths,
+    /// The receipt- and quote-signing identity.
+    pub signing: KeyPairPaths,
+    /// Who may call the operator RPCs.
+    pub admin: Admin,
+    /// Counterparty nodes, one per jurisdiction.
+    pub peers: Vec<Peer>,
+    /// FX quoting.
+    pub fx: Fx,
+    /// Resource and protocol limits.
+    pub limits: Limits,
+    /// Screening lists.
+    pub sanctions: Sanctions,
+    /// Genesis accounts of the local ledger.
+    pub accounts: Vec<Account>,
+}
+
+/// `[listen]`: the three listening sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// Payments + health + reflection, TLS with an optional client certificate.
+    pub public: SocketAddr,
+    /// Relay + health, mutual TLS under the agreement.
+    pub relay: SocketAddr,
+    /// Prometheus text at `GET /metrics`, plain HTTP (bind it to loopback).
+    pub metrics: SocketAddr,
+}
+
+/// A certificate chain file (PEM, leaf first) and its PKCS#8 private key file (PEM).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPairPaths {
+    /// The chain, leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key.
+    pub key: PathBuf,
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Admin {
+    /// PEM files whose first certificate is a leaf allowed to call OpenAccount, FundAccount and
+    /// CloseAccount (compared byte for byte with the connection's client leaf).
+    pub operator_certs: Vec<PathBuf>,
+}
+
+/// `[[peer]]`: a counterparty node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's jurisdiction code.
+    pub jurisdiction: String,
+    /// The peer's relay listener, an `https://host:port` URI.
+    pub relay: Uri,
+    /// The name the peer's TLS certificate must carry (DNS name or IP address); defaults to the
+    /// relay URI's host.
+    pub server_name: String,
+    /// Local account the sender reserves into for payments to this peer (kind `corridor`).
+    pub corridor_account: u128,
+    /// Local account that funds credits for payments from this peer (kind `liquidity`).
+    pub liquidity_account: u128,
+}
+
+/// `[fx]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fx {
+    /// The node's margin below the mid rate, in basis points (≤ [`SPREAD_BPS_MAX`]).
+    pub spread_bps: u32,
+    /// How long a quote stays valid, in seconds.
+    pub quote_ttl_secs: u64,
+    /// Mid rates: one unit of the local currency expressed in the keyed currency (ISO 4217
+    /// alphabetic code), e.g. `SGD = "0.0087"` on a JPY node.
+    pub mid: BTreeMap<String, Decimal>,
+}
+
+/// `[limits]`. Every field has a default (the `*_DEFAULT` constants of this module). The TOML
+/// keys of the bounds read `max_*` (`max_payment`, `max_message_bytes`,
+/// `instruction_max_lifetime_secs`, ...), as node configurations have always written them; the
+/// fields put the qualifier last (`payment_max`, `message_bytes_max`,
+/// `instruction_lifetime_secs_max`), and errors name the TOML key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest single payment, in major units of the local currency.
+    pub payment_max: Decimal,
+    /// Largest encoded gRPC message, either direction, on every service.
+    pub message_bytes_max: usize,
+    /// Requests in flight across all connections of one listener.
+    pub concurrent_requests_max: usize,
+    /// Requests in flight on one connection.
+    pub concurrent_requests_per_connection_max: usize,
+    /// HTTP/2 streams a client may open on one connection.
+    pub concurrent_streams_max: u32,
+    /// Deadline of one participant call on the public listener (and of relay calls served).
+    pub request_timeout_ms: u64,
+    /// Deadline of one outgoing relay call (Prepare, GetStatus); less than `request_timeout_ms`.
+    pub relay_timeout_ms: u64,
+    /// TCP connect timeout towards a peer.
+    pub connect_timeout_ms: u64,
+    /// TLS handshake timeout on accepted connections.
+    pub tls_handshake_timeout_ms: u64,
+    /// HTTP/2 keepalive PING interval.
+    pub http2_keepalive_interval_secs: u64,
+    /// HTTP/2 keepalive PING timeout.
+    pub http2_keepalive_timeout_secs: u64,
+    /// Clock difference tolerated between nodes and participants.
+    pub clock_skew_secs: u64,
+    /// Longest `expiry − created` of an instruction.
+    pub instruction_lifetime_secs_max: u64,
+    /// Reports buffered per SubmitPayments stream.
+    pub stream_queue_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            payment_max: Decimal(PAYMENT_MAX_DEFAULT.to_owned()),
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
+            concurrent_requests_max: CONCURRENT_REQUESTS_MAX_DEFAULT,
+            concurrent_requests_per_connection_max: CONCURRENT_REQUESTS_PER_CONNECTION_MAX_DEFAULT,
+            concurrent_streams_max: CONCURRENT_STREAMS_MAX_DEFAULT,
+            request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
+            relay_timeout_ms: RELAY_TIMEOUT_MS_DEFAULT,
+            connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
+            tls_handshake_timeout_ms: TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            http2_keepalive_interval_secs: HTTP2_KEEPALIVE_INTERVAL_SECS_DEFAULT,
+            http2_keepalive_timeout_secs: HTTP2_KEEPALIVE_TIMEOUT_SECS_DEFAULT,
+            clock_skew_secs: CLOCK_SKEW_SECS_DEFAULT,
+            instruction_lifetime_secs_max: INSTRUCTION_LIFETIME_SECS_MAX_DEFAULT,
+            stream_queue_len: STREAM_QUEUE_LEN_DEFAULT,
+        }
+    }
+}
+
+/// `[sanctions]`: parties a payment may not involve (regulatory reason RR04).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sanctions {
+    /// Party names (debtor or creditor) a payment may not carry.
+    pub names: Vec<String>,
+    /// Agent BICs (8 or 11 characters).
+    pub bics: Vec<String>,
+    /// Account ids, on either ledger.
+    pub accounts: Vec<u128>,
+}
+
+/// `[[account]]`: a genesis account of the local ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Non-zero account id.
+    pub id: u128,
+    /// What the account is for.
+    pub kind: AccountKind,
+    /// The BIC of the bank holding a customer account; empty for node-internal accounts.
+    pub owner_bic: String,
+    /// A human-readable name (≤ [`NAME_CHARS_MAX`] characters; may be empty).
+    pub name: String,
+    /// Balance at genesis, in major units of the local currency.
+    pub opening_balance: Decimal,
+}
+
+/// A non-negative decimal number as written in the configuration (`"5000000"`, `"0.0087"`),
+/// syntax-checked: ASCII digits, at most one point with digits on both sides, no sign, no
+/// exponent, no superfluous leading zero, at most [`DECIMAL_DIGITS_MAX`] digits.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Decimal(String);
+
+impl Decimal {
+    /// The text, exactly as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks `text` with at most `fraction_max` fraction digits.
+    fn parse(text: &str, fraction_max: usize) -> Result<Self, String> {
+        let (int, frac) = match text.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (text, None),
+        };
+        let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
+            return Err(format!(
+                "`{text}` is not a plain decimal; write digits with an optional fraction, \
+                 e.g. \"1500\" or \"0.0087\""
+            ));
+        }
+        if int.len() > 1 && int.starts_with('0') {
+            return Err(format!("`{text}` has a leading zero; write it without"));
+        }
+        let fraction = frac.map_or(0, str::len);
+        if fraction > fraction_max {
+            return Err(format!(
+                "`{text}` has {fraction} fraction digits; at most {fraction_max} are allowed"
+            ));
+        }
+        if int.len() + fraction > DECIMAL_DIGITS_MAX {
+            return Err(format!(
+                "`{text}` has more than {DECIMAL_DIGITS_MAX} digits"
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    fn is_zero(&self) -> bool {
+        self.0.bytes().all(|b| b == b'0' || b == b'.')
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`CONFIG_BYTES_MAX`].
+    #[error("config {path} is {len} bytes, more than the {max} accepted; is this the right file?")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The bound.
+        max: u64,
+    },
+    /// The text is not TOML, or has an unknown key, a missing key or a value of the wrong type
+    /// (the message gives line and column).
+    #[error("config is not a valid node configuration: {message}")]
+    Syntax {
+        /// The TOML deserializer's message.
+        message: String,
+    },
+    /// A value breaks a rule; `key` names it, `message` says what to change.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key or section, e.g. `listen.relay`, `peer SG`, `account 1001`.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// An error in the named file.
+    #[error("config {path}: {source}")]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: Box<Self>,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// The same configuration with another data directory (the devnet runs nodes under a
+    /// directory of its choice).
+    pub fn with_data_dir(mut self, data_dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = data_dir.into();
+        self
+    }
+
+    /// The same configuration with other ports on the configured addresses (0 lets the
+    /// operating system choose; the server reports the bound addresses).
+    pub fn with_ports(mut self, public: u16, relay: u16, metrics: u16) -> Self {
+        self.listen.public.set_port(public);
+        self.listen.relay.set_port(relay);
+        self.listen.metrics.set_port(metrics);
+        self
+    }
+
+    /// The same configuration with the relay URI of the peer of `jurisdiction` replaced (after
+    /// the peer was started on a port chosen at run time). The server name is kept.
+    pub fn with_peer_relay(mut self, jurisdiction: &str, relay: &str) -> Result<Self, ConfigError> {
+        let key = format!("peer {jurisdiction}");
+        let uri = parse_relay_uri(&key, relay)?;
+        let peer = self
+            .peers
+            .iter_mut()
+            .find(|p| p.jurisdiction == jurisdiction)
+            .ok_or_else(|| invalid(&key, "no [[peer]] has this jurisdiction"))?;
+        peer.relay = uri;
+        Ok(self)
+    }
+
+    /// The peer of `jurisdiction`, if configured.
+    pub fn peer(&self, jurisdiction: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.jurisdiction == jurisdiction)
+    }
+
+    /// The genesis account `id`, if configured.
+    pub fn account(&self, id: u128) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.id == id)
+    }
+
+    /// The funding account (exactly one exists in a validated configuration).
+    pub fn funding_account(&self) -> Option<&Account> {
+        self.accounts
+            .iter()
+            .find(|a| a.kind == AccountKind::Funding)
+    }
+}
+
+#[cfg(test)]
+mod tests;

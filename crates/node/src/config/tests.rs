@@ -1,0 +1,549 @@
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// The example of the relay design note, trimmed to what each test changes.
+const EXAMPLE: &str = r#"
+jurisdiction = "JP"
+data_dir = "data/jp"
+mra = "../certs/mra.toml"
+[listen]
+public = "127.0.0.1:7100"
+relay = "127.0.0.1:7101"
+metrics = "127.0.0.1:7102"
+[tls]
+cert = "../certs/jp/node/tls.pem"
+key = "../certs/jp/node/tls.key.pem"
+[signing]
+cert = "../certs/jp/node/receipt.pem"
+key = "../certs/jp/node/receipt.key.pem"
+[admin]
+operator_certs = ["../certs/jp/node/tls.pem"]
+[[peer]]
+jurisdiction = "SG"
+relay = "https://127.0.0.1:7201"
+server_name = "localhost"
+corridor_account = 9002
+liquidity_account = 9003
+[fx]
+spread_bps = 25
+quote_ttl_secs = 60
+[fx.mid]
+SGD = "0.0087"
+[limits]
+max_payment = "5000000"
+max_message_bytes = 65536
+max_concurrent_requests = 256
+request_timeout_ms = 5000
+relay_timeout_ms = 3000
+clock_skew_secs = 30
+instruction_max_lifetime_secs = 600
+stream_queue_len = 1024
+[sanctions]
+names = ["Sanctioned Trading Co"]
+bics = []
+accounts = []
+[[account]]
+id = 1001
+kind = "customer"
+owner_bic = "KKHAJPJ0"
+name = "Alpha Bank JP customer"
+opening_balance = "10000000"
+[[account]]
+id = 9001
+kind = "funding"
+[[account]]
+id = 9002
+kind = "corridor"
+[[account]]
+id = 9003
+kind = "liquidity"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/kakehashi"))
+}
+
+/// The example with `from` replaced by `to` (which must occur exactly once).
+#[track_caller]
+fn edited(from: &str, to: &str) -> String {
+    assert_eq!(EXAMPLE.matches(from).count(), 1, "{from} occurs once");
+    EXAMPLE.replace(from, to)
+}
+
+/// Asserts the text is refused and the message contains every fragment.
+#[track_caller]
+fn refused(text: &str, fragments: &[&str]) {
+    let err = parse(text).expect_err("config must be refused");
+    let message = err.to_string();
+    for fragment in fragments {
+        assert!(
+            message.contains(fragment),
+            "{fragment:?} not in {message:?}"
+        );
+    }
+}
+
+fn devnet(name: &str) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("devnet")
+        .join(name);
+    Config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn example_parses_with_paths_resolved_against_the_config_directory() {
+    let config = parse(EXAMPLE).expect("the design note's example is valid");
+    assert_eq!(config.jurisdiction, "JP");
+    assert_eq!(config.data_dir, Path::new("/etc/kakehashi/data/jp"));
+    assert_eq!(config.mra, Path::new("/etc/kakehashi/../certs/mra.toml"));
+    assert_eq!(
+        config.tls.key,
+        Path::new("/etc/kakehashi/../certs/jp/node/tls.key.pem")
+    );
+    assert_eq!(config.admin.operator_certs.len(), 1);
+    assert_eq!(config.listen.relay, "127.0.0.1:7101".parse().expect("addr"));
+    let peer = config.peer("SG").expect("peer SG");
+    assert_eq!(peer.relay.port_u16(), Some(7201));
+    assert_eq!(peer.corridor_account, 9002);
+    assert_eq!(config.fx.mid["SGD"].as_str(), "0.0087");
+    assert_eq!(config.limits.payment_max.as_str(), "5000000");
+    assert_eq!(config.funding_account().map(|a| a.id), Some(9001));
+    assert_eq!(
+        config.account(9002).map(|a| a.kind),
+        Some(AccountKind::Corridor)
+    );
+    assert_eq!(
+        config.account(9003).map(|a| a.opening_balance.as_str()),
+        Some("0")
+    );
+}
+
+#[test]
+fn absolute_paths_stay_absolute() {
+    let config = parse(&edited(
+        r#"data_dir = "data/jp""#,
+        r#"data_dir = "/var/lib/jp""#,
+    ))
+    .expect("valid");
+    assert_eq!(config.data_dir, Path::new("/var/lib/jp"));
+}
+
+#[test]
+fn omitted_limits_take_the_documented_defaults() {
+    let start = EXAMPLE.find("[limits]").expect("limits");
+    let end = EXAMPLE.find("[sanctions]").expect("sanctions");
+    let text = format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+    let config = parse(&text).expect("valid");
+    assert_eq!(config.limits, Limits::default());
+    assert_eq!(config.limits.message_bytes_max, MESSAGE_BYTES_MAX_DEFAULT);
+    assert_eq!(config.limits.request_timeout_ms, REQUEST_TIMEOUT_MS_DEFAULT);
+}
+
+#[test]
+fn limit_keys_keep_the_spelling_configurations_use() {
+    let start = EXAMPLE.find("[limits]").expect("limits");
+    let end = EXAMPLE.find("[sanctions]").expect("sanctions");
+    let limits = r#"[limits]
+max_payment = "1234"
+max_message_bytes = 8192
+max_concurrent_requests = 11
+max_concurrent_requests_per_connection = 12
+max_concurrent_streams = 13
+request_timeout_ms = 4000
+relay_timeout_ms = 2000
+connect_timeout_ms = 1000
+tls_handshake_timeout_ms = 1500
+http2_keepalive_interval_secs = 14
+http2_keepalive_timeout_secs = 15
+clock_skew_secs = 16
+instruction_max_lifetime_secs = 17
+stream_queue_len = 18
+"#;
+    let text = format!("{}{limits}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
+    let l = parse(&text).expect("valid").limits;
+    assert_eq!(l.payment_max.as_str(), "1234");
+    assert_eq!(l.message_bytes_max, 8192);
+    assert_eq!(l.concurrent_requests_max, 11);
+    assert_eq!(l.concurrent_requests_per_connection_max, 12);
+    assert_eq!(l.concurrent_streams_max, 13);
+    assert_eq!(l.request_timeout_ms, 4000);
+    assert_eq!(l.relay_timeout_ms, 2000);
+    assert_eq!(l.connect_timeout_ms, 1000);
+    assert_eq!(l.tls_handshake_timeout_ms, 1500);
+    assert_eq!(l.http2_keepalive_interval_secs, 14);
+    assert_eq!(l.http2_keepalive_timeout_secs, 15);
+    assert_eq!(l.clock_skew_secs, 16);
+    assert_eq!(l.instruction_lifetime_secs_max, 17);
+    assert_eq!(l.stream_queue_len, 18);
+    // The Rust spelling is not a key of the file.
+    refused(
+        &edited("max_message_bytes = 65536", "message_bytes_max = 65536"),
+        &["message_bytes_max"],
+    );
+}
+
+#[test]
+fn omitted_server_name_defaults_to_the_relay_host() {
+    let config = parse(&edited("server_name = \"localhost\"\n", "")).expect("valid");
+    assert_eq!(config.peers[0].server_name, "127.0.0.1");
+}
+
+#[test]
+fn account_ids_accept_integers_and_decimal_strings_up_to_u128_max() {
+    let text = edited("id = 1001", &format!("id = \"{}\"", u128::MAX));
+    let config = parse(&text).expect("valid");
+    assert!(config.account(u128::MAX).is_some());
+    let text = edited("corridor_account = 9002", "corridor_account = \"9002\"");
+    assert_eq!(parse(&text).expect("valid").peers[0].corridor_account, 9002);
+}
+
+#[test]
+fn refuses_zero_negative_and_overflowing_account_ids() {
+    refused(&edited("id = 1001", "id = 0"), &["account id 0"]);
+    refused(&edited("id = 1001", "id = -3"), &["not positive"]);
+    let too_big = "340282366920938463463374607431768211456"; // 2^128
+    refused(
+        &edited("id = 1001", &format!("id = \"{too_big}\"")),
+        &["below 2^128"],
+    );
+    refused(
+        &edited("id = 1001", "id = \"+7\""),
+        &["not a non-zero decimal"],
+    );
+    refused(&edited("id = 1001", "id = 1.5"), &["account id"]);
+}
+
+#[test]
+fn refuses_unknown_keys() {
+    refused(
+        &edited("stream_queue_len = 1024", "stream_queue_length = 1024"),
+        &["stream_queue_length"],
+    );
+    refused(&edited("[admin]", "colour = \"red\"\n[admin]"), &["colour"]);
+}
+
+#[test]
+fn refuses_a_peer_corridor_that_is_not_declared() {
+    refused(
+        &edited("corridor_account = 9002", "corridor_account = 9005"),
+        &[
+            "peer SG: corridor_account 9005 is not declared in [[account]]",
+            "kind = \"corridor\"",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_peer_account_of_the_wrong_kind() {
+    refused(
+        &edited("liquidity_account = 9003", "liquidity_account = 9002"),
+        &["peer SG", "liquidity_account 9002", "must be \"liquidity\""],
+    );
+    refused(
+        &edited("liquidity_account = 9003", "liquidity_account = 1001"),
+        &["kind = \"customer\""],
+    );
+}
+
+#[test]
+fn refuses_duplicate_account_ids() {
+    refused(
+        &edited("id = 9003", "id = 9002"),
+        &["account 9002", "declared twice"],
+    );
+}
+
+#[test]
+fn refuses_anything_but_exactly_one_funding_account() {
+    refused(
+        &edited(
+            "kind = \"funding\"",
+            "kind = \"customer\"\nowner_bic = \"KKHBJPJ0\"",
+        ),
+        &["0 accounts have kind = \"funding\""],
+    );
+    let two = format!("{EXAMPLE}[[account]]\nid = 9009\nkind = \"funding\"\n");
+    refused(&two, &["2 accounts have kind = \"funding\""]);
+}
+
+#[test]
+fn refuses_jurisdiction_codes_that_are_not_two_upper_case_letters() {
+    refused(
+        &edited("jurisdiction = \"JP\"", "jurisdiction = \"jp\""),
+        &["jurisdiction", "`jp`"],
+    );
+    refused(
+        &edited("jurisdiction = \"JP\"", "jurisdiction = \"JPN\""),
+        &["`JPN`"],
+    );
+    refused(
+        &edited("jurisdiction = \"SG\"", "jurisdiction = \"JP\""),
+        &["own jurisdiction"],
+    );
+}
+
+#[test]
+fn refuses_customer_accounts_without_a_local_bank_bic() {
+    refused(
+        &edited("owner_bic = \"KKHAJPJ0\"", "owner_bic = \"kkhajpj0\""),
+        &["not a BIC"],
+    );
+    refused(
+        &edited("owner_bic = \"KKHAJPJ0\"", ""),
+        &["account 1001.owner_bic"],
+    );
+    refused(
+        &edited("owner_bic = \"KKHAJPJ0\"", "owner_bic = \"KKHASGS0\""),
+        &["bank of SG", "jurisdiction is JP"],
+    );
+    refused(
+        &edited(
+            "kind = \"corridor\"",
+            "kind = \"corridor\"\nowner_bic = \"KKHAJPJ0\"",
+        ),
+        &["account 9002.owner_bic", "remove owner_bic"],
+    );
+}
+
+#[test]
+fn refuses_listen_addresses_that_do_not_parse_or_collide() {
+    refused(
+        &edited("public = \"127.0.0.1:7100\"", "public = \"localhost:7100\""),
+        &["listen.public", "not a socket address"],
+    );
+    refused(
+        &edited(
+            "metrics = \"127.0.0.1:7102\"",
+            "metrics = \"127.0.0.1:7101\"",
+        ),
+        &["listen.relay", "listen.metrics"],
+    );
+}
+
+#[test]
+fn refuses_relay_uris_that_are_not_https_host_port() {
+    refused(
+        &edited("https://127.0.0.1:7201", "http://127.0.0.1:7201"),
+        &["peer SG", "https://host:port"],
+    );
+    refused(
+        &edited("https://127.0.0.1:7201", "https://127.0.0.1"),
+        &["https://host:port"],
+    );
+    refused(
+        &edited("https://127.0.0.1:7201", "https://127.0.0.1:7201/x"),
+        &["path"],
+    );
+    refused(
+        &edited(
+            "server_name = \"localhost\"",
+            "server_name = \"not a name\"",
+        ),
+        &["server_name"],
+    );
+}
+
+#[test]
+fn refuses_malformed_decimals_naming_the_key() {
+    for bad in [
+        "1e5", "-5", "1.", ".5", "05", " 5", "5,000", "", "1.00001", "٣",
+    ] {
+        refused(
+            &edited(
+                "max_payment = \"5000000\"",
+                &format!("max_payment = \"{bad}\""),
+            ),
+            &["limits.max_payment"],
+        );
+    }
+    refused(
+        &edited(
+            "opening_balance = \"10000000\"",
+            "opening_balance = \"ten\"",
+        ),
+        &["account 1001.opening_balance"],
+    );
+    refused(
+        &edited("SGD = \"0.0087\"", "SGD = \"0\""),
+        &["fx.mid.SGD", "zero"],
+    );
+    refused(
+        &edited("SGD = \"0.0087\"", "SGD = \"0.0000000000001\""),
+        &["fx.mid.SGD"],
+    );
+    refused(
+        &edited("SGD = \"0.0087\"", "sgd = \"0.0087\""),
+        &["fx.mid.sgd"],
+    );
+    refused(
+        &edited("max_payment = \"5000000\"", "max_payment = \"0\""),
+        &["limits.max_payment"],
+    );
+}
+
+#[test]
+fn refuses_limits_out_of_range() {
+    refused(
+        &edited("relay_timeout_ms = 3000", "relay_timeout_ms = 5000"),
+        &["limits.relay_timeout_ms", "request_timeout_ms"],
+    );
+    refused(
+        &edited("max_message_bytes = 65536", "max_message_bytes = 10"),
+        &["limits.max_message_bytes", "out of range"],
+    );
+    refused(
+        &edited(
+            "max_concurrent_requests = 256",
+            "max_concurrent_requests = 0",
+        ),
+        &["limits.max_concurrent_requests"],
+    );
+    refused(
+        &edited("spread_bps = 25", "spread_bps = 10000"),
+        &["fx.spread_bps"],
+    );
+    refused(
+        &edited("quote_ttl_secs = 60", "quote_ttl_secs = 0"),
+        &["fx.quote_ttl_secs"],
+    );
+}
+
+#[test]
+fn refuses_empty_paths_and_sanction_entries() {
+    refused(
+        &edited("mra = \"../certs/mra.toml\"", "mra = \"\""),
+        &["mra", "is empty"],
+    );
+    refused(
+        &edited("bics = []", "bics = [\"BAD\"]"),
+        &["sanctions.bics"],
+    );
+    refused(
+        &edited("accounts = []", "accounts = [0]"),
+        &["account id 0"],
+    );
+    refused(
+        &edited("names = [\"Sanctioned Trading Co\"]", "names = [\" \"]"),
+        &["sanctions.names"],
+    );
+}
+
+#[test]
+fn builders_override_ports_data_dir_and_peer_relay() {
+    let config = parse(EXAMPLE)
+        .expect("valid")
+        .with_ports(0, 0, 0)
+        .with_data_dir("/tmp/devnet/jp")
+        .with_peer_relay("SG", "https://127.0.0.1:45678")
+        .expect("peer SG exists");
+    assert_eq!(config.listen.public.port(), 0);
+    assert_eq!(
+        config.listen.relay.ip(),
+        "127.0.0.1".parse::<std::net::IpAddr>().expect("ip")
+    );
+    assert_eq!(config.data_dir, Path::new("/tmp/devnet/jp"));
+    assert_eq!(
+        config.peer("SG").and_then(|p| p.relay.port_u16()),
+        Some(45678)
+    );
+    config
+        .validate()
+        .expect("ports 0 on every listener are allowed");
+    let err = config
+        .with_peer_relay("TH", "https://127.0.0.1:1")
+        .expect_err("no TH peer");
+    assert!(err.to_string().contains("peer TH"), "{err}");
+}
+
+#[test]
+fn load_names_the_file_in_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, edited("id = 9003", "id = 9002")).expect("write");
+    let err = Config::load(&path).expect_err("duplicate id");
+    let message = err.to_string();
+    assert!(message.contains("node.toml"), "{message}");
+    assert!(message.contains("declared twice"), "{message}");
+    let err = Config::load(&dir.path().join("missing.toml")).expect_err("missing file");
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+}
+
+#[test]
+fn devnet_configs_validate_and_point_at_each_other() {
+    let jp = devnet("jp.toml");
+    let sg = devnet("sg.toml");
+    assert_eq!(
+        (jp.jurisdiction.as_str(), sg.jurisdiction.as_str()),
+        ("JP", "SG")
+    );
+    for (node, other) in [(&jp, &sg), (&sg, &jp)] {
+        let peer = node
+            .peer(&other.jurisdiction)
+            .expect("each names the other as peer");
+        assert_eq!(peer.relay.port_u16(), Some(other.listen.relay.port()));
+        assert_eq!(
+            node.account(peer.corridor_account).map(|a| a.kind),
+            Some(AccountKind::Corridor)
+        );
+        assert_eq!(
+            node.account(peer.liquidity_account).map(|a| a.kind),
+            Some(AccountKind::Liquidity)
+        );
+        for path in [
+            &node.mra,
+            &node.tls.cert,
+            &node.tls.key,
+            &node.signing.cert,
+            &node.signing.key,
+        ]
+        .into_iter()
+        .chain(&node.admin.operator_certs)
+        {
+            assert!(path.is_file(), "{} exists", path.display());
+        }
+        assert_eq!(node.fx.spread_bps, 25);
+        let customers: BTreeSet<&str> = node
+            .accounts
+            .iter()
+            .filter(|a| a.kind == AccountKind::Customer)
+            .map(|a| a.owner_bic.as_str())
+            .collect();
+        assert_eq!(
+            customers.len(),
+            2,
+            "two banks with customers on {}",
+            node.jurisdiction
+        );
+    }
+    assert_eq!(jp.fx.mid["SGD"].as_str(), "0.0087");
+    assert_eq!(sg.fx.mid["JPY"].as_str(), "114.9");
+    let ports = |c: &Config| {
+        [
+            c.listen.public.port(),
+            c.listen.relay.port(),
+            c.listen.metrics.port(),
+        ]
+    };
+    assert_eq!(ports(&jp), [7100, 7101, 7102]);
+    assert_eq!(ports(&sg), [7200, 7201, 7202]);
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        let _ = parse(&text);
+    }
+
+    #[test]
+    fn mutated_example_never_panics(at in 0usize..EXAMPLE.len(), byte in any::<u8>()) {
+        let mut bytes = EXAMPLE.as_bytes().to_vec();
+        bytes[at] = byte;
+        if let Ok(text) = String::from_utf8(bytes) {
+            let _ = parse(&text);
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Operator accounts: genesis, balances, and opening, funding and closing accounts.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use kakehashi_ledger::{
+    AccountFlags, AccountId, CreateAccountResult, NewAccount, NewTransfer, TransferId,
+};
+use kakehashi_pki::UnixTime;
+use kakehashi_proto::pb;
+use kakehashi_protocol::instruction;
+use kakehashi_protocol::money;
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::transfer::{codes, transfer_id};
+
+use super::checks::ledger_rejection;
+use super::{Engine, EngineError, Submitted, blocking};
+use crate::AccountKind;
+use crate::store::{AccountMeta, Write};
+
+impl Engine {
+    /// Creates the configured accounts and their opening balances (idempotent: a restart finds
+    /// them `exists`), and records their metadata unless already known (an operator's close
+    /// survives restarts).
+    pub async fn genesis(
+        &self,
+        accounts: Vec<(u128, AccountMeta, u128)>,
+    ) -> Result<(), EngineError> {
+        let ledger_id = u32::from(self.parts.currency.numeric);
+        let new_accounts: Vec<NewAccount> = accounts
+            .iter()
+            .map(|(id, meta, _)| NewAccount {
+                id: AccountId(*id),
+                ledger: ledger_id,
+                code: meta.kind.ledger_code(),
+                flags: account_flags(meta.kind),
+                ..NewAccount::default()
+            })
+            .collect();
+        let (ts, _) = self.clock().now();
+        let ledger = Arc::clone(&self.parts.ledger);
+        let results = blocking(move || ledger.create_accounts(&new_accounts, ts)).await??;
+        for ((id, meta, _), result) in accounts.iter().zip(&results) {
+            if !result.is_recorded() {
+                return Err(EngineError::Config(format!(
+                    "account {id} ({}) does not match the ledger: {}",
+                    meta.name,
+                    result.as_str()
+                )));
+            }
+        }
+        let mut writes = Vec::new();
+        for (id, meta, _) in &accounts {
+            if self.parts.store.account(*id)?.is_none() {
+                writes.push(Write::Account(*id, meta.clone()));
+            }
+        }
+        if !writes.is_empty() {
+            self.parts.store.put(writes).await?;
+        }
+        let funding = self.parts.funding_account;
+        let transfers: Vec<NewTransfer> = accounts
+            .iter()
+            .filter(|(_, _, opening)| *opening > 0)
+            .map(|(id, _, opening)| NewTransfer {
+                id: TransferId(transfer_id(b"genesis", &id.to_be_bytes())),
+                debit_account_id: AccountId(funding),
+                credit_account_id: AccountId(*id),
+                amount: *opening,
+                ledger: ledger_id,
+                code: codes::GENESIS,
+                ..NewTransfer::default()
+            })
+            .collect();
+        if transfers.is_empty() {
+            return Ok(());
+        }
+        let ledger = Arc::clone(&self.parts.ledger);
+        let results = blocking(move || ledger.create_transfers(&transfers, ts)).await??;
+        if let Some(bad) = results.iter().find(|r| !r.is_recorded()) {
+            return Err(EngineError::Config(format!(
+                "genesis funding refused by the ledger: {} (an opening balance changed after \
+                 the first start? fund with `FundAccount` instead)",
+                bad.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Balances of `ids` (every known account when empty).
+    pub async fn balances(&self, ids: Vec<u128>) -> Result<Vec<pb::AccountBalance>, Submitted> {
+        let metas = match self.parts.store.accounts() {
+            Ok(metas) => metas,
+            Err(e) => return Err(invalid_internal(&e)),
+        };
+        let wanted: Vec<(u128, Option<AccountMeta>)> = if ids.is_empty() {
+            metas.into_iter().map(|(id, m)| (id, Some(m))).collect()
+        } else {
+            ids.iter()
+                .map(|id| {
+                    (
+                        *id,
+                        metas.iter().find(|(m, _)| m == id).map(|(_, m)| m.clone()),
+                    )
+                })
+                .collect()
+        };
+        let lookup: Vec<AccountId> = wanted.iter().map(|(id, _)| AccountId(*id)).collect();
+        let ledger = Arc::clone(&self.parts.ledger);
+        let found = match blocking(move || ledger.lookup_accounts(&lookup)).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => return Err(invalid_internal(&e)),
+            Err(e) => return Err(invalid_internal(&e)),
+        };
+        let (_, t) = self.clock().now();
+        let mut out = Vec::new();
+        for ((id, meta), account) in wanted.into_iter().zip(found) {
+            let (Some(meta), Some(account)) = (meta, account) else {
+                return Err(Submitted::Invalid(Rejection::new(
+                    ReasonCode::Ac01,
+                    format!(
+                        "account {id} does not exist on the {} ledger",
+                        self.jurisdiction()
+                    ),
+                )));
+            };
+            out.push(self.balance_of(id, &meta, &account, t));
+        }
+        Ok(out)
+    }
+
+    fn balance_of(
+        &self,
+        id: u128,
+        meta: &AccountMeta,
+        account: &kakehashi_ledger::Account,
+        t: UnixTime,
+    ) -> pb::AccountBalance {
+        let c = self.parts.currency;
+        let (posted, negative) = if account.credits_posted >= account.debits_posted {
+            (account.credits_posted - account.debits_posted, false)
+        } else {
+            (account.debits_posted - account.credits_posted, true)
+        };
+        let signed_amount = |minor: u128, negative: bool| {
+            let mut a = money::format_amount(c, minor);
+            if negative && minor > 0 {
+                a.value.insert(0, '-');
+            }
+            a
+        };
+        let available = if negative {
+            (posted.saturating_add(account.debits_pending), true)
+        } else if posted >= account.debits_pending {
+            (posted - account.debits_pending, false)
+        } else {
+            (account.debits_pending - posted, true)
+        };
+        pb::AccountBalance {
+            account: id.to_string(),
+            owner_bic: meta.owner_bic.clone().unwrap_or_default(),
+            name: meta.name.clone(),
+            kind: meta.kind.as_str().to_owned(),
+            closed: meta.closed,
+            posted_balance: Some(signed_amount(posted, negative)),
+            pending_debits: Some(money::format_amount(c, account.debits_pending)),
+            available_balance: Some(signed_amount(available.0, available.1)),
+            as_of: Some(prost_types::Timestamp {
+                seconds: t.0,
+                nanos: 0,
+            }),
+        }
+    }
+
+    /// Operator: opens a customer account.
+    pub async fn open_account(
+        &self,
+        id: u128,
+        owner_bic: String,
+        name: String,
+    ) -> Result<pb::AccountBalance, Submitted> {
+        if id == 0 || id == u128::MAX {
+            return Err(ff01("account: must be a non-zero decimal account id"));
+        }
+        let owner_bic = instruction::bic("owner_bic", owner_bic).map_err(Submitted::Invalid)?;
+        // Characters 5-6 of a BIC are its ISO 3166 country; a node holds accounts only for
+        // banks of its own jurisdiction.
+        if owner_bic.get(4..6) != Some(self.jurisdiction()) {
+            return Err(ff01(format!(
+                "owner_bic: {owner_bic} is a bank of {}, not of {}; open its accounts on that \
+                 jurisdiction's node",
+                owner_bic.get(4..6).unwrap_or("?"),
+                self.jurisdiction()
+            )));
+        }
+        if name.chars().count() > instruction::NAME_CHARS_MAX {
+            return Err(ff01(format!(
+                "name: longer than {} characters",
+                instruction::NAME_CHARS_MAX
+            )));
+        }
+        let ledger_id = u32::from(self.parts.currency.numeric);
+        let new = NewAccount {
+            id: AccountId(id),
+            ledger: ledger_id,
+            code: AccountKind::Customer.ledger_code(),
+            flags: account_flags(AccountKind::Customer),
+            ..NewAccount::default()
+        };
+        let (ts, _) = self.clock().now();
+        let ledger = Arc::clone(&self.parts.ledger);
+        let result = match blocking(move || ledger.create_accounts(&[new], ts)).await {
+            Ok(Ok(r)) => r.into_iter().next(),
+            Ok(Err(e)) => return Err(invalid_internal(&e)),
+            Err(e) => return Err(invalid_internal(&e)),
+        };
+        match result {
+            Some(CreateAccountResult::Ok) => {}
+            Some(other) => {
+                return Err(Submitted::Invalid(Rejection::new(
+                    ReasonCode::Dupl,
+                    format!("account {id}: {}", other.as_str()),
+                )));
+            }
+            None => return Err(invalid_internal(&"no result")),
+        }
+        let meta = AccountMeta {
+            kind: AccountKind::Customer,
+            owner_bic: Some(owner_bic),
+            name,
+            closed: false,
+        };
+        if let Err(e) = self.parts.store.put(vec![Write::Account(id, meta)]).await {
+            return Err(invalid_internal(&e));
+        }
+        self.balances(vec![id]).await.map(|mut b| b.remove(0))
+    }
+
+    /// Operator: credits `id` from the funding account.
+    pub async fn fund_account(
+        &self,
+        id: u128,
+        amount: &pb::ActiveCurrencyAndAmount,
+    ) -> Result<pb::AccountBalance, Submitted> {
+        let (currency, minor) = money::parse_amount(amount).map_err(Submitted::Invalid)?;
+        if currency.alpha != self.parts.currency.alpha {
+            return Err(ff01(format!(
+                "amount: this node's ledger is {}, not {}",
+                self.parts.currency.alpha, currency.alpha
+            )));
+        }
+        if minor == 0 {
+            return Err(ff01("amount: must be greater than zero"));
+        }
+        let meta = match self.parts.store.account(id) {
+            Ok(Some(meta)) => meta,
+            Ok(None) => {
+                return Err(Submitted::Invalid(Rejection::new(
+                    ReasonCode::Ac01,
+                    format!("account {id} does not exist"),
+                )));
+            }
+            Err(e) => return Err(invalid_internal(&e)),
+        };
+        if meta.closed {
+            return Err(Submitted::Invalid(Rejection::new(
+                ReasonCode::Ac04,
+                format!("account {id} is closed"),
+            )));
+        }
+        let seq = self.quote_seq.fetch_add(1, Ordering::Relaxed);
+        let mut nonce = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| invalid_internal(&"no randomness"))?;
+        let transfer = NewTransfer {
+            id: TransferId(transfer_id(
+                b"funding",
+                &[&nonce[..], &seq.to_be_bytes()].concat(),
+            )),
+            debit_account_id: AccountId(self.parts.funding_account),
+            credit_account_id: AccountId(id),
+            amount: minor,
+            ledger: u32::from(self.parts.currency.numeric),
+            code: codes::FUNDING,
+            ..NewTransfer::default()
+        };
+        let (ts, _) = self.clock().now();
+        let ledger = Arc::clone(&self.parts.ledger);
+        match blocking(move || ledger.create_transfers(&[transfer], ts)).await {
+            Ok(Ok(results)) if results.first().is_some_and(|r| r.is_recorded()) => {}
+            Ok(Ok(results)) => {
+                return Err(Submitted::Invalid(ledger_rejection(
+                    results.first().copied(),
+                    "funding",
+                )));
+            }
+            Ok(Err(e)) => return Err(invalid_internal(&e)),
+            Err(e) => return Err(invalid_internal(&e)),
+        }
+        self.balances(vec![id]).await.map(|mut b| b.remove(0))
+    }
+
+    /// Operator: closes an account (payments to or from it are AC04 from now on).
+    pub async fn close_account(&self, id: u128) -> Result<pb::AccountBalance, Submitted> {
+        let mut meta = match self.parts.store.account(id) {
+            Ok(Some(meta)) => meta,
+            Ok(None) => {
+                return Err(Submitted::Invalid(Rejection::new(
+                    ReasonCode::Ac01,
+                    format!("account {id} does not exist"),
+                )));
+            }
+            Err(e) => return Err(invalid_internal(&e)),
+        };
+        if meta.kind != AccountKind::Customer {
+            return Err(ff01(format!(
+                "account {id} is a {} account; only customer accounts can be closed",
+                meta.kind.as_str()
+            )));
+        }
+        meta.closed = true;
+        if let Err(e) = self.parts.store.put(vec![Write::Account(id, meta)]).await {
+            return Err(invalid_internal(&e));
+        }
+        self.balances(vec![id]).await.map(|mut b| b.remove(0))
+    }
+}
+
+fn account_flags(kind: AccountKind) -> AccountFlags {
+    match kind {
+        // Customers and liquidity pools can only spend what they hold: the ledger refuses the
+        // rest with `exceeds_credits`, which the relay reports as AM04.
+        AccountKind::Customer | AccountKind::Liquidity => {
+            AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS.union(AccountFlags::HISTORY)
+        }
+        AccountKind::Corridor | AccountKind::Funding => AccountFlags::HISTORY,
+    }
+}
+
+fn ff01(detail: impl Into<String>) -> Submitted {
+    Submitted::Invalid(Rejection::new(ReasonCode::Ff01, detail))
+}
+
+fn invalid_internal(e: &dyn std::fmt::Display) -> Submitted {
+    tracing::error!(error = %e, "internal error");
+    Submitted::Invalid(Rejection::new(
+        ReasonCode::Ff01,
+        format!("internal error: {e}"),
+    ))
+}

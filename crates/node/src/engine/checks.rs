@@ -1,0 +1,206 @@
+//! Validations both sides share: sanctions screening, instruction times, the per-payment
+//! limit, customer accounts, and the reason code of a ledger refusal.
+
+use kakehashi_ledger::CreateTransferResult;
+use kakehashi_pki::UnixTime;
+use kakehashi_protocol::instruction::Instruction;
+use kakehashi_protocol::money;
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
+
+use super::Engine;
+use crate::AccountKind;
+use crate::store::AccountMeta;
+
+/// Names, BICs and accounts refused with RR04.
+#[derive(Clone, Debug, Default)]
+pub struct Sanctions {
+    /// Lower-cased, whitespace-collapsed names.
+    pub names: Vec<String>,
+    /// Upper-case BICs (8 or 11 characters; an 8-character entry covers every branch).
+    pub bics: Vec<String>,
+    /// Local accounts.
+    pub accounts: Vec<u128>,
+}
+
+impl Sanctions {
+    /// Normalizes a name for screening: lower case, runs of whitespace as one space.
+    pub fn normalize(name: &str) -> String {
+        name.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    }
+
+    pub(super) fn screen(&self, instr: &Instruction, local_account: u128) -> Result<(), Rejection> {
+        for (role, name) in [
+            ("debtor", &instr.debtor_name),
+            ("creditor", &instr.creditor_name),
+        ] {
+            let normalized = Self::normalize(name);
+            if !normalized.is_empty() && self.names.contains(&normalized) {
+                return Err(Rejection::new(
+                    ReasonCode::Rr04,
+                    format!("{role} name {name:?} is on the sanctions list"),
+                ));
+            }
+        }
+        for (role, bic) in [
+            ("debtor agent", &instr.debtor_agent_bic),
+            ("creditor agent", &instr.creditor_agent_bic),
+        ] {
+            if self
+                .bics
+                .iter()
+                .any(|b| bic == b || (b.len() == 8 && bic.starts_with(b.as_str())))
+            {
+                return Err(Rejection::new(
+                    ReasonCode::Rr04,
+                    format!("{role} {bic} is on the sanctions list"),
+                ));
+            }
+        }
+        if self.accounts.contains(&local_account) {
+            return Err(Rejection::new(
+                ReasonCode::Rr04,
+                format!("account {local_account} is on the sanctions list"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    pub(super) fn check_times(&self, instr: &Instruction, t: UnixTime) -> Result<(), Rejection> {
+        let skew = i64::try_from(self.parts.limits.clock_skew_secs).unwrap_or(i64::MAX);
+        let lifetime = instr.expiry.0.saturating_sub(instr.created.0);
+        let max =
+            i64::try_from(self.parts.limits.instruction_lifetime_secs_max).unwrap_or(i64::MAX);
+        if lifetime > max {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                format!(
+                    "expiry_date_time: {lifetime} s after creation_date_time; at most {max} s allowed"
+                ),
+            ));
+        }
+        if t.0 > instr.expiry.0.saturating_add(skew) {
+            return Err(Rejection::new(
+                ReasonCode::Ab05,
+                format!(
+                    "the instruction expired at {} (now {}, clock skew allowed {skew} s)",
+                    instr.expiry.to_rfc3339(),
+                    t.to_rfc3339()
+                ),
+            ));
+        }
+        if instr.created.0 > t.0.saturating_add(skew) {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                format!(
+                    "creation_date_time {} is in the future (now {}, clock skew allowed {skew} s)",
+                    instr.created.to_rfc3339(),
+                    t.to_rfc3339()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_debtor(&self, instr: &Instruction) -> Result<(), Rejection> {
+        self.parts.sanctions.screen(instr, instr.debtor_account)?;
+        self.check_limit(instr.amount_minor, "amount")?;
+        self.check_customer_account(instr.debtor_account, &instr.debtor_agent_bic, "debtor")
+    }
+
+    /// RR04 when `minor` (this node's currency) is above the per-payment limit.
+    pub(super) fn check_limit(&self, minor: u128, what: &str) -> Result<(), Rejection> {
+        if minor <= self.parts.limits.payment_minor_max {
+            return Ok(());
+        }
+        Err(Rejection::new(
+            ReasonCode::Rr04,
+            format!(
+                "{what} above this node's per-payment limit of {} {}",
+                money::format_amount(self.parts.currency, self.parts.limits.payment_minor_max)
+                    .value,
+                self.parts.currency.alpha
+            ),
+        ))
+    }
+
+    /// The `role` ("debtor"/"creditor") account must exist here, be an open customer account
+    /// and be held at `bic` (AC01, AC04).
+    pub(super) fn check_customer_account(
+        &self,
+        id: u128,
+        bic: &str,
+        role: &str,
+    ) -> Result<(), Rejection> {
+        let meta = self
+            .parts
+            .store
+            .account(id)
+            .map_err(|e| Rejection::new(ReasonCode::Ac01, format!("account lookup failed: {e}")))?
+            .ok_or_else(|| {
+                Rejection::new(
+                    ReasonCode::Ac01,
+                    format!(
+                        "{role}_account {id} does not exist on the {} ledger",
+                        self.jurisdiction()
+                    ),
+                )
+            })?;
+        check_customer(&meta, id, bic, role)
+    }
+}
+
+fn check_customer(meta: &AccountMeta, id: u128, bic: &str, role: &str) -> Result<(), Rejection> {
+    if meta.kind != AccountKind::Customer {
+        return Err(Rejection::new(
+            ReasonCode::Ac01,
+            format!("{role}_account {id} is not a customer account"),
+        ));
+    }
+    if meta.closed {
+        return Err(Rejection::new(
+            ReasonCode::Ac04,
+            format!("{role}_account {id} is closed"),
+        ));
+    }
+    if meta.owner_bic.as_deref() != Some(bic) {
+        return Err(Rejection::new(
+            ReasonCode::Ac01,
+            format!("{role}_account {id} is not held at {role} agent {bic}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Maps a ledger refusal to the payment's reason code.
+pub(super) fn ledger_rejection(result: Option<CreateTransferResult>, what: &str) -> Rejection {
+    match result {
+        Some(CreateTransferResult::ExceedsCredits) => Rejection::new(
+            ReasonCode::Am04,
+            format!("insufficient funds for the {what} (ledger: exceeds_credits)"),
+        ),
+        Some(
+            r @ (CreateTransferResult::DebitAccountNotFound
+            | CreateTransferResult::CreditAccountNotFound),
+        ) => Rejection::new(ReasonCode::Ac01, format!("{what}: ledger {}", r.as_str())),
+        Some(r) => Rejection::new(ReasonCode::Ff01, format!("{what}: ledger {}", r.as_str())),
+        None => Rejection::new(ReasonCode::Ff01, format!("{what}: no ledger result")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanction_names_match_after_normalizing_case_and_spaces() {
+        assert_eq!(
+            Sanctions::normalize("  Sanctioned   Trading CO "),
+            "sanctioned trading co"
+        );
+    }
+}

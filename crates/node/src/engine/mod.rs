@@ -1,0 +1,294 @@
+//! The settlement protocol: what a node does with a participant's instruction (as sender) and
+//! with a peer's Prepare or status query (as receiver). ARCHITECTURE.md, "Settlement protocol",
+//! has the sequence diagram and the invariants; the rules that make it atomic across two
+//! ledgers are these:
+//!
+//! 1. The sender reserves (a pending ledger transfer into the corridor account) and records
+//!    `Forwarded` durably before Prepare leaves; from then on only the receiver's decision (its
+//!    answer, or its answer to a status query) ends the reservation: posted if settled, voided
+//!    otherwise. No timeout voids a forwarded payment, and the ledger transfer has no timeout.
+//! 2. The receiver decides once per UETR, under the UETR's lock, and makes the decision durable
+//!    (credit in the ledger, then its record) before answering; a repeated Prepare gets the
+//!    same decision.
+//! 3. A status query that finds no decision records a fence first; a fenced UETR is refused by
+//!    every later Prepare. So when the sender voids after UNKNOWN_FENCED, no credit can follow.
+//! 4. Every ledger transfer id derives from the UETR (SHA-256), so retrying any step after a
+//!    crash is idempotent (`exists`).
+//!
+//! [`Engine`] is one type whose methods are cut along its jobs: `accounts` (genesis, balances,
+//! the operator's open, fund and close), `quoting`, `sender` (submit, reserve, forward, post or
+//! void, recovery of payments in doubt), `receiver` (Prepare, the status query, credit and
+//! receipt) and `checks` (the validations both sides share).
+//!
+//! The engine reads the time only through a [`Clock`] and reaches its peers only through a
+//! [`PeerTransport`], both handed to it at construction ([`EngineParts`]), so that a
+//! deterministic simulator can drive the engine that production runs; production passes
+//! [`SystemClock`] and [`GrpcPeer`]. Its ledger and payment store are still the concrete sled
+//! ones, and quote ids and funding transfer ids take a few bytes from the operating system's
+//! random source.
+
+mod accounts;
+mod checks;
+mod clock;
+mod quoting;
+mod receiver;
+mod sender;
+mod transport;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use ed25519_dalek::SigningKey;
+use kakehashi_ledger::{CreateTransferResult, Ledger, NewTransfer};
+use kakehashi_pki::cache::RecognitionCache;
+use kakehashi_pki::mra::Mra;
+use kakehashi_proto::pb::PaymentStatusReport;
+use kakehashi_protocol::money::{Currency, Rate};
+use kakehashi_protocol::quote::QuoteIssuer;
+use kakehashi_protocol::reason::Rejection;
+use kakehashi_protocol::signed::{ParsedCerts, Trust};
+
+use crate::locks::UetrLocks;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+pub use checks::Sanctions;
+pub use clock::{Clock, SystemClock};
+pub use transport::{GrpcPeer, PeerCall, PeerError, PeerTransport};
+
+/// Why the engine could not do its job for an operational reason (not a rejection of the
+/// payment): the caller answers `Unavailable`/`Internal` and nothing is acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The payment store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ledger failed.
+    #[error("ledger: {0}")]
+    Ledger(#[from] kakehashi_ledger::Error),
+    /// A blocking task was lost.
+    #[error("internal task failed: {0}")]
+    Task(String),
+    /// The ledger answered something the protocol does not allow at this step.
+    #[error("ledger refused {what}: {result}")]
+    Unexpected {
+        /// The step.
+        what: &'static str,
+        /// The ledger's result name.
+        result: &'static str,
+    },
+    /// The configuration does not match the ledger (genesis).
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// The result of handling one submission.
+#[derive(Debug)]
+pub enum Submitted {
+    /// A status report (ACSC, RJCT or PDNG).
+    Report(Box<PaymentStatusReport>),
+    /// The request is malformed (FF01): the API answers InvalidArgument.
+    Invalid(Rejection),
+}
+
+/// A peer jurisdiction as the engine uses it.
+#[derive(Clone, Debug)]
+pub struct PeerLink {
+    /// The peer's jurisdiction code.
+    pub jurisdiction: String,
+    /// The peer's ledger currency.
+    pub currency: &'static Currency,
+    /// Mid rate: units of the peer's currency per unit of ours.
+    pub mid: Rate,
+    /// Local account outbound payments to this peer are reserved into.
+    pub corridor_account: u128,
+    /// Local account inbound payments from this peer are credited from.
+    pub liquidity_account: u128,
+    /// How the sender calls the peer ([`GrpcPeer`] in production).
+    pub transport: Arc<dyn PeerTransport>,
+}
+
+/// Limits the engine enforces (from the configuration).
+#[derive(Clone, Debug)]
+pub struct EngineLimits {
+    /// Largest payment, minor units of this node's currency (also applied to credits).
+    pub payment_minor_max: u128,
+    /// Allowed difference between clocks when checking expiry.
+    pub clock_skew_secs: u64,
+    /// Longest allowed time between an instruction's creation and its expiry.
+    pub instruction_lifetime_secs_max: u64,
+}
+
+/// Everything the engine needs; built by [`crate::node`] from the configuration.
+pub struct EngineParts {
+    /// This node's jurisdiction code.
+    pub jurisdiction: String,
+    /// This node's ledger currency.
+    pub currency: &'static Currency,
+    /// The agreement.
+    pub mra: Arc<Mra>,
+    /// The ledger.
+    pub ledger: Arc<Ledger>,
+    /// The payment store.
+    pub store: Store,
+    /// The receipt- and quote-signing key and its chain (DER, leaf first).
+    pub signing_key: SigningKey,
+    /// Chain of the signing key.
+    pub signing_chain: Vec<Vec<u8>>,
+    /// Peers by jurisdiction.
+    pub peers: BTreeMap<String, PeerLink>,
+    /// FX spread in basis points.
+    pub spread_bps: u32,
+    /// Quote lifetime.
+    pub quote_ttl_secs: u64,
+    /// Limits.
+    pub limits: EngineLimits,
+    /// Sanctions.
+    pub sanctions: Sanctions,
+    /// The funding account (genesis and cash-in).
+    pub funding_account: u128,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where the engine reads the time ([`SystemClock`] in production).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The node's settlement engine. Shared by the gRPC services and the recovery loop.
+pub struct Engine {
+    parts: EngineParts,
+    /// Recognition verdicts of the chains this node sees again and again (its banks', its
+    /// peers' receipt keys); `None` only if the agreement's CRL dates were unreadable.
+    recognition: Option<RecognitionCache>,
+    /// The certificates of those chains, parsed once.
+    certs: ParsedCerts,
+    quotes: QuoteIssuer,
+    locks: UetrLocks,
+    quote_seq: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("jurisdiction", &self.parts.jurisdiction)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs blocking ledger work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))
+}
+
+impl Engine {
+    /// Builds the engine.
+    pub fn new(parts: EngineParts) -> Self {
+        let quotes = QuoteIssuer {
+            jurisdiction: parts.jurisdiction.clone(),
+            key: parts.signing_key.clone(),
+            chain: parts.signing_chain.clone(),
+            ttl_secs: parts.quote_ttl_secs,
+        };
+        for peer in parts.peers.keys() {
+            parts.metrics.add_peer(peer);
+        }
+        let recognition = RecognitionCache::new(&parts.mra)
+            .inspect_err(|e| tracing::warn!(error = %e, "recognition verdicts will not be cached"))
+            .ok();
+        Self {
+            parts,
+            recognition,
+            certs: ParsedCerts::new(),
+            quotes,
+            locks: UetrLocks::default(),
+            quote_seq: AtomicU64::new(0),
+        }
+    }
+
+    /// This node's jurisdiction.
+    pub fn jurisdiction(&self) -> &str {
+        &self.parts.jurisdiction
+    }
+
+    /// This node's currency.
+    pub fn currency(&self) -> &'static Currency {
+        self.parts.currency
+    }
+
+    /// The agreement.
+    pub fn mra(&self) -> &Mra {
+        &self.parts.mra
+    }
+
+    /// The agreement with this node's recognition and certificate caches, for signature
+    /// checks.
+    pub fn trust(&self) -> Trust<'_> {
+        let trust = match &self.recognition {
+            Some(cache) => Trust::cached(&self.parts.mra, cache),
+            None => Trust::from(&*self.parts.mra),
+        };
+        trust.with_parsed_certs(&self.certs)
+    }
+
+    /// The payment store.
+    pub fn store(&self) -> &Store {
+        &self.parts.store
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.parts.ledger
+    }
+
+    /// The peers.
+    pub fn peers(&self) -> &BTreeMap<String, PeerLink> {
+        &self.parts.peers
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.parts.metrics
+    }
+
+    /// The clock the engine reads.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.parts.clock
+    }
+
+    /// Closes the ledger cleanly (joins its writer) when this engine holds its last reference.
+    pub async fn close(self) -> Result<(), EngineError> {
+        if let Ok(ledger) = Arc::try_unwrap(self.parts.ledger) {
+            blocking(move || ledger.close()).await??;
+        }
+        Ok(())
+    }
+
+    /// Applies one ledger transfer at the clock's time and returns the ledger's result.
+    async fn apply_one(&self, transfer: NewTransfer) -> Result<CreateTransferResult, EngineError> {
+        let (ts, _) = self.clock().now();
+        let ledger = Arc::clone(&self.parts.ledger);
+        let results = blocking(move || ledger.create_transfers(&[transfer], ts)).await??;
+        results.into_iter().next().ok_or(EngineError::Unexpected {
+            what: "a transfer",
+            result: "no result",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kakehashi_protocol::transfer::transfer_id;
+
+    #[test]
+    fn transfer_ids_differ_by_step_and_uetr() {
+        let a = transfer_id(b"reserve", &[1; 16]);
+        assert_ne!(a, transfer_id(b"post", &[1; 16]));
+        assert_ne!(a, transfer_id(b"reserve", &[2; 16]));
+        assert_eq!(a, transfer_id(b"reserve", &[1; 16]));
+        assert_ne!(a, 0);
+    }
+}

@@ -1,0 +1,418 @@
+//! The receiver's side: a peer's Prepare is decided once per UETR (checked, credited, answered
+//! with a signed receipt), and a status query answers that decision or fences the UETR.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kakehashi_ledger::{AccountId, NewTransfer, TransferId};
+use kakehashi_pki::{Purpose, UnixTime};
+use kakehashi_proto::pb::{self, Decision, RelayDecision};
+use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_RECEIPT};
+use kakehashi_protocol::instruction::{self, Instruction, Uetr};
+use kakehashi_protocol::quote;
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::receipt;
+use kakehashi_protocol::signed;
+use kakehashi_protocol::transfer::{codes, transfer_id};
+use prost::Message;
+use tracing::Instrument;
+
+use super::checks::ledger_rejection;
+use super::{Engine, EngineError, blocking};
+use crate::metrics::Flow;
+use crate::store::{InboundRecord, InboundState, Write};
+
+impl Engine {
+    /// Handles a peer's Prepare (see the module documentation). `peer` is the jurisdiction the
+    /// TLS client certificate was recognized for.
+    pub async fn prepare(
+        &self,
+        peer: &str,
+        signed: pb::Signed,
+    ) -> Result<Result<RelayDecision, Rejection>, EngineError> {
+        let started = Instant::now();
+        let instr = match instruction::decode(&signed) {
+            Ok(instr) => instr,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let span = tracing::info_span!("payment", uetr = %instr.uetr, role = "receiver",
+            node = %self.parts.jurisdiction, peer = %peer);
+        let decision = async {
+            let _guard = self.locks.lock(instr.uetr).await;
+            self.prepare_locked(peer, &signed, &instr).await
+        }
+        .instrument(span)
+        .await?;
+        let status = match decision.decision() {
+            Decision::Settled => "ACSC",
+            _ => "RJCT",
+        };
+        self.parts.metrics.record_payment(
+            Flow::Inbound,
+            status,
+            &decision.status_reason_code,
+            started.elapsed().as_secs_f64(),
+        );
+        Ok(Ok(decision))
+    }
+
+    async fn prepare_locked(
+        &self,
+        peer: &str,
+        signed: &pb::Signed,
+        instr: &Instruction,
+    ) -> Result<RelayDecision, EngineError> {
+        let sha = hex::encode(instr.payload_sha256);
+        if let Some(existing) = self.parts.store.inbound(&instr.uetr)? {
+            match existing.state {
+                InboundState::Fenced => {
+                    return Ok(self.decision_rejected(
+                        &instr.uetr,
+                        &Rejection::new(
+                            ReasonCode::Ab05,
+                            "this UETR was fenced by an earlier status query and can never settle",
+                        ),
+                    ));
+                }
+                _ if existing.instruction_sha256 != sha => {
+                    return Ok(self.decision_rejected(
+                        &instr.uetr,
+                        &Rejection::new(
+                            ReasonCode::Dupl,
+                            "a different instruction with this UETR was already received",
+                        ),
+                    ));
+                }
+                InboundState::Settled | InboundState::Rejected => {
+                    return Ok(self.decision_from(&instr.uetr, &existing));
+                }
+                InboundState::Accepting => {
+                    // A crash between the record and the decision: the ledger knows whether
+                    // the credit happened.
+                    if let Some(record) = self.settle_if_credited(&instr.uetr, existing).await? {
+                        return Ok(self.decision_from(&instr.uetr, &record));
+                    }
+                }
+            }
+        }
+        let (_, t) = self.clock().now();
+        let checked = self.check_inbound(peer, signed, instr, t);
+        let (credited_minor, liquidity) = match checked {
+            Ok(ok) => ok,
+            Err(rejection) => {
+                let record = self.inbound_record(instr, signed, peer, InboundState::Rejected, 0, 0);
+                return self.reject_inbound(&instr.uetr, record, rejection).await;
+            }
+        };
+        let credit_id = transfer_id(b"credit", &instr.uetr.0);
+        let mut record = self.inbound_record(
+            instr,
+            signed,
+            peer,
+            InboundState::Accepting,
+            credited_minor,
+            credit_id,
+        );
+        self.parts
+            .store
+            .put(vec![Write::Inbound(instr.uetr, record.clone())])
+            .await?;
+        let credit = NewTransfer {
+            id: TransferId(credit_id),
+            debit_account_id: AccountId(liquidity),
+            credit_account_id: AccountId(instr.creditor_account),
+            amount: credited_minor,
+            user_data_128: u128::from_be_bytes(instr.uetr.0),
+            ledger: u32::from(self.parts.currency.numeric),
+            code: codes::INBOUND,
+            ..NewTransfer::default()
+        };
+        let result = self.apply_one(credit).await?;
+        crate::fault::crash_point(crate::fault::RECEIVER_AFTER_CREDIT);
+        if !result.is_recorded() {
+            record.state = InboundState::Rejected;
+            let rejection = ledger_rejection(Some(result), "credit");
+            return self.reject_inbound(&instr.uetr, record, rejection).await;
+        }
+        match self.settle_if_credited(&instr.uetr, record).await? {
+            Some(record) => Ok(self.decision_from(&instr.uetr, &record)),
+            None => Err(EngineError::Unexpected {
+                what: "reading back the credit",
+                result: "not found",
+            }),
+        }
+    }
+
+    /// Checks an inbound instruction; returns the amount to credit and the liquidity account.
+    fn check_inbound(
+        &self,
+        peer: &str,
+        signed: &pb::Signed,
+        instr: &Instruction,
+        t: UnixTime,
+    ) -> Result<(u128, u128), Rejection> {
+        let Some(link) = self.parts.peers.get(peer) else {
+            return Err(Rejection::new(
+                ReasonCode::Rr04,
+                format!("{} has no corridor with {peer}", self.jurisdiction()),
+            ));
+        };
+        let signer = signed::verify(
+            signed,
+            SIGNING_DOMAIN_INSTRUCTION,
+            self.trust(),
+            self.jurisdiction(),
+            Purpose::PaymentSigning,
+            t,
+            &[],
+        )?;
+        if signer.subject_cn != instr.debtor_agent_bic {
+            return Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "the instruction is signed by {} but names debtor agent {}",
+                    signer.subject_cn, instr.debtor_agent_bic
+                ),
+            ));
+        }
+        if signer.jurisdiction != peer {
+            return Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "the debtor agent's certificate is from {}, but the instruction came from {peer}",
+                    signer.jurisdiction
+                ),
+            ));
+        }
+        let (terms, _) = quote::verify_quote(
+            &instr.quote,
+            self.trust(),
+            self.jurisdiction(),
+            t,
+            self.parts.limits.clock_skew_secs,
+            &[],
+        )?;
+        if terms.issuing != peer || terms.counterparty != self.jurisdiction() {
+            return Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "the quote is for {} → {}, not {peer} → {}",
+                    terms.issuing,
+                    terms.counterparty,
+                    self.jurisdiction()
+                ),
+            ));
+        }
+        if terms.target.0.alpha != self.parts.currency.alpha
+            || terms.source.0.alpha != link.currency.alpha
+            || terms.source.0.alpha != instr.currency.alpha
+            || terms.source.1 != instr.amount_minor
+        {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                "the quote's amounts do not match the instruction or the corridor's currencies",
+            ));
+        }
+        self.check_times(instr, t)?;
+        self.parts.sanctions.screen(instr, instr.creditor_account)?;
+        self.check_limit(terms.target.1, "credit")?;
+        self.check_customer_account(
+            instr.creditor_account,
+            &instr.creditor_agent_bic,
+            "creditor",
+        )?;
+        Ok((terms.target.1, link.liquidity_account))
+    }
+
+    fn inbound_record(
+        &self,
+        instr: &Instruction,
+        signed: &pb::Signed,
+        peer: &str,
+        state: InboundState,
+        credited_minor: u128,
+        credit_transfer_id: u128,
+    ) -> InboundRecord {
+        InboundRecord {
+            state,
+            instruction_sha256: hex::encode(instr.payload_sha256),
+            sender: peer.to_owned(),
+            reason_code: None,
+            reason_detail: None,
+            receipt: None,
+            creditor_account: instr.creditor_account,
+            credited_minor,
+            credit_transfer_id,
+            signed_instruction: signed.encode_to_vec(),
+            updated_at: self.clock().unix_secs(),
+        }
+    }
+
+    async fn reject_inbound(
+        &self,
+        uetr: &Uetr,
+        mut record: InboundRecord,
+        rejection: Rejection,
+    ) -> Result<RelayDecision, EngineError> {
+        record.state = InboundState::Rejected;
+        record.reason_code = Some(rejection.code.as_str().to_owned());
+        record.reason_detail = Some(rejection.detail.clone());
+        record.updated_at = self.clock().unix_secs();
+        self.parts
+            .store
+            .put(vec![Write::Inbound(*uetr, record)])
+            .await?;
+        Ok(self.decision_rejected(uetr, &rejection))
+    }
+
+    /// If the credit of `record` is in the ledger, signs the receipt (from the ledger's
+    /// timestamp, so a rebuilt receipt is byte-identical) and records the payment as settled.
+    async fn settle_if_credited(
+        &self,
+        uetr: &Uetr,
+        mut record: InboundRecord,
+    ) -> Result<Option<InboundRecord>, EngineError> {
+        let id = TransferId(record.credit_transfer_id);
+        let ledger = Arc::clone(&self.parts.ledger);
+        let found = blocking(move || ledger.lookup_transfers(&[id])).await??;
+        let Some(Some(transfer)) = found.into_iter().next() else {
+            return Ok(None);
+        };
+        let signed = pb::Signed::decode(record.signed_instruction.as_slice()).map_err(|_| {
+            EngineError::Unexpected {
+                what: "decoding a stored instruction",
+                result: "corrupt",
+            }
+        })?;
+        let instr = instruction::decode(&signed).map_err(|_| EngineError::Unexpected {
+            what: "decoding a stored instruction",
+            result: "corrupt",
+        })?;
+        let settled_at = UnixTime(
+            i64::try_from(transfer.timestamp.unix_nanos() / 1_000_000_000).unwrap_or(i64::MAX),
+        );
+        let receipt = receipt::build_receipt(
+            &instr,
+            self.jurisdiction(),
+            &record.sender,
+            (self.parts.currency, transfer.amount),
+            transfer.id.0,
+            settled_at,
+        );
+        let signed_receipt = signed::sign(
+            SIGNING_DOMAIN_RECEIPT,
+            receipt.encode_to_vec(),
+            &self.parts.signing_key,
+            &self.parts.signing_chain,
+        );
+        record.state = InboundState::Settled;
+        record.receipt = Some(signed_receipt.encode_to_vec());
+        record.credited_minor = transfer.amount;
+        record.updated_at = self.clock().unix_secs();
+        self.parts
+            .store
+            .put(vec![Write::Inbound(*uetr, record.clone())])
+            .await?;
+        Ok(Some(record))
+    }
+
+    /// Answers a peer's status query, fencing the UETR when there is no decision.
+    pub async fn relay_status(
+        &self,
+        peer: &str,
+        uetr: Uetr,
+        instruction_sha256: &[u8],
+    ) -> Result<RelayDecision, EngineError> {
+        let _guard = self.locks.lock(uetr).await;
+        let existing = self.parts.store.inbound(&uetr)?;
+        let record = match existing {
+            Some(record) if record.state == InboundState::Accepting => {
+                match self.settle_if_credited(&uetr, record.clone()).await? {
+                    Some(settled) => Some(settled),
+                    None => {
+                        let mut fenced = record;
+                        fenced.state = InboundState::Fenced;
+                        fenced.reason_code = Some(ReasonCode::Ab05.as_str().to_owned());
+                        fenced.reason_detail = Some("fenced by a status query".to_owned());
+                        fenced.updated_at = self.clock().unix_secs();
+                        self.parts
+                            .store
+                            .put(vec![Write::Inbound(uetr, fenced.clone())])
+                            .await?;
+                        Some(fenced)
+                    }
+                }
+            }
+            Some(record) => Some(record),
+            None => {
+                let fence = InboundRecord {
+                    state: InboundState::Fenced,
+                    instruction_sha256: hex::encode(instruction_sha256),
+                    sender: peer.to_owned(),
+                    reason_code: Some(ReasonCode::Ab05.as_str().to_owned()),
+                    reason_detail: Some("fenced by a status query".to_owned()),
+                    receipt: None,
+                    creditor_account: 0,
+                    credited_minor: 0,
+                    credit_transfer_id: 0,
+                    signed_instruction: Vec::new(),
+                    updated_at: self.clock().unix_secs(),
+                };
+                self.parts
+                    .store
+                    .put(vec![Write::Inbound(uetr, fence.clone())])
+                    .await?;
+                Some(fence)
+            }
+        };
+        let Some(record) = record else {
+            return Err(EngineError::Unexpected {
+                what: "status",
+                result: "no record",
+            });
+        };
+        if record.state != InboundState::Fenced
+            && !instruction_sha256.is_empty()
+            && record.instruction_sha256 != hex::encode(instruction_sha256)
+        {
+            return Ok(self.decision_rejected(
+                &uetr,
+                &Rejection::new(
+                    ReasonCode::Dupl,
+                    "a different instruction holds this UETR here; yours never settled",
+                ),
+            ));
+        }
+        Ok(self.decision_from(&uetr, &record))
+    }
+
+    fn decision_from(&self, uetr: &Uetr, record: &InboundRecord) -> RelayDecision {
+        let decision = match record.state {
+            InboundState::Settled => Decision::Settled,
+            InboundState::Rejected => Decision::Rejected,
+            InboundState::Fenced | InboundState::Accepting => Decision::UnknownFenced,
+        };
+        RelayDecision {
+            uetr: uetr.to_string(),
+            decision: decision.into(),
+            status_reason_code: record.reason_code.clone().unwrap_or_default(),
+            status_reason_detail: record.reason_detail.clone().unwrap_or_default(),
+            receipt: record
+                .receipt
+                .as_deref()
+                .and_then(|bytes| pb::Signed::decode(bytes).ok()),
+            receiving_jurisdiction: self.jurisdiction().to_owned(),
+        }
+    }
+
+    fn decision_rejected(&self, uetr: &Uetr, rejection: &Rejection) -> RelayDecision {
+        RelayDecision {
+            uetr: uetr.to_string(),
+            decision: Decision::Rejected.into(),
+            status_reason_code: rejection.code.as_str().to_owned(),
+            status_reason_detail: rejection.detail.clone(),
+            receipt: None,
+            receiving_jurisdiction: self.jurisdiction().to_owned(),
+        }
+    }
+}

@@ -1,0 +1,669 @@
+//! The sender's side: a participant's submission is checked, reserved, forwarded to the peer
+//! and ended by the receiver's decision (post or void); payments left in doubt are recovered
+//! by status query.
+
+use std::time::Instant;
+
+use kakehashi_ledger::{AccountId, CreateTransferResult, NewTransfer, TransferFlags, TransferId};
+use kakehashi_pki::{Purpose, UnixTime};
+use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
+use kakehashi_proto::pb::{
+    self, Decision, PaymentStatusReport, RelayDecision, RelayStatusRequest, TransactionStatus,
+};
+use kakehashi_protocol::instruction::{self, Instruction, Uetr};
+use kakehashi_protocol::money;
+use kakehashi_protocol::quote;
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::receipt;
+use kakehashi_protocol::signed;
+use kakehashi_protocol::transfer::{codes, transfer_id};
+use prost::Message;
+use tracing::Instrument;
+
+use super::checks::ledger_rejection;
+use super::{Engine, EngineError, PeerError, PeerLink, Submitted};
+use crate::metrics::{Flow, ReceiptAnomaly};
+use crate::store::{OutboundRecord, OutboundState, Write};
+
+impl Engine {
+    /// Handles one participant submission end to end (see the module documentation).
+    pub async fn submit(&self, signed: pb::Signed) -> Result<Submitted, EngineError> {
+        let started = Instant::now();
+        let outcome = self.submit_inner(signed).await;
+        if let Ok(Submitted::Report(report)) = &outcome {
+            let status = report.transaction_status();
+            self.parts.metrics.record_payment(
+                Flow::Outbound,
+                status_name(status),
+                &report.status_reason_code,
+                started.elapsed().as_secs_f64(),
+            );
+        }
+        if let Ok(Submitted::Invalid(rejection)) = &outcome {
+            self.parts.metrics.record_payment(
+                Flow::Outbound,
+                "RJCT",
+                rejection.code.as_str(),
+                started.elapsed().as_secs_f64(),
+            );
+        }
+        outcome
+    }
+
+    async fn submit_inner(&self, signed: pb::Signed) -> Result<Submitted, EngineError> {
+        let instr = match instruction::decode(&signed) {
+            Ok(instr) => instr,
+            Err(rejection) => return Ok(Submitted::Invalid(rejection)),
+        };
+        // One span per payment on each node, keyed by UETR, so both nodes' logs of a payment
+        // can be joined.
+        let span = tracing::info_span!("payment", uetr = %instr.uetr, role = "sender",
+            node = %self.parts.jurisdiction);
+        self.submit_decoded(signed, instr).instrument(span).await
+    }
+
+    /// Steps 1 to 8 of the protocol for one decoded instruction: the checks, then, under the
+    /// UETR's lock, the record, the reservation, Prepare and the receiver's decision.
+    async fn submit_decoded(
+        &self,
+        signed: pb::Signed,
+        instr: Instruction,
+    ) -> Result<Submitted, EngineError> {
+        let peer = match self.check_submission(&signed, &instr) {
+            Ok(peer) => peer,
+            Err(rejection) => return Ok(self.refuse(&instr, rejection)),
+        };
+        let _guard = self.locks.lock(instr.uetr).await;
+        if let Some(existing) = self.parts.store.outbound(&instr.uetr)? {
+            let rejection = Rejection::new(
+                ReasonCode::Dupl,
+                format!(
+                    "UETR {} was already submitted (its status: {})",
+                    instr.uetr,
+                    outbound_status_text(&existing)
+                ),
+            );
+            return Ok(self.refuse(&instr, rejection));
+        }
+        let record = self.outbound_record(&signed, &instr, &peer);
+        if let Err(rejection) = self.check_debtor(&instr) {
+            return self.reject_outbound(&instr, record, rejection).await;
+        }
+        let record = match self.reserve(&instr, &peer, record).await? {
+            Ok(record) => record,
+            Err(refused) => return Ok(refused),
+        };
+        self.forward(signed, &instr, &peer, record).await
+    }
+
+    /// A refusal before anything was written: a malformed request (FF01) is `Invalid`, any
+    /// other reason a rejected report.
+    fn refuse(&self, instr: &Instruction, rejection: Rejection) -> Submitted {
+        if rejection.code == ReasonCode::Ff01 {
+            Submitted::Invalid(rejection)
+        } else {
+            Submitted::Report(Box::new(self.rejected_report(instr, &rejection)))
+        }
+    }
+
+    /// The checks made before anything is written, authentication first (nothing
+    /// unauthenticated is ever written): the signer, this node's quote, and the instruction's
+    /// times. Returns the peer the payment goes to.
+    fn check_submission(
+        &self,
+        signed: &pb::Signed,
+        instr: &Instruction,
+    ) -> Result<PeerLink, Rejection> {
+        let (_, t) = self.clock().now();
+        // A malformed envelope (sizes, DER) is FF01, a format error like any other.
+        let signer = signed::verify(
+            signed,
+            SIGNING_DOMAIN_INSTRUCTION,
+            self.trust(),
+            self.jurisdiction(),
+            Purpose::PaymentSigning,
+            t,
+            &[],
+        )?;
+        if signer.subject_cn != instr.debtor_agent_bic {
+            return Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "the instruction is signed by {} but names debtor agent {}",
+                    signer.subject_cn, instr.debtor_agent_bic
+                ),
+            ));
+        }
+        let peer = self.check_own_quote(instr, t)?;
+        self.check_times(instr, t)?;
+        Ok(peer)
+    }
+
+    /// The instruction debits this node's currency under a quote this node issued, for the
+    /// instruction's amount, to a peer it has a corridor with; returns that peer.
+    fn check_own_quote(&self, instr: &Instruction, t: UnixTime) -> Result<PeerLink, Rejection> {
+        if instr.currency.alpha != self.parts.currency.alpha {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                format!(
+                    "interbank_settlement_amount: {} debits in {}, not {}",
+                    self.jurisdiction(),
+                    self.parts.currency.alpha,
+                    instr.currency.alpha
+                ),
+            ));
+        }
+        let (terms, _) = quote::verify_quote(
+            &instr.quote,
+            self.trust(),
+            self.jurisdiction(),
+            t,
+            self.parts.limits.clock_skew_secs,
+            &[],
+        )?;
+        if terms.issuing != self.jurisdiction() {
+            return Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "the quote was issued by {}, not by this node ({})",
+                    terms.issuing,
+                    self.jurisdiction()
+                ),
+            ));
+        }
+        let Some(peer) = self.parts.peers.get(&terms.counterparty).cloned() else {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                format!("quote: no corridor to {}", terms.counterparty),
+            ));
+        };
+        if terms.source.1 != instr.amount_minor || terms.source.0.alpha != instr.currency.alpha {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                format!(
+                    "interbank_settlement_amount {} {} differs from the quote's source amount {} {}",
+                    money::format_amount(instr.currency, instr.amount_minor).value,
+                    instr.currency.alpha,
+                    money::format_amount(terms.source.0, terms.source.1).value,
+                    terms.source.0.alpha
+                ),
+            ));
+        }
+        Ok(peer)
+    }
+
+    /// The record of a payment that passed the checks made before the lock: decided here
+    /// (`Rejected`) until it is reserved.
+    fn outbound_record(
+        &self,
+        signed: &pb::Signed,
+        instr: &Instruction,
+        peer: &PeerLink,
+    ) -> OutboundRecord {
+        OutboundRecord {
+            state: OutboundState::Rejected,
+            signed_instruction: signed.encode_to_vec(),
+            instruction_sha256: hex::encode(instr.payload_sha256),
+            peer: peer.jurisdiction.clone(),
+            end_to_end_id: instr.end_to_end_id.clone(),
+            debtor_account: instr.debtor_account,
+            amount_minor: instr.amount_minor,
+            reservation_id: 0,
+            reason_code: None,
+            reason_detail: None,
+            decided_by: Some(self.jurisdiction().to_owned()),
+            receipt: None,
+            credited_minor: None,
+            created_at: self.clock().unix_secs(),
+            updated_at: self.clock().unix_secs(),
+        }
+    }
+
+    /// Steps 2 to 4: records the intent (`Reserving`), reserves the amount with a pending
+    /// transfer into the peer's corridor account, and records `Forwarded`. `Ok(Err(..))` is
+    /// the answer to a payment the ledger refused to reserve (recorded as rejected).
+    async fn reserve(
+        &self,
+        instr: &Instruction,
+        peer: &PeerLink,
+        mut record: OutboundRecord,
+    ) -> Result<Result<OutboundRecord, Submitted>, EngineError> {
+        let reservation = transfer_id(b"reserve", &instr.uetr.0);
+        record.state = OutboundState::Reserving;
+        record.reservation_id = reservation;
+        record.decided_by = None;
+        self.put_outbound(instr.uetr, &record).await?;
+        let pending = NewTransfer {
+            id: TransferId(reservation),
+            debit_account_id: AccountId(instr.debtor_account),
+            credit_account_id: AccountId(peer.corridor_account),
+            amount: instr.amount_minor,
+            user_data_128: u128::from_be_bytes(instr.uetr.0),
+            ledger: u32::from(self.parts.currency.numeric),
+            code: codes::OUTBOUND,
+            flags: TransferFlags::PENDING,
+            // No ledger timeout: once forwarded, only the receiver's decision may end it.
+            timeout: 0,
+            ..NewTransfer::default()
+        };
+        let result = self.apply_one(pending).await?;
+        if !result.is_recorded() {
+            record.state = OutboundState::Rejected;
+            record.reservation_id = 0;
+            record.decided_by = Some(self.jurisdiction().to_owned());
+            let rejection = ledger_rejection(Some(result), "reservation");
+            return Ok(Err(self.reject_outbound(instr, record, rejection).await?));
+        }
+        record.state = OutboundState::Forwarded;
+        record.updated_at = self.clock().unix_secs();
+        self.put_outbound(instr.uetr, &record).await?;
+        Ok(Ok(record))
+    }
+
+    /// Steps 5 to 8: sends Prepare with the exact bytes the participant signed and applies the
+    /// receiver's decision. Without an answer the payment is in doubt (PDNG) until recovery
+    /// resolves it.
+    async fn forward(
+        &self,
+        signed: pb::Signed,
+        instr: &Instruction,
+        peer: &PeerLink,
+        record: OutboundRecord,
+    ) -> Result<Submitted, EngineError> {
+        let answer = peer
+            .transport
+            .prepare(pb::PrepareRequest {
+                instruction: Some(signed),
+            })
+            .await;
+        let decision = match answer {
+            Ok(decision) => {
+                self.parts
+                    .metrics
+                    .relay_request("Prepare", decision_name(decision.decision()));
+                decision
+            }
+            Err(PeerError::Failed(status)) => {
+                self.parts.metrics.relay_request("Prepare", "ERROR");
+                tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction, %status,
+                    "Prepare failed; the payment is in doubt until a status query resolves it");
+                return Ok(Submitted::Report(Box::new(
+                    self.pending_report(&record, &instr.uetr),
+                )));
+            }
+            Err(PeerError::Timeout(_)) => {
+                self.parts.metrics.relay_request("Prepare", "TIMEOUT");
+                tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction,
+                    "Prepare timed out; the payment is in doubt until a status query resolves it");
+                return Ok(Submitted::Report(Box::new(
+                    self.pending_report(&record, &instr.uetr),
+                )));
+            }
+        };
+        crate::fault::crash_point(crate::fault::SENDER_BEFORE_RESOLVE);
+        let record = self.finish(instr.uetr, record, peer, decision).await?;
+        Ok(Submitted::Report(Box::new(
+            self.report_from(&instr.uetr, &record),
+        )))
+    }
+
+    async fn reject_outbound(
+        &self,
+        instr: &Instruction,
+        mut record: OutboundRecord,
+        rejection: Rejection,
+    ) -> Result<Submitted, EngineError> {
+        record.state = OutboundState::Rejected;
+        record.reason_code = Some(rejection.code.as_str().to_owned());
+        record.reason_detail = Some(rejection.detail.clone());
+        record.decided_by = Some(self.jurisdiction().to_owned());
+        record.updated_at = self.clock().unix_secs();
+        self.put_outbound(instr.uetr, &record).await?;
+        Ok(Submitted::Report(Box::new(
+            self.report_from(&instr.uetr, &record),
+        )))
+    }
+
+    async fn put_outbound(&self, uetr: Uetr, record: &OutboundRecord) -> Result<(), EngineError> {
+        self.parts
+            .store
+            .put(vec![Write::Outbound(uetr, record.clone())])
+            .await?;
+        Ok(())
+    }
+
+    /// Applies the receiver's decision to a forwarded payment: post on SETTLED, void on
+    /// REJECTED or UNKNOWN_FENCED; records the final state. Called with the UETR's lock held.
+    async fn finish(
+        &self,
+        uetr: Uetr,
+        mut record: OutboundRecord,
+        peer: &PeerLink,
+        decision: RelayDecision,
+    ) -> Result<OutboundRecord, EngineError> {
+        let post = match decision.decision() {
+            Decision::Settled => true,
+            Decision::Rejected | Decision::UnknownFenced => false,
+            Decision::Unspecified => {
+                tracing::warn!(%uetr, "the receiver answered without a decision; still in doubt");
+                return Ok(record);
+            }
+        };
+        let mut receipt = ReceiptCheck::default();
+        if post {
+            receipt = self.check_receipt(uetr, &record, peer, decision.receipt.as_ref());
+            if let Some((kind, note)) = &receipt.anomaly {
+                // The receiver says it credited: voiding would create money on the other side,
+                // so the reservation is posted and the anomaly raised for the operator (logged
+                // and counted in `kakehashi_receipt_anomalies_total`, which alerts can watch).
+                tracing::error!(%uetr, %note, "settled without a valid receipt");
+                self.parts
+                    .metrics
+                    .receipt_anomaly(&peer.jurisdiction, *kind);
+            }
+        }
+        self.resolve_reservation(uetr, &record, post).await?;
+        record.updated_at = self.clock().unix_secs();
+        record.decided_by = Some(if decision.receiving_jurisdiction.is_empty() {
+            peer.jurisdiction.clone()
+        } else {
+            decision.receiving_jurisdiction.clone()
+        });
+        if post {
+            record.state = OutboundState::Settled;
+            record.receipt = decision.receipt.as_ref().map(Message::encode_to_vec);
+            record.credited_minor = receipt.credited;
+            record.reason_detail = receipt.anomaly.map(|(_, note)| note);
+        } else {
+            record.state = OutboundState::Rejected;
+            let (code, detail) = if decision.decision() == Decision::UnknownFenced {
+                (
+                    ReasonCode::Ab05.as_str().to_owned(),
+                    format!(
+                        "{} never received the payment in time and has fenced it",
+                        peer.jurisdiction
+                    ),
+                )
+            } else {
+                (
+                    decision.status_reason_code.clone(),
+                    decision.status_reason_detail.clone(),
+                )
+            };
+            record.reason_code = Some(code);
+            record.reason_detail = Some(detail);
+        }
+        self.put_outbound(uetr, &record).await?;
+        Ok(record)
+    }
+
+    /// Verifies the receipt of a payment the receiver settled: it must verify under the
+    /// agreement, come from the peer and name this payment (UETR and instruction digest).
+    fn check_receipt(
+        &self,
+        uetr: Uetr,
+        record: &OutboundRecord,
+        peer: &PeerLink,
+        receipt: Option<&pb::Signed>,
+    ) -> ReceiptCheck {
+        let Some(receipt) = receipt else {
+            return ReceiptCheck::anomaly(ReceiptAnomaly::Missing, "the receiver sent no receipt");
+        };
+        let t = self.clock().now().1;
+        let (receipt, signer) =
+            match receipt::verify_receipt(receipt, self.trust(), self.jurisdiction(), t) {
+                Ok(verified) => verified,
+                Err(rejection) => {
+                    return ReceiptCheck::anomaly(
+                        ReceiptAnomaly::Invalid,
+                        format!("the receipt did not verify: {rejection}"),
+                    );
+                }
+            };
+        let mut check = ReceiptCheck::default();
+        if receipt.uetr != uetr.to_string()
+            || receipt.instruction_sha256
+                != hex::decode(&record.instruction_sha256).unwrap_or_default()
+            || signer.jurisdiction != peer.jurisdiction
+        {
+            check = ReceiptCheck::anomaly(
+                ReceiptAnomaly::Mismatch,
+                "the receipt does not match this payment",
+            );
+        }
+        check.credited = receipt
+            .credited_amount
+            .as_ref()
+            .and_then(|a| money::parse_amount(a).ok())
+            .map(|(_, minor)| minor);
+        check
+    }
+
+    /// Posts (`post`) or voids the reservation of `record`. Already posted, already voided and,
+    /// for a void, never reserved are what a retry after a crash finds: done.
+    async fn resolve_reservation(
+        &self,
+        uetr: Uetr,
+        record: &OutboundRecord,
+        post: bool,
+    ) -> Result<(), EngineError> {
+        let resolve = NewTransfer {
+            id: TransferId(transfer_id(if post { b"post" } else { b"void" }, &uetr.0)),
+            pending_id: TransferId(record.reservation_id),
+            amount: if post { record.amount_minor } else { 0 },
+            user_data_128: u128::from_be_bytes(uetr.0),
+            flags: if post {
+                TransferFlags::POST_PENDING_TRANSFER
+            } else {
+                TransferFlags::VOID_PENDING_TRANSFER
+            },
+            ..NewTransfer::default()
+        };
+        let result = self.apply_one(resolve).await?;
+        let resolved = result.is_recorded()
+            || matches!(
+                (post, result),
+                (true, CreateTransferResult::PendingTransferAlreadyPosted)
+                    | (false, CreateTransferResult::PendingTransferAlreadyVoided)
+                    | (false, CreateTransferResult::PendingTransferNotFound)
+            );
+        if !resolved {
+            return Err(EngineError::Unexpected {
+                what: if post {
+                    "posting a reservation"
+                } else {
+                    "voiding a reservation"
+                },
+                result: result.as_str(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Resolves every forwarded payment still in doubt by asking its receiver (which fences
+    /// when it has no decision). Returns how many remain in doubt.
+    pub async fn recover(&self) -> Result<usize, EngineError> {
+        let unresolved = self.parts.store.unresolved_outbound()?;
+        let mut remaining = 0;
+        for (uetr, _) in unresolved {
+            let _guard = self.locks.lock(uetr).await;
+            // Re-read under the lock: a submission may have finished it meanwhile.
+            let Some(record) = self.parts.store.outbound(&uetr)? else {
+                continue;
+            };
+            if record.state.is_final() {
+                continue;
+            }
+            let Some(peer) = self.parts.peers.get(&record.peer).cloned() else {
+                tracing::error!(%uetr, peer = %record.peer, "in doubt towards a peer no longer configured");
+                remaining += 1;
+                continue;
+            };
+            if record.state == OutboundState::Reserving {
+                // Prepare is only sent after `Forwarded` is durable, so the receiver never saw
+                // this payment: release the reservation if it was made.
+                let decision = RelayDecision {
+                    uetr: uetr.to_string(),
+                    decision: Decision::Rejected.into(),
+                    status_reason_code: ReasonCode::Ab05.as_str().to_owned(),
+                    status_reason_detail: format!(
+                        "{} stopped before forwarding the payment",
+                        self.jurisdiction()
+                    ),
+                    receipt: None,
+                    receiving_jurisdiction: self.jurisdiction().to_owned(),
+                };
+                self.finish(uetr, record, &peer, decision).await?;
+                continue;
+            }
+            let request = RelayStatusRequest {
+                uetr: uetr.to_string(),
+                instruction_sha256: hex::decode(&record.instruction_sha256).unwrap_or_default(),
+            };
+            match peer.transport.status(request).await {
+                Ok(answer) => {
+                    self.parts
+                        .metrics
+                        .relay_request("GetStatus", decision_name(answer.decision()));
+                    let record = self.finish(uetr, record, &peer, answer).await?;
+                    tracing::info!(%uetr, state = ?record.state, "in-doubt payment resolved");
+                    if !record.state.is_final() {
+                        remaining += 1;
+                    }
+                }
+                Err(PeerError::Failed(status)) => {
+                    self.parts.metrics.relay_request("GetStatus", "ERROR");
+                    tracing::warn!(%uetr, %status, "status query failed; still in doubt");
+                    remaining += 1;
+                }
+                Err(PeerError::Timeout(_)) => {
+                    self.parts.metrics.relay_request("GetStatus", "TIMEOUT");
+                    tracing::warn!(%uetr, "status query timed out; still in doubt");
+                    remaining += 1;
+                }
+            }
+        }
+        self.parts.metrics.set_in_doubt(remaining as u64);
+        Ok(remaining)
+    }
+
+    /// The participant's view of a payment this node sent.
+    pub fn status(&self, uetr: &Uetr) -> Result<Option<PaymentStatusReport>, EngineError> {
+        Ok(self
+            .parts
+            .store
+            .outbound(uetr)?
+            .map(|record| self.report_from(uetr, &record)))
+    }
+
+    fn rejected_report(&self, instr: &Instruction, rejection: &Rejection) -> PaymentStatusReport {
+        PaymentStatusReport {
+            uetr: instr.uetr.to_string(),
+            end_to_end_id: instr.end_to_end_id.clone(),
+            transaction_status: TransactionStatus::Rjct.into(),
+            status_reason_code: rejection.code.as_str().to_owned(),
+            status_reason_detail: rejection.detail.clone(),
+            interbank_settlement_amount: Some(money::format_amount(
+                instr.currency,
+                instr.amount_minor,
+            )),
+            credited_amount: None,
+            receipt: None,
+            decided_by: self.jurisdiction().to_owned(),
+        }
+    }
+
+    fn pending_report(&self, record: &OutboundRecord, uetr: &Uetr) -> PaymentStatusReport {
+        self.parts
+            .metrics
+            .set_in_doubt(self.parts.store.unresolved_count() as u64);
+        self.report_from(uetr, record)
+    }
+
+    fn report_from(&self, uetr: &Uetr, record: &OutboundRecord) -> PaymentStatusReport {
+        let status = match record.state {
+            OutboundState::Settled => TransactionStatus::Acsc,
+            OutboundState::Rejected => TransactionStatus::Rjct,
+            OutboundState::Reserving | OutboundState::Forwarded => TransactionStatus::Pdng,
+        };
+        let receipt = record
+            .receipt
+            .as_deref()
+            .and_then(|bytes| pb::Signed::decode(bytes).ok());
+        let credited = match (&receipt, record.credited_minor) {
+            (Some(_), Some(minor)) => self
+                .parts
+                .peers
+                .get(&record.peer)
+                .map(|p| money::format_amount(p.currency, minor)),
+            _ => None,
+        };
+        PaymentStatusReport {
+            uetr: uetr.to_string(),
+            end_to_end_id: record.end_to_end_id.clone(),
+            transaction_status: status.into(),
+            status_reason_code: record.reason_code.clone().unwrap_or_default(),
+            status_reason_detail: match record.state {
+                OutboundState::Reserving | OutboundState::Forwarded => format!(
+                    "forwarded to {}; the outcome is in doubt and is being resolved by status query",
+                    record.peer
+                ),
+                _ => record.reason_detail.clone().unwrap_or_default(),
+            },
+            interbank_settlement_amount: Some(money::format_amount(
+                self.parts.currency,
+                record.amount_minor,
+            )),
+            credited_amount: credited,
+            receipt,
+            decided_by: record.decided_by.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The metric label of a relay decision.
+fn decision_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Settled => "SETTLED",
+        Decision::Rejected => "REJECTED",
+        Decision::UnknownFenced => "UNKNOWN_FENCED",
+        Decision::Unspecified => "UNSPECIFIED",
+    }
+}
+
+fn status_name(status: TransactionStatus) -> &'static str {
+    match status {
+        TransactionStatus::Acsc => "ACSC",
+        TransactionStatus::Rjct => "RJCT",
+        TransactionStatus::Pdng => "PDNG",
+        TransactionStatus::Unspecified => "UNSPECIFIED",
+    }
+}
+
+fn outbound_status_text(record: &OutboundRecord) -> String {
+    match record.state {
+        OutboundState::Settled => "ACSC".to_owned(),
+        OutboundState::Rejected => {
+            format!("RJCT {}", record.reason_code.as_deref().unwrap_or_default())
+        }
+        OutboundState::Reserving | OutboundState::Forwarded => "PDNG".to_owned(),
+    }
+}
+
+/// What the sender made of the receipt of a payment the receiver settled.
+#[derive(Debug, Default)]
+struct ReceiptCheck {
+    /// The amount the receipt says was credited, minor units of the peer's currency.
+    credited: Option<u128>,
+    /// What is wrong with the receipt, and the note recorded with the payment.
+    anomaly: Option<(ReceiptAnomaly, String)>,
+}
+
+impl ReceiptCheck {
+    fn anomaly(kind: ReceiptAnomaly, note: impl Into<String>) -> Self {
+        Self {
+            credited: None,
+            anomaly: Some((kind, note.into())),
+        }
+    }
+}

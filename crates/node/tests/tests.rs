@@ -1,0 +1,26 @@
+//! The node's integration tests, one binary: nodes started in-process on real sockets on
+//! 127.0.0.1 with real mutual TLS and sled ledgers in temporary directories, driven as
+//! participants and peers drive them.
+
+// The settlement protocol end to end between a JP and an SG node: payments both ways, every
+// rejection with "nothing moved" checked on both ledgers.
+mod relay;
+
+// Hostile inputs on the public Payments API: garbage, bad UTF-8, missing fields, oversized
+// messages, bad amounts and UETRs; each FF01 and changing nothing.
+mod hostile;
+
+// The operator RPCs (OpenAccount, FundAccount, CloseAccount) and who may call them.
+mod admin;
+
+// The listeners over real sockets: TLS refusals counted and logged, health, reflection, limits.
+mod net;
+
+// The Prometheus endpoint of both nodes after real traffic, in both exposition formats.
+mod metrics;
+
+// A third jurisdiction (TH) from data only: a PKI, agreement rows and a configuration file.
+mod third_jurisdiction;
+
+// Starting JP and SG nodes from the devnet configurations, participants, signed instructions.
+mod support;
