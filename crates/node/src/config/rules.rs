@@ -369,8 +369,8 @@ fn check_jurisdiction(key: &str, code: &str) -> Result<(), ConfigError> {
         Err(invalid(
             key,
             format!(
-                "`{code}` is not a jurisdiction code; use the agreement's two upper-case letters, \
-                 e.g. \"JP\""
+                "`{code}` is not a jurisdiction code; use the agreement's party code, two \
+                 upper-case letters (ISO 3166-1 alpha-2)"
             ),
         ))
     }
