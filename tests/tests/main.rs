@@ -8,6 +8,8 @@ use kakehashi_e2e::SharedDemo;
 
 /// Certificate verdicts and inspection through `kakehashi cert`, fixture by fixture.
 mod cert_cli;
+/// The crates' dependency rules, from `cargo tree`.
+mod dependencies;
 /// `kakehashi ledger audit|export` on a ledger written through the library.
 mod ledger_cli;
 /// `kakehashi ledger pair-audit` on the demo's books, tampered books and books after a crash.

@@ -6,7 +6,5 @@ mod util;
 
 // The committed `certs/` is the generator's output for its seed; the agreement is signed.
 mod certs;
-// The crate's dependency rule (ARCHITECTURE.md, `crates/devpki`), from `cargo metadata`.
-mod dependents;
 // Every fixture of the table gets its documented verdict; openssl agrees where it can judge.
 mod fixtures;

@@ -31,24 +31,3 @@ pub mod tls;
 
 pub use account::AccountKind;
 pub use engine::{Clock, SystemClock};
-
-#[cfg(test)]
-mod tests {
-    /// The dependency rule of the crate documentation, checked against the manifest.
-    #[test]
-    fn depends_on_neither_ops_nor_the_cli() {
-        let manifest = include_str!("../Cargo.toml");
-        let manifest: toml::Table = toml::from_str(manifest).expect("Cargo.toml");
-        for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
-            let Some(deps) = manifest.get(section).and_then(toml::Value::as_table) else {
-                continue;
-            };
-            for forbidden in ["kakehashi-ops", "kakehashi"] {
-                assert!(
-                    !deps.contains_key(forbidden),
-                    "kakehashi-node must not depend on {forbidden} ([{section}])"
-                );
-            }
-        }
-    }
-}

@@ -4,8 +4,6 @@
 // Shared helpers: where the committed development PKI lives.
 mod util;
 
-// The crate's dependency rule (ARCHITECTURE.md, `crates/pki`), from `cargo metadata`.
-mod dependencies;
 // The rustls adapters in real handshakes on 127.0.0.1, under the committed agreement.
 mod tls;
 // The path validator's RFC 5280 rules, a positive and a negative case each, on rcgen chains.
