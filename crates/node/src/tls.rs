@@ -12,8 +12,8 @@
 //!   identity and recognizes the server under the agreement.
 //!
 //! Only the ring provider is used ([`install_crypto_provider`]); with aws-lc-rs also compiled
-//! in, rustls could not pick a process default (STACK.md). Every refusal the verifiers make is
-//! logged with `tracing::warn!` and the verdict's full explanation.
+//! in, rustls could not pick a process default (ARCHITECTURE.md, "Stack facts"). Every refusal
+//! the verifiers make is logged with `tracing::warn!` and the verdict's full explanation.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

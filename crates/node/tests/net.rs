@@ -4,7 +4,7 @@
 //! not a node's.
 //!
 //! Refused TLS clients see vague errors ("transport error"), so the tests assert that the call
-//! fails and that the server counted the refusal, not the text (STACK.md).
+//! fails and that the server counted the refusal, not the text (ARCHITECTURE.md, "Stack facts").
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
