@@ -18,6 +18,9 @@ const ROUNDS: u64 = 12;
 const IDS_PER_ROUND: u128 = 1_000_000;
 const CHILD_THREADS: u128 = 4;
 const CHILD_ACCOUNTS: u128 = 10;
+/// Longest the parent waits for a child's first submission before killing it anyway: a child
+/// opens a small ledger in milliseconds, and in under a second on a machine loaded ten deep.
+const CHILD_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// xorshift64*: the delays only need to vary, not to be unpredictable.
 fn next_random(state: &mut u64) -> u64 {
@@ -105,16 +108,29 @@ fn sigkill_at_random_moments_loses_no_acknowledged_transfer() {
             .spawn()
             .expect("child starts");
         let stdout = child.stdout.take().expect("piped");
+        let (first_line, writing) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if text.is_empty() {
+                    // The parent may be waiting for this; a closed channel means it is not.
+                    let _ = first_line.send(());
+                }
                 text.push_str(&line);
                 text.push('\n');
             }
             text
         });
-        // 20–400 ms: from "still opening sled" to "hundreds of commits in".
+        // Odd rounds count the delay from the start, so some kills land while sled is still
+        // opening; even rounds count it from the child's first submission, so the kills land
+        // in the commit path however long a loaded machine takes to start the child.
+        if round % 2 == 0 {
+            // A child that never writes has failed: its output (none) fails the checks below.
+            let _ = writing.recv_timeout(CHILD_START_TIMEOUT);
+        }
+        // 20–400 ms: from "still opening sled" (or "first batch in flight") to "hundreds of
+        // commits in".
         let delay = 20 + next_random(&mut random) % 380;
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().expect("SIGKILL");
