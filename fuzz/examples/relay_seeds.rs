@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+use kakehashi_pki::UnixTime;
+use kakehashi_protocol::bank::{self, Bank, Order};
 use kakehashi_protocol::instruction::{self, Uetr};
 use kakehashi_protocol::money::{Rate, currency};
-use kakehashi_protocol::bank::{self, Bank, Order};
-use kakehashi_protocol::quote::QuoteIssuer;
+use kakehashi_protocol::quote::{QuoteIssuer, QuoteOffer};
 use kakehashi_protocol::receipt::{ReceiptFile, build_receipt, sign_receipt};
-use kakehashi_pki::UnixTime;
 use prost::Message as _;
 
 /// The fuzz target's fixed time, 2027-01-01T00:00:00Z.
@@ -46,11 +46,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let quote = issuer
         .issue(
-            "SG",
-            (jpy, 25_000),
-            sgd,
-            Rate::parse("0.0087").map_err(|r| r.detail)?,
-            25,
+            &QuoteOffer {
+                counterparty: "SG",
+                source: (jpy, 25_000),
+                target_currency: sgd,
+                mid: Rate::parse("0.0087").map_err(|r| r.detail)?,
+                spread_bps: 25,
+            },
             UnixTime(NOW.0 - 10),
             "Q-JP-0001".into(),
         )

@@ -44,7 +44,7 @@ use crate::store::{
 };
 use kakehashi_protocol::instruction::{self, Instruction, Uetr};
 use kakehashi_protocol::money::{self, Currency, Rate};
-use kakehashi_protocol::quote::{self, QuoteIssuer};
+use kakehashi_protocol::quote::{self, QuoteIssuer, QuoteOffer};
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::receipt;
 use kakehashi_protocol::signed::{self, ParsedCerts, Trust};
@@ -695,11 +695,13 @@ impl Engine {
             .map_err(|_| Rejection::new(ReasonCode::Ff01, "no randomness for a quote id"))?;
         let quote_id = format!("Q-{}-{}-{seq}", self.jurisdiction(), hex::encode(nonce));
         self.quotes.issue(
-            &peer.jurisdiction,
-            (currency, minor),
-            peer.currency,
-            peer.mid,
-            self.parts.spread_bps,
+            &QuoteOffer {
+                counterparty: &peer.jurisdiction,
+                source: (currency, minor),
+                target_currency: peer.currency,
+                mid: peer.mid,
+                spread_bps: self.parts.spread_bps,
+            },
             t,
             quote_id,
         )

@@ -2159,7 +2159,7 @@ mod tests {
     use kakehashi_node::store::Write;
     use kakehashi_protocol::bank::{self, Bank, Order};
     use kakehashi_protocol::money::Rate;
-    use kakehashi_protocol::quote::QuoteIssuer;
+    use kakehashi_protocol::quote::{QuoteIssuer, QuoteOffer};
 
     /// One end of the test corridor, as the committed dev PKI and devnet configs have it.
     struct Side {
@@ -2313,11 +2313,13 @@ mod tests {
             };
             let quote = issuer
                 .issue(
-                    to.code,
-                    (currency(from), amount),
-                    currency(to),
-                    Rate::parse(from.mid_to_peer).expect("rate"),
-                    25,
+                    &QuoteOffer {
+                        counterparty: to.code,
+                        source: (currency(from), amount),
+                        target_currency: currency(to),
+                        mid: Rate::parse(from.mid_to_peer).expect("rate"),
+                        spread_bps: 25,
+                    },
                     t,
                     format!("Q-{n}"),
                 )

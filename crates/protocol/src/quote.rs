@@ -67,26 +67,39 @@ pub struct QuoteTerms {
     pub expires_at: UnixTime,
 }
 
+/// The terms a node offers in a quote, before it signs them: what the debtor pays, to which
+/// jurisdiction, in which currency the creditor is paid, and at what rate.
+#[derive(Clone, Copy, Debug)]
+pub struct QuoteOffer<'a> {
+    /// The creditor's node's jurisdiction.
+    pub counterparty: &'a str,
+    /// What the debtor pays, in the issuing node's currency.
+    pub source: (&'static Currency, u128),
+    /// The creditor's currency.
+    pub target_currency: &'static Currency,
+    /// The mid-market rate.
+    pub mid: Rate,
+    /// The spread taken, in basis points.
+    pub spread_bps: u32,
+}
+
 impl QuoteIssuer {
-    /// Issues a signed quote for paying `source` to `counterparty`'s jurisdiction in
-    /// `target_ccy` at `mid` less `spread_bps`, valid from `now` for `ttl_secs`. The caller
-    /// picks `quote_id` (unique per node, 1 to 35 characters). FF01 when the terms are
-    /// unusable: zero source, a spread of 10,000 bps or more, a target that rounds to zero,
-    /// an overflow.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the signature is the relay contract"
-    )]
+    /// Issues a signed quote at `offer`, valid from `now` for `ttl_secs`. The caller picks
+    /// `quote_id` (unique per node, 1 to 35 characters). FF01 when the terms are unusable: zero
+    /// source, a spread of 10,000 bps or more, a target that rounds to zero, an overflow.
     pub fn issue(
         &self,
-        counterparty: &str,
-        source: (&'static Currency, u128),
-        target_ccy: &'static Currency,
-        mid: Rate,
-        spread_bps: u32,
+        offer: &QuoteOffer<'_>,
         now: UnixTime,
         quote_id: String,
     ) -> Result<pb::Signed, Rejection> {
+        let QuoteOffer {
+            counterparty,
+            source,
+            target_currency: target_ccy,
+            mid,
+            spread_bps,
+        } = *offer;
         check_quote_id(&quote_id)?;
         jurisdiction_code("issuing_jurisdiction", &self.jurisdiction)?;
         jurisdiction_code("counterparty_jurisdiction", counterparty)?;
@@ -354,11 +367,13 @@ mod tests {
     fn jp_quote() -> pb::Signed {
         jp_issuer()
             .issue(
-                "SG",
-                (jpy(), 10_000),
-                sgd(),
-                mid(),
-                25,
+                &QuoteOffer {
+                    counterparty: "SG",
+                    source: (jpy(), 10_000),
+                    target_currency: sgd(),
+                    mid: mid(),
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "Q-1".to_owned(),
             )
@@ -604,11 +619,13 @@ mod tests {
         let issue = |source: u128, spread: u32, counterparty: &str, id: &str| {
             issuer
                 .issue(
-                    counterparty,
-                    (jpy(), source),
-                    sgd(),
-                    mid(),
-                    spread,
+                    &QuoteOffer {
+                        counterparty,
+                        source: (jpy(), source),
+                        target_currency: sgd(),
+                        mid: mid(),
+                        spread_bps: spread,
+                    },
                     at_2027(),
                     id.to_owned(),
                 )
@@ -639,11 +656,13 @@ mod tests {
         assert!(issue(100, 25, "SG", "").detail.contains("quote_id"));
         let r = issuer
             .issue(
-                "SG",
-                (jpy(), 100),
-                jpy(),
-                mid(),
-                25,
+                &QuoteOffer {
+                    counterparty: "SG",
+                    source: (jpy(), 100),
+                    target_currency: jpy(),
+                    mid: mid(),
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "Q".to_owned(),
             )
@@ -655,11 +674,13 @@ mod tests {
         };
         let r = forever
             .issue(
-                "SG",
-                (jpy(), 100),
-                sgd(),
-                mid(),
-                25,
+                &QuoteOffer {
+                    counterparty: "SG",
+                    source: (jpy(), 100),
+                    target_currency: sgd(),
+                    mid: mid(),
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "Q".to_owned(),
             )
@@ -667,11 +688,13 @@ mod tests {
         assert!(r.detail.contains("ttl_secs"), "{}", r.detail);
         let r = jp_issuer()
             .issue(
-                "SG",
-                (jpy(), u128::MAX / 10),
-                sgd(),
-                mid(),
-                25,
+                &QuoteOffer {
+                    counterparty: "SG",
+                    source: (jpy(), u128::MAX / 10),
+                    target_currency: sgd(),
+                    mid: mid(),
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "Q".to_owned(),
             )
@@ -690,11 +713,13 @@ mod tests {
         let mid = Rate::parse("114.942528735632").expect("rate");
         let s = issuer
             .issue(
-                "JP",
-                (sgd(), 1234),
-                jpy(),
-                mid,
-                25,
+                &QuoteOffer {
+                    counterparty: "JP",
+                    source: (sgd(), 1234),
+                    target_currency: jpy(),
+                    mid,
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "SGQ-7".to_owned(),
             )
