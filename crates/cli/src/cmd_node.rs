@@ -20,11 +20,11 @@ use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use kakehashi_protocol::money;
 use kakehashi_protocol::receipt::verify_receipt;
+use kakehashi_protocol::status::status_name;
 
 use crate::client::{self, NodeClient};
 use crate::cmd_pay::{
-    self, Bank, PaymentSpec, Sent, amount_text, reason_meaning, status_name, write_stdout,
-    write_table,
+    self, Bank, PaymentSpec, Sent, amount_text, reason_meaning, write_stdout, write_table,
 };
 
 /// Where `devnet` keeps its ledgers unless told otherwise (relative to the current
@@ -617,7 +617,7 @@ fn short(uetr: &str) -> String {
 
 /// Whether a row ended as its scenario expected.
 fn as_expected(row: &Row<'_>) -> bool {
-    let status = status_name(&row.sent.report);
+    let status = status_name(row.sent.report.transaction_status());
     match row.scenario.expect {
         None => status == "ACSC" && matches!(row.receipt, Some(Ok(_))),
         Some(code) => status == "RJCT" && row.sent.report.status_reason_code == code,
@@ -646,7 +646,7 @@ fn write_outcomes(out: &mut String, rows: &[Row<'_>]) -> usize {
         .enumerate()
         .map(|(i, row)| {
             let report = &row.sent.report;
-            let status = status_name(report);
+            let status = status_name(report.transaction_status());
             let outcome = match status {
                 "RJCT" => format!("RJCT {}", report.status_reason_code),
                 "ACSC" => "ACSC settled".to_owned(),
@@ -692,7 +692,7 @@ fn write_outcomes(out: &mut String, rows: &[Row<'_>]) -> usize {
     );
     for (i, row) in rows.iter().enumerate() {
         let report = &row.sent.report;
-        if status_name(report) != "RJCT" {
+        if status_name(report.transaction_status()) != "RJCT" {
             continue;
         }
         let by = if report.decided_by.is_empty() {
@@ -729,7 +729,7 @@ fn write_balances(
     // The change each settled payment should have made, in minor units, by account.
     let mut expected: BTreeMap<String, i128> = BTreeMap::new();
     for row in rows {
-        if status_name(&row.sent.report) != "ACSC" {
+        if status_name(row.sent.report.transaction_status()) != "ACSC" {
             continue;
         }
         let report = &row.sent.report;
@@ -879,12 +879,14 @@ fn write_summary(
 ) {
     let settled = |from: &str| {
         rows.iter()
-            .filter(|r| r.scenario.from == from && status_name(&r.sent.report) == "ACSC")
+            .filter(|r| {
+                r.scenario.from == from && status_name(r.sent.report.transaction_status()) == "ACSC"
+            })
             .count()
     };
     let rejected = rows
         .iter()
-        .filter(|r| status_name(&r.sent.report) == "RJCT")
+        .filter(|r| status_name(r.sent.report.transaction_status()) == "RJCT")
         .count();
     let receipts = rows
         .iter()

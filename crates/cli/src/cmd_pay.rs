@@ -30,6 +30,7 @@ use kakehashi_protocol::quote::{QuoteTerms, verify_quote};
 use kakehashi_protocol::reason::ReasonCode;
 use kakehashi_protocol::receipt::{ReceiptFile, verify_receipt};
 use kakehashi_protocol::signed::Signer;
+use kakehashi_protocol::status::status_name;
 use serde::Serialize;
 
 use crate::client::{self, ConnectArgs, NodeClient};
@@ -437,23 +438,13 @@ fn minor_text(currency: &Currency, minor: u128) -> String {
     amount_text(Some(&money::format_amount(currency, minor)))
 }
 
-/// The status name of a report: ACSC, RJCT, PDNG or `?`.
-pub(crate) fn status_name(report: &pb::PaymentStatusReport) -> &'static str {
-    match pb::TransactionStatus::try_from(report.transaction_status) {
-        Ok(pb::TransactionStatus::Acsc) => "ACSC",
-        Ok(pb::TransactionStatus::Rjct) => "RJCT",
-        Ok(pb::TransactionStatus::Pdng) => "PDNG",
-        _ => "?",
-    }
-}
-
 /// What a reason code means, for people.
 pub(crate) fn reason_meaning(code: &str) -> &'static str {
     ReasonCode::parse(code).map_or("unknown reason code", ReasonCode::meaning)
 }
 
 fn exit_for(report: &pb::PaymentStatusReport) -> ExitCode {
-    match status_name(report) {
+    match status_name(report.transaction_status()) {
         "ACSC" => ExitCode::SUCCESS,
         "RJCT" => ExitCode::from(1),
         "PDNG" => ExitCode::from(EXIT_PENDING),
@@ -801,7 +792,7 @@ fn check_receipt(
     out: Option<&Path>,
 ) -> anyhow::Result<Option<ReceiptCheck>> {
     let Some(signed) = &report.receipt else {
-        if status_name(report) == "ACSC" {
+        if status_name(report.transaction_status()) == "ACSC" {
             bail!(
                 "payment {} is reported settled but carries no receipt; ask the node's operator",
                 report.uetr
@@ -843,7 +834,7 @@ fn write_report(
     report: &pb::PaymentStatusReport,
     receipt: Option<&ReceiptCheck>,
 ) {
-    let status = status_name(report);
+    let status = status_name(report.transaction_status());
     match status {
         "ACSC" => {
             let _ = writeln!(
@@ -925,7 +916,7 @@ impl ReportJson {
         Self {
             uetr: report.uetr.clone(),
             end_to_end_id: report.end_to_end_id.clone(),
-            status: status_name(report),
+            status: status_name(report.transaction_status()),
             reason_meaning: code.as_deref().map(reason_meaning),
             reason_code: code,
             reason_detail: (!report.status_reason_detail.is_empty())

@@ -34,11 +34,12 @@ use kakehashi_proto::pb::payments_client::PaymentsClient;
 use kakehashi_protocol::money;
 use kakehashi_protocol::quote::verify_quote;
 use kakehashi_protocol::receipt::{ReceiptFile, verify_receipt};
+use kakehashi_protocol::status::{self, status_name};
 use tonic::transport::Channel;
 
 use crate::client;
 use crate::cmd_node::{find_configs, load_config};
-use crate::cmd_pay::{self, Bank, amount_text, reason_meaning, status_name, write_stdout};
+use crate::cmd_pay::{self, Bank, amount_text, reason_meaning, write_stdout};
 use crate::progress::Progress;
 
 /// Default payments in flight: a few, so a file replays quickly without crowding a laptop's
@@ -159,11 +160,7 @@ struct LineResult {
 
 impl LineResult {
     fn outcome(&self) -> String {
-        if self.reason.is_empty() {
-            self.status.clone()
-        } else {
-            format!("{} {}", self.status, self.reason)
-        }
+        status::with_reason(&self.status, &self.reason)
     }
 
     /// Fine: as expected, or answered when nothing was expected.
@@ -586,7 +583,7 @@ async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResul
     let mut report = report;
     // A known UETR: DUPL. If it is this very payment, report its outcome (decided earlier).
     let direct = (
-        status_name(&report).to_owned(),
+        status_name(report.transaction_status()).to_owned(),
         report.status_reason_code.clone(),
     );
     if direct.0 == "RJCT"
@@ -598,21 +595,21 @@ async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResul
         result.earlier = true;
         result.resubmission_answer = Some(format!("{} {}", direct.0, direct.1));
     }
-    if status_name(&report) == "PDNG" {
+    if status_name(report.transaction_status()) == "PDNG" {
         let deadline = Instant::now() + shared.pending_wait;
         while Instant::now() < deadline {
             tokio::time::sleep(PENDING_POLL).await;
             if let Ok(now) = status(&mut node, payment).await {
                 report = now;
                 result.stage = "status";
-                if status_name(&report) != "PDNG" {
+                if status_name(report.transaction_status()) != "PDNG" {
                     break;
                 }
             }
         }
     }
     result.latency = started.elapsed();
-    result.status = status_name(&report).to_owned();
+    result.status = status_name(report.transaction_status()).to_owned();
     result.reason = report.status_reason_code.clone();
     result.detail = report.status_reason_detail.clone();
     result.decided_by = report.decided_by.clone();

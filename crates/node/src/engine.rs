@@ -48,6 +48,7 @@ use kakehashi_protocol::quote::{self, QuoteIssuer, QuoteOffer};
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::receipt;
 use kakehashi_protocol::signed::{self, ParsedCerts, Trust};
+use kakehashi_protocol::status::status_name;
 use kakehashi_protocol::transfer::{codes, transfer_id};
 
 /// Why the engine could not do its job for an operational reason (not a rejection of the
@@ -1785,15 +1786,6 @@ fn decision_name(decision: Decision) -> &'static str {
         Decision::Rejected => "REJECTED",
         Decision::UnknownFenced => "UNKNOWN_FENCED",
         Decision::Unspecified => "UNSPECIFIED",
-    }
-}
-
-fn status_name(status: TransactionStatus) -> &'static str {
-    match status {
-        TransactionStatus::Acsc => "ACSC",
-        TransactionStatus::Rjct => "RJCT",
-        TransactionStatus::Pdng => "PDNG",
-        TransactionStatus::Unspecified => "UNSPECIFIED",
     }
 }
 

@@ -37,6 +37,7 @@ use kakehashi_node::tls::TlsIdentity;
 use kakehashi_protocol::bank::{self, Bank, Order};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money::{self, Currency};
+use kakehashi_protocol::status::{self, status_name};
 
 /// Largest number of instructions one SubmitPayments stream has in flight on the node
 /// (service.rs `STREAM_CONCURRENCY`); more only queue in the stream.
@@ -390,7 +391,8 @@ impl LoadReport {
     pub fn by_status(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for o in &self.outcomes {
-            *out.entry(status_key(o.status, &o.reason)).or_default() += 1;
+            *out.entry(status::with_reason(status_name(o.status), &o.reason))
+                .or_default() += 1;
         }
         out
     }
@@ -405,17 +407,6 @@ impl LoadReport {
     /// Whether every payment settled and every balance moved by exactly the settled sums.
     pub fn is_exact(&self) -> bool {
         self.settled() == self.outcomes.len() && self.balance_problems.is_empty()
-    }
-}
-
-/// `ACSC`, `RJCT AM04`, `PDNG`: a status and its reason code, as tables show them.
-pub fn status_key(status: pb::TransactionStatus, reason: &str) -> String {
-    let name = status.as_str_name();
-    let name = name.strip_prefix("TRANSACTION_STATUS_").unwrap_or(name);
-    if reason.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name} {reason}")
     }
 }
 
@@ -973,11 +964,5 @@ mod tests {
         assert_eq!(options(1).stream_count(), 1);
         assert_eq!(options(STREAM_WINDOW_MAX).stream_count(), 1);
         assert_eq!(options(STREAM_WINDOW_MAX + 1).stream_count(), 2);
-    }
-
-    #[test]
-    fn status_keys_name_status_and_reason() {
-        assert_eq!(status_key(pb::TransactionStatus::Acsc, ""), "ACSC");
-        assert_eq!(status_key(pb::TransactionStatus::Rjct, "AM04"), "RJCT AM04");
     }
 }
