@@ -11,7 +11,6 @@ use anyhow::{Context as _, bail};
 use kakehashi_node::participant::{self, ConnectOptions, ParticipantError};
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
 use tonic::transport::{Channel, Identity};
 
@@ -50,6 +49,7 @@ pub(crate) struct ConnectArgs {
 }
 
 /// A connected `Payments` client and the address it reached, for messages.
+#[derive(Clone)]
 pub(crate) struct NodeClient {
     pub(crate) payments: PaymentsClient<Channel>,
     pub(crate) url: String,
@@ -152,16 +152,6 @@ pub(crate) fn read_bounded(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
         );
     }
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
-/// The reason code a node attached to a refused call, if any (nodes put the ISO 20022 code in
-/// the `kakehashi-reason-code` metadata entry so clients need not parse messages).
-pub(crate) fn reason_code(status: &tonic::Status) -> Option<String> {
-    status
-        .metadata()
-        .get(REASON_METADATA)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 /// A refused call as an error that says what happened and, where it can, what to do.

@@ -16,16 +16,15 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use kakehashi_node::config::Config;
 use kakehashi_node::node::{Node, RunningNode};
+use kakehashi_node::participant::{Participant, PaymentRequest, VerifiedReceipt};
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
+use kakehashi_protocol::bank::{InstructionOptions, Order};
 use kakehashi_protocol::money;
-use kakehashi_protocol::receipt::verify_receipt;
 use kakehashi_protocol::status::status_name;
 
 use crate::client::{self, NodeClient};
-use crate::cmd_pay::{
-    self, Bank, PaymentSpec, Sent, amount_text, reason_meaning, write_stdout, write_table,
-};
+use crate::cmd_pay::{self, Bank, Sent, amount_text, reason_meaning, write_stdout, write_table};
 
 /// Where `devnet` keeps its ledgers unless told otherwise (relative to the current
 /// directory).
@@ -558,37 +557,55 @@ impl Demo {
             },
             Amount::AboveAvailable => above(debtor.available_balance.as_ref())?,
         };
-        let uetr = cmd_pay::new_uetr()?;
-        let spec = PaymentSpec {
-            uetr,
-            debtor_account: scenario.debtor,
-            debtor_name: debtor.name.clone(),
-            creditor_bic: scenario.creditor_bic.to_owned(),
-            creditor_account: scenario.creditor,
-            creditor_name: scenario.creditor_name.to_owned(),
-            counterparty: other(scenario.from).to_owned(),
+        let request = PaymentRequest {
+            uetr: cmd_pay::new_uetr()?,
             amount,
-            remittance: scenario.remittance.to_owned(),
+            counterparty: other(scenario.from).to_owned(),
+            order: Order {
+                debtor_account: scenario.debtor,
+                debtor_name: debtor.name.clone(),
+                creditor_agent_bic: scenario.creditor_bic.to_owned(),
+                creditor_account: scenario.creditor,
+                creditor_name: scenario.creditor_name.to_owned(),
+                remittance_information: scenario.remittance.to_owned(),
+            },
+            options: InstructionOptions::default(),
         };
+        let participant = Participant::new(mra, scenario.from);
         let now = client::now()?;
-        let sent = cmd_pay::send_payment(node, mra, scenario.from, &bank, &spec, now).await?;
-        let receipt = sent.report.receipt.as_ref().map(|signed| {
-            let (receipt, signer) =
-                verify_receipt(signed, mra, scenario.from, now).map_err(|r| r.to_string())?;
-            let file = self.receipts.join(format!("{}.json", receipt.uetr));
-            cmd_pay::write_receipt_file(&file, signed).map_err(|e| format!("{e:#}"))?;
-            Ok(ReceiptRow {
-                signer: signer.subject_cn,
-                jurisdiction: signer.jurisdiction,
-                clause: signer.verdict.clause.unwrap_or_default(),
-                file,
-            })
-        });
+        let sent = cmd_pay::send_payment(node, &participant, &bank, &request, now).await?;
+        let receipt = match &sent.receipt {
+            Ok(None) => None,
+            Ok(Some(verified)) => Some(self.keep_receipt(&sent.report, verified)),
+            Err(e) => Some(Err(e.to_string())),
+        };
         Ok(Row {
             scenario,
             debtor_name: debtor.name.clone(),
             sent,
             receipt,
+        })
+    }
+}
+
+impl Demo {
+    /// Writes a verified receipt to the receipts directory, for `kakehashi receipt verify`.
+    fn keep_receipt(
+        &self,
+        report: &pb::PaymentStatusReport,
+        verified: &VerifiedReceipt,
+    ) -> Result<ReceiptRow, String> {
+        let signed = report.receipt.as_ref().ok_or("no receipt to write")?;
+        let file = self
+            .receipts
+            .join(format!("{}.json", verified.receipt.uetr));
+        cmd_pay::write_receipt_file(&file, signed).map_err(|e| format!("{e:#}"))?;
+        let signer = &verified.signer;
+        Ok(ReceiptRow {
+            signer: signer.subject_cn.clone(),
+            jurisdiction: signer.jurisdiction.clone(),
+            clause: signer.verdict.clause.clone().unwrap_or_default(),
+            file,
         })
     }
 }
@@ -945,6 +962,7 @@ mod tests {
                 quote: None,
                 report,
                 stage: "submit",
+                receipt: Ok(None),
             },
             receipt: receipt.then(|| {
                 Ok(ReceiptRow {

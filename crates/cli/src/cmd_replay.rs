@@ -25,6 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use kakehashi_node::participant::{
+    Answer, Participant, PayError, ReceiptError, Refusal, Step, VerifiedReceipt,
+};
 use kakehashi_ops::load;
 use kakehashi_ops::load::percentile;
 use kakehashi_ops::replay::{self, Expect, Parties, Payment};
@@ -32,12 +35,11 @@ use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
 use kakehashi_protocol::money;
-use kakehashi_protocol::quote::verify_quote;
-use kakehashi_protocol::receipt::{ReceiptFile, verify_receipt};
+use kakehashi_protocol::receipt::ReceiptFile;
 use kakehashi_protocol::status::{self, status_name};
 use tonic::transport::Channel;
 
-use crate::client;
+use crate::client::{self, NodeClient};
 use crate::cmd_node::{find_configs, load_config};
 use crate::cmd_pay::{self, Bank, amount_text, reason_meaning, write_stdout};
 use crate::progress::Progress;
@@ -50,9 +52,6 @@ const CONCURRENCY_DEFAULT: usize = 4;
 /// serve at most 64 concurrent requests per connection (`max_concurrent_requests_per_connection`
 /// default); more would only queue.
 const CONCURRENCY_MAX: usize = 64;
-
-/// Clock skew allowed when checking a quote's expiry, as the devnet nodes allow.
-const QUOTE_CLOCK_SKEW_SECS: u64 = 30;
 
 /// Default `--pending-wait`: the nodes' recovery loop asks the receiver every 2 s, so 10 s
 /// covers several rounds.
@@ -226,7 +225,7 @@ struct ResultJson<'a> {
 /// What every line task shares.
 struct Shared {
     mra: Arc<Mra>,
-    nodes: BTreeMap<String, PaymentsClient<Channel>>,
+    nodes: BTreeMap<String, NodeClient>,
     banks: Vec<Bank>,
     pending_wait: Duration,
     progress: Progress,
@@ -319,7 +318,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             None,
         )
         .await?;
-        nodes.insert(code.clone(), node.payments);
+        nodes.insert(code.clone(), node);
     }
     let progress = Progress::start(
         u64::try_from(payments.len()).unwrap_or(u64::MAX),
@@ -576,33 +575,37 @@ async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResul
         return errored(result, started, format!("no node for {}", payment.sending));
     };
     let mut node = node.clone();
-    let report = match quote_and_submit(shared, &mut node, payment, bank, &mut result).await {
-        Ok(report) => report,
-        Err(detail) => return errored(result, started, detail),
-    };
-    let mut report = report;
-    // A known UETR: DUPL. If it is this very payment, report its outcome (decided earlier).
-    let direct = (
-        status_name(report.transaction_status()).to_owned(),
-        report.status_reason_code.clone(),
+    let participant = Participant::new(shared.mra.as_ref(), &payment.sending);
+    let (direct, mut receipt) =
+        match pay_line(&participant, &mut node, payment, bank, &mut result).await {
+            Ok(answer) => answer,
+            Err(detail) => return errored(result, started, detail),
+        };
+    let direct_status = (
+        status_name(direct.transaction_status()),
+        direct.status_reason_code.clone(),
     );
-    if direct.0 == "RJCT"
-        && direct.1 == "DUPL"
-        && let Ok(earlier) = status(&mut node, payment).await
+    let mut report = direct;
+    // A known UETR: DUPL. If it is this very payment, report its outcome (decided earlier).
+    if direct_status.0 == "RJCT"
+        && direct_status.1 == "DUPL"
+        && let Ok(earlier) = status(&mut node.payments, payment).await
         && payment.is_same_as(&earlier)
     {
         report = earlier;
+        receipt = None;
         result.earlier = true;
-        result.resubmission_answer = Some(format!("{} {}", direct.0, direct.1));
+        result.resubmission_answer = Some(status::with_reason(direct_status.0, &direct_status.1));
     }
-    if status_name(report.transaction_status()) == "PDNG" {
+    if report.transaction_status() == pb::TransactionStatus::Pdng {
         let deadline = Instant::now() + shared.pending_wait;
         while Instant::now() < deadline {
             tokio::time::sleep(PENDING_POLL).await;
-            if let Ok(now) = status(&mut node, payment).await {
+            if let Ok(now) = status(&mut node.payments, payment).await {
                 report = now;
+                receipt = None;
                 result.stage = "status";
-                if status_name(report.transaction_status()) != "PDNG" {
+                if report.transaction_status() != pb::TransactionStatus::Pdng {
                     break;
                 }
             }
@@ -621,15 +624,26 @@ async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResul
         .credited_amount
         .as_ref()
         .map(|a| amount_text(Some(a)));
-    if result.status == "ACSC" {
-        check_receipt(shared, payment, &report, &mut result);
+    if report.transaction_status() == pb::TransactionStatus::Acsc {
+        // The receipt the flow verified, or, for a report asked for since, verified now.
+        let verified = match receipt {
+            Some(verified) => verified,
+            None => match client::now() {
+                Ok(now) => participant.verify_receipt(&report, now),
+                Err(e) => {
+                    result.receipt_problem = Some(format!("{e:#}"));
+                    Ok(None)
+                }
+            },
+        };
+        keep_receipt(&report, verified, &mut result);
     }
     result.met = match (payment.expect, result.status.as_str()) {
         (_, "PDNG") | (None, _) => None,
         (Some(expect), status) => Some(
             result.receipt_problem.is_none()
                 && (expect.is_met_by(status, &result.reason)
-                    || (result.earlier && expect.is_met_by(&direct.0, &direct.1))),
+                    || (result.earlier && expect.is_met_by(direct_status.0, &direct_status.1))),
         ),
     };
     result
@@ -643,67 +657,42 @@ fn errored(mut result: LineResult, started: Instant, detail: String) -> LineResu
     result
 }
 
-/// Quotes, checks the quote, signs and submits. A refusal with a reason code is a report (RJCT);
-/// `Err` is a call that got no answer or a quote that cannot be trusted (nothing signed).
-async fn quote_and_submit(
-    shared: &Shared,
-    node: &mut PaymentsClient<Channel>,
+/// What the flow's receipt check found: `None` when the report is not the flow's own.
+type ReceiptCheck = Option<Result<Option<VerifiedReceipt>, ReceiptError>>;
+
+/// Pays the line through the participant flow (quote, verify, check, sign, submit, verify the
+/// receipt). A refusal with a reason code is a report (RJCT); `Err` is a call that got no
+/// answer or a quote that cannot be trusted (nothing signed).
+async fn pay_line(
+    participant: &Participant<'_>,
+    node: &mut NodeClient,
     payment: &Payment,
     bank: &Bank,
     result: &mut LineResult,
-) -> Result<pb::PaymentStatusReport, String> {
-    let request = pb::QuoteRequest {
-        counterparty_jurisdiction: payment.receiving.clone(),
-        source_amount: Some(payment.amount.clone()),
-    };
-    let quote = match node.get_quote(request).await {
-        Ok(answer) => answer.into_inner(),
-        Err(status) => return refused(payment, &status, "GetQuote"),
-    };
+) -> Result<(pb::PaymentStatusReport, ReceiptCheck), String> {
     let now = client::now().map_err(|e| format!("{e:#}"))?;
-    let (terms, _) = verify_quote(
-        &quote,
-        shared.mra.as_ref(),
-        &payment.sending,
-        now,
-        QUOTE_CLOCK_SKEW_SECS,
-        &[],
-    )
-    .map_err(|r| format!("the quote does not verify under the agreement: {r}; nothing was sent"))?;
-    if terms.source.0.alpha != payment.amount.currency
-        || terms.source.1 != payment.amount_minor
-        || terms.counterparty != payment.receiving
-        || terms.target.0.alpha != payment.target_currency.alpha
+    let request = replay::request(payment);
+    match participant
+        .pay(&mut node.payments, &bank.identity, &request, now)
+        .await
     {
-        return Err(format!(
-            "the node quoted {} {} to {} in {} for a request of {} {} to {} in {}; nothing was \
-             signed or sent",
-            terms.source.1,
-            terms.source.0.alpha,
-            terms.counterparty,
-            terms.target.0.alpha,
-            payment.amount.value,
-            payment.amount.currency,
-            payment.receiving,
-            payment.target_currency.alpha
-        ));
-    }
-    let signed = replay::instruction(&bank.identity, payment, &quote, now);
-    result.stage = "submit";
-    let request = pb::SubmitPaymentRequest {
-        instruction: Some(signed),
-    };
-    match node.submit_payment(request).await {
-        Ok(answer) => Ok(answer.into_inner()),
-        Err(status) if client::reason_code(&status).is_some() => {
-            refused(payment, &status, "SubmitPayment")
+        Ok(paid) => {
+            result.stage = paid.step().as_str();
+            match paid.answer {
+                Answer::Report(report) => Ok((*report, Some(paid.receipt))),
+                Answer::Refused(refusal) => Ok((refused(payment, &refusal), None)),
+            }
         }
-        Err(call_status) => {
+        Err(PayError::Call {
+            step: Step::Submit,
+            status: call_status,
+        }) => {
             // No answer: the node may still have taken it. Ask before calling it lost.
-            match status(node, payment).await {
+            result.stage = "submit";
+            match status(&mut node.payments, payment).await {
                 Ok(report) => {
                     result.stage = "status";
-                    Ok(report)
+                    Ok((report, None))
                 }
                 Err(_) => Err(format!(
                     "SubmitPayment got no answer: {} ({:?}); the node does not know the UETR \
@@ -713,38 +702,23 @@ async fn quote_and_submit(
                 )),
             }
         }
+        Err(error) => Err(format!("{:#}", cmd_pay::pay_error(&node.url, error))),
     }
 }
 
-/// A call refused with a reason code as a rejection report; any other failure is an error.
-fn refused(
-    payment: &Payment,
-    status: &tonic::Status,
-    call: &str,
-) -> Result<pb::PaymentStatusReport, String> {
-    let Some(code) = client::reason_code(status) else {
-        return Err(format!(
-            "{call} failed: {} ({:?})",
-            status.message(),
-            status.code()
-        ));
-    };
-    // The message repeats the code ("RR04: source_amount: ..."); the report carries it apart.
-    let message = status.message();
-    let detail = message
-        .strip_prefix(code.as_str())
-        .and_then(|rest| rest.strip_prefix(": "))
-        .unwrap_or(message);
-    Ok(pb::PaymentStatusReport {
+/// A call refused with a reason code, as a rejection report.
+fn refused(payment: &Payment, refusal: &Refusal) -> pb::PaymentStatusReport {
+    pb::PaymentStatusReport {
         uetr: payment.uetr.to_string(),
         end_to_end_id: payment.end_to_end_id.clone(),
         transaction_status: pb::TransactionStatus::Rjct.into(),
-        status_reason_code: code.clone(),
-        status_reason_detail: detail.to_owned(),
+        status_reason_code: refusal.code.clone(),
+        // The message repeats the code ("RR04: source_amount: ..."); the report carries it apart.
+        status_reason_detail: refusal.detail().to_owned(),
         interbank_settlement_amount: Some(payment.amount.clone()),
         decided_by: payment.sending.clone(),
         ..pb::PaymentStatusReport::default()
-    })
+    }
 }
 
 async fn status(
@@ -758,29 +732,18 @@ async fn status(
     .map(tonic::Response::into_inner)
 }
 
-/// Verifies a settled payment's receipt as the debtor's jurisdiction and keeps it.
-fn check_receipt(
-    shared: &Shared,
-    payment: &Payment,
+/// Keeps a settled payment's receipt, and what is wrong with it when it did not verify (as
+/// the debtor's jurisdiction).
+fn keep_receipt(
     report: &pb::PaymentStatusReport,
+    verified: Result<Option<VerifiedReceipt>, ReceiptError>,
     result: &mut LineResult,
 ) {
-    let Some(signed) = &report.receipt else {
-        result.receipt_problem = Some("reported settled without a receipt".to_owned());
-        return;
-    };
-    let now = match client::now() {
-        Ok(now) => now,
-        Err(e) => {
-            result.receipt_problem = Some(format!("{e:#}"));
-            return;
-        }
-    };
-    if let Err(r) = verify_receipt(signed, shared.mra.as_ref(), &payment.sending, now) {
-        result.receipt_problem = Some(format!("the receipt does not verify: {r}"));
+    if let Err(problem) = verified {
+        result.receipt_problem = Some(problem.to_string());
     }
-    result.receipt = ReceiptFile::new(signed.clone())
-        .ok()
+    result.receipt = (report.receipt.clone())
+        .and_then(|signed| ReceiptFile::new(signed).ok())
         .and_then(|file| serde_json::from_str(&file.to_json()).ok());
 }
 

@@ -2157,9 +2157,9 @@ mod tests {
     use super::*;
     use crate::test_support::{at_2027, certs, chain, key, mra};
     use kakehashi_node::store::Write;
-    use kakehashi_protocol::bank::{self, Bank, Order};
+    use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
     use kakehashi_protocol::money::Rate;
-    use kakehashi_protocol::quote::{QuoteIssuer, QuoteOffer};
+    use kakehashi_protocol::quote::{QuoteAsk, QuoteIssuer, QuoteOffer};
 
     /// One end of the test corridor, as the committed dev PKI and devnet configs have it.
     struct Side {
@@ -2324,9 +2324,14 @@ mod tests {
                     format!("Q-{n}"),
                 )
                 .expect("quote");
-            let (terms, _) = quote::verify_quote(&quote, &self.mra, to.code, t, 30, &[])
+            let asked = QuoteAsk {
+                source: (currency(from), amount),
+                counterparty: to.code.to_owned(),
+                target_currency: currency(to),
+            };
+            let quote = quote::verify_quote_for(quote, &asked, &self.mra, from.code, t, 30)
                 .expect("quote verifies");
-            let target = terms.target.1;
+            let target = quote.terms().target.1;
             let bank = Bank::load(
                 &certs(&format!("{}/banks/{}.pem", from.dir, from.bank)),
                 &certs(&format!("{}/banks/{}.key.pem", from.dir, from.bank)),
@@ -2340,7 +2345,8 @@ mod tests {
                 creditor_name: "Creditor".into(),
                 remittance_information: String::new(),
             };
-            let signed_instr = bank::instruction(&bank, &order, &quote, id, t).expect("signs");
+            let options = InstructionOptions::default();
+            let signed_instr = bank::instruction(&bank, &order, &quote, id, t, &options);
             let instr = instruction::decode(&signed_instr).expect("decodes");
             let stamp = Timestamp::from_unix_nanos(
                 u64::try_from(t.0).expect("positive") * 1_000_000_000 + u64::from(n),
