@@ -61,9 +61,9 @@ const REMITTANCE: &str = "kakehashi bench";
 
 /// How many times [`start_pair`] picks fresh ports when a node cannot bind the ones chosen
 /// (another process may take a released port before the node binds it).
-const START_ATTEMPTS: usize = 3;
+const START_ATTEMPTS_MAX: usize = 3;
 
-/// What went wrong with a load run (not a payment's outcome: those are [`Outcome`]s).
+/// What went wrong with a load run (not a payment's outcome: those are [`PaymentOutcome`]s).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The options are out of range.
@@ -228,7 +228,7 @@ pub async fn start_pair(
     data_dir: &Path,
 ) -> Result<Pair, LoadError> {
     let mut last = None;
-    for _ in 0..START_ATTEMPTS {
+    for _ in 0..START_ATTEMPTS_MAX {
         let p = free_ports()?;
         let relay = |port: u16| format!("https://127.0.0.1:{port}");
         let configure = |config: &Config, own: &[u16], peer: &Config, peer_relay: u16| {
@@ -338,7 +338,7 @@ pub fn routes(sender: &Config, receiver: &Config, certs: &Path) -> Result<Vec<Ro
 
 /// What one payment came back with.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct PaymentOutcome {
     /// Index into the routes.
     pub route: usize,
     /// The pacs.002 status.
@@ -361,7 +361,7 @@ pub type Balances = BTreeMap<u128, (u128, u128)>;
 #[derive(Clone, Debug)]
 pub struct LoadReport {
     /// One per payment, in no particular order.
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<PaymentOutcome>,
     /// From the first submission to the last answer.
     pub wall: Duration,
     /// The sender's currency and each payment's amount in its minor units.
@@ -405,7 +405,7 @@ impl LoadReport {
     }
 
     /// The latencies `pick` selects, sorted.
-    pub fn sorted(&self, pick: impl Fn(&Outcome) -> Duration) -> Vec<Duration> {
+    pub fn sorted(&self, pick: impl Fn(&PaymentOutcome) -> Duration) -> Vec<Duration> {
         let mut v: Vec<Duration> = self.outcomes.iter().map(pick).collect();
         v.sort_unstable();
         v
@@ -639,13 +639,13 @@ fn outcome(
     report: &pb::PaymentStatusReport,
     submit: Duration,
     total: Duration,
-) -> Outcome {
+) -> PaymentOutcome {
     let credited_minor = report
         .credited_amount
         .as_ref()
         .and_then(|a| money::parse_amount(a).ok())
         .map_or(0, |(_, minor)| minor);
-    Outcome {
+    PaymentOutcome {
         route,
         status: report.transaction_status(),
         reason: report.status_reason_code.clone(),
@@ -662,7 +662,7 @@ async fn run_unary(
     target: &Arc<Target>,
     routes: &Arc<Vec<Route>>,
     progress: &Arc<dyn Fn() + Send + Sync>,
-) -> Result<(Vec<Outcome>, Duration), LoadError> {
+) -> Result<(Vec<PaymentOutcome>, Duration), LoadError> {
     let mut clients = Vec::with_capacity(options.concurrency);
     for _ in 0..options.concurrency {
         clients.push(target.connect(None).await?);
@@ -712,7 +712,7 @@ async fn run_stream(
     target: &Arc<Target>,
     routes: &Arc<Vec<Route>>,
     progress: &Arc<dyn Fn() + Send + Sync>,
-) -> Result<(Vec<Outcome>, Duration), LoadError> {
+) -> Result<(Vec<PaymentOutcome>, Duration), LoadError> {
     let streams = options.stream_count();
     let window = Arc::new(Semaphore::new(options.concurrency));
     let mut senders = Vec::new();
