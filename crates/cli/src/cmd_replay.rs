@@ -16,6 +16,8 @@
 //! error, nothing sent; 3 all decided lines as expected but some payment still PDNG (in doubt;
 //! run the file again later to learn the outcome).
 
+mod results;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,20 +31,22 @@ use kakehashi_node::participant::{
     Answer, Participant, PayError, ReceiptError, Refusal, Step, VerifiedReceipt,
 };
 use kakehashi_ops::load;
-use kakehashi_ops::load::percentile;
-use kakehashi_ops::replay::{self, Expect, Parties, Payment};
+use kakehashi_ops::replay::{self, Parties, Payment};
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money;
 use kakehashi_protocol::receipt::ReceiptFile;
 use kakehashi_protocol::status::{self, status_name};
 use tonic::transport::Channel;
 
 use crate::client::{self, NodeClient};
-use crate::cmd_node::{find_configs, load_config};
-use crate::cmd_pay::{self, Bank, amount_text, reason_meaning, write_stdout};
+use crate::configs::{SG_PORT_OFFSET, find_configs, load_config};
+use crate::output::{amount_text, write_stdout};
+use crate::payer::{self, Bank};
 use crate::progress::Progress;
+use results::{LineResult, summary, write_results};
 
 /// Default payments in flight: a few, so a file replays quickly without crowding a laptop's
 /// devnet.
@@ -62,16 +66,6 @@ const PENDING_WAIT_SECS_MAX: u64 = 3_600;
 
 /// How often a PDNG payment's status is asked for while waiting.
 const PENDING_POLL: Duration = Duration::from_millis(200);
-
-/// Files with at most this many lines get a table row per line; longer ones list only the
-/// lines that were not as expected.
-const TABLE_ROWS_MAX: usize = 200;
-
-/// At most this many problem lines are listed in the summary (all are in `--out`).
-const PROBLEMS_SHOWN_MAX: usize = 50;
-
-/// With `--base-port N` the SG node listens this far above the JP node (as `devnet` does).
-const SG_PORT_OFFSET: u16 = 100;
 
 /// Arguments of `kakehashi replay`.
 #[derive(clap::Args)]
@@ -128,100 +122,6 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     client::runtime()?.block_on(replay(args))
 }
 
-/// A line's outcome.
-#[derive(Clone, Debug, Default)]
-struct LineResult {
-    line: usize,
-    uetr: String,
-    end_to_end_id: String,
-    route: String,
-    /// ACSC, RJCT, PDNG, or ERROR when no answer came.
-    status: String,
-    reason: String,
-    detail: String,
-    decided_by: String,
-    /// Which call decided: quote, submit, status (a PDNG resolved by asking).
-    stage: &'static str,
-    /// The node answered DUPL and the UETR's payment is this line's: the outcome is that
-    /// payment's, decided by an earlier run (or an earlier identical line).
-    earlier: bool,
-    /// What the node answered to this submission when `earlier` (RJCT DUPL).
-    resubmission_answer: Option<String>,
-    debited: Option<String>,
-    credited: Option<String>,
-    receipt: Option<serde_json::Value>,
-    receipt_problem: Option<String>,
-    expect: Option<Expect>,
-    /// None while undecided (PDNG) or without expectation.
-    met: Option<bool>,
-    latency: Duration,
-}
-
-impl LineResult {
-    fn outcome(&self) -> String {
-        status::with_reason(&self.status, &self.reason)
-    }
-
-    /// Fine: as expected, or answered when nothing was expected.
-    fn is_fine(&self) -> bool {
-        match self.met {
-            Some(met) => met,
-            None => {
-                self.expect.is_none()
-                    && matches!(self.status.as_str(), "ACSC" | "RJCT")
-                    && self.receipt_problem.is_none()
-            }
-        }
-    }
-
-    fn json(&self) -> ResultJson<'_> {
-        let some = |text: &str| (!text.is_empty()).then(|| text.to_owned());
-        ResultJson {
-            line: self.line,
-            uetr: &self.uetr,
-            end_to_end_id: &self.end_to_end_id,
-            route: &self.route,
-            status: &self.status,
-            reason: some(&self.reason),
-            detail: &self.detail,
-            decided_by: some(&self.decided_by),
-            stage: self.stage,
-            decided_earlier: self.earlier,
-            resubmission_answer: self.resubmission_answer.as_deref(),
-            debited: self.debited.as_deref(),
-            credited: self.credited.as_deref(),
-            expected: self.expect.map(|e| e.to_string()),
-            met: self.met,
-            latency_ms: (self.latency.as_secs_f64() * 1e6).round() / 1e3,
-            receipt: self.receipt.as_ref(),
-            receipt_problem: self.receipt_problem.as_deref(),
-        }
-    }
-}
-
-/// One line of `--out`, members in this order.
-#[derive(serde::Serialize)]
-struct ResultJson<'a> {
-    line: usize,
-    uetr: &'a str,
-    end_to_end_id: &'a str,
-    route: &'a str,
-    status: &'a str,
-    reason: Option<String>,
-    detail: &'a str,
-    decided_by: Option<String>,
-    stage: &'a str,
-    decided_earlier: bool,
-    resubmission_answer: Option<&'a str>,
-    debited: Option<&'a str>,
-    credited: Option<&'a str>,
-    expected: Option<String>,
-    met: Option<bool>,
-    latency_ms: f64,
-    receipt: Option<&'a serde_json::Value>,
-    receipt_problem: Option<&'a str>,
-}
-
 /// What every line task shares.
 struct Shared {
     mra: Arc<Mra>,
@@ -232,18 +132,7 @@ struct Shared {
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    if !(1..=CONCURRENCY_MAX).contains(&args.concurrency) {
-        bail!(
-            "--concurrency {}: give 1 to {CONCURRENCY_MAX}",
-            args.concurrency
-        );
-    }
-    if args.pending_wait > PENDING_WAIT_SECS_MAX {
-        bail!(
-            "--pending-wait {}: at most {PENDING_WAIT_SECS_MAX} s",
-            args.pending_wait
-        );
-    }
+    check_options(&args)?;
     let mra = Arc::new(client::load_mra(&args.mra)?);
     let parties: Parties = mra
         .jurisdictions
@@ -275,27 +164,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Err(errors) => return Ok(input_errors(&args.file, &errors)),
     };
     let urls = node_urls(&args, &payments)?;
-
-    let mut header = String::new();
-    let mut routes: BTreeMap<String, usize> = BTreeMap::new();
-    for p in &payments {
-        *routes.entry(route(p)).or_default() += 1;
-    }
-    let _ = writeln!(
-        header,
-        "kakehashi replay {}: {} payment(s) ({}), concurrency {}",
-        args.file.display(),
-        payments.len(),
-        routes
-            .iter()
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        args.concurrency
-    );
-    for (code, url) in &urls {
-        let _ = writeln!(header, "  {code}  {url}");
-    }
+    let mut header = header(&args, &payments, &urls);
     if args.check {
         let _ = writeln!(header, "\nThe file is valid; --check sent nothing. UETRs:");
         for p in &payments {
@@ -333,20 +202,78 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         progress: progress.clone(),
     });
 
-    // 3. Lines sharing a UETR form a chain run in file order; chains run concurrently.
-    let mut chains: Vec<Vec<usize>> = Vec::new();
-    let mut chain_of: BTreeMap<kakehashi_protocol::instruction::Uetr, usize> = BTreeMap::new();
-    for (index, p) in payments.iter().enumerate() {
-        let chain = *chain_of.entry(p.uetr).or_insert_with(|| {
-            chains.push(Vec::new());
-            chains.len() - 1
-        });
-        chains[chain].push(index);
+    // 3. Every line, `--concurrency` at a time.
+    let started = Instant::now();
+    let results = send_lines(&shared, payments, bank_of, args.concurrency).await?;
+    let wall = started.elapsed();
+    progress.finish();
+
+    if let Some(path) = &args.out {
+        write_results(path, &results)?;
     }
+    let mut out = String::new();
+    let code = summary(&mut out, &results, wall);
+    if let Some(path) = &args.out {
+        let _ = writeln!(out, "Results per line: {}", path.display());
+    }
+    write_stdout(&out)?;
+    Ok(code)
+}
+
+/// Refuses options out of range.
+fn check_options(args: &ReplayArgs) -> anyhow::Result<()> {
+    if !(1..=CONCURRENCY_MAX).contains(&args.concurrency) {
+        bail!(
+            "--concurrency {}: give 1 to {CONCURRENCY_MAX}",
+            args.concurrency
+        );
+    }
+    if args.pending_wait > PENDING_WAIT_SECS_MAX {
+        bail!(
+            "--pending-wait {}: at most {PENDING_WAIT_SECS_MAX} s",
+            args.pending_wait
+        );
+    }
+    Ok(())
+}
+
+/// What will be sent where: the payments by route and the node of each sending jurisdiction.
+fn header(args: &ReplayArgs, payments: &[Payment], urls: &BTreeMap<String, String>) -> String {
+    let mut header = String::new();
+    let mut routes: BTreeMap<String, usize> = BTreeMap::new();
+    for p in payments {
+        *routes.entry(route(p)).or_default() += 1;
+    }
+    let _ = writeln!(
+        header,
+        "kakehashi replay {}: {} payment(s) ({}), concurrency {}",
+        args.file.display(),
+        payments.len(),
+        routes
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.concurrency
+    );
+    for (code, url) in urls {
+        let _ = writeln!(header, "  {code}  {url}");
+    }
+    header
+}
+
+/// Sends every line and returns the results in file order. Lines sharing a UETR form a chain
+/// run in file order; chains run concurrently, `concurrency` at a time.
+async fn send_lines(
+    shared: &Arc<Shared>,
+    payments: Vec<Payment>,
+    bank_of: Vec<usize>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<LineResult>> {
+    let chains = chains(&payments);
     let payments = Arc::new(payments);
     let bank_of = Arc::new(bank_of);
-    let window = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
-    let started = Instant::now();
+    let window = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = Vec::with_capacity(chains.len());
     for chain in chains {
         let permit = Arc::clone(&window)
@@ -354,7 +281,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("the concurrency window closed")?;
         let (shared, payments, bank_of) = (
-            Arc::clone(&shared),
+            Arc::clone(shared),
             Arc::clone(&payments),
             Arc::clone(&bank_of),
         );
@@ -376,20 +303,21 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             results[index] = Some(result);
         }
     }
-    let wall = started.elapsed();
-    progress.finish();
-    let results: Vec<LineResult> = results.into_iter().flatten().collect();
+    Ok(results.into_iter().flatten().collect())
+}
 
-    if let Some(path) = &args.out {
-        write_results(path, &results)?;
+/// The indexes of the lines of each UETR, in file order; chains in order of first appearance.
+fn chains(payments: &[Payment]) -> Vec<Vec<usize>> {
+    let mut chains: Vec<Vec<usize>> = Vec::new();
+    let mut chain_of: BTreeMap<Uetr, usize> = BTreeMap::new();
+    for (index, p) in payments.iter().enumerate() {
+        let chain = *chain_of.entry(p.uetr).or_insert_with(|| {
+            chains.push(Vec::new());
+            chains.len() - 1
+        });
+        chains[chain].push(index);
     }
-    let mut out = String::new();
-    let code = summary(&mut out, &results, wall);
-    if let Some(path) = &args.out {
-        let _ = writeln!(out, "Results per line: {}", path.display());
-    }
-    write_stdout(&out)?;
-    Ok(code)
+    chains
 }
 
 /// Reads the replay file whole, refusing one beyond [`replay::FILE_BYTES_MAX`] before reading.
@@ -702,7 +630,7 @@ async fn pay_line(
                 )),
             }
         }
-        Err(error) => Err(format!("{:#}", cmd_pay::pay_error(&node.url, error))),
+        Err(error) => Err(format!("{:#}", payer::pay_error(&node.url, error))),
     }
 }
 
@@ -747,215 +675,9 @@ fn keep_receipt(
         .and_then(|file| serde_json::from_str(&file.to_json()).ok());
 }
 
-fn write_results(path: &Path, results: &[LineResult]) -> anyhow::Result<()> {
-    let mut text = String::new();
-    for r in results {
-        text.push_str(&serde_json::to_string(&r.json())?);
-        text.push('\n');
-    }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Writes the table and summary; returns the exit code.
-fn summary(out: &mut String, results: &[LineResult], wall: Duration) -> ExitCode {
-    let _ = writeln!(out);
-    let rows: Vec<&LineResult> = if results.len() <= TABLE_ROWS_MAX {
-        results.iter().collect()
-    } else {
-        results.iter().filter(|r| !r.is_fine()).collect()
-    };
-    if !rows.is_empty() {
-        let cells: Vec<[String; 7]> = rows
-            .iter()
-            .map(|r| {
-                let outcome = if r.earlier {
-                    format!("{} (earlier run)", r.outcome())
-                } else {
-                    r.outcome()
-                };
-                let expected = match (r.expect, r.met) {
-                    (Some(e), Some(true)) => format!("{e} ✓"),
-                    (Some(e), Some(false)) => format!("{e} ✗"),
-                    (Some(e), None) => format!("{e} ?"),
-                    (None, _) if r.is_fine() => "-".to_owned(),
-                    (None, _) => "- ✗".to_owned(),
-                };
-                [
-                    r.line.to_string(),
-                    r.uetr.chars().take(8).collect(),
-                    r.route.clone(),
-                    r.debited.clone().unwrap_or_else(|| "-".to_owned()),
-                    r.credited.clone().unwrap_or_else(|| "-".to_owned()),
-                    outcome,
-                    expected,
-                ]
-            })
-            .collect();
-        cmd_pay::write_table(
-            out,
-            &[
-                "line", "uetr", "route", "debited", "credited", "outcome", "expected",
-            ],
-            &cells,
-            &[true, false, false, true, true, false, false],
-        );
-        let _ = writeln!(out);
-    }
-    let problems: Vec<&LineResult> = results
-        .iter()
-        .filter(|r| !r.is_fine() || r.status == "RJCT")
-        .collect();
-    if !problems.is_empty() {
-        let _ = writeln!(out, "Rejected, failed or unexpected:");
-        for r in problems.iter().take(PROBLEMS_SHOWN_MAX) {
-            let meaning = if r.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", reason_meaning(&r.reason))
-            };
-            let mark = if r.is_fine() { "" } else { "✗ " };
-            let _ = writeln!(
-                out,
-                "  {mark}line {} {}{meaning}: {}",
-                r.line,
-                r.outcome(),
-                r.detail
-            );
-            if let Some(problem) = &r.receipt_problem {
-                let _ = writeln!(out, "       receipt: {problem}");
-            }
-            if let (Some(e), Some(false)) = (r.expect, r.met) {
-                let _ = writeln!(out, "       expected {e}");
-            }
-        }
-        if problems.len() > PROBLEMS_SHOWN_MAX {
-            let _ = writeln!(
-                out,
-                "  ... and {} more (see --out)",
-                problems.len() - PROBLEMS_SHOWN_MAX
-            );
-        }
-        let _ = writeln!(out);
-    }
-
-    let mut by_outcome: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for r in results {
-        let entry = by_outcome.entry(r.outcome()).or_default();
-        entry.0 += 1;
-        if r.earlier {
-            entry.1 += 1;
-        }
-    }
-    let _ = writeln!(out, "Outcomes");
-    for (outcome, (count, earlier)) in &by_outcome {
-        let note = if *earlier > 0 {
-            format!(
-                "  ({earlier} decided by an earlier run: the node answered DUPL and moved nothing)"
-            )
-        } else {
-            String::new()
-        };
-        let _ = writeln!(out, "  {outcome:<12} {count:>7}{note}");
-    }
-    let met = results.iter().filter(|r| r.met == Some(true)).count();
-    let unmet = results.iter().filter(|r| r.met == Some(false)).count();
-    let undecided = results
-        .iter()
-        .filter(|r| r.expect.is_some() && r.met.is_none())
-        .count();
-    let without = results.iter().filter(|r| r.expect.is_none()).count();
-    let _ = writeln!(
-        out,
-        "Expectations  {met} met, {unmet} not met, {undecided} undecided (PDNG), {without} \
-         line(s) without one"
-    );
-    let answered = results
-        .iter()
-        .filter(|r| matches!(r.status.as_str(), "ACSC" | "RJCT"))
-        .count();
-    let secs = wall.as_secs_f64();
-    let rate = if secs > 0.0 {
-        answered as f64 / secs
-    } else {
-        0.0
-    };
-    let _ = writeln!(
-        out,
-        "Throughput    {answered} payment(s) decided in {secs:.2} s: {rate:.1} payments/s"
-    );
-    let mut latencies: Vec<Duration> = results.iter().map(|r| r.latency).collect();
-    latencies.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let _ = writeln!(
-        out,
-        "Latency       p50 {:.1} ms, p99 {:.1} ms (per line: quote, sign, submit, answer)",
-        ms(percentile(&latencies, 50.0)),
-        ms(percentile(&latencies, 99.0))
-    );
-    let pending = results.iter().filter(|r| r.status == "PDNG").count();
-    let bad = results
-        .iter()
-        .filter(|r| !r.is_fine() && r.status != "PDNG")
-        .count();
-    if bad > 0 {
-        let _ = writeln!(
-            out,
-            "NOT as expected: {bad} line(s) (marked ✗){}",
-            if pending > 0 {
-                format!(", and {pending} still PDNG")
-            } else {
-                String::new()
-            }
-        );
-        ExitCode::from(1)
-    } else if pending > 0 {
-        let _ = writeln!(
-            out,
-            "In doubt: {pending} payment(s) still PDNG; the nodes resolve them — run the file \
-             again later to learn the outcome (nothing is paid twice)"
-        );
-        ExitCode::from(cmd_pay::EXIT_PENDING)
-    } else {
-        let _ = writeln!(out, "All {} line(s) as expected.", results.len());
-        ExitCode::SUCCESS
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn result(status: &str, reason: &str, expect: Option<Expect>, met: Option<bool>) -> LineResult {
-        LineResult {
-            status: status.into(),
-            reason: reason.into(),
-            expect,
-            met,
-            ..LineResult::default()
-        }
-    }
-
-    #[test]
-    fn a_line_without_expectation_is_fine_when_answered() {
-        assert!(result("ACSC", "", None, None).is_fine());
-        assert!(result("RJCT", "AM04", None, None).is_fine());
-        assert!(!result("ERROR", "", None, None).is_fine());
-        assert!(!result("PDNG", "", None, None).is_fine());
-        let mut no_receipt = result("ACSC", "", None, None);
-        no_receipt.receipt_problem = Some("x".into());
-        assert!(!no_receipt.is_fine());
-    }
-
-    #[test]
-    fn exit_codes_rank_failures_over_pending_over_success() {
-        let ok = result("ACSC", "", Some(Expect::Settled), Some(true));
-        let unmet = result("ACSC", "", Some(Expect::Rejected(None)), Some(false));
-        let pending = result("PDNG", "", Some(Expect::Settled), None);
-        let code = |rs: &[LineResult]| summary(&mut String::new(), rs, Duration::from_secs(1));
-        assert_eq!(code(std::slice::from_ref(&ok)), ExitCode::SUCCESS);
-        assert_eq!(code(&[ok.clone(), pending.clone()]), ExitCode::from(3));
-        assert_eq!(code(&[ok, pending, unmet]), ExitCode::from(1));
-    }
 
     #[test]
     fn unspecified_listen_addresses_are_reached_on_loopback() {
