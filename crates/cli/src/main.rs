@@ -1,6 +1,6 @@
 //! `kakehashi`: the one binary. It parses arguments, formats output and maps outcomes to exit
 //! codes; the domain logic lives in the library crates (`kakehashi-pki`, `kakehashi-ledger`,
-//! `kakehashi-node`).
+//! `kakehashi-protocol`, `kakehashi-node` with its participant flow, `kakehashi-ops`).
 //!
 //! Exit codes, as ripgrep's: 0 success (recognized, audit clean), 1 a negative verdict (not
 //! recognized, audit found discrepancies, conformance regressions), 2 usage or input error. A
