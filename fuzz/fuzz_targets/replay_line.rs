@@ -43,7 +43,7 @@ struct World {
     certs: ParsedCerts,
     /// Each party's node quotes with its receipt-signing key.
     issuers: BTreeMap<String, QuoteIssuer>,
-    /// Any bank will do: `instruction::decode` checks format, not the signature.
+    /// Any bank's key will do: `instruction::decode` checks format, not the signature.
     bank: Bank,
 }
 
@@ -155,7 +155,13 @@ fn check(world: &World, payment: &Payment) {
     };
     let quote = verify_quote_for(quote, &asked, world.trust(), &payment.sending, NOW, 30)
         .unwrap_or_else(|e| panic!("line {}: the node's quote: {e}", payment.line));
-    let signed = replay::instruction(&world.bank, payment, &quote, NOW);
+    // The builder signs as the bank; `kakehashi replay` signs each line with the bank whose BIC
+    // is its debtor agent, so the world's bank goes by that name here.
+    let bank = Bank {
+        bic: payment.debtor_agent.clone(),
+        ..world.bank.clone()
+    };
+    let signed = replay::instruction(&bank, payment, &quote, NOW);
     let instr = instruction::decode(&signed).unwrap_or_else(|r| {
         panic!(
             "line {}: replay accepted a payment whose instruction the node refuses: {}",
