@@ -321,12 +321,6 @@ pub enum PayError {
     /// The amount asked for is not a valid amount.
     #[error("the amount to pay is not valid: {0}")]
     Amount(Rejection),
-    /// The creditor's jurisdiction has no currency under the agreement.
-    #[error("{0} is not a party to the agreement with a currency kakehashi knows")]
-    Counterparty(String),
-    /// The node refused a call with a reason code.
-    #[error("{} refused: {}", .0.step.rpc(), .0.message)]
-    Refused(Refusal),
     /// A call got no answer, or a refusal without a reason code.
     #[error("{} failed: {} ({:?})", .step.rpc(), .status.message(), .status.code())]
     Call {
@@ -335,9 +329,15 @@ pub enum PayError {
         /// What the node or the transport said.
         status: Box<tonic::Status>,
     },
+    /// The creditor's jurisdiction has no currency under the agreement.
+    #[error("{0} is not a party to the agreement with a currency kakehashi knows")]
+    Counterparty(String),
     /// The quote does not verify or is not for what was asked: nothing was signed.
     #[error("the node {0}; nothing was signed")]
     Quote(#[from] QuoteError),
+    /// The node refused a call with a reason code.
+    #[error("{} refused: {}", .0.step.rpc(), .0.message)]
+    Refused(Refusal),
 }
 
 /// A receipt that verified under the agreement.
@@ -352,12 +352,6 @@ pub struct VerifiedReceipt {
 /// Why a report's receipt proves nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReceiptError {
-    /// The payment is reported settled without a receipt.
-    #[error("payment {uetr} is reported settled but carries no receipt")]
-    Missing {
-        /// The payment.
-        uetr: String,
-    },
     /// The receipt does not verify.
     #[error(
         "the receipt of payment {uetr} does not verify under the agreement as {relying}: \
@@ -371,15 +365,21 @@ pub enum ReceiptError {
         /// Why it does not verify.
         rejection: Rejection,
     },
+    /// The payment is reported settled without a receipt.
+    #[error("payment {uetr} is reported settled but carries no receipt")]
+    Missing {
+        /// The payment.
+        uetr: String,
+    },
 }
 
 /// What the node answered.
 #[derive(Clone, Debug)]
 pub enum Answer {
-    /// A pacs.002 status report (boxed: it is five times the size of a refusal).
-    Report(Box<pb::PaymentStatusReport>),
     /// A refusal with a reason code, before a report.
     Refused(Refusal),
+    /// A pacs.002 status report (boxed: it is five times the size of a refusal).
+    Report(Box<pb::PaymentStatusReport>),
 }
 
 /// How [`Participant::pay`] ended.
@@ -587,4 +587,88 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use kakehashi_protocol::reason::ReasonCode;
+
+    use super::*;
+
+    fn mra() -> Mra {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../certs/mra.toml");
+        Mra::load(&path).expect("certs/mra.toml loads")
+    }
+
+    fn jpy(value: &str) -> pb::ActiveCurrencyAndAmount {
+        pb::ActiveCurrencyAndAmount {
+            currency: "JPY".into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_quote_is_asked_in_the_counterpartys_currency_under_the_agreement() {
+        let mra = mra();
+        let jp = Participant::new(&mra, "JP");
+        let ask = jp.ask(&jpy("10000"), "SG").expect("a JPY payment to SG");
+        assert_eq!(ask.source.0.alpha, "JPY");
+        assert_eq!(ask.source.1, 10_000);
+        assert_eq!(ask.counterparty, "SG");
+        assert_eq!(ask.target_currency.alpha, "SGD");
+        assert_eq!(
+            jp.ask(&jpy("10000"), "TH").unwrap().target_currency.alpha,
+            "THB"
+        );
+        assert!(matches!(
+            jp.ask(&jpy("10000"), "XX"),
+            Err(PayError::Counterparty(code)) if code == "XX"
+        ));
+        assert!(matches!(
+            jp.ask(&jpy("1.5"), "SG"),
+            Err(PayError::Amount(r)) if r.code == ReasonCode::Ff01
+        ));
+    }
+
+    #[test]
+    fn a_settled_report_must_carry_a_receipt_that_verifies() {
+        let mra = mra();
+        let jp = Participant::new(&mra, "JP");
+        let now = UnixTime(1_798_761_600);
+        let report =
+            |status: pb::TransactionStatus, receipt: Option<pb::Signed>| pb::PaymentStatusReport {
+                uetr: "eb6305c9-1f7f-49de-aed0-16487c27b42d".into(),
+                transaction_status: status.into(),
+                receipt,
+                ..pb::PaymentStatusReport::default()
+            };
+        let rejected = report(pb::TransactionStatus::Rjct, None);
+        assert!(matches!(jp.verify_receipt(&rejected, now), Ok(None)));
+        let bare = report(pb::TransactionStatus::Acsc, None);
+        let missing = jp.verify_receipt(&bare, now).unwrap_err();
+        assert!(matches!(missing, ReceiptError::Missing { .. }), "{missing}");
+        let forged = report(pb::TransactionStatus::Acsc, Some(pb::Signed::default()));
+        let invalid = jp.verify_receipt(&forged, now).unwrap_err();
+        assert!(
+            matches!(&invalid, ReceiptError::Invalid { relying, .. } if relying == "JP"),
+            "{invalid}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_detail_drops_the_code_the_message_repeats() {
+        let refusal = Refusal {
+            step: Step::Quote,
+            code: "RR04".into(),
+            message: "RR04: source_amount: above this node's limit".into(),
+        };
+        assert_eq!(refusal.detail(), "source_amount: above this node's limit");
+        let plain = Refusal {
+            message: "no code here".into(),
+            ..refusal
+        };
+        assert_eq!(plain.detail(), "no code here");
+        assert_eq!(Step::Quote.rpc(), "GetQuote");
+        assert_eq!(Step::Submit.as_str(), "submit");
+    }
 }

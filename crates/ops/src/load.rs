@@ -454,7 +454,10 @@ impl Target {
         };
         let ask = Participant::new(&*mra, &sender.jurisdiction)
             .ask(&wire, &receiver.jurisdiction)
-            .map_err(|e| LoadError::Options(format!("amount {amount}: {e}")))?;
+            .map_err(|e| match e {
+                PayError::Amount(r) => LoadError::Options(format!("amount {amount}: {r}")),
+                other => LoadError::Routes(other.to_string()),
+            })?;
         if ask.source.1 == 0 {
             return Err(LoadError::Options("amount must be positive".to_owned()));
         }

@@ -292,14 +292,6 @@ impl VerifiedQuote {
 /// Why a participant will not sign at a quote.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QuoteError {
-    /// The quote does not verify ([`verify_quote`]'s rejection says which rule).
-    #[error("sent a quote that does not verify under the agreement as {relying}: {rejection}")]
-    Invalid {
-        /// The jurisdiction that verified it.
-        relying: String,
-        /// Why it does not verify.
-        rejection: Rejection,
-    },
     /// The quote verified, but the debtor would pay another amount than asked.
     #[error(
         "quoted {} for a request of {}",
@@ -319,6 +311,14 @@ pub enum QuoteError {
         quoted: String,
         /// The jurisdiction asked for.
         asked: String,
+    },
+    /// The quote does not verify ([`verify_quote`]'s rejection says which rule).
+    #[error("sent a quote that does not verify under the agreement as {relying}: {rejection}")]
+    Invalid {
+        /// The jurisdiction that verified it.
+        relying: String,
+        /// Why it does not verify.
+        rejection: Rejection,
     },
     /// The quote verified, but the creditor would be paid in another currency.
     #[error("quoted a payment credited in {quoted}, not {asked}")]
