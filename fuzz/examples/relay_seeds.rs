@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+use kakehashi_pki::UnixTime;
+use kakehashi_pki::mra::Mra;
+use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
 use kakehashi_protocol::instruction::{self, Uetr};
 use kakehashi_protocol::money::{Rate, currency};
-use kakehashi_protocol::bank::{self, Bank, Order};
-use kakehashi_protocol::quote::QuoteIssuer;
+use kakehashi_protocol::quote::{QuoteAsk, QuoteIssuer, QuoteOffer, verify_quote_for};
 use kakehashi_protocol::receipt::{ReceiptFile, build_receipt, sign_receipt};
-use kakehashi_pki::UnixTime;
 use prost::Message as _;
 
 /// The fuzz target's fixed time, 2027-01-01T00:00:00Z.
@@ -46,11 +47,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let quote = issuer
         .issue(
-            "SG",
-            (jpy, 25_000),
-            sgd,
-            Rate::parse("0.0087").map_err(|r| r.detail)?,
-            25,
+            &QuoteOffer {
+                counterparty: "SG",
+                source: (jpy, 25_000),
+                target_currency: sgd,
+                mid: Rate::parse("0.0087").map_err(|r| r.detail)?,
+                spread_bps: 25,
+            },
             UnixTime(NOW.0 - 10),
             "Q-JP-0001".into(),
         )
@@ -68,8 +71,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         remittance_information: "Birthday gift".into(),
     };
     let uetr = Uetr::parse("eb6305c9-1f7f-49de-aed0-16487c27b42d").map_err(|r| r.detail)?;
-    let signed_instruction =
-        bank::instruction(&bank, &order, &quote, uetr, NOW).map_err(|r| r.detail)?;
+    // The bank signs only at a quote it verified for the payment, as `kakehashi pay` does.
+    let mra = Mra::load(&certs.join("mra.toml"))?;
+    let asked = QuoteAsk {
+        source: (jpy, 25_000),
+        counterparty: "SG".into(),
+        target_currency: sgd,
+    };
+    let verified = verify_quote_for(quote.clone(), &asked, &mra, "JP", NOW, 30)?;
+    let options = InstructionOptions::default();
+    let signed_instruction = bank::instruction(&bank, &order, &verified, uetr, NOW, &options);
     let instr = instruction::decode(&signed_instruction).map_err(|r| r.detail)?;
     let receipt = build_receipt(&instr, "SG", "JP", (sgd, 21_695), 12_345, NOW);
     let signed_receipt = sign_receipt(

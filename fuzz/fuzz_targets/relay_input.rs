@@ -22,18 +22,18 @@ use std::sync::OnceLock;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use kakehashi_protocol::instruction::{self, ID_CHARS_MAX, NAME_CHARS_MAX, REMITTANCE_CHARS_MAX};
-use kakehashi_protocol::quote::{QuoteIssuer, verify_quote};
-use kakehashi_protocol::receipt::{
-    RECEIPT_FILE_LEN_MAX, ReceiptFile, TRANSACTION_STATUS_ACSC, verify_receipt,
-};
-use kakehashi_protocol::signed::{self, ParsedCerts, Trust};
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::{
     SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT, pb,
 };
+use kakehashi_protocol::instruction::{self, ID_CHARS_MAX, NAME_CHARS_MAX, REMITTANCE_CHARS_MAX};
+use kakehashi_protocol::quote::{QuoteIssuer, QuoteOffer, verify_quote};
+use kakehashi_protocol::receipt::{
+    RECEIPT_FILE_LEN_MAX, ReceiptFile, TRANSACTION_STATUS_ACSC, verify_receipt,
+};
+use kakehashi_protocol::signed::{self, ParsedCerts, Trust};
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
 
@@ -228,11 +228,13 @@ fn quote(world: &World, signed: &pb::Signed, relying: &str) {
     };
     let again = issuer
         .issue(
-            &terms.counterparty,
-            terms.source,
-            terms.target.0,
-            terms.mid,
-            terms.spread_bps,
+            &QuoteOffer {
+                counterparty: &terms.counterparty,
+                source: terms.source,
+                target_currency: terms.target.0,
+                mid: terms.mid,
+                spread_bps: terms.spread_bps,
+            },
             terms.issued_at,
             terms.quote_id.clone(),
         )

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use kakehashi_e2e::{kakehashi_bin, repo_root};
 use kakehashi_node::fault;
-use kakehashi_node::participant;
+use kakehashi_node::participant::{self, Participant};
 use kakehashi_node::{Clock as _, SystemClock};
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::{self as pb, TransactionStatus, payments_client::PaymentsClient};
-use kakehashi_protocol::bank::{self, Bank, Order};
+use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
 use kakehashi_protocol::instruction::Uetr;
 use tonic::transport::Channel;
 
@@ -163,17 +163,18 @@ async fn pay(
     let certs = repo_root().join("certs/jp/banks");
     let bank =
         Bank::load(&certs.join("KKHAJPJ0.pem"), &certs.join("KKHAJPJ0.key.pem")).expect("bank");
-    let quote = client
-        .get_quote(pb::QuoteRequest {
-            counterparty_jurisdiction: "SG".into(),
-            source_amount: Some(pb::ActiveCurrencyAndAmount {
-                currency: "JPY".into(),
-                value: jpy.into(),
-            }),
-        })
+    let mra = mra();
+    let participant = Participant::new(&*mra, "JP");
+    let amount = pb::ActiveCurrencyAndAmount {
+        currency: "JPY".into(),
+        value: jpy.into(),
+    };
+    let ask = participant.ask(&amount, "SG").expect("a JPY amount to SG");
+    let now = SystemClock.now().1;
+    let quote = participant
+        .quote(client, &ask, now)
         .await
-        .expect("quote")
-        .into_inner();
+        .expect("a quote that verifies");
     let uetr = Uetr::new_v4(&ring::rand::SystemRandom::new()).expect("randomness");
     let order = Order {
         debtor_account: 1001,
@@ -183,8 +184,8 @@ async fn pay(
         creditor_name: "Tan Wei Ming".into(),
         remittance_information: "crash test".into(),
     };
-    let now = SystemClock.now().1;
-    let signed = bank::instruction(&bank, &order, &quote, uetr, now).expect("instruction");
+    let options = InstructionOptions::default();
+    let signed = bank::instruction(&bank, &order, &quote, uetr, now, &options);
     let answer = client
         .submit_payment(pb::SubmitPaymentRequest {
             instruction: Some(signed),

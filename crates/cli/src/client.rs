@@ -1,7 +1,7 @@
 //! Connecting to a node's `Payments` API as a participant: TLS with the node's certificate
 //! checked under the mutual-recognition agreement (`node-tls` purpose, the participant's
-//! jurisdiction relying), explicit timeouts and message-size limits, and the translation of
-//! a refused call into a reason code.
+//! jurisdiction relying), explicit timeouts and message-size limits, the balance queries the
+//! commands share, the user's `--amount`, and a refused call as an error message.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,8 +11,9 @@ use anyhow::{Context as _, bail};
 use kakehashi_node::participant::{self, ConnectOptions, ParticipantError};
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::codec::REASON_METADATA;
+use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_protocol::money;
 use tonic::transport::{Channel, Identity};
 
 /// The JP node's public address in the devnet configuration, the default `--node`.
@@ -27,7 +28,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// about 2 MiB; anything beyond 8 MiB is not an answer this client asked for.
 const MESSAGE_BYTES_MAX: usize = 8 << 20;
 
-/// Largest certificate, key or agreement file read (the same bound `cert verify` uses).
+/// Largest certificate, bundle, CRL, key or agreement file read: a long chain of RSA-8192
+/// certificates is well under 1 MiB, and a large CRL under a few; anything bigger is not what
+/// the user meant.
 const INPUT_FILE_SIZE_MAX: u64 = 16 << 20;
 
 /// Arguments every participant command takes to reach a node.
@@ -49,10 +52,125 @@ pub(crate) struct ConnectArgs {
     pub(crate) tls_server_name: Option<String>,
 }
 
+impl ConnectArgs {
+    /// The participant's jurisdiction: `--jurisdiction`, else `country` (the bank
+    /// certificate's), else JP; it must be a party to the agreement.
+    pub(crate) fn relying(&self, mra: &Mra, country: Option<&str>) -> anyhow::Result<String> {
+        let (code, option) = match (&self.jurisdiction, country) {
+            (Some(code), _) => (code.clone(), "--jurisdiction"),
+            (None, Some(country)) => (country.to_owned(), "the bank certificate's country"),
+            (None, None) => ("JP".to_owned(), "the default jurisdiction"),
+        };
+        check_party(mra, &code, option)?;
+        Ok(code)
+    }
+
+    /// Connects to `--node` as `relying`, without a client certificate.
+    pub(crate) async fn connect(
+        &self,
+        mra: &Arc<Mra>,
+        relying: &str,
+    ) -> anyhow::Result<NodeClient> {
+        connect(
+            &self.node,
+            Arc::clone(mra),
+            relying,
+            self.tls_server_name.as_deref(),
+            None,
+        )
+        .await
+    }
+}
+
 /// A connected `Payments` client and the address it reached, for messages.
+#[derive(Clone)]
 pub(crate) struct NodeClient {
     pub(crate) payments: PaymentsClient<Channel>,
     pub(crate) url: String,
+}
+
+impl NodeClient {
+    /// Balances of `accounts` (every account when empty).
+    pub(crate) async fn balances(
+        &mut self,
+        accounts: &[u128],
+    ) -> anyhow::Result<Vec<pb::AccountBalance>> {
+        let request = pb::BalancesRequest {
+            accounts: accounts.iter().map(u128::to_string).collect(),
+        };
+        Ok(self
+            .payments
+            .get_balances(request)
+            .await
+            .map_err(|s| call_error(&self.url, "the balances query", &s))?
+            .into_inner()
+            .balances)
+    }
+
+    /// One account's balance.
+    pub(crate) async fn account_balance(
+        &mut self,
+        account: u128,
+    ) -> anyhow::Result<pb::AccountBalance> {
+        let request = pb::BalancesRequest {
+            accounts: vec![account.to_string()],
+        };
+        let answer = self
+            .payments
+            .get_balances(request)
+            .await
+            .map_err(|s| call_error(&self.url, &format!("balance of account {account}"), &s))?
+            .into_inner();
+        answer
+            .balances
+            .into_iter()
+            .find(|b| b.account == account.to_string())
+            .with_context(|| format!("the node at {} did not report account {account}", self.url))
+    }
+
+    /// The node's currency: the first account's (every account of a node is in its currency).
+    pub(crate) async fn currency(&mut self) -> anyhow::Result<String> {
+        let answer = self
+            .payments
+            .get_balances(pb::BalancesRequest::default())
+            .await
+            .map_err(|s| call_error(&self.url, "balances", &s))?
+            .into_inner();
+        answer
+            .balances
+            .iter()
+            .find_map(|b| b.posted_balance.as_ref().map(|a| a.currency.clone()))
+            .with_context(|| {
+                format!(
+                    "the node at {} reports no accounts to learn its currency from; pass \
+                     --currency",
+                    self.url
+                )
+            })
+    }
+}
+
+/// Checks a user-given amount (`--amount` in major units of `currency`) and returns it as the
+/// wire type.
+pub(crate) fn parse_user_amount(
+    currency: &str,
+    value: &str,
+) -> anyhow::Result<pb::ActiveCurrencyAndAmount> {
+    let amount = pb::ActiveCurrencyAndAmount {
+        currency: currency.to_owned(),
+        value: value.to_owned(),
+    };
+    let (_, minor) = money::parse_amount(&amount).map_err(|r| {
+        anyhow::anyhow!(
+            "--amount {value} {currency}: {}; give a positive decimal in major units with at \
+             most the currency's minor digits, e.g. 10000 (JPY) or 12.50 (SGD)",
+            r.detail
+        )
+    })?;
+    if minor == 0 {
+        bail!("--amount {value}: a payment must be more than zero");
+    }
+    Ok(amount)
 }
 
 /// Loads the agreement and insists that every party signed it: a participant that trusts an
@@ -152,16 +270,6 @@ pub(crate) fn read_bounded(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
         );
     }
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
-/// The reason code a node attached to a refused call, if any (nodes put the ISO 20022 code in
-/// the `kakehashi-reason-code` metadata entry so clients need not parse messages).
-pub(crate) fn reason_code(status: &tonic::Status) -> Option<String> {
-    status
-        .metadata()
-        .get(REASON_METADATA)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 /// A refused call as an error that says what happened and, where it can, what to do.

@@ -19,8 +19,8 @@ use kakehashi_ops::load::{self, LoadOptions, LoadReport, percentile};
 use kakehashi_protocol::money;
 
 use crate::client;
-use crate::cmd_node::{find_configs, load_config};
-use crate::cmd_pay::write_stdout;
+use crate::configs::{find_configs, load_config};
+use crate::output::write_stdout;
 use crate::progress::Progress;
 
 /// Arguments of `kakehashi bench`.

@@ -14,12 +14,11 @@ use kakehashi_pki::purpose::{
     EKU_CLIENT_AUTH, EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING, EKU_SERVER_AUTH, KAKEHASHI_ARC,
 };
 use kakehashi_pki::signature::KeyAlgorithm;
-use kakehashi_pki::{CertRef, Outcome, Purpose, UnixTime};
+use kakehashi_pki::{CertRef, Purpose, UnixTime};
 use serde::Serialize;
 
-/// Largest certificate, bundle or CRL file read: a long chain of RSA-8192 certificates is
-/// well under 1 MiB, and a large CRL under a few; anything bigger is not what the user meant.
-const INPUT_FILE_SIZE_MAX: u64 = 16 << 20;
+use crate::client;
+use crate::output::{CHECKS_HEADING, check_line, write_stdout};
 
 /// What every PEM block starts with (RFC 7468 §2).
 const PEM_BEGIN: &[u8] = b"-----BEGIN ";
@@ -110,25 +109,10 @@ fn inspect(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a file with a size bound and a message that names it.
-fn read_bounded(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if meta.len() > INPUT_FILE_SIZE_MAX {
-        bail!(
-            "{what} {} is {} bytes, more than the {INPUT_FILE_SIZE_MAX}-byte limit; \
-             is it the right file?",
-            path.display(),
-            meta.len()
-        );
-    }
-    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
 /// Reads a certificate file (one DER certificate or PEM `CERTIFICATE` blocks); errors name the
 /// file, the certificate and what failed to parse.
 fn read_certs(path: &Path) -> anyhow::Result<Vec<Cert>> {
-    let bytes = read_bounded(path, "certificate file")?;
+    let bytes = client::read_bounded(path, "certificate file")?;
     if bytes.is_empty() {
         bail!(
             "{} is empty; give a certificate file in PEM or DER form",
@@ -456,9 +440,15 @@ impl CertInfo {
             self.index,
             file.display()
         );
-        let field = |out: &mut String, label: &str, value: &str| {
-            let _ = writeln!(out, "  {label:<20} {value}");
-        };
+        self.write_identity(out);
+        self.write_usage(out);
+        self.write_policies(out);
+        self.write_constraints_and_ids(out);
+        self.write_other_extensions(out);
+    }
+
+    /// Names, validity, key and fingerprint.
+    fn write_identity(&self, out: &mut String) {
         field(out, "subject", &self.subject);
         field(out, "issuer", &self.issuer);
         field(out, "serial", &self.serial);
@@ -478,6 +468,10 @@ impl CertInfo {
         if self.self_issued {
             field(out, "self-issued", "yes");
         }
+    }
+
+    /// What the certificate may be used for: CA or not, key usages, names.
+    fn write_usage(&self, out: &mut String) {
         if let Some(bc) = &self.basic_constraints {
             let mut v = if bc.ca {
                 "CA".to_owned()
@@ -512,6 +506,10 @@ impl CertInfo {
                 &format!("{}{}", sans.join(", "), self.critical("2.5.29.17")),
             );
         }
+    }
+
+    /// Certificate policies, their mappings and constraints.
+    fn write_policies(&self, out: &mut String) {
         if let Some(policies) = &self.policies {
             let list: Vec<String> = policies.iter().map(OidInfo::text).collect();
             field(
@@ -553,6 +551,10 @@ impl CertInfo {
                 &format!("{n}{}", self.critical("2.5.29.54")),
             );
         }
+    }
+
+    /// Name constraints, key identifiers and CRL distribution points.
+    fn write_constraints_and_ids(&self, out: &mut String) {
         if let Some(nc) = &self.name_constraints {
             let show = |list: &Option<Vec<String>>| match list {
                 Some(l) if l.is_empty() => "(empty)".to_owned(),
@@ -598,6 +600,10 @@ impl CertInfo {
             let label = if i == 0 { "cRLDistributionPoints" } else { "" };
             field(out, label, &format!("{dp}{}", self.critical("2.5.29.31")));
         }
+    }
+
+    /// Every other extension, and warnings for what makes paths through it invalid.
+    fn write_other_extensions(&self, out: &mut String) {
         let shown = [
             "2.5.29.14",
             "2.5.29.15",
@@ -644,6 +650,12 @@ impl CertInfo {
             );
         }
     }
+}
+
+/// One labelled line of `cert inspect`.
+fn field(out: &mut String, label: &str, value: &str) {
+    // Writing to a String cannot fail; the result is ignored for that reason.
+    let _ = writeln!(out, "  {label:<20} {value}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -753,7 +765,7 @@ fn now() -> anyhow::Result<UnixTime> {
 /// Reads CRLs from a file: one DER CRL, or PEM `X509 CRL` blocks (RFC 7468 §6; other blocks
 /// are skipped).
 fn read_crls(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let bytes = read_bounded(path, "CRL file")?;
+    let bytes = client::read_bounded(path, "CRL file")?;
     if !bytes.windows(PEM_BEGIN.len()).any(|w| w == PEM_BEGIN) && bytes.first() != Some(&0x30) {
         bail!(
             "{}: neither PEM (no -----BEGIN line) nor DER (does not start with an ASN.1 \
@@ -770,15 +782,6 @@ fn read_crls(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
         );
     }
     Ok(crls)
-}
-
-/// Check marks: pass, fail, not applicable.
-fn mark(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "✓",
-        Outcome::Fail => "✗",
-        Outcome::NotApplicable => "·",
-    }
 }
 
 fn cert_line(c: &CertRef) -> String {
@@ -805,6 +808,18 @@ fn write_verdict(
     let _ = writeln!(out, "time       {} (from {time_source})", verdict.time);
 
     let _ = writeln!(out);
+    write_path(out, verdict);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{CHECKS_HEADING}");
+    for check in &verdict.checks {
+        let _ = writeln!(out, "{}", check_line(check));
+    }
+    let _ = writeln!(out);
+    write_recognition(out, verdict, mra);
+}
+
+/// The path built, leaf first, as a tree (or the closest candidate when none validated).
+fn write_path(out: &mut String, verdict: &RecognitionVerdict) {
     if verdict.path.is_empty() {
         let _ = writeln!(out, "path       (none built)");
     } else {
@@ -836,28 +851,10 @@ fn write_verdict(
             );
         }
     }
+}
 
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "checks (✓ pass, ✗ fail, · not applicable; [n] is the position on the path)"
-    );
-    for check in &verdict.checks {
-        let on = check
-            .cert
-            .as_ref()
-            .map_or_else(|| "   ".to_owned(), |c| format!("[{}]", c.position));
-        let _ = writeln!(
-            out,
-            "  {} {on} {}: {}  ({})",
-            mark(check.outcome),
-            check.name,
-            check.detail,
-            check.rule
-        );
-    }
-
-    let _ = writeln!(out);
+/// The verdict: recognized under which row, or not and why.
+fn write_recognition(out: &mut String, verdict: &RecognitionVerdict, mra: &Mra) {
     if verdict.recognized {
         let clause = verdict.clause.as_deref().unwrap_or("?");
         let level = match (verdict.level_reached, verdict.level_required) {
@@ -906,14 +903,6 @@ fn write_verdict(
             let _ = writeln!(out, "  why          {}", reason.message);
         }
     }
-}
-
-fn write_stdout(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
 }
 
 #[cfg(test)]

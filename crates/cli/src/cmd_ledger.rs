@@ -16,7 +16,7 @@ use kakehashi_ledger::{AuditOptions, AuditReport};
 use kakehashi_ops::pair_audit::{self, PairReport};
 
 use crate::client;
-use crate::cmd_node::load_config;
+use crate::configs::load_config;
 
 /// Largest public-key file read: a PEM SubjectPublicKeyInfo is about 113 bytes.
 const KEY_FILE_SIZE_MAX: u64 = 64 << 10;

@@ -16,6 +16,8 @@
 //! error, nothing sent; 3 all decided lines as expected but some payment still PDNG (in doubt;
 //! run the file again later to learn the outcome).
 
+mod results;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -25,21 +27,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use kakehashi_node::participant::{
+    Answer, Participant, PayError, ReceiptError, Refusal, Step, VerifiedReceipt,
+};
 use kakehashi_ops::load;
-use kakehashi_ops::load::percentile;
-use kakehashi_ops::replay::{self, Expect, Parties, Payment};
+use kakehashi_ops::replay::{self, Parties, Payment};
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money;
-use kakehashi_protocol::quote::verify_quote;
-use kakehashi_protocol::receipt::{ReceiptFile, verify_receipt};
+use kakehashi_protocol::receipt::ReceiptFile;
+use kakehashi_protocol::status::{self, status_name};
 use tonic::transport::Channel;
 
-use crate::client;
-use crate::cmd_node::{find_configs, load_config};
-use crate::cmd_pay::{self, Bank, amount_text, reason_meaning, status_name, write_stdout};
+use crate::client::{self, NodeClient};
+use crate::configs::{SG_PORT_OFFSET, find_configs, load_config};
+use crate::output::{amount_text, write_stdout};
+use crate::payer::{self, Bank};
 use crate::progress::Progress;
+use results::{LineResult, summary, write_results};
 
 /// Default payments in flight: a few, so a file replays quickly without crowding a laptop's
 /// devnet.
@@ -50,9 +57,6 @@ const CONCURRENCY_DEFAULT: usize = 4;
 /// default); more would only queue.
 const CONCURRENCY_MAX: usize = 64;
 
-/// Clock skew allowed when checking a quote's expiry, as the devnet nodes allow.
-const QUOTE_CLOCK_SKEW_SECS: u64 = 30;
-
 /// Default `--pending-wait`: the nodes' recovery loop asks the receiver every 2 s, so 10 s
 /// covers several rounds.
 const PENDING_WAIT_SECS_DEFAULT: u64 = 10;
@@ -62,16 +66,6 @@ const PENDING_WAIT_SECS_MAX: u64 = 3_600;
 
 /// How often a PDNG payment's status is asked for while waiting.
 const PENDING_POLL: Duration = Duration::from_millis(200);
-
-/// Files with at most this many lines get a table row per line; longer ones list only the
-/// lines that were not as expected.
-const TABLE_ROWS_MAX: usize = 200;
-
-/// At most this many problem lines are listed in the summary (all are in `--out`).
-const PROBLEMS_SHOWN_MAX: usize = 50;
-
-/// With `--base-port N` the SG node listens this far above the JP node (as `devnet` does).
-const SG_PORT_OFFSET: u16 = 100;
 
 /// Arguments of `kakehashi replay`.
 #[derive(clap::Args)]
@@ -128,126 +122,17 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     client::runtime()?.block_on(replay(args))
 }
 
-/// A line's outcome.
-#[derive(Clone, Debug, Default)]
-struct LineResult {
-    line: usize,
-    uetr: String,
-    end_to_end_id: String,
-    route: String,
-    /// ACSC, RJCT, PDNG, or ERROR when no answer came.
-    status: String,
-    reason: String,
-    detail: String,
-    decided_by: String,
-    /// Which call decided: quote, submit, status (a PDNG resolved by asking).
-    stage: &'static str,
-    /// The node answered DUPL and the UETR's payment is this line's: the outcome is that
-    /// payment's, decided by an earlier run (or an earlier identical line).
-    earlier: bool,
-    /// What the node answered to this submission when `earlier` (RJCT DUPL).
-    resubmission_answer: Option<String>,
-    debited: Option<String>,
-    credited: Option<String>,
-    receipt: Option<serde_json::Value>,
-    receipt_problem: Option<String>,
-    expect: Option<Expect>,
-    /// None while undecided (PDNG) or without expectation.
-    met: Option<bool>,
-    latency: Duration,
-}
-
-impl LineResult {
-    fn outcome(&self) -> String {
-        if self.reason.is_empty() {
-            self.status.clone()
-        } else {
-            format!("{} {}", self.status, self.reason)
-        }
-    }
-
-    /// Fine: as expected, or answered when nothing was expected.
-    fn is_fine(&self) -> bool {
-        match self.met {
-            Some(met) => met,
-            None => {
-                self.expect.is_none()
-                    && matches!(self.status.as_str(), "ACSC" | "RJCT")
-                    && self.receipt_problem.is_none()
-            }
-        }
-    }
-
-    fn json(&self) -> ResultJson<'_> {
-        let some = |text: &str| (!text.is_empty()).then(|| text.to_owned());
-        ResultJson {
-            line: self.line,
-            uetr: &self.uetr,
-            end_to_end_id: &self.end_to_end_id,
-            route: &self.route,
-            status: &self.status,
-            reason: some(&self.reason),
-            detail: &self.detail,
-            decided_by: some(&self.decided_by),
-            stage: self.stage,
-            decided_earlier: self.earlier,
-            resubmission_answer: self.resubmission_answer.as_deref(),
-            debited: self.debited.as_deref(),
-            credited: self.credited.as_deref(),
-            expected: self.expect.map(|e| e.to_string()),
-            met: self.met,
-            latency_ms: (self.latency.as_secs_f64() * 1e6).round() / 1e3,
-            receipt: self.receipt.as_ref(),
-            receipt_problem: self.receipt_problem.as_deref(),
-        }
-    }
-}
-
-/// One line of `--out`, members in this order.
-#[derive(serde::Serialize)]
-struct ResultJson<'a> {
-    line: usize,
-    uetr: &'a str,
-    end_to_end_id: &'a str,
-    route: &'a str,
-    status: &'a str,
-    reason: Option<String>,
-    detail: &'a str,
-    decided_by: Option<String>,
-    stage: &'a str,
-    decided_earlier: bool,
-    resubmission_answer: Option<&'a str>,
-    debited: Option<&'a str>,
-    credited: Option<&'a str>,
-    expected: Option<String>,
-    met: Option<bool>,
-    latency_ms: f64,
-    receipt: Option<&'a serde_json::Value>,
-    receipt_problem: Option<&'a str>,
-}
-
 /// What every line task shares.
 struct Shared {
     mra: Arc<Mra>,
-    nodes: BTreeMap<String, PaymentsClient<Channel>>,
+    nodes: BTreeMap<String, NodeClient>,
     banks: Vec<Bank>,
     pending_wait: Duration,
     progress: Progress,
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    if !(1..=CONCURRENCY_MAX).contains(&args.concurrency) {
-        bail!(
-            "--concurrency {}: give 1 to {CONCURRENCY_MAX}",
-            args.concurrency
-        );
-    }
-    if args.pending_wait > PENDING_WAIT_SECS_MAX {
-        bail!(
-            "--pending-wait {}: at most {PENDING_WAIT_SECS_MAX} s",
-            args.pending_wait
-        );
-    }
+    check_options(&args)?;
     let mra = Arc::new(client::load_mra(&args.mra)?);
     let parties: Parties = mra
         .jurisdictions
@@ -279,27 +164,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Err(errors) => return Ok(input_errors(&args.file, &errors)),
     };
     let urls = node_urls(&args, &payments)?;
-
-    let mut header = String::new();
-    let mut routes: BTreeMap<String, usize> = BTreeMap::new();
-    for p in &payments {
-        *routes.entry(route(p)).or_default() += 1;
-    }
-    let _ = writeln!(
-        header,
-        "kakehashi replay {}: {} payment(s) ({}), concurrency {}",
-        args.file.display(),
-        payments.len(),
-        routes
-            .iter()
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        args.concurrency
-    );
-    for (code, url) in &urls {
-        let _ = writeln!(header, "  {code}  {url}");
-    }
+    let mut header = header(&args, &payments, &urls);
     if args.check {
         let _ = writeln!(header, "\nThe file is valid; --check sent nothing. UETRs:");
         for p in &payments {
@@ -322,7 +187,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             None,
         )
         .await?;
-        nodes.insert(code.clone(), node.payments);
+        nodes.insert(code.clone(), node);
     }
     let progress = Progress::start(
         u64::try_from(payments.len()).unwrap_or(u64::MAX),
@@ -337,20 +202,78 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         progress: progress.clone(),
     });
 
-    // 3. Lines sharing a UETR form a chain run in file order; chains run concurrently.
-    let mut chains: Vec<Vec<usize>> = Vec::new();
-    let mut chain_of: BTreeMap<kakehashi_protocol::instruction::Uetr, usize> = BTreeMap::new();
-    for (index, p) in payments.iter().enumerate() {
-        let chain = *chain_of.entry(p.uetr).or_insert_with(|| {
-            chains.push(Vec::new());
-            chains.len() - 1
-        });
-        chains[chain].push(index);
+    // 3. Every line, `--concurrency` at a time.
+    let started = Instant::now();
+    let results = send_lines(&shared, payments, bank_of, args.concurrency).await?;
+    let wall = started.elapsed();
+    progress.finish();
+
+    if let Some(path) = &args.out {
+        write_results(path, &results)?;
     }
+    let mut out = String::new();
+    let code = summary(&mut out, &results, wall);
+    if let Some(path) = &args.out {
+        let _ = writeln!(out, "Results per line: {}", path.display());
+    }
+    write_stdout(&out)?;
+    Ok(code)
+}
+
+/// Refuses options out of range.
+fn check_options(args: &ReplayArgs) -> anyhow::Result<()> {
+    if !(1..=CONCURRENCY_MAX).contains(&args.concurrency) {
+        bail!(
+            "--concurrency {}: give 1 to {CONCURRENCY_MAX}",
+            args.concurrency
+        );
+    }
+    if args.pending_wait > PENDING_WAIT_SECS_MAX {
+        bail!(
+            "--pending-wait {}: at most {PENDING_WAIT_SECS_MAX} s",
+            args.pending_wait
+        );
+    }
+    Ok(())
+}
+
+/// What will be sent where: the payments by route and the node of each sending jurisdiction.
+fn header(args: &ReplayArgs, payments: &[Payment], urls: &BTreeMap<String, String>) -> String {
+    let mut header = String::new();
+    let mut routes: BTreeMap<String, usize> = BTreeMap::new();
+    for p in payments {
+        *routes.entry(route(p)).or_default() += 1;
+    }
+    let _ = writeln!(
+        header,
+        "kakehashi replay {}: {} payment(s) ({}), concurrency {}",
+        args.file.display(),
+        payments.len(),
+        routes
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.concurrency
+    );
+    for (code, url) in urls {
+        let _ = writeln!(header, "  {code}  {url}");
+    }
+    header
+}
+
+/// Sends every line and returns the results in file order. Lines sharing a UETR form a chain
+/// run in file order; chains run concurrently, `concurrency` at a time.
+async fn send_lines(
+    shared: &Arc<Shared>,
+    payments: Vec<Payment>,
+    bank_of: Vec<usize>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<LineResult>> {
+    let chains = chains(&payments);
     let payments = Arc::new(payments);
     let bank_of = Arc::new(bank_of);
-    let window = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
-    let started = Instant::now();
+    let window = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = Vec::with_capacity(chains.len());
     for chain in chains {
         let permit = Arc::clone(&window)
@@ -358,7 +281,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("the concurrency window closed")?;
         let (shared, payments, bank_of) = (
-            Arc::clone(&shared),
+            Arc::clone(shared),
             Arc::clone(&payments),
             Arc::clone(&bank_of),
         );
@@ -380,20 +303,21 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             results[index] = Some(result);
         }
     }
-    let wall = started.elapsed();
-    progress.finish();
-    let results: Vec<LineResult> = results.into_iter().flatten().collect();
+    Ok(results.into_iter().flatten().collect())
+}
 
-    if let Some(path) = &args.out {
-        write_results(path, &results)?;
+/// The indexes of the lines of each UETR, in file order; chains in order of first appearance.
+fn chains(payments: &[Payment]) -> Vec<Vec<usize>> {
+    let mut chains: Vec<Vec<usize>> = Vec::new();
+    let mut chain_of: BTreeMap<Uetr, usize> = BTreeMap::new();
+    for (index, p) in payments.iter().enumerate() {
+        let chain = *chain_of.entry(p.uetr).or_insert_with(|| {
+            chains.push(Vec::new());
+            chains.len() - 1
+        });
+        chains[chain].push(index);
     }
-    let mut out = String::new();
-    let code = summary(&mut out, &results, wall);
-    if let Some(path) = &args.out {
-        let _ = writeln!(out, "Results per line: {}", path.display());
-    }
-    write_stdout(&out)?;
-    Ok(code)
+    chains
 }
 
 /// Reads the replay file whole, refusing one beyond [`replay::FILE_BYTES_MAX`] before reading.
@@ -579,40 +503,44 @@ async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResul
         return errored(result, started, format!("no node for {}", payment.sending));
     };
     let mut node = node.clone();
-    let report = match quote_and_submit(shared, &mut node, payment, bank, &mut result).await {
-        Ok(report) => report,
-        Err(detail) => return errored(result, started, detail),
-    };
-    let mut report = report;
-    // A known UETR: DUPL. If it is this very payment, report its outcome (decided earlier).
-    let direct = (
-        status_name(&report).to_owned(),
-        report.status_reason_code.clone(),
+    let participant = Participant::new(shared.mra.as_ref(), &payment.sending);
+    let (direct, mut receipt) =
+        match pay_line(&participant, &mut node, payment, bank, &mut result).await {
+            Ok(answer) => answer,
+            Err(detail) => return errored(result, started, detail),
+        };
+    let direct_status = (
+        status_name(direct.transaction_status()),
+        direct.status_reason_code.clone(),
     );
-    if direct.0 == "RJCT"
-        && direct.1 == "DUPL"
-        && let Ok(earlier) = status(&mut node, payment).await
+    let mut report = direct;
+    // A known UETR: DUPL. If it is this very payment, report its outcome (decided earlier).
+    if direct_status.0 == "RJCT"
+        && direct_status.1 == "DUPL"
+        && let Ok(earlier) = status(&mut node.payments, payment).await
         && payment.is_same_as(&earlier)
     {
         report = earlier;
+        receipt = None;
         result.earlier = true;
-        result.resubmission_answer = Some(format!("{} {}", direct.0, direct.1));
+        result.resubmission_answer = Some(status::with_reason(direct_status.0, &direct_status.1));
     }
-    if status_name(&report) == "PDNG" {
+    if report.transaction_status() == pb::TransactionStatus::Pdng {
         let deadline = Instant::now() + shared.pending_wait;
         while Instant::now() < deadline {
             tokio::time::sleep(PENDING_POLL).await;
-            if let Ok(now) = status(&mut node, payment).await {
+            if let Ok(now) = status(&mut node.payments, payment).await {
                 report = now;
+                receipt = None;
                 result.stage = "status";
-                if status_name(&report) != "PDNG" {
+                if report.transaction_status() != pb::TransactionStatus::Pdng {
                     break;
                 }
             }
         }
     }
     result.latency = started.elapsed();
-    result.status = status_name(&report).to_owned();
+    result.status = status_name(report.transaction_status()).to_owned();
     result.reason = report.status_reason_code.clone();
     result.detail = report.status_reason_detail.clone();
     result.decided_by = report.decided_by.clone();
@@ -624,15 +552,26 @@ async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResul
         .credited_amount
         .as_ref()
         .map(|a| amount_text(Some(a)));
-    if result.status == "ACSC" {
-        check_receipt(shared, payment, &report, &mut result);
+    if report.transaction_status() == pb::TransactionStatus::Acsc {
+        // The receipt the flow verified, or, for a report asked for since, verified now.
+        let verified = match receipt {
+            Some(verified) => verified,
+            None => match client::now() {
+                Ok(now) => participant.verify_receipt(&report, now),
+                Err(e) => {
+                    result.receipt_problem = Some(format!("{e:#}"));
+                    Ok(None)
+                }
+            },
+        };
+        keep_receipt(&report, verified, &mut result);
     }
     result.met = match (payment.expect, result.status.as_str()) {
         (_, "PDNG") | (None, _) => None,
         (Some(expect), status) => Some(
             result.receipt_problem.is_none()
                 && (expect.is_met_by(status, &result.reason)
-                    || (result.earlier && expect.is_met_by(&direct.0, &direct.1))),
+                    || (result.earlier && expect.is_met_by(direct_status.0, &direct_status.1))),
         ),
     };
     result
@@ -646,67 +585,42 @@ fn errored(mut result: LineResult, started: Instant, detail: String) -> LineResu
     result
 }
 
-/// Quotes, checks the quote, signs and submits. A refusal with a reason code is a report (RJCT);
-/// `Err` is a call that got no answer or a quote that cannot be trusted (nothing signed).
-async fn quote_and_submit(
-    shared: &Shared,
-    node: &mut PaymentsClient<Channel>,
+/// What the flow's receipt check found: `None` when the report is not the flow's own.
+type ReceiptCheck = Option<Result<Option<VerifiedReceipt>, ReceiptError>>;
+
+/// Pays the line through the participant flow (quote, verify, check, sign, submit, verify the
+/// receipt). A refusal with a reason code is a report (RJCT); `Err` is a call that got no
+/// answer or a quote that cannot be trusted (nothing signed).
+async fn pay_line(
+    participant: &Participant<'_>,
+    node: &mut NodeClient,
     payment: &Payment,
     bank: &Bank,
     result: &mut LineResult,
-) -> Result<pb::PaymentStatusReport, String> {
-    let request = pb::QuoteRequest {
-        counterparty_jurisdiction: payment.receiving.clone(),
-        source_amount: Some(payment.amount.clone()),
-    };
-    let quote = match node.get_quote(request).await {
-        Ok(answer) => answer.into_inner(),
-        Err(status) => return refused(payment, &status, "GetQuote"),
-    };
+) -> Result<(pb::PaymentStatusReport, ReceiptCheck), String> {
     let now = client::now().map_err(|e| format!("{e:#}"))?;
-    let (terms, _) = verify_quote(
-        &quote,
-        shared.mra.as_ref(),
-        &payment.sending,
-        now,
-        QUOTE_CLOCK_SKEW_SECS,
-        &[],
-    )
-    .map_err(|r| format!("the quote does not verify under the agreement: {r}; nothing was sent"))?;
-    if terms.source.0.alpha != payment.amount.currency
-        || terms.source.1 != payment.amount_minor
-        || terms.counterparty != payment.receiving
-        || terms.target.0.alpha != payment.target_currency.alpha
+    let request = replay::request(payment);
+    match participant
+        .pay(&mut node.payments, &bank.identity, &request, now)
+        .await
     {
-        return Err(format!(
-            "the node quoted {} {} to {} in {} for a request of {} {} to {} in {}; nothing was \
-             signed or sent",
-            terms.source.1,
-            terms.source.0.alpha,
-            terms.counterparty,
-            terms.target.0.alpha,
-            payment.amount.value,
-            payment.amount.currency,
-            payment.receiving,
-            payment.target_currency.alpha
-        ));
-    }
-    let signed = replay::instruction(&bank.identity, payment, &quote, now);
-    result.stage = "submit";
-    let request = pb::SubmitPaymentRequest {
-        instruction: Some(signed),
-    };
-    match node.submit_payment(request).await {
-        Ok(answer) => Ok(answer.into_inner()),
-        Err(status) if client::reason_code(&status).is_some() => {
-            refused(payment, &status, "SubmitPayment")
+        Ok(paid) => {
+            result.stage = paid.step().as_str();
+            match paid.answer {
+                Answer::Report(report) => Ok((*report, Some(paid.receipt))),
+                Answer::Refused(refusal) => Ok((refused(payment, &refusal), None)),
+            }
         }
-        Err(call_status) => {
+        Err(PayError::Call {
+            step: Step::Submit,
+            status: call_status,
+        }) => {
             // No answer: the node may still have taken it. Ask before calling it lost.
-            match status(node, payment).await {
+            result.stage = "submit";
+            match status(&mut node.payments, payment).await {
                 Ok(report) => {
                     result.stage = "status";
-                    Ok(report)
+                    Ok((report, None))
                 }
                 Err(_) => Err(format!(
                     "SubmitPayment got no answer: {} ({:?}); the node does not know the UETR \
@@ -716,38 +630,23 @@ async fn quote_and_submit(
                 )),
             }
         }
+        Err(error) => Err(format!("{:#}", payer::pay_error(&node.url, error))),
     }
 }
 
-/// A call refused with a reason code as a rejection report; any other failure is an error.
-fn refused(
-    payment: &Payment,
-    status: &tonic::Status,
-    call: &str,
-) -> Result<pb::PaymentStatusReport, String> {
-    let Some(code) = client::reason_code(status) else {
-        return Err(format!(
-            "{call} failed: {} ({:?})",
-            status.message(),
-            status.code()
-        ));
-    };
-    // The message repeats the code ("RR04: source_amount: ..."); the report carries it apart.
-    let message = status.message();
-    let detail = message
-        .strip_prefix(code.as_str())
-        .and_then(|rest| rest.strip_prefix(": "))
-        .unwrap_or(message);
-    Ok(pb::PaymentStatusReport {
+/// A call refused with a reason code, as a rejection report.
+fn refused(payment: &Payment, refusal: &Refusal) -> pb::PaymentStatusReport {
+    pb::PaymentStatusReport {
         uetr: payment.uetr.to_string(),
         end_to_end_id: payment.end_to_end_id.clone(),
         transaction_status: pb::TransactionStatus::Rjct.into(),
-        status_reason_code: code.clone(),
-        status_reason_detail: detail.to_owned(),
+        status_reason_code: refusal.code.clone(),
+        // The message repeats the code ("RR04: source_amount: ..."); the report carries it apart.
+        status_reason_detail: refusal.detail().to_owned(),
         interbank_settlement_amount: Some(payment.amount.clone()),
         decided_by: payment.sending.clone(),
         ..pb::PaymentStatusReport::default()
-    })
+    }
 }
 
 async fn status(
@@ -761,241 +660,24 @@ async fn status(
     .map(tonic::Response::into_inner)
 }
 
-/// Verifies a settled payment's receipt as the debtor's jurisdiction and keeps it.
-fn check_receipt(
-    shared: &Shared,
-    payment: &Payment,
+/// Keeps a settled payment's receipt, and what is wrong with it when it did not verify (as
+/// the debtor's jurisdiction).
+fn keep_receipt(
     report: &pb::PaymentStatusReport,
+    verified: Result<Option<VerifiedReceipt>, ReceiptError>,
     result: &mut LineResult,
 ) {
-    let Some(signed) = &report.receipt else {
-        result.receipt_problem = Some("reported settled without a receipt".to_owned());
-        return;
-    };
-    let now = match client::now() {
-        Ok(now) => now,
-        Err(e) => {
-            result.receipt_problem = Some(format!("{e:#}"));
-            return;
-        }
-    };
-    if let Err(r) = verify_receipt(signed, shared.mra.as_ref(), &payment.sending, now) {
-        result.receipt_problem = Some(format!("the receipt does not verify: {r}"));
+    if let Err(problem) = verified {
+        result.receipt_problem = Some(problem.to_string());
     }
-    result.receipt = ReceiptFile::new(signed.clone())
-        .ok()
+    result.receipt = (report.receipt.clone())
+        .and_then(|signed| ReceiptFile::new(signed).ok())
         .and_then(|file| serde_json::from_str(&file.to_json()).ok());
-}
-
-fn write_results(path: &Path, results: &[LineResult]) -> anyhow::Result<()> {
-    let mut text = String::new();
-    for r in results {
-        text.push_str(&serde_json::to_string(&r.json())?);
-        text.push('\n');
-    }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Writes the table and summary; returns the exit code.
-fn summary(out: &mut String, results: &[LineResult], wall: Duration) -> ExitCode {
-    let _ = writeln!(out);
-    let rows: Vec<&LineResult> = if results.len() <= TABLE_ROWS_MAX {
-        results.iter().collect()
-    } else {
-        results.iter().filter(|r| !r.is_fine()).collect()
-    };
-    if !rows.is_empty() {
-        let cells: Vec<[String; 7]> = rows
-            .iter()
-            .map(|r| {
-                let outcome = if r.earlier {
-                    format!("{} (earlier run)", r.outcome())
-                } else {
-                    r.outcome()
-                };
-                let expected = match (r.expect, r.met) {
-                    (Some(e), Some(true)) => format!("{e} ✓"),
-                    (Some(e), Some(false)) => format!("{e} ✗"),
-                    (Some(e), None) => format!("{e} ?"),
-                    (None, _) if r.is_fine() => "-".to_owned(),
-                    (None, _) => "- ✗".to_owned(),
-                };
-                [
-                    r.line.to_string(),
-                    r.uetr.chars().take(8).collect(),
-                    r.route.clone(),
-                    r.debited.clone().unwrap_or_else(|| "-".to_owned()),
-                    r.credited.clone().unwrap_or_else(|| "-".to_owned()),
-                    outcome,
-                    expected,
-                ]
-            })
-            .collect();
-        cmd_pay::write_table(
-            out,
-            &[
-                "line", "uetr", "route", "debited", "credited", "outcome", "expected",
-            ],
-            &cells,
-            &[true, false, false, true, true, false, false],
-        );
-        let _ = writeln!(out);
-    }
-    let problems: Vec<&LineResult> = results
-        .iter()
-        .filter(|r| !r.is_fine() || r.status == "RJCT")
-        .collect();
-    if !problems.is_empty() {
-        let _ = writeln!(out, "Rejected, failed or unexpected:");
-        for r in problems.iter().take(PROBLEMS_SHOWN_MAX) {
-            let meaning = if r.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", reason_meaning(&r.reason))
-            };
-            let mark = if r.is_fine() { "" } else { "✗ " };
-            let _ = writeln!(
-                out,
-                "  {mark}line {} {}{meaning}: {}",
-                r.line,
-                r.outcome(),
-                r.detail
-            );
-            if let Some(problem) = &r.receipt_problem {
-                let _ = writeln!(out, "       receipt: {problem}");
-            }
-            if let (Some(e), Some(false)) = (r.expect, r.met) {
-                let _ = writeln!(out, "       expected {e}");
-            }
-        }
-        if problems.len() > PROBLEMS_SHOWN_MAX {
-            let _ = writeln!(
-                out,
-                "  ... and {} more (see --out)",
-                problems.len() - PROBLEMS_SHOWN_MAX
-            );
-        }
-        let _ = writeln!(out);
-    }
-
-    let mut by_outcome: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for r in results {
-        let entry = by_outcome.entry(r.outcome()).or_default();
-        entry.0 += 1;
-        if r.earlier {
-            entry.1 += 1;
-        }
-    }
-    let _ = writeln!(out, "Outcomes");
-    for (outcome, (count, earlier)) in &by_outcome {
-        let note = if *earlier > 0 {
-            format!(
-                "  ({earlier} decided by an earlier run: the node answered DUPL and moved nothing)"
-            )
-        } else {
-            String::new()
-        };
-        let _ = writeln!(out, "  {outcome:<12} {count:>7}{note}");
-    }
-    let met = results.iter().filter(|r| r.met == Some(true)).count();
-    let unmet = results.iter().filter(|r| r.met == Some(false)).count();
-    let undecided = results
-        .iter()
-        .filter(|r| r.expect.is_some() && r.met.is_none())
-        .count();
-    let without = results.iter().filter(|r| r.expect.is_none()).count();
-    let _ = writeln!(
-        out,
-        "Expectations  {met} met, {unmet} not met, {undecided} undecided (PDNG), {without} \
-         line(s) without one"
-    );
-    let answered = results
-        .iter()
-        .filter(|r| matches!(r.status.as_str(), "ACSC" | "RJCT"))
-        .count();
-    let secs = wall.as_secs_f64();
-    let rate = if secs > 0.0 {
-        answered as f64 / secs
-    } else {
-        0.0
-    };
-    let _ = writeln!(
-        out,
-        "Throughput    {answered} payment(s) decided in {secs:.2} s: {rate:.1} payments/s"
-    );
-    let mut latencies: Vec<Duration> = results.iter().map(|r| r.latency).collect();
-    latencies.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let _ = writeln!(
-        out,
-        "Latency       p50 {:.1} ms, p99 {:.1} ms (per line: quote, sign, submit, answer)",
-        ms(percentile(&latencies, 50.0)),
-        ms(percentile(&latencies, 99.0))
-    );
-    let pending = results.iter().filter(|r| r.status == "PDNG").count();
-    let bad = results
-        .iter()
-        .filter(|r| !r.is_fine() && r.status != "PDNG")
-        .count();
-    if bad > 0 {
-        let _ = writeln!(
-            out,
-            "NOT as expected: {bad} line(s) (marked ✗){}",
-            if pending > 0 {
-                format!(", and {pending} still PDNG")
-            } else {
-                String::new()
-            }
-        );
-        ExitCode::from(1)
-    } else if pending > 0 {
-        let _ = writeln!(
-            out,
-            "In doubt: {pending} payment(s) still PDNG; the nodes resolve them — run the file \
-             again later to learn the outcome (nothing is paid twice)"
-        );
-        ExitCode::from(cmd_pay::EXIT_PENDING)
-    } else {
-        let _ = writeln!(out, "All {} line(s) as expected.", results.len());
-        ExitCode::SUCCESS
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn result(status: &str, reason: &str, expect: Option<Expect>, met: Option<bool>) -> LineResult {
-        LineResult {
-            status: status.into(),
-            reason: reason.into(),
-            expect,
-            met,
-            ..LineResult::default()
-        }
-    }
-
-    #[test]
-    fn a_line_without_expectation_is_fine_when_answered() {
-        assert!(result("ACSC", "", None, None).is_fine());
-        assert!(result("RJCT", "AM04", None, None).is_fine());
-        assert!(!result("ERROR", "", None, None).is_fine());
-        assert!(!result("PDNG", "", None, None).is_fine());
-        let mut no_receipt = result("ACSC", "", None, None);
-        no_receipt.receipt_problem = Some("x".into());
-        assert!(!no_receipt.is_fine());
-    }
-
-    #[test]
-    fn exit_codes_rank_failures_over_pending_over_success() {
-        let ok = result("ACSC", "", Some(Expect::Settled), Some(true));
-        let unmet = result("ACSC", "", Some(Expect::Rejected(None)), Some(false));
-        let pending = result("PDNG", "", Some(Expect::Settled), None);
-        let code = |rs: &[LineResult]| summary(&mut String::new(), rs, Duration::from_secs(1));
-        assert_eq!(code(std::slice::from_ref(&ok)), ExitCode::SUCCESS);
-        assert_eq!(code(&[ok.clone(), pending.clone()]), ExitCode::from(3));
-        assert_eq!(code(&[ok, pending, unmet]), ExitCode::from(1));
-    }
 
     #[test]
     fn unspecified_listen_addresses_are_reached_on_loopback() {

@@ -1,6 +1,6 @@
 //! `kakehashi`: the one binary. It parses arguments, formats output and maps outcomes to exit
 //! codes; the domain logic lives in the library crates (`kakehashi-pki`, `kakehashi-ledger`,
-//! `kakehashi-node`).
+//! `kakehashi-protocol`, `kakehashi-node` with its participant flow, `kakehashi-ops`).
 //!
 //! Exit codes, as ripgrep's: 0 success (recognized, audit clean), 1 a negative verdict (not
 //! recognized, audit found discrepancies, conformance regressions), 2 usage or input error. A
@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod client;
+mod cmd_account;
 mod cmd_bench;
 mod cmd_cert;
 mod cmd_conformance;
@@ -26,7 +27,11 @@ mod cmd_ledger;
 mod cmd_node;
 mod cmd_pay;
 mod cmd_pki;
+mod cmd_receipt;
 mod cmd_replay;
+mod configs;
+mod output;
+mod payer;
 mod progress;
 
 #[derive(Parser)]
@@ -48,9 +53,9 @@ struct Cli {
 enum Command {
     /// Operator: open, fund or close accounts on a node (needs an operator certificate).
     #[command(subcommand)]
-    Account(cmd_pay::AccountCommand),
+    Account(cmd_account::AccountCommand),
     /// Show account balances on a node.
-    Balance(cmd_pay::BalanceArgs),
+    Balance(cmd_account::BalanceArgs),
     /// Benchmark the relay: JP→SG payments through two in-process nodes; payments/s,
     /// latency percentiles and an exact balance check (exit 1 if not exact).
     Bench(cmd_bench::BenchArgs),
@@ -80,7 +85,7 @@ enum Command {
     Quote(cmd_pay::QuoteArgs),
     /// Verify signed payment receipts offline.
     #[command(subcommand)]
-    Receipt(cmd_pay::ReceiptCommand),
+    Receipt(cmd_receipt::ReceiptCommand),
     /// Replay a JSON Lines file of payments against running nodes and check each outcome
     /// against its expectation (exit 0 as expected, 1 not, 2 bad input, 3 still pending).
     Replay(cmd_replay::ReplayArgs),
@@ -98,8 +103,8 @@ fn main() -> ExitCode {
     };
     init_tracing(cli.log.as_deref().unwrap_or(default_log));
     let result = match cli.command {
-        Command::Account(cmd) => cmd_pay::run_account(cmd),
-        Command::Balance(args) => cmd_pay::run_balance(args),
+        Command::Account(cmd) => cmd_account::run_account(cmd),
+        Command::Balance(args) => cmd_account::run_balance(args),
         Command::Bench(args) => cmd_bench::run(args),
         Command::Cert(cmd) => cmd_cert::run(cmd),
         Command::Conformance(args) => cmd_conformance::run(args),
@@ -110,7 +115,7 @@ fn main() -> ExitCode {
         Command::Pay(args) => cmd_pay::run_pay(args),
         Command::Pki(cmd) => cmd_pki::run_pki(cmd),
         Command::Quote(args) => cmd_pay::run_quote(args),
-        Command::Receipt(cmd) => cmd_pay::run_receipt(cmd),
+        Command::Receipt(cmd) => cmd_receipt::run(cmd),
         Command::Replay(args) => cmd_replay::run(args),
         Command::Status(args) => cmd_pay::run_status(args),
     };

@@ -12,7 +12,7 @@ use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::pb::{self as pb, TransactionStatus};
 use kakehashi_protocol::money::{self, Rate};
-use kakehashi_protocol::quote::QuoteIssuer;
+use kakehashi_protocol::quote::{QuoteIssuer, QuoteOffer};
 use prost::Message;
 use tonic::Code;
 
@@ -182,11 +182,13 @@ async fn every_rejection_moves_nothing() {
     };
     let stale = issuer
         .issue(
-            "SG",
-            (money::currency("JPY").expect("JPY"), 1000),
-            money::currency("SGD").expect("SGD"),
-            Rate::parse("0.0087").expect("rate"),
-            25,
+            &QuoteOffer {
+                counterparty: "SG",
+                source: (money::currency("JPY").expect("JPY"), 1000),
+                target_currency: money::currency("SGD").expect("SGD"),
+                mid: Rate::parse("0.0087").expect("rate"),
+                spread_bps: 25,
+            },
             UnixTime(now().0 - 3600),
             "Q-test-stale".into(),
         )

@@ -5,10 +5,12 @@
 //! engineer asks for: settled payments per second, SubmitPayment latency percentiles, answers
 //! by status and reason, and a check that every balance moved by exactly the settled sums.
 //!
-//! Every payment is a GetQuote and a SubmitPayment (or one item of the bidirectional
-//! SubmitPayments stream): an ACSC answer means the payment is durable on both ledgers. The
-//! client, both nodes and their disks share the machine, so the figures measure one box end to
-//! end, not a node alone.
+//! Every payment takes the participant flow of `kakehashi_node::participant`: a GetQuote whose
+//! quote is verified under the agreement and checked against the amount and destination before
+//! the bank signs at it, then a SubmitPayment (or one item of the bidirectional SubmitPayments
+//! stream): an ACSC answer means the payment is durable on both ledgers. The client, both nodes
+//! and their disks share the machine, so the figures measure one box end to end, not a node
+//! alone.
 //!
 //! Routes come from the configurations, not from code: route `i` pays from the sender's `i`-th
 //! customer account to the receiver's `i`-th (modulo their number), signed by the bank that
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
@@ -32,12 +35,15 @@ use tonic::transport::Channel;
 
 use kakehashi_node::config::{AccountKind, Config};
 use kakehashi_node::node::{Node, RunningNode};
-use kakehashi_node::participant::{self, ParticipantError};
+use kakehashi_node::participant::{self, Participant, ParticipantError, PayError};
 use kakehashi_node::tls::TlsIdentity;
 use kakehashi_node::{Clock as _, SystemClock};
-use kakehashi_protocol::bank::{self, Bank, Order};
+use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money::{self, Currency};
+use kakehashi_protocol::quote::QuoteAsk;
+use kakehashi_protocol::signed::{ParsedCerts, Trust};
+use kakehashi_protocol::status::{self, status_name};
 
 /// Largest number of instructions one SubmitPayments stream has in flight on the node
 /// (service.rs `STREAM_CONCURRENCY`); more only queue in the stream.
@@ -51,11 +57,14 @@ pub const CONCURRENCY_MAX: usize = 256;
 /// under a gigabyte.
 pub const PAYMENTS_MAX: usize = 10_000_000;
 
+/// The remittance information of every payment.
+const REMITTANCE: &str = "kakehashi bench";
+
 /// How many times [`start_pair`] picks fresh ports when a node cannot bind the ones chosen
 /// (another process may take a released port before the node binds it).
-const START_ATTEMPTS: usize = 3;
+const START_ATTEMPTS_MAX: usize = 3;
 
-/// What went wrong with a load run (not a payment's outcome: those are [`Outcome`]s).
+/// What went wrong with a load run (not a payment's outcome: those are [`PaymentOutcome`]s).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The options are out of range.
@@ -75,6 +84,10 @@ pub enum LoadError {
     /// Connecting or loading an identity failed.
     #[error(transparent)]
     Participant(#[from] ParticipantError),
+    /// A payment stopped without an outcome: a call failed, or the quote does not verify or is
+    /// not for the payment asked (then nothing was signed).
+    #[error(transparent)]
+    Pay(#[from] PayError),
     /// A call failed without a payment outcome.
     #[error("{what}: {status}")]
     Call {
@@ -216,7 +229,7 @@ pub async fn start_pair(
     data_dir: &Path,
 ) -> Result<Pair, LoadError> {
     let mut last = None;
-    for _ in 0..START_ATTEMPTS {
+    for _ in 0..START_ATTEMPTS_MAX {
         let p = free_ports()?;
         let relay = |port: u16| format!("https://127.0.0.1:{port}");
         let configure = |config: &Config, own: &[u16], peer: &Config, peer_relay: u16| {
@@ -268,16 +281,8 @@ pub async fn start_pair(
 pub struct Route {
     /// The debtor's bank (signs the instructions).
     pub bank: Bank,
-    /// The debtor's account and name.
-    pub debtor_account: u128,
-    /// The debtor's name.
-    pub debtor_name: String,
-    /// The creditor's bank.
-    pub creditor_bic: String,
-    /// The creditor's account.
-    pub creditor_account: u128,
-    /// The creditor's name.
-    pub creditor_name: String,
+    /// The debtor's and the creditor's accounts and names, and the remittance information.
+    pub order: Order,
 }
 
 /// The routes between `sender`'s and `receiver`'s customer accounts (see the module
@@ -319,11 +324,14 @@ pub fn routes(sender: &Config, receiver: &Config, certs: &Path) -> Result<Vec<Ro
             creditors[i % creditors.len()].clone();
         out.push(Route {
             bank,
-            debtor_account,
-            debtor_name,
-            creditor_bic,
-            creditor_account,
-            creditor_name,
+            order: Order {
+                debtor_account,
+                debtor_name,
+                creditor_agent_bic: creditor_bic,
+                creditor_account,
+                creditor_name,
+                remittance_information: REMITTANCE.to_owned(),
+            },
         });
     }
     Ok(out)
@@ -331,7 +339,7 @@ pub fn routes(sender: &Config, receiver: &Config, certs: &Path) -> Result<Vec<Ro
 
 /// What one payment came back with.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct PaymentOutcome {
     /// Index into the routes.
     pub route: usize,
     /// The pacs.002 status.
@@ -342,7 +350,7 @@ pub struct Outcome {
     pub credited_minor: u128,
     /// SubmitPayment alone (or the stream item from send to answer).
     pub submit: Duration,
-    /// GetQuote, signing and SubmitPayment.
+    /// GetQuote, verifying the quote, signing and SubmitPayment.
     pub total: Duration,
 }
 
@@ -354,7 +362,7 @@ pub type Balances = BTreeMap<u128, (u128, u128)>;
 #[derive(Clone, Debug)]
 pub struct LoadReport {
     /// One per payment, in no particular order.
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<PaymentOutcome>,
     /// From the first submission to the last answer.
     pub wall: Duration,
     /// The sender's currency and each payment's amount in its minor units.
@@ -391,13 +399,14 @@ impl LoadReport {
     pub fn by_status(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for o in &self.outcomes {
-            *out.entry(status_key(o.status, &o.reason)).or_default() += 1;
+            *out.entry(status::with_reason(status_name(o.status), &o.reason))
+                .or_default() += 1;
         }
         out
     }
 
     /// The latencies `pick` selects, sorted.
-    pub fn sorted(&self, pick: impl Fn(&Outcome) -> Duration) -> Vec<Duration> {
+    pub fn sorted(&self, pick: impl Fn(&PaymentOutcome) -> Duration) -> Vec<Duration> {
         let mut v: Vec<Duration> = self.outcomes.iter().map(pick).collect();
         v.sort_unstable();
         v
@@ -406,17 +415,6 @@ impl LoadReport {
     /// Whether every payment settled and every balance moved by exactly the settled sums.
     pub fn is_exact(&self) -> bool {
         self.settled() == self.outcomes.len() && self.balance_problems.is_empty()
-    }
-}
-
-/// `ACSC`, `RJCT AM04`, `PDNG`: a status and its reason code, as tables show them.
-pub fn status_key(status: pb::TransactionStatus, reason: &str) -> String {
-    let name = status.as_str_name();
-    let name = name.strip_prefix("TRANSACTION_STATUS_").unwrap_or(name);
-    if reason.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name} {reason}")
     }
 }
 
@@ -433,27 +431,76 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .unwrap_or_default()
 }
 
-/// Everything a run needs to reach the sender as a participant.
+/// Everything a run needs to pay through the sender as its banks do: where the node is, the
+/// trust quotes are verified under (with caches: every payment checks the same node's chain),
+/// and what every payment asks a quote for.
 struct Target {
     url: String,
     server_name: String,
     mra: Arc<Mra>,
+    recognition: RecognitionCache,
+    certs: ParsedCerts,
     relying: String,
-    counterparty: String,
-    amount: pb::ActiveCurrencyAndAmount,
+    ask: QuoteAsk,
 }
 
 impl Target {
-    async fn connect(&self) -> Result<PaymentsClient<Channel>, LoadError> {
+    /// The sender of `pair` paying `amount` (major units of its currency) to the receiver.
+    fn new(pair: &Pair, mra: Arc<Mra>, amount: &str) -> Result<Self, LoadError> {
+        let sender = &pair.sender_config;
+        let receiver = &pair.receiver_config;
+        let wire = pb::ActiveCurrencyAndAmount {
+            currency: own_currency(&mra, sender)?.alpha.to_owned(),
+            value: amount.to_owned(),
+        };
+        let ask = Participant::new(&*mra, &sender.jurisdiction)
+            .ask(&wire, &receiver.jurisdiction)
+            .map_err(|e| match e {
+                PayError::Amount(r) => LoadError::Options(format!("amount {amount}: {r}")),
+                other => LoadError::Routes(other.to_string()),
+            })?;
+        if ask.source.1 == 0 {
+            return Err(LoadError::Options("amount must be positive".to_owned()));
+        }
+        let recognition = RecognitionCache::new(&mra)
+            .map_err(|e| LoadError::Run(format!("the recognition cache: {e}")))?;
+        Ok(Self {
+            url: format!("https://{}", pair.sender.public_addr),
+            server_name: server_name(sender, receiver),
+            mra,
+            recognition,
+            certs: ParsedCerts::new(),
+            relying: sender.jurisdiction.clone(),
+            ask,
+        })
+    }
+
+    /// The sender's banks as participants.
+    fn participant(&self) -> Participant<'_> {
+        let trust = Trust::cached(&self.mra, &self.recognition).with_parsed_certs(&self.certs);
+        Participant::new(trust, &self.relying)
+    }
+
+    /// A new connection to the sender, with `identity` for the operator calls.
+    async fn connect(
+        &self,
+        identity: Option<&TlsIdentity>,
+    ) -> Result<PaymentsClient<Channel>, LoadError> {
         Ok(participant::connect(
             &self.url,
             &self.server_name,
             Arc::clone(&self.mra),
             &self.relying,
-            None,
+            identity,
         )
         .await?)
     }
+}
+
+/// The name `of`'s TLS certificate carries, as its peer knows it.
+fn server_name(of: &Config, peer: &Config) -> String {
+    peer.peer(&of.jurisdiction)
+        .map_or_else(|| "localhost".to_owned(), |p| p.server_name.clone())
 }
 
 /// Runs the load on a started pair and checks the balances after. `progress` is called once
@@ -471,67 +518,15 @@ pub async fn run(
     }
     let sender = &pair.sender_config;
     let receiver = &pair.receiver_config;
-    let currency = own_currency(&mra, sender)?;
     let credited_currency = own_currency(&mra, receiver)?;
-    let wire = pb::ActiveCurrencyAndAmount {
-        currency: currency.alpha.to_owned(),
-        value: options.amount.clone(),
-    };
-    let (_, amount_minor) = money::parse_amount(&wire)
-        .map_err(|r| LoadError::Options(format!("amount {}: {r}", options.amount)))?;
-    if amount_minor == 0 {
-        return Err(LoadError::Options("amount must be positive".to_owned()));
-    }
-    // The name the sender's TLS certificate carries, as its peer knows it.
-    let server_name = |of: &Config, peer: &Config| {
-        peer.peer(&of.jurisdiction)
-            .map_or_else(|| "localhost".to_owned(), |p| p.server_name.clone())
-    };
-    let target = Arc::new(Target {
-        url: format!("https://{}", pair.sender.public_addr),
-        server_name: server_name(sender, receiver),
-        mra: Arc::clone(&mra),
-        relying: sender.jurisdiction.clone(),
-        counterparty: receiver.jurisdiction.clone(),
-        amount: wire,
-    });
-
+    let target = Arc::new(Target::new(pair, Arc::clone(&mra), &options.amount)?);
     if options.fund {
-        let identity = TlsIdentity::load(&sender.tls.cert, &sender.tls.key).map_err(|e| {
-            LoadError::Run(format!("the operator identity (the node's TLS pair): {e}"))
-        })?;
-        let mut operator = participant::connect(
-            &target.url,
-            &target.server_name,
-            Arc::clone(&mra),
-            &sender.jurisdiction,
-            Some(&identity),
-        )
-        .await?;
-        let payments = u128::try_from(options.payments).unwrap_or(u128::MAX);
-        let need = amount_minor.checked_mul(payments).ok_or_else(|| {
-            LoadError::Options("payments × amount overflows the currency".to_owned())
-        })?;
-        let mut funded = Vec::new();
-        for route in routes.iter() {
-            if funded.contains(&route.debtor_account) {
-                continue;
-            }
-            funded.push(route.debtor_account);
-            operator
-                .fund_account(pb::FundAccountRequest {
-                    account: route.debtor_account.to_string(),
-                    amount: Some(money::format_amount(currency, need)),
-                })
-                .await
-                .map_err(call(format!("funding account {}", route.debtor_account)))?;
-        }
+        fund_debtors(&target, sender, &routes, options.payments).await?;
     }
 
-    let mut sender_view = target.connect().await?;
-    let receiver_url = format!("https://{}", pair.receiver.public_addr);
+    let mut sender_view = target.connect(None).await?;
     let mut receiver_view = participant::connect(
-        &receiver_url,
+        &format!("https://{}", pair.receiver.public_addr),
         &server_name(receiver, sender),
         Arc::clone(&mra),
         &receiver.jurisdiction,
@@ -560,28 +555,59 @@ pub async fn run(
     let mut report = LoadReport {
         outcomes,
         wall,
-        amount: (currency, amount_minor),
+        amount: target.ask.source,
         credited_currency,
         balance_problems: Vec::new(),
         moved: (0, 0),
     };
-    check_balances(
-        &mut report,
-        &routes,
-        (
-            &sender.jurisdiction,
-            &sender_before,
-            &sender_after,
-            corridor,
-        ),
-        (
-            &receiver.jurisdiction,
-            &receiver_before,
-            &receiver_after,
-            liquidity,
-        ),
+    let sender_side = (
+        sender.jurisdiction.as_str(),
+        &sender_before,
+        &sender_after,
+        corridor,
     );
+    let receiver_side = (
+        receiver.jurisdiction.as_str(),
+        &receiver_before,
+        &receiver_after,
+        liquidity,
+    );
+    check_balances(&mut report, &routes, sender_side, receiver_side);
     Ok(report)
+}
+
+/// Credits every debtor account of `routes` with enough for `payments` payments, as the
+/// sender's operator (its TLS identity, which the devnet lists as an operator).
+async fn fund_debtors(
+    target: &Target,
+    sender: &Config,
+    routes: &[Route],
+    payments: usize,
+) -> Result<(), LoadError> {
+    let identity = TlsIdentity::load(&sender.tls.cert, &sender.tls.key)
+        .map_err(|e| LoadError::Run(format!("the operator identity (the node's TLS pair): {e}")))?;
+    let mut operator = target.connect(Some(&identity)).await?;
+    let (currency, amount_minor) = target.ask.source;
+    let payments = u128::try_from(payments).unwrap_or(u128::MAX);
+    let need = amount_minor
+        .checked_mul(payments)
+        .ok_or_else(|| LoadError::Options("payments × amount overflows the currency".to_owned()))?;
+    let mut funded = Vec::new();
+    for route in routes {
+        let account = route.order.debtor_account;
+        if funded.contains(&account) {
+            continue;
+        }
+        funded.push(account);
+        operator
+            .fund_account(pb::FundAccountRequest {
+                account: account.to_string(),
+                amount: Some(money::format_amount(currency, need)),
+            })
+            .await
+            .map_err(call(format!("funding account {account}")))?;
+    }
+    Ok(())
 }
 
 fn own_currency(mra: &Mra, config: &Config) -> Result<&'static Currency, LoadError> {
@@ -595,34 +621,20 @@ fn own_currency(mra: &Mra, config: &Config) -> Result<&'static Currency, LoadErr
         })
 }
 
-/// Quotes payment on `route` and builds its signed instruction under a fresh UETR.
-pub async fn quoted_instruction(
+/// The participant flow's first steps for one payment on `route`: a quote, verified under the
+/// agreement and checked against what the run asks, then the instruction signed at it under a
+/// fresh UETR. Nothing is signed at a quote that does not verify.
+async fn signed_instruction(
+    target: &Target,
     client: &mut PaymentsClient<Channel>,
     route: &Route,
-    counterparty: &str,
-    amount: &pb::ActiveCurrencyAndAmount,
 ) -> Result<(pb::Signed, Uetr), LoadError> {
-    let quote = client
-        .get_quote(pb::QuoteRequest {
-            counterparty_jurisdiction: counterparty.to_owned(),
-            source_amount: Some(amount.clone()),
-        })
-        .await
-        .map_err(call("GetQuote"))?
-        .into_inner();
+    let (_, now) = SystemClock.now();
+    let quote = target.participant().quote(client, &target.ask, now).await?;
     let uetr = Uetr::new_v4(&ring::rand::SystemRandom::new())
         .map_err(|_| LoadError::Run("the system random source failed".to_owned()))?;
-    let order = Order {
-        debtor_account: route.debtor_account,
-        debtor_name: route.debtor_name.clone(),
-        creditor_agent_bic: route.creditor_bic.clone(),
-        creditor_account: route.creditor_account,
-        creditor_name: route.creditor_name.clone(),
-        remittance_information: "kakehashi bench".to_owned(),
-    };
-    let (_, now) = SystemClock.now();
-    let signed = bank::instruction(&route.bank, &order, &quote, uetr, now)
-        .map_err(|r| LoadError::Run(format!("building the instruction: {r}")))?;
+    let options = InstructionOptions::default();
+    let signed = bank::instruction(&route.bank, &route.order, &quote, uetr, now, &options);
     Ok((signed, uetr))
 }
 
@@ -631,13 +643,13 @@ fn outcome(
     report: &pb::PaymentStatusReport,
     submit: Duration,
     total: Duration,
-) -> Outcome {
+) -> PaymentOutcome {
     let credited_minor = report
         .credited_amount
         .as_ref()
         .and_then(|a| money::parse_amount(a).ok())
         .map_or(0, |(_, minor)| minor);
-    Outcome {
+    PaymentOutcome {
         route,
         status: report.transaction_status(),
         reason: report.status_reason_code.clone(),
@@ -654,10 +666,10 @@ async fn run_unary(
     target: &Arc<Target>,
     routes: &Arc<Vec<Route>>,
     progress: &Arc<dyn Fn() + Send + Sync>,
-) -> Result<(Vec<Outcome>, Duration), LoadError> {
+) -> Result<(Vec<PaymentOutcome>, Duration), LoadError> {
     let mut clients = Vec::with_capacity(options.concurrency);
     for _ in 0..options.concurrency {
-        clients.push(target.connect().await?);
+        clients.push(target.connect(None).await?);
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -673,21 +685,9 @@ async fn run_unary(
             let mut out = Vec::with_capacity(share);
             for _ in 0..share {
                 let t0 = Instant::now();
-                let (signed, _) = quoted_instruction(
-                    &mut client,
-                    &routes[route],
-                    &target.counterparty,
-                    &target.amount,
-                )
-                .await?;
+                let (signed, _) = signed_instruction(&target, &mut client, &routes[route]).await?;
                 let t1 = Instant::now();
-                let report = client
-                    .submit_payment(pb::SubmitPaymentRequest {
-                        instruction: Some(signed),
-                    })
-                    .await
-                    .map_err(call("SubmitPayment"))?
-                    .into_inner();
+                let report = participant::submit(&mut client, signed).await?;
                 let t2 = Instant::now();
                 out.push(outcome(route, &report, t2 - t1, t2 - t0));
                 progress();
@@ -716,7 +716,7 @@ async fn run_stream(
     target: &Arc<Target>,
     routes: &Arc<Vec<Route>>,
     progress: &Arc<dyn Fn() + Send + Sync>,
-) -> Result<(Vec<Outcome>, Duration), LoadError> {
+) -> Result<(Vec<PaymentOutcome>, Duration), LoadError> {
     let streams = options.stream_count();
     let window = Arc::new(Semaphore::new(options.concurrency));
     let mut senders = Vec::new();
@@ -724,8 +724,8 @@ async fn run_stream(
     let mut readers = Vec::new();
     let started = Instant::now();
     for _ in 0..streams {
-        let mut submitter = target.connect().await?;
-        quoters.push(target.connect().await?);
+        let mut submitter = target.connect(None).await?;
+        quoters.push(target.connect(None).await?);
         let (tx, rx) = mpsc::channel::<pb::SubmitPaymentRequest>(options.concurrency);
         let mut answers = submitter
             .submit_payments(ReceiverStream::new(rx))
@@ -772,13 +772,7 @@ async fn run_stream(
         producers.push(tokio::spawn(async move {
             let route = i % routes.len();
             let t0 = Instant::now();
-            let (signed, uetr) = quoted_instruction(
-                &mut quoter,
-                &routes[route],
-                &target.counterparty,
-                &target.amount,
-            )
-            .await?;
+            let (signed, uetr) = signed_instruction(&target, &mut quoter, &routes[route]).await?;
             let t1 = Instant::now();
             in_flight
                 .lock()
@@ -864,9 +858,9 @@ fn check_balances(report: &mut LoadReport, routes: &[Route], sender: Side<'_>, r
         let Some(route) = routes.get(o.route) else {
             continue;
         };
-        let d = debited.entry(route.debtor_account).or_default();
+        let d = debited.entry(route.order.debtor_account).or_default();
         *d = d.saturating_add(report.amount.1);
-        let c = credited.entry(route.creditor_account).or_default();
+        let c = credited.entry(route.order.creditor_account).or_default();
         *c = c.saturating_add(o.credited_minor);
         total.0 = total.0.saturating_add(report.amount.1);
         total.1 = total.1.saturating_add(o.credited_minor);
@@ -893,11 +887,11 @@ fn check_balances(report: &mut LoadReport, routes: &[Route], sender: Side<'_>, r
     }
     // Accounts of the routes that settled nothing must not have moved either.
     for route in routes {
-        if !debited.contains_key(&route.debtor_account) {
-            expect(&sender, route.debtor_account, 0);
+        if !debited.contains_key(&route.order.debtor_account) {
+            expect(&sender, route.order.debtor_account, 0);
         }
-        if !credited.contains_key(&route.creditor_account) {
-            expect(&receiver, route.creditor_account, 0);
+        if !credited.contains_key(&route.order.creditor_account) {
+            expect(&receiver, route.order.creditor_account, 0);
         }
     }
     expect(&sender, sender.3, signed(total.0));
@@ -974,11 +968,5 @@ mod tests {
         assert_eq!(options(1).stream_count(), 1);
         assert_eq!(options(STREAM_WINDOW_MAX).stream_count(), 1);
         assert_eq!(options(STREAM_WINDOW_MAX + 1).stream_count(), 2);
-    }
-
-    #[test]
-    fn status_keys_name_status_and_reason() {
-        assert_eq!(status_key(pb::TransactionStatus::Acsc, ""), "ACSC");
-        assert_eq!(status_key(pb::TransactionStatus::Rjct, "AM04"), "RJCT AM04");
     }
 }

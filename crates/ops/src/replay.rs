@@ -48,18 +48,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use kakehashi_node::participant::PaymentRequest;
 use kakehashi_pki::UnixTime;
-use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
 use kakehashi_proto::pb;
-use prost::Message as _;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use kakehashi_protocol::bank::{Bank, INSTRUCTION_LIFETIME_SECS};
-use kakehashi_protocol::instruction::{ChargeBearer, Uetr, to_timestamp};
+use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
+use kakehashi_protocol::instruction::{ChargeBearer, Uetr};
 use kakehashi_protocol::money::{self, Currency};
+use kakehashi_protocol::quote::VerifiedQuote;
 use kakehashi_protocol::reason::ReasonCode;
-use kakehashi_protocol::signed;
 
 mod line;
 
@@ -79,13 +78,9 @@ pub const PAYMENTS_MAX: usize = 1_000_000;
 /// few enough to read.
 pub const ERRORS_MAX: usize = 50;
 
-/// How long before now an `expired_instruction` fault dates the instruction's creation; it
-/// expires a minute after that, so it is past expiry even under the 3 minutes of clock skew a
-/// node might allow (the devnet allows 30 s).
-pub const EXPIRED_CREATED_AGO_SECS: i64 = 300;
-
-/// Lifetime of an `expired_instruction` fault's instruction.
-const EXPIRED_LIFETIME_SECS: i64 = 60;
+/// How long before now an `expired_instruction` fault dates the instruction's creation (the
+/// instruction builder's [`bank::Fault::ExpiredInstruction`]).
+pub use kakehashi_protocol::bank::EXPIRED_CREATED_AGO_SECS;
 
 /// Domain tag of derived UETRs, versioned so that a change of the derivation never collides
 /// with UETRs derived before.
@@ -346,58 +341,64 @@ pub fn derive_uetr(seed: &str, canonical: &str, occurrence: u64) -> Uetr {
     Uetr(bytes)
 }
 
-/// Builds the instruction for `payment` at `quote` (whose source amount the caller checked is
-/// `payment.amount`) and signs it with `bank`'s key; applies the line's fault, if any. `now` is
-/// the creation time.
+/// What the participant flow sends for `payment`: the line's amount, receiving jurisdiction,
+/// parties, references, charge bearer and fault.
+pub fn request(payment: &Payment) -> PaymentRequest {
+    let (order, options) = order(payment);
+    PaymentRequest {
+        uetr: payment.uetr,
+        amount: payment.amount.clone(),
+        counterparty: payment.receiving.clone(),
+        order,
+        options,
+    }
+}
+
+/// The order and instruction options of `payment`.
+fn order(payment: &Payment) -> (Order, InstructionOptions) {
+    let order = Order {
+        debtor_account: payment.debtor_account,
+        debtor_name: payment.debtor_name.clone(),
+        creditor_agent_bic: payment.creditor_agent.clone(),
+        creditor_account: payment.creditor_account,
+        creditor_name: payment.creditor_name.clone(),
+        remittance_information: payment.remittance_information.clone(),
+    };
+    let options = InstructionOptions {
+        end_to_end_id: Some(payment.end_to_end_id.clone()),
+        instruction_id: Some(payment.instruction_id.clone()),
+        charge_bearer: Some(payment.charge_bearer),
+        fault: payment.fault.map(|fault| match fault {
+            Fault::BadSignature => bank::Fault::BadSignature,
+            Fault::ExpiredInstruction => bank::Fault::ExpiredInstruction,
+        }),
+    };
+    (order, options)
+}
+
+/// Builds the instruction for `payment` at `quote` (verified for the line's amount and
+/// receiving jurisdiction) and signs it with `bank`'s key; applies the line's fault, if any.
+/// `now` is the creation time.
 pub fn instruction(
     bank: &Bank,
     payment: &Payment,
-    quote: &pb::Signed,
+    quote: &VerifiedQuote,
     now: UnixTime,
 ) -> pb::Signed {
-    let (created, expiry) = match payment.fault {
-        Some(Fault::ExpiredInstruction) => {
-            let created = now.0.saturating_sub(EXPIRED_CREATED_AGO_SECS);
-            (created, created.saturating_add(EXPIRED_LIFETIME_SECS))
-        }
-        _ => (now.0, now.0.saturating_add(INSTRUCTION_LIFETIME_SECS)),
-    };
-    let body = pb::CreditTransferInstruction {
-        uetr: payment.uetr.to_string(),
-        end_to_end_id: payment.end_to_end_id.clone(),
-        instruction_id: payment.instruction_id.clone(),
-        creation_date_time: Some(to_timestamp(UnixTime(created))),
-        expiry_date_time: Some(to_timestamp(UnixTime(expiry))),
-        interbank_settlement_amount: Some(payment.amount.clone()),
-        charge_bearer: payment.charge_bearer.as_str().to_owned(),
-        debtor_agent_bic: payment.debtor_agent.clone(),
-        debtor_account: payment.debtor_account.to_string(),
-        debtor_name: payment.debtor_name.clone(),
-        creditor_agent_bic: payment.creditor_agent.clone(),
-        creditor_account: payment.creditor_account.to_string(),
-        creditor_name: payment.creditor_name.clone(),
-        remittance_information: payment.remittance_information.clone(),
-        quote: Some(quote.clone()),
-    };
-    let mut signed = signed::sign(
-        SIGNING_DOMAIN_INSTRUCTION,
-        body.encode_to_vec(),
-        &bank.key,
-        &bank.chain,
-    );
-    if payment.fault == Some(Fault::BadSignature)
-        && let Some(first) = signed.signature.first_mut()
-    {
-        *first ^= 1;
-    }
-    signed
+    let (order, options) = order(payment);
+    bank::instruction(bank, &order, quote, payment.uetr, now, &options)
 }
 
 #[cfg(test)]
 mod tests {
+    use kakehashi_protocol::instruction;
+    use kakehashi_protocol::money::Rate;
+    use kakehashi_protocol::quote::{QuoteAsk, QuoteIssuer, QuoteOffer, verify_quote_for};
+    use prost::Message as _;
     use serde_json::Value;
 
     use super::*;
+    use crate::test_support::{at_2027, chain, key, mra};
 
     fn parties() -> Parties {
         let mut p = Parties::new();
@@ -815,13 +816,38 @@ mod tests {
         assert!(!p.is_same_as(&pb::PaymentStatusReport::default()));
     }
 
+    /// The JP node's quote for `payment`, verified as the sending bank's node would.
+    fn verified_quote(payment: &Payment) -> VerifiedQuote {
+        let issuer = QuoteIssuer {
+            jurisdiction: "JP".to_owned(),
+            key: key("jp/node/receipt.key.pem"),
+            chain: chain("jp/node/receipt.pem"),
+            ttl_secs: 60,
+        };
+        let jpy = money::currency("JPY").unwrap();
+        let offer = QuoteOffer {
+            counterparty: &payment.receiving,
+            source: (jpy, payment.amount_minor),
+            target_currency: payment.target_currency,
+            mid: Rate::parse("0.0087").unwrap(),
+            spread_bps: 25,
+        };
+        let signed = issuer.issue(&offer, at_2027(), "Q-1".to_owned()).unwrap();
+        let asked = QuoteAsk {
+            source: (jpy, payment.amount_minor),
+            counterparty: payment.receiving.clone(),
+            target_currency: payment.target_currency,
+        };
+        verify_quote_for(signed, &asked, &mra(), "JP", at_2027(), 30).unwrap()
+    }
+
     #[test]
     fn faults_change_the_signature_or_the_times() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs/jp/banks");
         let bank = Bank::load(&dir.join("KKHAJPJ0.pem"), &dir.join("KKHAJPJ0.key.pem")).unwrap();
-        let quote = pb::Signed::default();
-        let now = UnixTime(1_800_000_000);
+        let now = at_2027();
         let plain = parse_one(GOOD).unwrap();
+        let quote = verified_quote(&plain);
         let good = instruction(&bank, &plain, &quote, now);
         let mut bad = plain.clone();
         bad.fault = Some(Fault::BadSignature);
@@ -837,5 +863,22 @@ mod tests {
             expiry < now.0 - 180,
             "expired well beyond a few minutes of skew"
         );
+    }
+
+    #[test]
+    fn an_instruction_carries_the_line_references_and_the_verified_quote() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs/jp/banks");
+        let bank = Bank::load(&dir.join("KKHAJPJ0.pem"), &dir.join("KKHAJPJ0.key.pem")).unwrap();
+        let payment = parse_one(&with("charge_bearer", r#""DEBT""#)).unwrap();
+        let quote = verified_quote(&payment);
+        let signed = instruction(&bank, &payment, &quote, at_2027());
+        let body = instruction::decode(&signed).unwrap();
+        assert_eq!(body.uetr, payment.uetr);
+        assert_eq!(body.end_to_end_id, payment.end_to_end_id);
+        assert_eq!(body.instruction_id, payment.instruction_id);
+        assert_eq!(body.amount_minor, payment.amount_minor);
+        assert_eq!(body.charge_bearer, ChargeBearer::Debt);
+        let raw = pb::CreditTransferInstruction::decode(signed.payload.as_slice()).unwrap();
+        assert_eq!(raw.quote.as_ref(), Some(quote.signed()));
     }
 }

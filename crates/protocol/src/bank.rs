@@ -1,4 +1,4 @@
-//! A bank as a participant, and the pacs.008-style instruction it signs.
+//! A bank as a participant, and the pacs.008-style instruction it signs at a verified quote.
 
 use std::path::{Path, PathBuf};
 
@@ -10,8 +10,9 @@ use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
 use kakehashi_proto::pb;
 use prost::Message;
 
-use crate::instruction::{Uetr, to_timestamp};
-use crate::reason::Rejection;
+use crate::instruction::{ChargeBearer, Uetr, to_timestamp};
+use crate::money::format_amount;
+use crate::quote::VerifiedQuote;
 use crate::signed;
 
 /// Longest a participant may make an instruction live; nodes refuse longer ones (their
@@ -92,30 +93,77 @@ pub struct Order {
     pub remittance_information: String,
 }
 
-/// Builds the instruction for `order` at `quote` (its source amount is the amount debited) and
-/// signs it with `bank`'s key. `now` is the creation time; the instruction expires
-/// [`INSTRUCTION_LIFETIME_SECS`] later.
+/// How an instruction is built beyond its order and quote: its references, who bears charges
+/// and, for tests of the nodes' refusals, a deliberate fault. The default is what `kakehashi
+/// pay` sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstructionOptions {
+    /// `PmtId/EndToEndId`; default `E2E-` and the UETR's first 8 hex digits.
+    pub end_to_end_id: Option<String>,
+    /// `PmtId/InstrId`; default the BIC, `-` and the UETR's first 8 hex digits.
+    pub instruction_id: Option<String>,
+    /// `ChrgBr`; default SHAR (each side bears its own agent's charges).
+    pub charge_bearer: Option<ChargeBearer>,
+    /// A deliberate defect; none by default.
+    pub fault: Option<Fault>,
+}
+
+/// A deliberate defect in a signed instruction, for tests of the nodes' refusals: the bank
+/// still signs only at a verified quote, and the node must refuse what it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// One bit of the Ed25519 signature flipped: the node refuses it (DS0B).
+    BadSignature,
+    /// Created [`EXPIRED_CREATED_AGO_SECS`] before `now` and expired
+    /// [`EXPIRED_LIFETIME_SECS`] after that (AB05).
+    ExpiredInstruction,
+}
+
+/// How long before now a [`Fault::ExpiredInstruction`] dates the instruction's creation; it
+/// expires a minute after that, so it is past expiry even under the 3 minutes of clock skew a
+/// node might allow (the devnet allows 30 s).
+pub const EXPIRED_CREATED_AGO_SECS: i64 = 300;
+
+/// Lifetime of a [`Fault::ExpiredInstruction`]'s instruction.
+pub const EXPIRED_LIFETIME_SECS: i64 = 60;
+
+/// How many leading UETR hex digits the default references quote.
+const UETR_SHORT_LEN: usize = 8;
+
+/// Builds the instruction for `order` at `quote` and signs it with `bank`'s key. The amount
+/// debited is the quote's source amount, which [`crate::quote::verify_quote_for`] checked is
+/// the amount asked for. `now` is the creation time; the instruction expires
+/// [`INSTRUCTION_LIFETIME_SECS`] later (unless `options` asks for an expired one).
 pub fn instruction(
     bank: &Bank,
     order: &Order,
-    quote: &pb::Signed,
+    quote: &VerifiedQuote,
     uetr: Uetr,
     now: UnixTime,
-) -> Result<pb::Signed, Rejection> {
-    let terms = pb::Quote::decode(quote.payload.as_slice())
-        .map_err(|e| Rejection::format(format!("the quote does not decode: {e}")))?;
-    let short = uetr.to_string();
-    let short = short.get(..8).unwrap_or_default();
+    options: &InstructionOptions,
+) -> pb::Signed {
+    let uetr_text = uetr.to_string();
+    let short = uetr_text.get(..UETR_SHORT_LEN).unwrap_or_default();
+    let (created, expires) = match options.fault {
+        Some(Fault::ExpiredInstruction) => {
+            let created = now.0.saturating_sub(EXPIRED_CREATED_AGO_SECS);
+            (created, created.saturating_add(EXPIRED_LIFETIME_SECS))
+        }
+        _ => (now.0, now.0.saturating_add(INSTRUCTION_LIFETIME_SECS)),
+    };
+    let (currency, minor) = quote.terms().source;
     let body = pb::CreditTransferInstruction {
-        uetr: uetr.to_string(),
-        end_to_end_id: format!("E2E-{short}"),
-        instruction_id: format!("{}-{short}", bank.bic),
-        creation_date_time: Some(to_timestamp(now)),
-        expiry_date_time: Some(to_timestamp(UnixTime(
-            now.0.saturating_add(INSTRUCTION_LIFETIME_SECS),
-        ))),
-        interbank_settlement_amount: terms.source_amount,
-        charge_bearer: "SHAR".into(),
+        end_to_end_id: (options.end_to_end_id.clone()).unwrap_or_else(|| format!("E2E-{short}")),
+        instruction_id: (options.instruction_id.clone())
+            .unwrap_or_else(|| format!("{}-{short}", bank.bic)),
+        uetr: uetr_text,
+        creation_date_time: Some(to_timestamp(UnixTime(created))),
+        expiry_date_time: Some(to_timestamp(UnixTime(expires))),
+        interbank_settlement_amount: Some(format_amount(currency, minor)),
+        charge_bearer: (options.charge_bearer)
+            .unwrap_or(ChargeBearer::Shar)
+            .as_str()
+            .to_owned(),
         debtor_agent_bic: bank.bic.clone(),
         debtor_account: order.debtor_account.to_string(),
         debtor_name: order.debtor_name.clone(),
@@ -123,19 +171,29 @@ pub fn instruction(
         creditor_account: order.creditor_account.to_string(),
         creditor_name: order.creditor_name.clone(),
         remittance_information: order.remittance_information.clone(),
-        quote: Some(quote.clone()),
+        quote: Some(quote.signed().clone()),
     };
-    Ok(signed::sign(
+    let mut signed = signed::sign(
         SIGNING_DOMAIN_INSTRUCTION,
         body.encode_to_vec(),
         &bank.key,
         &bank.chain,
-    ))
+    );
+    if options.fault == Some(Fault::BadSignature)
+        && let Some(first) = signed.signature.first_mut()
+    {
+        *first ^= 1;
+    }
+    signed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instruction::decode;
+    use crate::money::{Rate, currency};
+    use crate::quote::{QuoteAsk, QuoteIssuer, QuoteOffer, verify_quote_for};
+    use crate::signed::test_support::{at_2027, chain, key, mra};
 
     fn repo() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -147,6 +205,103 @@ mod tests {
         let bank = Bank::load(&dir.join("KKHAJPJ0.pem"), &dir.join("KKHAJPJ0.key.pem")).unwrap();
         assert_eq!(bank.bic, "KKHAJPJ0");
         assert_eq!(bank.chain.len(), 2);
+    }
+
+    fn alpha() -> Bank {
+        let dir = repo().join("certs/jp/banks");
+        Bank::load(&dir.join("KKHAJPJ0.pem"), &dir.join("KKHAJPJ0.key.pem")).unwrap()
+    }
+
+    /// The JP node's quote of 10,000 JPY to SG, verified as JP.
+    fn verified_quote() -> VerifiedQuote {
+        let issuer = QuoteIssuer {
+            jurisdiction: "JP".to_owned(),
+            key: key("jp/node/receipt.key.pem"),
+            chain: chain("jp/node/receipt.pem"),
+            ttl_secs: 60,
+        };
+        let (jpy, sgd) = (currency("JPY").unwrap(), currency("SGD").unwrap());
+        let offer = QuoteOffer {
+            counterparty: "SG",
+            source: (jpy, 10_000),
+            target_currency: sgd,
+            mid: Rate::parse("0.0087").unwrap(),
+            spread_bps: 25,
+        };
+        let signed = issuer.issue(&offer, at_2027(), "Q-1".to_owned()).unwrap();
+        let asked = QuoteAsk {
+            source: (jpy, 10_000),
+            counterparty: "SG".to_owned(),
+            target_currency: sgd,
+        };
+        verify_quote_for(signed, &asked, &mra(), "JP", at_2027(), 30).unwrap()
+    }
+
+    fn order() -> Order {
+        Order {
+            debtor_account: 1001,
+            debtor_name: "Aoki Kenji".into(),
+            creditor_agent_bic: "KKHASGS0".into(),
+            creditor_account: 2001,
+            creditor_name: "Tan Wei Ming".into(),
+            remittance_information: "Birthday gift".into(),
+        }
+    }
+
+    const UETR: &str = "eb6305c9-1f7f-49de-aed0-16487c27b42d";
+
+    #[test]
+    fn an_instruction_debits_the_verified_quote_and_carries_its_bytes() {
+        let quote = verified_quote();
+        let uetr = Uetr::parse(UETR).unwrap();
+        let options = InstructionOptions::default();
+        let signed = instruction(&alpha(), &order(), &quote, uetr, at_2027(), &options);
+        let body = decode(&signed).expect("a well-formed instruction");
+        assert_eq!(body.uetr, uetr);
+        assert_eq!(body.amount_minor, 10_000);
+        assert_eq!(body.end_to_end_id, "E2E-eb6305c9");
+        assert_eq!(body.instruction_id, "KKHAJPJ0-eb6305c9");
+        assert_eq!(body.charge_bearer, ChargeBearer::Shar);
+        let raw = pb::CreditTransferInstruction::decode(signed.payload.as_slice()).unwrap();
+        assert_eq!(raw.quote.as_ref(), Some(quote.signed()));
+        let expiry = raw.expiry_date_time.unwrap().seconds;
+        assert_eq!(expiry, at_2027().0 + INSTRUCTION_LIFETIME_SECS);
+    }
+
+    #[test]
+    fn options_set_references_and_charges_and_faults_break_signature_or_times() {
+        let quote = verified_quote();
+        let uetr = Uetr::parse(UETR).unwrap();
+        let build = |options: &InstructionOptions| {
+            instruction(&alpha(), &order(), &quote, uetr, at_2027(), options)
+        };
+        let plain = InstructionOptions {
+            end_to_end_id: Some("INV-42".into()),
+            instruction_id: Some("KKHAJPJ0-INV-42".into()),
+            charge_bearer: Some(ChargeBearer::Debt),
+            fault: None,
+        };
+        let good = build(&plain);
+        let body = decode(&good).unwrap();
+        assert_eq!(body.end_to_end_id, "INV-42");
+        assert_eq!(body.instruction_id, "KKHAJPJ0-INV-42");
+        assert_eq!(body.charge_bearer, ChargeBearer::Debt);
+        let flipped = build(&InstructionOptions {
+            fault: Some(Fault::BadSignature),
+            ..plain.clone()
+        });
+        assert_eq!(flipped.payload, good.payload);
+        assert_ne!(flipped.signature, good.signature);
+        let expired = build(&InstructionOptions {
+            fault: Some(Fault::ExpiredInstruction),
+            ..plain
+        });
+        let raw = pb::CreditTransferInstruction::decode(expired.payload.as_slice()).unwrap();
+        let expiry = raw.expiry_date_time.unwrap().seconds;
+        assert!(
+            expiry < at_2027().0 - 180,
+            "expired well beyond a few minutes of skew"
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Money and FX rates ([`money`]), ISO 20022 reason codes ([`reason`]), signed envelopes and
 //! the trust that verifies them under the mutual-recognition agreement ([`signed`]),
 //! pacs.008-style instructions and UETRs ([`instruction`]), FX quotes ([`quote`]), settlement
-//! receipts and receipt files ([`receipt`]), what a node's ledger transfers are for and their
-//! ids ([`transfer`]), and a bank's identity with the instruction builder ([`bank`]).
+//! receipts and receipt files ([`receipt`]), pacs.002 status names ([`status`]), what a node's
+//! ledger transfers are for and their ids ([`transfer`]), and a bank's identity with the
+//! instruction builder ([`bank`]).
 //!
 //! The sending node, the receiving node, participants and auditors all apply these same
 //! functions, so a rule cannot differ between them. The crate has no runtime: it must not
@@ -19,4 +20,5 @@ pub mod quote;
 pub mod reason;
 pub mod receipt;
 pub mod signed;
+pub mod status;
 pub mod transfer;

@@ -67,26 +67,39 @@ pub struct QuoteTerms {
     pub expires_at: UnixTime,
 }
 
+/// The terms a node offers in a quote, before it signs them: what the debtor pays, to which
+/// jurisdiction, in which currency the creditor is paid, and at what rate.
+#[derive(Clone, Copy, Debug)]
+pub struct QuoteOffer<'a> {
+    /// The creditor's node's jurisdiction.
+    pub counterparty: &'a str,
+    /// What the debtor pays, in the issuing node's currency.
+    pub source: (&'static Currency, u128),
+    /// The creditor's currency.
+    pub target_currency: &'static Currency,
+    /// The mid-market rate.
+    pub mid: Rate,
+    /// The spread taken, in basis points.
+    pub spread_bps: u32,
+}
+
 impl QuoteIssuer {
-    /// Issues a signed quote for paying `source` to `counterparty`'s jurisdiction in
-    /// `target_ccy` at `mid` less `spread_bps`, valid from `now` for `ttl_secs`. The caller
-    /// picks `quote_id` (unique per node, 1 to 35 characters). FF01 when the terms are
-    /// unusable: zero source, a spread of 10,000 bps or more, a target that rounds to zero,
-    /// an overflow.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the signature is the relay contract"
-    )]
+    /// Issues a signed quote at `offer`, valid from `now` for `ttl_secs`. The caller picks
+    /// `quote_id` (unique per node, 1 to 35 characters). FF01 when the terms are unusable: zero
+    /// source, a spread of 10,000 bps or more, a target that rounds to zero, an overflow.
     pub fn issue(
         &self,
-        counterparty: &str,
-        source: (&'static Currency, u128),
-        target_ccy: &'static Currency,
-        mid: Rate,
-        spread_bps: u32,
+        offer: &QuoteOffer<'_>,
         now: UnixTime,
         quote_id: String,
     ) -> Result<pb::Signed, Rejection> {
+        let QuoteOffer {
+            counterparty,
+            source,
+            target_currency: target_ccy,
+            mid,
+            spread_bps,
+        } = *offer;
         check_quote_id(&quote_id)?;
         jurisdiction_code("issuing_jurisdiction", &self.jurisdiction)?;
         jurisdiction_code("counterparty_jurisdiction", counterparty)?;
@@ -237,6 +250,144 @@ pub fn verify_quote<'a>(
     Ok((terms, signer))
 }
 
+/// What a participant asks a quote for: what the debtor pays and where the payment goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteAsk {
+    /// What the debtor pays, in the sending node's currency.
+    pub source: (&'static Currency, u128),
+    /// The creditor's node's jurisdiction.
+    pub counterparty: String,
+    /// The creditor's currency: the counterparty's in the agreement.
+    pub target_currency: &'static Currency,
+}
+
+/// A quote a bank may sign an instruction at: it verified under the agreement and it is for the
+/// payment that was asked. Only [`verify_quote_for`] builds one, and the instruction builder
+/// ([`crate::bank::instruction`]) takes nothing else, so a bank cannot sign at a quote it did
+/// not check.
+#[derive(Clone, Debug)]
+pub struct VerifiedQuote {
+    signed: pb::Signed,
+    terms: QuoteTerms,
+    signer: Signer,
+}
+
+impl VerifiedQuote {
+    /// The quote as the node signed it: the instruction carries these exact bytes.
+    pub fn signed(&self) -> &pb::Signed {
+        &self.signed
+    }
+
+    /// Its verified terms.
+    pub fn terms(&self) -> &QuoteTerms {
+        &self.terms
+    }
+
+    /// Who signed it.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+}
+
+/// Why a participant will not sign at a quote.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    /// The quote verified, but the debtor would pay another amount than asked.
+    #[error(
+        "quoted {} for a request of {}",
+        amount_text(*quoted),
+        amount_text(*asked)
+    )]
+    Amount {
+        /// The quote's source amount.
+        quoted: (&'static Currency, u128),
+        /// The amount asked for.
+        asked: (&'static Currency, u128),
+    },
+    /// The quote verified, but for a payment to another jurisdiction.
+    #[error("quoted for a payment to {quoted}, not {asked}")]
+    Counterparty {
+        /// The quote's counterparty jurisdiction.
+        quoted: String,
+        /// The jurisdiction asked for.
+        asked: String,
+    },
+    /// The quote does not verify ([`verify_quote`]'s rejection says which rule).
+    #[error("sent a quote that does not verify under the agreement as {relying}: {rejection}")]
+    Invalid {
+        /// The jurisdiction that verified it.
+        relying: String,
+        /// Why it does not verify.
+        rejection: Rejection,
+    },
+    /// The quote verified, but the creditor would be paid in another currency.
+    #[error("quoted a payment credited in {quoted}, not {asked}")]
+    TargetCurrency {
+        /// The quote's target currency.
+        quoted: &'static Currency,
+        /// The counterparty's currency.
+        asked: &'static Currency,
+    },
+}
+
+/// Verifies `signed` as [`verify_quote`] does (no extra CRLs) and checks that it is for what
+/// was `asked`: a signed quote proves who quoted, not that it is the payment the bank wants, and
+/// the bank signs an instruction for the quoted source amount.
+pub fn verify_quote_for<'a>(
+    signed: pb::Signed,
+    asked: &QuoteAsk,
+    mra: impl Into<Trust<'a>>,
+    relying: &str,
+    now: UnixTime,
+    skew_secs: u64,
+) -> Result<VerifiedQuote, QuoteError> {
+    let (terms, signer) =
+        verify_quote(&signed, mra, relying, now, skew_secs, &[]).map_err(|rejection| {
+            QuoteError::Invalid {
+                relying: relying.to_owned(),
+                rejection,
+            }
+        })?;
+    check_asked(&terms, asked)?;
+    Ok(VerifiedQuote {
+        signed,
+        terms,
+        signer,
+    })
+}
+
+/// Whether verified `terms` are the ones `asked` for.
+fn check_asked(terms: &QuoteTerms, asked: &QuoteAsk) -> Result<(), QuoteError> {
+    if terms.source != asked.source {
+        return Err(QuoteError::Amount {
+            quoted: terms.source,
+            asked: asked.source,
+        });
+    }
+    if terms.counterparty != asked.counterparty {
+        return Err(QuoteError::Counterparty {
+            quoted: terms.counterparty.clone(),
+            asked: asked.counterparty.clone(),
+        });
+    }
+    if terms.target.0 != asked.target_currency {
+        return Err(QuoteError::TargetCurrency {
+            quoted: terms.target.0,
+            asked: asked.target_currency,
+        });
+    }
+    Ok(())
+}
+
+/// `10000 JPY`, `12.30 SGD`.
+fn amount_text((currency, minor): (&'static Currency, u128)) -> String {
+    format!(
+        "{} {}",
+        format_amount(currency, minor).value,
+        currency.alpha
+    )
+}
+
 /// The rate and target amount a quote for `source` in `target_ccy` at `mid` less `spread_bps`
 /// must carry; FF01 when either is unusable.
 fn terms(
@@ -354,11 +505,13 @@ mod tests {
     fn jp_quote() -> pb::Signed {
         jp_issuer()
             .issue(
-                "SG",
-                (jpy(), 10_000),
-                sgd(),
-                mid(),
-                25,
+                &QuoteOffer {
+                    counterparty: "SG",
+                    source: (jpy(), 10_000),
+                    target_currency: sgd(),
+                    mid: mid(),
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "Q-1".to_owned(),
             )
@@ -604,11 +757,13 @@ mod tests {
         let issue = |source: u128, spread: u32, counterparty: &str, id: &str| {
             issuer
                 .issue(
-                    counterparty,
-                    (jpy(), source),
-                    sgd(),
-                    mid(),
-                    spread,
+                    &QuoteOffer {
+                        counterparty,
+                        source: (jpy(), source),
+                        target_currency: sgd(),
+                        mid: mid(),
+                        spread_bps: spread,
+                    },
                     at_2027(),
                     id.to_owned(),
                 )
@@ -639,11 +794,13 @@ mod tests {
         assert!(issue(100, 25, "SG", "").detail.contains("quote_id"));
         let r = issuer
             .issue(
-                "SG",
-                (jpy(), 100),
-                jpy(),
-                mid(),
-                25,
+                &QuoteOffer {
+                    counterparty: "SG",
+                    source: (jpy(), 100),
+                    target_currency: jpy(),
+                    mid: mid(),
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "Q".to_owned(),
             )
@@ -655,11 +812,13 @@ mod tests {
         };
         let r = forever
             .issue(
-                "SG",
-                (jpy(), 100),
-                sgd(),
-                mid(),
-                25,
+                &QuoteOffer {
+                    counterparty: "SG",
+                    source: (jpy(), 100),
+                    target_currency: sgd(),
+                    mid: mid(),
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "Q".to_owned(),
             )
@@ -667,16 +826,79 @@ mod tests {
         assert!(r.detail.contains("ttl_secs"), "{}", r.detail);
         let r = jp_issuer()
             .issue(
-                "SG",
-                (jpy(), u128::MAX / 10),
-                sgd(),
-                mid(),
-                25,
+                &QuoteOffer {
+                    counterparty: "SG",
+                    source: (jpy(), u128::MAX / 10),
+                    target_currency: sgd(),
+                    mid: mid(),
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "Q".to_owned(),
             )
             .expect_err("overflow");
         assert!(r.detail.contains("overflows"), "{}", r.detail);
+    }
+
+    fn asked(source: (&'static Currency, u128), counterparty: &str) -> QuoteAsk {
+        QuoteAsk {
+            source,
+            counterparty: counterparty.to_owned(),
+            target_currency: sgd(),
+        }
+    }
+
+    /// Verified terms of 10,000 JPY (or `source_minor`) to `counterparty` in SGD.
+    fn jp_terms(source_minor: u128, counterparty: &str) -> QuoteTerms {
+        QuoteTerms {
+            source: (jpy(), source_minor),
+            counterparty: counterparty.to_owned(),
+            ..verify_at(&jp_quote(), "JP", at_2027()).expect("valid")
+        }
+    }
+
+    #[test]
+    fn a_quote_is_signed_at_only_for_what_was_asked() {
+        let want = asked((jpy(), 10_000), "SG");
+        check_asked(&jp_terms(10_000, "SG"), &want).unwrap();
+        let more = check_asked(&jp_terms(10_001, "SG"), &want).unwrap_err();
+        assert!(more.to_string().contains("quoted 10001 JPY"), "{more}");
+        let elsewhere = check_asked(&jp_terms(10_000, "TH"), &want).unwrap_err();
+        assert!(
+            elsewhere.to_string().contains("to TH, not SG"),
+            "{elsewhere}"
+        );
+        let in_sgd = asked((sgd(), 1_000_000), "SG");
+        assert!(check_asked(&jp_terms(10_000, "SG"), &in_sgd).is_err());
+        let in_thb = QuoteAsk {
+            target_currency: currency("THB").expect("THB"),
+            ..want
+        };
+        let other = check_asked(&jp_terms(10_000, "SG"), &in_thb).unwrap_err();
+        assert!(other.to_string().contains("in SGD, not THB"), "{other}");
+    }
+
+    #[test]
+    fn verify_quote_for_keeps_the_signed_bytes_and_refuses_what_does_not_verify() {
+        let signed = jp_quote();
+        let want = asked((jpy(), 10_000), "SG");
+        let verified = verify_quote_for(signed.clone(), &want, &mra(), "JP", at_2027(), SKEW)
+            .expect("verifies and is as asked");
+        assert_eq!(verified.signed(), &signed);
+        assert_eq!(verified.terms().target, (sgd(), 8678));
+        assert_eq!(verified.signer().jurisdiction, "JP");
+        let late = UnixTime(at_2027().0 + 60 + SKEW as i64 + 1);
+        match verify_quote_for(signed.clone(), &want, &mra(), "JP", late, SKEW) {
+            Err(QuoteError::Invalid { relying, rejection }) => {
+                assert_eq!(relying, "JP");
+                assert_eq!(rejection.code, ReasonCode::Ab05);
+            }
+            other => panic!("an expired quote verified: {other:?}"),
+        }
+        let other_amount = asked((jpy(), 9_999), "SG");
+        let refused = verify_quote_for(signed, &other_amount, &mra(), "JP", at_2027(), SKEW)
+            .expect_err("not as asked");
+        assert!(matches!(refused, QuoteError::Amount { .. }), "{refused}");
     }
 
     #[test]
@@ -690,11 +912,13 @@ mod tests {
         let mid = Rate::parse("114.942528735632").expect("rate");
         let s = issuer
             .issue(
-                "JP",
-                (sgd(), 1234),
-                jpy(),
-                mid,
-                25,
+                &QuoteOffer {
+                    counterparty: "JP",
+                    source: (sgd(), 1234),
+                    target_currency: jpy(),
+                    mid,
+                    spread_bps: 25,
+                },
                 at_2027(),
                 "SGQ-7".to_owned(),
             )

@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 
 use kakehashi_proto::pb;
 use kakehashi_protocol::money;
+use kakehashi_protocol::quote::QuoteOffer;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 
 use super::Engine;
@@ -65,11 +66,13 @@ impl Engine {
             .map_err(|_| Rejection::new(ReasonCode::Ff01, "no randomness for a quote id"))?;
         let quote_id = format!("Q-{}-{}-{seq}", self.jurisdiction(), hex::encode(nonce));
         self.quotes.issue(
-            &peer.jurisdiction,
-            (currency, minor),
-            peer.currency,
-            peer.mid,
-            self.parts.spread_bps,
+            &QuoteOffer {
+                counterparty: &peer.jurisdiction,
+                source: (currency, minor),
+                target_currency: peer.currency,
+                mid: peer.mid,
+                spread_bps: self.parts.spread_bps,
+            },
             t,
             quote_id,
         )

@@ -16,6 +16,7 @@ use kakehashi_protocol::quote;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::receipt;
 use kakehashi_protocol::signed;
+use kakehashi_protocol::status::status_name;
 use kakehashi_protocol::transfer::{codes, transfer_id};
 use prost::Message;
 use tracing::Instrument;
@@ -628,15 +629,6 @@ fn decision_name(decision: Decision) -> &'static str {
         Decision::Rejected => "REJECTED",
         Decision::UnknownFenced => "UNKNOWN_FENCED",
         Decision::Unspecified => "UNSPECIFIED",
-    }
-}
-
-fn status_name(status: TransactionStatus) -> &'static str {
-    match status {
-        TransactionStatus::Acsc => "ACSC",
-        TransactionStatus::Rjct => "RJCT",
-        TransactionStatus::Pdng => "PDNG",
-        TransactionStatus::Unspecified => "UNSPECIFIED",
     }
 }
 

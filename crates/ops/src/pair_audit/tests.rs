@@ -11,10 +11,10 @@ use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use prost::Message as _;
 
-use kakehashi_protocol::bank::{self, Bank, Order};
+use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
 use kakehashi_protocol::instruction::{self, Uetr};
 use kakehashi_protocol::money::{self, Currency, Rate};
-use kakehashi_protocol::quote::{self, QuoteIssuer};
+use kakehashi_protocol::quote::{self, QuoteAsk, QuoteIssuer, QuoteOffer};
 use kakehashi_protocol::receipt;
 use kakehashi_protocol::transfer::{codes, transfer_id};
 
@@ -173,18 +173,25 @@ impl Fixture {
         };
         let quote = issuer
             .issue(
-                to.code,
-                (currency(from), amount),
-                currency(to),
-                Rate::parse(from.mid_to_peer).expect("rate"),
-                25,
+                &QuoteOffer {
+                    counterparty: to.code,
+                    source: (currency(from), amount),
+                    target_currency: currency(to),
+                    mid: Rate::parse(from.mid_to_peer).expect("rate"),
+                    spread_bps: 25,
+                },
                 t,
                 format!("Q-{n}"),
             )
             .expect("quote");
-        let (terms, _) =
-            quote::verify_quote(&quote, &self.mra, to.code, t, 30, &[]).expect("quote verifies");
-        let target = terms.target.1;
+        let asked = QuoteAsk {
+            source: (currency(from), amount),
+            counterparty: to.code.to_owned(),
+            target_currency: currency(to),
+        };
+        let quote = quote::verify_quote_for(quote, &asked, &self.mra, from.code, t, 30)
+            .expect("quote verifies");
+        let target = quote.terms().target.1;
         let bank = Bank::load(
             &certs(&format!("{}/banks/{}.pem", from.dir, from.bank)),
             &certs(&format!("{}/banks/{}.key.pem", from.dir, from.bank)),
@@ -198,7 +205,8 @@ impl Fixture {
             creditor_name: "Creditor".into(),
             remittance_information: String::new(),
         };
-        let signed_instr = bank::instruction(&bank, &order, &quote, id, t).expect("signs");
+        let options = InstructionOptions::default();
+        let signed_instr = bank::instruction(&bank, &order, &quote, id, t, &options);
         let instr = instruction::decode(&signed_instr).expect("decodes");
         let stamp = Timestamp::from_unix_nanos(
             u64::try_from(t.0).expect("positive") * 1_000_000_000 + u64::from(n),
