@@ -176,7 +176,7 @@ fn run_all(file: &limbo::LimboFile, default_time: UnixTime) -> Vec<CaseResult> {
                 Ok(r) => results.extend(r),
                 Err(_) => results.extend(cases.iter().map(|c| CaseResult {
                     id: c.id.clone(),
-                    actual_result: limbo::Outcome::Failure,
+                    actual_result: limbo::CaseOutcome::Failure,
                     context: "verifier panicked".to_owned(),
                 })),
             }

@@ -33,7 +33,7 @@ pub struct LimboFile {
 /// An expected or actual outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
-pub enum Outcome {
+pub enum CaseOutcome {
     /// The chain validated.
     Success,
     /// The chain was rejected.
@@ -89,7 +89,7 @@ pub struct Testcase {
     #[serde(default)]
     pub extended_key_usage: Vec<String>,
     /// The expected outcome.
-    pub expected_result: Outcome,
+    pub expected_result: CaseOutcome,
     /// The name the leaf must be valid for.
     #[serde(default)]
     pub expected_peer_name: Option<LimboPeerName>,
@@ -110,7 +110,7 @@ pub struct CaseResult {
     /// The testcase id.
     pub id: String,
     /// What the verifier concluded.
-    pub actual_result: Outcome,
+    pub actual_result: CaseOutcome,
     /// Why (the error and rule on failure).
     pub context: String,
 }
@@ -166,7 +166,7 @@ pub struct Summary {
     /// Every case.
     pub total: usize,
     /// (id, expected, actual, context) of every case that did not pass.
-    pub mismatches: Vec<(String, Outcome, Outcome, String)>,
+    pub mismatches: Vec<(String, CaseOutcome, CaseOutcome, String)>,
 }
 
 /// Compares results with the file's expectations (results in file order).
@@ -179,8 +179,8 @@ pub fn summarize(file: &LimboFile, results: &[CaseResult]) -> Summary {
                 s.passed += 1;
                 continue;
             }
-            (_, Outcome::Skipped) => s.skipped += 1,
-            (Outcome::Failure, Outcome::Success) => s.wrong_accepts += 1,
+            (_, CaseOutcome::Skipped) => s.skipped += 1,
+            (CaseOutcome::Failure, CaseOutcome::Success) => s.wrong_accepts += 1,
             _ => s.wrong_rejects += 1,
         }
         s.mismatches.push((
@@ -196,9 +196,9 @@ pub fn summarize(file: &LimboFile, results: &[CaseResult]) -> Summary {
 /// Runs one testcase.
 pub fn run_case(case: &Testcase, default_time: UnixTime) -> CaseResult {
     let (actual_result, context) = match decide(case, default_time) {
-        Ok(context) => (Outcome::Success, context),
-        Err(Decision::Reject(context)) => (Outcome::Failure, context),
-        Err(Decision::Skip(context)) => (Outcome::Skipped, context),
+        Ok(context) => (CaseOutcome::Success, context),
+        Err(Decision::Reject(context)) => (CaseOutcome::Failure, context),
+        Err(Decision::Skip(context)) => (CaseOutcome::Skipped, context),
     };
     CaseResult {
         id: case.id.clone(),

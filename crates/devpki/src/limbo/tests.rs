@@ -33,10 +33,10 @@ fn summary_counts_wrong_accepts_separately() {
     let file = LimboFile {
         version: 1,
         testcases: vec![
-            case("a", Outcome::Failure),
-            case("b", Outcome::Success),
-            case("c", Outcome::Failure),
-            case("d", Outcome::Success),
+            case("a", CaseOutcome::Failure),
+            case("b", CaseOutcome::Success),
+            case("c", CaseOutcome::Failure),
+            case("d", CaseOutcome::Success),
         ],
     };
     let result = |id: &str, actual| CaseResult {
@@ -45,10 +45,10 @@ fn summary_counts_wrong_accepts_separately() {
         context: String::new(),
     };
     let results = [
-        result("a", Outcome::Success),
-        result("b", Outcome::Failure),
-        result("c", Outcome::Failure),
-        result("d", Outcome::Skipped),
+        result("a", CaseOutcome::Success),
+        result("b", CaseOutcome::Failure),
+        result("c", CaseOutcome::Failure),
+        result("d", CaseOutcome::Skipped),
     ];
     let s = summarize(&file, &results);
     assert_eq!(
@@ -89,7 +89,7 @@ fn server_case(root: &str, leaf: &str, peer: &str, time: &str) -> Testcase {
         validation_time: Some(time.into()),
         key_usage: vec![],
         extended_key_usage: vec![],
-        expected_result: Outcome::Success,
+        expected_result: CaseOutcome::Success,
         expected_peer_name: Some(LimboPeerName {
             kind: "DNS".into(),
             value: peer.into(),
@@ -107,12 +107,12 @@ fn server_case_succeeds_for_its_name_and_fails_for_another_or_when_expired() {
         &server_case(&root, &leaf, "node.example.jp", "2026-01-01T00:00:00Z"),
         UnixTime(0),
     );
-    assert_eq!(ok.actual_result, Outcome::Success, "{}", ok.context);
+    assert_eq!(ok.actual_result, CaseOutcome::Success, "{}", ok.context);
     let other = run_case(
         &server_case(&root, &leaf, "node.example.sg", "2026-01-01T00:00:00Z"),
         UnixTime(0),
     );
-    assert_eq!(other.actual_result, Outcome::Failure);
+    assert_eq!(other.actual_result, CaseOutcome::Failure);
     assert!(
         other.context.contains("node.example.sg"),
         "{}",
@@ -122,7 +122,7 @@ fn server_case_succeeds_for_its_name_and_fails_for_another_or_when_expired() {
         &server_case(&root, &leaf, "node.example.jp", "2031-01-01T00:00:00Z"),
         UnixTime(0),
     );
-    assert_eq!(late.actual_result, Outcome::Failure);
+    assert_eq!(late.actual_result, CaseOutcome::Failure);
     assert!(late.context.contains("expired"), "{}", late.context);
 }
 
@@ -132,8 +132,14 @@ fn missing_validation_time_uses_the_callers_time() {
     let mut case = server_case(&root, &leaf, "node.example.jp", "");
     case.validation_time = None;
     let in_window = UnixTime::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
-    assert_eq!(run_case(&case, in_window).actual_result, Outcome::Success);
-    assert_eq!(run_case(&case, UnixTime(0)).actual_result, Outcome::Failure);
+    assert_eq!(
+        run_case(&case, in_window).actual_result,
+        CaseOutcome::Success
+    );
+    assert_eq!(
+        run_case(&case, UnixTime(0)).actual_result,
+        CaseOutcome::Failure
+    );
 }
 
 #[test]
@@ -163,13 +169,13 @@ fn an_unparseable_leaf_is_a_failure_with_context() {
         validation_time: Some("2024-01-01T00:00:00Z".into()),
         key_usage: vec![],
         extended_key_usage: vec![],
-        expected_result: Outcome::Failure,
+        expected_result: CaseOutcome::Failure,
         expected_peer_name: None,
         chain_depth_max: None,
         crls: vec![],
         pkits_settings: None,
     };
     let r = run_case(&case, UnixTime(0));
-    assert_eq!(r.actual_result, Outcome::Failure);
+    assert_eq!(r.actual_result, CaseOutcome::Failure);
     assert!(r.context.contains("peer certificate"), "{}", r.context);
 }
