@@ -301,14 +301,26 @@ impl RelayService {
         Self { engine }
     }
 
+    /// The caller's jurisdiction, when its TLS chain is recognized for node TLS *and* it is a
+    /// configured corridor peer of this node; PERMISSION_DENIED before anything is read or
+    /// written otherwise (a node of this node's own jurisdiction, or a recognized node without
+    /// a corridor, could otherwise fence or decide another party's UETR: issue 11, defect 1).
     fn peer_jurisdiction<T>(&self, request: &Request<T>) -> Result<String, Status> {
         let certs = request.peer_certs().unwrap_or_default();
-        recognized_peer(
+        let peer = recognized_peer(
             self.engine.trust(),
             self.engine.jurisdiction(),
             &certs,
             self.engine.clock().now().1,
-        )
+        )?;
+        if self.engine.is_corridor_peer(&peer) {
+            return Ok(peer);
+        }
+        tracing::warn!(%peer, "refused a relay call from a node that is not a corridor peer");
+        Err(Status::permission_denied(format!(
+            "{peer} is not a relay peer of {}",
+            self.engine.jurisdiction()
+        )))
     }
 }
 
@@ -393,10 +405,11 @@ impl Relay for RelayService {
                 .await
                 .map_err(|e| Status::internal(format!("status task failed: {e}")))?;
         match outcome {
-            Ok(decision) => {
+            Ok(Ok(decision)) => {
                 tracing::info!(%uetr, %peer, decision = ?decision.decision(), "answered status query");
                 Ok(Response::new(decision))
             }
+            Ok(Err(rejection)) => Err(status_for(&rejection)),
             Err(e) => Err(unavailable(&e)),
         }
     }

@@ -13,6 +13,10 @@ mod hostile;
 // The operator RPCs (OpenAccount, FundAccount, CloseAccount) and who may call them.
 mod admin;
 
+// Relay calls from parties that are not the corridor's peer: refused, nothing written, the
+// genuine payment unaffected (issue 11).
+mod peers;
+
 // The listeners over real sockets: TLS refusals counted and logged, health, reflection, limits.
 mod net;
 

@@ -244,6 +244,14 @@ impl Engine {
         &self.parts.ledger
     }
 
+    /// Whether `jurisdiction` is a configured peer of this node, the only party whose relay
+    /// requests the node acts on. A chain recognized for node TLS says who the caller is, not
+    /// that it may act here: the node's own jurisdiction and a recognized node without a
+    /// corridor are refused before anything is read or written (issue 11, defect 1).
+    pub fn is_corridor_peer(&self, jurisdiction: &str) -> bool {
+        jurisdiction != self.jurisdiction() && self.parts.peers.contains_key(jurisdiction)
+    }
+
     /// The peers.
     pub fn peers(&self) -> &BTreeMap<String, PeerLink> {
         &self.parts.peers

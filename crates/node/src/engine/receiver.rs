@@ -30,6 +30,9 @@ impl Engine {
         peer: &str,
         signed: pb::Signed,
     ) -> Result<Result<RelayDecision, Rejection>, EngineError> {
+        if let Err(rejection) = self.corridor_peer(peer) {
+            return Ok(Err(rejection));
+        }
         let started = Instant::now();
         let instr = match instruction::decode(&signed) {
             Ok(instr) => instr,
@@ -316,8 +319,35 @@ impl Engine {
         Ok(Some(record))
     }
 
-    /// Answers a peer's status query, fencing the UETR when there is no decision.
+    /// Answers a peer's status query, fencing the UETR when there is no decision. A party
+    /// that is not a corridor peer is refused (RR04) before anything is read or written: a
+    /// fence it could write would refuse the genuine sender's payment for ever.
     pub async fn relay_status(
+        &self,
+        peer: &str,
+        uetr: Uetr,
+        instruction_sha256: &[u8],
+    ) -> Result<Result<RelayDecision, Rejection>, EngineError> {
+        if let Err(rejection) = self.corridor_peer(peer) {
+            return Ok(Err(rejection));
+        }
+        self.relay_status_checked(peer, uetr, instruction_sha256)
+            .await
+            .map(Ok)
+    }
+
+    /// Refuses `peer` (RR04) unless it is one of this node's configured corridor peers.
+    fn corridor_peer(&self, peer: &str) -> Result<(), Rejection> {
+        if self.is_corridor_peer(peer) {
+            return Ok(());
+        }
+        Err(Rejection::new(
+            ReasonCode::Rr04,
+            format!("{peer} is not a relay peer of {}", self.jurisdiction()),
+        ))
+    }
+
+    async fn relay_status_checked(
         &self,
         peer: &str,
         uetr: Uetr,

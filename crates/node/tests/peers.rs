@@ -1,0 +1,78 @@
+//! Relay calls from a party that is not the corridor's peer (issue 11, defect 1). The caller's
+//! chain is recognized for node TLS, so the handshake succeeds; the node must still refuse the
+//! call before it reads or writes anything, and the genuine sender's payment under the same
+//! UETR must settle as if nothing had happened.
+
+use std::net::SocketAddr;
+
+use kakehashi_node::config::{Limits, Peer};
+use kakehashi_node::tls::{TlsIdentity, relay_endpoint};
+use kakehashi_proto::pb::relay_client::RelayClient;
+use kakehashi_proto::pb::{self, TransactionStatus};
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::support::*;
+
+/// A relay client to `addr` presenting the node TLS identity `stem` (under certs/) and checking
+/// the server as `relying` does.
+async fn relay_client_as(stem: &str, relying: &str, addr: SocketAddr) -> RelayClient<Channel> {
+    let certs = repo().join("certs");
+    let identity = TlsIdentity::load(
+        &certs.join(format!("{stem}.pem")),
+        &certs.join(format!("{stem}.key.pem")),
+    )
+    .expect("identity");
+    let peer = Peer {
+        jurisdiction: relying.to_owned(),
+        relay: format!("https://{addr}").parse().expect("uri"),
+        server_name: "localhost".to_owned(),
+        corridor_account: 1,
+        liquidity_account: 2,
+    };
+    let endpoint =
+        relay_endpoint(&peer, &identity, mra(), relying, &Limits::default()).expect("endpoint");
+    let channel = endpoint
+        .connect()
+        .await
+        .expect("the handshake succeeds: the caller's chain is recognized for node TLS");
+    RelayClient::new(channel)
+}
+
+#[tokio::test]
+async fn a_node_of_the_receivers_own_jurisdiction_can_neither_fence_nor_decide_a_payment() {
+    let mut pair = pair().await;
+    let bank = bank("jp", "KKHAJPJ0");
+    let uetr = new_uetr();
+    // SG's own node certificate (SG recognizes its own PKI) on SG's relay listener.
+    let mut impostor = relay_client_as("sg/node/tls", "SG", pair.sg.relay_addr).await;
+
+    let fence = impostor
+        .get_status(pb::RelayStatusRequest {
+            uetr: uetr.to_string(),
+            instruction_sha256: Vec::new(),
+        })
+        .await
+        .expect_err("a status query from SG itself is refused");
+    assert_eq!(fence.code(), Code::PermissionDenied, "{fence:?}");
+
+    let source = amount("JPY", "10000");
+    let q = quote(&mut pair.jp_client, "SG", &source).await;
+    let genuine = instruction(&jp_to_sg(&bank, q, source), uetr);
+    let decide = impostor
+        .prepare(pb::PrepareRequest {
+            instruction: Some(genuine.clone()),
+        })
+        .await
+        .expect_err("a Prepare from SG itself is refused");
+    assert_eq!(decide.code(), Code::PermissionDenied, "{decide:?}");
+
+    // Nothing was fenced or decided: JP's own payment under that UETR settles.
+    let report = submit(&mut pair.jp_client, genuine).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    pair.shutdown().await;
+}
