@@ -5,7 +5,8 @@
 
 use std::net::SocketAddr;
 
-use kakehashi_node::config::{Limits, Peer};
+use kakehashi_node::config::{Config, Limits, Peer};
+use kakehashi_node::node::Node;
 use kakehashi_node::tls::{TlsIdentity, relay_endpoint};
 use kakehashi_proto::pb::relay_client::RelayClient;
 use kakehashi_proto::pb::{self, TransactionStatus};
@@ -75,4 +76,51 @@ async fn a_node_of_the_receivers_own_jurisdiction_can_neither_fence_nor_decide_a
         "{report:?}"
     );
     pair.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_recognized_node_without_a_corridor_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // TH also recognizes SG's nodes, but TH's only corridor is with JP.
+    let mra = agreement_variant(dir.path(), |text| {
+        let row = "id = \"TH-recognizes-SG\"";
+        let start = text.find(row).expect("the TH-recognizes-SG row");
+        let purposes = "purposes = [\"payment-signing\", \"receipt-signing\"]";
+        let at = start + text[start..].find(purposes).expect("its purposes");
+        let mut text = text;
+        text.replace_range(
+            at..at + purposes.len(),
+            "purposes = [\"payment-signing\", \"receipt-signing\", \"node-tls\"]",
+        );
+        text
+    });
+    let mut config = Config::load(&repo().join("crates/node/devnet/th.toml"))
+        .expect("th.toml")
+        .with_data_dir(dir.path().join("th"))
+        .with_ports(free_port(), free_port(), free_port())
+        // No JP node runs here; nothing is relayed.
+        .with_peer_relay("JP", &format!("https://127.0.0.1:{}", free_port()))
+        .expect("JP peer");
+    config.mra = mra;
+    config.validate().expect("valid");
+    let th = Node::start(config).await.expect("TH node");
+
+    // SG's node certificate, recognized by TH for node TLS under this agreement.
+    let mut stranger = relay_client_as("sg/node/tls", "TH", th.relay_addr).await;
+    let fence = stranger
+        .get_status(pb::RelayStatusRequest {
+            uetr: new_uetr().to_string(),
+            instruction_sha256: Vec::new(),
+        })
+        .await
+        .expect_err("a status query from a node without a corridor is refused");
+    assert_eq!(fence.code(), Code::PermissionDenied, "{fence:?}");
+    let decide = stranger
+        .prepare(pb::PrepareRequest {
+            instruction: Some(pb::Signed::default()),
+        })
+        .await
+        .expect_err("a Prepare from a node without a corridor is refused");
+    assert_eq!(decide.code(), Code::PermissionDenied, "{decide:?}");
+    th.shutdown().await.expect("TH shutdown");
 }
