@@ -336,3 +336,67 @@ async fn receiver_and_sender_crashes_mid_payment_end_consistent_on_both_ledgers(
     audit(&jp.data_dir);
     audit(&sg.data_dir);
 }
+
+/// Issue 11, defect 9: when SubmitPayment gets no answer and the node cannot be asked either,
+/// `replay` must say the payment is in doubt (PDNG, exit 3), never that nothing was sent: here
+/// the sender dies after the receiver settled, and the payment turns out settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reports_a_payment_whose_sender_died_as_in_doubt_not_as_never_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jp_ports = [free_port(), free_port(), free_port()];
+    let sg_ports = [free_port(), free_port(), free_port()];
+    let jp = write_config(dir.path(), "jp", jp_ports, sg_ports[1]);
+    let sg = write_config(dir.path(), "sg", sg_ports, jp_ports[1]);
+    let sg_child = spawn(&sg, None);
+    let mut jp_child = spawn(&jp, Some(fault::SENDER_BEFORE_RESOLVE));
+    let _ = connect(jp.public, "JP").await;
+    let _ = connect(sg.public, "SG").await;
+
+    let sample = std::fs::read_to_string(repo_root().join("tests/data/devnet-payments.jsonl"))
+        .expect("sample file");
+    let line = sample.lines().next().expect("a first line");
+    assert!(line.contains("JP→SG settles"), "{line}");
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(&file, format!("{line}\n")).expect("write the file");
+    let out = dir.path().join("results.jsonl");
+    let output = Command::new(kakehashi_bin())
+        .arg("replay")
+        .arg(&file)
+        .args(["--node", &format!("JP=https://127.0.0.1:{}", jp.public)])
+        .args(["--node", &format!("SG=https://127.0.0.1:{}", sg.public)])
+        .arg("--mra")
+        .arg(repo_root().join("certs/mra.toml"))
+        .args(["--pending-wait", "0"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("kakehashi replay runs");
+    wait_exit(&mut jp_child);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("PDNG"), "{stdout}");
+    assert!(!stdout.contains("nothing was sent"), "{stdout}");
+    let result: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&out)
+            .expect("results file")
+            .lines()
+            .next()
+            .expect("one result"),
+    )
+    .expect("a JSON result");
+    assert_eq!(result["status"], "PDNG", "{result}");
+    let uetr = Uetr::parse(result["uetr"].as_str().expect("uetr")).expect("a UETR");
+
+    // It had in fact settled: after a restart the sender learns so from the receiver.
+    jp_child = spawn(&jp, None);
+    let mut jp_client = connect(jp.public, "JP").await;
+    let report = settled(&mut jp_client, uetr).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    stop(jp_child);
+    stop(sg_child);
+}

@@ -487,7 +487,8 @@ fn public_url(mut addr: SocketAddr) -> String {
 }
 
 /// Sends one line's payment and follows it to an outcome. Never fails: a call that gets no
-/// answer is an ERROR outcome.
+/// answer before anything was submitted is an ERROR outcome; a submission whose fate is
+/// unknown is PDNG.
 async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResult {
     let started = Instant::now();
     let mut result = LineResult {
@@ -589,8 +590,9 @@ fn errored(mut result: LineResult, started: Instant, detail: String) -> LineResu
 type ReceiptCheck = Option<Result<Option<VerifiedReceipt>, ReceiptError>>;
 
 /// Pays the line through the participant flow (quote, verify, check, sign, submit, verify the
-/// receipt). A refusal with a reason code is a report (RJCT); `Err` is a call that got no
-/// answer or a quote that cannot be trusted (nothing signed).
+/// receipt). A refusal with a reason code is a report (RJCT); a submission that got no answer
+/// is a report too, asked for or PDNG when asking fails; `Err` is a call that got no answer
+/// before anything was submitted or a quote that cannot be trusted (nothing signed).
 async fn pay_line(
     participant: &Participant<'_>,
     node: &mut NodeClient,
@@ -615,22 +617,46 @@ async fn pay_line(
             step: Step::Submit,
             status: call_status,
         }) => {
-            // No answer: the node may still have taken it. Ask before calling it lost.
+            // No answer: the node may still have taken it. Ask before saying anything.
             result.stage = "submit";
             match status(&mut node.payments, payment).await {
                 Ok(report) => {
                     result.stage = "status";
                     Ok((report, None))
                 }
-                Err(_) => Err(format!(
-                    "SubmitPayment got no answer: {} ({:?}); the node does not know the UETR \
-                     either, so nothing was sent",
-                    call_status.message(),
-                    call_status.code()
-                )),
+                Err(asked) => Ok((in_doubt(payment, &call_status, &asked), None)),
             }
         }
         Err(error) => Err(format!("{:#}", payer::pay_error(&node.url, error))),
+    }
+}
+
+/// A submission that got no answer and whose status could not be learnt either, as a PDNG
+/// report: unknown is reported as unknown (issue 11, defect 9). The node may have taken the
+/// payment (it may even have settled, its answer lost), and even a status query answered "not
+/// found" does not prove otherwise while the node's submission task may still be running. A
+/// bank that paid again under a new UETR on a false "nothing was sent" would pay twice.
+fn in_doubt(
+    payment: &Payment,
+    submit: &tonic::Status,
+    asked: &tonic::Status,
+) -> pb::PaymentStatusReport {
+    pb::PaymentStatusReport {
+        uetr: payment.uetr.to_string(),
+        end_to_end_id: payment.end_to_end_id.clone(),
+        transaction_status: pb::TransactionStatus::Pdng.into(),
+        status_reason_detail: format!(
+            "SubmitPayment got no answer ({:?}: {}) and the status query failed ({:?}: {}): \
+             the node may have taken the payment; ask again with `kakehashi status {}`, or \
+             replay the file again (its UETRs are fixed, so nothing is paid twice)",
+            submit.code(),
+            submit.message(),
+            asked.code(),
+            asked.message(),
+            payment.uetr
+        ),
+        interbank_settlement_amount: Some(payment.amount.clone()),
+        ..pb::PaymentStatusReport::default()
     }
 }
 
