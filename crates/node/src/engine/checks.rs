@@ -2,10 +2,13 @@
 //! limit, customer accounts, and the reason code of a ledger refusal.
 
 use kakehashi_ledger::CreateTransferResult;
-use kakehashi_pki::UnixTime;
+use kakehashi_pki::{Purpose, UnixTime};
+use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
+use kakehashi_proto::pb;
 use kakehashi_protocol::instruction::Instruction;
 use kakehashi_protocol::money;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::signed::{self, Signer};
 
 use super::Engine;
 use crate::AccountKind;
@@ -70,6 +73,36 @@ impl Sanctions {
 }
 
 impl Engine {
+    /// The instruction's signer, verified for payment signing under the agreement as this
+    /// node relies on it, and the debtor agent the instruction names (DS0B otherwise). Both
+    /// sides check this: the sender before it reserves, the receiver before it credits.
+    pub(super) fn instruction_signer(
+        &self,
+        signed: &pb::Signed,
+        instr: &Instruction,
+        t: UnixTime,
+    ) -> Result<Signer, Rejection> {
+        let signer = signed::verify(
+            signed,
+            SIGNING_DOMAIN_INSTRUCTION,
+            self.trust(),
+            self.jurisdiction(),
+            Purpose::PaymentSigning,
+            t,
+            &[],
+        )?;
+        if signer.subject_cn != instr.debtor_agent_bic {
+            return Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "the instruction is signed by {} but names debtor agent {}",
+                    signer.subject_cn, instr.debtor_agent_bic
+                ),
+            ));
+        }
+        Ok(signer)
+    }
+
     pub(super) fn check_times(&self, instr: &Instruction, t: UnixTime) -> Result<(), Rejection> {
         let skew = i64::try_from(self.parts.limits.clock_skew_secs).unwrap_or(i64::MAX);
         let lifetime = instr.expiry.0.saturating_sub(instr.created.0);

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kakehashi_ledger::{AccountId, NewTransfer, TransferId};
-use kakehashi_pki::{Purpose, UnixTime};
+use kakehashi_pki::UnixTime;
+use kakehashi_proto::SIGNING_DOMAIN_RECEIPT;
 use kakehashi_proto::pb::{self, Decision, RelayDecision};
-use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_RECEIPT};
 use kakehashi_protocol::instruction::{self, Instruction, Uetr};
 use kakehashi_protocol::quote;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
@@ -160,24 +160,7 @@ impl Engine {
                 format!("{} has no corridor with {peer}", self.jurisdiction()),
             ));
         };
-        let signer = signed::verify(
-            signed,
-            SIGNING_DOMAIN_INSTRUCTION,
-            self.trust(),
-            self.jurisdiction(),
-            Purpose::PaymentSigning,
-            t,
-            &[],
-        )?;
-        if signer.subject_cn != instr.debtor_agent_bic {
-            return Err(Rejection::new(
-                ReasonCode::Ds0b,
-                format!(
-                    "the instruction is signed by {} but names debtor agent {}",
-                    signer.subject_cn, instr.debtor_agent_bic
-                ),
-            ));
-        }
+        let signer = self.instruction_signer(signed, instr, t)?;
         if signer.jurisdiction != peer {
             return Err(Rejection::new(
                 ReasonCode::Ds0b,

@@ -5,8 +5,7 @@
 use std::time::Instant;
 
 use kakehashi_ledger::{AccountId, CreateTransferResult, NewTransfer, TransferFlags, TransferId};
-use kakehashi_pki::{Purpose, UnixTime};
-use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
+use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb::{
     self, Decision, PaymentStatusReport, RelayDecision, RelayStatusRequest, TransactionStatus,
 };
@@ -15,7 +14,6 @@ use kakehashi_protocol::money;
 use kakehashi_protocol::quote;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::receipt;
-use kakehashi_protocol::signed;
 use kakehashi_protocol::status::status_name;
 use kakehashi_protocol::transfer::{codes, transfer_id};
 use prost::Message;
@@ -117,24 +115,7 @@ impl Engine {
     ) -> Result<PeerLink, Rejection> {
         let (_, t) = self.clock().now();
         // A malformed envelope (sizes, DER) is FF01, a format error like any other.
-        let signer = signed::verify(
-            signed,
-            SIGNING_DOMAIN_INSTRUCTION,
-            self.trust(),
-            self.jurisdiction(),
-            Purpose::PaymentSigning,
-            t,
-            &[],
-        )?;
-        if signer.subject_cn != instr.debtor_agent_bic {
-            return Err(Rejection::new(
-                ReasonCode::Ds0b,
-                format!(
-                    "the instruction is signed by {} but names debtor agent {}",
-                    signer.subject_cn, instr.debtor_agent_bic
-                ),
-            ));
-        }
+        self.instruction_signer(signed, instr, t)?;
         let peer = self.check_own_quote(instr, t)?;
         self.check_times(instr, t)?;
         Ok(peer)
