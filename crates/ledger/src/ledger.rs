@@ -515,7 +515,7 @@ fn start_filter_build(trees: &Trees) -> Result<FilterBuild, Error> {
     })
 }
 
-fn check_batch_len(len: usize) -> Result<(), Error> {
+pub(crate) fn check_batch_len(len: usize) -> Result<(), Error> {
     if len > BATCH_LEN_MAX {
         return Err(Error::BatchTooLong {
             len,

@@ -71,6 +71,7 @@ mod filter;
 mod idhash;
 mod journal;
 mod ledger;
+mod memory;
 mod model;
 mod recovery;
 mod result;
@@ -90,6 +91,7 @@ pub use ledger::{
     CHECKPOINT_SMALL_RECORDS_FACTOR, EXPIRE_BATCH_LEN_MAX, Expired, GROUP_EVENTS_MAX, Ledger,
     Options, QUEUE_LEN_DEFAULT,
 };
+pub use memory::MemoryLedger;
 pub use model::{
     Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,
     Timestamp, Transfer, TransferFlags, TransferId,

@@ -11,7 +11,7 @@ use crate::wide::Sum256;
 /// much as its credits (pending and posted separately), and that no flagged account is over
 /// its limit. The state machine guarantees both; a failure here is a bug, and fail-stop is the
 /// only safe answer for money.
-pub(super) fn check_group_balanced(changes: &Changes) -> Result<(), Error> {
+pub(crate) fn check_group_balanced(changes: &Changes) -> Result<(), Error> {
     // Per ledger: (new debits + old credits, new credits + old debits), pending and posted.
     let mut sums: BTreeMap<u32, [Sum256; 4]> = BTreeMap::new();
     for (id, after) in &changes.accounts {
