@@ -273,6 +273,22 @@ impl Engine {
                     self.pending_report(&record, &instr.uetr),
                 )));
             }
+            Err(PeerError::Refused(refusal)) => {
+                self.parts.metrics.relay_request("Prepare", "REFUSED");
+                tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction, %refusal,
+                    "Prepare refused without a decision; asking for the status, which fences");
+                match self
+                    .status_after_refusal(instr, peer, &record, refusal)
+                    .await
+                {
+                    Some(decision) => decision,
+                    None => {
+                        return Ok(Submitted::Report(Box::new(
+                            self.pending_report(&record, &instr.uetr),
+                        )));
+                    }
+                }
+            }
             Err(PeerError::Timeout(_)) => {
                 self.parts.metrics.relay_request("Prepare", "TIMEOUT");
                 tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction,
@@ -287,6 +303,48 @@ impl Engine {
         Ok(Submitted::Report(Box::new(
             self.report_from(&instr.uetr, &record),
         )))
+    }
+
+    /// The decision on a payment whose Prepare the receiver refused without deciding (it
+    /// recorded nothing): its answer to a status query, which fences the UETR when it has no
+    /// decision. A fence ends the payment as rejected with the refusal's reason, so the
+    /// participant learns why (DS0B, FF01...) rather than a timeout's AB05; a void follows
+    /// only that durable fence, never the refusal alone. `None` when the query brought no
+    /// answer: still in doubt, for recovery.
+    async fn status_after_refusal(
+        &self,
+        instr: &Instruction,
+        peer: &PeerLink,
+        record: &OutboundRecord,
+        refusal: Rejection,
+    ) -> Option<RelayDecision> {
+        let request = RelayStatusRequest {
+            uetr: instr.uetr.to_string(),
+            instruction_sha256: hex::decode(&record.instruction_sha256).unwrap_or_default(),
+        };
+        match peer.transport.status(request).await {
+            Ok(answer) => {
+                self.parts
+                    .metrics
+                    .relay_request("GetStatus", decision_name(answer.decision()));
+                if answer.decision() != Decision::UnknownFenced {
+                    return Some(answer);
+                }
+                Some(RelayDecision {
+                    decision: Decision::Rejected.into(),
+                    status_reason_code: refusal.code.as_str().to_owned(),
+                    status_reason_detail: refusal.detail,
+                    receipt: None,
+                    ..answer
+                })
+            }
+            Err(error) => {
+                self.parts.metrics.relay_request("GetStatus", "ERROR");
+                tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction, %error,
+                    "status query after a refused Prepare failed; still in doubt");
+                None
+            }
+        }
     }
 
     async fn reject_outbound(
@@ -516,6 +574,11 @@ impl Engine {
                 Err(PeerError::Failed(status)) => {
                     self.parts.metrics.relay_request("GetStatus", "ERROR");
                     tracing::warn!(%uetr, %status, "status query failed; still in doubt");
+                    remaining += 1;
+                }
+                Err(PeerError::Refused(refusal)) => {
+                    self.parts.metrics.relay_request("GetStatus", "REFUSED");
+                    tracing::warn!(%uetr, %refusal, "status query refused; still in doubt");
                     remaining += 1;
                 }
                 Err(PeerError::Timeout(_)) => {
