@@ -72,17 +72,25 @@ impl Engine {
             Ok(peer) => peer,
             Err(rejection) => return Ok(self.refuse(&instr, rejection)),
         };
+        // Authorized before the UETR's record is read or anything written: a bank that does
+        // not hold the debtor account can neither occupy this UETR nor learn whether it is
+        // taken (issue 11, defect 3).
+        if let Err(rejection) = self.authorize_debtor(&instr) {
+            return Ok(self.refuse(&instr, rejection));
+        }
         let _guard = self.locks.lock(instr.uetr).await;
         if let Some(existing) = self.parts.store.outbound(&instr.uetr)? {
-            let rejection = Rejection::new(
-                ReasonCode::Dupl,
+            // The earlier payment's status is its submitter's business only.
+            let detail = if same_debtor_agent(&existing, &instr) {
                 format!(
                     "UETR {} was already submitted (its status: {})",
                     instr.uetr,
                     outbound_status_text(&existing)
-                ),
-            );
-            return Ok(self.refuse(&instr, rejection));
+                )
+            } else {
+                format!("UETR {} is already taken by another payment", instr.uetr)
+            };
+            return Ok(self.refuse(&instr, Rejection::new(ReasonCode::Dupl, detail)));
         }
         let record = self.outbound_record(&signed, &instr, &peer);
         if let Err(rejection) = self.check_debtor(&instr) {
@@ -674,6 +682,16 @@ fn decision_name(decision: Decision) -> &'static str {
         Decision::UnknownFenced => "UNKNOWN_FENCED",
         Decision::Unspecified => "UNSPECIFIED",
     }
+}
+
+/// Whether the payment `record` holds was submitted by the bank that signed `instr` (the
+/// debtor agent, which both signatures were checked against). A record whose instruction no
+/// longer decodes is nobody's.
+fn same_debtor_agent(record: &OutboundRecord, instr: &Instruction) -> bool {
+    pb::Signed::decode(record.signed_instruction.as_slice())
+        .ok()
+        .and_then(|signed| instruction::decode(&signed).ok())
+        .is_some_and(|stored| stored.debtor_agent_bic == instr.debtor_agent_bic)
 }
 
 fn outbound_status_text(record: &OutboundRecord) -> String {
