@@ -1,5 +1,7 @@
-//! The receiver's side: a peer's Prepare is decided once per UETR (checked, credited, answered
-//! with a signed receipt), and a status query answers that decision or fences the UETR.
+//! The receiver's side: a peer's Prepare is decided once per (peer, UETR) (authenticated,
+//! checked, credited, answered with a signed receipt), and a status query answers that decision
+//! or fences the UETR. Every record is the calling peer's own (the store keys inbound records by
+//! sender), so one peer can neither block, fence nor read another peer's payment.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -360,9 +362,10 @@ impl Engine {
         Ok(Some(record))
     }
 
-    /// Answers a peer's status query, fencing the UETR when there is no decision. A party
-    /// that is not a corridor peer is refused (RR04) before anything is read or written: a
-    /// fence it could write would refuse the genuine sender's payment for ever.
+    /// Answers a peer's status query about its own payment `uetr`, fencing it when there is no
+    /// decision. Only `peer`'s record is read or fenced: another peer's payment under the same
+    /// UETR is neither revealed nor blocked. A party that is not a corridor peer is refused
+    /// (RR04) before anything is read or written.
     pub async fn relay_status(
         &self,
         peer: &str,
