@@ -51,6 +51,10 @@
 //! inserting other lines or editing `expect` does not. [`parse`] leaves derived UETRs as the
 //! nil UUID, which every node refuses as malformed, until [`key_uetrs`] is given the banks'
 //! keys.
+//! UETRs derived by versions before the key (`kakehashi-replay-uetr-v1`) are not derived again:
+//! a file interrupted under such a version must be finished, or its payments looked up with
+//! `kakehashi status`, before it is run again with this one, which would send them as new
+//! payments.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
