@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::checks::ledger_rejection;
 use super::{Engine, EngineError, blocking};
 use crate::metrics::Flow;
-use crate::store::{InboundRecord, InboundState, Write};
+use crate::store::{AccountMeta, InboundRecord, InboundState, Write};
 
 impl Engine {
     /// Handles a peer's Prepare (see the module documentation). `peer` is the jurisdiction the
@@ -99,7 +99,9 @@ impl Engine {
             }
         }
         let (_, t) = self.clock().now();
-        let checked = self.check_inbound(peer, signed, instr, t);
+        // Read before the checks so that a failed read propagates, nothing recorded (defect 4).
+        let creditor = self.parts.store.account(instr.creditor_account)?;
+        let checked = self.check_inbound(peer, signed, instr, t, creditor.as_ref());
         let (credited_minor, liquidity) = match checked {
             Ok(ok) => ok,
             Err(rejection) => {
@@ -147,12 +149,14 @@ impl Engine {
     }
 
     /// Checks an inbound instruction; returns the amount to credit and the liquidity account.
+    /// `creditor` is the creditor account's metadata, read by the caller.
     fn check_inbound(
         &self,
         peer: &str,
         signed: &pb::Signed,
         instr: &Instruction,
         t: UnixTime,
+        creditor: Option<&AccountMeta>,
     ) -> Result<(u128, u128), Rejection> {
         let Some(link) = self.parts.peers.get(peer) else {
             return Err(Rejection::new(
@@ -203,6 +207,7 @@ impl Engine {
         self.parts.sanctions.screen(instr, instr.creditor_account)?;
         self.check_limit(terms.target.1, "credit")?;
         self.check_customer_account(
+            creditor,
             instr.creditor_account,
             &instr.creditor_agent_bic,
             "creditor",

@@ -85,7 +85,9 @@ impl Engine {
             return Ok(self.refuse(&instr, rejection));
         }
         let record = self.outbound_record(&signed, &instr, &peer);
-        if let Err(rejection) = self.check_debtor(&instr) {
+        // Read before the checks so that a failed read propagates (defect 4).
+        let debtor = self.parts.store.account(instr.debtor_account)?;
+        if let Err(rejection) = self.check_debtor(&instr, debtor.as_ref()) {
             return self.reject_outbound(&instr, record, rejection).await;
         }
         let record = match self.reserve(&instr, &peer, record).await? {
