@@ -245,7 +245,7 @@ impl Payments for PaymentsService {
     ) -> Result<Response<pb::PaymentStatusReport>, Status> {
         let text = request.into_inner().uetr;
         let uetr = Uetr::parse(&text).map_err(|r| status_for(&r))?;
-        match self.engine.status(&uetr) {
+        match self.engine.status(&uetr).await {
             Ok(Some(report)) => Ok(Response::new(report)),
             Ok(None) => Err(Status::not_found(format!(
                 "no payment with UETR {uetr} was submitted to {}",

@@ -337,6 +337,34 @@ mod tests {
         assert_eq!(decision.decision(), Decision::Settled, "{decision:?}");
     }
 
+    /// Issue 11, defect 5: a participant's status query waits for the step in progress on its
+    /// UETR (every step holds the UETR's lock), so it never reports a state in the middle of
+    /// one.
+    #[tokio::test]
+    async fn a_status_query_waits_for_the_step_in_progress() {
+        let pair = crate::testing::pair().await;
+        let jp = std::sync::Arc::clone(pair.jp.engine());
+        let uetr = crate::testing::new_uetr();
+        let step = jp.locks.lock(uetr).await;
+        let status = tokio::spawn({
+            let jp = std::sync::Arc::clone(&jp);
+            async move { jp.status(&uetr).await }
+        });
+        // The test runs on one thread: each yield lets the status task run until it waits.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!status.is_finished(), "answered while a step held the UETR");
+        drop(step);
+        assert!(
+            status
+                .await
+                .expect("status task")
+                .expect("status")
+                .is_none()
+        );
+    }
+
     #[test]
     fn transfer_ids_differ_by_step_and_uetr() {
         let a = transfer_id(b"reserve", &[1; 16]);

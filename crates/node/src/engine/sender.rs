@@ -531,8 +531,12 @@ impl Engine {
         Ok(remaining)
     }
 
-    /// The participant's view of a payment this node sent.
-    pub fn status(&self, uetr: &Uetr) -> Result<Option<PaymentStatusReport>, EngineError> {
+    /// The participant's view of a payment this node sent. Read under the UETR's lock, so it
+    /// is never a state in the middle of a step (issue 11, defect 5): what it reports is a
+    /// state the payment rests in, and (the store showing only durable records) one a crash
+    /// cannot take back.
+    pub async fn status(&self, uetr: &Uetr) -> Result<Option<PaymentStatusReport>, EngineError> {
+        let _guard = self.locks.lock(*uetr).await;
         Ok(self
             .parts
             .store
