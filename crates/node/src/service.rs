@@ -484,8 +484,10 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
     }
 
-    /// What is logged on this thread while the guard lives (the tests' nodes run on the test's
-    /// single-threaded runtime, so their log lines land here too).
+    /// What the unit tests of this crate log, from every thread. A scoped (per-thread)
+    /// subscriber would miss events: tracing caches a call site's interest globally, and a test
+    /// on another thread without a subscriber can leave it disabled. So one global subscriber
+    /// writes into one buffer, and a test looks for its own error id there (ids are unique).
     #[derive(Clone, Default)]
     struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -504,14 +506,20 @@ mod tests {
     }
 
     impl Logs {
-        fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-            let logs = Self::default();
-            let writer = logs.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .finish();
-            (logs, tracing::subscriber::set_default(subscriber))
+        fn capture() -> Self {
+            static LOGS: OnceLock<Logs> = OnceLock::new();
+            LOGS.get_or_init(|| {
+                let logs = Self::default();
+                let writer = logs.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_writer(move || writer.clone())
+                    .with_ansi(false)
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in the unit tests");
+                logs
+            })
+            .clone()
         }
 
         fn text(&self) -> String {
@@ -568,7 +576,7 @@ mod tests {
     /// (balances) that fails the same way says no more than that either.
     #[tokio::test]
     async fn a_failed_store_read_is_unavailable_records_nothing_and_the_retry_settles() {
-        let (logs, _guard) = Logs::capture();
+        let logs = Logs::capture();
         let pair = crate::testing::pair().await;
         let jp = Arc::clone(pair.jp.engine());
         let service = PaymentsService::new(Arc::clone(&jp), Vec::new(), 16);
