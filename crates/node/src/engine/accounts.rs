@@ -317,6 +317,17 @@ impl Engine {
                     ),
                 )));
             }
+            // The operator's amount is too large for the balances it would move.
+            Some(
+                CreateTransferResult::OverflowsDebitsPosted
+                | CreateTransferResult::OverflowsCreditsPosted
+                | CreateTransferResult::OverflowsDebits
+                | CreateTransferResult::OverflowsCredits,
+            ) => {
+                return Ok(Err(ff01(
+                    "amount: too large, an account balance would overflow",
+                )));
+            }
             // Anything else (the funding account has no limit and the id is fresh) is a fault
             // of this node, not of the operator's request: its name stays in the log.
             Some(result) => {
