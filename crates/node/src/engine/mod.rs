@@ -17,7 +17,7 @@
 //!
 //! [`Engine`] is one type whose methods are cut along its jobs: `accounts` (genesis, balances,
 //! the operator's open, fund and close), `quoting`, `sender` (submit, reserve, forward, post or
-//! void, recovery of payments in doubt), `receiver` (Prepare, the status query, credit and
+//! void), `recovery` (of payments in doubt), `receiver` (Prepare, the status query, credit and
 //! receipt) and `checks` (the validations both sides share).
 //!
 //! The engine reads the time only through a [`Clock`] and reaches its peers only through a
@@ -32,6 +32,7 @@ mod checks;
 mod clock;
 mod quoting;
 mod receiver;
+mod recovery;
 mod sender;
 mod transport;
 
