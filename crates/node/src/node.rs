@@ -27,8 +27,8 @@ use tokio::task::JoinHandle;
 use crate::AccountKind;
 use crate::config::{self, Config};
 use crate::engine::{
-    Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink, Sanctions,
-    SystemClock,
+    Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink,
+    RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, Sanctions, SystemClock,
 };
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
@@ -37,7 +37,8 @@ use crate::store::{AccountMeta, Store, StoreError};
 use crate::tls::{self, TlsIdentity};
 
 /// How often the recovery loop looks for payments in doubt. Short, because a payment in doubt
-/// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt.
+/// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt,
+/// and a peer that does not answer is left alone for its backoff rather than asked each time.
 pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why a node could not start or stopped.
@@ -179,6 +180,7 @@ impl Node {
             spread_bps: config.fx.spread_bps,
             quote_ttl_secs: config.fx.quote_ttl_secs,
             limits,
+            recovery: recovery_limits(&config),
             sanctions: sanctions(&config),
             funding_account: genesis.funding_account,
             metrics: Arc::clone(&metrics),
@@ -386,6 +388,16 @@ fn engine_limits(config: &Config, currency: &'static Currency) -> Result<EngineL
     })
 }
 
+/// How recovery paces itself: its bounds from `[limits]`, the backoff's defaults.
+fn recovery_limits(config: &Config) -> RecoveryLimits {
+    RecoveryLimits {
+        payments_per_pass: config.limits.recovery_payments_per_pass_max,
+        queries_per_peer: config.limits.recovery_queries_per_peer_max,
+        backoff_initial: RECOVERY_BACKOFF_INITIAL,
+        backoff_max: RECOVERY_BACKOFF_MAX,
+    }
+}
+
 /// The screening lists of `[sanctions]`, names normalized for matching.
 fn sanctions(config: &Config) -> Sanctions {
     Sanctions {
@@ -459,12 +471,38 @@ async fn serve(
     })
 }
 
+/// Runs recovery passes until `stopped` turns true; a pass in progress then ends at its next
+/// wait. A pass that its bound cut short is followed at once by the next; otherwise the loop
+/// waits [`RECOVERY_INTERVAL`].
 async fn recovery_loop(engine: Arc<Engine>, mut stopped: watch::Receiver<bool>) {
     loop {
-        match engine.recover().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(in_doubt = n, "payments still in doubt; retrying"),
-            Err(error) => tracing::error!(%error, "recovery pass failed"),
+        let more = match engine.recover(&stopped).await {
+            Ok(pass) if pass.stopped => return,
+            Ok(pass) => {
+                if pass.in_doubt > 0 {
+                    tracing::info!(
+                        in_doubt = pass.in_doubt,
+                        resolved = pass.resolved,
+                        unanswered = pass.unanswered,
+                        failed = pass.failed,
+                        deferred = pass.deferred,
+                        "payments still in doubt; retrying"
+                    );
+                }
+                pass.more
+            }
+            Err(error) => {
+                tracing::error!(%error, "recovery could not list the payments in doubt");
+                false
+            }
+        };
+        if more {
+            // Let the services run between passes of a long backlog.
+            tokio::task::yield_now().await;
+            if *stopped.borrow() {
+                return;
+            }
+            continue;
         }
         tokio::select! {
             () = tokio::time::sleep(RECOVERY_INTERVAL) => {}

@@ -304,7 +304,11 @@ impl Engine {
         )))
     }
 
-    async fn put_outbound(&self, uetr: Uetr, record: &OutboundRecord) -> Result<(), EngineError> {
+    pub(super) async fn put_outbound(
+        &self,
+        uetr: Uetr,
+        record: &OutboundRecord,
+    ) -> Result<(), EngineError> {
         self.parts
             .store
             .put(vec![Write::Outbound(uetr, record.clone())])
@@ -421,7 +425,7 @@ impl Engine {
 
     /// Posts (`post`) or voids the reservation of `record`. Already posted, already voided and,
     /// for a void, never reserved are what a retry after a crash finds: done.
-    async fn resolve_reservation(
+    pub(super) async fn resolve_reservation(
         &self,
         uetr: Uetr,
         record: &OutboundRecord,
