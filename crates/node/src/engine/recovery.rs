@@ -21,7 +21,11 @@
 //!   let finish: it is short, and whatever state it leaves is one a crash there would leave.
 //!
 //! A `Reserving` record was never forwarded (Prepare leaves only once `Forwarded` is durable),
-//! so no peer is asked: its reservation, if any, is voided and the payment recorded rejected.
+//! so no peer is asked: under the UETR's lock the ledger says whether the reservation exists,
+//! and the answer cannot change meanwhile (only the submission holding that lock creates it).
+//! The payment is recorded rejected with reservation id 0 when it does not exist, and its
+//! reservation voided when it does, so that the record always agrees with the ledger, which
+//! the pair audit checks strictly (issue 11, defect 8).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -30,6 +34,7 @@ use std::sync::Mutex;
 use std::task::Poll;
 use std::time::Duration;
 
+use kakehashi_ledger::TransferId;
 use kakehashi_proto::pb::{RelayDecision, RelayStatusRequest};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::reason::ReasonCode;
@@ -37,7 +42,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::sender::decision_name;
-use super::{Engine, EngineError, PeerError, PeerLink};
+use super::{Engine, EngineError, PeerError, PeerLink, blocking};
 use crate::store::{OutboundRecord, OutboundState};
 
 /// Default of [`RecoveryLimits::backoff_initial`]: the recovery loop's own interval, so a peer
@@ -410,14 +415,29 @@ impl Engine {
         }
     }
 
-    /// Ends a payment that was never forwarded: voids its reservation (done already when
-    /// the ledger holds none) and records it rejected (AB05).
+    /// Ends a payment that was never forwarded: voids its reservation if the ledger has one,
+    /// and records it rejected (AB05) naming the reservation only when there is one. Called
+    /// with the UETR's lock held, so no submission can create the reservation meanwhile.
     async fn release_unforwarded(
         &self,
         uetr: Uetr,
         mut record: OutboundRecord,
     ) -> Result<(), EngineError> {
-        self.resolve_reservation(uetr, &record, false).await?;
+        let reserved = record.reservation_id != 0 && {
+            let ledger = std::sync::Arc::clone(&self.parts.ledger);
+            let id = TransferId(record.reservation_id);
+            blocking(move || ledger.lookup_transfers(&[id]))
+                .await??
+                .into_iter()
+                .next()
+                .flatten()
+                .is_some()
+        };
+        if reserved {
+            self.resolve_reservation(uetr, &record, false).await?;
+        } else {
+            record.reservation_id = 0;
+        }
         record.state = OutboundState::Rejected;
         record.reason_code = Some(ReasonCode::Ab05.as_str().to_owned());
         record.reason_detail = Some(format!(
@@ -427,7 +447,7 @@ impl Engine {
         record.decided_by = Some(self.jurisdiction().to_owned());
         record.updated_at = self.clock().unix_secs();
         self.put_outbound(uetr, &record).await?;
-        tracing::info!(%uetr, "unforwarded payment released");
+        tracing::info!(%uetr, reserved, "unforwarded payment released");
         Ok(())
     }
 

@@ -213,6 +213,7 @@ impl Engine {
         record.reservation_id = reservation;
         record.decided_by = None;
         self.put_outbound(instr.uetr, &record).await?;
+        crate::fault::crash_point(crate::fault::SENDER_AFTER_RESERVING_RECORD);
         let pending = NewTransfer {
             id: TransferId(reservation),
             debit_account_id: AccountId(instr.debtor_account),

@@ -8,22 +8,25 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use kakehashi_ledger::{Ledger, Options, Timestamp};
+use kakehashi_ledger::{
+    AccountId, Ledger, NewTransfer, Options, PendingStatus, Timestamp, TransferFlags, TransferId,
+};
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::{Decision, PrepareRequest, RelayDecision, RelayStatusRequest};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money::{self, Rate};
-use kakehashi_protocol::transfer::transfer_id;
+use kakehashi_protocol::transfer::{codes, transfer_id};
 use tokio::sync::watch;
 
 use super::{RecoveryLimits, RecoveryPass, backoff_delay};
+use crate::AccountKind;
 use crate::engine::{
     Clock, Engine, EngineLimits, EngineParts, PeerCall, PeerError, PeerLink, PeerTransport,
     Sanctions,
 };
 use crate::metrics::Metrics;
-use crate::store::{OutboundRecord, OutboundState, Store, Write};
+use crate::store::{AccountMeta, OutboundRecord, OutboundState, Store, Write};
 
 /// A clock that moves only when the test moves it.
 #[derive(Debug)]
@@ -466,4 +469,84 @@ fn the_backoff_doubles_to_its_cap_with_jitter_from_the_uetr_and_the_attempt() {
         .map(|n| backoff_delay(&limits, 5, &Uetr([n; 16])))
         .collect();
     assert!(spread.len() > 16, "jitter spreads the peers: {spread:?}");
+}
+
+#[tokio::test]
+async fn an_unforwarded_payment_without_a_reservation_is_rejected_naming_none() {
+    // Issue 11, defect 8: the record names the reservation before the ledger holds it; a crash
+    // in between leaves `Reserving` and no reservation. Recovery must not keep the id.
+    let peer = ScriptedPeer::new(Answer::Never);
+    let f = fixture(&[("SG", Arc::clone(&peer))], limits(100, 1)).await;
+    in_doubt(&f, uetr(1), "SG", OutboundState::Reserving, 1).await;
+
+    let pass = pass(&f).await;
+
+    assert_eq!((pass.resolved, pass.in_doubt), (1, 0), "{pass:?}");
+    let record = f
+        .engine
+        .store()
+        .outbound(&uetr(1))
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(record.state, OutboundState::Rejected);
+    assert_eq!(record.reservation_id, 0, "no reservation exists");
+    assert_eq!(record.reason_code.as_deref(), Some("AB05"));
+    assert_eq!(peer.queries(), 0, "nothing was sent, so nobody is asked");
+}
+
+#[tokio::test]
+async fn an_unforwarded_payment_with_a_reservation_has_it_voided_and_named() {
+    let peer = ScriptedPeer::new(Answer::Never);
+    let f = fixture(&[("SG", Arc::clone(&peer))], limits(100, 1)).await;
+    let meta = |kind, name: &str| AccountMeta {
+        kind,
+        owner_bic: None,
+        name: name.into(),
+        closed: false,
+    };
+    f.engine
+        .genesis(vec![
+            (9999, meta(AccountKind::Funding, "funding"), 0),
+            (9001, meta(AccountKind::Corridor, "corridor SG"), 0),
+            (1001, meta(AccountKind::Customer, "debtor"), 50_000),
+        ])
+        .await
+        .expect("genesis");
+    let id = uetr(1);
+    in_doubt(&f, id, "SG", OutboundState::Reserving, 1).await;
+    let reservation = transfer_id(b"reserve", &id.0);
+    let made = f
+        .engine
+        .apply_one(NewTransfer {
+            id: TransferId(reservation),
+            debit_account_id: AccountId(1001),
+            credit_account_id: AccountId(9001),
+            amount: 10_000,
+            ledger: 392,
+            code: codes::OUTBOUND,
+            flags: TransferFlags::PENDING,
+            ..NewTransfer::default()
+        })
+        .await
+        .expect("reserve");
+    assert!(made.is_recorded(), "{made:?}");
+
+    let pass = pass(&f).await;
+
+    assert_eq!((pass.resolved, pass.in_doubt), (1, 0), "{pass:?}");
+    let record = f
+        .engine
+        .store()
+        .outbound(&id)
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(record.state, OutboundState::Rejected);
+    assert_eq!(record.reservation_id, reservation, "the voided reservation");
+    let status = f
+        .engine
+        .ledger()
+        .pending_status(TransferId(reservation))
+        .expect("lookup");
+    assert_eq!(status, Some(PendingStatus::Voided));
+    assert_eq!(peer.queries(), 0);
 }
