@@ -4,6 +4,11 @@
 //! Start-up order matters for recovery: the ledger and the store are opened and the genesis
 //! accounts made sure of before anything listens, and the recovery loop starts with the
 //! servers, so payments left in doubt by a crash are resolved as soon as the peer answers.
+//!
+//! A stop is graceful ([`RunningNode::shutdown`]): the node takes no new payment, keeps serving
+//! everything else (relay calls included, so that the peer's payments in flight end too), waits
+//! at most `[limits] drain_secs` for its own payments in flight, then stops recovery and the
+//! listeners and closes the ledger. Only what is still unanswered is left to recovery.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -106,7 +111,12 @@ pub struct RunningNode {
     /// Where GET /metrics answers.
     pub metrics_addr: Option<SocketAddr>,
     engine: Arc<Engine>,
+    /// Stops the listeners.
     stop: watch::Sender<bool>,
+    /// Stops the recovery loop.
+    stop_recovery: watch::Sender<bool>,
+    /// Longest wait for the payments in flight at a stop (`[limits] drain_secs`).
+    drain: Duration,
     server: JoinHandle<Result<(), ServeError>>,
     recovery: JoinHandle<()>,
 }
@@ -435,14 +445,16 @@ async fn serve(
 
     let bound = server::bind(&config.listen).await?;
     let addresses = bound.addresses();
+    let drain = Duration::from_secs(config.limits.drain_secs);
     let (stop, stopped) = watch::channel(false);
+    let (stop_recovery, recovery_stopped) = watch::channel(false);
     let payments = PaymentsService::new(
         Arc::clone(&engine),
         operators,
         config.limits.stream_queue_len,
     );
     let relay = RelayService::new(Arc::clone(&engine));
-    let mut server_stop = stopped.clone();
+    let mut server_stop = stopped;
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
@@ -451,7 +463,7 @@ async fn serve(
             .run(&config, mra, payments, relay, metrics, shutdown)
             .await
     });
-    let recovery = tokio::spawn(recovery_loop(Arc::clone(&engine), stopped));
+    let recovery = tokio::spawn(recovery_loop(Arc::clone(&engine), recovery_stopped));
     tracing::info!(
         jurisdiction = %engine.jurisdiction(),
         public = %addresses.public,
@@ -466,6 +478,8 @@ async fn serve(
         metrics_addr: Some(addresses.metrics),
         engine,
         stop,
+        stop_recovery,
+        drain,
         server,
         recovery,
     })
@@ -517,16 +531,42 @@ impl RunningNode {
         &self.engine
     }
 
-    /// Stops accepting, lets requests in flight finish, stops recovery and closes the ledger.
+    /// Stops gracefully (issue 11, defect 11): takes no new payment (submissions are answered
+    /// UNAVAILABLE) while serving everything else, relay calls included; waits at most
+    /// `[limits] drain_secs` for the payments in flight; stops recovery; abandons what is still
+    /// in flight, which recovery ends after the restart; stops the listeners (requests in
+    /// progress finish) and closes the ledger.
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.engine.stop_admitting();
+        let in_flight = self.engine.in_flight();
+        if in_flight > 0 {
+            tracing::info!(
+                in_flight,
+                drain_secs = self.drain.as_secs(),
+                "stopping: waiting for the payments in flight"
+            );
+        }
+        let drained = tokio::time::timeout(self.drain, self.engine.drained())
+            .await
+            .is_ok();
+        // Recovery stops before anything in flight is abandoned: then nothing else in this
+        // process takes a UETR's lock, and a submission abandoned halfway is left exactly as
+        // a crash there would leave it (recovery after the restart relies on that).
+        let _ = self.stop_recovery.send(true);
+        let recovered = self.recovery.await;
+        if !drained {
+            tracing::warn!(
+                in_flight = self.engine.in_flight(),
+                "the drain ran out of time; the payments still in flight are left to recovery"
+            );
+            self.engine.abandon_in_flight();
+        }
         let _ = self.stop.send(true);
         let served = self
             .server
             .await
             .map_err(|e| NodeError::Task(e.to_string()))?;
-        self.recovery
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))?;
+        recovered.map_err(|e| NodeError::Task(e.to_string()))?;
         // The services held the last other references to the engine; with them gone the
         // ledger can be closed cleanly (its writer thread joined).
         if let Ok(engine) = Arc::try_unwrap(self.engine) {
@@ -535,7 +575,8 @@ impl RunningNode {
         served.map_err(NodeError::from)
     }
 
-    /// Runs until Ctrl-C, SIGTERM or a listener failure, then shuts down.
+    /// Runs until Ctrl-C, SIGTERM or a listener failure, then shuts down gracefully
+    /// ([`RunningNode::shutdown`]).
     pub async fn wait(self) -> Result<(), NodeError> {
         let terminate = async {
             #[cfg(unix)]
@@ -551,8 +592,8 @@ impl RunningNode {
             std::future::pending::<()>().await;
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
-            () = terminate => tracing::info!("terminated; shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping gracefully"),
+            () = terminate => tracing::info!("terminated; stopping gracefully"),
             () = wait_finished(&self.server) => tracing::error!("a listener stopped; shutting down"),
         }
         self.shutdown().await

@@ -7,7 +7,9 @@
 //!   `FailedPrecondition` (`NotFound` for AC01), same message form;
 //! - a payment refused after authentication → a `PaymentStatusReport` with RJCT (the RPC
 //!   succeeds: the refusal *is* the answer, and it is recorded under its UETR);
-//! - an operational fault (disk, ledger) → `Unavailable`, and nothing was acknowledged.
+//! - an operational fault (disk, ledger) → `Unavailable`, and nothing was acknowledged;
+//! - a submission to a node that is stopping → `Unavailable` ("the node is stopping"), and a
+//!   submission the stop abandoned halfway → `Unavailable`, its outcome to be asked for.
 //!
 //! Every error also carries the reason code in the `kakehashi-reason-code` metadata entry, so
 //! clients need not parse messages.
@@ -55,6 +57,22 @@ fn unavailable(error: &EngineError) -> Status {
         "the node could not complete the request durably ({error}); nothing was acknowledged, \
          retry with the same UETR"
     ))
+}
+
+/// The answer to a submission while the node stops (issue 11, defect 11).
+fn stopping() -> Status {
+    Status::unavailable(
+        "the node is stopping and takes no new payments; nothing was recorded, submit again \
+         (same UETR) once it is back",
+    )
+}
+
+/// The answer to a submission a graceful stop abandoned before its outcome was known.
+fn abandoned() -> Status {
+    Status::unavailable(
+        "the node stopped before this payment's outcome was known; once it is back, ask for \
+         its status with the same UETR (its recovery ends the payment)",
+    )
 }
 
 fn missing(field: &str) -> Status {
@@ -113,12 +131,24 @@ impl PaymentsService {
         let Some(signed) = request.instruction else {
             return Err(missing("instruction"));
         };
+        let Some(admitted) = self.engine.admit() else {
+            return Err(stopping());
+        };
         // The engine runs in its own task: a client that cancels (deadline, reset) drops this
         // future, and the protocol's locked sections must still run to their durable end.
+        // Only a graceful stop that ran out of time abandons it, where a crash would.
         let engine = Arc::clone(&self.engine);
-        let outcome = tokio::spawn(async move { engine.submit(signed).await })
-            .await
-            .map_err(|e| Status::internal(format!("payment task failed: {e}")))?;
+        let outcome = tokio::spawn(async move {
+            tokio::select! {
+                outcome = engine.submit(signed) => Some(outcome),
+                () = admitted.abandoned() => None,
+            }
+        })
+        .await
+        .map_err(|e| Status::internal(format!("payment task failed: {e}")))?;
+        let Some(outcome) = outcome else {
+            return Err(abandoned());
+        };
         match outcome {
             Ok(Submitted::Report(report)) => Ok(*report),
             Ok(Submitted::Invalid(rejection)) => Err(status_for(&rejection)),
@@ -165,7 +195,23 @@ impl Payments for PaymentsService {
         let service = self.clone();
         tokio::spawn(async move {
             let permits = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
-            while let Some(item) = incoming.next().await {
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    () = service.engine.stopping() => {
+                        // The node is stopping: what was accepted finishes and is reported,
+                        // then the stream ends UNAVAILABLE, the rest of its input not taken.
+                        let _ = Arc::clone(&permits)
+                            .acquire_many_owned(STREAM_CONCURRENCY_PERMITS)
+                            .await;
+                        let _ = tx.send(Err(stopping())).await;
+                        break;
+                    }
+                    item = incoming.next() => item,
+                };
+                let Some(item) = item else {
+                    break;
+                };
                 let request = match item {
                     Ok(request) => request,
                     Err(status) => {
@@ -186,9 +232,13 @@ impl Payments for PaymentsService {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let report = match service.submit_one(request).await {
-                        Ok(report) => report,
+                        Ok(report) => Ok(report),
+                        // Not a refusal but an outcome not known (the node is stopping, or its
+                        // storage failed): reporting it in band as a rejection would be wrong,
+                        // so the stream ends with it and the client asks again.
+                        Err(status) if status.code() == tonic::Code::Unavailable => Err(status),
                         // One bad instruction must not end the stream: report it in band.
-                        Err(status) => pb::PaymentStatusReport {
+                        Err(status) => Ok(pb::PaymentStatusReport {
                             transaction_status: pb::TransactionStatus::Rjct.into(),
                             status_reason_code: status
                                 .metadata()
@@ -198,9 +248,9 @@ impl Payments for PaymentsService {
                                 .to_owned(),
                             status_reason_detail: status.message().to_owned(),
                             ..pb::PaymentStatusReport::default()
-                        },
+                        }),
                     };
-                    let _ = tx.send(Ok(report)).await;
+                    let _ = tx.send(report).await;
                     drop(permit);
                 });
             }

@@ -159,6 +159,7 @@ struct RawLimits {
     recovery_payments_per_pass_max: Option<usize>,
     #[serde(rename = "max_recovery_queries_per_peer")]
     recovery_queries_per_peer_max: Option<usize>,
+    drain_secs: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -387,6 +388,7 @@ impl RawLimits {
             recovery_queries_per_peer_max: self
                 .recovery_queries_per_peer_max
                 .unwrap_or(defaults.recovery_queries_per_peer_max),
+            drain_secs: self.drain_secs.unwrap_or(defaults.drain_secs),
         })
     }
 }

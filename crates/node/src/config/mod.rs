@@ -133,6 +133,13 @@ pub const RECOVERY_PAYMENTS_PER_PASS_MAX_DEFAULT: usize = 256;
 pub const RECOVERY_QUERIES_PER_PEER_MAX_DEFAULT: usize = 8;
 /// Largest `[limits] max_recovery_queries_per_peer` accepted.
 pub const RECOVERY_QUERIES_PER_PEER_MAX_MAX: usize = 256;
+/// Default `[limits] drain_secs`: on SIGTERM or Ctrl-C the node takes no new payment and waits
+/// this long for those in flight (longer than the relay timeout, so a Prepare in flight gets
+/// its answer or its timeout), then stops; what is still unanswered is left to recovery.
+pub const DRAIN_SECS_DEFAULT: u64 = 10;
+/// Longest `[limits] drain_secs` accepted: ten minutes (service managers stop waiting long
+/// before).
+pub const DRAIN_SECS_MAX: u64 = 600;
 
 /// A validated node configuration. Paths are absolute or relative to the process's working
 /// directory (already resolved against the configuration file's directory).
@@ -259,6 +266,8 @@ pub struct Limits {
     pub recovery_payments_per_pass_max: usize,
     /// Most recovery status queries in flight to one peer.
     pub recovery_queries_per_peer_max: usize,
+    /// Longest wait, at a graceful stop, for the payments in flight (0: none).
+    pub drain_secs: u64,
 }
 
 impl Default for Limits {
@@ -280,6 +289,7 @@ impl Default for Limits {
             stream_queue_len: STREAM_QUEUE_LEN_DEFAULT,
             recovery_payments_per_pass_max: RECOVERY_PAYMENTS_PER_PASS_MAX_DEFAULT,
             recovery_queries_per_peer_max: RECOVERY_QUERIES_PER_PEER_MAX_DEFAULT,
+            drain_secs: DRAIN_SECS_DEFAULT,
         }
     }
 }

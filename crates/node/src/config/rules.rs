@@ -7,9 +7,10 @@ use tonic::transport::Uri;
 
 use super::{
     ACCOUNTS_MAX, AccountKind, CLOCK_SKEW_SECS_MAX, CONCURRENCY_MAX, Config, ConfigError,
-    INSTRUCTION_LIFETIME_SECS_MAX_MAX, Listen, MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN,
-    NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX, RECOVERY_QUERIES_PER_PEER_MAX_MAX,
-    SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX, TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
+    DRAIN_SECS_MAX, INSTRUCTION_LIFETIME_SECS_MAX_MAX, Listen, MESSAGE_BYTES_MAX_MAX,
+    MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX,
+    RECOVERY_QUERIES_PER_PEER_MAX_MAX, SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX, TIMEOUT_MS_MAX,
+    TIMEOUT_MS_MIN, invalid,
 };
 
 impl Config {
@@ -316,6 +317,7 @@ impl Config {
             0,
             CLOCK_SKEW_SECS_MAX,
         )?;
+        check_range("limits.drain_secs", l.drain_secs, 0, DRAIN_SECS_MAX)?;
         check_range(
             "limits.instruction_max_lifetime_secs",
             l.instruction_lifetime_secs_max,

@@ -18,7 +18,7 @@
 //! [`Engine`] is one type whose methods are cut along its jobs: `accounts` (genesis, balances,
 //! the operator's open, fund and close), `quoting`, `sender` (submit, reserve, forward, post or
 //! void), `recovery` (of payments in doubt: bounded passes, per-peer concurrency and backoff),
-//! `receiver` (Prepare, the status query, credit and receipt) and `checks` (the validations
+//! `drain` (admission of submissions, and their drain when the node stops), `receiver` (Prepare, the status query, credit and receipt) and `checks` (the validations
 //! both sides share).
 //!
 //! The engine reads the time only through a [`Clock`] and reaches its peers only through a
@@ -31,6 +31,7 @@
 mod accounts;
 mod checks;
 mod clock;
+mod drain;
 mod quoting;
 mod receiver;
 mod recovery;
@@ -57,6 +58,7 @@ use crate::store::{Store, StoreError};
 
 pub use checks::Sanctions;
 pub use clock::{Clock, SystemClock};
+pub use drain::Admitted;
 pub use recovery::{
     RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, RecoveryPass, backoff_delay,
 };
@@ -174,6 +176,8 @@ pub struct Engine {
     quote_seq: AtomicU64,
     /// Peers that did not answer recovery's status queries, and when to ask them again.
     backoffs: recovery::Backoffs,
+    /// Admission of new submissions, and those in flight (for a graceful stop).
+    admissions: drain::Admissions,
 }
 
 impl std::fmt::Debug for Engine {
@@ -216,6 +220,7 @@ impl Engine {
             locks: UetrLocks::default(),
             quote_seq: AtomicU64::new(0),
             backoffs: recovery::Backoffs::default(),
+            admissions: drain::Admissions::default(),
         }
     }
 
