@@ -11,6 +11,7 @@
 //! listeners and closes the ledger. Only what is still unanswered is left to recovery.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -537,6 +538,15 @@ impl RunningNode {
     /// in flight, which recovery ends after the restart; stops the listeners (requests in
     /// progress finish) and closes the ledger.
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.shutdown_or_sooner(std::future::pending()).await
+    }
+
+    /// [`RunningNode::shutdown`], whose wait for the payments in flight also ends when
+    /// `sooner` completes (an operator's second Ctrl-C).
+    pub async fn shutdown_or_sooner(
+        self,
+        sooner: impl Future<Output = ()>,
+    ) -> Result<(), NodeError> {
         self.engine.stop_admitting();
         let in_flight = self.engine.in_flight();
         if in_flight > 0 {
@@ -546,9 +556,13 @@ impl RunningNode {
                 "stopping: waiting for the payments in flight"
             );
         }
-        let drained = tokio::time::timeout(self.drain, self.engine.drained())
-            .await
-            .is_ok();
+        let drained = tokio::select! {
+            drained = tokio::time::timeout(self.drain, self.engine.drained()) => drained.is_ok(),
+            () = sooner => {
+                tracing::warn!("asked again to stop; not waiting for the payments in flight");
+                false
+            }
+        };
         // Recovery stops before anything in flight is abandoned: then nothing else in this
         // process takes a UETR's lock, and a submission abandoned halfway is left exactly as
         // a crash there would leave it (recovery after the restart relies on that).
@@ -576,27 +590,35 @@ impl RunningNode {
     }
 
     /// Runs until Ctrl-C, SIGTERM or a listener failure, then shuts down gracefully
-    /// ([`RunningNode::shutdown`]).
+    /// ([`RunningNode::shutdown`]); a second Ctrl-C or SIGTERM ends the wait for the payments
+    /// in flight at once.
     pub async fn wait(self) -> Result<(), NodeError> {
-        let terminate = async {
-            #[cfg(unix)]
-            {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut signal) => {
-                        signal.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            }
-            #[cfg(not(unix))]
-            std::future::pending::<()>().await;
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping gracefully"),
-            () = terminate => tracing::info!("terminated; stopping gracefully"),
+            () = stop_signal() => tracing::info!("asked to stop; stopping gracefully"),
             () = wait_finished(&self.server) => tracing::error!("a listener stopped; shutting down"),
         }
-        self.shutdown().await
+        self.shutdown_or_sooner(stop_signal()).await
+    }
+}
+
+/// Completes at the next Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let terminate = async {
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
     }
 }
 

@@ -6,6 +6,7 @@
 //! TLS session passes through it untouched), so payments can be kept in flight, decided by
 //! SG but not yet answered, for as long as a test needs.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -271,11 +272,23 @@ async fn a_graceful_stop_lets_the_payments_in_flight_settle_and_still_answers_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_waits_for_a_silent_peer_no_longer_than_the_drain() {
+    stop_with_a_silent_peer(1, std::future::pending()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_request_to_stop_ends_the_drain_at_once() {
+    // A ten-minute drain, cut short at once (as `wait` does on a second Ctrl-C or SIGTERM).
+    stop_with_a_silent_peer(600, async {}).await;
+}
+
+/// Stops JP, with `[limits] drain_secs` = `drain_secs`, while a payment it sent is decided by
+/// SG but the answer is held for good; the stop's wait also ends when `sooner` completes.
+async fn stop_with_a_silent_peer(drain_secs: u64, sooner: impl Future<Output = ()>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::new();
     let sg = start("SG", dir.path(), &ports).await;
     let relay = proxy(sg.relay_addr).await;
-    let jp = Node::start(jp_config(dir.path(), &ports, &relay, 1))
+    let jp = Node::start(jp_config(dir.path(), &ports, &relay, drain_secs))
         .await
         .expect("JP node");
     warm_up(jp.public_addr).await;
@@ -288,8 +301,8 @@ async fn a_graceful_stop_waits_for_a_silent_peer_no_longer_than_the_drain() {
     .await;
 
     // The peer's answer is held for good; the relay timeout (60 s) is longer than the hang
-    // guard, so only the drain (1 s) can end the stop in time.
-    tokio::time::timeout(PATIENCE, jp.shutdown())
+    // guard, so only the end of the drain can end the stop in time.
+    tokio::time::timeout(PATIENCE, jp.shutdown_or_sooner(sooner))
         .await
         .expect("the stop ends after the drain, not after the relay timeout")
         .expect("a clean stop");
@@ -304,7 +317,7 @@ async fn a_graceful_stop_waits_for_a_silent_peer_no_longer_than_the_drain() {
 
     // After the restart recovery learns that SG settled it.
     relay.hold.send_replace(false);
-    let jp = Node::start(jp_config(dir.path(), &ports, &relay, 1))
+    let jp = Node::start(jp_config(dir.path(), &ports, &relay, drain_secs))
         .await
         .expect("JP restarts");
     let mut jp_client = client(jp.public_addr, "JP", None).await;
