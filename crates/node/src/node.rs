@@ -487,8 +487,9 @@ async fn serve(
 }
 
 /// Runs recovery passes until `stopped` turns true; a pass in progress then ends at its next
-/// wait. A pass that its bound cut short is followed at once by the next; otherwise the loop
-/// waits [`RECOVERY_INTERVAL`].
+/// wait. A pass that its bound cut short and that resolved something is followed at once by
+/// the next (a backlog drains at the pace the peers answer); otherwise the loop waits
+/// [`RECOVERY_INTERVAL`], so payments that stay in doubt are never asked about in a busy loop.
 async fn recovery_loop(engine: Arc<Engine>, mut stopped: watch::Receiver<bool>) {
     loop {
         let more = match engine.recover(&stopped).await {
@@ -504,7 +505,7 @@ async fn recovery_loop(engine: Arc<Engine>, mut stopped: watch::Receiver<bool>) 
                         "payments still in doubt; retrying"
                     );
                 }
-                pass.more
+                pass.more && pass.resolved > 0
             }
             Err(error) => {
                 tracing::error!(%error, "recovery could not list the payments in doubt");

@@ -79,7 +79,7 @@ pub struct RecoveryPass {
     /// Payments left for a later pass: beyond the pass's bound, towards a peer in backoff or
     /// no longer configured, or not reached before a stop.
     pub deferred: usize,
-    /// Whether the bound left payments for the next pass (the loop then starts it at once).
+    /// Whether the bound left payments for the next pass.
     pub more: bool,
     /// Whether the pass ended early because the node is stopping.
     pub stopped: bool,
@@ -259,7 +259,7 @@ impl Engine {
                     continue;
                 }
             }
-            if taken == limits.payments_per_pass {
+            if taken >= limits.payments_per_pass.max(1) {
                 pass.count(Outcome::Deferred);
                 pass.more = true;
                 continue;
