@@ -456,12 +456,13 @@ async fn serve(
     );
     let relay = RelayService::new(Arc::clone(&engine));
     let mut server_stop = stopped;
+    let draining = engine.stopping_signal();
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         };
         bound
-            .run(&config, mra, payments, relay, metrics, shutdown)
+            .run_draining(&config, mra, payments, relay, metrics, draining, shutdown)
             .await
     });
     let recovery = tokio::spawn(recovery_loop(Arc::clone(&engine), recovery_stopped));

@@ -19,10 +19,13 @@ use kakehashi_protocol::instruction::Uetr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::{
-    Ports, amount, bank, client, config, instruction, jp_to_sg, new_uetr, quote, quote_and_submit,
-    settled_status, sg_to_jp, start,
+    self, Ports, amount, bank, client, config, instruction, jp_to_sg, new_uetr, quote,
+    quote_and_submit, settled_status, sg_to_jp, start,
 };
 
 /// A hang guard for the test's waits, far above anything a passing run takes.
@@ -207,6 +210,25 @@ async fn a_graceful_stop_lets_the_payments_in_flight_settle_and_still_answers_th
     until("JP began to stop", || jp_engine.is_stopping()).await;
     // The engine must be JP's alone again for the stop to close its ledger.
     drop(jp_engine);
+
+    // Health tells load balancers to send payments elsewhere (set just after the stop began).
+    let mut health = HealthClient::new(support::channel(jp_public, "JP", None).await);
+    let started = std::time::Instant::now();
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "kakehashi.v1.Payments".into(),
+            })
+            .await
+            .expect("health is still served")
+            .into_inner()
+            .status();
+        if status == ServingStatus::NotServing {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "Payments still {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // A new payment is refused, and says why.
     let alpha = bank("jp", "KKHAJPJ0");

@@ -8,6 +8,7 @@
 //! abandoned ([`Engine::abandon_in_flight`]): its task stops where it is, exactly as a crash
 //! there would stop it, and recovery ends the payment after the restart.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -105,8 +106,16 @@ impl Engine {
 
     /// Completes once the node has stopped admitting submissions.
     pub async fn stopping(&self) {
+        self.stopping_signal().await;
+    }
+
+    /// [`Engine::stopping`] as a future that does not borrow the engine (nor keep it alive:
+    /// the node's listeners hold it until they stop, and the ledger closes only after).
+    pub fn stopping_signal(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut state = self.admissions.state.subscribe();
-        let _ = state.wait_for(|s| s.phase != Phase::Open).await;
+        async move {
+            let _ = state.wait_for(|s| s.phase != Phase::Open).await;
+        }
     }
 
     /// Submissions in flight.
