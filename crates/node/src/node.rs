@@ -177,6 +177,7 @@ impl Node {
             signing_chain: chain,
             peers,
             spread_bps: config.fx.spread_bps,
+            rate_band_bps: config.fx.rate_band_bps,
             quote_ttl_secs: config.fx.quote_ttl_secs,
             limits,
             sanctions: sanctions(&config),

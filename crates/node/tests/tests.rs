@@ -17,6 +17,9 @@ mod admin;
 // genuine payment unaffected (issue 11).
 mod peers;
 
+// Quotes tied to the node that issued them, and the receiver's rate band (issue 11).
+mod quotes;
+
 // The listeners over real sockets: TLS refusals counted and logged, health, reflection, limits.
 mod net;
 
