@@ -20,6 +20,9 @@ mod peers;
 // Quotes tied to the node that issued them, and the receiver's rate band (issue 11).
 mod quotes;
 
+// A node refuses to start on books that fail its start-up checks (issue 11).
+mod books;
+
 // The listeners over real sockets: TLS refusals counted and logged, health, reflection, limits.
 mod net;
 
