@@ -293,7 +293,7 @@ fn audit_refuses_a_ledger_held_by_a_running_node() {
     let ledger = open(dir.path());
     let error = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).err();
     assert!(
-        matches!(error, Some(kakehashi_ledger::Error::Storage { .. })),
+        matches!(error, Some(kakehashi_ledger::Error::Locked { .. })),
         "{error:?}"
     );
     ledger.close().expect("close");
