@@ -28,7 +28,7 @@ use crate::AccountKind;
 use crate::config::{self, Config};
 use crate::engine::{
     Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink, Sanctions,
-    SystemClock,
+    SledBooks, SystemClock,
 };
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
@@ -171,7 +171,7 @@ impl Node {
             jurisdiction: config.jurisdiction.clone(),
             currency,
             mra: Arc::clone(&mra),
-            ledger,
+            books: Arc::new(SledBooks::new(ledger)),
             store,
             signing_key: key,
             signing_chain: chain,

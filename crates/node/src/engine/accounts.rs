@@ -1,6 +1,5 @@
 //! Operator accounts: genesis, balances, and opening, funding and closing accounts.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use kakehashi_ledger::{
@@ -14,7 +13,7 @@ use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::transfer::{codes, transfer_id};
 
 use super::checks::ledger_rejection;
-use super::{Engine, EngineError, Submitted, blocking};
+use super::{Engine, EngineError, Submitted};
 use crate::AccountKind;
 use crate::store::{AccountMeta, Write};
 
@@ -38,8 +37,7 @@ impl Engine {
             })
             .collect();
         let (ts, _) = self.clock().now();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let results = blocking(move || ledger.create_accounts(&new_accounts, ts)).await??;
+        let results = self.books().create_accounts(new_accounts, ts).await?;
         for ((id, meta, _), result) in accounts.iter().zip(&results) {
             if !result.is_recorded() {
                 return Err(EngineError::Config(format!(
@@ -75,8 +73,7 @@ impl Engine {
         if transfers.is_empty() {
             return Ok(());
         }
-        let ledger = Arc::clone(&self.parts.ledger);
-        let results = blocking(move || ledger.create_transfers(&transfers, ts)).await??;
+        let results = self.books().create_transfers(transfers, ts).await?;
         if let Some(bad) = results.iter().find(|r| !r.is_recorded()) {
             return Err(EngineError::Config(format!(
                 "genesis funding refused by the ledger: {} (an opening balance changed after \
@@ -106,10 +103,8 @@ impl Engine {
                 .collect()
         };
         let lookup: Vec<AccountId> = wanted.iter().map(|(id, _)| AccountId(*id)).collect();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let found = match blocking(move || ledger.lookup_accounts(&lookup)).await {
-            Ok(Ok(found)) => found,
-            Ok(Err(e)) => return Err(invalid_internal(&e)),
+        let found = match self.books().lookup_accounts(lookup).await {
+            Ok(found) => found,
             Err(e) => return Err(invalid_internal(&e)),
         };
         let (_, t) = self.clock().now();
@@ -208,10 +203,8 @@ impl Engine {
             ..NewAccount::default()
         };
         let (ts, _) = self.clock().now();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let result = match blocking(move || ledger.create_accounts(&[new], ts)).await {
-            Ok(Ok(r)) => r.into_iter().next(),
-            Ok(Err(e)) => return Err(invalid_internal(&e)),
+        let result = match self.books().create_accounts(vec![new], ts).await {
+            Ok(r) => r.into_iter().next(),
             Err(e) => return Err(invalid_internal(&e)),
         };
         match result {
@@ -285,16 +278,14 @@ impl Engine {
             ..NewTransfer::default()
         };
         let (ts, _) = self.clock().now();
-        let ledger = Arc::clone(&self.parts.ledger);
-        match blocking(move || ledger.create_transfers(&[transfer], ts)).await {
-            Ok(Ok(results)) if results.first().is_some_and(|r| r.is_recorded()) => {}
-            Ok(Ok(results)) => {
+        match self.books().create_transfers(vec![transfer], ts).await {
+            Ok(results) if results.first().is_some_and(|r| r.is_recorded()) => {}
+            Ok(results) => {
                 return Err(Submitted::Invalid(ledger_rejection(
                     results.first().copied(),
                     "funding",
                 )));
             }
-            Ok(Err(e)) => return Err(invalid_internal(&e)),
             Err(e) => return Err(invalid_internal(&e)),
         }
         self.balances(vec![id]).await.map(|mut b| b.remove(0))

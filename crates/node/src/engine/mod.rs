@@ -28,6 +28,7 @@
 //! random source.
 
 mod accounts;
+mod books;
 mod checks;
 mod clock;
 mod quoting;
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use ed25519_dalek::SigningKey;
-use kakehashi_ledger::{CreateTransferResult, Ledger, NewTransfer};
+use kakehashi_ledger::{CreateTransferResult, NewTransfer};
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::PaymentStatusReport;
@@ -53,6 +54,7 @@ use crate::locks::UetrLocks;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
+pub use books::{Books, BooksCall, SledBooks};
 pub use checks::Sanctions;
 pub use clock::{Clock, SystemClock};
 pub use transport::{GrpcPeer, PeerCall, PeerError, PeerTransport};
@@ -128,8 +130,8 @@ pub struct EngineParts {
     pub currency: &'static Currency,
     /// The agreement.
     pub mra: Arc<Mra>,
-    /// The ledger.
-    pub ledger: Arc<Ledger>,
+    /// The ledger ([`SledBooks`] in production).
+    pub books: Arc<dyn Books>,
     /// The payment store.
     pub store: Store,
     /// The receipt- and quote-signing key and its chain (DER, leaf first).
@@ -173,15 +175,6 @@ impl std::fmt::Debug for Engine {
             .field("jurisdiction", &self.parts.jurisdiction)
             .finish_non_exhaustive()
     }
-}
-
-/// Runs blocking ledger work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| EngineError::Task(e.to_string()))
 }
 
 impl Engine {
@@ -240,8 +233,8 @@ impl Engine {
     }
 
     /// The ledger.
-    pub fn ledger(&self) -> &Arc<Ledger> {
-        &self.parts.ledger
+    pub fn books(&self) -> &dyn Books {
+        &*self.parts.books
     }
 
     /// Whether `jurisdiction` is a configured peer of this node, the only party whose relay
@@ -269,17 +262,13 @@ impl Engine {
 
     /// Closes the ledger cleanly (joins its writer) when this engine holds its last reference.
     pub async fn close(self) -> Result<(), EngineError> {
-        if let Ok(ledger) = Arc::try_unwrap(self.parts.ledger) {
-            blocking(move || ledger.close()).await??;
-        }
-        Ok(())
+        self.parts.books.close().await
     }
 
     /// Applies one ledger transfer at the clock's time and returns the ledger's result.
     async fn apply_one(&self, transfer: NewTransfer) -> Result<CreateTransferResult, EngineError> {
         let (ts, _) = self.clock().now();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let results = blocking(move || ledger.create_transfers(&[transfer], ts)).await??;
+        let results = self.books().create_transfers(vec![transfer], ts).await?;
         results.into_iter().next().ok_or(EngineError::Unexpected {
             what: "a transfer",
             result: "no result",

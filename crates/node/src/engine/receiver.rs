@@ -1,7 +1,6 @@
 //! The receiver's side: a peer's Prepare is decided once per UETR (checked, credited, answered
 //! with a signed receipt), and a status query answers that decision or fences the UETR.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use kakehashi_ledger::{AccountId, NewTransfer, TransferId};
@@ -18,7 +17,7 @@ use prost::Message;
 use tracing::Instrument;
 
 use super::checks::ledger_rejection;
-use super::{Engine, EngineError, blocking};
+use super::{Engine, EngineError};
 use crate::metrics::Flow;
 use crate::store::{InboundRecord, InboundState, Write};
 
@@ -259,8 +258,7 @@ impl Engine {
         mut record: InboundRecord,
     ) -> Result<Option<InboundRecord>, EngineError> {
         let id = TransferId(record.credit_transfer_id);
-        let ledger = Arc::clone(&self.parts.ledger);
-        let found = blocking(move || ledger.lookup_transfers(&[id])).await??;
+        let found = self.books().lookup_transfers(vec![id]).await?;
         let Some(Some(transfer)) = found.into_iter().next() else {
             return Ok(None);
         };
