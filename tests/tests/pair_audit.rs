@@ -211,7 +211,7 @@ fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
         .expect("runtime");
     let store = Store::open(&data.join("sg/node")).expect("open SG store");
     let mut record = store
-        .inbound(&unreceipted)
+        .inbound("JP", &unreceipted)
         .expect("read")
         .expect("SG recorded the payment");
     record.receipt = None;

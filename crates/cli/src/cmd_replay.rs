@@ -6,10 +6,10 @@
 //! The whole file is validated first (and the banks' keys loaded); a bad line aborts with exit
 //! 2 before anything is sent. Lines that share a UETR run one after the other in file order;
 //! the others run `--concurrency` at a time. Re-running a file is safe: every line has a fixed
-//! UETR (its own or one derived from its content), the sending node answers a known UETR with
-//! DUPL and moves nothing, and replay then asks the node for the earlier payment's status and
-//! reports that outcome as "decided by an earlier run" when it is the same payment (same
-//! end-to-end id and amount).
+//! UETR (its own, or one derived from its content under a key of the signing bank), the
+//! sending node answers a known UETR with DUPL and moves nothing, and replay then asks the node
+//! for the earlier payment's status and reports that outcome as "decided by an earlier run" when
+//! it is the same payment (same end-to-end id and amount).
 //!
 //! Exit codes: 0 every line met its expectation (a line without one: was answered, ACSC or
 //! RJCT); 1 some line did not (or got no answer, or a receipt did not verify); 2 usage or input
@@ -31,7 +31,7 @@ use kakehashi_node::participant::{
     Answer, Participant, PayError, ReceiptError, Refusal, Step, VerifiedReceipt,
 };
 use kakehashi_ops::load;
-use kakehashi_ops::replay::{self, Parties, Payment};
+use kakehashi_ops::replay::{self, Parties, Payment, UetrKey};
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
@@ -142,7 +142,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
     // 1. The whole file, before anything is sent.
     let bytes = read_file(&args.file)?;
-    let payments = match replay::parse(&bytes, &parties, &args.seed) {
+    let mut payments = match replay::parse(&bytes, &parties) {
         Ok(payments) => payments,
         Err(errors) => return Ok(input_errors(&args.file, &errors)),
     };
@@ -163,6 +163,10 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(loaded) => loaded,
         Err(errors) => return Ok(input_errors(&args.file, &errors)),
     };
+    // Derived UETRs are keyed with a secret of the bank that signs the line, so that no one
+    // else can compute them from the file and take them first.
+    let keys: Vec<UetrKey> = banks.iter().map(|b| UetrKey::of(&b.identity)).collect();
+    replay::key_uetrs(&mut payments, &args.seed, |index| &keys[bank_of[index]]);
     let urls = node_urls(&args, &payments)?;
     let mut header = header(&args, &payments, &urls);
     if args.check {

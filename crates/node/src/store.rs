@@ -2,7 +2,9 @@
 //! payment ended, what it decided for each payment it received, which UETRs it fenced, and the
 //! metadata of its accounts (owner bank, name, kind, closed).
 //!
-//! One sled database (`<data_dir>/node`), one tree, keys prefixed by record kind. Every write
+//! One sled database (`<data_dir>/node`), one tree, keys prefixed by record kind. Outbound
+//! records are keyed by UETR; inbound records by the sending jurisdiction and the UETR, so that
+//! a corridor peer can only ever occupy, fence or read keys in its own namespace. Every write
 //! goes through one writer thread that applies whatever is queued as one crash-atomic sled
 //! batch, then `Db::flush` and an `fdatasync` of sled's log, and only then answers its callers
 //! (group commit, as in the ledger: sled's own flush ends in `sync_file_range`, which survives a
@@ -184,7 +186,7 @@ pub struct OutboundRecord {
     pub updated_at: u64,
 }
 
-/// What this node decided for a payment it received, keyed by UETR.
+/// What this node decided for a payment it received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InboundState {
@@ -248,7 +250,9 @@ pub struct AccountMeta {
 pub enum Write {
     /// Insert or replace the outbound record of a UETR.
     Outbound(Uetr, OutboundRecord),
-    /// Insert or replace the inbound record of a UETR.
+    /// Insert or replace the inbound record of a UETR from the record's sender
+    /// ([`InboundRecord::sender`]): the key is (sender, UETR), so the record and its key never
+    /// disagree about who sent it.
     Inbound(Uetr, InboundRecord),
     /// Insert or replace an account's metadata.
     Account(u128, AccountMeta),
@@ -336,9 +340,10 @@ impl Store {
         self.get(&key(PREFIX_OUTBOUND, &uetr.0))
     }
 
-    /// The inbound record of `uetr`.
-    pub fn inbound(&self, uetr: &Uetr) -> Result<Option<InboundRecord>, StoreError> {
-        self.get(&key(PREFIX_INBOUND, &uetr.0))
+    /// The inbound record of `uetr` from the jurisdiction `sender`. Another jurisdiction's
+    /// record of the same UETR is another key: a peer can neither see nor block it.
+    pub fn inbound(&self, sender: &str, uetr: &Uetr) -> Result<Option<InboundRecord>, StoreError> {
+        self.get(&inbound_key(sender, uetr))
     }
 
     /// The metadata of `account`.
@@ -425,11 +430,24 @@ impl Store {
         self.records(PREFIX_OUTBOUND, "scanning outbound payments")
     }
 
-    /// Every inbound record (decisions and fences), in UETR order.
+    /// Every inbound record (decisions and fences) from the jurisdiction `sender`, in UETR
+    /// order.
     pub fn inbound_records(
         &self,
+        sender: &str,
     ) -> impl Iterator<Item = Result<(Uetr, InboundRecord), StoreError>> + '_ {
-        self.records(PREFIX_INBOUND, "scanning inbound payments")
+        let prefix = inbound_prefix(sender);
+        self.tree.scan_prefix(&prefix).map(move |item| {
+            let (k, v) = item.map_err(|source| StoreError::Sled {
+                what: "scanning inbound payments",
+                source,
+            })?;
+            let id: [u8; 16] = k
+                .get(prefix.len()..)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt_key(&k))?;
+            Ok((Uetr(id), decode(&k, &v)?))
+        })
     }
 
     fn records<T: DeserializeOwned>(
@@ -452,6 +470,29 @@ fn key(prefix: u8, id: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
     k.push(prefix);
     k.extend_from_slice(id);
+    k
+}
+
+/// The start of every inbound key from `sender`: the inbound prefix, the length of the
+/// jurisdiction code (two bytes, big-endian) and the code, so that no sender's keys are a prefix
+/// of another's.
+fn inbound_prefix(sender: &str) -> Vec<u8> {
+    let code = sender.as_bytes();
+    // Agreement codes are two letters (the agreement's schema), far below the length field's
+    // bound; the bound only keeps this function total.
+    let code = &code[..code.len().min(usize::from(u16::MAX))];
+    let len = u16::try_from(code.len()).unwrap_or(u16::MAX);
+    let mut k = Vec::with_capacity(3 + code.len() + 16);
+    k.push(PREFIX_INBOUND);
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(code);
+    k
+}
+
+/// The key of the inbound record of `uetr` from `sender`.
+fn inbound_key(sender: &str, uetr: &Uetr) -> Vec<u8> {
+    let mut k = inbound_prefix(sender);
+    k.extend_from_slice(&uetr.0);
     k
 }
 
@@ -483,7 +524,10 @@ fn encode_write(write: &Write, batch: &mut sled::Batch) -> Result<(), serde_json
             }
         }
         Write::Inbound(uetr, record) => {
-            batch.insert(key(PREFIX_INBOUND, &uetr.0), serde_json::to_vec(record)?);
+            batch.insert(
+                inbound_key(&record.sender, uetr),
+                serde_json::to_vec(record)?,
+            );
         }
         Write::Account(id, meta) => batch.insert(
             key(PREFIX_ACCOUNT, &id.to_be_bytes()),
@@ -639,6 +683,61 @@ mod tests {
             .unwrap();
         assert_eq!(store.unresolved_count(), 0);
         assert!(store.unresolved_outbound().unwrap().is_empty());
+    }
+
+    fn inbound(sender: &str, state: InboundState) -> InboundRecord {
+        InboundRecord {
+            state,
+            instruction_sha256: "cd".into(),
+            sender: sender.into(),
+            reason_code: None,
+            reason_detail: None,
+            receipt: None,
+            creditor_account: 2001,
+            credited_minor: 0,
+            credit_transfer_id: 0,
+            signed_instruction: Vec::new(),
+            updated_at: 1,
+        }
+    }
+
+    /// One UETR from two senders is two records: a peer can neither overwrite nor read the
+    /// record another peer's payment holds under the same UETR.
+    #[tokio::test]
+    async fn inbound_records_are_kept_apart_by_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let uetr = Uetr([5; 16]);
+        store
+            .put(vec![
+                Write::Inbound(uetr, inbound("JP", InboundState::Settled)),
+                Write::Inbound(uetr, inbound("TH", InboundState::Fenced)),
+                Write::Inbound(Uetr([6; 16]), inbound("JP", InboundState::Rejected)),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.inbound("JP", &uetr).unwrap().map(|r| r.state),
+            Some(InboundState::Settled)
+        );
+        assert_eq!(
+            store.inbound("TH", &uetr).unwrap().map(|r| r.state),
+            Some(InboundState::Fenced)
+        );
+        assert_eq!(store.inbound("SG", &uetr).unwrap(), None);
+        let from_jp: Vec<_> = store
+            .inbound_records("JP")
+            .map(|item| item.map(|(uetr, record)| (uetr, record.state)))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            from_jp,
+            vec![
+                (uetr, InboundState::Settled),
+                (Uetr([6; 16]), InboundState::Rejected)
+            ]
+        );
+        assert_eq!(store.inbound_records("T").count(), 0, "no prefix match");
     }
 
     /// `count` puts of a forwarded outbound record, each from its own task, all awaited.

@@ -916,3 +916,79 @@ async fn a_participant_that_gives_up_mid_payment_leaves_both_ledgers_consistent(
     }
     p.shutdown().await;
 }
+
+/// Issue 11, defect 3: an authenticated bank whose instruction debits an account it does not
+/// hold used to leave a rejected record (AC01) under the UETR, and the account holder's own
+/// payment with that UETR was then DUPL. Authorization now comes before the UETR is looked at:
+/// the squatter's refusal writes nothing and says nothing about the UETR, and a DUPL tells the
+/// earlier payment's status only to the bank that submitted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_can_neither_squat_nor_read_another_banks_uetr() {
+    let mut p = pair().await;
+    let before = p.snapshot().await;
+    let alpha = bank("jp", "KKHAJPJ0");
+    let beta = bank("jp", "KKHBJPJ0");
+    let source = amount("JPY", "1000");
+    let uetr = new_uetr();
+
+    // KKHBJPJ0 signs (validly, in its own name) a debit of 1001, an account of KKHAJPJ0's, and
+    // of an account that does not exist, under the UETR KKHAJPJ0 is about to use.
+    for (what, account) in [("another bank's account", 1001), ("no such account", 1999)] {
+        let q = quote(&mut p.jp_client, "SG", &source).await;
+        let squat = Payment {
+            debtor_account: account,
+            ..jp_to_sg(&beta, q, source.clone())
+        };
+        let report = submit(&mut p.jp_client, instruction(&squat, uetr)).await;
+        assert_eq!(
+            report.transaction_status(),
+            TransactionStatus::Rjct,
+            "{what}: {report:?}"
+        );
+        assert_eq!(report.status_reason_code, "AC01", "{what}: {report:?}");
+        assert_unknown(&mut p.jp_client, &uetr.to_string()).await;
+    }
+
+    // The holder's payment under that UETR settles.
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let genuine = instruction(&jp_to_sg(&alpha, q, source.clone()), uetr);
+    let report = submit(&mut p.jp_client, genuine).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+
+    // Now taken: KKHBJPJ0, with its own customer's account (1101), learns only that.
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let late = Payment {
+        debtor_account: 1101,
+        debtor_name: "Suzuki Yui",
+        ..jp_to_sg(&beta, q, source.clone())
+    };
+    let report = submit(&mut p.jp_client, instruction(&late, uetr)).await;
+    assert_eq!(report.status_reason_code, "DUPL", "{report:?}");
+    assert!(
+        report.status_reason_detail.contains("already taken")
+            && !report.status_reason_detail.contains("ACSC"),
+        "{}",
+        report.status_reason_detail
+    );
+    // KKHAJPJ0 itself is told its payment's status.
+    let q = quote(&mut p.jp_client, "SG", &source).await;
+    let again = instruction(&jp_to_sg(&alpha, q, source), uetr);
+    let report = submit(&mut p.jp_client, again).await;
+    assert_eq!(report.status_reason_code, "DUPL", "{report:?}");
+    assert!(
+        report.status_reason_detail.contains("its status: ACSC"),
+        "{}",
+        report.status_reason_detail
+    );
+
+    // One payment moved money, once.
+    let after = p.snapshot().await;
+    assert_ne!(after, before);
+    assert_eq!(posted(&after.0, "1001"), "9999000");
+    assert_eq!(posted(&after.0, "1101"), posted(&before.0, "1101"));
+    p.shutdown().await;
+}

@@ -20,7 +20,8 @@ use std::time::Duration;
 use kakehashi_node::config::Config;
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_pki::mra::Mra;
-use kakehashi_proto::pb::{self as pb, TransactionStatus};
+use kakehashi_proto::pb::{self as pb, Decision, TransactionStatus};
+use kakehashi_protocol::instruction;
 use kakehashi_protocol::receipt::verify_receipt;
 use prost::Message;
 
@@ -328,6 +329,95 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
         balances(&mut jp_client).await,
         jp_before,
         "nothing reached JP"
+    );
+    jp.shutdown().await.expect("JP");
+    th.shutdown().await.expect("TH");
+}
+
+/// A status query or a Prepare from one corridor peer about a UETR another peer uses (issue
+/// 11): JP has corridors with TH and SG, and SG's node asks about, then relays, the UETR of
+/// TH's payment. Inbound records are kept per sending jurisdiction, so SG's query fences only
+/// SG's own key and reveals nothing of TH's, SG cannot pass TH's instruction off as its own,
+/// and TH's payment settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_peer_can_neither_fence_nor_read_nor_take_a_peers_uetr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mra_path = extended_mra(dir.path());
+    let (jp, th) = start_both(dir.path(), &mra_path).await;
+    let mut jp_client = client(jp.public_addr, "JP", None).await;
+    let mut th_client = client(th.public_addr, "TH", None).await;
+    // SG's node certificate: a corridor peer of JP (no SG node runs here).
+    let mut sg_relay = crate::peers::relay_client_as("sg/node/tls", "JP", jp.relay_addr).await;
+
+    let thai = bank("th", "KKHATHB0");
+    let source = amount("THB", "1000.00");
+    let q = quote(&mut th_client, "JP", &source).await;
+    let uetr = new_uetr();
+    let genuine = instruction(&th_to_jp(&thai, q, source), uetr);
+    let sha = instruction::decode(&genuine)
+        .expect("instruction")
+        .payload_sha256
+        .to_vec();
+    let status_from_sg = |sha: Vec<u8>| pb::RelayStatusRequest {
+        uetr: uetr.to_string(),
+        instruction_sha256: sha,
+    };
+
+    // Before TH's payment: SG relays TH's signed instruction as its own: refused (the signer
+    // is TH's), unrecorded; then SG's status query fences SG's key only.
+    let replayed = sg_relay
+        .prepare(pb::PrepareRequest {
+            instruction: Some(genuine.clone()),
+        })
+        .await;
+    crate::peers::assert_refused(
+        "TH's instruction from SG",
+        replayed,
+        tonic::Code::FailedPrecondition,
+        "DS0B",
+    );
+    let fenced = sg_relay
+        .get_status(status_from_sg(Vec::new()))
+        .await
+        .expect("SG may ask about its own payments")
+        .into_inner();
+    assert_eq!(fenced.decision(), Decision::UnknownFenced, "{fenced:?}");
+
+    let jp_before = balances(&mut jp_client).await;
+    let report = submit(&mut th_client, genuine.clone()).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    assert_eq!(report.credited_amount, Some(amount("JPY", "4309")));
+
+    // After it: SG, asking with the instruction's digest, still sees only its own fence, not
+    // TH's settled payment or its receipt.
+    let seen = sg_relay
+        .get_status(status_from_sg(sha))
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(seen.decision(), Decision::UnknownFenced, "{seen:?}");
+    assert!(seen.receipt.is_none());
+    // SG's Prepare of it is still refused, fence or not, and credits nothing.
+    let replayed = sg_relay
+        .prepare(pb::PrepareRequest {
+            instruction: Some(genuine),
+        })
+        .await;
+    crate::peers::assert_refused(
+        "TH's settled instruction from SG",
+        replayed,
+        tonic::Code::FailedPrecondition,
+        "DS0B",
+    );
+    let jp_after = balances(&mut jp_client).await;
+    assert_eq!(
+        posted(&jp_after, "1101"),
+        (posted(&jp_before, "1101").parse::<u64>().expect("JPY") + 4309).to_string(),
+        "credited once"
     );
     jp.shutdown().await.expect("JP");
     th.shutdown().await.expect("TH");

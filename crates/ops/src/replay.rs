@@ -37,13 +37,24 @@
 //! **Derived UETRs.** A line without `uetr` gets one derived from its content, so that running
 //! the same file again after an interruption submits the same UETRs and the sending node's
 //! idempotence (a known UETR is DUPL and moves nothing) keeps anything from being paid twice.
-//! The UETR is the first 16 bytes of SHA-256 over a domain tag, the `--seed` text, a canonical
-//! text of the payment's members (every member except `expect` and `comment`, after defaults,
-//! in a fixed order, JSON-escaped) and the occurrence number of that content in the file (the
-//! second identical line is a second payment), with the version and variant bits of a version 4
-//! UUID (RFC 9562 §5.4) because SWIFT gpi expects UETRs of that shape. Editing a line's payment
-//! members, or changing the seed, makes it a new payment; reordering lines, inserting other
-//! lines or editing `expect` does not.
+//! A UETR derived from the content alone could be computed by anyone who sees or guesses the
+//! file, and another bank could take it first (its payment would hold the UETR and the
+//! genuine one be DUPL); so the derivation is keyed with a secret only the sending bank has.
+//! The key is HMAC-SHA256 under the bank's Ed25519 signing key of a domain tag ([`UetrKey`]);
+//! the UETR is the first 16 bytes of HMAC-SHA256 under that key of a domain tag, the `--seed`
+//! text, a canonical text of the payment's members (every member except `expect` and
+//! `comment`, after defaults, in a fixed order, JSON-escaped) and the occurrence number of that
+//! content in the file (the second identical line is a second payment), with the version and
+//! variant bits of a version 4 UUID (RFC 9562 §5.4) because SWIFT gpi expects UETRs of that
+//! shape. The same bank, file and seed give the same UETRs; editing a line's payment members,
+//! changing the seed or signing with another key makes it a new payment; reordering lines,
+//! inserting other lines or editing `expect` does not. [`parse`] leaves derived UETRs as the
+//! nil UUID, which every node refuses as malformed, until [`key_uetrs`] is given the banks'
+//! keys.
+//! UETRs derived by versions before the key (`kakehashi-replay-uetr-v1`) are not derived again:
+//! a file interrupted under such a version must be finished, or its payments looked up with
+//! `kakehashi status`, before it is run again with this one, which would send them as new
+//! payments.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -51,8 +62,8 @@ use std::path::PathBuf;
 use kakehashi_node::participant::PaymentRequest;
 use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb;
+use ring::hmac;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
 use kakehashi_protocol::instruction::{ChargeBearer, Uetr};
@@ -83,8 +94,12 @@ pub const ERRORS_MAX: usize = 50;
 pub use kakehashi_protocol::bank::EXPIRED_CREATED_AGO_SECS;
 
 /// Domain tag of derived UETRs, versioned so that a change of the derivation never collides
-/// with UETRs derived before.
-const UETR_DOMAIN: &[u8] = b"kakehashi-replay-uetr-v1\n";
+/// with UETRs derived before (v1 hashed the content without a key).
+const UETR_DOMAIN: &[u8] = b"kakehashi-replay-uetr-v2\n";
+
+/// Domain tag of the key a bank's derived UETRs are made with ([`UetrKey`]): the signing key is
+/// used for this one purpose under its own tag, never to sign anything a node would accept.
+const UETR_KEY_DOMAIN: &[u8] = b"kakehashi-replay-uetr-key-v1";
 
 /// How many leading UETR hex digits default references quote.
 const UETR_SHORT_LEN: usize = 8;
@@ -219,6 +234,8 @@ pub struct Payment {
     pub uetr: Uetr,
     /// Whether the UETR was derived (the line had none).
     pub uetr_derived: bool,
+    /// What a derived UETR is made of, until [`key_uetrs`] makes it.
+    derivation: Option<Derivation>,
     /// The end-to-end id.
     pub end_to_end_id: String,
     /// The instruction id.
@@ -248,8 +265,8 @@ impl Payment {
 /// Parses and validates a whole replay file. Every payment line must be well formed, name
 /// banks of two different parties of the agreement and debit in the sending party's currency;
 /// otherwise the errors of up to [`ERRORS_MAX`] lines are returned and nothing should be sent.
-/// `seed` is mixed into derived UETRs.
-pub fn parse(bytes: &[u8], parties: &Parties, seed: &str) -> Result<Vec<Payment>, Vec<LineError>> {
+/// Derived UETRs are made afterwards, by [`key_uetrs`] with the banks' keys.
+pub fn parse(bytes: &[u8], parties: &Parties) -> Result<Vec<Payment>, Vec<LineError>> {
     let mut errors = Vec::new();
     let mut payments = Vec::new();
     let mut occurrences: HashMap<String, u64> = HashMap::new();
@@ -296,7 +313,7 @@ pub fn parse(bytes: &[u8], parties: &Parties, seed: &str) -> Result<Vec<Payment>
             ));
             break;
         }
-        match line::parse_line(number, text, parties, seed, &mut occurrences) {
+        match line::parse_line(number, text, parties, &mut occurrences) {
             Ok(payment) => payments.push(payment),
             Err(e) => errors.push(e),
         }
@@ -324,21 +341,96 @@ fn line_error(line: usize, field: Option<&str>, detail: String) -> LineError {
     }
 }
 
-/// The derived UETR of the `occurrence`-th line (1-based) with payment content `canonical`.
-pub fn derive_uetr(seed: &str, canonical: &str, occurrence: u64) -> Uetr {
-    let mut hash = Sha256::new();
-    hash.update(UETR_DOMAIN);
-    hash.update(Value::String(seed.to_owned()).to_string().as_bytes());
-    hash.update(b"\n");
-    hash.update(canonical.as_bytes());
-    hash.update(occurrence.to_string().as_bytes());
-    let digest = hash.finalize();
+/// A line's content for its derived UETR, and the references it gave (the defaults quote the
+/// UETR, so they wait for it too).
+#[derive(Clone, Debug)]
+pub(crate) struct Derivation {
+    /// The canonical text of the payment's members.
+    pub(crate) canonical: String,
+    /// 1-based occurrence of that content in the file.
+    pub(crate) occurrence: u64,
+    /// The line's `end_to_end_id`, if it had one.
+    pub(crate) end_to_end_id: Option<String>,
+    /// The line's `instruction_id`, if it had one.
+    pub(crate) instruction_id: Option<String>,
+}
+
+/// A bank's secret for its derived UETRs: HMAC-SHA256 under its Ed25519 signing key of a domain
+/// tag. Only the holder of the signing key can compute it, so only the bank can tell which
+/// UETRs its files will use.
+#[derive(Clone)]
+pub struct UetrKey(hmac::Key);
+
+impl UetrKey {
+    /// The key of `bank`'s derived UETRs.
+    pub fn of(bank: &Bank) -> Self {
+        let signing = hmac::Key::new(hmac::HMAC_SHA256, &bank.key.to_bytes());
+        let derived = hmac::sign(&signing, UETR_KEY_DOMAIN);
+        Self(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+    }
+}
+
+impl std::fmt::Debug for UetrKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UetrKey(..)")
+    }
+}
+
+/// The derived UETR of the `occurrence`-th line (1-based) with payment content `canonical`,
+/// under the sending bank's `key` and the run's `seed`.
+pub fn derive_uetr(key: &UetrKey, seed: &str, canonical: &str, occurrence: u64) -> Uetr {
+    let mut mac = hmac::Context::with_key(&key.0);
+    mac.update(UETR_DOMAIN);
+    mac.update(Value::String(seed.to_owned()).to_string().as_bytes());
+    mac.update(b"\n");
+    mac.update(canonical.as_bytes());
+    mac.update(occurrence.to_string().as_bytes());
+    let tag = mac.sign();
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
+    bytes.copy_from_slice(&tag.as_ref()[..16]);
     // RFC 9562 §5.4: version 4 in the high nibble of byte 6, variant 10 in byte 8.
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     Uetr(bytes)
+}
+
+/// Makes the derived UETRs of `payments` (and the default references that quote them), each
+/// under the key of the bank that signs it, `key_of(index)`, and `seed`. Lines with their own
+/// UETR are left as they are.
+pub fn key_uetrs<'k>(
+    payments: &mut [Payment],
+    seed: &str,
+    mut key_of: impl FnMut(usize) -> &'k UetrKey,
+) {
+    for (index, payment) in payments.iter_mut().enumerate() {
+        let Some(derivation) = payment.derivation.take() else {
+            continue;
+        };
+        payment.uetr = derive_uetr(
+            key_of(index),
+            seed,
+            &derivation.canonical,
+            derivation.occurrence,
+        );
+        set_references(payment, derivation.end_to_end_id, derivation.instruction_id);
+    }
+}
+
+/// The line's references, or the defaults that quote the UETR's first digits.
+fn set_references(
+    payment: &mut Payment,
+    end_to_end_id: Option<String>,
+    instruction_id: Option<String>,
+) {
+    let short: String = payment
+        .uetr
+        .to_string()
+        .chars()
+        .take(UETR_SHORT_LEN)
+        .collect();
+    payment.end_to_end_id = end_to_end_id.unwrap_or_else(|| format!("E2E-{short}"));
+    payment.instruction_id =
+        instruction_id.unwrap_or_else(|| format!("{}-{short}", payment.debtor_agent));
 }
 
 /// What the participant flow sends for `payment`: the line's amount, receiving jurisdiction,
@@ -409,10 +501,29 @@ mod tests {
 
     const GOOD: &str = r#"{"debtor_agent":"KKHAJPJ0","debtor_account":"1001","creditor_agent":"KKHASGS0","creditor_account":2001,"amount":{"currency":"JPY","value":"25000"}}"#;
 
+    /// The dev PKI's KKHAJPJ0, the bank of `GOOD`.
+    fn bank_a() -> Bank {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs/jp/banks");
+        Bank::load(&dir.join("KKHAJPJ0.pem"), &dir.join("KKHAJPJ0.key.pem")).unwrap()
+    }
+
+    /// `text` parsed, its derived UETRs keyed with `bank`'s key and `seed`.
+    fn parse_as(bank: &Bank, text: &str, seed: &str) -> Vec<Payment> {
+        let mut payments = parse(text.as_bytes(), &parties()).unwrap();
+        let key = UetrKey::of(bank);
+        key_uetrs(&mut payments, seed, |_| &key);
+        payments
+    }
+
+    fn parse_keyed(text: &str, seed: &str) -> Vec<Payment> {
+        parse_as(&bank_a(), text, seed)
+    }
+
     fn parse_one(line: &str) -> Result<Payment, LineError> {
-        parse(line.as_bytes(), &parties(), "")
-            .map(|mut v| v.remove(0))
-            .map_err(|mut e| e.remove(0))
+        let mut payments = parse(line.as_bytes(), &parties()).map_err(|mut e| e.remove(0))?;
+        let key = UetrKey::of(&bank_a());
+        key_uetrs(&mut payments, "", |_| &key);
+        Ok(payments.remove(0))
     }
 
     /// `GOOD` with `member` set to `json` (raw JSON text), or removed when `json` is empty.
@@ -454,17 +565,17 @@ mod tests {
 
     #[test]
     fn derived_uetrs_are_stable_and_depend_on_content_occurrence_and_seed() {
-        let a = parse(GOOD.as_bytes(), &parties(), "").unwrap();
-        let b = parse(GOOD.as_bytes(), &parties(), "").unwrap();
+        let a = parse_keyed(GOOD, "");
+        let b = parse_keyed(GOOD, "");
         assert_eq!(a[0].uetr, b[0].uetr, "same file, same UETR");
-        let twice = parse(format!("{GOOD}\n{GOOD}\n").as_bytes(), &parties(), "").unwrap();
+        let twice = parse_keyed(&format!("{GOOD}\n{GOOD}\n"), "");
         assert_eq!(twice[0].uetr, a[0].uetr);
         assert_ne!(
             twice[1].uetr, twice[0].uetr,
             "an identical line is another payment"
         );
         let other = with("amount", r#"{"currency":"JPY","value":"25001"}"#);
-        let moved = parse(format!("{other}\n{GOOD}\n").as_bytes(), &parties(), "").unwrap();
+        let moved = parse_keyed(&format!("{other}\n{GOOD}\n"), "");
         assert_eq!(
             moved[1].uetr, a[0].uetr,
             "inserting another line changes nothing"
@@ -476,13 +587,39 @@ mod tests {
             a[0].uetr,
             "expect is not content"
         );
-        let seeded = parse(GOOD.as_bytes(), &parties(), "run 2").unwrap();
+        let seeded = parse_keyed(GOOD, "run 2");
         assert_ne!(seeded[0].uetr, a[0].uetr);
         let spaced = GOOD.replace(',', ", ");
         assert_eq!(
             parse_one(&spaced).unwrap().uetr,
             a[0].uetr,
             "whitespace is not content"
+        );
+    }
+
+    /// Another bank (or anyone without KKHAJPJ0's signing key) cannot compute the UETRs of
+    /// KKHAJPJ0's file, so it cannot take them first (issue 11, defect 3).
+    #[test]
+    fn derived_uetrs_need_the_signing_banks_key() {
+        let own = parse_keyed(GOOD, "");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs/jp/banks");
+        let other = Bank::load(&dir.join("KKHBJPJ0.pem"), &dir.join("KKHBJPJ0.key.pem")).unwrap();
+        let theirs = parse_as(&other, GOOD, "");
+        assert_ne!(own[0].uetr, theirs[0].uetr);
+        assert_eq!(theirs[0].uetr.version(), 4);
+        assert!(
+            own[0]
+                .end_to_end_id
+                .ends_with(&own[0].uetr.to_string()[..8])
+        );
+        // Not keyed yet: the nil UUID, which every node refuses, never a guessable UETR.
+        let unkeyed = parse(GOOD.as_bytes(), &parties()).unwrap();
+        assert_eq!(unkeyed[0].uetr, Uetr([0; 16]));
+        // An explicit UETR is the line's own, whoever keys the file.
+        let line = with("uetr", r#""EB6305C9-1F7F-49DE-AED0-16487C27B42D""#);
+        assert_eq!(
+            parse_as(&other, &line, "x")[0].uetr,
+            parse_keyed(&line, "")[0].uetr
         );
     }
 
@@ -514,7 +651,7 @@ mod tests {
     #[test]
     fn blank_lines_crlf_and_a_byte_order_mark_are_accepted() {
         let file = format!("\u{feff}{GOOD}\r\n\r\n   \n{GOOD}\r\n");
-        let payments = parse(file.as_bytes(), &parties(), "").unwrap();
+        let payments = parse(file.as_bytes(), &parties()).unwrap();
         assert_eq!(payments.len(), 2);
         assert_eq!(payments[1].line, 4);
     }
@@ -522,7 +659,7 @@ mod tests {
     #[test]
     fn an_empty_file_is_an_error() {
         for file in ["", "\n\n", "\u{feff}", " \r\n"] {
-            let errors = parse(file.as_bytes(), &parties(), "").unwrap_err();
+            let errors = parse(file.as_bytes(), &parties()).unwrap_err();
             assert_eq!(errors.len(), 1);
             assert!(errors[0].detail.contains("no payment lines"), "{file:?}");
             assert!(
@@ -588,10 +725,11 @@ mod tests {
 
     #[test]
     fn the_derived_uetr_is_pinned_to_the_documented_derivation() {
-        // SHA-256 over the domain tag, the JSON seed, the canonical members and occurrence
-        // 1, computed apart from this code: a change here would make a re-run pay again.
+        // HMAC-SHA256 under KKHAJPJ0's derived key over the domain tag, the JSON seed, the
+        // canonical members and occurrence 1, computed apart from this code: a change here
+        // would make a re-run pay again.
         let p = parse_one(GOOD).unwrap();
-        assert_eq!(p.uetr.to_string(), "cdd52881-7b00-4b4e-86f8-22fdfe253565");
+        assert_eq!(p.uetr.to_string(), "3286847c-e2c4-40b9-81f1-0fd58402eacf");
     }
 
     #[test]
@@ -770,14 +908,14 @@ mod tests {
         check_refused(&long, None, "bytes; at most");
         let mut bytes = GOOD.as_bytes().to_vec();
         bytes.insert(10, 0xff);
-        let err = parse(&bytes, &parties(), "").unwrap_err();
+        let err = parse(&bytes, &parties()).unwrap_err();
         assert!(err[0].detail.contains("not UTF-8"), "{:?}", err[0]);
     }
 
     #[test]
     fn every_bad_line_is_reported_with_its_number_up_to_the_bound() {
         let file = format!("{GOOD}\nnot json\n{GOOD}\n{}\n", with("uetr", "1"));
-        let errors = parse(file.as_bytes(), &parties(), "").unwrap_err();
+        let errors = parse(file.as_bytes(), &parties()).unwrap_err();
         let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [2, 4]);
         assert!(
@@ -794,7 +932,7 @@ mod tests {
         );
         let many = "x\n".repeat(ERRORS_MAX * 2);
         assert_eq!(
-            parse(many.as_bytes(), &parties(), "").unwrap_err().len(),
+            parse(many.as_bytes(), &parties()).unwrap_err().len(),
             ERRORS_MAX
         );
     }
@@ -843,8 +981,7 @@ mod tests {
 
     #[test]
     fn faults_change_the_signature_or_the_times() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs/jp/banks");
-        let bank = Bank::load(&dir.join("KKHAJPJ0.pem"), &dir.join("KKHAJPJ0.key.pem")).unwrap();
+        let bank = bank_a();
         let now = at_2027();
         let plain = parse_one(GOOD).unwrap();
         let quote = verified_quote(&plain);

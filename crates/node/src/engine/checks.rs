@@ -139,6 +139,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the instruction's (authenticated) signer may debit its debtor account: the
+    /// account exists here, is a customer account and is held by the debtor agent, which
+    /// [`Engine::instruction_signer`] has checked is the signer (AC01 otherwise). Checked before
+    /// the UETR's record is read and before anything is written, so that a bank can neither
+    /// occupy a UETR with another bank's account nor learn whether the UETR is taken. A closed
+    /// account is still its holder's: that refusal (AC04) is [`Engine::check_debtor`]'s, and
+    /// recorded.
+    pub(super) fn authorize_debtor(&self, instr: &Instruction) -> Result<(), Rejection> {
+        // `check_customer` checks the holder before whether the account is open, so AC04 means
+        // the signer holds it.
+        match self.check_customer_account(instr.debtor_account, &instr.debtor_agent_bic, "debtor") {
+            Err(rejection) if rejection.code == ReasonCode::Ac04 => Ok(()),
+            other => other,
+        }
+    }
+
     pub(super) fn check_debtor(&self, instr: &Instruction) -> Result<(), Rejection> {
         self.parts.sanctions.screen(instr, instr.debtor_account)?;
         self.check_limit(instr.amount_minor, "amount")?;
@@ -194,16 +210,18 @@ fn check_customer(meta: &AccountMeta, id: u128, bic: &str, role: &str) -> Result
             format!("{role}_account {id} is not a customer account"),
         ));
     }
-    if meta.closed {
-        return Err(Rejection::new(
-            ReasonCode::Ac04,
-            format!("{role}_account {id} is closed"),
-        ));
-    }
+    // Who holds it before whether it is open: a closed account (AC04) is only reported to
+    // its holder's bank (see `Engine::authorize_debtor`).
     if meta.owner_bic.as_deref() != Some(bic) {
         return Err(Rejection::new(
             ReasonCode::Ac01,
             format!("{role}_account {id} is not held at {role} agent {bic}"),
+        ));
+    }
+    if meta.closed {
+        return Err(Rejection::new(
+            ReasonCode::Ac04,
+            format!("{role}_account {id} is closed"),
         ));
     }
     Ok(())

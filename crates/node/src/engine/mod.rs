@@ -7,13 +7,16 @@
 //!    `Forwarded` durably before Prepare leaves; from then on only the receiver's decision (its
 //!    answer, or its answer to a status query) ends the reservation: posted if settled, voided
 //!    otherwise. No timeout voids a forwarded payment, and the ledger transfer has no timeout.
-//! 2. The receiver decides once per UETR, under the UETR's lock, and makes the decision durable
-//!    (credit in the ledger, then its record) before answering; a repeated Prepare gets the
-//!    same decision.
+//! 2. The receiver decides once per (sending jurisdiction, UETR), under the UETR's lock, and
+//!    makes the decision durable (credit in the ledger, then its record) before answering; a
+//!    repeated Prepare of the same signed envelope gets the same decision. An instruction it
+//!    cannot authenticate as a bank of the calling peer is refused without a decision and
+//!    without a record.
 //! 3. A status query that finds no decision records a fence first; a fenced UETR is refused by
-//!    every later Prepare. So when the sender voids after UNKNOWN_FENCED, no credit can follow.
-//! 4. Every ledger transfer id derives from the UETR (SHA-256), so retrying any step after a
-//!    crash is idempotent (`exists`).
+//!    every later Prepare from that sender. So when the sender voids after UNKNOWN_FENCED, no
+//!    credit can follow.
+//! 4. Every ledger transfer id derives from the UETR (SHA-256; the credit's from the sending
+//!    jurisdiction and the UETR), so retrying any step after a crash is idempotent (`exists`).
 //!
 //! [`Engine`] is one type whose methods are cut along its jobs: `accounts` (genesis, balances,
 //! the operator's open, fund and close), `quoting`, `sender` (submit, reserve, forward, post or

@@ -1,5 +1,7 @@
-//! The receiver's side: a peer's Prepare is decided once per UETR (checked, credited, answered
-//! with a signed receipt), and a status query answers that decision or fences the UETR.
+//! The receiver's side: a peer's Prepare is decided once per (peer, UETR) (authenticated,
+//! checked, credited, answered with a signed receipt), and a status query answers that decision
+//! or fences the UETR. Every record is the calling peer's own (the store keys inbound records by
+//! sender), so one peer can neither block, fence nor read another peer's payment.
 
 use std::time::Instant;
 
@@ -12,18 +14,25 @@ use kakehashi_protocol::quote;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::receipt;
 use kakehashi_protocol::signed;
-use kakehashi_protocol::transfer::{codes, transfer_id};
+use kakehashi_protocol::transfer::{codes, credit_transfer_id};
 use prost::Message;
 use tracing::Instrument;
 
 use super::checks::ledger_rejection;
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, PeerLink};
 use crate::metrics::Flow;
 use crate::store::{InboundRecord, InboundState, Write};
 
 impl Engine {
     /// Handles a peer's Prepare (see the module documentation). `peer` is the jurisdiction the
     /// TLS client certificate was recognized for.
+    ///
+    /// `Ok(Err(rejection))` is a refusal, not a decision: the instruction did not decode or is
+    /// not authenticated as a bank of `peer`'s jurisdiction, and nothing was written. It must not
+    /// be a REJECTED decision, on which the sender would void: nothing recorded would stop a
+    /// later Prepare of the same bytes (one whose chain verifies once the clock has moved on)
+    /// from settling, and money would be created. The sender learns the outcome by status query,
+    /// which fences.
     pub async fn prepare(
         &self,
         peer: &str,
@@ -45,6 +54,14 @@ impl Engine {
         }
         .instrument(span)
         .await?;
+        let decision = match decision {
+            Ok(decision) => decision,
+            Err(rejection) => {
+                tracing::warn!(uetr = %instr.uetr, %peer, %rejection,
+                    "refused an unauthenticated Prepare; nothing recorded");
+                return Ok(Err(rejection));
+            }
+        };
         let status = match decision.decision() {
             Decision::Settled => "ACSC",
             _ => "RJCT",
@@ -58,55 +75,80 @@ impl Engine {
         Ok(Ok(decision))
     }
 
+    /// The decision on `instr` from `peer`, made under the UETR's lock; `Ok(Err(..))` when the
+    /// instruction is refused before it is authenticated (nothing written).
     async fn prepare_locked(
         &self,
         peer: &str,
         signed: &pb::Signed,
         instr: &Instruction,
-    ) -> Result<RelayDecision, EngineError> {
-        let sha = hex::encode(instr.payload_sha256);
-        if let Some(existing) = self.parts.store.inbound(&instr.uetr)? {
+    ) -> Result<Result<RelayDecision, Rejection>, EngineError> {
+        // The whole envelope (payload, signature and chain) as it is stored: a payload with a
+        // zeroed signature or another chain is not the instruction that was decided.
+        let envelope = signed.encode_to_vec();
+        let existing = self.parts.store.inbound(peer, &instr.uetr)?;
+        let same = existing
+            .as_ref()
+            .is_some_and(|record| record.signed_instruction == envelope);
+        if let Some(existing) = existing.as_ref().filter(|_| same) {
+            // The same instruction again (it was authenticated when it was recorded, and a
+            // chain that has expired since must not change the answer): the same decision.
             match existing.state {
-                InboundState::Fenced => {
-                    return Ok(self.decision_rejected(
-                        &instr.uetr,
-                        &Rejection::new(
-                            ReasonCode::Ab05,
-                            "this UETR was fenced by an earlier status query and can never settle",
-                        ),
-                    ));
-                }
-                _ if existing.instruction_sha256 != sha => {
-                    return Ok(self.decision_rejected(
-                        &instr.uetr,
-                        &Rejection::new(
-                            ReasonCode::Dupl,
-                            "a different instruction with this UETR was already received",
-                        ),
-                    ));
-                }
                 InboundState::Settled | InboundState::Rejected => {
-                    return Ok(self.decision_from(&instr.uetr, &existing));
+                    return Ok(Ok(self.decision_from(&instr.uetr, existing)));
                 }
                 InboundState::Accepting => {
                     // A crash between the record and the decision: the ledger knows whether
-                    // the credit happened.
-                    if let Some(record) = self.settle_if_credited(&instr.uetr, existing).await? {
-                        return Ok(self.decision_from(&instr.uetr, &record));
+                    // the credit happened; if not, the instruction is decided again below.
+                    if let Some(record) = self
+                        .settle_if_credited(&instr.uetr, existing.clone())
+                        .await?
+                    {
+                        return Ok(Ok(self.decision_from(&instr.uetr, &record)));
                     }
                 }
+                InboundState::Fenced => {}
             }
         }
+        // Anything else is authenticated before it gets any decision, stored or new.
         let (_, t) = self.clock().now();
-        let checked = self.check_inbound(peer, signed, instr, t);
-        let (credited_minor, liquidity) = match checked {
+        let link = match self.authenticate_inbound(peer, signed, instr, t) {
+            Ok(link) => link,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        if let Some(existing) = &existing {
+            if existing.state == InboundState::Fenced {
+                return Ok(Ok(self.decision_rejected(
+                    &instr.uetr,
+                    &Rejection::new(
+                        ReasonCode::Ab05,
+                        "this UETR was fenced by an earlier status query and can never settle",
+                    ),
+                )));
+            }
+            if !same {
+                // Not the instruction this UETR holds: a permanent answer, since the record
+                // that holds it is never removed.
+                return Ok(Ok(self.decision_rejected(
+                    &instr.uetr,
+                    &Rejection::new(
+                        ReasonCode::Dupl,
+                        "a different instruction with this UETR was already received",
+                    ),
+                )));
+            }
+        }
+        let (credited_minor, liquidity) = match self.check_inbound(link, instr, t) {
             Ok(ok) => ok,
             Err(rejection) => {
                 let record = self.inbound_record(instr, signed, peer, InboundState::Rejected, 0, 0);
-                return self.reject_inbound(&instr.uetr, record, rejection).await;
+                return self
+                    .reject_inbound(&instr.uetr, record, rejection)
+                    .await
+                    .map(Ok);
             }
         };
-        let credit_id = transfer_id(b"credit", &instr.uetr.0);
+        let credit_id = credit_transfer_id(peer, &instr.uetr.0);
         let mut record = self.inbound_record(
             instr,
             signed,
@@ -134,10 +176,13 @@ impl Engine {
         if !result.is_recorded() {
             record.state = InboundState::Rejected;
             let rejection = ledger_rejection(Some(result), "credit");
-            return self.reject_inbound(&instr.uetr, record, rejection).await;
+            return self
+                .reject_inbound(&instr.uetr, record, rejection)
+                .await
+                .map(Ok);
         }
         match self.settle_if_credited(&instr.uetr, record).await? {
-            Some(record) => Ok(self.decision_from(&instr.uetr, &record)),
+            Some(record) => Ok(Ok(self.decision_from(&instr.uetr, &record))),
             None => Err(EngineError::Unexpected {
                 what: "reading back the credit",
                 result: "not found",
@@ -145,14 +190,17 @@ impl Engine {
         }
     }
 
-    /// Checks an inbound instruction; returns the amount to credit and the liquidity account.
-    fn check_inbound(
+    /// Authenticates an inbound instruction: its signer verifies for payment signing under the
+    /// agreement, is the debtor agent it names, and is a bank of `peer`, the jurisdiction the
+    /// Prepare came from (DS0B otherwise). Returns the corridor. A failure is a refusal, never
+    /// recorded: anyone who can reach the relay could otherwise write under any UETR.
+    fn authenticate_inbound(
         &self,
         peer: &str,
         signed: &pb::Signed,
         instr: &Instruction,
         t: UnixTime,
-    ) -> Result<(u128, u128), Rejection> {
+    ) -> Result<&PeerLink, Rejection> {
         let Some(link) = self.parts.peers.get(peer) else {
             return Err(Rejection::new(
                 ReasonCode::Rr04,
@@ -169,6 +217,18 @@ impl Engine {
                 ),
             ));
         }
+        Ok(link)
+    }
+
+    /// Checks an authenticated inbound instruction from the corridor `link`; returns the
+    /// amount to credit and the liquidity account. A failure here is a recorded decision.
+    fn check_inbound(
+        &self,
+        link: &PeerLink,
+        instr: &Instruction,
+        t: UnixTime,
+    ) -> Result<(u128, u128), Rejection> {
+        let peer = link.jurisdiction.as_str();
         let (terms, _) = quote::verify_quote(
             &instr.quote,
             self.trust(),
@@ -300,9 +360,10 @@ impl Engine {
         Ok(Some(record))
     }
 
-    /// Answers a peer's status query, fencing the UETR when there is no decision. A party
-    /// that is not a corridor peer is refused (RR04) before anything is read or written: a
-    /// fence it could write would refuse the genuine sender's payment for ever.
+    /// Answers a peer's status query about its own payment `uetr`, fencing it when there is no
+    /// decision. Only `peer`'s record is read or fenced: another peer's payment under the same
+    /// UETR is neither revealed nor blocked. A party that is not a corridor peer is refused
+    /// (RR04) before anything is read or written.
     pub async fn relay_status(
         &self,
         peer: &str,
@@ -335,7 +396,7 @@ impl Engine {
         instruction_sha256: &[u8],
     ) -> Result<RelayDecision, EngineError> {
         let _guard = self.locks.lock(uetr).await;
-        let existing = self.parts.store.inbound(&uetr)?;
+        let existing = self.parts.store.inbound(peer, &uetr)?;
         let record = match existing {
             Some(record) if record.state == InboundState::Accepting => {
                 match self.settle_if_credited(&uetr, record.clone()).await? {

@@ -72,17 +72,25 @@ impl Engine {
             Ok(peer) => peer,
             Err(rejection) => return Ok(self.refuse(&instr, rejection)),
         };
+        // Authorized before the UETR's record is read or anything written: a bank that does
+        // not hold the debtor account can neither occupy this UETR nor learn whether it is
+        // taken (issue 11, defect 3).
+        if let Err(rejection) = self.authorize_debtor(&instr) {
+            return Ok(self.refuse(&instr, rejection));
+        }
         let _guard = self.locks.lock(instr.uetr).await;
         if let Some(existing) = self.parts.store.outbound(&instr.uetr)? {
-            let rejection = Rejection::new(
-                ReasonCode::Dupl,
+            // The earlier payment's status is its submitter's business only.
+            let detail = if same_debtor_agent(&existing, &instr) {
                 format!(
                     "UETR {} was already submitted (its status: {})",
                     instr.uetr,
                     outbound_status_text(&existing)
-                ),
-            );
-            return Ok(self.refuse(&instr, rejection));
+                )
+            } else {
+                format!("UETR {} is already taken by another payment", instr.uetr)
+            };
+            return Ok(self.refuse(&instr, Rejection::new(ReasonCode::Dupl, detail)));
         }
         let record = self.outbound_record(&signed, &instr, &peer);
         if let Err(rejection) = self.check_debtor(&instr) {
@@ -273,6 +281,22 @@ impl Engine {
                     self.pending_report(&record, &instr.uetr),
                 )));
             }
+            Err(PeerError::Refused(refusal)) => {
+                self.parts.metrics.relay_request("Prepare", "REFUSED");
+                tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction, %refusal,
+                    "Prepare refused without a decision; asking for the status, which fences");
+                match self
+                    .status_after_refusal(instr, peer, &record, refusal)
+                    .await
+                {
+                    Some(decision) => decision,
+                    None => {
+                        return Ok(Submitted::Report(Box::new(
+                            self.pending_report(&record, &instr.uetr),
+                        )));
+                    }
+                }
+            }
             Err(PeerError::Timeout(_)) => {
                 self.parts.metrics.relay_request("Prepare", "TIMEOUT");
                 tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction,
@@ -287,6 +311,48 @@ impl Engine {
         Ok(Submitted::Report(Box::new(
             self.report_from(&instr.uetr, &record),
         )))
+    }
+
+    /// The decision on a payment whose Prepare the receiver refused without deciding (it
+    /// recorded nothing): its answer to a status query, which fences the UETR when it has no
+    /// decision. A fence ends the payment as rejected with the refusal's reason, so the
+    /// participant learns why (DS0B, FF01...) rather than a timeout's AB05; a void follows
+    /// only that durable fence, never the refusal alone. `None` when the query brought no
+    /// answer: still in doubt, for recovery.
+    async fn status_after_refusal(
+        &self,
+        instr: &Instruction,
+        peer: &PeerLink,
+        record: &OutboundRecord,
+        refusal: Rejection,
+    ) -> Option<RelayDecision> {
+        let request = RelayStatusRequest {
+            uetr: instr.uetr.to_string(),
+            instruction_sha256: hex::decode(&record.instruction_sha256).unwrap_or_default(),
+        };
+        match peer.transport.status(request).await {
+            Ok(answer) => {
+                self.parts
+                    .metrics
+                    .relay_request("GetStatus", decision_name(answer.decision()));
+                if answer.decision() != Decision::UnknownFenced {
+                    return Some(answer);
+                }
+                Some(RelayDecision {
+                    decision: Decision::Rejected.into(),
+                    status_reason_code: refusal.code.as_str().to_owned(),
+                    status_reason_detail: refusal.detail,
+                    receipt: None,
+                    ..answer
+                })
+            }
+            Err(error) => {
+                self.parts.metrics.relay_request("GetStatus", "ERROR");
+                tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction, %error,
+                    "status query after a refused Prepare failed; still in doubt");
+                None
+            }
+        }
     }
 
     async fn reject_outbound(
@@ -518,6 +584,11 @@ impl Engine {
                     tracing::warn!(%uetr, %status, "status query failed; still in doubt");
                     remaining += 1;
                 }
+                Err(PeerError::Refused(refusal)) => {
+                    self.parts.metrics.relay_request("GetStatus", "REFUSED");
+                    tracing::warn!(%uetr, %refusal, "status query refused; still in doubt");
+                    remaining += 1;
+                }
                 Err(PeerError::Timeout(_)) => {
                     self.parts.metrics.relay_request("GetStatus", "TIMEOUT");
                     tracing::warn!(%uetr, "status query timed out; still in doubt");
@@ -611,6 +682,16 @@ fn decision_name(decision: Decision) -> &'static str {
         Decision::UnknownFenced => "UNKNOWN_FENCED",
         Decision::Unspecified => "UNSPECIFIED",
     }
+}
+
+/// Whether the payment `record` holds was submitted by the bank that signed `instr` (the
+/// debtor agent, which both signatures were checked against). A record whose instruction no
+/// longer decodes is nobody's.
+fn same_debtor_agent(record: &OutboundRecord, instr: &Instruction) -> bool {
+    pb::Signed::decode(record.signed_instruction.as_slice())
+        .ok()
+        .and_then(|signed| instruction::decode(&signed).ok())
+        .is_some_and(|stored| stored.debtor_agent_bic == instr.debtor_agent_bic)
 }
 
 fn outbound_status_text(record: &OutboundRecord) -> String {

@@ -18,8 +18,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::pb::relay_client::RelayClient;
 use kakehashi_proto::pb::{PrepareRequest, RelayDecision, RelayStatusRequest};
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use tokio::time::error::Elapsed;
 use tonic::transport::Channel;
 
@@ -33,6 +35,12 @@ pub enum PeerError {
     /// The call failed: no connection, a refused handshake, or an error status from the peer.
     #[error("{0}")]
     Failed(String),
+    /// The peer refused the request with a reason code (an instruction it could not
+    /// authenticate, a malformed request) and, by the protocol, recorded nothing. Still not a
+    /// decision: only a status query's answer (which fences) may end the payment, but the
+    /// sender can ask at once and give the participant this reason rather than a timeout's.
+    #[error("refused: {0}")]
+    Refused(Rejection),
     /// No answer within the transport's deadline.
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
@@ -79,7 +87,10 @@ impl GrpcPeer {
     fn answer(&self, answer: Result<Answer, Elapsed>) -> Result<RelayDecision, PeerError> {
         match answer {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(PeerError::Failed(status.to_string())),
+            Ok(Err(status)) => Err(match refusal(&status) {
+                Some(rejection) => PeerError::Refused(rejection),
+                None => PeerError::Failed(status.to_string()),
+            }),
             Err(_) => Err(PeerError::Timeout(self.timeout)),
         }
     }
@@ -102,5 +113,75 @@ impl PeerTransport for GrpcPeer {
             let answer = tokio::time::timeout(self.timeout, client.get_status(request)).await;
             self.answer(answer)
         })
+    }
+}
+
+/// The refusal an error status stands for: one of the codes a node answers a refused request
+/// with, carrying a reason code in its metadata. Anything else (UNAVAILABLE, a deadline, a
+/// transport failure, a status without a reason) is no refusal: the peer may not have looked.
+fn refusal(status: &tonic::Status) -> Option<Rejection> {
+    let refused = matches!(
+        status.code(),
+        tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition
+    );
+    if !refused {
+        return None;
+    }
+    let code = status
+        .metadata()
+        .get(REASON_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .and_then(ReasonCode::parse)?;
+    // The node's message is "<code>: <detail>".
+    let message = status.message();
+    let detail = message
+        .strip_prefix(code.as_str())
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(message);
+    Some(Rejection::new(code, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: tonic::Code, reason: Option<&str>, message: &str) -> tonic::Status {
+        let mut status = tonic::Status::new(code, message);
+        if let Some(reason) = reason {
+            status
+                .metadata_mut()
+                .insert(REASON_METADATA, reason.parse().expect("ASCII"));
+        }
+        status
+    }
+
+    #[test]
+    fn only_a_refusal_with_a_reason_code_is_a_refusal() {
+        let refused = refusal(&status(
+            tonic::Code::FailedPrecondition,
+            Some("DS0B"),
+            "DS0B: the signature does not verify",
+        ));
+        assert_eq!(
+            refused,
+            Some(Rejection::new(
+                ReasonCode::Ds0b,
+                "the signature does not verify"
+            ))
+        );
+        for (code, reason) in [
+            (tonic::Code::Unavailable, Some("DS0B")),
+            (tonic::Code::DeadlineExceeded, Some("DS0B")),
+            (tonic::Code::PermissionDenied, Some("RR04")),
+            (tonic::Code::Internal, Some("FF01")),
+            (tonic::Code::FailedPrecondition, None),
+            (tonic::Code::FailedPrecondition, Some("XX99")),
+        ] {
+            assert_eq!(
+                refusal(&status(code, reason, "x")),
+                None,
+                "{code:?} {reason:?}"
+            );
+        }
     }
 }

@@ -186,11 +186,10 @@ fn read_store(config: &Config, peer: &str) -> Result<Records, PairAuditError> {
         }
     }
     let mut inbound = BTreeMap::new();
-    for item in store.inbound_records() {
+    // Inbound records are keyed by their sender: these are all of `peer`'s, and only its.
+    for item in store.inbound_records(peer) {
         let (uetr, record) = item.map_err(store_error)?;
-        if record.sender == peer {
-            inbound.insert(uetr, record);
-        }
+        inbound.insert(uetr, record);
     }
     Ok(Records { outbound, inbound })
 }

@@ -13,7 +13,7 @@ use kakehashi_protocol::money;
 use kakehashi_protocol::quote;
 use kakehashi_protocol::receipt;
 use kakehashi_protocol::signed;
-use kakehashi_protocol::transfer::transfer_id;
+use kakehashi_protocol::transfer::credit_transfer_id;
 
 use super::report::{Amount, DiscrepancyKind, PairReport};
 use super::{Credited, Leg, NodeBooks, Reserved};
@@ -58,13 +58,14 @@ impl Leg<'_> {
         instr.amount_minor
     }
 
-    /// The credit's id derives from the UETR and it sits in the receiver's currency ledger.
+    /// The credit's id derives from the sending jurisdiction and the UETR, and it sits in the
+    /// receiver's currency ledger.
     fn check_credit_booking(&self, report: &mut PairReport, payment: &Credited<'_>) {
         let r = self.receiver;
         let (uetr, credit) = (payment.uetr, payment.credit);
         let mut wrong = Vec::new();
-        if credit.id.0 != transfer_id(b"credit", &uetr.0) {
-            wrong.push("its id does not derive from the UETR".to_owned());
+        if credit.id.0 != credit_transfer_id(&self.sender.jurisdiction, &uetr.0) {
+            wrong.push("its id does not derive from the sender and the UETR".to_owned());
         }
         if credit.ledger != u32::from(r.currency.numeric) {
             wrong.push(format!(

@@ -8,7 +8,7 @@ use kakehashi_ledger::{PendingStatus, Transfer, TransferFlags, TransferId};
 use kakehashi_node::store::{InboundRecord, OutboundRecord, OutboundState};
 
 use kakehashi_protocol::instruction::Uetr;
-use kakehashi_protocol::transfer::{codes, transfer_id};
+use kakehashi_protocol::transfer::{codes, credit_transfer_id, transfer_id};
 
 use super::position::Sums;
 use super::report::{
@@ -108,18 +108,18 @@ impl<'a> Leg<'a> {
                 None if booked.status == Some(PendingStatus::Expired) => Reserved::Expired(t),
                 None => Reserved::Pending(t),
             };
-            if let Some(extra) = keep_derived(&mut reservations, uetr, state, b"reserve", |r| {
-                r.transfer().id
-            }) {
+            let derived = transfer_id(b"reserve", &uetr.0);
+            if let Some(extra) =
+                keep_derived(&mut reservations, uetr, state, derived, |r| r.transfer().id)
+            {
                 report.flag(
                     DiscrepancyKind::BookingWrong,
                     &s.jurisdiction,
                     Some(&uetr),
                     format!(
                         "reservation {} also carries this UETR; a payment has one \
-                         reservation, {}",
-                        extra.0,
-                        transfer_id(b"reserve", &uetr.0)
+                         reservation, {derived}",
+                        extra.0
                     ),
                 );
             }
@@ -156,15 +156,15 @@ impl<'a> Leg<'a> {
             }
             if is_credit && !two_phase {
                 let uetr = Uetr(t.user_data_128.to_be_bytes());
-                if let Some(extra) = keep_derived(&mut credits, uetr, t, b"credit", |t| t.id) {
+                let derived = credit_transfer_id(&self.sender.jurisdiction, &uetr.0);
+                if let Some(extra) = keep_derived(&mut credits, uetr, t, derived, |t| t.id) {
                     report.flag(
                         DiscrepancyKind::BookingWrong,
                         &r.jurisdiction,
                         Some(&uetr),
                         format!(
-                            "credit {} also carries this UETR; a payment has one credit, {}",
-                            extra.0,
-                            transfer_id(b"credit", &uetr.0)
+                            "credit {} also carries this UETR; a payment has one credit, {derived}",
+                            extra.0
                         ),
                     );
                 }
@@ -450,20 +450,20 @@ impl<'a> Leg<'a> {
     }
 }
 
-/// Inserts `value` for `uetr`; when the UETR is already there, keeps the transfer whose id
-/// derives from the UETR for `step` (the one the protocol made) and returns the other's id.
+/// Inserts `value` for `uetr`; when the UETR is already there, keeps the transfer whose id is
+/// `derived` (the one the protocol made for this payment) and returns the other's id.
 fn keep_derived<T: Copy>(
     map: &mut BTreeMap<Uetr, T>,
     uetr: Uetr,
     value: T,
-    step: &[u8],
+    derived: u128,
     id: impl Fn(T) -> TransferId,
 ) -> Option<TransferId> {
     let Some(&existing) = map.get(&uetr) else {
         map.insert(uetr, value);
         return None;
     };
-    if id(value).0 == transfer_id(step, &uetr.0) {
+    if id(value).0 == derived {
         map.insert(uetr, value);
         Some(id(existing))
     } else {

@@ -16,7 +16,7 @@ use kakehashi_protocol::instruction::{self, Uetr};
 use kakehashi_protocol::money::{self, Currency, Rate};
 use kakehashi_protocol::quote::{self, QuoteAsk, QuoteIssuer, QuoteOffer};
 use kakehashi_protocol::receipt;
-use kakehashi_protocol::transfer::{codes, transfer_id};
+use kakehashi_protocol::transfer::{codes, credit_transfer_id, transfer_id};
 
 use super::{AccountView, Amount, Booked, DiscrepancyKind, NodeBooks, PairReport, audit_pair};
 use crate::test_support::{at_2027, certs, chain, key, mra};
@@ -230,7 +230,7 @@ impl Fixture {
             ..reservation
         };
         let credit = Transfer {
-            id: TransferId(transfer_id(b"credit", &id.0)),
+            id: TransferId(credit_transfer_id(from.code, &id.0)),
             debit_account_id: AccountId(to.liquidity),
             credit_account_id: AccountId(to.customer),
             amount: target,
@@ -373,7 +373,7 @@ fn settled_payments_both_ways_agree_and_reconcile() {
 fn a_posted_reservation_without_the_receivers_credit_is_a_missing_credit() {
     let mut f = Fixture::new();
     let (id, _) = f.settle(&JP, &SG, 1, 100_000);
-    remove_transfer(&mut f.sg, transfer_id(b"credit", &id.0));
+    remove_transfer(&mut f.sg, credit_transfer_id(JP.code, &id.0));
     f.sg.inbound.remove(&id);
     let report = f.audit();
     assert!(!report.agrees());
@@ -387,7 +387,7 @@ fn a_posted_reservation_without_the_receivers_credit_is_a_missing_credit() {
 fn a_credit_that_differs_from_the_quote_and_receipt_is_an_amount_difference() {
     let mut f = Fixture::new();
     let (id, target) = f.settle(&JP, &SG, 1, 100_000);
-    let credit_id = transfer_id(b"credit", &id.0);
+    let credit_id = credit_transfer_id(JP.code, &id.0);
     for booked in &mut f.sg.transfers {
         if booked.transfer.id.0 == credit_id {
             booked.transfer.amount = target + 1;
@@ -533,7 +533,7 @@ fn a_pending_reservation_without_a_credit_is_in_doubt_and_not_a_discrepancy() {
     let mut f = Fixture::new();
     let (id, _) = f.settle(&JP, &SG, 1, 100_000);
     remove_transfer(&mut f.jp, transfer_id(b"post", &id.0));
-    remove_transfer(&mut f.sg, transfer_id(b"credit", &id.0));
+    remove_transfer(&mut f.sg, credit_transfer_id(JP.code, &id.0));
     f.sg.inbound.remove(&id);
     f.sg.accounts.get_mut(&SG.liquidity).unwrap().debits_posted = 0;
     let record = f.jp.outbound.get_mut(&id).unwrap();
@@ -596,7 +596,7 @@ fn a_sender_that_stopped_before_reserving_is_in_doubt() {
     let (id, target) = f.settle(&JP, &SG, 1, 100_000);
     remove_transfer(&mut f.jp, transfer_id(b"reserve", &id.0));
     remove_transfer(&mut f.jp, transfer_id(b"post", &id.0));
-    remove_transfer(&mut f.sg, transfer_id(b"credit", &id.0));
+    remove_transfer(&mut f.sg, credit_transfer_id(JP.code, &id.0));
     f.sg.inbound.remove(&id);
     f.jp.accounts.get_mut(&JP.corridor).unwrap().credits_posted = 0;
     f.sg.accounts.get_mut(&SG.liquidity).unwrap().debits_posted -= target;
@@ -648,7 +648,7 @@ fn a_voided_reservation_the_receiver_fenced_is_a_clean_rejection() {
     let mut f = Fixture::new();
     let (id, target) = f.settle(&JP, &SG, 1, 100_000);
     void(&mut f, id, 100_000);
-    remove_transfer(&mut f.sg, transfer_id(b"credit", &id.0));
+    remove_transfer(&mut f.sg, credit_transfer_id(JP.code, &id.0));
     f.sg.accounts.get_mut(&SG.liquidity).unwrap().debits_posted -= target;
     let record = f.sg.inbound.get_mut(&id).unwrap();
     record.state = InboundState::Fenced;

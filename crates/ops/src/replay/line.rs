@@ -22,7 +22,7 @@ use kakehashi_protocol::instruction::{self, ChargeBearer, Uetr};
 use kakehashi_protocol::money::{self, Currency};
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 
-use super::{Expect, Fault, LineError, Parties, Payment, SignerFiles, UETR_SHORT_LEN, derive_uetr};
+use super::{Derivation, Expect, Fault, LineError, Parties, Payment, SignerFiles, set_references};
 
 /// Parses one non-blank line (number `number`) into a payment. `occurrences` counts the
 /// payment contents seen so far in the file, for derived UETRs.
@@ -30,34 +30,35 @@ pub(super) fn parse_line(
     number: usize,
     text: &str,
     parties: &Parties,
-    seed: &str,
     occurrences: &mut HashMap<String, u64>,
 ) -> Result<Payment, LineError> {
     let refused = |refusal: Refusal| refusal.at(number);
     let line = decode(text).map_err(refused)?;
     let (mut payment, explicit) = check_members(number, line, parties).map_err(refused)?;
     payment.uetr_derived = explicit.uetr.is_none();
-    payment.uetr = match explicit.uetr.as_deref() {
-        Some(text) => Uetr::parse(text).map_err(|r| refused(Refusal::rejected("uetr", r)))?,
+    match explicit.uetr.as_deref() {
+        Some(text) => {
+            payment.uetr = Uetr::parse(text).map_err(|r| refused(Refusal::rejected("uetr", r)))?;
+            set_references(
+                &mut payment,
+                explicit.end_to_end_id,
+                explicit.instruction_id,
+            );
+        }
         None => {
             let canonical = canonical_text(&payment, &explicit);
             let seen = occurrences.entry(canonical.clone()).or_default();
             *seen = seen.saturating_add(1);
-            derive_uetr(seed, &canonical, *seen)
+            // The UETR (and the default references quoting it) wait for the bank's key:
+            // `key_uetrs`. Until then it is the nil UUID, which every node refuses (FF01).
+            payment.derivation = Some(Derivation {
+                canonical,
+                occurrence: *seen,
+                end_to_end_id: explicit.end_to_end_id,
+                instruction_id: explicit.instruction_id,
+            });
         }
-    };
-    let short: String = payment
-        .uetr
-        .to_string()
-        .chars()
-        .take(UETR_SHORT_LEN)
-        .collect();
-    payment.end_to_end_id = explicit
-        .end_to_end_id
-        .unwrap_or_else(|| format!("E2E-{short}"));
-    payment.instruction_id = explicit
-        .instruction_id
-        .unwrap_or_else(|| format!("{}-{short}", payment.debtor_agent));
+    }
     Ok(payment)
 }
 
@@ -482,6 +483,7 @@ fn check_members(
         // Set by the caller once the references are checked.
         uetr: Uetr([0; 16]),
         uetr_derived: false,
+        derivation: None,
         end_to_end_id: String::new(),
         instruction_id: String::new(),
         expect,
