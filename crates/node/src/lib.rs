@@ -27,6 +27,8 @@ pub mod participant;
 pub mod server;
 mod service;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 
 pub use account::AccountKind;

@@ -7,13 +7,19 @@
 //!   `FailedPrecondition` (`NotFound` for AC01), same message form;
 //! - a payment refused after authentication → a `PaymentStatusReport` with RJCT (the RPC
 //!   succeeds: the refusal *is* the answer, and it is recorded under its UETR);
-//! - an operational fault (disk, ledger) → `Unavailable`, and nothing was acknowledged.
+//! - an operational fault → `Unavailable` when it is transient (disk, sled, a failed commit:
+//!   retry the same request, see [`EngineError::is_transient`]) and `Internal` otherwise
+//!   (stored data that does not decode, a ledger answer the protocol does not allow); nothing
+//!   was acknowledged either way. The message carries no internal detail (no paths, storage or
+//!   ledger texts) but an error id, unique per occurrence, that the node's log line with the
+//!   full error also carries ([`operational`], the one place that answers such faults).
 //!
-//! Every error also carries the reason code in the `kakehashi-reason-code` metadata entry, so
-//! clients need not parse messages.
+//! Every refusal also carries the reason code in the `kakehashi-reason-code` metadata entry, so
+//! clients need not parse messages; an operational fault carries none (it is not an outcome).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::{Purpose, UnixTime};
@@ -49,12 +55,47 @@ fn status_for(rejection: &Rejection) -> Status {
     status
 }
 
-fn unavailable(error: &EngineError) -> Status {
-    tracing::error!(%error, "request failed for an operational reason");
-    Status::unavailable(format!(
-        "the node could not complete the request durably ({error}); nothing was acknowledged, \
-         retry with the same UETR"
-    ))
+/// The answer to a request the node could not complete for an operational reason: logs the
+/// full error under a fresh error id and answers `Unavailable` (transient) or `Internal` with
+/// only that id, so nothing internal (paths, storage or ledger texts) reaches the caller and an
+/// operator can still find the cause from what the caller reports.
+fn operational(error: &EngineError) -> Status {
+    let id = error_id();
+    let transient = error.is_transient();
+    tracing::error!(error_id = %id, transient, %error, "request failed for an operational reason");
+    if transient {
+        Status::unavailable(format!(
+            "the node could not complete the request for a temporary reason; nothing was \
+             acknowledged: retry it (a payment with the same UETR) [error id {id}]"
+        ))
+    } else {
+        Status::internal(format!(
+            "the node could not complete the request because of an internal fault; nothing was \
+             acknowledged, and its operator can find the cause in the node's log \
+             [error id {id}]"
+        ))
+    }
+}
+
+/// A lost engine task (a panic): operational, like the engine's own lost blocking tasks.
+fn task_failed(error: &tokio::task::JoinError) -> Status {
+    operational(&EngineError::Task(error.to_string()))
+}
+
+/// A fresh error id: a random prefix drawn once per process, so ids of different runs or
+/// nodes do not collide, and a counter, so each occurrence in this run has its own.
+fn error_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static SEQ: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes) {
+            Ok(()) => hex::encode(bytes),
+            // Without randomness the process id still tells runs apart in one log.
+            Err(_) => format!("{:08x}", std::process::id()),
+        }
+    });
+    format!("{prefix}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 fn missing(field: &str) -> Status {
@@ -118,11 +159,11 @@ impl PaymentsService {
         let engine = Arc::clone(&self.engine);
         let outcome = tokio::spawn(async move { engine.submit(signed).await })
             .await
-            .map_err(|e| Status::internal(format!("payment task failed: {e}")))?;
+            .map_err(|e| task_failed(&e))?;
         match outcome {
             Ok(Submitted::Report(report)) => Ok(*report),
             Ok(Submitted::Invalid(rejection)) => Err(status_for(&rejection)),
-            Err(e) => Err(unavailable(&e)),
+            Err(e) => Err(operational(&e)),
         }
     }
 }
@@ -188,17 +229,7 @@ impl Payments for PaymentsService {
                     let report = match service.submit_one(request).await {
                         Ok(report) => report,
                         // One bad instruction must not end the stream: report it in band.
-                        Err(status) => pb::PaymentStatusReport {
-                            transaction_status: pb::TransactionStatus::Rjct.into(),
-                            status_reason_code: status
-                                .metadata()
-                                .get(REASON_METADATA)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("FF01")
-                                .to_owned(),
-                            status_reason_detail: status.message().to_owned(),
-                            ..pb::PaymentStatusReport::default()
-                        },
+                        Err(status) => in_band(&status),
                     };
                     let _ = tx.send(Ok(report)).await;
                     drop(permit);
@@ -214,13 +245,13 @@ impl Payments for PaymentsService {
     ) -> Result<Response<pb::PaymentStatusReport>, Status> {
         let text = request.into_inner().uetr;
         let uetr = Uetr::parse(&text).map_err(|r| status_for(&r))?;
-        match self.engine.status(&uetr) {
+        match self.engine.status(&uetr).await {
             Ok(Some(report)) => Ok(Response::new(report)),
             Ok(None) => Err(Status::not_found(format!(
                 "no payment with UETR {uetr} was submitted to {}",
                 self.engine.jurisdiction()
             ))),
-            Err(e) => Err(unavailable(&e)),
+            Err(e) => Err(operational(&e)),
         }
     }
 
@@ -235,9 +266,9 @@ impl Payments for PaymentsService {
             .map(|a| parse_account("accounts", a))
             .collect::<Result<Vec<_>, _>>()?;
         match self.engine.balances(ids).await {
-            Ok(balances) => Ok(Response::new(pb::BalancesResponse { balances })),
-            Err(Submitted::Invalid(r)) => Err(status_for(&r)),
-            Err(Submitted::Report(_)) => Err(Status::internal("unexpected report")),
+            Ok(Ok(balances)) => Ok(Response::new(pb::BalancesResponse { balances })),
+            Ok(Err(rejection)) => Err(status_for(&rejection)),
+            Err(e) => Err(operational(&e)),
         }
     }
 
@@ -279,12 +310,36 @@ impl Payments for PaymentsService {
 }
 
 fn admin_answer(
-    outcome: Result<pb::AccountBalance, Submitted>,
+    outcome: Result<Result<pb::AccountBalance, Rejection>, EngineError>,
 ) -> Result<Response<pb::AccountBalance>, Status> {
     match outcome {
-        Ok(balance) => Ok(Response::new(balance)),
-        Err(Submitted::Invalid(r)) => Err(status_for(&r)),
-        Err(Submitted::Report(_)) => Err(Status::internal("unexpected report")),
+        Ok(Ok(balance)) => Ok(Response::new(balance)),
+        Ok(Err(rejection)) => Err(status_for(&rejection)),
+        Err(e) => Err(operational(&e)),
+    }
+}
+
+/// The in-band report of a `SubmitPayments` instruction that got an error instead of a report:
+/// a refusal (reason code in the metadata) is RJCT with that code; an operational fault has no
+/// outcome (nothing was acknowledged and a retry may succeed), so it is neither RJCT nor
+/// PDNG but UNSPECIFIED without a reason code, with the message and its error id as detail.
+fn in_band(status: &Status) -> pb::PaymentStatusReport {
+    let code = status
+        .metadata()
+        .get(REASON_METADATA)
+        .and_then(|v| v.to_str().ok());
+    let (transaction_status, code) = match (code, status.code()) {
+        (Some(code), _) => (pb::TransactionStatus::Rjct, code),
+        (None, tonic::Code::Unavailable | tonic::Code::Internal) => {
+            (pb::TransactionStatus::Unspecified, "")
+        }
+        (None, _) => (pb::TransactionStatus::Rjct, "FF01"),
+    };
+    pb::PaymentStatusReport {
+        transaction_status: transaction_status.into(),
+        status_reason_code: code.to_owned(),
+        status_reason_detail: status.message().to_owned(),
+        ..pb::PaymentStatusReport::default()
     }
 }
 
@@ -372,7 +427,7 @@ impl Relay for RelayService {
         let task_peer = peer.clone();
         let outcome = tokio::spawn(async move { engine.prepare(&task_peer, signed).await })
             .await
-            .map_err(|e| Status::internal(format!("decision task failed: {e}")))?;
+            .map_err(|e| task_failed(&e))?;
         match outcome {
             Ok(Ok(decision)) => {
                 tracing::info!(uetr = %decision.uetr, %peer, decision = ?decision.decision(),
@@ -380,7 +435,7 @@ impl Relay for RelayService {
                 Ok(Response::new(decision))
             }
             Ok(Err(rejection)) => Err(status_for(&rejection)),
-            Err(e) => Err(unavailable(&e)),
+            Err(e) => Err(operational(&e)),
         }
     }
 
@@ -403,14 +458,14 @@ impl Relay for RelayService {
         let outcome =
             tokio::spawn(async move { engine.relay_status(&task_peer, uetr, &sha).await })
                 .await
-                .map_err(|e| Status::internal(format!("status task failed: {e}")))?;
+                .map_err(|e| task_failed(&e))?;
         match outcome {
             Ok(Ok(decision)) => {
                 tracing::info!(%uetr, %peer, decision = ?decision.decision(), "answered status query");
                 Ok(Response::new(decision))
             }
             Ok(Err(rejection)) => Err(status_for(&rejection)),
-            Err(e) => Err(unavailable(&e)),
+            Err(e) => Err(operational(&e)),
         }
     }
 }
@@ -427,6 +482,173 @@ mod tests {
 
     fn certs() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
+    }
+
+    /// What the unit tests of this crate log, from every thread. A scoped (per-thread)
+    /// subscriber would miss events: tracing caches a call site's interest globally, and a test
+    /// on another thread without a subscriber can leave it disabled. So one global subscriber
+    /// writes into one buffer, and a test looks for its own error id there (ids are unique).
+    #[derive(Clone, Default)]
+    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Logs {
+        fn capture() -> Self {
+            static LOGS: OnceLock<Logs> = OnceLock::new();
+            LOGS.get_or_init(|| {
+                let logs = Self::default();
+                let writer = logs.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_writer(move || writer.clone())
+                    .with_ansi(false)
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in the unit tests");
+                logs
+            })
+            .clone()
+        }
+
+        fn text(&self) -> String {
+            let bytes = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    /// The error id an operational fault's message ends with.
+    fn error_id_in(message: &str) -> Option<&str> {
+        message
+            .rsplit_once("[error id ")
+            .and_then(|(_, rest)| rest.strip_suffix(']'))
+    }
+
+    /// `status` answers an operational fault: no reason code, no internal detail, an error id
+    /// that the node's log line with the full error (the injected store fault) also carries.
+    /// Returns the id.
+    fn assert_answered_without_detail(status: &Status, logs: &Logs) -> String {
+        let message = status.message();
+        for detail in [
+            "injected",
+            "/secret/path",
+            "sled",
+            "payment store",
+            "reading a record",
+        ] {
+            assert!(!message.contains(detail), "{detail:?} leaked: {message}");
+        }
+        assert!(
+            status.metadata().get(REASON_METADATA).is_none(),
+            "{status:?}"
+        );
+        let id = error_id_in(message).expect("an error id").to_owned();
+        let log = logs.text();
+        let line = log
+            .lines()
+            .find(|line| line.contains(&id))
+            .unwrap_or_else(|| panic!("no log line with error id {id} in:\n{log}"));
+        assert!(
+            line.contains("injected read failure in /secret/path"),
+            "the log line lacks the full error: {line}"
+        );
+        id
+    }
+
+    /// Issue 11, defect 4: a payment store read that fails while a submission is checked is
+    /// not a refusal (AC01, recorded under the UETR for good) but UNAVAILABLE with nothing
+    /// recorded, and the same request settles once the store reads again. An operator call
+    /// (balances) that fails the same way says no more than that either.
+    #[tokio::test]
+    async fn a_failed_store_read_is_unavailable_records_nothing_and_the_retry_settles() {
+        let logs = Logs::capture();
+        let pair = crate::testing::pair().await;
+        let jp = Arc::clone(pair.jp.engine());
+        let service = PaymentsService::new(Arc::clone(&jp), Vec::new(), 16);
+        let uetr = crate::testing::new_uetr();
+        let signed = crate::testing::jp_to_sg(&jp, uetr);
+        let submit = || {
+            Request::new(pb::SubmitPaymentRequest {
+                instruction: Some(signed.clone()),
+            })
+        };
+
+        jp.store().fail_account_reads(true);
+        let failed = service
+            .submit_payment(submit())
+            .await
+            .expect_err("failed read");
+        assert_eq!(failed.code(), tonic::Code::Unavailable, "{failed:?}");
+        let first = assert_answered_without_detail(&failed, &logs);
+        assert_eq!(
+            jp.store().outbound(&uetr).unwrap(),
+            None,
+            "nothing recorded"
+        );
+        let balances = service
+            .get_balances(Request::new(pb::BalancesRequest::default()))
+            .await
+            .expect_err("failed scan");
+        assert_eq!(balances.code(), tonic::Code::Unavailable, "{balances:?}");
+        let second = assert_answered_without_detail(&balances, &logs);
+        assert_ne!(first, second, "an error id names one occurrence");
+
+        jp.store().fail_account_reads(false);
+        let report = service.submit_payment(submit()).await.expect("retry");
+        let report = report.into_inner();
+        assert_eq!(
+            report.transaction_status(),
+            pb::TransactionStatus::Acsc,
+            "{report:?}"
+        );
+        drop(service);
+        drop(jp);
+        pair.jp.shutdown().await.expect("JP shutdown");
+        pair.sg.shutdown().await.expect("SG shutdown");
+    }
+
+    #[test]
+    fn a_fault_that_is_not_transient_is_internal_with_only_an_error_id() {
+        let unexpected = EngineError::Unexpected {
+            what: "posting a reservation",
+            result: "exceeds_credits",
+        };
+        assert!(!unexpected.is_transient());
+        let status = operational(&unexpected);
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(!status.message().contains("exceeds_credits"), "{status:?}");
+        assert!(!status.message().contains("reservation"), "{status:?}");
+        let id = error_id_in(status.message()).expect("an error id");
+        let again = operational(&unexpected);
+        assert_ne!(error_id_in(again.message()), Some(id));
+    }
+
+    #[test]
+    fn an_operational_fault_in_a_stream_is_no_rejection() {
+        let report = in_band(&operational(&EngineError::Task("lost".into())));
+        assert_eq!(
+            report.transaction_status(),
+            pb::TransactionStatus::Unspecified
+        );
+        assert!(report.status_reason_code.is_empty(), "{report:?}");
+        let refused = in_band(&status_for(&Rejection::new(ReasonCode::Ff01, "bad")));
+        assert_eq!(refused.transaction_status(), pb::TransactionStatus::Rjct);
+        assert_eq!(refused.status_reason_code, "FF01");
     }
 
     fn chain(name: &str) -> Vec<CertificateDer<'static>> {

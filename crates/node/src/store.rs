@@ -12,11 +12,30 @@
 //! therefore holds a durable record; the settlement protocol relies on that before it answers
 //! anyone or moves money on the other side.
 //!
+//! Readers see only durable state (issue 11, defect 5). sled shows a batch to readers as soon
+//! as it is applied, before the flush and fdatasync that make it durable, so the writer keeps a
+//! visibility gate: before it applies a batch it records the durable value (or absence) of
+//! every key the batch touches, its pre-image, and readers take a key's pre-image while there
+//! is one; once the batch is durable the writer drops them. A reader holds the gate's read
+//! lock across its lookup of the gate and of sled (or a whole scan), and the writer publishes
+//! pre-images under the write lock before it applies the batch, so a reader that missed a
+//! pre-image read sled before the batch was applied. A writer that got `Ok` already dropped
+//! the pre-images of its write, so it reads its own write.
+//!
+//! A group commit that fails after its batch was applied (sled, flush or fdatasync) leaves
+//! the database in a state nobody can vouch for: as the ledger does, the writer stops
+//! (fail-stop). Its callers get [`StoreError::Commit`], every later write
+//! [`StoreError::WriterStopped`], the pre-images stay, so readers keep seeing the last
+//! durable state, and a restart reopens the store from what the disk holds (whether the
+//! failed batch is in it or not, none of its writes was acknowledged).
+//!
 //! Records are JSON (serde): small, few per payment, and readable with any sled tool when an
 //! operator has to look.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::thread;
 
 use kakehashi_protocol::instruction::Uetr;
@@ -76,9 +95,23 @@ pub enum StoreError {
     /// The group commit that carried this write failed (the writer logged the cause).
     #[error("payment store: group commit failed: {0}")]
     Commit(String),
-    /// The writer thread is gone (the node is shutting down).
+    /// The writer thread is gone: the node is shutting down, or an earlier group commit failed
+    /// and the writer stopped (fail-stop, see [`Store`]); a restart reopens the store.
     #[error("payment store: the writer has stopped")]
     WriterStopped,
+}
+
+impl StoreError {
+    /// Whether the failure is operational and a later attempt may succeed (disk, sled, a
+    /// failed or stopped commit), as opposed to stored bytes that do not decode, which stay
+    /// corrupt whatever the retry.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Sled { source, .. } => !matches!(source, sled::Error::Corruption { .. }),
+            Self::Io { .. } | Self::Commit(_) | Self::WriterStopped => true,
+            Self::Corrupt { .. } => false,
+        }
+    }
 }
 
 /// Byte fields as base64 strings: serde_json would otherwise write a `Vec<u8>` as an array of
@@ -260,7 +293,44 @@ pub enum Write {
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
-/// The payment store. Cheap to clone; reads go straight to sled, writes through the writer.
+/// The visibility gate (see the module documentation): the keys of the batch being made
+/// durable, each with the value readers see until it is, `None` where the key did not exist.
+#[derive(Debug, Default)]
+struct Gate {
+    pre_images: RwLock<HashMap<Vec<u8>, Option<sled::IVec>>>,
+}
+
+impl Gate {
+    /// The pre-images, for a reader; held across the reader's sled lookup or scan.
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Vec<u8>, Option<sled::IVec>>> {
+        // A panicking holder cannot leave the map half-changed (each change is one call).
+        self.pre_images
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hides the batch's new values behind `pre_images` (before the batch is applied).
+    fn hide(&self, pre_images: HashMap<Vec<u8>, Option<sled::IVec>>) {
+        self.pre_images
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(pre_images);
+    }
+
+    /// Shows the new values of `keys` (once the batch is durable).
+    fn reveal<'a>(&self, keys: impl Iterator<Item = &'a Vec<u8>>) {
+        let mut pre_images = self
+            .pre_images
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            pre_images.remove(key);
+        }
+    }
+}
+
+/// The payment store. Cheap to clone; reads go to sled through the visibility gate, writes
+/// through the writer.
 #[derive(Clone, Debug)]
 pub struct Store {
     tree: sled::Tree,
@@ -268,6 +338,11 @@ pub struct Store {
     /// holding a runtime worker, so a write costs no hop to the blocking pool (the writer, a
     /// plain thread, takes from it with `blocking_recv`).
     writes: mpsc::Sender<(Vec<Write>, Reply)>,
+    /// What readers see of the batch being made durable.
+    gate: Arc<Gate>,
+    /// Faults the unit tests inject.
+    #[cfg(test)]
+    faults: Arc<faults::Faults>,
 }
 
 /// Opens (creating if needed) the sled database in `dir` and its payments tree, with the same
@@ -308,16 +383,32 @@ impl Store {
             source,
         })?;
         let (writes, queue) = mpsc::channel(queue_len.max(1));
-        let writer_tree = tree.clone();
+        let gate = Arc::new(Gate::default());
+        #[cfg(test)]
+        let faults = Arc::new(faults::Faults::default());
+        let writer = Writer {
+            db,
+            tree: tree.clone(),
+            log,
+            gate: Arc::clone(&gate),
+            #[cfg(test)]
+            faults: Arc::clone(&faults),
+        };
         thread::Builder::new()
             .name("kakehashi-store-writer".into())
-            .spawn(move || writer(db, writer_tree, log, queue))
+            .spawn(move || writer.run(queue))
             .map_err(|source| StoreError::Io {
                 what: "starting the store writer thread",
                 path: dir.to_owned(),
                 source,
             })?;
-        Ok(Self { tree, writes })
+        Ok(Self {
+            tree,
+            writes,
+            gate,
+            #[cfg(test)]
+            faults,
+        })
     }
 
     /// Applies `writes` atomically and durably, returning once they are on disk.
@@ -354,11 +445,7 @@ impl Store {
     /// Every account the node knows, in id order.
     pub fn accounts(&self) -> Result<Vec<(u128, AccountMeta)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix([PREFIX_ACCOUNT]) {
-            let (k, v) = item.map_err(|source| StoreError::Sled {
-                what: "scanning accounts",
-                source,
-            })?;
+        for (k, v) in self.scan(PREFIX_ACCOUNT, "scanning accounts")? {
             let id_bytes: [u8; 16] = k
                 .get(1..)
                 .and_then(|b| b.try_into().ok())
@@ -372,11 +459,10 @@ impl Store {
     /// unresolved index, so its cost follows the payments in doubt, not the history.
     pub fn unresolved_outbound(&self) -> Result<Vec<(Uetr, OutboundRecord)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix([PREFIX_UNRESOLVED]) {
-            let (k, _) = item.map_err(|source| StoreError::Sled {
-                what: "scanning unresolved payments",
-                source,
-            })?;
+        // The index first, then each record: the gate is not held across both (a reader holds
+        // it for one lookup or scan at a time), so a record may have moved on meanwhile, which
+        // the state filter below allows for.
+        for (k, _) in self.scan(PREFIX_UNRESOLVED, "scanning unresolved payments")? {
             let id: [u8; 16] = k
                 .get(1..)
                 .and_then(|b| b.try_into().ok())
@@ -391,17 +477,65 @@ impl Store {
         Ok(out)
     }
 
-    /// How many outbound payments have no final outcome.
+    /// How many outbound payments have no final outcome (durably; an entry sled cannot read
+    /// counts, as an entry of the index).
     pub fn unresolved_count(&self) -> usize {
-        self.tree.scan_prefix([PREFIX_UNRESOLVED]).count()
+        let pre_images = self.gate.read();
+        let applied = self
+            .tree
+            .scan_prefix([PREFIX_UNRESOLVED])
+            .filter(|item| match item {
+                Ok((k, _)) => !pre_images.contains_key(k.as_ref()),
+                Err(_) => true,
+            })
+            .count();
+        let durable_only = pre_images
+            .iter()
+            .filter(|(k, pre)| k.first() == Some(&PREFIX_UNRESOLVED) && pre.is_some())
+            .count();
+        applied + durable_only
     }
 
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
-        let value = self.tree.get(k).map_err(|source| StoreError::Sled {
-            what: "reading a record",
-            source,
-        })?;
+        #[cfg(test)]
+        self.faults.read(k)?;
+        let pre_images = self.gate.read();
+        let value = match pre_images.get(k) {
+            Some(pre_image) => pre_image.clone(),
+            None => self.tree.get(k).map_err(|source| StoreError::Sled {
+                what: "reading a record",
+                source,
+            })?,
+        };
+        drop(pre_images);
         value.map(|v| decode(k, &v)).transpose()
+    }
+
+    /// The durable entries under `prefix`, in key order: sled's, with the pre-image in place
+    /// of every key the batch in flight touches (and of every key it removes).
+    fn scan(
+        &self,
+        prefix: u8,
+        what: &'static str,
+    ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        #[cfg(test)]
+        self.faults.read(&[prefix])?;
+        let pre_images = self.gate.read();
+        let mut entries = BTreeMap::new();
+        for item in self.tree.scan_prefix([prefix]) {
+            let (k, v) = item.map_err(|source| StoreError::Sled { what, source })?;
+            if !pre_images.contains_key(k.as_ref()) {
+                entries.insert(k, v);
+            }
+        }
+        for (k, pre_image) in pre_images.iter() {
+            if k.first() == Some(&prefix)
+                && let Some(v) = pre_image
+            {
+                entries.insert(sled::IVec::from(k.as_slice()), v.clone());
+            }
+        }
+        Ok(entries.into_iter().collect())
     }
 
     /// Opens an existing store for reading only, for offline tools (the pair audit): refuses a
@@ -420,7 +554,13 @@ impl Store {
         let (_db, tree) = open_payments(dir)?;
         // No writer: the receiving end is dropped at once, so a `put` finds the queue closed.
         let (writes, _) = mpsc::channel(1);
-        Ok(Self { tree, writes })
+        Ok(Self {
+            tree,
+            writes,
+            gate: Arc::default(),
+            #[cfg(test)]
+            faults: Arc::default(),
+        })
     }
 
     /// Every outbound record, in UETR order.
@@ -450,18 +590,30 @@ impl Store {
         })
     }
 
+    /// The records under `prefix`, lazily (the history may be long). Each goes through the
+    /// gate on its own, which is exact for outbound and inbound records: they are replaced,
+    /// never removed, so no durable record is missing from sled's scan.
     fn records<T: DeserializeOwned>(
         &self,
         prefix: u8,
         what: &'static str,
     ) -> impl Iterator<Item = Result<(Uetr, T), StoreError>> + '_ {
-        self.tree.scan_prefix([prefix]).map(move |item| {
-            let (k, v) = item.map_err(|source| StoreError::Sled { what, source })?;
-            let id: [u8; 16] = k
-                .get(1..)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| corrupt_key(&k))?;
-            Ok((Uetr(id), decode(&k, &v)?))
+        self.tree.scan_prefix([prefix]).filter_map(move |item| {
+            let (k, v) = match item {
+                Ok(entry) => entry,
+                Err(source) => return Some(Err(StoreError::Sled { what, source })),
+            };
+            let v = match self.gate.read().get(k.as_ref()) {
+                // Not durable yet: a record that did not exist before its batch.
+                Some(None) => return None,
+                Some(Some(pre_image)) => pre_image.clone(),
+                None => v,
+            };
+            let id: Option<[u8; 16]> = k.get(1..).and_then(|b| b.try_into().ok());
+            Some(match id {
+                Some(id) => decode(&k, &v).map(|record| (Uetr(id), record)),
+                None => Err(corrupt_key(&k)),
+            })
         })
     }
 }
@@ -510,80 +662,220 @@ fn corrupt_key(k: &[u8]) -> StoreError {
     }
 }
 
+/// One sled operation of a batch: insert the value, or remove the key (`None`).
+type Op = (Vec<u8>, Option<Vec<u8>>);
+
 /// The sled operations of one write: the record, and for outbound records the matching change
 /// to the unresolved index.
-fn encode_write(write: &Write, batch: &mut sled::Batch) -> Result<(), serde_json::Error> {
+fn encode_write(write: &Write, ops: &mut Vec<Op>) -> Result<(), serde_json::Error> {
     match write {
         Write::Outbound(uetr, record) => {
-            batch.insert(key(PREFIX_OUTBOUND, &uetr.0), serde_json::to_vec(record)?);
+            ops.push((
+                key(PREFIX_OUTBOUND, &uetr.0),
+                Some(serde_json::to_vec(record)?),
+            ));
             let index = key(PREFIX_UNRESOLVED, &uetr.0);
             if record.state.is_final() {
-                batch.remove(index);
+                ops.push((index, None));
             } else {
-                batch.insert(index, Vec::new());
+                ops.push((index, Some(Vec::new())));
             }
         }
         Write::Inbound(uetr, record) => {
-            batch.insert(
+            ops.push((
                 inbound_key(&record.sender, uetr),
-                serde_json::to_vec(record)?,
-            );
+                Some(serde_json::to_vec(record)?),
+            ));
         }
-        Write::Account(id, meta) => batch.insert(
+        Write::Account(id, meta) => ops.push((
             key(PREFIX_ACCOUNT, &id.to_be_bytes()),
-            serde_json::to_vec(meta)?,
-        ),
+            Some(serde_json::to_vec(meta)?),
+        )),
     }
     Ok(())
 }
 
-/// The writer loop: take one request, gather whatever else is queued, apply all as one batch,
-/// make it durable, answer everyone. Ends when every `Store` handle is dropped.
-fn writer(
+/// How a group commit failed.
+enum CommitError {
+    /// Before anything was applied: the store is as it was, and the writer goes on.
+    NotApplied(String),
+    /// After the batch was applied (or while applying it): what is durable is unknown, and the
+    /// writer stops (fail-stop, see the module documentation).
+    Failed(String),
+}
+
+/// The writer thread's state (see [`Store`]).
+struct Writer {
     db: sled::Db,
     tree: sled::Tree,
     log: File,
-    mut queue: mpsc::Receiver<(Vec<Write>, Reply)>,
-) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut group = vec![first];
-        let mut count = group[0].0.len();
-        while count < GROUP_WRITES_MAX {
-            match queue.try_recv() {
-                Ok(next) => {
-                    count += next.0.len();
-                    group.push(next);
-                }
-                Err(_) => break,
-            }
-        }
-        let mut batch = sled::Batch::default();
-        let mut outcome = Ok(());
-        'encode: for (writes, _) in &group {
-            for write in writes {
-                match encode_write(write, &mut batch) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        outcome = Err(format!("encoding a record: {e}"));
-                        break 'encode;
+    gate: Arc<Gate>,
+    #[cfg(test)]
+    faults: Arc<faults::Faults>,
+}
+
+impl Writer {
+    /// The writer loop: take one request, gather whatever else is queued, apply all as one
+    /// batch, make it durable, answer everyone. Ends when every `Store` handle is dropped, or
+    /// after a commit that failed once its batch was applied.
+    fn run(self, mut queue: mpsc::Receiver<(Vec<Write>, Reply)>) {
+        while let Some(first) = queue.blocking_recv() {
+            let mut group = vec![first];
+            let mut count = group[0].0.len();
+            while count < GROUP_WRITES_MAX {
+                match queue.try_recv() {
+                    Ok(next) => {
+                        count += next.0.len();
+                        group.push(next);
                     }
+                    Err(_) => break,
                 }
             }
+            let outcome = self.commit(&group);
+            let stop = matches!(outcome, Err(CommitError::Failed(_)));
+            let outcome = outcome.map_err(|e| match e {
+                CommitError::NotApplied(message) | CommitError::Failed(message) => message,
+            });
+            if let Err(message) = &outcome {
+                tracing::error!(%message, "payment store group commit failed");
+            }
+            for (_, reply) in group {
+                // A caller that gave up (dropped its receiver) needs no answer.
+                let _ = reply.send(outcome.clone());
+            }
+            if stop {
+                // Dropping the queue answers every write still queued, and every later one,
+                // with `WriterStopped`; readers keep the last durable state behind the gate.
+                tracing::error!(
+                    "payment store writer stopped after a failed group commit; restart the node"
+                );
+                return;
+            }
         }
-        if outcome.is_ok() {
-            outcome = tree
-                .apply_batch(batch)
-                .map_err(|e| format!("applying the batch: {e}"))
-                .and_then(|()| db.flush().map(drop).map_err(|e| format!("flush: {e}")))
-                .and_then(|()| log.sync_data().map_err(|e| format!("fdatasync: {e}")));
+    }
+
+    /// Applies `group` as one batch behind the gate and makes it durable.
+    fn commit(&self, group: &[(Vec<Write>, Reply)]) -> Result<(), CommitError> {
+        let mut ops = Vec::new();
+        for (writes, _) in group {
+            for write in writes {
+                encode_write(write, &mut ops)
+                    .map_err(|e| CommitError::NotApplied(format!("encoding a record: {e}")))?;
+            }
         }
-        if let Err(message) = &outcome {
-            tracing::error!(%message, "payment store group commit failed");
+        // The writer is the only one to change the tree, and every batch before this one is
+        // durable, so what sled holds now is the durable value.
+        let mut pre_images = HashMap::with_capacity(ops.len());
+        for (k, _) in &ops {
+            if !pre_images.contains_key(k) {
+                let durable = self
+                    .tree
+                    .get(k)
+                    .map_err(|e| CommitError::NotApplied(format!("reading a pre-image: {e}")))?;
+                pre_images.insert(k.clone(), durable);
+            }
         }
-        for (_, reply) in group {
-            // A caller that gave up (dropped its receiver) needs no answer.
-            let _ = reply.send(outcome.clone());
+        let keys: Vec<Vec<u8>> = pre_images.keys().cloned().collect();
+        self.gate.hide(pre_images);
+        let mut batch = sled::Batch::default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
         }
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| CommitError::Failed(format!("applying the batch: {e}")))?;
+        #[cfg(test)]
+        self.faults.after_apply().map_err(CommitError::Failed)?;
+        self.db
+            .flush()
+            .map_err(|e| CommitError::Failed(format!("flush: {e}")))?;
+        self.log
+            .sync_data()
+            .map_err(|e| CommitError::Failed(format!("fdatasync: {e}")))?;
+        self.gate.reveal(keys.iter());
+        Ok(())
+    }
+}
+
+/// Faults the unit tests inject into the store: failing reads, and a hook between applying a
+/// batch and making it durable. Compiled into test builds only.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use super::StoreError;
+
+    /// Run by the writer after it applied a batch and before it makes it durable; an `Err`
+    /// fails the group commit there.
+    pub(crate) type AfterApply = Box<dyn FnMut() -> Result<(), String> + Send>;
+
+    #[derive(Default)]
+    pub(crate) struct Faults {
+        /// Reads of keys starting with this byte fail (0: none).
+        failing_prefix: AtomicU8,
+        after_apply: Mutex<Option<AfterApply>>,
+    }
+
+    impl std::fmt::Debug for Faults {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Faults").finish_non_exhaustive()
+        }
+    }
+
+    impl Faults {
+        pub(super) fn read(&self, k: &[u8]) -> Result<(), StoreError> {
+            let failing = self.failing_prefix.load(Ordering::SeqCst);
+            if failing != 0 && k.first() == Some(&failing) {
+                return Err(StoreError::Sled {
+                    what: "reading a record",
+                    source: sled::Error::Io(std::io::Error::other(
+                        "injected read failure in /secret/path",
+                    )),
+                });
+            }
+            Ok(())
+        }
+
+        pub(super) fn after_apply(&self) -> Result<(), String> {
+            let mut hook = self
+                .after_apply
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match hook.as_mut() {
+                Some(hook) => hook(),
+                None => Ok(()),
+            }
+        }
+
+        pub(super) fn fail_reads(&self, prefix: u8, fail: bool) {
+            self.failing_prefix
+                .store(if fail { prefix } else { 0 }, Ordering::SeqCst);
+        }
+
+        pub(super) fn set_after_apply(&self, hook: Option<AfterApply>) {
+            *self
+                .after_apply
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = hook;
+        }
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Makes every read of account metadata fail (`fail`) or succeed again, as a failing disk
+    /// would: for the tests that a failed read is never turned into a refusal.
+    pub(crate) fn fail_account_reads(&self, fail: bool) {
+        self.faults.fail_reads(PREFIX_ACCOUNT, fail);
+    }
+
+    /// Installs (or removes) the writer's hook between applying a batch and making it durable.
+    pub(crate) fn set_after_apply(&self, hook: Option<faults::AfterApply>) {
+        self.faults.set_after_apply(hook);
     }
 }
 
@@ -738,6 +1030,157 @@ mod tests {
             ]
         );
         assert_eq!(store.inbound_records("T").count(), 0, "no prefix match");
+    }
+
+    fn meta(name: &str) -> AccountMeta {
+        AccountMeta {
+            kind: AccountKind::Customer,
+            owner_bic: Some("KKHAJPJ0".into()),
+            name: name.into(),
+            closed: false,
+        }
+    }
+
+    /// Installs a writer hook that tells the test when a batch is applied (`applied`) and
+    /// holds the writer there, before its flush and fdatasync, until the test sends the hook's
+    /// answer on the returned sender.
+    fn pause_after_apply(
+        store: &Store,
+    ) -> (
+        mpsc::UnboundedReceiver<()>,
+        std::sync::mpsc::Sender<Result<(), String>>,
+    ) {
+        let (applied_tx, applied) = mpsc::unbounded_channel();
+        let (release, released) = std::sync::mpsc::channel::<Result<(), String>>();
+        store.set_after_apply(Some(Box::new(move || {
+            let _ = applied_tx.send(());
+            released
+                .recv()
+                .unwrap_or_else(|_| Err("the test went away".into()))
+        })));
+        (applied, release)
+    }
+
+    /// A batch that is applied but not yet flushed and synced: sled already holds it, and
+    /// readers (single reads and every scan) still see the state before it.
+    async fn assert_only_durable_state_visible(store: &Store) {
+        // The batch is applied: sled's own view has it (so what follows tests the gate).
+        let raw = store
+            .tree
+            .get(key(PREFIX_OUTBOUND, &[1; 16]))
+            .unwrap()
+            .unwrap();
+        let raw: OutboundRecord = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(raw.state, OutboundState::Settled);
+        assert_eq!(
+            store.outbound(&Uetr([1; 16])).unwrap().unwrap().state,
+            OutboundState::Forwarded,
+            "a reader saw a record before it was durable"
+        );
+        assert_eq!(store.outbound(&Uetr([2; 16])).unwrap(), None);
+        assert_eq!(store.account(1002).unwrap(), None);
+        assert_eq!(store.unresolved_count(), 1);
+        let unresolved = store.unresolved_outbound().unwrap();
+        assert_eq!(unresolved.len(), 1);
+        assert_eq!(unresolved[0].0, Uetr([1; 16]));
+        assert_eq!(unresolved[0].1.state, OutboundState::Forwarded);
+        let accounts = store.accounts().unwrap();
+        assert_eq!(accounts.len(), 1);
+        assert_eq!(accounts[0].1, meta("Alpha"));
+        let outbound: Vec<_> = store.outbound_records().map(Result::unwrap).collect();
+        assert_eq!(outbound.len(), 1);
+        assert_eq!(outbound[0].1.state, OutboundState::Forwarded);
+    }
+
+    /// Makes one forwarded payment and one account durable, then starts a batch that settles
+    /// the payment (removing it from the unresolved index), adds a second payment and a second
+    /// account, and holds it between apply and flush; returns the put and the hook's release.
+    async fn start_held_batch(
+        store: &Store,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), StoreError>>,
+        std::sync::mpsc::Sender<Result<(), String>>,
+    ) {
+        store
+            .put(vec![
+                Write::Outbound(Uetr([1; 16]), record(OutboundState::Forwarded)),
+                Write::Account(1001, meta("Alpha")),
+            ])
+            .await
+            .unwrap();
+        let (mut applied, release) = pause_after_apply(store);
+        let writer = store.clone();
+        let put = tokio::spawn(async move {
+            writer
+                .put(vec![
+                    Write::Outbound(Uetr([1; 16]), record(OutboundState::Settled)),
+                    Write::Outbound(Uetr([2; 16]), record(OutboundState::Rejected)),
+                    Write::Account(1002, meta("Beta")),
+                ])
+                .await
+        });
+        applied.recv().await.expect("the writer applied the batch");
+        (put, release)
+    }
+
+    #[tokio::test]
+    async fn readers_see_a_batch_only_once_it_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (put, release) = start_held_batch(&store).await;
+        assert_only_durable_state_visible(&store).await;
+        release.send(Ok(())).unwrap();
+        put.await.unwrap().unwrap();
+        // Durable now, and the writer reads its own write as soon as `put` answered.
+        assert_eq!(
+            store.outbound(&Uetr([1; 16])).unwrap().unwrap().state,
+            OutboundState::Settled
+        );
+        assert_eq!(
+            store.outbound(&Uetr([2; 16])).unwrap().unwrap().state,
+            OutboundState::Rejected
+        );
+        assert_eq!(store.account(1002).unwrap(), Some(meta("Beta")));
+        assert_eq!(store.unresolved_count(), 0);
+        assert!(store.unresolved_outbound().unwrap().is_empty());
+        assert_eq!(store.accounts().unwrap().len(), 2);
+        assert_eq!(store.outbound_records().count(), 2);
+        assert!(store.gate.read().is_empty(), "no pre-image left behind");
+    }
+
+    #[tokio::test]
+    async fn a_failed_group_commit_stops_the_writer_and_keeps_the_durable_state_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (put, release) = start_held_batch(&store).await;
+        release
+            .send(Err("injected fdatasync failure".into()))
+            .unwrap();
+        let failed = put.await.unwrap().expect_err("the commit failed");
+        assert!(matches!(failed, StoreError::Commit(_)), "{failed:?}");
+        assert!(failed.is_transient());
+        // Nothing of the failed batch becomes visible, ever: readers keep the durable state.
+        assert_only_durable_state_visible(&store).await;
+        // Fail-stop: no later write is taken on top of a batch of unknown durability.
+        let later = store
+            .put(vec![Write::Account(1003, meta("Gamma"))])
+            .await
+            .expect_err("the writer stopped");
+        assert!(matches!(later, StoreError::WriterStopped), "{later:?}");
+        assert_eq!(store.account(1003).unwrap(), None);
+    }
+
+    #[test]
+    fn only_corrupt_records_are_not_transient() {
+        let corrupt = decode::<AccountMeta>(b"a", b"not json").expect_err("corrupt");
+        assert!(!corrupt.is_transient());
+        assert!(StoreError::WriterStopped.is_transient());
+        assert!(StoreError::Commit("fdatasync: EIO".into()).is_transient());
+        let sled_io = StoreError::Sled {
+            what: "reading a record",
+            source: sled::Error::Io(std::io::Error::other("EIO")),
+        };
+        assert!(sled_io.is_transient());
     }
 
     /// `count` puts of a forwarded outbound record, each from its own task, all awaited.

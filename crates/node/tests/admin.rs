@@ -384,3 +384,37 @@ async fn a_payment_beyond_the_receivers_liquidity_is_am04_and_the_reservation_is
     jp.shutdown().await.expect("JP");
     sg.shutdown().await.expect("SG");
 }
+
+/// Funding beyond what the ledger's balances can hold is the operator's error, FF01 in plain
+/// words: the ledger's result name is an internal detail the answer no longer carries (issue
+/// 11, defect 4), and nothing moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funding_beyond_the_ledgers_range_is_ff01_without_the_ledgers_words() {
+    let mut p = pair().await;
+    let mut jp_operator = client(p.jp.public_addr, "JP", Some("jp/node/tls")).await;
+    open(&mut jp_operator, "1003", "KKHAJPJ0")
+        .await
+        .expect("open");
+    // Each call is the most digits an amount may have; u128 holds about 3.4 of them.
+    let most = "9".repeat(38);
+    let mut funded = 0;
+    let refused = loop {
+        match fund(&mut jp_operator, "1003", &most).await {
+            Ok(_) => funded += 1,
+            Err(refused) => break refused,
+        }
+        assert!(funded < 4, "u128 cannot hold four of them");
+    };
+    assert_eq!(funded, 3, "{refused:?}");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().starts_with("FF01"), "{refused:?}");
+    for internal in ["ledger", "overflows_"] {
+        assert!(!refused.message().contains(internal), "{refused:?}");
+    }
+    let before = p.snapshot().await;
+    fund(&mut jp_operator, "1003", &most)
+        .await
+        .expect_err("still too large");
+    assert_eq!(p.snapshot().await, before, "nothing moved");
+    p.shutdown().await;
+}

@@ -3,7 +3,8 @@
 use std::sync::atomic::Ordering;
 
 use kakehashi_ledger::{
-    AccountFlags, AccountId, CreateAccountResult, NewAccount, NewTransfer, TransferId,
+    AccountFlags, AccountId, CreateAccountResult, CreateTransferResult, NewAccount, NewTransfer,
+    TransferId,
 };
 use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb;
@@ -12,8 +13,7 @@ use kakehashi_protocol::money;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::transfer::{codes, transfer_id};
 
-use super::checks::ledger_rejection;
-use super::{Engine, EngineError, Submitted};
+use super::{Engine, EngineError};
 use crate::AccountKind;
 use crate::store::{AccountMeta, Write};
 
@@ -84,12 +84,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Balances of `ids` (every known account when empty).
-    pub async fn balances(&self, ids: Vec<u128>) -> Result<Vec<pb::AccountBalance>, Submitted> {
-        let metas = match self.parts.store.accounts() {
-            Ok(metas) => metas,
-            Err(e) => return Err(invalid_internal(&e)),
-        };
+    /// Balances of `ids` (every known account when empty). `Ok(Err(..))` is a refusal (AC01
+    /// for an unknown account); `Err` an operational fault, which the caller answers without
+    /// its detail (see [`EngineError::is_transient`]).
+    pub async fn balances(
+        &self,
+        ids: Vec<u128>,
+    ) -> Result<Result<Vec<pb::AccountBalance>, Rejection>, EngineError> {
+        let metas = self.parts.store.accounts()?;
         let wanted: Vec<(u128, Option<AccountMeta>)> = if ids.is_empty() {
             metas.into_iter().map(|(id, m)| (id, Some(m))).collect()
         } else {
@@ -103,15 +105,12 @@ impl Engine {
                 .collect()
         };
         let lookup: Vec<AccountId> = wanted.iter().map(|(id, _)| AccountId(*id)).collect();
-        let found = match self.books().lookup_accounts(lookup).await {
-            Ok(found) => found,
-            Err(e) => return Err(invalid_internal(&e)),
-        };
+        let found = self.books().lookup_accounts(lookup).await?;
         let (_, t) = self.clock().now();
         let mut out = Vec::new();
         for ((id, meta), account) in wanted.into_iter().zip(found) {
             let (Some(meta), Some(account)) = (meta, account) else {
-                return Err(Submitted::Invalid(Rejection::new(
+                return Ok(Err(Rejection::new(
                     ReasonCode::Ac01,
                     format!(
                         "account {id} does not exist on the {} ledger",
@@ -121,7 +120,7 @@ impl Engine {
             };
             out.push(self.balance_of(id, &meta, &account, t));
         }
-        Ok(out)
+        Ok(Ok(out))
     }
 
     fn balance_of(
@@ -167,32 +166,36 @@ impl Engine {
         }
     }
 
-    /// Operator: opens a customer account.
+    /// Operator: opens a customer account. `Ok(Err(..))` is a refusal, `Err` an operational
+    /// fault, as for [`Engine::balances`].
     pub async fn open_account(
         &self,
         id: u128,
         owner_bic: String,
         name: String,
-    ) -> Result<pb::AccountBalance, Submitted> {
+    ) -> Result<Result<pb::AccountBalance, Rejection>, EngineError> {
         if id == 0 || id == u128::MAX {
-            return Err(ff01("account: must be a non-zero decimal account id"));
+            return Ok(Err(ff01("account: must be a non-zero decimal account id")));
         }
-        let owner_bic = instruction::bic("owner_bic", owner_bic).map_err(Submitted::Invalid)?;
+        let owner_bic = match instruction::bic("owner_bic", owner_bic) {
+            Ok(bic) => bic,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
         // Characters 5-6 of a BIC are its ISO 3166 country; a node holds accounts only for
         // banks of its own jurisdiction.
         if owner_bic.get(4..6) != Some(self.jurisdiction()) {
-            return Err(ff01(format!(
+            return Ok(Err(ff01(format!(
                 "owner_bic: {owner_bic} is a bank of {}, not of {}; open its accounts on that \
                  jurisdiction's node",
                 owner_bic.get(4..6).unwrap_or("?"),
                 self.jurisdiction()
-            )));
+            ))));
         }
         if name.chars().count() > instruction::NAME_CHARS_MAX {
-            return Err(ff01(format!(
+            return Ok(Err(ff01(format!(
                 "name: longer than {} characters",
                 instruction::NAME_CHARS_MAX
-            )));
+            ))));
         }
         let ledger_id = u32::from(self.parts.currency.numeric);
         let new = NewAccount {
@@ -203,19 +206,26 @@ impl Engine {
             ..NewAccount::default()
         };
         let (ts, _) = self.clock().now();
-        let result = match self.books().create_accounts(vec![new], ts).await {
-            Ok(r) => r.into_iter().next(),
-            Err(e) => return Err(invalid_internal(&e)),
-        };
+        let result = self
+            .books()
+            .create_accounts(vec![new], ts)
+            .await?
+            .into_iter()
+            .next();
         match result {
             Some(CreateAccountResult::Ok) => {}
             Some(other) => {
-                return Err(Submitted::Invalid(Rejection::new(
+                return Ok(Err(Rejection::new(
                     ReasonCode::Dupl,
                     format!("account {id}: {}", other.as_str()),
                 )));
             }
-            None => return Err(invalid_internal(&"no result")),
+            None => {
+                return Err(EngineError::Unexpected {
+                    what: "opening an account",
+                    result: "no result",
+                });
+            }
         }
         let meta = AccountMeta {
             kind: AccountKind::Customer,
@@ -223,40 +233,49 @@ impl Engine {
             name,
             closed: false,
         };
-        if let Err(e) = self.parts.store.put(vec![Write::Account(id, meta)]).await {
-            return Err(invalid_internal(&e));
-        }
-        self.balances(vec![id]).await.map(|mut b| b.remove(0))
+        self.parts.store.put(vec![Write::Account(id, meta)]).await?;
+        self.balance(id).await
     }
 
-    /// Operator: credits `id` from the funding account.
+    /// The balance of the one account `id`, as the operator calls answer it.
+    async fn balance(
+        &self,
+        id: u128,
+    ) -> Result<Result<pb::AccountBalance, Rejection>, EngineError> {
+        Ok(self
+            .balances(vec![id])
+            .await?
+            .map(|mut balances| balances.remove(0)))
+    }
+
+    /// Operator: credits `id` from the funding account. `Ok(Err(..))` is a refusal, `Err` an
+    /// operational fault, as for [`Engine::balances`].
     pub async fn fund_account(
         &self,
         id: u128,
         amount: &pb::ActiveCurrencyAndAmount,
-    ) -> Result<pb::AccountBalance, Submitted> {
-        let (currency, minor) = money::parse_amount(amount).map_err(Submitted::Invalid)?;
+    ) -> Result<Result<pb::AccountBalance, Rejection>, EngineError> {
+        let (currency, minor) = match money::parse_amount(amount) {
+            Ok(parsed) => parsed,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
         if currency.alpha != self.parts.currency.alpha {
-            return Err(ff01(format!(
+            return Ok(Err(ff01(format!(
                 "amount: this node's ledger is {}, not {}",
                 self.parts.currency.alpha, currency.alpha
-            )));
+            ))));
         }
         if minor == 0 {
-            return Err(ff01("amount: must be greater than zero"));
+            return Ok(Err(ff01("amount: must be greater than zero")));
         }
-        let meta = match self.parts.store.account(id) {
-            Ok(Some(meta)) => meta,
-            Ok(None) => {
-                return Err(Submitted::Invalid(Rejection::new(
-                    ReasonCode::Ac01,
-                    format!("account {id} does not exist"),
-                )));
-            }
-            Err(e) => return Err(invalid_internal(&e)),
+        let Some(meta) = self.parts.store.account(id)? else {
+            return Ok(Err(Rejection::new(
+                ReasonCode::Ac01,
+                format!("account {id} does not exist"),
+            )));
         };
         if meta.closed {
-            return Err(Submitted::Invalid(Rejection::new(
+            return Ok(Err(Rejection::new(
                 ReasonCode::Ac04,
                 format!("account {id} is closed"),
             )));
@@ -264,7 +283,7 @@ impl Engine {
         let seq = self.quote_seq.fetch_add(1, Ordering::Relaxed);
         let mut nonce = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-            .map_err(|_| invalid_internal(&"no randomness"))?;
+            .map_err(|_| EngineError::Task("the system random source failed".into()))?;
         let transfer = NewTransfer {
             id: TransferId(transfer_id(
                 b"funding",
@@ -278,42 +297,72 @@ impl Engine {
             ..NewTransfer::default()
         };
         let (ts, _) = self.clock().now();
-        match self.books().create_transfers(vec![transfer], ts).await {
-            Ok(results) if results.first().is_some_and(|r| r.is_recorded()) => {}
-            Ok(results) => {
-                return Err(Submitted::Invalid(ledger_rejection(
-                    results.first().copied(),
-                    "funding",
+        let results = self.books().create_transfers(vec![transfer], ts).await?;
+        match results.first().copied() {
+            Some(result) if result.is_recorded() => {}
+            // The account is in the store but not in the ledger: refused like a payment to it.
+            Some(
+                CreateTransferResult::DebitAccountNotFound
+                | CreateTransferResult::CreditAccountNotFound,
+            ) => {
+                return Ok(Err(Rejection::new(
+                    ReasonCode::Ac01,
+                    format!(
+                        "account {id} does not exist on the {} ledger",
+                        self.jurisdiction()
+                    ),
                 )));
             }
-            Err(e) => return Err(invalid_internal(&e)),
+            // The operator's amount is too large for the balances it would move.
+            Some(
+                CreateTransferResult::OverflowsDebitsPosted
+                | CreateTransferResult::OverflowsCreditsPosted
+                | CreateTransferResult::OverflowsDebits
+                | CreateTransferResult::OverflowsCredits,
+            ) => {
+                return Ok(Err(ff01(
+                    "amount: too large, an account balance would overflow",
+                )));
+            }
+            // Anything else (the funding account has no limit and the id is fresh) is a fault
+            // of this node, not of the operator's request: its name stays in the log.
+            Some(result) => {
+                return Err(EngineError::Unexpected {
+                    what: "funding an account",
+                    result: result.as_str(),
+                });
+            }
+            None => {
+                return Err(EngineError::Unexpected {
+                    what: "funding an account",
+                    result: "no result",
+                });
+            }
         }
-        self.balances(vec![id]).await.map(|mut b| b.remove(0))
+        self.balance(id).await
     }
 
-    /// Operator: closes an account (payments to or from it are AC04 from now on).
-    pub async fn close_account(&self, id: u128) -> Result<pb::AccountBalance, Submitted> {
-        let mut meta = match self.parts.store.account(id) {
-            Ok(Some(meta)) => meta,
-            Ok(None) => {
-                return Err(Submitted::Invalid(Rejection::new(
-                    ReasonCode::Ac01,
-                    format!("account {id} does not exist"),
-                )));
-            }
-            Err(e) => return Err(invalid_internal(&e)),
+    /// Operator: closes an account (payments to or from it are AC04 from now on). `Ok(Err(..))`
+    /// is a refusal, `Err` an operational fault, as for [`Engine::balances`].
+    pub async fn close_account(
+        &self,
+        id: u128,
+    ) -> Result<Result<pb::AccountBalance, Rejection>, EngineError> {
+        let Some(mut meta) = self.parts.store.account(id)? else {
+            return Ok(Err(Rejection::new(
+                ReasonCode::Ac01,
+                format!("account {id} does not exist"),
+            )));
         };
         if meta.kind != AccountKind::Customer {
-            return Err(ff01(format!(
+            return Ok(Err(ff01(format!(
                 "account {id} is a {} account; only customer accounts can be closed",
                 meta.kind.as_str()
-            )));
+            ))));
         }
         meta.closed = true;
-        if let Err(e) = self.parts.store.put(vec![Write::Account(id, meta)]).await {
-            return Err(invalid_internal(&e));
-        }
-        self.balances(vec![id]).await.map(|mut b| b.remove(0))
+        self.parts.store.put(vec![Write::Account(id, meta)]).await?;
+        self.balance(id).await
     }
 }
 
@@ -328,14 +377,6 @@ fn account_flags(kind: AccountKind) -> AccountFlags {
     }
 }
 
-fn ff01(detail: impl Into<String>) -> Submitted {
-    Submitted::Invalid(Rejection::new(ReasonCode::Ff01, detail))
-}
-
-fn invalid_internal(e: &dyn std::fmt::Display) -> Submitted {
-    tracing::error!(error = %e, "internal error");
-    Submitted::Invalid(Rejection::new(
-        ReasonCode::Ff01,
-        format!("internal error: {e}"),
-    ))
+fn ff01(detail: impl Into<String>) -> Rejection {
+    Rejection::new(ReasonCode::Ff01, detail)
 }

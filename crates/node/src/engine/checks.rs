@@ -145,20 +145,40 @@ impl Engine {
     /// the UETR's record is read and before anything is written, so that a bank can neither
     /// occupy a UETR with another bank's account nor learn whether the UETR is taken. A closed
     /// account is still its holder's: that refusal (AC04) is [`Engine::check_debtor`]'s, and
-    /// recorded.
-    pub(super) fn authorize_debtor(&self, instr: &Instruction) -> Result<(), Rejection> {
+    /// recorded. `debtor` is the debtor account's metadata as the caller read it.
+    pub(super) fn authorize_debtor(
+        &self,
+        instr: &Instruction,
+        debtor: Option<&AccountMeta>,
+    ) -> Result<(), Rejection> {
         // `check_customer` checks the holder before whether the account is open, so AC04 means
         // the signer holds it.
-        match self.check_customer_account(instr.debtor_account, &instr.debtor_agent_bic, "debtor") {
+        match self.check_customer_account(
+            debtor,
+            instr.debtor_account,
+            &instr.debtor_agent_bic,
+            "debtor",
+        ) {
             Err(rejection) if rejection.code == ReasonCode::Ac04 => Ok(()),
             other => other,
         }
     }
 
-    pub(super) fn check_debtor(&self, instr: &Instruction) -> Result<(), Rejection> {
+    /// The sender's checks of the debtor side; `debtor` is the debtor account's metadata as
+    /// the caller read it (see [`Engine::check_customer_account`]).
+    pub(super) fn check_debtor(
+        &self,
+        instr: &Instruction,
+        debtor: Option<&AccountMeta>,
+    ) -> Result<(), Rejection> {
         self.parts.sanctions.screen(instr, instr.debtor_account)?;
         self.check_limit(instr.amount_minor, "amount")?;
-        self.check_customer_account(instr.debtor_account, &instr.debtor_agent_bic, "debtor")
+        self.check_customer_account(
+            debtor,
+            instr.debtor_account,
+            &instr.debtor_agent_bic,
+            "debtor",
+        )
     }
 
     /// RR04 when `minor` (this node's currency) is above the per-payment limit.
@@ -177,29 +197,28 @@ impl Engine {
         ))
     }
 
-    /// The `role` ("debtor"/"creditor") account must exist here, be an open customer account
-    /// and be held at `bic` (AC01, AC04).
+    /// The `role` ("debtor"/"creditor") account `id` must exist here, be an open customer
+    /// account and be held at `bic` (AC01, AC04). `meta` is its metadata, read by the caller
+    /// with `?` before the checks: a failed read is an operational fault that propagates
+    /// (nothing recorded, the request answered `Unavailable`), never a refusal, which would be
+    /// recorded under the UETR for good (issue 11, defect 4).
     pub(super) fn check_customer_account(
         &self,
+        meta: Option<&AccountMeta>,
         id: u128,
         bic: &str,
         role: &str,
     ) -> Result<(), Rejection> {
-        let meta = self
-            .parts
-            .store
-            .account(id)
-            .map_err(|e| Rejection::new(ReasonCode::Ac01, format!("account lookup failed: {e}")))?
-            .ok_or_else(|| {
-                Rejection::new(
-                    ReasonCode::Ac01,
-                    format!(
-                        "{role}_account {id} does not exist on the {} ledger",
-                        self.jurisdiction()
-                    ),
-                )
-            })?;
-        check_customer(&meta, id, bic, role)
+        let meta = meta.ok_or_else(|| {
+            Rejection::new(
+                ReasonCode::Ac01,
+                format!(
+                    "{role}_account {id} does not exist on the {} ledger",
+                    self.jurisdiction()
+                ),
+            )
+        })?;
+        check_customer(meta, id, bic, role)
     }
 }
 

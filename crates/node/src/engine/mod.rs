@@ -88,6 +88,24 @@ pub enum EngineError {
     Config(String),
 }
 
+impl EngineError {
+    /// Whether the same request may succeed later without an operator's help: the caller is
+    /// answered `Unavailable` (retry with the same UETR) rather than `Internal`. Nothing was
+    /// recorded either way, so a retry is safe. Transient: the payment store's I/O, sled and
+    /// commit failures and a stopped store writer (the node restarts it), a ledger error the
+    /// ledger itself calls transient, a lost blocking task. Not transient: stored data that
+    /// does not decode, a ledger answer the protocol does not allow, a configuration that does
+    /// not match the ledger; retrying those gives the same answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_transient(),
+            Self::Ledger(e) => e.is_transient(),
+            Self::Task(_) => true,
+            Self::Unexpected { .. } | Self::Config(_) => false,
+        }
+    }
+}
+
 /// The result of handling one submission.
 #[derive(Debug)]
 pub enum Submitted {
@@ -281,7 +299,67 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use kakehashi_proto::pb::Decision;
     use kakehashi_protocol::transfer::transfer_id;
+
+    /// Issue 11, defect 4, the receiver's side: a payment store read that fails while a
+    /// Prepare is checked propagates as a transient error with nothing recorded (it was an
+    /// AC01 decision, stored under the UETR for good), and the same Prepare then settles.
+    #[tokio::test]
+    async fn a_failed_store_read_on_prepare_records_nothing_and_the_same_prepare_settles() {
+        let pair = crate::testing::pair().await;
+        let (jp, sg) = (pair.jp.engine(), pair.sg.engine());
+        let uetr = crate::testing::new_uetr();
+        let signed = crate::testing::jp_to_sg(jp, uetr);
+
+        sg.store().fail_account_reads(true);
+        let failed = sg
+            .prepare("JP", signed.clone())
+            .await
+            .expect_err("the read failed");
+        assert!(failed.is_transient(), "{failed:?}");
+        sg.store().fail_account_reads(false);
+        assert_eq!(
+            sg.store().inbound("JP", &uetr).unwrap(),
+            None,
+            "nothing recorded"
+        );
+
+        let decision = sg
+            .prepare("JP", signed)
+            .await
+            .expect("no fault")
+            .expect("a decision");
+        assert_eq!(decision.decision(), Decision::Settled, "{decision:?}");
+    }
+
+    /// Issue 11, defect 5: a participant's status query waits for the step in progress on its
+    /// UETR (every step holds the UETR's lock), so it never reports a state in the middle of
+    /// one.
+    #[tokio::test]
+    async fn a_status_query_waits_for_the_step_in_progress() {
+        let pair = crate::testing::pair().await;
+        let jp = std::sync::Arc::clone(pair.jp.engine());
+        let uetr = crate::testing::new_uetr();
+        let step = jp.locks.lock(uetr).await;
+        let status = tokio::spawn({
+            let jp = std::sync::Arc::clone(&jp);
+            async move { jp.status(&uetr).await }
+        });
+        // The test runs on one thread: each yield lets the status task run until it waits.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!status.is_finished(), "answered while a step held the UETR");
+        drop(step);
+        assert!(
+            status
+                .await
+                .expect("status task")
+                .expect("status")
+                .is_none()
+        );
+    }
 
     #[test]
     fn transfer_ids_differ_by_step_and_uetr() {

@@ -21,7 +21,7 @@ use tracing::Instrument;
 use super::checks::ledger_rejection;
 use super::{Engine, EngineError, PeerLink};
 use crate::metrics::Flow;
-use crate::store::{InboundRecord, InboundState, Write};
+use crate::store::{AccountMeta, InboundRecord, InboundState, Write};
 
 impl Engine {
     /// Handles a peer's Prepare (see the module documentation). `peer` is the jurisdiction the
@@ -138,16 +138,20 @@ impl Engine {
                 )));
             }
         }
-        let (credited_minor, liquidity) = match self.check_inbound(link, instr, t) {
-            Ok(ok) => ok,
-            Err(rejection) => {
-                let record = self.inbound_record(instr, signed, peer, InboundState::Rejected, 0, 0);
-                return self
-                    .reject_inbound(&instr.uetr, record, rejection)
-                    .await
-                    .map(Ok);
-            }
-        };
+        // Read before the checks so that a failed read propagates, nothing recorded (defect 4).
+        let creditor = self.parts.store.account(instr.creditor_account)?;
+        let (credited_minor, liquidity) =
+            match self.check_inbound(link, instr, t, creditor.as_ref()) {
+                Ok(ok) => ok,
+                Err(rejection) => {
+                    let record =
+                        self.inbound_record(instr, signed, peer, InboundState::Rejected, 0, 0);
+                    return self
+                        .reject_inbound(&instr.uetr, record, rejection)
+                        .await
+                        .map(Ok);
+                }
+            };
         let credit_id = credit_transfer_id(peer, &instr.uetr.0);
         let mut record = self.inbound_record(
             instr,
@@ -222,11 +226,13 @@ impl Engine {
 
     /// Checks an authenticated inbound instruction from the corridor `link`; returns the
     /// amount to credit and the liquidity account. A failure here is a recorded decision.
+    /// `creditor` is the creditor account's metadata, read by the caller.
     fn check_inbound(
         &self,
         link: &PeerLink,
         instr: &Instruction,
         t: UnixTime,
+        creditor: Option<&AccountMeta>,
     ) -> Result<(u128, u128), Rejection> {
         let peer = link.jurisdiction.as_str();
         let (terms, _) = quote::verify_quote(
@@ -262,6 +268,7 @@ impl Engine {
         self.parts.sanctions.screen(instr, instr.creditor_account)?;
         self.check_limit(terms.target.1, "credit")?;
         self.check_customer_account(
+            creditor,
             instr.creditor_account,
             &instr.creditor_agent_bic,
             "creditor",

@@ -72,10 +72,12 @@ impl Engine {
             Ok(peer) => peer,
             Err(rejection) => return Ok(self.refuse(&instr, rejection)),
         };
+        // Read before the checks so that a failed read propagates (defect 4).
+        let debtor = self.parts.store.account(instr.debtor_account)?;
         // Authorized before the UETR's record is read or anything written: a bank that does
         // not hold the debtor account can neither occupy this UETR nor learn whether it is
         // taken (issue 11, defect 3).
-        if let Err(rejection) = self.authorize_debtor(&instr) {
+        if let Err(rejection) = self.authorize_debtor(&instr, debtor.as_ref()) {
             return Ok(self.refuse(&instr, rejection));
         }
         let _guard = self.locks.lock(instr.uetr).await;
@@ -93,7 +95,7 @@ impl Engine {
             return Ok(self.refuse(&instr, Rejection::new(ReasonCode::Dupl, detail)));
         }
         let record = self.outbound_record(&signed, &instr, &peer);
-        if let Err(rejection) = self.check_debtor(&instr) {
+        if let Err(rejection) = self.check_debtor(&instr, debtor.as_ref()) {
             return self.reject_outbound(&instr, record, rejection).await;
         }
         let record = match self.reserve(&instr, &peer, record).await? {
@@ -600,8 +602,12 @@ impl Engine {
         Ok(remaining)
     }
 
-    /// The participant's view of a payment this node sent.
-    pub fn status(&self, uetr: &Uetr) -> Result<Option<PaymentStatusReport>, EngineError> {
+    /// The participant's view of a payment this node sent. Read under the UETR's lock, so it
+    /// is never a state in the middle of a step (issue 11, defect 5): what it reports is a
+    /// state the payment rests in, and (the store showing only durable records) one a crash
+    /// cannot take back.
+    pub async fn status(&self, uetr: &Uetr) -> Result<Option<PaymentStatusReport>, EngineError> {
+        let _guard = self.locks.lock(*uetr).await;
         Ok(self
             .parts
             .store
