@@ -18,7 +18,7 @@ use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use kakehashi_e2e::{DevnetProcess, kakehashi, repo_root};
 use kakehashi_ledger::{AccountId, Ledger, NewTransfer, Options, TransferId};
 use kakehashi_node::fault;
-use kakehashi_node::store::{Store, Write};
+use kakehashi_node::store::{OutboundState, Store, Write};
 use kakehashi_node::{Clock as _, SystemClock};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::transfer::codes;
@@ -333,4 +333,59 @@ fn a_crash_after_the_receivers_credit_is_repairable_and_the_books_agree_after_re
     assert_eq!(recovered.status.code(), Some(0), "{}", text(&recovered));
     let report = String::from_utf8_lossy(&recovered.stdout);
     assert!(report.contains("1 settled"), "{report}");
+}
+
+/// Issue 11, defect 8: the sender records `Reserving`, naming the reservation, before the
+/// reservation reaches its ledger. A crash between the two used to leave, once recovery had
+/// marked the payment rejected, a record naming a reservation no ledger holds, which the
+/// audit calls a `record_mismatch`. Recovery now records what the ledger holds.
+#[test]
+fn a_crash_between_the_senders_record_and_its_reservation_leaves_books_that_agree() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let data = scratch.path().join("devnet-data");
+
+    let (status, logs) = Devnet::start(
+        &data,
+        scratch.path(),
+        &["--demo"],
+        Some(fault::SENDER_AFTER_RESERVING_RECORD),
+    )
+    .wait();
+    assert!(!status.success(), "the devnet was meant to abort\n{logs}");
+
+    // Exactly one payment was left recorded as reserving, on whichever node sent first.
+    let mut reserving = Vec::new();
+    for code in ["JP", "SG"] {
+        let store = Store::open_read_only(&data.join(code.to_lowercase()).join("node"))
+            .expect("the payment store opens");
+        for (uetr, record) in store.unresolved_outbound().expect("in doubt") {
+            assert_eq!(record.state, OutboundState::Reserving, "{record:?}");
+            reserving.push((code, uetr));
+        }
+    }
+    let [(sender, uetr)] = reserving[..] else {
+        panic!("one payment left reserving: {reserving:?}\n{logs}");
+    };
+
+    // A restart lets the sender's recovery end the payment: rejected, nothing forwarded.
+    let devnet = Devnet::start(&data, scratch.path(), &[], None);
+    let node = devnet.process.url(sender);
+    let started = Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < DEMO_DEADLINE {
+        let output = kakehashi(&["status", &uetr.to_string(), "--node", &node]);
+        last = text(&output);
+        if output.status.code() == Some(1) && last.contains("AB05") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, logs) = devnet.stop();
+    assert!(
+        started.elapsed() < DEMO_DEADLINE,
+        "the payment was not rejected after the restart: {last}\n{logs}"
+    );
+
+    let audited = pair_audit(&data, false);
+    assert_eq!(audited.status.code(), Some(0), "{}", text(&audited));
 }

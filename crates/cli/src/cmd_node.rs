@@ -175,8 +175,15 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         write_stdout("\nStopping both nodes...\n")?;
         Ok(ExitCode::SUCCESS)
     };
-    let jp_stop = jp_node.shutdown().await;
-    let sg_stop = sg_node.shutdown().await;
+    // Both stop together: each keeps answering the other's relay calls while it drains, so
+    // the payments in flight between them end. Asked again, neither waits any longer.
+    let again = || async {
+        let _ = interrupted().await;
+    };
+    let (jp_stop, sg_stop) = tokio::join!(
+        jp_node.shutdown_or_sooner(again()),
+        sg_node.shutdown_or_sooner(again())
+    );
     jp_stop.map_err(|e| anyhow::anyhow!("the JP node did not shut down cleanly: {e}"))?;
     sg_stop.map_err(|e| anyhow::anyhow!("the SG node did not shut down cleanly: {e}"))?;
     if !args.demo {

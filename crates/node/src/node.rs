@@ -4,8 +4,14 @@
 //! Start-up order matters for recovery: the ledger and the store are opened and the genesis
 //! accounts made sure of before anything listens, and the recovery loop starts with the
 //! servers, so payments left in doubt by a crash are resolved as soon as the peer answers.
+//!
+//! A stop is graceful ([`RunningNode::shutdown`]): the node takes no new payment, keeps serving
+//! everything else (relay calls included, so that the peer's payments in flight end too), waits
+//! at most `[limits] drain_secs` for its own payments in flight, then stops recovery and the
+//! listeners and closes the ledger. Only what is still unanswered is left to recovery.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,8 +33,9 @@ use tokio::task::JoinHandle;
 use crate::AccountKind;
 use crate::config::{self, Config};
 use crate::engine::{
-    Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink, Sanctions,
-    SledBooks, SystemClock,
+    Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink,
+    RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, Sanctions, SledBooks,
+    SystemClock,
 };
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
@@ -37,7 +44,8 @@ use crate::store::{AccountMeta, Store, StoreError};
 use crate::tls::{self, TlsIdentity};
 
 /// How often the recovery loop looks for payments in doubt. Short, because a payment in doubt
-/// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt.
+/// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt,
+/// and a peer that does not answer is left alone for its backoff rather than asked each time.
 pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why a node could not start or stopped.
@@ -105,7 +113,12 @@ pub struct RunningNode {
     /// Where GET /metrics answers.
     pub metrics_addr: Option<SocketAddr>,
     engine: Arc<Engine>,
+    /// Stops the listeners.
     stop: watch::Sender<bool>,
+    /// Stops the recovery loop.
+    stop_recovery: watch::Sender<bool>,
+    /// Longest wait for the payments in flight at a stop (`[limits] drain_secs`).
+    drain: Duration,
     server: JoinHandle<Result<(), ServeError>>,
     recovery: JoinHandle<()>,
 }
@@ -179,6 +192,7 @@ impl Node {
             spread_bps: config.fx.spread_bps,
             quote_ttl_secs: config.fx.quote_ttl_secs,
             limits,
+            recovery: recovery_limits(&config),
             sanctions: sanctions(&config),
             funding_account: genesis.funding_account,
             metrics: Arc::clone(&metrics),
@@ -386,6 +400,16 @@ fn engine_limits(config: &Config, currency: &'static Currency) -> Result<EngineL
     })
 }
 
+/// How recovery paces itself: its bounds from `[limits]`, the backoff's defaults.
+fn recovery_limits(config: &Config) -> RecoveryLimits {
+    RecoveryLimits {
+        payments_per_pass: config.limits.recovery_payments_per_pass_max,
+        queries_per_peer: config.limits.recovery_queries_per_peer_max,
+        backoff_initial: RECOVERY_BACKOFF_INITIAL,
+        backoff_max: RECOVERY_BACKOFF_MAX,
+    }
+}
+
 /// The screening lists of `[sanctions]`, names normalized for matching.
 fn sanctions(config: &Config) -> Sanctions {
     Sanctions {
@@ -423,23 +447,26 @@ async fn serve(
 
     let bound = server::bind(&config.listen).await?;
     let addresses = bound.addresses();
+    let drain = Duration::from_secs(config.limits.drain_secs);
     let (stop, stopped) = watch::channel(false);
+    let (stop_recovery, recovery_stopped) = watch::channel(false);
     let payments = PaymentsService::new(
         Arc::clone(&engine),
         operators,
         config.limits.stream_queue_len,
     );
     let relay = RelayService::new(Arc::clone(&engine));
-    let mut server_stop = stopped.clone();
+    let mut server_stop = stopped;
+    let draining = engine.stopping_signal();
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         };
         bound
-            .run(&config, mra, payments, relay, metrics, shutdown)
+            .run_draining(&config, mra, payments, relay, metrics, draining, shutdown)
             .await
     });
-    let recovery = tokio::spawn(recovery_loop(Arc::clone(&engine), stopped));
+    let recovery = tokio::spawn(recovery_loop(Arc::clone(&engine), recovery_stopped));
     tracing::info!(
         jurisdiction = %engine.jurisdiction(),
         public = %addresses.public,
@@ -454,17 +481,46 @@ async fn serve(
         metrics_addr: Some(addresses.metrics),
         engine,
         stop,
+        stop_recovery,
+        drain,
         server,
         recovery,
     })
 }
 
+/// Runs recovery passes until `stopped` turns true; a pass in progress then ends at its next
+/// wait. A pass that its bound cut short and that resolved something is followed at once by
+/// the next (a backlog drains at the pace the peers answer); otherwise the loop waits
+/// [`RECOVERY_INTERVAL`], so payments that stay in doubt are never asked about in a busy loop.
 async fn recovery_loop(engine: Arc<Engine>, mut stopped: watch::Receiver<bool>) {
     loop {
-        match engine.recover().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(in_doubt = n, "payments still in doubt; retrying"),
-            Err(error) => tracing::error!(%error, "recovery pass failed"),
+        let more = match engine.recover(&stopped).await {
+            Ok(pass) if pass.stopped => return,
+            Ok(pass) => {
+                if pass.in_doubt > 0 {
+                    tracing::info!(
+                        in_doubt = pass.in_doubt,
+                        resolved = pass.resolved,
+                        unanswered = pass.unanswered,
+                        failed = pass.failed,
+                        deferred = pass.deferred,
+                        "payments still in doubt; retrying"
+                    );
+                }
+                pass.more && pass.resolved > 0
+            }
+            Err(error) => {
+                tracing::error!(%error, "recovery could not list the payments in doubt");
+                false
+            }
+        };
+        if more {
+            // Let the services run between passes of a long backlog.
+            tokio::task::yield_now().await;
+            if *stopped.borrow() {
+                return;
+            }
+            continue;
         }
         tokio::select! {
             () = tokio::time::sleep(RECOVERY_INTERVAL) => {}
@@ -479,16 +535,55 @@ impl RunningNode {
         &self.engine
     }
 
-    /// Stops accepting, lets requests in flight finish, stops recovery and closes the ledger.
+    /// Stops gracefully (issue 11, defect 11): takes no new payment (submissions are answered
+    /// UNAVAILABLE) while serving everything else, relay calls included; waits at most
+    /// `[limits] drain_secs` for the payments in flight; stops recovery; abandons what is still
+    /// in flight, which recovery ends after the restart; stops the listeners (requests in
+    /// progress finish) and closes the ledger.
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.shutdown_or_sooner(std::future::pending()).await
+    }
+
+    /// [`RunningNode::shutdown`], whose wait for the payments in flight also ends when
+    /// `sooner` completes (an operator's second Ctrl-C).
+    pub async fn shutdown_or_sooner(
+        self,
+        sooner: impl Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        self.engine.stop_admitting();
+        let in_flight = self.engine.in_flight();
+        if in_flight > 0 {
+            tracing::info!(
+                in_flight,
+                drain_secs = self.drain.as_secs(),
+                "stopping: waiting for the payments in flight"
+            );
+        }
+        let drained = tokio::select! {
+            drained = tokio::time::timeout(self.drain, self.engine.drained()) => drained.is_ok(),
+            () = sooner => {
+                tracing::warn!("asked again to stop; not waiting for the payments in flight");
+                false
+            }
+        };
+        // Recovery stops before anything in flight is abandoned: then nothing else in this
+        // process takes a UETR's lock, and a submission abandoned halfway is left exactly as
+        // a crash there would leave it (recovery after the restart relies on that).
+        let _ = self.stop_recovery.send(true);
+        let recovered = self.recovery.await;
+        if !drained {
+            tracing::warn!(
+                in_flight = self.engine.in_flight(),
+                "the drain ran out of time; the payments still in flight are left to recovery"
+            );
+            self.engine.abandon_in_flight();
+        }
         let _ = self.stop.send(true);
         let served = self
             .server
             .await
             .map_err(|e| NodeError::Task(e.to_string()))?;
-        self.recovery
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))?;
+        recovered.map_err(|e| NodeError::Task(e.to_string()))?;
         // The services held the last other references to the engine; with them gone the
         // ledger can be closed cleanly (its writer thread joined).
         if let Ok(engine) = Arc::try_unwrap(self.engine) {
@@ -497,27 +592,36 @@ impl RunningNode {
         served.map_err(NodeError::from)
     }
 
-    /// Runs until Ctrl-C, SIGTERM or a listener failure, then shuts down.
+    /// Runs until Ctrl-C, SIGTERM or a listener failure, then shuts down gracefully
+    /// ([`RunningNode::shutdown`]); a second Ctrl-C or SIGTERM ends the wait for the payments
+    /// in flight at once.
     pub async fn wait(self) -> Result<(), NodeError> {
-        let terminate = async {
-            #[cfg(unix)]
-            {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut signal) => {
-                        signal.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            }
-            #[cfg(not(unix))]
-            std::future::pending::<()>().await;
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
-            () = terminate => tracing::info!("terminated; shutting down"),
+            () = stop_signal() => tracing::info!("asked to stop; stopping gracefully"),
             () = wait_finished(&self.server) => tracing::error!("a listener stopped; shutting down"),
         }
-        self.shutdown().await
+        self.shutdown_or_sooner(stop_signal()).await
+    }
+}
+
+/// Completes at the next Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let terminate = async {
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
     }
 }
 

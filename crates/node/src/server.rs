@@ -193,6 +193,40 @@ impl Bound {
         P: Payments,
         R: Relay,
     {
+        self.run_draining(
+            config,
+            trust,
+            payments,
+            relay,
+            metrics,
+            std::future::pending(),
+            shutdown,
+        )
+        .await
+    }
+
+    /// [`Bound::run`] for a node that drains before it stops: once `draining` completes (the
+    /// node takes no new payment), health reports `kakehashi.v1.Payments` NOT_SERVING, so
+    /// that load balancers send payments elsewhere, while every listener keeps serving until
+    /// `shutdown` completes.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "run's arguments and the one signal it lacks; a struct would only rename them"
+    )]
+    pub async fn run_draining<P, R>(
+        self,
+        config: &Config,
+        trust: impl Into<PeerTrust>,
+        payments: P,
+        relay: R,
+        metrics: Arc<Metrics>,
+        draining: impl Future<Output = ()> + Send + 'static,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError>
+    where
+        P: Payments,
+        R: Relay,
+    {
         let (public_tls, relay_tls) = tls_configs(config, trust.into())?;
         let limits = &config.limits;
 
@@ -205,6 +239,10 @@ impl Bound {
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<PaymentsServer<P>>().await;
         health_reporter.set_serving::<RelayServer<R>>().await;
+        let not_serving = tokio::spawn(async move {
+            draining.await;
+            health_reporter.set_not_serving::<PaymentsServer<P>>().await;
+        });
         let health = health
             .max_decoding_message_size(limits.message_bytes_max)
             .max_encoding_message_size(limits.message_bytes_max);
@@ -265,6 +303,7 @@ impl Bound {
 
         let (public, relay, metrics) = tokio::join!(public_task, relay_task, metrics_task);
         signal.abort();
+        not_serving.abort();
         grpc_outcome("public", public)?;
         grpc_outcome("relay", relay)?;
         metrics

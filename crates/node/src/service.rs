@@ -12,7 +12,9 @@
 //!   (stored data that does not decode, a ledger answer the protocol does not allow); nothing
 //!   was acknowledged either way. The message carries no internal detail (no paths, storage or
 //!   ledger texts) but an error id, unique per occurrence, that the node's log line with the
-//!   full error also carries ([`operational`], the one place that answers such faults).
+//!   full error also carries ([`operational`], the one place that answers such faults);
+//! - a submission to a node that is stopping → `Unavailable` ("the node is stopping"), and a
+//!   submission the stop abandoned halfway → `Unavailable`, its outcome to be asked for.
 //!
 //! Every refusal also carries the reason code in the `kakehashi-reason-code` metadata entry, so
 //! clients need not parse messages; an operational fault carries none (it is not an outcome).
@@ -98,6 +100,22 @@ fn error_id() -> String {
     format!("{prefix}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The answer to a submission while the node stops (issue 11, defect 11).
+fn stopping() -> Status {
+    Status::unavailable(
+        "the node is stopping and takes no new payments; nothing was recorded, submit again \
+         (same UETR) once it is back",
+    )
+}
+
+/// The answer to a submission a graceful stop abandoned before its outcome was known.
+fn abandoned() -> Status {
+    Status::unavailable(
+        "the node stopped before this payment's outcome was known; once it is back, ask for \
+         its status with the same UETR (its recovery ends the payment)",
+    )
+}
+
 fn missing(field: &str) -> Status {
     status_for(&Rejection::new(
         ReasonCode::Ff01,
@@ -154,12 +172,24 @@ impl PaymentsService {
         let Some(signed) = request.instruction else {
             return Err(missing("instruction"));
         };
+        let Some(admitted) = self.engine.admit() else {
+            return Err(stopping());
+        };
         // The engine runs in its own task: a client that cancels (deadline, reset) drops this
         // future, and the protocol's locked sections must still run to their durable end.
+        // Only a graceful stop that ran out of time abandons it, where a crash would.
         let engine = Arc::clone(&self.engine);
-        let outcome = tokio::spawn(async move { engine.submit(signed).await })
-            .await
-            .map_err(|e| task_failed(&e))?;
+        let outcome = tokio::spawn(async move {
+            tokio::select! {
+                outcome = engine.submit(signed) => Some(outcome),
+                () = admitted.abandoned() => None,
+            }
+        })
+        .await
+        .map_err(|e| task_failed(&e))?;
+        let Some(outcome) = outcome else {
+            return Err(abandoned());
+        };
         match outcome {
             Ok(Submitted::Report(report)) => Ok(*report),
             Ok(Submitted::Invalid(rejection)) => Err(status_for(&rejection)),
@@ -206,7 +236,23 @@ impl Payments for PaymentsService {
         let service = self.clone();
         tokio::spawn(async move {
             let permits = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
-            while let Some(item) = incoming.next().await {
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    () = service.engine.stopping() => {
+                        // The node is stopping: what was accepted finishes and is reported,
+                        // then the stream ends UNAVAILABLE, the rest of its input not taken.
+                        let _ = Arc::clone(&permits)
+                            .acquire_many_owned(STREAM_CONCURRENCY_PERMITS)
+                            .await;
+                        let _ = tx.send(Err(stopping())).await;
+                        break;
+                    }
+                    item = incoming.next() => item,
+                };
+                let Some(item) = item else {
+                    break;
+                };
                 let request = match item {
                     Ok(request) => request,
                     Err(status) => {
@@ -227,11 +273,15 @@ impl Payments for PaymentsService {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let report = match service.submit_one(request).await {
-                        Ok(report) => report,
+                        Ok(report) => Ok(report),
+                        // Not a refusal but an outcome not known (the node is stopping, or its
+                        // storage failed): reporting it in band as a rejection would be wrong,
+                        // so the stream ends with it and the client asks again.
+                        Err(status) if status.code() == tonic::Code::Unavailable => Err(status),
                         // One bad instruction must not end the stream: report it in band.
-                        Err(status) => in_band(&status),
+                        Err(status) => Ok(in_band(&status)),
                     };
-                    let _ = tx.send(Ok(report)).await;
+                    let _ = tx.send(report).await;
                     drop(permit);
                 });
             }

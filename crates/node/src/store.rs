@@ -164,7 +164,8 @@ mod base64_opt {
 #[serde(rename_all = "snake_case")]
 pub enum OutboundState {
     /// Accepted locally and recorded; the reservation may or may not exist yet and nothing
-    /// has been sent. Recovery asks the receiver anyway (which fences), then voids.
+    /// has been sent. Recovery voids the reservation if the ledger holds one and records the
+    /// payment rejected, naming the reservation only if it existed.
     Reserving,
     /// The reservation is durable and Prepare may have reached the receiver: only the
     /// receiver's decision (answer or status query) may end it.

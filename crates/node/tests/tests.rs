@@ -20,6 +20,10 @@ mod peers;
 // The listeners over real sockets: TLS refusals counted and logged, health, reflection, limits.
 mod net;
 
+// A graceful stop with payments in flight: no new payment, the peer still answered, the
+// payments in flight settled, the wait bounded (issue 11, defect 11).
+mod shutdown;
+
 // The Prometheus endpoint of both nodes after real traffic, in both exposition formats.
 mod metrics;
 

@@ -155,6 +155,11 @@ struct RawLimits {
     #[serde(rename = "instruction_max_lifetime_secs")]
     instruction_lifetime_secs_max: Option<u64>,
     stream_queue_len: Option<usize>,
+    #[serde(rename = "max_recovery_payments_per_pass")]
+    recovery_payments_per_pass_max: Option<usize>,
+    #[serde(rename = "max_recovery_queries_per_peer")]
+    recovery_queries_per_peer_max: Option<usize>,
+    drain_secs: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -377,6 +382,13 @@ impl RawLimits {
                 .instruction_lifetime_secs_max
                 .unwrap_or(defaults.instruction_lifetime_secs_max),
             stream_queue_len: self.stream_queue_len.unwrap_or(defaults.stream_queue_len),
+            recovery_payments_per_pass_max: self
+                .recovery_payments_per_pass_max
+                .unwrap_or(defaults.recovery_payments_per_pass_max),
+            recovery_queries_per_peer_max: self
+                .recovery_queries_per_peer_max
+                .unwrap_or(defaults.recovery_queries_per_peer_max),
+            drain_secs: self.drain_secs.unwrap_or(defaults.drain_secs),
         })
     }
 }

@@ -123,6 +123,23 @@ pub const INSTRUCTION_LIFETIME_SECS_MAX_DEFAULT: u64 = 600;
 pub const INSTRUCTION_LIFETIME_SECS_MAX_MAX: u64 = 86_400;
 /// Default `[limits] stream_queue_len`: reports buffered per SubmitPayments stream.
 pub const STREAM_QUEUE_LEN_DEFAULT: usize = 1_024;
+/// Default `[limits] max_recovery_payments_per_pass`: a pass over payments in doubt works on at
+/// most this many, oldest first, and the next pass starts at once with the rest; the bound
+/// keeps each pass short, so the in-doubt gauge is updated and a stop is noticed often.
+pub const RECOVERY_PAYMENTS_PER_PASS_MAX_DEFAULT: usize = 256;
+/// Default `[limits] max_recovery_queries_per_peer`: status queries in flight to one peer at
+/// once during recovery. A few in parallel hide the round trip; more would only add load on a
+/// peer that may be struggling.
+pub const RECOVERY_QUERIES_PER_PEER_MAX_DEFAULT: usize = 8;
+/// Largest `[limits] max_recovery_queries_per_peer` accepted.
+pub const RECOVERY_QUERIES_PER_PEER_MAX_MAX: usize = 256;
+/// Default `[limits] drain_secs`: on SIGTERM or Ctrl-C the node takes no new payment and waits
+/// this long for those in flight (longer than the relay timeout, so a Prepare in flight gets
+/// its answer or its timeout), then stops; what is still unanswered is left to recovery.
+pub const DRAIN_SECS_DEFAULT: u64 = 10;
+/// Longest `[limits] drain_secs` accepted: ten minutes (service managers stop waiting long
+/// before).
+pub const DRAIN_SECS_MAX: u64 = 600;
 
 /// A validated node configuration. Paths are absolute or relative to the process's working
 /// directory (already resolved against the configuration file's directory).
@@ -245,6 +262,12 @@ pub struct Limits {
     pub instruction_lifetime_secs_max: u64,
     /// Reports buffered per SubmitPayments stream.
     pub stream_queue_len: usize,
+    /// Most payments in doubt one recovery pass works on.
+    pub recovery_payments_per_pass_max: usize,
+    /// Most recovery status queries in flight to one peer.
+    pub recovery_queries_per_peer_max: usize,
+    /// Longest wait, at a graceful stop, for the payments in flight (0: none).
+    pub drain_secs: u64,
 }
 
 impl Default for Limits {
@@ -264,6 +287,9 @@ impl Default for Limits {
             clock_skew_secs: CLOCK_SKEW_SECS_DEFAULT,
             instruction_lifetime_secs_max: INSTRUCTION_LIFETIME_SECS_MAX_DEFAULT,
             stream_queue_len: STREAM_QUEUE_LEN_DEFAULT,
+            recovery_payments_per_pass_max: RECOVERY_PAYMENTS_PER_PASS_MAX_DEFAULT,
+            recovery_queries_per_peer_max: RECOVERY_QUERIES_PER_PEER_MAX_DEFAULT,
+            drain_secs: DRAIN_SECS_DEFAULT,
         }
     }
 }

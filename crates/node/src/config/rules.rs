@@ -7,9 +7,10 @@ use tonic::transport::Uri;
 
 use super::{
     ACCOUNTS_MAX, AccountKind, CLOCK_SKEW_SECS_MAX, CONCURRENCY_MAX, Config, ConfigError,
-    INSTRUCTION_LIFETIME_SECS_MAX_MAX, Listen, MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN,
-    NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX, SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX,
-    TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
+    DRAIN_SECS_MAX, INSTRUCTION_LIFETIME_SECS_MAX_MAX, Listen, MESSAGE_BYTES_MAX_MAX,
+    MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX,
+    RECOVERY_QUERIES_PER_PEER_MAX_MAX, SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX, TIMEOUT_MS_MAX,
+    TIMEOUT_MS_MIN, invalid,
 };
 
 impl Config {
@@ -264,9 +265,19 @@ impl Config {
                 l.concurrent_streams_max as usize,
             ),
             ("limits.stream_queue_len", l.stream_queue_len),
+            (
+                "limits.max_recovery_payments_per_pass",
+                l.recovery_payments_per_pass_max,
+            ),
         ] {
             check_range(key, value as u64, 1, CONCURRENCY_MAX as u64)?;
         }
+        check_range(
+            "limits.max_recovery_queries_per_peer",
+            l.recovery_queries_per_peer_max as u64,
+            1,
+            RECOVERY_QUERIES_PER_PEER_MAX_MAX as u64,
+        )?;
         for (key, value) in [
             ("limits.request_timeout_ms", l.request_timeout_ms),
             ("limits.relay_timeout_ms", l.relay_timeout_ms),
@@ -306,6 +317,7 @@ impl Config {
             0,
             CLOCK_SKEW_SECS_MAX,
         )?;
+        check_range("limits.drain_secs", l.drain_secs, 0, DRAIN_SECS_MAX)?;
         check_range(
             "limits.instruction_max_lifetime_secs",
             l.instruction_lifetime_secs_max,

@@ -162,6 +162,9 @@ http2_keepalive_timeout_secs = 15
 clock_skew_secs = 16
 instruction_max_lifetime_secs = 17
 stream_queue_len = 18
+max_recovery_payments_per_pass = 19
+max_recovery_queries_per_peer = 20
+drain_secs = 21
 "#;
     let text = format!("{}{limits}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
     let l = parse(&text).expect("valid").limits;
@@ -179,6 +182,9 @@ stream_queue_len = 18
     assert_eq!(l.clock_skew_secs, 16);
     assert_eq!(l.instruction_lifetime_secs_max, 17);
     assert_eq!(l.stream_queue_len, 18);
+    assert_eq!(l.recovery_payments_per_pass_max, 19);
+    assert_eq!(l.recovery_queries_per_peer_max, 20);
+    assert_eq!(l.drain_secs, 21);
     // The Rust spelling is not a key of the file.
     refused(
         &edited("max_message_bytes = 65536", "message_bytes_max = 65536"),
@@ -401,6 +407,27 @@ fn refuses_limits_out_of_range() {
             "max_concurrent_requests = 0",
         ),
         &["limits.max_concurrent_requests"],
+    );
+    refused(
+        &edited(
+            "stream_queue_len = 1024",
+            "stream_queue_len = 1024\nmax_recovery_queries_per_peer = 0",
+        ),
+        &["limits.max_recovery_queries_per_peer", "out of range"],
+    );
+    refused(
+        &edited(
+            "stream_queue_len = 1024",
+            "stream_queue_len = 1024\nmax_recovery_payments_per_pass = 0",
+        ),
+        &["limits.max_recovery_payments_per_pass", "out of range"],
+    );
+    refused(
+        &edited(
+            "stream_queue_len = 1024",
+            "stream_queue_len = 1024\ndrain_secs = 601",
+        ),
+        &["limits.drain_secs", "out of range"],
     );
     refused(
         &edited("spread_bps = 25", "spread_bps = 10000"),

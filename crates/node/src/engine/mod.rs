@@ -20,8 +20,9 @@
 //!
 //! [`Engine`] is one type whose methods are cut along its jobs: `accounts` (genesis, balances,
 //! the operator's open, fund and close), `quoting`, `sender` (submit, reserve, forward, post or
-//! void, recovery of payments in doubt), `receiver` (Prepare, the status query, credit and
-//! receipt) and `checks` (the validations both sides share).
+//! void), `recovery` (of payments in doubt: bounded passes, per-peer concurrency and backoff),
+//! `drain` (admission of submissions, and their drain when the node stops), `receiver` (Prepare, the status query, credit and receipt) and `checks` (the validations
+//! both sides share).
 //!
 //! The engine reads the time only through a [`Clock`] and reaches its peers only through a
 //! [`PeerTransport`], both handed to it at construction ([`EngineParts`]), so that a
@@ -34,8 +35,10 @@ mod accounts;
 mod books;
 mod checks;
 mod clock;
+mod drain;
 mod quoting;
 mod receiver;
+mod recovery;
 mod sender;
 mod transport;
 
@@ -60,6 +63,10 @@ use crate::store::{Store, StoreError};
 pub use books::{Books, BooksCall, SledBooks};
 pub use checks::Sanctions;
 pub use clock::{Clock, SystemClock};
+pub use drain::Admitted;
+pub use recovery::{
+    RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, RecoveryPass, backoff_delay,
+};
 pub use transport::{GrpcPeer, PeerCall, PeerError, PeerTransport};
 
 /// Why the engine could not do its job for an operational reason (not a rejection of the
@@ -167,6 +174,8 @@ pub struct EngineParts {
     pub quote_ttl_secs: u64,
     /// Limits.
     pub limits: EngineLimits,
+    /// How recovery paces itself.
+    pub recovery: RecoveryLimits,
     /// Sanctions.
     pub sanctions: Sanctions,
     /// The funding account (genesis and cash-in).
@@ -188,6 +197,10 @@ pub struct Engine {
     quotes: QuoteIssuer,
     locks: UetrLocks,
     quote_seq: AtomicU64,
+    /// Peers that did not answer recovery's status queries, and when to ask them again.
+    backoffs: recovery::Backoffs,
+    /// Admission of new submissions, and those in flight (for a graceful stop).
+    admissions: drain::Admissions,
 }
 
 impl std::fmt::Debug for Engine {
@@ -220,6 +233,8 @@ impl Engine {
             quotes,
             locks: UetrLocks::default(),
             quote_seq: AtomicU64::new(0),
+            backoffs: recovery::Backoffs::default(),
+            admissions: drain::Admissions::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The sender's side: a participant's submission is checked, reserved, forwarded to the peer
-//! and ended by the receiver's decision (post or void); payments left in doubt are recovered
-//! by status query.
+//! and ended by the receiver's decision (post or void). Payments left in doubt are recovered
+//! by status query (`recovery`).
 
 use std::time::Instant;
 
@@ -225,6 +225,7 @@ impl Engine {
         record.reservation_id = reservation;
         record.decided_by = None;
         self.put_outbound(instr.uetr, &record).await?;
+        crate::fault::crash_point(crate::fault::SENDER_AFTER_RESERVING_RECORD);
         let pending = NewTransfer {
             id: TransferId(reservation),
             debit_account_id: AccountId(instr.debtor_account),
@@ -374,7 +375,11 @@ impl Engine {
         )))
     }
 
-    async fn put_outbound(&self, uetr: Uetr, record: &OutboundRecord) -> Result<(), EngineError> {
+    pub(super) async fn put_outbound(
+        &self,
+        uetr: Uetr,
+        record: &OutboundRecord,
+    ) -> Result<(), EngineError> {
         self.parts
             .store
             .put(vec![Write::Outbound(uetr, record.clone())])
@@ -384,7 +389,7 @@ impl Engine {
 
     /// Applies the receiver's decision to a forwarded payment: post on SETTLED, void on
     /// REJECTED or UNKNOWN_FENCED; records the final state. Called with the UETR's lock held.
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         uetr: Uetr,
         mut record: OutboundRecord,
@@ -491,7 +496,7 @@ impl Engine {
 
     /// Posts (`post`) or voids the reservation of `record`. Already posted, already voided and,
     /// for a void, never reserved are what a retry after a crash finds: done.
-    async fn resolve_reservation(
+    pub(super) async fn resolve_reservation(
         &self,
         uetr: Uetr,
         record: &OutboundRecord,
@@ -528,78 +533,6 @@ impl Engine {
             });
         }
         Ok(())
-    }
-
-    /// Resolves every forwarded payment still in doubt by asking its receiver (which fences
-    /// when it has no decision). Returns how many remain in doubt.
-    pub async fn recover(&self) -> Result<usize, EngineError> {
-        let unresolved = self.parts.store.unresolved_outbound()?;
-        let mut remaining = 0;
-        for (uetr, _) in unresolved {
-            let _guard = self.locks.lock(uetr).await;
-            // Re-read under the lock: a submission may have finished it meanwhile.
-            let Some(record) = self.parts.store.outbound(&uetr)? else {
-                continue;
-            };
-            if record.state.is_final() {
-                continue;
-            }
-            let Some(peer) = self.parts.peers.get(&record.peer).cloned() else {
-                tracing::error!(%uetr, peer = %record.peer, "in doubt towards a peer no longer configured");
-                remaining += 1;
-                continue;
-            };
-            if record.state == OutboundState::Reserving {
-                // Prepare is only sent after `Forwarded` is durable, so the receiver never saw
-                // this payment: release the reservation if it was made.
-                let decision = RelayDecision {
-                    uetr: uetr.to_string(),
-                    decision: Decision::Rejected.into(),
-                    status_reason_code: ReasonCode::Ab05.as_str().to_owned(),
-                    status_reason_detail: format!(
-                        "{} stopped before forwarding the payment",
-                        self.jurisdiction()
-                    ),
-                    receipt: None,
-                    receiving_jurisdiction: self.jurisdiction().to_owned(),
-                };
-                self.finish(uetr, record, &peer, decision).await?;
-                continue;
-            }
-            let request = RelayStatusRequest {
-                uetr: uetr.to_string(),
-                instruction_sha256: hex::decode(&record.instruction_sha256).unwrap_or_default(),
-            };
-            match peer.transport.status(request).await {
-                Ok(answer) => {
-                    self.parts
-                        .metrics
-                        .relay_request("GetStatus", decision_name(answer.decision()));
-                    let record = self.finish(uetr, record, &peer, answer).await?;
-                    tracing::info!(%uetr, state = ?record.state, "in-doubt payment resolved");
-                    if !record.state.is_final() {
-                        remaining += 1;
-                    }
-                }
-                Err(PeerError::Failed(status)) => {
-                    self.parts.metrics.relay_request("GetStatus", "ERROR");
-                    tracing::warn!(%uetr, %status, "status query failed; still in doubt");
-                    remaining += 1;
-                }
-                Err(PeerError::Refused(refusal)) => {
-                    self.parts.metrics.relay_request("GetStatus", "REFUSED");
-                    tracing::warn!(%uetr, %refusal, "status query refused; still in doubt");
-                    remaining += 1;
-                }
-                Err(PeerError::Timeout(_)) => {
-                    self.parts.metrics.relay_request("GetStatus", "TIMEOUT");
-                    tracing::warn!(%uetr, "status query timed out; still in doubt");
-                    remaining += 1;
-                }
-            }
-        }
-        self.parts.metrics.set_in_doubt(remaining as u64);
-        Ok(remaining)
     }
 
     /// The participant's view of a payment this node sent. Read under the UETR's lock, so it
@@ -681,7 +614,7 @@ impl Engine {
 }
 
 /// The metric label of a relay decision.
-fn decision_name(decision: Decision) -> &'static str {
+pub(super) fn decision_name(decision: Decision) -> &'static str {
     match decision {
         Decision::Settled => "SETTLED",
         Decision::Rejected => "REJECTED",
