@@ -148,3 +148,101 @@ fn find_field(value: &serde_json::Value, key: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// The JP node's receipt- and checkpoint-signing key, as committed.
+fn jp_node_key() -> ed25519_dalek::SigningKey {
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+    let pem =
+        std::fs::read_to_string(kakehashi_e2e::repo_root().join("certs/jp/node/receipt.key.pem"))
+            .expect("JP receipt key");
+    ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).expect("PKCS#8 Ed25519")
+}
+
+/// Issue 11, defect 10: `kakehashi node run` on a ledger whose head was altered (one bit of
+/// its hash, rewritten through sled so sled's own checksums hold) refuses to start, exit 2,
+/// with one error that names the ledger directory and the audit to run; the audit finds it.
+#[test]
+fn node_run_refuses_a_ledger_its_audit_refuses_with_one_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("jp");
+    let ledger_dir = data.join("ledger");
+    let ledger = Ledger::open(&ledger_dir, jp_node_key(), Options::default()).expect("open");
+    let account = NewAccount {
+        id: AccountId(1),
+        ledger: JPY,
+        code: 1,
+        ..Default::default()
+    };
+    let now = Timestamp::from_unix_nanos(1_798_761_600_000_000_000);
+    ledger.create_accounts(&[account], now).expect("account");
+    ledger.close().expect("close");
+    // sled releases a closed database's lock from background threads; wait for it.
+    let db = (0..300)
+        .find_map(|_| {
+            sled::open(&ledger_dir)
+                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(10)))
+                .ok()
+        })
+        .expect("sled opens");
+    let tree = db.open_tree("ledger").expect("tree");
+    let mut head = tree.get(b"mhead").expect("read").expect("a head").to_vec();
+    head[8] ^= 0x01;
+    tree.insert(b"mhead", head).expect("write");
+    db.flush().expect("flush");
+    drop(tree);
+    drop(db);
+
+    let repo = kakehashi_e2e::repo_root();
+    let config = std::fs::read_to_string(repo.join("crates/node/devnet/jp.toml"))
+        .expect("devnet config")
+        .replace("../../../certs", &repo.join("certs").display().to_string())
+        .replace(
+            "data_dir = \"data/jp\"",
+            &format!("data_dir = \"{}\"", data.display()),
+        );
+    let config_path = dir.path().join("jp.toml");
+    std::fs::write(&config_path, config).expect("config");
+    // Before the fix the node started on these books and ran until stopped: give it a
+    // deadline rather than hang.
+    let mut node = std::process::Command::new(kakehashi_e2e::kakehashi_bin())
+        .args(["node", "run", "--config", config_path.to_str().unwrap()])
+        .env_remove("KAKEHASHI_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kakehashi");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while node.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = node.kill();
+            panic!("the node started on a ledger whose head was altered");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let run = node.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("journal head").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "kakehashi ledger audit --data-dir {}",
+            ledger_dir.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("another process"), "{stderr}");
+
+    let audit = kakehashi(&[
+        "ledger",
+        "audit",
+        "--data-dir",
+        ledger_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        audit.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+}

@@ -223,7 +223,7 @@ fn start_error(e: &dyn std::fmt::Display, which: &str) -> anyhow::Error {
     let text = e.to_string();
     let hint = if text.contains("already in use") {
         " (stop the other devnet or node, or pass --base-port N to use other ports)"
-    } else if text.contains("lock") {
+    } else if text.contains("held by another process") {
         " (another devnet is using this --data-dir: stop it, or pass another --data-dir)"
     } else {
         ""

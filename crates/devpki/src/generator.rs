@@ -260,6 +260,30 @@ impl Generator<'_> {
         Ok(())
     }
 
+    /// A receipt-signing leaf like the node's (same purpose, policy and validity) for another
+    /// key, derived from `name`, with a serial no generated file uses (kind 0x31).
+    pub(crate) fn other_receipt_leaf(
+        &mut self,
+        party: &Generated,
+        file: &str,
+        name: &str,
+    ) -> Result<Vec<u8>, DevPkiError> {
+        let spec = party.spec;
+        let leaf = LeafSpec {
+            label: file.to_owned(),
+            common_name: format!("Kakehashi {} other receipt signer {name}", spec.code),
+            organization: format!("Kakehashi {} Node (development)", spec.code),
+            serial: serial(spec.number, 0x31, 1),
+            ekus: &[EKU_RECEIPT_SIGNING],
+            policy: Some(policy_oid(spec.number, AssuranceLevel::High)),
+            not_before: LEAF_NOT_BEFORE,
+            not_after: LEAF_NOT_AFTER,
+            alt_names: Vec::new(),
+            key: LeafKey::Ed25519,
+        };
+        self.leaf(&party.issuing, &leaf, file)
+    }
+
     /// Writes a jurisdiction's CRLs. The issuing CA's CRL lists every leaf it revoked (the
     /// third bank, and for JP the revoked node fixture); the root's CRL covers the issuing CA
     /// and revokes nothing, so revocation can be required on every certificate.

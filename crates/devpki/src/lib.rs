@@ -163,6 +163,42 @@ pub fn generate(seed: &str) -> Result<DevPki, DevPkiError> {
     })
 }
 
+/// A second receipt-signing identity of jurisdiction `code` (`"JP"`, `"SG"` or `"TH"`) in the
+/// development PKI of `seed`: a key derived from `seed` and `name`, certified by the
+/// jurisdiction's issuing CA for receipt signing at the node's assurance level, so the
+/// agreement recognizes it exactly as it recognizes the node's own. It is not the node's key:
+/// tests sign with it what a node must refuse to take for its own (a quote another key of its
+/// jurisdiction issued). Nothing is written; the committed files are unchanged. Returns the
+/// key (PKCS#8 PEM) and its chain (PEM, leaf then issuing CA). `None` for another `code`.
+pub fn other_receipt_signer(
+    seed: &str,
+    code: &str,
+    name: &str,
+) -> Result<Option<(String, String)>, DevPkiError> {
+    if seed.is_empty() || seed.len() > SEED_LEN_MAX {
+        return Err(DevPkiError::Seed);
+    }
+    let Some(spec) = [&JP, &SG, &TH].into_iter().find(|spec| spec.code == code) else {
+        return Ok(None);
+    };
+    let mut generator = Generator {
+        seed,
+        files: BTreeMap::new(),
+    };
+    // The same seed gives the same issuing CA, byte for byte, as the committed one.
+    let party = generator.jurisdiction(spec)?;
+    let file = format!("{}/other-receipt/{name}", spec.code.to_ascii_lowercase());
+    generator.other_receipt_leaf(&party, &file, name)?;
+    let text = |suffix: &str| {
+        generator
+            .files
+            .get(Path::new(&format!("{file}{suffix}")))
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((text(".key.pem"), text(".pem"))))
+}
+
 impl DevPki {
     /// Writes every file under `out`. Refuses a non-empty `out` unless `force`; with `force`
     /// it overwrites the generated files and leaves any other file alone.

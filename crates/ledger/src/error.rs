@@ -55,6 +55,16 @@ pub enum Error {
         /// Hex of the verifying key of the signing key given.
         given: String,
     },
+    /// Another process holds the database's file lock (sled's exclusive lock), most likely a
+    /// running node; only this error says so.
+    #[error(
+        "the ledger database at {path} is held by another process (a running node?): stop it \
+         first, or use another data directory"
+    )]
+    Locked {
+        /// The data directory given.
+        path: PathBuf,
+    },
     /// No ledger exists at the path (offline tools never create one).
     #[error("no ledger database at {path} (expected a sled directory with a `db` file)")]
     NotFound {

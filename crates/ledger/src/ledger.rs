@@ -213,7 +213,11 @@ impl Ledger {
             },
         })?;
         check_journal_tail(&trees, head_seq)?;
+        // Refuse altered books before anything is served (issue 11, defect 10): the chain from
+        // the last signed checkpoint to the head, then the balances it signed when it is the head.
+        let checkpoint = recovery::check_chain_tail(&trees, &verifying_key, head_seq, head_hash)?;
         let loaded = recovery::load_accounts(&trees)?;
+        recovery::check_checkpoint_digest(checkpoint.as_ref(), head_seq, &loaded.accounts)?;
         let accounts = Arc::new(RwLock::new(loaded.accounts));
         let published_seq = Arc::new(AtomicU64::new(head_seq));
         let halted = Arc::new(AtomicBool::new(false));

@@ -9,10 +9,14 @@
 
 use std::collections::BTreeMap;
 
+use ed25519_dalek::VerifyingKey;
+
 use crate::codec::{self, decode_account};
 use crate::error::Error;
 use crate::idhash::{IdMap, IdSet};
-use crate::journal::{self, BalancesDigest, Entries, Record, chunk_key, decode_chunk_key};
+use crate::journal::{
+    self, BalancesDigest, Checkpoint, Entries, Record, chunk_key, decode_chunk_key,
+};
 use crate::ledger::trees::{META_ACCOUNTS_SEQ, Trees};
 use crate::model::{Account, AccountId, TransferFlags};
 
@@ -62,8 +66,25 @@ pub(crate) fn load_accounts(trees: &Trees) -> Result<Loaded, Error> {
             accounts_seq,
         });
     };
+    for_each_record(trees, start, |seq, record| {
+        replay(trees, seq, record, &mut accounts, &mut dirty)
+    })?;
+    Ok(Loaded {
+        accounts,
+        dirty,
+        accounts_seq,
+    })
+}
+
+/// Calls `visit` with every journal record from `start` on, in order: its sequence number and
+/// its bytes (not yet decoded). A frame that does not split into records is an error.
+fn for_each_record(
+    trees: &Trees,
+    start: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), Error>,
+) -> Result<(), Error> {
     // Record `start` may share a frame with earlier records (see `crate::journal`): read from
-    // that frame's key and skip what the snapshot already holds.
+    // that frame's key and skip what comes before it.
     let before = trees
         .journal
         .at_or_before(&chunk_key(start, u32::MAX))
@@ -92,7 +113,7 @@ pub(crate) fn load_accounts(trees: &Trees) -> Result<Loaded, Error> {
         }
         for (seq, record) in (first..).zip(records) {
             if seq >= start {
-                replay(trees, seq, record, &mut accounts, &mut dirty)?;
+                visit(seq, record)?;
             }
         }
         Ok(())
@@ -113,11 +134,144 @@ pub(crate) fn load_accounts(trees: &Trees) -> Result<Loaded, Error> {
     if let Some((done, bytes)) = current.take() {
         finish(done, &bytes)?;
     }
-    Ok(Loaded {
-        accounts,
-        dirty,
-        accounts_seq,
-    })
+    Ok(())
+}
+
+/// The last signed checkpoint, if any, decoded and stored under the record it names.
+pub(crate) fn last_checkpoint(trees: &Trees) -> Result<Option<Checkpoint>, Error> {
+    let Some((key, value)) = trees
+        .checkpoints
+        .last()
+        .map_err(Error::storage("reading the last checkpoint"))?
+    else {
+        return Ok(None);
+    };
+    let seq = <[u8; 8]>::try_from(key.as_ref())
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt("checkpoint key", format!("{} bytes, expected 8", key.len())))?;
+    let checkpoint = Checkpoint::decode(&value)
+        .map_err(Error::corrupt(format!("checkpoint at record {seq}")))?;
+    if checkpoint.seq != seq {
+        return Err(corrupt(
+            format!("checkpoint at record {seq}"),
+            format!("it names record {}", checkpoint.seq),
+        ));
+    }
+    Ok(Some(checkpoint))
+}
+
+/// The start-up check of the journal's end, cheap because it reads only what follows the last
+/// checkpoint (at most a few checkpoint intervals of records), never the whole history (that
+/// is `kakehashi ledger audit`): the last checkpoint is signed with `key`, and every record from
+/// it to the head decodes, hashes to the hash it stores, names the hash of the record before it,
+/// and the checkpoint's and the head's hashes are those of their records. An edit of any of
+/// those bytes, or of the head, is refused before the node serves anything. Returns the last
+/// checkpoint, whose balances digest [`load_accounts`]'s caller can check.
+pub(crate) fn check_chain_tail(
+    trees: &Trees,
+    key: &VerifyingKey,
+    head_seq: u64,
+    head_hash: [u8; 32],
+) -> Result<Option<Checkpoint>, Error> {
+    let checkpoint = last_checkpoint(trees)?;
+    if let Some(checkpoint) = &checkpoint {
+        let what = || format!("checkpoint at record {}", checkpoint.seq);
+        if !checkpoint.verify(key) {
+            return Err(corrupt(
+                what(),
+                "its signature does not verify with the node key; run `kakehashi ledger audit`",
+            ));
+        }
+        if checkpoint.seq > head_seq {
+            return Err(corrupt(
+                what(),
+                format!("it is beyond the journal head, record {head_seq}"),
+            ));
+        }
+    }
+    // Record 0 does not exist: the chain starts at record 1, after the genesis hash.
+    let start = checkpoint.as_ref().map_or(1, |c| c.seq.max(1));
+    let mut previous: Option<(u64, [u8; 32])> = (start == 1).then_some((0, journal::GENESIS_HASH));
+    for_each_record(trees, start, |seq, bytes| {
+        let what = format!("journal record {seq}");
+        let decoded = Record::decode(bytes).map_err(Error::corrupt(what.clone()))?;
+        if decoded.computed_hash != decoded.stored_hash || decoded.record.seq != seq {
+            return Err(corrupt(
+                what,
+                "its content does not match its hash; run `kakehashi ledger audit`",
+            ));
+        }
+        if let Some((_, hash)) = previous
+            && decoded.record.prev_hash != hash
+        {
+            return Err(corrupt(
+                what,
+                "it does not name the hash of the record before it; run `kakehashi ledger audit`",
+            ));
+        }
+        if let Some(checkpoint) = checkpoint.as_ref().filter(|c| c.seq == seq)
+            && checkpoint.head != decoded.stored_hash
+        {
+            return Err(corrupt(
+                format!("checkpoint at record {seq}"),
+                "it signs another hash than the record's; run `kakehashi ledger audit`",
+            ));
+        }
+        previous = Some((seq, decoded.stored_hash));
+        Ok(())
+    })?;
+    let end = previous.unwrap_or((0, journal::GENESIS_HASH));
+    if end != (head_seq, head_hash) {
+        return Err(corrupt(
+            "journal head",
+            format!(
+                "the head names record {head_seq} with hash {}, but the journal ends at record {} \
+                 with hash {}; run `kakehashi ledger audit`",
+                hex::encode(head_hash),
+                end.0,
+                hex::encode(end.1)
+            ),
+        ));
+    }
+    Ok(checkpoint)
+}
+
+/// When the last checkpoint covers the journal head, the accounts loaded at open must digest
+/// to what it signed: an edit of a stored balance is refused at start-up, not only by the
+/// audit. (A checkpoint older than the head would need the accounts as of its record, which
+/// only a replay from an older snapshot gives; that is the audit's job.)
+pub(crate) fn check_checkpoint_digest(
+    checkpoint: Option<&Checkpoint>,
+    head_seq: u64,
+    accounts: &IdMap<AccountId, Account>,
+) -> Result<(), Error> {
+    let Some(checkpoint) = checkpoint.filter(|c| c.seq == head_seq) else {
+        return Ok(());
+    };
+    let (balances_digest, count) = digest(accounts);
+    if (balances_digest, count) != (checkpoint.balances_digest, checkpoint.accounts) {
+        return Err(corrupt(
+            format!("accounts as of record {head_seq}"),
+            format!(
+                "{count} accounts digest to {}, but the checkpoint at that record signs {} \
+                 accounts digesting to {}; run `kakehashi ledger audit`",
+                hex::encode(balances_digest),
+                checkpoint.accounts,
+                hex::encode(checkpoint.balances_digest)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Error {
+    Error::Corrupt {
+        what: what.into(),
+        source: codec::DecodeError {
+            what: "start-up check",
+            detail: detail.into(),
+        },
+    }
 }
 
 fn replay(

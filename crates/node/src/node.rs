@@ -1,8 +1,9 @@
 //! Assembling and running a node: configuration in, three listeners, a ledger, a payment store,
 //! a settlement engine and its recovery loop out.
 //!
-//! Start-up order matters for recovery: the ledger and the store are opened and the genesis
-//! accounts made sure of before anything listens, and the recovery loop starts with the
+//! Start-up order matters for recovery: the ledger and the store are opened (and checked: a
+//! node refuses books that fail its start-up checks) and the genesis accounts made sure of
+//! before anything listens, and the recovery loop starts with the
 //! servers, so payments left in doubt by a crash are resolved as soon as the peer answers.
 //!
 //! A stop is graceful ([`RunningNode::shutdown`]): the node takes no new payment, keeps serving
@@ -84,6 +85,35 @@ pub enum NodeError {
     /// The ledger failed to open or close.
     #[error("ledger: {0}")]
     Ledger(#[from] kakehashi_ledger::Error),
+    /// The ledger or the payment store fails the start-up checks (a record that does not
+    /// decode or does not match its hash, a checkpoint that does not verify, a read error):
+    /// the node refuses to serve those books. One message names the directory and the fix.
+    #[error(
+        "the {what} in {path} fails the node's start-up checks, so the node will not serve \
+         it: {detail}. Restore {path} from a backup; to see the damage, run `{inspect}`"
+    )]
+    Books {
+        /// "ledger" or "payment store".
+        what: &'static str,
+        /// Its directory.
+        path: PathBuf,
+        /// What the check found.
+        detail: String,
+        /// The command that shows the damage.
+        inspect: String,
+    },
+    /// Another process holds the database's lock, most likely a running node; only this error
+    /// says so.
+    #[error(
+        "the {what} in {path} is held by another process (a running node?): stop it first, or \
+         use another data directory"
+    )]
+    Locked {
+        /// "ledger" or "payment store".
+        what: &'static str,
+        /// Its directory.
+        path: PathBuf,
+    },
     /// The payment store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -190,6 +220,7 @@ impl Node {
             signing_chain: chain,
             peers,
             spread_bps: config.fx.spread_bps,
+            rate_band_bps: config.fx.rate_band_bps,
             quote_ttl_secs: config.fx.quote_ttl_secs,
             limits,
             recovery: recovery_limits(&config),
@@ -260,7 +291,12 @@ fn receipt_signer(
 }
 
 /// Opens (creating if needed) the ledger (`<data_dir>/ledger`, its checkpoints signed with
-/// `key`) and the payment store (`<data_dir>/node`).
+/// `key`) and the payment store (`<data_dir>/node`), and checks what start-up can check
+/// cheaply before anything listens (issue 11, defect 10). The ledger's open checks its format,
+/// its head, the hash chain from its last signed checkpoint and that checkpoint's signature
+/// (and balances, when it is the head), and replays what follows its account snapshot; here
+/// the payment store's records the node loads at start (account metadata, payments in doubt)
+/// must read and decode. Books that fail are refused with [`NodeError::Books`].
 async fn open_storage(
     config: &Config,
     key: &SigningKey,
@@ -270,14 +306,69 @@ async fn open_storage(
         source,
     })?;
     let ledger_dir = config.data_dir.join("ledger");
+    let ledger_path = ledger_dir.clone();
     let ledger_key = key.clone();
     let ledger = tokio::task::spawn_blocking(move || {
         Ledger::open(&ledger_dir, ledger_key, Options::default())
     })
     .await
-    .map_err(|e| NodeError::Task(e.to_string()))??;
-    let store = Store::open(&config.data_dir.join("node"))?;
+    .map_err(|e| NodeError::Task(e.to_string()))?
+    .map_err(|error| ledger_open_error(&ledger_path, error))?;
+    let store_dir = config.data_dir.join("node");
+    let store = Store::open(&store_dir).map_err(|error| store_error(&store_dir, error))?;
+    let loaded = tokio::task::spawn_blocking(move || {
+        store.accounts()?;
+        store.unresolved_outbound()?;
+        Ok::<_, StoreError>(store)
+    })
+    .await
+    .map_err(|e| NodeError::Task(e.to_string()))?;
+    let store = loaded.map_err(|error| store_error(&store_dir, error))?;
     Ok((Arc::new(ledger), store))
+}
+
+/// What a failed ledger open means for the operator: corrupt or unreadable books, a lock held
+/// by another process, or another error (format, key, options) that says what to change.
+fn ledger_open_error(path: &Path, error: kakehashi_ledger::Error) -> NodeError {
+    use kakehashi_ledger::Error;
+    match error {
+        Error::Locked { .. } => NodeError::Locked {
+            what: "ledger",
+            path: path.to_owned(),
+        },
+        Error::Corrupt { .. } | Error::InvariantViolated { .. } | Error::Storage { .. } => {
+            NodeError::Books {
+                what: "ledger",
+                path: path.to_owned(),
+                detail: error.to_string(),
+                inspect: format!("kakehashi ledger audit --data-dir {}", path.display()),
+            }
+        }
+        other => NodeError::Ledger(other),
+    }
+}
+
+/// The same for the payment store: sled's lock failure is the only "held by another process";
+/// a record that does not decode, or any other read error, is books the node will not serve.
+fn store_error(path: &Path, error: StoreError) -> NodeError {
+    match &error {
+        StoreError::Sled {
+            source: sled::Error::Io(io),
+            ..
+        } if io.to_string().contains("could not acquire lock") => NodeError::Locked {
+            what: "payment store",
+            path: path.to_owned(),
+        },
+        StoreError::Sled { .. } | StoreError::Corrupt { .. } => NodeError::Books {
+            what: "payment store",
+            path: path.to_owned(),
+            detail: error.to_string(),
+            inspect: "kakehashi ledger pair-audit --config <this node's TOML> --config \
+                          <its peer's TOML>"
+                .to_owned(),
+        },
+        _ => NodeError::Store(error),
+    }
 }
 
 /// One link per configured peer: its currency (from the agreement), the mid rate towards it,

@@ -17,6 +17,12 @@ mod admin;
 // genuine payment unaffected (issue 11).
 mod peers;
 
+// Quotes tied to the node that issued them, and the receiver's rate band (issue 11).
+mod quotes;
+
+// A node refuses to start on books that fail its start-up checks (issue 11).
+mod books;
+
 // The listeners over real sockets: TLS refusals counted and logged, health, reflection, limits.
 mod net;
 

@@ -66,6 +66,10 @@ pub struct Signer {
     pub jurisdiction: String,
     /// SHA-256 of the leaf certificate's DER.
     pub leaf_sha256: [u8; 32],
+    /// The leaf's Ed25519 public key, the one the signature verified with: a node compares it
+    /// with its own key to tell its own quotes from those of another key its jurisdiction
+    /// certified.
+    pub public_key: VerifyingKey,
     /// The verifier's full verdict (recognized), for logs and explanations.
     pub verdict: RecognitionVerdict,
 }
@@ -312,6 +316,7 @@ pub fn verify<'a>(
         subject_cn,
         jurisdiction,
         leaf_sha256: leaf.sha256(),
+        public_key: key,
         verdict,
     })
 }
@@ -463,6 +468,10 @@ mod tests {
         assert!(signer.verdict.recognized);
         let leaf = Cert::from_der(&signed.signer_chain[0]).expect("leaf");
         assert_eq!(signer.leaf_sha256, leaf.sha256());
+        assert_eq!(
+            signer.public_key,
+            key("jp/banks/KKHAJPJ0.key.pem").verifying_key()
+        );
     }
 
     #[test]

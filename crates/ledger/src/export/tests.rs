@@ -273,7 +273,7 @@ fn opening_refuses_a_missing_a_locked_and_an_unknown_format_ledger() {
 
     let ledger = open(dir.path());
     let error = LedgerExport::open(dir.path()).err();
-    assert!(matches!(error, Some(Error::Storage { .. })), "{error:?}");
+    assert!(matches!(error, Some(Error::Locked { .. })), "{error:?}");
     ledger.close().expect("close");
 
     let trees = Trees::open(open_db(dir.path(), 1 << 20).expect("db")).expect("trees");

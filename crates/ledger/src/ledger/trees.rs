@@ -563,19 +563,19 @@ pub(crate) fn open_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db
     loop {
         match config.open() {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(error))
-                if error.to_string().contains("could not acquire lock")
-                    && waited < LOCK_WAIT_MAX =>
-            {
+            // sled reports its lock failure only as an I/O error with this text.
+            Err(sled::Error::Io(error)) if error.to_string().contains("could not acquire lock") => {
+                if waited >= LOCK_WAIT_MAX {
+                    return Err(Error::Locked {
+                        path: path.to_path_buf(),
+                    });
+                }
                 std::thread::sleep(LOCK_RETRY_PAUSE);
                 waited += LOCK_RETRY_PAUSE;
             }
             Err(source) => {
                 return Err(Error::Storage {
-                    context: format!(
-                        "opening {} (is another process, e.g. a running node, holding it?)",
-                        path.display()
-                    ),
+                    context: format!("opening {}", path.display()),
                     source,
                 });
             }

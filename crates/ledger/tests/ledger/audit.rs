@@ -293,7 +293,7 @@ fn audit_refuses_a_ledger_held_by_a_running_node() {
     let ledger = open(dir.path());
     let error = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).err();
     assert!(
-        matches!(error, Some(kakehashi_ledger::Error::Storage { .. })),
+        matches!(error, Some(kakehashi_ledger::Error::Locked { .. })),
         "{error:?}"
     );
     ledger.close().expect("close");
@@ -356,4 +356,77 @@ fn export_lines_keep_their_exact_bytes() {
     assert_eq!(lines[7], transfer_21);
     assert_eq!(lines[8], transfer_30);
     assert!(text.ends_with("}\n"));
+}
+
+/// The last signed checkpoint's key in the closed ledger at `path`.
+fn last_checkpoint_key(path: &Path) -> Vec<u8> {
+    let mut attempts = 0;
+    let db = loop {
+        match sled::open(path) {
+            Ok(db) => break db,
+            Err(_) if attempts < 200 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("sled opens: {error}"),
+        }
+    };
+    let tree = db.open_tree("checkpoints").expect("tree");
+    let (key, _) = tree.last().expect("read").expect("a checkpoint");
+    key.to_vec()
+}
+
+/// Opening refuses the ledger at `path` with an error naming `what`, and the audit reports a
+/// discrepancy there too (issue 11, defect 10: a node must not start on books its audit
+/// refuses).
+#[track_caller]
+fn open_refused(path: &Path, what: &str) {
+    let error = Ledger::open(path, node_key(), Options::default())
+        .map(|ledger| ledger.close())
+        .expect_err("opening refuses altered books");
+    let text = error.to_string();
+    assert!(text.contains(what), "{text:?} lacks {what:?}");
+    assert!(text.contains("kakehashi ledger audit"), "{text}");
+    let report = kakehashi_ledger::audit(path, &AuditOptions::default()).expect("runs");
+    assert!(!report.is_clean(), "the audit also finds it: {report:?}");
+}
+
+#[test]
+fn open_refuses_a_forged_last_checkpoint() {
+    let dir = populated();
+    let key = last_checkpoint_key(dir.path());
+    let seq = u64::from_be_bytes(key.as_slice().try_into().expect("8 bytes"));
+    tamper(dir.path(), "checkpoints", &key, |value| {
+        let last = value.len() - 1;
+        value[last] ^= 0x80;
+    });
+    open_refused(dir.path(), &format!("checkpoint at record {seq}"));
+}
+
+#[test]
+fn open_refuses_an_altered_record_after_the_last_checkpoint_or_an_altered_head() {
+    let dir = populated();
+    let report = check_clean(dir.path());
+    let head = report.records;
+    // The last record: byte 70 lies inside its first entry.
+    tamper(dir.path(), "ledger", &journal_key(head, 0), |value| {
+        value[70] ^= 0x01
+    });
+    open_refused(dir.path(), &format!("journal record {head}"));
+
+    let dir = populated();
+    // The head (meta key `m` + "head"): seq, then the hash.
+    let mut key = vec![b'm'];
+    key.extend_from_slice(b"head");
+    tamper(dir.path(), "ledger", &key, |value| value[8] ^= 0x01);
+    open_refused(dir.path(), "journal head");
+}
+
+#[test]
+fn open_refuses_an_altered_balance_the_last_checkpoint_signed() {
+    let dir = populated();
+    let mut key = vec![b'a'];
+    key.extend_from_slice(&1u128.to_be_bytes());
+    tamper(dir.path(), "ledger", &key, |value| value[32] ^= 0x04);
+    open_refused(dir.path(), "accounts as of record");
 }

@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 use super::rules::parse_relay_uri;
 use super::{
     AMOUNT_FRACTION_DIGITS_MAX, Account, AccountKind, Admin, CONFIG_BYTES_MAX, Config, ConfigError,
-    Decimal, Fx, KeyPairPaths, Limits, Listen, Peer, QUOTE_TTL_SECS_DEFAULT,
+    Decimal, Fx, KeyPairPaths, Limits, Listen, Peer, QUOTE_TTL_SECS_DEFAULT, RATE_BAND_BPS_DEFAULT,
     RATE_FRACTION_DIGITS_MAX, Sanctions, invalid,
 };
 
@@ -122,12 +122,18 @@ struct RawFx {
     spread_bps: u32,
     #[serde(default = "quote_ttl_default")]
     quote_ttl_secs: u64,
+    #[serde(default = "rate_band_default")]
+    rate_band_bps: u32,
     #[serde(default)]
     mid: BTreeMap<String, String>,
 }
 
 fn quote_ttl_default() -> u64 {
     QUOTE_TTL_SECS_DEFAULT
+}
+
+fn rate_band_default() -> u32 {
+    RATE_BAND_BPS_DEFAULT
 }
 
 /// `[limits]`. Users write the keys as they always have (`max_payment`); the fields follow
@@ -336,6 +342,7 @@ impl RawFx {
         Ok(Fx {
             spread_bps: self.spread_bps,
             quote_ttl_secs: self.quote_ttl_secs,
+            rate_band_bps: self.rate_band_bps,
             mid,
         })
     }

@@ -68,6 +68,13 @@ pub const QUOTE_TTL_SECS_DEFAULT: u64 = 60;
 /// Longest quote lifetime accepted: an hour.
 pub const QUOTE_TTL_SECS_MAX: u64 = 3_600;
 
+/// Default `[fx] rate_band_bps`: a peer's quote may be 1 % from the inverse of this node's own
+/// mid rate. That covers the peer's spread (25 bps in the devnet) and the drift between two
+/// nodes' configured mids, and still refuses a rate no FX desk would give.
+pub const RATE_BAND_BPS_DEFAULT: u32 = 100;
+/// Widest rate band accepted: 100 %, from zero to twice the mid rate.
+pub const RATE_BAND_BPS_MAX: u32 = 10_000;
+
 /// Default `[limits] max_payment` in major units of the local currency: a high-value ceiling
 /// that still bounds a mistyped amount.
 pub const PAYMENT_MAX_DEFAULT: &str = "100000000";
@@ -222,6 +229,10 @@ pub struct Fx {
     pub spread_bps: u32,
     /// How long a quote stays valid, in seconds.
     pub quote_ttl_secs: u64,
+    /// How far, in basis points, the rate of a peer's quote may be from the inverse of this
+    /// node's mid rate for that peer's currency (1 to [`RATE_BAND_BPS_MAX`]); a Prepare at a
+    /// rate outside the band is refused (RR04).
+    pub rate_band_bps: u32,
     /// Mid rates: one unit of the local currency expressed in the keyed currency (ISO 4217
     /// alphabetic code), e.g. `SGD = "0.0087"` on a JPY node.
     pub mid: BTreeMap<String, Decimal>,

@@ -8,9 +8,9 @@ use tonic::transport::Uri;
 use super::{
     ACCOUNTS_MAX, AccountKind, CLOCK_SKEW_SECS_MAX, CONCURRENCY_MAX, Config, ConfigError,
     DRAIN_SECS_MAX, INSTRUCTION_LIFETIME_SECS_MAX_MAX, Listen, MESSAGE_BYTES_MAX_MAX,
-    MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX,
-    RECOVERY_QUERIES_PER_PEER_MAX_MAX, SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX, TIMEOUT_MS_MAX,
-    TIMEOUT_MS_MIN, invalid,
+    MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX, RATE_BAND_BPS_DEFAULT,
+    RATE_BAND_BPS_MAX, RECOVERY_QUERIES_PER_PEER_MAX_MAX, SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX,
+    TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
 };
 
 impl Config {
@@ -214,6 +214,16 @@ impl Config {
             return Err(invalid(
                 "fx.quote_ttl_secs",
                 format!("must be between 1 and {QUOTE_TTL_SECS_MAX} seconds"),
+            ));
+        }
+        if !(1..=RATE_BAND_BPS_MAX).contains(&self.fx.rate_band_bps) {
+            return Err(invalid(
+                "fx.rate_band_bps",
+                format!(
+                    "must be between 1 and {RATE_BAND_BPS_MAX} basis points (the default is \
+                     {RATE_BAND_BPS_DEFAULT}); 0 would refuse every peer quote that carries a \
+                     spread"
+                ),
             ));
         }
         for (code, rate) in &self.fx.mid {

@@ -110,6 +110,10 @@ fn example_parses_with_paths_resolved_against_the_config_directory() {
     assert_eq!(peer.relay.port_u16(), Some(7201));
     assert_eq!(peer.corridor_account, 9002);
     assert_eq!(config.fx.mid["SGD"].as_str(), "0.0087");
+    assert_eq!(
+        config.fx.rate_band_bps, RATE_BAND_BPS_DEFAULT,
+        "the default"
+    );
     assert_eq!(config.limits.payment_max.as_str(), "5000000");
     assert_eq!(config.funding_account().map(|a| a.id), Some(9001));
     assert_eq!(
@@ -437,6 +441,15 @@ fn refuses_limits_out_of_range() {
         &edited("quote_ttl_secs = 60", "quote_ttl_secs = 0"),
         &["fx.quote_ttl_secs"],
     );
+    for band in ["0", "10001"] {
+        refused(
+            &edited(
+                "quote_ttl_secs = 60",
+                &format!("quote_ttl_secs = 60\nrate_band_bps = {band}"),
+            ),
+            &["fx.rate_band_bps", "between 1 and 10000"],
+        );
+    }
 }
 
 #[test]
@@ -533,6 +546,7 @@ fn devnet_configs_validate_and_point_at_each_other() {
             assert!(path.is_file(), "{} exists", path.display());
         }
         assert_eq!(node.fx.spread_bps, 25);
+        assert_eq!(node.fx.rate_band_bps, 100);
         let customers: BTreeSet<&str> = node
             .accounts
             .iter()

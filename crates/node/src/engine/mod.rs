@@ -170,6 +170,9 @@ pub struct EngineParts {
     pub peers: BTreeMap<String, PeerLink>,
     /// FX spread in basis points.
     pub spread_bps: u32,
+    /// How far, in basis points, the rate of a peer's quote may be from the inverse of this
+    /// node's mid rate for the corridor before the receiver refuses it (`[fx] rate_band_bps`).
+    pub rate_band_bps: u32,
     /// Quote lifetime.
     pub quote_ttl_secs: u64,
     /// Limits.
@@ -195,6 +198,8 @@ pub struct Engine {
     /// The certificates of those chains, parsed once.
     certs: ParsedCerts,
     quotes: QuoteIssuer,
+    /// The quotes this node issued and still holds (see `quoting`).
+    issued: quoting::IssuedQuotes,
     locks: UetrLocks,
     quote_seq: AtomicU64,
     /// Peers that did not answer recovery's status queries, and when to ask them again.
@@ -231,6 +236,7 @@ impl Engine {
             recognition,
             certs: ParsedCerts::new(),
             quotes,
+            issued: quoting::IssuedQuotes::default(),
             locks: UetrLocks::default(),
             quote_seq: AtomicU64::new(0),
             backoffs: recovery::Backoffs::default(),

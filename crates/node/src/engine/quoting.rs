@@ -1,13 +1,181 @@
-//! Quotes: what this node offers for paying a peer jurisdiction.
+//! Quotes: what this node offers for paying a peer jurisdiction, and the checks that tie a
+//! quote to the node that issued it.
+//!
+//! A quote is a firm offer of this node's FX desk. The sender settles only a quote it issued
+//! itself (issue 11, defect 7): signed with this node's own quote-signing key (another key its
+//! jurisdiction certified for receipts is not this node), under an id it issued and still
+//! holds, byte for byte the terms it signed, and at the rate its `[fx]` configuration gives for
+//! the corridor. A quote is single-use: the first payment (UETR) that passes the quote checks
+//! takes it, and another payment under it is refused.
+//!
+//! The quotes issued are held in memory only, each until it expires (plus the allowed clock
+//! skew), at most [`QUOTES_HELD_MAX`] at a time (the oldest is withdrawn first). A restart
+//! therefore withdraws every quote issued before it: such a quote is refused and the bank asks
+//! for a new one. That is also why single use needs no durable index: a quote can only be
+//! taken in the process that issued it, so no restart can make a taken quote usable again.
+//!
+//! Reason codes (ISO 20022 ExternalStatusReason1Code), chosen for what the bank must do:
+//!
+//! - DS0B: the quote is not signed by this node's own key, or its content differs from what
+//!   this node signed under that id. The signature does not show that this node offered these
+//!   terms, which is what DS0B (signature or signer not valid) says.
+//! - AB05: this node does not hold the quote (expired, issued before a restart, withdrawn), or
+//!   its terms are not this node's current rate. An expired quote already gets AB05 from the
+//!   verifier, and the bank's remedy is the same: ask for a new quote.
+//! - DUPL: the quote already carried another payment. A firm quote is for one payment; a
+//!   second payment under it is most often the same payment sent again under a new UETR,
+//!   which is the double payment DUPL exists to stop.
+//!
+//! The receiver checks the other side of the corridor: the rate of a peer's quote must lie
+//! within `[fx] rate_band_bps` of the receiver's own mid rate, or it is refused with RR04, the
+//! code of the receiver's other limits (its largest credit).
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
+use std::sync::{Mutex, PoisonError};
 
+use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb;
-use kakehashi_protocol::money;
-use kakehashi_protocol::quote::QuoteOffer;
+use kakehashi_protocol::instruction::{Instruction, Uetr};
+use kakehashi_protocol::money::{self, RATE_SCALE, Rate, SPREAD_BPS_FULL};
+use kakehashi_protocol::quote::{self, QuoteOffer, QuoteTerms};
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
+use kakehashi_protocol::signed::Signer;
+use sha2::{Digest, Sha256};
 
-use super::Engine;
+use super::{Engine, PeerLink};
+
+/// Most quotes a node holds at once. A quote is a few hundred bytes here, so this is tens of
+/// megabytes at most; with the default one-minute lifetime it allows well over a thousand
+/// quotes a second. Past it the oldest quote is withdrawn, so a participant asking for quotes
+/// in a loop costs memory only up to the bound (and withdraws quotes, never breaks payments
+/// already under way: a taken quote has done its job).
+pub(super) const QUOTES_HELD_MAX: usize = 100_000;
+
+/// One quote this node issued and still holds.
+#[derive(Debug)]
+struct Held {
+    /// SHA-256 of the signed quote's payload: the exact terms this node signed.
+    payload_sha256: [u8; 32],
+    /// When the quote expires.
+    expires_at: UnixTime,
+    /// The payment that took the quote, once one did.
+    taken_by: Option<Uetr>,
+}
+
+/// The quotes this node issued and still holds, by quote id, with their issue order for
+/// expiry and the bound.
+#[derive(Debug, Default)]
+pub(super) struct IssuedQuotes {
+    inner: Mutex<IssuedInner>,
+}
+
+#[derive(Debug, Default)]
+struct IssuedInner {
+    by_id: HashMap<String, Held>,
+    /// Ids in issue order. The lifetime is one configured value, so this is also expiry order
+    /// (up to clock steps, which only delay a release).
+    order: VecDeque<String>,
+}
+
+impl IssuedInner {
+    /// Releases the quotes expired at `now` beyond `skew_secs`, then the oldest until fewer
+    /// than `keep` remain.
+    fn release(&mut self, now: UnixTime, skew_secs: i64, keep: usize) {
+        while let Some(id) = self.order.front() {
+            let expired = self
+                .by_id
+                .get(id)
+                .is_none_or(|held| now.0 > held.expires_at.0.saturating_add(skew_secs));
+            if !expired && self.order.len() < keep {
+                break;
+            }
+            if let Some(id) = self.order.pop_front() {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+}
+
+/// Why a quote presented with a payment is not one this node holds for it.
+#[derive(Debug, PartialEq, Eq)]
+enum Take {
+    /// Not held: never issued here, expired, withdrawn by a restart or by the bound.
+    NotHeld,
+    /// Held under that id, but the presented terms are not the ones signed.
+    Altered,
+    /// Taken by another payment.
+    TakenBy(Uetr),
+}
+
+impl IssuedQuotes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IssuedInner> {
+        // The map stays consistent under a panic elsewhere (each change is one insert or
+        // remove), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds a quote just issued.
+    fn hold(
+        &self,
+        quote_id: String,
+        payload: &[u8],
+        expires_at: UnixTime,
+        now: UnixTime,
+        skew: i64,
+    ) {
+        let mut inner = self.lock();
+        inner.release(now, skew, QUOTES_HELD_MAX);
+        let held = Held {
+            payload_sha256: Sha256::digest(payload).into(),
+            expires_at,
+            taken_by: None,
+        };
+        // Ids carry a random part and a sequence number, so a collision is a bug; keeping the
+        // first holder is the safe choice.
+        if !inner.by_id.contains_key(&quote_id) {
+            inner.by_id.insert(quote_id.clone(), held);
+            inner.order.push_back(quote_id);
+        }
+    }
+
+    /// Whether payment `uetr` may take quote `quote_id` (payload `payload`): held, with these
+    /// exact terms, and not taken by another payment. Takes it when `take`.
+    fn check(
+        &self,
+        quote_id: &str,
+        payload: &[u8],
+        uetr: Uetr,
+        now: UnixTime,
+        skew: i64,
+        take: bool,
+    ) -> Result<(), Take> {
+        let mut inner = self.lock();
+        inner.release(now, skew, usize::MAX);
+        let Some(held) = inner.by_id.get_mut(quote_id) else {
+            return Err(Take::NotHeld);
+        };
+        let digest: [u8; 32] = Sha256::digest(payload).into();
+        if digest != held.payload_sha256 {
+            return Err(Take::Altered);
+        }
+        match held.taken_by {
+            Some(other) if other != uetr => Err(Take::TakenBy(other)),
+            _ => {
+                if take {
+                    held.taken_by = Some(uetr);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// How many quotes are held (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().by_id.len()
+    }
+}
 
 impl Engine {
     /// Issues a signed quote for paying `source` (this node's currency) to `counterparty`.
@@ -65,7 +233,7 @@ impl Engine {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
             .map_err(|_| Rejection::new(ReasonCode::Ff01, "no randomness for a quote id"))?;
         let quote_id = format!("Q-{}-{}-{seq}", self.jurisdiction(), hex::encode(nonce));
-        self.quotes.issue(
+        let signed = self.quotes.issue(
             &QuoteOffer {
                 counterparty: &peer.jurisdiction,
                 source: (currency, minor),
@@ -74,7 +242,400 @@ impl Engine {
                 spread_bps: self.parts.spread_bps,
             },
             t,
-            quote_id,
-        )
+            quote_id.clone(),
+        )?;
+        // The issuer refused a lifetime that does not fit, so this is the quote's expiry.
+        let ttl = i64::try_from(self.parts.quote_ttl_secs).unwrap_or(i64::MAX);
+        let expires_at = UnixTime(t.0.saturating_add(ttl));
+        self.issued
+            .hold(quote_id, &signed.payload, expires_at, t, self.skew());
+        Ok(signed)
+    }
+
+    /// The allowed clock skew, in seconds, as the quote verifier applies it.
+    fn skew(&self) -> i64 {
+        i64::try_from(self.parts.limits.clock_skew_secs).unwrap_or(i64::MAX)
+    }
+
+    /// The sender's check of the quote an instruction carries: the instruction debits this
+    /// node's currency under a quote this node issued and still holds, free for this payment
+    /// (see the module documentation), for the instruction's amount, to a peer it has a
+    /// corridor with. Returns the peer and the quote's id, which [`Self::take_quote`] takes
+    /// once every other check before the lock has passed.
+    pub(super) fn check_own_quote(
+        &self,
+        instr: &Instruction,
+        t: UnixTime,
+    ) -> Result<(PeerLink, String), Rejection> {
+        if instr.currency.alpha != self.parts.currency.alpha {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                format!(
+                    "interbank_settlement_amount: {} debits in {}, not {}",
+                    self.jurisdiction(),
+                    self.parts.currency.alpha,
+                    instr.currency.alpha
+                ),
+            ));
+        }
+        let (terms, signer) = quote::verify_quote(
+            &instr.quote,
+            self.trust(),
+            self.jurisdiction(),
+            t,
+            self.parts.limits.clock_skew_secs,
+            &[],
+        )?;
+        if terms.issuing != self.jurisdiction() {
+            return Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "the quote was issued by {}, not by this node ({})",
+                    terms.issuing,
+                    self.jurisdiction()
+                ),
+            ));
+        }
+        self.check_own_signer(&terms, &signer)?;
+        let Some(peer) = self.parts.peers.get(&terms.counterparty).cloned() else {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                format!("quote: no corridor to {}", terms.counterparty),
+            ));
+        };
+        self.held_quote(&terms.quote_id, instr, t, false)?;
+        self.check_own_rate(&terms, &peer)?;
+        if terms.source.1 != instr.amount_minor || terms.source.0.alpha != instr.currency.alpha {
+            return Err(Rejection::new(
+                ReasonCode::Ff01,
+                format!(
+                    "interbank_settlement_amount {} {} differs from the quote's source amount {} {}",
+                    money::format_amount(instr.currency, instr.amount_minor).value,
+                    instr.currency.alpha,
+                    money::format_amount(terms.source.0, terms.source.1).value,
+                    terms.source.0.alpha
+                ),
+            ));
+        }
+        Ok((peer, terms.quote_id))
+    }
+
+    /// The quote was signed with this node's own quote-signing key. Any key the agreement
+    /// certifies for this jurisdiction's receipts passes the verifier; only this one is the
+    /// node's desk.
+    fn check_own_signer(&self, terms: &QuoteTerms, signer: &Signer) -> Result<(), Rejection> {
+        if signer.public_key == self.parts.signing_key.verifying_key() {
+            return Ok(());
+        }
+        Err(Rejection::new(
+            ReasonCode::Ds0b,
+            format!(
+                "quote {} is signed by {} ({}), not with this node's own quote-signing key; \
+                 only quotes this node issued settle here",
+                &terms.quote_id,
+                signer.subject_cn,
+                hex::encode(signer.public_key.as_bytes())
+            ),
+        ))
+    }
+
+    /// The quote's terms are those this node's `[fx]` configuration gives for the corridor to
+    /// `peer`: its mid rate, its spread, the rate they make, the peer's currency.
+    fn check_own_rate(&self, terms: &QuoteTerms, peer: &PeerLink) -> Result<(), Rejection> {
+        let spread_bps = self.parts.spread_bps;
+        let rate = peer.mid.with_spread(spread_bps);
+        if terms.mid == peer.mid
+            && terms.spread_bps == spread_bps
+            && terms.rate == rate
+            && terms.target.0.alpha == peer.currency.alpha
+        {
+            return Ok(());
+        }
+        Err(Rejection::new(
+            ReasonCode::Ab05,
+            format!(
+                "quote {} is at {} {} per {} (mid {} less {} bps); this node's rate for {} is {} \
+                 {} (mid {} less {spread_bps} bps); ask for a new quote",
+                &terms.quote_id,
+                terms.rate,
+                terms.target.0.alpha,
+                terms.source.0.alpha,
+                terms.mid,
+                terms.spread_bps,
+                peer.jurisdiction,
+                rate,
+                peer.currency.alpha,
+                peer.mid
+            ),
+        ))
+    }
+
+    /// Takes quote `quote_id` (checked by [`Self::check_own_quote`]) for the instruction's
+    /// payment, checking again under the registry's lock, so that of two payments under one
+    /// quote exactly one takes it. Called last before the UETR's lock: a payment refused by an
+    /// earlier check leaves the quote free.
+    pub(super) fn take_quote(
+        &self,
+        quote_id: &str,
+        instr: &Instruction,
+        t: UnixTime,
+    ) -> Result<(), Rejection> {
+        self.held_quote(quote_id, instr, t, true)
+    }
+
+    /// The quote is held with exactly the terms presented, and no other payment took it; takes
+    /// it when `take`.
+    fn held_quote(
+        &self,
+        id: &str,
+        instr: &Instruction,
+        t: UnixTime,
+        take: bool,
+    ) -> Result<(), Rejection> {
+        let held = self
+            .issued
+            .check(id, &instr.quote.payload, instr.uetr, t, self.skew(), take);
+        match held {
+            Ok(()) => Ok(()),
+            Err(Take::NotHeld) => Err(Rejection::new(
+                ReasonCode::Ab05,
+                format!(
+                    "{} holds no quote {id}: it expired, or was issued before this node \
+                     restarted, or was withdrawn; ask for a new quote",
+                    self.jurisdiction()
+                ),
+            )),
+            Err(Take::Altered) => Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "quote {id} differs from the quote {} issued under that id",
+                    self.jurisdiction()
+                ),
+            )),
+            Err(Take::TakenBy(other)) => Err(Rejection::new(
+                ReasonCode::Dupl,
+                format!(
+                    "quote {id} already carried payment {other}; a quote is for one payment, \
+                     ask for a new quote"
+                ),
+            )),
+        }
+    }
+
+    /// The receiver's check of a peer's quote: its rate lies within `[fx] rate_band_bps` of
+    /// this node's own mid rate for the corridor, so a peer cannot make this node credit at
+    /// whatever rate it signs. RR04, like the receiver's other limits.
+    pub(super) fn check_rate_band(
+        &self,
+        link: &PeerLink,
+        terms: &QuoteTerms,
+    ) -> Result<(), Rejection> {
+        let band_bps = self.parts.rate_band_bps;
+        match rate_deviation(terms.rate, link.mid, band_bps) {
+            Deviation::Within => Ok(()),
+            outside => Err(Rejection::new(
+                ReasonCode::Rr04,
+                format!(
+                    "quote {} is at {} {} per {}, {outside} the inverse of this node's mid rate \
+                     ({} {} per {}); the band is {band_bps} bps",
+                    &terms.quote_id,
+                    terms.rate,
+                    terms.target.0.alpha,
+                    terms.source.0.alpha,
+                    link.mid,
+                    link.currency.alpha,
+                    self.parts.currency.alpha
+                ),
+            )),
+        }
+    }
+}
+
+/// How far a quote's rate is from the receiver's mid rate.
+#[derive(Debug, PartialEq, Eq)]
+enum Deviation {
+    /// Within the band.
+    Within,
+    /// Above it by more than the band, in basis points (floored).
+    Above(u128),
+    /// Below it by more than the band, in basis points (floored).
+    Below(u128),
+    /// So far off that the product of the rates does not fit in 128 bits.
+    Overflow,
+}
+
+impl std::fmt::Display for Deviation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Within => f.write_str("within the band of"),
+            Self::Above(bps) => write!(f, "{bps} bps above"),
+            Self::Below(bps) => write!(f, "{bps} bps below"),
+            Self::Overflow => f.write_str("nowhere near"),
+        }
+    }
+}
+
+/// Compares `rate` (units of the receiver's currency per unit of the sender's) with `mid`
+/// (units of the sender's currency per unit of the receiver's, as the receiver's `[fx]` gives
+/// it): their product is 1 at the receiver's mid, and must be within `band_bps` of 1. Exact
+/// integer arithmetic on the rates' scaled forms (each × 10^12, so the product is × 10^24).
+fn rate_deviation(rate: Rate, mid: Rate, band_bps: u32) -> Deviation {
+    let one = RATE_SCALE.saturating_mul(RATE_SCALE);
+    let per_bps = one / u128::from(SPREAD_BPS_FULL);
+    let Some(product) = rate.scaled().checked_mul(mid.scaled()) else {
+        return Deviation::Overflow;
+    };
+    let off = product.abs_diff(one);
+    if off <= per_bps.saturating_mul(u128::from(band_bps)) {
+        Deviation::Within
+    } else if product > one {
+        Deviation::Above(off / per_bps)
+    } else {
+        Deviation::Below(off / per_bps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SKEW: i64 = 30;
+
+    fn at(secs: i64) -> UnixTime {
+        UnixTime(1_800_000_000 + secs)
+    }
+
+    fn uetr(n: u8) -> Uetr {
+        Uetr([n; 16])
+    }
+
+    fn held(quotes: &IssuedQuotes, id: &str, payload: &[u8], now: UnixTime) {
+        quotes.hold(id.to_owned(), payload, UnixTime(now.0 + 60), now, SKEW);
+    }
+
+    #[test]
+    fn a_quote_is_taken_once_by_one_payment() {
+        let quotes = IssuedQuotes::default();
+        held(&quotes, "Q-1", b"terms", at(0));
+        // A check that does not take leaves the quote free.
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(2), at(1), SKEW, false),
+            Ok(())
+        );
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(1), at(1), SKEW, true),
+            Ok(())
+        );
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(2), at(1), SKEW, false),
+            Err(Take::TakenBy(uetr(1)))
+        );
+        // The same payment again (a resubmission) finds it taken by itself.
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(1), at(2), SKEW, true),
+            Ok(())
+        );
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(2), at(2), SKEW, true),
+            Err(Take::TakenBy(uetr(1)))
+        );
+    }
+
+    #[test]
+    fn other_terms_under_a_held_id_and_unknown_ids_are_refused() {
+        let quotes = IssuedQuotes::default();
+        held(&quotes, "Q-1", b"terms", at(0));
+        assert_eq!(
+            quotes.check("Q-1", b"better terms", uetr(1), at(1), SKEW, true),
+            Err(Take::Altered)
+        );
+        assert_eq!(
+            quotes.check("Q-2", b"terms", uetr(1), at(1), SKEW, true),
+            Err(Take::NotHeld)
+        );
+        // A refusal takes nothing: the quote is still free for its payment.
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(1), at(1), SKEW, true),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_quote_is_held_until_its_expiry_plus_the_skew() {
+        let quotes = IssuedQuotes::default();
+        held(&quotes, "Q-1", b"terms", at(0));
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(1), at(60 + SKEW), SKEW, true),
+            Ok(())
+        );
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(1), at(61 + SKEW), SKEW, true),
+            Err(Take::NotHeld)
+        );
+        assert_eq!(quotes.len(), 0, "released once expired");
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_quote_is_withdrawn() {
+        let quotes = IssuedQuotes::default();
+        for i in 0..=QUOTES_HELD_MAX {
+            held(&quotes, &format!("Q-{i}"), b"terms", at(0));
+        }
+        assert_eq!(quotes.len(), QUOTES_HELD_MAX);
+        assert_eq!(
+            quotes.check("Q-0", b"terms", uetr(1), at(1), SKEW, true),
+            Err(Take::NotHeld)
+        );
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(1), at(1), SKEW, true),
+            Ok(())
+        );
+        let last = format!("Q-{QUOTES_HELD_MAX}");
+        assert_eq!(
+            quotes.check(&last, b"terms", uetr(2), at(1), SKEW, true),
+            Ok(())
+        );
+    }
+
+    fn rate(text: &str) -> Rate {
+        Rate::parse(text).expect("rate")
+    }
+
+    #[test]
+    fn the_band_is_measured_against_the_inverse_of_the_receivers_mid() {
+        // SG's mid: 114.9 JPY per SGD. JP's quote at 0.0087 less 25 bps is 0.00867825 SGD per
+        // JPY: 0.00867825 × 114.9 = 0.997130925, 28.69 bps below.
+        let mid = rate("114.9");
+        let jp = rate("0.00867825");
+        assert_eq!(rate_deviation(jp, mid, 29), Deviation::Within);
+        assert_eq!(rate_deviation(jp, mid, 28), Deviation::Below(28));
+        // 0.0095 × 114.9 = 1.09155: 915.5 bps above.
+        assert_eq!(
+            rate_deviation(rate("0.0095"), mid, 100),
+            Deviation::Above(915)
+        );
+        // Exactly the inverse, and exactly at the band's edge (1.01 × 1).
+        assert_eq!(
+            rate_deviation(rate("0.01"), rate("100"), 1),
+            Deviation::Within
+        );
+        assert_eq!(
+            rate_deviation(rate("0.0101"), rate("100"), 100),
+            Deviation::Within
+        );
+        assert_eq!(
+            rate_deviation(rate("0.0101"), rate("100"), 99),
+            Deviation::Above(100)
+        );
+        // The largest rates overflow the product, far outside any band.
+        let huge = rate("999999999999.999999999999");
+        assert_eq!(
+            rate_deviation(huge, huge, SPREAD_BPS_FULL),
+            Deviation::Overflow
+        );
+        assert_eq!(
+            rate_deviation(rate("0.000000000001"), rate("0.000000000001"), 9_999),
+            Deviation::Below(9_999)
+        );
     }
 }

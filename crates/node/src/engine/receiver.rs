@@ -254,6 +254,7 @@ impl Engine {
                 ),
             ));
         }
+        self.check_rate_band(link, &terms)?;
         if terms.target.0.alpha != self.parts.currency.alpha
             || terms.source.0.alpha != link.currency.alpha
             || terms.source.0.alpha != instr.currency.alpha

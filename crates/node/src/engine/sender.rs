@@ -11,7 +11,6 @@ use kakehashi_proto::pb::{
 };
 use kakehashi_protocol::instruction::{self, Instruction, Uetr};
 use kakehashi_protocol::money;
-use kakehashi_protocol::quote;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::receipt;
 use kakehashi_protocol::status::status_name;
@@ -68,10 +67,12 @@ impl Engine {
         signed: pb::Signed,
         instr: Instruction,
     ) -> Result<Submitted, EngineError> {
-        let peer = match self.check_submission(&signed, &instr) {
-            Ok(peer) => peer,
-            Err(rejection) => return Ok(self.refuse(&instr, rejection)),
-        };
+        let (_, t) = self.clock().now();
+        // Authentication first (nothing unauthenticated is ever written or looked up). A
+        // malformed envelope (sizes, DER) is FF01, a format error like any other.
+        if let Err(rejection) = self.instruction_signer(&signed, &instr, t) {
+            return Ok(self.refuse(&instr, rejection));
+        }
         // Read before the checks so that a failed read propagates (defect 4).
         let debtor = self.parts.store.account(instr.debtor_account)?;
         // Authorized before the UETR's record is read or anything written: a bank that does
@@ -94,6 +95,14 @@ impl Engine {
             };
             return Ok(self.refuse(&instr, Rejection::new(ReasonCode::Dupl, detail)));
         }
+        // The quote and the times only after the UETR: a resubmission of a payment this node
+        // already has (a replay run again after an interruption) must hear DUPL and the
+        // payment's status, not that its quote has since expired or been used (by itself).
+        let (_, t) = self.clock().now();
+        let peer = match self.check_quote_and_times(&instr, t) {
+            Ok(peer) => peer,
+            Err(rejection) => return Ok(self.refuse(&instr, rejection)),
+        };
         let record = self.outbound_record(&signed, &instr, &peer);
         if let Err(rejection) = self.check_debtor(&instr, debtor.as_ref()) {
             return self.reject_outbound(&instr, record, rejection).await;
@@ -115,72 +124,18 @@ impl Engine {
         }
     }
 
-    /// The checks made before anything is written, authentication first (nothing
-    /// unauthenticated is ever written): the signer, this node's quote, and the instruction's
-    /// times. Returns the peer the payment goes to.
-    fn check_submission(
+    /// The checks of an authenticated, authorized submission whose UETR is new, made before
+    /// anything is written: this node's quote and the instruction's times; then the payment
+    /// takes the quote. Returns the peer the payment goes to.
+    fn check_quote_and_times(
         &self,
-        signed: &pb::Signed,
         instr: &Instruction,
+        t: UnixTime,
     ) -> Result<PeerLink, Rejection> {
-        let (_, t) = self.clock().now();
-        // A malformed envelope (sizes, DER) is FF01, a format error like any other.
-        self.instruction_signer(signed, instr, t)?;
-        let peer = self.check_own_quote(instr, t)?;
+        let (peer, quote_id) = self.check_own_quote(instr, t)?;
         self.check_times(instr, t)?;
-        Ok(peer)
-    }
-
-    /// The instruction debits this node's currency under a quote this node issued, for the
-    /// instruction's amount, to a peer it has a corridor with; returns that peer.
-    fn check_own_quote(&self, instr: &Instruction, t: UnixTime) -> Result<PeerLink, Rejection> {
-        if instr.currency.alpha != self.parts.currency.alpha {
-            return Err(Rejection::new(
-                ReasonCode::Ff01,
-                format!(
-                    "interbank_settlement_amount: {} debits in {}, not {}",
-                    self.jurisdiction(),
-                    self.parts.currency.alpha,
-                    instr.currency.alpha
-                ),
-            ));
-        }
-        let (terms, _) = quote::verify_quote(
-            &instr.quote,
-            self.trust(),
-            self.jurisdiction(),
-            t,
-            self.parts.limits.clock_skew_secs,
-            &[],
-        )?;
-        if terms.issuing != self.jurisdiction() {
-            return Err(Rejection::new(
-                ReasonCode::Ds0b,
-                format!(
-                    "the quote was issued by {}, not by this node ({})",
-                    terms.issuing,
-                    self.jurisdiction()
-                ),
-            ));
-        }
-        let Some(peer) = self.parts.peers.get(&terms.counterparty).cloned() else {
-            return Err(Rejection::new(
-                ReasonCode::Ff01,
-                format!("quote: no corridor to {}", terms.counterparty),
-            ));
-        };
-        if terms.source.1 != instr.amount_minor || terms.source.0.alpha != instr.currency.alpha {
-            return Err(Rejection::new(
-                ReasonCode::Ff01,
-                format!(
-                    "interbank_settlement_amount {} {} differs from the quote's source amount {} {}",
-                    money::format_amount(instr.currency, instr.amount_minor).value,
-                    instr.currency.alpha,
-                    money::format_amount(terms.source.0, terms.source.1).value,
-                    terms.source.0.alpha
-                ),
-            ));
-        }
+        // Last: a quote is single-use, and a payment refused by a check above leaves it free.
+        self.take_quote(&quote_id, instr, t)?;
         Ok(peer)
     }
 

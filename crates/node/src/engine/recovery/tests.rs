@@ -177,6 +177,7 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
         signing_chain: Vec::new(),
         peers,
         spread_bps: 25,
+        rate_band_bps: 100,
         quote_ttl_secs: 60,
         limits: EngineLimits {
             payment_minor_max: 1_000_000_000,
