@@ -34,9 +34,9 @@ use tokio::task::JoinHandle;
 use crate::AccountKind;
 use crate::config::{self, Config};
 use crate::engine::{
-    Books, Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink,
+    Books, Clock, Engine, EngineError, EngineLimits, EngineParts, Entropy, GrpcPeer, PeerLink,
     PeerTransport, RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, Sanctions,
-    SledBooks, SystemClock,
+    SledBooks, SystemClock, SystemEntropy,
 };
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
@@ -212,7 +212,7 @@ impl Node {
         let parts = assembly.engine_parts(
             Arc::new(SledBooks::new(ledger)),
             store,
-            clock,
+            (clock, Arc::new(SystemEntropy)),
             Arc::clone(&metrics),
             |jurisdiction| transports.get(jurisdiction).cloned(),
         )?;
@@ -305,7 +305,7 @@ impl Assembly {
         self,
         books: Arc<dyn Books>,
         store: Store,
-        clock: Arc<dyn Clock>,
+        (clock, entropy): (Arc<dyn Clock>, Arc<dyn Entropy>),
         metrics: Arc<Metrics>,
         transport: impl Fn(&str) -> Option<Arc<dyn PeerTransport>>,
     ) -> Result<EngineParts, NodeError> {
@@ -347,6 +347,7 @@ impl Assembly {
             funding_account: self.funding_account,
             metrics,
             clock,
+            entropy,
         })
     }
 }

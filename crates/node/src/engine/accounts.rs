@@ -282,7 +282,9 @@ impl Engine {
         }
         let seq = self.quote_seq.fetch_add(1, Ordering::Relaxed);
         let mut nonce = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        self.parts
+            .entropy
+            .fill(&mut nonce)
             .map_err(|_| EngineError::Task("the system random source failed".into()))?;
         let transfer = NewTransfer {
             id: TransferId(transfer_id(

@@ -24,18 +24,20 @@
 //! `drain` (admission of submissions, and their drain when the node stops), `receiver` (Prepare, the status query, credit and receipt) and `checks` (the validations
 //! both sides share).
 //!
-//! The engine reads the time only through a [`Clock`] and reaches its peers only through a
-//! [`PeerTransport`], both handed to it at construction ([`EngineParts`]), so that a
-//! deterministic simulator can drive the engine that production runs; production passes
-//! [`SystemClock`] and [`GrpcPeer`]. Its ledger and payment store are still the concrete sled
-//! ones, and quote ids and funding transfer ids take a few bytes from the operating system's
-//! random source.
+//! Everything outside the engine's own logic is handed to it at construction ([`EngineParts`]),
+//! so that the deterministic simulator (crates/sim) drives the engine that production runs: it
+//! reads the time only through a [`Clock`], reaches its peers only through a
+//! [`PeerTransport`], keeps its books through [`Books`], draws random bytes (quote ids, funding
+//! ids) from an [`Entropy`], and its payment store is sled or memory
+//! ([`crate::store::Store::in_memory`]). Production passes [`SystemClock`], [`GrpcPeer`],
+//! [`SledBooks`], [`SystemEntropy`] and the sled store.
 
 mod accounts;
 mod books;
 mod checks;
 mod clock;
 mod drain;
+mod entropy;
 mod quoting;
 mod receiver;
 mod recovery;
@@ -64,6 +66,7 @@ pub use books::{Books, BooksCall, SledBooks};
 pub use checks::Sanctions;
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
+pub use entropy::{Entropy, EntropyError, SystemEntropy};
 pub use recovery::{
     RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, RecoveryPass, backoff_delay,
 };
@@ -187,6 +190,8 @@ pub struct EngineParts {
     pub metrics: Arc<Metrics>,
     /// Where the engine reads the time ([`SystemClock`] in production).
     pub clock: Arc<dyn Clock>,
+    /// Where the engine draws random bytes ([`SystemEntropy`] in production).
+    pub entropy: Arc<dyn Entropy>,
 }
 
 /// The node's settlement engine. Shared by the gRPC services and the recovery loop.

@@ -189,6 +189,7 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
         funding_account: 9999,
         metrics: Arc::new(Metrics::new()),
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
+        entropy: Arc::new(crate::engine::SystemEntropy),
     });
     let (stop, _) = watch::channel(false);
     Fixture {
