@@ -348,6 +348,7 @@ impl Assembly {
             metrics,
             clock,
             entropy,
+            planted: None,
         })
     }
 }

@@ -67,6 +67,7 @@ pub use checks::Sanctions;
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
 pub use entropy::{Entropy, EntropyError, SystemEntropy};
+
 pub use recovery::{
     RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, RecoveryPass, backoff_delay,
 };
@@ -192,6 +193,28 @@ pub struct EngineParts {
     pub clock: Arc<dyn Clock>,
     /// Where the engine draws random bytes ([`SystemEntropy`] in production).
     pub entropy: Arc<dyn Entropy>,
+    /// A known defect the simulator plants to show that it finds it; always `None` outside
+    /// the simulator's own tests (no configuration can set it).
+    #[doc(hidden)]
+    pub planted: Option<Planted>,
+}
+
+/// Known defects of the settlement protocol, planted one at a time by the simulator's tests
+/// (issue 11): a simulator that cannot find them proves nothing. Each breaks one rule of the
+/// module documentation.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planted {
+    /// Rule 3: a status query that finds no decision answers UNKNOWN_FENCED without writing
+    /// the fence, so a late Prepare can still settle after the sender voided.
+    SkipFence,
+    /// Rule 2: the receiver records the payment settled before its credit is durable.
+    RecordBeforeCredit,
+    /// Rule 1: the sender posts a reservation the receiver rejected.
+    PostRejected,
+    /// Rule 1: the sender sends Prepare without recording `Forwarded` first, so a crash leaves
+    /// a record that says nothing was sent.
+    ForwardUnrecorded,
 }
 
 /// The node's settlement engine. Shared by the gRPC services and the recovery loop.

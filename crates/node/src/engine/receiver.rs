@@ -175,6 +175,14 @@ impl Engine {
             code: codes::INBOUND,
             ..NewTransfer::default()
         };
+        if self.parts.planted == Some(super::Planted::RecordBeforeCredit) {
+            let mut settled = record.clone();
+            settled.state = InboundState::Settled;
+            self.parts
+                .store
+                .put(vec![Write::Inbound(instr.uetr, settled)])
+                .await?;
+        }
         let result = self.apply_one(credit).await?;
         crate::fault::crash_point(crate::fault::RECEIVER_AFTER_CREDIT);
         if !result.is_recorded() {
@@ -415,10 +423,12 @@ impl Engine {
                         fenced.reason_code = Some(ReasonCode::Ab05.as_str().to_owned());
                         fenced.reason_detail = Some("fenced by a status query".to_owned());
                         fenced.updated_at = self.clock().unix_secs();
-                        self.parts
-                            .store
-                            .put(vec![Write::Inbound(uetr, fenced.clone())])
-                            .await?;
+                        if self.parts.planted != Some(super::Planted::SkipFence) {
+                            self.parts
+                                .store
+                                .put(vec![Write::Inbound(uetr, fenced.clone())])
+                                .await?;
+                        }
                         Some(fenced)
                     }
                 }
@@ -438,10 +448,12 @@ impl Engine {
                     signed_instruction: Vec::new(),
                     updated_at: self.clock().unix_secs(),
                 };
-                self.parts
-                    .store
-                    .put(vec![Write::Inbound(uetr, fence.clone())])
-                    .await?;
+                if self.parts.planted != Some(super::Planted::SkipFence) {
+                    self.parts
+                        .store
+                        .put(vec![Write::Inbound(uetr, fence.clone())])
+                        .await?;
+                }
                 Some(fence)
             }
         };

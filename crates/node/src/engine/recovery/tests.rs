@@ -190,6 +190,7 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
         metrics: Arc::new(Metrics::new()),
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
         entropy: Arc::new(crate::engine::SystemEntropy),
+        planted: None,
     });
     let (stop, _) = watch::channel(false);
     Fixture {
