@@ -3,6 +3,7 @@
 //! usual JP→SG instruction signed by a bank at a quote of JP's. The integration tests
 //! (`tests/`) have their own support; these reach what they cannot, the store's test-only
 //! fault hooks.
+#![cfg(test)]
 
 use std::path::{Path, PathBuf};
 
