@@ -44,6 +44,10 @@ certs:
 verify chain="certs/sg/banks/KKHASGS0.pem":
     cargo run -p kakehashi -- cert verify {{chain}} --mra certs/mra.toml --relying JP --purpose payment-signing
 
+# The deterministic simulator over a batch of seeds (violations exit 1 with a replay command).
+sim seeds="10000":
+    cargo run --release -p kakehashi -- sim --seeds {{seeds}}
+
 # Criterion benches.
 bench:
     cargo bench --workspace

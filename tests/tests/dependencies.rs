@@ -108,6 +108,16 @@ const FORBIDDEN: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
+    (
+        "kakehashi-sim",
+        &[
+            ("kakehashi", "nothing depends on the command line"),
+            (
+                "kakehashi-devpki",
+                "the simulator runs the committed PKI, as the nodes do",
+            ),
+        ],
+    ),
 ];
 
 /// Packages that only the listed workspace members may link: tooling and the binary edge.
@@ -115,6 +125,7 @@ const DEPENDENTS: &[(&str, &[&str])] = &[
     ("kakehashi", &[]),
     ("kakehashi-devpki", &["kakehashi"]),
     ("kakehashi-ops", &["kakehashi"]),
+    ("kakehashi-sim", &["kakehashi"]),
 ];
 
 /// The package names printed by `cargo tree` with `args`, one per line.

@@ -29,6 +29,7 @@ mod cmd_pay;
 mod cmd_pki;
 mod cmd_receipt;
 mod cmd_replay;
+mod cmd_sim;
 mod configs;
 mod output;
 mod payer;
@@ -89,6 +90,9 @@ enum Command {
     /// Replay a JSON Lines file of payments against running nodes and check each outcome
     /// against its expectation (exit 0 as expected, 1 not, 2 bad input, 3 still pending).
     Replay(cmd_replay::ReplayArgs),
+    /// Run the deterministic simulator of the settlement protocol over a batch of seeds
+    /// (exit 0 no violation, 1 violations, 2 setup error).
+    Sim(cmd_sim::SimArgs),
     /// The status of a payment by UETR (exit 0 ACSC, 1 RJCT, 3 PDNG, 2 error).
     Status(cmd_pay::StatusArgs),
 }
@@ -99,6 +103,8 @@ fn main() -> ExitCode {
     let default_log = match &cli.command {
         Command::Node(_) => "info",
         Command::Devnet(args) => args.default_log(),
+        // The simulated nodes log every fault they are dealt; the run reports what matters.
+        Command::Sim(_) => "off",
         _ => "warn",
     };
     init_tracing(cli.log.as_deref().unwrap_or(default_log));
@@ -117,6 +123,7 @@ fn main() -> ExitCode {
         Command::Quote(args) => cmd_pay::run_quote(args),
         Command::Receipt(cmd) => cmd_receipt::run(cmd),
         Command::Replay(args) => cmd_replay::run(args),
+        Command::Sim(args) => cmd_sim::run(args),
         Command::Status(args) => cmd_pay::run_status(args),
     };
     match result {

@@ -34,8 +34,9 @@ use tokio::task::JoinHandle;
 use crate::AccountKind;
 use crate::config::{self, Config};
 use crate::engine::{
-    Clock, Engine, EngineError, EngineLimits, EngineParts, GrpcPeer, PeerLink,
-    RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, Sanctions, SystemClock,
+    Books, Clock, Engine, EngineError, EngineLimits, EngineParts, Entropy, GrpcPeer, PeerLink,
+    PeerTransport, RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, Sanctions,
+    SledBooks, SystemClock, SystemEntropy,
 };
 use crate::metrics::Metrics;
 use crate::server::{self, ServeError};
@@ -201,35 +202,154 @@ impl Node {
     pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         tls::install_crypto_provider();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let (mra, currency) = agreement(&config)?;
-        let (key, chain) = receipt_signer(&config, &mra, clock.now().1)?;
-        let (ledger, store) = open_storage(&config, &key).await?;
+        let assembly = Assembly::read(&config, clock.now().1)?;
+        let (ledger, store) = open_storage(&config, &assembly.signing_key).await?;
         let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
-        let peers = peer_links(&config, &mra, &identity)?;
-        let limits = engine_limits(&config, currency)?;
-        let genesis = genesis_accounts(&config, currency)?;
+        let transports = grpc_peers(&config, &assembly.mra, &identity)?;
         let metrics = Arc::new(Metrics::new());
-        let engine = Arc::new(Engine::new(EngineParts {
+        let mra = Arc::clone(&assembly.mra);
+        let genesis = assembly.genesis.clone();
+        let parts = assembly.engine_parts(
+            Arc::new(SledBooks::new(ledger)),
+            store,
+            (clock, Arc::new(SystemEntropy)),
+            Arc::clone(&metrics),
+            |jurisdiction| transports.get(jurisdiction).cloned(),
+        )?;
+        let engine = Arc::new(Engine::new(parts));
+        engine.genesis(genesis).await?;
+        serve(config, mra, engine, metrics).await
+    }
+}
+
+/// Everything a node's engine is made of that its configuration decides: the agreement, the
+/// receipt signer, the corridors and their rates, the limits, the screening lists and the
+/// genesis accounts. [`Node::start`] adds sled storage, the system clock and gRPC peers; the
+/// deterministic simulator (issue 11) adds storage, a clock and a network of its own, so the
+/// engines it drives are assembled from the committed configurations by this same code.
+#[derive(Clone, Debug)]
+pub struct Assembly {
+    /// The node's jurisdiction.
+    pub jurisdiction: String,
+    /// Its ledger currency.
+    pub currency: &'static Currency,
+    /// The verified agreement.
+    pub mra: Arc<Mra>,
+    /// The receipt- and quote-signing key.
+    pub signing_key: SigningKey,
+    /// Its chain (DER, leaf first).
+    pub signing_chain: Vec<Vec<u8>>,
+    /// Each peer's corridor, by jurisdiction.
+    pub corridors: BTreeMap<String, Corridor>,
+    /// The per-payment, time and lifetime limits.
+    pub limits: EngineLimits,
+    /// How recovery paces itself.
+    pub recovery: RecoveryLimits,
+    /// Screening lists.
+    pub sanctions: Sanctions,
+    /// The configured accounts with their opening balances (minor units).
+    pub genesis: Vec<(u128, AccountMeta, u128)>,
+    /// The funding account.
+    pub funding_account: u128,
+    /// `[fx] spread_bps`.
+    pub spread_bps: u32,
+    /// `[fx] rate_band_bps`.
+    pub rate_band_bps: u32,
+    /// `[fx] quote_ttl_secs`.
+    pub quote_ttl_secs: u64,
+}
+
+/// One corridor as configured: a [`PeerLink`] without its transport.
+#[derive(Clone, Debug)]
+pub struct Corridor {
+    /// The peer's ledger currency.
+    pub currency: &'static Currency,
+    /// Mid rate: units of the peer's currency per unit of ours.
+    pub mid: Rate,
+    /// Where payments to the peer are reserved.
+    pub corridor_account: u128,
+    /// Where payments from the peer are credited from.
+    pub liquidity_account: u128,
+}
+
+impl Assembly {
+    /// Reads and checks what `config` decides, at `now` (the receipt signer must be
+    /// recognized then). Touches no storage and no network.
+    pub fn read(config: &Config, now: UnixTime) -> Result<Self, NodeError> {
+        let (mra, currency) = agreement(config)?;
+        let (signing_key, signing_chain) = receipt_signer(config, &mra, now)?;
+        let corridors = corridors(config, &mra)?;
+        let limits = engine_limits(config, currency)?;
+        let genesis = genesis_accounts(config, currency)?;
+        Ok(Self {
             jurisdiction: config.jurisdiction.clone(),
             currency,
-            mra: Arc::clone(&mra),
-            ledger,
-            store,
-            signing_key: key,
-            signing_chain: chain,
-            peers,
+            mra,
+            signing_key,
+            signing_chain,
+            corridors,
+            limits,
+            recovery: recovery_limits(config),
+            sanctions: sanctions(config),
+            genesis: genesis.accounts,
+            funding_account: genesis.funding_account,
             spread_bps: config.fx.spread_bps,
             rate_band_bps: config.fx.rate_band_bps,
             quote_ttl_secs: config.fx.quote_ttl_secs,
-            limits,
-            recovery: recovery_limits(&config),
-            sanctions: sanctions(&config),
-            funding_account: genesis.funding_account,
-            metrics: Arc::clone(&metrics),
+        })
+    }
+
+    /// The engine's parts over `books`, `store` and `clock`, each peer reached through
+    /// `transport(jurisdiction)` (a configuration error if a corridor has none).
+    pub fn engine_parts(
+        self,
+        books: Arc<dyn Books>,
+        store: Store,
+        (clock, entropy): (Arc<dyn Clock>, Arc<dyn Entropy>),
+        metrics: Arc<Metrics>,
+        transport: impl Fn(&str) -> Option<Arc<dyn PeerTransport>>,
+    ) -> Result<EngineParts, NodeError> {
+        let mut peers = BTreeMap::new();
+        for (jurisdiction, corridor) in self.corridors {
+            let transport = transport(&jurisdiction).ok_or_else(|| {
+                invalid(
+                    "peer",
+                    format!("no transport to the configured peer {jurisdiction}"),
+                )
+            })?;
+            peers.insert(
+                jurisdiction.clone(),
+                PeerLink {
+                    jurisdiction,
+                    currency: corridor.currency,
+                    mid: corridor.mid,
+                    corridor_account: corridor.corridor_account,
+                    liquidity_account: corridor.liquidity_account,
+                    transport,
+                },
+            );
+        }
+        Ok(EngineParts {
+            jurisdiction: self.jurisdiction,
+            currency: self.currency,
+            mra: self.mra,
+            books,
+            store,
+            signing_key: self.signing_key,
+            signing_chain: self.signing_chain,
+            peers,
+            spread_bps: self.spread_bps,
+            rate_band_bps: self.rate_band_bps,
+            quote_ttl_secs: self.quote_ttl_secs,
+            limits: self.limits,
+            recovery: self.recovery,
+            sanctions: self.sanctions,
+            funding_account: self.funding_account,
+            metrics,
             clock,
-        }));
-        engine.genesis(genesis.accounts).await?;
-        serve(config, mra, engine, metrics).await
+            entropy,
+            planted: None,
+        })
     }
 }
 
@@ -370,18 +490,14 @@ fn store_error(path: &Path, error: StoreError) -> NodeError {
     }
 }
 
-/// One link per configured peer: its currency (from the agreement), the mid rate towards it,
-/// its corridor and liquidity accounts, and a Relay client over mutual TLS (connected lazily).
-fn peer_links(
-    config: &Config,
-    mra: &Arc<Mra>,
-    identity: &TlsIdentity,
-) -> Result<BTreeMap<String, PeerLink>, NodeError> {
+/// Each configured peer's corridor: its currency from the agreement, its mid rate from
+/// `[fx.mid]`, its accounts.
+fn corridors(config: &Config, mra: &Mra) -> Result<BTreeMap<String, Corridor>, NodeError> {
     let mra_error = |message: String| NodeError::Mra {
         path: config.mra.clone(),
         message,
     };
-    let mut peers = BTreeMap::new();
+    let mut corridors = BTreeMap::new();
     for peer in &config.peers {
         let party = mra.jurisdiction(&peer.jurisdiction).ok_or_else(|| {
             mra_error(format!(
@@ -406,6 +522,28 @@ fn peer_links(
             )
         })?;
         let mid = Rate::parse(mid_text.as_str()).map_err(|r| invalid(mid_key(), r.detail))?;
+        corridors.insert(
+            peer.jurisdiction.clone(),
+            Corridor {
+                currency: peer_currency,
+                mid,
+                corridor_account: peer.corridor_account,
+                liquidity_account: peer.liquidity_account,
+            },
+        );
+    }
+    Ok(corridors)
+}
+
+/// A Relay client over mutual TLS to each configured peer, each call bounded by the relay
+/// timeout.
+fn grpc_peers(
+    config: &Config,
+    mra: &Arc<Mra>,
+    identity: &TlsIdentity,
+) -> Result<BTreeMap<String, Arc<dyn PeerTransport>>, NodeError> {
+    let mut peers = BTreeMap::new();
+    for peer in &config.peers {
         let endpoint = tls::relay_endpoint(
             peer,
             identity,
@@ -417,17 +555,8 @@ fn peer_links(
             .max_decoding_message_size(config.limits.message_bytes_max)
             .max_encoding_message_size(config.limits.message_bytes_max);
         let relay_timeout = Duration::from_millis(config.limits.relay_timeout_ms);
-        peers.insert(
-            peer.jurisdiction.clone(),
-            PeerLink {
-                jurisdiction: peer.jurisdiction.clone(),
-                currency: peer_currency,
-                mid,
-                corridor_account: peer.corridor_account,
-                liquidity_account: peer.liquidity_account,
-                transport: Arc::new(GrpcPeer::new(client, relay_timeout)),
-            },
-        );
+        let transport: Arc<dyn PeerTransport> = Arc::new(GrpcPeer::new(client, relay_timeout));
+        peers.insert(peer.jurisdiction.clone(), transport);
     }
     Ok(peers)
 }

@@ -34,8 +34,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::thread;
 
 use kakehashi_protocol::instruction::Uetr;
@@ -334,16 +335,100 @@ impl Gate {
 /// through the writer.
 #[derive(Clone, Debug)]
 pub struct Store {
-    tree: sled::Tree,
-    /// The writer's queue. An async-aware bounded channel: a caller waits for room without
-    /// holding a runtime worker, so a write costs no hop to the blocking pool (the writer, a
-    /// plain thread, takes from it with `blocking_recv`).
-    writes: mpsc::Sender<(Vec<Write>, Reply)>,
-    /// What readers see of the batch being made durable.
-    gate: Arc<Gate>,
+    backend: Backend,
     /// Faults the unit tests inject.
     #[cfg(test)]
     faults: Arc<faults::Faults>,
+}
+
+/// Where the records live: sled on disk (every node), or memory (the simulator's disk).
+#[derive(Clone, Debug)]
+enum Backend {
+    Sled {
+        tree: sled::Tree,
+        /// The writer's queue. An async-aware bounded channel: a caller waits for room without
+        /// holding a runtime worker, so a write costs no hop to the blocking pool (the writer,
+        /// a plain thread, takes from it with `blocking_recv`).
+        writes: mpsc::Sender<(Vec<Write>, Reply)>,
+        /// What readers see of the batch being made durable.
+        gate: Arc<Gate>,
+    },
+    Memory(MemoryPayments),
+}
+
+/// The records of a store held in memory: the deterministic simulator's disk (issue 11). The
+/// keys, the encoding, the unresolved index and the atomicity of a batch are the sled store's;
+/// only the medium differs. A [`Store::put`] yields once to its executor (the moment a real
+/// put spends in its group commit, when a simulated crash can fall) and then applies its whole
+/// batch at once, so a crash leaves either none of it or all of it, as sled's recovery does.
+/// The simulator keeps a clone across a node's crash and restart: it is the durable state.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryPayments(Arc<Mutex<MemoryState>>);
+
+/// What a [`MemoryPayments`] holds.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    /// Every durable entry, by key.
+    pub entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Puts still to fail (transiently, nothing applied), as the simulator injects them.
+    pub failures_due: u32,
+    /// Puts failed so far.
+    pub failures_served: u64,
+}
+
+impl MemoryPayments {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state, locked (one thread: never contended).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let mut ops = Vec::new();
+        for write in &writes {
+            encode_write(write, &mut ops).map_err(|e| StoreError::Commit(e.to_string()))?;
+        }
+        YieldOnce::default().await;
+        let mut state = self.lock();
+        if state.failures_due > 0 {
+            state.failures_due -= 1;
+            state.failures_served += 1;
+            return Err(StoreError::Commit(
+                "a transient failure the simulator injected; nothing was applied".to_owned(),
+            ));
+        }
+        for (k, v) in ops {
+            match v {
+                Some(v) => state.entries.insert(k, v),
+                None => state.entries.remove(&k),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Yields once to the executor, then is ready (see [`MemoryPayments`]).
+#[derive(Debug, Default)]
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 /// Opens (creating if needed) the sled database in `dir` and its payments tree, with the same
@@ -404,19 +489,31 @@ impl Store {
                 source,
             })?;
         Ok(Self {
-            tree,
-            writes,
-            gate,
+            backend: Backend::Sled { tree, writes, gate },
             #[cfg(test)]
             faults,
         })
     }
 
+    /// A store whose records are `payments`, in memory: the simulator's (see
+    /// [`MemoryPayments`]).
+    pub fn in_memory(payments: MemoryPayments) -> Self {
+        Self {
+            backend: Backend::Memory(payments),
+            #[cfg(test)]
+            faults: Arc::default(),
+        }
+    }
+
     /// Applies `writes` atomically and durably, returning once they are on disk.
     pub async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let writer = match &self.backend {
+            Backend::Sled { writes, .. } => writes,
+            Backend::Memory(payments) => return payments.put(writes).await,
+        };
         let (reply, answer) = oneshot::channel();
         // When the queue is full this waits (backpressure) without blocking the runtime.
-        self.writes
+        writer
             .send((writes, reply))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
@@ -481,9 +578,18 @@ impl Store {
     /// How many outbound payments have no final outcome (durably; an entry sled cannot read
     /// counts, as an entry of the index).
     pub fn unresolved_count(&self) -> usize {
-        let pre_images = self.gate.read();
-        let applied = self
-            .tree
+        let (tree, gate) = match &self.backend {
+            Backend::Sled { tree, gate, .. } => (tree, gate),
+            Backend::Memory(payments) => {
+                return payments
+                    .lock()
+                    .entries
+                    .range(vec![PREFIX_UNRESOLVED]..vec![PREFIX_UNRESOLVED + 1])
+                    .count();
+            }
+        };
+        let pre_images = gate.read();
+        let applied = tree
             .scan_prefix([PREFIX_UNRESOLVED])
             .filter(|item| match item {
                 Ok((k, _)) => !pre_images.contains_key(k.as_ref()),
@@ -500,10 +606,17 @@ impl Store {
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
         #[cfg(test)]
         self.faults.read(k)?;
-        let pre_images = self.gate.read();
+        let (tree, gate) = match &self.backend {
+            Backend::Sled { tree, gate, .. } => (tree, gate),
+            Backend::Memory(payments) => {
+                let value = payments.lock().entries.get(k).cloned();
+                return value.map(|v| decode(k, &v)).transpose();
+            }
+        };
+        let pre_images = gate.read();
         let value = match pre_images.get(k) {
             Some(pre_image) => pre_image.clone(),
-            None => self.tree.get(k).map_err(|source| StoreError::Sled {
+            None => tree.get(k).map_err(|source| StoreError::Sled {
                 what: "reading a record",
                 source,
             })?,
@@ -521,9 +634,13 @@ impl Store {
     ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
         #[cfg(test)]
         self.faults.read(&[prefix])?;
-        let pre_images = self.gate.read();
+        let (tree, gate) = match &self.backend {
+            Backend::Sled { tree, gate, .. } => (tree, gate),
+            Backend::Memory(payments) => return Ok(payments.scan(&[prefix])),
+        };
+        let pre_images = gate.read();
         let mut entries = BTreeMap::new();
-        for item in self.tree.scan_prefix([prefix]) {
+        for item in tree.scan_prefix([prefix]) {
             let (k, v) = item.map_err(|source| StoreError::Sled { what, source })?;
             if !pre_images.contains_key(k.as_ref()) {
                 entries.insert(k, v);
@@ -556,9 +673,11 @@ impl Store {
         // No writer: the receiving end is dropped at once, so a `put` finds the queue closed.
         let (writes, _) = mpsc::channel(1);
         Ok(Self {
-            tree,
-            writes,
-            gate: Arc::default(),
+            backend: Backend::Sled {
+                tree,
+                writes,
+                gate: Arc::default(),
+            },
             #[cfg(test)]
             faults: Arc::default(),
         })
@@ -567,7 +686,7 @@ impl Store {
     /// Every outbound record, in UETR order.
     pub fn outbound_records(
         &self,
-    ) -> impl Iterator<Item = Result<(Uetr, OutboundRecord), StoreError>> + '_ {
+    ) -> Box<dyn Iterator<Item = Result<(Uetr, OutboundRecord), StoreError>> + '_> {
         self.records(PREFIX_OUTBOUND, "scanning outbound payments")
     }
 
@@ -576,9 +695,22 @@ impl Store {
     pub fn inbound_records(
         &self,
         sender: &str,
-    ) -> impl Iterator<Item = Result<(Uetr, InboundRecord), StoreError>> + '_ {
+    ) -> Box<dyn Iterator<Item = Result<(Uetr, InboundRecord), StoreError>> + '_> {
         let prefix = inbound_prefix(sender);
-        self.tree.scan_prefix(&prefix).map(move |item| {
+        let tree = match &self.backend {
+            Backend::Sled { tree, .. } => tree,
+            Backend::Memory(payments) => {
+                let entries = payments.scan(&prefix);
+                return Box::new(entries.into_iter().map(move |(k, v)| {
+                    let id: [u8; 16] = k
+                        .get(prefix.len()..)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| corrupt_key(&k))?;
+                    Ok((Uetr(id), decode(&k, &v)?))
+                }));
+            }
+        };
+        Box::new(tree.scan_prefix(prefix.clone()).map(move |item| {
             let (k, v) = item.map_err(|source| StoreError::Sled {
                 what: "scanning inbound payments",
                 source,
@@ -588,7 +720,7 @@ impl Store {
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| corrupt_key(&k))?;
             Ok((Uetr(id), decode(&k, &v)?))
-        })
+        }))
     }
 
     /// The records under `prefix`, lazily (the history may be long). Each goes through the
@@ -598,13 +730,26 @@ impl Store {
         &self,
         prefix: u8,
         what: &'static str,
-    ) -> impl Iterator<Item = Result<(Uetr, T), StoreError>> + '_ {
-        self.tree.scan_prefix([prefix]).filter_map(move |item| {
+    ) -> Box<dyn Iterator<Item = Result<(Uetr, T), StoreError>> + '_> {
+        let (tree, gate) = match &self.backend {
+            Backend::Sled { tree, gate, .. } => (tree, gate),
+            Backend::Memory(payments) => {
+                let entries = payments.scan(&[prefix]);
+                return Box::new(entries.into_iter().map(|(k, v)| {
+                    let id: Option<[u8; 16]> = k.get(1..).and_then(|b| b.try_into().ok());
+                    match id {
+                        Some(id) => decode(&k, &v).map(|record| (Uetr(id), record)),
+                        None => Err(corrupt_key(&k)),
+                    }
+                }));
+            }
+        };
+        Box::new(tree.scan_prefix([prefix]).filter_map(move |item| {
             let (k, v) = match item {
                 Ok(entry) => entry,
                 Err(source) => return Some(Err(StoreError::Sled { what, source })),
             };
-            let v = match self.gate.read().get(k.as_ref()) {
+            let v = match gate.read().get(k.as_ref()) {
                 // Not durable yet: a record that did not exist before its batch.
                 Some(None) => return None,
                 Some(Some(pre_image)) => pre_image.clone(),
@@ -615,7 +760,24 @@ impl Store {
                 Some(id) => decode(&k, &v).map(|record| (Uetr(id), record)),
                 None => Err(corrupt_key(&k)),
             })
-        })
+        }))
+    }
+}
+
+impl MemoryPayments {
+    /// The entries under `prefix`, in key order, as sled would scan them.
+    fn scan(&self, prefix: &[u8]) -> Vec<(sled::IVec, sled::IVec)> {
+        self.lock()
+            .entries
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| {
+                (
+                    sled::IVec::from(k.as_slice()),
+                    sled::IVec::from(v.as_slice()),
+                )
+            })
+            .collect()
     }
 }
 
@@ -904,6 +1066,94 @@ mod tests {
         }
     }
 
+    /// Everything a reader can ask of a store, for comparing two of them.
+    fn view(store: &Store) -> String {
+        let outbound: Vec<_> = store.outbound_records().map(Result::unwrap).collect();
+        let inbound: Vec<_> = ["JP", "TH"]
+            .iter()
+            .map(|sender| {
+                store
+                    .inbound_records(sender)
+                    .map(Result::unwrap)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        format!(
+            "{outbound:?}\n{inbound:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}",
+            store.accounts().unwrap(),
+            store.unresolved_outbound().unwrap(),
+            store.unresolved_count(),
+            store.outbound(&Uetr([2; 16])).unwrap(),
+            store.inbound("TH", &Uetr([5; 16])).unwrap(),
+        )
+    }
+
+    /// The simulator's store keeps the sled store's keys, index and answers: the same puts
+    /// read back the same through every accessor.
+    #[tokio::test]
+    async fn a_memory_store_answers_as_the_sled_store_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [
+            Store::open(dir.path()).unwrap(),
+            Store::in_memory(MemoryPayments::new()),
+        ];
+        let batches = || {
+            vec![
+                vec![
+                    Write::Outbound(Uetr([1; 16]), record(OutboundState::Forwarded)),
+                    Write::Outbound(Uetr([2; 16]), record(OutboundState::Reserving)),
+                    Write::Inbound(Uetr([5; 16]), inbound("TH", InboundState::Fenced)),
+                    Write::Account(1001, meta("Alpha")),
+                ],
+                vec![
+                    Write::Outbound(Uetr([1; 16]), record(OutboundState::Settled)),
+                    Write::Inbound(Uetr([5; 16]), inbound("JP", InboundState::Settled)),
+                    Write::Inbound(Uetr([6; 16]), inbound("JP", InboundState::Rejected)),
+                    Write::Account(1000, meta("Zero")),
+                ],
+            ]
+        };
+        let mut views = Vec::new();
+        for store in &stores {
+            for batch in batches() {
+                store.put(batch).await.unwrap();
+            }
+            views.push(view(store));
+        }
+        assert_eq!(views[0], views[1]);
+        assert!(views[0].contains("Settled") && views[0].contains("Fenced"));
+    }
+
+    /// A put dropped at its sync point (the simulator crashing the node there) leaves nothing;
+    /// an injected failure applies nothing and is transient.
+    #[tokio::test]
+    async fn a_memory_put_applies_whole_at_its_sync_point_or_not_at_all() {
+        let payments = MemoryPayments::new();
+        let store = Store::in_memory(payments.clone());
+        let batch = || {
+            vec![
+                Write::Outbound(Uetr([1; 16]), record(OutboundState::Forwarded)),
+                Write::Account(1001, meta("Alpha")),
+            ]
+        };
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut put = Box::pin(store.put(batch()));
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+        drop(put);
+        assert!(
+            payments.lock().entries.is_empty(),
+            "a crash at the sync point"
+        );
+        payments.lock().failures_due = 1;
+        let failed = store.put(batch()).await.expect_err("injected");
+        assert!(failed.is_transient());
+        assert!(payments.lock().entries.is_empty());
+        store.put(batch()).await.unwrap();
+        assert_eq!(store.unresolved_count(), 1);
+        assert_eq!(store.account(1001).unwrap(), Some(meta("Alpha")));
+    }
+
     #[tokio::test]
     async fn a_put_is_readable_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -1066,11 +1316,10 @@ mod tests {
     /// readers (single reads and every scan) still see the state before it.
     async fn assert_only_durable_state_visible(store: &Store) {
         // The batch is applied: sled's own view has it (so what follows tests the gate).
-        let raw = store
-            .tree
-            .get(key(PREFIX_OUTBOUND, &[1; 16]))
-            .unwrap()
-            .unwrap();
+        let Backend::Sled { tree, .. } = &store.backend else {
+            unreachable!("a sled store")
+        };
+        let raw = tree.get(key(PREFIX_OUTBOUND, &[1; 16])).unwrap().unwrap();
         let raw: OutboundRecord = serde_json::from_slice(&raw).unwrap();
         assert_eq!(raw.state, OutboundState::Settled);
         assert_eq!(
@@ -1146,7 +1395,10 @@ mod tests {
         assert!(store.unresolved_outbound().unwrap().is_empty());
         assert_eq!(store.accounts().unwrap().len(), 2);
         assert_eq!(store.outbound_records().count(), 2);
-        assert!(store.gate.read().is_empty(), "no pre-image left behind");
+        let Backend::Sled { gate, .. } = &store.backend else {
+            unreachable!("a sled store")
+        };
+        assert!(gate.read().is_empty(), "no pre-image left behind");
     }
 
     #[tokio::test]

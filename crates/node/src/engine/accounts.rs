@@ -1,6 +1,5 @@
 //! Operator accounts: genesis, balances, and opening, funding and closing accounts.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use kakehashi_ledger::{
@@ -14,7 +13,7 @@ use kakehashi_protocol::money;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::transfer::{codes, transfer_id};
 
-use super::{Engine, EngineError, blocking};
+use super::{Engine, EngineError};
 use crate::AccountKind;
 use crate::store::{AccountMeta, Write};
 
@@ -38,8 +37,7 @@ impl Engine {
             })
             .collect();
         let (ts, _) = self.clock().now();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let results = blocking(move || ledger.create_accounts(&new_accounts, ts)).await??;
+        let results = self.books().create_accounts(new_accounts, ts).await?;
         for ((id, meta, _), result) in accounts.iter().zip(&results) {
             if !result.is_recorded() {
                 return Err(EngineError::Config(format!(
@@ -75,8 +73,7 @@ impl Engine {
         if transfers.is_empty() {
             return Ok(());
         }
-        let ledger = Arc::clone(&self.parts.ledger);
-        let results = blocking(move || ledger.create_transfers(&transfers, ts)).await??;
+        let results = self.books().create_transfers(transfers, ts).await?;
         if let Some(bad) = results.iter().find(|r| !r.is_recorded()) {
             return Err(EngineError::Config(format!(
                 "genesis funding refused by the ledger: {} (an opening balance changed after \
@@ -108,8 +105,7 @@ impl Engine {
                 .collect()
         };
         let lookup: Vec<AccountId> = wanted.iter().map(|(id, _)| AccountId(*id)).collect();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let found = blocking(move || ledger.lookup_accounts(&lookup)).await??;
+        let found = self.books().lookup_accounts(lookup).await?;
         let (_, t) = self.clock().now();
         let mut out = Vec::new();
         for ((id, meta), account) in wanted.into_iter().zip(found) {
@@ -210,9 +206,10 @@ impl Engine {
             ..NewAccount::default()
         };
         let (ts, _) = self.clock().now();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let result = blocking(move || ledger.create_accounts(&[new], ts))
-            .await??
+        let result = self
+            .books()
+            .create_accounts(vec![new], ts)
+            .await?
             .into_iter()
             .next();
         match result {
@@ -285,7 +282,9 @@ impl Engine {
         }
         let seq = self.quote_seq.fetch_add(1, Ordering::Relaxed);
         let mut nonce = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        self.parts
+            .entropy
+            .fill(&mut nonce)
             .map_err(|_| EngineError::Task("the system random source failed".into()))?;
         let transfer = NewTransfer {
             id: TransferId(transfer_id(
@@ -300,8 +299,7 @@ impl Engine {
             ..NewTransfer::default()
         };
         let (ts, _) = self.clock().now();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let results = blocking(move || ledger.create_transfers(&[transfer], ts)).await??;
+        let results = self.books().create_transfers(vec![transfer], ts).await?;
         match results.first().copied() {
             Some(result) if result.is_recorded() => {}
             // The account is in the store but not in the ledger: refused like a payment to it.

@@ -24,17 +24,20 @@
 //! `drain` (admission of submissions, and their drain when the node stops), `receiver` (Prepare, the status query, credit and receipt) and `checks` (the validations
 //! both sides share).
 //!
-//! The engine reads the time only through a [`Clock`] and reaches its peers only through a
-//! [`PeerTransport`], both handed to it at construction ([`EngineParts`]), so that a
-//! deterministic simulator can drive the engine that production runs; production passes
-//! [`SystemClock`] and [`GrpcPeer`]. Its ledger and payment store are still the concrete sled
-//! ones, and quote ids and funding transfer ids take a few bytes from the operating system's
-//! random source.
+//! Everything outside the engine's own logic is handed to it at construction ([`EngineParts`]),
+//! so that the deterministic simulator (crates/sim) drives the engine that production runs: it
+//! reads the time only through a [`Clock`], reaches its peers only through a
+//! [`PeerTransport`], keeps its books through [`Books`], draws random bytes (quote ids, funding
+//! ids) from an [`Entropy`], and its payment store is sled or memory
+//! ([`crate::store::Store::in_memory`]). Production passes [`SystemClock`], [`GrpcPeer`],
+//! [`SledBooks`], [`SystemEntropy`] and the sled store.
 
 mod accounts;
+mod books;
 mod checks;
 mod clock;
 mod drain;
+mod entropy;
 mod quoting;
 mod receiver;
 mod recovery;
@@ -46,7 +49,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use ed25519_dalek::SigningKey;
-use kakehashi_ledger::{CreateTransferResult, Ledger, NewTransfer};
+use kakehashi_ledger::{CreateTransferResult, NewTransfer};
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::PaymentStatusReport;
@@ -59,9 +62,12 @@ use crate::locks::UetrLocks;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
+pub use books::{Books, BooksCall, SledBooks};
 pub use checks::Sanctions;
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
+pub use entropy::{Entropy, EntropyError, SystemEntropy};
+
 pub use recovery::{
     RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, RecoveryPass, backoff_delay,
 };
@@ -156,8 +162,8 @@ pub struct EngineParts {
     pub currency: &'static Currency,
     /// The agreement.
     pub mra: Arc<Mra>,
-    /// The ledger.
-    pub ledger: Arc<Ledger>,
+    /// The ledger ([`SledBooks`] in production).
+    pub books: Arc<dyn Books>,
     /// The payment store.
     pub store: Store,
     /// The receipt- and quote-signing key and its chain (DER, leaf first).
@@ -185,6 +191,30 @@ pub struct EngineParts {
     pub metrics: Arc<Metrics>,
     /// Where the engine reads the time ([`SystemClock`] in production).
     pub clock: Arc<dyn Clock>,
+    /// Where the engine draws random bytes ([`SystemEntropy`] in production).
+    pub entropy: Arc<dyn Entropy>,
+    /// A known defect the simulator plants to show that it finds it; always `None` outside
+    /// the simulator's own tests (no configuration can set it).
+    #[doc(hidden)]
+    pub planted: Option<Planted>,
+}
+
+/// Known defects of the settlement protocol, planted one at a time by the simulator's tests
+/// (issue 11): a simulator that cannot find them proves nothing. Each breaks one rule of the
+/// module documentation.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planted {
+    /// Rule 3: a status query that finds no decision answers UNKNOWN_FENCED without writing
+    /// the fence, so a late Prepare can still settle after the sender voided.
+    SkipFence,
+    /// Rule 2: the receiver records the payment settled before its credit is durable.
+    RecordBeforeCredit,
+    /// Rule 1: the sender posts a reservation the receiver rejected.
+    PostRejected,
+    /// Rule 1: the sender sends Prepare without recording `Forwarded` first, so a crash leaves
+    /// a record that says nothing was sent.
+    ForwardUnrecorded,
 }
 
 /// The node's settlement engine. Shared by the gRPC services and the recovery loop.
@@ -212,15 +242,6 @@ impl std::fmt::Debug for Engine {
             .field("jurisdiction", &self.parts.jurisdiction)
             .finish_non_exhaustive()
     }
-}
-
-/// Runs blocking ledger work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| EngineError::Task(e.to_string()))
 }
 
 impl Engine {
@@ -282,8 +303,8 @@ impl Engine {
     }
 
     /// The ledger.
-    pub fn ledger(&self) -> &Arc<Ledger> {
-        &self.parts.ledger
+    pub fn books(&self) -> &dyn Books {
+        &*self.parts.books
     }
 
     /// Whether `jurisdiction` is a configured peer of this node, the only party whose relay
@@ -311,17 +332,13 @@ impl Engine {
 
     /// Closes the ledger cleanly (joins its writer) when this engine holds its last reference.
     pub async fn close(self) -> Result<(), EngineError> {
-        if let Ok(ledger) = Arc::try_unwrap(self.parts.ledger) {
-            blocking(move || ledger.close()).await??;
-        }
-        Ok(())
+        self.parts.books.close().await
     }
 
     /// Applies one ledger transfer at the clock's time and returns the ledger's result.
     async fn apply_one(&self, transfer: NewTransfer) -> Result<CreateTransferResult, EngineError> {
         let (ts, _) = self.clock().now();
-        let ledger = Arc::clone(&self.parts.ledger);
-        let results = blocking(move || ledger.create_transfers(&[transfer], ts)).await??;
+        let results = self.books().create_transfers(vec![transfer], ts).await?;
         results.into_iter().next().ok_or(EngineError::Unexpected {
             what: "a transfer",
             result: "no result",

@@ -230,7 +230,9 @@ impl Engine {
         let (_, t) = self.clock().now();
         let seq = self.quote_seq.fetch_add(1, Ordering::Relaxed);
         let mut nonce = [0u8; 6];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        self.parts
+            .entropy
+            .fill(&mut nonce)
             .map_err(|_| Rejection::new(ReasonCode::Ff01, "no randomness for a quote id"))?;
         let quote_id = format!("Q-{}-{}-{seq}", self.jurisdiction(), hex::encode(nonce));
         let signed = self.quotes.issue(

@@ -3,7 +3,6 @@
 //! or fences the UETR. Every record is the calling peer's own (the store keys inbound records by
 //! sender), so one peer can neither block, fence nor read another peer's payment.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use kakehashi_ledger::{AccountId, NewTransfer, TransferId};
@@ -20,7 +19,7 @@ use prost::Message;
 use tracing::Instrument;
 
 use super::checks::ledger_rejection;
-use super::{Engine, EngineError, PeerLink, blocking};
+use super::{Engine, EngineError, PeerLink};
 use crate::metrics::Flow;
 use crate::store::{AccountMeta, InboundRecord, InboundState, Write};
 
@@ -176,6 +175,14 @@ impl Engine {
             code: codes::INBOUND,
             ..NewTransfer::default()
         };
+        if self.parts.planted == Some(super::Planted::RecordBeforeCredit) {
+            let mut settled = record.clone();
+            settled.state = InboundState::Settled;
+            self.parts
+                .store
+                .put(vec![Write::Inbound(instr.uetr, settled)])
+                .await?;
+        }
         let result = self.apply_one(credit).await?;
         crate::fault::crash_point(crate::fault::RECEIVER_AFTER_CREDIT);
         if !result.is_recorded() {
@@ -327,8 +334,7 @@ impl Engine {
         mut record: InboundRecord,
     ) -> Result<Option<InboundRecord>, EngineError> {
         let id = TransferId(record.credit_transfer_id);
-        let ledger = Arc::clone(&self.parts.ledger);
-        let found = blocking(move || ledger.lookup_transfers(&[id])).await??;
+        let found = self.books().lookup_transfers(vec![id]).await?;
         let Some(Some(transfer)) = found.into_iter().next() else {
             return Ok(None);
         };
@@ -417,10 +423,12 @@ impl Engine {
                         fenced.reason_code = Some(ReasonCode::Ab05.as_str().to_owned());
                         fenced.reason_detail = Some("fenced by a status query".to_owned());
                         fenced.updated_at = self.clock().unix_secs();
-                        self.parts
-                            .store
-                            .put(vec![Write::Inbound(uetr, fenced.clone())])
-                            .await?;
+                        if self.parts.planted != Some(super::Planted::SkipFence) {
+                            self.parts
+                                .store
+                                .put(vec![Write::Inbound(uetr, fenced.clone())])
+                                .await?;
+                        }
                         Some(fenced)
                     }
                 }
@@ -440,10 +448,12 @@ impl Engine {
                     signed_instruction: Vec::new(),
                     updated_at: self.clock().unix_secs(),
                 };
-                self.parts
-                    .store
-                    .put(vec![Write::Inbound(uetr, fence.clone())])
-                    .await?;
+                if self.parts.planted != Some(super::Planted::SkipFence) {
+                    self.parts
+                        .store
+                        .put(vec![Write::Inbound(uetr, fence.clone())])
+                        .await?;
+                }
                 Some(fence)
             }
         };

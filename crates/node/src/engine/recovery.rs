@@ -42,7 +42,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::sender::decision_name;
-use super::{Engine, EngineError, PeerError, PeerLink, blocking};
+use super::{Engine, EngineError, PeerError, PeerLink};
 use crate::store::{OutboundRecord, OutboundState};
 
 /// Default of [`RecoveryLimits::backoff_initial`]: the recovery loop's own interval, so a peer
@@ -427,10 +427,10 @@ impl Engine {
         mut record: OutboundRecord,
     ) -> Result<(), EngineError> {
         let reserved = record.reservation_id != 0 && {
-            let ledger = std::sync::Arc::clone(&self.parts.ledger);
             let id = TransferId(record.reservation_id);
-            blocking(move || ledger.lookup_transfers(&[id]))
-                .await??
+            self.books()
+                .lookup_transfers(vec![id])
+                .await?
                 .into_iter()
                 .next()
                 .flatten()

@@ -204,7 +204,9 @@ impl Engine {
         }
         record.state = OutboundState::Forwarded;
         record.updated_at = self.clock().unix_secs();
-        self.put_outbound(instr.uetr, &record).await?;
+        if self.parts.planted != Some(super::Planted::ForwardUnrecorded) {
+            self.put_outbound(instr.uetr, &record).await?;
+        }
         Ok(Ok(record))
     }
 
@@ -353,7 +355,9 @@ impl Engine {
     ) -> Result<OutboundRecord, EngineError> {
         let post = match decision.decision() {
             Decision::Settled => true,
-            Decision::Rejected | Decision::UnknownFenced => false,
+            Decision::Rejected | Decision::UnknownFenced => {
+                self.parts.planted == Some(super::Planted::PostRejected)
+            }
             Decision::Unspecified => {
                 tracing::warn!(%uetr, "the receiver answered without a decision; still in doubt");
                 return Ok(record);

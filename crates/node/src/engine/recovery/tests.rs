@@ -23,7 +23,7 @@ use super::{RecoveryLimits, RecoveryPass, backoff_delay};
 use crate::AccountKind;
 use crate::engine::{
     Clock, Engine, EngineLimits, EngineParts, PeerCall, PeerError, PeerLink, PeerTransport,
-    Sanctions,
+    Sanctions, SledBooks,
 };
 use crate::metrics::Metrics;
 use crate::store::{AccountMeta, OutboundRecord, OutboundState, Store, Write};
@@ -124,6 +124,8 @@ impl PeerTransport for ScriptedPeer {
 struct Fixture {
     _dir: tempfile::TempDir,
     engine: Arc<Engine>,
+    /// The engine's ledger, for what its books do not offer (pending statuses).
+    ledger: Arc<Ledger>,
     clock: Arc<TestClock>,
     stop: watch::Sender<bool>,
 }
@@ -143,8 +145,9 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mra = Arc::new(Mra::load(&repo.join("certs/mra.toml")).expect("certs/mra.toml"));
     let key = SigningKey::from_bytes(&[7; 32]);
-    let ledger =
-        Ledger::open(&dir.path().join("ledger"), key.clone(), Options::default()).expect("ledger");
+    let ledger = Arc::new(
+        Ledger::open(&dir.path().join("ledger"), key.clone(), Options::default()).expect("ledger"),
+    );
     let store = Store::open(&dir.path().join("node")).expect("store");
     let clock = Arc::new(TestClock::new());
     let peers: BTreeMap<String, PeerLink> = peers
@@ -168,7 +171,7 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
         jurisdiction: "JP".into(),
         currency: money::currency("JPY").expect("JPY"),
         mra,
-        ledger: Arc::new(ledger),
+        books: Arc::new(SledBooks::new(Arc::clone(&ledger))),
         store,
         signing_key: key,
         signing_chain: Vec::new(),
@@ -186,11 +189,14 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
         funding_account: 9999,
         metrics: Arc::new(Metrics::new()),
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
+        entropy: Arc::new(crate::engine::SystemEntropy),
+        planted: None,
     });
     let (stop, _) = watch::channel(false);
     Fixture {
         _dir: dir,
         engine: Arc::new(engine),
+        ledger,
         clock,
         stop,
     }
@@ -544,8 +550,7 @@ async fn an_unforwarded_payment_with_a_reservation_has_it_voided_and_named() {
     assert_eq!(record.state, OutboundState::Rejected);
     assert_eq!(record.reservation_id, reservation, "the voided reservation");
     let status = f
-        .engine
-        .ledger()
+        .ledger
         .pending_status(TransferId(reservation))
         .expect("lookup");
     assert_eq!(status, Some(PendingStatus::Voided));

@@ -1,0 +1,130 @@
+//! The engine's ledger, behind [`Books`]: the four operations the settlement protocol needs
+//! (create accounts, create transfers, look both up) and a clean close.
+//!
+//! Production passes [`SledBooks`]: the durable [`Ledger`], whose calls block until their
+//! group commit is on disk and so run on tokio's blocking pool. A deterministic simulator
+//! passes books of its own over [`kakehashi_ledger::MemoryLedger`] (the same state machine in
+//! memory), answering in the order and at the moments it chooses, and crashing by dropping
+//! what was not yet answered.
+//!
+//! As with [`super::PeerTransport`], the calls return boxed futures so that the engine holds
+//! `Arc<dyn Books>` rather than carrying a type parameter into every holder of the engine.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use kakehashi_ledger::{
+    Account, AccountId, CreateAccountResult, CreateTransferResult, Ledger, NewAccount, NewTransfer,
+    Timestamp, Transfer, TransferId,
+};
+
+use super::EngineError;
+
+/// A call to the books in flight.
+pub type BooksCall<'a, T> = Pin<Box<dyn Future<Output = Result<T, EngineError>> + Send + 'a>>;
+
+/// The ledger operations the engine makes. Every answer rests on durable state: a result
+/// returned is a result a crash keeps.
+pub trait Books: Send + Sync + fmt::Debug {
+    /// Creates accounts (`now`: the caller's clock), one result per event.
+    fn create_accounts(
+        &self,
+        accounts: Vec<NewAccount>,
+        now: Timestamp,
+    ) -> BooksCall<'_, Vec<CreateAccountResult>>;
+
+    /// Applies transfers (`now`: the caller's clock), one result per event.
+    fn create_transfers(
+        &self,
+        transfers: Vec<NewTransfer>,
+        now: Timestamp,
+    ) -> BooksCall<'_, Vec<CreateTransferResult>>;
+
+    /// Looks up accounts by id.
+    fn lookup_accounts(&self, ids: Vec<AccountId>) -> BooksCall<'_, Vec<Option<Account>>>;
+
+    /// Looks up transfers by id.
+    fn lookup_transfers(&self, ids: Vec<TransferId>) -> BooksCall<'_, Vec<Option<Transfer>>>;
+
+    /// Closes the books cleanly once nothing else holds them (the last `Arc`); a no-op
+    /// otherwise.
+    fn close(self: Arc<Self>) -> BooksCall<'static, ()>;
+}
+
+/// The durable ledger as the engine's books.
+pub struct SledBooks {
+    ledger: Arc<Ledger>,
+}
+
+impl fmt::Debug for SledBooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledBooks").finish_non_exhaustive()
+    }
+}
+
+impl SledBooks {
+    /// Books over `ledger`.
+    pub fn new(ledger: Arc<Ledger>) -> Self {
+        Self { ledger }
+    }
+
+    /// Runs `work` on the ledger in tokio's blocking pool: a ledger call waits for its group
+    /// commit's fdatasync, which must not hold a runtime worker.
+    fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Ledger) -> Result<T, kakehashi_ledger::Error> + Send + 'static,
+    ) -> BooksCall<'_, T> {
+        let ledger = Arc::clone(&self.ledger);
+        Box::pin(async move {
+            let answer = tokio::task::spawn_blocking(move || work(&ledger))
+                .await
+                .map_err(|e| EngineError::Task(e.to_string()))?;
+            Ok(answer?)
+        })
+    }
+}
+
+impl Books for SledBooks {
+    fn create_accounts(
+        &self,
+        accounts: Vec<NewAccount>,
+        now: Timestamp,
+    ) -> BooksCall<'_, Vec<CreateAccountResult>> {
+        self.blocking(move |ledger| ledger.create_accounts(&accounts, now))
+    }
+
+    fn create_transfers(
+        &self,
+        transfers: Vec<NewTransfer>,
+        now: Timestamp,
+    ) -> BooksCall<'_, Vec<CreateTransferResult>> {
+        self.blocking(move |ledger| ledger.create_transfers(&transfers, now))
+    }
+
+    fn lookup_accounts(&self, ids: Vec<AccountId>) -> BooksCall<'_, Vec<Option<Account>>> {
+        self.blocking(move |ledger| ledger.lookup_accounts(&ids))
+    }
+
+    fn lookup_transfers(&self, ids: Vec<TransferId>) -> BooksCall<'_, Vec<Option<Transfer>>> {
+        self.blocking(move |ledger| ledger.lookup_transfers(&ids))
+    }
+
+    fn close(self: Arc<Self>) -> BooksCall<'static, ()> {
+        Box::pin(async move {
+            // Only the last holder closes: the writer thread is joined once, after every
+            // caller is gone.
+            let Ok(books) = Arc::try_unwrap(self) else {
+                return Ok(());
+            };
+            let Ok(ledger) = Arc::try_unwrap(books.ledger) else {
+                return Ok(());
+            };
+            tokio::task::spawn_blocking(move || ledger.close())
+                .await
+                .map_err(|e| EngineError::Task(e.to_string()))??;
+            Ok(())
+        })
+    }
+}
