@@ -26,6 +26,7 @@ use kakehashi_node::engine::{
 use kakehashi_node::metrics::Metrics;
 use kakehashi_node::node::Assembly;
 use kakehashi_node::store::{MemoryPayments, OutboundState, Store};
+use kakehashi_ops::pair_audit::{AccountView, Booked, NodeBooks, audit_pair};
 use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb::{
     self, PrepareRequest, RelayDecision, RelayStatusRequest, TransactionStatus,
@@ -1143,7 +1144,106 @@ impl World {
         for node in &self.nodes {
             check_no_stray_credits(node, &self.nodes, &uetrs, &mut violations);
         }
+        self.check_pair_audit(&stores, &mut violations);
         self.report.violations.extend(violations);
+    }
+}
+
+impl World {
+    /// The operators' own check, `kakehashi ledger pair-audit`, on the simulated books: the two
+    /// nodes must agree, with nothing in doubt. It reads the same records and transfers the
+    /// offline audit reads from sled (the ledger's own audit has no journal to check here).
+    fn check_pair_audit(&self, stores: &[Store], violations: &mut Vec<String>) {
+        let (Some(a), Some(b)) = (
+            self.node_books(0, 1, &stores[0], violations),
+            self.node_books(1, 0, &stores[1], violations),
+        ) else {
+            return;
+        };
+        let Some(engine) = &self.nodes[0].engine else {
+            return;
+        };
+        let report = audit_pair(&a, &b, engine.mra());
+        for finding in &report.discrepancies {
+            violations.push(format!("pair audit: {finding:?}"));
+        }
+        if report.discrepancies_not_listed > 0 {
+            violations.push(format!(
+                "pair audit: {} more findings",
+                report.discrepancies_not_listed
+            ));
+        }
+        if !report.in_doubt.is_empty() {
+            violations.push(format!(
+                "pair audit: {} payments in doubt after healing",
+                report.in_doubt.len()
+            ));
+        }
+    }
+
+    /// Node `node`'s books of its corridor with `peer`, as the pair audit reads them.
+    fn node_books(
+        &self,
+        node: NodeId,
+        peer: NodeId,
+        store: &Store,
+        violations: &mut Vec<String>,
+    ) -> Option<NodeBooks> {
+        let (n, p) = (&self.nodes[node], &self.nodes[peer]);
+        let link = n.config.peer(&p.code)?;
+        let wanted = [link.corridor_account, link.liquidity_account];
+        let disk = n.disk.lock();
+        let accounts = disk
+            .ledger
+            .accounts()
+            .filter(|a| wanted.contains(&a.id.0))
+            .map(|a| (a.id.0, AccountView::from(a)))
+            .collect();
+        let transfers = disk
+            .ledger
+            .transfers()
+            .filter(|t| {
+                wanted.contains(&t.debit_account_id.0) || wanted.contains(&t.credit_account_id.0)
+            })
+            .map(|t| Booked {
+                transfer: *t,
+                status: disk.ledger.pending(t.id),
+            })
+            .collect();
+        let outbound = store
+            .outbound_records()
+            .filter_map(|item| match item {
+                Ok((uetr, record)) => (record.peer == p.code).then_some((uetr, record)),
+                Err(e) => {
+                    violations.push(format!("{}: outbound record unreadable: {e}", n.code));
+                    None
+                }
+            })
+            .collect();
+        let inbound = store
+            .inbound_records(&p.code)
+            .filter_map(|item| match item {
+                Ok(entry) => Some(entry),
+                Err(e) => {
+                    violations.push(format!("{}: inbound record unreadable: {e}", n.code));
+                    None
+                }
+            })
+            .collect();
+        Some(NodeBooks {
+            jurisdiction: n.code.clone(),
+            currency: n.currency,
+            data_dir: PathBuf::from(format!("sim/{}", n.code.to_lowercase())),
+            peer: p.code.clone(),
+            corridor_account: link.corridor_account,
+            liquidity_account: link.liquidity_account,
+            clock_skew_secs: n.config.limits.clock_skew_secs,
+            accounts,
+            transfers,
+            outbound,
+            inbound,
+            ledger_audit: None,
+        })
     }
 }
 
