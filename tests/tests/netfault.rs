@@ -167,7 +167,7 @@ fn payments_under_latency_resets_black_holes_and_cuts_all_end_final_and_consiste
             (
                 "payments",
                 format!(
-                    "{} ({} rounds of {PAYMENTS} per direction, {} replay runs)",
+                    "{} ({} rounds of {PAYMENTS} payments one way, {} replay runs)",
                     load.payments(),
                     load.rounds(),
                     load.runs
