@@ -12,6 +12,17 @@ demo:
 test:
     cargo test --workspace
 
+# Kill -9 either node at random under load, `kills` times (CI runs 10), then check that nothing
+# is in doubt, every payment is final, nothing was paid twice, money is conserved and the pair
+# audit is clean. Prints the seed; KAKEHASHI_CHAOS_SEED=N replays its kill schedule.
+chaos kills="100":
+    KAKEHASHI_CHAOS_KILLS={{kills}} cargo test -p kakehashi-e2e --test e2e -- chaos:: --nocapture
+
+# Payments both ways through a fault proxy on each relay link (latency, resets, black hole, cut,
+# heal); prints the schedule, the outcomes and how long healing took.
+netfault:
+    cargo test -p kakehashi-e2e --test e2e -- netfault:: --nocapture
+
 # Everything CI runs: toolchain, fmt, deny, clippy, fuzz check, tests, docs, interop, conformance.
 ci:
     bash .ci/run

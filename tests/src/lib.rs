@@ -1,7 +1,12 @@
 //! Shared helpers for the end-to-end tests: the path of the built `kakehashi` binary and of the
 //! repository, so tests drive the real program as a user would; free ports; a devnet process;
-//! and one `kakehashi devnet --demo` run whose books several tests read or copy.
+//! and one `kakehashi devnet --demo` run whose books several tests read or copy. [`pair`] runs
+//! a JP and an SG node as separate processes; [`proxy`] is a TCP fault proxy for their relay
+//! links.
 #![forbid(unsafe_code)]
+
+pub mod pair;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

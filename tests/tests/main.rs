@@ -8,10 +8,14 @@ use kakehashi_e2e::SharedDemo;
 
 /// Certificate verdicts and inspection through `kakehashi cert`, fixture by fixture.
 mod cert_cli;
+/// Either node killed with SIGKILL at random under load: no money lost, created or paid twice.
+mod chaos;
 /// The crates' dependency rules, from `cargo tree`.
 mod dependencies;
 /// `kakehashi ledger audit|export` on a ledger written through the library.
 mod ledger_cli;
+/// Latency, resets, black holes and cuts on the relay links: every payment ends consistent.
+mod netfault;
 /// `kakehashi ledger pair-audit` on the demo's books, tampered books and books after a crash.
 mod pair_audit;
 /// The devnet demo, its receipts verified offline, and the participant commands.
@@ -20,6 +24,8 @@ mod relay_cli;
 mod relay_crash;
 /// `kakehashi replay` with the sample transaction file, and `kakehashi bench`.
 mod replay_cli;
+/// What `chaos` and `netfault` share: two node processes, replayed payments, the verdicts.
+mod storm;
 /// Rules on the source tree: jurisdictions are data, not code.
 mod tidy;
 

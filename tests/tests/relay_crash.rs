@@ -6,11 +6,12 @@
 //! loop asks the receiver for its decision and applies it; the test then stops both nodes and
 //! audits both ledgers offline.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kakehashi_e2e::pair::{NodeFiles, NodeProcess, write_config};
 use kakehashi_e2e::{kakehashi_bin, repo_root};
 use kakehashi_node::fault;
 use kakehashi_node::participant::{self, Participant};
@@ -28,88 +29,13 @@ fn free_port() -> u16 {
     kakehashi_e2e::free_ports(1)
 }
 
-struct NodeFiles {
-    config: PathBuf,
-    data_dir: PathBuf,
-    public: u16,
-}
-
-/// Writes a config for `code` ("jp"/"sg") from the devnet one: certificates by absolute path,
-/// data under `dir`, the given ports, the peer's relay port.
-fn write_config(dir: &Path, code: &str, ports: [u16; 3], peer_relay: u16) -> NodeFiles {
-    let repo = repo_root();
-    let text = std::fs::read_to_string(repo.join(format!("crates/node/devnet/{code}.toml")))
-        .expect("devnet config");
-    let (own_base, peer_base) = if code == "jp" {
-        (7100, 7200)
-    } else {
-        (7200, 7100)
-    };
-    let data_dir = dir.join(code);
-    let certs = repo.join("certs");
-    let text = text
-        .replace("../../../certs", &certs.display().to_string())
-        .replace(
-            &format!("data_dir = \"data/{code}\""),
-            &format!("data_dir = \"{}\"", data_dir.display()),
-        )
-        .replace(
-            &format!("127.0.0.1:{}", peer_base + 1),
-            &format!("127.0.0.1:{peer_relay}"),
-        )
-        .replace(
-            &format!("127.0.0.1:{own_base}"),
-            &format!("127.0.0.1:{}", ports[0]),
-        )
-        .replace(
-            &format!("127.0.0.1:{}", own_base + 1),
-            &format!("127.0.0.1:{}", ports[1]),
-        )
-        .replace(
-            &format!("127.0.0.1:{}", own_base + 2),
-            &format!("127.0.0.1:{}", ports[2]),
-        );
-    let config = dir.join(format!("{code}.toml"));
-    std::fs::write(&config, text).expect("write config");
-    NodeFiles {
-        config,
-        data_dir,
-        public: ports[0],
-    }
-}
-
-/// A node process, killed if the test ends (or fails) while it runs.
-struct NodeProcess(Child);
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Starts `kakehashi node run`; its log goes to `<config>.log` beside the config.
+/// Starts `kakehashi node run` for `files`, with the crash point `crash_at` when given.
 fn spawn(files: &NodeFiles, crash_at: Option<&str>) -> NodeProcess {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(files.config.with_extension("log"))
-        .expect("node log file");
-    let mut command = Command::new(kakehashi_bin());
-    command
-        .args(["node", "run", "--config"])
-        .arg(&files.config)
-        .env("KAKEHASHI_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(log);
-    match crash_at {
-        Some(point) => command.env(fault::ENV, point),
-        None => command.env_remove(fault::ENV),
-    };
-    NodeProcess(command.spawn().expect("start kakehashi node run"))
+    NodeProcess::spawn(files, |command| {
+        if let Some(point) = crash_at {
+            command.env(fault::ENV, point);
+        }
+    })
 }
 
 fn mra() -> Arc<Mra> {
@@ -213,20 +139,8 @@ async fn settled(client: &mut PaymentsClient<Channel>, uetr: Uetr) -> pb::Paymen
     }
 }
 
-fn stop(mut process: NodeProcess) {
-    let child = &mut process.0;
-    // SIGTERM lets the node shut down cleanly (the audit refuses a database still held).
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let started = Instant::now();
-    while started.elapsed() < PATIENCE {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("node did not stop on SIGTERM");
+fn stop(process: NodeProcess) {
+    process.stop(PATIENCE);
 }
 
 fn audit(data_dir: &Path) {
@@ -245,15 +159,10 @@ fn audit(data_dir: &Path) {
 }
 
 fn wait_exit(process: &mut NodeProcess) {
-    let started = Instant::now();
-    while started.elapsed() < PATIENCE {
-        if let Ok(Some(status)) = process.0.try_wait() {
-            assert!(!status.success(), "the node was meant to abort");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the node did not reach its crash point");
+    let status = process
+        .wait_exit(PATIENCE)
+        .expect("the node did not reach its crash point");
+    assert!(!status.success(), "the node was meant to abort");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -518,23 +518,46 @@ async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResul
         status_name(direct.transaction_status()),
         direct.status_reason_code.clone(),
     );
-    let mut report = direct;
+    let mut report = direct.clone();
+    // A DUPL refusal whose payment could not be asked about yet: its outcome is unknown.
+    let mut dupl_unasked = false;
     // A known UETR: DUPL. If it is this very payment, report its outcome (decided earlier).
-    if direct_status.0 == "RJCT"
-        && direct_status.1 == "DUPL"
-        && let Ok(earlier) = status(&mut node.payments, payment).await
-        && payment.is_same_as(&earlier)
-    {
-        report = earlier;
-        receipt = None;
-        result.earlier = true;
-        result.resubmission_answer = Some(status::with_reason(direct_status.0, &direct_status.1));
+    if direct_status.0 == "RJCT" && direct_status.1 == "DUPL" {
+        match status(&mut node.payments, payment).await {
+            Ok(earlier) if payment.is_same_as(&earlier) => {
+                report = earlier;
+                receipt = None;
+                result.earlier = true;
+                result.resubmission_answer =
+                    Some(status::with_reason(direct_status.0, &direct_status.1));
+            }
+            // Another payment holds the UETR: the refusal is the outcome.
+            Ok(_) => {}
+            // The refusal says nothing of the payment, which may have settled: unknown is
+            // PDNG, as for a submission without an answer (issue 11, defect 9), or a bank that
+            // read RJCT might pay again.
+            Err(asked) => {
+                report = dupl_in_doubt(payment, &asked);
+                receipt = None;
+                dupl_unasked = true;
+            }
+        }
     }
     if report.transaction_status() == pb::TransactionStatus::Pdng {
         let deadline = Instant::now() + shared.pending_wait;
         while Instant::now() < deadline {
             tokio::time::sleep(PENDING_POLL).await;
             if let Ok(now) = status(&mut node.payments, payment).await {
+                if dupl_unasked {
+                    dupl_unasked = false;
+                    if !payment.is_same_as(&now) {
+                        report = direct;
+                        break;
+                    }
+                    result.earlier = true;
+                    result.resubmission_answer =
+                        Some(status::with_reason(direct_status.0, &direct_status.1));
+                }
                 report = now;
                 receipt = None;
                 result.stage = "status";
@@ -655,6 +678,26 @@ fn in_doubt(
              replay the file again (its UETRs are fixed, so nothing is paid twice)",
             submit.code(),
             submit.message(),
+            asked.code(),
+            asked.message(),
+            payment.uetr
+        ),
+        interbank_settlement_amount: Some(payment.amount.clone()),
+        ..pb::PaymentStatusReport::default()
+    }
+}
+
+/// A resubmission refused DUPL whose payment's status could not be asked, as a PDNG report:
+/// the UETR is known to the node, but whether its payment settled is not.
+fn dupl_in_doubt(payment: &Payment, asked: &tonic::Status) -> pb::PaymentStatusReport {
+    pb::PaymentStatusReport {
+        uetr: payment.uetr.to_string(),
+        end_to_end_id: payment.end_to_end_id.clone(),
+        transaction_status: pb::TransactionStatus::Pdng.into(),
+        status_reason_detail: format!(
+            "the node answered DUPL (it knows the UETR from an earlier submission) and the \
+             status query failed ({:?}: {}): the payment's outcome is unknown; ask again with \
+             `kakehashi status {}`, or replay the file again",
             asked.code(),
             asked.message(),
             payment.uetr
