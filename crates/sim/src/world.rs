@@ -321,6 +321,8 @@ enum Variant {
     WrongBank,
     /// Submitted twice.
     Twice,
+    /// Submitted after its quote expired (the bank held it too long).
+    StaleQuote,
 }
 
 /// Something the agenda does at its time.
@@ -328,6 +330,8 @@ enum Variant {
 enum Action {
     Submit(usize),
     Resubmit(pb::Signed, NodeId),
+    /// A first submission the bank makes late (its quote has expired by then).
+    SubmitLate(pb::Signed, NodeId),
     Recovery(NodeId, u64),
     Crash(NodeId),
     Restart(NodeId),
@@ -450,6 +454,11 @@ impl World {
         loop {
             self.run_tasks();
             if self.healing {
+                // Liveness counts from healing, or from the last submission the banks still
+                // make after it (late and repeated ones).
+                if self.submissions_pending() {
+                    heal_deadline = None;
+                }
                 let deadline = *heal_deadline.get_or_insert_with(|| self.time.now() + HEAL_MS_MAX);
                 if self.quiescent() {
                     break;
@@ -581,7 +590,8 @@ impl World {
                 0..=79 => Variant::Plain,
                 80..=84 => Variant::BadSignature,
                 85..=88 => Variant::Expired,
-                89..=92 => Variant::WrongBank,
+                89..=91 => Variant::WrongBank,
+                92..=94 => Variant::StaleQuote,
                 _ => Variant::Twice,
             };
             let mut bytes = [0u8; 16];
@@ -793,6 +803,10 @@ impl World {
                 self.trace(&format!("resubmit {node}"));
                 self.spawn_submission(node, signed, false);
             }
+            Action::SubmitLate(signed, node) => {
+                self.trace(&format!("late submit {node}"));
+                self.spawn_submission(node, signed, true);
+            }
             Action::Recovery(node, incarnation) => {
                 if self.nodes[node].incarnation != incarnation || !self.is_serving(node) {
                     if self.nodes[node].incarnation == incarnation {
@@ -972,6 +986,17 @@ impl World {
                 self.at(when + 1, Action::HostilePrepare(p.to, seen));
             }
         }
+        if p.variant == Variant::StaleQuote {
+            // Past the quote's lifetime and the allowed skew: the sender must refuse it, and
+            // nothing may move.
+            // Beyond the largest skew a node may have (three times the allowance), so that the
+            // quote has expired on every clock.
+            let config = &self.nodes[p.from].config;
+            let ttl = config.fx.quote_ttl_secs + 4 * config.limits.clock_skew_secs;
+            let when = self.time.now() + ttl * 1000 + self.rng.random_range(1_000..10_000);
+            self.at(when, Action::SubmitLate(signed, p.from));
+            return;
+        }
         self.spawn_submission(p.from, signed, true);
     }
 
@@ -1015,10 +1040,17 @@ impl World {
             && self.in_doubt() == 0
             && self.net.in_flight() == 0
             && self.agenda.keys().all(|(at, _)| *at > self.time.now())
-            && !self
-                .agenda
-                .values()
-                .any(|a| matches!(a, Action::Submit(_) | Action::Resubmit(..)))
+            && !self.submissions_pending()
+    }
+
+    /// Whether the banks will still submit something.
+    fn submissions_pending(&self) -> bool {
+        self.agenda.values().any(|a| {
+            matches!(
+                a,
+                Action::Submit(_) | Action::Resubmit(..) | Action::SubmitLate(..)
+            )
+        })
     }
 
     /// The oracles (see the crate documentation).
@@ -1064,6 +1096,18 @@ impl World {
             let reservation = TransferId(transfer_id(b"reserve", &p.uetr.0));
             let reserved = s.disk.lock().ledger.pending(reservation);
             let state = record.as_ref().map(|r| r.state);
+            let refusable = matches!(
+                p.variant,
+                Variant::BadSignature | Variant::WrongBank | Variant::Expired | Variant::StaleQuote
+            );
+            if refusable && state.is_some() {
+                // A bad signature, a bank that does not hold the account, an expired
+                // instruction or quote: refused before anything is written.
+                violations.push(format!(
+                    "{}: a {:?} submission left a {state:?} record",
+                    p.uetr, p.variant
+                ));
+            }
             match state {
                 Some(OutboundState::Settled) => {
                     self.report.settled += 1;
