@@ -411,9 +411,16 @@ impl MemoryPayments {
     }
 }
 
-/// Yields once to the executor, then is ready (see [`MemoryPayments`]).
+/// A future that yields once to its executor, then is ready: the point where a simulated
+/// durable write waits for its sync, when other tasks run and a simulated crash can fall.
+///
+/// The in-memory stand-ins for durable storage use it so that a write keeps the contract of
+/// the real one (answered only after its group commit): [`MemoryPayments`] here, and the
+/// deterministic simulator's books over a memory ledger. The first poll wakes its own task
+/// and returns `Pending`; the next returns `Ready`, so no timer or runtime is involved and the
+/// executor alone decides what runs in between.
 #[derive(Debug, Default)]
-struct YieldOnce(bool);
+pub struct YieldOnce(bool);
 
 impl Future for YieldOnce {
     type Output = ();

@@ -14,16 +14,14 @@
 //! I/O error of the kind an operator retries), which the engine must not turn into a decision.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 
 use kakehashi_ledger::{
     Account, AccountId, CreateAccountResult, CreateTransferResult, MemoryLedger, NewAccount,
     NewTransfer, Timestamp, Transfer, TransferId,
 };
 use kakehashi_node::engine::{Books, BooksCall, EngineError};
+use kakehashi_node::store::YieldOnce;
 
 /// What a node's disk holds and how it is to fail.
 #[derive(Debug, Default)]
@@ -50,24 +48,6 @@ impl SharedDisk {
     /// The disk, locked. The simulator is one thread: the lock is never contended.
     pub fn lock(&self) -> MutexGuard<'_, Disk> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Yields once to the executor, then is ready: the point where a simulated write waits for
-/// its sync and a crash can fall.
-#[derive(Debug, Default)]
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
