@@ -273,6 +273,22 @@ async fn relay_client_as_jp(addr: SocketAddr) -> RelayClient<Channel> {
     RelayClient::new(endpoint.connect().await.expect("handshake"))
 }
 
+/// SG's decision on a Prepare sent as JP through `jp`: the usual JP→SG payment of `source`
+/// from `bank`, at `quote`, under a new UETR.
+async fn prepare_at(
+    jp: &mut RelayClient<Channel>,
+    bank: &Bank,
+    quote: pb::Signed,
+    source: pb::ActiveCurrencyAndAmount,
+) -> pb::RelayDecision {
+    jp.prepare(pb::PrepareRequest {
+        instruction: Some(instruction(&jp_to_sg(bank, quote, source), new_uetr())),
+    })
+    .await
+    .expect("an answer")
+    .into_inner()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receiver_refuses_a_rate_outside_its_band_and_accepts_one_inside() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -289,16 +305,7 @@ async fn the_receiver_refuses_a_rate_outside_its_band_and_accepts_one_inside() {
 
     // 0.0095 less 25 bps × 114.9 is 888 bps above the inverse of SG's mid.
     let high = jp_quote_by(jp_node_signer(), "0.0095", 10_000, now(), "Q-high");
-    let decision = jp
-        .prepare(pb::PrepareRequest {
-            instruction: Some(instruction(
-                &jp_to_sg(&bank, high, source.clone()),
-                new_uetr(),
-            )),
-        })
-        .await
-        .expect("an answer")
-        .into_inner();
+    let decision = prepare_at(&mut jp, &bank, high, source.clone()).await;
     assert_eq!(decision.decision(), Decision::Rejected, "{decision:?}");
     assert_eq!(decision.status_reason_code, "RR04", "{decision:?}");
     assert!(
@@ -309,16 +316,7 @@ async fn the_receiver_refuses_a_rate_outside_its_band_and_accepts_one_inside() {
     );
     // 0.0085 less 25 bps: 257 bps below.
     let low = jp_quote_by(jp_node_signer(), "0.0085", 10_000, now(), "Q-low");
-    let decision = jp
-        .prepare(pb::PrepareRequest {
-            instruction: Some(instruction(
-                &jp_to_sg(&bank, low, source.clone()),
-                new_uetr(),
-            )),
-        })
-        .await
-        .expect("an answer")
-        .into_inner();
+    let decision = prepare_at(&mut jp, &bank, low, source.clone()).await;
     assert_eq!(decision.status_reason_code, "RR04", "{decision:?}");
     assert!(
         decision.status_reason_detail.contains("257 bps below"),
@@ -328,13 +326,7 @@ async fn the_receiver_refuses_a_rate_outside_its_band_and_accepts_one_inside() {
 
     // JP's configured rate is inside the band: credited.
     let fair = jp_quote_by(jp_node_signer(), "0.0087", 10_000, now(), "Q-fair");
-    let decision = jp
-        .prepare(pb::PrepareRequest {
-            instruction: Some(instruction(&jp_to_sg(&bank, fair, source), new_uetr())),
-        })
-        .await
-        .expect("an answer")
-        .into_inner();
+    let decision = prepare_at(&mut jp, &bank, fair, source).await;
     assert_eq!(decision.decision(), Decision::Settled, "{decision:?}");
     let after = balances(&mut sg_client).await;
     // 10,000 JPY × 0.00867825 = 86.7825 SGD, floored: 86.78 to Tan Wei Ming (2001).
