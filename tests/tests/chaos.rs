@@ -115,7 +115,7 @@ fn either_node_killed_at_random_loses_creates_and_duplicates_no_money() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The figures of the storm first: a failing verdict below shows them too.
-    storm::print_report(
+    storm::print_storm_report(
         &format!("chaos: seed {seed}"),
         &[
             (
@@ -141,21 +141,14 @@ fn either_node_killed_at_random_loses_creates_and_duplicates_no_money() {
                     load.unconnected
                 ),
             ),
-            ("outcomes during the kills", format!("{:?}", load.outcomes)),
-            (
-                "in doubt",
-                format!(
-                    "longest stretch above zero {} ms (peak {}); zero {} ms after the last kill",
-                    watch.longest.as_millis(),
-                    watch.peak,
-                    heal.as_millis()
-                ),
-            ),
         ],
+        &load,
+        &watch,
+        heal,
+        "the kills",
+        "the last kill",
     );
-    let settling = Instant::now();
-    let verdict = storm::settle_and_verify(&mut pair, &mut load);
-    storm::print_verdict(&verdict, settling.elapsed(), started.elapsed());
+    let verdict = storm::settle_verify_and_print(&mut pair, &mut load, started);
     assert!(restarts.len() >= kills_target);
     assert!(load.taken() >= TAKEN_MIN, "{verdict:?}");
 }

@@ -158,7 +158,7 @@ fn payments_under_latency_resets_black_holes_and_cuts_all_end_final_and_consiste
         std::thread::sleep(ms(50));
     }
     // The figures of the storm first: a failing verdict below shows them too.
-    storm::print_report(
+    storm::print_storm_report(
         "network faults",
         &[
             ("schedule", format!("\n    {}", timeline.join("\n    "))),
@@ -173,21 +173,14 @@ fn payments_under_latency_resets_black_holes_and_cuts_all_end_final_and_consiste
                     load.runs
                 ),
             ),
-            ("outcomes during the faults", format!("{:?}", load.outcomes)),
-            (
-                "in doubt",
-                format!(
-                    "longest stretch above zero {} ms (peak {}); zero {} ms after healing",
-                    watch.longest.as_millis(),
-                    watch.peak,
-                    heal.as_millis()
-                ),
-            ),
         ],
+        &load,
+        &watch,
+        heal,
+        "the faults",
+        "healing",
     );
-    let settling = Instant::now();
-    let verdict = storm::settle_and_verify(&mut pair, &mut load);
-    storm::print_verdict(&verdict, settling.elapsed(), started.elapsed());
+    storm::settle_verify_and_print(&mut pair, &mut load, started);
     // The faults were felt: payments went in doubt and connections were reset.
     assert!(watch.peak > 0.0, "no payment ever went in doubt");
     assert!(proxies.iter().all(|p| p.stats().reset > 0));

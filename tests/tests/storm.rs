@@ -999,7 +999,7 @@ pub(crate) fn settle_and_verify(pair: &mut Pair, load: &mut Load) -> Verdict {
 }
 
 /// Prints figures as `label: value` lines under a heading, for the test's report.
-pub(crate) fn print_report(title: &str, rows: &[(&str, String)]) {
+fn print_report(title: &str, rows: &[(&str, String)]) {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut text = format!("\n== {title}\n");
     for (label, value) in rows {
@@ -1009,8 +1009,49 @@ pub(crate) fn print_report(title: &str, rows: &[(&str, String)]) {
     println!("{text}");
 }
 
+/// Prints the figures of a storm under `title`: the test's own `rows`, then what every storm
+/// reports, the outcomes of the replay runs while it went on (`during`, as in "outcomes during
+/// the kills") and the in-doubt stretches `watch` saw, with the time `heal` the in-doubt count
+/// took to reach zero after the storm ended (`after`, as in "zero 120 ms after healing").
+pub(crate) fn print_storm_report(
+    title: &str,
+    rows: &[(&str, String)],
+    load: &Load,
+    watch: &InDoubtWatch,
+    heal: Duration,
+    during: &str,
+    after: &str,
+) {
+    let outcomes = format!("outcomes during {during}");
+    let mut rows = rows.to_vec();
+    rows.push((&outcomes, format!("{:?}", load.outcomes)));
+    rows.push((
+        "in doubt",
+        format!(
+            "longest stretch above zero {} ms (peak {}); zero {} ms after {after}",
+            watch.longest.as_millis(),
+            watch.peak,
+            heal.as_millis()
+        ),
+    ));
+    print_report(title, &rows);
+}
+
+/// Settles and checks the storm ([`settle_and_verify`]) and prints the verdict with how long
+/// that took and how long the whole test took since `started`.
+pub(crate) fn settle_verify_and_print(
+    pair: &mut Pair,
+    load: &mut Load,
+    started: Instant,
+) -> Verdict {
+    let settling = Instant::now();
+    let verdict = settle_and_verify(pair, load);
+    print_verdict(&verdict, settling.elapsed(), started.elapsed());
+    verdict
+}
+
 /// Prints the verdict of [`settle_and_verify`], which took `settling`, the test `total`.
-pub(crate) fn print_verdict(verdict: &Verdict, settling: Duration, total: Duration) {
+fn print_verdict(verdict: &Verdict, settling: Duration, total: Duration) {
     print_report(
         "verdict",
         &[
