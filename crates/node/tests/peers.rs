@@ -7,49 +7,15 @@
 //! Prepare from another corridor peer about the same UETR is in `third_jurisdiction`, which
 //! has three nodes' worth of agreement.)
 
-use std::net::SocketAddr;
-
-use kakehashi_node::config::{Config, Limits, Peer};
+use kakehashi_node::config::Config;
 use kakehashi_node::node::Node;
-use kakehashi_node::tls::{TlsIdentity, relay_endpoint};
 use kakehashi_proto::codec::REASON_METADATA;
-use kakehashi_proto::pb::relay_client::RelayClient;
 use kakehashi_proto::pb::{self, Decision, TransactionStatus};
 use kakehashi_protocol::money;
 use prost::Message;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::support::*;
-
-/// A relay client to `addr` presenting the node TLS identity `stem` (under certs/) and checking
-/// the server as `relying` does.
-pub(crate) async fn relay_client_as(
-    stem: &str,
-    relying: &str,
-    addr: SocketAddr,
-) -> RelayClient<Channel> {
-    let certs = repo().join("certs");
-    let identity = TlsIdentity::load(
-        &certs.join(format!("{stem}.pem")),
-        &certs.join(format!("{stem}.key.pem")),
-    )
-    .expect("identity");
-    let peer = Peer {
-        jurisdiction: relying.to_owned(),
-        relay: format!("https://{addr}").parse().expect("uri"),
-        server_name: "localhost".to_owned(),
-        corridor_account: 1,
-        liquidity_account: 2,
-    };
-    let endpoint =
-        relay_endpoint(&peer, &identity, mra(), relying, &Limits::default()).expect("endpoint");
-    let channel = endpoint
-        .connect()
-        .await
-        .expect("the handshake succeeds: the caller's chain is recognized for node TLS");
-    RelayClient::new(channel)
-}
 
 #[tokio::test]
 async fn a_node_of_the_receivers_own_jurisdiction_can_neither_fence_nor_decide_a_payment() {
@@ -134,19 +100,6 @@ async fn a_recognized_node_without_a_corridor_is_refused() {
         .expect_err("a Prepare from a node without a corridor is refused");
     assert_eq!(decide.code(), Code::PermissionDenied, "{decide:?}");
     th.shutdown().await.expect("TH shutdown");
-}
-
-/// Prepare of `instruction` on `relay`.
-async fn prepare(
-    relay: &mut RelayClient<Channel>,
-    instruction: &pb::Signed,
-) -> Result<pb::RelayDecision, Status> {
-    relay
-        .prepare(pb::PrepareRequest {
-            instruction: Some(instruction.clone()),
-        })
-        .await
-        .map(tonic::Response::into_inner)
 }
 
 /// The call was refused with an error status `code` carrying `reason` in its metadata: a

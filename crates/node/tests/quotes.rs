@@ -3,14 +3,11 @@
 //! jurisdiction certified for receipts is not enough. The receiver refuses a rate outside its
 //! band around its own mid rate.
 
-use std::net::SocketAddr;
-
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
-use kakehashi_node::config::{Limits, Peer};
 use kakehashi_node::node::Node;
-use kakehashi_node::tls::{TlsIdentity, relay_endpoint};
 use kakehashi_pki::{UnixTime, pem};
+use kakehashi_proto::pb::payments_client::PaymentsClient;
 use kakehashi_proto::pb::relay_client::RelayClient;
 use kakehashi_proto::pb::{self, Decision, TransactionStatus};
 use kakehashi_protocol::money::{self, Rate};
@@ -73,6 +70,21 @@ fn jp_quote_by(
     .expect("quote")
 }
 
+/// The sender's report on the usual JP→SG payment of `source` from `bank` at `quote`, under a
+/// new UETR, submitted through `client`.
+async fn submit_at(
+    client: &mut PaymentsClient<Channel>,
+    bank: &Bank,
+    quote: pb::Signed,
+    source: pb::ActiveCurrencyAndAmount,
+) -> pb::PaymentStatusReport {
+    submit(
+        client,
+        instruction(&jp_to_sg(bank, quote, source), new_uetr()),
+    )
+    .await
+}
+
 #[track_caller]
 fn refused(report: &pb::PaymentStatusReport, code: &str, needle: &str) {
     assert_eq!(
@@ -106,11 +118,7 @@ async fn a_quote_signed_by_another_key_of_the_senders_jurisdiction_does_not_sett
         // The key is recognized for JP's quotes: only "is it this node's own" tells them apart.
         let (_, signer) = verify_quote(&q, &*mra(), "JP", now(), 30, &[]).expect("recognized");
         assert_eq!(signer.jurisdiction, "JP");
-        let report = submit(
-            &mut p.jp_client,
-            instruction(&jp_to_sg(&bank, q, source.clone()), new_uetr()),
-        )
-        .await;
+        let report = submit_at(&mut p.jp_client, &bank, q, source.clone()).await;
         refused(
             &report,
             "DS0B",
@@ -140,11 +148,7 @@ async fn a_quote_of_this_node_re_signed_at_another_rate_is_refused_and_a_quote_i
         issued_at,
         &terms.quote_id,
     );
-    let report = submit(
-        &mut p.jp_client,
-        instruction(&jp_to_sg(&bank, other, source.clone()), new_uetr()),
-    )
-    .await;
+    let report = submit_at(&mut p.jp_client, &bank, other, source.clone()).await;
     refused(
         &report,
         "DS0B",
@@ -157,19 +161,11 @@ async fn a_quote_of_this_node_re_signed_at_another_rate_is_refused_and_a_quote_i
         issued_at,
         &terms.quote_id,
     );
-    let report = submit(
-        &mut p.jp_client,
-        instruction(&jp_to_sg(&bank, own, source.clone()), new_uetr()),
-    )
-    .await;
+    let report = submit_at(&mut p.jp_client, &bank, own, source.clone()).await;
     refused(&report, "DS0B", "differs from the quote JP issued");
     // The node's own key at a rate its [fx] never gave, under an id it never issued.
     let unknown = jp_quote_by(jp_node_signer(), "0.0087", 10_000, now(), "Q-never-issued");
-    let report = submit(
-        &mut p.jp_client,
-        instruction(&jp_to_sg(&bank, unknown, source.clone()), new_uetr()),
-    )
-    .await;
+    let report = submit_at(&mut p.jp_client, &bank, unknown, source.clone()).await;
     refused(&report, "AB05", "holds no quote Q-never-issued");
     assert_eq!(p.snapshot().await, before, "nothing moved on either ledger");
 
@@ -186,11 +182,7 @@ async fn a_quote_of_this_node_re_signed_at_another_rate_is_refused_and_a_quote_i
         "{report:?}"
     );
     let settled = p.snapshot().await;
-    let report = submit(
-        &mut p.jp_client,
-        instruction(&jp_to_sg(&bank, genuine, source), new_uetr()),
-    )
-    .await;
+    let report = submit_at(&mut p.jp_client, &bank, genuine, source).await;
     refused(&report, "DUPL", &format!("already carried payment {first}"));
     assert_eq!(
         p.snapshot().await,
@@ -213,11 +205,7 @@ async fn a_quote_issued_before_a_restart_is_refused() {
     let jp = start("JP", dir.path(), &Ports::new()).await;
     let mut participant = client(jp.public_addr, "JP", None).await;
     let bank = bank("jp", "KKHAJPJ0");
-    let report = submit(
-        &mut participant,
-        instruction(&jp_to_sg(&bank, q, source), new_uetr()),
-    )
-    .await;
+    let report = submit_at(&mut participant, &bank, q, source).await;
     refused(&report, "AB05", "issued before this node restarted");
     jp.shutdown().await.expect("JP shutdown");
 }
@@ -253,26 +241,6 @@ async fn a_settled_payment_resubmitted_after_its_quote_is_gone_is_dupl_with_its_
     sg.shutdown().await.expect("SG shutdown");
 }
 
-/// A relay client to `addr` presenting the JP node's TLS identity: the test speaks as JP.
-async fn relay_client_as_jp(addr: SocketAddr) -> RelayClient<Channel> {
-    let certs = repo().join("certs");
-    let identity = TlsIdentity::load(
-        &certs.join("jp/node/tls.pem"),
-        &certs.join("jp/node/tls.key.pem"),
-    )
-    .expect("identity");
-    let peer = Peer {
-        jurisdiction: "SG".to_owned(),
-        relay: format!("https://{addr}").parse().expect("uri"),
-        server_name: "localhost".to_owned(),
-        corridor_account: 1,
-        liquidity_account: 2,
-    };
-    let endpoint =
-        relay_endpoint(&peer, &identity, mra(), "JP", &Limits::default()).expect("endpoint");
-    RelayClient::new(endpoint.connect().await.expect("handshake"))
-}
-
 /// SG's decision on a Prepare sent as JP through `jp`: the usual JP→SG payment of `source`
 /// from `bank`, at `quote`, under a new UETR.
 async fn prepare_at(
@@ -281,12 +249,8 @@ async fn prepare_at(
     quote: pb::Signed,
     source: pb::ActiveCurrencyAndAmount,
 ) -> pb::RelayDecision {
-    jp.prepare(pb::PrepareRequest {
-        instruction: Some(instruction(&jp_to_sg(bank, quote, source), new_uetr())),
-    })
-    .await
-    .expect("an answer")
-    .into_inner()
+    let signed = instruction(&jp_to_sg(bank, quote, source), new_uetr());
+    prepare(jp, &signed).await.expect("an answer")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +262,7 @@ async fn the_receiver_refuses_a_rate_outside_its_band_and_accepts_one_inside() {
     config.fx.rate_band_bps = 50;
     let sg = Node::start(config).await.expect("SG node");
     let mut sg_client = client(sg.public_addr, "SG", None).await;
-    let mut jp = relay_client_as_jp(sg.relay_addr).await;
+    let mut jp = relay_client_as("jp/node/tls", "JP", sg.relay_addr).await;
     let bank = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "10000");
     let before = balances(&mut sg_client).await;

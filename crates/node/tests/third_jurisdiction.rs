@@ -347,7 +347,7 @@ async fn another_peer_can_neither_fence_nor_read_nor_take_a_peers_uetr() {
     let mut jp_client = client(jp.public_addr, "JP", None).await;
     let mut th_client = client(th.public_addr, "TH", None).await;
     // SG's node certificate: a corridor peer of JP (no SG node runs here).
-    let mut sg_relay = crate::peers::relay_client_as("sg/node/tls", "JP", jp.relay_addr).await;
+    let mut sg_relay = relay_client_as("sg/node/tls", "JP", jp.relay_addr).await;
 
     let thai = bank("th", "KKHATHB0");
     let source = amount("THB", "1000.00");
@@ -365,11 +365,7 @@ async fn another_peer_can_neither_fence_nor_read_nor_take_a_peers_uetr() {
 
     // Before TH's payment: SG relays TH's signed instruction as its own: refused (the signer
     // is TH's), unrecorded; then SG's status query fences SG's key only.
-    let replayed = sg_relay
-        .prepare(pb::PrepareRequest {
-            instruction: Some(genuine.clone()),
-        })
-        .await;
+    let replayed = prepare(&mut sg_relay, &genuine).await;
     crate::peers::assert_refused(
         "TH's instruction from SG",
         replayed,
@@ -402,11 +398,7 @@ async fn another_peer_can_neither_fence_nor_read_nor_take_a_peers_uetr() {
     assert_eq!(seen.decision(), Decision::UnknownFenced, "{seen:?}");
     assert!(seen.receipt.is_none());
     // SG's Prepare of it is still refused, fence or not, and credits nothing.
-    let replayed = sg_relay
-        .prepare(pb::PrepareRequest {
-            instruction: Some(genuine),
-        })
-        .await;
+    let replayed = prepare(&mut sg_relay, &genuine).await;
     crate::peers::assert_refused(
         "TH's settled instruction from SG",
         replayed,

@@ -9,19 +9,21 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
-use kakehashi_node::config::Config;
+use kakehashi_node::config::{Config, Limits, Peer};
 use kakehashi_node::engine::{Clock as _, SystemClock};
 use kakehashi_node::node::{Node, RunningNode};
-use kakehashi_node::tls::{TlsIdentity, install_crypto_provider};
+use kakehashi_node::tls::{TlsIdentity, install_crypto_provider, relay_endpoint};
 use kakehashi_pki::mra::Mra;
 use kakehashi_pki::tls::NodeServerCertVerifier;
 use kakehashi_pki::{UnixTime, pem};
 use kakehashi_proto::SIGNING_DOMAIN_INSTRUCTION;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_proto::pb::relay_client::RelayClient;
 use kakehashi_protocol::instruction::{Uetr, to_timestamp};
 use kakehashi_protocol::signed;
 use prost::Message;
+use tonic::Status;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 pub(crate) fn repo() -> PathBuf {
@@ -352,6 +354,48 @@ pub(crate) async fn channel(addr: SocketAddr, relying: &str, identity: Option<&s
         .connect()
         .await
         .expect("connect")
+}
+
+/// A relay client to `addr` presenting the node TLS identity `stem` (under certs/) and checking
+/// the server as `relying` does.
+pub(crate) async fn relay_client_as(
+    stem: &str,
+    relying: &str,
+    addr: SocketAddr,
+) -> RelayClient<Channel> {
+    let certs = repo().join("certs");
+    let identity = TlsIdentity::load(
+        &certs.join(format!("{stem}.pem")),
+        &certs.join(format!("{stem}.key.pem")),
+    )
+    .expect("identity");
+    let peer = Peer {
+        jurisdiction: relying.to_owned(),
+        relay: format!("https://{addr}").parse().expect("uri"),
+        server_name: "localhost".to_owned(),
+        corridor_account: 1,
+        liquidity_account: 2,
+    };
+    let endpoint =
+        relay_endpoint(&peer, &identity, mra(), relying, &Limits::default()).expect("endpoint");
+    let channel = endpoint
+        .connect()
+        .await
+        .expect("the handshake succeeds: the caller's chain is recognized for node TLS");
+    RelayClient::new(channel)
+}
+
+/// Prepare of `instruction` on `relay`.
+pub(crate) async fn prepare(
+    relay: &mut RelayClient<Channel>,
+    instruction: &pb::Signed,
+) -> Result<pb::RelayDecision, Status> {
+    relay
+        .prepare(pb::PrepareRequest {
+            instruction: Some(instruction.clone()),
+        })
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 /// The unsigned body [`instruction`] would sign, for tests that alter a field first.
