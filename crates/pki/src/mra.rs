@@ -65,7 +65,8 @@
 //!   when none recognizes the chain, the verdict reports the most specific failure.
 //! - **MRA §parties**: only a party to the agreement can rely on it.
 //! - **MRA §signatures**: recognition fails closed while a party's signature is missing or
-//!   invalid, unless the caller explicitly allowed an unsigned agreement for experiments.
+//!   invalid, unless the caller explicitly allowed an unsigned agreement for experiments,
+//!   through [`crate::danger::allow_unsigned_agreement`].
 //!
 //! # Layout
 //!
@@ -250,7 +251,8 @@ pub struct Mra {
     pub rows: Vec<RecognitionRow>,
     signatures: BTreeMap<String, [u8; 64]>,
     canonical: Vec<u8>,
-    allow_unsigned: bool,
+    /// Set only through [`crate::danger::allow_unsigned_agreement`].
+    pub(crate) allow_unsigned: bool,
     /// Every party signed and every signature verified when last computed (load, sign).
     signatures_valid: bool,
     /// Each jurisdiction's CRLs, parsed once, in jurisdiction order.
@@ -320,13 +322,8 @@ impl Mra {
         &self.canonical
     }
 
-    /// Lets [`Mra::recognize`] proceed although signatures are missing or invalid: for
-    /// experiments only. The verdict still records the signature check as failed.
-    pub fn allow_unsigned(&mut self, allow: bool) {
-        self.allow_unsigned = allow;
-    }
-
-    /// Whether [`Mra::allow_unsigned`] was set.
+    /// Whether recognition was allowed to proceed without every party's valid signature
+    /// ([`crate::danger::allow_unsigned_agreement`]).
     pub fn unsigned_allowed(&self) -> bool {
         self.allow_unsigned
     }
