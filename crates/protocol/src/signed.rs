@@ -64,7 +64,7 @@ pub fn sign(domain: &[u8], payload: Vec<u8>, key: &SigningKey, chain: &[Vec<u8>]
 /// private, and it has no public constructor, `Default` or `Deserialize`, so code outside this
 /// crate can read a signer but not forge one:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0451
 /// use kakehashi_protocol::signed::Signer;
 /// let forged = Signer { subject_cn: "KKHAJPJ0".into(), ..todo!() };
 /// ```

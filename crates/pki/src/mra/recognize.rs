@@ -434,12 +434,12 @@ pub struct Reason {
 /// no `Default` and no `Deserialize`, so code outside the verifier can read a verdict, clone it
 /// and serialize it, but not forge one:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0451
 /// use kakehashi_pki::RecognitionVerdict;
 /// let forged = RecognitionVerdict { recognized: true, ..todo!() };
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let forged: kakehashi_pki::RecognitionVerdict = Default::default();
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
