@@ -722,11 +722,15 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         })?;
     }
     if mra.jurisdiction(&args.relying).is_none() {
-        let parties: Vec<&str> = mra.jurisdictions.iter().map(|j| j.code.as_str()).collect();
+        let parties: Vec<&str> = mra
+            .jurisdictions()
+            .iter()
+            .map(|j| j.code.as_str())
+            .collect();
         bail!(
             "--relying {}: not a party to agreement {}; use one of: {}",
             args.relying,
-            mra.agreement_id,
+            mra.agreement_id(),
             parties.join(", ")
         );
     }
@@ -873,7 +877,7 @@ fn write_recognition(out: &mut String, verdict: &RecognitionVerdict, mra: &Mra) 
         if let Some(row) = verdict
             .clause()
             .and_then(|c| c.strip_prefix("MRA §recognition."))
-            .and_then(|id| mra.rows.iter().find(|r| r.id == id))
+            .and_then(|id| mra.rows().iter().find(|r| r.id == id))
         {
             let purposes: Vec<&str> = row.purposes.iter().map(|p| p.as_str()).collect();
             let _ = writeln!(

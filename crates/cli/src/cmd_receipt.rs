@@ -153,7 +153,7 @@ impl ReceiptVerdict {
         let _ = writeln!(
             out,
             "agreement  {} ({})",
-            mra.agreement_id,
+            mra.agreement_id(),
             mra.path().display()
         );
         let _ = writeln!(out, "relying    {}", args.relying);
@@ -255,7 +255,7 @@ impl ReceiptVerdict {
         };
         let mut doc = serde_json::json!({
             "file": args.file.display().to_string(),
-            "agreement_id": mra.agreement_id,
+            "agreement_id": mra.agreement_id(),
             "relying": args.relying,
             "time": time.to_rfc3339(),
             "time_source": time_source,

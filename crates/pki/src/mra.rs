@@ -232,23 +232,27 @@ impl SignatureStatus {
 }
 
 /// A parsed and checked mutual-recognition agreement.
+///
+/// Its content is read-only outside this crate (accessors, no public fields): the signatures
+/// are checked over the parsed agreement when it is loaded or signed, so an agreement whose
+/// rows or anchors could be changed afterwards would be recognized on signatures that do not
+/// cover it.
+///
+/// ```compile_fail,E0616
+/// fn widen(mra: &mut kakehashi_pki::Mra) {
+///     mra.rows.clear();
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Mra {
     path: PathBuf,
-    /// Schema version (1).
-    pub version: u32,
-    /// The agreement's identifier.
-    pub agreement_id: String,
-    /// Optional free-text title.
-    pub title: Option<String>,
-    /// Start of the agreement (inclusive).
-    pub not_before: UnixTime,
-    /// End of the agreement (inclusive).
-    pub not_after: UnixTime,
-    /// The parties, in file order.
-    pub jurisdictions: Vec<Jurisdiction>,
-    /// The recognition clauses, in file order.
-    pub rows: Vec<RecognitionRow>,
+    pub(crate) version: u32,
+    pub(crate) agreement_id: String,
+    pub(crate) title: Option<String>,
+    pub(crate) not_before: UnixTime,
+    pub(crate) not_after: UnixTime,
+    pub(crate) jurisdictions: Vec<Jurisdiction>,
+    pub(crate) rows: Vec<RecognitionRow>,
     signatures: BTreeMap<String, [u8; 64]>,
     canonical: Vec<u8>,
     /// Set only through [`crate::danger::allow_unsigned_agreement`].
@@ -299,6 +303,41 @@ impl Mra {
         }
         mra.crl_sets = crl_sets;
         Ok(mra)
+    }
+
+    /// Schema version (1).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The agreement's identifier.
+    pub fn agreement_id(&self) -> &str {
+        &self.agreement_id
+    }
+
+    /// Optional free-text title.
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
+
+    /// Start of the agreement (inclusive).
+    pub fn not_before(&self) -> UnixTime {
+        self.not_before
+    }
+
+    /// End of the agreement (inclusive).
+    pub fn not_after(&self) -> UnixTime {
+        self.not_after
+    }
+
+    /// The parties, in file order.
+    pub fn jurisdictions(&self) -> &[Jurisdiction] {
+        &self.jurisdictions
+    }
+
+    /// The recognition clauses, in file order.
+    pub fn rows(&self) -> &[RecognitionRow] {
+        &self.rows
     }
 
     /// The file this agreement was read from.
