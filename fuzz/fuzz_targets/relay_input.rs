@@ -169,8 +169,8 @@ fn envelope(world: &World, signed: &pb::Signed, relying: &str) {
                 &[],
             );
             if let Ok(signer) = signer {
-                assert!(!signer.subject_cn.is_empty());
-                if signer.subject_cn == instr.debtor_agent_bic {
+                assert!(!signer.subject_cn().is_empty());
+                if signer.subject_cn() == instr.debtor_agent_bic {
                     quote(world, &instr.quote, relying);
                 }
             }
@@ -211,7 +211,7 @@ fn quote(world: &World, signed: &pb::Signed, relying: &str) {
     else {
         return;
     };
-    assert_eq!(terms.issuing, signer.jurisdiction);
+    assert_eq!(terms.issuing, signer.jurisdiction());
     assert_ne!(terms.issuing, terms.counterparty);
     assert!(terms.source.1 > 0 && terms.target.1 > 0);
     assert!(terms.expires_at > terms.issued_at);
@@ -248,7 +248,7 @@ fn quote(world: &World, signed: &pb::Signed, relying: &str) {
 fn receipt_signed(world: &World, signed: &pb::Signed, relying: &str) {
     if let Ok((receipt, signer)) = verify_receipt(signed, world.trust(), relying, NOW) {
         assert_eq!(receipt.transaction_status, TRANSACTION_STATUS_ACSC);
-        assert_eq!(receipt.receiving_jurisdiction, signer.jurisdiction);
+        assert_eq!(receipt.receiving_jurisdiction, signer.jurisdiction());
     }
     if let Ok(file) = ReceiptFile::new(signed.clone()) {
         round_trip(&file);

@@ -74,7 +74,7 @@ fn world() -> &'static World {
         let mra = Mra::load(&certs.join("mra.toml")).expect("certs/mra.toml loads");
         // As crates/cli/src/cmd_replay.rs builds them.
         let parties: Parties = mra
-            .jurisdictions
+            .jurisdictions()
             .iter()
             .filter_map(|j| Some((j.code.clone(), money::currency(&j.currency)?)))
             .collect();

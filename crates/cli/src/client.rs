@@ -196,10 +196,14 @@ pub(crate) fn load_mra(path: &Path) -> anyhow::Result<Mra> {
 /// Checks that `code` is a party to `mra` and names the parties when it is not.
 pub(crate) fn check_party(mra: &Mra, code: &str, option: &str) -> anyhow::Result<()> {
     if mra.jurisdiction(code).is_none() {
-        let parties: Vec<&str> = mra.jurisdictions.iter().map(|j| j.code.as_str()).collect();
+        let parties: Vec<&str> = mra
+            .jurisdictions()
+            .iter()
+            .map(|j| j.code.as_str())
+            .collect();
         bail!(
             "{option} {code}: not a party to agreement {}; use one of: {}",
-            mra.agreement_id,
+            mra.agreement_id(),
             parties.join(", ")
         );
     }

@@ -711,7 +711,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                  (for experiments only)"
             );
         }
-        mra.allow_unsigned(true);
+        kakehashi_pki::danger::allow_unsigned_agreement(&mut mra, true);
     } else {
         mra.verify_signatures().map_err(|e| {
             anyhow::anyhow!(
@@ -722,11 +722,15 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         })?;
     }
     if mra.jurisdiction(&args.relying).is_none() {
-        let parties: Vec<&str> = mra.jurisdictions.iter().map(|j| j.code.as_str()).collect();
+        let parties: Vec<&str> = mra
+            .jurisdictions()
+            .iter()
+            .map(|j| j.code.as_str())
+            .collect();
         bail!(
             "--relying {}: not a party to agreement {}; use one of: {}",
             args.relying,
-            mra.agreement_id,
+            mra.agreement_id(),
             parties.join(", ")
         );
     }
@@ -745,7 +749,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         write_verdict(&mut out, &verdict, &mra, args, time_source);
     }
     write_stdout(&out)?;
-    Ok(if verdict.recognized {
+    Ok(if verdict.recognized() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -800,18 +804,18 @@ fn write_verdict(
     let _ = writeln!(
         out,
         "agreement  {} ({})",
-        verdict.agreement_id,
+        verdict.agreement_id(),
         mra.path().display()
     );
-    let _ = writeln!(out, "relying    {}", verdict.relying);
-    let _ = writeln!(out, "purpose    {}", verdict.purpose);
-    let _ = writeln!(out, "time       {} (from {time_source})", verdict.time);
+    let _ = writeln!(out, "relying    {}", verdict.relying());
+    let _ = writeln!(out, "purpose    {}", verdict.purpose());
+    let _ = writeln!(out, "time       {} (from {time_source})", verdict.time());
 
     let _ = writeln!(out);
     write_path(out, verdict);
     let _ = writeln!(out);
     let _ = writeln!(out, "{CHECKS_HEADING}");
-    for check in &verdict.checks {
+    for check in verdict.checks() {
         let _ = writeln!(out, "{}", check_line(check));
     }
     let _ = writeln!(out);
@@ -820,25 +824,25 @@ fn write_verdict(
 
 /// The path built, leaf first, as a tree (or the closest candidate when none validated).
 fn write_path(out: &mut String, verdict: &RecognitionVerdict) {
-    if verdict.path.is_empty() {
+    if verdict.path().is_empty() {
         let _ = writeln!(out, "path       (none built)");
     } else {
-        let heading = if verdict.anchor_jurisdiction.is_some() {
+        let heading = if verdict.anchor_jurisdiction().is_some() {
             "path"
         } else {
             "path (closest candidate; it did not validate)"
         };
         let _ = writeln!(out, "{heading}");
-        let last = verdict.path.len() - 1;
-        for (i, c) in verdict.path.iter().enumerate() {
+        let last = verdict.path().len() - 1;
+        for (i, c) in verdict.path().iter().enumerate() {
             let indent = "   ".repeat(i);
             let branch = if i == 0 { "" } else { "└─ " };
             let role = if i == 0 {
                 "leaf".to_owned()
-            } else if i == last && verdict.anchor_jurisdiction.is_some() {
+            } else if i == last && verdict.anchor_jurisdiction().is_some() {
                 format!(
                     "trust anchor of {}",
-                    verdict.anchor_jurisdiction.as_deref().unwrap_or("?")
+                    verdict.anchor_jurisdiction().unwrap_or("?")
                 )
             } else {
                 "intermediate".to_owned()
@@ -855,9 +859,9 @@ fn write_path(out: &mut String, verdict: &RecognitionVerdict) {
 
 /// The verdict: recognized under which row, or not and why.
 fn write_recognition(out: &mut String, verdict: &RecognitionVerdict, mra: &Mra) {
-    if verdict.recognized {
-        let clause = verdict.clause.as_deref().unwrap_or("?");
-        let level = match (verdict.level_reached, verdict.level_required) {
+    if verdict.recognized() {
+        let clause = verdict.clause().unwrap_or("?");
+        let level = match (verdict.level_reached(), verdict.level_required()) {
             (Some(reached), Some(required)) => {
                 format!("; assurance level {reached} reached, {required} required")
             }
@@ -866,15 +870,14 @@ fn write_recognition(out: &mut String, verdict: &RecognitionVerdict, mra: &Mra) 
         let _ = writeln!(
             out,
             "RECOGNIZED by {} for {}: chain to the {} anchor, under {clause}{level}",
-            verdict.relying,
-            verdict.purpose,
-            verdict.anchor_jurisdiction.as_deref().unwrap_or("?")
+            verdict.relying(),
+            verdict.purpose(),
+            verdict.anchor_jurisdiction().unwrap_or("?")
         );
         if let Some(row) = verdict
-            .clause
-            .as_deref()
+            .clause()
             .and_then(|c| c.strip_prefix("MRA §recognition."))
-            .and_then(|id| mra.rows.iter().find(|r| r.id == id))
+            .and_then(|id| mra.rows().iter().find(|r| r.id == id))
         {
             let purposes: Vec<&str> = row.purposes.iter().map(|p| p.as_str()).collect();
             let _ = writeln!(
@@ -893,9 +896,10 @@ fn write_recognition(out: &mut String, verdict: &RecognitionVerdict, mra: &Mra) 
         let _ = writeln!(
             out,
             "NOT RECOGNIZED by {} for {}",
-            verdict.relying, verdict.purpose
+            verdict.relying(),
+            verdict.purpose()
         );
-        if let Some(reason) = &verdict.reason {
+        if let Some(reason) = &verdict.reason() {
             let _ = writeln!(out, "  rule         {}", reason.rule);
             if let Some(c) = &reason.cert {
                 let _ = writeln!(out, "  certificate  [{}] {}", c.position, cert_line(c));

@@ -285,13 +285,13 @@ fn pair_audit(args: &PairAuditArgs) -> anyhow::Result<ExitCode> {
             object.insert("agrees".into(), report.agrees().into());
             object.insert(
                 "agreement".into(),
-                serde_json::json!({ "id": mra.agreement_id, "path": mra_path.display().to_string() }),
+                serde_json::json!({ "id": mra.agreement_id(), "path": mra_path.display().to_string() }),
             );
         }
         serde_json::to_writer_pretty(&mut out, &value).context("writing the report")?;
         writeln!(out).context("writing the report")?;
     } else {
-        let agreement = format!("{} ({})", mra.agreement_id, mra_path.display());
+        let agreement = format!("{} ({})", mra.agreement_id(), mra_path.display());
         out.write_all(human_pair_report(&agreement, &report).as_bytes())
             .context("writing the report")?;
     }

@@ -161,9 +161,9 @@ async fn quote(args: QuoteArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(
             out,
             "  signed by    {} ({}), recognized by {relying} under {}",
-            signer.subject_cn,
-            signer.jurisdiction,
-            signer.verdict.clause.as_deref().unwrap_or("the agreement")
+            signer.subject_cn(),
+            signer.jurisdiction(),
+            signer.verdict().clause().unwrap_or("the agreement")
         );
     }
     write_stdout(&out)?;
@@ -406,14 +406,9 @@ fn write_report(
         let _ = writeln!(
             out,
             "  receipt      signed by {} ({}), verified under {}; transfer {} settled {}",
-            check.signer.subject_cn,
-            check.signer.jurisdiction,
-            check
-                .signer
-                .verdict
-                .clause
-                .as_deref()
-                .unwrap_or("the agreement"),
+            check.signer.subject_cn(),
+            check.signer.jurisdiction(),
+            check.signer.verdict().clause().unwrap_or("the agreement"),
             check.receipt.ledger_transfer_id,
             time_text(check.receipt.settled_at.as_ref())
         );

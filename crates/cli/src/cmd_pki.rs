@@ -178,14 +178,14 @@ fn verify(path: &Path, allow_unsigned: bool, json: bool) -> anyhow::Result<ExitC
     if json {
         let report = VerifyReport {
             mra: path.display().to_string(),
-            agreement_id: mra.agreement_id.clone(),
+            agreement_id: mra.agreement_id().to_owned(),
             ok,
             allow_unsigned,
             parties,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{} ({})", path.display(), mra.agreement_id);
+        println!("{} ({})", path.display(), mra.agreement_id());
         for p in &parties {
             let mark = if p.status == SignatureStatus::Valid {
                 "✓"

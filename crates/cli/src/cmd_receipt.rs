@@ -153,7 +153,7 @@ impl ReceiptVerdict {
         let _ = writeln!(
             out,
             "agreement  {} ({})",
-            mra.agreement_id,
+            mra.agreement_id(),
             mra.path().display()
         );
         let _ = writeln!(out, "relying    {}", args.relying);
@@ -173,10 +173,10 @@ impl ReceiptVerdict {
                     amount_text(receipt.credited_amount.as_ref()),
                     receipt.creditor_account,
                     receipt.creditor_agent_bic,
-                    signer.subject_cn,
-                    signer.jurisdiction,
+                    signer.subject_cn(),
+                    signer.jurisdiction(),
                     args.relying,
-                    signer.verdict.clause.as_deref().unwrap_or("the agreement")
+                    signer.verdict().clause().unwrap_or("the agreement")
                 );
             }
             Self::Invalid { code, detail, .. } => {
@@ -255,7 +255,7 @@ impl ReceiptVerdict {
         };
         let mut doc = serde_json::json!({
             "file": args.file.display().to_string(),
-            "agreement_id": mra.agreement_id,
+            "agreement_id": mra.agreement_id(),
             "relying": args.relying,
             "time": time.to_rfc3339(),
             "time_source": time_source,
@@ -268,7 +268,7 @@ impl ReceiptVerdict {
                     obj.insert("signer".into(), serde_json::json!(SignerJson::new(signer)));
                     obj.insert(
                         "verdict".into(),
-                        serde_json::to_value(&signer.verdict).unwrap_or_default(),
+                        serde_json::to_value(signer.verdict()).unwrap_or_default(),
                     );
                 }
                 Self::Invalid {
@@ -294,13 +294,13 @@ impl ReceiptVerdict {
 
 /// The signer's certificate path, leaf first, as a tree.
 fn write_signer_path(out: &mut String, signer: &Signer) {
-    let path = &signer.verdict.path;
+    let path = &signer.verdict().path();
     let _ = writeln!(out, "signer's certificate path");
     for (i, c) in path.iter().enumerate() {
         let role = if i == 0 {
             "leaf".to_owned()
         } else if i + 1 == path.len() {
-            format!("trust anchor of {}", signer.jurisdiction)
+            format!("trust anchor of {}", signer.jurisdiction())
         } else {
             "intermediate".to_owned()
         };
@@ -328,7 +328,7 @@ fn write_checks(out: &mut String, receipt: &pb::Receipt, signer: &Signer) {
         out,
         "  ✓ [0] signature: Ed25519 over the receipt domain and the payload"
     );
-    for check in &signer.verdict.checks {
+    for check in signer.verdict().checks() {
         let _ = writeln!(out, "{}", check_line(check));
     }
     let _ = writeln!(

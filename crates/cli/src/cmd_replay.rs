@@ -135,7 +135,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     check_options(&args)?;
     let mra = Arc::new(client::load_mra(&args.mra)?);
     let parties: Parties = mra
-        .jurisdictions
+        .jurisdictions()
         .iter()
         .filter_map(|j| Some((j.code.clone(), money::currency(&j.currency)?)))
         .collect();

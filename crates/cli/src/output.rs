@@ -125,10 +125,10 @@ pub(crate) struct SignerJson {
 impl SignerJson {
     pub(crate) fn new(signer: &Signer) -> Self {
         Self {
-            subject_cn: signer.subject_cn.clone(),
-            jurisdiction: signer.jurisdiction.clone(),
-            leaf_sha256: hex::encode(signer.leaf_sha256),
-            clause: signer.verdict.clause.clone(),
+            subject_cn: signer.subject_cn().to_owned(),
+            jurisdiction: signer.jurisdiction().to_owned(),
+            leaf_sha256: hex::encode(signer.leaf_sha256()),
+            clause: signer.verdict().clause().map(str::to_owned),
         }
     }
 }

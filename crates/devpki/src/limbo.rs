@@ -2,8 +2,9 @@
 //!
 //! SERVER and CLIENT testcases run under the web-PKI profile (serverAuth or clientAuth, the
 //! expected peer name, `max_chain_depth`); testcases that carry `pkits_settings` run under
-//! the plain RFC 5280 profile with those policy inputs and with revocation required for every
-//! certificate, as PKITS expects. A case is SKIPPED only when the chain's fate hinges on an
+//! the plain RFC 5280 profile with those policy inputs. Revocation follows x509-limbo's
+//! convention: it is checked when the case supplies CRLs, and then, for a case that carries
+//! `pkits_settings`, required for every certificate below the anchor, as PKITS expects. A case is SKIPPED only when the chain's fate hinges on an
 //! algorithm the verifier refuses on purpose (SHA-1, DSA, small RSA keys, P-521, Ed448), and
 //! the context says which. The validation time is an argument: a testcase without one uses
 //! the `default_time` the caller passes (limbo's "now").
@@ -248,7 +249,14 @@ fn decide(case: &Testcase, default_time: UnixTime) -> Result<String, Decision> {
     }
     if let Some(pkits) = &case.pkits_settings {
         opts.profile = Profile::Rfc5280;
-        opts.revocation = RevocationMode::Required;
+        // x509-limbo's convention: revocation is checked when the case supplies CRLs. PKITS
+        // then expects every certificate below the anchor to be covered by one; a case without
+        // CRLs (a policy-processing case, say) is judged on the rest of the path.
+        opts.revocation = if crls.is_empty() {
+            RevocationMode::Off
+        } else {
+            RevocationMode::Required
+        };
         opts.policy = PolicySettings {
             initial_policy_set: pkits.initial_policy_set.clone(),
             initial_explicit_policy: pkits.initial_explicit_policy,

@@ -109,31 +109,31 @@ fn check(fixture: &Fixture, mra: &Mra) {
     );
     let json = serde_json::to_string_pretty(&verdict).unwrap();
     assert_eq!(
-        verdict.recognized,
+        verdict.recognized(),
         fixture.expected == Expected::Recognized,
         "fixture {}: {json}",
         fixture.name
     );
     let expected_anchor = (!fixture.anchor.is_empty()).then(|| fixture.anchor.to_owned());
     if fixture.expected == Expected::Recognized {
-        assert!(verdict.reason.is_none(), "{json}");
-        assert_eq!(verdict.anchor_jurisdiction, expected_anchor, "{json}");
+        assert!(verdict.reason().is_none(), "{json}");
         assert_eq!(
-            verdict.clause.as_deref(),
-            Some(fixture.rule().as_str()),
+            verdict.anchor_jurisdiction(),
+            expected_anchor.as_deref(),
             "{json}"
         );
-        assert!(verdict.level_reached >= verdict.level_required, "{json}");
+        assert_eq!(verdict.clause(), Some(fixture.rule().as_str()), "{json}");
         assert!(
-            verdict.checks.iter().all(|c| c.outcome != Outcome::Fail),
+            verdict.level_reached() >= verdict.level_required(),
             "{json}"
         );
-        assert_eq!(verdict.path.len(), 3, "leaf, issuing CA, root: {json}");
+        assert!(
+            verdict.checks().iter().all(|c| c.outcome != Outcome::Fail),
+            "{json}"
+        );
+        assert_eq!(verdict.path().len(), 3, "leaf, issuing CA, root: {json}");
     } else {
-        let reason = verdict
-            .reason
-            .as_ref()
-            .expect("a failing verdict has a reason");
+        let reason = verdict.reason().expect("a failing verdict has a reason");
         assert_eq!(
             reason.rule,
             fixture.rule(),
@@ -141,15 +141,19 @@ fn check(fixture: &Fixture, mra: &Mra) {
             fixture.name
         );
         assert!(
-            verdict.checks.iter().any(|c| c.outcome == Outcome::Fail),
+            verdict.checks().iter().any(|c| c.outcome == Outcome::Fail),
             "{json}"
         );
         // MRA refusals happen on a validated path, so the anchor is known; path failures
         // have none.
         if reason.rule.starts_with("MRA") {
-            assert_eq!(verdict.anchor_jurisdiction, expected_anchor, "{json}");
+            assert_eq!(
+                verdict.anchor_jurisdiction(),
+                expected_anchor.as_deref(),
+                "{json}"
+            );
         } else {
-            assert_eq!(verdict.anchor_jurisdiction, None, "{json}");
+            assert_eq!(verdict.anchor_jurisdiction(), None, "{json}");
         }
     }
 }

@@ -453,8 +453,8 @@ fn recognized_peer(
         .map(|c| parse(c.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     let verdict = trust.recognize(relying, Purpose::NodeTls, &leaf, &intermediates, &[], time);
-    match verdict.anchor_jurisdiction {
-        Some(jurisdiction) if verdict.recognized => Ok(jurisdiction),
+    match verdict.anchor_jurisdiction() {
+        Some(jurisdiction) if verdict.recognized() => Ok(jurisdiction.to_owned()),
         _ => Err(Status::permission_denied(
             "the peer certificate is not recognized",
         )),

@@ -117,7 +117,7 @@ async fn a_quote_signed_by_another_key_of_the_senders_jurisdiction_does_not_sett
         );
         // The key is recognized for JP's quotes: only "is it this node's own" tells them apart.
         let (_, signer) = verify_quote(&q, &*mra(), "JP", now(), 30, &[]).expect("recognized");
-        assert_eq!(signer.jurisdiction, "JP");
+        assert_eq!(signer.jurisdiction(), "JP");
         let report = submit_at(&mut p.jp_client, &bank, q, source.clone()).await;
         refused(
             &report,

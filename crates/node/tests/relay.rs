@@ -58,7 +58,7 @@ async fn payments_settle_both_ways_and_balance_on_both_ledgers() {
         kakehashi_protocol::receipt::verify_receipt(&receipt, &mra(), "JP", now())
             .expect("receipt verifies under the MRA");
     assert_eq!(receipt_body.uetr, uetr.to_string());
-    assert_eq!(signer.jurisdiction, "SG");
+    assert_eq!(signer.jurisdiction(), "SG");
 
     // SG -> JP: 100.00 SGD from Nur Aisyah (2101 at KKHBSGS0) to Suzuki Yui (1101 at KKHBJPJ0).
     let beta_sg = bank("sg", "KKHBSGS0");

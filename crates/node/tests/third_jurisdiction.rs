@@ -197,7 +197,7 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     let (body, signer) =
         verify_receipt(&receipt, &extended, "JP", now()).expect("TH's receipt verifies for JP");
     assert_eq!(body.uetr, uetr.to_string());
-    assert_eq!(signer.jurisdiction, "TH");
+    assert_eq!(signer.jurisdiction(), "TH");
     assert_eq!(body.credited_amount, Some(amount("THB", "2309.21")));
     // Under the committed agreement JP does not recognize TH's receipt key.
     let refused = verify_receipt(&receipt, &mra(), "JP", now()).expect_err("not recognized");
@@ -225,10 +225,7 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     assert_eq!(report.credited_amount, Some(amount("JPY", "4309")));
     let (body, signer) = verify_receipt(&report.receipt.expect("receipt"), &extended, "TH", now())
         .expect("JP's receipt verifies for TH");
-    assert_eq!(
-        (body.uetr, signer.jurisdiction),
-        (uetr.to_string(), "JP".into())
-    );
+    assert_eq!((body.uetr, signer.jurisdiction()), (uetr.to_string(), "JP"));
 
     // Both ledgers balance: each side moved exactly the quoted amounts.
     let jp_after = balances(&mut jp_client).await;

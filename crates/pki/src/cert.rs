@@ -68,6 +68,8 @@ pub struct Cert {
     defects: Vec<String>,
     validity_encoding_defect: Option<String>,
     sha256: [u8; 32],
+    /// Whether the certificate is self-signed, worked out on first ask (a signature check).
+    self_signed: std::sync::OnceLock<bool>,
 }
 
 impl Cert {
@@ -135,6 +137,7 @@ impl Cert {
             defects,
             validity_encoding_defect: validity_encoding_defect(&tbs.validity),
             der,
+            self_signed: std::sync::OnceLock::new(),
         };
         cert.read_extensions(x);
         cert.policy_info.self_issued = cert.issuer == cert.subject;
@@ -306,6 +309,23 @@ impl Cert {
     /// True when subject and issuer names match (RFC 5280 §6.1: a self-issued certificate).
     pub fn is_self_issued(&self) -> bool {
         self.policy_info.self_issued
+    }
+
+    /// True when the certificate is self-signed: self-issued, and its signature verifies
+    /// under its own public key (RFC 5280 §3.2, the form in which a CA distributes its key
+    /// and the one certificate §4.2.1.1 lets omit the authorityKeyIdentifier). A self-issued
+    /// certificate whose signature uses an algorithm the verifier refuses (an old SHA-1 root)
+    /// counts as self-signed: the check cannot tell; as a trust anchor its own signature is
+    /// relied on by no rule, and anywhere else on a path the refused algorithm already keeps
+    /// the path from being accepted. The answer is computed once per parsed certificate.
+    pub fn is_self_signed(&self) -> bool {
+        *self.self_signed.get_or_init(|| {
+            self.is_self_issued()
+                && match crate::signature::verify_cert_signed_by(self, self) {
+                    Ok(()) => true,
+                    Err(e) => matches!(e, SignatureError::Unsupported { .. }),
+                }
+        })
     }
 
     /// notBefore.

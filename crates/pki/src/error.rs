@@ -58,6 +58,23 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A certificate that is not self-signed lacks the authorityKeyIdentifier extension, or
+    /// carries it without the keyIdentifier field (RFC 5280 §4.2.1.1).
+    #[error(
+        "certificate {cert} is not self-signed and {}: RFC 5280 §4.2.1.1 requires the \
+         keyIdentifier in every certificate but a self-signed one",
+        if *.extension_present {
+            "its authorityKeyIdentifier has no keyIdentifier"
+        } else {
+            "has no authorityKeyIdentifier"
+        }
+    )]
+    MissingAuthorityKeyId {
+        /// The certificate's subject.
+        cert: String,
+        /// Whether the extension is present (without keyIdentifier) rather than absent.
+        extension_present: bool,
+    },
     /// The issuer's subject does not match the certificate's issuer name.
     #[error(
         "issuer name {issuer} does not match the subject {issuer_subject} of the next certificate"
@@ -163,6 +180,7 @@ impl Error {
             Self::Expired { .. } | Self::NotYetValid { .. } => "RFC 5280 §6.1.3(a)(2)",
             Self::KeyUsage { .. } => "RFC 5280 §4.2.1.3, §6.1.4(n)",
             Self::Malformed { .. } => "RFC 5280 §4.1",
+            Self::MissingAuthorityKeyId { .. } => "RFC 5280 §4.2.1.1",
             Self::NameChaining { .. } => "RFC 5280 §6.1.3(a)(4)",
             Self::NameConstraintViolation { .. } => "RFC 5280 §6.1.3(b)-(c), §4.2.1.10",
             Self::NotCa { .. } => "RFC 5280 §6.1.4(k)",
@@ -190,6 +208,7 @@ impl Error {
             Self::BadSignature(_) => 20,
             Self::ChainTooDeep { .. } => 30,
             Self::Malformed { .. } => 100,
+            Self::MissingAuthorityKeyId { .. } => 105,
             Self::UnknownCriticalExtension { .. } => 110,
             Self::NotCa { .. } => 120,
             Self::PathLenExceeded { .. } => 130,

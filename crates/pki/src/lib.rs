@@ -22,7 +22,13 @@
 //! - [`crl`], [`policy`], [`signature`], [`purpose`]: revocation, certificate policies,
 //!   signature algorithms and the purposes with their extended key usages;
 //! - [`mra`]: the agreement and recognition verdicts; [`cache`]: repeat-verification caches;
-//! - [`tls`]: the rustls verifiers for node mutual TLS; [`error`]: the path-validation error.
+//! - [`tls`]: the rustls verifiers for node mutual TLS; [`error`]: the path-validation error;
+//! - [`danger`]: what switches a safeguard off (recognition under an agreement not signed by
+//!   every party), kept apart and named so every use stands out.
+//!
+//! What the verifier concludes is a proof type: a [`RecognitionVerdict`] is made only by
+//! [`Mra::recognize`] (fields private to the crate, no public constructor, `Default` or
+//! `Deserialize`), so a caller holding one knows the verifier produced it.
 //!
 //! Path building, name constraints and the web-PKI profile rules are internal; the search
 //! bounds ([`validate::Budget`]) and the profile choice ([`validate::Profile`],
@@ -33,6 +39,7 @@
 pub mod cache;
 pub mod cert;
 pub mod crl;
+pub mod danger;
 pub mod error;
 pub mod mra;
 pub mod pem;

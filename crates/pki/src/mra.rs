@@ -65,7 +65,8 @@
 //!   when none recognizes the chain, the verdict reports the most specific failure.
 //! - **MRA §parties**: only a party to the agreement can rely on it.
 //! - **MRA §signatures**: recognition fails closed while a party's signature is missing or
-//!   invalid, unless the caller explicitly allowed an unsigned agreement for experiments.
+//!   invalid, unless the caller explicitly allowed an unsigned agreement for experiments,
+//!   through [`crate::danger::allow_unsigned_agreement`].
 //!
 //! # Layout
 //!
@@ -231,26 +232,31 @@ impl SignatureStatus {
 }
 
 /// A parsed and checked mutual-recognition agreement.
+///
+/// Its content is read-only outside this crate (accessors, no public fields): the signatures
+/// are checked over the parsed agreement when it is loaded or signed, so an agreement whose
+/// rows or anchors could be changed afterwards would be recognized on signatures that do not
+/// cover it.
+///
+/// ```compile_fail,E0616
+/// fn widen(mra: &mut kakehashi_pki::Mra) {
+///     mra.rows.clear();
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Mra {
     path: PathBuf,
-    /// Schema version (1).
-    pub version: u32,
-    /// The agreement's identifier.
-    pub agreement_id: String,
-    /// Optional free-text title.
-    pub title: Option<String>,
-    /// Start of the agreement (inclusive).
-    pub not_before: UnixTime,
-    /// End of the agreement (inclusive).
-    pub not_after: UnixTime,
-    /// The parties, in file order.
-    pub jurisdictions: Vec<Jurisdiction>,
-    /// The recognition clauses, in file order.
-    pub rows: Vec<RecognitionRow>,
+    pub(crate) version: u32,
+    pub(crate) agreement_id: String,
+    pub(crate) title: Option<String>,
+    pub(crate) not_before: UnixTime,
+    pub(crate) not_after: UnixTime,
+    pub(crate) jurisdictions: Vec<Jurisdiction>,
+    pub(crate) rows: Vec<RecognitionRow>,
     signatures: BTreeMap<String, [u8; 64]>,
     canonical: Vec<u8>,
-    allow_unsigned: bool,
+    /// Set only through [`crate::danger::allow_unsigned_agreement`].
+    pub(crate) allow_unsigned: bool,
     /// Every party signed and every signature verified when last computed (load, sign).
     signatures_valid: bool,
     /// Each jurisdiction's CRLs, parsed once, in jurisdiction order.
@@ -299,6 +305,41 @@ impl Mra {
         Ok(mra)
     }
 
+    /// Schema version (1).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The agreement's identifier.
+    pub fn agreement_id(&self) -> &str {
+        &self.agreement_id
+    }
+
+    /// Optional free-text title.
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
+
+    /// Start of the agreement (inclusive).
+    pub fn not_before(&self) -> UnixTime {
+        self.not_before
+    }
+
+    /// End of the agreement (inclusive).
+    pub fn not_after(&self) -> UnixTime {
+        self.not_after
+    }
+
+    /// The parties, in file order.
+    pub fn jurisdictions(&self) -> &[Jurisdiction] {
+        &self.jurisdictions
+    }
+
+    /// The recognition clauses, in file order.
+    pub fn rows(&self) -> &[RecognitionRow] {
+        &self.rows
+    }
+
     /// The file this agreement was read from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -320,13 +361,8 @@ impl Mra {
         &self.canonical
     }
 
-    /// Lets [`Mra::recognize`] proceed although signatures are missing or invalid: for
-    /// experiments only. The verdict still records the signature check as failed.
-    pub fn allow_unsigned(&mut self, allow: bool) {
-        self.allow_unsigned = allow;
-    }
-
-    /// Whether [`Mra::allow_unsigned`] was set.
+    /// Whether recognition was allowed to proceed without every party's valid signature
+    /// ([`crate::danger::allow_unsigned_agreement`]).
     pub fn unsigned_allowed(&self) -> bool {
         self.allow_unsigned
     }

@@ -190,17 +190,8 @@ pub(crate) fn check_webpki_cert(
         Role::Intermediate => check_webpki_intermediate(cert, required_ekus)?,
         Role::Leaf => check_webpki_leaf(cert)?,
     }
-    if role != Role::Anchor
-        && cert
-            .authority_key_id()
-            .and_then(|a| a.key_id.as_ref())
-            .is_none()
-    {
-        return Err(profile_error(
-            "RFC 5280 §4.2.1.1",
-            format!("{subject} has no authorityKeyIdentifier keyIdentifier"),
-        ));
-    }
+    // The authorityKeyIdentifier rule (RFC 5280 §4.2.1.1) is checked under both profiles, in
+    // `validate`.
     Ok(())
 }
 
@@ -317,6 +308,20 @@ fn check_webpki_leaf(leaf: &Cert) -> Result<(), Error> {
         return Err(profile_error(
             "CABF BR §7.1.2.7.10",
             format!("end-entity {subject} has no extKeyUsage"),
+        ));
+    }
+    // CABF BR §7.1.2.7.10: in a subscriber certificate anyExtendedKeyUsage "MUST NOT" be
+    // present, alone or next to the purposes it would widen.
+    if leaf
+        .extended_key_usage()
+        .is_some_and(|ekus| ekus.iter().any(|o| o == EKU_ANY))
+    {
+        return Err(profile_error(
+            "CABF BR §7.1.2.7.10",
+            format!(
+                "end-entity {subject}: extKeyUsage contains anyExtendedKeyUsage, which a \
+                 subscriber certificate must not carry"
+            ),
         ));
     }
     if leaf.name_constraints().is_some() {

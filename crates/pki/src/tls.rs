@@ -503,7 +503,7 @@ pub struct NodeServerCertVerifier {
 impl NodeServerCertVerifier {
     /// A verifier that accepts servers whose chain `relying` recognizes for node TLS under
     /// `mra`. Fails when `relying` is not a party or the agreement is not signed by every
-    /// party (unless [`Mra::allow_unsigned`] was set).
+    /// party (unless [`crate::danger::allow_unsigned_agreement`] was used).
     pub fn new(mra: Arc<Mra>, relying: &str) -> Result<Self, TlsSetupError> {
         Ok(Self {
             inner: NodeTls::new(mra, relying)?,
@@ -597,7 +597,7 @@ pub struct NodeClientCertVerifier {
 impl NodeClientCertVerifier {
     /// A verifier that accepts clients whose chain `relying` recognizes for node TLS under
     /// `mra`. Fails when `relying` is not a party, the agreement is not signed by every party
-    /// (unless [`Mra::allow_unsigned`] was set), or an anchor does not parse.
+    /// (unless [`crate::danger::allow_unsigned_agreement`] was used), or an anchor does not parse.
     pub fn new(mra: Arc<Mra>, relying: &str) -> Result<Self, TlsSetupError> {
         let inner = NodeTls::new(mra, relying)?;
         // RFC 8446 §4.2.4 certificate_authorities: name the anchors of every jurisdiction the

@@ -409,7 +409,7 @@ fn refuses_server_from_unknown_pki() {
     match &outcome.client_refusals[0] {
         TlsVerifyError::NotRecognized { verdict, kind } => {
             assert_eq!(*kind, RefusalKind::UnknownIssuer);
-            assert!(!verdict.recognized);
+            assert!(!verdict.recognized());
             assert!(outcome.client_refusals[0].to_string().contains("JP"));
         }
         other => panic!("expected a recognition refusal, got {other}"),
@@ -585,8 +585,8 @@ fn assert_refused_both_ways(
         match refusal {
             TlsVerifyError::NotRecognized { verdict, kind: k } => {
                 assert!(kind(k), "{relying}: wrong refusal kind {k:?}: {refusal}");
-                assert!(!verdict.recognized, "{relying}: {refusal}");
-                assert_eq!(verdict.relying, relying, "{refusal}");
+                assert!(!verdict.recognized(), "{relying}: {refusal}");
+                assert_eq!(verdict.relying(), relying, "{refusal}");
             }
             other => panic!("{relying}: expected a recognition refusal, got {other}"),
         }

@@ -501,6 +501,141 @@ mod path_building {
     }
 }
 
+/// RFC 5280 §4.2.1.1: the keyIdentifier of the authorityKeyIdentifier is in every certificate
+/// but a self-signed one, under both profiles, trust anchors included.
+mod authority_key_identifier {
+    use super::*;
+
+    fn without_aki(p: &mut CertificateParams) {
+        p.use_authority_key_identifier_extension = false;
+    }
+
+    /// The rule and the explanation a refusal for a missing key identifier carries.
+    #[track_caller]
+    fn assert_refused_for_aki(
+        leaf: &Cert,
+        pool: &[Cert],
+        anchors: &[Cert],
+        opts: &ValidationOptions,
+        subject: &str,
+    ) {
+        let err = verify_chain(leaf, pool, anchors, &CrlSet::new(), opts).unwrap_err();
+        assert!(
+            format!("{:?}", err.error()).starts_with("MissingAuthorityKeyId"),
+            "{err}"
+        );
+        assert_eq!(err.error().rule(), "RFC 5280 §4.2.1.1");
+        assert!(err.to_string().contains("RFC 5280 §4.2.1.1"), "{err}");
+        assert_eq!(err.cert().map(|c| c.subject.as_str()), Some(subject));
+        let failed = err.checks().last().unwrap();
+        assert_eq!(
+            (failed.name.as_str(), failed.outcome),
+            ("authority-key-identifier", kakehashi_pki::Outcome::Fail)
+        );
+    }
+
+    #[test]
+    fn a_cross_signed_ca_without_aki_is_refused_under_both_profiles() {
+        // Other Root cross-signs Root's key and name; the cross-certificate lacks the AKI.
+        let other = Ca::root("Other Root");
+        let root = Ca::root("Root");
+        let cross = other.certify(&root);
+        assert!(cross.authority_key_id().is_none());
+        let leaf = root.leaf(&["a.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new()
+        });
+        for opts in [opts(), server_opts("a.example.jp")] {
+            assert_refused_for_aki(
+                &leaf,
+                std::slice::from_ref(&cross),
+                std::slice::from_ref(&other.cert),
+                &opts,
+                "CN=Root",
+            );
+            // The same cross-certificate with the key identifier validates.
+            let mut with_aki = root.params.clone();
+            with_aki.use_authority_key_identifier_extension = true;
+            let issuer = Issuer::from_params(&other.params, &other.key);
+            let cross_aki =
+                Cert::from_der(with_aki.signed_by(&root.key, &issuer).unwrap().der()).unwrap();
+            check(&leaf, &[&cross_aki], &[&other.cert], &opts, Ok(3));
+        }
+    }
+
+    #[test]
+    fn a_cross_signed_certificate_as_trust_anchor_is_not_exempt() {
+        // x509-limbo's rfc5280::aki::cross-signed-root-missing-aki: the anchor is a CA
+        // certificate issued by another root, not a self-signed one, so it needs the AKI.
+        let other = Ca::root("Other Root");
+        let root = Ca::root("Root");
+        let cross = other.certify(&root);
+        let leaf = root.leaf(&["a.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new()
+        });
+        for opts in [opts(), server_opts("a.example.jp")] {
+            assert_refused_for_aki(&leaf, &[], std::slice::from_ref(&cross), &opts, "CN=Root");
+            // Root's own self-signed certificate, without AKI either, is exempt.
+            assert!(root.cert.authority_key_id().is_none());
+            check(&leaf, &[], &[&root.cert], &opts, Ok(2));
+        }
+    }
+
+    #[test]
+    fn an_intermediate_or_leaf_without_aki_is_refused_under_both_profiles() {
+        let root = Ca::root("Root");
+        let ica = root.ca("ICA", without_aki);
+        let leaf = ica.leaf(&["a.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new()
+        });
+        let bare_leaf = root.leaf(&["a.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            without_aki(p);
+        });
+        for opts in [opts(), server_opts("a.example.jp")] {
+            assert_refused_for_aki(
+                &leaf,
+                std::slice::from_ref(&ica.cert),
+                std::slice::from_ref(&root.cert),
+                &opts,
+                "CN=ICA",
+            );
+            let err = verify_chain(
+                &bare_leaf,
+                &[],
+                std::slice::from_ref(&root.cert),
+                &CrlSet::new(),
+                &opts,
+            )
+            .unwrap_err();
+            assert!(
+                format!("{:?}", err.error()).starts_with("MissingAuthorityKeyId"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_self_issued_certificate_by_another_key_is_not_exempt() {
+        // Key rollover: "Root" with a new key, certified by the old key under the same name.
+        // It is self-issued but not self-signed.
+        let old = Ca::root("Root");
+        let new = Ca::root("Root");
+        let rollover = old.certify(&new);
+        assert!(rollover.is_self_issued() && !rollover.is_self_signed());
+        assert!(new.cert.is_self_signed());
+        let leaf = new.leaf(&["a.example.jp"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new()
+        });
+        assert_refused_for_aki(
+            &leaf,
+            std::slice::from_ref(&rollover),
+            std::slice::from_ref(&old.cert),
+            &opts(),
+            "CN=Root",
+        );
+    }
+}
+
 mod web_pki_profile {
     use super::*;
 
@@ -523,20 +658,45 @@ mod web_pki_profile {
     }
 
     #[test]
-    fn leaf_without_authority_key_identifier_is_refused_only_under_the_web_pki_profile() {
+    fn end_entity_with_any_extended_key_usage_is_refused_only_under_the_web_pki_profile() {
+        // CABF BR §7.1.2.7.10: anyExtendedKeyUsage MUST NOT be present in a subscriber
+        // certificate, alone or next to serverAuth. RFC 5280 §4.2.1.12 allows it.
         let root = Ca::root("Root");
-        let leaf = root.leaf(&["a.example.jp"], |p| {
+        for ekus in [
+            vec![ExtendedKeyUsagePurpose::Any],
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::Any,
+            ],
+        ] {
+            let leaf = root.leaf(&["a.example.jp"], |p| {
+                p.distinguished_name = rcgen::DistinguishedName::new();
+                p.extended_key_usages = ekus.clone();
+            });
+            let mut rfc5280 = opts();
+            rfc5280.required_ekus = vec![kakehashi_pki::purpose::EKU_SERVER_AUTH.to_owned()];
+            check(&leaf, &[], &[&root.cert], &rfc5280, Ok(2));
+            let web = server_opts("a.example.jp");
+            check(&leaf, &[], &[&root.cert], &web, Err("Profile"));
+            let err = verify_chain(
+                &leaf,
+                &[],
+                std::slice::from_ref(&root.cert),
+                &CrlSet::new(),
+                &web,
+            )
+            .unwrap_err();
+            assert_eq!(err.error().rule(), "CABF BR §7.1.2.7.10", "{err}");
+            assert!(err.to_string().contains("anyExtendedKeyUsage"), "{err}");
+        }
+        // With no purpose asked for, the profile still refuses it.
+        let any_only = root.leaf(&["a.example.jp"], |p| {
             p.distinguished_name = rcgen::DistinguishedName::new();
-            p.use_authority_key_identifier_extension = false;
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any];
         });
-        check(&leaf, &[], &[&root.cert], &opts(), Ok(2));
-        check(
-            &leaf,
-            &[],
-            &[&root.cert],
-            &server_opts("a.example.jp"),
-            Err("Profile"),
-        );
+        let mut web = server_opts("a.example.jp");
+        web.required_ekus.clear();
+        check(&any_only, &[], &[&root.cert], &web, Err("Profile"));
     }
 
     #[test]

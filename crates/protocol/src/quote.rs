@@ -168,10 +168,12 @@ pub fn verify_quote<'a>(
     let raw = pb::Quote::decode(signed.payload.as_slice())
         .map_err(|e| Rejection::format(format!("payload is not a Quote: {e}")))?;
     jurisdiction_code("quote issuing_jurisdiction", &raw.issuing_jurisdiction)?;
-    if signer.jurisdiction != raw.issuing_jurisdiction {
+    if signer.jurisdiction() != raw.issuing_jurisdiction {
         return Err(Rejection::signature(format!(
             "quote says issuing_jurisdiction {} but its signer {} is certified under {}'s anchor",
-            raw.issuing_jurisdiction, signer.subject_cn, signer.jurisdiction
+            raw.issuing_jurisdiction,
+            signer.subject_cn(),
+            signer.jurisdiction()
         )));
     }
     check_quote_id(&raw.quote_id)?;
@@ -551,7 +553,7 @@ mod tests {
         for relying in ["JP", "SG"] {
             let (terms, signer) =
                 verify_quote(&signed, &mra(), relying, at_2027(), SKEW, &[]).expect("valid");
-            assert_eq!(signer.jurisdiction, "JP");
+            assert_eq!(signer.jurisdiction(), "JP");
             assert_eq!(terms.quote_id, "Q-1");
             assert_eq!(
                 (terms.issuing.as_str(), terms.counterparty.as_str()),
@@ -886,7 +888,7 @@ mod tests {
             .expect("verifies and is as asked");
         assert_eq!(verified.signed(), &signed);
         assert_eq!(verified.terms().target, (sgd(), 8678));
-        assert_eq!(verified.signer().jurisdiction, "JP");
+        assert_eq!(verified.signer().jurisdiction(), "JP");
         let late = UnixTime(at_2027().0 + 60 + SKEW as i64 + 1);
         match verify_quote_for(signed.clone(), &want, &mra(), "JP", late, SKEW) {
             Err(QuoteError::Invalid { relying, rejection }) => {

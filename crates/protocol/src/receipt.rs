@@ -114,13 +114,13 @@ pub fn verify_receipt<'a>(
         &[],
     )?;
     let receipt = decode_receipt(&signed.payload)?;
-    if receipt.receiving_jurisdiction != signer.jurisdiction {
+    if receipt.receiving_jurisdiction != signer.jurisdiction() {
         return Err(Rejection::signature(format!(
             "receipt says receiving_jurisdiction {} but its signer {} is certified under {}'s \
              anchor",
             excerpt(&receipt.receiving_jurisdiction),
-            signer.subject_cn,
-            signer.jurisdiction
+            signer.subject_cn(),
+            signer.jurisdiction()
         )));
     }
     check_receipt(&receipt)?;
@@ -448,7 +448,7 @@ mod tests {
         for relying in ["JP", "SG"] {
             let (r, signer) = verify_receipt(&signed, &mra(), relying, at_2027()).expect("valid");
             assert_eq!(r, receipt());
-            assert_eq!(signer.jurisdiction, "SG");
+            assert_eq!(signer.jurisdiction(), "SG");
         }
     }
 

@@ -58,20 +58,52 @@ pub fn sign(domain: &[u8], payload: Vec<u8>, key: &SigningKey, chain: &[Vec<u8>]
 }
 
 /// Who signed, as established by [`verify`].
+///
+/// A proof type: only [`verify`] (which the quote and receipt checks of this crate call) makes
+/// one, after the signature verified and the agreement recognized the chain. Its fields are
+/// private, and it has no public constructor, `Default` or `Deserialize`, so code outside this
+/// crate can read a signer but not forge one:
+///
+/// ```compile_fail,E0451
+/// use kakehashi_protocol::signed::Signer;
+/// let forged = Signer { subject_cn: "KKHAJPJ0".into(), ..todo!() };
+/// ```
 #[derive(Clone, Debug)]
 pub struct Signer {
+    subject_cn: String,
+    jurisdiction: String,
+    leaf_sha256: [u8; 32],
+    public_key: VerifyingKey,
+    verdict: RecognitionVerdict,
+}
+
+impl Signer {
     /// The leaf certificate's subject common name (a bank's BIC, or a node's name).
-    pub subject_cn: String,
+    pub fn subject_cn(&self) -> &str {
+        &self.subject_cn
+    }
+
     /// The jurisdiction whose anchor the chain validated to.
-    pub jurisdiction: String,
+    pub fn jurisdiction(&self) -> &str {
+        &self.jurisdiction
+    }
+
     /// SHA-256 of the leaf certificate's DER.
-    pub leaf_sha256: [u8; 32],
+    pub fn leaf_sha256(&self) -> [u8; 32] {
+        self.leaf_sha256
+    }
+
     /// The leaf's Ed25519 public key, the one the signature verified with: a node compares it
     /// with its own key to tell its own quotes from those of another key its jurisdiction
     /// certified.
-    pub public_key: VerifyingKey,
+    pub fn public_key(&self) -> VerifyingKey {
+        self.public_key
+    }
+
     /// The verifier's full verdict (recognized), for logs and explanations.
-    pub verdict: RecognitionVerdict,
+    pub fn verdict(&self) -> &RecognitionVerdict {
+        &self.verdict
+    }
 }
 
 /// Certificates parsed from signer chains, by the SHA-256 of their DER.
@@ -283,12 +315,11 @@ pub fn verify<'a>(
         })?;
 
     let verdict = trust.recognize(relying, purpose, leaf, intermediates, extra_crls, time);
-    let jurisdiction = match (&verdict.recognized, &verdict.anchor_jurisdiction) {
-        (true, Some(jurisdiction)) => jurisdiction.clone(),
+    let jurisdiction = match (verdict.recognized(), verdict.anchor_jurisdiction()) {
+        (true, Some(jurisdiction)) => jurisdiction.to_owned(),
         _ => {
             let (rule, message) = verdict
-                .reason
-                .as_ref()
+                .reason()
                 .map_or(("MRA", "not recognized (no reason given)"), |r| {
                     (r.rule.as_str(), r.message.as_str())
                 });
@@ -465,7 +496,7 @@ mod tests {
         let signer = verify_payment(&signed, "SG").expect("recognized");
         assert_eq!(signer.subject_cn, "KKHAJPJ0");
         assert_eq!(signer.jurisdiction, "JP");
-        assert!(signer.verdict.recognized);
+        assert!(signer.verdict.recognized());
         let leaf = Cert::from_der(&signed.signer_chain[0]).expect("leaf");
         assert_eq!(signer.leaf_sha256, leaf.sha256());
         assert_eq!(

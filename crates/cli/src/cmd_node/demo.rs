@@ -309,9 +309,9 @@ impl Demo {
         payer::write_receipt_file(&file, signed).map_err(|e| format!("{e:#}"))?;
         let signer = &verified.signer;
         Ok(ReceiptRow {
-            signer: signer.subject_cn.clone(),
-            jurisdiction: signer.jurisdiction.clone(),
-            clause: signer.verdict.clause.clone().unwrap_or_default(),
+            signer: signer.subject_cn().to_owned(),
+            jurisdiction: signer.jurisdiction().to_owned(),
+            clause: signer.verdict().clause().unwrap_or_default().to_owned(),
             file,
         })
     }

@@ -179,3 +179,67 @@ fn an_unparseable_leaf_is_a_failure_with_context() {
     assert_eq!(r.actual_result, CaseOutcome::Failure);
     assert!(r.context.contains("peer certificate"), "{}", r.context);
 }
+
+/// A PKITS-style case (RFC 5280 profile, `pkits_settings`) over a generated root and leaf.
+fn pkits_case(root: &str, leaf: &str, crls: Vec<String>) -> Testcase {
+    let mut case = server_case(root, leaf, "node.example.jp", "2026-01-01T00:00:00Z");
+    case.expected_peer_name = None;
+    case.crls = crls;
+    case.pkits_settings = Some(PkitsSettings {
+        initial_policy_set: vec!["2.5.29.32.0".into()],
+        initial_explicit_policy: false,
+        initial_policy_mapping_inhibit: false,
+        initial_inhibit_any_policy: false,
+    });
+    case
+}
+
+/// An empty CRL signed by a CA unrelated to the chains above: it covers none of their
+/// certificates.
+fn unrelated_crl() -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Unrelated CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let issuer = rcgen::Issuer::new(params, key);
+    rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2025, 6, 1),
+        next_update: rcgen::date_time_ymd(2029, 6, 1),
+        crl_number: rcgen::SerialNumber::from_slice(&[1]),
+        issuing_distribution_point: None,
+        revoked_certs: vec![],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap()
+    .pem()
+    .unwrap()
+}
+
+#[test]
+fn a_pkits_case_without_crls_is_judged_without_revocation() {
+    // x509-limbo's convention: revocation is checked when the case supplies CRLs. A PKITS
+    // case without any (a policy-processing case) must not fail for "no CRL".
+    let (root, leaf) = server_chain("node.example.jp");
+    let r = run_case(&pkits_case(&root, &leaf, vec![]), UnixTime(0));
+    assert_eq!(r.actual_result, CaseOutcome::Success, "{}", r.context);
+}
+
+#[test]
+fn a_pkits_case_with_crls_requires_one_covering_every_certificate() {
+    // With CRLs supplied, PKITS expects every certificate below the anchor to be covered:
+    // a CRL that speaks for none of them leaves the leaf's status unknown.
+    let (root, leaf) = server_chain("node.example.jp");
+    let r = run_case(
+        &pkits_case(&root, &leaf, vec![unrelated_crl()]),
+        UnixTime(0),
+    );
+    assert_eq!(r.actual_result, CaseOutcome::Failure, "{}", r.context);
+    assert!(r.context.contains("revocation"), "{}", r.context);
+}

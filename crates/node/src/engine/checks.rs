@@ -91,12 +91,13 @@ impl Engine {
             t,
             &[],
         )?;
-        if signer.subject_cn != instr.debtor_agent_bic {
+        if signer.subject_cn() != instr.debtor_agent_bic {
             return Err(Rejection::new(
                 ReasonCode::Ds0b,
                 format!(
                     "the instruction is signed by {} but names debtor agent {}",
-                    signer.subject_cn, instr.debtor_agent_bic
+                    signer.subject_cn(),
+                    instr.debtor_agent_bic
                 ),
             ));
         }

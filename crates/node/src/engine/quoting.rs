@@ -326,7 +326,7 @@ impl Engine {
     /// certifies for this jurisdiction's receipts passes the verifier; only this one is the
     /// node's desk.
     fn check_own_signer(&self, terms: &QuoteTerms, signer: &Signer) -> Result<(), Rejection> {
-        if signer.public_key == self.parts.signing_key.verifying_key() {
+        if signer.public_key() == self.parts.signing_key.verifying_key() {
             return Ok(());
         }
         Err(Rejection::new(
@@ -335,8 +335,8 @@ impl Engine {
                 "quote {} is signed by {} ({}), not with this node's own quote-signing key; \
                  only quotes this node issued settle here",
                 &terms.quote_id,
-                signer.subject_cn,
-                hex::encode(signer.public_key.as_bytes())
+                signer.subject_cn(),
+                hex::encode(signer.public_key().as_bytes())
             ),
         ))
     }

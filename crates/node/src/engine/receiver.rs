@@ -220,12 +220,12 @@ impl Engine {
             ));
         };
         let signer = self.instruction_signer(signed, instr, t)?;
-        if signer.jurisdiction != peer {
+        if signer.jurisdiction() != peer {
             return Err(Rejection::new(
                 ReasonCode::Ds0b,
                 format!(
                     "the debtor agent's certificate is from {}, but the instruction came from {peer}",
-                    signer.jurisdiction
+                    signer.jurisdiction()
                 ),
             ));
         }

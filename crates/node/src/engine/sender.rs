@@ -438,7 +438,7 @@ impl Engine {
         if receipt.uetr != uetr.to_string()
             || receipt.instruction_sha256
                 != hex::decode(&record.instruction_sha256).unwrap_or_default()
-            || signer.jurisdiction != peer.jurisdiction
+            || signer.jurisdiction() != peer.jurisdiction
         {
             check = ReceiptCheck::anomaly(
                 ReceiptAnomaly::Mismatch,

@@ -467,7 +467,7 @@ pub(crate) fn agreement_variant(dir: &Path, edit: impl FnOnce(String) -> String)
         mra.verify_signatures().is_err(),
         "unsigned until every party signs"
     );
-    let parties: Vec<String> = mra.jurisdictions.iter().map(|j| j.code.clone()).collect();
+    let parties: Vec<String> = mra.jurisdictions().iter().map(|j| j.code.clone()).collect();
     for code in parties {
         let pem = std::fs::read_to_string(
             certs.join(format!("mra-keys/{}.key.pem", code.to_lowercase())),

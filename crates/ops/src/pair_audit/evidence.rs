@@ -266,13 +266,13 @@ impl Leg<'_> {
             &[],
         ) {
             Ok(signer) => {
-                if signer.jurisdiction != s.jurisdiction
-                    || signer.subject_cn != instr.debtor_agent_bic
+                if signer.jurisdiction() != s.jurisdiction
+                    || signer.subject_cn() != instr.debtor_agent_bic
                 {
                     invalid(format!(
                         "the instruction is signed by {} of {}, not by debtor agent {} of {}",
-                        signer.subject_cn,
-                        signer.jurisdiction,
+                        signer.subject_cn(),
+                        signer.jurisdiction(),
                         instr.debtor_agent_bic,
                         s.jurisdiction
                     ));

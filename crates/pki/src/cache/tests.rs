@@ -25,6 +25,9 @@ fn ca_params(cn: &str) -> CertificateParams {
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = date_time_ymd(2025, 1, 1);
     params.not_after = date_time_ymd(2040, 1, 1);
+    // RFC 5280 §4.2.1.1: every certificate but a self-signed one carries the authority key
+    // identifier (ignored by rcgen for self-signed ones).
+    params.use_authority_key_identifier_extension = true;
     params
 }
 
@@ -51,6 +54,7 @@ fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, dns: &str) -> Vec<u8> {
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.not_before = date_time_ymd(2026, 1, 1);
     params.not_after = date_time_ymd(2031, 1, 1);
+    params.use_authority_key_identifier_extension = true;
     params.signed_by(&key, issuer).unwrap().der().to_vec()
 }
 

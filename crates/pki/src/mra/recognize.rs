@@ -428,34 +428,102 @@ pub struct Reason {
 
 /// The answer to "does `relying` recognize this chain for `purpose` at `time`?", with the
 /// evidence.
+///
+/// A proof type: only [`Mra::recognize`] (and the caches and TLS verifiers of this crate that
+/// call it) makes one. Its fields are private to the crate, and it has no public constructor,
+/// no `Default` and no `Deserialize`, so code outside the verifier can read a verdict, clone it
+/// and serialize it, but not forge one:
+///
+/// ```compile_fail,E0451
+/// use kakehashi_pki::RecognitionVerdict;
+/// let forged = RecognitionVerdict { recognized: true, ..todo!() };
+/// ```
+///
+/// ```compile_fail,E0277
+/// let forged: kakehashi_pki::RecognitionVerdict = Default::default();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RecognitionVerdict {
+    pub(crate) recognized: bool,
+    pub(crate) agreement_id: String,
+    pub(crate) relying: String,
+    pub(crate) purpose: Purpose,
+    pub(crate) time: String,
+    pub(crate) anchor_jurisdiction: Option<String>,
+    pub(crate) clause: Option<String>,
+    pub(crate) level_reached: Option<AssuranceLevel>,
+    pub(crate) level_required: Option<AssuranceLevel>,
+    pub(crate) policies: Vec<String>,
+    pub(crate) path: Vec<CertRef>,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) reason: Option<Reason>,
+}
+
+impl RecognitionVerdict {
     /// The decision.
-    pub recognized: bool,
+    pub fn recognized(&self) -> bool {
+        self.recognized
+    }
+
     /// The agreement consulted.
-    pub agreement_id: String,
+    pub fn agreement_id(&self) -> &str {
+        &self.agreement_id
+    }
+
     /// The relying jurisdiction.
-    pub relying: String,
+    pub fn relying(&self) -> &str {
+        &self.relying
+    }
+
     /// The purpose asked about.
-    pub purpose: Purpose,
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
     /// The validation time, RFC 3339.
-    pub time: String,
+    pub fn time(&self) -> &str {
+        &self.time
+    }
+
     /// The jurisdiction whose anchor the path validated to, if one did.
-    pub anchor_jurisdiction: Option<String>,
+    pub fn anchor_jurisdiction(&self) -> Option<&str> {
+        self.anchor_jurisdiction.as_deref()
+    }
+
     /// The clause that decided: `MRA §recognition.<id>` or `MRA §self-recognition`.
-    pub clause: Option<String>,
+    pub fn clause(&self) -> Option<&str> {
+        self.clause.as_deref()
+    }
+
     /// The highest assurance level the leaf's policies reach.
-    pub level_reached: Option<AssuranceLevel>,
+    pub fn level_reached(&self) -> Option<AssuranceLevel> {
+        self.level_reached
+    }
+
     /// The level the clause requires.
-    pub level_required: Option<AssuranceLevel>,
+    pub fn level_required(&self) -> Option<AssuranceLevel> {
+        self.level_required
+    }
+
     /// The user-constrained policy set (RFC 5280 §6.1.6), anyPolicy removed.
-    pub policies: Vec<String>,
+    pub fn policies(&self) -> &[String] {
+        &self.policies
+    }
+
     /// The path, leaf first and trust anchor last (the closest candidate on failure).
-    pub path: Vec<CertRef>,
+    pub fn path(&self) -> &[CertRef] {
+        &self.path
+    }
+
     /// Every check, path validation first, then the MRA's.
-    pub checks: Vec<Check>,
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
     /// Why it is not recognized; `None` when recognized.
-    pub reason: Option<Reason>,
+    pub fn reason(&self) -> Option<&Reason> {
+        self.reason.as_ref()
+    }
 }
 
 impl RecognitionVerdict {

@@ -601,7 +601,7 @@ fn recognition_refuses_an_unsigned_agreement_unless_allowed() {
         PINNED,
     );
     assert_refused(&v, "MRA §signatures");
-    mra.allow_unsigned(true);
+    crate::danger::allow_unsigned_agreement(&mut mra, true);
     let v = recognize(
         &mra,
         "SG",
