@@ -23,7 +23,8 @@
 //!   address), a corridor and a liquidity account (the next free ids; the liquidity account
 //!   opens with the balance of the node's first configured one) and a mid rate, the inverse
 //!   of the peer's mid for this currency when it has one, else a cross rate through the mids
-//!   that are configured, so that each side's rate band accepts the other's quotes.
+//!   that are configured, so that each side's rate band accepts the other's quotes. A
+//!   configured `[[peer]]` whose node is not simulated is left out.
 //!
 //! Each derived configuration goes through the node's own parsing and validation
 //! ([`Config::parse`]), and each node is assembled by [`Assembly::read_under`], the code
@@ -366,6 +367,16 @@ fn with_corridors(
         .peers
         .first()
         .map_or_else(|| "localhost".to_owned(), |p| p.server_name.clone());
+    // A corridor to a node that is not simulated has no one at its other end: it is left
+    // out (its accounts stay, unused), as a node would run without that peer.
+    if let Some(Value::Array(peers)) = table.get_mut("peer") {
+        peers.retain(|peer| {
+            let code = peer.get("jurisdiction").and_then(Value::as_str);
+            configs
+                .iter()
+                .any(|(_, c)| Some(c.jurisdiction.as_str()) == code)
+        });
+    }
     let mut next_id = config.accounts.iter().map(|a| a.id).max().unwrap_or(0) + 1;
     for (_, other) in configs {
         let peer = &other.jurisdiction;
@@ -573,6 +584,23 @@ mod tests {
                     other.code
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_corridor_to_a_node_not_simulated_is_left_out() {
+        let setup = Setup::load(&[devnet().join("sg.toml"), devnet().join("th.toml")])
+            .expect("SG and TH alone");
+        assert_eq!(setup.jurisdictions(), ["SG", "TH"]);
+        for node in &setup.nodes {
+            let peers: Vec<&str> = node
+                .config
+                .peers
+                .iter()
+                .map(|p| p.jurisdiction.as_str())
+                .collect();
+            let other = if node.code == "SG" { "TH" } else { "SG" };
+            assert_eq!(peers, [other], "{}: JP is not simulated", node.code);
         }
     }
 
