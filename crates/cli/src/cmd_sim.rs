@@ -131,6 +131,12 @@ fn print_text(batch: &BatchReport) {
         "{} seeds, {} payments ({} submissions): {} settled, {} rejected",
         batch.seeds, batch.payments, batch.submissions, batch.settled, batch.rejected
     );
+    let directions: Vec<String> = batch
+        .settled_by_direction
+        .iter()
+        .map(|(direction, count)| format!("{direction} {count}"))
+        .collect();
+    println!("settled by direction: {}", directions.join(", "));
     let faults: Vec<String> = batch
         .faults
         .iter()
