@@ -24,6 +24,8 @@ mod relay_cli;
 mod relay_crash;
 /// `kakehashi replay` with the sample transaction file, and `kakehashi bench`.
 mod replay_cli;
+/// `kakehashi sim`: the devnet's three nodes, its JSON summary and replayed trace hash.
+mod sim_cli;
 /// What `chaos` and `netfault` share: two node processes, replayed payments, the verdicts.
 mod storm;
 /// Rules on the source tree: jurisdictions are data, not code.

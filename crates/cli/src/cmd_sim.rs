@@ -1,16 +1,21 @@
 //! `kakehashi sim`: runs the deterministic simulator of the settlement protocol (crates/sim)
 //! over a batch of seeds and reports what it injected and what its oracles found.
 //!
+//! The simulated nodes are those of the configurations given (`--config FILE`, repeated), or
+//! of every `*.toml` in `--configs DIR` (default: the devnet's, JP, SG and TH); the simulator
+//! derives from them an agreement and corridors under which every pair relays (crates/sim's
+//! `setup` module says how and why).
+//!
 //! Exit codes: 0 when no seed found a violation, 1 otherwise (each violation is printed with
-//! its seed and the command that replays it), 2 when the committed configurations or keys
-//! cannot be read (from `main`).
+//! its seed and the command that replays it), 2 when the configurations or keys cannot be read
+//! (from `main`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use kakehashi_sim::{BatchReport, RunReport, run_batch};
+use kakehashi_sim::{BatchReport, RunReport, Setup, run_batch};
 
 use crate::configs::find_configs;
 
@@ -33,20 +38,46 @@ pub(crate) struct SimArgs {
     /// text.
     #[arg(long)]
     json: bool,
-    /// The directory holding the devnet's jp.toml and sg.toml (default: crates/node/devnet of
-    /// the checkout); the committed certificates are found beside it.
-    #[arg(long)]
+    /// A directory whose every `*.toml` is a simulated node's configuration (default:
+    /// crates/node/devnet of the checkout). The agreement they name, its authority keys
+    /// (`mra-keys/` beside it) and the banks' keys (`<jurisdiction>/banks/` beside it) must be
+    /// readable.
+    #[arg(long, conflicts_with = "config")]
     configs: Option<PathBuf>,
+    /// A simulated node's configuration file; repeat it for each node (instead of
+    /// `--configs`).
+    #[arg(long)]
+    config: Vec<PathBuf>,
 }
 
 pub(crate) fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
-    let configs = find_configs(args.configs.as_deref(), "--configs DIR")?;
-    // The configurations live in crates/node/devnet; the bank keys in certs/ at the root.
-    let repo = configs.join("../../..");
+    let (setup, from) = if args.config.is_empty() {
+        // A given directory is taken as it is (any jurisdictions); without one, the devnet's.
+        let dir = match args.configs {
+            Some(dir) => dir,
+            None => find_configs(None, "--configs DIR")?,
+        };
+        (Setup::from_dir(&dir), dir.display().to_string())
+    } else {
+        let names: Vec<String> = args
+            .config
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        (Setup::load(&args.config), names.join(", "))
+    };
+    let setup = setup.with_context(|| format!("cannot set the simulation up from {from}"))?;
     let json = args.json;
     let mut stderr = std::io::stderr().lock();
+    if !json {
+        let _ = writeln!(
+            stderr,
+            "simulating {} with a corridor between every pair",
+            setup.jurisdictions().join(", ")
+        );
+    }
     let batch = run_batch(
-        &repo,
+        &setup,
         args.seed_start,
         args.seeds,
         args.payments,
@@ -65,7 +96,7 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             }
         },
     )
-    .with_context(|| format!("cannot set the simulation up from {}", configs.display()))?;
+    .with_context(|| format!("cannot set the simulation up from {from}"))?;
     if json {
         println!("{}", to_json(&batch));
     } else {
@@ -100,6 +131,12 @@ fn print_text(batch: &BatchReport) {
         "{} seeds, {} payments ({} submissions): {} settled, {} rejected",
         batch.seeds, batch.payments, batch.submissions, batch.settled, batch.rejected
     );
+    let directions: Vec<String> = batch
+        .settled_by_direction
+        .iter()
+        .map(|(direction, count)| format!("{direction} {count}"))
+        .collect();
+    println!("settled by direction: {}", directions.join(", "));
     let faults: Vec<String> = batch
         .faults
         .iter()

@@ -276,7 +276,18 @@ impl Assembly {
     /// Reads and checks what `config` decides, at `now` (the receipt signer must be
     /// recognized then). Touches no storage and no network.
     pub fn read(config: &Config, now: UnixTime) -> Result<Self, NodeError> {
-        let (mra, currency) = agreement(config)?;
+        let mra = Mra::load(&config.mra).map_err(|e| NodeError::Mra {
+            path: config.mra.clone(),
+            message: e.to_string(),
+        })?;
+        Self::read_under(config, Arc::new(mra), now)
+    }
+
+    /// As [`Assembly::read`], under `mra` instead of the agreement `config.mra` names: the
+    /// deterministic simulator derives an agreement in memory (see `kakehashi-sim`). It must be
+    /// signed by every party and name `config`'s jurisdiction, as a loaded one must.
+    pub fn read_under(config: &Config, mra: Arc<Mra>, now: UnixTime) -> Result<Self, NodeError> {
+        let currency = agreement(config, &mra)?;
         let (signing_key, signing_chain) = receipt_signer(config, &mra, now)?;
         let corridors = corridors(config, &mra)?;
         let limits = engine_limits(config, currency)?;
@@ -353,14 +364,13 @@ impl Assembly {
     }
 }
 
-/// The signed agreement at `config.mra`, verified, and the currency of this node's
-/// jurisdiction, which must be a party to it.
-fn agreement(config: &Config) -> Result<(Arc<Mra>, &'static Currency), NodeError> {
+/// Checks that `mra` (read from `config.mra`, or derived by the simulator) is signed by every
+/// party and names this node's jurisdiction; returns that jurisdiction's currency.
+fn agreement(config: &Config, mra: &Mra) -> Result<&'static Currency, NodeError> {
     let mra_error = |message: String| NodeError::Mra {
         path: config.mra.clone(),
         message,
     };
-    let mra = Mra::load(&config.mra).map_err(|e| mra_error(e.to_string()))?;
     mra.verify_signatures()
         .map_err(|e| mra_error(e.to_string()))?;
     let own = mra.jurisdiction(&config.jurisdiction).ok_or_else(|| {
@@ -375,7 +385,7 @@ fn agreement(config: &Config) -> Result<(Arc<Mra>, &'static Currency), NodeError
             own.code, own.currency
         ))
     })?;
-    Ok((Arc::new(mra), currency))
+    Ok(currency)
 }
 
 /// The receipt- and quote-signing key and its chain. The key must match its certificate, and

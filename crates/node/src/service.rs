@@ -79,6 +79,19 @@ fn operational(error: &EngineError) -> Status {
     }
 }
 
+/// The Relay service's answer to the engine's outcome of a relay call: the decision, a
+/// refusal with its reason code, or an operational fault. The deterministic simulator sends
+/// the same answer over its network ([`crate::engine::relay_reply`]).
+pub(crate) fn relay_answer(
+    outcome: Result<Result<pb::RelayDecision, Rejection>, EngineError>,
+) -> Result<pb::RelayDecision, Status> {
+    match outcome {
+        Ok(Ok(decision)) => Ok(decision),
+        Ok(Err(rejection)) => Err(status_for(&rejection)),
+        Err(e) => Err(operational(&e)),
+    }
+}
+
 /// A lost engine task (a panic): operational, like the engine's own lost blocking tasks.
 fn task_failed(error: &tokio::task::JoinError) -> Status {
     operational(&EngineError::Task(error.to_string()))
@@ -478,15 +491,11 @@ impl Relay for RelayService {
         let outcome = tokio::spawn(async move { engine.prepare(&task_peer, signed).await })
             .await
             .map_err(|e| task_failed(&e))?;
-        match outcome {
-            Ok(Ok(decision)) => {
-                tracing::info!(uetr = %decision.uetr, %peer, decision = ?decision.decision(),
-                    reason = %decision.status_reason_code, "decided inbound payment");
-                Ok(Response::new(decision))
-            }
-            Ok(Err(rejection)) => Err(status_for(&rejection)),
-            Err(e) => Err(operational(&e)),
+        if let Ok(Ok(decision)) = &outcome {
+            tracing::info!(uetr = %decision.uetr, %peer, decision = ?decision.decision(),
+                reason = %decision.status_reason_code, "decided inbound payment");
         }
+        relay_answer(outcome).map(Response::new)
     }
 
     async fn get_status(
@@ -509,14 +518,10 @@ impl Relay for RelayService {
             tokio::spawn(async move { engine.relay_status(&task_peer, uetr, &sha).await })
                 .await
                 .map_err(|e| task_failed(&e))?;
-        match outcome {
-            Ok(Ok(decision)) => {
-                tracing::info!(%uetr, %peer, decision = ?decision.decision(), "answered status query");
-                Ok(Response::new(decision))
-            }
-            Ok(Err(rejection)) => Err(status_for(&rejection)),
-            Err(e) => Err(operational(&e)),
+        if let Ok(Ok(decision)) = &outcome {
+            tracing::info!(%uetr, %peer, decision = ?decision.decision(), "answered status query");
         }
+        relay_answer(outcome).map(Response::new)
     }
 }
 

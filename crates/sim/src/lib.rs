@@ -3,23 +3,28 @@
 //! (which task runs, when a message arrives, which fault strikes) drawn from one seeded PRNG,
 //! so that a seed replays a run exactly.
 //!
-//! The parts so far: [`executor`] (tasks polled in the order the simulator picks, a node's
-//! tasks dropped where they stand when it crashes), [`net`] (messages with delay, loss,
-//! duplication, reordering and partitions) and [`disk`] (a node's books in memory, durable
-//! exactly when the real ledger's would be, with injected transient failures).
+//! The parts: [`setup`] (the nodes, read once from the configuration files given: by default
+//! the devnet's JP, SG and TH; it derives in memory an agreement and corridors under which
+//! every pair of them relays, because the committed agreement lets only JP and SG relay — its
+//! documentation says how and why), [`world`] (one run: workload, faults, oracles),
+//! [`executor`] (tasks polled in the order the simulator picks, a node's tasks dropped where
+//! they stand when it crashes), [`net`] (messages with delay, loss, duplication, reordering
+//! and partitions) and [`disk`] (a node's books in memory, durable exactly when the real
+//! ledger's would be, with injected transient failures).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod disk;
 pub mod executor;
 pub mod net;
+pub mod setup;
 pub mod world;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
+pub use setup::Setup;
 pub use world::{RunOptions, RunReport, SimError, run};
 
 /// What a batch of seeds found.
@@ -35,6 +40,8 @@ pub struct BatchReport {
     pub settled: u64,
     /// Payments that ended rejected (recorded).
     pub rejected: u64,
+    /// Settled payments by direction ("JP->SG").
+    pub settled_by_direction: BTreeMap<String, u64>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// Every violation, with its seed.
@@ -43,10 +50,10 @@ pub struct BatchReport {
     pub trace_hash: String,
 }
 
-/// Runs `seeds` seeds from `seed_start`, `payments` payments each, with or without faults,
-/// calling `each` after every seed.
+/// Runs `seeds` seeds of `setup`'s nodes from `seed_start`, `payments` payments each, with or
+/// without faults, calling `each` after every seed.
 pub fn run_batch(
-    repo: &Path,
+    setup: &Setup,
     seed_start: u64,
     seeds: u64,
     payments: u32,
@@ -57,7 +64,7 @@ pub fn run_batch(
     let mut trace = Sha256::new();
     for seed in seed_start..seed_start.saturating_add(seeds) {
         let report = run(
-            repo,
+            setup,
             &RunOptions {
                 seed,
                 payments,
@@ -71,6 +78,12 @@ pub fn run_batch(
         batch.submissions += report.submissions;
         batch.settled += report.settled;
         batch.rejected += report.rejected;
+        for (direction, count) in &report.settled_by_direction {
+            *batch
+                .settled_by_direction
+                .entry(direction.clone())
+                .or_default() += count;
+        }
         for (kind, count) in &report.faults {
             *batch.faults.entry(kind.clone()).or_default() += count;
         }

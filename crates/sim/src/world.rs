@@ -1,7 +1,8 @@
-//! One simulated run: the JP and SG nodes of the committed configurations, each the real
-//! engine over a simulated disk ([`crate::disk`], the store's memory medium), a simulated clock
-//! and the simulated network ([`crate::net`]), a workload of banks paying both ways, faults, and
-//! the oracles checked at the end.
+//! One simulated run: the nodes of a [`Setup`] (the committed configurations, each node with a
+//! corridor to every other under the agreement the setup derives), each the real engine over a
+//! simulated disk ([`crate::disk`], the store's memory medium), a simulated clock and the
+//! simulated network ([`crate::net`]), a workload of banks paying in every direction, faults,
+//! and the oracles checked at the end.
 //!
 //! Time is simulated milliseconds from [`EPOCH_SECS`]. The run loop polls runnable tasks in an
 //! order the seed picks; when none can run it moves time to the next event (a message due, a
@@ -9,11 +10,18 @@
 //! and the faults run for [`WORK_MS`]; then the faults stop, every node is brought up, the
 //! network heals, and the run continues until every payment has its final state on both sides
 //! (or [`HEAL_MS_MAX`] passes, a liveness violation).
+//!
+//! Every node is a recognized party with a corridor to every other, so the hostile parties are
+//! nodes acting outside their own payments: a node other than a payment's sender (a third
+//! node, which has a corridor of its own to the receiver, or the receiver's own jurisdiction)
+//! asking the receiver about it, and any node sending the receiver that payment's envelope or
+//! another seen on the wire, replayed or forged. A relay answer travels as the caller's gRPC
+//! transport would read it ([`relay_reply`], the node's own mapping on each side of the wire).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
@@ -22,19 +30,21 @@ use kakehashi_ledger::{MemoryLedger, PendingStatus, Timestamp, TransferId};
 use kakehashi_node::config::Config;
 use kakehashi_node::engine::{
     Clock, Engine, Entropy, EntropyError, PeerCall, PeerError, PeerTransport, Planted, Submitted,
+    relay_reply,
 };
 use kakehashi_node::metrics::Metrics;
 use kakehashi_node::node::Assembly;
-use kakehashi_node::store::{MemoryPayments, OutboundState, Store};
+use kakehashi_node::store::{InboundState, MemoryPayments, OutboundState, Store};
 use kakehashi_ops::pair_audit::{AccountView, Booked, NodeBooks, audit_pair};
 use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb::{
     self, PrepareRequest, RelayDecision, RelayStatusRequest, TransactionStatus,
 };
-use kakehashi_protocol::bank::{self, Bank, Fault, InstructionOptions, Order};
+use kakehashi_protocol::bank::{self, Fault, InstructionOptions, Order};
 use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money::{self, Currency};
 use kakehashi_protocol::quote::{QuoteAsk, verify_quote_for};
+use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::transfer::{codes, credit_transfer_id, transfer_id};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -44,6 +54,7 @@ use tokio::sync::watch;
 use crate::disk::{SharedDisk, SimBooks};
 use crate::executor::Executor;
 use crate::net::{Millis, NetFaults, Network, NodeId};
+use crate::setup::{Holder, Setup};
 
 /// 2026-12-01T00:00:00Z: inside every committed certificate's validity and CRL period.
 pub const EPOCH_SECS: u64 = 1_796_083_200;
@@ -87,6 +98,8 @@ pub struct RunReport {
     pub settled: u64,
     /// See `settled`.
     pub rejected: u64,
+    /// Settled payments by direction ("JP->SG").
+    pub settled_by_direction: BTreeMap<String, u64>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// What the oracles found wrong (empty: a clean run).
@@ -157,18 +170,11 @@ enum Message {
         call: u64,
         request: RelayStatusRequest,
     },
+    /// The answer as the caller's gRPC transport would read it ([`relay_reply`]).
     Reply {
         call: u64,
-        answer: Answer,
+        answer: Result<RelayDecision, PeerError>,
     },
-}
-
-/// A relay answer as the caller's transport sees it.
-#[derive(Clone, Debug)]
-enum Answer {
-    Decision(RelayDecision),
-    Refused(kakehashi_protocol::reason::Rejection),
-    Failed(String),
 }
 
 /// A call waiting for its answer.
@@ -274,18 +280,15 @@ impl PeerTransport for SimTransport {
     }
 }
 
-/// A bank of the workload and the customer accounts it holds.
-#[derive(Clone, Debug)]
-struct Holder {
-    bank: Bank,
-    accounts: Vec<u128>,
-}
-
 /// One simulated node.
 struct SimNode {
     code: String,
     config: Config,
+    /// Its engine's parts as the setup assembled them; each start takes a copy.
+    assembly: Assembly,
     currency: &'static Currency,
+    /// The nodes it has a corridor to.
+    peers: Vec<NodeId>,
     disk: SharedDisk,
     payments: MemoryPayments,
     engine: Option<Arc<Engine>>,
@@ -335,11 +338,17 @@ enum Action {
     Recovery(NodeId, u64),
     Crash(NodeId),
     Restart(NodeId),
-    Cut,
+    /// Cuts the link between two nodes (both directions).
+    Cut(NodeId, NodeId),
+    /// Heals every cut link.
     Heal,
     DiskFault(NodeId),
-    HostileStatus(NodeId, Uetr),
-    HostilePrepare(NodeId, pb::Signed),
+    /// A node asks another about a payment that is not its own to ask about: (caller,
+    /// receiver, UETR).
+    HostileStatus(NodeId, NodeId, Uetr),
+    /// A node sends another an envelope that is not its own, or forged: (caller, receiver,
+    /// envelope).
+    HostilePrepare(NodeId, NodeId, pb::Signed),
     EndWork,
 }
 
@@ -359,17 +368,31 @@ pub struct World {
     planned: Vec<Planned>,
     /// Envelopes seen on the wire, for hostile replays.
     seen: Vec<pb::Signed>,
+    /// Hostile status queries made: (asker, receiver, UETR). The receiver cannot tell a
+    /// payment it has never seen from one that is not the asker's, so it fences the UETR under
+    /// the asker's key (which blocks nobody else); the pair audit of that corridor rightly
+    /// reports a fence its sender has no trace of, and the oracles expect exactly that.
+    hostile_asked: BTreeSet<(NodeId, NodeId, Uetr)>,
+    /// Envelopes sent by a node that is not their payment's sender, or not to their payment's
+    /// receiver, or forged: (caller, receiver, UETR). The receiver writes nothing for one it
+    /// cannot authenticate as a bank of the caller's; one it can (the caller's own bank's
+    /// instruction, sent to another receiver than its quote names) it decides and refuses,
+    /// under the caller's key. The pair audit rightly reports a decision its sender has no
+    /// record of on that corridor; the oracles expect that and nothing more.
+    hostile_sent: BTreeSet<(NodeId, NodeId, Uetr)>,
     acks: Acks,
     trace: Sha256,
     report: RunReport,
     faults: bool,
     planted: Option<Planted>,
     healing: bool,
+    /// The agreement every node runs under (the setup's derived one).
+    mra: Arc<kakehashi_pki::mra::Mra>,
 }
 
 impl World {
-    /// Sets up a run from the committed configurations under `repo`.
-    pub fn new(repo: &Path, options: &RunOptions) -> Result<Self, SimError> {
+    /// Sets up a run of `setup`'s nodes.
+    pub fn new(setup: &Setup, options: &RunOptions) -> Result<Self, SimError> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(options.seed);
         let time = Arc::new(Time::default());
         let wire = SharedWire::default();
@@ -385,10 +408,9 @@ impl World {
             NetFaults::reliable(1, 20)
         };
         let mut nodes = Vec::new();
-        for code in ["JP", "SG"] {
-            let path = repo.join(format!("crates/node/devnet/{}.toml", code.to_lowercase()));
-            let config = Config::load(&path)
-                .map_err(|e| SimError::Setup(format!("{}: {e}", path.display())))?;
+        let codes = setup.jurisdictions();
+        for node in &setup.nodes {
+            let config = node.config.clone();
             let skew_ms = if options.faults {
                 // Mostly within the allowance, sometimes beyond it.
                 let allowed = i64::try_from(config.limits.clock_skew_secs * 1000).unwrap_or(0);
@@ -400,13 +422,17 @@ impl World {
             } else {
                 0
             };
-            let banks = holders(repo, &config)?;
-            let assembly =
-                Assembly::read(&config, UnixTime(i64::try_from(EPOCH_SECS).unwrap_or(0)))
-                    .map_err(|e| SimError::Setup(format!("{code}: {e}")))?;
+            // Every configured peer is a simulated node (the setup derived the corridors).
+            let peers = config
+                .peers
+                .iter()
+                .filter_map(|p| codes.iter().position(|c| *c == p.jurisdiction))
+                .collect();
             nodes.push(SimNode {
-                code: code.to_owned(),
-                currency: assembly.currency,
+                code: node.code.clone(),
+                currency: node.currency,
+                assembly: node.assembly.clone(),
+                peers,
                 config,
                 disk: SharedDisk::new(),
                 payments: MemoryPayments::new(),
@@ -414,7 +440,7 @@ impl World {
                 serving: Arc::new(AtomicU64::new(0)),
                 skew_ms,
                 incarnation: 0,
-                banks,
+                banks: node.banks.clone(),
                 _stop: None,
             });
         }
@@ -429,6 +455,8 @@ impl World {
             agenda_seq: 0,
             planned: Vec::new(),
             seen: Vec::new(),
+            hostile_asked: BTreeSet::new(),
+            hostile_sent: BTreeSet::new(),
             acks: Arc::default(),
             trace: Sha256::new(),
             report: RunReport {
@@ -438,6 +466,7 @@ impl World {
             faults: options.faults,
             planted: options.planted,
             healing: false,
+            mra: Arc::clone(&setup.mra),
         };
         for node in 0..world.nodes.len() {
             world.start(node)?;
@@ -505,9 +534,8 @@ impl World {
     fn start(&mut self, node: NodeId) -> Result<(), SimError> {
         let n = &mut self.nodes[node];
         n.incarnation += 1;
-        let now = EPOCH_SECS * 1000 + self.time.now();
-        let assembly = Assembly::read(&n.config, UnixTime(i64::try_from(now / 1000).unwrap_or(0)))
-            .map_err(|e| SimError::Setup(format!("{}: {e}", n.code)))?;
+        // The setup read and checked the configuration; a restart assembles the same engine.
+        let assembly = n.assembly.clone();
         let genesis = assembly.genesis.clone();
         let codes: Vec<String> = self.nodes.iter().map(|n| n.code.clone()).collect();
         let n = &mut self.nodes[node];
@@ -573,7 +601,11 @@ impl World {
     fn plan(&mut self, payments: u32) {
         for _ in 0..payments {
             let from = self.rng.random_range(0..self.nodes.len());
-            let to = 1 - from;
+            let peers = &self.nodes[from].peers;
+            if peers.is_empty() {
+                continue;
+            }
+            let to = peers[self.rng.random_range(0..peers.len())];
             let holder = self.rng.random_range(0..self.nodes[from].banks.len());
             let debtor = pick(&mut self.rng, &self.nodes[from].banks[holder].accounts);
             let creditor_holder = self.rng.random_range(0..self.nodes[to].banks.len());
@@ -593,6 +625,12 @@ impl World {
                 89..=91 => Variant::WrongBank,
                 92..=94 => Variant::StaleQuote,
                 _ => Variant::Twice,
+            };
+            // A node whose accounts are all one bank's has no other bank to sign wrongly.
+            let variant = if variant == Variant::WrongBank && self.nodes[from].banks.len() < 2 {
+                Variant::Plain
+            } else {
+                variant
             };
             let mut bytes = [0u8; 16];
             self.rng.fill(&mut bytes[..]);
@@ -623,7 +661,9 @@ impl World {
         }
         for _ in 0..self.rng.random_range(0..=3) {
             let when = self.rng.random_range(0..WORK_MS);
-            self.at(when, Action::Cut);
+            let a = self.rng.random_range(0..self.nodes.len());
+            let b = (a + self.rng.random_range(1..self.nodes.len())) % self.nodes.len();
+            self.at(when, Action::Cut(a, b));
             let heal = when + self.rng.random_range(500..10_000);
             self.at(heal, Action::Heal);
         }
@@ -717,11 +757,7 @@ impl World {
                 if let Some(slot) = wire.calls.get_mut(&call)
                     && slot.answer.is_none()
                 {
-                    slot.answer = Some(match answer {
-                        Answer::Decision(d) => Ok(d),
-                        Answer::Refused(r) => Err(PeerError::Refused(r)),
-                        Answer::Failed(f) => Err(PeerError::Failed(f)),
-                    });
+                    slot.answer = Some(answer);
                     if let Some(waker) = slot.waker.take() {
                         waker.wake();
                     }
@@ -732,9 +768,12 @@ impl World {
                 self.serve(from, to, call, move |engine, peer| {
                     Box::pin(async move {
                         let Some(signed) = request.instruction else {
-                            return Answer::Failed("no instruction".into());
+                            return relay_reply(Ok(Err(Rejection::new(
+                                ReasonCode::Ff01,
+                                "instruction: missing",
+                            ))));
                         };
-                        answer(engine.prepare(&peer, signed).await)
+                        relay_reply(engine.prepare(&peer, signed).await)
                     })
                 });
             }
@@ -742,10 +781,11 @@ impl World {
                 self.trace(&format!("status {from}->{to} call {call}"));
                 self.serve(from, to, call, move |engine, peer| {
                     Box::pin(async move {
-                        let Ok(uetr) = Uetr::parse(&request.uetr) else {
-                            return Answer::Failed("bad uetr".into());
+                        let uetr = match Uetr::parse(&request.uetr) {
+                            Ok(uetr) => uetr,
+                            Err(rejection) => return relay_reply(Ok(Err(rejection))),
                         };
-                        answer(
+                        relay_reply(
                             engine
                                 .relay_status(&peer, uetr, &request.instruction_sha256)
                                 .await,
@@ -763,16 +803,21 @@ impl World {
         from: NodeId,
         to: NodeId,
         call: u64,
-        handle: impl FnOnce(Arc<Engine>, String) -> std::pin::Pin<Box<dyn Future<Output = Answer>>>,
+        handle: impl FnOnce(
+            Arc<Engine>,
+            String,
+        )
+            -> std::pin::Pin<Box<dyn Future<Output = Result<RelayDecision, PeerError>>>>,
     ) {
-        let peer = self.caller_code(from);
+        // The jurisdiction the caller's TLS certificate authenticates it as: its node's.
+        let peer = self.nodes[from].code.clone();
         let engine = match &self.nodes[to].engine {
             Some(engine) if self.is_serving(to) => Arc::clone(engine),
             _ => {
                 let now = self.time.now();
                 let reply = Message::Reply {
                     call,
-                    answer: Answer::Failed("connection refused".into()),
+                    answer: Err(PeerError::Failed("connection refused".into())),
                 };
                 self.net.send(&mut self.rng, now, to, from, reply);
                 return;
@@ -786,14 +831,6 @@ impl World {
                 .outbox
                 .push((to, from, Message::Reply { call, answer }));
         });
-    }
-
-    /// The jurisdiction a caller authenticates as: its node's, or TH's for the hostile party
-    /// (index past the nodes).
-    fn caller_code(&self, from: NodeId) -> String {
-        self.nodes
-            .get(from)
-            .map_or_else(|| "TH".to_owned(), |n| n.code.clone())
     }
 
     fn act(&mut self, action: Action) {
@@ -844,11 +881,11 @@ impl World {
                     let _ = self.start(node);
                 }
             }
-            Action::Cut => {
+            Action::Cut(a, b) => {
                 if !self.healing {
                     self.count("partition");
-                    self.net.cut(0, 1);
-                    self.trace("cut");
+                    self.net.cut(a, b);
+                    self.trace(&format!("cut {a} {b}"));
                 }
             }
             Action::Heal => {
@@ -868,20 +905,22 @@ impl World {
                 }
                 self.trace(&format!("disk fault {node}"));
             }
-            Action::HostileStatus(to, uetr) => {
+            Action::HostileStatus(from, to, uetr) => {
                 self.count("hostile_peer");
+                self.hostile_asked.insert((from, to, uetr));
                 let call = self.hostile_call();
                 let request = RelayStatusRequest {
                     uetr: uetr.to_string(),
                     instruction_sha256: Vec::new(),
                 };
-                let from = self.nodes.len();
                 self.deliver(from, to, Message::Status { call, request });
             }
-            Action::HostilePrepare(to, signed) => {
+            Action::HostilePrepare(from, to, signed) => {
                 self.count("hostile_peer");
+                if let Ok(instruction) = kakehashi_protocol::instruction::decode(&signed) {
+                    self.hostile_sent.insert((from, to, instruction.uetr));
+                }
                 let call = self.hostile_call();
-                let from = self.nodes.len();
                 let request = PrepareRequest {
                     instruction: Some(signed),
                 };
@@ -978,13 +1017,7 @@ impl World {
             self.at(when, Action::Resubmit(signed.clone(), p.from));
         }
         if self.faults && self.rng.random_bool(0.05) {
-            // A hostile party (TH, a recognized node without a corridor) asks the receiver
-            // about this UETR, and replays a genuine envelope it saw.
-            let when = self.time.now() + self.rng.random_range(0..2_000);
-            self.at(when, Action::HostileStatus(p.to, p.uetr));
-            if let Some(seen) = self.seen.last().cloned() {
-                self.at(when + 1, Action::HostilePrepare(p.to, seen));
-            }
+            self.plan_hostile(&p, &signed);
         }
         if p.variant == Variant::StaleQuote {
             // Past the quote's lifetime and the allowed skew: the sender must refuse it, and
@@ -998,6 +1031,36 @@ impl World {
             return;
         }
         self.spawn_submission(p.from, signed, true);
+    }
+
+    /// Hostile parties around payment `p` (envelope `signed`), all recognized nodes with
+    /// corridors of their own but none for this payment: a node other than its sender (a third
+    /// node, which may have a corridor to the receiver, or the receiver's own jurisdiction)
+    /// asks the receiver about the UETR, and some node sends the receiver this envelope or one
+    /// seen on the wire, replayed as it is or forged (a payload byte changed, the signature
+    /// zeroed). The sender's own node only ever sends a forged copy: the genuine envelope from
+    /// it is the payment itself. None of it may write anything that blocks, decides or reveals
+    /// the genuine payment; the oracles check that it ends as if they had not been there.
+    fn plan_hostile(&mut self, p: &Planned, signed: &pb::Signed) {
+        let when = self.time.now() + self.rng.random_range(0..2_000);
+        let others: Vec<NodeId> = (0..self.nodes.len()).filter(|n| *n != p.from).collect();
+        let asker = others[self.rng.random_range(0..others.len())];
+        self.at(when, Action::HostileStatus(asker, p.to, p.uetr));
+        let caller = self.rng.random_range(0..self.nodes.len());
+        let mut envelope = match self.seen.last() {
+            Some(seen) if self.rng.random_bool(0.3) => seen.clone(),
+            _ => signed.clone(),
+        };
+        if caller == p.from || self.rng.random_bool(0.5) {
+            if self.rng.random_bool(0.5) && !envelope.payload.is_empty() {
+                let at = self.rng.random_range(0..envelope.payload.len());
+                envelope.payload[at] ^= 1 << self.rng.random_range(0..8u32);
+            } else {
+                envelope.signature.iter_mut().for_each(|b| *b = 0);
+            }
+        }
+        let when = when + self.rng.random_range(0..500);
+        self.at(when, Action::HostilePrepare(caller, p.to, envelope));
     }
 
     fn spawn_submission(&mut self, node: NodeId, signed: pb::Signed, first: bool) {
@@ -1111,6 +1174,11 @@ impl World {
             match state {
                 Some(OutboundState::Settled) => {
                     self.report.settled += 1;
+                    *self
+                        .report
+                        .settled_by_direction
+                        .entry(format!("{}->{}", s.code, r.code))
+                        .or_default() += 1;
                     if credit.is_none() {
                         violations.push(format!(
                             "{}: settled on {} but never credited on {}",
@@ -1185,8 +1253,13 @@ impl World {
                 }
             }
         }
-        for node in &self.nodes {
-            check_no_stray_credits(node, &self.nodes, &uetrs, &mut violations);
+        let directions = self
+            .planned
+            .iter()
+            .map(|p| (p.uetr, (p.from, p.to)))
+            .collect();
+        for node in 0..self.nodes.len() {
+            check_no_stray_credits(node, &self.nodes, &directions, &mut violations);
         }
         self.check_pair_audit(&stores, &mut violations);
         self.report.violations.extend(violations);
@@ -1194,45 +1267,61 @@ impl World {
 }
 
 impl World {
-    /// The operators' own check, `kakehashi ledger pair-audit`, on the simulated books: the two
-    /// nodes must agree, with nothing in doubt. It reads the same records and transfers the
-    /// offline audit reads from sled (the ledger's own audit has no journal to check here).
+    /// The operators' own check, `kakehashi ledger pair-audit`, on the simulated books of every
+    /// corridor: its two nodes must agree, with nothing in doubt. It reads the same records and
+    /// transfers the offline audit reads from sled (the ledger's own audit has no journal to
+    /// check here).
     fn check_pair_audit(&self, stores: &[Store], violations: &mut Vec<String>) {
-        let (Some(a), Some(b)) = (
-            self.node_books(0, 1, &stores[0], violations),
-            self.node_books(1, 0, &stores[1], violations),
+        for a in 0..self.nodes.len() {
+            for &b in self.nodes[a].peers.iter().filter(|b| **b > a) {
+                self.check_corridor(a, b, stores, violations);
+            }
+        }
+    }
+
+    /// The pair audit of the corridor between nodes `a` and `b`.
+    fn check_corridor(&self, a: NodeId, b: NodeId, stores: &[Store], violations: &mut Vec<String>) {
+        let (Some(books_a), Some(books_b)) = (
+            self.node_books(a, b, stores, violations),
+            self.node_books(b, a, stores, violations),
         ) else {
+            violations.push(format!(
+                "pair audit: {} and {} do not both configure their corridor",
+                self.nodes[a].code, self.nodes[b].code
+            ));
             return;
         };
-        let Some(engine) = &self.nodes[0].engine else {
-            return;
-        };
-        let report = audit_pair(&a, &b, engine.mra());
+        let pair = format!("{}-{}", self.nodes[a].code, self.nodes[b].code);
+        let report = audit_pair(&books_a, &books_b, &self.mra);
         for finding in &report.discrepancies {
-            violations.push(format!("pair audit: {finding:?}"));
+            violations.push(format!("pair audit {pair}: {finding:?}"));
         }
         if report.discrepancies_not_listed > 0 {
             violations.push(format!(
-                "pair audit: {} more findings",
+                "pair audit {pair}: {} more findings",
                 report.discrepancies_not_listed
             ));
         }
         if !report.in_doubt.is_empty() {
             violations.push(format!(
-                "pair audit: {} payments in doubt after healing",
+                "pair audit {pair}: {} payments in doubt after healing",
                 report.in_doubt.len()
             ));
         }
     }
 
-    /// Node `node`'s books of its corridor with `peer`, as the pair audit reads them.
+    /// Node `node`'s books of its corridor with `peer`, as the pair audit reads them, but for
+    /// the records that `peer`'s hostile calls left (see `hostile_asked` and `hostile_sent`) of
+    /// payments `peer` never sent to `node`: a fence after a status query, a refusal after a
+    /// Prepare, and never anything else (no credit, no live decision).
     fn node_books(
         &self,
         node: NodeId,
         peer: NodeId,
-        store: &Store,
+        stores: &[Store],
         violations: &mut Vec<String>,
     ) -> Option<NodeBooks> {
+        let store = &stores[node];
         let (n, p) = (&self.nodes[node], &self.nodes[peer]);
         let link = n.config.peer(&p.code)?;
         let wanted = [link.corridor_account, link.liquidity_account];
@@ -1267,7 +1356,28 @@ impl World {
         let inbound = store
             .inbound_records(&p.code)
             .filter_map(|item| match item {
-                Ok(entry) => Some(entry),
+                Ok((uetr, record)) => {
+                    let key = (peer, node, uetr);
+                    let asked = self.hostile_asked.contains(&key);
+                    let sent = self.hostile_sent.contains(&key);
+                    let genuine = matches!(
+                        stores[peer].outbound(&uetr),
+                        Ok(Some(out)) if out.peer == n.code
+                    );
+                    if genuine || !(asked || sent) {
+                        return Some((uetr, record));
+                    }
+                    let expected = (asked && record.state == InboundState::Fenced)
+                        || (sent && record.state == InboundState::Rejected);
+                    if !expected {
+                        violations.push(format!(
+                            "{uetr}: {}'s hostile call about a payment it never sent to {} \
+                             left a {:?} record",
+                            p.code, n.code, record.state
+                        ));
+                    }
+                    None
+                }
                 Err(e) => {
                     violations.push(format!("{}: inbound record unreadable: {e}", n.code));
                     None
@@ -1320,13 +1430,16 @@ fn check_balanced(code: &str, ledger: &MemoryLedger, violations: &mut Vec<String
     }
 }
 
-/// No inbound credit on `node` for a UETR the workload never sent, and at most one per UETR.
+/// No inbound credit on `node` for a UETR the workload never sent to it, at most one per
+/// UETR, and each under the protocol's id for the payment's sender.
 fn check_no_stray_credits(
-    node: &SimNode,
+    node: NodeId,
     nodes: &[SimNode],
-    uetrs: &BTreeSet<Uetr>,
+    uetrs: &BTreeMap<Uetr, (NodeId, NodeId)>,
     violations: &mut Vec<String>,
 ) {
+    let node_id = node;
+    let node = &nodes[node_id];
     let disk = node.disk.lock();
     let mut seen = BTreeSet::new();
     for transfer in disk.ledger.transfers() {
@@ -1334,17 +1447,20 @@ fn check_no_stray_credits(
             continue;
         }
         let uetr = Uetr(transfer.user_data_128.to_be_bytes());
-        if !uetrs.contains(&uetr) {
+        let Some(&(from, to)) = uetrs.get(&uetr) else {
             violations.push(format!("{}: a credit for unknown UETR {uetr}", node.code));
+            continue;
+        };
+        if to != node_id {
+            violations.push(format!(
+                "{}: a credit for {uetr}, a payment to {} (money created)",
+                node.code, nodes[to].code
+            ));
         }
         if !seen.insert(uetr) {
             violations.push(format!("{}: {uetr} credited twice", node.code));
         }
-        let expected = nodes
-            .iter()
-            .filter(|n| n.code != node.code)
-            .any(|n| transfer.id.0 == credit_transfer_id(&n.code, &uetr.0));
-        if !expected {
+        if transfer.id.0 != credit_transfer_id(&nodes[from].code, &uetr.0) {
             violations.push(format!(
                 "{}: credit {} has no protocol id",
                 node.code, transfer.id
@@ -1353,50 +1469,8 @@ fn check_no_stray_credits(
     }
 }
 
-/// The engine's answer to a relay call, as the caller's gRPC transport would see it.
-fn answer(
-    outcome: Result<
-        Result<RelayDecision, kakehashi_protocol::reason::Rejection>,
-        kakehashi_node::engine::EngineError,
-    >,
-) -> Answer {
-    match outcome {
-        Ok(Ok(decision)) => Answer::Decision(decision),
-        Ok(Err(rejection)) => Answer::Refused(rejection),
-        Err(error) => Answer::Failed(format!("unavailable: {}", error.is_transient())),
-    }
-}
-
 fn pick(rng: &mut Xoshiro256PlusPlus, items: &[u128]) -> u128 {
     items[rng.random_range(0..items.len())]
-}
-
-/// The banks of `config` (customer account owners) with their committed keys.
-fn holders(repo: &Path, config: &Config) -> Result<Vec<Holder>, SimError> {
-    let mut by_bic: BTreeMap<String, Vec<u128>> = BTreeMap::new();
-    for account in &config.accounts {
-        if account.kind == kakehashi_node::AccountKind::Customer && !account.owner_bic.is_empty() {
-            by_bic
-                .entry(account.owner_bic.clone())
-                .or_default()
-                .push(account.id);
-        }
-    }
-    let dir: PathBuf = repo
-        .join("certs")
-        .join(config.jurisdiction.to_lowercase())
-        .join("banks");
-    by_bic
-        .into_iter()
-        .map(|(bic, accounts)| {
-            let bank = Bank::load(
-                &dir.join(format!("{bic}.pem")),
-                &dir.join(format!("{bic}.key.pem")),
-            )
-            .map_err(|e| SimError::Setup(e.to_string()))?;
-            Ok(Holder { bank, accounts })
-        })
-        .collect()
 }
 
 /// A one-line summary of a report, for logs.
@@ -1415,26 +1489,31 @@ pub fn summary(report: &RunReport) -> String {
     out
 }
 
-/// Runs one seed.
-pub fn run(repo: &Path, options: &RunOptions) -> Result<RunReport, SimError> {
-    Ok(World::new(repo, options)?.run())
+/// Runs one seed of `setup`'s nodes.
+pub fn run(setup: &Setup, options: &RunOptions) -> Result<RunReport, SimError> {
+    Ok(World::new(setup, options)?.run())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn repo() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    /// The committed devnet configurations, read once for every test of the crate.
+    pub(crate) fn setup() -> &'static Setup {
+        static SETUP: std::sync::OnceLock<Setup> = std::sync::OnceLock::new();
+        SETUP.get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/devnet");
+            Setup::from_dir(&dir).expect("the committed configurations")
+        })
     }
 
     #[test]
-    fn a_calm_run_settles_and_is_clean() {
+    fn a_calm_run_settles_in_every_direction_and_is_clean() {
         let report = run(
-            &repo(),
+            setup(),
             &RunOptions {
                 seed: 1,
-                payments: 40,
+                payments: 60,
                 faults: false,
                 planted: None,
             },
@@ -1442,14 +1521,18 @@ mod tests {
         .expect("setup");
         eprintln!("{}", summary(&report));
         assert!(report.violations.is_empty(), "{:#?}", report.violations);
-        assert!(report.settled > 20, "{report:?}");
+        assert!(report.settled > 30, "{report:?}");
+        // Three nodes, a corridor between each pair: six directions, each used.
+        let codes = setup().jurisdictions();
+        assert_eq!(codes.len(), 3, "{codes:?}");
+        assert_eq!(report.settled_by_direction.len(), 6, "{report:?}");
     }
 
     /// The CI batch (issue 11: at least 200 seeds with faults per run, 0 violations). A
     /// failing seed names the command that replays it.
     #[test]
     fn two_hundred_seeds_with_faults_are_clean() {
-        let batch = crate::run_batch(&repo(), 0, 200, 40, true, |report| {
+        let batch = crate::run_batch(setup(), 0, 200, 40, true, |report| {
             assert!(
                 report.violations.is_empty(),
                 "seed {}: {:#?}\nreplay: kakehashi sim --seed-start {} --seeds 1",
@@ -1469,6 +1552,12 @@ mod tests {
             );
         }
         assert!(batch.settled > 200 * 10, "{batch:?}");
+        // Every direction of every corridor carried many payments.
+        assert_eq!(batch.settled_by_direction.len(), 6, "{batch:?}");
+        assert!(
+            batch.settled_by_direction.values().all(|n| *n > 200),
+            "{batch:?}"
+        );
     }
 
     #[test]
@@ -1480,14 +1569,14 @@ mod tests {
                 faults: true,
                 planted: None,
             };
-            let first = run(&repo(), &options).expect("setup");
-            let again = run(&repo(), &options).expect("setup");
+            let first = run(setup(), &options).expect("setup");
+            let again = run(setup(), &options).expect("setup");
             assert_eq!(
                 first.trace_hash, again.trace_hash,
                 "seed {seed} did not replay"
             );
             let other = run(
-                &repo(),
+                setup(),
                 &RunOptions {
                     seed: seed + 1,
                     ..options
@@ -1514,7 +1603,7 @@ mod tests {
                     faults: true,
                     planted: Some(planted),
                 };
-                let report = run(&repo(), &options).expect("setup");
+                let report = run(setup(), &options).expect("setup");
                 (!report.violations.is_empty()).then_some((seed, report.violations))
             });
             let (seed, violations) = found.unwrap_or_else(|| panic!("{planted:?} was never found"));

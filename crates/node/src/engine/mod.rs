@@ -71,7 +71,7 @@ pub use entropy::{Entropy, EntropyError, SystemEntropy};
 pub use recovery::{
     RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, RecoveryPass, backoff_delay,
 };
-pub use transport::{GrpcPeer, PeerCall, PeerError, PeerTransport};
+pub use transport::{GrpcPeer, PeerCall, PeerError, PeerTransport, relay_reply};
 
 /// Why the engine could not do its job for an operational reason (not a rejection of the
 /// payment): the caller answers `Unavailable`/`Internal` and nothing is acknowledged.

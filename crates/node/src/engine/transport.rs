@@ -30,7 +30,7 @@ pub type PeerCall<'a> = Pin<Box<dyn Future<Output = Result<RelayDecision, PeerEr
 
 /// Why a call to a peer brought no decision. Either way the sender cannot know whether the
 /// peer decided, so the payment stays in doubt until a later status query answers.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum PeerError {
     /// The call failed: no connection, a refused handshake, or an error status from the peer.
     #[error("{0}")]
@@ -86,14 +86,29 @@ impl GrpcPeer {
     /// [`PeerError`].
     fn answer(&self, answer: Result<Answer, Elapsed>) -> Result<RelayDecision, PeerError> {
         match answer {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(match refusal(&status) {
-                Some(rejection) => PeerError::Refused(rejection),
-                None => PeerError::Failed(status.to_string()),
-            }),
+            Ok(answer) => peer_answer(answer.map(tonic::Response::into_inner)),
             Err(_) => Err(PeerError::Timeout(self.timeout)),
         }
     }
+}
+
+/// The decision in an answer that arrived; an error status is a [`PeerError`].
+fn peer_answer(answer: Result<RelayDecision, tonic::Status>) -> Result<RelayDecision, PeerError> {
+    answer.map_err(|status| match refusal(&status) {
+        Some(rejection) => PeerError::Refused(rejection),
+        None => PeerError::Failed(status.to_string()),
+    })
+}
+
+/// What a [`GrpcPeer`] caller gets when the peer's engine ends a relay call (Prepare or
+/// GetStatus) with `outcome`: the Relay service's answer to it, read back as the caller's
+/// transport reads it. The deterministic simulator carries this over its network, so that its
+/// engines see exactly what production's would, from the one mapping production uses on each
+/// side of the wire.
+pub fn relay_reply(
+    outcome: Result<Result<RelayDecision, Rejection>, super::EngineError>,
+) -> Result<RelayDecision, PeerError> {
+    peer_answer(crate::service::relay_answer(outcome))
 }
 
 impl PeerTransport for GrpcPeer {
