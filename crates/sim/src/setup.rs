@@ -144,7 +144,7 @@ impl Setup {
             .collect();
         let mra = Arc::new(derive_agreement(&agreement, &codes)?);
         let currencies: BTreeMap<String, String> = mra
-            .jurisdictions
+            .jurisdictions()
             .iter()
             .map(|j| (j.code.clone(), j.currency.clone()))
             .collect();
@@ -243,7 +243,7 @@ fn derive_agreement(path: &Path, codes: &[String]) -> Result<Mra, SimError> {
         std::fs::read(&file).map_err(|cause| MraError::Read { path: file, cause })
     };
     let mut mra = Mra::parse_with(&derived, path, &mut read).map_err(|e| setup(path, e))?;
-    let parties: Vec<String> = mra.jurisdictions.iter().map(|j| j.code.clone()).collect();
+    let parties: Vec<String> = mra.jurisdictions().iter().map(|j| j.code.clone()).collect();
     for code in parties {
         let key_file = base
             .join("mra-keys")
@@ -502,7 +502,7 @@ mod tests {
 
     /// Whether `relying` recognizes `issuing` for `purpose` in `mra`.
     fn recognizes(mra: &Mra, relying: &str, issuing: &str, purpose: Purpose) -> bool {
-        mra.rows.iter().any(|row| {
+        mra.rows().iter().any(|row| {
             row.relying == relying && row.issuing == issuing && row.purposes.contains(&purpose)
         })
     }
@@ -527,7 +527,7 @@ mod tests {
         // ... the derived one every pair, for every purpose, signed again by every party.
         let derived = setup.agreement();
         derived.verify_signatures().expect("signed by every party");
-        assert_eq!(derived.agreement_id, committed.agreement_id);
+        assert_eq!(derived.agreement_id(), committed.agreement_id());
         for relying in &codes {
             for issuing in codes.iter().filter(|c| *c != relying) {
                 for purpose in [
