@@ -434,3 +434,24 @@ fn names_with_nothing_to_match_match_nothing() {
         assert_eq!(list.match_name(name), None, "{name:?}");
     }
 }
+
+/// The pruned scorer the index uses gives the full scorer's answer at every floor.
+#[test]
+fn pruned_scoring_agrees_with_full_scoring() {
+    let list = test_list();
+    for v in variants() {
+        let query = Prepared::new(normalize(&v.name));
+        for listed in &list.names {
+            let full = score(&query, &listed.key);
+            for floor in [0.5, 0.75, 0.85, THRESHOLD_DEFAULT, 0.95, 1.0] {
+                let pruned = score_at_least(&query, &listed.key, floor);
+                assert_eq!(
+                    pruned,
+                    (full >= floor).then_some(full),
+                    "{:?} at {floor}",
+                    v.name
+                );
+            }
+        }
+    }
+}
