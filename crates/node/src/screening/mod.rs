@@ -630,18 +630,16 @@ impl Sanctions {
             ("creditor", &instr.creditor_name),
         ] {
             if let Some(m) = list.match_name(name) {
-                let alias = m
-                    .alias
-                    .as_ref()
-                    .map(|a| format!(" (alias {a:?})"))
-                    .unwrap_or_default();
+                let source = match &m.alias {
+                    Some(alias) => format!("alias {alias:?}, {}", m.origin),
+                    None => m.origin.clone(),
+                };
                 return Err(Rejection::new(
                     ReasonCode::Rr04,
                     format!(
-                        "{role} name {name:?} matches sanctions list entry {:?}{alias}, {}, \
+                        "{role} name {name:?} matches sanctions list entry {:?} ({source}) \
                          with score {:.2} (threshold {:.2})",
                         m.entry,
-                        m.origin,
                         m.score,
                         list.threshold()
                     ),
