@@ -17,11 +17,12 @@
 //!
 //!   A name matches when its score reaches the threshold (`[sanctions] threshold`,
 //!   [`THRESHOLD_DEFAULT`]). A fuzzy match also needs one token, or the whole name written
-//!   together, within one edit (insertion, deletion, substitution or transposition) of the
-//!   listed name's, or equal to it if shorter than [`FUZZY_TOKEN_CHARS_MIN`] characters: that
-//!   is what the index finds without scanning the list (the deletion neighbourhood of each
-//!   token, computed at load), and a name that differs from a listed one in every token is not
-//!   a variant of it.
+//!   together, to meet one of the listed name's: equal, or (both of at least
+//!   [`FUZZY_TOKEN_CHARS_MIN`] characters) equal once at most one character is deleted from
+//!   each, which covers one insertion, deletion, substitution or swap of neighbours. That is
+//!   what the index finds without scanning the list (the deletion neighbourhood of each token,
+//!   computed at load), and a name that differs from a listed one in every token is not a
+//!   variant of it.
 //! - **BICs** match exactly; an 8-character BIC and its 11-character form with branch `XXX` are
 //!   the same party, and a listed 8-character BIC (or `XXX`) covers every branch.
 //! - **Accounts** match exactly.

@@ -93,16 +93,24 @@ fn every_variant_is_caught_and_every_innocent_name_passes() {
 }
 
 /// The best score of `name` against the listed names the matching rule lets it be compared
-/// with (equal keys, or a token or the whole name within one edit), found by scanning every
-/// listed name instead of through the index; `None` if there is no such name.
+/// with (equal keys, or a token or the whole name equal to one of the listed name's once at
+/// most one character is deleted from each), found by scanning every listed name instead of
+/// through the index; `None` if there is no such name.
 fn best_by_scan(list: &SanctionsList, name: &str) -> Option<f64> {
-    let within_one_edit = |a: &str, b: &str| {
-        if a.chars().count() < FUZZY_TOKEN_CHARS_MIN || b.chars().count() < FUZZY_TOKEN_CHARS_MIN {
-            a == b
-        } else {
-            strsim::osa_distance(a, b) <= 1
+    // Itself and, from FUZZY_TOKEN_CHARS_MIN characters, each form with one deletion.
+    let neighbours = |t: &str| {
+        let chars: Vec<char> = t.chars().collect();
+        let mut set = HashSet::from([t.to_owned()]);
+        if chars.len() >= FUZZY_TOKEN_CHARS_MIN {
+            for at in 0..chars.len() {
+                let mut c = chars.clone();
+                c.remove(at);
+                set.insert(c.into_iter().collect::<String>());
+            }
         }
+        set
     };
+    let within_one_edit = |a: &str, b: &str| !neighbours(a).is_disjoint(&neighbours(b));
     let pieces = |p: &Prepared| {
         let mut v = p.tokens.clone();
         if p.tokens.len() > 1 {
