@@ -1,14 +1,16 @@
 //! Sanctions screening through a running pair: variants of a listed name refused RR04 with
 //! the matched entry and score, nothing moved on either ledger; a list file reloaded while
-//! the node runs (by the operator's call and by SIGHUP), and a list that does not load
-//! leaving the one in force (issue 12, build item 4).
+//! the node runs (by the embedding's call, the operator's ReloadSanctions RPC and SIGHUP), and
+//! a list that does not load leaving the one in force (issue 12, build item 4).
 
 use std::path::Path;
 use std::time::Duration;
 
 use kakehashi_node::node::Node;
 use kakehashi_node::screening::ListErrorReason;
-use kakehashi_proto::pb::TransactionStatus;
+use kakehashi_proto::codec::REASON_METADATA;
+use kakehashi_proto::pb::{self as pb, TransactionStatus};
+use tonic::Code;
 
 use crate::support::*;
 
@@ -73,11 +75,11 @@ async fn a_reloaded_list_takes_effect_without_a_restart_and_a_bad_one_changes_no
     jp_config.sanctions.list = Some(list.clone());
     let jp = Node::start(jp_config).await.expect("JP starts");
     let sg = start("SG", dir.path(), &ports).await;
-    let mut client = client(jp.public_addr, "JP", None).await;
+    let mut participant = client(jp.public_addr, "JP", None).await;
     let alpha_jp = bank("jp", "KKHAJPJ0");
     let small = amount("JPY", "1000");
     let mut pay = async |creditor_name: &str| {
-        let q = quote(&mut client, "SG", &small).await;
+        let q = quote(&mut participant, "SG", &small).await;
         let signed = instruction(
             &Payment {
                 creditor_name,
@@ -85,7 +87,7 @@ async fn a_reloaded_list_takes_effect_without_a_restart_and_a_bad_one_changes_no
             },
             new_uetr(),
         );
-        submit(&mut client, signed).await
+        submit(&mut participant, signed).await
     };
 
     // Not listed yet: settles.
@@ -122,6 +124,30 @@ async fn a_reloaded_list_takes_effect_without_a_restart_and_a_bad_one_changes_no
     assert_eq!(error.reason, ListErrorReason::Malformed, "{error}");
     assert!(error.to_string().starts_with("LIST_MALFORMED"), "{error}");
     assert_eq!(jp.engine().sanctions().generation(), 2);
+    // The same through the operator's RPC: FAILED_PRECONDITION with the reason code; and only
+    // the operator may ask.
+    let mut operator = client(jp.public_addr, "JP", Some("jp/node/tls")).await;
+    let refused = operator
+        .reload_sanctions(pb::ReloadSanctionsRequest {})
+        .await
+        .expect_err("a malformed list");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(
+        refused
+            .metadata()
+            .get(REASON_METADATA)
+            .and_then(|v| v.to_str().ok()),
+        Some("LIST_MALFORMED"),
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("header row"), "{refused:?}");
+    let anonymous = client(jp.public_addr, "JP", None)
+        .await
+        .reload_sanctions(pb::ReloadSanctionsRequest {})
+        .await
+        .expect_err("not an operator");
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    assert_eq!(jp.engine().sanctions().generation(), 2);
     let report = pay("Orchid Maritime").await;
     assert_eq!(
         report.status_reason_code, "RR04",
@@ -134,12 +160,30 @@ async fn a_reloaded_list_takes_effect_without_a_restart_and_a_bad_one_changes_no
         "the refused list is not in force: {report:?}"
     );
 
+    // The operator's RPC puts a good list in force.
+    write_list(
+        &list,
+        "Orchid Maritime Pte Ltd,,,,SG\nVolkov Industrial Holdings Corp,,,,\n",
+    );
+    let answer = operator
+        .reload_sanctions(pb::ReloadSanctionsRequest {})
+        .await
+        .expect("reloads")
+        .into_inner();
+    assert_eq!(
+        (answer.entries, answer.names, answer.generation),
+        (3, 3, 3),
+        "{answer:?}"
+    );
+    let report = pay("Volkov Industrial Holding").await;
+    assert_eq!(report.status_reason_code, "RR04", "{report:?}");
+
     // SIGHUP reloads too: Orchid is taken off the list.
     write_list(&list, "Rosneftegaz,,,,RU\n");
     hang_up_this_process();
     let sanctions = jp.engine().sanctions().clone();
     let reloaded = tokio::time::timeout(Duration::from_secs(10), async {
-        while sanctions.generation() < 3 {
+        while sanctions.generation() < 4 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
