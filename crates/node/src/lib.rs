@@ -24,6 +24,7 @@ mod locks;
 pub mod metrics;
 pub mod node;
 pub mod participant;
+pub mod screening;
 pub mod server;
 mod service;
 pub mod store;

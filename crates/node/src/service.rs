@@ -4,7 +4,9 @@
 //! - a malformed request (FF01: garbage bytes, missing fields, bad amounts, unknown currency,
 //!   bad UTF-8 — prost refuses that at decode) → `InvalidArgument`, message `"FF01: <detail>"`;
 //! - a business refusal of a quote or an operator call (RR04, AC01, AC04, DUPL) →
-//!   `FailedPrecondition` (`NotFound` for AC01), same message form;
+//!   `FailedPrecondition` (`NotFound` for AC01), same message form; a sanctions list reload
+//!   that does not load → `FailedPrecondition` with the list's code (`LIST_MALFORMED`, ...) as
+//!   reason code and the file, line and fault in the message (the operator's own file);
 //! - a payment refused after authentication → a `PaymentStatusReport` with RJCT (the RPC
 //!   succeeds: the refusal *is* the answer, and it is recorded under its UETR);
 //! - an operational fault → `Unavailable` when it is transient (disk, sled, a failed commit:
@@ -37,6 +39,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{Engine, EngineError, Submitted};
+use crate::screening::{ListError, Reloaded};
 
 /// Instructions of one `SubmitPayments` stream processed at once; more wait in the stream
 /// (HTTP/2 flow control pushes back on the client). The reports waiting to be sent are bounded
@@ -369,6 +372,40 @@ impl Payments for PaymentsService {
         self.require_operator(&request)?;
         let id = parse_account("account", &request.into_inner().account)?;
         admin_answer(self.engine.close_account(id).await)
+    }
+
+    async fn reload_sanctions(
+        &self,
+        request: Request<pb::ReloadSanctionsRequest>,
+    ) -> Result<Response<pb::ReloadSanctionsResponse>, Status> {
+        self.require_operator(&request)?;
+        // Preparing a long list takes a while: off the runtime's threads.
+        let sanctions = self.engine.sanctions().clone();
+        let outcome = tokio::task::spawn_blocking(move || sanctions.reload())
+            .await
+            .map_err(|e| task_failed(&e))?;
+        reload_answer(outcome)
+    }
+}
+
+/// The answer to a sanctions list reload: the list now in force, or the reason the file did
+/// not load (FAILED_PRECONDITION, the list's reason code in the reason metadata).
+fn reload_answer(
+    outcome: Result<Reloaded, ListError>,
+) -> Result<Response<pb::ReloadSanctionsResponse>, Status> {
+    match outcome {
+        Ok(reloaded) => Ok(Response::new(pb::ReloadSanctionsResponse {
+            entries: reloaded.entries as u64,
+            names: reloaded.names as u64,
+            generation: reloaded.generation,
+        })),
+        Err(error) => {
+            let mut status = Status::failed_precondition(error.to_string());
+            if let Ok(value) = error.reason.code().parse() {
+                status.metadata_mut().insert(REASON_METADATA, value);
+            }
+            Err(status)
+        }
     }
 }
 

@@ -158,6 +158,12 @@ impl Payments for TestPayments {
     ) -> Result<Response<pb::AccountBalance>, Status> {
         Err(Status::unimplemented("test"))
     }
+    async fn reload_sanctions(
+        &self,
+        _: Request<pb::ReloadSanctionsRequest>,
+    ) -> Result<Response<pb::ReloadSanctionsResponse>, Status> {
+        Err(Status::unimplemented("test"))
+    }
 }
 
 /// Answers every Prepare with UNKNOWN_FENCED and the hex of the client's leaf certificate in

@@ -36,5 +36,9 @@ mod metrics;
 // A third jurisdiction (TH) from data only: a PKI, agreement rows and a configuration file.
 mod third_jurisdiction;
 
+// Sanctions screening through a running pair: variants of a listed name refused RR04, a list
+// file reloaded without a restart (issue 12, build item 4).
+mod screening;
+
 // Starting JP and SG nodes from the devnet configurations, participants, signed instructions.
 mod support;

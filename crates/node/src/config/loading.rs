@@ -14,7 +14,8 @@ use super::rules::parse_relay_uri;
 use super::{
     AMOUNT_FRACTION_DIGITS_MAX, Account, AccountKind, Admin, CONFIG_BYTES_MAX, Config, ConfigError,
     Decimal, Fx, KeyPairPaths, Limits, Listen, Peer, QUOTE_TTL_SECS_DEFAULT, RATE_BAND_BPS_DEFAULT,
-    RATE_FRACTION_DIGITS_MAX, Sanctions, invalid,
+    RATE_FRACTION_DIGITS_MAX, SANCTIONS_THRESHOLD_BP_DEFAULT, SANCTIONS_THRESHOLD_BP_MIN,
+    Sanctions, invalid,
 };
 
 impl Config {
@@ -58,6 +59,25 @@ fn resolve(base: &Path, key: &str, path: &str) -> Result<PathBuf, ConfigError> {
         return Err(invalid(key, "is empty; give a file or directory path"));
     }
     Ok(base.join(path))
+}
+
+/// `[sanctions] threshold` (a similarity from 0.75 to 1) in ten-thousandths.
+fn threshold_bp(threshold: Option<f64>) -> Result<u16, ConfigError> {
+    let Some(t) = threshold else {
+        return Ok(SANCTIONS_THRESHOLD_BP_DEFAULT);
+    };
+    let min = f64::from(SANCTIONS_THRESHOLD_BP_MIN) / 10_000.0;
+    if !(min..=1.0).contains(&t) {
+        return Err(invalid(
+            "sanctions.threshold",
+            format!(
+                "{t} is out of range; use a similarity from {min} to 1 (1 matches only names \
+                 equal after normalization)"
+            ),
+        ));
+    }
+    // In range, so the product is from 7500 to 10000 and fits.
+    Ok((t * 10_000.0).round() as u16)
 }
 
 // ---- the TOML shape --------------------------------------------------------------------------
@@ -177,6 +197,8 @@ struct RawSanctions {
     bics: Vec<String>,
     #[serde(default)]
     accounts: Vec<AccountIdRepr>,
+    list: Option<String>,
+    threshold: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +303,12 @@ impl RawConfig {
                 names: self.sanctions.names,
                 bics: self.sanctions.bics,
                 accounts: self.sanctions.accounts.into_iter().map(|a| a.0).collect(),
+                list: self
+                    .sanctions
+                    .list
+                    .map(|p| resolve(base, "sanctions.list", &p))
+                    .transpose()?,
+                threshold_bp: threshold_bp(self.sanctions.threshold)?,
             },
             accounts,
         })

@@ -305,8 +305,9 @@ impl Default for Limits {
     }
 }
 
-/// `[sanctions]`: parties a payment may not involve (regulatory reason RR04).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `[sanctions]`: parties a payment may not involve (regulatory reason RR04). The inline
+/// lists and the list file add up; [`crate::screening`] says how names are matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sanctions {
     /// Party names (debtor or creditor) a payment may not carry.
     pub names: Vec<String>,
@@ -314,7 +315,32 @@ pub struct Sanctions {
     pub bics: Vec<String>,
     /// Account ids, on either ledger.
     pub accounts: Vec<u128>,
+    /// The list file (CSV, [`crate::screening::list`]), read at start and again on each
+    /// reload (SIGHUP).
+    pub list: Option<PathBuf>,
+    /// The similarity a name must reach to match a listed one, in ten-thousandths
+    /// (`threshold = 0.90` is 9000).
+    pub threshold_bp: u16,
 }
+
+impl Default for Sanctions {
+    fn default() -> Self {
+        Self {
+            names: Vec::new(),
+            bics: Vec::new(),
+            accounts: Vec::new(),
+            list: None,
+            threshold_bp: SANCTIONS_THRESHOLD_BP_DEFAULT,
+        }
+    }
+}
+
+/// Default `[sanctions] threshold`, in ten-thousandths: [`crate::screening::THRESHOLD_DEFAULT`]
+/// says why 0.90.
+pub const SANCTIONS_THRESHOLD_BP_DEFAULT: u16 = 9000;
+/// Lowest `[sanctions] threshold` accepted, in ten-thousandths
+/// ([`crate::screening::THRESHOLD_MIN`]).
+pub const SANCTIONS_THRESHOLD_BP_MIN: u16 = 7500;
 
 /// `[[account]]`: a genesis account of the local ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -359,6 +359,12 @@ impl Config {
                 ));
             }
             check_name("sanctions.names", name)?;
+            if crate::screening::normalize(name).is_empty() {
+                return Err(invalid(
+                    "sanctions.names",
+                    format!("{name:?} has no letter or digit; it would match nothing"),
+                ));
+            }
         }
         for bic in &s.bics {
             check_bic("sanctions.bics", bic)?;

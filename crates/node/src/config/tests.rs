@@ -473,6 +473,41 @@ fn refuses_empty_paths_and_sanction_entries() {
 }
 
 #[test]
+fn sanctions_list_file_and_threshold() {
+    let config = parse(EXAMPLE).expect("valid");
+    assert_eq!(config.sanctions.list, None);
+    assert_eq!(
+        config.sanctions.threshold_bp,
+        SANCTIONS_THRESHOLD_BP_DEFAULT
+    );
+    let config = parse(&edited(
+        "bics = []",
+        "bics = []\nlist = \"sanctions.csv\"\nthreshold = 0.85",
+    ))
+    .expect("valid");
+    assert_eq!(
+        config.sanctions.list.as_deref(),
+        Some(Path::new("/etc/kakehashi/sanctions.csv")),
+        "relative to the configuration's directory"
+    );
+    assert_eq!(config.sanctions.threshold_bp, 8500);
+    for threshold in ["0.5", "1.01", "-1", "nan"] {
+        refused(
+            &edited("bics = []", &format!("bics = []\nthreshold = {threshold}")),
+            &["sanctions.threshold", "out of range"],
+        );
+    }
+    refused(
+        &edited("bics = []", "bics = []\nlist = \"\""),
+        &["sanctions.list", "is empty"],
+    );
+    refused(
+        &edited("names = [\"Sanctioned Trading Co\"]", "names = [\"-.-\"]"),
+        &["sanctions.names", "would match nothing"],
+    );
+}
+
+#[test]
 fn builders_override_ports_data_dir_and_peer_relay() {
     let config = parse(EXAMPLE)
         .expect("valid")

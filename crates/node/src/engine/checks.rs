@@ -14,64 +14,6 @@ use super::Engine;
 use crate::AccountKind;
 use crate::store::AccountMeta;
 
-/// Names, BICs and accounts refused with RR04.
-#[derive(Clone, Debug, Default)]
-pub struct Sanctions {
-    /// Lower-cased, whitespace-collapsed names.
-    pub names: Vec<String>,
-    /// Upper-case BICs (8 or 11 characters; an 8-character entry covers every branch).
-    pub bics: Vec<String>,
-    /// Local accounts.
-    pub accounts: Vec<u128>,
-}
-
-impl Sanctions {
-    /// Normalizes a name for screening: lower case, runs of whitespace as one space.
-    pub fn normalize(name: &str) -> String {
-        name.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase()
-    }
-
-    pub(super) fn screen(&self, instr: &Instruction, local_account: u128) -> Result<(), Rejection> {
-        for (role, name) in [
-            ("debtor", &instr.debtor_name),
-            ("creditor", &instr.creditor_name),
-        ] {
-            let normalized = Self::normalize(name);
-            if !normalized.is_empty() && self.names.contains(&normalized) {
-                return Err(Rejection::new(
-                    ReasonCode::Rr04,
-                    format!("{role} name {name:?} is on the sanctions list"),
-                ));
-            }
-        }
-        for (role, bic) in [
-            ("debtor agent", &instr.debtor_agent_bic),
-            ("creditor agent", &instr.creditor_agent_bic),
-        ] {
-            if self
-                .bics
-                .iter()
-                .any(|b| bic == b || (b.len() == 8 && bic.starts_with(b.as_str())))
-            {
-                return Err(Rejection::new(
-                    ReasonCode::Rr04,
-                    format!("{role} {bic} is on the sanctions list"),
-                ));
-            }
-        }
-        if self.accounts.contains(&local_account) {
-            return Err(Rejection::new(
-                ReasonCode::Rr04,
-                format!("account {local_account} is on the sanctions list"),
-            ));
-        }
-        Ok(())
-    }
-}
-
 impl Engine {
     /// The instruction's signer, verified for payment signing under the agreement as this
     /// node relies on it, and the debtor agent the instruction names (DS0B otherwise). Both
@@ -260,18 +202,5 @@ pub(super) fn ledger_rejection(result: Option<CreateTransferResult>, what: &str)
         ) => Rejection::new(ReasonCode::Ac01, format!("{what}: ledger {}", r.as_str())),
         Some(r) => Rejection::new(ReasonCode::Ff01, format!("{what}: ledger {}", r.as_str())),
         None => Rejection::new(ReasonCode::Ff01, format!("{what}: no ledger result")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanction_names_match_after_normalizing_case_and_spaces() {
-        assert_eq!(
-            Sanctions::normalize("  Sanctioned   Trading CO "),
-            "sanctioned trading co"
-        );
     }
 }

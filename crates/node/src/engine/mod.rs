@@ -62,8 +62,8 @@ use crate::locks::UetrLocks;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
+pub use crate::screening::Sanctions;
 pub use books::{Books, BooksCall, SledBooks};
-pub use checks::Sanctions;
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
 pub use entropy::{Entropy, EntropyError, SystemEntropy};
@@ -323,6 +323,11 @@ impl Engine {
     /// Metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.parts.metrics
+    }
+
+    /// The sanctions list in force, and its reload.
+    pub fn sanctions(&self) -> &Sanctions {
+        &self.parts.sanctions
     }
 
     /// The clock the engine reads.
