@@ -19,6 +19,9 @@ use kakehashi_sim::{BatchReport, RunReport, Setup, run_batch};
 
 use crate::configs::find_configs;
 
+/// Payments per seed unless `--payments` says otherwise.
+const PAYMENTS_DEFAULT: u32 = 40;
+
 #[derive(clap::Args)]
 pub(crate) struct SimArgs {
     /// How many seeds to run.
@@ -28,7 +31,7 @@ pub(crate) struct SimArgs {
     #[arg(long, default_value_t = 0)]
     seed_start: u64,
     /// Payments each seed's workload submits.
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, default_value_t = PAYMENTS_DEFAULT, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     payments: u32,
     /// Run without faults (no crashes, partitions, message or disk faults, clock skew or
     /// hostile peers).
@@ -51,6 +54,7 @@ pub(crate) struct SimArgs {
 }
 
 pub(crate) fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let replay_flags = replay_flags(&args);
     let (setup, from) = if args.config.is_empty() {
         // A given directory is taken as it is (any jurisdictions); without one, the devnet's.
         let dir = match args.configs {
@@ -100,7 +104,7 @@ pub(crate) fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", to_json(&batch));
     } else {
-        print_text(&batch);
+        print_text(&batch, &replay_flags);
     }
     Ok(if batch.violations.is_empty() {
         ExitCode::SUCCESS
@@ -126,7 +130,26 @@ fn to_json(batch: &BatchReport) -> serde_json::Value {
     })
 }
 
-fn print_text(batch: &BatchReport) {
+/// The flags besides the seed that a failing seed's replay needs to run the same simulation
+/// (a seed's trace depends on its workload size, the fault switch and the configurations).
+fn replay_flags(args: &SimArgs) -> String {
+    let mut flags = String::new();
+    if args.payments != PAYMENTS_DEFAULT {
+        flags.push_str(&format!(" --payments {}", args.payments));
+    }
+    if args.no_faults {
+        flags.push_str(" --no-faults");
+    }
+    if let Some(dir) = &args.configs {
+        flags.push_str(&format!(" --configs {}", dir.display()));
+    }
+    for file in &args.config {
+        flags.push_str(&format!(" --config {}", file.display()));
+    }
+    flags
+}
+
+fn print_text(batch: &BatchReport, replay_flags: &str) {
     println!(
         "{} seeds, {} payments ({} submissions): {} settled, {} rejected",
         batch.seeds, batch.payments, batch.submissions, batch.settled, batch.rejected
@@ -153,7 +176,7 @@ fn print_text(batch: &BatchReport) {
     println!("violations: {}", batch.violations.len());
     for (seed, violation) in &batch.violations {
         println!("  seed {seed}: {violation}");
-        println!("    replay: kakehashi sim --seed-start {seed} --seeds 1");
+        println!("    replay: kakehashi sim --seed-start {seed} --seeds 1{replay_flags}");
     }
     println!("trace hash: {}", batch.trace_hash);
 }

@@ -509,6 +509,28 @@ impl World {
             self.handle_due();
         }
         self.report.elapsed_ms = self.time.now();
+        // The network's and the clocks' faults, by kind, beside those the world scheduled
+        // (counted after the run: they are outcomes of the seeded draws, not trace events).
+        let net = self.net.stats();
+        for (kind, count) in [
+            ("message_lost", net.lost),
+            ("message_duplicated", net.duplicated),
+            ("message_delayed", net.delayed_long),
+            ("message_partitioned", net.partitioned),
+        ] {
+            if count > 0 {
+                *self.report.faults.entry(kind.to_owned()).or_default() += count;
+            }
+        }
+        for node in &self.nodes {
+            let allowed = i64::try_from(node.config.limits.clock_skew_secs * 1000).unwrap_or(0);
+            let kind = match node.skew_ms.unsigned_abs() {
+                0 => continue,
+                s if s > allowed.unsigned_abs() => "clock_skew_beyond",
+                _ => "clock_skew_within",
+            };
+            *self.report.faults.entry(kind.to_owned()).or_default() += 1;
+        }
         self.check();
         let trace = std::mem::take(&mut self.trace);
         self.report.trace_hash = hex::encode(trace.finalize());
