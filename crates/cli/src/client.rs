@@ -90,21 +90,31 @@ pub(crate) struct NodeClient {
 }
 
 impl NodeClient {
-    /// Balances of `accounts` (every account when empty).
+    /// Balances of `accounts` (every account the caller may see when empty, page after page).
     pub(crate) async fn balances(
         &mut self,
         accounts: &[u128],
     ) -> anyhow::Result<Vec<pb::AccountBalance>> {
-        let request = pb::BalancesRequest {
-            accounts: accounts.iter().map(u128::to_string).collect(),
-        };
-        Ok(self
-            .payments
-            .get_balances(request)
-            .await
-            .map_err(|s| call_error(&self.url, "the balances query", &s))?
-            .into_inner()
-            .balances)
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::BalancesRequest {
+                accounts: accounts.iter().map(u128::to_string).collect(),
+                page_size: 0,
+                page_token: std::mem::take(&mut page_token),
+            };
+            let answer = self
+                .payments
+                .get_balances(request)
+                .await
+                .map_err(|s| call_error(&self.url, "the balances query", &s))?
+                .into_inner();
+            out.extend(answer.balances);
+            if answer.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = answer.next_page_token;
+        }
     }
 
     /// One account's balance.
@@ -114,6 +124,7 @@ impl NodeClient {
     ) -> anyhow::Result<pb::AccountBalance> {
         let request = pb::BalancesRequest {
             accounts: vec![account.to_string()],
+            ..pb::BalancesRequest::default()
         };
         let answer = self
             .payments
