@@ -1,6 +1,6 @@
-//! `kakehashi balance` (a node's accounts, as any participant sees them) and the operator's
-//! `kakehashi account open|fund|close`, which need a client certificate the node lists as an
-//! operator's.
+//! `kakehashi balance` (a bank's accounts, as the node shows them to the bank whose identity
+//! `--identity` presents; every account to the operator) and the operator's
+//! `kakehashi account open|fund|close`, which need the operator's client certificate.
 //!
 //! Exit codes: 0 done, 1 refused by the node with a reason code, 2 usage or connection error.
 
@@ -21,7 +21,7 @@ use crate::output::{amount_text, time_text, write_stdout, write_table};
 pub(crate) struct BalanceArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Account ids (default: every account the node knows).
+    /// Account ids (default: every account the identity may see).
     accounts: Vec<u128>,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -71,7 +71,7 @@ pub(crate) enum AccountCommand {
 pub(crate) struct OperatorArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// The operator's TLS client certificate chain (PEM), e.g. `certs/jp/node/tls.pem`.
+    /// The operator's TLS client certificate chain (PEM), e.g. `certs/jp/operator.pem`.
     #[arg(long, value_name = "FILE")]
     operator_cert: PathBuf,
     /// The operator's private key (PEM).
@@ -274,7 +274,7 @@ fn operator_call_error(
         return anyhow::anyhow!(
             "the node at {} closed the connection: it probably refused the client certificate \
              {} (operators present a TLS certificate with clientAuth that the node lists in \
-             [admin] operator_certs, e.g. certs/jp/node/tls.pem for the JP devnet node)",
+             [admin] operator_certs, e.g. certs/jp/operator.pem for the JP devnet node)",
             node.url,
             operator.operator_cert.display()
         );
