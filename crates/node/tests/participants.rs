@@ -324,3 +324,28 @@ async fn the_operator_funds_customers_only_under_the_ceiling_with_clean_names() 
         .expect("at the ceiling");
     p.shutdown().await;
 }
+
+/// Before issue 12 the devnet's operator credential was the node's own relay TLS key. A node
+/// now refuses to start when `[admin] operator_certs` names a certificate that is not an
+/// operator's (its node TLS or a bank's), naming the key and the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_an_operator_entry_that_is_no_operator_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for stem in ["jp/node/tls", "jp/banks/KKHAJPJ0-tls", "sg/operator"] {
+        let ports = Ports::new();
+        let mut config = config("JP", dir.path(), &ports);
+        config.admin.operator_certs = vec![repo().join(format!("certs/{stem}.pem"))];
+        let refused = match kakehashi_node::node::Node::start(config).await {
+            Ok(node) => {
+                node.shutdown().await.expect("shutdown");
+                panic!("{stem} was taken as an operator certificate");
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            refused.contains("admin.operator_certs"),
+            "{stem}: {refused}"
+        );
+        assert!(refused.contains(stem), "{stem}: {refused}");
+    }
+}
