@@ -8,16 +8,22 @@ certs/README.md) works for every client built on gRPC core, not only for rustls 
 Checks, in order, against ADDRESS with the CA bundle (for the devnet: certs/jp/root.pem):
 
 1. server reflection v1alpha lists kakehashi.v1.Payments;
-2. GetBalances, called with message classes built from the reflected descriptors (no
-   generated stubs), returns the accounts of the node's configuration (--config);
-3. grpc.health.v1.Health/Check says SERVING for kakehashi.v1.Payments;
-4. garbage bytes sent to GetQuote are refused with INVALID_ARGUMENT and reason FF01.
+2. GetBalances without a client certificate is refused with UNAUTHENTICATED;
+3. GetBalances, called with message classes built from the reflected descriptors (no
+   generated stubs) over a connection presenting the bank's participant-TLS certificate
+   (--identity, --identity-key; P-256, which BoringSSL offers), returns exactly that bank's
+   accounts of the node's configuration (--config, --bic);
+4. another bank's account asked by id over that connection is NOT_FOUND;
+5. grpc.health.v1.Health/Check says SERVING for kakehashi.v1.Payments;
+6. garbage bytes sent to GetQuote are refused with INVALID_ARGUMENT and reason FF01.
 
 Exit status: 0 when every check passes, 1 when one fails (the message says which and why),
 2 for bad arguments.
 
     python3 tests/interop/grpc_python.py 127.0.0.1:7100 certs/jp/root.pem \
-        --config crates/node/devnet/jp.toml
+        --config crates/node/devnet/jp.toml --bic KKHAJPJ0 \
+        --identity certs/jp/banks/KKHAJPJ0-tls.pem \
+        --identity-key certs/jp/banks/KKHAJPJ0-tls.key.pem
 """
 
 import argparse
@@ -57,20 +63,31 @@ def rpc_text(error):
     return str(error)
 
 
-def connect(address, ca_path, server_name):
+def read_pem(path, what):
     try:
-        with open(ca_path, "rb") as f:
-            ca = f.read(CA_BUNDLE_BYTES_MAX + 1)
+        with open(path, "rb") as f:
+            data = f.read(CA_BUNDLE_BYTES_MAX + 1)
     except OSError as e:
-        raise CheckFailed(f"cannot read the CA bundle {ca_path}: {e}") from e
-    if len(ca) > CA_BUNDLE_BYTES_MAX:
-        raise CheckFailed(f"the CA bundle {ca_path} is larger than {CA_BUNDLE_BYTES_MAX} bytes")
+        raise CheckFailed(f"cannot read the {what} {path}: {e}") from e
+    if len(data) > CA_BUNDLE_BYTES_MAX:
+        raise CheckFailed(f"the {what} {path} is larger than {CA_BUNDLE_BYTES_MAX} bytes")
+    return data
+
+
+def connect(address, ca_path, server_name, identity=None):
+    """A TLS channel to ADDRESS; `identity` is (chain path, key path) to present, or None."""
+    ca = read_pem(ca_path, "CA bundle")
+    chain = key = None
+    if identity:
+        chain = read_pem(identity[0], "client certificate chain")
+        key = read_pem(identity[1], "client key")
     options = []
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
-    channel = grpc.secure_channel(
-        address, grpc.ssl_channel_credentials(root_certificates=ca), options=options
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=chain
     )
+    channel = grpc.secure_channel(address, credentials, options=options)
     try:
         grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT_SECS)
     except grpc.FutureTimeoutError as e:
@@ -140,7 +157,8 @@ def descriptor_pool_for(channel, symbol):
     return pool
 
 
-def check_get_balances(channel, expected):
+def balances_call(channel):
+    """GetBalances with message classes built from the reflected descriptors."""
     pool = descriptor_pool_for(channel, PAYMENTS)
     try:
         method = pool.FindServiceByName(PAYMENTS).methods_by_name["GetBalances"]
@@ -153,23 +171,64 @@ def check_get_balances(channel, expected):
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=response_class.FromString,
     )
+    return call, request_class
+
+
+def check_anonymous_balances_refused(channel):
+    call, request_class = balances_call(channel)
+    try:
+        call(request_class(), timeout=CALL_TIMEOUT_SECS)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.UNAUTHENTICATED:
+            raise CheckFailed(
+                f"GetBalances without a client certificate gave {rpc_text(e)}, "
+                "not UNAUTHENTICATED"
+            ) from e
+        return e.details()
+    raise CheckFailed("GetBalances without a client certificate listed accounts")
+
+
+def check_get_balances(channel, expected, bic):
+    """The bank's listing is exactly its accounts of the configuration (`expected`: id ->
+    owner); returns them."""
+    call, request_class = balances_call(channel)
     try:
         response = call(request_class(), timeout=CALL_TIMEOUT_SECS)
     except grpc.RpcError as e:
-        raise CheckFailed(f"GetBalances failed: {rpc_text(e)}") from e
+        raise CheckFailed(f"GetBalances as {bic} failed: {rpc_text(e)}") from e
     got = {b.account: b for b in response.balances}
-    missing = [a for a in expected if a not in got]
-    if missing:
+    own = sorted(a for a, owner in expected.items() if owner == bic)
+    if sorted(got) != own:
         raise CheckFailed(
-            f"GetBalances lists accounts {sorted(got)}; the configuration's {missing} are missing"
+            f"GetBalances as {bic} lists accounts {sorted(got)}; the configuration gives the "
+            f"bank exactly {own}"
         )
-    for account, owner in expected.items():
-        if got[account].owner_bic != owner:
+    for account, balance in got.items():
+        if balance.owner_bic != bic:
             raise CheckFailed(
-                f"GetBalances gives account {account} owner {got[account].owner_bic!r}, "
-                f"the configuration says {owner!r}"
+                f"GetBalances as {bic} gives account {account} of {balance.owner_bic!r}"
             )
     return got
+
+
+def check_others_account_not_found(channel, expected, bic):
+    """Another bank's account, asked by id, is NOT_FOUND; returns its id."""
+    others = sorted(a for a, owner in expected.items() if owner and owner != bic)
+    if not others:
+        raise CheckFailed(f"the configuration has no account of a bank other than {bic}")
+    call, request_class = balances_call(channel)
+    request = request_class()
+    request.accounts.append(others[0])
+    try:
+        call(request, timeout=CALL_TIMEOUT_SECS)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise CheckFailed(
+                f"account {others[0]} of another bank asked as {bic} gave {rpc_text(e)}, "
+                "not NOT_FOUND"
+            ) from e
+        return others[0]
+    raise CheckFailed(f"account {others[0]} of another bank was shown to {bic}")
 
 
 def check_health(channel):
@@ -230,6 +289,11 @@ def main():
         "--config",
         help="the node's TOML configuration; GetBalances must list its [[account]] entries",
     )
+    parser.add_argument("--bic", required=True, help="the BIC of the bank --identity is")
+    parser.add_argument(
+        "--identity", required=True, help="the bank's participant-TLS chain (PEM, leaf first)"
+    )
+    parser.add_argument("--identity-key", required=True, help="its private key (PEM)")
     parser.add_argument(
         "--server-name",
         help="name to verify the node's certificate against (default: the address's host)",
@@ -244,12 +308,22 @@ def main():
             names = check_reflection_lists_payments(channel)
             print(f"ok   reflection v1alpha lists {', '.join(names)}")
             checks += 1
-            balances = check_get_balances(channel, expected)
-            print(
-                f"ok   GetBalances (dynamic, from reflected descriptors): {len(balances)} "
-                f"accounts, {len(expected)} expected from the configuration all present"
-            )
+            details = check_anonymous_balances_refused(channel)
+            print(f"ok   GetBalances without a client certificate is UNAUTHENTICATED: {details}")
             checks += 1
+            bank = connect(
+                args.address, args.ca, args.server_name, (args.identity, args.identity_key)
+            )
+            with bank:
+                balances = check_get_balances(bank, expected, args.bic)
+                print(
+                    f"ok   GetBalances as {args.bic} (dynamic, from reflected descriptors): "
+                    f"exactly its {len(balances)} accounts of the configuration"
+                )
+                checks += 1
+                other = check_others_account_not_found(bank, expected, args.bic)
+                print(f"ok   account {other} of another bank is NOT_FOUND for {args.bic}")
+                checks += 1
             check_health(channel)
             print(f"ok   grpc.health.v1 Check({PAYMENTS}) is SERVING")
             checks += 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interoperability check with a gRPC client built on gRPC core and BoringSSL (Python grpcio):
 # starts `kakehashi devnet` on free ports, runs tests/interop/grpc_python.py against the JP
-# node's public listener, and always stops the devnet. Exit 0 when every check passes.
+# node's public listener (anonymously, then as bank KKHAJPJ0 with its participant-TLS
+# certificate), and always stops the devnet. Exit 0 when every check passes.
 #
 # Needs the release binary (cargo build --release -p kakehashi; CARGO_TARGET_DIR is honoured,
 # KAKEHASHI_BIN overrides the path) and python3 with venv. grpcio 1.85 and its reflection and
@@ -139,7 +140,9 @@ done
 # --- the check -----------------------------------------------------------------------------
 status=0
 "$venv/bin/python" tests/interop/grpc_python.py "127.0.0.1:$base" certs/jp/root.pem \
-  --config crates/node/devnet/jp.toml || status=$?
+  --config crates/node/devnet/jp.toml --bic KKHAJPJ0 \
+  --identity certs/jp/banks/KKHAJPJ0-tls.pem \
+  --identity-key certs/jp/banks/KKHAJPJ0-tls.key.pem || status=$?
 if ((status != 0)); then
   echo "interop: the JP node's log follows" >&2
   cat "$log" >&2

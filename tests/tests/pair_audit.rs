@@ -312,8 +312,13 @@ fn a_crash_after_the_receivers_credit_is_repairable_and_the_books_agree_after_re
     while started.elapsed() < DEMO_DEADLINE {
         // Either node may have been the sender; JP answers for JP → SG, SG for SG → JP.
         let sg_node = devnet.process.url("SG");
-        let settled = [node.as_str(), sg_node.as_str()].iter().any(|url| {
-            let output = kakehashi(&["status", &uetr, "--node", url]);
+        let settled = [
+            (node.as_str(), "certs/jp/operator.pem"),
+            (sg_node.as_str(), "certs/sg/operator.pem"),
+        ]
+        .iter()
+        .any(|(url, operator)| {
+            let output = kakehashi(&["status", &uetr, "--node", url, "--identity", operator]);
             let settled = output.status.code() == Some(0);
             last = Some(text(&output));
             settled
@@ -373,7 +378,15 @@ fn a_crash_between_the_senders_record_and_its_reservation_leaves_books_that_agre
     let started = Instant::now();
     let mut last = String::new();
     while started.elapsed() < DEMO_DEADLINE {
-        let output = kakehashi(&["status", &uetr.to_string(), "--node", &node]);
+        let operator = format!("certs/{}/operator.pem", sender.to_ascii_lowercase());
+        let output = kakehashi(&[
+            "status",
+            &uetr.to_string(),
+            "--node",
+            &node,
+            "--identity",
+            &operator,
+        ]);
         last = text(&output);
         if output.status.code() == Some(1) && last.contains("AB05") {
             break;

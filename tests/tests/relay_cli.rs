@@ -216,7 +216,16 @@ fn participant_commands_quote_pay_and_follow_a_payment_on_a_running_devnet() {
     let jp = format!("https://127.0.0.1:{base}");
     let sg = format!("https://127.0.0.1:{}", base + SG_PORT_OFFSET);
 
-    let (code, balances, err) = run(&["balance", "--node", &jp, "--json"]);
+    // Issue 12: a bank sees only its own accounts; the operator every account.
+    let as_operator = ["--identity", "certs/jp/operator.pem"];
+    let (code, balances, err) = run(&[
+        "balance",
+        "--node",
+        &jp,
+        "--json",
+        as_operator[0],
+        as_operator[1],
+    ]);
     assert_eq!(code, Some(0), "{err}\n{}", logs());
     let balances: serde_json::Value = serde_json::from_str(&balances).expect("balance JSON");
     let before_1001 = balances
@@ -274,11 +283,19 @@ fn participant_commands_quote_pay_and_follow_a_payment_on_a_running_devnet() {
     let uetr = paid["report"]["uetr"].as_str().expect("uetr").to_owned();
 
     // The debtor's node knows the payment; the creditor's node was not asked to send it.
-    let (code, status, err) = run(&["status", &uetr, "--node", &jp]);
+    let (code, status, err) = run(&["status", &uetr, "--node", &jp, "--identity", "KKHAJPJ0"]);
     assert_eq!(code, Some(0), "{status}\n{err}");
     assert!(status.contains("ACSC"), "{status}");
-    let (code, _, err) = run(&["status", &uetr, "--node", &sg]);
+    let (code, _, err) = run(&["status", &uetr, "--node", &sg, "--identity", "KKHASGS0"]);
     assert_eq!(code, Some(2), "{err}");
+    // Another bank of JP is told exactly what it would be told of an unknown UETR.
+    let (code, _, err) = run(&["status", &uetr, "--node", &jp, "--identity", "KKHBJPJ0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no payment with UETR"), "{err}");
+    // Without an identity, no status at all.
+    let (code, _, err) = run(&["status", &uetr, "--node", &jp]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("Unauthenticated"), "{err}");
 
     // The receipt written by --receipt-out verifies offline.
     let (code, verified, err) = run(&[
@@ -300,7 +317,16 @@ fn participant_commands_quote_pay_and_follow_a_payment_on_a_running_devnet() {
     assert_eq!(refused["report"]["status"], "RJCT", "{refused}");
     assert_eq!(refused["report"]["reason_code"], "AM04", "{refused}");
 
-    let (code, after, err) = run(&["balance", "1001", "1102", "--node", &jp, "--json"]);
+    let (code, after, err) = run(&[
+        "balance",
+        "1001",
+        "1102",
+        "--node",
+        &jp,
+        "--json",
+        as_operator[0],
+        as_operator[1],
+    ]);
     assert_eq!(code, Some(0), "{err}");
     let after: serde_json::Value = serde_json::from_str(&after).expect("balance JSON");
     let posted = |account: &str| {
@@ -315,13 +341,13 @@ fn participant_commands_quote_pay_and_follow_a_payment_on_a_running_devnet() {
     assert_eq!(units(&posted("1001")), units(&before_1001) - 10_000);
     assert_eq!(posted("1102"), "500000 JPY");
 
-    // The operator (the node's own TLS certificate, listed in [admin] operator_certs) opens and
-    // funds an account; a bank's certificate is not an operator's.
+    // The operator (its own certificate, listed in [admin] operator_certs) opens and funds an
+    // account; a bank's certificate is not an operator's, nor is the node's TLS certificate.
     let operator = [
         "--operator-cert",
-        "certs/jp/node/tls.pem",
+        "certs/jp/operator.pem",
         "--operator-key",
-        "certs/jp/node/tls.key.pem",
+        "certs/jp/operator.key.pem",
     ];
     let mut open = vec!["account", "open", "1301", "--owner-bic", "KKHAJPJ0"];
     open.extend(["--name", "Yamada Taro", "--node", &jp]);
@@ -341,6 +367,14 @@ fn participant_commands_quote_pay_and_follow_a_payment_on_a_running_devnet() {
         "certs/jp/banks/KKHAJPJ0.key.pem",
     ];
     let (code, _, err) = run(&[fund.as_slice(), &not_operator].concat());
+    assert_eq!(code, Some(2), "{err}");
+    let node_tls = [
+        "--operator-cert",
+        "certs/jp/node/tls.pem",
+        "--operator-key",
+        "certs/jp/node/tls.key.pem",
+    ];
+    let (code, _, err) = run(&[fund.as_slice(), &node_tls].concat());
     assert_eq!(code, Some(2), "{err}");
 
     // Ctrl-C stops both nodes gracefully and exits 0.

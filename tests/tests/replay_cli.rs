@@ -63,7 +63,15 @@ impl Devnet {
     /// Posted balances in minor units by account, on the node of `jurisdiction` (the funding
     /// account, the only negative one, is left out).
     fn balances(&self, jurisdiction: &str) -> BTreeMap<String, i128> {
-        let out = kakehashi(&["balance", "--node", &self.url(jurisdiction), "--json"]);
+        let operator = format!("certs/{}/operator.pem", jurisdiction.to_ascii_lowercase());
+        let out = kakehashi(&[
+            "balance",
+            "--node",
+            &self.url(jurisdiction),
+            "--json",
+            "--identity",
+            &operator,
+        ]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(
             out.status.code(),
@@ -336,7 +344,14 @@ fn a_malformed_file_is_refused_whole_and_an_unmet_expectation_exits_1() {
         assert!(stderr.contains(expected), "{expected}\n{stderr}");
     }
     // Nothing was sent: the good first line's UETR is unknown to the node, nothing moved.
-    let (code, _, stderr) = run(&["status", good_uetr, "--node", &devnet.url("JP")]);
+    let (code, _, stderr) = run(&[
+        "status",
+        good_uetr,
+        "--node",
+        &devnet.url("JP"),
+        "--identity",
+        "KKHAJPJ0",
+    ]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("no payment with UETR"), "{stderr}");
     assert_eq!(devnet.books(), before);

@@ -184,7 +184,11 @@ impl Pair {
     /// balance --json`.
     fn balances(&self, index: usize) -> BTreeMap<String, Balance> {
         let url = self.files[index].url();
-        let out = kakehashi(&["balance", "--node", &url, "--json"]);
+        let operator = format!(
+            "certs/{}/operator.pem",
+            self.files[index].code.to_ascii_lowercase()
+        );
+        let out = kakehashi(&["balance", "--node", &url, "--json", "--identity", &operator]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(
             out.status.code(),
@@ -822,12 +826,19 @@ pub(crate) fn settle_and_verify(pair: &mut Pair, load: &mut Load) -> Verdict {
         let mra = Arc::new(Mra::load(&repo_root().join("certs/mra.toml")).expect("mra"));
         for direction in Direction::BOTH {
             let files = &pair.files[direction.sender()];
+            // The sender's operator sees every payment the node sent, of every bank.
+            let operator = format!("certs/{}/operator", files.code.to_ascii_lowercase());
+            let identity = kakehashi_node::tls::TlsIdentity::load(
+                &repo_root().join(format!("{operator}.pem")),
+                &repo_root().join(format!("{operator}.key.pem")),
+            )
+            .expect("the operator identity");
             let mut client = participant::connect(
                 &files.url(),
                 "localhost",
                 Arc::clone(&mra),
                 direction.sending_code(),
-                None,
+                Some(&identity),
             )
             .await
             .expect("connect to the sender");

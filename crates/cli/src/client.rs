@@ -50,6 +50,16 @@ pub(crate) struct ConnectArgs {
     /// The name to check the node's certificate against (default: the URL's host).
     #[arg(long, value_name = "NAME")]
     pub(crate) tls_server_name: Option<String>,
+    /// The TLS client identity to present: a bank's BIC (its participant-TLS certificate
+    /// `<agreement dir>/<cc>/banks/<BIC>-tls.pem` and key), or a PEM chain file (leaf first;
+    /// key from --identity-key). A node shows a bank only its own accounts and payments and
+    /// takes only its own instructions; without an identity it answers quotes only.
+    #[arg(long, value_name = "BIC|FILE")]
+    pub(crate) identity: Option<String>,
+    /// The key of an --identity given as a file (default: the file with `.pem` replaced by
+    /// `.key.pem`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) identity_key: Option<PathBuf>,
 }
 
 impl ConnectArgs {
@@ -65,21 +75,81 @@ impl ConnectArgs {
         Ok(code)
     }
 
-    /// Connects to `--node` as `relying`, without a client certificate.
-    pub(crate) async fn connect(
+    /// Connects to `--node` as `relying`, presenting `--identity` (or `default`, the
+    /// command's own choice of chain and key files, when `--identity` is not given).
+    pub(crate) async fn connect_as(
         &self,
         mra: &Arc<Mra>,
         relying: &str,
+        default: Option<(PathBuf, PathBuf)>,
     ) -> anyhow::Result<NodeClient> {
+        let identity = match self.identity_files()?.or(default) {
+            Some((cert, key)) => Some(read_identity(&cert, &key)?),
+            None => None,
+        };
         connect(
             &self.node,
             Arc::clone(mra),
             relying,
             self.tls_server_name.as_deref(),
-            None,
+            identity,
         )
         .await
     }
+
+    /// Connects to `--node` as `relying`, presenting `--identity` when given.
+    pub(crate) async fn connect(
+        &self,
+        mra: &Arc<Mra>,
+        relying: &str,
+    ) -> anyhow::Result<NodeClient> {
+        self.connect_as(mra, relying, None).await
+    }
+
+    /// The chain and key files `--identity` names, if given.
+    fn identity_files(&self) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+        let Some(text) = &self.identity else {
+            return Ok(None);
+        };
+        if kakehashi_protocol::instruction::bic("--identity", text.clone()).is_ok() {
+            let certs = self.mra.parent().unwrap_or_else(|| Path::new("."));
+            return Ok(Some(bank_tls_files(certs, text)));
+        }
+        let cert = PathBuf::from(text);
+        let key = match &self.identity_key {
+            Some(key) => key.clone(),
+            None => key_beside(&cert)
+                .with_context(|| format!("--identity {text}: give its key with --identity-key"))?,
+        };
+        Ok(Some((cert, key)))
+    }
+}
+
+/// The participant-TLS chain and key of bank `bic` in a development PKI laid out like
+/// `certs/`: `<certs>/<cc>/banks/<BIC>-tls.pem` and `-tls.key.pem`, `cc` the BIC's country.
+pub(crate) fn bank_tls_files(certs: &Path, bic: &str) -> (PathBuf, PathBuf) {
+    let country = bic.get(4..6).unwrap_or_default().to_ascii_lowercase();
+    let dir = certs.join(country).join("banks");
+    (
+        dir.join(format!("{bic}-tls.pem")),
+        dir.join(format!("{bic}-tls.key.pem")),
+    )
+}
+
+/// The participant-TLS identity beside a bank's payment-signing chain `signing`
+/// (`<BIC>.pem` → `<BIC>-tls.pem`, `<BIC>-tls.key.pem`), when both files exist: what `pay`
+/// presents unless told otherwise.
+pub(crate) fn tls_beside_signing(signing: &Path) -> Option<(PathBuf, PathBuf)> {
+    let stem = signing.file_name()?.to_str()?.strip_suffix(".pem")?;
+    let cert = signing.with_file_name(format!("{stem}-tls.pem"));
+    let key = signing.with_file_name(format!("{stem}-tls.key.pem"));
+    (cert.is_file() && key.is_file()).then_some((cert, key))
+}
+
+/// `<name>.key.pem` beside `<name>.pem`.
+fn key_beside(cert: &Path) -> Option<PathBuf> {
+    let stem = cert.file_name()?.to_str()?.strip_suffix(".pem")?;
+    Some(cert.with_file_name(format!("{stem}.key.pem")))
 }
 
 /// A connected `Payments` client and the address it reached, for messages.
@@ -90,21 +160,31 @@ pub(crate) struct NodeClient {
 }
 
 impl NodeClient {
-    /// Balances of `accounts` (every account when empty).
+    /// Balances of `accounts` (every account the caller may see when empty, page after page).
     pub(crate) async fn balances(
         &mut self,
         accounts: &[u128],
     ) -> anyhow::Result<Vec<pb::AccountBalance>> {
-        let request = pb::BalancesRequest {
-            accounts: accounts.iter().map(u128::to_string).collect(),
-        };
-        Ok(self
-            .payments
-            .get_balances(request)
-            .await
-            .map_err(|s| call_error(&self.url, "the balances query", &s))?
-            .into_inner()
-            .balances)
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::BalancesRequest {
+                accounts: accounts.iter().map(u128::to_string).collect(),
+                page_size: 0,
+                page_token: std::mem::take(&mut page_token),
+            };
+            let answer = self
+                .payments
+                .get_balances(request)
+                .await
+                .map_err(|s| call_error(&self.url, "the balances query", &s))?
+                .into_inner();
+            out.extend(answer.balances);
+            if answer.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = answer.next_page_token;
+        }
     }
 
     /// One account's balance.
@@ -114,6 +194,7 @@ impl NodeClient {
     ) -> anyhow::Result<pb::AccountBalance> {
         let request = pb::BalancesRequest {
             accounts: vec![account.to_string()],
+            ..pb::BalancesRequest::default()
         };
         let answer = self
             .payments
@@ -254,10 +335,11 @@ pub(crate) async fn connect(
     })
 }
 
-/// Reads an operator's client certificate chain and key (PEM) for the admin calls.
+/// Reads a TLS client certificate chain and key (PEM): a bank's participant-TLS identity or
+/// the operator's.
 pub(crate) fn read_identity(cert: &Path, key: &Path) -> anyhow::Result<Identity> {
-    let cert_pem = read_bounded(cert, "operator certificate")?;
-    let key_pem = read_bounded(key, "operator key")?;
+    let cert_pem = read_bounded(cert, "client certificate")?;
+    let key_pem = read_bounded(key, "client key")?;
     Ok(Identity::from_pem(cert_pem, key_pem))
 }
 
@@ -281,9 +363,13 @@ pub(crate) fn call_error(url: &str, what: &str, status: &tonic::Status) -> anyho
     let hint = match status.code() {
         tonic::Code::Unavailable => "; is the node running and reachable?",
         tonic::Code::DeadlineExceeded => "; the node did not answer in time, retry later",
-        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
-            "; operator calls need --operator-cert and --operator-key naming a certificate the \
-             node lists in [admin] operator_certs"
+        tonic::Code::Unauthenticated => {
+            "; present the bank's TLS identity with --identity BIC (or the operator's with \
+             --operator-cert and --operator-key for the account commands)"
+        }
+        tonic::Code::PermissionDenied => {
+            "; a bank sees and sends only its own (--identity names the bank), and operator \
+             calls need the certificate the node lists in [admin] operator_certs"
         }
         _ => "",
     };

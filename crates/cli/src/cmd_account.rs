@@ -1,10 +1,10 @@
-//! `kakehashi balance` (a node's accounts, as any participant sees them) and the operator's
-//! `kakehashi account open|fund|close`, which need a client certificate the node lists as an
-//! operator's.
+//! `kakehashi balance` (a bank's accounts, as the node shows them to the bank whose identity
+//! `--identity` presents; every account to the operator) and the operator's
+//! `kakehashi account open|fund|close`, which need the operator's client certificate.
 //!
 //! Exit codes: 0 done, 1 refused by the node with a reason code, 2 usage or connection error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use crate::output::{amount_text, time_text, write_stdout, write_table};
 pub(crate) struct BalanceArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Account ids (default: every account the node knows).
+    /// Account ids (default: every account the identity may see).
     accounts: Vec<u128>,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -71,12 +71,37 @@ pub(crate) enum AccountCommand {
 pub(crate) struct OperatorArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// The operator's TLS client certificate chain (PEM), e.g. `certs/jp/node/tls.pem`.
+    /// The operator's TLS client certificate chain (PEM) (default: `<agreement
+    /// dir>/<jurisdiction>/operator.pem`, e.g. `certs/jp/operator.pem`).
     #[arg(long, value_name = "FILE")]
-    operator_cert: PathBuf,
-    /// The operator's private key (PEM).
+    operator_cert: Option<PathBuf>,
+    /// The operator's private key (PEM) (default: the certificate's `.key.pem` beside it).
     #[arg(long, value_name = "FILE")]
-    operator_key: PathBuf,
+    operator_key: Option<PathBuf>,
+}
+
+impl OperatorArgs {
+    /// The operator's chain and key: the options, else the committed layout's
+    /// `<agreement dir>/<relying>/operator.pem` and the `.key.pem` beside the chain.
+    fn files(&self, relying: &str) -> (PathBuf, PathBuf) {
+        let cert = self.operator_cert.clone().unwrap_or_else(|| {
+            self.connect
+                .mra
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join(relying.to_ascii_lowercase())
+                .join("operator.pem")
+        });
+        let key = self.operator_key.clone().unwrap_or_else(|| {
+            let stem = cert
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pem"))
+                .unwrap_or("operator");
+            cert.with_file_name(format!("{stem}.key.pem"))
+        });
+        (cert, key)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,7 +215,8 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
     };
     let mra = Arc::new(client::load_mra(&operator.connect.mra)?);
     let relying = operator.connect.relying(&mra, None)?;
-    let identity = client::read_identity(&operator.operator_cert, &operator.operator_key)?;
+    let (cert, key) = operator.files(&relying);
+    let identity = client::read_identity(&cert, &key)?;
     let mut node = client::connect(
         &operator.connect.node,
         Arc::clone(&mra),
@@ -250,7 +276,7 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
             eprintln!("refused by the node: {}", status.message());
             return Ok(ExitCode::from(1));
         }
-        Err(status) => return Err(operator_call_error(&node, operator, what, &status)),
+        Err(status) => return Err(operator_call_error(&node, &cert, what, &status)),
     };
     let done = match what {
         "open" => "opened",
@@ -266,7 +292,7 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
 /// An operator call that failed without a reason code, with what to do.
 fn operator_call_error(
     node: &NodeClient,
-    operator: &OperatorArgs,
+    operator: &Path,
     what: &str,
     status: &tonic::Status,
 ) -> anyhow::Error {
@@ -274,9 +300,9 @@ fn operator_call_error(
         return anyhow::anyhow!(
             "the node at {} closed the connection: it probably refused the client certificate \
              {} (operators present a TLS certificate with clientAuth that the node lists in \
-             [admin] operator_certs, e.g. certs/jp/node/tls.pem for the JP devnet node)",
+             [admin] operator_certs, e.g. certs/jp/operator.pem for the JP devnet node)",
             node.url,
-            operator.operator_cert.display()
+            operator.display()
         );
     }
     client::call_error(&node.url, &format!("{what} account"), status)

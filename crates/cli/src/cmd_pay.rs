@@ -126,9 +126,17 @@ async fn quote(args: QuoteArgs) -> anyhow::Result<ExitCode> {
     let mra = Arc::new(client::load_mra(&args.connect.mra)?);
     let relying = args.connect.relying(&mra, None)?;
     let mut node = args.connect.connect(&mra, &relying).await?;
-    let currency = match &args.currency {
-        Some(c) => c.clone(),
-        None => node.currency().await?,
+    // Quotes are open to anyone, balances are not: without an identity the node's currency is
+    // the agreement's for the participant's jurisdiction (a participant asks its own node).
+    let currency = match (&args.currency, &args.connect.identity) {
+        (Some(c), _) => c.clone(),
+        (None, Some(_)) => node.currency().await?,
+        (None, None) => mra
+            .jurisdiction(&relying)
+            .map(|j| j.currency.clone())
+            .with_context(|| {
+                format!("{relying} has no currency in the agreement; pass --currency")
+            })?,
     };
     let amount = parse_user_amount(&currency, &args.amount)?;
     let participant = Participant::new(&*mra, &relying);
@@ -250,7 +258,12 @@ async fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
         })?,
         None => new_uetr()?,
     };
-    let mut node = args.connect.connect(&mra, &relying).await?;
+    // The bank's participant-TLS identity beside its signing chain, unless --identity says
+    // otherwise: a node takes an instruction only from its debtor agent's connection.
+    let mut node = args
+        .connect
+        .connect_as(&mra, &relying, client::tls_beside_signing(&args.bank))
+        .await?;
     let debtor = node.account_balance(args.from).await?;
     let currency = match &args.currency {
         Some(c) => c.clone(),

@@ -125,7 +125,9 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 /// What every line task shares.
 struct Shared {
     mra: Arc<Mra>,
-    nodes: BTreeMap<String, NodeClient>,
+    /// One connection per sending node and debtor agent, presenting that bank's
+    /// participant-TLS identity (a node takes an instruction only from its debtor agent).
+    nodes: BTreeMap<(String, String), NodeClient>,
     banks: Vec<Bank>,
     pending_wait: Duration,
     progress: Progress,
@@ -180,18 +182,31 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     write_stdout(&header)?;
 
-    // 2. One connection per sending node, shared by every payment it sends.
+    // 2. One connection per sending node and debtor agent, shared by every payment that bank
+    // sends there, presenting the bank's participant-TLS identity
+    // (`<certs>/<cc>/banks/<BIC>-tls.pem`).
     let mut nodes = BTreeMap::new();
-    for (code, url) in &urls {
+    for p in &payments {
+        let key = (p.sending.clone(), p.debtor_agent.clone());
+        if nodes.contains_key(&key) {
+            continue;
+        }
+        let Some(url) = urls.get(&p.sending) else {
+            continue;
+        };
+        let (cert, tls_key) = client::bank_tls_files(&certs, &p.debtor_agent);
+        // A bank without an identity there connects without one; the node then refuses each
+        // of its lines (UNAUTHENTICATED), which the results report line by line.
+        let identity = client::read_identity(&cert, &tls_key).ok();
         let node = client::connect(
             url,
             Arc::clone(&mra),
-            code,
+            &p.sending,
             args.tls_server_name.as_deref(),
-            None,
+            identity,
         )
         .await?;
-        nodes.insert(code.clone(), node);
+        nodes.insert(key, node);
     }
     let progress = Progress::start(
         u64::try_from(payments.len()).unwrap_or(u64::MAX),
@@ -504,7 +519,8 @@ async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResul
         stage: "quote",
         ..LineResult::default()
     };
-    let Some(node) = shared.nodes.get(&payment.sending) else {
+    let key = (payment.sending.clone(), payment.debtor_agent.clone());
+    let Some(node) = shared.nodes.get(&key) else {
         return errored(result, started, format!("no node for {}", payment.sending));
     };
     let mut node = node.clone();

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey as DalekSigningKey;
 use kakehashi_pki::mra::{AssuranceLevel, Mra, MraError};
-use kakehashi_pki::purpose::{EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING, Purpose};
+use kakehashi_pki::purpose::{
+    EKU_CLIENT_AUTH, EKU_OPERATOR, EKU_PARTICIPANT_TLS, EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING,
+    Purpose,
+};
 use rcgen::{CertificateParams, Issuer, KeyPair, SanType};
 use time::OffsetDateTime;
 
@@ -55,7 +58,7 @@ pub(crate) struct LeafSpec<'a> {
 pub(crate) enum LeafKey {
     /// Ed25519 (RFC 8410): every key except node TLS keys.
     Ed25519,
-    /// ECDSA on P-256 (RFC 5480): node TLS keys, because gRPC clients built on BoringSSL
+    /// ECDSA on P-256 (RFC 5480): node TLS, participant TLS and operator keys, because gRPC clients built on BoringSSL
     /// (gRPC core: Python, Ruby, PHP, C#, C++) do not offer Ed25519 in the TLS
     /// signature_algorithms extension (RFC 8446 §4.2.3), so a handshake with an Ed25519 node
     /// certificate fails for them with no scheme in common.
@@ -107,6 +110,7 @@ impl Generator<'_> {
         let revoked = self.banks(spec, &dir, &issuing)?;
         if spec.has_node {
             self.node(spec, &dir, &issuing)?;
+            self.operator(spec, &dir, &issuing)?;
         }
         let authority = derive_key(self.seed, &format!("mra-authority/{dir}"));
         if spec.in_mra {
@@ -199,8 +203,11 @@ impl Generator<'_> {
         Ok((root, issuing))
     }
 
-    /// The jurisdiction's banks, each a payment-signing leaf under the issuing CA at the bank's
-    /// assurance level; returns the serials of the banks marked revoked.
+    /// The jurisdiction's banks, each a payment-signing leaf and a participant-TLS leaf
+    /// (`<BIC>-tls`, clientAuth and the participant-TLS EKU, P-256) under the issuing CA at the
+    /// bank's assurance level; returns the serials of the banks marked revoked. A revoked
+    /// bank's signing certificate is what is revoked; its TLS certificate is not, so a test can
+    /// show that a bank that can still connect cannot sign.
     fn banks(
         &mut self,
         spec: &JurisdictionSpec,
@@ -226,6 +233,19 @@ impl Generator<'_> {
             if bank.revoked {
                 revoked.push(leaf.serial);
             }
+            let tls = LeafSpec {
+                label: format!("{dir}/banks/{}-tls", bank.bic),
+                common_name: bank.bic.to_owned(),
+                organization: bank.name.to_owned(),
+                serial: serial(spec.number, 0x11, index),
+                ekus: &[EKU_CLIENT_AUTH, EKU_PARTICIPANT_TLS],
+                policy: Some(policy_oid(spec.number, bank.level)),
+                not_before: LEAF_NOT_BEFORE,
+                not_after: LEAF_NOT_AFTER,
+                alt_names: Vec::new(),
+                key: LeafKey::EcdsaP256,
+            };
+            self.leaf(issuing, &tls, &format!("{dir}/banks/{}-tls", bank.bic))?;
         }
         Ok(revoked)
     }
@@ -257,6 +277,31 @@ impl Generator<'_> {
             key: LeafKey::Ed25519,
         };
         self.leaf(issuing, &receipt, &format!("{dir}/node/receipt"))?;
+        Ok(())
+    }
+
+    /// The operator of the jurisdiction's node: a TLS client identity of its own (clientAuth
+    /// and the operator EKU, P-256, kind 0x60), distinct from the node's relay identity, so
+    /// that neither a node nor a bank certificate can act as operator.
+    fn operator(
+        &mut self,
+        spec: &JurisdictionSpec,
+        dir: &str,
+        issuing: &Ca,
+    ) -> Result<(), DevPkiError> {
+        let operator = LeafSpec {
+            label: format!("{dir}/operator"),
+            common_name: format!("Kakehashi {} Node operator", spec.code),
+            organization: format!("Kakehashi {} Node (development)", spec.code),
+            serial: serial(spec.number, 0x60, 1),
+            ekus: &[EKU_CLIENT_AUTH, EKU_OPERATOR],
+            policy: Some(policy_oid(spec.number, AssuranceLevel::High)),
+            not_before: LEAF_NOT_BEFORE,
+            not_after: LEAF_NOT_AFTER,
+            alt_names: Vec::new(),
+            key: LeafKey::EcdsaP256,
+        };
+        self.leaf(issuing, &operator, &format!("{dir}/operator"))?;
         Ok(())
     }
 
@@ -358,9 +403,17 @@ impl Generator<'_> {
                 );
             }
         }
+        // The JP–SG rows name their purposes rather than taking every purpose: the agreement
+        // is unchanged by the participant-TLS and operator purposes, which each jurisdiction
+        // recognizes for its own PKI only (operators may never be in a row).
+        const JP_SG: &[Purpose] = &[
+            Purpose::NodeTls,
+            Purpose::PaymentSigning,
+            Purpose::ReceiptSigning,
+        ];
         let rows: [(&str, &str, &[Purpose]); 4] = [
-            ("SG", "JP", &Purpose::ALL),
-            ("JP", "SG", &Purpose::ALL),
+            ("SG", "JP", JP_SG),
+            ("JP", "SG", JP_SG),
             (
                 "TH",
                 "JP",

@@ -92,8 +92,9 @@ signatures are deterministic). A test regenerates from the committed seed and co
 | path | what |
 |---|---|
 | `jp/`, `sg/`, `th/` | root CA (`root.pem`, pathLen 1, 2025-01-01 → 2045-01-01), issuing CA (`issuing.pem`, pathLen 0, → 2044-01-01), their keys, `crl.pem` (issuing CA's CRL: JP's and SG's revoke their third bank, JP's also the `node-revoked` fixture, TH's revokes nothing) and `root-crl.pem` (root's CRL, revokes nothing) |
-| `jp/banks/`, `sg/banks/`, `th/banks/` | three banks each in JP and SG, one in TH: `<BIC>.pem` = payment-signing leaf + issuing CA, `<BIC>.key.pem` = its key. Leaves valid 2025-06-01 → 2035-06-01 |
+| `jp/banks/`, `sg/banks/`, `th/banks/` | three banks each in JP and SG, one in TH: `<BIC>.pem` = payment-signing leaf + issuing CA, `<BIC>.key.pem` = its key; `<BIC>-tls.pem` = participant-TLS leaf (clientAuth + the participant-TLS EKU, subject CN the BIC, the bank's policy level) + issuing CA, `<BIC>-tls.key.pem` = its key, the identity a bank presents to its node's public listener. Leaves valid 2025-06-01 → 2035-06-01 |
 | `jp/node/`, `sg/node/`, `th/node/` | `tls.pem` (serverAuth + clientAuth; SAN DNS `localhost`, `<jp|sg|th>-node.kakehashi.test`, IP `127.0.0.1`; substantial policy) and `receipt.pem` (receipt signing; high policy), chains (leaf + issuing CA) with keys `tls.key.pem`, `receipt.key.pem` |
+| `jp/operator.pem`, `sg/operator.pem`, `th/operator.pem` | the node operator's TLS client identity (clientAuth + the operator EKU; high policy), chain with key `operator.key.pem`: the only certificate `[admin] operator_certs` names in the devnet configs. The operator purpose is recognized only by its own jurisdiction; no agreement row may carry it |
 | `th/` | Thailand: a party that recognizes JP and SG for payment and receipt signing but is not (yet) recognized by them; `th/node/tls.pem` is the node of a jurisdiction JP and SG do not recognize |
 | `fixtures/<name>/` | negative fixtures: `chain.pem` (leaf first, then its issuing CA), `chain.key.pem` (the leaf's key) and a one-line README |
 | `fixtures/unknown-root/pki/` | the XX PKI that no party lists: root, issuing CA, CRLs, one bank; it also issued `fixtures/node-unknown-pki` |
@@ -101,12 +102,13 @@ signatures are deterministic). A test regenerates from the committed seed and co
 | `mra-keys/` | the MRA authorities' Ed25519 signing keys (PKCS#8) |
 | `dev-seed.txt` | the seed the keys derive from |
 
-All keys are Ed25519 (PKCS#8 PEM) except the node TLS keys (`jp/node/tls.key.pem`,
-`sg/node/tls.key.pem`, `th/node/tls.key.pem` and the `fixtures/node-*` keys), which are ECDSA
+All keys are Ed25519 (PKCS#8 PEM) except the TLS keys (node TLS `jp/node/tls.key.pem`,
+`sg/node/tls.key.pem`, `th/node/tls.key.pem` and the `fixtures/node-*` keys, the banks'
+`<BIC>-tls.key.pem` and the operators' `operator.key.pem`), which are ECDSA
 P-256 (PKCS#8 PEM holding an RFC 5915 ECPrivateKey with its public key), still issued by the
 Ed25519 issuing CAs. The reason is interoperability: gRPC clients built on gRPC core and
 BoringSSL (Python grpcio, Ruby, PHP, C#, C++) do not offer Ed25519 among their TLS signature
-algorithms, so a handshake with an Ed25519 node certificate fails with no signature scheme in
+algorithms, so a handshake with an Ed25519 node (or client) certificate fails with no signature scheme in
 common. P-256 with SHA-256 is offered by every TLS 1.2 and 1.3 stack. The P-256 scalar is the
 first SHA-256 of `kakehashi-devpki-v1-p256`, the seed, the key's name and a counter that lies in
 [1, n), so these keys are as reproducible as the Ed25519 ones; ECDSA signatures made with them

@@ -196,6 +196,12 @@ fn node_tls_keys_are_p256_pkcs8_matching_their_certificates_and_sign() {
         "fixtures/node-expired/chain",
         "fixtures/node-revoked/chain",
         "fixtures/node-unknown-pki/chain",
+        "jp/banks/KKHAJPJ0-tls",
+        "sg/banks/KKHASGS0-tls",
+        "th/banks/KKHATHB0-tls",
+        "jp/operator",
+        "sg/operator",
+        "th/operator",
     ] {
         let chain = certs(file(&pki, &format!("{stem}.pem")));
         let (algorithm, public) = spki(&chain[0]);
@@ -222,7 +228,7 @@ fn node_tls_keys_are_p256_pkcs8_matching_their_certificates_and_sign() {
 }
 
 #[test]
-fn every_key_but_node_tls_stays_ed25519() {
+fn every_key_but_tls_keys_stays_ed25519() {
     let pki = pki();
     let mut checked = 0;
     for (path, bytes) in &pki.files {
@@ -230,7 +236,10 @@ fn every_key_but_node_tls_stays_ed25519() {
         if !text.ends_with(".pem") || text.ends_with(".key.pem") || text.contains("crl") {
             continue;
         }
-        let node_tls = text.ends_with("node/tls.pem") || text.contains("fixtures/node-");
+        let node_tls = text.ends_with("node/tls.pem")
+            || text.contains("fixtures/node-")
+            || text.ends_with("-tls.pem")
+            || text.ends_with("operator.pem");
         let chain = certs(bytes);
         let (algorithm, _) = spki(&chain[0]);
         let expected = if node_tls {
@@ -595,4 +604,62 @@ fn writing_refuses_a_non_empty_directory_without_force() {
     assert_eq!(written, pki.files.len());
     assert!(dir.path().join("keep.txt").exists());
     assert!(dir.path().join("mra.toml").exists());
+}
+
+/// Issue 12: every bank has a participant-TLS identity (clientAuth and the participant-TLS
+/// EKU, the BIC as subject CN, the bank's policy) and every node jurisdiction an operator
+/// identity (clientAuth and the operator EKU); neither carries the other's marker, and no
+/// other leaf carries either.
+#[test]
+fn banks_have_participant_tls_and_nodes_an_operator_identity() {
+    use kakehashi_pki::purpose::{EKU_CLIENT_AUTH, EKU_OPERATOR, EKU_PARTICIPANT_TLS};
+    let pki = pki();
+    let ekus_of = |path: &str| -> (Vec<String>, String) {
+        let chain = certs(file(&pki, path));
+        let (_, cert) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        let ekus: Vec<String> = eku
+            .other
+            .iter()
+            .map(|o| dotted(o.as_bytes()))
+            .chain(eku.client_auth.then(|| EKU_CLIENT_AUTH.to_owned()))
+            .chain(eku.server_auth.then(|| "serverAuth".to_owned()))
+            .collect();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (ekus, cn)
+    };
+    for bic in ["KKHAJPJ0", "KKHBJPJ0", "KKHCJPJ0", "KKHASGS0", "KKHATHB0"] {
+        let dir = match &bic[4..6] {
+            "JP" => "jp",
+            "SG" => "sg",
+            _ => "th",
+        };
+        let (ekus, cn) = ekus_of(&format!("{dir}/banks/{bic}-tls.pem"));
+        assert_eq!(cn, bic);
+        assert!(ekus.iter().any(|e| e == EKU_CLIENT_AUTH), "{bic}: {ekus:?}");
+        assert!(
+            ekus.iter().any(|e| e == EKU_PARTICIPANT_TLS),
+            "{bic}: {ekus:?}"
+        );
+        assert!(!ekus.iter().any(|e| e == EKU_OPERATOR), "{bic}: {ekus:?}");
+    }
+    for dir in ["jp", "sg", "th"] {
+        let (ekus, _) = ekus_of(&format!("{dir}/operator.pem"));
+        assert!(ekus.iter().any(|e| e == EKU_CLIENT_AUTH), "{dir}: {ekus:?}");
+        assert!(ekus.iter().any(|e| e == EKU_OPERATOR), "{dir}: {ekus:?}");
+        assert!(!ekus.iter().any(|e| e == EKU_PARTICIPANT_TLS), "{dir}");
+        let (node, _) = ekus_of(&format!("{dir}/node/tls.pem"));
+        assert!(
+            !node
+                .iter()
+                .any(|e| e == EKU_OPERATOR || e == EKU_PARTICIPANT_TLS),
+            "{dir}: {node:?}"
+        );
+    }
 }

@@ -625,8 +625,14 @@ fn genesis_accounts(config: &Config, currency: &'static Currency) -> Result<Gene
 fn engine_limits(config: &Config, currency: &'static Currency) -> Result<EngineLimits, NodeError> {
     let payment_minor_max = minor_units(currency, config.limits.payment_max.as_str())
         .map_err(|r| invalid("limits.max_payment", r.detail))?;
+    let funding_minor_max = match &config.admin.funding_max {
+        Some(max) => minor_units(currency, max.as_str())
+            .map_err(|r| invalid("admin.max_funding", r.detail))?,
+        None => payment_minor_max,
+    };
     Ok(EngineLimits {
         payment_minor_max,
+        funding_minor_max,
         clock_skew_secs: config.limits.clock_skew_secs,
         instruction_lifetime_secs_max: config.limits.instruction_lifetime_secs_max,
     })
@@ -688,6 +694,49 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> NodeError {
     })
 }
 
+/// Refuses to start with an `[admin] operator_certs` entry that could never act as operator:
+/// its leaf must assert clientAuth and the operator EKU, and be recognized by this node's
+/// jurisdiction for the operator purpose now. The node's own TLS certificate (the operator
+/// credential before issue 12) and a bank's are refused here, by name.
+fn check_operator_cert(engine: &Engine, path: &Path, chain: &[Vec<u8>]) -> Result<(), NodeError> {
+    use kakehashi_pki::cert::Cert;
+    use kakehashi_pki::purpose::{EKU_CLIENT_AUTH, EKU_OPERATOR};
+    let key = "admin.operator_certs";
+    let refuse = |why: String| invalid(key, format!("{}: {why}", path.display()));
+    let parsed = chain
+        .iter()
+        .map(|der| Cert::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| refuse(format!("does not parse: {e}")))?;
+    let Some((leaf, intermediates)) = parsed.split_first() else {
+        return Err(refuse("holds no certificate".into()));
+    };
+    let ekus = leaf.extended_key_usage().unwrap_or(&[]);
+    if !ekus.iter().any(|e| e == EKU_OPERATOR) || !ekus.iter().any(|e| e == EKU_CLIENT_AUTH) {
+        return Err(refuse(format!(
+            "{} is not an operator certificate (it needs clientAuth and the operator EKU \
+             {EKU_OPERATOR}; `kakehashi pki init` issues one per node as <j>/operator.pem)",
+            leaf.subject_display()
+        )));
+    }
+    let verdict = engine.trust().recognize(
+        engine.jurisdiction(),
+        Purpose::Operator,
+        leaf,
+        intermediates,
+        &[],
+        engine.clock().now().1,
+    );
+    if !verdict.recognized() {
+        return Err(refuse(format!(
+            "{} is not recognized by {} for the operator purpose",
+            leaf.subject_display(),
+            engine.jurisdiction()
+        )));
+    }
+    Ok(())
+}
+
 /// Binds the listeners and starts serving `engine` and its recovery loop.
 async fn serve(
     config: Config,
@@ -698,6 +747,7 @@ async fn serve(
     let mut operators = Vec::new();
     for path in &config.admin.operator_certs {
         let chain = chain_der("operator certificate", path)?;
+        check_operator_cert(&engine, path, &chain)?;
         operators.extend(chain.into_iter().next());
     }
 
@@ -710,6 +760,7 @@ async fn serve(
         Arc::clone(&engine),
         operators,
         config.limits.stream_queue_len,
+        config.limits.message_bytes_max,
     );
     let relay = RelayService::new(Arc::clone(&engine));
     let mut server_stop = stopped;

@@ -18,6 +18,18 @@
 //! - a submission to a node that is stopping → `Unavailable` ("the node is stopping"), and a
 //!   submission the stop abandoned halfway → `Unavailable`, its outcome to be asked for.
 //!
+//! Who may call what (the public listener's client certificate, read per request by
+//! [`PaymentsService::caller`]):
+//! - GetQuote: anyone (public, signed pricing); health likewise (a separate service);
+//! - SubmitPayment(s): a participant bank whose TLS BIC is the instruction's debtor agent
+//!   (the engine then checks that the signer is that bank), `Unauthenticated` without a
+//!   certificate, `PermissionDenied` for another bank's instruction — a stranger cannot even
+//!   learn how far an instruction would get;
+//! - GetPaymentStatus: the debtor or creditor agent's bank, `NotFound` in the same words as an
+//!   unknown UETR otherwise (a bank must not learn that another's payment exists);
+//! - GetBalances: a bank its own accounts, the operator every account, paged;
+//! - OpenAccount, FundAccount, CloseAccount: the operator only.
+//!
 //! Every refusal also carries the reason code in the `kakehashi-reason-code` metadata entry, so
 //! clients need not parse messages; an operational fault carries none (it is not an outcome).
 
@@ -25,7 +37,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use kakehashi_pki::cert::Cert;
+use kakehashi_pki::cert::{Cert, OID_COMMON_NAME};
+use kakehashi_pki::purpose::{EKU_CLIENT_AUTH, EKU_OPERATOR, EKU_PARTICIPANT_TLS};
 use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::pb::{self, payments_server::Payments, relay_server::Relay};
@@ -143,6 +156,26 @@ fn parse_account(field: &str, text: &str) -> Result<u128, Status> {
     kakehashi_protocol::instruction::account(field, text).map_err(|r| status_for(&r))
 }
 
+/// Entries of one GetBalances page when the request does not say: small enough that a page of
+/// accounts with long names stays well under the default message limit.
+pub(crate) const BALANCES_PAGE_SIZE_DEFAULT: usize = 500;
+/// Most entries of one GetBalances page, and most accounts one request may name.
+pub(crate) const BALANCES_PAGE_SIZE_MAX: usize = 1000;
+/// Room left in an answer for everything but the entries (the page token, framing).
+const BALANCES_PAGE_OVERHEAD_BYTES: usize = 256;
+/// Version prefix of a GetBalances page token, so its form can change without misreading old
+/// tokens.
+const PAGE_TOKEN_PREFIX: &str = "b1.";
+
+/// Who calls the public listener, read off the connection's TLS client certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// A participant bank, by the BIC its participant-TLS certificate names.
+    Participant(String),
+    /// The node's operator.
+    Operator,
+}
+
 /// The participant API.
 #[derive(Clone, Debug)]
 pub(crate) struct PaymentsService {
@@ -151,32 +184,112 @@ pub(crate) struct PaymentsService {
     operators: Arc<Vec<Vec<u8>>>,
     /// Reports buffered per `SubmitPayments` stream.
     stream_queue_len: usize,
+    /// Bytes of balance entries one GetBalances answer may carry.
+    balances_bytes_max: usize,
 }
 
 impl PaymentsService {
     /// A service over `engine`; `operators` are the leaf certificates (DER) of operators;
-    /// `stream_queue_len` bounds the reports buffered per `SubmitPayments` stream.
+    /// `stream_queue_len` bounds the reports buffered per `SubmitPayments` stream;
+    /// `message_bytes_max` is the listener's message limit, which a GetBalances page stays under.
     pub(crate) fn new(
         engine: Arc<Engine>,
         operators: Vec<Vec<u8>>,
         stream_queue_len: usize,
+        message_bytes_max: usize,
     ) -> Self {
         Self {
             engine,
             operators: Arc::new(operators),
             stream_queue_len: stream_queue_len.max(1),
+            balances_bytes_max: message_bytes_max
+                .saturating_sub(BALANCES_PAGE_OVERHEAD_BYTES)
+                .max(1),
         }
     }
 
+    /// The caller's identity: `Unauthenticated` without a client certificate; the operator
+    /// when the leaf is one of `[admin] operator_certs` and is recognized by this node's
+    /// jurisdiction for the operator purpose; a participant when the chain is recognized for
+    /// participant TLS and the leaf names a BIC; `PermissionDenied` otherwise. The listener's
+    /// verifier checked the chain at the handshake; checking again here (through the
+    /// recognition cache) refuses a certificate that expired or was revoked since, and does
+    /// not rest authorization on the listener's configuration alone.
+    pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let certs = request.peer_certs().unwrap_or_default();
+        let Some((leaf_der, intermediates)) = certs.split_first() else {
+            return Err(Status::unauthenticated(
+                "this call needs a TLS client certificate: the bank's participant-TLS \
+                 certificate (or the operator's)",
+            ));
+        };
+        let parse =
+            |der: &[u8]| Cert::from_der(der).map_err(|e| Status::unauthenticated(e.to_string()));
+        let leaf = parse(leaf_der.as_ref())?;
+        let intermediates = intermediates
+            .iter()
+            .map(|c| parse(c.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let time = self.engine.clock().now().1;
+        let relying = self.engine.jurisdiction();
+        let recognized = |purpose: Purpose| {
+            self.engine
+                .trust()
+                .recognize(relying, purpose, &leaf, &intermediates, &[], time)
+                .recognized()
+        };
+        let ekus = leaf.extended_key_usage().unwrap_or(&[]);
+        let asserts = |oid: &str| ekus.iter().any(|e| e == oid);
+        if !asserts(EKU_CLIENT_AUTH) {
+            return Err(not_a_client());
+        }
+        if self
+            .operators
+            .iter()
+            .any(|o| o.as_slice() == leaf_der.as_ref())
+        {
+            if asserts(EKU_OPERATOR) && recognized(Purpose::Operator) {
+                return Ok(Caller::Operator);
+            }
+            return Err(not_a_client());
+        }
+        // A certificate that claims both identities is neither: an operator certificate not
+        // listed in [admin] is not a way to act as a bank.
+        if asserts(EKU_PARTICIPANT_TLS)
+            && !asserts(EKU_OPERATOR)
+            && recognized(Purpose::ParticipantTls)
+        {
+            let bic = leaf
+                .subject()
+                .attributes(OID_COMMON_NAME)
+                .next()
+                .and_then(|attribute| attribute.text())
+                .and_then(|cn| kakehashi_protocol::instruction::bic("subject CN", cn).ok());
+            if let Some(bic) = bic {
+                return Ok(Caller::Participant(bic));
+            }
+        }
+        Err(not_a_client())
+    }
+
+    /// The caller when it is the operator.
     fn require_operator<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        match crate::tls::peer_leaf_der(request) {
-            Some(leaf) if self.operators.contains(&leaf) => Ok(()),
-            Some(_) => Err(Status::permission_denied(
-                "this client certificate is not one of the node's operator certificates \
-                 ([admin] operator_certs)",
+        match self.caller(request)? {
+            Caller::Operator => Ok(()),
+            Caller::Participant(_) => Err(Status::permission_denied(
+                "operator calls need the operator's TLS client certificate (listed in [admin] \
+                 operator_certs)",
             )),
-            None => Err(Status::unauthenticated(
-                "operator calls need a TLS client certificate listed in [admin] operator_certs",
+        }
+    }
+
+    /// The caller's BIC when it is a participant bank.
+    fn require_participant<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        match self.caller(request)? {
+            Caller::Participant(bic) => Ok(bic),
+            Caller::Operator => Err(Status::permission_denied(
+                "payments are submitted by the bank that signs them, with its participant-TLS \
+                 certificate; the operator certificate does not submit payments",
             )),
         }
     }
@@ -184,10 +297,23 @@ impl PaymentsService {
     async fn submit_one(
         &self,
         request: pb::SubmitPaymentRequest,
+        bic: &str,
     ) -> Result<pb::PaymentStatusReport, Status> {
         let Some(signed) = request.instruction else {
             return Err(missing("instruction"));
         };
+        // The connection's bank must be the instruction's debtor agent (the engine then holds
+        // the signer to the same BIC, DS0B). An instruction that does not decode is the
+        // engine's to refuse (FF01), as before: decoding tells the caller nothing about others.
+        if let Ok(instr) = kakehashi_protocol::instruction::decode(&signed)
+            && instr.debtor_agent_bic != bic
+        {
+            return Err(Status::permission_denied(format!(
+                "this connection is bank {bic}'s; an instruction of debtor agent {} must be \
+                 submitted by that bank",
+                instr.debtor_agent_bic
+            )));
+        }
         let Some(admitted) = self.engine.admit() else {
             return Err(stopping());
         };
@@ -209,6 +335,65 @@ impl PaymentsService {
         match outcome {
             Ok(Submitted::Report(report)) => Ok(*report),
             Ok(Submitted::Invalid(rejection)) => Err(status_for(&rejection)),
+            Err(e) => Err(operational(&e)),
+        }
+    }
+
+    /// GetBalances for `caller`: a bank's own accounts, the operator's every account.
+    async fn balances_for(
+        &self,
+        caller: &Caller,
+        request: pb::BalancesRequest,
+    ) -> Result<pb::BalancesResponse, Status> {
+        let owner = match caller {
+            Caller::Operator => None,
+            Caller::Participant(bic) => Some(bic.as_str()),
+        };
+        if request.accounts.len() > BALANCES_PAGE_SIZE_MAX {
+            return Err(status_for(&Rejection::new(
+                ReasonCode::Ff01,
+                format!(
+                    "accounts: {} named; at most {BALANCES_PAGE_SIZE_MAX} per request",
+                    request.accounts.len()
+                ),
+            )));
+        }
+        if !request.accounts.is_empty() {
+            let ids = request
+                .accounts
+                .iter()
+                .map(|a| parse_account("accounts", a))
+                .collect::<Result<Vec<_>, _>>()?;
+            return match self.engine.balances(ids, owner).await {
+                Ok(Ok(balances)) => Ok(pb::BalancesResponse {
+                    balances,
+                    next_page_token: String::new(),
+                }),
+                Ok(Err(rejection)) => Err(status_for(&rejection)),
+                Err(e) => Err(operational(&e)),
+            };
+        }
+        let size = usize::try_from(request.page_size).unwrap_or(usize::MAX);
+        let size = match size {
+            0 => BALANCES_PAGE_SIZE_DEFAULT,
+            n if n > BALANCES_PAGE_SIZE_MAX => {
+                return Err(status_for(&Rejection::new(
+                    ReasonCode::Ff01,
+                    format!("page_size: {n}; at most {BALANCES_PAGE_SIZE_MAX}"),
+                )));
+            }
+            n => n,
+        };
+        let after = parse_page_token(&request.page_token)?;
+        match self
+            .engine
+            .balances_page(owner, after, size, self.balances_bytes_max)
+            .await
+        {
+            Ok((balances, next)) => Ok(pb::BalancesResponse {
+                balances,
+                next_page_token: next.map(page_token).unwrap_or_default(),
+            }),
             Err(e) => Err(operational(&e)),
         }
     }
@@ -236,7 +421,8 @@ impl Payments for PaymentsService {
         &self,
         request: Request<pb::SubmitPaymentRequest>,
     ) -> Result<Response<pb::PaymentStatusReport>, Status> {
-        self.submit_one(request.into_inner())
+        let bic = self.require_participant(&request)?;
+        self.submit_one(request.into_inner(), &bic)
             .await
             .map(Response::new)
     }
@@ -247,6 +433,7 @@ impl Payments for PaymentsService {
         &self,
         request: Request<Streaming<pb::SubmitPaymentRequest>>,
     ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
+        let bic: Arc<str> = self.require_participant(&request)?.into();
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(self.stream_queue_len);
         let service = self.clone();
@@ -287,13 +474,22 @@ impl Payments for PaymentsService {
                 };
                 let service = service.clone();
                 let tx = tx.clone();
+                let bic = Arc::clone(&bic);
                 tokio::spawn(async move {
-                    let report = match service.submit_one(request).await {
+                    let report = match service.submit_one(request, &bic).await {
                         Ok(report) => Ok(report),
                         // Not a refusal but an outcome not known (the node is stopping, or its
                         // storage failed): reporting it in band as a rejection would be wrong,
-                        // so the stream ends with it and the client asks again.
-                        Err(status) if status.code() == tonic::Code::Unavailable => Err(status),
+                        // so the stream ends with it and the client asks again. Another bank's
+                        // instruction on this stream ends it too: it is no payment outcome.
+                        Err(status)
+                            if matches!(
+                                status.code(),
+                                tonic::Code::Unavailable | tonic::Code::PermissionDenied
+                            ) =>
+                        {
+                            Err(status)
+                        }
                         // One bad instruction must not end the stream: report it in band.
                         Err(status) => Ok(in_band(&status)),
                     };
@@ -309,12 +505,18 @@ impl Payments for PaymentsService {
         &self,
         request: Request<pb::PaymentStatusRequest>,
     ) -> Result<Response<pb::PaymentStatusReport>, Status> {
+        let caller = self.caller(&request)?;
         let text = request.into_inner().uetr;
         let uetr = Uetr::parse(&text).map_err(|r| status_for(&r))?;
-        match self.engine.status(&uetr).await {
+        let found = match &caller {
+            Caller::Operator => self.engine.status(&uetr).await,
+            Caller::Participant(bic) => self.engine.status_for_bank(&uetr, bic).await,
+        };
+        match found {
             Ok(Some(report)) => Ok(Response::new(report)),
+            // The same answer whether no payment has the UETR or it is another bank's.
             Ok(None) => Err(Status::not_found(format!(
-                "no payment with UETR {uetr} was submitted to {}",
+                "no payment with UETR {uetr} of yours was submitted to {}",
                 self.engine.jurisdiction()
             ))),
             Err(e) => Err(operational(&e)),
@@ -325,17 +527,10 @@ impl Payments for PaymentsService {
         &self,
         request: Request<pb::BalancesRequest>,
     ) -> Result<Response<pb::BalancesResponse>, Status> {
-        let ids = request
-            .into_inner()
-            .accounts
-            .iter()
-            .map(|a| parse_account("accounts", a))
-            .collect::<Result<Vec<_>, _>>()?;
-        match self.engine.balances(ids).await {
-            Ok(Ok(balances)) => Ok(Response::new(pb::BalancesResponse { balances })),
-            Ok(Err(rejection)) => Err(status_for(&rejection)),
-            Err(e) => Err(operational(&e)),
-        }
+        let caller = self.caller(&request)?;
+        self.balances_for(&caller, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn open_account(
@@ -407,6 +602,39 @@ fn reload_answer(
             Err(status)
         }
     }
+}
+
+/// The refusal of a client certificate that is neither a recognized participant's nor a
+/// configured operator's (the same words for every such case).
+fn not_a_client() -> Status {
+    Status::permission_denied(
+        "the client certificate is neither a participant bank's (participant-TLS, recognized \
+         by this node's jurisdiction) nor one of this node's operator certificates",
+    )
+}
+
+/// The page token that resumes a GetBalances listing after account `last`. Opaque to clients:
+/// a version prefix and the id in hexadecimal, which they must not build or read.
+fn page_token(last: u128) -> String {
+    format!("{PAGE_TOKEN_PREFIX}{last:032x}")
+}
+
+/// The account after which a page starts: `None` for an empty token (the first page).
+fn parse_page_token(token: &str) -> Result<Option<u128>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .strip_prefix(PAGE_TOKEN_PREFIX)
+        .filter(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            status_for(&Rejection::new(
+                ReasonCode::Ff01,
+                "page_token: not a token this node issued; pass next_page_token unchanged",
+            ))
+        })
 }
 
 fn admin_answer(
@@ -671,18 +899,16 @@ mod tests {
         let logs = Logs::capture();
         let pair = crate::testing::pair().await;
         let jp = Arc::clone(pair.jp.engine());
-        let service = PaymentsService::new(Arc::clone(&jp), Vec::new(), 16);
+        let service = PaymentsService::new(Arc::clone(&jp), Vec::new(), 16, 65536);
         let uetr = crate::testing::new_uetr();
         let signed = crate::testing::jp_to_sg(&jp, uetr);
-        let submit = || {
-            Request::new(pb::SubmitPaymentRequest {
-                instruction: Some(signed.clone()),
-            })
+        let submit = || pb::SubmitPaymentRequest {
+            instruction: Some(signed.clone()),
         };
 
         jp.store().fail_account_reads(true);
         let failed = service
-            .submit_payment(submit())
+            .submit_one(submit(), "KKHAJPJ0")
             .await
             .expect_err("failed read");
         assert_eq!(failed.code(), tonic::Code::Unavailable, "{failed:?}");
@@ -693,7 +919,7 @@ mod tests {
             "nothing recorded"
         );
         let balances = service
-            .get_balances(Request::new(pb::BalancesRequest::default()))
+            .balances_for(&Caller::Operator, pb::BalancesRequest::default())
             .await
             .expect_err("failed scan");
         assert_eq!(balances.code(), tonic::Code::Unavailable, "{balances:?}");
@@ -701,8 +927,10 @@ mod tests {
         assert_ne!(first, second, "an error id names one occurrence");
 
         jp.store().fail_account_reads(false);
-        let report = service.submit_payment(submit()).await.expect("retry");
-        let report = report.into_inner();
+        let report = service
+            .submit_one(submit(), "KKHAJPJ0")
+            .await
+            .expect("retry");
         assert_eq!(
             report.transaction_status(),
             pb::TransactionStatus::Acsc,

@@ -4,10 +4,12 @@
 //! - [`relay_server_config`]: the relay listener. Client authentication is mandatory; a client
 //!   is accepted only when its chain is recognized for `node-tls` by this node's jurisdiction
 //!   under the agreement (DESIGN.md §1, "TLS").
-//! - [`public_server_config`]: the participant listener. A client certificate is optional
-//!   (participants are authenticated by their instruction signatures), but one that is presented
-//!   must be recognized the same way, so an operator check on it ([`peer_leaf_der`]) means
-//!   something.
+//! - [`public_server_config`]: the participant listener. A client certificate is optional at
+//!   the handshake (quotes and health are public), but one that is presented must be
+//!   recognized by this node's jurisdiction for participant TLS (a bank) or operator
+//!   ([`NodeClientCertVerifier::participants`]); a node TLS or payment-signing certificate is
+//!   refused. The service reads the caller's identity off it and decides per RPC (see the
+//!   `service` module).
 //! - [`relay_endpoint`]: a tonic endpoint to a peer's relay listener that presents this node's
 //!   identity and recognizes the server under the agreement.
 //!
@@ -284,15 +286,15 @@ pub fn relay_server_config(
     server_config(identity, Arc::new(verifier))
 }
 
-/// The server configuration of the public listener: like [`relay_server_config`], but a
-/// client certificate is optional; one that is presented must still be recognized.
+/// The server configuration of the public listener: a client certificate is optional; one
+/// that is presented must be recognized by `jurisdiction` for participant TLS or operator.
 pub fn public_server_config(
     identity: &TlsIdentity,
     mra: Arc<Mra>,
     jurisdiction: &str,
     crls: Vec<Vec<u8>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let verifier = NodeClientCertVerifier::new(mra, jurisdiction)?
+    let verifier = NodeClientCertVerifier::participants(mra, jurisdiction)?
         .with_crls(crls)
         .with_refusal_hook(log_refusals(Listener::Public.as_str()));
     server_config(identity, Arc::new(OptionalClientCert(verifier)))
@@ -312,8 +314,8 @@ fn server_config(
     Ok(Arc::new(config))
 }
 
-/// A node client-certificate verifier that lets a client without a certificate through, for
-/// the public listener. A presented certificate is verified exactly as on the relay listener.
+/// A client-certificate verifier that lets a client without a certificate through, for the
+/// public listener. A presented certificate is verified exactly as the inner verifier does.
 #[derive(Debug)]
 struct OptionalClientCert(NodeClientCertVerifier);
 
@@ -454,32 +456,46 @@ mod tests {
         assert!(matches!(err, TlsError::BadKey { .. }), "{err}");
     }
 
-    #[test]
-    fn public_verifier_makes_the_client_certificate_optional_only() {
-        let strict = NodeClientCertVerifier::new(mra(), "JP").expect("verifier");
-        assert!(strict.client_auth_mandatory());
-        let optional =
-            OptionalClientCert(NodeClientCertVerifier::new(mra(), "JP").expect("verifier"));
-        assert!(optional.offer_client_auth());
-        assert!(!optional.client_auth_mandatory());
-        // A presented certificate is still verified: a payment-signing leaf is not node TLS.
-        let bank = CertificateDer::pem_file_iter(certs().join("jp/banks/KKHAJPJ0.pem"))
+    fn chain_of(name: &str) -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_file_iter(certs().join(name))
             .expect("open")
             .collect::<Result<Vec<_>, _>>()
-            .expect("parse");
+            .expect("parse")
+    }
+
+    /// Issue 12: the public listener takes a bank's participant-TLS certificate and the
+    /// operator's, of its own jurisdiction; a node TLS certificate (the old operator
+    /// credential), a payment-signing certificate and a foreign bank's TLS certificate are
+    /// refused at the handshake.
+    #[test]
+    fn public_verifier_makes_the_client_certificate_optional_only() {
+        let strict = NodeClientCertVerifier::participants(mra(), "JP").expect("verifier");
+        assert!(strict.client_auth_mandatory());
+        let optional = OptionalClientCert(
+            NodeClientCertVerifier::participants(mra(), "JP").expect("verifier"),
+        );
+        assert!(optional.offer_client_auth());
+        assert!(!optional.client_auth_mandatory());
         let now = rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(
             SystemClock.unix_secs(),
         ));
-        assert!(
+        let verdict = |name: &str| {
+            let chain = chain_of(name);
             optional
-                .verify_client_cert(&bank[0], &bank[1..], now)
-                .is_err()
-        );
-        let node = jp_identity();
-        assert!(
-            optional
-                .verify_client_cert(&node.chain()[0], &node.chain()[1..], now)
+                .verify_client_cert(&chain[0], &chain[1..], now)
                 .is_ok()
+        };
+        assert!(verdict("jp/banks/KKHAJPJ0-tls.pem"));
+        assert!(verdict("jp/operator.pem"));
+        assert!(!verdict("jp/banks/KKHAJPJ0.pem"), "payment signing");
+        assert!(!verdict("jp/node/tls.pem"), "node TLS");
+        assert!(
+            !verdict("sg/banks/KKHASGS0-tls.pem"),
+            "no row carries participant-tls"
+        );
+        assert!(
+            !verdict("sg/operator.pem"),
+            "another jurisdiction's operator"
         );
     }
 

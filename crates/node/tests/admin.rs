@@ -60,7 +60,7 @@ async fn operator_calls_need_the_operators_certificate() {
     let before = p.snapshot().await;
 
     // No client certificate at all.
-    let anonymous = &mut p.jp_client;
+    let anonymous = &mut client(p.jp.public_addr, "JP", None).await;
     for (what, result) in [
         ("open", open(anonymous, "1003", "KKHAJPJ0").await.map(drop)),
         ("fund", fund(anonymous, "1001", "1000").await.map(drop)),
@@ -70,65 +70,41 @@ async fn operator_calls_need_the_operators_certificate() {
         assert_eq!(err.code(), Code::Unauthenticated, "{what}: {err:?}");
     }
 
-    // SG's node certificate: JP recognizes it (node-tls), but it is not JP's operator.
-    let mut stranger = client(p.jp.public_addr, "JP", Some("sg/node/tls")).await;
+    // A bank's participant-TLS certificate: recognized, but not the operator.
+    let bank = &mut p.jp_client;
     for (what, result) in [
-        (
-            "open",
-            open(&mut stranger, "1003", "KKHAJPJ0").await.map(drop),
-        ),
-        ("fund", fund(&mut stranger, "1001", "1000").await.map(drop)),
-        ("close", close(&mut stranger, "1001").await.map(drop)),
+        ("open", open(bank, "1003", "KKHAJPJ0").await.map(drop)),
+        ("fund", fund(bank, "1001", "1000").await.map(drop)),
+        ("close", close(bank, "1001").await.map(drop)),
     ] {
         let err = result.expect_err(what);
         assert_eq!(err.code(), Code::PermissionDenied, "{what}: {err:?}");
     }
-    // The non-operator connection is still a participant: it may read balances.
-    assert_eq!(balances(&mut stranger).await, before.0);
 
-    // TH's node certificate, which JP does not recognize under the committed agreement: the
-    // public listener refuses a presented certificate it does not recognize at the handshake
-    // (TLS 1.3 reports that on the first call, when the server's alert arrives).
-    let identity = kakehashi_node::tls::TlsIdentity::load(
-        &repo().join("certs/th/node/tls.pem"),
-        &repo().join("certs/th/node/tls.key.pem"),
-    )
-    .expect("TH identity");
-    let verifier = kakehashi_pki::tls::NodeServerCertVerifier::new(mra(), "JP").expect("verifier");
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .domain_name("localhost")
-        .identity(identity.tonic_identity());
-    let connected =
-        tonic::transport::Endpoint::from_shared(format!("https://{}", p.jp.public_addr))
-            .expect("uri")
-            .tls_config_with_verifier(tls, std::sync::Arc::new(verifier))
-            .expect("tls")
-            .connect()
-            .await;
-    let refusal = match connected {
-        Ok(channel) => open(&mut PaymentsClient::new(channel), "1003", "KKHAJPJ0")
-            .await
-            .map(drop)
-            .expect_err("an unrecognized client certificate is never served")
-            .to_string(),
-        Err(e) => format!("{e:?}"),
-    };
-    // The server's TLS alert, surfaced by hyper as a transport error. Under TLS 1.3 the client
-    // finishes its side of the handshake before the server has checked the client certificate,
-    // so the refusal can also reach the client as the connection closing under its first
-    // request (hyper: "connection closed"), which is the same refusal seen a moment later.
-    assert!(
-        refusal.contains("received fatal alert")
-            || refusal.contains("transport error")
-            || refusal.contains("connection closed"),
-        "a handshake refusal: {refusal}"
-    );
+    // Issue 12: node TLS certificates are no client identity of the public listener — not the
+    // node's own (the operator credential before), not a recognized peer's, not TH's. The
+    // listener refuses them at the handshake (TLS 1.3 reports that on the first call, when
+    // the server's alert arrives).
+    for stem in ["jp/node/tls", "sg/node/tls", "th/node/tls", "sg/operator"] {
+        let refusal = handshake_refusal(p.jp.public_addr, stem).await;
+        // The server's TLS alert, surfaced by hyper as a transport error. Under TLS 1.3 the
+        // client finishes its side of the handshake before the server has checked the client
+        // certificate, so the refusal can also reach the client as the connection closing
+        // under its first request (hyper: "connection closed"), the same refusal seen later.
+        assert!(
+            refusal.contains("received fatal alert")
+                || refusal.contains("transport error")
+                || refusal.contains("connection closed"),
+            "{stem}: a handshake refusal: {refusal}"
+        );
+    }
 
     assert_eq!(p.snapshot().await, before, "nothing changed");
     let err = p
         .jp_client
         .get_balances(pb::BalancesRequest {
             accounts: vec!["1003".into()],
+            ..pb::BalancesRequest::default()
         })
         .await;
     // The account was never opened.
@@ -142,8 +118,8 @@ async fn operator_calls_need_the_operators_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_opens_funds_and_closes_accounts_and_payments_follow() {
     let mut p = pair().await;
-    let mut jp_operator = client(p.jp.public_addr, "JP", Some("jp/node/tls")).await;
-    let mut sg_operator = client(p.sg.public_addr, "SG", Some("sg/node/tls")).await;
+    let mut jp_operator = operator_client(p.jp.public_addr, "JP").await;
+    let mut sg_operator = operator_client(p.sg.public_addr, "SG").await;
 
     // Open 1003 for KKHAJPJ0 and fund it with 250,000 JPY from JP's funding account 9001.
     let opened = open(&mut jp_operator, "1003", "KKHAJPJ0")
@@ -224,7 +200,7 @@ async fn an_operator_opens_funds_and_closes_accounts_and_payments_follow() {
         "refused operator calls change nothing"
     );
 
-    let jp_funding_before = posted(&balances(&mut p.jp_client).await, "9001");
+    let jp_funding_before = posted(&balances(&mut p.jp_operator).await, "9001");
     let funded = fund(&mut jp_operator, "1003", "250000")
         .await
         .expect("fund");
@@ -232,7 +208,7 @@ async fn an_operator_opens_funds_and_closes_accounts_and_payments_follow() {
         funded.posted_balance.map(|a| a.value),
         Some("250000".to_owned())
     );
-    let funding_after = posted(&balances(&mut p.jp_client).await, "9001");
+    let funding_after = posted(&balances(&mut p.jp_operator).await, "9001");
     assert_eq!(
         funding_after.parse::<i128>().expect("decimal")
             - jp_funding_before.parse::<i128>().expect("decimal"),
@@ -333,10 +309,11 @@ async fn a_payment_beyond_the_receivers_liquidity_is_am04_and_the_reservation_is
         .with_peer_relay("JP", &format!("https://127.0.0.1:{}", ports.jp[1]))
         .expect("peer");
     let sg = Node::start(sg_config).await.expect("SG node");
-    let mut jp_client = client(jp.public_addr, "JP", None).await;
-    let mut sg_client = client(sg.public_addr, "SG", None).await;
-    let jp_before = balances(&mut jp_client).await;
-    let sg_before = balances(&mut sg_client).await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let mut jp_operator = operator_client(jp.public_addr, "JP").await;
+    let mut sg_operator = operator_client(sg.public_addr, "SG").await;
+    let jp_before = balances(&mut jp_operator).await;
+    let sg_before = balances(&mut sg_operator).await;
     assert_eq!(posted(&sg_before, "9103"), "50.00");
 
     // 10,000 JPY → 86.78 SGD: within SG's max_payment (50,000 SGD), beyond its liquidity.
@@ -359,12 +336,12 @@ async fn a_payment_beyond_the_receivers_liquidity_is_am04_and_the_reservation_is
     assert_eq!(report.status_reason_code, "AM04", "{report:?}");
     assert_eq!(report.decided_by, "SG", "the receiver decides liquidity");
     assert_eq!(
-        balances(&mut jp_client).await,
+        balances(&mut jp_operator).await,
         jp_before,
         "JP's reservation is voided (no pending debit left) and nothing posted"
     );
     assert_eq!(
-        balances(&mut sg_client).await,
+        balances(&mut sg_operator).await,
         sg_before,
         "nothing credited"
     );
@@ -385,7 +362,7 @@ async fn a_payment_beyond_the_receivers_liquidity_is_am04_and_the_reservation_is
         TransactionStatus::Acsc,
         "{report:?}"
     );
-    assert_eq!(posted(&balances(&mut sg_client).await, "9103"), "6.61");
+    assert_eq!(posted(&balances(&mut sg_operator).await, "9103"), "6.61");
     jp.shutdown().await.expect("JP");
     sg.shutdown().await.expect("SG");
 }
@@ -395,8 +372,14 @@ async fn a_payment_beyond_the_receivers_liquidity_is_am04_and_the_reservation_is
 /// 11, defect 4), and nothing moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn funding_beyond_the_ledgers_range_is_ff01_without_the_ledgers_words() {
-    let mut p = pair().await;
-    let mut jp_operator = client(p.jp.public_addr, "JP", Some("jp/node/tls")).await;
+    // A ceiling of one call above what the ledger can hold, so the ledger's range is reached.
+    let mut p = pair_with(|config| {
+        if config.jurisdiction == "JP" {
+            config.admin.funding_max = Some("9".repeat(38).parse().expect("a decimal"));
+        }
+    })
+    .await;
+    let mut jp_operator = operator_client(p.jp.public_addr, "JP").await;
     open(&mut jp_operator, "1003", "KKHAJPJ0")
         .await
         .expect("open");
@@ -422,4 +405,32 @@ async fn funding_beyond_the_ledgers_range_is_ff01_without_the_ledgers_words() {
         .expect_err("still too large");
     assert_eq!(p.snapshot().await, before, "nothing moved");
     p.shutdown().await;
+}
+
+/// What a client presenting the TLS identity `stem` (under certs/) gets from the public
+/// listener at `addr` when it asks to open an account: the handshake's refusal, as text.
+async fn handshake_refusal(addr: std::net::SocketAddr, stem: &str) -> String {
+    let identity = kakehashi_node::tls::TlsIdentity::load(
+        &repo().join(format!("certs/{stem}.pem")),
+        &repo().join(format!("certs/{stem}.key.pem")),
+    )
+    .expect("identity");
+    let verifier = kakehashi_pki::tls::NodeServerCertVerifier::new(mra(), "JP").expect("verifier");
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .domain_name("localhost")
+        .identity(identity.tonic_identity());
+    let connected = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .expect("uri")
+        .tls_config_with_verifier(tls, std::sync::Arc::new(verifier))
+        .expect("tls")
+        .connect()
+        .await;
+    match connected {
+        Ok(channel) => open(&mut PaymentsClient::new(channel), "1003", "KKHAJPJ0")
+            .await
+            .map(drop)
+            .expect_err("an unrecognized client certificate is never served")
+            .to_string(),
+        Err(e) => format!("{e:?}"),
+    }
 }

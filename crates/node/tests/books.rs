@@ -106,7 +106,7 @@ async fn a_node_refuses_to_start_on_a_payment_in_doubt_whose_record_does_not_dec
     let ports = Ports::new();
     // No SG node: the payment is forwarded and stays in doubt, a record the node loads at start.
     let jp = start("JP", dir.path(), &ports).await;
-    let mut participant = client(jp.public_addr, "JP", None).await;
+    let mut participant = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let bank = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "1000");
     let report = quote_and_submit(

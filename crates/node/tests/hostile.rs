@@ -379,6 +379,7 @@ async fn malformed_instructions_and_quotes_are_ff01_and_change_nothing() {
             p.jp_client
                 .get_balances(pb::BalancesRequest {
                     accounts: vec![account.into()],
+                    ..pb::BalancesRequest::default()
                 })
                 .await,
         );
@@ -404,7 +405,7 @@ async fn malformed_instructions_and_quotes_are_ff01_and_change_nothing() {
 async fn undecodable_request_bytes_are_ff01_and_change_nothing() {
     let mut p = pair().await;
     let before = p.snapshot().await;
-    let channel = channel(p.jp.public_addr, "JP", None).await;
+    let channel = channel(p.jp.public_addr, "JP", Some(&bank_tls("KKHAJPJ0"))).await;
 
     let garbage: Vec<(&str, &'static str, Vec<u8>)> = vec![
         // A varint key that runs past ten bytes.
@@ -564,7 +565,7 @@ async fn a_garbage_frame_ends_a_payment_stream_with_ff01_and_what_follows_never_
         vec![0xff; 16],
         frame(instruction(&jp_to_sg(&alpha, q2, source.clone()), after)),
     ];
-    let channel = channel(p.jp.public_addr, "JP", None).await;
+    let channel = channel(p.jp.public_addr, "JP", Some(&bank_tls("KKHAJPJ0"))).await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     let outcome = grpc
@@ -673,7 +674,6 @@ async fn bad_signatures_are_ds0b_with_the_verifiers_explanation_and_change_nothi
             tampered,
             "signature does not verify",
         ),
-        ("TH bank on JP", thai_uetr, from_th, "not recognized by JP"),
         (
             "key of another chain",
             swapped_uetr,
@@ -698,16 +698,14 @@ async fn bad_signatures_are_ds0b_with_the_verifiers_explanation_and_change_nothi
         // Nothing unauthenticated is written: the UETR stays unknown.
         assert_unknown(&mut p.jp_client, &uetr.to_string()).await;
     }
-    // The MRA refusal names the agreement's rule, so an operator can see why.
-    let q = quote(&mut p.jp_client, "SG", &source).await;
-    let mut payment = jp_to_sg(&thai, q, source);
-    payment.debtor_name = "Somchai Trading";
-    let report = submit(&mut p.jp_client, instruction(&payment, new_uetr())).await;
-    assert!(
-        report.status_reason_detail.contains("MRA §recognition"),
-        "{}",
-        report.status_reason_detail
-    );
+    // The TH bank's instruction does not even reach the signature check: no JP bank's
+    // connection may submit another bank's instruction (issue 12), and the TH bank has no
+    // identity JP's public listener takes.
+    let refused = submit_result(&mut p.jp_client, Some(from_th))
+        .await
+        .expect_err("another bank's instruction");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert_unknown(&mut p.jp_client, &thai_uetr.to_string()).await;
 
     assert_eq!(p.snapshot().await, before, "both ledgers unchanged");
     p.shutdown().await;
@@ -931,6 +929,7 @@ async fn a_bank_can_neither_squat_nor_read_another_banks_uetr() {
     let source = amount("JPY", "1000");
     let uetr = new_uetr();
 
+    let mut beta_client = bank_client(p.jp.public_addr, "JP", "KKHBJPJ0").await;
     // KKHBJPJ0 signs (validly, in its own name) a debit of 1001, an account of KKHAJPJ0's, and
     // of an account that does not exist, under the UETR KKHAJPJ0 is about to use.
     for (what, account) in [("another bank's account", 1001), ("no such account", 1999)] {
@@ -939,7 +938,7 @@ async fn a_bank_can_neither_squat_nor_read_another_banks_uetr() {
             debtor_account: account,
             ..jp_to_sg(&beta, q, source.clone())
         };
-        let report = submit(&mut p.jp_client, instruction(&squat, uetr)).await;
+        let report = submit(&mut beta_client, instruction(&squat, uetr)).await;
         assert_eq!(
             report.transaction_status(),
             TransactionStatus::Rjct,
@@ -966,8 +965,40 @@ async fn a_bank_can_neither_squat_nor_read_another_banks_uetr() {
         debtor_name: "Suzuki Yui",
         ..jp_to_sg(&beta, q, source.clone())
     };
-    let report = submit(&mut p.jp_client, instruction(&late, uetr)).await;
+    let report = submit(&mut beta_client, instruction(&late, uetr)).await;
     assert_eq!(report.status_reason_code, "DUPL", "{report:?}");
+    // Issue 12: KKHBJPJ0 cannot read KKHAJPJ0's payment by its UETR either, and the refusal
+    // is word for word the one for a UETR no payment has, so it does not reveal existence.
+    let hidden = beta_client
+        .get_payment_status(pb::PaymentStatusRequest {
+            uetr: uetr.to_string(),
+        })
+        .await
+        .expect_err("another bank's payment");
+    let unknown_uetr = new_uetr();
+    let unknown = beta_client
+        .get_payment_status(pb::PaymentStatusRequest {
+            uetr: unknown_uetr.to_string(),
+        })
+        .await
+        .expect_err("no such payment");
+    assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+    assert_eq!(
+        hidden.message().replace(&uetr.to_string(), "<uetr>"),
+        unknown
+            .message()
+            .replace(&unknown_uetr.to_string(), "<uetr>"),
+    );
+    // The debtor's bank sees it.
+    let seen = p
+        .jp_client
+        .get_payment_status(pb::PaymentStatusRequest {
+            uetr: uetr.to_string(),
+        })
+        .await
+        .expect("KKHAJPJ0's own payment")
+        .into_inner();
+    assert_eq!(seen.transaction_status(), TransactionStatus::Acsc);
     assert!(
         report.status_reason_detail.contains("already taken")
             && !report.status_reason_detail.contains("ACSC"),

@@ -138,6 +138,7 @@ impl Payments for TestPayments {
                 name: leaf,
                 ..Default::default()
             }],
+            next_page_token: String::new(),
         }))
     }
     async fn open_account(
@@ -452,7 +453,8 @@ async fn public_listener_refuses_a_presented_certificate_it_does_not_recognize()
 async fn participant_connect_applies_its_options_and_explains_each_failure() {
     let node = Node::start("jp").await;
     let url = format!("https://{}", node.addresses.public);
-    let operator = identity("sg/node/tls");
+    // A JP bank's participant-TLS identity (the JP public listener takes no node certificate).
+    let operator = identity("jp/banks/KKHAJPJ0-tls");
     let options = ConnectOptions {
         server_name: Some("localhost".to_owned()),
         identity: Some(operator.tonic_identity()),
@@ -688,10 +690,10 @@ async fn public_listener_hands_the_client_leaf_to_the_service_when_one_is_presen
     };
     let anonymous = channel(node.addresses.public, "JP").await.expect("connect");
     assert_eq!(leaf_seen(anonymous).await, "", "no certificate, no leaf");
-    // The operator presents the node's own TLS certificate (devnet admin.operator_certs).
+    // The operator presents its own certificate (devnet admin.operator_certs).
     let operator = relay_endpoint(
         &peer_at("JP", node.addresses.public),
-        &identity("jp/node/tls"),
+        &identity("jp/operator"),
         mra(),
         "JP",
         &Limits::default(),
@@ -702,7 +704,7 @@ async fn public_listener_hands_the_client_leaf_to_the_service_when_one_is_presen
     .expect("connect with the operator certificate");
     assert_eq!(
         leaf_seen(operator).await,
-        hex::encode(identity("jp/node/tls").leaf_der())
+        hex::encode(identity("jp/operator").leaf_der())
     );
     node.stop().await;
 }
@@ -714,10 +716,12 @@ async fn public_listener_refuses_a_message_larger_than_the_limit() {
     let mut client = PaymentsClient::new(ch);
     let small = pb::BalancesRequest {
         accounts: vec!["1001".to_owned(); 10],
+        ..pb::BalancesRequest::default()
     };
     client.get_balances(small).await.expect("under the limit");
     let large = pb::BalancesRequest {
         accounts: vec!["1".repeat(100); 100],
+        ..pb::BalancesRequest::default()
     };
     let status = client
         .get_balances(large)

@@ -278,11 +278,12 @@ async fn a_refused_prepare_is_fenced_then_voided_with_the_refusals_reason() {
     sg_config.mra = mra;
     sg_config.validate().expect("valid");
     let sg = Node::start(sg_config).await.expect("SG node");
-    let mut jp_client = client(jp.public_addr, "JP", None).await;
-    let mut sg_client = client(sg.public_addr, "SG", None).await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let mut jp_operator = operator_client(jp.public_addr, "JP").await;
+    let mut sg_operator = operator_client(sg.public_addr, "SG").await;
     let before = (
-        balances(&mut jp_client).await,
-        balances(&mut sg_client).await,
+        balances(&mut jp_operator).await,
+        balances(&mut sg_operator).await,
     );
 
     let alpha = bank("jp", "KKHAJPJ0");
@@ -304,8 +305,8 @@ async fn a_refused_prepare_is_fenced_then_voided_with_the_refusals_reason() {
     assert_eq!(report.decided_by, "SG");
     // Voided, not reserved; SG credited nothing.
     let after = (
-        balances(&mut jp_client).await,
-        balances(&mut sg_client).await,
+        balances(&mut jp_operator).await,
+        balances(&mut sg_operator).await,
     );
     assert_eq!(after, before);
     // The fence is durable: the same instruction can never settle there now.

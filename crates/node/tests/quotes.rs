@@ -197,13 +197,13 @@ async fn a_quote_issued_before_a_restart_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     // No SG node: every payment here is refused before anything is forwarded.
     let jp = start("JP", dir.path(), &Ports::new()).await;
-    let mut participant = client(jp.public_addr, "JP", None).await;
+    let mut participant = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let source = amount("JPY", "10000");
     let q = quote(&mut participant, "SG", &source).await;
     jp.shutdown().await.expect("JP shutdown");
 
     let jp = start("JP", dir.path(), &Ports::new()).await;
-    let mut participant = client(jp.public_addr, "JP", None).await;
+    let mut participant = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let bank = bank("jp", "KKHAJPJ0");
     let report = submit_at(&mut participant, &bank, q, source).await;
     refused(&report, "AB05", "issued before this node restarted");
@@ -220,7 +220,7 @@ async fn a_settled_payment_resubmitted_after_its_quote_is_gone_is_dupl_with_its_
     let ports = Ports::new();
     let jp = start("JP", dir.path(), &ports).await;
     let sg = start("SG", dir.path(), &ports).await;
-    let mut participant = client(jp.public_addr, "JP", None).await;
+    let mut participant = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let bank = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "10000");
     let q = quote(&mut participant, "SG", &source).await;
@@ -234,7 +234,7 @@ async fn a_settled_payment_resubmitted_after_its_quote_is_gone_is_dupl_with_its_
     jp.shutdown().await.expect("JP shutdown");
 
     let jp = start("JP", dir.path(), &ports).await;
-    let mut participant = client(jp.public_addr, "JP", None).await;
+    let mut participant = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let again = submit(&mut participant, signed).await;
     refused(&again, "DUPL", "ACSC");
     jp.shutdown().await.expect("JP shutdown");
@@ -261,11 +261,11 @@ async fn the_receiver_refuses_a_rate_outside_its_band_and_accepts_one_inside() {
     // SG's mid is 114.9 JPY per SGD; JP's 0.0087 less 25 bps is 28.7 bps below its inverse.
     config.fx.rate_band_bps = 50;
     let sg = Node::start(config).await.expect("SG node");
-    let mut sg_client = client(sg.public_addr, "SG", None).await;
+    let mut sg_operator = operator_client(sg.public_addr, "SG").await;
     let mut jp = relay_client_as("jp/node/tls", "JP", sg.relay_addr).await;
     let bank = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "10000");
-    let before = balances(&mut sg_client).await;
+    let before = balances(&mut sg_operator).await;
 
     // 0.0095 less 25 bps × 114.9 is 888 bps above the inverse of SG's mid.
     let high = jp_quote_by(jp_node_signer(), "0.0095", 10_000, now(), "Q-high");
@@ -286,13 +286,13 @@ async fn the_receiver_refuses_a_rate_outside_its_band_and_accepts_one_inside() {
         decision.status_reason_detail.contains("257 bps below"),
         "{decision:?}"
     );
-    assert_eq!(balances(&mut sg_client).await, before, "nothing credited");
+    assert_eq!(balances(&mut sg_operator).await, before, "nothing credited");
 
     // JP's configured rate is inside the band: credited.
     let fair = jp_quote_by(jp_node_signer(), "0.0087", 10_000, now(), "Q-fair");
     let decision = prepare_at(&mut jp, &bank, fair, source).await;
     assert_eq!(decision.decision(), Decision::Settled, "{decision:?}");
-    let after = balances(&mut sg_client).await;
+    let after = balances(&mut sg_operator).await;
     // 10,000 JPY × 0.00867825 = 86.7825 SGD, floored: 86.78 to Tan Wei Ming (2001).
     assert_eq!(posted(&before, "2001"), "100000.00", "{before:?}");
     assert_eq!(posted(&after, "2001"), "100086.78", "{after:?}");

@@ -70,8 +70,9 @@ async fn payments_settle_both_ways_and_balance_on_both_ledgers() {
         terms.target_amount.as_ref().map(|a| a.value.as_str()),
         Some("11461")
     );
-    let report = submit(
-        &mut p.sg_client,
+    let report = submit_as(
+        p.sg.public_addr,
+        "SG",
         instruction(&sg_to_jp(&beta_sg, q, source), new_uetr()),
     )
     .await;
@@ -200,7 +201,7 @@ async fn every_rejection_moves_nothing() {
     ));
 
     for (code, what, signed) in cases {
-        let report = submit(&mut p.jp_client, signed).await;
+        let report = submit_as(p.jp.public_addr, "JP", signed).await;
         assert_eq!(
             report.transaction_status(),
             TransactionStatus::Rjct,
@@ -281,8 +282,9 @@ async fn a_payment_in_doubt_while_the_receiver_is_down_is_fenced_and_voided() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::new();
     let jp = start("JP", dir.path(), &ports).await;
-    let mut jp_client = client(jp.public_addr, "JP", None).await;
-    let jp_before = balances(&mut jp_client).await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let mut jp_operator = operator_client(jp.public_addr, "JP").await;
+    let jp_before = balances(&mut jp_operator).await;
     let alpha_jp = bank("jp", "KKHAJPJ0");
     let source = amount("JPY", "7000");
     let uetr = new_uetr();
@@ -300,7 +302,7 @@ async fn a_payment_in_doubt_while_the_receiver_is_down_is_fenced_and_voided() {
         TransactionStatus::Pdng,
         "{report:?}"
     );
-    let reserved = balances(&mut jp_client).await;
+    let reserved = balances(&mut jp_operator).await;
     assert_eq!(reserved.get("1001").map(|b| b.1.as_str()), Some("7000"));
 
     // SG comes up; JP's recovery asks, SG fences, JP voids.
@@ -309,12 +311,12 @@ async fn a_payment_in_doubt_while_the_receiver_is_down_is_fenced_and_voided() {
     assert_eq!(final_report.transaction_status(), TransactionStatus::Rjct);
     assert_eq!(final_report.status_reason_code, "AB05");
     assert_eq!(
-        balances(&mut jp_client).await,
+        balances(&mut jp_operator).await,
         jp_before,
         "the reservation is released"
     );
-    let mut sg_client = client(sg.public_addr, "SG", None).await;
-    let sg_balances = balances(&mut sg_client).await;
+    let mut sg_operator = operator_client(sg.public_addr, "SG").await;
+    let sg_balances = balances(&mut sg_operator).await;
     assert_eq!(
         posted(&sg_balances, "2001"),
         "100000.00",
@@ -343,8 +345,9 @@ async fn a_settled_payment_whose_receipt_does_not_verify_is_posted_and_counted_a
     jp_config.mra = jp_agreement;
     let jp = Node::start(jp_config).await.expect("JP node");
     let sg = start("SG", dir.path(), &ports).await;
-    let mut jp_client = client(jp.public_addr, "JP", None).await;
-    let mut sg_client = client(sg.public_addr, "SG", None).await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let mut jp_operator = operator_client(jp.public_addr, "JP").await;
+    let mut sg_operator = operator_client(sg.public_addr, "SG").await;
     let anomalies =
         |kind: &str| format!("kakehashi_receipt_anomalies_total{{peer=\"SG\",kind=\"{kind}\"}}");
     let jp_metrics = jp.metrics_addr.expect("JP serves metrics");
@@ -375,7 +378,7 @@ async fn a_settled_payment_whose_receipt_does_not_verify_is_posted_and_counted_a
             .contains("the receipt did not verify"),
         "{report:?}"
     );
-    let jp_after = balances(&mut jp_client).await;
+    let jp_after = balances(&mut jp_operator).await;
     assert_eq!(posted(&jp_after, "1001"), "9990000", "debited");
     assert_eq!(
         jp_after.get("1001").map(|b| b.1.as_str()),
@@ -383,7 +386,7 @@ async fn a_settled_payment_whose_receipt_does_not_verify_is_posted_and_counted_a
         "no reservation left"
     );
     assert_eq!(posted(&jp_after, "9002"), "10000", "owed to SG");
-    let sg_after = balances(&mut sg_client).await;
+    let sg_after = balances(&mut sg_operator).await;
     assert_eq!(posted(&sg_after, "2001"), "100086.78", "credited");
 
     let after = scrape_metrics(jp_metrics).await;

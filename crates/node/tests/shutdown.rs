@@ -24,7 +24,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::{
-    self, Ports, amount, bank, client, config, instruction, jp_to_sg, new_uetr, quote,
+    self, Ports, amount, bank, bank_client, config, instruction, jp_to_sg, new_uetr, quote,
     quote_and_submit, settled_status, sg_to_jp, start,
 };
 
@@ -120,7 +120,7 @@ async fn payments_in_flight(
     tokio::task::JoinHandle<Result<pb::PaymentStatusReport, tonic::Status>>,
 )> {
     let alpha = bank("jp", "KKHAJPJ0");
-    let mut jp_client = client(jp, "JP", None).await;
+    let mut jp_client = bank_client(jp, "JP", "KKHAJPJ0").await;
     let source = amount("JPY", "10000");
     let mut started = Vec::new();
     for _ in 0..count {
@@ -147,7 +147,7 @@ async fn payments_in_flight(
 /// before answers are held.
 async fn warm_up(jp: SocketAddr) {
     let alpha = bank("jp", "KKHAJPJ0");
-    let mut jp_client = client(jp, "JP", None).await;
+    let mut jp_client = bank_client(jp, "JP", "KKHAJPJ0").await;
     let report = quote_and_submit(
         &mut jp_client,
         "SG",
@@ -232,7 +232,7 @@ async fn a_graceful_stop_lets_the_payments_in_flight_settle_and_still_answers_th
 
     // A new payment is refused, and says why.
     let alpha = bank("jp", "KKHAJPJ0");
-    let mut jp_client = client(jp_public, "JP", None).await;
+    let mut jp_client = bank_client(jp_public, "JP", "KKHAJPJ0").await;
     let source = amount("JPY", "10000");
     let q = quote(&mut jp_client, "SG", &source).await;
     let refused = jp_client
@@ -249,7 +249,7 @@ async fn a_graceful_stop_lets_the_payments_in_flight_settle_and_still_answers_th
 
     // SG's payments to JP are still answered while JP drains.
     let beta = bank("sg", "KKHBSGS0");
-    let mut sg_client = client(sg.public_addr, "SG", None).await;
+    let mut sg_client = bank_client(sg.public_addr, "SG", "KKHBSGS0").await;
     let inbound = new_uetr();
     let report = quote_and_submit(
         &mut sg_client,
@@ -342,7 +342,7 @@ async fn stop_with_a_silent_peer(drain_secs: u64, sooner: impl Future<Output = (
     let jp = Node::start(jp_config(dir.path(), &ports, &relay, drain_secs))
         .await
         .expect("JP restarts");
-    let mut jp_client = client(jp.public_addr, "JP", None).await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let report = settled_status(&mut jp_client, &uetr.to_string()).await;
     assert_eq!(
         report.transaction_status(),

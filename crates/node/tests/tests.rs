@@ -13,6 +13,10 @@ mod hostile;
 // The operator RPCs (OpenAccount, FundAccount, CloseAccount) and who may call them.
 mod admin;
 
+// Who may see and do what on the public listener: banks their own accounts and payments, the
+// operator every account, paged; operator limits (issue 12).
+mod participants;
+
 // Relay calls from parties that are not the corridor's peer: refused, nothing written, the
 // genuine payment unaffected (issue 11).
 mod peers;

@@ -166,10 +166,12 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     let extended = Mra::load(&mra_path).expect("extended agreement");
     let (jp, th) = start_both(dir.path(), &mra_path).await;
     // The participants verify each node's server certificate as its own jurisdiction does.
-    let mut jp_client = client(jp.public_addr, "JP", None).await;
-    let mut th_client = client(th.public_addr, "TH", None).await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let mut jp_operator = operator_client(jp.public_addr, "JP").await;
+    let mut th_client = bank_client(th.public_addr, "TH", "KKHATHB0").await;
+    let mut th_operator = operator_client(th.public_addr, "TH").await;
     assert_eq!(
-        posted(&balances(&mut th_client).await, "3002"),
+        posted(&balances(&mut th_operator).await, "3002"),
         "5000000.00"
     );
 
@@ -228,8 +230,8 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     assert_eq!((body.uetr, signer.jurisdiction()), (uetr.to_string(), "JP"));
 
     // Both ledgers balance: each side moved exactly the quoted amounts.
-    let jp_after = balances(&mut jp_client).await;
-    let th_after = balances(&mut th_client).await;
+    let jp_after = balances(&mut jp_operator).await;
+    let th_after = balances(&mut th_operator).await;
     assert_eq!(posted(&jp_after, "1001"), "9990000");
     assert_eq!(posted(&jp_after, "9004"), "10000", "what JP owes TH");
     assert_eq!(posted(&jp_after, "1101"), "2004309");
@@ -253,9 +255,11 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
     let dir = tempfile::tempdir().expect("tempdir");
     let committed = repo().join("certs/mra.toml");
     let (jp, th) = start_both(dir.path(), &committed).await;
-    let mut jp_client = client(jp.public_addr, "JP", None).await;
-    let mut th_client = client(th.public_addr, "TH", None).await;
-    let th_before = balances(&mut th_client).await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let mut jp_operator = operator_client(jp.public_addr, "JP").await;
+    let mut th_client = bank_client(th.public_addr, "TH", "KKHATHB0").await;
+    let mut th_operator = operator_client(th.public_addr, "TH").await;
+    let th_before = balances(&mut th_operator).await;
     let refusals_before = relay_refusals(&th).await;
 
     let alpha_jp = bank("jp", "KKHAJPJ0");
@@ -276,7 +280,7 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
         TransactionStatus::Pdng,
         "{report:?}"
     );
-    let jp_now = balances(&mut jp_client).await;
+    let jp_now = balances(&mut jp_operator).await;
     assert_eq!(jp_now.get("1001").map(|b| b.1.as_str()), Some("10000"));
     assert_eq!(posted(&jp_now, "1001"), "10000000");
     // TH's relay listener saw the handshake fail (JP aborted on TH's certificate).
@@ -294,12 +298,12 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
         .expect("status")
         .into_inner();
     assert_eq!(status.transaction_status(), TransactionStatus::Pdng);
-    assert_eq!(balances(&mut th_client).await, th_before);
+    assert_eq!(balances(&mut th_operator).await, th_before);
 
     // The other way, TH refuses JP's certificate (TH relies on JP for signing only): JP's
     // relay listener counts the refused handshake and TH's payment stays in doubt.
     let jp_refusals_before = relay_refusals(&jp).await;
-    let jp_before = balances(&mut jp_client).await;
+    let jp_before = balances(&mut jp_operator).await;
     let thai = bank("th", "KKHATHB0");
     let source = amount("THB", "1000.00");
     let report = quote_and_submit(
@@ -315,7 +319,7 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
         TransactionStatus::Pdng,
         "{report:?}"
     );
-    let th_now = balances(&mut th_client).await;
+    let th_now = balances(&mut th_operator).await;
     assert_eq!(th_now.get("3001").map(|b| b.1.as_str()), Some("1000.00"));
     let refusals = relay_refusals_above(&jp, jp_refusals_before).await;
     assert!(
@@ -323,7 +327,7 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
         "JP counted a refused relay handshake"
     );
     assert_eq!(
-        balances(&mut jp_client).await,
+        balances(&mut jp_operator).await,
         jp_before,
         "nothing reached JP"
     );
@@ -341,8 +345,8 @@ async fn another_peer_can_neither_fence_nor_read_nor_take_a_peers_uetr() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mra_path = extended_mra(dir.path());
     let (jp, th) = start_both(dir.path(), &mra_path).await;
-    let mut jp_client = client(jp.public_addr, "JP", None).await;
-    let mut th_client = client(th.public_addr, "TH", None).await;
+    let mut jp_operator = operator_client(jp.public_addr, "JP").await;
+    let mut th_client = bank_client(th.public_addr, "TH", "KKHATHB0").await;
     // SG's node certificate: a corridor peer of JP (no SG node runs here).
     let mut sg_relay = relay_client_as("sg/node/tls", "JP", jp.relay_addr).await;
 
@@ -376,7 +380,7 @@ async fn another_peer_can_neither_fence_nor_read_nor_take_a_peers_uetr() {
         .into_inner();
     assert_eq!(fenced.decision(), Decision::UnknownFenced, "{fenced:?}");
 
-    let jp_before = balances(&mut jp_client).await;
+    let jp_before = balances(&mut jp_operator).await;
     let report = submit(&mut th_client, genuine.clone()).await;
     assert_eq!(
         report.transaction_status(),
@@ -402,7 +406,7 @@ async fn another_peer_can_neither_fence_nor_read_nor_take_a_peers_uetr() {
         tonic::Code::FailedPrecondition,
         "DS0B",
     );
-    let jp_after = balances(&mut jp_client).await;
+    let jp_after = balances(&mut jp_operator).await;
     assert_eq!(
         posted(&jp_after, "1101"),
         (posted(&jp_before, "1101").parse::<u64>().expect("JPY") + 4309).to_string(),

@@ -281,6 +281,9 @@ pub async fn start_pair(
 pub struct Route {
     /// The debtor's bank (signs the instructions).
     pub bank: Bank,
+    /// The bank's participant-TLS identity (`<BIC>-tls.pem` beside its signing chain): a node
+    /// takes an instruction only from its debtor agent's connection.
+    pub tls: TlsIdentity,
     /// The debtor's and the creditor's accounts and names, and the remittance information.
     pub order: Order,
 }
@@ -305,10 +308,10 @@ pub fn routes(sender: &Config, receiver: &Config, certs: &Path) -> Result<Vec<Ro
         )));
     }
     let banks_dir = banks_dir(certs, &sender.jurisdiction);
-    let mut banks: BTreeMap<String, Bank> = BTreeMap::new();
+    let mut banks: BTreeMap<String, (Bank, TlsIdentity)> = BTreeMap::new();
     let mut out = Vec::with_capacity(debtors.len());
     for (i, (debtor_account, bic, debtor_name)) in debtors.into_iter().enumerate() {
-        let bank = match banks.get(&bic) {
+        let (bank, tls) = match banks.get(&bic) {
             Some(bank) => bank.clone(),
             None => {
                 let bank = Bank::load(
@@ -316,14 +319,22 @@ pub fn routes(sender: &Config, receiver: &Config, certs: &Path) -> Result<Vec<Ro
                     &banks_dir.join(format!("{bic}.key.pem")),
                 )
                 .map_err(ParticipantError::from)?;
-                banks.insert(bic.clone(), bank.clone());
-                bank
+                let tls = TlsIdentity::load(
+                    &banks_dir.join(format!("{bic}-tls.pem")),
+                    &banks_dir.join(format!("{bic}-tls.key.pem")),
+                )
+                .map_err(|e| {
+                    LoadError::Routes(format!("the participant-TLS identity of {bic}: {e}"))
+                })?;
+                banks.insert(bic.clone(), (bank.clone(), tls.clone()));
+                (bank, tls)
             }
         };
         let (creditor_account, creditor_bic, creditor_name) =
             creditors[i % creditors.len()].clone();
         out.push(Route {
             bank,
+            tls,
             order: Order {
                 debtor_account,
                 debtor_name,
@@ -524,13 +535,14 @@ pub async fn run(
         fund_debtors(&target, sender, &routes, options.payments).await?;
     }
 
-    let mut sender_view = target.connect(None).await?;
+    // Every account's balance, before and after: the operators' view.
+    let mut sender_view = target.connect(Some(&operator_identity(sender)?)).await?;
     let mut receiver_view = participant::connect(
         &format!("https://{}", pair.receiver.public_addr),
         &server_name(receiver, sender),
         Arc::clone(&mra),
         &receiver.jurisdiction,
-        None,
+        Some(&operator_identity(receiver)?),
     )
     .await?;
     let sender_before = balances(&mut sender_view).await?;
@@ -576,16 +588,38 @@ pub async fn run(
     Ok(report)
 }
 
+/// The operator identity of the node `config` describes: the first of `[admin]
+/// operator_certs` and the key beside it (`<name>.key.pem`, as `kakehashi pki init` writes).
+fn operator_identity(config: &Config) -> Result<TlsIdentity, LoadError> {
+    let cert = config.admin.operator_certs.first().ok_or_else(|| {
+        LoadError::Run(format!(
+            "the {} configuration names no [admin] operator_certs",
+            config.jurisdiction
+        ))
+    })?;
+    let key = cert
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".pem"))
+        .map(|stem| cert.with_file_name(format!("{stem}.key.pem")))
+        .ok_or_else(|| LoadError::Run(format!("{}: not a .pem file", cert.display())))?;
+    TlsIdentity::load(cert, &key).map_err(|e| {
+        LoadError::Run(format!(
+            "the operator identity of {}: {e}",
+            config.jurisdiction
+        ))
+    })
+}
+
 /// Credits every debtor account of `routes` with enough for `payments` payments, as the
-/// sender's operator (its TLS identity, which the devnet lists as an operator).
+/// sender's operator ([`operator_identity`]).
 async fn fund_debtors(
     target: &Target,
     sender: &Config,
     routes: &[Route],
     payments: usize,
 ) -> Result<(), LoadError> {
-    let identity = TlsIdentity::load(&sender.tls.cert, &sender.tls.key)
-        .map_err(|e| LoadError::Run(format!("the operator identity (the node's TLS pair): {e}")))?;
+    let identity = operator_identity(sender)?;
     let mut operator = target.connect(Some(&identity)).await?;
     let (currency, amount_minor) = target.ask.source;
     let payments = u128::try_from(payments).unwrap_or(u128::MAX);
@@ -667,9 +701,11 @@ async fn run_unary(
     routes: &Arc<Vec<Route>>,
     progress: &Arc<dyn Fn() + Send + Sync>,
 ) -> Result<(Vec<PaymentOutcome>, Duration), LoadError> {
+    // Participant p sends route p mod routes, so its connection is that route's bank's.
     let mut clients = Vec::with_capacity(options.concurrency);
-    for _ in 0..options.concurrency {
-        clients.push(target.connect(None).await?);
+    for participant in 0..options.concurrency {
+        let route = &routes[participant % routes.len()];
+        clients.push(target.connect(Some(&route.tls)).await?);
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -723,8 +759,26 @@ async fn run_stream(
     let mut quoters = Vec::new();
     let mut readers = Vec::new();
     let started = Instant::now();
-    for _ in 0..streams {
-        let mut submitter = target.connect(None).await?;
+    // Each bank of the routes gets its own `streams` streams: a node takes an instruction only
+    // from its debtor agent's connection. Payment i goes to stream i mod streams of its bank.
+    let mut bank_of = Vec::with_capacity(routes.len());
+    let mut bank_tls: Vec<&TlsIdentity> = Vec::new();
+    let mut bank_bics: Vec<&str> = Vec::new();
+    for route in routes.iter() {
+        let bic = route.bank.bic.as_str();
+        let index = match bank_bics.iter().position(|b| *b == bic) {
+            Some(index) => index,
+            None => {
+                bank_bics.push(bic);
+                bank_tls.push(&route.tls);
+                bank_bics.len() - 1
+            }
+        };
+        bank_of.push(index);
+    }
+    for slot in 0..streams * bank_tls.len() {
+        let identity = bank_tls[slot / streams];
+        let mut submitter = target.connect(Some(identity)).await?;
         quoters.push(target.connect(None).await?);
         let (tx, rx) = mpsc::channel::<pb::SubmitPaymentRequest>(options.concurrency);
         let mut answers = submitter
@@ -765,12 +819,13 @@ async fn run_stream(
             .acquire_owned()
             .await
             .map_err(|_| LoadError::Run("the window closed".to_owned()))?;
-        let (tx, in_flight) = senders[i % streams].clone();
-        let mut quoter = quoters[i % streams].clone();
+        let route = i % routes.len();
+        let slot = bank_of[route] * streams + i % streams;
+        let (tx, in_flight) = senders[slot].clone();
+        let mut quoter = quoters[slot].clone();
         let routes = Arc::clone(routes);
         let target = Arc::clone(target);
         producers.push(tokio::spawn(async move {
-            let route = i % routes.len();
             let t0 = Instant::now();
             let (signed, uetr) = signed_instruction(&target, &mut quoter, &routes[route]).await?;
             let t1 = Instant::now();
@@ -805,14 +860,26 @@ async fn run_stream(
     Ok((outcomes, started.elapsed()))
 }
 
-/// Posted balance and pending debits (minor units) of every account of a node.
+/// Posted balance and pending debits (minor units) of every account `client` may see (every
+/// account of the node for an operator's connection), page after page.
 pub async fn balances(client: &mut PaymentsClient<Channel>) -> Result<Balances, LoadError> {
-    let listed = client
-        .get_balances(pb::BalancesRequest::default())
-        .await
-        .map_err(call("GetBalances"))?
-        .into_inner()
-        .balances;
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .get_balances(pb::BalancesRequest {
+                page_token: std::mem::take(&mut page_token),
+                ..pb::BalancesRequest::default()
+            })
+            .await
+            .map_err(call("GetBalances"))?
+            .into_inner();
+        listed.extend(page.balances);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
     let minor = |a: Option<&pb::ActiveCurrencyAndAmount>| -> Result<u128, LoadError> {
         let a = a.ok_or_else(|| LoadError::Run("a balance without an amount".to_owned()))?;
         // The funding account is the only one that goes negative; it is not checked.

@@ -17,6 +17,12 @@ pub const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 pub const EKU_PAYMENT_SIGNING: &str = "2.25.128136148999515510376338397963583368341.1.1";
 /// kakehashi receipt signing: `KAKEHASHI_ARC.1.2`.
 pub const EKU_RECEIPT_SIGNING: &str = "2.25.128136148999515510376338397963583368341.1.2";
+/// kakehashi participant TLS (a bank's client identity on a node's public listener):
+/// `KAKEHASHI_ARC.1.3`, asserted next to clientAuth.
+pub const EKU_PARTICIPANT_TLS: &str = "2.25.128136148999515510376338397963583368341.1.3";
+/// kakehashi node operator (the client identity allowed the operator RPCs):
+/// `KAKEHASHI_ARC.1.4`, asserted next to clientAuth.
+pub const EKU_OPERATOR: &str = "2.25.128136148999515510376338397963583368341.1.4";
 
 /// What a certificate is being relied on for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -28,11 +34,23 @@ pub enum Purpose {
     PaymentSigning,
     /// A node signing payment receipts.
     ReceiptSigning,
+    /// A participant bank's TLS client identity on a node's public listener; the bank's BIC is
+    /// the subject common name, as for payment signing.
+    ParticipantTls,
+    /// A node operator's TLS client identity. Recognized only by the operator's own
+    /// jurisdiction: an agreement row may not carry it ([`Purpose::foreign_recognition_allowed`]).
+    Operator,
 }
 
 impl Purpose {
     /// Every purpose, in a stable order for listings.
-    pub const ALL: [Self; 3] = [Self::NodeTls, Self::PaymentSigning, Self::ReceiptSigning];
+    pub const ALL: [Self; 5] = [
+        Self::NodeTls,
+        Self::PaymentSigning,
+        Self::ReceiptSigning,
+        Self::ParticipantTls,
+        Self::Operator,
+    ];
 
     /// The name used in the MRA file and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -40,6 +58,8 @@ impl Purpose {
             Self::NodeTls => "node-tls",
             Self::PaymentSigning => "payment-signing",
             Self::ReceiptSigning => "receipt-signing",
+            Self::ParticipantTls => "participant-tls",
+            Self::Operator => "operator",
         }
     }
 
@@ -56,7 +76,31 @@ impl Purpose {
             Self::NodeTls => &[EKU_SERVER_AUTH, EKU_CLIENT_AUTH],
             Self::PaymentSigning => &[EKU_PAYMENT_SIGNING],
             Self::ReceiptSigning => &[EKU_RECEIPT_SIGNING],
+            Self::ParticipantTls => &[EKU_PARTICIPANT_TLS],
+            Self::Operator => &[EKU_OPERATOR],
         }
+    }
+
+    /// The EKU a leaf must assert *literally* for this purpose, beyond what path validation
+    /// accepts (which lets a leaf without an EKU extension, or one asserting
+    /// anyExtendedKeyUsage under the RFC 5280 profile, through). Set for the two client
+    /// identities, so that neither a node nor a bank certificate can ever pass for an operator,
+    /// nor a node certificate for a bank. `None` for the older purposes, which keep their rules.
+    pub fn marker_eku(self) -> Option<&'static str> {
+        match self {
+            Self::ParticipantTls => Some(EKU_PARTICIPANT_TLS),
+            Self::Operator => Some(EKU_OPERATOR),
+            Self::NodeTls | Self::PaymentSigning | Self::ReceiptSigning => None,
+        }
+    }
+
+    /// Whether a recognition row of the agreement (one jurisdiction relying on another's PKI)
+    /// may carry this purpose. An operator is a local identity: only its own jurisdiction
+    /// recognizes it (MRA §self-recognition), so no foreign PKI can mint operators of a node.
+    /// A foreign bank's participant TLS may be recognized (a bank that holds accounts at a
+    /// foreign node directly); what it may see is decided by its BIC, not by the row.
+    pub fn foreign_recognition_allowed(self) -> bool {
+        !matches!(self, Self::Operator)
     }
 }
 
@@ -82,6 +126,30 @@ mod tests {
     fn private_ekus_sit_under_the_kakehashi_arc() {
         assert!(EKU_PAYMENT_SIGNING.starts_with(KAKEHASHI_ARC));
         assert!(EKU_RECEIPT_SIGNING.starts_with(KAKEHASHI_ARC));
-        assert_ne!(EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING);
+        assert!(EKU_PARTICIPANT_TLS.starts_with(KAKEHASHI_ARC));
+        assert!(EKU_OPERATOR.starts_with(KAKEHASHI_ARC));
+        let all = [
+            EKU_PAYMENT_SIGNING,
+            EKU_RECEIPT_SIGNING,
+            EKU_PARTICIPANT_TLS,
+            EKU_OPERATOR,
+        ];
+        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+    }
+
+    #[test]
+    fn only_the_client_identities_need_a_literal_marker_and_operators_stay_local() {
+        for p in Purpose::ALL {
+            let marker = p.marker_eku();
+            assert_eq!(
+                marker.is_some(),
+                matches!(p, Purpose::ParticipantTls | Purpose::Operator)
+            );
+            if let Some(m) = marker {
+                assert_eq!(p.required_ekus(), &[m]);
+            }
+            assert_eq!(p.foreign_recognition_allowed(), p != Purpose::Operator);
+        }
     }
 }

@@ -8,6 +8,11 @@
 //! - [`NodeClientCertVerifier`] serves a node acting as TLS server: a client certificate is
 //!   mandatory, its chain must be recognized and its leaf must assert id-kp-clientAuth.
 //!
+//! [`NodeClientCertVerifier::participants`] builds the client verifier of a node's public
+//! listener instead: the chain must be recognized for [`Purpose::ParticipantTls`] or
+//! [`Purpose::Operator`], and the leaf must assert id-kp-clientAuth and that purpose's own EKU
+//! ([`Purpose::marker_eku`]) literally.
+//!
 //! Both check the TLS 1.2 and 1.3 handshake signatures with the ring provider's algorithms
 //! (the provider the rest of the workspace installs), and take the validation time from the
 //! `now` rustls passes (its `TimeProvider`), so tests can pin it.
@@ -66,15 +71,16 @@ pub enum TlsVerifyError {
     MissingEku {
         /// The leaf's subject.
         subject: String,
-        /// The OID required: id-kp-serverAuth or id-kp-clientAuth.
+        /// The OID required: id-kp-serverAuth, id-kp-clientAuth, or a client identity's own EKU.
         required: &'static str,
         /// The OIDs present (empty when the extension is absent).
         present: Vec<String>,
     },
-    /// The chain is not recognized for node TLS by the local jurisdiction.
+    /// The chain is not recognized for the verifier's purpose by the local jurisdiction.
     #[error(
-        "peer chain not recognized by {} for node-tls: {}",
+        "peer chain not recognized by {} for {}: {}",
         .verdict.relying,
+        .verdict.purpose,
         explain(verdict)
     )]
     NotRecognized {
@@ -210,6 +216,9 @@ impl PeerRole {
 struct NodeTls {
     mra: Arc<Mra>,
     relying: String,
+    /// What the peer's chain may be recognized for, tried in order: node TLS for the relay,
+    /// participant TLS or operator on the public listener.
+    purposes: Vec<Purpose>,
     algorithms: WebPkiSupportedAlgorithms,
     hook: Option<RefusalHook>,
     extra_crls: Vec<Vec<u8>>,
@@ -242,6 +251,7 @@ impl NodeTls {
         Ok(Self {
             mra,
             relying: relying.to_owned(),
+            purposes: vec![Purpose::NodeTls],
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
             hook: None,
             extra_crls: Vec::new(),
@@ -278,7 +288,7 @@ impl NodeTls {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.recognize(&leaf, &pool, now)?;
+        let purpose = self.recognize(&leaf, &pool, now)?;
         // Purpose::NodeTls accepts either TLS usage because one certificate serves both ends;
         // each side of the handshake asks for its own (RFC 5280 §4.2.1.12). anyExtendedKeyUsage
         // is not enough: a node certificate names the TLS role it plays.
@@ -290,21 +300,41 @@ impl NodeTls {
                 present: present.to_vec(),
             });
         }
+        // Path validation lets a leaf without an EKU extension (or with anyExtendedKeyUsage)
+        // through; a client identity must name its purpose itself.
+        if let Some(marker) = purpose.marker_eku()
+            && !present.iter().any(|oid| oid == marker)
+        {
+            return Err(TlsVerifyError::MissingEku {
+                subject: leaf.subject_display().to_owned(),
+                required: marker,
+                present: present.to_vec(),
+            });
+        }
         Ok(leaf)
     }
 
-    /// MRA recognition of the chain for node TLS by the local jurisdiction at `now`.
-    fn recognize(&self, leaf: &Cert, pool: &[Cert], now: UnixTime) -> Result<(), TlsVerifyError> {
-        let verdict = self.mra.recognize(
-            &self.relying,
-            Purpose::NodeTls,
-            leaf,
-            pool,
-            &self.extra_crls,
-            now,
-        );
+    /// MRA recognition of the chain by the local jurisdiction at `now`, for the first of the
+    /// verifier's purposes that recognizes it; the refusal of the first purpose otherwise.
+    fn recognize(
+        &self,
+        leaf: &Cert,
+        pool: &[Cert],
+        now: UnixTime,
+    ) -> Result<Purpose, TlsVerifyError> {
+        let recognize = |purpose| {
+            self.mra
+                .recognize(&self.relying, purpose, leaf, pool, &self.extra_crls, now)
+        };
+        // The constructors never leave the list empty; node TLS is the conservative default.
+        let mut purposes = self.purposes.iter().copied();
+        let first = purposes.next().unwrap_or(Purpose::NodeTls);
+        let verdict = recognize(first);
         if verdict.recognized {
-            return Ok(());
+            return Ok(first);
+        }
+        if let Some(purpose) = purposes.find(|p| recognize(*p).recognized) {
+            return Ok(purpose);
         }
         let kind = self.classify(&verdict, leaf, pool, now);
         Err(TlsVerifyError::NotRecognized {
@@ -600,35 +630,52 @@ impl NodeClientCertVerifier {
     /// (unless [`crate::danger::allow_unsigned_agreement`] was used), or an anchor does not parse.
     pub fn new(mra: Arc<Mra>, relying: &str) -> Result<Self, TlsSetupError> {
         let inner = NodeTls::new(mra, relying)?;
-        // RFC 8446 §4.2.4 certificate_authorities: name the anchors of every jurisdiction the
-        // local one may recognize for node TLS (itself, and the issuers of its rows), so a
-        // client holding several identities picks one that can succeed. The hint does not
-        // decide anything; recognition does.
-        let mut root_hints = Vec::new();
-        for jurisdiction in &inner.mra.jurisdictions {
-            let recognized = jurisdiction.code == inner.relying
-                || inner.mra.rows.iter().any(|row| {
-                    row.relying == inner.relying
-                        && row.issuing == jurisdiction.code
-                        && row.purposes.contains(&Purpose::NodeTls)
-                });
-            if !recognized {
-                continue;
-            }
-            for (index, der) in jurisdiction.anchors.iter().enumerate() {
-                let anchor = Cert::from_der(der).map_err(|source| TlsSetupError::Anchor {
-                    jurisdiction: jurisdiction.code.clone(),
-                    index,
-                    source,
-                })?;
-                root_hints.push(DistinguishedName::from(anchor.subject().der().to_vec()));
-            }
-        }
+        let root_hints = root_hints(&inner)?;
         Ok(Self { inner, root_hints })
     }
 }
 
+/// RFC 8446 §4.2.4 certificate_authorities: the anchors of every jurisdiction the local one
+/// may recognize for one of the verifier's purposes (itself, and the issuers of its rows), so a
+/// client holding several identities picks one that can succeed. The hint does not decide
+/// anything; recognition does.
+fn root_hints(inner: &NodeTls) -> Result<Vec<DistinguishedName>, TlsSetupError> {
+    let mut root_hints = Vec::new();
+    for jurisdiction in &inner.mra.jurisdictions {
+        let recognized = jurisdiction.code == inner.relying
+            || inner.mra.rows.iter().any(|row| {
+                row.relying == inner.relying
+                    && row.issuing == jurisdiction.code
+                    && inner.purposes.iter().any(|p| row.purposes.contains(p))
+            });
+        if !recognized {
+            continue;
+        }
+        for (index, der) in jurisdiction.anchors.iter().enumerate() {
+            let anchor = Cert::from_der(der).map_err(|source| TlsSetupError::Anchor {
+                jurisdiction: jurisdiction.code.clone(),
+                index,
+                source,
+            })?;
+            root_hints.push(DistinguishedName::from(anchor.subject().der().to_vec()));
+        }
+    }
+    Ok(root_hints)
+}
+
 impl NodeClientCertVerifier {
+    /// The client verifier of a node's public listener: a client is accepted when `relying`
+    /// recognizes its chain for [`Purpose::ParticipantTls`] or [`Purpose::Operator`] under
+    /// `mra` and its leaf asserts id-kp-clientAuth and the purpose's own EKU. Client
+    /// authentication stays mandatory here; a listener that lets anonymous clients in wraps
+    /// this verifier. Which identity the client has is for the service to read off the chain.
+    pub fn participants(mra: Arc<Mra>, relying: &str) -> Result<Self, TlsSetupError> {
+        let mut inner = NodeTls::new(mra, relying)?;
+        inner.purposes = vec![Purpose::ParticipantTls, Purpose::Operator];
+        let root_hints = root_hints(&inner)?;
+        Ok(Self { inner, root_hints })
+    }
+
     /// Calls `hook` with every refusal before the handshake fails, so the caller can log the
     /// full explanation (this crate does not log).
     pub fn with_refusal_hook(mut self, hook: RefusalHook) -> Self {

@@ -452,7 +452,27 @@ fn text(field: &str, value: String, max: usize, required: Required) -> Result<St
              allowed"
         )));
     }
+    if let Some(position) = value.chars().position(is_bidi_control) {
+        return Err(Rejection::format(format!(
+            "{field} has a bidirectional formatting character at character {position}; it \
+             would make the text display other than it reads (Unicode UAX #9)"
+        )));
+    }
     Ok(value)
+}
+
+/// The explicit bidirectional formatting characters of Unicode UAX #9 §2 (embeddings,
+/// overrides, isolates and the implicit marks): invisible, they reorder what a reader sees, so a
+/// name could display as another (the "Trojan Source" spoofing, CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Validates a party or account name by the rules of the instruction's debtor and creditor
+/// names: required, at most [`NAME_CHARS_MAX`] characters, no control and no bidirectional
+/// formatting character. Nodes apply it to the names operators give accounts too.
+pub fn name(field: &str, value: String) -> Result<String, Rejection> {
+    text(field, value, NAME_CHARS_MAX, Required::Yes)
 }
 
 /// Prefixes a rejection's detail with the field it concerns.
@@ -727,11 +747,31 @@ mod tests {
             |r| r.creditor_name = "x\u{7}".into(),
             "creditor_name has a control character",
         );
+        // Issue 12: a right-to-left override would display "Sato" as another name.
+        refused(
+            |r| r.creditor_name = "Sato \u{202E}KK".into(),
+            "creditor_name has a bidirectional formatting character",
+        );
+        refused(
+            |r| r.debtor_name = "\u{2067}Aoki".into(),
+            "debtor_name has a bidirectional formatting character",
+        );
         refused(
             |r| r.remittance_information = "x".repeat(141),
             "remittance_information is 141 characters",
         );
         refused(|r| r.quote = None, "quote is missing");
+    }
+
+    #[test]
+    fn account_names_follow_the_instruction_name_rules() {
+        assert_eq!(name("name", "Aoki Kenji".into()).unwrap(), "Aoki Kenji");
+        assert_eq!(name("name", "山田 太郎".into()).unwrap(), "山田 太郎");
+        for bad in ["", "a\0b", "Sato \u{202E}KK", "x\u{200F}"] {
+            let refused = name("name", bad.into()).expect_err(bad);
+            assert_eq!(refused.code, ReasonCode::Ff01, "{bad:?}");
+        }
+        assert!(name("name", "n".repeat(NAME_CHARS_MAX + 1)).is_err());
     }
 
     #[test]

@@ -192,8 +192,14 @@ struct ReceiptRow {
 impl Demo {
     pub(super) async fn run(&self) -> anyhow::Result<ExitCode> {
         let mra = Arc::new(client::load_mra(&self.mra_path)?);
-        let mut jp = client::connect(&self.jp_url, Arc::clone(&mra), "JP", None, None).await?;
-        let mut sg = client::connect(&self.sg_url, Arc::clone(&mra), "SG", None, None).await?;
+        // The balances before and after are every account's: the operators' view. Each
+        // payment is sent over its bank's own connection (`send`).
+        let mut jp = self
+            .connect_as(&mra, "JP", self.operator_files("JP"))
+            .await?;
+        let mut sg = self
+            .connect_as(&mra, "SG", self.operator_files("SG"))
+            .await?;
         std::fs::create_dir_all(&self.receipts)
             .with_context(|| format!("cannot create {}", self.receipts.display()))?;
 
@@ -202,12 +208,14 @@ impl Demo {
 
         let mut rows = Vec::with_capacity(SCENARIOS.len());
         for scenario in SCENARIOS {
-            let node = if scenario.from == "JP" {
+            let files = client::bank_tls_files(&self.certs, scenario.bank);
+            let mut node = self.connect_as(&mra, scenario.from, files).await?;
+            let operator = if scenario.from == "JP" {
                 &mut jp
             } else {
                 &mut sg
             };
-            rows.push(self.send(&mra, node, scenario).await?);
+            rows.push(self.send(&mra, &mut node, operator, scenario).await?);
         }
 
         let after_jp = jp.balances(&[]).await?;
@@ -228,11 +236,34 @@ impl Demo {
         })
     }
 
+    /// A connection to the `code` node presenting the chain and key `files`.
+    async fn connect_as(
+        &self,
+        mra: &Arc<Mra>,
+        code: &str,
+        (cert, key): (PathBuf, PathBuf),
+    ) -> anyhow::Result<NodeClient> {
+        let url = if code == "JP" {
+            &self.jp_url
+        } else {
+            &self.sg_url
+        };
+        let identity = client::read_identity(&cert, &key)?;
+        client::connect(url, Arc::clone(mra), code, None, Some(identity)).await
+    }
+
+    /// The operator identity of the `code` node: `<certs>/<code>/operator.pem` and its key.
+    fn operator_files(&self, code: &str) -> (PathBuf, PathBuf) {
+        let dir = self.certs.join(code.to_ascii_lowercase());
+        (dir.join("operator.pem"), dir.join("operator.key.pem"))
+    }
+
     /// Sends one scenario's payment as its bank would and checks the receipt if it settled.
     async fn send<'a>(
         &self,
         mra: &Mra,
         node: &mut NodeClient,
+        operator: &mut NodeClient,
         scenario: &'a Scenario,
     ) -> anyhow::Result<Row<'a>> {
         let dir = scenario.from.to_ascii_lowercase();
@@ -243,7 +274,9 @@ impl Demo {
         )?;
         // Read now, not from the snapshot before the first payment: earlier scenarios may
         // have credited this account.
-        let current = node.balances(&[scenario.debtor]).await?;
+        // Through the operator: some scenarios debit an account of another bank than the
+        // signing one, which that bank's own connection does not see.
+        let current = operator.balances(&[scenario.debtor]).await?;
         let debtor = current
             .iter()
             .find(|b| b.account == scenario.debtor.to_string())

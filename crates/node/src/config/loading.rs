@@ -124,6 +124,7 @@ struct RawKeyPair {
 struct RawAdmin {
     #[serde(default)]
     operator_certs: Vec<String>,
+    max_funding: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -295,6 +296,14 @@ impl RawConfig {
                     .iter()
                     .map(|p| resolve(base, "admin.operator_certs", p))
                     .collect::<Result<_, _>>()?,
+                funding_max: self
+                    .admin
+                    .max_funding
+                    .map(|text| {
+                        Decimal::parse(&text, AMOUNT_FRACTION_DIGITS_MAX)
+                            .map_err(|m| invalid("admin.max_funding", m))
+                    })
+                    .transpose()?,
             },
             peers,
             fx,

@@ -202,8 +202,16 @@ pub struct KeyPairPaths {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Admin {
     /// PEM files whose first certificate is a leaf allowed to call OpenAccount, FundAccount and
-    /// CloseAccount (compared byte for byte with the connection's client leaf).
+    /// CloseAccount (compared byte for byte with the connection's client leaf). The leaf must
+    /// also be recognized by this node's jurisdiction for the operator purpose (its own
+    /// certificate with the operator EKU: neither the node's TLS certificate nor a bank's can
+    /// be one), or the node refuses to start.
     pub operator_certs: Vec<PathBuf>,
+    /// `max_funding`: the largest amount one FundAccount call may credit, in major units of
+    /// the local currency; `[limits] max_payment` when not set. A ceiling per call bounds what
+    /// one mistyped or stolen operator call can create; a ceiling per account would also cap
+    /// what payments bring in and need a read-then-write race guard.
+    pub funding_max: Option<Decimal>,
 }
 
 /// `[[peer]]`: a counterparty node.
@@ -401,6 +409,16 @@ impl Decimal {
 
     fn is_zero(&self) -> bool {
         self.0.bytes().all(|b| b == b'0' || b == b'.')
+    }
+}
+
+impl std::str::FromStr for Decimal {
+    type Err = String;
+
+    /// An amount as the configuration writes one (at most [`AMOUNT_FRACTION_DIGITS_MAX`]
+    /// fraction digits), for configurations built in code.
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::parse(text, AMOUNT_FRACTION_DIGITS_MAX)
     }
 }
 

@@ -21,7 +21,7 @@ key = "../certs/jp/node/tls.key.pem"
 cert = "../certs/jp/node/receipt.pem"
 key = "../certs/jp/node/receipt.key.pem"
 [admin]
-operator_certs = ["../certs/jp/node/tls.pem"]
+operator_certs = ["../certs/jp/operator.pem"]
 [[peer]]
 jurisdiction = "SG"
 relay = "https://127.0.0.1:7201"

@@ -84,22 +84,34 @@ impl Engine {
         Ok(())
     }
 
-    /// Balances of `ids` (every known account when empty). `Ok(Err(..))` is a refusal (AC01
-    /// for an unknown account); `Err` an operational fault, which the caller answers without
-    /// its detail (see [`EngineError::is_transient`]).
+    /// Balances of `ids` (every known account when empty), only of accounts `owner` holds
+    /// when it is given. `Ok(Err(..))` is a refusal (AC01 for an unknown account, and in the
+    /// same words for an account of another bank, so a bank cannot learn that it exists);
+    /// `Err` an operational fault, which the caller answers without its detail (see
+    /// [`EngineError::is_transient`]).
     pub async fn balances(
         &self,
         ids: Vec<u128>,
+        owner: Option<&str>,
     ) -> Result<Result<Vec<pb::AccountBalance>, Rejection>, EngineError> {
         let metas = self.parts.store.accounts()?;
+        let visible =
+            |meta: &AccountMeta| owner.is_none_or(|bic| meta.owner_bic.as_deref() == Some(bic));
         let wanted: Vec<(u128, Option<AccountMeta>)> = if ids.is_empty() {
-            metas.into_iter().map(|(id, m)| (id, Some(m))).collect()
+            metas
+                .into_iter()
+                .filter(|(_, m)| visible(m))
+                .map(|(id, m)| (id, Some(m)))
+                .collect()
         } else {
             ids.iter()
                 .map(|id| {
                     (
                         *id,
-                        metas.iter().find(|(m, _)| m == id).map(|(_, m)| m.clone()),
+                        metas
+                            .iter()
+                            .find(|(m, meta)| m == id && visible(meta))
+                            .map(|(_, m)| m.clone()),
                     )
                 })
                 .collect()
@@ -121,6 +133,67 @@ impl Engine {
             out.push(self.balance_of(id, &meta, &account, t));
         }
         Ok(Ok(out))
+    }
+
+    /// One page of balances in account-id order: the accounts after `after` (from the first
+    /// when `None`), only those `owner` holds when it is given, at most `limit` of them and no
+    /// more than fit in `bytes_max` bytes of encoded `AccountBalance` entries (at least one).
+    /// Returns the page and, when accounts remain, the id of the last one on it, from which
+    /// the next page starts.
+    pub async fn balances_page(
+        &self,
+        owner: Option<&str>,
+        after: Option<u128>,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<(Vec<pb::AccountBalance>, Option<u128>), EngineError> {
+        use prost::Message as _;
+        // The store scans every account's metadata (small records, in id order); the ledger is
+        // asked only for the page's accounts.
+        let mut candidates = self
+            .parts
+            .store
+            .accounts()?
+            .into_iter()
+            .filter(|(id, meta)| {
+                after.is_none_or(|a| *id > a)
+                    && owner.is_none_or(|bic| meta.owner_bic.as_deref() == Some(bic))
+            })
+            .peekable();
+        let mut page: Vec<(u128, AccountMeta)> = Vec::new();
+        while page.len() < limit.max(1) {
+            let Some(next) = candidates.next() else {
+                break;
+            };
+            page.push(next);
+        }
+        let mut more = candidates.peek().is_some();
+        let lookup: Vec<AccountId> = page.iter().map(|(id, _)| AccountId(*id)).collect();
+        let found = self.books().lookup_accounts(lookup).await?;
+        let (_, t) = self.clock().now();
+        let mut out = Vec::with_capacity(page.len());
+        let mut bytes = 0usize;
+        let mut last = None;
+        for ((id, meta), account) in page.iter().zip(found) {
+            let Some(account) = account else {
+                return Err(EngineError::Unexpected {
+                    what: "listing balances",
+                    result: "an account of the store is missing from the ledger",
+                });
+            };
+            let balance = self.balance_of(*id, meta, &account, t);
+            // Field tag, length prefix and body of one repeated entry.
+            let entry =
+                balance.encoded_len() + 1 + prost::length_delimiter_len(balance.encoded_len());
+            if !out.is_empty() && bytes.saturating_add(entry) > bytes_max {
+                more = true;
+                break;
+            }
+            bytes = bytes.saturating_add(entry);
+            out.push(balance);
+            last = Some(*id);
+        }
+        Ok((out, if more { last } else { None }))
     }
 
     fn balance_of(
@@ -191,12 +264,12 @@ impl Engine {
                 self.jurisdiction()
             ))));
         }
-        if name.chars().count() > instruction::NAME_CHARS_MAX {
-            return Ok(Err(ff01(format!(
-                "name: longer than {} characters",
-                instruction::NAME_CHARS_MAX
-            ))));
-        }
+        // The rules of the instruction's names: what an operator names an account is shown
+        // next to them, so it may not hide control or bidirectional formatting characters.
+        let name = match instruction::name("name", name) {
+            Ok(name) => name,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
         let ledger_id = u32::from(self.parts.currency.numeric);
         let new = NewAccount {
             id: AccountId(id),
@@ -243,7 +316,7 @@ impl Engine {
         id: u128,
     ) -> Result<Result<pb::AccountBalance, Rejection>, EngineError> {
         Ok(self
-            .balances(vec![id])
+            .balances(vec![id], None)
             .await?
             .map(|mut balances| balances.remove(0)))
     }
@@ -268,12 +341,28 @@ impl Engine {
         if minor == 0 {
             return Ok(Err(ff01("amount: must be greater than zero")));
         }
+        let max = self.parts.limits.funding_minor_max;
+        if minor > max {
+            return Ok(Err(ff01(format!(
+                "amount: {} is above the ceiling of one funding call, {} ([admin] max_funding)",
+                money::format_amount(self.parts.currency, minor).value,
+                money::format_amount(self.parts.currency, max).value
+            ))));
+        }
         let Some(meta) = self.parts.store.account(id)? else {
             return Ok(Err(Rejection::new(
                 ReasonCode::Ac01,
                 format!("account {id} does not exist"),
             )));
         };
+        // Corridor and liquidity accounts move only by payments (and their configured opening
+        // balance): cash created there would be money a peer can draw that no bank paid in.
+        if meta.kind != AccountKind::Customer {
+            return Ok(Err(ff01(format!(
+                "account: {id} is a {} account; only customer accounts are funded",
+                meta.kind.as_str()
+            ))));
+        }
         if meta.closed {
             return Ok(Err(Rejection::new(
                 ReasonCode::Ac04,

@@ -152,6 +152,8 @@ pub struct EngineLimits {
     pub clock_skew_secs: u64,
     /// Longest allowed time between an instruction's creation and its expiry.
     pub instruction_lifetime_secs_max: u64,
+    /// Largest amount one FundAccount call may credit, minor units (`[admin] max_funding`).
+    pub funding_minor_max: u128,
 }
 
 /// Everything the engine needs; built by [`crate::node`] from the configuration.

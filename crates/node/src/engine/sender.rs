@@ -507,6 +507,27 @@ impl Engine {
             .map(|record| self.report_from(uetr, &record)))
     }
 
+    /// [`Engine::status`] as bank `bic` may see it: `None` both when no payment has the UETR
+    /// and when the payment is neither from nor to `bic` (its instruction names `bic` neither
+    /// as debtor agent nor as creditor agent), so a bank cannot tell another's payment from
+    /// none at all. A stored instruction that no longer decodes is shown to nobody.
+    pub async fn status_for_bank(
+        &self,
+        uetr: &Uetr,
+        bic: &str,
+    ) -> Result<Option<PaymentStatusReport>, EngineError> {
+        let _guard = self.locks.lock(*uetr).await;
+        let Some(record) = self.parts.store.outbound(uetr)? else {
+            return Ok(None);
+        };
+        let parties = pb::Signed::decode(record.signed_instruction.as_slice())
+            .ok()
+            .and_then(|signed| instruction::decode(&signed).ok());
+        let visible = parties
+            .is_some_and(|instr| instr.debtor_agent_bic == bic || instr.creditor_agent_bic == bic);
+        Ok(visible.then(|| self.report_from(uetr, &record)))
+    }
+
     fn rejected_report(&self, instr: &Instruction, rejection: &Rejection) -> PaymentStatusReport {
         PaymentStatusReport {
             uetr: instr.uetr.to_string(),

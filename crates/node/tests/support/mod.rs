@@ -95,7 +95,8 @@ pub(crate) fn mra() -> Arc<Mra> {
 }
 
 /// A participant's connection to a node's public listener: server verified as a node of a
-/// jurisdiction `relying` recognizes; optionally a client identity (the operator's).
+/// jurisdiction `relying` recognizes; optionally a client identity (a stem under certs/: a
+/// bank's `<j>/banks/<BIC>-tls`, or `<j>/operator`).
 pub(crate) async fn client(
     addr: SocketAddr,
     relying: &str,
@@ -261,16 +262,34 @@ pub(crate) async fn submit(
         .into_inner()
 }
 
-/// Posted balance of every account of a node, by account id.
+/// Every balance `client` may see (all of them for an operator), page after page.
+pub(crate) async fn all_balances(client: &mut PaymentsClient<Channel>) -> Vec<pb::AccountBalance> {
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .get_balances(pb::BalancesRequest {
+                page_token: std::mem::take(&mut page_token),
+                ..pb::BalancesRequest::default()
+            })
+            .await
+            .expect("balances")
+            .into_inner();
+        out.extend(page.balances);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Posted balance and pending debits of every account `client` may see (every account of the
+/// node for an operator client), by account id.
 pub(crate) async fn balances(
     client: &mut PaymentsClient<Channel>,
 ) -> BTreeMap<String, (String, String)> {
-    client
-        .get_balances(pb::BalancesRequest::default())
+    all_balances(client)
         .await
-        .expect("balances")
-        .into_inner()
-        .balances
         .into_iter()
         .map(|b| {
             (
@@ -293,23 +312,64 @@ pub(crate) struct Pair {
     _dir: tempfile::TempDir,
     pub(crate) jp: RunningNode,
     pub(crate) sg: RunningNode,
+    /// JP's public listener as bank KKHAJPJ0 (its participant-TLS identity).
     pub(crate) jp_client: PaymentsClient<Channel>,
+    /// SG's public listener as bank KKHASGS0.
     pub(crate) sg_client: PaymentsClient<Channel>,
+    /// JP's public listener as JP's operator: every account, the operator RPCs.
+    pub(crate) jp_operator: PaymentsClient<Channel>,
+    /// SG's public listener as SG's operator.
+    pub(crate) sg_operator: PaymentsClient<Channel>,
+}
+
+/// The participant-TLS identity (stem under certs/) of bank `bic`: `<j>/banks/<BIC>-tls`, the
+/// jurisdiction read off the BIC's country characters.
+pub(crate) fn bank_tls(bic: &str) -> String {
+    let country = bic.get(4..6).unwrap_or("JP").to_ascii_lowercase();
+    format!("{country}/banks/{bic}-tls")
+}
+
+/// A client of the public listener at `addr` (of jurisdiction `relying`) as bank `bic`.
+pub(crate) async fn bank_client(
+    addr: SocketAddr,
+    relying: &str,
+    bic: &str,
+) -> PaymentsClient<Channel> {
+    client(addr, relying, Some(&bank_tls(bic))).await
+}
+
+/// A client of the public listener at `addr` as the operator of `relying`'s node.
+pub(crate) async fn operator_client(addr: SocketAddr, relying: &str) -> PaymentsClient<Channel> {
+    let stem = format!("{}/operator", relying.to_ascii_lowercase());
+    client(addr, relying, Some(&stem)).await
 }
 
 pub(crate) async fn pair() -> Pair {
+    pair_with(|_| {}).await
+}
+
+/// A pair whose configurations `edit` changes first (both of them).
+pub(crate) async fn pair_with(edit: impl Fn(&mut Config)) -> Pair {
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::new();
-    let jp = start("JP", dir.path(), &ports).await;
-    let sg = start("SG", dir.path(), &ports).await;
-    let jp_client = client(jp.public_addr, "JP", None).await;
-    let sg_client = client(sg.public_addr, "SG", None).await;
+    let mut jp_config = config("JP", dir.path(), &ports);
+    edit(&mut jp_config);
+    let jp = Node::start(jp_config).await.expect("JP node");
+    let mut sg_config = config("SG", dir.path(), &ports);
+    edit(&mut sg_config);
+    let sg = Node::start(sg_config).await.expect("SG node");
+    let jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let sg_client = bank_client(sg.public_addr, "SG", "KKHASGS0").await;
+    let jp_operator = operator_client(jp.public_addr, "JP").await;
+    let sg_operator = operator_client(sg.public_addr, "SG").await;
     Pair {
         _dir: dir,
         jp,
         sg,
         jp_client,
         sg_client,
+        jp_operator,
+        sg_operator,
     }
 }
 
@@ -321,8 +381,8 @@ impl Pair {
         BTreeMap<String, (String, String)>,
     ) {
         (
-            balances(&mut self.jp_client).await,
-            balances(&mut self.sg_client).await,
+            balances(&mut self.jp_operator).await,
+            balances(&mut self.sg_operator).await,
         )
     }
 
@@ -500,4 +560,18 @@ pub(crate) async fn scrape_metrics(addr: SocketAddr) -> String {
         .await
         .expect("response");
     response
+}
+
+/// Submits `signed` to the public listener at `addr` (of jurisdiction `relying`) over a
+/// connection of the bank the instruction names as debtor agent, as that bank would: a node
+/// takes an instruction only from its debtor agent's participant-TLS connection.
+pub(crate) async fn submit_as(
+    addr: SocketAddr,
+    relying: &str,
+    signed: pb::Signed,
+) -> pb::PaymentStatusReport {
+    let body = pb::CreditTransferInstruction::decode(signed.payload.as_slice())
+        .expect("an instruction payload");
+    let mut client = bank_client(addr, relying, &body.debtor_agent_bic).await;
+    submit(&mut client, signed).await
 }

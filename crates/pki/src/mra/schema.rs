@@ -557,11 +557,21 @@ impl Checker<'_> {
         let mut purposes = BTreeSet::new();
         for p in &r.purposes {
             let purpose = Purpose::parse(p).ok_or_else(|| {
+                let known: Vec<&str> = Purpose::ALL.iter().map(|p| p.as_str()).collect();
                 self.field(
                     at("purposes"),
-                    format!("`{p}` is not a purpose (node-tls, payment-signing, receipt-signing)"),
+                    format!("`{p}` is not a purpose ({})", known.join(", ")),
                 )
             })?;
+            if !purpose.foreign_recognition_allowed() {
+                return Err(self.field(
+                    at("purposes"),
+                    format!(
+                        "`{p}` is recognized only by its own jurisdiction (MRA \
+                         §self-recognition); a row may not carry it"
+                    ),
+                ));
+            }
             purposes.insert(purpose);
         }
         let minimum_level = AssuranceLevel::parse(&r.minimum_level).ok_or_else(|| {

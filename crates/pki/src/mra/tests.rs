@@ -736,3 +736,25 @@ fn mutated_and_truncated_agreements_never_panic() {
     }
     assert!(outcomes[0] > 0, "some mutations must be refused");
 }
+
+/// Issue 12: an operator identity is local. A row that would let another jurisdiction's PKI
+/// mint operators of this node is refused, naming the rule; participant TLS may be carried.
+#[test]
+fn rejects_a_row_carrying_the_operator_purpose_but_not_participant_tls() {
+    let first = unsigned_text();
+    let at = first.find("purposes = [").expect("a purposes line");
+    let text = format!(
+        "{}purposes = [\"operator\", {}",
+        &first[..at],
+        &first[at + 12..]
+    );
+    let (field, reason) = field_error(&text);
+    assert_eq!(field, "recognition[0].purposes");
+    assert!(reason.contains("self-recognition"), "{reason}");
+    let text = format!(
+        "{}purposes = [\"participant-tls\", {}",
+        &first[..at],
+        &first[at + 12..]
+    );
+    parse(&text).expect("participant-tls may be recognized across borders");
+}

@@ -180,6 +180,7 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
         rate_band_bps: 100,
         quote_ttl_secs: 60,
         limits: EngineLimits {
+            funding_minor_max: u128::MAX,
             payment_minor_max: 1_000_000_000,
             clock_skew_secs: 30,
             instruction_lifetime_secs_max: 600,
