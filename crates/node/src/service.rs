@@ -22,6 +22,7 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::{Purpose, UnixTime};
@@ -127,28 +128,58 @@ fn parse_account(field: &str, text: &str) -> Result<u128, Status> {
     kakehashi_protocol::instruction::account(field, text).map_err(|r| status_for(&r))
 }
 
+/// The bounds of one `SubmitPayments` stream (`[limits]`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamLimits {
+    /// Reports buffered (`stream_queue_len`).
+    pub(crate) queue_len: usize,
+    /// Longest time with no instruction arriving and none in progress
+    /// (`stream_idle_timeout_secs`).
+    pub(crate) idle: Duration,
+    /// Longest time the stream takes instructions (`max_stream_lifetime_secs`).
+    pub(crate) lifetime: Duration,
+}
+
+/// The end of a stream that stayed idle for `idle`.
+fn stream_idle(idle: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "the stream was idle for {} s (no instruction arrived and none was in progress); open \
+         a new stream to submit more ([limits] stream_idle_timeout_secs)",
+        idle.as_secs()
+    ))
+}
+
+/// The end of a stream that reached its lifetime.
+fn stream_too_old(lifetime: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "the stream reached its maximum lifetime of {} s; every instruction it accepted was \
+         reported, later ones were not read: submit them on a new stream \
+         ([limits] max_stream_lifetime_secs)",
+        lifetime.as_secs()
+    ))
+}
+
 /// The participant API.
 #[derive(Clone, Debug)]
 pub(crate) struct PaymentsService {
     engine: Arc<Engine>,
     /// DER of the leaf certificates allowed to call the operator RPCs.
     operators: Arc<Vec<Vec<u8>>>,
-    /// Reports buffered per `SubmitPayments` stream.
-    stream_queue_len: usize,
+    /// The bounds of each `SubmitPayments` stream.
+    stream: StreamLimits,
 }
 
 impl PaymentsService {
     /// A service over `engine`; `operators` are the leaf certificates (DER) of operators;
-    /// `stream_queue_len` bounds the reports buffered per `SubmitPayments` stream.
-    pub(crate) fn new(
-        engine: Arc<Engine>,
-        operators: Vec<Vec<u8>>,
-        stream_queue_len: usize,
-    ) -> Self {
+    /// `stream` bounds each `SubmitPayments` stream.
+    pub(crate) fn new(engine: Arc<Engine>, operators: Vec<Vec<u8>>, stream: StreamLimits) -> Self {
         Self {
             engine,
             operators: Arc::new(operators),
-            stream_queue_len: stream_queue_len.max(1),
+            stream: StreamLimits {
+                queue_len: stream.queue_len.max(1),
+                ..stream
+            },
         }
     }
 
@@ -232,10 +263,15 @@ impl Payments for PaymentsService {
         request: Request<Streaming<pb::SubmitPaymentRequest>>,
     ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
         let mut incoming = request.into_inner();
-        let (tx, rx) = mpsc::channel(self.stream_queue_len);
+        let limits = self.stream;
+        let (tx, rx) = mpsc::channel(limits.queue_len);
         let service = self.clone();
         tokio::spawn(async move {
             let permits = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
+            let too_old = tokio::time::sleep(limits.lifetime);
+            tokio::pin!(too_old);
+            let idle = tokio::time::sleep(limits.idle);
+            tokio::pin!(idle);
             loop {
                 let item = tokio::select! {
                     biased;
@@ -248,8 +284,28 @@ impl Payments for PaymentsService {
                         let _ = tx.send(Err(stopping())).await;
                         break;
                     }
+                    () = &mut too_old => {
+                        // What was accepted finishes and is reported; the rest of the input
+                        // is not read.
+                        let _ = Arc::clone(&permits)
+                            .acquire_many_owned(STREAM_CONCURRENCY_PERMITS)
+                            .await;
+                        let _ = tx.send(Err(stream_too_old(limits.lifetime))).await;
+                        break;
+                    }
+                    () = &mut idle => {
+                        if permits.available_permits() < STREAM_CONCURRENCY {
+                            // An instruction is still in progress: not idle yet.
+                            idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
+                            continue;
+                        }
+                        let _ = tx.send(Err(stream_idle(limits.idle))).await;
+                        break;
+                    }
                     item = incoming.next() => item,
                 };
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + limits.idle);
                 let Some(item) = item else {
                     break;
                 };
@@ -629,7 +685,15 @@ mod tests {
         let logs = Logs::capture();
         let pair = crate::testing::pair().await;
         let jp = Arc::clone(pair.jp.engine());
-        let service = PaymentsService::new(Arc::clone(&jp), Vec::new(), 16);
+        let service = PaymentsService::new(
+            Arc::clone(&jp),
+            Vec::new(),
+            StreamLimits {
+                queue_len: 16,
+                idle: Duration::from_secs(60),
+                lifetime: Duration::from_secs(3_600),
+            },
+        );
         let uetr = crate::testing::new_uetr();
         let signed = crate::testing::jp_to_sg(&jp, uetr);
         let submit = || {
