@@ -9,6 +9,7 @@
 //! | `kakehashi_payments_in_doubt` | gauge | — |
 //! | `kakehashi_tls_refusals_total` | counter | `listener` (public, relay) |
 //! | `kakehashi_listener_refusals_total` | counter | `listener` (public, relay, metrics), `reason` (see below) |
+//! | `kakehashi_listener_connections` | gauge | `listener` (public, relay): connections open, TLS established or in handshake |
 //! | `kakehashi_relay_requests_total` | counter | `method`, `outcome` |
 //! | `kakehashi_receipt_anomalies_total` | counter | `peer`, `kind` (missing, invalid, mismatch) |
 //!
@@ -187,6 +188,7 @@ pub struct Metrics {
     in_doubt: Gauge,
     tls_refusals: Family<ListenerLabels, Counter>,
     listener_refusals: Family<ListenerRefusalLabels, Counter>,
+    listener_connections: Family<ListenerLabels, Gauge>,
     relay_requests: Family<RelayLabels, Counter>,
     receipt_anomalies: Family<ReceiptAnomalyLabels, Counter>,
 }
@@ -233,6 +235,12 @@ impl Metrics {
             "Connections a listener refused or closed, by listener and reason",
             listener_refusals.clone(),
         );
+        let listener_connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "listener_connections",
+            "Connections open on a listener, TLS established or in handshake",
+            listener_connections.clone(),
+        );
         let relay_requests = Family::<RelayLabels, Counter>::default();
         registry.register(
             "relay_requests",
@@ -252,6 +260,9 @@ impl Metrics {
             drop(tls_refusals.get_or_create(&ListenerLabels {
                 listener: listener.as_str(),
             }));
+            drop(listener_connections.get_or_create(&ListenerLabels {
+                listener: listener.as_str(),
+            }));
         }
         for flow in [Flow::Inbound, Flow::Outbound] {
             drop(latency.get_or_create(&FlowLabels {
@@ -265,6 +276,7 @@ impl Metrics {
             in_doubt,
             tls_refusals,
             listener_refusals,
+            listener_connections,
             relay_requests,
             receipt_anomalies,
         }
@@ -331,6 +343,15 @@ impl Metrics {
                 reason,
             })
             .inc_by(n);
+    }
+
+    /// The gauge of the connections open on `listener`, for the listener to keep up to date.
+    pub fn listener_connections(&self, listener: Listener) -> Gauge {
+        self.listener_connections
+            .get_or_create(&ListenerLabels {
+                listener: listener.as_str(),
+            })
+            .clone()
     }
 
     /// Counts a relay call this node made to a peer (the sending side). `method` is the RPC

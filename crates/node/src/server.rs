@@ -508,12 +508,15 @@ impl TlsListener {
     ) -> Arc<Self> {
         Arc::new(Self {
             name,
-            admission: Admission::new(Caps {
-                connections: limits.connections_max,
-                connections_per_source: limits.connections_per_source_max,
-                handshakes: limits.handshakes_max,
-                handshakes_per_source: limits.handshakes_per_source_max,
-            }),
+            admission: Admission::new(
+                Caps {
+                    connections: limits.connections_max,
+                    connections_per_source: limits.connections_per_source_max,
+                    handshakes: limits.handshakes_max,
+                    handshakes_per_source: limits.handshakes_per_source_max,
+                },
+                metrics.listener_connections(name),
+            ),
             registry: Arc::new(Registry::default()),
             tally: Tally::new(name, Some(address), Arc::clone(metrics)),
             handshake_timeout: Duration::from_millis(limits.tls_handshake_timeout_ms),

@@ -912,11 +912,13 @@ async fn an_idle_connection_is_closed_but_not_one_with_a_call_in_progress() {
             .contains("kakehashi_listener_refusals_total{listener=\"public\",reason=\"idle\"} 0"),
         "no connection was closed while busy"
     );
-    // Then idle: closed.
+    // Then idle: closed, and its place under the caps given back.
     node.wait_for_metric(
         "kakehashi_listener_refusals_total{listener=\"public\",reason=\"idle\"} 1",
     )
     .await;
+    node.wait_for_metric("kakehashi_listener_connections{listener=\"public\"} 0")
+        .await;
     // The client reconnects on its next call.
     client
         .get_balances(pb::BalancesRequest::default())

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -152,14 +153,17 @@ struct State {
 pub struct Admission {
     caps: Caps,
     state: Mutex<State>,
+    /// Mirrors `state.connections` for the metrics.
+    open: Gauge,
 }
 
 impl Admission {
-    /// Counts for a listener under `caps`.
-    pub fn new(caps: Caps) -> Arc<Self> {
+    /// Counts for a listener under `caps`; `open` is kept equal to the connections open.
+    pub fn new(caps: Caps, open: Gauge) -> Arc<Self> {
         Arc::new(Self {
             caps,
             state: Mutex::new(State::default()),
+            open,
         })
     }
 
@@ -183,15 +187,21 @@ impl Admission {
         }
         state.connections += 1;
         state.sources.entry(source).or_default().connections += 1;
+        self.set_gauge(state.connections);
         Ok(ConnectionPermit {
             admission: Arc::clone(self),
             source,
         })
     }
 
-    /// Connections open now (for tests and the flood measurement).
+    /// Connections open now.
     pub fn connections(&self) -> usize {
         self.state().connections
+    }
+
+    fn set_gauge(&self, connections: usize) {
+        self.open
+            .set(i64::try_from(connections).unwrap_or(i64::MAX));
     }
 }
 
@@ -232,6 +242,7 @@ impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         let mut state = self.admission.state();
         state.connections = state.connections.saturating_sub(1);
+        self.admission.set_gauge(state.connections);
         if let Entry::Occupied(mut entry) = state.sources.entry(self.source) {
             let counts = entry.get_mut();
             counts.connections = counts.connections.saturating_sub(1);

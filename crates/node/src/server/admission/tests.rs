@@ -1,6 +1,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use prometheus_client::metrics::gauge::Gauge;
+
 use super::*;
 use crate::metrics::{Listener, Metrics};
 
@@ -19,7 +21,7 @@ fn v4(last: u8) -> IpAddr {
 
 #[test]
 fn a_source_over_its_cap_is_refused_while_another_is_admitted() {
-    let admission = Admission::new(caps());
+    let admission = Admission::new(caps(), Gauge::default());
     let _a1 = admission.connect(v4(2)).expect("first");
     let _a2 = admission.connect(v4(2)).expect("second");
     assert_eq!(
@@ -34,7 +36,7 @@ fn a_source_over_its_cap_is_refused_while_another_is_admitted() {
 
 #[test]
 fn the_listener_cap_holds_across_sources_and_places_come_back_on_drop() {
-    let admission = Admission::new(caps());
+    let admission = Admission::new(caps(), Gauge::default());
     let held: Vec<_> = (1..=4)
         .map(|n| admission.connect(v4(n)).expect("under the cap"))
         .collect();
@@ -49,10 +51,13 @@ fn the_listener_cap_holds_across_sources_and_places_come_back_on_drop() {
 
 #[test]
 fn handshakes_are_capped_per_source_and_per_listener() {
-    let admission = Admission::new(Caps {
-        connections: 8,
-        ..caps()
-    });
+    let admission = Admission::new(
+        Caps {
+            connections: 8,
+            ..caps()
+        },
+        Gauge::default(),
+    );
     let a = admission.connect(v4(2)).expect("a");
     let a2 = admission.connect(v4(2)).expect("a2");
     let first = a.handshake().expect("first handshake of the source");
