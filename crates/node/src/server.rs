@@ -185,16 +185,35 @@ pub struct Bound {
     addresses: Addresses,
 }
 
+/// Connections the kernel completes and queues for a listener before the node accepts them
+/// (capped by the kernel's `net.core.somaxconn`, 4096 by default since Linux 5.4). tokio's
+/// `TcpListener::bind` asks for 1,024; under a connection flood a full queue drops new SYNs,
+/// and a legitimate client then waits for its SYN retransmission (1 s), so the queue is as long
+/// as the kernel allows.
+pub const LISTEN_BACKLOG: u32 = 4_096;
+
+/// A listening socket on `addr`, as `TcpListener::bind` opens it (address reuse on Unix, so a
+/// restarted node can bind while old connections linger in TIME_WAIT) but with
+/// [`LISTEN_BACKLOG`].
+fn listen_socket(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Opens the three listening sockets of `listen` (port 0 picks a free port).
 pub async fn bind(listen: &Listen) -> Result<Bound, ServeError> {
     let open = |listener: &'static str, addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                listener,
-                addr,
-                source,
-            })
+        listen_socket(addr).map_err(|source| ServeError::Bind {
+            listener,
+            addr,
+            source,
+        })
     };
     let public = open("public", listen.public).await?;
     let relay = open("relay", listen.relay).await?;
