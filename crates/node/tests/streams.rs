@@ -1,7 +1,8 @@
 //! `SubmitPayments` streams on a real JP node have bounded lives (issue 12, item 5): a stream
 //! on which nothing arrives is ended after `stream_idle_timeout_secs`, and one older than
 //! `max_stream_lifetime_secs` is ended after what it accepted was reported; both with
-//! DEADLINE_EXCEEDED and a message that says which bound and what to do.
+//! DEADLINE_EXCEEDED and a message that says which bound and what to do. And one connection
+//! holds no more streaming calls than `max_concurrent_streams`.
 
 use std::time::Duration;
 
@@ -89,5 +90,36 @@ async fn a_stream_past_its_lifetime_reports_what_it_accepted_then_ends() {
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(status.message().contains("maximum lifetime"), "{status:?}");
     drop(input);
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_connection_holds_no_more_streaming_calls_than_max_concurrent_streams() {
+    let (_dir, node, client) = jp_with(|l| l.concurrent_streams_max = 2).await;
+    let open = |mut client: pb::payments_client::PaymentsClient<tonic::transport::Channel>| async move {
+        let (input, rx) = tokio::sync::mpsc::channel::<pb::SubmitPaymentRequest>(1);
+        let reports = client
+            .submit_payments(ReceiverStream::new(rx))
+            .await
+            .map(tonic::Response::into_inner);
+        (input, reports)
+    };
+    let (first_input, first) = open(client.clone()).await;
+    let mut first = first.expect("first stream");
+    let (_second_input, second) = open(client.clone()).await;
+    second.expect("second stream");
+    // A third streaming call on the same connection waits for one of the two to end: the
+    // server's SETTINGS_MAX_CONCURRENT_STREAMS holds for streams that stay open.
+    let third = tokio::spawn(open(client.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "a third stream opened beside two");
+    // The client ends its first stream's input; the node ends the stream, and the third opens.
+    drop(first_input);
+    while let Ok(Some(_)) = first.message().await {}
+    let (_third_input, third) = tokio::time::timeout(WAIT, third)
+        .await
+        .expect("the third stream opens once a slot is free")
+        .expect("join");
+    third.expect("third stream");
     node.shutdown().await.expect("shutdown");
 }
