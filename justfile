@@ -23,6 +23,11 @@ chaos kills="100":
 netfault:
     cargo test -p kakehashi-e2e --test e2e -- netfault:: --nocapture
 
+# One source floods JP's listeners (1,000 silent connections on each, 500 idle streams) while a
+# client on another address connects and pays; prints handshake p50/p99 and payment latency.
+flood *args:
+    cargo run --release -p kakehashi-e2e --example flood -- {{args}}
+
 # Everything CI runs: toolchain, fmt, deny, clippy, fuzz check, tests, docs, interop, conformance.
 ci:
     bash .ci/run

@@ -8,6 +8,8 @@
 //! | `kakehashi_payment_latency_seconds` | histogram | `direction` |
 //! | `kakehashi_payments_in_doubt` | gauge | — |
 //! | `kakehashi_tls_refusals_total` | counter | `listener` (public, relay) |
+//! | `kakehashi_listener_refusals_total` | counter | `listener` (public, relay, metrics), `reason` (see below) |
+//! | `kakehashi_listener_connections` | gauge | `listener` (public, relay): connections open, TLS established or in handshake |
 //! | `kakehashi_relay_requests_total` | counter | `method`, `outcome` |
 //! | `kakehashi_receipt_anomalies_total` | counter | `peer`, `kind` (missing, invalid, mismatch) |
 //!
@@ -17,6 +19,12 @@
 //! nothing else shows the anomaly: alert on any increase (`increase(...[15m]) > 0`) and compare
 //! the payment with the peer's operator. The series of every configured peer exist from start-up
 //! at zero, so the first anomaly is an increase.
+//!
+//! `kakehashi_listener_refusals_total` counts connections a listener refused or closed, by
+//! reason: `source_connections`, `connections`, `source_handshakes`, `handshakes` (over a
+//! `[limits]` cap), `handshake_timeout`, `handshake_failed` (also counted in
+//! `kakehashi_tls_refusals_total`), `idle` (closed after `idle_connection_timeout_secs`),
+//! `header_timeout` (a metrics client too slow to send its request).
 //!
 //! [`serve_metrics`] answers `GET /metrics` and 404 for every other path. It is plain HTTP:
 //! bind it to a loopback or management address. The format follows the request's `Accept`
@@ -32,6 +40,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -40,6 +49,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::server::admission::{Reason, Source, Tally};
 
 /// The content type of the OpenMetrics text exposition format (OpenMetrics 1.0 §"Overall
 /// Structure"); Prometheus negotiates and parses it.
@@ -80,13 +91,15 @@ impl Flow {
     }
 }
 
-/// Which listener a TLS refusal happened on.
+/// Which listener a refusal happened on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Listener {
     /// Payments, client certificate optional.
     Public,
     /// Relay, mutual TLS.
     Relay,
+    /// `GET /metrics`, plain HTTP.
+    Metrics,
 }
 
 impl Listener {
@@ -95,6 +108,7 @@ impl Listener {
         match self {
             Self::Public => "public",
             Self::Relay => "relay",
+            Self::Metrics => "metrics",
         }
     }
 }
@@ -114,6 +128,12 @@ struct FlowLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabels {
     listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerRefusalLabels {
+    listener: &'static str,
+    reason: &'static str,
 }
 
 /// What was wrong with the receipt of a payment a peer settled.
@@ -167,6 +187,8 @@ pub struct Metrics {
     latency: Family<FlowLabels, Histogram, fn() -> Histogram>,
     in_doubt: Gauge,
     tls_refusals: Family<ListenerLabels, Counter>,
+    listener_refusals: Family<ListenerRefusalLabels, Counter>,
+    listener_connections: Family<ListenerLabels, Gauge>,
     relay_requests: Family<RelayLabels, Counter>,
     receipt_anomalies: Family<ReceiptAnomalyLabels, Counter>,
 }
@@ -207,6 +229,18 @@ impl Metrics {
             "TLS handshakes refused or failed, by listener",
             tls_refusals.clone(),
         );
+        let listener_refusals = Family::<ListenerRefusalLabels, Counter>::default();
+        registry.register(
+            "listener_refusals",
+            "Connections a listener refused or closed, by listener and reason",
+            listener_refusals.clone(),
+        );
+        let listener_connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "listener_connections",
+            "Connections open on a listener, TLS established or in handshake",
+            listener_connections.clone(),
+        );
         let relay_requests = Family::<RelayLabels, Counter>::default();
         registry.register(
             "relay_requests",
@@ -226,6 +260,9 @@ impl Metrics {
             drop(tls_refusals.get_or_create(&ListenerLabels {
                 listener: listener.as_str(),
             }));
+            drop(listener_connections.get_or_create(&ListenerLabels {
+                listener: listener.as_str(),
+            }));
         }
         for flow in [Flow::Inbound, Flow::Outbound] {
             drop(latency.get_or_create(&FlowLabels {
@@ -238,6 +275,8 @@ impl Metrics {
             latency,
             in_doubt,
             tls_refusals,
+            listener_refusals,
+            listener_connections,
             relay_requests,
             receipt_anomalies,
         }
@@ -295,6 +334,26 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts `n` connections `listener` refused or closed for `reason` (a short snake_case
+    /// word of the server's own); `n = 0` creates the series at zero.
+    pub fn listener_refused(&self, listener: Listener, reason: &'static str, n: u64) {
+        self.listener_refusals
+            .get_or_create(&ListenerRefusalLabels {
+                listener: listener.as_str(),
+                reason,
+            })
+            .inc_by(n);
+    }
+
+    /// The gauge of the connections open on `listener`, for the listener to keep up to date.
+    pub fn listener_connections(&self, listener: Listener) -> Gauge {
+        self.listener_connections
+            .get_or_create(&ListenerLabels {
+                listener: listener.as_str(),
+            })
+            .clone()
+    }
+
     /// Counts a relay call this node made to a peer (the sending side). `method` is the RPC
     /// name (`Prepare`, `GetStatus`); `outcome` the peer's decision (`SETTLED`, `REJECTED`,
     /// `UNKNOWN_FENCED`) or `ERROR` / `TIMEOUT`, kept to [A-Z0-9_] of at most 16 characters (else `other`).
@@ -347,18 +406,75 @@ fn code_label(code: &str) -> String {
     }
 }
 
+/// The metrics listener's bounds (`[limits] max_metrics_connections`,
+/// `metrics_header_timeout_ms`) and where its refusals are counted.
+#[derive(Debug)]
+pub struct MetricsLimits {
+    /// Connections open at once; more are closed at accept.
+    pub connections_max: usize,
+    /// Time a client has to send a request's headers, from its connection or its previous
+    /// response (hyper's `header_read_timeout`).
+    pub header_timeout: Duration,
+    /// Counts and summarizes the refusals.
+    pub tally: Arc<Tally>,
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown` completes; every other path is 404.
+/// HTTP/1.1 only, at most `limits.connections_max` connections at once (more are closed at
+/// accept), each given `limits.header_timeout` to send a request's headers: a client that
+/// opens connections and sends nothing, or a byte at a time, cannot hold the endpoint.
 pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
+    limits: MetricsLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .route("/metrics", axum::routing::get(exposition))
         .with_state(metrics);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections_max));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(listener = "metrics", error = %e, "accept failed");
+                    tokio::time::sleep(crate::server::ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let source = Source::of(peer.ip());
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            limits.tally.record(Reason::Connections, Some(source), None);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        let tally = Arc::clone(&limits.tally);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                if e.is_timeout() {
+                    tally.record(Reason::HeaderTimeout, Some(source), None);
+                } else {
+                    tracing::debug!(listener = "metrics", %peer, error = %e, "connection failed");
+                }
+            }
+            drop(slot);
+        });
+    }
+    // Stop accepting at once; connections finish the request they are serving, idle ones
+    // close now.
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 async fn exposition(
@@ -765,9 +881,19 @@ queue_gcount 2
         let metrics = Arc::new(Metrics::new());
         metrics.set_in_doubt(7);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_metrics(listener, Arc::clone(&metrics), async {
-            let _ = stopped.await;
-        }));
+        let limits = MetricsLimits {
+            connections_max: 4,
+            header_timeout: Duration::from_secs(5),
+            tally: Tally::new(Listener::Metrics, None, Arc::clone(&metrics)),
+        };
+        let server = tokio::spawn(serve_metrics(
+            listener,
+            Arc::clone(&metrics),
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let get = |path: &'static str, accept: &'static str| async move {
             let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
             let request =

@@ -41,7 +41,7 @@ use crate::engine::{
 use crate::metrics::Metrics;
 use crate::screening::{ListEntry, ListError, ListSource, Reloaded};
 use crate::server::{self, ServeError};
-use crate::service::{PaymentsService, RelayService};
+use crate::service::{PaymentsService, RelayService, StreamLimits};
 use crate::store::{AccountMeta, Store, StoreError};
 use crate::tls::{self, TlsIdentity};
 
@@ -204,6 +204,18 @@ impl Node {
     /// starts serving and recovering. Returns once every listener is bound.
     pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
         tls::install_crypto_provider();
+        // Each connection the listeners admit is a descriptor; a soft limit below the caps
+        // would make accept fail (EMFILE) before any cap refuses cleanly.
+        let wanted = server::open_files_wanted(&config.limits);
+        let open_files = server::raise_open_files_limit(wanted);
+        if open_files.is_some_and(|limit| limit < wanted) {
+            tracing::warn!(
+                open_files_limit = open_files,
+                wanted,
+                "the open-file limit is below what the [limits] connection caps need; \
+                 raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower max_connections"
+            );
+        }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let assembly = Assembly::read(&config, clock.now().1)?;
         let (ledger, store) = open_storage(&config, &assembly.signing_key).await?;
@@ -759,7 +771,11 @@ async fn serve(
     let payments = PaymentsService::new(
         Arc::clone(&engine),
         operators,
-        config.limits.stream_queue_len,
+        StreamLimits {
+            queue_len: config.limits.stream_queue_len,
+            idle: Duration::from_secs(config.limits.stream_idle_timeout_secs),
+            lifetime: Duration::from_secs(config.limits.stream_lifetime_secs_max),
+        },
         config.limits.message_bytes_max,
     );
     let relay = RelayService::new(Arc::clone(&engine));

@@ -13,15 +13,24 @@
 //! [`bind`] opens the sockets, [`Bound::run`] serves until the shutdown future completes.
 //!
 //! TLS is terminated here, not by tonic (tonic's `ServerTlsConfig` has no hook for a custom
-//! client-certificate verifier): each accepted TCP connection gets its own task that runs the
-//! handshake under a timeout and hands the TLS stream to tonic through a bounded channel. A
-//! failed or slow handshake is logged and counted (`kakehashi_tls_refusals_total`); it never
-//! stops the accept loop. At most [`HANDSHAKES_IN_FLIGHT_MAX`] handshakes run at once per
-//! listener.
+//! client-certificate verifier): each accepted TCP connection is first admitted under the
+//! connection caps (per source and per listener, [`admission`]), then gets its own task that
+//! runs the handshake, itself admitted under the handshake caps, under a timeout, and hands the
+//! TLS stream to tonic through a bounded channel. A connection over a cap is closed at once,
+//! never queued, so a flood from one source does not delay another source's handshake. A
+//! refusal, a failed or slow handshake is counted (`kakehashi_listener_refusals_total`, and
+//! `kakehashi_tls_refusals_total` for handshakes) and summarized in one log line per listener
+//! per interval; it never stops the accept loop. A connection with no request or stream open
+//! for `idle_connection_timeout_secs` is closed.
 //!
 //! Limits from `[limits]`: message size (decoding and encoding, on each service), requests in
 //! flight per connection and per listener, request deadline, HTTP/2 streams per connection,
-//! HTTP/2 keepalive, TLS handshake deadline; TCP_NODELAY on every accepted socket.
+//! HTTP/2 keepalive, TLS handshake deadline, connections and handshakes per source and per
+//! listener, idle connections, the metrics listener's connections and header deadline;
+//! TCP_NODELAY on every accepted socket. `SubmitPayments` streams end when idle or too old
+//! (the service, `stream_idle_timeout_secs`, `max_stream_lifetime_secs`).
+
+pub mod admission;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,21 +41,16 @@ use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb::payments_server::{Payments, PaymentsServer};
 use kakehashi_proto::pb::relay_server::{Relay, RelayServer};
 use rustls::ServerConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 
 use crate::config::{Config, Limits, Listen};
-use crate::metrics::{Listener, Metrics, serve_metrics};
+use crate::metrics::{Listener, Metrics, MetricsLimits, serve_metrics};
 use crate::tls::{TlsError, TlsIdentity, public_server_config, relay_server_config};
-
-/// TLS handshakes in progress at once on one listener. A handshake costs one Ed25519
-/// signature and a chain recognition (well under a millisecond each); 256 concurrent ones
-/// bound the memory a flood of half-open connections can take while letting bursts through.
-pub const HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
+use admission::{Admission, Caps, Conn, Reason, Registry, Source, Tally, TrackOpen};
 
 /// Completed TLS connections waiting for tonic to pick them up. tonic takes them as fast as
 /// it can spawn a task, so the queue stays nearly empty; the bound only applies back-pressure
@@ -56,6 +60,51 @@ pub const ACCEPTED_QUEUE_LEN: usize = 64;
 /// Pause after a failed `accept` (for example EMFILE, out of file descriptors) before trying
 /// again, so the loop does not spin while the condition lasts.
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Open files the node wants for `limits`: a descriptor per connection on the public and the
+/// relay listener and on the metrics listener, plus [`FILES_BESIDES_CONNECTIONS`].
+pub fn open_files_wanted(limits: &Limits) -> u64 {
+    let connections = 2 * limits.connections_max + limits.metrics_connections_max;
+    (connections as u64).saturating_add(FILES_BESIDES_CONNECTIONS)
+}
+
+/// Descriptors the node uses besides accepted connections: sled's files, peer connections, the
+/// listening sockets, the runtime's own; generous, since running out makes `accept` fail.
+pub const FILES_BESIDES_CONNECTIONS: u64 = 1_024;
+
+/// Raises the process's open-file soft limit (`RLIMIT_NOFILE`) towards `wanted`, as far as the
+/// hard limit allows (many systems start processes at a soft limit of 1,024, too few for the
+/// listeners' caps). Returns the soft limit in force afterwards (`None`: unlimited or not
+/// known), and never lowers it.
+#[cfg(unix)]
+pub fn raise_open_files_limit(wanted: u64) -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current?;
+    let target = limit.maximum.map_or(wanted, |hard| wanted.min(hard));
+    if target <= current {
+        return Some(current);
+    }
+    match setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
+        },
+    ) {
+        Ok(()) => Some(target),
+        Err(e) => {
+            tracing::warn!(error = %e, current, target, "cannot raise the open-file limit");
+            Some(current)
+        }
+    }
+}
+
+/// Raising the open-file limit is a Unix notion; elsewhere the limit is left as it is.
+#[cfg(not(unix))]
+pub fn raise_open_files_limit(_wanted: u64) -> Option<u64> {
+    None
+}
 
 /// Why the node could not serve.
 #[derive(Debug, thiserror::Error)]
@@ -136,16 +185,35 @@ pub struct Bound {
     addresses: Addresses,
 }
 
+/// Connections the kernel completes and queues for a listener before the node accepts them
+/// (capped by the kernel's `net.core.somaxconn`, 4096 by default since Linux 5.4). tokio's
+/// `TcpListener::bind` asks for 1,024; under a connection flood a full queue drops new SYNs,
+/// and a legitimate client then waits for its SYN retransmission (1 s), so the queue is as long
+/// as the kernel allows.
+pub const LISTEN_BACKLOG: u32 = 4_096;
+
+/// A listening socket on `addr`, as `TcpListener::bind` opens it (address reuse on Unix, so a
+/// restarted node can bind while old connections linger in TIME_WAIT) but with
+/// [`LISTEN_BACKLOG`].
+fn listen_socket(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Opens the three listening sockets of `listen` (port 0 picks a free port).
 pub async fn bind(listen: &Listen) -> Result<Bound, ServeError> {
     let open = |listener: &'static str, addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                listener,
-                addr,
-                source,
-            })
+        listen_socket(addr).map_err(|source| ServeError::Bind {
+            listener,
+            addr,
+            source,
+        })
     };
     let public = open("public", listen.public).await?;
     let relay = open("relay", listen.relay).await?;
@@ -265,34 +333,50 @@ impl Bound {
             let _ = stop_tx.send(true);
         });
 
-        let handshake = Duration::from_millis(limits.tls_handshake_timeout_ms);
-        let public_incoming = tls_incoming(
-            self.public,
-            TlsAcceptor::from(public_tls),
-            Listener::Public,
-            handshake,
+        let addresses = self.addresses;
+        let public_listener =
+            TlsListener::new(Listener::Public, addresses.public, limits, &metrics);
+        let relay_listener = TlsListener::new(Listener::Relay, addresses.relay, limits, &metrics);
+        let metrics_tally = Tally::new(
+            Listener::Metrics,
+            Some(addresses.metrics),
             Arc::clone(&metrics),
         );
-        let relay_incoming = tls_incoming(
-            self.relay,
-            TlsAcceptor::from(relay_tls),
-            Listener::Relay,
-            handshake,
-            Arc::clone(&metrics),
-        );
+        let log_every = Duration::from_millis(limits.refusal_log_interval_ms);
+        let summaries = [
+            tokio::spawn(Arc::clone(&public_listener.tally).report_every(log_every)),
+            tokio::spawn(Arc::clone(&relay_listener.tally).report_every(log_every)),
+            tokio::spawn(Arc::clone(&metrics_tally).report_every(log_every)),
+        ];
+        let public_registry = Arc::clone(&public_listener.registry);
+        let relay_registry = Arc::clone(&relay_listener.registry);
+        let public_incoming = public_listener.incoming(self.public, TlsAcceptor::from(public_tls));
+        let relay_incoming = relay_listener.incoming(self.relay, TlsAcceptor::from(relay_tls));
 
-        let public_router = server(limits)
+        let public_router = server(limits, public_registry)
             .add_service(payments)
             .add_service(health.clone())
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
-        let relay_router = server(limits).add_service(relay).add_service(health);
+        let relay_router = server(limits, relay_registry)
+            .add_service(relay)
+            .add_service(health);
 
         let public_task =
             tokio::spawn(public_router.serve_with_incoming_shutdown(public_incoming, stopped()));
         let relay_task =
             tokio::spawn(relay_router.serve_with_incoming_shutdown(relay_incoming, stopped()));
-        let metrics_task = tokio::spawn(serve_metrics(self.metrics, metrics, stopped()));
+        let metrics_limits = MetricsLimits {
+            connections_max: limits.metrics_connections_max,
+            header_timeout: Duration::from_millis(limits.metrics_header_timeout_ms),
+            tally: metrics_tally,
+        };
+        let metrics_task = tokio::spawn(serve_metrics(
+            self.metrics,
+            metrics,
+            metrics_limits,
+            stopped(),
+        ));
         tracing::info!(
             jurisdiction = %config.jurisdiction,
             public = %self.addresses.public,
@@ -304,6 +388,9 @@ impl Bound {
         let (public, relay, metrics) = tokio::join!(public_task, relay_task, metrics_task);
         signal.abort();
         not_serving.abort();
+        for summary in summaries {
+            summary.abort();
+        }
         grpc_outcome("public", public)?;
         grpc_outcome("relay", relay)?;
         metrics
@@ -378,13 +465,18 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .with_service_name("grpc.health.v1.Health")
 }
 
-/// A tonic server builder with the configured limits.
+/// A tonic server builder with the configured limits; `registry` counts the requests and
+/// streams open on each connection, for the idle-connection close.
 fn server(
     limits: &Limits,
+    registry: Arc<Registry>,
 ) -> Server<
     tower::layer::util::Stack<
-        tower::limit::GlobalConcurrencyLimitLayer,
-        tower::layer::util::Identity,
+        TrackOpen,
+        tower::layer::util::Stack<
+            tower::limit::GlobalConcurrencyLimitLayer,
+            tower::layer::util::Identity,
+        >,
     >,
 > {
     Server::builder()
@@ -400,6 +492,7 @@ fn server(
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             limits.concurrent_requests_max,
         ))
+        .layer(TrackOpen::new(registry))
 }
 
 /// A one-line description of a failed handshake. rustls prints a `CertificateError::Other`
@@ -415,74 +508,135 @@ fn handshake_error(e: &std::io::Error) -> String {
     certificate_other.unwrap_or_else(|| e.to_string())
 }
 
-/// Accepts TCP connections on `listener`, runs each TLS handshake in its own task under
-/// `handshake_timeout`, and yields the established streams. Failures are logged and counted,
-/// and the loop goes on. The loop ends when tonic drops the stream (shutdown).
-fn tls_incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
+/// One TLS listener's admission state: its caps, its idle tracking and its refusal tally.
+struct TlsListener {
     name: Listener,
+    admission: Arc<Admission>,
+    registry: Arc<Registry>,
+    tally: Arc<Tally>,
     handshake_timeout: Duration,
-    metrics: Arc<Metrics>,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
-    let (tx, rx) = mpsc::channel(ACCEPTED_QUEUE_LEN);
-    let permits = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
-    tokio::spawn(async move {
-        loop {
-            let permit = tokio::select! {
-                () = tx.closed() => break,
-                permit = Arc::clone(&permits).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    // The semaphore is never closed.
-                    Err(_) => break,
+    idle_timeout: Duration,
+}
+
+impl TlsListener {
+    fn new(
+        name: Listener,
+        address: SocketAddr,
+        limits: &Limits,
+        metrics: &Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            admission: Admission::new(
+                Caps {
+                    connections: limits.connections_max,
+                    connections_per_source: limits.connections_per_source_max,
+                    handshakes: limits.handshakes_max,
+                    handshakes_per_source: limits.handshakes_per_source_max,
                 },
-            };
-            let (tcp, peer) = tokio::select! {
-                () = tx.closed() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(listener = name.as_str(), error = %e, "accept failed");
-                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                metrics.listener_connections(name),
+            ),
+            registry: Arc::new(Registry::default()),
+            tally: Tally::new(name, Some(address), Arc::clone(metrics)),
+            handshake_timeout: Duration::from_millis(limits.tls_handshake_timeout_ms),
+            idle_timeout: Duration::from_secs(limits.idle_connection_timeout_secs),
+        })
+    }
+
+    /// Accepts TCP connections on `listener`, admits each under the caps, runs each admitted
+    /// TLS handshake in its own task under the handshake timeout, and yields the established
+    /// connections. Refusals and failures are counted and the loop goes on. The loop ends when
+    /// tonic drops the stream (shutdown).
+    fn incoming(
+        self: Arc<Self>,
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+    ) -> ReceiverStream<Result<Conn, std::io::Error>> {
+        let (tx, rx) = mpsc::channel(ACCEPTED_QUEUE_LEN);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = tokio::select! {
+                    () = tx.closed() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // EMFILE and the like: the condition, not a client, is at fault.
+                            tracing::warn!(
+                                listener = self.name.as_str(),
+                                error = %e,
+                                "accept failed"
+                            );
+                            tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                            continue;
+                        }
+                    },
+                };
+                let source = Source::of(peer.ip());
+                // Over a cap: closed at once (dropping the socket), before any TLS work.
+                let permit = match self.admission.connect(peer.ip()) {
+                    Ok(permit) => permit,
+                    Err(reason) => {
+                        self.tally.record(reason, Some(source), None);
                         continue;
                     }
-                },
-            };
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(listener = name.as_str(), %peer, error = %e, "TCP_NODELAY not set");
-            }
-            let acceptor = acceptor.clone();
-            let tx = tx.clone();
-            let metrics = Arc::clone(&metrics);
-            tokio::spawn(async move {
-                let _permit = permit;
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        // A send error means the server is shutting down; the connection is
-                        // dropped, which closes it.
-                        let _ = tx.send(Ok(tls)).await;
+                };
+                let handshake = match permit.handshake() {
+                    Ok(handshake) => handshake,
+                    Err(reason) => {
+                        self.tally.record(reason, Some(source), None);
+                        continue;
                     }
-                    Ok(Err(e)) => {
-                        metrics.tls_refused(name);
-                        tracing::warn!(
-                            listener = name.as_str(),
-                            %peer,
-                            error = %handshake_error(&e),
-                            "TLS handshake failed; connection refused"
-                        );
-                    }
-                    Err(_) => {
-                        metrics.tls_refused(name);
-                        tracing::warn!(
-                            listener = name.as_str(),
-                            %peer,
-                            timeout_ms = handshake_timeout.as_millis() as u64,
-                            "TLS handshake timed out; connection dropped"
-                        );
-                    }
+                };
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(
+                        listener = self.name.as_str(),
+                        %peer,
+                        error = %e,
+                        "TCP_NODELAY not set"
+                    );
                 }
-            });
-        }
-    });
-    ReceiverStream::new(rx)
+                let this = Arc::clone(&self);
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let accepted =
+                        tokio::time::timeout(this.handshake_timeout, acceptor.accept(tcp)).await;
+                    drop(handshake);
+                    match accepted {
+                        Ok(Ok(tls)) => {
+                            let registration = this.registry.track(
+                                peer,
+                                this.idle_timeout,
+                                Arc::clone(&this.tally),
+                            );
+                            // A send error means the server is shutting down; the connection
+                            // is dropped, which closes it.
+                            let _ = tx.send(Ok(Conn::new(tls, permit, registration))).await;
+                        }
+                        Ok(Err(e)) => {
+                            let failure = handshake_error(&e);
+                            tracing::debug!(
+                                listener = this.name.as_str(),
+                                %peer,
+                                error = %failure,
+                                "TLS handshake failed; connection refused"
+                            );
+                            this.tally
+                                .record(Reason::HandshakeFailed, Some(source), Some(failure));
+                        }
+                        Err(_) => {
+                            tracing::debug!(
+                                listener = this.name.as_str(),
+                                %peer,
+                                "TLS handshake timed out; connection dropped"
+                            );
+                            this.tally
+                                .record(Reason::HandshakeTimeout, Some(source), None);
+                        }
+                    }
+                });
+            }
+        });
+        ReceiverStream::new(rx)
+    }
 }

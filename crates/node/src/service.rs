@@ -36,6 +36,7 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use kakehashi_pki::cert::{Cert, OID_COMMON_NAME};
 use kakehashi_pki::purpose::{EKU_CLIENT_AUTH, EKU_OPERATOR, EKU_PARTICIPANT_TLS};
@@ -176,32 +177,66 @@ pub(crate) enum Caller {
     Operator,
 }
 
+/// The bounds of one `SubmitPayments` stream (`[limits]`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamLimits {
+    /// Reports buffered (`stream_queue_len`).
+    pub(crate) queue_len: usize,
+    /// Longest time with no instruction arriving and none in progress
+    /// (`stream_idle_timeout_secs`).
+    pub(crate) idle: Duration,
+    /// Longest time the stream takes instructions (`max_stream_lifetime_secs`).
+    pub(crate) lifetime: Duration,
+}
+
+/// The end of a stream that stayed idle for `idle`.
+fn stream_idle(idle: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "the stream was idle for {} s (no instruction arrived and none was in progress); open \
+         a new stream to submit more ([limits] stream_idle_timeout_secs)",
+        idle.as_secs()
+    ))
+}
+
+/// The end of a stream that reached its lifetime.
+fn stream_too_old(lifetime: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "the stream reached its maximum lifetime of {} s; every instruction it accepted was \
+         reported, later ones were not read: submit them on a new stream \
+         ([limits] max_stream_lifetime_secs)",
+        lifetime.as_secs()
+    ))
+}
+
 /// The participant API.
 #[derive(Clone, Debug)]
 pub(crate) struct PaymentsService {
     engine: Arc<Engine>,
     /// DER of the leaf certificates allowed to call the operator RPCs.
     operators: Arc<Vec<Vec<u8>>>,
-    /// Reports buffered per `SubmitPayments` stream.
-    stream_queue_len: usize,
+    /// The bounds of each `SubmitPayments` stream.
+    stream: StreamLimits,
     /// Bytes of balance entries one GetBalances answer may carry.
     balances_bytes_max: usize,
 }
 
 impl PaymentsService {
     /// A service over `engine`; `operators` are the leaf certificates (DER) of operators;
-    /// `stream_queue_len` bounds the reports buffered per `SubmitPayments` stream;
-    /// `message_bytes_max` is the listener's message limit, which a GetBalances page stays under.
+    /// `stream` bounds each `SubmitPayments` stream; `message_bytes_max` is the listener's
+    /// message limit, which a GetBalances page stays under.
     pub(crate) fn new(
         engine: Arc<Engine>,
         operators: Vec<Vec<u8>>,
-        stream_queue_len: usize,
+        stream: StreamLimits,
         message_bytes_max: usize,
     ) -> Self {
         Self {
             engine,
             operators: Arc::new(operators),
-            stream_queue_len: stream_queue_len.max(1),
+            stream: StreamLimits {
+                queue_len: stream.queue_len.max(1),
+                ..stream
+            },
             balances_bytes_max: message_bytes_max
                 .saturating_sub(BALANCES_PAGE_OVERHEAD_BYTES)
                 .max(1),
@@ -435,10 +470,15 @@ impl Payments for PaymentsService {
     ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
         let bic: Arc<str> = self.require_participant(&request)?.into();
         let mut incoming = request.into_inner();
-        let (tx, rx) = mpsc::channel(self.stream_queue_len);
+        let limits = self.stream;
+        let (tx, rx) = mpsc::channel(limits.queue_len);
         let service = self.clone();
         tokio::spawn(async move {
             let permits = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
+            let too_old = tokio::time::sleep(limits.lifetime);
+            tokio::pin!(too_old);
+            let idle = tokio::time::sleep(limits.idle);
+            tokio::pin!(idle);
             loop {
                 let item = tokio::select! {
                     biased;
@@ -451,8 +491,28 @@ impl Payments for PaymentsService {
                         let _ = tx.send(Err(stopping())).await;
                         break;
                     }
+                    () = &mut too_old => {
+                        // What was accepted finishes and is reported; the rest of the input
+                        // is not read.
+                        let _ = Arc::clone(&permits)
+                            .acquire_many_owned(STREAM_CONCURRENCY_PERMITS)
+                            .await;
+                        let _ = tx.send(Err(stream_too_old(limits.lifetime))).await;
+                        break;
+                    }
+                    () = &mut idle => {
+                        if permits.available_permits() < STREAM_CONCURRENCY {
+                            // An instruction is still in progress: not idle yet.
+                            idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
+                            continue;
+                        }
+                        let _ = tx.send(Err(stream_idle(limits.idle))).await;
+                        break;
+                    }
                     item = incoming.next() => item,
                 };
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + limits.idle);
                 let Some(item) = item else {
                     break;
                 };
@@ -899,7 +959,16 @@ mod tests {
         let logs = Logs::capture();
         let pair = crate::testing::pair().await;
         let jp = Arc::clone(pair.jp.engine());
-        let service = PaymentsService::new(Arc::clone(&jp), Vec::new(), 16, 65536);
+        let service = PaymentsService::new(
+            Arc::clone(&jp),
+            Vec::new(),
+            StreamLimits {
+                queue_len: 16,
+                idle: Duration::from_secs(60),
+                lifetime: Duration::from_secs(3_600),
+            },
+            65536,
+        );
         let uetr = crate::testing::new_uetr();
         let signed = crate::testing::jp_to_sg(&jp, uetr);
         let submit = || pb::SubmitPaymentRequest {

@@ -632,7 +632,7 @@ async fn metrics_endpoint_answers_with_every_family() {
 /// counted and its reason logged, and the listener keeps serving.
 #[tokio::test]
 async fn sg_relay_refuses_expired_revoked_unknown_and_unrecognized_node_certificates() {
-    let node = Node::start("sg").await;
+    let node = Node::start_with("sg", |l| l.refusal_log_interval_ms = 100).await;
     let cases = [
         (
             "fixtures/node-expired/chain",
@@ -660,13 +660,16 @@ async fn sg_relay_refuses_expired_revoked_unknown_and_unrecognized_node_certific
                 .any(|l| l.contains("refused TLS peer certificate") && l.contains(rule)),
             "{stem}: no refusal citing {rule} in\n{ours}"
         );
-        // The accept loop's line says it in one sentence too, not with the verdict's Debug dump.
-        assert!(
-            ours.lines()
-                .any(|l| l.contains("TLS handshake failed") && l.contains("invalid peer")),
-            "{stem}: no handshake failure logged in\n{ours}"
-        );
-        assert!(!ours.contains("RecognitionVerdict {"), "{ours}");
+        // The listener's summary line names the last failure in one sentence too, not with the
+        // verdict's Debug dump.
+        let address = format!("address={}", node.addresses.relay);
+        let summary = wait_for_log(before, |l| {
+            l.contains("connections refused or closed by the listener") && l.contains(&address)
+        })
+        .await;
+        assert!(summary.contains("invalid peer certificate: "), "{summary}");
+        assert!(summary.contains("handshake_failed=1"), "{summary}");
+        assert!(!logged_since(before).contains("RecognitionVerdict {"));
     }
     // Still serving recognized peers.
     prepare(relay_endpoint_as("jp/node/tls", "JP", node.addresses.relay))
@@ -763,5 +766,252 @@ async fn a_stalled_handshake_times_out_without_blocking_other_clients() {
     node.wait_for_metric("kakehashi_tls_refusals_total{listener=\"relay\"} 1")
         .await;
     drop(stalled);
+    node.stop().await;
+}
+
+// ---- listeners under abuse (issue 12, item 5) ------------------------------------------------
+//
+// Every client here is on loopback, so sources are told apart by binding the client socket to
+// another address of 127.0.0.0/8 (Linux routes the whole block to lo): a flood from
+// 127.0.0.x, the legitimate client from 127.0.0.1. Each test uses its own flood address, so
+// the summary lines of tests running in parallel are told apart by their top source.
+
+/// A TCP connection to `addr` from `source` (an address of 127.0.0.0/8) that sends nothing.
+async fn silent_from(source: [u8; 4], addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind((std::net::Ipv4Addr::from(source), 0).into())
+        .expect("bind a loopback source address");
+    socket.connect(addr).await.expect("connect")
+}
+
+/// Whether the server closes `stream` (end of stream or reset) within [`WAIT`] without sending
+/// anything.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(WAIT, stream.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// Waits until a line logged after `from` satisfies `wanted`, and returns it.
+async fn wait_for_log(from: usize, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let log = logged_since(from);
+        if let Some(line) = log.lines().find(|l| wanted(l)) {
+            return line.to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no such line was logged in\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_source_over_its_connection_cap_is_refused_while_another_source_is_served() {
+    let node = Node::start_with("jp", |l| {
+        l.connections_per_source_max = 4;
+        l.handshakes_per_source_max = 4;
+        // Only the cap can close the flood's connections within the test's wait.
+        l.tls_handshake_timeout_ms = 60_000;
+    })
+    .await;
+    let flood = [127, 0, 0, 2];
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(silent_from(flood, node.addresses.relay).await);
+    }
+    let mut over = silent_from(flood, node.addresses.relay).await;
+    assert!(
+        closed_by_server(&mut over).await,
+        "the fifth connection of the source is closed at once"
+    );
+    node.wait_for_metric(
+        "kakehashi_listener_refusals_total{listener=\"relay\",reason=\"source_connections\"} 1",
+    )
+    .await;
+    // Another source (127.0.0.1) gets through while the flood holds its connections.
+    prepare(relay_endpoint_as("sg/node/tls", "SG", node.addresses.relay))
+        .await
+        .expect("another source is served");
+    for stream in &mut held {
+        let mut byte = [0u8; 1];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte))
+                .await
+                .is_err(),
+            "the connections under the cap are still open"
+        );
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn handshakes_over_a_sources_cap_are_refused_at_once_not_queued() {
+    let node = Node::start_with("jp", |l| {
+        l.handshakes_per_source_max = 2;
+        l.tls_handshake_timeout_ms = 60_000;
+    })
+    .await;
+    let flood = [127, 0, 0, 3];
+    let _stalled = [
+        silent_from(flood, node.addresses.public).await,
+        silent_from(flood, node.addresses.public).await,
+    ];
+    let mut third = silent_from(flood, node.addresses.public).await;
+    assert!(
+        closed_by_server(&mut third).await,
+        "a third handshake of the source is refused, not queued until the timeout"
+    );
+    node.wait_for_metric(
+        "kakehashi_listener_refusals_total{listener=\"public\",reason=\"source_handshakes\"} 1",
+    )
+    .await;
+    let ch = channel(node.addresses.public, "JP")
+        .await
+        .expect("another source completes its handshake");
+    PaymentsClient::new(ch)
+        .get_balances(pb::BalancesRequest::default())
+        .await
+        .expect("and is served");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_dropped_after_the_handshake_timeout() {
+    let node = Node::start_with("jp", |l| l.tls_handshake_timeout_ms = 300).await;
+    let mut silent = silent_from([127, 0, 0, 4], node.addresses.public).await;
+    assert!(
+        closed_by_server(&mut silent).await,
+        "the server closes a connection that never starts TLS"
+    );
+    node.wait_for_metric(
+        "kakehashi_listener_refusals_total{listener=\"public\",reason=\"handshake_timeout\"} 1",
+    )
+    .await;
+    node.wait_for_metric("kakehashi_tls_refusals_total{listener=\"public\"} 1")
+        .await;
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_but_not_one_with_a_call_in_progress() {
+    let node = Node::start_with("jp", |l| {
+        l.idle_connection_timeout_secs = 1;
+        l.request_timeout_ms = 3_000;
+        l.relay_timeout_ms = 2_000;
+    })
+    .await;
+    let ch = channel(node.addresses.public, "JP").await.expect("connect");
+    let mut client = PaymentsClient::new(ch);
+    // A call that lasts until the 3 s request timeout: the connection is busy, not idle, for
+    // three times the idle timeout, so the call ends with the server's deadline, not with a
+    // closed connection.
+    let status = client
+        .get_payment_status(pb::PaymentStatusRequest::default())
+        .await
+        .expect_err("the handler never answers");
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    assert!(
+        node.metrics
+            .encode()
+            .contains("kakehashi_listener_refusals_total{listener=\"public\",reason=\"idle\"} 0"),
+        "no connection was closed while busy"
+    );
+    // Then idle: closed, and its place under the caps given back.
+    node.wait_for_metric(
+        "kakehashi_listener_refusals_total{listener=\"public\",reason=\"idle\"} 1",
+    )
+    .await;
+    node.wait_for_metric("kakehashi_listener_connections{listener=\"public\"} 0")
+        .await;
+    // The client reconnects on its next call.
+    client
+        .get_balances(pb::BalancesRequest::default())
+        .await
+        .expect("served on a new connection");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn the_metrics_listener_drops_a_client_slow_to_send_its_headers() {
+    let node = Node::start_with("jp", |l| l.metrics_header_timeout_ms = 300).await;
+    let mut slow = tokio::net::TcpStream::connect(node.addresses.metrics)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /metr")
+        .await
+        .expect("a partial request");
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(WAIT, slow.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the server closed the connection");
+    node.wait_for_metric(
+        "kakehashi_listener_refusals_total{listener=\"metrics\",reason=\"header_timeout\"} 1",
+    )
+    .await;
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn the_metrics_listener_caps_its_connections() {
+    let node = Node::start_with("jp", |l| {
+        l.metrics_connections_max = 2;
+        l.metrics_header_timeout_ms = 60_000;
+    })
+    .await;
+    let _held = [
+        silent_from([127, 0, 0, 5], node.addresses.metrics).await,
+        silent_from([127, 0, 0, 5], node.addresses.metrics).await,
+    ];
+    let mut third = silent_from([127, 0, 0, 5], node.addresses.metrics).await;
+    assert!(
+        closed_by_server(&mut third).await,
+        "a connection over the cap is closed at once"
+    );
+    node.wait_for_metric(
+        "kakehashi_listener_refusals_total{listener=\"metrics\",reason=\"connections\"} 1",
+    )
+    .await;
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_are_logged_as_one_summary_line_per_interval() {
+    let node = Node::start_with("jp", |l| {
+        l.connections_per_source_max = 1;
+        l.handshakes_per_source_max = 1;
+        l.tls_handshake_timeout_ms = 60_000;
+        l.refusal_log_interval_ms = 200;
+    })
+    .await;
+    let before = log_len();
+    let flood = [127, 0, 0, 6];
+    let _held = silent_from(flood, node.addresses.relay).await;
+    for _ in 0..3 {
+        let mut over = silent_from(flood, node.addresses.relay).await;
+        assert!(closed_by_server(&mut over).await, "over the cap");
+    }
+    let line = wait_for_log(before, |l| l.contains("top_source=127.0.0.6")).await;
+    assert!(
+        line.contains("WARN") && line.contains("connections refused or closed by the listener"),
+        "{line}"
+    );
+    assert!(line.contains("listener=\"relay\""), "{line}");
+    assert!(
+        line.contains(&format!("address={}", node.addresses.relay)),
+        "{line}"
+    );
+    assert!(line.contains("source_connections=3"), "{line}");
+    assert!(line.contains("127.0.0.6 (3)"), "{line}");
+    let ours = logged_since(before);
+    assert_eq!(
+        ours.lines().filter(|l| l.contains("127.0.0.6")).count(),
+        1,
+        "one line for the three refusals, none per socket:\n{ours}"
+    );
     node.stop().await;
 }

@@ -34,6 +34,9 @@ mod net;
 // payments in flight settled, the wait bounded (issue 11, defect 11).
 mod shutdown;
 
+// SubmitPayments streams with bounded lives: ended when idle or too old (issue 12).
+mod streams;
+
 // The Prometheus endpoint of both nodes after real traffic, in both exposition formats.
 mod metrics;
 

@@ -176,6 +176,22 @@ struct RawLimits {
     relay_timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
     tls_handshake_timeout_ms: Option<u64>,
+    #[serde(rename = "max_connections")]
+    connections_max: Option<usize>,
+    #[serde(rename = "max_connections_per_source")]
+    connections_per_source_max: Option<usize>,
+    #[serde(rename = "max_handshakes")]
+    handshakes_max: Option<usize>,
+    #[serde(rename = "max_handshakes_per_source")]
+    handshakes_per_source_max: Option<usize>,
+    idle_connection_timeout_secs: Option<u64>,
+    stream_idle_timeout_secs: Option<u64>,
+    #[serde(rename = "max_stream_lifetime_secs")]
+    stream_lifetime_secs_max: Option<u64>,
+    #[serde(rename = "max_metrics_connections")]
+    metrics_connections_max: Option<usize>,
+    metrics_header_timeout_ms: Option<u64>,
+    refusal_log_interval_ms: Option<u64>,
     http2_keepalive_interval_secs: Option<u64>,
     http2_keepalive_timeout_secs: Option<u64>,
     clock_skew_secs: Option<u64>,
@@ -415,6 +431,32 @@ impl RawLimits {
             tls_handshake_timeout_ms: self
                 .tls_handshake_timeout_ms
                 .unwrap_or(defaults.tls_handshake_timeout_ms),
+            connections_max: self.connections_max.unwrap_or(defaults.connections_max),
+            connections_per_source_max: self
+                .connections_per_source_max
+                .unwrap_or(defaults.connections_per_source_max),
+            handshakes_max: self.handshakes_max.unwrap_or(defaults.handshakes_max),
+            handshakes_per_source_max: self
+                .handshakes_per_source_max
+                .unwrap_or(defaults.handshakes_per_source_max),
+            idle_connection_timeout_secs: self
+                .idle_connection_timeout_secs
+                .unwrap_or(defaults.idle_connection_timeout_secs),
+            stream_idle_timeout_secs: self
+                .stream_idle_timeout_secs
+                .unwrap_or(defaults.stream_idle_timeout_secs),
+            stream_lifetime_secs_max: self
+                .stream_lifetime_secs_max
+                .unwrap_or(defaults.stream_lifetime_secs_max),
+            metrics_connections_max: self
+                .metrics_connections_max
+                .unwrap_or(defaults.metrics_connections_max),
+            metrics_header_timeout_ms: self
+                .metrics_header_timeout_ms
+                .unwrap_or(defaults.metrics_header_timeout_ms),
+            refusal_log_interval_ms: self
+                .refusal_log_interval_ms
+                .unwrap_or(defaults.refusal_log_interval_ms),
             http2_keepalive_interval_secs: self
                 .http2_keepalive_interval_secs
                 .unwrap_or(defaults.http2_keepalive_interval_secs),

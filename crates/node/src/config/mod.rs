@@ -105,9 +105,54 @@ pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 pub const RELAY_TIMEOUT_MS_DEFAULT: u64 = 3_000;
 /// Default `[limits] connect_timeout_ms`: TCP connect to a peer node.
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 2_000;
-/// Default `[limits] tls_handshake_timeout_ms`: a peer that opens TCP and stalls the TLS
-/// handshake holds a slot no longer than this.
-pub const TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// Default `[limits] tls_handshake_timeout_ms`: a client that opens TCP and stalls the TLS
+/// handshake holds a slot no longer than this. The clock starts once TCP is established; a
+/// TLS 1.3 handshake then needs 1.5 round trips (ClientHello in, the server's flight out, the
+/// client's Finished in): 0.9 s over a 600 ms geostationary-satellite round trip, which leaves
+/// room for one lost segment retransmitted after TCP's initial 1 s RTO (RFC 6298 §2.1).
+pub const TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 2_000;
+/// Default `[limits] max_connections`: connections open at once on one listener (public or
+/// relay), TLS established or in handshake. Each costs a file descriptor and an HTTP/2
+/// connection's buffers; the node raises its descriptor limit at start for three listeners'
+/// worth (`fdlimit`, ARCHITECTURE.md "Listeners").
+pub const CONNECTIONS_MAX_DEFAULT: usize = 1_024;
+/// Default `[limits] max_connections_per_source`: connections one source (an IPv4 address, an
+/// IPv6 /64) may hold on one listener. Well below [`CONNECTIONS_MAX_DEFAULT`], so one source
+/// cannot take the listener: sixteen sources at the cap would be needed to fill it. A bank's
+/// clients behind one NAT address each hold one HTTP/2 connection.
+pub const CONNECTIONS_PER_SOURCE_MAX_DEFAULT: usize = 64;
+/// Default `[limits] max_handshakes`: TLS handshakes in flight at once on one listener. A
+/// handshake costs one signature and a chain recognition, well under a millisecond of CPU; the
+/// bound caps the memory of half-open connections.
+pub const HANDSHAKES_MAX_DEFAULT: usize = 256;
+/// Default `[limits] max_handshakes_per_source`: handshakes one source may have in flight on
+/// one listener; more are refused at once, not queued, so a source stalling handshakes never
+/// delays another's.
+pub const HANDSHAKES_PER_SOURCE_MAX_DEFAULT: usize = 16;
+/// Default `[limits] idle_connection_timeout_secs`: a connection with no request or stream
+/// open for this long is closed (a client reconnects on its next call, one handshake). Longer
+/// than the HTTP/2 keepalive interval, so an idle peer connection between two nodes is kept
+/// across a few quiet minutes.
+pub const IDLE_CONNECTION_TIMEOUT_SECS_DEFAULT: u64 = 300;
+/// Default `[limits] stream_idle_timeout_secs`: a `SubmitPayments` stream on which no
+/// instruction arrives and none is in progress for this long is ended (DEADLINE_EXCEEDED).
+pub const STREAM_IDLE_TIMEOUT_SECS_DEFAULT: u64 = 60;
+/// Default `[limits] max_stream_lifetime_secs`: a `SubmitPayments` stream older than this
+/// takes no new instruction; what it accepted is reported, then it ends (DEADLINE_EXCEEDED).
+/// An hour is far longer than any replay file needs per stream; clients open a new one.
+pub const STREAM_LIFETIME_SECS_MAX_DEFAULT: u64 = 3_600;
+/// Default `[limits] max_metrics_connections`: connections open at once on the metrics
+/// listener (a scraper holds one).
+pub const METRICS_CONNECTIONS_MAX_DEFAULT: usize = 64;
+/// Default `[limits] metrics_header_timeout_ms`: a metrics client must send its request
+/// headers within this long after connecting (or after its previous response).
+pub const METRICS_HEADER_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// Default `[limits] refusal_log_interval_ms`: listener refusals (over a cap, a failed or
+/// timed-out handshake, an idle connection closed) are logged as one summary line per listener
+/// per interval, with counts by reason, instead of a line per connection.
+pub const REFUSAL_LOG_INTERVAL_MS_DEFAULT: u64 = 10_000;
+/// Longest `[limits]` idle timeout or stream lifetime accepted: a day.
+pub const LIFETIME_SECS_MAX: u64 = 86_400;
 /// Default `[limits] http2_keepalive_interval_secs`: HTTP/2 PING interval (RFC 9113 §6.7), so a
 /// dead peer connection is noticed within a minute.
 pub const HTTP2_KEEPALIVE_INTERVAL_SECS_DEFAULT: u64 = 30;
@@ -271,6 +316,26 @@ pub struct Limits {
     pub connect_timeout_ms: u64,
     /// TLS handshake timeout on accepted connections.
     pub tls_handshake_timeout_ms: u64,
+    /// Connections open at once on the public listener, and on the relay listener.
+    pub connections_max: usize,
+    /// Connections one source (IPv4 address, IPv6 /64) may hold on one listener.
+    pub connections_per_source_max: usize,
+    /// TLS handshakes in flight at once on one listener.
+    pub handshakes_max: usize,
+    /// TLS handshakes one source may have in flight on one listener.
+    pub handshakes_per_source_max: usize,
+    /// A connection with no request or stream open for this long is closed.
+    pub idle_connection_timeout_secs: u64,
+    /// A `SubmitPayments` stream with nothing arriving or in progress for this long is ended.
+    pub stream_idle_timeout_secs: u64,
+    /// A `SubmitPayments` stream older than this takes no new instruction and ends.
+    pub stream_lifetime_secs_max: u64,
+    /// Connections open at once on the metrics listener.
+    pub metrics_connections_max: usize,
+    /// Time a metrics client has to send its request headers.
+    pub metrics_header_timeout_ms: u64,
+    /// Interval of the listeners' refusal summary lines.
+    pub refusal_log_interval_ms: u64,
     /// HTTP/2 keepalive PING interval.
     pub http2_keepalive_interval_secs: u64,
     /// HTTP/2 keepalive PING timeout.
@@ -301,6 +366,16 @@ impl Default for Limits {
             relay_timeout_ms: RELAY_TIMEOUT_MS_DEFAULT,
             connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
             tls_handshake_timeout_ms: TLS_HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            connections_per_source_max: CONNECTIONS_PER_SOURCE_MAX_DEFAULT,
+            handshakes_max: HANDSHAKES_MAX_DEFAULT,
+            handshakes_per_source_max: HANDSHAKES_PER_SOURCE_MAX_DEFAULT,
+            idle_connection_timeout_secs: IDLE_CONNECTION_TIMEOUT_SECS_DEFAULT,
+            stream_idle_timeout_secs: STREAM_IDLE_TIMEOUT_SECS_DEFAULT,
+            stream_lifetime_secs_max: STREAM_LIFETIME_SECS_MAX_DEFAULT,
+            metrics_connections_max: METRICS_CONNECTIONS_MAX_DEFAULT,
+            metrics_header_timeout_ms: METRICS_HEADER_TIMEOUT_MS_DEFAULT,
+            refusal_log_interval_ms: REFUSAL_LOG_INTERVAL_MS_DEFAULT,
             http2_keepalive_interval_secs: HTTP2_KEEPALIVE_INTERVAL_SECS_DEFAULT,
             http2_keepalive_timeout_secs: HTTP2_KEEPALIVE_TIMEOUT_SECS_DEFAULT,
             clock_skew_secs: CLOCK_SKEW_SECS_DEFAULT,

@@ -7,10 +7,10 @@ use tonic::transport::Uri;
 
 use super::{
     ACCOUNTS_MAX, AccountKind, CLOCK_SKEW_SECS_MAX, CONCURRENCY_MAX, Config, ConfigError,
-    DRAIN_SECS_MAX, INSTRUCTION_LIFETIME_SECS_MAX_MAX, Listen, MESSAGE_BYTES_MAX_MAX,
-    MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX, RATE_BAND_BPS_DEFAULT,
-    RATE_BAND_BPS_MAX, RECOVERY_QUERIES_PER_PEER_MAX_MAX, SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX,
-    TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
+    DRAIN_SECS_MAX, INSTRUCTION_LIFETIME_SECS_MAX_MAX, LIFETIME_SECS_MAX, Listen,
+    MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX,
+    RATE_BAND_BPS_DEFAULT, RATE_BAND_BPS_MAX, RECOVERY_QUERIES_PER_PEER_MAX_MAX,
+    SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX, TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
 };
 
 impl Config {
@@ -275,6 +275,17 @@ impl Config {
                 l.concurrent_streams_max as usize,
             ),
             ("limits.stream_queue_len", l.stream_queue_len),
+            ("limits.max_connections", l.connections_max),
+            (
+                "limits.max_connections_per_source",
+                l.connections_per_source_max,
+            ),
+            ("limits.max_handshakes", l.handshakes_max),
+            (
+                "limits.max_handshakes_per_source",
+                l.handshakes_per_source_max,
+            ),
+            ("limits.max_metrics_connections", l.metrics_connections_max),
             (
                 "limits.max_recovery_payments_per_pass",
                 l.recovery_payments_per_pass_max,
@@ -296,8 +307,54 @@ impl Config {
                 "limits.tls_handshake_timeout_ms",
                 l.tls_handshake_timeout_ms,
             ),
+            (
+                "limits.metrics_header_timeout_ms",
+                l.metrics_header_timeout_ms,
+            ),
+            ("limits.refusal_log_interval_ms", l.refusal_log_interval_ms),
         ] {
             check_range(key, value, TIMEOUT_MS_MIN, TIMEOUT_MS_MAX)?;
+        }
+        // A per-source cap at or above the listener's would let one source take it whole.
+        for (key, per_source, global, global_key) in [
+            (
+                "limits.max_connections_per_source",
+                l.connections_per_source_max,
+                l.connections_max,
+                "max_connections",
+            ),
+            (
+                "limits.max_handshakes_per_source",
+                l.handshakes_per_source_max,
+                l.handshakes_max,
+                "max_handshakes",
+            ),
+        ] {
+            if per_source > global {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{per_source} is above {global_key} ({global}); one source could take \
+                         the whole listener"
+                    ),
+                ));
+            }
+        }
+        for (key, value) in [
+            (
+                "limits.idle_connection_timeout_secs",
+                l.idle_connection_timeout_secs,
+            ),
+            (
+                "limits.stream_idle_timeout_secs",
+                l.stream_idle_timeout_secs,
+            ),
+            (
+                "limits.max_stream_lifetime_secs",
+                l.stream_lifetime_secs_max,
+            ),
+        ] {
+            check_range(key, value, 1, LIFETIME_SECS_MAX)?;
         }
         if l.relay_timeout_ms >= l.request_timeout_ms {
             return Err(invalid(

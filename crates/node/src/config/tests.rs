@@ -169,6 +169,16 @@ stream_queue_len = 18
 max_recovery_payments_per_pass = 19
 max_recovery_queries_per_peer = 20
 drain_secs = 21
+max_connections = 500
+max_connections_per_source = 22
+max_handshakes = 100
+max_handshakes_per_source = 23
+idle_connection_timeout_secs = 24
+stream_idle_timeout_secs = 25
+max_stream_lifetime_secs = 26
+max_metrics_connections = 27
+metrics_header_timeout_ms = 2800
+refusal_log_interval_ms = 2900
 "#;
     let text = format!("{}{limits}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
     let l = parse(&text).expect("valid").limits;
@@ -189,6 +199,16 @@ drain_secs = 21
     assert_eq!(l.recovery_payments_per_pass_max, 19);
     assert_eq!(l.recovery_queries_per_peer_max, 20);
     assert_eq!(l.drain_secs, 21);
+    assert_eq!(l.connections_max, 500);
+    assert_eq!(l.connections_per_source_max, 22);
+    assert_eq!(l.handshakes_max, 100);
+    assert_eq!(l.handshakes_per_source_max, 23);
+    assert_eq!(l.idle_connection_timeout_secs, 24);
+    assert_eq!(l.stream_idle_timeout_secs, 25);
+    assert_eq!(l.stream_lifetime_secs_max, 26);
+    assert_eq!(l.metrics_connections_max, 27);
+    assert_eq!(l.metrics_header_timeout_ms, 2800);
+    assert_eq!(l.refusal_log_interval_ms, 2900);
     // The Rust spelling is not a key of the file.
     refused(
         &edited("max_message_bytes = 65536", "message_bytes_max = 65536"),
@@ -432,6 +452,35 @@ fn refuses_limits_out_of_range() {
             "stream_queue_len = 1024\ndrain_secs = 601",
         ),
         &["limits.drain_secs", "out of range"],
+    );
+    // A per-source cap above its listener's would let one source take the listener.
+    refused(
+        &edited(
+            "stream_queue_len = 1024",
+            "stream_queue_len = 1024\nmax_connections = 10\nmax_connections_per_source = 11",
+        ),
+        &["limits.max_connections_per_source", "max_connections (10)"],
+    );
+    refused(
+        &edited(
+            "stream_queue_len = 1024",
+            "stream_queue_len = 1024\nmax_handshakes_per_source = 257",
+        ),
+        &["limits.max_handshakes_per_source", "max_handshakes (256)"],
+    );
+    refused(
+        &edited(
+            "stream_queue_len = 1024",
+            "stream_queue_len = 1024\nidle_connection_timeout_secs = 0",
+        ),
+        &["limits.idle_connection_timeout_secs", "out of range"],
+    );
+    refused(
+        &edited(
+            "stream_queue_len = 1024",
+            "stream_queue_len = 1024\nmetrics_header_timeout_ms = 10",
+        ),
+        &["limits.metrics_header_timeout_ms", "out of range"],
     );
     refused(
         &edited("spread_bps = 25", "spread_bps = 10000"),

@@ -1,0 +1,528 @@
+//! The flood measurement of issue 12 (item 5): a JP and an SG node as `kakehashi node run`
+//! processes (release binaries when run with `--release`), then, from one flooding source
+//! address, silent TCP connections that never start TLS (re-opened `--reconnect-ms` after the
+//! node closes them, as a flood would) on JP's public and relay listeners and idle `SubmitPayments` streams
+//! on its public listener; meanwhile a legitimate client on 127.0.0.1 connects (TCP + TLS) to
+//! both listeners and pays JP→SG. Prints connect p50/p99/max and payment latency before and
+//! during the flood, what the flood held, and the node's refusal counters.
+//!
+//! ```text
+//! cargo run --release -p kakehashi-e2e --example flood -- \
+//!     [--silent 1000] [--streams 500] [--streams-per-connection 100] [--sources 1] \
+//!     [--handshakes 200] [--payments 20] [--settle-secs 3] [--reconnect-ms 100]
+//! ```
+//!
+//! Every address of 127.0.0.0/8 reaches lo on Linux, so the flood binds its sockets to
+//! 127.0.0.2 (and the next addresses with `--sources N`) while the legitimate client keeps
+//! 127.0.0.1: the node tells them apart as it would two hosts. `--silent` connections are
+//! opened on each of the two listeners. The flood itself holds `2 × silent` sockets at most:
+//! raise `ulimit -n` if the machine's soft limit is below that.
+//!
+//! A measurement, not a test: it asserts nothing and prints the figures (ARCHITECTURE.md,
+//! "Listeners", records what it gave).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kakehashi_e2e::pair::{self, NodeFiles, NodeProcess};
+use kakehashi_e2e::repo_root;
+use kakehashi_node::config::{Limits, Peer};
+use kakehashi_node::engine::{Clock as _, SystemClock};
+use kakehashi_node::participant::{self, Answer, ConnectOptions, Participant, PaymentRequest};
+use kakehashi_node::tls::{TlsIdentity, install_crypto_provider, relay_endpoint};
+use kakehashi_pki::mra::Mra;
+use kakehashi_pki::tls::NodeServerCertVerifier;
+use kakehashi_proto::pb;
+use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_protocol::bank::{Bank, InstructionOptions, Order};
+use kakehashi_protocol::instruction::Uetr;
+use tokio::io::AsyncReadExt as _;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+/// Longest a node may take to listen.
+const START_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Pause before a stream the node ended is opened again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Copy, Debug)]
+struct Args {
+    silent: usize,
+    streams: usize,
+    streams_per_connection: usize,
+    sources: u8,
+    handshakes: usize,
+    payments: usize,
+    settle: Duration,
+    /// Pause before a silent connection the node closed is opened again.
+    reconnect: Duration,
+}
+
+impl Args {
+    fn parse() -> Result<Self, String> {
+        let mut args = Self {
+            silent: 1_000,
+            streams: 500,
+            streams_per_connection: 100,
+            sources: 1,
+            handshakes: 200,
+            payments: 20,
+            settle: Duration::from_secs(3),
+            reconnect: Duration::from_millis(100),
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let number = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag} {v}: {e}"));
+            match flag.as_str() {
+                "--silent" => args.silent = number(&value)?,
+                "--streams" => args.streams = number(&value)?,
+                "--streams-per-connection" => args.streams_per_connection = number(&value)?.max(1),
+                "--sources" => {
+                    args.sources =
+                        u8::try_from(number(&value)?.clamp(1, 200)).map_err(|e| e.to_string())?;
+                }
+                "--handshakes" => args.handshakes = number(&value)?.max(1),
+                "--payments" => args.payments = number(&value)?.max(1),
+                "--settle-secs" => args.settle = Duration::from_secs(number(&value)? as u64),
+                "--reconnect-ms" => {
+                    args.reconnect = Duration::from_millis(number(&value)? as u64);
+                }
+                _ => return Err(format!("unknown flag {flag}")),
+            }
+        }
+        Ok(args)
+    }
+
+    /// The flooding source addresses: 127.0.0.2 onwards.
+    fn sources(&self) -> Vec<IpAddr> {
+        (0..self.sources)
+            .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + n)))
+            .collect()
+    }
+}
+
+/// What the flood holds right now, and how often the node closed it.
+#[derive(Debug, Default)]
+struct FloodState {
+    silent_open: AtomicUsize,
+    silent_closed: AtomicU64,
+    connect_errors: AtomicU64,
+    streams_open: AtomicUsize,
+    streams_ended: AtomicU64,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match Args::parse() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("flood: {e}");
+            std::process::exit(2);
+        }
+    };
+    install_crypto_provider();
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let jp_ports = pair::node_ports();
+    let sg_ports = pair::node_ports();
+    let jp = pair::write_config(dir.path(), "jp", jp_ports, sg_ports[1]);
+    let sg = pair::write_config(dir.path(), "sg", sg_ports, jp_ports[1]);
+    let mut jp_node = NodeProcess::spawn(&jp, |_| {});
+    let mut sg_node = NodeProcess::spawn(&sg, |_| {});
+    for (node, files) in [(&mut jp_node, &jp), (&mut sg_node, &sg)] {
+        if pair::wait_listening(node, files, START_PATIENCE).is_none() {
+            eprintln!("{} did not start:\n{}", files.code, files.log_tail(30));
+            std::process::exit(1);
+        }
+    }
+    let mra = Arc::new(Mra::load(&repo_root().join("certs/mra.toml")).expect("certs/mra.toml"));
+    let legit = Legit::new(&jp, Arc::clone(&mra)).await;
+
+    println!(
+        "flood: JP public {} relay {}; flooding from {} source(s) starting at 127.0.0.2",
+        jp.public, jp.relay, args.sources
+    );
+    println!("\nbefore the flood");
+    legit.measure(&args).await;
+
+    let state = Arc::new(FloodState::default());
+    let started = Instant::now();
+    let stream_tasks = open_streams(&args, &jp, &mra, &state).await;
+    let mut silent_tasks = Vec::new();
+    for addr in [addr(jp.public), addr(jp.relay)] {
+        for n in 0..args.silent {
+            let sources = args.sources();
+            let source = sources[n % sources.len()];
+            silent_tasks.push(tokio::spawn(hold_silent(
+                source,
+                addr,
+                args.reconnect,
+                Arc::clone(&state),
+            )));
+        }
+    }
+    tokio::time::sleep(args.settle).await;
+    println!(
+        "\nduring the flood ({:.1} s in): the flood holds {} silent connections and {} idle \
+         streams; the node closed {} silent connections so far ({} connect errors on the \
+         flood's side) and ended {} streams",
+        started.elapsed().as_secs_f64(),
+        state.silent_open.load(Ordering::Relaxed),
+        state.streams_open.load(Ordering::Relaxed),
+        state.silent_closed.load(Ordering::Relaxed),
+        state.connect_errors.load(Ordering::Relaxed),
+        state.streams_ended.load(Ordering::Relaxed),
+    );
+    legit.measure(&args).await;
+    println!(
+        "\nafter the measurement: the flood holds {} silent connections and {} idle streams",
+        state.silent_open.load(Ordering::Relaxed),
+        state.streams_open.load(Ordering::Relaxed),
+    );
+    // One refusal summary interval (10 s by default) after the flood began, so the log shows
+    // what an operator reads.
+    let interval = Duration::from_millis(Limits::default().refusal_log_interval_ms);
+    let wait = (interval + Duration::from_millis(500)).saturating_sub(started.elapsed());
+    tokio::time::sleep(wait).await;
+    print_node_counters(&jp);
+
+    for task in silent_tasks.into_iter().chain(stream_tasks) {
+        task.abort();
+    }
+    jp_node.stop(Duration::from_secs(30));
+    sg_node.stop(Duration::from_secs(30));
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// One silent connection from `source`, opened again whenever the node closes it.
+async fn hold_silent(
+    source: IpAddr,
+    addr: SocketAddr,
+    reconnect: Duration,
+    state: Arc<FloodState>,
+) {
+    loop {
+        let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+            state.connect_errors.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(reconnect).await;
+            continue;
+        };
+        let connected = match socket.bind(SocketAddr::new(source, 0)) {
+            Ok(()) => socket.connect(addr).await,
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok(mut stream) => {
+                state.silent_open.fetch_add(1, Ordering::Relaxed);
+                let mut byte = [0u8; 1];
+                // Sends nothing; waits for the node to close it.
+                let _ = stream.read(&mut byte).await;
+                state.silent_open.fetch_sub(1, Ordering::Relaxed);
+                state.silent_closed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                state.connect_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tokio::time::sleep(reconnect).await;
+    }
+}
+
+/// Opens `args.streams` idle `SubmitPayments` streams on JP's public listener from the first
+/// flooding source, `args.streams_per_connection` per connection; each is opened again when
+/// the node ends it.
+async fn open_streams(
+    args: &Args,
+    jp: &NodeFiles,
+    mra: &Arc<Mra>,
+    state: &Arc<FloodState>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let source = args.sources()[0];
+    let mut tasks = Vec::new();
+    let connections = args.streams.div_ceil(args.streams_per_connection);
+    for c in 0..connections {
+        let verifier = NodeServerCertVerifier::new(Arc::clone(mra), "JP").expect("verifier");
+        let endpoint = Endpoint::from_shared(jp.url())
+            .expect("url")
+            .local_address(Some(source))
+            .tls_config_with_verifier(
+                ClientTlsConfig::new().domain_name("localhost"),
+                Arc::new(verifier),
+            )
+            .expect("tls");
+        let channel = match endpoint.connect().await {
+            Ok(channel) => channel,
+            Err(e) => {
+                eprintln!("flood: stream connection {c} refused: {e}");
+                continue;
+            }
+        };
+        let here = args
+            .streams_per_connection
+            .min(args.streams - c * args.streams_per_connection);
+        for _ in 0..here {
+            tasks.push(tokio::spawn(hold_stream(
+                channel.clone(),
+                Arc::clone(state),
+            )));
+        }
+    }
+    // Give the streams time to open before the silent flood starts competing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.streams_open.load(Ordering::Relaxed) < args.streams && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tasks
+}
+
+/// One idle `SubmitPayments` stream on `channel`: opened, nothing sent; opened again when the
+/// node ends it.
+async fn hold_stream(channel: Channel, state: Arc<FloodState>) {
+    loop {
+        let (input, rx) = tokio::sync::mpsc::channel::<pb::SubmitPaymentRequest>(1);
+        let mut client = PaymentsClient::new(channel.clone());
+        match client
+            .submit_payments(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+        {
+            Ok(response) => {
+                state.streams_open.fetch_add(1, Ordering::Relaxed);
+                let mut reports = response.into_inner();
+                while let Ok(Some(_)) = reports.message().await {}
+                state.streams_open.fetch_sub(1, Ordering::Relaxed);
+                state.streams_ended.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
+        }
+        drop(input);
+    }
+}
+
+/// The legitimate client on 127.0.0.1.
+struct Legit {
+    url: String,
+    relay: SocketAddr,
+    mra: Arc<Mra>,
+    bank: Bank,
+    /// The bank's participant-TLS identity: the node takes a payment only from the connection
+    /// of its debtor agent.
+    bank_identity: TlsIdentity,
+    sg_identity: TlsIdentity,
+    client: PaymentsClient<Channel>,
+}
+
+impl Legit {
+    async fn new(jp: &NodeFiles, mra: Arc<Mra>) -> Self {
+        let certs = repo_root().join("certs");
+        let bank = Bank::load(
+            &certs.join("jp/banks/KKHAJPJ0.pem"),
+            &certs.join("jp/banks/KKHAJPJ0.key.pem"),
+        )
+        .expect("bank");
+        let bank_identity = TlsIdentity::load(
+            &certs.join("jp/banks/KKHAJPJ0-tls.pem"),
+            &certs.join("jp/banks/KKHAJPJ0-tls.key.pem"),
+        )
+        .expect("bank TLS identity");
+        let sg_identity = TlsIdentity::load(
+            &certs.join("sg/node/tls.pem"),
+            &certs.join("sg/node/tls.key.pem"),
+        )
+        .expect("SG node identity");
+        let url = jp.url();
+        let client = connect_public(&url, &mra, &bank_identity)
+            .await
+            .expect("connect");
+        Self {
+            url,
+            relay: addr(jp.relay),
+            mra,
+            bank,
+            bank_identity,
+            sg_identity,
+            client,
+        }
+    }
+
+    /// Connects `args.handshakes` times to each listener, then pays `args.payments` times on
+    /// the client's standing connection, and prints the figures.
+    async fn measure(&self, args: &Args) {
+        for (listener, relay) in [("public", false), ("relay", true)] {
+            let mut times = Vec::new();
+            let mut failures = 0;
+            for _ in 0..args.handshakes {
+                let started = Instant::now();
+                let ok = if relay {
+                    self.connect_relay().await
+                } else {
+                    connect_public(&self.url, &self.mra, &self.bank_identity)
+                        .await
+                        .is_ok()
+                };
+                if ok {
+                    times.push(started.elapsed());
+                } else {
+                    failures += 1;
+                }
+            }
+            println!(
+                "  {listener:>6} connect (TCP + TLS), {} tries: {} ({failures} failed)",
+                args.handshakes,
+                summary(&mut times)
+            );
+        }
+        let mut times = Vec::new();
+        let mut not_settled = 0;
+        for _ in 0..args.payments {
+            let started = Instant::now();
+            if self.pay().await {
+                times.push(started.elapsed());
+            } else {
+                not_settled += 1;
+            }
+        }
+        println!(
+            "  payment JP→SG (quote, sign, submit, settled with receipt), {} payments: {} \
+             ({not_settled} not settled)",
+            args.payments,
+            summary(&mut times)
+        );
+    }
+
+    async fn connect_relay(&self) -> bool {
+        let peer = Peer {
+            jurisdiction: "JP".to_owned(),
+            relay: format!("https://{}", self.relay).parse().expect("uri"),
+            server_name: "localhost".to_owned(),
+            corridor_account: 1,
+            liquidity_account: 2,
+        };
+        match relay_endpoint(
+            &peer,
+            &self.sg_identity,
+            Arc::clone(&self.mra),
+            "SG",
+            &Limits::default(),
+        ) {
+            Ok(endpoint) => endpoint.connect().await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    async fn pay(&self) -> bool {
+        let Ok(uetr) = Uetr::new_v4(&ring::rand::SystemRandom::new()) else {
+            return false;
+        };
+        let request = PaymentRequest {
+            uetr,
+            amount: pb::ActiveCurrencyAndAmount {
+                currency: "JPY".to_owned(),
+                value: "1000".to_owned(),
+            },
+            counterparty: "SG".to_owned(),
+            order: Order {
+                debtor_account: 1001,
+                debtor_name: "Aoki Kenji".to_owned(),
+                creditor_agent_bic: "KKHASGS0".to_owned(),
+                creditor_account: 2001,
+                creditor_name: "Tan Wei Ming".to_owned(),
+                remittance_information: "flood measurement".to_owned(),
+            },
+            options: InstructionOptions::default(),
+        };
+        let participant = Participant::new(&*self.mra, "JP");
+        let mut client = self.client.clone();
+        match participant
+            .pay(&mut client, &self.bank, &request, SystemClock.now().1)
+            .await
+        {
+            Ok(paid) => {
+                matches!(
+                    &paid.answer,
+                    Answer::Report(report)
+                        if report.transaction_status() == pb::TransactionStatus::Acsc
+                ) && matches!(paid.receipt, Ok(Some(_)))
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+async fn connect_public(
+    url: &str,
+    mra: &Arc<Mra>,
+    identity: &TlsIdentity,
+) -> Result<PaymentsClient<Channel>, String> {
+    let options = ConnectOptions {
+        server_name: Some("localhost".to_owned()),
+        identity: Some(identity.tonic_identity()),
+        ..ConnectOptions::default()
+    };
+    participant::connect_with(url, Arc::clone(mra), "JP", &options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `p50 … p99 … max …` of `times` in milliseconds.
+fn summary(times: &mut [Duration]) -> String {
+    if times.is_empty() {
+        return "no success".to_owned();
+    }
+    times.sort();
+    let at = |q: f64| {
+        let rank = ((q * times.len() as f64).ceil() as usize).clamp(1, times.len());
+        times[rank - 1].as_secs_f64() * 1_000.0
+    };
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    )
+}
+
+/// The JP node's listener counters, from its metrics endpoint.
+fn print_node_counters(jp: &NodeFiles) {
+    let text = scrape(jp).unwrap_or_default();
+    println!("\nJP node counters:");
+    for line in text.lines().filter(|l| {
+        (l.starts_with("kakehashi_listener_refusals_total{")
+            || l.starts_with("kakehashi_listener_connections{")
+            || l.starts_with("kakehashi_tls_refusals_total{"))
+            && !l.ends_with(" 0")
+    }) {
+        println!("  {line}");
+    }
+    let log = std::fs::read_to_string(jp.log()).unwrap_or_default();
+    let summaries: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("connections refused or closed by the listener"))
+        .collect();
+    println!(
+        "  log: {} lines in all, {} of them refusal summaries{}",
+        log.lines().count(),
+        summaries.len(),
+        summaries
+            .first()
+            .map(|l| format!("; the first:\n  {l}"))
+            .unwrap_or_default()
+    );
+}
+
+fn scrape(files: &NodeFiles) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr(files.metrics), Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
+}
