@@ -75,7 +75,7 @@ async fn a_reloaded_list_takes_effect_without_a_restart_and_a_bad_one_changes_no
     jp_config.sanctions.list = Some(list.clone());
     let jp = Node::start(jp_config).await.expect("JP starts");
     let sg = start("SG", dir.path(), &ports).await;
-    let mut participant = client(jp.public_addr, "JP", None).await;
+    let mut participant = client(jp.public_addr, "JP", Some("jp/banks/KKHAJPJ0-tls")).await;
     let alpha_jp = bank("jp", "KKHAJPJ0");
     let small = amount("JPY", "1000");
     let mut pay = async |creditor_name: &str| {
@@ -126,7 +126,7 @@ async fn a_reloaded_list_takes_effect_without_a_restart_and_a_bad_one_changes_no
     assert_eq!(jp.engine().sanctions().generation(), 2);
     // The same through the operator's RPC: FAILED_PRECONDITION with the reason code; and only
     // the operator may ask.
-    let mut operator = client(jp.public_addr, "JP", Some("jp/node/tls")).await;
+    let mut operator = client(jp.public_addr, "JP", Some("jp/operator")).await;
     let refused = operator
         .reload_sanctions(pb::ReloadSanctionsRequest {})
         .await

@@ -30,7 +30,8 @@ async fn jp_with(
     adjust(&mut config.limits);
     config.validate().expect("adjusted config is valid");
     let node = Node::start(config).await.expect("JP node");
-    let client = client(node.public_addr, "JP", None).await;
+    // As bank KKHAJPJ0: a node takes instructions only from their debtor agent's connection.
+    let client = client(node.public_addr, "JP", Some("jp/banks/KKHAJPJ0-tls")).await;
     (dir, node, client)
 }
 
