@@ -165,26 +165,9 @@ impl NodeClient {
         &mut self,
         accounts: &[u128],
     ) -> anyhow::Result<Vec<pb::AccountBalance>> {
-        let mut out = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let request = pb::BalancesRequest {
-                accounts: accounts.iter().map(u128::to_string).collect(),
-                page_size: 0,
-                page_token: std::mem::take(&mut page_token),
-            };
-            let answer = self
-                .payments
-                .get_balances(request)
-                .await
-                .map_err(|s| call_error(&self.url, "the balances query", &s))?
-                .into_inner();
-            out.extend(answer.balances);
-            if answer.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            page_token = answer.next_page_token;
-        }
+        participant::balances(&mut self.payments, accounts)
+            .await
+            .map_err(|s| call_error(&self.url, "the balances query", &s))
     }
 
     /// One account's balance.

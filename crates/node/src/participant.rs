@@ -534,6 +534,32 @@ impl<'a> Participant<'a> {
     }
 }
 
+/// Balances of `accounts`, or of every account the connection may see when `accounts` is
+/// empty (its bank's own; every account of the node for the operator), following the node's
+/// page tokens to the end. The node's default page size applies.
+pub async fn balances(
+    client: &mut PaymentsClient<Channel>,
+    accounts: &[u128],
+) -> Result<Vec<pb::AccountBalance>, tonic::Status> {
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .get_balances(pb::BalancesRequest {
+                accounts: accounts.iter().map(u128::to_string).collect(),
+                page_size: 0,
+                page_token: std::mem::take(&mut page_token),
+            })
+            .await?
+            .into_inner();
+        out.extend(page.balances);
+        if page.next_page_token.is_empty() {
+            return Ok(out);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 /// Step 4: submits a signed instruction and returns the node's report.
 pub async fn submit(
     node: &mut PaymentsClient<Channel>,

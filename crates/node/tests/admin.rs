@@ -28,20 +28,6 @@ async fn open(
         .map(tonic::Response::into_inner)
 }
 
-async fn fund(
-    client: &mut PaymentsClient<Channel>,
-    account: &str,
-    value: &str,
-) -> Result<pb::AccountBalance, tonic::Status> {
-    client
-        .fund_account(pb::FundAccountRequest {
-            account: account.into(),
-            amount: Some(amount("JPY", value)),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
 async fn close(
     client: &mut PaymentsClient<Channel>,
     account: &str,

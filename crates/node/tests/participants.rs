@@ -269,20 +269,6 @@ async fn balances_page_through_more_than_ten_thousand_accounts() {
     p.shutdown().await;
 }
 
-async fn fund(
-    client: &mut PaymentsClient<Channel>,
-    account: &str,
-    value: &str,
-) -> Result<pb::AccountBalance, tonic::Status> {
-    client
-        .fund_account(pb::FundAccountRequest {
-            account: account.into(),
-            amount: Some(amount("JPY", value)),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
 /// Before issue 12 the operator could fund corridor and liquidity accounts, fund without a
 /// ceiling, and name accounts with NUL and bidirectional-override characters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

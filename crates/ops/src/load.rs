@@ -863,23 +863,9 @@ async fn run_stream(
 /// Posted balance and pending debits (minor units) of every account `client` may see (every
 /// account of the node for an operator's connection), page after page.
 pub async fn balances(client: &mut PaymentsClient<Channel>) -> Result<Balances, LoadError> {
-    let mut listed = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .get_balances(pb::BalancesRequest {
-                page_token: std::mem::take(&mut page_token),
-                ..pb::BalancesRequest::default()
-            })
-            .await
-            .map_err(call("GetBalances"))?
-            .into_inner();
-        listed.extend(page.balances);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let listed = participant::balances(client, &[])
+        .await
+        .map_err(call("GetBalances"))?;
     let minor = |a: Option<&pb::ActiveCurrencyAndAmount>| -> Result<u128, LoadError> {
         let a = a.ok_or_else(|| LoadError::Run("a balance without an amount".to_owned()))?;
         // The funding account is the only one that goes negative; it is not checked.

@@ -464,22 +464,15 @@ fn check_jurisdiction(key: &str, code: &str) -> Result<(), ConfigError> {
 /// ISO 9362: 4 letters (institution), 2 letters (country), 2 alphanumerics (location), and
 /// optionally 3 alphanumerics (branch).
 fn check_bic(key: &str, bic: &str) -> Result<(), ConfigError> {
-    let b = bic.as_bytes();
-    let well_formed = (b.len() == 8 || b.len() == 11)
-        && b[..6].iter().all(u8::is_ascii_uppercase)
-        && b[6..]
-            .iter()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    if well_formed {
-        Ok(())
-    } else {
-        Err(invalid(
+    match kakehashi_protocol::instruction::bic_problem(bic) {
+        None => Ok(()),
+        Some(problem) => Err(invalid(
             key,
             format!(
-                "`{bic}` is not a BIC; use 8 or 11 upper-case characters, letters in the first \
-                 six (ISO 9362), e.g. \"KKHAJPJ0\""
+                "`{bic}` is not a BIC: it {problem}; use 8 or 11 upper-case characters \
+                 A-Z/0-9, letters in the first six (ISO 9362), e.g. \"KKHAJPJ0\""
             ),
-        ))
+        )),
     }
 }
 

@@ -260,19 +260,12 @@ pub(super) fn check_name(name: &str) -> Result<String, String> {
 /// ISO 9362: 4 letters (institution), 2 letters (country), 2 alphanumerics (location), and
 /// optionally 3 alphanumerics (branch).
 pub(super) fn check_bic(bic: &str) -> Result<String, String> {
-    let b = bic.as_bytes();
-    let well_formed = (b.len() == 8 || b.len() == 11)
-        && b[..6].iter().all(u8::is_ascii_uppercase)
-        && b[6..]
-            .iter()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    if well_formed {
-        Ok(bic.to_owned())
-    } else {
-        Err(format!(
-            "`{bic}` is not a BIC; use 8 or 11 upper-case characters, letters in the first six \
-             (ISO 9362)"
-        ))
+    match kakehashi_protocol::instruction::bic_problem(bic) {
+        None => Ok(bic.to_owned()),
+        Some(problem) => Err(format!(
+            "`{bic}` is not a BIC: it {problem}; use 8 or 11 upper-case characters A-Z/0-9, \
+             letters in the first six (ISO 9362)"
+        )),
     }
 }
 

@@ -264,23 +264,24 @@ pub(crate) async fn submit(
 
 /// Every balance `client` may see (all of them for an operator), page after page.
 pub(crate) async fn all_balances(client: &mut PaymentsClient<Channel>) -> Vec<pb::AccountBalance> {
-    let mut out = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .get_balances(pb::BalancesRequest {
-                page_token: std::mem::take(&mut page_token),
-                ..pb::BalancesRequest::default()
-            })
-            .await
-            .expect("balances")
-            .into_inner();
-        out.extend(page.balances);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        page_token = page.next_page_token;
-    }
+    kakehashi_node::participant::balances(client, &[])
+        .await
+        .expect("balances")
+}
+
+/// FundAccount of `value` JPY into `account` (a JP node's operator call).
+pub(crate) async fn fund(
+    client: &mut PaymentsClient<Channel>,
+    account: &str,
+    value: &str,
+) -> Result<pb::AccountBalance, Status> {
+    client
+        .fund_account(pb::FundAccountRequest {
+            account: account.into(),
+            amount: Some(amount("JPY", value)),
+        })
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 /// Posted balance and pending debits of every account `client` may see (every account of the
