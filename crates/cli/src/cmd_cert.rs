@@ -42,7 +42,7 @@ pub(crate) enum CertCommand {
     /// explain every check.
     ///
     /// Exit 0 recognized (valid), 1 not recognized (not valid), 2 usage or input error.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
 }
 
 /// Arguments of `kakehashi cert verify`: the chain and what it is judged against, either the

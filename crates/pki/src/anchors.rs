@@ -174,7 +174,16 @@ impl AnchorBundle {
 /// [`RecognitionVerdict`](crate::RecognitionVerdict).
 ///
 /// Made only by [`verify_with_anchors`]: the fields are private to the crate and there is no
-/// constructor, `Default` or `Deserialize`.
+/// constructor, `Default` or `Deserialize`, so a caller holding one knows the verifier made it:
+///
+/// ```compile_fail,E0451
+/// use kakehashi_pki::anchors::ChainVerdict;
+/// let forged = ChainVerdict { valid: true, ..todo!() };
+/// ```
+///
+/// ```compile_fail,E0277
+/// let forged: kakehashi_pki::anchors::ChainVerdict = Default::default();
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChainVerdict {
     pub(crate) valid: bool,
@@ -270,7 +279,7 @@ pub fn verify_with_anchors(
         Ok(set) => set,
         Err(check) => {
             verdict.reason = Some(reason_of(&check));
-            verdict.checks.push(check);
+            verdict.checks.push(*check);
             return verdict;
         }
     };
@@ -295,23 +304,32 @@ pub fn verify_with_anchors(
 /// The CRLs as a set, with the intermediates as candidate CRL signers and, under the web-PKI
 /// profile, the CA/Browser Forum's distribution-point rules; a CRL that does not parse is a
 /// failing check.
-fn crl_set(crls: &[Vec<u8>], intermediates: &[Cert], profile: Profile) -> Result<CrlSet, Check> {
+fn crl_set(
+    crls: &[Vec<u8>],
+    intermediates: &[Cert],
+    profile: Profile,
+) -> Result<CrlSet, Box<Check>> {
     let mut set = CrlSet::new();
     set.set_cabf_rules(profile == Profile::WebPki);
     for (k, der) in crls.iter().enumerate() {
         set.add_der(der).map_err(|e| {
-            Check::fail(
+            Box::new(Check::fail(
                 "RFC 5280 §5.1",
                 "crl-input",
                 None,
                 format!("supplied CRL {k} is unusable: {e}"),
-            )
+            ))
         })?;
     }
     if !set.is_empty() {
         for cert in intermediates {
             set.add_issuer(cert.clone()).map_err(|e| {
-                Check::fail("RFC 5280 §6.3.3(f)", "crl-issuers", None, e.to_string())
+                Box::new(Check::fail(
+                    "RFC 5280 §6.3.3(f)",
+                    "crl-issuers",
+                    None,
+                    e.to_string(),
+                ))
             })?;
         }
     }
