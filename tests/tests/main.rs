@@ -6,6 +6,9 @@ use std::sync::OnceLock;
 
 use kakehashi_e2e::SharedDemo;
 
+/// `kakehashi cert verify --anchors` against `openssl verify`: the dev PKI, web-PKI chains and
+/// the machine's own CA bundle.
+mod cert_anchors;
 /// Certificate verdicts and inspection through `kakehashi cert`, fixture by fixture.
 mod cert_cli;
 /// Either node killed with SIGKILL at random under load: no money lost, created or paid twice.

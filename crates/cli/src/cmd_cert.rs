@@ -9,16 +9,18 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use kakehashi_pki::cert::{Cert, DistributionPointName, GeneralName};
-use kakehashi_pki::mra::{Mra, RecognitionVerdict};
+use kakehashi_pki::mra::{Mra, Reason, RecognitionVerdict};
 use kakehashi_pki::purpose::{
     EKU_CLIENT_AUTH, EKU_PAYMENT_SIGNING, EKU_RECEIPT_SIGNING, EKU_SERVER_AUTH, KAKEHASHI_ARC,
 };
 use kakehashi_pki::signature::KeyAlgorithm;
-use kakehashi_pki::{CertRef, Purpose, UnixTime};
+use kakehashi_pki::{CertRef, Check, Purpose, UnixTime};
 use serde::Serialize;
 
 use crate::client;
 use crate::output::{CHECKS_HEADING, check_line, write_stdout};
+
+mod anchors;
 
 /// What every PEM block starts with (RFC 7468 §2).
 const PEM_BEGIN: &[u8] = b"-----BEGIN ";
@@ -35,40 +37,77 @@ pub(crate) enum CertCommand {
         json: bool,
     },
     /// Decide whether a chain is recognized by a jurisdiction for a purpose under the
-    /// mutual-recognition agreement, and explain every check.
+    /// mutual-recognition agreement (`--mra`), or whether it is valid against a plain bundle of
+    /// trust anchors (`--anchors`, for auditors: a foreign CA, a bank's public TLS chain), and
+    /// explain every check.
     ///
-    /// Exit 0 recognized, 1 not recognized, 2 usage or input error.
-    Verify(VerifyArgs),
+    /// Exit 0 recognized (valid), 1 not recognized (not valid), 2 usage or input error.
+    Verify(Box<VerifyArgs>),
 }
 
-/// Arguments of `kakehashi cert verify`.
+/// Arguments of `kakehashi cert verify`: the chain and what it is judged against, either the
+/// agreement (`--mra`, `--relying`, `--purpose`) or a bundle of anchors (`--anchors` with its
+/// own options).
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("trust").required(true).args(["mra", "anchors"])))]
 pub(crate) struct VerifyArgs {
-    /// The chain: the first certificate is the leaf, the rest are untrusted intermediates.
+    /// The chain (PEM or DER): the first certificate is the leaf, the rest are untrusted
+    /// intermediates.
     chain: PathBuf,
     /// More untrusted intermediates (repeatable).
     #[arg(long = "untrusted", value_name = "FILE")]
     untrusted: Vec<PathBuf>,
-    /// CRLs to check besides those the agreement lists (repeatable; PEM or DER).
+    /// CRLs to check (repeatable; PEM or DER): besides those the agreement lists under
+    /// `--mra`; with `--anchors`, giving any makes revocation required on every certificate
+    /// below the anchor.
     #[arg(long = "crl", value_name = "FILE")]
     crls: Vec<PathBuf>,
     /// The mutual-recognition agreement, e.g. `certs/mra.toml`.
     #[arg(long)]
-    mra: PathBuf,
-    /// The relying jurisdiction's code, e.g. `SG`.
-    #[arg(long)]
-    relying: String,
-    /// What the certificate is relied on for: payment-signing, node-tls or receipt-signing.
-    #[arg(long)]
-    purpose: String,
+    mra: Option<PathBuf>,
+    /// With `--mra`: the relying jurisdiction's code, e.g. `SG`.
+    #[arg(long, required_unless_present = "anchors", conflicts_with = "anchors")]
+    relying: Option<String>,
+    /// With `--mra`: what the certificate is relied on for: payment-signing, node-tls,
+    /// receipt-signing, participant-tls or operator.
+    #[arg(long, required_unless_present = "anchors", conflicts_with = "anchors")]
+    purpose: Option<String>,
+    /// A bundle of trust anchors (PEM `CERTIFICATE` blocks, like a system CA bundle, or DER):
+    /// validate to one of them outside any agreement. Certificates of the bundle that do not
+    /// parse are skipped and listed.
+    #[arg(long, value_name = "BUNDLE")]
+    anchors: Option<PathBuf>,
+    /// With `--anchors`: the web-PKI profile (CA/Browser Forum rules) and this DNS name or IP
+    /// address matched against the leaf's subjectAltName; without it, the RFC 5280 profile.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "anchors",
+        conflicts_with = "mra"
+    )]
+    server_name: Option<String>,
+    /// With `--anchors`: the extended key usage the leaf must permit: serverAuth, clientAuth or
+    /// a dotted OID (default: serverAuth with `--server-name`, none otherwise).
+    #[arg(long, value_name = "EKU", requires = "anchors", conflicts_with = "mra")]
+    eku: Option<String>,
+    /// With `--anchors`: a policy OID of the user-initial-policy-set (repeatable; RFC 5280
+    /// §6.1.1(c)); when given, an explicit policy is required: the path must be valid for one
+    /// of them.
+    #[arg(
+        long = "policy",
+        value_name = "OID",
+        requires = "anchors",
+        conflicts_with = "mra"
+    )]
+    policies: Vec<String>,
     /// Validation time (RFC 3339, e.g. `2027-01-01T00:00:00Z`); default: now.
     #[arg(long, value_name = "RFC3339")]
     at: Option<String>,
     /// Print the verdict as JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Accept an agreement that a party has not signed (for experiments only).
-    #[arg(long)]
+    /// With `--mra`: accept an agreement that a party has not signed (for experiments only).
+    #[arg(long, requires = "mra", conflicts_with = "anchors")]
     allow_unsigned_mra: bool,
 }
 
@@ -662,15 +701,29 @@ fn field(out: &mut String, label: &str, value: &str) {
 // cert verify
 
 fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let purpose = Purpose::parse(&args.purpose).with_context(|| {
-        let known: Vec<&str> = Purpose::ALL.iter().map(|p| p.as_str()).collect();
-        format!(
-            "unknown purpose `{}`; use one of: {}",
-            args.purpose,
-            known.join(", ")
-        )
-    })?;
-    let (time, time_source) = match &args.at {
+    let time = validation_time(args.at.as_deref())?;
+    let (leaf, pool) = read_chain(&args.chain, &args.untrusted)?;
+    let mut crls = Vec::new();
+    for file in &args.crls {
+        crls.extend(read_crls(file)?);
+    }
+    let input = ChainInput {
+        leaf,
+        pool,
+        crls,
+        time,
+    };
+    match (&args.mra, &args.anchors) {
+        (Some(mra), _) => verify_mra(args, mra, &input),
+        (None, Some(bundle)) => anchors::verify(args, bundle, &input),
+        // clap's `trust` group requires one of them.
+        (None, None) => bail!("give --mra FILE or --anchors BUNDLE"),
+    }
+}
+
+/// The validation time and where it came from (`--at` or the system clock).
+fn validation_time(at: Option<&str>) -> anyhow::Result<(UnixTime, &'static str)> {
+    match at {
         Some(text) => {
             let time = UnixTime::parse_rfc3339(text).map_err(|e| {
                 anyhow::anyhow!(
@@ -678,30 +731,55 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                      e.g. 2027-01-01T00:00:00Z"
                 )
             })?;
-            (time, "--at")
+            Ok((time, "--at"))
         }
-        None => (now()?, "the system clock"),
-    };
+        None => Ok((now()?, "the system clock")),
+    }
+}
 
-    let mut chain = read_certs(&args.chain)?.into_iter();
+/// The chain file's leaf, and its other certificates with those of the `--untrusted` files as
+/// the pool.
+fn read_chain(chain: &Path, untrusted: &[PathBuf]) -> anyhow::Result<(Cert, Vec<Cert>)> {
+    let mut certs = read_certs(chain)?.into_iter();
     // `read_certs` never returns an empty list: a bundle without certificates is an error.
-    let leaf = chain
+    let leaf = certs
         .next()
-        .with_context(|| format!("{}: no certificate", args.chain.display()))?;
-    let mut pool: Vec<Cert> = chain.collect();
-    for file in &args.untrusted {
+        .with_context(|| format!("{}: no certificate", chain.display()))?;
+    let mut pool: Vec<Cert> = certs.collect();
+    for file in untrusted {
         pool.extend(read_certs(file)?);
     }
-    let mut crls = Vec::new();
-    for file in &args.crls {
-        crls.extend(read_crls(file)?);
-    }
+    Ok((leaf, pool))
+}
 
-    let mut mra = Mra::load(&args.mra).map_err(|e| {
+/// What both modes of `cert verify` read before judging: the chain, the CRLs (DER) and the
+/// time with its source.
+struct ChainInput {
+    leaf: Cert,
+    pool: Vec<Cert>,
+    crls: Vec<Vec<u8>>,
+    time: (UnixTime, &'static str),
+}
+
+/// `cert verify --mra`: recognition under the agreement.
+fn verify_mra(args: &VerifyArgs, mra_path: &Path, input: &ChainInput) -> anyhow::Result<ExitCode> {
+    // clap requires both unless `--anchors` is given.
+    let (Some(relying), Some(purpose)) = (&args.relying, &args.purpose) else {
+        bail!("--mra needs --relying and --purpose");
+    };
+    let purpose = Purpose::parse(purpose).with_context(|| {
+        let known: Vec<&str> = Purpose::ALL.iter().map(|p| p.as_str()).collect();
+        format!(
+            "unknown purpose `{purpose}`; use one of: {}",
+            known.join(", ")
+        )
+    })?;
+    let (time, time_source) = input.time;
+    let mut mra = Mra::load(mra_path).map_err(|e| {
         anyhow::anyhow!(
             "cannot use the agreement {}: {e} (check the path and the file; \
              `kakehashi mra verify --mra FILE` explains its signatures)",
-            args.mra.display()
+            mra_path.display()
         )
     })?;
     if args.allow_unsigned_mra {
@@ -717,25 +795,31 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             anyhow::anyhow!(
                 "refusing the agreement {}: {e}. Have every party sign it \
                  (`kakehashi mra sign`), or pass --allow-unsigned-mra for experiments",
-                args.mra.display()
+                mra_path.display()
             )
         })?;
     }
-    if mra.jurisdiction(&args.relying).is_none() {
+    if mra.jurisdiction(relying).is_none() {
         let parties: Vec<&str> = mra
             .jurisdictions()
             .iter()
             .map(|j| j.code.as_str())
             .collect();
         bail!(
-            "--relying {}: not a party to agreement {}; use one of: {}",
-            args.relying,
+            "--relying {relying}: not a party to agreement {}; use one of: {}",
             mra.agreement_id(),
             parties.join(", ")
         );
     }
 
-    let verdict = mra.recognize(&args.relying, purpose, &leaf, &pool, &crls, time);
+    let verdict = mra.recognize(
+        relying,
+        purpose,
+        &input.leaf,
+        &input.pool,
+        &input.crls,
+        time,
+    );
     let mut out = String::new();
     if args.json {
         let mut doc = serde_json::to_value(&verdict)?;
@@ -788,6 +872,16 @@ fn read_crls(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     Ok(crls)
 }
 
+/// Every check of a verdict, one line each, between blank lines.
+fn write_checks(out: &mut String, checks: &[Check]) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{CHECKS_HEADING}");
+    for check in checks {
+        let _ = writeln!(out, "{}", check_line(check));
+    }
+    let _ = writeln!(out);
+}
+
 fn cert_line(c: &CertRef) -> String {
     format!("{} (serial {})", c.subject, c.serial)
 }
@@ -812,49 +906,53 @@ fn write_verdict(
     let _ = writeln!(out, "time       {} (from {time_source})", verdict.time());
 
     let _ = writeln!(out);
-    write_path(out, verdict);
-    let _ = writeln!(out);
-    let _ = writeln!(out, "{CHECKS_HEADING}");
-    for check in verdict.checks() {
-        let _ = writeln!(out, "{}", check_line(check));
-    }
-    let _ = writeln!(out);
+    let anchor = verdict
+        .anchor_jurisdiction()
+        .map(|j| format!("trust anchor of {j}"));
+    write_path(out, verdict.path(), anchor.as_deref());
+    write_checks(out, verdict.checks());
     write_recognition(out, verdict, mra);
 }
 
 /// The path built, leaf first, as a tree (or the closest candidate when none validated).
-fn write_path(out: &mut String, verdict: &RecognitionVerdict) {
-    if verdict.path().is_empty() {
+/// `anchor` names the last certificate's role when the path validated (`trust anchor of JP`).
+fn write_path(out: &mut String, path: &[CertRef], anchor: Option<&str>) {
+    if path.is_empty() {
         let _ = writeln!(out, "path       (none built)");
-    } else {
-        let heading = if verdict.anchor_jurisdiction().is_some() {
-            "path"
-        } else {
-            "path (closest candidate; it did not validate)"
-        };
-        let _ = writeln!(out, "{heading}");
-        let last = verdict.path().len() - 1;
-        for (i, c) in verdict.path().iter().enumerate() {
-            let indent = "   ".repeat(i);
-            let branch = if i == 0 { "" } else { "└─ " };
-            let role = if i == 0 {
-                "leaf".to_owned()
-            } else if i == last && verdict.anchor_jurisdiction().is_some() {
-                format!(
-                    "trust anchor of {}",
-                    verdict.anchor_jurisdiction().unwrap_or("?")
-                )
-            } else {
-                "intermediate".to_owned()
-            };
-            let _ = writeln!(
-                out,
-                "  {indent}{branch}[{}] {}  <{role}>",
-                c.position,
-                cert_line(c)
-            );
-        }
+        return;
     }
+    let heading = if anchor.is_some() {
+        "path"
+    } else {
+        "path (closest candidate; it did not validate)"
+    };
+    let _ = writeln!(out, "{heading}");
+    let last = path.len() - 1;
+    for (i, c) in path.iter().enumerate() {
+        let indent = "   ".repeat(i);
+        let branch = if i == 0 { "" } else { "└─ " };
+        let role = match anchor {
+            Some(anchor) if i == last && i == 0 => format!("leaf, itself the {anchor}"),
+            Some(anchor) if i == last => anchor.to_owned(),
+            _ if i == 0 => "leaf".to_owned(),
+            _ => "intermediate".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {indent}{branch}[{}] {}  <{role}>",
+            c.position,
+            cert_line(c)
+        );
+    }
+}
+
+/// The deciding failure: its rule, the certificate and why.
+fn write_reason(out: &mut String, reason: &Reason) {
+    let _ = writeln!(out, "  rule         {}", reason.rule);
+    if let Some(c) = &reason.cert {
+        let _ = writeln!(out, "  certificate  [{}] {}", c.position, cert_line(c));
+    }
+    let _ = writeln!(out, "  why          {}", reason.message);
 }
 
 /// The verdict: recognized under which row, or not and why.
@@ -899,12 +997,8 @@ fn write_recognition(out: &mut String, verdict: &RecognitionVerdict, mra: &Mra) 
             verdict.relying(),
             verdict.purpose()
         );
-        if let Some(reason) = &verdict.reason() {
-            let _ = writeln!(out, "  rule         {}", reason.rule);
-            if let Some(c) = &reason.cert {
-                let _ = writeln!(out, "  certificate  [{}] {}", c.position, cert_line(c));
-            }
-            let _ = writeln!(out, "  why          {}", reason.message);
+        if let Some(reason) = verdict.reason() {
+            write_reason(out, reason);
         }
     }
 }

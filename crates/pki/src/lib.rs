@@ -22,6 +22,8 @@
 //! - [`crl`], [`policy`], [`signature`], [`purpose`]: revocation, certificate policies,
 //!   signature algorithms and the purposes with their extended key usages;
 //! - [`mra`]: the agreement and recognition verdicts; [`cache`]: repeat-verification caches;
+//! - [`anchors`]: a chain judged against a plain bundle of trust anchors (a system CA bundle),
+//!   outside any agreement, with the same explained verdict ([`anchors::ChainVerdict`]);
 //! - [`tls`]: the rustls verifiers for node mutual TLS; [`error`]: the path-validation error;
 //! - [`danger`]: what switches a safeguard off (recognition under an agreement not signed by
 //!   every party), kept apart and named so every use stands out.
@@ -36,6 +38,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod anchors;
 pub mod cache;
 pub mod cert;
 pub mod crl;

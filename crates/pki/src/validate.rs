@@ -175,6 +175,25 @@ impl PathError {
     pub fn checks(&self) -> &[Check] {
         &self.0.checks
     }
+
+    /// The deciding failure as a check (the rule, the certificate, this error's text), and
+    /// whether [`PathError::checks`] already holds a failed check of that rule (a failure found
+    /// while building the path, before any check ran, is not among them).
+    pub(crate) fn deciding_check(&self) -> (Check, bool) {
+        let rule = self.0.error.rule();
+        let recorded = self
+            .0
+            .checks
+            .iter()
+            .any(|c| c.outcome == Outcome::Fail && c.rule == rule);
+        let check = Check::fail(
+            rule,
+            "path-validation",
+            self.0.cert.clone(),
+            self.to_string(),
+        );
+        (check, recorded)
+    }
 }
 
 impl std::fmt::Display for PathError {
@@ -216,6 +235,23 @@ pub fn verify_chain(
         opts.budget,
         |candidate| validate_candidate(candidate, crls, opts),
     )
+}
+
+/// Validates the path made of `anchor` alone (the chain's leaf is one of the anchors,
+/// `anchors[anchor_index]`): the anchor's own checks, then what `opts` asks of a leaf. Only
+/// [`crate::anchors::verify_with_anchors`] asks this; [`verify_chain`] never builds such a path.
+pub(crate) fn verify_anchor_alone(
+    anchor: &Cert,
+    anchor_index: usize,
+    crls: &CrlSet,
+    opts: &ValidationOptions,
+) -> Result<ValidatedPath, PathError> {
+    let candidate = Candidate {
+        certs: vec![anchor],
+        anchor_index,
+        refused: Vec::new(),
+    };
+    validate_candidate(&candidate, crls, opts)
 }
 
 /// One check as recorded during validation. Rule and name are static text and the certificate

@@ -6,7 +6,6 @@ use serde::Serialize;
 use super::{AssuranceLevel, Jurisdiction, Mra, RecognitionRow};
 use crate::cert::Cert;
 use crate::crl::{CrlSet, RevocationMode};
-use crate::error::Error as PathFailure;
 use crate::policy::ANY_POLICY;
 use crate::purpose::Purpose;
 use crate::time::UnixTime;
@@ -584,17 +583,7 @@ fn validation_options(
 fn path_failure(verdict: &mut RecognitionVerdict, error: &PathError) {
     verdict.checks.extend(error.checks().iter().cloned());
     verdict.path = error.path().to_vec();
-    let failure: &PathFailure = error.error();
-    let recorded = error
-        .checks()
-        .iter()
-        .any(|c| c.outcome == Outcome::Fail && c.rule == failure.rule());
-    let check = Check::fail(
-        failure.rule(),
-        "path-validation",
-        error.cert().cloned(),
-        error.to_string(),
-    );
+    let (check, recorded) = error.deciding_check();
     if recorded {
         verdict.recognized = false;
         verdict.reason = Some(Reason {
