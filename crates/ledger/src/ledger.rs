@@ -219,7 +219,7 @@ impl Ledger {
         let loaded = recovery::load_accounts(&trees)?;
         recovery::check_checkpoint_digest(checkpoint.as_ref(), head_seq, &loaded.accounts)?;
         let accounts = Arc::new(RwLock::new(loaded.accounts));
-        let published_seq = Arc::new(AtomicU64::new(head_seq));
+        let published_group = Arc::new(AtomicU64::new(0));
         let halted = Arc::new(AtomicBool::new(false));
         let commits_pending = Arc::new(AtomicUsize::new(0));
         let mut committer = Committer {
@@ -235,7 +235,7 @@ impl Ledger {
             accounts: Arc::clone(&accounts),
             dirty: loaded.dirty,
             accounts_seq: loaded.accounts_seq,
-            published_seq: Arc::clone(&published_seq),
+            published_group: Arc::clone(&published_group),
             halted: Arc::clone(&halted),
             commits_pending: Arc::clone(&commits_pending),
             reclaimer: Reclaimer::start()?,
@@ -244,17 +244,18 @@ impl Ledger {
             events_since_checkpoint: 0,
         };
         committer.catch_up()?;
-        let last_timestamp = trees.last_timestamp()?;
+        let clock = trees.clock()?;
         // Every id stored so far is in sled now, and the writer adds each later one itself.
         let filter_build = start_filter_build(&trees)?;
         let sequencer = Sequencer {
             trees: trees.clone(),
             head_seq,
             head_hash,
-            last_timestamp,
+            clock,
             accounts: Arc::clone(&accounts),
             in_flight: VecDeque::new(),
-            published_seq,
+            groups: 0,
+            published_group,
             halted,
             commits_pending,
             filter: IdFilter::new(),

@@ -93,8 +93,8 @@ pub use ledger::{
 };
 pub use memory::MemoryLedger;
 pub use model::{
-    Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,
-    Timestamp, Transfer, TransferFlags, TransferId,
+    AMOUNT_MAX, Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer,
+    PendingStatus, Timestamp, Transfer, TransferFlags, TransferId,
 };
 pub use result::{CreateAccountResult, CreateTransferResult};
 

@@ -28,6 +28,7 @@ fn account(id: u128, ledger: u32, flags: AccountFlags) -> NewAccount {
         ledger,
         code: 7,
         flags,
+        timestamp: Timestamp(0),
     }
 }
 

@@ -40,9 +40,9 @@ fn sequence(
             filter: None,
         },
     );
-    let head_seq = in_flight.len() as u64 + 1;
+    let group = in_flight.len() as u64 + 1;
     in_flight.push_back(InFlight {
-        head_seq,
+        group,
         changes: Arc::new(changes),
     });
     results
