@@ -747,6 +747,7 @@ impl Changes {
         self.record_history(&debit, transfer.timestamp);
         self.record_history(&credit, transfer.timestamp);
         self.put_transfer(transfer);
+        self.last_transfer_timestamp = transfer.timestamp;
         Ok(())
     }
 

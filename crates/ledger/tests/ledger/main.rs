@@ -2,6 +2,7 @@
 //!
 //! - `lifecycle`: open, create, close, reopen; node key handling; lookups.
 //! - `audit`: a clean audit, and tampering with stored bytes named precisely.
+//! - `contract`: the conformance table of every result and its precedence.
 //! - `properties`: proptest over random operation sequences.
 //! - `crash`: a writer in a child process killed with SIGKILL at random moments.
 //!
@@ -9,6 +10,7 @@
 //! shared by all of them.
 
 mod audit;
+mod contract;
 mod crash;
 mod lifecycle;
 mod properties;
