@@ -1107,7 +1107,7 @@ fn semantics(books: &mut dyn Books) {
     use CreateTransferResult as T;
     world(books);
     let t = at(10);
-    let mut check = |books: &mut dyn Books, event: NewTransfer, expected: T| {
+    let check = |books: &mut dyn Books, event: NewTransfer, expected: T| {
         assert_eq!(books.transfers(&[event], t), [expected], "{event:?}");
     };
     // Zero amounts: a plain and a pending transfer of 0; a post of 0 posts nothing and
