@@ -296,10 +296,12 @@ impl Changes {
                 chain.broken = false;
                 chain.savepoint = Some(self.savepoint(applied.len()));
             }
-            let result = if linked && index + 1 == events.len() {
-                names.chain_open
-            } else if chain.broken {
+            // TigerBeetle's precedence: a broken chain's events are `linked_event_failed`,
+            // even the last one when it leaves the chain open.
+            let result = if chain.broken {
                 names.failed
+            } else if linked && index + 1 == events.len() {
+                names.chain_open
             } else if batch_imported && !imported {
                 names.imported_expected
             } else if !batch_imported && imported {

@@ -209,6 +209,15 @@ fn transfer_rows() -> Vec<Row> {
             vec![T::DebitAccountNotFound, T::LinkedEventFailed],
         ),
         row(
+            "linked_event_failed over linked_event_chain_open",
+            t,
+            vec![
+                with(TransferFlags::LINKED, plain(1057, 99, 2, 1)),
+                with(TransferFlags::LINKED, plain(1058, 1, 2, 1)),
+            ],
+            vec![T::DebitAccountNotFound, T::LinkedEventFailed],
+        ),
+        row(
             "timestamp_must_be_zero over reserved_flag",
             t,
             vec![NewTransfer {
