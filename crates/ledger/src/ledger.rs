@@ -13,8 +13,10 @@
 //! sequencer gathers group n+1 and, once the group is full, runs it too, on top of group n's
 //! overlay (see [`overlay::WriterStore`]). Groups are committed and answered strictly in
 //! order, one at a time, each only after its own flush: no caller hears of a result before
-//! the state it rests on is durable. A group whose events all failed writes nothing but still
-//! passes through the committer, because its results may rest on a group not yet durable.
+//! the state it rests on is durable. A group whose events all failed writes nothing (or only the
+//! ids of its transient failures, which make no journal record) but still passes through the
+//! committer, because its results may rest on a group not yet durable. Groups in flight are
+//! numbered by the sequencer and published by number, since such a group has no record.
 //!
 //! Why one tree rather than a multi-tree transaction: both rely on the same log pinning for
 //! atomicity, but the transaction stages every write in its own map first; with thousands of
