@@ -87,7 +87,7 @@ fn call() -> impl Strategy<Value = Call> {
 fn new_transfer(event: &Event, timestamp: Timestamp, pendings: &[u128]) -> NewTransfer {
     let pending_id = match pendings.len() {
         0 => event.pending_id,
-        _ if event.pending_id % 5 == 0 => event.pending_id,
+        _ if event.pending_id.is_multiple_of(5) => event.pending_id,
         len => pendings[(event.pending_id as usize) % len],
     };
     let base = NewTransfer {
@@ -146,7 +146,7 @@ fn new_transfer(event: &Event, timestamp: Timestamp, pendings: &[u128]) -> NewTr
             flags: TransferFlags(event.extra),
             pending_id: TransferId(event.pending_id % 3),
             timeout: event.timeout,
-            ledger: if event.extra % 5 == 0 { SGD } else { JPY },
+            ledger: if event.extra.is_multiple_of(5) { SGD } else { JPY },
             ..base
         },
     };
