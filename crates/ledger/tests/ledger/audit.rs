@@ -279,6 +279,44 @@ fn formats_3_to_5_are_read_and_upgraded_by_the_writer() {
     }
 }
 
+/// A format 5 database has no last account and transfer timestamps: the writer takes both to
+/// be its last timestamp, so an imported transfer before it is refused with TigerBeetle's
+/// `imported_event_timestamp_must_not_regress` (it cannot tell that the last event was an
+/// expiry), and one after it is applied.
+#[test]
+fn a_format_5_database_takes_its_last_timestamp_for_the_last_account_and_transfer() {
+    let dir = populated();
+    tamper(dir.path(), "ledger", b"mformat", |value| value[0] = 5);
+    {
+        let db = sled::open(dir.path()).expect("sled opens");
+        let tree = db.open_tree("ledger").expect("tree");
+        tree.remove(b"mlast_event_timestamps").expect("remove");
+        db.flush().expect("flush");
+    }
+    let ledger = open(dir.path());
+    // The populated ledger's last event is the expiry at NOW + 5 s; its last transfer is at NOW.
+    let imported = |id, seconds: u64| NewTransfer {
+        timestamp: Timestamp(NOW.0 + seconds * 1_000_000_000),
+        flags: TransferFlags::IMPORTED,
+        ..transfer(id, 1, 2, 7, JPY)
+    };
+    let later = Timestamp(NOW.0 + 60_000_000_000);
+    assert_eq!(
+        ledger
+            .create_transfers(&[imported(60, 3)], later)
+            .expect("transfers"),
+        [CreateTransferResult::ImportedEventTimestampMustNotRegress]
+    );
+    assert_eq!(
+        ledger
+            .create_transfers(&[imported(61, 6)], later)
+            .expect("transfers"),
+        [CreateTransferResult::Ok]
+    );
+    ledger.close().expect("close");
+    check_clean(dir.path());
+}
+
 #[test]
 fn audit_of_a_missing_directory_is_an_error_not_a_report() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -146,7 +146,11 @@ fn new_transfer(event: &Event, timestamp: Timestamp, pendings: &[u128]) -> NewTr
             flags: TransferFlags(event.extra),
             pending_id: TransferId(event.pending_id % 3),
             timeout: event.timeout,
-            ledger: if event.extra.is_multiple_of(5) { SGD } else { JPY },
+            ledger: if event.extra.is_multiple_of(5) {
+                SGD
+            } else {
+                JPY
+            },
             ..base
         },
     };
