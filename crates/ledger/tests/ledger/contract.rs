@@ -733,6 +733,24 @@ fn imported_rows() -> Vec<Row> {
             vec![T::ImportedEventTimestampMustNotRegress],
         ),
         row(
+            "pending_transfer_already_posted over imported_event_timestamp_must_not_regress",
+            t,
+            vec![imported(at(5), post(1090, 102, AMOUNT_MAX))],
+            vec![T::PendingTransferAlreadyPosted],
+        ),
+        row(
+            "pending_transfer_already_voided over imported_event_timestamp_must_not_regress",
+            t,
+            vec![imported(at(5), void(1091, 104))],
+            vec![T::PendingTransferAlreadyVoided],
+        ),
+        row(
+            "pending_transfer_expired over imported_event_timestamp_must_not_regress",
+            t,
+            vec![imported(at(5), void(1092, 106))],
+            vec![T::PendingTransferExpired],
+        ),
+        row(
             "imported_event_timestamp_must_postdate_debit_account over ..._credit_account",
             t,
             vec![imported(at(54), plain(1051, 20, 21, 1))],
