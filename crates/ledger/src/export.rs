@@ -307,6 +307,8 @@ fn account_flag_names(flags: AccountFlags) -> Vec<&'static str> {
             "credits_must_not_exceed_debits",
         ),
         (AccountFlags::HISTORY, "history"),
+        (AccountFlags::IMPORTED, "imported"),
+        (AccountFlags::CLOSED, "closed"),
     ]
     .into_iter()
     .filter(|(flag, _)| flags.contains(*flag))
@@ -326,6 +328,11 @@ fn transfer_flag_names(flags: TransferFlags) -> Vec<&'static str> {
             TransferFlags::VOID_PENDING_TRANSFER,
             "void_pending_transfer",
         ),
+        (TransferFlags::BALANCING_DEBIT, "balancing_debit"),
+        (TransferFlags::BALANCING_CREDIT, "balancing_credit"),
+        (TransferFlags::CLOSING_DEBIT, "closing_debit"),
+        (TransferFlags::CLOSING_CREDIT, "closing_credit"),
+        (TransferFlags::IMPORTED, "imported"),
     ]
     .into_iter()
     .filter(|(flag, _)| flags.contains(*flag))

@@ -13,8 +13,10 @@
 //! sequencer gathers group n+1 and, once the group is full, runs it too, on top of group n's
 //! overlay (see [`overlay::WriterStore`]). Groups are committed and answered strictly in
 //! order, one at a time, each only after its own flush: no caller hears of a result before
-//! the state it rests on is durable. A group whose events all failed writes nothing but still
-//! passes through the committer, because its results may rest on a group not yet durable.
+//! the state it rests on is durable. A group whose events all failed writes nothing (or only the
+//! ids of its transient failures, which make no journal record) but still passes through the
+//! committer, because its results may rest on a group not yet durable. Groups in flight are
+//! numbered by the sequencer and published by number, since such a group has no record.
 //!
 //! Why one tree rather than a multi-tree transaction: both rely on the same log pinning for
 //! atomicity, but the transaction stages every write in its own map first; with thousands of
@@ -219,7 +221,7 @@ impl Ledger {
         let loaded = recovery::load_accounts(&trees)?;
         recovery::check_checkpoint_digest(checkpoint.as_ref(), head_seq, &loaded.accounts)?;
         let accounts = Arc::new(RwLock::new(loaded.accounts));
-        let published_seq = Arc::new(AtomicU64::new(head_seq));
+        let published_group = Arc::new(AtomicU64::new(0));
         let halted = Arc::new(AtomicBool::new(false));
         let commits_pending = Arc::new(AtomicUsize::new(0));
         let mut committer = Committer {
@@ -235,7 +237,7 @@ impl Ledger {
             accounts: Arc::clone(&accounts),
             dirty: loaded.dirty,
             accounts_seq: loaded.accounts_seq,
-            published_seq: Arc::clone(&published_seq),
+            published_group: Arc::clone(&published_group),
             halted: Arc::clone(&halted),
             commits_pending: Arc::clone(&commits_pending),
             reclaimer: Reclaimer::start()?,
@@ -244,17 +246,18 @@ impl Ledger {
             events_since_checkpoint: 0,
         };
         committer.catch_up()?;
-        let last_timestamp = trees.last_timestamp()?;
+        let clock = trees.clock()?;
         // Every id stored so far is in sled now, and the writer adds each later one itself.
         let filter_build = start_filter_build(&trees)?;
         let sequencer = Sequencer {
             trees: trees.clone(),
             head_seq,
             head_hash,
-            last_timestamp,
+            clock,
             accounts: Arc::clone(&accounts),
             in_flight: VecDeque::new(),
-            published_seq,
+            groups: 0,
+            published_group,
             halted,
             commits_pending,
             filter: IdFilter::new(),

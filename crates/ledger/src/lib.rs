@@ -9,6 +9,66 @@
 //! [`LedgerExport`] reads every account and transfer of one as typed values, and [`export()`]
 //! writes them as JSON Lines.
 //!
+//! # The contract
+//!
+//! `create_accounts` and `create_transfers` keep TigerBeetle 0.17's documented contract (its
+//! reference pages for both requests): the same results with the same meanings, checked in
+//! the documented order ([`CreateTransferResult`] and [`CreateAccountResult`] list them in
+//! that order), and the same semantics:
+//!
+//! - an existing id is compared right after the reserved-flag and id checks, field by field
+//!   in TigerBeetle's order; a post or void retried with zero fields compares them with the
+//!   pending transfer's values; a balancing transfer's retry matches while its amount is at
+//!   least what was moved; a post's while it is what was posted or, when all was posted,
+//!   anything from the pending amount up;
+//! - a transfer id whose event failed with a transient result
+//!   ([`CreateTransferResult::is_transient`]: an account or the pending transfer not found, a
+//!   limit exceeded, an account closed) is remembered, durably, and a retry of it is
+//!   `id_already_failed`, so one id never has two outcomes;
+//! - amounts may be zero; a post of [`AMOUNT_MAX`] posts the whole pending amount, a smaller
+//!   one at most the pending amount (zero included) and releases the rest; a void carries
+//!   zero or the pending amount, and more is `exceeds_pending_transfer_amount`;
+//! - a post or void is checked against its pending transfer only (no account-id checks of its
+//!   own); a pending transfer must also fit the posted balances it may be posted to
+//!   (`overflows_debits_posted` …);
+//! - balancing transfers (`balancing_debit`, `balancing_credit`) move at most their amount,
+//!   as much as keeps the account's debits (credits) within its posted credits (debits), and
+//!   store the amount moved; closing transfers (`closing_debit`, `closing_credit`, pending
+//!   only) set the account's `closed` flag, which refuses every transfer but voids
+//!   (`debit_account_already_closed` …) until the closing transfer is voided; accounts may be
+//!   created closed;
+//! - imported accounts and transfers (`imported`) carry their own timestamps, in batches of
+//!   imported events only.
+//!
+//! Where this ledger differs, deliberately or because it has no such field:
+//!
+//! - It names the success `ok`, as TigerBeetle did before 0.17 (0.17 calls it `created`), and
+//!   returns one result per event without the event's timestamp (0.17 adds it).
+//! - Timestamps come from the caller's `now` ([`Timestamp`]; the ledger never reads a clock):
+//!   `max(now, last + 1)`, and an imported timestamp must not be after `now`
+//!   (`imported_event_timestamp_must_not_advance`) where TigerBeetle uses its cluster clock.
+//! - Stricter: an imported event's timestamp must follow the last event of any kind, not only
+//!   the last of its own kind, because the journal, its audit and the timestamps the ledger
+//!   hands out rest on one strictly increasing sequence. The case TigerBeetle would accept is
+//!   refused with this ledger's own result, `imported_event_timestamp_must_postdate_last_event`
+//!   (checked where TigerBeetle would have accepted: after `..._must_not_regress` and the
+//!   `..._must_postdate_*_account` checks); TigerBeetle's rule that an imported timestamp must
+//!   not equal another kind's is covered by it too, under that name.
+//! - The expiry of a pending closing transfer reopens the account, as a void does (TigerBeetle
+//!   documents expiry as voiding by timeout; it does not say so of closing).
+//! - A transient failure inside a linked chain is remembered for the failing event's id even
+//!   though its chain is rolled back (the failure is that event's own outcome).
+//! - `overflows_timeout` is `timestamp + timeout` beyond `u64` nanoseconds, where TigerBeetle
+//!   documents `2^63`.
+//! - The results that need fields this API does not have (`reserved_field`,
+//!   `debits_pending_must_be_zero` and the other balances of a new account) cannot occur and
+//!   are not listed; `amount_must_not_be_zero`, which TigerBeetle returns only to clients older
+//!   than 0.16, is gone.
+//!
+//! `tests/ledger/contract.rs` pins every result and its precedence against its neighbour
+//! (written from TigerBeetle's documentation, run on [`Ledger`] and [`MemoryLedger`]), and
+//! `tests/ledger/mixed.rs` runs random batches mixing every feature through both.
+//!
 //! Durability: a call returns only after its batch is on disk. The writer's sequencer thread
 //! runs queued batches through the state machine in groups; its committer thread writes each
 //! group with one crash-atomic sled batch, calls `Db::flush` and then `fdatasync`s sled's log
@@ -19,18 +79,19 @@
 //! reopening shows exactly the acknowledged batches plus possibly whole unacknowledged ones,
 //! never part of one.
 //!
-//! Storage (format version 5, checked at open and by the offline tools; 3 and 4 are read and
-//! upgraded): one sled tree holds, by key prefix, the journal chunks (a chunk holds a piece of
+//! Storage (format version 6, checked at open and by the offline tools; 3, 4 and 5 are read
+//! and upgraded): one sled tree holds, by key prefix, the journal chunks (a chunk holds a piece of
 //! one long record or a frame of short records of one group), an account snapshot (refreshed
 //! every checkpoint), pending statuses, the expiry index, balance history and a transfer index
 //! that maps each run of consecutive transfer ids to where its transfers sit in the journal:
 //! the journal is the one full copy of every transfer, and the rare reads (duplicate ids,
-//! post/void, expiry, lookups, export) fetch the chunk that holds it. A run is packed
+//! post/void, expiry, lookups, export) fetch the chunk that holds it. The ids of transfers that
+//! failed transiently have a key each, written in the same batch as their group. A run is packed
 //! (consecutive entries of one record, as one caller's batch of ordered ids gives) or spread
 //! (each id's own record and entry within one group, as many callers drawing ids from one
 //! counter give), so ids allocated in order cost one index key per batch or per group; random
-//! ids make runs of one. A blocked Bloom filter of transfer ids lets the writer skip the sled
-//! lookup for ids that are surely new; it never decides a result (a "maybe" always asks sled).
+//! ids make runs of one. A blocked Bloom filter of transfer ids (stored and failed) lets the
+//! writer skip the sled lookups for ids that are surely new; it never decides a result (a "maybe" always asks sled).
 //! sled's replaced tree nodes are freed by a helper thread after every commit, which keeps
 //! memory bounded.
 //!
@@ -93,8 +154,8 @@ pub use ledger::{
 };
 pub use memory::MemoryLedger;
 pub use model::{
-    Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,
-    Timestamp, Transfer, TransferFlags, TransferId,
+    AMOUNT_MAX, Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer,
+    PendingStatus, Timestamp, Transfer, TransferFlags, TransferId,
 };
 pub use result::{CreateAccountResult, CreateTransferResult};
 

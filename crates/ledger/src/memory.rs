@@ -23,7 +23,7 @@ use crate::model::{
     Transfer, TransferId,
 };
 use crate::result::{CreateAccountResult, CreateTransferResult};
-use crate::state_machine::{Changes, Store};
+use crate::state_machine::{Changes, Clock, Store};
 use crate::{EXPIRE_BATCH_LEN_MAX, Expired};
 
 /// Books in memory. Ordered maps, so that iterating them (the simulator's oracles do) is the
@@ -35,7 +35,9 @@ pub struct MemoryLedger {
     pending: BTreeMap<TransferId, PendingStatus>,
     expiry: BTreeSet<(Timestamp, TransferId)>,
     history: BTreeMap<AccountId, Vec<AccountBalance>>,
-    last_timestamp: Timestamp,
+    /// Transfer ids whose event failed with a transient result.
+    failed: BTreeSet<TransferId>,
+    clock: Clock,
 }
 
 impl Store for MemoryLedger {
@@ -49,6 +51,10 @@ impl Store for MemoryLedger {
 
     fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error> {
         Ok(self.pending.get(&id).copied())
+    }
+
+    fn transfer_failed(&self, id: TransferId) -> Result<bool, Error> {
+        Ok(self.failed.contains(&id))
     }
 
     fn expiring(
@@ -79,7 +85,7 @@ impl MemoryLedger {
         now: Timestamp,
     ) -> Result<Vec<CreateAccountResult>, Error> {
         check_batch_len(accounts.len())?;
-        let mut changes = Changes::new(self.last_timestamp);
+        let mut changes = Changes::new(self.clock);
         let (results, _) = changes.create_accounts(&*self, accounts, now)?;
         self.commit(changes)?;
         Ok(results)
@@ -92,7 +98,7 @@ impl MemoryLedger {
         now: Timestamp,
     ) -> Result<Vec<CreateTransferResult>, Error> {
         check_batch_len(transfers.len())?;
-        let mut changes = Changes::new(self.last_timestamp);
+        let mut changes = Changes::new(self.clock);
         let (results, _) = changes.create_transfers(&*self, transfers, now)?;
         self.commit(changes)?;
         Ok(results)
@@ -101,7 +107,7 @@ impl MemoryLedger {
     /// Releases the reservations whose timeout passed by `now`, as
     /// [`crate::Ledger::expire_pending`] does.
     pub fn expire_pending(&mut self, now: Timestamp) -> Result<Expired, Error> {
-        let mut changes = Changes::new(self.last_timestamp);
+        let mut changes = Changes::new(self.clock);
         let (entries, more) = changes.expire_pending(&*self, now, EXPIRE_BATCH_LEN_MAX)?;
         let count = entries.len();
         self.commit(changes)?;
@@ -149,12 +155,15 @@ impl MemoryLedger {
     /// Applies one group's changes after the same fail-stop check the durable ledger makes
     /// before it writes: on an invariant violation nothing is applied.
     fn commit(&mut self, changes: Changes) -> Result<(), Error> {
+        // Failed ids are kept even when nothing else changed, as the durable ledger keeps them.
+        self.failed.extend(changes.failed.iter().copied());
         if changes.accounts.is_empty() && changes.transfers.is_empty() {
             // Every event failed (or there were none): the state machine changed nothing but
             // may have handed out timestamps, which a durable ledger does not keep either.
             return Ok(());
         }
         check_group_balanced(&changes)?;
+        self.clock = changes.clock();
         self.accounts.extend(changes.accounts);
         self.transfers.extend(changes.transfers);
         self.pending.extend(changes.pending);
@@ -168,7 +177,6 @@ impl MemoryLedger {
         for (id, balance) in changes.history {
             self.history.entry(id).or_default().push(balance);
         }
-        self.last_timestamp = changes.last_timestamp;
         Ok(())
     }
 }

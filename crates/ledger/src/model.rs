@@ -76,8 +76,16 @@ impl AccountFlags {
     pub const CREDITS_MUST_NOT_EXCEED_DEBITS: Self = Self(1 << 2);
     /// Keep a balance snapshot after every transfer that touches the account.
     pub const HISTORY: Self = Self(1 << 3);
+    /// An imported account: it carries its own creation timestamp
+    /// ([`NewAccount::timestamp`]) instead of one the ledger assigns. A batch holds imported
+    /// accounts only or none.
+    pub const IMPORTED: Self = Self(1 << 4);
+    /// The account takes no more transfers, except voids of pending transfers. Set at
+    /// creation, or by a pending transfer with `closing_debit`/`closing_credit`, and cleared by
+    /// voiding (or the expiry of) that closing transfer.
+    pub const CLOSED: Self = Self(1 << 5);
     /// Every bit with a meaning; the others are reserved.
-    pub const KNOWN: Self = Self(0b1111);
+    pub const KNOWN: Self = Self(0b11_1111);
 
     /// Whether every bit of `other` is set.
     pub const fn contains(self, other: Self) -> bool {
@@ -106,8 +114,22 @@ impl TransferFlags {
     pub const POST_PENDING_TRANSFER: Self = Self(1 << 2);
     /// Release the reservation of the pending transfer named by `pending_id`.
     pub const VOID_PENDING_TRANSFER: Self = Self(1 << 3);
+    /// Move at most `amount`: as much as keeps the debit account's debits (pending and posted)
+    /// at or below its posted credits, whatever its flags. The stored transfer carries the
+    /// amount moved.
+    pub const BALANCING_DEBIT: Self = Self(1 << 4);
+    /// Move at most `amount`: as much as keeps the credit account's credits (pending and
+    /// posted) at or below its posted debits, whatever its flags.
+    pub const BALANCING_CREDIT: Self = Self(1 << 5);
+    /// Close the debit account when this pending transfer is applied (voiding it reopens).
+    pub const CLOSING_DEBIT: Self = Self(1 << 6);
+    /// Close the credit account when this pending transfer is applied (voiding it reopens).
+    pub const CLOSING_CREDIT: Self = Self(1 << 7);
+    /// An imported transfer: it carries its own timestamp ([`NewTransfer::timestamp`]). A
+    /// batch holds imported transfers only or none.
+    pub const IMPORTED: Self = Self(1 << 8);
     /// Every bit with a meaning; the others are reserved.
-    pub const KNOWN: Self = Self(0b1111);
+    pub const KNOWN: Self = Self(0b1_1111_1111);
 
     /// Whether every bit of `other` is set.
     pub const fn contains(self, other: Self) -> bool {
@@ -124,7 +146,20 @@ impl TransferFlags {
     pub const fn resolves_pending(self) -> bool {
         self.contains(Self::POST_PENDING_TRANSFER) || self.contains(Self::VOID_PENDING_TRANSFER)
     }
+
+    /// Whether either balancing flag is set.
+    pub const fn balancing(self) -> bool {
+        self.contains(Self::BALANCING_DEBIT) || self.contains(Self::BALANCING_CREDIT)
+    }
+
+    /// Whether either closing flag is set.
+    pub const fn closing(self) -> bool {
+        self.contains(Self::CLOSING_DEBIT) || self.contains(Self::CLOSING_CREDIT)
+    }
 }
+
+/// The `amount` of a post that posts the whole pending amount (TigerBeetle's `AMOUNT_MAX`).
+pub const AMOUNT_MAX: u128 = u128::MAX;
 
 /// An account as the caller asks for it: balances start at zero and the timestamp is assigned
 /// by the ledger, so neither can be supplied (parse, don't validate).
@@ -145,6 +180,9 @@ pub struct NewAccount {
     pub code: u16,
     /// See [`AccountFlags`].
     pub flags: AccountFlags,
+    /// Zero, unless `flags` has [`AccountFlags::IMPORTED`]: then the account's creation time,
+    /// which must be in `1 .. 2^63`, not after the ledger's clock and after every event's.
+    pub timestamp: Timestamp,
 }
 
 /// A stored account with its balances, in minor units of its ledger's currency.
@@ -177,6 +215,11 @@ pub struct Account {
 }
 
 impl Account {
+    /// Whether the account takes no more transfers (other than voids).
+    pub const fn is_closed(&self) -> bool {
+        self.flags.contains(AccountFlags::CLOSED)
+    }
+
     pub(crate) fn from_new(new: &NewAccount, timestamp: Timestamp) -> Self {
         Self {
             id: new.id,
@@ -200,14 +243,16 @@ impl Account {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NewTransfer {
     /// Unique id; zero and `u128::MAX` are reserved. Retrying with the same id and fields
-    /// returns `Exists` and changes nothing.
+    /// returns `Exists` and changes nothing; retrying an id whose event failed with a
+    /// transient result returns `IdAlreadyFailed`.
     pub id: TransferId,
     /// The account debited. For post/void, zero means "as in the pending transfer".
     pub debit_account_id: AccountId,
     /// The account credited. For post/void, zero means "as in the pending transfer".
     pub credit_account_id: AccountId,
-    /// Minor units. Must not be zero, except for a void (zero or the pending amount). A post
-    /// may carry less than the pending amount (partial post); the rest is released.
+    /// Minor units; zero is allowed. For a post: at most the pending amount (the rest is
+    /// released), or [`AMOUNT_MAX`] for all of it. For a void: zero or the pending amount.
+    /// With a balancing flag: the most to move.
     pub amount: u128,
     /// For post/void: the pending transfer resolved. Otherwise zero.
     pub pending_id: TransferId,
@@ -227,6 +272,9 @@ pub struct NewTransfer {
     pub code: u16,
     /// See [`TransferFlags`].
     pub flags: TransferFlags,
+    /// Zero, unless `flags` has [`TransferFlags::IMPORTED`]: then the transfer's time, which
+    /// must be in `1 .. 2^63`, not after the ledger's clock and after every event's.
+    pub timestamp: Timestamp,
 }
 
 /// A stored transfer: the request with the gaps of a post/void filled in from its pending

@@ -18,7 +18,7 @@ use crate::journal::{
     self, BalancesDigest, Checkpoint, Entries, Record, chunk_key, decode_chunk_key,
 };
 use crate::ledger::trees::{META_ACCOUNTS_SEQ, Trees};
-use crate::model::{Account, AccountId, TransferFlags};
+use crate::model::{Account, AccountFlags, AccountId, TransferFlags};
 
 /// Accounts as of the journal head.
 pub(crate) struct Loaded {
@@ -313,6 +313,14 @@ fn replay(
                 } else {
                     0
                 };
+                // What a closing transfer closed, its void reopens (see `state_machine`).
+                let closed_by = if flags.resolves_pending() {
+                    trees
+                        .transfer(transfer.pending_id)?
+                        .map(|pending| pending.flags)
+                } else {
+                    None
+                };
                 let posted = !flags.contains(TransferFlags::PENDING)
                     && !flags.contains(TransferFlags::VOID_PENDING_TRANSFER);
                 let reserved = flags.contains(TransferFlags::PENDING);
@@ -343,6 +351,13 @@ fn replay(
                         .checked_add(amount)
                         .ok_or_else(|| broken(format!("{} credit overflows", transfer.id)))?;
                 }
+                let voided = flags.contains(TransferFlags::VOID_PENDING_TRANSFER);
+                let reopens = |closing| voided && closed_by.is_some_and(|f| f.contains(closing));
+                let closes = |closing| reserved && flags.contains(closing);
+                let debit = account_mut(accounts, transfer.debit_account_id, &broken)?;
+                set_closed(debit, TransferFlags::CLOSING_DEBIT, closes, reopens);
+                let credit = account_mut(accounts, transfer.credit_account_id, &broken)?;
+                set_closed(credit, TransferFlags::CLOSING_CREDIT, closes, reopens);
                 dirty.insert(transfer.debit_account_id);
                 dirty.insert(transfer.credit_account_id);
             }
@@ -352,12 +367,15 @@ fn replay(
                 let pending = trees
                     .transfer(id)?
                     .ok_or_else(|| broken(format!("expired {id} not found")))?;
+                let reopens = |closing| pending.flags.contains(closing);
                 let debit = account_mut(accounts, pending.debit_account_id, &broken)?;
+                set_closed(debit, TransferFlags::CLOSING_DEBIT, |_| false, reopens);
                 debit.debits_pending = debit
                     .debits_pending
                     .checked_sub(pending.amount)
                     .ok_or_else(|| broken(format!("expiring {id} underflows")))?;
                 let credit = account_mut(accounts, pending.credit_account_id, &broken)?;
+                set_closed(credit, TransferFlags::CLOSING_CREDIT, |_| false, reopens);
                 credit.credits_pending = credit
                     .credits_pending
                     .checked_sub(pending.amount)
@@ -368,6 +386,22 @@ fn replay(
         }
     }
     Ok(())
+}
+
+/// Sets or clears an account's `closed` flag as a journaled transfer did: `closes` or
+/// `reopens` says whether the transfer's (or its pending transfer's) flags hold `closing`,
+/// the closing flag for this side of the transfer.
+fn set_closed(
+    account: &mut Account,
+    closing: TransferFlags,
+    closes: impl Fn(TransferFlags) -> bool,
+    reopens: impl Fn(TransferFlags) -> bool,
+) {
+    if closes(closing) {
+        account.flags = account.flags.union(AccountFlags::CLOSED);
+    } else if reopens(closing) {
+        account.flags = AccountFlags(account.flags.0 & !AccountFlags::CLOSED.0);
+    }
 }
 
 fn account_mut<'a>(

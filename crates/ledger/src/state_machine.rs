@@ -5,30 +5,62 @@
 //! accumulate in [`Changes`], an overlay over the store that spans one group commit (several
 //! batches). Linked chains are undone through an undo log when one of their events fails.
 //! Nothing here writes to sled: the writer turns the overlay into sled batches afterwards.
+//!
+//! The checks follow TigerBeetle 0.17's documented precedence (see [`crate::result`]): the
+//! batch-wide `imported` rule and the event's timestamp, then its flags and id, then whether
+//! the id exists (or already failed), then the event's own fields, then the state it needs
+//! (accounts, the pending transfer), and the balances last.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
 use crate::Error;
-use crate::idhash::IdMap;
+use crate::idhash::{IdMap, IdSet};
 use crate::journal::Entries;
 use crate::model::{
-    Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer, PendingStatus,
-    Timestamp, Transfer, TransferFlags, TransferId,
+    AMOUNT_MAX, Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer,
+    PendingStatus, Timestamp, Transfer, TransferFlags, TransferId,
 };
 use crate::result::{CreateAccountResult, CreateTransferResult};
+
+/// Imported timestamps must stay below 2^63 nanoseconds, as in TigerBeetle.
+const IMPORTED_TIMESTAMP_END: u64 = 1 << 63;
 
 /// Read access to the committed state.
 pub(crate) trait Store {
     fn account(&self, id: AccountId) -> Result<Option<Account>, Error>;
     fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error>;
     fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error>;
+    /// Whether an event with this transfer id failed with a transient result (see
+    /// [`CreateTransferResult::is_transient`]).
+    fn transfer_failed(&self, id: TransferId) -> Result<bool, Error>;
     /// Committed expiry-index entries due at or before `up_to`, in order, at most `limit`.
     fn expiring(
         &self,
         up_to: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, TransferId)>, Error>;
+}
+
+/// The ledger's clock: the last timestamp of any event, and of the last account and transfer
+/// created (an imported event must follow the last of its kind, and, here, every event).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Clock {
+    pub(crate) last: Timestamp,
+    pub(crate) account: Timestamp,
+    pub(crate) transfer: Timestamp,
+}
+
+impl From<Timestamp> for Clock {
+    /// A clock that only knows the last timestamp: the kinds are taken to be as recent as it
+    /// (which makes `imported_event_timestamp_must_not_regress` the answer where it cannot tell).
+    fn from(last: Timestamp) -> Self {
+        Self {
+            last,
+            account: last,
+            transfer: last,
+        }
+    }
 }
 
 /// Undo-log entry: the overlay slot's value before a change.
@@ -44,6 +76,7 @@ struct Savepoint {
     undo: usize,
     history: usize,
     entries: usize,
+    clock: Clock,
 }
 
 /// The uncommitted changes of one group commit, over the committed store.
@@ -62,8 +95,16 @@ pub(crate) struct Changes {
     pub(crate) expiry: BTreeMap<(Timestamp, TransferId), bool>,
     /// Balance snapshots for `HISTORY` accounts.
     pub(crate) history: Vec<(AccountId, AccountBalance)>,
+    /// Transfer ids whose event failed with a transient result in this group. Kept through a
+    /// linked chain's rollback: the failure is the event's own outcome, and a retry of the id
+    /// must not succeed later.
+    pub(crate) failed: IdSet<TransferId>,
     /// The largest timestamp assigned so far (committed or in this group).
     pub(crate) last_timestamp: Timestamp,
+    /// The timestamp of the last account created (committed or in this group).
+    pub(crate) last_account_timestamp: Timestamp,
+    /// The timestamp of the last transfer applied (committed or in this group).
+    pub(crate) last_transfer_timestamp: Timestamp,
     undo: Vec<Undo>,
 }
 
@@ -74,24 +115,29 @@ struct Chain {
     savepoint: Option<Savepoint>,
 }
 
-/// The three results the linked-chain loop names, for one kind of event.
+/// The results the linked-chain loop names, for one kind of event.
 struct LinkedResults<R> {
     ok: R,
     chain_open: R,
     failed: R,
+    imported_expected: R,
+    imported_not_expected: R,
 }
 
 impl Changes {
-    pub(crate) fn new(last_timestamp: Timestamp) -> Self {
+    pub(crate) fn new(clock: impl Into<Clock>) -> Self {
+        let clock = clock.into();
         Self {
-            last_timestamp,
+            last_timestamp: clock.last,
+            last_account_timestamp: clock.account,
+            last_transfer_timestamp: clock.transfer,
             ..Self::default()
         }
     }
 
     /// An empty overlay sized for `events` events, so that a full group never rehashes
     /// (measured: growing the maps was a tenth of the state machine's time for full batches).
-    pub(crate) fn with_capacity(last_timestamp: Timestamp, events: usize) -> Self {
+    pub(crate) fn with_capacity(clock: impl Into<Clock>, events: usize) -> Self {
         // A transfer changes two accounts; its undo log holds the two accounts, the transfer
         // and, when pending, its status and expiry.
         let accounts = events.saturating_mul(2);
@@ -100,7 +146,16 @@ impl Changes {
             accounts_before: IdMap::with_capacity_and_hasher(accounts, Default::default()),
             transfers: IdMap::with_capacity_and_hasher(events, Default::default()),
             undo: Vec::with_capacity(events.saturating_mul(3)),
-            ..Self::new(last_timestamp)
+            ..Self::new(clock)
+        }
+    }
+
+    /// The clock after this group.
+    pub(crate) fn clock(&self) -> Clock {
+        Clock {
+            last: self.last_timestamp,
+            account: self.last_account_timestamp,
+            transfer: self.last_transfer_timestamp,
         }
     }
 
@@ -131,6 +186,10 @@ impl Changes {
         }
     }
 
+    fn transfer_failed(&self, store: &dyn Store, id: TransferId) -> Result<bool, Error> {
+        Ok(self.failed.contains(&id) || store.transfer_failed(id)?)
+    }
+
     fn pending_status(
         &self,
         store: &dyn Store,
@@ -141,7 +200,6 @@ impl Changes {
             None => store.pending_status(id),
         }
     }
-
     fn put_account(&mut self, store: &dyn Store, account: Account) -> Result<(), Error> {
         if let std::collections::hash_map::Entry::Vacant(slot) =
             self.accounts_before.entry(account.id)
@@ -180,11 +238,15 @@ impl Changes {
             undo: self.undo.len(),
             history: self.history.len(),
             entries,
+            clock: self.clock(),
         }
     }
 
-    /// Undoes everything after `savepoint`; returns how many batch entries to keep.
-    fn rollback(&mut self, savepoint: Savepoint) -> usize {
+    /// Undoes everything after `savepoint`; returns how many batch entries to keep. The last
+    /// account and transfer timestamps go back (no event of the chain was created); the last
+    /// timestamp goes back only for imported events, whose timestamps the caller chose: the
+    /// ones the ledger handed out are not reused.
+    fn rollback(&mut self, savepoint: Savepoint, imported: bool) -> usize {
         while self.undo.len() > savepoint.undo {
             let Some(undo) = self.undo.pop() else { break };
             match undo {
@@ -197,43 +259,55 @@ impl Changes {
             }
         }
         self.history.truncate(savepoint.history);
+        self.last_account_timestamp = savepoint.clock.account;
+        self.last_transfer_timestamp = savepoint.clock.transfer;
+        if imported {
+            self.last_timestamp = savepoint.clock.last;
+        }
         savepoint.entries
     }
 
     /// The linked-chain loop shared by accounts and transfers (TigerBeetle's semantics): each
-    /// event gets a timestamp and is applied in order; the first failure inside a linked chain
-    /// rolls the whole chain back and marks every other event of the chain `failed`; a
-    /// batch whose last event is still linked leaves the chain open, which fails the chain.
-    /// Returns one result per event and the entries that remain applied.
+    /// event is applied in order; the first failure inside a linked chain rolls the whole
+    /// chain back and marks every other event of the chain `failed`; a batch whose last event
+    /// is still linked leaves the chain open, which fails the chain. The first event decides
+    /// whether the batch is imported; an event that disagrees fails with
+    /// `imported_event_expected` or `imported_event_not_expected`. Returns one result per event
+    /// and the entries that remain applied.
     fn apply_linked<E, R: Copy + PartialEq, T>(
         &mut self,
         events: &[E],
-        now: Timestamp,
         names: LinkedResults<R>,
-        is_linked: impl Fn(&E) -> bool,
-        mut apply: impl FnMut(&mut Self, &E, Timestamp, &mut Vec<T>) -> Result<R, Error>,
+        flags: impl Fn(&E) -> (bool, bool),
+        mut apply: impl FnMut(&mut Self, &E, &mut Vec<T>) -> Result<R, Error>,
     ) -> Result<(Vec<R>, Vec<T>), Error> {
         let mut results = vec![names.ok; events.len()];
         let mut applied: Vec<T> = Vec::new();
+        let batch_imported = events.first().is_some_and(|event| flags(event).1);
         let mut chain = Chain {
             start: None,
             broken: false,
             savepoint: None,
         };
         for (index, event) in events.iter().enumerate() {
-            let linked = is_linked(event);
+            let (linked, imported) = flags(event);
             if linked && chain.start.is_none() {
                 chain.start = Some(index);
                 chain.broken = false;
                 chain.savepoint = Some(self.savepoint(applied.len()));
             }
-            let result = if linked && index + 1 == events.len() {
-                names.chain_open
-            } else if chain.broken {
+            // TigerBeetle's precedence: a broken chain's events are `linked_event_failed`,
+            // even the last one when it leaves the chain open.
+            let result = if chain.broken {
                 names.failed
+            } else if linked && index + 1 == events.len() {
+                names.chain_open
+            } else if batch_imported && !imported {
+                names.imported_expected
+            } else if !batch_imported && imported {
+                names.imported_not_expected
             } else {
-                let timestamp = self.next_timestamp(now)?;
-                apply(self, event, timestamp, &mut applied)?
+                apply(self, event, &mut applied)?
             };
             results[index] = result;
             if result != names.ok
@@ -241,7 +315,7 @@ impl Changes {
                 && let (Some(start), Some(savepoint)) = (chain.start, chain.savepoint.take())
             {
                 chain.broken = true;
-                let keep = self.rollback(savepoint);
+                let keep = self.rollback(savepoint, batch_imported);
                 applied.truncate(keep);
                 results[start..index].fill(names.failed);
             }
@@ -256,6 +330,39 @@ impl Changes {
         Ok((results, applied))
     }
 
+    /// The timestamp of an event: the ledger's next one, or for an imported event its own,
+    /// checked in TigerBeetle's order (`Err` carries the failing check's result).
+    fn event_timestamp<R>(
+        &mut self,
+        now: Timestamp,
+        imported: bool,
+        given: Timestamp,
+        names: &TimestampResults<R>,
+    ) -> Result<Result<Timestamp, R>, Error>
+    where
+        R: Copy,
+    {
+        if !imported {
+            if given.0 != 0 {
+                // Consumes a timestamp like every other evaluated event.
+                self.next_timestamp(now)?;
+                return Ok(Err(names.must_be_zero));
+            }
+            return self.next_timestamp(now).map(Ok);
+        }
+        if given.0 == 0 || given.0 >= IMPORTED_TIMESTAMP_END {
+            return Ok(Err(names.out_of_range));
+        }
+        if given > now {
+            return Ok(Err(names.must_not_advance));
+        }
+        Ok(Ok(given))
+    }
+
+    /// After an imported event is applied: it is the latest event.
+    fn imported_applied(&mut self, timestamp: Timestamp) {
+        self.last_timestamp = self.last_timestamp.max(timestamp);
+    }
     /// Applies a batch of account creations, returning one result per event and the accounts
     /// created (for the journal).
     pub(crate) fn create_accounts(
@@ -264,19 +371,24 @@ impl Changes {
         events: &[NewAccount],
         now: Timestamp,
     ) -> Result<(Vec<CreateAccountResult>, Entries), Error> {
+        use CreateAccountResult as R;
         let names = LinkedResults {
-            ok: CreateAccountResult::Ok,
-            chain_open: CreateAccountResult::LinkedEventChainOpen,
-            failed: CreateAccountResult::LinkedEventFailed,
+            ok: R::Ok,
+            chain_open: R::LinkedEventChainOpen,
+            failed: R::LinkedEventFailed,
+            imported_expected: R::ImportedEventExpected,
+            imported_not_expected: R::ImportedEventNotExpected,
         };
         let (results, created) = self.apply_linked(
             events,
-            now,
             names,
-            |event| event.flags.contains(AccountFlags::LINKED),
-            |machine, event, timestamp, created| {
-                machine.create_account(store, event, timestamp, created)
+            |event| {
+                (
+                    event.flags.contains(AccountFlags::LINKED),
+                    event.flags.contains(AccountFlags::IMPORTED),
+                )
             },
+            |machine, event, created| machine.create_account(store, event, now, created),
         )?;
         Ok((results, Entries::Accounts(created)))
     }
@@ -285,10 +397,20 @@ impl Changes {
         &mut self,
         store: &dyn Store,
         event: &NewAccount,
-        timestamp: Timestamp,
+        now: Timestamp,
         created: &mut Vec<Account>,
     ) -> Result<CreateAccountResult, Error> {
         use CreateAccountResult as R;
+        let imported = event.flags.contains(AccountFlags::IMPORTED);
+        let names = TimestampResults {
+            must_be_zero: R::TimestampMustBeZero,
+            out_of_range: R::ImportedEventTimestampOutOfRange,
+            must_not_advance: R::ImportedEventTimestampMustNotAdvance,
+        };
+        let timestamp = match self.event_timestamp(now, imported, event.timestamp, &names)? {
+            Ok(timestamp) => timestamp,
+            Err(result) => return Ok(result),
+        };
         if event.flags.0 & !AccountFlags::KNOWN.0 != 0 {
             return Ok(R::ReservedFlag);
         }
@@ -297,6 +419,9 @@ impl Changes {
         }
         if event.id.0 == u128::MAX {
             return Ok(R::IdMustNotBeIntMax);
+        }
+        if let Some(existing) = self.account(store, event.id)? {
+            return Ok(account_exists(event, &existing));
         }
         if event
             .flags
@@ -313,11 +438,18 @@ impl Changes {
         if event.code == 0 {
             return Ok(R::CodeMustNotBeZero);
         }
-        if let Some(existing) = self.account(store, event.id)? {
-            return Ok(account_exists(event, &existing));
+        if imported {
+            if timestamp <= self.last_account_timestamp {
+                return Ok(R::ImportedEventTimestampMustNotRegress);
+            }
+            if timestamp <= self.last_timestamp {
+                return Ok(R::ImportedEventTimestampMustPostdateLastEvent);
+            }
+            self.imported_applied(timestamp);
         }
         let account = Account::from_new(event, timestamp);
         self.put_account(store, account)?;
+        self.last_account_timestamp = timestamp;
         created.push(account);
         Ok(R::Ok)
     }
@@ -329,18 +461,29 @@ impl Changes {
         events: &[NewTransfer],
         now: Timestamp,
     ) -> Result<(Vec<CreateTransferResult>, Entries), Error> {
+        use CreateTransferResult as R;
         let names = LinkedResults {
-            ok: CreateTransferResult::Ok,
-            chain_open: CreateTransferResult::LinkedEventChainOpen,
-            failed: CreateTransferResult::LinkedEventFailed,
+            ok: R::Ok,
+            chain_open: R::LinkedEventChainOpen,
+            failed: R::LinkedEventFailed,
+            imported_expected: R::ImportedEventExpected,
+            imported_not_expected: R::ImportedEventNotExpected,
         };
         let (results, applied) = self.apply_linked(
             events,
-            now,
             names,
-            |event| event.flags.contains(TransferFlags::LINKED),
-            |machine, event, timestamp, applied| {
-                machine.create_transfer(store, event, timestamp, applied)
+            |event| {
+                (
+                    event.flags.contains(TransferFlags::LINKED),
+                    event.flags.contains(TransferFlags::IMPORTED),
+                )
+            },
+            |machine, event, applied| {
+                let result = machine.create_transfer(store, event, now, applied)?;
+                if result.is_transient() {
+                    machine.failed.insert(event.id);
+                }
+                Ok(result)
             },
         )?;
         Ok((results, Entries::Transfers(applied)))
@@ -350,21 +493,44 @@ impl Changes {
         &mut self,
         store: &dyn Store,
         event: &NewTransfer,
-        timestamp: Timestamp,
+        now: Timestamp,
         applied: &mut Vec<Transfer>,
     ) -> Result<CreateTransferResult, Error> {
         use CreateTransferResult as R;
-        if let Some(invalid) = invalid_id_or_flags(event) {
-            return Ok(invalid);
+        let flags = event.flags;
+        let imported = flags.contains(TransferFlags::IMPORTED);
+        let names = TimestampResults {
+            must_be_zero: R::TimestampMustBeZero,
+            out_of_range: R::ImportedEventTimestampOutOfRange,
+            must_not_advance: R::ImportedEventTimestampMustNotAdvance,
+        };
+        let timestamp = match self.event_timestamp(now, imported, event.timestamp, &names)? {
+            Ok(timestamp) => timestamp,
+            Err(result) => return Ok(result),
+        };
+        if flags.0 & !TransferFlags::KNOWN.0 != 0 {
+            return Ok(R::ReservedFlag);
         }
-        if event.flags.resolves_pending() {
+        if event.id.0 == 0 {
+            return Ok(R::IdMustNotBeZero);
+        }
+        if event.id.0 == u128::MAX {
+            return Ok(R::IdMustNotBeIntMax);
+        }
+        if let Some(existing) = self.transfer(store, event.id)? {
+            return self.transfer_exists(store, event, &existing);
+        }
+        if self.transfer_failed(store, event.id)? {
+            return Ok(R::IdAlreadyFailed);
+        }
+        if flags_are_mutually_exclusive(flags) {
+            return Ok(R::FlagsAreMutuallyExclusive);
+        }
+        if flags.resolves_pending() {
             return self.post_or_void(store, event, timestamp, applied);
         }
         if let Some(invalid) = invalid_new_transfer(event) {
             return Ok(invalid);
-        }
-        if let Some(existing) = self.transfer(store, event.id)? {
-            return Ok(transfer_exists(event, &existing));
         }
         let Some(mut debit) = self.account(store, event.debit_account_id)? else {
             return Ok(R::DebitAccountNotFound);
@@ -378,8 +544,32 @@ impl Changes {
         if event.ledger != debit.ledger {
             return Ok(R::TransferMustHaveTheSameLedgerAsAccounts);
         }
-        let pending = event.flags.contains(TransferFlags::PENDING);
-        let (debits, credits) = match add_amount(&mut debit, &mut credit, event.amount, pending) {
+        if imported {
+            if timestamp <= self.last_transfer_timestamp {
+                return Ok(R::ImportedEventTimestampMustNotRegress);
+            }
+            if timestamp <= debit.timestamp {
+                return Ok(R::ImportedEventTimestampMustPostdateDebitAccount);
+            }
+            if timestamp <= credit.timestamp {
+                return Ok(R::ImportedEventTimestampMustPostdateCreditAccount);
+            }
+            if timestamp <= self.last_timestamp {
+                return Ok(R::ImportedEventTimestampMustPostdateLastEvent);
+            }
+            if event.timeout != 0 {
+                return Ok(R::ImportedEventTimeoutMustBeZero);
+            }
+        }
+        if debit.is_closed() {
+            return Ok(R::DebitAccountAlreadyClosed);
+        }
+        if credit.is_closed() {
+            return Ok(R::CreditAccountAlreadyClosed);
+        }
+        let pending = flags.contains(TransferFlags::PENDING);
+        let amount = balanced_amount(event, &debit, &credit);
+        let (debits, credits) = match add_amount(&mut debit, &mut credit, amount, pending) {
             Ok(totals) => totals,
             Err(overflow) => return Ok(overflow),
         };
@@ -387,7 +577,7 @@ impl Changes {
             id: event.id,
             debit_account_id: event.debit_account_id,
             credit_account_id: event.credit_account_id,
-            amount: event.amount,
+            amount,
             pending_id: TransferId(0),
             user_data_128: event.user_data_128,
             user_data_64: event.user_data_64,
@@ -395,7 +585,7 @@ impl Changes {
             timeout: event.timeout,
             ledger: event.ledger,
             code: event.code,
-            flags: event.flags,
+            flags,
             timestamp,
         };
         let expires_at = if pending && event.timeout != 0 {
@@ -408,6 +598,15 @@ impl Changes {
         };
         if let Some(exceeded) = exceeded_limit(&debit, &credit, debits, credits) {
             return Ok(exceeded);
+        }
+        if pending && flags.contains(TransferFlags::CLOSING_DEBIT) {
+            debit.flags = debit.flags.union(AccountFlags::CLOSED);
+        }
+        if pending && flags.contains(TransferFlags::CLOSING_CREDIT) {
+            credit.flags = credit.flags.union(AccountFlags::CLOSED);
+        }
+        if imported {
+            self.imported_applied(timestamp);
         }
         self.book(store, debit, credit, transfer)?;
         if pending {
@@ -429,18 +628,23 @@ impl Changes {
     ) -> Result<CreateTransferResult, Error> {
         use CreateTransferResult as R;
         let post = event.flags.contains(TransferFlags::POST_PENDING_TRANSFER);
-        if let Some(invalid) = invalid_resolution(event, post) {
+        if let Some(invalid) = invalid_resolution(event) {
             return Ok(invalid);
-        }
-        if let Some(existing) = self.transfer(store, event.id)? {
-            return Ok(transfer_exists(event, &existing));
         }
         let Some(pending) = self.transfer(store, event.pending_id)? else {
             return Ok(R::PendingTransferNotFound);
         };
-        if let Some(mismatch) = resolution_mismatch(event, &pending, post) {
+        if !pending.flags.contains(TransferFlags::PENDING) {
+            return Ok(R::PendingTransferNotPending);
+        }
+        let (mut debit, mut credit) = self.pending_accounts(store, &pending)?;
+        if let Some(mismatch) = resolution_mismatch(event, &pending) {
             return Ok(mismatch);
         }
+        let amount = match resolution_amount(event, &pending, post) {
+            Ok(amount) => amount,
+            Err(refused) => return Ok(refused),
+        };
         match self.pending_status(store, pending.id)? {
             Some(PendingStatus::Pending) => {}
             Some(PendingStatus::Posted) => return Ok(R::PendingTransferAlreadyPosted),
@@ -456,13 +660,34 @@ impl Changes {
         if expires_at.is_some_and(|at| at <= timestamp) {
             return Ok(R::PendingTransferExpired);
         }
-        let (mut debit, mut credit) = self.pending_accounts(store, &pending)?;
-        let amount = if post { event.amount } else { pending.amount };
+        let imported = event.flags.contains(TransferFlags::IMPORTED);
+        if imported {
+            if timestamp <= self.last_transfer_timestamp {
+                return Ok(R::ImportedEventTimestampMustNotRegress);
+            }
+            if timestamp <= self.last_timestamp {
+                return Ok(R::ImportedEventTimestampMustPostdateLastEvent);
+            }
+        }
+        // A closed account takes only voids (which may reopen it, below).
+        if post && debit.is_closed() {
+            return Ok(R::DebitAccountAlreadyClosed);
+        }
+        if post && credit.is_closed() {
+            return Ok(R::CreditAccountAlreadyClosed);
+        }
         release_reservation(&mut debit, &mut credit, &pending)?;
         // Posting moves at most the reserved amount from pending to posted, so the totals
         // cannot grow; checked anyway so that a broken invariant is named, not wrapped.
         if post && let Err(overflow) = add_amount(&mut debit, &mut credit, amount, false) {
             return Ok(overflow);
+        }
+        if !post {
+            // Voiding a closing transfer reopens what it closed.
+            reopen(&mut debit, &mut credit, &pending);
+        }
+        if imported {
+            self.imported_applied(timestamp);
         }
         let transfer = resolution(event, &pending, amount, timestamp);
         self.book(store, debit, credit, transfer)?;
@@ -479,6 +704,38 @@ impl Changes {
         Ok(R::Ok)
     }
 
+    /// Compares a retried transfer with the stored one, in TigerBeetle's order. A post or void
+    /// left zero in a field means "as in the pending transfer", so that field is compared
+    /// with the pending transfer's value.
+    fn transfer_exists(
+        &self,
+        store: &dyn Store,
+        event: &NewTransfer,
+        existing: &Transfer,
+    ) -> Result<CreateTransferResult, Error> {
+        use CreateTransferResult as R;
+        if event.flags != existing.flags {
+            return Ok(R::ExistsWithDifferentFlags);
+        }
+        if event.pending_id != existing.pending_id {
+            return Ok(R::ExistsWithDifferentPendingId);
+        }
+        if event.timeout != existing.timeout {
+            return Ok(R::ExistsWithDifferentTimeout);
+        }
+        if !event.flags.resolves_pending() {
+            return Ok(new_transfer_exists(event, existing));
+        }
+        let Some(pending) = self.transfer(store, existing.pending_id)? else {
+            return Err(Error::InvariantViolated {
+                detail: format!(
+                    "{} resolves {}, which is not stored",
+                    existing.id, existing.pending_id
+                ),
+            });
+        };
+        Ok(resolution_exists(event, existing, &pending))
+    }
     /// Stores a transfer and the two accounts it changed, with their history.
     fn book(
         &mut self,
@@ -492,6 +749,7 @@ impl Changes {
         self.record_history(&debit, transfer.timestamp);
         self.record_history(&credit, transfer.timestamp);
         self.put_transfer(transfer);
+        self.last_transfer_timestamp = transfer.timestamp;
         Ok(())
     }
 
@@ -535,6 +793,8 @@ impl Changes {
             let timestamp = self.next_timestamp(now)?;
             let (mut debit, mut credit) = self.pending_accounts(store, &pending)?;
             release_reservation(&mut debit, &mut credit, &pending)?;
+            // An expired closing transfer is voided by its timeout: it reopens what it closed.
+            reopen(&mut debit, &mut credit, &pending);
             self.put_account(store, debit)?;
             self.put_account(store, credit)?;
             self.record_history(&debit, timestamp);
@@ -608,20 +868,16 @@ impl<K: Ord, V> OverlayMap<K, V> for BTreeMap<K, V> {
     }
 }
 
-/// Takes a pending transfer's amount back out of both accounts' pending balances.
-/// The first of the checks every transfer goes through (flags, id) that `event` fails.
-fn invalid_id_or_flags(event: &NewTransfer) -> Option<CreateTransferResult> {
-    use CreateTransferResult as R;
-    let flags = event.flags;
-    if flags.0 & !TransferFlags::KNOWN.0 != 0 {
-        return Some(R::ReservedFlag);
-    }
-    if event.id.0 == 0 {
-        return Some(R::IdMustNotBeZero);
-    }
-    if event.id.0 == u128::MAX {
-        return Some(R::IdMustNotBeIntMax);
-    }
+/// The results of the timestamp checks, for one kind of event.
+struct TimestampResults<R> {
+    must_be_zero: R,
+    out_of_range: R,
+    must_not_advance: R,
+}
+
+/// Flags that cannot go together: more than one of pending, post and void, or a post or void
+/// that also balances or closes.
+fn flags_are_mutually_exclusive(flags: TransferFlags) -> bool {
     let kinds = [
         TransferFlags::PENDING,
         TransferFlags::POST_PENDING_TRANSFER,
@@ -630,10 +886,7 @@ fn invalid_id_or_flags(event: &NewTransfer) -> Option<CreateTransferResult> {
     .into_iter()
     .filter(|kind| flags.contains(*kind))
     .count();
-    if kinds > 1 {
-        return Some(R::FlagsAreMutuallyExclusive);
-    }
-    None
+    kinds > 1 || flags.resolves_pending() && (flags.balancing() || flags.closing())
 }
 
 /// The first check of its own fields that a posted or pending transfer fails, before any
@@ -658,8 +911,12 @@ fn invalid_new_transfer(event: &NewTransfer) -> Option<CreateTransferResult> {
     if event.pending_id.0 != 0 {
         return Some(R::PendingIdMustBeZero);
     }
-    if !event.flags.contains(TransferFlags::PENDING) && event.timeout != 0 {
+    let pending = event.flags.contains(TransferFlags::PENDING);
+    if !pending && event.timeout != 0 {
         return Some(R::TimeoutReservedForPendingTransfer);
+    }
+    if !pending && event.flags.closing() {
+        return Some(R::ClosingTransferMustBePending);
     }
     if event.ledger == 0 {
         return Some(R::LedgerMustNotBeZero);
@@ -667,14 +924,27 @@ fn invalid_new_transfer(event: &NewTransfer) -> Option<CreateTransferResult> {
     if event.code == 0 {
         return Some(R::CodeMustNotBeZero);
     }
-    if event.amount == 0 {
-        return Some(R::AmountMustNotBeZero);
-    }
     None
 }
 
+/// The amount a transfer moves: its own, or with a balancing flag at most what keeps the
+/// balanced account's debits (credits) at or below its posted credits (debits).
+fn balanced_amount(event: &NewTransfer, debit: &Account, credit: &Account) -> u128 {
+    let mut amount = event.amount;
+    if event.flags.contains(TransferFlags::BALANCING_DEBIT) {
+        let debits = debit.debits_pending.saturating_add(debit.debits_posted);
+        amount = amount.min(debit.credits_posted.saturating_sub(debits));
+    }
+    if event.flags.contains(TransferFlags::BALANCING_CREDIT) {
+        let credits = credit.credits_pending.saturating_add(credit.credits_posted);
+        amount = amount.min(credit.debits_posted.saturating_sub(credits));
+    }
+    amount
+}
+
 /// Adds `amount` to the debit's and the credit's pending or posted balance; returns their
-/// totals (debits of the debit account, credits of the credit account), or the overflow.
+/// totals (debits of the debit account, credits of the credit account), or the overflow. A
+/// pending amount must also fit the posted balances, which it may later be posted to.
 fn add_amount(
     debit: &mut Account,
     credit: &mut Account,
@@ -683,25 +953,24 @@ fn add_amount(
 ) -> Result<(u128, u128), CreateTransferResult> {
     use CreateTransferResult as R;
     if pending {
-        let debits_pending = debit
+        debit.debits_pending = debit
             .debits_pending
             .checked_add(amount)
             .ok_or(R::OverflowsDebitsPending)?;
-        let credits_pending = credit
+        credit.credits_pending = credit
             .credits_pending
             .checked_add(amount)
             .ok_or(R::OverflowsCreditsPending)?;
-        debit.debits_pending = debits_pending;
-        credit.credits_pending = credits_pending;
-    } else {
-        let debits_posted = debit
-            .debits_posted
-            .checked_add(amount)
-            .ok_or(R::OverflowsDebitsPosted)?;
-        let credits_posted = credit
-            .credits_posted
-            .checked_add(amount)
-            .ok_or(R::OverflowsCreditsPosted)?;
+    }
+    let debits_posted = debit
+        .debits_posted
+        .checked_add(amount)
+        .ok_or(R::OverflowsDebitsPosted)?;
+    let credits_posted = credit
+        .credits_posted
+        .checked_add(amount)
+        .ok_or(R::OverflowsCreditsPosted)?;
+    if !pending {
         debit.debits_posted = debits_posted;
         credit.credits_posted = credits_posted;
     }
@@ -742,17 +1011,10 @@ fn exceeded_limit(
 }
 
 /// The first check of its own fields that a post or void fails, before any state is read.
-fn invalid_resolution(event: &NewTransfer, post: bool) -> Option<CreateTransferResult> {
+/// Its accounts, ledger and code may be zero ("as in the pending transfer") and are checked
+/// against the pending transfer only.
+fn invalid_resolution(event: &NewTransfer) -> Option<CreateTransferResult> {
     use CreateTransferResult as R;
-    if event.debit_account_id.0 == u128::MAX {
-        return Some(R::DebitAccountIdMustNotBeIntMax);
-    }
-    if event.credit_account_id.0 == u128::MAX {
-        return Some(R::CreditAccountIdMustNotBeIntMax);
-    }
-    if event.debit_account_id.0 != 0 && event.debit_account_id == event.credit_account_id {
-        return Some(R::AccountsMustBeDifferent);
-    }
     if event.pending_id.0 == 0 {
         return Some(R::PendingIdMustNotBeZero);
     }
@@ -765,23 +1027,13 @@ fn invalid_resolution(event: &NewTransfer, post: bool) -> Option<CreateTransferR
     if event.timeout != 0 {
         return Some(R::TimeoutReservedForPendingTransfer);
     }
-    if post && event.amount == 0 {
-        return Some(R::AmountMustNotBeZero);
-    }
     None
 }
 
 /// The first field in which a post or void disagrees with the transfer it resolves (fields
 /// left zero take the pending transfer's value).
-fn resolution_mismatch(
-    event: &NewTransfer,
-    pending: &Transfer,
-    post: bool,
-) -> Option<CreateTransferResult> {
+fn resolution_mismatch(event: &NewTransfer, pending: &Transfer) -> Option<CreateTransferResult> {
     use CreateTransferResult as R;
-    if !pending.flags.contains(TransferFlags::PENDING) {
-        return Some(R::PendingTransferNotPending);
-    }
     if event.debit_account_id.0 != 0 && event.debit_account_id != pending.debit_account_id {
         return Some(R::PendingTransferHasDifferentDebitAccountId);
     }
@@ -794,13 +1046,33 @@ fn resolution_mismatch(
     if event.code != 0 && event.code != pending.code {
         return Some(R::PendingTransferHasDifferentCode);
     }
-    if post && event.amount > pending.amount {
-        return Some(R::ExceedsPendingTransferAmount);
-    }
-    if !post && event.amount != 0 && event.amount != pending.amount {
-        return Some(R::PendingTransferHasDifferentAmount);
-    }
     None
+}
+
+/// The amount a post moves to posted ([`AMOUNT_MAX`]: all of it; otherwise at most the
+/// pending amount, zero included), or the amount a void releases (zero or the pending amount).
+fn resolution_amount(
+    event: &NewTransfer,
+    pending: &Transfer,
+    post: bool,
+) -> Result<u128, CreateTransferResult> {
+    use CreateTransferResult as R;
+    if post {
+        if event.amount == AMOUNT_MAX {
+            return Ok(pending.amount);
+        }
+        if event.amount > pending.amount {
+            return Err(R::ExceedsPendingTransferAmount);
+        }
+        return Ok(event.amount);
+    }
+    if event.amount > pending.amount {
+        return Err(R::ExceedsPendingTransferAmount);
+    }
+    if event.amount != 0 && event.amount != pending.amount {
+        return Err(R::PendingTransferHasDifferentAmount);
+    }
+    Ok(pending.amount)
 }
 
 /// The transfer a post or void of `pending` records: the pending transfer's accounts, ledger
@@ -811,29 +1083,29 @@ fn resolution(
     amount: u128,
     timestamp: Timestamp,
 ) -> Transfer {
-    let inherit = |given: u128, from: u128| if given == 0 { from } else { given };
     Transfer {
         id: event.id,
         debit_account_id: pending.debit_account_id,
         credit_account_id: pending.credit_account_id,
         amount,
         pending_id: pending.id,
-        user_data_128: inherit(event.user_data_128, pending.user_data_128),
-        user_data_64: if event.user_data_64 == 0 {
-            pending.user_data_64
-        } else {
-            event.user_data_64
-        },
-        user_data_32: if event.user_data_32 == 0 {
-            pending.user_data_32
-        } else {
-            event.user_data_32
-        },
+        user_data_128: or_pending(event.user_data_128, pending.user_data_128),
+        user_data_64: or_pending(event.user_data_64, pending.user_data_64),
+        user_data_32: or_pending(event.user_data_32, pending.user_data_32),
         timeout: 0,
         ledger: pending.ledger,
         code: pending.code,
         flags: event.flags,
         timestamp,
+    }
+}
+
+/// A post's or void's field: its own, or the pending transfer's where it gave zero.
+fn or_pending<T: Default + PartialEq>(given: T, pending: T) -> T {
+    if given == T::default() {
+        pending
+    } else {
+        given
     }
 }
 
@@ -858,6 +1130,20 @@ fn release_reservation(
     Ok(())
 }
 
+/// Clears `closed` on the accounts a closing `pending` transfer closed (it is being voided or
+/// has expired).
+pub(crate) fn reopen(debit: &mut Account, credit: &mut Account, pending: &Transfer) {
+    let open = |account: &mut Account| {
+        account.flags = AccountFlags(account.flags.0 & !AccountFlags::CLOSED.0);
+    };
+    if pending.flags.contains(TransferFlags::CLOSING_DEBIT) {
+        open(debit);
+    }
+    if pending.flags.contains(TransferFlags::CLOSING_CREDIT) {
+        open(credit);
+    }
+}
+
 fn account_exists(event: &NewAccount, existing: &Account) -> CreateAccountResult {
     use CreateAccountResult as R;
     if event.flags != existing.flags {
@@ -877,39 +1163,87 @@ fn account_exists(event: &NewAccount, existing: &Account) -> CreateAccountResult
     }
 }
 
-/// Compares a retried transfer with the stored one. For post/void, zero fields mean "as in the
-/// pending transfer" and were filled in when stored, so only non-zero ones are compared.
-fn transfer_exists(event: &NewTransfer, existing: &Transfer) -> CreateTransferResult {
+/// The rest of the comparison of a retried transfer that is neither post nor void (flags,
+/// pending id and timeout are equal). A balancing transfer's `amount` is a maximum: the retry
+/// matches if it allows at least what was moved.
+fn new_transfer_exists(event: &NewTransfer, existing: &Transfer) -> CreateTransferResult {
     use CreateTransferResult as R;
-    let resolves = event.flags.resolves_pending();
-    let differs = |given: u128, stored: u128| (!resolves || given != 0) && given != stored;
-    if event.flags != existing.flags {
-        R::ExistsWithDifferentFlags
-    } else if differs(event.debit_account_id.0, existing.debit_account_id.0) {
+    let amount_differs = if event.flags.balancing() {
+        event.amount < existing.amount
+    } else {
+        event.amount != existing.amount
+    };
+    if event.debit_account_id != existing.debit_account_id {
         R::ExistsWithDifferentDebitAccountId
-    } else if differs(event.credit_account_id.0, existing.credit_account_id.0) {
+    } else if event.credit_account_id != existing.credit_account_id {
         R::ExistsWithDifferentCreditAccountId
-    } else if differs(event.amount, existing.amount) {
+    } else if amount_differs {
         R::ExistsWithDifferentAmount
-    } else if event.pending_id != existing.pending_id {
-        R::ExistsWithDifferentPendingId
-    } else if differs(event.user_data_128, existing.user_data_128) {
+    } else {
+        user_data_ledger_code_exist(event, existing, event.ledger, event.code)
+    }
+}
+
+/// The rest of the comparison of a retried post or void (flags, pending id and timeout are
+/// equal): zero fields stand for the pending transfer's values. A post's amount matches when
+/// it is what was posted, or, when all of it was posted, anything from the pending amount up
+/// (the full-post sentinel included).
+fn resolution_exists(
+    event: &NewTransfer,
+    existing: &Transfer,
+    pending: &Transfer,
+) -> CreateTransferResult {
+    use CreateTransferResult as R;
+    let debit = or_pending(event.debit_account_id, pending.debit_account_id);
+    let credit = or_pending(event.credit_account_id, pending.credit_account_id);
+    let amount_differs = if event.flags.contains(TransferFlags::POST_PENDING_TRANSFER) {
+        if existing.amount < pending.amount {
+            event.amount != existing.amount
+        } else {
+            event.amount < pending.amount
+        }
+    } else {
+        or_pending(event.amount, pending.amount) != existing.amount
+    };
+    if debit != existing.debit_account_id {
+        R::ExistsWithDifferentDebitAccountId
+    } else if credit != existing.credit_account_id {
+        R::ExistsWithDifferentCreditAccountId
+    } else if amount_differs {
+        R::ExistsWithDifferentAmount
+    } else {
+        let expected = NewTransfer {
+            user_data_128: or_pending(event.user_data_128, pending.user_data_128),
+            user_data_64: or_pending(event.user_data_64, pending.user_data_64),
+            user_data_32: or_pending(event.user_data_32, pending.user_data_32),
+            ..*event
+        };
+        user_data_ledger_code_exist(
+            &expected,
+            existing,
+            or_pending(event.ledger, pending.ledger),
+            or_pending(event.code, pending.code),
+        )
+    }
+}
+
+/// The last fields of the comparison: user data, ledger, code.
+fn user_data_ledger_code_exist(
+    event: &NewTransfer,
+    existing: &Transfer,
+    ledger: u32,
+    code: u16,
+) -> CreateTransferResult {
+    use CreateTransferResult as R;
+    if event.user_data_128 != existing.user_data_128 {
         R::ExistsWithDifferentUserData128
-    } else if differs(
-        u128::from(event.user_data_64),
-        u128::from(existing.user_data_64),
-    ) {
+    } else if event.user_data_64 != existing.user_data_64 {
         R::ExistsWithDifferentUserData64
-    } else if differs(
-        u128::from(event.user_data_32),
-        u128::from(existing.user_data_32),
-    ) {
+    } else if event.user_data_32 != existing.user_data_32 {
         R::ExistsWithDifferentUserData32
-    } else if event.timeout != existing.timeout {
-        R::ExistsWithDifferentTimeout
-    } else if differs(u128::from(event.ledger), u128::from(existing.ledger)) {
+    } else if ledger != existing.ledger {
         R::ExistsWithDifferentLedger
-    } else if differs(u128::from(event.code), u128::from(existing.code)) {
+    } else if code != existing.code {
         R::ExistsWithDifferentCode
     } else {
         R::Exists

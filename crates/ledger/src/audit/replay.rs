@@ -399,22 +399,22 @@ fn apply_transfer(
         report.flag(at, format!("{id} names an account not created before it"));
         return Ok(());
     };
-    if debit.id == credit.id
-        || debit.ledger != credit.ledger
-        || transfer.ledger != debit.ledger
-        || transfer.amount == 0
-            && !transfer
-                .flags
-                .contains(TransferFlags::VOID_PENDING_TRANSFER)
-    {
+    if debit.id == credit.id || debit.ledger != credit.ledger || transfer.ledger != debit.ledger {
         report.flag(
             at,
-            format!("{id} is malformed: same account, mixed ledgers or zero amount"),
+            format!("{id} is malformed: same account or mixed ledgers"),
         );
         return Ok(());
     }
-    let (mut debit, mut credit) = (debit, credit);
     let flags = transfer.flags;
+    // A closed account takes only voids.
+    if !flags.contains(TransferFlags::VOID_PENDING_TRANSFER)
+        && (debit.is_closed() || credit.is_closed())
+    {
+        report.flag(at, format!("{id} moves money on a closed account"));
+        return Ok(());
+    }
+    let (mut debit, mut credit) = (debit, credit);
     let arithmetic = if flags.resolves_pending() {
         let Some(pending) = resolve_reservation(replay, transfer, &at, report) else {
             return Ok(());
@@ -422,8 +422,17 @@ fn apply_transfer(
         let posted = flags
             .contains(TransferFlags::POST_PENDING_TRANSFER)
             .then_some(transfer.amount);
+        if posted.is_none() {
+            crate::state_machine::reopen(&mut debit, &mut credit, &pending);
+        }
         release_reservation(&mut debit, &mut credit, pending.amount, posted)
     } else if flags.contains(TransferFlags::PENDING) {
+        if flags.contains(TransferFlags::CLOSING_DEBIT) {
+            debit.flags = debit.flags.union(AccountFlags::CLOSED);
+        }
+        if flags.contains(TransferFlags::CLOSING_CREDIT) {
+            credit.flags = credit.flags.union(AccountFlags::CLOSED);
+        }
         replay.reservations.insert(
             id,
             Reservation {
@@ -586,6 +595,7 @@ fn expire(
     };
     debit.debits_pending = debits_pending;
     credit.credits_pending = credits_pending;
+    crate::state_machine::reopen(&mut debit, &mut credit, &pending);
     settle(trees, seq, &[debit, credit], timestamp, replay, report)
 }
 

@@ -28,6 +28,7 @@ fn account(id: u128, ledger: u32, flags: AccountFlags) -> NewAccount {
         ledger,
         code: 7,
         flags,
+        timestamp: Timestamp(0),
     }
 }
 
@@ -286,5 +287,37 @@ fn opening_refuses_a_missing_a_locked_and_an_unknown_format_ledger() {
     assert!(
         matches!(&error, Some(Error::UnsupportedFormat { found, .. }) if found == "2"),
         "{error:?}"
+    );
+}
+
+/// Every flag with a meaning has its TigerBeetle name in the export.
+#[test]
+fn every_known_flag_is_named() {
+    let accounts = account_flag_names(AccountFlags::KNOWN);
+    assert_eq!(
+        accounts,
+        [
+            "linked",
+            "debits_must_not_exceed_credits",
+            "credits_must_not_exceed_debits",
+            "history",
+            "imported",
+            "closed"
+        ]
+    );
+    let transfers = transfer_flag_names(TransferFlags::KNOWN);
+    assert_eq!(
+        transfers,
+        [
+            "linked",
+            "pending",
+            "post_pending_transfer",
+            "void_pending_transfer",
+            "balancing_debit",
+            "balancing_credit",
+            "closing_debit",
+            "closing_credit",
+            "imported"
+        ]
     );
 }

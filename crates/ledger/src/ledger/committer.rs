@@ -42,7 +42,8 @@ pub(super) struct Committer {
     pub(super) dirty: IdSet<AccountId>,
     /// The journal record the stored snapshot is exact for.
     pub(super) accounts_seq: u64,
-    pub(super) published_seq: Arc<AtomicU64>,
+    /// The number of the last group written and published (see `Sequencer::groups`).
+    pub(super) published_group: Arc<AtomicU64>,
     pub(super) halted: Arc<AtomicBool>,
     pub(super) commits_pending: Arc<AtomicUsize>,
     pub(super) reclaimer: Reclaimer,
@@ -122,6 +123,7 @@ impl Committer {
             head_seq,
             head_hash,
             events,
+            group,
         } = write;
         self.events_since_snapshot = self.events_since_snapshot.saturating_add(events);
         self.events_since_checkpoint = self.events_since_checkpoint.saturating_add(events);
@@ -140,7 +142,7 @@ impl Committer {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(changes.accounts.iter().map(|(id, account)| (*id, *account)));
-        self.published_seq.store(head_seq, Ordering::Release);
+        self.published_group.store(group, Ordering::Release);
         if snapshot_due {
             self.snapshot_done(head_seq);
         } else {

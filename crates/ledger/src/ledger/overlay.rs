@@ -13,7 +13,10 @@ use crate::state_machine::{Changes, Store};
 /// A group the sequencer has applied to its view but the committer has not yet written to
 /// sled and published: its overlay stands in front of sled and the accounts map.
 pub(super) struct InFlight {
-    pub(super) head_seq: u64,
+    /// The group's number in the writer's sequence of groups that write (see
+    /// `Sequencer::groups`): a group that only records failed ids makes no journal record, so
+    /// journal sequence numbers cannot tell when it is published.
+    pub(super) group: u64,
     pub(super) changes: Arc<Changes>,
 }
 
@@ -70,6 +73,17 @@ impl Store for WriterStore<'_> {
             return Ok(Some(*status));
         }
         self.trees.pending_status(id)
+    }
+
+    fn transfer_failed(&self, id: TransferId) -> Result<bool, Error> {
+        // Failed ids enter the filter when sequenced, like stored ones.
+        if self.filter.is_some_and(|filter| !filter.may_contain(id.0)) {
+            return Ok(false);
+        }
+        if self.overlays().any(|changes| changes.failed.contains(&id)) {
+            return Ok(true);
+        }
+        self.trees.transfer_failed(id)
     }
 
     fn expiring(

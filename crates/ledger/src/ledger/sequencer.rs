@@ -11,8 +11,8 @@ use super::invariants::check_group_balanced;
 use super::overlay::{InFlight, WriterStore};
 use super::runs::transfer_runs;
 use super::trees::{
-    META_HEAD, META_LAST_TIMESTAMP, PREFIX_EXPIRY, PREFIX_HISTORY, PREFIX_JOURNAL, PREFIX_META,
-    PREFIX_PENDING, PREFIX_TRANSFER, Trees, Writes,
+    META_HEAD, META_LAST_EVENT_TIMESTAMPS, META_LAST_TIMESTAMP, PREFIX_EXPIRY, PREFIX_FAILED,
+    PREFIX_HISTORY, PREFIX_JOURNAL, PREFIX_META, PREFIX_PENDING, PREFIX_TRANSFER, Trees, Writes,
 };
 use super::{EXPIRE_BATCH_LEN_MAX, Expired, Operation, Reply, Request};
 use crate::codec::{balance_bytes, expiry_key, history_key, id_key};
@@ -20,7 +20,7 @@ use crate::filter::IdFilter;
 use crate::idhash::IdMap;
 use crate::journal::{self, Entries, JOURNAL_CHUNK_LEN, Record, chunk_key};
 use crate::model::{Account, AccountId, Timestamp, TransferId};
-use crate::state_machine::Changes;
+use crate::state_machine::{Changes, Clock};
 use crate::{BATCH_LEN_MAX, Error};
 
 /// Most events the writer applies in one group commit: eight full batches. It bounds the
@@ -68,6 +68,8 @@ pub(super) struct GroupWrite {
     pub(super) head_hash: [u8; 32],
     /// Events journaled by the group's records.
     pub(super) events: u64,
+    /// The group's number (see [`Sequencer::groups`]); the committer publishes it.
+    pub(super) group: u64,
 }
 
 /// The writer's first thread: gathers queued batches into groups, runs them through the
@@ -80,14 +82,16 @@ pub(super) struct Sequencer {
     /// The head after the last group sequenced (ahead of what is durable).
     pub(super) head_seq: u64,
     pub(super) head_hash: [u8; 32],
-    pub(super) last_timestamp: Timestamp,
+    pub(super) clock: Clock,
     /// Shared with [`Ledger`](super::Ledger) and the committer, which alone changes it.
     pub(super) accounts: Arc<RwLock<IdMap<AccountId, Account>>>,
     /// Sequenced groups not yet published by the committer, oldest first (at most three:
     /// one being committed, [`COMMIT_QUEUE_LEN_MAX`] queued, one being built).
     pub(super) in_flight: VecDeque<InFlight>,
-    /// The head of the last group the committer wrote to sled and published.
-    pub(super) published_seq: Arc<AtomicU64>,
+    /// Groups that write, numbered from 1 as they are sequenced.
+    pub(super) groups: u64,
+    /// The number of the last group the committer wrote to sled and published.
+    pub(super) published_group: Arc<AtomicU64>,
     /// Set by the committer when it stops (fail-stop).
     pub(super) halted: Arc<AtomicBool>,
     /// Groups handed to the committer and not yet durable (see [`BUSY_POLL`]).
@@ -275,11 +279,11 @@ impl Sequencer {
         group: &[Request],
     ) -> Result<(Vec<Reply>, Option<GroupWrite>), Error> {
         self.poll_filter_build();
-        let published = self.published_seq.load(Ordering::Acquire);
+        let published = self.published_group.load(Ordering::Acquire);
         while self
             .in_flight
             .front()
-            .is_some_and(|group| group.head_seq <= published)
+            .is_some_and(|group| group.group <= published)
         {
             self.in_flight.pop_front();
         }
@@ -293,7 +297,7 @@ impl Sequencer {
                 Operation::Expire => 0,
             })
             .sum();
-        let mut changes = Changes::with_capacity(self.last_timestamp, events);
+        let mut changes = Changes::with_capacity(self.clock, events);
         let store = WriterStore {
             trees: &self.trees,
             accounts: &self.accounts,
@@ -307,9 +311,35 @@ impl Sequencer {
             replies.push(reply);
             journal.append(request.now, entries)?;
         }
-        if journal.records.is_empty() {
-            // Every event failed: nothing to write, and the overlay is empty.
+        if journal.records.is_empty() && changes.failed.is_empty() {
+            // Every event failed, none transiently: nothing to write, and the overlay is empty.
             return Ok((replies, None));
+        }
+        // Into the filter before sled holds them (see `crate::filter`).
+        for id in &changes.failed {
+            self.filter.insert(id.0);
+        }
+        let group = self.groups.saturating_add(1);
+        self.groups = group;
+        if journal.records.is_empty() {
+            // Only failed ids to keep: no record, and the clock stays where it was, as for a
+            // group that writes nothing.
+            let mut writes = Writes::default();
+            write_failed(&changes, &mut writes);
+            let changes = Arc::new(changes);
+            self.in_flight.push_back(InFlight {
+                group,
+                changes: Arc::clone(&changes),
+            });
+            let write = GroupWrite {
+                changes,
+                writes,
+                head_seq: self.head_seq,
+                head_hash: self.head_hash,
+                events: 0,
+                group,
+            };
+            return Ok((replies, Some(write)));
         }
         check_group_balanced(&changes)?;
         let GroupJournal {
@@ -326,10 +356,10 @@ impl Sequencer {
         }
         self.head_seq = seq;
         self.head_hash = prev_hash;
-        self.last_timestamp = changes.last_timestamp;
+        self.clock = changes.clock();
         let changes = Arc::new(changes);
         self.in_flight.push_back(InFlight {
-            head_seq: seq,
+            group,
             changes: Arc::clone(&changes),
         });
         Ok((
@@ -340,6 +370,7 @@ impl Sequencer {
                 head_seq: seq,
                 head_hash: prev_hash,
                 events,
+                group,
             }),
         ))
     }
@@ -473,6 +504,7 @@ pub(super) fn prepare(
             writes.remove(PREFIX_EXPIRY, &key);
         }
     }
+    write_failed(changes, &mut writes);
     for (id, balance) in &changes.history {
         let key = history_key(*id, balance.timestamp);
         writes.insert(PREFIX_HISTORY, &key, balance_bytes(balance));
@@ -491,5 +523,16 @@ pub(super) fn prepare(
     writes.insert(PREFIX_META, META_HEAD, head);
     let last_timestamp = changes.last_timestamp.0.to_le_bytes();
     writes.insert(PREFIX_META, META_LAST_TIMESTAMP, &last_timestamp);
+    let mut kinds = Vec::with_capacity(16);
+    kinds.extend_from_slice(&changes.last_account_timestamp.0.to_le_bytes());
+    kinds.extend_from_slice(&changes.last_transfer_timestamp.0.to_le_bytes());
+    writes.insert(PREFIX_META, META_LAST_EVENT_TIMESTAMPS, kinds);
     writes
+}
+
+/// The failed transfer ids of one group (see `PREFIX_FAILED`).
+fn write_failed(changes: &Changes, writes: &mut Writes) {
+    for id in &changes.failed {
+        writes.insert(PREFIX_FAILED, &id_key(id.0), &[]);
+    }
 }

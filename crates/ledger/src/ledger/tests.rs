@@ -40,9 +40,9 @@ fn sequence(
             filter: None,
         },
     );
-    let head_seq = in_flight.len() as u64 + 1;
+    let group = in_flight.len() as u64 + 1;
     in_flight.push_back(InFlight {
-        head_seq,
+        group,
         changes: Arc::new(changes),
     });
     results
@@ -210,4 +210,49 @@ fn later_groups_see_the_groups_still_in_flight() {
         store.pending_status(TransferId(10)).expect("read"),
         Some(PendingStatus::Voided)
     );
+}
+
+/// A transient failure in a group still in flight (written to nothing yet) is seen by the next
+/// group: its retry is `id_already_failed`, with the id filter in use or not.
+#[test]
+fn later_groups_see_the_failed_ids_of_groups_in_flight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trees = Trees::open(open_db(dir.path(), 1 << 20).expect("db")).expect("trees");
+    let accounts = RwLock::new(IdMap::default());
+    let mut filter = crate::filter::IdFilter::new();
+    let mut in_flight = VecDeque::new();
+    use CreateTransferResult as R;
+    let event = NewTransfer {
+        id: TransferId(30),
+        debit_account_id: AccountId(1),
+        credit_account_id: AccountId(2),
+        amount: 1,
+        ledger: 392,
+        code: 1,
+        ..NewTransfer::default()
+    };
+    let first = sequence(&trees, &accounts, &mut in_flight, |changes, store| {
+        changes
+            .create_transfers(store, &[event], NOW)
+            .expect("state machine")
+            .0
+    });
+    assert_eq!(first, [R::DebitAccountNotFound]);
+    // The sequencer puts failed ids into the filter with their group.
+    filter.insert(30);
+    for filter in [None, Some(&filter)] {
+        let store = WriterStore {
+            trees: &trees,
+            accounts: &accounts,
+            in_flight: &in_flight,
+            filter,
+        };
+        assert!(store.transfer_failed(TransferId(30)).expect("read"));
+        assert!(!store.transfer_failed(TransferId(31)).expect("read"));
+        let mut changes = Changes::new(NOW);
+        let (results, _) = changes
+            .create_transfers(&store, &[event], NOW)
+            .expect("state machine");
+        assert_eq!(results, [R::IdAlreadyFailed]);
+    }
 }

@@ -15,20 +15,25 @@ use crate::journal::{self, JOURNAL_CHUNK_LEN, RECORD_HEADER_LEN, chunk_key, deco
 use crate::model::{
     Account, AccountBalance, AccountId, PendingStatus, Timestamp, Transfer, TransferId,
 };
-use crate::state_machine::Store;
+use crate::state_machine::{Clock, Store};
 
 /// Ledger format version stored in the meta tree. Version 2 stored, per transfer id, only
 /// the transfer's location in the journal instead of a copy of the transfer; version 3 stores
 /// one location per run of consecutive ids (see [`PREFIX_TRANSFER`]); version 4 packs short
 /// journal records of one group commit into shared chunks (see [`crate::journal`]); version 5
-/// adds spread runs to the transfer index (see [`PREFIX_TRANSFER`]).
-pub(crate) const FORMAT_VERSION: u8 = 5;
+/// adds spread runs to the transfer index (see [`PREFIX_TRANSFER`]); version 6 adds the failed
+/// transfer ids ([`PREFIX_FAILED`]), the last account and transfer timestamps
+/// ([`META_LAST_EVENT_TIMESTAMPS`]) and the flags of issue 13 (balancing, closing, imported,
+/// closed), which fit the flag bits records already had.
+pub(crate) const FORMAT_VERSION: u8 = 6;
 
-/// Older formats this build still reads: a version 4 database is a version 5 one without
-/// spread runs, and a version 3 journal is a version 4 journal whose frames each hold one
-/// record. The writer upgrades the stored version when it opens one (before it writes
-/// anything newer), so older builds refuse the database from then on.
-pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 2] = [3, 4];
+/// Older formats this build still reads: a version 5 database is a version 6 one that no
+/// transfer failed in and that holds none of the new flags, a version 4 database is a
+/// version 5 one without spread runs, and a version 3 journal is a version 4 journal whose
+/// frames each hold one record. The writer upgrades the stored version when it opens one
+/// (before it writes anything newer), so older builds, which would ignore failed ids and
+/// misread the new flags, refuse the database from then on.
+pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 3] = [3, 4, 5];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
@@ -40,6 +45,11 @@ pub(crate) const TREE_CHECKPOINTS: &str = "checkpoints";
 
 pub(crate) const PREFIX_ACCOUNT: u8 = b'a';
 pub(crate) const PREFIX_EXPIRY: u8 = b'e';
+/// Transfer id → nothing: an event with this id failed with a transient result, so a retry
+/// of the id is `id_already_failed`. Written in the same atomic batch as the group whose
+/// event failed (even a group that changed nothing else), so the failure is durable exactly
+/// when its result is acknowledged. Not journaled: no money moved.
+pub(crate) const PREFIX_FAILED: u8 = b'f';
 pub(crate) const PREFIX_HISTORY: u8 = b'h';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
 pub(crate) const PREFIX_META: u8 = b'm';
@@ -67,6 +77,10 @@ pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_VERIFYING_KEY: &[u8] = b"verifying_key";
 pub(crate) const META_HEAD: &[u8] = b"head";
 pub(crate) const META_LAST_TIMESTAMP: &[u8] = b"last_timestamp";
+/// The timestamps of the last account and transfer created (two little-endian u64s): an
+/// imported event must follow the last of its kind. Absent before version 6; then both are
+/// taken to be the last timestamp.
+pub(crate) const META_LAST_EVENT_TIMESTAMPS: &[u8] = b"last_event_timestamps";
 /// The journal record the stored account snapshot is exact for (see [`crate::recovery`]).
 pub(crate) const META_ACCOUNTS_SEQ: &[u8] = b"accounts_seq";
 
@@ -199,6 +213,7 @@ pub(crate) struct Trees {
     pub(crate) transfers: Space,
     pub(crate) pending: Space,
     pub(crate) expiry: Space,
+    pub(crate) failed: Space,
     pub(crate) history: Space,
     pub(crate) journal: Space,
     pub(crate) meta: Space,
@@ -221,6 +236,7 @@ impl Trees {
             transfers: space(PREFIX_TRANSFER),
             pending: space(PREFIX_PENDING),
             expiry: space(PREFIX_EXPIRY),
+            failed: space(PREFIX_FAILED),
             history: space(PREFIX_HISTORY),
             journal: space(PREFIX_JOURNAL),
             meta: space(PREFIX_META),
@@ -478,6 +494,41 @@ impl Trees {
         Ok(Timestamp(nanos))
     }
 
+    /// Whether an event with transfer id `id` failed with a transient result.
+    pub(crate) fn transfer_failed(&self, id: TransferId) -> Result<bool, Error> {
+        self.failed
+            .get(id_key(id.0))
+            .map(|found| found.is_some())
+            .map_err(Error::storage("reading a failed transfer id"))
+    }
+
+    /// The ledger's clock as stored (see [`META_LAST_EVENT_TIMESTAMPS`]).
+    pub(super) fn clock(&self) -> Result<Clock, Error> {
+        let last = self.last_timestamp()?;
+        let Some(bytes) = self
+            .meta
+            .get(META_LAST_EVENT_TIMESTAMPS)
+            .map_err(Error::storage("reading the last event timestamps"))?
+        else {
+            return Ok(Clock::from(last));
+        };
+        let mut cursor = codec::Cursor::new(&bytes, "last event timestamps");
+        let account = cursor
+            .u64()
+            .map_err(Error::corrupt("last event timestamps"))?;
+        let transfer = cursor
+            .u64()
+            .map_err(Error::corrupt("last event timestamps"))?;
+        cursor
+            .finish()
+            .map_err(Error::corrupt("last event timestamps"))?;
+        Ok(Clock {
+            last,
+            account: Timestamp(account),
+            transfer: Timestamp(transfer),
+        })
+    }
+
     pub(super) fn last_checkpoint_seq(&self) -> Result<u64, Error> {
         let last = self
             .checkpoints
@@ -520,6 +571,10 @@ impl Store for Trees {
 
     fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error> {
         Self::pending_status(self, id)
+    }
+
+    fn transfer_failed(&self, id: TransferId) -> Result<bool, Error> {
+        Self::transfer_failed(self, id)
     }
 
     fn expiring(

@@ -2,15 +2,19 @@
 //!
 //! - `lifecycle`: open, create, close, reopen; node key handling; lookups.
 //! - `audit`: a clean audit, and tampering with stored bytes named precisely.
+//! - `contract`: the conformance table of every result and its precedence.
 //! - `properties`: proptest over random operation sequences.
+//! - `mixed`: proptest over random batches mixing every feature, on both ledgers at once.
 //! - `crash`: a writer in a child process killed with SIGKILL at random moments.
 //!
 //! One binary (one link, one process to run), one file per module; the helpers below are
 //! shared by all of them.
 
 mod audit;
+mod contract;
 mod crash;
 mod lifecycle;
+mod mixed;
 mod properties;
 
 use std::path::Path;

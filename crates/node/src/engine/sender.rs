@@ -454,7 +454,11 @@ impl Engine {
     }
 
     /// Posts (`post`) or voids the reservation of `record`. Already posted, already voided and,
-    /// for a void, never reserved are what a retry after a crash finds: done.
+    /// for a void, never reserved are what a retry after a crash finds: done. A void retried
+    /// after one that found no reservation is `id_already_failed` (the ledger remembers the
+    /// transient failure of that id); a void's only transient failure is a missing pending
+    /// transfer (voids are allowed on closed accounts and never exceed a limit), so that is
+    /// "never reserved" again.
     pub(super) async fn resolve_reservation(
         &self,
         uetr: Uetr,
@@ -480,6 +484,7 @@ impl Engine {
                 (true, CreateTransferResult::PendingTransferAlreadyPosted)
                     | (false, CreateTransferResult::PendingTransferAlreadyVoided)
                     | (false, CreateTransferResult::PendingTransferNotFound)
+                    | (false, CreateTransferResult::IdAlreadyFailed)
             );
         if !resolved {
             return Err(EngineError::Unexpected {

@@ -557,3 +557,29 @@ async fn an_unforwarded_payment_with_a_reservation_has_it_voided_and_named() {
     assert_eq!(status, Some(PendingStatus::Voided));
     assert_eq!(peer.queries(), 0);
 }
+
+/// A void of a reservation that was never made is done, and so is its retry, which the
+/// ledger answers `id_already_failed` (it remembers the void's transient failure).
+#[tokio::test]
+async fn voiding_a_reservation_never_made_twice_is_done_both_times() {
+    let peer = ScriptedPeer::new(Answer::Never);
+    let f = fixture(&[("SG", Arc::clone(&peer))], limits(100, 1)).await;
+    let id = uetr(2);
+    in_doubt(&f, id, "SG", OutboundState::Reserving, 1).await;
+    let record = f
+        .engine
+        .store()
+        .outbound(&id)
+        .expect("read")
+        .expect("recorded");
+    let record = OutboundRecord {
+        reservation_id: transfer_id(b"reserve", &id.0),
+        ..record
+    };
+    for attempt in 0..2 {
+        f.engine
+            .resolve_reservation(id, &record, false)
+            .await
+            .unwrap_or_else(|error| panic!("attempt {attempt}: {error}"));
+    }
+}
