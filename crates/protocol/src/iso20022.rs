@@ -1,6 +1,7 @@
 //! ISO 20022 XML at the edge: pacs.008.001.08 messages read into the fields of the signed
 //! instruction ([`pacs008`]) and written back from them, and pacs.002.001.10 status reports
-//! written from the nodes' answers ([`pacs002`]).
+//! written from the nodes' answers ([`pacs002`]), camt.053.001.08 statements written from
+//! a ledger ([`camt053`]).
 //!
 //! The node's wire format stays protobuf; these messages are how banks' back offices speak to
 //! the command line. Reading goes through serde ([`quick_xml::de`]) into types that list every
@@ -13,6 +14,7 @@
 //! is in `docs/iso20022.md`; the official schemas the written messages are validated against
 //! are under `tests/data/iso20022/xsd/`.
 
+pub mod camt053;
 pub mod pacs002;
 pub mod pacs008;
 mod text;

@@ -53,7 +53,7 @@ pub struct TransactionStatus {
     pub end_to_end_id: String,
     /// `OrgnlTxId`.
     pub transaction_id: Option<String>,
-    /// `OrgnlUETR`.
+    /// `OrgnlUETR`; not written unless it is a version 4 UUID (the schema's `UUIDv4Identifier`).
     pub uetr: Uetr,
     /// `TxSts`; nothing is written for an unspecified status.
     pub status: pb::TransactionStatus,
@@ -127,7 +127,9 @@ fn transaction_out(t: &TransactionStatus) -> TransactionOut<'_> {
         instruction_id: t.instruction_id.as_deref(),
         end_to_end_id: &t.end_to_end_id,
         transaction_id: t.transaction_id.as_deref(),
-        uetr: t.uetr.to_string(),
+        // The schema's UUIDv4Identifier: a UETR of another version (the node takes versions 1
+        // to 8) cannot be quoted; the end-to-end id still identifies the payment.
+        uetr: (t.uetr.version() == 4).then(|| t.uetr.to_string()),
         status,
         reason,
     }
@@ -167,8 +169,8 @@ struct TransactionOut<'a> {
     end_to_end_id: &'a str,
     #[serde(rename = "OrgnlTxId", skip_serializing_if = "Option::is_none")]
     transaction_id: Option<&'a str>,
-    #[serde(rename = "OrgnlUETR")]
-    uetr: String,
+    #[serde(rename = "OrgnlUETR", skip_serializing_if = "Option::is_none")]
+    uetr: Option<String>,
     #[serde(rename = "TxSts", skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
     #[serde(rename = "StsRsnInf", skip_serializing_if = "Option::is_none")]
@@ -268,6 +270,25 @@ mod tests {
         ];
         let positions: Vec<usize> = order.iter().map(|n| xml.find(n).unwrap()).collect();
         assert!(positions.is_sorted(), "schema order: {xml}");
+    }
+
+    #[test]
+    fn a_uetr_that_is_not_version_4_is_not_quoted() {
+        let t = TransactionStatus {
+            uetr: Uetr::parse("3f6c1d2a-8b4e-1f7a-9c15-2d8e6b0a4f11").unwrap(),
+            ..rejected()
+        };
+        let xml = write(&Report {
+            message_id: "M".into(),
+            created: UnixTime(0),
+            transactions: vec![t],
+        })
+        .unwrap();
+        assert!(!xml.contains("<OrgnlUETR>"), "{xml}");
+        assert!(
+            xml.contains("<OrgnlEndToEndId>INV-1</OrgnlEndToEndId>"),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub struct Message {
 /// One `CdtTrfTxInf`, checked: the fields of the signed instruction it becomes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
-    /// `PmtId/UETR` (required: it is what makes the same message sent twice pay once).
+    /// `PmtId/UETR` (required: it is what makes the same message sent twice pay once), a
+    /// version 4 UUID as the schema's `UUIDv4Identifier` says; [`write`] writes it as it is.
     pub uetr: Uetr,
     /// `PmtId/EndToEndId`.
     pub end_to_end_id: String,
@@ -682,9 +683,7 @@ fn check_transaction(
     let at = |element: &str| format!("{path}/{element}");
     let before = refusals.0.len();
     let uetr = match raw.PmtId.UETR.as_deref() {
-        Some(text) => {
-            refusals.take(Uetr::parse(text).map_err(|r| Refusal::ff01(&at("PmtId/UETR"), r.detail)))
-        }
+        Some(text) => refusals.take(v4_uetr(&at("PmtId/UETR"), text)),
         None => refusals.take(Err(Refusal::ff01(
             &at("PmtId/UETR"),
             "required, and missing: the UETR is what makes the same message sent twice pay \
@@ -801,6 +800,23 @@ fn check_transaction(
         creditor_account: creditor_account?,
         remittance_information: remittance_information?,
     })
+}
+
+/// A UETR that is a version 4 UUID, as the schema's `UUIDv4Identifier` requires (pacs.002 and
+/// camt.053 quote it with the same type; the node itself takes versions 1 to 8).
+fn v4_uetr(path: &str, text: &str) -> Result<Uetr, Refusal> {
+    let uetr = Uetr::parse(text).map_err(|r| Refusal::ff01(path, r.detail))?;
+    if uetr.version() != 4 {
+        return Err(Refusal::ff01(
+            path,
+            format!(
+                "{text} is a version {} UUID; an ISO 20022 UETR is a version 4 UUID \
+                 (UUIDv4Identifier)",
+                uetr.version()
+            ),
+        ));
+    }
+    Ok(uetr)
 }
 
 /// A positive amount in a currency kakehashi knows, with no more fraction digits than the

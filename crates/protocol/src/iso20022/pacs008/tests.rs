@@ -287,6 +287,14 @@ fn every_instruction_field_is_checked_with_its_path() {
         "nil UUID",
     );
     refused(
+        &edited(
+            "3f6c1d2a-8b4e-4f7a-9c15-2d8e6b0a4f11",
+            "3f6c1d2a-8b4e-1f7a-9c15-2d8e6b0a4f11",
+        ),
+        &format!("{TX}/PmtId/UETR"),
+        "version 1 UUID",
+    );
+    refused(
         &edited("Ccy=\"JPY\">25000<", "Ccy=\"JPY\">25000.5<"),
         &format!("{TX}/IntrBkSttlmAmt"),
         "fraction",
