@@ -1,11 +1,11 @@
 //! pacs.008.001.08 (FI to FI Customer Credit Transfer), CBPR+ usage: read into the fields of
 //! the signed instruction, and written from them.
 //!
-//! [`parse`] decodes a message into a [`Message`] of [`Transaction`]s, each holding what
+//! [`parse()`] decodes a message into a [`Message`] of [`Transaction`]s, each holding what
 //! `kakehashi` puts in the signed `CreditTransferInstruction` (the quote, creation and expiry
 //! times are the sender's to add). Everything that would make the node refuse the payment's
 //! format, and everything in the message the node could not honour, is refused first, with the
-//! element's path and an FF01 reason; [`write`] is the inverse for the fields the mapping
+//! element's path and an FF01 reason; [`write()`] is the inverse for the fields the mapping
 //! covers. The mapping, element by element, is in `docs/iso20022.md`.
 
 use kakehashi_proto::pb;
@@ -49,7 +49,7 @@ pub struct Message {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
     /// `PmtId/UETR` (required: it is what makes the same message sent twice pay once), a
-    /// version 4 UUID as the schema's `UUIDv4Identifier` says; [`write`] writes it as it is.
+    /// version 4 UUID as the schema's `UUIDv4Identifier` says; [`write()`] writes it as it is.
     pub uetr: Uetr,
     /// `PmtId/EndToEndId`.
     pub end_to_end_id: String,
@@ -935,7 +935,7 @@ fn date_time(path: &str, text: &str) -> Result<String, Refusal> {
 // Writing
 
 /// Writes `message` as a pacs.008.001.08 document (CBPR+ usage: one settlement date per
-/// transaction, accounts by `Othr/Id`, settlement method INDA). The inverse of [`parse`] for
+/// transaction, accounts by `Othr/Id`, settlement method INDA). The inverse of [`parse()`] for
 /// every field of [`Message`].
 pub fn write(message: &Message) -> Result<String, WriteError> {
     let document = DocumentOut {
