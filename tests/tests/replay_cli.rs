@@ -3,7 +3,8 @@
 //! test suite would: the committed sample file meets every expectation and moves the balances
 //! by exactly the settled sums; running it again pays nothing twice; a malformed file is
 //! refused whole with exit 2 and sends nothing; an unmet expectation exits 1. The committed
-//! ISO 20022 pacs.008 messages settle the same way, are answered in pacs.002 and pay once.
+//! ISO 20022 pacs.008 messages settle the same way, are answered in pacs.002 and pay once, and
+//! the debtor's camt.053 statement books them.
 //! Bench starts its own in-process pair; only the structure and consistency of its figures are
 //! asserted, never timings.
 
@@ -303,7 +304,7 @@ fn the_sample_file_meets_every_expectation_moves_exact_sums_and_a_rerun_pays_not
 const PACS008_DIR: &str = "tests/data/iso20022";
 
 #[test]
-fn pacs008_messages_settle_answer_in_pacs002_pay_once_and_a_refused_one_sends_nothing() {
+fn pacs008_messages_settle_answer_in_pacs002_pay_once_and_show_in_the_camt053_statement() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let devnet = Devnet::start(scratch.path());
     let before = devnet.books();
@@ -456,6 +457,68 @@ fn pacs008_messages_settle_answer_in_pacs002_pay_once_and_a_refused_one_sends_no
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("no payment with UETR"), "{stderr}");
     assert_eq!(devnet.books(), after);
+
+    // The debtor's camt.053 statement, offline once the nodes have stopped: it closes at the
+    // posted balance the node reported, books the payment with its UETR and end-to-end id
+    // (from the payment store), and the official schema accepts it.
+    drop(devnet);
+    let data = scratch.path().join("data/jp");
+    let statement = scratch.path().join("statement.xml");
+    let (code, stdout, stderr) = run(&[
+        "ledger",
+        "statement",
+        "--data-dir",
+        data.join("ledger").to_str().expect("UTF-8 temp path"),
+        "--payments",
+        data.join("node").to_str().expect("UTF-8 temp path"),
+        "--account",
+        "1001",
+        "--camt053",
+        statement.to_str().expect("UTF-8 temp path"),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let xml = std::fs::read_to_string(&statement).expect("the statement");
+    let closing = format!(
+        "<Cd>CLBD</Cd>\n          </CdOrPrtry>\n        </Tp>\n        <Amt Ccy=\"JPY\">{}</Amt>",
+        after["JP 1001"]
+    );
+    assert!(xml.contains(&closing), "{closing}\n{xml}");
+    for needle in [
+        "<Cd>OUTBOUND</Cd>",
+        "<EndToEndId>INV-2026-1207-01</EndToEndId>",
+        "<UETR>3f6c1d2a-8b4e-4f7a-9c15-2d8e6b0a4f11</UETR>",
+    ] {
+        assert!(xml.contains(needle), "{needle}\n{xml}");
+    }
+    validate_camt053(&statement);
+}
+
+/// Validates `file` against the official camt.053.001.08 schema with xmllint (Debian's
+/// libxml2-utils); skipped without xmllint unless KAKEHASHI_REQUIRE_XMLLINT is set, as
+/// `.ci/run` sets it.
+fn validate_camt053(file: &Path) {
+    let schema = repo_root().join("tests/data/iso20022/xsd/camt.053.001.08.xsd");
+    match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(file)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("KAKEHASHI_REQUIRE_XMLLINT").is_none(),
+                "xmllint is not installed but KAKEHASHI_REQUIRE_XMLLINT is set"
+            );
+            eprintln!("xmllint is not installed: camt.053 validation skipped");
+        }
+        Err(e) => panic!("running xmllint: {e}"),
+    }
 }
 
 #[test]

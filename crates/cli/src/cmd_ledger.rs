@@ -86,6 +86,13 @@ pub(crate) enum LedgerCommand {
         /// Where to write the camt.053 XML.
         #[arg(long, value_name = "FILE")]
         camt053: PathBuf,
+        /// The node's payment store (its data directory's `node`), read-only: the entries
+        /// then quote the payments' end-to-end ids, which the ledger does not hold.
+        #[arg(long, value_name = "DIR")]
+        payments: Option<PathBuf>,
+        /// The agreement whose parties may have sent the inbound payments (with --payments).
+        #[arg(long, default_value = "certs/mra.toml", value_name = "FILE")]
+        mra: PathBuf,
     },
 }
 
@@ -138,10 +145,33 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             from,
             to,
             camt053,
+            payments,
+            mra,
         } => {
             let period = statement::Period { from, to };
-            let written =
-                statement::write_statement(&data_dir, account, &period, &camt053, client::now()?)?;
+            let payments = match payments {
+                Some(dir) => {
+                    let store =
+                        kakehashi_node::store::Store::open_read_only(&dir).with_context(|| {
+                            format!("cannot open the payment store in {}", dir.display())
+                        })?;
+                    let parties = client::load_mra(&mra)?
+                        .jurisdictions()
+                        .iter()
+                        .map(|j| j.code.clone())
+                        .collect();
+                    Some(statement::Payments { store, parties })
+                }
+                None => None,
+            };
+            let written = statement::write_statement(
+                &data_dir,
+                account,
+                &period,
+                &camt053,
+                client::now()?,
+                payments.as_ref(),
+            )?;
             eprintln!(
                 "camt.053 statement of account {account}: {} entries, opening {} closing {} \
                  (minor units of {}), written to {}",

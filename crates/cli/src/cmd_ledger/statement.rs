@@ -8,6 +8,11 @@
 //! pending is an information entry. Voided and expired reservations moved nothing and are not
 //! listed. Without `--to` the closing balance is checked against the account's posted balance
 //! (what `ledger audit` recomputes from the journal), so the statement reconciles with the audit.
+//!
+//! The ledger holds each payment's UETR but not its end-to-end id; with the node's payment
+//! store (`--payments DIR`, opened read-only like the pair audit's) the entries quote it too:
+//! an outbound payment's from its record, an inbound one's from the instruction its record
+//! keeps (the sender found among the agreement's parties by the credit transfer's id).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,17 +21,66 @@ use anyhow::{Context as _, bail};
 use kakehashi_ledger::{
     Account, AccountId, ExportedTransfer, LedgerExport, PendingStatus, Transfer, TransferFlags,
 };
+use kakehashi_node::store::Store;
 use kakehashi_pki::UnixTime;
-use kakehashi_protocol::instruction::Uetr;
+use kakehashi_proto::pb;
+use kakehashi_protocol::instruction::{self, Uetr};
 use kakehashi_protocol::iso20022::camt053::{self, Entry, Statement};
 use kakehashi_protocol::money;
-use kakehashi_protocol::transfer::codes;
+use kakehashi_protocol::transfer::{codes, credit_transfer_id};
+use prost::Message as _;
 
 /// Nanoseconds per second: ledger timestamps are Unix nanoseconds.
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// Seconds in a day.
 const DAY_SECONDS: i64 = 86_400;
+
+/// Where the payments' end-to-end ids are: the node's payment store, and the parties of the
+/// agreement (the possible senders of inbound payments).
+pub(super) struct Payments {
+    pub(super) store: Store,
+    pub(super) parties: Vec<String>,
+}
+
+impl Payments {
+    /// The end-to-end id of the payment `uetr` that the transfer `t` belongs to, if the store
+    /// has it.
+    fn end_to_end_id(&self, t: &Transfer, uetr: Uetr) -> anyhow::Result<Option<String>> {
+        match t.code {
+            codes::OUTBOUND => Ok(self
+                .store
+                .outbound(&uetr)
+                .context("reading the payment store")?
+                .map(|record| record.end_to_end_id)),
+            codes::INBOUND => {
+                // The credit's id derives from the sender and the UETR: it names the sender.
+                let Some(sender) = self
+                    .parties
+                    .iter()
+                    .find(|code| credit_transfer_id(code, &uetr.0) == t.id.0)
+                else {
+                    return Ok(None);
+                };
+                let Some(record) = self
+                    .store
+                    .inbound(sender, &uetr)
+                    .context("reading the payment store")?
+                else {
+                    return Ok(None);
+                };
+                // The instruction it kept, signed by the sender's bank and verified when it
+                // arrived; only its end-to-end id is read here.
+                let id = pb::Signed::decode(record.signed_instruction.as_slice())
+                    .ok()
+                    .and_then(|signed| instruction::decode(&signed).ok())
+                    .map(|decoded| decoded.end_to_end_id);
+                Ok(id)
+            }
+            _ => Ok(None),
+        }
+    }
+}
 
 /// The period asked for: whole UTC days, `from` inclusive, `to` inclusive.
 pub(super) struct Period {
@@ -42,6 +96,7 @@ pub(super) fn write_statement(
     period: &Period,
     out: &Path,
     now: UnixTime,
+    payments: Option<&Payments>,
 ) -> anyhow::Result<Statement> {
     let export = LedgerExport::open(data_dir)
         .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
@@ -55,7 +110,7 @@ pub(super) fn write_statement(
         .transfers()
         .collect::<Result<_, _>>()
         .with_context(|| format!("cannot read the transfers in {}", data_dir.display()))?;
-    let statement = statement(&found, &transfers, period, now)?;
+    let statement = statement(&found, &transfers, period, now, payments)?;
     let xml = camt053::write(&statement)?;
     std::fs::write(out, xml).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(statement)
@@ -67,6 +122,7 @@ pub(super) fn statement(
     transfers: &[ExportedTransfer],
     period: &Period,
     now: UnixTime,
+    payments: Option<&Payments>,
 ) -> anyhow::Result<Statement> {
     let currency = u16::try_from(account.ledger)
         .ok()
@@ -133,6 +189,10 @@ pub(super) fn statement(
         };
         let uetr = (matches!(t.code, codes::OUTBOUND | codes::INBOUND) && uetr_bits != 0)
             .then(|| Uetr(uetr_bits.to_be_bytes()));
+        let end_to_end_id = match (payments, uetr) {
+            (Some(payments), Some(uetr)) => payments.end_to_end_id(t, uetr)?,
+            _ => None,
+        };
         entries.push((
             at,
             Entry {
@@ -143,7 +203,7 @@ pub(super) fn statement(
                 reference: format!("{:032x}", t.id.0),
                 kind: kind(t.code),
                 uetr,
-                end_to_end_id: None,
+                end_to_end_id,
             },
         ));
     }
@@ -287,7 +347,7 @@ mod tests {
             from: None,
             to: None,
         };
-        let s = write_statement(dir.path(), 1001, &whole, &out, now()).expect("statement");
+        let s = write_statement(dir.path(), 1001, &whole, &out, now(), None).expect("statement");
         // Opening at the account's creation: nothing yet; closing the posted balance.
         assert_eq!((s.opening, s.closing), (0, 475_000));
         let booked: Vec<(u128, bool, bool)> = s
@@ -321,7 +381,7 @@ mod tests {
             from: Some(time::macros::date!(2026 - 12 - 07)),
             to: Some(time::macros::date!(2026 - 12 - 07)),
         };
-        let s = write_statement(dir.path(), 1001, &day, &out, now()).expect("statement");
+        let s = write_statement(dir.path(), 1001, &day, &out, now(), None).expect("statement");
         assert_eq!((s.opening, s.closing), (500_000, 475_000));
         assert_eq!(s.entries.len(), 2);
         validate(&std::fs::read_to_string(&out).expect("written"));
@@ -330,7 +390,7 @@ mod tests {
             from: Some(time::macros::date!(2026 - 12 - 05)),
             to: Some(time::macros::date!(2026 - 12 - 05)),
         };
-        let s = write_statement(dir.path(), 1001, &before, &out, now()).expect("statement");
+        let s = write_statement(dir.path(), 1001, &before, &out, now(), None).expect("statement");
         assert_eq!((s.opening, s.closing, s.entries.len()), (0, 0, 0));
     }
 
@@ -342,13 +402,13 @@ mod tests {
             from: None,
             to: None,
         };
-        let err = write_statement(dir.path(), 4242, &whole, &out, now()).unwrap_err();
+        let err = write_statement(dir.path(), 4242, &whole, &out, now(), None).unwrap_err();
         assert!(format!("{err:#}").contains("no account 4242"), "{err:#}");
         let reversed = Period {
             from: Some(time::macros::date!(2026 - 12 - 07)),
             to: Some(time::macros::date!(2026 - 12 - 06)),
         };
-        let err = write_statement(dir.path(), 1001, &reversed, &out, now()).unwrap_err();
+        let err = write_statement(dir.path(), 1001, &reversed, &out, now(), None).unwrap_err();
         assert!(format!("{err:#}").contains("before --from"), "{err:#}");
     }
 
