@@ -609,7 +609,7 @@ fn check_totals(
         // The plain decimal sum, at the finest scale any currency here uses.
         let scale = money::EXPONENT_MAX;
         let actual = transactions.iter().try_fold(0u128, |sum, t| {
-            let factor = 10u128.checked_pow(u32::from(scale - t.currency.exponent))?;
+            let factor = 10u128.checked_pow(u32::from(scale.checked_sub(t.currency.exponent)?))?;
             sum.checked_add(t.amount_minor.checked_mul(factor)?)
         });
         let given = parse_decimal(sum, scale);

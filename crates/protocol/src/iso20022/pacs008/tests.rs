@@ -427,6 +427,19 @@ fn informational_elements_are_ignored() {
 }
 
 #[test]
+fn deep_nesting_inside_an_ignored_element_is_skipped_without_recursion() {
+    // An ignored element is skipped whatever it holds; a deeply nested one must not exhaust
+    // the stack (the whole message stays within MESSAGE_BYTES_MAX).
+    let depth = 200_000;
+    let nested = format!("{}{}", "<x>".repeat(depth), "</x>".repeat(depth));
+    let xml = edited("<Dbtr>", &format!("<Purp>{nested}</Purp><Dbtr>"));
+    parse(xml.as_bytes(), today()).expect("the ignored Purp is skipped");
+    // Deep nesting where an element is not allowed is refused, not recursed into.
+    let xml = edited("<Dbtr>", &format!("<Unknown>{nested}</Unknown><Dbtr>"));
+    refused(&xml, &format!("{TX}/Unknown"), "refused");
+}
+
+#[test]
 fn many_transactions_report_every_bad_one() {
     let tx_start = ONE.find("<CdtTrfTxInf>").unwrap();
     let tx_end = ONE.find("</CdtTrfTxInf>").unwrap() + "</CdtTrfTxInf>".len();
