@@ -2,9 +2,11 @@
 //! a `kakehashi devnet` process (real TLS on 127.0.0.1, real sled on disk) as an integration
 //! test suite would: the committed sample file meets every expectation and moves the balances
 //! by exactly the settled sums; running it again pays nothing twice; a malformed file is
-//! refused whole with exit 2 and sends nothing; an unmet expectation exits 1. Bench starts its
-//! own in-process pair; only the structure and consistency of its figures are asserted, never
-//! timings.
+//! refused whole with exit 2 and sends nothing; an unmet expectation exits 1. The committed
+//! ISO 20022 pacs.008 messages settle the same way, are answered in pacs.002 and pay once, and
+//! the debtor's camt.053 statement books them.
+//! Bench starts its own in-process pair; only the structure and consistency of its figures are
+//! asserted, never timings.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -296,6 +298,227 @@ fn the_sample_file_meets_every_expectation_moves_exact_sums_and_a_rerun_pays_not
         }
     }
     assert_eq!(devnet.books(), after, "the second run moved money");
+}
+
+/// The committed pacs.008.001.08 sample messages, relative to the repository root.
+const PACS008_DIR: &str = "tests/data/iso20022";
+
+#[test]
+fn pacs008_messages_settle_answer_in_pacs002_pay_once_and_show_in_the_camt053_statement() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let devnet = Devnet::start(scratch.path());
+    let before = devnet.books();
+    let reports = scratch.path().join("pacs002");
+    let reports_text = reports.to_str().expect("UTF-8 temp path").to_owned();
+    let base = devnet.process.base.to_string();
+    let first = scratch.path().join("first.jsonl");
+    let first_text = first.to_str().expect("UTF-8 temp path").to_owned();
+    let (code, stdout, stderr) = run(&[
+        "replay",
+        PACS008_DIR,
+        "--base-port",
+        &base,
+        "--out",
+        &first_text,
+        "--pacs002-out",
+        &reports_text,
+    ]);
+    let context = format!("{stdout}\n{stderr}\n{}", devnet.logs());
+    assert_eq!(code, Some(0), "{context}");
+    assert!(stdout.contains("All 3 line(s) as expected"), "{context}");
+    let first_results = results(&first);
+    assert!(
+        first_results.iter().all(|r| r["status"] == "ACSC"),
+        "{context}"
+    );
+
+    // Each debtor down by its settlement amount, each creditor up by what its result says.
+    let after = devnet.books();
+    let credited = |uetr: &str| {
+        let result = first_results
+            .iter()
+            .find(|r| r["uetr"] == uetr)
+            .expect("a result per UETR");
+        minor(result["credited"].as_str().expect("credited")).expect("amount")
+    };
+    for (account, moved) in [
+        ("JP 1001", -25_000),
+        ("JP 1002", -12_000),
+        ("SG 2102", -8_050),
+        ("SG 2001", credited("3f6c1d2a-8b4e-4f7a-9c15-2d8e6b0a4f11")),
+        ("SG 2002", credited("7a2e9b40-1c3d-4e5f-8a6b-9c0d1e2f3a42")),
+        ("JP 1102", credited("c4d5e6f7-0a1b-4c2d-8e3f-405162738495")),
+    ] {
+        assert_eq!(after[account] - before[account], moved, "{account}");
+    }
+
+    // One pacs.002 per message, quoting the original message and each transaction.
+    let jp = std::fs::read_to_string(reports.join("pacs008-jp-to-sg.pacs002.xml"))
+        .expect("the JP message's report");
+    for needle in [
+        "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10\">",
+        "<OrgnlMsgId>KKHAJPJ0-20261207-0001</OrgnlMsgId>",
+        "<OrgnlMsgNmId>pacs.008.001.08</OrgnlMsgNmId>",
+        "<OrgnlInstrId>KKHAJPJ0-0001</OrgnlInstrId>",
+        "<OrgnlEndToEndId>INV-2026-1207-02</OrgnlEndToEndId>",
+        "<OrgnlUETR>3f6c1d2a-8b4e-4f7a-9c15-2d8e6b0a4f11</OrgnlUETR>",
+        "<OrgnlUETR>7a2e9b40-1c3d-4e5f-8a6b-9c0d1e2f3a42</OrgnlUETR>",
+    ] {
+        assert!(jp.contains(needle), "{needle}\n{jp}");
+    }
+    assert_eq!(jp.matches("<TxSts>ACSC</TxSts>").count(), 2, "{jp}");
+    let sg = std::fs::read_to_string(reports.join("pacs008-sg-to-jp.pacs002.xml"))
+        .expect("the SG message's report");
+    assert!(
+        sg.contains("<OrgnlTxId>KKHBSGS0-TX-0001</OrgnlTxId>"),
+        "{sg}"
+    );
+
+    // The same messages again pay nothing: the node answers DUPL, replay reports the earlier
+    // outcome; and `pay --pacs008` of one of them is RJCT DUPL, as its pacs.002 says.
+    let (code, stdout, stderr) = run(&["replay", PACS008_DIR, "--base-port", &base]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("decided by an earlier run"), "{stdout}");
+    let again = scratch.path().join("again.pacs002.xml");
+    let (code, stdout, stderr) = run(&[
+        "pay",
+        "--node",
+        &devnet.url("SG"),
+        "--bank",
+        "certs/sg/banks/KKHBSGS0.pem",
+        "--key",
+        "certs/sg/banks/KKHBSGS0.key.pem",
+        "--pacs008",
+        "tests/data/iso20022/pacs008-sg-to-jp.xml",
+        "--pacs002-out",
+        again.to_str().expect("UTF-8 temp path"),
+    ]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let again = std::fs::read_to_string(&again).expect("pay's report");
+    assert!(again.contains("<TxSts>RJCT</TxSts>"), "{again}");
+    assert!(again.contains("<Cd>DUPL</Cd>"), "{again}");
+    assert_eq!(devnet.books(), after, "a resent message moved money");
+    // `status --pacs002` reports the settled payment.
+    let (code, stdout, stderr) = run(&[
+        "status",
+        "c4d5e6f7-0a1b-4c2d-8e3f-405162738495",
+        "--node",
+        &devnet.url("SG"),
+        "--identity",
+        "KKHBSGS0",
+        "--pacs002",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("<TxSts>ACSC</TxSts>"), "{stdout}");
+    assert!(
+        stdout.contains("<OrgnlEndToEndId>PO-88412</OrgnlEndToEndId>"),
+        "{stdout}"
+    );
+
+    // A message with an element the node cannot honour is refused whole, by path, and
+    // nothing of it is sent (its good first transaction's UETR stays unknown).
+    let sample =
+        std::fs::read_to_string(repo_root().join(PACS008_DIR).join("pacs008-jp-to-sg.xml"))
+            .expect("sample");
+    let bad = sample
+        .replace("3f6c1d2a-8b4e-4f7a-9c15-2d8e6b0a4f11", "5b0e4c1d-2a3f-4e6b-8c7d-9e0f1a2b3c4d")
+        .replace("7a2e9b40-1c3d-4e5f-8a6b-9c0d1e2f3a42", "6c1f5d2e-3b4a-4f7c-9d8e-0f1a2b3c4d5e")
+        .replacen(
+            "<Dbtr>\n        <Nm>Sato Trading KK</Nm>",
+            "<IntrmyAgt1><FinInstnId><BICFI>KKHBJPJ0</BICFI></FinInstnId></IntrmyAgt1>\n      <Dbtr>\n        <Nm>Sato Trading KK</Nm>",
+            1,
+        );
+    assert_ne!(bad, sample);
+    let bad_path = scratch.path().join("bad.xml");
+    std::fs::write(&bad_path, bad).expect("write");
+    let (code, stdout, stderr) = run(&[
+        "replay",
+        bad_path.to_str().expect("UTF-8 temp path"),
+        "--base-port",
+        &base,
+    ]);
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "/Document/FIToFICstmrCdtTrf/CdtTrfTxInf[2]/IntrmyAgt1: FF01: refused: the relay pays \
+             the creditor agent directly"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was sent"), "{stderr}");
+    let (code, _, stderr) = run(&[
+        "status",
+        "5b0e4c1d-2a3f-4e6b-8c7d-9e0f1a2b3c4d",
+        "--node",
+        &devnet.url("JP"),
+        "--identity",
+        "KKHAJPJ0",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no payment with UETR"), "{stderr}");
+    assert_eq!(devnet.books(), after);
+
+    // The debtor's camt.053 statement, offline once the nodes have stopped: it closes at the
+    // posted balance the node reported, books the payment with its UETR and end-to-end id
+    // (from the payment store), and the official schema accepts it.
+    drop(devnet);
+    let data = scratch.path().join("data/jp");
+    let statement = scratch.path().join("statement.xml");
+    let (code, stdout, stderr) = run(&[
+        "ledger",
+        "statement",
+        "--data-dir",
+        data.join("ledger").to_str().expect("UTF-8 temp path"),
+        "--payments",
+        data.join("node").to_str().expect("UTF-8 temp path"),
+        "--account",
+        "1001",
+        "--camt053",
+        statement.to_str().expect("UTF-8 temp path"),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let xml = std::fs::read_to_string(&statement).expect("the statement");
+    let closing = format!(
+        "<Cd>CLBD</Cd>\n          </CdOrPrtry>\n        </Tp>\n        <Amt Ccy=\"JPY\">{}</Amt>",
+        after["JP 1001"]
+    );
+    assert!(xml.contains(&closing), "{closing}\n{xml}");
+    for needle in [
+        "<Cd>OUTBOUND</Cd>",
+        "<EndToEndId>INV-2026-1207-01</EndToEndId>",
+        "<UETR>3f6c1d2a-8b4e-4f7a-9c15-2d8e6b0a4f11</UETR>",
+    ] {
+        assert!(xml.contains(needle), "{needle}\n{xml}");
+    }
+    validate_camt053(&statement);
+}
+
+/// Validates `file` against the official camt.053.001.08 schema with xmllint (Debian's
+/// libxml2-utils); skipped without xmllint unless KAKEHASHI_REQUIRE_XMLLINT is set, as
+/// `.ci/run` sets it.
+fn validate_camt053(file: &Path) {
+    let schema = repo_root().join("tests/data/iso20022/xsd/camt.053.001.08.xsd");
+    match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(file)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("KAKEHASHI_REQUIRE_XMLLINT").is_none(),
+                "xmllint is not installed but KAKEHASHI_REQUIRE_XMLLINT is set"
+            );
+            eprintln!("xmllint is not installed: camt.053 validation skipped");
+        }
+        Err(e) => panic!("running xmllint: {e}"),
+    }
 }
 
 #[test]

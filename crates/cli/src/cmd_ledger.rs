@@ -1,6 +1,7 @@
 //! `kakehashi ledger audit` (replay a node's journal offline and report every discrepancy),
 //! `kakehashi ledger export` (accounts and transfers as JSON Lines, for reconciliation) and
-//! `kakehashi ledger pair-audit` (do two nodes' books agree on every payment between them). The
+//! `kakehashi ledger pair-audit` (do two nodes' books agree on every payment between them) and
+//! `kakehashi ledger statement` (one account's ISO 20022 camt.053 statement). The
 //! checks are `kakehashi_ledger::audit`'s and `kakehashi_ops::pair_audit`'s; this module parses
 //! arguments, formats the reports and picks the exit code.
 
@@ -17,6 +18,8 @@ use kakehashi_ops::pair_audit::{self, PairReport};
 
 use crate::client;
 use crate::configs::load_config;
+
+mod statement;
 
 /// Largest public-key file read: a PEM SubjectPublicKeyInfo is about 113 bytes.
 const KEY_FILE_SIZE_MAX: u64 = 64 << 10;
@@ -60,6 +63,43 @@ pub(crate) enum LedgerCommand {
     /// still in doubt are listed but are not discrepancies. Exit 0 the pair agrees, 1
     /// discrepancies found (each listed with its UETR), 2 usage or input error.
     PairAudit(PairAuditArgs),
+    /// Write one account's ISO 20022 camt.053.001.08 bank-to-customer statement: opening and
+    /// closing booked balances, one entry per posted transfer with the payment's UETR, and
+    /// the reservations still pending as information (docs/iso20022.md).
+    ///
+    /// Read-only, like the audit; refuses a database a running node holds. Without --to the
+    /// closing balance is checked against the account's posted balance. Exit 0 written, 2
+    /// usage or input error.
+    Statement {
+        /// The node's ledger directory (the sled database).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The account.
+        #[arg(long, value_name = "ID")]
+        account: u128,
+        /// The first day of the statement, UTC (default: the account's opening).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        from: Option<time::Date>,
+        /// The last day of the statement, UTC (default: up to now).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+        to: Option<time::Date>,
+        /// Where to write the camt.053 XML.
+        #[arg(long, value_name = "FILE")]
+        camt053: PathBuf,
+        /// The node's payment store (its data directory's `node`), read-only: the entries
+        /// then quote the payments' end-to-end ids, which the ledger does not hold.
+        #[arg(long, value_name = "DIR")]
+        payments: Option<PathBuf>,
+        /// The agreement whose parties may have sent the inbound payments (with --payments).
+        #[arg(long, default_value = "certs/mra.toml", value_name = "FILE")]
+        mra: PathBuf,
+    },
+}
+
+/// A `YYYY-MM-DD` date.
+fn parse_date(text: &str) -> Result<time::Date, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format).map_err(|_| format!("{text:?} is not a date like 2026-12-07"))
 }
 
 /// Arguments of `kakehashi ledger pair-audit`.
@@ -99,6 +139,50 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
         } => audit(&data_dir, json, expected_key.as_deref()),
         LedgerCommand::Export { data_dir, output } => export(&data_dir, output.as_deref()),
         LedgerCommand::PairAudit(args) => pair_audit(&args),
+        LedgerCommand::Statement {
+            data_dir,
+            account,
+            from,
+            to,
+            camt053,
+            payments,
+            mra,
+        } => {
+            let period = statement::Period { from, to };
+            let payments = match payments {
+                Some(dir) => {
+                    let store =
+                        kakehashi_node::store::Store::open_read_only(&dir).with_context(|| {
+                            format!("cannot open the payment store in {}", dir.display())
+                        })?;
+                    let parties = client::load_mra(&mra)?
+                        .jurisdictions()
+                        .iter()
+                        .map(|j| j.code.clone())
+                        .collect();
+                    Some(statement::Payments { store, parties })
+                }
+                None => None,
+            };
+            let written = statement::write_statement(
+                &data_dir,
+                account,
+                &period,
+                &camt053,
+                client::now()?,
+                payments.as_ref(),
+            )?;
+            eprintln!(
+                "camt.053 statement of account {account}: {} entries, opening {} closing {} \
+                 (minor units of {}), written to {}",
+                written.entries.len(),
+                written.opening,
+                written.closing,
+                written.currency.alpha,
+                camt053.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -23,6 +23,8 @@ use kakehashi_node::participant::{Participant, PaymentRequest, ReceiptError, Ver
 use kakehashi_proto::pb;
 use kakehashi_protocol::bank::{InstructionOptions, Order};
 use kakehashi_protocol::instruction::Uetr;
+use kakehashi_protocol::iso20022::pacs002::{self, OriginalMessage, TransactionStatus};
+use kakehashi_protocol::iso20022::pacs008;
 use kakehashi_protocol::quote::QuoteTerms;
 use kakehashi_protocol::signed::Signer;
 use kakehashi_protocol::status::status_name;
@@ -65,23 +67,27 @@ pub(crate) struct PayArgs {
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
     /// The debtor's account on the sending node's ledger.
-    #[arg(long = "from", value_name = "ACCOUNT")]
-    from: u128,
+    #[arg(
+        long = "from",
+        value_name = "ACCOUNT",
+        required_unless_present = "pacs008"
+    )]
+    from: Option<u128>,
     /// The creditor bank's BIC, e.g. `KKHASGS0`.
-    #[arg(long, value_name = "BIC")]
-    to_bic: String,
+    #[arg(long, value_name = "BIC", required_unless_present = "pacs008")]
+    to_bic: Option<String>,
     /// The creditor's account on the receiving node's ledger.
-    #[arg(long, value_name = "ACCOUNT")]
-    to_account: u128,
+    #[arg(long, value_name = "ACCOUNT", required_unless_present = "pacs008")]
+    to_account: Option<u128>,
     /// The creditor's name (default: `account <N> at <BIC>`).
     #[arg(long, value_name = "NAME")]
     to_name: Option<String>,
     /// The creditor's jurisdiction, e.g. `SG`.
-    #[arg(long = "to", value_name = "CODE")]
-    counterparty: String,
+    #[arg(long = "to", value_name = "CODE", required_unless_present = "pacs008")]
+    counterparty: Option<String>,
     /// What the debtor pays, in major units of the sending node's currency.
-    #[arg(long)]
-    amount: String,
+    #[arg(long, required_unless_present = "pacs008")]
+    amount: Option<String>,
     /// The sending node's currency (default: the debtor account's).
     #[arg(long, value_name = "ISO4217")]
     currency: Option<String>,
@@ -92,6 +98,18 @@ pub(crate) struct PayArgs {
     /// Unstructured remittance information (at most 140 characters).
     #[arg(long, default_value = "")]
     remittance: String,
+    /// Send the one transaction of this ISO 20022 pacs.008.001.08 message instead of the
+    /// payment options above (the mapping is in docs/iso20022.md); --bank must be its debtor
+    /// agent.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["from", "to_bic", "to_account", "to_name", "counterparty", "amount", "currency", "uetr"]
+    )]
+    pacs008: Option<PathBuf>,
+    /// Write the outcome as an ISO 20022 pacs.002.001.10 status report to this file.
+    #[arg(long, value_name = "FILE")]
+    pacs002_out: Option<PathBuf>,
     /// Write the creditor node's signed receipt to this file when the payment settles.
     #[arg(long, value_name = "FILE")]
     receipt_out: Option<PathBuf>,
@@ -113,6 +131,9 @@ pub(crate) struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Print the status as an ISO 20022 pacs.002.001.10 status report instead of text.
+    #[arg(long, conflicts_with = "json")]
+    pacs002: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,15 +269,11 @@ async fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
     let mra = Arc::new(client::load_mra(&args.connect.mra)?);
     let bank = Bank::load(&args.bank, &args.key)?;
     let relying = args.connect.relying(&mra, bank.country.as_deref())?;
-    client::check_party(&mra, &args.counterparty, "--to")?;
-    let uetr = match &args.uetr {
-        Some(text) => Uetr::parse(text).map_err(|r| {
-            anyhow::anyhow!(
-                "--uetr {text}: {}; give a UUID like 9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
-                r.detail
-            )
-        })?,
-        None => new_uetr()?,
+    // What the message asks, when the payment comes from a pacs.008 file: read and checked
+    // before connecting, so a refused message sends nothing.
+    let message = match &args.pacs008 {
+        Some(path) => Some(read_pacs008(path, &bank)?),
+        None => None,
     };
     // The bank's participant-TLS identity beside its signing chain, unless --identity says
     // otherwise: a node takes an instruction only from its debtor agent's connection.
@@ -264,36 +281,41 @@ async fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
         .connect
         .connect_as(&mra, &relying, client::tls_beside_signing(&args.bank))
         .await?;
-    let debtor = node.account_balance(args.from).await?;
-    let currency = match &args.currency {
-        Some(c) => c.clone(),
-        None => debtor
-            .posted_balance
-            .as_ref()
-            .map(|a| a.currency.clone())
-            .with_context(|| format!("account {} has no currency; pass --currency", args.from))?,
-    };
-    let request = PaymentRequest {
-        uetr,
-        amount: parse_user_amount(&currency, &args.amount)?,
-        counterparty: args.counterparty.clone(),
-        order: Order {
-            debtor_account: args.from,
-            debtor_name: debtor.name.clone(),
-            creditor_agent_bic: args.to_bic.clone(),
-            creditor_account: args.to_account,
-            creditor_name: args
-                .to_name
-                .clone()
-                .unwrap_or_else(|| format!("account {} at {}", args.to_account, args.to_bic)),
-            remittance_information: args.remittance.clone(),
-        },
-        options: InstructionOptions::default(),
+    let request = match &message {
+        Some((_, transaction)) => {
+            let counterparty = transaction
+                .creditor_agent
+                .get(4..6)
+                .unwrap_or_default()
+                .to_owned();
+            client::check_party(&mra, &counterparty, "CdtrAgt/FinInstnId/BICFI's country")?;
+            request_of(transaction, counterparty)
+        }
+        None => request_from_args(&args, &mra, &mut node).await?,
     };
     let participant = Participant::new(&*mra, &relying);
     let now = client::now()?;
     let sent = send_payment(&mut node, &participant, &bank, &request, now).await?;
     let receipt = keep_receipt(&sent.report, sent.receipt, args.receipt_out.as_deref())?;
+    if let Some(path) = &args.pacs002_out {
+        let status = TransactionStatus::of_report(
+            &sent.report,
+            request.uetr,
+            message.as_ref().map(|(m, _)| OriginalMessage {
+                message_id: m.message_id.clone(),
+                name: pacs008::MESSAGE_NAME.to_owned(),
+                created: Some(m.created.clone()),
+            }),
+            request.options.instruction_id.clone(),
+            message.as_ref().and_then(|(_, t)| t.transaction_id.clone()),
+        );
+        let xml = pacs002::write(&pacs002::Report {
+            message_id: format!("KKH-STS-{}-{}", now.0, status_id(&status)),
+            created: now,
+            transactions: vec![status],
+        })?;
+        std::fs::write(path, xml).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let mut out = String::new();
     if args.json {
         let doc = serde_json::json!({
@@ -331,6 +353,124 @@ async fn pay(args: PayArgs) -> anyhow::Result<ExitCode> {
     }
     write_stdout(&out)?;
     Ok(exit_for(&sent.report))
+}
+
+/// The payment the options ask for: the debtor's account (its name and, unless --currency,
+/// its currency from the node), the creditor, the amount and the UETR (or a new one).
+async fn request_from_args(
+    args: &PayArgs,
+    mra: &kakehashi_pki::mra::Mra,
+    node: &mut client::NodeClient,
+) -> anyhow::Result<PaymentRequest> {
+    // clap requires these without --pacs008.
+    let (Some(from), Some(to_bic), Some(to_account), Some(counterparty), Some(amount)) = (
+        args.from,
+        args.to_bic.as_ref(),
+        args.to_account,
+        args.counterparty.as_ref(),
+        args.amount.as_ref(),
+    ) else {
+        bail!("give --from, --to-bic, --to-account, --to and --amount, or --pacs008 FILE");
+    };
+    client::check_party(mra, counterparty, "--to")?;
+    let uetr = match &args.uetr {
+        Some(text) => Uetr::parse(text).map_err(|r| {
+            anyhow::anyhow!(
+                "--uetr {text}: {}; give a UUID like 9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+                r.detail
+            )
+        })?,
+        None => new_uetr()?,
+    };
+    let debtor = node.account_balance(from).await?;
+    let currency = match &args.currency {
+        Some(c) => c.clone(),
+        None => debtor
+            .posted_balance
+            .as_ref()
+            .map(|a| a.currency.clone())
+            .with_context(|| format!("account {from} has no currency; pass --currency"))?,
+    };
+    Ok(PaymentRequest {
+        uetr,
+        amount: parse_user_amount(&currency, amount)?,
+        counterparty: counterparty.clone(),
+        order: Order {
+            debtor_account: from,
+            debtor_name: debtor.name.clone(),
+            creditor_agent_bic: to_bic.clone(),
+            creditor_account: to_account,
+            creditor_name: args
+                .to_name
+                .clone()
+                .unwrap_or_else(|| format!("account {to_account} at {to_bic}")),
+            remittance_information: args.remittance.clone(),
+        },
+        options: InstructionOptions::default(),
+    })
+}
+
+/// Reads the pacs.008.001.08 message at `path`: it must hold exactly one transaction, whose
+/// debtor agent is `bank`. A refused message is an error listing every refusal by path.
+fn read_pacs008(
+    path: &Path,
+    bank: &Bank,
+) -> anyhow::Result<(pacs008::Message, pacs008::Transaction)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let mut message = pacs008::parse(&bytes, today).map_err(|refusals| {
+        let mut text = format!(
+            "{}: {} refusal(s); nothing was sent",
+            path.display(),
+            refusals.len()
+        );
+        for r in &refusals {
+            let _ = write!(text, "\n  {r}");
+        }
+        anyhow::anyhow!(text)
+    })?;
+    if message.transactions.len() != 1 {
+        bail!(
+            "{}: the message holds {} transactions; `pay` sends one (`kakehashi replay {}` sends \
+             them all)",
+            path.display(),
+            message.transactions.len(),
+            path.display()
+        );
+    }
+    let transaction = message.transactions.remove(0);
+    if transaction.debtor_agent != bank.bic() {
+        bail!(
+            "{}: the debtor agent is {}, but --bank signs as {}",
+            path.display(),
+            transaction.debtor_agent,
+            bank.bic()
+        );
+    }
+    Ok((message, transaction))
+}
+
+/// The payment a pacs.008 transaction asks for, to the creditor agent's `counterparty`.
+fn request_of(t: &pacs008::Transaction, counterparty: String) -> PaymentRequest {
+    PaymentRequest {
+        uetr: t.uetr,
+        amount: t.amount(),
+        counterparty,
+        order: Order {
+            debtor_account: t.debtor_account,
+            debtor_name: t.debtor_name.clone(),
+            creditor_agent_bic: t.creditor_agent.clone(),
+            creditor_account: t.creditor_account,
+            creditor_name: t.creditor_name.clone(),
+            remittance_information: t.remittance_information.clone(),
+        },
+        options: InstructionOptions {
+            end_to_end_id: Some(t.end_to_end_id.clone()),
+            instruction_id: t.instruction_id.clone(),
+            charge_bearer: Some(t.charge_bearer),
+            fault: None,
+        },
+    }
 }
 
 /// A receipt that was checked and possibly written to a file.
@@ -534,7 +674,16 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let verified = Participant::new(&*mra, &relying).verify_receipt(&report, now);
     let receipt = keep_receipt(&report, verified, args.receipt_out.as_deref())?;
     let mut out = String::new();
-    if args.json {
+    if args.pacs002 {
+        // The original instruction and message references are the sender's; the node's report
+        // carries the end-to-end id and the UETR.
+        let status = TransactionStatus::of_report(&report, uetr, None, None, None);
+        out = pacs002::write(&pacs002::Report {
+            message_id: format!("KKH-STS-{}-{}", now.0, status_id(&status)),
+            created: now,
+            transactions: vec![status],
+        })?;
+    } else if args.json {
         let doc = serde_json::json!({
             "node": node.url,
             "report": ReportJson::new(&report),
@@ -552,4 +701,10 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     write_stdout(&out)?;
     Ok(exit_for(&report))
+}
+
+/// What makes a status report's `MsgId` unique among those written in the same second: the
+/// UETR's first 8 hex digits.
+fn status_id(status: &TransactionStatus) -> String {
+    status.uetr.to_string().chars().take(8).collect()
 }

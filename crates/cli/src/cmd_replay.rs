@@ -16,6 +16,7 @@
 //! error, nothing sent; 3 all decided lines as expected but some payment still PDNG (in doubt;
 //! run the file again later to learn the outcome).
 
+mod iso;
 mod results;
 
 use std::collections::BTreeMap;
@@ -71,7 +72,8 @@ const PENDING_POLL: Duration = Duration::from_millis(200);
 #[derive(clap::Args)]
 pub(crate) struct ReplayArgs {
     /// The JSON Lines file: one payment per line (see the README's "Replaying a transaction
-    /// file" for the members).
+    /// file" for the members); or ISO 20022 pacs.008.001.08 messages: a `.xml` file, or a
+    /// directory whose `.xml` files are read in name order (docs/iso20022.md).
     file: PathBuf,
     /// A node for a jurisdiction, e.g. `JP=https://127.0.0.1:7100` (repeatable; wins over
     /// configurations).
@@ -116,6 +118,10 @@ pub(crate) struct ReplayArgs {
     /// nothing.
     #[arg(long)]
     check: bool,
+    /// Write ISO 20022 pacs.002.001.10 status reports into this directory: one
+    /// `<message>.pacs002.xml` per pacs.008 message read (one for a JSON Lines file).
+    #[arg(long, value_name = "DIR")]
+    pacs002_out: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -143,10 +149,25 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .collect();
 
     // 1. The whole file, before anything is sent.
-    let bytes = read_file(&args.file)?;
-    let mut payments = match replay::parse(&bytes, &parties) {
-        Ok(payments) => payments,
-        Err(errors) => return Ok(input_errors(&args.file, &errors)),
+    let bytes = if args.file.is_dir() {
+        None
+    } else {
+        Some(read_file(&args.file)?)
+    };
+    let (mut payments, messages) = match bytes {
+        Some(bytes) if !iso::is_xml(&args.file, Some(&bytes)) => {
+            match replay::parse(&bytes, &parties) {
+                Ok(payments) => (payments, Vec::new()),
+                Err(errors) => return Ok(input_errors(&args.file, &errors)),
+            }
+        }
+        _ => match iso::read_messages(&args.file, &parties, read_file)? {
+            Ok(input) => (input.payments, input.messages),
+            Err(errors) => {
+                iso::print_errors(&errors);
+                return Ok(ExitCode::from(2));
+            }
+        },
     };
     let certs = match &args.certs {
         Some(dir) => dir.clone(),
@@ -222,6 +243,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     });
 
     // 3. Every line, `--concurrency` at a time.
+    let answered: Vec<iso::Answered> = payments.iter().map(iso::Answered::of).collect();
     let started = Instant::now();
     let results = send_lines(&shared, payments, bank_of, args.concurrency).await?;
     let wall = started.elapsed();
@@ -234,6 +256,13 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let code = summary(&mut out, &results, wall);
     if let Some(path) = &args.out {
         let _ = writeln!(out, "Results per line: {}", path.display());
+    }
+    if let Some(dir) = &args.pacs002_out {
+        let now = client::now()?;
+        let written = iso::write_reports(dir, &args.file, &messages, &answered, &results, now)?;
+        for path in written {
+            let _ = writeln!(out, "pacs.002 status report: {}", path.display());
+        }
     }
     write_stdout(&out)?;
     Ok(code)

@@ -78,7 +78,7 @@ enum Command {
     Node(cmd_node::NodeCommand),
     /// Send a payment as a bank: quote, sign, submit, and print the pacs.002 outcome
     /// (exit 0 ACSC, 1 RJCT, 3 PDNG, 2 error).
-    Pay(cmd_pay::PayArgs),
+    Pay(Box<cmd_pay::PayArgs>),
     /// Generate the development PKI.
     #[command(subcommand)]
     Pki(cmd_pki::PkiCommand),
@@ -118,7 +118,7 @@ fn main() -> ExitCode {
         Command::Ledger(cmd) => cmd_ledger::run(cmd),
         Command::Mra(cmd) => cmd_pki::run_mra(cmd),
         Command::Node(cmd) => cmd_node::run_node(cmd),
-        Command::Pay(args) => cmd_pay::run_pay(args),
+        Command::Pay(args) => cmd_pay::run_pay(*args),
         Command::Pki(cmd) => cmd_pki::run_pki(cmd),
         Command::Quote(args) => cmd_pay::run_quote(args),
         Command::Receipt(cmd) => cmd_receipt::run(cmd),

@@ -34,6 +34,12 @@
 //! [`parse`] validates the whole file before anything is sent and reports every bad line (up
 //! to [`ERRORS_MAX`]) with its number, the member and an FF01 reason.
 //!
+//! **pacs.008 messages.** Instead of JSON Lines, a run may read ISO 20022 pacs.008.001.08
+//! messages ([`parse_pacs008`], mapping in `docs/iso20022.md`): each `CdtTrfTxInf` is a payment,
+//! numbered across the run's messages as lines are, with the UETR the message gives (required)
+//! and the message's references kept for the pacs.002 reports that answer it. Refusals name the
+//! element's path instead of a line and member.
+//!
 //! **Derived UETRs.** A line without `uetr` gets one derived from its content, so that running
 //! the same file again after an interruption submits the same UETRs and the sending node's
 //! idempotence (a known UETR is DUPL and moves nothing) keeps anything from being paid twice.
@@ -72,6 +78,9 @@ use kakehashi_protocol::quote::VerifiedQuote;
 use kakehashi_protocol::reason::ReasonCode;
 
 mod line;
+mod xml;
+
+pub use xml::{Pacs008Origin, parse_pacs008};
 
 /// Largest replay file read: 256 MiB is about a million payment lines, more than one run
 /// should hold in memory (every line and its result are kept until the summary).
@@ -110,7 +119,8 @@ const UETR_SHORT_LEN: usize = 8;
 pub struct LineError {
     /// 1-based line number (0 for the file as a whole).
     pub line: usize,
-    /// The member at fault, when one is.
+    /// The member at fault, when one is; for a pacs.008 message, the element's path from
+    /// `/Document`.
     pub field: Option<String>,
     /// The ISO 20022 reason code (FF01 for every format problem).
     pub code: ReasonCode,
@@ -119,8 +129,12 @@ pub struct LineError {
 }
 
 impl LineError {
-    /// `line 7, member uetr`, `line 7`, or `file` for line 0 (the file as a whole).
+    /// `line 7, member uetr`, `line 7`, or `file` for line 0 (the file as a whole); an XML
+    /// message's element path (it starts with `/`) alone.
     fn place(&self) -> String {
+        if let Some(path) = self.field.as_deref().filter(|f| f.starts_with('/')) {
+            return path.to_owned();
+        }
         let mut text = if self.line == 0 {
             "file".to_owned()
         } else {
@@ -244,6 +258,8 @@ pub struct Payment {
     pub expect: Option<Expect>,
     /// A deliberate defect.
     pub fault: Option<Fault>,
+    /// The pacs.008 message and references it came from, when it came from one.
+    pub pacs008: Option<Pacs008Origin>,
 }
 
 impl Payment {

@@ -4,8 +4,8 @@
 //! the trust that verifies them under the mutual-recognition agreement ([`signed`]),
 //! pacs.008-style instructions and UETRs ([`instruction`]), FX quotes ([`quote`]), settlement
 //! receipts and receipt files ([`receipt`]), pacs.002 status names ([`status`]), what a node's
-//! ledger transfers are for and their ids ([`transfer`]), and a bank's identity with the
-//! instruction builder ([`bank`]).
+//! ledger transfers are for and their ids ([`transfer`]), a bank's identity with the
+//! instruction builder ([`bank`]), and ISO 20022 XML messages at the edge ([`iso20022`]).
 //!
 //! The sending node, the receiving node, participants and auditors all apply these same
 //! functions, so a rule cannot differ between them. The crate has no runtime: it must not
@@ -15,6 +15,7 @@
 
 pub mod bank;
 pub mod instruction;
+pub mod iso20022;
 pub mod money;
 pub mod quote;
 pub mod reason;

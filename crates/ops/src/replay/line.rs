@@ -488,6 +488,7 @@ fn check_members(
         instruction_id: String::new(),
         expect,
         fault,
+        pacs008: None,
     };
     Ok((payment, references))
 }
