@@ -44,6 +44,9 @@ pub(crate) const PREFIX_HISTORY: u8 = b'h';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
+/// Journal record seq (big-endian) → the [`SignedHead`](crate::journal::SignedHead) over it,
+/// written in the batch of the group whose head it signs (see `Committer::commit`).
+pub(crate) const PREFIX_SIGNED_HEAD: u8 = b's';
 /// First id of a run of consecutive transfer ids → where the run's transfers sit in the
 /// journal. The journal already holds every transfer in full, so the index only locates
 /// entries; the rare reads (duplicate ids, post/void, expiry, lookups) fetch the journal chunk
@@ -202,6 +205,7 @@ pub(crate) struct Trees {
     pub(crate) history: Space,
     pub(crate) journal: Space,
     pub(crate) meta: Space,
+    pub(crate) signed_heads: Space,
     pub(crate) checkpoints: sled::Tree,
 }
 
@@ -224,6 +228,7 @@ impl Trees {
             history: space(PREFIX_HISTORY),
             journal: space(PREFIX_JOURNAL),
             meta: space(PREFIX_META),
+            signed_heads: space(PREFIX_SIGNED_HEAD),
             checkpoints: tree(TREE_CHECKPOINTS)?,
             state,
             db,
