@@ -21,14 +21,18 @@ use crate::state_machine::Store;
 /// the transfer's location in the journal instead of a copy of the transfer; version 3 stores
 /// one location per run of consecutive ids (see [`PREFIX_TRANSFER`]); version 4 packs short
 /// journal records of one group commit into shared chunks (see [`crate::journal`]); version 5
-/// adds spread runs to the transfer index (see [`PREFIX_TRANSFER`]).
-pub(crate) const FORMAT_VERSION: u8 = 5;
+/// adds spread runs to the transfer index (see [`PREFIX_TRANSFER`]); version 6 adds signed
+/// heads (see [`PREFIX_SIGNED_HEAD`]). Nothing older builds read changed in version 6, but an
+/// older build would write records without ever signing them and audit the database clean
+/// without checking a signed head, so it must refuse the database instead.
+pub(crate) const FORMAT_VERSION: u8 = 6;
 
-/// Older formats this build still reads: a version 4 database is a version 5 one without
-/// spread runs, and a version 3 journal is a version 4 journal whose frames each hold one
-/// record. The writer upgrades the stored version when it opens one (before it writes
-/// anything newer), so older builds refuse the database from then on.
-pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 2] = [3, 4];
+/// Older formats this build still reads: a version 5 database is a version 6 one without
+/// signed heads, a version 4 one is a version 5 one without spread runs, and a version 3
+/// journal is a version 4 journal whose frames each hold one record. The writer upgrades the
+/// stored version when it opens one (before it writes anything newer), so older builds refuse
+/// the database from then on.
+pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 3] = [3, 4, 5];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
