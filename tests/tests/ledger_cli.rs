@@ -125,6 +125,66 @@ fn audit_with_a_different_pinned_key_exits_1() {
     );
 }
 
+/// Issue 13, item 4: the writer signs its head when the ledger closes (here when
+/// `write_ledger`'s `Ledger` is dropped), so `--require-signed-head` passes on a cleanly closed
+/// ledger. Removing every signature leaves what a node killed before its first signature
+/// leaves: the plain audit still passes and says how many records are unsigned, and
+/// `--require-signed-head` fails, exit 1, naming them.
+#[test]
+fn require_signed_head_passes_after_a_clean_close_and_fails_on_an_unsigned_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    write_ledger(dir.path());
+    let data_dir = dir.path().to_str().unwrap();
+    let audit = |require: bool| {
+        let mut args = vec!["ledger", "audit", "--data-dir", data_dir];
+        if require {
+            args.push("--require-signed-head");
+        }
+        let output = kakehashi(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code(), stdout)
+    };
+    let (code, stdout) = audit(true);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("signed to    record 2 of 2\n"), "{stdout}");
+
+    // sled releases a closed database's lock from background threads; wait for it.
+    let db = (0..300)
+        .find_map(|_| {
+            sled::open(dir.path())
+                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(10)))
+                .ok()
+        })
+        .expect("sled opens");
+    db.open_tree("checkpoints")
+        .expect("tree")
+        .clear()
+        .expect("clear");
+    let state = db.open_tree("ledger").expect("tree");
+    // Signed heads live in the state tree under prefix `s`.
+    for item in state.scan_prefix(b"s") {
+        let (key, _) = item.expect("read");
+        state.remove(key).expect("remove");
+    }
+    db.flush().expect("flush");
+    drop(state);
+    drop(db);
+
+    let (code, stdout) = audit(false);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("signed to    record 0 of 2; 2 records after it are not signed"),
+        "{stdout}"
+    );
+    let (code, stdout) = audit(true);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("result: 1 discrepancies"), "{stdout}");
+    assert!(
+        stdout.contains("journal record 1: records 1 to 2 follow the last signed head"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn audit_of_a_missing_data_dir_exits_2_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,7 +27,8 @@ const KEY_FILE_SIZE_MAX: u64 = 64 << 10;
 #[derive(clap::Subcommand)]
 pub(crate) enum LedgerCommand {
     /// Replay a ledger's journal offline: recompute every balance, check the hash chain, the
-    /// checkpoint signatures and that debits equal credits per currency.
+    /// signatures of the checkpoints and signed heads, and that debits equal credits per
+    /// currency; report how many records follow the last signed one.
     ///
     /// Read-only; refuses a database a running node holds. Exit 0 clean, 1 discrepancies
     /// found (each one listed), 2 usage or input error.
@@ -43,6 +44,11 @@ pub(crate) enum LedgerCommand {
         /// consistency but not whose key it is.
         #[arg(long, value_name = "HEX|FILE")]
         expected_key: Option<String>,
+        /// Also fail (exit 1) when any journal record follows the last signed head or
+        /// checkpoint: the node signs its head at every clean close, so an unsigned tail
+        /// means it was killed, or the signatures were removed.
+        #[arg(long)]
+        require_signed_head: bool,
     },
     /// Write every account and transfer as JSON Lines (u128 values as decimal strings).
     Export {
@@ -136,7 +142,13 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             data_dir,
             json,
             expected_key,
-        } => audit(&data_dir, json, expected_key.as_deref()),
+            require_signed_head,
+        } => audit(
+            &data_dir,
+            json,
+            expected_key.as_deref(),
+            require_signed_head,
+        ),
         LedgerCommand::Export { data_dir, output } => export(&data_dir, output.as_deref()),
         LedgerCommand::PairAudit(args) => pair_audit(&args),
         LedgerCommand::Statement {
@@ -186,10 +198,18 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn audit(data_dir: &Path, json: bool, expected_key: Option<&str>) -> anyhow::Result<ExitCode> {
+fn audit(
+    data_dir: &Path,
+    json: bool,
+    expected_key: Option<&str>,
+    require_signed_head: bool,
+) -> anyhow::Result<ExitCode> {
     let expected_key = expected_key.map(parse_key).transpose()?;
-    let report = kakehashi_ledger::audit(data_dir, &AuditOptions { expected_key })
+    let mut report = kakehashi_ledger::audit(data_dir, &AuditOptions { expected_key })
         .with_context(|| format!("cannot audit the ledger in {}", data_dir.display()))?;
+    if require_signed_head {
+        report.require_signed_head();
+    }
     let mut out = std::io::stdout().lock();
     if json {
         let mut value = serde_json::to_value(&report).context("encoding the report")?;
@@ -255,6 +275,24 @@ fn human_report(data_dir: &Path, report: &AuditReport) -> String {
         text,
         "  checkpoints  {} verified",
         report.checkpoints_verified
+    );
+    let _ = writeln!(
+        text,
+        "  signed heads {} verified",
+        report.signed_heads_verified
+    );
+    let _ = writeln!(
+        text,
+        "  signed to    record {} of {}{}",
+        report.last_signed_seq,
+        report.records,
+        match report.records_unsigned {
+            0 => String::new(),
+            unsigned => format!(
+                "; {unsigned} records after it are not signed (a node killed before it \
+                 signed them, or signatures removed)"
+            ),
+        }
     );
     let _ = writeln!(
         text,
@@ -510,6 +548,28 @@ mod tests {
         assert!(human_report(Path::new("data"), &AuditReport::default()).contains("result: clean"));
     }
 
+    #[test]
+    fn human_report_says_how_many_records_follow_the_last_signature() {
+        let mut report = AuditReport {
+            records: 9,
+            last_signed_seq: 7,
+            records_unsigned: 2,
+            ..AuditReport::default()
+        };
+        let text = human_report(Path::new("data"), &report);
+        assert!(
+            text.contains("  signed to    record 7 of 9; 2 records after it are not signed"),
+            "{text}"
+        );
+        assert!(text.contains("result: clean"), "{text}");
+        report.require_signed_head();
+        let text = human_report(Path::new("data"), &report);
+        assert!(
+            text.contains("  - journal record 8: records 8 to 9 follow the last signed head"),
+            "{text}"
+        );
+    }
+
     fn small_ledger() -> tempfile::TempDir {
         use kakehashi_ledger::{AccountId, Ledger, NewAccount, Options, Timestamp};
         let dir = tempfile::tempdir().expect("tempdir");
@@ -536,14 +596,14 @@ mod tests {
                 .verifying_key()
                 .to_bytes(),
         );
-        let code = audit(dir.path(), true, Some(&right)).expect("runs");
+        let code = audit(dir.path(), true, Some(&right), true).expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS));
         let wrong = hex::encode(
             ed25519_dalek::SigningKey::from_bytes(&[6; 32])
                 .verifying_key()
                 .to_bytes(),
         );
-        let code = audit(dir.path(), false, Some(&wrong)).expect("runs");
+        let code = audit(dir.path(), false, Some(&wrong), false).expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(1)));
     }
 
@@ -600,6 +660,6 @@ mod tests {
     #[test]
     fn audit_of_a_missing_directory_is_an_input_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(audit(&dir.path().join("absent"), false, None).is_err());
+        assert!(audit(&dir.path().join("absent"), false, None, false).is_err());
     }
 }

@@ -3,8 +3,15 @@
 //! The audit trusts nothing but the journal and the node's public key. It replays every
 //! record from the first, recomputes every balance with its own arithmetic (not the state
 //! machine's), and compares with what is stored; it checks the hash chain, the checkpoint
-//! signatures and digests, and that debits equal credits in every currency. Each finding
-//! names where it is (record, account, transfer, checkpoint) and what was expected.
+//! signatures and digests, the signed heads' signatures, and that debits equal credits in
+//! every currency. Each finding names where it is (record, account, transfer, checkpoint,
+//! signed head) and what was expected.
+//!
+//! It also reports how many records follow the last one a valid signature covers. The writer
+//! signs its head every few seconds while records arrive and at every clean close, so those
+//! records are what a node killed since its last signature wrote, or a journal whose
+//! signatures were removed: nothing vouches for them. [`AuditReport::require_signed_head`]
+//! makes them a discrepancy (`kakehashi ledger audit --require-signed-head`).
 //!
 //! The replay is in `replay`, the comparison of what is stored with what was replayed in
 //! `compare`. The database is opened as the export opens it (see [`open_offline`]): with
@@ -13,6 +20,8 @@
 
 mod compare;
 mod replay;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +33,7 @@ use serde::Serialize;
 use self::compare::{compare_counts, compare_pending, compare_snapshot, final_totals};
 use self::replay::{Replay, replay_journal};
 use crate::error::Error;
-use crate::journal::Checkpoint;
+use crate::journal::{Checkpoint, SignedHead};
 use crate::ledger::trees::{Trees, open_offline};
 
 /// Most discrepancies listed in one report; the count beyond is still reported. A corrupted
@@ -57,6 +66,11 @@ pub enum Location {
     },
     /// The ledger's metadata (head, key, format).
     Meta,
+    /// A signed head.
+    SignedHead {
+        /// The journal record it covers.
+        seq: u64,
+    },
     /// A transfer.
     Transfer {
         /// Its id (decimal).
@@ -72,6 +86,7 @@ impl fmt::Display for Location {
             Self::JournalRecord { seq } => write!(f, "journal record {seq}"),
             Self::Ledger { ledger } => write!(f, "ledger {ledger}"),
             Self::Meta => f.write_str("meta"),
+            Self::SignedHead { seq } => write!(f, "signed head at record {seq}"),
             Self::Transfer { id } => write!(f, "transfer {id}"),
         }
     }
@@ -122,6 +137,13 @@ pub struct AuditReport {
     pub expiries: u64,
     /// Checkpoints whose signature and digest were verified.
     pub checkpoints_verified: u64,
+    /// Signed heads whose signature was verified and whose record hashes to what they sign.
+    pub signed_heads_verified: u64,
+    /// The last journal record a verified checkpoint or signed head covers (0: none).
+    pub last_signed_seq: u64,
+    /// Journal records after `last_signed_seq`: nothing vouches for them (see the module
+    /// documentation).
+    pub records_unsigned: u64,
     /// Hex of the last record's hash.
     pub head: String,
     /// Hex of the stored node verifying key.
@@ -138,6 +160,33 @@ impl AuditReport {
     /// Whether the audit found nothing wrong.
     pub fn is_clean(&self) -> bool {
         self.discrepancies.is_empty() && self.discrepancies_not_listed == 0
+    }
+
+    /// Makes the records that follow the last signed head or checkpoint a discrepancy (one,
+    /// naming them), for auditors who accept only books the node vouched for: its clean close
+    /// signs the head, so an unsigned tail means it was killed since its last signature, or
+    /// the signatures were removed.
+    pub fn require_signed_head(&mut self) {
+        if self.records_unsigned == 0 {
+            return;
+        }
+        let first = self.last_signed_seq.saturating_add(1);
+        let last = self.last_signed_seq.saturating_add(self.records_unsigned);
+        let records = match self.records_unsigned {
+            1 => format!("record {first} follows"),
+            _ => format!("records {first} to {last} follow"),
+        };
+        let since = match self.last_signed_seq {
+            0 => "no record is signed".to_string(),
+            seq => format!("it covers record {seq}"),
+        };
+        self.flag(
+            Location::JournalRecord { seq: first },
+            format!(
+                "{records} the last signed head ({since}): nothing vouches for them; the node \
+                 that wrote them stopped without closing cleanly, or the signatures were removed"
+            ),
+        );
     }
 
     fn flag(&mut self, location: Location, detail: impl Into<String>) {
@@ -168,6 +217,7 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> 
     let mut report = AuditReport::default();
     let key = check_key(&trees, options, &mut report)?;
     let checkpoints = load_checkpoints(&trees, &mut report)?;
+    let signed_heads = load_signed_heads(&trees, &mut report)?;
     let mut replay = Replay::new();
     let snapshot_seq = match crate::recovery::accounts_seq(&trees) {
         Ok(seq) => Some(seq),
@@ -184,6 +234,7 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> 
         &trees,
         key.as_ref(),
         &checkpoints,
+        &signed_heads,
         snapshot_seq.filter(|seq| *seq > 0),
         &mut replay,
         &mut report,
@@ -195,6 +246,7 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> 
         );
     }
     report.head = hex::encode(last_hash);
+    report.records_unsigned = last_seq.saturating_sub(report.last_signed_seq);
     match trees.head()? {
         Some((seq, hash)) if seq == last_seq && hash == last_hash => {}
         Some((seq, hash)) => report.flag(
@@ -291,4 +343,33 @@ fn load_checkpoints(
         }
     }
     Ok(checkpoints)
+}
+
+fn load_signed_heads(
+    trees: &Trees,
+    report: &mut AuditReport,
+) -> Result<BTreeMap<u64, SignedHead>, Error> {
+    let mut signed_heads = BTreeMap::new();
+    for item in trees.signed_heads.iter() {
+        let (key, value) = item.map_err(Error::storage("scanning signed heads"))?;
+        let Ok(seq_bytes) = <[u8; 8]>::try_from(key.as_slice()) else {
+            report.flag(
+                Location::Meta,
+                format!("signed head key of {} bytes", key.len()),
+            );
+            continue;
+        };
+        let seq = u64::from_be_bytes(seq_bytes);
+        match SignedHead::decode(&value) {
+            Ok(signed) if signed.seq == seq => {
+                signed_heads.insert(seq, signed);
+            }
+            Ok(signed) => report.flag(
+                Location::SignedHead { seq },
+                format!("stored under record {seq} but names record {}", signed.seq),
+            ),
+            Err(error) => report.flag(Location::SignedHead { seq }, error.to_string()),
+        }
+    }
+    Ok(signed_heads)
 }

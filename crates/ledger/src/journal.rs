@@ -15,10 +15,21 @@
 //! record was about a fifth of the commit time with 64 callers. Records are self-delimiting
 //! (their header gives their length), so a frame splits back into records without an index.
 //!
-//! A checkpoint, taken every `checkpoint_interval` records (at the next group-commit
-//! boundary), binds the chain head to a digest of every account and is signed with the node's
-//! Ed25519 key, so an auditor holding the node's public key can tell that the state at that
-//! point is the one the node vouched for.
+//! Two signed statements vouch for the chain, both with the node's Ed25519 key, so an auditor
+//! holding the node's public key can tell that the journal up to them is the one the node
+//! wrote:
+//!
+//! - a [`Checkpoint`], taken every `checkpoint_interval` records (at the next group-commit
+//!   boundary) and when the ledger closes, binds the chain head to a digest of every account;
+//!   the digest scans every account (tens of milliseconds for 100,000), so checkpoints are
+//!   rare while records arrive;
+//! - a [`SignedHead`] binds only the sequence number and hash of the head record: one
+//!   signature (about 20 µs) and one small key, so the writer takes one every few seconds or
+//!   few thousand records (see `Options::signed_head_interval`), in the same crash-atomic
+//!   batch as the group whose head it signs. The chain it signs fixes every balance the
+//!   audit's replay derives, so it leaves a journal rewritten with fresh hashes detectable
+//!   without the digest; what it does not give is the start-up check of the stored balances
+//!   against a signed digest, which the checkpoint at close does.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -41,6 +52,7 @@ pub(crate) const GENESIS_HASH: [u8; 32] = [0; 32];
 const RECORD_HASH_DOMAIN: &[u8] = b"kakehashi-ledger journal record v1\0";
 const CHECKPOINT_DOMAIN: &[u8] = b"kakehashi-ledger checkpoint v1\0";
 const BALANCES_DOMAIN: &[u8] = b"kakehashi-ledger balances v1\0";
+const SIGNED_HEAD_DOMAIN: &[u8] = b"kakehashi-ledger signed head v1\0";
 
 const KIND_ACCOUNTS: u8 = 1;
 const KIND_TRANSFERS: u8 = 2;
@@ -402,6 +414,66 @@ fn checkpoint_message(seq: u64, head: &[u8; 32], digest: &[u8; 32], accounts: u6
     message
 }
 
+/// A signed statement lighter than a [`Checkpoint`]: record `seq` hashes to `head`. It binds
+/// the hash chain up to `seq` (and through it every balance the replay derives) without the
+/// balances digest, whose scan of every account is what makes a checkpoint expensive, so the
+/// writer can take one every few seconds. Its own domain tag keeps a signed head's signature
+/// from passing as a checkpoint's, and the other way round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SignedHead {
+    pub(crate) seq: u64,
+    pub(crate) head: [u8; 32],
+    pub(crate) signature: [u8; 64],
+}
+
+/// Encoded length of a signed head.
+const SIGNED_HEAD_LEN: usize = 8 + 32 + 64;
+
+impl SignedHead {
+    pub(crate) fn sign(key: &SigningKey, seq: u64, head: [u8; 32]) -> Self {
+        let signature = key.sign(&signed_head_message(seq, &head)).to_bytes();
+        Self {
+            seq,
+            head,
+            signature,
+        }
+    }
+
+    /// Whether the signature is a valid (strict) Ed25519 signature by `key`.
+    pub(crate) fn verify(&self, key: &VerifyingKey) -> bool {
+        let message = signed_head_message(self.seq, &self.head);
+        key.verify_strict(&message, &Signature::from_bytes(&self.signature))
+            .is_ok()
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SIGNED_HEAD_LEN);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut cursor = Cursor::new(bytes, "signed head");
+        let signed = Self {
+            seq: cursor.u64()?,
+            head: cursor.take()?,
+            signature: cursor.take()?,
+        };
+        cursor.finish()?;
+        Ok(signed)
+    }
+}
+
+fn signed_head_message(seq: u64, head: &[u8; 32]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(SIGNED_HEAD_DOMAIN.len() + 8 + 32);
+    message.extend_from_slice(SIGNED_HEAD_DOMAIN);
+    message.extend_from_slice(&seq.to_le_bytes());
+    message.extend_from_slice(head);
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,6 +546,38 @@ mod tests {
         };
         assert!(!altered.verify(&key.verifying_key()));
         assert_eq!(Checkpoint::decode(&checkpoint.encode()), Ok(checkpoint));
+    }
+
+    #[test]
+    fn signed_head_verifies_only_under_its_key_and_content_and_never_as_a_checkpoint() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let other = SigningKey::from_bytes(&[2; 32]);
+        let signed = SignedHead::sign(&key, 5, [3; 32]);
+        assert!(signed.verify(&key.verifying_key()));
+        assert!(!signed.verify(&other.verifying_key()));
+        for altered in [
+            SignedHead {
+                seq: 6,
+                ..signed.clone()
+            },
+            SignedHead {
+                head: [4; 32],
+                ..signed.clone()
+            },
+        ] {
+            assert!(!altered.verify(&key.verifying_key()));
+        }
+        assert_eq!(SignedHead::decode(&signed.encode()), Ok(signed.clone()));
+        assert!(SignedHead::decode(&signed.encode()[1..]).is_err());
+        // The domain tags differ: a signed head's signature does not make a checkpoint.
+        let forged = Checkpoint {
+            seq: 5,
+            head: [3; 32],
+            balances_digest: [0; 32],
+            accounts: 0,
+            signature: signed.signature,
+        };
+        assert!(!forged.verify(&key.verifying_key()));
     }
 
     fn transfer_record(seq: u64, entries: u128) -> Vec<u8> {

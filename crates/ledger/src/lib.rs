@@ -79,10 +79,11 @@
 //! reopening shows exactly the acknowledged batches plus possibly whole unacknowledged ones,
 //! never part of one.
 //!
-//! Storage (format version 6, checked at open and by the offline tools; 3, 4 and 5 are read
-//! and upgraded): one sled tree holds, by key prefix, the journal chunks (a chunk holds a piece of
-//! one long record or a frame of short records of one group), an account snapshot (refreshed
-//! every checkpoint), pending statuses, the expiry index, balance history and a transfer index
+//! Storage (format version 6, checked at open and by the offline tools; 3 to 5 are read and
+//! upgraded): one sled tree holds, by key prefix, the journal chunks (a chunk holds a piece of
+//! one long record or a frame of short records of one group), signed heads, an account
+//! snapshot (refreshed every checkpoint), pending statuses, the expiry index, balance history
+//! and a transfer index
 //! that maps each run of consecutive transfer ids to where its transfers sit in the journal:
 //! the journal is the one full copy of every transfer, and the rare reads (duplicate ids,
 //! post/void, expiry, lookups, export) fetch the chunk that holds it. The ids of transfers that
@@ -94,6 +95,17 @@
 //! writer skip the sled lookups for ids that are surely new; it never decides a result (a "maybe" always asks sled).
 //! sled's replaced tree nodes are freed by a helper thread after every commit, which keeps
 //! memory bounded.
+//!
+//! Signatures: the node's Ed25519 key vouches for the journal with signed heads (the head
+//! record's sequence number and hash, in the batch of the group whose head it is) every
+//! [`Options::signed_head_interval`] (1 s) or [`Options::signed_head_records`] (4,096 records),
+//! whichever comes first while records arrive, about an interval after they stop, and with a
+//! full checkpoint (the head and a digest of every account) every `checkpoint_interval` records
+//! and at every clean close ([`Ledger::close`], or dropping the `Ledger`). The interval runs on
+//! the writer's monotonic clock, never on the callers' timestamps. So a cleanly closed ledger
+//! has every record signed, and a journal rewritten with fresh hashes fails the audit on the
+//! signatures; [`AuditReport::records_unsigned`] counts the records after the last one (a node
+//! killed since then), which [`AuditReport::require_signed_head`] refuses.
 //!
 //! Invariants, asserted before every write (fail-stop, nothing written) and re-checked by
 //! [`audit()`]: per currency, Σ debits = Σ credits (pending and posted separately); flagged
@@ -150,7 +162,7 @@ pub use export::{
 pub use ledger::{
     CACHE_CAPACITY_DEFAULT, CHECKPOINT_EVENTS_MIN_DEFAULT, CHECKPOINT_INTERVAL_DEFAULT,
     CHECKPOINT_SMALL_RECORDS_FACTOR, EXPIRE_BATCH_LEN_MAX, Expired, GROUP_EVENTS_MAX, Ledger,
-    Options, QUEUE_LEN_DEFAULT,
+    Options, QUEUE_LEN_DEFAULT, SIGNED_HEAD_INTERVAL_DEFAULT, SIGNED_HEAD_RECORDS_DEFAULT,
 };
 pub use memory::MemoryLedger;
 pub use model::{

@@ -15,7 +15,7 @@ use crate::codec::{self, decode_account};
 use crate::error::Error;
 use crate::idhash::{IdMap, IdSet};
 use crate::journal::{
-    self, BalancesDigest, Checkpoint, Entries, Record, chunk_key, decode_chunk_key,
+    self, BalancesDigest, Checkpoint, Entries, Record, SignedHead, chunk_key, decode_chunk_key,
 };
 use crate::ledger::trees::{META_ACCOUNTS_SEQ, Trees};
 use crate::model::{Account, AccountFlags, AccountId, TransferFlags};
@@ -160,37 +160,102 @@ pub(crate) fn last_checkpoint(trees: &Trees) -> Result<Option<Checkpoint>, Error
     Ok(Some(checkpoint))
 }
 
+/// The last signed head, if any, decoded and stored under the record it names.
+pub(crate) fn last_signed_head(trees: &Trees) -> Result<Option<SignedHead>, Error> {
+    let Some((key, value)) = trees
+        .signed_heads
+        .last()
+        .map_err(Error::storage("reading the last signed head"))?
+    else {
+        return Ok(None);
+    };
+    let seq = <[u8; 8]>::try_from(key.as_slice())
+        .map(u64::from_be_bytes)
+        .map_err(|_| {
+            corrupt(
+                "signed head key",
+                format!("{} bytes, expected 8", key.len()),
+            )
+        })?;
+    let signed = SignedHead::decode(&value)
+        .map_err(Error::corrupt(format!("signed head at record {seq}")))?;
+    if signed.seq != seq {
+        return Err(corrupt(
+            format!("signed head at record {seq}"),
+            format!("it names record {}", signed.seq),
+        ));
+    }
+    Ok(Some(signed))
+}
+
+/// What vouches for the journal at open: the last checkpoint and the last signed head, both
+/// checked by [`check_chain_tail`].
+pub(crate) struct Vouched {
+    pub(crate) checkpoint: Option<Checkpoint>,
+    pub(crate) signed_head: Option<SignedHead>,
+}
+
+impl Vouched {
+    /// The last record a signature covers (0: none).
+    pub(crate) fn last_signed_seq(&self) -> u64 {
+        let checkpoint = self.checkpoint.as_ref().map_or(0, |c| c.seq);
+        let signed = self.signed_head.as_ref().map_or(0, |s| s.seq);
+        checkpoint.max(signed)
+    }
+}
+
 /// The start-up check of the journal's end, cheap because it reads only what follows the last
-/// checkpoint (at most a few checkpoint intervals of records), never the whole history (that
-/// is `kakehashi ledger audit`): the last checkpoint is signed with `key`, and every record from
-/// it to the head decodes, hashes to the hash it stores, names the hash of the record before it,
-/// and the checkpoint's and the head's hashes are those of their records. An edit of any of
-/// those bytes, or of the head, is refused before the node serves anything. Returns the last
-/// checkpoint, whose balances digest [`load_accounts`]'s caller can check.
+/// checkpoint or signed head (at most a few checkpoint intervals of records), never the whole
+/// history (that is `kakehashi ledger audit`): the last checkpoint and the last signed head are
+/// signed with `key`, and every record from the older of the two to the head decodes, hashes to
+/// the hash it stores, names the hash of the record before it, and the signed hashes and the
+/// head's are those of their records. An edit of any of those bytes, or of the head, is refused
+/// before the node serves anything. Returns both, so that [`load_accounts`]'s caller can check
+/// the checkpoint's balances digest.
 pub(crate) fn check_chain_tail(
     trees: &Trees,
     key: &VerifyingKey,
     head_seq: u64,
     head_hash: [u8; 32],
-) -> Result<Option<Checkpoint>, Error> {
+) -> Result<Vouched, Error> {
     let checkpoint = last_checkpoint(trees)?;
+    let signed_head = last_signed_head(trees)?;
+    // Both sign (seq, hash of record seq); only the message differs.
+    let mut signatures: Vec<(String, u64, [u8; 32])> = Vec::with_capacity(2);
     if let Some(checkpoint) = &checkpoint {
-        let what = || format!("checkpoint at record {}", checkpoint.seq);
+        let what = format!("checkpoint at record {}", checkpoint.seq);
         if !checkpoint.verify(key) {
             return Err(corrupt(
-                what(),
+                what,
                 "its signature does not verify with the node key; run `kakehashi ledger audit`",
             ));
         }
-        if checkpoint.seq > head_seq {
+        signatures.push((what, checkpoint.seq, checkpoint.head));
+    }
+    if let Some(signed) = &signed_head {
+        let what = format!("signed head at record {}", signed.seq);
+        if !signed.verify(key) {
             return Err(corrupt(
-                what(),
+                what,
+                "its signature does not verify with the node key; run `kakehashi ledger audit`",
+            ));
+        }
+        signatures.push((what, signed.seq, signed.head));
+    }
+    for (what, seq, _) in &signatures {
+        if *seq > head_seq {
+            return Err(corrupt(
+                what.clone(),
                 format!("it is beyond the journal head, record {head_seq}"),
             ));
         }
     }
     // Record 0 does not exist: the chain starts at record 1, after the genesis hash.
-    let start = checkpoint.as_ref().map_or(1, |c| c.seq.max(1));
+    let start = signatures
+        .iter()
+        .map(|(_, seq, _)| *seq)
+        .min()
+        .map_or(1, |seq| seq.max(1));
     let mut previous: Option<(u64, [u8; 32])> = (start == 1).then_some((0, journal::GENESIS_HASH));
     for_each_record(trees, start, |seq, bytes| {
         let what = format!("journal record {seq}");
@@ -209,13 +274,13 @@ pub(crate) fn check_chain_tail(
                 "it does not name the hash of the record before it; run `kakehashi ledger audit`",
             ));
         }
-        if let Some(checkpoint) = checkpoint.as_ref().filter(|c| c.seq == seq)
-            && checkpoint.head != decoded.stored_hash
-        {
-            return Err(corrupt(
-                format!("checkpoint at record {seq}"),
-                "it signs another hash than the record's; run `kakehashi ledger audit`",
-            ));
+        for (what, _, head) in signatures.iter().filter(|(_, at, _)| *at == seq) {
+            if *head != decoded.stored_hash {
+                return Err(corrupt(
+                    what.clone(),
+                    "it signs another hash than the record's; run `kakehashi ledger audit`",
+                ));
+            }
         }
         previous = Some((seq, decoded.stored_hash));
         Ok(())
@@ -233,7 +298,10 @@ pub(crate) fn check_chain_tail(
             ),
         ));
     }
-    Ok(checkpoint)
+    Ok(Vouched {
+        checkpoint,
+        signed_head,
+    })
 }
 
 /// When the last checkpoint covers the journal head, the accounts loaded at open must digest

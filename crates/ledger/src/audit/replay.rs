@@ -8,7 +8,9 @@ use super::compare::compare_snapshot;
 use super::{AuditReport, Location};
 use crate::codec::{decode_balance, history_key};
 use crate::error::Error;
-use crate::journal::{Checkpoint, Entries, GENESIS_HASH, Record, decode_chunk_key, frame_records};
+use crate::journal::{
+    Checkpoint, Entries, GENESIS_HASH, Record, SignedHead, decode_chunk_key, frame_records,
+};
 use crate::ledger::trees::Trees;
 use crate::model::{
     Account, AccountBalance, AccountFlags, AccountId, PendingStatus, Timestamp, Transfer,
@@ -46,6 +48,7 @@ pub(super) fn replay_journal(
     trees: &Trees,
     key: Option<&VerifyingKey>,
     checkpoints: &BTreeMap<u64, Checkpoint>,
+    signed_heads: &BTreeMap<u64, SignedHead>,
     snapshot_seq: Option<u64>,
     replay: &mut Replay,
     report: &mut AuditReport,
@@ -54,12 +57,14 @@ pub(super) fn replay_journal(
         trees,
         key,
         checkpoints,
+        signed_heads,
         snapshot_seq,
         replay,
         report,
         prev_hash: GENESIS_HASH,
         expected_seq: 1,
         seen_checkpoints: 0,
+        seen_signed_heads: 0,
     };
     let mut last_seq = 0;
     // The key being gathered: its first record, its bytes so far, the chunk expected next.
@@ -112,6 +117,7 @@ struct JournalReplay<'a> {
     trees: &'a Trees,
     key: Option<&'a VerifyingKey>,
     checkpoints: &'a BTreeMap<u64, Checkpoint>,
+    signed_heads: &'a BTreeMap<u64, SignedHead>,
     snapshot_seq: Option<u64>,
     replay: &'a mut Replay,
     report: &'a mut AuditReport,
@@ -120,6 +126,8 @@ struct JournalReplay<'a> {
     expected_seq: u64,
     /// Checkpoints found at a replayed record.
     seen_checkpoints: usize,
+    /// Signed heads found at a replayed record.
+    seen_signed_heads: usize,
 }
 
 impl JournalReplay<'_> {
@@ -197,13 +205,35 @@ impl JournalReplay<'_> {
         self.prev_hash = stored_hash;
         if let Some(checkpoint) = self.checkpoints.get(&seq) {
             self.seen_checkpoints = self.seen_checkpoints.saturating_add(1);
-            check_checkpoint(checkpoint, self.key, &stored_hash, self.replay, report);
+            if check_checkpoint(checkpoint, self.key, &stored_hash, self.replay, report) {
+                report.last_signed_seq = report.last_signed_seq.max(seq);
+            }
+        }
+        if let Some(signed) = self.signed_heads.get(&seq) {
+            self.seen_signed_heads = self.seen_signed_heads.saturating_add(1);
+            if check_signed_head(signed, self.key, &stored_hash, report) {
+                report.last_signed_seq = report.last_signed_seq.max(seq);
+            }
         }
         Ok(())
     }
 
-    /// Flags the checkpoints that cover a record the journal does not hold.
+    /// Flags the checkpoints and signed heads that cover a record the journal does not hold.
     fn flag_checkpoints_beyond(&mut self, last_seq: u64) {
+        if self.seen_signed_heads < self.signed_heads.len() {
+            for seq in self
+                .signed_heads
+                .keys()
+                .filter(|seq| **seq > last_seq || **seq == 0)
+            {
+                self.report.flag(
+                    Location::SignedHead { seq: *seq },
+                    format!(
+                        "covers record {seq}, which is not in the journal (last is {last_seq})"
+                    ),
+                );
+            }
+        }
         if self.seen_checkpoints < self.checkpoints.len() {
             for seq in self
                 .checkpoints
@@ -233,13 +263,56 @@ fn tail_hash(bytes: &[u8]) -> [u8; 32] {
     hash
 }
 
+/// Checks a signed head against the hash of the record it covers and the node key; whether
+/// it is sound.
+fn check_signed_head(
+    signed: &SignedHead,
+    key: Option<&VerifyingKey>,
+    record_hash: &[u8; 32],
+    report: &mut AuditReport,
+) -> bool {
+    let seq = signed.seq;
+    let mut sound = true;
+    if signed.head != *record_hash {
+        sound = false;
+        report.flag(
+            Location::SignedHead { seq },
+            format!(
+                "signs hash {} but record {seq} hashes to {}",
+                hex::encode(signed.head),
+                hex::encode(record_hash)
+            ),
+        );
+    }
+    match key {
+        Some(key) if signed.verify(key) => {}
+        Some(key) => {
+            sound = false;
+            report.flag(
+                Location::SignedHead { seq },
+                format!(
+                    "signature does not verify under node key {}",
+                    hex::encode(key.to_bytes())
+                ),
+            );
+        }
+        None => sound = false,
+    }
+    if sound {
+        report.signed_heads_verified = report.signed_heads_verified.saturating_add(1);
+    }
+    sound
+}
+
+/// Checks a checkpoint against the hash of the record it covers, the replayed balances and
+/// the node key; whether it is sound.
 fn check_checkpoint(
     checkpoint: &Checkpoint,
     key: Option<&VerifyingKey>,
     record_hash: &[u8; 32],
     replay: &Replay,
     report: &mut AuditReport,
-) {
+) -> bool {
     let seq = checkpoint.seq;
     let mut sound = true;
     if checkpoint.head != *record_hash {
@@ -289,6 +362,7 @@ fn check_checkpoint(
     if sound {
         report.checkpoints_verified = report.checkpoints_verified.saturating_add(1);
     }
+    sound
 }
 
 fn apply_record(

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,9 @@ pub(super) struct Commit {
     /// through the committer, because its results may rest on earlier groups that are not yet
     /// durable, and nothing may be answered before the state it rests on is.
     pub(super) write: Option<GroupWrite>,
+    /// Set on the sequencer's request to sign the head while no request comes (then `group`
+    /// is empty and `write` is `None`).
+    pub(super) sign_head: bool,
 }
 
 /// The writes of one group and what the committer needs to finish them.
@@ -102,6 +105,12 @@ pub(super) struct Sequencer {
     pub(super) filter_ready: bool,
     /// The background scan of the ids stored before the writer started.
     pub(super) filter_build: Option<Receiver<Option<IdFilter>>>,
+    /// The last record a signature covers, as the committer publishes it.
+    pub(super) signed_seq: Arc<AtomicU64>,
+    /// See [`Options::signed_head_interval`](super::Options::signed_head_interval).
+    pub(super) signed_head_interval: Duration,
+    /// The head the sequencer last asked the committer to sign (see [`Sequencer::next`]).
+    pub(super) sign_asked_seq: u64,
 }
 
 /// Answers every request of `group` with `error` (the first) or "stopped" (the rest).
@@ -180,7 +189,7 @@ impl Sequencer {
         // Callers of the last group sent to the committer: once it is durable and they are
         // answered, that many are likely to come straight back.
         let mut last_group_len = 1;
-        while let Ok(first) = receiver.recv() {
+        while let Some(first) = self.next(receiver, commits, stopped) {
             let group = self.gather(receiver, first, last_group_len);
             last_group_len = group.len();
             if self.halted.load(Ordering::Acquire) {
@@ -197,6 +206,7 @@ impl Sequencer {
                         group,
                         replies,
                         write,
+                        sign_head: false,
                     };
                     self.commits_pending.fetch_add(1, Ordering::AcqRel);
                     if let Err(unsent) = commits.send(commit) {
@@ -217,6 +227,48 @@ impl Sequencer {
                     refuse(group, Some(error), &reason);
                     refuse_queued(receiver, &reason);
                     return;
+                }
+            }
+        }
+    }
+
+    /// Waits for the next request; `None` once the ledger is closing (every sender gone) or the
+    /// committer is gone. While records the sequencer handed over are not yet covered by a
+    /// signature, it waits at most a signed-head interval, then asks the committer to sign the
+    /// head (once per head): so records that arrive and then stop are signed about an
+    /// interval later, not only at the next traffic or at close.
+    fn next(
+        &mut self,
+        receiver: &Receiver<Request>,
+        commits: &SyncSender<Commit>,
+        stopped: &Mutex<Option<String>>,
+    ) -> Option<Request> {
+        loop {
+            let unsigned = self.head_seq > self.signed_seq.load(Ordering::Acquire)
+                && self.head_seq > self.sign_asked_seq;
+            if !unsigned {
+                return receiver.recv().ok();
+            }
+            match receiver.recv_timeout(self.signed_head_interval) {
+                Ok(request) => return Some(request),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.sign_asked_seq = self.head_seq;
+                    if self.halted.load(Ordering::Acquire) {
+                        // The committer stopped; the next request will be refused.
+                        continue;
+                    }
+                    let request = Commit {
+                        group: Vec::new(),
+                        replies: Vec::new(),
+                        write: None,
+                        sign_head: true,
+                    };
+                    self.commits_pending.fetch_add(1, Ordering::AcqRel);
+                    if commits.send(request).is_err() {
+                        record_stop(stopped, "the ledger commit thread ended");
+                        return None;
+                    }
                 }
             }
         }

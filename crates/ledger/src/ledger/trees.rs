@@ -23,16 +23,18 @@ use crate::state_machine::{Clock, Store};
 /// journal records of one group commit into shared chunks (see [`crate::journal`]); version 5
 /// adds spread runs to the transfer index (see [`PREFIX_TRANSFER`]); version 6 adds the failed
 /// transfer ids ([`PREFIX_FAILED`]), the last account and transfer timestamps
-/// ([`META_LAST_EVENT_TIMESTAMPS`]) and the flags of issue 13 (balancing, closing, imported,
-/// closed), which fit the flag bits records already had.
+/// ([`META_LAST_EVENT_TIMESTAMPS`]), the flags of issue 13 (balancing, closing, imported,
+/// closed), which fit the flag bits records already had, and signed heads (see
+/// [`PREFIX_SIGNED_HEAD`]).
 pub(crate) const FORMAT_VERSION: u8 = 6;
 
 /// Older formats this build still reads: a version 5 database is a version 6 one that no
-/// transfer failed in and that holds none of the new flags, a version 4 database is a
-/// version 5 one without spread runs, and a version 3 journal is a version 4 journal whose
-/// frames each hold one record. The writer upgrades the stored version when it opens one
-/// (before it writes anything newer), so older builds, which would ignore failed ids and
-/// misread the new flags, refuse the database from then on.
+/// transfer failed in, that holds none of the new flags and no signed head, a version 4
+/// database is a version 5 one without spread runs, and a version 3 journal is a version 4
+/// journal whose frames each hold one record. The writer upgrades the stored version when it
+/// opens one (before it writes anything newer), so older builds, which would ignore failed ids,
+/// misread the new flags and write records without ever signing them, refuse the database from
+/// then on.
 pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 3] = [3, 4, 5];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
@@ -54,6 +56,9 @@ pub(crate) const PREFIX_HISTORY: u8 = b'h';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
+/// Journal record seq (big-endian) → the [`SignedHead`](crate::journal::SignedHead) over it,
+/// written in the batch of the group whose head it signs (see `Committer::commit`).
+pub(crate) const PREFIX_SIGNED_HEAD: u8 = b's';
 /// First id of a run of consecutive transfer ids → where the run's transfers sit in the
 /// journal. The journal already holds every transfer in full, so the index only locates
 /// entries; the rare reads (duplicate ids, post/void, expiry, lookups) fetch the journal chunk
@@ -217,6 +222,7 @@ pub(crate) struct Trees {
     pub(crate) history: Space,
     pub(crate) journal: Space,
     pub(crate) meta: Space,
+    pub(crate) signed_heads: Space,
     pub(crate) checkpoints: sled::Tree,
 }
 
@@ -240,6 +246,7 @@ impl Trees {
             history: space(PREFIX_HISTORY),
             journal: space(PREFIX_JOURNAL),
             meta: space(PREFIX_META),
+            signed_heads: space(PREFIX_SIGNED_HEAD),
             checkpoints: tree(TREE_CHECKPOINTS)?,
             state,
             db,

@@ -253,10 +253,10 @@ fn one_flipped_byte_in_a_shared_journal_chunk_names_its_record() {
     );
 }
 
-/// A format 5 database is a format 6 one without failed transfer ids or the new flags, a
-/// format 4 one is a format 5 one without spread runs in its transfer index, and a format 3
-/// one is a format 4 one whose chunks each hold one record: the audit reads them as they are,
-/// and the writer upgrades the stored version at open.
+/// A format 5 database is a format 6 one without failed transfer ids, the new flags or signed
+/// heads, a format 4 one is a format 5 one without spread runs in its transfer index, and a
+/// format 3 one is a format 4 one whose chunks each hold one record: the audit reads them as
+/// they are, and the writer upgrades the stored version at open.
 #[test]
 fn formats_3_to_5_are_read_and_upgraded_by_the_writer() {
     for version in [3, 4, 5] {
@@ -468,4 +468,137 @@ fn open_refuses_an_altered_balance_the_last_checkpoint_signed() {
     key.extend_from_slice(&1u128.to_be_bytes());
     tamper(dir.path(), "ledger", &key, |value| value[32] ^= 0x04);
     open_refused(dir.path(), "accounts as of record");
+}
+
+/// Issue 13, item 4: with the options a node uses, a small ledger has no checkpoint due, yet
+/// its clean close signs the head, so the audit finds every record signed.
+#[test]
+fn a_small_ledger_closed_cleanly_has_every_record_signed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path(), node_key(), Options::default()).expect("opens");
+    populate(&ledger);
+    ledger.close().expect("close");
+    let mut report = check_clean(dir.path());
+    assert_eq!(report.records, 6);
+    assert_eq!((report.last_signed_seq, report.records_unsigned), (6, 0));
+    assert!(report.checkpoints_verified >= 1, "{report:?}");
+    report.require_signed_head();
+    assert!(report.is_clean(), "{:#?}", report.discrepancies);
+}
+
+/// Options that sign the head every fourth record and never on time within a test.
+fn signing_every_fourth_record() -> Options {
+    Options {
+        signed_head_records: 4,
+        signed_head_interval: std::time::Duration::from_secs(3_600),
+        ..Options::default()
+    }
+}
+
+/// The state tree key of the signed head over record `seq`.
+fn signed_head_key(seq: u64) -> Vec<u8> {
+    let mut key = vec![b's'];
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// A ledger of six records signed at record 4 only, as a node killed after writing record 6
+/// leaves it: its clean close would have signed record 6 with a checkpoint, removed here.
+fn killed_after_record_6() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger =
+        Ledger::open(dir.path(), node_key(), signing_every_fourth_record()).expect("opens");
+    populate(&ledger);
+    ledger.close().expect("close");
+    let db = (0..200)
+        .find_map(|_| {
+            sled::open(dir.path())
+                .inspect_err(|_| std::thread::sleep(std::time::Duration::from_millis(10)))
+                .ok()
+        })
+        .expect("sled opens");
+    let checkpoints = db.open_tree("checkpoints").expect("tree");
+    let keys: Vec<u64> = checkpoints
+        .iter()
+        .map(|item| u64::from_be_bytes(item.expect("read").0.as_ref().try_into().expect("seq")))
+        .collect();
+    assert_eq!(keys, [6], "only the close's checkpoint");
+    checkpoints.clear().expect("clear");
+    let state = db.open_tree("ledger").expect("tree");
+    let signed: Vec<Vec<u8>> = state
+        .scan_prefix(b"s")
+        .map(|item| item.expect("read").0.to_vec())
+        .collect();
+    assert_eq!(signed, [signed_head_key(4)]);
+    db.flush().expect("flush");
+    dir
+}
+
+#[test]
+fn records_after_the_last_signed_head_are_counted_and_refused_when_a_signed_head_is_required() {
+    let dir = killed_after_record_6();
+    let mut report = check_clean(dir.path());
+    assert_eq!(report.signed_heads_verified, 1);
+    assert_eq!((report.last_signed_seq, report.records_unsigned), (4, 2));
+    report.require_signed_head();
+    assert_eq!(report.discrepancies.len(), 1, "{:#?}", report.discrepancies);
+    let finding = &report.discrepancies[0];
+    assert_eq!(finding.location, Location::JournalRecord { seq: 5 });
+    assert!(
+        finding
+            .detail
+            .starts_with("records 5 to 6 follow the last signed head (it covers record 4)"),
+        "{finding}"
+    );
+    // The node restarts and closes cleanly: the new signature covers the tail too.
+    open(dir.path()).close().expect("close");
+    let report = check_clean(dir.path());
+    assert_eq!((report.last_signed_seq, report.records_unsigned), (6, 0));
+}
+
+#[test]
+fn open_and_the_audit_refuse_a_forged_last_signed_head() {
+    let dir = killed_after_record_6();
+    tamper(dir.path(), "ledger", &signed_head_key(4), |value| {
+        let last = value.len() - 1;
+        value[last] ^= 0x80;
+    });
+    let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+    let finding = report
+        .discrepancies
+        .iter()
+        .find(|d| d.location == Location::SignedHead { seq: 4 })
+        .expect("signed head named");
+    assert!(
+        finding.detail.contains("signature does not verify"),
+        "{finding}"
+    );
+    assert_eq!(report.last_signed_seq, 0);
+    open_refused(dir.path(), "signed head at record 4");
+}
+
+#[test]
+fn open_refuses_a_last_signed_head_over_another_hash() {
+    let dir = killed_after_record_6();
+    // Bytes 8..40 hold the signed hash: a signature over it no longer verifies either, so
+    // re-sign it with the node key, as a node fooled into signing a wrong head would have.
+    tamper(dir.path(), "ledger", &signed_head_key(4), |value| {
+        use ed25519_dalek::Signer as _;
+        value[8] ^= 0x01;
+        let mut message = b"kakehashi-ledger signed head v1\0".to_vec();
+        message.extend_from_slice(&value[..40]);
+        let signature = node_key().sign(&message).to_bytes();
+        value[40..].copy_from_slice(&signature);
+    });
+    let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+    assert!(
+        report
+            .discrepancies
+            .iter()
+            .any(|d| d.location == Location::SignedHead { seq: 4 }
+                && d.detail.contains("but record 4 hashes to")),
+        "{:#?}",
+        report.discrepancies
+    );
+    open_refused(dir.path(), "signed head at record 4");
 }

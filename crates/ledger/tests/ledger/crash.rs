@@ -171,3 +171,66 @@ fn sigkill_at_random_moments_loses_no_acknowledged_transfer() {
         "no child ever got a batch acknowledged"
     );
 }
+
+const SIGNING_CHILD_DIR_ENV: &str = "KAKEHASHI_LEDGER_SIGNING_CHILD_DIR";
+
+/// Issue 13, item 4, with a real kill: a writer that signs every fourth record is killed with
+/// SIGKILL after six records. The records after its last signature are what the audit counts
+/// and what `require_signed_head` refuses; a restart and a clean close sign them.
+#[test]
+fn a_writer_killed_after_its_last_signature_leaves_the_records_after_it_unsigned() {
+    if let Ok(dir) = std::env::var(SIGNING_CHILD_DIR_ENV) {
+        let options = Options {
+            signed_head_records: 4,
+            // Time never signs within the test: only the count does.
+            signed_head_interval: Duration::from_secs(3_600),
+            ..Options::default()
+        };
+        let ledger = Ledger::open(Path::new(&dir), node_key(), options).expect("opens");
+        populate(&ledger);
+        println!("written");
+        std::io::stdout().flush().expect("flush");
+        // Wait to be killed, holding the ledger open.
+        loop {
+            std::thread::park();
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(std::env::current_exe().expect("test binary path"))
+        .args([
+            "crash::a_writer_killed_after_its_last_signature_leaves_the_records_after_it_unsigned",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(SIGNING_CHILD_DIR_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("child starts");
+    let stdout = child.stdout.take().expect("piped");
+    let written = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line == "written");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(written, "the child did not write its records");
+
+    let mut report = check_clean(dir.path());
+    assert_eq!(report.records, 6);
+    assert_eq!(report.checkpoints_verified, 0);
+    assert_eq!(report.signed_heads_verified, 1);
+    assert_eq!((report.last_signed_seq, report.records_unsigned), (4, 2));
+    report.require_signed_head();
+    assert_eq!(
+        report
+            .discrepancies
+            .iter()
+            .map(|d| d.location.to_string())
+            .collect::<Vec<_>>(),
+        ["journal record 5"]
+    );
+    open(dir.path()).close().expect("close");
+    let report = check_clean(dir.path());
+    assert_eq!((report.last_signed_seq, report.records_unsigned), (6, 0));
+}
