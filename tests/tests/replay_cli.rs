@@ -9,8 +9,9 @@
 //! asserted, never timings.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kakehashi_e2e::{DevnetProcess, kakehashi, repo_root};
@@ -367,12 +368,14 @@ fn pacs008_messages_settle_answer_in_pacs002_pay_once_and_show_in_the_camt053_st
         assert!(jp.contains(needle), "{needle}\n{jp}");
     }
     assert_eq!(jp.matches("<TxSts>ACSC</TxSts>").count(), 2, "{jp}");
+    check_pacs002_model(&jp);
     let sg = std::fs::read_to_string(reports.join("pacs008-sg-to-jp.pacs002.xml"))
         .expect("the SG message's report");
     assert!(
         sg.contains("<OrgnlTxId>KKHBSGS0-TX-0001</OrgnlTxId>"),
         "{sg}"
     );
+    check_pacs002_model(&sg);
 
     // The same messages again pay nothing: the node answers DUPL, replay reports the earlier
     // outcome; and `pay --pacs008` of one of them is RJCT DUPL, as its pacs.002 says.
@@ -397,6 +400,7 @@ fn pacs008_messages_settle_answer_in_pacs002_pay_once_and_show_in_the_camt053_st
     let again = std::fs::read_to_string(&again).expect("pay's report");
     assert!(again.contains("<TxSts>RJCT</TxSts>"), "{again}");
     assert!(again.contains("<Cd>DUPL</Cd>"), "{again}");
+    check_pacs002_model(&again);
     assert_eq!(devnet.books(), after, "a resent message moved money");
     // `status --pacs002` reports the settled payment.
     let (code, stdout, stderr) = run(&[
@@ -414,6 +418,7 @@ fn pacs008_messages_settle_answer_in_pacs002_pay_once_and_show_in_the_camt053_st
         stdout.contains("<OrgnlEndToEndId>PO-88412</OrgnlEndToEndId>"),
         "{stdout}"
     );
+    check_pacs002_model(&stdout);
 
     // A message with an element the node cannot honour is refused whole, by path, and
     // nothing of it is sent (its good first transaction's UETR stays unknown).
@@ -518,6 +523,42 @@ fn validate_camt053(file: &Path) {
             eprintln!("xmllint is not installed: camt.053 validation skipped");
         }
         Err(e) => panic!("running xmllint: {e}"),
+    }
+}
+
+/// Checks a written pacs.002.001.10 against the message model of the pinned pyiso20022 with
+/// tests/iso20022/check_model.py (no registry ships the official pacs.002 XSD; see
+/// tests/data/iso20022/xsd/README.md). Run by the Python that KAKEHASHI_ISO20022_PYTHON names
+/// (`.ci/run` sets it); skipped when it is unset, failed when it is set but cannot run.
+fn check_pacs002_model(document: &str) {
+    let Some(python) = std::env::var_os("KAKEHASHI_ISO20022_PYTHON") else {
+        eprintln!("KAKEHASHI_ISO20022_PYTHON is not set: pacs.002 model check skipped");
+        return;
+    };
+    let mut child = Command::new(&python)
+        .arg(repo_root().join("tests/iso20022/check_model.py"))
+        .args(["--message", "pacs.002.001.10", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("KAKEHASHI_ISO20022_PYTHON={python:?} cannot run: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(document.as_bytes())
+            .expect("writing the report to the model check");
+    }
+    let out = child
+        .wait_with_output()
+        .expect("waiting for the model check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => {}
+        Some(1) => panic!("the pacs.002.001.10 model refuses the report:\n{stderr}\n{document}"),
+        _ => panic!(
+            "the pacs.002 model check could not run ({}):\n{stderr}",
+            out.status
+        ),
     }
 }
 

@@ -204,6 +204,7 @@ struct CodeOut<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iso20022::schema;
 
     const UETR: &str = "3f6c1d2a-8b4e-4f7a-9c15-2d8e6b0a4f11";
 
@@ -270,6 +271,38 @@ mod tests {
         ];
         let positions: Vec<usize> = order.iter().map(|n| xml.find(n).unwrap()).collect();
         assert!(positions.is_sorted(), "schema order: {xml}");
+        schema::check_model(&xml, "pacs.002.001.10");
+    }
+
+    /// `tests/data/iso20022/pacs002/pacs002-jp-to-sg.xml`, the sample `.ci/run` checks against
+    /// the pacs.002.001.10 model, is byte for byte what the writer writes.
+    #[test]
+    fn the_committed_sample_is_what_the_writer_writes() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/iso20022/pacs002/pacs002-jp-to-sg.xml");
+        let sample = std::fs::read_to_string(&path).unwrap();
+        let settled = TransactionStatus {
+            end_to_end_id: "INV-2026-1207-01".into(),
+            status: pb::TransactionStatus::Acsc,
+            reason_code: String::new(),
+            reason_detail: String::new(),
+            ..rejected()
+        };
+        let insufficient = TransactionStatus {
+            instruction_id: Some("KKHAJPJ0-0002".into()),
+            end_to_end_id: "INV-2026-1207-02".into(),
+            uetr: Uetr::parse("7a2e9b40-1c3d-4e5f-8a6b-9c0d1e2f3a42").unwrap(),
+            reason_detail: "debtor account 1001 holds JPY 10, the payment needs JPY 250000".into(),
+            ..rejected()
+        };
+        let xml = write(&Report {
+            message_id: "KKHAJPJ0-STS-20261207-0001".into(),
+            created: UnixTime(1_796_603_465),
+            transactions: vec![settled, insufficient],
+        })
+        .unwrap();
+        assert_eq!(xml, sample);
+        schema::check_model(&xml, "pacs.002.001.10");
     }
 
     #[test]
@@ -285,6 +318,7 @@ mod tests {
         })
         .unwrap();
         assert!(!xml.contains("<OrgnlUETR>"), "{xml}");
+        schema::check_model(&xml, "pacs.002.001.10");
         assert!(
             xml.contains("<OrgnlEndToEndId>INV-1</OrgnlEndToEndId>"),
             "{xml}"
@@ -307,5 +341,6 @@ mod tests {
         .unwrap();
         assert!(!xml.contains("<TxSts>"), "{xml}");
         assert!(!xml.contains("<StsRsnInf>"), "{xml}");
+        schema::check_model(&xml, "pacs.002.001.10");
     }
 }
