@@ -9,8 +9,18 @@
 //! ```text
 //! cargo run --release -p kakehashi-e2e --example flood -- \
 //!     [--silent 1000] [--streams 500] [--streams-per-connection 100] [--sources 1] \
-//!     [--handshakes 200] [--payments 20] [--settle-secs 3] [--reconnect-ms 100]
+//!     [--handshakes 200] [--payments 20] [--settle-secs 3] [--reconnect-ms 100] \
+//!     [--shared-runtime 0]
 //! ```
+//!
+//! The legitimate client runs on a thread and a runtime of its own (`--shared-runtime 1` puts
+//! it on the flood's runtime, queued behind the flood's tasks).
+//!
+//! `--decoy 1` is the control run: the silent connections go to two decoy listeners of the
+//! flood process (on a thread of their own) that accept and reset each connection at once, the
+//! least any listener can spend on a refusal, instead of to JP's. The payments are still
+//! measured against JP (which holds the idle streams); what they lose then is what the flood's
+//! churn costs the shared cores whatever the node does.
 //!
 //! Every address of 127.0.0.0/8 reaches lo on Linux, so the flood binds its sockets to
 //! 127.0.0.2 (and the next addresses with `--sources N`) while the legitimate client keeps
@@ -58,6 +68,10 @@ struct Args {
     settle: Duration,
     /// Pause before a silent connection the node closed is opened again.
     reconnect: Duration,
+    /// The legitimate client shares the flood's runtime instead of having its own.
+    shared_runtime: bool,
+    /// The silent connections go to a decoy listener instead of JP's (the control run).
+    decoy: bool,
 }
 
 impl Args {
@@ -71,6 +85,8 @@ impl Args {
             payments: 20,
             settle: Duration::from_secs(3),
             reconnect: Duration::from_millis(100),
+            shared_runtime: false,
+            decoy: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -90,6 +106,8 @@ impl Args {
                 "--reconnect-ms" => {
                     args.reconnect = Duration::from_millis(number(&value)? as u64);
                 }
+                "--shared-runtime" => args.shared_runtime = number(&value)? != 0,
+                "--decoy" => args.decoy = number(&value)? != 0,
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
@@ -112,6 +130,8 @@ struct FloodState {
     connect_errors: AtomicU64,
     streams_open: AtomicUsize,
     streams_ended: AtomicU64,
+    /// Streams the node refused to open (a stream is opened again after each).
+    streams_refused: AtomicU64,
 }
 
 #[tokio::main]
@@ -138,20 +158,27 @@ async fn main() {
         }
     }
     let mra = Arc::new(Mra::load(&repo_root().join("certs/mra.toml")).expect("certs/mra.toml"));
-    let legit = Legit::new(&jp, Arc::clone(&mra)).await;
+    let legit = LegitThread::spawn(&jp, Arc::clone(&mra), args);
 
     println!(
         "flood: JP public {} relay {}; flooding from {} source(s) starting at 127.0.0.2",
         jp.public, jp.relay, args.sources
     );
     println!("\nbefore the flood");
-    legit.measure(&args).await;
+    legit.measure().await;
 
     let state = Arc::new(FloodState::default());
     let started = Instant::now();
     let stream_tasks = open_streams(&args, &jp, &mra, &state).await;
     let mut silent_tasks = Vec::new();
-    for addr in [addr(jp.public), addr(jp.relay)] {
+    let targets = if args.decoy {
+        let decoys = spawn_decoys();
+        println!("  (control run: the silent connections go to decoy listeners {decoys:?})");
+        decoys
+    } else {
+        [addr(jp.public), addr(jp.relay)]
+    };
+    for addr in targets {
         for n in 0..args.silent {
             let sources = args.sources();
             let source = sources[n % sources.len()];
@@ -167,15 +194,16 @@ async fn main() {
     println!(
         "\nduring the flood ({:.1} s in): the flood holds {} silent connections and {} idle \
          streams; the node closed {} silent connections so far ({} connect errors on the \
-         flood's side) and ended {} streams",
+         flood's side), ended {} streams and refused {}",
         started.elapsed().as_secs_f64(),
         state.silent_open.load(Ordering::Relaxed),
         state.streams_open.load(Ordering::Relaxed),
         state.silent_closed.load(Ordering::Relaxed),
         state.connect_errors.load(Ordering::Relaxed),
         state.streams_ended.load(Ordering::Relaxed),
+        state.streams_refused.load(Ordering::Relaxed),
     );
-    legit.measure(&args).await;
+    legit.measure().await;
     println!(
         "\nafter the measurement: the flood holds {} silent connections and {} idle streams",
         state.silent_open.load(Ordering::Relaxed),
@@ -197,6 +225,41 @@ async fn main() {
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// Two listeners on a thread of their own that accept each connection and reset it at once.
+fn spawn_decoys() -> [SocketAddr; 2] {
+    let listeners = [(); 2].map(|()| {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("decoy");
+        listener.set_nonblocking(true).expect("decoy nonblocking");
+        listener
+    });
+    let addresses = listeners
+        .each_ref()
+        .map(|l| l.local_addr().expect("decoy address"));
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the decoys' runtime");
+        runtime.block_on(async move {
+            let mut tasks = Vec::new();
+            for listener in listeners {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("decoy");
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        if let Ok((tcp, _)) = listener.accept().await {
+                            let _ = tcp.set_zero_linger();
+                        }
+                    }
+                }));
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
+    });
+    addresses
 }
 
 /// One silent connection from `source`, opened again whenever the node closes it.
@@ -235,7 +298,9 @@ async fn hold_silent(
 
 /// Opens `args.streams` idle `SubmitPayments` streams on JP's public listener from the first
 /// flooding source, `args.streams_per_connection` per connection; each is opened again when
-/// the node ends it.
+/// the node ends it. The connections present bank KKHBJPJ0's participant-TLS identity: the
+/// node opens a `SubmitPayments` stream only for an authenticated bank, so idle streams are
+/// what a bank (or whoever holds its credential) can hold, not an anonymous client.
 async fn open_streams(
     args: &Args,
     jp: &NodeFiles,
@@ -243,6 +308,12 @@ async fn open_streams(
     state: &Arc<FloodState>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let source = args.sources()[0];
+    let certs = repo_root().join("certs");
+    let identity = TlsIdentity::load(
+        &certs.join("jp/banks/KKHBJPJ0-tls.pem"),
+        &certs.join("jp/banks/KKHBJPJ0-tls.key.pem"),
+    )
+    .expect("bank KKHBJPJ0's TLS identity");
     let mut tasks = Vec::new();
     let connections = args.streams.div_ceil(args.streams_per_connection);
     for c in 0..connections {
@@ -251,7 +322,9 @@ async fn open_streams(
             .expect("url")
             .local_address(Some(source))
             .tls_config_with_verifier(
-                ClientTlsConfig::new().domain_name("localhost"),
+                ClientTlsConfig::new()
+                    .domain_name("localhost")
+                    .identity(identity.tonic_identity()),
                 Arc::new(verifier),
             )
             .expect("tls");
@@ -297,9 +370,57 @@ async fn hold_stream(channel: Channel, state: Arc<FloodState>) {
                 state.streams_open.fetch_sub(1, Ordering::Relaxed);
                 state.streams_ended.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
+            Err(_) => {
+                state.streams_refused.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+            }
         }
         drop(input);
+    }
+}
+
+/// The legitimate client, on a thread and a runtime of its own: in a real flood the attacker's
+/// connection churn runs on other machines, so the flood's thousands of tasks must not share a
+/// task queue with the client being measured (they still share the machine's cores, as the
+/// node does).
+struct LegitThread {
+    /// Asks for one measurement; the answer says it is printed.
+    measure: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl LegitThread {
+    fn spawn(jp: &NodeFiles, mra: Arc<Mra>, args: Args) -> Self {
+        let (measure, mut requests) =
+            tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
+        let jp = jp.clone();
+        let serve = async move {
+            let legit = Legit::new(&jp, mra).await;
+            while let Some(done) = requests.recv().await {
+                legit.measure(&args).await;
+                let _ = done.send(());
+            }
+        };
+        if args.shared_runtime {
+            tokio::spawn(serve);
+        } else {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the legitimate client's runtime");
+                runtime.block_on(serve);
+            });
+        }
+        Self { measure }
+    }
+
+    /// Measures and prints the figures.
+    async fn measure(&self) {
+        let (done, printed) = tokio::sync::oneshot::channel();
+        if self.measure.send(done).await.is_err() || printed.await.is_err() {
+            eprintln!("flood: the legitimate client stopped");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -9,6 +9,14 @@
 //! - `screen_10k/clean_name`: a customer's name that is on no list (the usual case);
 //! - `screen_10k/common_words`: a clean name made of the list's common words (`Pacific
 //!   Trading Holdings Pte Ltd`), whose tokens meet thousands of listed names in the index;
+//! - `screen_10k/common_words_only`: three of the list's common words (`Trading Holdings
+//!   Shipping`), each met by about a thousand listed names whose sizes are close enough to
+//!   be scored: the index's worst case;
+//! - `screen_10k/adversarial_*`: names at the instruction's limit of 140 characters built to
+//!   make screening slow: `common_words_140` (common words over and over: many tokens, each
+//!   meeting thousands of listed names), `repeated_char_140` (one token of 140 letters, whose
+//!   deletions would cost the square of its length), `nfkc_expansion_140` (140 characters
+//!   that NFKC turns into 2,520, in 560 tokens);
 //! - `screen_10k/listed_variant`: a listed name written differently (full-width, another
 //!   legal form): found by its exact key;
 //! - `screen_10k/listed_typo`: a listed name with a typo: found through the index and scored;
@@ -21,6 +29,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kakehashi_node::screening::{ListEntry, SanctionsList, THRESHOLD_DEFAULT};
+use kakehashi_protocol::instruction::NAME_CHARS_MAX;
 
 const ENTRIES: usize = 10_000;
 const MEASUREMENT_TIME: Duration = Duration::from_secs(3);
@@ -125,6 +134,17 @@ fn screening(c: &mut Criterion) {
             "common_words",
             "Pacific Trading Holdings Pte Ltd".to_owned(),
         ),
+        ("common_words_only", "Trading Holdings Shipping".to_owned()),
+        (
+            "adversarial_common_words_140",
+            at_most_140(&COMMON.join(" ").repeat(3)),
+        ),
+        ("adversarial_repeated_char_140", "a".repeat(NAME_CHARS_MAX)),
+        // U+FDFA ARABIC LIGATURE SALLALLAHOU ALAYHE WASALLAM: 18 characters under NFKC.
+        (
+            "adversarial_nfkc_expansion_140",
+            "\u{FDFA}".repeat(NAME_CHARS_MAX),
+        ),
         ("listed_variant", variant),
         ("listed_typo", typo),
     ];
@@ -156,6 +176,11 @@ fn screening(c: &mut Criterion) {
         b.iter(|| SanctionsList::new(black_box(entries.clone()), THRESHOLD_DEFAULT))
     });
     group.finish();
+}
+
+/// The first [`NAME_CHARS_MAX`] characters of `text`: the longest name an instruction takes.
+fn at_most_140(text: &str) -> String {
+    text.chars().take(NAME_CHARS_MAX).collect()
 }
 
 /// `name` with its third letter doubled (one insertion).

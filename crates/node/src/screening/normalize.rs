@@ -25,6 +25,8 @@
 //!    are removed repeatedly (`Co., Ltd.` is `Co` and `Ltd`), but never down to nothing: a name
 //!    that is only legal forms keeps them.
 
+use std::collections::HashMap;
+
 use unicode_normalization::UnicodeNormalization;
 
 /// The legal forms screening ignores, as written in names. Every form in one row is an
@@ -144,8 +146,22 @@ fn tokenize(name: &str) -> Vec<String> {
         .replace("(有)", " 有限会社 ");
     let bare: String = spelled.nfd().filter(|c| !is_diacritic(*c)).nfc().collect();
     let mut folded = String::with_capacity(bare.len());
+    // Each distinct character other than an ASCII letter is folded once: a name of a few
+    // characters repeated (140 ligatures that NFKC makes 2,520 characters) costs no more
+    // lookups than the characters it is made of.
+    let mut seen: HashMap<char, std::ops::Range<usize>> = HashMap::new();
     for c in bare.chars() {
+        if c.is_ascii_alphabetic() {
+            folded.push(c.to_ascii_lowercase());
+            continue;
+        }
+        if let Some(range) = seen.get(&c) {
+            folded.extend_from_within(range.clone());
+            continue;
+        }
+        let start = folded.len();
         fold_char(c, &mut folded);
+        seen.insert(c, start..folded.len());
     }
     let folded: String = folded.nfc().collect();
     folded

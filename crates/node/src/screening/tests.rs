@@ -463,3 +463,166 @@ fn pruned_scoring_agrees_with_full_scoring() {
         }
     }
 }
+
+/// The token alignment as first written: every pair of tokens scored, then paired greedily.
+/// The reference the bounded alignment must agree with.
+fn token_alignment_scoring_every_pair(a: &Prepared, b: &Prepared) -> f64 {
+    let total = a.total + b.total;
+    if total == 0 {
+        return 0.0;
+    }
+    let mut pairs = Vec::new();
+    for (i, ta) in a.chars.iter().enumerate() {
+        for (j, tb) in b.chars.iter().enumerate() {
+            let s = strsim::generic_jaro_winkler(ta, tb);
+            if s >= TOKEN_SIMILARITY_MIN {
+                pairs.push((s, i, j));
+            }
+        }
+    }
+    pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let mut used_a = vec![false; a.tokens.len()];
+    let mut used_b = vec![false; b.tokens.len()];
+    let mut sum = 0.0;
+    for (s, i, j) in pairs {
+        if used_a[i] || used_b[j] {
+            continue;
+        }
+        used_a[i] = true;
+        used_b[j] = true;
+        sum += s * (a.lens[i] + b.lens[j]) as f64;
+    }
+    sum / total as f64
+}
+
+/// Names to compare with each other: the committed list and variants, near-misses of the
+/// alignment's bounds (a shared word, a word of two edits, a long token, tokens of one
+/// repeated letter, more than 255 of one letter, where the bags' counts saturate).
+fn names_for_bounds() -> Vec<Prepared> {
+    let mut names: Vec<String> = variants().into_iter().map(|v| v.name).collect();
+    names.extend(
+        list::parse(LIST.as_bytes())
+            .expect("parses")
+            .into_iter()
+            .flat_map(|e| e.name.into_iter().chain(e.aliases)),
+    );
+    names.extend(
+        [
+            "Sanctioned Trading",
+            "Sanctioned Tardnig",
+            "Trading Sanctioned Holdings",
+            "Sanktioned Tradding Kompany",
+            "Pacific Trading Holdings",
+            "Orchid Trading",
+            "Internationalization Trading",
+            "aaaa aaab aaba abaa",
+            "aaaa",
+            "abcdefghij jihgfedcba",
+        ]
+        .map(str::to_owned),
+    );
+    names.push("a".repeat(300));
+    names.push(format!("{} b", "a".repeat(299)));
+    names.push("ab".repeat(150));
+    names
+        .iter()
+        .map(|n| normalize(&unescape(n)))
+        .filter(|k| !k.is_empty())
+        .map(Prepared::new)
+        .collect()
+}
+
+/// The similarity bound never falls below the similarity, for every pair of tokens.
+#[test]
+fn the_jaro_winkler_bound_bounds_every_token_pair() {
+    let names = names_for_bounds();
+    for a in &names {
+        for b in &names {
+            for (ta, bag_a) in a.chars.iter().zip(&a.token_bags) {
+                for (tb, bag_b) in b.chars.iter().zip(&b.token_bags) {
+                    let s = strsim::generic_jaro_winkler(ta, tb);
+                    let bound = jaro_winkler_bound(ta, bag_a, tb, bag_b);
+                    assert!(
+                        s <= bound,
+                        "{:?} / {:?}: {s} above its bound {bound}",
+                        a.tokens,
+                        b.tokens
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The bounded alignment gives the answer of scoring every pair whenever that reaches the
+/// floor, and 0 or that answer otherwise.
+#[test]
+fn the_bounded_alignment_agrees_with_scoring_every_pair() {
+    let names = names_for_bounds();
+    for a in &names {
+        for b in &names {
+            let full = token_alignment_scoring_every_pair(a, b);
+            assert_eq!(
+                token_alignment(a, b),
+                full,
+                "{:?} / {:?}",
+                a.tokens,
+                b.tokens
+            );
+            for floor in [0.5, THRESHOLD_MIN, 0.85, THRESHOLD_DEFAULT, 0.95, 1.0] {
+                let bounded = token_alignment_at_least(a, b, floor);
+                if full >= floor {
+                    assert_eq!(bounded, full, "{:?} / {:?} at {floor}", a.tokens, b.tokens);
+                } else {
+                    assert!(
+                        bounded == 0.0 || bounded == full,
+                        "{:?} / {:?} at {floor}: {bounded}, not 0 or {full}",
+                        a.tokens,
+                        b.tokens
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A listed name the sizes rule out could not have reached the floor by scoring.
+#[test]
+fn the_size_bound_bounds_the_score() {
+    let names = names_for_bounds();
+    for a in &names {
+        for b in &names {
+            let size = (b.total as u32, b.tokens.len() as u32);
+            let s = score(a, b);
+            assert!(
+                s <= size_bound(a, size) + 1e-12,
+                "{:?} / {:?}: {s} above {}",
+                a.tokens,
+                b.tokens,
+                size_bound(a, size)
+            );
+        }
+    }
+}
+
+/// A query's strings longer than every listed one but one share no key with the list, so
+/// leaving their keys out finds the same candidates.
+#[test]
+fn keys_of_strings_too_long_for_the_list_are_left_out() {
+    let short = Prepared::new(normalize("Orchid Maritime"));
+    let longest = short.total + 1;
+    let long = Prepared::new(normalize("Orchidmaritimeshipping Maritime"));
+    let all: HashSet<u64> = long.neighbourhood(usize::MAX).into_iter().collect();
+    let kept: HashSet<u64> = long.neighbourhood(longest).into_iter().collect();
+    let listed: HashSet<u64> = short.neighbourhood(usize::MAX).into_iter().collect();
+    assert!(kept.len() < all.len(), "the long token's keys are left out");
+    assert_eq!(
+        all.intersection(&listed).count(),
+        kept.intersection(&listed).count(),
+        "and they met nothing listed"
+    );
+    assert!(
+        kept.intersection(&listed).count() > 0,
+        "the shared word still meets"
+    );
+}

@@ -4,7 +4,7 @@
 //!
 //! A *source* is the client's IP address, an IPv6 client's /64 (one host is usually given a
 //! whole /64, so its addresses are one source). A source over its cap is refused at once (the
-//! socket is closed before any TLS byte), never queued behind other sources' work: a flood from
+//! socket is reset before any TLS byte), never queued behind other sources' work: a flood from
 //! one source costs the others nothing but the accept call.
 //!
 //! Refusals are counted in `kakehashi_listener_refusals_total{listener, reason}` and logged as
