@@ -609,7 +609,7 @@ fn summary(times: &mut [Duration]) -> String {
 
 /// The JP node's listener counters, from its metrics endpoint.
 fn print_node_counters(jp: &NodeFiles) {
-    let text = scrape(jp).unwrap_or_default();
+    let text = pair::scrape_metrics(jp).unwrap_or_default();
     println!("\nJP node counters:");
     for line in text.lines().filter(|l| {
         (l.starts_with("kakehashi_listener_refusals_total{")
@@ -633,17 +633,4 @@ fn print_node_counters(jp: &NodeFiles) {
             .map(|l| format!("; the first:\n  {l}"))
             .unwrap_or_default()
     );
-}
-
-fn scrape(files: &NodeFiles) -> Option<String> {
-    use std::io::{Read as _, Write as _};
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&addr(files.metrics), Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    Some(body)
 }

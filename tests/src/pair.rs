@@ -231,19 +231,25 @@ pub fn wait_listening(
     None
 }
 
-/// The value of the sample `name` (a metric without labels, e.g.
-/// `kakehashi_payments_in_doubt`) from the node's `GET /metrics`, or `None` when the node does
-/// not answer (down, restarting) or has no such sample.
-pub fn metric(files: &NodeFiles, name: &str) -> Option<f64> {
+/// The node's whole `GET /metrics` answer (status line, headers and exposition text), or
+/// `None` when the node does not answer (down, restarting).
+pub fn scrape_metrics(files: &NodeFiles) -> Option<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, files.metrics));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
-    body.lines().find_map(|line| {
+    Some(body)
+}
+
+/// The value of the sample `name` (a metric without labels, e.g.
+/// `kakehashi_payments_in_doubt`) from the node's `GET /metrics`, or `None` when the node does
+/// not answer (down, restarting) or has no such sample.
+pub fn metric(files: &NodeFiles, name: &str) -> Option<f64> {
+    scrape_metrics(files)?.lines().find_map(|line| {
         let (sample, value) = line.split_once(' ')?;
         (sample == name).then(|| value.trim().parse().ok())?
     })
