@@ -45,6 +45,12 @@ use crate::service::{PaymentsService, RelayService, StreamLimits};
 use crate::store::{AccountMeta, Store, StoreError};
 use crate::tls::{self, TlsIdentity};
 
+/// How long a stopping node waits for the last connection tasks to drop their copies of the
+/// engine before closing the ledger and the payment store. They are dropping already (the
+/// listeners have stopped and every connection is closed), so this is a race of milliseconds;
+/// the bound only keeps a stuck task from holding up the stop.
+const ENGINE_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// How often the recovery loop looks for payments in doubt. Short, because a payment in doubt
 /// holds its debtor's funds reserved; each pass costs one store scan when nothing is in doubt,
 /// and a peer that does not answer is left alone for its backoff rather than asked each time.
@@ -957,9 +963,32 @@ impl RunningNode {
             .map_err(|e| NodeError::Task(e.to_string()))?;
         recovered.map_err(|e| NodeError::Task(e.to_string()))?;
         // The services held the last other references to the engine; with them gone the
-        // ledger can be closed cleanly (its writer thread joined).
-        if let Ok(engine) = Arc::try_unwrap(self.engine) {
-            engine.close().await?;
+        // ledger can be closed cleanly (its writer thread joined) and the payment store's
+        // lock released. A connection's task may still be dropping its copy of the services
+        // just after the server has counted the connection closed, so wait for it, briefly:
+        // a restart in the same process (tests, an embedding application) must find both
+        // databases free.
+        let mut engine = self.engine;
+        let deadline = tokio::time::Instant::now() + ENGINE_RELEASE_WAIT;
+        loop {
+            match Arc::try_unwrap(engine) {
+                Ok(owned) => {
+                    owned.close().await?;
+                    break;
+                }
+                Err(shared) if tokio::time::Instant::now() < deadline => {
+                    engine = shared;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(shared) => {
+                    tracing::warn!(
+                        references = Arc::strong_count(&shared),
+                        "the engine is still referenced after the listeners stopped; the \
+                         ledger and the payment store close when the last reference goes"
+                    );
+                    break;
+                }
+            }
         }
         served.map_err(NodeError::from)
     }
