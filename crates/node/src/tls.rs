@@ -264,11 +264,75 @@ impl TlsIdentity {
     }
 }
 
-/// A refusal hook that logs the full explanation and names the listener (or peer).
+/// Most refused-certificate lines one listener (or the relay client) logs per
+/// [`REFUSAL_LOG_WINDOW`]; the rest are counted and reported with the next line logged.
+const REFUSAL_LOG_LINES_MAX: u32 = 10;
+
+/// The window of [`REFUSAL_LOG_LINES_MAX`].
+const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(60);
+
+/// A refusal hook that logs the full explanation and names the listener (or peer), at most
+/// [`REFUSAL_LOG_LINES_MAX`] lines a minute: anyone can open handshakes with a certificate of
+/// their own making, and one WARN line with a verdict's explanation per handshake would let
+/// them fill the operator's disk. The listener's refusal summary still counts every refused
+/// handshake.
 fn log_refusals(side: &'static str) -> RefusalHook {
+    let limiter = std::sync::Mutex::new(LogLimiter::new(REFUSAL_LOG_LINES_MAX, REFUSAL_LOG_WINDOW));
     Arc::new(move |err: &TlsVerifyError| {
-        tracing::warn!(side, reason = %err, "refused TLS peer certificate");
+        let allowed = limiter
+            .lock()
+            .map(|mut l| l.admit(std::time::Instant::now()))
+            .unwrap_or(Some(0));
+        if let Some(suppressed) = allowed {
+            tracing::warn!(
+                side,
+                reason = %err,
+                suppressed_before = suppressed,
+                "refused TLS peer certificate"
+            );
+        }
     })
+}
+
+/// Admits at most `lines` log lines per `window`, counting the lines it refuses.
+#[derive(Debug)]
+struct LogLimiter {
+    lines: u32,
+    window: Duration,
+    started: Option<std::time::Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    fn new(lines: u32, window: Duration) -> Self {
+        Self {
+            lines,
+            window,
+            started: None,
+            logged: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)` when a line may be logged at `now`, `n` being how many were refused since
+    /// the last line logged; `None` when this one is refused.
+    fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+        let expired = self
+            .started
+            .is_none_or(|started| now.saturating_duration_since(started) >= self.window);
+        if expired {
+            self.started = Some(now);
+            self.logged = 0;
+        }
+        if self.logged < self.lines {
+            self.logged += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed = self.suppressed.saturating_add(1);
+            None
+        }
+    }
 }
 
 /// The server configuration of the relay listener: client certificate mandatory and
@@ -408,6 +472,23 @@ pub fn peer_leaf_der<T>(request: &tonic::Request<T>) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::engine::{Clock as _, SystemClock};
+
+    /// Before the limiter, every refused handshake logged its own WARN line: a stranger's
+    /// self-made certificate, sent in a loop, wrote as many lines as handshakes.
+    #[test]
+    fn refused_certificates_log_a_bounded_number_of_lines_per_window() {
+        let mut limiter = LogLimiter::new(3, Duration::from_secs(60));
+        let t0 = std::time::Instant::now();
+        let first: Vec<_> = (0..10).map(|_| limiter.admit(t0)).collect();
+        assert_eq!(first[..3], [Some(0), Some(0), Some(0)]);
+        assert!(first[3..].iter().all(Option::is_none), "{first:?}");
+        // Within the window nothing more is logged, however many come.
+        assert_eq!(limiter.admit(t0 + Duration::from_secs(59)), None);
+        // The next window's first line reports the 8 refused meanwhile, once.
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(limiter.admit(later), Some(8));
+        assert_eq!(limiter.admit(later), Some(0));
+    }
 
     fn certs() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../certs")
