@@ -24,6 +24,21 @@ pub(crate) mod schema;
 
 use crate::reason::ReasonCode;
 
+/// A written account identification: `Othr/Id`, as accounts in Japan and Singapore have no
+/// IBAN. Shared by the pacs.008 and camt.053 writers.
+#[derive(serde::Serialize)]
+struct AccountIdOut {
+    #[serde(rename = "Othr")]
+    other: OtherOut,
+}
+
+/// The `Othr` of an [`AccountIdOut`]: the account id on the node's ledger.
+#[derive(serde::Serialize)]
+struct OtherOut {
+    #[serde(rename = "Id")]
+    id: String,
+}
+
 /// Largest message read: a pacs.008 of some thousand transactions is a few MiB; 64 MiB refuses
 /// a runaway file before it is parsed.
 pub const MESSAGE_BYTES_MAX: usize = 64 << 20;

@@ -5,7 +5,7 @@
 use kakehashi_pki::UnixTime;
 use serde::Serialize;
 
-use super::{WriteError, iso_date, iso_date_time, write_document};
+use super::{AccountIdOut, OtherOut, WriteError, iso_date, iso_date_time, write_document};
 use crate::instruction::Uetr;
 use crate::money::{Currency, format_amount};
 
@@ -203,18 +203,6 @@ struct AccountOut {
     id: AccountIdOut,
     #[serde(rename = "Ccy")]
     currency: &'static str,
-}
-
-#[derive(Serialize)]
-struct AccountIdOut {
-    #[serde(rename = "Othr")]
-    other: OtherOut,
-}
-
-#[derive(Serialize)]
-struct OtherOut {
-    #[serde(rename = "Id")]
-    id: String,
 }
 
 #[derive(Serialize)]

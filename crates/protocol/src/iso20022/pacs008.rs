@@ -12,7 +12,9 @@ use kakehashi_proto::pb;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::{REFUSALS_MAX, Refusal, WriteError, iso_date, text, write_document};
+use super::{
+    AccountIdOut, OtherOut, REFUSALS_MAX, Refusal, WriteError, iso_date, text, write_document,
+};
 use crate::instruction::{self, ChargeBearer, Instruction, Uetr};
 use crate::money::{self, Currency, format_amount};
 
@@ -1088,18 +1090,6 @@ struct PartyOut<'a> {
 struct AccountOut {
     #[serde(rename = "Id")]
     id: AccountIdOut,
-}
-
-#[derive(Serialize)]
-struct AccountIdOut {
-    #[serde(rename = "Othr")]
-    other: OtherOut,
-}
-
-#[derive(Serialize)]
-struct OtherOut {
-    #[serde(rename = "Id")]
-    id: String,
 }
 
 #[derive(Serialize)]
