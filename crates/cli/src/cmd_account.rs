@@ -1,8 +1,9 @@
 //! `kakehashi balance` (a bank's accounts, as the node shows them to the bank whose identity
 //! `--identity` presents; every account to the operator) and the operator's
-//! `kakehashi account open|fund|close`, which need the operator's client certificate.
+//! `kakehashi account open|fund|close|reopen`, which need the operator's client certificate.
 //!
-//! Exit codes: 0 done, 1 refused by the node with a reason code, 2 usage or connection error.
+//! Exit codes: 0 done, 1 refused by the node (with a reason code, or a close while payments
+//! from the account are in flight), 2 usage or connection error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,11 +58,23 @@ pub(crate) enum AccountCommand {
         #[arg(long, value_name = "ISO4217")]
         currency: Option<String>,
     },
-    /// Close an account; payments to or from it are then rejected with AC04.
+    /// Close a customer account in the ledger; payments to or from it are then rejected with
+    /// AC04. Its balance stays in it unless --sweep-to says where to move it.
     Close {
         #[command(flatten)]
         operator: OperatorArgs,
         /// The account to close.
+        account: u128,
+        /// Move the account's whole balance to this account (an open customer account, or the
+        /// node's funding account to pay it out) in the same ledger chain as the close.
+        #[arg(long, value_name = "ACCOUNT")]
+        sweep_to: Option<u128>,
+    },
+    /// Reopen a closed customer account; payments to and from it settle again.
+    Reopen {
+        #[command(flatten)]
+        operator: OperatorArgs,
+        /// The account to reopen.
         account: u128,
     },
 }
@@ -211,7 +224,8 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
     let operator = match &cmd {
         AccountCommand::Open { operator, .. }
         | AccountCommand::Fund { operator, .. }
-        | AccountCommand::Close { operator, .. } => operator,
+        | AccountCommand::Close { operator, .. }
+        | AccountCommand::Reopen { operator, .. } => operator,
     };
     let mra = Arc::new(client::load_mra(&operator.connect.mra)?);
     let relying = operator.connect.relying(&mra, None)?;
@@ -262,11 +276,20 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
             };
             ("fund", node.payments.fund_account(request).await)
         }
-        AccountCommand::Close { account, .. } => {
+        AccountCommand::Close {
+            account, sweep_to, ..
+        } => {
             let request = pb::CloseAccountRequest {
                 account: account.to_string(),
+                sweep_to: sweep_to.map(|to| to.to_string()).unwrap_or_default(),
             };
             ("close", node.payments.close_account(request).await)
+        }
+        AccountCommand::Reopen { account, .. } => {
+            let request = pb::ReopenAccountRequest {
+                account: account.to_string(),
+            };
+            ("reopen", node.payments.reopen_account(request).await)
         }
     };
     let balance = match answer {
@@ -276,14 +299,28 @@ async fn account(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
             eprintln!("refused by the node: {}", status.message());
             return Ok(ExitCode::from(1));
         }
+        // A close while payments from the account are in flight: no reason code fits.
+        Err(status) if what == "close" && status.code() == tonic::Code::FailedPrecondition => {
+            eprintln!("refused by the node: {}", status.message());
+            return Ok(ExitCode::from(1));
+        }
         Err(status) => return Err(operator_call_error(&node, &cert, what, &status)),
     };
     let done = match what {
         "open" => "opened",
         "fund" => "funded",
+        "reopen" => "reopened",
         _ => "closed",
     };
     let mut out = format!("{done} account {}\n", balance.account);
+    if let AccountCommand::Close { sweep_to, .. } = &cmd {
+        match sweep_to {
+            Some(to) => out.push_str(&format!("its balance was swept to account {to}\n")),
+            None => {
+                out.push_str("its balance, if any, stays in the closed account (posted, below)\n")
+            }
+        }
+    }
     write_balance_table(&mut out, std::slice::from_ref(&balance));
     write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)

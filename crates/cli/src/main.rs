@@ -52,7 +52,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Operator: open, fund or close accounts on a node (needs an operator certificate).
+    /// Operator: open, fund, close or reopen accounts on a node (needs an operator
+    /// certificate).
     #[command(subcommand)]
     Account(cmd_account::AccountCommand),
     /// Show account balances on a node.

@@ -4,7 +4,8 @@
 //! - a malformed request (FF01: garbage bytes, missing fields, bad amounts, unknown currency,
 //!   bad UTF-8 — prost refuses that at decode) → `InvalidArgument`, message `"FF01: <detail>"`;
 //! - a business refusal of a quote or an operator call (RR04, AC01, AC04, DUPL) →
-//!   `FailedPrecondition` (`NotFound` for AC01), same message form; a sanctions list reload
+//!   `FailedPrecondition` (`NotFound` for AC01), same message form; a close of an account
+//!   with payments in flight → `FailedPrecondition` without a reason code; a sanctions list reload
 //!   that does not load → `FailedPrecondition` with the list's code (`LIST_MALFORMED`, ...) as
 //!   reason code and the file, line and fault in the message (the operator's own file);
 //! - a payment refused after authentication → a `PaymentStatusReport` with RJCT (the RPC
@@ -28,7 +29,7 @@
 //! - GetPaymentStatus: the debtor or creditor agent's bank, `NotFound` in the same words as an
 //!   unknown UETR otherwise (a bank must not learn that another's payment exists);
 //! - GetBalances: a bank its own accounts, the operator every account, paged;
-//! - OpenAccount, FundAccount, CloseAccount: the operator only.
+//! - OpenAccount, FundAccount, CloseAccount, ReopenAccount: the operator only.
 //!
 //! Every refusal also carries the reason code in the `kakehashi-reason-code` metadata entry, so
 //! clients need not parse messages; an operational fault carries none (it is not an outcome).
@@ -52,7 +53,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{Engine, EngineError, Submitted};
+use crate::engine::{AccountRefusal, Engine, EngineError, Submitted};
 use crate::screening::{ListError, Reloaded};
 
 /// Instructions of one `SubmitPayments` stream processed at once; more wait in the stream
@@ -625,8 +626,22 @@ impl Payments for PaymentsService {
         request: Request<pb::CloseAccountRequest>,
     ) -> Result<Response<pb::AccountBalance>, Status> {
         self.require_operator(&request)?;
+        let request = request.into_inner();
+        let id = parse_account("account", &request.account)?;
+        let sweep_to = match request.sweep_to.as_str() {
+            "" => None,
+            text => Some(parse_account("sweep_to", text)?),
+        };
+        account_change_answer(self.engine.close_account(id, sweep_to).await)
+    }
+
+    async fn reopen_account(
+        &self,
+        request: Request<pb::ReopenAccountRequest>,
+    ) -> Result<Response<pb::AccountBalance>, Status> {
+        self.require_operator(&request)?;
         let id = parse_account("account", &request.into_inner().account)?;
-        admin_answer(self.engine.close_account(id).await)
+        account_change_answer(self.engine.reopen_account(id).await)
     }
 
     async fn reload_sanctions(
@@ -703,6 +718,19 @@ fn admin_answer(
     match outcome {
         Ok(Ok(balance)) => Ok(Response::new(balance)),
         Ok(Err(rejection)) => Err(status_for(&rejection)),
+        Err(e) => Err(operational(&e)),
+    }
+}
+
+/// The answer to a close or reopen: as [`admin_answer`]'s, and FAILED_PRECONDITION without a
+/// reason code when the account's state does not allow it now (payments in flight).
+fn account_change_answer(
+    outcome: Result<Result<pb::AccountBalance, AccountRefusal>, EngineError>,
+) -> Result<Response<pb::AccountBalance>, Status> {
+    match outcome {
+        Ok(Ok(balance)) => Ok(Response::new(balance)),
+        Ok(Err(AccountRefusal::Rejected(rejection))) => Err(status_for(&rejection)),
+        Ok(Err(AccountRefusal::NotNow(detail))) => Err(Status::failed_precondition(detail)),
         Err(e) => Err(operational(&e)),
     }
 }

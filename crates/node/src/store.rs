@@ -277,7 +277,10 @@ pub struct AccountMeta {
     pub owner_bic: Option<String>,
     /// A display name.
     pub name: String,
-    /// Closed accounts neither send nor receive (AC04).
+    /// Closed by a node from before accounts were closed in the ledger (by a closing
+    /// transfer): such an account is closed in the ledger at the next start and the flag
+    /// cleared; until then the checks honour it (AC04). Nodes since never set it: whether an
+    /// account is closed is the ledger's account flag.
     pub closed: bool,
 }
 

@@ -1,7 +1,9 @@
 //! The operator RPCs (OpenAccount, FundAccount, CloseAccount) on real nodes over real TLS:
 //! refused without a client certificate (Unauthenticated) and with a recognized certificate
 //! that is not an operator's (PermissionDenied); with the operator's certificate an account is
-//! opened, funded and paid from, a closed account is AC04 on both sides, and a corridor whose
+//! opened, funded and paid from, a closed account is AC04 on both sides and settles again
+//! once reopened, a close (with or without a sweep of its balance) survives restarts and an
+//! older node's store-closed account is closed in the ledger at start, and a corridor whose
 //! liquidity is too small is AM04 decided by the receiver, the sender's reservation voided.
 
 use kakehashi_node::config::Config;
@@ -35,6 +37,7 @@ async fn close(
     client
         .close_account(pb::CloseAccountRequest {
             account: account.into(),
+            sweep_to: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -269,8 +272,206 @@ async fn an_operator_opens_funds_and_closes_accounts_and_payments_follow() {
         .await
         .expect_err("closed");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().starts_with("AC04"), "{err:?}");
     assert_eq!(p.snapshot().await, before, "nothing moved on either side");
+
+    // Both reopened: the same payments settle.
+    let reopened = reopen(&mut sg_operator, "2002").await.expect("reopen 2002");
+    assert!(!reopened.closed);
+    let reopened = reopen(&mut jp_operator, "1003").await.expect("reopen 1003");
+    assert!(!reopened.closed);
+    // 1003 holds 150,000 JPY: two payments of 10,000.
+    let small = amount("JPY", "10000");
+    for creditor in [(2002, "Lim Logistics Pte Ltd"), (2001, "Tan Wei Ming")] {
+        let q = quote(&mut p.jp_client, "SG", &small).await;
+        let again = Payment {
+            creditor_account: creditor.0,
+            creditor_name: creditor.1,
+            quote: q,
+            amount: small.clone(),
+            ..from_closed
+        };
+        let report = submit(&mut p.jp_client, instruction(&again, new_uetr())).await;
+        assert_eq!(
+            report.transaction_status(),
+            TransactionStatus::Acsc,
+            "{report:?}"
+        );
+    }
     p.shutdown().await;
+}
+
+async fn reopen(
+    client: &mut PaymentsClient<Channel>,
+    account: &str,
+) -> Result<pb::AccountBalance, tonic::Status> {
+    client
+        .reopen_account(pb::ReopenAccountRequest {
+            account: account.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn close_sweeping(
+    client: &mut PaymentsClient<Channel>,
+    account: &str,
+    sweep_to: &str,
+) -> Result<pb::AccountBalance, tonic::Status> {
+    client
+        .close_account(pb::CloseAccountRequest {
+            account: account.into(),
+            sweep_to: sweep_to.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The operator's view of account `id`.
+async fn account_balance(client: &mut PaymentsClient<Channel>, id: &str) -> pb::AccountBalance {
+    client
+        .get_balances(pb::BalancesRequest {
+            accounts: vec![id.into()],
+            ..pb::BalancesRequest::default()
+        })
+        .await
+        .expect("balances")
+        .into_inner()
+        .balances
+        .remove(0)
+}
+
+/// Issue 13, item 3: an account closed in the ledger (with and without a sweep of its
+/// balance; the close retried) stays closed across a restart, AC04 with nothing moved; an
+/// account an older node closed with the payment store's flag is closed in the ledger at
+/// start; reopened, payments settle; and the ledger's audit of books with closed accounts is
+/// clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_accounts_survive_a_restart_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let jp = start("JP", dir.path(), &ports).await;
+    let sg = start("SG", dir.path(), &ports).await;
+    let mut operator = operator_client(jp.public_addr, "JP").await;
+
+    let closed = close(&mut operator, "1001").await.expect("close 1001");
+    assert!(closed.closed);
+    assert_eq!(
+        closed.posted_balance.as_ref().map(|a| a.value.as_str()),
+        Some("10000000"),
+        "the balance stays and is reported"
+    );
+    let retried = close(&mut operator, "1001")
+        .await
+        .expect("the same close again");
+    assert_eq!(retried.posted_balance, closed.posted_balance);
+    // Sato Trading's 50,000,000 JPY paid out to the funding account as it closes.
+    let funding = account_balance(&mut operator, "9001").await;
+    let swept = close_sweeping(&mut operator, "1002", "9001")
+        .await
+        .expect("close 1002 with a sweep");
+    assert!(swept.closed);
+    assert_eq!(swept.posted_balance.map(|a| a.value), Some("0".to_owned()));
+    let funded = |b: &pb::AccountBalance| -> i128 {
+        b.posted_balance
+            .as_ref()
+            .map(|a| a.value.parse().expect("decimal"))
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        funded(&account_balance(&mut operator, "9001").await) - funded(&funding),
+        50_000_000
+    );
+    // A sweep asked of a closed account whose balance stayed is refused, nothing moved.
+    let refused = close_sweeping(&mut operator, "1001", "9001")
+        .await
+        .expect_err("reopen first");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    jp.shutdown().await.expect("JP");
+    sg.shutdown().await.expect("SG");
+
+    // Suzuki Yui's account (1101), closed by an older node's flag in the payment store.
+    {
+        let store = kakehashi_node::store::Store::open(&dir.path().join("jp/node")).expect("store");
+        let mut meta = store.account(1101).expect("read").expect("known");
+        meta.closed = true;
+        store
+            .put(vec![kakehashi_node::store::Write::Account(1101, meta)])
+            .await
+            .expect("flagged");
+    }
+
+    let jp = start("JP", dir.path(), &ports).await;
+    let sg = start("SG", dir.path(), &ports).await;
+    let mut operator = operator_client(jp.public_addr, "JP").await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let mut sg_operator = operator_client(sg.public_addr, "SG").await;
+    for id in ["1001", "1002", "1101"] {
+        assert!(
+            account_balance(&mut operator, id).await.closed,
+            "{id} closed after the restart"
+        );
+    }
+    let alpha = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+    let before = (
+        balances(&mut operator).await,
+        balances(&mut sg_operator).await,
+    );
+    let report = quote_and_submit(
+        &mut jp_client,
+        "SG",
+        source.clone(),
+        |q, a| jp_to_sg(&alpha, q, a),
+        new_uetr(),
+    )
+    .await;
+    assert_eq!(
+        (
+            report.status_reason_code.as_str(),
+            report.decided_by.as_str()
+        ),
+        ("AC04", "JP"),
+        "{report:?}"
+    );
+    assert_eq!(
+        (
+            balances(&mut operator).await,
+            balances(&mut sg_operator).await
+        ),
+        before,
+        "nothing moved"
+    );
+
+    let reopened = reopen(&mut operator, "1001").await.expect("reopen");
+    assert!(!reopened.closed);
+    assert!(!reopen(&mut operator, "1001").await.expect("again").closed);
+    let report = quote_and_submit(
+        &mut jp_client,
+        "SG",
+        source,
+        |q, a| jp_to_sg(&alpha, q, a),
+        new_uetr(),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    jp.shutdown().await.expect("JP");
+    sg.shutdown().await.expect("SG");
+
+    // The store's flag was carried over once and cleared; the ledger holds the closes.
+    let store =
+        kakehashi_node::store::Store::open_read_only(&dir.path().join("jp/node")).expect("store");
+    assert!(!store.account(1101).expect("read").expect("known").closed);
+    let report = kakehashi_ledger::audit(
+        &dir.path().join("jp/ledger"),
+        &kakehashi_ledger::AuditOptions::default(),
+    )
+    .expect("audit runs");
+    assert!(report.is_clean(), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,6 +159,12 @@ impl Payments for TestPayments {
     ) -> Result<Response<pb::AccountBalance>, Status> {
         Err(Status::unimplemented("test"))
     }
+    async fn reopen_account(
+        &self,
+        _: Request<pb::ReopenAccountRequest>,
+    ) -> Result<Response<pb::AccountBalance>, Status> {
+        Err(Status::unimplemented("test"))
+    }
     async fn reload_sanctions(
         &self,
         _: Request<pb::ReloadSanctionsRequest>,

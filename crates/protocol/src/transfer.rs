@@ -9,6 +9,13 @@ pub mod codes {
     pub const GENESIS: u16 = 100;
     /// Operator cash-in (FundAccount).
     pub const FUNDING: u16 = 101;
+    /// The operator closes a customer account (CloseAccount): a pending transfer of 0 with
+    /// `closing_debit` from the account to the funding account, which moves nothing and
+    /// closes the account in the ledger; voiding it (ReopenAccount) reopens the account.
+    pub const CLOSING: u16 = 102;
+    /// The balance of an account being closed, moved to another account in the same linked
+    /// chain as its closing transfer (`balancing_debit`: whatever the account holds).
+    pub const SWEEP: u16 = 103;
     /// Outbound reservation (pending), posted or voided by the receiver's decision.
     pub const OUTBOUND: u16 = 201;
     /// Inbound credit from a corridor's liquidity account.

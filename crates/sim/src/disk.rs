@@ -12,6 +12,8 @@
 //!
 //! Faults. The simulator can make the next calls of a disk fail with a transient error (an
 //! I/O error of the kind an operator retries), which the engine must not turn into a decision.
+//! Account lookups are not among them: the durable ledger answers them from the accounts it
+//! holds in memory (`Ledger::lookup_accounts` reads no disk), so no disk fault reaches them.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -74,11 +76,21 @@ impl SimBooks {
         &self,
         work: impl FnOnce(&mut MemoryLedger) -> Result<T, kakehashi_ledger::Error> + Send + 'static,
     ) -> BooksCall<'_, T> {
+        self.call_on(true, work)
+    }
+
+    /// [`SimBooks::call`]; a due failure is served only when `on_disk` (the call reads or
+    /// writes what the durable ledger keeps on disk).
+    fn call_on<T: Send + 'static>(
+        &self,
+        on_disk: bool,
+        work: impl FnOnce(&mut MemoryLedger) -> Result<T, kakehashi_ledger::Error> + Send + 'static,
+    ) -> BooksCall<'_, T> {
         let disk = self.disk.clone();
         Box::pin(async move {
             YieldOnce::default().await;
             let mut disk = disk.lock();
-            if disk.failures_due > 0 {
+            if on_disk && disk.failures_due > 0 {
                 disk.failures_due -= 1;
                 disk.failures_served += 1;
                 // Timed out: what the ledger classifies as transient (retry, decide nothing).
@@ -113,7 +125,7 @@ impl Books for SimBooks {
     }
 
     fn lookup_accounts(&self, ids: Vec<AccountId>) -> BooksCall<'_, Vec<Option<Account>>> {
-        self.call(move |ledger| ledger.lookup_accounts(&ids))
+        self.call_on(false, move |ledger| ledger.lookup_accounts(&ids))
     }
 
     fn lookup_transfers(&self, ids: Vec<TransferId>) -> BooksCall<'_, Vec<Option<Transfer>>> {

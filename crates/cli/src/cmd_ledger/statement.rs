@@ -242,6 +242,8 @@ fn kind(code: u16) -> String {
         codes::FUNDING => "FUNDING".to_owned(),
         codes::OUTBOUND => "OUTBOUND".to_owned(),
         codes::INBOUND => "INBOUND".to_owned(),
+        codes::CLOSING => "CLOSING".to_owned(),
+        codes::SWEEP => "SWEEP".to_owned(),
         other => format!("CODE-{other}"),
     }
 }

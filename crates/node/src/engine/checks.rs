@@ -142,7 +142,8 @@ impl Engine {
 
     /// The `role` ("debtor"/"creditor") account `id` must exist here, be an open customer
     /// account and be held at `bic` (AC01, AC04). `meta` is its metadata, read by the caller
-    /// with `?` before the checks: a failed read is an operational fault that propagates
+    /// with `?` before the checks, its `closed` from the ledger where the check decides a
+    /// payment (see [`Engine::closed_in_ledger`]): a failed read is an operational fault that propagates
     /// (nothing recorded, the request answered `Unavailable`), never a refusal, which would be
     /// recorded under the UETR for good (issue 11, defect 4).
     pub(super) fn check_customer_account(
@@ -200,6 +201,15 @@ pub(super) fn ledger_rejection(result: Option<CreateTransferResult>, what: &str)
             r @ (CreateTransferResult::DebitAccountNotFound
             | CreateTransferResult::CreditAccountNotFound),
         ) => Rejection::new(ReasonCode::Ac01, format!("{what}: ledger {}", r.as_str())),
+        // The checks read the ledger's flag before the transfer, under `Engine::closing`, so
+        // this is only a backstop: the ledger's own refusal means the same AC04.
+        Some(
+            r @ (CreateTransferResult::DebitAccountAlreadyClosed
+            | CreateTransferResult::CreditAccountAlreadyClosed),
+        ) => Rejection::new(
+            ReasonCode::Ac04,
+            format!("{what}: the account is closed (ledger: {})", r.as_str()),
+        ),
         Some(r) => Rejection::new(ReasonCode::Ff01, format!("{what}: ledger {}", r.as_str())),
         None => Rejection::new(ReasonCode::Ff01, format!("{what}: no ledger result")),
     }

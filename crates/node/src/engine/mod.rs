@@ -19,7 +19,7 @@
 //!    jurisdiction and the UETR), so retrying any step after a crash is idempotent (`exists`).
 //!
 //! [`Engine`] is one type whose methods are cut along its jobs: `accounts` (genesis, balances,
-//! the operator's open, fund and close), `quoting`, `sender` (submit, reserve, forward, post or
+//! the operator's open, fund, close and reopen), `quoting`, `sender` (submit, reserve, forward, post or
 //! void), `recovery` (of payments in doubt: bounded passes, per-peer concurrency and backoff),
 //! `drain` (admission of submissions, and their drain when the node stops), `receiver` (Prepare, the status query, credit and receipt) and `checks` (the validations
 //! both sides share).
@@ -63,6 +63,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub use crate::screening::Sanctions;
+pub use accounts::AccountRefusal;
 pub use books::{Books, BooksCall, SledBooks};
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
@@ -236,6 +237,14 @@ pub struct Engine {
     backoffs: recovery::Backoffs,
     /// Admission of new submissions, and those in flight (for a graceful stop).
     admissions: drain::Admissions,
+    /// Closing and reopening customer accounts (write) against the steps that decide on an
+    /// account's being open and then move money in it (read): the sender from the debtor's
+    /// check to its reservation, the receiver from the creditor's check to its credit. So a
+    /// close never lands between a check and its transfer: a reservation is either made
+    /// before the close looks for reservations in flight (and the close waits for its
+    /// decision) or checked after it (AC04), and a credit's id is never spent on a closed
+    /// account (see `accounts`).
+    closing: tokio::sync::RwLock<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -271,6 +280,7 @@ impl Engine {
             quote_seq: AtomicU64::new(0),
             backoffs: recovery::Backoffs::default(),
             admissions: drain::Admissions::default(),
+            closing: tokio::sync::RwLock::new(()),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use kakehashi_ledger::{AccountId, NewTransfer, TransferId};
+use kakehashi_ledger::{AccountId, CreateTransferResult, NewTransfer, TransferId};
 use kakehashi_pki::UnixTime;
 use kakehashi_proto::SIGNING_DOMAIN_RECEIPT;
 use kakehashi_proto::pb::{self, Decision, RelayDecision};
@@ -140,6 +140,13 @@ impl Engine {
         }
         // Read before the checks so that a failed read propagates, nothing recorded (defect 4).
         let creditor = self.parts.store.account(instr.creditor_account)?;
+        // From the creditor's check to its credit no close of an account lands (see
+        // `Engine::closing`), so the credit's id is never spent on an account closed after
+        // the check found it open.
+        let open = self.closing.read().await;
+        let creditor = self
+            .closed_in_ledger(instr.creditor_account, creditor)
+            .await?;
         let (credited_minor, liquidity) =
             match self.check_inbound(link, instr, t, creditor.as_ref()) {
                 Ok(ok) => ok,
@@ -187,12 +194,19 @@ impl Engine {
         crate::fault::crash_point(crate::fault::RECEIVER_AFTER_CREDIT);
         if !result.is_recorded() {
             record.state = InboundState::Rejected;
-            let rejection = ledger_rejection(Some(result), "credit");
+            let rejection = if result == CreateTransferResult::IdAlreadyFailed {
+                self.failed_credit_reason(instr, liquidity, credited_minor)
+                    .await?
+            } else {
+                ledger_rejection(Some(result), "credit")
+            };
+            drop(open);
             return self
                 .reject_inbound(&instr.uetr, record, rejection)
                 .await
                 .map(Ok);
         }
+        drop(open);
         match self.settle_if_credited(&instr.uetr, record).await? {
             Some(record) => Ok(Ok(self.decision_from(&instr.uetr, &record))),
             None => Err(EngineError::Unexpected {
@@ -200,6 +214,56 @@ impl Engine {
                 result: "not found",
             }),
         }
+    }
+
+    /// Why the credit of `instr` was refused when its id was first tried, for a retry the
+    /// ledger answers `id_already_failed`: the ledger remembers that the id failed with a
+    /// transient result, not which. No answer was recorded then (a recorded decision is
+    /// answered from the store before any credit is tried), so this is the first answer the
+    /// sender hears; it must be a refusal with a true reason, never FF01, since the id can
+    /// never be credited. A credit fails transiently in three ways: the creditor's account is
+    /// missing (AC01), closed (AC04), or the liquidity account does not cover it (AM04). An
+    /// account is in the ledger before the node's metadata names it, and a liquidity account
+    /// only ever decreases after genesis (funding is refused there); so a creditor missing now
+    /// was missing then, a liquidity short now may have been short then, and a credit that
+    /// would fit now failed because its account was closed then and has been reopened since.
+    async fn failed_credit_reason(
+        &self,
+        instr: &Instruction,
+        liquidity: u128,
+        credited_minor: u128,
+    ) -> Result<Rejection, EngineError> {
+        let creditor = instr.creditor_account;
+        let found = self
+            .books()
+            .lookup_accounts(vec![AccountId(creditor), AccountId(liquidity)])
+            .await?;
+        let (Some(account), pool) = (
+            found.first().copied().flatten(),
+            found.get(1).copied().flatten(),
+        ) else {
+            return Ok(Rejection::new(
+                ReasonCode::Ac01,
+                format!(
+                    "creditor_account {creditor} does not exist on the {} ledger",
+                    self.jurisdiction()
+                ),
+            ));
+        };
+        let available = pool.map_or(0, |p| {
+            p.credits_posted
+                .saturating_sub(p.debits_posted.saturating_add(p.debits_pending))
+        });
+        if !account.is_closed() && available < credited_minor {
+            return Ok(Rejection::new(
+                ReasonCode::Am04,
+                "insufficient funds for the credit (ledger: exceeds_credits)",
+            ));
+        }
+        Ok(Rejection::new(
+            ReasonCode::Ac04,
+            format!("creditor_account {creditor} is closed"),
+        ))
     }
 
     /// Authenticates an inbound instruction: its signer verifies for payment signing under the

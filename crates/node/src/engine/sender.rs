@@ -104,6 +104,11 @@ impl Engine {
             Err(rejection) => return Ok(self.refuse(&instr, rejection)),
         };
         let record = self.outbound_record(&signed, &instr, &peer);
+        // From the debtor's check to its reservation no close of an account lands (see
+        // `Engine::closing`): the account the check finds open is the one reserved from, and a
+        // close that follows finds the reservation and is refused until it is decided.
+        let open = self.closing.read().await;
+        let debtor = self.closed_in_ledger(instr.debtor_account, debtor).await?;
         if let Err(rejection) = self.check_debtor(&instr, debtor.as_ref()) {
             return self.reject_outbound(&instr, record, rejection).await;
         }
@@ -111,6 +116,7 @@ impl Engine {
             Ok(record) => record,
             Err(refused) => return Ok(refused),
         };
+        drop(open);
         self.forward(signed, &instr, &peer, record).await
     }
 

@@ -690,3 +690,55 @@ fn a_corridor_account_in_the_wrong_currency_is_a_booking_error() {
     let report = f.audit();
     assert!(has(&report, DiscrepancyKind::BookingWrong));
 }
+
+/// Issue 13, item 3: an account closed by a closing transfer (a pending transfer of 0 from
+/// the customer to the funding account), its balance swept in the same chain and reopened
+/// by voiding the closing transfer, touches neither the corridor nor the liquidity account:
+/// the pair still agrees and reconciles.
+#[test]
+fn closing_sweeping_and_reopening_a_customer_account_leave_the_pair_reconciled() {
+    let mut f = Fixture::new();
+    f.settle(&JP, &SG, 1, 100_000);
+    f.settle(&SG, &JP, 2, 12_345);
+    let funding = AccountId(1);
+    let close = Transfer {
+        id: TransferId(transfer_id(b"close", &[7; 24])),
+        debit_account_id: AccountId(JP.customer),
+        credit_account_id: funding,
+        amount: 0,
+        ledger: 392,
+        code: codes::CLOSING,
+        flags: TransferFlags::PENDING.union(TransferFlags::CLOSING_DEBIT),
+        ..transfer()
+    };
+    let sweep = Transfer {
+        id: TransferId(transfer_id(b"sweep", &[7; 24])),
+        debit_account_id: AccountId(JP.customer),
+        credit_account_id: funding,
+        amount: 4_000,
+        ledger: 392,
+        code: codes::SWEEP,
+        flags: TransferFlags::LINKED.union(TransferFlags::BALANCING_DEBIT),
+        ..transfer()
+    };
+    let reopen = Transfer {
+        id: TransferId(transfer_id(b"reopen", &[7; 24])),
+        pending_id: close.id,
+        flags: TransferFlags::VOID_PENDING_TRANSFER,
+        ..close
+    };
+    for (transfer, status) in [
+        (sweep, None),
+        (close, Some(PendingStatus::Voided)),
+        (reopen, None),
+    ] {
+        f.jp.transfers.push(Booked { transfer, status });
+    }
+    let report = f.audit();
+    assert!(report.agrees(), "{:#?}", report.discrepancies);
+    assert!(
+        report.directions.iter().all(|d| d.position.reconciled),
+        "{:?}",
+        report.directions
+    );
+}

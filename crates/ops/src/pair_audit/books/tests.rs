@@ -136,3 +136,120 @@ fn load_of_a_directory_without_a_store_is_an_error() {
     let error = NodeBooks::load(&config, "SG", &mra()).unwrap_err();
     assert!(error.to_string().contains("no payment store"), "{error}");
 }
+
+/// Issue 13, item 3, on real books: a JP/SG pair whose JP node closed one customer account
+/// (its balance swept to another in the closing chain) and reopened and closed another, with
+/// payments settled before, refused after (AC04) and settled again: the ledger audit of both
+/// is clean and the pair audit agrees and reconciles, the closing transfers moving nothing it
+/// reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_with_closed_accounts_agrees_and_reconciles() {
+    use kakehashi_node::engine::{Engine, Submitted};
+    use kakehashi_node::node::Node;
+    use kakehashi_proto::pb::TransactionStatus;
+    use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
+    use kakehashi_protocol::money;
+    use kakehashi_protocol::quote::{QuoteAsk, verify_quote_for};
+
+    async fn pay(jp: &Engine, debtor: u128, n: u8) -> (String, String) {
+        let bank = Bank::load(
+            &certs("jp/banks/KKHAJPJ0.pem"),
+            &certs("jp/banks/KKHAJPJ0.key.pem"),
+        )
+        .expect("bank files");
+        let jpy = money::currency("JPY").expect("JPY");
+        let quote = jp
+            .quote("SG", &money::format_amount(jpy, 10_000))
+            .expect("quote");
+        let now = jp.clock().now().1;
+        let ask = QuoteAsk {
+            source: (jpy, 10_000),
+            counterparty: "SG".into(),
+            target_currency: money::currency("SGD").expect("SGD"),
+        };
+        let quote = verify_quote_for(quote, &ask, jp.mra(), "JP", now, 30).expect("JP's quote");
+        let order = Order {
+            debtor_account: debtor,
+            debtor_name: "Aoki Kenji".into(),
+            creditor_agent_bic: "KKHASGS0".into(),
+            creditor_account: 2001,
+            creditor_name: "Tan Wei Ming".into(),
+            remittance_information: String::new(),
+        };
+        let signed = bank::instruction(
+            &bank,
+            &order,
+            &quote,
+            uetr(n),
+            now,
+            &InstructionOptions::default(),
+        );
+        match jp.submit(signed).await.expect("no fault") {
+            Submitted::Report(report) => (
+                format!("{:?}", report.transaction_status()),
+                report.status_reason_code,
+            ),
+            Submitted::Invalid(rejection) => panic!("invalid: {rejection}"),
+        }
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |code: &str| {
+        Config::load(&certs(&format!(
+            "../crates/node/devnet/{}.toml",
+            code.to_lowercase()
+        )))
+        .expect("devnet config")
+        .with_data_dir(dir.path().join(code.to_lowercase()))
+        .with_ports(0, 0, 0)
+    };
+    let sg = Node::start(config("SG")).await.expect("SG node");
+    let jp_config = config("JP")
+        .with_peer_relay("SG", &format!("https://127.0.0.1:{}", sg.relay_addr.port()))
+        .expect("SG relay address");
+    let jp = Node::start(jp_config.clone()).await.expect("JP node");
+    let engine = jp.engine();
+    let settled = (format!("{:?}", TransactionStatus::Acsc), String::new());
+    assert_eq!(pay(engine, 1001, 1).await, settled);
+    engine
+        .close_account(1001, None)
+        .await
+        .expect("no fault")
+        .expect("closed");
+    let refused = pay(engine, 1001, 2).await;
+    assert_eq!(refused.1, "AC04", "{refused:?}");
+    engine
+        .reopen_account(1001)
+        .await
+        .expect("no fault")
+        .expect("reopened");
+    assert_eq!(pay(engine, 1001, 3).await, settled);
+    engine
+        .close_account(1002, Some(1001))
+        .await
+        .expect("no fault")
+        .expect("closed with a sweep");
+    engine
+        .close_account(1001, None)
+        .await
+        .expect("no fault")
+        .expect("closed again");
+    jp.shutdown().await.expect("JP stops");
+    sg.shutdown().await.expect("SG stops");
+
+    let sg_config = config("SG");
+    let (jp_books, sg_books) = super::load_pair(&jp_config, &sg_config, &mra()).expect("loaded");
+    for books in [&jp_books, &sg_books] {
+        let audit = books.ledger_audit.as_ref().expect("ran");
+        assert!(audit.is_clean(), "{:?}", audit.discrepancies);
+    }
+    let report = crate::pair_audit::audit_pair(&jp_books, &sg_books, &mra());
+    assert!(report.agrees(), "{:#?}", report.discrepancies);
+    assert!(
+        report.directions.iter().all(|d| d.position.reconciled),
+        "{:?}",
+        report.directions
+    );
+    let jp_sg = &report.directions[0];
+    assert_eq!((jp_sg.settled, jp_sg.rejected), (2, 1), "{jp_sg:?}");
+}
