@@ -28,7 +28,13 @@ netfault:
 flood *args:
     cargo run --release -p kakehashi-e2e --example flood -- {{args}}
 
-# Everything CI runs: toolchain, fmt, deny, clippy, fuzz check, tests, docs, interop, conformance.
+# The three HTML reports (bench, ledger audit, pair audit) from real runs, rendered in headless
+# Chromium and checked; `just reports --keep DIR` keeps them and their screenshots in DIR.
+reports *args:
+    cargo build --release -p kakehashi && bash tests/reports/check.sh {{args}}
+
+# Everything CI runs: toolchain, fmt, deny, clippy, fuzz check, tests, docs, interop, reports,
+# conformance.
 ci:
     bash .ci/run
 

@@ -4,6 +4,9 @@
 //! prints settled payments per second, SubmitPayment latency percentiles, the answers by
 //! status and reason, and whether every balance moved by exactly the settled sums.
 //!
+//! With `--report FILE` it also writes an HTML report (crate::report): throughput over the run,
+//! the latency histogram, the machine and the command line.
+//!
 //! Exit 0 when every payment settled and the books are exact, 1 otherwise, 2 when the nodes
 //! could not start or the options are wrong. The figures measure this machine end to end (the
 //! client and both nodes share it); they are not asserted anywhere.
@@ -22,6 +25,7 @@ use crate::client;
 use crate::configs::{find_configs, load_config};
 use crate::output::write_stdout;
 use crate::progress::Progress;
+use crate::report;
 
 /// Arguments of `kakehashi bench`.
 #[derive(clap::Args)]
@@ -47,6 +51,10 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML report to FILE: the figures, throughput over the run
+    /// and the latency histogram as charts, the machine and the command line.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -115,6 +123,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let tick = progress.clone();
     let report = load::run(&pair, routes, mra, &options, Arc::new(move || tick.inc())).await;
     progress.finish();
+    let route = format!(
+        "{} → {}",
+        pair.sender_config.jurisdiction, pair.receiver_config.jurisdiction
+    );
     let shutdown = pair.shutdown().await;
     let report = report?;
     shutdown?;
@@ -126,6 +138,30 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         human(&report)
     };
     write_stdout(&text)?;
+    if let Some(path) = &args.report {
+        let html = report::bench_html(&report::BenchRun {
+            report: &report,
+            route,
+            settings: vec![
+                ("payments", options.payments.to_string()),
+                ("concurrency", options.concurrency.to_string()),
+                ("mode", mode.clone()),
+                ("amount", format!("{} {currency}", options.amount)),
+                ("data directory", data_dir.display().to_string()),
+            ],
+            latencies: vec![
+                ("SubmitPayment", percentiles(&report.sorted(|o| o.submit))),
+                ("quote+submit", percentiles(&report.sorted(|o| o.total))),
+            ],
+            moved: moved_text(&report),
+            // The crypto ceiling of issue 14 (item 1) goes here once the bench measures it.
+            crypto_ceiling_per_sec: None,
+            machine: report::Machine::this(),
+            command: report::command_line(),
+            generated: report::generated_at(),
+        })?;
+        report::write(path, &html)?;
+    }
     Ok(if report.is_exact() {
         ExitCode::SUCCESS
     } else {

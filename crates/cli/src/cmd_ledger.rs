@@ -3,7 +3,8 @@
 //! `kakehashi ledger pair-audit` (do two nodes' books agree on every payment between them) and
 //! `kakehashi ledger statement` (one account's ISO 20022 camt.053 statement). The
 //! checks are `kakehashi_ledger::audit`'s and `kakehashi_ops::pair_audit`'s; this module parses
-//! arguments, formats the reports and picks the exit code.
+//! arguments, formats the reports (text, JSON, and with `--report` an HTML file made by
+//! `crate::report`) and picks the exit code.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -18,6 +19,8 @@ use kakehashi_ops::pair_audit::{self, PairReport};
 
 use crate::client;
 use crate::configs::load_config;
+use crate::output::ledger_currency;
+use crate::report;
 
 mod statement;
 
@@ -49,6 +52,10 @@ pub(crate) enum LedgerCommand {
         /// means it was killed, or the signatures were removed.
         #[arg(long)]
         require_signed_head: bool,
+        /// Also write a self-contained HTML report to FILE: the key used, each check with its
+        /// verdict, the debits and credits of each currency as a chart, every discrepancy.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Write every account and transfer as JSON Lines (u128 values as decimal strings).
     Export {
@@ -134,6 +141,11 @@ pub(crate) struct PairAuditArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML report to FILE: the agreement and keys used, each
+    /// check with its verdict, the corridor and liquidity positions of each direction as a
+    /// chart, the payments in doubt and every discrepancy by UETR.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
@@ -143,11 +155,13 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             json,
             expected_key,
             require_signed_head,
+            report,
         } => audit(
             &data_dir,
             json,
             expected_key.as_deref(),
             require_signed_head,
+            report.as_deref(),
         ),
         LedgerCommand::Export { data_dir, output } => export(&data_dir, output.as_deref()),
         LedgerCommand::PairAudit(args) => pair_audit(&args),
@@ -203,8 +217,10 @@ fn audit(
     json: bool,
     expected_key: Option<&str>,
     require_signed_head: bool,
+    html: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let expected_key = expected_key.map(parse_key).transpose()?;
+    let pinned = expected_key.as_ref().map(|key| hex::encode(key.to_bytes()));
     let mut report = kakehashi_ledger::audit(data_dir, &AuditOptions { expected_key })
         .with_context(|| format!("cannot audit the ledger in {}", data_dir.display()))?;
     if require_signed_head {
@@ -223,6 +239,18 @@ fn audit(
             .context("writing the report")?;
     }
     out.flush().context("writing the report")?;
+    drop(out);
+    if let Some(path) = html {
+        let page = report::ledger_audit_html(&report::LedgerAuditRun {
+            data_dir,
+            report: &report,
+            expected_key: pinned,
+            require_signed_head,
+            command: report::command_line(),
+            generated: report::generated_at(),
+        })?;
+        report::write(path, &page)?;
+    }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
     } else {
@@ -251,14 +279,6 @@ fn parse_key(given: &str) -> anyhow::Result<VerifyingKey> {
     VerifyingKey::from_public_key_pem(&pem).map_err(|error| {
         anyhow::anyhow!("--expected-key {given}: not a PEM Ed25519 public key ({error})")
     })
-}
-
-fn currency(ledger: u32) -> String {
-    // A ledger is an ISO 4217 numeric code; one the table does not know prints as a number.
-    u16::try_from(ledger)
-        .ok()
-        .and_then(kakehashi_protocol::money::currency_by_numeric)
-        .map_or_else(|| format!("#{ledger}"), |c| c.alpha.to_owned())
 }
 
 fn human_report(data_dir: &Path, report: &AuditReport) -> String {
@@ -305,7 +325,7 @@ fn human_report(data_dir: &Path, report: &AuditReport) -> String {
             "  ledger {} ({}): {} accounts; posted debits {} / credits {}; pending debits {} / \
              credits {}",
             totals.ledger,
-            currency(totals.ledger),
+            ledger_currency(totals.ledger),
             totals.accounts,
             totals.debits_posted,
             totals.credits_posted,
@@ -400,6 +420,18 @@ fn pair_audit(args: &PairAuditArgs) -> anyhow::Result<ExitCode> {
     let (a_books, b_books) = pair_audit::load_pair(a, b, &mra)
         .context("cannot audit the pair (the books are unchanged)")?;
     let report = pair_audit::audit_pair(&a_books, &b_books, &mra);
+    let keys = [(a, &a_books), (b, &b_books)]
+        .into_iter()
+        .map(|(config, books)| report::NodeKey {
+            jurisdiction: config.jurisdiction.clone(),
+            signing_cert: config.signing.cert.display().to_string(),
+            stored_key: books
+                .ledger_audit
+                .as_ref()
+                .map(|audit| audit.verifying_key.clone())
+                .filter(|key| !key.is_empty()),
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut value = serde_json::to_value(&report).context("encoding the report")?;
@@ -418,6 +450,18 @@ fn pair_audit(args: &PairAuditArgs) -> anyhow::Result<ExitCode> {
             .context("writing the report")?;
     }
     out.flush().context("writing the report")?;
+    drop(out);
+    if let Some(path) = &args.report {
+        let page = report::pair_audit_html(&report::PairAuditRun {
+            report: &report,
+            mra: &mra,
+            mra_path: &mra_path,
+            keys,
+            command: report::command_line(),
+            generated: report::generated_at(),
+        })?;
+        report::write(path, &page)?;
+    }
     Ok(if report.agrees() {
         ExitCode::SUCCESS
     } else {
@@ -596,23 +640,15 @@ mod tests {
                 .verifying_key()
                 .to_bytes(),
         );
-        let code = audit(dir.path(), true, Some(&right), true).expect("runs");
+        let code = audit(dir.path(), true, Some(&right), true, None).expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS));
         let wrong = hex::encode(
             ed25519_dalek::SigningKey::from_bytes(&[6; 32])
                 .verifying_key()
                 .to_bytes(),
         );
-        let code = audit(dir.path(), false, Some(&wrong), false).expect("runs");
+        let code = audit(dir.path(), false, Some(&wrong), false, None).expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(1)));
-    }
-
-    #[test]
-    fn currencies_are_named_from_the_iso_4217_table() {
-        assert_eq!(currency(392), "JPY");
-        assert_eq!(currency(764), "THB");
-        assert_eq!(currency(1), "#1");
-        assert_eq!(currency(70_000), "#70000");
     }
 
     #[test]
@@ -658,8 +694,23 @@ mod tests {
     }
 
     #[test]
+    fn audit_writes_the_html_report_when_asked() {
+        let dir = small_ledger();
+        let out = tempfile::tempdir().expect("tempdir");
+        let path = out.path().join("audit.html");
+        let code = audit(dir.path(), true, None, true, Some(&path)).expect("runs");
+        assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS));
+        let html = std::fs::read_to_string(&path).expect("the report is written");
+        assert!(html.contains("Result: clean"), "{html}");
+        assert!(html.contains("ledger 392 (JPY), 1 accounts"), "{html}");
+        assert_eq!(html.matches("<svg").count(), 1, "{html}");
+        let unwritable = out.path().join("absent").join("audit.html");
+        assert!(audit(dir.path(), true, None, true, Some(&unwritable)).is_err());
+    }
+
+    #[test]
     fn audit_of_a_missing_directory_is_an_input_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(audit(&dir.path().join("absent"), false, None, false).is_err());
+        assert!(audit(&dir.path().join("absent"), false, None, false, None).is_err());
     }
 }

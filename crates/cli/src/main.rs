@@ -34,6 +34,7 @@ mod configs;
 mod output;
 mod payer;
 mod progress;
+mod report;
 
 #[derive(Parser)]
 #[command(

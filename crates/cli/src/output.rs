@@ -133,9 +133,27 @@ impl SignerJson {
     }
 }
 
+/// The name of a currency ledger: its ISO 4217 alphabetic code, or `#N` for one the table does
+/// not know.
+pub(crate) fn ledger_currency(ledger: u32) -> String {
+    // A ledger is an ISO 4217 numeric code; one the table does not know prints as a number.
+    u16::try_from(ledger)
+        .ok()
+        .and_then(money::currency_by_numeric)
+        .map_or_else(|| format!("#{ledger}"), |c| c.alpha.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn currencies_are_named_from_the_iso_4217_table() {
+        assert_eq!(ledger_currency(392), "JPY");
+        assert_eq!(ledger_currency(764), "THB");
+        assert_eq!(ledger_currency(1), "#1");
+        assert_eq!(ledger_currency(70_000), "#70000");
+    }
 
     #[test]
     fn table_aligns_columns_and_right_aligns_amounts() {

@@ -363,6 +363,9 @@ pub struct PaymentOutcome {
     pub submit: Duration,
     /// GetQuote, verifying the quote, signing and SubmitPayment.
     pub total: Duration,
+    /// When the answer came, from the start of the run (the start of [`LoadReport::wall`]):
+    /// what a report's throughput over time counts.
+    pub answered: Duration,
 }
 
 /// Posted balance and pending debits (minor units) by account; accounts with a negative posted
@@ -677,6 +680,7 @@ fn outcome(
     report: &pb::PaymentStatusReport,
     submit: Duration,
     total: Duration,
+    answered: Duration,
 ) -> PaymentOutcome {
     let credited_minor = report
         .credited_amount
@@ -690,6 +694,7 @@ fn outcome(
         credited_minor,
         submit,
         total,
+        answered,
     }
 }
 
@@ -725,7 +730,7 @@ async fn run_unary(
                 let t1 = Instant::now();
                 let report = participant::submit(&mut client, signed).await?;
                 let t2 = Instant::now();
-                out.push(outcome(route, &report, t2 - t1, t2 - t0));
+                out.push(outcome(route, &report, t2 - t1, t2 - t0, t2 - started));
                 progress();
             }
             Ok::<_, LoadError>(out)
@@ -806,7 +811,7 @@ async fn run_stream(
                         report.uetr
                     )));
                 };
-                out.push(outcome(route, &report, t2 - t1, t2 - t0));
+                out.push(outcome(route, &report, t2 - t1, t2 - t0, t2 - started));
                 progress();
                 drop(permit);
             }

@@ -1,0 +1,585 @@
+//! The report of `kakehashi bench --report FILE`: the key figures, throughput over the run,
+//! the SubmitPayment latency histogram and percentiles, the answers, the balance check, the
+//! run's settings, the machine and the command line.
+
+use std::time::Duration;
+
+use kakehashi_ops::load::{LoadReport, percentile};
+
+use super::chart::{self, Bin, Interval, Level};
+use super::page::{Cell, Page, Verdict};
+
+/// Most histogram bins.
+const BINS_MAX: usize = 50;
+
+/// Fewest histogram bins.
+const BINS_MIN: usize = 10;
+
+/// The widths of the intervals throughput is counted in (seconds).
+const INTERVAL_WIDTHS: [f64; 10] = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+
+/// Fewest intervals a throughput chart aims for: a run shorter than this many seconds is
+/// counted in fractions of a second.
+const INTERVALS_MIN: f64 = 20.0;
+
+/// Most intervals: a run longer than this many seconds is counted in several seconds.
+const INTERVALS_MAX: f64 = 600.0;
+
+/// One second, unless the run is too short for [`INTERVALS_MIN`] of them (then the widest
+/// fraction that gives that many) or too long for [`INTERVALS_MAX`] (then the narrowest
+/// multiple that stays under).
+fn interval_width(total_secs: f64) -> f64 {
+    if total_secs < INTERVALS_MIN {
+        INTERVAL_WIDTHS
+            .iter()
+            .rev()
+            .copied()
+            .filter(|w| *w < 1.0)
+            .find(|w| total_secs / w >= INTERVALS_MIN)
+            .unwrap_or(INTERVAL_WIDTHS[0])
+    } else {
+        INTERVAL_WIDTHS
+            .iter()
+            .copied()
+            .filter(|w| *w >= 1.0)
+            .find(|w| total_secs / w <= INTERVALS_MAX)
+            .unwrap_or(INTERVAL_WIDTHS[INTERVAL_WIDTHS.len() - 1])
+    }
+}
+
+/// Everything the bench report shows.
+pub(crate) struct BenchRun<'a> {
+    /// The run's outcomes and figures.
+    pub(crate) report: &'a LoadReport,
+    /// The direction, e.g. `JP → SG`.
+    pub(crate) route: String,
+    /// The run's settings as the command reports them (payments, concurrency, mode, amount,
+    /// data directory).
+    pub(crate) settings: Vec<(&'static str, String)>,
+    /// Latency percentiles in milliseconds, per measured span (SubmitPayment, quote+submit),
+    /// as the command prints them.
+    pub(crate) latencies: Vec<(&'static str, [(&'static str, f64); 4])>,
+    /// What moved: (debited at the sender, credited at the receiver), with currencies.
+    pub(crate) moved: (String, String),
+    /// The crypto ceiling in payments/s, measured in the same run. Issue 14 (item 1) adds that
+    /// measurement to `kakehashi bench`; until the bench has the figure this is `None`, and
+    /// the throughput chart draws no ceiling line (none is invented).
+    pub(crate) crypto_ceiling_per_sec: Option<f64>,
+    /// Where it ran.
+    pub(crate) machine: Machine,
+    /// What was run.
+    pub(crate) command: String,
+    /// When.
+    pub(crate) generated: String,
+}
+
+/// The machine a bench ran on: the figures measure it, client and nodes together.
+pub(crate) struct Machine {
+    /// CPUs this process may run on.
+    pub(crate) cores: usize,
+    /// Logical CPUs /proc/cpuinfo lists, where it exists.
+    pub(crate) logical_cpus: Option<usize>,
+    /// The CPU model from /proc/cpuinfo, where it says.
+    pub(crate) cpu: Option<String>,
+    /// The operating system: /etc/os-release's name where there is one, else the target's OS.
+    pub(crate) os: String,
+    /// The kernel release, where /proc says.
+    pub(crate) kernel: Option<String>,
+    /// The target architecture.
+    pub(crate) arch: &'static str,
+}
+
+impl Machine {
+    /// This machine, from the standard library and, on Linux, /proc and /etc/os-release.
+    pub(crate) fn this() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok();
+        let os_release = std::fs::read_to_string("/etc/os-release").ok();
+        Self {
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            logical_cpus: cpuinfo.as_deref().map(logical_cpus).filter(|n| *n > 0),
+            cpu: cpuinfo.as_deref().and_then(cpu_model),
+            os: os_release
+                .as_deref()
+                .and_then(os_name)
+                .unwrap_or_else(|| std::env::consts::OS.to_owned()),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty()),
+            arch: std::env::consts::ARCH,
+        }
+    }
+}
+
+/// The value of the first `key : value` line of /proc/cpuinfo whose key is one of `keys`.
+fn cpuinfo_value(cpuinfo: &str, keys: &[&str]) -> Option<String> {
+    cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        let value = value.trim();
+        (keys.contains(&key.trim()) && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// The CPU model: x86's `model name`, else what other architectures name it.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo_value(cpuinfo, &["model name"])
+        .or_else(|| cpuinfo_value(cpuinfo, &["cpu model", "Hardware", "Model", "cpu"]))
+}
+
+fn logical_cpus(cpuinfo: &str) -> usize {
+    cpuinfo
+        .lines()
+        .filter(|line| {
+            line.split_once(':')
+                .is_some_and(|(k, _)| k.trim() == "processor")
+        })
+        .count()
+}
+
+/// `PRETTY_NAME` of os-release, unquoted.
+fn os_name(os_release: &str) -> Option<String> {
+    os_release.lines().find_map(|line| {
+        let value = line.strip_prefix("PRETTY_NAME=")?.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        (!value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// The throughput intervals of a run of `wall` whose answers came at `answered`: equal widths
+/// from [`INTERVAL_WIDTHS`], the last one merged into the one before when shorter than half a
+/// width (a sliver would show a rate out of few answers).
+pub(crate) fn intervals(answered: &[(Duration, bool)], wall: Duration) -> (Vec<Interval>, f64) {
+    let total = wall.as_secs_f64();
+    let width = interval_width(total);
+    if total <= 0.0 {
+        return (Vec::new(), width);
+    }
+    let mut count = (total / width).ceil().max(1.0) as usize;
+    let last_width = total - (count - 1) as f64 * width;
+    if count > 1 && last_width < width / 2.0 {
+        count -= 1;
+    }
+    let mut out: Vec<Interval> = (0..count)
+        .map(|i| Interval {
+            start: i as f64 * width,
+            end: if i + 1 == count {
+                total
+            } else {
+                (i + 1) as f64 * width
+            },
+            settled: 0,
+            other: 0,
+        })
+        .collect();
+    for (at, settled) in answered {
+        let index = ((at.as_secs_f64() / width) as usize).min(count - 1);
+        if let Some(interval) = out.get_mut(index) {
+            if *settled {
+                interval.settled += 1;
+            } else {
+                interval.other += 1;
+            }
+        }
+    }
+    (out, width)
+}
+
+/// Histogram bins over sorted samples (milliseconds), and how many lie beyond the last bin:
+/// the axis ends at the maximum unless a tail stretches it past twice the p99, then at 1.5 ×
+/// p99 so that the body of the distribution stays visible.
+pub(crate) fn latency_bins(sorted_ms: &[f64]) -> (Vec<Bin>, usize) {
+    let (Some(&min), Some(&max)) = (sorted_ms.first(), sorted_ms.last()) else {
+        return (Vec::new(), 0);
+    };
+    let rank = ((0.99 * sorted_ms.len() as f64).ceil() as usize).clamp(1, sorted_ms.len());
+    let p99 = sorted_ms[rank - 1];
+    let upper = if max <= 2.0 * p99 { max } else { 1.5 * p99 };
+    let lower = 0.0_f64.min(min);
+    let upper = if upper > lower { upper } else { lower + 1.0 };
+    let bins = (sorted_ms.len() / 5).clamp(BINS_MIN, BINS_MAX);
+    let width = (upper - lower) / bins as f64;
+    let mut out: Vec<Bin> = (0..bins)
+        .map(|i| Bin {
+            from: lower + i as f64 * width,
+            to: lower + (i + 1) as f64 * width,
+            count: 0,
+        })
+        .collect();
+    let mut above = 0;
+    for &sample in sorted_ms {
+        if sample > upper {
+            above += 1;
+            continue;
+        }
+        let index = (((sample - lower) / width) as usize).min(bins - 1);
+        if let Some(bin) = out.get_mut(index) {
+            bin.count += 1;
+        }
+    }
+    (out, above)
+}
+
+/// The bench report.
+pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
+    let report = run.report;
+    let settled = report.settled();
+    let answered = report.outcomes.len();
+    let exact = report.is_exact();
+    let mut page = Page::new(
+        &format!("kakehashi bench: {}", run.route),
+        &format!("Relay benchmark, report made at {}", run.generated),
+    );
+    let verdict = if exact {
+        format!(
+            "Every payment settled ({settled} of {answered}) and every balance moved by exactly \
+             the settled sums."
+        )
+    } else if report.balance_problems.is_empty() {
+        format!("{settled} of {answered} payments settled; the balances are exact.")
+    } else {
+        format!("{settled} of {answered} payments settled; the balances are NOT exact.")
+    };
+    page.banner(Verdict::of(!exact), &verdict);
+
+    let mut tiles = vec![
+        (
+            format!("{:.1}", report.payments_per_sec()),
+            "payments/s (settled, wall time)",
+        ),
+        (format!("{settled} of {answered}"), "settled"),
+        (format!("{:.2} s", report.wall.as_secs_f64()), "wall time"),
+    ];
+    if let Some((_, figures)) = run.latencies.first() {
+        for (name, value) in figures.iter().filter(|(n, _)| *n == "p50" || *n == "p99") {
+            tiles.push((
+                format!("{value:.1} ms"),
+                if *name == "p50" {
+                    "SubmitPayment p50"
+                } else {
+                    "SubmitPayment p99"
+                },
+            ));
+        }
+    }
+    // The crypto ceiling (issue 14, item 1): shown only when the bench measured it.
+    if let Some(ceiling) = run.crypto_ceiling_per_sec {
+        tiles.push((format!("{ceiling:.1}"), "crypto ceiling, payments/s"));
+    }
+    page.tiles(&tiles);
+
+    page.heading("Throughput over the run");
+    let answers: Vec<(Duration, bool)> = report
+        .outcomes
+        .iter()
+        .map(|o| {
+            (
+                o.answered,
+                o.status == kakehashi_proto::pb::TransactionStatus::Acsc,
+            )
+        })
+        .collect();
+    let (intervals, width) = intervals(&answers, report.wall);
+    let mut levels = vec![Level {
+        value: report.payments_per_sec(),
+        label: format!("mean {:.1} settled payments/s", report.payments_per_sec()),
+        limit: false,
+    }];
+    // The place for the crypto ceiling line: drawn only from a measured figure.
+    if let Some(ceiling) = run.crypto_ceiling_per_sec {
+        levels.push(Level {
+            value: ceiling,
+            label: format!("crypto ceiling {ceiling:.1} payments/s"),
+            limit: true,
+        });
+    }
+    let svg = chart::throughput(&intervals, &levels)?;
+    page.chart(
+        &svg,
+        &format!(
+            "Answers per second in intervals of {width} s, counted when each answer came \
+             (from the first submission to the last answer, {:.2} s).",
+            report.wall.as_secs_f64()
+        ),
+    );
+
+    page.heading("SubmitPayment latency");
+    let sorted_ms: Vec<f64> = report
+        .sorted(|o| o.submit)
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    let (bins, above) = latency_bins(&sorted_ms);
+    let markers: Vec<(String, f64)> = [("p50", 50.0), ("p90", 90.0), ("p99", 99.0)]
+        .iter()
+        .map(|(name, p)| {
+            let at = percentile(&report.sorted(|o| o.submit), *p).as_secs_f64() * 1e3;
+            (format!("{name} {at:.1} ms"), at)
+        })
+        .collect();
+    let svg = chart::histogram(&bins, "SubmitPayment latency (ms)", &markers)?;
+    let beyond = match above {
+        0 => String::new(),
+        n => format!(
+            " {n} slower payments (up to {:.1} ms) lie beyond the axis.",
+            sorted_ms.last().copied().unwrap_or_default()
+        ),
+    };
+    page.chart(
+        &svg,
+        &format!(
+            "How many payments took how long from SubmitPayment to its answer, with the \
+             percentiles marked.{beyond}"
+        ),
+    );
+    let rows = run
+        .latencies
+        .iter()
+        .map(|(name, figures)| {
+            let mut row = vec![Cell::Text((*name).to_owned())];
+            row.extend(
+                figures
+                    .iter()
+                    .map(|(_, value)| Cell::Number(format!("{value:.1}"))),
+            );
+            row
+        })
+        .collect();
+    page.table(
+        &["span", "p50 (ms)", "p90 (ms)", "p99 (ms)", "max (ms)"],
+        rows,
+    );
+
+    page.heading("Answers and balances");
+    page.table(
+        &["answer", "payments"],
+        report
+            .by_status()
+            .into_iter()
+            .map(|(answer, count)| vec![Cell::Text(answer), Cell::Number(count.to_string())])
+            .collect(),
+    );
+    if report.balance_problems.is_empty() {
+        page.paragraph(&format!(
+            "Balances exact: every balance moved by exactly the settled sums ({} debited, {} \
+             credited); nothing left reserved.",
+            run.moved.0, run.moved.1
+        ));
+    } else {
+        page.paragraph("Balances NOT exact:");
+        page.table(
+            &["problem"],
+            report
+                .balance_problems
+                .iter()
+                .map(|p| vec![Cell::Text(p.clone())])
+                .collect(),
+        );
+    }
+
+    page.heading("Run");
+    let mut facts: Vec<(&str, Cell)> = run
+        .settings
+        .iter()
+        .map(|(name, value)| (*name, Cell::Text(value.clone())))
+        .collect();
+    facts.push(("command", Cell::Code(run.command.clone())));
+    page.facts(facts);
+
+    page.heading("Machine");
+    let machine = &run.machine;
+    let mut facts = vec![(
+        "cores",
+        Cell::Text(match machine.logical_cpus {
+            Some(logical) => format!(
+                "{} available to the run ({logical} logical CPUs)",
+                machine.cores
+            ),
+            None => format!("{} available to the run", machine.cores),
+        }),
+    )];
+    facts.push((
+        "CPU",
+        Cell::Text(
+            machine
+                .cpu
+                .clone()
+                .unwrap_or_else(|| "not known".to_owned()),
+        ),
+    ));
+    facts.push((
+        "OS",
+        Cell::Text(format!("{} ({})", machine.os, machine.arch)),
+    ));
+    if let Some(kernel) = &machine.kernel {
+        facts.push(("kernel", Cell::Text(kernel.clone())));
+    }
+    page.facts(facts);
+    page.paragraph(
+        "The client and both nodes share this machine: the figures measure it end to end, not \
+         a node alone.",
+    );
+    Ok(page.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use kakehashi_ops::load::PaymentOutcome;
+    use kakehashi_proto::pb::TransactionStatus;
+
+    use super::*;
+
+    fn outcome(status: TransactionStatus, submit_ms: u64, answered_ms: u64) -> PaymentOutcome {
+        PaymentOutcome {
+            route: 0,
+            status,
+            reason: if status == TransactionStatus::Rjct {
+                "AM04".into()
+            } else {
+                String::new()
+            },
+            credited_minor: 0,
+            submit: Duration::from_millis(submit_ms),
+            total: Duration::from_millis(submit_ms + 1),
+            answered: Duration::from_millis(answered_ms),
+        }
+    }
+
+    fn load_report() -> LoadReport {
+        let jpy = kakehashi_protocol::money::currency("JPY").expect("JPY");
+        let sgd = kakehashi_protocol::money::currency("SGD").expect("SGD");
+        let mut outcomes: Vec<PaymentOutcome> = (0..200)
+            .map(|i| outcome(TransactionStatus::Acsc, 5 + i % 7, i * 10))
+            .collect();
+        outcomes.push(outcome(TransactionStatus::Rjct, 3, 1_995));
+        LoadReport {
+            outcomes,
+            wall: Duration::from_secs(2),
+            amount: (jpy, 10_000),
+            credited_currency: sgd,
+            balance_problems: Vec::new(),
+            moved: (2_000_000, 17_400),
+        }
+    }
+
+    fn run(report: &LoadReport, ceiling: Option<f64>) -> String {
+        bench_html(&BenchRun {
+            report,
+            route: "JP → SG".into(),
+            settings: vec![
+                ("payments", "201".into()),
+                ("data directory", "<tmp>".into()),
+            ],
+            latencies: vec![
+                (
+                    "SubmitPayment",
+                    [("p50", 8.0), ("p90", 10.0), ("p99", 11.0), ("max", 11.0)],
+                ),
+                (
+                    "quote+submit",
+                    [("p50", 9.0), ("p90", 11.0), ("p99", 12.0), ("max", 12.0)],
+                ),
+            ],
+            moved: ("2000000 JPY".into(), "174.00 SGD".into()),
+            crypto_ceiling_per_sec: ceiling,
+            machine: Machine {
+                cores: 2,
+                logical_cpus: Some(2),
+                cpu: Some("Test CPU <fast>".into()),
+                os: "Debian".into(),
+                kernel: None,
+                arch: "x86_64",
+            },
+            command: "kakehashi bench --report 'a b.html'".into(),
+            generated: "2026-12-07T00:00:00Z".into(),
+        })
+        .expect("report")
+    }
+
+    #[test]
+    fn the_report_has_the_figures_charts_and_machine() {
+        let report = load_report();
+        let html = run(&report, None);
+        assert!(
+            html.contains("100.0</span><span class=\"label\">payments/s"),
+            "{html}"
+        );
+        assert!(html.contains("200 of 201"), "{html}");
+        assert!(html.contains("RJCT AM04"), "{html}");
+        assert_eq!(html.matches("<svg").count(), 2, "throughput and histogram");
+        assert!(html.contains("Test CPU &lt;fast&gt;"), "{html}");
+        assert!(html.contains("&lt;tmp&gt;"), "{html}");
+        assert!(
+            html.contains("kakehashi bench --report 'a b.html'"),
+            "{html}"
+        );
+        assert!(html.contains("NOT") || html.contains("200 of 201 payments settled"));
+        assert!(!html.contains("crypto ceiling"), "no ceiling is invented");
+    }
+
+    #[test]
+    fn a_measured_ceiling_is_drawn() {
+        let report = load_report();
+        let html = run(&report, Some(1234.5));
+        assert!(html.contains("crypto ceiling 1234.5 payments/s"), "{html}");
+    }
+
+    #[test]
+    fn intervals_count_every_answer_once() {
+        let answers: Vec<(Duration, bool)> = (0..1000)
+            .map(|i| (Duration::from_millis(i * 3), i % 10 != 0))
+            .collect();
+        let (intervals, width) = intervals(&answers, Duration::from_millis(3_000));
+        assert_eq!(width, 0.1);
+        assert_eq!(intervals.len(), 30);
+        assert_eq!(intervals.iter().map(|i| i.settled).sum::<usize>(), 900);
+        assert_eq!(intervals.iter().map(|i| i.other).sum::<usize>(), 100);
+        assert!((intervals.last().expect("some").end - 3.0).abs() < 1e-9);
+        // A long run counts per second.
+        let (long, width) = intervals_of(120.0);
+        assert_eq!((long, width), (120, 1.0));
+        // A sliver at the end joins the interval before it.
+        let (count, _) = intervals_of(2.01);
+        assert_eq!(count, 20);
+        assert_eq!(intervals_of(0.0).0, 0);
+    }
+
+    fn intervals_of(secs: f64) -> (usize, f64) {
+        let (v, w) = intervals(&[], Duration::from_secs_f64(secs));
+        (v.len(), w)
+    }
+
+    #[test]
+    fn latency_bins_hold_every_sample_or_count_it_beyond() {
+        let mut samples: Vec<f64> = (0..1000).map(|i| f64::from(i % 100)).collect();
+        samples.push(10_000.0);
+        samples.sort_by(f64::total_cmp);
+        let (bins, above) = latency_bins(&samples);
+        assert_eq!(bins.len(), BINS_MAX);
+        assert_eq!(above, 1, "the outlier is beyond the axis");
+        assert_eq!(bins.iter().map(|b| b.count).sum::<usize>(), 1000);
+        assert_eq!(latency_bins(&[]), (Vec::new(), 0));
+        let (bins, above) = latency_bins(&[2.0, 2.0]);
+        assert_eq!((bins.iter().map(|b| b.count).sum::<usize>(), above), (2, 0));
+    }
+
+    #[test]
+    fn machine_facts_come_from_proc_and_os_release() {
+        let cpuinfo = "processor\t: 0\nmodel name\t: Some CPU @ 2.80GHz\n\nprocessor\t: 1\n";
+        assert_eq!(cpu_model(cpuinfo).as_deref(), Some("Some CPU @ 2.80GHz"));
+        assert_eq!(logical_cpus(cpuinfo), 2);
+        assert_eq!(
+            cpu_model("processor : 0\nHardware : BCM2835\n").as_deref(),
+            Some("BCM2835")
+        );
+        assert_eq!(cpu_model(""), None);
+        let release = "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
+        assert_eq!(
+            os_name(release).as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
+        assert_eq!(os_name("ID=x\n"), None);
+    }
+}
