@@ -19,8 +19,8 @@ pub mod pacs002;
 pub mod pacs008;
 mod text;
 
-#[cfg(test)]
-pub(crate) mod schema;
+#[cfg(any(test, feature = "test-support"))]
+pub mod schema;
 
 use crate::reason::ReasonCode;
 

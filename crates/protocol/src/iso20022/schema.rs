@@ -1,4 +1,5 @@
-//! Test support: validates a written message against its official ISO 20022 schema with
+//! Test support (this crate's tests, and other crates' with the `test-support` feature):
+//! validates a written message against its official ISO 20022 schema with
 //! `xmllint --schema` (Debian's libxml2-utils), the validator `.ci/run` installs.
 //!
 //! Without xmllint the check is skipped with a note on stderr, so that `cargo test` runs on a
@@ -15,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The environment variable that makes a missing xmllint a failure.
-pub(crate) const REQUIRE_VAR: &str = "KAKEHASHI_REQUIRE_XMLLINT";
+pub const REQUIRE_VAR: &str = "KAKEHASHI_REQUIRE_XMLLINT";
 
 /// The committed schema `name` (e.g. `pacs.008.001.08.xsd`).
-pub(crate) fn xsd(name: &str) -> PathBuf {
+pub fn xsd(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/data/iso20022/xsd")
         .join(name)
@@ -26,7 +27,7 @@ pub(crate) fn xsd(name: &str) -> PathBuf {
 
 /// What the validation found.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// The schema accepts the document.
     Valid,
     /// xmllint is not installed and not required: nothing was checked.
@@ -37,7 +38,7 @@ pub(crate) enum Outcome {
 /// the schema refuses it, when the schema file is missing, or when xmllint is missing while
 /// [`REQUIRE_VAR`] is set.
 #[track_caller]
-pub(crate) fn validate(document: &str, schema: &str) -> Outcome {
+pub fn validate(document: &str, schema: &str) -> Outcome {
     let schema_path = xsd(schema);
     assert!(
         schema_path.is_file(),
@@ -81,14 +82,14 @@ pub(crate) fn validate(document: &str, schema: &str) -> Outcome {
 
 /// The environment variable naming the Python (with `pyiso20022` installed) that runs the
 /// model check; unset, the check is skipped.
-pub(crate) const MODEL_PYTHON_VAR: &str = "KAKEHASHI_ISO20022_PYTHON";
+pub const MODEL_PYTHON_VAR: &str = "KAKEHASHI_ISO20022_PYTHON";
 
 /// Checks `document` against the pyiso20022 model of `message` (e.g. `pacs.002.001.10`) with
 /// `tests/iso20022/check_model.py`. Skipped when [`MODEL_PYTHON_VAR`] is unset; panics (failing
 /// the test) when the model refuses the document or when the variable is set but the check
 /// cannot run.
 #[track_caller]
-pub(crate) fn check_model(document: &str, message: &str) -> Outcome {
+pub fn check_model(document: &str, message: &str) -> Outcome {
     let Some(python) = std::env::var_os(MODEL_PYTHON_VAR) else {
         eprintln!("{MODEL_PYTHON_VAR} is not set: {message} model check skipped");
         return Outcome::Skipped;
