@@ -17,6 +17,7 @@
 //! run the file again later to learn the outcome).
 
 mod iso;
+mod junit;
 mod results;
 
 use std::collections::BTreeMap;
@@ -110,6 +111,10 @@ pub(crate) struct ReplayArgs {
     /// `<message>.pacs002.xml` per pacs.008 message read (one for a JSON Lines file).
     #[arg(long, value_name = "DIR")]
     pacs002_out: Option<PathBuf>,
+    /// Write a JUnit XML report to this file: a test case per payment line, a failure where
+    /// the expectation was not met, an error where the outcome is unknown (PDNG, no answer).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -247,6 +252,17 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let code = summary(&mut out, &results, wall);
     if let Some(path) = &args.out {
         let _ = writeln!(out, "Results per line: {}", path.display());
+    }
+    if let Some(path) = &args.junit {
+        let counts = junit::write(path, &args.file, &results, wall)?;
+        let _ = writeln!(
+            out,
+            "JUnit report: {} ({} test(s), {} failure(s), {} error(s))",
+            path.display(),
+            counts.tests,
+            counts.failures,
+            counts.errors
+        );
     }
     if let Some(dir) = &args.pacs002_out {
         let now = client::now()?;
