@@ -241,7 +241,10 @@ mod tests {
 
     /// Every element of `xml` with its attributes (name, value), in document order, and the
     /// text of every element, read back with quick-xml's own reader (which unescapes).
-    fn parse(xml: &[u8]) -> (Vec<(String, Vec<(String, String)>)>, Vec<String>) {
+    /// An element's name and its attributes (name, value).
+    type Element = (String, Vec<(String, String)>);
+
+    fn parse(xml: &[u8]) -> (Vec<Element>, Vec<String>) {
         let mut reader = Reader::from_reader(xml);
         let mut elements = Vec::new();
         let mut texts = Vec::new();
