@@ -22,7 +22,7 @@ async fn main() -> Result<(), kakehashi_testkit::Error> {
         let paid = bank.pay(&transfer).await?;
         match &paid.outcome {
             Outcome::Settled { report, .. } => println!(
-                "{} paid {} {}: ACSC, credited {:?}",
+                "{} paid {} ({}): ACSC, credited {}",
                 bank.bic(),
                 transfer.amount,
                 paid.uetr,
@@ -30,6 +30,7 @@ async fn main() -> Result<(), kakehashi_testkit::Error> {
                     .credited_amount
                     .as_ref()
                     .map(|a| format!("{} {}", a.value, a.currency))
+                    .unwrap_or_default()
             ),
             other => println!(
                 "{} paid {}: {}",
