@@ -138,3 +138,61 @@ async fn a_bad_line_is_refused_before_anything_is_sent_and_a_dropped_pair_frees_
     let settled: u64 = audit.directions.iter().map(|d| d.settled).sum();
     assert_eq!(settled, 1);
 }
+
+/// The audit at teardown fails when the books disagree: a JP ledger that settled a payment,
+/// started beside fresh SG books that never credited it, shows a posted reservation without
+/// its credit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_fails_when_the_two_books_disagree() {
+    let first = tempfile::tempdir().unwrap();
+    let pair = TestPair::builder()
+        .data_dir(first.path())
+        .start()
+        .await
+        .expect("the pair starts");
+    let paid = pair
+        .bank("KKHAJPJ0")
+        .unwrap()
+        .pay(&Transfer::new(1001, "KKHASGS0", 2001, "1000"))
+        .await
+        .expect("answered");
+    assert_eq!(paid.outcome.status(), "ACSC");
+    pair.shutdown().await.expect("the first pair's books agree");
+
+    // The JP books of that pair, the SG books of none.
+    let second = tempfile::tempdir().unwrap();
+    copy_dir(&first.path().join("jp"), &second.path().join("jp"));
+    let pair = TestPair::builder()
+        .data_dir(second.path())
+        .start()
+        .await
+        .expect("the mismatched pair starts");
+    match pair.shutdown().await {
+        Err(Error::Disagree(report)) => {
+            let uetr = paid.uetr.to_string();
+            assert!(
+                report
+                    .discrepancies
+                    .iter()
+                    .any(|d| d.uetr.as_deref() == Some(uetr.as_str())),
+                "{:?}",
+                report.discrepancies
+            );
+        }
+        other => panic!("expected the audit to find the missing credit, got {other:?}"),
+    }
+}
+
+/// Copies a directory tree (a stopped node's books).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
