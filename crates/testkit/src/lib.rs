@@ -36,7 +36,8 @@
 //! ```
 //!
 //! **Why in-process.** The nodes run as tasks of the test's own tokio runtime
-//! (`kakehashi_node::node::Node::start_on`), not as child processes of the `kakehashi` binary:
+//! (`kakehashi_ops::load::start_pair`, on `kakehashi_node::node::Node::start_on`), not as child
+//! processes of the `kakehashi` binary:
 //! the test kit binds all six listening sockets on port 0 first, so that each node's
 //! configuration can name the other's relay port before either starts. No port is chosen
 //! ahead and released (another process could take it), nothing waits for a log line or polls

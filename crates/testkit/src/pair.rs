@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kakehashi_node::config::{AccountKind, Config};
-use kakehashi_node::node::{Node, RunningNode};
-use kakehashi_node::server;
+use kakehashi_node::node::RunningNode;
 use kakehashi_ops::load;
 use kakehashi_ops::pair_audit::{self, PairReport};
 use kakehashi_pki::mra::Mra;
@@ -93,50 +92,23 @@ impl PairBuilder {
             }
         };
 
-        // Every listener first, on ports the kernel picks, so that each configuration can name
-        // the other node's relay before either node starts.
-        let mut bound = Vec::with_capacity(2);
-        for config in &configs {
-            let listen = config.clone().with_ports(0, 0, 0).listen;
-            let listeners = server::bind(&listen).await.map_err(|e| Error::Start {
-                jurisdiction: config.jurisdiction.clone(),
-                message: e.to_string(),
+        // Every listener is bound on a port the kernel picks before either node starts, so each
+        // configuration names the other node's relay (the load generator's pair start).
+        let [a, b] = configs;
+        let started = load::start_pair(a, b, &data_dir)
+            .await
+            .map_err(|e| match e {
+                load::LoadError::Start {
+                    jurisdiction,
+                    message,
+                } => Error::Start {
+                    jurisdiction,
+                    message,
+                },
+                other => Error::Setup(other.to_string()),
             })?;
-            bound.push(listeners);
-        }
-        let addresses: Vec<server::Addresses> =
-            bound.iter().map(server::Bound::addresses).collect();
-        let mut started: Vec<Config> = Vec::with_capacity(2);
-        for (index, config) in configs.iter().enumerate() {
-            let own = addresses[index];
-            let peer = &configs[1 - index];
-            let relay = addresses[1 - index].relay;
-            let config = config
-                .clone()
-                .with_data_dir(data_dir.join(config.jurisdiction.to_lowercase()))
-                .with_ports(own.public.port(), own.relay.port(), own.metrics.port())
-                .with_peer_relay(&peer.jurisdiction, &format!("https://{relay}"))
-                .map_err(|e| Error::Start {
-                    jurisdiction: config.jurisdiction.clone(),
-                    message: e.to_string(),
-                })?;
-            started.push(config);
-        }
-        let mut nodes: Vec<RunningNode> = Vec::with_capacity(2);
-        for (config, listeners) in started.iter().zip(bound) {
-            match Node::start_on(config.clone(), listeners).await {
-                Ok(node) => nodes.push(node),
-                Err(e) => {
-                    for node in nodes {
-                        let _ = node.shutdown().await;
-                    }
-                    return Err(Error::Start {
-                        jurisdiction: config.jurisdiction.clone(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
+        let nodes = vec![started.sender, started.receiver];
+        let started = vec![started.sender_config, started.receiver_config];
         let mut pair = TestPair {
             nodes: Some(nodes),
             configs: started,
