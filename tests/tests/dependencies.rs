@@ -109,6 +109,19 @@ const FORBIDDEN: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "kakehashi-testkit",
+        &[
+            (
+                "kakehashi",
+                "the kit runs the binary as a process, never links it",
+            ),
+            (
+                "kakehashi-devpki",
+                "the kit runs the committed PKI, as the nodes do",
+            ),
+        ],
+    ),
+    (
         "kakehashi-sim",
         &[
             ("kakehashi", "nothing depends on the command line"),
@@ -124,9 +137,15 @@ const FORBIDDEN: &[(&str, &[(&str, &str)])] = &[
 const DEPENDENTS: &[(&str, &[&str])] = &[
     ("kakehashi", &[]),
     ("kakehashi-devpki", &["kakehashi"]),
-    // The simulator runs the operators' pair audit over its books as one of its oracles.
-    ("kakehashi-ops", &["kakehashi", "kakehashi-sim"]),
+    // The simulator runs the operators' pair audit over its books as one of its oracles; the
+    // test kit replays files and audits its pairs with them.
+    (
+        "kakehashi-ops",
+        &["kakehashi", "kakehashi-sim", "kakehashi-testkit"],
+    ),
     ("kakehashi-sim", &["kakehashi"]),
+    // Tests only: the end-to-end tests' shared helpers are built on its process helpers.
+    ("kakehashi-testkit", &["kakehashi-e2e"]),
 ];
 
 /// The package names printed by `cargo tree` with `args`, one per line.

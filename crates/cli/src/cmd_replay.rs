@@ -17,6 +17,7 @@
 //! run the file again later to learn the outcome).
 
 mod iso;
+mod junit;
 mod results;
 
 use std::collections::BTreeMap;
@@ -28,26 +29,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use kakehashi_node::participant::{
-    Answer, Participant, PayError, ReceiptError, Refusal, Step, VerifiedReceipt,
-};
-use kakehashi_ops::load;
+use kakehashi_node::SystemClock;
+use kakehashi_ops::replay::send::{self, Connection, Sender};
 use kakehashi_ops::replay::{self, Parties, Payment, UetrKey};
-use kakehashi_pki::mra::Mra;
-use kakehashi_proto::pb;
-use kakehashi_proto::pb::payments_client::PaymentsClient;
-use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money;
-use kakehashi_protocol::receipt::ReceiptFile;
-use kakehashi_protocol::status::{self, status_name};
-use tonic::transport::Channel;
 
-use crate::client::{self, NodeClient};
+use crate::client;
 use crate::configs::{SG_PORT_OFFSET, find_configs, load_config};
-use crate::output::{amount_text, write_stdout};
-use crate::payer::{self, Bank};
+use crate::output::write_stdout;
+use crate::payer;
 use crate::progress::Progress;
-use results::{LineResult, summary, write_results};
+use results::{summary, write_results};
 
 /// Default payments in flight: a few, so a file replays quickly without crowding a laptop's
 /// devnet.
@@ -64,9 +56,6 @@ const PENDING_WAIT_SECS_DEFAULT: u64 = 10;
 
 /// Longest `--pending-wait` accepted: an hour; beyond that, run the file again later.
 const PENDING_WAIT_SECS_MAX: u64 = 3_600;
-
-/// How often a PDNG payment's status is asked for while waiting.
-const PENDING_POLL: Duration = Duration::from_millis(200);
 
 /// Arguments of `kakehashi replay`.
 #[derive(clap::Args)]
@@ -122,21 +111,14 @@ pub(crate) struct ReplayArgs {
     /// `<message>.pacs002.xml` per pacs.008 message read (one for a JSON Lines file).
     #[arg(long, value_name = "DIR")]
     pacs002_out: Option<PathBuf>,
+    /// Write a JUnit XML report to this file: a test case per payment line, a failure where
+    /// the expectation was not met, an error where the outcome is unknown (PDNG, no answer).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     client::runtime()?.block_on(replay(args))
-}
-
-/// What every line task shares.
-struct Shared {
-    mra: Arc<Mra>,
-    /// One connection per sending node and debtor agent, presenting that bank's
-    /// participant-TLS identity (a node takes an instruction only from its debtor agent).
-    nodes: BTreeMap<(String, String), NodeClient>,
-    banks: Vec<Bank>,
-    pending_wait: Duration,
-    progress: Progress,
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -182,13 +164,18 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let (banks, bank_of) = match load_banks(&payments, &certs, &base) {
+    let loaded = send::load_banks(&payments, &certs, &base, |cert, key| {
+        payer::Bank::load(cert, key)
+            .map(|bank| bank.identity)
+            .map_err(|e| format!("{e:#}"))
+    });
+    let (banks, bank_of) = match loaded {
         Ok(loaded) => loaded,
         Err(errors) => return Ok(input_errors(&args.file, &errors)),
     };
     // Derived UETRs are keyed with a secret of the bank that signs the line, so that no one
     // else can compute them from the file and take them first.
-    let keys: Vec<UetrKey> = banks.iter().map(|b| UetrKey::of(&b.identity)).collect();
+    let keys: Vec<UetrKey> = banks.iter().map(UetrKey::of).collect();
     replay::key_uetrs(&mut payments, &args.seed, |index| &keys[bank_of[index]]);
     let urls = node_urls(&args, &payments)?;
     let mut header = header(&args, &payments, &urls);
@@ -227,25 +214,34 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             identity,
         )
         .await?;
-        nodes.insert(key, node);
+        nodes.insert(
+            key,
+            Connection {
+                payments: node.payments,
+                url: node.url,
+            },
+        );
     }
     let progress = Progress::start(
         u64::try_from(payments.len()).unwrap_or(u64::MAX),
         "payments",
         "replay",
     );
-    let shared = Arc::new(Shared {
+    let tick = progress.clone();
+    let sender = Arc::new(Sender {
         mra,
         nodes,
         banks,
         pending_wait: Duration::from_secs(args.pending_wait),
-        progress: progress.clone(),
+        clock: Arc::new(SystemClock),
+        on_line: Arc::new(move || tick.inc()),
+        describe_error: |url, error| format!("{:#}", payer::pay_error(url, error)),
     });
 
     // 3. Every line, `--concurrency` at a time.
     let answered: Vec<iso::Answered> = payments.iter().map(iso::Answered::of).collect();
     let started = Instant::now();
-    let results = send_lines(&shared, payments, bank_of, args.concurrency).await?;
+    let results = sender.send(payments, bank_of, args.concurrency).await?;
     let wall = started.elapsed();
     progress.finish();
 
@@ -256,6 +252,17 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let code = summary(&mut out, &results, wall);
     if let Some(path) = &args.out {
         let _ = writeln!(out, "Results per line: {}", path.display());
+    }
+    if let Some(path) = &args.junit {
+        let counts = junit::write(path, &args.file, &results, wall)?;
+        let _ = writeln!(
+            out,
+            "JUnit report: {} ({} test(s), {} failure(s), {} error(s))",
+            path.display(),
+            counts.tests,
+            counts.failures,
+            counts.errors
+        );
     }
     if let Some(dir) = &args.pacs002_out {
         let now = client::now()?;
@@ -290,7 +297,7 @@ fn header(args: &ReplayArgs, payments: &[Payment], urls: &BTreeMap<String, Strin
     let mut header = String::new();
     let mut routes: BTreeMap<String, usize> = BTreeMap::new();
     for p in payments {
-        *routes.entry(route(p)).or_default() += 1;
+        *routes.entry(send::route(p)).or_default() += 1;
     }
     let _ = writeln!(
         header,
@@ -308,64 +315,6 @@ fn header(args: &ReplayArgs, payments: &[Payment], urls: &BTreeMap<String, Strin
         let _ = writeln!(header, "  {code}  {url}");
     }
     header
-}
-
-/// Sends every line and returns the results in file order. Lines sharing a UETR form a chain
-/// run in file order; chains run concurrently, `concurrency` at a time.
-async fn send_lines(
-    shared: &Arc<Shared>,
-    payments: Vec<Payment>,
-    bank_of: Vec<usize>,
-    concurrency: usize,
-) -> anyhow::Result<Vec<LineResult>> {
-    let chains = chains(&payments);
-    let payments = Arc::new(payments);
-    let bank_of = Arc::new(bank_of);
-    let window = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = Vec::with_capacity(chains.len());
-    for chain in chains {
-        let permit = Arc::clone(&window)
-            .acquire_owned()
-            .await
-            .context("the concurrency window closed")?;
-        let (shared, payments, bank_of) = (
-            Arc::clone(shared),
-            Arc::clone(&payments),
-            Arc::clone(&bank_of),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::with_capacity(chain.len());
-            for index in chain {
-                let payment = &payments[index];
-                let bank = &shared.banks[bank_of[index]];
-                out.push((index, send_line(&shared, payment, bank).await));
-                shared.progress.inc();
-            }
-            drop(permit);
-            out
-        }));
-    }
-    let mut results: Vec<Option<LineResult>> = vec![None; payments.len()];
-    for task in tasks {
-        for (index, result) in task.await.context("a replay task failed")? {
-            results[index] = Some(result);
-        }
-    }
-    Ok(results.into_iter().flatten().collect())
-}
-
-/// The indexes of the lines of each UETR, in file order; chains in order of first appearance.
-fn chains(payments: &[Payment]) -> Vec<Vec<usize>> {
-    let mut chains: Vec<Vec<usize>> = Vec::new();
-    let mut chain_of: BTreeMap<Uetr, usize> = BTreeMap::new();
-    for (index, p) in payments.iter().enumerate() {
-        let chain = *chain_of.entry(p.uetr).or_insert_with(|| {
-            chains.push(Vec::new());
-            chains.len() - 1
-        });
-        chains[chain].push(index);
-    }
-    chains
 }
 
 /// Reads the replay file whole, refusing one beyond [`replay::FILE_BYTES_MAX`] before reading.
@@ -402,77 +351,6 @@ fn input_errors(file: &Path, errors: &[replay::LineError]) -> ExitCode {
     }
     eprint!("{text}");
     ExitCode::from(2)
-}
-
-fn route(p: &Payment) -> String {
-    format!("{}→{}", p.sending, p.receiving)
-}
-
-/// Loads every distinct signing identity the lines use; the index of each line's bank.
-fn load_banks(
-    payments: &[Payment],
-    certs: &Path,
-    base: &Path,
-) -> Result<(Vec<Bank>, Vec<usize>), Vec<replay::LineError>> {
-    let mut banks: Vec<Bank> = Vec::new();
-    let mut known: BTreeMap<(PathBuf, PathBuf), usize> = BTreeMap::new();
-    let mut bank_of = Vec::with_capacity(payments.len());
-    let mut errors = Vec::new();
-    for p in payments {
-        let (files, member) = match &p.signer {
-            Some(s) => ((base.join(&s.cert), base.join(&s.key)), "signer"),
-            None => {
-                let dir = load::banks_dir(certs, &p.sending);
-                (
-                    (
-                        dir.join(format!("{}.pem", p.debtor_agent)),
-                        dir.join(format!("{}.key.pem", p.debtor_agent)),
-                    ),
-                    "debtor_agent",
-                )
-            }
-        };
-        let fail = |detail: String| replay::LineError {
-            line: p.line,
-            field: Some(member.to_owned()),
-            code: kakehashi_protocol::reason::ReasonCode::Ff01,
-            detail,
-        };
-        let index = match known.get(&files) {
-            Some(index) => *index,
-            None => match Bank::load(&files.0, &files.1) {
-                Ok(bank) => {
-                    banks.push(bank);
-                    known.insert(files.clone(), banks.len() - 1);
-                    banks.len() - 1
-                }
-                Err(e) => {
-                    errors.push(fail(format!(
-                        "cannot load the bank's signing identity: {e:#}"
-                    )));
-                    if errors.len() >= replay::ERRORS_MAX {
-                        break;
-                    }
-                    continue;
-                }
-            },
-        };
-        if banks[index].bic() != p.debtor_agent {
-            errors.push(fail(format!(
-                "the signing certificate {} is for {}, not the debtor agent {}",
-                files.0.display(),
-                banks[index].bic(),
-                p.debtor_agent
-            )));
-            continue;
-        }
-        bank_of.push(index);
-    }
-    if errors.is_empty() {
-        Ok((banks, bank_of))
-    } else {
-        Err(errors)
-    }
 }
 
 /// The node URL of every sending jurisdiction the file uses: `--node`, else `--config`, else
@@ -532,265 +410,6 @@ fn public_url(mut addr: SocketAddr) -> String {
         addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     format!("https://{addr}")
-}
-
-/// Sends one line's payment and follows it to an outcome. Never fails: a call that gets no
-/// answer before anything was submitted is an ERROR outcome; a submission whose fate is
-/// unknown is PDNG.
-async fn send_line(shared: &Shared, payment: &Payment, bank: &Bank) -> LineResult {
-    let started = Instant::now();
-    let mut result = LineResult {
-        line: payment.line,
-        uetr: payment.uetr.to_string(),
-        end_to_end_id: payment.end_to_end_id.clone(),
-        route: route(payment),
-        expect: payment.expect,
-        stage: "quote",
-        ..LineResult::default()
-    };
-    let key = (payment.sending.clone(), payment.debtor_agent.clone());
-    let Some(node) = shared.nodes.get(&key) else {
-        return errored(result, started, format!("no node for {}", payment.sending));
-    };
-    let mut node = node.clone();
-    let participant = Participant::new(shared.mra.as_ref(), &payment.sending);
-    let (direct, mut receipt) =
-        match pay_line(&participant, &mut node, payment, bank, &mut result).await {
-            Ok(answer) => answer,
-            Err(detail) => return errored(result, started, detail),
-        };
-    let direct_status = (
-        status_name(direct.transaction_status()),
-        direct.status_reason_code.clone(),
-    );
-    let mut report = direct.clone();
-    // A DUPL refusal whose payment could not be asked about yet: its outcome is unknown.
-    let mut dupl_unasked = false;
-    // A known UETR: DUPL. If it is this very payment, report its outcome (decided earlier).
-    if direct_status.0 == "RJCT" && direct_status.1 == "DUPL" {
-        match status(&mut node.payments, payment).await {
-            Ok(earlier) if payment.is_same_as(&earlier) => {
-                report = earlier;
-                receipt = None;
-                result.earlier = true;
-                result.resubmission_answer =
-                    Some(status::with_reason(direct_status.0, &direct_status.1));
-            }
-            // Another payment holds the UETR: the refusal is the outcome.
-            Ok(_) => {}
-            // The refusal says nothing of the payment, which may have settled: unknown is
-            // PDNG, as for a submission without an answer (issue 11, defect 9), or a bank that
-            // read RJCT might pay again.
-            Err(asked) => {
-                report = dupl_in_doubt(payment, &asked);
-                receipt = None;
-                dupl_unasked = true;
-            }
-        }
-    }
-    if report.transaction_status() == pb::TransactionStatus::Pdng {
-        let deadline = Instant::now() + shared.pending_wait;
-        while Instant::now() < deadline {
-            tokio::time::sleep(PENDING_POLL).await;
-            if let Ok(now) = status(&mut node.payments, payment).await {
-                if dupl_unasked {
-                    dupl_unasked = false;
-                    if !payment.is_same_as(&now) {
-                        report = direct;
-                        break;
-                    }
-                    result.earlier = true;
-                    result.resubmission_answer =
-                        Some(status::with_reason(direct_status.0, &direct_status.1));
-                }
-                report = now;
-                receipt = None;
-                result.stage = "status";
-                if report.transaction_status() != pb::TransactionStatus::Pdng {
-                    break;
-                }
-            }
-        }
-    }
-    result.latency = started.elapsed();
-    result.status = status_name(report.transaction_status()).to_owned();
-    result.reason = report.status_reason_code.clone();
-    result.detail = report.status_reason_detail.clone();
-    result.decided_by = report.decided_by.clone();
-    result.debited = report
-        .interbank_settlement_amount
-        .as_ref()
-        .map(|a| amount_text(Some(a)));
-    result.credited = report
-        .credited_amount
-        .as_ref()
-        .map(|a| amount_text(Some(a)));
-    if report.transaction_status() == pb::TransactionStatus::Acsc {
-        // The receipt the flow verified, or, for a report asked for since, verified now.
-        let verified = match receipt {
-            Some(verified) => verified,
-            None => match client::now() {
-                Ok(now) => participant.verify_receipt(&report, now),
-                Err(e) => {
-                    result.receipt_problem = Some(format!("{e:#}"));
-                    Ok(None)
-                }
-            },
-        };
-        keep_receipt(&report, verified, &mut result);
-    }
-    result.met = match (payment.expect, result.status.as_str()) {
-        (_, "PDNG") | (None, _) => None,
-        (Some(expect), status) => Some(
-            result.receipt_problem.is_none()
-                && (expect.is_met_by(status, &result.reason)
-                    || (result.earlier && expect.is_met_by(direct_status.0, &direct_status.1))),
-        ),
-    };
-    result
-}
-
-fn errored(mut result: LineResult, started: Instant, detail: String) -> LineResult {
-    result.latency = started.elapsed();
-    result.status = "ERROR".to_owned();
-    result.detail = detail;
-    result.met = result.expect.map(|_| false);
-    result
-}
-
-/// What the flow's receipt check found: `None` when the report is not the flow's own.
-type ReceiptCheck = Option<Result<Option<VerifiedReceipt>, ReceiptError>>;
-
-/// Pays the line through the participant flow (quote, verify, check, sign, submit, verify the
-/// receipt). A refusal with a reason code is a report (RJCT); a submission that got no answer
-/// is a report too, asked for or PDNG when asking fails; `Err` is a call that got no answer
-/// before anything was submitted or a quote that cannot be trusted (nothing signed).
-async fn pay_line(
-    participant: &Participant<'_>,
-    node: &mut NodeClient,
-    payment: &Payment,
-    bank: &Bank,
-    result: &mut LineResult,
-) -> Result<(pb::PaymentStatusReport, ReceiptCheck), String> {
-    let now = client::now().map_err(|e| format!("{e:#}"))?;
-    let request = replay::request(payment);
-    match participant
-        .pay(&mut node.payments, &bank.identity, &request, now)
-        .await
-    {
-        Ok(paid) => {
-            result.stage = paid.step().as_str();
-            match paid.answer {
-                Answer::Report(report) => Ok((*report, Some(paid.receipt))),
-                Answer::Refused(refusal) => Ok((refused(payment, &refusal), None)),
-            }
-        }
-        Err(PayError::Call {
-            step: Step::Submit,
-            status: call_status,
-        }) => {
-            // No answer: the node may still have taken it. Ask before saying anything.
-            result.stage = "submit";
-            match status(&mut node.payments, payment).await {
-                Ok(report) => {
-                    result.stage = "status";
-                    Ok((report, None))
-                }
-                Err(asked) => Ok((in_doubt(payment, &call_status, &asked), None)),
-            }
-        }
-        Err(error) => Err(format!("{:#}", payer::pay_error(&node.url, error))),
-    }
-}
-
-/// A submission that got no answer and whose status could not be learnt either, as a PDNG
-/// report: unknown is reported as unknown (issue 11, defect 9). The node may have taken the
-/// payment (it may even have settled, its answer lost), and even a status query answered "not
-/// found" does not prove otherwise while the node's submission task may still be running. A
-/// bank that paid again under a new UETR on a false "nothing was sent" would pay twice.
-fn in_doubt(
-    payment: &Payment,
-    submit: &tonic::Status,
-    asked: &tonic::Status,
-) -> pb::PaymentStatusReport {
-    pb::PaymentStatusReport {
-        uetr: payment.uetr.to_string(),
-        end_to_end_id: payment.end_to_end_id.clone(),
-        transaction_status: pb::TransactionStatus::Pdng.into(),
-        status_reason_detail: format!(
-            "SubmitPayment got no answer ({:?}: {}) and the status query failed ({:?}: {}): \
-             the node may have taken the payment; ask again with `kakehashi status {}`, or \
-             replay the file again (its UETRs are fixed, so nothing is paid twice)",
-            submit.code(),
-            submit.message(),
-            asked.code(),
-            asked.message(),
-            payment.uetr
-        ),
-        interbank_settlement_amount: Some(payment.amount.clone()),
-        ..pb::PaymentStatusReport::default()
-    }
-}
-
-/// A resubmission refused DUPL whose payment's status could not be asked, as a PDNG report:
-/// the UETR is known to the node, but whether its payment settled is not.
-fn dupl_in_doubt(payment: &Payment, asked: &tonic::Status) -> pb::PaymentStatusReport {
-    pb::PaymentStatusReport {
-        uetr: payment.uetr.to_string(),
-        end_to_end_id: payment.end_to_end_id.clone(),
-        transaction_status: pb::TransactionStatus::Pdng.into(),
-        status_reason_detail: format!(
-            "the node answered DUPL (it knows the UETR from an earlier submission) and the \
-             status query failed ({:?}: {}): the payment's outcome is unknown; ask again with \
-             `kakehashi status {}`, or replay the file again",
-            asked.code(),
-            asked.message(),
-            payment.uetr
-        ),
-        interbank_settlement_amount: Some(payment.amount.clone()),
-        ..pb::PaymentStatusReport::default()
-    }
-}
-
-/// A call refused with a reason code, as a rejection report.
-fn refused(payment: &Payment, refusal: &Refusal) -> pb::PaymentStatusReport {
-    pb::PaymentStatusReport {
-        uetr: payment.uetr.to_string(),
-        end_to_end_id: payment.end_to_end_id.clone(),
-        transaction_status: pb::TransactionStatus::Rjct.into(),
-        status_reason_code: refusal.code.clone(),
-        // The message repeats the code ("RR04: source_amount: ..."); the report carries it apart.
-        status_reason_detail: refusal.detail().to_owned(),
-        interbank_settlement_amount: Some(payment.amount.clone()),
-        decided_by: payment.sending.clone(),
-        ..pb::PaymentStatusReport::default()
-    }
-}
-
-async fn status(
-    node: &mut PaymentsClient<Channel>,
-    payment: &Payment,
-) -> Result<pb::PaymentStatusReport, tonic::Status> {
-    node.get_payment_status(pb::PaymentStatusRequest {
-        uetr: payment.uetr.to_string(),
-    })
-    .await
-    .map(tonic::Response::into_inner)
-}
-
-/// Keeps a settled payment's receipt, and what is wrong with it when it did not verify (as
-/// the debtor's jurisdiction).
-fn keep_receipt(
-    report: &pb::PaymentStatusReport,
-    verified: Result<Option<VerifiedReceipt>, ReceiptError>,
-    result: &mut LineResult,
-) {
-    if let Err(problem) = verified {
-        result.receipt_problem = Some(problem.to_string());
-    }
-    result.receipt = (report.receipt.clone())
-        .and_then(|signed| ReceiptFile::new(signed).ok())
-        .and_then(|file| serde_json::from_str(&file.to_json()).ok());
 }
 
 #[cfg(test)]

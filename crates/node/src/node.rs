@@ -209,6 +209,25 @@ impl Node {
     /// Opens the node's storage, makes sure of its genesis accounts, binds its listeners and
     /// starts serving and recovering. Returns once every listener is bound.
     pub async fn start(config: Config) -> Result<RunningNode, NodeError> {
+        Self::start_inner(config, None).await
+    }
+
+    /// [`Node::start`] on listeners the caller bound already ([`server::bind`]), instead of
+    /// those of `config.listen`. Two nodes that are each other's peer can then run on ports the
+    /// kernel picked (port 0): both are bound first, each configuration is given the other's
+    /// relay address, and no other process can take a port between its choice and the bind
+    /// (the test kit starts its pairs this way).
+    pub async fn start_on(
+        config: Config,
+        listeners: server::Bound,
+    ) -> Result<RunningNode, NodeError> {
+        Self::start_inner(config, Some(listeners)).await
+    }
+
+    async fn start_inner(
+        config: Config,
+        listeners: Option<server::Bound>,
+    ) -> Result<RunningNode, NodeError> {
         tls::install_crypto_provider();
         // Each connection the listeners admit is a descriptor; a soft limit below the caps
         // would make accept fail (EMFILE) before any cap refuses cleanly.
@@ -239,7 +258,7 @@ impl Node {
         )?;
         let engine = Arc::new(Engine::new(parts));
         engine.genesis(genesis).await?;
-        serve(config, mra, engine, metrics).await
+        serve(config, mra, engine, metrics, listeners).await
     }
 }
 
@@ -755,12 +774,14 @@ fn check_operator_cert(engine: &Engine, path: &Path, chain: &[Vec<u8>]) -> Resul
     Ok(())
 }
 
-/// Binds the listeners and starts serving `engine` and its recovery loop.
+/// Binds the listeners (unless the caller did) and starts serving `engine` and its recovery
+/// loop.
 async fn serve(
     config: Config,
     mra: Arc<Mra>,
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
+    listeners: Option<server::Bound>,
 ) -> Result<RunningNode, NodeError> {
     let mut operators = Vec::new();
     for path in &config.admin.operator_certs {
@@ -769,7 +790,10 @@ async fn serve(
         operators.extend(chain.into_iter().next());
     }
 
-    let bound = server::bind(&config.listen).await?;
+    let bound = match listeners {
+        Some(bound) => bound,
+        None => server::bind(&config.listen).await?,
+    };
     let addresses = bound.addresses();
     let drain = Duration::from_secs(config.limits.drain_secs);
     let (stop, stopped) = watch::channel(false);

@@ -19,7 +19,6 @@
 //! `kakehashi pki init` writes).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +35,7 @@ use tonic::transport::Channel;
 use kakehashi_node::config::{AccountKind, Config};
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::participant::{self, Participant, ParticipantError, PayError};
+use kakehashi_node::server;
 use kakehashi_node::tls::TlsIdentity;
 use kakehashi_node::{Clock as _, SystemClock};
 use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
@@ -59,10 +59,6 @@ pub const PAYMENTS_MAX: usize = 10_000_000;
 
 /// The remittance information of every payment.
 const REMITTANCE: &str = "kakehashi bench";
-
-/// How many times [`start_pair`] picks fresh ports when a node cannot bind the ones chosen
-/// (another process may take a released port before the node binds it).
-const START_ATTEMPTS_MAX: usize = 3;
 
 /// What went wrong with a load run (not a payment's outcome: those are [`PaymentOutcome`]s).
 #[derive(Debug, thiserror::Error)]
@@ -205,75 +201,62 @@ impl Pair {
     }
 }
 
-/// Six loopback ports free right now, all different (each held until all are chosen).
-fn free_ports() -> Result<[u16; 6], LoadError> {
-    let mut held = Vec::with_capacity(6);
-    let mut ports = [0u16; 6];
-    for port in &mut ports {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .map_err(|e| LoadError::Run(format!("no free loopback port: {e}")))?;
-        *port = listener
-            .local_addr()
-            .map_err(|e| LoadError::Run(format!("no free loopback port: {e}")))?
-            .port();
-        held.push(listener);
-    }
-    Ok(ports)
-}
-
 /// Starts `sender` and `receiver` (each the other's peer) on free loopback ports, with their
-/// ledgers under `data_dir/<jurisdiction in lower case>`.
+/// ledgers under `data_dir/<jurisdiction in lower case>`. Both nodes' listeners are bound on
+/// port 0 first ([`server::bind`]), so each configuration names the other's relay port before
+/// either node starts ([`Node::start_on`]) and no port is chosen ahead and raced for.
 pub async fn start_pair(
     sender: Config,
     receiver: Config,
     data_dir: &Path,
 ) -> Result<Pair, LoadError> {
-    let mut last = None;
-    for _ in 0..START_ATTEMPTS_MAX {
-        let p = free_ports()?;
-        let relay = |port: u16| format!("https://127.0.0.1:{port}");
-        let configure = |config: &Config, own: &[u16], peer: &Config, peer_relay: u16| {
-            config
-                .clone()
-                .with_data_dir(data_dir.join(config.jurisdiction.to_lowercase()))
-                .with_ports(own[0], own[1], own[2])
-                .with_peer_relay(&peer.jurisdiction, &relay(peer_relay))
-                .map_err(|e| LoadError::Start {
-                    jurisdiction: config.jurisdiction.clone(),
-                    message: e.to_string(),
-                })
-        };
-        let sender_config = configure(&sender, &p[0..3], &receiver, p[4])?;
-        let receiver_config = configure(&receiver, &p[3..6], &sender, p[1])?;
-        let started = match Node::start(sender_config.clone()).await {
-            Ok(node) => node,
-            Err(e) => {
-                last = Some(LoadError::Start {
-                    jurisdiction: sender.jurisdiction.clone(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        match Node::start(receiver_config.clone()).await {
-            Ok(node) => {
-                return Ok(Pair {
-                    sender: started,
-                    receiver: node,
-                    sender_config,
-                    receiver_config,
-                });
-            }
-            Err(e) => {
-                let _ = started.shutdown().await;
-                last = Some(LoadError::Start {
-                    jurisdiction: receiver.jurisdiction.clone(),
-                    message: e.to_string(),
-                });
-            }
+    let start_error = |config: &Config, e: &dyn std::fmt::Display| LoadError::Start {
+        jurisdiction: config.jurisdiction.clone(),
+        message: e.to_string(),
+    };
+    let bind = |config: &Config| {
+        let listen = config.clone().with_ports(0, 0, 0).listen;
+        async move { server::bind(&listen).await }
+    };
+    let sender_bound = bind(&sender).await.map_err(|e| start_error(&sender, &e))?;
+    let receiver_bound = bind(&receiver)
+        .await
+        .map_err(|e| start_error(&receiver, &e))?;
+    let configure = |config: &Config, own: server::Addresses, peer: &Config, peer_relay| {
+        config
+            .clone()
+            .with_data_dir(data_dir.join(config.jurisdiction.to_lowercase()))
+            .with_ports(own.public.port(), own.relay.port(), own.metrics.port())
+            .with_peer_relay(&peer.jurisdiction, &format!("https://{peer_relay}"))
+            .map_err(|e| start_error(config, &e))
+    };
+    let sender_config = configure(
+        &sender,
+        sender_bound.addresses(),
+        &receiver,
+        receiver_bound.addresses().relay,
+    )?;
+    let receiver_config = configure(
+        &receiver,
+        receiver_bound.addresses(),
+        &sender,
+        sender_bound.addresses().relay,
+    )?;
+    let started = Node::start_on(sender_config.clone(), sender_bound)
+        .await
+        .map_err(|e| start_error(&sender, &e))?;
+    match Node::start_on(receiver_config.clone(), receiver_bound).await {
+        Ok(node) => Ok(Pair {
+            sender: started,
+            receiver: node,
+            sender_config,
+            receiver_config,
+        }),
+        Err(e) => {
+            let _ = started.shutdown().await;
+            Err(start_error(&receiver, &e))
         }
     }
-    Err(last.unwrap_or_else(|| LoadError::Run("no start attempt was made".to_owned())))
 }
 
 /// A debtor at the sender and the creditor at the receiver it pays.

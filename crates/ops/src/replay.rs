@@ -61,6 +61,10 @@
 //! a file interrupted under such a version must be finished, or its payments looked up with
 //! `kakehashi status`, before it is run again with this one, which would send them as new
 //! payments.
+//!
+//! **Sending.** [`send`] sends the validated payments to running nodes through the participant
+//! flow and follows each to a typed [`LineResult`]; `kakehashi replay` and the test kit share
+//! it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -78,8 +82,10 @@ use kakehashi_protocol::quote::VerifiedQuote;
 use kakehashi_protocol::reason::ReasonCode;
 
 mod line;
+pub mod send;
 mod xml;
 
+pub use send::{LineResult, LineStatus, Verdict};
 pub use xml::{Pacs008Origin, parse_pacs008};
 
 /// Largest replay file read: 256 MiB is about a million payment lines, more than one run

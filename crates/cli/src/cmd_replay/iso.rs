@@ -11,7 +11,7 @@ use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb;
 use kakehashi_protocol::iso20022::{pacs002, pacs008};
 
-use super::results::LineResult;
+use kakehashi_ops::replay::LineResult;
 
 /// The input of a run: the payments and, for pacs.008 input, the message files in the order
 /// their payments are numbered.

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use kakehashi_ops::load::percentile;
-use kakehashi_ops::replay::Expect;
-use kakehashi_protocol::status;
+use kakehashi_ops::replay::{LineResult, LineStatus};
 
 use crate::output::{EXIT_PENDING, reason_meaning, write_table};
 
@@ -21,74 +20,28 @@ const TABLE_ROWS_MAX: usize = 200;
 /// At most this many problem lines are listed in the summary (all are in `--out`).
 const PROBLEMS_SHOWN_MAX: usize = 50;
 
-/// A line's outcome.
-#[derive(Clone, Debug, Default)]
-pub(super) struct LineResult {
-    pub(super) line: usize,
-    pub(super) uetr: String,
-    pub(super) end_to_end_id: String,
-    pub(super) route: String,
-    /// ACSC, RJCT, PDNG, or ERROR when no answer came.
-    pub(super) status: String,
-    pub(super) reason: String,
-    pub(super) detail: String,
-    pub(super) decided_by: String,
-    /// Which call decided: quote, submit, status (a PDNG resolved by asking).
-    pub(super) stage: &'static str,
-    /// The node answered DUPL and the UETR's payment is this line's: the outcome is that
-    /// payment's, decided by an earlier run (or an earlier identical line).
-    pub(super) earlier: bool,
-    /// What the node answered to this submission when `earlier` (RJCT DUPL).
-    pub(super) resubmission_answer: Option<String>,
-    pub(super) debited: Option<String>,
-    pub(super) credited: Option<String>,
-    pub(super) receipt: Option<serde_json::Value>,
-    pub(super) receipt_problem: Option<String>,
-    pub(super) expect: Option<Expect>,
-    /// None while undecided (PDNG) or without expectation.
-    pub(super) met: Option<bool>,
-    pub(super) latency: Duration,
-}
-
-impl LineResult {
-    pub(super) fn outcome(&self) -> String {
-        status::with_reason(&self.status, &self.reason)
-    }
-
-    /// Fine: as expected, or answered when nothing was expected.
-    pub(super) fn is_fine(&self) -> bool {
-        match self.met {
-            Some(met) => met,
-            None => {
-                self.expect.is_none()
-                    && matches!(self.status.as_str(), "ACSC" | "RJCT")
-                    && self.receipt_problem.is_none()
-            }
-        }
-    }
-
-    fn json(&self) -> ResultJson<'_> {
-        let some = |text: &str| (!text.is_empty()).then(|| text.to_owned());
-        ResultJson {
-            line: self.line,
-            uetr: &self.uetr,
-            end_to_end_id: &self.end_to_end_id,
-            route: &self.route,
-            status: &self.status,
-            reason: some(&self.reason),
-            detail: &self.detail,
-            decided_by: some(&self.decided_by),
-            stage: self.stage,
-            decided_earlier: self.earlier,
-            resubmission_answer: self.resubmission_answer.as_deref(),
-            debited: self.debited.as_deref(),
-            credited: self.credited.as_deref(),
-            expected: self.expect.map(|e| e.to_string()),
-            met: self.met,
-            latency_ms: (self.latency.as_secs_f64() * 1e6).round() / 1e3,
-            receipt: self.receipt.as_ref(),
-            receipt_problem: self.receipt_problem.as_deref(),
-        }
+/// A result as its `--out` line.
+fn json(r: &LineResult) -> ResultJson<'_> {
+    let some = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+    ResultJson {
+        line: r.line,
+        uetr: &r.uetr,
+        end_to_end_id: &r.end_to_end_id,
+        route: &r.route,
+        status: r.status.as_str(),
+        reason: some(&r.reason),
+        detail: &r.detail,
+        decided_by: some(&r.decided_by),
+        stage: r.stage,
+        decided_earlier: r.earlier,
+        resubmission_answer: r.resubmission_answer.as_deref(),
+        debited: r.debited.as_deref(),
+        credited: r.credited.as_deref(),
+        expected: r.expect.map(|e| e.to_string()),
+        met: r.met,
+        latency_ms: (r.latency.as_secs_f64() * 1e6).round() / 1e3,
+        receipt: r.receipt.as_ref(),
+        receipt_problem: r.receipt_problem.as_deref(),
     }
 }
 
@@ -118,7 +71,7 @@ struct ResultJson<'a> {
 pub(super) fn write_results(path: &Path, results: &[LineResult]) -> anyhow::Result<()> {
     let mut text = String::new();
     for r in results {
-        text.push_str(&serde_json::to_string(&r.json())?);
+        text.push_str(&serde_json::to_string(&json(r))?);
         text.push('\n');
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
@@ -130,10 +83,13 @@ pub(super) fn summary(out: &mut String, results: &[LineResult], wall: Duration) 
     write_line_table(out, results);
     write_problems(out, results);
     write_counts(out, results, wall);
-    let pending = results.iter().filter(|r| r.status == "PDNG").count();
+    let pending = results
+        .iter()
+        .filter(|r| r.status == LineStatus::Pdng)
+        .count();
     let bad = results
         .iter()
-        .filter(|r| !r.is_fine() && r.status != "PDNG")
+        .filter(|r| !r.is_fine() && r.status != LineStatus::Pdng)
         .count();
     if bad > 0 {
         let _ = writeln!(
@@ -209,7 +165,7 @@ fn write_line_table(out: &mut String, results: &[LineResult]) {
 fn write_problems(out: &mut String, results: &[LineResult]) {
     let problems: Vec<&LineResult> = results
         .iter()
-        .filter(|r| !r.is_fine() || r.status == "RJCT")
+        .filter(|r| !r.is_fine() || r.status == LineStatus::Rjct)
         .collect();
     if !problems.is_empty() {
         let _ = writeln!(out, "Rejected, failed or unexpected:");
@@ -278,10 +234,7 @@ fn write_counts(out: &mut String, results: &[LineResult], wall: Duration) {
         "Expectations  {met} met, {unmet} not met, {undecided} undecided (PDNG), {without} \
          line(s) without one"
     );
-    let answered = results
-        .iter()
-        .filter(|r| matches!(r.status.as_str(), "ACSC" | "RJCT"))
-        .count();
+    let answered = results.iter().filter(|r| r.status.is_decided()).count();
     let secs = wall.as_secs_f64();
     let rate = if secs > 0.0 {
         answered as f64 / secs
@@ -305,11 +258,19 @@ fn write_counts(out: &mut String, results: &[LineResult], wall: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use kakehashi_ops::replay::Expect;
+
     use super::*;
 
     fn result(status: &str, reason: &str, expect: Option<Expect>, met: Option<bool>) -> LineResult {
+        let status = match status {
+            "ACSC" => LineStatus::Acsc,
+            "RJCT" => LineStatus::Rjct,
+            "PDNG" => LineStatus::Pdng,
+            _ => LineStatus::Error,
+        };
         LineResult {
-            status: status.into(),
+            status,
             reason: reason.into(),
             expect,
             met,
