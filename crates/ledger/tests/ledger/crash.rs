@@ -108,14 +108,17 @@ fn sigkill_at_random_moments_loses_no_acknowledged_transfer() {
             .spawn()
             .expect("child starts");
         let stdout = child.stdout.take().expect("piped");
-        let (first_line, writing) = std::sync::mpsc::channel();
+        let (first_submission, writing) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
+            let mut submitted = false;
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if text.is_empty() {
+                // The test harness prints lines of its own first ("running 1 test").
+                if !submitted && line.starts_with("submit ") {
+                    submitted = true;
                     // The parent may be waiting for this; a closed channel means it is not.
-                    let _ = first_line.send(());
+                    let _ = first_submission.send(());
                 }
                 text.push_str(&line);
                 text.push('\n');
