@@ -25,8 +25,8 @@ use crate::state_machine::{Clock, Store};
 /// transfer ids ([`PREFIX_FAILED`]), the last account and transfer timestamps
 /// ([`META_LAST_EVENT_TIMESTAMPS`]), the flags of issue 13 (balancing, closing, imported,
 /// closed), which fit the flag bits records already had, and signed heads (see
-/// [`PREFIX_SIGNED_HEAD`]); version 7 adds the id tables of the transfer index (prefixes `i`
-/// and `l`, issue 13 item 5).
+/// [`PREFIX_SIGNED_HEAD`]); version 7 adds the id tables of the transfer index (see
+/// [`PREFIX_ID_TABLE`]).
 pub(crate) const FORMAT_VERSION: u8 = 7;
 
 /// Older formats this build still reads: a version 6 database is a version 7 one without id
@@ -54,7 +54,23 @@ pub(crate) const PREFIX_EXPIRY: u8 = b'e';
 /// when its result is acknowledged. Not journaled: no money moved.
 pub(crate) const PREFIX_FAILED: u8 = b'f';
 pub(crate) const PREFIX_HISTORY: u8 = b'h';
+/// Id table number (u64, big-endian) and fence id (u128, big-endian) → one piece of the
+/// table ([`codec::decode_table_piece`]): the entries (id, record seq, entry index) whose
+/// ids are at or above the fence and below the next piece's fence, sorted by id. The first
+/// piece's fence is 0, so the piece at or before `table || id` always belongs to `table`.
+///
+/// Why tables: ids that are runs of one (random ids, hashes of a payment reference) cost one
+/// index key each in [`PREFIX_TRANSFER`], and sled inserting thousands of scattered keys was
+/// most of a full batch's commit time. A group with at least
+/// [`TABLE_IDS_MIN`](super::idtables::TABLE_IDS_MIN) such ids stores them instead as one new
+/// sorted table, a piece per [`codec::TABLE_PIECE_ENTRIES_MAX`] entries (about 4 KiB), in the
+/// group's own atomic batch; the committer merges tables between groups so that few remain
+/// (see [`super::idtables`]). Every id is stored once: in a run or in one table.
+pub(crate) const PREFIX_ID_TABLE: u8 = b'i';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
+/// Id table number (u64, big-endian) → its entry count (u64, little-endian): the list of the
+/// tables of [`PREFIX_ID_TABLE`], written in the same batch as their pieces.
+pub(crate) const PREFIX_ID_TABLE_LIST: u8 = b'l';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
 /// Journal record seq (big-endian) → the [`SignedHead`](crate::journal::SignedHead) over it,
@@ -74,9 +90,10 @@ pub(crate) const PREFIX_SIGNED_HEAD: u8 = b's';
 /// every eight appends, and the log bytes of all that), and one key per transfer was most of a
 /// commit's time, for full batches and for many single-transfer callers alike. Callers that
 /// allocate ids in order (TigerBeetle's advice, and what a counter or a time-based id gives)
-/// store a whole batch, or a whole group of callers, as one key; random ids make runs of one
-/// and cost what one key per transfer did. Runs never overlap, because every id is stored only
-/// once, so the run holding an id is the one with the greatest first id at or below it.
+/// store a whole batch, or a whole group of callers, as one key; random ids make runs of one,
+/// which a group with many of them stores in an id table instead (see [`PREFIX_ID_TABLE`]).
+/// Runs never overlap, because every id is stored only once, so the run holding an id is the
+/// one with the greatest first id at or below it.
 pub(crate) const PREFIX_TRANSFER: u8 = b't';
 
 pub(crate) const META_FORMAT: &[u8] = b"format";
@@ -210,6 +227,14 @@ impl Writes {
     }
 }
 
+/// Key of the piece of id table `table` whose fence is `fence` (see [`PREFIX_ID_TABLE`]).
+pub(crate) fn table_piece_key(table: u64, fence: u128) -> [u8; 24] {
+    let mut key = [0; 24];
+    key[..8].copy_from_slice(&table.to_be_bytes());
+    key[8..].copy_from_slice(&fence.to_be_bytes());
+    key
+}
+
 /// The trees of one ledger database, and the spaces of its state tree.
 #[derive(Clone)]
 pub(crate) struct Trees {
@@ -217,6 +242,8 @@ pub(crate) struct Trees {
     pub(crate) state: sled::Tree,
     pub(crate) accounts: Space,
     pub(crate) transfers: Space,
+    pub(crate) id_tables: Space,
+    pub(crate) id_table_list: Space,
     pub(crate) pending: Space,
     pub(crate) expiry: Space,
     pub(crate) failed: Space,
@@ -241,6 +268,8 @@ impl Trees {
         Ok(Self {
             accounts: space(PREFIX_ACCOUNT),
             transfers: space(PREFIX_TRANSFER),
+            id_tables: space(PREFIX_ID_TABLE),
+            id_table_list: space(PREFIX_ID_TABLE_LIST),
             pending: space(PREFIX_PENDING),
             expiry: space(PREFIX_EXPIRY),
             failed: space(PREFIX_FAILED),
@@ -271,8 +300,79 @@ impl Trees {
             .transpose()
     }
 
-    /// The stored run that would hold `id`, if `id` is stored (see [`PREFIX_TRANSFER`]).
+    /// Where `id` is in the journal, if it is stored: in a run (see [`PREFIX_TRANSFER`]) or
+    /// in an id table (see [`PREFIX_ID_TABLE`]).
     pub(crate) fn transfer_location(&self, id: TransferId) -> Result<Option<(u64, u32)>, Error> {
+        if let Some(location) = self.run_location(id)? {
+            return Ok(Some(location));
+        }
+        // Newest first, as listed when the lookup starts. A merge running meanwhile (the
+        // committer's, while the sequencer looks up) moves ids only into the oldest table it
+        // merges, which this walk reaches after the others, and each probe is one atomic
+        // read: so an id stored when the lookup starts is found (see `super::idtables`).
+        for (table, _) in self.id_table_list()?.into_iter().rev() {
+            if let Some(location) = self.table_location(table, id)? {
+                return Ok(Some(location));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The id tables (number, entries), oldest first (see [`PREFIX_ID_TABLE_LIST`]).
+    pub(crate) fn id_table_list(&self) -> Result<Vec<(u64, u64)>, Error> {
+        self.id_table_list
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(Error::storage("listing id tables"))?;
+                let corrupt = |detail: String| Error::Corrupt {
+                    what: "id table list".into(),
+                    source: codec::DecodeError {
+                        what: "id table list",
+                        detail,
+                    },
+                };
+                let table = <[u8; 8]>::try_from(key.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| corrupt(format!("key of {} bytes, expected 8", key.len())))?;
+                let len = <[u8; 8]>::try_from(value.as_ref())
+                    .map(u64::from_le_bytes)
+                    .map_err(|_| corrupt(format!("value of {} bytes, expected 8", value.len())))?;
+                Ok((table, len))
+            })
+            .collect()
+    }
+
+    /// Where `id` is according to id table `table` (see [`PREFIX_ID_TABLE`]); `None` if the
+    /// table does not hold it or no longer exists.
+    pub(crate) fn table_location(
+        &self,
+        table: u64,
+        id: TransferId,
+    ) -> Result<Option<(u64, u32)>, Error> {
+        let found = self
+            .id_tables
+            .at_or_before(&table_piece_key(table, id.0))
+            .map_err(Error::storage("reading an id table"))?;
+        let Some((key, bytes)) = found else {
+            return Ok(None);
+        };
+        // The first piece's fence is 0, so a piece of an earlier table means `table` is gone
+        // (merged into an older one).
+        if key.get(..8) != Some(&table.to_be_bytes()[..]) {
+            return Ok(None);
+        }
+        let entries = codec::decode_table_piece(&bytes)
+            .map_err(Error::corrupt(format!("id table {table}")))?;
+        Ok(entries
+            .binary_search_by_key(&id.0, |entry| entry.id)
+            .ok()
+            .and_then(|at| entries.get(at))
+            .map(|entry| (entry.seq, entry.index)))
+    }
+
+    /// The stored run that would hold `id`, if `id` is stored in one (see
+    /// [`PREFIX_TRANSFER`]).
+    fn run_location(&self, id: TransferId) -> Result<Option<(u64, u32)>, Error> {
         let key = id_key(id.0);
         // A run that starts at `id` holds it: a point read finds it, cheaper than sled's
         // reverse range scan. Random ids (UETR-derived ones, for instance) are runs of one, so
