@@ -306,16 +306,42 @@ impl Trees {
         if let Some(location) = self.run_location(id)? {
             return Ok(Some(location));
         }
-        // Newest first, as listed when the lookup starts. A merge running meanwhile (the
-        // committer's, while the sequencer looks up) moves ids only into the oldest table it
-        // merges, which this walk reaches after the others, and each probe is one atomic
-        // read: so an id stored when the lookup starts is found (see `super::idtables`).
-        for (table, _) in self.id_table_list()?.into_iter().rev() {
-            if let Some(location) = self.table_location(table, id)? {
+        self.tables_location(id, &self.id_table_list()?)
+    }
+
+    /// Where `id` is according to `tables` (number, entries; oldest first), probed newest
+    /// first. With the tables listed when the lookup starts, a merge running meanwhile (the
+    /// committer's, while the sequencer looks up) moves ids only into the oldest table it
+    /// merges, which this walk reaches after the others, and each probe is one atomic read:
+    /// so an id stored when the lookup starts is found (see `super::idtables`).
+    fn tables_location(
+        &self,
+        id: TransferId,
+        tables: &[(u64, u64)],
+    ) -> Result<Option<(u64, u32)>, Error> {
+        for (table, _) in tables.iter().rev() {
+            if let Some(location) = self.table_location(*table, id)? {
                 return Ok(Some(location));
             }
         }
         Ok(None)
+    }
+
+    /// Transfer `id`, looked up in the runs and in `tables` as [`Self::id_table_list`] gave
+    /// them: for a reader beside which nothing writes (the offline audit), which lists the
+    /// tables once rather than at every lookup.
+    pub(crate) fn transfer_in_tables(
+        &self,
+        id: TransferId,
+        tables: &[(u64, u64)],
+    ) -> Result<Option<Transfer>, Error> {
+        let location = match self.run_location(id)? {
+            Some(location) => Some(location),
+            None => self.tables_location(id, tables)?,
+        };
+        location
+            .map(|(seq, index)| self.transfer_at(id, seq, index))
+            .transpose()
     }
 
     /// The id tables (number, entries), oldest first (see [`PREFIX_ID_TABLE_LIST`]).

@@ -291,6 +291,50 @@ fn formats_3_to_6_are_read_and_upgraded_by_the_writer() {
     }
 }
 
+/// A batch of scattered ids is stored as an id table; a piece of it deleted behind the
+/// ledger's back is named by the audit: the transfers it held are in the journal but not
+/// stored, and the count of stored transfers falls short.
+#[test]
+fn a_deleted_id_table_piece_is_named_by_the_audit() {
+    let dir = populated();
+    let ledger = open(dir.path());
+    let scattered: Vec<NewTransfer> = (0..400u128)
+        .map(|i| transfer((i + 1) << 100 | 0xdef, 1, 2, 1, JPY))
+        .collect();
+    let results = ledger.create_transfers(&scattered, NOW).expect("transfers");
+    assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
+    ledger.close().expect("close");
+    check_clean(dir.path());
+    {
+        let db = sled::open(dir.path()).expect("sled opens");
+        let tree = db.open_tree("ledger").expect("tree");
+        let pieces: Vec<_> = tree
+            .scan_prefix(b"i")
+            .keys()
+            .collect::<Result<_, _>>()
+            .expect("read");
+        // 400 entries: three pieces of at most 146.
+        assert_eq!(pieces.len(), 3, "{pieces:?}");
+        tree.remove(&pieces[1]).expect("remove");
+        db.flush().expect("flush");
+    }
+    let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+    let missing = report
+        .discrepancies
+        .iter()
+        .filter(|d| d.detail.contains("but not stored"))
+        .count();
+    assert_eq!(missing, 146, "{:#?}", report.discrepancies);
+    assert!(
+        report
+            .discrepancies
+            .iter()
+            .any(|d| d.detail.contains("transfers in the journal but")),
+        "{:#?}",
+        report.discrepancies
+    );
+}
+
 /// A format 5 database has no last account and transfer timestamps: the writer takes both to
 /// be its last timestamp, so an imported transfer before it is refused with TigerBeetle's
 /// `imported_event_timestamp_must_not_regress` (it cannot tell that the last event was an
