@@ -121,7 +121,8 @@ pub(crate) fn build(trees: &Trees, stop: &Arc<AtomicBool>) -> Option<IdFilter> {
         let run = crate::codec::decode_transfer_run(&value).ok()?;
         (0..u128::from(run.len())).for_each(|offset| filter.insert(first.wrapping_add(offset)));
     }
-    for item in trees.id_tables.iter() {
+    // The writer may merge tables while this scan runs: in this order it still sees every id.
+    for item in crate::ledger::idtables::pieces_newest_first(trees) {
         if stop.load(Ordering::Relaxed) {
             return None;
         }

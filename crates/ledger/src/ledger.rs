@@ -54,7 +54,7 @@
 //! asserted before every write, and re-checked by the audit).
 
 mod committer;
-mod idtables;
+pub(crate) mod idtables;
 pub(crate) mod invariants;
 mod overlay;
 mod reclaimer;

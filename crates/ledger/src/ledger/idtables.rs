@@ -24,11 +24,15 @@
 //!
 //! The merge runs on the committer's thread while the sequencer may look ids up: it moves ids
 //! only into the oldest table it merges, which a lookup (newest first) probes after the
-//! others, and each probe is one atomic read of sled; so a lookup that starts before a merge
-//! and probes during it still finds every id stored when it started. Public lookups take the
-//! visibility lock, which the merge holds too.
+//! others, and a lookup finds each table and probes it by single reads of sled, each of which
+//! sees the tree before or after the merge, never a mix (a longer sled scan could: it caches
+//! the node it is in); so a lookup that starts before a merge and probes during it still
+//! finds every id stored when it started. The id filter's build at
+//! open scans the tables newest first for the same reason (see [`pieces_newest_first`]).
+//! Public lookups take the visibility lock, which the merge holds too; a merge changes where
+//! ids are, never which, so it needs no flush of its own before they see it.
 
-use super::trees::{PREFIX_ID_TABLE, PREFIX_ID_TABLE_LIST, Trees, Writes, table_piece_key};
+use super::trees::{Entry, PREFIX_ID_TABLE, PREFIX_ID_TABLE_LIST, Trees, Writes, table_piece_key};
 use crate::Error;
 use crate::codec::{
     self, StoredRun, TABLE_PIECE_ENTRIES_MAX, TableEntry, decode_table_piece, table_piece_bytes,
@@ -112,6 +116,44 @@ pub(super) fn merge_plan(tables: &[(u64, u64)]) -> Option<usize> {
         from -= 1;
     }
     (from + 1 < tables.len()).then_some(from)
+}
+
+/// Every piece of every id table, the newest table first, for a scan that the writer's merges
+/// may run beside (the id filter's build at open). A merge moves ids only into the oldest
+/// table it merges, which this order reaches after the others, and the pieces of a table being
+/// merged that the scan has not reached yet hold the merged ids: so the scan sees every id
+/// stored when it starts (some perhaps twice).
+pub(crate) fn pieces_newest_first(
+    trees: &Trees,
+) -> impl Iterator<Item = sled::Result<Entry>> + use<> {
+    // Each piece by a read of its own (see `Space::before`): a sled iterator caches the node it
+    // is in, and could see part of the tree as it was before a merge and part as after.
+    let space = trees.id_tables.clone();
+    let mut next_before: Option<Vec<u8>> = None;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let found = match &next_before {
+            None => space.last(),
+            Some(key) => space.before(key),
+        };
+        match found {
+            Ok(Some((key, value))) => {
+                next_before = Some(key.clone());
+                Some(Ok((key, value)))
+            }
+            Ok(None) => {
+                done = true;
+                None
+            }
+            Err(error) => {
+                done = true;
+                Some(Err(error))
+            }
+        }
+    })
 }
 
 /// Every entry of table `table` in id order, and the keys of its pieces.

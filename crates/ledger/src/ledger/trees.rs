@@ -182,6 +182,19 @@ impl Space {
             })
     }
 
+    /// The entry with the greatest key strictly before `key`. One step of a fresh iterator,
+    /// so one consistent view of the tree: a longer sled scan caches the node it is in, and
+    /// may see it as it was before a batch applied meanwhile.
+    pub(crate) fn before(&self, key: &[u8]) -> sled::Result<Option<Entry>> {
+        self.tree
+            .range(vec![self.prefix]..self.key(key))
+            .next_back()
+            .transpose()
+            .map(|entry| {
+                entry.map(|(key, value)| (key.get(1..).unwrap_or_default().to_vec(), value))
+            })
+    }
+
     pub(crate) fn last(&self) -> sled::Result<Option<Entry>> {
         self.iter().next_back().transpose()
     }
@@ -306,14 +319,40 @@ impl Trees {
         if let Some(location) = self.run_location(id)? {
             return Ok(Some(location));
         }
-        self.tables_location(id, &self.id_table_list()?)
+        // Newest table first, each found by one read: the newest table below the last one
+        // probed. A merge running meanwhile (the committer's, while the sequencer looks up)
+        // moves ids only into the oldest table it merges, at or below where they were, so the
+        // walk, going down, never passes an id stored when the lookup starts (see
+        // `super::idtables`).
+        let mut below: Option<u64> = None;
+        loop {
+            let newest = match below {
+                None => self.id_tables.last(),
+                Some(0) => return Ok(None),
+                Some(table) => self.id_tables.before(&table_piece_key(table, 0)),
+            };
+            let Some((key, _)) = newest.map_err(Error::storage("reading an id table"))? else {
+                return Ok(None);
+            };
+            let table = key
+                .first_chunk::<8>()
+                .map(|bytes| u64::from_be_bytes(*bytes))
+                .ok_or_else(|| Error::Corrupt {
+                    what: "id table key".into(),
+                    source: codec::DecodeError {
+                        what: "id table key",
+                        detail: format!("{} bytes, expected 24", key.len()),
+                    },
+                })?;
+            if let Some(location) = self.table_location(table, id)? {
+                return Ok(Some(location));
+            }
+            below = Some(table);
+        }
     }
 
     /// Where `id` is according to `tables` (number, entries; oldest first), probed newest
-    /// first. With the tables listed when the lookup starts, a merge running meanwhile (the
-    /// committer's, while the sequencer looks up) moves ids only into the oldest table it
-    /// merges, which this walk reaches after the others, and each probe is one atomic read:
-    /// so an id stored when the lookup starts is found (see `super::idtables`).
+    /// first: for a reader beside which nothing writes.
     fn tables_location(
         &self,
         id: TransferId,

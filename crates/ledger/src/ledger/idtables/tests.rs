@@ -189,3 +189,53 @@ fn a_merge_refuses_an_id_stored_twice() {
     let listed = trees.id_table_list().expect("listed");
     assert!(matches!(merge(&trees, &listed), Err(Error::Corrupt { .. })));
 }
+
+#[test]
+fn a_scan_of_the_tables_newest_first_sees_every_id_whatever_merge_lands_during_it() {
+    // Tables 1, 2 and 3 of 14, 21 and 21 pieces (over many of sled's nodes: an iterator sees
+    // the node it is in as it was); the committer merges 2 and 3 into 2 after the scan has
+    // read `read` pieces, for every `read`.
+    let tables = [
+        (1, scattered(0, 2_000)),
+        (2, scattered(10_000, 3_000)),
+        (3, scattered(20_000, 3_000)),
+    ];
+    let pieces: usize = tables
+        .iter()
+        .map(|(_, ids)| ids.len().div_ceil(TABLE_PIECE_ENTRIES_MAX))
+        .sum();
+    for read in 0..=pieces {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trees = trees(&dir);
+        for (table, ids) in &tables {
+            write(&trees, *table, &entries(ids, *table));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut scan = pieces_newest_first(&trees);
+        let mut take = |item: Option<sled::Result<Entry>>| {
+            let Some(item) = item else { return false };
+            let (_, bytes) = item.expect("read");
+            seen.extend(
+                decode_table_piece(&bytes)
+                    .expect("a piece")
+                    .iter()
+                    .map(|e| e.id),
+            );
+            true
+        };
+        for _ in 0..read {
+            take(scan.next());
+        }
+        let listed = trees.id_table_list().expect("listed");
+        let writes = merge(&trees, listed.get(1..).expect("three tables")).expect("merged");
+        trees.apply(writes, "test").expect("applied");
+        while take(scan.next()) {}
+        for (table, ids) in &tables {
+            let missed = ids.iter().filter(|id| !seen.contains(id)).count();
+            assert_eq!(
+                missed, 0,
+                "{missed} ids of table {table} missed after {read} pieces"
+            );
+        }
+    }
+}
