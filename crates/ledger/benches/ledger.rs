@@ -7,7 +7,8 @@
 //!   allocated in order (a counter, as TigerBeetle advises): the transfer index stores each
 //!   batch as one run.
 //! - `durable/batch_8190_scattered_ids`: the same with ids scattered over the id space, so
-//!   that every transfer is a run of its own: the index's worst case.
+//!   that every transfer is a run of its own: each batch is stored as one id table, which the
+//!   writer merges with the earlier ones between batches.
 //! - `group_commit/{1,64}_callers`: single-transfer calls from 1 vs 64 threads that live
 //!   across samples; the ratio of their throughputs is what group commit buys.
 

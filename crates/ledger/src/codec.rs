@@ -334,6 +334,85 @@ pub(crate) fn decode_transfer_run(bytes: &[u8]) -> Result<StoredRun, DecodeError
     Ok(StoredRun::Spread(SpreadRun { base_seq, entries }))
 }
 
+/// One entry of an id table (see `PREFIX_ID_TABLE` in `ledger`): transfer `id` is entry
+/// `index` of journal record `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TableEntry {
+    pub(crate) id: u128,
+    pub(crate) seq: u64,
+    pub(crate) index: u32,
+}
+
+/// Bytes of one [`TableEntry`]: id (u128), record seq (u64), entry index (u32).
+pub(crate) const TABLE_ENTRY_LEN: usize = 16 + 8 + 4;
+/// Entries in one piece of an id table at most: a piece stays within 4 KiB, so a lookup reads
+/// one small value and sled never splits a piece over blob files.
+pub(crate) const TABLE_PIECE_ENTRIES_MAX: usize = (4096 - 1) / TABLE_ENTRY_LEN;
+/// First byte of a piece of an id table: says what the bytes are.
+const TABLE_PIECE_TAG: u8 = 0x49;
+
+/// The bytes of one piece of an id table: entries sorted by id, at most
+/// [`TABLE_PIECE_ENTRIES_MAX`] (the writer never builds another kind).
+pub(crate) fn table_piece_bytes(entries: &[TableEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + TABLE_ENTRY_LEN * entries.len());
+    out.push(TABLE_PIECE_TAG);
+    for entry in entries {
+        out.extend_from_slice(&entry.id.to_le_bytes());
+        out.extend_from_slice(&entry.seq.to_le_bytes());
+        out.extend_from_slice(&entry.index.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes one piece of an id table: one entry or more, at most
+/// [`TABLE_PIECE_ENTRIES_MAX`], ids strictly increasing, each at an entry a record can have.
+pub(crate) fn decode_table_piece(bytes: &[u8]) -> Result<Vec<TableEntry>, DecodeError> {
+    let invalid = |detail: String| DecodeError {
+        what: "id table piece",
+        detail,
+    };
+    let mut cursor = Cursor::new(bytes, "id table piece");
+    let tag = cursor.u8()?;
+    if tag != TABLE_PIECE_TAG {
+        return Err(invalid(format!(
+            "starts with {tag:#04x}, not a piece's tag"
+        )));
+    }
+    if !cursor.remaining().is_multiple_of(TABLE_ENTRY_LEN) {
+        return Err(invalid(format!(
+            "{} bytes of entries are not whole entries",
+            cursor.remaining()
+        )));
+    }
+    let len = cursor.remaining() / TABLE_ENTRY_LEN;
+    if !(1..=TABLE_PIECE_ENTRIES_MAX).contains(&len) {
+        return Err(invalid(format!(
+            "{len} entries (1 to {TABLE_PIECE_ENTRIES_MAX})"
+        )));
+    }
+    let mut entries: Vec<TableEntry> = Vec::with_capacity(len);
+    for _ in 0..len {
+        let entry = TableEntry {
+            id: cursor.u128()?,
+            seq: cursor.u64()?,
+            index: cursor.u32()?,
+        };
+        if usize::try_from(entry.index).map_or(true, |index| index >= crate::BATCH_LEN_MAX) {
+            return Err(invalid(format!(
+                "entry {} is past a record of at most {} entries",
+                entry.index,
+                crate::BATCH_LEN_MAX
+            )));
+        }
+        if entries.last().is_some_and(|last| last.id >= entry.id) {
+            return Err(invalid(format!("id {} is out of order", entry.id)));
+        }
+        entries.push(entry);
+    }
+    cursor.finish()?;
+    Ok(entries)
+}
+
 #[cfg(test)]
 pub(crate) fn transfer_bytes(transfer: &Transfer) -> Vec<u8> {
     let mut out = Vec::with_capacity(TRANSFER_LEN);
@@ -485,6 +564,40 @@ mod tests {
         assert!(decode_transfer_run(&wrong_tag).is_err());
         assert!(decode_transfer_run(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode_transfer_run(&[]).is_err());
+    }
+
+    #[test]
+    fn a_table_piece_round_trips_and_refuses_what_the_writer_never_makes() {
+        let entry = |id, seq, index| TableEntry { id, seq, index };
+        let entries = [
+            entry(3, 9, 0),
+            entry(7, 1, 8189),
+            entry(u128::MAX - 1, 2, 5),
+        ];
+        let bytes = table_piece_bytes(&entries);
+        assert_eq!(bytes.len(), 1 + 3 * TABLE_ENTRY_LEN);
+        assert_eq!(decode_table_piece(&bytes), Ok(entries.to_vec()));
+        let full = vec![entry(1, 1, 1); TABLE_PIECE_ENTRIES_MAX]
+            .iter()
+            .zip(1u128..)
+            .map(|(entry, id)| TableEntry { id, ..*entry })
+            .collect::<Vec<_>>();
+        assert!(table_piece_bytes(&full).len() <= 4096);
+        assert!(decode_table_piece(&table_piece_bytes(&full)).is_ok());
+        // Too many entries, none, ids out of order or repeated, an entry past a record, a
+        // wrong tag, a torn entry.
+        let mut too_many = full.clone();
+        too_many.push(entry(u128::MAX, 1, 1));
+        assert!(decode_table_piece(&table_piece_bytes(&too_many)).is_err());
+        assert!(decode_table_piece(&table_piece_bytes(&[])).is_err());
+        assert!(decode_table_piece(&table_piece_bytes(&[entry(7, 1, 1), entry(3, 1, 2)])).is_err());
+        assert!(decode_table_piece(&table_piece_bytes(&[entry(7, 1, 1), entry(7, 1, 2)])).is_err());
+        assert!(decode_table_piece(&table_piece_bytes(&[entry(7, 1, 8190)])).is_err());
+        let mut wrong_tag = bytes.clone();
+        wrong_tag[0] ^= 1;
+        assert!(decode_table_piece(&wrong_tag).is_err());
+        assert!(decode_table_piece(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_table_piece(&[]).is_err());
     }
 
     #[test]

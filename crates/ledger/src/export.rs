@@ -1,11 +1,12 @@
 //! The export of a stored ledger: every account and every transfer, as typed values
 //! ([`LedgerExport`]) and as JSON Lines ([`export()`], built on them), for reconciliation.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::iter::FusedIterator;
 use std::path::Path;
 
-use crate::codec::{DecodeError, StoredRun, decode_transfer_run, key_u128};
+use crate::codec::{DecodeError, decode_table_piece, decode_transfer_run, key_u128};
 use crate::error::Error;
 use crate::ledger::trees::{Entry, Trees, open_offline};
 use crate::model::{Account, AccountFlags, PendingStatus, Transfer, TransferFlags, TransferId};
@@ -108,10 +109,28 @@ impl LedgerExport {
     /// Every transfer in id order, read from the journal record that holds it. Each call
     /// scans the stored transfers anew.
     pub fn transfers(&self) -> ExportTransfers<'_> {
+        let mut sources = vec![Source {
+            kind: SourceKind::Runs,
+            entries: Box::new(self.trees.transfers.iter()),
+            ids: VecDeque::new(),
+        }];
+        // Each id table is a second sorted sequence of ids; the iterator merges them all.
+        let tables = self.trees.id_table_list();
+        let error = match tables {
+            Ok(tables) => {
+                sources.extend(tables.into_iter().map(|(table, _)| Source {
+                    kind: SourceKind::Table(table),
+                    entries: Box::new(self.trees.id_tables.scan_prefix(&table.to_be_bytes())),
+                    ids: VecDeque::new(),
+                }));
+                None
+            }
+            Err(error) => Some(error),
+        };
         ExportTransfers {
             trees: &self.trees,
-            runs: Box::new(self.trees.transfers.iter()),
-            run: None,
+            sources,
+            error,
             failed: false,
         }
     }
@@ -153,11 +172,73 @@ pub struct ExportedTransfer {
 /// stopped the scan (after which it yields nothing).
 pub struct ExportTransfers<'a> {
     trees: &'a Trees,
-    /// The transfer index, one entry per run of consecutive ids.
-    runs: Box<dyn Iterator<Item = sled::Result<Entry>> + Send>,
-    /// The run being read: its first id, where its transfers are, the next offset to read.
-    run: Option<(u128, StoredRun, u32)>,
+    /// The run index and each id table, every one read in id order; each id is in exactly
+    /// one of them.
+    sources: Vec<Source>,
+    /// An error met before the scan started (listing the id tables), yielded first.
+    error: Option<Error>,
     failed: bool,
+}
+
+/// Where a [`Source`] reads its ids from.
+#[derive(Clone, Copy)]
+enum SourceKind {
+    /// The run index (see `PREFIX_TRANSFER`): one entry per run of ids.
+    Runs,
+    /// Id table number `n` (see `PREFIX_ID_TABLE`): one entry per piece.
+    Table(u64),
+}
+
+/// One sorted sequence of stored ids and their journal locations.
+struct Source {
+    kind: SourceKind,
+    entries: Box<dyn Iterator<Item = sled::Result<Entry>> + Send>,
+    /// The ids of the entry being read that are not yet yielded: id, record, entry index.
+    ids: VecDeque<(u128, u64, u32)>,
+}
+
+impl Source {
+    /// The next id of the source, if any, without taking it.
+    fn peek(&mut self) -> Result<Option<(u128, u64, u32)>, Error> {
+        while self.ids.is_empty() {
+            let Some(item) = self.entries.next() else {
+                return Ok(None);
+            };
+            let (key, value) = item.map_err(Error::storage("scanning transfers"))?;
+            match self.kind {
+                SourceKind::Runs => {
+                    let first =
+                        key_u128(&key, "transfer run key").map_err(Error::corrupt("transfer"))?;
+                    let run =
+                        decode_transfer_run(&value).map_err(Error::corrupt("transfer run"))?;
+                    for offset in 0..run.len() {
+                        let id = first.wrapping_add(u128::from(offset));
+                        let (seq, index) = run.location(offset).ok_or_else(|| Error::Corrupt {
+                            what: TransferId(id).to_string(),
+                            source: DecodeError {
+                                what: "transfer run",
+                                detail: format!(
+                                    "no location for offset {offset} of a run of {}",
+                                    run.len()
+                                ),
+                            },
+                        })?;
+                        self.ids.push_back((id, seq, index));
+                    }
+                }
+                SourceKind::Table(table) => {
+                    let piece = decode_table_piece(&value)
+                        .map_err(Error::corrupt(format!("id table {table}")))?;
+                    self.ids.extend(
+                        piece
+                            .into_iter()
+                            .map(|entry| (entry.id, entry.seq, entry.index)),
+                    );
+                }
+            }
+        }
+        Ok(self.ids.front().copied())
+    }
 }
 
 impl Iterator for ExportTransfers<'_> {
@@ -177,43 +258,36 @@ impl FusedIterator for ExportTransfers<'_> {}
 
 impl ExportTransfers<'_> {
     fn next_transfer(&mut self) -> Result<Option<ExportedTransfer>, Error> {
-        loop {
-            if let Some((first, run, offset)) = &mut self.run
-                && *offset < run.len()
-            {
-                let id = TransferId(first.wrapping_add(u128::from(*offset)));
-                // The index names where the transfer is in the journal; read it from there.
-                let (seq, index) = run.location(*offset).ok_or_else(|| Error::Corrupt {
-                    what: id.to_string(),
-                    source: DecodeError {
-                        what: "transfer run",
-                        detail: format!(
-                            "no location for offset {offset} of a run of {}",
-                            run.len()
-                        ),
-                    },
-                })?;
-                *offset += 1;
-                let transfer = self.trees.transfer_at(id, seq, index)?;
-                let pending_status = if transfer.flags.contains(TransferFlags::PENDING) {
-                    self.trees.pending_status(transfer.id)?
-                } else {
-                    None
-                };
-                return Ok(Some(ExportedTransfer {
-                    transfer,
-                    pending_status,
-                    journal_seq: seq,
-                }));
-            }
-            let Some(item) = self.runs.next() else {
-                return Ok(None);
-            };
-            let (key, value) = item.map_err(Error::storage("scanning transfers"))?;
-            let first = key_u128(&key, "transfer run key").map_err(Error::corrupt("transfer"))?;
-            let run = decode_transfer_run(&value).map_err(Error::corrupt("transfer run"))?;
-            self.run = Some((first, run, 0));
+        if let Some(error) = self.error.take() {
+            return Err(error);
         }
+        // The source whose next id is the least (a few sources: a linear pick will do).
+        let mut least: Option<(usize, u128)> = None;
+        for (at, source) in self.sources.iter_mut().enumerate() {
+            if let Some((id, _, _)) = source.peek()?
+                && least.is_none_or(|(_, least_id)| id < least_id)
+            {
+                least = Some((at, id));
+            }
+        }
+        let Some((id, seq, index)) = least
+            .and_then(|(at, _)| self.sources.get_mut(at))
+            .and_then(|source| source.ids.pop_front())
+        else {
+            return Ok(None);
+        };
+        // The index names where the transfer is in the journal; read it from there.
+        let transfer = self.trees.transfer_at(TransferId(id), seq, index)?;
+        let pending_status = if transfer.flags.contains(TransferFlags::PENDING) {
+            self.trees.pending_status(transfer.id)?
+        } else {
+            None
+        };
+        Ok(Some(ExportedTransfer {
+            transfer,
+            pending_status,
+            journal_seq: seq,
+        }))
     }
 }
 

@@ -107,9 +107,9 @@ impl IdFilter {
     }
 }
 
-/// Builds a filter of every transfer id stored in `trees` and every failed one (the writer
-/// asks it before both lookups), or `None` if stopped or if sled fails (the writer then keeps
-/// asking sled, which is always right).
+/// Builds a filter of every transfer id stored in `trees` (in runs and in id tables) and every
+/// failed one (the writer asks it before both lookups), or `None` if stopped or if sled fails
+/// (the writer then keeps asking sled, which is always right).
 pub(crate) fn build(trees: &Trees, stop: &Arc<AtomicBool>) -> Option<IdFilter> {
     let mut filter = IdFilter::new();
     for item in trees.transfers.iter() {
@@ -120,6 +120,15 @@ pub(crate) fn build(trees: &Trees, stop: &Arc<AtomicBool>) -> Option<IdFilter> {
         let first = crate::codec::key_u128(&key, "transfer run key").ok()?;
         let run = crate::codec::decode_transfer_run(&value).ok()?;
         (0..u128::from(run.len())).for_each(|offset| filter.insert(first.wrapping_add(offset)));
+    }
+    // The writer may merge tables while this scan runs: in this order it still sees every id.
+    for item in crate::ledger::idtables::pieces_newest_first(trees) {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (_, value) = item.ok()?;
+        let piece = crate::codec::decode_table_piece(&value).ok()?;
+        piece.iter().for_each(|entry| filter.insert(entry.id));
     }
     for item in trees.failed.iter() {
         if stop.load(Ordering::Relaxed) {

@@ -54,6 +54,7 @@
 //! asserted before every write, and re-checked by the audit).
 
 mod committer;
+pub(crate) mod idtables;
 pub(crate) mod invariants;
 mod overlay;
 mod reclaimer;
@@ -308,6 +309,10 @@ impl Ledger {
             signed_seq,
             signed_head_interval: options.signed_head_interval,
             sign_asked_seq: 0,
+            next_id_table: trees
+                .id_table_list()?
+                .last()
+                .map_or(1, |(table, _)| table.saturating_add(1)),
         };
         let visibility = Arc::clone(&committer.visibility);
         let stopped = Arc::new(Mutex::new(None));

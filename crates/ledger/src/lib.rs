@@ -79,7 +79,7 @@
 //! reopening shows exactly the acknowledged batches plus possibly whole unacknowledged ones,
 //! never part of one.
 //!
-//! Storage (format version 6, checked at open and by the offline tools; 3 to 5 are read and
+//! Storage (format version 7, checked at open and by the offline tools; 3 to 6 are read and
 //! upgraded): one sled tree holds, by key prefix, the journal chunks (a chunk holds a piece of
 //! one long record or a frame of short records of one group), signed heads, an account
 //! snapshot (refreshed every checkpoint), pending statuses, the expiry index, balance history
@@ -90,8 +90,10 @@
 //! failed transiently have a key each, written in the same batch as their group. A run is packed
 //! (consecutive entries of one record, as one caller's batch of ordered ids gives) or spread
 //! (each id's own record and entry within one group, as many callers drawing ids from one
-//! counter give), so ids allocated in order cost one index key per batch or per group; random
-//! ids make runs of one. A blocked Bloom filter of transfer ids (stored and failed) lets the
+//! counter give), so ids allocated in order cost one index key per batch or per group. Random
+//! ids make runs of one; a group with many of them stores them instead as one sorted id table
+//! in pieces of about 4 KiB (a few dozen keys for a full batch), and the writer merges tables
+//! between groups so that a lookup probes few of them. A blocked Bloom filter of transfer ids (stored and failed) lets the
 //! writer skip the sled lookups for ids that are surely new; it never decides a result (a "maybe" always asks sled).
 //! sled's replaced tree nodes are freed by a helper thread after every commit, which keeps
 //! memory bounded.

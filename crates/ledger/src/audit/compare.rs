@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use super::replay::Replay;
 use super::{AuditReport, LedgerTotals, Location};
 use crate::codec::{
-    decode_account, decode_expiry_key, decode_pending_status, decode_transfer_run, id_key, key_u128,
+    decode_account, decode_expiry_key, decode_pending_status, decode_table_piece,
+    decode_transfer_run, id_key, key_u128,
 };
 use crate::error::Error;
 use crate::ledger::trees::Trees;
@@ -244,6 +245,18 @@ pub(super) fn compare_counts(
             Err(error) => report.flag(
                 Location::Meta,
                 format!("transfer index entry {}: {error}", hex::encode(&key)),
+            ),
+        }
+    }
+    for item in trees.id_tables.iter() {
+        let (key, value) = item.map_err(Error::storage("counting transfers"))?;
+        match decode_table_piece(&value) {
+            Ok(piece) => {
+                stored = stored.saturating_add(u64::try_from(piece.len()).unwrap_or(u64::MAX));
+            }
+            Err(error) => report.flag(
+                Location::Meta,
+                format!("id table piece {}: {error}", hex::encode(&key)),
             ),
         }
     }

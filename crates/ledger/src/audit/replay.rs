@@ -29,6 +29,8 @@ pub(super) struct Replay {
     pub(super) reservations: HashMap<TransferId, Reservation>,
     pub(super) history_expected: u64,
     last_timestamp: Timestamp,
+    /// The id tables of the transfer index, listed once: nothing writes beside the audit.
+    id_tables: Vec<(u64, u64)>,
 }
 
 impl Replay {
@@ -39,6 +41,7 @@ impl Replay {
             reservations: HashMap::new(),
             history_expected: 0,
             last_timestamp: Timestamp(0),
+            id_tables: Vec::new(),
         }
     }
 }
@@ -53,6 +56,14 @@ pub(super) fn replay_journal(
     replay: &mut Replay,
     report: &mut AuditReport,
 ) -> Result<(u64, [u8; 32]), Error> {
+    replay.id_tables = match trees.id_table_list() {
+        Ok(tables) => tables,
+        // Reported; the transfers in the tables are then reported as not stored.
+        Err(error) => {
+            report.flag(Location::Meta, format!("id table list: {error}"));
+            Vec::new()
+        }
+    };
     let mut journal = JournalReplay {
         trees,
         key,
@@ -400,7 +411,7 @@ fn apply_record(
                 report.transfers = report.transfers.saturating_add(1);
                 check_timestamp(replay, transfer.timestamp, &at, report);
                 apply_transfer(trees, seq, transfer, replay, report)?;
-                match trees.transfer(transfer.id) {
+                match trees.transfer_in_tables(transfer.id, &replay.id_tables) {
                     Ok(Some(stored)) if stored == *transfer => {}
                     Ok(Some(stored)) => report.flag(
                         Location::Transfer {

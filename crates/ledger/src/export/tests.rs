@@ -5,6 +5,7 @@ use std::path::Path;
 use ed25519_dalek::SigningKey;
 
 use super::*;
+use crate::codec::StoredRun;
 use crate::ledger::trees::{META_FORMAT, PREFIX_META, Trees, Writes, open_db};
 use crate::model::{AccountId, NewAccount, NewTransfer, Timestamp};
 use crate::result::{CreateAccountResult, CreateTransferResult};
@@ -262,6 +263,70 @@ fn a_packed_run_and_a_spread_run_export_every_transfer() {
     assert_eq!(exported, transfers);
     assert_eq!(exported[21].1, Some(PendingStatus::Voided));
     assert_eq!(export.accounts().len(), 2);
+}
+
+/// Scattered ids, `n` of them from `from` on: an odd multiplier keeps them unique.
+fn scattered(from: u128, n: u128) -> Vec<u128> {
+    (from..from + n)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) >> 16)
+        .collect()
+}
+
+#[test]
+fn transfers_in_id_tables_and_runs_export_in_id_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = open(dir.path());
+    let accounts = [1, 2].map(|id| account(id, JPY, AccountFlags::NONE));
+    ledger.create_accounts(&accounts, NOW).expect("accounts");
+    // Three batches of scattered ids make three id tables, which the committer merges as
+    // they come; a batch of ordered ids in between stays a run, and a pending transfer in a
+    // table is posted from another batch.
+    let mut ids = Vec::new();
+    for (round, batch_ids) in [scattered(1, 300), scattered(301, 200), scattered(501, 400)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut batch: Vec<NewTransfer> = batch_ids
+            .iter()
+            .map(|id| transfer(*id, 1, 2, 1 + *id % 1_000))
+            .collect();
+        if round == 0
+            && let Some(first) = batch.first_mut()
+        {
+            first.flags = TransferFlags::PENDING;
+        }
+        create(&ledger, &batch);
+        ids.extend(batch_ids);
+        create(
+            &ledger,
+            &(0..5)
+                .map(|i| transfer(10 + 5 * round as u128 + i, 2, 1, 1))
+                .collect::<Vec<_>>(),
+        );
+        ids.extend((0..5).map(|i| 10 + 5 * round as u128 + i));
+    }
+    let pending_id = scattered(1, 1)[0];
+    create(&ledger, &[resolve(99, pending_id, Some(1))]);
+    ids.push(99);
+    ids.sort_unstable();
+    let transfers = looked_up(&ledger, &ids);
+    assert!(
+        transfers
+            .iter()
+            .any(|(t, status)| t.id.0 == pending_id && *status == Some(PendingStatus::Posted))
+    );
+    ledger.close().expect("close");
+
+    let export = LedgerExport::open(dir.path()).expect("the export opens");
+    let tables = export.trees.id_table_list().expect("listed");
+    assert!(!tables.is_empty(), "scattered batches make id tables");
+    assert!(tables.len() < 3, "the committer merged tables: {tables:?}");
+    let exported: Vec<(Transfer, Option<PendingStatus>)> = export
+        .transfers()
+        .map(|item| item.map(|exported| (exported.transfer, exported.pending_status)))
+        .collect::<Result<_, _>>()
+        .expect("every transfer reads back");
+    assert_eq!(exported, transfers);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 
 use super::CHECKPOINT_SMALL_RECORDS_FACTOR;
+use super::idtables;
 use super::reclaimer::Reclaimer;
 use super::sequencer::{Commit, GroupWrite, record_stop, refuse};
 use super::trees::{
@@ -73,6 +74,7 @@ pub(super) struct Committer {
 impl Committer {
     pub(super) fn run(mut self, receiver: &Receiver<Commit>, stopped: &Mutex<Option<String>>) {
         while let Ok(commit) = receiver.recv() {
+            let merge_due = commit.write.as_ref().is_some_and(|write| write.id_table);
             let written = match commit.write {
                 Some(write) => self.commit(write),
                 None if commit.sign_head => self.sign_head(),
@@ -89,6 +91,17 @@ impl Committer {
                     for (request, reply) in commit.group.into_iter().zip(commit.replies) {
                         // A caller that gave up waiting is not an error of the ledger.
                         let _ = request.reply.send(Ok(reply));
+                    }
+                    // Between groups, after the callers are answered (see `super::idtables`).
+                    if merge_due && let Err(error) = self.merge_id_tables() {
+                        let reason = error.to_string();
+                        record_stop(stopped, &reason);
+                        self.halted.store(true, Ordering::Release);
+                        for commit in receiver.iter() {
+                            self.commits_pending.fetch_sub(1, Ordering::AcqRel);
+                            refuse(commit.group, None, &reason);
+                        }
+                        return;
                     }
                 }
                 Err(error) => {
@@ -194,6 +207,7 @@ impl Committer {
             head_hash,
             events,
             group,
+            id_table: _,
         } = write;
         self.events_since_snapshot = self.events_since_snapshot.saturating_add(events);
         self.events_since_checkpoint = self.events_since_checkpoint.saturating_add(events);
@@ -296,6 +310,27 @@ impl Committer {
         self.last_checkpoint_seq = self.head_seq;
         self.events_since_checkpoint = 0;
         self.signed(self.head_seq);
+        Ok(())
+    }
+
+    /// Merges the newest id tables if they are due (see [`idtables::merge_plan`]), in one
+    /// atomic batch, hidden from public lookups until whole. Not made durable on its own: the
+    /// next group's flush covers it, and a merge lost in a crash loses nothing.
+    fn merge_id_tables(&self) -> Result<(), Error> {
+        let tables = self.trees.id_table_list()?;
+        let Some(from) = idtables::merge_plan(&tables) else {
+            return Ok(());
+        };
+        let writes = idtables::merge(&self.trees, tables.get(from..).unwrap_or_default())?;
+        let writes_len = writes.len;
+        {
+            let _hidden = self
+                .visibility
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.trees.apply(writes, "merging id tables")?;
+        }
+        self.reclaimer.after_commit(writes_len);
         Ok(())
     }
 

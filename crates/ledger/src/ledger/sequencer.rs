@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::committer::Committer;
+use super::idtables;
 use super::invariants::check_group_balanced;
 use super::overlay::{InFlight, WriterStore};
 use super::runs::transfer_runs;
@@ -73,6 +74,9 @@ pub(super) struct GroupWrite {
     pub(super) events: u64,
     /// The group's number (see [`Sequencer::groups`]); the committer publishes it.
     pub(super) group: u64,
+    /// Whether the group writes a new id table (then the committer may merge tables after
+    /// it, see [`super::idtables`]).
+    pub(super) id_table: bool,
 }
 
 /// The writer's first thread: gathers queued batches into groups, runs them through the
@@ -111,6 +115,9 @@ pub(super) struct Sequencer {
     pub(super) signed_head_interval: Duration,
     /// The head the sequencer last asked the committer to sign (see [`Sequencer::next`]).
     pub(super) sign_asked_seq: u64,
+    /// The number the next id table gets: above every table stored (see
+    /// [`super::idtables`]).
+    pub(super) next_id_table: u64,
 }
 
 /// Answers every request of `group` with `error` (the first) or "stopped" (the rest).
@@ -390,6 +397,7 @@ impl Sequencer {
                 head_hash: self.head_hash,
                 events: 0,
                 group,
+                id_table: false,
             };
             return Ok((replies, Some(write)));
         }
@@ -401,7 +409,17 @@ impl Sequencer {
             locations,
             events,
         } = journal;
-        let writes = prepare(&changes, records, &locations, seq, prev_hash);
+        let (writes, id_table) = prepare(
+            &changes,
+            records,
+            &locations,
+            seq,
+            prev_hash,
+            self.next_id_table,
+        );
+        if id_table {
+            self.next_id_table = self.next_id_table.saturating_add(1);
+        }
         // Into the filter before sled holds them (see `crate::filter`).
         for (id, _, _) in &locations {
             self.filter.insert(id.0);
@@ -423,6 +441,7 @@ impl Sequencer {
                 head_hash: prev_hash,
                 events,
                 group,
+                id_table,
             }),
         ))
     }
@@ -531,19 +550,26 @@ fn stop_reason(stopped: &Mutex<Option<String>>) -> String {
         .unwrap_or_else(|| "the ledger writer stopped".into())
 }
 
-/// The writes of one group, apart from the account snapshot (the committer adds it).
+/// The writes of one group, apart from the account snapshot (the committer adds it), and
+/// whether they include a new id table, numbered `id_table` (see [`super::idtables`]).
 pub(super) fn prepare(
     changes: &Changes,
     records: Vec<(u64, Vec<u8>)>,
     locations: &[(TransferId, u64, u32)],
     head_seq: u64,
     head_hash: [u8; 32],
-) -> Writes {
+    id_table: u64,
+) -> (Writes, bool) {
     let mut writes = Writes::default();
     // The records hold exactly the transfers of `changes.transfers` (a failed linked chain
     // is rolled back from both), so indexing the records indexes every one.
-    for (first, run) in transfer_runs(locations) {
+    let (runs, table) = idtables::split_runs(transfer_runs(locations));
+    for (first, run) in runs {
         writes.insert(PREFIX_TRANSFER, &id_key(first.0), run.to_bytes());
+    }
+    let wrote_table = !table.is_empty();
+    if wrote_table {
+        idtables::write_table(&mut writes, id_table, &table);
     }
     for (id, status) in &changes.pending {
         writes.insert(PREFIX_PENDING, &id_key(id.0), &[status.to_byte()]);
@@ -579,7 +605,7 @@ pub(super) fn prepare(
     kinds.extend_from_slice(&changes.last_account_timestamp.0.to_le_bytes());
     kinds.extend_from_slice(&changes.last_transfer_timestamp.0.to_le_bytes());
     writes.insert(PREFIX_META, META_LAST_EVENT_TIMESTAMPS, kinds);
-    writes
+    (writes, wrote_table)
 }
 
 /// The failed transfer ids of one group (see `PREFIX_FAILED`).

@@ -114,7 +114,7 @@ fn transfers_in_shared_and_long_journal_chunks_read_back() {
         prev_hash = hash;
         records.push((seq, bytes));
     }
-    let writes = prepare(&Changes::new(NOW), records, &locations, 6, prev_hash);
+    let (writes, _) = prepare(&Changes::new(NOW), records, &locations, 6, prev_hash, 1);
     trees.apply(writes, "test").expect("applied");
     let keys: Vec<(u64, u32)> = trees
         .journal

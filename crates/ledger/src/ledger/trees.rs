@@ -25,17 +25,18 @@ use crate::state_machine::{Clock, Store};
 /// transfer ids ([`PREFIX_FAILED`]), the last account and transfer timestamps
 /// ([`META_LAST_EVENT_TIMESTAMPS`]), the flags of issue 13 (balancing, closing, imported,
 /// closed), which fit the flag bits records already had, and signed heads (see
-/// [`PREFIX_SIGNED_HEAD`]).
-pub(crate) const FORMAT_VERSION: u8 = 6;
+/// [`PREFIX_SIGNED_HEAD`]); version 7 adds the id tables of the transfer index (see
+/// [`PREFIX_ID_TABLE`]).
+pub(crate) const FORMAT_VERSION: u8 = 7;
 
-/// Older formats this build still reads: a version 5 database is a version 6 one that no
-/// transfer failed in, that holds none of the new flags and no signed head, a version 4
+/// Older formats this build still reads: a version 6 database is a version 7 one without id
+/// tables, a version 5 database is a version 6 one that no transfer failed in, that holds none of the new flags and no signed head, a version 4
 /// database is a version 5 one without spread runs, and a version 3 journal is a version 4
 /// journal whose frames each hold one record. The writer upgrades the stored version when it
-/// opens one (before it writes anything newer), so older builds, which would ignore failed ids,
-/// misread the new flags and write records without ever signing them, refuse the database from
-/// then on.
-pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 3] = [3, 4, 5];
+/// opens one (before it writes anything newer), so older builds, which would ignore failed ids
+/// and id tables, misread the new flags and write records without ever signing them, refuse
+/// the database from then on.
+pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 4] = [3, 4, 5, 6];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
@@ -53,7 +54,23 @@ pub(crate) const PREFIX_EXPIRY: u8 = b'e';
 /// when its result is acknowledged. Not journaled: no money moved.
 pub(crate) const PREFIX_FAILED: u8 = b'f';
 pub(crate) const PREFIX_HISTORY: u8 = b'h';
+/// Id table number (u64, big-endian) and fence id (u128, big-endian) → one piece of the
+/// table ([`codec::decode_table_piece`]): the entries (id, record seq, entry index) whose
+/// ids are at or above the fence and below the next piece's fence, sorted by id. The first
+/// piece's fence is 0, so the piece at or before `table || id` always belongs to `table`.
+///
+/// Why tables: ids that are runs of one (random ids, hashes of a payment reference) cost one
+/// index key each in [`PREFIX_TRANSFER`], and sled inserting thousands of scattered keys was
+/// most of a full batch's commit time. A group with at least
+/// [`TABLE_IDS_MIN`](super::idtables::TABLE_IDS_MIN) such ids stores them instead as one new
+/// sorted table, a piece per [`codec::TABLE_PIECE_ENTRIES_MAX`] entries (about 4 KiB), in the
+/// group's own atomic batch; the committer merges tables between groups so that few remain
+/// (see [`super::idtables`]). Every id is stored once: in a run or in one table.
+pub(crate) const PREFIX_ID_TABLE: u8 = b'i';
 pub(crate) const PREFIX_JOURNAL: u8 = b'j';
+/// Id table number (u64, big-endian) → its entry count (u64, little-endian): the list of the
+/// tables of [`PREFIX_ID_TABLE`], written in the same batch as their pieces.
+pub(crate) const PREFIX_ID_TABLE_LIST: u8 = b'l';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
 /// Journal record seq (big-endian) → the [`SignedHead`](crate::journal::SignedHead) over it,
@@ -73,9 +90,10 @@ pub(crate) const PREFIX_SIGNED_HEAD: u8 = b's';
 /// every eight appends, and the log bytes of all that), and one key per transfer was most of a
 /// commit's time, for full batches and for many single-transfer callers alike. Callers that
 /// allocate ids in order (TigerBeetle's advice, and what a counter or a time-based id gives)
-/// store a whole batch, or a whole group of callers, as one key; random ids make runs of one
-/// and cost what one key per transfer did. Runs never overlap, because every id is stored only
-/// once, so the run holding an id is the one with the greatest first id at or below it.
+/// store a whole batch, or a whole group of callers, as one key; random ids make runs of one,
+/// which a group with many of them stores in an id table instead (see [`PREFIX_ID_TABLE`]).
+/// Runs never overlap, because every id is stored only once, so the run holding an id is the
+/// one with the greatest first id at or below it.
 pub(crate) const PREFIX_TRANSFER: u8 = b't';
 
 pub(crate) const META_FORMAT: &[u8] = b"format";
@@ -164,6 +182,19 @@ impl Space {
             })
     }
 
+    /// The entry with the greatest key strictly before `key`. One step of a fresh iterator,
+    /// so one consistent view of the tree: a longer sled scan caches the node it is in, and
+    /// may see it as it was before a batch applied meanwhile.
+    pub(crate) fn before(&self, key: &[u8]) -> sled::Result<Option<Entry>> {
+        self.tree
+            .range(vec![self.prefix]..self.key(key))
+            .next_back()
+            .transpose()
+            .map(|entry| {
+                entry.map(|(key, value)| (key.get(1..).unwrap_or_default().to_vec(), value))
+            })
+    }
+
     pub(crate) fn last(&self) -> sled::Result<Option<Entry>> {
         self.iter().next_back().transpose()
     }
@@ -209,6 +240,14 @@ impl Writes {
     }
 }
 
+/// Key of the piece of id table `table` whose fence is `fence` (see [`PREFIX_ID_TABLE`]).
+pub(crate) fn table_piece_key(table: u64, fence: u128) -> [u8; 24] {
+    let mut key = [0; 24];
+    key[..8].copy_from_slice(&table.to_be_bytes());
+    key[8..].copy_from_slice(&fence.to_be_bytes());
+    key
+}
+
 /// The trees of one ledger database, and the spaces of its state tree.
 #[derive(Clone)]
 pub(crate) struct Trees {
@@ -216,6 +255,8 @@ pub(crate) struct Trees {
     pub(crate) state: sled::Tree,
     pub(crate) accounts: Space,
     pub(crate) transfers: Space,
+    pub(crate) id_tables: Space,
+    pub(crate) id_table_list: Space,
     pub(crate) pending: Space,
     pub(crate) expiry: Space,
     pub(crate) failed: Space,
@@ -240,6 +281,8 @@ impl Trees {
         Ok(Self {
             accounts: space(PREFIX_ACCOUNT),
             transfers: space(PREFIX_TRANSFER),
+            id_tables: space(PREFIX_ID_TABLE),
+            id_table_list: space(PREFIX_ID_TABLE_LIST),
             pending: space(PREFIX_PENDING),
             expiry: space(PREFIX_EXPIRY),
             failed: space(PREFIX_FAILED),
@@ -270,8 +313,131 @@ impl Trees {
             .transpose()
     }
 
-    /// The stored run that would hold `id`, if `id` is stored (see [`PREFIX_TRANSFER`]).
+    /// Where `id` is in the journal, if it is stored: in a run (see [`PREFIX_TRANSFER`]) or
+    /// in an id table (see [`PREFIX_ID_TABLE`]).
     pub(crate) fn transfer_location(&self, id: TransferId) -> Result<Option<(u64, u32)>, Error> {
+        if let Some(location) = self.run_location(id)? {
+            return Ok(Some(location));
+        }
+        // Newest table first, each found by one read: the newest table below the last one
+        // probed. A merge running meanwhile (the committer's, while the sequencer looks up)
+        // moves ids only into the oldest table it merges, at or below where they were, so the
+        // walk, going down, never passes an id stored when the lookup starts (see
+        // `super::idtables`).
+        let mut below: Option<u64> = None;
+        loop {
+            let newest = match below {
+                None => self.id_tables.last(),
+                Some(0) => return Ok(None),
+                Some(table) => self.id_tables.before(&table_piece_key(table, 0)),
+            };
+            let Some((key, _)) = newest.map_err(Error::storage("reading an id table"))? else {
+                return Ok(None);
+            };
+            let table = key
+                .first_chunk::<8>()
+                .map(|bytes| u64::from_be_bytes(*bytes))
+                .ok_or_else(|| Error::Corrupt {
+                    what: "id table key".into(),
+                    source: codec::DecodeError {
+                        what: "id table key",
+                        detail: format!("{} bytes, expected 24", key.len()),
+                    },
+                })?;
+            if let Some(location) = self.table_location(table, id)? {
+                return Ok(Some(location));
+            }
+            below = Some(table);
+        }
+    }
+
+    /// Where `id` is according to `tables` (number, entries; oldest first), probed newest
+    /// first: for a reader beside which nothing writes.
+    fn tables_location(
+        &self,
+        id: TransferId,
+        tables: &[(u64, u64)],
+    ) -> Result<Option<(u64, u32)>, Error> {
+        for (table, _) in tables.iter().rev() {
+            if let Some(location) = self.table_location(*table, id)? {
+                return Ok(Some(location));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Transfer `id`, looked up in the runs and in `tables` as [`Self::id_table_list`] gave
+    /// them: for a reader beside which nothing writes (the offline audit), which lists the
+    /// tables once rather than at every lookup.
+    pub(crate) fn transfer_in_tables(
+        &self,
+        id: TransferId,
+        tables: &[(u64, u64)],
+    ) -> Result<Option<Transfer>, Error> {
+        let location = match self.run_location(id)? {
+            Some(location) => Some(location),
+            None => self.tables_location(id, tables)?,
+        };
+        location
+            .map(|(seq, index)| self.transfer_at(id, seq, index))
+            .transpose()
+    }
+
+    /// The id tables (number, entries), oldest first (see [`PREFIX_ID_TABLE_LIST`]).
+    pub(crate) fn id_table_list(&self) -> Result<Vec<(u64, u64)>, Error> {
+        self.id_table_list
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(Error::storage("listing id tables"))?;
+                let corrupt = |detail: String| Error::Corrupt {
+                    what: "id table list".into(),
+                    source: codec::DecodeError {
+                        what: "id table list",
+                        detail,
+                    },
+                };
+                let table = <[u8; 8]>::try_from(key.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| corrupt(format!("key of {} bytes, expected 8", key.len())))?;
+                let len = <[u8; 8]>::try_from(value.as_ref())
+                    .map(u64::from_le_bytes)
+                    .map_err(|_| corrupt(format!("value of {} bytes, expected 8", value.len())))?;
+                Ok((table, len))
+            })
+            .collect()
+    }
+
+    /// Where `id` is according to id table `table` (see [`PREFIX_ID_TABLE`]); `None` if the
+    /// table does not hold it or no longer exists.
+    pub(crate) fn table_location(
+        &self,
+        table: u64,
+        id: TransferId,
+    ) -> Result<Option<(u64, u32)>, Error> {
+        let found = self
+            .id_tables
+            .at_or_before(&table_piece_key(table, id.0))
+            .map_err(Error::storage("reading an id table"))?;
+        let Some((key, bytes)) = found else {
+            return Ok(None);
+        };
+        // The first piece's fence is 0, so a piece of an earlier table means `table` is gone
+        // (merged into an older one).
+        if key.get(..8) != Some(&table.to_be_bytes()[..]) {
+            return Ok(None);
+        }
+        let entries = codec::decode_table_piece(&bytes)
+            .map_err(Error::corrupt(format!("id table {table}")))?;
+        Ok(entries
+            .binary_search_by_key(&id.0, |entry| entry.id)
+            .ok()
+            .and_then(|at| entries.get(at))
+            .map(|entry| (entry.seq, entry.index)))
+    }
+
+    /// The stored run that would hold `id`, if `id` is stored in one (see
+    /// [`PREFIX_TRANSFER`]).
+    fn run_location(&self, id: TransferId) -> Result<Option<(u64, u32)>, Error> {
         let key = id_key(id.0);
         // A run that starts at `id` holds it: a point read finds it, cheaper than sled's
         // reverse range scan. Random ids (UETR-derived ones, for instance) are runs of one, so

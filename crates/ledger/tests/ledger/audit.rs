@@ -175,13 +175,13 @@ fn audit_and_export_refuse_another_storage_format_before_reading_it() {
     tamper(dir.path(), "ledger", b"mformat", |value| value[0] = 2);
     let error = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect_err("refused");
     assert!(
-        matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 6 } if found == "2"),
+        matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 7 } if found == "2"),
         "{error:?}"
     );
     assert!(
         error
             .to_string()
-            .contains("storage format 2 is not format 6")
+            .contains("storage format 2 is not format 7")
     );
     let mut out = Vec::new();
     let error = kakehashi_ledger::export(dir.path(), &mut out).expect_err("refused");
@@ -253,13 +253,14 @@ fn one_flipped_byte_in_a_shared_journal_chunk_names_its_record() {
     );
 }
 
-/// A format 5 database is a format 6 one without failed transfer ids, the new flags or signed
-/// heads, a format 4 one is a format 5 one without spread runs in its transfer index, and a
-/// format 3 one is a format 4 one whose chunks each hold one record: the audit reads them as
-/// they are, and the writer upgrades the stored version at open.
+/// A format 6 database is a format 7 one without id tables, a format 5 one is a format 6 one
+/// without failed transfer ids, the new flags or signed heads, a format 4 one is a format 5
+/// one without spread runs in its transfer index, and a format 3 one is a format 4 one whose
+/// chunks each hold one record: the audit reads them as they are, and the writer upgrades the
+/// stored version at open, then stores a batch of scattered ids as an id table.
 #[test]
-fn formats_3_to_5_are_read_and_upgraded_by_the_writer() {
-    for version in [3, 4, 5] {
+fn formats_3_to_6_are_read_and_upgraded_by_the_writer() {
+    for version in [3, 4, 5, 6] {
         let dir = populated();
         tamper(dir.path(), "ledger", b"mformat", |value| value[0] = version);
         check_clean(dir.path());
@@ -268,15 +269,70 @@ fn formats_3_to_5_are_read_and_upgraded_by_the_writer() {
             .create_transfers(&[transfer(50, 1, 2, 7, JPY)], NOW)
             .expect("transfers");
         assert_eq!(results, [CreateTransferResult::Ok]);
+        let scattered: Vec<NewTransfer> = (0..300u128)
+            .map(|i| transfer((i + 1) << 100 | 0xabc, 1, 2, 1, JPY))
+            .collect();
+        let results = ledger.create_transfers(&scattered, NOW).expect("transfers");
+        assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
         ledger.close().expect("close");
         let report = check_clean(dir.path());
-        assert_eq!(report.transfers, 8);
+        assert_eq!(report.transfers, 308);
         let mut format = Vec::new();
         tamper(dir.path(), "ledger", b"mformat", |value| {
             format = value.clone()
         });
-        assert_eq!(format, [6], "from format {version}");
+        assert_eq!(format, [7], "from format {version}");
+        let ledger = open(dir.path());
+        let found = ledger
+            .lookup_transfers(&[TransferId(1 << 100 | 0xabc), TransferId(300 << 100 | 0xabc)])
+            .expect("lookup");
+        assert!(found.iter().all(Option::is_some), "{found:?}");
+        ledger.close().expect("close");
     }
+}
+
+/// A batch of scattered ids is stored as an id table; a piece of it deleted behind the
+/// ledger's back is named by the audit: the transfers it held are in the journal but not
+/// stored, and the count of stored transfers falls short.
+#[test]
+fn a_deleted_id_table_piece_is_named_by_the_audit() {
+    let dir = populated();
+    let ledger = open(dir.path());
+    let scattered: Vec<NewTransfer> = (0..400u128)
+        .map(|i| transfer((i + 1) << 100 | 0xdef, 1, 2, 1, JPY))
+        .collect();
+    let results = ledger.create_transfers(&scattered, NOW).expect("transfers");
+    assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
+    ledger.close().expect("close");
+    check_clean(dir.path());
+    {
+        let db = sled::open(dir.path()).expect("sled opens");
+        let tree = db.open_tree("ledger").expect("tree");
+        let pieces: Vec<_> = tree
+            .scan_prefix(b"i")
+            .keys()
+            .collect::<Result<_, _>>()
+            .expect("read");
+        // 400 entries: three pieces of at most 146.
+        assert_eq!(pieces.len(), 3, "{pieces:?}");
+        tree.remove(&pieces[1]).expect("remove");
+        db.flush().expect("flush");
+    }
+    let report = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect("runs");
+    let missing = report
+        .discrepancies
+        .iter()
+        .filter(|d| d.detail.contains("but not stored"))
+        .count();
+    assert_eq!(missing, 146, "{:#?}", report.discrepancies);
+    assert!(
+        report
+            .discrepancies
+            .iter()
+            .any(|d| d.detail.contains("transfers in the journal but")),
+        "{:#?}",
+        report.discrepancies
+    );
 }
 
 /// A format 5 database has no last account and transfer timestamps: the writer takes both to

@@ -11,6 +11,8 @@ use super::*;
 
 const CHILD_DIR_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_DIR";
 const CHILD_FIRST_ID_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_FIRST_ID";
+/// Set for a child that writes scattered ids (see [`Ids::Scattered`]).
+const CHILD_SCATTERED_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_SCATTERED";
 /// Kill rounds: enough to hit every phase of the commit path many times, few enough to
 /// finish in seconds.
 const ROUNDS: u64 = 12;
@@ -30,7 +32,43 @@ fn next_random(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
-fn run_child(dir: &str, first_id: u128) {
+/// Held by a test while it runs its kill rounds (see [`kill_rounds`]).
+static KILL_ROUNDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How a child turns its counter into transfer ids.
+#[derive(Clone, Copy)]
+enum Ids {
+    /// The counter itself: batches of consecutive ids, stored as runs.
+    Ordered,
+    /// The counter in the low half and a multiple of it in the high half: unique, never
+    /// consecutive, so batches of 128 or more are stored as id tables, which the writer
+    /// merges while the kills land.
+    Scattered,
+}
+
+impl Ids {
+    fn id(self, counter: u128) -> u128 {
+        match self {
+            Self::Ordered => counter,
+            // Counters stay far below 2^64: the truncation keeps all of one.
+            Self::Scattered => {
+                u128::from((counter as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) << 64 | counter
+            }
+        }
+    }
+
+    /// Transfers in the child's batch number `round` of thread `thread`.
+    fn batch_len(self, round: u128, thread: u128) -> u128 {
+        match self {
+            // From 1 to 200, so commits range from tiny to large.
+            Self::Ordered => 1 + (round * 37 + thread * 11) % 200,
+            // From 100 to 699: most make a table, some stay runs of one.
+            Self::Scattered => 100 + (round * 137 + thread * 71) % 600,
+        }
+    }
+}
+
+fn run_child(dir: &str, first_id: u128, ids: Ids) {
     let ledger = open(Path::new(dir));
     let accounts: Vec<NewAccount> = (1..=CHILD_ACCOUNTS)
         .map(|id| account(id, JPY, AccountFlags::NONE))
@@ -43,13 +81,12 @@ fn run_child(dir: &str, first_id: u128) {
             scope.spawn(move || {
                 let mut id = first_id + thread * (IDS_PER_ROUND / CHILD_THREADS);
                 for round in 0u128.. {
-                    // Batch sizes from 1 to 200 so commits range from tiny to large.
-                    let len = 1 + (round * 37 + thread * 11) % 200;
+                    let len = ids.batch_len(round, thread);
                     let batch: Vec<NewTransfer> = (0..len)
                         .map(|n| {
                             let debit = 1 + (id + n) % CHILD_ACCOUNTS;
                             let credit = 1 + (id + n + 1) % CHILD_ACCOUNTS;
-                            transfer(id + n, debit, credit, 1 + n, JPY)
+                            transfer(ids.id(id + n), debit, credit, 1 + n, JPY)
                         })
                         .collect();
                     {
@@ -82,40 +119,73 @@ fn parse_ranges(output: &str, tag: &str) -> Vec<(u128, u128)> {
 
 #[test]
 fn sigkill_at_random_moments_loses_no_acknowledged_transfer() {
+    kill_rounds(
+        "crash::sigkill_at_random_moments_loses_no_acknowledged_transfer",
+        Ids::Ordered,
+    );
+}
+
+/// The same with scattered ids: kills land while groups write id tables and while the
+/// committer merges them (issue 13, item 5).
+#[test]
+fn sigkill_while_id_tables_are_written_and_merged_loses_no_acknowledged_transfer() {
+    kill_rounds(
+        "crash::sigkill_while_id_tables_are_written_and_merged_loses_no_acknowledged_transfer",
+        Ids::Scattered,
+    );
+}
+
+/// Runs the kill rounds of test `name` with children writing `ids`, or, in a child, the
+/// child's writer.
+fn kill_rounds(name: &str, ids: Ids) {
     if let (Ok(dir), Ok(first_id)) = (
         std::env::var(CHILD_DIR_ENV),
         std::env::var(CHILD_FIRST_ID_ENV),
     ) {
-        run_child(&dir, first_id.parse().expect("first id"));
+        let ids = match std::env::var(CHILD_SCATTERED_ENV) {
+            Ok(_) => Ids::Scattered,
+            Err(_) => Ids::Ordered,
+        };
+        run_child(&dir, first_id.parse().expect("first id"), ids);
         return;
     }
+    // One test's kill rounds at a time: each times its kills from its child's first
+    // submission, and another test's child flushing large batches to the same disk could
+    // delay every first acknowledgement past the kill.
+    let _alone = KILL_ROUNDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("test binary path");
     let mut random = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(std::process::id());
     let mut acknowledged_total = 0usize;
     for round in 0..ROUNDS {
         let first_id = 1_000 + u128::from(round) * IDS_PER_ROUND;
-        let mut child = Command::new(&exe)
-            .args([
-                "crash::sigkill_at_random_moments_loses_no_acknowledged_transfer",
-                "--exact",
-                "--nocapture",
-            ])
+        let mut command = Command::new(&exe);
+        command
+            .args([name, "--exact", "--nocapture"])
             .env(CHILD_DIR_ENV, dir.path())
-            .env(CHILD_FIRST_ID_ENV, first_id.to_string())
+            .env(CHILD_FIRST_ID_ENV, first_id.to_string());
+        if matches!(ids, Ids::Scattered) {
+            command.env(CHILD_SCATTERED_ENV, "1");
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("child starts");
         let stdout = child.stdout.take().expect("piped");
-        let (first_line, writing) = std::sync::mpsc::channel();
+        let (first_submission, writing) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
+            let mut submitted = false;
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if text.is_empty() {
+                // The test harness prints lines of its own first ("running 1 test").
+                if !submitted && line.starts_with("submit ") {
+                    submitted = true;
                     // The parent may be waiting for this; a closed channel means it is not.
-                    let _ = first_line.send(());
+                    let _ = first_submission.send(());
                 }
                 text.push_str(&line);
                 text.push('\n');
@@ -142,25 +212,25 @@ fn sigkill_at_random_moments_loses_no_acknowledged_transfer() {
 
         let ledger = open(dir.path());
         for (first, last) in &acknowledged {
-            let ids: Vec<TransferId> = (*first..=*last).map(TransferId).collect();
-            let found = ledger.lookup_transfers(&ids).expect("lookup");
+            let batch: Vec<TransferId> = (*first..=*last).map(|n| TransferId(ids.id(n))).collect();
+            let found = ledger.lookup_transfers(&batch).expect("lookup");
             assert!(
                 found.iter().all(Option::is_some),
                 "round {round}: acknowledged {first}..={last} lost"
             );
         }
         for (first, last) in &submitted {
-            let ids: Vec<TransferId> = (*first..=*last).map(TransferId).collect();
+            let batch: Vec<TransferId> = (*first..=*last).map(|n| TransferId(ids.id(n))).collect();
             let present = ledger
-                .lookup_transfers(&ids)
+                .lookup_transfers(&batch)
                 .expect("lookup")
                 .iter()
                 .filter(|t| t.is_some())
                 .count();
             assert!(
-                present == 0 || present == ids.len(),
+                present == 0 || present == batch.len(),
                 "round {round}: batch {first}..={last} is partly present ({present} of {})",
-                ids.len()
+                batch.len()
             );
         }
         ledger.close().expect("close");

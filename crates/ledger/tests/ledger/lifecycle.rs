@@ -271,6 +271,126 @@ fn single_transfers_from_many_callers_share_journal_chunks_and_read_back() {
     reopened.close().expect("close");
 }
 
+/// Full batches of scattered ids (hashes of payment references, say): each group stores its
+/// ids as one id table of a few dozen keys rather than a key per transfer, and the writer
+/// merges the tables as they come. Pending transfers in one table are posted and voided from
+/// later batches, every transfer reads back before and after a reopen, a repeat of any id is
+/// `exists`, the audit counts every transfer once and the export gives them in id order.
+#[test]
+fn batches_of_scattered_ids_are_indexed_in_id_tables() {
+    const BATCHES: u128 = 6;
+    const LEN: u128 = 1_000;
+    let scattered = |n: u128| (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) << 64) | n;
+    let (dir, ledger) = with_accounts(8);
+    let mut ids = Vec::new();
+    for batch in 0..BATCHES {
+        let events: Vec<NewTransfer> = (batch * LEN..(batch + 1) * LEN)
+            .map(|n| {
+                let id = scattered(n + 1);
+                ids.push(id);
+                NewTransfer {
+                    // The first batch holds the pending transfers the others resolve.
+                    flags: if batch == 0 && n % 10 == 0 {
+                        TransferFlags::PENDING
+                    } else {
+                        TransferFlags::NONE
+                    },
+                    ..transfer(id, 1 + n % 8, 1 + (n + 1) % 8, 1 + n % 100, JPY)
+                }
+            })
+            .collect();
+        let results = ledger.create_transfers(&events, NOW).expect("answered");
+        assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
+        if batch > 0 {
+            // Post or void one pending transfer of the first batch per later batch.
+            let pending = scattered(1 + 10 * batch);
+            let resolve = NewTransfer {
+                id: TransferId(batch),
+                pending_id: TransferId(pending),
+                // A post of the whole pending amount; a void of it.
+                amount: if batch % 2 == 0 { u128::MAX } else { 0 },
+                flags: if batch % 2 == 0 {
+                    TransferFlags::POST_PENDING_TRANSFER
+                } else {
+                    TransferFlags::VOID_PENDING_TRANSFER
+                },
+                ..NewTransfer::default()
+            };
+            assert_eq!(
+                ledger.create_transfers(&[resolve], NOW).expect("answered"),
+                [CreateTransferResult::Ok]
+            );
+            ids.push(batch);
+        }
+    }
+    let ids: Vec<TransferId> = ids.into_iter().map(TransferId).collect();
+    let check = |ledger: &Ledger| {
+        let found = ledger.lookup_transfers(&ids).expect("lookup");
+        for (id, transfer) in ids.iter().zip(found) {
+            let transfer = transfer.unwrap_or_else(|| panic!("{id:?} missing"));
+            assert_eq!(transfer.id, *id);
+        }
+        let absent = [scattered(0), scattered(BATCHES * LEN + 1), u128::MAX - 1];
+        assert_eq!(
+            ledger
+                .lookup_transfers(&absent.map(TransferId))
+                .expect("lookup"),
+            [None; 3]
+        );
+    };
+    check(&ledger);
+    ledger.close().expect("close");
+    let report = check_clean(dir.path());
+    assert_eq!(report.transfers, ids.len() as u64);
+    let keys = transfer_index_keys(dir.path()) + stored_keys(dir.path(), b"i");
+    assert!(
+        keys * 10 < report.transfers,
+        "{keys} index keys for {} transfers",
+        report.transfers
+    );
+    let mut out = Vec::new();
+    let summary = kakehashi_ledger::export(dir.path(), &mut out).expect("exports");
+    assert_eq!(summary.transfers, ids.len() as u64);
+    let exported: Vec<u128> = String::from_utf8(out)
+        .expect("utf-8")
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("json"))
+        .filter(|line| line["type"] == "transfer")
+        .map(|line| line["id"].as_str().expect("id").parse().expect("u128"))
+        .collect();
+    let mut expected: Vec<u128> = ids.iter().map(|id| id.0).collect();
+    expected.sort_unstable();
+    assert_eq!(exported, expected);
+    let reopened = open(dir.path());
+    check(&reopened);
+    // Repeats from every batch, and a second post of a resolved pending transfer.
+    let repeats: Vec<NewTransfer> = [scattered(2), scattered(LEN + 7), scattered(BATCHES * LEN)]
+        .into_iter()
+        .map(|id| {
+            let n = id & u128::from(u64::MAX);
+            let n = n - 1;
+            transfer(id, 1 + n % 8, 1 + (n + 1) % 8, 1 + n % 100, JPY)
+        })
+        .collect();
+    assert_eq!(
+        reopened.create_transfers(&repeats, NOW).expect("answered"),
+        [CreateTransferResult::Exists; 3]
+    );
+    let again = NewTransfer {
+        id: TransferId(1_000_000),
+        pending_id: TransferId(scattered(21)),
+        amount: u128::MAX,
+        flags: TransferFlags::POST_PENDING_TRANSFER,
+        ..NewTransfer::default()
+    };
+    assert_eq!(
+        reopened.create_transfers(&[again], NOW).expect("answered"),
+        [CreateTransferResult::PendingTransferAlreadyPosted]
+    );
+    reopened.close().expect("close");
+    check_clean(dir.path());
+}
+
 /// 64 callers of single transfers drawing ids from one counter: the records of a group
 /// hold consecutive ids, which the index stores as spread runs (far fewer keys than
 /// transfers). Every transfer reads back through them, before and after a reopen, a
