@@ -79,7 +79,7 @@
 //! reopening shows exactly the acknowledged batches plus possibly whole unacknowledged ones,
 //! never part of one.
 //!
-//! Storage (format version 6, checked at open and by the offline tools; 3 to 5 are read and
+//! Storage (format version 7, checked at open and by the offline tools; 3 to 6 are read and
 //! upgraded): one sled tree holds, by key prefix, the journal chunks (a chunk holds a piece of
 //! one long record or a frame of short records of one group), signed heads, an account
 //! snapshot (refreshed every checkpoint), pending statuses, the expiry index, balance history

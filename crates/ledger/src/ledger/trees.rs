@@ -25,17 +25,21 @@ use crate::state_machine::{Clock, Store};
 /// transfer ids ([`PREFIX_FAILED`]), the last account and transfer timestamps
 /// ([`META_LAST_EVENT_TIMESTAMPS`]), the flags of issue 13 (balancing, closing, imported,
 /// closed), which fit the flag bits records already had, and signed heads (see
-/// [`PREFIX_SIGNED_HEAD`]).
-pub(crate) const FORMAT_VERSION: u8 = 6;
+/// [`PREFIX_SIGNED_HEAD`]); version 7 adds the ledger's durable log, a file beside sled's that
+/// may hold acknowledged groups sled does not (yet) hold, which the writer and the offline
+/// tools apply at open.
+pub(crate) const FORMAT_VERSION: u8 = 7;
 
-/// Older formats this build still reads: a version 5 database is a version 6 one that no
+/// Older formats this build still reads: a version 6 database is a version 7 one whose
+/// durable log is empty (the writer creates the log before it stores the new version), a
+/// version 5 database is a version 6 one that no
 /// transfer failed in, that holds none of the new flags and no signed head, a version 4
 /// database is a version 5 one without spread runs, and a version 3 journal is a version 4
 /// journal whose frames each hold one record. The writer upgrades the stored version when it
 /// opens one (before it writes anything newer), so older builds, which would ignore failed ids,
-/// misread the new flags and write records without ever signing them, refuse the database from
-/// then on.
-pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 3] = [3, 4, 5];
+/// misread the new flags, write records without ever signing them, or read sled without the
+/// groups only the durable log holds, refuse the database from then on.
+pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 4] = [3, 4, 5, 6];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
