@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 
 use super::CHECKPOINT_SMALL_RECORDS_FACTOR;
+use super::durable_log::{DurableLog, crash_point};
 use super::reclaimer::Reclaimer;
 use super::sequencer::{Commit, GroupWrite, record_stop, refuse};
 use super::trees::{
-    META_ACCOUNTS_SEQ, PREFIX_ACCOUNT, PREFIX_META, PREFIX_SIGNED_HEAD, Trees, Writes, make_durable,
+    META_ACCOUNTS_SEQ, META_LOG_SEQ, PREFIX_ACCOUNT, PREFIX_META, PREFIX_SIGNED_HEAD, Trees,
+    Writes, make_durable,
 };
 use crate::Error;
 use crate::codec::{account_bytes, id_key};
@@ -38,6 +40,10 @@ pub(super) struct Committer {
     pub(super) last_checkpoint_seq: u64,
     pub(super) checkpoint_interval: u64,
     pub(super) log_file: File,
+    /// Where small groups are made durable (see [`super::durable_log`]).
+    pub(super) durable_log: DurableLog,
+    /// The last group commit written to sled (each writes its number, see [`META_LOG_SEQ`]).
+    pub(super) log_seq: u64,
     pub(super) visibility: Arc<RwLock<()>>,
     /// Shared with [`Ledger`](super::Ledger) for lookups and with the sequencer; only the
     /// committer changes it, and only with what it writes to sled in the same step.
@@ -212,10 +218,23 @@ impl Committer {
         if sign_head {
             self.sign_head_into(&mut writes, head_seq, head_hash);
         }
+        let log_seq = self.log_seq.saturating_add(1);
+        writes.insert(PREFIX_META, META_LOG_SEQ, &log_seq.to_le_bytes());
+        // A small group is durable once its record is: one write and one fdatasync. A large
+        // one, or one that takes a checkpoint (whose sled flush comes anyway), is made durable
+        // by that flush instead (see `super::durable_log`).
+        let logged = match writes.record() {
+            Some(record) if !checkpoint_due && self.durable_log.can_hold(record.len()) => {
+                self.log_group(log_seq, record)?;
+                true
+            }
+            _ => false,
+        };
         let visibility = Arc::clone(&self.visibility);
         let _hidden = visibility.write().unwrap_or_else(PoisonError::into_inner);
         let writes_len = writes.len;
         self.trees.apply(writes, "committing a batch group")?;
+        self.log_seq = log_seq;
         self.reclaimer.after_commit(writes_len);
         self.accounts
             .write()
@@ -235,7 +254,22 @@ impl Committer {
         if checkpoint_due {
             self.checkpoint()?;
         }
+        if logged {
+            return Ok(());
+        }
         self.make_durable()
+    }
+
+    /// Makes group `seq` durable through the durable log: when the log is full, sled takes
+    /// every group so far durably first, and the log starts over.
+    fn log_group(&mut self, seq: u64, record: &[u8]) -> Result<(), Error> {
+        if !self.durable_log.fits(record.len()) {
+            self.make_durable()?;
+            crash_point("log_restarted");
+        }
+        self.durable_log.append(seq, record)?;
+        crash_point("log_synced");
+        Ok(())
     }
 
     fn snapshot_due(&self, head_seq: u64) -> bool {
@@ -299,8 +333,12 @@ impl Committer {
         Ok(())
     }
 
-    fn make_durable(&self) -> Result<(), Error> {
-        make_durable(&self.trees, &self.log_file)
+    /// Makes everything written to sled durable; the durable log's records are then no longer
+    /// needed, and it starts over.
+    fn make_durable(&mut self) -> Result<(), Error> {
+        make_durable(&self.trees, &self.log_file)?;
+        self.durable_log.restart();
+        Ok(())
     }
 }
 

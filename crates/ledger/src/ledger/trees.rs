@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::durable_log::{self, RECORD_PAYLOAD_MAX};
 use crate::Error;
 use crate::codec::{
     self, decode_account, decode_balance, decode_expiry_key, decode_pending_status,
@@ -92,6 +93,10 @@ pub(crate) const META_LAST_TIMESTAMP: &[u8] = b"last_timestamp";
 pub(crate) const META_LAST_EVENT_TIMESTAMPS: &[u8] = b"last_event_timestamps";
 /// The journal record the stored account snapshot is exact for (see [`crate::recovery`]).
 pub(crate) const META_ACCOUNTS_SEQ: &[u8] = b"accounts_seq";
+/// The sequence number of the last group commit written (u64, little-endian), in every
+/// group's batch: the durable log's records after it are the groups sled lacks (see
+/// [`durable_log`]). Absent before version 7 and before the first group: 0.
+pub(crate) const META_LOG_SEQ: &[u8] = b"log_seq";
 
 /// One kind of record inside the state tree: keys are `prefix || key`.
 #[derive(Clone)]
@@ -188,28 +193,77 @@ impl Space {
 }
 
 /// A batch of writes to the state tree, addressed by space.
-#[derive(Default)]
 pub(crate) struct Writes {
     batch: sled::Batch,
     /// Inserts and removals in `batch`.
     pub(super) len: usize,
+    /// The same writes encoded as a durable log record's payload, while they fit in one
+    /// (see [`durable_log`]); `None` once they do not.
+    record: Option<Vec<u8>>,
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Self {
+            batch: sled::Batch::default(),
+            len: 0,
+            record: Some(Vec::new()),
+        }
+    }
 }
 
 impl Writes {
+    /// Writes that are never logged (a replay of the log's own records).
+    pub(super) fn without_record() -> Self {
+        Self {
+            record: None,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn insert(&mut self, prefix: u8, key: &[u8], value: impl Into<sled::IVec>) {
         let mut full = Vec::with_capacity(1 + key.len());
         full.push(prefix);
         full.extend_from_slice(key);
-        self.batch.insert(full, value);
-        self.len = self.len.saturating_add(1);
+        self.insert_full(full, value.into());
     }
 
     pub(crate) fn remove(&mut self, prefix: u8, key: &[u8]) {
         let mut full = Vec::with_capacity(1 + key.len());
         full.push(prefix);
         full.extend_from_slice(key);
-        self.batch.remove(full);
+        self.remove_full(full);
+    }
+
+    /// Inserts under a key that carries its space prefix.
+    pub(super) fn insert_full(&mut self, key: Vec<u8>, value: sled::IVec) {
+        if let Some(record) = &mut self.record {
+            if record.len() + durable_log::insert_len(&key, &value) <= RECORD_PAYLOAD_MAX {
+                durable_log::encode_insert(record, &key, &value);
+            } else {
+                self.record = None;
+            }
+        }
+        self.batch.insert(key, value);
         self.len = self.len.saturating_add(1);
+    }
+
+    /// Removes a key that carries its space prefix.
+    pub(super) fn remove_full(&mut self, key: Vec<u8>) {
+        if let Some(record) = &mut self.record {
+            if record.len() + durable_log::insert_len(&key, &[]) <= RECORD_PAYLOAD_MAX {
+                durable_log::encode_remove(record, &key);
+            } else {
+                self.record = None;
+            }
+        }
+        self.batch.remove(key);
+        self.len = self.len.saturating_add(1);
+    }
+
+    /// The writes as a durable log record's payload, if they fit in one.
+    pub(super) fn record(&self) -> Option<&[u8]> {
+        self.record.as_deref()
     }
 }
 
@@ -505,6 +559,25 @@ impl Trees {
         Ok(Timestamp(nanos))
     }
 
+    /// The last group commit sled holds (see [`META_LOG_SEQ`]).
+    pub(crate) fn log_seq(&self) -> Result<u64, Error> {
+        let Some(bytes) = self
+            .meta
+            .get(META_LOG_SEQ)
+            .map_err(Error::storage("reading the durable log sequence"))?
+        else {
+            return Ok(0);
+        };
+        let mut cursor = codec::Cursor::new(&bytes, "durable log sequence");
+        let seq = cursor
+            .u64()
+            .map_err(Error::corrupt("durable log sequence"))?;
+        cursor
+            .finish()
+            .map_err(Error::corrupt("durable log sequence"))?;
+        Ok(seq)
+    }
+
     /// Whether an event with transfer id `id` failed with a transient result.
     pub(crate) fn transfer_failed(&self, id: TransferId) -> Result<bool, Error> {
         self.failed
@@ -655,8 +728,9 @@ const OFFLINE_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 /// Opens the database in `path` for an offline tool (the audit, the export): refuses a
 /// missing database rather than creating one, takes sled's exclusive file lock (so it fails
 /// cleanly while a node holds it) and checks the format version before anything is read. It
-/// writes nothing; sled itself may discard a torn, never-acknowledged tail of its log on open,
-/// exactly as a node restart would.
+/// writes nothing of its own: sled itself may discard a torn, never-acknowledged tail of its
+/// log on open, and the groups that only the ledger's durable log holds are applied to sled
+/// (see [`durable_log::replay`]), exactly as a node restart would.
 pub(crate) fn open_offline(path: &Path) -> Result<Trees, Error> {
     if !sled_log_path(path).is_file() {
         return Err(Error::NotFound {
@@ -664,7 +738,9 @@ pub(crate) fn open_offline(path: &Path) -> Result<Trees, Error> {
         });
     }
     let trees = Trees::open(open_db(path, OFFLINE_CACHE_CAPACITY)?)?;
-    check_format(&trees)?;
+    let version = check_format(&trees)?;
+    // The acknowledged groups only the durable log holds, applied as the writer's open would.
+    durable_log::recover(&trees, path, version)?;
     Ok(trees)
 }
 
@@ -674,7 +750,8 @@ pub(crate) fn sled_log_path(path: &Path) -> PathBuf {
 }
 
 /// Makes everything written to sled so far durable: sled's flush, then `fdatasync` of its
-/// log (see the module documentation for why both).
+/// log (see the module documentation for why both). The writer then starts its durable log
+/// over (see [`durable_log`]).
 pub(super) fn make_durable(trees: &Trees, log_file: &File) -> Result<(), Error> {
     trees
         .db
