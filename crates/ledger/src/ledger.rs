@@ -4,13 +4,14 @@
 //! sequencer, takes every batch waiting (up to [`GROUP_EVENTS_MAX`] events), runs them through
 //! the state machine over one in-memory overlay, checks that the group's debits equal its
 //! credits per ledger, encodes the journal records and prepares the group's writes. Its second
-//! thread, the committer, makes them durable and writes them with ONE `Tree::apply_batch` on
-//! the state tree (atomic on crash: sled pins its log for the batch and recovers it whole or
-//! not at all), and only then answers every caller of the group. A small group is durable once
-//! its record in the ledger's durable log is written and fdatasynced, before the sled batch
-//! (see [`durable_log`]); a large one (full batches), or one that takes a checkpoint, by
-//! `Db::flush` followed by `fdatasync` of sled's log file after the sled batch. One write and
-//! one sync are shared by all of the group's callers.
+//! thread, the committer, makes them durable and writes them to the state tree, and only then
+//! answers every caller of the group. A small group is durable once its record in the ledger's
+//! durable log is written and fdatasynced, and is then written to sled key by key, its
+//! sequence number last (see [`durable_log`]); a large one (full batches), or one that takes a
+//! checkpoint, is written with ONE `Tree::apply_batch` (atomic on crash: sled pins its log for
+//! the batch and recovers it whole or not at all) and made durable by `Db::flush` followed by
+//! `fdatasync` of sled's log file. One write and one sync are shared by all of the group's
+//! callers.
 //!
 //! The two threads form a pipeline: while the committer writes and flushes group n, the
 //! sequencer gathers group n+1 and, once the group is full, runs it too, on top of group n's

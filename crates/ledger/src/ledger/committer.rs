@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 
 use super::CHECKPOINT_SMALL_RECORDS_FACTOR;
-use super::durable_log::{DurableLog, crash_point};
+use super::durable_log::{self, DurableLog, crash_point};
 use super::reclaimer::Reclaimer;
 use super::sequencer::{Commit, GroupWrite, record_stop, refuse};
 use super::trees::{
@@ -223,17 +223,19 @@ impl Committer {
         // A small group is durable once its record is: one write and one fdatasync. A large
         // one, or one that takes a checkpoint (whose sled flush comes anyway), is made durable
         // by that flush instead (see `super::durable_log`).
-        let logged = match writes.record() {
-            Some(record) if !checkpoint_due && self.durable_log.can_hold(record.len()) => {
-                self.log_group(log_seq, record)?;
-                true
-            }
-            _ => false,
-        };
+        let logged = writes
+            .take_record()
+            .filter(|record| !checkpoint_due && self.durable_log.can_hold(record.len()));
+        if let Some(record) = &logged {
+            self.log_group(log_seq, record)?;
+        }
         let visibility = Arc::clone(&self.visibility);
         let _hidden = visibility.write().unwrap_or_else(PoisonError::into_inner);
         let writes_len = writes.len;
-        self.trees.apply(writes, "committing a batch group")?;
+        match &logged {
+            Some(record) => durable_log::apply_in_order(&self.trees, record)?,
+            None => self.trees.apply(writes, "committing a batch group")?,
+        }
         self.log_seq = log_seq;
         self.reclaimer.after_commit(writes_len);
         self.accounts
@@ -254,7 +256,7 @@ impl Committer {
         if checkpoint_due {
             self.checkpoint()?;
         }
-        if logged {
+        if logged.is_some() {
             return Ok(());
         }
         self.make_durable()

@@ -10,7 +10,8 @@
 //!
 //! What a record holds: the group's sled writes, exactly as the committer applies them (see
 //! [`Writes`]), with a sequence number and a checksum. The committer writes and syncs the
-//! record, then applies the same writes to sled without flushing sled, then answers. sled is
+//! record, then applies the same writes to sled without flushing sled (and without a sled
+//! batch, see [`apply_in_order`]), then answers. sled is
 //! flushed (and its log file synced) only when a group is too large for a record
 //! ([`RECORD_PAYLOAD_MAX`], full batches: for them the log would double what is written, and
 //! a flush's fixed cost is small beside their size), at a checkpoint, when the log is full,
@@ -18,7 +19,7 @@
 //! holds, from its start, exactly the groups since sled was last made durable.
 //!
 //! Every group's batch also writes its sequence number
-//! ([`META_LOG_SEQ`](super::trees::META_LOG_SEQ)), so sled itself
+//! ([`META_LOG_SEQ`]), so sled itself
 //! says which groups it holds. sled recovers its batches whole and in order (a prefix of
 //! them) after a crash; opening the ledger re-applies, in order, every record of the log after
 //! the last one sled holds, then makes sled durable, before anything else reads the state.
@@ -34,7 +35,7 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::trees::{FORMAT_VERSION, Trees, Writes};
+use super::trees::{FORMAT_VERSION, META_LOG_SEQ, Trees, Writes};
 use crate::Error;
 use crate::codec::DecodeError;
 
@@ -257,31 +258,80 @@ fn push_bytes(payload: &mut Vec<u8>, bytes: &[u8]) {
     payload.extend_from_slice(bytes);
 }
 
-/// The writes a record's payload holds.
-fn decode_payload(payload: &[u8]) -> Result<Writes, DecodeError> {
+/// The writes of a record's payload, in order: key, and value (`None`: a removal).
+fn operations(payload: &[u8]) -> impl Iterator<Item = Result<(&[u8], Option<&[u8]>), DecodeError>> {
     let mut rest = payload;
+    std::iter::from_fn(move || {
+        let (&op, after) = rest.split_first()?;
+        let decoded = take_bytes(after).and_then(|(key, after)| match op {
+            OP_INSERT => take_bytes(after).map(|(value, after)| ((key, Some(value)), after)),
+            OP_REMOVE => Ok(((key, None), after)),
+            other => Err(DecodeError {
+                what: "durable log record",
+                detail: format!("unknown operation {other}"),
+            }),
+        });
+        Some(match decoded {
+            Ok((operation, after)) => {
+                rest = after;
+                Ok(operation)
+            }
+            Err(error) => {
+                // Nothing after a bad operation can be read.
+                rest = &[];
+                Err(error)
+            }
+        })
+    })
+}
+
+/// The writes a record's payload holds, as one batch.
+fn decode_payload(payload: &[u8]) -> Result<Writes, DecodeError> {
     let mut writes = Writes::without_record();
-    while let Some((&op, after)) = rest.split_first() {
-        let (key, after) = take_bytes(after)?;
-        rest = match op {
-            OP_INSERT => {
-                let (value, after) = take_bytes(after)?;
-                writes.insert_full(key.to_vec(), sled::IVec::from(value));
-                after
-            }
-            OP_REMOVE => {
-                writes.remove_full(key.to_vec());
-                after
-            }
-            other => {
-                return Err(DecodeError {
-                    what: "durable log record",
-                    detail: format!("unknown operation {other}"),
-                });
-            }
-        };
+    for operation in operations(payload) {
+        match operation? {
+            (key, Some(value)) => writes.insert_full(key.to_vec(), sled::IVec::from(value)),
+            (key, None) => writes.remove_full(key.to_vec()),
+        }
     }
     Ok(writes)
+}
+
+/// Applies a group the log holds durably (its record's `payload`) to sled key by key, in the
+/// order the group wrote them, which ends with its sequence number ([`META_LOG_SEQ`]).
+///
+/// Why not one sled batch: sled's `apply_batch` seals its I/O buffer twice (before and after
+/// its batch manifest), and its I/O threads write and `sync_file_range` each buffer, two
+/// device writes per group beside the log's own. Without the batch, sled writes its buffer
+/// when it is full. The group stays whole after a crash all the same: sled recovers a prefix
+/// of its log, so if it recovered the group's sequence number it recovered every write before
+/// it, and if not, opening re-applies the record (see [`replay`]).
+pub(crate) fn apply_in_order(trees: &Trees, payload: &[u8]) -> Result<(), Error> {
+    let operations = operations(payload)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::corrupt("a durable log record"))?;
+    let marker = trees.meta.key(META_LOG_SEQ);
+    if operations.last().map(|(key, _)| *key) != Some(marker.as_slice()) {
+        return Err(Error::InvariantViolated {
+            detail: "a logged group does not end with its sequence number".into(),
+        });
+    }
+    let half = operations.len() / 2;
+    for (index, (key, value)) in operations.into_iter().enumerate() {
+        if index == half {
+            // A crash test stops here with the first half of the group on disk, as if sled's
+            // buffer had filled in the middle of the group.
+            crash_point_after("half_applied", || {
+                let _ = trees.db.flush();
+            });
+        }
+        match value {
+            Some(value) => trees.state.insert(key, value).map(drop),
+            None => trees.state.remove(key).map(drop),
+        }
+        .map_err(Error::storage("committing a logged group"))?;
+    }
+    Ok(())
 }
 
 /// A length-prefixed byte string off the front of `bytes`, and what follows it.
@@ -379,12 +429,22 @@ pub(crate) fn replay(trees: &Trees, bytes: &[u8]) -> Result<u64, Error> {
 /// (only in this crate's own tests; see `tests`).
 #[cfg(test)]
 pub(crate) fn crash_point(name: &str) {
-    tests::crash_point(name);
+    tests::crash_point(name, || {});
 }
 
 #[cfg(not(test))]
 #[inline(always)]
 pub(crate) fn crash_point(_name: &str) {}
+
+/// [`crash_point`], running `before` first when it stops the process.
+#[cfg(test)]
+fn crash_point_after(name: &str, before: impl FnOnce()) {
+    tests::crash_point(name, before);
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn crash_point_after(_name: &str, _before: impl FnOnce()) {}
 
 #[cfg(test)]
 pub(crate) mod tests;

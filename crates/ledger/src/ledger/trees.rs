@@ -43,9 +43,11 @@ pub(crate) const FORMAT_VERSION: u8 = 7;
 pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 4] = [3, 4, 5, 6];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
-/// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
-/// batch and recovers it whole or not at all, the same mechanism its multi-tree transactions
-/// use, without their staging copy of every write (measured: about half the commit time).
+/// record, so that a group commit that sled makes durable is a single `Tree::apply_batch`:
+/// sled pins its log for the batch and recovers it whole or not at all, the same mechanism its
+/// multi-tree transactions use, without their staging copy of every write (measured: about
+/// half the commit time). A group the durable log makes durable is whole through the log
+/// instead (see [`durable_log::apply_in_order`]).
 pub(crate) const TREE_STATE: &str = "ledger";
 /// Signed checkpoints, written after the group they cover (see `Committer::checkpoint`).
 pub(crate) const TREE_CHECKPOINTS: &str = "checkpoints";
@@ -262,8 +264,14 @@ impl Writes {
     }
 
     /// The writes as a durable log record's payload, if they fit in one.
+    #[cfg(test)]
     pub(super) fn record(&self) -> Option<&[u8]> {
         self.record.as_deref()
+    }
+
+    /// Takes the writes' durable log record payload out, if they fit in one.
+    pub(super) fn take_record(&mut self) -> Option<Vec<u8>> {
+        self.record.take()
     }
 }
 

@@ -6,8 +6,9 @@ pub(crate) const LOG_LEN_ENV: &str = "KAKEHASHI_LEDGER_TEST_DURABLE_LOG_LEN";
 const CRASH_POINT_ENV: &str = "KAKEHASHI_LEDGER_TEST_CRASH_POINT";
 
 /// Aborts the process (no destructor runs, no buffer is flushed: what a SIGKILL leaves) when
-/// [`CRASH_POINT_ENV`] names this point and this is its `count`th visit.
-pub(crate) fn crash_point(name: &str) {
+/// [`CRASH_POINT_ENV`] names this point and this is its `count`th visit, after running
+/// `before`.
+pub(crate) fn crash_point(name: &str, before: impl FnOnce()) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static VISITS: AtomicU64 = AtomicU64::new(0);
     let Ok(wanted) = std::env::var(CRASH_POINT_ENV) else {
@@ -21,6 +22,7 @@ pub(crate) fn crash_point(name: &str) {
     }
     let visits = VISITS.fetch_add(1, Ordering::SeqCst) + 1;
     if count.parse::<u64>().is_ok_and(|count| count == visits) {
+        before();
         std::process::abort();
     }
 }
@@ -330,6 +332,15 @@ fn killed_after_the_fdatasync_before_sled_has_the_group() {
         return;
     }
     kill_writer_at(test, "log_synced:40", super::LOG_LEN_DEFAULT);
+}
+
+#[test]
+fn killed_with_half_a_logged_group_on_disk_in_sled() {
+    let test = "ledger::durable_log::tests::killed_with_half_a_logged_group_on_disk_in_sled";
+    if child_role() {
+        return;
+    }
+    kill_writer_at(test, "half_applied:40", super::LOG_LEN_DEFAULT);
 }
 
 #[test]
