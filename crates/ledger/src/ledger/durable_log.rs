@@ -11,18 +11,17 @@
 //! What a record holds: the group's sled writes, exactly as the committer applies them (see
 //! [`Writes`]), with a sequence number and a checksum. The committer writes and syncs the
 //! record, then applies the same writes to sled without flushing sled (and without a sled
-//! batch, see [`apply_in_order`]), then answers. sled is
-//! flushed (and its log file synced) only when a group is too large for a record
-//! ([`RECORD_PAYLOAD_MAX`], full batches: for them the log would double what is written, and
-//! a flush's fixed cost is small beside their size), at a checkpoint, when the log is full,
-//! and at open and close. After every such flush the log starts again at offset 0: the log
-//! holds, from its start, exactly the groups since sled was last made durable.
+//! batch, see [`apply_in_order`]), then answers. sled is flushed (and its log file synced)
+//! only when a group is too large for a record ([`RECORD_PAYLOAD_MAX`], full batches: for them
+//! the log would double what is written, and a flush's fixed cost is small beside their size),
+//! at a checkpoint, when the log is full, and at open and close. After every such flush the
+//! log starts again at offset 0: the log holds, from its start, exactly the groups since sled
+//! was last made durable.
 //!
-//! Every group's batch also writes its sequence number
-//! ([`META_LOG_SEQ`]), so sled itself
-//! says which groups it holds. sled recovers its batches whole and in order (a prefix of
-//! them) after a crash; opening the ledger re-applies, in order, every record of the log after
-//! the last one sled holds, then makes sled durable, before anything else reads the state.
+//! Every group also writes its sequence number ([`META_LOG_SEQ`]), last, so sled itself says
+//! which groups it holds. sled recovers a prefix of its log after a crash (its batches whole);
+//! opening the ledger re-applies, in order, every record of the log after the last group sled
+//! holds, then makes sled durable, before anything else reads the state.
 //! A record is recognised by its checksum and its sequence: a torn record (the process or the
 //! machine stopped while it was written, so it was never acknowledged) fails the checksum,
 //! and the records of an earlier pass over the file carry lower sequence numbers than the
@@ -91,7 +90,7 @@ fn log_len_new() -> u64 {
 }
 
 impl DurableLog {
-    /// Creates the zeroed log in `dir` if there is none: written under a temporary name,
+    /// Creates the zeroed log in `dir` (where there is none): written under a temporary name,
     /// synced and renamed, the directory synced, so the log either exists whole or not at all.
     pub(crate) fn create(dir: &Path) -> Result<(), Error> {
         let path = log_path(dir);
