@@ -223,18 +223,25 @@ impl Committer {
         // A small group is durable once its record is: one write and one fdatasync. A large
         // one, or one that takes a checkpoint (whose sled flush comes anyway), is made durable
         // by that flush instead (see `super::durable_log`).
-        let logged = writes
-            .take_record()
-            .filter(|record| !checkpoint_due && self.durable_log.can_hold(record.len()));
-        if let Some(record) = &logged {
+        let writes_len = writes.len;
+        let log = !checkpoint_due
+            && writes
+                .record()
+                .is_some_and(|record| self.durable_log.can_hold(record.len()));
+        let staged = if log {
+            writes.into_logged()
+        } else {
+            Err(writes)
+        };
+        if let Ok((record, _)) = &staged {
             self.log_group(log_seq, record)?;
         }
         let visibility = Arc::clone(&self.visibility);
         let _hidden = visibility.write().unwrap_or_else(PoisonError::into_inner);
-        let writes_len = writes.len;
-        match &logged {
-            Some(record) => durable_log::apply_in_order(&self.trees, record)?,
-            None => self.trees.apply(writes, "committing a batch group")?,
+        let logged = staged.is_ok();
+        match staged {
+            Ok((_, ordered)) => durable_log::apply_in_order(&self.trees, ordered)?,
+            Err(writes) => self.trees.apply(writes, "committing a batch group")?,
         }
         self.log_seq = log_seq;
         self.reclaimer.after_commit(writes_len);
@@ -256,7 +263,7 @@ impl Committer {
         if checkpoint_due {
             self.checkpoint()?;
         }
-        if logged.is_some() {
+        if logged {
             return Ok(());
         }
         self.make_durable()

@@ -34,7 +34,7 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::trees::{FORMAT_VERSION, META_LOG_SEQ, Trees, Writes};
+use super::trees::{FORMAT_VERSION, KeyWrite, META_LOG_SEQ, Trees, Writes};
 use crate::Error;
 use crate::codec::DecodeError;
 
@@ -296,8 +296,8 @@ fn decode_payload(payload: &[u8]) -> Result<Writes, DecodeError> {
     Ok(writes)
 }
 
-/// Applies a group the log holds durably (its record's `payload`) to sled key by key, in the
-/// order the group wrote them, which ends with its sequence number ([`META_LOG_SEQ`]).
+/// Applies a group the log holds durably (its writes, `ordered` as the group made them, which
+/// end with its sequence number, [`META_LOG_SEQ`]) to sled key by key.
 ///
 /// Why not one sled batch: sled's `apply_batch` seals its I/O buffer twice (before and after
 /// its batch manifest), and its I/O threads write and `sync_file_range` each buffer, two
@@ -305,18 +305,15 @@ fn decode_payload(payload: &[u8]) -> Result<Writes, DecodeError> {
 /// when it is full. The group stays whole after a crash all the same: sled recovers a prefix
 /// of its log, so if it recovered the group's sequence number it recovered every write before
 /// it, and if not, opening re-applies the record (see [`replay`]).
-pub(crate) fn apply_in_order(trees: &Trees, payload: &[u8]) -> Result<(), Error> {
-    let operations = operations(payload)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Error::corrupt("a durable log record"))?;
+pub(crate) fn apply_in_order(trees: &Trees, ordered: Vec<KeyWrite>) -> Result<(), Error> {
     let marker = trees.meta.key(META_LOG_SEQ);
-    if operations.last().map(|(key, _)| *key) != Some(marker.as_slice()) {
+    if ordered.last().map(|(key, _)| key.as_slice()) != Some(marker.as_slice()) {
         return Err(Error::InvariantViolated {
             detail: "a logged group does not end with its sequence number".into(),
         });
     }
-    let half = operations.len() / 2;
-    for (index, (key, value)) in operations.into_iter().enumerate() {
+    let half = ordered.len() / 2;
+    for (index, (key, value)) in ordered.into_iter().enumerate() {
         if index == half {
             // A crash test stops here with the first half of the group on disk, as if sled's
             // buffer had filled in the middle of the group.

@@ -194,20 +194,31 @@ impl Space {
     }
 }
 
-/// A batch of writes to the state tree, addressed by space.
+/// One write of a group, in the order it was made: a full key (with its space prefix), and
+/// the value (`None`: a removal).
+pub(crate) type KeyWrite = (Vec<u8>, Option<sled::IVec>);
+
+/// A batch of writes to the state tree, addressed by space. While the writes fit in a durable
+/// log record (see [`durable_log`]), they are kept in order and encoded as the record's
+/// payload, and no sled batch is built (a logged group is applied key by key); once they do
+/// not, they move into a sled batch.
 pub(crate) struct Writes {
-    batch: sled::Batch,
-    /// Inserts and removals in `batch`.
+    /// The writes in order, while they fit in a record.
+    ordered: Vec<KeyWrite>,
+    /// The writes as a sled batch, once they do not.
+    batch: Option<sled::Batch>,
+    /// Inserts and removals made.
     pub(super) len: usize,
-    /// The same writes encoded as a durable log record's payload, while they fit in one
-    /// (see [`durable_log`]); `None` once they do not.
+    /// `ordered` encoded as a durable log record's payload; `None` once the writes do not fit
+    /// in one.
     record: Option<Vec<u8>>,
 }
 
 impl Default for Writes {
     fn default() -> Self {
         Self {
-            batch: sled::Batch::default(),
+            ordered: Vec::new(),
+            batch: None,
             len: 0,
             record: Some(Vec::new()),
         }
@@ -218,6 +229,7 @@ impl Writes {
     /// Writes that are never logged (a replay of the log's own records).
     pub(super) fn without_record() -> Self {
         Self {
+            batch: Some(sled::Batch::default()),
             record: None,
             ..Self::default()
         }
@@ -239,39 +251,59 @@ impl Writes {
 
     /// Inserts under a key that carries its space prefix.
     pub(super) fn insert_full(&mut self, key: Vec<u8>, value: sled::IVec) {
-        if let Some(record) = &mut self.record {
-            if record.len() + durable_log::insert_len(&key, &value) <= RECORD_PAYLOAD_MAX {
-                durable_log::encode_insert(record, &key, &value);
-            } else {
-                self.record = None;
-            }
-        }
-        self.batch.insert(key, value);
         self.len = self.len.saturating_add(1);
+        if let Some(record) = &mut self.record
+            && record.len() + durable_log::insert_len(&key, &value) <= RECORD_PAYLOAD_MAX
+        {
+            durable_log::encode_insert(record, &key, &value);
+            self.ordered.push((key, Some(value)));
+            return;
+        }
+        self.batch().insert(key, value);
     }
 
     /// Removes a key that carries its space prefix.
     pub(super) fn remove_full(&mut self, key: Vec<u8>) {
-        if let Some(record) = &mut self.record {
-            if record.len() + durable_log::insert_len(&key, &[]) <= RECORD_PAYLOAD_MAX {
-                durable_log::encode_remove(record, &key);
-            } else {
-                self.record = None;
-            }
-        }
-        self.batch.remove(key);
         self.len = self.len.saturating_add(1);
+        if let Some(record) = &mut self.record
+            && record.len() + durable_log::insert_len(&key, &[]) <= RECORD_PAYLOAD_MAX
+        {
+            durable_log::encode_remove(record, &key);
+            self.ordered.push((key, None));
+            return;
+        }
+        self.batch().remove(key);
+    }
+
+    /// The sled batch, built from the ordered writes the first time (they no longer fit in a
+    /// record, or are applied as a batch).
+    fn batch(&mut self) -> &mut sled::Batch {
+        self.record = None;
+        let ordered = std::mem::take(&mut self.ordered);
+        self.batch.get_or_insert_with(|| {
+            let mut batch = sled::Batch::default();
+            for (key, value) in ordered {
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+            batch
+        })
     }
 
     /// The writes as a durable log record's payload, if they fit in one.
-    #[cfg(test)]
     pub(super) fn record(&self) -> Option<&[u8]> {
         self.record.as_deref()
     }
 
-    /// Takes the writes' durable log record payload out, if they fit in one.
-    pub(super) fn take_record(&mut self) -> Option<Vec<u8>> {
-        self.record.take()
+    /// The record's payload and the writes in order, if they fit in a record; otherwise the
+    /// writes as they are.
+    pub(super) fn into_logged(self) -> Result<(Vec<u8>, Vec<KeyWrite>), Self> {
+        match self.record {
+            Some(record) => Ok((record, self.ordered)),
+            None => Err(self),
+        }
     }
 }
 
@@ -320,9 +352,10 @@ impl Trees {
     }
 
     /// Applies one group's writes atomically (see [`TREE_STATE`]).
-    pub(crate) fn apply(&self, writes: Writes, context: &str) -> Result<(), Error> {
+    pub(crate) fn apply(&self, mut writes: Writes, context: &str) -> Result<(), Error> {
+        let batch = std::mem::take(writes.batch());
         self.state
-            .apply_batch(writes.batch)
+            .apply_batch(batch)
             .map_err(Error::storage(context))
     }
 
