@@ -23,9 +23,10 @@ use crate::journal::{Checkpoint, SignedHead};
 use crate::model::{Account, AccountId};
 use crate::recovery;
 
-/// The writer's second thread: writes each group to sled in one crash-atomic batch, publishes
-/// its accounts, takes snapshots, checkpoints and signed heads, makes the group durable and
-/// only then answers its callers. Groups are committed one at a time in sequence order, so a
+/// The writer's second thread: makes each group durable and writes it to sled (a small group:
+/// its durable log record first, then sled key by key; a large one: one crash-atomic sled
+/// batch, then sled's flush; see [`super::durable_log`]), publishes its accounts, takes
+/// snapshots, checkpoints and signed heads, and only then answers its callers. Groups are committed one at a time in sequence order, so a
 /// group is answered only once it and every group before it are durable. When the sequencer
 /// hangs up (the ledger closes), it signs the head with a checkpoint.
 pub(super) struct Committer {
