@@ -2,6 +2,9 @@
 //!
 //! - `fsync/append_4k`: the machine's raw durability cost (append 4 KiB, `fdatasync`), the
 //!   yardstick for the next one.
+//! - `fsync/overwrite_4k`: overwrite 4 KiB of a file written with zeros beforehand, then
+//!   `fdatasync`: what the ledger's durable log pays per small group commit (no metadata to
+//!   commit), its floor.
 //! - `durable/single_transfer`: one caller, one transfer per call; costs one group commit.
 //! - `durable/batch_8190`: throughput of full batches, one durable commit per batch, with ids
 //!   allocated in order (a counter, as TigerBeetle advises): the transfer index stores each
@@ -18,6 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,8 @@ const ACCOUNTS: u64 = 10_000;
 const NOW: Timestamp = Timestamp(1_764_000_000_000_000_000);
 /// A 4 KiB block, the unit of the raw fsync comparison.
 const BLOCK_LEN: usize = 4096;
+/// The pre-zeroed file `fsync/overwrite_4k` cycles through (the durable log's size).
+const OVERWRITE_FILE_LEN: u64 = 4 * 1024 * 1024;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -129,6 +135,23 @@ fn raw_fsync(c: &mut Criterion) {
         b.iter(|| {
             file.write_all(&block).expect("write");
             file.sync_data().expect("fdatasync");
+        });
+    });
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(dir.path().join("overwrite.log"))
+        .expect("file");
+    file.write_all(&vec![0; OVERWRITE_FILE_LEN as usize])
+        .expect("zeroes");
+    file.sync_all().expect("fsync");
+    let mut offset = 0;
+    group.bench_function("overwrite_4k", |b| {
+        b.iter(|| {
+            file.write_all_at(&block, offset).expect("write");
+            file.sync_data().expect("fdatasync");
+            offset = (offset + BLOCK_LEN as u64) % OVERWRITE_FILE_LEN;
         });
     });
     group.finish();

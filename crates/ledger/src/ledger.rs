@@ -4,15 +4,19 @@
 //! sequencer, takes every batch waiting (up to [`GROUP_EVENTS_MAX`] events), runs them through
 //! the state machine over one in-memory overlay, checks that the group's debits equal its
 //! credits per ledger, encodes the journal records and prepares the group's writes. Its second
-//! thread, the committer, writes them with ONE `Tree::apply_batch` on the state tree (atomic
-//! on crash: sled pins its log for the batch and recovers it whole or not at all), then makes
-//! them durable with `Db::flush` followed by `fdatasync` of sled's log file, and only then
-//! answers every caller of the group. One flush is shared by all of them.
+//! thread, the committer, makes them durable and writes them to the state tree, and only then
+//! answers every caller of the group. A small group is durable once its record in the ledger's
+//! durable log is written and fdatasynced, and is then written to sled key by key, its
+//! sequence number last (see [`durable_log`]); a large one (full batches), or one that takes a
+//! checkpoint, is written with ONE `Tree::apply_batch` (atomic on crash: sled pins its log for
+//! the batch and recovers it whole or not at all) and made durable by `Db::flush` followed by
+//! `fdatasync` of sled's log file. One write and one sync are shared by all of the group's
+//! callers.
 //!
 //! The two threads form a pipeline: while the committer writes and flushes group n, the
 //! sequencer gathers group n+1 and, once the group is full, runs it too, on top of group n's
 //! overlay (see [`overlay::WriterStore`]). Groups are committed and answered strictly in
-//! order, one at a time, each only after its own flush: no caller hears of a result before
+//! order, one at a time, each only once it is durable: no caller hears of a result before
 //! the state it rests on is durable. A group whose events all failed writes nothing (or only the
 //! ids of its transient failures, which make no journal record) but still passes through the
 //! committer, because its results may rest on a group not yet durable. Groups in flight are
@@ -23,14 +27,20 @@
 //! writes per group that staging took about half of the commit time. No transaction closure
 //! exists, so nothing can be re-run.
 //!
-//! Why the extra `fdatasync`: sled 0.34's flush ends in `sync_file_range`, which pushes the
-//! pages to the device but neither flushes the device's volatile write cache nor commits file
-//! metadata, so it survives a killed process but not necessarily a power loss (sled issues
-//! 1351 and 1452). `fdatasync` on the same file closes that gap. The journal is kept inside
-//! sled in chunks small enough never to become a sled blob file (see [`crate::journal`]), so
-//! that one file holds everything acknowledged.
+//! Why the extra `fdatasync` after sled's flush: sled 0.34's flush ends in `sync_file_range`,
+//! which pushes the pages to the device but neither flushes the device's volatile write cache
+//! nor commits file metadata, so it survives a killed process but not necessarily a power loss
+//! (sled issues 1351 and 1452). `fdatasync` on the same file closes that gap. The journal is
+//! kept inside sled in chunks small enough never to become a sled blob file (see
+//! [`crate::journal`]), so that sled's one file and the durable log hold everything
+//! acknowledged. Why the durable log: that flush and sync cost nearly twice a raw 4 KiB
+//! `fdatasync` for one transfer, mostly in committing the growth of sled's file; the log's
+//! record overwrites a pre-zeroed file, one write and one `fdatasync` without metadata. sled is
+//! flushed when the log is full, and the log then starts over; opening applies the log's
+//! records after the last group sled holds (see [`durable_log`]).
 //!
-//! Checkpoints are written after their group's batch and before the same flush; a crash in
+//! Checkpoints are written after their group's batch and before the sled flush that makes
+//! that group durable (a group that takes one never goes through the durable log); a crash in
 //! between loses only the checkpoint (never acknowledged), and the next open takes it again.
 //! Signed heads (see [`crate::journal`]) go into the group's own batch, so a group and the
 //! signature over its head are durable together or not at all. The committer signs the head
@@ -47,13 +57,15 @@
 //! clock only decides when a signature is taken, never what it or any record contains.
 //!
 //! One module per job: [`trees`] (the storage: sled trees, the key spaces of the state tree,
-//! the format version, opening and syncing), [`sequencer`] (the first thread, and the writes
+//! the format version, opening and syncing), [`durable_log`] (where small groups are made
+//! durable, and their replay at open), [`sequencer`] (the first thread, and the writes
 //! of one group), [`overlay`] (the sequencer's view through the groups in flight), [`runs`]
 //! (which transfer ids share one key of the transfer index), [`committer`] (the second
 //! thread), [`reclaimer`] (freeing the tree nodes sled replaced) and [`invariants`] (what is
 //! asserted before every write, and re-checked by the audit).
 
 mod committer;
+pub(crate) mod durable_log;
 pub(crate) mod idtables;
 pub(crate) mod invariants;
 mod overlay;
@@ -74,6 +86,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use self::committer::Committer;
+use self::durable_log::DurableLog;
 use self::reclaimer::Reclaimer;
 pub use self::sequencer::GROUP_EVENTS_MAX;
 use self::sequencer::Sequencer;
@@ -221,8 +234,8 @@ pub struct Ledger {
     sender: Option<SyncSender<Request>>,
     writer: Option<JoinHandle<()>>,
     trees: Trees,
-    /// Held for writing from the sled commit until the fdatasync returns, so lookups never see
-    /// state that is not yet durable.
+    /// Held for writing from the sled commit until the group is durable (a logged group's
+    /// record was synced before), so lookups never see state that is not yet durable.
     visibility: Arc<RwLock<()>>,
     stopped: Arc<Mutex<Option<String>>>,
     verifying_key: VerifyingKey,
@@ -243,7 +256,12 @@ impl Ledger {
     pub fn open(path: &Path, node_key: SigningKey, options: Options) -> Result<Self, Error> {
         check_options(&options)?;
         let verifying_key = node_key.verifying_key();
-        let (trees, log_file) = open_storage(path, options.cache_capacity_bytes, &verifying_key)?;
+        let Storage {
+            trees,
+            log_file,
+            durable_log,
+            log_seq,
+        } = open_storage(path, options.cache_capacity_bytes, &verifying_key)?;
         let (head_seq, head_hash) = trees.head()?.ok_or_else(|| Error::Corrupt {
             what: "meta tree".into(),
             source: codec::DecodeError {
@@ -271,6 +289,8 @@ impl Ledger {
             head_hash,
             checkpoint_interval: options.checkpoint_interval,
             log_file,
+            durable_log,
+            log_seq,
             visibility: Arc::new(RwLock::new(())),
             accounts: Arc::clone(&accounts),
             dirty: loaded.dirty,
@@ -518,37 +538,66 @@ fn check_options(options: &Options) -> Result<(), Error> {
     Ok(())
 }
 
+/// What [`open_storage`] opens for the writer.
+struct Storage {
+    trees: Trees,
+    /// sled's log file, which every sled flush syncs.
+    log_file: File,
+    durable_log: DurableLog,
+    /// The last group commit sled holds (see [`durable_log`]).
+    log_seq: u64,
+}
+
 /// Opens the database in `path` for the writer: creates a new ledger vouched for by
-/// `verifying_key`, or checks that an existing one is, and upgrades an older format version.
-/// Returns the trees and sled's log file, which every commit syncs.
+/// `verifying_key`, or checks that an existing one is, and upgrades an older format version;
+/// applies the groups only the durable log holds and makes sled durable, so the log can start
+/// over from its start.
 fn open_storage(
     path: &Path,
     cache_capacity_bytes: u64,
     verifying_key: &VerifyingKey,
-) -> Result<(Trees, File), Error> {
+) -> Result<Storage, Error> {
     let db = open_db(path, cache_capacity_bytes)?;
     let trees = Trees::open(db)?;
     let log_file = File::open(sled_log_path(path)).map_err(Error::io(format!(
         "opening {}",
         sled_log_path(path).display()
     )))?;
-    match trees.verifying_key()? {
+    let new = match trees.verifying_key()? {
         Some(stored) if stored != verifying_key.to_bytes() => {
             return Err(Error::NodeKeyMismatch {
                 stored: hex::encode(stored),
                 given: hex::encode(verifying_key.to_bytes()),
             });
         }
-        Some(_) => {}
-        None => initialize(&trees, verifying_key, &log_file)?,
+        Some(_) => false,
+        None => true,
+    };
+    // The log exists before the version that says it does is stored (a version 7 ledger
+    // without one is refused by the recovery below).
+    if !durable_log::log_path(path).is_file() && (new || check_format(&trees)? < FORMAT_VERSION) {
+        DurableLog::create(path)?;
     }
-    if check_format(&trees)? != FORMAT_VERSION {
+    if new {
+        initialize(&trees, verifying_key, &log_file)?;
+    }
+    let version = check_format(&trees)?;
+    if version != FORMAT_VERSION {
         let mut writes = Writes::default();
         writes.insert(PREFIX_META, META_FORMAT, &[FORMAT_VERSION]);
         trees.apply(writes, "upgrading the format version")?;
         make_durable(&trees, &log_file)?;
     }
-    Ok((trees, log_file))
+    let log_seq = durable_log::recover(&trees, path, FORMAT_VERSION)?;
+    // What sled recovered after a killed process may still sit in the page cache only; it
+    // must be on the device before the log's records are overwritten.
+    make_durable(&trees, &log_file)?;
+    Ok(Storage {
+        trees,
+        log_file,
+        durable_log: DurableLog::open(path)?,
+        log_seq,
+    })
 }
 
 /// The background scan of the transfer ids stored before the writer started (see

@@ -70,18 +70,23 @@
 //! `tests/ledger/mixed.rs` runs random batches mixing every feature through both.
 //!
 //! Durability: a call returns only after its batch is on disk. The writer's sequencer thread
-//! runs queued batches through the state machine in groups; its committer thread writes each
-//! group with one crash-atomic sled batch, calls `Db::flush` and then `fdatasync`s sled's log
-//! file (sled's own flush uses `sync_file_range`, which survives a killed process but not
-//! necessarily a power loss), and only then answers the group's callers. The sequencer may
-//! run the next group while the committer flushes one, on top of that group's overlay, but
-//! groups are written and answered strictly in order, each after its own flush. After a crash,
-//! reopening shows exactly the acknowledged batches plus possibly whole unacknowledged ones,
-//! never part of one.
+//! runs queued batches through the state machine in groups; its committer thread makes each
+//! group durable, writes it with one crash-atomic sled batch, and only then answers the
+//! group's callers. A small group is durable once its record (the group's sled writes) is
+//! written and `fdatasync`ed in the ledger's durable log, a pre-zeroed file beside sled's
+//! whose overwrites commit no metadata; a large group (full batches) or one that takes a
+//! checkpoint by `Db::flush` and an `fdatasync` of sled's log file (sled's own flush uses
+//! `sync_file_range`, which survives a killed process but not necessarily a power loss). sled
+//! is flushed when the durable log is full, which then starts over, and opening applies the
+//! log's records after the last group sled holds. The sequencer may run the next group while
+//! the committer makes one durable, on top of that group's overlay, but groups are written and
+//! answered strictly in order, each once durable. After a crash, reopening shows exactly the
+//! acknowledged batches plus possibly whole unacknowledged ones, never part of one.
 //!
 //! Storage (format version 7, checked at open and by the offline tools; 3 to 6 are read and
-//! upgraded): one sled tree holds, by key prefix, the journal chunks (a chunk holds a piece of
-//! one long record or a frame of short records of one group), signed heads, an account
+//! upgraded): the durable log `durable.log` (above), and one sled tree that holds, by key
+//! prefix, the journal chunks (a chunk holds a piece of one long record or a frame of short
+//! records of one group), signed heads, an account
 //! snapshot (refreshed every checkpoint), pending statuses, the expiry index, balance history
 //! and a transfer index
 //! that maps each run of consecutive transfer ids to where its transfers sit in the journal:

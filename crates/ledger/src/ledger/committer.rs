@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 
 use super::CHECKPOINT_SMALL_RECORDS_FACTOR;
+use super::durable_log::{self, DurableLog, crash_point};
 use super::idtables;
 use super::reclaimer::Reclaimer;
 use super::sequencer::{Commit, GroupWrite, record_stop, refuse};
 use super::trees::{
-    META_ACCOUNTS_SEQ, PREFIX_ACCOUNT, PREFIX_META, PREFIX_SIGNED_HEAD, Trees, Writes, make_durable,
+    META_ACCOUNTS_SEQ, META_LOG_SEQ, PREFIX_ACCOUNT, PREFIX_META, PREFIX_SIGNED_HEAD, Trees,
+    Writes, make_durable,
 };
 use crate::Error;
 use crate::codec::{account_bytes, id_key};
@@ -22,9 +24,10 @@ use crate::journal::{Checkpoint, SignedHead};
 use crate::model::{Account, AccountId};
 use crate::recovery;
 
-/// The writer's second thread: writes each group to sled in one crash-atomic batch, publishes
-/// its accounts, takes snapshots, checkpoints and signed heads, makes the group durable and
-/// only then answers its callers. Groups are committed one at a time in sequence order, so a
+/// The writer's second thread: makes each group durable and writes it to sled (a small group:
+/// its durable log record first, then sled key by key; a large one: one crash-atomic sled
+/// batch, then sled's flush; see [`super::durable_log`]), publishes its accounts, takes
+/// snapshots, checkpoints and signed heads, and only then answers its callers. Groups are committed one at a time in sequence order, so a
 /// group is answered only once it and every group before it are durable. When the sequencer
 /// hangs up (the ledger closes), it signs the head with a checkpoint.
 pub(super) struct Committer {
@@ -39,6 +42,10 @@ pub(super) struct Committer {
     pub(super) last_checkpoint_seq: u64,
     pub(super) checkpoint_interval: u64,
     pub(super) log_file: File,
+    /// Where small groups are made durable (see [`super::durable_log`]).
+    pub(super) durable_log: DurableLog,
+    /// The last group commit written to sled (each writes its number, see [`META_LOG_SEQ`]).
+    pub(super) log_seq: u64,
     pub(super) visibility: Arc<RwLock<()>>,
     /// Shared with [`Ledger`](super::Ledger) for lookups and with the sequencer; only the
     /// committer changes it, and only with what it writes to sled in the same step.
@@ -226,10 +233,32 @@ impl Committer {
         if sign_head {
             self.sign_head_into(&mut writes, head_seq, head_hash);
         }
+        let log_seq = self.log_seq.saturating_add(1);
+        writes.insert(PREFIX_META, META_LOG_SEQ, &log_seq.to_le_bytes());
+        // A small group is durable once its record is: one write and one fdatasync. A large
+        // one, or one that takes a checkpoint (whose sled flush comes anyway), is made durable
+        // by that flush instead (see `super::durable_log`).
+        let writes_len = writes.len;
+        let log = !checkpoint_due
+            && writes
+                .record()
+                .is_some_and(|record| self.durable_log.can_hold(record.len()));
+        let staged = if log {
+            writes.into_logged()
+        } else {
+            Err(writes)
+        };
+        if let Ok((record, _)) = &staged {
+            self.log_group(log_seq, record)?;
+        }
         let visibility = Arc::clone(&self.visibility);
         let _hidden = visibility.write().unwrap_or_else(PoisonError::into_inner);
-        let writes_len = writes.len;
-        self.trees.apply(writes, "committing a batch group")?;
+        let logged = staged.is_ok();
+        match staged {
+            Ok((_, ordered)) => durable_log::apply_in_order(&self.trees, ordered)?,
+            Err(writes) => self.trees.apply(writes, "committing a batch group")?,
+        }
+        self.log_seq = log_seq;
         self.reclaimer.after_commit(writes_len);
         self.accounts
             .write()
@@ -249,7 +278,22 @@ impl Committer {
         if checkpoint_due {
             self.checkpoint()?;
         }
+        if logged {
+            return Ok(());
+        }
         self.make_durable()
+    }
+
+    /// Makes group `seq` durable through the durable log: when the log is full, sled takes
+    /// every group so far durably first, and the log starts over.
+    fn log_group(&mut self, seq: u64, record: &[u8]) -> Result<(), Error> {
+        if !self.durable_log.fits(record.len()) {
+            self.make_durable()?;
+            crash_point("log_restarted");
+        }
+        self.durable_log.append(seq, record)?;
+        crash_point("log_synced");
+        Ok(())
     }
 
     fn snapshot_due(&self, head_seq: u64) -> bool {
@@ -314,8 +358,10 @@ impl Committer {
     }
 
     /// Merges the newest id tables if they are due (see [`idtables::merge_plan`]), in one
-    /// atomic batch, hidden from public lookups until whole. Not made durable on its own: the
-    /// next group's flush covers it, and a merge lost in a crash loses nothing.
+    /// atomic batch, hidden from public lookups until whole. Not made durable on its own and not
+    /// in the durable log: sled recovers a prefix of its log, so a merge lost in a crash takes
+    /// only later writes with it, which the durable log applies again at open (a group's writes
+    /// never depend on a merge), and it loses nothing.
     fn merge_id_tables(&self) -> Result<(), Error> {
         let tables = self.trees.id_table_list()?;
         let Some(from) = idtables::merge_plan(&tables) else {
@@ -334,8 +380,12 @@ impl Committer {
         Ok(())
     }
 
-    fn make_durable(&self) -> Result<(), Error> {
-        make_durable(&self.trees, &self.log_file)
+    /// Makes everything written to sled durable; the durable log's records are then no longer
+    /// needed, and it starts over.
+    fn make_durable(&mut self) -> Result<(), Error> {
+        make_durable(&self.trees, &self.log_file)?;
+        self.durable_log.restart();
+        Ok(())
     }
 }
 

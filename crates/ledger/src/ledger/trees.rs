@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::durable_log::{self, RECORD_PAYLOAD_MAX};
 use crate::Error;
 use crate::codec::{
     self, decode_account, decode_balance, decode_expiry_key, decode_pending_status,
@@ -26,22 +27,28 @@ use crate::state_machine::{Clock, Store};
 /// ([`META_LAST_EVENT_TIMESTAMPS`]), the flags of issue 13 (balancing, closing, imported,
 /// closed), which fit the flag bits records already had, and signed heads (see
 /// [`PREFIX_SIGNED_HEAD`]); version 7 adds the id tables of the transfer index (see
-/// [`PREFIX_ID_TABLE`]).
+/// [`PREFIX_ID_TABLE`]) and the ledger's durable log, a file beside sled's that may hold
+/// acknowledged groups sled does not (yet) hold, which the writer and the offline tools apply
+/// at open.
 pub(crate) const FORMAT_VERSION: u8 = 7;
 
 /// Older formats this build still reads: a version 6 database is a version 7 one without id
-/// tables, a version 5 database is a version 6 one that no transfer failed in, that holds none of the new flags and no signed head, a version 4
-/// database is a version 5 one without spread runs, and a version 3 journal is a version 4
-/// journal whose frames each hold one record. The writer upgrades the stored version when it
-/// opens one (before it writes anything newer), so older builds, which would ignore failed ids
-/// and id tables, misread the new flags and write records without ever signing them, refuse
-/// the database from then on.
+/// tables whose durable log is empty (the writer creates the log before it stores the new
+/// version), a version 5 database is a version 6 one that no transfer failed in, that holds
+/// none of the new flags and no signed head, a version 4 database is a version 5 one without
+/// spread runs, and a version 3 journal is a version 4 journal whose frames each hold one
+/// record. The writer upgrades the stored version when it opens one (before it writes anything
+/// newer), so older builds, which would ignore failed ids and id tables, misread the new flags,
+/// write records without ever signing them, or read sled without the groups only the durable
+/// log holds, refuse the database from then on.
 pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 4] = [3, 4, 5, 6];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
-/// record, so that a group commit is a single `Tree::apply_batch`: sled pins its log for the
-/// batch and recovers it whole or not at all, the same mechanism its multi-tree transactions
-/// use, without their staging copy of every write (measured: about half the commit time).
+/// record, so that a group commit that sled makes durable is a single `Tree::apply_batch`:
+/// sled pins its log for the batch and recovers it whole or not at all, the same mechanism its
+/// multi-tree transactions use, without their staging copy of every write (measured: about
+/// half the commit time). A group the durable log makes durable is whole through the log
+/// instead (see [`durable_log::apply_in_order`]).
 pub(crate) const TREE_STATE: &str = "ledger";
 /// Signed checkpoints, written after the group they cover (see `Committer::checkpoint`).
 pub(crate) const TREE_CHECKPOINTS: &str = "checkpoints";
@@ -106,6 +113,10 @@ pub(crate) const META_LAST_TIMESTAMP: &[u8] = b"last_timestamp";
 pub(crate) const META_LAST_EVENT_TIMESTAMPS: &[u8] = b"last_event_timestamps";
 /// The journal record the stored account snapshot is exact for (see [`crate::recovery`]).
 pub(crate) const META_ACCOUNTS_SEQ: &[u8] = b"accounts_seq";
+/// The sequence number of the last group commit written (u64, little-endian), in every
+/// group's batch: the durable log's records after it are the groups sled lacks (see
+/// [`durable_log`]). Absent before version 7 and before the first group: 0.
+pub(crate) const META_LOG_SEQ: &[u8] = b"log_seq";
 
 /// One kind of record inside the state tree: keys are `prefix || key`.
 #[derive(Clone)]
@@ -214,29 +225,116 @@ impl Space {
     }
 }
 
-/// A batch of writes to the state tree, addressed by space.
-#[derive(Default)]
+/// One write of a group, in the order it was made: a full key (with its space prefix), and
+/// the value (`None`: a removal).
+pub(crate) type KeyWrite = (Vec<u8>, Option<sled::IVec>);
+
+/// A batch of writes to the state tree, addressed by space. While the writes fit in a durable
+/// log record (see [`durable_log`]), they are kept in order and encoded as the record's
+/// payload, and no sled batch is built (a logged group is applied key by key); once they do
+/// not, they move into a sled batch.
 pub(crate) struct Writes {
-    batch: sled::Batch,
-    /// Inserts and removals in `batch`.
+    /// The writes in order, while they fit in a record.
+    ordered: Vec<KeyWrite>,
+    /// The writes as a sled batch, once they do not.
+    batch: Option<sled::Batch>,
+    /// Inserts and removals made.
     pub(super) len: usize,
+    /// `ordered` encoded as a durable log record's payload; `None` once the writes do not fit
+    /// in one.
+    record: Option<Vec<u8>>,
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Self {
+            ordered: Vec::new(),
+            batch: None,
+            len: 0,
+            record: Some(Vec::new()),
+        }
+    }
 }
 
 impl Writes {
+    /// Writes that are never logged (a replay of the log's own records).
+    pub(super) fn without_record() -> Self {
+        Self {
+            batch: Some(sled::Batch::default()),
+            record: None,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn insert(&mut self, prefix: u8, key: &[u8], value: impl Into<sled::IVec>) {
         let mut full = Vec::with_capacity(1 + key.len());
         full.push(prefix);
         full.extend_from_slice(key);
-        self.batch.insert(full, value);
-        self.len = self.len.saturating_add(1);
+        self.insert_full(full, value.into());
     }
 
     pub(crate) fn remove(&mut self, prefix: u8, key: &[u8]) {
         let mut full = Vec::with_capacity(1 + key.len());
         full.push(prefix);
         full.extend_from_slice(key);
-        self.batch.remove(full);
+        self.remove_full(full);
+    }
+
+    /// Inserts under a key that carries its space prefix.
+    pub(super) fn insert_full(&mut self, key: Vec<u8>, value: sled::IVec) {
         self.len = self.len.saturating_add(1);
+        if let Some(record) = &mut self.record
+            && record.len() + durable_log::insert_len(&key, &value) <= RECORD_PAYLOAD_MAX
+        {
+            durable_log::encode_insert(record, &key, &value);
+            self.ordered.push((key, Some(value)));
+            return;
+        }
+        self.batch().insert(key, value);
+    }
+
+    /// Removes a key that carries its space prefix.
+    pub(super) fn remove_full(&mut self, key: Vec<u8>) {
+        self.len = self.len.saturating_add(1);
+        if let Some(record) = &mut self.record
+            && record.len() + durable_log::insert_len(&key, &[]) <= RECORD_PAYLOAD_MAX
+        {
+            durable_log::encode_remove(record, &key);
+            self.ordered.push((key, None));
+            return;
+        }
+        self.batch().remove(key);
+    }
+
+    /// The sled batch, built from the ordered writes the first time (they no longer fit in a
+    /// record, or are applied as a batch).
+    fn batch(&mut self) -> &mut sled::Batch {
+        self.record = None;
+        let ordered = std::mem::take(&mut self.ordered);
+        self.batch.get_or_insert_with(|| {
+            let mut batch = sled::Batch::default();
+            for (key, value) in ordered {
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+            batch
+        })
+    }
+
+    /// The writes as a durable log record's payload, if they fit in one.
+    pub(super) fn record(&self) -> Option<&[u8]> {
+        self.record.as_deref()
+    }
+
+    /// The record's payload and the writes in order, if they fit in a record; otherwise the
+    /// writes as they are.
+    pub(super) fn into_logged(self) -> Result<(Vec<u8>, Vec<KeyWrite>), Self> {
+        match self.record {
+            Some(record) => Ok((record, self.ordered)),
+            None => Err(self),
+        }
     }
 }
 
@@ -297,9 +395,10 @@ impl Trees {
     }
 
     /// Applies one group's writes atomically (see [`TREE_STATE`]).
-    pub(crate) fn apply(&self, writes: Writes, context: &str) -> Result<(), Error> {
+    pub(crate) fn apply(&self, mut writes: Writes, context: &str) -> Result<(), Error> {
+        let batch = std::mem::take(writes.batch());
         self.state
-            .apply_batch(writes.batch)
+            .apply_batch(batch)
             .map_err(Error::storage(context))
     }
 
@@ -667,6 +766,25 @@ impl Trees {
         Ok(Timestamp(nanos))
     }
 
+    /// The last group commit sled holds (see [`META_LOG_SEQ`]).
+    pub(crate) fn log_seq(&self) -> Result<u64, Error> {
+        let Some(bytes) = self
+            .meta
+            .get(META_LOG_SEQ)
+            .map_err(Error::storage("reading the durable log sequence"))?
+        else {
+            return Ok(0);
+        };
+        let mut cursor = codec::Cursor::new(&bytes, "durable log sequence");
+        let seq = cursor
+            .u64()
+            .map_err(Error::corrupt("durable log sequence"))?;
+        cursor
+            .finish()
+            .map_err(Error::corrupt("durable log sequence"))?;
+        Ok(seq)
+    }
+
     /// Whether an event with transfer id `id` failed with a transient result.
     pub(crate) fn transfer_failed(&self, id: TransferId) -> Result<bool, Error> {
         self.failed
@@ -817,8 +935,9 @@ const OFFLINE_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 /// Opens the database in `path` for an offline tool (the audit, the export): refuses a
 /// missing database rather than creating one, takes sled's exclusive file lock (so it fails
 /// cleanly while a node holds it) and checks the format version before anything is read. It
-/// writes nothing; sled itself may discard a torn, never-acknowledged tail of its log on open,
-/// exactly as a node restart would.
+/// writes nothing of its own: sled itself may discard a torn, never-acknowledged tail of its
+/// log on open, and the groups that only the ledger's durable log holds are applied to sled
+/// (see [`durable_log::replay`]), exactly as a node restart would.
 pub(crate) fn open_offline(path: &Path) -> Result<Trees, Error> {
     if !sled_log_path(path).is_file() {
         return Err(Error::NotFound {
@@ -826,7 +945,9 @@ pub(crate) fn open_offline(path: &Path) -> Result<Trees, Error> {
         });
     }
     let trees = Trees::open(open_db(path, OFFLINE_CACHE_CAPACITY)?)?;
-    check_format(&trees)?;
+    let version = check_format(&trees)?;
+    // The acknowledged groups only the durable log holds, applied as the writer's open would.
+    durable_log::recover(&trees, path, version)?;
     Ok(trees)
 }
 
@@ -836,7 +957,8 @@ pub(crate) fn sled_log_path(path: &Path) -> PathBuf {
 }
 
 /// Makes everything written to sled so far durable: sled's flush, then `fdatasync` of its
-/// log (see the module documentation for why both).
+/// log (see the module documentation for why both). The writer then starts its durable log
+/// over (see [`durable_log`]).
 pub(super) fn make_durable(trees: &Trees, log_file: &File) -> Result<(), Error> {
     trees
         .db

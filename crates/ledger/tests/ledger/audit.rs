@@ -253,11 +253,12 @@ fn one_flipped_byte_in_a_shared_journal_chunk_names_its_record() {
     );
 }
 
-/// A format 6 database is a format 7 one without id tables, a format 5 one is a format 6 one
-/// without failed transfer ids, the new flags or signed heads, a format 4 one is a format 5
-/// one without spread runs in its transfer index, and a format 3 one is a format 4 one whose
-/// chunks each hold one record: the audit reads them as they are, and the writer upgrades the
-/// stored version at open, then stores a batch of scattered ids as an id table.
+/// A format 6 database is a format 7 one without id tables and with an empty durable log, a
+/// format 5 one is a format 6 one without failed transfer ids, the new flags or signed heads, a
+/// format 4 one is a format 5 one without spread runs in its transfer index, and a format 3 one
+/// is a format 4 one whose chunks each hold one record: the audit reads them as they are, and
+/// the writer upgrades the stored version at open, then stores a batch of scattered ids as an
+/// id table.
 #[test]
 fn formats_3_to_6_are_read_and_upgraded_by_the_writer() {
     for version in [3, 4, 5, 6] {
