@@ -71,8 +71,7 @@
 //!
 //! Durability: a call returns only after its batch is on disk. The writer's sequencer thread
 //! runs queued batches through the state machine in groups; its committer thread makes each
-//! group durable, writes it with one crash-atomic sled batch, and only then answers the
-//! group's callers. A small group is durable once its record (the group's sled writes) is
+//! group durable, writes it to sled, and only then answers the group's callers. A small group is durable once its record (the group's sled writes) is
 //! written and `fdatasync`ed in the ledger's durable log, a pre-zeroed file beside sled's
 //! whose overwrites commit no metadata; a large group (full batches) or one that takes a
 //! checkpoint by `Db::flush` and an `fdatasync` of sled's log file (sled's own flush uses
@@ -98,8 +97,9 @@
 //! counter give), so ids allocated in order cost one index key per batch or per group. Random
 //! ids make runs of one; a group with many of them stores them instead as one sorted id table
 //! in pieces of about 4 KiB (a few dozen keys for a full batch), and the writer merges tables
-//! between groups so that a lookup probes few of them. A blocked Bloom filter of transfer ids (stored and failed) lets the
-//! writer skip the sled lookups for ids that are surely new; it never decides a result (a "maybe" always asks sled).
+//! between groups so that a lookup probes few of them. A blocked Bloom filter of transfer ids
+//! (stored and failed) lets the writer skip the sled lookups for ids that are surely new; it
+//! never decides a result (a "maybe" always asks sled).
 //! sled's replaced tree nodes are freed by a helper thread after every commit, which keeps
 //! memory bounded.
 //!
