@@ -77,27 +77,8 @@ echo "reports: kakehashi bench --payments $bench_payments --report"
   --report "$out/bench.html" >"$out/bench.json" 2>"$work/bench.err" \
   || { cat "$work/bench.err" >&2; fail "kakehashi bench failed"; }
 
-free_base_port() {
-  python3 - <<'PY'
-import random, socket, sys
-for _ in range(200):
-    base = random.randint(20000, 60000)
-    socks = []
-    try:
-        for port in (base, base + 1, base + 2, base + 100, base + 101, base + 102):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-        print(base)
-        sys.exit(0)
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-sys.exit(1)
-PY
-}
+# shellcheck source=tests/scripts/ports.sh
+. "$repo/tests/scripts/ports.sh"
 
 devnet="$work/devnet"
 ran=""
