@@ -467,12 +467,12 @@ mod tests {
         }
         // Each verification digests its signer chain once, where it happens.
         for v in PAYMENT_PATH.iter().filter(|o| o.operation == Verify) {
-            let Input::Signed(object) = v.input else {
+            let Signed(object) = v.input else {
                 panic!("a verification covers a signed object: {v:?}");
             };
             let chains = PAYMENT_PATH
                 .iter()
-                .filter(|o| o.input == Input::Chain(object) && o.place == v.place)
+                .filter(|o| o.input == Chain(object) && o.place == v.place)
                 .count();
             assert_eq!(chains, 1, "{v:?}");
         }
@@ -481,15 +481,15 @@ mod tests {
     #[test]
     fn lengths_cover_domain_payload_and_each_certificate() {
         let s = sizes();
-        assert_eq!(s.lengths(Input::Signed(Quote)), Some(vec![220]));
-        assert_eq!(s.lengths(Input::Payload(Instruction)), Some(vec![900]));
-        assert_eq!(s.lengths(Input::Chain(Receipt)), Some(vec![500, 600]));
-        assert_eq!(s.lengths(Input::TransferId), Some(vec![TRANSFER_ID_INPUT]));
+        assert_eq!(s.lengths(Signed(Quote)), Some(vec![220]));
+        assert_eq!(s.lengths(Payload(Instruction)), Some(vec![900]));
+        assert_eq!(s.lengths(Chain(Receipt)), Some(vec![500, 600]));
+        assert_eq!(s.lengths(TransferId), Some(vec![TRANSFER_ID_INPUT]));
         let no_receipt = PathSizes {
             receipt: None,
             ..sizes()
         };
-        assert_eq!(no_receipt.lengths(Input::Signed(Receipt)), None);
+        assert_eq!(no_receipt.lengths(Signed(Receipt)), None);
         assert!(measure(&no_receipt, 2).is_none());
     }
 
@@ -502,7 +502,7 @@ mod tests {
         assert_eq!(ceiling_per_second(per_payment, 0), None);
 
         let row = |operation, count, micros| Measured {
-            op: op(operation, Input::TransferId, Sender, count, "test"),
+            op: op(operation, TransferId, Sender, count, "test"),
             bytes: 1,
             each: Duration::from_micros(micros),
         };
@@ -524,7 +524,7 @@ mod tests {
         let instruction = ceiling
             .rows
             .iter()
-            .find(|r| r.op.operation == Sign && r.op.input == Input::Signed(Instruction))
+            .find(|r| r.op.operation == Sign && r.op.input == Signed(Instruction))
             .expect("the bank signs");
         assert_eq!(instruction.bytes, 920);
         assert!(ceiling.per_second().is_some_and(|c| c > 0.0));
