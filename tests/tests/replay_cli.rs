@@ -686,4 +686,33 @@ fn bench_settles_every_payment_and_reports_consistent_figures() {
         p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("max"),
         "{report}"
     );
+    // The crypto ceiling counts only work the run also did on the same cores, so the run
+    // cannot exceed it: the fraction is in (0, 1].
+    let figure = |k: &str| {
+        report[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k}: {report}"))
+    };
+    assert!(figure("crypto_ceiling_per_second") > 0.0, "{report}");
+    let fraction = figure("ceiling_fraction");
+    assert!(fraction > 0.0 && fraction <= 1.0, "{report}");
+    assert!(figure("cpu_per_payment_us") > 0.0, "{report}");
+    let operations = report["crypto_operations"]
+        .as_array()
+        .expect("the operations");
+    let count = |op: &str| -> u64 {
+        operations
+            .iter()
+            .filter(|o| o["operation"] == op)
+            .filter_map(|o| o["count"].as_u64())
+            .sum()
+    };
+    assert_eq!((count("sign"), count("verify")), (3, 6), "{report}");
+    assert!(
+        operations
+            .iter()
+            .all(|o| o["bytes"].as_u64().is_some_and(|b| b > 0)
+                && o["each_us"].as_f64().is_some_and(|t| t > 0.0)),
+        "{report}"
+    );
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use kakehashi_ops::load::ceiling::{self, Ceiling, Operation};
 use kakehashi_ops::load::{self, LoadOptions, LoadReport, percentile};
 use kakehashi_protocol::money;
 
@@ -130,12 +131,17 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let shutdown = pair.shutdown().await;
     let report = report?;
     shutdown?;
+    // Timed right after the run, in this process, on the cores it had; the nodes are stopped,
+    // so nothing else of the bench competes with the measurement.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let ceiling = ceiling::measure(&report.sizes, cores);
     let text = if args.json {
-        let mut text = serde_json::to_string_pretty(&json(&report, &options, &mode))?;
+        let mut text =
+            serde_json::to_string_pretty(&json(&report, ceiling.as_ref(), &options, &mode))?;
         text.push('\n');
         text
     } else {
-        human(&report)
+        human(&report, ceiling.as_ref())
     };
     write_stdout(&text)?;
     if let Some(path) = &args.report {
@@ -154,8 +160,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 ("quote+submit", percentiles(&report.sorted(|o| o.total))),
             ],
             moved: moved_text(&report),
-            // The crypto ceiling of issue 14 (item 1) goes here once the bench measures it.
-            crypto_ceiling_per_sec: None,
+            crypto_ceiling_per_sec: ceiling.as_ref().and_then(Ceiling::per_second),
             machine: report::Machine::this(),
             command: report::command_line(),
             generated: report::generated_at(),
@@ -191,7 +196,63 @@ fn moved_text(report: &LoadReport) -> (String, String) {
     )
 }
 
-fn human(report: &LoadReport) -> String {
+fn us(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e9).round() / 1e3
+}
+
+/// The crypto ceiling's lines: every operation of one payment with where it happens, then the
+/// ceiling, the fraction the run achieved and the CPU time per payment.
+fn human_ceiling(out: &mut String, report: &LoadReport, ceiling: Option<&Ceiling>) {
+    let cpu = report
+        .cpu_per_payment()
+        .map_or_else(|| "n/a".to_owned(), |d| format!("{:.0} µs", us(d)));
+    let _ = writeln!(
+        out,
+        "cpu            {cpu} per settled payment ({:.2} s user+system over the run, client and \
+         both nodes)",
+        report.cpu.as_secs_f64()
+    );
+    let Some(ceiling) = ceiling else {
+        let _ = writeln!(
+            out,
+            "crypto         not measured: no payment settled, so no receipt to size"
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "crypto         per payment: {} signatures, {} verifications, {} SHA-256 digests",
+        ceiling.count(Operation::Sign),
+        ceiling.count(Operation::Verify),
+        ceiling.count(Operation::Sha256)
+    );
+    for row in &ceiling.rows {
+        let _ = writeln!(
+            out,
+            "  {:>2} × {:<6} {:<26} {:<8} {:>5} B  {:>7.2} µs  ({})",
+            row.op.count,
+            row.op.operation.name(),
+            row.op.input.name(),
+            row.op.place.name(),
+            row.bytes,
+            us(row.each),
+            row.op.site
+        );
+    }
+    let per_second = ceiling.per_second().unwrap_or(0.0);
+    let _ = writeln!(
+        out,
+        "ceiling        {per_second:.0} payments/s ({:.1} µs of crypto per payment on {} \
+         core(s)); this run: {}",
+        us(ceiling.per_payment()),
+        ceiling.cores,
+        ceiling
+            .fraction(report.payments_per_sec())
+            .map_or_else(|| "n/a".to_owned(), |f| format!("{:.1}%", f * 100.0))
+    );
+}
+
+fn human(report: &LoadReport, ceiling: Option<&Ceiling>) -> String {
     let mut out = String::new();
     let answers: Vec<String> = report
         .by_status()
@@ -235,10 +296,16 @@ fn human(report: &LoadReport) -> String {
             let _ = writeln!(out, "  {problem}");
         }
     }
+    human_ceiling(&mut out, report, ceiling);
     out
 }
 
-fn json(report: &LoadReport, options: &LoadOptions, mode: &str) -> serde_json::Value {
+fn json(
+    report: &LoadReport,
+    ceiling: Option<&Ceiling>,
+    options: &LoadOptions,
+    mode: &str,
+) -> serde_json::Value {
     let figures = |sorted: &[Duration]| {
         serde_json::Value::Object(
             percentiles(sorted)
@@ -263,5 +330,27 @@ fn json(report: &LoadReport, options: &LoadOptions, mode: &str) -> serde_json::V
         "balance_problems": report.balance_problems,
         "debited": debited,
         "credited": credited,
+        "cpu_secs": report.cpu.as_secs_f64(),
+        "cpu_per_payment_us": report.cpu_per_payment().map(us),
+        "crypto_ceiling_per_second": ceiling.and_then(Ceiling::per_second),
+        "ceiling_fraction": ceiling.and_then(|c| c.fraction(report.payments_per_sec())),
+        "crypto_per_payment_us": ceiling.map(|c| us(c.per_payment())),
+        "cores": ceiling.map(|c| c.cores),
+        "crypto_operations": ceiling.map(|c| {
+            c.rows
+                .iter()
+                .map(|row| {
+                    serde_json::json!({
+                        "operation": row.op.operation.name(),
+                        "object": row.op.input.name(),
+                        "place": row.op.place.name(),
+                        "count": row.op.count,
+                        "bytes": row.bytes,
+                        "each_us": us(row.each),
+                        "site": row.op.site,
+                    })
+                })
+                .collect::<Vec<_>>()
+        }),
     })
 }

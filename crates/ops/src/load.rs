@@ -20,13 +20,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use kakehashi_pki::cache::RecognitionCache;
 use kakehashi_pki::mra::Mra;
 use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
+use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -44,6 +45,10 @@ use kakehashi_protocol::money::{self, Currency};
 use kakehashi_protocol::quote::QuoteAsk;
 use kakehashi_protocol::signed::{ParsedCerts, Trust};
 use kakehashi_protocol::status::{self, status_name};
+
+pub mod ceiling;
+
+use ceiling::{PathSizes, SignedSize};
 
 /// Largest number of instructions one SubmitPayments stream has in flight on the node
 /// (service.rs `STREAM_CONCURRENCY`); more only queue in the stream.
@@ -371,6 +376,11 @@ pub struct LoadReport {
     pub balance_problems: Vec<String>,
     /// Minor units debited from the sender's customers and credited to the receiver's.
     pub moved: (u128, u128),
+    /// CPU time the whole process (client and both nodes) used over [`Self::wall`], user and
+    /// system ([`ceiling::process_cpu_time`]).
+    pub cpu: Duration,
+    /// The sizes of one payment's signed objects, as the run carried them (for the ceiling).
+    pub sizes: PathSizes,
 }
 
 impl LoadReport {
@@ -409,6 +419,14 @@ impl LoadReport {
         v
     }
 
+    /// CPU time per settled payment; `None` when none settled.
+    pub fn cpu_per_payment(&self) -> Option<Duration> {
+        u32::try_from(self.settled())
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| self.cpu / n)
+    }
+
     /// Whether every payment settled and every balance moved by exactly the settled sums.
     pub fn is_exact(&self) -> bool {
         self.settled() == self.outcomes.len() && self.balance_problems.is_empty()
@@ -439,6 +457,8 @@ struct Target {
     certs: ParsedCerts,
     relying: String,
     ask: QuoteAsk,
+    /// The sizes of the first quote, instruction and receipt the run sees.
+    sizes: Mutex<PathSizes>,
 }
 
 impl Target {
@@ -469,7 +489,28 @@ impl Target {
             certs: ParsedCerts::new(),
             relying: sender.jurisdiction.clone(),
             ask,
+            sizes: Mutex::default(),
         })
+    }
+
+    /// Keeps the sizes of a payment's quote and instruction, once.
+    fn note_instruction(&self, quote: &pb::Signed, instruction: &pb::Signed) {
+        let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
+        if sizes.instruction.is_none() {
+            sizes.quote = Some(SignedSize::of(SIGNING_DOMAIN_QUOTE, quote));
+            sizes.instruction = Some(SignedSize::of(SIGNING_DOMAIN_INSTRUCTION, instruction));
+        }
+    }
+
+    /// Keeps the size of the receipt `report` carries, once.
+    fn note_receipt(&self, report: &pb::PaymentStatusReport) {
+        let Some(receipt) = &report.receipt else {
+            return;
+        };
+        let mut sizes = self.sizes.lock().unwrap_or_else(PoisonError::into_inner);
+        if sizes.receipt.is_none() {
+            sizes.receipt = Some(SignedSize::of(SIGNING_DOMAIN_RECEIPT, receipt));
+        }
     }
 
     /// The sender's banks as participants.
@@ -534,11 +575,13 @@ pub async fn run(
     let sender_before = balances(&mut sender_view).await?;
     let receiver_before = balances(&mut receiver_view).await?;
 
+    let cpu_before = ceiling::process_cpu_time();
     let (outcomes, wall) = if options.stream {
         run_stream(options, &target, &routes, &progress).await?
     } else {
         run_unary(options, &target, &routes, &progress).await?
     };
+    let cpu = ceiling::process_cpu_time().saturating_sub(cpu_before);
 
     let sender_after = balances(&mut sender_view).await?;
     let receiver_after = balances(&mut receiver_view).await?;
@@ -557,6 +600,12 @@ pub async fn run(
         credited_currency,
         balance_problems: Vec::new(),
         moved: (0, 0),
+        cpu,
+        sizes: target
+            .sizes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone(),
     };
     let sender_side = (
         sender.jurisdiction.as_str(),
@@ -655,6 +704,7 @@ async fn signed_instruction(
         .map_err(|_| LoadError::Run("the system random source failed".to_owned()))?;
     let options = InstructionOptions::default();
     let signed = bank::instruction(&route.bank, &route.order, &quote, uetr, now, &options);
+    target.note_instruction(quote.signed(), &signed);
     Ok((signed, uetr))
 }
 
@@ -713,6 +763,7 @@ async fn run_unary(
                 let t1 = Instant::now();
                 let report = participant::submit(&mut client, signed).await?;
                 let t2 = Instant::now();
+                target.note_receipt(&report);
                 out.push(outcome(route, &report, t2 - t1, t2 - t0, t2 - started));
                 progress();
             }
@@ -777,6 +828,7 @@ async fn run_stream(
         let in_flight: Arc<Mutex<InFlight>> = Arc::default();
         senders.push((tx, Arc::clone(&in_flight)));
         let progress = Arc::clone(progress);
+        let target = Arc::clone(target);
         readers.push(tokio::spawn(async move {
             let mut out = Vec::new();
             while let Some(answer) = answers.next().await {
@@ -785,7 +837,7 @@ async fn run_stream(
                 let entry = Uetr::parse(&report.uetr).ok().and_then(|uetr| {
                     in_flight
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .unwrap_or_else(PoisonError::into_inner)
                         .remove(&uetr)
                 });
                 let Some((t0, t1, route, permit)) = entry else {
@@ -794,6 +846,7 @@ async fn run_stream(
                         report.uetr
                     )));
                 };
+                target.note_receipt(&report);
                 out.push(outcome(route, &report, t2 - t1, t2 - t0, t2 - started));
                 progress();
                 drop(permit);
@@ -819,7 +872,7 @@ async fn run_stream(
             let t1 = Instant::now();
             in_flight
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner)
                 .insert(uetr, (t0, t1, route, permit));
             tx.send(pb::SubmitPaymentRequest {
                 instruction: Some(signed),

@@ -61,9 +61,9 @@ pub(crate) struct BenchRun<'a> {
     pub(crate) latencies: Vec<(&'static str, [(&'static str, f64); 4])>,
     /// What moved: (debited at the sender, credited at the receiver), with currencies.
     pub(crate) moved: (String, String),
-    /// The crypto ceiling in payments/s, measured in the same run. Issue 14 (item 1) adds that
-    /// measurement to `kakehashi bench`; until the bench has the figure this is `None`, and
-    /// the throughput chart draws no ceiling line (none is invented).
+    /// The crypto ceiling in payments/s, measured in the same run (`load::ceiling`); `None`
+    /// when the bench could not measure it (no payment settled, so no receipt to size), and
+    /// then the throughput chart draws no ceiling line (none is invented).
     pub(crate) crypto_ceiling_per_sec: Option<f64>,
     /// Where it ran.
     pub(crate) machine: Machine,
@@ -461,6 +461,8 @@ mod tests {
             credited_currency: sgd,
             balance_problems: Vec::new(),
             moved: (2_000_000, 17_400),
+            cpu: Duration::from_secs(3),
+            sizes: Default::default(),
         }
     }
 
