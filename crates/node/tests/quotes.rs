@@ -192,6 +192,51 @@ async fn a_quote_of_this_node_re_signed_at_another_rate_is_refused_and_a_quote_i
     p.shutdown().await;
 }
 
+/// The node does not verify again the signature of a quote it holds byte for byte (issue 14):
+/// its genuine terms under a signature it did not make, or with another chain, are not that
+/// quote, and are refused as before; the genuine quote then settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_quote_with_another_signature_or_chain_is_refused() {
+    let mut p = pair().await;
+    let bank = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+    let genuine = quote(&mut p.jp_client, "SG", &source).await;
+    let before = p.snapshot().await;
+
+    let mut flipped = genuine.clone();
+    flipped.signature[0] ^= 1;
+    let report = submit_at(&mut p.jp_client, &bank, flipped, source.clone()).await;
+    refused(&report, "DS0B", "signature does not verify");
+
+    // The genuine terms signed again by another key JP certified for quotes, its chain sent.
+    let (other_key, other_chain) = other_jp_signer();
+    let mut other = kakehashi_protocol::signed::sign(
+        kakehashi_proto::SIGNING_DOMAIN_QUOTE,
+        genuine.payload.clone(),
+        &other_key,
+        &other_chain,
+    );
+    let report = submit_at(&mut p.jp_client, &bank, other.clone(), source.clone()).await;
+    refused(
+        &report,
+        "DS0B",
+        "not with this node's own quote-signing key",
+    );
+    // The node's own signature with the other key's chain.
+    other.signature.clone_from(&genuine.signature);
+    let report = submit_at(&mut p.jp_client, &bank, other, source.clone()).await;
+    refused(&report, "DS0B", "signature does not verify");
+    assert_eq!(p.snapshot().await, before, "nothing moved on either ledger");
+
+    let report = submit_at(&mut p.jp_client, &bank, genuine, source).await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    p.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quote_issued_before_a_restart_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

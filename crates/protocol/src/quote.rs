@@ -93,6 +93,19 @@ impl QuoteIssuer {
         now: UnixTime,
         quote_id: String,
     ) -> Result<pb::Signed, Rejection> {
+        self.issue_with_terms(offer, now, quote_id)
+            .map(|(signed, _)| signed)
+    }
+
+    /// [`Self::issue`], also returning the terms signed: exactly what [`verify_quote`] returns
+    /// for the signed quote, so that the issuer can hold them without decoding its own quote
+    /// again.
+    pub fn issue_with_terms(
+        &self,
+        offer: &QuoteOffer<'_>,
+        now: UnixTime,
+        quote_id: String,
+    ) -> Result<(pb::Signed, QuoteTerms), Rejection> {
         let QuoteOffer {
             counterparty,
             source,
@@ -133,12 +146,25 @@ impl QuoteIssuer {
             issued_at: Some(to_timestamp(now)),
             expires_at: Some(to_timestamp(expires_at)),
         };
-        Ok(signed::sign(
+        let signed = signed::sign(
             SIGNING_DOMAIN_QUOTE,
             quote.encode_to_vec(),
             &self.key,
             &self.chain,
-        ))
+        );
+        let terms = QuoteTerms {
+            quote_id: quote.quote_id,
+            issuing: quote.issuing_jurisdiction,
+            counterparty: quote.counterparty_jurisdiction,
+            source,
+            target: (target_ccy, target),
+            rate,
+            mid,
+            spread_bps,
+            issued_at: now,
+            expires_at,
+        };
+        Ok((signed, terms))
     }
 }
 
@@ -545,6 +571,28 @@ mod tests {
         let r = result.expect_err("must be rejected");
         assert_eq!(r.code, code, "{}", r.detail);
         assert!(r.detail.contains(needle), "{:?} lacks {needle:?}", r.detail);
+    }
+
+    /// The issuer holds the terms `issue_with_terms` returns instead of verifying its own quote
+    /// again, so they must be exactly the terms the verifier reads from the signed bytes.
+    #[test]
+    fn the_terms_issued_are_the_terms_the_verifier_reads() {
+        for (source, spread_bps) in [(10_000, 25), (1, 0), (987_654_321, 9_999)] {
+            let (signed, issued) = jp_issuer()
+                .issue_with_terms(
+                    &QuoteOffer {
+                        counterparty: "SG",
+                        source: (jpy(), source),
+                        target_currency: sgd(),
+                        mid: Rate::parse("114.123456789").expect("rate"),
+                        spread_bps,
+                    },
+                    at_2027(),
+                    "Q-7".to_owned(),
+                )
+                .expect("issued");
+            assert_eq!(verify_at(&signed, "JP", at_2027()), Ok(issued));
+        }
     }
 
     #[test]

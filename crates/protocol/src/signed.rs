@@ -130,6 +130,13 @@ impl ParsedCerts {
 
     /// [`Cert::from_der`], answered from the cache when these bytes were parsed before.
     pub fn parse(&self, der: &[u8]) -> Result<Cert, kakehashi_pki::error::Error> {
+        self.parse_shared(der).map(|cert| (*cert).clone())
+    }
+
+    /// [`Self::parse`] without copying the certificate out of the cache: a [`Cert`] owns every
+    /// field it parsed (a few dozen allocations), and a caller that only reads it (the
+    /// participant API's caller check, on every request) need not copy it.
+    pub fn parse_shared(&self, der: &[u8]) -> Result<Arc<Cert>, kakehashi_pki::error::Error> {
         let digest: [u8; 32] = Sha256::digest(der).into();
         let cached = self
             .by_digest
@@ -138,9 +145,9 @@ impl ParsedCerts {
             .get(&digest)
             .cloned();
         if let Some(cert) = cached {
-            return Ok((*cert).clone());
+            return Ok(cert);
         }
-        let cert = Cert::from_der(der)?;
+        let cert = Arc::new(Cert::from_der(der)?);
         let mut by_digest = self
             .by_digest
             .lock()
@@ -148,7 +155,7 @@ impl ParsedCerts {
         if by_digest.len() >= PARSED_CERTS_MAX {
             by_digest.clear();
         }
-        by_digest.insert(digest, Arc::new(cert.clone()));
+        by_digest.insert(digest, Arc::clone(&cert));
         Ok(cert)
     }
 
@@ -199,6 +206,15 @@ impl<'a> Trust<'a> {
         match self.certs {
             Some(certs) => certs.parse(der),
             None => Cert::from_der(der),
+        }
+    }
+
+    /// Parses one certificate (a signer's, or a TLS client's) through the cache, if any,
+    /// shared rather than copied out of it (see [`ParsedCerts::parse_shared`]).
+    pub fn parse_shared(&self, der: &[u8]) -> Result<Arc<Cert>, kakehashi_pki::error::Error> {
+        match self.certs {
+            Some(certs) => certs.parse_shared(der),
+            None => Cert::from_der(der).map(Arc::new),
         }
     }
 

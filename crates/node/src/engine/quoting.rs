@@ -34,13 +34,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 
-use kakehashi_pki::UnixTime;
+use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::pb;
 use kakehashi_protocol::instruction::{Instruction, Uetr};
 use kakehashi_protocol::money::{self, RATE_SCALE, Rate, SPREAD_BPS_FULL};
 use kakehashi_protocol::quote::{self, QuoteOffer, QuoteTerms};
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::signed::Signer;
+use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 use super::{Engine, PeerLink};
@@ -57,6 +58,10 @@ pub(super) const QUOTES_HELD_MAX: usize = 100_000;
 struct Held {
     /// SHA-256 of the signed quote's payload: the exact terms this node signed.
     payload_sha256: [u8; 32],
+    /// The signature this node made over them.
+    signature: Vec<u8>,
+    /// The terms as this node signed them: what [`quote::verify_quote`] reads from the payload.
+    terms: QuoteTerms,
     /// When the quote expires.
     expires_at: UnixTime,
     /// The payment that took the quote, once one did.
@@ -115,19 +120,22 @@ impl IssuedQuotes {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Holds a quote just issued.
+    /// Holds a quote just issued: `signed`, whose terms are `terms`.
     fn hold(
         &self,
-        quote_id: String,
-        payload: &[u8],
+        signed: &pb::Signed,
+        terms: QuoteTerms,
         expires_at: UnixTime,
         now: UnixTime,
         skew: i64,
     ) {
         let mut inner = self.lock();
         inner.release(now, skew, QUOTES_HELD_MAX);
+        let quote_id = terms.quote_id.clone();
         let held = Held {
-            payload_sha256: Sha256::digest(payload).into(),
+            payload_sha256: Sha256::digest(&signed.payload).into(),
+            signature: signed.signature.clone(),
+            terms,
             expires_at,
             taken_by: None,
         };
@@ -137,6 +145,26 @@ impl IssuedQuotes {
             inner.by_id.insert(quote_id.clone(), held);
             inner.order.push_back(quote_id);
         }
+    }
+
+    /// The terms of quote `quote_id` when `signed` is, byte for byte, the quote this node
+    /// issued under that id (payload and signature; the caller compares the chain) and still
+    /// holds at `now`; `None` otherwise, including when it expired, so that the caller's full
+    /// verification gives its answer.
+    fn own_terms(
+        &self,
+        quote_id: &str,
+        signed: &pb::Signed,
+        now: UnixTime,
+        skew: i64,
+    ) -> Option<QuoteTerms> {
+        let inner = self.lock();
+        let held = inner.by_id.get(quote_id)?;
+        let live = now.0 <= held.expires_at.0.saturating_add(skew)
+            && held.terms.issued_at.0 <= now.0.saturating_add(skew);
+        let digest: [u8; 32] = Sha256::digest(&signed.payload).into();
+        (live && digest == held.payload_sha256 && signed.signature == held.signature)
+            .then(|| held.terms.clone())
     }
 
     /// Whether payment `uetr` may take quote `quote_id` (payload `payload`): held, with these
@@ -235,7 +263,7 @@ impl Engine {
             .fill(&mut nonce)
             .map_err(|_| Rejection::new(ReasonCode::Ff01, "no randomness for a quote id"))?;
         let quote_id = format!("Q-{}-{}-{seq}", self.jurisdiction(), hex::encode(nonce));
-        let signed = self.quotes.issue(
+        let (signed, terms) = self.quotes.issue_with_terms(
             &QuoteOffer {
                 counterparty: &peer.jurisdiction,
                 source: (currency, minor),
@@ -244,13 +272,10 @@ impl Engine {
                 spread_bps: self.parts.spread_bps,
             },
             t,
-            quote_id.clone(),
+            quote_id,
         )?;
-        // The issuer refused a lifetime that does not fit, so this is the quote's expiry.
-        let ttl = i64::try_from(self.parts.quote_ttl_secs).unwrap_or(i64::MAX);
-        let expires_at = UnixTime(t.0.saturating_add(ttl));
-        self.issued
-            .hold(quote_id, &signed.payload, expires_at, t, self.skew());
+        let expires_at = terms.expires_at;
+        self.issued.hold(&signed, terms, expires_at, t, self.skew());
         Ok(signed)
     }
 
@@ -280,25 +305,10 @@ impl Engine {
                 ),
             ));
         }
-        let (terms, signer) = quote::verify_quote(
-            &instr.quote,
-            self.trust(),
-            self.jurisdiction(),
-            t,
-            self.parts.limits.clock_skew_secs,
-            &[],
-        )?;
-        if terms.issuing != self.jurisdiction() {
-            return Err(Rejection::new(
-                ReasonCode::Ds0b,
-                format!(
-                    "the quote was issued by {}, not by this node ({})",
-                    terms.issuing,
-                    self.jurisdiction()
-                ),
-            ));
-        }
-        self.check_own_signer(&terms, &signer)?;
+        let terms = match self.held_own_quote(&instr.quote, t) {
+            Some(terms) => terms,
+            None => self.verify_own_quote(&instr.quote, t)?,
+        };
         let Some(peer) = self.parts.peers.get(&terms.counterparty).cloned() else {
             return Err(Rejection::new(
                 ReasonCode::Ff01,
@@ -320,6 +330,80 @@ impl Engine {
             ));
         }
         Ok((peer, terms.quote_id))
+    }
+
+    /// The terms of `signed` when it is, byte for byte (payload, signature and chain), a quote
+    /// this node issued and still holds, and its signing chain is still recognized at `t`;
+    /// `None` sends the quote to [`Self::verify_own_quote`].
+    ///
+    /// Such a quote's signature is not verified again: this node made it over these exact
+    /// bytes moments ago, and holds them in memory. What could a participant do with that?
+    /// Only present this node's own quote unaltered, which is what every genuine payment does:
+    /// a quote with any byte of its terms changed no longer matches the payload digest held
+    /// under its id, and one with another signature or chain (a zeroed signature, another
+    /// key's) no longer matches either; both take the full verification, which refuses them
+    /// as before (DS0B, or AB05 when this node holds no quote under that id). Nothing here
+    /// decides whether the quote is free: single use (DUPL), the rate (AB05) and the amount are
+    /// checked after, the same for both paths. The receiver verifies the quote's signature
+    /// under the agreement itself, so no peer relies on this shortcut. Expiry is checked here
+    /// as the verifier checks it, so an expired quote takes the full path and gets the
+    /// verifier's AB05.
+    fn held_own_quote(&self, signed: &pb::Signed, t: UnixTime) -> Option<QuoteTerms> {
+        if signed.signer_chain != self.parts.signing_chain {
+            return None;
+        }
+        // The id is only a key to look up: the terms returned are the ones held, and are
+        // returned only if the payload is byte for byte the one held under the id.
+        let quote_id = pb::Quote::decode(signed.payload.as_slice()).ok()?.quote_id;
+        let terms = self.issued.own_terms(&quote_id, signed, t, self.skew())?;
+        // The verifier also asks whether the signer's chain is still recognized at `t` (it may
+        // have expired since the quote was issued); so does this path, through the caches.
+        let trust = self.trust();
+        let mut certs = self
+            .parts
+            .signing_chain
+            .iter()
+            .map(|der| trust.parse_shared(der));
+        let leaf = certs.next()?.ok()?;
+        let intermediates = certs
+            .map(|cert| cert.ok().map(|cert| (*cert).clone()))
+            .collect::<Option<Vec<_>>>()?;
+        trust
+            .recognize(
+                self.jurisdiction(),
+                Purpose::ReceiptSigning,
+                &leaf,
+                &intermediates,
+                &[],
+                t,
+            )
+            .recognized()
+            .then_some(terms)
+    }
+
+    /// The full verification of a quote presented as this node's: its signature and chain
+    /// under the agreement, issued by this node's jurisdiction with this node's own key.
+    fn verify_own_quote(&self, signed: &pb::Signed, t: UnixTime) -> Result<QuoteTerms, Rejection> {
+        let (terms, signer) = quote::verify_quote(
+            signed,
+            self.trust(),
+            self.jurisdiction(),
+            t,
+            self.parts.limits.clock_skew_secs,
+            &[],
+        )?;
+        if terms.issuing != self.jurisdiction() {
+            return Err(Rejection::new(
+                ReasonCode::Ds0b,
+                format!(
+                    "the quote was issued by {}, not by this node ({})",
+                    terms.issuing,
+                    self.jurisdiction()
+                ),
+            ));
+        }
+        self.check_own_signer(&terms, &signer)?;
+        Ok(terms)
     }
 
     /// The quote was signed with this node's own quote-signing key. Any key the agreement
@@ -511,8 +595,78 @@ mod tests {
         Uetr([n; 16])
     }
 
+    fn signed(payload: &[u8], signature: u8) -> pb::Signed {
+        pb::Signed {
+            payload: payload.to_vec(),
+            signature: vec![signature; 64],
+            signer_chain: Vec::new(),
+        }
+    }
+
+    fn terms(id: &str, now: UnixTime) -> QuoteTerms {
+        let jpy = money::currency("JPY").expect("JPY");
+        let sgd = money::currency("SGD").expect("SGD");
+        QuoteTerms {
+            quote_id: id.to_owned(),
+            issuing: "JP".to_owned(),
+            counterparty: "SG".to_owned(),
+            source: (jpy, 1_000),
+            target: (sgd, 867),
+            rate: Rate::parse("0.00867825").expect("rate"),
+            mid: Rate::parse("0.0087").expect("rate"),
+            spread_bps: 25,
+            issued_at: now,
+            expires_at: UnixTime(now.0 + 60),
+        }
+    }
+
     fn held(quotes: &IssuedQuotes, id: &str, payload: &[u8], now: UnixTime) {
-        quotes.hold(id.to_owned(), payload, UnixTime(now.0 + 60), now, SKEW);
+        quotes.hold(
+            &signed(payload, 1),
+            terms(id, now),
+            UnixTime(now.0 + 60),
+            now,
+            SKEW,
+        );
+    }
+
+    /// The shortcut past the signature check answers only for the exact quote held: payload
+    /// and signature byte for byte, under its id, unexpired. Anything else is `None` and gets
+    /// the full verification.
+    #[test]
+    fn only_the_exact_quote_held_skips_verification() {
+        let quotes = IssuedQuotes::default();
+        held(&quotes, "Q-1", b"terms", at(0));
+        let own =
+            |id: &str, signed: &pb::Signed, now: UnixTime| quotes.own_terms(id, signed, now, SKEW);
+        assert_eq!(
+            own("Q-1", &signed(b"terms", 1), at(1)),
+            Some(terms("Q-1", at(0)))
+        );
+        assert_eq!(own("Q-1", &signed(b"better terms", 1), at(1)), None);
+        assert_eq!(
+            own("Q-1", &signed(b"terms", 2), at(1)),
+            None,
+            "other signature"
+        );
+        let mut short = signed(b"terms", 1);
+        short.signature.pop();
+        assert_eq!(own("Q-1", &short, at(1)), None, "truncated signature");
+        assert_eq!(own("Q-2", &signed(b"terms", 1), at(1)), None, "not held");
+        assert_eq!(
+            own("Q-1", &signed(b"terms", 1), at(60 + SKEW)),
+            Some(terms("Q-1", at(0)))
+        );
+        assert_eq!(
+            own("Q-1", &signed(b"terms", 1), at(61 + SKEW)),
+            None,
+            "expired: the verifier says so"
+        );
+        assert_eq!(
+            own("Q-1", &signed(b"terms", 1), at(-1 - SKEW)),
+            None,
+            "issued in the future of a clock set back: the verifier says so"
+        );
     }
 
     #[test]
