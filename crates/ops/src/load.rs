@@ -971,7 +971,7 @@ fn answered(
 ) -> PaymentOutcome {
     target.note_receipt(report);
     let (_, now) = SystemClock.now();
-    let receipt = target.participant().verify_receipt(report, now);
+    let (failure, receipt_verified) = check_receipt(&target.participant(), report, now);
     let done = Instant::now();
     let credited_minor = report
         .credited_amount
@@ -985,9 +985,22 @@ fn answered(
         credited_minor,
         submit: Some(submit),
         total: done.saturating_duration_since(clocks.due),
-        failure: receipt.is_err().then_some(Failure::Receipt),
-        receipt_verified: matches!(receipt, Ok(Some(_))),
+        failure,
+        receipt_verified,
         answered: done.saturating_duration_since(clocks.started),
+    }
+}
+
+/// What the bank makes of `report`'s receipt at `now`: a failure when a receipt is missing
+/// from a settled report or does not verify, and whether one verified.
+fn check_receipt(
+    participant: &Participant<'_>,
+    report: &pb::PaymentStatusReport,
+    now: kakehashi_pki::UnixTime,
+) -> (Option<Failure>, bool) {
+    match participant.verify_receipt(report, now) {
+        Ok(verified) => (None, verified.is_some()),
+        Err(_) => (Some(Failure::Receipt), false),
     }
 }
 
@@ -1477,6 +1490,89 @@ mod tests {
         assert_eq!(timed(60, None).payment_bound(), 1_200_000);
         assert_eq!(timed(3_600, None).payment_bound(), PAYMENTS_MAX);
         assert_eq!(timed(86_400, Some(RATE_MAX)).payment_bound(), PAYMENTS_MAX);
+    }
+
+    #[test]
+    fn a_settled_payment_without_a_receipt_that_verifies_is_a_failure() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../certs/mra.toml");
+        let mra = Mra::load(&path).expect("certs/mra.toml loads");
+        let jp = Participant::new(&mra, "JP");
+        let now = kakehashi_pki::UnixTime(1_798_761_600);
+        let report = |status: pb::TransactionStatus, receipt| pb::PaymentStatusReport {
+            uetr: "eb6305c9-1f7f-49de-aed0-16487c27b42d".into(),
+            transaction_status: status.into(),
+            receipt,
+            ..pb::PaymentStatusReport::default()
+        };
+        let acsc = pb::TransactionStatus::Acsc;
+        assert_eq!(
+            check_receipt(&jp, &report(acsc, None), now),
+            (Some(Failure::Receipt), false)
+        );
+        let forged = Some(pb::Signed::default());
+        assert_eq!(
+            check_receipt(&jp, &report(acsc, forged), now),
+            (Some(Failure::Receipt), false)
+        );
+        let rejected = report(pb::TransactionStatus::Rjct, None);
+        assert_eq!(check_receipt(&jp, &rejected, now), (None, false));
+    }
+
+    #[test]
+    fn failures_are_answers_of_their_own_and_stay_in_the_percentiles() {
+        let jpy = money::currency("JPY").expect("JPY");
+        let outcome = |failure, submit: Option<u64>, total| PaymentOutcome {
+            route: 0,
+            status: if failure == Some(Failure::Receipt) {
+                pb::TransactionStatus::Acsc
+            } else {
+                pb::TransactionStatus::Unspecified
+            },
+            reason: String::new(),
+            credited_minor: 0,
+            submit: submit.map(Duration::from_millis),
+            total: Duration::from_millis(total),
+            failure,
+            receipt_verified: false,
+            answered: Duration::ZERO,
+        };
+        let report = LoadReport {
+            outcomes: vec![
+                outcome(Some(Failure::Quote), None, 5),
+                outcome(Some(Failure::Receipt), Some(7), 9),
+                outcome(Some(Failure::Submit), Some(30), 31),
+            ],
+            wall: Duration::from_secs(1),
+            amount: (jpy, 1),
+            credited_currency: jpy,
+            balance_problems: Vec::new(),
+            moved: (0, 0),
+            cpu: Duration::ZERO,
+            sizes: PathSizes::default(),
+            paced: false,
+            missed_slots: 0,
+            rss: Vec::new(),
+            storage_cpu: BTreeMap::new(),
+            per_call_cpu: None,
+        };
+        assert_eq!(
+            report.settled(),
+            0,
+            "a receipt that does not verify is not settled"
+        );
+        assert_eq!(report.failed(), 3);
+        assert!(!report.is_exact());
+        let answers: Vec<(String, usize)> = report.by_status().into_iter().collect();
+        assert_eq!(
+            answers,
+            [
+                ("ERROR quote".to_owned(), 1),
+                ("ERROR receipt".to_owned(), 1),
+                ("ERROR submit".to_owned(), 1)
+            ]
+        );
+        assert_eq!(report.submit_latencies(), ms(&[7, 30]));
+        assert_eq!(report.total_latencies(), ms(&[5, 9, 31]));
     }
 
     #[test]
