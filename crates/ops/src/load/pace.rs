@@ -88,7 +88,11 @@ impl Dispatcher {
         if self.deadline.is_some_and(|d| due >= d) {
             return None;
         }
-        tokio::time::sleep_until(due.into()).await;
+        // Only a paced payment waits: tokio's timer rounds up to its next millisecond tick,
+        // which would cap a closed loop at a thousand payments a second.
+        if self.pace.is_some() && due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
         Some(due)
     }
 
