@@ -107,11 +107,13 @@ def load(directory, name):
     return page, figures
 
 
-def check_common(checks, name, page, charts):
+def check_common(checks, name, page, charts, lines=()):
+    """`lines`: the indices of line charts, which have no bars."""
     checks.expect(not page.forbidden, f"{name}: nothing fetched or run, found {page.forbidden}")
     checks.expect(len(page.svgs) == charts, f"{name}: {charts} charts, found {len(page.svgs)}")
     for n, svg in enumerate(page.svgs):
-        checks.expect(svg["rects"] >= 3, f"{name}: chart {n} has bars ({svg['rects']} rects)")
+        if n not in lines:
+            checks.expect(svg["rects"] >= 3, f"{name}: chart {n} has bars ({svg['rects']} rects)")
         checks.expect(len(svg["texts"]) >= 3, f"{name}: chart {n} has labels {svg['texts']}")
 
 
@@ -124,7 +126,7 @@ def check_tile(checks, name, page, label, value):
 
 def check_bench(checks, page, figures):
     name = "bench"
-    check_common(checks, name, page, 2)
+    check_common(checks, name, page, 3, lines=(2,))
     check_tile(checks, name, page, "payments/s (settled, wall time)",
                f"{figures['payments_per_sec']:.1f}")
     check_tile(checks, name, page, "settled", f"{figures['settled']} of {figures['payments']}")
@@ -145,6 +147,13 @@ def check_bench(checks, page, figures):
     throughput = " ".join(page.svgs[0]["texts"]) if page.svgs else ""
     checks.expect(f"mean {figures['payments_per_sec']:.1f} settled payments/s" in throughput,
                   f"{name}: the throughput chart draws the mean")
+    mib = 1024 * 1024
+    rss = (f"start {figures['rss_start_bytes'] / mib:.1f} MiB, "
+           f"end {figures['rss_end_bytes'] / mib:.1f} MiB")
+    checks.expect(rss in text, f"{name}: the RSS chart's caption gives {rss}")
+    split = figures.get("cpu_split_us") or {}
+    checks.expect(f"{split.get('storage', -1):.1f}" in text,
+                  f"{name}: the CPU split's storage figure")
 
 
 def check_audit(checks, page, figures):

@@ -643,6 +643,10 @@ fn bench_settles_every_payment_and_reports_consistent_figures() {
         "settled        50 of 50",
         "payments/s (50 settled in",
         "balances       exact: every balance moved by exactly the settled sums (50000 JPY debited",
+        // The client verifies every settled payment's receipt, as a bank does.
+        "receipts       50 verified by the client under the agreement (50 settled)",
+        "failures       0",
+        "cpu split      per settled payment:",
     ] {
         assert!(stdout.contains(expected), "{expected}\n{stdout}");
     }
@@ -707,7 +711,16 @@ fn bench_settles_every_payment_and_reports_consistent_figures() {
             .filter_map(|o| o["count"].as_u64())
             .sum()
     };
-    assert_eq!((count("sign"), count("verify")), (3, 6), "{report}");
+    // One signature per signed object (quote, instruction, receipt); seven verifications: the
+    // quote at the client, the sender and the receiver, the instruction at both nodes, and
+    // the receipt at the sender and at the client.
+    assert_eq!((count("sign"), count("verify")), (3, 7), "{report}");
+    assert!(
+        operations.iter().any(|o| o["operation"] == "verify"
+            && o["object"] == "receipt"
+            && o["place"] == "client"),
+        "the client verifies receipts: {report}"
+    );
     assert!(
         operations
             .iter()
@@ -715,4 +728,82 @@ fn bench_settles_every_payment_and_reports_consistent_figures() {
                 && o["each_us"].as_f64().is_some_and(|t| t > 0.0)),
         "{report}"
     );
+    assert_eq!(report["receipts_verified"], report["settled"], "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    // The split adds up to the total per payment (rounding aside), from named parts.
+    let split = &report["cpu_split_us"];
+    let part = |k: &str| {
+        split[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("cpu_split_us.{k}: {report}"))
+    };
+    let sum = part("crypto") + part("storage") + part("tls_http2") + part("rest");
+    assert!((sum - part("total")).abs() < 0.01, "{report}");
+    assert!(
+        (part("total") - figure("cpu_per_payment_us")).abs() < 0.01,
+        "{report}"
+    );
+    assert!(part("crypto") > 0.0 && part("storage") > 0.0, "{report}");
+    assert!(part("per_grpc_call") > 0.0, "{report}");
+    assert_eq!(split["grpc_calls_per_payment"], 3, "{report}");
+    assert_rss(&report);
+}
+
+/// The RSS figures of a bench report are present and positive, the max at least the start and
+/// the end, and the series holds them.
+fn assert_rss(report: &serde_json::Value) {
+    let bytes = |k: &str| {
+        report[k]
+            .as_u64()
+            .filter(|b| *b > 0)
+            .unwrap_or_else(|| panic!("{k}: {report}"))
+    };
+    let (start, end, max) = (
+        bytes("rss_start_bytes"),
+        bytes("rss_end_bytes"),
+        bytes("rss_max_bytes"),
+    );
+    assert!(max >= start && max >= end, "{report}");
+    let series = report["rss_series"].as_array().expect("an RSS series");
+    assert!(series.len() >= 2, "{report}");
+    assert_eq!(series[0][1].as_u64(), Some(start), "{report}");
+}
+
+#[test]
+fn bench_runs_for_a_duration_at_a_rate() {
+    // 2 s at 20 payments/s: a paced run stops sending when its time is up and ends once what
+    // is in flight is answered. The bound is generous (a loaded machine may be slow to start
+    // the nodes and to answer); nothing here asserts a speed.
+    let started = Instant::now();
+    let (code, stdout, stderr) = run(&[
+        "bench",
+        "--duration",
+        "2",
+        "--rate",
+        "20",
+        "--concurrency",
+        "4",
+        "--json",
+    ]);
+    let elapsed = started.elapsed();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("bench JSON");
+    assert_eq!(report["paced"], true, "{report}");
+    assert_eq!(report["latency_from"], "due", "{report}");
+    let wall = report["wall_secs"].as_f64().expect("wall_secs");
+    assert!(wall >= 1.9, "the run lasts its duration: {report}");
+    assert!(
+        wall < 2.0 + 60.0,
+        "the run ends after its duration: {report}"
+    );
+    assert!(elapsed.as_secs() < 180, "{elapsed:?}");
+    // The schedule holds 40 slots due before 2 s, each either sent or missed.
+    let payments = report["payments"].as_u64().expect("payments");
+    let missed = report["missed_slots"].as_u64().expect("missed_slots");
+    assert!(payments >= 1, "{report}");
+    assert_eq!(payments + missed, 40, "{report}");
+    assert_eq!(report["settled"].as_u64(), Some(payments), "{report}");
+    assert_eq!(report["receipts_verified"], report["settled"], "{report}");
+    assert_eq!(report["balances_exact"], true, "{report}");
+    assert_rss(&report);
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use kakehashi_ops::load::ceiling::{self, Ceiling, Operation};
+use kakehashi_ops::load::cpu::{self, CpuSplit, SplitInputs};
 use kakehashi_ops::load::{self, LoadOptions, LoadReport, percentile};
 use kakehashi_protocol::money;
 
@@ -32,8 +33,21 @@ use crate::report;
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
     /// Payments to send.
-    #[arg(long, default_value_t = 2_000, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 2_000,
+        value_name = "N",
+        conflicts_with = "duration"
+    )]
     payments: usize,
+    /// Run for SECS seconds instead of for a count of payments: nothing is sent after them,
+    /// what is in flight is still answered.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Send N payments per second on a fixed schedule (open loop; latency counts from when
+    /// each was due) instead of as fast as the window allows.
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
     /// Payments in flight at once (participants with unary calls, the window with --stream).
     #[arg(long, default_value_t = 16, value_name = "C")]
     concurrency: usize,
@@ -59,7 +73,25 @@ pub(crate) struct BenchArgs {
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    client::runtime()?.block_on(bench(args))
+    // The bench's own runtime: its threads carry a name the CPU split recognizes, and the
+    // park hook (run on workers only) tells the workers from the blocking pool, where the
+    // nodes' ledger calls run (`load::cpu`).
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(cpu::RUNTIME_THREAD_NAME)
+        .on_thread_park(cpu::note_worker)
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(bench(args))
+}
+
+/// `--duration` as a duration.
+fn duration(secs: Option<f64>) -> anyhow::Result<Option<Duration>> {
+    secs.map(|s| {
+        Duration::try_from_secs_f64(s)
+            .map_err(|_| anyhow::anyhow!("--duration must be a number of seconds, not {s}"))
+    })
+    .transpose()
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -68,6 +100,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         concurrency: args.concurrency,
         stream: args.stream,
         streams: args.streams,
+        duration: duration(args.duration)?,
+        rate: args.rate,
         ..LoadOptions::default()
     };
     let dir = find_configs(args.configs.as_deref(), "--configs DIR")?;
@@ -104,11 +138,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         "unary SubmitPayment".to_owned()
     };
+    let how_many = plan(&options);
     if !args.json {
         write_stdout(&format!(
-            "kakehashi bench: {} {}→{} payment(s) of {} through two in-process nodes (mutual \
+            "kakehashi bench: {how_many}, {}→{}, each {}, through two in-process nodes (mutual \
              TLS, sled under {}), concurrency {}, {mode}\n",
-            options.payments,
             pair.sender_config.jurisdiction,
             pair.receiver_config.jurisdiction,
             format_args!("{} {currency}", options.amount),
@@ -117,7 +151,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ))?;
     }
     let progress = Progress::start(
-        u64::try_from(options.payments).unwrap_or(u64::MAX),
+        u64::try_from(options.payment_bound()).unwrap_or(u64::MAX),
         "payments",
         "bench",
     );
@@ -135,13 +169,19 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // so nothing else of the bench competes with the measurement.
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let ceiling = ceiling::measure(&report.sizes, cores);
+    let split = split(&report, ceiling.as_ref(), options.stream);
     let text = if args.json {
-        let mut text =
-            serde_json::to_string_pretty(&json(&report, ceiling.as_ref(), &options, &mode))?;
+        let mut text = serde_json::to_string_pretty(&json(
+            &report,
+            ceiling.as_ref(),
+            split.as_ref(),
+            &options,
+            &mode,
+        ))?;
         text.push('\n');
         text
     } else {
-        human(&report, ceiling.as_ref())
+        human(&report, ceiling.as_ref(), split.as_ref(), options.stream)
     };
     write_stdout(&text)?;
     if let Some(path) = &args.report {
@@ -149,18 +189,19 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             report: &report,
             route,
             settings: vec![
-                ("payments", options.payments.to_string()),
+                ("payments", how_many.clone()),
                 ("concurrency", options.concurrency.to_string()),
                 ("mode", mode.clone()),
                 ("amount", format!("{} {currency}", options.amount)),
                 ("data directory", data_dir.display().to_string()),
             ],
             latencies: vec![
-                ("SubmitPayment", percentiles(&report.sorted(|o| o.submit))),
-                ("quote+submit", percentiles(&report.sorted(|o| o.total))),
+                ("SubmitPayment", percentiles(&report.submit_latencies())),
+                (total_span(&report), percentiles(&report.total_latencies())),
             ],
             moved: moved_text(&report),
             crypto_ceiling_per_sec: ceiling.as_ref().and_then(Ceiling::per_second),
+            split: split.as_ref(),
             machine: report::Machine::this(),
             command: report::command_line(),
             generated: report::generated_at(),
@@ -171,6 +212,41 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// What the run sends, as the header and the report's settings say it.
+fn plan(options: &LoadOptions) -> String {
+    let count = match options.duration {
+        Some(d) => format!("{} s of payments", d.as_secs_f64()),
+        None => format!("{} payment(s)", options.payments),
+    };
+    match options.rate {
+        Some(rate) => format!("{count} at {rate} per second (open loop)"),
+        None => count,
+    }
+}
+
+/// The name of the span from when a payment was due (or started) to its end.
+fn total_span(report: &LoadReport) -> &'static str {
+    if report.paced {
+        "due→answer"
+    } else {
+        "quote+submit"
+    }
+}
+
+/// The CPU split of a run (`load::cpu`); `None` when nothing settled or the crypto was not
+/// measured.
+fn split(report: &LoadReport, ceiling: Option<&Ceiling>, stream: bool) -> Option<CpuSplit> {
+    let ceiling = ceiling?;
+    CpuSplit::of(&SplitInputs {
+        total: report.cpu,
+        settled: report.settled(),
+        crypto_per_payment: ceiling.per_payment(),
+        storage: report.storage_cpu.clone(),
+        per_call: report.per_call_cpu?,
+        calls_per_payment: cpu::grpc_calls(stream).iter().map(|c| c.1).sum(),
     })
 }
 
@@ -252,7 +328,101 @@ fn human_ceiling(out: &mut String, report: &LoadReport, ceiling: Option<&Ceiling
     );
 }
 
-fn human(report: &LoadReport, ceiling: Option<&Ceiling>) -> String {
+/// The CPU split's lines (what each part is and how it was obtained).
+fn human_split(out: &mut String, split: Option<&CpuSplit>, stream: bool) {
+    let Some(split) = split else {
+        let _ = writeln!(
+            out,
+            "cpu split      not available: nothing settled, or the crypto or the call \
+             calibration was not measured"
+        );
+        return;
+    };
+    let _ = writeln!(out, "cpu split      per settled payment:");
+    for (name, value, how) in split.parts() {
+        let _ = writeln!(out, "  {name:<14} {value:>8.1} µs  {how}");
+        if name == "storage+fsync" {
+            for (thread, value) in &split.storage_threads_us {
+                let _ = writeln!(out, "    {thread:<16} {value:>6.1} µs");
+            }
+        }
+        if name == "TLS+HTTP/2" {
+            let calls: Vec<&str> = cpu::grpc_calls(stream).iter().map(|c| c.0).collect();
+            let _ = writeln!(
+                out,
+                "    {:.1} µs per empty call × {} ({})",
+                split.per_call_us,
+                split.calls_per_payment,
+                calls.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  {:<14} {:>8.1} µs  measured: process CPU clock over the run",
+        "total", split.total_us
+    );
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Receipts, failures, the schedule and the resident set size.
+fn human_honesty(out: &mut String, report: &LoadReport) {
+    let _ = writeln!(
+        out,
+        "receipts       {} verified by the client under the agreement ({} settled)",
+        report.receipts_verified(),
+        report.settled()
+    );
+    let _ = writeln!(
+        out,
+        "failures       {} (calls without an answer, quotes or receipts that did not verify)",
+        report.failed()
+    );
+    if report.paced {
+        let _ = writeln!(
+            out,
+            "schedule       {} slot(s) missed: skipped because the run was more than {} ms \
+             behind its rate",
+            report.missed_slots,
+            load::pace::CATCH_UP.as_millis()
+        );
+    }
+    let (start, end, max) = rss(report);
+    match (start, end, max) {
+        (Some(start), Some(end), Some(max)) => {
+            let _ = writeln!(
+                out,
+                "rss            start {:.1} MiB, end {:.1} MiB, max {:.1} MiB ({} samples)",
+                mib(start),
+                mib(end),
+                mib(max),
+                report.rss.len()
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "rss            not known (no /proc/self/status)");
+        }
+    }
+}
+
+/// Resident bytes at the start, at the end and at most.
+fn rss(report: &LoadReport) -> (Option<u64>, Option<u64>, Option<u64>) {
+    (
+        report.rss.first().map(|s| s.1),
+        report.rss.last().map(|s| s.1),
+        report.rss.iter().map(|s| s.1).max(),
+    )
+}
+
+fn human(
+    report: &LoadReport,
+    ceiling: Option<&Ceiling>,
+    split: Option<&CpuSplit>,
+    stream: bool,
+) -> String {
     let mut out = String::new();
     let answers: Vec<String> = report
         .by_status()
@@ -274,8 +444,8 @@ fn human(report: &LoadReport, ceiling: Option<&Ceiling>) -> String {
         report.wall.as_secs_f64()
     );
     for (name, sorted) in [
-        ("SubmitPayment", report.sorted(|o| o.submit)),
-        ("quote+submit", report.sorted(|o| o.total)),
+        ("SubmitPayment", report.submit_latencies()),
+        (total_span(report), report.total_latencies()),
     ] {
         let figures: Vec<String> = percentiles(&sorted)
             .iter()
@@ -297,12 +467,15 @@ fn human(report: &LoadReport, ceiling: Option<&Ceiling>) -> String {
         }
     }
     human_ceiling(&mut out, report, ceiling);
+    human_split(&mut out, split, stream);
+    human_honesty(&mut out, report);
     out
 }
 
 fn json(
     report: &LoadReport,
     ceiling: Option<&Ceiling>,
+    split: Option<&CpuSplit>,
     options: &LoadOptions,
     mode: &str,
 ) -> serde_json::Value {
@@ -315,23 +488,49 @@ fn json(
         )
     };
     let (debited, credited) = moved_text(report);
+    let (rss_start, rss_end, rss_max) = rss(report);
     serde_json::json!({
-        "payments": options.payments,
+        "payments": report.outcomes.len(),
+        "duration_secs": options.duration.map(|d| d.as_secs_f64()),
+        "rate": options.rate,
+        "paced": report.paced,
+        "missed_slots": report.missed_slots,
         "concurrency": options.concurrency,
         "mode": mode,
         "amount": format!("{} {}", options.amount, report.amount.0.alpha),
         "answers": report.by_status(),
         "settled": report.settled(),
+        "receipts_verified": report.receipts_verified(),
+        "failed": report.failed(),
         "wall_secs": report.wall.as_secs_f64(),
         "payments_per_sec": report.payments_per_sec(),
-        "submit_ms": figures(&report.sorted(|o| o.submit)),
-        "quote_submit_ms": figures(&report.sorted(|o| o.total)),
+        "submit_ms": figures(&report.submit_latencies()),
+        "quote_submit_ms": figures(&report.total_latencies()),
+        "latency_from": if report.paced { "due" } else { "start" },
         "balances_exact": report.balance_problems.is_empty(),
         "balance_problems": report.balance_problems,
         "debited": debited,
         "credited": credited,
         "cpu_secs": report.cpu.as_secs_f64(),
         "cpu_per_payment_us": report.cpu_per_payment().map(us),
+        "cpu_split_us": split.map(|s| serde_json::json!({
+            "total": s.total_us,
+            "crypto": s.crypto_us,
+            "storage": s.storage_us,
+            "tls_http2": s.tls_http2_us,
+            "rest": s.rest_us,
+            "per_grpc_call": s.per_call_us,
+            "grpc_calls_per_payment": s.calls_per_payment,
+            "storage_threads": s.storage_threads_us,
+        })),
+        "rss_start_bytes": rss_start,
+        "rss_end_bytes": rss_end,
+        "rss_max_bytes": rss_max,
+        "rss_series": report
+            .rss
+            .iter()
+            .map(|(at, bytes)| serde_json::json!([at.as_secs_f64(), bytes]))
+            .collect::<Vec<_>>(),
         "crypto_ceiling_per_second": ceiling.and_then(Ceiling::per_second),
         "ceiling_fraction": ceiling.and_then(|c| c.fraction(report.payments_per_sec())),
         "crypto_per_payment_us": ceiling.map(|c| us(c.per_payment())),

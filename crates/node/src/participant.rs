@@ -181,6 +181,20 @@ pub async fn connect_with(
     relying: &str,
     options: &ConnectOptions,
 ) -> Result<PaymentsClient<Channel>, ParticipantError> {
+    let channel = connect_channel(url, mra, relying, options).await?;
+    Ok(PaymentsClient::new(channel)
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max))
+}
+
+/// The channel [`connect_with`] makes, for a service other than Payments on the same listener
+/// (the load generator's health checks calibrate the cost of a call over it).
+pub async fn connect_channel(
+    url: &str,
+    mra: Arc<Mra>,
+    relying: &str,
+    options: &ConnectOptions,
+) -> Result<Channel, ParticipantError> {
     install_crypto_provider();
     // The verifier reports why it refused a certificate through this hook; the handshake error
     // that reaches us is often too terse to act on.
@@ -235,9 +249,7 @@ pub async fn connect_with(
             });
         }
     };
-    Ok(PaymentsClient::new(channel)
-        .max_decoding_message_size(options.message_bytes_max)
-        .max_encoding_message_size(options.message_bytes_max))
+    Ok(channel)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,9 +29,12 @@ use kakehashi_proto::pb;
 use kakehashi_proto::pb::payments_client::PaymentsClient;
 use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_QUOTE, SIGNING_DOMAIN_RECEIPT};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 use kakehashi_node::config::{AccountKind, Config};
 use kakehashi_node::node::{Node, RunningNode};
@@ -47,8 +50,13 @@ use kakehashi_protocol::signed::{ParsedCerts, Trust};
 use kakehashi_protocol::status::{self, status_name};
 
 pub mod ceiling;
+pub mod cpu;
+pub mod pace;
+pub mod sampler;
 
 use ceiling::{PathSizes, SignedSize};
+use pace::{Dispatcher, Pace};
+use sampler::Sampler;
 
 /// Largest number of instructions one SubmitPayments stream has in flight on the node
 /// (service.rs `STREAM_CONCURRENCY`); more only queue in the stream.
@@ -61,6 +69,20 @@ pub const CONCURRENCY_MAX: usize = 256;
 /// Most payments one run sends: ten million keeps the outcome list (about 64 bytes each)
 /// under a gigabyte.
 pub const PAYMENTS_MAX: usize = 10_000_000;
+
+/// Longest `--duration`: a day.
+pub const DURATION_MAX: Duration = Duration::from_secs(86_400);
+
+/// Highest `--rate`, payments per second.
+pub const RATE_MAX: f64 = 1_000_000.0;
+
+/// Payments per second of `--duration` a closed-loop timed run may send at most: its funding
+/// and its outcome list are sized by it. Fifty times what a two-core machine does today.
+pub const CLOSED_LOOP_RATE_MAX: f64 = 20_000.0;
+
+/// Empty gRPC calls the TLS and HTTP/2 calibration makes after the run
+/// ([`cpu::CpuSplit::tls_http2_us`]): enough that the process clock's noise is small per call.
+pub const CALIBRATION_CALLS: usize = 2_000;
 
 /// The remittance information of every payment.
 const REMITTANCE: &str = "kakehashi bench";
@@ -128,6 +150,12 @@ pub struct LoadOptions {
     pub fund: bool,
     /// Each payment, in major units of the sender's currency.
     pub amount: String,
+    /// Run for this long instead of for [`Self::payments`]: no payment is sent (or due) after
+    /// it; what is in flight then is still answered.
+    pub duration: Option<Duration>,
+    /// Payments per second, open loop on a fixed schedule ([`pace`]); `None` sends as fast as
+    /// the window allows.
+    pub rate: Option<f64>,
 }
 
 impl Default for LoadOptions {
@@ -139,6 +167,8 @@ impl Default for LoadOptions {
             streams: None,
             fund: true,
             amount: "1000".to_owned(),
+            duration: None,
+            rate: None,
         }
     }
 }
@@ -162,7 +192,58 @@ impl LoadOptions {
                 "streams must be 1 to the concurrency".to_owned(),
             ));
         }
+        if self
+            .duration
+            .is_some_and(|d| d.is_zero() || d > DURATION_MAX)
+        {
+            return Err(LoadError::Options(format!(
+                "duration must be more than 0 and at most {} s",
+                DURATION_MAX.as_secs()
+            )));
+        }
+        if self
+            .rate
+            .is_some_and(|r| Pace::new(r).is_none() || r > RATE_MAX)
+        {
+            return Err(LoadError::Options(format!(
+                "rate must be more than 0 and at most {RATE_MAX} payments/s"
+            )));
+        }
         Ok(())
+    }
+
+    /// The most payments the run may send: [`Self::payments`], or with a duration what the
+    /// rate sends in it (one more for the slot at the start), capped at [`PAYMENTS_MAX`].
+    pub fn payment_bound(&self) -> usize {
+        match (self.duration, self.rate) {
+            (None, _) => self.payments,
+            (Some(d), Some(rate)) => {
+                let due = (d.as_secs_f64() * rate).ceil() + 1.0;
+                if due >= PAYMENTS_MAX as f64 {
+                    PAYMENTS_MAX
+                } else {
+                    due as usize
+                }
+            }
+            (Some(d), None) => {
+                let most = d.as_secs_f64() * CLOSED_LOOP_RATE_MAX;
+                if most >= PAYMENTS_MAX as f64 {
+                    PAYMENTS_MAX
+                } else {
+                    most.ceil() as usize
+                }
+            }
+        }
+    }
+
+    /// The dispatcher of a run that starts at `start`.
+    fn dispatcher(&self, start: Instant) -> Dispatcher {
+        Dispatcher::new(
+            start,
+            self.rate.and_then(Pace::new),
+            self.duration.map(|d| start + d),
+            u64::try_from(self.payment_bound()).unwrap_or(u64::MAX),
+        )
     }
 
     /// How many streams a stream run uses.
@@ -336,21 +417,52 @@ pub fn routes(sender: &Config, receiver: &Config, certs: &Path) -> Result<Vec<Ro
     Ok(out)
 }
 
+/// Why a payment failed without an answer the bank can use: an error of the run, counted
+/// apart from the node's answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Failure {
+    /// GetQuote failed without a reason code, or the quote did not verify (nothing signed).
+    Quote,
+    /// SubmitPayment failed without a reason code.
+    Submit,
+    /// The payment is reported settled, but its receipt is missing or does not verify.
+    Receipt,
+}
+
+impl Failure {
+    /// Its name in the answers (`ERROR quote`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Quote => "quote",
+            Self::Submit => "submit",
+            Self::Receipt => "receipt",
+        }
+    }
+}
+
 /// What one payment came back with.
 #[derive(Clone, Debug)]
 pub struct PaymentOutcome {
     /// Index into the routes.
     pub route: usize,
-    /// The pacs.002 status.
+    /// The pacs.002 status (RJCT for a refusal with a reason code; unspecified when the
+    /// payment failed before an answer).
     pub status: pb::TransactionStatus,
     /// The reason code when rejected.
     pub reason: String,
     /// Minor units credited at the receiver (ACSC only).
     pub credited_minor: u128,
-    /// SubmitPayment alone (or the stream item from send to answer).
-    pub submit: Duration,
-    /// GetQuote, verifying the quote, signing and SubmitPayment.
+    /// SubmitPayment alone (or the stream item from send to answer); `None` when the payment
+    /// never reached it.
+    pub submit: Option<Duration>,
+    /// From when the payment was due (paced runs: its slot on the schedule, so waiting for the
+    /// window counts; otherwise when it started) to its answer or failure: GetQuote, verifying
+    /// the quote, signing, SubmitPayment and verifying the receipt.
     pub total: Duration,
+    /// Why it failed, if it did.
+    pub failure: Option<Failure>,
+    /// Whether its receipt verified under the agreement (a settled payment's must).
+    pub receipt_verified: bool,
     /// When the answer came, from the start of the run (the start of [`LoadReport::wall`]):
     /// what a report's throughput over time counts.
     pub answered: Duration,
@@ -381,15 +493,39 @@ pub struct LoadReport {
     pub cpu: Duration,
     /// The sizes of one payment's signed objects, as the run carried them (for the ceiling).
     pub sizes: PathSizes,
+    /// Whether payments were due on a schedule (`--rate`): latency then counts from when each
+    /// was due.
+    pub paced: bool,
+    /// Slots of the schedule skipped because the run was behind it ([`pace::CATCH_UP`]).
+    pub missed_slots: u64,
+    /// Resident set size over the run: (time from the start, bytes), once a second and at the
+    /// start and the end.
+    pub rss: Vec<(Duration, u64)>,
+    /// CPU time of the storage threads and the blocking pool over the run, by thread name
+    /// ([`cpu`]).
+    pub storage_cpu: BTreeMap<String, Duration>,
+    /// CPU time of one empty gRPC call over mutual TLS, calibrated after the run; `None` when
+    /// the calibration failed.
+    pub per_call_cpu: Option<Duration>,
 }
 
 impl LoadReport {
-    /// How many payments settled (ACSC).
+    /// How many payments settled (ACSC) with a receipt that verified.
     pub fn settled(&self) -> usize {
         self.outcomes
             .iter()
-            .filter(|o| o.status == pb::TransactionStatus::Acsc)
+            .filter(|o| o.status == pb::TransactionStatus::Acsc && o.failure.is_none())
             .count()
+    }
+
+    /// How many receipts verified under the agreement.
+    pub fn receipts_verified(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.receipt_verified).count()
+    }
+
+    /// How many payments failed without a usable answer ([`Failure`]).
+    pub fn failed(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.failure.is_some()).count()
     }
 
     /// Settled payments per second of wall time.
@@ -402,21 +538,37 @@ impl LoadReport {
         }
     }
 
-    /// Answers by status and reason, e.g. `{"ACSC": 1998, "RJCT AM04": 2}`.
+    /// Answers by status and reason, e.g. `{"ACSC": 1998, "RJCT AM04": 2}`; failures as
+    /// `ERROR <what>` (`ERROR receipt`: reported settled, receipt not verified).
     pub fn by_status(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for o in &self.outcomes {
-            *out.entry(status::with_reason(status_name(o.status), &o.reason))
-                .or_default() += 1;
+            let key = match o.failure {
+                Some(failure) => format!("ERROR {}", failure.name()),
+                None => status::with_reason(status_name(o.status), &o.reason),
+            };
+            *out.entry(key).or_default() += 1;
         }
         out
     }
 
-    /// The latencies `pick` selects, sorted.
-    pub fn sorted(&self, pick: impl Fn(&PaymentOutcome) -> Duration) -> Vec<Duration> {
-        let mut v: Vec<Duration> = self.outcomes.iter().map(pick).collect();
+    /// The latencies `pick` selects, sorted: every payment for which it has one (failures
+    /// included).
+    pub fn sorted(&self, pick: impl Fn(&PaymentOutcome) -> Option<Duration>) -> Vec<Duration> {
+        let mut v: Vec<Duration> = self.outcomes.iter().filter_map(pick).collect();
         v.sort_unstable();
         v
+    }
+
+    /// SubmitPayment latencies, sorted: every payment that reached SubmitPayment.
+    pub fn submit_latencies(&self) -> Vec<Duration> {
+        self.sorted(|o| o.submit)
+    }
+
+    /// Latencies from when each payment was due to its answer or failure, sorted: every
+    /// payment.
+    pub fn total_latencies(&self) -> Vec<Duration> {
+        self.sorted(|o| Some(o.total))
     }
 
     /// CPU time per settled payment; `None` when none settled.
@@ -559,7 +711,7 @@ pub async fn run(
     let credited_currency = own_currency(&mra, receiver)?;
     let target = Arc::new(Target::new(pair, Arc::clone(&mra), &options.amount)?);
     if options.fund {
-        fund_debtors(&target, sender, &routes, options.payments).await?;
+        fund_debtors(&target, sender, &routes, options.payment_bound()).await?;
     }
 
     // Every account's balance, before and after: the operators' view.
@@ -575,13 +727,24 @@ pub async fn run(
     let sender_before = balances(&mut sender_view).await?;
     let receiver_before = balances(&mut receiver_view).await?;
 
+    // The sampler's first sample and the process clock are read right before the run, its
+    // last sample and the clock right after.
+    let sampler = Sampler::start()
+        .map_err(|e| LoadError::Run(format!("cannot start the sampler thread: {e}")))?;
     let cpu_before = ceiling::process_cpu_time();
-    let (outcomes, wall) = if options.stream {
-        run_stream(options, &target, &routes, &progress).await?
+    let sent = if options.stream {
+        run_stream(options, &target, &routes, &progress).await
     } else {
-        run_unary(options, &target, &routes, &progress).await?
+        run_unary(options, &target, &routes, &progress).await
     };
     let cpu = ceiling::process_cpu_time().saturating_sub(cpu_before);
+    let samples = sampler.stop();
+    let (outcomes, wall, missed_slots) = sent?;
+    let (_, storage_cpu) = samples.threads.by_class(&cpu::worker_ids());
+    // The calibration runs after the run's clock stopped, with the nodes still up and idle.
+    let per_call_cpu = calibrate_call(&target, &routes[0], options.concurrency)
+        .await
+        .ok();
 
     let sender_after = balances(&mut sender_view).await?;
     let receiver_after = balances(&mut receiver_view).await?;
@@ -606,6 +769,11 @@ pub async fn run(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone(),
+        paced: options.rate.is_some(),
+        missed_slots,
+        rss: samples.rss,
+        storage_cpu,
+        per_call_cpu,
     };
     let sender_side = (
         sender.jurisdiction.as_str(),
@@ -661,6 +829,7 @@ async fn fund_debtors(
     let need = amount_minor
         .checked_mul(payments)
         .ok_or_else(|| LoadError::Options("payments × amount overflows the currency".to_owned()))?;
+    let ceiling = funding_ceiling(sender, currency)?;
     let mut funded = Vec::new();
     for route in routes {
         let account = route.order.debtor_account;
@@ -668,15 +837,56 @@ async fn fund_debtors(
             continue;
         }
         funded.push(account);
-        operator
-            .fund_account(pb::FundAccountRequest {
-                account: account.to_string(),
-                amount: Some(money::format_amount(currency, need)),
-            })
-            .await
-            .map_err(call(format!("funding account {account}")))?;
+        for chunk in funding_chunks(need, ceiling) {
+            operator
+                .fund_account(pb::FundAccountRequest {
+                    account: account.to_string(),
+                    amount: Some(money::format_amount(currency, chunk)),
+                })
+                .await
+                .map_err(call(format!("funding account {account}")))?;
+        }
     }
     Ok(())
+}
+
+/// The most one FundAccount call may credit at the node `config` describes, in minor units:
+/// `[admin] max_funding`, else `[limits] max_payment` (as the node reads them).
+fn funding_ceiling(config: &Config, currency: &'static Currency) -> Result<u128, LoadError> {
+    let major = config
+        .admin
+        .funding_max
+        .as_ref()
+        .unwrap_or(&config.limits.payment_max);
+    let wire = pb::ActiveCurrencyAndAmount {
+        currency: currency.alpha.to_owned(),
+        value: major.as_str().to_owned(),
+    };
+    money::parse_amount(&wire)
+        .map(|(_, minor)| minor)
+        .ok()
+        .filter(|minor| *minor > 0)
+        .ok_or_else(|| {
+            LoadError::Routes(format!(
+                "{}: the funding ceiling {} is not a positive amount",
+                config.jurisdiction,
+                major.as_str()
+            ))
+        })
+}
+
+/// `need` in calls of at most `ceiling` each (a timed run may need more than one call may
+/// credit).
+fn funding_chunks(need: u128, ceiling: u128) -> impl Iterator<Item = u128> {
+    let ceiling = ceiling.max(1);
+    let mut left = need;
+    std::iter::from_fn(move || {
+        (left > 0).then(|| {
+            let chunk = left.min(ceiling);
+            left -= chunk;
+            chunk
+        })
+    })
 }
 
 fn own_currency(mra: &Mra, config: &Config) -> Result<&'static Currency, LoadError> {
@@ -708,13 +918,61 @@ async fn signed_instruction(
     Ok((signed, uetr))
 }
 
-fn outcome(
+/// When a payment's latency is measured: from `due` (when it was due, or when it started in a
+/// closed loop) and `started` (the start of the run).
+#[derive(Clone, Copy, Debug)]
+struct Clocks {
+    due: Instant,
+    started: Instant,
+}
+
+/// The outcome of a payment that ended without a report: a refusal with a reason code is a
+/// rejection (RJCT), anything else a [`Failure`] of `step`.
+fn unanswered(
+    route: usize,
+    error: &LoadError,
+    step: Failure,
+    submit: Option<Duration>,
+    clocks: Clocks,
+) -> PaymentOutcome {
+    let now = Instant::now();
+    let (status, reason, failure) = match error {
+        LoadError::Pay(PayError::Refused(refusal)) => {
+            (pb::TransactionStatus::Rjct, refusal.code.clone(), None)
+        }
+        _ => (
+            pb::TransactionStatus::Unspecified,
+            String::new(),
+            Some(step),
+        ),
+    };
+    PaymentOutcome {
+        route,
+        status,
+        reason,
+        credited_minor: 0,
+        submit,
+        total: now.saturating_duration_since(clocks.due),
+        failure,
+        receipt_verified: false,
+        answered: now.saturating_duration_since(clocks.started),
+    }
+}
+
+/// The outcome of a payment the node answered with `report`, after verifying its receipt as a
+/// bank does: a settled payment whose receipt is missing or does not verify is a
+/// [`Failure::Receipt`].
+fn answered(
+    target: &Target,
     route: usize,
     report: &pb::PaymentStatusReport,
     submit: Duration,
-    total: Duration,
-    answered: Duration,
+    clocks: Clocks,
 ) -> PaymentOutcome {
+    target.note_receipt(report);
+    let (_, now) = SystemClock.now();
+    let (failure, receipt_verified) = check_receipt(&target.participant(), report, now);
+    let done = Instant::now();
     let credited_minor = report
         .credited_amount
         .as_ref()
@@ -725,64 +983,128 @@ fn outcome(
         status: report.transaction_status(),
         reason: report.status_reason_code.clone(),
         credited_minor,
-        submit,
-        total,
-        answered,
+        submit: Some(submit),
+        total: done.saturating_duration_since(clocks.due),
+        failure,
+        receipt_verified,
+        answered: done.saturating_duration_since(clocks.started),
     }
 }
 
-/// `concurrency` participants, each on its own TLS connection, each sending its share of the
-/// payments one after the other (GetQuote, then SubmitPayment).
+/// What the bank makes of `report`'s receipt at `now`: a failure when a receipt is missing
+/// from a settled report or does not verify, and whether one verified.
+fn check_receipt(
+    participant: &Participant<'_>,
+    report: &pb::PaymentStatusReport,
+    now: kakehashi_pki::UnixTime,
+) -> (Option<Failure>, bool) {
+    match participant.verify_receipt(report, now) {
+        Ok(verified) => (None, verified.is_some()),
+        Err(_) => (Some(Failure::Receipt), false),
+    }
+}
+
+/// One payment over unary calls on `client`: quote, sign, SubmitPayment, verify the receipt.
+async fn pay_unary(
+    target: &Target,
+    client: &mut PaymentsClient<Channel>,
+    routes: &[Route],
+    route: usize,
+    clocks: Clocks,
+) -> PaymentOutcome {
+    let Some(order) = routes.get(route) else {
+        let error = LoadError::Routes("no such route".to_owned());
+        return unanswered(route, &error, Failure::Quote, None, clocks);
+    };
+    let signed = match signed_instruction(target, client, order).await {
+        Ok((signed, _)) => signed,
+        Err(error) => return unanswered(route, &error, Failure::Quote, None, clocks),
+    };
+    let t1 = Instant::now();
+    match participant::submit(client, signed).await {
+        Ok(report) => answered(target, route, &report, t1.elapsed(), clocks),
+        Err(error) => {
+            let submit = Some(t1.elapsed());
+            unanswered(route, &error.into(), Failure::Submit, submit, clocks)
+        }
+    }
+}
+
+/// Moves every finished task's outcome into `outcomes` without waiting, so a long run holds
+/// only what is in flight.
+fn reap(
+    tasks: &mut JoinSet<PaymentOutcome>,
+    outcomes: &mut Vec<PaymentOutcome>,
+) -> Result<(), LoadError> {
+    while let Some(done) = tasks.try_join_next() {
+        outcomes.push(done.map_err(|e| LoadError::Run(format!("payment task: {e}")))?);
+    }
+    Ok(())
+}
+
+/// What a run's sending part returns: the outcomes, the wall time, and the schedule's missed
+/// slots.
+type Sent = (Vec<PaymentOutcome>, Duration, u64);
+
+/// `concurrency` participants, each on its own TLS connection: each payment, when due, takes an
+/// idle one (waiting for one when all are busy) and makes its unary calls on it.
 async fn run_unary(
     options: &LoadOptions,
     target: &Arc<Target>,
     routes: &Arc<Vec<Route>>,
     progress: &Arc<dyn Fn() + Send + Sync>,
-) -> Result<(Vec<PaymentOutcome>, Duration), LoadError> {
+) -> Result<Sent, LoadError> {
     // Participant p sends route p mod routes, so its connection is that route's bank's.
-    let mut clients = Vec::with_capacity(options.concurrency);
+    let (idle_tx, mut idle) = mpsc::channel(options.concurrency);
     for participant in 0..options.concurrency {
         let route = &routes[participant % routes.len()];
-        clients.push(target.connect(Some(&route.tls)).await?);
+        let client = target.connect(Some(&route.tls)).await?;
+        idle_tx
+            .send((participant, client))
+            .await
+            .map_err(|_| LoadError::Run("the participant pool closed".to_owned()))?;
     }
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (participant, mut client) in clients.into_iter().enumerate() {
-        // Participant p sends payments p, p + C, p + 2C, ...: the shares differ by at most one.
-        let share =
-            (options.payments + options.concurrency - 1 - participant) / options.concurrency;
-        let routes = Arc::clone(routes);
-        let target = Arc::clone(target);
-        let progress = Arc::clone(progress);
-        tasks.push(tokio::spawn(async move {
+    let mut dispatcher = options.dispatcher(started);
+    let mut tasks = JoinSet::new();
+    let mut outcomes = Vec::new();
+    while let Some(due) = dispatcher.next().await {
+        let (participant, mut client) = idle
+            .recv()
+            .await
+            .ok_or_else(|| LoadError::Run("the participant pool closed".to_owned()))?;
+        dispatcher.sent();
+        let clocks = Clocks {
+            due: if dispatcher.paced() {
+                due
+            } else {
+                Instant::now()
+            },
+            started,
+        };
+        let (routes, target, progress) =
+            (Arc::clone(routes), Arc::clone(target), Arc::clone(progress));
+        let idle_tx = idle_tx.clone();
+        tasks.spawn(async move {
             let route = participant % routes.len();
-            let mut out = Vec::with_capacity(share);
-            for _ in 0..share {
-                let t0 = Instant::now();
-                let (signed, _) = signed_instruction(&target, &mut client, &routes[route]).await?;
-                let t1 = Instant::now();
-                let report = participant::submit(&mut client, signed).await?;
-                let t2 = Instant::now();
-                target.note_receipt(&report);
-                out.push(outcome(route, &report, t2 - t1, t2 - t0, t2 - started));
-                progress();
-            }
-            Ok::<_, LoadError>(out)
-        }));
+            let outcome = pay_unary(&target, &mut client, &routes, route, clocks).await;
+            // The pool holds every participant, so there is room; a closed pool means the run
+            // is over.
+            let _ = idle_tx.send((participant, client)).await;
+            progress();
+            outcome
+        });
+        reap(&mut tasks, &mut outcomes)?;
     }
-    let mut outcomes = Vec::with_capacity(options.payments);
-    for task in tasks {
-        outcomes.extend(
-            task.await
-                .map_err(|e| LoadError::Run(format!("participant task: {e}")))??,
-        );
+    while let Some(done) = tasks.join_next().await {
+        outcomes.push(done.map_err(|e| LoadError::Run(format!("payment task: {e}")))?);
     }
-    Ok((outcomes, started.elapsed()))
+    Ok((outcomes, started.elapsed(), dispatcher.missed()))
 }
 
-/// In flight on one stream: when the quote was asked for, when the instruction was sent, which
-/// route, and the window slot it holds.
-type InFlight = HashMap<Uetr, (Instant, Instant, usize, OwnedSemaphorePermit)>;
+/// In flight on one stream: its clocks, when the instruction was sent, which route, and the
+/// window slot it holds.
+type InFlight = HashMap<Uetr, (Clocks, Instant, usize, OwnedSemaphorePermit)>;
 
 /// `concurrency` payments in flight over several bidirectional streams (round robin); quotes
 /// come over one unary connection per stream.
@@ -791,7 +1113,7 @@ async fn run_stream(
     target: &Arc<Target>,
     routes: &Arc<Vec<Route>>,
     progress: &Arc<dyn Fn() + Send + Sync>,
-) -> Result<(Vec<PaymentOutcome>, Duration), LoadError> {
+) -> Result<Sent, LoadError> {
     let streams = options.stream_count();
     let window = Arc::new(Semaphore::new(options.concurrency));
     let mut senders = Vec::new();
@@ -840,57 +1162,84 @@ async fn run_stream(
                         .unwrap_or_else(PoisonError::into_inner)
                         .remove(&uetr)
                 });
-                let Some((t0, t1, route, permit)) = entry else {
+                let Some((clocks, t1, route, permit)) = entry else {
                     return Err(LoadError::Run(format!(
                         "an answer for a UETR not in flight: {}",
                         report.uetr
                     )));
                 };
-                target.note_receipt(&report);
-                out.push(outcome(route, &report, t2 - t1, t2 - t0, t2 - started));
+                out.push(answered(&target, route, &report, t2 - t1, clocks));
                 progress();
                 drop(permit);
             }
             Ok::<_, LoadError>(out)
         }));
     }
-    let mut producers = Vec::new();
-    for i in 0..options.payments {
+    let mut dispatcher = options.dispatcher(started);
+    let mut producers = JoinSet::new();
+    let mut outcomes = Vec::new();
+    let mut i = 0_usize;
+    while let Some(due) = dispatcher.next().await {
         let permit = Arc::clone(&window)
             .acquire_owned()
             .await
             .map_err(|_| LoadError::Run("the window closed".to_owned()))?;
+        dispatcher.sent();
+        let clocks = Clocks {
+            due: if dispatcher.paced() {
+                due
+            } else {
+                Instant::now()
+            },
+            started,
+        };
         let route = i % routes.len();
         let slot = bank_of[route] * streams + i % streams;
+        i += 1;
         let (tx, in_flight) = senders[slot].clone();
         let mut quoter = quoters[slot].clone();
-        let routes = Arc::clone(routes);
-        let target = Arc::clone(target);
-        producers.push(tokio::spawn(async move {
-            let t0 = Instant::now();
-            let (signed, uetr) = signed_instruction(&target, &mut quoter, &routes[route]).await?;
+        let (routes, target, progress) =
+            (Arc::clone(routes), Arc::clone(target), Arc::clone(progress));
+        producers.spawn(async move {
+            let (signed, uetr) =
+                match signed_instruction(&target, &mut quoter, &routes[route]).await {
+                    Ok(signed) => signed,
+                    Err(error) => {
+                        // The window slot is freed with the permit when this returns.
+                        progress();
+                        return Some(unanswered(route, &error, Failure::Quote, None, clocks));
+                    }
+                };
             let t1 = Instant::now();
             in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(uetr, (t0, t1, route, permit));
-            tx.send(pb::SubmitPaymentRequest {
+                .insert(uetr, (clocks, t1, route, permit));
+            let request = pb::SubmitPaymentRequest {
                 instruction: Some(signed),
-            })
-            .await
-            .map_err(|_| LoadError::Run("the stream closed early".to_owned()))?;
-            Ok::<_, LoadError>(())
-        }));
+            };
+            if tx.send(request).await.is_err() {
+                // The stream is gone: its reader reports why.
+                let _ = in_flight
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&uetr);
+                progress();
+                let error = LoadError::Run("the stream closed early".to_owned());
+                return Some(unanswered(route, &error, Failure::Submit, None, clocks));
+            }
+            None
+        });
+        while let Some(done) = producers.try_join_next() {
+            outcomes.extend(done.map_err(|e| LoadError::Run(format!("producer task: {e}")))?);
+        }
     }
-    for producer in producers {
-        producer
-            .await
-            .map_err(|e| LoadError::Run(format!("producer task: {e}")))??;
+    while let Some(done) = producers.join_next().await {
+        outcomes.extend(done.map_err(|e| LoadError::Run(format!("producer task: {e}")))?);
     }
     // Closing every sender ends the request streams; the node then finishes what it accepted
     // and ends each answer stream.
     drop(senders);
-    let mut outcomes = Vec::with_capacity(options.payments);
     for reader in readers {
         outcomes.extend(
             reader
@@ -898,7 +1247,63 @@ async fn run_stream(
                 .map_err(|e| LoadError::Run(format!("stream reader: {e}")))??,
         );
     }
-    Ok((outcomes, started.elapsed()))
+    Ok((outcomes, started.elapsed(), dispatcher.missed()))
+}
+
+/// CPU time of one empty gRPC call (a `grpc.health.v1.Health/Check`) over mutual TLS to the
+/// sender's public listener, with the bank identity of `route`: [`CALIBRATION_CALLS`] calls
+/// spread over up to `concurrency` connections made for it, the process clock read around
+/// them. Both ends are in this process, so the figure holds the client's and the node's side
+/// of a call, as the run's calls do.
+async fn calibrate_call(
+    target: &Target,
+    route: &Route,
+    concurrency: usize,
+) -> Result<Duration, LoadError> {
+    let connections = concurrency.clamp(1, 16);
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let options = participant::ConnectOptions {
+            server_name: Some(target.server_name.clone()),
+            identity: Some(route.tls.tonic_identity()),
+            ..participant::ConnectOptions::default()
+        };
+        let channel = participant::connect_channel(
+            &target.url,
+            Arc::clone(&target.mra),
+            &target.relying,
+            &options,
+        )
+        .await?;
+        clients.push(HealthClient::new(channel));
+    }
+    let check = |mut client: HealthClient<Channel>, calls: usize| async move {
+        for _ in 0..calls {
+            client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map_err(call("Health/Check"))?;
+        }
+        Ok::<_, LoadError>(())
+    };
+    // One call on each first, so connection set-up is not in the figure.
+    for client in &clients {
+        check(client.clone(), 1).await?;
+    }
+    let per_client = CALIBRATION_CALLS.div_ceil(connections);
+    let before = ceiling::process_cpu_time();
+    let mut tasks = JoinSet::new();
+    for client in clients {
+        tasks.spawn(check(client, per_client));
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| LoadError::Run(format!("calibration task: {e}")))??;
+    }
+    let used = ceiling::process_cpu_time().saturating_sub(before);
+    let calls = u32::try_from(per_client * connections).unwrap_or(u32::MAX);
+    Ok(used / calls.max(1))
 }
 
 /// Posted balance and pending debits (minor units) of every account `client` may see (every
@@ -1046,11 +1451,136 @@ mod tests {
                 streams: Some(0),
                 ..LoadOptions::default()
             },
+            LoadOptions {
+                duration: Some(Duration::ZERO),
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                duration: Some(DURATION_MAX + Duration::from_secs(1)),
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                rate: Some(0.0),
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                rate: Some(f64::NAN),
+                ..LoadOptions::default()
+            },
+            LoadOptions {
+                rate: Some(RATE_MAX * 2.0),
+                ..LoadOptions::default()
+            },
         ];
         for options in bad {
             assert!(options.check().is_err(), "{options:?}");
         }
         LoadOptions::default().check().unwrap();
+    }
+
+    #[test]
+    fn a_timed_run_is_bounded_by_what_its_schedule_holds() {
+        let timed = |duration: u64, rate: Option<f64>| LoadOptions {
+            duration: Some(Duration::from_secs(duration)),
+            rate,
+            ..LoadOptions::default()
+        };
+        assert_eq!(LoadOptions::default().payment_bound(), 2_000);
+        assert_eq!(timed(60, Some(100.0)).payment_bound(), 6_001);
+        assert_eq!(timed(60, None).payment_bound(), 1_200_000);
+        assert_eq!(timed(3_600, None).payment_bound(), PAYMENTS_MAX);
+        assert_eq!(timed(86_400, Some(RATE_MAX)).payment_bound(), PAYMENTS_MAX);
+    }
+
+    #[test]
+    fn a_settled_payment_without_a_receipt_that_verifies_is_a_failure() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../certs/mra.toml");
+        let mra = Mra::load(&path).expect("certs/mra.toml loads");
+        let jp = Participant::new(&mra, "JP");
+        let now = kakehashi_pki::UnixTime(1_798_761_600);
+        let report = |status: pb::TransactionStatus, receipt| pb::PaymentStatusReport {
+            uetr: "eb6305c9-1f7f-49de-aed0-16487c27b42d".into(),
+            transaction_status: status.into(),
+            receipt,
+            ..pb::PaymentStatusReport::default()
+        };
+        let acsc = pb::TransactionStatus::Acsc;
+        assert_eq!(
+            check_receipt(&jp, &report(acsc, None), now),
+            (Some(Failure::Receipt), false)
+        );
+        let forged = Some(pb::Signed::default());
+        assert_eq!(
+            check_receipt(&jp, &report(acsc, forged), now),
+            (Some(Failure::Receipt), false)
+        );
+        let rejected = report(pb::TransactionStatus::Rjct, None);
+        assert_eq!(check_receipt(&jp, &rejected, now), (None, false));
+    }
+
+    #[test]
+    fn failures_are_answers_of_their_own_and_stay_in_the_percentiles() {
+        let jpy = money::currency("JPY").expect("JPY");
+        let outcome = |failure, submit: Option<u64>, total| PaymentOutcome {
+            route: 0,
+            status: if failure == Some(Failure::Receipt) {
+                pb::TransactionStatus::Acsc
+            } else {
+                pb::TransactionStatus::Unspecified
+            },
+            reason: String::new(),
+            credited_minor: 0,
+            submit: submit.map(Duration::from_millis),
+            total: Duration::from_millis(total),
+            failure,
+            receipt_verified: false,
+            answered: Duration::ZERO,
+        };
+        let report = LoadReport {
+            outcomes: vec![
+                outcome(Some(Failure::Quote), None, 5),
+                outcome(Some(Failure::Receipt), Some(7), 9),
+                outcome(Some(Failure::Submit), Some(30), 31),
+            ],
+            wall: Duration::from_secs(1),
+            amount: (jpy, 1),
+            credited_currency: jpy,
+            balance_problems: Vec::new(),
+            moved: (0, 0),
+            cpu: Duration::ZERO,
+            sizes: PathSizes::default(),
+            paced: false,
+            missed_slots: 0,
+            rss: Vec::new(),
+            storage_cpu: BTreeMap::new(),
+            per_call_cpu: None,
+        };
+        assert_eq!(
+            report.settled(),
+            0,
+            "a receipt that does not verify is not settled"
+        );
+        assert_eq!(report.failed(), 3);
+        assert!(!report.is_exact());
+        let answers: Vec<(String, usize)> = report.by_status().into_iter().collect();
+        assert_eq!(
+            answers,
+            [
+                ("ERROR quote".to_owned(), 1),
+                ("ERROR receipt".to_owned(), 1),
+                ("ERROR submit".to_owned(), 1)
+            ]
+        );
+        assert_eq!(report.submit_latencies(), ms(&[7, 30]));
+        assert_eq!(report.total_latencies(), ms(&[5, 9, 31]));
+    }
+
+    #[test]
+    fn funding_goes_in_calls_the_node_accepts() {
+        assert_eq!(funding_chunks(12, 5).collect::<Vec<_>>(), [5, 5, 2]);
+        assert_eq!(funding_chunks(5, 5).collect::<Vec<_>>(), [5]);
+        assert_eq!(funding_chunks(0, 5).count(), 0);
+        assert_eq!(funding_chunks(3, 0).collect::<Vec<_>>(), [1, 1, 1]);
     }
 
     #[test]

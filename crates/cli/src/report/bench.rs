@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use kakehashi_ops::load::cpu::CpuSplit;
 use kakehashi_ops::load::{LoadReport, percentile};
 
 use super::chart::{self, Bin, Interval, Level};
@@ -65,6 +66,9 @@ pub(crate) struct BenchRun<'a> {
     /// when the bench could not measure it (no payment settled, so no receipt to size), and
     /// then the throughput chart draws no ceiling line (none is invented).
     pub(crate) crypto_ceiling_per_sec: Option<f64>,
+    /// The CPU time per payment split into crypto, storage, TLS and HTTP/2 and the rest
+    /// (`load::cpu`); `None` when the bench could not compute it.
+    pub(crate) split: Option<&'a CpuSplit>,
     /// Where it ran.
     pub(crate) machine: Machine,
     /// What was run.
@@ -222,6 +226,78 @@ pub(crate) fn latency_bins(sorted_ms: &[f64]) -> (Vec<Bin>, usize) {
     (out, above)
 }
 
+/// The CPU time per payment and its split, and the resident set size over the run.
+fn cpu_section(page: &mut Page, run: &BenchRun<'_>) -> anyhow::Result<()> {
+    let report = run.report;
+    page.heading("CPU per payment");
+    match run.split {
+        Some(split) => {
+            let mut rows: Vec<Vec<Cell>> = split
+                .parts()
+                .iter()
+                .map(|(name, value, how)| {
+                    vec![
+                        Cell::Text((*name).to_owned()),
+                        Cell::Number(format!("{value:.1}")),
+                        Cell::Text((*how).to_owned()),
+                    ]
+                })
+                .collect();
+            rows.push(vec![
+                Cell::Text("total".to_owned()),
+                Cell::Number(format!("{:.1}", split.total_us)),
+                Cell::Text("measured: process CPU clock over the run".to_owned()),
+            ]);
+            page.table(&["part", "µs per settled payment", "how"], rows);
+            page.paragraph(&format!(
+                "TLS and HTTP/2: {:.1} µs of CPU per empty gRPC call over mutual TLS (calibrated \
+                 after the run) × {} calls per payment. Storage: {}.",
+                split.per_call_us,
+                split.calls_per_payment,
+                split
+                    .storage_threads_us
+                    .iter()
+                    .map(|(name, value)| format!("{name} {value:.1} µs"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        None => page.paragraph(
+            "The split was not computed: nothing settled, or the crypto or the call calibration \
+             was not measured.",
+        ),
+    }
+    page.paragraph(&format!(
+        "Receipts verified by the client: {} ({} settled); failures: {}.",
+        report.receipts_verified(),
+        report.settled(),
+        report.failed()
+    ));
+    page.heading("Resident set size");
+    if report.rss.is_empty() {
+        page.paragraph("Not known: this system has no /proc/self/status.");
+        return Ok(());
+    }
+    let points: Vec<(f64, f64)> = report
+        .rss
+        .iter()
+        .map(|(at, bytes)| (at.as_secs_f64(), *bytes as f64 / (1024.0 * 1024.0)))
+        .collect();
+    let svg = chart::line(&points, "seconds since the run started", "resident MiB")?;
+    let mib = |b: Option<&(Duration, u64)>| b.map_or(0.0, |s| s.1 as f64 / (1024.0 * 1024.0));
+    let max = report.rss.iter().map(|s| s.1).max().unwrap_or(0) as f64 / (1024.0 * 1024.0);
+    page.chart(
+        &svg,
+        &format!(
+            "VmRSS of the whole process (client and both nodes), sampled every second: start \
+             {:.1} MiB, end {:.1} MiB, max {max:.1} MiB.",
+            mib(report.rss.first()),
+            mib(report.rss.last())
+        ),
+    );
+    Ok(())
+}
+
 /// The bench report.
 pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
     let report = run.report;
@@ -307,7 +383,7 @@ pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
 
     page.heading("SubmitPayment latency");
     let sorted_ms: Vec<f64> = report
-        .sorted(|o| o.submit)
+        .submit_latencies()
         .iter()
         .map(|d| d.as_secs_f64() * 1e3)
         .collect();
@@ -315,7 +391,7 @@ pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
     let markers: Vec<(String, f64)> = [("p50", 50.0), ("p90", 90.0), ("p99", 99.0)]
         .iter()
         .map(|(name, p)| {
-            let at = percentile(&report.sorted(|o| o.submit), *p).as_secs_f64() * 1e3;
+            let at = percentile(&report.submit_latencies(), *p).as_secs_f64() * 1e3;
             (format!("{name} {at:.1} ms"), at)
         })
         .collect();
@@ -351,6 +427,8 @@ pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
         &["span", "p50 (ms)", "p90 (ms)", "p99 (ms)", "max (ms)"],
         rows,
     );
+
+    cpu_section(&mut page, run)?;
 
     page.heading("Answers and balances");
     page.table(
@@ -441,8 +519,10 @@ mod tests {
                 String::new()
             },
             credited_minor: 0,
-            submit: Duration::from_millis(submit_ms),
+            submit: Some(Duration::from_millis(submit_ms)),
             total: Duration::from_millis(submit_ms + 1),
+            failure: None,
+            receipt_verified: status == TransactionStatus::Acsc,
             answered: Duration::from_millis(answered_ms),
         }
     }
@@ -463,10 +543,23 @@ mod tests {
             moved: (2_000_000, 17_400),
             cpu: Duration::from_secs(3),
             sizes: Default::default(),
+            paced: false,
+            missed_slots: 0,
+            rss: vec![
+                (Duration::ZERO, 40 << 20),
+                (Duration::from_secs(1), 48 << 20),
+                (Duration::from_secs(2), 47 << 20),
+            ],
+            storage_cpu: Default::default(),
+            per_call_cpu: None,
         }
     }
 
     fn run(report: &LoadReport, ceiling: Option<f64>) -> String {
+        run_with(report, ceiling, None)
+    }
+
+    fn run_with(report: &LoadReport, ceiling: Option<f64>, split: Option<&CpuSplit>) -> String {
         bench_html(&BenchRun {
             report,
             route: "JP → SG".into(),
@@ -486,6 +579,7 @@ mod tests {
             ],
             moved: ("2000000 JPY".into(), "174.00 SGD".into()),
             crypto_ceiling_per_sec: ceiling,
+            split,
             machine: Machine {
                 cores: 2,
                 logical_cpus: Some(2),
@@ -510,7 +604,15 @@ mod tests {
         );
         assert!(html.contains("200 of 201"), "{html}");
         assert!(html.contains("RJCT AM04"), "{html}");
-        assert_eq!(html.matches("<svg").count(), 2, "throughput and histogram");
+        assert_eq!(
+            html.matches("<svg").count(),
+            3,
+            "throughput, histogram and RSS"
+        );
+        assert!(
+            html.contains("start 40.0 MiB, end 47.0 MiB, max 48.0 MiB"),
+            "{html}"
+        );
         assert!(html.contains("Test CPU &lt;fast&gt;"), "{html}");
         assert!(html.contains("&lt;tmp&gt;"), "{html}");
         assert!(
@@ -526,6 +628,32 @@ mod tests {
         let report = load_report();
         let html = run(&report, Some(1234.5));
         assert!(html.contains("crypto ceiling 1234.5 payments/s"), "{html}");
+    }
+
+    #[test]
+    fn the_cpu_split_is_tabled_with_how_each_part_is_obtained() {
+        let report = load_report();
+        let split = CpuSplit::of(&kakehashi_ops::load::cpu::SplitInputs {
+            total: Duration::from_millis(400),
+            settled: 200,
+            crypto_per_payment: Duration::from_micros(300),
+            storage: [("ledger-commit".to_owned(), Duration::from_millis(60))].into(),
+            per_call: Duration::from_micros(100),
+            calls_per_payment: 3,
+        })
+        .expect("payments settled");
+        let html = run_with(&report, None, Some(&split));
+        for expected in [
+            "2000.0",
+            "300.0",
+            "ledger-commit 300.0 µs",
+            "1100.0",
+            "measured: process CPU clock over the run",
+            "estimate: counted operations × timed cost",
+        ] {
+            assert!(html.contains(expected), "{expected}: {html}");
+        }
+        assert!(!run(&report, None).contains("ledger-commit"));
     }
 
     #[test]

@@ -224,6 +224,37 @@ pub(crate) fn histogram(
     })
 }
 
+/// A quantity over time as a line through its samples, `(seconds, value)`, with the axes
+/// described by `x_desc` and `y_desc` (the bench's resident set size over the run).
+pub(crate) fn line(points: &[(f64, f64)], x_desc: &str, y_desc: &str) -> anyhow::Result<Svg> {
+    let end = points
+        .iter()
+        .map(|p| p.0)
+        .fold(0.0_f64, f64::max)
+        .max(0.001);
+    let top = nice_top(points.iter().map(|p| p.1).fold(0.0_f64, f64::max) * 1.1);
+    draw((WIDTH, HEIGHT), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..end, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .max_light_lines(1)
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .y_label_formatter(&|v| short_number(*v))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        chart.draw_series(LineSeries::new(points.iter().copied(), BAR.stroke_width(2)))?;
+        chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, BAR.filled())))?;
+        Ok(())
+    })
+}
+
 /// Two amounts side by side (a balance and the sum it must equal, or debits and credits).
 pub(crate) struct Pair {
     /// What the pair is.
