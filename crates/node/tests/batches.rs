@@ -275,3 +275,161 @@ async fn a_batch_over_the_count_or_the_size_is_refused_whole() {
     }
     pair.shutdown().await;
 }
+
+/// A TCP proxy to `target` that can hold the answers (target → client bytes) and cut every
+/// connection open through it; connections made after a cut pass again.
+struct CutProxy {
+    addr: SocketAddr,
+    hold: tokio::sync::watch::Sender<bool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+async fn cut_proxy(target: SocketAddr) -> CutProxy {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    let (hold, held) = tokio::sync::watch::channel(false);
+    let (cut, cuts) = tokio::sync::watch::channel(0);
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let mut cuts = cuts.clone();
+            cuts.mark_unchanged();
+            let held = held.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = pipe(inbound, outbound, held) => {}
+                    _ = cuts.changed() => {}
+                }
+            });
+        }
+    });
+    CutProxy { addr, hold, cut }
+}
+
+async fn pipe(
+    client: tokio::net::TcpStream,
+    target: tokio::net::TcpStream,
+    mut held: tokio::sync::watch::Receiver<bool>,
+) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut target_read, mut target_write) = target.into_split();
+    let requests = async {
+        let _ = tokio::io::copy(&mut client_read, &mut target_write).await;
+        let _ = target_write.shutdown().await;
+    };
+    let answers = async {
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            let n = match target_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if held.wait_for(|hold| !*hold).await.is_err()
+                || client_write.write_all(&buf[..n]).await.is_err()
+            {
+                return;
+            }
+        }
+    };
+    tokio::join!(requests, answers);
+}
+
+/// A stream cut with a batch decided by SG but not yet answered: the payments are in doubt at
+/// JP (PDNG, never decided by the break), and recovery's status queries settle them as SG
+/// decided; both ledgers then show every payment once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_broken_mid_batch_leaves_its_payments_in_doubt_for_recovery() {
+    use kakehashi_node::node::Node;
+    use kakehashi_node::store::InboundState;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let sg = start("SG", dir.path(), &ports).await;
+    let proxy = cut_proxy(sg.relay_addr).await;
+    let mut jp_config = config("JP", dir.path(), &ports)
+        .with_peer_relay("SG", &format!("https://{}", proxy.addr))
+        .expect("proxy address");
+    // Only the cut may end the calls, not their deadline.
+    jp_config.limits.relay_timeout_ms = 60_000;
+    jp_config.limits.request_timeout_ms = 120_000;
+    let jp = Node::start(jp_config).await.expect("JP node");
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
+    let alpha = bank("jp", "KKHAJPJ0");
+    let source = amount("JPY", "10000");
+
+    // The stream is open and answering.
+    let q = quote(&mut jp_client, "SG", &source).await;
+    let first = submit(
+        &mut jp_client,
+        instruction(&jp_to_sg(&alpha, q, source.clone()), new_uetr()),
+    )
+    .await;
+    assert_eq!(
+        first.transaction_status(),
+        TransactionStatus::Acsc,
+        "{first:?}"
+    );
+
+    proxy.hold.send_replace(true);
+    let mut in_flight = Vec::new();
+    for _ in 0..6 {
+        let q = quote(&mut jp_client, "SG", &source).await;
+        let uetr = new_uetr();
+        let signed = instruction(&jp_to_sg(&alpha, q, source.clone()), uetr);
+        let mut client = jp_client.clone();
+        in_flight.push((
+            uetr,
+            tokio::spawn(async move { submit(&mut client, signed).await }),
+        ));
+    }
+    let started = std::time::Instant::now();
+    while !in_flight.iter().all(|(uetr, _)| {
+        matches!(sg.engine().store().inbound("JP", uetr),
+            Ok(Some(record)) if record.state == InboundState::Settled)
+    }) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "SG did not settle the payments"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // SG decided them all; the answers are held. Cut the link, then let new connections pass.
+    proxy.cut.send_modify(|n| *n += 1);
+    proxy.hold.send_replace(false);
+    let mut uetrs = Vec::new();
+    for (uetr, task) in in_flight {
+        let report = task.await.expect("task");
+        assert_eq!(
+            report.transaction_status(),
+            TransactionStatus::Pdng,
+            "the break decided nothing: {report:?}"
+        );
+        uetrs.push(uetr);
+    }
+    for uetr in &uetrs {
+        let report = settled_status(&mut jp_client, &uetr.to_string()).await;
+        assert_eq!(
+            report.transaction_status(),
+            TransactionStatus::Acsc,
+            "recovery settled it as SG decided: {report:?}"
+        );
+    }
+    // And the stream works again.
+    let q = quote(&mut jp_client, "SG", &source).await;
+    let after = submit(
+        &mut jp_client,
+        instruction(&jp_to_sg(&alpha, q, source.clone()), new_uetr()),
+    )
+    .await;
+    assert_eq!(
+        after.transaction_status(),
+        TransactionStatus::Acsc,
+        "{after:?}"
+    );
+    jp.shutdown().await.expect("JP shutdown");
+    sg.shutdown().await.expect("SG shutdown");
+}
