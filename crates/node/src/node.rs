@@ -813,7 +813,7 @@ async fn serve(
         streams,
         config.limits.message_bytes_max,
     );
-    let relay = RelayService::new(Arc::clone(&engine), streams);
+    let relay = RelayService::new(Arc::clone(&engine), streams, stopped.clone());
     let mut server_stop = stopped;
     let draining = engine.stopping_signal();
     let server = tokio::spawn(async move {

@@ -48,7 +48,7 @@ use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::signed::Trust;
 use rustls::pki_types::CertificateDer;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -770,17 +770,26 @@ pub(crate) struct RelayService {
     /// The bounds of each `Prepares` stream: the same `[limits]` as a `SubmitPayments`
     /// stream's (answers buffered, idle time, lifetime).
     stream: StreamLimits,
+    /// Becomes true when the listeners stop (after a graceful stop's drain): the `Prepares`
+    /// streams then end. Not the engine's stopping, during which the relay still serves.
+    closing: watch::Receiver<bool>,
 }
 
 impl RelayService {
-    /// A service over `engine`; `stream` bounds each `Prepares` stream.
-    pub(crate) fn new(engine: Arc<Engine>, stream: StreamLimits) -> Self {
+    /// A service over `engine`; `stream` bounds each `Prepares` stream, and `closing` ends
+    /// them when it becomes true.
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        stream: StreamLimits,
+        closing: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             engine,
             stream: StreamLimits {
                 queue_len: stream.queue_len.max(1),
                 ..stream
             },
+            closing,
         }
     }
 
@@ -837,6 +846,14 @@ fn recognized_peer(
             "the peer certificate is not recognized",
         )),
     }
+}
+
+/// The end of a `Prepares` stream when the node's listeners stop.
+fn relay_closing() -> Status {
+    Status::unavailable(
+        "the node is stopping: every instruction read on this stream was answered; send the \
+         rest on a new stream once it is back",
+    )
 }
 
 /// The end of a `Prepares` stream whose batch carried more instructions than a batch may.
@@ -948,7 +965,12 @@ impl Relay for RelayService {
         let limits = self.stream;
         let (tx, rx) = mpsc::channel(limits.queue_len);
         let engine = Arc::clone(&self.engine);
+        let mut closing = self.closing.clone();
+        let closed = async move {
+            let _ = closing.wait_for(|closing| *closing).await;
+        };
         tokio::spawn(async move {
+            tokio::pin!(closed);
             let permits = Arc::new(tokio::sync::Semaphore::new(RELAY_STREAM_IN_FLIGHT));
             // Waits until every instruction read so far is answered.
             let settled = |permits: &Arc<tokio::sync::Semaphore>| {
@@ -961,9 +983,11 @@ impl Relay for RelayService {
             loop {
                 let item = tokio::select! {
                     biased;
-                    () = engine.stopping() => {
+                    // A stopping node still decides its peers' payments while it drains its
+                    // own; the stream ends only when the listeners stop.
+                    () = &mut closed => {
                         let _ = settled(&permits).await;
-                        let _ = tx.send(Err(stopping())).await;
+                        let _ = tx.send(Err(relay_closing())).await;
                         break;
                     }
                     () = &mut too_old => {

@@ -300,9 +300,11 @@ async fn cut_proxy(target: SocketAddr) -> CutProxy {
             cuts.mark_unchanged();
             let held = held.clone();
             tokio::spawn(async move {
+                // The cut first: held answers released after a cut never pass.
                 tokio::select! {
-                    () = pipe(inbound, outbound, held) => {}
+                    biased;
                     _ = cuts.changed() => {}
+                    () = pipe(inbound, outbound, held) => {}
                 }
             });
         }
