@@ -867,7 +867,10 @@ fn batch_too_large(size: usize) -> Status {
 
 /// The answer to one instruction of a `Prepares` batch: what the unary Prepare would have
 /// answered, the decision or the error status (code, message and reason code).
-fn prepare_answer(id: u64, answer: Result<pb::RelayDecision, Status>) -> pb::PrepareAnswer {
+pub(crate) fn prepare_answer(
+    id: u64,
+    answer: Result<pb::RelayDecision, Status>,
+) -> pb::PrepareAnswer {
     let outcome = match answer {
         Ok(decision) => pb::prepare_answer::Outcome::Decision(decision),
         Err(status) => pb::prepare_answer::Outcome::Error(pb::PrepareError {

@@ -705,4 +705,45 @@ mod tests {
             );
         }
     }
+
+    /// An answer on the `Prepares` stream reads exactly as the unary Prepare's answer to the
+    /// same outcome: the decision, the refusal with its reason, an operational fault as a
+    /// failure (in doubt); an answer without an outcome is a failure too.
+    #[test]
+    fn a_stream_answer_reads_as_the_unary_answer() {
+        let decision = RelayDecision {
+            uetr: "u".into(),
+            decision: pb::Decision::Settled.into(),
+            ..RelayDecision::default()
+        };
+        let refusal = Rejection::new(ReasonCode::Ds0b, "the signature does not verify");
+        let outcomes = || {
+            vec![
+                Ok(Ok(decision.clone())),
+                Ok(Err(refusal.clone())),
+                Ok(Err(Rejection::new(ReasonCode::Ff01, "payload: garbage"))),
+                Err(super::super::EngineError::Task("lost".into())),
+            ]
+        };
+        for (unary, streamed) in outcomes().into_iter().zip(outcomes()) {
+            let unary = relay_reply(unary);
+            let streamed = answered(crate::service::prepare_answer(
+                7,
+                crate::service::relay_answer(streamed),
+            ));
+            match (&unary, &streamed) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (Err(PeerError::Refused(a)), Err(PeerError::Refused(b))) => assert_eq!(a, b),
+                (Err(PeerError::Failed(_)), Err(PeerError::Failed(_))) => {}
+                _ => panic!("unary {unary:?}, streamed {streamed:?}"),
+            }
+        }
+        assert!(matches!(
+            answered(pb::PrepareAnswer {
+                id: 1,
+                outcome: None
+            }),
+            Err(PeerError::Failed(_))
+        ));
+    }
 }
