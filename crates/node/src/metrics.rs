@@ -175,6 +175,9 @@ struct RelayLabels {
     outcome: String,
 }
 
+/// Buckets of `kakehashi_relay_batch_size`: powers of two up to a Prepares batch's maximum.
+const RELAY_BATCH_SIZE_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS_SECONDS)
 }
@@ -191,6 +194,7 @@ pub struct Metrics {
     listener_connections: Family<ListenerLabels, Gauge>,
     relay_requests: Family<RelayLabels, Counter>,
     receipt_anomalies: Family<ReceiptAnomalyLabels, Counter>,
+    relay_batch_size: Histogram,
 }
 
 impl Default for Metrics {
@@ -254,6 +258,12 @@ impl Metrics {
              was posted anyway), by peer and kind",
             receipt_anomalies.clone(),
         );
+        let relay_batch_size = Histogram::new(RELAY_BATCH_SIZE_BUCKETS);
+        registry.register(
+            "relay_batch_size",
+            "Instructions per batch a peer sent on a Prepares stream (the receiving side)",
+            relay_batch_size.clone(),
+        );
         // Series with a fixed, small label space exist from the start, at zero, so a scraper sees
         // them (and can compute rates) before the first event.
         for listener in [Listener::Public, Listener::Relay] {
@@ -279,7 +289,13 @@ impl Metrics {
             listener_connections,
             relay_requests,
             receipt_anomalies,
+            relay_batch_size,
         }
+    }
+
+    /// Observes a batch of `size` instructions received on a Prepares stream.
+    pub fn relay_batch(&self, size: usize) {
+        self.relay_batch_size.observe(size as f64);
     }
 
     /// Creates the zero series of `peer` (a configured peer jurisdiction) for the metrics that

@@ -605,7 +605,11 @@ fn grpc_peers(
             .max_decoding_message_size(config.limits.message_bytes_max)
             .max_encoding_message_size(config.limits.message_bytes_max);
         let relay_timeout = Duration::from_millis(config.limits.relay_timeout_ms);
-        let transport: Arc<dyn PeerTransport> = Arc::new(GrpcPeer::new(client, relay_timeout));
+        let transport: Arc<dyn PeerTransport> = Arc::new(GrpcPeer::batching(
+            client,
+            relay_timeout,
+            config.limits.message_bytes_max,
+        ));
         peers.insert(peer.jurisdiction.clone(), transport);
     }
     Ok(peers)
@@ -798,17 +802,18 @@ async fn serve(
     let drain = Duration::from_secs(config.limits.drain_secs);
     let (stop, stopped) = watch::channel(false);
     let (stop_recovery, recovery_stopped) = watch::channel(false);
+    let streams = StreamLimits {
+        queue_len: config.limits.stream_queue_len,
+        idle: Duration::from_secs(config.limits.stream_idle_timeout_secs),
+        lifetime: Duration::from_secs(config.limits.stream_lifetime_secs_max),
+    };
     let payments = PaymentsService::new(
         Arc::clone(&engine),
         operators,
-        StreamLimits {
-            queue_len: config.limits.stream_queue_len,
-            idle: Duration::from_secs(config.limits.stream_idle_timeout_secs),
-            lifetime: Duration::from_secs(config.limits.stream_lifetime_secs_max),
-        },
+        streams,
         config.limits.message_bytes_max,
     );
-    let relay = RelayService::new(Arc::clone(&engine));
+    let relay = RelayService::new(Arc::clone(&engine), streams, stopped.clone());
     let mut server_stop = stopped;
     let draining = engine.stopping_signal();
     let server = tokio::spawn(async move {

@@ -48,12 +48,14 @@ use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::signed::Trust;
 use rustls::pki_types::CertificateDer;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::{AccountRefusal, Engine, EngineError, Submitted};
+use crate::engine::{
+    AccountRefusal, Engine, EngineError, RELAY_BATCH_MAX, RELAY_STREAM_IN_FLIGHT, Submitted,
+};
 use crate::screening::{ListError, Reloaded};
 
 /// Instructions of one `SubmitPayments` stream processed at once; more wait in the stream
@@ -61,6 +63,7 @@ use crate::screening::{ListError, Reloaded};
 /// separately, by `[limits] stream_queue_len`.
 const STREAM_CONCURRENCY: usize = 64;
 const STREAM_CONCURRENCY_PERMITS: u32 = STREAM_CONCURRENCY as u32;
+const RELAY_STREAM_IN_FLIGHT_PERMITS: u32 = RELAY_STREAM_IN_FLIGHT as u32;
 
 fn status_for(rejection: &Rejection) -> Status {
     let message = rejection.to_string();
@@ -772,12 +775,30 @@ fn in_band(status: &Status) -> pb::PaymentStatusReport {
 #[derive(Clone, Debug)]
 pub(crate) struct RelayService {
     engine: Arc<Engine>,
+    /// The bounds of each `Prepares` stream: the same `[limits]` as a `SubmitPayments`
+    /// stream's (answers buffered, idle time, lifetime).
+    stream: StreamLimits,
+    /// Becomes true when the listeners stop (after a graceful stop's drain): the `Prepares`
+    /// streams then end. Not the engine's stopping, during which the relay still serves.
+    closing: watch::Receiver<bool>,
 }
 
 impl RelayService {
-    /// A service over `engine`.
-    pub(crate) fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    /// A service over `engine`; `stream` bounds each `Prepares` stream, and `closing` ends
+    /// them when it becomes true.
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        stream: StreamLimits,
+        closing: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            engine,
+            stream: StreamLimits {
+                queue_len: stream.queue_len.max(1),
+                ..stream
+            },
+            closing,
+        }
     }
 
     /// The caller's jurisdiction, when its TLS chain is recognized for node TLS *and* it is a
@@ -839,8 +860,212 @@ fn recognized_peer(
     }
 }
 
+/// The end of a `Prepares` stream when the node's listeners stop.
+fn relay_closing() -> Status {
+    Status::unavailable(
+        "the node is stopping: every instruction read on this stream was answered; send the \
+         rest on a new stream once it is back",
+    )
+}
+
+/// The end of a `Prepares` stream whose batch carried more instructions than a batch may.
+fn batch_too_large(size: usize) -> Status {
+    Status::invalid_argument(format!(
+        "a Prepares batch carries at most {RELAY_BATCH_MAX} instructions; this one carried \
+         {size}: none of them was read or decided, and the stream ends (send them again in \
+         smaller batches on a new stream)"
+    ))
+}
+
+/// The answer to one instruction of a `Prepares` batch: what the unary Prepare would have
+/// answered, the decision or the error status (code, message and reason code).
+pub(crate) fn prepare_answer(
+    id: u64,
+    answer: Result<pb::RelayDecision, Status>,
+) -> pb::PrepareAnswer {
+    let outcome = match answer {
+        Ok(decision) => pb::prepare_answer::Outcome::Decision(decision),
+        Err(status) => pb::prepare_answer::Outcome::Error(pb::PrepareError {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            reason_code: status
+                .metadata()
+                .get(REASON_METADATA)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+        }),
+    };
+    pb::PrepareAnswer {
+        id,
+        outcome: Some(outcome),
+    }
+}
+
+/// Answers one batch of a `Prepares` stream: authenticates every instruction first (their
+/// signatures verified together), then decides them concurrently, each in a task of its own
+/// that finishes even if the stream is gone (as Prepare's decision does), and sends each
+/// answer as soon as it is decided. `permit` holds one in-flight place per instruction.
+async fn answer_batch(
+    engine: Arc<Engine>,
+    peer: Arc<str>,
+    batch: Vec<pb::TaggedPrepare>,
+    mut permit: tokio::sync::OwnedSemaphorePermit,
+    tx: mpsc::Sender<Result<pb::PrepareAnswers, Status>>,
+) {
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut envelopes = Vec::with_capacity(batch.len());
+    for tagged in batch {
+        match tagged.request.and_then(|request| request.instruction) {
+            Some(signed) => {
+                ids.push(tagged.id);
+                envelopes.push(signed);
+            }
+            None => {
+                let answer = prepare_answer(tagged.id, Err(missing("instruction")));
+                let _ = tx
+                    .send(Ok(pb::PrepareAnswers {
+                        answers: vec![answer],
+                    }))
+                    .await;
+                drop(permit.split(1));
+            }
+        }
+    }
+    let verified = engine.authenticate_batch(&peer, envelopes);
+    let mut deciding = tokio::task::JoinSet::new();
+    let mut by_task = std::collections::HashMap::with_capacity(ids.len());
+    for (id, verified) in ids.into_iter().zip(verified) {
+        let engine = Arc::clone(&engine);
+        let peer = Arc::clone(&peer);
+        let handle = deciding.spawn(async move { engine.prepare_verified(&peer, verified).await });
+        by_task.insert(handle.id(), id);
+    }
+    while let Some(joined) = deciding.join_next_with_id().await {
+        let (task, outcome) = match joined {
+            Ok((task, outcome)) => (task, Ok(outcome)),
+            Err(error) => (error.id(), Err(task_failed(&error))),
+        };
+        let Some(id) = by_task.remove(&task) else {
+            continue;
+        };
+        let answer = outcome.and_then(|outcome| {
+            if let Ok(Ok(decision)) = &outcome {
+                tracing::info!(uetr = %decision.uetr, %peer, decision = ?decision.decision(),
+                    reason = %decision.status_reason_code, "decided inbound payment");
+            }
+            relay_answer(outcome)
+        });
+        let _ = tx
+            .send(Ok(pb::PrepareAnswers {
+                answers: vec![prepare_answer(id, answer)],
+            }))
+            .await;
+        drop(permit.split(1));
+    }
+}
+
 #[tonic::async_trait]
 impl Relay for RelayService {
+    type PreparesStream =
+        Pin<Box<dyn Stream<Item = Result<pb::PrepareAnswers, Status>> + Send + 'static>>;
+
+    async fn prepares(
+        &self,
+        request: Request<Streaming<pb::PrepareBatch>>,
+    ) -> Result<Response<Self::PreparesStream>, Status> {
+        // Refused before anything of the stream is read, as Prepare is.
+        let peer: Arc<str> = self.peer_jurisdiction(&request)?.into();
+        let mut incoming = request.into_inner();
+        let limits = self.stream;
+        let (tx, rx) = mpsc::channel(limits.queue_len);
+        let engine = Arc::clone(&self.engine);
+        let mut closing = self.closing.clone();
+        let closed = async move {
+            let _ = closing.wait_for(|closing| *closing).await;
+        };
+        tokio::spawn(async move {
+            tokio::pin!(closed);
+            let permits = Arc::new(tokio::sync::Semaphore::new(RELAY_STREAM_IN_FLIGHT));
+            // Waits until every instruction read so far is answered.
+            let settled = |permits: &Arc<tokio::sync::Semaphore>| {
+                Arc::clone(permits).acquire_many_owned(RELAY_STREAM_IN_FLIGHT_PERMITS)
+            };
+            let too_old = tokio::time::sleep(limits.lifetime);
+            tokio::pin!(too_old);
+            let idle = tokio::time::sleep(limits.idle);
+            tokio::pin!(idle);
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    // A stopping node still decides its peers' payments while it drains its
+                    // own; the stream ends only when the listeners stop.
+                    () = &mut closed => {
+                        let _ = settled(&permits).await;
+                        let _ = tx.send(Err(relay_closing())).await;
+                        break;
+                    }
+                    () = &mut too_old => {
+                        let _ = settled(&permits).await;
+                        let _ = tx.send(Err(stream_too_old(limits.lifetime))).await;
+                        break;
+                    }
+                    () = &mut idle => {
+                        if permits.available_permits() < RELAY_STREAM_IN_FLIGHT {
+                            idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
+                            continue;
+                        }
+                        let _ = tx.send(Err(stream_idle(limits.idle))).await;
+                        break;
+                    }
+                    item = incoming.next() => item,
+                };
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + limits.idle);
+                let Some(item) = item else {
+                    break;
+                };
+                let batch = match item {
+                    Ok(batch) => batch.prepares,
+                    Err(status) => {
+                        // A batch over the message size, a garbage frame or a reset: what was
+                        // read before is still answered, then the error ends the stream.
+                        let _ = settled(&permits).await;
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                };
+                let size = batch.len();
+                if size > RELAY_BATCH_MAX {
+                    tracing::warn!(%peer, size, "refused a Prepares batch over the maximum count");
+                    let _ = settled(&permits).await;
+                    let _ = tx.send(Err(batch_too_large(size))).await;
+                    break;
+                }
+                if size == 0 {
+                    continue;
+                }
+                engine.metrics().relay_batch(size);
+                // Back-pressure: at the bound, the stream is not read until answers free
+                // places (HTTP/2 flow control then holds the sender).
+                let Ok(permit) = Arc::clone(&permits)
+                    .acquire_many_owned(u32::try_from(size).unwrap_or(u32::MAX))
+                    .await
+                else {
+                    break;
+                };
+                tokio::spawn(answer_batch(
+                    Arc::clone(&engine),
+                    Arc::clone(&peer),
+                    batch,
+                    permit,
+                    tx.clone(),
+                ));
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     async fn prepare(
         &self,
         request: Request<pb::PrepareRequest>,

@@ -174,11 +174,26 @@ impl Payments for TestPayments {
 }
 
 /// Answers every Prepare with UNKNOWN_FENCED and the hex of the client's leaf certificate in
-/// the detail, so the test sees what `peer_leaf_der` returned.
+/// the detail, so the test sees what `peer_leaf_der` returned. It has no Prepares stream (as a
+/// peer built before it, or with another gRPC stack, may not): UNIMPLEMENTED, counted.
 struct TestRelay;
+
+/// Prepares streams TestRelay refused.
+static PREPARES_REFUSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 #[tonic::async_trait]
 impl Relay for TestRelay {
+    type PreparesStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::PrepareAnswers, Status>> + Send + 'static>,
+    >;
+
+    async fn prepares(
+        &self,
+        _: Request<tonic::Streaming<pb::PrepareBatch>>,
+    ) -> Result<Response<Self::PreparesStream>, Status> {
+        PREPARES_REFUSED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(Status::unimplemented("no Prepares stream here"))
+    }
     async fn prepare(
         &self,
         request: Request<pb::PrepareRequest>,
@@ -356,6 +371,34 @@ async fn sg_node_completes_a_relay_call_over_mutual_tls() {
     assert_eq!(
         decision.status_reason_detail,
         hex::encode(identity("sg/node/tls").leaf_der())
+    );
+    node.stop().await;
+}
+
+/// A peer without the Prepares stream (UNIMPLEMENTED) still gets Prepares from a batching
+/// transport, unary, over the same mutual TLS; the stream is not asked for again at once.
+#[tokio::test]
+async fn a_batching_transport_falls_back_to_unary_for_a_peer_without_the_stream() {
+    use kakehashi_node::engine::{GrpcPeer, PeerTransport as _};
+    let node = Node::start("jp").await;
+    let channel = relay_endpoint_as("sg/node/tls", "SG", node.addresses.relay).connect_lazy();
+    let peer = GrpcPeer::batching(RelayClient::new(channel), WAIT, 64 * 1024);
+    let refused_before = PREPARES_REFUSED.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        let decision = peer
+            .prepare(pb::PrepareRequest { instruction: None })
+            .await
+            .expect("answered by the unary Prepare");
+        assert_eq!(decision.decision, Decision::UnknownFenced as i32);
+        assert_eq!(
+            decision.status_reason_detail,
+            hex::encode(identity("sg/node/tls").leaf_der())
+        );
+    }
+    assert_eq!(
+        PREPARES_REFUSED.load(std::sync::atomic::Ordering::SeqCst) - refused_before,
+        1,
+        "the stream was asked for once, then the peer was called unary"
     );
     node.stop().await;
 }

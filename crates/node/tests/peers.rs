@@ -12,7 +12,6 @@ use kakehashi_node::node::Node;
 use kakehashi_proto::codec::REASON_METADATA;
 use kakehashi_proto::pb::{self, Decision, TransactionStatus};
 use kakehashi_protocol::money;
-use prost::Message;
 use tonic::{Code, Status};
 
 use crate::support::*;
@@ -136,14 +135,6 @@ fn posted_minor(
     money::parse_amount(&amount(currency, &text))
         .unwrap_or_else(|e| panic!("{account}: {text}: {e}"))
         .1
-}
-
-/// `signed`'s instruction with `edit` applied to the payload, under the same signature.
-fn edited(signed: &pb::Signed, edit: impl FnOnce(&mut pb::CreditTransferInstruction)) -> Vec<u8> {
-    let mut body =
-        pb::CreditTransferInstruction::decode(signed.payload.as_slice()).expect("instruction");
-    edit(&mut body);
-    body.encode_to_vec()
 }
 
 /// Issue 11, defect 2: a Prepare the receiver cannot authenticate used to leave a REJECTED

@@ -49,3 +49,7 @@ mod screening;
 
 // Starting JP and SG nodes from the devnet configurations, participants, signed instructions.
 mod support;
+
+// Prepares in batches on one stream per peer: authenticated whole before any decision, answered
+// per instruction as the unary Prepare would, only for corridor peers, bounded (issue 14).
+mod batches;

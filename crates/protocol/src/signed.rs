@@ -16,7 +16,7 @@
 //! 6. the leaf has a common name, the signer's identity (a bank's BIC, a node's name) (DS0B).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use kakehashi_pki::cache::RecognitionCache;
@@ -281,8 +281,99 @@ pub fn verify<'a>(
     extra_crls: &[Vec<u8>],
 ) -> Result<Signer, Rejection> {
     let kind = domain_name(domain);
-    check_sizes(signed, &kind)?;
     let trust: Trust<'a> = mra.into();
+    let opened = open(signed, &kind, trust)?;
+    opened.verify_signature(domain, &signed.payload, &kind)?;
+    opened.recognize(&kind, trust, relying, purpose, time, extra_crls)
+}
+
+/// [`verify`] of every envelope of `batch`, answered in the same order, each with the same
+/// result [`verify`] gives it (the same [`Signer`], or the same refusal) — but with the
+/// Ed25519 signatures of the batch verified together (ed25519-dalek's batch verification, a
+/// single multiscalar multiplication, about half the work of verifying them one by one). If
+/// the batch does not verify, its signatures are verified again one by one with
+/// `verify_strict`, so only the bad ones are refused, each as [`verify`] refuses it.
+///
+/// What goes into the batch equation is held to what `verify_strict` requires first: a
+/// canonical, not small-order commitment `R` and a public key that is not small-order; an
+/// envelope that fails that is verified on its own with `verify_strict`. The batch equation is
+/// the cofactorless one, with weights derived from the whole batch; the one difference left
+/// from `verify_strict` concerns a commitment with a small-order component added to a valid
+/// signature (a malleated copy of a signature the key's holder made over the same payload,
+/// never a forgery), which the batch may accept.
+pub fn verify_batch<'a>(
+    batch: &[&pb::Signed],
+    domain: &[u8],
+    mra: impl Into<Trust<'a>>,
+    relying: &str,
+    purpose: Purpose,
+    time: UnixTime,
+    extra_crls: &[Vec<u8>],
+) -> Vec<Result<Signer, Rejection>> {
+    let kind = domain_name(domain);
+    let trust: Trust<'a> = mra.into();
+    let opened: Vec<Result<Opened, Rejection>> = batch
+        .iter()
+        .map(|signed| open(signed, &kind, trust))
+        .collect();
+    let messages: Vec<Vec<u8>> = batch
+        .iter()
+        .map(|signed| signed_bytes(domain, &signed.payload))
+        .collect();
+    // The envelopes whose signature goes into the batch equation.
+    let batched: Vec<usize> = opened
+        .iter()
+        .enumerate()
+        .filter_map(|(index, opened)| match opened {
+            Ok(opened) if opened.batchable() => Some(index),
+            _ => None,
+        })
+        .collect();
+    let mut verified = vec![false; batch.len()];
+    if batched.len() > 1 {
+        let mut keys = Vec::with_capacity(batched.len());
+        let mut signatures = Vec::with_capacity(batched.len());
+        let mut batch_messages = Vec::with_capacity(batched.len());
+        for &index in &batched {
+            if let (Some(Ok(opened)), Some(message)) = (opened.get(index), messages.get(index)) {
+                keys.push(opened.key);
+                signatures.push(opened.signature);
+                batch_messages.push(message.as_slice());
+            }
+        }
+        if ed25519_dalek::verify_batch(&batch_messages, &signatures, &keys).is_ok() {
+            for &index in &batched {
+                if let Some(flag) = verified.get_mut(index) {
+                    *flag = true;
+                }
+            }
+        }
+    }
+    opened
+        .into_iter()
+        .zip(messages)
+        .zip(verified)
+        .map(|((opened, message), verified)| {
+            let opened = opened?;
+            if !verified {
+                opened.verify_message(&message, &kind)?;
+            }
+            opened.recognize(&kind, trust, relying, purpose, time, extra_crls)
+        })
+        .collect()
+}
+
+/// An envelope through steps 1 to 3: its chain parsed, its key and signature read.
+struct Opened {
+    leaf: Cert,
+    intermediates: Vec<Cert>,
+    key: VerifyingKey,
+    signature: Signature,
+}
+
+/// Steps 1 to 3 of [`verify`], and the signature's length.
+fn open(signed: &pb::Signed, kind: &str, trust: Trust<'_>) -> Result<Opened, Rejection> {
+    check_sizes(signed, kind)?;
     let mut certs = Vec::with_capacity(signed.signer_chain.len());
     for (index, der) in signed.signer_chain.iter().enumerate() {
         let cert = trust.parse(der).map_err(|e| {
@@ -292,10 +383,12 @@ pub fn verify<'a>(
         })?;
         certs.push(cert);
     }
-    let Some((leaf, intermediates)) = certs.split_first() else {
+    let mut certs = certs.into_iter();
+    let Some(leaf) = certs.next() else {
         // check_sizes refused an empty chain; failing closed keeps this branch harmless.
         return Err(Rejection::format(format!("{kind}: signer_chain is empty")));
     };
+    let intermediates: Vec<Cert> = certs.collect();
 
     let algorithm = leaf.spki().algorithm();
     if *algorithm != KeyAlgorithm::Ed25519 {
@@ -321,51 +414,126 @@ pub fn verify<'a>(
                 "{kind}: signature must be exactly {SIGNATURE_LEN} bytes"
             ))
         })?;
-    key.verify_strict(&signed_bytes(domain, &signed.payload), &signature)
-        .map_err(|_| {
-            Rejection::signature(format!(
-                "{kind}: signature does not verify with the key of the signer certificate {} \
-                 (the payload was altered, or signed by another key or for another kind of object)",
-                leaf.subject_display()
-            ))
-        })?;
-
-    let verdict = trust.recognize(relying, purpose, leaf, intermediates, extra_crls, time);
-    let jurisdiction = match (verdict.recognized(), verdict.anchor_jurisdiction()) {
-        (true, Some(jurisdiction)) => jurisdiction.to_owned(),
-        _ => {
-            let (rule, message) = verdict
-                .reason()
-                .map_or(("MRA", "not recognized (no reason given)"), |r| {
-                    (r.rule.as_str(), r.message.as_str())
-                });
-            return Err(Rejection::signature(format!(
-                "{kind}: the signer certificate {} is not recognized by {relying} for {purpose} \
-                 at {time}: {rule}: {message}",
-                leaf.subject_display()
-            )));
-        }
-    };
-
-    let subject_cn = leaf
-        .subject()
-        .attributes(OID_COMMON_NAME)
-        .next()
-        .and_then(|attribute| attribute.text())
-        .filter(|cn| !cn.is_empty())
-        .ok_or_else(|| {
-            Rejection::signature(format!(
-                "{kind}: the signer certificate {} has no common name to identify the signer",
-                leaf.subject_display()
-            ))
-        })?;
-    Ok(Signer {
-        subject_cn,
-        jurisdiction,
-        leaf_sha256: leaf.sha256(),
-        public_key: key,
-        verdict,
+    Ok(Opened {
+        leaf,
+        intermediates,
+        key,
+        signature,
     })
+}
+
+impl Opened {
+    /// Step 4: the signature over `domain || payload`.
+    fn verify_signature(&self, domain: &[u8], payload: &[u8], kind: &str) -> Result<(), Rejection> {
+        self.verify_message(&signed_bytes(domain, payload), kind)
+    }
+
+    /// Step 4 over the signed bytes `message` (`domain || payload`).
+    fn verify_message(&self, message: &[u8], kind: &str) -> Result<(), Rejection> {
+        self.key
+            .verify_strict(message, &self.signature)
+            .map_err(|_| {
+                Rejection::signature(format!(
+                    "{kind}: signature does not verify with the key of the signer certificate {} \
+                     (the payload was altered, or signed by another key or for another kind of object)",
+                    self.leaf.subject_display()
+                ))
+            })
+    }
+
+    /// Whether the signature may go into a batch equation: the checks `verify_strict` makes
+    /// besides the equation (a key and a commitment `R` that are not small-order, `R` encoded
+    /// canonically) hold, so the batch refuses what `verify_strict` refuses for them. A
+    /// non-canonical `s` fails the batch as a whole, and the one-by-one pass then refuses it.
+    fn batchable(&self) -> bool {
+        let r = self.signature.r_bytes();
+        !self.key.is_weak() && canonical_y(r) && !small_order_encoding(r)
+    }
+
+    /// Steps 5 and 6: recognition of the chain, and the signer's common name.
+    fn recognize(
+        self,
+        kind: &str,
+        trust: Trust<'_>,
+        relying: &str,
+        purpose: Purpose,
+        time: UnixTime,
+        extra_crls: &[Vec<u8>],
+    ) -> Result<Signer, Rejection> {
+        let leaf = &self.leaf;
+        let verdict = trust.recognize(
+            relying,
+            purpose,
+            leaf,
+            &self.intermediates,
+            extra_crls,
+            time,
+        );
+        let jurisdiction = match (verdict.recognized(), verdict.anchor_jurisdiction()) {
+            (true, Some(jurisdiction)) => jurisdiction.to_owned(),
+            _ => {
+                let (rule, message) = verdict
+                    .reason()
+                    .map_or(("MRA", "not recognized (no reason given)"), |r| {
+                        (r.rule.as_str(), r.message.as_str())
+                    });
+                return Err(Rejection::signature(format!(
+                    "{kind}: the signer certificate {} is not recognized by {relying} for {purpose} \
+                     at {time}: {rule}: {message}",
+                    leaf.subject_display()
+                )));
+            }
+        };
+
+        let subject_cn = leaf
+            .subject()
+            .attributes(OID_COMMON_NAME)
+            .next()
+            .and_then(|attribute| attribute.text())
+            .filter(|cn| !cn.is_empty())
+            .ok_or_else(|| {
+                Rejection::signature(format!(
+                    "{kind}: the signer certificate {} has no common name to identify the signer",
+                    leaf.subject_display()
+                ))
+            })?;
+        Ok(Signer {
+            subject_cn,
+            jurisdiction,
+            leaf_sha256: leaf.sha256(),
+            public_key: self.key,
+            verdict,
+        })
+    }
+}
+
+/// Whether the 32-byte point encoding `bytes` holds a canonical y coordinate (below
+/// p = 2^255 − 19; the top bit is the sign of x).
+fn canonical_y(bytes: &[u8; 32]) -> bool {
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    // y ≥ p only for 0x7fff..ffed up to 0x7fff..ffff (little-endian).
+    let top_all_ones = y[31] == 0x7f && y[1..31].iter().all(|&b| b == 0xff);
+    !(top_all_ones && y[0] >= 0xed)
+}
+
+/// Whether `bytes`, whatever its sign bit, has the y coordinate of one of the eight points of
+/// small order.
+fn small_order_encoding(bytes: &[u8; 32]) -> bool {
+    static SMALL_ORDER_Y: OnceLock<Vec<[u8; 32]>> = OnceLock::new();
+    let ys = SMALL_ORDER_Y.get_or_init(|| {
+        curve25519_dalek::constants::EIGHT_TORSION
+            .iter()
+            .map(|point| {
+                let mut y = point.compress().to_bytes();
+                y[31] &= 0x7f;
+                y
+            })
+            .collect()
+    });
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    ys.contains(&y)
 }
 
 /// The bounds of step 1, before any parsing.
@@ -819,5 +987,137 @@ mod tests {
             Cert::from_der(other).expect("parses").sha256()
         );
         assert_eq!(certs.len(), 1, "cleared when full, then the new one kept");
+    }
+
+    fn verify_payments(batch: &[pb::Signed], relying: &str) -> Vec<Result<Signer, Rejection>> {
+        let refs: Vec<&pb::Signed> = batch.iter().collect();
+        verify_batch(
+            &refs,
+            SIGNING_DOMAIN_INSTRUCTION,
+            &mra(),
+            relying,
+            Purpose::PaymentSigning,
+            at_2027(),
+            &[],
+        )
+    }
+
+    /// A batch's results are [`verify`]'s, envelope by envelope: the same signer (name,
+    /// jurisdiction, leaf, key) or the same refusal.
+    #[track_caller]
+    fn same_as_one_by_one(batch: &[pb::Signed], relying: &str) -> Vec<Result<Signer, Rejection>> {
+        let together = verify_payments(batch, relying);
+        assert_eq!(together.len(), batch.len());
+        for (signed, result) in batch.iter().zip(&together) {
+            match (verify_payment(signed, relying), result) {
+                (Ok(alone), Ok(batched)) => {
+                    assert_eq!(alone.subject_cn(), batched.subject_cn());
+                    assert_eq!(alone.jurisdiction(), batched.jurisdiction());
+                    assert_eq!(alone.leaf_sha256(), batched.leaf_sha256());
+                    assert_eq!(alone.public_key(), batched.public_key());
+                    assert_eq!(alone.verdict(), batched.verdict());
+                }
+                (Err(alone), Err(batched)) => assert_eq!(&alone, batched),
+                (alone, batched) => panic!("alone {alone:?}, batched {batched:?}"),
+            }
+        }
+        together
+    }
+
+    fn many(n: usize) -> Vec<pb::Signed> {
+        let banks = [("KKHAJPJ0", "JP"), ("KKHBJPJ0", "JP"), ("KKHASGS0", "SG")];
+        (0..n)
+            .map(|i| {
+                let (bank, jurisdiction) = banks[i % banks.len()];
+                bank_signed(bank, jurisdiction, format!("pay {i}").as_bytes())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_of_good_signatures_verifies_as_one_by_one() {
+        let batch = many(12);
+        let results = same_as_one_by_one(&batch, "JP");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(
+            results[2].as_ref().expect("SG bank").jurisdiction(),
+            "SG",
+            "recognized per envelope"
+        );
+    }
+
+    #[test]
+    fn one_bad_signature_among_many_is_refused_alone() {
+        let mut batch = many(9);
+        batch[4].payload = b"pay 1000000".to_vec();
+        let results = same_as_one_by_one(&batch, "SG");
+        for (index, result) in results.into_iter().enumerate() {
+            if index == 4 {
+                rejected(result, ReasonCode::Ds0b, "signature does not verify");
+            } else {
+                assert!(result.is_ok(), "{index}: {result:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_signature_by_a_key_other_than_the_leafs_is_refused_in_a_batch() {
+        let mut batch = many(5);
+        batch.push(sign(
+            SIGNING_DOMAIN_INSTRUCTION,
+            b"pay".to_vec(),
+            &key("jp/banks/KKHBJPJ0.key.pem"),
+            &chain("jp/banks/KKHAJPJ0.pem"),
+        ));
+        let results = same_as_one_by_one(&batch, "SG");
+        let last = results.into_iter().last().expect("six results");
+        rejected(last, ReasonCode::Ds0b, "signature does not verify");
+    }
+
+    #[test]
+    fn refusals_before_and_after_the_signature_keep_their_order_in_a_batch() {
+        let mut batch = many(4);
+        batch[0].signer_chain.clear();
+        batch[1].signature = vec![0; SIGNATURE_LEN];
+        batch.push(bank_signed("KKHATHB0", "TH", b"pay"));
+        let results = same_as_one_by_one(&batch, "SG");
+        assert_eq!(
+            results[0].as_ref().expect_err("no chain").code,
+            ReasonCode::Ff01
+        );
+        assert_eq!(
+            results[1].as_ref().expect_err("zero signature").code,
+            ReasonCode::Ds0b
+        );
+        assert!(results[2].is_ok() && results[3].is_ok(), "{results:?}");
+        rejected(results[4].clone(), ReasonCode::Ds0b, "not recognized by SG");
+    }
+
+    #[test]
+    fn an_empty_batch_has_no_results_and_one_envelope_is_verified_alone() {
+        assert!(verify_payments(&[], "SG").is_empty());
+        let one = same_as_one_by_one(&many(1), "SG");
+        assert!(one[0].is_ok(), "{one:?}");
+    }
+
+    #[test]
+    fn point_encodings_outside_the_batch_rules_are_recognized() {
+        let mut p_minus_one = [0xff; 32];
+        p_minus_one[0] = 0xec;
+        p_minus_one[31] = 0x7f;
+        assert!(canonical_y(&p_minus_one));
+        assert!(small_order_encoding(&p_minus_one), "y = -1 is of order 2");
+        let mut p = p_minus_one;
+        p[0] = 0xed;
+        assert!(!canonical_y(&p));
+        let mut one = [0; 32];
+        one[0] = 1;
+        assert!(small_order_encoding(&one), "the identity");
+        one[31] = 0x80;
+        assert!(small_order_encoding(&one), "whatever the sign bit");
+        let good = many(1);
+        let signature = Signature::from_slice(&good[0].signature).expect("64 bytes");
+        assert!(canonical_y(signature.r_bytes()));
+        assert!(!small_order_encoding(signature.r_bytes()));
     }
 }

@@ -326,9 +326,11 @@ pub struct Limits {
     pub handshakes_per_source_max: usize,
     /// A connection with no request or stream open for this long is closed.
     pub idle_connection_timeout_secs: u64,
-    /// A `SubmitPayments` stream with nothing arriving or in progress for this long is ended.
+    /// A `SubmitPayments` or `Prepares` stream with nothing arriving or in progress for this
+    /// long is ended.
     pub stream_idle_timeout_secs: u64,
-    /// A `SubmitPayments` stream older than this takes no new instruction and ends.
+    /// A `SubmitPayments` or `Prepares` stream older than this takes no new instruction and
+    /// ends.
     pub stream_lifetime_secs_max: u64,
     /// Connections open at once on the metrics listener.
     pub metrics_connections_max: usize,
@@ -344,7 +346,7 @@ pub struct Limits {
     pub clock_skew_secs: u64,
     /// Longest `expiry − created` of an instruction.
     pub instruction_lifetime_secs_max: u64,
-    /// Reports buffered per SubmitPayments stream.
+    /// Reports buffered per SubmitPayments stream (answers per Prepares stream).
     pub stream_queue_len: usize,
     /// Most payments in doubt one recovery pass works on.
     pub recovery_payments_per_pass_max: usize,

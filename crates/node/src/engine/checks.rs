@@ -33,17 +33,7 @@ impl Engine {
             t,
             &[],
         )?;
-        if signer.subject_cn() != instr.debtor_agent_bic {
-            return Err(Rejection::new(
-                ReasonCode::Ds0b,
-                format!(
-                    "the instruction is signed by {} but names debtor agent {}",
-                    signer.subject_cn(),
-                    instr.debtor_agent_bic
-                ),
-            ));
-        }
-        Ok(signer)
+        debtor_agent_signer(signer, instr)
     }
 
     pub(super) fn check_times(&self, instr: &Instruction, t: UnixTime) -> Result<(), Rejection> {
@@ -213,4 +203,23 @@ pub(super) fn ledger_rejection(result: Option<CreateTransferResult>, what: &str)
         Some(r) => Rejection::new(ReasonCode::Ff01, format!("{what}: ledger {}", r.as_str())),
         None => Rejection::new(ReasonCode::Ff01, format!("{what}: no ledger result")),
     }
+}
+
+/// `signer` when it is the debtor agent `instr` names (DS0B otherwise): an instruction is
+/// signed by the bank that sends it.
+pub(super) fn debtor_agent_signer(
+    signer: Signer,
+    instr: &Instruction,
+) -> Result<Signer, Rejection> {
+    if signer.subject_cn() != instr.debtor_agent_bic {
+        return Err(Rejection::new(
+            ReasonCode::Ds0b,
+            format!(
+                "the instruction is signed by {} but names debtor agent {}",
+                signer.subject_cn(),
+                instr.debtor_agent_bic
+            ),
+        ));
+    }
+    Ok(signer)
 }

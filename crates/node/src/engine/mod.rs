@@ -68,11 +68,16 @@ pub use books::{Books, BooksCall, SledBooks};
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
 pub use entropy::{Entropy, EntropyError, SystemEntropy};
+pub use receiver::Verified;
 
 pub use recovery::{
     RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, RecoveryPass, backoff_delay,
 };
-pub use transport::{GrpcPeer, PeerCall, PeerError, PeerTransport, relay_reply};
+pub use transport::{
+    GrpcPeer, PeerCall, PeerError, PeerTransport, RELAY_BATCH_LINGER, RELAY_BATCH_MAX,
+    RELAY_STREAM_IDLE, RELAY_STREAM_IN_FLIGHT, RELAY_STREAM_LIFETIME, RELAY_UNARY_RECHECK,
+    relay_reply,
+};
 
 /// Why the engine could not do its job for an operational reason (not a rejection of the
 /// payment): the caller answers `Unavailable`/`Internal` and nothing is acknowledged.

@@ -6,22 +6,33 @@
 use std::time::Instant;
 
 use kakehashi_ledger::{AccountId, CreateTransferResult, NewTransfer, TransferId};
+use kakehashi_pki::Purpose;
 use kakehashi_pki::UnixTime;
-use kakehashi_proto::SIGNING_DOMAIN_RECEIPT;
 use kakehashi_proto::pb::{self, Decision, RelayDecision};
+use kakehashi_proto::{SIGNING_DOMAIN_INSTRUCTION, SIGNING_DOMAIN_RECEIPT};
 use kakehashi_protocol::instruction::{self, Instruction, Uetr};
 use kakehashi_protocol::quote;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::receipt;
-use kakehashi_protocol::signed;
+use kakehashi_protocol::signed::{self, Signer};
 use kakehashi_protocol::transfer::{codes, credit_transfer_id};
 use prost::Message;
 use tracing::Instrument;
 
-use super::checks::ledger_rejection;
+use super::checks::{debtor_agent_signer, ledger_rejection};
 use super::{Engine, EngineError, PeerLink};
 use crate::metrics::Flow;
 use crate::store::{AccountMeta, InboundRecord, InboundState, Write};
+
+/// An instruction of a batch after [`Engine::authenticate_batch`]: decoded (or refused), and
+/// its signature verified (or refused). Made only there, so nothing is decided on an
+/// instruction whose signature was not checked.
+#[derive(Debug)]
+pub struct Verified {
+    signed: pb::Signed,
+    instr: Result<Instruction, Rejection>,
+    signer: Option<Result<Signer, Rejection>>,
+}
 
 impl Engine {
     /// Handles a peer's Prepare (see the module documentation). `peer` is the jurisdiction the
@@ -41,8 +52,89 @@ impl Engine {
         if let Err(rejection) = self.corridor_peer(peer) {
             return Ok(Err(rejection));
         }
+        let instr = instruction::decode(&signed);
+        self.prepare_inbound(peer, signed, instr, None).await
+    }
+
+    /// Authenticates the instructions of one batch from `peer` (a `Prepares` stream) before
+    /// any of them is decided: each is decoded, and the signatures of those that decode are
+    /// verified together ([`signed::verify_batch`]: the same signer, or the same refusal, as
+    /// one by one). Each result is then decided by [`Engine::prepare_verified`], exactly as
+    /// [`Engine::prepare`] decides, with the signature already checked.
+    pub fn authenticate_batch(&self, peer: &str, batch: Vec<pb::Signed>) -> Vec<Verified> {
+        let corridor = self.corridor_peer(peer);
+        let decoded: Vec<Result<Instruction, Rejection>> = batch
+            .iter()
+            .map(|signed| match &corridor {
+                Ok(()) => instruction::decode(signed),
+                // Refused before anything is decoded or verified, as Prepare refuses.
+                Err(rejection) => Err(rejection.clone()),
+            })
+            .collect();
+        let to_verify: Vec<&pb::Signed> = batch
+            .iter()
+            .zip(&decoded)
+            .filter_map(|(signed, instr)| instr.is_ok().then_some(signed))
+            .collect();
+        let (_, t) = self.clock().now();
+        let mut signers = signed::verify_batch(
+            &to_verify,
+            SIGNING_DOMAIN_INSTRUCTION,
+            self.trust(),
+            self.jurisdiction(),
+            Purpose::PaymentSigning,
+            t,
+            &[],
+        )
+        .into_iter();
+        batch
+            .into_iter()
+            .zip(decoded)
+            .map(|(signed, instr)| {
+                let signer = match &instr {
+                    Ok(instr) => signers
+                        .next()
+                        .map(|signer| signer.and_then(|s| debtor_agent_signer(s, instr))),
+                    Err(_) => None,
+                };
+                Verified {
+                    signed,
+                    instr,
+                    signer,
+                }
+            })
+            .collect()
+    }
+
+    /// Decides an instruction of a batch authenticated by [`Engine::authenticate_batch`]: the
+    /// same answer [`Engine::prepare`] gives the same instruction.
+    pub async fn prepare_verified(
+        &self,
+        peer: &str,
+        verified: Verified,
+    ) -> Result<Result<RelayDecision, Rejection>, EngineError> {
+        if let Err(rejection) = self.corridor_peer(peer) {
+            return Ok(Err(rejection));
+        }
+        let Verified {
+            signed,
+            instr,
+            signer,
+        } = verified;
+        self.prepare_inbound(peer, signed, instr, signer).await
+    }
+
+    /// [`Engine::prepare`] of the decoded `instr`, with its signer when it was verified
+    /// already (`None`: verified here, under the UETR's lock).
+    async fn prepare_inbound(
+        &self,
+        peer: &str,
+        signed: pb::Signed,
+        instr: Result<Instruction, Rejection>,
+        signer: Option<Result<Signer, Rejection>>,
+    ) -> Result<Result<RelayDecision, Rejection>, EngineError> {
         let started = Instant::now();
-        let instr = match instruction::decode(&signed) {
+        let instr = match instr {
             Ok(instr) => instr,
             Err(rejection) => return Ok(Err(rejection)),
         };
@@ -50,7 +142,7 @@ impl Engine {
             node = %self.parts.jurisdiction, peer = %peer);
         let decision = async {
             let _guard = self.locks.lock(instr.uetr).await;
-            self.prepare_locked(peer, &signed, &instr).await
+            self.prepare_locked(peer, &signed, &instr, signer).await
         }
         .instrument(span)
         .await?;
@@ -76,12 +168,14 @@ impl Engine {
     }
 
     /// The decision on `instr` from `peer`, made under the UETR's lock; `Ok(Err(..))` when the
-    /// instruction is refused before it is authenticated (nothing written).
+    /// instruction is refused before it is authenticated (nothing written). `signer` is the
+    /// instruction's signer when a batch verified it already.
     async fn prepare_locked(
         &self,
         peer: &str,
         signed: &pb::Signed,
         instr: &Instruction,
+        signer: Option<Result<Signer, Rejection>>,
     ) -> Result<Result<RelayDecision, Rejection>, EngineError> {
         // The whole envelope (payload, signature and chain) as it is stored: a payload with a
         // zeroed signature or another chain is not the instruction that was decided.
@@ -112,7 +206,7 @@ impl Engine {
         }
         // Anything else is authenticated before it gets any decision, stored or new.
         let (_, t) = self.clock().now();
-        let link = match self.authenticate_inbound(peer, signed, instr, t) {
+        let link = match self.authenticate_inbound(peer, signed, instr, t, signer) {
             Ok(link) => link,
             Err(rejection) => return Ok(Err(rejection)),
         };
@@ -270,12 +364,15 @@ impl Engine {
     /// agreement, is the debtor agent it names, and is a bank of `peer`, the jurisdiction the
     /// Prepare came from (DS0B otherwise). Returns the corridor. A failure is a refusal, never
     /// recorded: anyone who can reach the relay could otherwise write under any UETR.
+    /// `verified` is the signer a batch verification found (or its refusal); `None` verifies
+    /// here.
     fn authenticate_inbound(
         &self,
         peer: &str,
         signed: &pb::Signed,
         instr: &Instruction,
         t: UnixTime,
+        verified: Option<Result<Signer, Rejection>>,
     ) -> Result<&PeerLink, Rejection> {
         let Some(link) = self.parts.peers.get(peer) else {
             return Err(Rejection::new(
@@ -283,7 +380,10 @@ impl Engine {
                 format!("{} has no corridor with {peer}", self.jurisdiction()),
             ));
         };
-        let signer = self.instruction_signer(signed, instr, t)?;
+        let signer = match verified {
+            Some(verified) => verified?,
+            None => self.instruction_signer(signed, instr, t)?,
+        };
         if signer.jurisdiction() != peer {
             return Err(Rejection::new(
                 ReasonCode::Ds0b,

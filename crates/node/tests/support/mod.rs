@@ -576,3 +576,14 @@ pub(crate) async fn submit_as(
     let mut client = bank_client(addr, relying, &body.debtor_agent_bic).await;
     submit(&mut client, signed).await
 }
+
+/// `signed`'s instruction with `edit` applied to the payload, under the same signature.
+pub(crate) fn edited(
+    signed: &pb::Signed,
+    edit: impl FnOnce(&mut pb::CreditTransferInstruction),
+) -> Vec<u8> {
+    let mut body =
+        pb::CreditTransferInstruction::decode(signed.payload.as_slice()).expect("instruction");
+    edit(&mut body);
+    body.encode_to_vec()
+}
