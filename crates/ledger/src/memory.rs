@@ -18,10 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::Error;
 use crate::ledger::check_batch_len;
 use crate::ledger::invariants::check_group_balanced;
+use crate::ledger::sequencer_outcomes as outcomes;
 use crate::model::{
     Account, AccountBalance, AccountId, NewAccount, NewTransfer, PendingStatus, Timestamp,
     Transfer, TransferId,
 };
+use crate::records::TransferOutcome;
 use crate::result::{CreateAccountResult, CreateTransferResult};
 use crate::state_machine::{Changes, Clock, Store};
 use crate::{EXPIRE_BATCH_LEN_MAX, Expired};
@@ -102,6 +104,23 @@ impl MemoryLedger {
         let (results, _) = changes.create_transfers(&*self, transfers, now)?;
         self.commit(changes)?;
         Ok(results)
+    }
+
+    /// Applies transfers as [`MemoryLedger::create_transfers`] does, returning one outcome per
+    /// event, as the records closure of [`crate::Ledger::create_transfers_with`] sees it (the
+    /// result, and the timestamp of a transfer the call created): a simulator computes the
+    /// records that go with the transfers from them, as a node does.
+    pub fn create_transfers_outcomes(
+        &mut self,
+        transfers: &[NewTransfer],
+        now: Timestamp,
+    ) -> Result<Vec<TransferOutcome>, Error> {
+        check_batch_len(transfers.len())?;
+        let mut changes = Changes::new(self.clock);
+        let (results, entries) = changes.create_transfers(&*self, transfers, now)?;
+        let outcomes = outcomes(transfers, &results, &entries);
+        self.commit(changes)?;
+        Ok(outcomes)
     }
 
     /// Releases the reservations whose timeout passed by `now`, as
