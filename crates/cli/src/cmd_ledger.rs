@@ -187,7 +187,9 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                         .iter()
                         .map(|j| j.code.clone())
                         .collect();
-                    Some(statement::Payments { store, parties })
+                    // Read now: the store is the ledger's records, and the statement opens
+                    // the ledger next.
+                    Some(statement::Payments::load(store, parties)?)
                 }
                 None => None,
             };
