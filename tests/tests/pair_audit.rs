@@ -209,7 +209,11 @@ fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
         .enable_all()
         .build()
         .expect("runtime");
-    let store = Store::open(&data.join("sg/node")).expect("open SG store");
+    // The payment store is a view over the ledger's records.
+    let store = Store::over_ledger(std::sync::Arc::new(
+        Ledger::open(&data.join("sg/ledger"), sg_node_key(), Options::default())
+            .expect("open SG ledger offline"),
+    ));
     let mut record = store
         .inbound("JP", &unreceipted)
         .expect("read")
@@ -229,7 +233,7 @@ fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
     );
     drop(store);
 
-    // The store's writer thread lets go of the database once its queue closes.
+    // The ledger's threads let go of the database once the last handle is gone.
     let started = Instant::now();
     let tampered = loop {
         let output = pair_audit(&data, false);
@@ -291,8 +295,10 @@ fn a_crash_after_the_receivers_credit_is_repairable_and_the_books_agree_after_re
         .iter()
         .map(|d| d["kind"].as_str().expect("kind"))
         .collect();
+    // The receiver's credit and its decision are one commit (issue 14): only the sender is
+    // left to resolve.
     assert!(kinds.contains(&"sender_not_yet_resolved"), "{kinds:?}");
-    assert!(kinds.contains(&"receiver_not_yet_recorded"), "{kinds:?}");
+    assert!(!kinds.contains(&"receiver_not_yet_recorded"), "{kinds:?}");
     assert!(
         findings.iter().all(|d| d["repaired_by_recovery"] == true),
         "only states recovery repairs: {}",
@@ -340,10 +346,11 @@ fn a_crash_after_the_receivers_credit_is_repairable_and_the_books_agree_after_re
     assert!(report.contains("1 settled"), "{report}");
 }
 
-/// Issue 11, defect 8: the sender records `Reserving`, naming the reservation, before the
-/// reservation reaches its ledger. A crash between the two used to leave, once recovery had
-/// marked the payment rejected, a record naming a reservation no ledger holds, which the
-/// audit calls a `record_mismatch`. Recovery now records what the ledger holds.
+/// Issue 11, defect 8, and issue 14: the sender's reservation and its `Forwarded` record are
+/// one commit, so no crash leaves a record naming a reservation no ledger holds (what the
+/// audit calls a `record_mismatch`). A crash after that commit, before Prepare, leaves a
+/// payment forwarded in doubt that the receiver never saw: recovery's status query fences it
+/// and the sender voids it (AB05), and the books agree.
 #[test]
 fn a_crash_between_the_senders_record_and_its_reservation_leaves_books_that_agree() {
     let scratch = tempfile::tempdir().expect("temp dir");
@@ -353,23 +360,23 @@ fn a_crash_between_the_senders_record_and_its_reservation_leaves_books_that_agre
         &data,
         scratch.path(),
         &["--demo"],
-        Some(fault::SENDER_AFTER_RESERVING_RECORD),
+        Some(fault::SENDER_AFTER_RESERVATION),
     )
     .wait();
     assert!(!status.success(), "the devnet was meant to abort\n{logs}");
 
-    // Exactly one payment was left recorded as reserving, on whichever node sent first.
+    // Exactly one payment was left forwarded in doubt, on whichever node sent first.
     let mut reserving = Vec::new();
     for code in ["JP", "SG"] {
-        let store = Store::open_read_only(&data.join(code.to_lowercase()).join("node"))
+        let store = Store::open_read_only(&data.join(code.to_lowercase()))
             .expect("the payment store opens");
         for (uetr, record) in store.unresolved_outbound().expect("in doubt") {
-            assert_eq!(record.state, OutboundState::Reserving, "{record:?}");
+            assert_eq!(record.state, OutboundState::Forwarded, "{record:?}");
             reserving.push((code, uetr));
         }
     }
     let [(sender, uetr)] = reserving[..] else {
-        panic!("one payment left reserving: {reserving:?}\n{logs}");
+        panic!("one payment left in doubt: {reserving:?}\n{logs}");
     };
 
     // A restart lets the sender's recovery end the payment: rejected, nothing forwarded.

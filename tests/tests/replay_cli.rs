@@ -475,7 +475,7 @@ fn pacs008_messages_settle_answer_in_pacs002_pay_once_and_show_in_the_camt053_st
         "--data-dir",
         data.join("ledger").to_str().expect("UTF-8 temp path"),
         "--payments",
-        data.join("node").to_str().expect("UTF-8 temp path"),
+        data.to_str().expect("UTF-8 temp path"),
         "--account",
         "1001",
         "--camt053",

@@ -99,8 +99,9 @@ pub(crate) enum LedgerCommand {
         /// Where to write the camt.053 XML.
         #[arg(long, value_name = "FILE")]
         camt053: PathBuf,
-        /// The node's payment store (its data directory's `node`), read-only: the entries
-        /// then quote the payments' end-to-end ids, which the ledger does not hold.
+        /// The node's data directory, whose ledger holds its payment records (read-only): the
+        /// entries then quote the payments' end-to-end ids, which the ledger's transfers do not
+        /// hold.
         #[arg(long, value_name = "DIR")]
         payments: Option<PathBuf>,
         /// The agreement whose parties may have sent the inbound payments (with --payments).
@@ -186,7 +187,9 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                         .iter()
                         .map(|j| j.code.clone())
                         .collect();
-                    Some(statement::Payments { store, parties })
+                    // Read now: the store is the ledger's records, and the statement opens
+                    // the ledger next.
+                    Some(statement::Payments::load(store, parties)?)
                 }
                 None => None,
             };

@@ -83,6 +83,13 @@ pub enum Error {
         /// The format version this build reads and writes.
         supported: u8,
     },
+    /// A request's records were refused (too large, or the caller's closure failed): nothing
+    /// of the request was applied or written, its transfers included.
+    #[error("records refused, nothing of the request was applied: {detail}")]
+    RecordsRefused {
+        /// Why.
+        detail: String,
+    },
     /// sled reported an error.
     #[error("storage error while {context}: {source}")]
     Storage {

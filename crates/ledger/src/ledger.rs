@@ -90,10 +90,11 @@ use self::durable_log::DurableLog;
 use self::reclaimer::Reclaimer;
 pub use self::sequencer::GROUP_EVENTS_MAX;
 use self::sequencer::Sequencer;
+pub(crate) use self::sequencer::outcomes as sequencer_outcomes;
 use self::trees::{
-    FORMAT_VERSION, META_ACCOUNTS_SEQ, META_FORMAT, META_HEAD, META_LAST_TIMESTAMP,
-    META_VERIFYING_KEY, PREFIX_META, Trees, Writes, check_format, make_durable, open_db,
-    sled_log_path,
+    FORMAT_VERSION, FORMAT_VERSION_DURABLE_LOG, META_ACCOUNTS_SEQ, META_FORMAT, META_HEAD,
+    META_LAST_TIMESTAMP, META_VERIFYING_KEY, PREFIX_META, Trees, Writes, check_format,
+    make_durable, open_db, sled_log_path,
 };
 use crate::codec;
 use crate::filter::{self, IdFilter};
@@ -103,6 +104,7 @@ use crate::model::{
     Account, AccountBalance, AccountId, NewAccount, NewTransfer, PendingStatus, Timestamp,
     Transfer, TransferId,
 };
+use crate::records::{self, RECORDS_PAGE_MAX, Record, RecordWrite, RecordsFn, TransferOutcome};
 use crate::recovery;
 use crate::result::{CreateAccountResult, CreateTransferResult};
 use crate::{BATCH_LEN_MAX, Error};
@@ -202,14 +204,19 @@ pub struct Expired {
 
 enum Operation {
     Accounts(Vec<NewAccount>),
-    Transfers(Vec<NewTransfer>),
+    /// Transfers, and the closure that computes the records written with them (taken by the
+    /// sequencer when it runs the request).
+    Transfers(Vec<NewTransfer>, Option<RecordsFn>),
     Expire,
+    /// Record writes alone (taken by the sequencer).
+    Records(Vec<RecordWrite>),
 }
 
 enum Reply {
     Accounts(Vec<CreateAccountResult>),
     Transfers(Vec<CreateTransferResult>),
     Expired(Expired),
+    Records,
 }
 
 struct Request {
@@ -222,8 +229,9 @@ impl Request {
     fn events(&self) -> usize {
         match &self.operation {
             Operation::Accounts(accounts) => accounts.len(),
-            Operation::Transfers(transfers) => transfers.len(),
+            Operation::Transfers(transfers, _) => transfers.len(),
             Operation::Expire => EXPIRE_BATCH_LEN_MAX,
+            Operation::Records(writes) => writes.len().max(1),
         }
     }
 }
@@ -394,10 +402,93 @@ impl Ledger {
         if transfers.is_empty() {
             return Ok(Vec::new());
         }
-        match self.submit(Operation::Transfers(transfers.to_vec()), now)? {
+        match self.submit(Operation::Transfers(transfers.to_vec(), None), now)? {
             Reply::Transfers(results) => Ok(results),
             _ => Err(self.mismatched_reply()),
         }
+    }
+
+    /// Applies transfers as [`Ledger::create_transfers`] does, together with the records
+    /// `records` computes from their outcomes: one group commit makes both durable, or
+    /// neither (one durable log record or one sled batch; see [`crate::records`]).
+    ///
+    /// `records` runs in the writer right after the state machine has run this request, with
+    /// one [`TransferOutcome`] per event: the result this call returns and, for a transfer the
+    /// request created, its ledger timestamp. It must be quick (the writer waits for it) and
+    /// must not call the ledger. If it returns `Err`, panics, or returns a write that is too
+    /// large (see [`RecordWrite`]), the whole request is refused with
+    /// [`Error::RecordsRefused`]: none of its transfers is applied and nothing is written.
+    /// The results and the records are visible to readers only once durable.
+    pub fn create_transfers_with<F>(
+        &self,
+        transfers: &[NewTransfer],
+        now: Timestamp,
+        records: F,
+    ) -> Result<Vec<CreateTransferResult>, Error>
+    where
+        F: FnOnce(&[TransferOutcome]) -> Result<Vec<RecordWrite>, String> + Send + 'static,
+    {
+        check_batch_len(transfers.len())?;
+        let operation = Operation::Transfers(transfers.to_vec(), Some(Box::new(records)));
+        match self.submit(operation, now)? {
+            Reply::Transfers(results) => Ok(results),
+            _ => Err(self.mismatched_reply()),
+        }
+    }
+
+    /// Writes records alone (see [`crate::records`]), durably, in the next group commit with
+    /// whatever else is waiting; returns once they are durable. Every write is checked first:
+    /// an empty or oversized key or value refuses the call ([`Error::RecordsRefused`]) and
+    /// nothing is written. At most [`BATCH_LEN_MAX`] writes per call.
+    pub fn write_records(&self, writes: Vec<RecordWrite>) -> Result<(), Error> {
+        check_batch_len(writes.len())?;
+        records::check_writes(&writes)?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        match self.submit(Operation::Records(writes), Timestamp(0))? {
+            Reply::Records => Ok(()),
+            _ => Err(self.mismatched_reply()),
+        }
+    }
+
+    /// The record under `key` (see [`crate::records`]), as of the last durable group.
+    pub fn record(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let _visible = self
+            .visibility
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.trees
+            .records
+            .get(key)
+            .map(|value| value.map(|value| value.to_vec()))
+            .map_err(Error::storage("reading a record"))
+    }
+
+    /// A page of the records whose key starts with `prefix`, in key order, as of the last
+    /// durable group: those after key `after` (from the first when `None`), at most `limit`
+    /// of them (and at most [`RECORDS_PAGE_MAX`]). A page shorter than asked is the last one;
+    /// the next page starts after the last key returned.
+    pub fn records(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Record>, Error> {
+        let limit = limit.min(RECORDS_PAGE_MAX);
+        let _visible = self
+            .visibility
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.trees
+            .records
+            .scan_prefix_after(prefix, after)
+            .take(limit)
+            .map(|item| {
+                item.map(|(key, value)| (key, value.to_vec()))
+                    .map_err(Error::storage("scanning records"))
+            })
+            .collect()
     }
 
     /// Releases the reservations of pending transfers whose timeout passed by `now` (at most
@@ -573,9 +664,11 @@ fn open_storage(
         Some(_) => false,
         None => true,
     };
-    // The log exists before the version that says it does is stored (a version 7 ledger
-    // without one is refused by the recovery below).
-    if !durable_log::log_path(path).is_file() && (new || check_format(&trees)? < FORMAT_VERSION) {
+    // The log exists before the version that says it does is stored (a ledger of version 7
+    // or later without one is refused by the recovery below).
+    if !durable_log::log_path(path).is_file()
+        && (new || check_format(&trees)? < FORMAT_VERSION_DURABLE_LOG)
+    {
         DurableLog::create(path)?;
     }
     if new {

@@ -153,6 +153,7 @@ mod journal;
 mod ledger;
 mod memory;
 mod model;
+mod records;
 mod recovery;
 mod result;
 mod state_machine;
@@ -175,6 +176,10 @@ pub use memory::MemoryLedger;
 pub use model::{
     AMOUNT_MAX, Account, AccountBalance, AccountFlags, AccountId, NewAccount, NewTransfer,
     PendingStatus, Timestamp, Transfer, TransferFlags, TransferId,
+};
+pub use records::{
+    LedgerRecords, RECORD_KEY_LEN_MAX, RECORD_VALUE_LEN_MAX, RECORDS_PAGE_MAX, Record, RecordWrite,
+    RecordsFn, TransferOutcome,
 };
 pub use result::{CreateAccountResult, CreateTransferResult};
 

@@ -18,10 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::Error;
 use crate::ledger::check_batch_len;
 use crate::ledger::invariants::check_group_balanced;
+use crate::ledger::sequencer_outcomes as outcomes;
 use crate::model::{
     Account, AccountBalance, AccountId, NewAccount, NewTransfer, PendingStatus, Timestamp,
     Transfer, TransferId,
 };
+use crate::records::{RecordWrite, TransferOutcome, check_writes};
 use crate::result::{CreateAccountResult, CreateTransferResult};
 use crate::state_machine::{Changes, Clock, Store};
 use crate::{EXPIRE_BATCH_LEN_MAX, Expired};
@@ -102,6 +104,31 @@ impl MemoryLedger {
         let (results, _) = changes.create_transfers(&*self, transfers, now)?;
         self.commit(changes)?;
         Ok(results)
+    }
+
+    /// Applies transfers with the records `records` computes from their outcomes, as
+    /// [`crate::Ledger::create_transfers_with`] does: the closure sees each event's result and
+    /// the timestamp of a transfer the call created; if it fails, or a write is too large, the
+    /// call is refused ([`Error::RecordsRefused`]) and nothing is applied. Returns the results
+    /// and the checked writes, for the simulator to apply to its memory of the records in the
+    /// same step (one commit keeps both or neither).
+    pub fn create_transfers_with<F>(
+        &mut self,
+        transfers: &[NewTransfer],
+        now: Timestamp,
+        records: F,
+    ) -> Result<(Vec<CreateTransferResult>, Vec<RecordWrite>), Error>
+    where
+        F: FnOnce(&[TransferOutcome]) -> Result<Vec<RecordWrite>, String>,
+    {
+        check_batch_len(transfers.len())?;
+        let mut changes = Changes::new(self.clock);
+        let (results, entries) = changes.create_transfers(&*self, transfers, now)?;
+        let writes = records(&outcomes(transfers, &results, &entries))
+            .map_err(|detail| Error::RecordsRefused { detail })?;
+        check_writes(&writes)?;
+        self.commit(changes)?;
+        Ok((results, writes))
     }
 
     /// Releases the reservations whose timeout passed by `now`, as

@@ -79,6 +79,13 @@ struct Savepoint {
     clock: Clock,
 }
 
+/// Where a refused request is rolled back to (see [`Changes::request_savepoint`]).
+pub(crate) struct RequestSavepoint {
+    savepoint: Savepoint,
+    not_failed: Vec<TransferId>,
+    imported: bool,
+}
+
 /// The uncommitted changes of one group commit, over the committed store.
 #[derive(Default)]
 pub(crate) struct Changes {
@@ -239,6 +246,32 @@ impl Changes {
             history: self.history.len(),
             entries,
             clock: self.clock(),
+        }
+    }
+
+    /// Where to roll a whole request back to when its records are refused (see
+    /// [`crate::Ledger::create_transfers_with`]): the state machine's undo position, and which
+    /// of the request's transfer ids had not failed before it.
+    pub(crate) fn request_savepoint(&self, events: &[NewTransfer]) -> RequestSavepoint {
+        RequestSavepoint {
+            savepoint: self.savepoint(0),
+            not_failed: events
+                .iter()
+                .map(|event| event.id)
+                .filter(|id| !self.failed.contains(id))
+                .collect(),
+            imported: events
+                .first()
+                .is_some_and(|event| event.flags.contains(TransferFlags::IMPORTED)),
+        }
+    }
+
+    /// Undoes a whole request (see [`Changes::request_savepoint`]), the transient failures it
+    /// recorded included: it was refused, so none of its outcomes stands.
+    pub(crate) fn request_rollback(&mut self, save: RequestSavepoint) {
+        self.rollback(save.savepoint, save.imported);
+        for id in save.not_failed {
+            self.failed.remove(&id);
         }
     }
 

@@ -6,12 +6,13 @@
 //! point, restart the node without it and check that both ledgers end consistent. Nothing
 //! happens when the variable is unset, which is always the case outside those tests.
 
-/// The sender recorded the payment as `Reserving` (naming its reservation) but has not made
-/// the reservation yet.
-pub const SENDER_AFTER_RESERVING_RECORD: &str = "sender-after-reserving-record";
+/// The sender made the reservation and recorded the payment `Forwarded` (one commit) but has
+/// not sent Prepare yet.
+pub const SENDER_AFTER_RESERVATION: &str = "sender-after-reservation";
 /// The sender got the receiver's decision but has not applied it (post/void) yet.
 pub const SENDER_BEFORE_RESOLVE: &str = "sender-before-resolve";
-/// The receiver credited the creditor but has not recorded the decision or answered.
+/// The receiver credited the creditor and recorded the decision (one commit) but has not
+/// answered.
 pub const RECEIVER_AFTER_CREDIT: &str = "receiver-after-credit";
 
 /// The environment variable naming the crash point.

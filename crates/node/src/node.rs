@@ -460,12 +460,14 @@ fn receipt_signer(
 }
 
 /// Opens (creating if needed) the ledger (`<data_dir>/ledger`, its checkpoints signed with
-/// `key`) and the payment store (`<data_dir>/node`), and checks what start-up can check
-/// cheaply before anything listens (issue 11, defect 10). The ledger's open checks its format,
-/// its head, the hash chain from its last signed checkpoint and that checkpoint's signature
-/// (and balances, when it is the head), and replays what follows its account snapshot; here
-/// the payment store's records the node loads at start (account metadata, payments in doubt)
-/// must read and decode. Books that fail are refused with [`NodeError::Books`].
+/// `key`) and the payment store over its records, and checks what start-up can check cheaply
+/// before anything listens (issue 11, defect 10). The ledger's open checks its format, its
+/// head, the hash chain from its last signed checkpoint and that checkpoint's signature (and
+/// balances, when it is the head), and replays what follows its account snapshot. A payment
+/// store from before the records moved into the ledger (`<data_dir>/node`) is copied into the
+/// ledger's records and moved aside first (see [`crate::store::migrate_legacy`]). Then the
+/// payment records the node loads at start (account metadata, payments in doubt) must read and
+/// decode. Books that fail are refused with [`NodeError::Books`].
 async fn open_storage(
     config: &Config,
     key: &SigningKey,
@@ -483,8 +485,15 @@ async fn open_storage(
     .await
     .map_err(|e| NodeError::Task(e.to_string()))?
     .map_err(|error| ledger_open_error(&ledger_path, error))?;
-    let store_dir = config.data_dir.join("node");
-    let store = Store::open(&store_dir).map_err(|error| store_error(&store_dir, error))?;
+    let ledger = Arc::new(ledger);
+    let store_dir = config.data_dir.join(crate::store::LEGACY_DIR);
+    let data_dir = config.data_dir.clone();
+    let migrating = Arc::clone(&ledger);
+    tokio::task::spawn_blocking(move || crate::store::migrate_legacy(&data_dir, &migrating))
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?
+        .map_err(|error| store_error(&store_dir, error))?;
+    let store = Store::over_ledger(Arc::clone(&ledger));
     let loaded = tokio::task::spawn_blocking(move || {
         store.accounts()?;
         store.unresolved_outbound()?;
@@ -492,8 +501,13 @@ async fn open_storage(
     })
     .await
     .map_err(|e| NodeError::Task(e.to_string()))?;
-    let store = loaded.map_err(|error| store_error(&store_dir, error))?;
-    Ok((Arc::new(ledger), store))
+    let store = loaded.map_err(|error| store_error(&ledger_path_for_store(config), error))?;
+    Ok((ledger, store))
+}
+
+/// Where the payment store's records are: in the ledger.
+fn ledger_path_for_store(config: &Config) -> PathBuf {
+    config.data_dir.join("ledger")
 }
 
 /// What a failed ledger open means for the operator: corrupt or unreadable books, a lock held
@@ -520,6 +534,14 @@ fn ledger_open_error(path: &Path, error: kakehashi_ledger::Error) -> NodeError {
 /// The same for the payment store: sled's lock failure is the only "held by another process";
 /// a record that does not decode, or any other read error, is books the node will not serve.
 fn store_error(path: &Path, error: StoreError) -> NodeError {
+    let unreadable_records = matches!(
+        &error,
+        StoreError::Ledger { source, .. }
+            if matches!(
+                **source,
+                kakehashi_ledger::Error::Corrupt { .. } | kakehashi_ledger::Error::Storage { .. }
+            )
+    );
     match &error {
         StoreError::Sled {
             source: sled::Error::Io(io),
@@ -528,14 +550,18 @@ fn store_error(path: &Path, error: StoreError) -> NodeError {
             what: "payment store",
             path: path.to_owned(),
         },
-        StoreError::Sled { .. } | StoreError::Corrupt { .. } => NodeError::Books {
-            what: "payment store",
-            path: path.to_owned(),
-            detail: error.to_string(),
-            inspect: "kakehashi ledger pair-audit --config <this node's TOML> --config \
+        StoreError::Sled { .. } | StoreError::Corrupt { .. } | StoreError::Ledger { .. }
+            if !matches!(error, StoreError::Ledger { .. }) || unreadable_records =>
+        {
+            NodeError::Books {
+                what: "payment store",
+                path: path.to_owned(),
+                detail: error.to_string(),
+                inspect: "kakehashi ledger pair-audit --config <this node's TOML> --config \
                           <its peer's TOML>"
-                .to_owned(),
-        },
+                    .to_owned(),
+            }
+        }
         _ => NodeError::Store(error),
     }
 }

@@ -1,58 +1,44 @@
-//! The node's durable payment state, beside (not inside) its ledger: what it sent and how each
-//! payment ended, what it decided for each payment it received, which UETRs it fenced, and the
-//! metadata of its accounts (owner bank, name, kind, closed).
+//! The node's durable payment state: what it sent and how each payment ended, what it
+//! decided for each payment it received, which UETRs it fenced, and the metadata of its
+//! accounts (owner bank, name, kind, closed).
 //!
-//! One sled database (`<data_dir>/node`), one tree, keys prefixed by record kind. Outbound
-//! records are keyed by UETR; inbound records by the sending jurisdiction and the UETR, so that
-//! a corridor peer can only ever occupy, fence or read keys in its own namespace. Every write
-//! goes through one writer thread that applies whatever is queued as one crash-atomic sled
-//! batch, then `Db::flush` and an `fdatasync` of sled's log, and only then answers its callers
-//! (group commit, as in the ledger: sled's own flush ends in `sync_file_range`, which survives a
-//! killed process but not necessarily a power loss). A caller that got `Ok` from [`Store::put`]
-//! therefore holds a durable record; the settlement protocol relies on that before it answers
-//! anyone or moves money on the other side.
+//! The records live in the node's ledger, as its records (see `kakehashi_ledger::records`):
+//! keys prefixed by record kind, outbound records keyed by UETR, inbound records by the
+//! sending jurisdiction and the UETR, so that a corridor peer can only ever occupy, fence or
+//! read keys in its own namespace. Why in the ledger rather than in a database of its own (as
+//! before issue 14): a payment's record and its ledger transfer are then made durable by one
+//! group commit (see [`crate::engine::Books::create_transfers_recorded`]), so a step of the
+//! settlement protocol pays one `fdatasync`, shared by everything in its group, instead of
+//! two in sequence. [`Store::put`] writes records alone (fences, account metadata, rejections
+//! without a transfer) with `Ledger::write_records`, in the ledger's next group commit with
+//! whatever else is waiting. A caller that got `Ok` holds a durable record; the settlement
+//! protocol relies on that before it answers anyone or moves money on the other side.
 //!
-//! Readers see only durable state (issue 11, defect 5). sled shows a batch to readers as soon
-//! as it is applied, before the flush and fdatasync that make it durable, so the writer keeps a
-//! visibility gate: before it applies a batch it records the durable value (or absence) of
-//! every key the batch touches, its pre-image, and readers take a key's pre-image while there
-//! is one; once the batch is durable the writer drops them. A reader holds the gate's read
-//! lock across its lookup of the gate and of sled (or a whole scan), and the writer publishes
-//! pre-images under the write lock before it applies the batch, so a reader that missed a
-//! pre-image read sled before the batch was applied. A writer that got `Ok` already dropped
-//! the pre-images of its write, so it reads its own write.
+//! Readers see only durable state (issue 11, defect 5): the ledger shows a group's records
+//! only once the group is durable (its visibility lock), as it does its transfers. A failed
+//! group commit stops the ledger's writer (fail-stop): every later write fails, and a restart
+//! reopens the books from what the disk holds.
 //!
-//! A group commit that fails after its batch was applied (sled, flush or fdatasync) leaves
-//! the database in a state nobody can vouch for: as the ledger does, the writer stops
-//! (fail-stop). Its callers get [`StoreError::Commit`], every later write
-//! [`StoreError::WriterStopped`], the pre-images stay, so readers keep seeing the last
-//! durable state, and a restart reopens the store from what the disk holds (whether the
-//! failed batch is in it or not, none of its writes was acknowledged).
+//! A data directory written before the records moved into the ledger still has the old
+//! payment store, a sled database of its own in `<data_dir>/node`; the node copies its
+//! records into the ledger at start (see [`migrate_legacy`]) and moves the directory aside.
 //!
-//! Records are JSON (serde): small, few per payment, and readable with any sled tool when an
-//! operator has to look.
+//! Records are JSON (serde): small, few per payment, and readable when an operator has to
+//! look.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
-use std::thread;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use kakehashi_ledger::{Ledger, LedgerRecords, RECORDS_PAGE_MAX, Record, RecordWrite};
 use kakehashi_protocol::instruction::Uetr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
 
 /// The kind of an account ([`AccountMeta::kind`]).
 pub use crate::account::AccountKind;
-
-/// Most writes one group commit applies; bounds the batch and the latency of its first caller.
-const GROUP_WRITES_MAX: usize = 4096;
-
-/// Bound of the writer's queue: callers wait (backpressure) rather than grow memory.
-const QUEUE_LEN: usize = 8192;
 
 const PREFIX_OUTBOUND: u8 = b'o';
 const PREFIX_INBOUND: u8 = b'i';
@@ -97,10 +83,31 @@ pub enum StoreError {
     /// The group commit that carried this write failed (the writer logged the cause).
     #[error("payment store: group commit failed: {0}")]
     Commit(String),
-    /// The writer thread is gone: the node is shutting down, or an earlier group commit failed
-    /// and the writer stopped (fail-stop, see [`Store`]); a restart reopens the store.
+    /// The writer is gone: the node is shutting down, or an earlier group commit failed and
+    /// the ledger's writer stopped (fail-stop, see [`Store`]), or the store was opened for
+    /// reading only; a restart reopens the store.
     #[error("payment store: the writer has stopped")]
     WriterStopped,
+    /// The ledger that holds the records failed.
+    #[error("payment store: {what}: {source}")]
+    Ledger {
+        /// What was being done.
+        what: &'static str,
+        /// The ledger's error (boxed: it is large, and every store call returns this type).
+        #[source]
+        source: Box<kakehashi_ledger::Error>,
+    },
+    /// The data directory still holds a payment store from before the records moved into the
+    /// ledger; a node start copies it in (see [`migrate_legacy`]).
+    #[error(
+        "{} holds a payment store that was not yet moved into the ledger: start the node once \
+         (it copies the records into its ledger and moves the directory aside), then retry",
+        path.display()
+    )]
+    NotUpgraded {
+        /// The old store's directory.
+        path: PathBuf,
+    },
 }
 
 impl StoreError {
@@ -111,7 +118,13 @@ impl StoreError {
         match self {
             Self::Sled { source, .. } => !matches!(source, sled::Error::Corruption { .. }),
             Self::Io { .. } | Self::Commit(_) | Self::WriterStopped => true,
-            Self::Corrupt { .. } => false,
+            Self::Ledger { source, .. } => !matches!(
+                **source,
+                kakehashi_ledger::Error::Corrupt { .. }
+                    | kakehashi_ledger::Error::RecordsRefused { .. }
+                    | kakehashi_ledger::Error::UnsupportedFormat { .. }
+            ),
+            Self::Corrupt { .. } | Self::NotUpgraded { .. } => false,
         }
     }
 }
@@ -165,11 +178,13 @@ mod base64_opt {
 #[serde(rename_all = "snake_case")]
 pub enum OutboundState {
     /// Accepted locally and recorded; the reservation may or may not exist yet and nothing
-    /// has been sent. Recovery voids the reservation if the ledger holds one and records the
-    /// payment rejected, naming the reservation only if it existed.
+    /// has been sent. Written only by nodes from before issue 14 (a node now records
+    /// `Forwarded` in the reservation's own commit); still read and recovered: recovery voids
+    /// the reservation if the ledger holds one and records the payment rejected, naming the
+    /// reservation only if it existed.
     Reserving,
-    /// The reservation is durable and Prepare may have reached the receiver: only the
-    /// receiver's decision (answer or status query) may end it.
+    /// The reservation is durable (recorded in the same commit) and Prepare may have reached
+    /// the receiver: only the receiver's decision (answer or status query) may end it.
     Forwarded,
     /// The receiver settled; the reservation is posted.
     Settled,
@@ -297,47 +312,9 @@ pub enum Write {
     Account(u128, AccountMeta),
 }
 
-type Reply = oneshot::Sender<Result<(), String>>;
-
-/// The visibility gate (see the module documentation): the keys of the batch being made
-/// durable, each with the value readers see until it is, `None` where the key did not exist.
-#[derive(Debug, Default)]
-struct Gate {
-    pre_images: RwLock<HashMap<Vec<u8>, Option<sled::IVec>>>,
-}
-
-impl Gate {
-    /// The pre-images, for a reader; held across the reader's sled lookup or scan.
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<Vec<u8>, Option<sled::IVec>>> {
-        // A panicking holder cannot leave the map half-changed (each change is one call).
-        self.pre_images
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Hides the batch's new values behind `pre_images` (before the batch is applied).
-    fn hide(&self, pre_images: HashMap<Vec<u8>, Option<sled::IVec>>) {
-        self.pre_images
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(pre_images);
-    }
-
-    /// Shows the new values of `keys` (once the batch is durable).
-    fn reveal<'a>(&self, keys: impl Iterator<Item = &'a Vec<u8>>) {
-        let mut pre_images = self
-            .pre_images
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        for key in keys {
-            pre_images.remove(key);
-        }
-    }
-}
-
-/// The payment store. Cheap to clone; reads go to sled through the visibility gate, writes
-/// through the writer.
-#[derive(Clone, Debug)]
+/// The payment store. Cheap to clone; a view over the ledger's records (every node), over a
+/// ledger opened offline (the tools), or over memory (the simulator).
+#[derive(Clone)]
 pub struct Store {
     backend: Backend,
     /// Faults the unit tests inject.
@@ -345,27 +322,32 @@ pub struct Store {
     faults: Arc<faults::Faults>,
 }
 
-/// Where the records live: sled on disk (every node), or memory (the simulator's disk).
-#[derive(Clone, Debug)]
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// Where the records live.
+#[derive(Clone)]
 enum Backend {
-    Sled {
-        tree: sled::Tree,
-        /// The writer's queue. An async-aware bounded channel: a caller waits for room without
-        /// holding a runtime worker, so a write costs no hop to the blocking pool (the writer,
-        /// a plain thread, takes from it with `blocking_recv`).
-        writes: mpsc::Sender<(Vec<Write>, Reply)>,
-        /// What readers see of the batch being made durable.
-        gate: Arc<Gate>,
-    },
+    /// The node's ledger: its records, read and written through its visibility lock and its
+    /// group commit.
+    Ledger(Arc<Ledger>),
+    /// A ledger opened offline, for reading only.
+    Offline(Arc<LedgerRecords>),
+    /// The simulator's disk.
     Memory(MemoryPayments),
 }
 
 /// The records of a store held in memory: the deterministic simulator's disk (issue 11). The
-/// keys, the encoding, the unresolved index and the atomicity of a batch are the sled store's;
-/// only the medium differs. A [`Store::put`] yields once to its executor (the moment a real
-/// put spends in its group commit, when a simulated crash can fall) and then applies its whole
-/// batch at once, so a crash leaves either none of it or all of it, as sled's recovery does.
-/// The simulator keeps a clone across a node's crash and restart: it is the durable state.
+/// keys, the encoding, the unresolved index and the atomicity of a batch are the ledger's
+/// records'; only the medium differs. A [`Store::put`] yields once to its executor (the moment
+/// a real put spends in its group commit, when a simulated crash can fall) and then applies
+/// its whole batch at once, so a crash leaves either none of it or all of it, as the ledger's
+/// group commit does. The simulator's books apply transfers and the records computed from
+/// them in one step with [`MemoryPayments::apply_records`]. The simulator keeps a clone across a
+/// node's crash and restart: it is the durable state.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryPayments(Arc<Mutex<MemoryState>>);
 
@@ -392,10 +374,7 @@ impl MemoryPayments {
     }
 
     async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let mut ops = Vec::new();
-        for write in &writes {
-            encode_write(write, &mut ops).map_err(|e| StoreError::Commit(e.to_string()))?;
-        }
+        let encoded = encode_writes(&writes)?;
         YieldOnce::default().await;
         let mut state = self.lock();
         if state.failures_due > 0 {
@@ -405,13 +384,34 @@ impl MemoryPayments {
                 "a transient failure the simulator injected; nothing was applied".to_owned(),
             ));
         }
-        for (k, v) in ops {
-            match v {
-                Some(v) => state.entries.insert(k, v),
-                None => state.entries.remove(&k),
-            };
-        }
+        apply_encoded(&mut state, encoded);
         Ok(())
+    }
+
+    /// Applies encoded records at once (no yield, no injected failure): the simulator's books
+    /// call it in the same step as the transfers the records go with (see
+    /// [`encode_writes`]), as the ledger's group commit makes both durable together.
+    pub fn apply_records(&self, records: Vec<RecordWrite>) {
+        apply_encoded(&mut self.lock(), records);
+    }
+
+    /// The entries under `prefix`, in key order.
+    fn scan(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.lock()
+            .entries
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+fn apply_encoded(state: &mut MemoryState, encoded: Vec<RecordWrite>) {
+    for write in encoded {
+        match write {
+            RecordWrite::Put { key, value } => state.entries.insert(key, value),
+            RecordWrite::Delete { key } => state.entries.remove(&key),
+        };
     }
 }
 
@@ -442,91 +442,24 @@ impl Future for YieldOnce {
     }
 }
 
-/// How long opening waits for sled's file lock (as the ledger does; see [`open_payments`]).
-const LOCK_WAIT_MAX: Duration = Duration::from_secs(2);
-/// Pause between attempts to take the lock.
-const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
-
-/// Opens (creating if needed) the sled database in `dir` and its payments tree, with the same
-/// settings for the node and the offline tools.
-fn open_payments(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
-    let config = sled::Config::new()
-        .path(dir)
-        // Durability comes from the writer's explicit flush and fdatasync; sled's periodic
-        // background flush would only add writes.
-        .flush_every_ms(None);
-    let mut waited = Duration::ZERO;
-    let db = loop {
-        match config.open() {
-            Ok(db) => break db,
-            // sled reports its lock failure only as an I/O error with this text. It releases
-            // the lock of a closed database from its background threads, a few milliseconds
-            // after the last handle goes, so an open right after a close waits a little; a
-            // lock held longer is another owner, reported as such.
-            Err(sled::Error::Io(error))
-                if error.to_string().contains("could not acquire lock")
-                    && waited < LOCK_WAIT_MAX =>
-            {
-                thread::sleep(LOCK_RETRY_PAUSE);
-                waited += LOCK_RETRY_PAUSE;
-            }
-            Err(source) => {
-                return Err(StoreError::Sled {
-                    what: "opening the database",
-                    source,
-                });
-            }
-        }
-    };
-    let tree = db
-        .open_tree("payments")
-        .map_err(|source| StoreError::Sled {
-            what: "opening the payments tree",
-            source,
-        })?;
-    Ok((db, tree))
+fn ledger_error(what: &'static str) -> impl FnOnce(kakehashi_ledger::Error) -> StoreError {
+    move |source| match source {
+        kakehashi_ledger::Error::Stopped { .. } => StoreError::WriterStopped,
+        source => StoreError::Ledger {
+            what,
+            source: Box::new(source),
+        },
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir` and starts its writer thread.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with_queue(dir, QUEUE_LEN)
-    }
-
-    /// [`Store::open`] with a writer queue of `queue_len` requests (at least one).
-    fn open_with_queue(dir: &Path, queue_len: usize) -> Result<Self, StoreError> {
-        let (db, tree) = open_payments(dir)?;
-        let log_path = dir.join("db");
-        let log = File::open(&log_path).map_err(|source| StoreError::Io {
-            what: "opening sled's log for fdatasync",
-            path: log_path.clone(),
-            source,
-        })?;
-        let (writes, queue) = mpsc::channel(queue_len.max(1));
-        let gate = Arc::new(Gate::default());
-        #[cfg(test)]
-        let faults = Arc::new(faults::Faults::default());
-        let writer = Writer {
-            db,
-            tree: tree.clone(),
-            log,
-            gate: Arc::clone(&gate),
+    /// The store over `ledger`'s records: the node's.
+    pub fn over_ledger(ledger: Arc<Ledger>) -> Self {
+        Self {
+            backend: Backend::Ledger(ledger),
             #[cfg(test)]
-            faults: Arc::clone(&faults),
-        };
-        thread::Builder::new()
-            .name("kakehashi-store-writer".into())
-            .spawn(move || writer.run(queue))
-            .map_err(|source| StoreError::Io {
-                what: "starting the store writer thread",
-                path: dir.to_owned(),
-                source,
-            })?;
-        Ok(Self {
-            backend: Backend::Sled { tree, writes, gate },
-            #[cfg(test)]
-            faults,
-        })
+            faults: Arc::default(),
+        }
     }
 
     /// A store whose records are `payments`, in memory: the simulator's (see
@@ -539,23 +472,49 @@ impl Store {
         }
     }
 
-    /// Applies `writes` atomically and durably, returning once they are on disk.
+    /// Opens the payment store of the node whose data directory is `data_dir` for reading
+    /// only, for offline tools (the pair audit, statements): the records of its ledger
+    /// (`<data_dir>/ledger`), opened as the audit opens it (refused while a node holds it; the
+    /// groups only the durable log holds applied). Every [`Store::put`] fails with
+    /// [`StoreError::WriterStopped`]. A data directory that still holds a payment store from
+    /// before the records moved into the ledger is refused ([`StoreError::NotUpgraded`]): its
+    /// records are not in the ledger yet, and a node start moves them there.
+    pub fn open_read_only(data_dir: &Path) -> Result<Self, StoreError> {
+        let legacy = data_dir.join(LEGACY_DIR);
+        if legacy.join("db").is_file() {
+            return Err(StoreError::NotUpgraded { path: legacy });
+        }
+        let ledger = data_dir.join("ledger");
+        let records = LedgerRecords::open(&ledger).map_err(|error| match error {
+            kakehashi_ledger::Error::NotFound { .. } => StoreError::Io {
+                what: "no payment store here (expected a node's data directory, whose ledger \
+                       holds its payment records)",
+                path: data_dir.to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            },
+            error => ledger_error("opening the ledger's records")(error),
+        })?;
+        Ok(Self {
+            backend: Backend::Offline(Arc::new(records)),
+            #[cfg(test)]
+            faults: Arc::default(),
+        })
+    }
+
+    /// Applies `writes` atomically and durably, returning once they are on disk (in the
+    /// ledger's next group commit).
     pub async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let writer = match &self.backend {
-            Backend::Sled { writes, .. } => writes,
+        let ledger = match &self.backend {
+            Backend::Ledger(ledger) => Arc::clone(ledger),
+            Backend::Offline(_) => return Err(StoreError::WriterStopped),
             Backend::Memory(payments) => return payments.put(writes).await,
         };
-        let (reply, answer) = oneshot::channel();
-        // When the queue is full this waits (backpressure) without blocking the runtime.
-        writer
-            .send((writes, reply))
+        let encoded = encode_writes(&writes)?;
+        // The ledger's call waits for its group commit's fdatasync: not on a runtime worker.
+        tokio::task::spawn_blocking(move || ledger.write_records(encoded))
             .await
-            .map_err(|_| StoreError::WriterStopped)?;
-        match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Commit(message)),
-            Err(_) => Err(StoreError::WriterStopped),
-        }
+            .map_err(|e| StoreError::Commit(e.to_string()))?
+            .map_err(ledger_error("writing records"))
     }
 
     /// The outbound record of `uetr`.
@@ -577,7 +536,8 @@ impl Store {
     /// Every account the node knows, in id order.
     pub fn accounts(&self) -> Result<Vec<(u128, AccountMeta)>, StoreError> {
         let mut out = Vec::new();
-        for (k, v) in self.scan(PREFIX_ACCOUNT, "scanning accounts")? {
+        for item in self.entries(vec![PREFIX_ACCOUNT], "scanning accounts") {
+            let (k, v) = item?;
             let id_bytes: [u8; 16] = k
                 .get(1..)
                 .and_then(|b| b.try_into().ok())
@@ -591,10 +551,12 @@ impl Store {
     /// unresolved index, so its cost follows the payments in doubt, not the history.
     pub fn unresolved_outbound(&self) -> Result<Vec<(Uetr, OutboundRecord)>, StoreError> {
         let mut out = Vec::new();
-        // The index first, then each record: the gate is not held across both (a reader holds
-        // it for one lookup or scan at a time), so a record may have moved on meanwhile, which
-        // the state filter below allows for.
-        for (k, _) in self.scan(PREFIX_UNRESOLVED, "scanning unresolved payments")? {
+        // The index first, then each record: a record may have moved on meanwhile, which the
+        // state filter below allows for.
+        let index: Vec<_> = self
+            .entries(vec![PREFIX_UNRESOLVED], "scanning unresolved payments")
+            .collect::<Result<_, _>>()?;
+        for (k, _) in index {
             let id: [u8; 16] = k
                 .get(1..)
                 .and_then(|b| b.try_into().ok())
@@ -609,119 +571,63 @@ impl Store {
         Ok(out)
     }
 
-    /// How many outbound payments have no final outcome (durably; an entry sled cannot read
-    /// counts, as an entry of the index).
+    /// How many outbound payments have no final outcome (durably; an entry that cannot be
+    /// read counts, as an entry of the index).
     pub fn unresolved_count(&self) -> usize {
-        let (tree, gate) = match &self.backend {
-            Backend::Sled { tree, gate, .. } => (tree, gate),
-            Backend::Memory(payments) => {
-                return payments
-                    .lock()
-                    .entries
-                    .range(vec![PREFIX_UNRESOLVED]..vec![PREFIX_UNRESOLVED + 1])
-                    .count();
-            }
-        };
-        let pre_images = gate.read();
-        let applied = tree
-            .scan_prefix([PREFIX_UNRESOLVED])
-            .filter(|item| match item {
-                Ok((k, _)) => !pre_images.contains_key(k.as_ref()),
-                Err(_) => true,
-            })
-            .count();
-        let durable_only = pre_images
-            .iter()
-            .filter(|(k, pre)| k.first() == Some(&PREFIX_UNRESOLVED) && pre.is_some())
-            .count();
-        applied + durable_only
+        self.entries(vec![PREFIX_UNRESOLVED], "counting unresolved payments")
+            .count()
     }
 
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
         #[cfg(test)]
         self.faults.read(k)?;
-        let (tree, gate) = match &self.backend {
-            Backend::Sled { tree, gate, .. } => (tree, gate),
-            Backend::Memory(payments) => {
-                let value = payments.lock().entries.get(k).cloned();
-                return value.map(|v| decode(k, &v)).transpose();
+        let value = match &self.backend {
+            Backend::Ledger(ledger) => {
+                ledger.record(k).map_err(ledger_error("reading a record"))?
             }
+            Backend::Offline(records) => records
+                .record(k)
+                .map_err(ledger_error("reading a record"))?,
+            Backend::Memory(payments) => payments.lock().entries.get(k).cloned(),
         };
-        let pre_images = gate.read();
-        let value = match pre_images.get(k) {
-            Some(pre_image) => pre_image.clone(),
-            None => tree.get(k).map_err(|source| StoreError::Sled {
-                what: "reading a record",
-                source,
-            })?,
-        };
-        drop(pre_images);
         value.map(|v| decode(k, &v)).transpose()
     }
 
-    /// The durable entries under `prefix`, in key order: sled's, with the pre-image in place
-    /// of every key the batch in flight touches (and of every key it removes).
-    fn scan(
+    /// The durable entries under `prefix`, in key order, lazily: the ledger's a page at a time
+    /// (each page one consistent, durable view; records are replaced, never removed, except the
+    /// unresolved index, whose readers allow for entries that moved on).
+    fn entries(
         &self,
-        prefix: u8,
+        prefix: Vec<u8>,
         what: &'static str,
-    ) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+    ) -> Box<dyn Iterator<Item = Result<Record, StoreError>> + '_> {
         #[cfg(test)]
-        self.faults.read(&[prefix])?;
-        let (tree, gate) = match &self.backend {
-            Backend::Sled { tree, gate, .. } => (tree, gate),
-            Backend::Memory(payments) => return Ok(payments.scan(&[prefix])),
-        };
-        let pre_images = gate.read();
-        let mut entries = BTreeMap::new();
-        for item in tree.scan_prefix([prefix]) {
-            let (k, v) = item.map_err(|source| StoreError::Sled { what, source })?;
-            if !pre_images.contains_key(k.as_ref()) {
-                entries.insert(k, v);
-            }
+        if let Err(error) = self.faults.read(&prefix) {
+            return Box::new(std::iter::once(Err(error)));
         }
-        for (k, pre_image) in pre_images.iter() {
-            if k.first() == Some(&prefix)
-                && let Some(v) = pre_image
-            {
-                entries.insert(sled::IVec::from(k.as_slice()), v.clone());
-            }
+        match &self.backend {
+            Backend::Memory(payments) => Box::new(payments.scan(&prefix).into_iter().map(Ok)),
+            Backend::Offline(records) => Box::new(
+                records
+                    .records(&prefix)
+                    .map(move |item| item.map_err(ledger_error(what))),
+            ),
+            Backend::Ledger(ledger) => Box::new(Pages {
+                ledger,
+                prefix,
+                after: None,
+                page: Vec::new().into_iter(),
+                done: false,
+                what,
+            }),
         }
-        Ok(entries.into_iter().collect())
-    }
-
-    /// Opens an existing store for reading only, for offline tools (the pair audit): refuses a
-    /// directory without a store, starts no writer (every [`Store::put`] fails with
-    /// [`StoreError::WriterStopped`]) and, like any sled open, fails while a node holds it. As on
-    /// a node restart, sled may discard a torn, never-acknowledged tail of its log on open.
-    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        let log_path = dir.join("db");
-        if !log_path.is_file() {
-            return Err(StoreError::Io {
-                what: "no payment store here (expected a sled directory with a `db` file)",
-                path: dir.to_owned(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            });
-        }
-        let (_db, tree) = open_payments(dir)?;
-        // No writer: the receiving end is dropped at once, so a `put` finds the queue closed.
-        let (writes, _) = mpsc::channel(1);
-        Ok(Self {
-            backend: Backend::Sled {
-                tree,
-                writes,
-                gate: Arc::default(),
-            },
-            #[cfg(test)]
-            faults: Arc::default(),
-        })
     }
 
     /// Every outbound record, in UETR order.
     pub fn outbound_records(
         &self,
     ) -> Box<dyn Iterator<Item = Result<(Uetr, OutboundRecord), StoreError>> + '_> {
-        self.records(PREFIX_OUTBOUND, "scanning outbound payments")
+        self.records(vec![PREFIX_OUTBOUND], "scanning outbound payments")
     }
 
     /// Every inbound record (decisions and fences) from the jurisdiction `sender`, in UETR
@@ -730,88 +636,65 @@ impl Store {
         &self,
         sender: &str,
     ) -> Box<dyn Iterator<Item = Result<(Uetr, InboundRecord), StoreError>> + '_> {
-        let prefix = inbound_prefix(sender);
-        let tree = match &self.backend {
-            Backend::Sled { tree, .. } => tree,
-            Backend::Memory(payments) => {
-                let entries = payments.scan(&prefix);
-                return Box::new(entries.into_iter().map(move |(k, v)| {
-                    let id: [u8; 16] = k
-                        .get(prefix.len()..)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| corrupt_key(&k))?;
-                    Ok((Uetr(id), decode(&k, &v)?))
-                }));
-            }
-        };
-        Box::new(tree.scan_prefix(prefix.clone()).map(move |item| {
-            let (k, v) = item.map_err(|source| StoreError::Sled {
-                what: "scanning inbound payments",
-                source,
-            })?;
+        self.records(inbound_prefix(sender), "scanning inbound payments")
+    }
+
+    /// The records under `prefix`, keyed by the UETR that ends their key, lazily (the history
+    /// may be long).
+    fn records<T: DeserializeOwned>(
+        &self,
+        prefix: Vec<u8>,
+        what: &'static str,
+    ) -> Box<dyn Iterator<Item = Result<(Uetr, T), StoreError>> + '_> {
+        let len = prefix.len();
+        Box::new(self.entries(prefix, what).map(move |item| {
+            let (k, v) = item?;
             let id: [u8; 16] = k
-                .get(prefix.len()..)
+                .get(len..)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| corrupt_key(&k))?;
             Ok((Uetr(id), decode(&k, &v)?))
         }))
     }
-
-    /// The records under `prefix`, lazily (the history may be long). Each goes through the
-    /// gate on its own, which is exact for outbound and inbound records: they are replaced,
-    /// never removed, so no durable record is missing from sled's scan.
-    fn records<T: DeserializeOwned>(
-        &self,
-        prefix: u8,
-        what: &'static str,
-    ) -> Box<dyn Iterator<Item = Result<(Uetr, T), StoreError>> + '_> {
-        let (tree, gate) = match &self.backend {
-            Backend::Sled { tree, gate, .. } => (tree, gate),
-            Backend::Memory(payments) => {
-                let entries = payments.scan(&[prefix]);
-                return Box::new(entries.into_iter().map(|(k, v)| {
-                    let id: Option<[u8; 16]> = k.get(1..).and_then(|b| b.try_into().ok());
-                    match id {
-                        Some(id) => decode(&k, &v).map(|record| (Uetr(id), record)),
-                        None => Err(corrupt_key(&k)),
-                    }
-                }));
-            }
-        };
-        Box::new(tree.scan_prefix([prefix]).filter_map(move |item| {
-            let (k, v) = match item {
-                Ok(entry) => entry,
-                Err(source) => return Some(Err(StoreError::Sled { what, source })),
-            };
-            let v = match gate.read().get(k.as_ref()) {
-                // Not durable yet: a record that did not exist before its batch.
-                Some(None) => return None,
-                Some(Some(pre_image)) => pre_image.clone(),
-                None => v,
-            };
-            let id: Option<[u8; 16]> = k.get(1..).and_then(|b| b.try_into().ok());
-            Some(match id {
-                Some(id) => decode(&k, &v).map(|record| (Uetr(id), record)),
-                None => Err(corrupt_key(&k)),
-            })
-        }))
-    }
 }
 
-impl MemoryPayments {
-    /// The entries under `prefix`, in key order, as sled would scan them.
-    fn scan(&self, prefix: &[u8]) -> Vec<(sled::IVec, sled::IVec)> {
-        self.lock()
-            .entries
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| {
-                (
-                    sled::IVec::from(k.as_slice()),
-                    sled::IVec::from(v.as_slice()),
-                )
-            })
-            .collect()
+/// A scan of the ledger's records, a page at a time.
+struct Pages<'a> {
+    ledger: &'a Ledger,
+    prefix: Vec<u8>,
+    /// The last key returned.
+    after: Option<Vec<u8>>,
+    page: std::vec::IntoIter<Record>,
+    done: bool,
+    what: &'static str,
+}
+
+impl Iterator for Pages<'_> {
+    type Item = Result<Record, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.page.next() {
+            self.after = Some(entry.0.clone());
+            return Some(Ok(entry));
+        }
+        if self.done {
+            return None;
+        }
+        let page = match self
+            .ledger
+            .records(&self.prefix, self.after.as_deref(), RECORDS_PAGE_MAX)
+        {
+            Ok(page) => page,
+            Err(error) => {
+                self.done = true;
+                return Some(Err(ledger_error(self.what)(error)));
+            }
+        };
+        self.done = page.len() < RECORDS_PAGE_MAX;
+        self.page = page.into_iter();
+        let entry = self.page.next()?;
+        self.after = Some(entry.0.clone());
+        Some(Ok(entry))
     }
 }
 
@@ -859,205 +742,184 @@ fn corrupt_key(k: &[u8]) -> StoreError {
     }
 }
 
-/// One sled operation of a batch: insert the value, or remove the key (`None`).
-type Op = (Vec<u8>, Option<Vec<u8>>);
+/// The records of `writes`, encoded as the ledger stores them: each record under its key, and
+/// for outbound records the matching change to the unresolved index. The engine's books use it
+/// to write a step's records in the commit of its transfers (see
+/// [`crate::engine::Books::create_transfers_recorded`]).
+pub fn encode_writes(writes: &[Write]) -> Result<Vec<RecordWrite>, StoreError> {
+    let mut encoded = Vec::with_capacity(writes.len() + 1);
+    for write in writes {
+        encode_write(write, &mut encoded).map_err(|e| StoreError::Commit(e.to_string()))?;
+    }
+    Ok(encoded)
+}
 
-/// The sled operations of one write: the record, and for outbound records the matching change
-/// to the unresolved index.
-fn encode_write(write: &Write, ops: &mut Vec<Op>) -> Result<(), serde_json::Error> {
+fn encode_write(write: &Write, out: &mut Vec<RecordWrite>) -> Result<(), serde_json::Error> {
     match write {
         Write::Outbound(uetr, record) => {
-            ops.push((
-                key(PREFIX_OUTBOUND, &uetr.0),
-                Some(serde_json::to_vec(record)?),
-            ));
+            out.push(RecordWrite::Put {
+                key: key(PREFIX_OUTBOUND, &uetr.0),
+                value: serde_json::to_vec(record)?,
+            });
             let index = key(PREFIX_UNRESOLVED, &uetr.0);
             if record.state.is_final() {
-                ops.push((index, None));
+                out.push(RecordWrite::Delete { key: index });
             } else {
-                ops.push((index, Some(Vec::new())));
+                out.push(RecordWrite::Put {
+                    key: index,
+                    value: Vec::new(),
+                });
             }
         }
-        Write::Inbound(uetr, record) => {
-            ops.push((
-                inbound_key(&record.sender, uetr),
-                Some(serde_json::to_vec(record)?),
-            ));
-        }
-        Write::Account(id, meta) => ops.push((
-            key(PREFIX_ACCOUNT, &id.to_be_bytes()),
-            Some(serde_json::to_vec(meta)?),
-        )),
+        Write::Inbound(uetr, record) => out.push(RecordWrite::Put {
+            key: inbound_key(&record.sender, uetr),
+            value: serde_json::to_vec(record)?,
+        }),
+        Write::Account(id, meta) => out.push(RecordWrite::Put {
+            key: key(PREFIX_ACCOUNT, &id.to_be_bytes()),
+            value: serde_json::to_vec(meta)?,
+        }),
     }
     Ok(())
 }
 
-/// How a group commit failed.
-enum CommitError {
-    /// Before anything was applied: the store is as it was, and the writer goes on.
-    NotApplied(String),
-    /// After the batch was applied (or while applying it): what is durable is unknown, and the
-    /// writer stops (fail-stop, see the module documentation).
-    Failed(String),
-}
+/// The directory of the payment store under a data directory before the records moved into
+/// the ledger.
+pub const LEGACY_DIR: &str = "node";
 
-/// The writer thread's state (see [`Store`]).
-struct Writer {
-    db: sled::Db,
-    tree: sled::Tree,
-    log: File,
-    gate: Arc<Gate>,
-    #[cfg(test)]
-    faults: Arc<faults::Faults>,
-}
+/// Where [`migrate_legacy`] moves that directory once its records are in the ledger.
+pub const LEGACY_MOVED_DIR: &str = "node.moved-into-ledger";
 
-impl Writer {
-    /// The writer loop: take one request, gather whatever else is queued, apply all as one
-    /// batch, make it durable, answer everyone. Ends when every `Store` handle is dropped, or
-    /// after a commit that failed once its batch was applied.
-    fn run(self, mut queue: mpsc::Receiver<(Vec<Write>, Reply)>) {
-        while let Some(first) = queue.blocking_recv() {
-            let mut group = vec![first];
-            let mut count = group[0].0.len();
-            while count < GROUP_WRITES_MAX {
-                match queue.try_recv() {
-                    Ok(next) => {
-                        count += next.0.len();
-                        group.push(next);
-                    }
-                    Err(_) => break,
-                }
-            }
-            let outcome = self.commit(&group);
-            let stop = matches!(outcome, Err(CommitError::Failed(_)));
-            let outcome = outcome.map_err(|e| match e {
-                CommitError::NotApplied(message) | CommitError::Failed(message) => message,
+/// Records copied into the ledger per call: a few megabytes per group commit.
+const MIGRATE_CHUNK: usize = 1024;
+
+/// How long opening the old store waits for sled's file lock.
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(2);
+/// Pause between attempts to take the lock.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Moves the payment store of a data directory written before the records moved into the
+/// ledger (`<data_dir>/node`, a sled database of its own) into `ledger`'s records: copies every
+/// entry as it is (the keys and encodings did not change), each copy durable, then renames the
+/// directory to [`LEGACY_MOVED_DIR`] (or that name with a number, if taken) and syncs the data
+/// directory. Returns how many records were copied, or `None` when there is no old store (a
+/// second start does nothing).
+///
+/// Called at start before anything is served: nothing else writes records meanwhile, so a
+/// crash before the rename only means the next start copies the same values again (the copy is
+/// idempotent), and a crash after it finds nothing to do.
+pub fn migrate_legacy(data_dir: &Path, ledger: &Ledger) -> Result<Option<usize>, StoreError> {
+    let legacy = data_dir.join(LEGACY_DIR);
+    if !legacy.join("db").is_file() {
+        return Ok(None);
+    }
+    let copied = {
+        let (_db, tree) = open_legacy(&legacy)?;
+        let mut copied = 0;
+        let mut chunk = Vec::with_capacity(MIGRATE_CHUNK);
+        for item in tree.iter() {
+            let (k, v) = item.map_err(|source| StoreError::Sled {
+                what: "reading the old payment store",
+                source,
+            })?;
+            chunk.push(RecordWrite::Put {
+                key: k.to_vec(),
+                value: v.to_vec(),
             });
-            if let Err(message) = &outcome {
-                tracing::error!(%message, "payment store group commit failed");
-            }
-            for (_, reply) in group {
-                // A caller that gave up (dropped its receiver) needs no answer.
-                let _ = reply.send(outcome.clone());
-            }
-            if stop {
-                // Dropping the queue answers every write still queued, and every later one,
-                // with `WriterStopped`; readers keep the last durable state behind the gate.
-                tracing::error!(
-                    "payment store writer stopped after a failed group commit; restart the node"
-                );
-                return;
+            if chunk.len() == MIGRATE_CHUNK {
+                copied += chunk.len();
+                ledger
+                    .write_records(std::mem::take(&mut chunk))
+                    .map_err(ledger_error("copying the old payment store"))?;
             }
         }
+        copied += chunk.len();
+        ledger
+            .write_records(chunk)
+            .map_err(ledger_error("copying the old payment store"))?;
+        copied
+    };
+    let mut target = data_dir.join(LEGACY_MOVED_DIR);
+    let mut n = 1;
+    while target.exists() {
+        n += 1;
+        target = data_dir.join(format!("{LEGACY_MOVED_DIR}.{n}"));
     }
-
-    /// Applies `group` as one batch behind the gate and makes it durable.
-    fn commit(&self, group: &[(Vec<Write>, Reply)]) -> Result<(), CommitError> {
-        let mut ops = Vec::new();
-        for (writes, _) in group {
-            for write in writes {
-                encode_write(write, &mut ops)
-                    .map_err(|e| CommitError::NotApplied(format!("encoding a record: {e}")))?;
-            }
-        }
-        // The writer is the only one to change the tree, and every batch before this one is
-        // durable, so what sled holds now is the durable value.
-        let mut pre_images = HashMap::with_capacity(ops.len());
-        for (k, _) in &ops {
-            if !pre_images.contains_key(k) {
-                let durable = self
-                    .tree
-                    .get(k)
-                    .map_err(|e| CommitError::NotApplied(format!("reading a pre-image: {e}")))?;
-                pre_images.insert(k.clone(), durable);
-            }
-        }
-        let keys: Vec<Vec<u8>> = pre_images.keys().cloned().collect();
-        self.gate.hide(pre_images);
-        let mut batch = sled::Batch::default();
-        for (k, v) in ops {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        self.tree
-            .apply_batch(batch)
-            .map_err(|e| CommitError::Failed(format!("applying the batch: {e}")))?;
-        #[cfg(test)]
-        self.faults.after_apply().map_err(CommitError::Failed)?;
-        self.db
-            .flush()
-            .map_err(|e| CommitError::Failed(format!("flush: {e}")))?;
-        self.log
-            .sync_data()
-            .map_err(|e| CommitError::Failed(format!("fdatasync: {e}")))?;
-        self.gate.reveal(keys.iter());
-        Ok(())
-    }
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| StoreError::Io { what, path, source }
+    };
+    std::fs::rename(&legacy, &target).map_err(io("moving the old payment store aside", &legacy))?;
+    std::fs::File::open(data_dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io("syncing the data directory", data_dir))?;
+    tracing::info!(records = copied, from = %legacy.display(), moved_to = %target.display(),
+        "moved the payment store into the ledger's records");
+    Ok(Some(copied))
 }
 
-/// Faults the unit tests inject into the store: failing reads, and a hook between applying a
-/// batch and making it durable. Compiled into test builds only.
+/// Opens the old payment store's sled database and its tree, waiting for sled's file lock as
+/// the ledger does (sled releases it from background threads a few milliseconds after the last
+/// handle goes).
+fn open_legacy(dir: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
+    let config = sled::Config::new().path(dir).flush_every_ms(None);
+    let mut waited = Duration::ZERO;
+    let db = loop {
+        match config.open() {
+            Ok(db) => break db,
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && waited < LOCK_WAIT_MAX =>
+            {
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+                waited += LOCK_RETRY_PAUSE;
+            }
+            Err(source) => {
+                return Err(StoreError::Sled {
+                    what: "opening the old payment store",
+                    source,
+                });
+            }
+        }
+    };
+    let tree = db
+        .open_tree("payments")
+        .map_err(|source| StoreError::Sled {
+            what: "opening the old payments tree",
+            source,
+        })?;
+    Ok((db, tree))
+}
+
+/// Faults the unit tests inject into the store: failing reads. Compiled into test builds only.
 #[cfg(test)]
 pub(crate) mod faults {
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU8, Ordering};
 
     use super::StoreError;
-
-    /// Run by the writer after it applied a batch and before it makes it durable; an `Err`
-    /// fails the group commit there.
-    pub(crate) type AfterApply = Box<dyn FnMut() -> Result<(), String> + Send>;
 
     #[derive(Default)]
     pub(crate) struct Faults {
         /// Reads of keys starting with this byte fail (0: none).
         failing_prefix: AtomicU8,
-        after_apply: Mutex<Option<AfterApply>>,
-    }
-
-    impl std::fmt::Debug for Faults {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("Faults").finish_non_exhaustive()
-        }
     }
 
     impl Faults {
         pub(super) fn read(&self, k: &[u8]) -> Result<(), StoreError> {
             let failing = self.failing_prefix.load(Ordering::SeqCst);
             if failing != 0 && k.first() == Some(&failing) {
-                return Err(StoreError::Sled {
+                return Err(StoreError::Io {
                     what: "reading a record",
-                    source: sled::Error::Io(std::io::Error::other(
-                        "injected read failure in /secret/path",
-                    )),
+                    path: "/secret/path".into(),
+                    source: std::io::Error::other("injected read failure in /secret/path"),
                 });
             }
             Ok(())
         }
 
-        pub(super) fn after_apply(&self) -> Result<(), String> {
-            let mut hook = self
-                .after_apply
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match hook.as_mut() {
-                Some(hook) => hook(),
-                None => Ok(()),
-            }
-        }
-
         pub(super) fn fail_reads(&self, prefix: u8, fail: bool) {
             self.failing_prefix
                 .store(if fail { prefix } else { 0 }, Ordering::SeqCst);
-        }
-
-        pub(super) fn set_after_apply(&self, hook: Option<AfterApply>) {
-            *self
-                .after_apply
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = hook;
         }
     }
 }
@@ -1069,16 +931,28 @@ impl Store {
     pub(crate) fn fail_account_reads(&self, fail: bool) {
         self.faults.fail_reads(PREFIX_ACCOUNT, fail);
     }
-
-    /// Installs (or removes) the writer's hook between applying a batch and making it durable.
-    pub(crate) fn set_after_apply(&self, hook: Option<faults::AfterApply>) {
-        self.faults.set_after_apply(hook);
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use ed25519_dalek::SigningKey;
+    use kakehashi_ledger::Options;
+
     use super::*;
+
+    /// A store over a new ledger in `dir`.
+    fn ledger_store(dir: &Path) -> Store {
+        Store::over_ledger(Arc::new(open_ledger(dir)))
+    }
+
+    fn open_ledger(dir: &Path) -> Ledger {
+        Ledger::open(
+            &dir.join("ledger"),
+            SigningKey::from_bytes(&[4; 32]),
+            Options::default(),
+        )
+        .unwrap()
+    }
 
     fn record(state: OutboundState) -> OutboundRecord {
         OutboundRecord {
@@ -1122,37 +996,13 @@ mod tests {
         )
     }
 
-    /// The simulator's store keeps the sled store's keys, index and answers: the same puts
+    /// The simulator's store keeps the ledger store's keys, index and answers: the same puts
     /// read back the same through every accessor.
-    /// sled releases its file lock from background threads a few milliseconds after the last
-    /// handle goes. Opening the store at once (a node refused at start and the pair audit
-    /// right after, or a restart in one process) failed "could not acquire lock" before the
-    /// open waited for it (seen in the node's books tests under load; this test failed in its
-    /// fifth round without the wait).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_store_whose_handles_are_all_dropped_opens_again_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        for round in 0..200u8 {
-            let store = Store::open(dir.path()).unwrap();
-            let reader = store.clone();
-            store
-                .put(vec![Write::Account(1001, meta("Alpha"))])
-                .await
-                .unwrap();
-            drop(store);
-            drop(reader);
-            // Read-only too, as the offline tools open it right after a node stops.
-            let offline = Store::open_read_only(dir.path())
-                .unwrap_or_else(|e| panic!("round {round}: still held: {e}"));
-            drop(offline);
-        }
-    }
-
     #[tokio::test]
-    async fn a_memory_store_answers_as_the_sled_store_does() {
+    async fn a_memory_store_answers_as_the_ledger_store_does() {
         let dir = tempfile::tempdir().unwrap();
         let stores = [
-            Store::open(dir.path()).unwrap(),
+            ledger_store(dir.path()),
             Store::in_memory(MemoryPayments::new()),
         ];
         let batches = || {
@@ -1217,7 +1067,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uetr = Uetr([7; 16]);
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = ledger_store(dir.path());
             store
                 .put(vec![
                     Write::Outbound(uetr, record(OutboundState::Forwarded)),
@@ -1234,19 +1084,105 @@ mod tests {
                 .await
                 .unwrap();
         }
-        // The writer thread holds the database until its queue closes; give it a moment.
-        let store = loop {
-            match Store::open(dir.path()) {
-                Ok(store) => break store,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        // Offline, as the tools read it, then reopened by a node.
+        for offline in [true, false] {
+            // One at a time: each holds the ledger's file lock.
+            let store = if offline {
+                Store::open_read_only(dir.path()).unwrap()
+            } else {
+                ledger_store(dir.path())
+            };
+            assert_eq!(
+                store.outbound(&uetr).unwrap(),
+                Some(record(OutboundState::Forwarded))
+            );
+            assert_eq!(store.accounts().unwrap().len(), 1);
+            assert_eq!(store.unresolved_outbound().unwrap().len(), 1);
+            let written = store.put(vec![Write::Account(1002, meta("Beta"))]).await;
+            assert_eq!(written.is_err(), offline, "{written:?}");
+        }
+    }
+
+    /// A put the ledger refuses (a record beyond its size bound) is an error, never a
+    /// decision, and writes nothing of its batch; the store goes on serving.
+    #[tokio::test]
+    async fn a_refused_put_writes_nothing_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ledger_store(dir.path());
+        let mut huge = record(OutboundState::Forwarded);
+        huge.signed_instruction = vec![7; kakehashi_ledger::RECORD_VALUE_LEN_MAX];
+        let failed = store
+            .put(vec![
+                Write::Account(1001, meta("Alpha")),
+                Write::Outbound(Uetr([1; 16]), huge),
+            ])
+            .await
+            .expect_err("refused");
+        assert!(matches!(failed, StoreError::Ledger { .. }), "{failed:?}");
+        assert_eq!(store.account(1001).unwrap(), None);
+        assert_eq!(store.unresolved_count(), 0);
+        store
+            .put(vec![Write::Account(1001, meta("Alpha"))])
+            .await
+            .unwrap();
+        assert_eq!(store.account(1001).unwrap(), Some(meta("Alpha")));
+    }
+
+    /// A data directory written before the records moved into the ledger: the offline tools
+    /// refuse it with the fix, a start copies its records into the ledger and moves it aside,
+    /// and a second start does nothing.
+    #[tokio::test]
+    async fn an_old_payment_store_is_moved_into_the_ledger_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let uetr = Uetr([3; 16]);
+        let mut entries = Vec::new();
+        for write in [
+            Write::Outbound(uetr, record(OutboundState::Reserving)),
+            Write::Inbound(Uetr([5; 16]), inbound("JP", InboundState::Settled)),
+            Write::Account(1001, meta("Alpha")),
+        ] {
+            encode_write(&write, &mut entries).unwrap();
+        }
+        {
+            // As a node before issue 14 left it.
+            let (db, tree) = open_legacy(&dir.path().join(LEGACY_DIR)).unwrap();
+            for entry in &entries {
+                if let RecordWrite::Put { key, value } = entry {
+                    tree.insert(key.as_slice(), value.as_slice()).unwrap();
+                }
             }
-        };
-        assert_eq!(
-            store.outbound(&uetr).unwrap(),
-            Some(record(OutboundState::Forwarded))
+            db.flush().unwrap();
+        }
+        drop(open_ledger(dir.path()));
+        let refused = Store::open_read_only(dir.path()).expect_err("not upgraded");
+        assert!(
+            matches!(refused, StoreError::NotUpgraded { .. }),
+            "{refused:?}"
         );
-        assert_eq!(store.accounts().unwrap().len(), 1);
+        assert!(
+            refused.to_string().contains("start the node once"),
+            "{refused}"
+        );
+
+        let ledger = Arc::new(open_ledger(dir.path()));
+        assert_eq!(migrate_legacy(dir.path(), &ledger).unwrap(), Some(4));
+        assert!(!dir.path().join(LEGACY_DIR).exists());
+        assert!(dir.path().join(LEGACY_MOVED_DIR).join("db").is_file());
+        assert_eq!(migrate_legacy(dir.path(), &ledger).unwrap(), None);
+        let store = Store::over_ledger(Arc::clone(&ledger));
+        assert_eq!(
+            store.outbound(&uetr).unwrap().map(|r| r.state),
+            Some(OutboundState::Reserving)
+        );
         assert_eq!(store.unresolved_outbound().unwrap().len(), 1);
+        assert_eq!(store.account(1001).unwrap(), Some(meta("Alpha")));
+        assert_eq!(
+            store
+                .inbound("JP", &Uetr([5; 16]))
+                .unwrap()
+                .map(|r| r.state),
+            Some(InboundState::Settled)
+        );
     }
 
     #[test]
@@ -1262,7 +1198,7 @@ mod tests {
     #[tokio::test]
     async fn final_records_are_not_unresolved() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = ledger_store(dir.path());
         store
             .put(vec![
                 Write::Outbound(Uetr([1; 16]), record(OutboundState::Settled)),
@@ -1307,7 +1243,7 @@ mod tests {
     #[tokio::test]
     async fn inbound_records_are_kept_apart_by_sender() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = ledger_store(dir.path());
         let uetr = Uetr([5; 16]);
         store
             .put(vec![
@@ -1350,137 +1286,6 @@ mod tests {
         }
     }
 
-    /// Installs a writer hook that tells the test when a batch is applied (`applied`) and
-    /// holds the writer there, before its flush and fdatasync, until the test sends the hook's
-    /// answer on the returned sender.
-    fn pause_after_apply(
-        store: &Store,
-    ) -> (
-        mpsc::UnboundedReceiver<()>,
-        std::sync::mpsc::Sender<Result<(), String>>,
-    ) {
-        let (applied_tx, applied) = mpsc::unbounded_channel();
-        let (release, released) = std::sync::mpsc::channel::<Result<(), String>>();
-        store.set_after_apply(Some(Box::new(move || {
-            let _ = applied_tx.send(());
-            released
-                .recv()
-                .unwrap_or_else(|_| Err("the test went away".into()))
-        })));
-        (applied, release)
-    }
-
-    /// A batch that is applied but not yet flushed and synced: sled already holds it, and
-    /// readers (single reads and every scan) still see the state before it.
-    async fn assert_only_durable_state_visible(store: &Store) {
-        // The batch is applied: sled's own view has it (so what follows tests the gate).
-        let Backend::Sled { tree, .. } = &store.backend else {
-            unreachable!("a sled store")
-        };
-        let raw = tree.get(key(PREFIX_OUTBOUND, &[1; 16])).unwrap().unwrap();
-        let raw: OutboundRecord = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(raw.state, OutboundState::Settled);
-        assert_eq!(
-            store.outbound(&Uetr([1; 16])).unwrap().unwrap().state,
-            OutboundState::Forwarded,
-            "a reader saw a record before it was durable"
-        );
-        assert_eq!(store.outbound(&Uetr([2; 16])).unwrap(), None);
-        assert_eq!(store.account(1002).unwrap(), None);
-        assert_eq!(store.unresolved_count(), 1);
-        let unresolved = store.unresolved_outbound().unwrap();
-        assert_eq!(unresolved.len(), 1);
-        assert_eq!(unresolved[0].0, Uetr([1; 16]));
-        assert_eq!(unresolved[0].1.state, OutboundState::Forwarded);
-        let accounts = store.accounts().unwrap();
-        assert_eq!(accounts.len(), 1);
-        assert_eq!(accounts[0].1, meta("Alpha"));
-        let outbound: Vec<_> = store.outbound_records().map(Result::unwrap).collect();
-        assert_eq!(outbound.len(), 1);
-        assert_eq!(outbound[0].1.state, OutboundState::Forwarded);
-    }
-
-    /// Makes one forwarded payment and one account durable, then starts a batch that settles
-    /// the payment (removing it from the unresolved index), adds a second payment and a second
-    /// account, and holds it between apply and flush; returns the put and the hook's release.
-    async fn start_held_batch(
-        store: &Store,
-    ) -> (
-        tokio::task::JoinHandle<Result<(), StoreError>>,
-        std::sync::mpsc::Sender<Result<(), String>>,
-    ) {
-        store
-            .put(vec![
-                Write::Outbound(Uetr([1; 16]), record(OutboundState::Forwarded)),
-                Write::Account(1001, meta("Alpha")),
-            ])
-            .await
-            .unwrap();
-        let (mut applied, release) = pause_after_apply(store);
-        let writer = store.clone();
-        let put = tokio::spawn(async move {
-            writer
-                .put(vec![
-                    Write::Outbound(Uetr([1; 16]), record(OutboundState::Settled)),
-                    Write::Outbound(Uetr([2; 16]), record(OutboundState::Rejected)),
-                    Write::Account(1002, meta("Beta")),
-                ])
-                .await
-        });
-        applied.recv().await.expect("the writer applied the batch");
-        (put, release)
-    }
-
-    #[tokio::test]
-    async fn readers_see_a_batch_only_once_it_is_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (put, release) = start_held_batch(&store).await;
-        assert_only_durable_state_visible(&store).await;
-        release.send(Ok(())).unwrap();
-        put.await.unwrap().unwrap();
-        // Durable now, and the writer reads its own write as soon as `put` answered.
-        assert_eq!(
-            store.outbound(&Uetr([1; 16])).unwrap().unwrap().state,
-            OutboundState::Settled
-        );
-        assert_eq!(
-            store.outbound(&Uetr([2; 16])).unwrap().unwrap().state,
-            OutboundState::Rejected
-        );
-        assert_eq!(store.account(1002).unwrap(), Some(meta("Beta")));
-        assert_eq!(store.unresolved_count(), 0);
-        assert!(store.unresolved_outbound().unwrap().is_empty());
-        assert_eq!(store.accounts().unwrap().len(), 2);
-        assert_eq!(store.outbound_records().count(), 2);
-        let Backend::Sled { gate, .. } = &store.backend else {
-            unreachable!("a sled store")
-        };
-        assert!(gate.read().is_empty(), "no pre-image left behind");
-    }
-
-    #[tokio::test]
-    async fn a_failed_group_commit_stops_the_writer_and_keeps_the_durable_state_visible() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (put, release) = start_held_batch(&store).await;
-        release
-            .send(Err("injected fdatasync failure".into()))
-            .unwrap();
-        let failed = put.await.unwrap().expect_err("the commit failed");
-        assert!(matches!(failed, StoreError::Commit(_)), "{failed:?}");
-        assert!(failed.is_transient());
-        // Nothing of the failed batch becomes visible, ever: readers keep the durable state.
-        assert_only_durable_state_visible(&store).await;
-        // Fail-stop: no later write is taken on top of a batch of unknown durability.
-        let later = store
-            .put(vec![Write::Account(1003, meta("Gamma"))])
-            .await
-            .expect_err("the writer stopped");
-        assert!(matches!(later, StoreError::WriterStopped), "{later:?}");
-        assert_eq!(store.account(1003).unwrap(), None);
-    }
-
     #[test]
     fn only_corrupt_records_are_not_transient() {
         let corrupt = decode::<AccountMeta>(b"a", b"not json").expect_err("corrupt");
@@ -1492,6 +1297,14 @@ mod tests {
             source: sled::Error::Io(std::io::Error::other("EIO")),
         };
         assert!(sled_io.is_transient());
+        let stopped = ledger_error("writing records")(kakehashi_ledger::Error::Stopped {
+            reason: "fdatasync: EIO".into(),
+        });
+        assert!(matches!(stopped, StoreError::WriterStopped), "{stopped:?}");
+        let refused = ledger_error("writing records")(kakehashi_ledger::Error::RecordsRefused {
+            detail: "too large".into(),
+        });
+        assert!(!refused.is_transient());
     }
 
     /// `count` puts of a forwarded outbound record, each from its own task, all awaited.
@@ -1517,51 +1330,8 @@ mod tests {
     #[tokio::test]
     async fn concurrent_puts_all_land() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = ledger_store(dir.path());
         put_forwarded_concurrently(&store, 64).await;
         assert_eq!(store.unresolved_outbound().unwrap().len(), 64);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn puts_beyond_a_full_queue_wait_for_room_and_all_land() {
-        let dir = tempfile::tempdir().unwrap();
-        // One slot: nearly every put finds the queue full and must wait for the writer.
-        let store = Store::open_with_queue(dir.path(), 1).unwrap();
-        put_forwarded_concurrently(&store, 200).await;
-        assert_eq!(store.unresolved_outbound().unwrap().len(), 200);
-    }
-
-    /// A write needs no thread of the blocking pool: with its only thread held, a put still
-    /// completes (and is durable: its answer comes after the writer's flush and fdatasync).
-    #[test]
-    fn a_put_does_not_wait_for_the_blocking_pool() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .max_blocking_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let blocker = runtime.spawn_blocking(move || held.recv());
-        let uetr = Uetr([9; 16]);
-        let put = runtime.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(10),
-                store.put(vec![Write::Outbound(
-                    uetr,
-                    record(OutboundState::Forwarded),
-                )]),
-            )
-            .await
-        });
-        release.send(()).unwrap();
-        runtime.block_on(blocker).unwrap().unwrap();
-        put.expect("the put finished while the blocking pool was busy")
-            .unwrap();
-        assert_eq!(
-            store.outbound(&uetr).unwrap().unwrap().state,
-            OutboundState::Forwarded
-        );
     }
 }

@@ -390,15 +390,20 @@ async fn closed_accounts_survive_a_restart_and_reopen() {
     jp.shutdown().await.expect("JP");
     sg.shutdown().await.expect("SG");
 
-    // Suzuki Yui's account (1101), closed by an older node's flag in the payment store.
+    // Suzuki Yui's account (1101), closed by an older node's flag in its payment store: a
+    // store of its own beside the ledger, which the next start moves into the ledger.
     {
-        let store = kakehashi_node::store::Store::open(&dir.path().join("jp/node")).expect("store");
+        let store =
+            kakehashi_node::store::Store::open_read_only(&dir.path().join("jp")).expect("store");
         let mut meta = store.account(1101).expect("read").expect("known");
+        drop(store);
         meta.closed = true;
-        store
-            .put(vec![kakehashi_node::store::Write::Account(1101, meta)])
-            .await
+        let db = sled::open(dir.path().join("jp/node")).expect("old store");
+        let tree = db.open_tree("payments").expect("tree");
+        let key = [&b"a"[..], &1101u128.to_be_bytes()].concat();
+        tree.insert(key, serde_json::to_vec(&meta).expect("JSON"))
             .expect("flagged");
+        db.flush().expect("flushed");
     }
 
     let jp = start("JP", dir.path(), &ports).await;
@@ -464,8 +469,15 @@ async fn closed_accounts_survive_a_restart_and_reopen() {
 
     // The store's flag was carried over once and cleared; the ledger holds the closes.
     let store =
-        kakehashi_node::store::Store::open_read_only(&dir.path().join("jp/node")).expect("store");
+        kakehashi_node::store::Store::open_read_only(&dir.path().join("jp")).expect("store");
+    assert!(
+        dir.path().join("jp/node.moved-into-ledger").is_dir()
+            && !dir.path().join("jp/node").exists(),
+        "the old store was moved aside"
+    );
     assert!(!store.account(1101).expect("read").expect("known").closed);
+    // The store's records are the ledger's: one reader of the database at a time.
+    drop(store);
     let report = kakehashi_ledger::audit(
         &dir.path().join("jp/ledger"),
         &kakehashi_ledger::AuditOptions::default(),

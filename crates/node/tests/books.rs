@@ -123,12 +123,13 @@ async fn a_node_refuses_to_start_on_a_payment_in_doubt_whose_record_does_not_dec
         "{report:?}"
     );
     jp.shutdown().await.expect("JP shutdown");
-    let store = dir.path().join("jp/node");
+    // The payment store's records are the ledger's records (key prefix `r`).
+    let store = dir.path().join("jp/ledger");
     // The record of the payment in doubt (JSON naming its state): its first byte.
     let edited = tamper(
         &store,
-        "payments",
-        |_, value| value.windows(11).any(|w| w == b"\"forwarded\""),
+        "ledger",
+        |key, value| key.first() == Some(&b'r') && value.windows(11).any(|w| w == b"\"forwarded\""),
         |value| value[0] ^= 0x01,
     );
     assert_eq!(edited, 1);
@@ -144,7 +145,7 @@ async fn a_node_refuses_to_start_on_a_payment_in_doubt_whose_record_does_not_dec
     );
     assert!(text.contains("does not decode"), "{text}");
     // What the pair audit reads finds it too.
-    let offline = Store::open_read_only(&store).expect("opens");
+    let offline = Store::open_read_only(&dir.path().join("jp")).expect("opens");
     let unreadable = offline
         .outbound_records()
         .find_map(Result::err)

@@ -166,10 +166,10 @@ async fn warm_up(jp: SocketAddr) {
 /// The states of `uetrs` in a stopped node's payment store, and how many payments it has in
 /// doubt.
 async fn outbound_states(data_dir: &Path, uetrs: &[Uetr]) -> (Vec<OutboundState>, usize) {
-    // The store's writer thread lets the database go just after the node stopped.
+    // The ledger's threads let the database go just after the node stopped.
     let started = std::time::Instant::now();
     let store = loop {
-        match Store::open_read_only(&data_dir.join("node")) {
+        match Store::open_read_only(data_dir) {
             Ok(store) => break store,
             Err(e) if started.elapsed() < PATIENCE => {
                 let _ = e;

@@ -1,5 +1,8 @@
 //! A node's simulated disk: its ledger ([`SimBooks`], the engine's [`Books`] over
-//! [`MemoryLedger`]) with the durability and the faults the simulator decides.
+//! [`MemoryLedger`]) and its payment records ([`MemoryPayments`]), with the durability and the
+//! faults the simulator decides. Transfers and the records computed from them
+//! ([`Books::create_transfers_recorded`]) are applied to both in one step, as the node's ledger
+//! makes both durable in one group commit: a simulated crash keeps both or neither.
 //!
 //! Durability. A call to the durable ledger returns only after its group commit is on disk, and
 //! a crash before that loses the whole group (sled recovers a batch whole or not at all). The
@@ -22,8 +25,8 @@ use kakehashi_ledger::{
     Account, AccountId, CreateAccountResult, CreateTransferResult, MemoryLedger, NewAccount,
     NewTransfer, Timestamp, Transfer, TransferId,
 };
-use kakehashi_node::engine::{Books, BooksCall, EngineError};
-use kakehashi_node::store::YieldOnce;
+use kakehashi_node::engine::{Books, BooksCall, EngineError, StoreWrites};
+use kakehashi_node::store::{self, MemoryPayments, YieldOnce};
 
 /// What a node's disk holds and how it is to fail.
 #[derive(Debug, Default)]
@@ -57,6 +60,8 @@ impl SharedDisk {
 #[derive(Clone)]
 pub struct SimBooks {
     disk: SharedDisk,
+    /// The node's payment records (its `Store::in_memory`), written with the transfers.
+    payments: MemoryPayments,
 }
 
 impl fmt::Debug for SimBooks {
@@ -66,9 +71,9 @@ impl fmt::Debug for SimBooks {
 }
 
 impl SimBooks {
-    /// Books on `disk`.
-    pub fn new(disk: SharedDisk) -> Self {
-        Self { disk }
+    /// Books on `disk`, keeping the records that go with transfers in `payments`.
+    pub fn new(disk: SharedDisk, payments: MemoryPayments) -> Self {
+        Self { disk, payments }
     }
 
     /// Yields, then runs `work` on the ledger unless a transient failure is due.
@@ -124,6 +129,23 @@ impl Books for SimBooks {
         self.call(move |ledger| ledger.create_transfers(&transfers, now))
     }
 
+    fn create_transfers_recorded(
+        &self,
+        transfers: Vec<NewTransfer>,
+        now: Timestamp,
+        records: StoreWrites,
+    ) -> BooksCall<'_, Vec<CreateTransferResult>> {
+        let payments = self.payments.clone();
+        self.call(move |ledger| {
+            let (results, writes) = ledger.create_transfers_with(&transfers, now, |outcomes| {
+                store::encode_writes(&records(outcomes)).map_err(|e| e.to_string())
+            })?;
+            // In the same step as the transfers: no yield in between.
+            payments.apply_records(writes);
+            Ok(results)
+        })
+    }
+
     fn lookup_accounts(&self, ids: Vec<AccountId>) -> BooksCall<'_, Vec<Option<Account>>> {
         self.call_on(false, move |ledger| ledger.lookup_accounts(&ids))
     }
@@ -159,7 +181,7 @@ mod tests {
     #[test]
     fn a_call_applies_only_when_polled_past_its_sync_and_a_crash_before_loses_it() {
         let disk = SharedDisk::new();
-        let books = Arc::new(SimBooks::new(disk.clone()));
+        let books = Arc::new(SimBooks::new(disk.clone(), MemoryPayments::new()));
         let mut executor = Executor::new();
         let task_books = Arc::clone(&books);
         let id = executor.spawn(0u8, async move {
@@ -188,7 +210,7 @@ mod tests {
     fn an_injected_failure_is_transient_and_changes_nothing() {
         let disk = SharedDisk::new();
         disk.lock().failures_due = 1;
-        let books = Arc::new(SimBooks::new(disk.clone()));
+        let books = Arc::new(SimBooks::new(disk.clone(), MemoryPayments::new()));
         let mut executor = Executor::new();
         let answers = Arc::new(Mutex::new(Vec::new()));
         for _ in 0..2 {

@@ -572,7 +572,7 @@ impl World {
         let (time, wire) = (Arc::clone(&self.time), self.wire.clone());
         let mut parts = assembly
             .engine_parts(
-                Arc::new(SimBooks::new(n.disk.clone())),
+                Arc::new(SimBooks::new(n.disk.clone(), n.payments.clone())),
                 Store::in_memory(n.payments.clone()),
                 (clock, entropy),
                 Arc::new(Metrics::new()),

@@ -9,8 +9,9 @@
 //! listed. Without `--to` the closing balance is checked against the account's posted balance
 //! (what `ledger audit` recomputes from the journal), so the statement reconciles with the audit.
 //!
-//! The ledger holds each payment's UETR but not its end-to-end id; with the node's payment
-//! store (`--payments DIR`, opened read-only like the pair audit's) the entries quote it too:
+//! The ledger's transfers hold each payment's UETR but not its end-to-end id; with the node's
+//! payment records (`--payments DATA_DIR`: the records its ledger keeps, read offline like the
+//! pair audit's, before the statement opens the same ledger) the entries quote it too:
 //! an outbound payment's from its record, an inbound one's from the instruction its record
 //! keeps (the sender found among the agreement's parties by the credit transfer's id).
 
@@ -36,23 +37,45 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 /// Seconds in a day.
 const DAY_SECONDS: i64 = 86_400;
 
-/// Where the payments' end-to-end ids are: the node's payment store, and the parties of the
-/// agreement (the possible senders of inbound payments).
+/// Where the payments' end-to-end ids are: the node's payment records, read before the
+/// statement opens the ledger (they are the same database, which one reader holds at a time),
+/// and the parties of the agreement (the possible senders of inbound payments).
 pub(super) struct Payments {
-    pub(super) store: Store,
-    pub(super) parties: Vec<String>,
+    /// End-to-end ids of outbound payments, by UETR.
+    outbound: BTreeMap<Uetr, String>,
+    /// The instructions of inbound payments, by sender and UETR.
+    inbound: BTreeMap<(String, Uetr), Vec<u8>>,
+    parties: Vec<String>,
 }
 
 impl Payments {
+    /// Reads what the statement needs from `store` (every outbound record's end-to-end id,
+    /// every inbound record's instruction from `parties`), then lets the store go.
+    pub(super) fn load(store: Store, parties: Vec<String>) -> anyhow::Result<Self> {
+        let mut outbound = BTreeMap::new();
+        for item in store.outbound_records() {
+            let (uetr, record) = item.context("reading the payment store")?;
+            outbound.insert(uetr, record.end_to_end_id);
+        }
+        let mut inbound = BTreeMap::new();
+        for party in &parties {
+            for item in store.inbound_records(party) {
+                let (uetr, record) = item.context("reading the payment store")?;
+                inbound.insert((party.clone(), uetr), record.signed_instruction);
+            }
+        }
+        Ok(Self {
+            outbound,
+            inbound,
+            parties,
+        })
+    }
+
     /// The end-to-end id of the payment `uetr` that the transfer `t` belongs to, if the store
     /// has it.
     fn end_to_end_id(&self, t: &Transfer, uetr: Uetr) -> anyhow::Result<Option<String>> {
         match t.code {
-            codes::OUTBOUND => Ok(self
-                .store
-                .outbound(&uetr)
-                .context("reading the payment store")?
-                .map(|record| record.end_to_end_id)),
+            codes::OUTBOUND => Ok(self.outbound.get(&uetr).cloned()),
             codes::INBOUND => {
                 // The credit's id derives from the sender and the UETR: it names the sender.
                 let Some(sender) = self
@@ -62,16 +85,12 @@ impl Payments {
                 else {
                     return Ok(None);
                 };
-                let Some(record) = self
-                    .store
-                    .inbound(sender, &uetr)
-                    .context("reading the payment store")?
-                else {
+                let Some(signed_instruction) = self.inbound.get(&(sender.clone(), uetr)) else {
                     return Ok(None);
                 };
                 // The instruction it kept, signed by the sender's bank and verified when it
                 // arrived; only its end-to-end id is read here.
-                let id = pb::Signed::decode(record.signed_instruction.as_slice())
+                let id = pb::Signed::decode(signed_instruction.as_slice())
                     .ok()
                     .and_then(|signed| instruction::decode(&signed).ok())
                     .map(|decoded| decoded.end_to_end_id);

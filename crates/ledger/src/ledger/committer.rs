@@ -97,7 +97,7 @@ impl Committer {
                 Ok(()) => {
                     for (request, reply) in commit.group.into_iter().zip(commit.replies) {
                         // A caller that gave up waiting is not an error of the ledger.
-                        let _ = request.reply.send(Ok(reply));
+                        let _ = request.reply.send(reply);
                     }
                     // Between groups, after the callers are answered (see `super::idtables`).
                     if merge_due && let Err(error) = self.merge_id_tables() {

@@ -34,7 +34,7 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::trees::{FORMAT_VERSION, KeyWrite, META_LOG_SEQ, Trees, Writes};
+use super::trees::{FORMAT_VERSION_DURABLE_LOG, KeyWrite, META_LOG_SEQ, Trees, Writes};
 use crate::Error;
 use crate::codec::DecodeError;
 
@@ -355,13 +355,13 @@ pub(crate) fn read(dir: &Path) -> Result<Option<Vec<u8>>, Error> {
 }
 
 /// Brings sled up to date with the log of the ledger in `dir` (see [`replay`]) and returns
-/// the last group sled then holds. A ledger of `version` 7 always has a log (the writer
+/// the last group sled then holds. A ledger of `version` 7 or later always has a log (the writer
 /// creates it before it stores that version), so a missing one means acknowledged groups may
 /// be missing too: refused. An older ledger has none, or an empty one.
 pub(crate) fn recover(trees: &Trees, dir: &Path, version: u8) -> Result<u64, Error> {
     match read(dir)? {
         Some(bytes) => replay(trees, &bytes),
-        None if version >= FORMAT_VERSION => Err(Error::Corrupt {
+        None if version >= FORMAT_VERSION_DURABLE_LOG => Err(Error::Corrupt {
             what: "durable log".into(),
             source: DecodeError {
                 what: "durable log",

@@ -13,14 +13,17 @@ use super::overlay::{InFlight, WriterStore};
 use super::runs::transfer_runs;
 use super::trees::{
     META_HEAD, META_LAST_EVENT_TIMESTAMPS, META_LAST_TIMESTAMP, PREFIX_EXPIRY, PREFIX_FAILED,
-    PREFIX_HISTORY, PREFIX_JOURNAL, PREFIX_META, PREFIX_PENDING, PREFIX_TRANSFER, Trees, Writes,
+    PREFIX_HISTORY, PREFIX_JOURNAL, PREFIX_META, PREFIX_PENDING, PREFIX_RECORD, PREFIX_TRANSFER,
+    Trees, Writes,
 };
 use super::{EXPIRE_BATCH_LEN_MAX, Expired, Operation, Reply, Request};
 use crate::codec::{balance_bytes, expiry_key, history_key, id_key};
 use crate::filter::IdFilter;
 use crate::idhash::IdMap;
 use crate::journal::{self, Entries, JOURNAL_CHUNK_LEN, Record, chunk_key};
-use crate::model::{Account, AccountId, Timestamp, TransferId};
+use crate::model::{Account, AccountId, NewTransfer, Timestamp, Transfer, TransferId};
+use crate::records::{self, RecordWrite, RecordsFn, TransferOutcome};
+use crate::result::CreateTransferResult;
 use crate::state_machine::{Changes, Clock};
 use crate::{BATCH_LEN_MAX, Error};
 
@@ -51,10 +54,15 @@ pub(super) const BUSY_POLL: Duration = Duration::from_micros(50);
 /// memory pile up.
 const COMMIT_QUEUE_LEN_MAX: usize = 1;
 
+/// One request's answer: its reply, or why it alone was refused.
+pub(super) type Answer = Result<Reply, Error>;
+
 /// A group on its way from the sequencer to the committer.
 pub(super) struct Commit {
     pub(super) group: Vec<Request>,
-    pub(super) replies: Vec<Reply>,
+    /// One answer per request: its reply, or why it alone was refused (its records were,
+    /// see [`apply`]).
+    pub(super) replies: Vec<Answer>,
     /// What the group writes; `None` when every event failed. Such a group still goes
     /// through the committer, because its results may rest on earlier groups that are not yet
     /// durable, and nothing may be answered before the state it rests on is.
@@ -207,7 +215,8 @@ impl Sequencer {
                 refuse_queued(receiver, &reason);
                 return;
             }
-            match self.sequence_group(&group) {
+            let mut group = group;
+            match self.sequence_group(&mut group) {
                 Ok((replies, write)) => {
                     let commit = Commit {
                         group,
@@ -335,8 +344,8 @@ impl Sequencer {
     /// its writes; changes nothing stored.
     fn sequence_group(
         &mut self,
-        group: &[Request],
-    ) -> Result<(Vec<Reply>, Option<GroupWrite>), Error> {
+        group: &mut [Request],
+    ) -> Result<(Vec<Answer>, Option<GroupWrite>), Error> {
         self.poll_filter_build();
         let published = self.published_group.load(Ordering::Acquire);
         while self
@@ -352,8 +361,8 @@ impl Sequencer {
             .iter()
             .map(|request| match &request.operation {
                 Operation::Accounts(accounts) => accounts.len(),
-                Operation::Transfers(transfers) => transfers.len(),
-                Operation::Expire => 0,
+                Operation::Transfers(transfers, _) => transfers.len(),
+                Operation::Expire | Operation::Records(_) => 0,
             })
             .sum();
         let mut changes = Changes::with_capacity(self.clock, events);
@@ -365,12 +374,18 @@ impl Sequencer {
         };
         let mut replies = Vec::with_capacity(group.len());
         let mut journal = GroupJournal::new(self.head_seq, self.head_hash);
-        for request in group {
-            let (reply, entries) = apply(&mut changes, &store, request)?;
-            replies.push(reply);
-            journal.append(request.now, entries)?;
+        // The callers' record writes, in request order (see `crate::records`).
+        let mut records = Vec::new();
+        for request in group.iter_mut() {
+            match apply(&mut changes, &store, request, &mut records)? {
+                Ok((reply, entries)) => {
+                    replies.push(Ok(reply));
+                    journal.append(request.now, entries)?;
+                }
+                Err(refused) => replies.push(Err(refused)),
+            }
         }
-        if journal.records.is_empty() && changes.failed.is_empty() {
+        if journal.records.is_empty() && changes.failed.is_empty() && records.is_empty() {
             // Every event failed, none transiently: nothing to write, and the overlay is empty.
             return Ok((replies, None));
         }
@@ -381,10 +396,11 @@ impl Sequencer {
         let group = self.groups.saturating_add(1);
         self.groups = group;
         if journal.records.is_empty() {
-            // Only failed ids to keep: no record, and the clock stays where it was, as for a
-            // group that writes nothing.
+            // Only failed ids or records to keep: no journal record, and the clock stays where
+            // it was, as for a group that writes nothing.
             let mut writes = Writes::default();
             write_failed(&changes, &mut writes);
+            write_records(records, &mut writes);
             let changes = Arc::new(changes);
             self.in_flight.push_back(InFlight {
                 group,
@@ -405,18 +421,19 @@ impl Sequencer {
         let GroupJournal {
             seq,
             prev_hash,
-            records,
+            records: journal_records,
             locations,
             events,
         } = journal;
-        let (writes, id_table) = prepare(
+        let (mut writes, id_table) = prepare(
             &changes,
-            records,
+            journal_records,
             &locations,
             seq,
             prev_hash,
             self.next_id_table,
         );
+        write_records(records, &mut writes);
         if id_table {
             self.next_id_table = self.next_id_table.saturating_add(1);
         }
@@ -447,20 +464,42 @@ impl Sequencer {
     }
 }
 
-/// Runs one request through the state machine; returns its reply and the entries to journal.
+/// Runs one request through the state machine; returns its reply and the entries to journal,
+/// and adds its record writes to `records`. The inner `Err` refuses this request alone: its
+/// records were refused, and the state machine is rolled back to before it. The outer `Err`
+/// is the state machine's own failure (fail-stop).
 fn apply(
     changes: &mut Changes,
     store: &WriterStore<'_>,
-    request: &Request,
-) -> Result<(Reply, Entries), Error> {
-    Ok(match &request.operation {
+    request: &mut Request,
+    records: &mut Vec<RecordWrite>,
+) -> Result<Result<(Reply, Entries), Error>, Error> {
+    Ok(Ok(match &mut request.operation {
         Operation::Accounts(events) => {
             let (results, entries) = changes.create_accounts(store, events, request.now)?;
             (Reply::Accounts(results), entries)
         }
-        Operation::Transfers(events) => {
+        Operation::Transfers(events, records_fn) => {
+            let records_fn = records_fn.take();
+            let save = records_fn
+                .as_ref()
+                .map(|_| changes.request_savepoint(events));
             let (results, entries) = changes.create_transfers(store, events, request.now)?;
+            if let (Some(records_fn), Some(save)) = (records_fn, save) {
+                let outcomes = outcomes(events, &results, &entries);
+                match run_records_fn(records_fn, &outcomes) {
+                    Ok(writes) => records.extend(writes),
+                    Err(refused) => {
+                        changes.request_rollback(save);
+                        return Ok(Err(refused));
+                    }
+                }
+            }
             (Reply::Transfers(results), entries)
+        }
+        Operation::Records(writes) => {
+            records.append(writes);
+            (Reply::Records, Entries::Transfers(Vec::new()))
         }
         Operation::Expire => {
             let (entries, more) =
@@ -471,7 +510,74 @@ fn apply(
             };
             (Reply::Expired(expired), entries)
         }
-    })
+    }))
+}
+
+/// One outcome per event: its result and, for a transfer the request created, its timestamp.
+/// The applied transfers are the events whose result is `Ok`, in event order.
+pub(crate) fn outcomes(
+    events: &[NewTransfer],
+    results: &[CreateTransferResult],
+    entries: &Entries,
+) -> Vec<TransferOutcome> {
+    let applied: &[Transfer] = match entries {
+        Entries::Transfers(transfers) => transfers,
+        _ => &[],
+    };
+    let mut applied = applied.iter().peekable();
+    events
+        .iter()
+        .zip(results)
+        .map(|(event, result)| {
+            let timestamp = match result {
+                CreateTransferResult::Ok => {
+                    // Skips nothing when the assumption holds; a mismatch gives `None`
+                    // rather than another transfer's timestamp.
+                    while applied
+                        .next_if(|transfer| transfer.id != event.id)
+                        .is_some()
+                    {}
+                    applied.next().map(|transfer| transfer.timestamp)
+                }
+                _ => None,
+            };
+            TransferOutcome {
+                result: *result,
+                timestamp,
+            }
+        })
+        .collect()
+}
+
+/// Runs a request's records closure: its writes, checked, or why the request is refused (the
+/// closure failed or panicked, or a write is too large).
+fn run_records_fn(
+    records_fn: RecordsFn,
+    outcomes: &[TransferOutcome],
+) -> Result<Vec<RecordWrite>, Error> {
+    // A panic in the caller's closure must not take the writer thread down with it.
+    let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| records_fn(outcomes)));
+    let writes = match written {
+        Ok(Ok(writes)) => writes,
+        Ok(Err(detail)) => return Err(Error::RecordsRefused { detail }),
+        Err(_) => {
+            return Err(Error::RecordsRefused {
+                detail: "the records closure panicked".into(),
+            });
+        }
+    };
+    records::check_writes(&writes)?;
+    Ok(writes)
+}
+
+/// A group's record writes (see [`PREFIX_RECORD`]), in order.
+fn write_records(records: Vec<RecordWrite>, writes: &mut Writes) {
+    for write in records {
+        match write {
+            RecordWrite::Put { key, value } => writes.insert(PREFIX_RECORD, &key, value),
+            RecordWrite::Delete { key } => writes.remove(PREFIX_RECORD, &key),
+        }
+    }
 }
 
 /// The journal records of one group, as the sequencer encodes them, and where each of their

@@ -29,10 +29,16 @@ use crate::state_machine::{Clock, Store};
 /// [`PREFIX_SIGNED_HEAD`]); version 7 adds the id tables of the transfer index (see
 /// [`PREFIX_ID_TABLE`]) and the ledger's durable log, a file beside sled's that may hold
 /// acknowledged groups sled does not (yet) hold, which the writer and the offline tools apply
-/// at open.
-pub(crate) const FORMAT_VERSION: u8 = 7;
+/// at open; version 8 adds the callers' records ([`PREFIX_RECORD`]), which a node keeps its
+/// payment state in: an older build would open such a ledger, ignore them and start a payment
+/// store of its own, losing every payment in flight, so it must refuse it.
+pub(crate) const FORMAT_VERSION: u8 = 8;
 
-/// Older formats this build still reads: a version 6 database is a version 7 one without id
+/// The first version whose ledgers always have a durable log (see [`durable_log::recover`]).
+pub(crate) const FORMAT_VERSION_DURABLE_LOG: u8 = 7;
+
+/// Older formats this build still reads: a version 7 database is a version 8 one without
+/// records, a version 6 database is a version 7 one without id
 /// tables whose durable log is empty (the writer creates the log before it stores the new
 /// version), a version 5 database is a version 6 one that no transfer failed in, that holds
 /// none of the new flags and no signed head, a version 4 database is a version 5 one without
@@ -41,7 +47,7 @@ pub(crate) const FORMAT_VERSION: u8 = 7;
 /// newer), so older builds, which would ignore failed ids and id tables, misread the new flags,
 /// write records without ever signing them, or read sled without the groups only the durable
 /// log holds, refuse the database from then on.
-pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 4] = [3, 4, 5, 6];
+pub(crate) const FORMAT_VERSIONS_UPGRADABLE: [u8; 5] = [3, 4, 5, 6, 7];
 
 /// The sled tree holding all ledger state. One tree, with a one-byte prefix per kind of
 /// record, so that a group commit that sled makes durable is a single `Tree::apply_batch`:
@@ -80,6 +86,13 @@ pub(crate) const PREFIX_JOURNAL: u8 = b'j';
 pub(crate) const PREFIX_ID_TABLE_LIST: u8 = b'l';
 pub(crate) const PREFIX_META: u8 = b'm';
 pub(crate) const PREFIX_PENDING: u8 = b'p';
+/// A caller's key → its value: records the caller keeps with its transfers (a node's payment
+/// state), written by [`Ledger::create_transfers_with`](crate::Ledger::create_transfers_with)
+/// in the group of the transfers they go with, or by
+/// [`Ledger::write_records`](crate::Ledger::write_records), and made durable by the same
+/// durable log record or sled batch. Not ledger state: not journaled, hashed, signed or
+/// exported, and the audit, which checks every space it knows, reads none of them.
+pub(crate) const PREFIX_RECORD: u8 = b'r';
 /// Journal record seq (big-endian) → the [`SignedHead`](crate::journal::SignedHead) over it,
 /// written in the batch of the group whose head it signs (see `Committer::commit`).
 pub(crate) const PREFIX_SIGNED_HEAD: u8 = b's';
@@ -155,6 +168,27 @@ impl Space {
         sub: &[u8],
     ) -> impl Iterator<Item = sled::Result<Entry>> + use<> {
         self.tree.scan_prefix(self.key(sub)).map(Self::strip)
+    }
+
+    /// Entries whose key starts with `sub`, after key `after` (from the first when `None`).
+    pub(crate) fn scan_prefix_after(
+        &self,
+        sub: &[u8],
+        after: Option<&[u8]>,
+    ) -> impl Iterator<Item = sled::Result<Entry>> + use<> {
+        let start = self.key(sub);
+        // A key before the prefix's first would stop the scan at once: start at the prefix.
+        let from = match after.map(|after| self.key(after)) {
+            Some(after) if after >= start => std::ops::Bound::Excluded(after),
+            _ => std::ops::Bound::Included(start.clone()),
+        };
+        self.tree
+            .range((from, std::ops::Bound::Unbounded))
+            .take_while(move |item| {
+                item.as_ref()
+                    .map_or(true, |(key, _)| key.starts_with(&start))
+            })
+            .map(Self::strip)
     }
 
     /// Entries with keys up to and including `end`.
@@ -356,6 +390,7 @@ pub(crate) struct Trees {
     pub(crate) id_tables: Space,
     pub(crate) id_table_list: Space,
     pub(crate) pending: Space,
+    pub(crate) records: Space,
     pub(crate) expiry: Space,
     pub(crate) failed: Space,
     pub(crate) history: Space,
@@ -382,6 +417,7 @@ impl Trees {
             id_tables: space(PREFIX_ID_TABLE),
             id_table_list: space(PREFIX_ID_TABLE_LIST),
             pending: space(PREFIX_PENDING),
+            records: space(PREFIX_RECORD),
             expiry: space(PREFIX_EXPIRY),
             failed: space(PREFIX_FAILED),
             history: space(PREFIX_HISTORY),

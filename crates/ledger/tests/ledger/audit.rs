@@ -175,13 +175,13 @@ fn audit_and_export_refuse_another_storage_format_before_reading_it() {
     tamper(dir.path(), "ledger", b"mformat", |value| value[0] = 2);
     let error = kakehashi_ledger::audit(dir.path(), &AuditOptions::default()).expect_err("refused");
     assert!(
-        matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 7 } if found == "2"),
+        matches!(&error, kakehashi_ledger::Error::UnsupportedFormat { found, supported: 8 } if found == "2"),
         "{error:?}"
     );
     assert!(
         error
             .to_string()
-            .contains("storage format 2 is not format 7")
+            .contains("storage format 2 is not format 8")
     );
     let mut out = Vec::new();
     let error = kakehashi_ledger::export(dir.path(), &mut out).expect_err("refused");
@@ -253,15 +253,16 @@ fn one_flipped_byte_in_a_shared_journal_chunk_names_its_record() {
     );
 }
 
-/// A format 6 database is a format 7 one without id tables and with an empty durable log, a
+/// A format 7 database is a format 8 one without records, a format 6 one is a format 7 one
+/// without id tables and with an empty durable log, a
 /// format 5 one is a format 6 one without failed transfer ids, the new flags or signed heads, a
 /// format 4 one is a format 5 one without spread runs in its transfer index, and a format 3 one
 /// is a format 4 one whose chunks each hold one record: the audit reads them as they are, and
 /// the writer upgrades the stored version at open, then stores a batch of scattered ids as an
 /// id table.
 #[test]
-fn formats_3_to_6_are_read_and_upgraded_by_the_writer() {
-    for version in [3, 4, 5, 6] {
+fn formats_3_to_7_are_read_and_upgraded_by_the_writer() {
+    for version in [3, 4, 5, 6, 7] {
         let dir = populated();
         tamper(dir.path(), "ledger", b"mformat", |value| value[0] = version);
         check_clean(dir.path());
@@ -282,7 +283,7 @@ fn formats_3_to_6_are_read_and_upgraded_by_the_writer() {
         tamper(dir.path(), "ledger", b"mformat", |value| {
             format = value.clone()
         });
-        assert_eq!(format, [7], "from format {version}");
+        assert_eq!(format, [8], "from format {version}");
         let ledger = open(dir.path());
         let found = ledger
             .lookup_transfers(&[TransferId(1 << 100 | 0xabc), TransferId(300 << 100 | 0xabc)])

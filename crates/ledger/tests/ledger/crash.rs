@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::*;
+use kakehashi_ledger::RecordWrite;
 
 const CHILD_DIR_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_DIR";
 const CHILD_FIRST_ID_ENV: &str = "KAKEHASHI_LEDGER_CRASH_CHILD_FIRST_ID";
@@ -94,7 +95,16 @@ fn run_child(dir: &str, first_id: u128, ids: Ids) {
                         writeln!(out, "submit {} {}", id, id + len - 1).expect("write");
                         out.flush().expect("flush");
                     }
-                    let results = ledger.create_transfers(&batch, NOW).expect("answered");
+                    // Each batch keeps a record with it, made durable by the same commit.
+                    let last = id + len - 1;
+                    let results = ledger
+                        .create_transfers_with(&batch, NOW, move |_| {
+                            Ok(vec![RecordWrite::Put {
+                                key: batch_record_key(id),
+                                value: last.to_be_bytes().to_vec(),
+                            }])
+                        })
+                        .expect("answered");
                     assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
                     let mut out = stdout.lock().expect("stdout");
                     writeln!(out, "ack {} {}", id, id + len - 1).expect("write");
@@ -104,6 +114,11 @@ fn run_child(dir: &str, first_id: u128, ids: Ids) {
             });
         }
     });
+}
+
+/// The key of the record kept with the batch whose first id is `first`.
+fn batch_record_key(first: u128) -> Vec<u8> {
+    [&b"batch"[..], &first.to_be_bytes()].concat()
 }
 
 fn parse_ranges(output: &str, tag: &str) -> Vec<(u128, u128)> {
@@ -231,6 +246,13 @@ fn kill_rounds(name: &str, ids: Ids) {
                 present == 0 || present == batch.len(),
                 "round {round}: batch {first}..={last} is partly present ({present} of {})",
                 batch.len()
+            );
+            // Its record is there exactly when the batch is.
+            let record = ledger.record(&batch_record_key(*first)).expect("record");
+            let expected = (present > 0).then(|| last.to_be_bytes().to_vec());
+            assert_eq!(
+                record, expected,
+                "round {round}: batch {first}..={last} and its record disagree"
             );
         }
         ledger.close().expect("close");

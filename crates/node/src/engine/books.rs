@@ -1,5 +1,6 @@
-//! The engine's ledger, behind [`Books`]: the four operations the settlement protocol needs
-//! (create accounts, create transfers, look both up) and a clean close.
+//! The engine's ledger, behind [`Books`]: the operations the settlement protocol needs
+//! (create accounts, create transfers, alone or with the payment records that go with them,
+//! look both up) and a clean close.
 //!
 //! Production passes [`SledBooks`]: the durable [`Ledger`], whose calls block until their
 //! group commit is on disk and so run on tokio's blocking pool. A deterministic simulator
@@ -17,10 +18,15 @@ use std::sync::Arc;
 
 use kakehashi_ledger::{
     Account, AccountId, CreateAccountResult, CreateTransferResult, Ledger, NewAccount, NewTransfer,
-    Timestamp, Transfer, TransferId,
+    Timestamp, Transfer, TransferId, TransferOutcome,
 };
 
 use super::EngineError;
+use crate::store::{self, StoreError};
+
+/// The payment records a step writes, computed from its transfers' outcomes (see
+/// [`Books::create_transfers_recorded`]).
+pub type StoreWrites = Box<dyn FnOnce(&[TransferOutcome]) -> Vec<store::Write> + Send + 'static>;
 
 /// A call to the books in flight.
 pub type BooksCall<'a, T> = Pin<Box<dyn Future<Output = Result<T, EngineError>> + Send + 'a>>;
@@ -40,6 +46,20 @@ pub trait Books: Send + Sync + fmt::Debug {
         &self,
         transfers: Vec<NewTransfer>,
         now: Timestamp,
+    ) -> BooksCall<'_, Vec<CreateTransferResult>>;
+
+    /// Applies transfers together with the payment records `records` computes from their
+    /// outcomes (one per event: the result, and the ledger timestamp of a transfer this call
+    /// created): one durable commit, so a crash keeps both or neither, and a reader sees the
+    /// records exactly when it sees the transfers. `records` runs once the transfers' outcomes
+    /// are known and before anything is durable; it must be quick and must not call the books.
+    /// A failure (the records cannot be encoded or are too large) fails the whole call with
+    /// nothing applied.
+    fn create_transfers_recorded(
+        &self,
+        transfers: Vec<NewTransfer>,
+        now: Timestamp,
+        records: StoreWrites,
     ) -> BooksCall<'_, Vec<CreateTransferResult>>;
 
     /// Looks up accounts by id.
@@ -68,6 +88,11 @@ impl SledBooks {
     /// Books over `ledger`.
     pub fn new(ledger: Arc<Ledger>) -> Self {
         Self { ledger }
+    }
+
+    /// The ledger under these books (the payment store is a view over its records).
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     /// Runs `work` on the ledger in tokio's blocking pool: a ledger call waits for its group
@@ -101,6 +126,19 @@ impl Books for SledBooks {
         now: Timestamp,
     ) -> BooksCall<'_, Vec<CreateTransferResult>> {
         self.blocking(move |ledger| ledger.create_transfers(&transfers, now))
+    }
+
+    fn create_transfers_recorded(
+        &self,
+        transfers: Vec<NewTransfer>,
+        now: Timestamp,
+        records: StoreWrites,
+    ) -> BooksCall<'_, Vec<CreateTransferResult>> {
+        self.blocking(move |ledger| {
+            ledger.create_transfers_with(&transfers, now, move |outcomes| {
+                store::encode_writes(&records(outcomes)).map_err(|e: StoreError| e.to_string())
+            })
+        })
     }
 
     fn lookup_accounts(&self, ids: Vec<AccountId>) -> BooksCall<'_, Vec<Option<Account>>> {

@@ -4,11 +4,12 @@
 //! ledgers are these:
 //!
 //! 1. The sender reserves (a pending ledger transfer into the corridor account) and records
-//!    `Forwarded` durably before Prepare leaves; from then on only the receiver's decision (its
+//!    `Forwarded` in the same durable commit before Prepare leaves; from then on only the receiver's decision (its
 //!    answer, or its answer to a status query) ends the reservation: posted if settled, voided
 //!    otherwise. No timeout voids a forwarded payment, and the ledger transfer has no timeout.
 //! 2. The receiver decides once per (sending jurisdiction, UETR), under the UETR's lock, and
-//!    makes the decision durable (credit in the ledger, then its record) before answering; a
+//!    makes the decision durable (the credit in the ledger and its record, with the signed
+//!    receipt, in one commit) before answering; a
 //!    repeated Prepare of the same signed envelope gets the same decision. An instruction it
 //!    cannot authenticate as a bank of the calling peer is refused without a decision and
 //!    without a record.
@@ -28,9 +29,11 @@
 //! so that the deterministic simulator (crates/sim) drives the engine that production runs: it
 //! reads the time only through a [`Clock`], reaches its peers only through a
 //! [`PeerTransport`], keeps its books through [`Books`], draws random bytes (quote ids, funding
-//! ids) from an [`Entropy`], and its payment store is sled or memory
+//! ids) from an [`Entropy`], and its payment store is the ledger's records or memory
 //! ([`crate::store::Store::in_memory`]). Production passes [`SystemClock`], [`GrpcPeer`],
-//! [`SledBooks`], [`SystemEntropy`] and the sled store.
+//! [`SledBooks`], [`SystemEntropy`] and the store over the ledger's records. A step that moves
+//! money writes its records in the transfer's own commit
+//! ([`Books::create_transfers_recorded`]): one durable commit per step.
 
 mod accounts;
 mod books;
@@ -64,7 +67,7 @@ use crate::store::{Store, StoreError};
 
 pub use crate::screening::Sanctions;
 pub use accounts::AccountRefusal;
-pub use books::{Books, BooksCall, SledBooks};
+pub use books::{Books, BooksCall, SledBooks, StoreWrites};
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
 pub use entropy::{Entropy, EntropyError, SystemEntropy};
@@ -220,8 +223,9 @@ pub enum Planted {
     RecordBeforeCredit,
     /// Rule 1: the sender posts a reservation the receiver rejected.
     PostRejected,
-    /// Rule 1: the sender sends Prepare without recording `Forwarded` first, so a crash leaves
-    /// a record that says nothing was sent.
+    /// Rule 1: the sender's reservation commit records `Reserving` instead of `Forwarded`, so
+    /// once Prepare has left, a crash leaves a record that says nothing was sent (and recovery
+    /// voids a payment the receiver may have settled).
     ForwardUnrecorded,
 }
 
@@ -361,6 +365,24 @@ impl Engine {
     async fn apply_one(&self, transfer: NewTransfer) -> Result<CreateTransferResult, EngineError> {
         let (ts, _) = self.clock().now();
         let results = self.books().create_transfers(vec![transfer], ts).await?;
+        results.into_iter().next().ok_or(EngineError::Unexpected {
+            what: "a transfer",
+            result: "no result",
+        })
+    }
+
+    /// Applies one transfer together with the payment records `records` computes from its
+    /// outcome, in one durable commit (see [`Books::create_transfers_recorded`]).
+    async fn apply_one_recorded(
+        &self,
+        transfer: NewTransfer,
+        records: StoreWrites,
+    ) -> Result<CreateTransferResult, EngineError> {
+        let (ts, _) = self.clock().now();
+        let results = self
+            .books()
+            .create_transfers_recorded(vec![transfer], ts, records)
+            .await?;
         results.into_iter().next().ok_or(EngineError::Unexpected {
             what: "a transfer",
             result: "no result",

@@ -262,10 +262,6 @@ impl Engine {
             credited_minor,
             credit_id,
         );
-        self.parts
-            .store
-            .put(vec![Write::Inbound(instr.uetr, record.clone())])
-            .await?;
         let credit = NewTransfer {
             id: TransferId(credit_id),
             debit_account_id: AccountId(liquidity),
@@ -284,8 +280,57 @@ impl Engine {
                 .put(vec![Write::Inbound(instr.uetr, settled)])
                 .await?;
         }
-        let result = self.apply_one(credit).await?;
+        // The credit and its decision in one commit: `Settled` with the signed receipt, built
+        // from the credit's ledger timestamp (Ed25519 signing is deterministic, so a receipt
+        // rebuilt from the ledger later is byte-identical), or `Rejected` with the ledger's
+        // reason. Only `id_already_failed` (the reason is not known until the ledger is asked,
+        // see `failed_credit_reason`) and `exists` (settled from the ledger below) record
+        // nothing here.
+        let decide = {
+            let settler = self.settler();
+            let (uetr, instr, mut record) = (instr.uetr, instr.clone(), record.clone());
+            let now = self.clock().unix_secs();
+            move |outcomes: &[kakehashi_ledger::TransferOutcome]| {
+                let Some(outcome) = outcomes.first() else {
+                    return Vec::new();
+                };
+                match (outcome.result, outcome.timestamp) {
+                    (CreateTransferResult::Ok, Some(timestamp)) => {
+                        record.updated_at = now;
+                        let settled =
+                            settler.settle(record, &instr, credited_minor, credit_id, timestamp);
+                        vec![Write::Inbound(uetr, settled)]
+                    }
+                    (CreateTransferResult::IdAlreadyFailed, _) => Vec::new(),
+                    (result, _) if result.is_recorded() => Vec::new(),
+                    (result, _) => {
+                        let rejection = ledger_rejection(Some(result), "credit");
+                        record.state = InboundState::Rejected;
+                        record.reason_code = Some(rejection.code.as_str().to_owned());
+                        record.reason_detail = Some(rejection.detail);
+                        record.updated_at = now;
+                        vec![Write::Inbound(uetr, record)]
+                    }
+                }
+            }
+        };
+        let result = self.apply_one_recorded(credit, Box::new(decide)).await?;
         crate::fault::crash_point(crate::fault::RECEIVER_AFTER_CREDIT);
+        if result == CreateTransferResult::Ok {
+            drop(open);
+            let Some(record) = self.parts.store.inbound(peer, &instr.uetr)? else {
+                return Err(EngineError::Unexpected {
+                    what: "reading back the credit's record",
+                    result: "not found",
+                });
+            };
+            return Ok(Ok(self.decision_from(&instr.uetr, &record)));
+        }
+        if !result.is_recorded() && result != CreateTransferResult::IdAlreadyFailed {
+            drop(open);
+            let rejection = ledger_rejection(Some(result), "credit");
+            return Ok(Ok(self.decision_rejected(&instr.uetr, &rejection)));
+        }
         if !result.is_recorded() {
             record.state = InboundState::Rejected;
             let rejection = if result == CreateTransferResult::IdAlreadyFailed {
@@ -512,32 +557,30 @@ impl Engine {
             what: "decoding a stored instruction",
             result: "corrupt",
         })?;
-        let settled_at = UnixTime(
-            i64::try_from(transfer.timestamp.unix_nanos() / 1_000_000_000).unwrap_or(i64::MAX),
-        );
-        let receipt = receipt::build_receipt(
-            &instr,
-            self.jurisdiction(),
-            &record.sender,
-            (self.parts.currency, transfer.amount),
-            transfer.id.0,
-            settled_at,
-        );
-        let signed_receipt = signed::sign(
-            SIGNING_DOMAIN_RECEIPT,
-            receipt.encode_to_vec(),
-            &self.parts.signing_key,
-            &self.parts.signing_chain,
-        );
-        record.state = InboundState::Settled;
-        record.receipt = Some(signed_receipt.encode_to_vec());
-        record.credited_minor = transfer.amount;
         record.updated_at = self.clock().unix_secs();
+        let record = self.settler().settle(
+            record,
+            &instr,
+            transfer.amount,
+            transfer.id.0,
+            transfer.timestamp,
+        );
         self.parts
             .store
             .put(vec![Write::Inbound(*uetr, record.clone())])
             .await?;
         Ok(Some(record))
+    }
+
+    /// What signs this node's receipts, for a settlement computed away from the engine (in
+    /// the ledger's writer, see [`Settler`]).
+    fn settler(&self) -> Settler {
+        Settler {
+            jurisdiction: self.jurisdiction().to_owned(),
+            currency: self.parts.currency,
+            key: self.parts.signing_key.clone(),
+            chain: self.parts.signing_chain.clone(),
+        }
     }
 
     /// Answers a peer's status query about its own payment `uetr`, fencing it when there is no
@@ -670,5 +713,49 @@ impl Engine {
             receipt: None,
             receiving_jurisdiction: self.jurisdiction().to_owned(),
         }
+    }
+}
+
+/// Signs the receipt of a credit and makes its record `Settled`: in the ledger's writer, for a
+/// credit and its record made durable in one commit, and from the ledger after a crash (the
+/// same inputs give the same bytes: the receipt's time is the credit's ledger timestamp, and
+/// Ed25519 signing is deterministic).
+struct Settler {
+    jurisdiction: String,
+    currency: &'static kakehashi_protocol::money::Currency,
+    key: ed25519_dalek::SigningKey,
+    chain: Vec<Vec<u8>>,
+}
+
+impl Settler {
+    /// `record` settled by the credit `credit_id` of `amount`, applied at `timestamp`.
+    fn settle(
+        &self,
+        mut record: InboundRecord,
+        instr: &Instruction,
+        amount: u128,
+        credit_id: u128,
+        timestamp: kakehashi_ledger::Timestamp,
+    ) -> InboundRecord {
+        let settled_at =
+            UnixTime(i64::try_from(timestamp.unix_nanos() / 1_000_000_000).unwrap_or(i64::MAX));
+        let receipt = receipt::build_receipt(
+            instr,
+            &self.jurisdiction,
+            &record.sender,
+            (self.currency, amount),
+            credit_id,
+            settled_at,
+        );
+        let signed_receipt = signed::sign(
+            SIGNING_DOMAIN_RECEIPT,
+            receipt.encode_to_vec(),
+            &self.key,
+            &self.chain,
+        );
+        record.state = InboundState::Settled;
+        record.receipt = Some(signed_receipt.encode_to_vec());
+        record.credited_minor = amount;
+        record
     }
 }

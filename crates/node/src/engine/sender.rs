@@ -172,9 +172,10 @@ impl Engine {
         }
     }
 
-    /// Steps 2 to 4: records the intent (`Reserving`), reserves the amount with a pending
-    /// transfer into the peer's corridor account, and records `Forwarded`. `Ok(Err(..))` is
-    /// the answer to a payment the ledger refused to reserve (recorded as rejected).
+    /// Steps 2 to 4 in one durable commit: reserves the amount with a pending transfer into the
+    /// peer's corridor account and records `Forwarded` (or, if the ledger refuses the
+    /// reservation, `Rejected` with the ledger's reason). `Ok(Err(..))` is the answer to a
+    /// payment the ledger refused to reserve.
     async fn reserve(
         &self,
         instr: &Instruction,
@@ -182,11 +183,6 @@ impl Engine {
         mut record: OutboundRecord,
     ) -> Result<Result<OutboundRecord, Submitted>, EngineError> {
         let reservation = transfer_id(b"reserve", &instr.uetr.0);
-        record.state = OutboundState::Reserving;
-        record.reservation_id = reservation;
-        record.decided_by = None;
-        self.put_outbound(instr.uetr, &record).await?;
-        crate::fault::crash_point(crate::fault::SENDER_AFTER_RESERVING_RECORD);
         let pending = NewTransfer {
             id: TransferId(reservation),
             debit_account_id: AccountId(instr.debtor_account),
@@ -200,20 +196,44 @@ impl Engine {
             timeout: 0,
             ..NewTransfer::default()
         };
-        let result = self.apply_one(pending).await?;
-        if !result.is_recorded() {
-            record.state = OutboundState::Rejected;
-            record.reservation_id = 0;
-            record.decided_by = Some(self.jurisdiction().to_owned());
-            let rejection = ledger_rejection(Some(result), "reservation");
-            return Ok(Err(self.reject_outbound(instr, record, rejection).await?));
-        }
-        record.state = OutboundState::Forwarded;
         record.updated_at = self.clock().unix_secs();
-        if self.parts.planted != Some(super::Planted::ForwardUnrecorded) {
-            self.put_outbound(instr.uetr, &record).await?;
+        let mut forwarded = record.clone();
+        forwarded.state = OutboundState::Forwarded;
+        forwarded.reservation_id = reservation;
+        forwarded.decided_by = None;
+        if self.parts.planted == Some(super::Planted::ForwardUnrecorded) {
+            // The planted defect: what the commit records says nothing was sent.
+            forwarded.state = OutboundState::Reserving;
         }
-        Ok(Ok(record))
+        let rejected_base = record;
+        let (uetr, reserved) = (instr.uetr, forwarded.clone());
+        let result = self
+            .apply_one_recorded(
+                pending,
+                Box::new(move |outcomes| {
+                    let result = outcomes.first().map(|outcome| outcome.result);
+                    let record = match result {
+                        Some(result) if result.is_recorded() => reserved,
+                        result => rejected(rejected_base, &ledger_rejection(result, "reservation")),
+                    };
+                    vec![Write::Outbound(uetr, record)]
+                }),
+            )
+            .await?;
+        if !result.is_recorded() {
+            let rejection = ledger_rejection(Some(result), "reservation");
+            let record = rejected(forwarded, &rejection);
+            let record = OutboundRecord {
+                reservation_id: 0,
+                decided_by: Some(self.jurisdiction().to_owned()),
+                ..record
+            };
+            return Ok(Err(Submitted::Report(Box::new(
+                self.report_from(&instr.uetr, &record),
+            ))));
+        }
+        crate::fault::crash_point(crate::fault::SENDER_AFTER_RESERVATION);
+        Ok(Ok(forwarded))
     }
 
     /// Steps 5 to 8: sends Prepare with the exact bytes the participant signed and applies the
@@ -327,11 +347,9 @@ impl Engine {
         mut record: OutboundRecord,
         rejection: Rejection,
     ) -> Result<Submitted, EngineError> {
-        record.state = OutboundState::Rejected;
-        record.reason_code = Some(rejection.code.as_str().to_owned());
-        record.reason_detail = Some(rejection.detail.clone());
         record.decided_by = Some(self.jurisdiction().to_owned());
         record.updated_at = self.clock().unix_secs();
+        let record = rejected(record, &rejection);
         self.put_outbound(instr.uetr, &record).await?;
         Ok(Submitted::Report(Box::new(
             self.report_from(&instr.uetr, &record),
@@ -382,7 +400,7 @@ impl Engine {
                     .receipt_anomaly(&peer.jurisdiction, *kind);
             }
         }
-        self.resolve_reservation(uetr, &record, post).await?;
+        let reservation = record.clone();
         record.updated_at = self.clock().unix_secs();
         record.decided_by = Some(if decision.receiving_jurisdiction.is_empty() {
             peer.jurisdiction.clone()
@@ -413,7 +431,9 @@ impl Engine {
             record.reason_code = Some(code);
             record.reason_detail = Some(detail);
         }
-        self.put_outbound(uetr, &record).await?;
+        // The post or void and the final record in one commit.
+        self.resolve_reservation_recorded(uetr, &reservation, post, Some(record.clone()))
+            .await?;
         Ok(record)
     }
 
@@ -471,6 +491,20 @@ impl Engine {
         record: &OutboundRecord,
         post: bool,
     ) -> Result<(), EngineError> {
+        self.resolve_reservation_recorded(uetr, record, post, None)
+            .await
+    }
+
+    /// [`Engine::resolve_reservation`], recording `then` (the payment's final record) in the
+    /// same commit when the reservation is resolved; nothing is recorded when it is not (the
+    /// call then fails, and the payment stays in doubt).
+    pub(super) async fn resolve_reservation_recorded(
+        &self,
+        uetr: Uetr,
+        record: &OutboundRecord,
+        post: bool,
+        then: Option<OutboundRecord>,
+    ) -> Result<(), EngineError> {
         let resolve = NewTransfer {
             id: TransferId(transfer_id(if post { b"post" } else { b"void" }, &uetr.0)),
             pending_id: TransferId(record.reservation_id),
@@ -483,16 +517,20 @@ impl Engine {
             },
             ..NewTransfer::default()
         };
-        let result = self.apply_one(resolve).await?;
-        let resolved = result.is_recorded()
-            || matches!(
-                (post, result),
-                (true, CreateTransferResult::PendingTransferAlreadyPosted)
-                    | (false, CreateTransferResult::PendingTransferAlreadyVoided)
-                    | (false, CreateTransferResult::PendingTransferNotFound)
-                    | (false, CreateTransferResult::IdAlreadyFailed)
-            );
-        if !resolved {
+        let result = match then {
+            None => self.apply_one(resolve).await?,
+            Some(then) => {
+                let records =
+                    move |outcomes: &[kakehashi_ledger::TransferOutcome]| match outcomes.first() {
+                        Some(outcome) if resolved(post, outcome.result) => {
+                            vec![Write::Outbound(uetr, then)]
+                        }
+                        _ => Vec::new(),
+                    };
+                self.apply_one_recorded(resolve, Box::new(records)).await?
+            }
+        };
+        if !resolved(post, result) {
             return Err(EngineError::Unexpected {
                 what: if post {
                     "posting a reservation"
@@ -650,4 +688,25 @@ impl ReceiptCheck {
             anomaly: Some((kind, note.into())),
         }
     }
+}
+
+/// Whether a post (`post`) or void answered `result` leaves the reservation resolved as asked:
+/// applied now, or before (a retry), or (a void) nothing left to release.
+fn resolved(post: bool, result: CreateTransferResult) -> bool {
+    result.is_recorded()
+        || matches!(
+            (post, result),
+            (true, CreateTransferResult::PendingTransferAlreadyPosted)
+                | (false, CreateTransferResult::PendingTransferAlreadyVoided)
+                | (false, CreateTransferResult::PendingTransferNotFound)
+                | (false, CreateTransferResult::IdAlreadyFailed)
+        )
+}
+
+/// `record` rejected for `rejection`.
+fn rejected(mut record: OutboundRecord, rejection: &Rejection) -> OutboundRecord {
+    record.state = OutboundState::Rejected;
+    record.reason_code = Some(rejection.code.as_str().to_owned());
+    record.reason_detail = Some(rejection.detail.clone());
+    record
 }

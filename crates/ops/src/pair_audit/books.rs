@@ -133,8 +133,8 @@ impl NodeBooks {
             ))
         })?;
         let currency = currency_of(mra, jurisdiction)?;
-        // The store first: sled refuses it at once while a node runs, where the ledger's
-        // offline open waits a little for the lock.
+        // The payment records first (the ledger's, opened offline): a data directory not yet
+        // upgraded is named before anything else is read.
         let Records { outbound, inbound } = read_store(config, peer)?;
         let ledger_audit = audit_ledger(config)?;
         let (accounts, transfers) = read_corridor(config, link)?;
@@ -163,9 +163,16 @@ struct Records {
 
 /// The payment store's records of payments to and from `peer`.
 fn read_store(config: &Config, peer: &str) -> Result<Records, PairAuditError> {
-    let store_dir = config.data_dir.join("node");
+    // The payment records are the ledger's (a data directory not yet upgraded is refused,
+    // with the fix in the message).
+    let store_dir = config.data_dir.join("ledger");
     let store_error = |error: StoreError| {
-        let hint = if error.to_string().contains("lock") {
+        let held = matches!(
+            &error,
+            StoreError::Ledger { source, .. }
+                if matches!(**source, kakehashi_ledger::Error::Locked { .. })
+        );
+        let hint = if held || error.to_string().contains("lock") {
             " (a running node holds it: stop the node, then audit)"
         } else {
             ""
@@ -177,7 +184,7 @@ fn read_store(config: &Config, peer: &str) -> Result<Records, PairAuditError> {
             hint,
         }
     };
-    let store = Store::open_read_only(&store_dir).map_err(store_error)?;
+    let store = Store::open_read_only(&config.data_dir).map_err(store_error)?;
     let mut outbound = BTreeMap::new();
     for item in store.outbound_records() {
         let (uetr, record) = item.map_err(store_error)?;

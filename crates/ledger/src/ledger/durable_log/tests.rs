@@ -38,7 +38,7 @@ use super::super::trees::{META_LOG_SEQ, PREFIX_META, Trees, Writes, open_db};
 use super::{encode_record, replay};
 use crate::model::{AccountId, NewAccount, NewTransfer, Timestamp, TransferId};
 use crate::result::CreateTransferResult;
-use crate::{AuditOptions, Error, Ledger, Options};
+use crate::{AuditOptions, Error, Ledger, Options, RecordWrite};
 
 const NOW: Timestamp = Timestamp(1_764_000_000_000_000_000);
 const KEY: &[u8] = b"test_key";
@@ -207,9 +207,31 @@ fn child_role() -> bool {
                         })
                         .collect();
                     say(format!("submit {} {}", id, id + len - 1));
-                    let results = ledger.create_transfers(&batch, NOW).expect("answered");
+                    // Every batch keeps a record with it (see `crate::records`): its key
+                    // names the batch's first id, its value the last.
+                    let last = id + len - 1;
+                    let results = ledger
+                        .create_transfers_with(&batch, NOW, move |outcomes| {
+                            assert!(outcomes.iter().all(|o| o.timestamp.is_some()));
+                            Ok(vec![RecordWrite::Put {
+                                key: batch_record_key(id),
+                                value: last.to_be_bytes().to_vec(),
+                            }])
+                        })
+                        .expect("answered");
                     assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
                     say(format!("ack {} {}", id, id + len - 1));
+                    if round % 4 == 0 {
+                        // A record alone, in whatever group is next.
+                        say(format!("submit-record {id} {id}"));
+                        ledger
+                            .write_records(vec![RecordWrite::Put {
+                                key: solo_record_key(id),
+                                value: vec![1],
+                            }])
+                            .expect("answered");
+                        say(format!("ack-record {id} {id}"));
+                    }
                     id += len;
                 }
             });
@@ -243,6 +265,16 @@ fn run_child(test: &str, dir: &Path, env: &[(&str, String)]) -> (String, bool) {
     (output, status.success())
 }
 
+/// The key of the record kept with the batch whose first id is `first`.
+fn batch_record_key(first: u128) -> Vec<u8> {
+    [&b"batch"[..], &first.to_be_bytes()].concat()
+}
+
+/// The key of a record written alone after the batch whose first id is `first`.
+fn solo_record_key(first: u128) -> Vec<u8> {
+    [&b"solo"[..], &first.to_be_bytes()].concat()
+}
+
 fn ranges(output: &str, tag: &str) -> Vec<(u128, u128)> {
     output
         .lines()
@@ -255,8 +287,9 @@ fn ranges(output: &str, tag: &str) -> Vec<(u128, u128)> {
 }
 
 /// Reopens the ledger the killed child left: every batch it saw acknowledged is there, every
-/// batch it submitted is there whole or not at all, and the audit is clean. Returns how many
-/// batches were acknowledged.
+/// batch it submitted is there whole or not at all, with its record exactly when its transfers
+/// are there, every record written alone and acknowledged is there, and the audit is clean
+/// (records are not ledger state). Returns how many batches were acknowledged.
 fn check_after_kill(dir: &Path, output: &str) -> usize {
     let acknowledged = ranges(output, "ack ");
     let ledger = Ledger::open(dir, key(), options()).expect("reopens");
@@ -281,8 +314,32 @@ fn check_after_kill(dir: &Path, output: &str) -> usize {
             "batch {first}..={last} is partly present ({present} of {})",
             ids.len()
         );
+        let record = ledger.record(&batch_record_key(first)).expect("record");
+        if present == 0 {
+            assert_eq!(
+                record, None,
+                "batch {first}..={last}: a record without its batch"
+            );
+        } else {
+            assert_eq!(
+                record,
+                Some(last.to_be_bytes().to_vec()),
+                "batch {first}..={last}: present without its record"
+            );
+        }
+    }
+    for (first, _) in ranges(output, "ack-record ") {
+        let record = ledger.record(&solo_record_key(first)).expect("record");
+        assert_eq!(record, Some(vec![1]), "acknowledged record {first} lost");
     }
     ledger.close().expect("closes");
+    // The offline reader sees the same records as the node.
+    let records = crate::LedgerRecords::open(dir).expect("opens offline");
+    for (first, last) in &acknowledged {
+        let record = records.record(&batch_record_key(*first)).expect("record");
+        assert_eq!(record, Some(last.to_be_bytes().to_vec()));
+    }
+    drop(records);
     let report = crate::audit(dir, &AuditOptions::default()).expect("audit runs");
     assert!(report.is_clean(), "{:#?}", report.discrepancies);
     acknowledged.len()

@@ -148,7 +148,7 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
     let ledger = Arc::new(
         Ledger::open(&dir.path().join("ledger"), key.clone(), Options::default()).expect("ledger"),
     );
-    let store = Store::open(&dir.path().join("node")).expect("store");
+    let store = Store::over_ledger(Arc::clone(&ledger));
     let clock = Arc::new(TestClock::new());
     let peers: BTreeMap<String, PeerLink> = peers
         .iter()

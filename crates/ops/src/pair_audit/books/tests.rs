@@ -78,7 +78,14 @@ async fn load_reads_the_corridor_from_the_ledger_and_store_and_runs_the_ledger_a
     let (dir, config) = jp_data_dir();
     let id = uetr(9);
     {
-        let store = Store::open(&dir.path().join("node")).unwrap();
+        // The node's store: a view over its ledger's records.
+        let ledger = Ledger::open(
+            &dir.path().join("ledger"),
+            key("jp/node/receipt.key.pem"),
+            Options::default(),
+        )
+        .unwrap();
+        let store = Store::over_ledger(std::sync::Arc::new(ledger));
         let record = OutboundRecord {
             state: OutboundState::Forwarded,
             signed_instruction: vec![1],
@@ -97,11 +104,11 @@ async fn load_reads_the_corridor_from_the_ledger_and_store_and_runs_the_ledger_a
             updated_at: 1,
         };
         store.put(vec![Write::Outbound(id, record)]).await.unwrap();
-        // While a node holds the store, loading refuses with what to do.
+        // While a node holds the ledger, loading refuses with what to do.
         let held = NodeBooks::load(&config, "SG", &mra()).unwrap_err();
         assert!(held.to_string().contains("stop the node"), "{held}");
     }
-    // The writer thread releases the database once its queue closes.
+    // The ledger's threads release the database once the last handle is gone.
     let books = loop {
         match NodeBooks::load(&config, "SG", &mra()) {
             Ok(books) => break books,
