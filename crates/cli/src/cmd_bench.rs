@@ -105,8 +105,15 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ..LoadOptions::default()
     };
     let dir = find_configs(args.configs.as_deref(), "--configs DIR")?;
-    let sender = load_config(&dir.join("jp.toml"))?;
-    let receiver = load_config(&dir.join("sg.toml"))?;
+    let mut sender = load_config(&dir.join("jp.toml"))?;
+    let mut receiver = load_config(&dir.join("sg.toml"))?;
+    // Every client connection of the run comes from this process, one loopback address: the
+    // per-source cap (64 by default, there to keep one address from taking a listener) would
+    // refuse the 65th of a run at concurrency 64 plus the operator's connections. The listener's
+    // total cap still applies.
+    for config in [&mut sender, &mut receiver] {
+        config.limits.connections_per_source_max = config.limits.connections_max;
+    }
     let mra = Arc::new(client::load_mra(&sender.mra)?);
     let currency = mra
         .jurisdiction(&sender.jurisdiction)

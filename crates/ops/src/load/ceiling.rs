@@ -167,14 +167,19 @@ use Place::{Client, Receiver, Sender};
 ///   (`Engine::forward`), and the link is authenticated by mutual TLS, not by a signature.
 /// - Verifications (each `signed::verify`, one `verify_strict`): the client's quote
 ///   (`Participant::quote` → `verify_quote_for`); at the sender the instruction
-///   (`Engine::submit_decoded` → `instruction_signer`) and its own quote (`check_own_quote`);
-///   at the receiver the instruction (`authenticate_inbound` → `instruction_signer`) and the
-///   quote (`check_inbound`); at the sender the receipt (`Engine::check_receipt`); at the
-///   client the receipt again, as a bank does with every settled payment
-///   (`Participant::verify_receipt`, from the load generator's `answered`).
+///   (`Engine::submit_decoded` → `instruction_signer`); at the receiver the instruction (one
+///   signature of a batch in `Engine::authenticate_batch` → `signed::verify_batch`, or
+///   `authenticate_inbound` on the unary Prepare) and the quote (`check_inbound`); at the
+///   sender the receipt (`Engine::check_receipt`); at the client the receipt again, as a bank
+///   does with every settled payment (`Participant::verify_receipt`, from the load
+///   generator's `answered`). The sender does not verify its own quote's signature when the
+///   instruction carries it byte for byte as held (`held_own_quote`), which every genuine
+///   payment does.
 /// - SHA-256: every verification digests each certificate of the signer chain
-///   (`ParsedCerts::parse`, the nodes' and the client's trust use the cache); the quote's
-///   payload is digested when it is held (`IssuedQuotes::hold`) and when it is checked and
+///   (`ParsedCerts::parse`, the nodes' and the client's trust use the cache), and so does the
+///   sender's recognition of its own quote's chain (`held_own_quote` → `Trust::parse_shared`);
+///   the quote's payload is digested when it is held (`IssuedQuotes::hold`), when the sender
+///   compares it with the held one (`IssuedQuotes::own_terms`) and when it is checked and
 ///   taken (`held_quote` from `check_own_quote` and `take_quote`); the instruction's payload
 ///   at each `instruction::decode` (the service's `submit_one`, `Engine::submit_inner`, the
 ///   receiver's `prepare` and `settle_if_credited`); three transfer ids (`reserve`, `post`,
@@ -197,13 +202,12 @@ pub const PAYMENT_PATH: &[PathOp] = &[
         1,
         "Engine::submit_decoded",
     ),
-    op(Verify, Signed(Quote), Sender, 1, "Engine::check_own_quote"),
     op(
         Verify,
         Signed(Instruction),
         Receiver,
         1,
-        "Engine::authenticate_inbound",
+        "Engine::authenticate_batch",
     ),
     op(Verify, Signed(Quote), Receiver, 1, "Engine::check_inbound"),
     op(Verify, Signed(Receipt), Sender, 1, "Engine::check_receipt"),
@@ -215,7 +219,13 @@ pub const PAYMENT_PATH: &[PathOp] = &[
         "Participant::verify_receipt",
     ),
     op(Hash, Chain(Quote), Client, 1, "ParsedCerts::parse"),
-    op(Hash, Chain(Quote), Sender, 1, "ParsedCerts::parse"),
+    op(
+        Hash,
+        Chain(Quote),
+        Sender,
+        1,
+        "Trust::parse_shared (held_own_quote)",
+    ),
     op(Hash, Chain(Quote), Receiver, 1, "ParsedCerts::parse"),
     op(Hash, Chain(Instruction), Sender, 1, "ParsedCerts::parse"),
     op(Hash, Chain(Instruction), Receiver, 1, "ParsedCerts::parse"),
@@ -225,8 +235,8 @@ pub const PAYMENT_PATH: &[PathOp] = &[
         Hash,
         Payload(Quote),
         Sender,
-        3,
-        "IssuedQuotes::hold, IssuedQuotes::check (twice)",
+        4,
+        "IssuedQuotes::hold, own_terms, check (twice)",
     ),
     op(
         Hash,
@@ -476,9 +486,10 @@ mod tests {
         };
         // The protocol's flow: who makes each signed object, and who verifies it before
         // relying on it (the bank verifies the quote before signing at it and the receipt
-        // of a settled payment; the sender checks its own quote when an instruction cites it).
+        // of a settled payment; the sender takes its own quote, held byte for byte, without
+        // verifying its signature again, but recognizes its chain).
         let flow = [
-            (Quote, Sender, &[Client, Sender, Receiver][..]),
+            (Quote, Sender, &[Client, Receiver][..]),
             (Instruction, Client, &[Sender, Receiver][..]),
             (Receipt, Receiver, &[Sender, Client][..]),
         ];
@@ -496,10 +507,12 @@ mod tests {
                     verifies,
                     "{object:?} verified at {place:?}"
                 );
-                // Each verification digests the signer chain once, where it happens.
+                // Each verification digests the signer chain once, where it happens, and so
+                // does the sender's recognition of its own quote's chain.
+                let recognizes = u32::from(object == Quote && place == Sender);
                 assert_eq!(
                     count(Hash, Some(Chain(object)), Some(place)),
-                    verifies,
+                    verifies + recognizes,
                     "{object:?} chain digested at {place:?}"
                 );
             }
@@ -507,13 +520,13 @@ mod tests {
         let verifications: u32 = flow.iter().map(|f| f.2.len() as u32).sum();
         assert_eq!(count(Sign, None, None), flow.len() as u32);
         assert_eq!(count(Verify, None, None), verifications);
-        // Besides the chains: the quote payload 3 times, the instruction payload 4 times
+        // Besides the chains: the quote payload 4 times, the instruction payload 4 times
         // (twice per node), and 3 transfer ids.
         let payloads =
             count(Hash, Some(Payload(Quote)), None) + count(Hash, Some(Payload(Instruction)), None);
-        assert_eq!(payloads, 3 + 4);
+        assert_eq!(payloads, 4 + 4);
         assert_eq!(count(Hash, Some(TransferId), None), 3);
-        assert_eq!(count(Hash, None, None), verifications + payloads + 3);
+        assert_eq!(count(Hash, None, None), verifications + 1 + payloads + 3);
     }
 
     #[test]

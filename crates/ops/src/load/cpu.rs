@@ -9,7 +9,7 @@
 //!   from the kernel's per-thread accounting (`/proc/self/task/<tid>/schedstat`, nanoseconds;
 //!   `stat`'s utime + stime in clock ticks where schedstat is missing), found by name
 //!   ([`STORAGE_THREAD_PREFIXES`]: the ledger's writer, commit, id-filter and reclaim threads,
-//!   the payment store's writer where it exists, sled's I/O pool and log flusher), plus the
+//!   sled's I/O pool and log flusher; the payment records ride in the ledger's commit), plus the
 //!   async runtime's blocking-pool threads, where the nodes run their ledger calls (a ledger
 //!   call waits for its group commit there). The fdatasync itself is kernel time of those
 //!   threads, so it is included.
@@ -18,7 +18,9 @@
 //! - **TLS and HTTP/2** is an estimate: the CPU time of one empty gRPC call (a health check)
 //!   over a mutual-TLS channel to the same node, calibrated in the same run, times the gRPC
 //!   calls one payment makes ([`grpc_calls`]). An empty call carries no payload, so the
-//!   encryption of a payment's few kilobytes is not in it.
+//!   encryption of a payment's few kilobytes is not in it; a stream item is counted as a whole
+//!   call, which overstates the share when the relay's Prepares go several to a batch (one
+//!   HTTP/2 frame and one TLS record for the batch).
 //! - **rest** is what is left: total − storage − crypto − TLS and HTTP/2 (tokio scheduling,
 //!   protobuf, the engine's own work, allocation, the client's bookkeeping). It is exact
 //!   arithmetic over the figures above, so it carries their errors; it can come out negative
@@ -29,10 +31,9 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-/// Name prefixes of the threads that do nothing but storage. Linux keeps 15 bytes of a
-/// thread's name, so `kakehashi-store-writer` is read back as `kakehashi-store`.
-pub const STORAGE_THREAD_PREFIXES: &[&str] =
-    &["ledger-", "kakehashi-store", "sled-", "log flusher"];
+/// Name prefixes of the threads that do nothing but storage (Linux keeps 15 bytes of a
+/// thread's name).
+pub const STORAGE_THREAD_PREFIXES: &[&str] = &["ledger-", "sled-", "log flusher"];
 
 /// The name `kakehashi bench` gives its async runtime's threads (workers and blocking pool),
 /// so the accounting can tell them from every other thread; [`note_worker`] tells the workers
@@ -227,13 +228,21 @@ pub fn grpc_calls(stream: bool) -> &'static [(&'static str, u32, &'static str)] 
                 1,
                 "client → sender, one request and one answer on an open stream, counted as a call",
             ),
-            ("Prepare", 1, "sender → receiver, Engine::forward"),
+            (
+                "Prepares item",
+                1,
+                "sender → receiver, one instruction of a batch on the Prepares stream, counted as a call",
+            ),
         ]
     } else {
         &[
             ("GetQuote", 1, "client → sender, Participant::quote"),
             ("SubmitPayment", 1, "client → sender, participant::submit"),
-            ("Prepare", 1, "sender → receiver, Engine::forward"),
+            (
+                "Prepares item",
+                1,
+                "sender → receiver, one instruction of a batch on the Prepares stream, counted as a call",
+            ),
         ]
     }
 }
@@ -348,10 +357,6 @@ mod tests {
     fn threads_are_classified_by_name_and_the_worker_list() {
         let workers = [10, 11];
         assert_eq!(classify("ledger-commit", 1, &workers), ThreadClass::Storage);
-        assert_eq!(
-            classify("kakehashi-store", 1, &workers),
-            ThreadClass::Storage
-        );
         assert_eq!(classify("sled-io-3", 1, &workers), ThreadClass::Storage);
         assert_eq!(classify("log flusher", 1, &workers), ThreadClass::Storage);
         assert_eq!(
