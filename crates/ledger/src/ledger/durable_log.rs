@@ -70,6 +70,10 @@ pub(crate) struct DurableLog {
     len: u64,
     /// Offset of the next record; 0 right after sled was made durable.
     position: u64,
+    /// The record being written, kept between appends: a fresh buffer per group (up to a
+    /// quarter of a megabyte) cost the commit thread a fifth of its time in allocation and
+    /// in the kernel zeroing the new pages (a profile of `kakehashi bench` at concurrency 64).
+    buffer: Vec<u8>,
 }
 
 /// The path of the durable log of the ledger in `dir`.
@@ -129,6 +133,7 @@ impl DurableLog {
             file,
             len,
             position: 0,
+            buffer: Vec::new(),
         })
     }
 
@@ -148,9 +153,10 @@ impl DurableLog {
     /// Writes record `seq` holding `payload` at the current position and syncs it
     /// (`fdatasync`). The caller checked [`fits`](Self::fits).
     pub(crate) fn append(&mut self, seq: u64, payload: &[u8]) -> Result<(), Error> {
-        let record = encode_record(seq, payload)?;
+        encode_record_into(&mut self.buffer, seq, payload)?;
+        let record = &self.buffer;
         self.file
-            .write_all_at(&record, self.position)
+            .write_all_at(record, self.position)
             .map_err(Error::io("writing to the durable log"))?;
         crash_point("log_written");
         self.file
@@ -190,14 +196,24 @@ fn checksum(len: u32, seq: u64, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// Record `seq` holding `payload`, as a new buffer.
+#[cfg(test)]
 fn encode_record(seq: u64, payload: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut record = Vec::new();
+    encode_record_into(&mut record, seq, payload)?;
+    Ok(record)
+}
+
+/// Replaces the contents of `record` with record `seq` holding `payload`.
+fn encode_record_into(record: &mut Vec<u8>, seq: u64, payload: &[u8]) -> Result<(), Error> {
     let len = u32::try_from(payload.len()).map_err(|_| Error::InvariantViolated {
         detail: format!(
             "a durable log record of {} bytes is too long",
             payload.len()
         ),
     })?;
-    let mut record = Vec::with_capacity(record_len(payload.len()));
+    record.clear();
+    record.reserve(record_len(payload.len()));
     record.extend_from_slice(&MAGIC);
     record.extend_from_slice(&len.to_le_bytes());
     record.extend_from_slice(&seq.to_le_bytes());
@@ -205,7 +221,7 @@ fn encode_record(seq: u64, payload: &[u8]) -> Result<Vec<u8>, Error> {
     record.extend_from_slice(payload);
     // Zeros to the page end also wipe what an earlier pass left there.
     record.resize(record_len(payload.len()), 0);
-    Ok(record)
+    Ok(())
 }
 
 /// The whole records of `bytes` (a log file's contents) from its start, in file order, up to

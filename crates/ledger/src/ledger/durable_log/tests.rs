@@ -35,7 +35,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 
 use super::super::trees::{META_LOG_SEQ, PREFIX_META, Trees, Writes, open_db};
-use super::{encode_record, replay};
+use super::{encode_record, encode_record_into, records, replay};
 use crate::model::{AccountId, NewAccount, NewTransfer, Timestamp, TransferId};
 use crate::result::CreateTransferResult;
 use crate::{AuditOptions, Error, Ledger, Options, RecordWrite};
@@ -61,6 +61,23 @@ fn log(records: &[(u64, &[u8])]) -> Vec<u8> {
     }
     bytes.resize(bytes.len() + 64 * 1024, 0);
     bytes
+}
+
+#[test]
+fn a_record_encoded_over_a_longer_one_is_the_record_alone() {
+    // The log reuses one buffer for every append: what an earlier, longer record left in it
+    // must not reach the file (its padding would then not be zeros).
+    let long = payload(1, &[0xAB; 9000]);
+    let short = payload(2, b"v");
+    let mut buffer = Vec::new();
+    encode_record_into(&mut buffer, 1, &long).expect("encodes");
+    assert_eq!(buffer.len(), 3 * 4096);
+    encode_record_into(&mut buffer, 2, &short).expect("encodes");
+    assert_eq!(buffer, encode_record(2, &short).expect("encodes"));
+    assert_eq!(buffer.len(), 4096);
+    assert!(buffer[20 + short.len()..].iter().all(|b| *b == 0));
+    let read: Vec<_> = records(&buffer).collect();
+    assert_eq!(read, vec![(2, short.as_slice())]);
 }
 
 fn trees() -> (tempfile::TempDir, Trees) {
