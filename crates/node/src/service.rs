@@ -351,13 +351,16 @@ impl PaymentsService {
         // The connection's bank must be the instruction's debtor agent (the engine then holds
         // the signer to the same BIC, DS0B). An instruction that does not decode is the
         // engine's to refuse (FF01), as before: decoding tells the caller nothing about others.
-        if let Ok(instr) = kakehashi_protocol::instruction::decode(&signed)
-            && instr.debtor_agent_bic != bic
+        // The engine takes the instruction decoded here, paired with its envelope, so the
+        // payload is decoded once.
+        let decoded = kakehashi_protocol::instruction::decode_signed(signed);
+        if let Ok(decoded) = &decoded
+            && decoded.instruction().debtor_agent_bic != bic
         {
             return Err(Status::permission_denied(format!(
                 "this connection is bank {bic}'s; an instruction of debtor agent {} must be \
                  submitted by that bank",
-                instr.debtor_agent_bic
+                decoded.instruction().debtor_agent_bic
             )));
         }
         let Some(admitted) = self.engine.admit() else {
@@ -369,7 +372,7 @@ impl PaymentsService {
         let engine = Arc::clone(&self.engine);
         let outcome = tokio::spawn(async move {
             tokio::select! {
-                outcome = engine.submit(signed) => Some(outcome),
+                outcome = engine.submit_decoded(decoded) => Some(outcome),
                 () = admitted.abandoned() => None,
             }
         })
