@@ -176,8 +176,9 @@ use Place::{Client, Receiver, Sender};
 ///   (`ParsedCerts::parse`, the nodes' and the client's trust use the cache); the quote's
 ///   payload is digested when it is held (`IssuedQuotes::hold`) and when it is checked and
 ///   taken (`held_quote` from `check_own_quote` and `take_quote`); the instruction's payload
-///   at each `instruction::decode` (the service's `submit_one`, `Engine::submit_inner`, the
-///   receiver's `prepare` and `settle_if_credited`); three transfer ids (`reserve`, `post`,
+///   at each `instruction::decode`, once per node (the service's `submit_one`, whose decoded
+///   instruction the engine takes through `Engine::submit_decoded`; the receiver's `prepare`,
+///   or `authenticate_batch` for a Prepares stream); three transfer ids (`reserve`, `post`,
 ///   the credit).
 pub const PAYMENT_PATH: &[PathOp] = &[
     op(Sign, Signed(Quote), Sender, 1, "Engine::quote"),
@@ -232,15 +233,15 @@ pub const PAYMENT_PATH: &[PathOp] = &[
         Hash,
         Payload(Instruction),
         Sender,
-        2,
-        "instruction::decode (submit_one, submit_inner)",
+        1,
+        "instruction::decode (submit_one)",
     ),
     op(
         Hash,
         Payload(Instruction),
         Receiver,
-        2,
-        "instruction::decode (prepare, settle_if_credited)",
+        1,
+        "instruction::decode (prepare or authenticate_batch)",
     ),
     op(Hash, TransferId, Sender, 2, "transfer_id (reserve, post)"),
     op(Hash, TransferId, Receiver, 1, "credit_transfer_id"),
@@ -507,11 +508,11 @@ mod tests {
         let verifications: u32 = flow.iter().map(|f| f.2.len() as u32).sum();
         assert_eq!(count(Sign, None, None), flow.len() as u32);
         assert_eq!(count(Verify, None, None), verifications);
-        // Besides the chains: the quote payload 3 times, the instruction payload 4 times
-        // (twice per node), and 3 transfer ids.
+        // Besides the chains: the quote payload 3 times, the instruction payload twice (once
+        // per node), and 3 transfer ids.
         let payloads =
             count(Hash, Some(Payload(Quote)), None) + count(Hash, Some(Payload(Instruction)), None);
-        assert_eq!(payloads, 3 + 4);
+        assert_eq!(payloads, 3 + 2);
         assert_eq!(count(Hash, Some(TransferId), None), 3);
         assert_eq!(count(Hash, None, None), verifications + payloads + 3);
     }
