@@ -264,7 +264,7 @@ impl PaymentsService {
         };
         // A bank presents the same chain on every request of its connection, and on every
         // connection: parsed once through the engine's cache (parsing was as much CPU per
-        // payment as an Ed25519 verification), the leaf shared rather than copied.
+        // payment as an Ed25519 verification), and shared rather than copied.
         let trust = self.engine.trust();
         let leaf = trust
             .parse_shared(leaf_der.as_ref())
@@ -274,7 +274,6 @@ impl PaymentsService {
             .map(|c| {
                 trust
                     .parse_shared(c.as_ref())
-                    .map(|cert| (*cert).clone())
                     .map_err(|e| Status::unauthenticated(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -282,7 +281,7 @@ impl PaymentsService {
         let relying = self.engine.jurisdiction();
         let recognized = |purpose: Purpose| {
             trust
-                .recognize(relying, purpose, &leaf, &intermediates, &[], time)
+                .recognize_shared(relying, purpose, &leaf, &intermediates, &[], time)
                 .recognized()
         };
         let ekus = leaf.extended_key_usage().unwrap_or(&[]);
@@ -352,13 +351,16 @@ impl PaymentsService {
         // The connection's bank must be the instruction's debtor agent (the engine then holds
         // the signer to the same BIC, DS0B). An instruction that does not decode is the
         // engine's to refuse (FF01), as before: decoding tells the caller nothing about others.
-        if let Ok(instr) = kakehashi_protocol::instruction::decode(&signed)
-            && instr.debtor_agent_bic != bic
+        // The engine takes the instruction decoded here, paired with its envelope, so the
+        // payload is decoded once.
+        let decoded = kakehashi_protocol::instruction::decode_signed(signed);
+        if let Ok(decoded) = &decoded
+            && decoded.instruction().debtor_agent_bic != bic
         {
             return Err(Status::permission_denied(format!(
                 "this connection is bank {bic}'s; an instruction of debtor agent {} must be \
                  submitted by that bank",
-                instr.debtor_agent_bic
+                decoded.instruction().debtor_agent_bic
             )));
         }
         let Some(admitted) = self.engine.admit() else {
@@ -370,7 +372,7 @@ impl PaymentsService {
         let engine = Arc::clone(&self.engine);
         let outcome = tokio::spawn(async move {
             tokio::select! {
-                outcome = engine.submit(signed) => Some(outcome),
+                outcome = engine.submit_decoded(decoded) => Some(outcome),
                 () = admitted.abandoned() => None,
             }
         })
@@ -849,9 +851,10 @@ fn recognized_peer(
     let leaf = parse(leaf.as_ref())?;
     let intermediates = intermediates
         .iter()
-        .map(|c| parse(c.as_ref()).map(|cert| (*cert).clone()))
+        .map(|c| parse(c.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
-    let verdict = trust.recognize(relying, Purpose::NodeTls, &leaf, &intermediates, &[], time);
+    let verdict =
+        trust.recognize_shared(relying, Purpose::NodeTls, &leaf, &intermediates, &[], time);
     match verdict.anchor_jurisdiction() {
         Some(jurisdiction) if verdict.recognized() => Ok(jurisdiction.to_owned()),
         _ => Err(Status::permission_denied(

@@ -504,6 +504,8 @@ impl RecognitionCache {
 
     /// [`Mra::recognize`], answering repeats from the cache. `mra` must be the agreement the
     /// cache was built for; `extra_crls` whose dates cannot be read are not cached around.
+    // The arguments are `Mra::recognize`'s and the agreement's: grouping them in a struct
+    // would only move the list.
     #[allow(clippy::too_many_arguments)]
     pub fn recognize(
         &self,
@@ -515,23 +517,96 @@ impl RecognitionCache {
         extra_crls: &[Vec<u8>],
         time: UnixTime,
     ) -> Arc<RecognitionVerdict> {
+        let digests = intermediates.iter().map(Cert::sha256);
+        let key = self.recognition_key(relying, purpose, leaf, digests, extra_crls);
+        if let Some(verdict) = self.cache.get(&key, time) {
+            return verdict;
+        }
+        self.recognize_missed(
+            key,
+            mra,
+            relying,
+            purpose,
+            leaf,
+            intermediates,
+            extra_crls,
+            time,
+        )
+    }
+
+    /// [`Self::recognize`] of intermediates shared with a cache of parsed certificates: the
+    /// same key and the same verdict, and a repeat copies no certificate (a miss copies the
+    /// intermediates once, for [`Mra::recognize`]).
+    // As `recognize`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn recognize_shared(
+        &self,
+        mra: &Mra,
+        relying: &str,
+        purpose: Purpose,
+        leaf: &Cert,
+        intermediates: &[Arc<Cert>],
+        extra_crls: &[Vec<u8>],
+        time: UnixTime,
+    ) -> Arc<RecognitionVerdict> {
+        let digests = intermediates.iter().map(|cert| cert.sha256());
+        let key = self.recognition_key(relying, purpose, leaf, digests, extra_crls);
+        if let Some(verdict) = self.cache.get(&key, time) {
+            return verdict;
+        }
+        let intermediates: Vec<Cert> = intermediates.iter().map(|cert| Cert::clone(cert)).collect();
+        self.recognize_missed(
+            key,
+            mra,
+            relying,
+            purpose,
+            leaf,
+            &intermediates,
+            extra_crls,
+            time,
+        )
+    }
+
+    /// The key of a recognition: the agreement's inputs, the relying jurisdiction, the purpose,
+    /// the chain (the leaf's and each intermediate's digest, in order) and the extra CRLs.
+    fn recognition_key(
+        &self,
+        relying: &str,
+        purpose: Purpose,
+        leaf: &Cert,
+        intermediates: impl ExactSizeIterator<Item = [u8; 32]>,
+        extra_crls: &[Vec<u8>],
+    ) -> CacheKey {
         let mut key = CacheKey::builder(RECOGNITION_KEY_DOMAIN);
         key.bytes(&self.trust_digest)
             .bytes(relying.as_bytes())
             .bytes(purpose.as_str().as_bytes())
             .bytes(&leaf.sha256())
             .count(intermediates.len());
-        for cert in intermediates {
-            key.bytes(&cert.sha256());
+        for digest in intermediates {
+            key.bytes(&digest);
         }
         key.count(extra_crls.len());
         for crl in extra_crls {
             key.bytes(crl);
         }
-        let key = key.finish();
-        if let Some(verdict) = self.cache.get(&key, time) {
-            return verdict;
-        }
+        key.finish()
+    }
+
+    /// A recognition the cache did not hold under `key`: computed, and kept for its window.
+    // As `recognize`, with the key.
+    #[allow(clippy::too_many_arguments)]
+    fn recognize_missed(
+        &self,
+        key: CacheKey,
+        mra: &Mra,
+        relying: &str,
+        purpose: Purpose,
+        leaf: &Cert,
+        intermediates: &[Cert],
+        extra_crls: &[Vec<u8>],
+        time: UnixTime,
+    ) -> Arc<RecognitionVerdict> {
         let verdict = mra.recognize(relying, purpose, leaf, intermediates, extra_crls, time);
         let mut boundaries = self.trust_boundaries.clone();
         for cert in std::iter::once(leaf).chain(intermediates) {

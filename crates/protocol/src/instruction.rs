@@ -164,6 +164,52 @@ pub fn decode(signed: &pb::Signed) -> Result<Instruction, Rejection> {
     })
 }
 
+/// A signed instruction envelope with the [`Instruction`] decoded from its payload, for a
+/// caller that looks inside the instruction before handing the envelope on (the node's
+/// participant API checks the debtor agent before the engine takes the payment), so the
+/// envelope is decoded once.
+///
+/// Only [`decode_signed`] makes one, from the envelope it then holds, and neither half can be
+/// replaced: whoever is handed one knows the instruction is exactly what the envelope's
+/// payload says (the signature is not checked here; that is [`crate::signed::verify`]'s job,
+/// over the same envelope).
+///
+/// ```compile_fail,E0451
+/// use kakehashi_protocol::instruction::SignedInstruction;
+/// let forged = SignedInstruction { signed: todo!(), instruction: todo!() };
+/// ```
+#[derive(Clone, Debug)]
+pub struct SignedInstruction {
+    signed: pb::Signed,
+    instruction: Instruction,
+}
+
+impl SignedInstruction {
+    /// The envelope as received: the exact signed bytes, the signature and the chain.
+    pub fn signed(&self) -> &pb::Signed {
+        &self.signed
+    }
+
+    /// The instruction decoded from the envelope's payload.
+    pub fn instruction(&self) -> &Instruction {
+        &self.instruction
+    }
+
+    /// The envelope and its instruction, taken apart.
+    pub fn into_parts(self) -> (pb::Signed, Instruction) {
+        (self.signed, self.instruction)
+    }
+}
+
+/// [`decode`] of `signed`, kept together with the envelope it was decoded from.
+pub fn decode_signed(signed: pb::Signed) -> Result<SignedInstruction, Rejection> {
+    let instruction = decode(&signed)?;
+    Ok(SignedInstruction {
+        signed,
+        instruction,
+    })
+}
+
 /// A unique end-to-end transaction reference: a UUID (RFC 9562, formerly RFC 4122) with the
 /// RFC 4122 variant, as SWIFT gpi uses it. Ordered by its bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -565,6 +611,29 @@ mod tests {
         assert_eq!(i.quote, pb::Signed::default());
         let digest: [u8; 32] = Sha256::digest(&s.payload).into();
         assert_eq!(i.payload_sha256, digest);
+    }
+
+    #[test]
+    fn decode_signed_holds_the_envelope_with_what_decode_makes_of_it() {
+        let s = signed(&valid());
+        let held = decode_signed(s.clone()).expect("valid");
+        assert_eq!(
+            held.signed(),
+            &s,
+            "the envelope as given, signature and chain too"
+        );
+        let alone = decode(&s).expect("valid");
+        assert_eq!(held.instruction().payload_sha256, alone.payload_sha256);
+        assert_eq!(held.instruction().uetr, alone.uetr);
+        let (envelope, instruction) = held.into_parts();
+        assert_eq!(envelope, s);
+        assert_eq!(instruction.end_to_end_id, alone.end_to_end_id);
+        // What decode refuses, decode_signed refuses with the same answer.
+        let mut raw = valid();
+        raw.uetr = "not a uuid".to_owned();
+        let bad = signed(&raw);
+        let refused = decode_signed(bad.clone()).expect_err("a bad UETR");
+        assert_eq!(refused, decode(&bad).expect_err("a bad UETR"));
     }
 
     #[test]

@@ -74,7 +74,9 @@ pub struct Signer {
     jurisdiction: String,
     leaf_sha256: [u8; 32],
     public_key: VerifyingKey,
-    verdict: RecognitionVerdict,
+    /// Shared with the recognition cache that answered it: a verdict holds the path and every
+    /// check made, dozens of allocations a copy would repeat for each signature.
+    verdict: Arc<RecognitionVerdict>,
 }
 
 impl Signer {
@@ -201,14 +203,6 @@ impl<'a> Trust<'a> {
         }
     }
 
-    /// Parses one certificate of a signer chain (through the cache, if any).
-    fn parse(&self, der: &[u8]) -> Result<Cert, kakehashi_pki::error::Error> {
-        match self.certs {
-            Some(certs) => certs.parse(der),
-            None => Cert::from_der(der),
-        }
-    }
-
     /// Parses one certificate (a signer's, or a TLS client's) through the cache, if any,
     /// shared rather than copied out of it (see [`ParsedCerts::parse_shared`]).
     pub fn parse_shared(&self, der: &[u8]) -> Result<Arc<Cert>, kakehashi_pki::error::Error> {
@@ -224,7 +218,8 @@ impl<'a> Trust<'a> {
     }
 
     /// [`Mra::recognize`] under this agreement, answered from the cache when there is one
-    /// (the same verdict, bounded by the same time window, as the uncached call).
+    /// (the same verdict, bounded by the same time window, as the uncached call). The verdict
+    /// is shared with the cache, not copied out of it.
     pub fn recognize(
         &self,
         relying: &str,
@@ -233,9 +228,9 @@ impl<'a> Trust<'a> {
         intermediates: &[Cert],
         extra_crls: &[Vec<u8>],
         time: UnixTime,
-    ) -> RecognitionVerdict {
+    ) -> Arc<RecognitionVerdict> {
         match self.cache {
-            Some(cache) => (*cache.recognize(
+            Some(cache) => cache.recognize(
                 self.mra,
                 relying,
                 purpose,
@@ -243,11 +238,76 @@ impl<'a> Trust<'a> {
                 intermediates,
                 extra_crls,
                 time,
-            ))
-            .clone(),
-            None => self
-                .mra
-                .recognize(relying, purpose, leaf, intermediates, extra_crls, time),
+            ),
+            None => Arc::new(self.mra.recognize(
+                relying,
+                purpose,
+                leaf,
+                intermediates,
+                extra_crls,
+                time,
+            )),
+        }
+    }
+
+    /// [`Self::recognize`] of a chain parsed through [`Self::parse_shared`]: the same verdict,
+    /// without copying the certificates out of the cache of parsed certificates when the
+    /// recognition cache answers.
+    pub fn recognize_shared(
+        &self,
+        relying: &str,
+        purpose: Purpose,
+        leaf: &Cert,
+        intermediates: &[Arc<Cert>],
+        extra_crls: &[Vec<u8>],
+        time: UnixTime,
+    ) -> Arc<RecognitionVerdict> {
+        self.recognize_chain(
+            relying,
+            purpose,
+            leaf,
+            intermediates.to_vec(),
+            extra_crls,
+            time,
+        )
+    }
+
+    /// [`Self::recognize_shared`], taking the intermediates: without a recognition cache, those
+    /// no other holder shares (parsed without a cache of parsed certificates) are moved into
+    /// the call rather than copied.
+    fn recognize_chain(
+        &self,
+        relying: &str,
+        purpose: Purpose,
+        leaf: &Cert,
+        intermediates: Vec<Arc<Cert>>,
+        extra_crls: &[Vec<u8>],
+        time: UnixTime,
+    ) -> Arc<RecognitionVerdict> {
+        match self.cache {
+            Some(cache) => cache.recognize_shared(
+                self.mra,
+                relying,
+                purpose,
+                leaf,
+                &intermediates,
+                extra_crls,
+                time,
+            ),
+            None => {
+                let intermediates: Vec<Cert> = intermediates
+                    .into_iter()
+                    .map(Arc::unwrap_or_clone)
+                    .collect();
+                Arc::new(self.mra.recognize(
+                    relying,
+                    purpose,
+                    leaf,
+                    &intermediates,
+                    extra_crls,
+                    time,
+                ))
+            }
         }
     }
 }
@@ -363,10 +423,11 @@ pub fn verify_batch<'a>(
         .collect()
 }
 
-/// An envelope through steps 1 to 3: its chain parsed, its key and signature read.
+/// An envelope through steps 1 to 3: its chain parsed (shared with the trust's cache of parsed
+/// certificates, if any), its key and signature read.
 struct Opened {
-    leaf: Cert,
-    intermediates: Vec<Cert>,
+    leaf: Arc<Cert>,
+    intermediates: Vec<Arc<Cert>>,
     key: VerifyingKey,
     signature: Signature,
 }
@@ -376,7 +437,7 @@ fn open(signed: &pb::Signed, kind: &str, trust: Trust<'_>) -> Result<Opened, Rej
     check_sizes(signed, kind)?;
     let mut certs = Vec::with_capacity(signed.signer_chain.len());
     for (index, der) in signed.signer_chain.iter().enumerate() {
-        let cert = trust.parse(der).map_err(|e| {
+        let cert = trust.parse_shared(der).map_err(|e| {
             Rejection::format(format!(
                 "{kind}: signer_chain[{index}] is not a DER X.509 certificate: {e}"
             ))
@@ -388,7 +449,7 @@ fn open(signed: &pb::Signed, kind: &str, trust: Trust<'_>) -> Result<Opened, Rej
         // check_sizes refused an empty chain; failing closed keeps this branch harmless.
         return Err(Rejection::format(format!("{kind}: signer_chain is empty")));
     };
-    let intermediates: Vec<Cert> = certs.collect();
+    let intermediates: Vec<Arc<Cert>> = certs.collect();
 
     let algorithm = leaf.spki().algorithm();
     if *algorithm != KeyAlgorithm::Ed25519 {
@@ -460,15 +521,9 @@ impl Opened {
         time: UnixTime,
         extra_crls: &[Vec<u8>],
     ) -> Result<Signer, Rejection> {
-        let leaf = &self.leaf;
-        let verdict = trust.recognize(
-            relying,
-            purpose,
-            leaf,
-            &self.intermediates,
-            extra_crls,
-            time,
-        );
+        let leaf = &*self.leaf;
+        let verdict =
+            trust.recognize_chain(relying, purpose, leaf, self.intermediates, extra_crls, time);
         let jurisdiction = match (verdict.recognized(), verdict.anchor_jurisdiction()) {
             (true, Some(jurisdiction)) => jurisdiction.to_owned(),
             _ => {
@@ -960,6 +1015,76 @@ mod tests {
             signed.signer_chain.len(),
             "bad bytes are not kept"
         );
+    }
+
+    /// Issue 14, item 4: through both caches the signer's certificates and its verdict are
+    /// shared, not copied, and every answer is the uncached one: the same verdict, the same
+    /// refusals (a forged payload, a relying party that does not recognize the chain, a time
+    /// past the chain's validity), alone and in a batch.
+    #[test]
+    fn shared_certificates_and_verdicts_decide_as_uncached() {
+        let mra = mra();
+        let recognition = RecognitionCache::new(&mra).expect("cache");
+        let certs = ParsedCerts::new();
+        let cached = Trust::cached(&mra, &recognition).with_parsed_certs(&certs);
+        let uncached = Trust::from(&mra);
+        let late = UnixTime::parse_rfc3339("2040-01-01T00:00:00Z").expect("time");
+        let signed = bank_signed("KKHAJPJ0", "JP", b"pay");
+        let mut forged = signed.clone();
+        forged.payload = b"pay twice".to_vec();
+        let check = |trust: Trust<'_>, signed: &pb::Signed, relying: &str, time: UnixTime| {
+            verify(
+                signed,
+                SIGNING_DOMAIN_INSTRUCTION,
+                trust,
+                relying,
+                Purpose::PaymentSigning,
+                time,
+                &[],
+            )
+        };
+        let first = check(cached, &signed, "SG", at_2027()).expect("recognized");
+        let again = check(cached, &signed, "SG", at_2027()).expect("recognized");
+        assert!(
+            std::ptr::eq(first.verdict(), again.verdict()),
+            "the cache's verdict, shared"
+        );
+        let plain = check(uncached, &signed, "SG", at_2027()).expect("recognized");
+        assert_eq!(first.verdict(), plain.verdict());
+        assert_eq!(first.subject_cn(), plain.subject_cn());
+        assert_eq!(first.leaf_sha256(), plain.leaf_sha256());
+        let batch = [&signed, &forged, &signed];
+        let together = verify_batch(
+            &batch,
+            SIGNING_DOMAIN_INSTRUCTION,
+            cached,
+            "SG",
+            Purpose::PaymentSigning,
+            at_2027(),
+            &[],
+        );
+        for (envelope, result) in batch.iter().zip(together) {
+            match (check(uncached, envelope, "SG", at_2027()), result) {
+                (Ok(alone), Ok(batched)) => {
+                    assert_eq!(alone.verdict(), batched.verdict());
+                    assert!(std::ptr::eq(first.verdict(), batched.verdict()));
+                }
+                (Err(alone), Err(batched)) => assert_eq!(alone, batched),
+                (alone, batched) => panic!("alone {alone:?}, batched {batched:?}"),
+            }
+        }
+        // Last: the late verdict takes the chain's entry in the recognition cache.
+        for (envelope, relying, time) in [
+            (&forged, "SG", at_2027()),
+            (&signed, "XX", at_2027()),
+            (&signed, "SG", late),
+        ] {
+            let with = check(cached, envelope, relying, time).expect_err("refused");
+            let without = check(uncached, envelope, relying, time).expect_err("refused");
+            assert_eq!(with, without);
+        }
+        check(cached, &signed, "SG", at_2027()).expect("recognized again at its time");
+        assert_eq!(certs.len(), signed.signer_chain.len(), "parsed once");
     }
 
     #[test]

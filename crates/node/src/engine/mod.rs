@@ -454,6 +454,69 @@ mod tests {
         );
     }
 
+    /// Issue 14, item 4: a submission the participant API decoded already is taken with its
+    /// decoding, and the envelope it came from is still authenticated: an altered signature is
+    /// refused (DS0B) with nothing recorded, a refused decoding is answered as `submit`
+    /// answers, and a genuine one settles.
+    #[tokio::test]
+    async fn a_decoded_submission_is_still_authenticated_and_settles() {
+        use kakehashi_proto::pb::TransactionStatus;
+        use kakehashi_protocol::instruction::decode_signed;
+        use kakehashi_protocol::reason::ReasonCode;
+
+        use super::Submitted;
+
+        let pair = crate::testing::pair().await;
+        let jp = pair.jp.engine();
+        let report = |submitted: Submitted| match submitted {
+            Submitted::Report(report) => *report,
+            Submitted::Invalid(rejection) => panic!("invalid: {rejection}"),
+        };
+
+        let uetr = crate::testing::new_uetr();
+        let mut forged = crate::testing::jp_to_sg(jp, uetr);
+        if let Some(byte) = forged.signature.first_mut() {
+            *byte ^= 1;
+        }
+        let refused = report(
+            jp.submit_decoded(decode_signed(forged))
+                .await
+                .expect("no fault"),
+        );
+        assert_eq!(refused.transaction_status(), TransactionStatus::Rjct);
+        assert_eq!(refused.status_reason_code, ReasonCode::Ds0b.as_str());
+        assert!(
+            jp.store().outbound(&uetr).unwrap().is_none(),
+            "nothing recorded"
+        );
+
+        let mut garbled = crate::testing::jp_to_sg(jp, crate::testing::new_uetr());
+        garbled.payload = vec![0xff; 4];
+        let by_submit = jp.submit(garbled.clone()).await.expect("no fault");
+        let by_decoded = jp
+            .submit_decoded(decode_signed(garbled))
+            .await
+            .expect("no fault");
+        match (by_submit, by_decoded) {
+            (Submitted::Invalid(a), Submitted::Invalid(b)) => {
+                assert_eq!(a, b);
+                assert_eq!(a.code, ReasonCode::Ff01);
+            }
+            other => panic!("both must be invalid: {other:?}"),
+        }
+
+        let settled = report(
+            jp.submit_decoded(decode_signed(crate::testing::jp_to_sg(jp, uetr)))
+                .await
+                .expect("no fault"),
+        );
+        assert_eq!(
+            settled.transaction_status(),
+            TransactionStatus::Acsc,
+            "{settled:?}"
+        );
+    }
+
     #[test]
     fn transfer_ids_differ_by_step_and_uetr() {
         let a = transfer_id(b"reserve", &[1; 16]);

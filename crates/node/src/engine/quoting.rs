@@ -365,11 +365,9 @@ impl Engine {
             .iter()
             .map(|der| trust.parse_shared(der));
         let leaf = certs.next()?.ok()?;
-        let intermediates = certs
-            .map(|cert| cert.ok().map(|cert| (*cert).clone()))
-            .collect::<Option<Vec<_>>>()?;
+        let intermediates = certs.map(Result::ok).collect::<Option<Vec<_>>>()?;
         trust
-            .recognize(
+            .recognize_shared(
                 self.jurisdiction(),
                 Purpose::ReceiptSigning,
                 &leaf,

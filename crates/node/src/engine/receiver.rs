@@ -193,9 +193,10 @@ impl Engine {
                 }
                 InboundState::Accepting => {
                     // A crash between the record and the decision: the ledger knows whether
-                    // the credit happened; if not, the instruction is decided again below.
+                    // the credit happened; if not, the instruction is decided again below. The
+                    // record holds these very bytes (`same`), so `instr` is its instruction.
                     if let Some(record) = self
-                        .settle_if_credited(&instr.uetr, existing.clone())
+                        .settle_if_credited(&instr.uetr, existing.clone(), Some(instr))
                         .await?
                     {
                         return Ok(Ok(self.decision_from(&instr.uetr, &record)));
@@ -246,7 +247,7 @@ impl Engine {
                 Ok(ok) => ok,
                 Err(rejection) => {
                     let record =
-                        self.inbound_record(instr, signed, peer, InboundState::Rejected, 0, 0);
+                        self.inbound_record(instr, envelope, peer, InboundState::Rejected, 0, 0);
                     return self
                         .reject_inbound(&instr.uetr, record, rejection)
                         .await
@@ -256,7 +257,7 @@ impl Engine {
         let credit_id = credit_transfer_id(peer, &instr.uetr.0);
         let mut record = self.inbound_record(
             instr,
-            signed,
+            envelope,
             peer,
             InboundState::Accepting,
             credited_minor,
@@ -346,7 +347,11 @@ impl Engine {
                 .map(Ok);
         }
         drop(open);
-        match self.settle_if_credited(&instr.uetr, record).await? {
+        // The record was made here from `signed`, whose instruction `instr` is.
+        match self
+            .settle_if_credited(&instr.uetr, record, Some(instr))
+            .await?
+        {
             Some(record) => Ok(Ok(self.decision_from(&instr.uetr, &record))),
             None => Err(EngineError::Unexpected {
                 what: "reading back the credit",
@@ -494,10 +499,12 @@ impl Engine {
         Ok((terms.target.1, link.liquidity_account))
     }
 
+    /// The record of `instr`, whose whole envelope encodes to `envelope` (see
+    /// `prepare_locked`).
     fn inbound_record(
         &self,
         instr: &Instruction,
-        signed: &pb::Signed,
+        envelope: Vec<u8>,
         peer: &str,
         state: InboundState,
         credited_minor: u128,
@@ -513,7 +520,7 @@ impl Engine {
             creditor_account: instr.creditor_account,
             credited_minor,
             credit_transfer_id,
-            signed_instruction: signed.encode_to_vec(),
+            signed_instruction: envelope,
             updated_at: self.clock().unix_secs(),
         }
     }
@@ -537,30 +544,31 @@ impl Engine {
 
     /// If the credit of `record` is in the ledger, signs the receipt (from the ledger's
     /// timestamp, so a rebuilt receipt is byte-identical) and records the payment as settled.
+    /// `decoded` is the instruction of the record's `signed_instruction` when the caller has
+    /// it (decoded from the same bytes); `None` decodes the stored bytes.
     async fn settle_if_credited(
         &self,
         uetr: &Uetr,
         mut record: InboundRecord,
+        decoded: Option<&Instruction>,
     ) -> Result<Option<InboundRecord>, EngineError> {
         let id = TransferId(record.credit_transfer_id);
         let found = self.books().lookup_transfers(vec![id]).await?;
         let Some(Some(transfer)) = found.into_iter().next() else {
             return Ok(None);
         };
-        let signed = pb::Signed::decode(record.signed_instruction.as_slice()).map_err(|_| {
-            EngineError::Unexpected {
-                what: "decoding a stored instruction",
-                result: "corrupt",
+        let stored;
+        let instr = match decoded {
+            Some(instr) => instr,
+            None => {
+                stored = stored_instruction(&record)?;
+                &stored
             }
-        })?;
-        let instr = instruction::decode(&signed).map_err(|_| EngineError::Unexpected {
-            what: "decoding a stored instruction",
-            result: "corrupt",
-        })?;
+        };
         record.updated_at = self.clock().unix_secs();
         let record = self.settler().settle(
             record,
-            &instr,
+            instr,
             transfer.amount,
             transfer.id.0,
             transfer.timestamp,
@@ -622,7 +630,7 @@ impl Engine {
         let existing = self.parts.store.inbound(peer, &uetr)?;
         let record = match existing {
             Some(record) if record.state == InboundState::Accepting => {
-                match self.settle_if_credited(&uetr, record.clone()).await? {
+                match self.settle_if_credited(&uetr, record.clone(), None).await? {
                     Some(settled) => Some(settled),
                     None => {
                         let mut fenced = record;
@@ -714,6 +722,17 @@ impl Engine {
             receiving_jurisdiction: self.jurisdiction().to_owned(),
         }
     }
+}
+
+/// The instruction an inbound record holds, decoded from its stored envelope.
+fn stored_instruction(record: &InboundRecord) -> Result<Instruction, EngineError> {
+    pb::Signed::decode(record.signed_instruction.as_slice())
+        .ok()
+        .and_then(|signed| instruction::decode(&signed).ok())
+        .ok_or(EngineError::Unexpected {
+            what: "decoding a stored instruction",
+            result: "corrupt",
+        })
 }
 
 /// Signs the receipt of a credit and makes its record `Settled`: in the ledger's writer, for a

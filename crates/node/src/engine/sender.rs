@@ -9,7 +9,7 @@ use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb::{
     self, Decision, PaymentStatusReport, RelayDecision, RelayStatusRequest, TransactionStatus,
 };
-use kakehashi_protocol::instruction::{self, Instruction, Uetr};
+use kakehashi_protocol::instruction::{self, Instruction, SignedInstruction, Uetr};
 use kakehashi_protocol::money;
 use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::receipt;
@@ -27,7 +27,30 @@ impl Engine {
     /// Handles one participant submission end to end (see the module documentation).
     pub async fn submit(&self, signed: pb::Signed) -> Result<Submitted, EngineError> {
         let started = Instant::now();
-        let outcome = self.submit_inner(signed).await;
+        let decoded = instruction::decode_signed(signed);
+        self.submit_timed(started, decoded).await
+    }
+
+    /// [`Engine::submit`] of a submission its caller decoded already, given what
+    /// [`instruction::decode_signed`] answered: the same outcome, without decoding the envelope
+    /// again. The instruction cannot differ from the envelope's payload (only `decode_signed`
+    /// pairs them), and the envelope's signature is verified here as `submit` verifies it. An
+    /// `Err` is answered as `submit` answers an envelope that does not decode: `Invalid` with
+    /// that refusal, nothing written.
+    pub async fn submit_decoded(
+        &self,
+        decoded: Result<SignedInstruction, Rejection>,
+    ) -> Result<Submitted, EngineError> {
+        self.submit_timed(Instant::now(), decoded).await
+    }
+
+    /// A submission from its arrival at `started`, counted in the payment metrics.
+    async fn submit_timed(
+        &self,
+        started: Instant,
+        decoded: Result<SignedInstruction, Rejection>,
+    ) -> Result<Submitted, EngineError> {
+        let outcome = self.submit_inner(decoded).await;
         if let Ok(Submitted::Report(report)) = &outcome {
             let status = report.transaction_status();
             self.parts.metrics.record_payment(
@@ -48,21 +71,26 @@ impl Engine {
         outcome
     }
 
-    async fn submit_inner(&self, signed: pb::Signed) -> Result<Submitted, EngineError> {
-        let instr = match instruction::decode(&signed) {
-            Ok(instr) => instr,
+    async fn submit_inner(
+        &self,
+        decoded: Result<SignedInstruction, Rejection>,
+    ) -> Result<Submitted, EngineError> {
+        let (signed, instr) = match decoded {
+            Ok(decoded) => decoded.into_parts(),
             Err(rejection) => return Ok(Submitted::Invalid(rejection)),
         };
         // One span per payment on each node, keyed by UETR, so both nodes' logs of a payment
         // can be joined.
         let span = tracing::info_span!("payment", uetr = %instr.uetr, role = "sender",
             node = %self.parts.jurisdiction);
-        self.submit_decoded(signed, instr).instrument(span).await
+        self.submit_instruction(signed, instr)
+            .instrument(span)
+            .await
     }
 
     /// Steps 1 to 8 of the protocol for one decoded instruction: the checks, then, under the
     /// UETR's lock, the record, the reservation, Prepare and the receiver's decision.
-    async fn submit_decoded(
+    async fn submit_instruction(
         &self,
         signed: pb::Signed,
         instr: Instruction,

@@ -162,9 +162,10 @@ use Place::{Client, Receiver, Sender};
 /// one stream item; relay Prepare to the receiver; the receipt back), counted from the code:
 ///
 /// - Signatures: the quote (`Engine::quote` → `quote::QuoteIssuer` → `signed::sign`), the
-///   instruction (`bank::instruction`), the receipt (`Engine::settle_if_credited`). The sender
-///   node does not sign the Prepare: it relays the bank's signed instruction as is
-///   (`Engine::forward`), and the link is authenticated by mutual TLS, not by a signature.
+///   instruction (`bank::instruction`), the receipt (`Settler::settle`, in the credit's
+///   commit). The sender node does not sign the Prepare: it relays the bank's signed
+///   instruction as is (`Engine::forward`), and the link is authenticated by mutual TLS, not
+///   by a signature.
 /// - Verifications (each `signed::verify`, one `verify_strict`): the client's quote
 ///   (`Participant::quote` → `verify_quote_for`); at the sender the instruction
 ///   (`Engine::submit_decoded` → `instruction_signer`); at the receiver the instruction (one
@@ -176,24 +177,20 @@ use Place::{Client, Receiver, Sender};
 ///   instruction carries it byte for byte as held (`held_own_quote`), which every genuine
 ///   payment does.
 /// - SHA-256: every verification digests each certificate of the signer chain
-///   (`ParsedCerts::parse`, the nodes' and the client's trust use the cache), and so does the
-///   sender's recognition of its own quote's chain (`held_own_quote` → `Trust::parse_shared`);
+///   (`ParsedCerts::parse_shared`: the nodes' and the client's trust use the cache), and so
+///   does the sender's recognition of its own quote's chain (`held_own_quote` →
+///   `Trust::parse_shared`);
 ///   the quote's payload is digested when it is held (`IssuedQuotes::hold`), when the sender
 ///   compares it with the held one (`IssuedQuotes::own_terms`) and when it is checked and
 ///   taken (`held_quote` from `check_own_quote` and `take_quote`); the instruction's payload
-///   at each `instruction::decode` (the service's `submit_one`, `Engine::submit_inner`, the
-///   receiver's `prepare` and `settle_if_credited`); three transfer ids (`reserve`, `post`,
+///   at each `instruction::decode`, once per node (the service's `submit_one`, whose decoded
+///   instruction the engine takes through `Engine::submit_decoded`; the receiver's `prepare`,
+///   or `authenticate_batch` for a Prepares stream); three transfer ids (`reserve`, `post`,
 ///   the credit).
 pub const PAYMENT_PATH: &[PathOp] = &[
     op(Sign, Signed(Quote), Sender, 1, "Engine::quote"),
     op(Sign, Signed(Instruction), Client, 1, "bank::instruction"),
-    op(
-        Sign,
-        Signed(Receipt),
-        Receiver,
-        1,
-        "Engine::settle_if_credited",
-    ),
+    op(Sign, Signed(Receipt), Receiver, 1, "Settler::settle"),
     op(Verify, Signed(Quote), Client, 1, "Participant::quote"),
     op(
         Verify,
@@ -218,7 +215,7 @@ pub const PAYMENT_PATH: &[PathOp] = &[
         1,
         "Participant::verify_receipt",
     ),
-    op(Hash, Chain(Quote), Client, 1, "ParsedCerts::parse"),
+    op(Hash, Chain(Quote), Client, 1, "ParsedCerts::parse_shared"),
     op(
         Hash,
         Chain(Quote),
@@ -226,11 +223,23 @@ pub const PAYMENT_PATH: &[PathOp] = &[
         1,
         "Trust::parse_shared (held_own_quote)",
     ),
-    op(Hash, Chain(Quote), Receiver, 1, "ParsedCerts::parse"),
-    op(Hash, Chain(Instruction), Sender, 1, "ParsedCerts::parse"),
-    op(Hash, Chain(Instruction), Receiver, 1, "ParsedCerts::parse"),
-    op(Hash, Chain(Receipt), Sender, 1, "ParsedCerts::parse"),
-    op(Hash, Chain(Receipt), Client, 1, "ParsedCerts::parse"),
+    op(Hash, Chain(Quote), Receiver, 1, "ParsedCerts::parse_shared"),
+    op(
+        Hash,
+        Chain(Instruction),
+        Sender,
+        1,
+        "ParsedCerts::parse_shared",
+    ),
+    op(
+        Hash,
+        Chain(Instruction),
+        Receiver,
+        1,
+        "ParsedCerts::parse_shared",
+    ),
+    op(Hash, Chain(Receipt), Sender, 1, "ParsedCerts::parse_shared"),
+    op(Hash, Chain(Receipt), Client, 1, "ParsedCerts::parse_shared"),
     op(
         Hash,
         Payload(Quote),
@@ -242,15 +251,15 @@ pub const PAYMENT_PATH: &[PathOp] = &[
         Hash,
         Payload(Instruction),
         Sender,
-        2,
-        "instruction::decode (submit_one, submit_inner)",
+        1,
+        "instruction::decode (submit_one)",
     ),
     op(
         Hash,
         Payload(Instruction),
         Receiver,
-        2,
-        "instruction::decode (prepare, settle_if_credited)",
+        1,
+        "instruction::decode (prepare or authenticate_batch)",
     ),
     op(Hash, TransferId, Sender, 2, "transfer_id (reserve, post)"),
     op(Hash, TransferId, Receiver, 1, "credit_transfer_id"),
@@ -520,11 +529,11 @@ mod tests {
         let verifications: u32 = flow.iter().map(|f| f.2.len() as u32).sum();
         assert_eq!(count(Sign, None, None), flow.len() as u32);
         assert_eq!(count(Verify, None, None), verifications);
-        // Besides the chains: the quote payload 4 times, the instruction payload 4 times
-        // (twice per node), and 3 transfer ids.
+        // Besides the chains: the quote payload 4 times, the instruction payload twice (once
+        // per node), and 3 transfer ids.
         let payloads =
             count(Hash, Some(Payload(Quote)), None) + count(Hash, Some(Payload(Instruction)), None);
-        assert_eq!(payloads, 4 + 4);
+        assert_eq!(payloads, 4 + 2);
         assert_eq!(count(Hash, Some(TransferId), None), 3);
         assert_eq!(count(Hash, None, None), verifications + 1 + payloads + 3);
     }

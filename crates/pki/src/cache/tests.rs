@@ -336,6 +336,48 @@ fn recognition_cache_answers_repeats_with_the_first_verdict_and_keys_on_every_in
 }
 
 #[test]
+fn shared_intermediates_are_the_same_question_with_the_same_answer() {
+    let mra = committed_mra();
+    let chain = committed_chain("sg/banks/KKHASGS0.pem");
+    let (leaf, rest) = chain.split_first().unwrap();
+    let shared: Vec<Arc<Cert>> = rest.iter().cloned().map(Arc::new).collect();
+    // A miss through the shared form decides what the agreement decides, and the owned
+    // form's repeat is answered from that entry: one key for both forms.
+    let cache = RecognitionCache::new(&mra).unwrap();
+    let first =
+        cache.recognize_shared(&mra, "JP", Purpose::PaymentSigning, leaf, &shared, &[], NOW);
+    assert!(first.recognized);
+    assert_eq!(
+        *first,
+        mra.recognize("JP", Purpose::PaymentSigning, leaf, rest, &[], NOW)
+    );
+    let owned = cache.recognize(&mra, "JP", Purpose::PaymentSigning, leaf, rest, &[], NOW);
+    assert!(Arc::ptr_eq(&first, &owned));
+    let again =
+        cache.recognize_shared(&mra, "JP", Purpose::PaymentSigning, leaf, &shared, &[], NOW);
+    assert!(Arc::ptr_eq(&first, &again));
+    // The chain is part of the question: without its intermediate, another answer.
+    let bare = cache.recognize_shared(&mra, "JP", Purpose::PaymentSigning, leaf, &[], &[], NOW);
+    assert!(!Arc::ptr_eq(&first, &bare));
+    assert_eq!(
+        *bare,
+        mra.recognize("JP", Purpose::PaymentSigning, leaf, &[], &[], NOW)
+    );
+    // And expiry still ends the reuse.
+    let later = UnixTime(2_100_000_000);
+    let expired = cache.recognize_shared(
+        &mra,
+        "JP",
+        Purpose::PaymentSigning,
+        leaf,
+        &shared,
+        &[],
+        later,
+    );
+    assert!(!expired.recognized);
+}
+
+#[test]
 fn recognition_cache_window_stops_at_the_clause_dates() {
     let mra = committed_mra();
     let cache = RecognitionCache::new(&mra).unwrap();
