@@ -81,14 +81,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use futures_channel::oneshot;
 
-use self::awaited::{ReplyTo, Room};
+use self::awaited::ReplyTo;
 use self::committer::Committer;
 use self::durable_log::DurableLog;
 use self::reclaimer::Reclaimer;
@@ -285,8 +284,6 @@ impl Request {
 /// moment. Lookups take the visibility lock and read memory or sled; they never queue.
 pub struct Ledger {
     sender: Option<SyncSender<Request>>,
-    /// Awaited callers waiting for room in the full request queue (see [`awaited`]).
-    room: Arc<Room>,
     /// Tests only: makes the committer fail its next group (fail-stop), as a failed write or
     /// sync would.
     #[cfg(test)]
@@ -372,7 +369,6 @@ impl Ledger {
         committer.catch_up()?;
         #[cfg(test)]
         let fail_commit = Arc::clone(&committer.fail_commit);
-        let room = Arc::new(Room::default());
         let clock = trees.clock()?;
         // Every id stored so far is in sled now, and the writer adds each later one itself.
         let filter_build = start_filter_build(&trees)?;
@@ -397,26 +393,17 @@ impl Ledger {
                 .id_table_list()?
                 .last()
                 .map_or(1, |(table, _)| table.saturating_add(1)),
-            room: Arc::clone(&room),
         };
         let visibility = Arc::clone(&committer.visibility);
         let stopped = Arc::new(Mutex::new(None));
         let (sender, receiver) = sync_channel(options.queue_len);
         let writer_stopped = Arc::clone(&stopped);
-        let writer_room = Arc::clone(&room);
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || {
-                sequencer.run(&receiver, committer, &writer_stopped);
-                // Requests still queued are dropped with the queue (their callers hear that
-                // the ledger stopped); an awaited caller waiting for room is woken to hear it.
-                drop(receiver);
-                writer_room.made();
-            })
+            .spawn(move || sequencer.run(&receiver, committer, &writer_stopped))
             .map_err(Error::io("starting the ledger writer thread"))?;
         Ok(Self {
             sender: Some(sender),
-            room,
             #[cfg(test)]
             fail_commit,
             writer: Some(handle),
@@ -454,9 +441,9 @@ impl Ledger {
     /// [`Ledger::create_accounts`], awaited: the future is ready once the batch is durable,
     /// and no thread waits meanwhile. The batch is copied by this call (the future borrows
     /// only the ledger) and queued when the future is first polled: the queue bounds it as
-    /// it bounds a blocking call, without blocking the executor. Once queued, dropping the
-    /// future withdraws nothing: the writer applies the batch and drops its answer (see
-    /// [`awaited`]).
+    /// it bounds a blocking call, without blocking the executor (a full queue is waited for on
+    /// a thread of its own). Once queued, or handed to that thread, dropping the future
+    /// withdraws nothing: the writer applies the batch and drops its answer (see [`awaited`]).
     pub fn create_accounts_async<'a>(
         &'a self,
         accounts: &[NewAccount],
@@ -732,39 +719,29 @@ impl Ledger {
         answer.recv().map_err(|_| self.stopped())?
     }
 
-    /// Queues `operation` and awaits its answer. While the queue is full, the future waits
-    /// for room without blocking (see [`awaited`]); dropped meanwhile, it has queued nothing.
+    /// Queues `operation` and awaits its answer. While the queue is full, a thread of its
+    /// own waits for room and queues it (see [`awaited`]): the caller's thread never blocks.
     async fn submit_async(&self, operation: Operation, now: Timestamp) -> Result<Reply, Error> {
         let sender = self.sender.as_ref().ok_or_else(|| self.stopped())?;
         let (reply, answer) = oneshot::channel();
-        let mut request = Some(Request {
+        let request = Request {
             operation,
             now,
             reply: ReplyTo::Awaited(reply),
-        });
-        let queued = std::future::poll_fn(|cx| {
-            let Some(waiting) = request.take() else {
-                // Not polled again after `Ready`.
-                return Poll::Ready(Ok(()));
-            };
-            let waiting = match sender.try_send(waiting) {
-                Err(TrySendError::Full(waiting)) => {
-                    // Register, then try again: room the sequencer made in between would
-                    // otherwise wake nobody.
-                    self.room.wait(cx.waker());
-                    match sender.try_send(waiting) {
-                        Err(TrySendError::Full(waiting)) => {
-                            request = Some(waiting);
-                            return Poll::Pending;
-                        }
-                        tried => tried,
-                    }
-                }
-                tried => tried,
-            };
-            Poll::Ready(waiting.map_err(|_| ()))
-        });
-        queued.await.map_err(|()| self.stopped())?;
+        };
+        match sender.try_send(request) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return Err(self.stopped()),
+            Err(TrySendError::Full(request)) => {
+                let sender = sender.clone();
+                std::thread::Builder::new()
+                    .name("ledger-queue-wait".into())
+                    // Refused (the writer ended): the request is dropped with its reply, and
+                    // the caller hears that the ledger stopped.
+                    .spawn(move || drop(sender.send(request)))
+                    .map_err(Error::io("starting a thread to wait for room in the queue"))?;
+            }
+        }
         // The writer dropped the request unanswered: it ended before taking it.
         answer.await.map_err(|_| self.stopped())?
     }

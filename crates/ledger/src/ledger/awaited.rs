@@ -16,15 +16,20 @@
 //! its caller were still there, and its answer is dropped.
 //!
 //! The request queue is bounded (back-pressure). A blocking caller blocks in `send` while it is
-//! full; an awaited caller must not block its executor's thread, so it registers its waker in
-//! [`Room`] and returns `Pending`, and the sequencer wakes every registered caller each time it
-//! takes a request from the queue (and the writer once more when it ends, so that a caller
-//! waiting for room then hears that the ledger stopped).
+//! full; an awaited caller must not block its executor's thread, so when it finds the queue
+//! full it hands its request to a thread of its own (`ledger-queue-wait`) that blocks in
+//! `send` instead, and awaits its answer as usual. That costs a thread per caller waiting for
+//! room, as the blocking calls did, but only while the queue is full (1,024 batches waiting,
+//! by default: overload). Why a thread rather than a list of wakers the sequencer wakes as it
+//! takes requests: the channel's own blocking `send` already gets the wake-up right under
+//! every interleaving, while a waker list beside the channel would need its own proof against
+//! lost wake-ups, for a path taken only under overload. If the writer has ended, the thread's
+//! `send` fails and drops the request with its reply: the caller hears that the ledger
+//! stopped. The thread holds a sender of the queue, so closing the ledger waits for it, and it
+//! ends as soon as the writer, which drains the queue until every sender is gone, takes its
+//! request.
 
-use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Mutex, PoisonError};
-use std::task::Waker;
 
 use futures_channel::oneshot;
 
@@ -50,48 +55,6 @@ impl ReplyTo {
                 let _ = sender.send(answer);
             }
         }
-    }
-}
-
-/// Awaited callers waiting for room in the full request queue.
-#[derive(Default)]
-pub(super) struct Room {
-    /// Set while `wakers` holds any: the sequencer's check per request taken is this one load.
-    waiting: AtomicBool,
-    wakers: Mutex<Vec<Waker>>,
-}
-
-impl Room {
-    /// Registers `waker` to be woken when the sequencer next takes a request (the caller tries
-    /// the queue again after registering, so room made in between is not missed).
-    pub(super) fn wait(&self, waker: &Waker) {
-        let mut wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
-        // A task polled again before it was woken registers once.
-        if !wakers.iter().any(|w| w.will_wake(waker)) {
-            wakers.push(waker.clone());
-        }
-        self.waiting.store(true, Ordering::SeqCst);
-        // Pairs with the fence in `made`: either the caller's next try sees the room the
-        // sequencer made, or the sequencer sees this flag (the queue's own atomics promise
-        // neither order).
-        fence(Ordering::SeqCst);
-    }
-
-    /// Wakes every registered caller: the sequencer took a request, so there is room (or the
-    /// writer ended, and their next try hears it). A caller woken for nothing, because
-    /// another took the room first, registers again; while the queue is full the sequencer
-    /// keeps taking requests and waking, so no caller waits on a wake that never comes.
-    pub(super) fn made(&self) {
-        fence(Ordering::SeqCst);
-        if !self.waiting.load(Ordering::SeqCst) {
-            return;
-        }
-        let wakers = {
-            let mut wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
-            self.waiting.store(false, Ordering::SeqCst);
-            std::mem::take(&mut *wakers)
-        };
-        wakers.into_iter().for_each(Waker::wake);
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use super::awaited::Room;
 use super::committer::Committer;
 use super::idtables;
 use super::invariants::check_group_balanced;
@@ -127,9 +126,6 @@ pub(super) struct Sequencer {
     /// The number the next id table gets: above every table stored (see
     /// [`super::idtables`]).
     pub(super) next_id_table: u64,
-    /// Awaited callers waiting for room in the request queue, woken whenever a request is
-    /// taken from it.
-    pub(super) room: Arc<Room>,
 }
 
 /// Answers every request of `group` with `error` (the first) or "stopped" (the rest).
@@ -187,7 +183,7 @@ impl Sequencer {
             Err(error) => {
                 let reason = format!("starting the ledger commit thread: {error}");
                 record_stop(stopped, &reason);
-                refuse_queued(receiver, &self.room, &reason);
+                refuse_queued(receiver, &reason);
                 return;
             }
         };
@@ -216,7 +212,7 @@ impl Sequencer {
                 // durability is unknown.
                 let reason = stop_reason(stopped);
                 refuse(group, None, &reason);
-                refuse_queued(receiver, &self.room, &reason);
+                refuse_queued(receiver, &reason);
                 return;
             }
             let mut group = group;
@@ -245,7 +241,7 @@ impl Sequencer {
                     let reason = error.to_string();
                     record_stop(stopped, &reason);
                     refuse(group, Some(error), &reason);
-                    refuse_queued(receiver, &self.room, &reason);
+                    refuse_queued(receiver, &reason);
                     return;
                 }
             }
@@ -267,15 +263,10 @@ impl Sequencer {
             let unsigned = self.head_seq > self.signed_seq.load(Ordering::Acquire)
                 && self.head_seq > self.sign_asked_seq;
             if !unsigned {
-                let request = receiver.recv().ok();
-                self.room.made();
-                return request;
+                return receiver.recv().ok();
             }
             match receiver.recv_timeout(self.signed_head_interval) {
-                Ok(request) => {
-                    self.room.made();
-                    return Some(request);
-                }
+                Ok(request) => return Some(request),
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Err(RecvTimeoutError::Timeout) => {
                     self.sign_asked_seq = self.head_seq;
@@ -343,7 +334,6 @@ impl Sequencer {
                 },
             };
             let Some(request) = next else { break };
-            self.room.made();
             events = events.saturating_add(request.events());
             group.push(request);
         }
@@ -651,13 +641,11 @@ impl GroupJournal {
     }
 }
 
-/// Refuses every request waiting in the queue, with `reason` (waking the awaited callers
-/// waiting for room, who then queue and are refused too, or hear that the writer ended).
-fn refuse_queued(receiver: &Receiver<Request>, room: &Room, reason: &str) {
-    receiver.try_iter().for_each(|request| {
-        room.made();
-        refuse(vec![request], None, reason);
-    });
+/// Refuses every request waiting in the queue, with `reason`.
+fn refuse_queued(receiver: &Receiver<Request>, reason: &str) {
+    receiver
+        .try_iter()
+        .for_each(|request| refuse(vec![request], None, reason));
 }
 
 fn stop_reason(stopped: &Mutex<Option<String>>) -> String {

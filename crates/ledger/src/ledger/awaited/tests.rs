@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::{Pin, pin};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -53,21 +53,50 @@ fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut Context::from_waker(&waker))
 }
 
-/// Runs every future of `futures` to its end on this thread, as one task would, and returns
-/// their outputs in order.
+/// Marks one task of [`drive`] woken and wakes the thread.
+struct Woken {
+    woken: AtomicBool,
+    thread: std::thread::Thread,
+}
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// Runs every future of `futures` to its end on this thread, each as a task of its own: a
+/// future is polled again only once its own waker was woken (so a caller waiting for room is
+/// polled only when the ledger wakes it). Returns their outputs in order.
 fn drive<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
-    let waker = waker();
-    let mut cx = Context::from_waker(&waker);
+    let tasks: Vec<Arc<Woken>> = futures
+        .iter()
+        .map(|_| {
+            Arc::new(Woken {
+                woken: AtomicBool::new(true),
+                thread: std::thread::current(),
+            })
+        })
+        .collect();
     let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
     while outputs.iter().any(Option::is_none) {
-        for (future, output) in futures.iter_mut().zip(&mut outputs) {
-            if output.is_none()
-                && let Poll::Ready(value) = future.as_mut().poll(&mut cx)
-            {
-                *output = Some(value);
+        for ((future, output), task) in futures.iter_mut().zip(&mut outputs).zip(&tasks) {
+            if output.is_none() && task.woken.swap(false, Ordering::SeqCst) {
+                let waker = Waker::from(Arc::clone(task));
+                if let Poll::Ready(value) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+                    *output = Some(value);
+                }
             }
         }
-        if outputs.iter().any(Option::is_none) {
+        // Park only while a future is pending and none was woken meanwhile (a wake after this
+        // check unparks the thread, so the park returns at once).
+        let mut pending = outputs
+            .iter()
+            .zip(&tasks)
+            .filter(|(output, _)| output.is_none())
+            .peekable();
+        if pending.peek().is_some() && pending.all(|(_, task)| !task.woken.load(Ordering::SeqCst)) {
             std::thread::park();
         }
     }
