@@ -73,13 +73,11 @@ pub(crate) struct BenchArgs {
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    // The bench's own runtime: its threads carry a name the CPU split recognizes, and the
-    // park hook (run on workers only) tells the workers from the blocking pool, where the
-    // nodes' ledger calls run (`load::cpu`).
+    // The bench's own runtime: its threads carry a name that tells them from the nodes'
+    // storage threads, which the CPU split counts apart (`load::cpu`).
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name(cpu::RUNTIME_THREAD_NAME)
-        .on_thread_park(cpu::note_worker)
         .build()
         .context("cannot start the async runtime")?
         .block_on(bench(args))

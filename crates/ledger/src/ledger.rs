@@ -64,6 +64,7 @@
 //! thread), [`reclaimer`] (freeing the tree nodes sled replaced) and [`invariants`] (what is
 //! asserted before every write, and re-checked by the audit).
 
+mod awaited;
 mod committer;
 pub(crate) mod durable_log;
 pub(crate) mod idtables;
@@ -78,13 +79,15 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use futures_channel::oneshot;
 
+use self::awaited::ReplyTo;
 use self::committer::Committer;
 use self::durable_log::DurableLog;
 use self::reclaimer::Reclaimer;
@@ -219,10 +222,46 @@ enum Reply {
     Records,
 }
 
+impl Reply {
+    fn accounts(self) -> Result<Vec<CreateAccountResult>, Error> {
+        match self {
+            Self::Accounts(results) => Ok(results),
+            _ => Err(mismatched_reply()),
+        }
+    }
+
+    fn transfers(self) -> Result<Vec<CreateTransferResult>, Error> {
+        match self {
+            Self::Transfers(results) => Ok(results),
+            _ => Err(mismatched_reply()),
+        }
+    }
+
+    fn expired(self) -> Result<Expired, Error> {
+        match self {
+            Self::Expired(expired) => Ok(expired),
+            _ => Err(mismatched_reply()),
+        }
+    }
+
+    fn records(self) -> Result<(), Error> {
+        match self {
+            Self::Records => Ok(()),
+            _ => Err(mismatched_reply()),
+        }
+    }
+}
+
+fn mismatched_reply() -> Error {
+    Error::InvariantViolated {
+        detail: "the writer answered a different operation".into(),
+    }
+}
+
 struct Request {
     operation: Operation,
     now: Timestamp,
-    reply: SyncSender<Result<Reply, Error>>,
+    reply: ReplyTo,
 }
 
 impl Request {
@@ -237,9 +276,18 @@ impl Request {
 }
 
 /// A durable double-entry ledger. Cheap to share across threads (`&Ledger` is enough): every
-/// call queues to the single writer and blocks until its batch is durable.
+/// change queues to the single writer and is answered once its batch is durable. Each change
+/// comes in two forms: a blocking call (`create_transfers`), which parks the calling thread
+/// until then, for tools and tests; and an awaited one (`create_transfers_async`), whose
+/// future the writer completes then, for an async caller, which needs no thread of its own
+/// meanwhile (see [`awaited`]). Both queue the same request and get the same answer at the same
+/// moment. Lookups take the visibility lock and read memory or sled; they never queue.
 pub struct Ledger {
     sender: Option<SyncSender<Request>>,
+    /// Tests only: makes the committer fail its next group (fail-stop), as a failed write or
+    /// sync would.
+    #[cfg(test)]
+    fail_commit: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
     trees: Trees,
     /// Held for writing from the sled commit until the group is durable (a logged group's
@@ -315,8 +363,12 @@ impl Ledger {
             last_signed_seq: vouched.last_signed_seq(),
             last_signed_at: Instant::now(),
             signed_seq: Arc::clone(&signed_seq),
+            #[cfg(test)]
+            fail_commit: Arc::default(),
         };
         committer.catch_up()?;
+        #[cfg(test)]
+        let fail_commit = Arc::clone(&committer.fail_commit);
         let clock = trees.clock()?;
         // Every id stored so far is in sled now, and the writer adds each later one itself.
         let filter_build = start_filter_build(&trees)?;
@@ -352,6 +404,8 @@ impl Ledger {
             .map_err(Error::io("starting the ledger writer thread"))?;
         Ok(Self {
             sender: Some(sender),
+            #[cfg(test)]
+            fail_commit,
             writer: Some(handle),
             trees,
             visibility,
@@ -380,9 +434,28 @@ impl Ledger {
         if accounts.is_empty() {
             return Ok(Vec::new());
         }
-        match self.submit(Operation::Accounts(accounts.to_vec()), now)? {
-            Reply::Accounts(results) => Ok(results),
-            _ => Err(self.mismatched_reply()),
+        self.submit(Operation::Accounts(accounts.to_vec()), now)?
+            .accounts()
+    }
+
+    /// [`Ledger::create_accounts`], awaited: the future is ready once the batch is durable,
+    /// and no thread waits meanwhile. The batch is copied by this call (the future borrows
+    /// only the ledger) and queued when the future is first polled: the queue bounds it as
+    /// it bounds a blocking call, without blocking the executor (a full queue is waited for on
+    /// a thread of its own). Once queued, or handed to that thread, dropping the future
+    /// withdraws nothing: the writer applies the batch and drops its answer (see [`awaited`]).
+    pub fn create_accounts_async<'a>(
+        &'a self,
+        accounts: &[NewAccount],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<CreateAccountResult>, Error>> + Send + use<'a> {
+        let operation = check_batch_len(accounts.len())
+            .map(|()| (!accounts.is_empty()).then(|| Operation::Accounts(accounts.to_vec())));
+        async move {
+            let Some(operation) = operation? else {
+                return Ok(Vec::new());
+            };
+            self.submit_async(operation, now).await?.accounts()
         }
     }
 
@@ -402,9 +475,24 @@ impl Ledger {
         if transfers.is_empty() {
             return Ok(Vec::new());
         }
-        match self.submit(Operation::Transfers(transfers.to_vec(), None), now)? {
-            Reply::Transfers(results) => Ok(results),
-            _ => Err(self.mismatched_reply()),
+        self.submit(Operation::Transfers(transfers.to_vec(), None), now)?
+            .transfers()
+    }
+
+    /// [`Ledger::create_transfers`], awaited (as [`Ledger::create_accounts_async`] is).
+    pub fn create_transfers_async<'a>(
+        &'a self,
+        transfers: &[NewTransfer],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<CreateTransferResult>, Error>> + Send + use<'a> {
+        let operation = check_batch_len(transfers.len()).map(|()| {
+            (!transfers.is_empty()).then(|| Operation::Transfers(transfers.to_vec(), None))
+        });
+        async move {
+            let Some(operation) = operation? else {
+                return Ok(Vec::new());
+            };
+            self.submit_async(operation, now).await?.transfers()
         }
     }
 
@@ -430,10 +518,24 @@ impl Ledger {
     {
         check_batch_len(transfers.len())?;
         let operation = Operation::Transfers(transfers.to_vec(), Some(Box::new(records)));
-        match self.submit(operation, now)? {
-            Reply::Transfers(results) => Ok(results),
-            _ => Err(self.mismatched_reply()),
-        }
+        self.submit(operation, now)?.transfers()
+    }
+
+    /// [`Ledger::create_transfers_with`], awaited (as [`Ledger::create_accounts_async`] is).
+    /// `records` still runs in the writer, whether or not the future is still there.
+    pub fn create_transfers_with_async<'a, F>(
+        &'a self,
+        transfers: &[NewTransfer],
+        now: Timestamp,
+        records: F,
+    ) -> impl Future<Output = Result<Vec<CreateTransferResult>, Error>> + Send + use<'a, F>
+    where
+        F: FnOnce(&[TransferOutcome]) -> Result<Vec<RecordWrite>, String> + Send + 'static,
+    {
+        let operation = check_batch_len(transfers.len()).map(|()| {
+            Operation::Transfers(transfers.to_vec(), Some(Box::new(records) as RecordsFn))
+        });
+        async move { self.submit_async(operation?, now).await?.transfers() }
     }
 
     /// Writes records alone (see [`crate::records`]), durably, in the next group commit with
@@ -446,9 +548,23 @@ impl Ledger {
         if writes.is_empty() {
             return Ok(());
         }
-        match self.submit(Operation::Records(writes), Timestamp(0))? {
-            Reply::Records => Ok(()),
-            _ => Err(self.mismatched_reply()),
+        self.submit(Operation::Records(writes), Timestamp(0))?
+            .records()
+    }
+
+    /// [`Ledger::write_records`], awaited (as [`Ledger::create_accounts_async`] is).
+    pub fn write_records_async(
+        &self,
+        writes: Vec<RecordWrite>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        let operation = check_batch_len(writes.len())
+            .and_then(|()| records::check_writes(&writes))
+            .map(|()| (!writes.is_empty()).then(|| Operation::Records(writes)));
+        async move {
+            let Some(operation) = operation? else {
+                return Ok(());
+            };
+            self.submit_async(operation, Timestamp(0)).await?.records()
         }
     }
 
@@ -494,10 +610,12 @@ impl Ledger {
     /// Releases the reservations of pending transfers whose timeout passed by `now` (at most
     /// [`EXPIRE_BATCH_LEN_MAX`] per call), durably and journaled like any other change.
     pub fn expire_pending(&self, now: Timestamp) -> Result<Expired, Error> {
-        match self.submit(Operation::Expire, now)? {
-            Reply::Expired(expired) => Ok(expired),
-            _ => Err(self.mismatched_reply()),
-        }
+        self.submit(Operation::Expire, now)?.expired()
+    }
+
+    /// [`Ledger::expire_pending`], awaited (as [`Ledger::create_accounts_async`] is).
+    pub async fn expire_pending_async(&self, now: Timestamp) -> Result<Expired, Error> {
+        self.submit_async(Operation::Expire, now).await?.expired()
     }
 
     /// Looks up accounts by id (`None` where there is no such account).
@@ -573,31 +691,59 @@ impl Ledger {
         }
     }
 
-    fn submit(&self, operation: Operation, now: Timestamp) -> Result<Reply, Error> {
-        let stopped = || Error::Stopped {
+    /// Why a request cannot be queued or answered: the writer stopped (fail-stop) or the
+    /// ledger is closing.
+    fn stopped(&self) -> Error {
+        Error::Stopped {
             reason: self
                 .stopped
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone()
                 .unwrap_or_else(|| "the ledger is closing".into()),
-        };
-        let sender = self.sender.as_ref().ok_or_else(stopped)?;
+        }
+    }
+
+    /// Queues `operation` and blocks until its answer (a full queue blocks too).
+    fn submit(&self, operation: Operation, now: Timestamp) -> Result<Reply, Error> {
+        let sender = self.sender.as_ref().ok_or_else(|| self.stopped())?;
         let (reply, answer) = sync_channel(1);
         sender
             .send(Request {
                 operation,
                 now,
-                reply,
+                reply: ReplyTo::Blocking(reply),
             })
-            .map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
+            .map_err(|_| self.stopped())?;
+        // The writer dropped the request unanswered: it ended before taking it.
+        answer.recv().map_err(|_| self.stopped())?
     }
 
-    fn mismatched_reply(&self) -> Error {
-        Error::InvariantViolated {
-            detail: "the writer answered a different operation".into(),
+    /// Queues `operation` and awaits its answer. While the queue is full, a thread of its
+    /// own waits for room and queues it (see [`awaited`]): the caller's thread never blocks.
+    async fn submit_async(&self, operation: Operation, now: Timestamp) -> Result<Reply, Error> {
+        let sender = self.sender.as_ref().ok_or_else(|| self.stopped())?;
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            operation,
+            now,
+            reply: ReplyTo::Awaited(reply),
+        };
+        match sender.try_send(request) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return Err(self.stopped()),
+            Err(TrySendError::Full(request)) => {
+                let sender = sender.clone();
+                std::thread::Builder::new()
+                    .name("ledger-queue-wait".into())
+                    // Refused (the writer ended): the request is dropped with its reply, and
+                    // the caller hears that the ledger stopped.
+                    .spawn(move || drop(sender.send(request)))
+                    .map_err(Error::io("starting a thread to wait for room in the queue"))?;
+            }
         }
+        // The writer dropped the request unanswered: it ended before taking it.
+        answer.await.map_err(|_| self.stopped())?
     }
 }
 

@@ -505,15 +505,16 @@ impl Store {
     /// ledger's next group commit).
     pub async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let ledger = match &self.backend {
-            Backend::Ledger(ledger) => Arc::clone(ledger),
+            Backend::Ledger(ledger) => ledger,
             Backend::Offline(_) => return Err(StoreError::WriterStopped),
             Backend::Memory(payments) => return payments.put(writes).await,
         };
         let encoded = encode_writes(&writes)?;
-        // The ledger's call waits for its group commit's fdatasync: not on a runtime worker.
-        tokio::task::spawn_blocking(move || ledger.write_records(encoded))
+        // Awaited: the ledger's commit thread completes the call once the group is durable,
+        // and no thread waits meanwhile. Dropped, the call is applied all the same.
+        ledger
+            .write_records_async(encoded)
             .await
-            .map_err(|e| StoreError::Commit(e.to_string()))?
             .map_err(ledger_error("writing records"))
     }
 

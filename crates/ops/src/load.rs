@@ -501,7 +501,7 @@ pub struct LoadReport {
     /// Resident set size over the run: (time from the start, bytes), once a second and at the
     /// start and the end.
     pub rss: Vec<(Duration, u64)>,
-    /// CPU time of the storage threads and the blocking pool over the run, by thread name
+    /// CPU time of the storage threads over the run, by thread name
     /// ([`cpu`]).
     pub storage_cpu: BTreeMap<String, Duration>,
     /// CPU time of one empty gRPC call over mutual TLS, calibrated after the run; `None` when
@@ -740,7 +740,7 @@ pub async fn run(
     let cpu = ceiling::process_cpu_time().saturating_sub(cpu_before);
     let samples = sampler.stop();
     let (outcomes, wall, missed_slots) = sent?;
-    let (_, storage_cpu) = samples.threads.by_class(&cpu::worker_ids());
+    let (_, storage_cpu) = samples.threads.by_class();
     // The calibration runs after the run's clock stopped, with the nodes still up and idle.
     let per_call_cpu = calibrate_call(&target, &routes[0], options.concurrency)
         .await

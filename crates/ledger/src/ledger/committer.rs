@@ -76,6 +76,9 @@ pub(super) struct Committer {
     /// `last_signed_seq` for the sequencer, which asks for a signature when records stay
     /// unsigned while no request comes.
     pub(super) signed_seq: Arc<AtomicU64>,
+    /// Tests only: set, the next group's commit fails as a failed write or sync would.
+    #[cfg(test)]
+    pub(super) fail_commit: Arc<AtomicBool>,
 }
 
 impl Committer {
@@ -83,6 +86,12 @@ impl Committer {
         while let Ok(commit) = receiver.recv() {
             let merge_due = commit.write.as_ref().is_some_and(|write| write.id_table);
             let written = match commit.write {
+                #[cfg(test)]
+                _ if self.fail_commit.swap(false, Ordering::AcqRel) => {
+                    Err(Error::InvariantViolated {
+                        detail: "a commit failure injected by a test".into(),
+                    })
+                }
                 Some(write) => self.commit(write),
                 None if commit.sign_head => self.sign_head(),
                 None => Ok(()),
@@ -96,8 +105,9 @@ impl Committer {
             match written {
                 Ok(()) => {
                     for (request, reply) in commit.group.into_iter().zip(commit.replies) {
-                        // A caller that gave up waiting is not an error of the ledger.
-                        let _ = request.reply.send(reply);
+                        // A caller that gave up waiting is not an error of the ledger (see
+                        // `ReplyTo::answer`).
+                        request.reply.answer(reply);
                     }
                     // Between groups, after the callers are answered (see `super::idtables`).
                     if merge_due && let Err(error) = self.merge_id_tables() {

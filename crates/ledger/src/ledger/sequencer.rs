@@ -135,7 +135,7 @@ pub(super) fn refuse(group: Vec<Request>, error: Option<Error>, reason: &str) {
         let answer = error.take().unwrap_or_else(|| Error::Stopped {
             reason: reason.to_string(),
         });
-        let _ = request.reply.send(Err(answer));
+        request.reply.answer(Err(answer));
     }
 }
 

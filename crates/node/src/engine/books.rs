@@ -2,8 +2,10 @@
 //! (create accounts, create transfers, alone or with the payment records that go with them,
 //! look both up) and a clean close.
 //!
-//! Production passes [`SledBooks`]: the durable [`Ledger`], whose calls block until their
-//! group commit is on disk and so run on tokio's blocking pool. A deterministic simulator
+//! Production passes [`SledBooks`]: the durable [`Ledger`]. Its changes are answered once
+//! their group commit is on disk; the books await the ledger's awaited calls, whose answer the
+//! ledger's commit thread sends, so a change in flight holds no thread (its lookups run on
+//! tokio's blocking pool, see [`SledBooks::lookup`]). A deterministic simulator
 //! passes books of its own over [`kakehashi_ledger::MemoryLedger`] (the same state machine in
 //! memory), answering in the order and at the moments it chooses, and crashing by dropping
 //! what was not yet answered.
@@ -95,9 +97,14 @@ impl SledBooks {
         &self.ledger
     }
 
-    /// Runs `work` on the ledger in tokio's blocking pool: a ledger call waits for its group
-    /// commit's fdatasync, which must not hold a runtime worker.
-    fn blocking<T: Send + 'static>(
+    /// Runs the lookup `work` on the ledger in tokio's blocking pool. A lookup never queues to
+    /// the writer, but it takes the ledger's visibility lock, which the commit thread holds
+    /// from its sled write until the group is durable: for a large group, a checkpoint or the
+    /// durable log starting over, across a sled flush and its fdatasync (milliseconds). Run
+    /// inline, a lookup could hold a runtime worker that long. Lookups are off the payment
+    /// path's common case (failed credits, recovery, account queries), so the hand-off costs
+    /// little.
+    fn lookup<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Ledger) -> Result<T, kakehashi_ledger::Error> + Send + 'static,
     ) -> BooksCall<'_, T> {
@@ -117,7 +124,11 @@ impl Books for SledBooks {
         accounts: Vec<NewAccount>,
         now: Timestamp,
     ) -> BooksCall<'_, Vec<CreateAccountResult>> {
-        self.blocking(move |ledger| ledger.create_accounts(&accounts, now))
+        // Awaited, not on the blocking pool: the ledger's commit thread completes the future
+        // once the batch is durable. A dropped call is applied all the same (its answer is
+        // dropped), as a blocking call whose caller went away was.
+        let call = self.ledger.create_accounts_async(&accounts, now);
+        Box::pin(async move { Ok(call.await?) })
     }
 
     fn create_transfers(
@@ -125,7 +136,8 @@ impl Books for SledBooks {
         transfers: Vec<NewTransfer>,
         now: Timestamp,
     ) -> BooksCall<'_, Vec<CreateTransferResult>> {
-        self.blocking(move |ledger| ledger.create_transfers(&transfers, now))
+        let call = self.ledger.create_transfers_async(&transfers, now);
+        Box::pin(async move { Ok(call.await?) })
     }
 
     fn create_transfers_recorded(
@@ -134,19 +146,21 @@ impl Books for SledBooks {
         now: Timestamp,
         records: StoreWrites,
     ) -> BooksCall<'_, Vec<CreateTransferResult>> {
-        self.blocking(move |ledger| {
-            ledger.create_transfers_with(&transfers, now, move |outcomes| {
+        // `records` runs in the ledger's writer, as the ledger documents.
+        let call = self
+            .ledger
+            .create_transfers_with_async(&transfers, now, move |outcomes| {
                 store::encode_writes(&records(outcomes)).map_err(|e: StoreError| e.to_string())
-            })
-        })
+            });
+        Box::pin(async move { Ok(call.await?) })
     }
 
     fn lookup_accounts(&self, ids: Vec<AccountId>) -> BooksCall<'_, Vec<Option<Account>>> {
-        self.blocking(move |ledger| ledger.lookup_accounts(&ids))
+        self.lookup(move |ledger| ledger.lookup_accounts(&ids))
     }
 
     fn lookup_transfers(&self, ids: Vec<TransferId>) -> BooksCall<'_, Vec<Option<Transfer>>> {
-        self.blocking(move |ledger| ledger.lookup_transfers(&ids))
+        self.lookup(move |ledger| ledger.lookup_transfers(&ids))
     }
 
     fn close(self: Arc<Self>) -> BooksCall<'static, ()> {

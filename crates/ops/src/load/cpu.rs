@@ -9,10 +9,12 @@
 //!   from the kernel's per-thread accounting (`/proc/self/task/<tid>/schedstat`, nanoseconds;
 //!   `stat`'s utime + stime in clock ticks where schedstat is missing), found by name
 //!   ([`STORAGE_THREAD_PREFIXES`]: the ledger's writer, commit, id-filter and reclaim threads,
-//!   sled's I/O pool and log flusher; the payment records ride in the ledger's commit), plus the
-//!   async runtime's blocking-pool threads, where the nodes run their ledger calls (a ledger
-//!   call waits for its group commit there). The fdatasync itself is kernel time of those
-//!   threads, so it is included.
+//!   sled's I/O pool and log flusher; the payment records ride in the ledger's commit). The
+//!   fdatasync itself is kernel time of those threads, so it is included. The nodes await
+//!   their ledger changes (the ledger's commit thread completes them), so no runtime thread
+//!   waits for a commit; the async runtime's threads, workers and blocking pool alike, count
+//!   in the rest, with what little storage work they do themselves (copying a batch into the
+//!   ledger's queue, the engine's lookups, reading payment records).
 //! - **crypto** is an estimate: the signatures, verifications and digests one payment needs
 //!   ([`super::ceiling::PAYMENT_PATH`]) times each one's cost timed in the same process.
 //! - **TLS and HTTP/2** is an estimate: the CPU time of one empty gRPC call (a health check)
@@ -28,7 +30,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// Name prefixes of the threads that do nothing but storage (Linux keeps 15 bytes of a
@@ -36,66 +37,28 @@ use std::time::Duration;
 pub const STORAGE_THREAD_PREFIXES: &[&str] = &["ledger-", "sled-", "log flusher"];
 
 /// The name `kakehashi bench` gives its async runtime's threads (workers and blocking pool),
-/// so the accounting can tell them from every other thread; [`note_worker`] tells the workers
-/// from the blocking pool.
+/// so that a profile or `top -H` tells them from the nodes' storage threads. They count in the
+/// rest.
 pub const RUNTIME_THREAD_NAME: &str = "bench-runtime";
-
-/// The name the blocking pool's threads are reported under.
-pub const BLOCKING_POOL: &str = "blocking pool";
 
 /// The kernel's clock ticks per second for `/proc/<pid>/stat` (`USER_HZ`, 100 on every Linux
 /// architecture the workspace builds for).
 const USER_HZ: u64 = 100;
-
-fn workers() -> &'static Mutex<Vec<u32>> {
-    static WORKERS: OnceLock<Mutex<Vec<u32>>> = OnceLock::new();
-    WORKERS.get_or_init(Mutex::default)
-}
-
-thread_local! {
-    static NOTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Notes the calling thread as one of the async runtime's workers: the runtime calls it as its
-/// `on_thread_park` hook, which tokio runs on worker threads only (a blocking-pool thread never
-/// parks a scheduler). Cheap after the first call on a thread.
-pub fn note_worker() {
-    if NOTED.with(std::cell::Cell::get) {
-        return;
-    }
-    NOTED.with(|n| n.set(true));
-    if let Some(tid) = current_tid() {
-        workers()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(tid);
-    }
-}
-
-/// The calling thread's id, from `/proc/thread-self` (a link to `<pid>/task/<tid>`).
-fn current_tid() -> Option<u32> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
-}
 
 /// What a thread does, for the split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ThreadClass {
     /// A storage thread ([`STORAGE_THREAD_PREFIXES`]).
     Storage,
-    /// The async runtime's blocking pool: the nodes' ledger calls.
-    BlockingPool,
-    /// Anything else: the runtime's workers (the client, both nodes' gRPC and engines), the
-    /// main thread, the sampler.
+    /// Anything else: the runtime's threads (the client, both nodes' gRPC and engines, and the
+    /// blocking pool), the main thread, the sampler.
     Other,
 }
 
-/// The class of a thread named `name` with id `tid`, given the runtime's worker ids.
-pub fn classify(name: &str, tid: u32, workers: &[u32]) -> ThreadClass {
+/// The class of a thread named `name`.
+pub fn classify(name: &str) -> ThreadClass {
     if STORAGE_THREAD_PREFIXES.iter().any(|p| name.starts_with(p)) {
         ThreadClass::Storage
-    } else if name == RUNTIME_THREAD_NAME && !workers.contains(&tid) {
-        ThreadClass::BlockingPool
     } else {
         ThreadClass::Other
     }
@@ -187,35 +150,23 @@ impl ThreadLedger {
 
     /// CPU time per class over the run, and storage time per thread name (digits dropped, so
     /// `sled-io-1` and `sled-io-2` add up as `sled-io-`).
-    pub fn by_class(
-        &self,
-        workers: &[u32],
-    ) -> (BTreeMap<ThreadClass, Duration>, BTreeMap<String, Duration>) {
+    pub fn by_class(&self) -> (BTreeMap<ThreadClass, Duration>, BTreeMap<String, Duration>) {
         let mut classes = BTreeMap::new();
         let mut names = BTreeMap::new();
         for (tid, time) in &self.latest {
             let used = time
                 .cpu
                 .saturating_sub(self.baseline.get(tid).copied().unwrap_or_default());
-            let class = classify(&time.name, *tid, workers);
+            let class = classify(&time.name);
             *classes.entry(class).or_insert(Duration::ZERO) += used;
             let name = match class {
                 ThreadClass::Other => continue,
-                ThreadClass::BlockingPool => BLOCKING_POOL,
                 ThreadClass::Storage => time.name.trim_end_matches(|c: char| c.is_ascii_digit()),
             };
             *names.entry(name.to_owned()).or_insert(Duration::ZERO) += used;
         }
         (classes, names)
     }
-}
-
-/// The runtime's worker thread ids noted so far ([`note_worker`]).
-pub fn worker_ids() -> Vec<u32> {
-    workers()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
 }
 
 /// The gRPC calls one payment makes, by mode: (what, how many, where).
@@ -255,7 +206,7 @@ pub struct CpuSplit {
     pub total_us: f64,
     /// Estimated: counted crypto operations × their timed cost.
     pub crypto_us: f64,
-    /// Measured: CPU time of the storage threads and the blocking pool, per settled payment.
+    /// Measured: CPU time of the storage threads, per settled payment.
     pub storage_us: f64,
     /// Estimated: CPU per empty gRPC call (calibrated) × the calls a payment makes.
     pub tls_http2_us: f64,
@@ -265,7 +216,7 @@ pub struct CpuSplit {
     pub per_call_us: f64,
     /// gRPC calls per payment.
     pub calls_per_payment: u32,
-    /// Storage time per payment by thread name (blocking pool included).
+    /// Storage time per payment by thread name.
     pub storage_threads_us: BTreeMap<String, f64>,
 }
 
@@ -330,7 +281,7 @@ impl CpuSplit {
             (
                 "storage+fsync",
                 self.storage_us,
-                "measured: storage threads' and blocking pool's CPU clocks",
+                "measured: the ledger's and sled's threads' CPU clocks",
             ),
             (
                 "TLS+HTTP/2",
@@ -354,20 +305,15 @@ mod tests {
     }
 
     #[test]
-    fn threads_are_classified_by_name_and_the_worker_list() {
-        let workers = [10, 11];
-        assert_eq!(classify("ledger-commit", 1, &workers), ThreadClass::Storage);
-        assert_eq!(classify("sled-io-3", 1, &workers), ThreadClass::Storage);
-        assert_eq!(classify("log flusher", 1, &workers), ThreadClass::Storage);
-        assert_eq!(
-            classify(RUNTIME_THREAD_NAME, 12, &workers),
-            ThreadClass::BlockingPool
-        );
-        assert_eq!(
-            classify(RUNTIME_THREAD_NAME, 10, &workers),
-            ThreadClass::Other
-        );
-        assert_eq!(classify("kakehashi", 1, &workers), ThreadClass::Other);
+    fn threads_are_classified_by_name() {
+        assert_eq!(classify("ledger-commit"), ThreadClass::Storage);
+        assert_eq!(classify("ledger-writer"), ThreadClass::Storage);
+        assert_eq!(classify("sled-io-3"), ThreadClass::Storage);
+        assert_eq!(classify("log flusher"), ThreadClass::Storage);
+        // The runtime's threads, blocking pool included, are no storage threads: no ledger
+        // call waits there for its commit.
+        assert_eq!(classify(RUNTIME_THREAD_NAME), ThreadClass::Other);
+        assert_eq!(classify("kakehashi"), ThreadClass::Other);
     }
 
     #[test]
@@ -384,7 +330,7 @@ mod tests {
             (3, t("sled-io-0", 7)),
         ]));
         ledger.sample(BTreeMap::from([(2, t("main", 90)), (3, t("sled-io-0", 9))]));
-        let (classes, names) = ledger.by_class(&[]);
+        let (classes, names) = ledger.by_class();
         assert_eq!(classes[&ThreadClass::Storage], Duration::from_millis(39));
         assert_eq!(classes[&ThreadClass::Other], Duration::from_millis(40));
         assert_eq!(names["sled-io-"], Duration::from_millis(9));

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 
+use super::super::awaited::tests::block_on;
 use super::super::trees::{META_LOG_SEQ, PREFIX_META, Trees, Writes, open_db};
 use super::{encode_record, encode_record_into, records, replay};
 use crate::model::{AccountId, NewAccount, NewTransfer, Timestamp, TransferId};
@@ -227,26 +228,36 @@ fn child_role() -> bool {
                     // Every batch keeps a record with it (see `crate::records`): its key
                     // names the batch's first id, its value the last.
                     let last = id + len - 1;
-                    let results = ledger
-                        .create_transfers_with(&batch, NOW, move |outcomes| {
-                            assert!(outcomes.iter().all(|o| o.timestamp.is_some()));
-                            Ok(vec![RecordWrite::Put {
-                                key: batch_record_key(id),
-                                value: last.to_be_bytes().to_vec(),
-                            }])
-                        })
-                        .expect("answered");
+                    let records = move |outcomes: &[crate::TransferOutcome]| {
+                        assert!(outcomes.iter().all(|o| o.timestamp.is_some()));
+                        Ok(vec![RecordWrite::Put {
+                            key: batch_record_key(id),
+                            value: last.to_be_bytes().to_vec(),
+                        }])
+                    };
+                    // Thread 0 blocks on its calls, thread 1 awaits them: both are answered
+                    // only once durable.
+                    let results = if thread == 0 {
+                        ledger.create_transfers_with(&batch, NOW, records)
+                    } else {
+                        block_on(ledger.create_transfers_with_async(&batch, NOW, records))
+                    }
+                    .expect("answered");
                     assert!(results.iter().all(|r| *r == CreateTransferResult::Ok));
                     say(format!("ack {} {}", id, id + len - 1));
                     if round % 4 == 0 {
                         // A record alone, in whatever group is next.
                         say(format!("submit-record {id} {id}"));
-                        ledger
-                            .write_records(vec![RecordWrite::Put {
-                                key: solo_record_key(id),
-                                value: vec![1],
-                            }])
-                            .expect("answered");
+                        let writes = vec![RecordWrite::Put {
+                            key: solo_record_key(id),
+                            value: vec![1],
+                        }];
+                        if thread == 0 {
+                            ledger.write_records(writes)
+                        } else {
+                            block_on(ledger.write_records_async(writes))
+                        }
+                        .expect("answered");
                         say(format!("ack-record {id} {id}"));
                     }
                     id += len;
