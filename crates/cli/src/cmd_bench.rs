@@ -411,6 +411,16 @@ fn human_honesty(out: &mut String, report: &LoadReport) {
             let _ = writeln!(out, "rss            not known (no /proc/self/status)");
         }
     }
+    if let Some(growth) = load::sampler::late_growth(&report.rss) {
+        let _ = writeln!(
+            out,
+            "rss late       {:.1} MiB at {:.0} s, then {:+.2} MiB/s (least squares over the \
+             second half)",
+            mib(growth.half.1),
+            growth.half.0.as_secs_f64(),
+            growth.bytes_per_sec / (1024.0 * 1024.0)
+        );
+    }
 }
 
 /// Resident bytes at the start, at the end and at most.
@@ -494,7 +504,7 @@ fn json(
     };
     let (debited, credited) = moved_text(report);
     let (rss_start, rss_end, rss_max) = rss(report);
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "payments": report.outcomes.len(),
         "duration_secs": options.duration.map(|d| d.as_secs_f64()),
         "rate": options.rate,
@@ -556,5 +566,11 @@ fn json(
                 })
                 .collect::<Vec<_>>()
         }),
-    })
+    });
+    // Added apart: one more field in the literal above passes `json!`'s recursion limit.
+    let late = load::sampler::late_growth(&report.rss);
+    json["rss_half_secs"] = serde_json::json!(late.map(|g| g.half.0.as_secs_f64()));
+    json["rss_half_bytes"] = serde_json::json!(late.map(|g| g.half.1));
+    json["rss_late_growth_bytes_per_sec"] = serde_json::json!(late.map(|g| g.bytes_per_sec));
+    json
 }

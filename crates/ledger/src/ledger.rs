@@ -146,9 +146,36 @@ pub const SIGNED_HEAD_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 /// a group commit that takes hundreds.
 pub const SIGNED_HEAD_RECORDS_DEFAULT: u64 = 4096;
 
-/// Default sled page-cache budget: 256 MiB keeps the working set of 100,000 accounts and the
-/// recent transfers in memory while bounding RSS (sled's own default is 1 GiB).
-pub const CACHE_CAPACITY_DEFAULT: u64 = 256 * 1024 * 1024;
+/// Default sled page-cache budget: 32 MiB (sled's own default is 1 GiB).
+///
+/// The cache is the one part of a node's memory that follows the database rather than a named
+/// bound, so it sets the node's steady RSS. sled keeps every page it wrote in the cache until
+/// the budget evicts it, and a node writes far more than it reads back: the journal and its
+/// payment records (several KiB each: the signed instruction and receipt) are read mostly while
+/// their payment is under way, seconds after the write. Accounts live in memory (recovery), and
+/// the id filter spares the lookups of new ids. So the budget needs to hold only the tree's
+/// inner nodes and the last seconds of writes: a payment's records and journal come to about
+/// 6 KiB a ledger (heaptrack), so at a thousand payments a second 32 MiB holds some five
+/// seconds of writes, longer than a payment is normally under way (SubmitPayment p99 under
+/// half a second in the same bench); older pages are read back from the file when asked for
+/// (a status query, the recovery of a payment in doubt), which costs time, never correctness.
+/// sled counts a page by its size on disk (rounded up to a power of two), not by what it
+/// occupies in memory, and frees replaced pages late (see `reclaimer`), so the memory it uses
+/// is a multiple of the budget. Measured on `kakehashi bench --stream --concurrency 64
+/// --rate 300` for 120 s (two nodes, so two ledgers, in one process): with 256 MiB RSS grew
+/// from 132 MiB to 648 MiB and still grew by 3 MiB a second over the second half, sled holding
+/// every payment record written (174 of 316 MiB of heap at its peak in a 60 s run, by
+/// heaptrack); with 64 MiB it reached 369 MiB, growing by 0.5 MiB a second; with 32 MiB it
+/// reached 311 MiB, and 364 MiB after 300 s, growing by 0.17 MiB a second over the second
+/// half of that longer run (the bench's own record of each payment and sled's bookkeeping of
+/// its growing file). Best throughput (`--stream --concurrency 256`, 30 s, on a shared and
+/// loaded machine): 1,070 payments/s at 256 MiB, 1,003 at 64 MiB, 976 at 32 MiB.
+pub const CACHE_CAPACITY_DEFAULT: u64 = 32 * 1024 * 1024;
+
+/// Least [`Options::cache_capacity_bytes`]: sled 0.34 panics on a budget under 256 bytes (one
+/// byte for each of its 256 cache shards), and a budget much under a mebibyte would page every
+/// access in from the file. An open below it is refused with [`Error::InvalidOption`].
+pub const CACHE_CAPACITY_MIN: u64 = 1024 * 1024;
 
 /// Most pending transfers one `expire_pending` call releases (one journal record); callers
 /// repeat while [`Expired::more`] is set.
@@ -162,7 +189,8 @@ pub struct Options {
     pub checkpoint_interval: u64,
     /// Bound of the writer's request queue (at least 1).
     pub queue_len: usize,
-    /// sled page-cache budget in bytes.
+    /// sled page-cache budget in bytes (at least [`CACHE_CAPACITY_MIN`]); sled's memory is a
+    /// multiple of it (see [`CACHE_CAPACITY_DEFAULT`]).
     pub cache_capacity_bytes: u64,
     /// Fewest events (accounts, transfers, expiries) journaled between checkpoints and
     /// between account snapshots, on top of `checkpoint_interval`, unless
@@ -770,6 +798,12 @@ fn check_options(options: &Options) -> Result<(), Error> {
         return Err(Error::InvalidOption {
             name: "queue_len",
             detail: "must be at least 1".into(),
+        });
+    }
+    if options.cache_capacity_bytes < CACHE_CAPACITY_MIN {
+        return Err(Error::InvalidOption {
+            name: "cache_capacity_bytes",
+            detail: format!("must be at least {CACHE_CAPACITY_MIN} bytes"),
         });
     }
     Ok(())

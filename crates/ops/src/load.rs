@@ -1102,6 +1102,42 @@ async fn run_unary(
     Ok((outcomes, started.elapsed(), dispatcher.missed()))
 }
 
+/// Which stream carries a payment: a bank's payments go round its own `streams` streams in
+/// turn, so every stream carries payments. (Stream i mod `streams` for payment i left some of
+/// a bank's streams without any when the number of routes and of streams share a factor, two
+/// banks and four streams for one, and the node ends a stream idle for
+/// `[limits] stream_idle_timeout_secs`, which failed any run longer than that.)
+#[derive(Debug)]
+struct StreamPicker {
+    /// The bank (index) of each route.
+    bank_of: Vec<usize>,
+    /// Payments sent so far, by bank.
+    sent: Vec<usize>,
+    streams: usize,
+}
+
+impl StreamPicker {
+    fn new(bank_of: Vec<usize>, streams: usize) -> Self {
+        let banks = bank_of.iter().max().map_or(0, |b| b + 1);
+        Self {
+            bank_of,
+            sent: vec![0; banks],
+            streams: streams.max(1),
+        }
+    }
+
+    /// The slot (bank × streams + stream) of the next payment on `route`.
+    fn slot(&mut self, route: usize) -> usize {
+        let bank = self.bank_of.get(route).copied().unwrap_or(0);
+        let sent = self.sent.get_mut(bank).map_or(0, |sent| {
+            let before = *sent;
+            *sent = before.wrapping_add(1);
+            before
+        });
+        bank * self.streams + sent % self.streams
+    }
+}
+
 /// In flight on one stream: its clocks, when the instruction was sent, which route, and the
 /// window slot it holds.
 type InFlight = HashMap<Uetr, (Clocks, Instant, usize, OwnedSemaphorePermit)>;
@@ -1121,7 +1157,7 @@ async fn run_stream(
     let mut readers = Vec::new();
     let started = Instant::now();
     // Each bank of the routes gets its own `streams` streams: a node takes an instruction only
-    // from its debtor agent's connection. Payment i goes to stream i mod streams of its bank.
+    // from its debtor agent's connection ([`StreamPicker`] spreads each bank's payments).
     let mut bank_of = Vec::with_capacity(routes.len());
     let mut bank_tls: Vec<&TlsIdentity> = Vec::new();
     let mut bank_bics: Vec<&str> = Vec::new();
@@ -1175,6 +1211,7 @@ async fn run_stream(
             Ok::<_, LoadError>(out)
         }));
     }
+    let mut picker = StreamPicker::new(bank_of, streams);
     let mut dispatcher = options.dispatcher(started);
     let mut producers = JoinSet::new();
     let mut outcomes = Vec::new();
@@ -1194,7 +1231,7 @@ async fn run_stream(
             started,
         };
         let route = i % routes.len();
-        let slot = bank_of[route] * streams + i % streams;
+        let slot = picker.slot(route);
         i += 1;
         let (tx, in_flight) = senders[slot].clone();
         let mut quoter = quoters[slot].clone();
@@ -1416,6 +1453,24 @@ pub fn banks_dir(certs: &Path, jurisdiction: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_stream_of_every_bank_carries_payments() {
+        // Two routes of two banks, four streams each: payment i on stream i mod 4 left
+        // streams 1 and 3 of the first bank and 0 and 2 of the second without any.
+        let mut picker = StreamPicker::new(vec![0, 1], 4);
+        let slots: Vec<usize> = (0..16).map(|i| picker.slot(i % 2)).collect();
+        let mut used = slots.clone();
+        used.sort_unstable();
+        used.dedup();
+        assert_eq!(used, (0..8).collect::<Vec<_>>(), "{slots:?}");
+        // Each bank's payments stay on that bank's streams, in turn.
+        assert_eq!(slots[..8], [0, 4, 1, 5, 2, 6, 3, 7]);
+        // Three routes of one bank over two streams: alternate.
+        let mut one_bank = StreamPicker::new(vec![0, 0, 0], 2);
+        let slots: Vec<usize> = (0..6).map(|i| one_bank.slot(i % 3)).collect();
+        assert_eq!(slots, [0, 1, 0, 1, 0, 1]);
+    }
 
     fn ms(v: &[u64]) -> Vec<Duration> {
         v.iter().map(|&m| Duration::from_millis(m)).collect()

@@ -38,6 +38,46 @@ impl Samples {
     }
 }
 
+/// How the resident set moved over the second half of a run: whether memory is flat once the
+/// run is warm. The first half is the warm-up (caches filling, quotes accumulating until the
+/// first ones expire), so a start-to-end difference alone cannot tell a cache that filled from
+/// memory that keeps growing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LateGrowth {
+    /// The first sample at or after half the run.
+    pub half: (Duration, u64),
+    /// The least-squares slope of the samples from `half` on, in bytes per second: about zero
+    /// when memory is flat, the leak rate when it is not.
+    pub bytes_per_sec: f64,
+}
+
+/// [`LateGrowth`] of a series of (time since the start, resident bytes); `None` with fewer than
+/// two samples in the second half or when they all fall at one instant.
+pub fn late_growth(rss: &[(Duration, u64)]) -> Option<LateGrowth> {
+    let end = rss.last()?.0;
+    let late: Vec<(f64, f64)> = rss
+        .iter()
+        .filter(|(at, _)| *at >= end / 2)
+        .map(|(at, bytes)| (at.as_secs_f64(), *bytes as f64))
+        .collect();
+    let half = *rss.iter().find(|(at, _)| *at >= end / 2)?;
+    if late.len() < 2 {
+        return None;
+    }
+    let n = late.len() as f64;
+    let mean_t = late.iter().map(|s| s.0).sum::<f64>() / n;
+    let mean_b = late.iter().map(|s| s.1).sum::<f64>() / n;
+    let spread: f64 = late.iter().map(|s| (s.0 - mean_t).powi(2)).sum();
+    if spread <= 0.0 {
+        return None;
+    }
+    let covariance: f64 = late.iter().map(|s| (s.0 - mean_t) * (s.1 - mean_b)).sum();
+    Some(LateGrowth {
+        half,
+        bytes_per_sec: covariance / spread,
+    })
+}
+
 /// A running sampler; [`Sampler::stop`] takes the last sample and returns them all.
 #[derive(Debug)]
 pub struct Sampler {
@@ -110,6 +150,37 @@ mod tests {
         assert_eq!(parse_vm_rss(status), Some(12_345 * 1024));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
         assert_eq!(parse_vm_rss("VmRSS:\t12 MB\n"), None);
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn late_growth_is_the_second_half_slope() {
+        // Growing in the first half, flat in the second: a cache that filled.
+        let filled = [
+            (secs(0), 100),
+            (secs(1), 300),
+            (secs(2), 500),
+            (secs(3), 500),
+            (secs(4), 500),
+        ];
+        let growth = late_growth(&filled).expect("enough samples");
+        assert_eq!(growth.half, (secs(2), 500));
+        assert!(growth.bytes_per_sec.abs() < 1e-9, "{growth:?}");
+        // Still growing at 10 bytes a second at the end: a leak.
+        let leaking: Vec<_> = (0..=10).map(|t| (secs(t), 1_000 + 10 * t)).collect();
+        let growth = late_growth(&leaking).expect("enough samples");
+        assert_eq!(growth.half, (secs(5), 1_050));
+        assert!((growth.bytes_per_sec - 10.0).abs() < 1e-9, "{growth:?}");
+    }
+
+    #[test]
+    fn late_growth_needs_two_instants() {
+        assert_eq!(late_growth(&[]), None);
+        assert_eq!(late_growth(&[(secs(0), 1)]), None);
+        assert_eq!(late_growth(&[(secs(0), 1), (secs(0), 2)]), None);
     }
 
     #[test]

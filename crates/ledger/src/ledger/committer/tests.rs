@@ -171,3 +171,35 @@ fn signed_head_records_must_be_at_least_one() {
         "{error:?}"
     );
 }
+
+#[test]
+fn a_cache_budget_under_the_least_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for bytes in [0, 255, crate::CACHE_CAPACITY_MIN - 1] {
+        let options = Options {
+            cache_capacity_bytes: bytes,
+            ..Options::default()
+        };
+        let error = Ledger::open(dir.path(), key(), options).err();
+        assert!(
+            matches!(
+                error,
+                Some(crate::Error::InvalidOption {
+                    name: "cache_capacity_bytes",
+                    ..
+                })
+            ),
+            "{bytes}: {error:?}"
+        );
+    }
+    // Refused before sled was opened: the directory holds no database.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    let options = Options {
+        cache_capacity_bytes: crate::CACHE_CAPACITY_MIN,
+        ..Options::default()
+    };
+    Ledger::open(dir.path(), key(), options)
+        .expect("the least budget opens")
+        .close()
+        .expect("close");
+}
