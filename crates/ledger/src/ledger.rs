@@ -308,8 +308,9 @@ impl Request {
 /// comes in two forms: a blocking call (`create_transfers`), which parks the calling thread
 /// until then, for tools and tests; and an awaited one (`create_transfers_async`), whose
 /// future the writer completes then, for an async caller, which needs no thread of its own
-/// meanwhile (see [`awaited`]). Both queue the same request and get the same answer at the same
-/// moment. Lookups take the visibility lock and read memory or sled; they never queue.
+/// meanwhile (see the `awaited` module). Both queue the same request and get the same
+/// answer at the same moment. Lookups take the visibility lock and read memory or sled; they
+/// never queue.
 pub struct Ledger {
     sender: Option<SyncSender<Request>>,
     /// Tests only: makes the committer fail its next group (fail-stop), as a failed write or
@@ -471,7 +472,8 @@ impl Ledger {
     /// only the ledger) and queued when the future is first polled: the queue bounds it as
     /// it bounds a blocking call, without blocking the executor (a full queue is waited for on
     /// a thread of its own). Once queued, or handed to that thread, dropping the future
-    /// withdraws nothing: the writer applies the batch and drops its answer (see [`awaited`]).
+    /// withdraws nothing: the writer applies the batch and drops its answer (see the `awaited`
+    /// module).
     pub fn create_accounts_async<'a>(
         &'a self,
         accounts: &[NewAccount],
@@ -526,7 +528,7 @@ impl Ledger {
 
     /// Applies transfers as [`Ledger::create_transfers`] does, together with the records
     /// `records` computes from their outcomes: one group commit makes both durable, or
-    /// neither (one durable log record or one sled batch; see [`crate::records`]).
+    /// neither (one durable log record or one sled batch; see the `records` module).
     ///
     /// `records` runs in the writer right after the state machine has run this request, with
     /// one [`TransferOutcome`] per event: the result this call returns and, for a transfer the
@@ -566,7 +568,7 @@ impl Ledger {
         async move { self.submit_async(operation?, now).await?.transfers() }
     }
 
-    /// Writes records alone (see [`crate::records`]), durably, in the next group commit with
+    /// Writes records alone (see the `records` module), durably, in the next group commit with
     /// whatever else is waiting; returns once they are durable. Every write is checked first:
     /// an empty or oversized key or value refuses the call ([`Error::RecordsRefused`]) and
     /// nothing is written. At most [`BATCH_LEN_MAX`] writes per call.
@@ -596,7 +598,7 @@ impl Ledger {
         }
     }
 
-    /// The record under `key` (see [`crate::records`]), as of the last durable group.
+    /// The record under `key` (see the `records` module), as of the last durable group.
     pub fn record(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let _visible = self
             .visibility
@@ -748,7 +750,8 @@ impl Ledger {
     }
 
     /// Queues `operation` and awaits its answer. While the queue is full, a thread of its
-    /// own waits for room and queues it (see [`awaited`]): the caller's thread never blocks.
+    /// own waits for room and queues it (see the `awaited` module): the caller's thread never
+    /// blocks.
     async fn submit_async(&self, operation: Operation, now: Timestamp) -> Result<Reply, Error> {
         let sender = self.sender.as_ref().ok_or_else(|| self.stopped())?;
         let (reply, answer) = oneshot::channel();
