@@ -281,7 +281,7 @@ impl PaymentsService {
         let relying = self.engine.jurisdiction();
         let recognized = |purpose: Purpose| {
             trust
-                .recognize_shared(relying, purpose, &leaf, &intermediates, &[], time)
+                .recognize(relying, purpose, &leaf, &intermediates, &[], time)
                 .recognized()
         };
         let ekus = leaf.extended_key_usage().unwrap_or(&[]);
@@ -853,8 +853,7 @@ fn recognized_peer(
         .iter()
         .map(|c| parse(c.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
-    let verdict =
-        trust.recognize_shared(relying, Purpose::NodeTls, &leaf, &intermediates, &[], time);
+    let verdict = trust.recognize(relying, Purpose::NodeTls, &leaf, &intermediates, &[], time);
     match verdict.anchor_jurisdiction() {
         Some(jurisdiction) if verdict.recognized() => Ok(jurisdiction.to_owned()),
         _ => Err(Status::permission_denied(
