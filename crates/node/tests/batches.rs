@@ -271,25 +271,12 @@ async fn a_stream_broken_mid_batch_leaves_its_payments_in_doubt_for_recovery() {
     // The stream is open and answering.
     jp_to_sg_settles(jp.public_addr).await;
 
-    relay.hold.send_replace(true);
-    let in_flight = payments_in_flight(jp.public_addr, 6).await;
-    until("SG settled the payments", || {
-        in_flight.iter().all(|(uetr, _)| sg_settled(&sg, uetr))
-    })
-    .await;
+    let in_flight = decided_but_held(&relay, jp.public_addr, &sg, 6).await;
     // SG decided them all; the answers are held. Cut the link, then let new connections pass.
     relay.cut.send_modify(|n| *n += 1);
     relay.hold.send_replace(false);
-    let mut uetrs = Vec::new();
-    for (uetr, task) in in_flight {
-        let report = task.await.expect("task").expect("answered");
-        assert_eq!(
-            report.transaction_status(),
-            TransactionStatus::Pdng,
-            "the break decided nothing: {report:?}"
-        );
-        uetrs.push(uetr);
-    }
+    // The break decided nothing: every payment is in doubt.
+    let uetrs = all_answered(in_flight, TransactionStatus::Pdng).await;
     let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     for uetr in &uetrs {
         let report = settled_status(&mut jp_client, &uetr.to_string()).await;

@@ -19,9 +19,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::{
-    self, PATIENCE, Ports, Proxy, amount, bank, bank_client, instruction, jp_config_via, jp_to_sg,
-    jp_to_sg_settles, new_uetr, payments_in_flight, proxy, quote, quote_and_submit, settled_status,
-    sg_settled, sg_to_jp, start, until,
+    self, PATIENCE, Ports, Proxy, all_answered, amount, bank, bank_client, decided_but_held,
+    instruction, jp_config_via, jp_to_sg, jp_to_sg_settles, new_uetr, proxy, quote,
+    quote_and_submit, settled_status, sg_to_jp, start, until,
 };
 
 /// JP's configuration through `relay` with `[limits] drain_secs` = `drain_secs`: only the drain
@@ -67,12 +67,7 @@ async fn a_graceful_stop_lets_the_payments_in_flight_settle_and_still_answers_th
     jp_to_sg_settles(jp_public).await;
 
     // Three payments decided by SG, their answers held: in flight at JP.
-    relay.hold.send_replace(true);
-    let in_flight = payments_in_flight(jp_public, 3).await;
-    until("SG settled the payments", || {
-        in_flight.iter().all(|(uetr, _)| sg_settled(&sg, uetr))
-    })
-    .await;
+    let in_flight = decided_but_held(&relay, jp_public, &sg, 3).await;
 
     let jp_engine = std::sync::Arc::clone(jp.engine());
     let stopping = tokio::spawn(jp.shutdown());
@@ -136,16 +131,7 @@ async fn a_graceful_stop_lets_the_payments_in_flight_settle_and_still_answers_th
 
     // SG's answers reach JP: the payments in flight end settled, and then JP stops.
     relay.hold.send_replace(false);
-    let mut uetrs = Vec::new();
-    for (uetr, task) in in_flight {
-        let report = task.await.expect("task").expect("answered");
-        assert_eq!(
-            report.transaction_status(),
-            TransactionStatus::Acsc,
-            "{report:?}"
-        );
-        uetrs.push(uetr);
-    }
+    let uetrs = all_answered(in_flight, TransactionStatus::Acsc).await;
     tokio::time::timeout(PATIENCE, stopping)
         .await
         .expect("JP stops once drained")
@@ -184,12 +170,7 @@ async fn stop_with_a_silent_peer(drain_secs: u64, sooner: impl Future<Output = (
         .expect("JP node");
     jp_to_sg_settles(jp.public_addr).await;
 
-    relay.hold.send_replace(true);
-    let in_flight = payments_in_flight(jp.public_addr, 1).await;
-    until("SG settled the payment", || {
-        in_flight.iter().all(|(uetr, _)| sg_settled(&sg, uetr))
-    })
-    .await;
+    let in_flight = decided_but_held(&relay, jp.public_addr, &sg, 1).await;
 
     // The peer's answer is held for good; the relay timeout (60 s) is longer than the hang
     // guard, so only the end of the drain can end the stop in time.

@@ -29,7 +29,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 mod proxy;
 
 pub(crate) use proxy::{
-    PATIENCE, Proxy, jp_config_via, jp_to_sg_settles, payments_in_flight, proxy, sg_settled, until,
+    PATIENCE, Proxy, all_answered, decided_but_held, jp_config_via, jp_to_sg_settles, proxy, until,
 };
 
 pub(crate) fn repo() -> PathBuf {

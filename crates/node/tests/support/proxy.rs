@@ -110,7 +110,7 @@ pub(crate) async fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Whether SG has settled `uetr`.
-pub(crate) fn sg_settled(sg: &RunningNode, uetr: &Uetr) -> bool {
+fn sg_settled(sg: &RunningNode, uetr: &Uetr) -> bool {
     matches!(
         sg.engine().store().inbound("JP", uetr),
         Ok(Some(record)) if record.state == InboundState::Settled
@@ -138,14 +138,43 @@ pub(crate) async fn jp_to_sg_settles(jp: SocketAddr) {
 }
 
 /// A submission started in its own task: its UETR, and the task, which returns the answer.
-pub(crate) type InFlight = (
+type InFlight = (
     Uetr,
     tokio::task::JoinHandle<Result<pb::PaymentStatusReport, tonic::Status>>,
 );
 
+/// Holds SG's answers at `relay`, starts `count` JP→SG payments through the JP node at `jp`
+/// and waits until SG has settled them all: they are in flight at JP, decided but unanswered.
+pub(crate) async fn decided_but_held(
+    relay: &Proxy,
+    jp: SocketAddr,
+    sg: &RunningNode,
+    count: usize,
+) -> Vec<InFlight> {
+    relay.hold.send_replace(true);
+    let in_flight = payments_in_flight(jp, count).await;
+    until("SG settled the payments", || {
+        in_flight.iter().all(|(uetr, _)| sg_settled(sg, uetr))
+    })
+    .await;
+    in_flight
+}
+
+/// Awaits the answer of every payment of `in_flight`, each of which must be `status`; their
+/// UETRs, in order.
+pub(crate) async fn all_answered(in_flight: Vec<InFlight>, status: TransactionStatus) -> Vec<Uetr> {
+    let mut uetrs = Vec::with_capacity(in_flight.len());
+    for (uetr, task) in in_flight {
+        let report = task.await.expect("task").expect("answered");
+        assert_eq!(report.transaction_status(), status, "{report:?}");
+        uetrs.push(uetr);
+    }
+    uetrs
+}
+
 /// Starts `count` JP→SG payments of 10,000 JPY through the JP node at `jp`, each in its own
 /// task.
-pub(crate) async fn payments_in_flight(jp: SocketAddr, count: usize) -> Vec<InFlight> {
+async fn payments_in_flight(jp: SocketAddr, count: usize) -> Vec<InFlight> {
     let alpha = bank("jp", "KKHAJPJ0");
     let mut jp_client = bank_client(jp, "JP", "KKHAJPJ0").await;
     let source = amount("JPY", "10000");
