@@ -49,8 +49,8 @@ use kakehashi_protocol::reason::{ReasonCode, Rejection};
 use kakehashi_protocol::signed::Trust;
 use rustls::pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{
@@ -58,12 +58,14 @@ use crate::engine::{
 };
 use crate::screening::{ListError, Reloaded};
 
+mod inbound;
+
+use inbound::Inbound;
+
 /// Instructions of one `SubmitPayments` stream processed at once; more wait in the stream
 /// (HTTP/2 flow control pushes back on the client). The reports waiting to be sent are bounded
 /// separately, by `[limits] stream_queue_len`.
 const STREAM_CONCURRENCY: usize = 64;
-const STREAM_CONCURRENCY_PERMITS: u32 = STREAM_CONCURRENCY as u32;
-const RELAY_STREAM_IN_FLIGHT_PERMITS: u32 = RELAY_STREAM_IN_FLIGHT as u32;
 
 fn status_for(rejection: &Rejection) -> Status {
     let message = rejection.to_string();
@@ -181,7 +183,7 @@ pub(crate) enum Caller {
     Operator,
 }
 
-/// The bounds of one `SubmitPayments` stream (`[limits]`).
+/// The bounds of one `SubmitPayments` or `Prepares` stream (`[limits]`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StreamLimits {
     /// Reports buffered (`stream_queue_len`).
@@ -191,25 +193,6 @@ pub(crate) struct StreamLimits {
     pub(crate) idle: Duration,
     /// Longest time the stream takes instructions (`max_stream_lifetime_secs`).
     pub(crate) lifetime: Duration,
-}
-
-/// The end of a stream that stayed idle for `idle`.
-fn stream_idle(idle: Duration) -> Status {
-    Status::deadline_exceeded(format!(
-        "the stream was idle for {} s (no instruction arrived and none was in progress); open \
-         a new stream to submit more ([limits] stream_idle_timeout_secs)",
-        idle.as_secs()
-    ))
-}
-
-/// The end of a stream that reached its lifetime.
-fn stream_too_old(lifetime: Duration) -> Status {
-    Status::deadline_exceeded(format!(
-        "the stream reached its maximum lifetime of {} s; every instruction it accepted was \
-         reported, later ones were not read: submit them on a new stream \
-         ([limits] max_stream_lifetime_secs)",
-        lifetime.as_secs()
-    ))
 }
 
 /// The participant API.
@@ -281,7 +264,7 @@ impl PaymentsService {
         let relying = self.engine.jurisdiction();
         let recognized = |purpose: Purpose| {
             trust
-                .recognize_shared(relying, purpose, &leaf, &intermediates, &[], time)
+                .recognize(relying, purpose, &leaf, &intermediates, &[], time)
                 .recognized()
         };
         let ekus = leaf.extended_key_usage().unwrap_or(&[]);
@@ -483,67 +466,16 @@ impl Payments for PaymentsService {
         request: Request<Streaming<pb::SubmitPaymentRequest>>,
     ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
         let bic: Arc<str> = self.require_participant(&request)?.into();
-        let mut incoming = request.into_inner();
+        let incoming = request.into_inner();
         let limits = self.stream;
         let (tx, rx) = mpsc::channel(limits.queue_len);
         let service = self.clone();
         tokio::spawn(async move {
-            let permits = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
-            let too_old = tokio::time::sleep(limits.lifetime);
-            tokio::pin!(too_old);
-            let idle = tokio::time::sleep(limits.idle);
-            tokio::pin!(idle);
-            loop {
-                let item = tokio::select! {
-                    biased;
-                    () = service.engine.stopping() => {
-                        // The node is stopping: what was accepted finishes and is reported,
-                        // then the stream ends UNAVAILABLE, the rest of its input not taken.
-                        let _ = Arc::clone(&permits)
-                            .acquire_many_owned(STREAM_CONCURRENCY_PERMITS)
-                            .await;
-                        let _ = tx.send(Err(stopping())).await;
-                        break;
-                    }
-                    () = &mut too_old => {
-                        // What was accepted finishes and is reported; the rest of the input
-                        // is not read.
-                        let _ = Arc::clone(&permits)
-                            .acquire_many_owned(STREAM_CONCURRENCY_PERMITS)
-                            .await;
-                        let _ = tx.send(Err(stream_too_old(limits.lifetime))).await;
-                        break;
-                    }
-                    () = &mut idle => {
-                        if permits.available_permits() < STREAM_CONCURRENCY {
-                            // An instruction is still in progress: not idle yet.
-                            idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
-                            continue;
-                        }
-                        let _ = tx.send(Err(stream_idle(limits.idle))).await;
-                        break;
-                    }
-                    item = incoming.next() => item,
-                };
-                idle.as_mut()
-                    .reset(tokio::time::Instant::now() + limits.idle);
-                let Some(item) = item else {
-                    break;
-                };
-                let request = match item {
-                    Ok(request) => request,
-                    Err(status) => {
-                        // A broken stream (garbage frame, reset) ends the input; what was
-                        // accepted so far still finishes and is reported before the error
-                        // ends the response stream.
-                        let _ = Arc::clone(&permits)
-                            .acquire_many_owned(STREAM_CONCURRENCY_PERMITS)
-                            .await;
-                        let _ = tx.send(Err(status)).await;
-                        break;
-                    }
-                };
-                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            let mut inbound = Inbound::new(incoming, limits, STREAM_CONCURRENCY);
+            // The node is stopping: what was accepted finishes and is reported, then the
+            // stream ends UNAVAILABLE, the rest of its input not taken.
+            while let Some(request) = inbound.next(&tx, service.engine.stopping(), stopping).await {
+                let Ok(permit) = Arc::clone(inbound.permits()).acquire_owned().await else {
                     break;
                 };
                 let service = service.clone();
@@ -853,8 +785,7 @@ fn recognized_peer(
         .iter()
         .map(|c| parse(c.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
-    let verdict =
-        trust.recognize_shared(relying, Purpose::NodeTls, &leaf, &intermediates, &[], time);
+    let verdict = trust.recognize(relying, Purpose::NodeTls, &leaf, &intermediates, &[], time);
     match verdict.anchor_jurisdiction() {
         Some(jurisdiction) if verdict.recognized() => Ok(jurisdiction.to_owned()),
         _ => Err(Status::permission_denied(
@@ -979,7 +910,7 @@ impl Relay for RelayService {
     ) -> Result<Response<Self::PreparesStream>, Status> {
         // Refused before anything of the stream is read, as Prepare is.
         let peer: Arc<str> = self.peer_jurisdiction(&request)?.into();
-        let mut incoming = request.into_inner();
+        let incoming = request.into_inner();
         let limits = self.stream;
         let (tx, rx) = mpsc::channel(limits.queue_len);
         let engine = Arc::clone(&self.engine);
@@ -989,60 +920,15 @@ impl Relay for RelayService {
         };
         tokio::spawn(async move {
             tokio::pin!(closed);
-            let permits = Arc::new(tokio::sync::Semaphore::new(RELAY_STREAM_IN_FLIGHT));
-            // Waits until every instruction read so far is answered.
-            let settled = |permits: &Arc<tokio::sync::Semaphore>| {
-                Arc::clone(permits).acquire_many_owned(RELAY_STREAM_IN_FLIGHT_PERMITS)
-            };
-            let too_old = tokio::time::sleep(limits.lifetime);
-            tokio::pin!(too_old);
-            let idle = tokio::time::sleep(limits.idle);
-            tokio::pin!(idle);
-            loop {
-                let item = tokio::select! {
-                    biased;
-                    // A stopping node still decides its peers' payments while it drains its
-                    // own; the stream ends only when the listeners stop.
-                    () = &mut closed => {
-                        let _ = settled(&permits).await;
-                        let _ = tx.send(Err(relay_closing())).await;
-                        break;
-                    }
-                    () = &mut too_old => {
-                        let _ = settled(&permits).await;
-                        let _ = tx.send(Err(stream_too_old(limits.lifetime))).await;
-                        break;
-                    }
-                    () = &mut idle => {
-                        if permits.available_permits() < RELAY_STREAM_IN_FLIGHT {
-                            idle.as_mut().reset(tokio::time::Instant::now() + limits.idle);
-                            continue;
-                        }
-                        let _ = tx.send(Err(stream_idle(limits.idle))).await;
-                        break;
-                    }
-                    item = incoming.next() => item,
-                };
-                idle.as_mut()
-                    .reset(tokio::time::Instant::now() + limits.idle);
-                let Some(item) = item else {
-                    break;
-                };
-                let batch = match item {
-                    Ok(batch) => batch.prepares,
-                    Err(status) => {
-                        // A batch over the message size, a garbage frame or a reset: what was
-                        // read before is still answered, then the error ends the stream.
-                        let _ = settled(&permits).await;
-                        let _ = tx.send(Err(status)).await;
-                        break;
-                    }
-                };
+            let mut inbound = Inbound::new(incoming, limits, RELAY_STREAM_IN_FLIGHT);
+            // A stopping node still decides its peers' payments while it drains its own; the
+            // stream ends only when the listeners stop.
+            while let Some(batch) = inbound.next(&tx, &mut closed, relay_closing).await {
+                let batch = batch.prepares;
                 let size = batch.len();
                 if size > RELAY_BATCH_MAX {
                     tracing::warn!(%peer, size, "refused a Prepares batch over the maximum count");
-                    let _ = settled(&permits).await;
-                    let _ = tx.send(Err(batch_too_large(size))).await;
+                    inbound.end(&tx, batch_too_large(size)).await;
                     break;
                 }
                 if size == 0 {
@@ -1051,7 +937,7 @@ impl Relay for RelayService {
                 engine.metrics().relay_batch(size);
                 // Back-pressure: at the bound, the stream is not read until answers free
                 // places (HTTP/2 flow control then holds the sender).
-                let Ok(permit) = Arc::clone(&permits)
+                let Ok(permit) = Arc::clone(inbound.permits())
                     .acquire_many_owned(u32::try_from(size).unwrap_or(u32::MAX))
                     .await
                 else {

@@ -5,11 +5,9 @@
 //! the bounds is refused whole.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use kakehashi_proto::pb::relay_client::RelayClient;
 use kakehashi_proto::pb::{self, Decision, TransactionStatus, prepare_answer::Outcome};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -68,30 +66,9 @@ fn batch(instructions: &[pb::Signed]) -> pb::PrepareBatch {
     }
 }
 
-/// GET /metrics on `addr`, the body.
-async fn scrape(addr: SocketAddr) -> String {
-    let mut sock = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to the metrics listener");
-    sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write the request");
-    let mut response = String::new();
-    sock.read_to_string(&mut response)
-        .await
-        .expect("read the response");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
-/// The value of the sample `series` in an exposition.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+/// The value of the sample `series` in an exposition, which must have it.
+fn value(text: &str, series: &str) -> f64 {
+    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
 }
 
 /// Fresh JP → SG instructions of 10,000 JPY each, signed by KKHAJPJ0, each with its own quote.
@@ -128,9 +105,9 @@ async fn many_concurrent_payments_settle_in_batches() {
             "{report:?}"
         );
     }
-    let text = scrape(pair.sg.metrics_addr.expect("SG serves metrics")).await;
-    let batches = sample(&text, "kakehashi_relay_batch_size_count");
-    let instructions = sample(&text, "kakehashi_relay_batch_size_sum");
+    let text = scrape_metrics(pair.sg.metrics_addr.expect("SG serves metrics")).await;
+    let batches = value(&text, "kakehashi_relay_batch_size_count");
+    let instructions = value(&text, "kakehashi_relay_batch_size_sum");
     assert_eq!(instructions, 48.0, "every Prepare went on the stream");
     assert!(
         batches < instructions,
@@ -205,10 +182,10 @@ async fn a_forgery_in_a_batch_is_refused_alone_as_prepare_refuses_it_and_the_res
         );
     }
     assert_ne!(pair.snapshot().await, before_jp, "JP posted the payments");
-    let text = scrape(pair.sg.metrics_addr.expect("SG serves metrics")).await;
+    let text = scrape_metrics(pair.sg.metrics_addr.expect("SG serves metrics")).await;
     assert!(
-        sample(&text, "kakehashi_relay_batch_size_bucket{le=\"4.0\"}")
-            < sample(&text, "kakehashi_relay_batch_size_bucket{le=\"8.0\"}"),
+        value(&text, "kakehashi_relay_batch_size_bucket{le=\"4.0\"}")
+            < value(&text, "kakehashi_relay_batch_size_bucket{le=\"8.0\"}"),
         "the test's batch of 6 was counted:\n{text}"
     );
     pair.shutdown().await;
@@ -276,142 +253,31 @@ async fn a_batch_over_the_count_or_the_size_is_refused_whole() {
     pair.shutdown().await;
 }
 
-/// A TCP proxy to `target` that can hold the answers (target → client bytes) and cut every
-/// connection open through it; connections made after a cut pass again.
-struct CutProxy {
-    addr: SocketAddr,
-    hold: tokio::sync::watch::Sender<bool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-async fn cut_proxy(target: SocketAddr) -> CutProxy {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind proxy");
-    let addr = listener.local_addr().expect("proxy address");
-    let (hold, held) = tokio::sync::watch::channel(false);
-    let (cut, cuts) = tokio::sync::watch::channel(0);
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
-                continue;
-            };
-            let mut cuts = cuts.clone();
-            cuts.mark_unchanged();
-            let held = held.clone();
-            tokio::spawn(async move {
-                // The cut first: held answers released after a cut never pass.
-                tokio::select! {
-                    biased;
-                    _ = cuts.changed() => {}
-                    () = pipe(inbound, outbound, held) => {}
-                }
-            });
-        }
-    });
-    CutProxy { addr, hold, cut }
-}
-
-async fn pipe(
-    client: tokio::net::TcpStream,
-    target: tokio::net::TcpStream,
-    mut held: tokio::sync::watch::Receiver<bool>,
-) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut target_read, mut target_write) = target.into_split();
-    let requests = async {
-        let _ = tokio::io::copy(&mut client_read, &mut target_write).await;
-        let _ = target_write.shutdown().await;
-    };
-    let answers = async {
-        let mut buf = vec![0; 16 * 1024];
-        loop {
-            let n = match target_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            if held.wait_for(|hold| !*hold).await.is_err()
-                || client_write.write_all(&buf[..n]).await.is_err()
-            {
-                return;
-            }
-        }
-    };
-    tokio::join!(requests, answers);
-}
-
 /// A stream cut with a batch decided by SG but not yet answered: the payments are in doubt at
 /// JP (PDNG, never decided by the break), and recovery's status queries settle them as SG
 /// decided; both ledgers then show every payment once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_broken_mid_batch_leaves_its_payments_in_doubt_for_recovery() {
     use kakehashi_node::node::Node;
-    use kakehashi_node::store::InboundState;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::new();
     let sg = start("SG", dir.path(), &ports).await;
-    let proxy = cut_proxy(sg.relay_addr).await;
-    let mut jp_config = config("JP", dir.path(), &ports)
-        .with_peer_relay("SG", &format!("https://{}", proxy.addr))
-        .expect("proxy address");
+    let relay = proxy(sg.relay_addr).await;
     // Only the cut may end the calls, not their deadline.
-    jp_config.limits.relay_timeout_ms = 60_000;
-    jp_config.limits.request_timeout_ms = 120_000;
-    let jp = Node::start(jp_config).await.expect("JP node");
-    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
-    let alpha = bank("jp", "KKHAJPJ0");
-    let source = amount("JPY", "10000");
-
+    let jp = Node::start(jp_config_via(dir.path(), &ports, &relay))
+        .await
+        .expect("JP node");
     // The stream is open and answering.
-    let q = quote(&mut jp_client, "SG", &source).await;
-    let first = submit(
-        &mut jp_client,
-        instruction(&jp_to_sg(&alpha, q, source.clone()), new_uetr()),
-    )
-    .await;
-    assert_eq!(
-        first.transaction_status(),
-        TransactionStatus::Acsc,
-        "{first:?}"
-    );
+    jp_to_sg_settles(jp.public_addr).await;
 
-    proxy.hold.send_replace(true);
-    let mut in_flight = Vec::new();
-    for _ in 0..6 {
-        let q = quote(&mut jp_client, "SG", &source).await;
-        let uetr = new_uetr();
-        let signed = instruction(&jp_to_sg(&alpha, q, source.clone()), uetr);
-        let mut client = jp_client.clone();
-        in_flight.push((
-            uetr,
-            tokio::spawn(async move { submit(&mut client, signed).await }),
-        ));
-    }
-    let started = std::time::Instant::now();
-    while !in_flight.iter().all(|(uetr, _)| {
-        matches!(sg.engine().store().inbound("JP", uetr),
-            Ok(Some(record)) if record.state == InboundState::Settled)
-    }) {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "SG did not settle the payments"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let in_flight = decided_but_held(&relay, jp.public_addr, &sg, 6).await;
     // SG decided them all; the answers are held. Cut the link, then let new connections pass.
-    proxy.cut.send_modify(|n| *n += 1);
-    proxy.hold.send_replace(false);
-    let mut uetrs = Vec::new();
-    for (uetr, task) in in_flight {
-        let report = task.await.expect("task");
-        assert_eq!(
-            report.transaction_status(),
-            TransactionStatus::Pdng,
-            "the break decided nothing: {report:?}"
-        );
-        uetrs.push(uetr);
-    }
+    relay.cut.send_modify(|n| *n += 1);
+    relay.hold.send_replace(false);
+    // The break decided nothing: every payment is in doubt.
+    let uetrs = all_answered(in_flight, TransactionStatus::Pdng).await;
+    let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     for uetr in &uetrs {
         let report = settled_status(&mut jp_client, &uetr.to_string()).await;
         assert_eq!(
@@ -421,17 +287,7 @@ async fn a_stream_broken_mid_batch_leaves_its_payments_in_doubt_for_recovery() {
         );
     }
     // And the stream works again.
-    let q = quote(&mut jp_client, "SG", &source).await;
-    let after = submit(
-        &mut jp_client,
-        instruction(&jp_to_sg(&alpha, q, source.clone()), new_uetr()),
-    )
-    .await;
-    assert_eq!(
-        after.transaction_status(),
-        TransactionStatus::Acsc,
-        "{after:?}"
-    );
+    jp_to_sg_settles(jp.public_addr).await;
     jp.shutdown().await.expect("JP shutdown");
     sg.shutdown().await.expect("SG shutdown");
 }

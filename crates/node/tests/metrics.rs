@@ -57,14 +57,6 @@ async fn scrape(addr: SocketAddr, accept: Option<&str>) -> Scrape {
     }
 }
 
-/// The value of the sample line that starts with `series` followed by a space, if any.
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-}
-
 fn assert_sample(node: &str, body: &str, series: &str, expected: f64) {
     assert_eq!(
         sample(body, series),

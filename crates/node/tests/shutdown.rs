@@ -2,165 +2,34 @@
 //! no new payment but still answers its peer, lets the payments in flight end, and waits no
 //! longer than `[limits] drain_secs` for them; what is still unanswered is left to recovery.
 //!
-//! JP reaches SG's relay through a TCP proxy on 127.0.0.1 that can hold SG's answers (the
-//! TLS session passes through it untouched), so payments can be kept in flight, decided by
-//! SG but not yet answered, for as long as a test needs.
+//! JP reaches SG's relay through the support's holding proxy, so payments can be kept in
+//! flight, decided by SG but not yet answered, for as long as a test needs.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use kakehashi_node::config::Config;
-use kakehashi_node::node::{Node, RunningNode};
-use kakehashi_node::store::{InboundState, OutboundState, Store};
+use kakehashi_node::node::Node;
+use kakehashi_node::store::{OutboundState, Store};
 use kakehashi_proto::pb::{self, TransactionStatus};
 use kakehashi_protocol::instruction::Uetr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::{
-    self, Ports, amount, bank, bank_client, config, instruction, jp_to_sg, new_uetr, quote,
-    quote_and_submit, settled_status, sg_to_jp, start,
+    self, PATIENCE, Ports, Proxy, all_answered, amount, bank, bank_client, decided_but_held,
+    instruction, jp_config_via, jp_to_sg, jp_to_sg_settles, new_uetr, proxy, quote,
+    quote_and_submit, settled_status, sg_to_jp, start, until,
 };
 
-/// A hang guard for the test's waits, far above anything a passing run takes.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A TCP proxy to `target` whose answers (target → client bytes) are held while `hold` is
-/// true.
-struct Proxy {
-    addr: SocketAddr,
-    hold: watch::Sender<bool>,
-}
-
-async fn proxy(target: SocketAddr) -> Proxy {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-    let addr = listener.local_addr().expect("proxy address");
-    let (hold, held) = watch::channel(false);
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            let Ok(outbound) = TcpStream::connect(target).await else {
-                continue;
-            };
-            tokio::spawn(pipe(inbound, outbound, held.clone()));
-        }
-    });
-    Proxy { addr, hold }
-}
-
-async fn pipe(client: TcpStream, target: TcpStream, mut held: watch::Receiver<bool>) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut target_read, mut target_write) = target.into_split();
-    let requests = async {
-        let _ = tokio::io::copy(&mut client_read, &mut target_write).await;
-        let _ = target_write.shutdown().await;
-    };
-    let answers = async {
-        let mut buf = vec![0; 16 * 1024];
-        loop {
-            if held.wait_for(|hold| !*hold).await.is_err() {
-                return;
-            }
-            let n = match target_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            // Bytes read just before the hold began are held too.
-            if held.wait_for(|hold| !*hold).await.is_err()
-                || client_write.write_all(&buf[..n]).await.is_err()
-            {
-                return;
-            }
-        }
-    };
-    tokio::join!(requests, answers);
-}
-
-/// JP's configuration: its relay client goes through `proxy`, whose answers may be held; the
-/// relay timeout is long (60 s) so that only the drain bounds how long a stop waits.
-fn jp_config(dir: &Path, ports: &Ports, proxy: &Proxy, drain_secs: u64) -> Config {
-    let mut config = config("JP", dir, ports)
-        .with_peer_relay("SG", &format!("https://{}", proxy.addr))
-        .expect("proxy address");
-    config.limits.relay_timeout_ms = 60_000;
-    config.limits.request_timeout_ms = 120_000;
+/// JP's configuration through `relay` with `[limits] drain_secs` = `drain_secs`: only the drain
+/// bounds how long a stop waits for a held answer.
+fn jp_config(dir: &Path, ports: &Ports, relay: &Proxy, drain_secs: u64) -> Config {
+    let mut config = jp_config_via(dir, ports, relay);
     config.limits.drain_secs = drain_secs;
     config
-}
-
-/// Polls `done` until it holds (bounded by [`PATIENCE`]).
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() {
-        assert!(started.elapsed() < PATIENCE, "{what} did not happen");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Whether SG has settled `uetr`.
-fn sg_settled(sg: &RunningNode, uetr: &Uetr) -> bool {
-    matches!(
-        sg.engine().store().inbound("JP", uetr),
-        Ok(Some(record)) if record.state == InboundState::Settled
-    )
-}
-
-/// Starts `count` JP→SG payments of 10,000 JPY, each in its own task, and returns their
-/// UETRs and tasks (the tasks return the submission's answer).
-async fn payments_in_flight(
-    jp: SocketAddr,
-    count: usize,
-) -> Vec<(
-    Uetr,
-    tokio::task::JoinHandle<Result<pb::PaymentStatusReport, tonic::Status>>,
-)> {
-    let alpha = bank("jp", "KKHAJPJ0");
-    let mut jp_client = bank_client(jp, "JP", "KKHAJPJ0").await;
-    let source = amount("JPY", "10000");
-    let mut started = Vec::new();
-    for _ in 0..count {
-        let q = quote(&mut jp_client, "SG", &source).await;
-        let uetr = new_uetr();
-        let signed = instruction(&jp_to_sg(&alpha, q, source.clone()), uetr);
-        let mut submitting = jp_client.clone();
-        started.push((
-            uetr,
-            tokio::spawn(async move {
-                submitting
-                    .submit_payment(pb::SubmitPaymentRequest {
-                        instruction: Some(signed),
-                    })
-                    .await
-                    .map(tonic::Response::into_inner)
-            }),
-        ));
-    }
-    started
-}
-
-/// One JP→SG payment that settles, so that JP's relay connection through the proxy is up
-/// before answers are held.
-async fn warm_up(jp: SocketAddr) {
-    let alpha = bank("jp", "KKHAJPJ0");
-    let mut jp_client = bank_client(jp, "JP", "KKHAJPJ0").await;
-    let report = quote_and_submit(
-        &mut jp_client,
-        "SG",
-        amount("JPY", "1000"),
-        |q, a| jp_to_sg(&alpha, q, a),
-        new_uetr(),
-    )
-    .await;
-    assert_eq!(
-        report.transaction_status(),
-        TransactionStatus::Acsc,
-        "{report:?}"
-    );
 }
 
 /// The states of `uetrs` in a stopped node's payment store, and how many payments it has in
@@ -195,15 +64,10 @@ async fn a_graceful_stop_lets_the_payments_in_flight_settle_and_still_answers_th
         .await
         .expect("JP node");
     let jp_public = jp.public_addr;
-    warm_up(jp_public).await;
+    jp_to_sg_settles(jp_public).await;
 
     // Three payments decided by SG, their answers held: in flight at JP.
-    relay.hold.send_replace(true);
-    let in_flight = payments_in_flight(jp_public, 3).await;
-    until("SG settled the payments", || {
-        in_flight.iter().all(|(uetr, _)| sg_settled(&sg, uetr))
-    })
-    .await;
+    let in_flight = decided_but_held(&relay, jp_public, &sg, 3).await;
 
     let jp_engine = std::sync::Arc::clone(jp.engine());
     let stopping = tokio::spawn(jp.shutdown());
@@ -267,16 +131,7 @@ async fn a_graceful_stop_lets_the_payments_in_flight_settle_and_still_answers_th
 
     // SG's answers reach JP: the payments in flight end settled, and then JP stops.
     relay.hold.send_replace(false);
-    let mut uetrs = Vec::new();
-    for (uetr, task) in in_flight {
-        let report = task.await.expect("task").expect("answered");
-        assert_eq!(
-            report.transaction_status(),
-            TransactionStatus::Acsc,
-            "{report:?}"
-        );
-        uetrs.push(uetr);
-    }
+    let uetrs = all_answered(in_flight, TransactionStatus::Acsc).await;
     tokio::time::timeout(PATIENCE, stopping)
         .await
         .expect("JP stops once drained")
@@ -313,14 +168,9 @@ async fn stop_with_a_silent_peer(drain_secs: u64, sooner: impl Future<Output = (
     let jp = Node::start(jp_config(dir.path(), &ports, &relay, drain_secs))
         .await
         .expect("JP node");
-    warm_up(jp.public_addr).await;
+    jp_to_sg_settles(jp.public_addr).await;
 
-    relay.hold.send_replace(true);
-    let in_flight = payments_in_flight(jp.public_addr, 1).await;
-    until("SG settled the payment", || {
-        in_flight.iter().all(|(uetr, _)| sg_settled(&sg, uetr))
-    })
-    .await;
+    let in_flight = decided_but_held(&relay, jp.public_addr, &sg, 1).await;
 
     // The peer's answer is held for good; the relay timeout (60 s) is longer than the hang
     // guard, so only the end of the drain can end the stop in time.

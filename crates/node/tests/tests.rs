@@ -47,7 +47,8 @@ mod third_jurisdiction;
 // file reloaded without a restart (issue 12, build item 4).
 mod screening;
 
-// Starting JP and SG nodes from the devnet configurations, participants, signed instructions.
+// Starting JP and SG nodes from the devnet configurations, participants, signed instructions,
+// metrics samples, and a proxy that holds or cuts the relay link to keep payments in flight.
 mod support;
 
 // Prepares in batches on one stream per peer: authenticated whole before any decision, answered

@@ -12,6 +12,7 @@
 //! The cache is a layer around the verifier: it never changes what `verify_chain` decides, it
 //! only skips recomputing a decision whose inputs it has seen, byte for byte.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -504,57 +505,30 @@ impl RecognitionCache {
 
     /// [`Mra::recognize`], answering repeats from the cache. `mra` must be the agreement the
     /// cache was built for; `extra_crls` whose dates cannot be read are not cached around.
+    ///
+    /// The intermediates may be owned (`Cert`) or shared with a cache of parsed certificates
+    /// (`Arc<Cert>`): both forms ask the same question under the same key. A repeat copies no
+    /// certificate; a miss copies the intermediates once, for [`Mra::recognize`] (little beside
+    /// the path validation that the miss runs).
     // The arguments are `Mra::recognize`'s and the agreement's: grouping them in a struct
     // would only move the list.
     #[allow(clippy::too_many_arguments)]
-    pub fn recognize(
+    pub fn recognize<C: Borrow<Cert>>(
         &self,
         mra: &Mra,
         relying: &str,
         purpose: Purpose,
         leaf: &Cert,
-        intermediates: &[Cert],
+        intermediates: &[C],
         extra_crls: &[Vec<u8>],
         time: UnixTime,
     ) -> Arc<RecognitionVerdict> {
-        let digests = intermediates.iter().map(Cert::sha256);
+        let digests = intermediates.iter().map(|cert| cert.borrow().sha256());
         let key = self.recognition_key(relying, purpose, leaf, digests, extra_crls);
         if let Some(verdict) = self.cache.get(&key, time) {
             return verdict;
         }
-        self.recognize_missed(
-            key,
-            mra,
-            relying,
-            purpose,
-            leaf,
-            intermediates,
-            extra_crls,
-            time,
-        )
-    }
-
-    /// [`Self::recognize`] of intermediates shared with a cache of parsed certificates: the
-    /// same key and the same verdict, and a repeat copies no certificate (a miss copies the
-    /// intermediates once, for [`Mra::recognize`]).
-    // As `recognize`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn recognize_shared(
-        &self,
-        mra: &Mra,
-        relying: &str,
-        purpose: Purpose,
-        leaf: &Cert,
-        intermediates: &[Arc<Cert>],
-        extra_crls: &[Vec<u8>],
-        time: UnixTime,
-    ) -> Arc<RecognitionVerdict> {
-        let digests = intermediates.iter().map(|cert| cert.sha256());
-        let key = self.recognition_key(relying, purpose, leaf, digests, extra_crls);
-        if let Some(verdict) = self.cache.get(&key, time) {
-            return verdict;
-        }
-        let intermediates: Vec<Cert> = intermediates.iter().map(|cert| Cert::clone(cert)).collect();
+        let intermediates: Vec<Cert> = intermediates.iter().map(|c| c.borrow().clone()).collect();
         self.recognize_missed(
             key,
             mra,

@@ -15,6 +15,7 @@
 //!    (DS0B, with the verdict's rule and message);
 //! 6. the leaf has a common name, the signer's identity (a bank's BIC, a node's name) (DS0B).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -219,62 +220,40 @@ impl<'a> Trust<'a> {
 
     /// [`Mra::recognize`] under this agreement, answered from the cache when there is one
     /// (the same verdict, bounded by the same time window, as the uncached call). The verdict
-    /// is shared with the cache, not copied out of it.
-    pub fn recognize(
+    /// is shared with the cache, not copied out of it. The intermediates may be owned or
+    /// shared (parsed through [`Self::parse_shared`]); when the recognition cache answers, none
+    /// is copied, and otherwise they are copied once for the agreement's verifier.
+    pub fn recognize<C: Borrow<Cert>>(
         &self,
         relying: &str,
         purpose: Purpose,
         leaf: &Cert,
-        intermediates: &[Cert],
+        intermediates: &[C],
         extra_crls: &[Vec<u8>],
         time: UnixTime,
     ) -> Arc<RecognitionVerdict> {
-        match self.cache {
-            Some(cache) => cache.recognize(
-                self.mra,
-                relying,
-                purpose,
-                leaf,
-                intermediates,
-                extra_crls,
-                time,
-            ),
-            None => Arc::new(self.mra.recognize(
-                relying,
-                purpose,
-                leaf,
-                intermediates,
-                extra_crls,
-                time,
-            )),
-        }
-    }
-
-    /// [`Self::recognize`] of a chain parsed through [`Self::parse_shared`]: the same verdict,
-    /// without copying the certificates out of the cache of parsed certificates when the
-    /// recognition cache answers.
-    pub fn recognize_shared(
-        &self,
-        relying: &str,
-        purpose: Purpose,
-        leaf: &Cert,
-        intermediates: &[Arc<Cert>],
-        extra_crls: &[Vec<u8>],
-        time: UnixTime,
-    ) -> Arc<RecognitionVerdict> {
-        self.recognize_chain(
+        let Some(cache) = self.cache else {
+            let intermediates: Vec<Cert> =
+                intermediates.iter().map(|c| c.borrow().clone()).collect();
+            let verdict =
+                self.mra
+                    .recognize(relying, purpose, leaf, &intermediates, extra_crls, time);
+            return Arc::new(verdict);
+        };
+        cache.recognize(
+            self.mra,
             relying,
             purpose,
             leaf,
-            intermediates.to_vec(),
+            intermediates,
             extra_crls,
             time,
         )
     }
 
-    /// [`Self::recognize_shared`], taking the intermediates: without a recognition cache, those
-    /// no other holder shares (parsed without a cache of parsed certificates) are moved into
-    /// the call rather than copied.
+    /// [`Self::recognize`], taking the intermediates: without a recognition cache, those no
+    /// other holder shares (parsed without a cache of parsed certificates) are moved into the
+    /// call rather than copied.
     fn recognize_chain(
         &self,
         relying: &str,
@@ -284,31 +263,17 @@ impl<'a> Trust<'a> {
         extra_crls: &[Vec<u8>],
         time: UnixTime,
     ) -> Arc<RecognitionVerdict> {
-        match self.cache {
-            Some(cache) => cache.recognize_shared(
-                self.mra,
-                relying,
-                purpose,
-                leaf,
-                &intermediates,
-                extra_crls,
-                time,
-            ),
-            None => {
-                let intermediates: Vec<Cert> = intermediates
-                    .into_iter()
-                    .map(Arc::unwrap_or_clone)
-                    .collect();
-                Arc::new(self.mra.recognize(
-                    relying,
-                    purpose,
-                    leaf,
-                    &intermediates,
-                    extra_crls,
-                    time,
-                ))
-            }
+        if self.cache.is_some() {
+            return self.recognize(relying, purpose, leaf, &intermediates, extra_crls, time);
         }
+        let intermediates: Vec<Cert> = intermediates
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
+        let verdict = self
+            .mra
+            .recognize(relying, purpose, leaf, &intermediates, extra_crls, time);
+        Arc::new(verdict)
     }
 }
 

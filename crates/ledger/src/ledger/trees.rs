@@ -933,14 +933,13 @@ const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
 /// turned off: durability comes only from the commit path, so it is one thing to reason about.
 /// Offline tools open with the same settings, so they never rewrite the log differently.
 pub(crate) fn open_db(path: &Path, cache_capacity_bytes: u64) -> Result<sled::Db, Error> {
+    // No `.mode(..)`: sled 0.34.7 stores the mode in its configuration and never reads it
+    // (nor persists it), so `HighThroughput` and `LowSpace` run the same code; a CPU gap once
+    // measured between two runs set to each cannot have come from the setting.
     let config = sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity_bytes)
-        .flush_every_ms(None)
-        // Measured on a 1.5-million-transfer soak over 100,000 accounts: HighThroughput
-        // needed 42 CPU-seconds against LowSpace's 73 (segment cleaning), for the same disk
-        // use (about 770 MB).
-        .mode(sled::Mode::HighThroughput);
+        .flush_every_ms(None);
     let mut waited = Duration::ZERO;
     loop {
         match config.open() {

@@ -369,7 +369,7 @@ impl Engine {
         let leaf = certs.next()?.ok()?;
         let intermediates = certs.map(Result::ok).collect::<Option<Vec<_>>>()?;
         trust
-            .recognize_shared(
+            .recognize(
                 self.jurisdiction(),
                 Purpose::ReceiptSigning,
                 &leaf,

@@ -26,6 +26,12 @@ use prost::Message;
 use tonic::Status;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+mod proxy;
+
+pub(crate) use proxy::{
+    PATIENCE, Proxy, all_answered, decided_but_held, jp_config_via, jp_to_sg_settles, proxy, until,
+};
+
 pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -561,6 +567,14 @@ pub(crate) async fn scrape_metrics(addr: SocketAddr) -> String {
         .await
         .expect("response");
     response
+}
+
+/// The value of the sample line that starts with `series` followed by a space, if any.
+pub(crate) fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Submits `signed` to the public listener at `addr` (of jurisdiction `relying`) over a

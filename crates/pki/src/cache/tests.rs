@@ -344,8 +344,7 @@ fn shared_intermediates_are_the_same_question_with_the_same_answer() {
     // A miss through the shared form decides what the agreement decides, and the owned
     // form's repeat is answered from that entry: one key for both forms.
     let cache = RecognitionCache::new(&mra).unwrap();
-    let first =
-        cache.recognize_shared(&mra, "JP", Purpose::PaymentSigning, leaf, &shared, &[], NOW);
+    let first = cache.recognize(&mra, "JP", Purpose::PaymentSigning, leaf, &shared, &[], NOW);
     assert!(first.recognized);
     assert_eq!(
         *first,
@@ -353,11 +352,11 @@ fn shared_intermediates_are_the_same_question_with_the_same_answer() {
     );
     let owned = cache.recognize(&mra, "JP", Purpose::PaymentSigning, leaf, rest, &[], NOW);
     assert!(Arc::ptr_eq(&first, &owned));
-    let again =
-        cache.recognize_shared(&mra, "JP", Purpose::PaymentSigning, leaf, &shared, &[], NOW);
+    let again = cache.recognize(&mra, "JP", Purpose::PaymentSigning, leaf, &shared, &[], NOW);
     assert!(Arc::ptr_eq(&first, &again));
     // The chain is part of the question: without its intermediate, another answer.
-    let bare = cache.recognize_shared(&mra, "JP", Purpose::PaymentSigning, leaf, &[], &[], NOW);
+    let bare =
+        cache.recognize::<Arc<Cert>>(&mra, "JP", Purpose::PaymentSigning, leaf, &[], &[], NOW);
     assert!(!Arc::ptr_eq(&first, &bare));
     assert_eq!(
         *bare,
@@ -365,7 +364,7 @@ fn shared_intermediates_are_the_same_question_with_the_same_answer() {
     );
     // And expiry still ends the reuse.
     let later = UnixTime(2_100_000_000);
-    let expired = cache.recognize_shared(
+    let expired = cache.recognize(
         &mra,
         "JP",
         Purpose::PaymentSigning,
