@@ -52,7 +52,11 @@ fn percentiles_are_within_one_bucket_of_the_exact_nearest_rank() {
     let bench: Vec<Duration> = (0..50_000)
         .map(|_| {
             let ms = draw.next() % 40 + 1;
-            let tail = if draw.next().is_multiple_of(100) { 500 } else { 1 };
+            let tail = if draw.next().is_multiple_of(100) {
+                500
+            } else {
+                1
+            };
             Duration::from_micros(ms * tail * 1000 + draw.next() % 1000)
         })
         .collect();
