@@ -59,13 +59,15 @@ use super::{Engine, PeerLink};
 pub(super) const QUOTES_HELD_MAX: usize = 100_000;
 
 /// Most taken quotes a node remembers. A taken quote keeps only what answers a second payment
-/// under it (its key, payload digest, expiry and the payment that took it: about 110 bytes with
-/// the map's slot and its place in the take order), so this is about 28 MB at most; below it a
-/// node remembers the quotes taken within a quote's lifetime plus the clock skew (1,730 a
-/// second with the default 60 s and 30 s: 156,000, about 17 MB). At the bound the oldest taken
-/// quote is forgotten: a payment presenting it is then refused AB05 (not held) instead of DUPL,
-/// still refused, so forgetting never makes a quote usable again.
-pub(super) const QUOTES_TAKEN_MAX: usize = 250_000;
+/// under it (its key, payload digest, expiry and the payment that took it): an 81-byte slot of
+/// the map and 16 bytes of the take order, 100 to 200 bytes with the tables' spare room
+/// (heaptrack: 6 MiB for 37,000). The map's table for 200,000 is 262,144 slots, so this is
+/// about 25 MB at most; below it a node remembers the quotes taken within a quote's lifetime
+/// plus the clock skew (1,730 a second with the default 60 s and 30 s: 156,000, the same
+/// table). At the bound the oldest taken quote is forgotten: a payment presenting it is then
+/// refused AB05 (not held) instead of DUPL, still refused, so forgetting never makes a quote
+/// usable again.
+pub(super) const QUOTES_TAKEN_MAX: usize = 200_000;
 
 /// A quote id as the registry keys it: the first 16 bytes of its SHA-256. Ids are this node's
 /// own (a random part and a sequence number), and one presented by a bank only finds a quote
@@ -1035,6 +1037,41 @@ mod tests {
         assert_eq!(inner.free, 1);
         assert!(inner.free_order.len() <= 2 * inner.free + 1_024 + 1);
         assert_eq!(inner.taken_order.len(), 20_000);
+    }
+
+    /// The node's answer at the bound: GetQuote is refused with RR04 and its detail, and a
+    /// quote issued before it still carries its payment.
+    #[tokio::test]
+    async fn at_the_bound_the_node_refuses_a_new_quote_with_rr04() {
+        let pair = crate::testing::pair().await;
+        let jp = pair.jp.engine();
+        // A payment's quote, issued before the node fills up.
+        let signed = crate::testing::jp_to_sg(jp, crate::testing::new_uetr());
+        let now = jp.clock().now().1;
+        let free = jp.issued.lock().free;
+        for i in free..QUOTES_HELD_MAX {
+            held(&jp.issued, &format!("Q-fill-{i}"), b"terms", now);
+        }
+        let jpy = money::currency("JPY").expect("JPY");
+        let refused = jp
+            .quote("SG", &money::format_amount(jpy, 10_000))
+            .expect_err("no room for a quote");
+        assert_eq!(refused.code, ReasonCode::Rr04);
+        assert!(
+            refused
+                .detail
+                .contains("100000 quotes issued and not yet used"),
+            "{}",
+            refused.detail
+        );
+        match jp.submit(signed).await.expect("answered") {
+            crate::engine::Submitted::Report(report) => assert_eq!(
+                report.transaction_status(),
+                pb::TransactionStatus::Acsc,
+                "{report:?}"
+            ),
+            crate::engine::Submitted::Invalid(refused) => panic!("{refused:?}"),
+        }
     }
 
     fn rate(text: &str) -> Rate {
