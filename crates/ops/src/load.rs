@@ -68,7 +68,7 @@ pub const STREAM_WINDOW_MAX: usize = 64;
 pub const CONCURRENCY_MAX: usize = 256;
 
 /// Most payments one run sends: ten million, which the debtors are funded for up front
-/// ([`fund_debtors`]). The run's own memory does not grow with them: each payment is counted
+/// (`fund_debtors`). The run's own memory does not grow with them: each payment is counted
 /// into a [`Summary`] as it ends.
 pub const PAYMENTS_MAX: usize = 10_000_000;
 
