@@ -479,12 +479,15 @@ async fn open_storage(
     let ledger_dir = config.data_dir.join("ledger");
     let ledger_path = ledger_dir.clone();
     let ledger_key = key.clone();
-    let ledger = tokio::task::spawn_blocking(move || {
-        Ledger::open(&ledger_dir, ledger_key, Options::default())
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))?
-    .map_err(|error| ledger_open_error(&ledger_path, error))?;
+    let options = Options {
+        cache_capacity_bytes: config.storage.cache_bytes(),
+        ..Options::default()
+    };
+    let ledger =
+        tokio::task::spawn_blocking(move || Ledger::open(&ledger_dir, ledger_key, options))
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))?
+            .map_err(|error| ledger_open_error(&ledger_path, error))?;
     let ledger = Arc::new(ledger);
     let store_dir = config.data_dir.join(crate::store::LEGACY_DIR);
     let data_dir = config.data_dir.clone();

@@ -47,16 +47,17 @@ use kakehashi_protocol::instruction::Uetr;
 use kakehashi_protocol::money::{self, Currency};
 use kakehashi_protocol::quote::QuoteAsk;
 use kakehashi_protocol::signed::{ParsedCerts, Trust};
-use kakehashi_protocol::status::{self, status_name};
 
 pub mod ceiling;
 pub mod cpu;
 pub mod pace;
 pub mod sampler;
+pub mod summary;
 
 use ceiling::{PathSizes, SignedSize};
 use pace::{Dispatcher, Pace};
 use sampler::Sampler;
+use summary::{Histogram, Summary};
 
 /// Largest number of instructions one SubmitPayments stream has in flight on the node
 /// (service.rs `STREAM_CONCURRENCY`); more only queue in the stream.
@@ -66,8 +67,9 @@ pub const STREAM_WINDOW_MAX: usize = 64;
 /// (`MAX_CONCURRENT_REQUESTS_DEFAULT`) is 256; more would only queue at the node.
 pub const CONCURRENCY_MAX: usize = 256;
 
-/// Most payments one run sends: ten million keeps the outcome list (about 64 bytes each)
-/// under a gigabyte.
+/// Most payments one run sends: ten million, which the debtors are funded for up front
+/// (`fund_debtors`). The run's own memory does not grow with them: each payment is counted
+/// into a [`Summary`] as it ends.
 pub const PAYMENTS_MAX: usize = 10_000_000;
 
 /// Longest `--duration`: a day.
@@ -77,7 +79,7 @@ pub const DURATION_MAX: Duration = Duration::from_secs(86_400);
 pub const RATE_MAX: f64 = 1_000_000.0;
 
 /// Payments per second of `--duration` a closed-loop timed run may send at most: its funding
-/// and its outcome list are sized by it. Fifty times what a two-core machine does today.
+/// is sized by it. Fifty times what a two-core machine does today.
 pub const CLOSED_LOOP_RATE_MAX: f64 = 20_000.0;
 
 /// Empty gRPC calls the TLS and HTTP/2 calibration makes after the run
@@ -440,7 +442,7 @@ impl Failure {
     }
 }
 
-/// What one payment came back with.
+/// What one payment came back with: counted into the run's [`Summary`] as it ends, not kept.
 #[derive(Clone, Debug)]
 pub struct PaymentOutcome {
     /// Index into the routes.
@@ -475,8 +477,8 @@ pub type Balances = BTreeMap<u128, (u128, u128)>;
 /// The result of a run.
 #[derive(Clone, Debug)]
 pub struct LoadReport {
-    /// One per payment, in no particular order.
-    pub outcomes: Vec<PaymentOutcome>,
+    /// The payments, summarized as each ended.
+    pub summary: Summary,
     /// From the first submission to the last answer.
     pub wall: Duration,
     /// The sender's currency and each payment's amount in its minor units.
@@ -510,22 +512,24 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// How many payments ended (answered or failed).
+    pub fn answered(&self) -> usize {
+        self.summary.answered
+    }
+
     /// How many payments settled (ACSC) with a receipt that verified.
     pub fn settled(&self) -> usize {
-        self.outcomes
-            .iter()
-            .filter(|o| o.status == pb::TransactionStatus::Acsc && o.failure.is_none())
-            .count()
+        self.summary.settled
     }
 
     /// How many receipts verified under the agreement.
     pub fn receipts_verified(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.receipt_verified).count()
+        self.summary.receipts_verified
     }
 
     /// How many payments failed without a usable answer ([`Failure`]).
     pub fn failed(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.failure.is_some()).count()
+        self.summary.failed
     }
 
     /// Settled payments per second of wall time.
@@ -541,34 +545,17 @@ impl LoadReport {
     /// Answers by status and reason, e.g. `{"ACSC": 1998, "RJCT AM04": 2}`; failures as
     /// `ERROR <what>` (`ERROR receipt`: reported settled, receipt not verified).
     pub fn by_status(&self) -> BTreeMap<String, usize> {
-        let mut out = BTreeMap::new();
-        for o in &self.outcomes {
-            let key = match o.failure {
-                Some(failure) => format!("ERROR {}", failure.name()),
-                None => status::with_reason(status_name(o.status), &o.reason),
-            };
-            *out.entry(key).or_default() += 1;
-        }
-        out
+        self.summary.answers.clone()
     }
 
-    /// The latencies `pick` selects, sorted: every payment for which it has one (failures
-    /// included).
-    pub fn sorted(&self, pick: impl Fn(&PaymentOutcome) -> Option<Duration>) -> Vec<Duration> {
-        let mut v: Vec<Duration> = self.outcomes.iter().filter_map(pick).collect();
-        v.sort_unstable();
-        v
+    /// SubmitPayment latencies: every payment that reached SubmitPayment.
+    pub fn submit_latency(&self) -> &Histogram {
+        &self.summary.submit
     }
 
-    /// SubmitPayment latencies, sorted: every payment that reached SubmitPayment.
-    pub fn submit_latencies(&self) -> Vec<Duration> {
-        self.sorted(|o| o.submit)
-    }
-
-    /// Latencies from when each payment was due to its answer or failure, sorted: every
-    /// payment.
-    pub fn total_latencies(&self) -> Vec<Duration> {
-        self.sorted(|o| Some(o.total))
+    /// Latencies from when each payment was due to its answer or failure: every payment.
+    pub fn total_latency(&self) -> &Histogram {
+        &self.summary.total
     }
 
     /// CPU time per settled payment; `None` when none settled.
@@ -581,7 +568,7 @@ impl LoadReport {
 
     /// Whether every payment settled and every balance moved by exactly the settled sums.
     pub fn is_exact(&self) -> bool {
-        self.settled() == self.outcomes.len() && self.balance_problems.is_empty()
+        self.settled() == self.answered() && self.balance_problems.is_empty()
     }
 }
 
@@ -739,7 +726,7 @@ pub async fn run(
     };
     let cpu = ceiling::process_cpu_time().saturating_sub(cpu_before);
     let samples = sampler.stop();
-    let (outcomes, wall, missed_slots) = sent?;
+    let (summary, wall, missed_slots) = sent?;
     let (_, storage_cpu) = samples.threads.by_class();
     // The calibration runs after the run's clock stopped, with the nodes still up and idle.
     let per_call_cpu = calibrate_call(&target, &routes[0], options.concurrency)
@@ -757,7 +744,7 @@ pub async fn run(
         .map(|p| p.liquidity_account)
         .ok_or_else(|| LoadError::Routes(format!("no peer {}", sender.jurisdiction)))?;
     let mut report = LoadReport {
-        outcomes,
+        summary,
         wall,
         amount: target.ask.source,
         credited_currency,
@@ -1030,21 +1017,18 @@ async fn pay_unary(
     }
 }
 
-/// Moves every finished task's outcome into `outcomes` without waiting, so a long run holds
+/// Counts every finished task's outcome into `summary` without waiting, so a long run holds
 /// only what is in flight.
-fn reap(
-    tasks: &mut JoinSet<PaymentOutcome>,
-    outcomes: &mut Vec<PaymentOutcome>,
-) -> Result<(), LoadError> {
+fn reap(tasks: &mut JoinSet<PaymentOutcome>, summary: &mut Summary) -> Result<(), LoadError> {
     while let Some(done) = tasks.try_join_next() {
-        outcomes.push(done.map_err(|e| LoadError::Run(format!("payment task: {e}")))?);
+        summary.record(&done.map_err(|e| LoadError::Run(format!("payment task: {e}")))?);
     }
     Ok(())
 }
 
-/// What a run's sending part returns: the outcomes, the wall time, and the schedule's missed
-/// slots.
-type Sent = (Vec<PaymentOutcome>, Duration, u64);
+/// What a run's sending part returns: the payments' summary, the wall time, and the
+/// schedule's missed slots.
+type Sent = (Summary, Duration, u64);
 
 /// `concurrency` participants, each on its own TLS connection: each payment, when due, takes an
 /// idle one (waiting for one when all are busy) and makes its unary calls on it.
@@ -1067,7 +1051,7 @@ async fn run_unary(
     let started = Instant::now();
     let mut dispatcher = options.dispatcher(started);
     let mut tasks = JoinSet::new();
-    let mut outcomes = Vec::new();
+    let mut summary = Summary::default();
     while let Some(due) = dispatcher.next().await {
         let (participant, mut client) = idle
             .recv()
@@ -1094,12 +1078,12 @@ async fn run_unary(
             progress();
             outcome
         });
-        reap(&mut tasks, &mut outcomes)?;
+        reap(&mut tasks, &mut summary)?;
     }
     while let Some(done) = tasks.join_next().await {
-        outcomes.push(done.map_err(|e| LoadError::Run(format!("payment task: {e}")))?);
+        summary.record(&done.map_err(|e| LoadError::Run(format!("payment task: {e}")))?);
     }
-    Ok((outcomes, started.elapsed(), dispatcher.missed()))
+    Ok((summary, started.elapsed(), dispatcher.missed()))
 }
 
 /// Which stream carries a payment: a bank's payments go round its own `streams` streams in
@@ -1188,7 +1172,7 @@ async fn run_stream(
         let progress = Arc::clone(progress);
         let target = Arc::clone(target);
         readers.push(tokio::spawn(async move {
-            let mut out = Vec::new();
+            let mut out = Summary::default();
             while let Some(answer) = answers.next().await {
                 let report = answer.map_err(call("SubmitPayments answer"))?;
                 let t2 = Instant::now();
@@ -1204,7 +1188,7 @@ async fn run_stream(
                         report.uetr
                     )));
                 };
-                out.push(answered(&target, route, &report, t2 - t1, clocks));
+                out.record(&answered(&target, route, &report, t2 - t1, clocks));
                 progress();
                 drop(permit);
             }
@@ -1214,7 +1198,7 @@ async fn run_stream(
     let mut picker = StreamPicker::new(bank_of, streams);
     let mut dispatcher = options.dispatcher(started);
     let mut producers = JoinSet::new();
-    let mut outcomes = Vec::new();
+    let mut summary = Summary::default();
     let mut i = 0_usize;
     while let Some(due) = dispatcher.next().await {
         let permit = Arc::clone(&window)
@@ -1268,23 +1252,29 @@ async fn run_stream(
             None
         });
         while let Some(done) = producers.try_join_next() {
-            outcomes.extend(done.map_err(|e| LoadError::Run(format!("producer task: {e}")))?);
+            let done = done.map_err(|e| LoadError::Run(format!("producer task: {e}")))?;
+            if let Some(outcome) = done {
+                summary.record(&outcome);
+            }
         }
     }
     while let Some(done) = producers.join_next().await {
-        outcomes.extend(done.map_err(|e| LoadError::Run(format!("producer task: {e}")))?);
+        let done = done.map_err(|e| LoadError::Run(format!("producer task: {e}")))?;
+        if let Some(outcome) = done {
+            summary.record(&outcome);
+        }
     }
     // Closing every sender ends the request streams; the node then finishes what it accepted
     // and ends each answer stream.
     drop(senders);
     for reader in readers {
-        outcomes.extend(
-            reader
+        summary.merge(
+            &reader
                 .await
                 .map_err(|e| LoadError::Run(format!("stream reader: {e}")))??,
         );
     }
-    Ok((outcomes, started.elapsed(), dispatcher.missed()))
+    Ok((summary, started.elapsed(), dispatcher.missed()))
 }
 
 /// CPU time of one empty gRPC call (a `grpc.health.v1.Health/Check`) over mutual TLS to the
@@ -1386,20 +1376,20 @@ fn check_balances(report: &mut LoadReport, routes: &[Route], sender: Side<'_>, r
     let mut debited: BTreeMap<u128, u128> = BTreeMap::new();
     let mut credited: BTreeMap<u128, u128> = BTreeMap::new();
     let mut total = (0u128, 0u128);
-    for o in report
-        .outcomes
-        .iter()
-        .filter(|o| o.status == pb::TransactionStatus::Acsc)
-    {
-        let Some(route) = routes.get(o.route) else {
+    for (index, (count, credited_minor)) in &report.summary.by_route {
+        let Some(route) = routes.get(*index) else {
             continue;
         };
+        let debited_minor = report
+            .amount
+            .1
+            .saturating_mul(u128::try_from(*count).unwrap_or(u128::MAX));
         let d = debited.entry(route.order.debtor_account).or_default();
-        *d = d.saturating_add(report.amount.1);
+        *d = d.saturating_add(debited_minor);
         let c = credited.entry(route.order.creditor_account).or_default();
-        *c = c.saturating_add(o.credited_minor);
-        total.0 = total.0.saturating_add(report.amount.1);
-        total.1 = total.1.saturating_add(o.credited_minor);
+        *c = c.saturating_add(*credited_minor);
+        total.0 = total.0.saturating_add(debited_minor);
+        total.1 = total.1.saturating_add(*credited_minor);
     }
     let mut problems = Vec::new();
     let mut expect = |(node, before, after, _): &Side<'_>, account: u128, delta: i128| {
@@ -1592,11 +1582,11 @@ mod tests {
             answered: Duration::ZERO,
         };
         let report = LoadReport {
-            outcomes: vec![
+            summary: Summary::of(&[
                 outcome(Some(Failure::Quote), None, 5),
                 outcome(Some(Failure::Receipt), Some(7), 9),
                 outcome(Some(Failure::Submit), Some(30), 31),
-            ],
+            ]),
             wall: Duration::from_secs(1),
             amount: (jpy, 1),
             credited_currency: jpy,
@@ -1626,8 +1616,10 @@ mod tests {
                 ("ERROR submit".to_owned(), 1)
             ]
         );
-        assert_eq!(report.submit_latencies(), ms(&[7, 30]));
-        assert_eq!(report.total_latencies(), ms(&[5, 9, 31]));
+        let range = |h: &Histogram| (h.len(), h.min(), h.max());
+        let ms = Duration::from_millis;
+        assert_eq!(range(report.submit_latency()), (2, ms(7), ms(30)));
+        assert_eq!(range(report.total_latency()), (3, ms(5), ms(31)));
     }
 
     #[test]

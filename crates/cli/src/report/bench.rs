@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use kakehashi_ops::load::LoadReport;
 use kakehashi_ops::load::cpu::CpuSplit;
-use kakehashi_ops::load::{LoadReport, percentile};
+use kakehashi_ops::load::summary::{Histogram, Timeline};
 
 use super::chart::{self, Bin, Interval, Level};
 use super::page::{Cell, Page, Verdict};
@@ -152,10 +153,12 @@ fn os_name(os_release: &str) -> Option<String> {
     })
 }
 
-/// The throughput intervals of a run of `wall` whose answers came at `answered`: equal widths
+/// The throughput intervals of a run of `wall` whose answers `timeline` counted: equal widths
 /// from [`INTERVAL_WIDTHS`], the last one merged into the one before when shorter than half a
-/// width (a sliver would show a rate out of few answers).
-pub(crate) fn intervals(answered: &[(Duration, bool)], wall: Duration) -> (Vec<Interval>, f64) {
+/// width (a sliver would show a rate out of few answers). Each width is a whole number of the
+/// timeline's slots (50 ms, or a second once the run is 20 s long, when the widths are whole
+/// seconds), so every slot falls in one interval.
+pub(crate) fn intervals(timeline: &Timeline, wall: Duration) -> (Vec<Interval>, f64) {
     let total = wall.as_secs_f64();
     let width = interval_width(total);
     if total <= 0.0 {
@@ -178,32 +181,42 @@ pub(crate) fn intervals(answered: &[(Duration, bool)], wall: Duration) -> (Vec<I
             other: 0,
         })
         .collect();
-    for (at, settled) in answered {
-        let index = ((at.as_secs_f64() / width) as usize).min(count - 1);
+    // In whole milliseconds, so that 0.15 s / 0.05 s is 3 and not 2.999...
+    let (slot, slots) = timeline.slots();
+    let slot_ms = slot.as_millis();
+    let width_ms = ((width * 1e3).round() as u128).max(1);
+    for (i, (settled, other)) in slots.iter().enumerate() {
+        let start_ms = i as u128 * slot_ms;
+        let index = usize::try_from(start_ms / width_ms)
+            .unwrap_or(usize::MAX)
+            .min(count - 1);
         if let Some(interval) = out.get_mut(index) {
-            if *settled {
-                interval.settled += 1;
-            } else {
-                interval.other += 1;
-            }
+            interval.settled += usize::try_from(*settled).unwrap_or(usize::MAX);
+            interval.other += usize::try_from(*other).unwrap_or(usize::MAX);
         }
     }
     (out, width)
 }
 
-/// Histogram bins over sorted samples (milliseconds), and how many lie beyond the last bin:
-/// the axis ends at the maximum unless a tail stretches it past twice the p99, then at 1.5 ×
-/// p99 so that the body of the distribution stays visible.
-pub(crate) fn latency_bins(sorted_ms: &[f64]) -> (Vec<Bin>, usize) {
-    let (Some(&min), Some(&max)) = (sorted_ms.first(), sorted_ms.last()) else {
+/// Histogram bins over the run's latencies (milliseconds), and how many lie beyond the last
+/// bin: the axis ends at the maximum unless a tail stretches it past twice the p99, then at 1.5
+/// × p99 so that the body of the distribution stays visible. Each of the histogram's buckets
+/// (0.4% of its value wide) goes to the bin of its highest value.
+pub(crate) fn latency_bins(latency: &Histogram) -> (Vec<Bin>, usize) {
+    if latency.is_empty() {
         return (Vec::new(), 0);
-    };
-    let rank = ((0.99 * sorted_ms.len() as f64).ceil() as usize).clamp(1, sorted_ms.len());
-    let p99 = sorted_ms[rank - 1];
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (min, max, p99) = (
+        ms(latency.min()),
+        ms(latency.max()),
+        ms(latency.percentile(99.0)),
+    );
     let upper = if max <= 2.0 * p99 { max } else { 1.5 * p99 };
     let lower = 0.0_f64.min(min);
     let upper = if upper > lower { upper } else { lower + 1.0 };
-    let bins = (sorted_ms.len() / 5).clamp(BINS_MIN, BINS_MAX);
+    let samples = usize::try_from(latency.len()).unwrap_or(usize::MAX);
+    let bins = (samples / 5).clamp(BINS_MIN, BINS_MAX);
     let width = (upper - lower) / bins as f64;
     let mut out: Vec<Bin> = (0..bins)
         .map(|i| Bin {
@@ -213,14 +226,16 @@ pub(crate) fn latency_bins(sorted_ms: &[f64]) -> (Vec<Bin>, usize) {
         })
         .collect();
     let mut above = 0;
-    for &sample in sorted_ms {
+    for (at, count) in latency.buckets() {
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let sample = ms(at);
         if sample > upper {
-            above += 1;
+            above += count;
             continue;
         }
         let index = (((sample - lower) / width) as usize).min(bins - 1);
         if let Some(bin) = out.get_mut(index) {
-            bin.count += 1;
+            bin.count += count;
         }
     }
     (out, above)
@@ -302,7 +317,7 @@ fn cpu_section(page: &mut Page, run: &BenchRun<'_>) -> anyhow::Result<()> {
 pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
     let report = run.report;
     let settled = report.settled();
-    let answered = report.outcomes.len();
+    let answered = report.answered();
     let exact = report.is_exact();
     let mut page = Page::new(
         &format!("kakehashi bench: {}", run.route),
@@ -347,17 +362,7 @@ pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
     page.tiles(&tiles);
 
     page.heading("Throughput over the run");
-    let answers: Vec<(Duration, bool)> = report
-        .outcomes
-        .iter()
-        .map(|o| {
-            (
-                o.answered,
-                o.status == kakehashi_proto::pb::TransactionStatus::Acsc,
-            )
-        })
-        .collect();
-    let (intervals, width) = intervals(&answers, report.wall);
+    let (intervals, width) = intervals(&report.summary.timeline, report.wall);
     let mut levels = vec![Level {
         value: report.payments_per_sec(),
         label: format!("mean {:.1} settled payments/s", report.payments_per_sec()),
@@ -382,16 +387,12 @@ pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
     );
 
     page.heading("SubmitPayment latency");
-    let sorted_ms: Vec<f64> = report
-        .submit_latencies()
-        .iter()
-        .map(|d| d.as_secs_f64() * 1e3)
-        .collect();
-    let (bins, above) = latency_bins(&sorted_ms);
+    let latency = report.submit_latency();
+    let (bins, above) = latency_bins(latency);
     let markers: Vec<(String, f64)> = [("p50", 50.0), ("p90", 90.0), ("p99", 99.0)]
         .iter()
         .map(|(name, p)| {
-            let at = percentile(&report.submit_latencies(), *p).as_secs_f64() * 1e3;
+            let at = latency.percentile(*p).as_secs_f64() * 1e3;
             (format!("{name} {at:.1} ms"), at)
         })
         .collect();
@@ -400,7 +401,7 @@ pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
         0 => String::new(),
         n => format!(
             " {n} slower payments (up to {:.1} ms) lie beyond the axis.",
-            sorted_ms.last().copied().unwrap_or_default()
+            latency.max().as_secs_f64() * 1e3
         ),
     };
     page.chart(
@@ -505,6 +506,7 @@ pub(crate) fn bench_html(run: &BenchRun<'_>) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use kakehashi_ops::load::PaymentOutcome;
+    use kakehashi_ops::load::summary::Summary;
     use kakehashi_proto::pb::TransactionStatus;
 
     use super::*;
@@ -535,7 +537,7 @@ mod tests {
             .collect();
         outcomes.push(outcome(TransactionStatus::Rjct, 3, 1_995));
         LoadReport {
-            outcomes,
+            summary: Summary::of(&outcomes),
             wall: Duration::from_secs(2),
             amount: (jpy, 10_000),
             credited_currency: sgd,
@@ -658,9 +660,10 @@ mod tests {
 
     #[test]
     fn intervals_count_every_answer_once() {
-        let answers: Vec<(Duration, bool)> = (0..1000)
-            .map(|i| (Duration::from_millis(i * 3), i % 10 != 0))
-            .collect();
+        let mut answers = Timeline::default();
+        for i in 0..1000 {
+            answers.record(Duration::from_millis(i * 3), i % 10 != 0);
+        }
         let (intervals, width) = intervals(&answers, Duration::from_millis(3_000));
         assert_eq!(width, 0.1);
         assert_eq!(intervals.len(), 30);
@@ -674,24 +677,39 @@ mod tests {
         let (count, _) = intervals_of(2.01);
         assert_eq!(count, 20);
         assert_eq!(intervals_of(0.0).0, 0);
+        // A run past 20 s counts in seconds: every answer still once, in its own second.
+        let mut long = Timeline::default();
+        for i in 0..1000 {
+            long.record(Duration::from_millis(i * 45), true);
+        }
+        let (seconds, width) = super::intervals(&long, Duration::from_millis(45_000));
+        assert_eq!((seconds.len(), width), (45, 1.0));
+        assert_eq!(seconds.iter().map(|i| i.settled).sum::<usize>(), 1000);
+        assert_eq!(seconds[0].settled, 23, "0 to 990 ms in steps of 45 ms");
     }
 
     fn intervals_of(secs: f64) -> (usize, f64) {
-        let (v, w) = intervals(&[], Duration::from_secs_f64(secs));
+        let (v, w) = intervals(&Timeline::default(), Duration::from_secs_f64(secs));
         (v.len(), w)
     }
 
     #[test]
     fn latency_bins_hold_every_sample_or_count_it_beyond() {
-        let mut samples: Vec<f64> = (0..1000).map(|i| f64::from(i % 100)).collect();
-        samples.push(10_000.0);
-        samples.sort_by(f64::total_cmp);
-        let (bins, above) = latency_bins(&samples);
+        let histogram = |ms: &[u64]| {
+            let mut h = Histogram::default();
+            for m in ms {
+                h.record(Duration::from_millis(*m));
+            }
+            h
+        };
+        let mut samples: Vec<u64> = (0..1000).map(|i| i % 100).collect();
+        samples.push(10_000);
+        let (bins, above) = latency_bins(&histogram(&samples));
         assert_eq!(bins.len(), BINS_MAX);
         assert_eq!(above, 1, "the outlier is beyond the axis");
         assert_eq!(bins.iter().map(|b| b.count).sum::<usize>(), 1000);
-        assert_eq!(latency_bins(&[]), (Vec::new(), 0));
-        let (bins, above) = latency_bins(&[2.0, 2.0]);
+        assert_eq!(latency_bins(&Histogram::default()), (Vec::new(), 0));
+        let (bins, above) = latency_bins(&histogram(&[2, 2]));
         assert_eq!((bins.iter().map(|b| b.count).sum::<usize>(), above), (2, 0));
     }
 

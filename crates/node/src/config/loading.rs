@@ -15,7 +15,7 @@ use super::{
     AMOUNT_FRACTION_DIGITS_MAX, Account, AccountKind, Admin, CONFIG_BYTES_MAX, Config, ConfigError,
     Decimal, Fx, KeyPairPaths, Limits, Listen, Peer, QUOTE_TTL_SECS_DEFAULT, RATE_BAND_BPS_DEFAULT,
     RATE_FRACTION_DIGITS_MAX, SANCTIONS_THRESHOLD_BP_DEFAULT, SANCTIONS_THRESHOLD_BP_MIN,
-    Sanctions, invalid,
+    STORAGE_CACHE_MIB_DEFAULT, Sanctions, Storage, invalid,
 };
 
 impl Config {
@@ -98,6 +98,8 @@ struct RawConfig {
     fx: RawFx,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    storage: RawStorage,
     #[serde(default)]
     sanctions: RawSanctions,
     #[serde(default, rename = "account")]
@@ -203,6 +205,13 @@ struct RawLimits {
     #[serde(rename = "max_recovery_queries_per_peer")]
     recovery_queries_per_peer_max: Option<usize>,
     drain_secs: Option<u64>,
+}
+
+/// `[storage]`. The section is where the choice of backend goes next to its own keys.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    cache_mib: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -324,6 +333,9 @@ impl RawConfig {
             peers,
             fx,
             limits,
+            storage: Storage {
+                cache_mib: self.storage.cache_mib.unwrap_or(STORAGE_CACHE_MIB_DEFAULT),
+            },
             sanctions: Sanctions {
                 names: self.sanctions.names,
                 bics: self.sanctions.bics,

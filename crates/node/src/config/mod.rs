@@ -1,5 +1,5 @@
 //! The node's TOML configuration: jurisdiction, listeners, identities, the agreement, peers,
-//! FX, limits, sanctions and genesis accounts.
+//! FX, limits, storage, sanctions and genesis accounts.
 //!
 //! [`Config::parse`] is pure (text and the directory relative paths resolve against);
 //! [`Config::load`] reads a file and resolves paths against the file's directory. Unknown keys
@@ -78,6 +78,21 @@ pub const RATE_BAND_BPS_MAX: u32 = 10_000;
 /// Default `[limits] max_payment` in major units of the local currency: a high-value ceiling
 /// that still bounds a mistyped amount.
 pub const PAYMENT_MAX_DEFAULT: &str = "100000000";
+/// One mebibyte, the unit of `[storage] cache_mib`.
+const MIB: u64 = 1024 * 1024;
+
+/// Default `[storage] cache_mib`: the ledger's default page-cache budget
+/// ([`kakehashi_ledger::CACHE_CAPACITY_DEFAULT`], 32 MiB; ARCHITECTURE.md "Memory" says what it
+/// holds and what sled's real use is).
+pub const STORAGE_CACHE_MIB_DEFAULT: u64 = kakehashi_ledger::CACHE_CAPACITY_DEFAULT / MIB;
+/// Least `[storage] cache_mib`: the ledger refuses a budget under
+/// [`kakehashi_ledger::CACHE_CAPACITY_MIN`] (1 MiB); the configuration says so first, naming
+/// the key.
+pub const STORAGE_CACHE_MIB_MIN: u64 = kakehashi_ledger::CACHE_CAPACITY_MIN.div_ceil(MIB);
+/// Largest `[storage] cache_mib`: 64 GiB, past any memory this node is meant to run in; the
+/// bound catches a value given in bytes or KiB by mistake.
+pub const STORAGE_CACHE_MIB_MAX: u64 = 64 * 1024;
+
 /// Default `[limits] max_message_bytes`: a signed instruction with a two-certificate chain is
 /// about 3 KiB; 64 KiB leaves room for long chains and names while bounding decode work.
 pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 64 * 1024;
@@ -217,6 +232,8 @@ pub struct Config {
     pub fx: Fx,
     /// Resource and protocol limits.
     pub limits: Limits,
+    /// How the node's books are stored.
+    pub storage: Storage,
     /// Screening lists.
     pub sanctions: Sanctions,
     /// Genesis accounts of the local ledger.
@@ -387,6 +404,32 @@ impl Default for Limits {
             recovery_queries_per_peer_max: RECOVERY_QUERIES_PER_PEER_MAX_DEFAULT,
             drain_secs: DRAIN_SECS_DEFAULT,
         }
+    }
+}
+
+/// `[storage]`: how the node's books (ledger and payment records) are stored. Today one
+/// backend, a sled database under `data_dir`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Storage {
+    /// `cache_mib`: the ledger's sled page-cache budget in MiB ([`STORAGE_CACHE_MIB_MIN`] to
+    /// [`STORAGE_CACHE_MIB_MAX`], default [`STORAGE_CACHE_MIB_DEFAULT`]). sled's memory is a
+    /// multiple of it (ARCHITECTURE.md, "Memory").
+    pub cache_mib: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            cache_mib: STORAGE_CACHE_MIB_DEFAULT,
+        }
+    }
+}
+
+impl Storage {
+    /// The page-cache budget in bytes, as the ledger's options take it.
+    pub fn cache_bytes(&self) -> u64 {
+        // At most STORAGE_CACHE_MIB_MAX MiB once validated, far from overflowing.
+        self.cache_mib.saturating_mul(MIB)
     }
 }
 

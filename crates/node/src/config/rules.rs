@@ -10,7 +10,8 @@ use super::{
     DRAIN_SECS_MAX, INSTRUCTION_LIFETIME_SECS_MAX_MAX, LIFETIME_SECS_MAX, Listen,
     MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX,
     RATE_BAND_BPS_DEFAULT, RATE_BAND_BPS_MAX, RECOVERY_QUERIES_PER_PEER_MAX_MAX,
-    SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX, TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
+    SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX, STORAGE_CACHE_MIB_DEFAULT, STORAGE_CACHE_MIB_MAX,
+    STORAGE_CACHE_MIB_MIN, TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
 };
 
 impl Config {
@@ -23,9 +24,35 @@ impl Config {
         self.validate_peers()?;
         self.validate_fx()?;
         self.validate_limits()?;
+        self.validate_storage()?;
         self.validate_sanctions()?;
         Ok(())
     }
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        let mib = self.storage.cache_mib;
+        if mib < STORAGE_CACHE_MIB_MIN {
+            return Err(invalid(
+                "storage.cache_mib",
+                format!(
+                    "{mib} is below the least page cache of {STORAGE_CACHE_MIB_MIN} MiB the \
+                     ledger accepts (a smaller one would read nearly every page from disk); \
+                     give {STORAGE_CACHE_MIB_MIN} or more, or leave it out for \
+                     {STORAGE_CACHE_MIB_DEFAULT}"
+                ),
+            ));
+        }
+        if mib > STORAGE_CACHE_MIB_MAX {
+            return Err(invalid(
+                "storage.cache_mib",
+                format!(
+                    "{mib} MiB is more than the {STORAGE_CACHE_MIB_MAX} accepted; the key is in \
+                     mebibytes (32 is 32 MiB), not bytes"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_listen(&self) -> Result<(), ConfigError> {
         let Listen {
             public,

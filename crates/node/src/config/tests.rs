@@ -597,6 +597,46 @@ fn load_names_the_file_in_errors() {
 }
 
 #[test]
+fn storage_cache_mib_defaults_to_the_ledger_default_and_is_bounded() {
+    let config = parse(EXAMPLE).expect("valid");
+    assert_eq!(config.storage, Storage::default());
+    assert_eq!(config.storage.cache_mib, 32);
+    assert_eq!(
+        config.storage.cache_bytes(),
+        kakehashi_ledger::CACHE_CAPACITY_DEFAULT
+    );
+    let with = |section: &str| edited("[sanctions]\n", &format!("{section}\n[sanctions]\n"));
+    let config = parse(&with("[storage]\ncache_mib = 256")).expect("valid");
+    assert_eq!(config.storage.cache_mib, 256);
+    assert_eq!(config.storage.cache_bytes(), 256 * 1024 * 1024);
+    let least = parse(&with("[storage]\ncache_mib = 1")).expect("the least accepted");
+    assert_eq!(
+        least.storage.cache_bytes(),
+        kakehashi_ledger::CACHE_CAPACITY_MIN
+    );
+    assert_eq!(
+        parse(&with("[storage]")).expect("valid").storage,
+        Storage::default()
+    );
+    refused(
+        &with("[storage]\ncache_mib = 0"),
+        &["storage.cache_mib", "0 is below", "1 MiB"],
+    );
+    refused(
+        &with("[storage]\ncache_mib = 33554432"),
+        &["storage.cache_mib", "mebibytes"],
+    );
+    // The wrong type, a negative value and an unknown key are refused by the TOML shape.
+    refused(
+        &with("[storage]\ncache_mib = \"32\""),
+        &["cache_mib", "invalid type", "expected u64"],
+    );
+    refused(&with("[storage]\ncache_mib = 32.5"), &["cache_mib"]);
+    refused(&with("[storage]\ncache_mib = -1"), &["cache_mib"]);
+    refused(&with("[storage]\ncache_bytes = 1"), &["cache_bytes"]);
+}
+
+#[test]
 fn devnet_configs_validate_and_point_at_each_other() {
     let jp = devnet("jp.toml");
     let sg = devnet("sg.toml");

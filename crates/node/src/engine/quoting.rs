@@ -9,7 +9,10 @@
 //! takes it, and another payment under it is refused.
 //!
 //! The quotes issued are held in memory only, each until it expires (plus the allowed clock
-//! skew), at most [`QUOTES_HELD_MAX`] at a time (the oldest is withdrawn first). A restart
+//! skew). A free quote (not yet taken) keeps its signature and terms, at most
+//! [`QUOTES_HELD_MAX`] of them: past that a new quote is refused (RR04), never a free one
+//! withdrawn. A taken quote keeps only what answers a second payment under it (DUPL), at most
+//! [`QUOTES_TAKEN_MAX`], the oldest forgotten first (a payment under it then hears AB05). A restart
 //! therefore withdraws every quote issued before it: such a quote is refused and the bank asks
 //! for a new one. That is also why single use needs no durable index: a quote can only be
 //! taken in the process that issued it, so no restart can make a taken quote usable again.
@@ -46,60 +49,151 @@ use sha2::{Digest, Sha256};
 
 use super::{Engine, PeerLink};
 
-/// Most quotes a node holds at once. A quote held is about 700 bytes (measured with heaptrack:
-/// the map's slot and the id, signature and terms it owns), so this is about 70 MB at most;
-/// below it a node holds the quotes issued within their lifetime plus the clock skew (300
-/// quotes a second with the default 60 s lifetime and 30 s skew: 27,000, about 17 MB). With
-/// the default lifetime it allows well over a thousand quotes a second. Past it the oldest quote is withdrawn, so a participant asking for quotes
-/// in a loop costs memory only up to the bound (and withdraws quotes, never breaks payments
-/// already under way: a taken quote has done its job).
+/// Most free quotes (issued, unexpired, not yet taken by a payment) a node holds at once. A
+/// free quote is about 600 bytes (the map's slot and the signature and terms it owns, measured
+/// with heaptrack), so this is about 60 MB at most. A bank takes its quote within moments, so a
+/// node serving payments holds few free quotes; only quotes asked for and never used stay free
+/// until they expire (their lifetime plus the clock skew). At the bound a new quote is refused
+/// (RR04, a limit of this node: use the quotes already issued or wait for them to expire), and
+/// no free quote is ever withdrawn for room: a bank may still settle under it.
 pub(super) const QUOTES_HELD_MAX: usize = 100_000;
+
+/// Most taken quotes a node remembers. A taken quote keeps only what answers a second payment
+/// under it (its key, payload digest, expiry and the payment that took it): an 81-byte slot of
+/// the map and 16 bytes of the take order, 100 to 200 bytes with the tables' spare room
+/// (heaptrack: 6 MiB for 37,000). The map's table for 200,000 is 262,144 slots, so this is
+/// about 25 MB at most; below it a node remembers the quotes taken within a quote's lifetime
+/// plus the clock skew (1,730 a second with the default 60 s and 30 s: 156,000, the same
+/// table). At the bound the oldest taken quote is forgotten: a payment presenting it is then
+/// refused AB05 (not held) instead of DUPL, still refused, so forgetting never makes a quote
+/// usable again.
+pub(super) const QUOTES_TAKEN_MAX: usize = 200_000;
+
+/// A quote id as the registry keys it: the first 16 bytes of its SHA-256. Ids are this node's
+/// own (a random part and a sequence number), and one presented by a bank only finds a quote
+/// if its digest prefix matches one held, a second preimage of 128 bits; the payload digest
+/// is still compared after. Sixteen bytes instead of the id's string keep a taken quote small.
+type QuoteKey = [u8; 16];
+
+fn key(quote_id: &str) -> QuoteKey {
+    let digest = Sha256::digest(quote_id.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
 
 /// One quote this node issued and still holds.
 #[derive(Debug)]
 struct Held {
     /// SHA-256 of the signed quote's payload: the exact terms this node signed.
     payload_sha256: [u8; 32],
-    /// The signature this node made over them.
+    /// When the quote expires.
+    expires_at: UnixTime,
+    /// Free (with what the shortcut past verification needs) or taken.
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Issued, not yet taken by a payment.
+    Free(Box<Offer>),
+    /// Taken by this payment: the signature and terms are dropped, since a payment presenting
+    /// the quote again takes the full verification (see [`IssuedQuotes::own_terms`]).
+    Taken(Uetr),
+}
+
+/// What this node signed for a free quote.
+#[derive(Debug)]
+struct Offer {
+    /// The signature this node made over the payload.
     signature: Vec<u8>,
     /// The terms as this node signed them: what [`quote::verify_quote`] reads from the payload.
     terms: QuoteTerms,
-    /// When the quote expires.
-    expires_at: UnixTime,
-    /// The payment that took the quote, once one did.
-    taken_by: Option<Uetr>,
 }
 
-/// The quotes this node issued and still holds, by quote id, with their issue order for
-/// expiry and the bound.
-#[derive(Debug, Default)]
+impl Held {
+    /// Whether the quote is past its expiry plus `skew_secs` at `now`.
+    fn expired(&self, now: UnixTime, skew_secs: i64) -> bool {
+        now.0 > self.expires_at.0.saturating_add(skew_secs)
+    }
+
+    fn is_free(&self) -> bool {
+        matches!(self.state, State::Free(_))
+    }
+}
+
+/// The quotes this node issued and still holds, by quote id, with their issue order (free
+/// quotes) and take order (taken quotes) for release and the bounds.
+#[derive(Debug)]
 pub(super) struct IssuedQuotes {
     inner: Mutex<IssuedInner>,
+    /// [`QUOTES_HELD_MAX`], smaller in tests.
+    free_max: usize,
+    /// [`QUOTES_TAKEN_MAX`], smaller in tests.
+    taken_max: usize,
+}
+
+impl Default for IssuedQuotes {
+    fn default() -> Self {
+        Self::with_bounds(QUOTES_HELD_MAX, QUOTES_TAKEN_MAX)
+    }
 }
 
 #[derive(Debug, Default)]
 struct IssuedInner {
-    by_id: HashMap<String, Held>,
-    /// Ids in issue order. The lifetime is one configured value, so this is also expiry order
-    /// (up to clock steps, which only delay a release).
-    order: VecDeque<String>,
+    by_key: HashMap<QuoteKey, Held>,
+    /// Keys of free quotes in issue order. The lifetime is one configured value, so this is
+    /// also expiry order (up to clock steps, which only delay a release). A quote taken since
+    /// leaves its key here until it reaches the front or [`IssuedInner::compact`] runs.
+    free_order: VecDeque<QuoteKey>,
+    /// How many quotes are free.
+    free: usize,
+    /// Keys of taken quotes in take order: near expiry order (a quote is taken moments after
+    /// it is issued), and the order the oldest is forgotten in at [`QUOTES_TAKEN_MAX`].
+    taken_order: VecDeque<QuoteKey>,
 }
 
 impl IssuedInner {
-    /// Releases the quotes expired at `now` beyond `skew_secs`, then the oldest until fewer
-    /// than `keep` remain.
-    fn release(&mut self, now: UnixTime, skew_secs: i64, keep: usize) {
-        while let Some(id) = self.order.front() {
+    /// Releases the quotes expired at `now` beyond `skew_secs`, and the oldest taken quotes
+    /// beyond `taken_max`. Free quotes are released only when expired.
+    fn release(&mut self, now: UnixTime, skew_secs: i64, taken_max: usize) {
+        while let Some(&key) = self.free_order.front() {
+            match self.by_key.get(&key) {
+                Some(held) if held.is_free() => {
+                    if !held.expired(now, skew_secs) {
+                        break;
+                    }
+                    self.by_key.remove(&key);
+                    self.free -= 1;
+                }
+                // Taken since it was issued: its place is in `taken_order` now.
+                _ => {}
+            }
+            self.free_order.pop_front();
+        }
+        while let Some(&key) = self.taken_order.front() {
             let expired = self
-                .by_id
-                .get(id)
-                .is_none_or(|held| now.0 > held.expires_at.0.saturating_add(skew_secs));
-            if !expired && self.order.len() < keep {
+                .by_key
+                .get(&key)
+                .is_none_or(|held| held.expired(now, skew_secs));
+            if !expired && self.taken_order.len() <= taken_max {
                 break;
             }
-            if let Some(id) = self.order.pop_front() {
-                self.by_id.remove(&id);
-            }
+            self.by_key.remove(&key);
+            self.taken_order.pop_front();
+        }
+        self.compact();
+    }
+
+    /// Drops the keys of taken quotes from `free_order` once they are most of it (a quote that
+    /// stays free keeps the ones behind it from reaching the front), so the order holds at
+    /// most about twice the free quotes; each key is dropped once, so the cost per quote stays
+    /// constant.
+    fn compact(&mut self) {
+        if self.free_order.len() > 2 * self.free + 1_024 {
+            let by_key = &self.by_key;
+            self.free_order
+                .retain(|key| by_key.get(key).is_some_and(Held::is_free));
         }
     }
 }
@@ -107,7 +201,8 @@ impl IssuedInner {
 /// Why a quote presented with a payment is not one this node holds for it.
 #[derive(Debug, PartialEq, Eq)]
 enum Take {
-    /// Not held: never issued here, expired, withdrawn by a restart or by the bound.
+    /// Not held: never issued here, expired, withdrawn by a restart, or forgotten once taken
+    /// past [`QUOTES_TAKEN_MAX`].
     NotHeld,
     /// Held under that id, but the presented terms are not the ones signed.
     Altered,
@@ -115,14 +210,30 @@ enum Take {
     TakenBy(Uetr),
 }
 
+/// A quote not issued: this node holds [`QUOTES_HELD_MAX`] free quotes.
+#[derive(Debug, PartialEq, Eq)]
+struct Full {
+    free: usize,
+}
+
 impl IssuedQuotes {
+    /// A registry holding at most `free_max` free and `taken_max` taken quotes.
+    fn with_bounds(free_max: usize, taken_max: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            free_max,
+            taken_max,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, IssuedInner> {
         // The map stays consistent under a panic elsewhere (each change is one insert or
-        // remove), so a poisoned lock is still usable.
+        // remove with its count), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Holds a quote just issued: `signed`, whose terms are `terms`.
+    /// Holds a quote just issued: `signed`, whose terms are `terms`; refused when this node
+    /// already holds its most free quotes (no free quote is withdrawn for room).
     fn hold(
         &self,
         signed: &pb::Signed,
@@ -130,29 +241,35 @@ impl IssuedQuotes {
         expires_at: UnixTime,
         now: UnixTime,
         skew: i64,
-    ) {
+    ) -> Result<(), Full> {
         let mut inner = self.lock();
-        inner.release(now, skew, QUOTES_HELD_MAX);
-        let quote_id = terms.quote_id.clone();
-        let held = Held {
-            payload_sha256: Sha256::digest(&signed.payload).into(),
-            signature: signed.signature.clone(),
-            terms,
-            expires_at,
-            taken_by: None,
-        };
+        inner.release(now, skew, self.taken_max);
+        if inner.free >= self.free_max {
+            return Err(Full { free: inner.free });
+        }
+        let key = key(&terms.quote_id);
         // Ids carry a random part and a sequence number, so a collision is a bug; keeping the
         // first holder is the safe choice.
-        if !inner.by_id.contains_key(&quote_id) {
-            inner.by_id.insert(quote_id.clone(), held);
-            inner.order.push_back(quote_id);
+        if let std::collections::hash_map::Entry::Vacant(slot) = inner.by_key.entry(key) {
+            slot.insert(Held {
+                payload_sha256: Sha256::digest(&signed.payload).into(),
+                expires_at,
+                state: State::Free(Box::new(Offer {
+                    signature: signed.signature.clone(),
+                    terms,
+                })),
+            });
+            inner.free += 1;
+            inner.free_order.push_back(key);
         }
+        Ok(())
     }
 
     /// The terms of quote `quote_id` when `signed` is, byte for byte, the quote this node
     /// issued under that id (payload and signature; the caller compares the chain) and still
-    /// holds at `now`; `None` otherwise, including when it expired, so that the caller's full
-    /// verification gives its answer.
+    /// holds free at `now`; `None` otherwise, including when it expired or was taken, so that
+    /// the caller's full verification gives its answer (a taken quote then hears DUPL, or
+    /// passes for the payment that took it).
     fn own_terms(
         &self,
         quote_id: &str,
@@ -161,12 +278,18 @@ impl IssuedQuotes {
         skew: i64,
     ) -> Option<QuoteTerms> {
         let inner = self.lock();
-        let held = inner.by_id.get(quote_id)?;
-        let live = now.0 <= held.expires_at.0.saturating_add(skew)
-            && held.terms.issued_at.0 <= now.0.saturating_add(skew);
+        let held = inner.by_key.get(&key(quote_id))?;
+        let State::Free(offer) = &held.state else {
+            return None;
+        };
+        let live =
+            !held.expired(now, skew) && offer.terms.issued_at.0 <= now.0.saturating_add(skew);
         let digest: [u8; 32] = Sha256::digest(&signed.payload).into();
-        (live && digest == held.payload_sha256 && signed.signature == held.signature)
-            .then(|| held.terms.clone())
+        (live
+            && offer.terms.quote_id == quote_id
+            && digest == held.payload_sha256
+            && signed.signature == offer.signature)
+            .then(|| offer.terms.clone())
     }
 
     /// Whether payment `uetr` may take quote `quote_id` (payload `payload`): held, with these
@@ -180,30 +303,36 @@ impl IssuedQuotes {
         skew: i64,
         take: bool,
     ) -> Result<(), Take> {
-        let mut inner = self.lock();
-        inner.release(now, skew, usize::MAX);
-        let Some(held) = inner.by_id.get_mut(quote_id) else {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.release(now, skew, self.taken_max);
+        let key = key(quote_id);
+        let Some(held) = inner.by_key.get_mut(&key) else {
             return Err(Take::NotHeld);
         };
         let digest: [u8; 32] = Sha256::digest(payload).into();
         if digest != held.payload_sha256 {
             return Err(Take::Altered);
         }
-        match held.taken_by {
-            Some(other) if other != uetr => Err(Take::TakenBy(other)),
-            _ => {
+        match held.state {
+            State::Taken(other) if other != uetr => Err(Take::TakenBy(other)),
+            State::Taken(_) => Ok(()),
+            State::Free(_) => {
                 if take {
-                    held.taken_by = Some(uetr);
+                    held.state = State::Taken(uetr);
+                    inner.free -= 1;
+                    inner.taken_order.push_back(key);
+                    inner.release(now, skew, self.taken_max);
                 }
                 Ok(())
             }
         }
     }
 
-    /// How many quotes are held (for tests).
+    /// How many quotes are held, free and taken (for tests).
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().by_id.len()
+        self.lock().by_key.len()
     }
 }
 
@@ -277,7 +406,19 @@ impl Engine {
             quote_id,
         )?;
         let expires_at = terms.expires_at;
-        self.issued.hold(&signed, terms, expires_at, t, self.skew());
+        self.issued
+            .hold(&signed, terms, expires_at, t, self.skew())
+            .map_err(|full| {
+                Rejection::new(
+                    ReasonCode::Rr04,
+                    format!(
+                        "{} holds {} quotes issued and not yet used, its limit; use one of \
+                         them or ask again once some have expired",
+                        self.jurisdiction(),
+                        full.free
+                    ),
+                )
+            })?;
         Ok(signed)
     }
 
@@ -621,13 +762,22 @@ mod tests {
     }
 
     fn held(quotes: &IssuedQuotes, id: &str, payload: &[u8], now: UnixTime) {
+        try_hold(quotes, id, payload, now).expect("room for the quote");
+    }
+
+    fn try_hold(
+        quotes: &IssuedQuotes,
+        id: &str,
+        payload: &[u8],
+        now: UnixTime,
+    ) -> Result<(), Full> {
         quotes.hold(
             &signed(payload, 1),
             terms(id, now),
             UnixTime(now.0 + 60),
             now,
             SKEW,
-        );
+        )
     }
 
     /// The shortcut past the signature check answers only for the exact quote held: payload
@@ -732,25 +882,196 @@ mod tests {
     }
 
     #[test]
-    fn past_the_bound_the_oldest_quote_is_withdrawn() {
-        let quotes = IssuedQuotes::default();
-        for i in 0..=QUOTES_HELD_MAX {
+    fn at_the_bound_a_new_quote_is_refused_and_no_free_quote_is_withdrawn() {
+        let quotes = IssuedQuotes::with_bounds(3, 10);
+        for i in 0..3 {
             held(&quotes, &format!("Q-{i}"), b"terms", at(0));
         }
-        assert_eq!(quotes.len(), QUOTES_HELD_MAX);
+        assert_eq!(
+            try_hold(&quotes, "Q-3", b"terms", at(1)),
+            Err(Full { free: 3 })
+        );
+        assert_eq!(
+            quotes.check("Q-3", b"terms", uetr(1), at(1), SKEW, true),
+            Err(Take::NotHeld),
+            "a refused quote is not held"
+        );
+        // Every free quote is still there for its payment.
         assert_eq!(
             quotes.check("Q-0", b"terms", uetr(1), at(1), SKEW, true),
-            Err(Take::NotHeld)
+            Ok(())
+        );
+        // Taken, it no longer counts against the bound: there is room again.
+        held(&quotes, "Q-3", b"terms", at(1));
+        assert_eq!(
+            quotes.check("Q-3", b"terms", uetr(2), at(1), SKEW, true),
+            Ok(())
+        );
+        // So is there once free quotes expire.
+        held(&quotes, "Q-4", b"terms", at(0));
+        assert!(try_hold(&quotes, "Q-5", b"terms", at(1)).is_err());
+        held(&quotes, "Q-5", b"terms", at(61 + SKEW));
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(3), at(61 + SKEW), SKEW, false),
+            Err(Take::NotHeld),
+            "expired"
+        );
+        assert_eq!(
+            quotes.len(),
+            2,
+            "only Q-5 and Q-3 (issued at 1 s, taken, held to 91 s) are left"
+        );
+        assert_eq!(
+            quotes.check("Q-5", b"terms", uetr(3), at(61 + SKEW), SKEW, false),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn expired_quotes_are_pruned_and_live_ones_kept() {
+        let quotes = IssuedQuotes::default();
+        held(&quotes, "Q-old", b"terms", at(0));
+        held(&quotes, "Q-taken", b"terms", at(0));
+        assert_eq!(
+            quotes.check("Q-taken", b"terms", uetr(1), at(1), SKEW, true),
+            Ok(())
+        );
+        held(&quotes, "Q-live", b"terms", at(50));
+        assert_eq!(quotes.len(), 3);
+        // Issuing a quote releases what expired, free and taken alike.
+        held(&quotes, "Q-new", b"terms", at(61 + SKEW));
+        assert_eq!(quotes.len(), 2);
+        for (id, expect) in [
+            ("Q-old", Err(Take::NotHeld)),
+            ("Q-taken", Err(Take::NotHeld)),
+            ("Q-live", Ok(())),
+            ("Q-new", Ok(())),
+        ] {
+            assert_eq!(
+                quotes.check(id, b"terms", uetr(2), at(61 + SKEW), SKEW, false),
+                expect,
+                "{id}"
+            );
+        }
+    }
+
+    /// A taken quote keeps only what answers a second payment under it: DUPL for another
+    /// payment, the same answer as before for the payment that took it, DS0B for other terms;
+    /// the shortcut past verification is gone (the full verification answers).
+    #[test]
+    fn a_taken_quote_keeps_its_answers_but_not_its_terms() {
+        let quotes = IssuedQuotes::default();
+        held(&quotes, "Q-1", b"terms", at(0));
+        assert!(
+            quotes
+                .own_terms("Q-1", &signed(b"terms", 1), at(1), SKEW)
+                .is_some()
         );
         assert_eq!(
             quotes.check("Q-1", b"terms", uetr(1), at(1), SKEW, true),
             Ok(())
         );
-        let last = format!("Q-{QUOTES_HELD_MAX}");
         assert_eq!(
-            quotes.check(&last, b"terms", uetr(2), at(1), SKEW, true),
-            Ok(())
+            quotes.own_terms("Q-1", &signed(b"terms", 1), at(1), SKEW),
+            None
         );
+        let inner = quotes.lock();
+        assert!(matches!(
+            inner.by_key[&key("Q-1")].state,
+            State::Taken(u) if u == uetr(1)
+        ));
+        assert_eq!(inner.free, 0);
+        drop(inner);
+        assert_eq!(
+            quotes.check("Q-1", b"other", uetr(1), at(2), SKEW, true),
+            Err(Take::Altered)
+        );
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(2), at(2), SKEW, true),
+            Err(Take::TakenBy(uetr(1)))
+        );
+    }
+
+    /// Past the bound on taken quotes the oldest is forgotten: a payment under it is refused
+    /// as not held (AB05), still refused; the newer ones still answer DUPL.
+    #[test]
+    fn past_the_taken_bound_the_oldest_taken_quote_is_forgotten_and_stays_unusable() {
+        let quotes = IssuedQuotes::with_bounds(10, 2);
+        for (i, id) in ["Q-0", "Q-1", "Q-2"].iter().enumerate() {
+            held(&quotes, id, b"terms", at(0));
+            let n = u8::try_from(i).expect("small") + 1;
+            assert_eq!(
+                quotes.check(id, b"terms", uetr(n), at(1), SKEW, true),
+                Ok(())
+            );
+        }
+        assert_eq!(quotes.len(), 2);
+        assert_eq!(
+            quotes.check("Q-0", b"terms", uetr(9), at(1), SKEW, true),
+            Err(Take::NotHeld)
+        );
+        assert_eq!(
+            quotes.check("Q-1", b"terms", uetr(9), at(1), SKEW, true),
+            Err(Take::TakenBy(uetr(2)))
+        );
+    }
+
+    /// A quote that stays free keeps the keys of the quotes issued after it from reaching the
+    /// front of the issue order; once taken, they are dropped from it, so the order stays
+    /// near the number of free quotes.
+    #[test]
+    fn the_issue_order_does_not_grow_with_taken_quotes() {
+        let quotes = IssuedQuotes::default();
+        held(&quotes, "Q-unused", b"terms", at(0));
+        for i in 0..20_000u32 {
+            let id = format!("Q-{i}");
+            held(&quotes, &id, b"terms", at(0));
+            let mut bytes = [0u8; 16];
+            bytes[..4].copy_from_slice(&i.to_le_bytes());
+            assert_eq!(
+                quotes.check(&id, b"terms", Uetr(bytes), at(0), SKEW, true),
+                Ok(())
+            );
+        }
+        let inner = quotes.lock();
+        assert_eq!(inner.free, 1);
+        assert!(inner.free_order.len() <= 2 * inner.free + 1_024 + 1);
+        assert_eq!(inner.taken_order.len(), 20_000);
+    }
+
+    /// The node's answer at the bound: GetQuote is refused with RR04 and its detail, and a
+    /// quote issued before it still carries its payment.
+    #[tokio::test]
+    async fn at_the_bound_the_node_refuses_a_new_quote_with_rr04() {
+        let pair = crate::testing::pair().await;
+        let jp = pair.jp.engine();
+        // A payment's quote, issued before the node fills up.
+        let signed = crate::testing::jp_to_sg(jp, crate::testing::new_uetr());
+        let now = jp.clock().now().1;
+        let free = jp.issued.lock().free;
+        for i in free..QUOTES_HELD_MAX {
+            held(&jp.issued, &format!("Q-fill-{i}"), b"terms", now);
+        }
+        let jpy = money::currency("JPY").expect("JPY");
+        let refused = jp
+            .quote("SG", &money::format_amount(jpy, 10_000))
+            .expect_err("no room for a quote");
+        assert_eq!(refused.code, ReasonCode::Rr04);
+        assert!(
+            refused
+                .detail
+                .contains("100000 quotes issued and not yet used"),
+            "{}",
+            refused.detail
+        );
+        match jp.submit(signed).await.expect("answered") {
+            crate::engine::Submitted::Report(report) => assert_eq!(
+                report.transaction_status(),
+                pb::TransactionStatus::Acsc,
+                "{report:?}"
+            ),
+            crate::engine::Submitted::Invalid(refused) => panic!("{refused:?}"),
+        }
     }
 
     fn rate(text: &str) -> Rate {
