@@ -54,7 +54,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::{
-    AccountRefusal, Engine, EngineError, RELAY_BATCH_MAX, RELAY_STREAM_IN_FLIGHT, Submitted,
+    AccountRefusal, Engine, EngineError, QuoteAsker, RELAY_BATCH_MAX, RELAY_STREAM_IN_FLIGHT,
+    Submitted,
 };
 use crate::screening::{ListError, Reloaded};
 
@@ -439,12 +440,22 @@ impl Payments for PaymentsService {
         &self,
         request: Request<pb::QuoteRequest>,
     ) -> Result<Response<pb::Signed>, Status> {
+        // Anyone may ask (a quote is public pricing), but a bank's quotes count against its own
+        // share of the free quotes a node holds, apart from everyone without a bank identity,
+        // so no caller can use up the quotes the others need.
+        let asker = match request.peer_certs() {
+            Some(certs) if !certs.is_empty() => match self.caller(&request) {
+                Ok(Caller::Participant(bic)) => QuoteAsker::Bank(bic.into()),
+                Ok(Caller::Operator) | Err(_) => QuoteAsker::Anonymous,
+            },
+            _ => QuoteAsker::Anonymous,
+        };
         let request = request.into_inner();
         let Some(source) = request.source_amount else {
             return Err(missing("source_amount"));
         };
         self.engine
-            .quote(&request.counterparty_jurisdiction, &source)
+            .quote(&asker, &request.counterparty_jurisdiction, &source)
             .map(Response::new)
             .map_err(|r| status_for(&r))
     }

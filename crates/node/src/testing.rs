@@ -14,7 +14,7 @@ use kakehashi_protocol::money;
 use kakehashi_protocol::quote::{QuoteAsk, verify_quote_for};
 
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, QuoteAsker};
 use crate::node::{Node, RunningNode};
 
 fn repo() -> PathBuf {
@@ -61,7 +61,9 @@ pub(crate) fn jp_to_sg(jp: &Engine, uetr: Uetr) -> pb::Signed {
         .expect("bank files");
     let jpy = money::currency("JPY").expect("JPY");
     let source = money::format_amount(jpy, 10_000);
-    let quote = jp.quote("SG", &source).expect("quote");
+    let quote = jp
+        .quote(&QuoteAsker::Anonymous, "SG", &source)
+        .expect("quote");
     let now = jp.clock().now().1;
     let ask = QuoteAsk {
         source: (jpy, 10_000),

@@ -29,8 +29,8 @@ use std::task::{Poll, Waker};
 use kakehashi_ledger::{MemoryLedger, PendingStatus, Timestamp, TransferId};
 use kakehashi_node::config::Config;
 use kakehashi_node::engine::{
-    Clock, Engine, Entropy, EntropyError, PeerCall, PeerError, PeerTransport, Planted, Submitted,
-    relay_reply,
+    Clock, Engine, Entropy, EntropyError, PeerCall, PeerError, PeerTransport, Planted, QuoteAsker,
+    Submitted, relay_reply,
 };
 use kakehashi_node::metrics::Metrics;
 use kakehashi_node::node::Assembly;
@@ -983,7 +983,7 @@ impl World {
         let node = &self.nodes[p.from];
         let peer = &self.nodes[p.to];
         let source = money::format_amount(node.currency, p.minor);
-        let Ok(quote) = engine.quote(&peer.code, &source) else {
+        let Ok(quote) = engine.quote(&QuoteAsker::Anonymous, &peer.code, &source) else {
             return;
         };
         let now = SimClock {

@@ -71,6 +71,7 @@ pub use books::{Books, BooksCall, SledBooks, StoreWrites};
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
 pub use entropy::{Entropy, EntropyError, SystemEntropy};
+pub use quoting::QuoteAsker;
 pub use receiver::Verified;
 
 pub use recovery::{

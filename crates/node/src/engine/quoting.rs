@@ -10,7 +10,8 @@
 //!
 //! The quotes issued are held in memory only, each until it expires (plus the allowed clock
 //! skew). A free quote (not yet taken) keeps its signature and terms, at most
-//! [`QUOTES_HELD_MAX`] of them: past that a new quote is refused (RR04), never a free one
+//! [`QUOTES_HELD_MAX`] of them and [`QUOTES_PER_ASKER_MAX`] for one asker (a bank, or everyone
+//! without a bank identity): past either a new quote is refused (RR04), never a free one
 //! withdrawn. A taken quote keeps only what answers a second payment under it (DUPL), at most
 //! [`QUOTES_TAKEN_MAX`], the oldest forgotten first (a payment under it then hears AB05). A restart
 //! therefore withdraws every quote issued before it: such a quote is refused and the bank asks
@@ -35,7 +36,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use kakehashi_pki::{Purpose, UnixTime};
 use kakehashi_proto::pb;
@@ -57,6 +58,15 @@ use super::{Engine, PeerLink};
 /// (RR04, a limit of this node: use the quotes already issued or wait for them to expire), and
 /// no free quote is ever withdrawn for room: a bank may still settle under it.
 pub(super) const QUOTES_HELD_MAX: usize = 100_000;
+
+/// Most free quotes one asker holds: each bank (by the BIC of its participant-TLS identity),
+/// and everyone who asks without one, together. GetQuote answers anyone (a quote is public
+/// pricing), so without a share a stranger could fill [`QUOTES_HELD_MAX`] with quotes it never
+/// uses and every bank would be refused quotes until they expired; with it, a stranger fills
+/// only the anonymous share, and a bank only its own. A bank takes its quotes within moments,
+/// so its free quotes at any time are few; the share only bounds the ones it asks for and
+/// leaves.
+pub(super) const QUOTES_PER_ASKER_MAX: usize = 10_000;
 
 /// Most taken quotes a node remembers. A taken quote keeps only what answers a second payment
 /// under it (its key, payload digest, expiry and the payment that took it): an 81-byte slot of
@@ -102,9 +112,30 @@ enum State {
     Taken(Uetr),
 }
 
+/// Who asked for a quote, for the share of free quotes each asker may hold
+/// ([`QUOTES_PER_ASKER_MAX`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum QuoteAsker {
+    /// A bank, by the BIC its participant-TLS certificate names.
+    Bank(Arc<str>),
+    /// Anyone without a bank's identity (no client certificate, the operator, a tool).
+    Anonymous,
+}
+
+impl std::fmt::Display for QuoteAsker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bank(bic) => write!(f, "bank {bic}"),
+            Self::Anonymous => f.write_str("callers without a bank identity"),
+        }
+    }
+}
+
 /// What this node signed for a free quote.
 #[derive(Debug)]
 struct Offer {
+    /// Who asked for it: whose share it counts against while free.
+    asker: QuoteAsker,
     /// The signature this node made over the payload.
     signature: Vec<u8>,
     /// The terms as this node signed them: what [`quote::verify_quote`] reads from the payload.
@@ -129,13 +160,15 @@ pub(super) struct IssuedQuotes {
     inner: Mutex<IssuedInner>,
     /// [`QUOTES_HELD_MAX`], smaller in tests.
     free_max: usize,
+    /// [`QUOTES_PER_ASKER_MAX`], smaller in tests.
+    asker_max: usize,
     /// [`QUOTES_TAKEN_MAX`], smaller in tests.
     taken_max: usize,
 }
 
 impl Default for IssuedQuotes {
     fn default() -> Self {
-        Self::with_bounds(QUOTES_HELD_MAX, QUOTES_TAKEN_MAX)
+        Self::with_bounds(QUOTES_HELD_MAX, QUOTES_PER_ASKER_MAX, QUOTES_TAKEN_MAX)
     }
 }
 
@@ -148,6 +181,8 @@ struct IssuedInner {
     free_order: VecDeque<QuoteKey>,
     /// How many quotes are free.
     free: usize,
+    /// How many quotes are free, by asker (no entry for none).
+    free_by_asker: HashMap<QuoteAsker, usize>,
     /// Keys of taken quotes in take order: near expiry order (a quote is taken moments after
     /// it is issued), and the order the oldest is forgotten in at [`QUOTES_TAKEN_MAX`].
     taken_order: VecDeque<QuoteKey>,
@@ -163,8 +198,13 @@ impl IssuedInner {
                     if !held.expired(now, skew_secs) {
                         break;
                     }
-                    self.by_key.remove(&key);
-                    self.free -= 1;
+                    if let Some(Held {
+                        state: State::Free(offer),
+                        ..
+                    }) = self.by_key.remove(&key)
+                    {
+                        self.unfree(&offer.asker);
+                    }
                 }
                 // Taken since it was issued: its place is in `taken_order` now.
                 _ => {}
@@ -183,6 +223,17 @@ impl IssuedInner {
             self.taken_order.pop_front();
         }
         self.compact();
+    }
+
+    /// Counts one free quote of `asker` as no longer free (taken or released).
+    fn unfree(&mut self, asker: &QuoteAsker) {
+        self.free -= 1;
+        if let Some(count) = self.free_by_asker.get_mut(asker) {
+            *count -= 1;
+            if *count == 0 {
+                self.free_by_asker.remove(asker);
+            }
+        }
     }
 
     /// Drops the keys of taken quotes from `free_order` once they are most of it (a quote that
@@ -210,18 +261,24 @@ enum Take {
     TakenBy(Uetr),
 }
 
-/// A quote not issued: this node holds [`QUOTES_HELD_MAX`] free quotes.
+/// A quote not issued: this node holds [`QUOTES_HELD_MAX`] free quotes, or the asker its
+/// [`QUOTES_PER_ASKER_MAX`].
 #[derive(Debug, PartialEq, Eq)]
-struct Full {
-    free: usize,
+enum Full {
+    /// Every asker's free quotes together are at the node's bound.
+    Node { free: usize },
+    /// This asker's free quotes are at its share.
+    Asker { free: usize },
 }
 
 impl IssuedQuotes {
-    /// A registry holding at most `free_max` free and `taken_max` taken quotes.
-    fn with_bounds(free_max: usize, taken_max: usize) -> Self {
+    /// A registry holding at most `free_max` free quotes (`asker_max` of one asker) and
+    /// `taken_max` taken ones.
+    fn with_bounds(free_max: usize, asker_max: usize, taken_max: usize) -> Self {
         Self {
             inner: Mutex::default(),
             free_max,
+            asker_max,
             taken_max,
         }
     }
@@ -232,10 +289,12 @@ impl IssuedQuotes {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Holds a quote just issued: `signed`, whose terms are `terms`; refused when this node
-    /// already holds its most free quotes (no free quote is withdrawn for room).
+    /// Holds a quote just issued for `asker`: `signed`, whose terms are `terms`; refused when
+    /// this node already holds its most free quotes, or `asker` its share (no free quote is
+    /// withdrawn for room).
     fn hold(
         &self,
+        asker: &QuoteAsker,
         signed: &pb::Signed,
         terms: QuoteTerms,
         expires_at: UnixTime,
@@ -244,8 +303,12 @@ impl IssuedQuotes {
     ) -> Result<(), Full> {
         let mut inner = self.lock();
         inner.release(now, skew, self.taken_max);
+        let mine = inner.free_by_asker.get(asker).copied().unwrap_or(0);
+        if mine >= self.asker_max {
+            return Err(Full::Asker { free: mine });
+        }
         if inner.free >= self.free_max {
-            return Err(Full { free: inner.free });
+            return Err(Full::Node { free: inner.free });
         }
         let key = key(&terms.quote_id);
         // Ids carry a random part and a sequence number, so a collision is a bug; keeping the
@@ -255,11 +318,13 @@ impl IssuedQuotes {
                 payload_sha256: Sha256::digest(&signed.payload).into(),
                 expires_at,
                 state: State::Free(Box::new(Offer {
+                    asker: asker.clone(),
                     signature: signed.signature.clone(),
                     terms,
                 })),
             });
             inner.free += 1;
+            *inner.free_by_asker.entry(asker.clone()).or_insert(0) += 1;
             inner.free_order.push_back(key);
         }
         Ok(())
@@ -314,19 +379,18 @@ impl IssuedQuotes {
         if digest != held.payload_sha256 {
             return Err(Take::Altered);
         }
-        match held.state {
-            State::Taken(other) if other != uetr => Err(Take::TakenBy(other)),
-            State::Taken(_) => Ok(()),
-            State::Free(_) => {
-                if take {
-                    held.state = State::Taken(uetr);
-                    inner.free -= 1;
-                    inner.taken_order.push_back(key);
-                    inner.release(now, skew, self.taken_max);
-                }
-                Ok(())
-            }
+        let asker = match &held.state {
+            State::Taken(other) if *other != uetr => return Err(Take::TakenBy(*other)),
+            State::Taken(_) => return Ok(()),
+            State::Free(offer) => offer.asker.clone(),
+        };
+        if take {
+            held.state = State::Taken(uetr);
+            inner.unfree(&asker);
+            inner.taken_order.push_back(key);
+            inner.release(now, skew, self.taken_max);
         }
+        Ok(())
     }
 
     /// How many quotes are held, free and taken (for tests).
@@ -337,9 +401,11 @@ impl IssuedQuotes {
 }
 
 impl Engine {
-    /// Issues a signed quote for paying `source` (this node's currency) to `counterparty`.
+    /// Issues a signed quote for paying `source` (this node's currency) to `counterparty`,
+    /// asked for by `asker` (whose share of free quotes it counts against until taken).
     pub fn quote(
         &self,
+        asker: &QuoteAsker,
         counterparty: &str,
         source: &pb::ActiveCurrencyAndAmount,
     ) -> Result<pb::Signed, Rejection> {
@@ -407,15 +473,20 @@ impl Engine {
         )?;
         let expires_at = terms.expires_at;
         self.issued
-            .hold(&signed, terms, expires_at, t, self.skew())
+            .hold(asker, &signed, terms, expires_at, t, self.skew())
             .map_err(|full| {
+                let whose = match full {
+                    Full::Node { free } => format!("{} holds {free} quotes", self.jurisdiction()),
+                    Full::Asker { free } => format!(
+                        "{} holds {free} quotes for {asker}, the share of one asker",
+                        self.jurisdiction()
+                    ),
+                };
                 Rejection::new(
                     ReasonCode::Rr04,
                     format!(
-                        "{} holds {} quotes issued and not yet used, its limit; use one of \
-                         them or ask again once some have expired",
-                        self.jurisdiction(),
-                        full.free
+                        "{whose} issued and not yet used, its limit; use one of them or ask \
+                         again once some have expired"
                     ),
                 )
             })?;
@@ -771,7 +842,18 @@ mod tests {
         payload: &[u8],
         now: UnixTime,
     ) -> Result<(), Full> {
+        try_hold_for(&QuoteAsker::Anonymous, quotes, id, payload, now)
+    }
+
+    fn try_hold_for(
+        asker: &QuoteAsker,
+        quotes: &IssuedQuotes,
+        id: &str,
+        payload: &[u8],
+        now: UnixTime,
+    ) -> Result<(), Full> {
         quotes.hold(
+            asker,
             &signed(payload, 1),
             terms(id, now),
             UnixTime(now.0 + 60),
@@ -883,13 +965,13 @@ mod tests {
 
     #[test]
     fn at_the_bound_a_new_quote_is_refused_and_no_free_quote_is_withdrawn() {
-        let quotes = IssuedQuotes::with_bounds(3, 10);
+        let quotes = IssuedQuotes::with_bounds(3, 5, 10);
         for i in 0..3 {
             held(&quotes, &format!("Q-{i}"), b"terms", at(0));
         }
         assert_eq!(
             try_hold(&quotes, "Q-3", b"terms", at(1)),
-            Err(Full { free: 3 })
+            Err(Full::Node { free: 3 })
         );
         assert_eq!(
             quotes.check("Q-3", b"terms", uetr(1), at(1), SKEW, true),
@@ -924,6 +1006,47 @@ mod tests {
         assert_eq!(
             quotes.check("Q-5", b"terms", uetr(3), at(61 + SKEW), SKEW, false),
             Ok(())
+        );
+    }
+
+    /// One asker at its share is refused; another asker still gets quotes, up to the node's
+    /// bound; a quote taken or expired gives its asker room again.
+    #[test]
+    fn each_asker_has_its_own_share_of_free_quotes() {
+        let quotes = IssuedQuotes::with_bounds(5, 2, 10);
+        let stranger = QuoteAsker::Anonymous;
+        let bank = |bic: &str| QuoteAsker::Bank(bic.into());
+        for i in 0..2 {
+            try_hold_for(&stranger, &quotes, &format!("S-{i}"), b"terms", at(0)).expect("room");
+        }
+        assert_eq!(
+            try_hold_for(&stranger, &quotes, "S-2", b"terms", at(0)),
+            Err(Full::Asker { free: 2 }),
+            "the anonymous share is used up"
+        );
+        for (i, bic) in ["KKHAJPJ0", "KKHAJPJ0", "KKHAJPJ1"].iter().enumerate() {
+            try_hold_for(&bank(bic), &quotes, &format!("B-{i}"), b"terms", at(0))
+                .expect("a bank's quotes do not count against the stranger's share");
+        }
+        assert_eq!(
+            try_hold_for(&bank("KKHAJPJ1"), &quotes, "B-3", b"terms", at(0)),
+            Err(Full::Node { free: 5 }),
+            "the node's bound still holds over every share"
+        );
+        // A taken quote leaves its asker's share and the node's count.
+        assert_eq!(
+            quotes.check("S-0", b"terms", uetr(1), at(1), SKEW, true),
+            Ok(())
+        );
+        try_hold_for(&stranger, &quotes, "S-3", b"terms", at(1)).expect("room after a take");
+        // Expired quotes leave it too, and an asker with none left has no entry.
+        try_hold_for(&bank("KKHAJPJ0"), &quotes, "B-4", b"terms", at(62 + SKEW))
+            .expect("room once the others expired");
+        let inner = quotes.lock();
+        assert_eq!(inner.free, 1);
+        assert_eq!(
+            inner.free_by_asker.iter().collect::<Vec<_>>(),
+            [(&bank("KKHAJPJ0"), &1)]
         );
     }
 
@@ -996,7 +1119,7 @@ mod tests {
     /// as not held (AB05), still refused; the newer ones still answer DUPL.
     #[test]
     fn past_the_taken_bound_the_oldest_taken_quote_is_forgotten_and_stays_unusable() {
-        let quotes = IssuedQuotes::with_bounds(10, 2);
+        let quotes = IssuedQuotes::with_bounds(10, 10, 2);
         for (i, id) in ["Q-0", "Q-1", "Q-2"].iter().enumerate() {
             held(&quotes, id, b"terms", at(0));
             let n = u8::try_from(i).expect("small") + 1;
@@ -1049,12 +1172,18 @@ mod tests {
         let signed = crate::testing::jp_to_sg(jp, crate::testing::new_uetr());
         let now = jp.clock().now().1;
         let free = jp.issued.lock().free;
+        // Many banks' quotes, none past its own share: the node's bound is what refuses.
         for i in free..QUOTES_HELD_MAX {
-            held(&jp.issued, &format!("Q-fill-{i}"), b"terms", now);
+            let asker = QuoteAsker::Bank(format!("BANK{}", i % 16).into());
+            try_hold_for(&asker, &jp.issued, &format!("Q-fill-{i}"), b"terms", now).expect("room");
         }
         let jpy = money::currency("JPY").expect("JPY");
         let refused = jp
-            .quote("SG", &money::format_amount(jpy, 10_000))
+            .quote(
+                &QuoteAsker::Anonymous,
+                "SG",
+                &money::format_amount(jpy, 10_000),
+            )
             .expect_err("no room for a quote");
         assert_eq!(refused.code, ReasonCode::Rr04);
         assert!(

@@ -151,7 +151,7 @@ fn load_of_a_directory_without_a_store_is_an_error() {
 /// reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pair_with_closed_accounts_agrees_and_reconciles() {
-    use kakehashi_node::engine::{Engine, Submitted};
+    use kakehashi_node::engine::{Engine, QuoteAsker, Submitted};
     use kakehashi_node::node::Node;
     use kakehashi_proto::pb::TransactionStatus;
     use kakehashi_protocol::bank::{self, Bank, InstructionOptions, Order};
@@ -166,7 +166,11 @@ async fn a_pair_with_closed_accounts_agrees_and_reconciles() {
         .expect("bank files");
         let jpy = money::currency("JPY").expect("JPY");
         let quote = jp
-            .quote("SG", &money::format_amount(jpy, 10_000))
+            .quote(
+                &QuoteAsker::Anonymous,
+                "SG",
+                &money::format_amount(jpy, 10_000),
+            )
             .expect("quote");
         let now = jp.clock().now().1;
         let ask = QuoteAsk {
