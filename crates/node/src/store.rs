@@ -1989,4 +1989,41 @@ mod tests {
             .collect();
         assert_eq!(tabled, distinct);
     }
+
+    /// A value of no known format, an empty one, a compact record with an unknown state or an
+    /// integer beyond 128 bits: each is `Corrupt`, never a panic.
+    #[test]
+    fn values_of_no_known_shape_are_corrupt() {
+        let store = Store::in_memory(MemoryPayments::new());
+        let written = store.encoder.encode(&[Write::Outbound(
+            Uetr([1; 16]),
+            record(OutboundState::Settled),
+        )]);
+        let RecordWrite::Put { value: good, .. } = &written.writes[0] else {
+            panic!("a put");
+        };
+        assert_eq!(
+            store.decode(b"o", good, OUTBOUND).unwrap(),
+            record(OutboundState::Settled)
+        );
+        let mut unknown_state = good.clone();
+        // Field 1 (state), varint: the record's first field after the format byte.
+        assert_eq!(&unknown_state[1..3], &[0x08, 3]);
+        unknown_state[2] = 9;
+        // The debtor account (field 6) again, 17 bytes long: the last occurrence wins.
+        let mut long_integer = good.clone();
+        prost::encoding::bytes::encode(6, &vec![1u8; 17], &mut long_integer);
+        for (value, why) in [
+            (Vec::new(), "empty value"),
+            (b"\x02abc".to_vec(), "unknown record format 0x02"),
+            (b"[1]".to_vec(), "unknown record format 0x5b"),
+            (unknown_state, "unknown outbound state"),
+            (long_integer, "longer than 16 bytes"),
+            (vec![compact::FORMAT_COMPACT, 0xff], "compact record"),
+        ] {
+            let error = store.decode(b"o", &value, OUTBOUND).expect_err(why);
+            assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+            assert!(error.to_string().contains(why), "{error} lacks {why}");
+        }
+    }
 }
