@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 pub use self::compact::Undecodable;
-use self::compact::{CertificateSink, CertificateSource, Digest, Payload, StoredEnvelope};
+use self::compact::{CertificateSink, CertificateSource, Digest};
 
 mod compact;
 
@@ -853,17 +853,6 @@ fn corrupt_key(k: &[u8]) -> StoreError {
 /// growing memory: a full map is emptied and refilled, which costs only rewrites and rereads.
 const CERTIFICATES_KNOWN_MAX: usize = 1024;
 
-/// Most envelopes an [`Encoder`] holds compacted ahead of their write. An envelope waits there
-/// from the start of a step to its commit (milliseconds), so the bound is far above the
-/// payments in flight (up to a thousand in the benches); one prepared and never written (the
-/// step failed first) stays until the memo is full and emptied, after which the writer
-/// compacts what it needs itself, as it would without the memo.
-const PREPARED_MAX: usize = 4096;
-
-/// Bytes of an envelope's start that [`fingerprint`] reads: the payload's own start, which
-/// holds the payment's UETR in an instruction and in a receipt.
-const FINGERPRINT_HEAD_LEN: usize = 128;
-
 /// Longest chain whose certificates go to the certificate table; an envelope with a longer one
 /// is stored verbatim. The verifier accepts at most five certificates (leaf, three
 /// intermediates, root); the bound keeps a hostile envelope (recorded when rejected) from
@@ -890,29 +879,6 @@ struct Known {
     digests: HashMap<Vec<u8>, Digest>,
     /// Certificates durable in the table, by digest.
     durable: HashMap<Digest, Arc<Vec<u8>>>,
-    /// Envelopes compacted ahead of their write, by [`fingerprint`].
-    prepared: HashMap<u64, Prepared>,
-}
-
-/// An envelope compacted ahead of its write ([`Encoder::prepare_outbound`]).
-#[derive(Debug)]
-struct Prepared {
-    /// The envelope's bytes: a hit must be these exactly.
-    original: Vec<u8>,
-    stored: StoredEnvelope,
-    /// The certificates it refers to, to write with it unless durable by then.
-    certificates: Vec<(Digest, Arc<Vec<u8>>)>,
-}
-
-/// A cheap fingerprint of an envelope for [`Known::prepared`]: its length, start and end, not
-/// all its bytes (a hit is compared whole anyway).
-fn fingerprint(bytes: &[u8]) -> u64 {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut hasher = std::hash::DefaultHasher::new();
-    bytes.len().hash(&mut hasher);
-    bytes[..bytes.len().min(FINGERPRINT_HEAD_LEN)].hash(&mut hasher);
-    bytes[bytes.len().saturating_sub(64)..].hash(&mut hasher);
-    hasher.finish()
 }
 
 /// Records encoded by [`Encoder::encode`], with the certificates the batch writes.
@@ -958,60 +924,6 @@ impl Encoder {
             writes: out,
             certificates: Written(certificates),
         }
-    }
-
-    /// Compacts the envelopes of `record` now, in the caller's task, for its write in a step's
-    /// commit: the records of a step that moves money are encoded in the ledger's writer (see
-    /// [`crate::engine::Books::create_transfers_recorded`]), one thread that every step of
-    /// every payment waits for, and compacting an instruction (decoding and re-encoding it to
-    /// check that it rebuilds exactly) is most of a record's encoding. The writer then finds
-    /// the compact form here by its exact bytes. A hint only: what is not found is compacted
-    /// there, the same way.
-    pub fn prepare_outbound(&self, record: &OutboundRecord) {
-        self.prepare(&record.signed_instruction, Payload::Instruction);
-        if let Some(receipt) = &record.receipt {
-            self.prepare(receipt, Payload::Opaque);
-        }
-    }
-
-    /// [`Encoder::prepare_outbound`] for an inbound record (its receipt is usually signed in
-    /// the writer, from the credit's timestamp, so only its instruction is prepared).
-    pub fn prepare_inbound(&self, record: &InboundRecord) {
-        self.prepare(&record.signed_instruction, Payload::Instruction);
-        if let Some(receipt) = &record.receipt {
-            self.prepare(receipt, Payload::Opaque);
-        }
-    }
-
-    fn prepare(&self, bytes: &[u8], payload: Payload) {
-        let mut collect = Collect {
-            encoder: self,
-            certificates: Vec::new(),
-        };
-        let stored = compact::envelope(bytes, payload, &mut collect);
-        let prepared = Prepared {
-            original: bytes.to_vec(),
-            stored,
-            certificates: collect.certificates,
-        };
-        let mut known = self.lock();
-        bounded_insert_max(
-            &mut known.prepared,
-            fingerprint(bytes),
-            prepared,
-            PREPARED_MAX,
-        );
-    }
-
-    /// The envelope `bytes` compacted ahead, taken from the memo (each preparation serves one
-    /// write).
-    fn take_prepared(&self, bytes: &[u8]) -> Option<Prepared> {
-        let mut known = self.lock();
-        if known.prepared.is_empty() {
-            return None;
-        }
-        let prepared = known.prepared.remove(&fingerprint(bytes))?;
-        (prepared.original == bytes).then_some(prepared)
     }
 
     /// Marks `certificates` durable: the batch that wrote them is (see [`Encoded`]).
@@ -1063,53 +975,10 @@ impl Encoder {
 
 /// Inserts into a map of at most [`CERTIFICATES_KNOWN_MAX`] entries, emptying it when full.
 fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
-    bounded_insert_max(map, key, value, CERTIFICATES_KNOWN_MAX);
-}
-
-/// Inserts into a map of at most `max` entries, emptying it when full.
-fn bounded_insert_max<K: std::hash::Hash + Eq, V>(
-    map: &mut HashMap<K, V>,
-    key: K,
-    value: V,
-    max: usize,
-) {
-    if map.len() >= max && !map.contains_key(&key) {
+    if map.len() >= CERTIFICATES_KNOWN_MAX && !map.contains_key(&key) {
         map.clear();
     }
     map.insert(key, value);
-}
-
-/// The certificates of an envelope compacted ahead ([`Encoder::prepare_outbound`]): every one
-/// it refers to, whether durable or not (that is decided when it is written).
-struct Collect<'a> {
-    encoder: &'a Encoder,
-    certificates: Vec<(Digest, Arc<Vec<u8>>)>,
-}
-
-impl CertificateSink for Collect<'_> {
-    fn prepared(&mut self, _bytes: &[u8]) -> Option<StoredEnvelope> {
-        None
-    }
-
-    fn tabled(&self, chain: &[Vec<u8>]) -> bool {
-        tabled(chain)
-    }
-
-    fn refer(&mut self, der: &[u8]) -> Digest {
-        let (digest, _) = self.encoder.digest(der);
-        if !self.certificates.iter().any(|(d, _)| *d == digest) {
-            self.certificates.push((digest, Arc::new(der.to_vec())));
-        }
-        digest
-    }
-}
-
-/// Whether the certificates of `chain` go to the certificate table.
-fn tabled(chain: &[Vec<u8>]) -> bool {
-    chain.len() <= CHAIN_LEN_TABLED_MAX
-        && chain
-            .iter()
-            .all(|der| !der.is_empty() && der.len() <= kakehashi_ledger::RECORD_VALUE_LEN_MAX)
 }
 
 /// The certificates of one batch being encoded.
@@ -1120,20 +989,11 @@ struct Sink<'a> {
 }
 
 impl CertificateSink for Sink<'_> {
-    fn prepared(&mut self, bytes: &[u8]) -> Option<StoredEnvelope> {
-        let prepared = self.encoder.take_prepared(bytes)?;
-        // Durable or not is decided now, at the write, as for any certificate referred to.
-        for (digest, der) in prepared.certificates {
-            let durable = self.encoder.lock().durable.contains_key(&digest);
-            if !durable && !self.new.iter().any(|(d, _)| *d == digest) {
-                self.new.push((digest, der));
-            }
-        }
-        Some(prepared.stored)
-    }
-
     fn tabled(&self, chain: &[Vec<u8>]) -> bool {
-        tabled(chain)
+        chain.len() <= CHAIN_LEN_TABLED_MAX
+            && chain
+                .iter()
+                .all(|der| !der.is_empty() && der.len() <= kakehashi_ledger::RECORD_VALUE_LEN_MAX)
     }
 
     fn refer(&mut self, der: &[u8]) -> Digest {
@@ -2128,10 +1988,6 @@ mod tests {
             .map(|(_, der)| der)
             .collect();
         assert_eq!(tabled, distinct);
-        // Every envelope the engines compacted ahead of a step was taken by its write.
-        for store in [jp.store(), sg.store()] {
-            assert!(store.encoder.lock().prepared.is_empty());
-        }
     }
 
     /// A value of no known format, an empty one, a compact record with an unknown state or an
@@ -2169,54 +2025,5 @@ mod tests {
             assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
             assert!(error.to_string().contains(why), "{error} lacks {why}");
         }
-    }
-
-    /// An envelope compacted ahead of its write (off the ledger's writer) is written as the
-    /// writer would have written it, once; whether its certificates are written is decided at
-    /// the write; an envelope that only looks like a prepared one (same length, start and end)
-    /// is compacted from its own bytes.
-    #[tokio::test]
-    async fn envelopes_prepared_ahead_are_written_as_the_writer_would() {
-        let record = settled(signed_instruction("prepared"));
-        let write = || vec![Write::Outbound(Uetr([1; 16]), record.clone())];
-        let (prepared, plain) = (Encoder::default(), Encoder::default());
-        prepared.prepare_outbound(&record);
-        assert_eq!(
-            prepared.lock().prepared.len(),
-            2,
-            "the instruction and the receipt"
-        );
-        let ahead = prepared.encode(&write());
-        assert!(prepared.lock().prepared.is_empty(), "each serves one write");
-        let inline = plain.encode(&write());
-        assert_eq!(ahead.writes, inline.writes);
-        assert_eq!(ahead.certificates.0.len(), 6);
-
-        // Prepared, then its certificates become durable before the write: not written again.
-        prepared.prepare_outbound(&record);
-        prepared.stored(ahead.certificates);
-        let later = prepared.encode(&write());
-        assert!(later.certificates.0.is_empty());
-        assert_eq!(later.writes, inline.writes[6..]);
-
-        // Same length, same first 128 and last 64 bytes, another remittance in the middle.
-        let middle = |c: char| {
-            let mut text = "r".repeat(300);
-            text.replace_range(200..201, &c.to_string());
-            settled(signed_instruction(&text))
-        };
-        let (a, b) = (middle('a'), middle('b'));
-        assert_eq!(a.signed_instruction.len(), b.signed_instruction.len());
-        assert_eq!(
-            fingerprint(&a.signed_instruction),
-            fingerprint(&b.signed_instruction)
-        );
-        let store = Store::in_memory(MemoryPayments::new());
-        store.encoder.prepare_outbound(&a);
-        store
-            .put(vec![Write::Outbound(Uetr([2; 16]), b.clone())])
-            .await
-            .unwrap();
-        assert_eq!(store.outbound(&Uetr([2; 16])).unwrap(), Some(b));
     }
 }

@@ -273,9 +273,6 @@ impl Engine {
             code: codes::INBOUND,
             ..NewTransfer::default()
         };
-        // Its instruction compacted here, not in the ledger's writer, where the decision below
-        // is encoded.
-        self.parts.store.encoder().prepare_inbound(&record);
         if self.parts.planted == Some(super::Planted::RecordBeforeCredit) {
             let mut settled = record.clone();
             settled.state = InboundState::Settled;

@@ -235,8 +235,6 @@ impl Engine {
         }
         let rejected_base = record;
         let (uetr, reserved) = (instr.uetr, forwarded.clone());
-        // Compacted here, not in the ledger's writer, where the records below are encoded.
-        self.parts.store.encoder().prepare_outbound(&reserved);
         let result = self
             .apply_one_recorded(
                 pending,
@@ -550,7 +548,6 @@ impl Engine {
         let result = match then {
             None => self.apply_one(resolve).await?,
             Some(then) => {
-                self.parts.store.encoder().prepare_outbound(&then);
                 let records =
                     move |outcomes: &[kakehashi_ledger::TransferOutcome]| match outcomes.first() {
                         Some(outcome) if resolved(post, outcome.result) => {

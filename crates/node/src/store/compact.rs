@@ -64,10 +64,6 @@ pub enum Undecodable {
 /// The certificates a record's encoding needs: the writer side hands out digests (and learns
 /// which certificates to write), the reader side hands out certificates by digest.
 pub(super) trait CertificateSink {
-    /// The stored form of `bytes` if it was compacted ahead of this write (see
-    /// [`super::Encoder::prepare_outbound`]), its certificates referred to.
-    fn prepared(&mut self, bytes: &[u8]) -> Option<StoredEnvelope>;
-
     /// Whether the certificates of `chain` may go to the table (the envelope is stored
     /// verbatim otherwise).
     fn tabled(&self, chain: &[Vec<u8>]) -> bool;
@@ -161,7 +157,7 @@ struct StoredAccount {
 
 /// An encoded `pb::Signed`: verbatim, or compact when that rebuilds it exactly.
 #[derive(Clone, PartialEq, Message)]
-pub(super) struct StoredEnvelope {
+struct StoredEnvelope {
     #[prost(oneof = "Form", tags = "1, 2")]
     form: Option<Form>,
 }
@@ -206,7 +202,7 @@ struct CompactQuote {
 
 /// Whether an envelope's payload is an instruction, whose quote is compacted too.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Payload {
+enum Payload {
     Instruction,
     Opaque,
 }
@@ -381,14 +377,7 @@ fn framed(message: &impl Message) -> Vec<u8> {
 
 /// `bytes` as a stored envelope: compact when the compact form rebuilds exactly `bytes`,
 /// verbatim otherwise.
-pub(super) fn envelope(
-    bytes: &[u8],
-    payload: Payload,
-    sink: &mut dyn CertificateSink,
-) -> StoredEnvelope {
-    if let Some(stored) = sink.prepared(bytes) {
-        return stored;
-    }
+fn envelope(bytes: &[u8], payload: Payload, sink: &mut dyn CertificateSink) -> StoredEnvelope {
     let compacted = compact(bytes, payload)
         .filter(|(_, taken)| sink.tabled(&taken.chain) && sink.tabled(&taken.quote_chain));
     let form = match compacted {
