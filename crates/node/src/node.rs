@@ -250,7 +250,7 @@ impl Node {
         let mra = Arc::clone(&assembly.mra);
         let genesis = assembly.genesis.clone();
         let parts = assembly.engine_parts(
-            Arc::new(SledBooks::new(ledger)),
+            Arc::new(SledBooks::new(ledger, store.encoder())),
             store,
             (clock, Arc::new(SystemEntropy)),
             Arc::clone(&metrics),

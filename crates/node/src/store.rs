@@ -23,10 +23,13 @@
 //! payment store, a sled database of its own in `<data_dir>/node`; the node copies its
 //! records into the ledger at start (see [`migrate_legacy`]) and moves the directory aside.
 //!
-//! Records are JSON (serde): small, few per payment, and readable when an operator has to
-//! look.
+//! Records are written in a compact binary format (a format byte, then a protobuf message; see
+//! `compact`), with the certificate chains of their signed envelopes stored once each in a
+//! content-addressed certificate table (key `c` + SHA-256 of the DER), written in the same
+//! batch as the first record that refers to a certificate. Records written as JSON (serde,
+//! byte fields in base64) by earlier builds are read forever.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,8 +37,13 @@ use std::time::Duration;
 
 use kakehashi_ledger::{Ledger, LedgerRecords, RECORDS_PAGE_MAX, Record, RecordWrite};
 use kakehashi_protocol::instruction::Uetr;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+pub use self::compact::Undecodable;
+use self::compact::{CertificateSink, CertificateSource, Digest};
+
+mod compact;
 
 /// The kind of an account ([`AccountMeta::kind`]).
 pub use crate::account::AccountKind;
@@ -46,6 +54,9 @@ const PREFIX_ACCOUNT: u8 = b'a';
 /// UETRs of outbound payments without a final outcome: the recovery loop's work list, kept in
 /// the same batch as the record so it never disagrees with it, and small whatever the history.
 const PREFIX_UNRESOLVED: u8 = b'u';
+/// The certificate table: each DER certificate a compact record refers to, under `c` and its
+/// SHA-256, written in the batch of the first record that refers to it and never removed.
+const PREFIX_CERTIFICATE: u8 = b'c';
 
 /// Why the store failed. Every variant is an operational fault (disk, corruption), never a
 /// property of a payment: callers turn it into `Unavailable`/`Internal`, not a rejection.
@@ -71,14 +82,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// A stored record does not decode: the database was altered or written by another version.
+    /// A stored record does not decode, or a certificate it refers to is missing or altered:
+    /// the database was altered or written by another version.
     #[error("payment store: record {key} does not decode: {source}")]
     Corrupt {
         /// The record's key, hex.
         key: String,
-        /// The decoding error.
+        /// Why (boxed: every store call returns this type).
         #[source]
-        source: serde_json::Error,
+        source: Box<Undecodable>,
     },
     /// The group commit that carried this write failed (the writer logged the cause).
     #[error("payment store: group commit failed: {0}")]
@@ -317,6 +329,9 @@ pub enum Write {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// What this store knows of the certificate table (shared with the books that write
+    /// records in the same ledger, see [`Store::encoder`]).
+    encoder: Encoder,
     /// Faults the unit tests inject.
     #[cfg(test)]
     faults: Arc<faults::Faults>,
@@ -349,7 +364,7 @@ enum Backend {
 /// them in one step with [`MemoryPayments::apply_records`]. The simulator keeps a clone across a
 /// node's crash and restart: it is the durable state.
 #[derive(Clone, Debug, Default)]
-pub struct MemoryPayments(Arc<Mutex<MemoryState>>);
+pub struct MemoryPayments(Arc<Mutex<MemoryState>>, Encoder);
 
 /// What a [`MemoryPayments`] holds.
 #[derive(Debug, Default)]
@@ -373,8 +388,14 @@ impl MemoryPayments {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The encoder of these records, which the simulator's books encode with (see
+    /// [`Encoder`]): it must learn of the certificates durable here, and of none elsewhere.
+    pub fn encoder(&self) -> &Encoder {
+        &self.1
+    }
+
     async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let encoded = encode_writes(&writes)?;
+        let encoded = self.1.encode(&writes);
         YieldOnce::default().await;
         let mut state = self.lock();
         if state.failures_due > 0 {
@@ -384,15 +405,18 @@ impl MemoryPayments {
                 "a transient failure the simulator injected; nothing was applied".to_owned(),
             ));
         }
-        apply_encoded(&mut state, encoded);
+        apply_encoded(&mut state, encoded.writes);
+        drop(state);
+        self.1.stored(encoded.certificates);
         Ok(())
     }
 
     /// Applies encoded records at once (no yield, no injected failure): the simulator's books
     /// call it in the same step as the transfers the records go with (see
-    /// [`encode_writes`]), as the ledger's group commit makes both durable together.
-    pub fn apply_records(&self, records: Vec<RecordWrite>) {
-        apply_encoded(&mut self.lock(), records);
+    /// [`Encoder::encode`]), as the ledger's group commit makes both durable together.
+    pub fn apply_records(&self, records: Encoded) {
+        apply_encoded(&mut self.lock(), records.writes);
+        self.1.stored(records.certificates);
     }
 
     /// The entries under `prefix`, in key order.
@@ -457,6 +481,7 @@ impl Store {
     pub fn over_ledger(ledger: Arc<Ledger>) -> Self {
         Self {
             backend: Backend::Ledger(ledger),
+            encoder: Encoder::default(),
             #[cfg(test)]
             faults: Arc::default(),
         }
@@ -466,6 +491,7 @@ impl Store {
     /// [`MemoryPayments`]).
     pub fn in_memory(payments: MemoryPayments) -> Self {
         Self {
+            encoder: payments.encoder().clone(),
             backend: Backend::Memory(payments),
             #[cfg(test)]
             faults: Arc::default(),
@@ -496,6 +522,7 @@ impl Store {
         })?;
         Ok(Self {
             backend: Backend::Offline(Arc::new(records)),
+            encoder: Encoder::default(),
             #[cfg(test)]
             faults: Arc::default(),
         })
@@ -509,29 +536,39 @@ impl Store {
             Backend::Offline(_) => return Err(StoreError::WriterStopped),
             Backend::Memory(payments) => return payments.put(writes).await,
         };
-        let encoded = encode_writes(&writes)?;
+        // Encoded here, in the caller's task, not in the ledger's writer.
+        let encoded = self.encoder.encode(&writes);
         // Awaited: the ledger's commit thread completes the call once the group is durable,
         // and no thread waits meanwhile. Dropped, the call is applied all the same.
         ledger
-            .write_records_async(encoded)
+            .write_records_async(encoded.writes)
             .await
-            .map_err(ledger_error("writing records"))
+            .map_err(ledger_error("writing records"))?;
+        self.encoder.stored(encoded.certificates);
+        Ok(())
+    }
+
+    /// The encoder of this store's records: the books that write records into the same ledger
+    /// encode with it, so that the certificates either learns are durable spare the other's
+    /// writes and reads.
+    pub fn encoder(&self) -> Encoder {
+        self.encoder.clone()
     }
 
     /// The outbound record of `uetr`.
     pub fn outbound(&self, uetr: &Uetr) -> Result<Option<OutboundRecord>, StoreError> {
-        self.get(&key(PREFIX_OUTBOUND, &uetr.0))
+        self.get(&key(PREFIX_OUTBOUND, &uetr.0), OUTBOUND)
     }
 
     /// The inbound record of `uetr` from the jurisdiction `sender`. Another jurisdiction's
     /// record of the same UETR is another key: a peer can neither see nor block it.
     pub fn inbound(&self, sender: &str, uetr: &Uetr) -> Result<Option<InboundRecord>, StoreError> {
-        self.get(&inbound_key(sender, uetr))
+        self.get(&inbound_key(sender, uetr), INBOUND)
     }
 
     /// The metadata of `account`.
     pub fn account(&self, account: u128) -> Result<Option<AccountMeta>, StoreError> {
-        self.get(&key(PREFIX_ACCOUNT, &account.to_be_bytes()))
+        self.get(&key(PREFIX_ACCOUNT, &account.to_be_bytes()), ACCOUNT)
     }
 
     /// Every account the node knows, in id order.
@@ -543,7 +580,7 @@ impl Store {
                 .get(1..)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| corrupt_key(&k))?;
-            out.push((u128::from_be_bytes(id_bytes), decode(&k, &v)?));
+            out.push((u128::from_be_bytes(id_bytes), self.decode(&k, &v, ACCOUNT)?));
         }
         Ok(out)
     }
@@ -579,10 +616,15 @@ impl Store {
             .count()
     }
 
-    fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get<T>(&self, k: &[u8], kind: Kind<T>) -> Result<Option<T>, StoreError> {
+        self.value(k)?.map(|v| self.decode(k, &v, kind)).transpose()
+    }
+
+    /// The durable value under `k`, as stored.
+    fn value(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         #[cfg(test)]
         self.faults.read(k)?;
-        let value = match &self.backend {
+        Ok(match &self.backend {
             Backend::Ledger(ledger) => {
                 ledger.record(k).map_err(ledger_error("reading a record"))?
             }
@@ -590,8 +632,25 @@ impl Store {
                 .record(k)
                 .map_err(ledger_error("reading a record"))?,
             Backend::Memory(payments) => payments.lock().entries.get(k).cloned(),
+        })
+    }
+
+    /// The record stored under `k` as `value`, in either format.
+    fn decode<T>(&self, k: &[u8], value: &[u8], kind: Kind<T>) -> Result<T, StoreError> {
+        let mut lookup = Lookup {
+            store: self,
+            failed: None,
         };
-        value.map(|v| decode(k, &v)).transpose()
+        let decoded = (kind.0)(value, &mut lookup);
+        decoded.map_err(|source| match lookup.failed {
+            // A certificate that could not be read (a failing disk) is that failure, transient,
+            // not a corrupt record.
+            Some(error) => error,
+            None => StoreError::Corrupt {
+                key: hex::encode(k),
+                source: Box::new(source),
+            },
+        })
     }
 
     /// The durable entries under `prefix`, in key order, lazily: the ledger's a page at a time
@@ -628,7 +687,11 @@ impl Store {
     pub fn outbound_records(
         &self,
     ) -> Box<dyn Iterator<Item = Result<(Uetr, OutboundRecord), StoreError>> + '_> {
-        self.records(vec![PREFIX_OUTBOUND], "scanning outbound payments")
+        self.records(
+            vec![PREFIX_OUTBOUND],
+            OUTBOUND,
+            "scanning outbound payments",
+        )
     }
 
     /// Every inbound record (decisions and fences) from the jurisdiction `sender`, in UETR
@@ -637,14 +700,15 @@ impl Store {
         &self,
         sender: &str,
     ) -> Box<dyn Iterator<Item = Result<(Uetr, InboundRecord), StoreError>> + '_> {
-        self.records(inbound_prefix(sender), "scanning inbound payments")
+        self.records(inbound_prefix(sender), INBOUND, "scanning inbound payments")
     }
 
     /// The records under `prefix`, keyed by the UETR that ends their key, lazily (the history
     /// may be long).
-    fn records<T: DeserializeOwned>(
+    fn records<T: 'static>(
         &self,
         prefix: Vec<u8>,
+        kind: Kind<T>,
         what: &'static str,
     ) -> Box<dyn Iterator<Item = Result<(Uetr, T), StoreError>> + '_> {
         let len = prefix.len();
@@ -654,8 +718,55 @@ impl Store {
                 .get(len..)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| corrupt_key(&k))?;
-            Ok((Uetr(id), decode(&k, &v)?))
+            Ok((Uetr(id), self.decode(&k, &v, kind)?))
         }))
+    }
+}
+
+/// How one kind of record decodes from a stored value (either format).
+struct Kind<T>(fn(&[u8], &mut dyn CertificateSource) -> Result<T, Undecodable>);
+
+impl<T> Clone for Kind<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Kind<T> {}
+
+const OUTBOUND: Kind<OutboundRecord> = Kind(compact::decode_outbound);
+const INBOUND: Kind<InboundRecord> = Kind(compact::decode_inbound);
+const ACCOUNT: Kind<AccountMeta> = Kind(compact::decode_account);
+
+/// The certificates of a record being decoded, from the store's memory or its certificate
+/// table.
+struct Lookup<'a> {
+    store: &'a Store,
+    /// A read of the table that failed (kept to return it as itself, see [`Store::decode`]).
+    failed: Option<StoreError>,
+}
+
+impl CertificateSource for Lookup<'_> {
+    fn certificate(&mut self, digest: &Digest) -> Result<Arc<Vec<u8>>, Undecodable> {
+        if let Some(der) = self.store.encoder.known(digest) {
+            return Ok(der);
+        }
+        let der = match self.store.value(&key(PREFIX_CERTIFICATE, digest)) {
+            Ok(Some(der)) => der,
+            Ok(None) => return Err(Undecodable::MissingCertificate(hex::encode(digest))),
+            Err(error) => {
+                self.failed = Some(error);
+                return Err(Undecodable::Envelope("a certificate could not be read"));
+            }
+        };
+        // Content-addressed: a certificate that does not hash to its key was altered.
+        if <[u8; 32]>::from(Sha256::digest(&der)) != *digest {
+            return Err(Undecodable::CertificateMismatch(hex::encode(digest)));
+        }
+        let der = Arc::new(der);
+        // Read back, it is durable (a reader sees only durable records).
+        self.store.encoder.learn(*digest, Arc::clone(&der));
+        Ok(der)
     }
 }
 
@@ -729,38 +840,177 @@ fn inbound_key(sender: &str, uetr: &Uetr) -> Vec<u8> {
     k
 }
 
-fn decode<T: DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(v).map_err(|source| StoreError::Corrupt {
-        key: hex::encode(k),
-        source,
-    })
-}
-
 fn corrupt_key(k: &[u8]) -> StoreError {
     StoreError::Corrupt {
         key: hex::encode(k),
-        source: serde_json::Error::io(std::io::Error::other("malformed key")),
+        source: Box::new(Undecodable::Key),
     }
 }
 
-/// The records of `writes`, encoded as the ledger stores them: each record under its key, and
-/// for outbound records the matching change to the unresolved index. The engine's books use it
-/// to write a step's records in the commit of its transfers (see
-/// [`crate::engine::Books::create_transfers_recorded`]).
-pub fn encode_writes(writes: &[Write]) -> Result<Vec<RecordWrite>, StoreError> {
-    let mut encoded = Vec::with_capacity(writes.len() + 1);
-    for write in writes {
-        encode_write(write, &mut encoded).map_err(|e| StoreError::Commit(e.to_string()))?;
-    }
-    Ok(encoded)
+/// Most certificates an [`Encoder`] remembers in each of its maps. A node meets the chains of
+/// its banks, its own and its peers' node keys: a few dozen certificates. The bound keeps a
+/// flood of distinct chains (every rejected submission is recorded with its envelope) from
+/// growing memory: a full map is emptied and refilled, which costs only rewrites and rereads.
+const CERTIFICATES_KNOWN_MAX: usize = 1024;
+
+/// Longest chain whose certificates go to the certificate table; an envelope with a longer one
+/// is stored verbatim. The verifier accepts at most five certificates (leaf, three
+/// intermediates, root); the bound keeps a hostile envelope (recorded when rejected) from
+/// turning into thousands of writes in one batch.
+const CHAIN_LEN_TABLED_MAX: usize = 8;
+
+/// Encodes records in the compact format and remembers which certificates of the certificate
+/// table are durable, so that a record refers to a known certificate without writing it again,
+/// and a read finds it without reading it again. Cheap to clone (shared state).
+///
+/// Invariant: a digest is marked durable only after the batch that wrote its certificate is
+/// durable ([`Encoder::stored`]), or after the certificate was read back (a reader sees only
+/// durable records). So a record encoded without its certificates refers only to certificates
+/// already durable, and a crash can never leave a record whose certificate is missing. Until
+/// then, concurrent batches may each write the same certificate: the same key and value, no
+/// harm.
+#[derive(Clone, Debug, Default)]
+pub struct Encoder(Arc<Mutex<Known>>);
+
+/// What an [`Encoder`] knows.
+#[derive(Debug, Default)]
+struct Known {
+    /// SHA-256 of certificates seen, by DER: spares hashing the same chains in every record.
+    digests: HashMap<Vec<u8>, Digest>,
+    /// Certificates durable in the table, by digest.
+    durable: HashMap<Digest, Arc<Vec<u8>>>,
 }
 
-fn encode_write(write: &Write, out: &mut Vec<RecordWrite>) -> Result<(), serde_json::Error> {
+/// Records encoded by [`Encoder::encode`], with the certificates the batch writes.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The ledger's writes: the certificates first, then each record and its index entry.
+    pub writes: Vec<RecordWrite>,
+    /// The certificates among the writes, to pass to [`Encoder::stored`] once the writes are
+    /// durable.
+    pub certificates: Written,
+}
+
+/// The certificates a batch of [`Encoded`] records writes.
+#[derive(Debug, Default)]
+pub struct Written(Vec<(Digest, Arc<Vec<u8>>)>);
+
+impl Encoder {
+    /// The records of `writes`, encoded as the ledger stores them: each record under its key,
+    /// for outbound records the matching change to the unresolved index, and before them the
+    /// certificates the records refer to that are not known durable. The engine's books use it
+    /// to write a step's records in the commit of its transfers (see
+    /// [`crate::engine::Books::create_transfers_recorded`]).
+    pub fn encode(&self, writes: &[Write]) -> Encoded {
+        let mut sink = Sink {
+            encoder: self,
+            new: Vec::new(),
+        };
+        let mut records = Vec::with_capacity(writes.len() + 1);
+        for write in writes {
+            encode_write(write, &mut sink, &mut records);
+        }
+        let mut out = Vec::with_capacity(sink.new.len() + records.len());
+        let mut certificates = Vec::with_capacity(sink.new.len());
+        for (digest, der) in sink.new {
+            out.push(RecordWrite::Put {
+                key: key(PREFIX_CERTIFICATE, &digest),
+                value: der.as_ref().clone(),
+            });
+            certificates.push((digest, der));
+        }
+        out.extend(records);
+        Encoded {
+            writes: out,
+            certificates: Written(certificates),
+        }
+    }
+
+    /// Marks `certificates` durable: the batch that wrote them is (see [`Encoded`]).
+    pub fn stored(&self, certificates: Written) {
+        if certificates.0.is_empty() {
+            return;
+        }
+        let mut known = self.lock();
+        for (digest, der) in certificates.0 {
+            bounded_insert(&mut known.durable, digest, der);
+        }
+    }
+
+    /// A certificate known durable, by digest.
+    fn known(&self, digest: &Digest) -> Option<Arc<Vec<u8>>> {
+        self.lock().durable.get(digest).cloned()
+    }
+
+    /// Learns a certificate read back from the table (durable, then).
+    fn learn(&self, digest: Digest, der: Arc<Vec<u8>>) {
+        let mut known = self.lock();
+        bounded_insert(&mut known.digests, der.as_ref().clone(), digest);
+        bounded_insert(&mut known.durable, digest, der);
+    }
+
+    /// The digest of `der`, and whether it is durable in the table.
+    fn digest(&self, der: &[u8]) -> (Digest, bool) {
+        let remembered = {
+            let known = self.lock();
+            known
+                .digests
+                .get(der)
+                .map(|digest| (*digest, known.durable.contains_key(digest)))
+        };
+        if let Some(answer) = remembered {
+            return answer;
+        }
+        // Hashed outside the lock.
+        let digest: Digest = Sha256::digest(der).into();
+        let mut known = self.lock();
+        bounded_insert(&mut known.digests, der.to_vec(), digest);
+        (digest, known.durable.contains_key(&digest))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Inserts into a map of at most [`CERTIFICATES_KNOWN_MAX`] entries, emptying it when full.
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= CERTIFICATES_KNOWN_MAX && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+/// The certificates of one batch being encoded.
+struct Sink<'a> {
+    encoder: &'a Encoder,
+    /// Certificates to write with the batch (not known durable), each once.
+    new: Vec<(Digest, Arc<Vec<u8>>)>,
+}
+
+impl CertificateSink for Sink<'_> {
+    fn tabled(&self, chain: &[Vec<u8>]) -> bool {
+        chain.len() <= CHAIN_LEN_TABLED_MAX
+            && chain
+                .iter()
+                .all(|der| !der.is_empty() && der.len() <= kakehashi_ledger::RECORD_VALUE_LEN_MAX)
+    }
+
+    fn refer(&mut self, der: &[u8]) -> Digest {
+        let (digest, durable) = self.encoder.digest(der);
+        if !durable && !self.new.iter().any(|(d, _)| *d == digest) {
+            self.new.push((digest, Arc::new(der.to_vec())));
+        }
+        digest
+    }
+}
+
+fn encode_write(write: &Write, sink: &mut Sink<'_>, out: &mut Vec<RecordWrite>) {
     match write {
         Write::Outbound(uetr, record) => {
             out.push(RecordWrite::Put {
                 key: key(PREFIX_OUTBOUND, &uetr.0),
-                value: serde_json::to_vec(record)?,
+                value: compact::encode_outbound(record, sink),
             });
             let index = key(PREFIX_UNRESOLVED, &uetr.0);
             if record.state.is_final() {
@@ -774,14 +1024,13 @@ fn encode_write(write: &Write, out: &mut Vec<RecordWrite>) -> Result<(), serde_j
         }
         Write::Inbound(uetr, record) => out.push(RecordWrite::Put {
             key: inbound_key(&record.sender, uetr),
-            value: serde_json::to_vec(record)?,
+            value: compact::encode_inbound(record, sink),
         }),
         Write::Account(id, meta) => out.push(RecordWrite::Put {
             key: key(PREFIX_ACCOUNT, &id.to_be_bytes()),
-            value: serde_json::to_vec(meta)?,
+            value: compact::encode_account(meta),
         }),
     }
-    Ok(())
 }
 
 /// The directory of the payment store under a data directory before the records moved into
@@ -938,6 +1187,8 @@ impl Store {
 mod tests {
     use ed25519_dalek::SigningKey;
     use kakehashi_ledger::Options;
+    use kakehashi_proto::pb;
+    use prost::Message as _;
 
     use super::*;
 
@@ -1142,7 +1393,7 @@ mod tests {
             Write::Inbound(Uetr([5; 16]), inbound("JP", InboundState::Settled)),
             Write::Account(1001, meta("Alpha")),
         ] {
-            encode_write(&write, &mut entries).unwrap();
+            legacy_json(&write, &mut entries);
         }
         {
             // As a node before issue 14 left it.
@@ -1289,7 +1540,10 @@ mod tests {
 
     #[test]
     fn only_corrupt_records_are_not_transient() {
-        let corrupt = decode::<AccountMeta>(b"a", b"not json").expect_err("corrupt");
+        let store = Store::in_memory(MemoryPayments::new());
+        let corrupt = store
+            .decode(b"a", b"not json", ACCOUNT)
+            .expect_err("corrupt");
         assert!(!corrupt.is_transient());
         assert!(StoreError::WriterStopped.is_transient());
         assert!(StoreError::Commit("fdatasync: EIO".into()).is_transient());
@@ -1334,5 +1588,442 @@ mod tests {
         let store = ledger_store(dir.path());
         put_forwarded_concurrently(&store, 64).await;
         assert_eq!(store.unresolved_outbound().unwrap().len(), 64);
+    }
+
+    /// `write` as a node before issue 14's compact records stored it: JSON, byte fields in
+    /// base64, and the unresolved index beside outbound records.
+    fn legacy_json(write: &Write, out: &mut Vec<RecordWrite>) {
+        let (k, value) = match write {
+            Write::Outbound(uetr, record) => {
+                if !record.state.is_final() {
+                    out.push(RecordWrite::Put {
+                        key: key(PREFIX_UNRESOLVED, &uetr.0),
+                        value: Vec::new(),
+                    });
+                }
+                (
+                    key(PREFIX_OUTBOUND, &uetr.0),
+                    serde_json::to_vec(record).unwrap(),
+                )
+            }
+            Write::Inbound(uetr, record) => (
+                inbound_key(&record.sender, uetr),
+                serde_json::to_vec(record).unwrap(),
+            ),
+            Write::Account(id, meta) => (
+                key(PREFIX_ACCOUNT, &id.to_be_bytes()),
+                serde_json::to_vec(meta).unwrap(),
+            ),
+        };
+        out.push(RecordWrite::Put { key: k, value });
+    }
+
+    /// A certificate chain as the tests' envelopes carry it: `n` distinct "certificates" (the
+    /// store never parses them).
+    fn chain(tag: u8, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| vec![tag.wrapping_add(u8::try_from(i).unwrap()); 500 + i])
+            .collect()
+    }
+
+    /// A canonical signed instruction with a signed quote inside, as a bank submits it.
+    fn signed_instruction(remittance: &str) -> Vec<u8> {
+        let quote = pb::Signed {
+            payload: vec![9; 95],
+            signature: vec![8; 64],
+            signer_chain: chain(0x40, 2),
+        };
+        let instruction = pb::CreditTransferInstruction {
+            uetr: "8c1f0a9e-0000-4000-8000-000000000001".into(),
+            end_to_end_id: "E2E".into(),
+            debtor_agent_bic: "KKHAJPJ0".into(),
+            remittance_information: remittance.into(),
+            quote: Some(quote),
+            ..Default::default()
+        };
+        pb::Signed {
+            payload: instruction.encode_to_vec(),
+            signature: vec![7; 64],
+            signer_chain: chain(0x10, 2),
+        }
+        .encode_to_vec()
+    }
+
+    /// A canonical signed receipt.
+    fn signed_receipt() -> Vec<u8> {
+        pb::Signed {
+            payload: vec![6; 200],
+            signature: vec![5; 64],
+            signer_chain: chain(0x70, 2),
+        }
+        .encode_to_vec()
+    }
+
+    fn settled(instruction: Vec<u8>) -> OutboundRecord {
+        OutboundRecord {
+            signed_instruction: instruction,
+            receipt: Some(signed_receipt()),
+            credited_minor: Some(u128::MAX),
+            reason_detail: Some("settled".into()),
+            decided_by: Some("SG".into()),
+            reservation_id: u128::MAX - 5,
+            ..record(OutboundState::Settled)
+        }
+    }
+
+    /// The raw entries under `prefix`.
+    fn raw(store: &Store, prefix: u8) -> Vec<Record> {
+        store
+            .entries(vec![prefix], "test")
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// `uetr`'s outbound record as a fresh store over the same ledger reads it (no certificate
+    /// in memory).
+    fn read_fresh(store: &Store, uetr: Uetr) -> OutboundRecord {
+        let Backend::Ledger(ledger) = &store.backend else {
+            panic!("a ledger store");
+        };
+        Store::over_ledger(Arc::clone(ledger))
+            .outbound(&uetr)
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Records are written compact, their chains once each in the certificate table, and read
+    /// back exactly, by the node, offline and after reopening; a second record with the same
+    /// chains writes no certificate again.
+    #[tokio::test]
+    async fn compact_records_round_trip_and_store_each_certificate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = settled(signed_instruction("first"));
+        let second = settled(signed_instruction("second"));
+        let received = InboundRecord {
+            receipt: Some(signed_receipt()),
+            signed_instruction: signed_instruction("first"),
+            credit_transfer_id: 1 << 100,
+            ..inbound("JP", InboundState::Settled)
+        };
+        {
+            let store = ledger_store(dir.path());
+            let encoded = store
+                .encoder
+                .encode(&[Write::Outbound(Uetr([1; 16]), first.clone())]);
+            assert_eq!(
+                encoded.certificates.0.len(),
+                6,
+                "three chains of two: the bank's, the quote's, the receipt's"
+            );
+            store
+                .put(vec![Write::Outbound(Uetr([1; 16]), first.clone())])
+                .await
+                .unwrap();
+            let again = store
+                .encoder
+                .encode(&[Write::Outbound(Uetr([2; 16]), second.clone())]);
+            assert!(again.certificates.0.is_empty(), "all known durable");
+            store
+                .put(vec![
+                    Write::Outbound(Uetr([2; 16]), second.clone()),
+                    Write::Inbound(Uetr([3; 16]), received.clone()),
+                    Write::Account(1001, meta("Alpha")),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(raw(&store, PREFIX_CERTIFICATE).len(), 6);
+            let (_, value) = &raw(&store, PREFIX_OUTBOUND)[0];
+            assert_eq!(value[0], compact::FORMAT_COMPACT);
+            let json = serde_json::to_vec(&first).unwrap().len();
+            assert!(value.len() * 3 < json, "{} of {json} bytes", value.len());
+            assert_eq!(raw(&store, PREFIX_ACCOUNT)[0].1[0], compact::FORMAT_COMPACT);
+            assert_eq!(read_fresh(&store, Uetr([2; 16])), second);
+        }
+        for offline in [true, false] {
+            // A new store: nothing in memory, every certificate read from the table.
+            let store = if offline {
+                Store::open_read_only(dir.path()).unwrap()
+            } else {
+                ledger_store(dir.path())
+            };
+            assert_eq!(store.outbound(&Uetr([1; 16])).unwrap(), Some(first.clone()));
+            let scanned: Vec<_> = store.outbound_records().map(Result::unwrap).collect();
+            assert_eq!(
+                scanned,
+                vec![
+                    (Uetr([1; 16]), first.clone()),
+                    (Uetr([2; 16]), second.clone())
+                ]
+            );
+            assert_eq!(
+                store.inbound("JP", &Uetr([3; 16])).unwrap(),
+                Some(received.clone())
+            );
+            assert_eq!(store.account(1001).unwrap(), Some(meta("Alpha")));
+        }
+    }
+
+    /// Records an earlier build wrote as JSON read as they did, beside compact ones, in the
+    /// ledger, offline and in memory.
+    #[tokio::test]
+    async fn legacy_json_records_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = settled(signed_instruction("old"));
+        let mut entries = Vec::new();
+        for write in [
+            Write::Outbound(Uetr([1; 16]), old.clone()),
+            Write::Outbound(Uetr([2; 16]), record(OutboundState::Forwarded)),
+            Write::Inbound(Uetr([5; 16]), inbound("JP", InboundState::Fenced)),
+            Write::Account(1001, meta("Alpha")),
+        ] {
+            legacy_json(&write, &mut entries);
+        }
+        assert!(entries.iter().all(|write| match write {
+            RecordWrite::Put { value, .. } => value.is_empty() || value[0] == b'{',
+            RecordWrite::Delete { .. } => false,
+        }));
+        {
+            let ledger = open_ledger(dir.path());
+            ledger.write_records(entries.clone()).unwrap();
+            let store = Store::over_ledger(Arc::new(ledger));
+            // A new write beside them, compact.
+            store
+                .put(vec![Write::Outbound(Uetr([3; 16]), old.clone())])
+                .await
+                .unwrap();
+        }
+        let memory = MemoryPayments::new();
+        memory.apply_records(Encoded {
+            writes: entries,
+            certificates: Written::default(),
+        });
+        for store in [
+            Store::open_read_only(dir.path()).unwrap(),
+            Store::in_memory(memory),
+        ] {
+            assert_eq!(store.outbound(&Uetr([1; 16])).unwrap(), Some(old.clone()));
+            assert_eq!(
+                store.unresolved_outbound().unwrap(),
+                vec![(Uetr([2; 16]), record(OutboundState::Forwarded))]
+            );
+            assert_eq!(
+                store.inbound("JP", &Uetr([5; 16])).unwrap(),
+                Some(inbound("JP", InboundState::Fenced))
+            );
+            assert_eq!(store.accounts().unwrap(), vec![(1001, meta("Alpha"))]);
+        }
+        let store = ledger_store(dir.path());
+        assert_eq!(store.outbound(&Uetr([3; 16])).unwrap(), Some(old));
+    }
+
+    /// Envelopes a re-encoding would not reproduce (a foreign client's field order, a field this
+    /// build does not know, bytes that are not an envelope) are stored verbatim and returned
+    /// exactly; an instruction whose payload alone is non-canonical keeps its quote inside.
+    #[tokio::test]
+    async fn envelopes_that_do_not_re_encode_exactly_are_stored_verbatim() {
+        let canonical = signed_instruction("x");
+        let signed = pb::Signed::decode(canonical.as_slice()).unwrap();
+        // The signature (field 2) before the payload (field 1): valid protobuf, not canonical.
+        let mut reordered = Vec::new();
+        prost::encoding::bytes::encode(2, &signed.signature, &mut reordered);
+        prost::encoding::bytes::encode(1, &signed.payload, &mut reordered);
+        for der in &signed.signer_chain {
+            prost::encoding::bytes::encode(3, der, &mut reordered);
+        }
+        assert_eq!(pb::Signed::decode(reordered.as_slice()).unwrap(), signed);
+        assert_ne!(reordered, canonical);
+        // An unknown field (99) after the envelope's fields.
+        let mut unknown = canonical.clone();
+        prost::encoding::string::encode(99, &"future".to_owned(), &mut unknown);
+        // A canonical envelope around a payload with an unknown field.
+        let mut payload = signed.payload.clone();
+        prost::encoding::string::encode(99, &"future".to_owned(), &mut payload);
+        let odd_payload = pb::Signed {
+            payload,
+            ..signed.clone()
+        }
+        .encode_to_vec();
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = ledger_store(dir.path());
+        let cases = [
+            reordered,
+            unknown,
+            odd_payload,
+            b"not protobuf \xff".to_vec(),
+        ];
+        for (i, bytes) in cases.iter().enumerate() {
+            let uetr = Uetr([u8::try_from(i).unwrap() + 1; 16]);
+            let mut sent = settled(bytes.clone());
+            sent.receipt = Some(bytes.clone());
+            store
+                .put(vec![Write::Outbound(uetr, sent.clone())])
+                .await
+                .unwrap();
+            let read = read_fresh(&store, uetr);
+            assert_eq!(read.signed_instruction, *bytes, "case {i}");
+            assert_eq!(read.receipt.as_deref(), Some(bytes.as_slice()), "case {i}");
+        }
+        // Only the third kept certificates in the table: its envelope's chain (the quote
+        // stayed inside the payload, whole).
+        assert_eq!(raw(&store, PREFIX_CERTIFICATE).len(), 2);
+    }
+
+    /// A record whose certificate is missing from the table, or altered there, is `Corrupt`
+    /// naming the record, never a panic and never a transient failure.
+    #[tokio::test]
+    async fn a_missing_or_altered_certificate_is_a_corrupt_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let uetr = Uetr([1; 16]);
+        let ledger = Arc::new(open_ledger(dir.path()));
+        let store = Store::over_ledger(Arc::clone(&ledger));
+        store
+            .put(vec![Write::Outbound(
+                uetr,
+                settled(signed_instruction("x")),
+            )])
+            .await
+            .unwrap();
+        let (first, _) = raw(&store, PREFIX_CERTIFICATE).remove(0);
+        for altered in [false, true] {
+            let write = if altered {
+                RecordWrite::Put {
+                    key: first.clone(),
+                    value: vec![0; 10],
+                }
+            } else {
+                RecordWrite::Delete { key: first.clone() }
+            };
+            ledger.write_records(vec![write]).unwrap();
+            let fresh = Store::over_ledger(Arc::clone(&ledger));
+            let error = fresh.outbound(&uetr).expect_err("corrupt");
+            let record_key = hex::encode(key(PREFIX_OUTBOUND, &uetr.0));
+            assert!(
+                matches!(&error, StoreError::Corrupt { key, .. } if *key == record_key),
+                "{error:?}"
+            );
+            assert!(!error.is_transient());
+            let text = format!("{error}");
+            let expected = if altered {
+                "does not match its digest"
+            } else {
+                "is missing"
+            };
+            assert!(text.contains(expected), "{text}");
+            assert!(text.contains(&record_key), "{text}");
+            assert!(fresh.outbound_records().next().unwrap().is_err());
+        }
+    }
+
+    /// A batch the ledger refuses teaches the encoder nothing: the certificates it would have
+    /// written are written with the next record that refers to them (a record never relies on
+    /// a certificate that is not durable).
+    #[tokio::test]
+    async fn certificates_of_a_refused_batch_are_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ledger_store(dir.path());
+        let mut huge = settled(signed_instruction("x"));
+        huge.reason_detail = Some("x".repeat(kakehashi_ledger::RECORD_VALUE_LEN_MAX));
+        store
+            .put(vec![Write::Outbound(Uetr([1; 16]), huge)])
+            .await
+            .expect_err("refused");
+        assert!(raw(&store, PREFIX_CERTIFICATE).is_empty());
+        let next = || Write::Outbound(Uetr([2; 16]), settled(signed_instruction("y")));
+        assert_eq!(store.encoder.encode(&[next()]).certificates.0.len(), 6);
+        store.put(vec![next()]).await.unwrap();
+        assert_eq!(raw(&store, PREFIX_CERTIFICATE).len(), 6);
+        assert_eq!(
+            read_fresh(&store, Uetr([2; 16])),
+            settled(signed_instruction("y"))
+        );
+    }
+
+    /// The devnet's real envelopes (a bank's instruction with the node's quote inside, the
+    /// receiver's receipt) are canonical: both nodes store their records compact, about a sixth
+    /// of the JSON, and give back exactly what was submitted and signed.
+    #[tokio::test]
+    async fn devnet_payment_records_are_stored_compact() {
+        let pair = crate::testing::pair().await;
+        let (jp, sg) = (pair.jp.engine(), pair.sg.engine());
+        let uetr = crate::testing::new_uetr();
+        let signed = crate::testing::jp_to_sg(jp, uetr);
+        jp.submit(signed.clone()).await.unwrap();
+        let sent = jp.store().outbound(&uetr).unwrap().unwrap();
+        assert_eq!(sent.state, OutboundState::Settled);
+        assert_eq!(sent.signed_instruction, signed.encode_to_vec());
+        let received = sg.store().inbound("JP", &uetr).unwrap().unwrap();
+        assert_eq!(received.receipt, sent.receipt);
+        let outbound_key = key(PREFIX_OUTBOUND, &uetr.0);
+        let inbound_key = inbound_key("JP", &uetr);
+        for (store, k, json) in [
+            (jp.store(), outbound_key, serde_json::to_vec(&sent).unwrap()),
+            (
+                sg.store(),
+                inbound_key,
+                serde_json::to_vec(&received).unwrap(),
+            ),
+        ] {
+            let value = store.value(&k).unwrap().unwrap();
+            assert_eq!(value[0], compact::FORMAT_COMPACT);
+            assert!(
+                value.len() * 4 < json.len(),
+                "{} of {}",
+                value.len(),
+                json.len()
+            );
+        }
+        // Each distinct certificate of the bank's chain, the quote's and the receipt's, once.
+        let quote = pb::CreditTransferInstruction::decode(signed.payload.as_slice())
+            .unwrap()
+            .quote
+            .unwrap();
+        let receipt = pb::Signed::decode(sent.receipt.as_deref().unwrap()).unwrap();
+        let distinct: std::collections::BTreeSet<_> = [signed, quote, receipt]
+            .into_iter()
+            .flat_map(|s| s.signer_chain)
+            .collect();
+        let tabled: std::collections::BTreeSet<_> = raw(jp.store(), PREFIX_CERTIFICATE)
+            .into_iter()
+            .map(|(_, der)| der)
+            .collect();
+        assert_eq!(tabled, distinct);
+    }
+
+    /// A value of no known format, an empty one, a compact record with an unknown state or an
+    /// integer beyond 128 bits: each is `Corrupt`, never a panic.
+    #[test]
+    fn values_of_no_known_shape_are_corrupt() {
+        let store = Store::in_memory(MemoryPayments::new());
+        let written = store.encoder.encode(&[Write::Outbound(
+            Uetr([1; 16]),
+            record(OutboundState::Settled),
+        )]);
+        let RecordWrite::Put { value: good, .. } = &written.writes[0] else {
+            panic!("a put");
+        };
+        assert_eq!(
+            store.decode(b"o", good, OUTBOUND).unwrap(),
+            record(OutboundState::Settled)
+        );
+        let mut unknown_state = good.clone();
+        // Field 1 (state), varint: the record's first field after the format byte.
+        assert_eq!(&unknown_state[1..3], &[0x08, 3]);
+        unknown_state[2] = 9;
+        // The debtor account (field 6) again, 17 bytes long: the last occurrence wins.
+        let mut long_integer = good.clone();
+        prost::encoding::bytes::encode(6, &vec![1u8; 17], &mut long_integer);
+        for (value, why) in [
+            (Vec::new(), "empty value"),
+            (b"\x02abc".to_vec(), "unknown record format 0x02"),
+            (b"[1]".to_vec(), "unknown record format 0x5b"),
+            (unknown_state, "unknown outbound state"),
+            (long_integer, "longer than 16 bytes"),
+            (vec![compact::FORMAT_COMPACT, 0xff], "compact record"),
+        ] {
+            let error = store.decode(b"o", &value, OUTBOUND).expect_err(why);
+            assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+            assert!(error.to_string().contains(why), "{error} lacks {why}");
+        }
     }
 }

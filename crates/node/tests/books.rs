@@ -125,11 +125,12 @@ async fn a_node_refuses_to_start_on_a_payment_in_doubt_whose_record_does_not_dec
     jp.shutdown().await.expect("JP shutdown");
     // The payment store's records are the ledger's records (key prefix `r`).
     let store = dir.path().join("jp/ledger");
-    // The record of the payment in doubt (JSON naming its state): its first byte.
+    // The outbound record of the payment in doubt (`r`, the store's `o`, its UETR): its first
+    // byte, the record's format.
     let edited = tamper(
         &store,
         "ledger",
-        |key, value| key.first() == Some(&b'r') && value.windows(11).any(|w| w == b"\"forwarded\""),
+        |key, _| key.len() == 18 && key.starts_with(b"ro"),
         |value| value[0] ^= 0x01,
     );
     assert_eq!(edited, 1);

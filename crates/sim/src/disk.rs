@@ -137,11 +137,17 @@ impl Books for SimBooks {
     ) -> BooksCall<'_, Vec<CreateTransferResult>> {
         let payments = self.payments.clone();
         self.call(move |ledger| {
+            let mut certificates = store::Written::default();
             let (results, writes) = ledger.create_transfers_with(&transfers, now, |outcomes| {
-                store::encode_writes(&records(outcomes)).map_err(|e| e.to_string())
+                let encoded = payments.encoder().encode(&records(outcomes));
+                certificates = encoded.certificates;
+                Ok(encoded.writes)
             })?;
             // In the same step as the transfers: no yield in between.
-            payments.apply_records(writes);
+            payments.apply_records(store::Encoded {
+                writes,
+                certificates,
+            });
             Ok(results)
         })
     }

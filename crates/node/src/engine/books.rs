@@ -16,7 +16,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use kakehashi_ledger::{
     Account, AccountId, CreateAccountResult, CreateTransferResult, Ledger, NewAccount, NewTransfer,
@@ -24,7 +24,7 @@ use kakehashi_ledger::{
 };
 
 use super::EngineError;
-use crate::store::{self, StoreError};
+use crate::store;
 
 /// The payment records a step writes, computed from its transfers' outcomes (see
 /// [`Books::create_transfers_recorded`]).
@@ -78,6 +78,9 @@ pub trait Books: Send + Sync + fmt::Debug {
 /// The durable ledger as the engine's books.
 pub struct SledBooks {
     ledger: Arc<Ledger>,
+    /// Encodes the records of [`Books::create_transfers_recorded`]: the payment store's, so
+    /// that both learn which certificates the ledger's records hold.
+    encoder: store::Encoder,
 }
 
 impl fmt::Debug for SledBooks {
@@ -87,9 +90,10 @@ impl fmt::Debug for SledBooks {
 }
 
 impl SledBooks {
-    /// Books over `ledger`.
-    pub fn new(ledger: Arc<Ledger>) -> Self {
-        Self { ledger }
+    /// Books over `ledger`, encoding records with `encoder` (the encoder of the payment store
+    /// over the same ledger, [`store::Store::encoder`]).
+    pub fn new(ledger: Arc<Ledger>, encoder: store::Encoder) -> Self {
+        Self { ledger, encoder }
     }
 
     /// The ledger under these books (the payment store is a view over its records).
@@ -146,13 +150,27 @@ impl Books for SledBooks {
         now: Timestamp,
         records: StoreWrites,
     ) -> BooksCall<'_, Vec<CreateTransferResult>> {
-        // `records` runs in the ledger's writer, as the ledger documents.
+        // `records` runs in the ledger's writer, as the ledger documents; so does their
+        // encoding, which needs them. The certificates the batch writes are marked durable
+        // only once the call returns, durable.
+        let encoder = self.encoder.clone();
+        let written = Arc::new(Mutex::new(store::Written::default()));
+        let slot = Arc::clone(&written);
         let call = self
             .ledger
             .create_transfers_with_async(&transfers, now, move |outcomes| {
-                store::encode_writes(&records(outcomes)).map_err(|e: StoreError| e.to_string())
+                let encoded = encoder.encode(&records(outcomes));
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = encoded.certificates;
+                Ok(encoded.writes)
             });
-        Box::pin(async move { Ok(call.await?) })
+        let encoder = self.encoder.clone();
+        Box::pin(async move {
+            let results = call.await?;
+            let written =
+                std::mem::take(&mut *written.lock().unwrap_or_else(PoisonError::into_inner));
+            encoder.stored(written);
+            Ok(results)
+        })
     }
 
     fn lookup_accounts(&self, ids: Vec<AccountId>) -> BooksCall<'_, Vec<Option<Account>>> {

@@ -171,7 +171,7 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
         jurisdiction: "JP".into(),
         currency: money::currency("JPY").expect("JPY"),
         mra,
-        books: Arc::new(SledBooks::new(Arc::clone(&ledger))),
+        books: Arc::new(SledBooks::new(Arc::clone(&ledger), store.encoder())),
         store,
         signing_key: key,
         signing_chain: Vec::new(),
