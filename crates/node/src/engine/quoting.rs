@@ -113,7 +113,7 @@ enum State {
 }
 
 /// Who asked for a quote, for the share of free quotes each asker may hold
-/// ([`QUOTES_PER_ASKER_MAX`]).
+/// (10,000, `QUOTES_PER_ASKER_MAX`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum QuoteAsker {
     /// A bank, by the BIC its participant-TLS certificate names.
