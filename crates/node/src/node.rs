@@ -705,6 +705,7 @@ fn engine_limits(config: &Config, currency: &'static Currency) -> Result<EngineL
         funding_minor_max,
         clock_skew_secs: config.limits.clock_skew_secs,
         instruction_lifetime_secs_max: config.limits.instruction_lifetime_secs_max,
+        free_quotes_per_asker_max: config.limits.free_quotes_per_asker_max,
     })
 }
 

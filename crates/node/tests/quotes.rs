@@ -343,3 +343,75 @@ async fn the_receiver_refuses_a_rate_outside_its_band_and_accepts_one_inside() {
     assert_eq!(posted(&after, "2001"), "100086.78", "{after:?}");
     sg.shutdown().await.expect("SG shutdown");
 }
+
+/// GetQuote answers anyone, but each asker has its own share of the free quotes
+/// (`[limits] max_free_quotes_per_asker`): callers without a bank identity share one, each bank
+/// has its own, so a stranger that fills its share leaves every bank its quotes; a bank at its
+/// share is refused RR04 while another bank is not; a quote taken by a payment frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_asker_has_its_own_share_of_free_quotes() {
+    let pair = pair_with(|c| c.limits.free_quotes_per_asker_max = 2).await;
+    let addr = pair.jp.public_addr;
+    let source = amount("JPY", "10000");
+    let ask = |client: PaymentsClient<Channel>| {
+        let source = source.clone();
+        async move {
+            let mut client = client;
+            client
+                .get_quote(pb::QuoteRequest {
+                    counterparty_jurisdiction: "SG".into(),
+                    source_amount: Some(source),
+                })
+                .await
+        }
+    };
+    let refused_rr04 = |answer: Result<tonic::Response<pb::Signed>, tonic::Status>, who: &str| {
+        let status = answer.expect_err(who);
+        let code = status
+            .metadata()
+            .get(kakehashi_proto::codec::REASON_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(code.as_deref(), Some("RR04"), "{who}: {status:?}");
+        assert!(
+            status.message().contains("the share of one asker"),
+            "{who}: {status:?}"
+        );
+    };
+
+    // A stranger (no client certificate) uses up the anonymous share.
+    let stranger = client(addr, "JP", None).await;
+    for _ in 0..2 {
+        ask(stranger.clone())
+            .await
+            .expect("within the anonymous share");
+    }
+    refused_rr04(ask(stranger.clone()).await, "a third anonymous quote");
+
+    // Banks are not affected, each has its own share.
+    let bank_a = bank_client(addr, "JP", "KKHAJPJ0").await;
+    let first = ask(bank_a.clone())
+        .await
+        .expect("bank A's share is its own")
+        .into_inner();
+    ask(bank_a.clone()).await.expect("bank A's second quote");
+    refused_rr04(ask(bank_a.clone()).await, "bank A's third quote");
+    let bank_b = bank_client(addr, "JP", "KKHBJPJ0").await;
+    ask(bank_b).await.expect("bank B's share is its own");
+
+    // Bank A pays under its first quote: taken, it frees a place in A's share.
+    let mut paying = bank_a.clone();
+    let bank = bank("jp", "KKHAJPJ0");
+    let report = submit(
+        &mut paying,
+        instruction(&jp_to_sg(&bank, first, source.clone()), new_uetr()),
+    )
+    .await;
+    assert_eq!(
+        report.transaction_status(),
+        TransactionStatus::Acsc,
+        "{report:?}"
+    );
+    ask(bank_a).await.expect("room again once a quote is taken");
+    refused_rr04(ask(stranger).await, "the stranger is still at its share");
+}

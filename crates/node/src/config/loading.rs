@@ -188,6 +188,8 @@ struct RawLimits {
     handshakes_per_source_max: Option<usize>,
     idle_connection_timeout_secs: Option<u64>,
     stream_idle_timeout_secs: Option<u64>,
+    #[serde(rename = "max_free_quotes_per_asker")]
+    free_quotes_per_asker_max: Option<usize>,
     #[serde(rename = "max_stream_lifetime_secs")]
     stream_lifetime_secs_max: Option<u64>,
     #[serde(rename = "max_metrics_connections")]
@@ -460,6 +462,9 @@ impl RawLimits {
             stream_lifetime_secs_max: self
                 .stream_lifetime_secs_max
                 .unwrap_or(defaults.stream_lifetime_secs_max),
+            free_quotes_per_asker_max: self
+                .free_quotes_per_asker_max
+                .unwrap_or(defaults.free_quotes_per_asker_max),
             metrics_connections_max: self
                 .metrics_connections_max
                 .unwrap_or(defaults.metrics_connections_max),

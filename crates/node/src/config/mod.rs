@@ -371,6 +371,9 @@ pub struct Limits {
     pub recovery_queries_per_peer_max: usize,
     /// Longest wait, at a graceful stop, for the payments in flight (0: none).
     pub drain_secs: u64,
+    /// Most free quotes (issued, not yet taken) one asker holds: each bank by its
+    /// participant-TLS identity, and everyone without one together.
+    pub free_quotes_per_asker_max: usize,
 }
 
 impl Default for Limits {
@@ -403,6 +406,7 @@ impl Default for Limits {
             recovery_payments_per_pass_max: RECOVERY_PAYMENTS_PER_PASS_MAX_DEFAULT,
             recovery_queries_per_peer_max: RECOVERY_QUERIES_PER_PEER_MAX_DEFAULT,
             drain_secs: DRAIN_SECS_DEFAULT,
+            free_quotes_per_asker_max: crate::engine::QUOTES_PER_ASKER_MAX,
         }
     }
 }

@@ -383,6 +383,13 @@ impl Config {
         ] {
             check_range(key, value, 1, LIFETIME_SECS_MAX)?;
         }
+        // A share above the node's bound on free quotes would be no share at all.
+        check_range(
+            "limits.max_free_quotes_per_asker",
+            u64::try_from(l.free_quotes_per_asker_max).unwrap_or(u64::MAX),
+            1,
+            crate::engine::QUOTES_HELD_MAX as u64,
+        )?;
         if l.relay_timeout_ms >= l.request_timeout_ms {
             return Err(invalid(
                 "limits.relay_timeout_ms",

@@ -179,6 +179,7 @@ max_stream_lifetime_secs = 26
 max_metrics_connections = 27
 metrics_header_timeout_ms = 2800
 refusal_log_interval_ms = 2900
+max_free_quotes_per_asker = 30
 "#;
     let text = format!("{}{limits}{}", &EXAMPLE[..start], &EXAMPLE[end..]);
     let l = parse(&text).expect("valid").limits;
@@ -209,6 +210,7 @@ refusal_log_interval_ms = 2900
     assert_eq!(l.metrics_connections_max, 27);
     assert_eq!(l.metrics_header_timeout_ms, 2800);
     assert_eq!(l.refusal_log_interval_ms, 2900);
+    assert_eq!(l.free_quotes_per_asker_max, 30);
     // The Rust spelling is not a key of the file.
     refused(
         &edited("max_message_bytes = 65536", "message_bytes_max = 65536"),
@@ -452,6 +454,26 @@ fn refuses_limits_out_of_range() {
             "stream_queue_len = 1024\ndrain_secs = 601",
         ),
         &["limits.drain_secs", "out of range"],
+    );
+    // A share of no quotes, or one above the node's bound on free quotes (no share at all).
+    for share in ["0", "100001", "-1"] {
+        refused(
+            &edited(
+                "stream_queue_len = 1024",
+                &format!("stream_queue_len = 1024\nmax_free_quotes_per_asker = {share}"),
+            ),
+            &["max_free_quotes_per_asker"],
+        );
+    }
+    assert_eq!(
+        parse(&edited(
+            "stream_queue_len = 1024",
+            "stream_queue_len = 1024\nmax_free_quotes_per_asker = 100000",
+        ))
+        .expect("the node's bound is a valid share")
+        .limits
+        .free_quotes_per_asker_max,
+        100_000
     );
     // A per-source cap above its listener's would let one source take the listener.
     refused(

@@ -71,7 +71,7 @@ pub use books::{Books, BooksCall, SledBooks, StoreWrites};
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
 pub use entropy::{Entropy, EntropyError, SystemEntropy};
-pub use quoting::QuoteAsker;
+pub use quoting::{QUOTES_HELD_MAX, QUOTES_PER_ASKER_MAX, QuoteAsker};
 pub use receiver::Verified;
 
 pub use recovery::{
@@ -164,6 +164,9 @@ pub struct EngineLimits {
     pub instruction_lifetime_secs_max: u64,
     /// Largest amount one FundAccount call may credit, minor units (`[admin] max_funding`).
     pub funding_minor_max: u128,
+    /// Most free quotes one asker holds (`[limits] max_free_quotes_per_asker`): each bank,
+    /// and everyone without a bank identity together.
+    pub free_quotes_per_asker_max: usize,
 }
 
 /// Everything the engine needs; built by [`crate::node`] from the configuration.
@@ -277,6 +280,8 @@ impl Engine {
         for peer in parts.peers.keys() {
             parts.metrics.add_peer(peer);
         }
+        let issued =
+            quoting::IssuedQuotes::with_asker_share(parts.limits.free_quotes_per_asker_max);
         let recognition = RecognitionCache::new(&parts.mra)
             .inspect_err(|e| tracing::warn!(error = %e, "recognition verdicts will not be cached"))
             .ok();
@@ -285,7 +290,7 @@ impl Engine {
             recognition,
             certs: ParsedCerts::new(),
             quotes,
-            issued: quoting::IssuedQuotes::default(),
+            issued,
             locks: UetrLocks::default(),
             quote_seq: AtomicU64::new(0),
             backoffs: recovery::Backoffs::default(),

@@ -57,7 +57,7 @@ use super::{Engine, PeerLink};
 /// until they expire (their lifetime plus the clock skew). At the bound a new quote is refused
 /// (RR04, a limit of this node: use the quotes already issued or wait for them to expire), and
 /// no free quote is ever withdrawn for room: a bank may still settle under it.
-pub(super) const QUOTES_HELD_MAX: usize = 100_000;
+pub const QUOTES_HELD_MAX: usize = 100_000;
 
 /// Most free quotes one asker holds: each bank (by the BIC of its participant-TLS identity),
 /// and everyone who asks without one, together. GetQuote answers anyone (a quote is public
@@ -65,8 +65,8 @@ pub(super) const QUOTES_HELD_MAX: usize = 100_000;
 /// uses and every bank would be refused quotes until they expired; with it, a stranger fills
 /// only the anonymous share, and a bank only its own. A bank takes its quotes within moments,
 /// so its free quotes at any time are few; the share only bounds the ones it asks for and
-/// leaves.
-pub(super) const QUOTES_PER_ASKER_MAX: usize = 10_000;
+/// leaves. The default of `[limits] max_free_quotes_per_asker`.
+pub const QUOTES_PER_ASKER_MAX: usize = 10_000;
 
 /// Most taken quotes a node remembers. A taken quote keeps only what answers a second payment
 /// under it (its key, payload digest, expiry and the payment that took it): an 81-byte slot of
@@ -168,7 +168,7 @@ pub(super) struct IssuedQuotes {
 
 impl Default for IssuedQuotes {
     fn default() -> Self {
-        Self::with_bounds(QUOTES_HELD_MAX, QUOTES_PER_ASKER_MAX, QUOTES_TAKEN_MAX)
+        Self::with_asker_share(QUOTES_PER_ASKER_MAX)
     }
 }
 
@@ -272,6 +272,16 @@ enum Full {
 }
 
 impl IssuedQuotes {
+    /// The node's registry: the node's bounds, and `asker_max` free quotes for one asker
+    /// (`[limits] max_free_quotes_per_asker`, at most [`QUOTES_HELD_MAX`]).
+    pub(super) fn with_asker_share(asker_max: usize) -> Self {
+        Self::with_bounds(
+            QUOTES_HELD_MAX,
+            asker_max.clamp(1, QUOTES_HELD_MAX),
+            QUOTES_TAKEN_MAX,
+        )
+    }
+
     /// A registry holding at most `free_max` free quotes (`asker_max` of one asker) and
     /// `taken_max` taken ones.
     fn with_bounds(free_max: usize, asker_max: usize, taken_max: usize) -> Self {

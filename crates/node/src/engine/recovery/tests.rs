@@ -182,6 +182,7 @@ async fn fixture(peers: &[(&str, Arc<ScriptedPeer>)], recovery: RecoveryLimits) 
         limits: EngineLimits {
             funding_minor_max: u128::MAX,
             payment_minor_max: 1_000_000_000,
+            free_quotes_per_asker_max: 10_000,
             clock_skew_secs: 30,
             instruction_lifetime_secs_max: 600,
         },
