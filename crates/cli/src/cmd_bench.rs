@@ -260,7 +260,7 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// The percentiles the bench prints, from the run's histogram: each within 0.4% above the
+/// The percentiles the bench prints, from the run's histogram: each within 0.1% above the
 /// exact nearest-rank value (`Histogram::percentile`), the maximum exact.
 fn percentiles(latency: &Histogram) -> [(&'static str, f64); 4] {
     [

@@ -201,7 +201,7 @@ pub(crate) fn intervals(timeline: &Timeline, wall: Duration) -> (Vec<Interval>, 
 /// Histogram bins over the run's latencies (milliseconds), and how many lie beyond the last
 /// bin: the axis ends at the maximum unless a tail stretches it past twice the p99, then at 1.5
 /// × p99 so that the body of the distribution stays visible. Each of the histogram's buckets
-/// (0.4% of its value wide) goes to the bin of its highest value.
+/// (at most 0.1% of its value wide) goes to the bin of its highest value.
 pub(crate) fn latency_bins(latency: &Histogram) -> (Vec<Bin>, usize) {
     if latency.is_empty() {
         return (Vec::new(), 0);

@@ -5,8 +5,9 @@
 //! number of routes, the answers' distinct reasons, the latency range and the run's duration
 //! (a few bytes a second).
 //!
-//! Latency percentiles come from a [`Histogram`] with log-spaced buckets, so they carry a
-//! stated precision instead of being exact: see [`Histogram::percentile`].
+//! Latency percentiles come from a [`Histogram`] (an HdrHistogram of three significant
+//! digits, from the `hdrhistogram` crate), so they carry a stated precision instead of being
+//! exact: see [`Histogram::percentile`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,92 +17,92 @@ use kakehashi_protocol::status::{self, status_name};
 
 use super::PaymentOutcome;
 
-/// Bits of a value kept below its highest set bit: buckets are `2^-SUB_BITS` (1/256, 0.39%) of
-/// their value wide, below the bits of a nanosecond that a latency could ever show.
-pub const SUB_BITS: u32 = 8;
+/// Significant decimal digits the histogram keeps: its buckets are at most 2^-10 (0.1%) of
+/// their value wide.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
 
-/// Buckets of a histogram of every `u64`: values below `2^(SUB_BITS+1)` exactly, then
-/// `2^SUB_BITS` buckets for each higher power of two (see [`bucket`]).
-const BUCKETS: usize = (65 - SUB_BITS as usize) << SUB_BITS;
-
-/// A latency histogram: a count per bucket of nanoseconds, the exact minimum and maximum, and
-/// the number of samples. Its memory is one `u64` per bucket up to the largest latency seen
-/// (about 45 KiB for latencies up to seconds), whatever the number of samples.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A latency histogram in nanoseconds (an HdrHistogram, which resizes to the largest latency
+/// seen), with the exact minimum and maximum beside it. Its memory follows the range of the
+/// latencies (about 150 KiB up to seconds), whatever the number of samples.
+#[derive(Clone, Debug)]
 pub struct Histogram {
-    counts: Vec<u64>,
-    count: u64,
+    counts: hdrhistogram::Histogram<u64>,
     min: u64,
     max: u64,
 }
 
-/// The bucket of `value`: the value itself below `2^(SUB_BITS+1)`, else its top `SUB_BITS+1`
-/// bits and the position of its highest bit.
-fn bucket(value: u64) -> usize {
-    let high_bit = 63 - value.max(1).leading_zeros();
-    let shift = high_bit.saturating_sub(SUB_BITS);
-    // At most (63 - SUB_BITS) << SUB_BITS plus a value below 2^(SUB_BITS+1): below BUCKETS.
-    ((shift as usize) << SUB_BITS) + (value >> shift) as usize
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            // Three significant digits is within what the crate accepts (0 to 5), so creating
+            // it cannot fail.
+            counts: hdrhistogram::Histogram::new(SIGNIFICANT_DIGITS)
+                .expect("3 significant digits is a valid precision"),
+            min: 0,
+            max: 0,
+        }
+    }
 }
 
-/// The highest value of bucket `index`.
-fn bucket_high(index: usize) -> u64 {
-    let shift = ((index >> SUB_BITS) as u32).saturating_sub(1);
-    let mantissa = (index - ((shift as usize) << SUB_BITS)) as u64;
-    // In u128: the top bucket ends at 2^64 - 1, whose end (2^64) a u64 cannot hold.
-    let end = (u128::from(mantissa) + 1) << shift;
-    u64::try_from(end - 1).unwrap_or(u64::MAX)
+impl PartialEq for Histogram {
+    fn eq(&self, other: &Self) -> bool {
+        self.counts == other.counts && self.min == other.min && self.max == other.max
+    }
 }
 
-const _: () = assert!(BUCKETS > (63 - SUB_BITS as usize) << SUB_BITS);
+impl Eq for Histogram {}
 
 impl Histogram {
     /// Counts one sample.
     pub fn record(&mut self, latency: Duration) {
         let value = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        let index = bucket(value);
-        debug_assert!(index < BUCKETS);
-        if self.counts.len() <= index {
-            self.counts.resize(index + 1, 0);
+        // `record` grows the histogram to the value; a value beyond what it can ever track
+        // (centuries) counts in its top bucket instead, the maximum exact beside it.
+        // (`saturating_record` alone would not grow it, and would count every latency above
+        // the initial range in one bucket.)
+        if self.counts.record(value).is_err() {
+            self.counts.saturating_record(value);
         }
-        self.counts[index] += 1;
-        self.min = if self.count == 0 {
+        self.min = if self.len() == 1 {
             value
         } else {
             self.min.min(value)
         };
         self.max = self.max.max(value);
-        self.count += 1;
     }
 
     /// Adds `other`'s samples.
     pub fn merge(&mut self, other: &Self) {
-        if other.count == 0 {
+        if other.is_empty() {
             return;
         }
-        if self.counts.len() < other.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
+        let was_empty = self.is_empty();
+        // Adding grows this histogram to the other's range; were that to fail, the samples
+        // are added one bucket at a time, saturating like `record`.
+        if self.counts.add(&other.counts).is_err() {
+            for bucket in other.counts.iter_recorded() {
+                let (value, count) = (bucket.value_iterated_to(), bucket.count_at_value());
+                if self.counts.record_n(value, count).is_err() {
+                    self.counts.saturating_record_n(value, count);
+                }
+            }
         }
-        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
-            *mine += theirs;
-        }
-        self.min = if self.count == 0 {
+        self.min = if was_empty {
             other.min
         } else {
             self.min.min(other.min)
         };
         self.max = self.max.max(other.max);
-        self.count += other.count;
     }
 
     /// How many samples it holds.
     pub fn len(&self) -> u64 {
-        self.count
+        self.counts.len()
     }
 
     /// Whether it holds no sample.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.counts.is_empty()
     }
 
     /// The smallest sample (exact); zero when empty.
@@ -116,35 +117,23 @@ impl Histogram {
 
     /// The nearest-rank percentile `p` (0 to 100), as [`super::percentile`] defines it over
     /// the sorted samples, to a precision of one bucket: never below the exact value and less
-    /// than `2^-SUB_BITS` (0.39%) of it above, and exact at 100 (the maximum). Zero when
+    /// than 0.1% of it above, and exact at 0 and 100 (the minimum and the maximum). Zero when
     /// empty.
     pub fn percentile(&self, p: f64) -> Duration {
-        if self.count == 0 {
+        if self.is_empty() {
             return Duration::ZERO;
         }
-        let rank = ((p / 100.0) * self.count as f64).ceil() as u64;
-        let rank = rank.clamp(1, self.count);
-        let mut seen = 0;
-        for (index, count) in self.counts.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return Duration::from_nanos(bucket_high(index).clamp(self.min, self.max));
-            }
-        }
-        self.max()
+        let at = self.counts.value_at_percentile(p.clamp(0.0, 100.0));
+        Duration::from_nanos(at.clamp(self.min, self.max))
     }
 
     /// Every bucket that holds samples, in increasing order: its highest value (within the
     /// samples' range, as [`Self::percentile`] reports it) and its count.
     pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
-        self.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, count)| **count > 0)
-            .map(|(index, count)| {
-                let at = bucket_high(index).clamp(self.min, self.max);
-                (Duration::from_nanos(at), *count)
-            })
+        self.counts.iter_recorded().map(|bucket| {
+            let at = bucket.value_iterated_to().clamp(self.min, self.max);
+            (Duration::from_nanos(at), bucket.count_at_value())
+        })
     }
 }
 

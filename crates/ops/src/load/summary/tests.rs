@@ -14,7 +14,7 @@ impl Draw {
 }
 
 /// Checks every percentile the bench prints, and more, against the exact nearest rank of the
-/// sorted samples: never below it, less than 2^-SUB_BITS of it above, the maximum exact.
+/// sorted samples: never below it, less than 0.1% of it above, the minimum and maximum exact.
 #[track_caller]
 fn check_precision(samples: &[Duration]) {
     let mut histogram = Histogram::default();
@@ -23,7 +23,7 @@ fn check_precision(samples: &[Duration]) {
     }
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
-    let precision = 1.0 / f64::from(1u32 << SUB_BITS);
+    let precision = 1.0 / 1024.0;
     for p in [
         0.0, 1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 100.0,
     ] {
@@ -73,29 +73,6 @@ fn percentiles_are_within_one_bucket_of_the_exact_nearest_rank() {
 }
 
 #[test]
-fn small_values_are_exact_and_every_bucket_holds_its_values() {
-    for value in 0..(2u64 << SUB_BITS) {
-        assert_eq!(bucket(value), value as usize);
-        assert_eq!(bucket_high(bucket(value)), value);
-    }
-    let mut draw = Draw(7);
-    for _ in 0..100_000 {
-        let value = draw.next() >> (draw.next() % 64);
-        let index = bucket(value);
-        assert!(index < BUCKETS, "{value}");
-        let high = bucket_high(index);
-        assert!(high >= value, "{value} above its bucket's end {high}");
-        assert_eq!(bucket(high), index, "{value}");
-        // The next bucket starts right after.
-        if high < u64::MAX {
-            assert_eq!(bucket(high + 1), index + 1, "{value}");
-        }
-    }
-    assert_eq!(bucket(u64::MAX), BUCKETS - 1);
-    assert_eq!(bucket_high(BUCKETS - 1), u64::MAX);
-}
-
-#[test]
 fn an_empty_histogram_reports_zero() {
     let empty = Histogram::default();
     assert!(empty.is_empty());
@@ -130,8 +107,14 @@ fn a_histogram_grows_with_the_range_of_latencies_not_their_number() {
     for i in 0..1_000_000u64 {
         histogram.record(Duration::from_micros(500 + i % 50_000));
     }
-    // Up to 50.5 ms: the buckets below 2^26 ns.
-    assert!(histogram.counts.len() <= bucket(1 << 26) + 1);
+    // Up to 50.5 ms: sized for that range (the buckets below 2^26 ns), not for the samples.
+    let sized_for_range = {
+        let mut h = hdrhistogram::Histogram::<u64>::new(SIGNIFICANT_DIGITS).expect("histogram");
+        h.record(1 << 26).expect("in range");
+        h.distinct_values()
+    };
+    assert!(histogram.counts.distinct_values() <= sized_for_range);
+    assert_eq!(histogram.len(), 1_000_000);
 }
 
 #[test]
