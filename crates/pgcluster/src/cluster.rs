@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::binaries::psql;
-use crate::process::{self, Identity, POLL};
+use crate::process::{self, Identity, POLL, Watchdog};
 use crate::{Error, PgBinaries};
 
 /// The superuser initdb creates, and the user every URL names.
@@ -59,7 +59,9 @@ pub struct ClusterOptions {
     /// given here is used as it is; it must be writable by the server's user.
     pub socket_dir: Option<PathBuf>,
     /// More `postgresql.conf` settings, written after the crate's own: a name and the value as
-    /// the file spells it (quote strings: `("work_mem", "'8MB'")`).
+    /// the file spells it (quote strings: `("work_mem", "'8MB'")`). The crate's own settings
+    /// (durability, socket, port, name, `wal_level`) cannot be replaced, and
+    /// `synchronous_commit` may only be `on` or `remote_apply`.
     pub settings: Vec<(String, String)>,
 }
 
@@ -87,6 +89,9 @@ pub struct Cluster {
     pid: Option<u32>,
     /// The application names this primary lists in `synchronous_standby_names`.
     standbys: Mutex<Vec<String>>,
+    /// Stops the server if this process ends without dropping the cluster (declared last:
+    /// dropped after `Drop::drop` has stopped the server).
+    watchdog: Option<Watchdog>,
 }
 
 impl Cluster {
@@ -123,6 +128,7 @@ impl Cluster {
             password,
             pid: None,
             standbys: Mutex::new(Vec::new()),
+            watchdog: None,
         };
         cluster.initdb()?;
         cluster.start_server()?;
@@ -224,30 +230,34 @@ impl Cluster {
             password: self.password.clone(),
             pid: None,
             standbys: Mutex::new(Vec::new()),
+            watchdog: None,
         };
-        standby.base_backup(self)?;
-        standby.start_server()?;
+        let started = standby
+            .base_backup(self)
+            .and_then(|()| standby.start_server());
+        if let Err(e) = started {
+            drop(standby);
+            self.forget_slot(&name);
+            return Err(e);
+        }
         standbys.push(name.clone());
-        let list = standbys
-            .iter()
-            .map(|name| format!("\"{name}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.psql(
-            "postgres",
-            &format!(
-                "ALTER SYSTEM SET synchronous_standby_names = 'FIRST {} ({list})';\n\
-                 SELECT pg_reload_conf();",
-                standbys.len()
-            ),
-        )?;
-        drop(standbys);
-        self.wait_synchronous(&name)?;
+        let synchronous = self
+            .list_synchronous(&standbys)
+            .and_then(|()| self.wait_synchronous(&name));
+        if let Err(e) = synchronous {
+            // Listed but not confirming, the standby would hold every later commit of the
+            // primary: take it off the list before it goes.
+            standbys.pop();
+            let _ = self.list_synchronous(&standbys);
+            drop(standby);
+            self.forget_slot(&name);
+            return Err(e);
+        }
         Ok(standby)
     }
 
-    /// SIGKILLs the postmaster and every server process (their process group), as a power
-    /// cut would: nothing is flushed or shut down. Returns once none of them is alive.
+    /// SIGKILLs the postmaster and every server process, as a power cut would: nothing is
+    /// flushed or shut down. Returns once none of them is alive.
     pub fn kill(&mut self) {
         if let Some(pid) = self.pid.take() {
             self.power_off(pid);
@@ -416,7 +426,7 @@ impl Cluster {
                 Ok(_) => match read_pid(&self.data_dir) {
                     Ok(pid) => {
                         self.pid = Some(pid);
-                        return Ok(());
+                        return self.watch();
                     }
                     Err(e) => e.to_string(),
                 },
@@ -477,6 +487,33 @@ impl Cluster {
         self.write_owned(&auto, &kept)
     }
 
+    /// Starts the watchdog that stops the server should this process end without `Drop`
+    /// (one per cluster, kept across restarts). Without it the server is stopped and this
+    /// fails: a server that could outlive its test is not started.
+    fn watch(&mut self) -> Result<(), Error> {
+        if self.watchdog.is_some() {
+            return Ok(());
+        }
+        let watchdog = Watchdog::start(
+            &self.identity,
+            &self.binaries.program("pg_ctl"),
+            &self.data_dir,
+            &self.dir,
+        );
+        match watchdog {
+            Ok(watchdog) => {
+                self.watchdog = Some(watchdog);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(pid) = self.pid.take() {
+                    self.power_off(pid);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// SIGKILLs postmaster `pid` and its server processes, then clears what a power cut
     /// clears too: the server's System V shared memory segment (nothing else removes it, and
     /// every killed cluster would leak one), its `postmaster.pid` and its socket's lock file
@@ -518,6 +555,38 @@ impl Cluster {
             let _ = fs::remove_file(&socket);
             let _ = fs::remove_file(&lock);
         }
+    }
+
+    /// `synchronous_standby_names` lists exactly `names` (each must confirm every commit),
+    /// reloaded.
+    fn list_synchronous(&self, names: &[String]) -> Result<(), Error> {
+        let set = if names.is_empty() {
+            "ALTER SYSTEM RESET synchronous_standby_names;".to_owned()
+        } else {
+            let list = names
+                .iter()
+                .map(|name| format!("\"{name}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "ALTER SYSTEM SET synchronous_standby_names = 'FIRST {} ({list})';",
+                names.len()
+            )
+        };
+        self.psql("postgres", &format!("{set}\nSELECT pg_reload_conf();"))
+            .map(drop)
+    }
+
+    /// Drops the replication slot of a standby that failed to start (pg_basebackup -C made it),
+    /// so the primary does not keep WAL for it.
+    fn forget_slot(&self, name: &str) {
+        let _ = self.psql(
+            "postgres",
+            &format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                 WHERE slot_name = '{name}';"
+            ),
+        );
     }
 
     /// Waits until the primary's `pg_stat_replication` shows standby `name` as `sync`.
@@ -599,20 +668,28 @@ impl Drop for Cluster {
     }
 }
 
-/// One URL naming several clusters: `host=<socket dirs>&port=<ports>` with
-/// `target_session_attrs=read-write`, so a client connects to whichever is the primary, and
-/// after a promotion reconnects to the new one.
+/// One URL naming several clusters, with `target_session_attrs=read-write`, so a client
+/// connects to whichever is the primary, and after a promotion reconnects to the new one:
+/// `postgresql://kakehashi@%2F<socket dir>:<port>,%2F<socket dir>:<port>/<database>?...`.
+///
+/// The hosts are in the authority, percent-encoded, rather than in a `host=a,b&port=p,q`
+/// query: tokio-postgres 0.7 reads a query `host` that starts with `/` as one socket path,
+/// commas included, while libpq and tokio-postgres both split the authority's list.
 pub fn multi_host_url(clusters: &[&Cluster], database: &str) -> String {
     let hosts: Vec<String> = clusters
         .iter()
-        .map(|cluster| encode(&cluster.socket.path.to_string_lossy()))
+        .map(|cluster| {
+            format!(
+                "{}:{}",
+                encode_all(&cluster.socket.path.to_string_lossy()),
+                cluster.port
+            )
+        })
         .collect();
-    let ports: Vec<String> = clusters.iter().map(|c| c.port.to_string()).collect();
     format!(
-        "postgresql://{SUPERUSER}@/{}?host={}&port={}&target_session_attrs=read-write",
-        encode(database),
+        "postgresql://{SUPERUSER}@{}/{}?target_session_attrs=read-write",
         hosts.join(","),
-        ports.join(",")
+        encode(database)
     )
 }
 
@@ -815,12 +892,39 @@ fn validate_identifier(name: &str) -> Result<(), Error> {
     }
 }
 
+/// Settings the crate writes itself: where the server listens, its name, and what makes it
+/// durable. Extra settings cannot replace them.
+const MANAGED_SETTINGS: [&str; 8] = [
+    "cluster_name",
+    "fsync",
+    "full_page_writes",
+    "listen_addresses",
+    "port",
+    "unix_socket_directories",
+    "unix_socket_permissions",
+    "wal_level",
+];
+
 fn validate_settings(settings: &[(String, String)]) -> Result<(), Error> {
     for (name, value) in settings {
         let invalid = |reason| Error::InvalidSetting {
             name: name.clone(),
             reason,
         };
+        if MANAGED_SETTINGS.contains(&name.as_str()) {
+            return Err(invalid(
+                "written by the crate (durability, socket, replication)",
+            ));
+        }
+        // synchronous_commit may only wait for more (remote_apply), never acknowledge a commit
+        // before it is durable.
+        if name == "synchronous_commit"
+            && !["on", "'on'", "remote_apply", "'remote_apply'"].contains(&value.as_str())
+        {
+            return Err(invalid(
+                "only on or remote_apply: a commit is acknowledged when durable",
+            ));
+        }
         let plain_name = !name.is_empty()
             && name
                 .chars()
@@ -840,12 +944,22 @@ fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// Percent-encodes everything in a URL component but unreserved characters and `/` (socket
-/// paths stay readable; libpq and tokio-postgres decode them).
+/// Percent-encodes everything in a URL query value or path but unreserved characters and `/`
+/// (socket paths stay readable; libpq and tokio-postgres decode them).
 fn encode(text: &str) -> String {
+    encode_except(text, b"-._~/")
+}
+
+/// Percent-encodes everything but unreserved characters: a socket path in a URL's authority,
+/// where `/`, `:` and `,` would end the host.
+fn encode_all(text: &str) -> String {
+    encode_except(text, b"-._~")
+}
+
+fn encode_except(text: &str, kept: &[u8]) -> String {
     let mut encoded = String::with_capacity(text.len());
     for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || kept.contains(&byte) {
             encoded.push(char::from(byte));
         } else {
             let _ = write!(encoded, "%{byte:02X}");
@@ -862,6 +976,7 @@ mod tests {
     fn encode_keeps_paths_readable_and_escapes_the_rest() {
         assert_eq!(encode("/tmp/kkpg-1-0"), "/tmp/kkpg-1-0");
         assert_eq!(encode("a b&c=d,e%"), "a%20b%26c%3Dd%2Ce%25");
+        assert_eq!(encode_all("/tmp/a:b,c"), "%2Ftmp%2Fa%3Ab%2Cc");
     }
 
     #[test]
@@ -882,6 +997,23 @@ mod tests {
         assert!(validate_settings(&newline).is_err());
         let name = vec![("fsync = off #".to_owned(), "on".to_owned())];
         assert!(validate_settings(&name).is_err());
+    }
+
+    #[test]
+    fn durability_and_the_socket_cannot_be_set_from_outside() {
+        for (name, value) in [
+            ("fsync", "off"),
+            ("full_page_writes", "off"),
+            ("synchronous_commit", "off"),
+            ("synchronous_commit", "local"),
+            ("listen_addresses", "'*'"),
+            ("unix_socket_permissions", "0777"),
+        ] {
+            let settings = vec![(name.to_owned(), value.to_owned())];
+            assert!(validate_settings(&settings).is_err(), "{name} = {value}");
+        }
+        let stronger = vec![("synchronous_commit".to_owned(), "remote_apply".to_owned())];
+        assert!(validate_settings(&stronger).is_ok());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -152,6 +152,72 @@ impl Identity {
         run(&mut command, None, Duration::from_secs(30)).is_ok()
     }
 }
+
+/// A process that stops a server once this process is gone, however it went: the test
+/// harness killed on a timeout, an abort, Ctrl-C. `Drop` cannot run then, and a postmaster,
+/// in a session of its own, would outlive the test.
+///
+/// It is a shell, run as the server's user, that reads its stdin until end of file and then
+/// runs `pg_ctl stop -m immediate`. Only this process holds the pipe's other end (close-on-exec,
+/// so no other child inherits it), and the kernel closes it when this process ends. The shell
+/// ignores the signals a terminal or a harness sends to the whole process group.
+#[derive(Debug)]
+pub(crate) struct Watchdog {
+    child: Child,
+}
+
+impl Watchdog {
+    /// Watches the server of `data_dir`, stopped with `pg_ctl`, from `cwd`.
+    pub(crate) fn start(
+        identity: &Identity,
+        pg_ctl: &Path,
+        data_dir: &Path,
+        cwd: &Path,
+    ) -> Result<Self, Error> {
+        let script = r#"trap '' HUP INT TERM QUIT; cat >/dev/null; exec "$1" stop -D "$2" -m immediate -w -t 10"#;
+        let args = [
+            OsString::from("-c"),
+            OsString::from(script),
+            OsString::from("sh"),
+            pg_ctl.as_os_str().to_owned(),
+            data_dir.as_os_str().to_owned(),
+        ];
+        let mut command = identity.command(Path::new("/bin/sh"), &args);
+        command
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command
+            .spawn()
+            .map_err(|e| Error::io("start the server's watchdog (/bin/sh)", e))?;
+        Ok(Self { child })
+    }
+}
+
+impl Drop for Watchdog {
+    /// Ends the watch: with its stdin closed the shell runs `pg_ctl stop`, which finds the
+    /// server already stopped (the cluster stops it first) and exits; it is then reaped, or
+    /// killed when it takes longer than a stop may.
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + WATCHDOG_WAIT;
+        loop {
+            match self.child.try_wait() {
+                Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+                Ok(Some(_)) | Err(_) => return,
+            }
+        }
+    }
+}
+
+/// How long a closed watchdog may take: its `pg_ctl stop -t 10` and a margin.
+const WATCHDOG_WAIT: Duration = Duration::from_secs(15);
 
 /// Runs `command` to completion within `timeout`, feeding it `stdin`, and returns its output
 /// when it exits successfully. A tool that overruns is killed: no caller waits forever.

@@ -2,7 +2,11 @@
 //! there is none (`require`), and fails instead with `KAKEHASHI_REQUIRE_PG=1`, as in CI.
 
 use std::fs;
+use std::io::Write;
 use std::path::Path;
+use std::process::{Command, Output};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use kakehashi_pgcluster::{Cluster, ClusterOptions, Error, PgBinaries, multi_host_url, require};
 use tempfile::TempDir;
@@ -190,7 +194,10 @@ fn the_standby_takes_over_when_the_primary_is_killed() {
         "CREATE TABLE payment (id int PRIMARY KEY);\nINSERT INTO payment VALUES (1);",
     );
     let url = multi_host_url(&[&primary, &standby], "ledger");
-    assert!(url.contains("target_session_attrs=read-write"), "{url}");
+    assert!(
+        url.ends_with("/ledger?target_session_attrs=read-write"),
+        "{url}"
+    );
     let answer = |sql: &str| {
         binaries
             .psql_url(&url, sql)
@@ -322,6 +329,7 @@ fn tcp_needs_the_password_the_socket_does_not() {
     let tmp = scratch();
     let options = ClusterOptions {
         tcp: Some([127, 0, 0, 1].into()),
+        settings: vec![("work_mem".to_owned(), "'8MB'".to_owned())],
         ..ClusterOptions::default()
     };
     let cluster = Cluster::start(&binaries, &tmp.path().join("primary"), options).expect("start");
@@ -342,6 +350,7 @@ fn tcp_needs_the_password_the_socket_does_not() {
         "TCP without the password is refused"
     );
     assert_eq!(psql(&cluster, "postgres", "SELECT 1;"), "1");
+    assert_eq!(psql(&cluster, "postgres", "SHOW work_mem;"), "8MB");
 }
 
 #[test]
@@ -357,5 +366,116 @@ fn a_directory_with_files_is_refused() {
     assert_eq!(
         fs::read_to_string(tmp.path().join("keep.txt")).expect("untouched"),
         "not a cluster"
+    );
+}
+
+/// Runs test `name` of this binary alone in a child process, with `env` added.
+fn run_alone(name: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    command.args(["--exact", name, "--nocapture", "--test-threads=1"]);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run the test binary")
+}
+
+/// What `require` does, seen from a test: the child process of the two tests below. Run on
+/// its own, with PostgreSQL here, it passes.
+#[test]
+fn probe_require() {
+    let _ = require("probe_require");
+}
+
+#[test]
+fn without_postgres_a_test_says_it_did_not_run() {
+    let output = run_alone(
+        "probe_require",
+        &[
+            ("KAKEHASHI_PG_BINDIR", "/nonexistent"),
+            ("KAKEHASHI_REQUIRE_PG", "0"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "probe_require: PostgreSQL not found (KAKEHASHI_PG_BINDIR=/nonexistent: no initdb, \
+             pg_ctl, postgres, psql, pg_basebackup): not run; set KAKEHASHI_REQUIRE_PG=1 to make \
+             this a failure"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_require_pg_a_missing_postgres_fails_the_test() {
+    let output = run_alone(
+        "probe_require",
+        &[
+            ("KAKEHASHI_PG_BINDIR", "/nonexistent"),
+            ("KAKEHASHI_REQUIRE_PG", "1"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("PostgreSQL is required"), "{stderr}");
+    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+}
+
+/// Names the directory for `probe_orphan`, which only runs when it is set.
+const ORPHAN_DIR_ENV: &str = "KAKEHASHI_PGCLUSTER_TEST_ORPHAN_DIR";
+
+/// The child process of `a_server_does_not_outlive_its_test_process`: starts a cluster,
+/// prints its postmaster's pid and exits without dropping it. Does nothing on its own.
+#[test]
+fn probe_orphan() {
+    let Some(dir) = std::env::var_os(ORPHAN_DIR_ENV) else {
+        return;
+    };
+    let binaries = PgBinaries::find().expect("PostgreSQL, as the parent test found");
+    let cluster = start(&binaries, Path::new(&dir));
+    println!("postmaster={}", cluster.pid().expect("running"));
+    std::io::stdout().flush().expect("flush");
+    // Ends the process as a harness's timeout or an abort would: no destructor runs.
+    std::process::exit(0);
+}
+
+#[test]
+fn a_server_does_not_outlive_its_test_process() {
+    let Some(_binaries) = require("a_server_does_not_outlive_its_test_process") else {
+        return;
+    };
+    let tmp = scratch();
+    let dir = tmp.path().join("primary");
+    let output = run_alone("probe_orphan", &[(ORPHAN_DIR_ENV, &dir.to_string_lossy())]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let pid: u32 = stdout
+        .lines()
+        // The harness prints "test probe_orphan ... " before the line, without a newline.
+        .find_map(|line| line.split("postmaster=").nth(1))
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no postmaster pid from the child: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    // The watchdog stops it once the child is gone; wait for that, bounded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alive(pid) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let outlived = alive(pid);
+    if outlived {
+        // Leave nothing behind even when failing: it is this test's server (its working
+        // directory is the data directory just made).
+        let cwd = fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+        if cwd.starts_with(tmp.path()) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+    assert!(
+        !outlived,
+        "postmaster {pid} outlived the test process that started it"
     );
 }
