@@ -972,6 +972,12 @@ fn encode_except(text: &str, kept: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// Tests share clusters across threads (an async test's blocking tasks).
+    const _: () = {
+        const fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<Cluster>();
+    };
+
     #[test]
     fn encode_keeps_paths_readable_and_escapes_the_rest() {
         assert_eq!(encode("/tmp/kkpg-1-0"), "/tmp/kkpg-1-0");

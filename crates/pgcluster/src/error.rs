@@ -48,18 +48,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Running as root, but no tool was found to run PostgreSQL's programs as another user.
-    #[error(
-        "running as root, and none of setpriv, runuser or su was found to run PostgreSQL as the \
-         `postgres` user (initdb and postgres refuse to run as root)"
-    )]
-    NoRunAs,
     /// Running as root, but there is no `postgres` user to run PostgreSQL's programs as.
     #[error(
         "running as root, and there is no `postgres` user to run PostgreSQL as (initdb and \
          postgres refuse to run as root): install Debian's postgresql package, which creates it"
     )]
     NoPostgresUser,
+    /// Running as root, but no tool was found to run PostgreSQL's programs as another user.
+    #[error(
+        "running as root, and none of setpriv, runuser or su was found to run PostgreSQL as the \
+         `postgres` user (initdb and postgres refuse to run as root)"
+    )]
+    NoRunAs,
     /// The operation needs a running server, and this one was stopped or killed.
     #[error("the server of {data_dir} is not running")]
     NotRunning {

@@ -475,6 +475,56 @@ mod tests {
     }
 
     #[test]
+    fn every_way_of_running_as_postgres_runs_as_postgres_with_the_arguments_intact() {
+        if effective_uid() != Some(0) {
+            eprintln!("not root: PostgreSQL's programs run as ourselves, nothing to check");
+            return;
+        }
+        let Some((uid, gid)) = postgres_user() else {
+            eprintln!("no postgres user: the runners cannot be checked");
+            return;
+        };
+        let mut runners = Vec::new();
+        if let Some(setpriv) = find_program("setpriv") {
+            runners.push(Runner::Setpriv { setpriv, uid, gid });
+        }
+        if let Some(runuser) = find_program("runuser") {
+            runners.push(Runner::Runuser { runuser, uid, gid });
+        }
+        if let Some(su) = find_program("su") {
+            runners.push(Runner::Su { su, uid, gid });
+        }
+        assert!(
+            !runners.is_empty(),
+            "root with none of setpriv, runuser, su"
+        );
+        for runner in runners {
+            let identity = Identity {
+                runner: runner.clone(),
+            };
+            let args = [
+                "-c",
+                r#"printf '%s|' "$(id -u)" "$@""#,
+                "sh",
+                "a b",
+                "it's",
+                "",
+                "$HOME;`x`",
+            ]
+            .map(OsString::from);
+            let mut command = identity.command(Path::new("/bin/sh"), &args);
+            command.current_dir("/");
+            let output = run(&mut command, None, Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("{runner:?}: {e}"));
+            assert_eq!(
+                output.stdout,
+                format!("{uid}|a b|it's||$HOME;`x`|"),
+                "{runner:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_failed_tool_is_an_error_with_its_stderr() {
         let mut command = Command::new("/bin/sh");
         command.args(["-c", "echo out; echo broken >&2; exit 3"]);
