@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -799,16 +799,29 @@ fn short_temp_dir() -> Result<PathBuf, Error> {
     }
 }
 
-/// A port the kernel says is free on TCP now, whose socket name is unused in `socket_dir`.
+/// A port for a new server: with TCP, one the kernel says is free now; on a unix socket only,
+/// where the port only names the socket file, a number no socket in `socket_dir` uses (no TCP
+/// needed: a test in a network namespace may have no loopback up).
 fn free_port(socket_dir: &Path, tcp: Option<IpAddr>) -> Result<u16, Error> {
-    let address = tcp.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    // Bounded: each try is a fresh kernel-chosen port, so more than a few taken sockets in
-    // one directory means something else is wrong.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Bounded: each try is a fresh number, so more than a few taken ones in one directory
+    // means something else is wrong.
     for _ in 0..100 {
-        let port = TcpListener::bind((address, 0))
-            .and_then(|listener| listener.local_addr())
-            .map_err(|e| Error::io(format!("find a free port on {address}"), e))?
-            .port();
+        let port = match tcp {
+            Some(address) => TcpListener::bind((address, 0))
+                .and_then(|listener| listener.local_addr())
+                .map_err(|e| Error::io(format!("find a free port on {address}"), e))?
+                .port(),
+            None => {
+                // Spread over the range by pid, so concurrent test processes sharing a socket
+                // directory rarely try the same numbers.
+                let n = std::process::id()
+                    .wrapping_mul(7919)
+                    .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+                u16::try_from(UNIX_PORT_FLOOR + n % UNIX_PORT_SPAN)
+                    .expect("below 65536 by construction")
+            }
+        };
         if port_is_free(socket_dir, tcp, port) {
             return Ok(port);
         }
@@ -818,6 +831,12 @@ fn free_port(socket_dir: &Path, tcp: Option<IpAddr>) -> Result<u16, Error> {
         io::Error::from(io::ErrorKind::AddrInUse),
     ))
 }
+
+/// Ports named by unix-only servers: 20000 to 59999, above the well-known and PostgreSQL's
+/// own 5432 and not reaching 65535.
+const UNIX_PORT_FLOOR: u32 = 20_000;
+const UNIX_PORT_SPAN: u32 = 40_000;
+const _: () = assert!(UNIX_PORT_FLOOR + UNIX_PORT_SPAN <= 65_535);
 
 fn port_is_free(socket_dir: &Path, tcp: Option<IpAddr>, port: u16) -> bool {
     let name = format!(".s.PGSQL.{port}");
