@@ -399,11 +399,7 @@ pub(crate) fn kill_server(pid: u32, data_dir: &Path) {
     // Only the postmaster of this data directory (a postmaster's working directory is its data
     // directory): a pid from a stale postmaster.pid may since name anyone's process, another
     // cluster's server included, and that is never signalled.
-    let cwd = fs::read_link(format!("/proc/{pid}/cwd"));
-    let ours = data_dir
-        .canonicalize()
-        .is_ok_and(|dir| cwd.is_ok_and(|cwd| cwd == dir));
-    if !ours {
+    if !works_in(pid, data_dir) {
         return;
     }
     signal("STOP", &[pid]);
@@ -414,6 +410,21 @@ pub(crate) fn kill_server(pid: u32, data_dir: &Path) {
     while Instant::now() < deadline && victims.iter().any(|victim| is_alive(*victim)) {
         thread::sleep(POLL);
     }
+}
+
+/// Whether process `pid` works in `data_dir`: its working directory is that directory, by
+/// the path given or its canonical form, or was, and the directory has since been removed (the
+/// kernel then reports the path with " (deleted)"; a server whose files were removed under it
+/// must still be stopped).
+fn works_in(pid: u32, data_dir: &Path) -> bool {
+    let Ok(cwd) = fs::read_link(format!("/proc/{pid}/cwd")) else {
+        return false;
+    };
+    let mut deleted = data_dir.as_os_str().to_owned();
+    deleted.push(" (deleted)");
+    cwd == data_dir
+        || cwd.as_os_str() == deleted
+        || data_dir.canonicalize().is_ok_and(|dir| cwd == dir)
 }
 
 /// Sends `signal` to each of `pids` and to the process group each leads, through the shell's
@@ -522,6 +533,14 @@ mod tests {
                 "{runner:?}"
             );
         }
+    }
+
+    #[test]
+    fn we_work_in_our_working_directory_and_not_elsewhere() {
+        let pid = std::process::id();
+        let cwd = std::env::current_dir().expect("our working directory");
+        assert!(works_in(pid, &cwd));
+        assert!(!works_in(pid, Path::new("/nonexistent")));
     }
 
     #[test]

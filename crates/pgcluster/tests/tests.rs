@@ -299,6 +299,27 @@ fn dropping_a_cluster_leaves_no_server_process() {
 }
 
 #[test]
+fn dropping_a_cluster_whose_files_were_removed_still_stops_it() {
+    let Some(binaries) = require("dropping_a_cluster_whose_files_were_removed_still_stops_it")
+    else {
+        return;
+    };
+    let tmp = scratch();
+    let dir = tmp.path().join("primary");
+    let cluster = start(&binaries, &dir);
+    let postmaster = cluster.pid().expect("running");
+    let mut pids = children(postmaster);
+    pids.push(postmaster);
+    // As a test that declared its temporary directory after its cluster would: the
+    // directory goes first.
+    fs::remove_dir_all(&dir).expect("remove the cluster's files");
+    drop(cluster);
+    for pid in pids {
+        assert!(!alive(pid), "server process {pid} outlived its Cluster");
+    }
+}
+
+#[test]
 fn a_long_directory_gets_a_short_socket_directory() {
     let Some(binaries) = require("a_long_directory_gets_a_short_socket_directory") else {
         return;
