@@ -85,7 +85,7 @@ pub struct Cluster {
     tcp: Option<IpAddr>,
     settings: Vec<(String, String)>,
     password: Option<String>,
-    /// The postmaster's pid while running; it leads the process group of every server process.
+    /// The postmaster's pid while running; every server process is its child.
     pid: Option<u32>,
     /// The application names this primary lists in `synchronous_standby_names`.
     standbys: Mutex<Vec<String>>,
@@ -212,10 +212,19 @@ impl Cluster {
     /// From then on every commit on the primary waits for this standby: drop the primary
     /// before its standby (or kill it), or writes on it wait for a standby that is gone.
     pub fn start_sync_standby(&self, dir: &Path) -> Result<Self, Error> {
+        // Unique in this process: a promoted standby's own standbys must not share its name.
+        static NEXT: AtomicU32 = AtomicU32::new(1);
         self.ensure_running()?;
+        // A standby's standbys are cascaded, and never synchronous: fail now, not after
+        // waiting for a `sync` that cannot come.
+        if self.psql("postgres", "SELECT pg_is_in_recovery();")?.trim() != "f" {
+            return Err(Error::NotPrimary {
+                data_dir: self.data_dir.clone(),
+            });
+        }
         let dir = prepare_dir(&self.identity, dir)?;
         let mut standbys = self.standbys.lock().unwrap_or_else(PoisonError::into_inner);
-        let name = format!("standby{}", standbys.len() + 1);
+        let name = format!("standby{}", NEXT.fetch_add(1, Ordering::Relaxed));
         let mut standby = Self {
             binaries: self.binaries.clone(),
             identity: self.identity.clone(),

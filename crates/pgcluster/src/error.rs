@@ -60,6 +60,12 @@ pub enum Error {
          `postgres` user (initdb and postgres refuse to run as root)"
     )]
     NoRunAs,
+    /// A synchronous standby was asked of a server that is itself a standby.
+    #[error("{data_dir} is a standby: a synchronous standby needs a primary (promote it first)")]
+    NotPrimary {
+        /// Its data directory.
+        data_dir: PathBuf,
+    },
     /// The operation needs a running server, and this one was stopped or killed.
     #[error("the server of {data_dir} is not running")]
     NotRunning {

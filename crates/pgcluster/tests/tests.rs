@@ -173,6 +173,10 @@ fn a_sync_standby_serves_what_the_primary_committed() {
         .psql("ledger", "INSERT INTO payment VALUES (2, 1);")
         .expect_err("a standby is read-only");
     assert!(refused.to_string().contains("read-only"), "{refused}");
+    let cascaded = standby
+        .start_sync_standby(&tmp.path().join("cascaded"))
+        .expect_err("a standby has no synchronous standbys");
+    assert!(matches!(cascaded, Error::NotPrimary { .. }), "{cascaded}");
 }
 
 #[test]
@@ -236,6 +240,16 @@ fn the_standby_takes_over_when_the_primary_is_killed() {
     assert_eq!(
         answer("SHOW port;").expect("the new primary"),
         standby.port().to_string()
+    );
+    // The promoted standby is a primary like any other: it takes a synchronous standby of its
+    // own, under another name.
+    let second = standby
+        .start_sync_standby(&tmp.path().join("second"))
+        .expect("a standby of the new primary");
+    assert_ne!(second.name(), standby.name());
+    assert_eq!(
+        psql(&second, "ledger", "SELECT count(*) FROM payment;"),
+        "2"
     );
 }
 
