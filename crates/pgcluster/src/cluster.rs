@@ -6,7 +6,6 @@ use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -534,33 +533,24 @@ impl Cluster {
             // Not killed (not this data directory's server): touch nothing of it.
             return;
         }
-        let pid_file = self.data_dir.join("postmaster.pid");
-        let Ok(text) = fs::read_to_string(&pid_file) else {
-            return;
+        // Found by its creator, not through postmaster.pid, which may have gone with the
+        // directory.
+        process::remove_shared_memory(pid);
+        let pid_text = pid.to_string();
+        let names_it = |path: &Path| {
+            fs::read_to_string(path)
+                .is_ok_and(|text| text.lines().next().map(str::trim) == Some(pid_text.as_str()))
         };
-        let mut lines = text.lines();
-        if lines.next().map(str::trim) != Some(pid.to_string().as_str()) {
-            return;
+        let pid_file = self.data_dir.join("postmaster.pid");
+        if names_it(&pid_file) {
+            let _ = fs::remove_file(&pid_file);
         }
-        // postmaster.pid's seventh line: the segment's key and id.
-        let shmid = lines
-            .nth(5)
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|id| id.parse::<u64>().ok());
-        if let Some(shmid) = shmid {
-            let mut command = Command::new("ipcrm");
-            command.args(["-m", &shmid.to_string()]);
-            let _ = process::run(&mut command, None, Duration::from_secs(30));
-        }
-        let _ = fs::remove_file(&pid_file);
         let socket = self.socket.path.join(format!(".s.PGSQL.{}", self.port));
         let lock = self
             .socket
             .path
             .join(format!(".s.PGSQL.{}.lock", self.port));
-        let locked_by_it = fs::read_to_string(&lock)
-            .is_ok_and(|text| text.lines().next().map(str::trim) == Some(&pid.to_string()));
-        if locked_by_it {
+        if names_it(&lock) {
             let _ = fs::remove_file(&socket);
             let _ = fs::remove_file(&lock);
         }

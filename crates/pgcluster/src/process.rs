@@ -412,6 +412,28 @@ pub(crate) fn kill_server(pid: u32, data_dir: &Path) {
     }
 }
 
+/// Removes the System V shared memory segments that process `creator` (a killed postmaster)
+/// made and no process has attached any more, listed in `/proc/sysvipc/shm` with their
+/// creator's pid.
+pub(crate) fn remove_shared_memory(creator: u32) {
+    let Ok(table) = fs::read_to_string("/proc/sysvipc/shm") else {
+        return;
+    };
+    for line in table.lines().skip(1) {
+        // key shmid perms size cpid lpid nattch ...
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(id), Some(cpid), Some(attached)) = (fields.get(1), fields.get(4), fields.get(6))
+        else {
+            continue;
+        };
+        if cpid.parse() == Ok(creator) && *attached == "0" {
+            let mut command = Command::new("ipcrm");
+            command.args(["-m", id]);
+            let _ = run(&mut command, None, Duration::from_secs(30));
+        }
+    }
+}
+
 /// Whether process `pid` works in `data_dir`: its working directory is that directory, by
 /// the path given or its canonical form, or was, and the directory has since been removed (the
 /// kernel then reports the path with " (deleted)"; a server whose files were removed under it

@@ -62,6 +62,17 @@ fn children(parent: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The System V shared memory segments process `creator` made, from `/proc/sysvipc/shm`.
+fn segments_of(creator: u32) -> Vec<String> {
+    fs::read_to_string("/proc/sysvipc/shm")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|line| line.split_whitespace().nth(4) == Some(&creator.to_string()))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn a_cluster_starts_creates_a_database_and_answers() {
     let Some(binaries) = require("a_cluster_starts_creates_a_database_and_answers") else {
@@ -223,6 +234,11 @@ fn the_standby_takes_over_when_the_primary_is_killed() {
     for process in server_processes.iter().chain([&pid]) {
         assert!(!alive(*process), "process {process} survived the kill");
     }
+    assert_eq!(
+        segments_of(pid),
+        Vec::<String>::new(),
+        "a killed server's shared memory"
+    );
     // With no primary, the read-write URL finds no server to write to.
     assert!(
         answer("SELECT 1;").is_err(),
@@ -322,6 +338,11 @@ fn dropping_a_cluster_whose_files_were_removed_still_stops_it() {
     let dir = tmp.path().join("primary");
     let cluster = start(&binaries, &dir);
     let postmaster = cluster.pid().expect("running");
+    assert_eq!(
+        segments_of(postmaster).len(),
+        1,
+        "a server's System V segment"
+    );
     let mut pids = children(postmaster);
     pids.push(postmaster);
     // As a test that declared its temporary directory after its cluster would: the
@@ -331,6 +352,11 @@ fn dropping_a_cluster_whose_files_were_removed_still_stops_it() {
     for pid in pids {
         assert!(!alive(pid), "server process {pid} outlived its Cluster");
     }
+    assert_eq!(
+        segments_of(postmaster),
+        Vec::<String>::new(),
+        "a server's shared memory outlived its Cluster"
+    );
 }
 
 #[test]
