@@ -145,6 +145,7 @@
 
 mod audit;
 mod codec;
+pub mod engine;
 mod error;
 mod export;
 mod filter;
