@@ -1,0 +1,729 @@
+//! The writer task: group commit, one transaction per group (see the crate documentation).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Object, Pool};
+use ed25519_dalek::SigningKey;
+use kakehashi_ledger::engine::{
+    BalancesDigest, Checkpoint, Clock, GroupBuilder, GroupWrites, JournalHead, SignedHead,
+};
+use kakehashi_ledger::{
+    CreateAccountResult, CreateTransferResult, Expired, GROUP_EVENTS_MAX, NewAccount, NewTransfer,
+    RecordWrite, RecordsFn, Timestamp,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::prefetch::Prefetched;
+use crate::{Error, codec};
+
+/// Most probe runs of one group before its strict run (each fetches what the last missed; a
+/// group converges in one or two).
+const PROBE_ROUNDS_MAX: usize = 8;
+
+pub(crate) enum Operation {
+    Accounts(Vec<NewAccount>),
+    Transfers(Vec<NewTransfer>, Option<RecordsFn>),
+    Records(Vec<RecordWrite>),
+    Expire,
+}
+
+impl Operation {
+    fn events(&self) -> usize {
+        match self {
+            Self::Accounts(events) => events.len(),
+            Self::Transfers(events, _) => events.len(),
+            Self::Records(writes) => writes.len(),
+            Self::Expire => 1,
+        }
+    }
+}
+
+pub(crate) enum Reply {
+    Accounts(Vec<CreateAccountResult>),
+    Transfers(Vec<CreateTransferResult>),
+    Records,
+    Expired(Expired),
+}
+
+pub(crate) struct Request {
+    pub(crate) operation: Operation,
+    pub(crate) now: Timestamp,
+    pub(crate) reply: oneshot::Sender<Result<Reply, Error>>,
+}
+
+/// How a group ended when it did not commit.
+enum GroupFailure {
+    /// Nothing was committed; the callers may retry. The writer goes on.
+    NotApplied(String),
+    /// The commit's outcome is unknown: fail-stop.
+    Unknown(String),
+    /// The state machine or the invariants refused the group: fail-stop, nothing written.
+    Stop(String),
+}
+
+pub(crate) struct Writer {
+    pub(crate) pool: Pool,
+    pub(crate) client: Option<Object>,
+    pub(crate) key: SigningKey,
+    pub(crate) signed_head_records: u64,
+    pub(crate) signed_head_interval: Duration,
+    pub(crate) stopped: Arc<Mutex<Option<String>>>,
+    /// The head after this writer's last group (to know whether records wait for a signature).
+    pub(crate) head_seq: u64,
+    pub(crate) signed_seq: u64,
+    pub(crate) last_signed_at: Instant,
+}
+
+impl Writer {
+    pub(crate) async fn run(mut self, mut receiver: mpsc::Receiver<Request>) {
+        loop {
+            let first = if self.head_seq > self.signed_seq {
+                match tokio::time::timeout(self.signed_head_interval, receiver.recv()).await {
+                    Ok(request) => request,
+                    Err(_) => {
+                        // Records wait for a signature and nothing comes: sign the head. A
+                        // failure here loses nothing (the next group or the close signs).
+                        let _ = self.sign(false).await;
+                        continue;
+                    }
+                }
+            } else {
+                receiver.recv().await
+            };
+            let Some(first) = first else { break };
+            let mut events = first.operation.events();
+            let mut group = vec![first];
+            while events < GROUP_EVENTS_MAX {
+                match receiver.try_recv() {
+                    Ok(request) => {
+                        events = events.saturating_add(request.operation.events());
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            match self.commit_group(&mut group).await {
+                Ok(answers) => {
+                    for (request, answer) in group.into_iter().zip(answers) {
+                        // A caller that went away still had its change committed.
+                        let _ = request.reply.send(answer);
+                    }
+                }
+                Err(GroupFailure::NotApplied(detail)) => {
+                    // The connection may be broken: take a fresh one for the next group.
+                    self.client = None;
+                    for request in group {
+                        let _ = request.reply.send(Err(Error::NotApplied {
+                            detail: detail.clone(),
+                        }));
+                    }
+                }
+                Err(GroupFailure::Unknown(detail)) => {
+                    self.client = None;
+                    self.stop(&format!("a commit's outcome is unknown: {detail}"));
+                    for request in group {
+                        let _ = request.reply.send(Err(Error::OutcomeUnknown {
+                            detail: detail.clone(),
+                        }));
+                    }
+                    refuse_queued(&mut receiver, &self.stopped);
+                    return;
+                }
+                Err(GroupFailure::Stop(detail)) => {
+                    self.stop(&detail);
+                    for request in group {
+                        let _ = request.reply.send(Err(Error::Ledger(
+                            kakehashi_ledger::Error::InvariantViolated {
+                                detail: detail.clone(),
+                            },
+                        )));
+                    }
+                    refuse_queued(&mut receiver, &self.stopped);
+                    return;
+                }
+            }
+        }
+        // Closing (every sender gone, the queue drained): sign the head with a checkpoint, so
+        // that a cleanly closed ledger has every record signed.
+        if let Err(error) = self.sign(true).await {
+            self.stop(&format!("signing the head at close: {error}"));
+        }
+    }
+
+    fn stop(&self, reason: &str) {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| reason.to_string());
+    }
+
+    async fn client(&mut self) -> Result<&mut Object, Error> {
+        if self.client.is_none() {
+            let client = self.pool.get().await.map_err(|error| Error::Pool {
+                detail: error.to_string(),
+            })?;
+            self.client = Some(client);
+        }
+        self.client.as_mut().ok_or_else(|| Error::Pool {
+            detail: "no connection".into(),
+        })
+    }
+
+    async fn commit_group(
+        &mut self,
+        group: &mut [Request],
+    ) -> Result<Vec<Result<Reply, Error>>, GroupFailure> {
+        let key = self.key.clone();
+        let signed_head_records = self.signed_head_records;
+        let interval_passed = self.last_signed_at.elapsed() >= self.signed_head_interval;
+        let not_applied = |error: Error| GroupFailure::NotApplied(error.to_string());
+        let client = self.client().await.map_err(not_applied)?;
+        let pg: &mut tokio_postgres::Client = client;
+        let txn = pg
+            .transaction()
+            .await
+            .map_err(|error| GroupFailure::NotApplied(error.to_string()))?;
+        // The head row's lock serializes every writer of this schema, in every process: the
+        // journal is one chain, and each group reads the state the previous one committed.
+        let meta = read_meta(&txn, true).await.map_err(not_applied)?;
+        let mut store = Prefetched::default();
+        prefetch(&txn, &mut store, wanted(group))
+            .await
+            .map_err(not_applied)?;
+        for _ in 0..PROBE_ROUNDS_MAX {
+            probe(&store, group, meta.clock, meta.head);
+            let misses = store.take_misses();
+            if misses.is_empty() {
+                break;
+            }
+            let accounts: Vec<u128> = misses.accounts.into_iter().collect();
+            let transfers: Vec<u128> = misses.transfers.into_iter().collect();
+            store
+                .fetch_accounts(&txn, &accounts)
+                .await
+                .map_err(not_applied)?;
+            store
+                .fetch_transfers(&txn, &transfers)
+                .await
+                .map_err(not_applied)?;
+            if let Some((up_to, limit)) = misses.expiring {
+                store
+                    .fetch_expiring(&txn, up_to, limit.saturating_mul(2))
+                    .await
+                    .map_err(not_applied)?;
+            }
+            let follow = store.accounts_of_transfers();
+            store
+                .fetch_accounts(&txn, &follow)
+                .await
+                .map_err(not_applied)?;
+        }
+        store.strict = true;
+        let (answers, writes) = run(&store, group, meta.clock, meta.head)?;
+        write(&txn, &writes).await.map_err(not_applied)?;
+        let head = writes.head;
+        let sign = head.seq > meta.signed_seq
+            && (head.seq - meta.signed_seq >= signed_head_records || interval_passed);
+        if sign {
+            insert_signed_head(&txn, &key, head)
+                .await
+                .map_err(not_applied)?;
+        }
+        match txn.commit().await {
+            Ok(()) => {}
+            // The server answered: it rolled the transaction back.
+            Err(error) if error.as_db_error().is_some() => {
+                return Err(GroupFailure::NotApplied(error.to_string()));
+            }
+            Err(error) => return Err(GroupFailure::Unknown(error.to_string())),
+        }
+        self.head_seq = head.seq;
+        if sign {
+            self.signed_seq = head.seq;
+            self.last_signed_at = Instant::now();
+        } else {
+            self.signed_seq = meta.signed_seq;
+        }
+        Ok(answers)
+    }
+
+    /// Signs the head if records follow the last signature (with a checkpoint when
+    /// `checkpoint`, unless one covers the head already), in a transaction of its own under
+    /// the head row's lock.
+    async fn sign(&mut self, checkpoint: bool) -> Result<(), Error> {
+        let key = self.key.clone();
+        let client = self.client().await?;
+        let pg: &mut tokio_postgres::Client = client;
+        let txn = pg
+            .transaction()
+            .await
+            .map_err(Error::database("starting a signing transaction"))?;
+        let meta = read_meta(&txn, true).await?;
+        let head = meta.head;
+        if head.seq > meta.signed_seq {
+            insert_signed_head(&txn, &key, head).await?;
+        }
+        if checkpoint && head.seq > 0 {
+            let covered = txn
+                .query_opt(
+                    "SELECT 1 FROM checkpoints WHERE seq = $1",
+                    &[&codec::seq_column(head.seq)],
+                )
+                .await
+                .map_err(Error::database("reading checkpoints"))?
+                .is_some();
+            if !covered {
+                let rows = txn
+                    .query("SELECT account FROM accounts ORDER BY id", &[])
+                    .await
+                    .map_err(Error::database("reading accounts"))?;
+                let mut digest = BalancesDigest::new();
+                for row in rows {
+                    let bytes: &[u8] = row
+                        .try_get(0)
+                        .map_err(Error::database("reading accounts"))?;
+                    digest.add(&codec::account(bytes)?);
+                }
+                let (digest, accounts) = digest.finish();
+                let checkpoint = Checkpoint::sign(&key, head.seq, head.hash, digest, accounts);
+                txn.execute(
+                    "INSERT INTO checkpoints (seq, checkpoint) VALUES ($1, $2)",
+                    &[&codec::seq_column(head.seq), &checkpoint.encode()],
+                )
+                .await
+                .map_err(Error::database("writing a checkpoint"))?;
+            }
+        }
+        txn.commit()
+            .await
+            .map_err(Error::database("committing a signature"))?;
+        self.head_seq = head.seq;
+        self.signed_seq = head.seq;
+        self.last_signed_at = Instant::now();
+        Ok(())
+    }
+}
+
+fn refuse_queued(receiver: &mut mpsc::Receiver<Request>, stopped: &Mutex<Option<String>>) {
+    receiver.close();
+    let reason = stopped
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .unwrap_or_else(|| "the ledger writer stopped".into());
+    while let Ok(request) = receiver.try_recv() {
+        let _ = request.reply.send(Err(Error::Stopped {
+            reason: reason.clone(),
+        }));
+    }
+}
+
+/// The ledger's metadata row.
+pub(crate) struct Meta {
+    pub(crate) head: JournalHead,
+    pub(crate) clock: Clock,
+    pub(crate) signed_seq: u64,
+}
+
+/// Reads the metadata row, locking it (`FOR UPDATE`) when `lock`.
+pub(crate) async fn read_meta(
+    txn: &tokio_postgres::Transaction<'_>,
+    lock: bool,
+) -> Result<Meta, Error> {
+    let query = if lock {
+        "SELECT head_seq, head_hash, clock_last, clock_account, clock_transfer, signed_seq \
+         FROM ledger_meta FOR UPDATE"
+    } else {
+        "SELECT head_seq, head_hash, clock_last, clock_account, clock_transfer, signed_seq \
+         FROM ledger_meta"
+    };
+    let row = txn
+        .query_one(query, &[])
+        .await
+        .map_err(Error::database("reading the journal head"))?;
+    let read = Error::database("reading the journal head");
+    let head_seq: i64 = row.try_get(0).map_err(read)?;
+    let read = |index: usize| -> Result<Vec<u8>, Error> {
+        row.try_get(index)
+            .map_err(Error::database("reading the journal head"))
+    };
+    let signed_seq: i64 = row
+        .try_get(5)
+        .map_err(Error::database("reading the journal head"))?;
+    Ok(Meta {
+        head: JournalHead {
+            seq: codec::seq(head_seq)?,
+            hash: codec::hash(&read(1)?)?,
+        },
+        clock: Clock {
+            last: codec::decode_timestamp(&read(2)?)?,
+            account: codec::decode_timestamp(&read(3)?)?,
+            transfer: codec::decode_timestamp(&read(4)?)?,
+        },
+        signed_seq: codec::seq(signed_seq)?,
+    })
+}
+
+/// The first prefetch: what the group's events name, then the accounts of the transfers
+/// found (posts and voids read their pending transfer's accounts), and the expiry index.
+async fn prefetch(
+    txn: &tokio_postgres::Transaction<'_>,
+    store: &mut Prefetched,
+    wanted: Wanted,
+) -> Result<(), Error> {
+    let Wanted {
+        accounts,
+        mut transfers,
+        expire,
+        expires,
+    } = wanted;
+    if let Some(up_to) = expire {
+        // Each expiry call releases at most EXPIRE_BATCH_LEN_MAX and asks for one more.
+        let limit = expires.saturating_mul(kakehashi_ledger::EXPIRE_BATCH_LEN_MAX + 1);
+        store.fetch_expiring(txn, up_to, limit).await?;
+        transfers.extend(store.expiring_ids());
+    }
+    let transfers = store.transfers_missing(transfers);
+    store.fetch_transfers(txn, &transfers).await?;
+    let accounts = store.accounts_missing(accounts);
+    store.fetch_accounts(txn, &accounts).await?;
+    let follow = store.accounts_of_transfers();
+    store.fetch_accounts(txn, &follow).await
+}
+
+/// The ids a group's events name, and how far its expiry calls look.
+struct Wanted {
+    accounts: Vec<u128>,
+    transfers: Vec<u128>,
+    expire: Option<Timestamp>,
+    expires: usize,
+}
+
+fn wanted(group: &[Request]) -> Wanted {
+    let mut accounts = Vec::new();
+    let mut transfers = Vec::new();
+    let mut expire: Option<Timestamp> = None;
+    let mut expires = 0usize;
+    for request in group {
+        match &request.operation {
+            Operation::Accounts(events) => accounts.extend(events.iter().map(|event| event.id.0)),
+            Operation::Transfers(events, _) => {
+                for event in events {
+                    transfers.push(event.id.0);
+                    transfers.push(event.pending_id.0);
+                    accounts.push(event.debit_account_id.0);
+                    accounts.push(event.credit_account_id.0);
+                }
+            }
+            Operation::Records(_) => {}
+            Operation::Expire => {
+                expire = Some(expire.map_or(request.now, |at| at.max(request.now)));
+                expires = expires.saturating_add(1);
+            }
+        }
+    }
+    Wanted {
+        accounts,
+        transfers,
+        expire,
+        expires,
+    }
+}
+
+/// A probe run: the group without its records closures, to learn what it reads.
+fn probe(store: &Prefetched, group: &[Request], clock: Clock, head: JournalHead) {
+    let mut builder = GroupBuilder::new(store, clock, head);
+    for request in group {
+        let result = match &request.operation {
+            Operation::Accounts(events) => builder.create_accounts(events, request.now).map(drop),
+            Operation::Transfers(events, _) => builder
+                .create_transfers(events, request.now, None)
+                .map(drop),
+            Operation::Records(_) => Ok(()),
+            Operation::Expire => builder.expire_pending(request.now).map(drop),
+        };
+        if result.is_err() {
+            // A probe that read something absent may fail; the misses say what to fetch.
+            return;
+        }
+    }
+}
+
+/// The strict run: every request's answer and the group's writes.
+fn run(
+    store: &Prefetched,
+    group: &mut [Request],
+    clock: Clock,
+    head: JournalHead,
+) -> Result<(Vec<Result<Reply, Error>>, GroupWrites), GroupFailure> {
+    let stop = |error: kakehashi_ledger::Error| GroupFailure::Stop(error.to_string());
+    let mut builder = GroupBuilder::new(store, clock, head);
+    let mut answers = Vec::with_capacity(group.len());
+    for request in group.iter_mut() {
+        let answer = match &mut request.operation {
+            Operation::Accounts(events) => Ok(Reply::Accounts(
+                builder.create_accounts(events, request.now).map_err(stop)?,
+            )),
+            Operation::Transfers(events, records) => builder
+                .create_transfers(events, request.now, records.take())
+                .map_err(stop)?
+                .map(Reply::Transfers)
+                .map_err(Error::Ledger),
+            Operation::Records(writes) => builder
+                .write_records(std::mem::take(writes))
+                .map(|()| Reply::Records)
+                .map_err(Error::Ledger),
+            Operation::Expire => Ok(Reply::Expired(
+                builder.expire_pending(request.now).map_err(stop)?,
+            )),
+        };
+        answers.push(answer);
+    }
+    let writes = builder.finish().map_err(stop)?;
+    Ok((answers, writes))
+}
+
+/// Writes one group's changes: a multi-row statement per table.
+async fn write(txn: &tokio_postgres::Transaction<'_>, writes: &GroupWrites) -> Result<(), Error> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let account_ids: Vec<Vec<u8>> = writes.accounts.iter().map(|a| codec::id(a.id.0)).collect();
+    let account_bytes: Vec<Vec<u8>> = writes
+        .accounts
+        .iter()
+        .map(kakehashi_ledger::engine::encoding::account)
+        .collect();
+    let locations: BTreeMap<u128, (u64, u32)> = writes
+        .locations
+        .iter()
+        .map(|location| (location.id.0, (location.seq, location.entry)))
+        .collect();
+    let mut transfer_ids = Vec::with_capacity(writes.transfers.len());
+    let mut transfer_bytes = Vec::with_capacity(writes.transfers.len());
+    let mut transfer_seqs = Vec::with_capacity(writes.transfers.len());
+    let mut transfer_entries = Vec::with_capacity(writes.transfers.len());
+    for transfer in &writes.transfers {
+        let Some((seq, entry)) = locations.get(&transfer.id.0) else {
+            return Err(Error::Ledger(kakehashi_ledger::Error::InvariantViolated {
+                detail: format!("transfer {} is in no journal record", transfer.id.0),
+            }));
+        };
+        transfer_ids.push(codec::id(transfer.id.0));
+        transfer_bytes.push(kakehashi_ledger::engine::encoding::transfer(transfer));
+        transfer_seqs.push(codec::seq_column(*seq));
+        transfer_entries.push(i32::try_from(*entry).unwrap_or(i32::MAX));
+    }
+    let pending_ids: Vec<Vec<u8>> = writes
+        .pending
+        .iter()
+        .map(|(id, _)| codec::id(id.0))
+        .collect();
+    let pending_status: Vec<i16> = writes
+        .pending
+        .iter()
+        .map(|(_, status)| codec::pending_status_column(*status))
+        .collect();
+    let (mut expiry_in_at, mut expiry_in_id, mut expiry_out_at, mut expiry_out_id) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((at, id), present) in &writes.expiry {
+        if *present {
+            expiry_in_at.push(codec::timestamp(*at));
+            expiry_in_id.push(codec::id(id.0));
+        } else {
+            expiry_out_at.push(codec::timestamp(*at));
+            expiry_out_id.push(codec::id(id.0));
+        }
+    }
+    let history_ids: Vec<Vec<u8>> = writes
+        .history
+        .iter()
+        .map(|(id, _)| codec::id(id.0))
+        .collect();
+    let history_at: Vec<Vec<u8>> = writes
+        .history
+        .iter()
+        .map(|(_, balance)| codec::timestamp(balance.timestamp))
+        .collect();
+    let history_balance: Vec<Vec<u8>> = writes
+        .history
+        .iter()
+        .map(|(_, balance)| kakehashi_ledger::engine::encoding::balance(balance))
+        .collect();
+    let failed: Vec<Vec<u8>> = writes.failed.iter().map(|id| codec::id(id.0)).collect();
+    let journal_seqs: Vec<i64> = writes
+        .journal
+        .iter()
+        .map(|r| codec::seq_column(r.seq))
+        .collect();
+    let journal_hashes: Vec<Vec<u8>> = writes.journal.iter().map(|r| r.hash.to_vec()).collect();
+    let journal_bytes: Vec<&[u8]> = writes.journal.iter().map(|r| r.bytes.as_slice()).collect();
+    // Records: the group's last write of each key decides, as applying them in order would.
+    let mut records: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+    for write in &writes.records {
+        match write {
+            RecordWrite::Put { key, value } => records.insert(key, Some(value)),
+            RecordWrite::Delete { key } => records.insert(key, None),
+        };
+    }
+    let (mut put_keys, mut put_values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, value) in records {
+        match value {
+            Some(value) => {
+                put_keys.push(key);
+                put_values.push(value);
+            }
+            None => deleted.push(key),
+        }
+    }
+    let head_seq = codec::seq_column(writes.head.seq);
+    let head_hash = writes.head.hash.to_vec();
+    let clock = [
+        codec::timestamp(writes.clock.last),
+        codec::timestamp(writes.clock.account),
+        codec::timestamp(writes.clock.transfer),
+    ];
+    let journaled = !writes.journal.is_empty();
+    let params_0: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&account_ids, &account_bytes];
+    let params_1: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[
+        &transfer_ids,
+        &transfer_bytes,
+        &transfer_seqs,
+        &transfer_entries,
+    ];
+    let params_2: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&pending_ids, &pending_status];
+    let params_3: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&expiry_in_at, &expiry_in_id];
+    let params_4: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&expiry_out_at, &expiry_out_id];
+    let params_5: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
+        &[&history_ids, &history_at, &history_balance];
+    let params_6: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&failed];
+    let params_7: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
+        &[&journal_seqs, &journal_hashes, &journal_bytes];
+    let params_8: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&put_keys, &put_values];
+    let params_9: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&deleted];
+    let params_10: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
+        &[&head_seq, &head_hash, &clock[0], &clock[1], &clock[2]];
+    // Independent statements of one transaction, pipelined on its connection.
+    tokio::try_join!(
+        when(
+            !account_ids.is_empty(),
+            txn.execute(
+                "INSERT INTO accounts (id, account) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                 ON CONFLICT (id) DO UPDATE SET account = EXCLUDED.account",
+                params_0,
+            )
+        ),
+        // A plain insert: a transfer id applied twice is an error, never an overwrite.
+        when(
+            !transfer_ids.is_empty(),
+            txn.execute(
+                "INSERT INTO transfers (id, transfer, seq, entry) \
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::integer[])",
+                params_1,
+            )
+        ),
+        when(
+            !pending_ids.is_empty(),
+            txn.execute(
+                "INSERT INTO pending (id, status) SELECT * FROM unnest($1::bytea[], $2::smallint[]) \
+                 ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status",
+                params_2,
+            )
+        ),
+        when(
+            !expiry_in_at.is_empty(),
+            txn.execute(
+                "INSERT INTO expiry (expires_at, id) SELECT * FROM unnest($1::bytea[], $2::bytea[])",
+                params_3,
+            )
+        ),
+        when(
+            !expiry_out_at.is_empty(),
+            txn.execute(
+                "DELETE FROM expiry WHERE (expires_at, id) IN \
+                 (SELECT * FROM unnest($1::bytea[], $2::bytea[]))",
+                params_4,
+            )
+        ),
+        when(
+            !history_ids.is_empty(),
+            txn.execute(
+                "INSERT INTO history (account_id, at, balance) \
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])",
+                params_5,
+            )
+        ),
+        when(
+            !failed.is_empty(),
+            txn.execute(
+                "INSERT INTO failed (id) SELECT * FROM unnest($1::bytea[]) ON CONFLICT DO NOTHING",
+                params_6,
+            )
+        ),
+        when(
+            journaled,
+            txn.execute(
+                "INSERT INTO journal (seq, hash, record) \
+                 SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])",
+                params_7,
+            )
+        ),
+        when(
+            !put_keys.is_empty(),
+            txn.execute(
+                "INSERT INTO records (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                params_8,
+            )
+        ),
+        when(
+            !deleted.is_empty(),
+            txn.execute(
+                "DELETE FROM records WHERE key = ANY($1::bytea[])",
+                params_9,
+            )
+        ),
+        when(
+            journaled,
+            txn.execute(
+                "UPDATE ledger_meta SET head_seq = $1, head_hash = $2, clock_last = $3, \
+                 clock_account = $4, clock_transfer = $5",
+                params_10,
+            )
+        ),
+    )
+    .map_err(Error::database("writing a group"))?;
+    Ok(())
+}
+
+/// Runs `statement` only when `condition` holds.
+async fn when(
+    condition: bool,
+    statement: impl Future<Output = Result<u64, tokio_postgres::Error>>,
+) -> Result<u64, tokio_postgres::Error> {
+    if condition { statement.await } else { Ok(0) }
+}
+
+async fn insert_signed_head(
+    txn: &tokio_postgres::Transaction<'_>,
+    key: &SigningKey,
+    head: JournalHead,
+) -> Result<(), Error> {
+    let signed = SignedHead::sign(key, head.seq, head.hash);
+    let seq = codec::seq_column(head.seq);
+    txn.execute(
+        "INSERT INTO signed_heads (seq, signed_head) VALUES ($1, $2) ON CONFLICT (seq) DO NOTHING",
+        &[&seq, &signed.encode()],
+    )
+    .await
+    .map_err(Error::database("writing a signed head"))?;
+    txn.execute(
+        "UPDATE ledger_meta SET signed_seq = greatest(signed_seq, $1)",
+        &[&seq],
+    )
+    .await
+    .map_err(Error::database("writing a signed head"))?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Reopening, two ledgers on one schema, and records with their transfers.
