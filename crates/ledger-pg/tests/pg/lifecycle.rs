@@ -1,1 +1,290 @@
-//! Reopening, two ledgers on one schema, and records with their transfers.
+//! Reopening, two ledgers on one schema, records with their transfers, and what open refuses.
+
+use std::collections::BTreeSet;
+
+use ed25519_dalek::SigningKey;
+use kakehashi_ledger::{
+    AccountFlags, AccountId, CreateTransferResult, NewAccount, NewTransfer, PendingStatus,
+    RecordWrite, Timestamp, TransferFlags, TransferId,
+};
+use kakehashi_ledger_pg::{Error, PgLedger};
+
+use super::*;
+
+fn account(id: u128, flags: AccountFlags) -> NewAccount {
+    NewAccount {
+        id: AccountId(id),
+        ledger: JPY,
+        code: 1,
+        flags,
+        ..NewAccount::default()
+    }
+}
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> NewTransfer {
+    NewTransfer {
+        id: TransferId(id),
+        debit_account_id: AccountId(debit),
+        credit_account_id: AccountId(credit),
+        amount,
+        ledger: JPY,
+        code: 1,
+        ..NewTransfer::default()
+    }
+}
+
+#[test]
+fn state_head_and_key_survive_a_reopen_and_another_key_is_refused() {
+    let Some(url) = server("state_head_and_key_survive_a_reopen_and_another_key_is_refused") else {
+        return;
+    };
+    runtime().block_on(async {
+        let schema = fresh_schema(&url, "reopen").await;
+        let ledger = open(&url, &schema).await;
+        let accounts = [
+            account(1, AccountFlags::NONE),
+            account(2, AccountFlags::HISTORY),
+        ];
+        ledger
+            .create_accounts(&accounts, NOW)
+            .await
+            .expect("accounts");
+        let pending = NewTransfer {
+            flags: TransferFlags::PENDING,
+            timeout: 1,
+            ..transfer(11, 1, 2, 30)
+        };
+        let results = ledger
+            .create_transfers(&[transfer(10, 1, 2, 100), pending], NOW)
+            .await
+            .expect("transfers");
+        assert_eq!(
+            results,
+            [CreateTransferResult::Ok, CreateTransferResult::Ok]
+        );
+        ledger
+            .write_records(vec![RecordWrite::Put {
+                key: b"k1".to_vec(),
+                value: b"v1".to_vec(),
+            }])
+            .await
+            .expect("records");
+        let head = ledger.head().await.expect("head");
+        assert_eq!(head.seq, 2, "one record per request that changed something");
+        ledger.close().await.expect("close");
+
+        let refused =
+            PgLedger::open(&options(&url, &schema), SigningKey::from_bytes(&[8; 32])).await;
+        assert!(
+            matches!(refused, Err(Error::NodeKeyMismatch { .. })),
+            "another key: {:?}",
+            refused.err()
+        );
+
+        let ledger = open(&url, &schema).await;
+        assert_eq!(ledger.head().await.expect("head"), head);
+        let found = ledger
+            .lookup_accounts(&[AccountId(1), AccountId(2)])
+            .await
+            .expect("lookup");
+        assert_eq!(found[0].map(|a| a.debits_posted), Some(100));
+        assert_eq!(found[0].map(|a| a.debits_pending), Some(30));
+        assert_eq!(found[1].map(|a| a.credits_posted), Some(100));
+        assert_eq!(
+            ledger.pending_status(TransferId(11)).await.expect("status"),
+            Some(PendingStatus::Pending)
+        );
+        assert_eq!(
+            ledger
+                .account_history(AccountId(2))
+                .await
+                .expect("history")
+                .len(),
+            2
+        );
+        assert_eq!(
+            ledger.record(b"k1").await.expect("record"),
+            Some(b"v1".to_vec())
+        );
+        // Idempotency and the clock survive: the same transfer again is `exists`, and the
+        // expiry a second later finds the pending one.
+        assert_eq!(
+            ledger
+                .create_transfers(&[transfer(10, 1, 2, 100)], NOW)
+                .await
+                .expect("retry"),
+            [CreateTransferResult::Exists]
+        );
+        let expired = ledger
+            .expire_pending(Timestamp(NOW.0 + 2_000_000_000))
+            .await
+            .expect("expire");
+        assert_eq!(expired.count, 1);
+        assert_eq!(
+            ledger.pending_status(TransferId(11)).await.expect("status"),
+            Some(PendingStatus::Expired)
+        );
+        assert_eq!(ledger.head().await.expect("head").seq, 3);
+        ledger.close().await.expect("close");
+    });
+}
+
+#[test]
+fn records_commit_with_their_transfers_or_not_at_all() {
+    let Some(url) = server("records_commit_with_their_transfers_or_not_at_all") else {
+        return;
+    };
+    runtime().block_on(async {
+        let schema = fresh_schema(&url, "records").await;
+        let ledger = open(&url, &schema).await;
+        let accounts = [
+            account(1, AccountFlags::NONE),
+            account(2, AccountFlags::NONE),
+        ];
+        ledger
+            .create_accounts(&accounts, NOW)
+            .await
+            .expect("accounts");
+        let results = ledger
+            .create_transfers_with(&[transfer(20, 1, 2, 5)], NOW, |outcomes| {
+                assert!(outcomes[0].timestamp.is_some());
+                Ok(vec![RecordWrite::Put {
+                    key: b"pay/20".to_vec(),
+                    value: b"settled".to_vec(),
+                }])
+            })
+            .await
+            .expect("with records");
+        assert_eq!(results, [CreateTransferResult::Ok]);
+        assert_eq!(
+            ledger.record(b"pay/20").await.expect("record"),
+            Some(b"settled".to_vec())
+        );
+        // A refusing closure: neither the transfer nor any record is committed.
+        let refused = ledger
+            .create_transfers_with(&[transfer(21, 1, 2, 5)], NOW, |_| {
+                Err("the payment moved on".into())
+            })
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Ledger(
+                    kakehashi_ledger::Error::RecordsRefused { .. }
+                ))
+            ),
+            "{refused:?}"
+        );
+        // A panicking closure, and an oversized record, are refused the same way.
+        let panicked = ledger
+            .create_transfers_with(&[transfer(22, 1, 2, 5)], NOW, |_| panic!("a bug"))
+            .await;
+        assert!(matches!(panicked, Err(Error::Ledger(_))), "{panicked:?}");
+        let oversized = ledger
+            .create_transfers_with(&[transfer(23, 1, 2, 5)], NOW, |_| {
+                Ok(vec![RecordWrite::Put {
+                    key: b"big".to_vec(),
+                    value: vec![0; kakehashi_ledger::RECORD_VALUE_LEN_MAX + 1],
+                }])
+            })
+            .await;
+        assert!(matches!(oversized, Err(Error::Ledger(_))), "{oversized:?}");
+        let found = ledger
+            .lookup_transfers(&[TransferId(21), TransferId(22), TransferId(23)])
+            .await
+            .expect("lookup");
+        assert_eq!(found, [None, None, None]);
+        assert_eq!(ledger.record(b"big").await.expect("record"), None);
+        let accounts = ledger
+            .lookup_accounts(&[AccountId(1)])
+            .await
+            .expect("lookup");
+        assert_eq!(accounts[0].map(|a| a.debits_posted), Some(5));
+        // The refused ids stay free: the same transfer with records that pass now applies.
+        let results = ledger
+            .create_transfers_with(&[transfer(21, 1, 2, 5)], NOW, |_| Ok(Vec::new()))
+            .await
+            .expect("retry");
+        assert_eq!(results, [CreateTransferResult::Ok]);
+        // Pages of a prefix, in key order, continued after the last key.
+        let writes = (0..5)
+            .map(|n| RecordWrite::Put {
+                key: format!("q/{n}").into_bytes(),
+                value: vec![n],
+            })
+            .chain([RecordWrite::Delete {
+                key: b"q/3".to_vec(),
+            }])
+            .collect();
+        ledger.write_records(writes).await.expect("records");
+        let first = ledger.records(b"q/", None, 2).await.expect("page");
+        assert_eq!(
+            first.iter().map(|(key, _)| key.clone()).collect::<Vec<_>>(),
+            [b"q/0".to_vec(), b"q/1".to_vec()]
+        );
+        let rest = ledger.records(b"q/", Some(b"q/1"), 10).await.expect("page");
+        assert_eq!(
+            rest.iter().map(|(key, _)| key.clone()).collect::<Vec<_>>(),
+            [b"q/2".to_vec(), b"q/4".to_vec()]
+        );
+        ledger.close().await.expect("close");
+    });
+}
+
+#[test]
+fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
+    let Some(url) = server("two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once")
+    else {
+        return;
+    };
+    runtime().block_on(async {
+        let schema = fresh_schema(&url, "shared").await;
+        let first = open(&url, &schema).await;
+        let second = open(&url, &schema).await;
+        let accounts: Vec<NewAccount> = (1..=4).map(|id| account(id, AccountFlags::NONE)).collect();
+        first
+            .create_accounts(&accounts, NOW)
+            .await
+            .expect("accounts");
+        // Both processes send the same ids (a retry reaching both, as a relay would), one
+        // request after another each, interleaving with the other process.
+        let (a, b) = tokio::join!(send(&first), send(&second));
+        let mut applied = BTreeSet::new();
+        for (id, result) in a.iter().chain(&b) {
+            match result {
+                CreateTransferResult::Ok => assert!(applied.insert(*id), "{id:?} applied twice"),
+                CreateTransferResult::Exists => {}
+                other => panic!("{id:?}: {other:?}"),
+            }
+        }
+        assert_eq!(applied.len(), 40, "every id applied exactly once");
+        let head = first.head().await.expect("head");
+        assert_eq!(head, second.head().await.expect("head"));
+        // One record per request that applied something, all on one chain: 1 for the
+        // accounts, 40 for the transfers applied (the `exists` answers journal nothing).
+        assert_eq!(head.seq, 41);
+        let accounts = first
+            .lookup_accounts(&(1..=4).map(AccountId).collect::<Vec<_>>())
+            .await
+            .expect("lookup");
+        let debits: u128 = accounts.iter().flatten().map(|a| a.debits_posted).sum();
+        let credits: u128 = accounts.iter().flatten().map(|a| a.credits_posted).sum();
+        assert_eq!((debits, credits), (40, 40));
+        first.close().await.expect("close");
+        second.close().await.expect("close");
+    });
+}
+
+/// Sends transfers 100..140 one request each, in order; returns each id's result.
+async fn send(ledger: &PgLedger) -> Vec<(TransferId, CreateTransferResult)> {
+    let mut answers = Vec::new();
+    for n in 0..40u128 {
+        let batch = [transfer(100 + n, 1 + n % 4, 1 + (n + 1) % 4, 1)];
+        let results = ledger
+            .create_transfers(&batch, Timestamp(NOW.0 + n as u64))
+            .await
+            .expect("transfers");
+        answers.push((batch[0].id, results[0]));
+    }
+    answers
+}
