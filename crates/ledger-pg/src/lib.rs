@@ -69,6 +69,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod audit;
 mod codec;
 mod error;
 mod prefetch;
@@ -454,6 +455,53 @@ impl PgLedger {
         Ok(writer::read_meta(&txn, false).await?.head)
     }
 
+    /// Audits the ledger with the checks of `kakehashi ledger audit` on sled
+    /// ([`kakehashi_ledger::audit_source`]: the hash chain, the signed heads and checkpoints
+    /// under the node key or `options.expected_key`, the replay of every record against the
+    /// stored accounts, transfers, pending statuses, expiry index and history), over one
+    /// consistent snapshot of the tables (writers may keep running).
+    pub async fn audit(
+        &self,
+        options: &kakehashi_ledger::AuditOptions,
+    ) -> Result<kakehashi_ledger::AuditReport, Error> {
+        let mut client = self.reader().await?;
+        let snapshot = audit::Snapshot::load(&mut client).await?;
+        Ok(kakehashi_ledger::audit_source(&snapshot, options)?)
+    }
+
+    /// Writes every account, then every transfer, as JSON Lines, exactly as
+    /// `kakehashi ledger export` writes a sled ledger ([`kakehashi_ledger::export_lines`]),
+    /// from one consistent snapshot.
+    pub async fn export(
+        &self,
+        out: &mut dyn std::io::Write,
+    ) -> Result<kakehashi_ledger::ExportSummary, Error> {
+        let mut client = self.reader().await?;
+        let snapshot = audit::Snapshot::load(&mut client).await?;
+        let accounts = snapshot.export_accounts()?;
+        Ok(kakehashi_ledger::export_lines(
+            accounts,
+            snapshot.export_transfers(),
+            out,
+        )?)
+    }
+
+    /// Every account in id order and every transfer in id order (with its pending status and
+    /// journal record), as [`kakehashi_ledger::LedgerExport`] gives them on sled, from one
+    /// consistent snapshot.
+    pub async fn export_typed(
+        &self,
+    ) -> Result<(Vec<Account>, Vec<kakehashi_ledger::ExportedTransfer>), Error> {
+        let mut client = self.reader().await?;
+        let snapshot = audit::Snapshot::load(&mut client).await?;
+        let accounts = snapshot.export_accounts()?;
+        let transfers = snapshot
+            .export_transfers()
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((accounts, transfers))
+    }
+
     /// Why the writer stopped, if it did.
     pub fn stopped(&self) -> Option<String> {
         self.stopped
@@ -477,6 +525,45 @@ impl PgLedger {
             None => Ok(()),
         }
     }
+}
+
+/// Audits the PostgreSQL ledger of `options` offline, as `kakehashi ledger audit` audits a
+/// sled one ([`PgLedger::audit`]), without starting a writer or changing anything (the schema
+/// must exist and be of a version this build knows).
+pub async fn audit(
+    options: &Options,
+    audit_options: &kakehashi_ledger::AuditOptions,
+) -> Result<kakehashi_ledger::AuditReport, Error> {
+    let mut client = offline_client(options).await?;
+    let snapshot = audit::Snapshot::load(&mut client).await?;
+    Ok(kakehashi_ledger::audit_source(&snapshot, audit_options)?)
+}
+
+/// Exports the PostgreSQL ledger of `options` offline as JSON Lines, as `kakehashi ledger
+/// export` exports a sled one ([`PgLedger::export`]), changing nothing.
+pub async fn export(
+    options: &Options,
+    out: &mut dyn std::io::Write,
+) -> Result<kakehashi_ledger::ExportSummary, Error> {
+    let mut client = offline_client(options).await?;
+    let snapshot = audit::Snapshot::load(&mut client).await?;
+    let accounts = snapshot.export_accounts()?;
+    Ok(kakehashi_ledger::export_lines(
+        accounts,
+        snapshot.export_transfers(),
+        out,
+    )?)
+}
+
+/// A connection for the offline tools: the schema must exist at a version this build knows;
+/// nothing is created or migrated.
+async fn offline_client(options: &Options) -> Result<deadpool_postgres::Object, Error> {
+    let pool = schema::pool(options)?;
+    let client = pool.get().await.map_err(|error| Error::Pool {
+        detail: error.to_string(),
+    })?;
+    schema::check_version(&client, &options.schema).await?;
+    Ok(client)
 }
 
 fn check_batch_len(len: usize) -> Result<(), Error> {

@@ -218,3 +218,43 @@ pub(crate) async fn migrate(
         .await
         .map_err(Error::database("committing the migration"))
 }
+
+/// Checks, without changing anything, that `schema` holds a ledger of a version this build
+/// knows (for the offline tools).
+pub(crate) async fn check_version(
+    client: &tokio_postgres::Client,
+    schema: &str,
+) -> Result<(), Error> {
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 \
+             AND table_name = 'schema_version'",
+            &[&schema],
+        )
+        .await
+        .map_err(Error::database("looking for the ledger's schema"))?
+        .is_some();
+    if !exists {
+        return Err(Error::InvalidOption {
+            name: "schema",
+            detail: format!("no ledger in schema {schema}"),
+        });
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_version"),
+            &[],
+        )
+        .await
+        .map_err(Error::database("reading the schema version"))?;
+    let found: i32 = row
+        .try_get(0)
+        .map_err(Error::database("reading the schema version"))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}

@@ -171,6 +171,36 @@ async fn one_sequence(
     let report = kakehashi_ledger::audit(dir.path(), &Default::default()).expect("sled audit");
     prop_assert!(report.is_clean(), "sled audit: {:?}", report.discrepancies);
     prop_assert_eq!(report.records, head.seq);
-    prop_assert_eq!(report.head, hex::encode(head.hash));
+    prop_assert_eq!(&report.head, &hex::encode(head.hash));
+    let options = options(url, &schema);
+    let on_pg = kakehashi_ledger_pg::audit(&options, &Default::default())
+        .await
+        .expect("pg audit");
+    prop_assert!(on_pg.is_clean(), "pg audit: {:?}", on_pg.discrepancies);
+    prop_assert_eq!(on_pg.records_unsigned, 0);
+    prop_assert_eq!(
+        (
+            report.records,
+            report.transfers,
+            report.expiries,
+            &report.head,
+            &report.ledgers
+        ),
+        (
+            on_pg.records,
+            on_pg.transfers,
+            on_pg.expiries,
+            &on_pg.head,
+            &on_pg.ledgers
+        )
+    );
+    // The exports are the same lines.
+    let mut sled_lines = Vec::new();
+    kakehashi_ledger::export(dir.path(), &mut sled_lines).expect("sled export");
+    let mut pg_lines = Vec::new();
+    kakehashi_ledger_pg::export(&options, &mut pg_lines)
+        .await
+        .expect("pg export");
+    prop_assert!(sled_lines == pg_lines, "the exports differ");
     Ok(())
 }

@@ -272,6 +272,101 @@ fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
         assert_eq!((debits, credits), (40, 40));
         first.close().await.expect("close");
         second.close().await.expect("close");
+        let report = kakehashi_ledger_pg::audit(&options(&url, &schema), &Default::default())
+            .await
+            .expect("audit");
+        assert!(report.is_clean(), "{:?}", report.discrepancies);
+        assert_eq!((report.records, report.records_unsigned), (41, 0));
+    });
+}
+
+#[test]
+fn the_audit_finds_a_tampered_balance_journal_or_signature() {
+    let Some(url) = server("the_audit_finds_a_tampered_balance_journal_or_signature") else {
+        return;
+    };
+    runtime().block_on(async {
+        let schema = fresh_schema(&url, "tamper").await;
+        let ledger = open(&url, &schema).await;
+        let accounts = [account(1, AccountFlags::NONE), account(2, AccountFlags::NONE)];
+        ledger.create_accounts(&accounts, NOW).await.expect("accounts");
+        ledger
+            .create_transfers(&[transfer(10, 1, 2, 100)], NOW)
+            .await
+            .expect("transfer");
+        ledger.close().await.expect("close");
+        let options = options(&url, &schema);
+        let clean = kakehashi_ledger_pg::audit(&options, &Default::default())
+            .await
+            .expect("audit");
+        assert!(clean.is_clean(), "{:?}", clean.discrepancies);
+        assert!(clean.checkpoints_verified >= 1, "the close took a checkpoint");
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        let connection = tokio::spawn(connection);
+        // Each tampering alone is found; each is undone before the next.
+        let tamperings = [
+            // Account 2's credits_posted (bytes 64..80 of its encoding) raised by one.
+            (
+                "UPDATE {s}.accounts SET account = overlay(account placing '\\x65'::bytea                  from 65 for 1) WHERE id = '\\x00000000000000000000000000000002'",
+                "UPDATE {s}.accounts SET account = overlay(account placing '\\x64'::bytea                  from 65 for 1) WHERE id = '\\x00000000000000000000000000000002'",
+            ),
+            // A byte of the transfer's journal record.
+            (
+                "UPDATE {s}.journal SET record = overlay(record placing '\\xff'::bytea from 60                  for 1) WHERE seq = 2",
+                "",
+            ),
+        ];
+        for (tamper, undo) in tamperings {
+            let saved = client
+                .query_one(
+                    &format!("SELECT record FROM {schema}.journal WHERE seq = 2"),
+                    &[],
+                )
+                .await
+                .expect("save")
+                .get::<_, Vec<u8>>(0);
+            client
+                .batch_execute(&tamper.replace("{s}", &schema))
+                .await
+                .expect("tamper");
+            let report = kakehashi_ledger_pg::audit(&options, &Default::default())
+                .await
+                .expect("audit");
+            assert!(!report.is_clean(), "{tamper}: the audit found nothing");
+            if undo.is_empty() {
+                client
+                    .execute(
+                        &format!("UPDATE {schema}.journal SET record = $1 WHERE seq = 2"),
+                        &[&saved],
+                    )
+                    .await
+                    .expect("undo");
+            } else {
+                client
+                    .batch_execute(&undo.replace("{s}", &schema))
+                    .await
+                    .expect("undo");
+            }
+        }
+        let again = kakehashi_ledger_pg::audit(&options, &Default::default())
+            .await
+            .expect("audit");
+        assert!(again.is_clean(), "{:?}", again.discrepancies);
+        // Another key than the node's: every signature fails.
+        let stranger = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        let pinned = kakehashi_ledger_pg::audit(
+            &options,
+            &kakehashi_ledger::AuditOptions {
+                expected_key: Some(stranger),
+            },
+        )
+        .await
+        .expect("audit");
+        assert!(!pinned.is_clean());
+        drop(client);
+        let _ = connection.await;
     });
 }
 
