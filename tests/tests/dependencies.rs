@@ -131,6 +131,23 @@ const FORBIDDEN: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
+    (
+        "kakehashi-pgcluster",
+        &[
+            (
+                "kakehashi-node",
+                "it runs PostgreSQL's programs and knows nothing of the node",
+            ),
+            (
+                "kakehashi-ledger",
+                "it runs PostgreSQL's programs and knows nothing of the ledger",
+            ),
+            (
+                "tokio",
+                "child processes of the standard library, no runtime",
+            ),
+        ],
+    ),
 ];
 
 /// Packages that only the listed workspace members may link: tooling and the binary edge.
@@ -146,6 +163,9 @@ const DEPENDENTS: &[(&str, &[&str])] = &[
     ("kakehashi-sim", &["kakehashi"]),
     // Tests only: the end-to-end tests' shared helpers are built on its process helpers.
     ("kakehashi-testkit", &["kakehashi-e2e"]),
+    // Throwaway PostgreSQL servers (initdb, pg_ctl, SIGKILL): tests and tooling take it as a
+    // dev-dependency; no library crate links it, so no node can start or kill a server.
+    ("kakehashi-pgcluster", &[]),
 ];
 
 /// The package names printed by `cargo tree` with `args`, one per line.
