@@ -41,9 +41,10 @@ fn records_fn(
 
 #[test]
 fn sled_and_postgres_give_identical_results_books_and_journals() {
-    let Some(url) = server("sled_and_postgres_give_identical_results_books_and_journals") else {
+    let Some(server) = server("sled_and_postgres_give_identical_results_books_and_journals") else {
         return;
     };
+    let url = server.url.clone();
     let runtime = runtime();
     let config = ProptestConfig {
         cases: 24,

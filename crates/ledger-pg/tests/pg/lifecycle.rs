@@ -35,9 +35,11 @@ fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> NewTransfer {
 
 #[test]
 fn state_head_and_key_survive_a_reopen_and_another_key_is_refused() {
-    let Some(url) = server("state_head_and_key_survive_a_reopen_and_another_key_is_refused") else {
+    let Some(server) = server("state_head_and_key_survive_a_reopen_and_another_key_is_refused")
+    else {
         return;
     };
+    let url = server.url.clone();
     runtime().block_on(async {
         let schema = fresh_schema(&url, "reopen").await;
         let ledger = open(&url, &schema).await;
@@ -131,9 +133,10 @@ fn state_head_and_key_survive_a_reopen_and_another_key_is_refused() {
 
 #[test]
 fn records_commit_with_their_transfers_or_not_at_all() {
-    let Some(url) = server("records_commit_with_their_transfers_or_not_at_all") else {
+    let Some(server) = server("records_commit_with_their_transfers_or_not_at_all") else {
         return;
     };
+    let url = server.url.clone();
     runtime().block_on(async {
         let schema = fresh_schema(&url, "records").await;
         let ledger = open(&url, &schema).await;
@@ -233,10 +236,11 @@ fn records_commit_with_their_transfers_or_not_at_all() {
 
 #[test]
 fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
-    let Some(url) = server("two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once")
+    let Some(server) = server("two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once")
     else {
         return;
     };
+    let url = server.url.clone();
     runtime().block_on(async {
         let schema = fresh_schema(&url, "shared").await;
         let first = open(&url, &schema).await;
@@ -282,9 +286,10 @@ fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
 
 #[test]
 fn the_audit_finds_a_tampered_balance_journal_or_signature() {
-    let Some(url) = server("the_audit_finds_a_tampered_balance_journal_or_signature") else {
+    let Some(server) = server("the_audit_finds_a_tampered_balance_journal_or_signature") else {
         return;
     };
+    let url = server.url.clone();
     runtime().block_on(async {
         let schema = fresh_schema(&url, "tamper").await;
         let ledger = open(&url, &schema).await;

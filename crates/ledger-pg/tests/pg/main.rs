@@ -2,8 +2,10 @@
 //! sled ledger, reopening, two ledgers on one schema, and records committed with their
 //! transfers.
 //!
-//! PostgreSQL comes from `KAKEHASHI_PG_URL` (a server URL; each test works in schemas of its
-//! own, dropped first). Without it, each test says that it did not run and returns.
+//! Each test starts a throwaway PostgreSQL cluster of its own (`kakehashi-pgcluster`: durable,
+//! on a unix socket) and works in schemas of its own. Without PostgreSQL on the machine, each
+//! test says that it did not run and returns (with `KAKEHASHI_REQUIRE_PG=1`, as in CI, it
+//! fails instead).
 
 mod differential;
 mod lifecycle;
@@ -14,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ed25519_dalek::SigningKey;
 use kakehashi_ledger_pg::{Options, PgLedger};
+use kakehashi_pgcluster::{Cluster, ClusterOptions};
 
 const JPY: u32 = 392;
 const NOW: kakehashi_ledger::Timestamp = kakehashi_ledger::Timestamp(1_764_000_000_000_000_000);
@@ -22,15 +25,28 @@ fn node_key() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
 }
 
-/// The server's URL, or `None` after saying why the test does not run.
-fn server(test: &str) -> Option<String> {
-    match std::env::var("KAKEHASHI_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("{test}: NOT RUN: no PostgreSQL (set KAKEHASHI_PG_URL to a server's URL)");
-            None
-        }
-    }
+/// A running cluster with database `ledger`, for one test (stopped when dropped), or `None`
+/// after saying why the test does not run.
+struct Server {
+    url: String,
+    // Dropped before the directory: the cluster stops first.
+    _cluster: Cluster,
+    _dir: tempfile::TempDir,
+}
+
+fn server(test: &str) -> Option<Server> {
+    let binaries = kakehashi_pgcluster::require(test)?;
+    let dir = tempfile::tempdir().expect("a directory for the cluster");
+    let cluster = Cluster::start(&binaries, dir.path(), ClusterOptions::default())
+        .expect("start a PostgreSQL cluster");
+    let url = cluster
+        .create_database("ledger")
+        .expect("create the database");
+    Some(Server {
+        url,
+        _cluster: cluster,
+        _dir: dir,
+    })
 }
 
 /// A fresh schema name for `prefix` (dropped if a previous run left it).
@@ -55,11 +71,8 @@ async fn fresh_schema(url: &str, prefix: &str) -> String {
 }
 
 fn options(url: &str, schema: &str) -> Options {
-    Options {
-        // A throwaway test cluster may run without fsync; a node never may.
-        require_fsync: false,
-        ..Options::new(url, schema)
-    }
+    // The test clusters are durable (fsync and synchronous_commit on), as a node's must be.
+    Options::new(url, schema)
 }
 
 async fn open(url: &str, schema: &str) -> PgLedger {
