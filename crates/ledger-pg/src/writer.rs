@@ -233,11 +233,12 @@ impl Writer {
         }
         match txn.commit().await {
             Ok(()) => {}
-            // The server answered: it rolled the transaction back.
-            Err(error) if error.as_db_error().is_some() => {
-                return Err(GroupFailure::NotApplied(error.to_string()));
+            Err(error) => {
+                return Err(match commit_outcome(&error) {
+                    CommitOutcome::RolledBack => GroupFailure::NotApplied(error.to_string()),
+                    CommitOutcome::Unknown => GroupFailure::Unknown(error.to_string()),
+                });
             }
-            Err(error) => return Err(GroupFailure::Unknown(error.to_string())),
         }
         self.head_seq = head.seq;
         if sign {
@@ -303,6 +304,32 @@ impl Writer {
         self.signed_seq = head.seq;
         self.last_signed_at = Instant::now();
         Ok(())
+    }
+}
+
+/// What a failed COMMIT did.
+#[derive(Debug, PartialEq, Eq)]
+enum CommitOutcome {
+    /// The server answered COMMIT with an error of severity ERROR (a deferred constraint, a
+    /// serialization failure): it rolled the transaction back and the session lives on.
+    RolledBack,
+    /// Anything else: the connection closed or failed while COMMIT was in flight, or the server
+    /// ended the session (FATAL, PANIC). The transaction may have committed (a backend
+    /// terminated while waiting for a synchronous standby has committed locally and only warns),
+    /// so nothing may be assumed.
+    Unknown,
+}
+
+fn commit_outcome(error: &tokio_postgres::Error) -> CommitOutcome {
+    match error.as_db_error() {
+        // The non-localized severity (PostgreSQL 9.6 and later).
+        Some(db)
+            if db.parsed_severity() == Some(tokio_postgres::error::Severity::Error)
+                && !error.is_closed() =>
+        {
+            CommitOutcome::RolledBack
+        }
+        _ => CommitOutcome::Unknown,
     }
 }
 

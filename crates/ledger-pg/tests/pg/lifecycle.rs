@@ -388,3 +388,166 @@ async fn send(ledger: &PgLedger) -> Vec<(TransferId, CreateTransferResult)> {
     }
     answers
 }
+
+/// Installs, in `schema`, a deferred trigger on the records table that acts at COMMIT on a
+/// record keyed `fail` (an ERROR: the server rolls back and says so) or `die` (the backend
+/// terminates itself: the session ends during COMMIT).
+async fn install_commit_faults(url: &str, schema: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION {schema}.commit_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.key = 'fail'::bytea THEN
+                     RAISE EXCEPTION 'refused at commit';
+                 ELSIF NEW.key = 'die'::bytea THEN
+                     PERFORM pg_terminate_backend(pg_backend_pid());
+                     PERFORM pg_sleep(5);
+                 END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER commit_fault AFTER INSERT ON {schema}.records
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                 EXECUTE FUNCTION {schema}.commit_fault();"
+        ))
+        .await
+        .expect("install the faults");
+    drop(client);
+    let _ = connection.await;
+}
+
+#[test]
+fn a_commit_refused_is_not_applied_and_a_commit_cut_off_stops_the_writer() {
+    let Some(server) =
+        server("a_commit_refused_is_not_applied_and_a_commit_cut_off_stops_the_writer")
+    else {
+        return;
+    };
+    let url = server.url.clone();
+    runtime().block_on(async {
+        let schema = fresh_schema(&url, "commit").await;
+        let ledger = open(&url, &schema).await;
+        let accounts = [
+            account(1, AccountFlags::NONE),
+            account(2, AccountFlags::NONE),
+        ];
+        ledger
+            .create_accounts(&accounts, NOW)
+            .await
+            .expect("accounts");
+        install_commit_faults(&url, &schema).await;
+        let put = |key: &[u8]| RecordWrite::Put {
+            key: key.to_vec(),
+            value: b"v".to_vec(),
+        };
+        // Refused at COMMIT with an ERROR: rolled back, said so, and the writer goes on.
+        let key = b"fail".to_vec();
+        let refused = ledger
+            .create_transfers_with(&[transfer(30, 1, 2, 7)], NOW, move |_| {
+                Ok(vec![RecordWrite::Put {
+                    key,
+                    value: b"v".to_vec(),
+                }])
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(Error::NotApplied { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            ledger
+                .lookup_transfers(&[TransferId(30)])
+                .await
+                .expect("lookup"),
+            [None]
+        );
+        ledger
+            .write_records(vec![put(b"after")])
+            .await
+            .expect("the writer goes on");
+        // Cut off during COMMIT: the outcome is unknown, the writer stops.
+        let cut = ledger
+            .create_transfers_with(&[transfer(31, 1, 2, 7)], NOW, move |_| {
+                Ok(vec![RecordWrite::Put {
+                    key: b"die".to_vec(),
+                    value: b"v".to_vec(),
+                }])
+            })
+            .await;
+        assert!(matches!(cut, Err(Error::OutcomeUnknown { .. })), "{cut:?}");
+        let later = ledger.write_records(vec![put(b"later")]).await;
+        assert!(matches!(later, Err(Error::Stopped { .. })), "{later:?}");
+        assert!(ledger.stopped().is_some());
+        assert!(ledger.close().await.is_err(), "close reports the stop");
+        // Reopened, the books say what happened (here: the session died before the commit).
+        let ledger = open(&url, &schema).await;
+        assert_eq!(
+            ledger
+                .lookup_transfers(&[TransferId(30), TransferId(31)])
+                .await
+                .expect("lookup"),
+            [None, None]
+        );
+        assert_eq!(
+            ledger.record(b"after").await.expect("record"),
+            Some(b"v".to_vec())
+        );
+        ledger.close().await.expect("close");
+        let report = kakehashi_ledger_pg::audit(&options(&url, &schema), &Default::default())
+            .await
+            .expect("audit");
+        assert!(report.is_clean(), "{:?}", report.discrepancies);
+    });
+}
+
+#[test]
+fn a_schema_a_newer_build_migrated_is_refused_and_bad_schema_names_are_refused() {
+    let Some(server) =
+        server("a_schema_a_newer_build_migrated_is_refused_and_bad_schema_names_are_refused")
+    else {
+        return;
+    };
+    let url = server.url.clone();
+    runtime().block_on(async {
+        let schema = fresh_schema(&url, "version").await;
+        open(&url, &schema).await.close().await.expect("close");
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {schema}.schema_version (version) VALUES (99)"
+            ))
+            .await
+            .expect("a newer version");
+        drop(client);
+        let _ = connection.await;
+        let refused = PgLedger::open(&options(&url, &schema), node_key()).await;
+        assert!(
+            matches!(refused, Err(Error::SchemaTooNew { found: 99, .. })),
+            "{:?}",
+            refused.err()
+        );
+        let audited =
+            kakehashi_ledger_pg::audit(&options(&url, &schema), &Default::default()).await;
+        assert!(matches!(audited, Err(Error::SchemaTooNew { .. })));
+        for bad in [
+            "",
+            "Public",
+            "a;drop",
+            "pg_catalog",
+            "1abc",
+            &"a".repeat(64),
+        ] {
+            let refused = PgLedger::open(&options(&url, bad), node_key()).await;
+            assert!(
+                matches!(refused, Err(Error::InvalidOption { name: "schema", .. })),
+                "{bad:?}"
+            );
+        }
+    });
+}
