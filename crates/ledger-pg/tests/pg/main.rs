@@ -36,7 +36,9 @@ struct Server {
 
 fn server(test: &str) -> Option<Server> {
     let binaries = kakehashi_pgcluster::require(test)?;
-    let dir = tempfile::tempdir().expect("a directory for the cluster");
+    // Under target/, as the other PostgreSQL tests keep theirs.
+    let dir =
+        tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory for the cluster");
     let cluster = Cluster::start(&binaries, dir.path(), ClusterOptions::default())
         .expect("start a PostgreSQL cluster");
     let url = cluster
