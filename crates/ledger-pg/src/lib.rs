@@ -5,7 +5,7 @@
 //! [`kakehashi_ledger::engine::GroupBuilder`], the sled ledger's state machine, journal
 //! encoding and invariant checks, so that results (TigerBeetle's result codes, linked chains,
 //! two-phase transfers, idempotency, balance limits) and journal bytes are the sled ledger's.
-//! A differential property test (`tests/differential.rs`) holds the two engines to identical
+//! A differential property test (`tests/pg/differential.rs`) holds the two engines to identical
 //! results, balances, lookups, pending statuses and journals.
 //!
 //! # Schema
@@ -74,6 +74,7 @@ mod codec;
 mod error;
 mod prefetch;
 mod schema;
+mod sql;
 mod writer;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -162,11 +163,9 @@ impl PgLedger {
             detail: error.to_string(),
         })?;
         schema::check_durability(&client, options.require_fsync).await?;
-        let pg: &mut tokio_postgres::Client = &mut client;
-        schema::migrate(pg, &options.schema, &verifying_key).await?;
+        schema::migrate(&mut client, &options.schema, &verifying_key).await?;
         let (head_seq, signed_seq) = {
-            let txn = pg
-                .transaction()
+            let txn = sql::Txn::begin(&mut client)
                 .await
                 .map_err(Error::database("reading the head"))?;
             let meta = writer::read_meta(&txn, false).await?;
@@ -307,6 +306,33 @@ impl PgLedger {
         }
     }
 
+    /// A reader's query, through the pool and the connection's statement cache.
+    async fn reader_query(
+        &self,
+        context: &str,
+        statement: &str,
+        params: sql::Params<'_>,
+    ) -> Result<Vec<tokio_postgres::Row>, Error> {
+        let client = self.reader().await?;
+        sql::query(&client, statement, params)
+            .await
+            .map_err(Error::database(context))
+    }
+
+    /// [`PgLedger::reader_query`] for at most one row.
+    async fn reader_query_opt(
+        &self,
+        context: &str,
+        statement: &str,
+        params: sql::Params<'_>,
+    ) -> Result<Option<tokio_postgres::Row>, Error> {
+        let mut rows = self.reader_query(context, statement, params).await?;
+        if rows.len() > 1 {
+            return Err(Error::corrupt(context.to_string(), "more than one row"));
+        }
+        Ok(rows.pop())
+    }
+
     async fn reader(&self) -> Result<deadpool_postgres::Object, Error> {
         self.pool.get().await.map_err(|error| Error::Pool {
             detail: error.to_string(),
@@ -318,11 +344,12 @@ impl PgLedger {
         check_batch_len(ids.len())?;
         let keys: Vec<Vec<u8>> = ids.iter().map(|id| codec::id(id.0)).collect();
         let rows = self
-            .reader()
-            .await?
-            .query("SELECT account FROM accounts WHERE id = ANY($1)", &[&keys])
-            .await
-            .map_err(Error::database("looking up accounts"))?;
+            .reader_query(
+                "looking up accounts",
+                "SELECT account FROM accounts WHERE id = ANY($1)",
+                &[&keys],
+            )
+            .await?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());
         for row in rows {
             let bytes: &[u8] = row
@@ -342,14 +369,12 @@ impl PgLedger {
         check_batch_len(ids.len())?;
         let keys: Vec<Vec<u8>> = ids.iter().map(|id| codec::id(id.0)).collect();
         let rows = self
-            .reader()
-            .await?
-            .query(
+            .reader_query(
+                "looking up transfers",
                 "SELECT transfer FROM transfers WHERE id = ANY($1)",
                 &[&keys],
             )
-            .await
-            .map_err(Error::database("looking up transfers"))?;
+            .await?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());
         for row in rows {
             let bytes: &[u8] = row
@@ -364,14 +389,12 @@ impl PgLedger {
     /// Where a pending transfer stands (`None` if `id` is not a pending transfer).
     pub async fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error> {
         let row = self
-            .reader()
-            .await?
-            .query_opt(
+            .reader_query_opt(
+                "reading a pending status",
                 "SELECT status FROM pending WHERE id = $1",
                 &[&codec::id(id.0)],
             )
-            .await
-            .map_err(Error::database("reading a pending status"))?;
+            .await?;
         row.map(|row| {
             row.try_get::<_, i16>(0)
                 .map_err(Error::database("reading a pending status"))
@@ -383,14 +406,12 @@ impl PgLedger {
     /// The balances after every transfer that touched a `HISTORY` account, oldest first.
     pub async fn account_history(&self, id: AccountId) -> Result<Vec<AccountBalance>, Error> {
         let rows = self
-            .reader()
-            .await?
-            .query(
+            .reader_query(
+                "reading account history",
                 "SELECT balance FROM history WHERE account_id = $1 ORDER BY at",
                 &[&codec::id(id.0)],
             )
-            .await
-            .map_err(Error::database("reading account history"))?;
+            .await?;
         rows.iter()
             .map(|row| {
                 row.try_get::<_, &[u8]>(0)
@@ -403,11 +424,12 @@ impl PgLedger {
     /// The record under `key`, as committed.
     pub async fn record(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let row = self
-            .reader()
-            .await?
-            .query_opt("SELECT value FROM records WHERE key = $1", &[&key])
-            .await
-            .map_err(Error::database("reading a record"))?;
+            .reader_query_opt(
+                "reading a record",
+                "SELECT value FROM records WHERE key = $1",
+                &[&key],
+            )
+            .await?;
         row.map(|row| row.try_get(0).map_err(Error::database("reading a record")))
             .transpose()
     }
@@ -424,16 +446,14 @@ impl PgLedger {
         let limit = i64::try_from(limit.min(RECORDS_PAGE_MAX)).unwrap_or(i64::MAX);
         let end = codec::prefix_end(prefix);
         let rows = self
-            .reader()
-            .await?
-            .query(
+            .reader_query(
+                "reading records",
                 "SELECT key, value FROM records WHERE key >= $1 \
                  AND ($2::bytea IS NULL OR key > $2) AND ($3::bytea IS NULL OR key < $3) \
                  ORDER BY key LIMIT $4",
                 &[&prefix, &after, &end, &limit],
             )
-            .await
-            .map_err(Error::database("reading records"))?;
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok((
@@ -447,9 +467,7 @@ impl PgLedger {
     /// The journal's head as committed: the last record's sequence number and hash.
     pub async fn head(&self) -> Result<kakehashi_ledger::engine::JournalHead, Error> {
         let mut client = self.reader().await?;
-        let pg: &mut tokio_postgres::Client = &mut client;
-        let txn = pg
-            .transaction()
+        let txn = sql::Txn::begin(&mut client)
             .await
             .map_err(Error::database("reading the head"))?;
         Ok(writer::read_meta(&txn, false).await?.head)

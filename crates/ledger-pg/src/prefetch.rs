@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use kakehashi_ledger::engine::Store;
 use kakehashi_ledger::{Account, AccountId, PendingStatus, Timestamp, Transfer, TransferId};
 
+use crate::sql::Txn;
 use crate::{Error, codec};
 
 /// What a run asked for and the prefetch lacked.
@@ -114,7 +115,7 @@ impl Prefetched {
     /// Reads `ids` from the accounts table (absent ones noted as absent).
     pub(crate) async fn fetch_accounts(
         &mut self,
-        client: &tokio_postgres::Transaction<'_>,
+        client: &Txn<'_>,
         ids: &[u128],
     ) -> Result<(), Error> {
         if ids.is_empty() {
@@ -141,7 +142,7 @@ impl Prefetched {
     /// Reads `ids` from the transfers, pending and failed tables.
     pub(crate) async fn fetch_transfers(
         &mut self,
-        client: &tokio_postgres::Transaction<'_>,
+        client: &Txn<'_>,
         ids: &[u128],
     ) -> Result<(), Error> {
         if ids.is_empty() {
@@ -193,7 +194,7 @@ impl Prefetched {
     /// Reads the first `limit` expiry entries due by `up_to`.
     pub(crate) async fn fetch_expiring(
         &mut self,
-        client: &tokio_postgres::Transaction<'_>,
+        client: &Txn<'_>,
         up_to: Timestamp,
         limit: usize,
     ) -> Result<(), Error> {

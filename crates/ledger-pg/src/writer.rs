@@ -16,6 +16,7 @@ use kakehashi_ledger::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::prefetch::Prefetched;
+use crate::sql::Txn;
 use crate::{Error, codec};
 
 /// Most probe runs of one group before its strict run (each fetches what the last missed; a
@@ -180,9 +181,7 @@ impl Writer {
         let interval_passed = self.last_signed_at.elapsed() >= self.signed_head_interval;
         let not_applied = |error: Error| GroupFailure::NotApplied(error.to_string());
         let client = self.client().await.map_err(not_applied)?;
-        let pg: &mut tokio_postgres::Client = client;
-        let txn = pg
-            .transaction()
+        let txn = Txn::begin(client)
             .await
             .map_err(|error| GroupFailure::NotApplied(error.to_string()))?;
         // The head row's lock serializes every writer of this schema, in every process: the
@@ -256,9 +255,7 @@ impl Writer {
     async fn sign(&mut self, checkpoint: bool) -> Result<(), Error> {
         let key = self.key.clone();
         let client = self.client().await?;
-        let pg: &mut tokio_postgres::Client = client;
-        let txn = pg
-            .transaction()
+        let txn = Txn::begin(client)
             .await
             .map_err(Error::database("starting a signing transaction"))?;
         let meta = read_meta(&txn, true).await?;
@@ -355,10 +352,7 @@ pub(crate) struct Meta {
 }
 
 /// Reads the metadata row, locking it (`FOR UPDATE`) when `lock`.
-pub(crate) async fn read_meta(
-    txn: &tokio_postgres::Transaction<'_>,
-    lock: bool,
-) -> Result<Meta, Error> {
+pub(crate) async fn read_meta(txn: &Txn<'_>, lock: bool) -> Result<Meta, Error> {
     let query = if lock {
         "SELECT head_seq, head_hash, clock_last, clock_account, clock_transfer, signed_seq \
          FROM ledger_meta FOR UPDATE"
@@ -395,11 +389,7 @@ pub(crate) async fn read_meta(
 
 /// The first prefetch: what the group's events name, then the accounts of the transfers
 /// found (posts and voids read their pending transfer's accounts), and the expiry index.
-async fn prefetch(
-    txn: &tokio_postgres::Transaction<'_>,
-    store: &mut Prefetched,
-    wanted: Wanted,
-) -> Result<(), Error> {
+async fn prefetch(txn: &Txn<'_>, store: &mut Prefetched, wanted: Wanted) -> Result<(), Error> {
     let Wanted {
         accounts,
         mut transfers,
@@ -513,7 +503,7 @@ fn run(
 }
 
 /// Writes one group's changes: a multi-row statement per table.
-async fn write(txn: &tokio_postgres::Transaction<'_>, writes: &GroupWrites) -> Result<(), Error> {
+async fn write(txn: &Txn<'_>, writes: &GroupWrites) -> Result<(), Error> {
     if writes.is_empty() {
         return Ok(());
     }
@@ -734,7 +724,7 @@ async fn when(
 }
 
 async fn insert_signed_head(
-    txn: &tokio_postgres::Transaction<'_>,
+    txn: &Txn<'_>,
     key: &SigningKey,
     head: JournalHead,
 ) -> Result<(), Error> {
