@@ -44,9 +44,11 @@
 //!    fetched before the group is run again; the real run never guesses).
 //! 3. Run the group through the builder (the records closures run here, once), which checks
 //!    the group's invariants before returning anything to write (fail-stop).
-//! 4. Write everything with one multi-row statement per table, pipelined; sign the head when
-//!    due ([`Options::signed_head_records`] records or [`Options::signed_head_interval`] since
-//!    the last signature, as on sled).
+//! 4. Write everything with one multi-row statement per table, pipelined (each statement
+//!    prepared once per connection); sign the head when due ([`Options::signed_head_records`]
+//!    records or [`Options::signed_head_interval`] since the last signature, as on sled), or
+//!    take a checkpoint (the head and a digest of every account, read in the transaction)
+//!    every [`Options::checkpoint_records`] records.
 //! 5. COMMIT, with `synchronous_commit = on` on every connection (set at connection start-up
 //!    and checked at open: a server where it is off, or `fsync` off, is refused,
 //!    [`Error::NotDurable`]); only then are the callers answered.
@@ -62,6 +64,12 @@
 //! ledger is reopened, and the caller learns what happened by reading the state. An
 //! invariant the group would break stops the writer too, with nothing written.
 //!
+//! [`PgLedger::open`] refuses books it cannot vouch for, cheaply, as the sled ledger's open
+//! does (`Error::Corrupt`): the signatures of the last checkpoint and signed head under the
+//! node key, every record from the older of them to the head decoding, hashing to its stored
+//! hash and chaining, their signed hashes and the head's those of their records, and the
+//! balances the checkpoint signed when it is the head.
+//!
 //! Readers ([`PgLedger::lookup_accounts`], [`PgLedger::record`], …) read through the pool and
 //! see only committed data. [`PgLedger::close`] drains the queue and signs the head with a
 //! checkpoint (a digest of every account), so a cleanly closed ledger has every record signed.
@@ -75,6 +83,7 @@ mod error;
 mod prefetch;
 mod schema;
 mod sql;
+mod verify;
 mod writer;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -107,6 +116,9 @@ pub struct Options {
     pub queue_len: usize,
     /// Sign the head once this many records follow the last signature.
     pub signed_head_records: u64,
+    /// Take a checkpoint (the head and a digest of every account) once this many records
+    /// follow the last one, in the group's transaction; and at every clean close.
+    pub checkpoint_records: u64,
     /// Sign the head once this long has passed since the last signature while records arrive,
     /// and about this long after they stop.
     pub signed_head_interval: Duration,
@@ -124,6 +136,9 @@ impl Options {
             pool_size: 8,
             queue_len: kakehashi_ledger::QUEUE_LEN_DEFAULT,
             signed_head_records: kakehashi_ledger::SIGNED_HEAD_RECORDS_DEFAULT,
+            // As the sled ledger's single-transfer traffic checkpoints: every 65,536 records.
+            checkpoint_records: kakehashi_ledger::CHECKPOINT_INTERVAL_DEFAULT
+                * kakehashi_ledger::CHECKPOINT_SMALL_RECORDS_FACTOR,
             signed_head_interval: kakehashi_ledger::SIGNED_HEAD_INTERVAL_DEFAULT,
             require_fsync: true,
         }
@@ -151,9 +166,12 @@ impl PgLedger {
                 detail: "at least 2 (the writer holds one connection)".into(),
             });
         }
-        if options.queue_len == 0 || options.signed_head_records == 0 {
+        if options.queue_len == 0
+            || options.signed_head_records == 0
+            || options.checkpoint_records == 0
+        {
             return Err(Error::InvalidOption {
-                name: "queue_len / signed_head_records",
+                name: "queue_len / signed_head_records / checkpoint_records",
                 detail: "must be positive".into(),
             });
         }
@@ -168,6 +186,7 @@ impl PgLedger {
             let txn = sql::Txn::begin(&mut client)
                 .await
                 .map_err(Error::database("reading the head"))?;
+            verify::verify_tail(&txn, &verifying_key).await?;
             let meta = writer::read_meta(&txn, false).await?;
             (meta.head.seq, meta.signed_seq)
         };
@@ -178,6 +197,7 @@ impl PgLedger {
             client: Some(client),
             key: node_key,
             signed_head_records: options.signed_head_records,
+            checkpoint_records: options.checkpoint_records,
             signed_head_interval: options.signed_head_interval,
             stopped: Arc::clone(&stopped),
             head_seq,

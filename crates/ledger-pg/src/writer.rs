@@ -69,6 +69,7 @@ pub(crate) struct Writer {
     pub(crate) client: Option<Object>,
     pub(crate) key: SigningKey,
     pub(crate) signed_head_records: u64,
+    pub(crate) checkpoint_records: u64,
     pub(crate) signed_head_interval: Duration,
     pub(crate) stopped: Arc<Mutex<Option<String>>>,
     /// The head after this writer's last group (to know whether records wait for a signature).
@@ -178,6 +179,7 @@ impl Writer {
     ) -> Result<Vec<Result<Reply, Error>>, GroupFailure> {
         let key = self.key.clone();
         let signed_head_records = self.signed_head_records;
+        let checkpoint_records = self.checkpoint_records;
         let interval_passed = self.last_signed_at.elapsed() >= self.signed_head_interval;
         let not_applied = |error: Error| GroupFailure::NotApplied(error.to_string());
         let client = self.client().await.map_err(not_applied)?;
@@ -223,9 +225,16 @@ impl Writer {
         let (answers, writes) = run(&store, group, meta.clock, meta.head)?;
         write(&txn, &writes).await.map_err(not_applied)?;
         let head = writes.head;
+        // A checkpoint every `checkpoint_records` records (it hashes every account, so far
+        // apart), else a signed head when due; either signs the head.
+        let checkpoint = head.seq.saturating_sub(meta.checkpoint_seq) >= checkpoint_records;
         let sign = head.seq > meta.signed_seq
-            && (head.seq - meta.signed_seq >= signed_head_records || interval_passed);
-        if sign {
+            && (checkpoint || head.seq - meta.signed_seq >= signed_head_records || interval_passed);
+        if checkpoint {
+            insert_checkpoint(&txn, &key, head)
+                .await
+                .map_err(not_applied)?;
+        } else if sign {
             insert_signed_head(&txn, &key, head)
                 .await
                 .map_err(not_applied)?;
@@ -273,25 +282,7 @@ impl Writer {
                 .map_err(Error::database("reading checkpoints"))?
                 .is_some();
             if !covered {
-                let rows = txn
-                    .query("SELECT account FROM accounts ORDER BY id", &[])
-                    .await
-                    .map_err(Error::database("reading accounts"))?;
-                let mut digest = BalancesDigest::new();
-                for row in rows {
-                    let bytes: &[u8] = row
-                        .try_get(0)
-                        .map_err(Error::database("reading accounts"))?;
-                    digest.add(&codec::account(bytes)?);
-                }
-                let (digest, accounts) = digest.finish();
-                let checkpoint = Checkpoint::sign(&key, head.seq, head.hash, digest, accounts);
-                txn.execute(
-                    "INSERT INTO checkpoints (seq, checkpoint) VALUES ($1, $2)",
-                    &[&codec::seq_column(head.seq), &checkpoint.encode()],
-                )
-                .await
-                .map_err(Error::database("writing a checkpoint"))?;
+                insert_checkpoint(&txn, &key, head).await?;
             }
         }
         txn.commit()
@@ -349,16 +340,18 @@ pub(crate) struct Meta {
     pub(crate) head: JournalHead,
     pub(crate) clock: Clock,
     pub(crate) signed_seq: u64,
+    /// The last record a checkpoint covers.
+    pub(crate) checkpoint_seq: u64,
 }
 
 /// Reads the metadata row, locking it (`FOR UPDATE`) when `lock`.
 pub(crate) async fn read_meta(txn: &Txn<'_>, lock: bool) -> Result<Meta, Error> {
     let query = if lock {
-        "SELECT head_seq, head_hash, clock_last, clock_account, clock_transfer, signed_seq \
-         FROM ledger_meta FOR UPDATE"
+        "SELECT head_seq, head_hash, clock_last, clock_account, clock_transfer, signed_seq, \
+         (SELECT coalesce(max(seq), 0) FROM checkpoints) FROM ledger_meta FOR UPDATE"
     } else {
-        "SELECT head_seq, head_hash, clock_last, clock_account, clock_transfer, signed_seq \
-         FROM ledger_meta"
+        "SELECT head_seq, head_hash, clock_last, clock_account, clock_transfer, signed_seq, \
+         (SELECT coalesce(max(seq), 0) FROM checkpoints) FROM ledger_meta"
     };
     let row = txn
         .query_one(query, &[])
@@ -373,6 +366,9 @@ pub(crate) async fn read_meta(txn: &Txn<'_>, lock: bool) -> Result<Meta, Error> 
     let signed_seq: i64 = row
         .try_get(5)
         .map_err(Error::database("reading the journal head"))?;
+    let checkpoint_seq: i64 = row
+        .try_get(6)
+        .map_err(Error::database("reading the journal head"))?;
     Ok(Meta {
         head: JournalHead {
             seq: codec::seq(head_seq)?,
@@ -384,6 +380,7 @@ pub(crate) async fn read_meta(txn: &Txn<'_>, lock: bool) -> Result<Meta, Error> 
             transfer: codec::decode_timestamp(&read(4)?)?,
         },
         signed_seq: codec::seq(signed_seq)?,
+        checkpoint_seq: codec::seq(checkpoint_seq)?,
     })
 }
 
@@ -721,6 +718,42 @@ async fn when(
     statement: impl Future<Output = Result<u64, tokio_postgres::Error>>,
 ) -> Result<u64, tokio_postgres::Error> {
     if condition { statement.await } else { Ok(0) }
+}
+
+/// Signs a checkpoint of the head: the head and a digest of every account, read in id order
+/// inside the transaction (so with the group's own writes), and counts it as a signature.
+async fn insert_checkpoint(
+    txn: &Txn<'_>,
+    key: &SigningKey,
+    head: JournalHead,
+) -> Result<(), Error> {
+    let rows = txn
+        .query("SELECT account FROM accounts ORDER BY id", &[])
+        .await
+        .map_err(Error::database("reading accounts"))?;
+    let mut digest = BalancesDigest::new();
+    for row in rows {
+        let bytes: &[u8] = row
+            .try_get(0)
+            .map_err(Error::database("reading accounts"))?;
+        digest.add(&codec::account(bytes)?);
+    }
+    let (digest, accounts) = digest.finish();
+    let checkpoint = Checkpoint::sign(key, head.seq, head.hash, digest, accounts);
+    let seq = codec::seq_column(head.seq);
+    txn.execute(
+        "INSERT INTO checkpoints (seq, checkpoint) VALUES ($1, $2)",
+        &[&seq, &checkpoint.encode()],
+    )
+    .await
+    .map_err(Error::database("writing a checkpoint"))?;
+    txn.execute(
+        "UPDATE ledger_meta SET signed_seq = greatest(signed_seq, $1)",
+        &[&seq],
+    )
+    .await
+    .map_err(Error::database("writing a checkpoint"))?;
+    Ok(())
 }
 
 async fn insert_signed_head(

@@ -8,7 +8,7 @@ use kakehashi_ledger::{
     AccountId, Error as LedgerError, Ledger, MemoryLedger, RecordWrite, Timestamp, TransferId,
     TransferOutcome,
 };
-use kakehashi_ledger_pg::Error;
+use kakehashi_ledger_pg::{Error, PgLedger};
 use proptest::prelude::*;
 
 use super::workload::{
@@ -76,7 +76,15 @@ async fn one_sequence(
     let dir = tempfile::tempdir().expect("temp dir");
     let sled = Ledger::open(dir.path(), node_key(), kakehashi_ledger::Options::default())
         .expect("open sled");
-    let pg = open(url, &schema).await;
+    // Signed heads and checkpoints mid-journal, so that the audit checks them there too.
+    let pg_options = Options {
+        signed_head_records: 3,
+        checkpoint_records: 7,
+        ..options(url, &schema)
+    };
+    let pg = PgLedger::open(&pg_options, node_key())
+        .await
+        .expect("open pg");
     // The memory ledger only chooses the workload's post and void targets (as in mixed.rs).
     let mut memory = MemoryLedger::new();
     let accounts = opening_accounts(&opening);
@@ -179,6 +187,7 @@ async fn one_sequence(
         .expect("pg audit");
     prop_assert!(on_pg.is_clean(), "pg audit: {:?}", on_pg.discrepancies);
     prop_assert_eq!(on_pg.records_unsigned, 0);
+    prop_assert!(on_pg.checkpoints_verified >= 1);
     prop_assert_eq!(
         (
             report.records,

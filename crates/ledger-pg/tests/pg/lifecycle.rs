@@ -340,6 +340,14 @@ fn the_audit_finds_a_tampered_balance_journal_or_signature() {
                 .await
                 .expect("audit");
             assert!(!report.is_clean(), "{tamper}: the audit found nothing");
+            // Opening refuses books it cannot vouch for (here the head's record or the
+            // balances its checkpoint signed).
+            let refused = PgLedger::open(&options, node_key()).await;
+            assert!(
+                matches!(refused, Err(Error::Corrupt { .. })),
+                "{tamper}: {:?}",
+                refused.err()
+            );
             if undo.is_empty() {
                 client
                     .execute(
