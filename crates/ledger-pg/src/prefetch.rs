@@ -290,8 +290,12 @@ impl Store for Prefetched {
                 .take(limit)
                 .copied()
                 .collect();
-            // Complete when the fetch returned everything due, or holds as many as asked.
-            if entries.len() < fetched.limit || due.len() >= limit {
+            // Covered when the fetch returned everything due by its time, holds as many as
+            // asked, or reaches past `up_to` (it is a prefix in expiry order).
+            if entries.len() < fetched.limit
+                || due.len() >= limit
+                || entries.last().is_some_and(|(at, _)| *at > up_to)
+            {
                 return Ok(due);
             }
         }
@@ -300,5 +304,93 @@ impl Store for Prefetched {
         let (at, most) = misses.expiring.unwrap_or((up_to, limit));
         misses.expiring = Some((at.max(up_to), most.max(limit)));
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_expiring(limit: usize, entries: Vec<(Timestamp, TransferId)>) -> Prefetched {
+        Prefetched {
+            expiring: Some(Expiring {
+                up_to: Timestamp(100),
+                limit,
+                entries,
+            }),
+            ..Prefetched::default()
+        }
+    }
+
+    #[test]
+    fn a_probe_notes_what_it_lacked_and_answers_absent() {
+        let store = Prefetched::default();
+        assert_eq!(store.account(AccountId(7)).expect("probe"), None);
+        assert_eq!(store.transfer(TransferId(8)).expect("probe"), None);
+        assert!(!store.transfer_failed(TransferId(9)).expect("probe"));
+        assert_eq!(store.pending_status(TransferId(10)).expect("probe"), None);
+        let misses = store.take_misses();
+        assert_eq!(misses.accounts.into_iter().collect::<Vec<_>>(), [7]);
+        assert_eq!(misses.transfers.into_iter().collect::<Vec<_>>(), [8, 9, 10]);
+        assert!(store.take_misses().is_empty(), "taken");
+    }
+
+    #[test]
+    fn a_strict_run_never_guesses() {
+        let store = Prefetched {
+            strict: true,
+            ..Prefetched::default()
+        };
+        assert!(store.account(AccountId(7)).is_err());
+        assert!(store.transfer(TransferId(8)).is_err());
+        assert!(store.transfer_failed(TransferId(8)).is_err());
+        assert!(store.pending_status(TransferId(8)).is_err());
+        assert!(store.expiring(Timestamp(1), 1).is_err());
+    }
+
+    #[test]
+    fn fetched_ids_answer_including_their_absence() {
+        let mut store = Prefetched {
+            strict: true,
+            ..Prefetched::default()
+        };
+        store.accounts.insert(AccountId(1), None);
+        store.transfers.insert(TransferId(2), None);
+        store.failed.insert(TransferId(2));
+        assert_eq!(store.account(AccountId(1)).expect("fetched"), None);
+        assert_eq!(store.transfer(TransferId(2)).expect("fetched"), None);
+        assert!(store.transfer_failed(TransferId(2)).expect("fetched"));
+        assert_eq!(store.pending_status(TransferId(2)).expect("fetched"), None);
+    }
+
+    #[test]
+    fn the_expiry_index_answers_only_what_the_fetch_covers() {
+        let entries: Vec<(Timestamp, TransferId)> = (1..=4)
+            .map(|n| (Timestamp(n * 10), TransferId(u128::from(n))))
+            .collect();
+        // Fewer than asked: the fetch holds everything due up to 100.
+        let complete = with_expiring(10, entries.clone());
+        assert_eq!(
+            complete.expiring(Timestamp(25), 10).expect("covered").len(),
+            2
+        );
+        assert_eq!(
+            complete.expiring(Timestamp(100), 3).expect("covered").len(),
+            3
+        );
+        // Beyond the time fetched: a miss.
+        let strict = Prefetched {
+            strict: true,
+            ..with_expiring(10, entries.clone())
+        };
+        assert!(strict.expiring(Timestamp(101), 1).is_err());
+        // As many as fetched, more due maybe: only a request for at most that many is covered.
+        let full = with_expiring(4, entries);
+        assert_eq!(full.expiring(Timestamp(100), 4).expect("covered").len(), 4);
+        assert!(full.expiring(Timestamp(100), 5).expect("probe").is_empty());
+        assert_eq!(full.take_misses().expiring, Some((Timestamp(100), 5)));
+        // A full fetch that reaches past the time asked holds everything due by then.
+        assert_eq!(full.expiring(Timestamp(25), 5).expect("covered").len(), 2);
+        assert!(full.take_misses().is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! Reopening, two ledgers on one schema, records with their transfers, and what open refuses.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use kakehashi_ledger::{
@@ -243,8 +244,8 @@ fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
     let url = server.url.clone();
     runtime().block_on(async {
         let schema = fresh_schema(&url, "shared").await;
-        let first = open(&url, &schema).await;
-        let second = open(&url, &schema).await;
+        let first = Arc::new(open(&url, &schema).await);
+        let second = Arc::new(open(&url, &schema).await);
         let accounts: Vec<NewAccount> = (1..=4).map(|id| account(id, AccountFlags::NONE)).collect();
         first
             .create_accounts(&accounts, NOW)
@@ -252,7 +253,7 @@ fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
             .expect("accounts");
         // Both processes send the same ids (a retry reaching both, as a relay would), one
         // request after another each, interleaving with the other process.
-        let (a, b) = tokio::join!(send(&first), send(&second));
+        let (a, b) = tokio::join!(send(Arc::clone(&first)), send(Arc::clone(&second)));
         let mut applied = BTreeSet::new();
         for (id, result) in a.iter().chain(&b) {
             match result {
@@ -274,8 +275,12 @@ fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
         let debits: u128 = accounts.iter().flatten().map(|a| a.debits_posted).sum();
         let credits: u128 = accounts.iter().flatten().map(|a| a.credits_posted).sum();
         assert_eq!((debits, credits), (40, 40));
-        first.close().await.expect("close");
-        second.close().await.expect("close");
+        for ledger in [first, second] {
+            let Ok(ledger) = Arc::try_unwrap(ledger) else {
+                panic!("a task still holds the ledger");
+            };
+            ledger.close().await.expect("close");
+        }
         let report = kakehashi_ledger_pg::audit(&options(&url, &schema), &Default::default())
             .await
             .expect("audit");
@@ -383,16 +388,29 @@ fn the_audit_finds_a_tampered_balance_journal_or_signature() {
     });
 }
 
-/// Sends transfers 100..140 one request each, in order; returns each id's result.
-async fn send(ledger: &PgLedger) -> Vec<(TransferId, CreateTransferResult)> {
+/// Sends transfers 100..140, one request each, from four tasks at once (ids spread over
+/// them); returns each id's result.
+async fn send(ledger: Arc<PgLedger>) -> Vec<(TransferId, CreateTransferResult)> {
+    let tasks: Vec<_> = (0..4u128)
+        .map(|task| {
+            let ledger = Arc::clone(&ledger);
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for n in (0..40u128).filter(|n| n % 4 == task) {
+                    let batch = [transfer(100 + n, 1 + n % 4, 1 + (n + 1) % 4, 1)];
+                    let results = ledger
+                        .create_transfers(&batch, Timestamp(NOW.0 + n as u64))
+                        .await
+                        .expect("transfers");
+                    answers.push((batch[0].id, results[0]));
+                }
+                answers
+            })
+        })
+        .collect();
     let mut answers = Vec::new();
-    for n in 0..40u128 {
-        let batch = [transfer(100 + n, 1 + n % 4, 1 + (n + 1) % 4, 1)];
-        let results = ledger
-            .create_transfers(&batch, Timestamp(NOW.0 + n as u64))
-            .await
-            .expect("transfers");
-        answers.push((batch[0].id, results[0]));
+    for task in tasks {
+        answers.extend(task.await.expect("task"));
     }
     answers
 }
