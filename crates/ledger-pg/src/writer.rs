@@ -86,8 +86,11 @@ impl Writer {
                     Ok(request) => request,
                     Err(_) => {
                         // Records wait for a signature and nothing comes: sign the head. A
-                        // failure here loses nothing (the next group or the close signs).
-                        let _ = self.sign(false).await;
+                        // failure here loses nothing (the next group or the close signs); the
+                        // connection may be broken, so the next group takes a fresh one.
+                        if self.sign(false).await.is_err() {
+                            self.client = None;
+                        }
                         continue;
                     }
                 }

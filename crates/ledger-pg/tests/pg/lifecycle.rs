@@ -577,3 +577,67 @@ fn a_schema_a_newer_build_migrated_is_refused_and_bad_schema_names_are_refused()
         }
     });
 }
+
+#[test]
+fn a_server_killed_between_groups_fails_requests_unapplied_and_the_writer_reconnects() {
+    let Some(mut server) =
+        server("a_server_killed_between_groups_fails_requests_unapplied_and_the_writer_reconnects")
+    else {
+        return;
+    };
+    let url = server.url.clone();
+    let runtime = runtime();
+    let schema = runtime.block_on(fresh_schema(&url, "killed"));
+    let ledger = runtime.block_on(async {
+        let ledger = open(&url, &schema).await;
+        let accounts = [
+            account(1, AccountFlags::NONE),
+            account(2, AccountFlags::NONE),
+        ];
+        ledger
+            .create_accounts(&accounts, NOW)
+            .await
+            .expect("accounts");
+        ledger
+    });
+    server.cluster.kill();
+    let refused = runtime.block_on(ledger.create_transfers(&[transfer(40, 1, 2, 3)], NOW));
+    assert!(
+        matches!(refused, Err(Error::NotApplied { .. })),
+        "{refused:?}"
+    );
+    assert!(
+        ledger.stopped().is_none(),
+        "a known outcome does not stop the writer"
+    );
+    server.cluster.restart().expect("restart");
+    runtime.block_on(async {
+        // Connections the pool held died with the server; each failed attempt drops one.
+        let mut results = None;
+        for _ in 0..10 {
+            match ledger.create_transfers(&[transfer(40, 1, 2, 3)], NOW).await {
+                Ok(applied) => {
+                    results = Some(applied);
+                    break;
+                }
+                Err(Error::NotApplied { .. } | Error::Pool { .. }) => continue,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(results, Some(vec![CreateTransferResult::Ok]));
+        let accounts = ledger
+            .lookup_accounts(&[AccountId(1)])
+            .await
+            .expect("lookup");
+        assert_eq!(
+            accounts[0].map(|a| a.debits_posted),
+            Some(3),
+            "applied once"
+        );
+        ledger.close().await.expect("close");
+        let report = kakehashi_ledger_pg::audit(&options(&url, &schema), &Default::default())
+            .await
+            .expect("audit");
+        assert!(report.is_clean(), "{:?}", report.discrepancies);
+    });
+}

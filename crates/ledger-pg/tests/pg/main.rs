@@ -30,7 +30,7 @@ fn node_key() -> SigningKey {
 struct Server {
     url: String,
     // Dropped before the directory: the cluster stops first.
-    _cluster: Cluster,
+    cluster: Cluster,
     _dir: tempfile::TempDir,
 }
 
@@ -46,7 +46,7 @@ fn server(test: &str) -> Option<Server> {
         .expect("create the database");
     Some(Server {
         url,
-        _cluster: cluster,
+        cluster,
         _dir: dir,
     })
 }
