@@ -480,9 +480,11 @@ fn run(
     let mut answers = Vec::with_capacity(group.len());
     for request in group.iter_mut() {
         let answer = match &mut request.operation {
-            Operation::Accounts(events) => Ok(Reply::Accounts(
-                builder.create_accounts(events, request.now).map_err(stop)?,
-            )),
+            Operation::Accounts(events) => builder
+                .create_accounts(events, request.now)
+                .map_err(stop)?
+                .map(Reply::Accounts)
+                .map_err(Error::Ledger),
             Operation::Transfers(events, records) => builder
                 .create_transfers(events, request.now, records.take())
                 .map_err(stop)?

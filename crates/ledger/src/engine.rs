@@ -141,25 +141,30 @@ impl<'s> GroupBuilder<'s> {
         }
     }
 
-    /// Applies a batch of account creations ([`crate::Ledger::create_accounts`]). An `Err`
-    /// is the state machine's own failure: the group must be abandoned (fail-stop).
+    /// Applies a batch of account creations ([`crate::Ledger::create_accounts`]). The outer
+    /// `Err` is the state machine's own failure: the group must be abandoned (fail-stop); the
+    /// inner one refuses this request alone (a batch longer than [`crate::BATCH_LEN_MAX`]),
+    /// having changed nothing.
     pub fn create_accounts(
         &mut self,
         events: &[NewAccount],
         now: Timestamp,
-    ) -> Result<Vec<CreateAccountResult>, Error> {
-        check_batch_len(events.len())?;
+    ) -> Result<Result<Vec<CreateAccountResult>, Error>, Error> {
+        if let Err(error) = check_batch_len(events.len()) {
+            return Ok(Err(error));
+        }
         let (results, entries) = self.changes.create_accounts(self.store, events, now)?;
         self.journal.append(now, entries)?;
-        Ok(results)
+        Ok(Ok(results))
     }
 
     /// Applies a batch of transfers ([`crate::Ledger::create_transfers`]), and with `records`
     /// computes the request's records from its outcomes
     /// ([`crate::Ledger::create_transfers_with`]). The outer `Err` is the state machine's own
-    /// failure (fail-stop, abandon the group); the inner one refuses this request alone (its
-    /// closure failed or panicked, or a write is too large): the state machine is rolled back
-    /// to before it, its transient failures included, and nothing of it is written.
+    /// failure (fail-stop, abandon the group); the inner one refuses this request alone (a
+    /// batch too long, or its closure failed or panicked, or a write is too large): the state
+    /// machine is rolled back to before it, its transient failures included, and nothing of it
+    /// is written.
     pub fn create_transfers(
         &mut self,
         events: &[NewTransfer],

@@ -152,7 +152,7 @@ proptest! {
                             ..NewAccount::default()
                         })
                         .collect();
-                    let built = builder.create_accounts(&events, now).expect("builder");
+                    let built = builder.create_accounts(&events, now).expect("builder").expect("not refused");
                     prop_assert_eq!(&built, &memory.create_accounts(&events, now).expect("memory"));
                     prop_assert_eq!(&built, &sled.create_accounts(&events, now).expect("sled"));
                 }
