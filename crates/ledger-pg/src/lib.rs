@@ -463,25 +463,8 @@ impl PgLedger {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Record>, Error> {
-        let limit = i64::try_from(limit.min(RECORDS_PAGE_MAX)).unwrap_or(i64::MAX);
-        let end = codec::prefix_end(prefix);
-        let rows = self
-            .reader_query(
-                "reading records",
-                "SELECT key, value FROM records WHERE key >= $1 \
-                 AND ($2::bytea IS NULL OR key > $2) AND ($3::bytea IS NULL OR key < $3) \
-                 ORDER BY key LIMIT $4",
-                &[&prefix, &after, &end, &limit],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get(0).map_err(Error::database("reading records"))?,
-                    row.try_get(1).map_err(Error::database("reading records"))?,
-                ))
-            })
-            .collect()
+        let client = self.reader().await?;
+        records_page(&client, prefix, after, limit).await
     }
 
     /// The journal's head as committed: the last record's sequence number and hash.
@@ -591,6 +574,64 @@ pub async fn export(
         snapshot.export_transfers(),
         out,
     )?)
+}
+
+/// Every account and every transfer of the PostgreSQL ledger of `options`, offline, as
+/// [`kakehashi_ledger::LedgerExport`] gives them on sled (accounts in id order with their
+/// balances at the head; transfers in id order with their pending status and journal record),
+/// from one consistent snapshot, changing nothing: what the pair audit reads.
+pub async fn export_typed(
+    options: &Options,
+) -> Result<(Vec<Account>, Vec<kakehashi_ledger::ExportedTransfer>), Error> {
+    let mut client = offline_client(options).await?;
+    let snapshot = audit::Snapshot::load(&mut client).await?;
+    let accounts = snapshot.export_accounts()?;
+    let transfers = snapshot
+        .export_transfers()
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((accounts, transfers))
+}
+
+/// A page of the records of the PostgreSQL ledger of `options` whose key starts with `prefix`,
+/// offline, as [`PgLedger::records`] pages them (what [`kakehashi_ledger::LedgerRecords`]
+/// reads on sled), changing nothing.
+pub async fn records_offline(
+    options: &Options,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<Record>, Error> {
+    let client = offline_client(options).await?;
+    records_page(&client, prefix, after, limit).await
+}
+
+/// A page of records (see [`PgLedger::records`]).
+async fn records_page(
+    client: &deadpool_postgres::Object,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<Record>, Error> {
+    let limit = i64::try_from(limit.min(RECORDS_PAGE_MAX)).unwrap_or(i64::MAX);
+    let end = codec::prefix_end(prefix);
+    let rows = sql::query(
+        client,
+        "SELECT key, value FROM records WHERE key >= $1 \
+         AND ($2::bytea IS NULL OR key > $2) AND ($3::bytea IS NULL OR key < $3) \
+         ORDER BY key LIMIT $4",
+        &[&prefix, &after, &end, &limit],
+    )
+    .await
+    .map_err(Error::database("reading records"))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0).map_err(Error::database("reading records"))?,
+                row.try_get(1).map_err(Error::database("reading records"))?,
+            ))
+        })
+        .collect()
 }
 
 /// A connection for the offline tools: the schema must exist at a version this build knows;

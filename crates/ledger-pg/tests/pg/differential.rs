@@ -212,5 +212,28 @@ async fn one_sequence(
         .await
         .expect("pg export");
     prop_assert!(sled_lines == pg_lines, "the exports differ");
+    // The typed export and the records, offline, as the pair audit reads them.
+    let sled_export = kakehashi_ledger::LedgerExport::open(dir.path()).expect("sled export");
+    let sled_transfers: Vec<_> = sled_export
+        .transfers()
+        .collect::<Result<_, _>>()
+        .expect("sled transfers");
+    let (pg_accounts, pg_transfers) = kakehashi_ledger_pg::export_typed(&options)
+        .await
+        .expect("pg typed export");
+    prop_assert_eq!(sled_export.accounts().collect::<Vec<_>>(), pg_accounts);
+    prop_assert_eq!(sled_transfers, pg_transfers);
+    drop(sled_export);
+    let sled_records: Vec<_> = kakehashi_ledger::LedgerRecords::open(dir.path())
+        .expect("sled records")
+        .records(b"p")
+        .collect::<Result<_, _>>()
+        .expect("sled records");
+    prop_assert_eq!(
+        sled_records,
+        kakehashi_ledger_pg::records_offline(&options, b"p", None, 4096)
+            .await
+            .expect("pg records")
+    );
     Ok(())
 }
