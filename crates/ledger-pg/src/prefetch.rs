@@ -112,62 +112,63 @@ impl Prefetched {
             .unwrap_or_default()
     }
 
-    /// Reads `ids` from the accounts table (absent ones noted as absent).
-    pub(crate) async fn fetch_accounts(
+    /// Reads `accounts` from the accounts table and `transfers` from the transfers, pending
+    /// and failed tables (absent ones noted as absent), in one round trip.
+    pub(crate) async fn fetch(
         &mut self,
         client: &Txn<'_>,
-        ids: &[u128],
+        accounts: &[u128],
+        transfers: &[u128],
     ) -> Result<(), Error> {
-        if ids.is_empty() {
+        if accounts.is_empty() && transfers.is_empty() {
             return Ok(());
         }
-        let keys: Vec<Vec<u8>> = ids.iter().map(|id| codec::id(*id)).collect();
-        for id in ids {
+        let account_keys: Vec<Vec<u8>> = accounts.iter().map(|id| codec::id(*id)).collect();
+        let transfer_keys: Vec<Vec<u8>> = transfers.iter().map(|id| codec::id(*id)).collect();
+        let account_params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&account_keys];
+        let transfer_params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&transfer_keys];
+        let (account_rows, transfer_rows, pending, failed) = tokio::try_join!(
+            when(
+                !accounts.is_empty(),
+                client.query(
+                    "SELECT account FROM accounts WHERE id = ANY($1)",
+                    account_params
+                )
+            ),
+            when(
+                !transfers.is_empty(),
+                client.query(
+                    "SELECT transfer FROM transfers WHERE id = ANY($1)",
+                    transfer_params
+                )
+            ),
+            when(
+                !transfers.is_empty(),
+                client.query(
+                    "SELECT id, status FROM pending WHERE id = ANY($1)",
+                    transfer_params
+                )
+            ),
+            when(
+                !transfers.is_empty(),
+                client.query("SELECT id FROM failed WHERE id = ANY($1)", transfer_params)
+            ),
+        )
+        .map_err(Error::database("reading the group's state"))?;
+        for id in accounts {
             self.accounts.insert(AccountId(*id), None);
         }
-        let rows = client
-            .query("SELECT account FROM accounts WHERE id = ANY($1)", &[&keys])
-            .await
-            .map_err(Error::database("reading accounts"))?;
-        for row in rows {
+        for id in transfers {
+            self.transfers.insert(TransferId(*id), None);
+        }
+        for row in account_rows {
             let bytes: &[u8] = row
                 .try_get(0)
                 .map_err(Error::database("reading accounts"))?;
             let account = codec::account(bytes)?;
             self.accounts.insert(account.id, Some(account));
         }
-        Ok(())
-    }
-
-    /// Reads `ids` from the transfers, pending and failed tables.
-    pub(crate) async fn fetch_transfers(
-        &mut self,
-        client: &Txn<'_>,
-        ids: &[u128],
-    ) -> Result<(), Error> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let keys: Vec<Vec<u8>> = ids.iter().map(|id| codec::id(*id)).collect();
-        for id in ids {
-            self.transfers.insert(TransferId(*id), None);
-        }
-        let params_0: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&keys];
-        let params_1: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&keys];
-        let params_2: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&keys];
-        let (transfers, pending, failed) = tokio::try_join!(
-            client.query(
-                "SELECT transfer FROM transfers WHERE id = ANY($1)",
-                params_0
-            ),
-            client.query(
-                "SELECT id, status FROM pending WHERE id = ANY($1)",
-                params_1
-            ),
-            client.query("SELECT id FROM failed WHERE id = ANY($1)", params_2),
-        )
-        .map_err(Error::database("reading transfers"))?;
-        for row in transfers {
+        for row in transfer_rows {
             let bytes: &[u8] = row
                 .try_get(0)
                 .map_err(Error::database("reading transfers"))?;
@@ -228,6 +229,18 @@ impl Prefetched {
             entries,
         });
         Ok(())
+    }
+}
+
+/// Runs `query` only when `condition` holds (no rows otherwise).
+async fn when(
+    condition: bool,
+    query: impl Future<Output = Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>>,
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    if condition {
+        query.await
+    } else {
+        Ok(Vec::new())
     }
 }
 

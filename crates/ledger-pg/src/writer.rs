@@ -205,11 +205,7 @@ impl Writer {
             let accounts: Vec<u128> = misses.accounts.into_iter().collect();
             let transfers: Vec<u128> = misses.transfers.into_iter().collect();
             store
-                .fetch_accounts(&txn, &accounts)
-                .await
-                .map_err(not_applied)?;
-            store
-                .fetch_transfers(&txn, &transfers)
+                .fetch(&txn, &accounts, &transfers)
                 .await
                 .map_err(not_applied)?;
             if let Some((up_to, limit)) = misses.expiring {
@@ -219,10 +215,7 @@ impl Writer {
                     .map_err(not_applied)?;
             }
             let follow = store.accounts_of_transfers();
-            store
-                .fetch_accounts(&txn, &follow)
-                .await
-                .map_err(not_applied)?;
+            store.fetch(&txn, &follow, &[]).await.map_err(not_applied)?;
         }
         store.strict = true;
         let (answers, writes) = run(&store, group, meta.clock, meta.head)?;
@@ -403,11 +396,11 @@ async fn prefetch(txn: &Txn<'_>, store: &mut Prefetched, wanted: Wanted) -> Resu
         transfers.extend(store.expiring_ids());
     }
     let transfers = store.transfers_missing(transfers);
-    store.fetch_transfers(txn, &transfers).await?;
     let accounts = store.accounts_missing(accounts);
-    store.fetch_accounts(txn, &accounts).await?;
+    store.fetch(txn, &accounts, &transfers).await?;
+    // Posts, voids and expiries read their pending transfer's accounts.
     let follow = store.accounts_of_transfers();
-    store.fetch_accounts(txn, &follow).await
+    store.fetch(txn, &follow, &[]).await
 }
 
 /// The ids a group's events name, and how far its expiry calls look.
