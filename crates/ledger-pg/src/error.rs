@@ -95,6 +95,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the same request may simply be sent again: nothing of it was applied and the
+    /// writer goes on (the group failed before or at a COMMIT the server refused, or no
+    /// connection could be had). An unknown outcome is not transient: the caller must reopen
+    /// the ledger and look up what was stored before anything else.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::NotApplied { .. } | Self::Pool { .. })
+    }
+
     pub(crate) fn database(
         context: impl Into<String>,
     ) -> impl FnOnce(tokio_postgres::Error) -> Self {

@@ -8,6 +8,11 @@
 //! A differential property test (`tests/pg/differential.rs`) holds the two engines to identical
 //! results, balances, lookups, pending statuses and journals.
 //!
+//! It depends on the ledger crate, tokio and the PostgreSQL client only: never on the node,
+//! the wire types, gRPC or certificates (the node chooses the engine and converts at its
+//! edge), and never on `kakehashi-pgcluster` (a node connects to a server; only tests start
+//! one).
+//!
 //! # Schema
 //!
 //! One PostgreSQL schema per node ([`Options::schema`], created when missing; every

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use kakehashi_ledger::engine::Store;
 use kakehashi_ledger::{Account, AccountId, PendingStatus, Timestamp, Transfer, TransferId};
 
-use crate::sql::Txn;
+use crate::sql::{Params, Txn};
 use crate::{Error, codec};
 
 /// What a run asked for and the prefetch lacked.
@@ -125,8 +125,8 @@ impl Prefetched {
         }
         let account_keys: Vec<Vec<u8>> = accounts.iter().map(|id| codec::id(*id)).collect();
         let transfer_keys: Vec<Vec<u8>> = transfers.iter().map(|id| codec::id(*id)).collect();
-        let account_params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&account_keys];
-        let transfer_params: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&transfer_keys];
+        let account_params: Params<'_> = &[&account_keys];
+        let transfer_params: Params<'_> = &[&transfer_keys];
         let (account_rows, transfer_rows, pending, failed) = tokio::try_join!(
             when(
                 !accounts.is_empty(),

@@ -16,7 +16,7 @@ use kakehashi_ledger::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::prefetch::Prefetched;
-use crate::sql::Txn;
+use crate::sql::{Params, Txn};
 use crate::{Error, codec};
 
 /// Most probe runs of one group before its strict run (each fetches what the last missed; a
@@ -497,181 +497,228 @@ fn run(
     Ok((answers, writes))
 }
 
-/// Writes one group's changes: a multi-row statement per table.
+/// One group's writes as the columns of multi-row statements (`unnest` of arrays).
+#[derive(Default)]
+struct Columns<'a> {
+    account_ids: Vec<Vec<u8>>,
+    account_bytes: Vec<Vec<u8>>,
+    transfer_ids: Vec<Vec<u8>>,
+    transfer_bytes: Vec<Vec<u8>>,
+    transfer_seqs: Vec<i64>,
+    transfer_entries: Vec<i32>,
+    pending_ids: Vec<Vec<u8>>,
+    pending_status: Vec<i16>,
+    expiry_in_at: Vec<Vec<u8>>,
+    expiry_in_id: Vec<Vec<u8>>,
+    expiry_out_at: Vec<Vec<u8>>,
+    expiry_out_id: Vec<Vec<u8>>,
+    history_ids: Vec<Vec<u8>>,
+    history_at: Vec<Vec<u8>>,
+    history_balance: Vec<Vec<u8>>,
+    failed: Vec<Vec<u8>>,
+    journal_seqs: Vec<i64>,
+    journal_hashes: Vec<Vec<u8>>,
+    journal_bytes: Vec<&'a [u8]>,
+    put_keys: Vec<&'a [u8]>,
+    put_values: Vec<&'a [u8]>,
+    deleted: Vec<&'a [u8]>,
+    head_seq: i64,
+    head_hash: Vec<u8>,
+    clock: [Vec<u8>; 3],
+}
+
+impl<'a> Columns<'a> {
+    fn new(writes: &'a GroupWrites) -> Result<Self, Error> {
+        use kakehashi_ledger::engine::encoding;
+        let mut columns = Self {
+            account_ids: writes.accounts.iter().map(|a| codec::id(a.id.0)).collect(),
+            account_bytes: writes.accounts.iter().map(encoding::account).collect(),
+            pending_ids: writes
+                .pending
+                .iter()
+                .map(|(id, _)| codec::id(id.0))
+                .collect(),
+            pending_status: writes
+                .pending
+                .iter()
+                .map(|(_, status)| codec::pending_status_column(*status))
+                .collect(),
+            history_ids: writes
+                .history
+                .iter()
+                .map(|(id, _)| codec::id(id.0))
+                .collect(),
+            history_at: writes
+                .history
+                .iter()
+                .map(|(_, balance)| codec::timestamp(balance.timestamp))
+                .collect(),
+            history_balance: writes
+                .history
+                .iter()
+                .map(|(_, balance)| encoding::balance(balance))
+                .collect(),
+            failed: writes.failed.iter().map(|id| codec::id(id.0)).collect(),
+            journal_seqs: writes
+                .journal
+                .iter()
+                .map(|r| codec::seq_column(r.seq))
+                .collect(),
+            journal_hashes: writes.journal.iter().map(|r| r.hash.to_vec()).collect(),
+            journal_bytes: writes.journal.iter().map(|r| r.bytes.as_slice()).collect(),
+            head_seq: codec::seq_column(writes.head.seq),
+            head_hash: writes.head.hash.to_vec(),
+            clock: [
+                codec::timestamp(writes.clock.last),
+                codec::timestamp(writes.clock.account),
+                codec::timestamp(writes.clock.transfer),
+            ],
+            ..Self::default()
+        };
+        columns.transfers(writes)?;
+        for ((at, id), present) in &writes.expiry {
+            let (ats, ids) = if *present {
+                (&mut columns.expiry_in_at, &mut columns.expiry_in_id)
+            } else {
+                (&mut columns.expiry_out_at, &mut columns.expiry_out_id)
+            };
+            ats.push(codec::timestamp(*at));
+            ids.push(codec::id(id.0));
+        }
+        columns.records(writes);
+        Ok(columns)
+    }
+
+    /// The transfers, each with the journal record and entry that hold it.
+    fn transfers(&mut self, writes: &GroupWrites) -> Result<(), Error> {
+        let locations: BTreeMap<u128, (u64, u32)> = writes
+            .locations
+            .iter()
+            .map(|location| (location.id.0, (location.seq, location.entry)))
+            .collect();
+        for transfer in &writes.transfers {
+            let Some((seq, entry)) = locations.get(&transfer.id.0) else {
+                return Err(Error::Ledger(kakehashi_ledger::Error::InvariantViolated {
+                    detail: format!("transfer {} is in no journal record", transfer.id.0),
+                }));
+            };
+            self.transfer_ids.push(codec::id(transfer.id.0));
+            self.transfer_bytes
+                .push(kakehashi_ledger::engine::encoding::transfer(transfer));
+            self.transfer_seqs.push(codec::seq_column(*seq));
+            // At most BATCH_LEN_MAX entries per record, far below i32::MAX.
+            self.transfer_entries
+                .push(i32::try_from(*entry).unwrap_or(i32::MAX));
+        }
+        Ok(())
+    }
+
+    /// The records: the group's last write of each key decides, as applying them in order
+    /// would.
+    fn records(&mut self, writes: &'a GroupWrites) {
+        let mut last: BTreeMap<&'a [u8], Option<&'a [u8]>> = BTreeMap::new();
+        for write in &writes.records {
+            match write {
+                RecordWrite::Put { key, value } => last.insert(key, Some(value)),
+                RecordWrite::Delete { key } => last.insert(key, None),
+            };
+        }
+        for (key, value) in last {
+            match value {
+                Some(value) => {
+                    self.put_keys.push(key);
+                    self.put_values.push(value);
+                }
+                None => self.deleted.push(key),
+            }
+        }
+    }
+}
+
+/// Writes one group's changes: a multi-row statement per table, pipelined.
 async fn write(txn: &Txn<'_>, writes: &GroupWrites) -> Result<(), Error> {
     if writes.is_empty() {
         return Ok(());
     }
-    let account_ids: Vec<Vec<u8>> = writes.accounts.iter().map(|a| codec::id(a.id.0)).collect();
-    let account_bytes: Vec<Vec<u8>> = writes
-        .accounts
-        .iter()
-        .map(kakehashi_ledger::engine::encoding::account)
-        .collect();
-    let locations: BTreeMap<u128, (u64, u32)> = writes
-        .locations
-        .iter()
-        .map(|location| (location.id.0, (location.seq, location.entry)))
-        .collect();
-    let mut transfer_ids = Vec::with_capacity(writes.transfers.len());
-    let mut transfer_bytes = Vec::with_capacity(writes.transfers.len());
-    let mut transfer_seqs = Vec::with_capacity(writes.transfers.len());
-    let mut transfer_entries = Vec::with_capacity(writes.transfers.len());
-    for transfer in &writes.transfers {
-        let Some((seq, entry)) = locations.get(&transfer.id.0) else {
-            return Err(Error::Ledger(kakehashi_ledger::Error::InvariantViolated {
-                detail: format!("transfer {} is in no journal record", transfer.id.0),
-            }));
-        };
-        transfer_ids.push(codec::id(transfer.id.0));
-        transfer_bytes.push(kakehashi_ledger::engine::encoding::transfer(transfer));
-        transfer_seqs.push(codec::seq_column(*seq));
-        transfer_entries.push(i32::try_from(*entry).unwrap_or(i32::MAX));
-    }
-    let pending_ids: Vec<Vec<u8>> = writes
-        .pending
-        .iter()
-        .map(|(id, _)| codec::id(id.0))
-        .collect();
-    let pending_status: Vec<i16> = writes
-        .pending
-        .iter()
-        .map(|(_, status)| codec::pending_status_column(*status))
-        .collect();
-    let (mut expiry_in_at, mut expiry_in_id, mut expiry_out_at, mut expiry_out_id) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((at, id), present) in &writes.expiry {
-        if *present {
-            expiry_in_at.push(codec::timestamp(*at));
-            expiry_in_id.push(codec::id(id.0));
-        } else {
-            expiry_out_at.push(codec::timestamp(*at));
-            expiry_out_id.push(codec::id(id.0));
-        }
-    }
-    let history_ids: Vec<Vec<u8>> = writes
-        .history
-        .iter()
-        .map(|(id, _)| codec::id(id.0))
-        .collect();
-    let history_at: Vec<Vec<u8>> = writes
-        .history
-        .iter()
-        .map(|(_, balance)| codec::timestamp(balance.timestamp))
-        .collect();
-    let history_balance: Vec<Vec<u8>> = writes
-        .history
-        .iter()
-        .map(|(_, balance)| kakehashi_ledger::engine::encoding::balance(balance))
-        .collect();
-    let failed: Vec<Vec<u8>> = writes.failed.iter().map(|id| codec::id(id.0)).collect();
-    let journal_seqs: Vec<i64> = writes
-        .journal
-        .iter()
-        .map(|r| codec::seq_column(r.seq))
-        .collect();
-    let journal_hashes: Vec<Vec<u8>> = writes.journal.iter().map(|r| r.hash.to_vec()).collect();
-    let journal_bytes: Vec<&[u8]> = writes.journal.iter().map(|r| r.bytes.as_slice()).collect();
-    // Records: the group's last write of each key decides, as applying them in order would.
-    let mut records: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-    for write in &writes.records {
-        match write {
-            RecordWrite::Put { key, value } => records.insert(key, Some(value)),
-            RecordWrite::Delete { key } => records.insert(key, None),
-        };
-    }
-    let (mut put_keys, mut put_values, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
-    for (key, value) in records {
-        match value {
-            Some(value) => {
-                put_keys.push(key);
-                put_values.push(value);
-            }
-            None => deleted.push(key),
-        }
-    }
-    let head_seq = codec::seq_column(writes.head.seq);
-    let head_hash = writes.head.hash.to_vec();
-    let clock = [
-        codec::timestamp(writes.clock.last),
-        codec::timestamp(writes.clock.account),
-        codec::timestamp(writes.clock.transfer),
-    ];
+    let c = Columns::new(writes)?;
     let journaled = !writes.journal.is_empty();
-    let params_0: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&account_ids, &account_bytes];
-    let params_1: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[
-        &transfer_ids,
-        &transfer_bytes,
-        &transfer_seqs,
-        &transfer_entries,
+    let accounts_params: Params<'_> = &[&c.account_ids, &c.account_bytes];
+    let transfers_params: Params<'_> = &[
+        &c.transfer_ids,
+        &c.transfer_bytes,
+        &c.transfer_seqs,
+        &c.transfer_entries,
     ];
-    let params_2: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&pending_ids, &pending_status];
-    let params_3: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&expiry_in_at, &expiry_in_id];
-    let params_4: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&expiry_out_at, &expiry_out_id];
-    let params_5: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
-        &[&history_ids, &history_at, &history_balance];
-    let params_6: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&failed];
-    let params_7: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
-        &[&journal_seqs, &journal_hashes, &journal_bytes];
-    let params_8: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&put_keys, &put_values];
-    let params_9: &[&(dyn tokio_postgres::types::ToSql + Sync)] = &[&deleted];
-    let params_10: &[&(dyn tokio_postgres::types::ToSql + Sync)] =
-        &[&head_seq, &head_hash, &clock[0], &clock[1], &clock[2]];
+    let pending_params: Params<'_> = &[&c.pending_ids, &c.pending_status];
+    let expiry_in_params: Params<'_> = &[&c.expiry_in_at, &c.expiry_in_id];
+    let expiry_out_params: Params<'_> = &[&c.expiry_out_at, &c.expiry_out_id];
+    let history_params: Params<'_> = &[&c.history_ids, &c.history_at, &c.history_balance];
+    let failed_params: Params<'_> = &[&c.failed];
+    let journal_params: Params<'_> = &[&c.journal_seqs, &c.journal_hashes, &c.journal_bytes];
+    let puts_params: Params<'_> = &[&c.put_keys, &c.put_values];
+    let deletes_params: Params<'_> = &[&c.deleted];
+    let meta_params: Params<'_> = &[
+        &c.head_seq,
+        &c.head_hash,
+        &c.clock[0],
+        &c.clock[1],
+        &c.clock[2],
+    ];
     // Independent statements of one transaction, pipelined on its connection.
     tokio::try_join!(
         when(
-            !account_ids.is_empty(),
+            !c.account_ids.is_empty(),
             txn.execute(
                 "INSERT INTO accounts (id, account) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
                  ON CONFLICT (id) DO UPDATE SET account = EXCLUDED.account",
-                params_0,
+                accounts_params,
             )
         ),
         // A plain insert: a transfer id applied twice is an error, never an overwrite.
         when(
-            !transfer_ids.is_empty(),
+            !c.transfer_ids.is_empty(),
             txn.execute(
                 "INSERT INTO transfers (id, transfer, seq, entry) \
                  SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::integer[])",
-                params_1,
+                transfers_params,
             )
         ),
         when(
-            !pending_ids.is_empty(),
+            !c.pending_ids.is_empty(),
             txn.execute(
                 "INSERT INTO pending (id, status) SELECT * FROM unnest($1::bytea[], $2::smallint[]) \
                  ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status",
-                params_2,
+                pending_params,
             )
         ),
         when(
-            !expiry_in_at.is_empty(),
+            !c.expiry_in_at.is_empty(),
             txn.execute(
                 "INSERT INTO expiry (expires_at, id) SELECT * FROM unnest($1::bytea[], $2::bytea[])",
-                params_3,
+                expiry_in_params,
             )
         ),
         when(
-            !expiry_out_at.is_empty(),
+            !c.expiry_out_at.is_empty(),
             txn.execute(
                 "DELETE FROM expiry WHERE (expires_at, id) IN \
                  (SELECT * FROM unnest($1::bytea[], $2::bytea[]))",
-                params_4,
+                expiry_out_params,
             )
         ),
         when(
-            !history_ids.is_empty(),
+            !c.history_ids.is_empty(),
             txn.execute(
                 "INSERT INTO history (account_id, at, balance) \
                  SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])",
-                params_5,
+                history_params,
             )
         ),
         when(
-            !failed.is_empty(),
+            !c.failed.is_empty(),
             txn.execute(
                 "INSERT INTO failed (id) SELECT * FROM unnest($1::bytea[]) ON CONFLICT DO NOTHING",
-                params_6,
+                failed_params,
             )
         ),
         when(
@@ -679,22 +726,22 @@ async fn write(txn: &Txn<'_>, writes: &GroupWrites) -> Result<(), Error> {
             txn.execute(
                 "INSERT INTO journal (seq, hash, record) \
                  SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])",
-                params_7,
+                journal_params,
             )
         ),
         when(
-            !put_keys.is_empty(),
+            !c.put_keys.is_empty(),
             txn.execute(
                 "INSERT INTO records (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                params_8,
+                puts_params,
             )
         ),
         when(
-            !deleted.is_empty(),
+            !c.deleted.is_empty(),
             txn.execute(
                 "DELETE FROM records WHERE key = ANY($1::bytea[])",
-                params_9,
+                deletes_params,
             )
         ),
         when(
@@ -702,7 +749,7 @@ async fn write(txn: &Txn<'_>, writes: &GroupWrites) -> Result<(), Error> {
             txn.execute(
                 "UPDATE ledger_meta SET head_seq = $1, head_hash = $2, clock_last = $3, \
                  clock_account = $4, clock_transfer = $5",
-                params_10,
+                meta_params,
             )
         ),
     )

@@ -504,6 +504,7 @@ fn a_commit_refused_is_not_applied_and_a_commit_cut_off_stops_the_writer() {
             })
             .await;
         assert!(matches!(cut, Err(Error::OutcomeUnknown { .. })), "{cut:?}");
+        assert!(cut.is_err_and(|error| !error.is_transient()));
         let later = ledger.write_records(vec![put(b"later")]).await;
         assert!(matches!(later, Err(Error::Stopped { .. })), "{later:?}");
         assert!(ledger.stopped().is_some());
@@ -606,6 +607,7 @@ fn a_server_killed_between_groups_fails_requests_unapplied_and_the_writer_reconn
         matches!(refused, Err(Error::NotApplied { .. })),
         "{refused:?}"
     );
+    assert!(refused.is_err_and(|error| error.is_transient()));
     assert!(
         ledger.stopped().is_none(),
         "a known outcome does not stop the writer"
