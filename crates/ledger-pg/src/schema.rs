@@ -1,7 +1,9 @@
 //! Connecting (the pool, each connection's `search_path` and durability settings) and the
 //! versioned migrations.
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use ed25519_dalek::VerifyingKey;
 use kakehashi_ledger::engine::GENESIS_HASH;
 use tokio_postgres::NoTls;
@@ -21,6 +23,25 @@ pub(crate) const FORMAT_VERSION: i32 = 8;
 /// The advisory lock key under which migrations run (one per database; a schema name is in the
 /// transaction, so two nodes migrating their own schemas at once only wait for each other).
 const MIGRATION_LOCK: i64 = 0x6b61_6b65_6861_7368; // "kakehash"
+
+/// Longest a new connection (or the check of a pooled one) may take: a server that does not
+/// answer within it is treated as down, and the request fails as not applied rather than
+/// hanging its caller.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Idle time before the first TCP keepalive probe of a database connection.
+const DEAD_PEER_IDLE: Duration = Duration::from_secs(10);
+
+/// Time between keepalive probes.
+const DEAD_PEER_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Unanswered probes before the connection is declared dead: with the two above, a vanished
+/// server is noticed within about 25 s, well inside a failover's time to promote a standby.
+const DEAD_PEER_PROBES: u32 = 3;
+
+/// Longest a caller waits for a free pooled connection while every one is busy; beyond it the
+/// call fails (`Error::Pool`) instead of queueing without bound.
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Checks a schema name: lower-case letters, digits and `_`, starting with a letter, at most
 /// 63 bytes (PostgreSQL's identifier length), so that it needs no quoting anywhere.
@@ -65,6 +86,18 @@ pub(crate) fn pool(options: &Options) -> Result<Pool, Error> {
         options.schema
     ));
     config.options(startup.trim());
+    // Over TCP, a server that vanishes without closing the connection (a host lost, a link
+    // cut) must not leave a COMMIT waiting for hours on the kernel's defaults: probes after
+    // DEAD_PEER_IDLE, then every DEAD_PEER_INTERVAL, DEAD_PEER_PROBES times, and unanswered
+    // data for as long, end the connection (an unknown outcome for a COMMIT in flight).
+    // Unix sockets ignore these.
+    config
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(DEAD_PEER_IDLE)
+        .keepalives_interval(DEAD_PEER_INTERVAL)
+        .keepalives_retries(DEAD_PEER_PROBES)
+        .tcp_user_timeout(DEAD_PEER_IDLE + DEAD_PEER_INTERVAL * DEAD_PEER_PROBES);
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -74,6 +107,10 @@ pub(crate) fn pool(options: &Options) -> Result<Pool, Error> {
     );
     Pool::builder(manager)
         .max_size(options.pool_size)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
         .build()
         .map_err(|error| Error::Pool {
             detail: error.to_string(),
