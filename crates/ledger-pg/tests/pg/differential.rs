@@ -46,8 +46,13 @@ fn sled_and_postgres_give_identical_results_books_and_journals() {
     };
     let url = server.url.clone();
     let runtime = runtime();
+    // 24 sequences by default; PROPTEST_CASES asks for more (a longer search).
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(24);
     let config = ProptestConfig {
-        cases: 24,
+        cases,
         ..ProptestConfig::default()
     };
     let strategy = (
