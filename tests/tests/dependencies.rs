@@ -132,6 +132,22 @@ const FORBIDDEN: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "kakehashi-ledger-pg",
+        &[
+            (
+                "kakehashi-node",
+                "the storage engine is below the node; the node chooses it",
+            ),
+            ("kakehashi-pki", "the ledger knows nothing of certificates"),
+            ("kakehashi-proto", "the ledger knows nothing of the wire"),
+            ("tonic", "the ledger knows nothing of gRPC"),
+            (
+                "kakehashi-pgcluster",
+                "a node's ledger connects to a server; it never starts or kills one",
+            ),
+        ],
+    ),
+    (
         "kakehashi-pgcluster",
         &[
             (
