@@ -34,9 +34,9 @@ use tokio::task::JoinHandle;
 use crate::AccountKind;
 use crate::config::{self, Config};
 use crate::engine::{
-    Books, Clock, Engine, EngineError, EngineLimits, EngineParts, Entropy, GrpcPeer, PeerLink,
-    PeerTransport, RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, Sanctions,
-    SledBooks, SystemClock, SystemEntropy,
+    Books, Clock, Engine, EngineError, EngineLimits, EngineParts, Entropy, FailoverPeer, GrpcPeer,
+    PeerLink, PeerTransport, RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits,
+    Sanctions, SledBooks, SystemClock, SystemEntropy,
 };
 use crate::metrics::Metrics;
 use crate::screening::{ListEntry, ListError, ListSource, Reloaded};
@@ -615,30 +615,41 @@ fn corridors(config: &Config, mra: &Mra) -> Result<BTreeMap<String, Corridor>, N
 }
 
 /// A Relay client over mutual TLS to each configured peer, each call bounded by the relay
-/// timeout.
+/// timeout; a peer with several relay addresses gets one client per address, tried in turn
+/// ([`FailoverPeer`]).
 fn grpc_peers(
     config: &Config,
     mra: &Arc<Mra>,
     identity: &TlsIdentity,
 ) -> Result<BTreeMap<String, Arc<dyn PeerTransport>>, NodeError> {
+    let relay_timeout = Duration::from_millis(config.limits.relay_timeout_ms);
     let mut peers = BTreeMap::new();
     for peer in &config.peers {
-        let endpoint = tls::relay_endpoint(
-            peer,
-            identity,
-            Arc::clone(mra),
-            &config.jurisdiction,
-            &config.limits,
-        )?;
-        let client = RelayClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(config.limits.message_bytes_max)
-            .max_encoding_message_size(config.limits.message_bytes_max);
-        let relay_timeout = Duration::from_millis(config.limits.relay_timeout_ms);
-        let transport: Arc<dyn PeerTransport> = Arc::new(GrpcPeer::batching(
-            client,
-            relay_timeout,
-            config.limits.message_bytes_max,
-        ));
+        let mut addresses = Vec::new();
+        for address in peer.relay_addresses() {
+            let endpoint = tls::relay_endpoint(
+                &peer.jurisdiction,
+                &address,
+                identity,
+                Arc::clone(mra),
+                &config.jurisdiction,
+                &config.limits,
+            )?;
+            let client = RelayClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(config.limits.message_bytes_max)
+                .max_encoding_message_size(config.limits.message_bytes_max);
+            let transport: Arc<dyn PeerTransport> = Arc::new(GrpcPeer::batching(
+                client,
+                relay_timeout,
+                config.limits.message_bytes_max,
+            ));
+            addresses.push(transport);
+        }
+        let transport = if addresses.len() == 1 {
+            addresses.swap_remove(0)
+        } else {
+            Arc::new(FailoverPeer::new(addresses, relay_timeout))
+        };
         peers.insert(peer.jurisdiction.clone(), transport);
     }
     Ok(peers)

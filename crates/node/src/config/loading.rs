@@ -14,8 +14,8 @@ use super::rules::parse_relay_uri;
 use super::{
     AMOUNT_FRACTION_DIGITS_MAX, Account, AccountKind, Admin, CONFIG_BYTES_MAX, Config, ConfigError,
     Decimal, Fx, KeyPairPaths, Limits, Listen, Peer, QUOTE_TTL_SECS_DEFAULT, RATE_BAND_BPS_DEFAULT,
-    RATE_FRACTION_DIGITS_MAX, SANCTIONS_THRESHOLD_BP_DEFAULT, SANCTIONS_THRESHOLD_BP_MIN,
-    STORAGE_CACHE_MIB_DEFAULT, Sanctions, Storage, invalid,
+    RATE_FRACTION_DIGITS_MAX, RELAYS_PER_PEER_MAX, SANCTIONS_THRESHOLD_BP_DEFAULT,
+    SANCTIONS_THRESHOLD_BP_MIN, STORAGE_CACHE_MIB_DEFAULT, Sanctions, Storage, invalid,
 };
 
 impl Config {
@@ -133,7 +133,7 @@ struct RawAdmin {
 #[serde(deny_unknown_fields)]
 struct RawPeer {
     jurisdiction: String,
-    relay: String,
+    relay: RelayList,
     server_name: Option<String>,
     corridor_account: AccountIdRepr,
     liquidity_account: AccountIdRepr,
@@ -240,6 +240,42 @@ struct RawAccount {
     name: String,
     #[serde(default)]
     opening_balance: Option<String>,
+}
+
+/// `[[peer]] relay`: one URI, or a list of them (the processes of one peer node).
+struct RelayList(Vec<String>);
+
+impl<'de> Deserialize<'de> for RelayList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RelayVisitor;
+        impl<'de> Visitor<'de> for RelayVisitor {
+            type Value = RelayList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an https://host:port URI, or a list of them")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RelayList(vec![v.to_owned()]))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut relays = Vec::new();
+                while let Some(relay) = seq.next_element::<String>()? {
+                    // Bounded while reading: the rules refuse more than the maximum anyway,
+                    // and a list of a million entries should not be built first.
+                    if relays.len() == RELAYS_PER_PEER_MAX {
+                        return Err(de::Error::custom(format!(
+                            "more than the {RELAYS_PER_PEER_MAX} relay addresses accepted"
+                        )));
+                    }
+                    relays.push(relay);
+                }
+                Ok(RelayList(relays))
+            }
+        }
+        deserializer.deserialize_any(RelayVisitor)
+    }
 }
 
 /// An account id written as a TOML integer (up to 2^63 − 1) or a decimal string (up to
@@ -377,21 +413,16 @@ impl RawListen {
 impl RawPeer {
     fn resolve(self) -> Result<Peer, ConfigError> {
         let key = format!("peer {}", self.jurisdiction);
-        let relay = parse_relay_uri(&key, &self.relay)?;
-        let server_name = match self.server_name {
-            Some(name) => name,
-            // The URI was checked to have a host; strip IPv6 brackets for ServerName.
-            None => relay
-                .host()
-                .unwrap_or_default()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-        };
+        let relays = self
+            .relay
+            .0
+            .iter()
+            .map(|text| parse_relay_uri(&key, text))
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(Peer {
             jurisdiction: self.jurisdiction,
-            relay,
-            server_name,
+            relays,
+            server_name: self.server_name,
             corridor_account: self.corridor_account.0,
             liquidity_account: self.liquidity_account.0,
         })

@@ -43,6 +43,9 @@ pub const ACCOUNTS_MAX: usize = 10_000;
 /// Most `[[peer]]` entries: one per counterparty jurisdiction; ASEAN has ten members.
 pub const PEERS_MAX: usize = 64;
 
+/// Most relay addresses of one peer (`[[peer]] relay` as a list).
+pub const RELAYS_PER_PEER_MAX: usize = 16;
+
 /// Most entries in each sanctions list (`names`, `bics`, `accounts`).
 pub const SANCTIONS_ENTRIES_MAX: usize = 100_000;
 
@@ -281,15 +284,70 @@ pub struct Admin {
 pub struct Peer {
     /// The peer's jurisdiction code.
     pub jurisdiction: String,
-    /// The peer's relay listener, an `https://host:port` URI.
-    pub relay: Uri,
-    /// The name the peer's TLS certificate must carry (DNS name or IP address); defaults to the
-    /// relay URI's host.
-    pub server_name: String,
+    /// The peer's relay listeners, `https://host:port` URIs, at least one and at most
+    /// [`RELAYS_PER_PEER_MAX`]: the processes that serve the peer's node, all over the same
+    /// books (see [`RelayAddress`]). Calls go to one of them and move on to the next when it
+    /// cannot be reached.
+    pub relays: Vec<Uri>,
+    /// The name the peer's TLS certificates must carry (DNS name or IP address), when
+    /// configured; otherwise each relay URI's host.
+    pub server_name: Option<String>,
     /// Local account the sender reserves into for payments to this peer (kind `corridor`).
     pub corridor_account: u128,
     /// Local account that funds credits for payments from this peer (kind `liquidity`).
     pub liquidity_account: u128,
+}
+
+/// One relay listener of a peer (`[[peer]] relay`, one URI or a list of them).
+///
+/// Several addresses name processes of one node that share its books (issue 15: several
+/// processes per jurisdiction over one database). A Prepare or a status query that could not
+/// reach one is sent again to the next; that is safe only because the peer decides a payment
+/// once, in its books, whichever process is asked. Listing processes that keep separate books
+/// would let one payment be decided twice: that is the peer operator's promise to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayAddress {
+    /// The listener, an `https://host:port` URI.
+    pub uri: Uri,
+    /// The name its TLS certificate must carry (DNS name or IP address): the peer's
+    /// `server_name` when set, else the URI's host.
+    pub server_name: String,
+}
+
+impl Peer {
+    /// The relay addresses in the configured order, each with the server name its
+    /// certificate must carry.
+    pub fn relay_addresses(&self) -> Vec<RelayAddress> {
+        self.relays
+            .iter()
+            .map(|uri| RelayAddress {
+                uri: uri.clone(),
+                server_name: self.server_name_of(uri),
+            })
+            .collect()
+    }
+
+    /// The name the peer's first relay address must carry in its certificate (the name a tool
+    /// that knows this node's configuration expects of the peer).
+    pub fn server_name(&self) -> String {
+        self.relays
+            .first()
+            .map(|uri| self.server_name_of(uri))
+            .unwrap_or_default()
+    }
+
+    fn server_name_of(&self, uri: &Uri) -> String {
+        match &self.server_name {
+            Some(name) => name.clone(),
+            // A checked relay URI has a host; strip IPv6 brackets for ServerName.
+            None => uri
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        }
+    }
 }
 
 /// `[fx]`.
@@ -622,17 +680,31 @@ impl Config {
         self
     }
 
-    /// The same configuration with the relay URI of the peer of `jurisdiction` replaced (after
-    /// the peer was started on a port chosen at run time). The server name is kept.
-    pub fn with_peer_relay(mut self, jurisdiction: &str, relay: &str) -> Result<Self, ConfigError> {
+    /// The same configuration with the relay URI of the peer of `jurisdiction` replaced by
+    /// `relay` alone (after the peer was started on a port chosen at run time). A configured
+    /// server name is kept.
+    pub fn with_peer_relay(self, jurisdiction: &str, relay: &str) -> Result<Self, ConfigError> {
+        self.with_peer_relays(jurisdiction, &[relay])
+    }
+
+    /// The same configuration with the relay URIs of the peer of `jurisdiction` replaced by
+    /// `relays`, in order. A configured server name is kept.
+    pub fn with_peer_relays(
+        mut self,
+        jurisdiction: &str,
+        relays: &[&str],
+    ) -> Result<Self, ConfigError> {
         let key = format!("peer {jurisdiction}");
-        let uri = parse_relay_uri(&key, relay)?;
         let peer = self
             .peers
             .iter_mut()
             .find(|p| p.jurisdiction == jurisdiction)
             .ok_or_else(|| invalid(&key, "no [[peer]] has this jurisdiction"))?;
-        peer.relay = uri;
+        peer.relays = relays
+            .iter()
+            .map(|relay| parse_relay_uri(&key, relay))
+            .collect::<Result<_, ConfigError>>()?;
+        rules::check_relays(&key, peer)?;
         Ok(self)
     }
 

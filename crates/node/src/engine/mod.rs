@@ -41,6 +41,7 @@ mod checks;
 mod clock;
 mod drain;
 mod entropy;
+mod failover;
 mod quoting;
 mod receiver;
 mod recovery;
@@ -71,6 +72,7 @@ pub use books::{Books, BooksCall, SledBooks, StoreWrites};
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
 pub use entropy::{Entropy, EntropyError, SystemEntropy};
+pub use failover::FailoverPeer;
 pub use quoting::{QUOTES_HELD_MAX, QUOTES_PER_ASKER_MAX, QuoteAsker};
 pub use receiver::Verified;
 
