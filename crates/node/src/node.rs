@@ -497,14 +497,15 @@ async fn open_storage(
         .map_err(|e| NodeError::Task(e.to_string()))?
         .map_err(|error| store_error(&store_dir, error))?;
     let store = Store::over_ledger(Arc::clone(&ledger));
-    let loaded = tokio::task::spawn_blocking(move || {
-        store.accounts()?;
-        store.unresolved_outbound()?;
-        Ok::<_, StoreError>(store)
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))?;
-    let store = loaded.map_err(|error| store_error(&ledger_path_for_store(config), error))?;
+    // Every account record and every payment in doubt decodes, or the node does not start.
+    let loaded = async {
+        store.accounts().await?;
+        store.unresolved_outbound().await?;
+        Ok::<_, StoreError>(())
+    };
+    loaded
+        .await
+        .map_err(|error| store_error(&ledger_path_for_store(config), error))?;
     Ok((ledger, store))
 }
 

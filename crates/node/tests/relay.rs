@@ -435,11 +435,17 @@ async fn a_payment_settles_through_the_second_relay_address_when_the_first_is_do
     let (jp_after, sg_after) = p.snapshot().await;
     // Each payment moved once: 10,000 JPY debited and 86.78 SGD credited, twice.
     assert_eq!(
-        (posted(&jp_before, "1001").as_str(), posted(&jp_after, "1001").as_str()),
+        (
+            posted(&jp_before, "1001").as_str(),
+            posted(&jp_after, "1001").as_str()
+        ),
         ("10000000", "9980000")
     );
     assert_eq!(
-        (posted(&sg_before, "2001").as_str(), posted(&sg_after, "2001").as_str()),
+        (
+            posted(&sg_before, "2001").as_str(),
+            posted(&sg_after, "2001").as_str()
+        ),
         ("100000.00", "100173.56")
     );
     p.shutdown().await;

@@ -421,7 +421,7 @@ mod tests {
         assert!(failed.is_transient(), "{failed:?}");
         sg.store().fail_account_reads(false);
         assert_eq!(
-            sg.store().inbound("JP", &uetr).unwrap(),
+            sg.store().inbound("JP", &uetr).await.unwrap(),
             None,
             "nothing recorded"
         );
@@ -494,7 +494,7 @@ mod tests {
         assert_eq!(refused.transaction_status(), TransactionStatus::Rjct);
         assert_eq!(refused.status_reason_code, ReasonCode::Ds0b.as_str());
         assert!(
-            jp.store().outbound(&uetr).unwrap().is_none(),
+            jp.store().outbound(&uetr).await.unwrap().is_none(),
             "nothing recorded"
         );
 
