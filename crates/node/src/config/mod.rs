@@ -469,20 +469,23 @@ impl Default for Limits {
     }
 }
 
-/// `[storage]`: how the node's books (ledger and payment records) are stored. Today one
-/// backend, a sled database under `data_dir`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `[storage]`: how the node's books (ledger and payment records) are stored: an embedded sled
+/// database under `data_dir` (the default), or a schema of a PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Storage {
     /// `cache_mib`: the ledger's sled page-cache budget in MiB ([`STORAGE_CACHE_MIB_MIN`] to
     /// [`STORAGE_CACHE_MIB_MAX`], default [`STORAGE_CACHE_MIB_DEFAULT`]). sled's memory is a
-    /// multiple of it (ARCHITECTURE.md, "Memory").
+    /// multiple of it (ARCHITECTURE.md, "Memory"). Only for the sled backend.
     pub cache_mib: u64,
+    /// `backend` and its keys.
+    pub backend: StorageBackend,
 }
 
 impl Default for Storage {
     fn default() -> Self {
         Self {
             cache_mib: STORAGE_CACHE_MIB_DEFAULT,
+            backend: StorageBackend::Sled,
         }
     }
 }
@@ -493,6 +496,70 @@ impl Storage {
         // At most STORAGE_CACHE_MIB_MAX MiB once validated, far from overflowing.
         self.cache_mib.saturating_mul(MIB)
     }
+}
+
+/// `[storage] backend`: where the books live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// `"sled"`: an embedded sled database in `<data_dir>/ledger`, held by one process.
+    Sled,
+    /// `"postgres"`: a schema of a PostgreSQL database, which several node processes of one
+    /// jurisdiction may share.
+    Postgres(PostgresStorage),
+}
+
+/// `[storage] backend = "postgres"` and its keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresStorage {
+    /// `url`: the database, as a libpq-style URL or key=value string
+    /// (`postgresql://kakehashi@db.example/kakehashi`, `host=/run/postgresql dbname=kakehashi`).
+    /// It may carry a password; `Debug` does not show it.
+    pub url: String,
+    /// `schema`: the node's schema in that database, created when missing ([`schema_name_ok`]);
+    /// default `kakehashi_` and the jurisdiction in lower case, so the nodes of several
+    /// jurisdictions can share a database.
+    pub schema: String,
+    /// `pool_size`: connections this process opens ([`POSTGRES_POOL_SIZE_MIN`] to
+    /// [`POSTGRES_POOL_SIZE_MAX`], default [`POSTGRES_POOL_SIZE_DEFAULT`]); one is the
+    /// writer's.
+    pub pool_size: usize,
+}
+
+impl fmt::Debug for PostgresStorage {
+    // The URL may hold a password: logs and error messages show the schema and pool only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("url", &"<not shown>")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// Default `[storage] pool_size`.
+pub const POSTGRES_POOL_SIZE_DEFAULT: usize = 8;
+/// Least `[storage] pool_size`: the writer's connection and one for reads.
+pub const POSTGRES_POOL_SIZE_MIN: usize = 2;
+/// Largest `[storage] pool_size`: beyond it a process would hold more of the server's
+/// connections (100 by default) than one node process can use.
+pub const POSTGRES_POOL_SIZE_MAX: usize = 64;
+/// Longest schema name: PostgreSQL's identifier limit (NAMEDATALEN − 1).
+pub const SCHEMA_NAME_LEN_MAX: usize = 63;
+
+/// Whether `name` is a schema name the node accepts: 1 to [`SCHEMA_NAME_LEN_MAX`] lower-case
+/// ASCII letters, digits and `_`, starting with a letter, so that it never needs quoting and
+/// never names a system schema (`pg_…` is refused too).
+pub fn schema_name_ok(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z'))
+        && name.len() <= SCHEMA_NAME_LEN_MAX
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && !name.starts_with("pg_")
+}
+
+/// The default schema of a node of `jurisdiction`.
+pub fn default_schema(jurisdiction: &str) -> String {
+    format!("kakehashi_{}", jurisdiction.to_ascii_lowercase())
 }
 
 /// `[sanctions]`: parties a payment may not involve (regulatory reason RR04). The inline

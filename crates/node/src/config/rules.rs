@@ -8,11 +8,12 @@ use tonic::transport::Uri;
 use super::{
     ACCOUNTS_MAX, AccountKind, CLOCK_SKEW_SECS_MAX, CONCURRENCY_MAX, Config, ConfigError,
     DRAIN_SECS_MAX, INSTRUCTION_LIFETIME_SECS_MAX_MAX, LIFETIME_SECS_MAX, Listen,
-    MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, Peer,
-    QUOTE_TTL_SECS_MAX, RATE_BAND_BPS_DEFAULT, RATE_BAND_BPS_MAX,
-    RECOVERY_QUERIES_PER_PEER_MAX_MAX, RELAYS_PER_PEER_MAX, SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX,
-    STORAGE_CACHE_MIB_DEFAULT, STORAGE_CACHE_MIB_MAX, STORAGE_CACHE_MIB_MIN, TIMEOUT_MS_MAX,
-    TIMEOUT_MS_MIN, invalid,
+    MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX,
+    POSTGRES_POOL_SIZE_MAX, POSTGRES_POOL_SIZE_MIN, Peer, QUOTE_TTL_SECS_MAX,
+    RATE_BAND_BPS_DEFAULT, RATE_BAND_BPS_MAX, RECOVERY_QUERIES_PER_PEER_MAX_MAX,
+    RELAYS_PER_PEER_MAX, SANCTIONS_ENTRIES_MAX, SCHEMA_NAME_LEN_MAX, SPREAD_BPS_MAX,
+    STORAGE_CACHE_MIB_DEFAULT, STORAGE_CACHE_MIB_MAX, STORAGE_CACHE_MIB_MIN, StorageBackend,
+    TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid, schema_name_ok,
 };
 
 impl Config {
@@ -30,6 +31,32 @@ impl Config {
         Ok(())
     }
     fn validate_storage(&self) -> Result<(), ConfigError> {
+        if let StorageBackend::Postgres(postgres) = &self.storage.backend {
+            if !schema_name_ok(&postgres.schema) {
+                return Err(invalid(
+                    "storage.schema",
+                    format!(
+                        "`{}` is not a schema name the node accepts: 1 to {SCHEMA_NAME_LEN_MAX} \
+                         lower-case letters, digits and _, starting with a letter, not pg_…",
+                        postgres.schema
+                    ),
+                ));
+            }
+            if !(POSTGRES_POOL_SIZE_MIN..=POSTGRES_POOL_SIZE_MAX).contains(&postgres.pool_size) {
+                return Err(invalid(
+                    "storage.pool_size",
+                    format!(
+                        "{} is outside {POSTGRES_POOL_SIZE_MIN} to {POSTGRES_POOL_SIZE_MAX} \
+                         (the writer holds one connection, reads need another)",
+                        postgres.pool_size
+                    ),
+                ));
+            }
+            if postgres.url.trim().is_empty() {
+                return Err(invalid("storage.url", "is empty; name the database"));
+            }
+            return Ok(());
+        }
         let mib = self.storage.cache_mib;
         if mib < STORAGE_CACHE_MIB_MIN {
             return Err(invalid(

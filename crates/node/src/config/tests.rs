@@ -727,6 +727,101 @@ fn storage_cache_mib_defaults_to_the_ledger_default_and_is_bounded() {
 }
 
 #[test]
+fn storage_backend_postgres_takes_a_url_a_schema_and_a_pool_size() {
+    let with = |section: &str| edited("[sanctions]\n", &format!("{section}\n[sanctions]\n"));
+    let config = parse(&with(
+        "[storage]\nbackend = \"postgres\"\nurl = \"postgresql://kk:secret@db.example/books\"",
+    ))
+    .expect("valid");
+    let StorageBackend::Postgres(postgres) = &config.storage.backend else {
+        panic!("postgres expected, got {:?}", config.storage.backend);
+    };
+    assert_eq!(postgres.url, "postgresql://kk:secret@db.example/books");
+    assert_eq!(
+        postgres.schema, "kakehashi_jp",
+        "the default names the jurisdiction"
+    );
+    assert_eq!(postgres.pool_size, POSTGRES_POOL_SIZE_DEFAULT);
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains("secret"),
+        "the password stays out of Debug: {shown}"
+    );
+    let config = parse(&with(
+        "[storage]\nbackend = \"postgres\"\nurl = \"host=/run/postgresql dbname=b\"\n\
+         schema = \"jp_books_2\"\npool_size = 16",
+    ))
+    .expect("valid");
+    assert_eq!(
+        config.storage.backend,
+        StorageBackend::Postgres(PostgresStorage {
+            url: "host=/run/postgresql dbname=b".into(),
+            schema: "jp_books_2".into(),
+            pool_size: 16,
+        })
+    );
+    assert_eq!(
+        parse(&with("[storage]\nbackend = \"sled\""))
+            .expect("valid")
+            .storage,
+        Storage::default()
+    );
+
+    let postgres = "[storage]\nbackend = \"postgres\"\nurl = \"postgresql://db/b\"";
+    refused(
+        &with("[storage]\nbackend = \"postgres\""),
+        &["storage.url", "missing"],
+    );
+    refused(
+        &with(&format!("{postgres}\ncache_mib = 32")),
+        &["storage.cache_mib", "sled"],
+    );
+    for key in [
+        "url = \"postgresql://db/b\"",
+        "schema = \"b\"",
+        "pool_size = 4",
+    ] {
+        let name = key.split(' ').next().expect("key");
+        refused(
+            &with(&format!("[storage]\n{key}")),
+            &[&format!("storage.{name}"), "backend = \"postgres\""],
+        );
+    }
+    refused(
+        &with("[storage]\nbackend = \"mysql\""),
+        &["storage.backend", "mysql", "\"sled\" or \"postgres\""],
+    );
+    for schema in [
+        "",
+        "Books",
+        "1books",
+        "pg_books",
+        "jp-books",
+        "b\"; drop",
+        &"b".repeat(64),
+    ] {
+        refused(
+            &with(&format!(
+                "{postgres}\nschema = \"{}\"",
+                schema.replace('"', "\\\"")
+            )),
+            &["storage.schema"],
+        );
+    }
+    assert!(schema_name_ok(&"b".repeat(63)));
+    for size in [0, 1, 65] {
+        refused(
+            &with(&format!("{postgres}\npool_size = {size}")),
+            &["storage.pool_size", "2 to 64"],
+        );
+    }
+    refused(
+        &with("[storage]\nbackend = \"postgres\"\nurl = \" \""),
+        &["storage.url", "empty"],
+    );
+}
+
+#[test]
 fn devnet_configs_validate_and_point_at_each_other() {
     let jp = devnet("jp.toml");
     let sg = devnet("sg.toml");
