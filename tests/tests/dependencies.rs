@@ -131,6 +131,39 @@ const FORBIDDEN: &[(&str, &[(&str, &str)])] = &[
             ),
         ],
     ),
+    (
+        "kakehashi-ledger-pg",
+        &[
+            (
+                "kakehashi-node",
+                "the storage engine is below the node; the node chooses it",
+            ),
+            ("kakehashi-pki", "the ledger knows nothing of certificates"),
+            ("kakehashi-proto", "the ledger knows nothing of the wire"),
+            ("tonic", "the ledger knows nothing of gRPC"),
+            (
+                "kakehashi-pgcluster",
+                "a node's ledger connects to a server; it never starts or kills one",
+            ),
+        ],
+    ),
+    (
+        "kakehashi-pgcluster",
+        &[
+            (
+                "kakehashi-node",
+                "it runs PostgreSQL's programs and knows nothing of the node",
+            ),
+            (
+                "kakehashi-ledger",
+                "it runs PostgreSQL's programs and knows nothing of the ledger",
+            ),
+            (
+                "tokio",
+                "child processes of the standard library, no runtime",
+            ),
+        ],
+    ),
 ];
 
 /// Packages that only the listed workspace members may link: tooling and the binary edge.
@@ -146,6 +179,9 @@ const DEPENDENTS: &[(&str, &[&str])] = &[
     ("kakehashi-sim", &["kakehashi"]),
     // Tests only: the end-to-end tests' shared helpers are built on its process helpers.
     ("kakehashi-testkit", &["kakehashi-e2e"]),
+    // Throwaway PostgreSQL servers (initdb, pg_ctl, SIGKILL): tests and tooling take it as a
+    // dev-dependency; no library crate links it, so no node can start or kill a server.
+    ("kakehashi-pgcluster", &[]),
 ];
 
 /// The package names printed by `cargo tree` with `args`, one per line.

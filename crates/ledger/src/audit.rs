@@ -20,6 +20,7 @@
 
 mod compare;
 mod replay;
+mod source;
 #[cfg(test)]
 mod tests;
 
@@ -32,9 +33,11 @@ use serde::Serialize;
 
 use self::compare::{compare_counts, compare_pending, compare_snapshot, final_totals};
 use self::replay::{Replay, replay_journal};
+use self::source::SledSource;
+pub use self::source::{AuditSource, JournalItem};
 use crate::error::Error;
 use crate::journal::{Checkpoint, SignedHead};
-use crate::ledger::trees::{Trees, open_offline};
+use crate::ledger::trees::open_offline;
 
 /// Most discrepancies listed in one report; the count beyond is still reported. A corrupted
 /// database could otherwise produce one finding per transfer and exhaust memory.
@@ -189,7 +192,8 @@ impl AuditReport {
         );
     }
 
-    fn flag(&mut self, location: Location, detail: impl Into<String>) {
+    /// Adds a finding (counted beyond [`DISCREPANCIES_LISTED_MAX`]).
+    pub fn flag(&mut self, location: Location, detail: impl Into<String>) {
         if self.discrepancies.len() < DISCREPANCIES_LISTED_MAX {
             self.discrepancies.push(Discrepancy {
                 location,
@@ -214,12 +218,24 @@ pub struct AuditOptions {
 /// database, locked, unreadable); everything found wrong is in the report.
 pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> {
     let trees = open_offline(path)?;
+    audit_source(&SledSource::new(&trees), options)
+}
+
+/// Audits a stored ledger read through `source` (the sled ledger's trees, or another engine's
+/// tables: see [`AuditSource`]) with exactly the checks of [`audit()`].
+pub fn audit_source(
+    source: &dyn AuditSource,
+    options: &AuditOptions,
+) -> Result<AuditReport, Error> {
     let mut report = AuditReport::default();
-    let key = check_key(&trees, options, &mut report)?;
-    let checkpoints = load_checkpoints(&trees, &mut report)?;
-    let signed_heads = load_signed_heads(&trees, &mut report)?;
+    for (location, detail) in source.findings() {
+        report.flag(location, detail);
+    }
+    let key = check_key(source, options, &mut report)?;
+    let checkpoints = load_checkpoints(source, &mut report)?;
+    let signed_heads = load_signed_heads(source, &mut report)?;
     let mut replay = Replay::new();
-    let snapshot_seq = match crate::recovery::accounts_seq(&trees) {
+    let snapshot_seq = match source.snapshot_seq() {
         Ok(seq) => Some(seq),
         Err(Error::Corrupt { source, .. }) => {
             report.flag(Location::Meta, format!("snapshot position: {source}"));
@@ -228,10 +244,10 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> 
         Err(other) => return Err(other),
     };
     if snapshot_seq == Some(0) {
-        compare_snapshot(&trees, &replay, &mut report)?;
+        compare_snapshot(source, &replay, &mut report)?;
     }
     let (last_seq, last_hash) = replay_journal(
-        &trees,
+        source,
         key.as_ref(),
         &checkpoints,
         &signed_heads,
@@ -247,7 +263,7 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> 
     }
     report.head = hex::encode(last_hash);
     report.records_unsigned = last_seq.saturating_sub(report.last_signed_seq);
-    match trees.head()? {
+    match source.head()? {
         Some((seq, hash)) if seq == last_seq && hash == last_hash => {}
         Some((seq, hash)) => report.flag(
             Location::Meta,
@@ -261,17 +277,17 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<AuditReport, Error> 
         None => report.flag(Location::Meta, "no journal head stored"),
     }
     final_totals(&replay, &mut report);
-    compare_pending(&trees, &replay, &mut report)?;
-    compare_counts(&trees, &replay, &mut report)?;
+    compare_pending(source, &replay, &mut report)?;
+    compare_counts(source, &replay, &mut report)?;
     Ok(report)
 }
 
 fn check_key(
-    trees: &Trees,
+    source: &dyn AuditSource,
     options: &AuditOptions,
     report: &mut AuditReport,
 ) -> Result<Option<VerifyingKey>, Error> {
-    let stored = match trees.verifying_key() {
+    let stored = match source.verifying_key() {
         Ok(stored) => stored,
         Err(Error::Corrupt { source, .. }) => {
             report.flag(Location::Meta, format!("verifying key: {source}"));
@@ -314,21 +330,20 @@ fn check_key(
 }
 
 fn load_checkpoints(
-    trees: &Trees,
+    source: &dyn AuditSource,
     report: &mut AuditReport,
 ) -> Result<BTreeMap<u64, Checkpoint>, Error> {
     let mut checkpoints = BTreeMap::new();
-    for item in &trees.checkpoints {
-        let (key, value) = item.map_err(Error::storage("scanning checkpoints"))?;
-        let Ok(seq_bytes) = <[u8; 8]>::try_from(key.as_ref()) else {
+    source.checkpoints(&mut |key, value| {
+        let Ok(seq_bytes) = <[u8; 8]>::try_from(key) else {
             report.flag(
                 Location::Meta,
                 format!("checkpoint key of {} bytes", key.len()),
             );
-            continue;
+            return;
         };
         let seq = u64::from_be_bytes(seq_bytes);
-        match Checkpoint::decode(&value) {
+        match Checkpoint::decode(value) {
             Ok(checkpoint) if checkpoint.seq == seq => {
                 checkpoints.insert(seq, checkpoint);
             }
@@ -341,26 +356,25 @@ fn load_checkpoints(
             ),
             Err(error) => report.flag(Location::Checkpoint { seq }, error.to_string()),
         }
-    }
+    })?;
     Ok(checkpoints)
 }
 
 fn load_signed_heads(
-    trees: &Trees,
+    source: &dyn AuditSource,
     report: &mut AuditReport,
 ) -> Result<BTreeMap<u64, SignedHead>, Error> {
     let mut signed_heads = BTreeMap::new();
-    for item in trees.signed_heads.iter() {
-        let (key, value) = item.map_err(Error::storage("scanning signed heads"))?;
-        let Ok(seq_bytes) = <[u8; 8]>::try_from(key.as_slice()) else {
+    source.signed_heads(&mut |key, value| {
+        let Ok(seq_bytes) = <[u8; 8]>::try_from(key) else {
             report.flag(
                 Location::Meta,
                 format!("signed head key of {} bytes", key.len()),
             );
-            continue;
+            return;
         };
         let seq = u64::from_be_bytes(seq_bytes);
-        match SignedHead::decode(&value) {
+        match SignedHead::decode(value) {
             Ok(signed) if signed.seq == seq => {
                 signed_heads.insert(seq, signed);
             }
@@ -370,6 +384,6 @@ fn load_signed_heads(
             ),
             Err(error) => report.flag(Location::SignedHead { seq }, error.to_string()),
         }
-    }
+    })?;
     Ok(signed_heads)
 }

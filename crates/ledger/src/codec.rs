@@ -413,7 +413,6 @@ pub(crate) fn decode_table_piece(bytes: &[u8]) -> Result<Vec<TableEntry>, Decode
     Ok(entries)
 }
 
-#[cfg(test)]
 pub(crate) fn transfer_bytes(transfer: &Transfer) -> Vec<u8> {
     let mut out = Vec::with_capacity(TRANSFER_LEN);
     encode_transfer(transfer, &mut out);

@@ -306,6 +306,17 @@ pub struct ExportSummary {
 /// through [`LedgerExport`], which says how it is opened.
 pub fn export(path: &Path, out: &mut dyn Write) -> Result<ExportSummary, Error> {
     let ledger = LedgerExport::open(path)?;
+    export_lines(ledger.accounts(), ledger.transfers(), out)
+}
+
+/// Writes `accounts`, then `transfers`, as [`export()`] writes them (one JSON object per
+/// line), for an engine that reads them from its own storage: the lines cannot differ between
+/// engines. An `Err` among the transfers ends the export with it.
+pub fn export_lines(
+    accounts: impl IntoIterator<Item = Account>,
+    transfers: impl IntoIterator<Item = Result<ExportedTransfer, Error>>,
+    out: &mut dyn Write,
+) -> Result<ExportSummary, Error> {
     let mut summary = ExportSummary::default();
     let write_line = |out: &mut dyn Write, value: serde_json::Value| -> Result<(), Error> {
         serde_json::to_writer(&mut *out, &value).map_err(|error| Error::Io {
@@ -315,11 +326,11 @@ pub fn export(path: &Path, out: &mut dyn Write) -> Result<ExportSummary, Error> 
         out.write_all(b"\n")
             .map_err(Error::io("writing the export"))
     };
-    for account in ledger.accounts() {
+    for account in accounts {
         write_line(out, account_json(&account))?;
         summary.accounts = summary.accounts.saturating_add(1);
     }
-    for item in ledger.transfers() {
+    for item in transfers {
         let exported = item?;
         write_line(
             out,

@@ -47,7 +47,7 @@ pub(crate) const JOURNAL_CHUNK_LEN: usize = 4096;
 /// Bytes before a record's first entry: version, kind, seq, prev_hash, now, count.
 pub(crate) const RECORD_HEADER_LEN: usize = 1 + 1 + 8 + 32 + 8 + 4;
 /// The hash before the first record.
-pub(crate) const GENESIS_HASH: [u8; 32] = [0; 32];
+pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
 const RECORD_HASH_DOMAIN: &[u8] = b"kakehashi-ledger journal record v1\0";
 const CHECKPOINT_DOMAIN: &[u8] = b"kakehashi-ledger checkpoint v1\0";
@@ -309,14 +309,21 @@ pub(crate) fn decode_chunk_key(key: &[u8]) -> Result<(u64, u32), DecodeError> {
 }
 
 /// SHA-256 over every account in id order (full stored encoding, balances included).
-pub(crate) struct BalancesDigest {
+pub struct BalancesDigest {
     hasher: Sha256,
     accounts: u64,
     buffer: Vec<u8>,
 }
 
+impl Default for BalancesDigest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl BalancesDigest {
-    pub(crate) fn new() -> Self {
+    /// An empty digest.
+    pub fn new() -> Self {
         let mut hasher = Sha256::new();
         hasher.update(BALANCES_DOMAIN);
         Self {
@@ -327,14 +334,15 @@ impl BalancesDigest {
     }
 
     /// Adds the next account; callers feed accounts in ascending id order.
-    pub(crate) fn add(&mut self, account: &Account) {
+    pub fn add(&mut self, account: &Account) {
         self.buffer.clear();
         encode_account(account, &mut self.buffer);
         self.hasher.update(&self.buffer);
         self.accounts = self.accounts.saturating_add(1);
     }
 
-    pub(crate) fn finish(self) -> ([u8; 32], u64) {
+    /// The digest and the number of accounts added.
+    pub fn finish(self) -> ([u8; 32], u64) {
         (self.hasher.finalize().into(), self.accounts)
     }
 }
@@ -342,19 +350,25 @@ impl BalancesDigest {
 /// A signed statement: after record `seq`, whose hash is `head`, the accounts hash to
 /// `balances_digest`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Checkpoint {
-    pub(crate) seq: u64,
-    pub(crate) head: [u8; 32],
-    pub(crate) balances_digest: [u8; 32],
-    pub(crate) accounts: u64,
-    pub(crate) signature: [u8; 64],
+pub struct Checkpoint {
+    /// The journal record it covers.
+    pub seq: u64,
+    /// That record's hash.
+    pub head: [u8; 32],
+    /// The [`BalancesDigest`] of every account after it.
+    pub balances_digest: [u8; 32],
+    /// How many accounts the digest covers.
+    pub accounts: u64,
+    /// The node key's Ed25519 signature.
+    pub signature: [u8; 64],
 }
 
 /// Encoded length of a checkpoint.
 const CHECKPOINT_LEN: usize = 8 + 32 + 32 + 8 + 64;
 
 impl Checkpoint {
-    pub(crate) fn sign(
+    /// Signs record `seq` (hash `head`) and the balances digest with the node key.
+    pub fn sign(
         key: &SigningKey,
         seq: u64,
         head: [u8; 32],
@@ -373,14 +387,15 @@ impl Checkpoint {
     }
 
     /// Whether the signature is a valid (strict) Ed25519 signature by `key`.
-    pub(crate) fn verify(&self, key: &VerifyingKey) -> bool {
+    pub fn verify(&self, key: &VerifyingKey) -> bool {
         let message =
             checkpoint_message(self.seq, &self.head, &self.balances_digest, self.accounts);
         key.verify_strict(&message, &Signature::from_bytes(&self.signature))
             .is_ok()
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The stored encoding.
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(CHECKPOINT_LEN);
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&self.head);
@@ -390,7 +405,8 @@ impl Checkpoint {
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes [`Checkpoint::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut cursor = Cursor::new(bytes, "checkpoint");
         let checkpoint = Self {
             seq: cursor.u64()?,
@@ -420,17 +436,21 @@ fn checkpoint_message(seq: u64, head: &[u8; 32], digest: &[u8; 32], accounts: u6
 /// writer can take one every few seconds. Its own domain tag keeps a signed head's signature
 /// from passing as a checkpoint's, and the other way round.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SignedHead {
-    pub(crate) seq: u64,
-    pub(crate) head: [u8; 32],
-    pub(crate) signature: [u8; 64],
+pub struct SignedHead {
+    /// The journal record it covers.
+    pub seq: u64,
+    /// That record's hash.
+    pub head: [u8; 32],
+    /// The node key's Ed25519 signature.
+    pub signature: [u8; 64],
 }
 
 /// Encoded length of a signed head.
 const SIGNED_HEAD_LEN: usize = 8 + 32 + 64;
 
 impl SignedHead {
-    pub(crate) fn sign(key: &SigningKey, seq: u64, head: [u8; 32]) -> Self {
+    /// Signs record `seq` (hash `head`) with the node key.
+    pub fn sign(key: &SigningKey, seq: u64, head: [u8; 32]) -> Self {
         let signature = key.sign(&signed_head_message(seq, &head)).to_bytes();
         Self {
             seq,
@@ -440,13 +460,14 @@ impl SignedHead {
     }
 
     /// Whether the signature is a valid (strict) Ed25519 signature by `key`.
-    pub(crate) fn verify(&self, key: &VerifyingKey) -> bool {
+    pub fn verify(&self, key: &VerifyingKey) -> bool {
         let message = signed_head_message(self.seq, &self.head);
         key.verify_strict(&message, &Signature::from_bytes(&self.signature))
             .is_ok()
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The stored encoding.
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(SIGNED_HEAD_LEN);
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&self.head);
@@ -454,7 +475,8 @@ impl SignedHead {
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes [`SignedHead::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut cursor = Cursor::new(bytes, "signed head");
         let signed = Self {
             seq: cursor.u64()?,

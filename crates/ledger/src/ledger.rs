@@ -94,6 +94,7 @@ use self::reclaimer::Reclaimer;
 pub use self::sequencer::GROUP_EVENTS_MAX;
 use self::sequencer::Sequencer;
 pub(crate) use self::sequencer::outcomes as sequencer_outcomes;
+pub(crate) use self::sequencer::{GroupJournal, run_records_fn};
 use self::trees::{
     FORMAT_VERSION, FORMAT_VERSION_DURABLE_LOG, META_ACCOUNTS_SEQ, META_FORMAT, META_HEAD,
     META_LAST_TIMESTAMP, META_VERIFYING_KEY, PREFIX_META, Trees, Writes, check_format,

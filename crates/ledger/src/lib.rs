@@ -145,6 +145,7 @@
 
 mod audit;
 mod codec;
+pub mod engine;
 mod error;
 mod export;
 mod filter;
@@ -160,12 +161,14 @@ mod state_machine;
 mod wide;
 
 pub use audit::{
-    AuditOptions, AuditReport, DISCREPANCIES_LISTED_MAX, Discrepancy, LedgerTotals, Location, audit,
+    AuditOptions, AuditReport, AuditSource, DISCREPANCIES_LISTED_MAX, Discrepancy, JournalItem,
+    LedgerTotals, Location, audit, audit_source,
 };
 pub use codec::DecodeError;
 pub use error::Error;
 pub use export::{
     ExportAccounts, ExportSummary, ExportTransfers, ExportedTransfer, LedgerExport, export,
+    export_lines,
 };
 pub use ledger::{
     CACHE_CAPACITY_DEFAULT, CACHE_CAPACITY_MIN, CHECKPOINT_EVENTS_MIN_DEFAULT,

@@ -209,7 +209,7 @@ impl MemoryLedger {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use ed25519_dalek::SigningKey;
     use proptest::prelude::*;
 
@@ -217,14 +217,14 @@ mod tests {
     use crate::model::{AccountFlags, TransferFlags};
     use crate::{Ledger, Options};
 
-    const NOW: u64 = 1_764_000_000_000_000_000;
-    const SECOND: u64 = 1_000_000_000;
-    const ACCOUNTS: u128 = 6;
+    pub(crate) const NOW: u64 = 1_764_000_000_000_000_000;
+    pub(crate) const SECOND: u64 = 1_000_000_000;
+    pub(crate) const ACCOUNTS: u128 = 6;
 
     /// One call of a random workload: small ids and amounts, so that ids collide, balances
     /// run out and posts and voids find (or miss) their pending transfers.
     #[derive(Clone, Debug)]
-    enum Call {
+    pub(crate) enum Call {
         Accounts(Vec<(u128, u32, u16)>),
         Transfers(Vec<(u128, u128, u128, u128, u128, u16, u32)>),
         Expire,
@@ -232,7 +232,7 @@ mod tests {
 
     /// Flags of the accounts every workload opens with: no linked chain, so they all exist,
     /// and balance limits and history often enough to matter.
-    fn opening_flags() -> impl Strategy<Value = u16> {
+    pub(crate) fn opening_flags() -> impl Strategy<Value = u16> {
         prop::sample::select(vec![
             0,
             0,
@@ -243,13 +243,13 @@ mod tests {
         ])
     }
 
-    fn account_flags(bits: u16) -> AccountFlags {
+    pub(crate) fn account_flags(bits: u16) -> AccountFlags {
         // LINKED, DEBITS_MUST_NOT_EXCEED_CREDITS, CREDITS_MUST_NOT_EXCEED_DEBITS, HISTORY:
         // the flags whose effects the state machine decides.
         AccountFlags(bits & 0b1111)
     }
 
-    type Fields = (u128, u128, u128, u128, u128, u16, u32);
+    pub(crate) type Fields = (u128, u128, u128, u128, u128, u16, u32);
 
     /// A transfer's fields (id, debit, credit, amount, pending id, flags, timeout): mostly the
     /// shapes the protocol uses (plain, pending, post, void, each possibly linked) with
@@ -323,7 +323,7 @@ mod tests {
         prop_oneof![3 => plain, 3 => pending, 2 => post, 2 => void, 1 => any]
     }
 
-    fn call() -> impl Strategy<Value = Call> {
+    pub(crate) fn call() -> impl Strategy<Value = Call> {
         let account = (
             1..=ACCOUNTS,
             prop_oneof![4 => Just(392u32), 1 => Just(702u32)],
@@ -337,7 +337,9 @@ mod tests {
         ]
     }
 
-    fn new_transfer((id, debit, credit, amount, pending, flags, timeout): Fields) -> NewTransfer {
+    pub(crate) fn new_transfer(
+        (id, debit, credit, amount, pending, flags, timeout): Fields,
+    ) -> NewTransfer {
         NewTransfer {
             id: TransferId(id),
             debit_account_id: AccountId(debit),

@@ -26,10 +26,15 @@ use crate::result::{CreateAccountResult, CreateTransferResult};
 /// Imported timestamps must stay below 2^63 nanoseconds, as in TigerBeetle.
 const IMPORTED_TIMESTAMP_END: u64 = 1 << 63;
 
-/// Read access to the committed state.
-pub(crate) trait Store {
+/// Read access to the committed state, as the state machine sees it: what a storage engine
+/// implements so that the state machine (through [`crate::engine::GroupBuilder`]) can run a
+/// group over its books. Every answer must be the committed state the group builds on.
+pub trait Store {
+    /// The account `id`, with its committed balances.
     fn account(&self, id: AccountId) -> Result<Option<Account>, Error>;
+    /// The transfer `id`, as stored.
     fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, Error>;
+    /// Where the pending transfer `id` stands (`None` if it is not a pending transfer).
     fn pending_status(&self, id: TransferId) -> Result<Option<PendingStatus>, Error>;
     /// Whether an event with this transfer id failed with a transient result (see
     /// [`CreateTransferResult::is_transient`]).
@@ -45,10 +50,13 @@ pub(crate) trait Store {
 /// The ledger's clock: the last timestamp of any event, and of the last account and transfer
 /// created (an imported event must follow the last of its kind, and, here, every event).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Clock {
-    pub(crate) last: Timestamp,
-    pub(crate) account: Timestamp,
-    pub(crate) transfer: Timestamp,
+pub struct Clock {
+    /// The last timestamp of any event.
+    pub last: Timestamp,
+    /// The timestamp of the last account created.
+    pub account: Timestamp,
+    /// The timestamp of the last transfer applied.
+    pub transfer: Timestamp,
 }
 
 impl From<Timestamp> for Clock {

@@ -3,42 +3,38 @@
 use std::collections::BTreeMap;
 
 use super::replay::Replay;
+use super::source::AuditSource;
 use super::{AuditReport, LedgerTotals, Location};
-use crate::codec::{
-    decode_account, decode_expiry_key, decode_pending_status, decode_table_piece,
-    decode_transfer_run, id_key, key_u128,
-};
+use crate::codec::{decode_account, decode_expiry_key, decode_pending_status, id_key, key_u128};
 use crate::error::Error;
-use crate::ledger::trees::Trees;
 use crate::model::{PendingStatus, TransferId};
 use crate::wide::Sum256;
 
 /// Compares the stored account snapshot with the replayed accounts at the snapshot's record,
 /// and checks that its debits equal its credits per currency.
 pub(super) fn compare_snapshot(
-    trees: &Trees,
+    source: &dyn AuditSource,
     replay: &Replay,
     report: &mut AuditReport,
 ) -> Result<(), Error> {
     let mut totals: BTreeMap<u32, [Sum256; 4]> = BTreeMap::new();
     let mut stored_ids = 0u64;
-    for item in trees.accounts.iter() {
-        let (key, value) = item.map_err(Error::storage("scanning accounts"))?;
+    source.accounts(&mut |key, value| {
         stored_ids = stored_ids.saturating_add(1);
-        let stored = match decode_account(&value) {
+        let stored = match decode_account(value) {
             Ok(account) => account,
             Err(error) => {
-                let id = key_u128(&key, "account key")
+                let id = key_u128(key, "account key")
                     .map(|id| id.to_string())
                     .unwrap_or_default();
                 report.flag(Location::Account { id }, error.to_string());
-                continue;
+                return;
             }
         };
         let at = Location::Account {
             id: stored.id.0.to_string(),
         };
-        if key.as_slice() != id_key(stored.id.0) {
+        if key != id_key(stored.id.0) {
             report.flag(at.clone(), "stored under another id's key");
         }
         match replay.accounts.get(&stored.id) {
@@ -65,7 +61,7 @@ pub(super) fn compare_snapshot(
         sums[1].add(stored.credits_posted);
         sums[2].add(stored.debits_pending);
         sums[3].add(stored.credits_pending);
-    }
+    })?;
     if stored_ids != replay.accounts.len() as u64 {
         report.flag(
             Location::Meta,
@@ -157,17 +153,16 @@ pub(super) fn final_totals(replay: &Replay, report: &mut AuditReport) {
 }
 
 pub(super) fn compare_pending(
-    trees: &Trees,
+    source: &dyn AuditSource,
     replay: &Replay,
     report: &mut AuditReport,
 ) -> Result<(), Error> {
     let mut stored_count = 0usize;
-    for item in trees.pending.iter() {
-        let (key, value) = item.map_err(Error::storage("scanning pending statuses"))?;
+    source.pending(&mut |key, value| {
         stored_count = stored_count.saturating_add(1);
-        let id = key_u128(&key, "pending key").unwrap_or_default();
+        let id = key_u128(key, "pending key").unwrap_or_default();
         let at = Location::Transfer { id: id.to_string() };
-        let found = decode_pending_status(&value);
+        let found = decode_pending_status(value);
         match (replay.reservations.get(&TransferId(id)), found) {
             (Some(expected), Ok(found)) if expected.status == found => {}
             (Some(expected), found) => report.flag(
@@ -182,7 +177,7 @@ pub(super) fn compare_pending(
                 "has a pending status but no pending transfer in the journal",
             ),
         }
-    }
+    })?;
     if stored_count != replay.reservations.len() {
         report.flag(
             Location::Meta,
@@ -193,10 +188,9 @@ pub(super) fn compare_pending(
         );
     }
     let mut indexed = 0usize;
-    for item in trees.expiry.iter() {
-        let (key, _) = item.map_err(Error::storage("scanning the expiry index"))?;
+    source.expiry(&mut |key| {
         indexed = indexed.saturating_add(1);
-        match decode_expiry_key(&key) {
+        match decode_expiry_key(key) {
             Ok((at, id)) => {
                 let live = replay.reservations.get(&id).is_some_and(|r| {
                     r.status == PendingStatus::Pending && r.transfer.expires_at() == Some(at)
@@ -215,7 +209,7 @@ pub(super) fn compare_pending(
             }
             Err(error) => report.flag(Location::Meta, format!("expiry index: {error}")),
         }
-    }
+    })?;
     let live = replay
         .reservations
         .values()
@@ -233,33 +227,11 @@ pub(super) fn compare_pending(
 }
 
 pub(super) fn compare_counts(
-    trees: &Trees,
+    source: &dyn AuditSource,
     replay: &Replay,
     report: &mut AuditReport,
 ) -> Result<(), Error> {
-    let mut stored = 0u64;
-    for item in trees.transfers.iter() {
-        let (key, value) = item.map_err(Error::storage("counting transfers"))?;
-        match decode_transfer_run(&value) {
-            Ok(run) => stored = stored.saturating_add(u64::from(run.len())),
-            Err(error) => report.flag(
-                Location::Meta,
-                format!("transfer index entry {}: {error}", hex::encode(&key)),
-            ),
-        }
-    }
-    for item in trees.id_tables.iter() {
-        let (key, value) = item.map_err(Error::storage("counting transfers"))?;
-        match decode_table_piece(&value) {
-            Ok(piece) => {
-                stored = stored.saturating_add(u64::try_from(piece.len()).unwrap_or(u64::MAX));
-            }
-            Err(error) => report.flag(
-                Location::Meta,
-                format!("id table piece {}: {error}", hex::encode(&key)),
-            ),
-        }
-    }
+    let stored = source.transfers_stored(&mut |location, detail| report.flag(location, detail))?;
     if stored != report.transfers {
         report.flag(
             Location::Meta,
@@ -269,7 +241,7 @@ pub(super) fn compare_counts(
             ),
         );
     }
-    let history = trees.history.count()?;
+    let history = source.history_entries()?;
     if history != replay.history_expected {
         report.flag(
             Location::Meta,

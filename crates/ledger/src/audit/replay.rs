@@ -5,13 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use ed25519_dalek::VerifyingKey;
 
 use super::compare::compare_snapshot;
+use super::source::{AuditSource, JournalItem};
 use super::{AuditReport, Location};
-use crate::codec::{decode_balance, history_key};
+use crate::codec::decode_balance;
 use crate::error::Error;
-use crate::journal::{
-    Checkpoint, Entries, GENESIS_HASH, Record, SignedHead, decode_chunk_key, frame_records,
-};
-use crate::ledger::trees::Trees;
+use crate::journal::{Checkpoint, Entries, GENESIS_HASH, Record, SignedHead};
 use crate::model::{
     Account, AccountBalance, AccountFlags, AccountId, PendingStatus, Timestamp, Transfer,
     TransferFlags, TransferId,
@@ -29,8 +27,6 @@ pub(super) struct Replay {
     pub(super) reservations: HashMap<TransferId, Reservation>,
     pub(super) history_expected: u64,
     last_timestamp: Timestamp,
-    /// The id tables of the transfer index, listed once: nothing writes beside the audit.
-    id_tables: Vec<(u64, u64)>,
 }
 
 impl Replay {
@@ -41,14 +37,13 @@ impl Replay {
             reservations: HashMap::new(),
             history_expected: 0,
             last_timestamp: Timestamp(0),
-            id_tables: Vec::new(),
         }
     }
 }
 
 /// Replays the journal in order; returns the last record's sequence number and hash.
 pub(super) fn replay_journal(
-    trees: &Trees,
+    source: &dyn AuditSource,
     key: Option<&VerifyingKey>,
     checkpoints: &BTreeMap<u64, Checkpoint>,
     signed_heads: &BTreeMap<u64, SignedHead>,
@@ -56,16 +51,8 @@ pub(super) fn replay_journal(
     replay: &mut Replay,
     report: &mut AuditReport,
 ) -> Result<(u64, [u8; 32]), Error> {
-    replay.id_tables = match trees.id_table_list() {
-        Ok(tables) => tables,
-        // Reported; the transfers in the tables are then reported as not stored.
-        Err(error) => {
-            report.flag(Location::Meta, format!("id table list: {error}"));
-            Vec::new()
-        }
-    };
     let mut journal = JournalReplay {
-        trees,
+        source,
         key,
         checkpoints,
         signed_heads,
@@ -78,54 +65,23 @@ pub(super) fn replay_journal(
         seen_signed_heads: 0,
     };
     let mut last_seq = 0;
-    // The key being gathered: its first record, its bytes so far, the chunk expected next.
-    let mut current: Option<(u64, Vec<u8>, u32)> = None;
-    for item in trees.journal.iter() {
-        let (key_bytes, chunk) = item.map_err(Error::storage("scanning the journal"))?;
-        let (seq, index) = match decode_chunk_key(&key_bytes) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                journal
-                    .report
-                    .flag(Location::Meta, format!("journal key: {error}"));
-                continue;
-            }
-        };
-        match current.as_mut() {
-            Some((current_seq, bytes, next_index)) if *current_seq == seq => {
-                if index != *next_index {
-                    journal.report.flag(
-                        Location::JournalRecord { seq },
-                        format!("chunk {} missing (found chunk {index})", *next_index),
-                    );
-                }
-                *next_index = index.saturating_add(1);
-                bytes.extend_from_slice(&chunk);
-            }
-            _ => {
-                if let Some((done_seq, bytes, _)) = current.take() {
-                    last_seq = journal.frame(done_seq, &bytes)?;
-                }
-                if index != 0 {
-                    journal.report.flag(
-                        Location::JournalRecord { seq },
-                        format!("chunk 0 missing (first chunk found is {index})"),
-                    );
-                }
-                current = Some((seq, chunk.to_vec(), index.saturating_add(1)));
-            }
+    source.journal(&mut |item| match item {
+        JournalItem::Record { seq, bytes } => {
+            last_seq = seq;
+            journal.record(seq, bytes)
         }
-    }
-    if let Some((done_seq, bytes, _)) = current.take() {
-        last_seq = journal.frame(done_seq, &bytes)?;
-    }
+        JournalItem::Finding { location, detail } => {
+            journal.report.flag(location, detail);
+            Ok(())
+        }
+    })?;
     journal.flag_checkpoints_beyond(last_seq);
     Ok((last_seq, journal.prev_hash))
 }
 
 /// The replay's walk along the journal's hash chain.
 struct JournalReplay<'a> {
-    trees: &'a Trees,
+    source: &'a dyn AuditSource,
     key: Option<&'a VerifyingKey>,
     checkpoints: &'a BTreeMap<u64, Checkpoint>,
     signed_heads: &'a BTreeMap<u64, SignedHead>,
@@ -142,23 +98,6 @@ struct JournalReplay<'a> {
 }
 
 impl JournalReplay<'_> {
-    /// Replays the records of one frame, which holds one record or several whole ones (see
-    /// `crate::journal`); bytes that do not split into records are audited as one more
-    /// record, which reports why. Returns the last record's sequence number.
-    fn frame(&mut self, first: u64, bytes: &[u8]) -> Result<u64, Error> {
-        let (records, rest) = frame_records(bytes);
-        let mut seq = first;
-        let mut parts: Vec<&[u8]> = records;
-        if !rest.is_empty() {
-            parts.push(rest);
-        }
-        for (index, part) in parts.into_iter().enumerate() {
-            seq = first.saturating_add(u64::try_from(index).unwrap_or(u64::MAX));
-            self.record(seq, part)?;
-        }
-        Ok(seq)
-    }
-
     /// Checks record `seq`'s place in the chain and its hash, replays its effects, and
     /// checks the snapshot and the checkpoint taken at it.
     fn record(&mut self, seq: u64, bytes: &[u8]) -> Result<(), Error> {
@@ -207,11 +146,11 @@ impl JournalReplay<'_> {
                         format!("stored under {seq} but numbered {}", decoded.record.seq),
                     );
                 }
-                apply_record(self.trees, &decoded.record, self.replay, report)?;
+                apply_record(self.source, &decoded.record, self.replay, report)?;
             }
         }
         if self.snapshot_seq == Some(seq) {
-            compare_snapshot(self.trees, self.replay, report)?;
+            compare_snapshot(self.source, self.replay, report)?;
         }
         self.prev_hash = stored_hash;
         if let Some(checkpoint) = self.checkpoints.get(&seq) {
@@ -377,7 +316,7 @@ fn check_checkpoint(
 }
 
 fn apply_record(
-    trees: &Trees,
+    source: &dyn AuditSource,
     record: &Record,
     replay: &mut Replay,
     report: &mut AuditReport,
@@ -410,8 +349,8 @@ fn apply_record(
             for transfer in transfers {
                 report.transfers = report.transfers.saturating_add(1);
                 check_timestamp(replay, transfer.timestamp, &at, report);
-                apply_transfer(trees, seq, transfer, replay, report)?;
-                match trees.transfer_in_tables(transfer.id, &replay.id_tables) {
+                apply_transfer(source, seq, transfer, replay, report)?;
+                match source.transfer(transfer.id) {
                     Ok(Some(stored)) if stored == *transfer => {}
                     Ok(Some(stored)) => report.flag(
                         Location::Transfer {
@@ -440,7 +379,7 @@ fn apply_record(
             for (id, timestamp) in expiries {
                 report.expiries = report.expiries.saturating_add(1);
                 check_timestamp(replay, *timestamp, &at, report);
-                expire(trees, seq, *id, *timestamp, replay, report)?;
+                expire(source, seq, *id, *timestamp, replay, report)?;
             }
         }
     }
@@ -469,7 +408,7 @@ fn check_timestamp(
 /// promised: known accounts in one currency, a live reservation for post/void, no overflow,
 /// limits kept.
 fn apply_transfer(
-    trees: &Trees,
+    source: &dyn AuditSource,
     seq: u64,
     transfer: &Transfer,
     replay: &mut Replay,
@@ -551,7 +490,7 @@ fn apply_transfer(
         return Ok(());
     }
     settle(
-        trees,
+        source,
         seq,
         &[debit, credit],
         transfer.timestamp,
@@ -635,7 +574,7 @@ fn release_reservation(
 }
 
 fn expire(
-    trees: &Trees,
+    source: &dyn AuditSource,
     seq: u64,
     id: TransferId,
     timestamp: Timestamp,
@@ -681,12 +620,12 @@ fn expire(
     debit.debits_pending = debits_pending;
     credit.credits_pending = credits_pending;
     crate::state_machine::reopen(&mut debit, &mut credit, &pending);
-    settle(trees, seq, &[debit, credit], timestamp, replay, report)
+    settle(source, seq, &[debit, credit], timestamp, replay, report)
 }
 
 /// Stores replayed accounts, checks their limits and their history entries.
 fn settle(
-    trees: &Trees,
+    source: &dyn AuditSource,
     seq: u64,
     accounts: &[Account],
     timestamp: Timestamp,
@@ -705,10 +644,7 @@ fn settle(
         if account.flags.contains(AccountFlags::HISTORY) {
             replay.history_expected = replay.history_expected.saturating_add(1);
             let expected = AccountBalance::of(account, timestamp);
-            let stored = trees
-                .history
-                .get(history_key(account.id, timestamp))
-                .map_err(Error::storage("reading history"))?;
+            let stored = source.history(account.id, timestamp)?;
             let found = stored.map(|bytes| decode_balance(&bytes));
             if found != Some(Ok(expected)) {
                 report.flag(

@@ -551,7 +551,7 @@ pub(crate) fn outcomes(
 
 /// Runs a request's records closure: its writes, checked, or why the request is refused (the
 /// closure failed or panicked, or a write is too large).
-fn run_records_fn(
+pub(crate) fn run_records_fn(
     records_fn: RecordsFn,
     outcomes: &[TransferOutcome],
 ) -> Result<Vec<RecordWrite>, Error> {
@@ -582,20 +582,20 @@ fn write_records(records: Vec<RecordWrite>, writes: &mut Writes) {
 
 /// The journal records of one group, as the sequencer encodes them, and where each of their
 /// transfers is.
-struct GroupJournal {
+pub(crate) struct GroupJournal {
     /// The last record's sequence number (the head before the group while it has none).
-    seq: u64,
+    pub(crate) seq: u64,
     /// The last record's hash.
-    prev_hash: [u8; 32],
-    records: Vec<(u64, Vec<u8>)>,
+    pub(crate) prev_hash: [u8; 32],
+    pub(crate) records: Vec<(u64, Vec<u8>)>,
     /// Each transfer's id, record and entry, in record order.
-    locations: Vec<(TransferId, u64, u32)>,
+    pub(crate) locations: Vec<(TransferId, u64, u32)>,
     /// Events journaled by the records.
-    events: u64,
+    pub(crate) events: u64,
 }
 
 impl GroupJournal {
-    fn new(head_seq: u64, head_hash: [u8; 32]) -> Self {
+    pub(crate) fn new(head_seq: u64, head_hash: [u8; 32]) -> Self {
         Self {
             seq: head_seq,
             prev_hash: head_hash,
@@ -607,7 +607,7 @@ impl GroupJournal {
 
     /// Chains one request's entries on as the next record; a request that changed nothing
     /// makes no record.
-    fn append(&mut self, now: Timestamp, entries: Entries) -> Result<(), Error> {
+    pub(crate) fn append(&mut self, now: Timestamp, entries: Entries) -> Result<(), Error> {
         if entries.is_empty() {
             return Ok(());
         }

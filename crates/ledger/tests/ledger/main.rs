@@ -16,6 +16,7 @@ mod crash;
 mod lifecycle;
 mod mixed;
 mod properties;
+mod workload;
 
 use std::path::Path;
 

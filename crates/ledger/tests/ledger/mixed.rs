@@ -9,174 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kakehashi_ledger::{AMOUNT_MAX, Account, MemoryLedger, PendingStatus, Transfer};
+use kakehashi_ledger::{Account, MemoryLedger, PendingStatus, Transfer};
 use proptest::prelude::*;
 
+use super::workload::{
+    self, ACCOUNTS, Call, IDS, SECOND, call, funding, opening_accounts, opening_flags,
+};
 use super::*;
-
-const ACCOUNTS: u128 = 8;
-const IDS: u128 = 48;
-const SECOND: u64 = 1_000_000_000;
-
-/// One random transfer event: a shape and the fields it varies.
-#[derive(Clone, Debug)]
-struct Event {
-    id: u128,
-    kind: u8,
-    debit: u128,
-    credit: u128,
-    amount: u128,
-    pending_id: u128,
-    timeout: u32,
-    linked: bool,
-    extra: u16,
-}
-
-#[derive(Clone, Debug)]
-enum Call {
-    Transfers {
-        imported: bool,
-        events: Vec<Event>,
-    },
-    /// Resend an earlier batch (picked by index), as a client retrying after a lost answer.
-    Retry(usize),
-    Expire,
-}
-
-fn event() -> impl Strategy<Value = Event> {
-    (
-        1..IDS,
-        0u8..10,
-        (1..=ACCOUNTS, 1..=ACCOUNTS),
-        prop_oneof![3 => 0u128..120, 1 => Just(0u128), 1 => Just(AMOUNT_MAX)],
-        1..IDS,
-        0u32..3,
-        prop::bool::weighted(0.15),
-        prop_oneof![8 => Just(0u16), 1 => 0u16..1024],
-    )
-        .prop_map(
-            |(id, kind, (debit, credit), amount, pending_id, timeout, linked, extra)| Event {
-                id,
-                kind,
-                debit,
-                credit,
-                amount,
-                pending_id,
-                timeout,
-                linked,
-                extra,
-            },
-        )
-}
-
-fn call() -> impl Strategy<Value = Call> {
-    prop_oneof![
-        6 => prop::collection::vec(event(), 1..6)
-            .prop_map(|events| Call::Transfers { imported: false, events }),
-        1 => prop::collection::vec(event(), 1..4)
-            .prop_map(|events| Call::Transfers { imported: true, events }),
-        1 => any::<usize>().prop_map(Call::Retry),
-        1 => Just(Call::Expire),
-    ]
-}
-
-/// The event as a transfer: kinds 0–1 plain, 2–3 pending (3: closing), 4–5 post, 6 void,
-/// 7 balancing, 8 pending balancing, 9 anything (raw flags from `extra`). A post or void
-/// mostly names one of the pending transfers stored so far (`pendings`), so that most of
-/// them find one, live or resolved.
-fn new_transfer(event: &Event, timestamp: Timestamp, pendings: &[u128]) -> NewTransfer {
-    let pending_id = match pendings.len() {
-        0 => event.pending_id,
-        _ if event.pending_id.is_multiple_of(5) => event.pending_id,
-        len => pendings[(event.pending_id as usize) % len],
-    };
-    let base = NewTransfer {
-        id: TransferId(event.id),
-        debit_account_id: AccountId(event.debit),
-        credit_account_id: AccountId(event.credit),
-        amount: event.amount % 1_000,
-        ledger: JPY,
-        code: 1,
-        timestamp,
-        ..NewTransfer::default()
-    };
-    let resolve = |flags| NewTransfer {
-        debit_account_id: AccountId(0),
-        credit_account_id: AccountId(0),
-        ledger: 0,
-        code: 0,
-        pending_id: TransferId(pending_id),
-        amount: event.amount,
-        flags,
-        ..base
-    };
-    let mut transfer = match event.kind {
-        0 | 1 => base,
-        2 => NewTransfer {
-            flags: TransferFlags::PENDING,
-            timeout: event.timeout,
-            ..base
-        },
-        3 => NewTransfer {
-            flags: TransferFlags::PENDING.union(if event.timeout == 0 {
-                TransferFlags::CLOSING_DEBIT
-            } else {
-                TransferFlags::CLOSING_CREDIT
-            }),
-            timeout: event.timeout,
-            ..base
-        },
-        4 | 5 => resolve(TransferFlags::POST_PENDING_TRANSFER),
-        6 => resolve(TransferFlags::VOID_PENDING_TRANSFER),
-        7 => NewTransfer {
-            flags: if event.timeout == 0 {
-                TransferFlags::BALANCING_DEBIT
-            } else {
-                TransferFlags::BALANCING_CREDIT
-            },
-            amount: event.amount,
-            ..base
-        },
-        8 => NewTransfer {
-            flags: TransferFlags::PENDING.union(TransferFlags::BALANCING_DEBIT),
-            amount: event.amount,
-            ..base
-        },
-        _ => NewTransfer {
-            flags: TransferFlags(event.extra),
-            pending_id: TransferId(event.pending_id % 3),
-            timeout: event.timeout,
-            ledger: if event.extra.is_multiple_of(5) {
-                SGD
-            } else {
-                JPY
-            },
-            ..base
-        },
-    };
-    if event.extra % 7 == 1 {
-        transfer.user_data_128 = u128::from(event.extra);
-    }
-    if event.linked {
-        transfer.flags = transfer.flags.union(TransferFlags::LINKED);
-    }
-    if timestamp.0 != 0 {
-        transfer.flags = transfer.flags.union(TransferFlags::IMPORTED);
-    }
-    transfer
-}
-
-fn opening_flags() -> impl Strategy<Value = AccountFlags> {
-    prop::sample::select(vec![
-        AccountFlags::NONE,
-        AccountFlags::NONE,
-        AccountFlags::HISTORY,
-        AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
-        AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
-        AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS.union(AccountFlags::HISTORY),
-        AccountFlags::CLOSED,
-    ])
-}
 
 /// The invariants of the books, from the in-memory ledger's full view.
 fn check_books(memory: &MemoryLedger, opened_closed: &BTreeSet<u128>) -> Result<(), String> {
@@ -262,11 +101,7 @@ proptest! {
         let dir = tempfile::tempdir().expect("temp dir");
         let durable = Ledger::open(dir.path(), node_key(), Options::default()).expect("open");
         let mut memory = MemoryLedger::new();
-        let accounts: Vec<NewAccount> = opening
-            .iter()
-            .zip(1..)
-            .map(|(&(ledger, flags), id)| account(id, ledger, flags))
-            .collect();
+        let accounts = opening_accounts(&opening);
         let opened_closed: BTreeSet<u128> = accounts
             .iter()
             .filter(|a| a.flags.contains(AccountFlags::CLOSED))
@@ -276,13 +111,7 @@ proptest! {
             memory.create_accounts(&accounts, NOW).expect("memory"),
             durable.create_accounts(&accounts, NOW).expect("durable")
         );
-        // Money in: account 1 funds every other account, whatever its limits.
-        let funding: Vec<NewTransfer> = (2..=ACCOUNTS)
-            .map(|id| NewTransfer {
-                ledger: opening[id as usize - 1].0,
-                ..transfer(1_000 + id, 1, id, 500, JPY)
-            })
-            .collect();
+        let funding = funding(&opening);
         prop_assert_eq!(
             memory.create_transfers(&funding, NOW).expect("memory"),
             durable.create_transfers(&funding, NOW).expect("durable")
@@ -296,32 +125,9 @@ proptest! {
             let now = Timestamp(NOW.0 + (step as u64 + 1) * SECOND);
             match call {
                 Call::Transfers { .. } | Call::Retry(_) => {
-                    let batch: Vec<NewTransfer> = match call {
-                        Call::Transfers { imported, events } => {
-                            let pendings: Vec<u128> = memory
-                                .transfers()
-                                .filter(|t| t.flags.contains(TransferFlags::PENDING))
-                                .map(|t| t.id.0)
-                                .collect();
-                            events
-                                .iter()
-                                .enumerate()
-                                .map(|(index, event)| {
-                                    let timestamp = if *imported {
-                                        Timestamp(now.0 - SECOND / 2 + index as u64)
-                                    } else {
-                                        Timestamp(0)
-                                    };
-                                    new_transfer(event, timestamp, &pendings)
-                                })
-                                .collect()
-                        }
-                        Call::Retry(index) if !sent.is_empty() => {
-                            sent[index % sent.len()].clone()
-                        }
-                        _ => continue,
+                    let Some(batch) = workload::batch(call, now, &memory, &mut sent) else {
+                        continue;
                     };
-                    sent.push(batch.clone());
                     let results = memory.create_transfers(&batch, now).expect("memory");
                     prop_assert_eq!(
                         &results,
