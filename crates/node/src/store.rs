@@ -100,6 +100,15 @@ pub enum StoreError {
     /// reading only; a restart reopens the store.
     #[error("payment store: the writer has stopped")]
     WriterStopped,
+    /// The PostgreSQL ledger that holds the records failed.
+    #[error("payment store: {what}: {source}")]
+    Postgres {
+        /// What was being done.
+        what: &'static str,
+        /// The ledger's error (boxed, as for [`StoreError::Ledger`]).
+        #[source]
+        source: Box<kakehashi_ledger_pg::Error>,
+    },
     /// The ledger that holds the records failed.
     #[error("payment store: {what}: {source}")]
     Ledger {
@@ -136,6 +145,21 @@ impl StoreError {
                     | kakehashi_ledger::Error::RecordsRefused { .. }
                     | kakehashi_ledger::Error::UnsupportedFormat { .. }
             ),
+            Self::Postgres { source, .. } => match &**source {
+                kakehashi_ledger_pg::Error::Ledger(source) => !matches!(
+                    source,
+                    kakehashi_ledger::Error::Corrupt { .. }
+                        | kakehashi_ledger::Error::RecordsRefused { .. }
+                ),
+                source => !matches!(
+                    source,
+                    kakehashi_ledger_pg::Error::Corrupt { .. }
+                        | kakehashi_ledger_pg::Error::NodeKeyMismatch { .. }
+                        | kakehashi_ledger_pg::Error::SchemaTooNew { .. }
+                        | kakehashi_ledger_pg::Error::NotDurable { .. }
+                        | kakehashi_ledger_pg::Error::InvalidOption { .. }
+                ),
+            },
             Self::Corrupt { .. } | Self::NotUpgraded { .. } => false,
         }
     }
@@ -353,6 +377,10 @@ enum Backend {
     Offline(Arc<LedgerRecords>),
     /// The simulator's disk.
     Memory(MemoryPayments),
+    /// The node's PostgreSQL ledger: its records table, written in its group commits.
+    Postgres(Arc<crate::engine::PgHandle>),
+    /// A PostgreSQL ledger read offline, for reading only (each read its own connection).
+    PostgresOffline(Arc<kakehashi_ledger_pg::Options>),
 }
 
 /// The records of a store held in memory: the deterministic simulator's disk (issue 11). The
@@ -488,6 +516,16 @@ impl Future for YieldOnce {
     }
 }
 
+fn postgres_error(what: &'static str) -> impl FnOnce(kakehashi_ledger_pg::Error) -> StoreError {
+    move |source| match source {
+        kakehashi_ledger_pg::Error::Ledger(source) => ledger_error(what)(source),
+        source => StoreError::Postgres {
+            what,
+            source: Box::new(source),
+        },
+    }
+}
+
 fn ledger_error(what: &'static str) -> impl FnOnce(kakehashi_ledger::Error) -> StoreError {
     move |source| match source {
         kakehashi_ledger::Error::Stopped { .. } => StoreError::WriterStopped,
@@ -503,6 +541,29 @@ impl Store {
     pub fn over_ledger(ledger: Arc<Ledger>) -> Self {
         Self {
             backend: Backend::Ledger(ledger),
+            encoder: Encoder::default(),
+            #[cfg(test)]
+            faults: Arc::default(),
+        }
+    }
+
+    /// The store over the records of the node's PostgreSQL ledger behind `handle` (shared with
+    /// the node's [`crate::engine::PgBooks`]).
+    pub fn over_postgres(handle: Arc<crate::engine::PgHandle>) -> Self {
+        Self {
+            backend: Backend::Postgres(handle),
+            encoder: Encoder::default(),
+            #[cfg(test)]
+            faults: Arc::default(),
+        }
+    }
+
+    /// The payment store of the PostgreSQL ledger of `options`, for reading only (the offline
+    /// tools): nothing is started or migrated, every read is one committed view, and every
+    /// [`Store::put`] fails with [`StoreError::WriterStopped`].
+    pub fn open_postgres_read_only(options: kakehashi_ledger_pg::Options) -> Self {
+        Self {
+            backend: Backend::PostgresOffline(Arc::new(options)),
             encoder: Encoder::default(),
             #[cfg(test)]
             faults: Arc::default(),
@@ -555,8 +616,23 @@ impl Store {
     pub async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let ledger = match &self.backend {
             Backend::Ledger(ledger) => ledger,
-            Backend::Offline(_) => return Err(StoreError::WriterStopped),
+            Backend::Offline(_) | Backend::PostgresOffline(_) => {
+                return Err(StoreError::WriterStopped);
+            }
             Backend::Memory(payments) => return payments.put(writes).await,
+            Backend::Postgres(handle) => {
+                let encoded = self.encoder.encode(&writes);
+                let ledger = handle
+                    .ledger()
+                    .await
+                    .map_err(postgres_error("writing records"))?;
+                ledger
+                    .write_records(encoded.writes)
+                    .await
+                    .map_err(postgres_error("writing records"))?;
+                self.encoder.stored(encoded.certificates);
+                return Ok(());
+            }
         };
         // Encoded here, in the caller's task, not in the ledger's writer.
         let encoded = self.encoder.encode(&writes);
@@ -678,6 +754,25 @@ impl Store {
                 .record(k)
                 .map_err(ledger_error("reading a record"))?,
             Backend::Memory(payments) => payments.lock().entries.get(k).cloned(),
+            Backend::Postgres(handle) => {
+                let ledger = handle
+                    .ledger()
+                    .await
+                    .map_err(postgres_error("reading a record"))?;
+                ledger
+                    .record(k)
+                    .await
+                    .map_err(postgres_error("reading a record"))?
+            }
+            Backend::PostgresOffline(options) => {
+                // The first record under the prefix `k` is `k` itself when it exists.
+                kakehashi_ledger_pg::records_offline(options, k, None, 1)
+                    .await
+                    .map_err(postgres_error("reading a record"))?
+                    .into_iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, value)| value)
+            }
         })
     }
 
@@ -744,6 +839,18 @@ impl Store {
             Backend::Ledger(ledger) => ledger
                 .records(prefix, after, RECORDS_PAGE_MAX)
                 .map_err(ledger_error(what)),
+            Backend::Postgres(handle) => handle
+                .ledger()
+                .await
+                .map_err(postgres_error(what))?
+                .records(prefix, after, RECORDS_PAGE_MAX)
+                .await
+                .map_err(postgres_error(what)),
+            Backend::PostgresOffline(options) => {
+                kakehashi_ledger_pg::records_offline(options, prefix, after, RECORDS_PAGE_MAX)
+                    .await
+                    .map_err(postgres_error(what))
+            }
         }
     }
 
