@@ -29,11 +29,13 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|e| panic!("a parsed configuration does not validate: {e}"));
     for peer in &config.peers {
         assert!(config.peer(&peer.jurisdiction).is_some());
+        let relays: Vec<String> = peer.relays.iter().map(ToString::to_string).collect();
+        let relays: Vec<&str> = relays.iter().map(String::as_str).collect();
         let again = config
             .clone()
-            .with_peer_relay(&peer.jurisdiction, &peer.relay.to_string())
-            .unwrap_or_else(|e| panic!("relay {} does not read back: {e}", peer.relay));
-        assert_eq!(again, config, "relay {} reads back differently", peer.relay);
+            .with_peer_relays(&peer.jurisdiction, &relays)
+            .unwrap_or_else(|e| panic!("relays {relays:?} do not read back: {e}"));
+        assert_eq!(again, config, "relays {relays:?} read back differently");
     }
     for account in &config.accounts {
         assert!(config.account(account.id).is_some());

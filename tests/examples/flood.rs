@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use kakehashi_e2e::pair::{self, NodeFiles, NodeProcess};
 use kakehashi_e2e::repo_root;
-use kakehashi_node::config::{Limits, Peer};
+use kakehashi_node::config::{Limits, RelayAddress};
 use kakehashi_node::engine::{Clock as _, SystemClock};
 use kakehashi_node::participant::{self, Answer, ConnectOptions, Participant, PaymentRequest};
 use kakehashi_node::tls::{TlsIdentity, install_crypto_provider, relay_endpoint};
@@ -516,15 +516,13 @@ impl Legit {
     }
 
     async fn connect_relay(&self) -> bool {
-        let peer = Peer {
-            jurisdiction: "JP".to_owned(),
-            relay: format!("https://{}", self.relay).parse().expect("uri"),
+        let address = RelayAddress {
+            uri: format!("https://{}", self.relay).parse().expect("uri"),
             server_name: "localhost".to_owned(),
-            corridor_account: 1,
-            liquidity_account: 2,
         };
         match relay_endpoint(
-            &peer,
+            "JP",
+            &address,
             &self.sg_identity,
             Arc::clone(&self.mra),
             "SG",

@@ -141,8 +141,8 @@ fn sg_node_key() -> SigningKey {
     SigningKey::from_pkcs8_pem(&pem).expect("PKCS#8 Ed25519")
 }
 
-#[test]
-fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
+#[tokio::test]
+async fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let data = scratch.path().join("devnet-data");
     devnet_demo(&data);
@@ -216,6 +216,7 @@ fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
     ));
     let mut record = store
         .inbound("JP", &unreceipted)
+        .await
         .expect("read")
         .expect("SG recorded the payment");
     record.receipt = None;
@@ -351,8 +352,8 @@ fn a_crash_after_the_receivers_credit_is_repairable_and_the_books_agree_after_re
 /// audit calls a `record_mismatch`). A crash after that commit, before Prepare, leaves a
 /// payment forwarded in doubt that the receiver never saw: recovery's status query fences it
 /// and the sender voids it (AB05), and the books agree.
-#[test]
-fn a_crash_between_the_senders_record_and_its_reservation_leaves_books_that_agree() {
+#[tokio::test]
+async fn a_crash_between_the_senders_record_and_its_reservation_leaves_books_that_agree() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let data = scratch.path().join("devnet-data");
 
@@ -370,7 +371,7 @@ fn a_crash_between_the_senders_record_and_its_reservation_leaves_books_that_agre
     for code in ["JP", "SG"] {
         let store = Store::open_read_only(&data.join(code.to_lowercase()))
             .expect("the payment store opens");
-        for (uetr, record) in store.unresolved_outbound().expect("in doubt") {
+        for (uetr, record) in store.unresolved_outbound().await.expect("in doubt") {
             assert_eq!(record.state, OutboundState::Forwarded, "{record:?}");
             reserving.push((code, uetr));
         }

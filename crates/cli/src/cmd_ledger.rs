@@ -189,7 +189,7 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                         .collect();
                     // Read now: the store is the ledger's records, and the statement opens
                     // the ledger next.
-                    Some(statement::Payments::load(store, parties)?)
+                    Some(client::runtime()?.block_on(statement::Payments::load(store, parties))?)
                 }
                 None => None,
             };
@@ -420,7 +420,8 @@ fn pair_audit(args: &PairAuditArgs) -> anyhow::Result<ExitCode> {
     let mra_path = args.mra.clone().unwrap_or_else(|| a.mra.clone());
     let mra = client::load_mra(&mra_path)?;
     let mra_path = std::fs::canonicalize(&mra_path).unwrap_or(mra_path);
-    let (a_books, b_books) = pair_audit::load_pair(a, b, &mra)
+    let (a_books, b_books) = client::runtime()?
+        .block_on(pair_audit::load_pair(a, b, &mra))
         .context("cannot audit the pair (the books are unchanged)")?;
     let report = pair_audit::audit_pair(&a_books, &b_books, &mra);
     let keys = [(a, &a_books), (b, &b_books)]

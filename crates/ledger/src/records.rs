@@ -135,6 +135,26 @@ impl LedgerRecords {
             .map_err(Error::storage("reading a record"))
     }
 
+    /// A page of the records whose key starts with `prefix`, in key order, as
+    /// [`crate::Ledger::records`] gives them: those after key `after` (from the first when
+    /// `None`), at most `limit` (and at most [`RECORDS_PAGE_MAX`]).
+    pub fn records_after(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Record>, Error> {
+        self.trees
+            .records
+            .scan_prefix_after(prefix, after)
+            .take(limit.min(RECORDS_PAGE_MAX))
+            .map(|item| {
+                item.map(|(key, value)| (key, value.to_vec()))
+                    .map_err(Error::storage("scanning records"))
+            })
+            .collect()
+    }
+
     /// Every record whose key starts with `prefix`, in key order, lazily.
     pub fn records(&self, prefix: &[u8]) -> impl Iterator<Item = Result<Record, Error>> + use<> {
         self.trees.records.scan_prefix(prefix).map(|item| {

@@ -32,11 +32,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::AccountKind;
-use crate::config::{self, Config};
+use crate::config::{self, Config, PostgresStorage, StorageBackend};
 use crate::engine::{
-    Books, Clock, Engine, EngineError, EngineLimits, EngineParts, Entropy, GrpcPeer, PeerLink,
-    PeerTransport, RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX, RecoveryLimits, Sanctions,
-    SledBooks, SystemClock, SystemEntropy,
+    Books, Clock, Engine, EngineError, EngineLimits, EngineParts, Entropy, FailoverPeer, GrpcPeer,
+    PeerLink, PeerTransport, PgBooks, PgHandle, RECOVERY_BACKOFF_INITIAL, RECOVERY_BACKOFF_MAX,
+    RecoveryLimits, Sanctions, SledBooks, SystemClock, SystemEntropy,
 };
 use crate::metrics::Metrics;
 use crate::screening::{ListEntry, ListError, ListSource, Reloaded};
@@ -92,6 +92,18 @@ pub enum NodeError {
     /// The ledger failed to open or close.
     #[error("ledger: {0}")]
     Ledger(#[from] kakehashi_ledger::Error),
+    /// The PostgreSQL ledger (`[storage] backend = "postgres"`) failed to open or close.
+    #[error(
+        "ledger in PostgreSQL schema {schema}: {source}. Check [storage] url and that the server \
+         runs; to see the books, run `kakehashi ledger audit --config <this node's TOML>`"
+    )]
+    Postgres {
+        /// The node's schema.
+        schema: String,
+        /// The ledger's error.
+        #[source]
+        source: Box<kakehashi_ledger_pg::Error>,
+    },
     /// The ledger or the payment store fails the start-up checks (a record that does not
     /// decode or does not match its hash, a checkpoint that does not verify, a read error):
     /// the node refuses to serve those books. One message names the directory and the fix.
@@ -243,14 +255,14 @@ impl Node {
         }
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let assembly = Assembly::read(&config, clock.now().1)?;
-        let (ledger, store) = open_storage(&config, &assembly.signing_key).await?;
+        let (books, store) = open_storage(&config, &assembly.signing_key).await?;
         let identity = TlsIdentity::load(&config.tls.cert, &config.tls.key)?;
         let transports = grpc_peers(&config, &assembly.mra, &identity)?;
         let metrics = Arc::new(Metrics::new());
         let mra = Arc::clone(&assembly.mra);
         let genesis = assembly.genesis.clone();
         let parts = assembly.engine_parts(
-            Arc::new(SledBooks::new(ledger, store.encoder())),
+            books,
             store,
             (clock, Arc::new(SystemEntropy)),
             Arc::clone(&metrics),
@@ -471,11 +483,53 @@ fn receipt_signer(
 async fn open_storage(
     config: &Config,
     key: &SigningKey,
-) -> Result<(Arc<Ledger>, Store), NodeError> {
+) -> Result<(Arc<dyn Books>, Store), NodeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
+    let (books, store, where_): (Arc<dyn Books>, Store, PathBuf) = match &config.storage.backend {
+        StorageBackend::Sled => {
+            let (ledger, store) = open_sled(config, key).await?;
+            let books = Arc::new(SledBooks::new(ledger, store.encoder()));
+            (books, store, ledger_path_for_store(config))
+        }
+        StorageBackend::Postgres(postgres) => {
+            let options = postgres_options(postgres);
+            let handle = PgHandle::open(options, key.clone())
+                .await
+                .map_err(|source| NodeError::Postgres {
+                    schema: postgres.schema.clone(),
+                    source: Box::new(source),
+                })?;
+            let handle = Arc::new(handle);
+            let store = Store::over_postgres(Arc::clone(&handle));
+            let books = Arc::new(PgBooks::new(handle, store.encoder()));
+            let where_ = PathBuf::from(format!("PostgreSQL schema {}", postgres.schema));
+            (books, store, where_)
+        }
+    };
+    // Every account record and every payment in doubt decodes, or the node does not start.
+    let loaded = async {
+        store.accounts().await?;
+        store.unresolved_outbound().await?;
+        Ok::<_, StoreError>(())
+    };
+    loaded.await.map_err(|error| store_error(&where_, error))?;
+    Ok((books, store))
+}
+
+/// The PostgreSQL ledger's options for `[storage]`.
+pub fn postgres_options(postgres: &PostgresStorage) -> kakehashi_ledger_pg::Options {
+    kakehashi_ledger_pg::Options {
+        pool_size: postgres.pool_size,
+        ..kakehashi_ledger_pg::Options::new(postgres.url.clone(), postgres.schema.clone())
+    }
+}
+
+/// The sled ledger in `<data_dir>/ledger` and the payment store over its records, a payment
+/// store of an older build moved in first.
+async fn open_sled(config: &Config, key: &SigningKey) -> Result<(Arc<Ledger>, Store), NodeError> {
     let ledger_dir = config.data_dir.join("ledger");
     let ledger_path = ledger_dir.clone();
     let ledger_key = key.clone();
@@ -496,16 +550,7 @@ async fn open_storage(
         .await
         .map_err(|e| NodeError::Task(e.to_string()))?
         .map_err(|error| store_error(&store_dir, error))?;
-    let store = Store::over_ledger(Arc::clone(&ledger));
-    let loaded = tokio::task::spawn_blocking(move || {
-        store.accounts()?;
-        store.unresolved_outbound()?;
-        Ok::<_, StoreError>(store)
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))?;
-    let store = loaded.map_err(|error| store_error(&ledger_path_for_store(config), error))?;
-    Ok((ledger, store))
+    Ok((Arc::clone(&ledger), Store::over_ledger(ledger)))
 }
 
 /// Where the payment store's records are: in the ledger.
@@ -615,30 +660,41 @@ fn corridors(config: &Config, mra: &Mra) -> Result<BTreeMap<String, Corridor>, N
 }
 
 /// A Relay client over mutual TLS to each configured peer, each call bounded by the relay
-/// timeout.
+/// timeout; a peer with several relay addresses gets one client per address, tried in turn
+/// ([`FailoverPeer`]).
 fn grpc_peers(
     config: &Config,
     mra: &Arc<Mra>,
     identity: &TlsIdentity,
 ) -> Result<BTreeMap<String, Arc<dyn PeerTransport>>, NodeError> {
+    let relay_timeout = Duration::from_millis(config.limits.relay_timeout_ms);
     let mut peers = BTreeMap::new();
     for peer in &config.peers {
-        let endpoint = tls::relay_endpoint(
-            peer,
-            identity,
-            Arc::clone(mra),
-            &config.jurisdiction,
-            &config.limits,
-        )?;
-        let client = RelayClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(config.limits.message_bytes_max)
-            .max_encoding_message_size(config.limits.message_bytes_max);
-        let relay_timeout = Duration::from_millis(config.limits.relay_timeout_ms);
-        let transport: Arc<dyn PeerTransport> = Arc::new(GrpcPeer::batching(
-            client,
-            relay_timeout,
-            config.limits.message_bytes_max,
-        ));
+        let mut addresses = Vec::new();
+        for address in peer.relay_addresses() {
+            let endpoint = tls::relay_endpoint(
+                &peer.jurisdiction,
+                &address,
+                identity,
+                Arc::clone(mra),
+                &config.jurisdiction,
+                &config.limits,
+            )?;
+            let client = RelayClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(config.limits.message_bytes_max)
+                .max_encoding_message_size(config.limits.message_bytes_max);
+            let transport: Arc<dyn PeerTransport> = Arc::new(GrpcPeer::batching(
+                client,
+                relay_timeout,
+                config.limits.message_bytes_max,
+            ));
+            addresses.push(transport);
+        }
+        let transport = if addresses.len() == 1 {
+            addresses.swap_remove(0)
+        } else {
+            Arc::new(FailoverPeer::new(addresses, relay_timeout))
+        };
         peers.insert(peer.jurisdiction.clone(), transport);
     }
     Ok(peers)

@@ -1149,7 +1149,7 @@ mod tests {
         assert_eq!(failed.code(), tonic::Code::Unavailable, "{failed:?}");
         let first = assert_answered_without_detail(&failed, &logs);
         assert_eq!(
-            jp.store().outbound(&uetr).unwrap(),
+            jp.store().outbound(&uetr).await.unwrap(),
             None,
             "nothing recorded"
         );

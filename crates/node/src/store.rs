@@ -100,6 +100,15 @@ pub enum StoreError {
     /// reading only; a restart reopens the store.
     #[error("payment store: the writer has stopped")]
     WriterStopped,
+    /// The PostgreSQL ledger that holds the records failed.
+    #[error("payment store: {what}: {source}")]
+    Postgres {
+        /// What was being done.
+        what: &'static str,
+        /// The ledger's error (boxed, as for [`StoreError::Ledger`]).
+        #[source]
+        source: Box<kakehashi_ledger_pg::Error>,
+    },
     /// The ledger that holds the records failed.
     #[error("payment store: {what}: {source}")]
     Ledger {
@@ -136,6 +145,21 @@ impl StoreError {
                     | kakehashi_ledger::Error::RecordsRefused { .. }
                     | kakehashi_ledger::Error::UnsupportedFormat { .. }
             ),
+            Self::Postgres { source, .. } => match &**source {
+                kakehashi_ledger_pg::Error::Ledger(source) => !matches!(
+                    source,
+                    kakehashi_ledger::Error::Corrupt { .. }
+                        | kakehashi_ledger::Error::RecordsRefused { .. }
+                ),
+                source => !matches!(
+                    source,
+                    kakehashi_ledger_pg::Error::Corrupt { .. }
+                        | kakehashi_ledger_pg::Error::NodeKeyMismatch { .. }
+                        | kakehashi_ledger_pg::Error::SchemaTooNew { .. }
+                        | kakehashi_ledger_pg::Error::NotDurable { .. }
+                        | kakehashi_ledger_pg::Error::InvalidOption { .. }
+                ),
+            },
             Self::Corrupt { .. } | Self::NotUpgraded { .. } => false,
         }
     }
@@ -353,6 +377,10 @@ enum Backend {
     Offline(Arc<LedgerRecords>),
     /// The simulator's disk.
     Memory(MemoryPayments),
+    /// The node's PostgreSQL ledger: its records table, written in its group commits.
+    Postgres(Arc<crate::engine::PgHandle>),
+    /// A PostgreSQL ledger read offline, for reading only (each read its own connection).
+    PostgresOffline(Arc<kakehashi_ledger_pg::Options>),
 }
 
 /// The records of a store held in memory: the deterministic simulator's disk (issue 11). The
@@ -419,12 +447,18 @@ impl MemoryPayments {
         self.1.stored(records.certificates);
     }
 
-    /// The entries under `prefix`, in key order.
-    fn scan(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// At most `limit` entries under `prefix` after the key `after`, in key order.
+    fn page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Vec<Record> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(after) => Bound::Excluded(after.to_vec()),
+            None => Bound::Included(prefix.to_vec()),
+        };
         self.lock()
             .entries
-            .range(prefix.to_vec()..)
+            .range((from, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -436,6 +470,22 @@ fn apply_encoded(state: &mut MemoryState, encoded: Vec<RecordWrite>) {
             RecordWrite::Put { key, value } => state.entries.insert(key, value),
             RecordWrite::Delete { key } => state.entries.remove(&key),
         };
+    }
+}
+
+/// The answer of a store read that never waits: the memory backend (the simulator's) and the
+/// sled backends read inline, so their reads are ready at the first poll. For callers outside
+/// any executor: the simulator's oracles and tests' polled conditions.
+///
+/// # Panics
+///
+/// When the future is not ready at once (a read of a backend that waits: await it instead).
+pub fn read_now<T>(future: impl Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => panic!("a store read waited: await it instead"),
     }
 }
 
@@ -466,6 +516,16 @@ impl Future for YieldOnce {
     }
 }
 
+fn postgres_error(what: &'static str) -> impl FnOnce(kakehashi_ledger_pg::Error) -> StoreError {
+    move |source| match source {
+        kakehashi_ledger_pg::Error::Ledger(source) => ledger_error(what)(source),
+        source => StoreError::Postgres {
+            what,
+            source: Box::new(source),
+        },
+    }
+}
+
 fn ledger_error(what: &'static str) -> impl FnOnce(kakehashi_ledger::Error) -> StoreError {
     move |source| match source {
         kakehashi_ledger::Error::Stopped { .. } => StoreError::WriterStopped,
@@ -481,6 +541,29 @@ impl Store {
     pub fn over_ledger(ledger: Arc<Ledger>) -> Self {
         Self {
             backend: Backend::Ledger(ledger),
+            encoder: Encoder::default(),
+            #[cfg(test)]
+            faults: Arc::default(),
+        }
+    }
+
+    /// The store over the records of the node's PostgreSQL ledger behind `handle` (shared with
+    /// the node's [`crate::engine::PgBooks`]).
+    pub fn over_postgres(handle: Arc<crate::engine::PgHandle>) -> Self {
+        Self {
+            backend: Backend::Postgres(handle),
+            encoder: Encoder::default(),
+            #[cfg(test)]
+            faults: Arc::default(),
+        }
+    }
+
+    /// The payment store of the PostgreSQL ledger of `options`, for reading only (the offline
+    /// tools): nothing is started or migrated, every read is one committed view, and every
+    /// [`Store::put`] fails with [`StoreError::WriterStopped`].
+    pub fn open_postgres_read_only(options: kakehashi_ledger_pg::Options) -> Self {
+        Self {
+            backend: Backend::PostgresOffline(Arc::new(options)),
             encoder: Encoder::default(),
             #[cfg(test)]
             faults: Arc::default(),
@@ -533,8 +616,23 @@ impl Store {
     pub async fn put(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let ledger = match &self.backend {
             Backend::Ledger(ledger) => ledger,
-            Backend::Offline(_) => return Err(StoreError::WriterStopped),
+            Backend::Offline(_) | Backend::PostgresOffline(_) => {
+                return Err(StoreError::WriterStopped);
+            }
             Backend::Memory(payments) => return payments.put(writes).await,
+            Backend::Postgres(handle) => {
+                let encoded = self.encoder.encode(&writes);
+                let ledger = handle
+                    .ledger()
+                    .await
+                    .map_err(postgres_error("writing records"))?;
+                ledger
+                    .write_records(encoded.writes)
+                    .await
+                    .map_err(postgres_error("writing records"))?;
+                self.encoder.stored(encoded.certificates);
+                return Ok(());
+            }
         };
         // Encoded here, in the caller's task, not in the ledger's writer.
         let encoded = self.encoder.encode(&writes);
@@ -556,51 +654,63 @@ impl Store {
     }
 
     /// The outbound record of `uetr`.
-    pub fn outbound(&self, uetr: &Uetr) -> Result<Option<OutboundRecord>, StoreError> {
-        self.get(&key(PREFIX_OUTBOUND, &uetr.0), OUTBOUND)
+    pub async fn outbound(&self, uetr: &Uetr) -> Result<Option<OutboundRecord>, StoreError> {
+        self.get(&key(PREFIX_OUTBOUND, &uetr.0), OUTBOUND).await
     }
 
     /// The inbound record of `uetr` from the jurisdiction `sender`. Another jurisdiction's
     /// record of the same UETR is another key: a peer can neither see nor block it.
-    pub fn inbound(&self, sender: &str, uetr: &Uetr) -> Result<Option<InboundRecord>, StoreError> {
-        self.get(&inbound_key(sender, uetr), INBOUND)
+    pub async fn inbound(
+        &self,
+        sender: &str,
+        uetr: &Uetr,
+    ) -> Result<Option<InboundRecord>, StoreError> {
+        self.get(&inbound_key(sender, uetr), INBOUND).await
     }
 
     /// The metadata of `account`.
-    pub fn account(&self, account: u128) -> Result<Option<AccountMeta>, StoreError> {
+    pub async fn account(&self, account: u128) -> Result<Option<AccountMeta>, StoreError> {
         self.get(&key(PREFIX_ACCOUNT, &account.to_be_bytes()), ACCOUNT)
+            .await
     }
 
     /// Every account the node knows, in id order.
-    pub fn accounts(&self) -> Result<Vec<(u128, AccountMeta)>, StoreError> {
+    pub async fn accounts(&self) -> Result<Vec<(u128, AccountMeta)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.entries(vec![PREFIX_ACCOUNT], "scanning accounts") {
-            let (k, v) = item?;
-            let id_bytes: [u8; 16] = k
-                .get(1..)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| corrupt_key(&k))?;
-            out.push((u128::from_be_bytes(id_bytes), self.decode(&k, &v, ACCOUNT)?));
+        let mut pages = Pages::new(&[PREFIX_ACCOUNT], "scanning accounts");
+        while let Some(page) = pages.next(self).await? {
+            for (k, v) in page {
+                let id_bytes: [u8; 16] = k
+                    .get(1..)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| corrupt_key(&k))?;
+                out.push((
+                    u128::from_be_bytes(id_bytes),
+                    self.decode(&k, &v, ACCOUNT).await?,
+                ));
+            }
         }
         Ok(out)
     }
 
     /// Every outbound payment that has no final outcome yet (for recovery). Reads the
     /// unresolved index, so its cost follows the payments in doubt, not the history.
-    pub fn unresolved_outbound(&self) -> Result<Vec<(Uetr, OutboundRecord)>, StoreError> {
-        let mut out = Vec::new();
+    pub async fn unresolved_outbound(&self) -> Result<Vec<(Uetr, OutboundRecord)>, StoreError> {
         // The index first, then each record: a record may have moved on meanwhile, which the
         // state filter below allows for.
-        let index: Vec<_> = self
-            .entries(vec![PREFIX_UNRESOLVED], "scanning unresolved payments")
-            .collect::<Result<_, _>>()?;
-        for (k, _) in index {
+        let mut index = Vec::new();
+        let mut pages = Pages::new(&[PREFIX_UNRESOLVED], "scanning unresolved payments");
+        while let Some(page) = pages.next(self).await? {
+            index.extend(page.into_iter().map(|(k, _)| k));
+        }
+        let mut out = Vec::new();
+        for k in index {
             let id: [u8; 16] = k
                 .get(1..)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| corrupt_key(&k))?;
             let uetr = Uetr(id);
-            if let Some(record) = self.outbound(&uetr)?
+            if let Some(record) = self.outbound(&uetr).await?
                 && !record.state.is_final()
             {
                 out.push((uetr, record));
@@ -611,17 +721,29 @@ impl Store {
 
     /// How many outbound payments have no final outcome (durably; an entry that cannot be
     /// read counts, as an entry of the index).
-    pub fn unresolved_count(&self) -> usize {
-        self.entries(vec![PREFIX_UNRESOLVED], "counting unresolved payments")
-            .count()
+    pub async fn unresolved_count(&self) -> usize {
+        let mut count = 0;
+        let mut pages = Pages::new(&[PREFIX_UNRESOLVED], "counting unresolved payments");
+        loop {
+            match pages.next(self).await {
+                Ok(Some(page)) => count += page.len(),
+                Ok(None) => return count,
+                // The entries a failed read would have given are not known: count the failure
+                // as one, as the iterator this replaced did.
+                Err(_) => return count + 1,
+            }
+        }
     }
 
-    fn get<T>(&self, k: &[u8], kind: Kind<T>) -> Result<Option<T>, StoreError> {
-        self.value(k)?.map(|v| self.decode(k, &v, kind)).transpose()
+    async fn get<T>(&self, k: &[u8], kind: Kind<T>) -> Result<Option<T>, StoreError> {
+        match self.value(k).await? {
+            Some(v) => Ok(Some(self.decode(k, &v, kind).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The durable value under `k`, as stored.
-    fn value(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn value(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         #[cfg(test)]
         self.faults.read(k)?;
         Ok(match &self.backend {
@@ -632,94 +754,225 @@ impl Store {
                 .record(k)
                 .map_err(ledger_error("reading a record"))?,
             Backend::Memory(payments) => payments.lock().entries.get(k).cloned(),
+            Backend::Postgres(handle) => {
+                let ledger = handle
+                    .ledger()
+                    .await
+                    .map_err(postgres_error("reading a record"))?;
+                ledger
+                    .record(k)
+                    .await
+                    .map_err(postgres_error("reading a record"))?
+            }
+            Backend::PostgresOffline(options) => {
+                // The first record under the prefix `k` is `k` itself when it exists.
+                kakehashi_ledger_pg::records_offline(options, k, None, 1)
+                    .await
+                    .map_err(postgres_error("reading a record"))?
+                    .into_iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, value)| value)
+            }
         })
     }
 
     /// The record stored under `k` as `value`, in either format.
-    fn decode<T>(&self, k: &[u8], value: &[u8], kind: Kind<T>) -> Result<T, StoreError> {
-        let mut lookup = Lookup {
-            store: self,
-            failed: None,
+    ///
+    /// A compact record refers to certificates by digest. Those the encoder knows durable are
+    /// taken from its memory; one it does not know is read from the certificate table (an
+    /// awaited read, which a database backend needs), checked against its digest, learned, and
+    /// the record decoded again. Each pass learns a certificate the record names, and a record
+    /// names a bounded number of them, so the passes are bounded.
+    async fn decode<T>(&self, k: &[u8], value: &[u8], kind: Kind<T>) -> Result<T, StoreError> {
+        let corrupt = |source| StoreError::Corrupt {
+            key: hex::encode(k),
+            source: Box::new(source),
         };
-        let decoded = (kind.0)(value, &mut lookup);
-        decoded.map_err(|source| match lookup.failed {
-            // A certificate that could not be read (a failing disk) is that failure, transient,
-            // not a corrupt record.
-            Some(error) => error,
-            None => StoreError::Corrupt {
-                key: hex::encode(k),
-                source: Box::new(source),
-            },
-        })
+        let mut lookup = Lookup {
+            encoder: &self.encoder,
+            fetched: HashMap::new(),
+            missing: None,
+        };
+        loop {
+            let source = match (kind.0)(value, &mut lookup) {
+                Ok(decoded) => return Ok(decoded),
+                Err(source) => source,
+            };
+            let Some(digest) = lookup.missing.take() else {
+                return Err(corrupt(source));
+            };
+            if lookup.fetched.len() >= CERTIFICATES_PER_RECORD_MAX {
+                return Err(corrupt(source));
+            }
+            let Some(der) = self.value(&key(PREFIX_CERTIFICATE, &digest)).await? else {
+                return Err(corrupt(source));
+            };
+            // Content-addressed: a certificate that does not hash to its key was altered.
+            if <[u8; 32]>::from(Sha256::digest(&der)) != digest {
+                return Err(corrupt(Undecodable::CertificateMismatch(hex::encode(
+                    digest,
+                ))));
+            }
+            let der = Arc::new(der);
+            // Read back, it is durable (a reader sees only durable records).
+            self.encoder.learn(digest, Arc::clone(&der));
+            lookup.fetched.insert(digest, der);
+        }
     }
 
-    /// The durable entries under `prefix`, in key order, lazily: the ledger's a page at a time
-    /// (each page one consistent, durable view; records are replaced, never removed, except the
-    /// unresolved index, whose readers allow for entries that moved on).
-    fn entries(
+    /// A page of the durable entries under `prefix` after the key `after`, in key order: the
+    /// ledger's as one consistent, durable view (records are replaced, never removed, except
+    /// the unresolved index, whose readers allow for entries that moved on).
+    async fn page(
         &self,
-        prefix: Vec<u8>,
+        prefix: &[u8],
+        after: Option<&[u8]>,
         what: &'static str,
-    ) -> Box<dyn Iterator<Item = Result<Record, StoreError>> + '_> {
+    ) -> Result<Vec<Record>, StoreError> {
         #[cfg(test)]
-        if let Err(error) = self.faults.read(&prefix) {
-            return Box::new(std::iter::once(Err(error)));
-        }
+        self.faults.read(prefix)?;
         match &self.backend {
-            Backend::Memory(payments) => Box::new(payments.scan(&prefix).into_iter().map(Ok)),
-            Backend::Offline(records) => Box::new(
-                records
-                    .records(&prefix)
-                    .map(move |item| item.map_err(ledger_error(what))),
-            ),
-            Backend::Ledger(ledger) => Box::new(Pages {
-                ledger,
-                prefix,
-                after: None,
-                page: Vec::new().into_iter(),
-                done: false,
-                what,
-            }),
+            Backend::Memory(payments) => Ok(payments.page(prefix, after, RECORDS_PAGE_MAX)),
+            Backend::Offline(records) => records
+                .records_after(prefix, after, RECORDS_PAGE_MAX)
+                .map_err(ledger_error(what)),
+            Backend::Ledger(ledger) => ledger
+                .records(prefix, after, RECORDS_PAGE_MAX)
+                .map_err(ledger_error(what)),
+            Backend::Postgres(handle) => handle
+                .ledger()
+                .await
+                .map_err(postgres_error(what))?
+                .records(prefix, after, RECORDS_PAGE_MAX)
+                .await
+                .map_err(postgres_error(what)),
+            Backend::PostgresOffline(options) => {
+                kakehashi_ledger_pg::records_offline(options, prefix, after, RECORDS_PAGE_MAX)
+                    .await
+                    .map_err(postgres_error(what))
+            }
         }
     }
 
-    /// Every outbound record, in UETR order.
-    pub fn outbound_records(
+    /// Outbound records in UETR order: the page after `after` (from the first when `None`).
+    /// An empty page is the end.
+    pub async fn outbound_page(
         &self,
-    ) -> Box<dyn Iterator<Item = Result<(Uetr, OutboundRecord), StoreError>> + '_> {
-        self.records(
-            vec![PREFIX_OUTBOUND],
+        after: Option<&Uetr>,
+    ) -> Result<Vec<(Uetr, OutboundRecord)>, StoreError> {
+        self.records_page(
+            &[PREFIX_OUTBOUND],
+            after,
             OUTBOUND,
             "scanning outbound payments",
         )
+        .await
     }
 
-    /// Every inbound record (decisions and fences) from the jurisdiction `sender`, in UETR
-    /// order.
-    pub fn inbound_records(
+    /// Inbound records (decisions and fences) from the jurisdiction `sender`, in UETR order:
+    /// the page after `after` (from the first when `None`). An empty page is the end.
+    pub async fn inbound_page(
         &self,
         sender: &str,
-    ) -> Box<dyn Iterator<Item = Result<(Uetr, InboundRecord), StoreError>> + '_> {
-        self.records(inbound_prefix(sender), INBOUND, "scanning inbound payments")
+        after: Option<&Uetr>,
+    ) -> Result<Vec<(Uetr, InboundRecord)>, StoreError> {
+        self.records_page(
+            &inbound_prefix(sender),
+            after,
+            INBOUND,
+            "scanning inbound payments",
+        )
+        .await
     }
 
-    /// The records under `prefix`, keyed by the UETR that ends their key, lazily (the history
-    /// may be long).
-    fn records<T: 'static>(
+    /// Every outbound record, in UETR order (read a page at a time; the tools that audit a
+    /// node's history hold it whole anyway).
+    pub async fn outbound_all(&self) -> Result<Vec<(Uetr, OutboundRecord)>, StoreError> {
+        let mut all: Vec<(Uetr, OutboundRecord)> = Vec::new();
+        loop {
+            let page = self.outbound_page(all.last().map(|(uetr, _)| uetr)).await?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
+
+    /// Every inbound record from the jurisdiction `sender`, in UETR order (as
+    /// [`Store::outbound_all`]).
+    pub async fn inbound_all(
         &self,
-        prefix: Vec<u8>,
+        sender: &str,
+    ) -> Result<Vec<(Uetr, InboundRecord)>, StoreError> {
+        let mut all: Vec<(Uetr, InboundRecord)> = Vec::new();
+        loop {
+            let page = self
+                .inbound_page(sender, all.last().map(|(uetr, _)| uetr))
+                .await?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
+
+    /// A page of the records under `prefix`, keyed by the UETR that ends their key.
+    async fn records_page<T>(
+        &self,
+        prefix: &[u8],
+        after: Option<&Uetr>,
         kind: Kind<T>,
         what: &'static str,
-    ) -> Box<dyn Iterator<Item = Result<(Uetr, T), StoreError>> + '_> {
-        let len = prefix.len();
-        Box::new(self.entries(prefix, what).map(move |item| {
-            let (k, v) = item?;
+    ) -> Result<Vec<(Uetr, T)>, StoreError> {
+        let after = after.map(|uetr| [prefix, &uetr.0[..]].concat());
+        let page = self.page(prefix, after.as_deref(), what).await?;
+        let mut out = Vec::with_capacity(page.len());
+        for (k, v) in page {
             let id: [u8; 16] = k
-                .get(len..)
+                .get(prefix.len()..)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| corrupt_key(&k))?;
-            Ok((Uetr(id), self.decode(&k, &v, kind)?))
-        }))
+            out.push((Uetr(id), self.decode(&k, &v, kind).await?));
+        }
+        Ok(out)
+    }
+}
+
+/// A scan of a store's entries under one prefix, a page at a time.
+struct Pages {
+    prefix: Vec<u8>,
+    /// The last key returned.
+    after: Option<Vec<u8>>,
+    done: bool,
+    what: &'static str,
+}
+
+impl Pages {
+    fn new(prefix: &[u8], what: &'static str) -> Self {
+        Self {
+            prefix: prefix.to_vec(),
+            after: None,
+            done: false,
+            what,
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    async fn next(&mut self, store: &Store) -> Result<Option<Vec<Record>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = store
+            .page(&self.prefix, self.after.as_deref(), self.what)
+            .await?;
+        self.done = page.len() < RECORDS_PAGE_MAX;
+        match page.last() {
+            Some((k, _)) => {
+                self.after = Some(k.clone());
+                Ok(Some(page))
+            }
+            None => Ok(None),
+        }
     }
 }
 
@@ -738,75 +991,24 @@ const OUTBOUND: Kind<OutboundRecord> = Kind(compact::decode_outbound);
 const INBOUND: Kind<InboundRecord> = Kind(compact::decode_inbound);
 const ACCOUNT: Kind<AccountMeta> = Kind(compact::decode_account);
 
-/// The certificates of a record being decoded, from the store's memory or its certificate
-/// table.
+/// The certificates of a record being decoded: those the encoder knows durable, and those
+/// read for this record; the first one neither has is noted for [`Store::decode`] to read.
 struct Lookup<'a> {
-    store: &'a Store,
-    /// A read of the table that failed (kept to return it as itself, see [`Store::decode`]).
-    failed: Option<StoreError>,
+    encoder: &'a Encoder,
+    fetched: HashMap<Digest, Arc<Vec<u8>>>,
+    missing: Option<Digest>,
 }
 
 impl CertificateSource for Lookup<'_> {
     fn certificate(&mut self, digest: &Digest) -> Result<Arc<Vec<u8>>, Undecodable> {
-        if let Some(der) = self.store.encoder.known(digest) {
+        if let Some(der) = self.fetched.get(digest) {
+            return Ok(Arc::clone(der));
+        }
+        if let Some(der) = self.encoder.known(digest) {
             return Ok(der);
         }
-        let der = match self.store.value(&key(PREFIX_CERTIFICATE, digest)) {
-            Ok(Some(der)) => der,
-            Ok(None) => return Err(Undecodable::MissingCertificate(hex::encode(digest))),
-            Err(error) => {
-                self.failed = Some(error);
-                return Err(Undecodable::Envelope("a certificate could not be read"));
-            }
-        };
-        // Content-addressed: a certificate that does not hash to its key was altered.
-        if <[u8; 32]>::from(Sha256::digest(&der)) != *digest {
-            return Err(Undecodable::CertificateMismatch(hex::encode(digest)));
-        }
-        let der = Arc::new(der);
-        // Read back, it is durable (a reader sees only durable records).
-        self.store.encoder.learn(*digest, Arc::clone(&der));
-        Ok(der)
-    }
-}
-
-/// A scan of the ledger's records, a page at a time.
-struct Pages<'a> {
-    ledger: &'a Ledger,
-    prefix: Vec<u8>,
-    /// The last key returned.
-    after: Option<Vec<u8>>,
-    page: std::vec::IntoIter<Record>,
-    done: bool,
-    what: &'static str,
-}
-
-impl Iterator for Pages<'_> {
-    type Item = Result<Record, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(entry) = self.page.next() {
-            self.after = Some(entry.0.clone());
-            return Some(Ok(entry));
-        }
-        if self.done {
-            return None;
-        }
-        let page = match self
-            .ledger
-            .records(&self.prefix, self.after.as_deref(), RECORDS_PAGE_MAX)
-        {
-            Ok(page) => page,
-            Err(error) => {
-                self.done = true;
-                return Some(Err(ledger_error(self.what)(error)));
-            }
-        };
-        self.done = page.len() < RECORDS_PAGE_MAX;
-        self.page = page.into_iter();
-        let entry = self.page.next()?;
-        self.after = Some(entry.0.clone());
-        Some(Ok(entry))
+        self.missing = Some(*digest);
+        Err(Undecodable::MissingCertificate(hex::encode(digest)))
     }
 }
 
@@ -858,6 +1060,11 @@ const CERTIFICATES_KNOWN_MAX: usize = 1024;
 /// intermediates, root); the bound keeps a hostile envelope (recorded when rejected) from
 /// turning into thousands of writes in one batch.
 const CHAIN_LEN_TABLED_MAX: usize = 8;
+
+/// Most certificates a record read back may name (see [`Store::decode`]): an outbound record
+/// holds three envelopes (instruction, quote, receipt), each with a tabled chain of at most
+/// [`CHAIN_LEN_TABLED_MAX`]; more means a record that was not written by this encoder.
+const CERTIFICATES_PER_RECORD_MAX: usize = 4 * CHAIN_LEN_TABLED_MAX;
 
 /// Encodes records in the compact format and remembers which certificates of the certificate
 /// table are durable, so that a record refers to a known certificate without writing it again,
@@ -1227,24 +1434,19 @@ mod tests {
     }
 
     /// Everything a reader can ask of a store, for comparing two of them.
-    fn view(store: &Store) -> String {
-        let outbound: Vec<_> = store.outbound_records().map(Result::unwrap).collect();
-        let inbound: Vec<_> = ["JP", "TH"]
-            .iter()
-            .map(|sender| {
-                store
-                    .inbound_records(sender)
-                    .map(Result::unwrap)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+    async fn view(store: &Store) -> String {
+        let outbound = store.outbound_all().await.unwrap();
+        let mut inbound = Vec::new();
+        for sender in ["JP", "TH"] {
+            inbound.push(store.inbound_all(sender).await.unwrap());
+        }
         format!(
             "{outbound:?}\n{inbound:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}",
-            store.accounts().unwrap(),
-            store.unresolved_outbound().unwrap(),
-            store.unresolved_count(),
-            store.outbound(&Uetr([2; 16])).unwrap(),
-            store.inbound("TH", &Uetr([5; 16])).unwrap(),
+            store.accounts().await.unwrap(),
+            store.unresolved_outbound().await.unwrap(),
+            store.unresolved_count().await,
+            store.outbound(&Uetr([2; 16])).await.unwrap(),
+            store.inbound("TH", &Uetr([5; 16])).await.unwrap(),
         )
     }
 
@@ -1278,7 +1480,7 @@ mod tests {
             for batch in batches() {
                 store.put(batch).await.unwrap();
             }
-            views.push(view(store));
+            views.push(view(store).await);
         }
         assert_eq!(views[0], views[1]);
         assert!(views[0].contains("Settled") && views[0].contains("Fenced"));
@@ -1310,8 +1512,8 @@ mod tests {
         assert!(failed.is_transient());
         assert!(payments.lock().entries.is_empty());
         store.put(batch()).await.unwrap();
-        assert_eq!(store.unresolved_count(), 1);
-        assert_eq!(store.account(1001).unwrap(), Some(meta("Alpha")));
+        assert_eq!(store.unresolved_count().await, 1);
+        assert_eq!(store.account(1001).await.unwrap(), Some(meta("Alpha")));
     }
 
     #[tokio::test]
@@ -1345,11 +1547,11 @@ mod tests {
                 ledger_store(dir.path())
             };
             assert_eq!(
-                store.outbound(&uetr).unwrap(),
+                store.outbound(&uetr).await.unwrap(),
                 Some(record(OutboundState::Forwarded))
             );
-            assert_eq!(store.accounts().unwrap().len(), 1);
-            assert_eq!(store.unresolved_outbound().unwrap().len(), 1);
+            assert_eq!(store.accounts().await.unwrap().len(), 1);
+            assert_eq!(store.unresolved_outbound().await.unwrap().len(), 1);
             let written = store.put(vec![Write::Account(1002, meta("Beta"))]).await;
             assert_eq!(written.is_err(), offline, "{written:?}");
         }
@@ -1371,13 +1573,13 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(matches!(failed, StoreError::Ledger { .. }), "{failed:?}");
-        assert_eq!(store.account(1001).unwrap(), None);
-        assert_eq!(store.unresolved_count(), 0);
+        assert_eq!(store.account(1001).await.unwrap(), None);
+        assert_eq!(store.unresolved_count().await, 0);
         store
             .put(vec![Write::Account(1001, meta("Alpha"))])
             .await
             .unwrap();
-        assert_eq!(store.account(1001).unwrap(), Some(meta("Alpha")));
+        assert_eq!(store.account(1001).await.unwrap(), Some(meta("Alpha")));
     }
 
     /// A data directory written before the records moved into the ledger: the offline tools
@@ -1423,14 +1625,15 @@ mod tests {
         assert_eq!(migrate_legacy(dir.path(), &ledger).unwrap(), None);
         let store = Store::over_ledger(Arc::clone(&ledger));
         assert_eq!(
-            store.outbound(&uetr).unwrap().map(|r| r.state),
+            store.outbound(&uetr).await.unwrap().map(|r| r.state),
             Some(OutboundState::Reserving)
         );
-        assert_eq!(store.unresolved_outbound().unwrap().len(), 1);
-        assert_eq!(store.account(1001).unwrap(), Some(meta("Alpha")));
+        assert_eq!(store.unresolved_outbound().await.unwrap().len(), 1);
+        assert_eq!(store.account(1001).await.unwrap(), Some(meta("Alpha")));
         assert_eq!(
             store
                 .inbound("JP", &Uetr([5; 16]))
+                .await
                 .unwrap()
                 .map(|r| r.state),
             Some(InboundState::Settled)
@@ -1459,7 +1662,7 @@ mod tests {
             ])
             .await
             .unwrap();
-        let unresolved = store.unresolved_outbound().unwrap();
+        let unresolved = store.unresolved_outbound().await.unwrap();
         assert_eq!(unresolved.len(), 1);
         assert_eq!(unresolved[0].0, Uetr([3; 16]));
         // Resolving it removes it from the index in the same batch.
@@ -1470,8 +1673,8 @@ mod tests {
             )])
             .await
             .unwrap();
-        assert_eq!(store.unresolved_count(), 0);
-        assert!(store.unresolved_outbound().unwrap().is_empty());
+        assert_eq!(store.unresolved_count().await, 0);
+        assert!(store.unresolved_outbound().await.unwrap().is_empty());
     }
 
     fn inbound(sender: &str, state: InboundState) -> InboundRecord {
@@ -1506,19 +1709,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            store.inbound("JP", &uetr).unwrap().map(|r| r.state),
+            store.inbound("JP", &uetr).await.unwrap().map(|r| r.state),
             Some(InboundState::Settled)
         );
         assert_eq!(
-            store.inbound("TH", &uetr).unwrap().map(|r| r.state),
+            store.inbound("TH", &uetr).await.unwrap().map(|r| r.state),
             Some(InboundState::Fenced)
         );
-        assert_eq!(store.inbound("SG", &uetr).unwrap(), None);
+        assert_eq!(store.inbound("SG", &uetr).await.unwrap(), None);
         let from_jp: Vec<_> = store
-            .inbound_records("JP")
-            .map(|item| item.map(|(uetr, record)| (uetr, record.state)))
-            .collect::<Result<_, _>>()
-            .unwrap();
+            .inbound_all("JP")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(uetr, record)| (uetr, record.state))
+            .collect();
         assert_eq!(
             from_jp,
             vec![
@@ -1526,7 +1731,11 @@ mod tests {
                 (Uetr([6; 16]), InboundState::Rejected)
             ]
         );
-        assert_eq!(store.inbound_records("T").count(), 0, "no prefix match");
+        assert_eq!(
+            store.inbound_all("T").await.unwrap().len(),
+            0,
+            "no prefix match"
+        );
     }
 
     fn meta(name: &str) -> AccountMeta {
@@ -1538,11 +1747,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_corrupt_records_are_not_transient() {
+    #[tokio::test]
+    async fn only_corrupt_records_are_not_transient() {
         let store = Store::in_memory(MemoryPayments::new());
         let corrupt = store
             .decode(b"a", b"not json", ACCOUNT)
+            .await
             .expect_err("corrupt");
         assert!(!corrupt.is_transient());
         assert!(StoreError::WriterStopped.is_transient());
@@ -1587,7 +1797,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ledger_store(dir.path());
         put_forwarded_concurrently(&store, 64).await;
-        assert_eq!(store.unresolved_outbound().unwrap().len(), 64);
+        assert_eq!(store.unresolved_outbound().await.unwrap().len(), 64);
     }
 
     /// `write` as a node before issue 14's compact records stored it: JSON, byte fields in
@@ -1673,20 +1883,18 @@ mod tests {
 
     /// The raw entries under `prefix`.
     fn raw(store: &Store, prefix: u8) -> Vec<Record> {
-        store
-            .entries(vec![prefix], "test")
-            .collect::<Result<_, _>>()
-            .unwrap()
+        read_now(store.page(&[prefix], None, "test")).unwrap()
     }
 
     /// `uetr`'s outbound record as a fresh store over the same ledger reads it (no certificate
     /// in memory).
-    fn read_fresh(store: &Store, uetr: Uetr) -> OutboundRecord {
+    async fn read_fresh(store: &Store, uetr: Uetr) -> OutboundRecord {
         let Backend::Ledger(ledger) = &store.backend else {
             panic!("a ledger store");
         };
         Store::over_ledger(Arc::clone(ledger))
             .outbound(&uetr)
+            .await
             .unwrap()
             .unwrap()
     }
@@ -1737,7 +1945,7 @@ mod tests {
             let json = serde_json::to_vec(&first).unwrap().len();
             assert!(value.len() * 3 < json, "{} of {json} bytes", value.len());
             assert_eq!(raw(&store, PREFIX_ACCOUNT)[0].1[0], compact::FORMAT_COMPACT);
-            assert_eq!(read_fresh(&store, Uetr([2; 16])), second);
+            assert_eq!(read_fresh(&store, Uetr([2; 16])).await, second);
         }
         for offline in [true, false] {
             // A new store: nothing in memory, every certificate read from the table.
@@ -1746,8 +1954,11 @@ mod tests {
             } else {
                 ledger_store(dir.path())
             };
-            assert_eq!(store.outbound(&Uetr([1; 16])).unwrap(), Some(first.clone()));
-            let scanned: Vec<_> = store.outbound_records().map(Result::unwrap).collect();
+            assert_eq!(
+                store.outbound(&Uetr([1; 16])).await.unwrap(),
+                Some(first.clone())
+            );
+            let scanned = store.outbound_all().await.unwrap();
             assert_eq!(
                 scanned,
                 vec![
@@ -1756,10 +1967,10 @@ mod tests {
                 ]
             );
             assert_eq!(
-                store.inbound("JP", &Uetr([3; 16])).unwrap(),
+                store.inbound("JP", &Uetr([3; 16])).await.unwrap(),
                 Some(received.clone())
             );
-            assert_eq!(store.account(1001).unwrap(), Some(meta("Alpha")));
+            assert_eq!(store.account(1001).await.unwrap(), Some(meta("Alpha")));
         }
     }
 
@@ -1801,19 +2012,22 @@ mod tests {
             Store::open_read_only(dir.path()).unwrap(),
             Store::in_memory(memory),
         ] {
-            assert_eq!(store.outbound(&Uetr([1; 16])).unwrap(), Some(old.clone()));
             assert_eq!(
-                store.unresolved_outbound().unwrap(),
+                store.outbound(&Uetr([1; 16])).await.unwrap(),
+                Some(old.clone())
+            );
+            assert_eq!(
+                store.unresolved_outbound().await.unwrap(),
                 vec![(Uetr([2; 16]), record(OutboundState::Forwarded))]
             );
             assert_eq!(
-                store.inbound("JP", &Uetr([5; 16])).unwrap(),
+                store.inbound("JP", &Uetr([5; 16])).await.unwrap(),
                 Some(inbound("JP", InboundState::Fenced))
             );
-            assert_eq!(store.accounts().unwrap(), vec![(1001, meta("Alpha"))]);
+            assert_eq!(store.accounts().await.unwrap(), vec![(1001, meta("Alpha"))]);
         }
         let store = ledger_store(dir.path());
-        assert_eq!(store.outbound(&Uetr([3; 16])).unwrap(), Some(old));
+        assert_eq!(store.outbound(&Uetr([3; 16])).await.unwrap(), Some(old));
     }
 
     /// Envelopes a re-encoding would not reproduce (a foreign client's field order, a field this
@@ -1860,7 +2074,7 @@ mod tests {
                 .put(vec![Write::Outbound(uetr, sent.clone())])
                 .await
                 .unwrap();
-            let read = read_fresh(&store, uetr);
+            let read = read_fresh(&store, uetr).await;
             assert_eq!(read.signed_instruction, *bytes, "case {i}");
             assert_eq!(read.receipt.as_deref(), Some(bytes.as_slice()), "case {i}");
         }
@@ -1896,7 +2110,7 @@ mod tests {
             };
             ledger.write_records(vec![write]).unwrap();
             let fresh = Store::over_ledger(Arc::clone(&ledger));
-            let error = fresh.outbound(&uetr).expect_err("corrupt");
+            let error = fresh.outbound(&uetr).await.expect_err("corrupt");
             let record_key = hex::encode(key(PREFIX_OUTBOUND, &uetr.0));
             assert!(
                 matches!(&error, StoreError::Corrupt { key, .. } if *key == record_key),
@@ -1911,7 +2125,7 @@ mod tests {
             };
             assert!(text.contains(expected), "{text}");
             assert!(text.contains(&record_key), "{text}");
-            assert!(fresh.outbound_records().next().unwrap().is_err());
+            assert!(fresh.outbound_all().await.is_err());
         }
     }
 
@@ -1934,7 +2148,7 @@ mod tests {
         store.put(vec![next()]).await.unwrap();
         assert_eq!(raw(&store, PREFIX_CERTIFICATE).len(), 6);
         assert_eq!(
-            read_fresh(&store, Uetr([2; 16])),
+            read_fresh(&store, Uetr([2; 16])).await,
             settled(signed_instruction("y"))
         );
     }
@@ -1949,10 +2163,10 @@ mod tests {
         let uetr = crate::testing::new_uetr();
         let signed = crate::testing::jp_to_sg(jp, uetr);
         jp.submit(signed.clone()).await.unwrap();
-        let sent = jp.store().outbound(&uetr).unwrap().unwrap();
+        let sent = jp.store().outbound(&uetr).await.unwrap().unwrap();
         assert_eq!(sent.state, OutboundState::Settled);
         assert_eq!(sent.signed_instruction, signed.encode_to_vec());
-        let received = sg.store().inbound("JP", &uetr).unwrap().unwrap();
+        let received = sg.store().inbound("JP", &uetr).await.unwrap().unwrap();
         assert_eq!(received.receipt, sent.receipt);
         let outbound_key = key(PREFIX_OUTBOUND, &uetr.0);
         let inbound_key = inbound_key("JP", &uetr);
@@ -1964,7 +2178,7 @@ mod tests {
                 serde_json::to_vec(&received).unwrap(),
             ),
         ] {
-            let value = store.value(&k).unwrap().unwrap();
+            let value = store.value(&k).await.unwrap().unwrap();
             assert_eq!(value[0], compact::FORMAT_COMPACT);
             assert!(
                 value.len() * 4 < json.len(),
@@ -1992,8 +2206,8 @@ mod tests {
 
     /// A value of no known format, an empty one, a compact record with an unknown state or an
     /// integer beyond 128 bits: each is `Corrupt`, never a panic.
-    #[test]
-    fn values_of_no_known_shape_are_corrupt() {
+    #[tokio::test]
+    async fn values_of_no_known_shape_are_corrupt() {
         let store = Store::in_memory(MemoryPayments::new());
         let written = store.encoder.encode(&[Write::Outbound(
             Uetr([1; 16]),
@@ -2003,7 +2217,7 @@ mod tests {
             panic!("a put");
         };
         assert_eq!(
-            store.decode(b"o", good, OUTBOUND).unwrap(),
+            store.decode(b"o", good, OUTBOUND).await.unwrap(),
             record(OutboundState::Settled)
         );
         let mut unknown_state = good.clone();
@@ -2021,7 +2235,7 @@ mod tests {
             (long_integer, "longer than 16 bytes"),
             (vec![compact::FORMAT_COMPACT, 0xff], "compact record"),
         ] {
-            let error = store.decode(b"o", &value, OUTBOUND).expect_err(why);
+            let error = store.decode(b"o", &value, OUTBOUND).await.expect_err(why);
             assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
             assert!(error.to_string().contains(why), "{error} lacks {why}");
         }

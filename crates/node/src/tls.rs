@@ -31,7 +31,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
-use crate::config::{Limits, Peer};
+use crate::config::{Limits, RelayAddress};
 use crate::metrics::Listener;
 
 /// ALPN protocol id of HTTP/2 over TLS (RFC 9113 §3.2); gRPC requires it.
@@ -428,15 +428,16 @@ impl ClientCertVerifier for OptionalClientCert {
     }
 }
 
-/// A tonic endpoint to `peer`'s relay listener: presents `identity` as client certificate,
-/// accepts the server only when `own_jurisdiction` recognizes its chain for node TLS under
-/// `mra` and its subjectAltName covers `peer.server_name`; connect, TLS handshake and request
-/// deadlines from `limits` (`connect_timeout_ms`, `tls_handshake_timeout_ms`,
-/// `relay_timeout_ms`), HTTP/2 keepalive, TCP_NODELAY.
+/// A tonic endpoint to one relay listener of the peer of `jurisdiction`: presents `identity`
+/// as client certificate, accepts the server only when `own_jurisdiction` recognizes its chain
+/// for node TLS under `mra` and its subjectAltName covers `address.server_name`; connect, TLS
+/// handshake and request deadlines from `limits` (`connect_timeout_ms`,
+/// `tls_handshake_timeout_ms`, `relay_timeout_ms`), HTTP/2 keepalive, TCP_NODELAY.
 ///
 /// Call [`install_crypto_provider`] first: tonic's connector uses the process default.
 pub fn relay_endpoint(
-    peer: &Peer,
+    jurisdiction: &str,
+    address: &RelayAddress,
     identity: &TlsIdentity,
     mra: Arc<Mra>,
     own_jurisdiction: &str,
@@ -445,10 +446,10 @@ pub fn relay_endpoint(
     let verifier = NodeServerCertVerifier::new(mra, own_jurisdiction)?
         .with_refusal_hook(log_refusals("relay client"));
     let tls = ClientTlsConfig::new()
-        .domain_name(peer.server_name.clone())
+        .domain_name(address.server_name.clone())
         .identity(identity.tonic_identity())
         .timeout(Duration::from_millis(limits.tls_handshake_timeout_ms));
-    Endpoint::from(peer.relay.clone())
+    Endpoint::from(address.uri.clone())
         .connect_timeout(Duration::from_millis(limits.connect_timeout_ms))
         .timeout(Duration::from_millis(limits.relay_timeout_ms))
         .tcp_nodelay(true)
@@ -456,7 +457,7 @@ pub fn relay_endpoint(
         .keep_alive_timeout(Duration::from_secs(limits.http2_keepalive_timeout_secs))
         .tls_config_with_verifier(tls, Arc::new(verifier))
         .map_err(|source| TlsError::Endpoint {
-            jurisdiction: peer.jurisdiction.clone(),
+            jurisdiction: jurisdiction.to_owned(),
             source,
         })
 }

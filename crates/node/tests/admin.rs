@@ -395,7 +395,7 @@ async fn closed_accounts_survive_a_restart_and_reopen() {
     {
         let store =
             kakehashi_node::store::Store::open_read_only(&dir.path().join("jp")).expect("store");
-        let mut meta = store.account(1101).expect("read").expect("known");
+        let mut meta = store.account(1101).await.expect("read").expect("known");
         drop(store);
         meta.closed = true;
         let db = sled::open(dir.path().join("jp/node")).expect("old store");
@@ -475,7 +475,14 @@ async fn closed_accounts_survive_a_restart_and_reopen() {
             && !dir.path().join("jp/node").exists(),
         "the old store was moved aside"
     );
-    assert!(!store.account(1101).expect("read").expect("known").closed);
+    assert!(
+        !store
+            .account(1101)
+            .await
+            .expect("read")
+            .expect("known")
+            .closed
+    );
     // The store's records are the ledger's: one reader of the database at a time.
     drop(store);
     let report = kakehashi_ledger::audit(

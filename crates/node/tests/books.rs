@@ -148,9 +148,9 @@ async fn a_node_refuses_to_start_on_a_payment_in_doubt_whose_record_does_not_dec
     // What the pair audit reads finds it too.
     let offline = Store::open_read_only(&dir.path().join("jp")).expect("opens");
     let unreadable = offline
-        .outbound_records()
-        .find_map(Result::err)
-        .expect("a record that does not decode");
+        .outbound_all()
+        .await
+        .expect_err("a record that does not decode");
     assert!(
         unreadable.to_string().contains("does not decode"),
         "{unreadable}"

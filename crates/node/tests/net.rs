@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kakehashi_node::config::{Config, Limits, Peer};
+use kakehashi_node::config::{Config, Limits, RelayAddress};
 use kakehashi_node::metrics::{Flow, Metrics};
 use kakehashi_node::participant::{self, ConnectOptions, ParticipantError};
 use kakehashi_node::server::{Addresses, ServeError, bind};
@@ -295,14 +295,11 @@ impl Node {
     }
 }
 
-/// A peer entry for dialling the node's relay listener.
-fn peer_at(jurisdiction: &str, addr: std::net::SocketAddr) -> Peer {
-    Peer {
-        jurisdiction: jurisdiction.to_owned(),
-        relay: format!("https://{addr}").parse().expect("uri"),
+/// A relay address for dialling the node's listener at `addr`.
+fn address_of(addr: std::net::SocketAddr) -> RelayAddress {
+    RelayAddress {
+        uri: format!("https://{addr}").parse().expect("uri"),
         server_name: "localhost".to_owned(),
-        corridor_account: 1,
-        liquidity_account: 2,
     }
 }
 
@@ -339,7 +336,8 @@ async fn prepare(endpoint: Endpoint) -> Result<pb::RelayDecision, String> {
 
 fn relay_endpoint_as(stem: &str, relying: &str, addr: std::net::SocketAddr) -> Endpoint {
     relay_endpoint(
-        &peer_at("JP", addr),
+        "JP",
+        &address_of(addr),
         &identity(stem),
         mra(),
         relying,
@@ -479,7 +477,8 @@ async fn public_listener_refuses_a_presented_certificate_it_does_not_recognize()
     let node = Node::start("jp").await;
     // A bank's payment-signing certificate presented as TLS client certificate.
     let endpoint = relay_endpoint(
-        &peer_at("JP", node.addresses.public),
+        "JP",
+        &address_of(node.addresses.public),
         &identity("jp/banks/KKHAJPJ0"),
         mra(),
         "JP",
@@ -744,7 +743,8 @@ async fn public_listener_hands_the_client_leaf_to_the_service_when_one_is_presen
     assert_eq!(leaf_seen(anonymous).await, "", "no certificate, no leaf");
     // The operator presents its own certificate (devnet admin.operator_certs).
     let operator = relay_endpoint(
-        &peer_at("JP", node.addresses.public),
+        "JP",
+        &address_of(node.addresses.public),
         &identity("jp/operator"),
         mra(),
         "JP",

@@ -399,3 +399,54 @@ async fn a_settled_payment_whose_receipt_does_not_verify_is_posted_and_counted_a
     jp.shutdown().await.expect("JP");
     sg.shutdown().await.expect("SG");
 }
+
+/// A peer listed with two relay addresses, the first of which nothing listens on (a process of
+/// the peer that is down): the Prepare that cannot reach it goes to the second address within
+/// the same call, and the payment settles at once instead of waiting in doubt for recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_settles_through_the_second_relay_address_when_the_first_is_down() {
+    let down = format!("https://127.0.0.1:{}", free_port());
+    let mut p = pair_with(|config| {
+        if let Some(peer) = config.peers.first() {
+            let live = peer.relays[0].to_string();
+            let jurisdiction = peer.jurisdiction.clone();
+            *config = config
+                .clone()
+                .with_peer_relays(&jurisdiction, &[&down, &live])
+                .expect("two relay addresses");
+        }
+    })
+    .await;
+    let (jp_before, sg_before) = p.snapshot().await;
+    for _ in 0..2 {
+        let source = amount("JPY", "10000");
+        let q = quote(&mut p.jp_client, "SG", &source).await;
+        let report = submit(
+            &mut p.jp_client,
+            instruction(&jp_to_sg(&bank("jp", "KKHAJPJ0"), q, source), new_uetr()),
+        )
+        .await;
+        assert_eq!(
+            report.transaction_status(),
+            TransactionStatus::Acsc,
+            "{report:?}"
+        );
+    }
+    let (jp_after, sg_after) = p.snapshot().await;
+    // Each payment moved once: 10,000 JPY debited and 86.78 SGD credited, twice.
+    assert_eq!(
+        (
+            posted(&jp_before, "1001").as_str(),
+            posted(&jp_after, "1001").as_str()
+        ),
+        ("10000000", "9980000")
+    );
+    assert_eq!(
+        (
+            posted(&sg_before, "2001").as_str(),
+            posted(&sg_after, "2001").as_str()
+        ),
+        ("100000.00", "100173.56")
+    );
+    p.shutdown().await;
+}

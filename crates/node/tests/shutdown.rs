@@ -47,11 +47,18 @@ async fn outbound_states(data_dir: &Path, uetrs: &[Uetr]) -> (Vec<OutboundState>
             Err(e) => panic!("the stopped node did not release its payment store: {e}"),
         }
     };
-    let states = uetrs
-        .iter()
-        .map(|uetr| store.outbound(uetr).expect("read").expect("recorded").state)
-        .collect();
-    (states, store.unresolved_count())
+    let mut states = Vec::new();
+    for uetr in uetrs {
+        states.push(
+            store
+                .outbound(uetr)
+                .await
+                .expect("read")
+                .expect("recorded")
+                .state,
+        );
+    }
+    (states, store.unresolved_count().await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

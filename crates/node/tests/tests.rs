@@ -54,3 +54,7 @@ mod support;
 // Prepares in batches on one stream per peer: authenticated whole before any decision, answered
 // per instruction as the unary Prepare would, only for corridor peers, bounded (issue 14).
 mod batches;
+
+// Nodes whose books live in PostgreSQL: settlement, a restart, the database lost and back
+// (issue 15).
+mod postgres;

@@ -36,7 +36,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use kakehashi_node::config::{AccountKind, Config};
+use kakehashi_node::config::{AccountKind, Config, Peer};
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::participant::{self, Participant, ParticipantError, PayError};
 use kakehashi_node::server;
@@ -677,7 +677,7 @@ impl Target {
 /// The name `of`'s TLS certificate carries, as its peer knows it.
 fn server_name(of: &Config, peer: &Config) -> String {
     peer.peer(&of.jurisdiction)
-        .map_or_else(|| "localhost".to_owned(), |p| p.server_name.clone())
+        .map_or_else(|| "localhost".to_owned(), Peer::server_name)
 }
 
 /// Runs the load on a started pair and checks the balances after. `progress` is called once

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use kakehashi_node::AccountKind;
-use kakehashi_node::config::Config;
+use kakehashi_node::config::{Config, Peer};
 use kakehashi_node::node::Assembly;
 use kakehashi_pki::UnixTime;
 use kakehashi_pki::mra::{Mra, MraError};
@@ -366,7 +366,7 @@ fn with_corridors(
     let server_name = config
         .peers
         .first()
-        .map_or_else(|| "localhost".to_owned(), |p| p.server_name.clone());
+        .map_or_else(|| "localhost".to_owned(), Peer::server_name);
     // A corridor to a node that is not simulated has no one at its other end: it is left
     // out (its accounts stay, unused), as a node would run without that peer.
     if let Some(Value::Array(peers)) = table.get_mut("peer") {

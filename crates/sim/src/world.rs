@@ -34,7 +34,7 @@ use kakehashi_node::engine::{
 };
 use kakehashi_node::metrics::Metrics;
 use kakehashi_node::node::Assembly;
-use kakehashi_node::store::{InboundState, MemoryPayments, OutboundState, Store};
+use kakehashi_node::store::{InboundState, MemoryPayments, OutboundState, Store, read_now};
 use kakehashi_ops::pair_audit::{AccountView, Booked, NodeBooks, audit_pair};
 use kakehashi_pki::UnixTime;
 use kakehashi_proto::pb::{
@@ -1115,7 +1115,7 @@ impl World {
     fn in_doubt(&self) -> usize {
         self.nodes
             .iter()
-            .map(|n| Store::in_memory(n.payments.clone()).unresolved_count())
+            .map(|n| read_now(Store::in_memory(n.payments.clone()).unresolved_count()))
             .sum()
     }
 
@@ -1164,7 +1164,7 @@ impl World {
                 continue;
             }
             let (s, r) = (&self.nodes[p.from], &self.nodes[p.to]);
-            let record = match stores[p.from].outbound(&p.uetr) {
+            let record = match read_now(stores[p.from].outbound(&p.uetr)) {
                 Ok(record) => record,
                 Err(e) => {
                     violations.push(format!("{}: {} unreadable: {e}", s.code, p.uetr));
@@ -1365,45 +1365,46 @@ impl World {
                 status: disk.ledger.pending(t.id),
             })
             .collect();
-        let outbound = store
-            .outbound_records()
-            .filter_map(|item| match item {
-                Ok((uetr, record)) => (record.peer == p.code).then_some((uetr, record)),
-                Err(e) => {
-                    violations.push(format!("{}: outbound record unreadable: {e}", n.code));
-                    None
+        let outbound = match read_now(store.outbound_all()) {
+            Ok(records) => records
+                .into_iter()
+                .filter(|(_, record)| record.peer == p.code)
+                .collect(),
+            Err(e) => {
+                violations.push(format!("{}: outbound record unreadable: {e}", n.code));
+                BTreeMap::new()
+            }
+        };
+        let inbound = match read_now(store.inbound_all(&p.code)) {
+            Ok(records) => records,
+            Err(e) => {
+                violations.push(format!("{}: inbound record unreadable: {e}", n.code));
+                Vec::new()
+            }
+        };
+        let inbound = inbound
+            .into_iter()
+            .filter_map(|(uetr, record)| {
+                let key = (peer, node, uetr);
+                let asked = self.hostile_asked.contains(&key);
+                let sent = self.hostile_sent.contains(&key);
+                let genuine = matches!(
+                    read_now(stores[peer].outbound(&uetr)),
+                    Ok(Some(out)) if out.peer == n.code
+                );
+                if genuine || !(asked || sent) {
+                    return Some((uetr, record));
                 }
-            })
-            .collect();
-        let inbound = store
-            .inbound_records(&p.code)
-            .filter_map(|item| match item {
-                Ok((uetr, record)) => {
-                    let key = (peer, node, uetr);
-                    let asked = self.hostile_asked.contains(&key);
-                    let sent = self.hostile_sent.contains(&key);
-                    let genuine = matches!(
-                        stores[peer].outbound(&uetr),
-                        Ok(Some(out)) if out.peer == n.code
-                    );
-                    if genuine || !(asked || sent) {
-                        return Some((uetr, record));
-                    }
-                    let expected = (asked && record.state == InboundState::Fenced)
-                        || (sent && record.state == InboundState::Rejected);
-                    if !expected {
-                        violations.push(format!(
-                            "{uetr}: {}'s hostile call about a payment it never sent to {} \
+                let expected = (asked && record.state == InboundState::Fenced)
+                    || (sent && record.state == InboundState::Rejected);
+                if !expected {
+                    violations.push(format!(
+                        "{uetr}: {}'s hostile call about a payment it never sent to {} \
                              left a {:?} record",
-                            p.code, n.code, record.state
-                        ));
-                    }
-                    None
+                        p.code, n.code, record.state
+                    ));
                 }
-                Err(e) => {
-                    violations.push(format!("{}: inbound record unreadable: {e}", n.code));
-                    None
-                }
+                None
             })
             .collect();
         Some(NodeBooks {

@@ -268,7 +268,7 @@ impl TestPair {
                 })?;
             }
         }
-        let (a, b) = pair_audit::load_pair(&self.configs[0], &self.configs[1], &self.mra)?;
+        let (a, b) = pair_audit::load_pair(&self.configs[0], &self.configs[1], &self.mra).await?;
         let report = pair_audit::audit_pair(&a, &b, &self.mra);
         if report.agrees() {
             Ok(report)

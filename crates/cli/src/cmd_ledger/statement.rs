@@ -51,18 +51,25 @@ pub(super) struct Payments {
 impl Payments {
     /// Reads what the statement needs from `store` (every outbound record's end-to-end id,
     /// every inbound record's instruction from `parties`), then lets the store go.
-    pub(super) fn load(store: Store, parties: Vec<String>) -> anyhow::Result<Self> {
-        let mut outbound = BTreeMap::new();
-        for item in store.outbound_records() {
-            let (uetr, record) = item.context("reading the payment store")?;
-            outbound.insert(uetr, record.end_to_end_id);
-        }
+    pub(super) async fn load(store: Store, parties: Vec<String>) -> anyhow::Result<Self> {
+        let outbound = store
+            .outbound_all()
+            .await
+            .context("reading the payment store")?
+            .into_iter()
+            .map(|(uetr, record)| (uetr, record.end_to_end_id))
+            .collect();
         let mut inbound = BTreeMap::new();
         for party in &parties {
-            for item in store.inbound_records(party) {
-                let (uetr, record) = item.context("reading the payment store")?;
-                inbound.insert((party.clone(), uetr), record.signed_instruction);
-            }
+            let records = store
+                .inbound_all(party)
+                .await
+                .context("reading the payment store")?;
+            inbound.extend(
+                records
+                    .into_iter()
+                    .map(|(uetr, record)| ((party.clone(), uetr), record.signed_instruction)),
+            );
         }
         Ok(Self {
             outbound,

@@ -13,9 +13,10 @@ use serde::de::{self, Deserializer, Visitor};
 use super::rules::parse_relay_uri;
 use super::{
     AMOUNT_FRACTION_DIGITS_MAX, Account, AccountKind, Admin, CONFIG_BYTES_MAX, Config, ConfigError,
-    Decimal, Fx, KeyPairPaths, Limits, Listen, Peer, QUOTE_TTL_SECS_DEFAULT, RATE_BAND_BPS_DEFAULT,
-    RATE_FRACTION_DIGITS_MAX, SANCTIONS_THRESHOLD_BP_DEFAULT, SANCTIONS_THRESHOLD_BP_MIN,
-    STORAGE_CACHE_MIB_DEFAULT, Sanctions, Storage, invalid,
+    Decimal, Fx, KeyPairPaths, Limits, Listen, POSTGRES_POOL_SIZE_DEFAULT, Peer, PostgresStorage,
+    QUOTE_TTL_SECS_DEFAULT, RATE_BAND_BPS_DEFAULT, RATE_FRACTION_DIGITS_MAX, RELAYS_PER_PEER_MAX,
+    SANCTIONS_THRESHOLD_BP_DEFAULT, SANCTIONS_THRESHOLD_BP_MIN, STORAGE_CACHE_MIB_DEFAULT,
+    Sanctions, Storage, StorageBackend, default_schema, invalid,
 };
 
 impl Config {
@@ -133,7 +134,7 @@ struct RawAdmin {
 #[serde(deny_unknown_fields)]
 struct RawPeer {
     jurisdiction: String,
-    relay: String,
+    relay: RelayList,
     server_name: Option<String>,
     corridor_account: AccountIdRepr,
     liquidity_account: AccountIdRepr,
@@ -209,11 +210,72 @@ struct RawLimits {
     drain_secs: Option<u64>,
 }
 
-/// `[storage]`. The section is where the choice of backend goes next to its own keys.
+/// `[storage]`: the backend and the keys of each.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
+    backend: Option<String>,
     cache_mib: Option<u64>,
+    url: Option<String>,
+    schema: Option<String>,
+    pool_size: Option<usize>,
+}
+
+impl RawStorage {
+    /// The section with its defaults; `jurisdiction` names the default schema. A key of the
+    /// other backend is refused rather than ignored: a node configured for PostgreSQL that
+    /// quietly ran on sled would keep books nobody else sees.
+    fn resolve(self, jurisdiction: &str) -> Result<Storage, ConfigError> {
+        let backend = match self.backend.as_deref().unwrap_or("sled") {
+            "sled" => {
+                for (key, set) in [
+                    ("storage.url", self.url.is_some()),
+                    ("storage.schema", self.schema.is_some()),
+                    ("storage.pool_size", self.pool_size.is_some()),
+                ] {
+                    if set {
+                        return Err(invalid(
+                            key,
+                            "is a key of backend = \"postgres\"; set that backend or remove \
+                             the key",
+                        ));
+                    }
+                }
+                StorageBackend::Sled
+            }
+            "postgres" => {
+                if self.cache_mib.is_some() {
+                    return Err(invalid(
+                        "storage.cache_mib",
+                        "is the sled backend's page cache; remove it with backend = \
+                         \"postgres\"",
+                    ));
+                }
+                let url = self.url.ok_or_else(|| {
+                    invalid(
+                        "storage.url",
+                        "is missing; backend = \"postgres\" needs the database, e.g. \
+                         url = \"postgresql://kakehashi@db.example/kakehashi\"",
+                    )
+                })?;
+                StorageBackend::Postgres(PostgresStorage {
+                    url,
+                    schema: self.schema.unwrap_or_else(|| default_schema(jurisdiction)),
+                    pool_size: self.pool_size.unwrap_or(POSTGRES_POOL_SIZE_DEFAULT),
+                })
+            }
+            other => {
+                return Err(invalid(
+                    "storage.backend",
+                    format!("`{other}` is not a backend; use \"sled\" or \"postgres\""),
+                ));
+            }
+        };
+        Ok(Storage {
+            cache_mib: self.cache_mib.unwrap_or(STORAGE_CACHE_MIB_DEFAULT),
+            backend,
+        })
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -240,6 +302,42 @@ struct RawAccount {
     name: String,
     #[serde(default)]
     opening_balance: Option<String>,
+}
+
+/// `[[peer]] relay`: one URI, or a list of them (the processes of one peer node).
+struct RelayList(Vec<String>);
+
+impl<'de> Deserialize<'de> for RelayList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RelayVisitor;
+        impl<'de> Visitor<'de> for RelayVisitor {
+            type Value = RelayList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an https://host:port URI, or a list of them")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RelayList(vec![v.to_owned()]))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut relays = Vec::new();
+                while let Some(relay) = seq.next_element::<String>()? {
+                    // Bounded while reading: the rules refuse more than the maximum anyway,
+                    // and a list of a million entries should not be built first.
+                    if relays.len() == RELAYS_PER_PEER_MAX {
+                        return Err(de::Error::custom(format!(
+                            "more than the {RELAYS_PER_PEER_MAX} relay addresses accepted"
+                        )));
+                    }
+                    relays.push(relay);
+                }
+                Ok(RelayList(relays))
+            }
+        }
+        deserializer.deserialize_any(RelayVisitor)
+    }
 }
 
 /// An account id written as a TOML integer (up to 2^63 − 1) or a decimal string (up to
@@ -298,6 +396,7 @@ impl RawConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let fx = self.fx.resolve()?;
         let limits = self.limits.resolve()?;
+        let storage = self.storage.resolve(&self.jurisdiction)?;
         let accounts = self
             .accounts
             .into_iter()
@@ -335,9 +434,7 @@ impl RawConfig {
             peers,
             fx,
             limits,
-            storage: Storage {
-                cache_mib: self.storage.cache_mib.unwrap_or(STORAGE_CACHE_MIB_DEFAULT),
-            },
+            storage,
             sanctions: Sanctions {
                 names: self.sanctions.names,
                 bics: self.sanctions.bics,
@@ -377,21 +474,16 @@ impl RawListen {
 impl RawPeer {
     fn resolve(self) -> Result<Peer, ConfigError> {
         let key = format!("peer {}", self.jurisdiction);
-        let relay = parse_relay_uri(&key, &self.relay)?;
-        let server_name = match self.server_name {
-            Some(name) => name,
-            // The URI was checked to have a host; strip IPv6 brackets for ServerName.
-            None => relay
-                .host()
-                .unwrap_or_default()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-        };
+        let relays = self
+            .relay
+            .0
+            .iter()
+            .map(|text| parse_relay_uri(&key, text))
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(Peer {
             jurisdiction: self.jurisdiction,
-            relay,
-            server_name,
+            relays,
+            server_name: self.server_name,
             corridor_account: self.corridor_account.0,
             liquidity_account: self.liquidity_account.0,
         })

@@ -43,6 +43,9 @@ pub const ACCOUNTS_MAX: usize = 10_000;
 /// Most `[[peer]]` entries: one per counterparty jurisdiction; ASEAN has ten members.
 pub const PEERS_MAX: usize = 64;
 
+/// Most relay addresses of one peer (`[[peer]] relay` as a list).
+pub const RELAYS_PER_PEER_MAX: usize = 16;
+
 /// Most entries in each sanctions list (`names`, `bics`, `accounts`).
 pub const SANCTIONS_ENTRIES_MAX: usize = 100_000;
 
@@ -281,15 +284,70 @@ pub struct Admin {
 pub struct Peer {
     /// The peer's jurisdiction code.
     pub jurisdiction: String,
-    /// The peer's relay listener, an `https://host:port` URI.
-    pub relay: Uri,
-    /// The name the peer's TLS certificate must carry (DNS name or IP address); defaults to the
-    /// relay URI's host.
-    pub server_name: String,
+    /// The peer's relay listeners, `https://host:port` URIs, at least one and at most
+    /// [`RELAYS_PER_PEER_MAX`]: the processes that serve the peer's node, all over the same
+    /// books (see [`RelayAddress`]). Calls go to one of them and move on to the next when it
+    /// cannot be reached.
+    pub relays: Vec<Uri>,
+    /// The name the peer's TLS certificates must carry (DNS name or IP address), when
+    /// configured; otherwise each relay URI's host.
+    pub server_name: Option<String>,
     /// Local account the sender reserves into for payments to this peer (kind `corridor`).
     pub corridor_account: u128,
     /// Local account that funds credits for payments from this peer (kind `liquidity`).
     pub liquidity_account: u128,
+}
+
+/// One relay listener of a peer (`[[peer]] relay`, one URI or a list of them).
+///
+/// Several addresses name processes of one node that share its books (issue 15: several
+/// processes per jurisdiction over one database). A Prepare or a status query that could not
+/// reach one is sent again to the next; that is safe only because the peer decides a payment
+/// once, in its books, whichever process is asked. Listing processes that keep separate books
+/// would let one payment be decided twice: that is the peer operator's promise to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayAddress {
+    /// The listener, an `https://host:port` URI.
+    pub uri: Uri,
+    /// The name its TLS certificate must carry (DNS name or IP address): the peer's
+    /// `server_name` when set, else the URI's host.
+    pub server_name: String,
+}
+
+impl Peer {
+    /// The relay addresses in the configured order, each with the server name its
+    /// certificate must carry.
+    pub fn relay_addresses(&self) -> Vec<RelayAddress> {
+        self.relays
+            .iter()
+            .map(|uri| RelayAddress {
+                uri: uri.clone(),
+                server_name: self.server_name_of(uri),
+            })
+            .collect()
+    }
+
+    /// The name the peer's first relay address must carry in its certificate (the name a tool
+    /// that knows this node's configuration expects of the peer).
+    pub fn server_name(&self) -> String {
+        self.relays
+            .first()
+            .map(|uri| self.server_name_of(uri))
+            .unwrap_or_default()
+    }
+
+    fn server_name_of(&self, uri: &Uri) -> String {
+        match &self.server_name {
+            Some(name) => name.clone(),
+            // A checked relay URI has a host; strip IPv6 brackets for ServerName.
+            None => uri
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        }
+    }
 }
 
 /// `[fx]`.
@@ -411,20 +469,23 @@ impl Default for Limits {
     }
 }
 
-/// `[storage]`: how the node's books (ledger and payment records) are stored. Today one
-/// backend, a sled database under `data_dir`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `[storage]`: how the node's books (ledger and payment records) are stored: an embedded sled
+/// database under `data_dir` (the default), or a schema of a PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Storage {
     /// `cache_mib`: the ledger's sled page-cache budget in MiB ([`STORAGE_CACHE_MIB_MIN`] to
     /// [`STORAGE_CACHE_MIB_MAX`], default [`STORAGE_CACHE_MIB_DEFAULT`]). sled's memory is a
-    /// multiple of it (ARCHITECTURE.md, "Memory").
+    /// multiple of it (ARCHITECTURE.md, "Memory"). Only for the sled backend.
     pub cache_mib: u64,
+    /// `backend` and its keys.
+    pub backend: StorageBackend,
 }
 
 impl Default for Storage {
     fn default() -> Self {
         Self {
             cache_mib: STORAGE_CACHE_MIB_DEFAULT,
+            backend: StorageBackend::Sled,
         }
     }
 }
@@ -435,6 +496,70 @@ impl Storage {
         // At most STORAGE_CACHE_MIB_MAX MiB once validated, far from overflowing.
         self.cache_mib.saturating_mul(MIB)
     }
+}
+
+/// `[storage] backend`: where the books live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// `"sled"`: an embedded sled database in `<data_dir>/ledger`, held by one process.
+    Sled,
+    /// `"postgres"`: a schema of a PostgreSQL database, which several node processes of one
+    /// jurisdiction may share.
+    Postgres(PostgresStorage),
+}
+
+/// `[storage] backend = "postgres"` and its keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresStorage {
+    /// `url`: the database, as a libpq-style URL or key=value string
+    /// (`postgresql://kakehashi@db.example/kakehashi`, `host=/run/postgresql dbname=kakehashi`).
+    /// It may carry a password; `Debug` does not show it.
+    pub url: String,
+    /// `schema`: the node's schema in that database, created when missing ([`schema_name_ok`]);
+    /// default `kakehashi_` and the jurisdiction in lower case, so the nodes of several
+    /// jurisdictions can share a database.
+    pub schema: String,
+    /// `pool_size`: connections this process opens ([`POSTGRES_POOL_SIZE_MIN`] to
+    /// [`POSTGRES_POOL_SIZE_MAX`], default [`POSTGRES_POOL_SIZE_DEFAULT`]); one is the
+    /// writer's.
+    pub pool_size: usize,
+}
+
+impl fmt::Debug for PostgresStorage {
+    // The URL may hold a password: logs and error messages show the schema and pool only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("url", &"<not shown>")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// Default `[storage] pool_size`.
+pub const POSTGRES_POOL_SIZE_DEFAULT: usize = 8;
+/// Least `[storage] pool_size`: the writer's connection and one for reads.
+pub const POSTGRES_POOL_SIZE_MIN: usize = 2;
+/// Largest `[storage] pool_size`: beyond it a process would hold more of the server's
+/// connections (100 by default) than one node process can use.
+pub const POSTGRES_POOL_SIZE_MAX: usize = 64;
+/// Longest schema name: PostgreSQL's identifier limit (NAMEDATALEN − 1).
+pub const SCHEMA_NAME_LEN_MAX: usize = 63;
+
+/// Whether `name` is a schema name the node accepts: 1 to [`SCHEMA_NAME_LEN_MAX`] lower-case
+/// ASCII letters, digits and `_`, starting with a letter, so that it never needs quoting and
+/// never names a system schema (`pg_…` is refused too).
+pub fn schema_name_ok(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z'))
+        && name.len() <= SCHEMA_NAME_LEN_MAX
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && !name.starts_with("pg_")
+}
+
+/// The default schema of a node of `jurisdiction`.
+pub fn default_schema(jurisdiction: &str) -> String {
+    format!("kakehashi_{}", jurisdiction.to_ascii_lowercase())
 }
 
 /// `[sanctions]`: parties a payment may not involve (regulatory reason RR04). The inline
@@ -622,17 +747,31 @@ impl Config {
         self
     }
 
-    /// The same configuration with the relay URI of the peer of `jurisdiction` replaced (after
-    /// the peer was started on a port chosen at run time). The server name is kept.
-    pub fn with_peer_relay(mut self, jurisdiction: &str, relay: &str) -> Result<Self, ConfigError> {
+    /// The same configuration with the relay URI of the peer of `jurisdiction` replaced by
+    /// `relay` alone (after the peer was started on a port chosen at run time). A configured
+    /// server name is kept.
+    pub fn with_peer_relay(self, jurisdiction: &str, relay: &str) -> Result<Self, ConfigError> {
+        self.with_peer_relays(jurisdiction, &[relay])
+    }
+
+    /// The same configuration with the relay URIs of the peer of `jurisdiction` replaced by
+    /// `relays`, in order. A configured server name is kept.
+    pub fn with_peer_relays(
+        mut self,
+        jurisdiction: &str,
+        relays: &[&str],
+    ) -> Result<Self, ConfigError> {
         let key = format!("peer {jurisdiction}");
-        let uri = parse_relay_uri(&key, relay)?;
         let peer = self
             .peers
             .iter_mut()
             .find(|p| p.jurisdiction == jurisdiction)
             .ok_or_else(|| invalid(&key, "no [[peer]] has this jurisdiction"))?;
-        peer.relay = uri;
+        peer.relays = relays
+            .iter()
+            .map(|relay| parse_relay_uri(&key, relay))
+            .collect::<Result<_, ConfigError>>()?;
+        rules::check_relays(&key, peer)?;
         Ok(self)
     }
 

@@ -8,10 +8,12 @@ use tonic::transport::Uri;
 use super::{
     ACCOUNTS_MAX, AccountKind, CLOCK_SKEW_SECS_MAX, CONCURRENCY_MAX, Config, ConfigError,
     DRAIN_SECS_MAX, INSTRUCTION_LIFETIME_SECS_MAX_MAX, LIFETIME_SECS_MAX, Listen,
-    MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX, QUOTE_TTL_SECS_MAX,
+    MESSAGE_BYTES_MAX_MAX, MESSAGE_BYTES_MAX_MIN, NAME_CHARS_MAX, PEERS_MAX,
+    POSTGRES_POOL_SIZE_MAX, POSTGRES_POOL_SIZE_MIN, Peer, QUOTE_TTL_SECS_MAX,
     RATE_BAND_BPS_DEFAULT, RATE_BAND_BPS_MAX, RECOVERY_QUERIES_PER_PEER_MAX_MAX,
-    SANCTIONS_ENTRIES_MAX, SPREAD_BPS_MAX, STORAGE_CACHE_MIB_DEFAULT, STORAGE_CACHE_MIB_MAX,
-    STORAGE_CACHE_MIB_MIN, TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid,
+    RELAYS_PER_PEER_MAX, SANCTIONS_ENTRIES_MAX, SCHEMA_NAME_LEN_MAX, SPREAD_BPS_MAX,
+    STORAGE_CACHE_MIB_DEFAULT, STORAGE_CACHE_MIB_MAX, STORAGE_CACHE_MIB_MIN, StorageBackend,
+    TIMEOUT_MS_MAX, TIMEOUT_MS_MIN, invalid, schema_name_ok,
 };
 
 impl Config {
@@ -29,6 +31,32 @@ impl Config {
         Ok(())
     }
     fn validate_storage(&self) -> Result<(), ConfigError> {
+        if let StorageBackend::Postgres(postgres) = &self.storage.backend {
+            if !schema_name_ok(&postgres.schema) {
+                return Err(invalid(
+                    "storage.schema",
+                    format!(
+                        "`{}` is not a schema name the node accepts: 1 to {SCHEMA_NAME_LEN_MAX} \
+                         lower-case letters, digits and _, starting with a letter, not pg_…",
+                        postgres.schema
+                    ),
+                ));
+            }
+            if !(POSTGRES_POOL_SIZE_MIN..=POSTGRES_POOL_SIZE_MAX).contains(&postgres.pool_size) {
+                return Err(invalid(
+                    "storage.pool_size",
+                    format!(
+                        "{} is outside {POSTGRES_POOL_SIZE_MIN} to {POSTGRES_POOL_SIZE_MAX} \
+                         (the writer holds one connection, reads need another)",
+                        postgres.pool_size
+                    ),
+                ));
+            }
+            if postgres.url.trim().is_empty() {
+                return Err(invalid("storage.url", "is empty; name the database"));
+            }
+            return Ok(());
+        }
         let mib = self.storage.cache_mib;
         if mib < STORAGE_CACHE_MIB_MIN {
             return Err(invalid(
@@ -176,16 +204,7 @@ impl Config {
                     "declared twice; keep one [[peer]] per jurisdiction",
                 ));
             }
-            rustls::pki_types::ServerName::try_from(peer.server_name.as_str()).map_err(|_| {
-                invalid(
-                    &key,
-                    format!(
-                        "server_name `{}` is neither a DNS name nor an IP address; use a name \
-                         from the peer certificate's subjectAltName",
-                        peer.server_name
-                    ),
-                )
-            })?;
+            check_relays(&key, peer)?;
             for (field, id, kind) in [
                 (
                     "corridor_account",
@@ -520,6 +539,47 @@ fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
     }
     if name.chars().any(char::is_control) {
         return Err(invalid(key, "name contains a control character; remove it"));
+    }
+    Ok(())
+}
+
+/// A peer's relay addresses: at least one, at most [`RELAYS_PER_PEER_MAX`], none twice, each
+/// with a server name rustls can check.
+pub(super) fn check_relays(key: &str, peer: &Peer) -> Result<(), ConfigError> {
+    let relays = peer.relay_addresses();
+    if relays.is_empty() {
+        return Err(invalid(
+            key,
+            "relay lists no address; write relay = \"https://host:port\" or a list of them",
+        ));
+    }
+    if relays.len() > RELAYS_PER_PEER_MAX {
+        return Err(invalid(
+            key,
+            format!(
+                "relay lists {} addresses, more than the {RELAYS_PER_PEER_MAX} accepted",
+                relays.len()
+            ),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for address in &relays {
+        if !seen.insert(address.uri.to_string()) {
+            return Err(invalid(
+                key,
+                format!("relay lists {} twice; keep each address once", address.uri),
+            ));
+        }
+        rustls::pki_types::ServerName::try_from(address.server_name.as_str()).map_err(|_| {
+            invalid(
+                key,
+                format!(
+                    "server_name `{}` is neither a DNS name nor an IP address; use a name from \
+                     the peer certificate's subjectAltName",
+                    address.server_name
+                ),
+            )
+        })?;
     }
     Ok(())
 }

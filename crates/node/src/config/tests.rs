@@ -107,7 +107,8 @@ fn example_parses_with_paths_resolved_against_the_config_directory() {
     assert_eq!(config.admin.operator_certs.len(), 1);
     assert_eq!(config.listen.relay, "127.0.0.1:7101".parse().expect("addr"));
     let peer = config.peer("SG").expect("peer SG");
-    assert_eq!(peer.relay.port_u16(), Some(7201));
+    assert_eq!(peer.relays.len(), 1);
+    assert_eq!(peer.relays[0].port_u16(), Some(7201));
     assert_eq!(peer.corridor_account, 9002);
     assert_eq!(config.fx.mid["SGD"].as_str(), "0.0087");
     assert_eq!(
@@ -221,7 +222,60 @@ max_free_quotes_per_asker = 30
 #[test]
 fn omitted_server_name_defaults_to_the_relay_host() {
     let config = parse(&edited("server_name = \"localhost\"\n", "")).expect("valid");
-    assert_eq!(config.peers[0].server_name, "127.0.0.1");
+    assert_eq!(config.peers[0].server_name, None);
+    let addresses = config.peers[0].relay_addresses();
+    assert_eq!(addresses.len(), 1);
+    assert_eq!(addresses[0].server_name, "127.0.0.1");
+}
+
+#[test]
+fn a_peer_may_list_several_relay_addresses_each_with_its_server_name() {
+    let listed = edited(
+        "relay = \"https://127.0.0.1:7201\"",
+        "relay = [\"https://sg-a.example:7201\", \"https://[::1]:7211\"]",
+    );
+    // Without a server name, each address is checked against its own host.
+    let config = parse(&listed.replace("server_name = \"localhost\"\n", "")).expect("valid");
+    let names: Vec<String> = config.peers[0]
+        .relay_addresses()
+        .into_iter()
+        .map(|address| address.server_name)
+        .collect();
+    assert_eq!(names, ["sg-a.example", "::1"]);
+    // With one, every address must present it.
+    let config = parse(&listed).expect("valid");
+    let addresses = config.peers[0].relay_addresses();
+    assert_eq!(addresses.len(), 2);
+    assert!(addresses.iter().all(|a| a.server_name == "localhost"));
+    assert_eq!(addresses[1].uri.port_u16(), Some(7211));
+}
+
+#[test]
+fn relay_lists_are_refused_when_empty_repeated_too_long_or_not_uris() {
+    let relay = "relay = \"https://127.0.0.1:7201\"";
+    refused(&edited(relay, "relay = []"), &["peer SG", "no address"]);
+    refused(
+        &edited(
+            relay,
+            "relay = [\"https://127.0.0.1:7201\", \"https://127.0.0.1:7201\"]",
+        ),
+        &["peer SG", "twice"],
+    );
+    let many: Vec<String> = (0..=RELAYS_PER_PEER_MAX)
+        .map(|i| format!("\"https://127.0.0.1:{}\"", 7300 + i))
+        .collect();
+    refused(
+        &edited(relay, &format!("relay = [{}]", many.join(", "))),
+        &["relay", &RELAYS_PER_PEER_MAX.to_string()],
+    );
+    refused(
+        &edited(
+            relay,
+            "relay = [\"https://127.0.0.1:7201\", \"http://127.0.0.1:1\"]",
+        ),
+        &["peer SG", "https://host:port"],
+    );
+    refused(&edited(relay, "relay = 7201"), &["relay", "URI"]);
 }
 
 #[test]
@@ -593,9 +647,23 @@ fn builders_override_ports_data_dir_and_peer_relay() {
     );
     assert_eq!(config.data_dir, Path::new("/tmp/devnet/jp"));
     assert_eq!(
-        config.peer("SG").and_then(|p| p.relay.port_u16()),
-        Some(45678)
+        config.peer("SG").map(|p| p.relays.clone()),
+        Some(vec!["https://127.0.0.1:45678".parse().expect("uri")])
     );
+    let two = config
+        .clone()
+        .with_peer_relays("SG", &["https://127.0.0.1:1", "https://127.0.0.1:2"])
+        .expect("two addresses");
+    assert_eq!(
+        two.peer("SG").map(|p| p.relay_addresses().len()),
+        Some(2),
+        "the list replaces the address"
+    );
+    let err = config
+        .clone()
+        .with_peer_relays("SG", &[])
+        .expect_err("an empty list");
+    assert!(err.to_string().contains("no address"), "{err}");
     config
         .validate()
         .expect("ports 0 on every listener are allowed");
@@ -659,6 +727,101 @@ fn storage_cache_mib_defaults_to_the_ledger_default_and_is_bounded() {
 }
 
 #[test]
+fn storage_backend_postgres_takes_a_url_a_schema_and_a_pool_size() {
+    let with = |section: &str| edited("[sanctions]\n", &format!("{section}\n[sanctions]\n"));
+    let config = parse(&with(
+        "[storage]\nbackend = \"postgres\"\nurl = \"postgresql://kk:secret@db.example/books\"",
+    ))
+    .expect("valid");
+    let StorageBackend::Postgres(postgres) = &config.storage.backend else {
+        panic!("postgres expected, got {:?}", config.storage.backend);
+    };
+    assert_eq!(postgres.url, "postgresql://kk:secret@db.example/books");
+    assert_eq!(
+        postgres.schema, "kakehashi_jp",
+        "the default names the jurisdiction"
+    );
+    assert_eq!(postgres.pool_size, POSTGRES_POOL_SIZE_DEFAULT);
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains("secret"),
+        "the password stays out of Debug: {shown}"
+    );
+    let config = parse(&with(
+        "[storage]\nbackend = \"postgres\"\nurl = \"host=/run/postgresql dbname=b\"\n\
+         schema = \"jp_books_2\"\npool_size = 16",
+    ))
+    .expect("valid");
+    assert_eq!(
+        config.storage.backend,
+        StorageBackend::Postgres(PostgresStorage {
+            url: "host=/run/postgresql dbname=b".into(),
+            schema: "jp_books_2".into(),
+            pool_size: 16,
+        })
+    );
+    assert_eq!(
+        parse(&with("[storage]\nbackend = \"sled\""))
+            .expect("valid")
+            .storage,
+        Storage::default()
+    );
+
+    let postgres = "[storage]\nbackend = \"postgres\"\nurl = \"postgresql://db/b\"";
+    refused(
+        &with("[storage]\nbackend = \"postgres\""),
+        &["storage.url", "missing"],
+    );
+    refused(
+        &with(&format!("{postgres}\ncache_mib = 32")),
+        &["storage.cache_mib", "sled"],
+    );
+    for key in [
+        "url = \"postgresql://db/b\"",
+        "schema = \"b\"",
+        "pool_size = 4",
+    ] {
+        let name = key.split(' ').next().expect("key");
+        refused(
+            &with(&format!("[storage]\n{key}")),
+            &[&format!("storage.{name}"), "backend = \"postgres\""],
+        );
+    }
+    refused(
+        &with("[storage]\nbackend = \"mysql\""),
+        &["storage.backend", "mysql", "\"sled\" or \"postgres\""],
+    );
+    for schema in [
+        "",
+        "Books",
+        "1books",
+        "pg_books",
+        "jp-books",
+        "b\"; drop",
+        &"b".repeat(64),
+    ] {
+        refused(
+            &with(&format!(
+                "{postgres}\nschema = \"{}\"",
+                schema.replace('"', "\\\"")
+            )),
+            &["storage.schema"],
+        );
+    }
+    assert!(schema_name_ok(&"b".repeat(63)));
+    for size in [0, 1, 65] {
+        refused(
+            &with(&format!("{postgres}\npool_size = {size}")),
+            &["storage.pool_size", "2 to 64"],
+        );
+    }
+    refused(
+        &with("[storage]\nbackend = \"postgres\"\nurl = \" \""),
+        &["storage.url", "empty"],
+    );
+}
+
+#[test]
 fn devnet_configs_validate_and_point_at_each_other() {
     let jp = devnet("jp.toml");
     let sg = devnet("sg.toml");
@@ -670,7 +833,13 @@ fn devnet_configs_validate_and_point_at_each_other() {
         let peer = node
             .peer(&other.jurisdiction)
             .expect("each names the other as peer");
-        assert_eq!(peer.relay.port_u16(), Some(other.listen.relay.port()));
+        assert_eq!(
+            peer.relays
+                .iter()
+                .map(|uri| uri.port_u16())
+                .collect::<Vec<_>>(),
+            [Some(other.listen.relay.port())]
+        );
         assert_eq!(
             node.account(peer.corridor_account).map(|a| a.kind),
             Some(AccountKind::Corridor)

@@ -67,7 +67,7 @@ impl Engine {
         }
         let mut writes = Vec::new();
         for (id, meta, _) in &accounts {
-            if self.parts.store.account(*id)?.is_none() {
+            if self.parts.store.account(*id).await?.is_none() {
                 writes.push(Write::Account(*id, meta.clone()));
             }
         }
@@ -124,7 +124,8 @@ impl Engine {
         let flagged: Vec<u128> = self
             .parts
             .store
-            .accounts()?
+            .accounts()
+            .await?
             .into_iter()
             .filter(|(_, meta)| meta.closed && meta.kind == AccountKind::Customer)
             .map(|(id, _)| id)
@@ -157,7 +158,7 @@ impl Engine {
         ids: Vec<u128>,
         owner: Option<&str>,
     ) -> Result<Result<Vec<pb::AccountBalance>, Rejection>, EngineError> {
-        let metas = self.parts.store.accounts()?;
+        let metas = self.parts.store.accounts().await?;
         let visible =
             |meta: &AccountMeta| owner.is_none_or(|bic| meta.owner_bic.as_deref() == Some(bic));
         let wanted: Vec<(u128, Option<AccountMeta>)> = if ids.is_empty() {
@@ -216,7 +217,8 @@ impl Engine {
         let mut candidates = self
             .parts
             .store
-            .accounts()?
+            .accounts()
+            .await?
             .into_iter()
             .filter(|(id, meta)| {
                 after.is_none_or(|a| *id > a)
@@ -412,7 +414,7 @@ impl Engine {
                 money::format_amount(self.parts.currency, max).value
             ))));
         }
-        let Some(meta) = self.parts.store.account(id)? else {
+        let Some(meta) = self.parts.store.account(id).await? else {
             return Ok(Err(Rejection::new(
                 ReasonCode::Ac01,
                 format!("account {id} does not exist"),
@@ -546,12 +548,12 @@ impl Engine {
         id: u128,
         sweep_to: Option<u128>,
     ) -> Result<Result<(), AccountRefusal>, EngineError> {
-        let meta = match self.customer_meta(id, "closed")? {
+        let meta = match self.customer_meta(id, "closed").await? {
             Ok(meta) => meta,
             Err(rejection) => return Ok(Err(rejection.into())),
         };
         if let Some(to) = sweep_to
-            && let Err(rejection) = self.check_sweep_target(id, to)?
+            && let Err(rejection) = self.check_sweep_target(id, to).await?
         {
             return Ok(Err(rejection.into()));
         }
@@ -671,7 +673,7 @@ impl Engine {
 
     /// [`Engine::reopen_account`]'s work, with `closing` held for writing.
     async fn reopen_locked(&self, id: u128) -> Result<Result<(), AccountRefusal>, EngineError> {
-        let meta = match self.customer_meta(id, "reopened")? {
+        let meta = match self.customer_meta(id, "reopened").await? {
             Ok(meta) => meta,
             Err(rejection) => return Ok(Err(rejection.into())),
         };
@@ -728,12 +730,12 @@ impl Engine {
 
     /// The store's metadata of the customer account `id` (AC01 unknown, FF01 another kind:
     /// only customer accounts can be `done`).
-    fn customer_meta(
+    async fn customer_meta(
         &self,
         id: u128,
         done: &str,
     ) -> Result<Result<AccountMeta, Rejection>, EngineError> {
-        let Some(meta) = self.parts.store.account(id)? else {
+        let Some(meta) = self.parts.store.account(id).await? else {
             return Ok(Err(Rejection::new(
                 ReasonCode::Ac01,
                 format!("account {id} does not exist"),
@@ -751,13 +753,17 @@ impl Engine {
     /// Whether the balance of `id` may be swept to `to`: another account, an open customer
     /// account or the funding account (a cash-out). Corridor and liquidity accounts move only
     /// by payments.
-    fn check_sweep_target(&self, id: u128, to: u128) -> Result<Result<(), Rejection>, EngineError> {
+    async fn check_sweep_target(
+        &self,
+        id: u128,
+        to: u128,
+    ) -> Result<Result<(), Rejection>, EngineError> {
         if to == id {
             return Ok(Err(ff01(format!(
                 "sweep_to: {to} is the account being closed"
             ))));
         }
-        let Some(meta) = self.parts.store.account(to)? else {
+        let Some(meta) = self.parts.store.account(to).await? else {
             return Ok(Err(Rejection::new(
                 ReasonCode::Ac01,
                 format!("sweep_to: account {to} does not exist"),
@@ -1273,7 +1279,7 @@ mod tests {
         let pair = pair().await;
         let jp = pair.jp.engine();
         let flag = |id: u128| async move {
-            let mut meta = jp.store().account(id).expect("read").expect("known");
+            let mut meta = jp.store().account(id).await.expect("read").expect("known");
             meta.closed = true;
             jp.store()
                 .put(vec![crate::store::Write::Account(id, meta)])
@@ -1304,6 +1310,7 @@ mod tests {
         assert!(
             !jp.store()
                 .account(1001)
+                .await
                 .expect("read")
                 .expect("known")
                 .closed
@@ -1315,6 +1322,7 @@ mod tests {
         assert!(
             jp.store()
                 .account(1002)
+                .await
                 .expect("read")
                 .expect("known")
                 .closed,

@@ -41,6 +41,8 @@ mod checks;
 mod clock;
 mod drain;
 mod entropy;
+mod failover;
+mod pgbooks;
 mod quoting;
 mod receiver;
 mod recovery;
@@ -71,6 +73,8 @@ pub use books::{Books, BooksCall, SledBooks, StoreWrites};
 pub use clock::{Clock, SystemClock};
 pub use drain::Admitted;
 pub use entropy::{Entropy, EntropyError, SystemEntropy};
+pub use failover::FailoverPeer;
+pub use pgbooks::{PgBooks, PgHandle};
 pub use quoting::{QUOTES_HELD_MAX, QUOTES_PER_ASKER_MAX, QuoteAsker};
 pub use receiver::Verified;
 
@@ -93,6 +97,10 @@ pub enum EngineError {
     /// The ledger failed.
     #[error("ledger: {0}")]
     Ledger(#[from] kakehashi_ledger::Error),
+    /// The PostgreSQL ledger failed (other than refusing the request itself, which is
+    /// [`EngineError::Ledger`]).
+    #[error("ledger: {0}")]
+    Postgres(Box<kakehashi_ledger_pg::Error>),
     /// A blocking task was lost.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -111,16 +119,30 @@ pub enum EngineError {
 
 impl EngineError {
     /// Whether the same request may succeed later without an operator's help: the caller is
-    /// answered `Unavailable` (retry with the same UETR) rather than `Internal`. Nothing was
-    /// recorded either way, so a retry is safe. Transient: the payment store's I/O, sled and
-    /// commit failures and a stopped store writer (the node restarts it), a ledger error the
-    /// ledger itself calls transient, a lost blocking task. Not transient: stored data that
-    /// does not decode, a ledger answer the protocol does not allow, a configuration that does
-    /// not match the ledger; retrying those gives the same answer.
+    /// answered `Unavailable` (retry with the same UETR) rather than `Internal`. A retry is
+    /// safe either way: each step is idempotent per UETR, and a commit whose outcome is unknown
+    /// (a failed group commit, a database lost during COMMIT) is read back by the retry or by
+    /// recovery. Transient: the payment store's I/O, sled and commit failures and a stopped
+    /// store writer (the node restarts it, or reopens a PostgreSQL ledger), a ledger error the
+    /// ledger itself calls transient, a database that may answer again, a lost blocking task.
+    /// Not transient: stored data that does not decode, a ledger answer the protocol does not
+    /// allow, a configuration that does not match the ledger; retrying those gives the same
+    /// answer.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Store(e) => e.is_transient(),
             Self::Ledger(e) => e.is_transient(),
+            // The database may be back after a restart or a failover (an unknown commit outcome
+            // included: the step is idempotent per UETR, and a retry reads what was committed);
+            // stored data that does not decode, another node key or a newer schema stay so.
+            Self::Postgres(e) => !matches!(
+                **e,
+                kakehashi_ledger_pg::Error::Corrupt { .. }
+                    | kakehashi_ledger_pg::Error::NodeKeyMismatch { .. }
+                    | kakehashi_ledger_pg::Error::SchemaTooNew { .. }
+                    | kakehashi_ledger_pg::Error::NotDurable { .. }
+                    | kakehashi_ledger_pg::Error::InvalidOption { .. }
+            ),
             Self::Task(_) => true,
             Self::Unexpected { .. } | Self::Config(_) => false,
         }
@@ -419,7 +441,7 @@ mod tests {
         assert!(failed.is_transient(), "{failed:?}");
         sg.store().fail_account_reads(false);
         assert_eq!(
-            sg.store().inbound("JP", &uetr).unwrap(),
+            sg.store().inbound("JP", &uetr).await.unwrap(),
             None,
             "nothing recorded"
         );
@@ -492,7 +514,7 @@ mod tests {
         assert_eq!(refused.transaction_status(), TransactionStatus::Rjct);
         assert_eq!(refused.status_reason_code, ReasonCode::Ds0b.as_str());
         assert!(
-            jp.store().outbound(&uetr).unwrap().is_none(),
+            jp.store().outbound(&uetr).await.unwrap().is_none(),
             "nothing recorded"
         );
 

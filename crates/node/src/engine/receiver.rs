@@ -180,7 +180,7 @@ impl Engine {
         // The whole envelope (payload, signature and chain) as it is stored: a payload with a
         // zeroed signature or another chain is not the instruction that was decided.
         let envelope = signed.encode_to_vec();
-        let existing = self.parts.store.inbound(peer, &instr.uetr)?;
+        let existing = self.parts.store.inbound(peer, &instr.uetr).await?;
         let same = existing
             .as_ref()
             .is_some_and(|record| record.signed_instruction == envelope);
@@ -234,7 +234,7 @@ impl Engine {
             }
         }
         // Read before the checks so that a failed read propagates, nothing recorded (defect 4).
-        let creditor = self.parts.store.account(instr.creditor_account)?;
+        let creditor = self.parts.store.account(instr.creditor_account).await?;
         // From the creditor's check to its credit no close of an account lands (see
         // `Engine::closing`), so the credit's id is never spent on an account closed after
         // the check found it open.
@@ -319,7 +319,7 @@ impl Engine {
         crate::fault::crash_point(crate::fault::RECEIVER_AFTER_CREDIT);
         if result == CreateTransferResult::Ok {
             drop(open);
-            let Some(record) = self.parts.store.inbound(peer, &instr.uetr)? else {
+            let Some(record) = self.parts.store.inbound(peer, &instr.uetr).await? else {
                 return Err(EngineError::Unexpected {
                     what: "reading back the credit's record",
                     result: "not found",
@@ -627,7 +627,7 @@ impl Engine {
         instruction_sha256: &[u8],
     ) -> Result<RelayDecision, EngineError> {
         let _guard = self.locks.lock(uetr).await;
-        let existing = self.parts.store.inbound(peer, &uetr)?;
+        let existing = self.parts.store.inbound(peer, &uetr).await?;
         let record = match existing {
             Some(record) if record.state == InboundState::Accepting => {
                 match self.settle_if_credited(&uetr, record.clone(), None).await? {

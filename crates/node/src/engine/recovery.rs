@@ -237,7 +237,7 @@ impl Engine {
     /// and counted in the pass. Ends early, at its next wait, once `stop` turns true.
     pub async fn recover(&self, stop: &watch::Receiver<bool>) -> Result<RecoveryPass, EngineError> {
         let mut pass = RecoveryPass::default();
-        let mut unresolved = self.parts.store.unresolved_outbound()?;
+        let mut unresolved = self.parts.store.unresolved_outbound().await?;
         unresolved.sort_by_key(|(uetr, record)| (record.created_at, uetr.0));
         let limits = &self.parts.recovery;
         let now = self.clock().now().0.unix_nanos();
@@ -292,7 +292,7 @@ impl Engine {
         let mut pass = tally
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        pass.in_doubt = self.parts.store.unresolved_count();
+        pass.in_doubt = self.parts.store.unresolved_count().await;
         self.parts.metrics.set_in_doubt(pass.in_doubt as u64);
         Ok(pass)
     }
@@ -333,7 +333,7 @@ impl Engine {
             guard = self.locks.lock(uetr) => guard,
         };
         // Re-read under the lock: a submission may have finished it meanwhile.
-        let record = match self.parts.store.outbound(&uetr) {
+        let record = match self.parts.store.outbound(&uetr).await {
             Ok(Some(record)) if !record.state.is_final() => record,
             Ok(_) => return Outcome::Resolved,
             Err(error) => {

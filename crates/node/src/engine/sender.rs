@@ -102,7 +102,7 @@ impl Engine {
             return Ok(self.refuse(&instr, rejection));
         }
         // Read before the checks so that a failed read propagates (defect 4).
-        let debtor = self.parts.store.account(instr.debtor_account)?;
+        let debtor = self.parts.store.account(instr.debtor_account).await?;
         // Authorized before the UETR's record is read or anything written: a bank that does
         // not hold the debtor account can neither occupy this UETR nor learn whether it is
         // taken (issue 11, defect 3).
@@ -110,7 +110,7 @@ impl Engine {
             return Ok(self.refuse(&instr, rejection));
         }
         let _guard = self.locks.lock(instr.uetr).await;
-        if let Some(existing) = self.parts.store.outbound(&instr.uetr)? {
+        if let Some(existing) = self.parts.store.outbound(&instr.uetr).await? {
             // The earlier payment's status is its submitter's business only.
             let detail = if same_debtor_agent(&existing, &instr) {
                 format!(
@@ -292,7 +292,7 @@ impl Engine {
                 tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction, %status,
                     "Prepare failed; the payment is in doubt until a status query resolves it");
                 return Ok(Submitted::Report(Box::new(
-                    self.pending_report(&record, &instr.uetr),
+                    self.pending_report(&record, &instr.uetr).await,
                 )));
             }
             Err(PeerError::Refused(refusal)) => {
@@ -306,7 +306,7 @@ impl Engine {
                     Some(decision) => decision,
                     None => {
                         return Ok(Submitted::Report(Box::new(
-                            self.pending_report(&record, &instr.uetr),
+                            self.pending_report(&record, &instr.uetr).await,
                         )));
                     }
                 }
@@ -316,7 +316,7 @@ impl Engine {
                 tracing::warn!(uetr = %instr.uetr, peer = %peer.jurisdiction,
                     "Prepare timed out; the payment is in doubt until a status query resolves it");
                 return Ok(Submitted::Report(Box::new(
-                    self.pending_report(&record, &instr.uetr),
+                    self.pending_report(&record, &instr.uetr).await,
                 )));
             }
         };
@@ -580,7 +580,8 @@ impl Engine {
         Ok(self
             .parts
             .store
-            .outbound(uetr)?
+            .outbound(uetr)
+            .await?
             .map(|record| self.report_from(uetr, &record)))
     }
 
@@ -594,7 +595,7 @@ impl Engine {
         bic: &str,
     ) -> Result<Option<PaymentStatusReport>, EngineError> {
         let _guard = self.locks.lock(*uetr).await;
-        let Some(record) = self.parts.store.outbound(uetr)? else {
+        let Some(record) = self.parts.store.outbound(uetr).await? else {
             return Ok(None);
         };
         let parties = pb::Signed::decode(record.signed_instruction.as_slice())
@@ -622,10 +623,10 @@ impl Engine {
         }
     }
 
-    fn pending_report(&self, record: &OutboundRecord, uetr: &Uetr) -> PaymentStatusReport {
+    async fn pending_report(&self, record: &OutboundRecord, uetr: &Uetr) -> PaymentStatusReport {
         self.parts
             .metrics
-            .set_in_doubt(self.parts.store.unresolved_count() as u64);
+            .set_in_doubt(self.parts.store.unresolved_count().await as u64);
         self.report_from(uetr, record)
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
-use kakehashi_node::config::{Config, Limits, Peer};
+use kakehashi_node::config::{Config, Limits, RelayAddress};
 use kakehashi_node::engine::{Clock as _, SystemClock};
 use kakehashi_node::node::{Node, RunningNode};
 use kakehashi_node::tls::{TlsIdentity, install_crypto_provider, relay_endpoint};
@@ -436,15 +436,19 @@ pub(crate) async fn relay_client_as(
         &certs.join(format!("{stem}.key.pem")),
     )
     .expect("identity");
-    let peer = Peer {
-        jurisdiction: relying.to_owned(),
-        relay: format!("https://{addr}").parse().expect("uri"),
+    let address = RelayAddress {
+        uri: format!("https://{addr}").parse().expect("uri"),
         server_name: "localhost".to_owned(),
-        corridor_account: 1,
-        liquidity_account: 2,
     };
-    let endpoint =
-        relay_endpoint(&peer, &identity, mra(), relying, &Limits::default()).expect("endpoint");
+    let endpoint = relay_endpoint(
+        relying,
+        &address,
+        &identity,
+        mra(),
+        relying,
+        &Limits::default(),
+    )
+    .expect("endpoint");
     let channel = endpoint
         .connect()
         .await

@@ -112,7 +112,7 @@ pub(crate) async fn until(what: &str, mut done: impl FnMut() -> bool) {
 /// Whether SG has settled `uetr`.
 fn sg_settled(sg: &RunningNode, uetr: &Uetr) -> bool {
     matches!(
-        sg.engine().store().inbound("JP", uetr),
+        kakehashi_node::store::read_now(sg.engine().store().inbound("JP", uetr)),
         Ok(Some(record)) if record.state == InboundState::Settled
     )
 }

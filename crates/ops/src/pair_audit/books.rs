@@ -125,7 +125,7 @@ impl NodeBooks {
     /// runs the ledger audit (checkpoints pinned to the key of the node's signing
     /// certificate), reads the ledger export and the payment store. Read-only; fails while a
     /// node holds either database.
-    pub fn load(config: &Config, peer: &str, mra: &Mra) -> Result<Self, PairAuditError> {
+    pub async fn load(config: &Config, peer: &str, mra: &Mra) -> Result<Self, PairAuditError> {
         let jurisdiction = &config.jurisdiction;
         let link = config.peer(peer).ok_or_else(|| {
             PairAuditError::NotAPair(format!(
@@ -135,7 +135,7 @@ impl NodeBooks {
         let currency = currency_of(mra, jurisdiction)?;
         // The payment records first (the ledger's, opened offline): a data directory not yet
         // upgraded is named before anything else is read.
-        let Records { outbound, inbound } = read_store(config, peer)?;
+        let Records { outbound, inbound } = read_store(config, peer).await?;
         let ledger_audit = audit_ledger(config)?;
         let (accounts, transfers) = read_corridor(config, link)?;
         Ok(Self {
@@ -162,7 +162,7 @@ struct Records {
 }
 
 /// The payment store's records of payments to and from `peer`.
-fn read_store(config: &Config, peer: &str) -> Result<Records, PairAuditError> {
+async fn read_store(config: &Config, peer: &str) -> Result<Records, PairAuditError> {
     // The payment records are the ledger's (a data directory not yet upgraded is refused,
     // with the fix in the message).
     let store_dir = config.data_dir.join("ledger");
@@ -185,19 +185,20 @@ fn read_store(config: &Config, peer: &str) -> Result<Records, PairAuditError> {
         }
     };
     let store = Store::open_read_only(&config.data_dir).map_err(store_error)?;
-    let mut outbound = BTreeMap::new();
-    for item in store.outbound_records() {
-        let (uetr, record) = item.map_err(store_error)?;
-        if record.peer == peer {
-            outbound.insert(uetr, record);
-        }
-    }
-    let mut inbound = BTreeMap::new();
+    let outbound = store
+        .outbound_all()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|(_, record)| record.peer == peer)
+        .collect();
     // Inbound records are keyed by their sender: these are all of `peer`'s, and only its.
-    for item in store.inbound_records(peer) {
-        let (uetr, record) = item.map_err(store_error)?;
-        inbound.insert(uetr, record);
-    }
+    let inbound = store
+        .inbound_all(peer)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .collect();
     Ok(Records { outbound, inbound })
 }
 
@@ -277,7 +278,7 @@ impl From<&Account> for AccountView {
 /// Loads both ends of the corridor between `a` and `b` (see [`NodeBooks::load`]) after
 /// checking that they are one: two jurisdictions, each the other's peer, two data
 /// directories.
-pub fn load_pair(
+pub async fn load_pair(
     a: &Config,
     b: &Config,
     mra: &Mra,
@@ -303,8 +304,8 @@ pub fn load_pair(
         }
     }
     Ok((
-        NodeBooks::load(a, &b.jurisdiction, mra)?,
-        NodeBooks::load(b, &a.jurisdiction, mra)?,
+        NodeBooks::load(a, &b.jurisdiction, mra).await?,
+        NodeBooks::load(b, &a.jurisdiction, mra).await?,
     ))
 }
 

@@ -235,9 +235,7 @@ async fn in_doubt(f: &Fixture, uetr: Uetr, peer: &str, state: OutboundState, cre
 }
 
 fn state(f: &Fixture, uetr: Uetr) -> OutboundState {
-    f.engine
-        .store()
-        .outbound(&uetr)
+    crate::store::read_now(f.engine.store().outbound(&uetr))
         .expect("read")
         .expect("recorded")
         .state
@@ -495,6 +493,7 @@ async fn an_unforwarded_payment_without_a_reservation_is_rejected_naming_none() 
         .engine
         .store()
         .outbound(&uetr(1))
+        .await
         .expect("read")
         .expect("recorded");
     assert_eq!(record.state, OutboundState::Rejected);
@@ -547,6 +546,7 @@ async fn an_unforwarded_payment_with_a_reservation_has_it_voided_and_named() {
         .engine
         .store()
         .outbound(&id)
+        .await
         .expect("read")
         .expect("recorded");
     assert_eq!(record.state, OutboundState::Rejected);
@@ -571,6 +571,7 @@ async fn voiding_a_reservation_never_made_twice_is_done_both_times() {
         .engine
         .store()
         .outbound(&id)
+        .await
         .expect("read")
         .expect("recorded");
     let record = OutboundRecord {

@@ -105,12 +105,12 @@ async fn load_reads_the_corridor_from_the_ledger_and_store_and_runs_the_ledger_a
         };
         store.put(vec![Write::Outbound(id, record)]).await.unwrap();
         // While a node holds the ledger, loading refuses with what to do.
-        let held = NodeBooks::load(&config, "SG", &mra()).unwrap_err();
+        let held = NodeBooks::load(&config, "SG", &mra()).await.unwrap_err();
         assert!(held.to_string().contains("stop the node"), "{held}");
     }
     // The ledger's threads release the database once the last handle is gone.
     let books = loop {
-        match NodeBooks::load(&config, "SG", &mra()) {
+        match NodeBooks::load(&config, "SG", &mra()).await {
             Ok(books) => break books,
             Err(PairAuditError::Store { .. }) => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -129,18 +129,18 @@ async fn load_reads_the_corridor_from_the_ledger_and_store_and_runs_the_ledger_a
     let audit = books.ledger_audit.as_ref().expect("ran");
     assert!(audit.is_clean(), "{:?}", audit.discrepancies);
     assert!(matches!(
-        NodeBooks::load(&config, "TH", &mra()),
+        NodeBooks::load(&config, "TH", &mra()).await,
         Err(PairAuditError::NotAPair(_))
     ));
 }
 
-#[test]
-fn load_of_a_directory_without_a_store_is_an_error() {
+#[tokio::test]
+async fn load_of_a_directory_without_a_store_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::load(&certs("../crates/node/devnet/jp.toml"))
         .unwrap()
         .with_data_dir(dir.path());
-    let error = NodeBooks::load(&config, "SG", &mra()).unwrap_err();
+    let error = NodeBooks::load(&config, "SG", &mra()).await.unwrap_err();
     assert!(error.to_string().contains("no payment store"), "{error}");
 }
 
@@ -249,7 +249,9 @@ async fn a_pair_with_closed_accounts_agrees_and_reconciles() {
     sg.shutdown().await.expect("SG stops");
 
     let sg_config = config("SG");
-    let (jp_books, sg_books) = super::load_pair(&jp_config, &sg_config, &mra()).expect("loaded");
+    let (jp_books, sg_books) = super::load_pair(&jp_config, &sg_config, &mra())
+        .await
+        .expect("loaded");
     for books in [&jp_books, &sg_books] {
         let audit = books.ledger_audit.as_ref().expect("ran");
         assert!(audit.is_clean(), "{:?}", audit.discrepancies);
