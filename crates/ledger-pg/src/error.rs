@@ -47,6 +47,25 @@ pub enum Error {
         /// Why it stopped.
         reason: String,
     },
+    /// Another ledger (another process, most likely another node process on this schema)
+    /// holds the schema's writer lease ([`crate::Options::exclusive`]).
+    #[error(
+        "schema {schema} is written by another process (its writer lease is held): stop the \
+         other node process, or give this one another schema"
+    )]
+    Held {
+        /// The schema.
+        schema: String,
+    },
+    /// This ledger's writer lease was lost (its connection ended) and its writer stopped:
+    /// nothing of the group was applied. Reopen the ledger, which takes the lease again.
+    #[error(
+        "the schema's writer lease was lost ({detail}); nothing was applied, reopen the ledger"
+    )]
+    LeaseLost {
+        /// Why.
+        detail: String,
+    },
     /// The ledger was created with another node key.
     #[error("node key {given} does not match the key {stored} this ledger was created with")]
     NodeKeyMismatch {

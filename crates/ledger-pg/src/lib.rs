@@ -85,6 +85,7 @@
 mod audit;
 mod codec;
 mod error;
+mod lease;
 mod prefetch;
 mod schema;
 mod sql;
@@ -108,7 +109,7 @@ pub use crate::error::Error;
 use crate::writer::{Operation, Reply, Request, Writer};
 
 /// Options of [`PgLedger::open`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// The database, as a libpq-style URL or key=value string
     /// (`postgresql://user@host/db`, `host=/run/postgresql dbname=kakehashi`).
@@ -130,6 +131,24 @@ pub struct Options {
     /// Refuse a server with `fsync` off (on by default; tests on a throwaway cluster may turn
     /// it off, never a node).
     pub require_fsync: bool,
+    /// Hold the schema's writer lease (on by default): one ledger, in any process, writes the
+    /// schema at a time, and another open is refused ([`Error::Held`]) while it runs (see
+    /// [`PgLedger::open`]). Off, several ledgers share the schema's one journal (the head
+    /// row's lock orders their groups); what a caller builds on top must then serialize its
+    /// own read-decide-write steps across processes.
+    pub exclusive: bool,
+}
+
+impl std::fmt::Debug for Options {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("url", &"<not shown>")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("exclusive", &self.exclusive)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Options {
@@ -146,6 +165,7 @@ impl Options {
                 * kakehashi_ledger::CHECKPOINT_SMALL_RECORDS_FACTOR,
             signed_head_interval: kakehashi_ledger::SIGNED_HEAD_INTERVAL_DEFAULT,
             require_fsync: true,
+            exclusive: true,
         }
     }
 }
@@ -164,6 +184,15 @@ impl PgLedger {
     /// ledger created with another node key is refused ([`Error::NodeKeyMismatch`]), as is a
     /// server that could acknowledge a commit before it is durable ([`Error::NotDurable`]).
     /// Must be called within a tokio runtime.
+    ///
+    /// With [`Options::exclusive`], the schema's writer lease is taken first, on a connection
+    /// of its own held until the ledger is dropped, or refused with [`Error::Held`] while
+    /// another ledger holds it. Every group's transaction checks, under the head row's lock,
+    /// that this session still holds the lease, and stops the writer if it does not (its
+    /// connection died: another process may have taken the lease since). The new holder reads
+    /// the head under the same row lock, so it starts only after a group the old holder had in
+    /// flight committed or rolled back, and sees it. So two ledgers never both write the
+    /// schema, even across a lost connection.
     pub async fn open(options: &Options, node_key: SigningKey) -> Result<Self, Error> {
         if options.pool_size < 2 {
             return Err(Error::InvalidOption {
@@ -187,12 +216,19 @@ impl PgLedger {
         })?;
         schema::check_durability(&client, options.require_fsync).await?;
         schema::migrate(&mut client, &options.schema, &verifying_key).await?;
+        let lease = if options.exclusive {
+            Some(lease::take(&pool, &options.schema).await?)
+        } else {
+            None
+        };
         let (head_seq, signed_seq) = {
             let txn = sql::Txn::begin(&mut client)
                 .await
                 .map_err(Error::database("reading the head"))?;
+            // Under the head row's lock: a group a previous holder of the lease still had in
+            // flight has ended, and is seen.
+            let meta = writer::read_meta(&txn, options.exclusive).await?;
             verify::verify_tail(&txn, &verifying_key).await?;
-            let meta = writer::read_meta(&txn, false).await?;
             (meta.head.seq, meta.signed_seq)
         };
         let (sender, receiver) = mpsc::channel(options.queue_len);
@@ -208,6 +244,7 @@ impl PgLedger {
             head_seq,
             signed_seq,
             last_signed_at: Instant::now(),
+            lease,
         };
         let writer = tokio::spawn(writer.run(receiver));
         Ok(Self {

@@ -62,6 +62,8 @@ enum GroupFailure {
     Unknown(String),
     /// The state machine or the invariants refused the group: fail-stop, nothing written.
     Stop(String),
+    /// The writer lease is no longer this ledger's: fail-stop, nothing written.
+    LeaseLost(String),
 }
 
 pub(crate) struct Writer {
@@ -76,6 +78,11 @@ pub(crate) struct Writer {
     pub(crate) head_seq: u64,
     pub(crate) signed_seq: u64,
     pub(crate) last_signed_at: Instant,
+    /// The writer lease this ledger holds, checked in every group (see `lease`), and the
+    /// session that holds it. The writer owns the session, so the lease ends when the writer
+    /// does: at close, and at a fail-stop, after which this ledger never writes again and a
+    /// reopened one (in this process or another) may take it.
+    pub(crate) lease: Option<(deadpool_postgres::ClientWrapper, crate::lease::Held)>,
 }
 
 impl Writer {
@@ -136,6 +143,17 @@ impl Writer {
                     refuse_queued(&mut receiver, &self.stopped);
                     return;
                 }
+                Err(GroupFailure::LeaseLost(detail)) => {
+                    self.client = None;
+                    self.stop(&format!("the schema's writer lease was lost: {detail}"));
+                    for request in group {
+                        let _ = request.reply.send(Err(Error::LeaseLost {
+                            detail: detail.clone(),
+                        }));
+                    }
+                    refuse_queued(&mut receiver, &self.stopped);
+                    return;
+                }
                 Err(GroupFailure::Stop(detail)) => {
                     self.stop(&detail);
                     for request in group {
@@ -185,6 +203,7 @@ impl Writer {
         let checkpoint_records = self.checkpoint_records;
         let interval_passed = self.last_signed_at.elapsed() >= self.signed_head_interval;
         let not_applied = |error: Error| GroupFailure::NotApplied(error.to_string());
+        let lease = self.lease.as_ref().map(|(_, held)| held.clone());
         let client = self.client().await.map_err(not_applied)?;
         let txn = Txn::begin(client)
             .await
@@ -192,6 +211,15 @@ impl Writer {
         // The head row's lock serializes every writer of this schema, in every process: the
         // journal is one chain, and each group reads the state the previous one committed.
         let meta = read_meta(&txn, true).await.map_err(not_applied)?;
+        if let Some(held) = &lease
+            && !crate::lease::still_held(&txn, held)
+                .await
+                .map_err(not_applied)?
+        {
+            return Err(GroupFailure::LeaseLost(
+                "its session ended; another process may write the schema".into(),
+            ));
+        }
         let mut store = Prefetched::default();
         prefetch(&txn, &mut store, wanted(group))
             .await

@@ -313,3 +313,26 @@ async fn the_books_reopen_after_a_commit_whose_outcome_is_unknown() {
         "a running ledger is kept"
     );
 }
+
+/// One node process writes a schema: a second process configured on the same schema is
+/// refused at start, and starts once the first has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_process_on_the_same_schema_is_refused() {
+    let Some(db) = database("a_second_node_process_on_the_same_schema_is_refused") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = start_on(on_postgres("JP", dir.path(), &Ports::new(), &db.url)).await;
+    let second = Node::start(on_postgres("JP", dir.path(), &Ports::new(), &db.url)).await;
+    let error = match second {
+        Ok(_) => panic!("a second process on kakehashi_jp started"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.contains("kakehashi_jp") && error.contains("written by another process"),
+        "{error}"
+    );
+    first.shutdown().await.expect("shutdown");
+    let again = start_on(on_postgres("JP", dir.path(), &Ports::new(), &db.url)).await;
+    again.shutdown().await.expect("shutdown");
+}

@@ -8,7 +8,7 @@ use kakehashi_ledger::{
     AccountFlags, AccountId, CreateTransferResult, NewAccount, NewTransfer, PendingStatus,
     RecordWrite, Timestamp, TransferFlags, TransferId,
 };
-use kakehashi_ledger_pg::{Error, PgLedger};
+use kakehashi_ledger_pg::{Error, Options, PgLedger};
 
 use super::*;
 
@@ -244,8 +244,13 @@ fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
     let url = server.url.clone();
     runtime().block_on(async {
         let schema = fresh_schema(&url, "shared").await;
-        let first = Arc::new(open(&url, &schema).await);
-        let second = Arc::new(open(&url, &schema).await);
+        // Without the writer lease: the head row's lock alone orders the two writers.
+        let shared = Options {
+            exclusive: false,
+            ..options(&url, &schema)
+        };
+        let first = Arc::new(PgLedger::open(&shared, node_key()).await.expect("first"));
+        let second = Arc::new(PgLedger::open(&shared, node_key()).await.expect("second"));
         let accounts: Vec<NewAccount> = (1..=4).map(|id| account(id, AccountFlags::NONE)).collect();
         first
             .create_accounts(&accounts, NOW)
@@ -286,6 +291,85 @@ fn two_ledgers_on_one_schema_write_one_chain_and_apply_each_id_once() {
             .expect("audit");
         assert!(report.is_clean(), "{:?}", report.discrepancies);
         assert_eq!((report.records, report.records_unsigned), (41, 0));
+    });
+}
+
+#[test]
+fn one_ledger_holds_the_writer_lease_and_a_lost_lease_stops_its_writer() {
+    let Some(server) =
+        server("one_ledger_holds_the_writer_lease_and_a_lost_lease_stops_its_writer")
+    else {
+        return;
+    };
+    let url = server.url.clone();
+    runtime().block_on(async {
+        let schema = fresh_schema(&url, "lease").await;
+        let first = open(&url, &schema).await;
+        let put = |key: &[u8]| RecordWrite::Put {
+            key: key.to_vec(),
+            value: b"v".to_vec(),
+        };
+        first.write_records(vec![put(b"a")]).await.expect("written");
+        // A second ledger on the schema is refused while the first runs.
+        let refused = PgLedger::open(&options(&url, &schema), node_key()).await;
+        assert!(
+            matches!(&refused, Err(Error::Held { schema: held }) if *held == schema),
+            "{:?}",
+            refused.err()
+        );
+        // The lease's session ends (as a cut connection would): the second ledger may take it,
+        // and the first's next group is not applied and stops its writer.
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        let connection = tokio::spawn(connection);
+        let ended = client
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks \
+                 WHERE locktype = 'advisory' AND objsubid = 2 AND granted) AS t",
+                &[],
+            )
+            .await
+            .expect("terminate the lease's session");
+        assert_eq!(ended.get::<_, i64>(0), 1, "one lease session");
+        drop(client);
+        let _ = connection.await;
+        let mut second = None;
+        for _ in 0..50 {
+            match PgLedger::open(&options(&url, &schema), node_key()).await {
+                Ok(ledger) => {
+                    second = Some(ledger);
+                    break;
+                }
+                // The ended session's locks go once the server has noticed.
+                Err(Error::Held { .. }) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        let second = second.expect("the lease is free once its session ended");
+        let lost = first.write_records(vec![put(b"lost")]).await;
+        assert!(matches!(lost, Err(Error::LeaseLost { .. })), "{lost:?}");
+        assert!(first.stopped().is_some(), "the first writer stopped");
+        second
+            .write_records(vec![put(b"b")])
+            .await
+            .expect("the new holder writes");
+        for (key, present) in [(&b"a"[..], true), (b"b", true), (b"lost", false)] {
+            assert_eq!(
+                second.record(key).await.expect("read").is_some(),
+                present,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
+        }
+        drop(first);
+        second.close().await.expect("close");
+        let report = kakehashi_ledger_pg::audit(&options(&url, &schema), &Default::default())
+            .await
+            .expect("audit");
+        assert!(report.is_clean(), "{:?}", report.discrepancies);
     });
 }
 
@@ -580,10 +664,10 @@ fn a_schema_a_newer_build_migrated_is_refused_and_bad_schema_names_are_refused()
 }
 
 #[test]
-fn a_server_killed_between_groups_fails_requests_unapplied_and_the_writer_reconnects() {
-    let Some(mut server) =
-        server("a_server_killed_between_groups_fails_requests_unapplied_and_the_writer_reconnects")
-    else {
+fn a_server_killed_between_groups_fails_requests_unapplied_and_a_reopened_ledger_goes_on() {
+    let Some(mut server) = server(
+        "a_server_killed_between_groups_fails_requests_unapplied_and_a_reopened_ledger_goes_on",
+    ) else {
         return;
     };
     let url = server.url.clone();
@@ -614,8 +698,12 @@ fn a_server_killed_between_groups_fails_requests_unapplied_and_the_writer_reconn
     );
     server.cluster.restart().expect("restart");
     runtime.block_on(async {
-        // Connections the pool held died with the server; each failed attempt drops one.
+        // Connections the pool held died with the server; each failed attempt drops one. The
+        // writer lease died with them: the first group that reaches the server finds it gone
+        // and stops the writer, and the ledger is opened again, as the node's handle does.
+        let mut ledger = ledger;
         let mut results = None;
+        let mut reopened = false;
         for _ in 0..10 {
             match ledger.create_transfers(&[transfer(40, 1, 2, 3)], NOW).await {
                 Ok(applied) => {
@@ -623,9 +711,16 @@ fn a_server_killed_between_groups_fails_requests_unapplied_and_the_writer_reconn
                     break;
                 }
                 Err(Error::NotApplied { .. } | Error::Pool { .. }) => continue,
+                Err(Error::LeaseLost { .. }) => {
+                    assert!(ledger.stopped().is_some());
+                    drop(ledger);
+                    ledger = open(&url, &schema).await;
+                    reopened = true;
+                }
                 Err(other) => panic!("{other:?}"),
             }
         }
+        assert!(reopened, "the lease did not survive the server");
         assert_eq!(results, Some(vec![CreateTransferResult::Ok]));
         let accounts = ledger
             .lookup_accounts(&[AccountId(1)])

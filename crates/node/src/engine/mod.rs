@@ -385,8 +385,12 @@ impl Engine {
     }
 
     /// Closes the ledger cleanly (joins its writer) when this engine holds its last reference.
+    /// The payment store goes first: it shares the ledger (its records are the ledger's), and
+    /// the books close only as the ledger's last holder.
     pub async fn close(self) -> Result<(), EngineError> {
-        self.parts.books.close().await
+        let EngineParts { books, store, .. } = self.parts;
+        drop(store);
+        books.close().await
     }
 
     /// Applies one ledger transfer at the clock's time and returns the ledger's result.
