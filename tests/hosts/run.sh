@@ -94,6 +94,9 @@ ip netns list >/dev/null 2>&1 || fail "ip netns is not available here (iproute2 
 
 # --- cleanup (on every exit) and stale state ----------------------------------------------------
 work="$(mktemp -d -t kakehashi-hosts.XXXXXX)"
+# /etc/netns is removed again at the end if this run made it.
+made_etc_netns=""
+[[ -d /etc/netns ]] || made_etc_netns=yes
 declare -A node_pid=()
 other_pids=()
 
@@ -125,6 +128,9 @@ remove_network() {
     rm -rf "/etc/netns/$ns"
   done
   ip link delete "$bridge" 2>/dev/null || true
+  if [[ -n "$made_etc_netns" ]]; then
+    rmdir /etc/netns 2>/dev/null || true
+  fi
 }
 
 cleanup() {
@@ -273,6 +279,7 @@ wait_listening() {
 start_proxy() { # in which namespace, towards which node
   local from="$1" to="$2"
   local port=$((base_port[$to] + 1)) log="$work/proxy-$from-$to.log"
+  : >"$log"
   ip netns exec "kkh-$from" "$proxy_bin" --listen "127.0.0.2:$port" \
     --upstream "${host_ip[$to]}:$port" --latency-ms "$proxy_latency_ms" \
     --loss-every-ms "$proxy_loss_every_ms" --loss-ms "$proxy_loss_ms" >"$log" 2>&1 &
