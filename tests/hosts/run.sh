@@ -154,6 +154,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# One run at a time per machine: the names are fixed, and a second run would take the first's
+# namespaces for stale ones. Only this shell holds the lock (every background child is started
+# with fd 9 closed), so a run killed before its cleanup leaves no holder behind.
+lock="/run/lock/kakehashi-hosts.lock"
+[[ -d /run/lock ]] || lock="/tmp/kakehashi-hosts.lock"
+exec 9>"$lock"
+if ! flock -n 9; then
+  say "another tests/hosts/run.sh holds $lock; waiting for it (at most 15 minutes)"
+  flock -w 900 9 || fail "another tests/hosts/run.sh still holds $lock after 15 minutes"
+fi
+
 if ip netns list 2>/dev/null | grep -q '^kkh-' || ip link show "$bridge" >/dev/null 2>&1; then
   say "removing namespaces and links left by an earlier run"
 fi
@@ -183,12 +194,14 @@ say "fault proxy: $proxy_bin"
 name_of() { echo "$1-node.kakehashi.test"; }
 
 say "network: bridge $bridge, one namespace per jurisdiction on $subnet.0/24"
-ip link add "$bridge" type bridge forward_delay 0 stp_state 0
+ip link add "$bridge" type bridge forward_delay 0 stp_state 0 \
+  || fail "cannot create the bridge $bridge (ip link add type bridge failed: no bridge support in this kernel?)"
 ip link set "$bridge" up
 for code in "${codes[@]}"; do
   ns="kkh-$code"
-  ip netns add "$ns"
-  ip link add "kkh-$code-h" type veth peer name eth0 netns "$ns"
+  ip netns add "$ns" || fail "cannot create the network namespace $ns (ip netns add failed)"
+  ip link add "kkh-$code-h" type veth peer name eth0 netns "$ns" \
+    || fail "cannot create the veth pair kkh-$code-h (ip link add type veth failed: no veth support in this kernel?)"
   ip link set "kkh-$code-h" master "$bridge"
   ip link set "kkh-$code-h" up
   ip -n "$ns" link set lo up
@@ -259,7 +272,7 @@ start_node() {
   echo "--- start $(date -u +%H:%M:%S)" >>"$log"
   # `ip netns exec` executes the command in place: $! is the node's own process.
   ip netns exec "kkh-$code" "$bin" node run --config "$work/$code/node.toml" --log info \
-    >>"$log" 2>&1 &
+    >>"$log" 2>&1 9>&- &
   node_pid[$code]=$!
 }
 
@@ -282,7 +295,7 @@ start_proxy() { # in which namespace, towards which node
   : >"$log"
   ip netns exec "kkh-$from" "$proxy_bin" --listen "127.0.0.2:$port" \
     --upstream "${host_ip[$to]}:$port" --latency-ms "$proxy_latency_ms" \
-    --loss-every-ms "$proxy_loss_every_ms" --loss-ms "$proxy_loss_ms" >"$log" 2>&1 &
+    --loss-every-ms "$proxy_loss_every_ms" --loss-ms "$proxy_loss_ms" >"$log" 2>&1 9>&- &
   other_pids+=("$!")
   local deadline=$((SECONDS + start_timeout))
   until grep -q "listening on" "$log"; do
@@ -340,17 +353,25 @@ for code in "${codes[@]}"; do
 done
 say "replay files: $rounds rounds × $((per_destination * 2)) payments per jurisdiction, $((rounds * per_destination * 2 * 3)) payments on six directed corridors"
 
+# UETRs derive from each line's content and the seed: this run's own, so that nothing of another
+# run (one killed before its cleanup, say) can pass for one of this run's payments; the second
+# pass uses the same seed, hence the same UETRs.
+run_seed="$(basename "$work")"
+
 replay() { # code file out [extra args]
   local code="$1" file="$2" out="$3"
   shift 3
   in_ns "$code" "$bin" replay "$file" \
     --node "${upper[$code]}=https://$(name_of "$code"):${base_port[$code]}" \
-    --mra "$repo/certs/mra.toml" --out "$out" --concurrency 3 --pending-wait 3 "$@"
+    --mra "$repo/certs/mra.toml" --out "$out" --concurrency 3 --pending-wait 3 \
+    --seed "$run_seed" "$@"
 }
 
 load() { # one jurisdiction's rounds, one after another
   local code="$1" r status
   for r in $(seq -w 1 "$rounds"); do
+    # The script itself ($$) was killed without its cleanup: stop here.
+    kill -0 "$$" 2>/dev/null || return 0
     status=0
     replay "$code" "$work/$code/round-$r.jsonl" "$work/$code/round-$r.first.jsonl" \
       >"$work/$code/round-$r.first.log" 2>&1 || status=$?
@@ -363,7 +384,7 @@ load() { # one jurisdiction's rounds, one after another
 say "load: each jurisdiction's banks pay both others through their own node, round by round"
 load_pids=()
 for code in "${codes[@]}"; do
-  load "$code" &
+  load "$code" 9>&- &
   load_pids+=("$!")
   other_pids+=("$!")
 done
@@ -454,7 +475,7 @@ read_statuses() {
 }
 readers=()
 for code in "${codes[@]}"; do
-  read_statuses "$code" &
+  read_statuses "$code" 9>&- &
   readers+=("$!")
 done
 for pid in "${readers[@]}"; do
