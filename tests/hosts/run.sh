@@ -11,9 +11,10 @@
 # own node while, mid-run, TH's link is cut (`ip link set … down`) and healed, and JP's node is
 # killed with SIGKILL and restarted. Then every round is replayed once more (its UETRs are
 # fixed, so nothing is paid twice and what was in doubt is asked about), every payment's status
-# is read through `kakehashi status` and must be final (ACSC or RJCT), the nodes are stopped,
-# and `kakehashi ledger pair-audit` must be clean for JP–SG, JP–TH and SG–TH. Exit 0 when all
-# of that holds.
+# is read through `kakehashi status` and must be final (settled, or voided AB05 when the faults
+# kept it from its receiver in time), every corridor must have settled payments, the nodes are
+# stopped, and `kakehashi ledger pair-audit` must be clean for JP–SG, JP–TH and SG–TH. Exit 0
+# when all of that holds.
 #
 # Needs root (namespaces, veth, a bridge) and iproute2's `ip netns`. Builds what it runs with
 # cargo: the release `kakehashi` (`cargo build --release -p kakehashi`, a no-op when CI built it
@@ -21,7 +22,8 @@
 # -p kakehashi-e2e --example fault_proxy`). KAKEHASHI_BIN and FAULT_PROXY_BIN override either
 # (then nothing is built for it). `--keep DIR` keeps the nodes' data, logs and replay results in
 # DIR. Everything it creates is named `kkh-*` (namespaces, links, /etc/netns entries) and removed
-# on every exit, and any left by an earlier run that was killed is removed at start.
+# on every exit, and any left by an earlier run that was killed is removed at start; one run at
+# a time per machine (a second waits for the first).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -75,7 +77,7 @@ keep=""
 while (($#)); do
   case "$1" in
     --keep) keep="${2:?--keep needs a directory}"; shift 2 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "hosts: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -243,23 +245,20 @@ write_config() {
   local dir="$work/$code"
   mkdir -p "$dir"
   awk -v repo="$repo" -v data="$dir/data" -v ip="${host_ip[$code]}" '
-    {
-      gsub(/"\.\.\/\.\.\/\.\.\/certs\//, "\"" repo "/certs/")
-    }
+    { gsub(/"\.\.\/\.\.\/\.\.\/certs\//, "\"" repo "/certs/") }
+    /^\[/ { in_peer = ($0 == "[[peer]]") }
     /^data_dir = / { $0 = "data_dir = \"" data "\"" }
     /^(public|relay|metrics) = "127\.0\.0\.1:/ { sub(/127\.0\.0\.1/, ip) }
-    /^relay = "https:\/\/127\.0\.0\.1:/ {
-      port = $0
-      sub(/^relay = "https:\/\/127\.0\.0\.1:/, "", port)
-      sub(/".*/, "", port)
-      peer = (port ~ /^71/) ? "jp" : (port ~ /^72/) ? "sg" : "th"
-      name = peer "-node.kakehashi.test"
-      $0 = "relay = \"https://" name ":" port "\""
+    in_peer && /^jurisdiction = "[A-Z][A-Z]"/ {
+      name = tolower(substr($0, index($0, "\"") + 1, 2)) "-node.kakehashi.test"
     }
-    /^server_name = / && name != "" { $0 = "server_name = \"" name "\""; name = "" }
+    in_peer && /^relay = "https:\/\/127\.0\.0\.1:/ { sub(/127\.0\.0\.1/, name) }
+    in_peer && /^server_name = / { $0 = "server_name = \"" name "\"" }
     { print }
   ' "crates/node/devnet/$code.toml" >"$dir/node.toml"
-  grep -q "kakehashi.test" "$dir/node.toml" || fail "$code: the configuration has no peer by host name"
+  [[ $(grep -cE '^relay = "https://[a-z]{2}-node\.kakehashi\.test:[0-9]+"' "$dir/node.toml") == 2 &&
+    $(grep -cE '^server_name = "[a-z]{2}-node\.kakehashi\.test"' "$dir/node.toml") == 2 ]] \
+    || fail "${upper[$code]}: crates/node/devnet/$code.toml did not give two peers by host name"
 }
 for code in "${codes[@]}"; do
   write_config "$code"
