@@ -33,8 +33,13 @@ flood *args:
 reports *args:
     cargo build --release -p kakehashi && bash tests/reports/check.sh {{args}}
 
+# JP, SG and TH nodes on network namespaces of their own (as root): a link cut, a node killed,
+# every payment final, pair audits clean; `just hosts --keep DIR` keeps their data and logs.
+hosts *args:
+    bash tests/hosts/run.sh {{args}}
+
 # Everything CI runs: toolchain, fmt, deny, clippy, fuzz check, tests, docs, interop, reports,
-# conformance.
+# hosts, conformance.
 ci:
     bash .ci/run
 

@@ -1,7 +1,9 @@
-//! A TCP fault proxy on 127.0.0.1 for network-fault tests: it forwards bytes between whoever
-//! connects to it and one upstream address, and the test decides, while it runs, what the link
-//! does: pass, add latency, reset every open connection, black-hole (accept and swallow bytes,
-//! answer nothing) or cut (close every connection and refuse new ones), then heal.
+//! A TCP fault proxy (on 127.0.0.1, or an address the caller gives) for network-fault tests: it
+//! forwards bytes between whoever connects to it and one upstream address, and the test
+//! decides, while it runs, what the link does: pass, add latency, reset every open connection,
+//! black-hole (accept and swallow bytes, answer nothing) or cut (close every connection and
+//! refuse new ones), then heal. `examples/fault_proxy.rs` runs one as a process with a fixed
+//! schedule of latency and loss, for tests/hosts/run.sh.
 //!
 //! It only moves bytes: TLS passes through untouched, so the nodes' mutual TLS, certificate
 //! checks and server names work exactly as on a direct link (a node checks its peer's
@@ -76,7 +78,8 @@ struct Counters {
     swallowed: AtomicU64,
 }
 
-/// A running proxy: listens on an ephemeral port of 127.0.0.1 and forwards to `upstream`.
+/// A running proxy: listens on an ephemeral port of 127.0.0.1 (or the address given to
+/// [`FaultProxy::start_on`]) and forwards to `upstream`.
 pub struct FaultProxy {
     addr: SocketAddr,
     upstream: SocketAddr,
@@ -89,12 +92,18 @@ impl FaultProxy {
     /// Starts a proxy in front of `upstream`, passing bytes until told otherwise. The port is
     /// the kernel's choice (the listener holds it from now on, so nothing else can take it).
     pub fn start(upstream: SocketAddr) -> io::Result<Self> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), upstream)
+    }
+
+    /// Starts a proxy listening on `listen` (port 0: the kernel's choice) in front of
+    /// `upstream`, passing bytes until told otherwise.
+    pub fn start_on(listen: SocketAddr, upstream: SocketAddr) -> io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("fault-proxy")
             .enable_all()
             .build()?;
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let listener = {

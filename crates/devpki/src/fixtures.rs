@@ -29,9 +29,9 @@ pub enum Expected {
     Revoked,
     /// Not recognized: the leaf lacks the purpose's extended key usage.
     WrongPurpose,
-    /// Not recognized: the chain validates to a party the relying jurisdiction does not
-    /// recognize.
-    UnrecognizedJurisdiction,
+    /// Not recognized: the chain validates to a party the relying jurisdiction recognizes, but
+    /// its row does not carry the purpose.
+    PurposeNotRecognized,
     /// Not recognized: the chain leads to no anchor of the agreement.
     UnknownIssuer,
     /// Not recognized: the leaf's policy maps to a level below the row's minimum.
@@ -58,7 +58,7 @@ impl Expected {
             Self::Expired | Self::NotYetValid => "RFC 5280 §6.1.3(a)(2)",
             Self::Revoked => "RFC 5280 §6.3",
             Self::WrongPurpose => "RFC 5280 §4.2.1.12",
-            Self::UnrecognizedJurisdiction => "MRA §recognition",
+            Self::PurposeNotRecognized => "MRA §recognition.<row>",
             Self::UnknownIssuer => "RFC 5280 §6.1 (path to a trust anchor)",
             Self::LevelBelowMinimum => "MRA §level",
             Self::BadSignature => "RFC 5280 §6.1.3(a)(1)",
@@ -93,7 +93,7 @@ impl Fixture {
             Expected::Recognized if self.anchor == self.relying => {
                 "MRA §self-recognition".to_owned()
             }
-            Expected::Recognized => {
+            Expected::Recognized | Expected::PurposeNotRecognized => {
                 format!(
                     "MRA §recognition.{}-recognizes-{}",
                     self.relying, self.anchor
@@ -206,13 +206,15 @@ pub const FIXTURES: &[Fixture] = &[
         why: "leaf EKU is clientAuth only, not payment-signing",
     },
     Fixture {
-        name: "unrecognized-jurisdiction",
-        chain: "fixtures/unrecognized-jurisdiction/chain.pem",
+        name: "th-bank-tls-abroad",
+        chain: "fixtures/th-bank-tls-abroad/chain.pem",
         anchor: "TH",
         relying: "SG",
-        purpose: Purpose::PaymentSigning,
-        expected: Expected::UnrecognizedJurisdiction,
-        why: "validates to the TH anchor, but no row says SG recognizes TH",
+        purpose: Purpose::ParticipantTls,
+        expected: Expected::PurposeNotRecognized,
+        why: "a TH bank's participant-TLS identity validates to the TH anchor, but row \
+              SG-recognizes-TH does not carry participant-tls: banks connect to their own \
+              jurisdiction's node only",
     },
     Fixture {
         name: "unknown-root",
@@ -287,8 +289,8 @@ pub const FIXTURES: &[Fixture] = &[
         anchor: "TH",
         relying: "SG",
         purpose: Purpose::NodeTls,
-        expected: Expected::UnrecognizedJurisdiction,
-        why: "validates to the TH anchor, but no row says SG recognizes TH for node-tls",
+        expected: Expected::Recognized,
+        why: "TH anchor; row SG-recognizes-TH covers node-tls",
     },
 ];
 
@@ -467,15 +469,17 @@ impl Generator<'_> {
         Ok(())
     }
 
-    /// Chains of PKIs the relying party does not recognize: a TH bank, and the XX PKI.
+    /// Chains the relying party does not recognize for their purpose: a TH bank's
+    /// participant-TLS identity abroad, and the XX PKI.
     fn foreign_fixtures(&mut self) {
-        // A third jurisdiction's bank: TH is a party, but nobody recognizes it yet.
+        // A foreign bank's participant-TLS identity: every party recognizes TH, but no row
+        // carries participant-tls.
         let th_bank = &TH.banks[0];
         for suffix in ["pem", "key.pem"] {
-            let from = format!("th/banks/{}.{suffix}", th_bank.bic);
+            let from = format!("th/banks/{}-tls.{suffix}", th_bank.bic);
             if let Some(bytes) = self.files.get(Path::new(&from)).cloned() {
                 self.put(
-                    &format!("fixtures/unrecognized-jurisdiction/chain.{suffix}"),
+                    &format!("fixtures/th-bank-tls-abroad/chain.{suffix}"),
                     bytes,
                 );
             }

@@ -403,34 +403,30 @@ impl Generator<'_> {
                 );
             }
         }
-        // The JP–SG rows name their purposes rather than taking every purpose: the agreement
-        // is unchanged by the participant-TLS and operator purposes, which each jurisdiction
-        // recognizes for its own PKI only (operators may never be in a row).
-        const JP_SG: &[Purpose] = &[
+        // Every party recognizes every other for the three purposes that cross a border: node
+        // TLS (the relay), payment signing and receipt signing. The rows name their purposes
+        // rather than taking every purpose: participant TLS and operators are recognized by
+        // each jurisdiction for its own PKI only (operators may never be in a row).
+        const CROSS_BORDER: &[Purpose] = &[
             Purpose::NodeTls,
             Purpose::PaymentSigning,
             Purpose::ReceiptSigning,
         ];
-        let rows: [(&str, &str, &[Purpose]); 4] = [
-            ("SG", "JP", JP_SG),
-            ("JP", "SG", JP_SG),
-            (
-                "TH",
-                "JP",
-                &[Purpose::PaymentSigning, Purpose::ReceiptSigning],
-            ),
-            (
-                "TH",
-                "SG",
-                &[Purpose::PaymentSigning, Purpose::ReceiptSigning],
-            ),
+        // In the order the parties acceded: JP and SG first, then TH's rows.
+        let rows: [(&str, &str); 6] = [
+            ("SG", "JP"),
+            ("JP", "SG"),
+            ("TH", "JP"),
+            ("TH", "SG"),
+            ("JP", "TH"),
+            ("SG", "TH"),
         ];
-        for (relying, issuing, purposes) in rows {
+        for (relying, issuing) in rows {
             let _ = writeln!(text, "\n[[recognition]]");
             let _ = writeln!(text, "id = \"{relying}-recognizes-{issuing}\"");
             let _ = writeln!(text, "relying = \"{relying}\"");
             let _ = writeln!(text, "issuing = \"{issuing}\"");
-            let names: Vec<String> = purposes.iter().map(|p| format!("\"{p}\"")).collect();
+            let names: Vec<String> = CROSS_BORDER.iter().map(|p| format!("\"{p}\"")).collect();
             let _ = writeln!(text, "purposes = [{}]", names.join(", "));
             let _ = writeln!(text, "minimum_level = \"substantial\"");
             let _ = writeln!(text, "not_before = \"{ROW_NOT_BEFORE}\"");

@@ -121,9 +121,8 @@ pub(crate) const SG: JurisdictionSpec = JurisdictionSpec {
     has_node: true,
 };
 
-/// Thailand is a party that has acceded one way: it recognizes JP and SG, but they do not yet
-/// recognize it. It runs a node, so a third-jurisdiction relay test can extend the agreement
-/// at test time and use TH's committed identities.
+/// Thailand, the third party: recognized by JP and SG and recognizing them as they recognize
+/// each other, with a node, so that three jurisdictions settle with each other from data only.
 pub(crate) const TH: JurisdictionSpec = JurisdictionSpec {
     code: "TH",
     name: "Thailand",

@@ -95,7 +95,7 @@ signatures are deterministic). A test regenerates from the committed seed and co
 | `jp/banks/`, `sg/banks/`, `th/banks/` | three banks each in JP and SG, one in TH: `<BIC>.pem` = payment-signing leaf + issuing CA, `<BIC>.key.pem` = its key; `<BIC>-tls.pem` = participant-TLS leaf (clientAuth + the participant-TLS EKU, subject CN the BIC, the bank's policy level) + issuing CA, `<BIC>-tls.key.pem` = its key, the identity a bank presents to its node's public listener. Leaves valid 2025-06-01 → 2035-06-01 |
 | `jp/node/`, `sg/node/`, `th/node/` | `tls.pem` (serverAuth + clientAuth; SAN DNS `localhost`, `<jp|sg|th>-node.kakehashi.test`, IP `127.0.0.1`; substantial policy) and `receipt.pem` (receipt signing; high policy), chains (leaf + issuing CA) with keys `tls.key.pem`, `receipt.key.pem` |
 | `jp/operator.pem`, `sg/operator.pem`, `th/operator.pem` | the node operator's TLS client identity (clientAuth + the operator EKU; high policy), chain with key `operator.key.pem`: the only certificate `[admin] operator_certs` names in the devnet configs. The operator purpose is recognized only by its own jurisdiction; no agreement row may carry it |
-| `th/` | Thailand: a party that recognizes JP and SG for payment and receipt signing but is not (yet) recognized by them; `th/node/tls.pem` is the node of a jurisdiction JP and SG do not recognize |
+| `th/` | Thailand: the third party, which JP and SG recognize and which recognizes them for node TLS, payment signing and receipt signing, as they recognize each other |
 | `fixtures/<name>/` | negative fixtures: `chain.pem` (leaf first, then its issuing CA), `chain.key.pem` (the leaf's key) and a one-line README |
 | `fixtures/unknown-root/pki/` | the XX PKI that no party lists: root, issuing CA, CRLs, one bank; it also issued `fixtures/node-unknown-pki` |
 | `mra.toml` | the agreement, signed by JP, SG and TH |
@@ -129,7 +129,7 @@ test-and-training codes, so none is a live bank:
 | SG | KKHASGS0 | Kakehashi Alpha Bank SG | high | valid |
 | SG | KKHBSGS0 | Kakehashi Beta Bank SG | substantial | valid |
 | SG | KKHCSGS0 | Kakehashi Gamma Bank SG | substantial | revoked |
-| TH | KKHATHB0 | Kakehashi Alpha Bank TH | high | valid (not recognized by JP/SG) |
+| TH | KKHATHB0 | Kakehashi Alpha Bank TH | high | valid |
 
 Node TLS certificates carry the substantial policy; receipt-signing certificates high.
 
@@ -155,8 +155,8 @@ Exit code 0 for recognized, 1 for not recognized.
 `crates/devpki/tests/fixtures.rs` checks every row against the verifier. When `openssl` is installed
 it also checks that `openssl verify -attime … -crl_check_all` accepts exactly the chains whose
 only fault (if any) is an MRA rule or the private payment-signing EKU, which openssl does not
-know: the recognized ones, `wrong-purpose`, `unrecognized-jurisdiction` (against the TH root)
-and `policy-below-level`; it rejects the rest for the same reason as the verifier.
+know: the recognized ones, `wrong-purpose`, `th-bank-tls-abroad` (against the TH root) and
+`policy-below-level`; it rejects the rest for the same reason as the verifier.
 
 ## Node TLS fixtures
 
@@ -172,12 +172,12 @@ real clock; every defect holds at any time from 2026-02-01 until the leaves end 
 | `fixtures/node-expired/chain.pem` | valid {NODE_EXPIRED} only | `ExpiredContext` (RFC 5280 §6.1.3(a)(2)) |
 | `fixtures/node-revoked/chain.pem` | serial `{NODE_REVOKED}` is in `jp/crl.pem` (keyCompromise) | `Revoked` (RFC 5280 §6.3) |
 | `fixtures/node-unknown-pki/chain.pem` | issued by the XX issuing CA, whose root is no party's anchor | `UnknownIssuer` (RFC 5280 §6.1) |
-| `th/node/tls.pem` | a valid TH node, but no row says JP or SG recognizes TH | `Other`, explained as an MRA §recognition refusal |
 
-The committed agreement has no row in which TH relies on anyone for `node-tls`, nor one in which
-anyone recognizes TH: a test that runs a TH node extends its own copy of the agreement with those
-rows (signed by the keys in `mra-keys/`) at test time. `crates/pki/tests/tls.rs` runs each row in
-a real handshake on 127.0.0.1, in both directions.
+Every party of the committed agreement recognizes every other for `node-tls`, so a valid node
+of a party nobody recognizes appears only in tests: they remove the rows that recognize TH from
+their own copy of the agreement (signed again by the keys in `mra-keys/`), and `th/node/tls.pem`
+is then refused with `Other`, explained as an MRA §recognition refusal. `crates/pki/tests/tls.rs`
+runs each row in a real handshake on 127.0.0.1, in both directions.
 
 ## The agreement (`mra.toml`)
 

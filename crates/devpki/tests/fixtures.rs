@@ -77,7 +77,7 @@ fn openssl_agrees_on_every_chain_it_can_judge() {
         let path_valid = matches!(
             fixture.expected,
             Expected::Recognized
-                | Expected::UnrecognizedJurisdiction
+                | Expected::PurposeNotRecognized
                 | Expected::LevelBelowMinimum
                 | Expected::WrongPurpose
         );

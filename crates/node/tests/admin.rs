@@ -71,7 +71,7 @@ async fn operator_calls_need_the_operators_certificate() {
     }
 
     // Issue 12: node TLS certificates are no client identity of the public listener — not the
-    // node's own (the operator credential before), not a recognized peer's, not TH's. The
+    // node's own (the operator credential before), not a recognized peer's (SG's, TH's). The
     // listener refuses them at the handshake (TLS 1.3 reports that on the first call, when
     // the server's alert arrives).
     for stem in ["jp/node/tls", "sg/node/tls", "th/node/tls", "sg/operator"] {

@@ -654,8 +654,8 @@ async fn bad_signatures_are_ds0b_with_the_verifiers_explanation_and_change_nothi
     let tampered_uetr = new_uetr();
     let mut tampered = instruction(&jp_to_sg(&alpha, q, source.clone()), tampered_uetr);
     tampered.signature[17] ^= 0x04;
-    // A TH bank (a party to the MRA, but JP does not recognize TH for payment-signing) signs a
-    // JP payment in its own name.
+    // A TH bank (whose payment signatures JP recognizes, but which is not a JP participant)
+    // signs a JP payment in its own name.
     let q = quote(&mut p.jp_client, "SG", &source).await;
     let thai_uetr = new_uetr();
     let mut payment = jp_to_sg(&thai, q, source.clone());

@@ -232,8 +232,13 @@ impl Node {
         Self::start_with(name, |_| {}).await
     }
 
-    /// Starts the devnet node `name` after `adjust` changed its configuration.
+    /// Starts the devnet node `name` after `adjust` changed its limits.
     async fn start_with(name: &str, adjust: impl FnOnce(&mut Limits)) -> Self {
+        Self::start_configured(name, |config| adjust(&mut config.limits)).await
+    }
+
+    /// Starts the devnet node `name` after `adjust` changed its configuration.
+    async fn start_configured(name: &str, adjust: impl FnOnce(&mut Config)) -> Self {
         install_crypto_provider();
         capture_logs();
         let data = tempfile::tempdir().expect("tempdir");
@@ -241,7 +246,7 @@ impl Node {
             .expect("devnet config")
             .with_ports(0, 0, 0)
             .with_data_dir(data.path());
-        adjust(&mut config.limits);
+        adjust(&mut config);
         config.validate().expect("adjusted config is valid");
         let mra = Arc::new(Mra::load(&config.mra).expect("mra"));
         let bound = bind(&config.listen).await.expect("bind");
@@ -676,11 +681,20 @@ async fn metrics_endpoint_answers_with_every_family() {
 }
 
 /// Node TLS certificates with one defect each (certs/fixtures/node-*, all JP leaves) and the TH
-/// node, which SG does not recognize: each is refused at the SG relay handshake, the refusal is
-/// counted and its reason logged, and the listener keeps serving.
+/// node under an agreement without the rows that recognize TH: each is refused at the SG relay
+/// handshake, the refusal is counted and its reason logged, and the listener keeps serving.
 #[tokio::test]
 async fn sg_relay_refuses_expired_revoked_unknown_and_unrecognized_node_certificates() {
-    let node = Node::start_with("sg", |l| l.refusal_log_interval_ms = 100).await;
+    // The committed agreement recognizes TH: SG runs under a copy in which nobody does.
+    let agreement = tempfile::tempdir().expect("tempdir");
+    let without_th = crate::support::agreement_variant(agreement.path(), |text| {
+        crate::support::without_rows_recognizing(&text, "TH")
+    });
+    let node = Node::start_configured("sg", |config| {
+        config.limits.refusal_log_interval_ms = 100;
+        config.mra = without_th;
+    })
+    .await;
     let cases = [
         (
             "fixtures/node-expired/chain",

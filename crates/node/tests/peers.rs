@@ -57,19 +57,8 @@ async fn a_node_of_the_receivers_own_jurisdiction_can_neither_fence_nor_decide_a
 #[tokio::test]
 async fn a_recognized_node_without_a_corridor_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // TH also recognizes SG's nodes, but TH's only corridor is with JP.
-    let mra = agreement_variant(dir.path(), |text| {
-        let row = "id = \"TH-recognizes-SG\"";
-        let start = text.find(row).expect("the TH-recognizes-SG row");
-        let purposes = "purposes = [\"payment-signing\", \"receipt-signing\"]";
-        let at = start + text[start..].find(purposes).expect("its purposes");
-        let mut text = text;
-        text.replace_range(
-            at..at + purposes.len(),
-            "purposes = [\"payment-signing\", \"receipt-signing\", \"node-tls\"]",
-        );
-        text
-    });
+    // TH recognizes SG's nodes under the committed agreement, but this TH node's configuration
+    // has its SG peer taken out: its only corridor is with JP.
     let mut config = Config::load(&repo().join("crates/node/devnet/th.toml"))
         .expect("th.toml")
         .with_data_dir(dir.path().join("th"))
@@ -77,11 +66,13 @@ async fn a_recognized_node_without_a_corridor_is_refused() {
         // No JP node runs here; nothing is relayed.
         .with_peer_relay("JP", &format!("https://127.0.0.1:{}", free_port()))
         .expect("JP peer");
-    config.mra = mra;
+    let peers = config.peers.len();
+    config.peers.retain(|peer| peer.jurisdiction != "SG");
+    assert_eq!(config.peers.len(), peers - 1, "th.toml has an SG peer");
     config.validate().expect("valid");
     let th = Node::start(config).await.expect("TH node");
 
-    // SG's node certificate, recognized by TH for node TLS under this agreement.
+    // SG's node certificate, recognized by TH for node TLS.
     let mut stranger = relay_client_as("sg/node/tls", "TH", th.relay_addr).await;
     let fence = stranger
         .get_status(pb::RelayStatusRequest {

@@ -1,16 +1,17 @@
 //! "Jurisdictions are data": a Thai node (THB, ISO 4217 764, two decimals) relays with a JP
-//! node given only a PKI (certs/th/, committed), rows in the mutual-recognition agreement and a
-//! configuration file (crates/node/devnet/th.toml). No Rust code of the node names TH or THB:
-//! `grep -rnw 'TH\|THB' crates/node/src` finds them only in test code (config/tests.rs), never
-//! in the settlement, service, configuration or TLS code. (kakehashi-protocol names them in its
-//! ISO 4217 table, an example in an error message and its signed.rs test fixtures.)
+//! node given only a PKI (certs/th/, committed), rows in the mutual-recognition agreement and
+//! configuration files (crates/node/devnet/th.toml, and the TH peer of jp.toml). No Rust code
+//! of the node names TH or THB: `grep -rnw 'TH\|THB' crates/node/src` finds them only in test
+//! code (config/tests.rs), never in the settlement, service, configuration or TLS code.
+//! (kakehashi-protocol names them in its ISO 4217 table, an example in an error message and its
+//! signed.rs test fixtures.)
 //!
-//! The committed agreement (certs/mra.toml) has TH recognizing JP and SG for payment and
-//! receipt signing only, and nobody recognizing TH. The test writes an extended agreement in a
-//! temporary directory — the committed text plus "JP recognizes TH" (node-tls, payment-signing,
-//! receipt-signing) and node-tls in "TH recognizes JP" — signed again by all three authorities
-//! with the committed dev keys (certs/mra-keys/), and runs both nodes under it. Under the
-//! committed agreement the same relay is refused at the TLS handshake.
+//! The committed agreement (certs/mra.toml) has JP, SG and TH recognizing each other for node
+//! TLS, payment signing and receipt signing, and the committed configurations have the
+//! corridors, so both nodes run on exactly the committed files (ports, data directories and the
+//! peers' relay addresses moved). Take the rows that recognize TH out of the agreement (a copy
+//! in a temporary directory, signed again by all three authorities with the committed dev keys,
+//! certs/mra-keys/) and the same relay is refused at the TLS handshake.
 //!
 //! FX mids used: JP quotes 1 JPY = 0.2315 THB; TH quotes 1 THB = 4.32 JPY; 25 bps spread.
 
@@ -27,84 +28,41 @@ use prost::Message;
 
 use crate::support::*;
 
-const NOT_BEFORE: &str = "2026-01-01T00:00:00Z";
-const NOT_AFTER: &str = "2036-01-01T00:00:00Z";
-
-/// Writes `dir/mra.toml`: the committed agreement with JP and TH recognizing each other for
-/// every purpose, anchors and CRLs pointing at the committed files, signed by JP, SG and TH.
-fn extended_mra(dir: &Path) -> PathBuf {
-    agreement_variant(dir, |text| {
-        let th_relies_on_jp = "relying = \"TH\"\nissuing = \"JP\"\n\
-                               purposes = [\"payment-signing\", \"receipt-signing\"]";
-        assert_eq!(
-            text.matches(th_relies_on_jp).count(),
-            1,
-            "the TH-recognizes-JP row"
-        );
-        let mut text = text.replace(
-            th_relies_on_jp,
-            "relying = \"TH\"\nissuing = \"JP\"\n\
-             purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]",
-        );
-        text.push_str(&format!(
-            "[[recognition]]\nid = \"JP-recognizes-TH\"\nrelying = \"JP\"\nissuing = \"TH\"\n\
-             purposes = [\"node-tls\", \"payment-signing\", \"receipt-signing\"]\n\
-             minimum_level = \"substantial\"\nnot_before = \"{NOT_BEFORE}\"\n\
-             not_after = \"{NOT_AFTER}\"\n"
-        ));
-        text
-    })
+/// Writes `dir/mra.toml`: the committed agreement without the rows in which JP and SG
+/// recognize TH, signed again by JP, SG and TH. TH is still a party; nobody recognizes it.
+fn agreement_without_th(dir: &Path) -> PathBuf {
+    agreement_variant(dir, |text| without_rows_recognizing(&text, "TH"))
 }
 
-/// JP's devnet configuration plus a TH corridor: a peer, its corridor (9004) and liquidity
-/// (9005) accounts and a THB mid rate.
+/// The committed jp.toml with its TH peer at `th_relay`, under agreement `mra`, with its own
+/// data directory and ports.
 fn jp_config(dir: &Path, mra: &Path, ports: [u16; 3], th_relay: u16) -> Config {
-    let file = repo().join("crates/node/devnet/jp.toml");
-    let text = std::fs::read_to_string(&file).expect("jp.toml");
-    let (mra_line, sgd_line) = ("mra = \"../../../certs/mra.toml\"", "SGD = \"0.0087\"");
-    assert_eq!(text.matches(mra_line).count(), 1);
-    assert_eq!(text.matches(sgd_line).count(), 1);
-    let mut text = text
-        .replace(mra_line, &format!("mra = \"{}\"", mra.display()))
-        .replace(sgd_line, &format!("{sgd_line}\nTHB = \"0.2315\""));
-    text.push_str(&format!(
-        r#"
-[[peer]]
-jurisdiction = "TH"
-relay = "https://127.0.0.1:{th_relay}"
-server_name = "localhost"
-corridor_account = 9004
-liquidity_account = 9005
-
-[[account]]
-id = 9004
-kind = "corridor"
-name = "JP -> TH corridor"
-
-[[account]]
-id = 9005
-kind = "liquidity"
-name = "TH -> JP liquidity"
-opening_balance = "500000000"
-"#
-    ));
-    Config::parse(&text, file.parent().expect("devnet dir"))
-        .expect("JP with a TH corridor")
+    let mut config = Config::load(&repo().join("crates/node/devnet/jp.toml"))
+        .expect("jp.toml")
         .with_data_dir(dir.join("jp"))
         .with_ports(ports[0], ports[1], ports[2])
+        .with_peer_relay("TH", &format!("https://127.0.0.1:{th_relay}"))
+        .expect("TH peer")
         // No SG node runs in these tests.
         .with_peer_relay("SG", &format!("https://127.0.0.1:{}", free_port()))
-        .expect("SG peer")
+        .expect("SG peer");
+    config.mra = mra.to_owned();
+    config.validate().expect("valid");
+    config
 }
 
-/// The committed th.toml with another agreement, data directory and ports.
+/// The committed th.toml with its JP peer at `jp_relay`, under agreement `mra`, with its own
+/// data directory and ports.
 fn th_config(dir: &Path, mra: &Path, ports: [u16; 3], jp_relay: u16) -> Config {
     let mut config = Config::load(&repo().join("crates/node/devnet/th.toml"))
         .expect("th.toml")
         .with_data_dir(dir.join("th"))
         .with_ports(ports[0], ports[1], ports[2])
         .with_peer_relay("JP", &format!("https://127.0.0.1:{jp_relay}"))
-        .expect("JP peer");
+        .expect("JP peer")
+        // No SG node runs in these tests.
+        .with_peer_relay("SG", &format!("https://127.0.0.1:{}", free_port()))
+        .expect("SG peer");
     config.mra = mra.to_owned();
     config.validate().expect("valid");
     config
@@ -160,11 +118,11 @@ async fn relay_refusals_above(node: &RunningNode, before: u64) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
+async fn a_thai_node_relays_both_ways_with_jp_under_the_committed_agreement() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mra_path = extended_mra(dir.path());
-    let extended = Mra::load(&mra_path).expect("extended agreement");
-    let (jp, th) = start_both(dir.path(), &mra_path).await;
+    let committed = repo().join("certs/mra.toml");
+    let agreement = mra();
+    let (jp, th) = start_both(dir.path(), &committed).await;
     // The participants verify each node's server certificate as its own jurisdiction does.
     let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let mut jp_operator = operator_client(jp.public_addr, "JP").await;
@@ -197,12 +155,15 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     assert_eq!(report.credited_amount, Some(amount("THB", "2309.21")));
     let receipt = report.receipt.expect("receipt");
     let (body, signer) =
-        verify_receipt(&receipt, &extended, "JP", now()).expect("TH's receipt verifies for JP");
+        verify_receipt(&receipt, &agreement, "JP", now()).expect("TH's receipt verifies for JP");
     assert_eq!(body.uetr, uetr.to_string());
     assert_eq!(signer.jurisdiction(), "TH");
     assert_eq!(body.credited_amount, Some(amount("THB", "2309.21")));
-    // Under the committed agreement JP does not recognize TH's receipt key.
-    let refused = verify_receipt(&receipt, &mra(), "JP", now()).expect_err("not recognized");
+    // Under an agreement in which nobody recognizes TH, JP does not recognize its receipt key.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let without_th =
+        Mra::load(&agreement_without_th(elsewhere.path())).expect("the agreement without TH");
+    let refused = verify_receipt(&receipt, &without_th, "JP", now()).expect_err("not recognized");
     assert_eq!(refused.code.as_str(), "DS0B", "{refused}");
 
     // TH -> JP: 1,000.00 THB from Somchai Jaidee (3001 at KKHATHB0) to Suzuki Yui (1101 at
@@ -225,7 +186,7 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
     );
     assert_eq!(report.decided_by, "JP");
     assert_eq!(report.credited_amount, Some(amount("JPY", "4309")));
-    let (body, signer) = verify_receipt(&report.receipt.expect("receipt"), &extended, "TH", now())
+    let (body, signer) = verify_receipt(&report.receipt.expect("receipt"), &agreement, "TH", now())
         .expect("JP's receipt verifies for TH");
     assert_eq!((body.uetr, signer.jurisdiction()), (uetr.to_string(), "JP"));
 
@@ -251,10 +212,10 @@ async fn a_thai_node_relays_both_ways_with_jp_under_an_extended_agreement() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshake() {
+async fn when_nobody_recognizes_th_its_relay_is_refused_at_the_handshake() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let committed = repo().join("certs/mra.toml");
-    let (jp, th) = start_both(dir.path(), &committed).await;
+    let without_th = agreement_without_th(dir.path());
+    let (jp, th) = start_both(dir.path(), &without_th).await;
     let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let mut jp_operator = operator_client(jp.public_addr, "JP").await;
     let mut th_client = bank_client(th.public_addr, "TH", "KKHATHB0").await;
@@ -300,8 +261,8 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
     assert_eq!(status.transaction_status(), TransactionStatus::Pdng);
     assert_eq!(balances(&mut th_operator).await, th_before);
 
-    // The other way, TH refuses JP's certificate (TH relies on JP for signing only): JP's
-    // relay listener counts the refused handshake and TH's payment stays in doubt.
+    // The other way, JP refuses TH's client certificate: JP's relay listener counts the
+    // refused handshake and TH's payment stays in doubt.
     let jp_refusals_before = relay_refusals(&jp).await;
     let jp_before = balances(&mut jp_operator).await;
     let thai = bank("th", "KKHATHB0");
@@ -343,8 +304,7 @@ async fn under_the_committed_agreement_the_thai_relay_is_refused_at_the_handshak
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_peer_can_neither_fence_nor_read_nor_take_a_peers_uetr() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mra_path = extended_mra(dir.path());
-    let (jp, th) = start_both(dir.path(), &mra_path).await;
+    let (jp, th) = start_both(dir.path(), &repo().join("certs/mra.toml")).await;
     let mut jp_operator = operator_client(jp.public_addr, "JP").await;
     let mut th_client = bank_client(th.public_addr, "TH", "KKHATHB0").await;
     // SG's node certificate: a corridor peer of JP (no SG node runs here).

@@ -45,6 +45,48 @@ fn mra() -> Arc<Mra> {
     Arc::new(Mra::load(&certs_dir().join("mra.toml")).expect("load certs/mra.toml"))
 }
 
+/// The committed agreement without the rows that recognize TH, signed again by every party
+/// with the committed development authority keys (`certs/mra-keys/`): TH stays a party whose
+/// certificates are valid, but nobody recognizes it. The committed agreement, in which every
+/// party recognizes every other, has no such party.
+fn mra_nobody_recognizes_th() -> Arc<Mra> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+
+    let path = certs_dir().join("mra.toml");
+    let text = std::fs::read_to_string(&path).expect("read certs/mra.toml");
+    let unsigned = &text[..text.find("\n[[signature]]\n").expect("a signature section")];
+    let marker = "\n[[recognition]]\n";
+    let mut rows = unsigned.split(marker);
+    let mut derived = rows.next().expect("the parties").to_owned();
+    let mut dropped = 0;
+    for row in rows {
+        if row.contains("issuing = \"TH\"\n") {
+            dropped += 1;
+        } else {
+            derived.push_str(marker);
+            derived.push_str(row);
+        }
+    }
+    assert_eq!(dropped, 2, "JP-recognizes-TH and SG-recognizes-TH");
+    let mut mra = Mra::parse_with(&derived, &path, &mut |reference: &str| {
+        std::fs::read(certs_dir().join(reference)).map_err(|cause| {
+            kakehashi_pki::mra::MraError::Read {
+                path: reference.into(),
+                cause,
+            }
+        })
+    })
+    .expect("the derived agreement parses");
+    for code in ["JP", "SG", "TH"] {
+        let key = certs_dir().join(format!("mra-keys/{}.key.pem", code.to_ascii_lowercase()));
+        let pem = std::fs::read_to_string(key).expect("authority key");
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).expect("PKCS#8 Ed25519 key");
+        mra.sign(code, &key).expect("sign");
+    }
+    mra.verify_signatures().expect("signed by every party");
+    Arc::new(mra)
+}
+
 #[derive(Debug)]
 struct FixedTime(u64);
 
@@ -201,6 +243,8 @@ struct Setup {
     server_crls: Vec<Vec<u8>>,
     /// What both ends' clocks read, in seconds since the Unix epoch.
     now: u64,
+    /// The agreement both ends verify under.
+    mra: Arc<Mra>,
 }
 
 impl Setup {
@@ -214,6 +258,7 @@ impl Setup {
             versions: rustls::ALL_VERSIONS,
             server_crls: Vec::new(),
             now: PINNED_TIME,
+            mra: mra(),
         }
     }
 }
@@ -230,7 +275,7 @@ fn io_to_tls(err: std::io::Error) -> rustls::Error {
 
 /// Runs one handshake plus a ping/pong exchange over 127.0.0.1.
 fn handshake(setup: Setup) -> Outcome {
-    let mra = mra();
+    let mra = Arc::clone(&setup.mra);
     let time: Arc<dyn rustls::time_provider::TimeProvider> = Arc::new(FixedTime(setup.now));
 
     let server_refusals = Arc::new(Mutex::new(Vec::new()));
@@ -356,6 +401,44 @@ fn jp_client_and_sg_server_recognize_each_other() {
     assert!(outcome.server.is_ok(), "{:?}", outcome.server);
     assert!(outcome.client_refusals.is_empty());
     assert!(outcome.server_refusals.is_empty());
+}
+
+#[test]
+fn every_pair_of_committed_nodes_meets_by_host_name_under_the_committed_agreement() {
+    // Every party recognizes every other for node-tls, and each node certificate carries the
+    // DNS name `<code>-node.kakehashi.test` that a peer on another host dials.
+    let nodes: [(&'static str, &'static str); 3] = [
+        ("JP", "jp-node.kakehashi.test"),
+        ("SG", "sg-node.kakehashi.test"),
+        ("TH", "th-node.kakehashi.test"),
+    ];
+    for (server, name) in nodes {
+        for (client, _) in nodes {
+            if client == server {
+                continue;
+            }
+            let mut setup = Setup::new(
+                committed(&format!("{}/node/tls", server.to_ascii_lowercase())),
+                Some(committed(&format!(
+                    "{}/node/tls",
+                    client.to_ascii_lowercase()
+                ))),
+            );
+            setup.server_jurisdiction = server;
+            setup.client_jurisdiction = client;
+            setup.server_name = name;
+            let outcome = handshake(setup);
+            assert_eq!(
+                outcome.client.as_deref().ok(),
+                Some(PONG),
+                "{client} dialling {name}: {:?}",
+                outcome.client
+            );
+            assert!(outcome.server.is_ok(), "{server}: {:?}", outcome.server);
+            assert!(outcome.client_refusals.is_empty(), "{client} → {server}");
+            assert!(outcome.server_refusals.is_empty(), "{client} → {server}");
+        }
+    }
 }
 
 #[test]
@@ -509,7 +592,8 @@ fn refuses_client_with_payment_signing_certificate() {
 
 #[test]
 fn refuses_client_from_a_party_the_server_does_not_recognize() {
-    // TH is a party to the agreement, but no row says SG recognizes TH.
+    // TH is a party to the agreement, but (in this derived agreement) no row says SG
+    // recognizes TH.
     let client = issue(&LeafSpec {
         ca_dir: "th",
         policy_from: "th/banks/KKHATHB0",
@@ -517,7 +601,9 @@ fn refuses_client_from_a_party_the_server_does_not_recognize() {
         not_before: (2025, 6, 1),
         not_after: (2035, 6, 1),
     });
-    let outcome = handshake(Setup::new(committed("sg/node/tls"), Some(client)));
+    let mut setup = Setup::new(committed("sg/node/tls"), Some(client));
+    setup.mra = mra_nobody_recognizes_th();
+    let outcome = handshake(setup);
     assert_refused_by_server(&outcome, |e| matches!(e, CertificateError::Other(_)));
     let why = outcome.server_refusals[0].to_string();
     assert!(why.contains("MRA §recognition"), "{why}");
@@ -560,13 +646,20 @@ fn refuses_server_whose_names_do_not_cover_the_dialled_name() {
 /// verifier judges `peer`). The other end always accepts the node, so any refusal is the
 /// node's. Returns (incoming, outgoing).
 fn meet(relying: &'static str, peer: &str, now: u64) -> (Outcome, Outcome) {
+    meet_under(mra(), relying, peer, now)
+}
+
+/// [`meet`] under the agreement `mra`.
+fn meet_under(mra: Arc<Mra>, relying: &'static str, peer: &str, now: u64) -> (Outcome, Outcome) {
     let local = committed(&format!("{}/node/tls", relying.to_ascii_lowercase()));
     let mut incoming = Setup::new(local.clone(), Some(committed(peer)));
     incoming.server_jurisdiction = relying;
     incoming.now = now;
+    incoming.mra = Arc::clone(&mra);
     let mut outgoing = Setup::new(committed(peer), Some(local));
     outgoing.client_jurisdiction = relying;
     outgoing.now = now;
+    outgoing.mra = mra;
     (handshake(incoming), handshake(outgoing))
 }
 
@@ -646,10 +739,12 @@ fn jp_and_sg_nodes_refuse_the_node_fixture_from_an_unknown_pki() {
 
 #[test]
 fn jp_and_sg_nodes_refuse_the_th_node_whose_jurisdiction_they_do_not_recognize() {
-    // TH is a party to the agreement and its node certificate is valid, but no row says JP or
-    // SG recognizes TH: the refusal is the agreement's, explained, not a path error.
+    // TH is a party to the agreement and its node certificate is valid, but (in this derived
+    // agreement) no row says JP or SG recognizes TH: the refusal is the agreement's,
+    // explained, not a path error.
+    let derived = mra_nobody_recognizes_th();
     for relying in ["JP", "SG"] {
-        let meetings = meet(relying, "th/node/tls", PINNED_TIME);
+        let meetings = meet_under(Arc::clone(&derived), relying, "th/node/tls", PINNED_TIME);
         assert_refused_both_ways(
             relying,
             &meetings,

@@ -5,8 +5,8 @@
 //!
 //! The parts: [`setup`] (the nodes, read once from the configuration files given: by default
 //! the devnet's JP, SG and TH; it derives in memory an agreement and corridors under which
-//! every pair of them relays, because the committed agreement lets only JP and SG relay — its
-//! documentation says how and why), [`world`] (one run: workload, faults, oracles),
+//! every pair of them relays, which for the committed files, where every pair already does,
+//! changes nothing — its documentation says how and why), [`world`] (one run: workload, faults, oracles),
 //! [`executor`] (tasks polled in the order the simulator picks, a node's tasks dropped where
 //! they stand when it crashes), [`net`] (messages with delay, loss, duplication, reordering
 //! and partitions) and [`disk`] (a node's books in memory, durable exactly when the real

@@ -4,14 +4,12 @@
 //!
 //! # The derived agreement and corridors
 //!
-//! The committed agreement (certs/mra.toml) does not let every pair of the committed nodes
-//! relay: it has TH recognizing JP and SG for payment and receipt signing only, and nobody
-//! recognizing TH, so that the fixtures and the node's tests can show what an unrecognized
-//! party meets (a refused TLS handshake). The committed configurations follow it: JP and SG
-//! have a corridor to each other, TH one to JP that the agreement does not yet allow.
-//!
-//! The simulator wants every direction between every pair, so at set-up it derives, in memory
-//! and without writing anything:
+//! The committed agreement (certs/mra.toml) and configurations already let every pair of the
+//! committed nodes relay (JP, SG and TH recognize each other and have corridors to each
+//! other), and then the derivation changes nothing. Other configurations or agreements may
+//! not: an agreement in which a party has acceded one way, or nodes without a corridor between
+//! them. The simulator wants every direction between every pair, so at set-up it derives, in
+//! memory and without writing anything:
 //!
 //! - **an agreement**: the committed text, without its signatures, in which every pair of the
 //!   loaded jurisdictions recognizes each other for node TLS, payment signing and receipt
@@ -508,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn every_pair_relays_under_a_derived_agreement_the_committed_one_does_not_change() {
+    fn every_pair_relays_under_the_derived_agreement_and_the_committed_one_is_not_changed() {
         let setup = setup();
         let codes = setup.jurisdictions();
         assert_eq!(
@@ -519,12 +517,8 @@ mod tests {
         let committed_path = setup.nodes[0].config.mra.clone();
         let committed = Mra::load(&committed_path).expect("the committed agreement");
         committed.verify_signatures().expect("signed");
-        // The committed agreement lets only JP and SG relay (TH is recognized by nobody) ...
-        assert!(recognizes(&committed, "JP", "SG", Purpose::NodeTls));
-        assert!(!recognizes(&committed, "JP", "TH", Purpose::NodeTls));
-        assert!(!recognizes(&committed, "SG", "TH", Purpose::NodeTls));
-        assert!(!recognizes(&committed, "TH", "SG", Purpose::NodeTls));
-        // ... the derived one every pair, for every purpose, signed again by every party.
+        // The derived agreement lets every pair relay, for every purpose, signed again by every
+        // party.
         let derived = setup.agreement();
         derived.verify_signatures().expect("signed by every party");
         assert_eq!(derived.agreement_id(), committed.agreement_id());
@@ -542,10 +536,68 @@ mod tests {
                 }
             }
         }
+        // The committed agreement already has every row: deriving added nothing to it.
+        assert_eq!(derived.canonical_bytes(), committed.canonical_bytes());
         // Deriving wrote nothing: the committed file still reads as it did.
         let again = Mra::load(&committed_path).expect("the committed agreement");
         assert_eq!(again.canonical_bytes(), committed.canonical_bytes());
         assert_eq!(again.signature_statuses(), committed.signature_statuses());
+    }
+
+    #[test]
+    fn an_agreement_a_party_acceded_to_one_way_is_completed() {
+        // The committed agreement without the rows that recognize TH (TH recognizes JP and SG,
+        // nobody recognizes TH), its anchors named by absolute path, beside the committed
+        // authority keys, in a directory of its own.
+        let certs = devnet()
+            .join("../../../certs")
+            .canonicalize()
+            .expect("certs");
+        let text = std::fs::read_to_string(certs.join("mra.toml")).expect("mra.toml");
+        let unsigned = &text[..text.find("[[signature]]").expect("signed")];
+        let marker = "[[recognition]]\n";
+        let mut rows = unsigned.split(marker);
+        let mut one_way = rows.next().expect("the parties").to_owned();
+        for row in rows.filter(|row| !row.contains("issuing = \"TH\"\n")) {
+            one_way.push_str(marker);
+            one_way.push_str(row);
+        }
+        for code in ["jp", "sg", "th"] {
+            one_way = one_way.replace(
+                &format!("\"{code}/"),
+                &format!("\"{}/{code}/", certs.display()),
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("kakehashi-sim-derive-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("mra-keys")).expect("mkdir");
+        for code in ["jp", "sg", "th"] {
+            let key = format!("mra-keys/{code}.key.pem");
+            std::fs::copy(certs.join(&key), dir.join(&key)).expect("copy an authority key");
+        }
+        let path = dir.join("mra.toml");
+        std::fs::write(&path, one_way).expect("write the agreement");
+        let before = Mra::parse_with(
+            &std::fs::read_to_string(&path).expect("read"),
+            &path,
+            &mut |r: &str| {
+                std::fs::read(r).map_err(|cause| MraError::Read {
+                    path: r.into(),
+                    cause,
+                })
+            },
+        )
+        .expect("the one-way agreement parses");
+        assert!(!recognizes(&before, "JP", "TH", Purpose::NodeTls));
+        assert!(!recognizes(&before, "SG", "TH", Purpose::PaymentSigning));
+
+        let codes = ["JP", "SG", "TH"].map(str::to_owned);
+        let derived = derive_agreement(&path, &codes);
+        let _ = std::fs::remove_dir_all(&dir);
+        let derived = derived.expect("derived");
+        derived.verify_signatures().expect("signed by every party");
+        // The rows it adds are the committed ones: the same agreement, byte for byte.
+        let committed = Mra::load(&certs.join("mra.toml")).expect("the committed agreement");
+        assert_eq!(derived.canonical_bytes(), committed.canonical_bytes());
     }
 
     #[test]

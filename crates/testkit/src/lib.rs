@@ -50,9 +50,9 @@
 //! process, and a JP and an SG `kakehashi node run` process ([`process::pair`]); the
 //! repository's end-to-end tests (`tests/`) are built on it.
 //!
-//! The committed agreement recognizes only JP and SG for relaying (no party recognizes TH), so
-//! a pair is the JP and SG nodes; [`PairBuilder::configs`] starts any other two configurations
-//! that are each other's peer.
+//! A pair is the JP and SG nodes (their configurations also name a TH peer, which no pair
+//! runs and nothing dials); [`PairBuilder::configs`] starts any other two configurations that
+//! are each other's peer.
 #![forbid(unsafe_code)]
 
 mod bank;

@@ -555,6 +555,26 @@ pub(crate) fn agreement_variant(dir: &Path, edit: impl FnOnce(String) -> String)
     path
 }
 
+/// Agreement `text` (unsigned) without the recognition rows whose issuing party is `issuing`:
+/// the committed agreement has a row for every pair of parties, so a test that needs a party
+/// nobody recognizes takes them out ([`agreement_variant`] signs the result again).
+pub(crate) fn without_rows_recognizing(text: &str, issuing: &str) -> String {
+    let marker = "[[recognition]]\n";
+    let mut rows = text.split(marker);
+    let mut kept = rows.next().unwrap_or_default().to_owned();
+    let mut dropped = 0;
+    for row in rows {
+        if row.contains(&format!("issuing = \"{issuing}\"\n")) {
+            dropped += 1;
+        } else {
+            kept.push_str(marker);
+            kept.push_str(row);
+        }
+    }
+    assert!(dropped > 0, "no row recognizes {issuing}");
+    kept
+}
+
 /// The body of `GET /metrics` on `addr` over plain HTTP/1.1, without an Accept header (the
 /// Prometheus text format; the samples are the same in both formats).
 pub(crate) async fn scrape_metrics(addr: SocketAddr) -> String {

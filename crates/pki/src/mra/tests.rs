@@ -62,7 +62,8 @@ fn generated_agreement_verifies_and_lists_three_parties() {
     mra.verify_signatures().unwrap();
     let codes: Vec<&str> = mra.jurisdictions.iter().map(|j| j.code.as_str()).collect();
     assert_eq!(codes, ["JP", "SG", "TH"]);
-    assert_eq!(mra.rows.len(), 4);
+    // Every party recognizes every other: one row per ordered pair.
+    assert_eq!(mra.rows.len(), 6);
     assert!(mra.canonical_bytes().starts_with(CANONICAL_PREFIX));
 }
 
@@ -485,9 +486,28 @@ fn self_recognition_holds_outside_the_agreement_window_but_cross_border_does_not
     assert_refused(&foreign, "MRA §validity");
 }
 
+/// `text` without the rows in which `issuing` is recognized.
+fn without_rows_recognizing(text: &str, issuing: &str) -> String {
+    let marker = "\n[[recognition]]\n";
+    let mut parts = text.split(marker);
+    let mut kept = parts.next().unwrap_or_default().to_owned();
+    let mut dropped = 0;
+    for row in parts {
+        if row.contains(&format!("issuing = \"{issuing}\"\n")) {
+            dropped += 1;
+        } else {
+            kept.push_str(marker);
+            kept.push_str(row);
+        }
+    }
+    assert!(dropped > 0, "no row recognizes {issuing}");
+    kept
+}
+
 #[test]
 fn refuses_a_jurisdiction_without_a_row() {
-    let mra = signed(&unsigned_text());
+    // The committed agreement has a row for every pair: take SG's recognition of TH away.
+    let mra = signed(&without_rows_recognizing(&unsigned_text(), "TH"));
     let v = recognize(
         &mra,
         "SG",
@@ -502,7 +522,14 @@ fn refuses_a_jurisdiction_without_a_row() {
 #[test]
 fn refuses_a_purpose_the_row_does_not_cover() {
     let mra = signed(&unsigned_text());
-    let v = recognize(&mra, "TH", Purpose::NodeTls, "jp/node/tls.pem", PINNED);
+    // Rows never carry participant-tls: a bank connects to its own jurisdiction's node.
+    let v = recognize(
+        &mra,
+        "TH",
+        Purpose::ParticipantTls,
+        "jp/banks/KKHAJPJ0-tls.pem",
+        PINNED,
+    );
     assert_refused(&v, "MRA §recognition.TH-recognizes-JP");
     assert!(v.checks.iter().any(|c| c.name == "recognition-purpose"));
     let ok = recognize(

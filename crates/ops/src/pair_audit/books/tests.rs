@@ -128,8 +128,11 @@ async fn load_reads_the_corridor_from_the_ledger_and_store_and_runs_the_ledger_a
     assert_eq!(books.transfers[0].status, Some(PendingStatus::Pending));
     let audit = books.ledger_audit.as_ref().expect("ran");
     assert!(audit.is_clean(), "{:?}", audit.discrepancies);
+    // A jurisdiction JP has no corridor with: not a pair.
+    let mut without_th = config.clone();
+    without_th.peers.retain(|peer| peer.jurisdiction != "TH");
     assert!(matches!(
-        NodeBooks::load(&config, "TH", &mra()).await,
+        NodeBooks::load(&without_th, "TH", &mra()).await,
         Err(PairAuditError::NotAPair(_))
     ));
 }
