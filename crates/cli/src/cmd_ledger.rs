@@ -76,8 +76,11 @@ pub(crate) enum LedgerCommand {
     /// and the corridor and liquidity balances equal the sums of the settled payments. Runs
     /// each node's own ledger audit too.
     ///
-    /// Read-only; refuses databases a running node holds (stop both nodes first). Payments
-    /// still in doubt are listed but are not discrepancies. Exit 0 the pair agrees, 1
+    /// Each node's books are where its configuration's `[storage]` keeps them: the sled ledger
+    /// under its data directory, or its PostgreSQL schema (a pair may mix the two).
+    ///
+    /// Read-only; refuses sled databases a running node holds (stop both nodes first, on
+    /// PostgreSQL too). Payments still in doubt are listed but are not discrepancies. Exit 0 the pair agrees, 1
     /// discrepancies found (each listed with its UETR), 2 usage or input error.
     PairAudit(PairAuditArgs),
     /// Write one account's ISO 20022 camt.053.001.08 bank-to-customer statement: opening and
