@@ -166,3 +166,56 @@ fn postgres_error(error: kakehashi_ledger_pg::Error) -> anyhow::Error {
     };
     anyhow::anyhow!("{error}{hint}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devnet_config() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/devnet/jp.toml")
+    }
+
+    #[test]
+    fn a_sled_configuration_names_the_ledger_under_its_data_dir() {
+        let args = BooksArgs {
+            data_dir: None,
+            config: Some(devnet_config()),
+        };
+        let (books, config) = Books::locate(&args).expect("the devnet configuration");
+        let config = config.expect("--config gives the configuration");
+        assert_eq!(books.label(), config.data_dir.join("ledger"));
+        assert!(matches!(
+            &books,
+            Books::Sled { data_dir: Some(dir), .. } if *dir == config.data_dir
+        ));
+    }
+
+    #[test]
+    fn a_postgres_configuration_is_named_by_its_schema_never_its_url() {
+        let mut config = load_config(&devnet_config()).expect("the devnet configuration");
+        config.storage.backend =
+            StorageBackend::Postgres(kakehashi_node::config::PostgresStorage {
+                url: "postgresql://kk:s3cret@db.example/books".into(),
+                schema: "kakehashi_jp".into(),
+                pool_size: 2,
+            });
+        let books = Books::of_config(&config);
+        assert_eq!(
+            books.label(),
+            PathBuf::from("PostgreSQL schema kakehashi_jp")
+        );
+        assert!(books.payment_store().expect("a store").is_some());
+    }
+
+    #[test]
+    fn a_data_dir_is_a_sled_ledger_without_payment_records() {
+        let args = BooksArgs {
+            data_dir: Some(PathBuf::from("somewhere/ledger")),
+            config: None,
+        };
+        let (books, config) = Books::locate(&args).expect("a directory");
+        assert!(config.is_none());
+        assert_eq!(books.label(), PathBuf::from("somewhere/ledger"));
+        assert!(books.payment_store().expect("nothing opened").is_none());
+    }
+}
