@@ -205,10 +205,6 @@ async fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
 
     // 2. SG's payment store loses the receipt of another settled payment.
     let unreceipted = Uetr::parse(&to_sg[1]).expect("UETR");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     // The payment store is a view over the ledger's records.
     let store = Store::over_ledger(std::sync::Arc::new(
         Ledger::open(&data.join("sg/ledger"), sg_node_key(), Options::default())
@@ -220,8 +216,9 @@ async fn pair_audit_agrees_on_the_demo_and_names_each_tampered_payment() {
         .expect("read")
         .expect("SG recorded the payment");
     record.receipt = None;
-    runtime
-        .block_on(store.put(vec![Write::Inbound(unreceipted, record)]))
+    store
+        .put(vec![Write::Inbound(unreceipted, record)])
+        .await
         .expect("write");
 
     // While a process holds the store the audit refuses, says what to do, changes nothing.
