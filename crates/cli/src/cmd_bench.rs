@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use kakehashi_node::config::{
+    Config, POSTGRES_POOL_SIZE_DEFAULT, PostgresStorage, Storage, StorageBackend,
+};
 use kakehashi_ops::load::ceiling::{self, Ceiling, Operation};
 use kakehashi_ops::load::cpu::{self, CpuSplit, SplitInputs};
 use kakehashi_ops::load::summary::Histogram;
@@ -61,6 +64,11 @@ pub(crate) struct BenchArgs {
     /// Keep the nodes' ledgers here (DIR/jp, DIR/sg) instead of a fresh temporary directory.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep both nodes' books in this PostgreSQL database (a URL, e.g.
+    /// postgresql://kakehashi@/books?host=/run/postgresql) instead of sled: each node in a
+    /// schema of its own made for this run (kakehashi_bench_<pid>_jp, …) and dropped after it.
+    #[arg(long, value_name = "URL")]
+    storage: Option<String>,
     /// The devnet configurations (jp.toml, sg.toml; default: crates/node/devnet).
     #[arg(long, value_name = "DIR")]
     configs: Option<PathBuf>,
@@ -91,6 +99,47 @@ fn duration(secs: Option<f64>) -> anyhow::Result<Option<Duration>> {
             .map_err(|_| anyhow::anyhow!("--duration must be a number of seconds, not {s}"))
     })
     .transpose()
+}
+
+/// Puts `configs`' books in schemas of their own in the database at `url`, named for this
+/// process (so concurrent runs never share one); returns their options, to drop them after.
+fn on_postgres<const N: usize>(
+    url: &str,
+    configs: [&mut Config; N],
+) -> Vec<kakehashi_ledger_pg::Options> {
+    configs
+        .into_iter()
+        .map(|config| {
+            let postgres = PostgresStorage {
+                url: url.to_owned(),
+                schema: format!(
+                    "kakehashi_bench_{}_{}",
+                    std::process::id(),
+                    config.jurisdiction.to_ascii_lowercase()
+                ),
+                pool_size: POSTGRES_POOL_SIZE_DEFAULT,
+            };
+            let options = kakehashi_node::node::postgres_options(&postgres);
+            config.storage = Storage {
+                backend: StorageBackend::Postgres(postgres),
+                ..Storage::default()
+            };
+            options
+        })
+        .collect()
+}
+
+/// Drops the schemas of a run (see [`on_postgres`]); a schema that cannot be dropped is named
+/// on stderr, for the operator to remove.
+async fn drop_schemas(schemas: Option<&[kakehashi_ledger_pg::Options]>) {
+    for options in schemas.unwrap_or_default() {
+        if let Err(error) = kakehashi_ledger_pg::drop_schema(options).await {
+            eprintln!(
+                "kakehashi bench: schema {} was left in the database: {error}",
+                options.schema
+            );
+        }
+    }
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -124,6 +173,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .map(std::path::Path::to_path_buf)
         .context("the agreement path has no directory")?;
     let routes = Arc::new(load::routes(&sender, &receiver, &certs)?);
+    let schemas = match &args.storage {
+        Some(url) => Some(on_postgres(url, [&mut sender, &mut receiver])),
+        None => None,
+    };
     let temporary;
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
@@ -135,7 +188,25 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             temporary.path().to_owned()
         }
     };
-    let pair = load::start_pair(sender, receiver, &data_dir).await?;
+    let pair = load::start_pair(sender, receiver, &data_dir).await;
+    let pair = match pair {
+        Ok(pair) => pair,
+        Err(error) => {
+            drop_schemas(schemas.as_deref()).await;
+            return Err(error.into());
+        }
+    };
+    let books = match &schemas {
+        Some(schemas) => format!(
+            "PostgreSQL schemas {}",
+            schemas
+                .iter()
+                .map(|s| s.schema.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+        None => format!("sled under {}", data_dir.display()),
+    };
     let mode = if options.stream {
         format!(
             "SubmitPayments stream ({} stream(s))",
@@ -148,11 +219,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         write_stdout(&format!(
             "kakehashi bench: {how_many}, {}→{}, each {}, through two in-process nodes (mutual \
-             TLS, sled under {}), concurrency {}, {mode}\n",
+             TLS, {books}), concurrency {}, {mode}\n",
             pair.sender_config.jurisdiction,
             pair.receiver_config.jurisdiction,
             format_args!("{} {currency}", options.amount),
-            data_dir.display(),
             options.concurrency
         ))?;
     }
@@ -169,6 +239,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         pair.sender_config.jurisdiction, pair.receiver_config.jurisdiction
     );
     let shutdown = pair.shutdown().await;
+    drop_schemas(schemas.as_deref()).await;
     let report = report?;
     shutdown?;
     // Timed right after the run, in this process, on the cores it had; the nodes are stopped,
@@ -177,13 +248,13 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let ceiling = ceiling::measure(&report.sizes, cores);
     let split = split(&report, ceiling.as_ref(), options.stream);
     let text = if args.json {
-        let mut text = serde_json::to_string_pretty(&json(
-            &report,
-            ceiling.as_ref(),
-            split.as_ref(),
-            &options,
-            &mode,
-        ))?;
+        let mut value = json(&report, ceiling.as_ref(), split.as_ref(), &options, &mode);
+        value["storage"] = serde_json::json!(if schemas.is_some() {
+            "postgres"
+        } else {
+            "sled"
+        });
+        let mut text = serde_json::to_string_pretty(&value)?;
         text.push('\n');
         text
     } else {

@@ -678,6 +678,33 @@ async fn records_page(
 
 /// A connection for the offline tools: the schema must exist at a version this build knows;
 /// nothing is created or migrated.
+/// Drops the schema of `options` with everything in it: for tools that made a schema for a run
+/// of their own (`kakehashi bench --storage`) and remove it after. Refuses a schema that is not
+/// a ledger's (no `ledger_meta` table), so a mistyped name never drops someone else's tables.
+pub async fn drop_schema(options: &Options) -> Result<(), Error> {
+    schema::check_schema_name(&options.schema)?;
+    let client = offline_client(options).await?;
+    let table = format!("{}.ledger_meta", options.schema);
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await
+        .map_err(Error::database("looking for the ledger's tables"))?;
+    let is_ledger: bool = row
+        .try_get(0)
+        .map_err(Error::database("looking for the ledger's tables"))?;
+    if !is_ledger {
+        return Err(Error::Corrupt {
+            what: format!("schema {}", options.schema),
+            detail: "holds no ledger (no ledger_meta table); not dropped".into(),
+        });
+    }
+    // The name was checked above: lower-case letters, digits and `_` only, no quoting needed.
+    client
+        .batch_execute(&format!("DROP SCHEMA {} CASCADE", options.schema))
+        .await
+        .map_err(Error::database("dropping the schema"))
+}
+
 async fn offline_client(options: &Options) -> Result<deadpool_postgres::Object, Error> {
     let pool = schema::pool(options)?;
     let client = pool.get().await.map_err(|error| Error::Pool {
