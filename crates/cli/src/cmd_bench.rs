@@ -173,10 +173,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .map(std::path::Path::to_path_buf)
         .context("the agreement path has no directory")?;
     let routes = Arc::new(load::routes(&sender, &receiver, &certs)?);
-    let schemas = match &args.storage {
-        Some(url) => Some(on_postgres(url, [&mut sender, &mut receiver])),
-        None => None,
-    };
+    let schemas = args
+        .storage
+        .as_ref()
+        .map(|url| on_postgres(url, [&mut sender, &mut receiver]));
     let temporary;
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
