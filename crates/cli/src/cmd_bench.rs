@@ -65,8 +65,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Keep both nodes' books in this PostgreSQL database (a URL, e.g.
-    /// postgresql://kakehashi@/books?host=/run/postgresql) instead of sled: each node in a
-    /// schema of its own made for this run (kakehashi_bench_<pid>_jp, …) and dropped after it.
+    /// `postgresql://kakehashi@/books?host=/run/postgresql`) instead of sled: each node in a
+    /// schema of its own made for this run (`kakehashi_bench_<pid>_jp`, …) and dropped after it.
     #[arg(long, value_name = "URL")]
     storage: Option<String>,
     /// The devnet configurations (jp.toml, sg.toml; default: crates/node/devnet).
