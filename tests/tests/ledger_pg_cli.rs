@@ -13,39 +13,19 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use kakehashi_e2e::{DEMO_DEADLINE, DevnetProcess, kakehashi, repo_root};
-use kakehashi_pgcluster::{Cluster, ClusterOptions};
+use kakehashi_pgcluster::TestDatabase;
 
-/// A running cluster with database `books` (stopped when dropped).
-struct Database {
-    url: String,
-    cluster: Cluster,
-    _dir: tempfile::TempDir,
-}
-
-fn database(test: &str) -> Option<Database> {
-    let binaries = kakehashi_pgcluster::require(test)?;
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a cluster directory");
-    let cluster = Cluster::start(&binaries, dir.path(), ClusterOptions::default())
-        .expect("start a PostgreSQL cluster");
-    let url = cluster
-        .create_database("books")
-        .expect("create the database");
-    Some(Database {
-        url,
-        cluster,
-        _dir: dir,
-    })
+/// A throwaway cluster with database `books`, for `test` (see `TestDatabase`).
+fn database(test: &str) -> Option<TestDatabase> {
+    TestDatabase::start(test, Path::new(env!("CARGO_TARGET_TMPDIR")), "books")
 }
 
 /// The schemas of database `books`, sorted, one per line.
-fn schemas(db: &Database) -> String {
-    db.cluster
-        .psql(
-            "books",
-            "SELECT schema_name FROM information_schema.schemata \
+fn schemas(db: &TestDatabase) -> String {
+    db.psql(
+        "SELECT schema_name FROM information_schema.schemata \
              WHERE schema_name LIKE 'kakehashi%' ORDER BY 1",
-        )
-        .expect("psql")
+    )
 }
 
 /// Writes `<dir>/<code>.toml`: the committed devnet configuration of `code` with its
@@ -122,7 +102,7 @@ fn devnet_on_postgres_then_the_ledger_tools_with_config_read_its_books() {
     };
     let scratch = tempfile::tempdir().expect("tempdir");
     let data_dir = scratch.path().join("devnet-data");
-    let (code, logs) = devnet_demo_on(&db.url, &data_dir, scratch.path());
+    let (code, logs) = devnet_demo_on(db.url(), &data_dir, scratch.path());
     assert_eq!(code, Some(0), "{logs}");
     assert!(
         logs.contains("PostgreSQL") && logs.contains("schemas kakehashi_jp and kakehashi_sg"),
@@ -139,8 +119,8 @@ fn devnet_on_postgres_then_the_ledger_tools_with_config_read_its_books() {
         );
     }
 
-    let jp = config_on_postgres(scratch.path(), "jp", &data_dir, &db.url, "kakehashi_jp");
-    let sg = config_on_postgres(scratch.path(), "sg", &data_dir, &db.url, "kakehashi_sg");
+    let jp = config_on_postgres(scratch.path(), "jp", &data_dir, db.url(), "kakehashi_jp");
+    let sg = config_on_postgres(scratch.path(), "sg", &data_dir, db.url(), "kakehashi_sg");
     let jp = jp.to_str().expect("UTF-8 path");
     let sg = sg.to_str().expect("UTF-8 path");
 
@@ -230,7 +210,7 @@ fn devnet_on_postgres_then_the_ledger_tools_with_config_read_its_books() {
     // A schema without a ledger: exit 2, said so, and not created.
     let elsewhere = scratch.path().join("absent");
     std::fs::create_dir(&elsewhere).expect("a directory for the configuration");
-    let absent = config_on_postgres(&elsewhere, "jp", &data_dir, &db.url, "kakehashi_absent");
+    let absent = config_on_postgres(&elsewhere, "jp", &data_dir, db.url(), "kakehashi_absent");
     let audit = run(&[
         "ledger",
         "audit",

@@ -8,31 +8,14 @@ use std::path::Path;
 use kakehashi_ledger::AuditOptions;
 use kakehashi_node::config::{Config, PostgresStorage, StorageBackend, default_schema};
 use kakehashi_node::node::{Node, RunningNode, postgres_options};
-use kakehashi_pgcluster::{Cluster, ClusterOptions};
+use kakehashi_pgcluster::TestDatabase;
 use kakehashi_proto::pb::{self, TransactionStatus};
 
 use crate::support::*;
 
-/// A running cluster with database `books` (stopped when dropped).
-struct Database {
-    url: String,
-    cluster: Cluster,
-    _dir: tempfile::TempDir,
-}
-
-fn database(test: &str) -> Option<Database> {
-    let binaries = kakehashi_pgcluster::require(test)?;
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a cluster directory");
-    let cluster = Cluster::start(&binaries, dir.path(), ClusterOptions::default())
-        .expect("start a PostgreSQL cluster");
-    let url = cluster
-        .create_database("books")
-        .expect("create the database");
-    Some(Database {
-        url,
-        cluster,
-        _dir: dir,
-    })
+/// A throwaway cluster with database `books`, for `test` (see `TestDatabase`).
+fn database(test: &str) -> Option<TestDatabase> {
+    TestDatabase::start(test, Path::new(env!("CARGO_TARGET_TMPDIR")), "books")
 }
 
 /// The devnet configuration of `jurisdiction` with its books in `url`, in the default schema.
@@ -85,8 +68,8 @@ async fn nodes_on_postgres_settle_both_ways_and_keep_their_books_across_a_restar
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::new();
-    let jp = start_on(on_postgres("JP", dir.path(), &ports, &db.url)).await;
-    let sg = start_on(on_postgres("SG", dir.path(), &ports, &db.url)).await;
+    let jp = start_on(on_postgres("JP", dir.path(), &ports, db.url())).await;
+    let sg = start_on(on_postgres("SG", dir.path(), &ports, db.url())).await;
     let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let mut sg_client = bank_client(sg.public_addr, "SG", "KKHBSGS0").await;
     let mut jp_operator = operator_client(jp.public_addr, "JP").await;
@@ -111,8 +94,8 @@ async fn nodes_on_postgres_settle_both_ways_and_keep_their_books_across_a_restar
     // The books are in the database, not in the data directories: without them, the nodes
     // start on the same books.
     std::fs::remove_dir_all(dir.path()).expect("remove the data directories");
-    let jp = start_on(on_postgres("JP", dir.path(), &ports, &db.url)).await;
-    let sg = start_on(on_postgres("SG", dir.path(), &ports, &db.url)).await;
+    let jp = start_on(on_postgres("JP", dir.path(), &ports, db.url())).await;
+    let sg = start_on(on_postgres("SG", dir.path(), &ports, db.url())).await;
     let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     let mut sg_client = bank_client(sg.public_addr, "SG", "KKHBSGS0").await;
     let mut jp_operator = operator_client(jp.public_addr, "JP").await;
@@ -136,8 +119,8 @@ async fn nodes_on_postgres_settle_both_ways_and_keep_their_books_across_a_restar
     assert_ne!(again, to_sg);
     drop((jp_client, sg_client, jp_operator, sg_operator));
     let configs = [
-        on_postgres("JP", dir.path(), &ports, &db.url),
-        on_postgres("SG", dir.path(), &ports, &db.url),
+        on_postgres("JP", dir.path(), &ports, db.url()),
+        on_postgres("SG", dir.path(), &ports, db.url()),
     ];
     jp.shutdown().await.expect("JP shutdown");
     sg.shutdown().await.expect("SG shutdown");
@@ -154,7 +137,7 @@ async fn nodes_on_postgres_settle_both_ways_and_keep_their_books_across_a_restar
         report.require_signed_head();
         assert!(report.is_clean(), "{}: {report:?}", config.jurisdiction);
     }
-    drop(db.cluster);
+    drop(db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,14 +147,14 @@ async fn a_node_reopens_its_books_after_the_database_restarts() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = Ports::new();
-    let jp = start_on(on_postgres("JP", dir.path(), &ports, &db.url)).await;
-    let sg = start_on(on_postgres("SG", dir.path(), &ports, &db.url)).await;
+    let jp = start_on(on_postgres("JP", dir.path(), &ports, db.url())).await;
+    let sg = start_on(on_postgres("SG", dir.path(), &ports, db.url())).await;
     let mut jp_client = bank_client(jp.public_addr, "JP", "KKHAJPJ0").await;
     pays(&mut jp_client, "JP").await;
 
     let before = balances(&mut operator_client(jp.public_addr, "JP").await).await;
     // A power cut of the database: every connection dies with it.
-    db.cluster.kill();
+    db.cluster().kill();
     // A quote needs no books; the payment under it needs them and is not decided.
     let source = amount("JPY", "10000");
     let q = quote(&mut jp_client, "SG", &source).await;
@@ -192,7 +175,7 @@ async fn a_node_reopens_its_books_after_the_database_restarts() {
         Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
     }
 
-    db.cluster.restart().expect("the database starts again");
+    db.cluster().restart().expect("the database starts again");
     // The nodes reopen their books on their own: the bank retries the same instruction (the
     // same UETR) until it is answered.
     let mut settled = None;
@@ -266,7 +249,7 @@ async fn the_books_reopen_after_a_commit_whose_outcome_is_unknown() {
         return;
     };
     let postgres = PostgresStorage {
-        url: db.url.clone(),
+        url: db.url().to_owned(),
         schema: "kakehashi_reopen".into(),
         pool_size: 4,
     };
@@ -281,10 +264,7 @@ async fn the_books_reopen_after_a_commit_whose_outcome_is_unknown() {
     let first = handle.ledger().await.expect("the ledger");
     first.write_records(vec![put(b"a")]).await.expect("written");
     // A deferred trigger that ends its own session at COMMIT when the record `die` is written.
-    db.cluster
-        .psql(
-            "books",
-            "CREATE FUNCTION kakehashi_reopen.die() RETURNS trigger LANGUAGE plpgsql AS $$
+    db.psql("CREATE FUNCTION kakehashi_reopen.die() RETURNS trigger LANGUAGE plpgsql AS $$
              BEGIN
                  IF NEW.key = 'die'::bytea THEN
                      PERFORM pg_terminate_backend(pg_backend_pid());
@@ -293,9 +273,7 @@ async fn the_books_reopen_after_a_commit_whose_outcome_is_unknown() {
                  RETURN NULL;
              END $$;
              CREATE CONSTRAINT TRIGGER die AFTER INSERT ON kakehashi_reopen.records
-                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kakehashi_reopen.die();",
-        )
-        .expect("install the trigger");
+                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kakehashi_reopen.die();");
     let cut = first.write_records(vec![put(b"die")]).await;
     assert!(
         matches!(cut, Err(kakehashi_ledger_pg::Error::OutcomeUnknown { .. })),
@@ -331,8 +309,8 @@ async fn a_second_node_process_on_the_same_schema_is_refused() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let first = start_on(on_postgres("JP", dir.path(), &Ports::new(), &db.url)).await;
-    let second = Node::start(on_postgres("JP", dir.path(), &Ports::new(), &db.url)).await;
+    let first = start_on(on_postgres("JP", dir.path(), &Ports::new(), db.url())).await;
+    let second = Node::start(on_postgres("JP", dir.path(), &Ports::new(), db.url())).await;
     let error = match second {
         Ok(_) => panic!("a second process on kakehashi_jp started"),
         Err(error) => error.to_string(),
@@ -342,6 +320,6 @@ async fn a_second_node_process_on_the_same_schema_is_refused() {
         "{error}"
     );
     first.shutdown().await.expect("shutdown");
-    let again = start_on(on_postgres("JP", dir.path(), &Ports::new(), &db.url)).await;
+    let again = start_on(on_postgres("JP", dir.path(), &Ports::new(), db.url())).await;
     again.shutdown().await.expect("shutdown");
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use kakehashi_node::config::{Config, PostgresStorage, StorageBackend, default_schema};
 use kakehashi_ops::load::{self, LoadOptions};
 use kakehashi_ops::pair_audit::{self, NodeBooks, PairAuditError};
-use kakehashi_pgcluster::{Cluster, ClusterOptions};
+use kakehashi_pgcluster::TestDatabase;
 use kakehashi_pki::mra::Mra;
 
 fn repo() -> PathBuf {
@@ -40,39 +40,16 @@ fn mra() -> Mra {
     Mra::load(&repo().join("certs/mra.toml")).expect("the devnet agreement")
 }
 
-/// A running cluster with database `books` (stopped when dropped).
-struct Database {
-    url: String,
-    cluster: Cluster,
-    _dir: tempfile::TempDir,
-}
-
-fn database(test: &str) -> Option<Database> {
-    let binaries = kakehashi_pgcluster::require(test)?;
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a cluster directory");
-    let cluster = Cluster::start(&binaries, dir.path(), ClusterOptions::default())
-        .expect("start a PostgreSQL cluster");
-    let url = cluster
-        .create_database("books")
-        .expect("create the database");
-    Some(Database {
-        url,
-        cluster,
-        _dir: dir,
-    })
+/// A throwaway cluster with database `books`, for `test` (see `TestDatabase`).
+fn database(test: &str) -> Option<TestDatabase> {
+    TestDatabase::start(test, Path::new(env!("CARGO_TARGET_TMPDIR")), "books")
 }
 
 /// Whether the database `books` has the schema `schema`.
-fn has_schema(db: &Database, schema: &str) -> bool {
-    let found = db
-        .cluster
-        .psql(
-            "books",
-            &format!(
-                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{schema}'"
-            ),
-        )
-        .expect("psql");
+fn has_schema(db: &TestDatabase, schema: &str) -> bool {
+    let found = db.psql(&format!(
+        "SELECT count(*) FROM information_schema.schemata WHERE schema_name = '{schema}'"
+    ));
     found.trim() != "0"
 }
 
@@ -82,7 +59,7 @@ async fn a_node_on_postgres_and_a_node_on_sled_are_audited_as_a_pair() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let jp = on_postgres(devnet("JP", dir.path()), &db.url, &default_schema("JP"));
+    let jp = on_postgres(devnet("JP", dir.path()), db.url(), &default_schema("JP"));
     let sg = devnet("SG", dir.path());
     let mra = Arc::new(mra());
     let routes = load::routes(&jp, &sg, &repo().join("certs")).expect("routes");
@@ -150,7 +127,7 @@ async fn a_node_on_postgres_and_a_node_on_sled_are_audited_as_a_pair() {
     assert!(!report.agrees());
 
     // Two configurations of one schema are not a pair.
-    let same = on_postgres(sg.clone(), &db.url, &default_schema("JP"));
+    let same = on_postgres(sg.clone(), db.url(), &default_schema("JP"));
     let error = pair_audit::load_pair(&jp, &same, &mra)
         .await
         .expect_err("one schema");
@@ -166,7 +143,7 @@ async fn a_schema_without_a_ledger_is_an_error_and_the_audit_creates_nothing() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let jp = on_postgres(devnet("JP", dir.path()), &db.url, "kakehashi_absent");
+    let jp = on_postgres(devnet("JP", dir.path()), db.url(), "kakehashi_absent");
     let error = NodeBooks::load(&jp, "SG", &mra())
         .await
         .expect_err("no ledger there");

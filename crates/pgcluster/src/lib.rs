@@ -45,7 +45,9 @@ mod binaries;
 mod cluster;
 mod error;
 mod process;
+mod test_database;
 
 pub use binaries::{BINDIR_ENV, PgBinaries, REQUIRE_ENV, Unavailable, require};
 pub use cluster::{Cluster, ClusterOptions, SUPERUSER, multi_host_url};
 pub use error::Error;
+pub use test_database::TestDatabase;
