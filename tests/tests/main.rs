@@ -15,6 +15,8 @@ mod cert_cli;
 mod chaos;
 /// The crates' dependency rules, from `cargo tree`.
 mod dependencies;
+/// Nodes on PostgreSQL whose primary is killed mid-replay and whose standby is promoted.
+mod failover;
 /// `kakehashi ledger audit|export` on a ledger written through the library.
 mod ledger_cli;
 /// Latency, resets, black holes and cuts on the relay links: every payment ends consistent.

@@ -1,0 +1,319 @@
+//! A database failover under load (issue 15): a JP and an SG node as `kakehashi node run`
+//! processes whose books live in PostgreSQL, on a primary with a synchronous streaming standby,
+//! reached through one multi-host URL (`target_session_attrs=read-write`). `kakehashi replay`
+//! sends payments both ways; mid-flight the primary is killed with SIGKILL (a power cut) and
+//! the standby promoted. The nodes must find the new primary on their own, without a restart;
+//! the replay runs go on (what the cut refused or left unanswered is sent again, or resolved by
+//! the nodes' recovery); then nothing may be in doubt, every payment must be final with the
+//! outcome replay saw acknowledged, a re-run must pay nothing twice, money must be conserved,
+//! each schema's ledger must audit clean (chain, signatures under the node's key) and the pair
+//! audit must agree (`storm::settle_and_verify`).
+//!
+//! Both nodes share one database, a schema each (the node's default, `kakehashi_<code>`): one
+//! server, one failover and one URL for both, as the storage engine is built for (schemas keep
+//! the books apart; each node's writer locks only its own schema's head row).
+//!
+//! The window that matters most: the primary dies after a commit reached the standby but before
+//! the node heard the answer. The node's ledger then stops its writer (an outcome unknown) and
+//! reopens on the promoted standby, where that commit is; the payment is in doubt until
+//! recovery reads what was committed. It never guesses: the re-run and the audits below would
+//! find a payment the books and the answers disagree on.
+
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::pkcs8::DecodePublicKey as _;
+use kakehashi_e2e::pair::{self, NodeFiles, node_ports};
+use kakehashi_ledger::AuditOptions;
+use kakehashi_node::config::{Config, StorageBackend};
+use kakehashi_node::node::postgres_options;
+use kakehashi_pgcluster::{Cluster, ClusterOptions, PgBinaries, multi_host_url};
+use kakehashi_pki::cert::Cert;
+
+use crate::storm::{self, InDoubtWatch, Load, Pair};
+
+/// Payments per direction and round: a round takes several seconds on two cores, so the kill
+/// lands inside one.
+const LINES: usize = 300;
+
+/// Payments each node must have decided (its outbound counter) before the kill: the nodes are
+/// warmed up and the replay is well under way, not starting.
+const DECIDED_BEFORE_KILL: f64 = 40.0;
+
+/// Longest the load may take to reach [`DECIDED_BEFORE_KILL`]: a few seconds on an idle
+/// machine; this long is a hang.
+const WARM_UP_PATIENCE: Duration = Duration::from_secs(180);
+
+/// Longest both nodes may take to commit again after the promotion. A node's connections to
+/// the killed primary end at once (unix sockets: the kernel closes them), its pool connects to
+/// the promoted standby at the next call, and a stopped writer is reopened within a second of
+/// backoff; this long is a hang (a node that never reconnects).
+const RECONNECT_PATIENCE: Duration = Duration::from_secs(120);
+
+/// How long `replay` waits for a payment in doubt before reporting PDNG (the next run of the
+/// round asks again).
+const PENDING_WAIT_SECS: u64 = 2;
+
+/// The database both nodes' schemas live in.
+const DATABASE: &str = "books";
+
+/// The two servers. Fields drop in order: the primary before its standby, since a running
+/// primary's commits wait for a standby that is gone (when the test fails before the kill).
+struct Servers {
+    primary: Cluster,
+    standby: Cluster,
+}
+
+impl Servers {
+    fn start(binaries: &PgBinaries, dir: &std::path::Path) -> Self {
+        let primary = Cluster::start(binaries, &dir.join("primary"), ClusterOptions::default())
+            .expect("start the primary");
+        primary
+            .create_database(DATABASE)
+            .expect("create the books' database");
+        let standby = primary
+            .start_sync_standby(&dir.join("standby"))
+            .expect("start a synchronous standby");
+        Self { primary, standby }
+    }
+
+    /// The journal head (last seq) of each node's schema, JP then SG, read on the standby.
+    fn heads(&self) -> Option<[u64; 2]> {
+        let text = self
+            .standby
+            .psql(
+                DATABASE,
+                "SELECT (SELECT coalesce(max(seq), 0) FROM kakehashi_jp.journal), \
+                 (SELECT coalesce(max(seq), 0) FROM kakehashi_sg.journal);",
+            )
+            .ok()?;
+        let (jp, sg) = text.trim().split_once('|')?;
+        Some([jp.parse().ok()?, sg.parse().ok()?])
+    }
+}
+
+/// Puts the node of `files` on PostgreSQL at `url`, in its default schema: its configuration's
+/// `[storage]` section (the sled page cache) becomes the PostgreSQL backend's.
+fn on_postgres(files: &NodeFiles, url: &str) {
+    let text = std::fs::read_to_string(&files.config).expect("read the configuration");
+    let mut replaced = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("cache_mib") {
+                replaced = true;
+                format!("backend = \"postgres\"\nurl = \"{url}\"")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    assert!(
+        replaced,
+        "the devnet configuration has a [storage] cache_mib"
+    );
+    std::fs::write(&files.config, lines.join("\n") + "\n").expect("write the configuration");
+}
+
+/// Payments the node has decided as sender (`kakehashi_payments_total` outbound, every
+/// status), or `None` when it does not answer.
+fn decided_outbound(files: &NodeFiles) -> Option<f64> {
+    let text = pair::scrape_metrics(files)?;
+    Some(
+        text.lines()
+            .filter(|line| line.starts_with("kakehashi_payments_total{direction=\"outbound\""))
+            .filter_map(|line| line.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// The verifying key of the node's signing certificate: what its ledger signs heads and
+/// checkpoints with.
+fn node_key(config: &Config) -> VerifyingKey {
+    let bytes = std::fs::read(&config.signing.cert).expect("the signing certificate");
+    let chain = kakehashi_pki::pem::blocks_or_der(&bytes, "CERTIFICATE").expect("PEM");
+    let cert = Cert::from_der(chain.first().expect("a certificate")).expect("a certificate");
+    VerifyingKey::from_public_key_der(cert.spki().der()).expect("an Ed25519 key")
+}
+
+/// Each node's schema, audited on the promoted standby once the nodes stopped: the journal's
+/// chain and hashes, the balances, and the signed heads and checkpoints under the node's own
+/// key, with the head signed (a clean stop signs it).
+fn audit_schemas(pair: &Pair) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for files in &pair.files {
+        let config = Config::load(&files.config).expect("the node's configuration");
+        let StorageBackend::Postgres(postgres) = &config.storage.backend else {
+            panic!("{}: configured on PostgreSQL", files.code);
+        };
+        let options = AuditOptions {
+            expected_key: Some(node_key(&config)),
+        };
+        let mut report = runtime
+            .block_on(kakehashi_ledger_pg::audit(
+                &postgres_options(postgres),
+                &options,
+            ))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: the ledger audit of {}: {e}",
+                    files.code, postgres.schema
+                )
+            });
+        report.require_signed_head();
+        assert!(
+            report.is_clean(),
+            "{}: the ledger audit of schema {} after the failover: {report:?}",
+            files.code,
+            postgres.schema
+        );
+    }
+}
+
+#[test]
+fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment() {
+    let Some(binaries) = kakehashi_pgcluster::require("failover") else {
+        return;
+    };
+    let started = Instant::now();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    // As root the servers run as `postgres`, who must get through the test's directory to
+    // its own (a new temporary directory is 0700).
+    std::fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("open the test directory to the servers' user");
+    let mut servers = Servers::start(&binaries, &scratch.path().join("pg"));
+    let url = multi_host_url(&[&servers.primary, &servers.standby], DATABASE);
+    let (jp_ports, sg_ports) = (node_ports(), node_ports());
+    let mut pair = Pair::start_configured(
+        scratch,
+        [jp_ports, sg_ports],
+        [sg_ports[1], jp_ports[1]],
+        |files| on_postgres(files, &url),
+    );
+    let mut load = Load::start(&pair, "failover", LINES, PENDING_WAIT_SECS);
+    let mut watch = InDoubtWatch::default();
+
+    // 1. Under way: both nodes have decided payments, and more are in flight.
+    let warming = Instant::now();
+    let decided_at_kill = loop {
+        pair.check_alive();
+        load.pump(&pair, true);
+        let decided = [
+            decided_outbound(&pair.files[0]),
+            decided_outbound(&pair.files[1]),
+        ];
+        if decided
+            .iter()
+            .all(|d| d.is_some_and(|n| n >= DECIDED_BEFORE_KILL))
+        {
+            break decided.map(Option::unwrap_or_default);
+        }
+        assert!(
+            warming.elapsed() < WARM_UP_PATIENCE,
+            "the nodes decided {decided:?} payments in {WARM_UP_PATIENCE:?}\n{}",
+            pair.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let heads_at_kill = servers.heads().expect("the standby answers");
+
+    // 2. The power cut, then the promotion.
+    let killing = Instant::now();
+    servers.primary.kill();
+    let killed = killing.elapsed();
+    let promoting = Instant::now();
+    servers.standby.promote().expect("promote the standby");
+    let promoted_in = promoting.elapsed();
+    let promoted = Instant::now();
+    let heads_at_promotion = servers.heads().expect("the promoted standby answers");
+
+    // 3. The nodes find the new primary on their own: each schema's journal grows again.
+    let mut reconnected: [Option<Duration>; 2] = [None, None];
+    let mut sampled = Instant::now();
+    while reconnected.iter().any(Option::is_none) {
+        pair.check_alive();
+        load.pump(&pair, true);
+        if let Some(heads) = servers.heads() {
+            for (index, head) in heads.into_iter().enumerate() {
+                if head > heads_at_promotion[index] {
+                    reconnected[index].get_or_insert_with(|| promoted.elapsed());
+                }
+            }
+        }
+        if sampled.elapsed() >= Duration::from_millis(100) {
+            watch.sample(&pair);
+            sampled = Instant::now();
+        }
+        assert!(
+            promoted.elapsed() < RECONNECT_PATIENCE,
+            "the nodes did not commit on the promoted standby within {RECONNECT_PATIENCE:?} \
+             (JP, SG: {reconnected:?})\n{}",
+            pair.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // 4. The replay runs under way finish (a round left unfinished by the cut runs again);
+    //    recovery empties the in-doubt lists.
+    while !load.idle() {
+        pair.check_alive();
+        load.pump(&pair, false);
+        watch.sample(&pair);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let heal = storm::wait_in_doubt_zero(&mut pair, promoted);
+    let millis = |d: Duration| format!("{} ms", d.as_millis());
+    storm::print_storm_report(
+        "failover: primary killed mid-replay, standby promoted",
+        &[
+            (
+                "decided before the kill (JP, SG)",
+                format!("{decided_at_kill:?} outbound payments"),
+            ),
+            (
+                "journal heads at the kill (JP, SG)",
+                format!("{heads_at_kill:?} on the standby; {heads_at_promotion:?} at promotion"),
+            ),
+            (
+                "kill -9, promote",
+                format!("{}, {}", millis(killed), millis(promoted_in)),
+            ),
+            (
+                "first commit after promotion (JP, SG)",
+                format!(
+                    "{}, {}",
+                    reconnected[0].map(millis).unwrap_or_default(),
+                    reconnected[1].map(millis).unwrap_or_default()
+                ),
+            ),
+            (
+                "payments",
+                format!(
+                    "{} ({} rounds of {LINES} one way, {} replay runs, {} could not reach a node)",
+                    load.payments(),
+                    load.rounds(),
+                    load.runs,
+                    load.unconnected
+                ),
+            ),
+        ],
+        &load,
+        &watch,
+        heal,
+        "the failover",
+        "the promotion",
+    );
+
+    // 5. The verdicts: re-runs, status, money, and the pair audit (which stops the nodes).
+    let verdict = storm::settle_verify_and_print(&mut pair, &mut load, started);
+    audit_schemas(&pair);
+    assert!(verdict.settled > 0, "{verdict:?}");
+    drop(pair);
+    drop(servers);
+}
