@@ -1,5 +1,8 @@
 //! Loading one node's books offline: its ledger's own audit, the corridor's accounts and
-//! transfers from the ledger's typed export, and the payment store's records of the corridor.
+//! transfers from the ledger's typed export, and the payment store's records of the corridor,
+//! from whichever storage its configuration's `[storage]` names: the sled ledger in its data
+//! directory, or its schema of a PostgreSQL database (read in committed views, never created
+//! or migrated: a missing schema is an error).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +12,8 @@ use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use kakehashi_ledger::{
     Account, AuditOptions, AuditReport, ExportedTransfer, LedgerExport, PendingStatus, Transfer,
 };
-use kakehashi_node::config::{Config, Peer};
+use kakehashi_node::config::{Config, Peer, PostgresStorage, StorageBackend};
+use kakehashi_node::node::postgres_options;
 use kakehashi_node::store::{InboundRecord, OutboundRecord, Store, StoreError};
 use kakehashi_pki::cert::Cert;
 use kakehashi_pki::mra::Mra;
@@ -49,6 +53,19 @@ pub enum PairAuditError {
         /// The ledger's error (in the message, so it is not a `source` too: a chain printer
         /// would show it twice).
         error: kakehashi_ledger::Error,
+    },
+    /// The PostgreSQL ledger could not be audited or exported (the database cannot be
+    /// reached, the schema holds no ledger, …).
+    #[error("{jurisdiction}'s ledger in PostgreSQL schema {schema}: {error}{hint}")]
+    Postgres {
+        /// The node.
+        jurisdiction: String,
+        /// The node's schema (the URL is not shown: it may hold a password).
+        schema: String,
+        /// The ledger's error (in the message only, as for `Ledger`).
+        error: Box<kakehashi_ledger_pg::Error>,
+        /// What to do, when known.
+        hint: &'static str,
     },
     /// The payment store could not be read.
     #[error("{jurisdiction}'s payment store {path}: {error}{hint}")]
@@ -98,7 +115,8 @@ pub struct NodeBooks {
     pub jurisdiction: String,
     /// Its ledger currency.
     pub currency: &'static Currency,
-    /// Its data directory (for the report).
+    /// Where its books are, for the report: its data directory, or `PostgreSQL schema <name>`
+    /// for a node whose books are in PostgreSQL.
     pub data_dir: PathBuf,
     /// The other end of the corridor.
     pub peer: String,
@@ -123,8 +141,11 @@ pub struct NodeBooks {
 impl NodeBooks {
     /// Reads the books of the node configured by `config` for its corridor with `peer`:
     /// runs the ledger audit (checkpoints pinned to the key of the node's signing
-    /// certificate), reads the ledger export and the payment store. Read-only; fails while a
-    /// node holds either database.
+    /// certificate), reads the ledger export and the payment store, from the sled ledger in
+    /// its data directory or from its PostgreSQL schema, as `[storage]` says. Read-only: on
+    /// sled it fails while a node holds the database; on PostgreSQL nothing is created (a
+    /// missing schema is an error) and nothing refuses the books of a running node, whose
+    /// payments moving between the reads would show as discrepancies, so stop it first.
     pub async fn load(config: &Config, peer: &str, mra: &Mra) -> Result<Self, PairAuditError> {
         let jurisdiction = &config.jurisdiction;
         let link = config.peer(peer).ok_or_else(|| {
@@ -133,15 +154,55 @@ impl NodeBooks {
             ))
         })?;
         let currency = currency_of(mra, jurisdiction)?;
-        // The payment records first (the ledger's, opened offline): a data directory not yet
-        // upgraded is named before anything else is read.
-        let Records { outbound, inbound } = read_store(config, peer).await?;
-        let ledger_audit = audit_ledger(config)?;
-        let (accounts, transfers) = read_corridor(config, link)?;
+        let (where_, Records { outbound, inbound }, ledger_audit, (accounts, transfers)) =
+            match &config.storage.backend {
+                StorageBackend::Sled => {
+                    // The payment records first (the ledger's, opened offline): a data
+                    // directory not yet upgraded is named before anything else is read.
+                    let store_dir = ledger_dir(config);
+                    let store = Store::open_read_only(&config.data_dir)
+                        .map_err(|error| store_error(config, &store_dir, error))?;
+                    let records = read_store(config, &store_dir, &store, peer).await?;
+                    drop(store);
+                    let ledger_audit = audit_ledger(config)?;
+                    let corridor = read_corridor(config, link)?;
+                    (config.data_dir.clone(), records, ledger_audit, corridor)
+                }
+                StorageBackend::Postgres(postgres) => {
+                    // The audit first: a database that cannot be reached or a schema without
+                    // a ledger is named as the ledger's, before the store reads it.
+                    let options = postgres_options(postgres);
+                    let expected_key = ledger_key(config)?;
+                    let pg_error = |error| postgres_error(config, postgres, error);
+                    let ledger_audit = kakehashi_ledger_pg::audit(
+                        &options,
+                        &AuditOptions {
+                            expected_key: Some(expected_key),
+                        },
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                    let (all_accounts, all_transfers) = kakehashi_ledger_pg::export_typed(&options)
+                        .await
+                        .map_err(pg_error)?;
+                    let corridor = (
+                        corridor_accounts(link, all_accounts.into_iter()),
+                        all_transfers
+                            .into_iter()
+                            .filter(|item| moves_corridor(link, &item.transfer))
+                            .map(Booked::from)
+                            .collect(),
+                    );
+                    let where_ = PathBuf::from(format!("PostgreSQL schema {}", postgres.schema));
+                    let store = Store::open_postgres_read_only(options);
+                    let records = read_store(config, &where_, &store, peer).await?;
+                    (where_, records, ledger_audit, corridor)
+                }
+            };
         Ok(Self {
             jurisdiction: jurisdiction.clone(),
             currency,
-            data_dir: config.data_dir.clone(),
+            data_dir: where_,
             peer: peer.to_owned(),
             corridor_account: link.corridor_account,
             liquidity_account: link.liquidity_account,
@@ -161,30 +222,59 @@ struct Records {
     inbound: BTreeMap<Uetr, InboundRecord>,
 }
 
-/// The payment store's records of payments to and from `peer`.
-async fn read_store(config: &Config, peer: &str) -> Result<Records, PairAuditError> {
-    // The payment records are the ledger's (a data directory not yet upgraded is refused,
-    // with the fix in the message).
-    let store_dir = config.data_dir.join("ledger");
-    let store_error = |error: StoreError| {
-        let held = matches!(
-            &error,
-            StoreError::Ledger { source, .. }
-                if matches!(**source, kakehashi_ledger::Error::Locked { .. })
-        );
-        let hint = if held || error.to_string().contains("lock") {
-            " (a running node holds it: stop the node, then audit)"
-        } else {
-            ""
-        };
-        PairAuditError::Store {
-            jurisdiction: config.jurisdiction.clone(),
-            path: store_dir.clone(),
-            error,
-            hint,
-        }
+/// A payment store error of the node of `config`, whose store is at `path`.
+fn store_error(config: &Config, path: &Path, error: StoreError) -> PairAuditError {
+    let held = matches!(
+        &error,
+        StoreError::Ledger { source, .. }
+            if matches!(**source, kakehashi_ledger::Error::Locked { .. })
+    );
+    let hint = if held || error.to_string().contains("lock") {
+        " (a running node holds it: stop the node, then audit)"
+    } else {
+        ""
     };
-    let store = Store::open_read_only(&config.data_dir).map_err(store_error)?;
+    PairAuditError::Store {
+        jurisdiction: config.jurisdiction.clone(),
+        path: path.to_owned(),
+        error,
+        hint,
+    }
+}
+
+/// A PostgreSQL ledger error of the node of `config`, with what to do when it is clear.
+fn postgres_error(
+    config: &Config,
+    postgres: &PostgresStorage,
+    error: kakehashi_ledger_pg::Error,
+) -> PairAuditError {
+    let hint = match &error {
+        kakehashi_ledger_pg::Error::Pool { .. } => {
+            " (is the server running, and does [storage] url name it and a role that may \
+             log in?)"
+        }
+        kakehashi_ledger_pg::Error::InvalidOption { name: "schema", .. } => {
+            " (the node creates it when it first starts: check [storage] schema, or start the \
+             node once)"
+        }
+        _ => "",
+    };
+    PairAuditError::Postgres {
+        jurisdiction: config.jurisdiction.clone(),
+        schema: postgres.schema.clone(),
+        error: Box::new(error),
+        hint,
+    }
+}
+
+/// The payment records of payments to and from `peer` in `store` (at `path`, for errors).
+async fn read_store(
+    config: &Config,
+    path: &Path,
+    store: &Store,
+    peer: &str,
+) -> Result<Records, PairAuditError> {
+    let store_error = |error| store_error(config, path, error);
     let outbound = store
         .outbound_all()
         .await
@@ -228,38 +318,50 @@ fn audit_ledger(config: &Config) -> Result<AuditReport, PairAuditError> {
     .map_err(|error| ledger_error(config, &dir, error))
 }
 
-/// The corridor's accounts and every transfer that moves one of them, from the ledger's
-/// typed export.
-fn read_corridor(
-    config: &Config,
-    link: &Peer,
-) -> Result<(BTreeMap<u128, AccountView>, Vec<Booked>), PairAuditError> {
+/// The corridor's accounts and every transfer that moves one of them, from the sled ledger's
+/// typed export (the transfers streamed: only the corridor's are kept).
+fn read_corridor(config: &Config, link: &Peer) -> Result<Corridor, PairAuditError> {
     let dir = ledger_dir(config);
     let ledger_error = |error| ledger_error(config, &dir, error);
-    let wanted = [link.corridor_account, link.liquidity_account];
     let export = LedgerExport::open(&dir).map_err(ledger_error)?;
-    let accounts = export
-        .accounts()
-        .filter(|account| wanted.contains(&account.id.0))
-        .map(|account| (account.id.0, AccountView::from(&account)))
-        .collect();
     let mut transfers = Vec::new();
     for item in export.transfers() {
-        let ExportedTransfer {
-            transfer,
-            pending_status,
-            ..
-        } = item.map_err(ledger_error)?;
-        if wanted.contains(&transfer.debit_account_id.0)
-            || wanted.contains(&transfer.credit_account_id.0)
-        {
-            transfers.push(Booked {
-                transfer,
-                status: pending_status,
-            });
+        let item = item.map_err(ledger_error)?;
+        if moves_corridor(link, &item.transfer) {
+            transfers.push(Booked::from(item));
         }
     }
-    Ok((accounts, transfers))
+    Ok((corridor_accounts(link, export.accounts()), transfers))
+}
+
+/// The corridor's accounts and transfers.
+type Corridor = (BTreeMap<u128, AccountView>, Vec<Booked>);
+
+/// The corridor and liquidity accounts of `link` among `accounts`.
+fn corridor_accounts(
+    link: &Peer,
+    accounts: impl Iterator<Item = Account>,
+) -> BTreeMap<u128, AccountView> {
+    let wanted = [link.corridor_account, link.liquidity_account];
+    accounts
+        .filter(|account| wanted.contains(&account.id.0))
+        .map(|account| (account.id.0, AccountView::from(&account)))
+        .collect()
+}
+
+/// Whether `transfer` moves the corridor or the liquidity account of `link`.
+fn moves_corridor(link: &Peer, transfer: &Transfer) -> bool {
+    let wanted = [link.corridor_account, link.liquidity_account];
+    wanted.contains(&transfer.debit_account_id.0) || wanted.contains(&transfer.credit_account_id.0)
+}
+
+impl From<ExportedTransfer> for Booked {
+    fn from(item: ExportedTransfer) -> Self {
+        Self {
+            transfer: item.transfer,
+            status: item.pending_status,
+        }
+    }
 }
 
 impl From<&Account> for AccountView {
@@ -276,8 +378,8 @@ impl From<&Account> for AccountView {
 }
 
 /// Loads both ends of the corridor between `a` and `b` (see [`NodeBooks::load`]) after
-/// checking that they are one: two jurisdictions, each the other's peer, two data
-/// directories.
+/// checking that they are one: two jurisdictions, each the other's peer, two sets of books
+/// (two data directories on sled, two schemas on one PostgreSQL database).
 pub async fn load_pair(
     a: &Config,
     b: &Config,
@@ -289,11 +391,22 @@ pub async fn load_pair(
             a.jurisdiction
         )));
     }
-    if a.data_dir == b.data_dir {
-        return Err(PairAuditError::NotAPair(format!(
-            "both use the data directory {}",
-            a.data_dir.display()
-        )));
+    match (&a.storage.backend, &b.storage.backend) {
+        (StorageBackend::Sled, StorageBackend::Sled) if a.data_dir == b.data_dir => {
+            return Err(PairAuditError::NotAPair(format!(
+                "both use the data directory {}",
+                a.data_dir.display()
+            )));
+        }
+        (StorageBackend::Postgres(x), StorageBackend::Postgres(y))
+            if x.url == y.url && x.schema == y.schema =>
+        {
+            return Err(PairAuditError::NotAPair(format!(
+                "both use the PostgreSQL schema {} of one database",
+                x.schema
+            )));
+        }
+        _ => {}
     }
     for (from, to) in [(a, b), (b, a)] {
         if from.peer(&to.jurisdiction).is_none() {
