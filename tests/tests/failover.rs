@@ -179,19 +179,22 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
         return;
     };
     let started = Instant::now();
-    let scratch = tempfile::tempdir().expect("temp dir");
+    // Declared in this order so that they drop in the reverse one, on every exit: the replay
+    // processes, the nodes (killed if still running) and their directory, the servers (the
+    // primary first), then the servers' directory.
+    let pg_dir = tempfile::tempdir().expect("temp dir");
     // As root the servers run as `postgres`, who must get through the test's directory to
     // its own (a new temporary directory is 0700).
     std::fs::set_permissions(
-        scratch.path(),
+        pg_dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
-    .expect("open the test directory to the servers' user");
-    let mut servers = Servers::start(&binaries, &scratch.path().join("pg"));
+    .expect("open the servers' directory to their user");
+    let mut servers = Servers::start(&binaries, pg_dir.path());
     let url = multi_host_url(&[&servers.primary, &servers.standby], DATABASE);
     let (jp_ports, sg_ports) = (node_ports(), node_ports());
     let mut pair = Pair::start_configured(
-        scratch,
+        tempfile::tempdir().expect("temp dir"),
         [jp_ports, sg_ports],
         [sg_ports[1], jp_ports[1]],
         |files| on_postgres(files, &url),
@@ -268,6 +271,25 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
         std::thread::sleep(Duration::from_millis(20));
     }
     let heal = storm::wait_in_doubt_zero(&mut pair, promoted);
+    // Zero now: this closes the last stretch in doubt the watch saw.
+    watch.sample(&pair);
+    // The payments the cut caught in flight, as replay saw them: left undecided (PDNG) or
+    // unanswered (ERROR) by their run, or decided only by asking after the submission went
+    // unanswered (stage "status").
+    let caught = load
+        .results()
+        .filter(|r| {
+            matches!(r["status"].as_str(), Some("PDNG" | "ERROR")) || r["stage"] == "status"
+        })
+        .count();
+    // How often each node's ledger was reopened after a commit whose outcome the cut made
+    // unknown (zero when the kill fell between two groups): reported, not asserted.
+    let reopened = pair.files.each_ref().map(|files| {
+        std::fs::read_to_string(files.log())
+            .unwrap_or_default()
+            .matches("the PostgreSQL ledger is open again")
+            .count()
+    });
     let millis = |d: Duration| format!("{} ms", d.as_millis());
     storm::print_storm_report(
         "failover: primary killed mid-replay, standby promoted",
@@ -293,6 +315,14 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
                 ),
             ),
             (
+                "ledger reopened (JP, SG)",
+                format!("{reopened:?} times after a commit of unknown outcome"),
+            ),
+            (
+                "caught in flight by the cut",
+                format!("{caught} payments (PDNG, ERROR, or decided by a status query)"),
+            ),
+            (
                 "payments",
                 format!(
                     "{} ({} rounds of {LINES} one way, {} replay runs, {} could not reach a node)",
@@ -314,6 +344,4 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
     let verdict = storm::settle_verify_and_print(&mut pair, &mut load, started);
     audit_schemas(&pair);
     assert!(verdict.settled > 0, "{verdict:?}");
-    drop(pair);
-    drop(servers);
 }

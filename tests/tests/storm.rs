@@ -635,6 +635,11 @@ impl Load {
     pub(crate) fn rounds(&self) -> usize {
         self.rounds.len()
     }
+
+    /// Every result line of every run that ended so far.
+    pub(crate) fn results(&self) -> impl Iterator<Item = &Value> {
+        self.rounds.iter().flat_map(|r| r.runs.iter().flatten())
+    }
 }
 
 /// Checks what a run under faults may report: every line an outcome replay knows, receipts
