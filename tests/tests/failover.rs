@@ -14,10 +14,13 @@
 //! the books apart; each node's writer locks only its own schema's head row).
 //!
 //! The window that matters most: the primary dies after a commit reached the standby but before
-//! the node heard the answer. The node's ledger then stops its writer (an outcome unknown) and
-//! reopens on the promoted standby, where that commit is; the payment is in doubt until
-//! recovery reads what was committed. It never guesses: the re-run and the audits below would
-//! find a payment the books and the answers disagree on.
+//! the node heard the answer. The test makes the cut fall there rather than hope for it: it
+//! holds the standby's WAL receiver until both nodes' writers wait in COMMIT, freezes the
+//! primary's sessions, lets the standby catch up, and only then kills the primary. Each node's
+//! ledger then stops its writer (an outcome unknown) and reopens on the promoted standby, where
+//! that commit is; the payment is in doubt until recovery reads what was committed. It never
+//! guesses: the re-run and the audits below would find a payment the books and the answers
+//! disagree on.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +53,14 @@ const WARM_UP_PATIENCE: Duration = Duration::from_secs(180);
 /// backoff; this long is a hang (a node that never reconnects).
 const RECONNECT_PATIENCE: Duration = Duration::from_secs(120);
 
+/// Commits that must wait for the held standby before the cut: one per node's writer (each
+/// commits its groups one at a time), so that both nodes lose an answer.
+const HELD_COMMITS_MIN: usize = 2;
+
+/// Longest the commits may take to pile up behind the held standby, and the standby to catch
+/// up once let go: well under a second under load; this long is a hang.
+const HOLD_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How long `replay` waits for a payment in doubt before reporting PDNG (the next run of the
 /// round asks again).
 const PENDING_WAIT_SECS: u64 = 2;
@@ -77,6 +88,72 @@ impl Servers {
         Self { primary, standby }
     }
 
+    /// Makes the cut fall where an answer is lost, not the commit: holds the standby's WAL
+    /// receiver (SIGSTOP) until at least [`HELD_COMMITS_MIN`] commits wait for it on the
+    /// primary (both nodes' writers, each in COMMIT), freezes the primary's client sessions so
+    /// that no answer leaves, lets the receiver go and waits until the standby has flushed all
+    /// the primary flushed. The caller then kills the primary: those commits are on the
+    /// standby, and their nodes never heard so. Returns how many commits were held.
+    fn hold_commits_then_replicate(&self) -> usize {
+        let receiver = self
+            .standby
+            .psql(DATABASE, "SELECT pid FROM pg_stat_wal_receiver;");
+        let receiver = Stopped::new(pids(&receiver.expect("the standby's WAL receiver")));
+        assert_eq!(receiver.pids.len(), 1, "one WAL receiver on the standby");
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep';";
+        let holding = Instant::now();
+        let held = loop {
+            let held: usize = self
+                .primary
+                .psql(DATABASE, waiting)
+                .expect("the primary answers")
+                .trim()
+                .parse()
+                .expect("a count");
+            if held >= HELD_COMMITS_MIN {
+                break held;
+            }
+            assert!(
+                holding.elapsed() < HOLD_PATIENCE,
+                "{held} commit(s) waited for the held standby after {HOLD_PATIENCE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let sessions = self
+            .primary
+            .psql(
+                DATABASE,
+                "SELECT pid FROM pg_stat_activity \
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid();",
+            )
+            .expect("the primary's sessions");
+        let frozen = Stopped::new(pids(&sessions));
+        let flushed = self
+            .primary
+            .psql(DATABASE, "SELECT pg_current_wal_flush_lsn();")
+            .expect("the primary's flushed WAL");
+        drop(receiver);
+        let caught_up = format!("SELECT pg_last_wal_receive_lsn() >= '{}';", flushed.trim());
+        let replicating = Instant::now();
+        while self
+            .standby
+            .psql(DATABASE, &caught_up)
+            .expect("the standby answers")
+            .trim()
+            != "t"
+        {
+            assert!(
+                replicating.elapsed() < HOLD_PATIENCE,
+                "the standby did not receive the primary's WAL up to {flushed} within \
+                 {HOLD_PATIENCE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Killed with the primary, never continued: an answer sent now would close the window.
+        frozen.forget();
+        held
+    }
+
     /// The journal head (last seq) of each node's schema, JP then SG, read on the standby.
     fn heads(&self) -> Option<[u64; 2]> {
         let text = self
@@ -90,6 +167,51 @@ impl Servers {
         let (jp, sg) = text.trim().split_once('|')?;
         Some([jp.parse().ok()?, sg.parse().ok()?])
     }
+}
+
+/// Server processes stopped with SIGSTOP, continued when dropped (unless forgotten).
+struct Stopped {
+    pids: Vec<u32>,
+}
+
+impl Stopped {
+    fn new(pids: Vec<u32>) -> Self {
+        signal("-STOP", &pids);
+        Self { pids }
+    }
+
+    /// Leaves them stopped (the caller kills them).
+    fn forget(mut self) {
+        self.pids.clear();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal("-CONT", &self.pids);
+    }
+}
+
+/// Sends `signal` to `pids` with kill(1) (the servers run as `postgres` when the test runs
+/// as root, which may signal them; otherwise as the test's own user).
+fn signal(signal: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let status = std::process::Command::new("kill")
+        .arg(signal)
+        .args(pids.iter().map(u32::to_string))
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pids:?}: {status}");
+}
+
+/// The process ids psql printed, one a line.
+fn pids(text: &str) -> Vec<u32> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.trim().parse().expect("a pid"))
+        .collect()
 }
 
 /// Puts the node of `files` on PostgreSQL at `url`, in its default schema: its configuration's
@@ -224,9 +346,12 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+
+    // 2. The window that matters: commits on the standby whose answers never reach the nodes.
+    let held = servers.hold_commits_then_replicate();
     let heads_at_kill = servers.heads().expect("the standby answers");
 
-    // 2. The power cut, then the promotion.
+    // 3. The power cut, then the promotion.
     let killing = Instant::now();
     servers.primary.kill();
     let killed = killing.elapsed();
@@ -236,7 +361,7 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
     let promoted = Instant::now();
     let heads_at_promotion = servers.heads().expect("the promoted standby answers");
 
-    // 3. The nodes find the new primary on their own: each schema's journal grows again.
+    // 4. The nodes find the new primary on their own: each schema's journal grows again.
     let mut reconnected: [Option<Duration>; 2] = [None, None];
     let mut sampled = Instant::now();
     while reconnected.iter().any(Option::is_none) {
@@ -262,7 +387,7 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // 4. The replay runs under way finish (a round left unfinished by the cut runs again);
+    // 5. The replay runs under way finish (a round left unfinished by the cut runs again);
     //    recovery empties the in-doubt lists.
     while !load.idle() {
         pair.check_alive();
@@ -282,14 +407,20 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
             matches!(r["status"].as_str(), Some("PDNG" | "ERROR")) || r["stage"] == "status"
         })
         .count();
-    // How often each node's ledger was reopened after a commit whose outcome the cut made
-    // unknown (zero when the kill fell between two groups): reported, not asserted.
+    // Each node lost the answer to a commit (held above), so its ledger's writer stopped and
+    // was opened again on the promoted standby, which holds that commit.
     let reopened = pair.files.each_ref().map(|files| {
         std::fs::read_to_string(files.log())
             .unwrap_or_default()
             .matches("the PostgreSQL ledger is open again")
             .count()
     });
+    assert!(
+        reopened.iter().all(|&n| n >= 1),
+        "each node's ledger reopens after the commit whose answer it lost (JP, SG: \
+         {reopened:?})\n{}",
+        pair.logs()
+    );
     let millis = |d: Duration| format!("{} ms", d.as_millis());
     storm::print_storm_report(
         "failover: primary killed mid-replay, standby promoted",
@@ -300,7 +431,7 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
             ),
             (
                 "journal heads at the kill (JP, SG)",
-                format!("{heads_at_kill:?} on the standby; {heads_at_promotion:?} at promotion"),
+                format!("{heads_at_kill:?} on the standby; {heads_at_promotion:?} promoted"),
             ),
             (
                 "kill -9, promote",
@@ -313,6 +444,10 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
                     reconnected[0].map(millis).unwrap_or_default(),
                     reconnected[1].map(millis).unwrap_or_default()
                 ),
+            ),
+            (
+                "commits held on the standby",
+                format!("{held} (on the standby at the kill, unanswered on the primary)"),
             ),
             (
                 "ledger reopened (JP, SG)",
@@ -340,7 +475,7 @@ fn nodes_on_postgres_survive_the_primary_killed_mid_replay_and_lose_no_payment()
         "the promotion",
     );
 
-    // 5. The verdicts: re-runs, status, money, and the pair audit (which stops the nodes).
+    // 6. The verdicts: re-runs, status, money, and the pair audit (which stops the nodes).
     let verdict = storm::settle_verify_and_print(&mut pair, &mut load, started);
     audit_schemas(&pair);
     assert!(verdict.settled > 0, "{verdict:?}");
