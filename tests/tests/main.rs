@@ -19,6 +19,8 @@ mod dependencies;
 mod failover;
 /// `kakehashi ledger audit|export` on a ledger written through the library.
 mod ledger_cli;
+/// `kakehashi devnet --storage postgres://…` and the ledger tools with `--config` on its books.
+mod ledger_pg_cli;
 /// Latency, resets, black holes and cuts on the relay links: every payment ends consistent.
 mod netfault;
 /// `kakehashi ledger pair-audit` on the demo's books, tampered books and books after a crash.

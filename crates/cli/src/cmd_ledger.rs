@@ -4,7 +4,8 @@
 //! `kakehashi ledger statement` (one account's ISO 20022 camt.053 statement). The
 //! checks are `kakehashi_ledger::audit`'s and `kakehashi_ops::pair_audit`'s; this module parses
 //! arguments, formats the reports (text, JSON, and with `--report` an HTML file made by
-//! `crate::report`) and picks the exit code.
+//! `crate::report`) and picks the exit code. The books are a sled ledger directory
+//! (`--data-dir`) or a node configuration's (`--config`: sled or PostgreSQL, see `books`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -22,7 +23,10 @@ use crate::configs::load_config;
 use crate::output::ledger_currency;
 use crate::report;
 
+mod books;
 mod statement;
+
+use books::{Books, BooksArgs};
 
 /// Largest public-key file read: a PEM SubjectPublicKeyInfo is about 113 bytes.
 const KEY_FILE_SIZE_MAX: u64 = 64 << 10;
@@ -33,18 +37,19 @@ pub(crate) enum LedgerCommand {
     /// signatures of the checkpoints and signed heads, and that debits equal credits per
     /// currency; report how many records follow the last signed one.
     ///
-    /// Read-only; refuses a database a running node holds. Exit 0 clean, 1 discrepancies
-    /// found (each one listed), 2 usage or input error.
+    /// Read-only; refuses a sled database a running node holds (on PostgreSQL, stop the node
+    /// first: its books may move between the audit's reads of them otherwise). Exit 0 clean, 1
+    /// discrepancies found (each one listed), 2 usage or input error.
     Audit {
-        /// The node's ledger directory (the sled database).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        books: BooksArgs,
         /// Print the report as JSON instead of text.
         #[arg(long)]
         json: bool,
         /// The node key the checkpoints must be signed with: 64 hex digits, or a PEM public
-        /// key file. Without it, the key stored in the database is used, which proves
-        /// consistency but not whose key it is.
+        /// key file. Without it, the key of the signing certificate of --config's node, or
+        /// with --data-dir the key stored in the database, which proves consistency but not
+        /// whose key it is.
         #[arg(long, value_name = "HEX|FILE")]
         expected_key: Option<String>,
         /// Also fail (exit 1) when any journal record follows the last signed head or
@@ -59,9 +64,8 @@ pub(crate) enum LedgerCommand {
     },
     /// Write every account and transfer as JSON Lines (u128 values as decimal strings).
     Export {
-        /// The node's ledger directory (the sled database).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        books: BooksArgs,
         /// Write to this file instead of standard output.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -84,9 +88,8 @@ pub(crate) enum LedgerCommand {
     /// closing balance is checked against the account's posted balance. Exit 0 written, 2
     /// usage or input error.
     Statement {
-        /// The node's ledger directory (the sled database).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        books: BooksArgs,
         /// The account.
         #[arg(long, value_name = "ID")]
         account: u128,
@@ -101,12 +104,13 @@ pub(crate) enum LedgerCommand {
         camt053: PathBuf,
         /// The node's data directory, whose ledger holds its payment records (read-only): the
         /// entries then quote the payments' end-to-end ids, which the ledger's transfers do not
-        /// hold.
-        #[arg(long, value_name = "DIR")]
+        /// hold. With --config the node's own payment records are read anyway.
+        #[arg(long, value_name = "DIR", conflicts_with = "config")]
         payments: Option<PathBuf>,
-        /// The agreement whose parties may have sent the inbound payments (with --payments).
-        #[arg(long, default_value = "certs/mra.toml", value_name = "FILE")]
-        mra: PathBuf,
+        /// The agreement whose parties may have sent the inbound payments (default: the
+        /// configuration's `mra` with --config, else certs/mra.toml).
+        #[arg(long, value_name = "FILE")]
+        mra: Option<PathBuf>,
     },
 }
 
@@ -152,22 +156,36 @@ pub(crate) struct PairAuditArgs {
 pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         LedgerCommand::Audit {
-            data_dir,
+            books,
             json,
             expected_key,
             require_signed_head,
             report,
-        } => audit(
-            &data_dir,
-            json,
-            expected_key.as_deref(),
-            require_signed_head,
-            report.as_deref(),
-        ),
-        LedgerCommand::Export { data_dir, output } => export(&data_dir, output.as_deref()),
+        } => {
+            let (books, config) = Books::locate(&books)?;
+            let expected_key = match (expected_key, &config) {
+                (Some(given), _) => Some(parse_key(&given)?),
+                // The node signs its checkpoints with its signing certificate's key.
+                (None, Some(config)) => Some(
+                    pair_audit::ledger_key(config)
+                        .context("cannot pin the audit to the node's key")?,
+                ),
+                (None, None) => None,
+            };
+            audit(
+                &books,
+                json,
+                expected_key,
+                require_signed_head,
+                report.as_deref(),
+            )
+        }
+        LedgerCommand::Export { books, output } => {
+            export(&Books::locate(&books)?.0, output.as_deref())
+        }
         LedgerCommand::PairAudit(args) => pair_audit(&args),
         LedgerCommand::Statement {
-            data_dir,
+            books,
             account,
             from,
             to,
@@ -176,12 +194,22 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             mra,
         } => {
             let period = statement::Period { from, to };
-            let payments = match payments {
-                Some(dir) => {
-                    let store =
-                        kakehashi_node::store::Store::open_read_only(&dir).with_context(|| {
-                            format!("cannot open the payment store in {}", dir.display())
-                        })?;
+            let (books, config) = Books::locate(&books)?;
+            let store = match payments {
+                Some(dir) => Some(
+                    kakehashi_node::store::Store::open_read_only(&dir).with_context(|| {
+                        format!("cannot open the payment store in {}", dir.display())
+                    })?,
+                ),
+                None => books.payment_store()?,
+            };
+            let mra = mra.unwrap_or_else(|| {
+                config
+                    .as_ref()
+                    .map_or_else(|| PathBuf::from("certs/mra.toml"), |c| c.mra.clone())
+            });
+            let payments = match store {
+                Some(store) => {
                     let parties = client::load_mra(&mra)?
                         .jurisdictions()
                         .iter()
@@ -194,7 +222,7 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let written = statement::write_statement(
-                &data_dir,
+                &books,
                 account,
                 &period,
                 &camt053,
@@ -216,16 +244,16 @@ pub(crate) fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn audit(
-    data_dir: &Path,
+    books: &Books,
     json: bool,
-    expected_key: Option<&str>,
+    expected_key: Option<VerifyingKey>,
     require_signed_head: bool,
     html: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let expected_key = expected_key.map(parse_key).transpose()?;
     let pinned = expected_key.as_ref().map(|key| hex::encode(key.to_bytes()));
-    let mut report = kakehashi_ledger::audit(data_dir, &AuditOptions { expected_key })
-        .with_context(|| format!("cannot audit the ledger in {}", data_dir.display()))?;
+    let mut report = books.audit(&AuditOptions { expected_key })?;
+    let label = books.label();
+    let data_dir = label.as_path();
     if require_signed_head {
         report.require_signed_head();
     }
@@ -369,20 +397,19 @@ fn or_none(value: &str) -> &str {
     }
 }
 
-fn export(data_dir: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn export(books: &Books, output: Option<&Path>) -> anyhow::Result<ExitCode> {
     let summary = match output {
         Some(path) => {
             let file =
                 File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut out = BufWriter::new(file);
-            kakehashi_ledger::export(data_dir, &mut out)
+            books.export(&mut out)
         }
         None => {
             let mut out = BufWriter::new(std::io::stdout().lock());
-            kakehashi_ledger::export(data_dir, &mut out)
+            books.export(&mut out)
         }
-    }
-    .with_context(|| format!("cannot export the ledger in {}", data_dir.display()))?;
+    }?;
     eprintln!(
         "exported {} accounts and {} transfers",
         summary.accounts, summary.transfers
@@ -644,14 +671,28 @@ mod tests {
                 .verifying_key()
                 .to_bytes(),
         );
-        let code = audit(dir.path(), true, Some(&right), true, None).expect("runs");
+        let code = audit(
+            &Books::sled(dir.path()),
+            true,
+            Some(parse_key(&right).expect("key")),
+            true,
+            None,
+        )
+        .expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS));
         let wrong = hex::encode(
             ed25519_dalek::SigningKey::from_bytes(&[6; 32])
                 .verifying_key()
                 .to_bytes(),
         );
-        let code = audit(dir.path(), false, Some(&wrong), false, None).expect("runs");
+        let code = audit(
+            &Books::sled(dir.path()),
+            false,
+            Some(parse_key(&wrong).expect("key")),
+            false,
+            None,
+        )
+        .expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::from(1)));
     }
 
@@ -702,19 +743,37 @@ mod tests {
         let dir = small_ledger();
         let out = tempfile::tempdir().expect("tempdir");
         let path = out.path().join("audit.html");
-        let code = audit(dir.path(), true, None, true, Some(&path)).expect("runs");
+        let code = audit(&Books::sled(dir.path()), true, None, true, Some(&path)).expect("runs");
         assert_eq!(format!("{code:?}"), format!("{:?}", ExitCode::SUCCESS));
         let html = std::fs::read_to_string(&path).expect("the report is written");
         assert!(html.contains("Result: clean"), "{html}");
         assert!(html.contains("ledger 392 (JPY), 1 accounts"), "{html}");
         assert_eq!(html.matches("<svg").count(), 1, "{html}");
         let unwritable = out.path().join("absent").join("audit.html");
-        assert!(audit(dir.path(), true, None, true, Some(&unwritable)).is_err());
+        assert!(
+            audit(
+                &Books::sled(dir.path()),
+                true,
+                None,
+                true,
+                Some(&unwritable)
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn audit_of_a_missing_directory_is_an_input_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(audit(&dir.path().join("absent"), false, None, false, None).is_err());
+        assert!(
+            audit(
+                &Books::sled(&dir.path().join("absent")),
+                false,
+                None,
+                false,
+                None
+            )
+            .is_err()
+        );
     }
 }

@@ -2,6 +2,10 @@
 //! and SG development nodes in one process, with an optional demo, [`demo`], that sends
 //! payments both ways as real participants would).
 //!
+//! `devnet --storage postgres://…` keeps both nodes' books in one PostgreSQL database, a
+//! schema each (`kakehashi_jp`, `kakehashi_sg`, created by the ledger when missing); the URL is
+//! never printed with its password.
+//!
 //! The demo's exit code is 0 when every payment ended as expected, every receipt verified
 //! under the agreement and the balances moved by exactly the settled amounts; 1 otherwise;
 //! 2 when the nodes could not start.
@@ -13,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use kakehashi_node::config::Config;
+use kakehashi_node::config::{
+    Config, POSTGRES_POOL_SIZE_DEFAULT, PostgresStorage, StorageBackend, default_schema,
+};
 use kakehashi_node::node::{Node, RunningNode};
 
 use crate::client;
@@ -53,6 +59,65 @@ pub(crate) struct DevnetArgs {
     /// checkout, found from the current directory upwards).
     #[arg(long, value_name = "DIR")]
     configs: Option<PathBuf>,
+    /// Where both nodes keep their books: `sled` (the default: DIR/jp/ledger and
+    /// DIR/sg/ledger), or a PostgreSQL URL (`postgres://user@host/db`), both nodes in that
+    /// database, schemas kakehashi_jp and kakehashi_sg (created when missing). The server needs
+    /// fsync and synchronous_commit on.
+    // A String, parsed in `devnet_storage`: clap would echo a refused value, password and all.
+    #[arg(long, value_name = "sled|URL", default_value = "sled")]
+    storage: String,
+}
+
+/// `devnet --storage`.
+#[derive(Clone, PartialEq, Eq)]
+enum DevnetStorage {
+    Sled,
+    /// The database's URL.
+    Postgres(String),
+}
+
+/// Parses `--storage`, never repeating the value in an error (it may hold a password).
+fn devnet_storage(given: &str) -> anyhow::Result<DevnetStorage> {
+    if given == "sled" {
+        return Ok(DevnetStorage::Sled);
+    }
+    if given.starts_with("postgres://") || given.starts_with("postgresql://") {
+        return Ok(DevnetStorage::Postgres(given.to_owned()));
+    }
+    anyhow::bail!(
+        "--storage: use `sled` or a PostgreSQL URL starting with postgres:// or postgresql:// \
+         (the value given is not repeated here: it may hold a password)"
+    )
+}
+
+/// `url` without its password and query parameters (which may hold one), for printing.
+fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(the URL given)".to_owned();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:****@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{path}")
+}
+
+/// `config` with its books in the default schema of the database at `url`.
+fn on_postgres(mut config: Config, url: &str) -> Config {
+    config.storage.backend = StorageBackend::Postgres(PostgresStorage {
+        url: url.to_owned(),
+        schema: default_schema(&config.jurisdiction),
+        pool_size: POSTGRES_POOL_SIZE_DEFAULT,
+    });
+    config
 }
 
 impl DevnetArgs {
@@ -77,13 +142,16 @@ pub(crate) fn run_devnet(args: DevnetArgs) -> anyhow::Result<ExitCode> {
 
 async fn node_run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(path)?;
-    let data_dir = config.data_dir.clone();
+    let books = match &config.storage.backend {
+        StorageBackend::Sled => config.data_dir.join("ledger").display().to_string(),
+        StorageBackend::Postgres(postgres) => format!("PostgreSQL schema {}", postgres.schema),
+    };
     let node = Node::start(config)
         .await
         .map_err(|e| anyhow::anyhow!("the node of {} did not start: {e}", path.display()))?;
     let mut out = String::new();
     write_addresses(&mut out, &node);
-    let _ = writeln!(out, "  ledger   {}", data_dir.display());
+    let _ = writeln!(out, "  ledger   {books}");
     let _ = writeln!(out, "Press Ctrl-C to stop.");
     write_stdout(&out)?;
     let jurisdiction = node.jurisdiction.clone();
@@ -115,6 +183,7 @@ fn write_addresses(out: &mut String, node: &RunningNode) {
 // kakehashi devnet
 
 async fn devnet(args: DevnetArgs) -> anyhow::Result<ExitCode> {
+    let storage = devnet_storage(&args.storage)?;
     let configs = find_configs(args.configs.as_deref(), "--configs DIR")?;
     let data_dir = std::path::absolute(
         args.data_dir
@@ -127,6 +196,10 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     if let Some(base) = args.base_port {
         (jp, sg) = on_base_port(jp, sg, base)?;
     }
+    if let DevnetStorage::Postgres(url) = &storage {
+        jp = on_postgres(jp, url);
+        sg = on_postgres(sg, url);
+    }
     let certs = jp
         .mra
         .parent()
@@ -134,12 +207,15 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         .context("the JP configuration's agreement path has no directory")?;
     let mra_path = jp.mra.clone();
 
-    let jp_node = Node::start(jp).await.map_err(|e| start_error(&e, "JP"))?;
+    let on_postgres = matches!(storage, DevnetStorage::Postgres(_));
+    let jp_node = Node::start(jp)
+        .await
+        .map_err(|e| start_error(&e, "JP", on_postgres))?;
     let sg_node = match Node::start(sg).await {
         Ok(node) => node,
         Err(e) => {
             let _ = jp_node.shutdown().await;
-            return Err(start_error(&e, "SG"));
+            return Err(start_error(&e, "SG", on_postgres));
         }
     };
     let mut out = String::new();
@@ -149,11 +225,24 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<ExitCode> {
          other over mutual TLS"
     );
     let _ = writeln!(out, "  configurations  {}", display_path(&configs));
-    let _ = writeln!(
-        out,
-        "  ledgers         {} (jp/, sg/; delete it to start over)",
-        data_dir.display()
-    );
+    match &storage {
+        DevnetStorage::Sled => {
+            let _ = writeln!(
+                out,
+                "  ledgers         {} (jp/, sg/; delete it to start over)",
+                data_dir.display()
+            );
+        }
+        DevnetStorage::Postgres(url) => {
+            let _ = writeln!(
+                out,
+                "  ledgers         PostgreSQL {}, schemas {} and {} (drop them to start over)",
+                redacted_url(url),
+                default_schema("JP"),
+                default_schema("SG")
+            );
+        }
+    }
     let _ = writeln!(out);
     write_addresses(&mut out, &jp_node);
     write_addresses(&mut out, &sg_node);
@@ -219,9 +308,12 @@ fn on_base_port(jp: Config, sg: Config, base: u16) -> anyhow::Result<(Config, Co
 }
 
 /// A node that did not start, with what to do about the usual causes.
-fn start_error(e: &dyn std::fmt::Display, which: &str) -> anyhow::Error {
+fn start_error(e: &dyn std::fmt::Display, which: &str, on_postgres: bool) -> anyhow::Error {
     let text = e.to_string();
-    let hint = if text.contains("already in use") {
+    let hint = if on_postgres && text.contains("PostgreSQL") {
+        " (check --storage: the server must be running with fsync and synchronous_commit on, \
+         and the URL name a database and a role that may log in and create schemas in it)"
+    } else if text.contains("already in use") {
         " (stop the other devnet or node, or pass --base-port N to use other ports)"
     } else if text.contains("held by another process") {
         " (another devnet is using this --data-dir: stop it, or pass another --data-dir)"
@@ -277,4 +369,39 @@ fn display_path(path: &Path) -> String {
         .unwrap_or_else(|_| path.to_owned())
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_is_sled_or_a_postgres_url_and_a_refused_value_is_not_repeated() {
+        assert!(devnet_storage("sled").expect("sled") == DevnetStorage::Sled);
+        let url = "postgresql://kk:pw@db.example/books";
+        assert!(devnet_storage(url).expect("a URL") == DevnetStorage::Postgres(url.into()));
+        let Err(error) = devnet_storage("mysql://kk:s3cret@db/books") else {
+            panic!("not PostgreSQL");
+        };
+        assert!(!format!("{error:#}").contains("s3cret"), "{error:#}");
+        assert!(devnet_storage("").is_err());
+    }
+
+    #[test]
+    fn a_printed_url_shows_no_password_or_query() {
+        assert_eq!(
+            redacted_url("postgres://kk:s3cret@db.example:5432/books?password=x&sslmode=off"),
+            "postgres://kk:****@db.example:5432/books"
+        );
+        assert_eq!(
+            redacted_url("postgresql://kk@db/books"),
+            "postgresql://kk@db/books"
+        );
+        assert_eq!(redacted_url("postgresql://db"), "postgresql://db");
+        assert_eq!(
+            redacted_url("postgresql://kk:p@ss:w@rd@db/books"),
+            "postgresql://kk:****@db/books"
+        );
+        assert_eq!(redacted_url("not a url"), "(the URL given)");
+    }
 }

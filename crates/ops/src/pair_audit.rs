@@ -58,7 +58,7 @@ mod position;
 mod records;
 mod report;
 
-pub use books::{AccountView, Booked, NodeBooks, PairAuditError, load_pair};
+pub use books::{AccountView, Booked, NodeBooks, PairAuditError, ledger_key, load_pair};
 pub use report::{
     Amount, DISCREPANCIES_LISTED_MAX, DirectionReport, DiscrepancyKind, IN_DOUBT_LISTED_MAX,
     InDoubt, NodeSummary, PairDiscrepancy, PairReport, Position,

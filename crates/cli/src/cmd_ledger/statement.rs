@@ -10,8 +10,9 @@
 //! (what `ledger audit` recomputes from the journal), so the statement reconciles with the audit.
 //!
 //! The ledger's transfers hold each payment's UETR but not its end-to-end id; with the node's
-//! payment records (`--payments DATA_DIR`: the records its ledger keeps, read offline like the
-//! pair audit's, before the statement opens the same ledger) the entries quote it too:
+//! payment records (`--payments DATA_DIR`, or the node's own with `--config`: the records its
+//! ledger keeps, read offline like the pair audit's, before the statement opens the same
+//! ledger) the entries quote it too:
 //! an outbound payment's from its record, an inbound one's from the instruction its record
 //! keeps (the sender found among the agreement's parties by the credit transfer's id).
 
@@ -20,7 +21,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use kakehashi_ledger::{
-    Account, AccountId, ExportedTransfer, LedgerExport, PendingStatus, Transfer, TransferFlags,
+    Account, AccountId, ExportedTransfer, PendingStatus, Transfer, TransferFlags,
 };
 use kakehashi_node::store::Store;
 use kakehashi_pki::UnixTime;
@@ -30,6 +31,8 @@ use kakehashi_protocol::iso20022::camt053::{self, Entry, Statement};
 use kakehashi_protocol::money;
 use kakehashi_protocol::transfer::{codes, credit_transfer_id};
 use prost::Message as _;
+
+use super::books::Books;
 
 /// Nanoseconds per second: ledger timestamps are Unix nanoseconds.
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -114,28 +117,23 @@ pub(super) struct Period {
     pub(super) to: Option<time::Date>,
 }
 
-/// Writes the camt.053 statement of `account` in the ledger at `data_dir` to `out`; returns the
-/// statement for the summary line.
+/// Writes the camt.053 statement of `account` in `books` to `out`; returns the statement for
+/// the summary line.
 pub(super) fn write_statement(
-    data_dir: &Path,
+    books: &Books,
     account: u128,
     period: &Period,
     out: &Path,
     now: UnixTime,
     payments: Option<&Payments>,
 ) -> anyhow::Result<Statement> {
-    let export = LedgerExport::open(data_dir)
-        .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
-    let Some(found) = export.accounts().find(|a| a.id == AccountId(account)) else {
+    let (accounts, transfers) = books.accounts_and_transfers()?;
+    let Some(found) = accounts.into_iter().find(|a| a.id == AccountId(account)) else {
         bail!(
             "the ledger in {} has no account {account}",
-            data_dir.display()
+            books.label().display()
         );
     };
-    let transfers: Vec<ExportedTransfer> = export
-        .transfers()
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("cannot read the transfers in {}", data_dir.display()))?;
     let statement = statement(&found, &transfers, period, now, payments)?;
     let xml = camt053::write(&statement)?;
     std::fs::write(out, xml).with_context(|| format!("cannot write {}", out.display()))?;
@@ -378,7 +376,8 @@ mod tests {
             from: None,
             to: None,
         };
-        let s = write_statement(dir.path(), 1001, &whole, &out, now(), None).expect("statement");
+        let s = write_statement(&Books::sled(dir.path()), 1001, &whole, &out, now(), None)
+            .expect("statement");
         // Opening at the account's creation: nothing yet; closing the posted balance.
         assert_eq!((s.opening, s.closing), (0, 475_000));
         let booked: Vec<(u128, bool, bool)> = s
@@ -412,7 +411,8 @@ mod tests {
             from: Some(time::macros::date!(2026 - 12 - 07)),
             to: Some(time::macros::date!(2026 - 12 - 07)),
         };
-        let s = write_statement(dir.path(), 1001, &day, &out, now(), None).expect("statement");
+        let s = write_statement(&Books::sled(dir.path()), 1001, &day, &out, now(), None)
+            .expect("statement");
         assert_eq!((s.opening, s.closing), (500_000, 475_000));
         assert_eq!(s.entries.len(), 2);
         validate(&std::fs::read_to_string(&out).expect("written"));
@@ -421,7 +421,8 @@ mod tests {
             from: Some(time::macros::date!(2026 - 12 - 05)),
             to: Some(time::macros::date!(2026 - 12 - 05)),
         };
-        let s = write_statement(dir.path(), 1001, &before, &out, now(), None).expect("statement");
+        let s = write_statement(&Books::sled(dir.path()), 1001, &before, &out, now(), None)
+            .expect("statement");
         assert_eq!((s.opening, s.closing, s.entries.len()), (0, 0, 0));
     }
 
@@ -433,13 +434,15 @@ mod tests {
             from: None,
             to: None,
         };
-        let err = write_statement(dir.path(), 4242, &whole, &out, now(), None).unwrap_err();
+        let err =
+            write_statement(&Books::sled(dir.path()), 4242, &whole, &out, now(), None).unwrap_err();
         assert!(format!("{err:#}").contains("no account 4242"), "{err:#}");
         let reversed = Period {
             from: Some(time::macros::date!(2026 - 12 - 07)),
             to: Some(time::macros::date!(2026 - 12 - 06)),
         };
-        let err = write_statement(dir.path(), 1001, &reversed, &out, now(), None).unwrap_err();
+        let err = write_statement(&Books::sled(dir.path()), 1001, &reversed, &out, now(), None)
+            .unwrap_err();
         assert!(format!("{err:#}").contains("before --from"), "{err:#}");
     }
 }

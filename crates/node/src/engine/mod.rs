@@ -386,7 +386,12 @@ impl Engine {
 
     /// Closes the ledger cleanly (joins its writer) when this engine holds its last reference.
     pub async fn close(self) -> Result<(), EngineError> {
-        self.parts.books.close().await
+        let EngineParts { books, store, .. } = self.parts;
+        // On PostgreSQL the payment store holds the books' own handle: let it go first, or the
+        // books would not be their handle's last holder and would skip the clean close (and
+        // with it the signature of the journal's head).
+        drop(store);
+        books.close().await
     }
 
     /// Applies one ledger transfer at the clock's time and returns the ledger's result.

@@ -217,6 +217,11 @@ impl Books for PgBooks {
                 return Ok(());
             };
             let Ok(handle) = Arc::try_unwrap(books.handle) else {
+                // Its last holder drops it later, without the final signature: the records
+                // since the last one stay unsigned until the next start signs them.
+                tracing::warn!(
+                    "the PostgreSQL ledger is still held elsewhere; not closing it cleanly"
+                );
                 return Ok(());
             };
             Ok(handle.close().await?)

@@ -437,7 +437,7 @@ fn currency_of(mra: &Mra, jurisdiction: &str) -> Result<&'static Currency, PairA
 
 /// The key the node's ledger checkpoints must be signed with: the node signs them with its
 /// receipt-signing key (`node.rs`), whose certificate the configuration names.
-fn ledger_key(config: &Config) -> Result<VerifyingKey, PairAuditError> {
+pub fn ledger_key(config: &Config) -> Result<VerifyingKey, PairAuditError> {
     let path = &config.signing.cert;
     let error = |message: String| PairAuditError::File {
         jurisdiction: config.jurisdiction.clone(),
