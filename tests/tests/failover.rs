@@ -24,14 +24,10 @@
 
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::VerifyingKey;
-use ed25519_dalek::pkcs8::DecodePublicKey as _;
+use kakehashi_e2e::kakehashi;
 use kakehashi_e2e::pair::{self, NodeFiles, node_ports};
-use kakehashi_ledger::AuditOptions;
-use kakehashi_node::config::{Config, StorageBackend};
-use kakehashi_node::node::postgres_options;
 use kakehashi_pgcluster::{Cluster, ClusterOptions, PgBinaries, multi_host_url};
-use kakehashi_pki::cert::Cert;
+use serde_json::Value;
 
 use crate::storm::{self, InDoubtWatch, Load, Pair};
 
@@ -249,48 +245,36 @@ fn decided_outbound(files: &NodeFiles) -> Option<f64> {
     )
 }
 
-/// The verifying key of the node's signing certificate: what its ledger signs heads and
-/// checkpoints with.
-fn node_key(config: &Config) -> VerifyingKey {
-    let bytes = std::fs::read(&config.signing.cert).expect("the signing certificate");
-    let chain = kakehashi_pki::pem::blocks_or_der(&bytes, "CERTIFICATE").expect("PEM");
-    let cert = Cert::from_der(chain.first().expect("a certificate")).expect("a certificate");
-    VerifyingKey::from_public_key_der(cert.spki().der()).expect("an Ed25519 key")
-}
-
-/// Each node's schema, audited on the promoted standby once the nodes stopped: the journal's
-/// chain and hashes, the balances, and the signed heads and checkpoints under the node's own
-/// key, with the head signed (a clean stop signs it).
+/// Each node's schema, audited on the promoted standby once the nodes stopped, through
+/// `kakehashi ledger audit --config`: the journal's chain and hashes, the balances, and the
+/// signed heads and checkpoints under the key of the node's signing certificate, with the head
+/// signed (a clean stop signs it).
 fn audit_schemas(pair: &Pair) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     for files in &pair.files {
-        let config = Config::load(&files.config).expect("the node's configuration");
-        let StorageBackend::Postgres(postgres) = &config.storage.backend else {
-            panic!("{}: configured on PostgreSQL", files.code);
-        };
-        let options = AuditOptions {
-            expected_key: Some(node_key(&config)),
-        };
-        let mut report = runtime
-            .block_on(kakehashi_ledger_pg::audit(
-                &postgres_options(postgres),
-                &options,
-            ))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: the ledger audit of {}: {e}",
-                    files.code, postgres.schema
-                )
-            });
-        report.require_signed_head();
-        assert!(
-            report.is_clean(),
-            "{}: the ledger audit of schema {} after the failover: {report:?}",
+        let config = files.config.to_str().expect("UTF-8 path");
+        let audit = kakehashi(&[
+            "ledger",
+            "audit",
+            "--config",
+            config,
+            "--require-signed-head",
+            "--json",
+        ]);
+        let context = format!(
+            "{}: ledger audit exit {:?}\n{}\n{}",
             files.code,
-            postgres.schema
+            audit.status.code(),
+            String::from_utf8_lossy(&audit.stdout),
+            String::from_utf8_lossy(&audit.stderr)
+        );
+        assert_eq!(audit.status.code(), Some(0), "{context}");
+        let report: Value = serde_json::from_slice(&audit.stdout)
+            .unwrap_or_else(|e| panic!("no JSON report ({e}): {context}"));
+        assert_eq!(report["clean"], true, "{context}");
+        assert_eq!(report["records_unsigned"], 0, "{context}");
+        assert!(
+            report["records"].as_u64().is_some_and(|n| n > 0),
+            "{context}"
         );
     }
 }
