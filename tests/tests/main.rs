@@ -15,6 +15,8 @@ mod cert_cli;
 mod chaos;
 /// The crates' dependency rules, from `cargo tree`.
 mod dependencies;
+/// Nodes on PostgreSQL whose primary is killed mid-replay and whose standby is promoted.
+mod failover;
 /// `kakehashi ledger audit|export` on a ledger written through the library.
 mod ledger_cli;
 /// `kakehashi devnet --storage postgres://…` and the ledger tools with `--config` on its books.

@@ -100,8 +100,26 @@ impl Pair {
         sg_peer_relay: u16,
     ) -> Self {
         let scratch = tempfile::tempdir().expect("temp dir");
+        Self::start_configured(
+            scratch,
+            [jp_ports, sg_ports],
+            [jp_peer_relay, sg_peer_relay],
+            |_| {},
+        )
+    }
+
+    /// As [`Pair::start`], in `scratch`, with `configure` called on each node's files once its
+    /// configuration is written and before the node starts (to change its storage, say).
+    pub(crate) fn start_configured(
+        scratch: tempfile::TempDir,
+        [jp_ports, sg_ports]: [[u16; 3]; 2],
+        [jp_peer_relay, sg_peer_relay]: [u16; 2],
+        configure: impl Fn(&NodeFiles),
+    ) -> Self {
         let jp = pair::write_config(scratch.path(), "jp", jp_ports, jp_peer_relay);
         let sg = pair::write_config(scratch.path(), "sg", sg_ports, sg_peer_relay);
+        configure(&jp);
+        configure(&sg);
         let mut pair = Self {
             scratch,
             files: [jp, sg],
@@ -457,6 +475,16 @@ impl ReplayRun {
     }
 }
 
+impl Drop for ReplayRun {
+    /// A test that fails while a replay runs leaves no process behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The replay processes of a storm: one per direction at a time, each sending a round; when
 /// one ends, the next runs the same round again if it left lines undecided or unsent (as an
 /// operator would), else a new round (a new seed: new UETRs).
@@ -606,6 +634,11 @@ impl Load {
     /// Rounds started so far.
     pub(crate) fn rounds(&self) -> usize {
         self.rounds.len()
+    }
+
+    /// Every result line of every run that ended so far.
+    pub(crate) fn results(&self) -> impl Iterator<Item = &Value> {
+        self.rounds.iter().flat_map(|r| r.runs.iter().flatten())
     }
 }
 
