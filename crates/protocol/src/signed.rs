@@ -656,11 +656,55 @@ pub(crate) mod test_support {
     pub(crate) fn at_2027() -> UnixTime {
         UnixTime::parse_rfc3339("2027-01-01T00:00:00Z").expect("time")
     }
+
+    /// The committed agreement without the rows that recognize TH, signed again by every
+    /// party with the committed dev keys: TH stays a party that nobody recognizes (the
+    /// committed agreement has a row for every pair, so a refusal by the agreement needs this).
+    pub(crate) fn mra_without_th() -> Mra {
+        let text = std::fs::read_to_string(certs("mra.toml")).expect("certs/mra.toml");
+        let unsigned = &text[..text.find("[[signature]]").expect("a signed agreement")];
+        let root = certs("").canonicalize().expect("certs dir");
+        let marker = "[[recognition]]\n";
+        let mut rows = unsigned.split(marker);
+        let mut kept = rows.next().unwrap_or_default().to_owned();
+        for row in rows {
+            if !row.contains("issuing = \"TH\"\n") {
+                kept.push_str(marker);
+                kept.push_str(row);
+            }
+        }
+        assert!(
+            !kept.contains("issuing = \"TH\""),
+            "every row recognizing TH removed"
+        );
+        // Anchor and CRL paths are relative to the agreement's file; this copy lives elsewhere.
+        for code in ["jp", "sg", "th"] {
+            kept = kept.replace(
+                &format!("\"{code}/"),
+                &format!("\"{}/{code}/", root.display()),
+            );
+        }
+        let path = std::env::temp_dir().join(format!(
+            "kakehashi-protocol-mra-without-th-{}-{:?}.toml",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, kept).expect("write the agreement");
+        let loaded = Mra::load(&path);
+        let _ = std::fs::remove_file(&path);
+        let mut mra = loaded.expect("the edited agreement parses");
+        for code in ["JP", "SG", "TH"] {
+            let key = key(&format!("mra-keys/{}.key.pem", code.to_lowercase()));
+            mra.sign(code, &key).expect("sign");
+        }
+        mra.verify_signatures().expect("signed by every party");
+        mra
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{at_2027, chain, key, mra};
+    use super::test_support::{at_2027, chain, key, mra, mra_without_th};
     use super::*;
     use crate::reason::ReasonCode;
 
@@ -773,17 +817,29 @@ mod tests {
     #[test]
     fn a_th_bank_relied_on_by_sg_is_ds0b_with_the_mra_reason() {
         let signed = bank_signed("KKHATHB0", "TH", b"pay");
-        let r = rejected(
-            verify_payment(&signed, "SG"),
-            ReasonCode::Ds0b,
-            "not recognized by SG",
-        );
-        assert!(r.detail.contains("MRA §recognition"), "{}", r.detail);
-        // TH itself recognizes its own bank: the refusal above is the agreement's, not the chain's.
+        // Under the committed agreement SG recognizes TH's banks.
         assert_eq!(
-            verify_payment(&signed, "TH").expect("own").jurisdiction,
+            verify_payment(&signed, "SG")
+                .expect("recognized")
+                .jurisdiction,
             "TH"
         );
+        let without_th = mra_without_th();
+        let under = |relying| {
+            verify(
+                &signed,
+                SIGNING_DOMAIN_INSTRUCTION,
+                &without_th,
+                relying,
+                Purpose::PaymentSigning,
+                at_2027(),
+                &[],
+            )
+        };
+        let r = rejected(under("SG"), ReasonCode::Ds0b, "not recognized by SG");
+        assert!(r.detail.contains("MRA §recognition"), "{}", r.detail);
+        // TH itself recognizes its own bank: the refusal above is the agreement's, not the chain's.
+        assert_eq!(under("TH").expect("own").jurisdiction, "TH");
     }
 
     #[test]
@@ -1169,7 +1225,14 @@ mod tests {
         let mut batch = many(4);
         batch[0].signer_chain.clear();
         batch[1].signature = vec![0; SIGNATURE_LEN];
-        batch.push(bank_signed("KKHATHB0", "TH", b"pay"));
+        // A good signature under a chain SG does not recognize for payment signing (a
+        // certificate without the purpose's EKU): refused after the signature verified.
+        batch.push(sign(
+            SIGNING_DOMAIN_INSTRUCTION,
+            b"pay".to_vec(),
+            &key("fixtures/wrong-purpose/chain.key.pem"),
+            &chain("fixtures/wrong-purpose/chain.pem"),
+        ));
         let results = same_as_one_by_one(&batch, "SG");
         assert_eq!(
             results[0].as_ref().expect_err("no chain").code,
